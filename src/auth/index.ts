@@ -1,0 +1,35 @@
+// The shared authentication module: SMTP submission (and later IMAP and the web) call this and
+// nothing else to authenticate. Passwords are hashed with argon2id (RFC 9106).
+import { hash, verify, Algorithm } from '@node-rs/argon2';
+import type { Store } from '../store/types.js';
+import type { User } from '../core/model.js';
+
+// RFC 9106 §4 second recommended option (64 MiB, 3 passes), lanes 1 to stay cheap on small hosts.
+const ARGON2_OPTIONS = { algorithm: Algorithm.Argon2id, memoryCost: 65536, timeCost: 3, parallelism: 1 } as const;
+
+export function hashPassword(password: string): Promise<string> {
+  return hash(password, ARGON2_OPTIONS);
+}
+
+export type AuthResult = { ok: true; user: User } | { ok: false; reason: 'unknown-user' | 'bad-password' | 'disabled' | 'no-password' };
+
+// A fixed hash verified for unknown users so that timing does not reveal which logins exist.
+let dummyHash: Promise<string> | undefined;
+
+export class Authenticator {
+  constructor(private readonly store: Store) {}
+
+  async password(login: string, password: string): Promise<AuthResult> {
+    const u = await this.store.findUserByLogin(login);
+    if (!u || !u.passwordHash) {
+      dummyHash ??= hashPassword('caducee-timing-equaliser');
+      await verify(await dummyHash, password).catch(() => false);
+      return { ok: false, reason: u ? 'no-password' : 'unknown-user' };
+    }
+    const good = await verify(u.passwordHash, password).catch(() => false);
+    if (!good) return { ok: false, reason: 'bad-password' };
+    if (u.state !== 'active') return { ok: false, reason: 'disabled' };
+    const { passwordHash: _omit, ...user } = u;
+    return { ok: true, user };
+  }
+}

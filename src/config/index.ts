@@ -1,0 +1,176 @@
+// Operator configuration: one zod schema, read from a YAML/JSON file plus environment variables,
+// with defaults that need no setup. Paths in a file are relative to that file's directory.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+const port = z.number().int().min(0).max(65535);
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:2525');
+
+export const configSchema = z
+  .object({
+    operator: z
+      .object({
+        /** Human name of the operator, used in Received headers and DSNs. */
+        name: z.string().min(1).default('Caducée'),
+        /** This server's host name: SMTP greeting, Received headers, certificate CN. */
+        hostname: z.string().min(1).default('localhost'),
+        /** Mail domains this operator hosts mailboxes for (must be in the trust list to receive). */
+        domains: z.array(z.string().min(1)).default([]),
+      })
+      .default({ name: 'Caducée', hostname: 'localhost', domains: [] }),
+    /** Where the store, message blobs and queue live. */
+    dataDir: z.string().default('./var'),
+    listen: z
+      .object({
+        host: z.string().default('127.0.0.1'),
+        /** Inter-operator MX (trust space, mutual TLS). 25 in production. */
+        mx: port.default(2525),
+        /** Submission with STARTTLS (587-style). */
+        submission: port.default(2587),
+        /** Submission with implicit TLS (465-style). */
+        submissions: port.default(2465),
+      })
+      .default({ host: '127.0.0.1', mx: 2525, submission: 2587, submissions: 2465 }),
+    tls: z
+      .object({
+        /** PEM server certificate (IGC-Santé SERV SSL), also presented as client certificate to peers. */
+        cert: z.string().optional(),
+        /** PEM chain sent after the leaf (intermediate CA), optional. */
+        chain: z.string().optional(),
+        key: z.string().optional(),
+        /** PEM bundle of trust anchors: IGC-Santé root and intermediate CAs. */
+        ca: z.string().optional(),
+        /** CRL files (PEM or DER) checked for revocation. */
+        crl: z.array(z.string()).default([]),
+      })
+      .default({ crl: [] }),
+    trust: z
+      .object({
+        /** Trust list (liste blanche) as a file path or an https:// URL. */
+        list: z.string().optional(),
+        /** Expected SHA-256 (hex) of the list as published beside it. */
+        sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'expected 64 hex digits').optional(),
+        refreshMinutes: z.number().positive().default(60),
+      })
+      .default({ refreshMinutes: 60 }),
+    /** Static routes: domain → HOST:PORT (local trust spaces, tests). Other domains use DNS MX, port 25. */
+    routes: z.record(z.string(), hostPort).default({}),
+    smtp: z
+      .object({
+        /** Largest message accepted (bytes), announced with SIZE (RFC 1870). */
+        maxMessageSize: z.number().int().positive().default(50 * 1024 * 1024),
+        maxRecipients: z.number().int().positive().default(100),
+        /** Seconds a client may stay idle. */
+        socketTimeoutSeconds: z.number().positive().default(300),
+      })
+      .default({ maxMessageSize: 50 * 1024 * 1024, maxRecipients: 100, socketTimeoutSeconds: 300 }),
+    queue: z
+      .object({
+        /** Delays between attempts; the last one repeats until give-up. */
+        retrySeconds: z.array(z.number().positive()).min(1).default([60, 300, 900, 1800, 3600]),
+        /** After this long a message still undelivered is bounced with a DSN (RFC 3464). */
+        giveUpSeconds: z.number().positive().default(5 * 24 * 3600),
+        /** Warn the sender (delayed DSN) after this long; 0 disables. */
+        pollSeconds: z.number().positive().default(1),
+        concurrency: z.number().int().positive().default(4),
+        connectTimeoutSeconds: z.number().positive().default(30),
+      })
+      .default({ retrySeconds: [60, 300, 900, 1800, 3600], giveUpSeconds: 432000, pollSeconds: 1, concurrency: 4, connectTimeoutSeconds: 30 }),
+    log: z
+      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+      .default({ level: 'info' }),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Environment variables that override the file; documented in docs/configuration.md. */
+const ENV: Record<string, (c: any, v: string) => void> = {
+  CADUCEE_DATA_DIR: (c, v) => (c.dataDir = v),
+  CADUCEE_HOSTNAME: (c, v) => ((c.operator ??= {}).hostname = v),
+  CADUCEE_DOMAINS: (c, v) => ((c.operator ??= {}).domains = v.split(',').map((s) => s.trim()).filter(Boolean)),
+  CADUCEE_LISTEN_HOST: (c, v) => ((c.listen ??= {}).host = v),
+  CADUCEE_MX_PORT: (c, v) => ((c.listen ??= {}).mx = num('CADUCEE_MX_PORT', v)),
+  CADUCEE_SUBMISSION_PORT: (c, v) => ((c.listen ??= {}).submission = num('CADUCEE_SUBMISSION_PORT', v)),
+  CADUCEE_SUBMISSIONS_PORT: (c, v) => ((c.listen ??= {}).submissions = num('CADUCEE_SUBMISSIONS_PORT', v)),
+  CADUCEE_TRUST_LIST: (c, v) => ((c.trust ??= {}).list = v),
+  CADUCEE_TRUST_LIST_SHA256: (c, v) => ((c.trust ??= {}).sha256 = v),
+  CADUCEE_MAX_MESSAGE_SIZE: (c, v) => ((c.smtp ??= {}).maxMessageSize = num('CADUCEE_MAX_MESSAGE_SIZE', v)),
+  CADUCEE_LOG_LEVEL: (c, v) => ((c.log ??= {}).level = v),
+};
+
+function num(name: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new ConfigError(`${name}=${JSON.stringify(v)} is not a number`);
+  return n;
+}
+
+const PATH_KEYS: [string, string][] = [
+  ['tls', 'cert'],
+  ['tls', 'chain'],
+  ['tls', 'key'],
+  ['tls', 'ca'],
+];
+
+/** Validate a raw object (from a file, or built in code) into a Config; `baseDir` resolves relative paths. */
+export function parseConfig(raw: unknown, baseDir = process.cwd(), source = 'configuration'): Config {
+  const result = configSchema.safeParse(raw ?? {});
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  - ${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new ConfigError(`invalid ${source}:\n${lines.join('\n')}\nFix these settings (see docs/configuration.md).`);
+  }
+  const c = result.data;
+  c.dataDir = path.resolve(baseDir, c.dataDir);
+  for (const [a, b] of PATH_KEYS) {
+    const sect = (c as any)[a];
+    if (sect?.[b]) sect[b] = path.resolve(baseDir, sect[b]);
+  }
+  c.tls.crl = c.tls.crl.map((p) => path.resolve(baseDir, p));
+  if (c.trust.list && !/^https:\/\//i.test(c.trust.list)) c.trust.list = path.resolve(baseDir, c.trust.list);
+  c.operator.domains = c.operator.domains.map((d) => d.toLowerCase());
+  const routes: Record<string, string> = {};
+  for (const [d, hp] of Object.entries(c.routes)) routes[d.toLowerCase()] = hp;
+  c.routes = routes;
+  return c;
+}
+
+/** Load a configuration file (YAML or JSON) if given, then apply CADUCEE_* environment overrides. */
+export function loadConfig(file?: string, env: NodeJS.ProcessEnv = process.env): Config {
+  let raw: any = {};
+  let baseDir = process.cwd();
+  const f = file ?? env.CADUCEE_CONFIG;
+  if (f) {
+    let text: string;
+    try {
+      text = readFileSync(f, 'utf8');
+    } catch (e: any) {
+      throw new ConfigError(`cannot read configuration file ${f}: ${e.code ?? e.message}. Check the --config path.`);
+    }
+    try {
+      raw = parseYaml(text) ?? {}; // YAML is a superset of JSON
+    } catch (e: any) {
+      throw new ConfigError(`configuration file ${f} is not valid YAML/JSON: ${e.message}`);
+    }
+    baseDir = path.dirname(path.resolve(f));
+  }
+  for (const [name, apply] of Object.entries(ENV)) {
+    const v = env[name];
+    if (v !== undefined && v !== '') apply(raw, v);
+  }
+  return parseConfig(raw, baseDir, f ? `configuration file ${f}` : 'configuration');
+}
+
+export function parseHostPort(hp: string): { host: string; port: number } {
+  const i = hp.lastIndexOf(':');
+  let host = hp.slice(0, i);
+  if (host.startsWith('[')) host = host.slice(1, -1);
+  return { host, port: Number(hp.slice(i + 1)) };
+}

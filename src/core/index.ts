@@ -1,0 +1,231 @@
+// The domain services and the one access decision point (architecture invariant 3): every
+// protocol asks here whether a user may read, send as, or administer a mailbox.
+import { EventEmitter } from 'node:events';
+import { hashPassword } from '../auth/index.js';
+import type { DeliveredCopy, DeliveryRequest, Store } from '../store/types.js';
+import {
+  GRANT_RIGHTS,
+  MAILBOX_TYPES,
+  type GrantRight,
+  type Mailbox,
+  type MailboxType,
+  type StructureIdType,
+  type User,
+} from './model.js';
+
+export * from './model.js';
+
+export class CoreError extends Error {
+  override name = 'CoreError';
+}
+
+/** RFC 5321 §4.1.2 Mailbox, restricted to the dot-atom form MSSanté addresses use. */
+const ADDRESS_RE = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
+
+export function isValidAddress(a: string): boolean {
+  return a.length <= 254 && ADDRESS_RE.test(a);
+}
+
+export function domainOf(address: string): string {
+  return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+}
+
+export type RecipientResolution =
+  | { kind: 'local'; mailbox: Mailbox }
+  | { kind: 'unknown' }
+  | { kind: 'deleted' }
+  | { kind: 'suspended'; mailbox: Mailbox }
+  | { kind: 'remote'; domain: string };
+
+export type SendDecision =
+  | { ok: true; mailbox: Mailbox; onBehalf: boolean }
+  | { ok: false; reason: string };
+
+export interface MailboxEvent {
+  mailboxId: number;
+  folderId: number;
+  uid: number;
+}
+
+export class Core {
+  /** Emits 'delivered' (MailboxEvent) after a message is committed; IMAP IDLE etc. subscribe. */
+  readonly events = new EventEmitter();
+  private readonly localDomains: Set<string>;
+
+  constructor(
+    readonly store: Store,
+    localDomains: string[],
+  ) {
+    this.localDomains = new Set(localDomains.map((d) => d.toLowerCase()));
+    this.events.setMaxListeners(0);
+  }
+
+  isLocalDomain(domain: string): boolean {
+    return this.localDomains.has(domain.toLowerCase());
+  }
+
+  // ---- administration -------------------------------------------------------------------
+
+  async createStructure(idType: StructureIdType, idValue: string, name: string) {
+    // FINESS: 9 characters (digits, 2A/2B for Corsica); SIRET: 14 digits.
+    if (idType === 'FINESS' && !/^[0-9][0-9AB][0-9]{7}$/.test(idValue)) throw new CoreError(`FINESS ${idValue} must be 9 characters (e.g. 750712184)`);
+    if (idType === 'SIRET' && !/^[0-9]{14}$/.test(idValue)) throw new CoreError(`SIRET ${idValue} must be 14 digits`);
+    return this.store.createStructure({ idType, idValue, name });
+  }
+
+  async createPractitioner(p: { rpps: string; familyName: string; givenName: string; civility?: string; professionCode?: string }) {
+    if (!/^[0-9]{11}$/.test(p.rpps)) throw new CoreError(`RPPS ${p.rpps} must be 11 digits`);
+    return this.store.createPractitioner({ ...p, civility: p.civility ?? null, professionCode: p.professionCode ?? null });
+  }
+
+  async createUser(u: { login: string; displayName: string; password?: string; rpps?: string }): Promise<User> {
+    let practitionerId: number | null = null;
+    if (u.rpps) {
+      const p = await this.store.findPractitionerByRpps(u.rpps);
+      if (!p) throw new CoreError(`no practitioner with RPPS ${u.rpps}: create it first (caducee practitioner create)`);
+      practitionerId = p.id;
+    }
+    if (u.password !== undefined && u.password.length < 12) throw new CoreError('password must be at least 12 characters');
+    const passwordHash = u.password !== undefined ? await hashPassword(u.password) : null;
+    return this.store.createUser({ login: u.login, displayName: u.displayName, practitionerId, passwordHash });
+  }
+
+  async setPassword(login: string, password: string) {
+    const u = await this.requireUser(login);
+    if (password.length < 12) throw new CoreError('password must be at least 12 characters');
+    await this.store.setUserPassword(u.id, await hashPassword(password));
+  }
+
+  async requireUser(login: string): Promise<User> {
+    const u = await this.store.findUserByLogin(login);
+    if (!u) throw new CoreError(`no user ${login}`);
+    const { passwordHash: _h, ...user } = u;
+    return user;
+  }
+
+  async requireMailbox(address: string): Promise<Mailbox> {
+    const m = await this.store.findMailboxByAddress(address);
+    if (!m) throw new CoreError(`no mailbox ${address}`);
+    return m;
+  }
+
+  /**
+   * Creates an MSSanté mailbox. ANS rules: PER belongs to a practitioner (RPPS), optionally in a
+   * structure; CAB to a practitioner; ORG and APP to a structure (FINESS/SIRET).
+   */
+  async createMailbox(m: {
+    address: string;
+    type: MailboxType;
+    displayName: string;
+    owner?: string;
+    rpps?: string;
+    structure?: { idType: StructureIdType; idValue: string };
+    listeRouge?: boolean;
+    service?: string;
+    description?: string;
+  }): Promise<Mailbox> {
+    const address = m.address.trim();
+    if (!isValidAddress(address)) throw new CoreError(`${address} is not a valid mail address`);
+    if (!MAILBOX_TYPES.includes(m.type)) throw new CoreError(`mailbox type must be one of ${MAILBOX_TYPES.join(', ')}`);
+    if (!this.isLocalDomain(domainOf(address)))
+      throw new CoreError(`${domainOf(address)} is not one of this operator's domains (${[...this.localDomains].join(', ') || 'none configured'})`);
+    const owner = m.owner ? await this.requireUser(m.owner) : null;
+    let practitionerId: number | null = null;
+    if (m.rpps) {
+      const p = await this.store.findPractitionerByRpps(m.rpps);
+      if (!p) throw new CoreError(`no practitioner with RPPS ${m.rpps}`);
+      practitionerId = p.id;
+    } else if (owner?.practitionerId && (m.type === 'PER' || m.type === 'CAB')) {
+      practitionerId = owner.practitionerId;
+    }
+    let structureId: number | null = null;
+    if (m.structure) {
+      const s = await this.store.findStructure(m.structure.idType, m.structure.idValue);
+      if (!s) throw new CoreError(`no structure ${m.structure.idType} ${m.structure.idValue}`);
+      structureId = s.id;
+    }
+    if ((m.type === 'PER' || m.type === 'CAB') && practitionerId === null)
+      throw new CoreError(`a ${m.type} mailbox belongs to a practitioner: give --rpps or an owner linked to a practitioner`);
+    if ((m.type === 'ORG' || m.type === 'APP') && structureId === null)
+      throw new CoreError(`an ${m.type} mailbox belongs to a structure: give --structure FINESS:id or SIRET:id`);
+    return this.store.createMailbox({
+      address,
+      type: m.type,
+      displayName: m.displayName,
+      ownerUserId: owner?.id ?? null,
+      practitionerId,
+      structureId,
+      listeRouge: !!m.listeRouge,
+      service: m.service ?? null,
+      description: m.description ?? null,
+    });
+  }
+
+  async setMailboxState(address: string, state: Mailbox['state']) {
+    const m = await this.requireMailbox(address);
+    if (m.state === 'deleted' && state !== 'deleted') throw new CoreError(`${address} is deleted; a deleted address is never reused`);
+    return this.store.updateMailbox(m.id, { state });
+  }
+
+  async grant(address: string, login: string, rights: GrantRight[]) {
+    for (const r of rights) if (!GRANT_RIGHTS.includes(r)) throw new CoreError(`unknown right ${r}: use ${GRANT_RIGHTS.join(', ')}`);
+    const m = await this.requireMailbox(address);
+    const u = await this.requireUser(login);
+    if (rights.length === 0) {
+      await this.store.removeGrant(m.id, u.id);
+      return undefined;
+    }
+    return this.store.setGrant(m.id, u.id, rights);
+  }
+
+  // ---- delivery ---------------------------------------------------------------------------
+
+  /**
+   * Commits a message for its local recipients and queues its remote ones in one transaction,
+   * then announces it: 'delivered' per local copy (IMAP IDLE, webhooks), 'queued' for the
+   * outbound worker. Callers acknowledge (250, APPEND OK) only after this resolves.
+   */
+  async deliver(req: DeliveryRequest): Promise<DeliveredCopy[]> {
+    const copies = await this.store.deliver(req);
+    for (const c of copies) this.events.emit('delivered', c satisfies MailboxEvent);
+    if (req.remote.length) this.events.emit('queued');
+    return copies;
+  }
+
+  // ---- decisions --------------------------------------------------------------------------
+
+  /** What happens to mail for `address`: local delivery, refusal, or a remote domain. */
+  async resolveRecipient(address: string): Promise<RecipientResolution> {
+    const domain = domainOf(address);
+    if (!this.isLocalDomain(domain)) return { kind: 'remote', domain };
+    const m = await this.store.findMailboxByAddress(address);
+    if (!m) return { kind: 'unknown' };
+    if (m.state === 'deleted') return { kind: 'deleted' };
+    if (m.state === 'suspended') return { kind: 'suspended', mailbox: m };
+    return { kind: 'local', mailbox: m };
+  }
+
+  /** The rights `user` holds on `mailbox`: the owner holds all; others through a grant. */
+  async rightsOn(user: User, mailbox: Mailbox): Promise<Set<GrantRight>> {
+    if (mailbox.ownerUserId === user.id) return new Set(GRANT_RIGHTS);
+    const grants = await this.store.listGrants({ mailboxId: mailbox.id, userId: user.id });
+    return new Set(grants.flatMap((g) => g.rights));
+  }
+
+  /** May `user` send with `from` as author? Owner: yes; send grant: yes, on behalf (Sender: set). */
+  async maySendAs(user: User, from: string): Promise<SendDecision> {
+    const m = await this.store.findMailboxByAddress(from);
+    if (!m || m.state === 'deleted') return { ok: false, reason: `${from} is not a mailbox of this operator` };
+    if (m.state !== 'active') return { ok: false, reason: `mailbox ${from} is suspended` };
+    if (m.ownerUserId === user.id) return { ok: true, mailbox: m, onBehalf: false };
+    const rights = await this.rightsOn(user, m);
+    if (rights.has('send')) return { ok: true, mailbox: m, onBehalf: true };
+    return { ok: false, reason: `${user.login} may not send as ${from}: neither its owner nor holder of a send-on-behalf grant` };
+  }
+
+  /** The address `user` sends as by default in a Sender: header (their own active mailbox). */
+  async primaryMailboxOf(user: User): Promise<Mailbox | undefined> {
+    const own = await this.store.listMailboxes({ ownerUserId: user.id, state: 'active' });
+    return own.find((m) => m.type === 'PER') ?? own[0];
+  }
+}

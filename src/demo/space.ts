@@ -1,0 +1,295 @@
+// A whole local MSSanté trust space: a test PKI shaped like IGC-Santé, two operators with
+// their own stores, ports and certificates, a trust list naming both (and any external peer),
+// and demo mailboxes. Used by `caducee demo` (and so `npm start`) and by the tests.
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { stringify as toYaml } from 'yaml';
+import { parseConfig, type Config } from '../config/index.js';
+import { Core } from '../core/index.js';
+import { startOperator, type Operator, openStore } from '../main.js';
+import { TestPki } from '../pki/index.js';
+import { buildTrustListXml } from '../trust/list.js';
+
+export interface DemoUser {
+  login: string;
+  password: string;
+  displayName: string;
+  /** Mailboxes this user owns. */
+  addresses: string[];
+  /** Mailboxes this user reaches through a grant. */
+  delegated: string[];
+}
+
+export interface DemoOperatorInfo {
+  name: string;
+  domain: string;
+  hostname: string;
+  host: string;
+  ports: { mx: number; submission: number; submissions: number };
+  config: string;
+  dataDir: string;
+  caBundle: string;
+  crl: string;
+  cert: string;
+  key: string;
+  chain: string;
+  dn: string;
+  users: DemoUser[];
+}
+
+export interface DemoPeerInfo {
+  domain: string;
+  host: string;
+  port: number;
+  cert: string;
+  key: string;
+  chain: string;
+  dn: string;
+}
+
+export interface DemoLayout {
+  dir: string;
+  pkiDir: string;
+  caBundle: string;
+  crl: string;
+  trustList: string;
+  operators: DemoOperatorInfo[];
+  peers: DemoPeerInfo[];
+}
+
+interface OperatorSpec {
+  name: string;
+  domain: string;
+  hostname: string;
+  org: string;
+  siret: string;
+  dept: string;
+  ports: { mx: number; submission: number; submissions: number };
+  structure: { idType: 'FINESS' | 'SIRET'; idValue: string; name: string };
+  practitioner: { rpps: string; givenName: string; familyName: string; login: string; civility: string; professionCode: string };
+  secretary: { login: string; displayName: string };
+  orgMailbox: { local: string; displayName: string; service: string };
+}
+
+const SPECS: OperatorSpec[] = [
+  {
+    name: 'Opérateur A — Hôpital de démonstration',
+    domain: 'a.mssante.test',
+    hostname: 'mx.a.mssante.test',
+    org: 'CENTRE HOSPITALIER DEMO A',
+    siret: '26750045200011',
+    dept: 'Paris (75)',
+    ports: { mx: 2525, submission: 2587, submissions: 2465 },
+    structure: { idType: 'FINESS', idValue: '750000001', name: 'Centre hospitalier de démonstration A' },
+    practitioner: { rpps: '10001234567', givenName: 'Claire', familyName: 'Martin', login: 'claire.martin', civility: 'DR', professionCode: '10' },
+    secretary: { login: 'secretariat.cardio', displayName: 'Secrétariat de cardiologie' },
+    orgMailbox: { local: 'cardiologie', displayName: 'Service de cardiologie', service: 'Cardiologie' },
+  },
+  {
+    name: 'Opérateur B — Plateforme régionale de démonstration',
+    domain: 'b.mssante.test',
+    hostname: 'mx.b.mssante.test',
+    org: 'GIP SANTE DEMO B',
+    siret: '13000000000019',
+    dept: 'Rhône (69)',
+    ports: { mx: 3525, submission: 3587, submissions: 3465 },
+    structure: { idType: 'SIRET', idValue: '13000000000019', name: 'Maison de santé de démonstration B' },
+    practitioner: { rpps: '10007654321', givenName: 'Paul', familyName: 'Bernard', login: 'paul.bernard', civility: 'DR', professionCode: '10' },
+    secretary: { login: 'accueil.msp', displayName: 'Accueil de la maison de santé' },
+    orgMailbox: { local: 'accueil', displayName: 'Accueil de la maison de santé', service: 'Accueil' },
+  },
+];
+
+const password = () => randomBytes(12).toString('base64url');
+
+export interface PrepareOptions {
+  /** 'fixed' uses the documented ports (2525…, 3525…); 'ephemeral' lets the system choose. */
+  ports?: 'fixed' | 'ephemeral';
+  peers?: { domain: string; host: string; port: number }[];
+  host?: string;
+  /** Overrides merged into both operators' configurations (tests: fast retries). */
+  configOverrides?: Record<string, unknown>;
+}
+
+/** Creates (or reuses, when `dir` already holds one) the files of a demo trust space. */
+export async function prepareDemo(dir: string, opts: PrepareOptions = {}): Promise<DemoLayout> {
+  mkdirSync(dir, { recursive: true });
+  const layoutFile = path.join(dir, 'demo.json');
+  if (existsSync(layoutFile)) {
+    const layout = JSON.parse(readFileSync(layoutFile, 'utf8')) as DemoLayout;
+    // New peers may join an existing space.
+    const missing = (opts.peers ?? []).filter((p) => !layout.peers.some((q) => q.domain === p.domain));
+    if (missing.length === 0) return layout;
+  }
+  const host = opts.host ?? '127.0.0.1';
+  const pkiDir = path.join(dir, 'pki');
+  const pki = await TestPki.loadOrCreate(pkiDir);
+  const certsDir = path.join(dir, 'certs');
+  mkdirSync(certsDir, { recursive: true });
+
+  const previous: DemoLayout | undefined = existsSync(layoutFile) ? JSON.parse(readFileSync(layoutFile, 'utf8')) : undefined;
+  const operators: DemoOperatorInfo[] = [];
+  for (const spec of SPECS) {
+    const known = previous?.operators.find((o) => o.domain === spec.domain);
+    if (known) {
+      operators.push(known);
+      continue;
+    }
+    const issued = await pki.issueServer({ host: spec.hostname, siret: spec.siret, org: spec.org, dept: spec.dept, altNames: ['localhost', host] });
+    const files = await pki.writeIssued(certsDir, spec.hostname, issued);
+    const opDir = path.join(dir, spec.domain);
+    const ports = opts.ports === 'ephemeral' ? { mx: 0, submission: 0, submissions: 0 } : spec.ports;
+    operators.push({
+      name: spec.name,
+      domain: spec.domain,
+      hostname: spec.hostname,
+      host,
+      ports,
+      config: path.join(opDir, 'caducee.yaml'),
+      dataDir: path.join(opDir, 'data'),
+      caBundle: pki.caBundlePath,
+      crl: pki.crlPath,
+      cert: files.certPath,
+      key: files.keyPath,
+      chain: files.chainPath,
+      dn: issued.subjectDn,
+      users: [],
+    });
+  }
+
+  const peers: DemoPeerInfo[] = [...(previous?.peers ?? [])];
+  for (const p of opts.peers ?? []) {
+    if (peers.some((q) => q.domain === p.domain)) continue;
+    const hostname = `mx.${p.domain}`;
+    const issued = await pki.issueServer({
+      host: hostname,
+      siret: '99999999900018',
+      org: `OPERATEUR EXTERNE ${p.domain.toUpperCase()}`,
+      dept: 'Paris (75)',
+      altNames: ['localhost', p.host],
+    });
+    const files = await pki.writeIssued(certsDir, hostname, issued);
+    peers.push({ domain: p.domain, host: p.host, port: p.port, cert: files.certPath, key: files.keyPath, chain: files.chainPath, dn: issued.subjectDn });
+  }
+
+  const trustList = path.join(dir, 'listeblanche.xml');
+  writeFileSync(
+    trustList,
+    buildTrustListXml([
+      ...operators.map((o) => ({ domain: o.domain, operatorDn: o.dn, description: o.name })),
+      ...peers.map((p) => ({ domain: p.domain, operatorDn: p.dn, description: `Opérateur externe ${p.domain}` })),
+    ]),
+  );
+
+  // Demo data in each operator's store.
+  for (const [i, op] of operators.entries()) {
+    if (op.users.length) continue;
+    const spec = SPECS[i];
+    const raw = configFor(op, operators, peers, trustList, opts.configOverrides);
+    const config = parseConfig(raw, path.dirname(op.config));
+    const store = openStore(config);
+    try {
+      const core = new Core(store, config.operator.domains);
+      await core.createStructure(spec.structure.idType, spec.structure.idValue, spec.structure.name);
+      const pr = spec.practitioner;
+      await core.createPractitioner({ rpps: pr.rpps, givenName: pr.givenName, familyName: pr.familyName, civility: pr.civility, professionCode: pr.professionCode });
+      const docPassword = password();
+      const secPassword = password();
+      const docName = `Dr ${pr.givenName} ${pr.familyName}`;
+      await core.createUser({ login: pr.login, displayName: docName, password: docPassword, rpps: pr.rpps });
+      await core.createUser({ login: spec.secretary.login, displayName: spec.secretary.displayName, password: secPassword });
+      const per = `${pr.givenName}.${pr.familyName}@${op.domain}`.toLowerCase();
+      const cab = `cabinet.${pr.familyName}@${op.domain}`.toLowerCase();
+      const org = `${spec.orgMailbox.local}@${op.domain}`;
+      await core.createMailbox({ address: per, type: 'PER', displayName: docName, owner: pr.login, structure: spec.structure });
+      await core.createMailbox({ address: cab, type: 'CAB', displayName: `Cabinet du ${docName}`, owner: pr.login, rpps: pr.rpps });
+      await core.createMailbox({
+        address: org,
+        type: 'ORG',
+        displayName: spec.orgMailbox.displayName,
+        owner: spec.secretary.login,
+        structure: spec.structure,
+        service: spec.orgMailbox.service,
+      });
+      // The secretariat reads and sends on behalf of the physician (golden rule 1: read daily).
+      await core.grant(per, spec.secretary.login, ['read', 'send']);
+      await core.grant(org, pr.login, ['read', 'send']);
+      op.users = [
+        { login: pr.login, password: docPassword, displayName: docName, addresses: [per, cab], delegated: [org] },
+        { login: spec.secretary.login, password: secPassword, displayName: spec.secretary.displayName, addresses: [org], delegated: [per] },
+      ];
+    } finally {
+      await store.close();
+    }
+  }
+  const layout: DemoLayout = { dir, pkiDir, caBundle: pki.caBundlePath, crl: pki.crlPath, trustList, operators, peers };
+  for (const op of operators) writeConfig(op, operators, peers, trustList, opts.configOverrides);
+  writeFileSync(layoutFile, JSON.stringify(layout, null, 2), { mode: 0o600 });
+  return layout;
+}
+
+function configFor(op: DemoOperatorInfo, all: DemoOperatorInfo[], peers: DemoPeerInfo[], trustList: string, overrides?: Record<string, unknown>) {
+  const routes: Record<string, string> = {};
+  for (const other of all) if (other !== op) routes[other.domain] = `${other.host}:${other.ports.mx}`;
+  for (const p of peers) routes[p.domain] = `${p.host}:${p.port}`;
+  const base: any = {
+    operator: { name: op.name, hostname: op.hostname, domains: [op.domain] },
+    dataDir: op.dataDir,
+    listen: { host: op.host, ...op.ports },
+    tls: { cert: op.cert, key: op.key, chain: op.chain, ca: op.caBundle, crl: [op.crl] },
+    trust: { list: trustList, refreshMinutes: 1 },
+    routes,
+    // Demo: retry quickly so a peer coming back is noticed at once; give up after an hour.
+    queue: { retrySeconds: [5, 15, 30, 60], giveUpSeconds: 3600 },
+  };
+  return deepMerge(base, overrides ?? {});
+}
+
+function writeConfig(op: DemoOperatorInfo, all: DemoOperatorInfo[], peers: DemoPeerInfo[], trustList: string, overrides?: Record<string, unknown>) {
+  mkdirSync(path.dirname(op.config), { recursive: true });
+  const header = `# Caducée demo operator ${op.domain}, written by \`caducee demo\`.\n# Administration commands act on it with --config ${op.config}\n`;
+  writeFileSync(op.config, header + toYaml(configFor(op, all, peers, trustList, overrides)));
+}
+
+function deepMerge(a: any, b: any): any {
+  if (typeof a !== 'object' || a === null || Array.isArray(a) || typeof b !== 'object' || b === null || Array.isArray(b)) return b;
+  const out = { ...a };
+  for (const [k, v] of Object.entries(b)) out[k] = k in a ? deepMerge(a[k], v) : v;
+  return out;
+}
+
+export interface RunningDemo {
+  layout: DemoLayout;
+  operators: Operator[];
+  stop(): Promise<void>;
+}
+
+/** Starts both operators; with ephemeral ports, routes and config files are updated to the real ports. */
+export async function startDemo(layout: DemoLayout, opts: { logger?: Logger; configOverrides?: Record<string, unknown> } = {}): Promise<RunningDemo> {
+  const started: Operator[] = [];
+  try {
+    for (const op of layout.operators) {
+      const config: Config = parseConfig(configFor(op, layout.operators, layout.peers, layout.trustList, opts.configOverrides), path.dirname(op.config));
+      started.push(await startOperator(config, { logger: opts.logger?.child({ operator: op.domain }) }));
+    }
+  } catch (e) {
+    await Promise.all(started.map((s) => s.stop()));
+    throw e;
+  }
+  // Publish the actual ports: in the layout, each operator's routes, and the config files.
+  layout.operators.forEach((op, i) => (op.ports = { ...started[i].ports }));
+  layout.operators.forEach((op, i) => {
+    for (const other of layout.operators) if (other !== op) started[i].config.routes[other.domain] = `${other.host}:${other.ports.mx}`;
+    writeConfig(op, layout.operators, layout.peers, layout.trustList, opts.configOverrides);
+  });
+  writeFileSync(path.join(layout.dir, 'demo.json'), JSON.stringify(layout, null, 2), { mode: 0o600 });
+  return {
+    layout,
+    operators: started,
+    async stop() {
+      await Promise.all(started.map((s) => s.stop()));
+    },
+  };
+}

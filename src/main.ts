@@ -1,0 +1,187 @@
+// Composition root: builds the services of one operator from its configuration and starts
+// its listeners. `caducee start` and `caducee demo` both come through here.
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import pino, { type Logger } from 'pino';
+import type { SMTPServer } from 'smtp-server';
+import { Authenticator } from './auth/index.js';
+import type { Config } from './config/index.js';
+import { Core } from './core/index.js';
+import { OutboundWorker } from './delivery/worker.js';
+import { loadTrustAnchors, type TrustAnchors } from './pki/index.js';
+import { createMxServer } from './smtp/mx.js';
+import { createSubmissionServer } from './smtp/submission.js';
+import { BlobStore } from './store/blobs.js';
+import { SqliteStore } from './store/sqlite/index.js';
+import { TrustService } from './trust/index.js';
+import { TrustListSource } from './trust/source.js';
+
+export class StartupError extends Error {
+  override name = 'StartupError';
+}
+
+export interface Operator {
+  config: Config;
+  store: SqliteStore;
+  blobs: BlobStore;
+  core: Core;
+  trust: TrustService;
+  trustList: TrustListSource;
+  outbound: OutboundWorker;
+  ports: { mx: number; submission: number; submissions: number };
+  host: string;
+  logger: Logger;
+  reloadAnchors(): void;
+  stop(): Promise<void>;
+}
+
+function readRequired(file: string | undefined, what: string, setting: string): string {
+  if (!file) throw new StartupError(`${what} is not configured: set ${setting} in the configuration file`);
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e: any) {
+    throw new StartupError(`cannot read ${what} ${file} (${setting}): ${e.code ?? e.message}`);
+  }
+}
+
+/** Opens the store of an operator without starting anything (CLI administration commands). */
+export function openStore(config: Config): SqliteStore {
+  return SqliteStore.open(path.join(config.dataDir, 'caducee.sqlite'));
+}
+
+export async function startOperator(config: Config, opts: { logger?: Logger } = {}): Promise<Operator> {
+  const logger = opts.logger ?? pino({ level: config.log.level, base: { operator: config.operator.hostname } });
+  const key = readRequired(config.tls.key, 'the TLS private key', 'tls.key');
+  const certLeaf = readRequired(config.tls.cert, 'the TLS certificate', 'tls.cert');
+  const chain = config.tls.chain ? readRequired(config.tls.chain, 'the TLS certificate chain', 'tls.chain') : '';
+  const cert = chain ? `${certLeaf.trim()}\n${chain.trim()}\n` : certLeaf;
+  const caPem = readRequired(config.tls.ca, 'the trust anchors (IGC-Santé CA bundle)', 'tls.ca');
+
+  let anchors: TrustAnchors;
+  const loadAnchors = () => {
+    const crls = config.tls.crl.map((f) => readRequired(f, 'the CRL', 'tls.crl'));
+    anchors = loadTrustAnchors(caPem, crls);
+  };
+  loadAnchors();
+
+  if (!config.trust.list) throw new StartupError('no trust list configured: set trust.list to the liste blanche file or https:// URL');
+  const trustList = new TrustListSource({
+    source: config.trust.list,
+    sha256: config.trust.sha256,
+    refreshIntervalMs: config.trust.refreshMinutes * 60_000,
+    logger: logger.child({ component: 'trust-list' }),
+  });
+  try {
+    await trustList.load();
+  } catch (e: any) {
+    throw new StartupError(`cannot load the trust list ${config.trust.list}: ${e.message}`);
+  }
+  trustList.start();
+
+  const store = openStore(config);
+  const blobs = new BlobStore(path.join(config.dataDir, 'blobs'));
+  const core = new Core(store, config.operator.domains);
+  const auth = new Authenticator(store);
+  const trust = new TrustService({ anchors: () => anchors, list: () => trustList.current(), routes: config.routes, logger });
+
+  const common = {
+    hostname: config.operator.hostname,
+    key,
+    cert,
+    maxMessageSize: config.smtp.maxMessageSize,
+    maxRecipients: config.smtp.maxRecipients,
+    socketTimeoutMs: config.smtp.socketTimeoutSeconds * 1000,
+    core,
+    blobs,
+    trust,
+    logger,
+  };
+  const postmaster = `postmaster@${config.operator.domains[0] ?? config.operator.hostname}`;
+  const mx = createMxServer({ ...common, ca: caPem, postmaster });
+  const submission = createSubmissionServer({ ...common, auth, implicitTls: false });
+  const submissions = createSubmissionServer({ ...common, auth, implicitTls: true });
+
+  const outbound = new OutboundWorker({
+    store,
+    core,
+    blobs,
+    trust,
+    hostname: config.operator.hostname,
+    postmaster,
+    tls: () => ({ key, cert, ca: caPem }),
+    retrySeconds: config.queue.retrySeconds,
+    giveUpSeconds: config.queue.giveUpSeconds,
+    pollSeconds: config.queue.pollSeconds,
+    concurrency: config.queue.concurrency,
+    connectTimeoutSeconds: config.queue.connectTimeoutSeconds,
+    logger,
+  });
+
+  const servers: SMTPServer[] = [];
+  const listen = (s: SMTPServer, port: number, what: string) =>
+    new Promise<number>((resolve, reject) => {
+      const onError = (e: any) =>
+        reject(new StartupError(`cannot listen for ${what} on ${config.listen.host}:${port}: ${e.code ?? e.message}${e.code === 'EADDRINUSE' ? ' (port already in use: choose another in listen.*)' : ''}`));
+      s.server.once('error', onError);
+      s.listen(port, config.listen.host, () => {
+        s.server.off('error', onError);
+        servers.push(s);
+        resolve((s.server.address() as AddressInfo).port);
+      });
+    });
+  let ports: Operator['ports'];
+  try {
+    ports = {
+      mx: await listen(mx, config.listen.mx, 'the MX'),
+      submission: await listen(submission, config.listen.submission, 'submission'),
+      submissions: await listen(submissions, config.listen.submissions, 'submission over TLS'),
+    };
+  } catch (e) {
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(() => r(undefined)))));
+    trustList.stop();
+    await store.close();
+    throw e;
+  }
+  outbound.start();
+  logger.info({ host: config.listen.host, ...ports, domains: config.operator.domains }, 'operator started');
+
+  let stopped = false;
+  return {
+    config,
+    store,
+    blobs,
+    core,
+    trust,
+    trustList,
+    outbound,
+    ports,
+    host: config.listen.host,
+    logger,
+    reloadAnchors: loadAnchors,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      trustList.stop();
+      await outbound.stop();
+      await Promise.all(
+        servers.map(
+          (s) =>
+            new Promise<void>((resolve) => {
+              // smtp-server waits for open sessions; force-close after a short grace period.
+              const t = setTimeout(() => {
+                for (const c of (s as any).connections ?? []) c._socket?.destroy?.();
+                resolve();
+              }, 1500);
+              s.close(() => {
+                clearTimeout(t);
+                resolve();
+              });
+            }),
+        ),
+      );
+      await store.close();
+      logger.info('operator stopped');
+    },
+  };
+}

@@ -1,0 +1,123 @@
+// Shared pieces of the MX and submission servers built on smtp-server.
+import { Transform, type Readable, PassThrough } from 'node:stream';
+import { SMTPServer } from 'smtp-server';
+import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+
+const ENHANCED_PREFIX = /^[245]\.\d{1,3}\.\d{1,3} /;
+
+// smtp-server announces ENHANCEDSTATUSCODES (RFC 2034) but derives the enhanced code from the
+// reply code alone (every 550 becomes 5.1.1). Our refusals carry their own precise code at the
+// start of the message ("5.7.1 ..."): for those, tell the library not to add another one.
+let patched = false;
+export function installEnhancedStatusPatch(): void {
+  if (patched) return;
+  patched = true;
+  const proto = (SMTPConnection as any).prototype;
+  const send = proto.send;
+  proto.send = function (code: number, data: unknown, context?: unknown) {
+    if (typeof data === 'string' && ENHANCED_PREFIX.test(data)) return send.call(this, code, data, false);
+    return send.call(this, code, data, context);
+  };
+}
+
+export interface SmtpError extends Error {
+  responseCode: number;
+}
+
+/** An error smtp-server turns into the reply `code enhanced message` (RFC 3463 code first). */
+export function smtpError(code: number, enhanced: string, message: string): SmtpError {
+  const e = new Error(`${enhanced} ${message}`) as SmtpError;
+  e.responseCode = code;
+  return e;
+}
+
+/** Formats the date-time of RFC 5322 §3.3 in UTC. */
+export function rfc5322Date(d = new Date()): string {
+  return d.toUTCString().replace(/GMT$/, '+0000');
+}
+
+/**
+ * Builds a Received trace header (RFC 5321 §4.4) with the TLS details (RFC 8314 §7 style
+ * comment). The client certificate subject is recorded for trust-space sessions.
+ */
+export function receivedHeader(o: {
+  helo: string;
+  remoteAddress: string;
+  by: string;
+  protocol: 'ESMTPS' | 'ESMTPSA';
+  tls?: { version?: string; name?: string } | null;
+  peerDn?: string;
+  id: string;
+  forAddress?: string;
+  date?: Date;
+}): string {
+  const tlsComment = o.tls?.name ? ` (using ${o.tls.version ?? 'TLS'} with cipher ${o.tls.name}${o.peerDn ? `; client certificate ${o.peerDn.replace(/[()\\]/g, '')}` : ''})` : '';
+  const from = `from ${sanitize(o.helo)} ([${o.remoteAddress.replace(/^::ffff:/, '')}])`;
+  const forPart = o.forAddress ? `\r\n\tfor <${o.forAddress}>` : '';
+  return `Received: ${from}\r\n\tby ${o.by} (Caducée) with ${o.protocol} id ${o.id}${tlsComment}${forPart};\r\n\t${rfc5322Date(o.date)}\r\n`;
+}
+
+function sanitize(s: string): string {
+  return (s || 'unknown').replace(/[^\x21-\x7e]/g, '?').slice(0, 255);
+}
+
+/**
+ * Splits a message stream into its header block (up to and including the empty line, RFC 5322
+ * §2.1) and a stream of the rest, without reading the body into memory.
+ */
+export async function splitHeader(source: Readable, maxHeaderBytes = 1024 * 1024): Promise<{ header: Buffer; body: Readable; tooLarge: boolean }> {
+  const body = new PassThrough();
+  let buf = Buffer.alloc(0);
+  let done = false;
+  return new Promise((resolve, reject) => {
+    const finish = (header: Buffer, rest: Buffer, tooLarge: boolean) => {
+      done = true;
+      if (rest.length) body.write(rest);
+      resolve({ header, body, tooLarge });
+    };
+    const splitter = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        if (done) return cb(null, chunk);
+        buf = Buffer.concat([buf, chunk]);
+        let idx = buf.indexOf('\r\n\r\n');
+        let sepLen = 4;
+        if (buf.subarray(0, 2).toString() === '\r\n') (idx = 0), (sepLen = 2); // no header at all
+        if (idx >= 0) {
+          finish(buf.subarray(0, idx + sepLen), Buffer.alloc(0), false);
+          const rest = buf.subarray(idx + sepLen);
+          buf = Buffer.alloc(0);
+          return cb(null, rest);
+        }
+        if (buf.length > maxHeaderBytes) {
+          finish(Buffer.alloc(0), Buffer.alloc(0), true);
+          const all = buf;
+          buf = Buffer.alloc(0);
+          return cb(null, all);
+        }
+        cb();
+      },
+      flush(cb) {
+        if (!done) {
+          // Header only, no body: the whole message is header.
+          const h = buf.length && !buf.subarray(-2).equals(Buffer.from('\r\n')) ? Buffer.concat([buf, Buffer.from('\r\n')]) : buf;
+          finish(h, Buffer.alloc(0), false);
+        }
+        cb();
+      },
+    });
+    source.on('error', reject);
+    source.pipe(splitter).pipe(body);
+  });
+}
+
+/** Consumes what is left of a DATA stream so the SMTP reply can be sent (RFC 5321 §4.1.1.4). */
+export function drain(stream: Readable): Promise<void> {
+  if (stream.readableEnded || stream.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    stream.once('end', resolve);
+    stream.once('error', () => resolve());
+    stream.resume();
+  });
+}
+
+export { SMTPServer };

@@ -1,0 +1,176 @@
+// Inbound MX of the MSSanté trust space: STARTTLS then a client certificate checked by trust/,
+// local active mailboxes only, no relaying, one transaction before 250.
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
+import { domainOf, type Core } from '../core/index.js';
+import { sendDeliveredDsn } from '../delivery/notify.js';
+import { BlobSizeExceededError, type BlobStore } from '../store/blobs.js';
+import { peerChainFromTls, type TrustService } from '../trust/index.js';
+import { drain, installEnhancedStatusPatch, receivedHeader, SMTPServer, smtpError } from './common.js';
+
+export interface MxOptions {
+  hostname: string;
+  key: string | Buffer;
+  cert: string | Buffer;
+  ca: string | Buffer;
+  maxMessageSize: number;
+  maxRecipients: number;
+  socketTimeoutMs: number;
+  core: Core;
+  blobs: BlobStore;
+  trust: TrustService;
+  logger: Logger;
+  postmaster: string;
+}
+
+interface MxSessionState {
+  chain: Uint8Array[];
+  peerDn?: string;
+}
+
+const state = new WeakMap<SMTPServerSession, MxSessionState>();
+
+export function createMxServer(o: MxOptions): SMTPServer {
+  installEnhancedStatusPatch();
+  const log = o.logger.child({ component: 'mx' });
+  const server: SMTPServer = new SMTPServer({
+    name: o.hostname,
+    banner: 'Caducée MSSanté MX',
+    secure: false,
+    key: o.key,
+    cert: o.cert,
+    ca: o.ca,
+    // Ask for the peer's certificate but judge it ourselves in trust/ so that each refusal
+    // gets a precise reply instead of a failed handshake.
+    requestCert: true,
+    rejectUnauthorized: false,
+    minVersion: 'TLSv1.2', // ANS: TLS 1.2 minimum in the trust space
+    size: o.maxMessageSize, // RFC 1870 SIZE
+    maxRecipients: o.maxRecipients,
+    socketTimeout: o.socketTimeoutMs,
+    disabledCommands: ['AUTH'], // peers authenticate with their certificate, never with AUTH
+    hideENHANCEDSTATUSCODES: false, // RFC 2034
+    hideDSN: false, // RFC 3461
+    hidePIPELINING: false, // RFC 2920
+    hide8BITMIME: false, // RFC 6152
+    authOptional: true,
+    logger: false,
+    onSecure(socket: Socket | TLSSocket, session: SMTPServerSession, cb: (err?: Error | null) => void) {
+      const chain = peerChainFromTls((socket as TLSSocket).getPeerCertificate?.(true));
+      state.set(session, { chain });
+      cb();
+    },
+    onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void) {
+      // RFC 3207 §4: the trust space accepts mail only over TLS.
+      if (!session.secure) return cb(smtpError(530, '5.7.0', 'Must issue a STARTTLS command first: the MSSanté trust space requires TLS'));
+      const st = state.get(session) ?? { chain: [] };
+      const mailFromDomain = address.address ? domainOf(address.address) : null;
+      o.trust
+        .checkInboundPeer(st.chain, mailFromDomain)
+        .then((d) => {
+          if (!d.ok) {
+            log.warn({ session: session.id, remote: session.remoteAddress, mailFromDomain, reason: d.message }, 'peer refused');
+            return cb(smtpError(d.code, d.enhanced, d.message));
+          }
+          st.peerDn = d.dn;
+          state.set(session, st);
+          cb();
+        })
+        .catch((e) => {
+          log.error({ err: e, session: session.id }, 'trust check failed');
+          cb(smtpError(451, '4.3.0', 'temporary failure while checking the peer certificate, try again later'));
+        });
+    },
+    onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void) {
+      o.core
+        .resolveRecipient(address.address)
+        .then((r) => {
+          switch (r.kind) {
+            case 'local':
+              return cb();
+            case 'remote':
+              // RFC 5321 §3.6.2: no open relaying; the trust space never relays, ever.
+              return cb(smtpError(550, '5.7.1', `relaying denied: ${r.domain} is not a domain of this operator`));
+            case 'unknown':
+            case 'deleted':
+              return cb(smtpError(550, '5.1.1', `${address.address}: no such mailbox here`));
+            case 'suspended':
+              // RFC 3463 X.2.1: mailbox disabled, not accepting messages (temporary).
+              return cb(smtpError(450, '4.2.1', `${address.address}: mailbox temporarily suspended, try again later`));
+          }
+        })
+        .catch((e) => {
+          log.error({ err: e }, 'recipient lookup failed');
+          cb(smtpError(451, '4.3.0', 'temporary failure looking up the recipient'));
+        });
+    },
+    onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null, message?: string) => void) {
+      const st = state.get(session);
+      const rcpts = session.envelope.rcptTo;
+      const prefix = Buffer.from(
+        receivedHeader({
+          helo: session.hostNameAppearsAs,
+          remoteAddress: session.remoteAddress,
+          by: o.hostname,
+          protocol: 'ESMTPS',
+          tls: session.tlsOptions as any,
+          peerDn: st?.peerDn,
+          id: session.id,
+          forAddress: rcpts.length === 1 ? rcpts[0].address : undefined,
+        }),
+      );
+      (async () => {
+        const blob = await o.blobs.put(stream, { prefix, maxSize: o.maxMessageSize + prefix.length });
+        if (stream.sizeExceeded) throw new BlobSizeExceededError(o.maxMessageSize);
+        // Recipients were checked at RCPT; re-resolve in case a mailbox changed meanwhile.
+        const ids: number[] = [];
+        for (const r of rcpts) {
+          const res = await o.core.resolveRecipient(r.address);
+          if (res.kind !== 'local') throw smtpError(450, '4.2.1', `${r.address} became unavailable during the transaction, try again`);
+          ids.push(res.mailbox.id);
+        }
+        const env = session.envelope;
+        const copies = await o.core.deliver({
+          blobId: blob.id,
+          size: blob.size,
+          internalDate: new Date(),
+          envelopeFrom: env.mailFrom ? env.mailFrom.address : '',
+          localMailboxIds: ids,
+          remote: [],
+        });
+        log.info({ session: session.id, peer: st?.peerDn, size: blob.size, recipients: ids.length }, 'message accepted');
+        const dsn = (env as any).dsn as { ret?: string | null; envid?: string | null } | undefined;
+        // After the commit and off the reply path: the receipt DSN must not delay the 250.
+        setImmediate(() =>
+          sendDeliveredDsn({
+            core: o.core,
+            blobs: o.blobs,
+            hostname: o.hostname,
+            postmaster: o.postmaster,
+            envelopeFrom: env.mailFrom ? env.mailFrom.address : '',
+            envid: dsn?.envid ?? null,
+            ret: (dsn?.ret as 'FULL' | 'HDRS' | null) ?? null,
+            arrivalDate: new Date(),
+            blobId: blob.id,
+            recipients: rcpts.map((r: any) => ({ address: r.address, notify: r.dsn?.notify ?? null, orcpt: r.dsn?.orcpt ?? null })),
+            logger: log,
+          }).catch((e) => log.error({ err: e }, 'success DSN failed')),
+        );
+        return copies;
+      })().then(
+        () => cb(null, `2.6.0 message ${session.id} stored for ${rcpts.length} recipient(s)`),
+        (e) =>
+          drain(stream).then(() => {
+            if (e instanceof BlobSizeExceededError) return cb(smtpError(552, '5.3.4', `message too big: the limit is ${o.maxMessageSize} bytes`));
+            if (e?.responseCode) return cb(e);
+            log.error({ err: e, session: session.id }, 'delivery failed');
+            cb(smtpError(451, '4.3.0', 'temporary failure storing the message, nothing was stored; try again later'));
+          }),
+      );
+    },
+  } as any);
+  server.on('error', (err: Error) => log.warn({ err: err.message }, 'mx connection error'));
+  return server;
+}

@@ -1,0 +1,218 @@
+// Message submission (RFC 6409) for users: STARTTLS (587-style) and implicit TLS (465-style,
+// RFC 8314). AUTH only over TLS, through the shared auth module; a user may send only as a
+// mailbox they own or hold a send-on-behalf grant for; recipients outside the trust space are
+// refused at RCPT.
+import { randomBytes } from 'node:crypto';
+import { Headers } from '@zone-eu/mailsplit';
+import addressparser from 'nodemailer/lib/addressparser';
+import type { Logger } from 'pino';
+import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
+import type { Authenticator } from '../auth/index.js';
+import { domainOf, type Core, type User } from '../core/index.js';
+import { BlobSizeExceededError, type BlobStore } from '../store/blobs.js';
+import type { NewQueueItem } from '../store/types.js';
+import type { TrustService } from '../trust/index.js';
+import { drain, installEnhancedStatusPatch, receivedHeader, rfc5322Date, SMTPServer, smtpError, splitHeader } from './common.js';
+
+export interface SubmissionOptions {
+  hostname: string;
+  key: string | Buffer;
+  cert: string | Buffer;
+  /** true: implicit TLS (465-style); false: STARTTLS required before AUTH (587-style). */
+  implicitTls: boolean;
+  maxMessageSize: number;
+  maxRecipients: number;
+  socketTimeoutMs: number;
+  core: Core;
+  auth: Authenticator;
+  blobs: BlobStore;
+  trust: TrustService;
+  logger: Logger;
+}
+
+type Rcpt = { address: string; local?: number; domain?: string; notify?: NewQueueItem['notify']; orcpt?: string | null };
+interface SubState {
+  user: User;
+  senderMailboxId?: number;
+  rcpts: Rcpt[];
+}
+const state = new WeakMap<SMTPServerSession, SubState>();
+
+function addressesIn(value: string): string[] {
+  const out: string[] = [];
+  const walk = (list: any[]) => {
+    for (const a of list) {
+      if (a.group) walk(a.group);
+      else if (a.address) out.push(a.address);
+    }
+  };
+  walk(addressparser(value) as any[]);
+  return out;
+}
+
+export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
+  installEnhancedStatusPatch();
+  const log = o.logger.child({ component: o.implicitTls ? 'submissions' : 'submission' });
+  const server: SMTPServer = new SMTPServer({
+    name: o.hostname,
+    banner: 'Caducée MSSanté submission',
+    secure: o.implicitTls,
+    key: o.key,
+    cert: o.cert,
+    minVersion: 'TLSv1.2',
+    size: o.maxMessageSize,
+    maxRecipients: o.maxRecipients,
+    socketTimeout: o.socketTimeoutMs,
+    authMethods: ['PLAIN', 'LOGIN'],
+    allowInsecureAuth: false, // RFC 8314 §3: no credentials over cleartext
+    authOptional: false,
+    hideENHANCEDSTATUSCODES: false,
+    hideDSN: false,
+    logger: false,
+    onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, cb: (err: Error | null | undefined, response?: any) => void) {
+      if (!session.secure) return cb(smtpError(538, '5.7.11', 'encryption required: use STARTTLS before AUTH'));
+      o.auth.password(auth.username ?? '', auth.password ?? '').then(
+        (r) => {
+          if (!r.ok) {
+            log.info({ session: session.id, remote: session.remoteAddress, reason: r.reason }, 'authentication failed');
+            // RFC 4954 §6: 535 5.7.8 without saying whether the login exists.
+            return cb(smtpError(535, '5.7.8', 'authentication failed: wrong login or password'));
+          }
+          log.info({ session: session.id, user: r.user.login }, 'authenticated');
+          cb(null, { user: r.user });
+        },
+        (e) => {
+          log.error({ err: e }, 'authentication error');
+          cb(smtpError(454, '4.7.0', 'temporary authentication failure, try again later'));
+        },
+      );
+    },
+    onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void) {
+      const user = session.user as unknown as User;
+      if (!address.address) return cb(smtpError(550, '5.7.1', 'the null sender <> cannot be used for submission'));
+      o.core.maySendAs(user, address.address).then(
+        (d) => {
+          if (!d.ok) return cb(smtpError(550, '5.7.1', d.reason));
+          state.set(session, { user, senderMailboxId: d.mailbox.id, rcpts: [] });
+          cb();
+        },
+        (e) => (log.error({ err: e }, 'sender check failed'), cb(smtpError(451, '4.3.0', 'temporary failure checking the sender'))),
+      );
+    },
+    onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void) {
+      const st = state.get(session)!;
+      const dsn = (address as any).dsn as { notify?: string[]; orcpt?: string } | undefined;
+      const base = { address: address.address, notify: (dsn?.notify as NewQueueItem['notify']) ?? null, orcpt: dsn?.orcpt ?? null };
+      o.core.resolveRecipient(address.address).then(
+        (r) => {
+          switch (r.kind) {
+            case 'local':
+              st.rcpts.push({ ...base, local: r.mailbox.id });
+              return cb();
+            case 'unknown':
+            case 'deleted':
+              return cb(smtpError(550, '5.1.1', `${address.address}: no such mailbox`));
+            case 'suspended':
+              return cb(smtpError(450, '4.2.1', `${address.address}: mailbox temporarily suspended`));
+            case 'remote':
+              if (!o.trust.isTrustedDomain(r.domain))
+                return cb(
+                  smtpError(
+                    550,
+                    '5.7.1',
+                    `${r.domain} is outside the MSSanté trust space (not in the liste blanche): MSSanté mail can only be sent to MSSanté addresses`,
+                  ),
+                );
+              st.rcpts.push({ ...base, domain: r.domain });
+              return cb();
+          }
+        },
+        (e) => (log.error({ err: e }, 'recipient check failed'), cb(smtpError(451, '4.3.0', 'temporary failure checking the recipient'))),
+      );
+    },
+    onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null, message?: string) => void) {
+      const st = state.get(session)!;
+      (async () => {
+        const { header, body, tooLarge } = await splitHeader(stream);
+        if (tooLarge) {
+          body.resume();
+          await new Promise((r) => body.on('end', r));
+          throw smtpError(552, '5.3.4', 'header block too large');
+        }
+        const headers = new Headers(header);
+        // RFC 5322 §3.6: From is required. Every author must be a mailbox the user may send as.
+        const fromValue = headers.getFirst('from');
+        const authors = fromValue ? addressesIn(fromValue) : [];
+        if (authors.length === 0) {
+          body.resume();
+          throw smtpError(550, '5.6.0', 'the message has no From: header with an address (RFC 5322 §3.6.2)');
+        }
+        let onBehalf = false;
+        for (const a of authors) {
+          const d = await o.core.maySendAs(st.user, a);
+          if (!d.ok) {
+            body.resume();
+            throw smtpError(550, '5.7.1', `From: ${d.reason}`);
+          }
+          onBehalf ||= d.onBehalf;
+        }
+        // RFC 5322 §3.6.2: when the author is not the agent sending, Sender names the agent.
+        if (onBehalf || authors.length > 1) {
+          const own = await o.core.primaryMailboxOf(st.user);
+          if (!own) {
+            body.resume();
+            throw smtpError(550, '5.7.1', `${st.user.login} has no mailbox of their own to appear as Sender: of a message sent on behalf of ${authors[0]}`);
+          }
+          headers.update('Sender', own.address);
+        } else if (headers.hasHeader('sender')) {
+          headers.remove('sender');
+        }
+        // RFC 6409 §8.2–8.3: the submission server may add a missing Date and Message-ID.
+        if (!headers.hasHeader('date')) headers.add('Date', rfc5322Date(), Infinity);
+        if (!headers.hasHeader('message-id')) headers.add('Message-ID', `<${randomBytes(12).toString('hex')}@${o.hostname}>`, Infinity);
+        const rcpts = session.envelope.rcptTo;
+        const received = receivedHeader({
+          helo: session.hostNameAppearsAs,
+          remoteAddress: session.remoteAddress,
+          by: o.hostname,
+          protocol: 'ESMTPSA',
+          tls: session.tlsOptions as any,
+          id: session.id,
+          forAddress: rcpts.length === 1 ? rcpts[0].address : undefined,
+        });
+        const prefix = Buffer.concat([Buffer.from(received), headers.build()]);
+        const blob = await o.blobs.put(body, { prefix, maxSize: o.maxMessageSize + prefix.length });
+        if (stream.sizeExceeded) throw new BlobSizeExceededError(o.maxMessageSize);
+        const env = session.envelope;
+        const dsn = (env as any).dsn as { ret?: string | null; envid?: string | null } | undefined;
+        await o.core.deliver({
+          blobId: blob.id,
+          size: blob.size,
+          internalDate: new Date(),
+          envelopeFrom: env.mailFrom ? env.mailFrom.address : '',
+          localMailboxIds: st.rcpts.filter((r) => r.local !== undefined).map((r) => r.local!),
+          remote: st.rcpts
+            .filter((r) => r.domain)
+            .map((r) => ({ recipient: r.address, domain: r.domain!, notify: r.notify ?? null, orcpt: r.orcpt ?? null })),
+          ret: (dsn?.ret as 'FULL' | 'HDRS' | null) ?? null,
+          envid: dsn?.envid ?? null,
+          senderMailboxId: st.senderMailboxId ?? null,
+        });
+        log.info({ session: session.id, user: st.user.login, size: blob.size, local: st.rcpts.filter((r) => r.local).length, remote: st.rcpts.filter((r) => r.domain).length }, 'message submitted');
+      })().then(
+        () => cb(null, `2.6.0 message ${session.id} accepted`),
+        (e) =>
+          drain(stream).then(() => {
+            if (e instanceof BlobSizeExceededError) return cb(smtpError(552, '5.3.4', `message too big: the limit is ${o.maxMessageSize} bytes`));
+            if (e?.responseCode) return cb(e);
+            log.error({ err: e, session: session.id }, 'submission failed');
+            cb(smtpError(451, '4.3.0', 'temporary failure storing the message, nothing was stored; try again later'));
+          }),
+      );
+    },
+  } as any);
+  server.on('error', (err: Error) => log.warn({ err: err.message }, 'submission connection error'));
+  return server;
+}
+
+export { domainOf };

@@ -1,0 +1,373 @@
+// Embedded SQLite store (better-sqlite3). The only place, with the other store
+// implementations, that knows table names.
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import {
+  DEFAULT_FOLDERS,
+  type Folder,
+  type Grant,
+  type GrantRight,
+  type Mailbox,
+  type Practitioner,
+  type QueueItem,
+  type StoredMessage,
+  type Structure,
+  type StructureIdType,
+  type User,
+} from '../../core/model.js';
+import type { DeliveredCopy, DeliveryRequest, MailboxUpdate, QueueCompletion, Store } from '../types.js';
+import { MIGRATIONS } from './migrations.js';
+
+const now = () => new Date().toISOString();
+
+export class StoreConflictError extends Error {
+  override name = 'StoreConflictError';
+}
+
+function rowStructure(r: any): Structure {
+  return { id: r.id, idType: r.id_type, idValue: r.id_value, name: r.name, createdAt: r.created_at };
+}
+function rowPractitioner(r: any): Practitioner {
+  return {
+    id: r.id,
+    rpps: r.rpps,
+    familyName: r.family_name,
+    givenName: r.given_name,
+    civility: r.civility,
+    professionCode: r.profession_code,
+    createdAt: r.created_at,
+  };
+}
+function rowUser(r: any): User {
+  return {
+    id: r.id,
+    login: r.login,
+    displayName: r.display_name,
+    practitionerId: r.practitioner_id,
+    state: r.state,
+    createdAt: r.created_at,
+  };
+}
+function rowMailbox(r: any): Mailbox {
+  return {
+    id: r.id,
+    address: r.address,
+    type: r.type,
+    displayName: r.display_name,
+    ownerUserId: r.owner_user_id,
+    practitionerId: r.practitioner_id,
+    structureId: r.structure_id,
+    state: r.state,
+    listeRouge: !!r.liste_rouge,
+    service: r.service,
+    description: r.description,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+function rowGrant(r: any): Grant {
+  return { id: r.id, mailboxId: r.mailbox_id, userId: r.user_id, rights: r.rights.split(',').filter(Boolean), createdAt: r.created_at };
+}
+function rowFolder(r: any): Folder {
+  return { id: r.id, mailboxId: r.mailbox_id, name: r.name, specialUse: r.special_use, uidValidity: r.uid_validity, uidNext: r.uid_next };
+}
+function rowMessage(r: any): StoredMessage {
+  return {
+    id: r.id,
+    folderId: r.folder_id,
+    uid: r.uid,
+    blobId: r.blob_id,
+    size: r.size,
+    internalDate: r.internal_date,
+    flags: r.flags ? r.flags.split(' ') : [],
+  };
+}
+function rowQueue(r: any): QueueItem {
+  return {
+    id: r.id,
+    blobId: r.blob_id,
+    size: r.size,
+    envelopeFrom: r.envelope_from,
+    recipient: r.recipient,
+    domain: r.domain,
+    notify: r.notify ? r.notify.split(',') : null,
+    orcpt: r.orcpt,
+    ret: r.ret,
+    envid: r.envid,
+    status: r.status,
+    attempts: r.attempts,
+    nextAttemptAt: r.next_attempt_at,
+    queuedAt: r.queued_at,
+    lastError: r.last_error,
+    senderMailboxId: r.sender_mailbox_id,
+  };
+}
+
+function wrapUnique<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e: any) {
+    if (e?.code === 'SQLITE_CONSTRAINT_UNIQUE') throw new StoreConflictError(`${what} already exists`);
+    throw e;
+  }
+}
+
+export class SqliteStore implements Store {
+  readonly db: Database.Database;
+
+  private constructor(db: Database.Database) {
+    this.db = db;
+  }
+
+  /** Opens (creating if needed) the database file and applies pending migrations. */
+  static open(file: string): SqliteStore {
+    if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
+    const db = new Database(file);
+    db.pragma('journal_mode = WAL');
+    // synchronous=FULL: a commit is on disk before we acknowledge (architecture invariant 1).
+    db.pragma('synchronous = FULL');
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000');
+    const store = new SqliteStore(db);
+    store.migrate();
+    return store;
+  }
+
+  migrate(): void {
+    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)');
+    const applied = new Set(this.db.prepare('SELECT version FROM schema_migrations').all().map((r: any) => r.version));
+    for (const m of MIGRATIONS) {
+      if (applied.has(m.version)) continue;
+      this.db.transaction(() => {
+        this.db.exec(m.sql);
+        this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, now());
+      })();
+    }
+  }
+
+  schemaVersion(): number {
+    return (this.db.prepare('SELECT MAX(version) v FROM schema_migrations').get() as any).v ?? 0;
+  }
+
+  async close() {
+    if (this.db.open) this.db.close();
+  }
+
+  async createStructure(s: { idType: StructureIdType; idValue: string; name: string }) {
+    return wrapUnique(`structure ${s.idType} ${s.idValue}`, () => {
+      const r = this.db
+        .prepare('INSERT INTO structures (id_type, id_value, name, created_at) VALUES (?, ?, ?, ?) RETURNING *')
+        .get(s.idType, s.idValue, s.name, now());
+      return rowStructure(r);
+    });
+  }
+  async findStructure(idType: StructureIdType, idValue: string) {
+    const r = this.db.prepare('SELECT * FROM structures WHERE id_type = ? AND id_value = ?').get(idType, idValue);
+    return r ? rowStructure(r) : undefined;
+  }
+  async getStructure(id: number) {
+    const r = this.db.prepare('SELECT * FROM structures WHERE id = ?').get(id);
+    return r ? rowStructure(r) : undefined;
+  }
+  async listStructures() {
+    return this.db.prepare('SELECT * FROM structures ORDER BY id').all().map(rowStructure);
+  }
+
+  async createPractitioner(p: Omit<Practitioner, 'id' | 'createdAt'>) {
+    return wrapUnique(`practitioner RPPS ${p.rpps}`, () =>
+      rowPractitioner(
+        this.db
+          .prepare('INSERT INTO practitioners (rpps, family_name, given_name, civility, profession_code, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING *')
+          .get(p.rpps, p.familyName, p.givenName, p.civility ?? null, p.professionCode ?? null, now()),
+      ),
+    );
+  }
+  async findPractitionerByRpps(rpps: string) {
+    const r = this.db.prepare('SELECT * FROM practitioners WHERE rpps = ?').get(rpps);
+    return r ? rowPractitioner(r) : undefined;
+  }
+  async getPractitioner(id: number) {
+    const r = this.db.prepare('SELECT * FROM practitioners WHERE id = ?').get(id);
+    return r ? rowPractitioner(r) : undefined;
+  }
+  async listPractitioners() {
+    return this.db.prepare('SELECT * FROM practitioners ORDER BY id').all().map(rowPractitioner);
+  }
+
+  async createUser(u: { login: string; displayName: string; practitionerId: number | null; passwordHash: string | null }) {
+    return wrapUnique(`user ${u.login}`, () =>
+      rowUser(
+        this.db
+          .prepare('INSERT INTO users (login, display_name, practitioner_id, password_hash, created_at) VALUES (?, ?, ?, ?, ?) RETURNING *')
+          .get(u.login, u.displayName, u.practitionerId, u.passwordHash, now()),
+      ),
+    );
+  }
+  async getUser(id: number) {
+    const r = this.db.prepare('SELECT * FROM users WHERE id = ?').get(id);
+    return r ? rowUser(r) : undefined;
+  }
+  async findUserByLogin(login: string) {
+    const r: any = this.db.prepare('SELECT * FROM users WHERE login = ?').get(login);
+    return r ? { ...rowUser(r), passwordHash: r.password_hash as string | null } : undefined;
+  }
+  async setUserPassword(id: number, passwordHash: string) {
+    this.db.prepare('UPDATE users SET password_hash = ? WHERE id = ?').run(passwordHash, id);
+  }
+  async listUsers() {
+    return this.db.prepare('SELECT * FROM users ORDER BY id').all().map(rowUser);
+  }
+
+  async createMailbox(m: Parameters<Store['createMailbox']>[0]) {
+    return wrapUnique(`mailbox ${m.address}`, () =>
+      this.db.transaction(() => {
+        const t = now();
+        const r = this.db
+          .prepare(
+            `INSERT INTO mailboxes (address, type, display_name, owner_user_id, practitioner_id, structure_id, liste_rouge, service, description, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+          )
+          .get(m.address, m.type, m.displayName, m.ownerUserId, m.practitionerId, m.structureId, m.listeRouge ? 1 : 0, m.service ?? null, m.description ?? null, t, t);
+        const mb = rowMailbox(r);
+        const ins = this.db.prepare('INSERT INTO folders (mailbox_id, name, special_use, uid_validity) VALUES (?, ?, ?, ?)');
+        // RFC 9051 §2.3.1.1: UIDVALIDITY must change if UIDs are reassigned; seconds since epoch
+        // plus the mailbox id keeps it unique even for folders recreated in the same second.
+        const uv = (Math.floor(Date.now() / 1000) + mb.id) >>> 0;
+        for (const f of DEFAULT_FOLDERS) ins.run(mb.id, f.name, f.specialUse, uv);
+        return mb;
+      })(),
+    );
+  }
+  async getMailbox(id: number) {
+    const r = this.db.prepare('SELECT * FROM mailboxes WHERE id = ?').get(id);
+    return r ? rowMailbox(r) : undefined;
+  }
+  async findMailboxByAddress(address: string) {
+    const r = this.db.prepare('SELECT * FROM mailboxes WHERE address = ?').get(address);
+    return r ? rowMailbox(r) : undefined;
+  }
+  async listMailboxes(filter: { ownerUserId?: number; state?: Mailbox['state'] } = {}) {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (filter.ownerUserId !== undefined) (where.push('owner_user_id = ?'), args.push(filter.ownerUserId));
+    if (filter.state !== undefined) (where.push('state = ?'), args.push(filter.state));
+    const sql = `SELECT * FROM mailboxes ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id`;
+    return this.db.prepare(sql).all(...args).map(rowMailbox);
+  }
+  async updateMailbox(id: number, u: MailboxUpdate) {
+    const sets: string[] = [];
+    const args: unknown[] = [];
+    const map: [keyof MailboxUpdate, string][] = [
+      ['state', 'state'],
+      ['displayName', 'display_name'],
+      ['service', 'service'],
+      ['description', 'description'],
+      ['ownerUserId', 'owner_user_id'],
+    ];
+    for (const [k, col] of map) if (u[k] !== undefined) (sets.push(`${col} = ?`), args.push(u[k]));
+    if (u.listeRouge !== undefined) (sets.push('liste_rouge = ?'), args.push(u.listeRouge ? 1 : 0));
+    sets.push('updated_at = ?');
+    args.push(now());
+    const r = this.db.prepare(`UPDATE mailboxes SET ${sets.join(', ')} WHERE id = ? RETURNING *`).get(...args, id);
+    if (!r) throw new Error(`mailbox #${id} not found`);
+    return rowMailbox(r);
+  }
+
+  async setGrant(mailboxId: number, userId: number, rights: GrantRight[]) {
+    const r = this.db
+      .prepare(
+        `INSERT INTO grants (mailbox_id, user_id, rights, created_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (mailbox_id, user_id) DO UPDATE SET rights = excluded.rights RETURNING *`,
+      )
+      .get(mailboxId, userId, [...new Set(rights)].sort().join(','), now());
+    return rowGrant(r);
+  }
+  async removeGrant(mailboxId: number, userId: number) {
+    return this.db.prepare('DELETE FROM grants WHERE mailbox_id = ? AND user_id = ?').run(mailboxId, userId).changes > 0;
+  }
+  async listGrants(filter: { mailboxId?: number; userId?: number } = {}) {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (filter.mailboxId !== undefined) (where.push('mailbox_id = ?'), args.push(filter.mailboxId));
+    if (filter.userId !== undefined) (where.push('user_id = ?'), args.push(filter.userId));
+    return this.db
+      .prepare(`SELECT * FROM grants ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id`)
+      .all(...args)
+      .map(rowGrant);
+  }
+
+  async getFolder(mailboxId: number, name: string) {
+    const r = this.db.prepare('SELECT * FROM folders WHERE mailbox_id = ? AND name = ?').get(mailboxId, name);
+    return r ? rowFolder(r) : undefined;
+  }
+  async listFolders(mailboxId: number) {
+    return this.db.prepare('SELECT * FROM folders WHERE mailbox_id = ? ORDER BY id').all(mailboxId).map(rowFolder);
+  }
+  async listMessages(folderId: number) {
+    return this.db.prepare('SELECT * FROM messages WHERE folder_id = ? ORDER BY uid').all(folderId).map(rowMessage);
+  }
+
+  /** Appends one message to a mailbox's INBOX inside the caller's transaction. */
+  private appendToInbox(mailboxId: number, blobId: string, size: number, internalDate: string): DeliveredCopy {
+    const f: any = this.db
+      .prepare("UPDATE folders SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 WHERE mailbox_id = ? AND name = 'INBOX' RETURNING id, uid_next - 1 AS uid, highest_modseq")
+      .get(mailboxId);
+    if (!f) throw new Error(`mailbox #${mailboxId} has no INBOX`);
+    const m: any = this.db
+      .prepare('INSERT INTO messages (folder_id, uid, blob_id, size, internal_date, flags, modseq) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id')
+      .get(f.id, f.uid, blobId, size, internalDate, '', f.highest_modseq);
+    return { mailboxId, folderId: f.id, uid: f.uid, messageId: m.id };
+  }
+
+  async deliver(req: DeliveryRequest) {
+    return this.db.transaction(() => {
+      const internalDate = req.internalDate.toISOString();
+      const copies = [...new Set(req.localMailboxIds)].map((id) => this.appendToInbox(id, req.blobId, req.size, internalDate));
+      const ins = this.db.prepare(
+        `INSERT INTO outbound_queue (blob_id, size, envelope_from, recipient, domain, notify, orcpt, ret, envid, sender_mailbox_id, next_attempt_at, queued_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      const t = Date.now();
+      for (const r of req.remote) {
+        ins.run(req.blobId, req.size, req.envelopeFrom, r.recipient, r.domain.toLowerCase(), r.notify?.join(',') ?? null, r.orcpt, req.ret ?? null, req.envid ?? null, req.senderMailboxId ?? null, t, t);
+      }
+      return copies;
+    })();
+  }
+
+  async dueQueueItems(at: number, limit: number) {
+    return this.db
+      .prepare("SELECT * FROM outbound_queue WHERE status = 'queued' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?")
+      .all(at, limit)
+      .map(rowQueue);
+  }
+  async nextQueueAttempt() {
+    const r: any = this.db.prepare("SELECT MIN(next_attempt_at) t FROM outbound_queue WHERE status = 'queued'").get();
+    return r?.t ?? undefined;
+  }
+  async listQueue(filter: { status?: QueueItem['status'] } = {}) {
+    const sql = filter.status ? 'SELECT * FROM outbound_queue WHERE status = ? ORDER BY id' : 'SELECT * FROM outbound_queue ORDER BY id';
+    return (filter.status ? this.db.prepare(sql).all(filter.status) : this.db.prepare(sql).all()).map(rowQueue);
+  }
+  async completeQueueItems(c: QueueCompletion) {
+    return this.db.transaction(() => {
+      const t = Date.now();
+      const sent = this.db.prepare("UPDATE outbound_queue SET status = 'sent', attempts = attempts + 1, last_error = NULL, done_at = ? WHERE id = ? AND status = 'queued'");
+      const failed = this.db.prepare("UPDATE outbound_queue SET status = 'failed', attempts = attempts + 1, last_error = ?, done_at = ? WHERE id = ? AND status = 'queued'");
+      const deferred = this.db.prepare("UPDATE outbound_queue SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ? AND status = 'queued'");
+      for (const id of c.sent) sent.run(t, id);
+      for (const f of c.failed) failed.run(f.error, t, f.id);
+      for (const d of c.deferred) deferred.run(d.error, d.nextAttemptAt, d.id);
+      const at = new Date(t).toISOString();
+      return c.dsns.map((d) => this.appendToInbox(d.mailboxId, d.blobId, d.size, at));
+    })();
+  }
+
+  async isBlobReferenced(blobId: string) {
+    return !!(
+      this.db.prepare('SELECT 1 FROM messages WHERE blob_id = ? LIMIT 1').get(blobId) ||
+      this.db.prepare("SELECT 1 FROM outbound_queue WHERE blob_id = ? AND status = 'queued' LIMIT 1").get(blobId)
+    );
+  }
+}

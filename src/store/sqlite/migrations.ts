@@ -1,0 +1,103 @@
+// Versioned schema migrations for the embedded SQLite store. Append only: never edit a
+// migration that has shipped; add a new one.
+export const MIGRATIONS: { version: number; name: string; sql: string }[] = [
+  {
+    version: 1,
+    name: 'domain model, messages, outbound queue',
+    sql: `
+CREATE TABLE structures (
+  id INTEGER PRIMARY KEY,
+  id_type TEXT NOT NULL CHECK (id_type IN ('FINESS','SIRET')),
+  id_value TEXT NOT NULL,
+  name TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  UNIQUE (id_type, id_value)
+);
+CREATE TABLE practitioners (
+  id INTEGER PRIMARY KEY,
+  rpps TEXT NOT NULL UNIQUE,
+  family_name TEXT NOT NULL,
+  given_name TEXT NOT NULL,
+  civility TEXT,
+  profession_code TEXT,
+  created_at TEXT NOT NULL
+);
+CREATE TABLE users (
+  id INTEGER PRIMARY KEY,
+  login TEXT NOT NULL UNIQUE COLLATE NOCASE,
+  display_name TEXT NOT NULL,
+  practitioner_id INTEGER REFERENCES practitioners(id),
+  password_hash TEXT,
+  state TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('active','disabled')),
+  created_at TEXT NOT NULL
+);
+CREATE TABLE mailboxes (
+  id INTEGER PRIMARY KEY,
+  address TEXT NOT NULL UNIQUE COLLATE NOCASE,
+  type TEXT NOT NULL CHECK (type IN ('PER','ORG','APP','CAB')),
+  display_name TEXT NOT NULL,
+  owner_user_id INTEGER REFERENCES users(id),
+  practitioner_id INTEGER REFERENCES practitioners(id),
+  structure_id INTEGER REFERENCES structures(id),
+  state TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('active','suspended','deleted')),
+  liste_rouge INTEGER NOT NULL DEFAULT 0,
+  service TEXT,
+  description TEXT,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE TABLE grants (
+  id INTEGER PRIMARY KEY,
+  mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),
+  user_id INTEGER NOT NULL REFERENCES users(id),
+  rights TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  UNIQUE (mailbox_id, user_id)
+);
+CREATE TABLE folders (
+  id INTEGER PRIMARY KEY,
+  mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),
+  name TEXT NOT NULL,
+  special_use TEXT,
+  uid_validity INTEGER NOT NULL,
+  uid_next INTEGER NOT NULL DEFAULT 1,
+  highest_modseq INTEGER NOT NULL DEFAULT 1,
+  subscribed INTEGER NOT NULL DEFAULT 1,
+  UNIQUE (mailbox_id, name)
+);
+CREATE TABLE messages (
+  id INTEGER PRIMARY KEY,
+  folder_id INTEGER NOT NULL REFERENCES folders(id),
+  uid INTEGER NOT NULL,
+  blob_id TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  internal_date TEXT NOT NULL,
+  flags TEXT NOT NULL DEFAULT '',
+  modseq INTEGER NOT NULL DEFAULT 1,
+  UNIQUE (folder_id, uid)
+);
+CREATE INDEX messages_blob ON messages(blob_id);
+CREATE TABLE outbound_queue (
+  id INTEGER PRIMARY KEY,
+  blob_id TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  envelope_from TEXT NOT NULL,
+  recipient TEXT NOT NULL,
+  domain TEXT NOT NULL,
+  notify TEXT,
+  orcpt TEXT,
+  ret TEXT,
+  envid TEXT,
+  sender_mailbox_id INTEGER REFERENCES mailboxes(id),
+  status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN ('queued','sent','failed')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  queued_at INTEGER NOT NULL,
+  last_error TEXT,
+  done_at INTEGER
+);
+CREATE INDEX outbound_due ON outbound_queue(status, next_attempt_at);
+CREATE INDEX outbound_blob ON outbound_queue(blob_id);
+`,
+  },
+];

@@ -1,0 +1,119 @@
+// The one persistence interface. Protocol code never sees SQL: it calls core/, which calls this.
+// Every method is async so that a PostgreSQL implementation can follow without touching callers.
+import type {
+  Folder,
+  Grant,
+  GrantRight,
+  Mailbox,
+  MailboxState,
+  MailboxType,
+  Practitioner,
+  QueueItem,
+  StoredMessage,
+  Structure,
+  StructureIdType,
+  User,
+} from '../core/model.js';
+
+export interface NewQueueItem {
+  recipient: string;
+  domain: string;
+  notify: QueueItem['notify'];
+  orcpt: string | null;
+}
+
+export interface DeliveryRequest {
+  blobId: string;
+  size: number;
+  internalDate: Date;
+  envelopeFrom: string;
+  /** Local mailboxes receiving the message in their INBOX. */
+  localMailboxIds: number[];
+  /** Remote recipients queued for outbound delivery. */
+  remote: NewQueueItem[];
+  ret?: 'FULL' | 'HDRS' | null;
+  envid?: string | null;
+  senderMailboxId?: number | null;
+}
+
+export interface DeliveredCopy {
+  mailboxId: number;
+  folderId: number;
+  uid: number;
+  messageId: number;
+}
+
+export interface QueueCompletion {
+  sent: number[];
+  failed: { id: number; error: string }[];
+  deferred: { id: number; error: string; nextAttemptAt: number }[];
+  /** DSNs stored in the same transaction as the status change (so one failure yields one DSN). */
+  dsns: { blobId: string; size: number; mailboxId: number }[];
+}
+
+export interface MailboxUpdate {
+  state?: MailboxState;
+  listeRouge?: boolean;
+  displayName?: string;
+  service?: string | null;
+  description?: string | null;
+  ownerUserId?: number | null;
+}
+
+export interface Store {
+  close(): Promise<void>;
+
+  createStructure(s: { idType: StructureIdType; idValue: string; name: string }): Promise<Structure>;
+  findStructure(idType: StructureIdType, idValue: string): Promise<Structure | undefined>;
+  getStructure(id: number): Promise<Structure | undefined>;
+  listStructures(): Promise<Structure[]>;
+
+  createPractitioner(p: Omit<Practitioner, 'id' | 'createdAt'>): Promise<Practitioner>;
+  findPractitionerByRpps(rpps: string): Promise<Practitioner | undefined>;
+  getPractitioner(id: number): Promise<Practitioner | undefined>;
+  listPractitioners(): Promise<Practitioner[]>;
+
+  createUser(u: { login: string; displayName: string; practitionerId: number | null; passwordHash: string | null }): Promise<User>;
+  getUser(id: number): Promise<User | undefined>;
+  findUserByLogin(login: string): Promise<(User & { passwordHash: string | null }) | undefined>;
+  setUserPassword(id: number, passwordHash: string): Promise<void>;
+  listUsers(): Promise<User[]>;
+
+  /** Creates the mailbox and its default folders in one transaction. */
+  createMailbox(m: {
+    address: string;
+    type: MailboxType;
+    displayName: string;
+    ownerUserId: number | null;
+    practitionerId: number | null;
+    structureId: number | null;
+    listeRouge: boolean;
+    service?: string | null;
+    description?: string | null;
+  }): Promise<Mailbox>;
+  getMailbox(id: number): Promise<Mailbox | undefined>;
+  findMailboxByAddress(address: string): Promise<Mailbox | undefined>;
+  listMailboxes(filter?: { ownerUserId?: number; state?: MailboxState }): Promise<Mailbox[]>;
+  updateMailbox(id: number, update: MailboxUpdate): Promise<Mailbox>;
+
+  setGrant(mailboxId: number, userId: number, rights: GrantRight[]): Promise<Grant>;
+  removeGrant(mailboxId: number, userId: number): Promise<boolean>;
+  listGrants(filter?: { mailboxId?: number; userId?: number }): Promise<Grant[]>;
+
+  getFolder(mailboxId: number, name: string): Promise<Folder | undefined>;
+  listFolders(mailboxId: number): Promise<Folder[]>;
+  listMessages(folderId: number): Promise<StoredMessage[]>;
+
+  /** Stores a message for all its local recipients and queues its remote ones, in one transaction. */
+  deliver(req: DeliveryRequest): Promise<DeliveredCopy[]>;
+
+  /** Queue items due at `now` (epoch ms), oldest first. */
+  dueQueueItems(now: number, limit: number): Promise<QueueItem[]>;
+  nextQueueAttempt(): Promise<number | undefined>;
+  listQueue(filter?: { status?: QueueItem['status'] }): Promise<QueueItem[]>;
+  /** Records the outcome of delivery attempts and stores DSNs, in one transaction. */
+  completeQueueItems(c: QueueCompletion): Promise<DeliveredCopy[]>;
+
+  /** Blob ids still referenced by a message or a queue item (for garbage collection). */
+  isBlobReferenced(blobId: string): Promise<boolean>;
+}

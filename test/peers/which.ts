@@ -1,0 +1,78 @@
+// Locating the real peer programs (Debian packages) that some tests run against.
+//
+// Outside CI a missing peer makes the test skip with a reason; in CI (process.env.CI set)
+// nothing may skip: a missing peer is an error, since .ci/run installs every peer.
+import { accessSync, constants, statSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+
+/** Directories searched after $PATH: daemons' front ends live in sbin, often not on a user's PATH. */
+const SBIN_DIRS = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
+
+/** Full path of an executable `name` on $PATH, then /usr/local/sbin, /usr/sbin, /sbin, then `extraDirs`. */
+export function findExecutable(name: string, extraDirs: string[] = []): string | undefined {
+  if (name.includes('/')) return isExecutableFile(name) ? name : undefined;
+  const pathDirs = (process.env.PATH ?? '').split(delimiter).filter((d) => d !== '');
+  const seen = new Set<string>();
+  for (const dir of [...pathDirs, ...SBIN_DIRS, ...extraDirs]) {
+    if (seen.has(dir)) continue;
+    seen.add(dir);
+    const candidate = join(dir, name);
+    if (isExecutableFile(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+function isExecutableFile(path: string): boolean {
+  try {
+    if (!statSync(path).isFile()) return false;
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Programs that must all be present for a peer to be usable, and the Debian packages bringing them. */
+const PEERS: Record<string, { programs: string[]; packages: string }> = {
+  postfix: { programs: ['postfix', 'postconf', 'sendmail'], packages: "Debian's postfix" },
+  swaks: { programs: ['swaks'], packages: 'swaks, libnet-ssleay-perl and libio-socket-ssl-perl' },
+  openssl: { programs: ['openssl'], packages: 'openssl' },
+  mbsync: { programs: ['mbsync'], packages: 'isync' },
+  python3: { programs: ['python3'], packages: 'python3' },
+  dovecot: { programs: ['dovecot', 'doveadm'], packages: 'dovecot-imapd and dovecot-lmtpd' },
+  chromium: { programs: ['chromium'], packages: 'chromium' },
+};
+
+/** True when running under CI, where every peer must be installed and nothing may skip. */
+export function inCI(): boolean {
+  const v = process.env.CI;
+  return v !== undefined && v !== '' && v !== '0' && v.toLowerCase() !== 'false';
+}
+
+/** Why `peer` can't be used here (e.g. "postfix not installed (run .ci/run to install Debian's postfix)"), or undefined when it can. */
+function missingReason(peer: string): string | undefined {
+  const spec = PEERS[peer] ?? { programs: [peer], packages: peer };
+  const missing = spec.programs.filter((p) => findExecutable(p) === undefined);
+  if (missing.length === 0) return undefined;
+  const what = missing.includes(peer) ? peer : `${peer} (${missing.join(', ')} missing)`;
+  return `${what} not installed (run .ci/run to install ${spec.packages})`;
+}
+
+/**
+ * Skip reason for a test needing `peer`, or undefined when the peer is installed.
+ * In CI this never returns a reason: a missing peer throws instead (see requirePeer).
+ */
+export function skipReason(peer: string): string | undefined {
+  return requirePeer(peer);
+}
+
+/**
+ * For `test(name, { skip: requirePeer('postfix') }, ...)`: undefined when the peer is installed;
+ * outside CI a skip reason when it is missing; in CI a missing peer throws, failing the test file.
+ */
+export function requirePeer(peer: string): string | undefined {
+  const reason = missingReason(peer);
+  if (reason === undefined) return undefined;
+  if (inCI()) throw new Error(`CI must not skip: ${reason}`);
+  return reason;
+}
