@@ -78,6 +78,16 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     throw new StartupError(`cannot load the trust list ${config.trust.list}: ${e.message}`);
   }
   trustList.start();
+  // CRLs are republished regularly: re-read the anchors and CRL files on the same schedule
+  // as the trust list (and on SIGHUP in `caducee start`). A broken file keeps the last good set.
+  const anchorTimer = setInterval(() => {
+    try {
+      loadAnchors();
+    } catch (e: any) {
+      logger.warn({ err: e.message }, 'CRL / CA reload failed; the previous anchors stay in force');
+    }
+  }, config.trust.refreshMinutes * 60_000);
+  anchorTimer.unref();
 
   const store = openStore(config);
   const blobs = new BlobStore(path.join(config.dataDir, 'blobs'));
@@ -140,6 +150,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
   } catch (e) {
     await Promise.all(servers.map((s) => new Promise((r) => s.close(() => r(undefined)))));
     trustList.stop();
+    clearInterval(anchorTimer);
     await store.close();
     throw e;
   }
@@ -163,6 +174,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
       if (stopped) return;
       stopped = true;
       trustList.stop();
+      clearInterval(anchorTimer);
       await outbound.stop();
       await Promise.all(
         servers.map(

@@ -53,7 +53,7 @@ export const configSchema = z
         /** Trust list (liste blanche) as a file path or an https:// URL. */
         list: z.string().optional(),
         /** Expected SHA-256 (hex) of the list as published beside it. */
-        sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'expected 64 hex digits').optional(),
+        sha256: z.string().min(1).optional(),
         refreshMinutes: z.number().positive().default(60),
       })
       .default({ refreshMinutes: 60 }),
@@ -135,6 +135,7 @@ export function parseConfig(raw: unknown, baseDir = process.cwd(), source = 'con
   }
   c.tls.crl = c.tls.crl.map((p) => path.resolve(baseDir, p));
   if (c.trust.list && !/^https:\/\//i.test(c.trust.list)) c.trust.list = path.resolve(baseDir, c.trust.list);
+  if (c.trust.sha256 && !/^[0-9a-f]{64}$/i.test(c.trust.sha256) && !/^https:\/\//i.test(c.trust.sha256)) c.trust.sha256 = path.resolve(baseDir, c.trust.sha256);
   c.operator.domains = c.operator.domains.map((d) => d.toLowerCase());
   const routes: Record<string, string> = {};
   for (const [d, hp] of Object.entries(c.routes)) routes[d.toLowerCase()] = hp;

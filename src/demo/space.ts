@@ -238,7 +238,7 @@ function configFor(op: DemoOperatorInfo, all: DemoOperatorInfo[], peers: DemoPee
     operator: { name: op.name, hostname: op.hostname, domains: [op.domain] },
     dataDir: op.dataDir,
     listen: { host: op.host, ...op.ports },
-    tls: { cert: op.cert, key: op.key, chain: op.chain, ca: op.caBundle, crl: [op.crl] },
+    tls: { cert: op.chain, key: op.key, ca: op.caBundle, crl: [op.crl] }, // chain file: leaf + intermediate
     trust: { list: trustList, refreshMinutes: 1 },
     routes,
     // Demo: retry quickly so a peer coming back is noticed at once; give up after an hour.
