@@ -156,10 +156,10 @@ describe('local trust space: two operators', () => {
     const from = 'claire.martin@a.mssante.test';
     const cases: [string, () => any, string, number, RegExp][] = [
       ['no TLS', () => ({ noTls: true }), 'mail', 530, /^530 5\.7\.0 Must issue a STARTTLS/],
-      ['no client certificate', () => ({}), 'mail', 530, /^530 5\.7\.0 client presented no certificate/],
-      ['a certificate from another CA', () => files.otherCa, 'mail', 550, /^550 5\.7\.5 client certificate refused \(untrusted\)/],
-      ['an expired certificate', () => files.expired, 'mail', 550, /^550 5\.7\.5 client certificate refused \(expired\)/],
-      ['a revoked certificate', () => files.revoked, 'mail', 550, /^550 5\.7\.5 client certificate refused \(revoked\)/],
+      ['no client certificate', () => ({}), 'mail', 454, /^454 4\.7\.0 client presented no certificate/],
+      ['a certificate from another CA', () => files.otherCa, 'mail', 454, /^454 4\.7\.5 client certificate refused \(untrusted\)/],
+      ['an expired certificate', () => files.expired, 'mail', 454, /^454 4\.7\.5 client certificate refused \(expired\)/],
+      ['a revoked certificate', () => files.revoked, 'mail', 454, /^454 4\.7\.5 client certificate refused \(revoked\)/],
       ['a DN not listed for the MAIL FROM domain', () => files.unlisted, 'mail', 550, /^550 5\.7\.1 certificate CN=intrus\.a\.mssante\.test.* is not listed for sender domain a\.mssante\.test/],
     ];
     for (const [name, opts, stage, code, re] of cases) {

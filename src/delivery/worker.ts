@@ -198,7 +198,7 @@ export class OutboundWorker {
           outcomes: items.map((item) => ({
             item,
             kind: decision.temporary ? 'deferred' : 'failed',
-            status: decision.enhanced.replace(/^5/, decision.temporary ? '4' : '5'),
+            status: decision.enhanced.replace(/^[45]/, decision.temporary ? '4' : '5'),
             diagnostic: decision.message,
             remoteMta: host,
           })),

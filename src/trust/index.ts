@@ -75,18 +75,21 @@ export class TrustService {
   }
 
   private async checkCertificate(chain: Uint8Array[], usage: 'serverAuth' | 'clientAuth', who: string): Promise<TrustDecision> {
+    // Certificate problems are answered with temporary codes: a peer whose certificate is
+    // missing, expired or not yet in our CRL view is usually misconfigured, and its mail should
+    // wait in its queue until fixed rather than bounce at once (Postfix answers 421 4.7.1 here).
     if (chain.length === 0)
       return {
         ok: false,
-        code: 530,
-        enhanced: '5.7.0',
+        code: 454,
+        enhanced: '4.7.0',
         message: `${who} presented no certificate: an IGC-Santé server certificate is required in the MSSanté trust space`,
-        temporary: false,
+        temporary: true,
       };
     const r = await verifyChain({ chain, anchors: this.opts.anchors(), usage });
     if (r.ok) return { ok: true, dn: r.subjectDn };
     // RFC 3463 X.7.5: cryptographic failure (untrusted, expired, revoked, badly signed certificate).
-    return { ok: false, code: 550, enhanced: '5.7.5', message: `${who} certificate refused (${r.failure}): ${r.detail}`, temporary: false };
+    return { ok: false, code: 454, enhanced: '4.7.5', message: `${who} certificate refused (${r.failure}): ${r.detail}`, temporary: true };
   }
 
   /**
@@ -119,7 +122,7 @@ export class TrustService {
   /** Outbound: is the server that presented `chain` a listed operator for `domain`? */
   async checkOutboundPeer(chain: Uint8Array[], domain: string): Promise<TrustDecision> {
     const cert = await this.checkCertificate(chain, 'serverAuth', `server for ${domain}`);
-    if (!cert.ok) return { ...cert, temporary: true };
+    if (!cert.ok) return cert;
     if (!this.opts.list().isDnListedFor(domain.toLowerCase(), cert.dn))
       return {
         ok: false,

@@ -1,0 +1,302 @@
+// The `caducee` command line.
+import { Command, InvalidArgumentError } from 'commander';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { ConfigError, loadConfig } from '../config/index.js';
+import { Core, CoreError, GRANT_RIGHTS, MAILBOX_TYPES, type GrantRight, type MailboxType, type StructureIdType } from '../core/index.js';
+import { prepareDemo, startDemo, type RunningDemo } from '../demo/space.js';
+import { openStore, startOperator, StartupError } from '../main.js';
+import { StoreConflictError } from '../store/sqlite/index.js';
+import { registerPkiCommands } from './pki.js';
+import { registerTrustCommands } from './trust.js';
+
+function newProgram(): Command {
+  return new Command().name('caducee').description('Caducée — an MSSanté operator').showHelpAfterError();
+}
+
+const program = newProgram();
+
+/** Known errors print one clear line and exit 2; anything else is a bug and shows its stack. */
+function fail(e: any): never {
+  if (e instanceof ConfigError || e instanceof CoreError || e instanceof StartupError || e instanceof StoreConflictError || e instanceof InvalidArgumentError) {
+    process.stderr.write(`caducee: ${e.message}\n`);
+  } else {
+    process.stderr.write(`caducee: unexpected error: ${e?.stack ?? e}\n`);
+  }
+  process.exit(2);
+}
+
+async function withCore<T>(opts: { config?: string }, fn: (core: Core) => Promise<T>): Promise<T> {
+  const config = loadConfig(opts.config);
+  const store = openStore(config);
+  try {
+    return await fn(new Core(store, config.operator.domains));
+  } finally {
+    await store.close();
+  }
+}
+
+function print(rows: object[], json: boolean) {
+  if (json) for (const r of rows) process.stdout.write(JSON.stringify(r) + '\n');
+  else if (rows.length) console.table(rows);
+  else process.stdout.write('(none)\n');
+}
+
+const configOption = ['-c, --config <file>', 'operator configuration file (YAML or JSON; or CADUCEE_CONFIG)'] as const;
+
+program
+  .command('start')
+  .description('start an operator (MX, submission, outbound queue) from its configuration')
+  .option(...configOption)
+  .action(async (opts) => {
+    try {
+      const config = loadConfig(opts.config);
+      const op = await startOperator(config);
+      const stop = async () => {
+        await op.stop();
+        process.exit(0);
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      process.on('SIGHUP', () => op.reloadAnchors());
+    } catch (e) {
+      fail(e);
+    }
+  });
+
+function parsePeer(v: string, prev: { domain: string; host: string; port: number }[] = []) {
+  const m = /^([A-Za-z0-9.-]+)=(\[[0-9a-fA-F:]+\]|[^:]+):(\d{1,5})$/.exec(v);
+  if (!m) throw new InvalidArgumentError(`--peer expects DOMAIN=HOST:PORT, got ${v}`);
+  return [...prev, { domain: m[1].toLowerCase(), host: m[2].replace(/^\[|\]$/g, ''), port: Number(m[3]) }];
+}
+
+program
+  .command('demo')
+  .description('start a local MSSanté trust space: test PKI, two operators, trust list, demo mailboxes')
+  .option('--dir <dir>', 'where state lives (default: a fresh temporary directory)')
+  .option('--json', 'print one JSON line for scripts once every listener is up')
+  .option('--ephemeral-ports', 'let the system choose free ports instead of the documented ones')
+  .option('--peer <domain=host:port>', 'join an external operator (repeatable)', parsePeer, [])
+  .action(async (opts) => {
+    let demo: RunningDemo | undefined;
+    try {
+      const dir = path.resolve(opts.dir ?? mkdtempSync(path.join(os.tmpdir(), 'caducee-demo-')));
+      const layout = await prepareDemo(dir, { peers: opts.peer, ports: opts.ephemeralPorts ? 'ephemeral' : 'fixed' });
+      const logger = pino({ level: opts.json ? 'warn' : 'info' }, opts.json ? pino.destination(2) : pino.destination(2));
+      demo = await startDemo(layout, { logger });
+      if (opts.json) process.stdout.write(JSON.stringify(demo.layout) + '\n');
+      else printDemo(demo);
+    } catch (e) {
+      await demo?.stop();
+      fail(e);
+    }
+    const stop = async () => {
+      await demo?.stop();
+      process.exit(0);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+
+function printDemo(demo: RunningDemo) {
+  const l = demo.layout;
+  const out: string[] = [
+    '',
+    'Espace de confiance MSSanté local démarré / local MSSanté trust space is up',
+    `  state directory : ${l.dir}`,
+    `  test CA bundle  : ${l.caBundle}   (trust this CA in your mail client)`,
+    `  trust list      : ${l.trustList}`,
+    '',
+  ];
+  for (const op of l.operators) {
+    out.push(`${op.name}  — domain ${op.domain}`);
+    out.push(`  MX (trust space, mutual TLS) : ${op.host}:${op.ports.mx}`);
+    out.push(`  submission STARTTLS          : ${op.host}:${op.ports.submission}`);
+    out.push(`  submission implicit TLS      : ${op.host}:${op.ports.submissions}`);
+    out.push(`  administration               : npx caducee mailbox list --config ${op.config}`);
+    for (const u of op.users) {
+      out.push(`  user ${u.login.padEnd(20)} password ${u.password}`);
+      out.push(`       owns ${u.addresses.join(', ')}${u.delegated.length ? `; delegated: ${u.delegated.join(', ')}` : ''}`);
+    }
+    out.push('');
+  }
+  for (const p of l.peers) out.push(`External peer ${p.domain} → ${p.host}:${p.port}; its certificate ${p.cert}, key ${p.key}`);
+  out.push('Try: swaks --server 127.0.0.1:' + l.operators[0].ports.submission + ' --tls --tls-ca-path ' + l.caBundle + ' --auth PLAIN \\');
+  out.push(`        --auth-user ${l.operators[0].users[0].login} --auth-password '${l.operators[0].users[0].password}' \\`);
+  out.push(`        --from ${l.operators[0].users[0].addresses[0]} --to ${l.operators[1].users[0].addresses[0]}`);
+  out.push('Ctrl-C stops both operators.', '');
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+// ---- administration ------------------------------------------------------------------------
+
+const structure = program.command('structure').description('structures (FINESS / SIRET)');
+structure
+  .command('create')
+  .requiredOption('--id-type <type>', 'FINESS or SIRET')
+  .requiredOption('--id <id>', 'FINESS (9) or SIRET (14)')
+  .requiredOption('--name <name>', 'legal name')
+  .option(...configOption)
+  .action((o) => withCore(o, async (core) => print([await core.createStructure(o.idType.toUpperCase() as StructureIdType, o.id, o.name)], false)).catch(fail));
+structure
+  .command('list')
+  .option('--json')
+  .option(...configOption)
+  .action((o) => withCore(o, async (core) => print(await core.store.listStructures(), !!o.json)).catch(fail));
+
+const practitioner = program.command('practitioner').description('health professionals (RPPS)');
+practitioner
+  .command('create')
+  .requiredOption('--rpps <rpps>', 'RPPS number (11 digits)')
+  .requiredOption('--family <name>')
+  .requiredOption('--given <name>')
+  .option('--civility <c>', 'civilité d’exercice, e.g. DR')
+  .option('--profession <code>', 'profession code (TRE_G15), e.g. 10 médecin')
+  .option(...configOption)
+  .action((o) =>
+    withCore(o, async (core) =>
+      print([await core.createPractitioner({ rpps: o.rpps, familyName: o.family, givenName: o.given, civility: o.civility, professionCode: o.profession })], false),
+    ).catch(fail),
+  );
+practitioner
+  .command('list')
+  .option('--json')
+  .option(...configOption)
+  .action((o) => withCore(o, async (core) => print(await core.store.listPractitioners(), !!o.json)).catch(fail));
+
+const user = program.command('user').description('users (people who log in)');
+user
+  .command('create')
+  .requiredOption('--login <login>')
+  .requiredOption('--name <displayName>')
+  .option('--rpps <rpps>', 'link to a practitioner')
+  .option('--password <password>', 'initial password (or CADUCEE_PASSWORD)')
+  .option(...configOption)
+  .action((o) =>
+    withCore(o, async (core) => print([await core.createUser({ login: o.login, displayName: o.name, rpps: o.rpps, password: o.password ?? process.env.CADUCEE_PASSWORD })], false)).catch(fail),
+  );
+user
+  .command('passwd')
+  .requiredOption('--login <login>')
+  .requiredOption('--password <password>')
+  .option(...configOption)
+  .action((o) => withCore(o, async (core) => (await core.setPassword(o.login, o.password), console.log(`password of ${o.login} changed`))).catch(fail));
+user
+  .command('list')
+  .option('--json')
+  .option(...configOption)
+  .action((o) => withCore(o, async (core) => print(await core.store.listUsers(), !!o.json)).catch(fail));
+
+const parseStructure = (v: string) => {
+  const m = /^(FINESS|SIRET):(\w+)$/i.exec(v);
+  if (!m) throw new InvalidArgumentError('expected FINESS:id or SIRET:id');
+  return { idType: m[1].toUpperCase() as StructureIdType, idValue: m[2] };
+};
+const mailbox = program.command('mailbox').description('MSSanté mailboxes (BAL)');
+mailbox
+  .command('create')
+  .requiredOption('--address <address>')
+  .requiredOption('--type <type>', MAILBOX_TYPES.join(' | '))
+  .requiredOption('--name <displayName>')
+  .option('--owner <login>', 'owning user')
+  .option('--rpps <rpps>', 'practitioner (PER, CAB)')
+  .option('--structure <FINESS:id|SIRET:id>', 'structure (ORG, APP; optional for PER)', parseStructure)
+  .option('--liste-rouge', 'do not publish in the national directory')
+  .option('--service <service>', 'service de rattachement')
+  .option(...configOption)
+  .action((o) =>
+    withCore(o, async (core) =>
+      print(
+        [
+          await core.createMailbox({
+            address: o.address,
+            type: o.type.toUpperCase() as MailboxType,
+            displayName: o.name,
+            owner: o.owner,
+            rpps: o.rpps,
+            structure: o.structure,
+            listeRouge: !!o.listeRouge,
+            service: o.service,
+          }),
+        ],
+        false,
+      ),
+    ).catch(fail),
+  );
+mailbox
+  .command('list')
+  .option('--json')
+  .option(...configOption)
+  .action((o) => withCore(o, async (core) => print(await core.store.listMailboxes(), !!o.json)).catch(fail));
+for (const [cmd, state, what] of [
+  ['suspend', 'suspended', 'suspend (mail is deferred)'],
+  ['activate', 'active', 'reactivate'],
+  ['delete', 'deleted', 'delete (mail is refused; the address is never reused)'],
+] as const) {
+  mailbox
+    .command(cmd)
+    .description(what)
+    .argument('<address>')
+    .option(...configOption)
+    .action((address, o) => withCore(o, async (core) => print([await core.setMailboxState(address, state)], false)).catch(fail));
+}
+
+const parseRights = (v: string) => {
+  const r = v.split(',').map((s) => s.trim()).filter(Boolean) as GrantRight[];
+  for (const x of r) if (!GRANT_RIGHTS.includes(x)) throw new InvalidArgumentError(`rights are ${GRANT_RIGHTS.join(',')}`);
+  return r;
+};
+const grant = program.command('grant').description('delegations on a mailbox');
+grant
+  .command('set')
+  .requiredOption('--mailbox <address>')
+  .requiredOption('--user <login>')
+  .requiredOption('--rights <list>', 'comma-separated: read,send,manage', parseRights)
+  .option(...configOption)
+  .action((o) => withCore(o, async (core) => print([(await core.grant(o.mailbox, o.user, o.rights))!], false)).catch(fail));
+grant
+  .command('remove')
+  .requiredOption('--mailbox <address>')
+  .requiredOption('--user <login>')
+  .option(...configOption)
+  .action((o) => withCore(o, async (core) => (await core.grant(o.mailbox, o.user, []), console.log('grant removed'))).catch(fail));
+grant
+  .command('list')
+  .option('--mailbox <address>')
+  .option('--json')
+  .option(...configOption)
+  .action((o) =>
+    withCore(o, async (core) => {
+      const mb = o.mailbox ? await core.requireMailbox(o.mailbox) : undefined;
+      print(await core.store.listGrants(mb ? { mailboxId: mb.id } : {}), !!o.json);
+    }).catch(fail),
+  );
+
+program
+  .command('queue')
+  .description('outbound queue')
+  .option('--status <status>', 'queued | sent | failed')
+  .option('--json')
+  .option(...configOption)
+  .action((o) =>
+    withCore(o, async (core) =>
+      print(
+        (await core.store.listQueue(o.status ? { status: o.status } : {})).map((q) => ({
+          id: q.id,
+          recipient: q.recipient,
+          status: q.status,
+          attempts: q.attempts,
+          next: new Date(q.nextAttemptAt).toISOString(),
+          lastError: q.lastError,
+        })),
+        !!o.json,
+      ),
+    ).catch(fail),
+  );
+
+registerPkiCommands(program);
+registerTrustCommands(program);
+
+export { program };
