@@ -1,5 +1,5 @@
 // Shared test helpers: temporary directories, waiting, reading mailboxes, probing an MX.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
@@ -154,4 +154,19 @@ export async function dialogue(o: { port: number; cert?: string; key?: string; c
   } finally {
     setTimeout(() => socket.destroy(), 100);
   }
+}
+
+/** Submits a message as a demo user through an operator's STARTTLS submission port. */
+export async function submitAs(port: number, caBundle: string, user: { login: string; password: string }, mail: any) {
+  const nodemailer = (await import('nodemailer')).default;
+  return nodemailer
+    .createTransport({
+      host: '127.0.0.1',
+      port,
+      secure: false,
+      requireTLS: true,
+      auth: { user: user.login, pass: user.password },
+      tls: { ca: readFileSync(caBundle), servername: 'localhost' },
+    })
+    .sendMail(mail);
 }

@@ -6,10 +6,9 @@ import assert from 'node:assert/strict';
 import { chmodSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import nodemailer from 'nodemailer';
 import { prepareDemo, startDemo, type DemoLayout, type DemoPeerInfo, type RunningDemo } from '../src/demo/space.js';
 import type { Operator } from '../src/main.js';
-import { folderMessages, tempDir, testLogger, totalMessages, waitFor } from './helpers.js';
+import { folderMessages, submitAs, tempDir, testLogger, totalMessages, waitFor } from './helpers.js';
 import { PostfixPeer, freePort, type PostfixRoute } from './peers/postfix.js';
 import { requirePeer } from './peers/which.js';
 
@@ -114,16 +113,7 @@ describe('Postfix as operator C of the trust space', { skip }, () => {
     const claire = layout.operators[0].users[0];
     const before = (await postfix!.maildirMessages()).length;
     const subject = `De A vers C ${runId}`;
-    await nodemailer
-      .createTransport({
-        host: '127.0.0.1',
-        port: A.ports.submission,
-        secure: false,
-        requireTLS: true,
-        auth: { user: claire.login, pass: claire.password },
-        tls: { ca: readFileSync(layout.caBundle), servername: 'localhost' },
-      })
-      .sendMail({ from: claire.addresses[0], to: `someone@${C_DOMAIN}`, subject, text: 'Bonjour de Caducée.' });
+    await submitAs(A.ports.submission, layout.caBundle, claire, { from: claire.addresses[0], to: `someone@${C_DOMAIN}`, subject, text: 'Bonjour de Caducée.' });
     const msgs = await postfix!.waitForMessages(before + 1, 20_000);
     const arrived = msgs.find((m) => m.raw.includes(`Subject: ${subject}`));
     assert.ok(arrived, 'the message from A is in C’s Maildir');

@@ -7,12 +7,11 @@ import { after, before, describe, test } from 'node:test';
 import { zipSync, strToU8 } from 'fflate';
 import { simpleParser } from 'mailparser';
 import MailComposer from 'nodemailer/lib/mail-composer';
-import nodemailer from 'nodemailer';
 import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../src/demo/space.js';
 import { parseConfig } from '../src/config/index.js';
 import { startOperator, type Operator } from '../src/main.js';
 import { TestPki } from '../src/pki/index.js';
-import { dialogue, folderMessages, probe, tempDir, testLogger, totalMessages, waitFor } from './helpers.js';
+import { dialogue, folderMessages, submitAs, probe, tempDir, testLogger, totalMessages, waitFor } from './helpers.js';
 
 const FAST_QUEUE = { queue: { retrySeconds: [0.3], pollSeconds: 0.1, giveUpSeconds: 600, connectTimeoutSeconds: 3 }, smtp: { maxMessageSize: 10 * 1024 * 1024 } };
 
@@ -55,17 +54,7 @@ describe('local trust space: two operators', () => {
     cleanup();
   });
 
-  const submit = (mail: any, user = claire) =>
-    nodemailer
-      .createTransport({
-        host: '127.0.0.1',
-        port: A.ports.submission,
-        secure: false,
-        requireTLS: true,
-        auth: { user: user.login, pass: user.password },
-        tls: { ca: readFileSync(layout.caBundle), servername: 'localhost' },
-      })
-      .sendMail(mail);
+  const submit = (mail: any, user = claire) => submitAs(A.ports.submission, layout.caBundle, user, mail);
 
   test('a 5 MB PDF and an IHE_XDM.ZIP arrive byte-identical at the other operator', async () => {
     const pdf = Buffer.concat([Buffer.from('%PDF-1.4\n'), randomBytes(5 * 1024 * 1024), Buffer.from('\n%%EOF\n')]);

@@ -120,4 +120,23 @@ export function drain(stream: Readable): Promise<void> {
   });
 }
 
+/**
+ * Answers the end of DATA after a failure: drains the stream, then a precise reply; nothing
+ * was committed (the blob, if written, is unreferenced).
+ */
+export function replyDataFailure(
+  stream: Readable,
+  e: any,
+  maxMessageSize: number,
+  cb: (err?: Error | null) => void,
+  onUnexpected: (e: unknown) => void,
+): void {
+  drain(stream).then(() => {
+    if (e?.name === 'BlobSizeExceededError') return cb(smtpError(552, '5.3.4', `message too big: the limit is ${maxMessageSize} bytes`));
+    if (e?.responseCode) return cb(e);
+    onUnexpected(e);
+    cb(smtpError(451, '4.3.0', 'temporary failure storing the message, nothing was stored; try again later'));
+  });
+}
+
 export { SMTPServer };

@@ -8,7 +8,7 @@ import { domainOf, type Core } from '../core/index.js';
 import { sendDeliveredDsn } from '../delivery/notify.js';
 import { BlobSizeExceededError, type BlobStore } from '../store/blobs.js';
 import { peerChainFromTls, type TrustService } from '../trust/index.js';
-import { drain, installEnhancedStatusPatch, receivedHeader, SMTPServer, smtpError } from './common.js';
+import { installEnhancedStatusPatch, replyDataFailure, receivedHeader, SMTPServer, smtpError } from './common.js';
 
 export interface MxOptions {
   hostname: string;
@@ -161,13 +161,7 @@ export function createMxServer(o: MxOptions): SMTPServer {
         return copies;
       })().then(
         () => cb(null, `2.6.0 message ${session.id} stored for ${rcpts.length} recipient(s)`),
-        (e) =>
-          drain(stream).then(() => {
-            if (e instanceof BlobSizeExceededError) return cb(smtpError(552, '5.3.4', `message too big: the limit is ${o.maxMessageSize} bytes`));
-            if (e?.responseCode) return cb(e);
-            log.error({ err: e, session: session.id }, 'delivery failed');
-            cb(smtpError(451, '4.3.0', 'temporary failure storing the message, nothing was stored; try again later'));
-          }),
+        (e) => replyDataFailure(stream, e, o.maxMessageSize, cb, (err) => log.error({ err, session: session.id }, 'delivery failed')),
       );
     },
   } as any);

@@ -12,7 +12,7 @@ import { domainOf, type Core, type User } from '../core/index.js';
 import { BlobSizeExceededError, type BlobStore } from '../store/blobs.js';
 import type { NewQueueItem } from '../store/types.js';
 import type { TrustService } from '../trust/index.js';
-import { drain, installEnhancedStatusPatch, receivedHeader, rfc5322Date, SMTPServer, smtpError, splitHeader } from './common.js';
+import { installEnhancedStatusPatch, replyDataFailure, receivedHeader, rfc5322Date, SMTPServer, smtpError, splitHeader } from './common.js';
 
 export interface SubmissionOptions {
   hostname: string;
@@ -201,13 +201,7 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
         log.info({ session: session.id, user: st.user.login, size: blob.size, local: st.rcpts.filter((r) => r.local).length, remote: st.rcpts.filter((r) => r.domain).length }, 'message submitted');
       })().then(
         () => cb(null, `2.6.0 message ${session.id} accepted`),
-        (e) =>
-          drain(stream).then(() => {
-            if (e instanceof BlobSizeExceededError) return cb(smtpError(552, '5.3.4', `message too big: the limit is ${o.maxMessageSize} bytes`));
-            if (e?.responseCode) return cb(e);
-            log.error({ err: e, session: session.id }, 'submission failed');
-            cb(smtpError(451, '4.3.0', 'temporary failure storing the message, nothing was stored; try again later'));
-          }),
+        (e) => replyDataFailure(stream, e, o.maxMessageSize, cb, (err) => log.error({ err, session: session.id }, 'submission failed')),
       );
     },
   } as any);
