@@ -1,6 +1,7 @@
 // Composition root: builds the services of one operator from its configuration and starts
 // its listeners. `caducee start` and `caducee demo` both come through here.
 import { readFileSync } from 'node:fs';
+import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import pino, { type Logger } from 'pino';
@@ -10,12 +11,15 @@ import type { Config } from './config/index.js';
 import { Core } from './core/index.js';
 import { OutboundWorker } from './delivery/worker.js';
 import { loadTrustAnchors, type TrustAnchors } from './pki/index.js';
+import { createImapServer, type ImapListener } from './imap/server.js';
+import { MessageIndex } from './imap/message-index.js';
 import { createMxServer } from './smtp/mx.js';
 import { createSubmissionServer } from './smtp/submission.js';
 import { BlobStore } from './store/blobs.js';
 import { SqliteStore } from './store/sqlite/index.js';
 import { TrustService } from './trust/index.js';
 import { TrustListSource } from './trust/source.js';
+import { openDirectory, type DirectoryRuntime } from './directory/runtime.js';
 
 export class StartupError extends Error {
   override name = 'StartupError';
@@ -29,7 +33,9 @@ export interface Operator {
   trust: TrustService;
   trustList: TrustListSource;
   outbound: OutboundWorker;
-  ports: { mx: number; submission: number; submissions: number };
+  /** National directory + our mailboxes, served over HTTP (JSON API, FHIR). */
+  directory: DirectoryRuntime;
+  ports: { mx: number; submission: number; submissions: number; http: number; imap: number; imaps: number };
   host: string;
   logger: Logger;
   reloadAnchors(): void;
@@ -128,6 +134,48 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     logger,
   });
 
+  // IMAP: message semantics are indexed once per stored message (at delivery, or on first use).
+  const index = new MessageIndex(store, blobs);
+  core.events.on('stored', (e: { blobId: string }) => {
+    index.ensure(e.blobId).catch((err) => logger.warn({ err: err.message, blobId: e.blobId }, 'message indexing failed; retried on first use'));
+  });
+  const imapServices = {
+    core,
+    store,
+    blobs,
+    auth,
+    index,
+    logger,
+    hostname: config.operator.hostname,
+    secureContext: tls.createSecureContext({ key, cert, minVersion: 'TLSv1.2' }),
+    tlsKeyCert: { key, cert },
+    appendLimit: config.smtp.maxMessageSize,
+    defaultQuotaBytes: config.imap.defaultQuotaBytes,
+  };
+  const imap = createImapServer(imapServices, false);
+  const imaps = createImapServer(imapServices, true);
+  const imapListeners: ImapListener[] = [];
+  const listenImap = (l: ImapListener, port: number, what: string) =>
+    new Promise<number>((resolve, reject) => {
+      l.server.once('error', (e: any) => reject(new StartupError(`cannot listen for ${what} on ${config.listen.host}:${port}: ${e.code ?? e.message}`)));
+      l.server.listen(port, config.listen.host, () => {
+        imapListeners.push(l);
+        resolve((l.server.address() as AddressInfo).port);
+      });
+    });
+  const closeImap = () =>
+    Promise.all(
+      imapListeners.map(
+        (l) =>
+          new Promise<void>((resolve) => {
+            for (const s of l.sockets) s.destroy();
+            l.server.close(() => resolve());
+          }),
+      ),
+    );
+
+  const directory = openDirectory(config, store, logger);
+
   const servers: SMTPServer[] = [];
   const listen = (s: SMTPServer, port: number, what: string) =>
     new Promise<number>((resolve, reject) => {
@@ -146,11 +194,16 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
       mx: await listen(mx, config.listen.mx, 'the MX'),
       submission: await listen(submission, config.listen.submission, 'submission'),
       submissions: await listen(submissions, config.listen.submissions, 'submission over TLS'),
+      http: (await directory.listen(config.listen.host, config.listen.http).catch((e) => Promise.reject(new StartupError(e.message)))).port,
+      imap: await listenImap(imap, config.listen.imap, 'IMAP'),
+      imaps: await listenImap(imaps, config.listen.imaps, 'IMAP over TLS'),
     };
   } catch (e) {
+    await closeImap();
     await Promise.all(servers.map((s) => new Promise((r) => s.close(() => r(undefined)))));
     trustList.stop();
     clearInterval(anchorTimer);
+    await directory.close();
     await store.close();
     throw e;
   }
@@ -166,6 +219,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     trust,
     trustList,
     outbound,
+    directory,
     ports,
     host: config.listen.host,
     logger,
@@ -176,6 +230,8 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
       trustList.stop();
       clearInterval(anchorTimer);
       await outbound.stop();
+      await directory.close();
+      await closeImap();
       await Promise.all(
         servers.map(
           (s) =>

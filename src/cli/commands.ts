@@ -11,6 +11,7 @@ import { openStore, startOperator, StartupError } from '../main.js';
 import { StoreConflictError } from '../store/sqlite/index.js';
 import { registerPkiCommands } from './pki.js';
 import { registerTrustCommands } from './trust.js';
+import { registerDirectoryCommands } from './directory.js';
 
 function newProgram(): Command {
   return new Command().name('caducee').description('Caducée — an MSSanté operator').showHelpAfterError();
@@ -115,6 +116,9 @@ function printDemo(demo: RunningDemo) {
     out.push(`  MX (trust space, mutual TLS) : ${op.host}:${op.ports.mx}`);
     out.push(`  submission STARTTLS          : ${op.host}:${op.ports.submission}`);
     out.push(`  submission implicit TLS      : ${op.host}:${op.ports.submissions}`);
+    out.push(`  HTTP: directory API and FHIR : http://${op.host}:${op.ports.http}/fhir/metadata`);
+    out.push(`  IMAP STARTTLS                : ${op.host}:${op.ports.imap}`);
+    out.push(`  IMAP implicit TLS            : ${op.host}:${op.ports.imaps}`);
     out.push(`  administration               : npx caducee mailbox list --config ${op.config}`);
     for (const u of op.users) {
       out.push(`  user ${u.login.padEnd(20)} password ${u.password}`);
@@ -298,5 +302,6 @@ program
 
 registerPkiCommands(program);
 registerTrustCommands(program);
+registerDirectoryCommands(program);
 
 export { program };

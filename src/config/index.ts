@@ -33,8 +33,14 @@ export const configSchema = z
         submission: port.default(2587),
         /** Submission with implicit TLS (465-style). */
         submissions: port.default(2465),
+        /** HTTP: JSON APIs and the FHIR directory (docs/directory.md). 0 = any free port. */
+        http: port.default(2080),
+        /** IMAP with STARTTLS (143-style); LOGINDISABLED until TLS. */
+        imap: port.default(2143),
+        /** IMAP with implicit TLS (993-style). */
+        imaps: port.default(2993),
       })
-      .default({ host: '127.0.0.1', mx: 2525, submission: 2587, submissions: 2465 }),
+      .default({ host: '127.0.0.1', mx: 2525, submission: 2587, submissions: 2465, http: 2080, imap: 2143, imaps: 2993 }),
     tls: z
       .object({
         /** PEM server certificate (IGC-Santé SERV SSL), also presented as client certificate to peers. */
@@ -68,6 +74,12 @@ export const configSchema = z
         socketTimeoutSeconds: z.number().positive().default(300),
       })
       .default({ maxMessageSize: 50 * 1024 * 1024, maxRecipients: 100, socketTimeoutSeconds: 300 }),
+    imap: z
+      .object({
+        /** Storage quota per mailbox (BAL) unless set on the mailbox, bytes (RFC 9208 STORAGE). */
+        defaultQuotaBytes: z.number().int().positive().default(5 * 1024 * 1024 * 1024),
+      })
+      .default({ defaultQuotaBytes: 5 * 1024 * 1024 * 1024 }),
     queue: z
       .object({
         /** Delays between attempts; the last one repeats until give-up. */
@@ -80,6 +92,33 @@ export const configSchema = z
         connectTimeoutSeconds: z.number().positive().default(30),
       })
       .default({ retrySeconds: [60, 300, 900, 1800, 3600], giveUpSeconds: 432000, pollSeconds: 1, concurrency: 4, connectTimeoutSeconds: 30 }),
+    http: z
+      .object({
+        /** Public base URL used in links (FHIR fullUrl, paging); default: from each request's Host. */
+        publicUrl: z.string().url().optional(),
+      })
+      .strict()
+      .default({}),
+    directory: z
+      .object({
+        /** How often a running operator looks for a newly imported snapshot (seconds). */
+        recheckSeconds: z.number().positive().default(1),
+        publish: z
+          .object({
+            /** FHIR base of the national directory (ANS Annuaire Santé API, e.g. …/fhir/v2). */
+            endpoint: z.string().url().optional(),
+            /** API key sent in `apiKeyHeader` (better from CADUCEE_DIRECTORY_API_KEY than in the file). */
+            apiKey: z.string().min(1).optional(),
+            apiKeyHeader: z.string().min(1).default('ESANTE-API-KEY'),
+            /** Delays before each retry of a failed request; their count is the number of retries. */
+            retryDelaysSeconds: z.array(z.number().nonnegative()).default([1, 5, 30]),
+            timeoutSeconds: z.number().positive().default(30),
+          })
+          .strict()
+          .default({ apiKeyHeader: 'ESANTE-API-KEY', retryDelaysSeconds: [1, 5, 30], timeoutSeconds: 30 }),
+      })
+      .strict()
+      .default({ recheckSeconds: 1, publish: { apiKeyHeader: 'ESANTE-API-KEY', retryDelaysSeconds: [1, 5, 30], timeoutSeconds: 30 } }),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
       .default({ level: 'info' }),
@@ -101,9 +140,13 @@ const ENV: Record<string, (c: any, v: string) => void> = {
   CADUCEE_MX_PORT: (c, v) => ((c.listen ??= {}).mx = num('CADUCEE_MX_PORT', v)),
   CADUCEE_SUBMISSION_PORT: (c, v) => ((c.listen ??= {}).submission = num('CADUCEE_SUBMISSION_PORT', v)),
   CADUCEE_SUBMISSIONS_PORT: (c, v) => ((c.listen ??= {}).submissions = num('CADUCEE_SUBMISSIONS_PORT', v)),
+  CADUCEE_IMAP_PORT: (c, v) => ((c.listen ??= {}).imap = num('CADUCEE_IMAP_PORT', v)),
+  CADUCEE_IMAPS_PORT: (c, v) => ((c.listen ??= {}).imaps = num('CADUCEE_IMAPS_PORT', v)),
   CADUCEE_TRUST_LIST: (c, v) => ((c.trust ??= {}).list = v),
   CADUCEE_TRUST_LIST_SHA256: (c, v) => ((c.trust ??= {}).sha256 = v),
   CADUCEE_MAX_MESSAGE_SIZE: (c, v) => ((c.smtp ??= {}).maxMessageSize = num('CADUCEE_MAX_MESSAGE_SIZE', v)),
+  CADUCEE_HTTP_PORT: (c, v) => ((c.listen ??= {}).http = num('CADUCEE_HTTP_PORT', v)),
+  CADUCEE_DIRECTORY_API_KEY: (c, v) => (((c.directory ??= {}).publish ??= {}).apiKey = v),
   CADUCEE_LOG_LEVEL: (c, v) => ((c.log ??= {}).level = v),
 };
 

@@ -47,6 +47,23 @@ export interface MailboxEvent {
   uid: number;
 }
 
+/** Maps grant rights to RFC 4314 §2.1 rights letters. */
+export function rightsToAcl(rights: Set<GrantRight>, owner: boolean): string {
+  if (owner) return 'lrswipkxtea';
+  let acl = '';
+  if (rights.has('read') || rights.has('manage')) acl += 'lrs';
+  if (rights.has('manage')) acl += 'wipkxtea';
+  return acl;
+}
+
+/** Maps RFC 4314 rights letters back to grant rights (what SETACL can express). */
+export function aclToRights(acl: string): GrantRight[] {
+  const out: GrantRight[] = [];
+  if (/[lr]/.test(acl)) out.push('read');
+  if (/a/.test(acl)) out.push('manage');
+  return out;
+}
+
 export class Core {
   /** Emits 'delivered' (MailboxEvent) after a message is committed; IMAP IDLE etc. subscribe. */
   readonly events = new EventEmitter();
@@ -187,6 +204,7 @@ export class Core {
    */
   async deliver(req: DeliveryRequest): Promise<DeliveredCopy[]> {
     const copies = await this.store.deliver(req);
+    if (copies.length) this.events.emit('stored', { blobId: req.blobId });
     for (const c of copies) this.events.emit('delivered', c satisfies MailboxEvent);
     if (req.remote.length) this.events.emit('queued');
     return copies;
@@ -221,6 +239,31 @@ export class Core {
     const rights = await this.rightsOn(user, m);
     if (rights.has('send')) return { ok: true, mailbox: m, onBehalf: true };
     return { ok: false, reason: `${user.login} may not send as ${from}: neither its owner nor holder of a send-on-behalf grant` };
+  }
+
+  /**
+   * Every mailbox `user` may open, with the rights held: owned mailboxes (all rights) and
+   * delegated ones (grants). Deleted mailboxes are never listed; suspended ones are (their
+   * owner may still read them).
+   */
+  async accessibleMailboxes(user: User): Promise<{ mailbox: Mailbox; rights: Set<GrantRight>; owned: boolean }[]> {
+    const out: { mailbox: Mailbox; rights: Set<GrantRight>; owned: boolean }[] = [];
+    for (const m of await this.store.listMailboxes({ ownerUserId: user.id })) if (m.state !== 'deleted') out.push({ mailbox: m, rights: new Set(GRANT_RIGHTS), owned: true });
+    for (const g of await this.store.listGrants({ userId: user.id })) {
+      if (out.some((o) => o.mailbox.id === g.mailboxId)) continue;
+      const m = await this.store.getMailbox(g.mailboxId);
+      if (m && m.state !== 'deleted' && g.rights.length) out.push({ mailbox: m, rights: new Set(g.rights), owned: false });
+    }
+    return out;
+  }
+
+  /**
+   * RFC 4314 rights of `user` on `mailbox`, derived from the grants (one decision point):
+   * owner: all; `read` → l r s (see, read, keep \Seen); `manage` → w i p k x t e a as well
+   * (write flags, insert, post, create, delete, expunge, administer); `send` has no IMAP right.
+   */
+  async imapRights(user: User, mailbox: Mailbox): Promise<string> {
+    return rightsToAcl(await this.rightsOn(user, mailbox), mailbox.ownerUserId === user.id);
   }
 
   /** The address `user` sends as by default in a Sender: header (their own active mailbox). */

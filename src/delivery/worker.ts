@@ -294,6 +294,7 @@ export class OutboundWorker {
       }
     }
     const copies = await this.o.store.completeQueueItems(c);
+    for (const d of c.dsns) this.o.core.events.emit('stored', { blobId: d.blobId });
     for (const copy of copies) this.o.core.events.emit('delivered', copy);
   }
 }

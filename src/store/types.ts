@@ -60,7 +60,73 @@ export interface MailboxUpdate {
   ownerUserId?: number | null;
 }
 
-export interface Store {
+/** A message as an IMAP session sees it in a folder. */
+export interface FolderMessage {
+  uid: number;
+  flags: string[];
+  modseq: number;
+  size: number;
+  internalDate: string;
+  blobId: string;
+  recent: boolean;
+}
+
+export interface FolderStatus {
+  messages: number;
+  recent: number;
+  unseen: number;
+  deleted: number;
+  size: number;
+  uidNext: number;
+  uidValidity: number;
+  highestModseq: number;
+  /** Sequence number of the first unseen message (SELECT's [UNSEEN n]). */
+  firstUnseenSeq: number | null;
+}
+
+export interface FlagUpdate {
+  uid: number;
+  flags: string[];
+  modseq: number;
+}
+
+/** Folder operations behind IMAP (and later the webmail). All mutations bump the folder's HIGHESTMODSEQ. */
+export interface FolderStore {
+  createFolder(mailboxId: number, name: string, specialUse?: string | null): Promise<Folder>;
+  /** Deletes the folder and its messages. */
+  deleteFolder(folderId: number): Promise<void>;
+  /** Renames a folder and its descendants (names under `from` + delimiter). */
+  renameFolder(mailboxId: number, from: string, to: string, delimiter: string): Promise<void>;
+  getFolderById(folderId: number): Promise<Folder | undefined>;
+  listSubscriptions(mailboxId: number): Promise<string[]>;
+  setSubscribed(mailboxId: number, name: string, subscribed: boolean): Promise<void>;
+  folderStatus(folderId: number): Promise<FolderStatus>;
+  /** Every message of the folder in UID order. `clearRecent`: this session claims \Recent (RFC 3501 §2.3.2). */
+  folderMessages(folderId: number, opts?: { clearRecent?: boolean }): Promise<FolderMessage[]>;
+  /** Messages whose modseq is greater than `modseq` (new or changed). */
+  changedSince(folderId: number, modseq: number): Promise<FolderMessage[]>;
+  /** UIDs expunged with a modseq greater than `modseq`. */
+  expungedSince(folderId: number, modseq: number): Promise<number[]>;
+  appendMessage(folderId: number, m: { blobId: string; size: number; flags: string[]; internalDate: Date }): Promise<{ uid: number; modseq: number }>;
+  /** Applies a flag change; messages whose modseq exceeds `unchangedSince` are left and reported (RFC 7162 §3.1.3). */
+  storeFlags(
+    folderId: number,
+    uids: number[],
+    op: 'set' | 'add' | 'remove',
+    flags: string[],
+    unchangedSince?: number,
+  ): Promise<{ updated: FlagUpdate[]; modifiedUids: number[] }>;
+  /** Expunges messages flagged \Deleted (restricted to `uids` when given); returns the UIDs removed. */
+  expunge(folderId: number, uids?: number[]): Promise<number[]>;
+  /** Copies (or moves) messages into another folder in one transaction; returns the UID mapping. */
+  copyMessages(fromFolderId: number, uids: number[], toFolderId: number, move: boolean): Promise<{ from: number; to: number }[]>;
+  /** Bytes used by all messages of a mailbox (BAL), for QUOTA (RFC 9208). */
+  mailboxUsage(mailboxId: number): Promise<{ bytes: number; messages: number }>;
+  getBlobMeta(blobId: string): Promise<string | undefined>;
+  setBlobMeta(blobId: string, info: string): Promise<void>;
+}
+
+export interface Store extends FolderStore {
   close(): Promise<void>;
 
   createStructure(s: { idType: StructureIdType; idValue: string; name: string }): Promise<Structure>;

@@ -100,4 +100,30 @@ CREATE INDEX outbound_due ON outbound_queue(status, next_attempt_at);
 CREATE INDEX outbound_blob ON outbound_queue(blob_id);
 `,
   },
+  {
+    version: 2,
+    name: 'IMAP: message metadata, recent, expunge history, subscriptions, quota',
+    sql: `
+CREATE TABLE blob_meta (
+  blob_id TEXT PRIMARY KEY,
+  info TEXT NOT NULL
+);
+ALTER TABLE messages ADD COLUMN recent INTEGER NOT NULL DEFAULT 1;
+CREATE INDEX messages_folder_modseq ON messages(folder_id, modseq);
+CREATE TABLE expunged (
+  folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+  uid INTEGER NOT NULL,
+  modseq INTEGER NOT NULL,
+  PRIMARY KEY (folder_id, uid)
+);
+CREATE INDEX expunged_modseq ON expunged(folder_id, modseq);
+CREATE TABLE subscriptions (
+  mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),
+  name TEXT NOT NULL,
+  PRIMARY KEY (mailbox_id, name)
+);
+INSERT INTO subscriptions (mailbox_id, name) SELECT mailbox_id, name FROM folders WHERE subscribed = 1;
+ALTER TABLE mailboxes ADD COLUMN quota_bytes INTEGER;
+`,
+  },
 ];

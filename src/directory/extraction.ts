@@ -1,0 +1,383 @@
+// The national extraction "Extraction_Correspondance_MSSante_AAAAMMJJhhmm.txt" (Annuaire Santé,
+// ../shared/docs/mssante.md §6): UTF-8, '|'-separated, one header line, one line per mailbox,
+// 31 columns. Columns are matched by header name, tolerantly (accents, case, spacing, the
+// " structure BAL" suffix some copies add to the address columns, a BOM, CRLF line ends).
+import { createReadStream, statSync } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
+import { Unzip, UnzipInflate, UnzipPassThrough } from 'fflate';
+import { isValidAddress } from '../core/index.js';
+import { MAILBOX_TYPES, type MailboxType } from '../core/model.js';
+import { cityOf, resourceKindOf, safeKey, type DirectoryEntry, type ExtractionFields } from './model.js';
+import { codeToken, fold, indexTokens, joinedKey, sortKey } from './normalize.js';
+
+/** The 31 columns in the published order: field name and header as published. */
+export const COLUMNS: [keyof ExtractionFields, string][] = [
+  ['balType', 'Type de BAL'],
+  ['address', 'Adresse BAL'],
+  ['ppIdType', 'Type Identifiant PP'],
+  ['ppId', 'Identifiant PP'],
+  ['ppNatId', 'Identification nationale PP'],
+  ['stIdType', 'Type identifiant structure'],
+  ['stId', 'Identification Structure'],
+  ['service', 'Service de rattachement'],
+  ['civility', "Civilité d'exercice"],
+  ['family', "Nom d'exercice"],
+  ['given', "Prénom d'exercice"],
+  ['categoryCode', 'Catégorie profession'],
+  ['categoryLabel', 'Libellé de catégorie profession'],
+  ['professionCode', 'Code Profession'],
+  ['professionLabel', 'Libellé Profession'],
+  ['specialityCode', 'Code savoir-faire'],
+  ['specialityLabel', 'Libellé savoir-faire'],
+  ['digitization', 'Dématérialisation'],
+  ['legalName', 'Raison Sociale structure BAL'],
+  ['tradeName', 'Enseigne commerciale structure BAL'],
+  ['l2', 'L2COMPLEMENTLOCALISATION'],
+  ['l3', 'L3COMPLEMENTDISTRIBUTION'],
+  ['l4Number', 'L4NUMEROVOIE'],
+  ['l4NumberExt', 'L4COMPLEMENTNUMEROVOIE'],
+  ['l4StreetType', 'NL4TYPEVOIE'],
+  ['l4Street', 'L4LIBELLEVOIE'],
+  ['l5', 'L5LIEUDITMENTION'],
+  ['l6', 'L6LIGNEACHEMINEMENT'],
+  ['postalCode', 'Code postal'],
+  ['department', 'Département'],
+  ['country', 'Pays'],
+];
+
+export const FIELD_NAMES = COLUMNS.map(([f]) => f);
+
+/** "Raison Sociale structure BAL", "raison sociale", "RAISON_SOCIALE" → "raisonsociale". */
+export function headerKey(h: string): string {
+  return fold(h)
+    .replace(/[^a-z0-9]/g, '')
+    .replace(/structurebal$/, '');
+}
+
+const HEADER_INDEX = new Map(COLUMNS.map(([f, h]) => [headerKey(h), f]));
+
+export class ExtractionError extends Error {
+  override name = 'ExtractionError';
+}
+
+export interface HeaderMap {
+  /** Field for each column position (undefined: unknown column, ignored). */
+  fields: (keyof ExtractionFields | undefined)[];
+  missing: string[];
+  unknown: string[];
+}
+
+/** Maps a header line to field names; the address and BAL type columns are required. */
+export function parseHeader(line: string): HeaderMap {
+  const cols = line.replace(/^\uFEFF/, '').split('|');
+  const fields = cols.map((c) => HEADER_INDEX.get(headerKey(c)));
+  const seen = new Set(fields.filter(Boolean));
+  const missing = COLUMNS.filter(([f]) => !seen.has(f)).map(([, h]) => h);
+  const unknown = cols.filter((_, i) => !fields[i]).map((c) => c.trim());
+  if (!seen.has('address') || !seen.has('balType'))
+    throw new ExtractionError(
+      `the first line is not an extraction header: no "Adresse BAL" / "Type de BAL" column (got ${JSON.stringify(line.slice(0, 120))}). ` +
+        'Give the Extraction_Correspondance_MSSante_*.txt file of the Annuaire Santé, or the ZIP that carries it.',
+    );
+  return { fields, missing, unknown };
+}
+
+export type LineResult = { ok: true; entry: DirectoryEntry } | { ok: false; reason: string };
+
+/** Column position of each field in this file's header (-1: absent). */
+function positions(header: HeaderMap): number[] {
+  const cached = (header as any)._pos as number[] | undefined;
+  if (cached) return cached;
+  const pos = FIELD_NAMES.map((f) => header.fields.indexOf(f));
+  (header as any)._pos = pos;
+  return pos;
+}
+
+/** Parses one data line into an entry, or says why it is rejected. */
+export function parseLine(line: string, header: HeaderMap): LineResult {
+  const cols = line.split('|');
+  const n = header.fields.length;
+  // A trailing '|' (one empty extra field) is tolerated.
+  if (cols.length !== n && !(cols.length === n + 1 && cols[n] === '')) return { ok: false, reason: `${cols.length} fields where the header has ${n}` };
+  const p = positions(header);
+  const v = (i: number) => (p[i] < 0 ? '' : cols[p[i]].trim());
+  // One object literal with every field: a single hidden class for millions of lines.
+  const f: ExtractionFields = {
+    balType: v(0), address: v(1), ppIdType: v(2), ppId: v(3), ppNatId: v(4), stIdType: v(5), stId: v(6), service: v(7),
+    civility: v(8), family: v(9), given: v(10), categoryCode: v(11), categoryLabel: v(12), professionCode: v(13),
+    professionLabel: v(14), specialityCode: v(15), specialityLabel: v(16), digitization: v(17), legalName: v(18),
+    tradeName: v(19), l2: v(20), l3: v(21), l4Number: v(22), l4NumberExt: v(23), l4StreetType: v(24), l4Street: v(25),
+    l5: v(26), l6: v(27), postalCode: v(28), department: v(29), country: v(30),
+  };
+  return entryFromFields(f, 'national');
+}
+
+/** Validates fields (TRE_R257 rules) and derives the keys of an entry. */
+export function entryFromFields(f: ExtractionFields, source: 'national' | 'local', extra?: { listeRouge?: boolean; description?: string; ownerUserId?: number | null }): LineResult {
+  const type = f.balType.toUpperCase() as MailboxType;
+  if (!MAILBOX_TYPES.includes(type)) return { ok: false, reason: `unknown Type de BAL ${JSON.stringify(f.balType)} (expected PER, ORG, APP or CAB)` };
+  if (!f.address) return { ok: false, reason: 'empty Adresse BAL' };
+  if (!isValidAddress(f.address)) return { ok: false, reason: `Adresse BAL ${JSON.stringify(f.address.slice(0, 80))} is not a mail address` };
+  const ppKey = safeKey(f.ppNatId || (f.ppId ? f.ppIdType + f.ppId : ''));
+  const stKey = safeKey(f.stId);
+  // TRE_R257-TypeBAL (mssante.md §2): PER and CAB belong to a professional, ORG and APP to a structure.
+  if ((type === 'PER' || type === 'CAB') && !ppKey) return { ok: false, reason: `a ${type} mailbox without Identifiant PP` };
+  if ((type === 'ORG' || type === 'APP') && !stKey) return { ok: false, reason: `an ${type} mailbox without Identification Structure` };
+  const entry: DirectoryEntry = {
+    balType: type, address: f.address, ppIdType: f.ppIdType, ppId: f.ppId, ppNatId: f.ppNatId, stIdType: f.stIdType, stId: f.stId,
+    service: f.service, civility: f.civility, family: f.family, given: f.given, categoryCode: f.categoryCode,
+    categoryLabel: f.categoryLabel, professionCode: f.professionCode, professionLabel: f.professionLabel,
+    specialityCode: f.specialityCode, specialityLabel: f.specialityLabel, digitization: f.digitization, legalName: f.legalName,
+    tradeName: f.tradeName, l2: f.l2, l3: f.l3, l4Number: f.l4Number, l4NumberExt: f.l4NumberExt, l4StreetType: f.l4StreetType,
+    l4Street: f.l4Street, l5: f.l5, l6: f.l6, postalCode: f.postalCode, department: f.department, country: f.country,
+    source,
+    type,
+    ppKey,
+    stKey,
+    kind: resourceKindOf(type, !!stKey),
+    sortKey: '',
+    listeRouge: extra?.listeRouge ?? false,
+    description: extra?.description ?? '',
+    ownerUserId: extra?.ownerUserId ?? null,
+  };
+  entry.sortKey = entrySortKey(entry);
+  return { ok: true, entry };
+}
+
+export function entrySortKey(e: DirectoryEntry): string {
+  const person = e.family || e.given;
+  return (person ? sortKey(e.family, e.given) : sortKey(e.tradeName || e.legalName, e.service)) + ' ' + e.address.toLowerCase();
+}
+
+/**
+ * Index tokens of an entry, by column. The store indexes names alone (fast name search and
+ * autocomplete) and all words together with code tokens (free text with filters); a condition
+ * on one column is then checked on these same tokens (match.ts).
+ * - names: the person (family, given) or, for ORG/APP, the structure's names and service;
+ * - org: the structure's legal and trade names and the service;
+ * - work: profession, savoir-faire and category labels;
+ * - place: city, postal code, department;
+ * - other: description (our own mailboxes);
+ * - codes: exact / starts-with filter tokens "prefix_value" ('_' never occurs in a word):
+ *   t_ type, k_ resource kind, p_ profession, s_ savoir-faire, cp_ postal code, cy_ city,
+ *   fa_ family, gi_ given, pp_ practitioner, st_ structure.
+ */
+export interface EntryTokens {
+  names: string[];
+  org: string[];
+  work: string[];
+  place: string[];
+  other: string[];
+  codes: string[];
+}
+
+export function entryTokens(e: DirectoryEntry): EntryTokens {
+  const names: string[] = [];
+  const org: string[] = [];
+  const work: string[] = [];
+  const place: string[] = [];
+  const other: string[] = [];
+  if (e.family || e.given) {
+    indexTokens(e.family, names);
+    indexTokens(e.given, names);
+  } else {
+    indexTokens(e.legalName, names);
+    indexTokens(e.tradeName, names);
+    indexTokens(e.service, names);
+  }
+  if (e.stKey) {
+    indexTokens(e.legalName, org);
+    indexTokens(e.tradeName, org);
+    indexTokens(e.service, org);
+  }
+  const city = cityOf(e);
+  indexTokens(e.professionLabel, work);
+  indexTokens(e.specialityLabel, work);
+  indexTokens(city, place);
+  if (e.postalCode) place.push(e.postalCode.toLowerCase());
+  if (e.description) indexTokens(e.description, other);
+  const codes = ['t_' + e.type.toLowerCase(), 'k_' + e.kind.toLowerCase()];
+  if (e.ppKey) codes.push(codeToken('pp_', e.ppKey));
+  if (e.stKey) codes.push(codeToken('st_', e.stKey));
+  if (e.professionCode) codes.push(codeToken('p_', e.professionCode));
+  if (e.specialityCode) codes.push(codeToken('s_', e.specialityCode));
+  if (e.postalCode) codes.push(codeToken('cp_', e.postalCode));
+  if (city) codes.push('cy_' + joinedKey(city));
+  if (e.family) codes.push('fa_' + joinedKey(e.family));
+  if (e.given) codes.push('gi_' + joinedKey(e.given));
+  return { names, org, work, place, other, codes };
+}
+
+// ---- reading the file ------------------------------------------------------------------------
+
+export interface LineSink {
+  /** Called for each line (without its end), with its 1-based number. Synchronous: the reader waits. */
+  line(text: string, lineNo: number): void;
+}
+
+export interface ReadProgress {
+  bytesRead: number;
+  totalBytes: number;
+}
+
+const EXTRACTION_NAME = /(^|\/)Extraction_Correspondance_MSSante[^/]*\.txt$/i;
+
+/**
+ * Streams the lines of an extraction (.txt, or the .zip that carries it) with constant memory:
+ * chunks are decoded as UTF-8 (a sequence split across chunks is kept whole) and split at LF,
+ * a CR before it removed. `onProgress` is called per chunk with the bytes of FILE read so far.
+ */
+export async function readExtractionLines(
+  file: string,
+  sink: LineSink,
+  onProgress?: (p: ReadProgress) => void,
+  afterChunk?: () => Promise<void>,
+): Promise<{ entryName?: string }> {
+  let totalBytes: number;
+  try {
+    totalBytes = statSync(file).size;
+  } catch (e: any) {
+    throw new ExtractionError(`cannot read ${file}: ${e.code ?? e.message}. Check the path.`);
+  }
+  const splitter = new LineSplitter(sink);
+  let bytesRead = 0;
+  const isZip = await sniffZip(file);
+  if (!isZip) {
+    const fd = createReadStream(file, { highWaterMark: 1 << 20 });
+    for await (const chunk of fd as AsyncIterable<Buffer>) {
+      bytesRead += chunk.length;
+      splitter.push(chunk);
+      onProgress?.({ bytesRead, totalBytes });
+      if (afterChunk) await afterChunk();
+    }
+    splitter.end();
+    return {};
+  }
+  // ZIP (APPNOTE.TXT §4.3): entries are streamed in order. The extraction is the entry named
+  // Extraction_Correspondance_MSSante_*.txt, or else the only .txt entry (found on a second pass).
+  const first = await readZipEntry(file, (name) => EXTRACTION_NAME.test(name), splitter, totalBytes, onProgress, afterChunk);
+  if (first.chosen) return { entryName: first.chosen };
+  const txt = first.names.filter((n) => /\.txt$/i.test(n));
+  if (txt.length === 1) {
+    const second = await readZipEntry(file, (name) => name === txt[0], splitter, totalBytes, onProgress, afterChunk);
+    if (second.chosen) return { entryName: second.chosen };
+  }
+  throw new ExtractionError(
+    `${file} is a ZIP without an extraction entry (entries: ${first.names.slice(0, 5).join(', ') || 'none'}). Expected Extraction_Correspondance_MSSante_*.txt inside.`,
+  );
+}
+
+async function readZipEntry(
+  file: string,
+  wanted: (name: string) => boolean,
+  splitter: LineSplitter,
+  totalBytes: number,
+  onProgress?: (p: ReadProgress) => void,
+  afterChunk?: () => Promise<void>,
+): Promise<{ chosen?: string; names: string[] }> {
+  const fd = createReadStream(file, { highWaterMark: 1 << 20 });
+  let bytesRead = 0;
+  let chosen: string | undefined;
+  let done = false;
+  let failure: Error | undefined;
+  const names: string[] = [];
+  const unzip = new Unzip((f) => {
+    names.push(f.name);
+    if (chosen || !wanted(f.name)) return;
+    if (f.compression !== 0 && f.compression !== 8) {
+      failure = new ExtractionError(`${file}: entry ${f.name} uses ZIP compression method ${f.compression}; only stored and deflate are supported`);
+      return;
+    }
+    chosen = f.name;
+    f.ondata = (err, data, final) => {
+      if (failure) return;
+      if (err) {
+        failure = new ExtractionError(`${file}: entry ${f.name} is corrupt (${err.message}). Download the ZIP again.`);
+        return;
+      }
+      try {
+        splitter.push(data);
+        if (final) {
+          splitter.end();
+          done = true;
+        }
+      } catch (e: any) {
+        failure = e;
+      }
+    };
+    f.start();
+  });
+  unzip.register(UnzipInflate);
+  unzip.register(UnzipPassThrough);
+  try {
+    for await (const chunk of fd as AsyncIterable<Buffer>) {
+      bytesRead += chunk.length;
+      try {
+        unzip.push(chunk);
+      } catch (e: any) {
+        failure ??= new ExtractionError(`${file} is not a readable ZIP (${e.message}). Download it again.`);
+      }
+      if (failure) throw failure;
+      onProgress?.({ bytesRead, totalBytes });
+      if (done) break;
+      if (afterChunk) await afterChunk();
+    }
+    if (!done && !failure) {
+      try {
+        unzip.push(new Uint8Array(0), true);
+      } catch (e: any) {
+        failure = new ExtractionError(`${file} is not a readable ZIP (${e.message}). Download it again.`);
+      }
+    }
+    if (failure) throw failure;
+    if (chosen && !done) throw new ExtractionError(`${file}: the ZIP ends before the end of ${chosen} (truncated download?). Download it again.`);
+    return { chosen, names };
+  } finally {
+    fd.destroy();
+  }
+}
+
+async function sniffZip(file: string): Promise<boolean> {
+  const { open } = await import('node:fs/promises');
+  const h = await open(file, 'r');
+  try {
+    const b = Buffer.alloc(4);
+    await h.read(b, 0, 4, 0);
+    return b.readUInt32LE(0) === 0x04034b50; // local file header signature
+  } finally {
+    await h.close();
+  }
+}
+
+/** Splits decoded text at LF; removes a trailing CR and a leading BOM. */
+class LineSplitter {
+  private readonly decoder = new StringDecoder('utf8');
+  private rest = '';
+  private lineNo = 0;
+  constructor(private readonly sink: LineSink) {}
+
+  push(chunk: Uint8Array) {
+    const text = this.rest + this.decoder.write(chunk as Buffer);
+    let start = 0;
+    for (;;) {
+      const nl = text.indexOf('\n', start);
+      if (nl < 0) break;
+      this.emit(text.slice(start, nl));
+      start = nl + 1;
+    }
+    this.rest = text.slice(start);
+  }
+
+  end() {
+    const last = this.rest + this.decoder.end();
+    this.rest = '';
+    if (last.length) this.emit(last);
+  }
+
+  private emit(line: string) {
+    this.lineNo++;
+    if (line.endsWith('\r')) line = line.slice(0, -1);
+    if (this.lineNo === 1 && line.charCodeAt(0) === 0xfeff) line = line.slice(1);
+    this.sink.line(line, this.lineNo);
+  }
+}

@@ -1,0 +1,92 @@
+// The directory's data model: one entry per MSSanté mailbox, from the national extraction
+// (../shared/docs/mssante.md §6) or from this operator's own store.
+import type { MailboxType } from '../core/model.js';
+
+/** The 31 fields of one extraction line, named (columns matched by header, see extraction.ts). */
+export interface ExtractionFields {
+  balType: string;
+  address: string;
+  ppIdType: string;
+  ppId: string;
+  ppNatId: string;
+  stIdType: string;
+  stId: string;
+  service: string;
+  civility: string;
+  family: string;
+  given: string;
+  categoryCode: string;
+  categoryLabel: string;
+  professionCode: string;
+  professionLabel: string;
+  specialityCode: string;
+  specialityLabel: string;
+  digitization: string;
+  legalName: string;
+  tradeName: string;
+  l2: string;
+  l3: string;
+  l4Number: string;
+  l4NumberExt: string;
+  l4StreetType: string;
+  l4Street: string;
+  l5: string;
+  l6: string;
+  postalCode: string;
+  department: string;
+  country: string;
+}
+
+/**
+ * Which FHIR resource carries the mailbox as a telecom (ANS Annuaire guide, ../shared/docs/mssante.md §6):
+ * PER with an RPPS only and CAB on Practitioner, PER with RPPS + structure on PractitionerRole,
+ * ORG and APP on Organization.
+ */
+export type ResourceKind = 'Practitioner' | 'PractitionerRole' | 'Organization';
+
+export interface DirectoryEntry extends ExtractionFields {
+  source: 'national' | 'local';
+  type: MailboxType;
+  /** Practitioner key ("Identification nationale PP", e.g. 810001234567), FHIR-id safe; '' if none. */
+  ppKey: string;
+  /** Structure key ("Identification Structure", e.g. 1750712184), FHIR-id safe; '' if none. */
+  stKey: string;
+  kind: ResourceKind;
+  sortKey: string;
+  /** Only our own mailboxes can be on the liste rouge (the national extraction never lists them). */
+  listeRouge: boolean;
+  /** Free description (our own mailboxes). */
+  description: string;
+  /** Owning user of our own mailboxes (never shown; decides liste-rouge visibility). */
+  ownerUserId: number | null;
+}
+
+/** FHIR ids are [A-Za-z0-9-.]{1,64}: keys keep letters, digits and dots; '-' joins a role id. */
+export const safeKey = (s: string) => s.trim().replace(/[^A-Za-z0-9.]/g, '.').slice(0, 31);
+
+export function resourceKindOf(type: MailboxType, hasStructure: boolean): ResourceKind {
+  if (type === 'ORG' || type === 'APP') return 'Organization';
+  if (type === 'PER' && hasStructure) return 'PractitionerRole';
+  return 'Practitioner';
+}
+
+export const roleId = (e: { ppKey: string; stKey: string }) => `${e.ppKey}-${e.stKey}`;
+
+/** Id of the FHIR resource that carries this entry's mailbox. */
+export function resourceIdOf(e: DirectoryEntry): string {
+  return e.kind === 'Organization' ? e.stKey : e.kind === 'PractitionerRole' ? roleId(e) : e.ppKey;
+}
+
+/** Display name: "DR Claire MARTIN" for a person, the structure's name otherwise. */
+export function displayName(e: ExtractionFields & { type: MailboxType }): string {
+  if (e.family || e.given) return [e.given, e.family].filter(Boolean).join(' ');
+  return e.tradeName || e.legalName || e.service || e.address;
+}
+
+/** City from L6 (ligne d'acheminement "75012 PARIS CEDEX 12"): postal code and CEDEX removed. */
+export function cityOf(e: { l6: string; postalCode: string }): string {
+  let s = e.l6.trim();
+  if (e.postalCode && s.startsWith(e.postalCode)) s = s.slice(e.postalCode.length);
+  s = s.replace(/^\s*\d{5}\s+/, '').replace(/\s+CEDEX(\s+\d+)?\s*$/i, '');
+  return s.trim();
+}

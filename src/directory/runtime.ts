@@ -1,0 +1,61 @@
+// The directory inside a running operator (and the CLI): the snapshot reader, the service that
+// merges our own mailboxes, the FHIR facade, and the HTTP server that serves them.
+import path from 'node:path';
+import pino, { type Logger } from 'pino';
+import type { Config } from '../config/index.js';
+import { startHttpServer, type HttpServer } from '../http/app.js';
+import { SqliteDirectoryReader, SqlitePublicationStore, SqliteSnapshotWriter } from '../store/directory/sqlite.js';
+import type { Store } from '../store/types.js';
+import { FhirDirectory } from './fhir.js';
+import { DirectoryService } from './service.js';
+
+export class DirectoryRuntime {
+  readonly reader: SqliteDirectoryReader;
+  readonly service: DirectoryService;
+  readonly fhir: FhirDirectory;
+  http: HttpServer | undefined;
+
+  constructor(
+    readonly config: Config,
+    readonly store: Store | undefined,
+    readonly logger: Logger,
+  ) {
+    let lastError = '';
+    this.reader = new SqliteDirectoryReader(config.dataDir, {
+      recheckMs: config.directory.recheckSeconds * 1000,
+      // A finished import replaces the file: the next search uses it, no restart needed.
+      onSwitch: (info) => logger.info({ importedAt: info?.importedAt, entries: info?.imported, source: info && path.basename(info.source) }, 'directory snapshot in force'),
+      onError: (message) => {
+        if (message !== lastError) logger.warn(message);
+        lastError = message;
+      },
+    });
+    this.service = new DirectoryService(this.reader, store);
+    this.fhir = new FhirDirectory(this.service);
+  }
+
+  /** Starts the HTTP server (JSON API + FHIR) on host:port. */
+  async listen(host: string, port: number): Promise<HttpServer> {
+    this.http = await startHttpServer({
+      host,
+      port,
+      logger: this.logger,
+      directory: { directory: this.service, fhir: this.fhir, publicUrl: this.config.http.publicUrl },
+    });
+    this.logger.info({ host, port: this.http.port }, 'HTTP (directory API, FHIR) listening');
+    return this.http;
+  }
+
+  async close() {
+    await this.http?.close();
+    this.http = undefined;
+    await this.reader.close();
+  }
+}
+
+export function openDirectory(config: Config, store?: Store, logger: Logger = pino({ level: 'silent' })): DirectoryRuntime {
+  return new DirectoryRuntime(config, store, logger.child({ component: 'directory' }));
+}
+
+export const openSnapshotWriter = (config: Config, opts?: { threaded?: boolean }) => SqliteSnapshotWriter.open(config.dataDir, opts);
+export const openPublicationStore = (config: Config) => new SqlitePublicationStore(config.dataDir);

@@ -1,0 +1,159 @@
+// FETCH responses (RFC 9051 §6.4.5, §7.5.2; RFC 3516 BINARY). Structures come from the message
+// index; body sections that are one contiguous byte range are streamed from the message file,
+// so a partial fetch of a large message reads only the bytes asked for.
+import { bodyStructure, envelopeSexp, sectionBytes, sectionRange, binaryContent, type Sexp } from '../mime/index.js';
+import type { BlobStore } from '../store/blobs.js';
+import type { Store } from '../store/types.js';
+import type { MessageIndex } from './message-index.js';
+import { imapDate, nstring } from './protocol/encoder.js';
+import type { FetchAttribute, Section } from './protocol/types.js';
+import type { ViewMessage } from './view.js';
+
+export interface FetchContext {
+  store: Store;
+  blobs: BlobStore;
+  index: MessageIndex;
+  write(data: string | Buffer): void;
+  drainWait(): Promise<void>;
+}
+
+/** Serialises an IMAP data tree (strings as quoted strings, or literals when needed). */
+export function sexpToString(v: Sexp): string {
+  if (v === null) return 'NIL';
+  if (typeof v === 'number') return String(v);
+  if (typeof v === 'string') return nstring(v);
+  // RFC 9051 §9: body-type-mpart is 1*body with no separator, and an address list is
+  // "(" 1*address ")": lists at the head of a list are written side by side.
+  let out = '(';
+  let leading = true;
+  v.forEach((e, i) => {
+    const isList = Array.isArray(e);
+    if (i > 0) out += leading && isList ? '' : ' ';
+    if (!isList) leading = false;
+    out += sexpToString(e);
+  });
+  return out + ')';
+}
+
+function sectionName(s: Section): string {
+  const p = 'part' in s && s.part.length ? s.part.join('.') : '';
+  switch (s.kind) {
+    case 'full':
+      return '';
+    case 'part':
+      return p;
+    case 'header':
+    case 'text':
+    case 'mime':
+      return (p ? p + '.' : '') + s.kind.toUpperCase();
+    case 'header.fields':
+      return `${p ? p + '.' : ''}HEADER.FIELDS${s.not ? '.NOT' : ''} (${s.fields.map((f) => f.toUpperCase()).join(' ')})`;
+  }
+}
+
+async function readRange(blobs: BlobStore, id: string, start: number, end: number): Promise<Buffer> {
+  if (end <= start) return Buffer.alloc(0);
+  const chunks: Buffer[] = [];
+  for await (const c of blobs.stream(id, { start, end: end - 1 })) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+export async function fetchMessage(ctx: FetchContext, seq: number, m: ViewMessage, attrs: FetchAttribute[], flagsOut: string[]): Promise<void> {
+  const parts: (string | Buffer)[] = [];
+  let raw: Buffer | undefined;
+  const info = attrs.some((a) => !['uid', 'flags', 'internaldate', 'modseq'].includes(a.kind)) ? await ctx.index.ensure(m.blobId) : undefined;
+  const getRaw = async () => (raw ??= await ctx.blobs.read(m.blobId));
+  const literal = (name: string, data: Buffer, binary = false) => {
+    parts.push(`${name} ${binary ? '~' : ''}{${data.length}}\r\n`);
+    parts.push(data);
+  };
+  const items: string[] = [];
+  for (const a of attrs) {
+    switch (a.kind) {
+      case 'uid':
+        parts.push(`UID ${m.uid}`);
+        break;
+      case 'flags':
+        parts.push(`FLAGS (${flagsOut.join(' ')})`);
+        break;
+      case 'internaldate':
+        parts.push(`INTERNALDATE "${imapDate(new Date(m.internalDate))}"`);
+        break;
+      case 'rfc822.size':
+        // Sizes count line ends as CRLF, consistent with BODY[] (RFC 9051 §6.4.5).
+        parts.push(`RFC822.SIZE ${info?.size ?? m.size}`);
+        break;
+      case 'modseq':
+        parts.push(`MODSEQ (${m.modseq})`);
+        break;
+      case 'envelope':
+        parts.push(`ENVELOPE ${sexpToString(envelopeSexp(info!.envelope))}`);
+        break;
+      case 'bodystructure':
+        parts.push(`BODYSTRUCTURE ${sexpToString(bodyStructure(info!, true))}`);
+        break;
+      case 'body-structure':
+        parts.push(`BODY ${sexpToString(bodyStructure(info!, false))}`);
+        break;
+      case 'rfc822':
+        literal('RFC822', await getRaw());
+        break;
+      case 'rfc822.header':
+        literal('RFC822.HEADER', Buffer.from(sectionBytes(await getRaw(), info!, { kind: 'header', part: [] }) ?? Buffer.alloc(0)));
+        break;
+      case 'rfc822.text':
+        literal('RFC822.TEXT', Buffer.from(sectionBytes(await getRaw(), info!, { kind: 'text', part: [] }) ?? Buffer.alloc(0)));
+        break;
+      case 'body': {
+        const name = `BODY[${sectionName(a.section)}]${a.partial ? `<${a.partial.offset}>` : ''}`;
+        const range = sectionRange(info!, a.section as any);
+        let data: Buffer;
+        if (range) {
+          let { start, end } = range;
+          if (a.partial) {
+            start = Math.min(start + a.partial.offset, end);
+            end = Math.min(start + a.partial.length, end);
+          }
+          data = await readRange(ctx.blobs, m.blobId, start, end);
+        } else {
+          const full = sectionBytes(await getRaw(), info!, a.section as any);
+          let d = Buffer.from(full ?? Buffer.alloc(0));
+          if (a.partial) d = d.subarray(Math.min(a.partial.offset, d.length), Math.min(a.partial.offset + a.partial.length, d.length));
+          data = d;
+        }
+        literal(name, data);
+        break;
+      }
+      case 'binary':
+      case 'binary.size': {
+        const r = binaryContent(await getRaw(), info!, a.part);
+        // RFC 3516 §4.3: UNKNOWN-CTE for an encoding we cannot decode; PARSE for broken data.
+        if (r && 'error' in r) throw Object.assign(new Error(r.error === 'PARSE' ? 'Invalid data in MIME part' : 'unknown Content-Transfer-Encoding'), { imapCode: r.error });
+        const data = Buffer.from(r?.data ?? Buffer.alloc(0));
+        if (a.kind === 'binary.size') {
+          parts.push(`BINARY.SIZE[${a.part.join('.')}] ${data.length}`);
+          break;
+        }
+        let d = data;
+        if (a.partial) d = d.subarray(Math.min(a.partial.offset, d.length), Math.min(a.partial.offset + a.partial.length, d.length));
+        // RFC 3516 §4.3: literal8 when the content has NUL bytes.
+        literal(`BINARY[${a.part.join('.')}]${a.partial ? `<${a.partial.offset}>` : ''}`, d, d.includes(0));
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  void items;
+  // Join items with spaces; a literal's data follows its "{n}\r\n" header directly.
+  const out: (string | Buffer)[] = [`* ${seq} FETCH (`];
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i];
+    const prev = parts[i - 1];
+    if (i > 0 && !Buffer.isBuffer(p) && !(typeof prev === 'string' && prev.endsWith('}\r\n'))) out.push(' ');
+    out.push(p);
+  }
+  out.push(')\r\n');
+  for (const o of out) ctx.write(o);
+  await ctx.drainWait();
+}

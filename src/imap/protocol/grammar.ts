@@ -1,0 +1,1472 @@
+// Recursive-descent grammar for IMAP client commands, run by parser.ts on one framed command
+// (its text lines and the literal data between them). Implements RFC 9051 §9 (IMAP4rev2) and
+// RFC 3501 §9 (IMAP4rev1) formal syntax plus the extensions listed at each production.
+// Pure: no I/O, no timers. All names are case-insensitive (RFC 9051 §9 preamble).
+
+import { TextDecoder } from 'node:util';
+import { isAstringChar, isAtomChar } from './encoder.js';
+import type {
+  AppendMessage,
+  Command,
+  FetchAttribute,
+  ParsedCommand,
+  SearchKey,
+  SearchReturn,
+  Section,
+  SequenceSet,
+  SortKey,
+  StatusItem,
+  StoreAction,
+} from './types.js';
+
+/** One framed command: text lines (without CRLF) and the literal data that follows each line but the last. */
+export interface CommandInput {
+  lines: Uint8Array[];
+  /** literals[i] follows lines[i] (whose text ends with the literal announcement). */
+  literals: Uint8Array[];
+  /** false while a synchronizing literal is awaited: reaching it throws {@link INCOMPLETE}. */
+  complete: boolean;
+}
+
+export interface GrammarOptions {
+  /** RFC 6855 §3 UTF8=ACCEPT enabled: UTF-8 allowed in quoted strings. */
+  utf8Accept: boolean;
+  /** RFC 3516 BINARY announced: literal8 allowed in APPEND. */
+  binary: boolean;
+}
+
+/** Thrown (as this exact object) when parsing needs literal data not received yet. */
+export const INCOMPLETE: unique symbol = Symbol('imap-incomplete');
+
+class ImapSyntaxError {
+  constructor(readonly message: string, readonly code?: string) {}
+}
+
+const MAX_UINT32 = 4294967295;
+const MAX_MODSEQ = 2n ** 63n - 1n; // RFC 7162 §7: mod-sequence-value is a positive 63-bit integer
+const MAX_DEPTH = 100; // nesting limit for search keys (NOT/OR/parentheses)
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+const SP = 0x20;
+const DQUOTE = 0x22;
+const LPAREN = 0x28;
+const RPAREN = 0x29;
+const BACKSLASH = 0x5c;
+
+function isDigit(c: number): boolean {
+  return c >= 0x30 && c <= 0x39;
+}
+
+function latin1(b: Uint8Array, s: number, e: number): string {
+  let out = '';
+  for (let i = s; i < e; i++) out += String.fromCharCode(b[i]);
+  return out;
+}
+
+const MONTHS: Record<string, number> = { JAN: 1, FEB: 2, MAR: 3, APR: 4, MAY: 5, JUN: 6, JUL: 7, AUG: 8, SEP: 9, OCT: 10, NOV: 11, DEC: 12 };
+
+function daysInMonth(y: number, m: number): number {
+  if (m === 2) return (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0 ? 29 : 28;
+  return [4, 6, 9, 11].includes(m) ? 30 : 31;
+}
+
+const SYSTEM_FLAGS: Record<string, string> = {
+  '\\ANSWERED': '\\Answered',
+  '\\FLAGGED': '\\Flagged',
+  '\\DELETED': '\\Deleted',
+  '\\SEEN': '\\Seen',
+  '\\DRAFT': '\\Draft',
+  '\\RECENT': '\\Recent',
+};
+
+// RFC 6154 §6 use-attr (canonical spelling; other "\" atoms are use-attr-ext, kept as sent).
+const USE_ATTRS: Record<string, string> = {
+  '\\ALL': '\\All',
+  '\\ARCHIVE': '\\Archive',
+  '\\DRAFTS': '\\Drafts',
+  '\\FLAGGED': '\\Flagged',
+  '\\JUNK': '\\Junk',
+  '\\SENT': '\\Sent',
+  '\\TRASH': '\\Trash',
+};
+
+// RFC 9051 §9 status-att (+ RFC 3501 RECENT, RFC 7162 §3.1.7 HIGHESTMODSEQ, RFC 7889 APPENDLIMIT).
+const STATUS_ITEMS = new Set<StatusItem>(['MESSAGES', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'DELETED', 'SIZE', 'RECENT', 'HIGHESTMODSEQ', 'APPENDLIMIT']);
+
+class Reader {
+  private li = 0;
+  private base = 0; // absolute offset of the current line's first byte in the command
+  line: Uint8Array;
+  pos = 0;
+
+  constructor(private readonly input: CommandInput, readonly opts: GrammarOptions) {
+    this.line = input.lines[0];
+  }
+
+  get offset(): number {
+    return this.base + this.pos;
+  }
+
+  peek(k = 0): number {
+    const p = this.pos + k;
+    return p < this.line.length ? this.line[p] : -1;
+  }
+
+  atEnd(): boolean {
+    return this.pos >= this.line.length;
+  }
+
+  private found(): string {
+    const c = this.peek();
+    if (c === -1) return 'end of line';
+    if (c === SP) return 'SP';
+    if (c === DQUOTE) return 'DQUOTE';
+    if (c > SP && c < 0x7f) return `"${String.fromCharCode(c)}"`;
+    return `byte 0x${c.toString(16).padStart(2, '0').toUpperCase()}`;
+  }
+
+  /** Throws "expected X at offset N, found Y". */
+  fail(expected: string): never {
+    throw new ImapSyntaxError(`expected ${expected} at offset ${this.offset}, found ${this.found()}`);
+  }
+
+  /** Throws "message at offset N". */
+  error(message: string, at = this.offset, code?: string): never {
+    throw new ImapSyntaxError(`${message} at offset ${at}`, code);
+  }
+
+  eat(c: number): boolean {
+    if (this.peek() === c) {
+      this.pos++;
+      return true;
+    }
+    return false;
+  }
+
+  expect(c: number, what: string): void {
+    if (!this.eat(c)) this.fail(what);
+  }
+
+  /** RFC 9051 §2.2.1 / RFC 3501 §2.2.1: exactly one SP between arguments. */
+  sp(context?: string): void {
+    if (!this.eat(SP)) this.fail(context ? `SP ${context}` : 'SP');
+  }
+
+  /** End of the command (no extraneous arguments, RFC 9051 §2.2.1). */
+  end(): void {
+    if (!this.atEnd()) this.fail('end of command');
+  }
+
+  /** RFC 9051 §9 atom = 1*ATOM-CHAR. */
+  atom(what = 'atom'): string {
+    const s = this.pos;
+    while (this.pos < this.line.length && isAtomChar(this.line[this.pos])) this.pos++;
+    if (this.pos === s) this.fail(what);
+    return latin1(this.line, s, this.pos);
+  }
+
+  /** An upper-cased keyword (atom) — command names, search keys, options. */
+  keyword(what: string): string {
+    return this.atom(what).toUpperCase();
+  }
+
+  /** The upper-cased atom at the cursor, without consuming it ('' if none). */
+  peekKeyword(): string {
+    let p = this.pos;
+    while (p < this.line.length && isAtomChar(this.line[p])) p++;
+    return latin1(this.line, this.pos, p).toUpperCase();
+  }
+
+  /** Consumes keyword `kw` if it is the whole atom at the cursor. */
+  eatKeyword(kw: string): boolean {
+    if (this.peekKeyword() !== kw) return false;
+    this.pos += kw.length;
+    return true;
+  }
+
+  private digits(what: string): { text: string; at: number } {
+    const at = this.offset;
+    const s = this.pos;
+    while (this.pos < this.line.length && isDigit(this.line[this.pos])) this.pos++;
+    if (this.pos === s) this.fail(what);
+    return { text: latin1(this.line, s, this.pos).replace(/^0+(?=\d)/, ''), at };
+  }
+
+  /** RFC 9051 §9 number: unsigned 32-bit. */
+  number(what = 'number'): number {
+    const { text, at } = this.digits(what);
+    if (text.length > 10 || Number(text) > MAX_UINT32) this.error(`number ${text.length > 20 ? text.slice(0, 20) + '…' : text} out of range (max ${MAX_UINT32})`, at);
+    return Number(text);
+  }
+
+  /** RFC 9051 §9 nz-number: 1..4294967295. */
+  nzNumber(what = 'nz-number'): number {
+    const at = this.offset;
+    const n = this.number(what);
+    if (n === 0) this.error(`expected ${what} (non-zero), found 0`, at);
+    return n;
+  }
+
+  /** RFC 9051 §9 number64 (limited to Number.MAX_SAFE_INTEGER so it stays exact as a JS number). */
+  number64(what = 'number'): number {
+    const { text, at } = this.digits(what);
+    if (text.length > 16 || !Number.isSafeInteger(Number(text))) this.error(`number ${text.length > 20 ? text.slice(0, 20) + '…' : text} too large (max ${Number.MAX_SAFE_INTEGER})`, at);
+    return Number(text);
+  }
+
+  /** RFC 7162 §7 mod-sequence-value (1..2^63-1) / mod-sequence-valzer (0..2^63-1). */
+  modseq(allowZero: boolean): bigint {
+    const what = allowZero ? 'mod-sequence-valzer' : 'mod-sequence-value';
+    const { text, at } = this.digits(what);
+    if (text.length > 19 || BigInt(text) > MAX_MODSEQ) this.error(`mod-sequence ${text.length > 20 ? text.slice(0, 20) + '…' : text} out of range (max ${MAX_MODSEQ})`, at);
+    const v = BigInt(text);
+    if (!allowZero && v === 0n) this.error(`expected ${what} (non-zero), found 0`, at);
+    return v;
+  }
+
+  /** RFC 9051 §9 quoted = DQUOTE *QUOTED-CHAR DQUOTE; returns the unescaped bytes. */
+  quoted(): Uint8Array {
+    const at = this.offset;
+    this.expect(DQUOTE, 'DQUOTE');
+    const out: number[] = [];
+    let eightBit = false;
+    for (;;) {
+      const c = this.peek();
+      if (c === -1) this.error('unterminated quoted string starting', at);
+      this.pos++;
+      if (c === DQUOTE) break;
+      if (c === BACKSLASH) {
+        // QUOTED-CHAR =/ "\" quoted-specials
+        const e = this.peek();
+        if (e !== DQUOTE && e !== BACKSLASH) this.error(`invalid escape in quoted string (only \\" and \\\\ are allowed)`, this.offset - 1);
+        this.pos++;
+        out.push(e);
+        continue;
+      }
+      if (c === 0) this.error('NUL in quoted string', this.offset - 1);
+      if (c === 0x0d || c === 0x0a) this.error('CR or LF in quoted string (use a literal)', this.offset - 1);
+      if (c >= 0x80) {
+        // RFC 9051 §9 QUOTED-CHAR =/ UTF8-2 / UTF8-3 / UTF8-4, usable only once UTF8=ACCEPT is
+        // enabled (RFC 6855 §3); IMAP4rev1 quoted strings are 7-bit (RFC 3501 §4.3).
+        if (!this.opts.utf8Accept) this.error('8-bit character in quoted string (requires ENABLE UTF8=ACCEPT; use a literal)', this.offset - 1);
+        eightBit = true;
+      }
+      out.push(c);
+    }
+    const bytes = Uint8Array.from(out);
+    if (eightBit) {
+      try {
+        UTF8.decode(bytes);
+      } catch {
+        this.error('invalid UTF-8 in quoted string starting', at);
+      }
+    }
+    return bytes;
+  }
+
+  /**
+   * RFC 9051 §9 literal = "{" number64 ["+"] "}" CRLF *CHAR8 (RFC 7888 adds the "+" form), and
+   * literal8 = "~{" number64 ["+"] "}" CRLF *OCTET (RFC 3516 §7, RFC 4466 §3) when allow8.
+   */
+  literal(allow8: boolean): { data: Uint8Array; binary: boolean } {
+    const at = this.offset;
+    let binary = false;
+    if (this.peek() === 0x7e) {
+      binary = true;
+      this.pos++;
+    }
+    this.expect(0x7b, binary ? '"{" after "~"' : '"{"');
+    this.digits('literal size');
+    this.eat(0x2b);
+    this.expect(0x7d, '"}"');
+    if (!this.atEnd()) this.fail('CRLF after literal announcement');
+    if (binary && !allow8) this.error('literal8 is only allowed for APPEND message data (RFC 3516 §4.4)', at);
+    if (binary && !this.opts.binary) this.error('literal8 requires the BINARY extension', at);
+    if (this.li >= this.input.literals.length) {
+      if (!this.input.complete) throw INCOMPLETE;
+      this.error('missing literal data', at);
+    }
+    const data = this.input.literals[this.li];
+    if (!binary) {
+      // CHAR8 = %x01-ff: a literal cannot hold NUL (RFC 9051 §4.3.1; binary data needs literal8)
+      const z = data.indexOf(0);
+      if (z !== -1) this.error(`NUL octet in literal (octet ${z}; use literal8)`, at);
+    }
+    this.base += this.line.length + 2 + data.length;
+    this.li++;
+    this.line = this.input.lines[this.li];
+    this.pos = 0;
+    return { data, binary };
+  }
+
+  /** RFC 9051 §9 string = quoted / literal; returns raw bytes and whether it was a literal. */
+  string(what = 'string'): { bytes: Uint8Array; literal: boolean } {
+    const c = this.peek();
+    if (c === DQUOTE) return { bytes: this.quoted(), literal: false };
+    if (c === 0x7b) return { bytes: this.literal(false).data, literal: true };
+    if (c === 0x7e && this.peek(1) === 0x7b) this.literal(false); // throws: literal8 is for APPEND data only
+    this.fail(what);
+  }
+
+  /** RFC 9051 §9 astring = 1*ASTRING-CHAR / string; raw bytes. */
+  astringBytes(what = 'astring'): { bytes: Uint8Array; literal: boolean } {
+    const c = this.peek();
+    if (c === DQUOTE || c === 0x7b || (c === 0x7e && this.peek(1) === 0x7b)) return this.string(what);
+    const s = this.pos;
+    while (this.pos < this.line.length && isAstringChar(this.line[this.pos])) this.pos++;
+    if (this.pos === s) this.fail(what);
+    return { bytes: this.line.subarray(s, this.pos), literal: false };
+  }
+
+  text(bytes: Uint8Array, at: number): string {
+    try {
+      return UTF8.decode(bytes);
+    } catch {
+      this.error('invalid UTF-8 in string', at);
+    }
+  }
+
+  astring(what = 'astring'): string {
+    const at = this.offset;
+    return this.text(this.astringBytes(what).bytes, at);
+  }
+
+  /** RFC 9051 §9 nstring = string / nil. */
+  nstring(what = 'nstring'): string | null {
+    if (this.eatKeyword('NIL')) return null;
+    const at = this.offset;
+    return this.text(this.string(what).bytes, at);
+  }
+
+  /** RFC 9051 §9 mailbox = "INBOX" / astring; INBOX is case-insensitive (§5.1). */
+  mailbox(): string {
+    const name = this.astring('mailbox');
+    return name.toUpperCase() === 'INBOX' ? 'INBOX' : name;
+  }
+
+  /** RFC 9051 §9 list-mailbox = 1*list-char / string; list-char = ATOM-CHAR / list-wildcards / resp-specials. */
+  listMailbox(): string {
+    const c = this.peek();
+    if (c === DQUOTE || c === 0x7b || (c === 0x7e && this.peek(1) === 0x7b)) return this.astring('list-mailbox');
+    const s = this.pos;
+    for (;;) {
+      const b = this.peek();
+      if (b === -1 || !(isAtomChar(b) || b === 0x25 || b === 0x2a || b === 0x5d)) break;
+      this.pos++;
+    }
+    if (this.pos === s) this.fail('list-mailbox');
+    return latin1(this.line, s, this.pos);
+  }
+
+  /** RFC 9051 §9 seq-number = nz-number / "*" ("*" is Infinity). */
+  private seqNumber(allowStar: boolean): number {
+    if (this.peek() === 0x2a) {
+      if (!allowStar) this.error('"*" is not allowed in this sequence set');
+      this.pos++;
+      return Infinity;
+    }
+    return this.nzNumber('sequence number');
+  }
+
+  /**
+   * RFC 9051 §9 sequence-set = (seq-number / seq-range) ["," sequence-set], seq-range =
+   * seq-number ":" seq-number (either order); RFC 5182 §3 sequence-set =/ "$".
+   */
+  sequenceSet(opts: { star?: boolean; dollar?: boolean } = {}): SequenceSet {
+    const allowStar = opts.star !== false;
+    if (this.peek() === 0x24) {
+      if (opts.dollar === false) this.error('"$" is not allowed here');
+      this.pos++;
+      const n = this.peek();
+      if (n !== -1 && n !== SP && n !== RPAREN) this.error('"$" must be used alone as a sequence set (RFC 5182)');
+      return { ranges: [], saved: true };
+    }
+    const c = this.peek();
+    if (!(isDigit(c) || c === 0x2a)) this.fail('sequence-set');
+    const ranges: { from: number; to: number }[] = [];
+    do {
+      const a = this.seqNumber(allowStar);
+      let b = a;
+      if (this.eat(0x3a)) b = this.seqNumber(allowStar);
+      ranges.push(a <= b ? { from: a, to: b } : { from: b, to: a });
+    } while (this.eat(0x2c));
+    return { ranges };
+  }
+
+  /** RFC 9051 §9 flag = "\Answered" / ... / flag-keyword / flag-extension ("\" atom). System flags get canonical case. */
+  flag(): string {
+    if (this.eat(BACKSLASH)) {
+      const name = '\\' + this.atom('flag name after "\\"');
+      return SYSTEM_FLAGS[name.toUpperCase()] ?? name;
+    }
+    return this.atom('flag');
+  }
+
+  /** RFC 9051 §9 flag-list = "(" [flag *(SP flag)] ")". */
+  flagList(): string[] {
+    this.expect(LPAREN, '"(" (flag list)');
+    const flags: string[] = [];
+    if (this.eat(RPAREN)) return flags;
+    do flags.push(this.flag());
+    while (this.eat(SP));
+    this.expect(RPAREN, 'SP or ")" in flag list');
+    return flags;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dates
+
+/**
+ * RFC 9051 §9 date = date-text / DQUOTE date-text DQUOTE; date-text = date-day "-" date-month
+ * "-" date-year (date-day = 1*2DIGIT). Returns YYYY-MM-DD.
+ */
+function searchDate(r: Reader): string {
+  const at = r.offset;
+  const q = r.eat(DQUOTE);
+  const s = r.pos;
+  while (r.peek() !== -1 && r.peek() !== SP && r.peek() !== RPAREN && r.peek() !== DQUOTE) r.pos++;
+  const text = latin1(r.line, s, r.pos);
+  if (q) r.expect(DQUOTE, 'closing DQUOTE of date');
+  const m = /^(\d{1,2})-([A-Za-z]{3})-(\d{4})$/.exec(text);
+  if (!m) r.error(`invalid date "${text}" (expected d-Mon-yyyy)`, at);
+  const day = Number(m[1]);
+  const month = MONTHS[m[2].toUpperCase()];
+  const year = Number(m[3]);
+  if (!month || day < 1 || day > daysInMonth(year, month)) r.error(`invalid date "${text}"`, at);
+  return `${m[3]}-${String(month).padStart(2, '0')}-${String(day).padStart(2, '0')}`;
+}
+
+/**
+ * RFC 9051 §9 date-time = DQUOTE date-day-fixed "-" date-month "-" date-year SP time SP zone
+ * DQUOTE; date-day-fixed = (SP DIGIT) / 2DIGIT. Returned as sent, without the DQUOTEs.
+ */
+function dateTime(r: Reader): string {
+  const at = r.offset;
+  const raw = r.quoted();
+  const text = latin1(raw, 0, raw.length);
+  const m = /^( \d|\d\d)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)$/.exec(text);
+  if (!m) r.error(`invalid date-time "${text}" (expected "dd-Mon-yyyy hh:mm:ss +zzzz")`, at);
+  const day = Number(m[1].trim());
+  const month = MONTHS[m[2].toUpperCase()];
+  const year = Number(m[3]);
+  if (!month || day < 1 || day > daysInMonth(year, month) || Number(m[4]) > 23 || Number(m[5]) > 59 || Number(m[6]) > 60 || Number(m[9]) > 59) {
+    r.error(`invalid date-time "${text}"`, at);
+  }
+  return text;
+}
+
+// ---------------------------------------------------------------------------------------------
+// SEARCH (RFC 9051 §6.4.4, RFC 3501 §6.4.4)
+
+interface SearchContext {
+  /** Decodes a search string; literals use the CHARSET, atoms/quoted strings are UTF-8/ASCII. */
+  decode(bytes: Uint8Array, literal: boolean, at: number): string;
+}
+
+function charsetToken(r: Reader): string {
+  // RFC 4466 §3 charset = atom / quoted
+  if (r.peek() === DQUOTE) {
+    const at = r.offset;
+    return r.text(r.quoted(), at);
+  }
+  return r.atom('charset');
+}
+
+/** A decoder for a SEARCH/SORT/THREAD CHARSET, or null when unsupported (→ NO [BADCHARSET]). */
+function charsetDecoder(charset: string): TextDecoder | null {
+  const cs = charset.toUpperCase();
+  // RFC 9051 §6.4.4: US-ASCII and UTF-8 MUST be supported. US-ASCII is decoded as UTF-8 (a superset).
+  if (cs === 'UTF-8' || cs === 'US-ASCII' || cs === 'UTF8') return UTF8;
+  try {
+    return new TextDecoder(charset, { fatal: true });
+  } catch {
+    return null;
+  }
+}
+
+function makeSearchContext(r: Reader, charset: string | undefined): { ctx: SearchContext; unsupported: boolean } {
+  const dec = charset === undefined ? UTF8 : charsetDecoder(charset);
+  const ctx: SearchContext = {
+    decode(bytes, literal, at) {
+      const d = literal && dec ? dec : UTF8;
+      if (!dec && literal) return latin1(bytes, 0, bytes.length); // placeholder: the command fails with BADCHARSET
+      try {
+        return d.decode(bytes);
+      } catch {
+        return r.error(`search string is not valid ${literal && charset ? charset : 'UTF-8'}`, at);
+      }
+    },
+  };
+  return { ctx, unsupported: dec === null };
+}
+
+function searchString(r: Reader, s: SearchContext): string {
+  const at = r.offset;
+  const { bytes, literal } = r.astringBytes('search string (astring)');
+  return s.decode(bytes, literal, at);
+}
+
+const FLAG_KEYS: Record<string, [string, boolean]> = {
+  ANSWERED: ['\\Answered', true],
+  DELETED: ['\\Deleted', true],
+  DRAFT: ['\\Draft', true],
+  FLAGGED: ['\\Flagged', true],
+  SEEN: ['\\Seen', true],
+  UNANSWERED: ['\\Answered', false],
+  UNDELETED: ['\\Deleted', false],
+  UNDRAFT: ['\\Draft', false],
+  UNFLAGGED: ['\\Flagged', false],
+  UNSEEN: ['\\Seen', false],
+};
+
+const HEADER_KEYS: Record<string, string> = { BCC: 'Bcc', CC: 'Cc', FROM: 'From', SUBJECT: 'Subject', TO: 'To' };
+
+const DATE_KEYS: Record<string, ['internal' | 'sent', 'before' | 'on' | 'since']> = {
+  BEFORE: ['internal', 'before'],
+  ON: ['internal', 'on'],
+  SINCE: ['internal', 'since'],
+  SENTBEFORE: ['sent', 'before'],
+  SENTON: ['sent', 'on'],
+  SENTSINCE: ['sent', 'since'],
+};
+
+/** RFC 9051 §9 search-key (+ RFC 3501 NEW/OLD/RECENT, RFC 7162 §3.1.5 MODSEQ, RFC 5032 §3 OLDER/YOUNGER, RFC 5182 "$"). */
+function searchKey(r: Reader, s: SearchContext, depth: number): SearchKey {
+  if (depth > MAX_DEPTH) r.error(`search keys nested too deeply (max ${MAX_DEPTH})`);
+  const c = r.peek();
+  if (c === LPAREN) {
+    // "(" search-key *(SP search-key) ")"
+    r.pos++;
+    const keys = [searchKey(r, s, depth + 1)];
+    while (r.eat(SP)) keys.push(searchKey(r, s, depth + 1));
+    r.expect(RPAREN, 'SP or ")" in search key list');
+    return keys.length === 1 ? keys[0] : { kind: 'and', keys };
+  }
+  if (c === 0x24) {
+    r.sequenceSet(); // RFC 5182 §2.1: "$" as a search key is the saved result
+    return { kind: 'savedresult' };
+  }
+  if (isDigit(c) || c === 0x2a) return { kind: 'seq', set: r.sequenceSet() };
+  const at = r.offset;
+  const name = r.keyword('search key');
+  const flag = FLAG_KEYS[name];
+  if (flag) return { kind: 'flag', flag: flag[0], set: flag[1] };
+  const header = HEADER_KEYS[name];
+  if (header) {
+    r.sp(`after ${name}`);
+    return { kind: 'header', field: header, value: searchString(r, s), viaKeyword: true };
+  }
+  const date = DATE_KEYS[name];
+  if (date) {
+    r.sp(`after ${name}`);
+    return { kind: 'date', which: date[0], op: date[1], date: searchDate(r) };
+  }
+  switch (name) {
+    case 'ALL':
+      return { kind: 'all' };
+    case 'NEW': // RFC 3501 §6.4.4 (removed in IMAP4rev2)
+      return { kind: 'new' };
+    case 'OLD':
+      return { kind: 'old' };
+    case 'RECENT':
+      return { kind: 'recent', set: true };
+    case 'KEYWORD':
+    case 'UNKEYWORD':
+      r.sp(`after ${name}`);
+      return { kind: 'flag', flag: r.atom('flag-keyword'), set: name === 'KEYWORD' };
+    case 'BODY':
+    case 'TEXT':
+      r.sp(`after ${name}`);
+      return { kind: name === 'BODY' ? 'body' : 'text', value: searchString(r, s) };
+    case 'HEADER': {
+      r.sp('after HEADER');
+      const fat = r.offset;
+      const field = r.text(r.astringBytes('header-fld-name').bytes, fat);
+      r.sp('after header field name');
+      return { kind: 'header', field, value: searchString(r, s) };
+    }
+    case 'LARGER':
+    case 'SMALLER':
+      r.sp(`after ${name}`);
+      return { kind: 'size', op: name === 'LARGER' ? 'larger' : 'smaller', n: r.number64() };
+    case 'NOT':
+      r.sp('after NOT');
+      return { kind: 'not', key: searchKey(r, s, depth + 1) };
+    case 'OR': {
+      r.sp('after OR');
+      const a = searchKey(r, s, depth + 1);
+      r.sp('between OR operands');
+      const b = searchKey(r, s, depth + 1);
+      return { kind: 'or', a, b };
+    }
+    case 'UID':
+      r.sp('after UID');
+      return { kind: 'uid', set: r.sequenceSet() };
+    case 'OLDER':
+    case 'YOUNGER': // RFC 5032 §3
+      r.sp(`after ${name}`);
+      return { kind: name === 'OLDER' ? 'older' : 'younger', seconds: r.nzNumber('interval (seconds)') };
+    case 'MODSEQ': {
+      // RFC 7162 §3.1.5, §7: "MODSEQ" [SP entry-name SP entry-type-req] SP mod-sequence-valzer
+      r.sp('after MODSEQ');
+      if (r.peek() === DQUOTE) {
+        const eat = r.offset;
+        const entry = r.text(r.quoted(), eat);
+        if (!entry.toLowerCase().startsWith('/flags/') || entry.length === 7) r.error(`invalid MODSEQ entry name "${entry}" (expected "/flags/<flag>")`, eat);
+        r.sp('after MODSEQ entry name');
+        const tat = r.offset;
+        const type = r.keyword('entry-type-req (priv, shared or all)').toLowerCase();
+        if (type !== 'priv' && type !== 'shared' && type !== 'all') r.error(`invalid MODSEQ entry type "${type}" (expected priv, shared or all)`, tat);
+        r.sp('after MODSEQ entry type');
+        return { kind: 'modseq', modseq: r.modseq(true), entry: { name: entry, type } };
+      }
+      return { kind: 'modseq', modseq: r.modseq(true) };
+    }
+    default:
+      return r.error(`unknown search key "${name}"`, at);
+  }
+}
+
+/** search-key *(SP search-key) up to the end of the command; one key is returned as is, several as 'and'. */
+function searchKeys(r: Reader, s: SearchContext): SearchKey {
+  const keys = [searchKey(r, s, 0)];
+  while (r.eat(SP)) keys.push(searchKey(r, s, 0));
+  r.end();
+  return keys.length === 1 ? keys[0] : { kind: 'and', keys };
+}
+
+/** RFC 4466 §3 search-return-opts / RFC 4731 §4, RFC 5182 §3 (SAVE), RFC 9051 §9 search-return-opt. */
+function searchReturnOpts(r: Reader): SearchReturn {
+  r.sp('after RETURN');
+  r.expect(LPAREN, '"(" after RETURN');
+  const opts: SearchReturn = [];
+  if (r.eat(RPAREN)) return opts; // RFC 4731 §3.1: RETURN () means ALL
+  do {
+    const at = r.offset;
+    const o = r.keyword('search return option');
+    if (o !== 'MIN' && o !== 'MAX' && o !== 'ALL' && o !== 'COUNT' && o !== 'SAVE') r.error(`unknown search return option "${o}"`, at);
+    if (!opts.includes(o)) opts.push(o);
+  } while (r.eat(SP));
+  r.expect(RPAREN, 'SP or ")" in RETURN options');
+  return opts;
+}
+
+function withCharset<T extends object>(r: Reader, charset: string | undefined, charsetAt: number, build: (s: SearchContext) => T): T {
+  const { ctx, unsupported } = makeSearchContext(r, charset);
+  const result = build(ctx);
+  // Reported only once the whole command parsed: a syntax error is BAD, an unknown charset NO [BADCHARSET].
+  if (unsupported) r.error(`unsupported charset "${charset}"`, charsetAt, 'BADCHARSET');
+  return result;
+}
+
+function searchCommand(r: Reader, uid: boolean): Command {
+  // RFC 9051 §9 search = "SEARCH" [search-return-opts] SP search-program
+  r.sp('after SEARCH');
+  let returns: SearchReturn | undefined;
+  if (r.eatKeyword('RETURN')) {
+    returns = searchReturnOpts(r);
+    r.sp('after RETURN options');
+  }
+  let charset: string | undefined;
+  let charsetAt = 0;
+  if (r.eatKeyword('CHARSET')) {
+    r.sp('after CHARSET');
+    charsetAt = r.offset;
+    charset = charsetToken(r);
+    r.sp('after charset');
+  }
+  const key = withCharset(r, charset, charsetAt, (s) => searchKeys(r, s));
+  return {
+    name: uid ? 'UID SEARCH' : 'SEARCH',
+    ...(charset !== undefined ? { charset } : {}),
+    ...(returns ? { returns } : {}),
+    key,
+  };
+}
+
+const SORT_KEYS = new Set(['ARRIVAL', 'CC', 'DATE', 'FROM', 'SIZE', 'SUBJECT', 'TO', 'DISPLAYFROM', 'DISPLAYTO']);
+
+function sortCommand(r: Reader, uid: boolean): Command {
+  // RFC 5256 §5: sort = ["UID" SP] "SORT" SP sort-criteria SP search-criteria;
+  // RFC 5267 (ESORT) adds [search-return-opts] after "SORT"; RFC 5957 adds DISPLAYFROM/DISPLAYTO.
+  r.sp('after SORT');
+  let returns: SearchReturn | undefined;
+  if (r.eatKeyword('RETURN')) {
+    returns = searchReturnOpts(r);
+    r.sp('after RETURN options');
+  }
+  r.expect(LPAREN, '"(" (sort criteria)');
+  const keys: SortKey[] = [];
+  do {
+    let reverse = false;
+    let at = r.offset;
+    let k = r.keyword('sort key');
+    if (k === 'REVERSE') {
+      reverse = true;
+      r.sp('after REVERSE');
+      at = r.offset;
+      k = r.keyword('sort key');
+    }
+    if (!SORT_KEYS.has(k)) r.error(`unknown sort key "${k}"`, at);
+    keys.push({ key: k as SortKey['key'], reverse });
+  } while (r.eat(SP));
+  r.expect(RPAREN, 'SP or ")" in sort criteria');
+  r.sp('after sort criteria');
+  // search-criteria = charset 1*(SP search-key)
+  const charsetAt = r.offset;
+  const charset = charsetToken(r);
+  r.sp('after charset');
+  const key = withCharset(r, charset, charsetAt, (s) => searchKeys(r, s));
+  return { name: uid ? 'UID SORT' : 'SORT', keys, charset, key, ...(returns ? { returns } : {}) };
+}
+
+function threadCommand(r: Reader, uid: boolean): Command {
+  // RFC 5256 §5: thread = ["UID" SP] "THREAD" SP thread-alg SP search-criteria
+  r.sp('after THREAD');
+  const algorithm = r.keyword('thread algorithm');
+  r.sp('after thread algorithm');
+  const charsetAt = r.offset;
+  const charset = charsetToken(r);
+  r.sp('after charset');
+  const key = withCharset(r, charset, charsetAt, (s) => searchKeys(r, s));
+  return { name: uid ? 'UID THREAD' : 'THREAD', algorithm, charset, key };
+}
+
+// ---------------------------------------------------------------------------------------------
+// FETCH (RFC 9051 §6.4.5)
+
+function fetchAttName(r: Reader): string {
+  const s = r.pos;
+  for (;;) {
+    const c = r.peek();
+    if (c === -1) break;
+    const alnum = (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || isDigit(c);
+    if (!alnum && c !== 0x2e && c !== 0x2d && c !== 0x5f) break;
+    r.pos++;
+  }
+  return latin1(r.line, s, r.pos).toUpperCase();
+}
+
+/** RFC 9051 §9 section-part = nz-number *("." nz-number). */
+function sectionPart(r: Reader): number[] {
+  const part = [r.nzNumber('section part number')];
+  while (r.peek() === 0x2e && isDigit(r.peek(1))) {
+    r.pos++;
+    part.push(r.nzNumber('section part number'));
+  }
+  return part;
+}
+
+/**
+ * RFC 9051 §9 section = "[" [section-spec] "]"; section-spec = section-msgtext / (section-part
+ * ["." section-text]); section-msgtext = "HEADER" / "HEADER.FIELDS" [".NOT"] SP header-list /
+ * "TEXT"; section-text = section-msgtext / "MIME"; header-list = "(" header-fld-name *(SP
+ * header-fld-name) ")".
+ */
+function section(r: Reader): Section {
+  r.expect(0x5b, '"["');
+  if (r.eat(0x5d)) return { kind: 'full' };
+  let part: number[] = [];
+  if (isDigit(r.peek())) {
+    part = sectionPart(r);
+    if (r.eat(0x5d)) return { kind: 'part', part };
+    r.expect(0x2e, '"." or "]" after section part');
+  }
+  const at = r.offset;
+  const text = fetchAttName(r);
+  let result: Section;
+  switch (text) {
+    case 'HEADER':
+      result = { kind: 'header', part };
+      break;
+    case 'TEXT':
+      result = { kind: 'text', part };
+      break;
+    case 'MIME':
+      if (part.length === 0) r.error('MIME section requires a part number (e.g. 1.MIME)', at);
+      result = { kind: 'mime', part };
+      break;
+    case 'HEADER.FIELDS':
+    case 'HEADER.FIELDS.NOT': {
+      r.sp(`after ${text}`);
+      r.expect(LPAREN, '"(" (header field list)');
+      const fields: string[] = [];
+      do {
+        const fat = r.offset;
+        fields.push(r.text(r.astringBytes('header-fld-name').bytes, fat));
+      } while (r.eat(SP));
+      r.expect(RPAREN, 'SP or ")" in header field list');
+      result = { kind: 'header.fields', part, fields, not: text === 'HEADER.FIELDS.NOT' };
+      break;
+    }
+    default:
+      if (text === '') r.fail('section text (HEADER, HEADER.FIELDS, HEADER.FIELDS.NOT, TEXT or MIME)');
+      r.error(`unknown section text "${text}"`, at);
+  }
+  r.expect(0x5d, '"]" closing the section');
+  return result;
+}
+
+/** RFC 9051 §9 partial = "<" number64 "." nz-number64 ">" (RFC 3501: number / nz-number). */
+function partial(r: Reader): { offset: number; length: number } | undefined {
+  if (!r.eat(0x3c)) return undefined;
+  const offset = r.number64('partial offset');
+  r.expect(0x2e, '"." in partial');
+  const at = r.offset;
+  const length = r.number64('partial length');
+  if (length === 0) r.error('expected partial length (non-zero), found 0', at);
+  r.expect(0x3e, '">" closing partial');
+  return { offset, length };
+}
+
+/** RFC 3516 §7 section-binary = "[" [section-part] "]". */
+function sectionBinary(r: Reader): number[] {
+  r.expect(0x5b, '"[" (section-binary)');
+  if (r.eat(0x5d)) return [];
+  const part = sectionPart(r);
+  r.expect(0x5d, '"]" closing section-binary');
+  return part;
+}
+
+const SIMPLE_FETCH: Record<string, FetchAttribute> = {
+  UID: { kind: 'uid' },
+  FLAGS: { kind: 'flags' },
+  INTERNALDATE: { kind: 'internaldate' },
+  'RFC822.SIZE': { kind: 'rfc822.size' },
+  ENVELOPE: { kind: 'envelope' },
+  BODYSTRUCTURE: { kind: 'bodystructure' },
+  RFC822: { kind: 'rfc822' },
+  'RFC822.HEADER': { kind: 'rfc822.header' },
+  'RFC822.TEXT': { kind: 'rfc822.text' },
+  MODSEQ: { kind: 'modseq' }, // RFC 7162 §3.1.4
+  SAVEDATE: { kind: 'savedate' }, // RFC 8514
+  EMAILID: { kind: 'emailid' }, // RFC 8474
+};
+
+/** RFC 9051 §9 fetch-att (+ RFC 3516 §4.2 BINARY, RFC 7162 MODSEQ). */
+function fetchAtt(r: Reader): FetchAttribute {
+  const at = r.offset;
+  const name = fetchAttName(r);
+  if (name === '') r.fail('fetch attribute');
+  const simple = SIMPLE_FETCH[name];
+  if (simple) return { ...simple };
+  switch (name) {
+    case 'BODY':
+    case 'BODY.PEEK': {
+      if (name === 'BODY' && r.peek() !== 0x5b) return { kind: 'body-structure' };
+      const sec = section(r);
+      const p = partial(r);
+      return { kind: 'body', section: sec, peek: name === 'BODY.PEEK', ...(p ? { partial: p } : {}) };
+    }
+    case 'BINARY':
+    case 'BINARY.PEEK': {
+      const part = sectionBinary(r);
+      const p = partial(r);
+      return { kind: 'binary', part, peek: name === 'BINARY.PEEK', ...(p ? { partial: p } : {}) };
+    }
+    case 'BINARY.SIZE':
+      return { kind: 'binary.size', part: sectionBinary(r) };
+    default:
+      return r.error(`unknown fetch attribute "${name}"`, at);
+  }
+}
+
+const MACROS: Record<'ALL' | 'FAST' | 'FULL', FetchAttribute['kind'][]> = {
+  // RFC 9051 §6.4.5 macros
+  ALL: ['flags', 'internaldate', 'rfc822.size', 'envelope'],
+  FAST: ['flags', 'internaldate', 'rfc822.size'],
+  FULL: ['flags', 'internaldate', 'rfc822.size', 'envelope', 'body-structure'],
+};
+
+function fetchCommand(r: Reader, uid: boolean): Command {
+  // RFC 4466 §3: fetch = "FETCH" SP sequence-set SP ("ALL" / "FULL" / "FAST" / fetch-att /
+  //   "(" fetch-att *(SP fetch-att) ")") [fetch-modifiers]
+  r.sp('after FETCH');
+  const set = r.sequenceSet();
+  r.sp('after sequence set');
+  let attributes: FetchAttribute[];
+  let macro: 'ALL' | 'FAST' | 'FULL' | undefined;
+  if (r.eat(LPAREN)) {
+    attributes = [fetchAtt(r)];
+    while (r.eat(SP)) attributes.push(fetchAtt(r));
+    r.expect(RPAREN, 'SP or ")" in fetch attribute list');
+  } else {
+    const save = r.pos;
+    const word = fetchAttName(r);
+    if ((word === 'ALL' || word === 'FAST' || word === 'FULL') && (r.peek() === -1 || r.peek() === SP)) {
+      macro = word;
+      attributes = MACROS[word].map((kind) => ({ kind }) as FetchAttribute);
+    } else {
+      r.pos = save;
+      attributes = [fetchAtt(r)];
+    }
+  }
+  let changedSince: bigint | undefined;
+  let vanished = false;
+  if (r.eat(SP)) {
+    // fetch-modifiers = SP "(" fetch-modifier *(SP fetch-modifier) ")"
+    r.expect(LPAREN, '"(" (fetch modifiers)');
+    do {
+      const at = r.offset;
+      const m = r.keyword('fetch modifier');
+      if (m === 'CHANGEDSINCE') {
+        // RFC 7162 §3.1.4: chgsince-fetch-mod = "CHANGEDSINCE" SP mod-sequence-value
+        r.sp('after CHANGEDSINCE');
+        changedSince = r.modseq(false);
+      } else if (m === 'VANISHED') {
+        // RFC 7162 §3.2.6: only in UID FETCH, only together with CHANGEDSINCE (else BAD)
+        if (!uid) r.error('VANISHED is only allowed in UID FETCH', at);
+        vanished = true;
+      } else {
+        r.error(`unknown fetch modifier "${m}"`, at);
+      }
+    } while (r.eat(SP));
+    r.expect(RPAREN, 'SP or ")" in fetch modifiers');
+    if (vanished && changedSince === undefined) r.error('VANISHED requires CHANGEDSINCE (RFC 7162 §3.2.6)', r.offset);
+  }
+  r.end();
+  return {
+    name: uid ? 'UID FETCH' : 'FETCH',
+    set,
+    attributes,
+    ...(macro ? { macro } : {}),
+    ...(changedSince !== undefined ? { changedSince } : {}),
+    ...(vanished ? { vanished } : {}),
+  };
+}
+
+function storeCommand(r: Reader, uid: boolean): Command {
+  // RFC 4466 §3: store = "STORE" SP sequence-set [store-modifiers] SP store-att-flags
+  // RFC 9051 §9: store-att-flags = (["+" / "-"] "FLAGS" [".SILENT"]) SP (flag-list / (flag *(SP flag)))
+  r.sp('after STORE');
+  const set = r.sequenceSet();
+  r.sp('after sequence set');
+  let unchangedSince: bigint | undefined;
+  if (r.eat(LPAREN)) {
+    do {
+      const at = r.offset;
+      const m = r.keyword('store modifier');
+      if (m !== 'UNCHANGEDSINCE') r.error(`unknown store modifier "${m}"`, at);
+      // RFC 7162 §3.1.3: "UNCHANGEDSINCE" SP mod-sequence-valzer; only a single one (RFC 4551 §4)
+      if (unchangedSince !== undefined) r.error('only a single UNCHANGEDSINCE may be specified', at);
+      r.sp('after UNCHANGEDSINCE');
+      unchangedSince = r.modseq(true);
+    } while (r.eat(SP));
+    r.expect(RPAREN, 'SP or ")" in store modifiers');
+    r.sp('after store modifiers');
+  }
+  let op: StoreAction['op'] = 'set';
+  if (r.eat(0x2b)) op = 'add';
+  else if (r.eat(0x2d)) op = 'remove';
+  const at = r.offset;
+  const item = r.keyword('FLAGS or FLAGS.SILENT');
+  if (item !== 'FLAGS' && item !== 'FLAGS.SILENT') r.error(`expected FLAGS or FLAGS.SILENT, found "${item}"`, at);
+  r.sp(`after ${item}`);
+  let flags: string[];
+  if (r.peek() === LPAREN) flags = r.flagList();
+  else {
+    flags = [r.flag()];
+    while (r.eat(SP)) flags.push(r.flag());
+  }
+  r.end();
+  return {
+    name: uid ? 'UID STORE' : 'STORE',
+    set,
+    action: { op, silent: item === 'FLAGS.SILENT', flags },
+    ...(unchangedSince !== undefined ? { unchangedSince } : {}),
+  };
+}
+
+function copyMove(r: Reader, name: 'COPY' | 'UID COPY' | 'MOVE' | 'UID MOVE'): Command {
+  // RFC 9051 §9 copy = "COPY" SP sequence-set SP mailbox; move = "MOVE" SP sequence-set SP mailbox (RFC 6851 §3.1)
+  r.sp(`after ${name}`);
+  const set = r.sequenceSet();
+  r.sp('after sequence set');
+  const mailbox = r.mailbox();
+  r.end();
+  return { name, set, mailbox };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mailbox commands
+
+function selectCommand(r: Reader, name: 'SELECT' | 'EXAMINE'): Command {
+  // RFC 4466 §2.1/§3: select = "SELECT" SP mailbox [select-params]
+  r.sp(`after ${name}`);
+  const mailbox = r.mailbox();
+  let condstore = false;
+  let qresync: Extract<Command, { name: 'SELECT' | 'EXAMINE' }>['qresync'];
+  if (r.eat(SP)) {
+    r.expect(LPAREN, '"(" (select parameters)');
+    do {
+      const at = r.offset;
+      const p = r.keyword('select parameter');
+      if (p === 'CONDSTORE') {
+        condstore = true; // RFC 7162 §3.1.8
+      } else if (p === 'QRESYNC') {
+        // RFC 7162 §3.2.5, §7: "QRESYNC" SP "(" uidvalidity SP mod-sequence-value [SP known-uids]
+        //   [SP seq-match-data] ")"; known-uids / known-sequence-set / known-uid-set forbid "*"
+        r.sp('after QRESYNC');
+        r.expect(LPAREN, '"(" after QRESYNC');
+        const uidValidity = r.nzNumber('uidvalidity');
+        r.sp('after uidvalidity');
+        const modseq = r.modseq(false);
+        const q: NonNullable<typeof qresync> = { uidValidity, modseq };
+        if (r.eat(SP)) {
+          let match = r.peek() === LPAREN;
+          if (!match) {
+            q.knownUids = r.sequenceSet({ star: false, dollar: false });
+            if (r.eat(SP)) {
+              if (r.peek() !== LPAREN) r.fail('"(" (seq-match-data)');
+              match = true;
+            }
+          }
+          if (match) {
+            r.pos++;
+            const seqs = r.sequenceSet({ star: false, dollar: false });
+            r.sp('in seq-match-data');
+            const uids = r.sequenceSet({ star: false, dollar: false });
+            r.expect(RPAREN, '")" closing seq-match-data');
+            q.seqMatch = { seqs, uids };
+          }
+        }
+        r.expect(RPAREN, '")" closing QRESYNC parameters');
+        qresync = q;
+      } else {
+        r.error(`unknown ${name} parameter "${p}"`, at);
+      }
+    } while (r.eat(SP));
+    r.expect(RPAREN, 'SP or ")" in select parameters');
+  }
+  r.end();
+  return { name, mailbox, condstore, ...(qresync ? { qresync } : {}) };
+}
+
+function createCommand(r: Reader): Command {
+  // RFC 4466 §2.2: create = "CREATE" SP mailbox [create-params]; RFC 6154 §6 create-param =/ "USE" SP "(" [use-attr *(SP use-attr)] ")"
+  r.sp('after CREATE');
+  const mailbox = r.mailbox();
+  let specialUse: string[] | undefined;
+  if (r.eat(SP)) {
+    r.expect(LPAREN, '"(" (create parameters)');
+    do {
+      const at = r.offset;
+      const p = r.keyword('create parameter');
+      if (p !== 'USE') r.error(`unknown CREATE parameter "${p}"`, at);
+      r.sp('after USE');
+      r.expect(LPAREN, '"(" after USE');
+      const attrs: string[] = [];
+      if (!r.eat(RPAREN)) {
+        do {
+          r.expect(BACKSLASH, '"\\" (special-use attribute)');
+          const a = '\\' + r.atom('special-use attribute name');
+          const canon = USE_ATTRS[a.toUpperCase()] ?? a;
+          if (!attrs.includes(canon)) attrs.push(canon);
+        } while (r.eat(SP));
+        r.expect(RPAREN, 'SP or ")" in USE list');
+      }
+      specialUse = attrs;
+    } while (r.eat(SP));
+    r.expect(RPAREN, 'SP or ")" in create parameters');
+  }
+  r.end();
+  return { name: 'CREATE', mailbox, ...(specialUse ? { specialUse } : {}) };
+}
+
+function statusAtt(r: Reader): StatusItem {
+  const at = r.offset;
+  const a = r.keyword('status attribute');
+  if (!STATUS_ITEMS.has(a as StatusItem)) r.error(`unknown status attribute "${a}"`, at);
+  return a as StatusItem;
+}
+
+function statusAttList(r: Reader): StatusItem[] {
+  r.expect(LPAREN, '"(" (status attributes)');
+  const items: StatusItem[] = [];
+  do {
+    const a = statusAtt(r);
+    if (!items.includes(a)) items.push(a);
+  } while (r.eat(SP));
+  r.expect(RPAREN, 'SP or ")" in status attributes');
+  return items;
+}
+
+const LIST_SELECT = new Set(['SUBSCRIBED', 'REMOTE', 'RECURSIVEMATCH', 'SPECIAL-USE']);
+const LIST_RETURN = new Set(['SUBSCRIBED', 'CHILDREN', 'SPECIAL-USE', 'STATUS']);
+
+function listCommand(r: Reader): Command {
+  // RFC 5258 §6 / RFC 9051 §9: list = "LIST" [SP list-select-opts] SP mailbox SP mbox-or-pat [SP list-return-opts]
+  r.sp('after LIST');
+  const selection: string[] = [];
+  if (r.eat(LPAREN)) {
+    if (!r.eat(RPAREN)) {
+      do {
+        const at = r.offset;
+        const o = r.keyword('LIST selection option');
+        // RFC 5258 §3: "A server MUST respond to options it does not recognize with a BAD response";
+        // options given twice count once. RFC 6154 §6 adds SPECIAL-USE.
+        if (!LIST_SELECT.has(o)) r.error(`unknown LIST selection option "${o}"`, at);
+        if (!selection.includes(o)) selection.push(o);
+      } while (r.eat(SP));
+      r.expect(RPAREN, 'SP or ")" in LIST selection options');
+    }
+    // RFC 5258 §3.1: RECURSIVEMATCH MUST NOT occur alone or only with REMOTE (→ BAD); SUBSCRIBED is
+    // the only base option known here (SPECIAL-USE is an independent option, RFC 6154 §6).
+    if (selection.includes('RECURSIVEMATCH') && !selection.includes('SUBSCRIBED')) {
+      r.error('RECURSIVEMATCH requires another selection option such as SUBSCRIBED (RFC 5258 §3.1)', r.offset);
+    }
+    r.sp('after LIST selection options');
+  }
+  const refAt = r.offset;
+  const reference = r.text(r.astringBytes('reference name (mailbox)').bytes, refAt);
+  r.sp('after reference name');
+  const patterns: string[] = [];
+  if (r.eat(LPAREN)) {
+    // patterns = "(" list-mailbox *(SP list-mailbox) ")"
+    do patterns.push(r.listMailbox());
+    while (r.eat(SP));
+    r.expect(RPAREN, 'SP or ")" in mailbox patterns');
+  } else {
+    patterns.push(r.listMailbox());
+  }
+  const returns: { name: string; items?: string[] }[] = [];
+  if (r.eat(SP)) {
+    // list-return-opts = "RETURN" SP "(" [return-option *(SP return-option)] ")"
+    const at = r.offset;
+    const kw = r.keyword('RETURN');
+    if (kw !== 'RETURN') r.error(`expected RETURN, found "${kw}"`, at);
+    r.sp('after RETURN');
+    r.expect(LPAREN, '"(" after RETURN');
+    if (!r.eat(RPAREN)) {
+      do {
+        const oat = r.offset;
+        const o = r.keyword('LIST return option');
+        if (!LIST_RETURN.has(o)) r.error(`unknown LIST return option "${o}"`, oat);
+        let entry: { name: string; items?: string[] } = { name: o };
+        if (o === 'STATUS') {
+          // RFC 5819 §4: status-option = "STATUS" SP "(" status-att *(SP status-att) ")"
+          r.sp('after STATUS');
+          entry = { name: o, items: statusAttList(r) };
+        }
+        const prev = returns.findIndex((x) => x.name === o);
+        if (prev === -1) returns.push(entry);
+        else returns[prev] = entry;
+      } while (r.eat(SP));
+      r.expect(RPAREN, 'SP or ")" in LIST return options');
+    }
+  }
+  r.end();
+  return { name: 'LIST', reference, patterns, selection, returns };
+}
+
+function appendCommand(r: Reader): Command {
+  // RFC 3502 (MULTIAPPEND) / RFC 4466 §3: append = "APPEND" SP mailbox 1*append-message;
+  // append-message = append-opts SP append-data; append-opts = [SP flag-list] [SP date-time];
+  // append-data = literal / literal8 (RFC 3516 §4.4).
+  r.sp('after APPEND');
+  const mailbox = r.mailbox();
+  const messages: AppendMessage[] = [];
+  do {
+    r.sp(messages.length ? 'before next message (MULTIAPPEND)' : 'after mailbox');
+    let flags: string[] = [];
+    let date: string | undefined;
+    if (r.peek() === LPAREN) {
+      flags = r.flagList();
+      r.sp('after flag list');
+    }
+    if (r.peek() === DQUOTE) {
+      date = dateTime(r);
+      r.sp('after date-time');
+    }
+    const c = r.peek();
+    if (c !== 0x7b && !(c === 0x7e && r.peek(1) === 0x7b)) r.fail('message literal ({n} or ~{n})');
+    const { data, binary } = r.literal(true);
+    messages.push({ flags, ...(date !== undefined ? { date } : {}), data, binary });
+  } while (!r.atEnd());
+  return { name: 'APPEND', mailbox, messages };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Any-state / not-authenticated commands
+
+function authenticateCommand(r: Reader): Command {
+  // RFC 9051 §9 authenticate = "AUTHENTICATE" SP auth-type [SP initial-resp] *(CRLF base64);
+  // initial-resp = (base64 / "=") (RFC 4959 SASL-IR: "=" is an empty response); the CRLF base64 lines arrive in line mode.
+  r.sp('after AUTHENTICATE');
+  const mechanism = r.keyword('SASL mechanism');
+  let initialResponse: string | undefined;
+  if (r.eat(SP)) {
+    const at = r.offset;
+    const s = r.pos;
+    while (!r.atEnd() && r.peek() !== SP) r.pos++;
+    const ir = latin1(r.line, s, r.pos);
+    // base64 = *(4base64-char) [base64-terminal]
+    if (ir !== '=' && !(ir.length > 0 && ir.length % 4 === 0 && /^[A-Za-z0-9+/]*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})$/.test(ir))) {
+      r.error('invalid initial response (expected base64 or "=")', at);
+    }
+    initialResponse = ir;
+  }
+  r.end();
+  return { name: 'AUTHENTICATE', mechanism, ...(initialResponse !== undefined ? { initialResponse } : {}) };
+}
+
+function idCommand(r: Reader): Command {
+  // RFC 2971 §4: id ::= "ID" SPACE id_params_list; id_params_list ::= "(" #(string SPACE nstring) ")" / nil
+  r.sp('after ID');
+  if (r.eatKeyword('NIL')) {
+    r.end();
+    return { name: 'ID', params: null };
+  }
+  r.expect(LPAREN, '"(" or NIL');
+  const params: Record<string, string | null> = Object.create(null);
+  let count = 0;
+  if (!r.eat(RPAREN)) {
+    do {
+      const kat = r.offset;
+      const key = r.text(r.string('ID field name (string)').bytes, kat);
+      r.sp('after ID field name');
+      const vat = r.offset;
+      const value = r.nstring('ID field value (nstring)');
+      // RFC 2971 §3.3: fields <= 30 octets, values <= 1024 octets, at most 30 pairs
+      if (Buffer.byteLength(key) > 30) r.error('ID field name longer than 30 octets', kat);
+      if (value !== null && Buffer.byteLength(value) > 1024) r.error('ID field value longer than 1024 octets', vat);
+      if (++count > 30) r.error('more than 30 ID field-value pairs', kat);
+      params[key] = value;
+    } while (r.eat(SP));
+    r.expect(RPAREN, 'SP or ")" in ID parameter list');
+  }
+  r.end();
+  return { name: 'ID', params };
+}
+
+function enableCommand(r: Reader): Command {
+  // RFC 5161 §4: command-any =/ "ENABLE" 1*(SP capability)
+  const capabilities: string[] = [];
+  do {
+    r.sp(capabilities.length ? 'between capabilities' : 'after ENABLE');
+    capabilities.push(r.keyword('capability'));
+  } while (!r.atEnd());
+  return { name: 'ENABLE', capabilities };
+}
+
+function setQuota(r: Reader): Command {
+  // RFC 9208 §4.1.3, formal syntax: setquota = "SETQUOTA" SP quota-root-name SP setquota-list;
+  // setquota-list = "(" [setquota-resource *(SP setquota-resource)] ")"; setquota-resource =
+  // resource-name SP resource-limit; resource-limit = number64
+  r.sp('after SETQUOTA');
+  const root = r.astring('quota root name');
+  r.sp('after quota root name');
+  r.expect(LPAREN, '"(" (quota resource list)');
+  const limits: { resource: string; limit: number }[] = [];
+  if (!r.eat(RPAREN)) {
+    do {
+      const resource = r.keyword('quota resource name');
+      r.sp('after quota resource name');
+      limits.push({ resource, limit: r.number64('resource limit') });
+    } while (r.eat(SP));
+    r.expect(RPAREN, 'SP or ")" in quota resource list');
+  }
+  r.end();
+  return { name: 'SETQUOTA', root, limits };
+}
+
+type Handler = (r: Reader) => Command;
+
+function simple(name: 'CAPABILITY' | 'NOOP' | 'LOGOUT' | 'STARTTLS' | 'IDLE' | 'NAMESPACE' | 'UNSELECT' | 'CLOSE' | 'EXPUNGE' | 'CHECK'): Handler {
+  return (r) => {
+    r.end();
+    return { name };
+  };
+}
+
+function oneMailbox(name: 'DELETE' | 'SUBSCRIBE' | 'UNSUBSCRIBE' | 'GETQUOTAROOT' | 'GETACL' | 'MYRIGHTS'): Handler {
+  return (r) => {
+    r.sp(`after ${name}`);
+    const mailbox = r.mailbox();
+    r.end();
+    return { name, mailbox };
+  };
+}
+
+function uidCommand(r: Reader): Command {
+  // RFC 9051 §6.4.9 / §9: uid = "UID" SP (copy / move / fetch / search / store / uid-expunge);
+  // RFC 5256 adds SORT and THREAD, RFC 4315 §2.1 UID EXPUNGE.
+  r.sp('after UID');
+  const sub = r.keyword('UID command');
+  switch (sub) {
+    case 'FETCH':
+      return fetchCommand(r, true);
+    case 'STORE':
+      return storeCommand(r, true);
+    case 'COPY':
+      return copyMove(r, 'UID COPY');
+    case 'MOVE':
+      return copyMove(r, 'UID MOVE');
+    case 'SEARCH':
+      return searchCommand(r, true);
+    case 'SORT':
+      return sortCommand(r, true);
+    case 'THREAD':
+      return threadCommand(r, true);
+    case 'EXPUNGE': {
+      r.sp('after UID EXPUNGE');
+      const set = r.sequenceSet();
+      r.end();
+      return { name: 'UID EXPUNGE', set };
+    }
+    default:
+      throw new ImapSyntaxError(`unknown command UID ${sub}`);
+  }
+}
+
+const HANDLERS: Record<string, Handler> = {
+  // any state (RFC 9051 §6.1)
+  CAPABILITY: simple('CAPABILITY'),
+  NOOP: simple('NOOP'),
+  LOGOUT: simple('LOGOUT'),
+  ID: idCommand,
+  // not authenticated (§6.2)
+  STARTTLS: simple('STARTTLS'),
+  AUTHENTICATE: authenticateCommand,
+  LOGIN: (r) => {
+    // RFC 9051 §9 login = "LOGIN" SP userid SP password (both astring)
+    r.sp('after LOGIN');
+    const user = r.astring('user name (astring)');
+    r.sp('after user name');
+    const password = r.astring('password (astring)');
+    r.end();
+    return { name: 'LOGIN', user, password };
+  },
+  // authenticated (§6.3)
+  ENABLE: enableCommand,
+  SELECT: (r) => selectCommand(r, 'SELECT'),
+  EXAMINE: (r) => selectCommand(r, 'EXAMINE'),
+  CREATE: createCommand,
+  DELETE: oneMailbox('DELETE'),
+  RENAME: (r) => {
+    r.sp('after RENAME');
+    const from = r.mailbox();
+    r.sp('after existing mailbox name');
+    const to = r.mailbox();
+    r.end();
+    return { name: 'RENAME', from, to };
+  },
+  SUBSCRIBE: oneMailbox('SUBSCRIBE'),
+  UNSUBSCRIBE: oneMailbox('UNSUBSCRIBE'),
+  LIST: listCommand,
+  LSUB: (r) => {
+    // RFC 3501 §6.3.9 / §9: lsub = "LSUB" SP mailbox SP list-mailbox
+    r.sp('after LSUB');
+    const at = r.offset;
+    const reference = r.text(r.astringBytes('reference name (mailbox)').bytes, at);
+    r.sp('after reference name');
+    const pattern = r.listMailbox();
+    r.end();
+    return { name: 'LSUB', reference, pattern };
+  },
+  NAMESPACE: simple('NAMESPACE'),
+  STATUS: (r) => {
+    // RFC 9051 §9 status = "STATUS" SP mailbox SP "(" status-att *(SP status-att) ")"
+    r.sp('after STATUS');
+    const mailbox = r.mailbox();
+    r.sp('after mailbox');
+    const items = statusAttList(r);
+    r.end();
+    return { name: 'STATUS', mailbox, items };
+  },
+  APPEND: appendCommand,
+  IDLE: simple('IDLE'), // RFC 2177 §3
+  GETQUOTA: (r) => {
+    // RFC 9208 §4.1.1: getquota = "GETQUOTA" SP quota-root-name (astring)
+    r.sp('after GETQUOTA');
+    const root = r.astring('quota root name');
+    r.end();
+    return { name: 'GETQUOTA', root };
+  },
+  GETQUOTAROOT: oneMailbox('GETQUOTAROOT'), // RFC 9208 §4.1.2
+  SETQUOTA: setQuota,
+  // RFC 4314 §3, §7 (identifier = astring, mod-rights = astring)
+  SETACL: (r) => {
+    r.sp('after SETACL');
+    const mailbox = r.mailbox();
+    r.sp('after mailbox');
+    const identifier = r.astring('identifier');
+    r.sp('after identifier');
+    const rights = r.astring('rights');
+    r.end();
+    return { name: 'SETACL', mailbox, identifier, rights };
+  },
+  DELETEACL: (r) => {
+    r.sp('after DELETEACL');
+    const mailbox = r.mailbox();
+    r.sp('after mailbox');
+    const identifier = r.astring('identifier');
+    r.end();
+    return { name: 'DELETEACL', mailbox, identifier };
+  },
+  GETACL: oneMailbox('GETACL'),
+  LISTRIGHTS: (r) => {
+    r.sp('after LISTRIGHTS');
+    const mailbox = r.mailbox();
+    r.sp('after mailbox');
+    const identifier = r.astring('identifier');
+    r.end();
+    return { name: 'LISTRIGHTS', mailbox, identifier };
+  },
+  MYRIGHTS: oneMailbox('MYRIGHTS'),
+  // selected (§6.4)
+  CHECK: simple('CHECK'), // RFC 3501 §6.4.1 (removed in IMAP4rev2)
+  CLOSE: simple('CLOSE'),
+  UNSELECT: simple('UNSELECT'),
+  EXPUNGE: simple('EXPUNGE'),
+  SEARCH: (r) => searchCommand(r, false),
+  FETCH: (r) => fetchCommand(r, false),
+  STORE: (r) => storeCommand(r, false),
+  COPY: (r) => copyMove(r, 'COPY'),
+  MOVE: (r) => copyMove(r, 'MOVE'),
+  SORT: (r) => sortCommand(r, false),
+  THREAD: (r) => threadCommand(r, false),
+  UID: uidCommand,
+};
+
+/** The command names this grammar knows (plus the UID forms). */
+export const COMMAND_NAMES: readonly string[] = Object.keys(HANDLERS);
+
+/**
+ * RFC 9051 §9 tag = 1*<any ASTRING-CHAR except "+">. Returns the tag of a command line when
+ * it starts with a valid tag followed by SP, else null (used for errors raised while framing).
+ */
+export function tagOf(line: Uint8Array): string | null {
+  let i = 0;
+  while (i < line.length && line[i] !== 0x2b && isAstringChar(line[i])) i++;
+  if (i === 0 || line[i] !== SP) return null;
+  return latin1(line, 0, i);
+}
+
+/**
+ * Parses one framed command (RFC 9051 §9 command = tag SP (command-any / command-auth /
+ * command-nonauth / command-select) CRLF). Never throws, except {@link INCOMPLETE} when
+ * `input.complete` is false and the parse reached the awaited literal.
+ */
+export function parseCommand(input: CommandInput, opts: GrammarOptions): ParsedCommand {
+  const r = new Reader(input, opts);
+  let tag: string | null = null;
+  try {
+    const s = r.pos;
+    while (!r.atEnd() && r.peek() !== 0x2b && isAstringChar(r.peek())) r.pos++;
+    if (r.pos === s) r.fail('tag');
+    const t = latin1(r.line, s, r.pos);
+    // the tag is reported in errors only when it is delimited (SP or end of line)
+    if (r.peek() === SP || r.atEnd()) tag = t;
+    r.sp('after tag');
+    const name = r.keyword('command name');
+    const handler = HANDLERS[name];
+    if (!handler) return { ok: false, tag: t, message: `unknown command ${name}` };
+    return { ok: true, tag: t, command: handler(r) };
+  } catch (e) {
+    if (e === INCOMPLETE) throw e;
+    if (e instanceof ImapSyntaxError) return { ok: false, tag, message: e.message, ...(e.code ? { code: e.code } : {}) };
+    return { ok: false, tag, message: `internal parser error: ${e instanceof Error ? e.message : String(e)}` };
+  }
+}

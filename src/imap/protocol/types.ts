@@ -1,0 +1,134 @@
+// The IMAP command syntax tree produced by the pure parser (parser.ts) and consumed by the
+// server's command handlers. RFC 9051 (IMAP4rev2) and RFC 3501 (IMAP4rev1) §9 formal syntax,
+// plus the extensions the server announces. No I/O here.
+
+/** A sequence set (RFC 9051 §9 sequence-set): ranges; `*` is represented as Infinity. */
+export interface SequenceSet {
+  ranges: { from: number; to: number }[]; // from <= to after normalisation; '*' = Infinity
+  /** `$` (RFC 5182 SEARCHRES saved result), only when the set is exactly "$". */
+  saved?: boolean;
+}
+
+/** A mailbox name as sent (after literal/quoted decoding), not yet mUTF-7 decoded. */
+export type MailboxName = string;
+
+/** RFC 9051 §6.4.5 fetch items. */
+export type Section =
+  | { kind: 'full' } // BODY[]
+  | { kind: 'header'; part: number[] } // [HEADER] or [1.2.HEADER] (part empty = top)
+  | { kind: 'header.fields'; part: number[]; fields: string[]; not: boolean }
+  | { kind: 'text'; part: number[] }
+  | { kind: 'mime'; part: number[] } // [1.2.MIME]
+  | { kind: 'part'; part: number[] }; // [1.2]
+
+export type FetchAttribute =
+  | { kind: 'uid' }
+  | { kind: 'flags' }
+  | { kind: 'internaldate' }
+  | { kind: 'rfc822.size' }
+  | { kind: 'envelope' }
+  | { kind: 'bodystructure' }
+  | { kind: 'body-structure' } // BODY (non-extensible bodystructure)
+  | { kind: 'rfc822' } // = BODY[] with response name RFC822
+  | { kind: 'rfc822.header' }
+  | { kind: 'rfc822.text' }
+  | { kind: 'modseq' } // RFC 7162
+  | { kind: 'savedate' } // RFC 8514 (optional)
+  | { kind: 'emailid' } // RFC 8474 (optional)
+  | { kind: 'body'; section: Section; peek: boolean; partial?: { offset: number; length: number } }
+  | { kind: 'binary'; part: number[]; peek: boolean; partial?: { offset: number; length: number } } // RFC 3516
+  | { kind: 'binary.size'; part: number[] };
+
+/** RFC 9051 §6.4.4 search keys, plus RFC 7162 MODSEQ, RFC 5032 OLDER/YOUNGER (optional). */
+export type SearchKey =
+  | { kind: 'all' }
+  | { kind: 'seq'; set: SequenceSet }
+  | { kind: 'uid'; set: SequenceSet }
+  | { kind: 'flag'; flag: string; set: boolean } // ANSWERED/UNANSWERED, KEYWORD/UNKEYWORD, SEEN...; set=false for UN*
+  | { kind: 'new' } // RECENT UNSEEN (rev1)
+  | { kind: 'old' }
+  | { kind: 'recent'; set: boolean }
+  | { kind: 'header'; field: string; value: string; /** true for the FROM/TO/CC/BCC/SUBJECT keys (not HEADER) */ viaKeyword?: boolean } // FROM/TO/CC/BCC/SUBJECT map to header with that field name
+  | { kind: 'body'; value: string }
+  | { kind: 'text'; value: string }
+  | { kind: 'date'; which: 'internal' | 'sent'; op: 'before' | 'on' | 'since'; date: string /* YYYY-MM-DD */ }
+  | { kind: 'size'; op: 'larger' | 'smaller'; n: number }
+  | { kind: 'not'; key: SearchKey }
+  | { kind: 'or'; a: SearchKey; b: SearchKey }
+  | { kind: 'and'; keys: SearchKey[] } // parenthesised list or top level
+  | { kind: 'modseq'; modseq: bigint; entry?: { name: string; type: 'priv' | 'shared' | 'all' } }
+  | { kind: 'older' | 'younger'; seconds: number }
+  | { kind: 'savedresult' }; // `$`
+
+export type StoreAction = { op: 'set' | 'add' | 'remove'; silent: boolean; flags: string[] };
+
+export type StatusItem = 'MESSAGES' | 'UIDNEXT' | 'UIDVALIDITY' | 'UNSEEN' | 'DELETED' | 'SIZE' | 'RECENT' | 'HIGHESTMODSEQ' | 'APPENDLIMIT';
+
+export interface AppendMessage {
+  flags: string[];
+  date?: string; // date-time as sent, "dd-Mon-yyyy hh:mm:ss +zzzz"
+  /** The literal (or literal8 with binary=true). */
+  data: Uint8Array;
+  binary: boolean;
+}
+
+export interface ListCommand {
+  reference: MailboxName;
+  patterns: MailboxName[];
+  selection: string[]; // RFC 5258 selection options, upper case: SUBSCRIBED, REMOTE, RECURSIVEMATCH, SPECIAL-USE
+  returns: { name: string; items?: string[] }[]; // RETURN (SUBSCRIBED CHILDREN SPECIAL-USE STATUS (MESSAGES ...))
+}
+
+export type SortKey = { key: 'ARRIVAL' | 'CC' | 'DATE' | 'FROM' | 'SIZE' | 'SUBJECT' | 'TO' | 'DISPLAYFROM' | 'DISPLAYTO'; reverse: boolean };
+
+/** RFC 4731 ESEARCH return options / RFC 9051 §6.4.4 RETURN. */
+export type SearchReturn = ('MIN' | 'MAX' | 'ALL' | 'COUNT' | 'SAVE')[];
+
+export type Command =
+  // any state
+  | { name: 'CAPABILITY' }
+  | { name: 'NOOP' }
+  | { name: 'LOGOUT' }
+  | { name: 'ID'; params: Record<string, string | null> | null } // RFC 2971
+  // not authenticated
+  | { name: 'STARTTLS' }
+  | { name: 'LOGIN'; user: string; password: string }
+  | { name: 'AUTHENTICATE'; mechanism: string; initialResponse?: string /* base64, '=' = empty (RFC 4959) */ }
+  // authenticated
+  | { name: 'ENABLE'; capabilities: string[] }
+  | { name: 'SELECT' | 'EXAMINE'; mailbox: MailboxName; condstore: boolean; qresync?: { uidValidity: number; modseq: bigint; knownUids?: SequenceSet; seqMatch?: { seqs: SequenceSet; uids: SequenceSet } } }
+  | { name: 'CREATE'; mailbox: MailboxName; specialUse?: string[] }
+  | { name: 'DELETE'; mailbox: MailboxName }
+  | { name: 'RENAME'; from: MailboxName; to: MailboxName }
+  | { name: 'SUBSCRIBE' | 'UNSUBSCRIBE'; mailbox: MailboxName }
+  | ({ name: 'LIST' } & ListCommand)
+  | { name: 'LSUB'; reference: MailboxName; pattern: MailboxName }
+  | { name: 'NAMESPACE' }
+  | { name: 'STATUS'; mailbox: MailboxName; items: StatusItem[] }
+  | { name: 'APPEND'; mailbox: MailboxName; messages: AppendMessage[] } // MULTIAPPEND (RFC 3502) gives several
+  | { name: 'IDLE' }
+  | { name: 'GETQUOTA'; root: string }
+  | { name: 'GETQUOTAROOT'; mailbox: MailboxName }
+  | { name: 'SETQUOTA'; root: string; limits: { resource: string; limit: number }[] }
+  | { name: 'SETACL'; mailbox: MailboxName; identifier: string; rights: string }
+  | { name: 'DELETEACL'; mailbox: MailboxName; identifier: string }
+  | { name: 'GETACL'; mailbox: MailboxName }
+  | { name: 'LISTRIGHTS'; mailbox: MailboxName; identifier: string }
+  | { name: 'MYRIGHTS'; mailbox: MailboxName }
+  // selected
+  | { name: 'CLOSE' }
+  | { name: 'UNSELECT' }
+  | { name: 'EXPUNGE' }
+  | { name: 'UID EXPUNGE'; set: SequenceSet }
+  | { name: 'CHECK' }
+  | { name: 'SEARCH' | 'UID SEARCH'; charset?: string; returns?: SearchReturn; key: SearchKey }
+  | { name: 'FETCH' | 'UID FETCH'; set: SequenceSet; attributes: FetchAttribute[]; macro?: 'ALL' | 'FAST' | 'FULL'; changedSince?: bigint; vanished?: boolean }
+  | { name: 'STORE' | 'UID STORE'; set: SequenceSet; action: StoreAction; unchangedSince?: bigint }
+  | { name: 'COPY' | 'UID COPY' | 'MOVE' | 'UID MOVE'; set: SequenceSet; mailbox: MailboxName }
+  | { name: 'SORT' | 'UID SORT'; keys: SortKey[]; charset: string; key: SearchKey; returns?: SearchReturn }
+  | { name: 'THREAD' | 'UID THREAD'; algorithm: 'REFERENCES' | 'ORDEREDSUBJECT' | string; charset: string; key: SearchKey };
+
+/** One complete command line (with its literals) as the parser delivers it. */
+export type ParsedCommand =
+  | { ok: true; tag: string; command: Command }
+  | { ok: false; tag: string | null; /** Text for `tag BAD text` (or `* BAD` when no tag). */ message: string; /** Response code, e.g. 'CLIENTBUG', 'TOOBIG', 'BADCHARSET'. */ code?: string };

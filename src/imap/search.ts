@@ -1,0 +1,123 @@
+// SEARCH evaluation (RFC 9051 §6.4.4). Flags, sizes, dates and sets come from the view; header,
+// body and sent-date keys use the message index and, for text, the decoded message content.
+import { headerValues, normalizeForSearch, searchableText } from '../mime/index.js';
+import type { BlobStore } from '../store/blobs.js';
+import type { Store } from '../store/types.js';
+import type { MessageIndex } from './message-index.js';
+import type { SearchKey, SequenceSet } from './protocol/types.js';
+import type { FolderView, ViewMessage } from './view.js';
+
+export interface SearchContext {
+  store: Store;
+  blobs: BlobStore;
+  index: MessageIndex;
+  saved: number[];
+  sequenceTargets(set: SequenceSet, byUid: boolean): { seq: number; uid: number }[];
+}
+
+/** RFC 9051 §6.4.4: case-insensitive substring match, folded the way Dovecot folds (case, accents). */
+const fold = normalizeForSearch;
+
+function dayOf(iso: string | null): string | undefined {
+  if (!iso) return undefined;
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? undefined : d.toISOString().slice(0, 10);
+}
+
+export async function runSearch(key: SearchKey, view: FolderView, ctx: SearchContext): Promise<{ seq: number; uid: number }[]> {
+  const out: { seq: number; uid: number }[] = [];
+  const setCache = new Map<SearchKey, Set<number>>();
+  // RFC 9051 §6.4.4: a sequence number outside the mailbox simply matches nothing in a search key.
+  const safeTargets = (set: SequenceSet, byUid: boolean) => {
+    try {
+      return ctx.sequenceTargets(set, byUid);
+    } catch {
+      return [];
+    }
+  };
+  const uidSet = (k: SearchKey & { set: SequenceSet }, byUid: boolean) => {
+    let s = setCache.get(k);
+    if (!s) {
+      s = new Set(safeTargets(k.set, byUid).map((t) => t.uid));
+      setCache.set(k, s);
+    }
+    return s;
+  };
+  const saved = new Set(ctx.saved);
+  for (let i = 0; i < view.messages.length; i++) {
+    const m = view.messages[i];
+    const raw: { buf?: Buffer } = {};
+    if (await matches(key, m, i + 1, ctx, raw, uidSet, saved)) out.push({ seq: i + 1, uid: m.uid });
+  }
+  return out;
+}
+
+async function matches(
+  k: SearchKey,
+  m: ViewMessage,
+  seq: number,
+  ctx: SearchContext,
+  raw: { buf?: Buffer },
+  uidSet: (k: any, byUid: boolean) => Set<number>,
+  saved: Set<number>,
+): Promise<boolean> {
+  const hasFlag = (f: string) => m.flags.some((x) => x.toLowerCase() === f.toLowerCase());
+  const getRaw = async () => (raw.buf ??= await ctx.blobs.read(m.blobId));
+  switch (k.kind) {
+    case 'all':
+      return true;
+    case 'seq':
+      return uidSet(k, false).has(m.uid);
+    case 'uid':
+      return uidSet(k, true).has(m.uid);
+    case 'savedresult':
+      return saved.has(m.uid);
+    case 'flag':
+      return hasFlag(k.flag) === k.set;
+    case 'recent':
+      return m.recent === k.set;
+    case 'new':
+      return m.recent && !hasFlag('\\Seen');
+    case 'old':
+      return !m.recent;
+    case 'size':
+      return k.op === 'larger' ? m.size > k.n : m.size < k.n;
+    case 'date': {
+      let day: string | undefined;
+      if (k.which === 'internal') day = dayOf(m.internalDate);
+      else day = dayOf((await ctx.index.ensure(m.blobId)).sentDate);
+      if (!day) return false;
+      return k.op === 'before' ? day < k.date : k.op === 'on' ? day === k.date : day >= k.date;
+    }
+    case 'older':
+    case 'younger': {
+      const age = (Date.now() - new Date(m.internalDate).getTime()) / 1000;
+      return k.kind === 'older' ? age >= k.seconds : age <= k.seconds;
+    }
+    case 'header': {
+      const info = await ctx.index.ensure(m.blobId);
+      const f = k.field.toLowerCase();
+      // FROM/TO/CC/BCC search the address list, SUBJECT the decoded subject; HEADER the raw field.
+      const mode = !k.viaKeyword ? 'plain' : f === 'subject' ? 'subject' : 'address';
+      const values = headerValues(await getRaw(), info, k.field, mode);
+      // RFC 9051 §6.4.4: HEADER with an empty string matches every message that has the field.
+      if (k.value === '') return values.length > 0;
+      const needle = fold(k.value);
+      return values.some((v) => fold(v).includes(needle));
+    }
+    case 'body':
+    case 'text': {
+      const info = await ctx.index.ensure(m.blobId);
+      return fold(searchableText(await getRaw(), info, k.kind)).includes(fold(k.value));
+    }
+    case 'modseq':
+      return m.modseq >= Number(k.modseq);
+    case 'not':
+      return !(await matches(k.key, m, seq, ctx, raw, uidSet, saved));
+    case 'or':
+      return (await matches(k.a, m, seq, ctx, raw, uidSet, saved)) || (await matches(k.b, m, seq, ctx, raw, uidSet, saved));
+    case 'and':
+      for (const sub of k.keys) if (!(await matches(sub, m, seq, ctx, raw, uidSet, saved))) return false;
+      return true;
+  }
+}

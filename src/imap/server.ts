@@ -1,0 +1,31 @@
+// IMAP listeners: STARTTLS (143-style, LOGINDISABLED until TLS) and implicit TLS (993-style,
+// RFC 8314). Each connection gets an ImapSession.
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import tls from 'node:tls';
+import { ImapSession, type ImapServices } from './session.js';
+
+export interface ImapListener {
+  server: net.Server;
+  sessions: Set<ImapSession>;
+  sockets: Set<net.Socket>;
+}
+
+export function createImapServer(services: ImapServices, implicitTls: boolean): ImapListener {
+  const sessions = new Set<ImapSession>();
+  const sockets = new Set<net.Socket>();
+  const onSocket = (socket: net.Socket, secure: boolean) => {
+    sockets.add(socket);
+    const session = new ImapSession(socket, services, secure, randomBytes(6).toString('hex'));
+    sessions.add(session);
+    socket.once('close', () => {
+      sessions.delete(session);
+      sockets.delete(socket);
+    });
+  };
+  const server = implicitTls
+    ? tls.createServer({ ...services.tlsKeyCert, minVersion: 'TLSv1.2' }, (s) => onSocket(s, true))
+    : net.createServer((s) => onSocket(s, false));
+  server.on('tlsClientError', () => {});
+  return { server, sessions, sockets };
+}

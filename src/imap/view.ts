@@ -1,0 +1,141 @@
+// The state of a selected folder as one session sees it: message sequence numbers, flags and
+// the modseq up to which changes were reported. Changes by other sessions (or deliveries) are
+// found by modseq in the store and turned into untagged EXISTS / EXPUNGE / FETCH responses
+// only at the points RFC 9051 §7 allows them.
+import type { FolderMessage, Store } from '../store/types.js';
+
+export interface ViewMessage {
+  uid: number;
+  flags: string[];
+  modseq: number;
+  size: number;
+  internalDate: string;
+  blobId: string;
+  recent: boolean;
+}
+
+export type ViewUpdate =
+  | { kind: 'expunge'; seq: number; uid: number }
+  | { kind: 'exists'; count: number }
+  | { kind: 'flags'; seq: number; msg: ViewMessage };
+
+const sameFlags = (a: string[], b: string[]) => a.length === b.length && a.every((f) => b.some((g) => g.toLowerCase() === f.toLowerCase()));
+
+export class FolderView {
+  messages: ViewMessage[];
+  private byUid = new Map<number, ViewMessage>();
+  /** Highest modseq whose changes this session has seen or reported. */
+  modseq: number;
+  /** UIDs expunged by others but not yet announced (held back during FETCH/STORE/SEARCH). */
+  private pendingExpunges = new Set<number>();
+
+  constructor(
+    readonly folderId: number,
+    readonly mailboxId: number,
+    readonly readOnly: boolean,
+    readonly uidValidity: number,
+    msgs: FolderMessage[],
+    modseq: number,
+  ) {
+    this.messages = msgs.map((m) => ({ ...m }));
+    for (const m of this.messages) this.byUid.set(m.uid, m);
+    this.modseq = modseq;
+  }
+
+  get exists(): number {
+    return this.messages.length;
+  }
+
+  seqOf(uid: number): number | undefined {
+    // Binary search: messages are in UID order.
+    let lo = 0;
+    let hi = this.messages.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const u = this.messages[mid].uid;
+      if (u === uid) return mid + 1;
+      if (u < uid) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return undefined;
+  }
+
+  byUidGet(uid: number): ViewMessage | undefined {
+    return this.byUid.get(uid);
+  }
+
+  /** Records a change this session made itself (so it is not reported again). */
+  applyOwnFlags(uid: number, flags: string[], modseq: number): void {
+    const m = this.byUid.get(uid);
+    if (m) {
+      m.flags = flags;
+      m.modseq = modseq;
+    }
+  }
+
+  /** Removes messages this session expunged itself; returns their sequence numbers, highest first (each valid when announced, RFC 9051 §7.5.1). */
+  removeOwn(uids: number[]): number[] {
+    const seqs: number[] = [];
+    for (const uid of [...uids].sort((a, b) => b - a)) {
+      const seq = this.seqOf(uid);
+      if (seq === undefined) continue;
+      this.messages.splice(seq - 1, 1);
+      this.byUid.delete(uid);
+      this.pendingExpunges.delete(uid);
+      seqs.push(seq);
+    }
+    return seqs;
+  }
+
+  /**
+   * Brings the view up to date with the store. `allowExpunge` false during FETCH, STORE and
+   * SEARCH (RFC 9051 §7.5.1): expunges are then remembered and announced later.
+   */
+  async refresh(store: Store, allowExpunge: boolean, highestModseq: number): Promise<ViewUpdate[]> {
+    const updates: ViewUpdate[] = [];
+    if (highestModseq > this.modseq) {
+      const gone = await store.expungedSince(this.folderId, this.modseq);
+      for (const u of gone) if (this.byUid.has(u)) this.pendingExpunges.add(u);
+      const changed = await store.changedSince(this.folderId, this.modseq);
+      const maxUid = this.messages.length ? this.messages[this.messages.length - 1].uid : 0;
+      const added: ViewMessage[] = [];
+      for (const c of changed) {
+        const known = this.byUid.get(c.uid);
+        if (known) {
+          if (!sameFlags(known.flags, c.flags)) {
+            known.flags = c.flags;
+            known.modseq = c.modseq;
+            updates.push({ kind: 'flags', seq: this.seqOf(c.uid)!, msg: known });
+          } else known.modseq = c.modseq;
+        } else if (c.uid > maxUid) added.push({ ...c });
+      }
+      this.modseq = highestModseq;
+      if (allowExpunge) updates.unshift(...this.flushExpunges());
+      if (added.length) {
+        for (const m of added) {
+          this.messages.push(m);
+          this.byUid.set(m.uid, m);
+        }
+        updates.push({ kind: 'exists', count: this.messages.length });
+      }
+    } else if (allowExpunge && this.pendingExpunges.size) {
+      updates.push(...this.flushExpunges());
+    }
+    return updates;
+  }
+
+  private flushExpunges(): ViewUpdate[] {
+    if (!this.pendingExpunges.size) return [];
+    const out: ViewUpdate[] = [];
+    // Highest sequence first, so every announced number is valid when announced.
+    for (const uid of [...this.pendingExpunges].sort((a, b) => b - a)) {
+      const seq = this.seqOf(uid);
+      if (seq === undefined) continue;
+      this.messages.splice(seq - 1, 1);
+      this.byUid.delete(uid);
+      out.push({ kind: 'expunge', seq, uid });
+    }
+    this.pendingExpunges.clear();
+    return out;
+  }
+}

@@ -1,0 +1,163 @@
+// Test support (used by src/mime/*.test.ts only): a private, preauthenticated Dovecot IMAP process
+// (Debian's /usr/lib/dovecot/imap, no daemon: it speaks IMAP on stdin/stdout) as a reference
+// implementation. Each run gets its own temporary directory and configuration; nothing under
+// /etc/dovecot is read and no network listener is opened.
+import { spawn } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs, type Arg } from './imaptest-harness.js';
+
+const IMAP_BINARY = '/usr/lib/dovecot/imap';
+/** INTERNALDATE of every appended message. */
+export const INTERNAL_DATE = '01-Jan-2000 00:00:00 +0000';
+export const INTERNAL_TIME = Date.UTC(2000, 0, 1) / 1000;
+
+export function dovecotAvailable(): boolean {
+  return existsSync(IMAP_BINARY) && process.getuid?.() === 0;
+}
+
+export interface DovecotRun {
+  /** Every FETCH reply of the session merged: message number → item name (upper case) → value. */
+  fetch: Map<number, Map<string, Arg>>;
+  /** Tagged completion of each command, by index in `commands`. */
+  status: { status: string; text: string }[];
+  /** ESEARCH replies by command index (for SORT/SEARCH RETURN (ALL)): the message numbers in order. */
+  esearch: Map<number, number[]>;
+  untagged: string[];
+}
+
+/** Splits the server output into logical lines (a line ending in {n} continues after n bytes). */
+function logicalLines(out: string): string[] {
+  const lines: string[] = [];
+  let i = 0;
+  let cur = '';
+  while (i < out.length) {
+    const eol = out.indexOf('\r\n', i);
+    if (eol < 0) {
+      cur += out.slice(i);
+      break;
+    }
+    const line = out.slice(i, eol);
+    i = eol + 2;
+    const m = /~?\{(\d+)\+?\}$/.exec(line);
+    if (m) {
+      const n = Number(m[1]);
+      cur += line + '\r\n' + out.slice(i, i + n);
+      i += n;
+      continue;
+    }
+    lines.push(cur + line);
+    cur = '';
+  }
+  if (cur) lines.push(cur);
+  return lines;
+}
+
+/**
+ * Appends `messages` (in order, as literal8 so NULs are accepted) to a fresh INBOX, selects it and
+ * runs `commands` (tagged C0, C1, ...). Commands may run concurrently (Dovecot pipelines them), so
+ * FETCH replies are merged per message: give each command distinct item names.
+ */
+export async function runDovecot(messages: Buffer[], commands: string[]): Promise<DovecotRun> {
+  const dir = mkdtempSync(join(tmpdir(), 'caducee-mime-oracle-'));
+  try {
+    chmodSync(dir, 0o755);
+    const home = join(dir, 'home');
+    mkdirSync(join(home, 'u'), { recursive: true });
+    mkdirSync(join(dir, 'run'));
+    mkdirSync(join(dir, 'state'));
+    chownSync(home, 65534, 65534);
+    chownSync(join(home, 'u'), 65534, 65534);
+    const conf = join(dir, 'dovecot.conf');
+    writeFileSync(
+      conf,
+      [
+        `base_dir = ${dir}/run`,
+        `state_dir = ${dir}/state`,
+        `log_path = ${dir}/dovecot.log`,
+        `mail_location = maildir:${home}/%u/Maildir`,
+        'ssl = no',
+        // stored with CRLF: with LF storage, 2.3.19's BINARY.SIZE of a multipart mixes physical
+        // and virtual offsets and can count a sibling's conversion (BINARY[] itself is right)
+        'mail_save_crlf = yes',
+        'protocols = imap',
+        'mail_uid = 65534',
+        'mail_gid = 65534',
+        'first_valid_uid = 1',
+        'first_valid_gid = 1',
+        'userdb {',
+        '  driver = static',
+        `  args = uid=65534 gid=65534 home=${home}/%u`,
+        '}',
+        'passdb {',
+        '  driver = static',
+        '  args = password=x',
+        '}',
+        '',
+      ].join('\n'),
+    );
+    const input: Buffer[] = [];
+    messages.forEach((m, i) => {
+      // literal8 only when needed: with it, Dovecot re-encodes "binary" parts as base64
+      const lit = m.includes(0) ? '~' : '';
+      const date = `"${INTERNAL_DATE}"`;
+      input.push(Buffer.from(`A${i} APPEND INBOX ${date} ${lit}{${m.length}+}\r\n`, 'latin1'), m, Buffer.from('\r\n'));
+    });
+    input.push(Buffer.from('S SELECT INBOX\r\n'));
+    commands.forEach((c, i) => input.push(Buffer.from(`C${i} ${c}\r\n`, 'utf8')));
+    input.push(Buffer.from('Z LOGOUT\r\n'));
+
+    // stdio must be files: on a socket (what Node gives a child) imap thinks it runs from inetd
+    const inFile = join(dir, 'in');
+    const outFile = join(dir, 'out');
+    writeFileSync(inFile, Buffer.concat(input));
+    const q = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
+    await new Promise<void>((resolve, reject) => {
+      const p = spawn('/bin/sh', ['-c', `cat ${q(inFile)} | ${IMAP_BINARY} -c ${q(conf)} > ${q(outFile)} 2>&1`], {
+        env: { USER: 'u', HOME: join(home, 'u'), PATH: process.env.PATH ?? '/usr/bin:/bin' },
+        stdio: 'ignore',
+      });
+      p.on('error', reject);
+      p.on('close', () => resolve());
+    });
+    const out = readFileSync(outFile).toString('latin1');
+
+    const run: DovecotRun = { fetch: new Map(), status: [], esearch: new Map(), untagged: [] };
+    for (const line of logicalLines(out)) {
+      if (line.startsWith('* ')) {
+        const u = line.slice(2);
+        run.untagged.push(u);
+        if (/^\d+ FETCH /i.test(u)) mergeFetch(run.fetch, u);
+        const es = /^ESEARCH \(TAG "C(\d+)"\)(?: UID)?(?: ALL (\S+))?/i.exec(u);
+        if (es) run.esearch.set(Number(es[1]), es[2] === undefined ? [] : expandSet(es[2]));
+        continue;
+      }
+      const m = /^C(\d+) (OK|NO|BAD) ?(.*)$/s.exec(line);
+      if (m) run.status[Number(m[1])] = { status: m[2], text: m[3] };
+    }
+    return run;
+  } finally {
+    if (!process.env.MIME_ORACLE_KEEP) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function mergeFetch(out: Map<number, Map<string, Arg>>, u: string): void {
+  const args = parseArgs(u);
+  const seq = Number((args[0] as { v: string }).v);
+  const list = (args[2] as { v: Arg[] }).v;
+  const items = out.get(seq) ?? new Map<string, Arg>();
+  for (let k = 0; k + 1 < list.length; k += 2) items.set((list[k] as { v: string }).v.toUpperCase(), list[k + 1]);
+  out.set(seq, items);
+}
+
+function expandSet(s: string): number[] {
+  const out: number[] = [];
+  for (const r of s.split(',')) {
+    const [a, b] = r.split(':').map(Number);
+    if (b === undefined) out.push(a);
+    else if (a <= b) for (let n = a; n <= b; n++) out.push(n);
+    else for (let n = a; n >= b; n--) out.push(n);
+  }
+  return out;
+}

@@ -1,0 +1,100 @@
+// Byte ↔ text helpers. Decoding itself is left to libraries: RFC 2047 words and charsets to
+// libmime (iconv-lite underneath), quoted-printable to libqp, base64 to Node's Buffer.
+import { Buffer } from 'node:buffer';
+import libmime from 'libmime';
+import libcharset from 'libmime/lib/charset.js';
+import libqp from 'libqp';
+
+const utf8Fatal = new TextDecoder('utf-8', { fatal: true });
+
+function asBuffer(buf: Uint8Array): Buffer {
+  return Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
+/**
+ * Raw header bytes → text. Headers are supposed to be ASCII; 8-bit bytes are taken as UTF-8 when
+ * they form valid UTF-8 (RFC 6532), otherwise as latin1 (legacy French mail writes é as 0xE9), so
+ * no byte is lost or replaced. Dovecot passes such bytes through untouched; with valid UTF-8 input
+ * the IMAP encoder writes back the very same bytes.
+ */
+export function bytesToText(buf: Uint8Array, start: number, end: number): string {
+  let ascii = true;
+  for (let i = start; i < end; i++) {
+    if (buf[i] >= 0x80) {
+      ascii = false;
+      break;
+    }
+  }
+  const b = asBuffer(buf);
+  if (ascii) return b.toString('latin1', start, end);
+  try {
+    return utf8Fatal.decode(b.subarray(start, end));
+  } catch {
+    return b.toString('latin1', start, end);
+  }
+}
+
+/** Raw bytes → "binary" string (one char per byte), the form the Dovecot ports work on. */
+export function latin1(buf: Uint8Array, start: number, end: number): string {
+  return asBuffer(buf).toString('latin1', start, end);
+}
+
+/** A "binary" string (one char per byte) → text, with the same UTF-8-else-latin1 rule. */
+export function binToText(s: string): string {
+  if (!/[\x80-\xff]/.test(s)) return s;
+  const b = Buffer.from(s, 'latin1');
+  try {
+    return utf8Fatal.decode(b);
+  } catch {
+    return s;
+  }
+}
+
+/** RFC 2047 encoded-words → text (libmime). */
+export function decodeWords(s: string): string {
+  if (!s.includes('=?')) return s;
+  try {
+    return libmime.decodeWords(s);
+  } catch {
+    return s;
+  }
+}
+
+/** Body bytes in a declared charset → text (libmime/iconv-lite; unknown charsets as UTF-8). */
+export function decodeCharset(data: Uint8Array, charset: string | null): string {
+  const b = asBuffer(data);
+  if (charset === null || charset === '') return bytesToText(b, 0, b.length);
+  try {
+    return libcharset.decode(b, charset);
+  } catch {
+    return bytesToText(b, 0, b.length);
+  }
+}
+
+/**
+ * Quoted-printable body → bytes (libqp), line breaks coming out as CRLF like Dovecot's decoder.
+ * null when the input is not valid quoted-printable by Dovecot's rules ("=" not followed by two hex
+ * digits or by a soft line break, a CR not followed by LF): Dovecot then fails the BINARY fetch.
+ */
+export function decodeQuotedPrintable(data: Uint8Array, strict = false): Uint8Array | null {
+  const s = asBuffer(data).toString('latin1').replace(/(?<!\r)\n/g, '\r\n');
+  if (strict && /=(?![0-9A-Fa-f]{2}|[ \t]*\r\n)|\r(?!\n)/.test(s)) return null;
+  return libqp.decode(Buffer.from(s, 'latin1'));
+}
+
+/**
+ * Base64 body → bytes (Node's decoder). null when `strict` and the input is not what Dovecot's
+ * decoder accepts: alphabet and whitespace only, complete quanta, padding only at the very end.
+ */
+export function decodeBase64(data: Uint8Array, strict = false): Uint8Array | null {
+  const s = asBuffer(data).toString('latin1');
+  if (strict) {
+    const compact = s.replace(/[ \t\r\n]+/g, '');
+    const m = /^[A-Za-z0-9+/]*(={0,2})$/.exec(compact);
+    if (m === null) return null;
+    const n = compact.length - m[1].length;
+    const pad = m[1].length;
+    if (!((n % 4 === 0 && pad === 0) || (n % 4 === 2 && pad === 2) || (n % 4 === 3 && pad === 1))) return null;
+  }
+  return Buffer.from(s, 'base64');
+}

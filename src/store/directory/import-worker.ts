@@ -1,0 +1,41 @@
+// Worker thread of a directory import: owns the new snapshot's SQLite connection while the
+// main thread reads and parses the extraction (sqlite.ts, SqliteSnapshotWriter).
+import { parentPort, workerData } from 'node:worker_threads';
+import { decodeBatch, SnapshotBuilder } from './sqlite.js';
+
+const port = parentPort!;
+let builder: SnapshotBuilder | undefined;
+let failed = false;
+
+try {
+  builder = new SnapshotBuilder(workerData.dataDir, workerData.tmpFile, false);
+} catch (e: any) {
+  failed = true;
+  port.postMessage({ type: 'error', message: `cannot create the new directory snapshot: ${e.message}` });
+}
+
+port.on('message', (m: any) => {
+  if (failed || !builder) {
+    if (m.type === 'call') port.postMessage({ type: 'reply', id: m.id, error: 'the import worker failed to start' });
+    return;
+  }
+  try {
+    if (m.type === 'rows') {
+      for (const r of decodeBatch(m.batch)) builder.add(r);
+      port.postMessage({ type: 'ack' });
+    } else if (m.type === 'call' && m.op === 'ready') {
+      port.postMessage({ type: 'reply', id: m.id, value: true });
+    } else if (m.type === 'call' && m.op === 'vocabulary') {
+      builder.addVocabulary(m.arg);
+      port.postMessage({ type: 'reply', id: m.id, value: true });
+    } else if (m.type === 'call' && m.op === 'commit') {
+      const info = builder.commit(m.arg.meta, m.arg.o, (phase) => port.postMessage({ type: 'phase', phase }));
+      port.postMessage({ type: 'reply', id: m.id, value: info });
+    }
+  } catch (e: any) {
+    failed = true;
+    builder.abort();
+    if (m.type === 'call') port.postMessage({ type: 'reply', id: m.id, error: e.message });
+    else port.postMessage({ type: 'error', message: e.message });
+  }
+});

@@ -1,0 +1,103 @@
+// Persistence of the national directory, behind interfaces: only this folder knows SQL.
+// - The snapshot: the last imported national extraction, replaced atomically by an import.
+// - The publication state: what of our own mailboxes has been published to the national directory.
+import type { DirectoryEntry, ResourceKind } from '../../directory/model.js';
+import type { EntryTokens } from '../../directory/extraction.js';
+import type { Word } from '../../directory/normalize.js';
+
+/** One condition of a search; all the conditions of a query must hold. */
+export interface Clause {
+  /** Where the word must be found: a token column (directory/extraction.ts EntryTokens), or any word column. */
+  column: 'names' | 'org' | 'work' | 'place' | 'other' | 'codes' | 'any';
+  /** Normalised words, alternatives (OR); a word matches its joined form, or all its parts. */
+  words: Word[];
+  /** Starts-with (true) or whole-token (false) match. */
+  prefix: boolean;
+}
+
+export interface AddressCondition {
+  /** FHIR string search on mailbox-mss: default starts-with, :exact, :contains (R4 §3.1.1.5.3 / search.html#string). */
+  mode: 'prefix' | 'exact' | 'contains';
+  /** Lower-cased address or part of one. */
+  value: string;
+}
+
+export interface IndexQuery {
+  clauses: Clause[];
+  address?: AddressCondition;
+  /** Only entries whose mailbox is carried by this resource kind. */
+  kind?: ResourceKind;
+}
+
+export interface SearchPage {
+  /** Matching entries in rank order (tier, then alphabetical). */
+  entries: DirectoryEntry[];
+  /** True when more entries may match beyond `limit`. */
+  more: boolean;
+}
+
+export interface Rejection {
+  line: number;
+  reason: string;
+}
+
+export interface SnapshotInfo {
+  /** Changes at each import (a new file); lets readers notice a new snapshot. */
+  generation: string;
+  importedAt: string;
+  source: string;
+  /** Name of the .txt inside a ZIP, when the source was a ZIP. */
+  sourceEntry: string | null;
+  linesRead: number;
+  imported: number;
+  rejected: number;
+  added: number;
+  removed: number;
+  changed: number;
+  /** The first rejections (line numbers and reasons), at most 1000. */
+  rejections: Rejection[];
+  durationMs: number;
+}
+
+/** Read side of the current snapshot. Methods resolve immediately when there is no snapshot yet. */
+export interface DirectorySnapshotReader {
+  info(): Promise<SnapshotInfo | undefined>;
+  /** Up to `limit` entries matching every condition, in rank order. */
+  search(q: IndexQuery, limit: number): Promise<SearchPage>;
+  byAddress(address: string): Promise<DirectoryEntry | undefined>;
+  /** Entries of one practitioner ("Identification nationale PP" key), optionally of one resource kind. */
+  byPractitioner(ppKey: string, limit: number): Promise<DirectoryEntry[]>;
+  /** Entries of one structure; `kind` narrows to the mailboxes carried by that resource. */
+  byStructure(stKey: string, kind: ResourceKind | undefined, limit: number): Promise<DirectoryEntry[]>;
+  count(): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** Builds a new snapshot beside the current one; `commit` switches to it in one step. */
+export interface SnapshotWriter {
+  add(entry: DirectoryEntry, tokens: EntryTokens, lineNo: number): void;
+  /** Resolves when the writer can take more lines (bounded memory when it works in another thread). */
+  drain?(): Promise<void>;
+  /** Finishes the snapshot (indexes, duplicates, comparison with the previous one) and switches to it. */
+  commit(meta: Omit<SnapshotInfo, 'generation' | 'importedAt' | 'imported' | 'added' | 'removed' | 'changed' | 'durationMs'>, onPhase?: (phase: string) => void): Promise<SnapshotInfo>;
+  /** Drops the unfinished snapshot; the previous one stays in force. */
+  abort(): Promise<void>;
+}
+
+/** What was last published of one of our mailboxes. */
+export interface PublishedMailbox {
+  address: string;
+  resourceType: ResourceKind;
+  /** Conditional URL (query part) of the resource, e.g. identifier=urn:oid:1.2.250.1.71.4.2.1|810001234567. */
+  condition: string;
+  /** The ContactPoint as published (JSON). */
+  telecom: string;
+  publishedAt: string;
+}
+
+export interface PublicationStore {
+  listPublished(): Promise<PublishedMailbox[]>;
+  /** Records a successful publication of these mailboxes (upsert), and the removal of others, in one transaction. */
+  recordPublished(upserts: Omit<PublishedMailbox, 'publishedAt'>[], removed: string[]): Promise<void>;
+  close(): Promise<void>;
+}
