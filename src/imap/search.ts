@@ -85,7 +85,12 @@ async function matches(
     case 'date': {
       let day: string | undefined;
       if (k.which === 'internal') day = dayOf(m.internalDate);
-      else day = dayOf((await ctx.index.ensure(m.blobId)).sentDate);
+      else {
+        // RFC 9051 §6.4.4: SENT* compare the Date: header's own date, ignoring time and zone;
+        // a message without a valid Date: counts as 1970-01-01 (as Dovecot does).
+        const sent = (await ctx.index.ensure(m.blobId)).sentDate;
+        day = sent ? sent.slice(0, 10) : '1970-01-01';
+      }
       if (!day) return false;
       return k.op === 'before' ? day < k.date : k.op === 'on' ? day === k.date : day >= k.date;
     }

@@ -533,12 +533,17 @@ export class ImapSession {
     return this.rev2 ? astring(name, { utf8: true }) : astring(encodeMutf7(name));
   }
 
-  private decodeName(name: string): string {
+  /**
+   * Client name → Unicode. A name that is not valid modified UTF-7 is taken as written when it
+   * is only looked up (it then simply does not exist); creating one is refused (`strict`).
+   */
+  private decodeName(name: string, strict = false): string {
     if (this.rev2) return name;
     try {
       return decodeMutf7(name);
     } catch {
-      throw new ImapNo(`mailbox name ${JSON.stringify(name)} is not valid modified UTF-7 (RFC 3501 §5.1.3)`, 'CANNOT', 'BAD');
+      if (!strict) return name;
+      throw new ImapNo(`mailbox name ${JSON.stringify(name)} is not valid modified UTF-7 (RFC 3501 §5.1.3)`, 'CANNOT');
     }
   }
 
@@ -614,7 +619,7 @@ export class ImapSession {
   }
 
   private async create(name: string, specialUse?: string[]): Promise<string> {
-    const decoded = this.decodeName(name).replace(/\/+$/, ''); // RFC 9051 §6.3.4: trailing delimiter
+    const decoded = this.decodeName(name, true).replace(/\/+$/, ''); // RFC 9051 §6.3.4: trailing delimiter
     const r = this.ns!.resolve(decoded);
     if (!r) throw new ImapNo(`cannot create ${name}: outside your mailboxes`, 'CANNOT');
     if (r.folder === 'INBOX') throw new ImapNo('INBOX already exists', 'ALREADYEXISTS');
@@ -654,7 +659,7 @@ export class ImapSession {
 
   private async rename(from: string, to: string): Promise<string> {
     const { r, folder } = await this.folderOf(from);
-    const t = this.ns!.resolve(this.decodeName(to).replace(/\/+$/, ''));
+    const t = this.ns!.resolve(this.decodeName(to, true).replace(/\/+$/, ''));
     if (!t || t.access.mailbox.id !== r.access.mailbox.id) throw new ImapNo('a folder can only be renamed within the same mailbox', 'CANNOT');
     await this.requireRight(r.access, 'x');
     if (await this.s.store.getFolder(t.access.mailbox.id, t.folder)) throw new ImapNo(`${to} already exists`, 'ALREADYEXISTS');
@@ -716,10 +721,18 @@ export class ImapSession {
     for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
       let matched = full.some((m) => m(e.name));
       let childInfo = false;
+      if (verb === 'LSUB' && !e.subscribed) {
+        // RFC 3501 §6.3.9: with "%", a level holding subscribed names is returned \Noselect.
+        if (matched && entries.some((c) => c.subscribed && c.name.startsWith(e.name + DELIMITER) && !full.some((m) => m(c.name)))) {
+          out.push(`* LSUB (\\Noselect) "/" ${this.nameOut(e.name)}\r\n`);
+        }
+        continue;
+      }
       if (selSubscribed) {
         if (!e.subscribed) {
-          // RFC 5258 §3.5: RECURSIVEMATCH returns parents of subscribed names with CHILDINFO.
-          if (!(recursive && matched && entries.some((c) => c.subscribed && c.name.startsWith(e.name + DELIMITER)))) continue;
+          // RFC 5258 §3.5: RECURSIVEMATCH returns, with CHILDINFO, a matching name that has a
+          // subscribed descendant which the patterns do not match themselves.
+          if (!(recursive && matched && entries.some((c) => c.subscribed && c.name.startsWith(e.name + DELIMITER) && !full.some((m) => m(c.name))))) continue;
           childInfo = true;
         } else if (!matched) continue;
       } else if (!matched) continue;
@@ -979,7 +992,16 @@ export class ImapSession {
     // RFC 7162 §3.1.5: a MODSEQ search key adds the highest mod-sequence of the matches.
     const usesModseq = JSON.stringify(key, (_k, val) => (typeof val === 'bigint' ? val.toString() : val)).includes('"kind":"modseq"');
     if (usesModseq) this.enableCondstore();
-    const highest = usesModseq && matches.length ? Math.max(...matches.map((m) => v.byUidGet(m.uid)?.modseq ?? 0)) : 0;
+    // RFC 7162 §3.1.5 with RFC 4731: the MODSEQ is the highest of the messages actually returned
+    // (only the MIN and/or MAX message when neither ALL nor COUNT was asked).
+    let returned = matches;
+    const ropts = returns?.map((r) => r.toUpperCase()) ?? [];
+    if (returns && ropts.length && !ropts.includes('ALL') && !ropts.includes('COUNT') && matches.length) {
+      const by = (m: { seq: number; uid: number }) => (byUid ? m.uid : m.seq);
+      const sortedM = [...matches].sort((a, b) => by(a) - by(b));
+      returned = [...(ropts.includes('MIN') ? [sortedM[0]] : []), ...(ropts.includes('MAX') ? [sortedM[sortedM.length - 1]] : [])];
+    }
+    const highest = usesModseq && returned.length ? Math.max(...returned.map((m) => v.byUidGet(m.uid)?.modseq ?? 0)) : 0;
     if (returns !== undefined) {
       // RFC 4731 ESEARCH; RFC 5182 SAVE.
       const opts = returns.length ? returns.map((r) => r.toUpperCase()) : ['ALL'];

@@ -93,33 +93,40 @@ export class FolderView {
    */
   async refresh(store: Store, allowExpunge: boolean, highestModseq: number): Promise<ViewUpdate[]> {
     const updates: ViewUpdate[] = [];
+    const flagged: ViewMessage[] = [];
+    const added: ViewMessage[] = [];
     if (highestModseq > this.modseq) {
       const gone = await store.expungedSince(this.folderId, this.modseq);
       for (const u of gone) if (this.byUid.has(u)) this.pendingExpunges.add(u);
       const changed = await store.changedSince(this.folderId, this.modseq);
       const maxUid = this.messages.length ? this.messages[this.messages.length - 1].uid : 0;
-      const added: ViewMessage[] = [];
       for (const c of changed) {
         const known = this.byUid.get(c.uid);
         if (known) {
-          if (!sameFlags(known.flags, c.flags)) {
-            known.flags = c.flags;
-            known.modseq = c.modseq;
-            updates.push({ kind: 'flags', seq: this.seqOf(c.uid)!, msg: known });
-          } else known.modseq = c.modseq;
+          if (!sameFlags(known.flags, c.flags)) flagged.push(known);
+          known.flags = c.flags;
+          known.modseq = c.modseq;
         } else if (c.uid > maxUid) added.push({ ...c });
       }
       this.modseq = highestModseq;
-      if (allowExpunge) updates.unshift(...this.flushExpunges());
-      if (added.length) {
-        for (const m of added) {
-          this.messages.push(m);
-          this.byUid.set(m.uid, m);
-        }
-        updates.push({ kind: 'exists', count: this.messages.length });
+      if (added.length && !this.readOnly) {
+        // RFC 3501 §2.3.2: \Recent belongs to the first session that is notified of a message.
+        const claimed = new Set(await store.claimRecent(this.folderId, added.map((m) => m.uid)));
+        for (const m of added) m.recent = claimed.has(m.uid);
       }
-    } else if (allowExpunge && this.pendingExpunges.size) {
-      updates.push(...this.flushExpunges());
+    }
+    // Expunges first, then flag changes numbered after them, then the new count (RFC 9051 §7.5.1).
+    if (allowExpunge) updates.push(...this.flushExpunges());
+    for (const m of flagged) {
+      const seq = this.seqOf(m.uid);
+      if (seq !== undefined) updates.push({ kind: 'flags', seq, msg: m });
+    }
+    if (added.length) {
+      for (const m of added) {
+        this.messages.push(m);
+        this.byUid.set(m.uid, m);
+      }
+      updates.push({ kind: 'exists', count: this.messages.length });
     }
     return updates;
   }

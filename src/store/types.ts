@@ -103,6 +103,8 @@ export interface FolderStore {
   folderStatus(folderId: number): Promise<FolderStatus>;
   /** Every message of the folder in UID order. `clearRecent`: this session claims \Recent (RFC 3501 §2.3.2). */
   folderMessages(folderId: number, opts?: { clearRecent?: boolean }): Promise<FolderMessage[]>;
+  /** Clears \\Recent on these messages; returns the UIDs that still had it (claimed by the caller). */
+  claimRecent(folderId: number, uids: number[]): Promise<number[]>;
   /** Messages whose modseq is greater than `modseq` (new or changed). */
   changedSince(folderId: number, modseq: number): Promise<FolderMessage[]>;
   /** UIDs expunged with a modseq greater than `modseq`. */

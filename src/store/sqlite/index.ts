@@ -242,10 +242,11 @@ export class SqliteStore implements Store {
           .get(m.address, m.type, m.displayName, m.ownerUserId, m.practitionerId, m.structureId, m.listeRouge ? 1 : 0, m.service ?? null, m.description ?? null, t, t);
         const mb = rowMailbox(r);
         const ins = this.db.prepare('INSERT INTO folders (mailbox_id, name, special_use, uid_validity) VALUES (?, ?, ?, ?)');
-        // RFC 9051 §2.3.1.1: UIDVALIDITY must change if UIDs are reassigned; seconds since epoch
-        // plus the mailbox id keeps it unique even for folders recreated in the same second.
-        const uv = (Math.floor(Date.now() / 1000) + mb.id) >>> 0;
+        // RFC 9051 §2.3.1.1: UIDVALIDITY must change if UIDs are reassigned; folders created later
+        // take values above last_uid_validity (see createFolder).
+        const uv = Math.floor(Date.now() / 1000) >>> 0;
         for (const f of DEFAULT_FOLDERS) ins.run(mb.id, f.name, f.specialUse, uv);
+        this.db.prepare('UPDATE mailboxes SET last_uid_validity = ? WHERE id = ?').run(uv, mb.id);
         return mb;
       })(),
     );
@@ -393,14 +394,17 @@ export class SqliteStore implements Store {
 
   async createFolder(mailboxId: number, name: string, specialUse: string | null = null) {
     return wrapUnique(`folder ${name}`, () => {
-      const uv = (Math.floor(Date.now() / 1000) + mailboxId) >>> 0;
-      const prev: any = this.db.prepare('SELECT MAX(uid_validity) v FROM folders WHERE mailbox_id = ?').get(mailboxId);
-      // A recreated name must get a new UIDVALIDITY (RFC 9051 §2.3.1.1): never reuse one.
-      const uidValidity = Math.max(uv, (prev?.v ?? 0) + 1) >>> 0;
-      const r = this.db
-        .prepare('INSERT INTO folders (mailbox_id, name, special_use, uid_validity) VALUES (?, ?, ?, ?) RETURNING *')
-        .get(mailboxId, name, specialUse, uidValidity);
-      return rowFolder(r);
+      return this.db.transaction(() => {
+        // A recreated name must get a new UIDVALIDITY (RFC 9051 §2.3.1.1): the mailbox remembers
+        // the last one it issued, so none is ever reused, even for a folder deleted meanwhile.
+        const prev: any = this.db.prepare('SELECT last_uid_validity v FROM mailboxes WHERE id = ?').get(mailboxId);
+        const uidValidity = Math.max(Math.floor(Date.now() / 1000), (prev?.v ?? 0) + 1) >>> 0;
+        this.db.prepare('UPDATE mailboxes SET last_uid_validity = ? WHERE id = ?').run(uidValidity, mailboxId);
+        const r = this.db
+          .prepare('INSERT INTO folders (mailbox_id, name, special_use, uid_validity) VALUES (?, ?, ?, ?) RETURNING *')
+          .get(mailboxId, name, specialUse, uidValidity);
+        return rowFolder(r);
+      })();
     });
   }
 
@@ -475,6 +479,13 @@ export class SqliteStore implements Store {
       const rows = this.db.prepare('SELECT uid, flags, modseq, size, internal_date, blob_id, recent FROM messages WHERE folder_id = ? ORDER BY uid').all(folderId).map(rowFolderMessage);
       if (opts.clearRecent && rows.some((r) => r.recent)) this.db.prepare('UPDATE messages SET recent = 0 WHERE folder_id = ? AND recent = 1').run(folderId);
       return rows;
+    })();
+  }
+
+  async claimRecent(folderId: number, uids: number[]) {
+    return this.db.transaction(() => {
+      const upd = this.db.prepare('UPDATE messages SET recent = 0 WHERE folder_id = ? AND uid = ? AND recent = 1');
+      return uids.filter((u) => upd.run(folderId, u).changes > 0);
     })();
   }
 

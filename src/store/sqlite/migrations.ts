@@ -126,4 +126,12 @@ INSERT INTO subscriptions (mailbox_id, name) SELECT mailbox_id, name FROM folder
 ALTER TABLE mailboxes ADD COLUMN quota_bytes INTEGER;
 `,
   },
+  {
+    version: 3,
+    name: 'UIDVALIDITY never reused within a mailbox',
+    sql: `
+ALTER TABLE mailboxes ADD COLUMN last_uid_validity INTEGER NOT NULL DEFAULT 0;
+UPDATE mailboxes SET last_uid_validity = COALESCE((SELECT MAX(uid_validity) FROM folders WHERE folders.mailbox_id = mailboxes.id), 0);
+`,
+  },
 ];

@@ -1,0 +1,64 @@
+// imaptest's scripted IMAP tests against Caducée's own IMAP server, over implicit TLS and over
+// STARTTLS with synchronizing literals. Fails on any failure not in CADUCEE_KNOWN_FAILURES and on
+// a listed failure that now passes. Scripts whose capability the server does not announce are
+// skipped, and the report says so.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../../src/demo/space.js';
+import { tempDir, testLogger } from '../helpers.js';
+import { formatReport, runConformance } from './conformance.js';
+import { CADUCEE_KNOWN_FAILURES } from './known-failures.js';
+import { runAll } from './runner.js';
+
+describe("imaptest scripts against Caducée's IMAP server", () => {
+  let layout: DemoLayout;
+  let demo: RunningDemo;
+  let cleanup = () => {};
+  before(async () => {
+    let dir: string;
+    ({ dir, cleanup } = tempDir());
+    layout = await prepareDemo(dir, { ports: 'ephemeral' });
+    demo = await startDemo(layout, { logger: testLogger() });
+  });
+  after(async () => {
+    await demo?.stop();
+    cleanup();
+  });
+
+  const target = () => {
+    const op = layout.operators[0];
+    return {
+      name: 'Caducée',
+      host: '127.0.0.1',
+      port: op.ports.imaps,
+      tls: 'implicit' as const,
+      ca: readFileSync(layout.caBundle, 'utf8'),
+      servername: 'localhost',
+      user: op.users[0].login,
+      password: op.users[0].password,
+      user2: op.users[1].login,
+      password2: op.users[1].password,
+    };
+  };
+
+  it('passes every script its capabilities cover (known failures listed with reasons)', { timeout: 300_000 }, async (t) => {
+    const report = await runConformance(target(), CADUCEE_KNOWN_FAILURES);
+    const text = formatReport(report, CADUCEE_KNOWN_FAILURES);
+    for (const line of text.split('\n')) t.diagnostic(line);
+    assert.deepEqual(report.problems, [], text);
+    assert.ok(report.passed >= 55, `only ${report.passed} scripts passed\n${text}`);
+  });
+
+  it('works over STARTTLS with synchronizing literals', { timeout: 120_000 }, async () => {
+    const { name: _n, ...t } = target();
+    const summary = await runAll(
+      { ...t, port: layout.operators[0].ports.imap, tls: 'starttls', literalPlus: false },
+      { only: ['append', 'multiappend', 'pipeline', 'expunge', 'fetch-body', 'search-header'] },
+    );
+    const bad = summary.results.filter((r) => r.status !== 'pass').map((r) => `${r.name}: ${r.status} ${r.reason ?? ''}`);
+    assert.deepEqual(bad, []);
+    const transcript = summary.results.find((r) => r.name === 'multiappend')!.transcript;
+    assert.ok(transcript.some((l) => /^S1: \+ /.test(l)), 'a "+" continuation was awaited');
+  });
+});
