@@ -228,10 +228,6 @@ export class DirectoryService {
     }
     if (p.stKey) c.push(code('st_', p.stKey));
     if (p.ppKey) c.push(code('pp_', p.ppKey));
-    if (p.kinds?.length) {
-      const ks = [...new Set(p.kinds)].map((k) => 'k_' + k.toLowerCase());
-      c.push({ column: 'codes', words: ks.map((k) => ({ parts: [k], joined: k })), prefix: false });
-    }
     if (p.types?.length) {
       const ts = [...new Set(p.types)];
       c.push({ column: 'codes', words: ts.map((t) => ({ parts: ['t_' + t.toLowerCase()], joined: 't_' + t.toLowerCase() })), prefix: false });
@@ -269,6 +265,7 @@ export class DirectoryService {
       // Ours first.
       for (const l of local.entries) {
         if (!this.visible(l.entry, viewer) || seen.has(l.entry.address.toLowerCase())) continue;
+        if (p.kinds?.length && !p.kinds.includes(l.entry.kind)) continue;
         if (address && !addressMatches(l.entry.address, address)) continue;
         if (!allClausesMatch(l.tokens, clauses)) continue;
         seen.add(l.entry.address.toLowerCase());
@@ -279,7 +276,7 @@ export class DirectoryService {
         break;
       }
       // Then the national snapshot, skipping what we already have and our own addresses.
-      const q: IndexQuery = { clauses, address };
+      const q: IndexQuery = { clauses, address, kinds: p.kinds };
       const target = need - out.length + 1;
       let ask = target + seen.size;
       for (;;) {

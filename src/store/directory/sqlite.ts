@@ -22,7 +22,7 @@ import Database from 'better-sqlite3';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
-import { COLUMNS, entrySortKey, entryTokens, type EntryTokens } from '../../directory/extraction.js';
+import { COLUMNS, entryTokens, type EntryTokens } from '../../directory/extraction.js';
 import { allClausesMatch } from '../../directory/match.js';
 import type { DirectoryEntry, ExtractionFields, ResourceKind } from '../../directory/model.js';
 import type { Word } from '../../directory/normalize.js';
@@ -40,7 +40,7 @@ import type {
 
 export const SNAPSHOT_FILE = 'directory.sqlite';
 export const STATE_FILE = 'directory-state.sqlite';
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 export class DirectoryStoreError extends Error {
   override name = 'DirectoryStoreError';
@@ -64,8 +64,7 @@ function decodeEntry(r: any): DirectoryEntry {
     description: '',
     ownerUserId: null,
   };
-  e.sortKey = entrySortKey(e);
-  return e;
+  return e; // sortKey stays empty: nothing sorts national entries by it after the import
 }
 
 function encodeFields(e: ExtractionFields): string {
@@ -84,7 +83,8 @@ const quote = (t: string) => `"${t.replace(/"/g, '""')}"`;
 /** A sub-expression that can never match (its term is dropped before FTS5 sees it). */
 const NEVER = null;
 
-function term(t: string, prefix: boolean, expand?: Expand): string | typeof NEVER {
+function term(word: string, prefix: boolean, expand?: Expand, ns = ''): string | typeof NEVER {
+  const t = ns + word;
   if (!prefix) return quote(t);
   const terms = expand?.(t);
   if (!terms) return `${quote(t)}*`;
@@ -94,21 +94,23 @@ function term(t: string, prefix: boolean, expand?: Expand): string | typeof NEVE
   return terms.length === 1 ? quote(terms[0]) : `(${terms.map(quote).join(' OR ')})`;
 }
 
-function wordExpr(w: Word, prefix: boolean, expand?: Expand): string | typeof NEVER {
-  const whole = term(w.joined, prefix, expand);
+function wordExpr(w: Word, prefix: boolean, expand?: Expand, ns = ''): string | typeof NEVER {
+  const whole = term(w.joined, prefix, expand, ns);
   if (w.parts.length <= 1) return whole;
   // A compound word ("jean-pierre"): its joined form, or every part (the last one as a prefix).
   const parts: string[] = [];
   for (let i = 0; i < w.parts.length; i++) {
-    const x = term(w.parts[i], prefix && i === w.parts.length - 1, expand);
+    const x = term(w.parts[i], prefix && i === w.parts.length - 1, expand, ns);
     if (x === NEVER) return whole;
     parts.push(x);
   }
   return whole === NEVER ? `(${parts.join(' AND ')})` : `(${whole} OR (${parts.join(' AND ')}))`;
 }
 
-function clauseExpr(c: Clause, expand?: Expand): string | typeof NEVER {
-  const alts = c.words.map((w) => wordExpr(w, c.prefix, expand)).filter((x): x is string => x !== NEVER);
+function clauseExpr(c: Clause, expand: Expand | undefined, table: 'names' | 'all'): string | typeof NEVER {
+  // In fts_all a name word is also indexed as "n_word": a names condition is exact there too.
+  const ns = table === 'all' && c.column === 'names' ? 'n_' : '';
+  const alts = c.words.map((w) => wordExpr(w, c.prefix, expand, ns)).filter((x): x is string => x !== NEVER);
   if (!alts.length) return NEVER;
   return alts.length === 1 ? alts[0] : `(${alts.join(' OR ')})`;
 }
@@ -117,10 +119,10 @@ function clauseExpr(c: Clause, expand?: Expand): string | typeof NEVER {
  * FTS5 MATCH text: every clause AND-ed (FTS5 §3.7 boolean operators, §3.3 prefix queries), or
  * null when a clause cannot match anything.
  */
-export function matchExpression(clauses: Clause[], expand?: Expand): string | null {
+export function matchExpression(clauses: Clause[], expand?: Expand, table: 'names' | 'all' = 'all'): string | null {
   const parts: string[] = [];
   for (const c of clauses) {
-    const x = clauseExpr(c, expand);
+    const x = clauseExpr(c, expand, table);
     if (x === NEVER) return null;
     parts.push(x);
   }
@@ -247,19 +249,25 @@ export class SqliteDirectoryReader implements DirectorySnapshotReader {
   searchSync(q: IndexQuery, limit: number): SearchPage {
     const s = this.snap();
     if (!s || limit <= 0) return { entries: [], more: false };
-    const clauses = q.kind ? [...q.clauses, kindClause(q.kind)] : q.clauses;
+    const kinds = q.kinds?.length ? new Set(q.kinds) : undefined;
     const byRank = this.stmt(s, 'SELECT * FROM entries WHERE rank = ?');
     const want = limit + 1;
     const out: DirectoryEntry[] = [];
-    // Conditions the index cannot decide by itself (a word in one column) are checked on each candidate.
-    const needsCheck = clauses.some((c) => c.column !== 'any' && c.column !== 'codes');
+    if (q.address) {
+      // Address candidates: the resource kind from its column first, then the other conditions on tokens.
+      const candidates = this.addressCandidates(s, q.address, kinds);
+      return this.collect(candidates, byRank, (e) => !q.clauses.length || allClausesMatch(entryTokens(e), q.clauses), want, limit, out);
+    }
+    const clauses = kinds ? [...q.clauses, kindsClause([...kinds])] : q.clauses;
+    // Conditions the index cannot decide by itself (a word of the structure, profession or place
+    // columns) are checked on each candidate.
+    const needsCheck = clauses.some((c) => c.column === 'org' || c.column === 'work' || c.column === 'place' || c.column === 'other');
     const accept = (e: DirectoryEntry) => !needsCheck || allClausesMatch(entryTokens(e), clauses);
     let candidates: Iterable<number>;
-    if (q.address) candidates = this.addressCandidates(s, q.address);
-    else if (clauses.length && clauses.every((c) => c.column === 'names')) {
+    if (clauses.length && clauses.every((c) => c.column === 'names')) {
       // Names only (name search, autocomplete): the names index decides alone; its prefix
       // indexes serve prefixes of up to 3 characters directly.
-      const expr = matchExpression(clauses, this.expander(s, 4));
+      const expr = matchExpression(clauses, this.expander(s, 4), 'names');
       if (expr === null) return { entries: [], more: false };
       candidates = this.stmt(s, 'SELECT rowid FROM fts_names WHERE fts_names MATCH ?').pluck().iterate(expr) as Iterable<number>;
       return this.collect(candidates, byRank, () => true, want, limit, out);
@@ -268,8 +276,7 @@ export class SqliteDirectoryReader implements DirectorySnapshotReader {
       if (expr === null) return { entries: [], more: false };
       candidates = this.stmt(s, 'SELECT rowid FROM fts_all WHERE fts_all MATCH ?').pluck().iterate(expr) as Iterable<number>;
     } else candidates = this.stmt(s, 'SELECT rank FROM entries ORDER BY rank').pluck().iterate() as Iterable<number>;
-    const check = q.address ? (e: DirectoryEntry) => !clauses.length || allClausesMatch(entryTokens(e), clauses) : accept;
-    return this.collect(candidates, byRank, check, want, limit, out);
+    return this.collect(candidates, byRank, accept, want, limit, out);
   }
 
   private collect(candidates: Iterable<number>, byRank: Database.Statement, accept: (e: DirectoryEntry) => boolean, want: number, limit: number, out: DirectoryEntry[]): SearchPage {
@@ -290,27 +297,34 @@ export class SqliteDirectoryReader implements DirectorySnapshotReader {
   }
 
   /** Candidates (ranks, ascending) for an address condition, each checked against the value. */
-  private *addressCandidates(s: OpenSnapshot, a: NonNullable<IndexQuery['address']>): Generator<number> {
+  private *addressCandidates(s: OpenSnapshot, a: NonNullable<IndexQuery['address']>, kinds: Set<ResourceKind> | undefined): Generator<number> {
     const value = a.value.toLowerCase();
+    const ok = (r: { kind: ResourceKind } | undefined) => !!r && (!kinds || kinds.has(r.kind));
     if (a.mode === 'exact') {
-      const r = this.stmt(s, 'SELECT rank FROM entries WHERE address_lc = ?').pluck().get(value) as number | undefined;
-      if (r !== undefined) yield r;
+      const r = this.stmt(s, 'SELECT rank, kind FROM entries WHERE address_lc = ?').get(value) as { rank: number; kind: ResourceKind } | undefined;
+      if (ok(r)) yield r!.rank;
       return;
     }
     if (a.mode === 'prefix') {
       // Range scan on the address index, then back to rank order.
-      const rows = this.stmt(s, 'SELECT rank FROM entries WHERE address_lc >= ? AND address_lc < ? LIMIT ?').pluck().all(value, value + '\uffff', SCAN_CAP) as number[];
-      yield* rows.sort((x, y) => x - y);
+      const rows = this.stmt(s, 'SELECT rank, kind FROM entries WHERE address_lc >= ? AND address_lc < ? LIMIT ?').all(value, value + '\uffff', SCAN_CAP) as { rank: number; kind: ResourceKind }[];
+      yield* rows
+        .filter(ok)
+        .map((r) => r.rank)
+        .sort((x, y) => x - y);
       return;
     }
     // contains: trigram candidates in rank order; the index gives a superset, so each is checked.
     if (value.length < 3) {
-      yield* this.stmt(s, 'SELECT rank FROM entries WHERE instr(address_lc, ?) > 0').pluck().iterate(value) as Iterable<number>;
+      for (const r of this.stmt(s, 'SELECT rank, kind FROM entries WHERE instr(address_lc, ?) > 0').iterate(value) as Iterable<{ rank: number; kind: ResourceKind }>) if (ok(r)) yield r.rank;
       return;
     }
-    const addrOf = this.stmt(s, 'SELECT address_lc FROM entries WHERE rank = ?').pluck();
+    const row = this.stmt(s, 'SELECT address_lc a, kind FROM entries WHERE rank = ?');
+    let seen = 0;
     for (const r of this.stmt(s, 'SELECT rowid FROM addr WHERE addr MATCH ?').pluck().iterate(trigramExpression(value)) as Iterable<number>) {
-      if ((addrOf.get(r) as string | undefined)?.includes(value)) yield r;
+      if (++seen > SCAN_CAP) return;
+      const x = row.get(r) as { a: string; kind: ResourceKind } | undefined;
+      if (x && x.a.includes(value) && ok(x)) yield r;
     }
   }
 
@@ -340,10 +354,11 @@ export class SqliteDirectoryReader implements DirectorySnapshotReader {
   }
 }
 
-const kindClause = (kind: ResourceKind): Clause => {
-  const t = 'k_' + kind.toLowerCase();
-  return { column: 'codes', words: [{ parts: [t], joined: t }], prefix: false };
-};
+const kindsClause = (kinds: ResourceKind[]): Clause => ({
+  column: 'codes',
+  words: kinds.map((k) => ({ parts: ['k_' + k.toLowerCase()], joined: 'k_' + k.toLowerCase() })),
+  prefix: false,
+});
 
 // ---- writer (import) ------------------------------------------------------------------------------
 
@@ -379,6 +394,7 @@ function rowOf(rank: number, e: DirectoryEntry, t: EntryTokens, lineNo: number):
   for (const col of [t.org, t.work, t.place, t.other]) for (const w of col) words.add(w);
   let all = '';
   for (const w of words) all += w + ' ';
+  for (const w of t.names) all += 'n_' + w + ' '; // names again, as "n_word": names conditions stay exact with filters
   return [rank, lineNo, e.address.toLowerCase(), e.ppKey, e.stKey, e.kind, encodeFields(e), t.names.join(' '), all + t.codes.join(' ')];
 }
 
@@ -719,6 +735,7 @@ export class SqliteSnapshotWriter implements SnapshotWriter {
     const v = this.vocabulary;
     if (!v) return;
     for (const col of [t.names, t.org, t.work, t.place, t.other]) for (const w of col) v.add(w);
+    for (const w of t.names) v.add('n_' + w);
     for (const c of t.codes) if (c.startsWith('cy_') || c.startsWith('cp_') || c.startsWith('fa_') || c.startsWith('gi_')) v.add(c);
     if (v.size > VOCABULARY_CAP) this.vocabulary = undefined;
   }

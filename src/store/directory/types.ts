@@ -25,8 +25,8 @@ export interface AddressCondition {
 export interface IndexQuery {
   clauses: Clause[];
   address?: AddressCondition;
-  /** Only entries whose mailbox is carried by this resource kind. */
-  kind?: ResourceKind;
+  /** Only entries whose mailbox is carried by one of these resources. */
+  kinds?: ResourceKind[];
 }
 
 export interface SearchPage {

@@ -1,0 +1,220 @@
+// National directory at scale: generate a synthetic extraction of N lines, import it with the
+// real CLI (`caducee directory import`, wall time and peak RSS of that process), then measure
+// search latency over HTTP against a directory server in another process (so the client never
+// shares its event loop), with a realistic mix of queries sampled from the generated file.
+//
+//   node --import tsx bench/directory.ts [--lines 1000000] [--queries 3000] [--dir DIR] [--keep] [--json]
+//
+// Goals (issue 4): import ≤ 30 s, search p99 ≤ 5 ms at 1M entries. See bench/README.md.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, createReadStream } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const CLI = path.join(REPO, 'bin/caducee.js');
+
+// ---- child mode: the directory HTTP server ------------------------------------------------------
+if (process.argv[2] === '--serve') {
+  const { parseConfig } = await import('../src/config/index.js');
+  const { openDirectory } = await import('../src/directory/runtime.js');
+  const config = parseConfig({ dataDir: process.argv[3] });
+  const rt = openDirectory(config);
+  const server = await rt.listen('127.0.0.1', 0);
+  process.stdout.write(JSON.stringify({ port: server.port }) + '\n');
+  process.on('SIGTERM', async () => {
+    await rt.close();
+    process.exit(0);
+  });
+  await new Promise(() => {});
+}
+
+const { values: args } = parseArgs({
+  options: {
+    lines: { type: 'string', default: '1000000' },
+    queries: { type: 'string', default: '3000' },
+    dir: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+  },
+});
+const LINES = Number(args.lines);
+const QUERIES = Number(args.queries);
+if (!Number.isInteger(LINES) || LINES < 1000 || !Number.isInteger(QUERIES) || QUERIES < 100) {
+  process.stderr.write('usage: bench/directory.ts [--lines N≥1000] [--queries N≥100] [--dir DIR] [--keep] [--json]\n');
+  process.exit(2);
+}
+const dir = args.dir ? path.resolve(args.dir) : mkdtempSync(path.join(os.tmpdir(), 'caducee-bench-directory-'));
+const dataDir = path.join(dir, 'data');
+const config = path.join(dir, 'caducee.yaml');
+writeFileSync(config, `dataDir: ${JSON.stringify(dataDir)}\nlog:\n  level: warn\n`);
+const command = `node --import tsx bench/directory.ts --lines ${LINES} --queries ${QUERIES}`;
+let server: ReturnType<typeof spawn> | undefined;
+const cleanup = () => {
+  server?.kill('SIGTERM');
+  if (!args.keep && !args.dir) rmSync(dir, { recursive: true, force: true });
+};
+process.on('SIGINT', () => (cleanup(), process.exit(130)));
+
+/** Runs a CLI command, sampling its peak RSS (VmHWM, whole process, threads included). */
+function run(cmd: string[]): Promise<{ ms: number; peakRssMb: number; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(process.execPath, [CLI, ...cmd], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    let peakKb = 0;
+    child.stdout.on('data', (d) => (stdout += d));
+    const sample = setInterval(() => {
+      try {
+        const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+        if (m) peakKb = Math.max(peakKb, Number(m[1]));
+      } catch {}
+    }, 50);
+    child.on('exit', (code) => {
+      clearInterval(sample);
+      if (code !== 0) reject(new Error(`caducee ${cmd.join(' ')} exited with ${code}`));
+      else resolve({ ms: performance.now() - t0, peakRssMb: peakKb / 1024, stdout });
+    });
+  });
+}
+
+/** Queries sampled from the file itself: real names, cities, addresses of the data set. */
+async function sampleQueries(file: string, n: number): Promise<{ kind: string; path: string }[]> {
+  const rows: string[][] = [];
+  const every = Math.max(1, Math.floor(LINES / (n / 2)));
+  let i = 0;
+  for await (const line of createInterface({ input: createReadStream(file) })) {
+    if (i++ > 0 && i % every === 0) rows.push(line.split('|'));
+  }
+  const q = encodeURIComponent;
+  const out: { kind: string; path: string }[] = [];
+  let k = 0;
+  while (out.length < n) {
+    const r = rows[k % rows.length];
+    const [address, family, given, city] = [r[1], r[9], r[10], r[27].replace(/^\d{5}\s+/, '').replace(/\s+CEDEX.*$/, '')];
+    const name = family || r[18].split(' ').slice(-1)[0] || 'martin';
+    // The resource that carries this mailbox (mssante.md §6): PER + structure on PractitionerRole, …
+    const resource = r[0] === 'PER' && r[6] ? 'PractitionerRole' : r[0] === 'PER' || r[0] === 'CAB' ? 'Practitioner' : 'Organization';
+    switch (k % 10) {
+      case 0: case 1: case 2: // autocomplete while typing a family name (3 to 6 characters)
+        out.push({ kind: 'autocomplete', path: `/api/directory/autocomplete?q=${q(name.slice(0, 3 + (k % 4)))}` });
+        break;
+      case 3: // full name
+        out.push({ kind: 'search name', path: `/api/directory/search?q=${q(`${given} ${family}`.trim() || name)}&limit=20` });
+        break;
+      case 4: // name and city
+        out.push({ kind: 'search name+city', path: `/api/directory/search?q=${q(name)}&city=${q(city || 'paris')}&limit=20` });
+        break;
+      case 5: // profession and postal code
+        out.push({ kind: 'search filters', path: `/api/directory/search?profession=${q(r[13] || '10')}&postalCode=${q((r[28] || '75').slice(0, 2))}&limit=20` });
+        break;
+      case 6: // FHIR practitioner by name
+        out.push({ kind: 'FHIR name', path: `/fhir/Practitioner?name=${q(name.slice(0, 5))}&_count=10` });
+        break;
+      case 7: // FHIR by mailbox, exact
+        out.push({ kind: 'FHIR mailbox exact', path: `/fhir/${resource}?mailbox-mss:exact=${q(address)}` });
+        break;
+      case 8: // FHIR by mailbox, contains (a part of the local part)
+        out.push({ kind: 'FHIR mailbox contains', path: `/fhir/${resource}?mailbox-mss:contains=${q(address.split('@')[0].slice(1, 7))}&_count=10` });
+        break;
+      case 9: // free text with a city and a profession word
+        out.push({ kind: 'search free text', path: `/api/directory/search?q=${q(`${name.slice(0, 4)} ${(city || 'lyon').slice(0, 4)}`)}&limit=10` });
+        break;
+    }
+    k++;
+  }
+  return out;
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+function get(port: number, p: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: p, agent }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+  });
+}
+
+const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
+
+try {
+  const file = path.join(dir, 'Extraction_Correspondance_MSSante_bench.zip');
+  process.stderr.write(`generating ${LINES.toLocaleString('en-US')} lines in ${file}…\n`);
+  const gen = await run(['directory', 'generate', '--lines', String(LINES), '--out', file, '--crlf', '--bom']);
+  process.stderr.write('importing…\n');
+  const imp = await run(['directory', 'import', file, '--config', config, '--json']);
+  const summary = JSON.parse(imp.stdout);
+  const reimp = await run(['directory', 'import', file, '--config', config, '--json']);
+
+  // Queries come from the plain text (unzipped once here, outside any timing).
+  const txt = path.join(dir, 'sample.txt');
+  {
+    const { unzipSync } = await import('fflate');
+    const z = unzipSync(readFileSync(file));
+    writeFileSync(txt, Object.values(z)[0]);
+  }
+  const queries = await sampleQueries(txt, QUERIES);
+
+  server = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--serve', dataDir], { stdio: ['ignore', 'pipe', 'inherit'], cwd: REPO });
+  const port: number = await new Promise((resolve, reject) => {
+    server!.stdout!.once('data', (d) => resolve(JSON.parse(String(d)).port));
+    server!.once('exit', (c) => reject(new Error(`directory server exited with ${c}`)));
+  });
+  // Warm-up (page cache, JIT), not counted.
+  for (const x of queries.slice(0, 300)) await get(port, x.path);
+  const times: Record<string, number[]> = {};
+  const all: number[] = [];
+  let errors = 0;
+  for (const x of queries) {
+    const t0 = performance.now();
+    const status = await get(port, x.path);
+    const ms = performance.now() - t0;
+    if (status !== 200) errors++;
+    (times[x.kind] ??= []).push(ms);
+    all.push(ms);
+  }
+  all.sort((a, b) => a - b);
+  for (const v of Object.values(times)) v.sort((a, b) => a - b);
+
+  const figures = {
+    command,
+    lines: LINES,
+    imported: summary.imported,
+    generateSeconds: +(gen.ms / 1000).toFixed(1),
+    importSeconds: +(imp.ms / 1000).toFixed(1),
+    importPeakRssMb: Math.round(imp.peakRssMb),
+    reimportSeconds: +(reimp.ms / 1000).toFixed(1),
+    reimportPeakRssMb: Math.round(reimp.peakRssMb),
+    queries: all.length,
+    httpErrors: errors,
+    p50ms: +pct(all, 50).toFixed(2),
+    p99ms: +pct(all, 99).toFixed(2),
+    maxMs: +all[all.length - 1].toFixed(2),
+    byKind: Object.fromEntries(Object.entries(times).map(([k, v]) => [k, { n: v.length, p50ms: +pct(v, 50).toFixed(2), p99ms: +pct(v, 99).toFixed(2) }])),
+  };
+  const ok = figures.importSeconds <= 30 && figures.p99ms <= 5 && errors === 0;
+  process.stdout.write(
+    [
+      `command: ${command}`,
+      `import of ${LINES.toLocaleString('en-US')} lines (ZIP, caducee directory import): ${figures.importSeconds} s wall, peak RSS ${figures.importPeakRssMb} MB` +
+        ` (re-import over it: ${figures.reimportSeconds} s, ${figures.reimportPeakRssMb} MB); generation ${figures.generateSeconds} s`,
+      `search over HTTP, ${figures.queries} sequential keep-alive requests: p50 ${figures.p50ms} ms, p99 ${figures.p99ms} ms, max ${figures.maxMs} ms, errors ${errors}`,
+      ...Object.entries(figures.byKind).map(([k, v]) => `  ${k.padEnd(22)} n=${String(v.n).padStart(5)}  p50 ${v.p50ms} ms  p99 ${v.p99ms} ms`),
+      `goals (import ≤ 30 s, p99 ≤ 5 ms): ${ok ? 'met' : 'NOT met'}`,
+    ].join('\n') + '\n',
+  );
+  if (args.json) process.stdout.write(JSON.stringify(figures) + '\n');
+  cleanup();
+  process.exit(0);
+} catch (e: any) {
+  process.stderr.write(`bench failed: ${e.stack ?? e}\n`);
+  cleanup();
+  process.exit(1);
+}
