@@ -150,6 +150,7 @@ export class ImapSession {
       'RIGHTS=texk',
       'CONDSTORE',
       'QRESYNC',
+      'BINARY',
       'SORT',
       'SORT=DISPLAY',
       'THREAD=ORDEREDSUBJECT',
@@ -271,6 +272,9 @@ export class ImapSession {
     } catch (e: any) {
       if (e instanceof ImapNo) {
         this.write(`${tag} ${e.kind} ${e.code ? `[${e.code}] ` : ''}${e.message}\r\n`);
+      } else if (e?.imapCode) {
+        // RFC 3516 §4.3: UNKNOWN-CTE (or PARSE) from a BINARY fetch.
+        this.write(`${tag} NO [${e.imapCode}] ${e.message}\r\n`);
       } else {
         this.log.error({ err: e, command: name }, 'command failed');
         this.write(`${tag} NO [SERVERBUG] ${name} failed on the server side; nothing was changed, try again\r\n`);
@@ -490,6 +494,8 @@ export class ImapSession {
   }
 
   private async authenticated(user: User) {
+    // RFC 3516: literal8 (~{n}) accepted in APPEND once BINARY is announced.
+    this.parser.setCapabilities({ literalPlus: true, binary: true });
     this.user = user;
     this.ns = await UserNamespace.load(this.s.core, user);
     this.state = 'auth';

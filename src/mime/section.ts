@@ -186,7 +186,9 @@ export function binaryContent(
   const includeHdr = part.length === 0;
   const p = includeHdr ? info.root : findPart(info.root, part);
   if (p === null) return { data: EMPTY };
-  const ctx: BinaryCtx = { buf, chunks: [], copyStart: 0, crlf: info.bareLf };
+  // RFC 3516 §4.2: content in the "binary" encoding is returned byte for byte, bare LFs included
+  // (what imaptest's append-binary expects of Dovecot); other content gets CRLF line ends.
+  const ctx: BinaryCtx = { buf, chunks: [], copyStart: 0, crlf: info.bareLf && p.encoding.toLowerCase() !== 'binary' };
   const err = addBinaryPart(ctx, p, includeHdr);
   if (err !== null) return { error: err };
   return { data: ctx.chunks.length === 1 ? ctx.chunks[0] : Buffer.concat(ctx.chunks) };
