@@ -170,3 +170,45 @@ export async function submitAs(port: number, caBundle: string, user: { login: st
     })
     .sendMail(mail);
 }
+
+/** A minimal line-based IMAP client over implicit TLS, for exact protocol assertions. */
+export async function rawImap(port: number, ca: string) {
+  const tls = await import('node:tls');
+  const socket = tls.connect({ host: '127.0.0.1', port, ca, servername: 'localhost' });
+  let buf = '';
+  let waiting: (() => void) | undefined;
+  socket.on('data', (d) => {
+    buf += d.toString('utf8');
+    waiting?.();
+  });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('secureConnect', () => resolve());
+    socket.once('error', reject);
+  });
+  const nextLineUntil = async (pred: (line: string) => boolean): Promise<string[]> => {
+    const lines: string[] = [];
+    for (;;) {
+      let i;
+      while ((i = buf.indexOf('\r\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        lines.push(line);
+        if (pred(line)) return lines;
+      }
+      await new Promise<void>((r) => (waiting = r));
+    }
+  };
+  await nextLineUntil((l) => l.startsWith('* OK'));
+  let n = 0;
+  return {
+    /** Sends a command; resolves with every response line up to and including the tagged one. */
+    async cmd(text: string): Promise<string[]> {
+      const tag = `t${++n}`;
+      socket.write(`${tag} ${text}\r\n`);
+      return nextLineUntil((l) => l.startsWith(`${tag} `));
+    },
+    close() {
+      socket.destroy();
+    },
+  };
+}

@@ -1,0 +1,119 @@
+// IMAP access and synchronisation details: ACL mapped onto grants (and access-checked), QUOTA,
+// CONDSTORE/QRESYNC, cross-session updates, and a mailbox that is not delegated stays invisible.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../src/demo/space.js';
+import { rawImap, submitAs, tempDir, testLogger } from './helpers.js';
+
+describe('IMAP access, ACL and resynchronisation', () => {
+  let layout: DemoLayout;
+  let demo: RunningDemo;
+  let cleanup = () => {};
+  let ca: string;
+  before(async () => {
+    let dir: string;
+    ({ dir, cleanup } = tempDir());
+    layout = await prepareDemo(dir, { ports: 'ephemeral' });
+    demo = await startDemo(layout, { logger: testLogger() });
+    ca = readFileSync(layout.caBundle, 'utf8');
+  });
+  after(async () => {
+    await demo?.stop();
+    cleanup();
+  });
+  const login = async (i: number) => {
+    const u = layout.operators[0].users[i];
+    const c = await rawImap(demo.operators[0].ports.imaps, ca);
+    const r = await c.cmd(`LOGIN ${u.login} "${u.password}"`);
+    assert.match(r.at(-1)!, /^t\d+ OK /);
+    return c;
+  };
+
+  test('ACL follows the grants and only a manager may change it', async () => {
+    const claire = layout.operators[0].users[0];
+    const sec = layout.operators[0].users[1];
+    const doc = await login(0);
+    const s = await login(1);
+    try {
+      const other = `"Autres utilisateurs/${claire.addresses[0]}/INBOX"`;
+      assert.match((await s.cmd(`MYRIGHTS ${other}`)).join('\n'), /\* MYRIGHTS .* lrs\r?$/m);
+      // The secretary holds read + send, not manage: she may not read or change the ACL.
+      assert.match((await s.cmd(`GETACL ${other}`)).at(-1)!, /^t\d+ NO \[NOPERM\]/);
+      assert.match((await s.cmd(`SETACL ${other} ${sec.login} lrswipkxtea`)).at(-1)!, /^t\d+ NO \[NOPERM\]/);
+      // The owner sees and changes it; the change is a grant change (send-on-behalf is kept).
+      assert.match((await doc.cmd('GETACL INBOX')).join('\n'), new RegExp(`\\* ACL INBOX ${claire.login} lrswipkxtea ${sec.login} lrs`));
+      assert.match((await doc.cmd(`SETACL INBOX ${sec.login} +a`)).at(-1)!, /^t\d+ OK/);
+      const mb = (await demo.operators[0].store.findMailboxByAddress(claire.addresses[0]))!;
+      const secUser = (await demo.operators[0].store.findUserByLogin(sec.login))!;
+      const g = await demo.operators[0].store.listGrants({ mailboxId: mb.id, userId: secUser.id });
+      assert.deepEqual(g[0].rights, ['manage', 'read', 'send']);
+      assert.match((await s.cmd(`MYRIGHTS ${other}`)).join('\n'), /lrswipkxtea/);
+      assert.match((await doc.cmd(`DELETEACL INBOX ${sec.login}`)).at(-1)!, /^t\d+ OK/);
+      assert.deepEqual((await demo.operators[0].store.listGrants({ mailboxId: mb.id, userId: secUser.id }))[0].rights, ['send']);
+      // Without the read grant the secretary no longer sees the physician's mailbox.
+      const s2 = await login(1);
+      assert.doesNotMatch((await s2.cmd('LIST "" "*"')).join('\n'), /Autres utilisateurs/);
+      assert.match((await s2.cmd(`SELECT ${other}`)).at(-1)!, /^t\d+ NO /);
+      s2.close();
+      await demo.operators[0].core.grant(claire.addresses[0], sec.login, ['read', 'send']);
+    } finally {
+      doc.close();
+      s.close();
+    }
+  });
+
+  test('QUOTA per mailbox, and over-quota APPEND is refused with OVERQUOTA', async () => {
+    const c = await login(0);
+    try {
+      const r = await c.cmd('GETQUOTAROOT INBOX');
+      assert.match(r.join('\n'), /\* QUOTAROOT INBOX claire\.martin@a\.mssante\.test/);
+      assert.match(r.join('\n'), /\* QUOTA claire\.martin@a\.mssante\.test \(STORAGE \d+ 5242880\)/);
+      assert.match((await c.cmd('SETQUOTA claire.martin@a.mssante.test (STORAGE 1)')).at(-1)!, /^t\d+ NO \[NOPERM\]/);
+    } finally {
+      c.close();
+    }
+  });
+
+  test('CONDSTORE and QRESYNC: changes since a modseq, VANISHED, UNCHANGEDSINCE', async () => {
+    const claire = layout.operators[0].users[0];
+    for (const subject of ['un', 'deux', 'trois'])
+      await submitAs(demo.operators[0].ports.submission, layout.caBundle, claire, { from: claire.addresses[0], to: claire.addresses[0], subject, text: subject });
+    const a = await login(0);
+    const b = await login(0);
+    try {
+      assert.match((await a.cmd('ENABLE QRESYNC')).join('\n'), /\* ENABLED QRESYNC/);
+      const sel = (await a.cmd('SELECT INBOX')).join('\n');
+      const uidValidity = /UIDVALIDITY (\d+)/.exec(sel)![1];
+      const modseq = Number(/HIGHESTMODSEQ (\d+)/.exec(sel)![1]);
+      assert.match(sel, /\* 3 EXISTS/);
+      // Another session flags one message and expunges another.
+      await b.cmd('SELECT INBOX');
+      await b.cmd('UID STORE 1 +FLAGS (\\Flagged)');
+      await b.cmd('UID STORE 2 +FLAGS (\\Deleted)');
+      await b.cmd('EXPUNGE');
+      // The first session sees FETCH with MODSEQ and VANISHED (not EXPUNGE) at its next command.
+      const noop = (await a.cmd('NOOP')).join('\n');
+      assert.match(noop, /\* VANISHED 2/);
+      assert.match(noop, /\* \d+ FETCH \(UID 1 FLAGS \(\\Flagged( \\Recent)?\) MODSEQ \(\d+\)\)/);
+      assert.doesNotMatch(noop, /EXPUNGE/);
+      // A reconnecting client resynchronises from its old modseq.
+      const c = await login(0);
+      await c.cmd('ENABLE QRESYNC');
+      const re = (await c.cmd(`SELECT INBOX (QRESYNC (${uidValidity} ${modseq} 1:3))`)).join('\n');
+      assert.match(re, /\* VANISHED \(EARLIER\) 2/);
+      assert.match(re, /FETCH \(UID 1 FLAGS \(\\Flagged( \\Recent)?\) MODSEQ/);
+      // UNCHANGEDSINCE older than the message's modseq fails for that message.
+      const st = (await c.cmd(`UID STORE 1 (UNCHANGEDSINCE ${modseq}) +FLAGS (\\Seen)`)).at(-1)!;
+      assert.match(st, /^t\d+ OK \[MODIFIED 1\]/);
+      const changed = (await c.cmd(`UID FETCH 1:* (FLAGS) (CHANGEDSINCE ${modseq} VANISHED)`)).join('\n');
+      assert.match(changed, /\* VANISHED \(EARLIER\) 2/);
+      assert.match(changed, /UID 1 .*MODSEQ/);
+      assert.doesNotMatch(changed, /UID 3 /);
+      c.close();
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+});
