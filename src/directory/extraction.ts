@@ -84,13 +84,19 @@ export function parseHeader(line: string): HeaderMap {
 
 export type LineResult = { ok: true; entry: DirectoryEntry } | { ok: false; reason: string };
 
-/** Column position of each field in this file's header (-1: absent). */
-function positions(header: HeaderMap): number[] {
-  const cached = (header as any)._pos as number[] | undefined;
+/** Column position of each field in this file's header (-1: absent), and whether it is the published order. */
+function positions(header: HeaderMap): { pos: number[]; identity: boolean } {
+  const cached = (header as any)._pos as { pos: number[]; identity: boolean } | undefined;
   if (cached) return cached;
   const pos = FIELD_NAMES.map((f) => header.fields.indexOf(f));
-  (header as any)._pos = pos;
-  return pos;
+  const r = { pos, identity: header.fields.length === FIELD_NAMES.length && pos.every((p, i) => p === i) };
+  (header as any)._pos = r;
+  return r;
+}
+
+function field(cols: string[], pos: number[], i: number): string {
+  const p = pos[i];
+  return p < 0 ? '' : cols[p].trim();
 }
 
 /** Parses one data line into an entry, or says why it is rejected. */
@@ -99,17 +105,22 @@ export function parseLine(line: string, header: HeaderMap): LineResult {
   const n = header.fields.length;
   // A trailing '|' (one empty extra field) is tolerated.
   if (cols.length !== n && !(cols.length === n + 1 && cols[n] === '')) return { ok: false, reason: `${cols.length} fields where the header has ${n}` };
-  const p = positions(header);
-  const v = (i: number) => (p[i] < 0 ? '' : cols[p[i]].trim());
+  const { pos: p, identity } = positions(header);
   // One object literal with every field: a single hidden class for millions of lines.
   const f: ExtractionFields = {
-    balType: v(0), address: v(1), ppIdType: v(2), ppId: v(3), ppNatId: v(4), stIdType: v(5), stId: v(6), service: v(7),
-    civility: v(8), family: v(9), given: v(10), categoryCode: v(11), categoryLabel: v(12), professionCode: v(13),
-    professionLabel: v(14), specialityCode: v(15), specialityLabel: v(16), digitization: v(17), legalName: v(18),
-    tradeName: v(19), l2: v(20), l3: v(21), l4Number: v(22), l4NumberExt: v(23), l4StreetType: v(24), l4Street: v(25),
-    l5: v(26), l6: v(27), postalCode: v(28), department: v(29), country: v(30),
+    balType: field(cols, p, 0), address: field(cols, p, 1), ppIdType: field(cols, p, 2), ppId: field(cols, p, 3), ppNatId: field(cols, p, 4),
+    stIdType: field(cols, p, 5), stId: field(cols, p, 6), service: field(cols, p, 7), civility: field(cols, p, 8), family: field(cols, p, 9),
+    given: field(cols, p, 10), categoryCode: field(cols, p, 11), categoryLabel: field(cols, p, 12), professionCode: field(cols, p, 13),
+    professionLabel: field(cols, p, 14), specialityCode: field(cols, p, 15), specialityLabel: field(cols, p, 16), digitization: field(cols, p, 17),
+    legalName: field(cols, p, 18), tradeName: field(cols, p, 19), l2: field(cols, p, 20), l3: field(cols, p, 21), l4Number: field(cols, p, 22),
+    l4NumberExt: field(cols, p, 23), l4StreetType: field(cols, p, 24), l4Street: field(cols, p, 25), l5: field(cols, p, 26), l6: field(cols, p, 27),
+    postalCode: field(cols, p, 28), department: field(cols, p, 29), country: field(cols, p, 30),
   };
-  return entryFromFields(f, 'national');
+  const r = entryFromFields(f, 'national');
+  // The line itself is the stored form when its columns are in the published order, untrimmed
+  // and the type already upper case (the usual case): no need to join 31 fields again.
+  if (r.ok && identity && cols.length === n && r.entry.balType === cols[0] && !/\|\s|\s\|/.test(line) && line.trim() === line) r.entry.line = line;
+  return r;
 }
 
 /** Validates fields (TRE_R257 rules) and derives the keys of an entry. */

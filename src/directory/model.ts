@@ -59,6 +59,8 @@ export interface DirectoryEntry extends ExtractionFields {
   description: string;
   /** Owning user of our own mailboxes (never shown; decides liste-rouge visibility). */
   ownerUserId: number | null;
+  /** The 31 fields joined by '|' in the published order, when the extraction line is exactly that. */
+  line?: string;
 }
 
 /** FHIR ids are [A-Za-z0-9-.]{1,64}: keys keep letters, digits and dots; '-' joins a role id. */

@@ -25,9 +25,6 @@ port.on('message', (m: any) => {
       port.postMessage({ type: 'ack' });
     } else if (m.type === 'call' && m.op === 'ready') {
       port.postMessage({ type: 'reply', id: m.id, value: true });
-    } else if (m.type === 'call' && m.op === 'vocabulary') {
-      builder.addVocabulary(m.arg);
-      port.postMessage({ type: 'reply', id: m.id, value: true });
     } else if (m.type === 'call' && m.op === 'commit') {
       const info = builder.commit(m.arg.meta, m.arg.o, (phase) => port.postMessage({ type: 'phase', phase }));
       port.postMessage({ type: 'reply', id: m.id, value: info });

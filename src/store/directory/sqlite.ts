@@ -40,7 +40,7 @@ import type {
 
 export const SNAPSHOT_FILE = 'directory.sqlite';
 export const STATE_FILE = 'directory-state.sqlite';
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 export class DirectoryStoreError extends Error {
   override name = 'DirectoryStoreError';
@@ -67,7 +67,8 @@ function decodeEntry(r: any): DirectoryEntry {
   return e; // sortKey stays empty: nothing sorts national entries by it after the import
 }
 
-function encodeFields(e: ExtractionFields): string {
+function encodeFields(e: ExtractionFields & { line?: string }): string {
+  if (e.line) return e.line;
   let s = e.balType;
   for (let i = 1; i < FIELD_KEYS.length; i++) s += '|' + (e[FIELD_KEYS[i]] ?? '');
   return s; // fields were split at '|' from one line: they hold neither '|' nor a line end
@@ -83,34 +84,47 @@ const quote = (t: string) => `"${t.replace(/"/g, '""')}"`;
 /** A sub-expression that can never match (its term is dropped before FTS5 sees it). */
 const NEVER = null;
 
-function term(word: string, prefix: boolean, expand?: Expand, ns = ''): string | typeof NEVER {
+/** Set when a prefix could not be rewritten into whole terms (FTS5 will merge its doclists). */
+interface PlanNotes {
+  broad: boolean;
+  /** Prefixes up to this length have their own FTS5 prefix index (fts_names: 3): never broad. */
+  indexedUpTo: number;
+}
+
+function term(word: string, prefix: boolean, expand?: Expand, ns = '', notes?: PlanNotes): string | typeof NEVER {
   const t = ns + word;
   if (!prefix) return quote(t);
   const terms = expand?.(t);
-  if (!terms) return `${quote(t)}*`;
+  if (!terms) {
+    if (notes && t.length > notes.indexedUpTo) notes.broad = true;
+    return `${quote(t)}*`;
+  }
   if (terms.length === 0) return NEVER;
   // A prefix rewritten as its whole terms: FTS5 streams an OR of terms lazily, while a prefix
   // query (without a prefix index of that length) merges every matching doclist first.
   return terms.length === 1 ? quote(terms[0]) : `(${terms.map(quote).join(' OR ')})`;
 }
 
-function wordExpr(w: Word, prefix: boolean, expand?: Expand, ns = ''): string | typeof NEVER {
-  const whole = term(w.joined, prefix, expand, ns);
+function wordExpr(w: Word, prefix: boolean, expand?: Expand, ns = '', notes?: PlanNotes): string | typeof NEVER {
+  const whole = term(w.joined, prefix, expand, ns, notes);
   if (w.parts.length <= 1) return whole;
   // A compound word ("jean-pierre"): its joined form, or every part (the last one as a prefix).
   const parts: string[] = [];
   for (let i = 0; i < w.parts.length; i++) {
-    const x = term(w.parts[i], prefix && i === w.parts.length - 1, expand, ns);
+    const x = term(w.parts[i], prefix && i === w.parts.length - 1, expand, ns, notes);
     if (x === NEVER) return whole;
     parts.push(x);
   }
   return whole === NEVER ? `(${parts.join(' AND ')})` : `(${whole} OR (${parts.join(' AND ')}))`;
 }
 
-function clauseExpr(c: Clause, expand: Expand | undefined, table: 'names' | 'all'): string | typeof NEVER {
-  // In fts_all a name word is also indexed as "n_word": a names condition is exact there too.
-  const ns = table === 'all' && c.column === 'names' ? 'n_' : '';
-  const alts = c.words.map((w) => wordExpr(w, c.prefix, expand, ns)).filter((x): x is string => x !== NEVER);
+function clauseExpr(c: Clause, expand: Expand | undefined, table: 'names' | 'all', notes?: PlanNotes): string | typeof NEVER {
+  // In fts_all a name word is indexed as "n_word" (a names condition is exact there), the other
+  // words as they are: a word anywhere is either.
+  const namespaces = table === 'names' ? [''] : c.column === 'names' ? ['n_'] : c.column === 'any' ? ['', 'n_'] : [''];
+  const alts = c.words
+    .flatMap((w) => namespaces.map((ns) => wordExpr(w, c.prefix, expand, ns, notes)))
+    .filter((x): x is string => x !== NEVER);
   if (!alts.length) return NEVER;
   return alts.length === 1 ? alts[0] : `(${alts.join(' OR ')})`;
 }
@@ -127,6 +141,26 @@ export function matchExpression(clauses: Clause[], expand?: Expand, table: 'name
     parts.push(x);
   }
   return parts.join(' AND ');
+}
+
+/**
+ * Splits the clauses between the index and in-memory checks: a clause whose prefix is too broad
+ * to rewrite into whole terms (a letter or two of a common word) would make FTS5 merge huge
+ * doclists before the first row, so it is checked on each candidate instead — unless nothing
+ * else can drive the query. Returns null when a clause cannot match anything.
+ */
+function planQuery(clauses: Clause[], expand: Expand | undefined, table: 'names' | 'all'): { expr: string; check: Clause[] } | null {
+  const narrow: string[] = [];
+  const broad: { c: Clause; x: string }[] = [];
+  for (const c of clauses) {
+    const notes: PlanNotes = { broad: false, indexedUpTo: table === 'names' ? 3 : 0 };
+    const x = clauseExpr(c, expand, table, notes);
+    if (x === NEVER) return null;
+    if (notes.broad) broad.push({ c, x });
+    else narrow.push(x);
+  }
+  if (!narrow.length) return { expr: broad.map((b) => b.x).join(' AND '), check: [] };
+  return { expr: narrow.join(' AND '), check: broad.map((b) => b.c) };
 }
 
 /** Prefixes with more whole terms than this stay FTS5 prefix queries. */
@@ -234,14 +268,15 @@ export class SqliteDirectoryReader implements DirectorySnapshotReader {
   }
 
   /** Expansion of prefixes into whole terms through the vocabulary table (complete vocabularies only). */
-  private expander(s: OpenSnapshot, minLength: number): Expand | undefined {
+  /** `ns`: the vocabulary stores fts_names' words as "n_word" (their fts_all form). */
+  private expander(s: OpenSnapshot, minLength: number, ns = ''): Expand | undefined {
     if (s.vocabulary === undefined) s.vocabulary = (this.stmt(s, "SELECT value FROM meta WHERE key = 'vocabulary'").pluck().get() as string) === 'complete';
     if (!s.vocabulary) return undefined;
     const range = this.stmt(s, 'SELECT term FROM vocab WHERE term >= ? AND term < ? LIMIT ?').pluck();
     return (prefix) => {
       if (prefix.length < minLength) return undefined;
-      const terms = range.all(prefix, prefix + '\uffff', EXPAND_MAX + 1) as string[];
-      return terms.length > EXPAND_MAX ? undefined : terms;
+      const terms = range.all(ns + prefix, ns + prefix + '\uffff', EXPAND_MAX + 1) as string[];
+      return terms.length > EXPAND_MAX ? undefined : ns ? terms.map((t) => t.slice(ns.length)) : terms;
     };
   }
 
@@ -261,22 +296,25 @@ export class SqliteDirectoryReader implements DirectorySnapshotReader {
     const clauses = kinds ? [...q.clauses, kindsClause([...kinds])] : q.clauses;
     // Conditions the index cannot decide by itself (a word of the structure, profession or place
     // columns) are checked on each candidate.
-    const needsCheck = clauses.some((c) => c.column === 'org' || c.column === 'work' || c.column === 'place' || c.column === 'other');
-    const accept = (e: DirectoryEntry) => !needsCheck || allClausesMatch(entryTokens(e), clauses);
+    const columnChecks = clauses.filter((c) => c.column === 'org' || c.column === 'work' || c.column === 'place' || c.column === 'other');
     let candidates: Iterable<number>;
     if (clauses.length && clauses.every((c) => c.column === 'names')) {
       // Names only (name search, autocomplete): the names index decides alone; its prefix
       // indexes serve prefixes of up to 3 characters directly.
-      const expr = matchExpression(clauses, this.expander(s, 4), 'names');
-      if (expr === null) return { entries: [], more: false };
-      candidates = this.stmt(s, 'SELECT rowid FROM fts_names WHERE fts_names MATCH ?').pluck().iterate(expr) as Iterable<number>;
-      return this.collect(candidates, byRank, () => true, want, limit, out);
+      const plan = planQuery(clauses, this.expander(s, 4, 'n_'), 'names');
+      if (!plan) return { entries: [], more: false };
+      const check = plan.check;
+      candidates = this.stmt(s, 'SELECT rowid FROM fts_names WHERE fts_names MATCH ?').pluck().iterate(plan.expr) as Iterable<number>;
+      return this.collect(candidates, byRank, (e) => !check.length || allClausesMatch(entryTokens(e), check), want, limit, out);
     } else if (clauses.length) {
-      const expr = matchExpression(clauses, this.expander(s, 1));
-      if (expr === null) return { entries: [], more: false };
-      candidates = this.stmt(s, 'SELECT rowid FROM fts_all WHERE fts_all MATCH ?').pluck().iterate(expr) as Iterable<number>;
-    } else candidates = this.stmt(s, 'SELECT rank FROM entries ORDER BY rank').pluck().iterate() as Iterable<number>;
-    return this.collect(candidates, byRank, accept, want, limit, out);
+      const plan = planQuery(clauses, this.expander(s, 1), 'all');
+      if (!plan) return { entries: [], more: false };
+      const check = [...columnChecks, ...plan.check];
+      candidates = this.stmt(s, 'SELECT rowid FROM fts_all WHERE fts_all MATCH ?').pluck().iterate(plan.expr) as Iterable<number>;
+      return this.collect(candidates, byRank, (e) => !check.length || allClausesMatch(entryTokens(e), check), want, limit, out);
+    }
+    candidates = this.stmt(s, 'SELECT rank FROM entries ORDER BY rank').pluck().iterate() as Iterable<number>;
+    return this.collect(candidates, byRank, () => true, want, limit, out);
   }
 
   private collect(candidates: Iterable<number>, byRank: Database.Statement, accept: (e: DirectoryEntry) => boolean, want: number, limit: number, out: DirectoryEntry[]): SearchPage {
@@ -389,14 +427,18 @@ function takeLock(file: string) {
 type Row = [rank: number, lineNo: number, addressLc: string, ppKey: string, stKey: string, kind: string, fields: string, names: string, all: string];
 
 function rowOf(rank: number, e: DirectoryEntry, t: EntryTokens, lineNo: number): Row {
-  // fts_all holds every word once, then the code tokens.
-  const words = new Set(t.names);
-  for (const col of [t.org, t.work, t.place, t.other]) for (const w of col) words.add(w);
+  // fts_all: name words as "n_word" (a names condition stays exact next to filters), the other
+  // words once, then the code tokens. FTS5 ignores repeats, so duplicates are harmless.
   let all = '';
-  for (const w of words) all += w + ' ';
-  for (const w of t.names) all += 'n_' + w + ' '; // names again, as "n_word": names conditions stay exact with filters
-  return [rank, lineNo, e.address.toLowerCase(), e.ppKey, e.stKey, e.kind, encodeFields(e), t.names.join(' '), all + t.codes.join(' ')];
+  for (const w of t.names) all += 'n_' + w + ' ';
+  for (const col of [t.org, t.work, t.place, t.other]) for (const w of col) all += w + ' ';
+  let names = '';
+  for (const w of t.names) names += (names ? ' ' : '') + w;
+  return [rank, lineNo, e.address.toLowerCase(), e.ppKey, e.stKey, e.kind, encodeFields(e), names, all + t.codes.join(' ')];
 }
+
+/** Code tokens that are only ever matched whole (never expanded from a prefix). */
+const WHOLE_ONLY = /^(t_|k_|pp_|st_|p_|s_)/;
 
 type CommitMeta = Parameters<SnapshotWriter['commit']>[0];
 
@@ -464,6 +506,14 @@ export class SnapshotBuilder {
   private readonly dupRows: [number, string][] = [];
   private closed = false;
   private imported = 0;
+  /**
+   * The distinct terms of fts_all but whole-only codes, kept so that a prefix query can be
+   * rewritten into its few whole terms, which FTS5 streams lazily (a raw prefix query merges every
+   * matching doclist first). Its size follows the vocabulary (names, places), not the number of
+   * lines; past VOCABULARY_CAP terms the snapshot is marked partial and prefix queries go to
+   * FTS5 as they are.
+   */
+  private vocabulary: Set<string> | undefined = new Set();
 
   /** `ownAddressIndex`: build the trigram index here too (else it comes from an AddressIndexBuilder file). */
   constructor(
@@ -498,19 +548,24 @@ export class SnapshotBuilder {
     if (r[7]) this.insNames.run(r[0], r[7]);
     this.insAll.run(r[0], r[8]);
     this.insAddr?.run(r[0], r[2]);
+    const v = this.vocabulary;
+    if (v) {
+      for (const t of r[8].split(' ')) if (t && !WHOLE_ONLY.test(t)) v.add(t);
+      if (v.size > VOCABULARY_CAP) this.vocabulary = undefined;
+    }
   }
 
-  /** Adds terms of the index vocabulary (any order; duplicates ignored). */
-  addVocabulary(terms: string[]) {
-    const ins = this.db.prepare('INSERT OR IGNORE INTO vocab (term) VALUES (?)');
-    for (const t of terms) ins.run(t);
-  }
-
-  commit(meta: CommitMeta, o: { started: number; vocabulary: 'complete' | 'partial'; addressIndexFile?: string }, onPhase?: (phase: string) => void): SnapshotInfo {
+  commit(meta: CommitMeta, o: { started: number; addressIndexFile?: string }, onPhase?: (phase: string) => void): SnapshotInfo {
     const db = this.db;
     const imported = this.imported;
     if (imported === 0) throw new DirectoryStoreError('no valid line in the extraction: the previous directory stays in force');
     onPhase?.('indexing');
+    const vocabulary = this.vocabulary ? 'complete' : 'partial';
+    if (this.vocabulary) {
+      const ins = db.prepare('INSERT INTO vocab (term) VALUES (?)');
+      for (const t of [...this.vocabulary].sort()) ins.run(t);
+      this.vocabulary = undefined;
+    }
     if (o.addressIndexFile) {
       // The side file's FTS5 shadow tables (FTS5 §"Shadow tables": _data, _idx, _config) become ours.
       db.exec(`ATTACH DATABASE '${o.addressIndexFile.replace(/'/g, "''")}' AS side`);
@@ -570,7 +625,7 @@ export class SnapshotBuilder {
     const put = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)');
     put.run('schema', String(SCHEMA_VERSION));
     put.run('info', JSON.stringify(info));
-    put.run('vocabulary', o.vocabulary);
+    put.run('vocabulary', vocabulary);
     onPhase?.('switching');
     db.close();
     this.closed = true;
@@ -635,7 +690,6 @@ export class SqliteSnapshotWriter implements SnapshotWriter {
   private nextCall = 1;
   private done = false;
   private rank = 0;
-  private vocabulary: Set<string> | undefined = new Set();
   private onPhase?: (phase: string) => void;
 
   private constructor(readonly dataDir: string) {
@@ -717,27 +771,10 @@ export class SqliteSnapshotWriter implements SnapshotWriter {
   add(e: DirectoryEntry, t: EntryTokens, lineNo: number) {
     if (this.failure) throw this.failure;
     const r = rowOf(++this.rank, e, t, lineNo);
-    this.collectVocabulary(t);
     if (this.builder) return this.builder.add(r);
     this.addrIndex!.add(r[0], r[2]);
     this.batch.push(r.join(FS));
     if (this.batch.length >= BATCH_ROWS) this.flush();
-  }
-
-  /**
-   * The distinct words of the index and the starts-with code tokens (city, postal code, family,
-   * given), kept so that a prefix query can be rewritten into its few whole terms, which FTS5
-   * streams lazily (a raw prefix query merges every matching doclist first). Its size follows
-   * the vocabulary (names, places), not the number of lines; past VOCABULARY_CAP terms the
-   * snapshot is marked partial and prefix queries go to FTS5 as they are.
-   */
-  private collectVocabulary(t: EntryTokens) {
-    const v = this.vocabulary;
-    if (!v) return;
-    for (const col of [t.names, t.org, t.work, t.place, t.other]) for (const w of col) v.add(w);
-    for (const w of t.names) v.add('n_' + w);
-    for (const c of t.codes) if (c.startsWith('cy_') || c.startsWith('cp_') || c.startsWith('fa_') || c.startsWith('gi_')) v.add(c);
-    if (v.size > VOCABULARY_CAP) this.vocabulary = undefined;
   }
 
   private flush() {
@@ -759,18 +796,12 @@ export class SqliteSnapshotWriter implements SnapshotWriter {
   async commit(meta: CommitMeta, onPhase?: (phase: string) => void): Promise<SnapshotInfo> {
     try {
       let info: SnapshotInfo;
-      const vocabulary = this.vocabulary ? 'complete' : 'partial';
-      const terms = this.vocabulary ? [...this.vocabulary].sort() : [];
-      this.vocabulary = undefined;
-      if (this.builder) {
-        this.builder.addVocabulary(terms);
-        info = this.builder.commit(meta, { started: this.started, vocabulary }, onPhase);
-      } else {
+      if (this.builder) info = this.builder.commit(meta, { started: this.started }, onPhase);
+      else {
         this.flush();
         this.addrIndex!.finish();
         this.onPhase = onPhase;
-        for (let i = 0; i < terms.length; i += 50_000) await this.call('vocabulary', terms.slice(i, i + 50_000));
-        info = await this.call('commit', { meta, o: { started: this.started, vocabulary, addressIndexFile: this.addrFile } });
+        info = await this.call('commit', { meta, o: { started: this.started, addressIndexFile: this.addrFile } });
       }
       this.done = true;
       await this.worker?.terminate();
