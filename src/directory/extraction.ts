@@ -174,6 +174,8 @@ export function entrySortKey(e: DirectoryEntry): string {
  *   fa_ family, gi_ given, pp_ practitioner, st_ structure.
  */
 export interface EntryTokens {
+  /** The names are a person's (PER, CAB), not a structure's (ORG, APP). */
+  isPerson: boolean;
   names: string[];
   org: string[];
   work: string[];
@@ -216,7 +218,7 @@ export function entryTokens(e: DirectoryEntry): EntryTokens {
   if (city) codes.push('cy_' + joinedKey(city));
   if (e.family) codes.push('fa_' + joinedKey(e.family));
   if (e.given) codes.push('gi_' + joinedKey(e.given));
-  return { names, org, work, place, other, codes };
+  return { isPerson: !!(e.family || e.given), names, org, work, place, other, codes };
 }
 
 // ---- reading the file ------------------------------------------------------------------------

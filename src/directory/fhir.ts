@@ -338,7 +338,7 @@ export class FhirDirectory {
         case 'name':
           if (mod && mod !== 'exact') throw new FhirError(400, 'not-supported', `name supports :exact, not :${mod}`);
           if (type === 'Organization') p.orgName = v;
-          else p.name = v;
+          else p.personName = v;
           break;
         case 'family':
         case 'given':

@@ -16,6 +16,8 @@ function columnTokens(t: EntryTokens, c: Clause['column']): string[] {
   switch (c) {
     case 'names':
       return t.names;
+    case 'person':
+      return t.isPerson ? t.names : [];
     case 'org':
       return t.org;
     case 'work':

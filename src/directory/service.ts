@@ -35,6 +35,8 @@ export interface SearchParams {
   q?: string;
   /** Words of a person's or a structure's name (prefixes). */
   name?: string;
+  /** Words of a person's name only (FHIR Practitioner / PractitionerRole name). */
+  personName?: string;
   /** FHIR-like starts-with on the whole family / given name. */
   family?: string;
   given?: string;
@@ -206,6 +208,7 @@ export class DirectoryService {
     const c: Clause[] = [];
     const exact = new Set(p.exact ?? []);
     c.push(...wordsClauses(p.name, 'names', !exact.has('name')));
+    c.push(...wordsClauses(p.personName, 'person', !exact.has('name')));
     c.push(...wordsClauses(p.orgName, 'org', !exact.has('name')));
     if (p.family && joinedKey(p.family)) c.push(code('fa_', joinedKey(p.family), !exact.has('family')));
     if (p.given && joinedKey(p.given)) c.push(code('gi_', joinedKey(p.given), !exact.has('given')));

@@ -40,7 +40,7 @@ import type {
 
 export const SNAPSHOT_FILE = 'directory.sqlite';
 export const STATE_FILE = 'directory-state.sqlite';
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 
 export class DirectoryStoreError extends Error {
   override name = 'DirectoryStoreError';
@@ -121,7 +121,8 @@ function wordExpr(w: Word, prefix: boolean, expand?: Expand, ns = '', notes?: Pl
 function clauseExpr(c: Clause, expand: Expand | undefined, table: 'names' | 'all', notes?: PlanNotes): string | typeof NEVER {
   // In fts_all a name word is indexed as "n_word" (a names condition is exact there), the other
   // words as they are: a word anywhere is either.
-  const namespaces = table === 'names' ? [''] : c.column === 'names' ? ['n_'] : c.column === 'any' ? ['', 'n_'] : [''];
+  const namespaces =
+    table === 'names' ? [''] : c.column === 'names' ? ['n_', 'm_'] : c.column === 'person' ? ['n_'] : c.column === 'any' ? ['', 'n_', 'm_'] : [''];
   const alts = c.words
     .flatMap((w) => namespaces.map((ns) => wordExpr(w, c.prefix, expand, ns, notes)))
     .filter((x): x is string => x !== NEVER);
@@ -268,15 +269,19 @@ export class SqliteDirectoryReader implements DirectorySnapshotReader {
   }
 
   /** Expansion of prefixes into whole terms through the vocabulary table (complete vocabularies only). */
-  /** `ns`: the vocabulary stores fts_names' words as "n_word" (their fts_all form). */
-  private expander(s: OpenSnapshot, minLength: number, ns = ''): Expand | undefined {
+  /** `namespaces`: the vocabulary stores fts_names' words in their fts_all forms ("n_word", "m_word"). */
+  private expander(s: OpenSnapshot, minLength: number, namespaces = ['']): Expand | undefined {
     if (s.vocabulary === undefined) s.vocabulary = (this.stmt(s, "SELECT value FROM meta WHERE key = 'vocabulary'").pluck().get() as string) === 'complete';
     if (!s.vocabulary) return undefined;
     const range = this.stmt(s, 'SELECT term FROM vocab WHERE term >= ? AND term < ? LIMIT ?').pluck();
     return (prefix) => {
       if (prefix.length < minLength) return undefined;
-      const terms = range.all(ns + prefix, ns + prefix + '\uffff', EXPAND_MAX + 1) as string[];
-      return terms.length > EXPAND_MAX ? undefined : ns ? terms.map((t) => t.slice(ns.length)) : terms;
+      const found = new Set<string>();
+      for (const ns of namespaces) {
+        for (const t of range.all(ns + prefix, ns + prefix + '\uffff', EXPAND_MAX + 1) as string[]) found.add(t.slice(ns.length));
+        if (found.size > EXPAND_MAX) return undefined;
+      }
+      return [...found];
     };
   }
 
@@ -301,7 +306,7 @@ export class SqliteDirectoryReader implements DirectorySnapshotReader {
     if (clauses.length && clauses.every((c) => c.column === 'names')) {
       // Names only (name search, autocomplete): the names index decides alone; its prefix
       // indexes serve prefixes of up to 3 characters directly.
-      const plan = planQuery(clauses, this.expander(s, 4, 'n_'), 'names');
+      const plan = planQuery(clauses, this.expander(s, 4, ['n_', 'm_']), 'names');
       if (!plan) return { entries: [], more: false };
       const check = plan.check;
       candidates = this.stmt(s, 'SELECT rowid FROM fts_names WHERE fts_names MATCH ?').pluck().iterate(plan.expr) as Iterable<number>;
@@ -427,10 +432,12 @@ function takeLock(file: string) {
 type Row = [rank: number, lineNo: number, addressLc: string, ppKey: string, stKey: string, kind: string, fields: string, names: string, all: string];
 
 function rowOf(rank: number, e: DirectoryEntry, t: EntryTokens, lineNo: number): Row {
-  // fts_all: name words as "n_word" (a names condition stays exact next to filters), the other
-  // words once, then the code tokens. FTS5 ignores repeats, so duplicates are harmless.
+  // fts_all: a person's name words as "n_word", a structure's display name as "m_word" (name
+  // conditions stay exact next to filters, and person-only ones never scan structures), the
+  // other words as they are, then the code tokens. FTS5 ignores repeats.
   let all = '';
-  for (const w of t.names) all += 'n_' + w + ' ';
+  const ns = t.isPerson ? 'n_' : 'm_';
+  for (const w of t.names) all += ns + w + ' ';
   for (const col of [t.org, t.work, t.place, t.other]) for (const w of col) all += w + ' ';
   let names = '';
   for (const w of t.names) names += (names ? ' ' : '') + w;

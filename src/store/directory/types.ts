@@ -8,7 +8,7 @@ import type { Word } from '../../directory/normalize.js';
 /** One condition of a search; all the conditions of a query must hold. */
 export interface Clause {
   /** Where the word must be found: a token column (directory/extraction.ts EntryTokens), or any word column. */
-  column: 'names' | 'org' | 'work' | 'place' | 'other' | 'codes' | 'any';
+  column: 'names' | 'person' | 'org' | 'work' | 'place' | 'other' | 'codes' | 'any';
   /** Normalised words, alternatives (OR); a word matches its joined form, or all its parts. */
   words: Word[];
   /** Starts-with (true) or whole-token (false) match. */
