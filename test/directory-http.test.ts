@@ -270,3 +270,29 @@ describe('directory over HTTP', () => {
     assert.equal(per.kind, 'Practitioner');
   });
 });
+
+describe('directory in a running operator', () => {
+  test('the demo operators serve the directory on their HTTP port (listen.http), printed in the layout', async () => {
+    const { prepareDemo, startDemo } = await import('../src/demo/space.js');
+    const { dir, cleanup } = tempDir();
+    const layout = await prepareDemo(dir, { ports: 'ephemeral' });
+    const demo = await startDemo(layout, { logger: testLogger() });
+    try {
+      const a = demo.layout.operators[0];
+      assert.ok(a.ports.http > 0);
+      assert.equal(a.http, `http://${a.host}:${a.ports.http}`);
+      const r = await fetch(`${a.http}/api/directory/search?q=claire%20martin`);
+      const body = await r.json();
+      assert.ok(body.results.some((x: any) => x.address === 'claire.martin@a.mssante.test' && x.source === 'local'));
+      const m = await fetch(`${a.http}/fhir/Practitioner?identifier=10001234567`);
+      assert.equal(m.headers.get('content-type'), 'application/fhir+json; charset=utf-8');
+      const bundle = await m.json();
+      assertValidFhir(bundle);
+      assert.deepEqual(bundle.entry[0].resource.telecom.map((t: any) => t.value), ['cabinet.martin@a.mssante.test']);
+    } finally {
+      await demo.stop();
+      cleanup();
+    }
+  });
+});
+

@@ -91,7 +91,7 @@ export function registerDirectoryCommands(program: Command) {
       try {
         const config = loadConfig(o.config);
         const bar = progressBar();
-        const writer = await openSnapshotWriter(config, { threaded: o.threads });
+        const writer = await openSnapshotWriter(config, { threaded: o.threads, onFallback: (reason) => process.stderr.write(`caducee: ${reason}\n`) });
         let summary: ImportSummary;
         try {
           summary = await importExtraction({ file, writer, onProgress: (p) => bar.update(p) });

@@ -57,5 +57,5 @@ export function openDirectory(config: Config, store?: Store, logger: Logger = pi
   return new DirectoryRuntime(config, store, logger.child({ component: 'directory' }));
 }
 
-export const openSnapshotWriter = (config: Config, opts?: { threaded?: boolean }) => SqliteSnapshotWriter.open(config.dataDir, opts);
+export const openSnapshotWriter = (config: Config, opts?: { threaded?: boolean; onFallback?: (reason: string) => void }) => SqliteSnapshotWriter.open(config.dataDir, opts);
 export const openPublicationStore = (config: Config) => new SqlitePublicationStore(config.dataDir);

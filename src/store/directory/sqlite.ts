@@ -665,7 +665,7 @@ const FS = '\u0001';
 const RS = '\u0002';
 const BATCH_ROWS = 2000;
 const MAX_IN_FLIGHT = 8;
-const VOCABULARY_CAP = 3_000_000;
+const VOCABULARY_CAP = 1_500_000;
 
 export function decodeBatch(batch: string): Row[] {
   const rows: Row[] = [];
@@ -707,14 +707,29 @@ export class SqliteSnapshotWriter implements SnapshotWriter {
     this.addrFile = path.join(dataDir, `${SNAPSHOT_FILE}.import-${process.pid}-addresses`);
   }
 
-  /** Opens a writer; `threaded` (default) runs most of SQLite's work in a worker thread. */
-  static async open(dataDir: string, opts: { threaded?: boolean } = {}): Promise<SqliteSnapshotWriter> {
+  /**
+   * Opens a writer; `threaded` (default) runs most of SQLite's work in a worker thread, and falls
+   * back to this thread when a worker cannot be started (`onFallback` says why).
+   */
+  static async open(dataDir: string, opts: { threaded?: boolean; onFallback?: (reason: string) => void } = {}): Promise<SqliteSnapshotWriter> {
     const w = new SqliteSnapshotWriter(dataDir);
     try {
       if (opts.threaded ?? true) {
-        w.addrIndex = new AddressIndexBuilder(w.addrFile);
-        await w.startWorker();
-      } else w.builder = new SnapshotBuilder(dataDir, w.tmpFile, true);
+        try {
+          w.addrIndex = new AddressIndexBuilder(w.addrFile);
+          await w.startWorker();
+          return w;
+        } catch (e: any) {
+          opts.onFallback?.(`import worker unavailable (${e.message}); importing in one thread`);
+          w.addrIndex?.abort();
+          w.addrIndex = undefined;
+          await w.worker?.terminate().catch(() => {});
+          w.worker = undefined;
+          w.failure = undefined;
+          w.done = false;
+        }
+      }
+      w.builder = new SnapshotBuilder(dataDir, w.tmpFile, true);
     } catch (e) {
       await w.abort();
       throw e;
@@ -729,7 +744,7 @@ export class SqliteSnapshotWriter implements SnapshotWriter {
     // in the worker first, then the worker module is imported.
     const tsxApi = import.meta.resolve('tsx/esm/api');
     const boot = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(here)}); })`;
-    const w = new Worker(boot, { eval: true, workerData: { dataDir: this.dataDir, tmpFile: this.tmpFile }, resourceLimits: { maxOldGenerationSizeMb: 256 } });
+    const w = new Worker(boot, { eval: true, workerData: { dataDir: this.dataDir, tmpFile: this.tmpFile }, resourceLimits: { maxOldGenerationSizeMb: 512 } });
     this.worker = w as unknown as Worker;
     w.on('message', (m: any) => {
       if (m.type === 'ack') {
