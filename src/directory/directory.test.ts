@@ -159,6 +159,17 @@ describe('directory search', () => {
     assert.deepEqual(await svc.practitionerEntries('810000000099'), []);
   });
 
+  test('a mailbox put on the liste rouge disappears from public output at the next refresh', async () => {
+    assert.deepEqual(await addresses({ address: 'cardio@x.mssante.test', addressMatch: 'exact' }), ['cardio@x.mssante.test']);
+    const m = await store.findMailboxByAddress('cardio@x.mssante.test');
+    await store.updateMailbox(m!.id, { listeRouge: true });
+    svc.invalidateLocal();
+    assert.deepEqual(await addresses({ address: 'cardio@x.mssante.test', addressMatch: 'exact' }), []);
+    assert.deepEqual(await addresses({ address: 'cardio@x.mssante.test', addressMatch: 'exact' }, 20, { admin: true }), ['cardio@x.mssante.test']);
+    await store.updateMailbox(m!.id, { listeRouge: false });
+    svc.invalidateLocal();
+  });
+
   test('our mailboxes merge with the national data of the same practitioner', async () => {
     const all = (await svc.practitionerEntries('810000000001')).map((e) => `${e.source}:${e.address}`);
     assert.deepEqual(all, [

@@ -84,6 +84,8 @@ interface LocalEntry {
 class LocalMailboxes {
   private cache: { at: number; entries: LocalEntry[]; addresses: Set<string> } | undefined;
   private loading: Promise<void> | undefined;
+  /** Converted mailboxes by id, reused while the mailbox, its practitioner and structure are unchanged. */
+  private memo = new Map<number, { stamp: string; entry: LocalEntry | undefined }>();
 
   constructor(
     private readonly store: Store | undefined,
@@ -109,12 +111,23 @@ class LocalMailboxes {
     const sById = new Map(structures.map((s) => [s.id, s]));
     const entries: LocalEntry[] = [];
     const addresses = new Set<string>();
+    const memo = new Map<number, { stamp: string; entry: LocalEntry | undefined }>();
     for (const m of mailboxes) {
       addresses.add(m.address.toLowerCase()); // even deleted ones: never shown from the national copy either
       if (m.state === 'deleted') continue;
-      const e = localEntry(m, m.practitionerId ? pById.get(m.practitionerId) : undefined, m.structureId ? sById.get(m.structureId) : undefined);
-      if (e) entries.push({ entry: e, tokens: entryTokens(e) });
+      const p = m.practitionerId ? pById.get(m.practitionerId) : undefined;
+      const st = m.structureId ? sById.get(m.structureId) : undefined;
+      // Everything the entry is made of (liste rouge included: a stale copy must never leak).
+      const stamp = JSON.stringify([m.updatedAt, m.state, m.listeRouge, m.service, m.description, m.displayName, m.ownerUserId, p, st]);
+      let x = this.memo.get(m.id);
+      if (!x || x.stamp !== stamp) {
+        const e = localEntry(m, p, st);
+        x = { stamp, entry: e ? { entry: e, tokens: entryTokens(e) } : undefined };
+      }
+      memo.set(m.id, x);
+      if (x.entry) entries.push(x.entry);
     }
+    this.memo = memo;
     this.cache = { at: Date.now(), entries, addresses };
   }
 }
