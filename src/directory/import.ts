@@ -77,7 +77,7 @@ export function progressBar(stream: NodeJS.WriteStream = process.stderr) {
       const width = 30;
       const filled = Math.round(ratio * width);
       const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
-      const text = p.phase === 'reading' ? `${bar} ${(ratio * 100).toFixed(0).padStart(3)}%  ${p.lines.toLocaleString('fr-FR')} lignes` : `${bar} ${p.phase}…`;
+      const text = p.phase === 'reading' ? `${bar} ${(ratio * 100).toFixed(0).padStart(3)}%  ${p.lines.toLocaleString('en-US')} lines` : `${bar} ${p.phase}…`;
       stream.write(`\r\x1b[2K${text}`);
       shown = true;
     },
