@@ -65,7 +65,8 @@ function address(e: DirectoryEntry): Record<string, unknown> | undefined {
   if (e.department) a.district = e.department;
   if (e.postalCode) a.postalCode = e.postalCode;
   if (e.country) a.country = e.country;
-  a.text = [...line, e.l6].filter(Boolean).join(', ');
+  const text = [...line, e.l6].filter(Boolean).join(', ');
+  if (text) a.text = text; // FHIR strings are never empty (R4 datatypes.html#string)
   return a;
 }
 
@@ -123,7 +124,7 @@ export function roleResource(entries: DirectoryEntry[]): Resource {
     resourceType: 'PractitionerRole',
     id: roleId(e),
     active: true,
-    practitioner: { reference: `Practitioner/${e.ppKey}`, display: [e.given, e.family].filter(Boolean).join(' ') },
+    practitioner: { reference: `Practitioner/${e.ppKey}`, ...(e.given || e.family ? { display: [e.given, e.family].filter(Boolean).join(' ') } : {}) },
     organization: { reference: `Organization/${e.stKey}`, ...(e.legalName ? { display: e.legalName } : {}) },
   };
   if (e.professionCode) r.code = [coding(SYSTEMS.profession, e.professionCode, e.professionLabel)];
