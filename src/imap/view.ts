@@ -4,15 +4,8 @@
 // only at the points RFC 9051 §7 allows them.
 import type { FolderMessage, Store } from '../store/types.js';
 
-export interface ViewMessage {
-  uid: number;
-  flags: string[];
-  modseq: number;
-  size: number;
-  internalDate: string;
-  blobId: string;
-  recent: boolean;
-}
+/** A message as the session knows it (flags and modseq updated as changes are reported). */
+export type ViewMessage = FolderMessage;
 
 export type ViewUpdate =
   | { kind: 'expunge'; seq: number; uid: number }
