@@ -282,11 +282,11 @@ describe('directory in a running operator', () => {
       assert.ok(a.ports.http > 0);
       assert.equal(a.http, `http://${a.host}:${a.ports.http}`);
       const r = await fetch(`${a.http}/api/directory/search?q=claire%20martin`);
-      const body = await r.json();
+      const body = (await r.json()) as any;
       assert.ok(body.results.some((x: any) => x.address === 'claire.martin@a.mssante.test' && x.source === 'local'));
       const m = await fetch(`${a.http}/fhir/Practitioner?identifier=10001234567`);
       assert.equal(m.headers.get('content-type'), 'application/fhir+json; charset=utf-8');
-      const bundle = await m.json();
+      const bundle = (await m.json()) as any;
       assertValidFhir(bundle);
       assert.deepEqual(bundle.entry[0].resource.telecom.map((t: any) => t.value), ['cabinet.martin@a.mssante.test']);
     } finally {
