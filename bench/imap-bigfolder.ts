@@ -1,0 +1,369 @@
+// IMAP big folder: fill one folder with many small messages (100,000 by default), then time what
+// a client does on opening it: SELECT, FETCH 1:* (FLAGS), UID SEARCH ALL / UNSEEN / SUBJECT,
+// UID FETCH of the last 50 (ENVELOPE), and NOOP / STATUS (the per-command overhead there).
+// Caducée runs in a child process (operator A of a demo space); Dovecot too when installed.
+//
+//   node --import tsx bench/imap-bigfolder.ts [--messages N] [--fill multiappend|append]
+//        [--batch B] [--connections C] [--repeat R] [--target caducee|dovecot|both]
+//        [--server-nodelay] [--cpu-prof DIR] [--json]
+//
+// See bench/README.md.
+import { chmodSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import {
+  RawImap,
+  appendCommand,
+  benchDir,
+  cleanupAll,
+  disturbance,
+  f0,
+  f1,
+  f2,
+  imapQuote,
+  installSignalHandlers,
+  login,
+  machineFacts,
+  makeMessage,
+  nodelayPreload,
+  onCleanup,
+  otherCpus,
+  procCpuMs,
+  procStatusKb,
+  snapshotProcesses,
+  startCaducee,
+  table,
+  treeCpuMs,
+  treePids,
+} from './imap-stress.js';
+
+const FOLDER = 'Big';
+/** One message in RARE carries this word in its Subject (the SUBJECT search). */
+const RARE_WORD = 'xylophone';
+const RARE = 100;
+/** One message in UNSEEN_EVERY is left without \Seen. */
+const UNSEEN_EVERY = 10;
+
+interface Options {
+  messages: number;
+  fill: 'multiappend' | 'append';
+  batch: number;
+  connections: number;
+  repeat: number;
+  targets: ('caducee' | 'dovecot')[];
+  serverNodelay: boolean;
+  cpuProf?: string;
+  json: boolean;
+}
+
+function usage(msg: string): never {
+  process.stderr.write(
+    `imap-bigfolder: ${msg}\nusage: node --import tsx bench/imap-bigfolder.ts [--messages N] [--fill multiappend|append] [--batch B] [--connections C] [--repeat R] [--target caducee|dovecot|both] [--server-nodelay] [--cpu-prof DIR] [--json]\n`,
+  );
+  process.exit(2);
+}
+
+async function parseOptions(argv: string[]): Promise<Options> {
+  let v;
+  try {
+    v = parseArgs({
+      args: argv,
+      options: {
+        messages: { type: 'string', default: '100000' },
+        fill: { type: 'string', default: 'multiappend' },
+        batch: { type: 'string', default: '500' },
+        connections: { type: 'string', default: '2' },
+        repeat: { type: 'string', default: '3' },
+        target: { type: 'string' },
+        'server-nodelay': { type: 'boolean', default: false },
+        'cpu-prof': { type: 'string' },
+        json: { type: 'boolean', default: false },
+      },
+      strict: true,
+    }).values;
+  } catch (e) {
+    usage((e as Error).message);
+  }
+  const int = (s: string, name: string, lo: number, hi: number) => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < lo || n > hi) usage(`--${name} must be an integer in ${lo}..${hi}`);
+    return n;
+  };
+  if (v.fill !== 'multiappend' && v.fill !== 'append') usage('--fill must be multiappend or append');
+  const { findExecutable } = await import('../test/peers/which.js');
+  const haveDovecot = !!findExecutable('dovecot') && !!findExecutable('doveadm') && process.getuid?.() === 0;
+  const target = v.target ?? (haveDovecot ? 'both' : 'caducee');
+  if (!['caducee', 'dovecot', 'both'].includes(target)) usage('--target must be caducee, dovecot or both');
+  if (target !== 'caducee' && !haveDovecot) usage('Dovecot must be installed (dovecot-imapd) and this must run as root for --target dovecot|both');
+  return {
+    messages: int(v.messages!, 'messages', 100, 500_000),
+    fill: v.fill,
+    batch: int(v.batch!, 'batch', 1, 5000),
+    connections: int(v.connections!, 'connections', 1, 16),
+    repeat: int(v.repeat!, 'repeat', 1, 20),
+    targets: target === 'both' ? ['caducee', 'dovecot'] : [target as 'caducee' | 'dovecot'],
+    serverNodelay: v['server-nodelay']!,
+    cpuProf: v['cpu-prof'] ? path.resolve(v['cpu-prof']) : undefined,
+    json: v.json!,
+  };
+}
+
+/** Message i: ~600 bytes, \Seen except one in UNSEEN_EVERY, the rare word in one Subject in RARE. */
+const message = (i: number) => makeMessage(i, { bodyBytes: 200, tag: 'big', subject: i % RARE === 0 ? `avis ${RARE_WORD} ${i}` : undefined });
+const flagsOf = (i: number) => (i % UNSEEN_EVERY === 0 ? [] : ['\\Seen']);
+
+interface Target {
+  name: string;
+  port: number;
+  ca: string;
+  user: string;
+  password: string;
+  serverCpuMs(): number;
+  /** Server resident memory (KiB), when measurable. */
+  serverRssKb(): number;
+  serverPids(): Set<number>;
+}
+
+interface Timing {
+  what: string;
+  runs: number[];
+  /** Untagged responses / result size of the last run (a sanity check). */
+  check: string;
+  serverCpuMs: number;
+}
+
+interface BigResult {
+  target: string;
+  messages: number;
+  fillMs: number;
+  fillServerCpuMs: number;
+  rssAfterFillKb: number;
+  rssAfterSelectKb: number;
+  timings: Timing[];
+  /** Average CPUs used by other processes during the fill, and during the timed commands. */
+  otherCpusFill: number;
+  otherCpusTimed: number;
+}
+
+async function connect(t: Target, label: string): Promise<RawImap> {
+  const { client } = await RawImap.connect({ port: t.port, tls: true, ca: t.ca, servername: 'localhost', tagPrefix: label, timeoutMs: 60_000 });
+  await login(client, t.user, t.password);
+  return client;
+}
+
+/** Fills FOLDER with o.messages messages over o.connections connections; prints progress. */
+async function fillFolder(t: Target, o: Options, log: (s: string) => void): Promise<number> {
+  const conns = await Promise.all(Array.from({ length: o.connections }, (_, k) => connect(t, `f${k}x`)));
+  const r = await conns[0].command(`CREATE ${imapQuote(FOLDER)}`);
+  if (r.status !== 'OK') throw new Error(`CREATE ${FOLDER}: ${r.status} ${r.text}`);
+  let next = 0;
+  let done = 0;
+  let lastReport = 0;
+  const t0 = performance.now();
+  let lastT = t0;
+  let lastDone = 0;
+  const progress = () => {
+    if (done - lastReport < 10_000 && done !== o.messages) return;
+    lastReport = done - (done % 10_000);
+    const now = performance.now();
+    log(`  ${t.name}: ${f0(done)}/${f0(o.messages)} stored, ${f0((done * 1000) / (now - t0))} msg/s overall, ${f0(((done - lastDone) * 1000) / (now - lastT))} msg/s lately${Number.isFinite(t.serverRssKb()) ? `; server RSS ${f0(t.serverRssKb() / 1024)} MiB` : ''}`);
+    lastT = now;
+    lastDone = done;
+  };
+  const batch = o.fill === 'multiappend' ? o.batch : 1;
+  // Each connection keeps `window` commands in flight: MULTIAPPEND batches, or single LITERAL+ APPENDs.
+  const window = o.fill === 'multiappend' ? 2 : 32;
+  await Promise.all(
+    conns.map(async (c) => {
+      const inflight = new Set<Promise<void>>();
+      while (next < o.messages) {
+        const first = next;
+        const n = Math.min(batch, o.messages - first);
+        next += n;
+        const parts: (string | Buffer)[] = [`APPEND ${imapQuote(FOLDER)}`];
+        for (let i = first; i < first + n; i++) {
+          const [head, raw] = appendCommand(FOLDER, message(i), flagsOf(i));
+          // appendCommand gives `APPEND "Big" (flags) {n+}\r\n`; keep what follows the mailbox.
+          parts.push(' ' + (head as string).slice(`APPEND ${imapQuote(FOLDER)} `.length), raw);
+        }
+        const p = c.command(parts, { keep: false }).then((reply) => {
+          if (reply.status !== 'OK') throw new Error(`APPEND of messages ${first}..${first + n - 1}: ${reply.status} ${reply.text}`);
+          done += n;
+          progress();
+        });
+        const tracked: Promise<void> = p.finally(() => inflight.delete(tracked));
+        inflight.add(tracked);
+        if (inflight.size >= window) await Promise.race(inflight);
+      }
+      await Promise.all(inflight);
+    }),
+  );
+  const ms = performance.now() - t0;
+  await Promise.all(conns.map((c) => c.logout()));
+  return ms;
+}
+
+async function timeCommands(t: Target, o: Options, log: (s: string) => void): Promise<{ timings: Timing[]; rssAfterSelectKb: number }> {
+  const timings: Timing[] = [];
+  let rssAfterSelectKb = NaN;
+  const c = await connect(t, 't');
+  let exists = 0;
+  let lastUids: number[] = [];
+  c.onUntagged = (line) => {
+    const m = /^\* (\d+) EXISTS/i.exec(line);
+    if (m) exists = Number(m[1]);
+  };
+  const timed = async (what: string, cmd: () => string, check: (r: Awaited<ReturnType<RawImap['command']>>) => string, keep = false) => {
+    const runs: number[] = [];
+    let last = '';
+    const cpu0 = t.serverCpuMs();
+    for (let k = 0; k < o.repeat; k++) {
+      const r = await c.command(cmd(), { keep });
+      if (r.status !== 'OK') throw new Error(`${what}: ${r.status} ${r.text}`);
+      runs.push(r.ms);
+      last = check(r);
+    }
+    const timing = { what, runs, check: last, serverCpuMs: (t.serverCpuMs() - cpu0) / o.repeat };
+    timings.push(timing);
+    log(`  ${t.name}: ${what}: ${runs.map((ms) => f1(ms)).join(', ')} ms (${last})`);
+    return timing;
+  };
+  await timed(`SELECT ${FOLDER}`, () => `SELECT ${imapQuote(FOLDER)}`, () => `${f0(exists)} EXISTS`);
+  rssAfterSelectKb = t.serverRssKb();
+  await timed('NOOP', () => 'NOOP', (r) => `${r.untaggedCount} untagged`);
+  await timed(`STATUS ${FOLDER} (MESSAGES UNSEEN)`, () => `STATUS ${imapQuote(FOLDER)} (MESSAGES UNSEEN)`, (r) => r.untagged.join(' ').replace(/^.*\(/, '(').slice(0, 60), true);
+  await timed('FETCH 1:* (FLAGS)', () => 'FETCH 1:* (FLAGS)', (r) => `${f0(r.untaggedCount)} FETCH responses`);
+  const count = (r: { untagged: string[] }) => {
+    const line = r.untagged.find((l) => /^\* (SEARCH|ESEARCH)/i.test(l)) ?? '';
+    const nums = line.replace(/^\* SEARCH ?/i, '').trim();
+    const uids = nums === '' ? [] : nums.split(' ').map(Number);
+    return uids;
+  };
+  await timed('UID SEARCH ALL', () => 'UID SEARCH ALL', (r) => {
+    const uids = count(r);
+    lastUids = uids.slice(-50);
+    return `${f0(uids.length)} UIDs`;
+  }, true);
+  await timed('UID SEARCH UNSEEN', () => 'UID SEARCH UNSEEN', (r) => `${f0(count(r).length)} UIDs`, true);
+  await timed(`UID SEARCH SUBJECT ${RARE_WORD}`, () => `UID SEARCH SUBJECT ${RARE_WORD}`, (r) => `${f0(count(r).length)} UIDs`, true);
+  if (lastUids.length) {
+    const set = lastUids.length && lastUids[lastUids.length - 1] - lastUids[0] === lastUids.length - 1 ? `${lastUids[0]}:${lastUids[lastUids.length - 1]}` : lastUids.join(',');
+    await timed(`UID FETCH <last 50> (ENVELOPE)`, () => `UID FETCH ${set} (ENVELOPE)`, (r) => `${r.untaggedCount} FETCH responses`);
+  }
+  await c.logout();
+  return { timings, rssAfterSelectKb };
+}
+
+async function runTarget(t: Target, o: Options, log: (s: string) => void): Promise<BigResult> {
+  log(`  ${t.name}: filling ${FOLDER} with ${f0(o.messages)} messages (${o.fill === 'multiappend' ? `MULTIAPPEND batches of ${o.batch}, 2 in flight` : 'single LITERAL+ APPENDs, 32 in flight'} per connection, ${o.connections} connection(s))…`);
+  const cpu0 = t.serverCpuMs();
+  const snap0 = snapshotProcesses();
+  const fillMs = await fillFolder(t, o, log);
+  const fillServerCpuMs = t.serverCpuMs() - cpu0;
+  const snap1 = snapshotProcesses();
+  const otherCpusFill = otherCpus(snap0, snap1, new Set([process.pid, ...t.serverPids()]), fillMs);
+  log(`  ${t.name}: filled in ${f1(fillMs / 1000)} s = ${f0((o.messages * 1000) / fillMs)} msg/s${disturbance(otherCpusFill)}`);
+  const rssAfterFillKb = t.serverRssKb();
+  const t1 = performance.now();
+  const { timings, rssAfterSelectKb } = await timeCommands(t, o, log);
+  const otherCpusTimed = otherCpus(snap1, snapshotProcesses(), new Set([process.pid, ...t.serverPids()]), performance.now() - t1);
+  return { target: t.name, messages: o.messages, fillMs, fillServerCpuMs, rssAfterFillKb, rssAfterSelectKb, timings, otherCpusFill, otherCpusTimed };
+}
+
+async function main(): Promise<number> {
+  const opts = await parseOptions(process.argv.slice(2));
+  installSignalHandlers('imap-bigfolder', 3 * 60 * 60_000);
+  const log = (s: string) => process.stderr.write(s + '\n');
+  const out = (s = '') => process.stdout.write(s + '\n');
+  out('IMAP big-folder benchmark (bench/imap-bigfolder.ts)');
+  for (const l of machineFacts()) out(l);
+  out(`  workload     ${f0(opts.messages)} messages (~620 B each; 1 in ${UNSEEN_EVERY} unseen, 1 in ${RARE} with "${RARE_WORD}" in its Subject) APPENDed to "${FOLDER}" over IMAPS,`);
+  out(`               ${opts.fill === 'multiappend' ? `MULTIAPPEND batches of ${opts.batch}` : 'single APPENDs (LITERAL+, pipelined)'}, ${opts.connections} connection(s); then each command ${opts.repeat} times on a fresh connection`);
+
+  const base = benchDir('caducee-imap-bigfolder-');
+  chmodSync(base, 0o755); // Dovecot's mail processes (nobody) must traverse it
+  const results: BigResult[] = [];
+  for (const which of opts.targets) {
+    if (which === 'caducee') {
+      log('imap-bigfolder: target Caducée');
+      const { prepareDemo } = await import('../src/demo/space.js');
+      const layout0 = await prepareDemo(path.join(base, 'demo'), { ports: 'ephemeral' });
+      const nodeArgs = [...(opts.serverNodelay ? nodelayPreload(base) : []), ...(opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProf] : [])];
+      const srv = await startCaducee(layout0.dir, { log, nodeArgs });
+      const a = srv.layout.operators[0];
+      results.push(
+        await runTarget(
+          {
+            name: opts.serverNodelay ? 'Caducée+NODELAY' : 'Caducée',
+            port: a.ports.imaps,
+            ca: readFileSync(srv.layout.caBundle, 'utf8'),
+            user: a.users[0].login,
+            password: a.users[0].password,
+            serverCpuMs: () => procCpuMs(srv.pid),
+            serverRssKb: () => procStatusKb(srv.pid, 'VmRSS'),
+            serverPids: () => new Set([srv.pid]),
+          },
+          opts,
+          log,
+        ),
+      );
+      const warnings = srv.stderrTail().split('\n').filter((l) => l.trim() !== '');
+      if (warnings.length) log(`  the Caducée child logged ${warnings.length} line(s) at warn or above; last: ${warnings[warnings.length - 1].slice(0, 400)}`);
+      await srv.stop();
+    } else {
+      log('imap-bigfolder: target Dovecot');
+      const { DovecotPeer } = await import('../test/peers/dovecot.js');
+      const peer = await DovecotPeer.start({ dir: path.join(base, 'dovecot') });
+      onCleanup('stop Dovecot', () => peer.stop());
+      const masterPid = Number(readFileSync(path.join(peer.dir, 'run', 'master.pid'), 'utf8').trim());
+      results.push(
+        await runTarget(
+          { name: 'Dovecot', port: peer.port, ca: peer.certPem, user: 'claire', password: peer.password, serverCpuMs: () => treeCpuMs(masterPid), serverRssKb: () => NaN, serverPids: () => treePids(masterPid) },
+          opts,
+          log,
+        ),
+      );
+      await peer.stop();
+    }
+  }
+
+  out();
+  for (const r of results) {
+    out(
+      `${r.target}: fill ${f0(r.messages)} messages in ${f1(r.fillMs / 1000)} s = ${f0((r.messages * 1000) / r.fillMs)} msg/s (server CPU ${f2(r.fillServerCpuMs / r.messages)} ms/msg)` +
+        (Number.isFinite(r.rssAfterFillKb) ? `; server RSS ${f0(r.rssAfterFillKb / 1024)} MiB after the fill, ${f0(r.rssAfterSelectKb / 1024)} MiB after SELECT` : ''),
+    );
+    out(`  during the fill${disturbance(r.otherCpusFill)}; during the timed commands${disturbance(r.otherCpusTimed)}`);
+  }
+  out();
+  const header = ['command'];
+  for (const r of results) header.push(`${r.target} 1st ms`, 'best ms', 'server CPU ms', 'result');
+  if (results.length === 2) header.push(`best ${results[0].target}/${results[1].target}`);
+  const rows = [header];
+  for (const [i, tm] of results[0].timings.entries()) {
+    const row = [tm.what];
+    const best: number[] = [];
+    for (const r of results) {
+      const x = r.timings[i];
+      best.push(Math.min(...x.runs));
+      row.push(f1(x.runs[0]), f1(Math.min(...x.runs)), f1(x.serverCpuMs), x.check);
+    }
+    if (results.length === 2) row.push(f1(best[0] / best[1]));
+    rows.push(row);
+  }
+  out(`Times as the client saw them (from writing the command to its tagged reply), ${opts.repeat} run(s) each`);
+  out(table(rows));
+  if (opts.json) out(JSON.stringify(results));
+  await cleanupAll();
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  async (e) => {
+    process.stderr.write(`imap-bigfolder: ${(e as Error).stack ?? e}\n`);
+    await cleanupAll();
+    process.exit(1);
+  },
+);

@@ -1,0 +1,995 @@
+// IMAP stress: many clients doing an imaptest-like mix of commands against one mailbox for a
+// fixed time, against Caducée (operator A of a demo space, in a child process) and, when
+// Debian's Dovecot is installed, against a private Dovecot (test/peers/dovecot.ts).
+//
+//   node --import tsx bench/imap-stress.ts [--clients N] [--duration S] [--messages M]
+//                                          [--target caducee|dovecot|both] [--server-nodelay]
+//                                          [--cpu-prof DIR] [--json]
+//
+// This file also exports the small pieces the other IMAP benchmarks share (bench/imap-bigfolder.ts,
+// bench/imap-idle.ts): RawImap (a lean pipelining IMAP client), startCaducee (the demo server in a
+// child process), cleanup/signal handling, /proc readers and report helpers. See bench/README.md.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import tls from 'node:tls';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { DemoLayout } from '../src/demo/space.js';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const CLK_TCK = 100; // Linux USER_HZ, for /proc/<pid>/stat times
+
+// ---- a lean IMAP client ------------------------------------------------------------------------
+
+export interface ImapReply {
+  tag: string;
+  status: 'OK' | 'NO' | 'BAD';
+  /** The tagged line after the status. */
+  text: string;
+  /** Untagged responses received while this command was the oldest in flight (when kept). */
+  untagged: string[];
+  /** How many untagged responses that was (counted even when not kept). */
+  untaggedCount: number;
+  /** Literal bytes in those responses. */
+  literalBytes: number;
+  /** Milliseconds from writing the command to its tagged reply. */
+  ms: number;
+}
+
+interface Pending {
+  tag: string;
+  start: number;
+  keep: boolean;
+  untagged: string[];
+  untaggedCount: number;
+  literalBytes: number;
+  resolve: (r: ImapReply) => void;
+  reject: (e: Error) => void;
+}
+
+export interface RawImapOptions {
+  host?: string;
+  port: number;
+  /** Implicit TLS (IMAPS); plain TCP otherwise (no STARTTLS: the benchmarks use IMAPS). */
+  tls: boolean;
+  /** CA certificate(s) (PEM) to verify the server with. */
+  ca?: string | Buffer;
+  servername?: string;
+  timeoutMs?: number;
+  /** Tag prefix (default "a"). */
+  tagPrefix?: string;
+}
+
+/**
+ * A minimal IMAP client for load generation: writes commands as given (pipelining allowed;
+ * literals must be LITERAL+ `{n+}`), matches tagged replies, skips literal data in responses
+ * (counting its bytes) and hands untagged lines to `onUntagged` and to the oldest command in
+ * flight. No parsing beyond that: cheap enough to measure the server, not the client.
+ */
+export class RawImap {
+  onUntagged?: (line: string) => void;
+  onContinuation?: (line: string) => void;
+  onClose?: (err?: Error) => void;
+  closed = false;
+  private socket!: net.Socket;
+  private buf: Buffer = Buffer.alloc(0);
+  private pos = 0;
+  private literalLeft = 0;
+  private partial = '';
+  private partialLiteralBytes = 0;
+  private seq = 0;
+  private readonly pending: Pending[] = [];
+  private readonly byTag = new Map<string, Pending>();
+  private greetingWaiter?: { resolve: (l: string) => void; reject: (e: Error) => void };
+  private readonly tagPrefix: string;
+
+  private constructor(tagPrefix: string) {
+    this.tagPrefix = tagPrefix;
+  }
+
+  /** Connects and waits for the greeting. */
+  static connect(o: RawImapOptions): Promise<{ client: RawImap; greeting: string }> {
+    const c = new RawImap(o.tagPrefix ?? 'a');
+    return new Promise((resolve, reject) => {
+      const timeoutMs = o.timeoutMs ?? 30_000;
+      const timer = setTimeout(() => {
+        c.socket?.destroy();
+        reject(new Error(`no IMAP greeting from ${o.host ?? '127.0.0.1'}:${o.port} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      c.greetingWaiter = {
+        resolve: (l) => {
+          clearTimeout(timer);
+          resolve({ client: c, greeting: l });
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+      const host = o.host ?? '127.0.0.1';
+      c.socket = o.tls ? tls.connect({ host, port: o.port, ca: o.ca, servername: o.servername ?? 'localhost', minVersion: 'TLSv1.2', noDelay: true } as tls.ConnectionOptions) : net.connect({ port: o.port, host, noDelay: true });
+      c.socket.setNoDelay(true);
+      c.socket.on('data', (d: Buffer) => c.onData(d));
+      c.socket.on('error', (e) => c.fail(e));
+      c.socket.on('close', () => c.fail(new Error('connection closed')));
+    });
+  }
+
+  private fail(e: Error) {
+    if (this.closed) return;
+    this.closed = true;
+    this.greetingWaiter?.reject(e);
+    this.greetingWaiter = undefined;
+    for (const p of this.pending) p.reject(e);
+    this.pending.length = 0;
+    this.byTag.clear();
+    this.onClose?.(e);
+  }
+
+  /** Sends one command (`text` without tag and CRLF; a Buffer part is written as is). */
+  command(text: string | (string | Buffer)[], opts: { keep?: boolean } = {}): Promise<ImapReply> {
+    if (this.closed) return Promise.reject(new Error('connection closed'));
+    const tag = `${this.tagPrefix}${++this.seq}`;
+    const p = new Promise<ImapReply>((resolve, reject) => {
+      const entry: Pending = { tag, start: performance.now(), keep: opts.keep ?? true, untagged: [], untaggedCount: 0, literalBytes: 0, resolve, reject };
+      this.pending.push(entry);
+      this.byTag.set(tag, entry);
+    });
+    if (typeof text === 'string') this.socket.write(`${tag} ${text}\r\n`);
+    else {
+      this.socket.cork();
+      this.socket.write(`${tag} `);
+      for (const part of text) this.socket.write(part);
+      this.socket.write('\r\n');
+      this.socket.uncork();
+    }
+    return p;
+  }
+
+  /** Writes a raw line (e.g. DONE to end IDLE). */
+  writeLine(line: string) {
+    if (!this.closed) this.socket.write(line + '\r\n');
+  }
+
+  get inFlight(): number {
+    return this.pending.length;
+  }
+
+  /** LOGOUT, then close (never throws). */
+  async logout(): Promise<void> {
+    if (this.closed) return;
+    await Promise.race([this.command('LOGOUT').catch(() => undefined), new Promise((r) => setTimeout(r, 2000))]);
+    this.destroy();
+  }
+
+  destroy() {
+    this.socket?.destroy();
+    this.closed = true;
+  }
+
+  private onData(chunk: Buffer) {
+    this.buf = this.pos < this.buf.length ? Buffer.concat([this.buf.subarray(this.pos), chunk]) : chunk;
+    this.pos = 0;
+    const buf = this.buf;
+    for (;;) {
+      if (this.literalLeft > 0) {
+        const take = Math.min(this.literalLeft, buf.length - this.pos);
+        this.literalLeft -= take;
+        this.partialLiteralBytes += take;
+        this.pos += take;
+        if (this.literalLeft > 0) break;
+        continue;
+      }
+      const nl = buf.indexOf('\r\n', this.pos, 'latin1');
+      if (nl < 0) break;
+      const line = buf.toString('latin1', this.pos, nl);
+      this.pos = nl + 2;
+      const lit = /\{(\d+)\+?\}$/.exec(line);
+      if (lit) {
+        // The response goes on after the literal's bytes.
+        this.partial += line;
+        this.literalLeft = Number(lit[1]);
+        continue;
+      }
+      const full = this.partial + line;
+      const literalBytes = this.partialLiteralBytes;
+      this.partial = '';
+      this.partialLiteralBytes = 0;
+      this.onLine(full, literalBytes);
+    }
+  }
+
+  private onLine(line: string, literalBytes: number) {
+    if (this.greetingWaiter) {
+      const w = this.greetingWaiter;
+      this.greetingWaiter = undefined;
+      if (/^\* (OK|PREAUTH)/i.test(line)) w.resolve(line);
+      else w.reject(new Error(`unexpected greeting: ${line}`));
+      return;
+    }
+    if (line.startsWith('* ')) {
+      const p = this.pending[0];
+      if (p) {
+        p.untaggedCount++;
+        p.literalBytes += literalBytes;
+        if (p.keep) p.untagged.push(line);
+      }
+      this.onUntagged?.(line);
+      return;
+    }
+    if (line.startsWith('+')) {
+      this.onContinuation?.(line);
+      return;
+    }
+    const sp = line.indexOf(' ');
+    const tag = line.slice(0, sp);
+    const p = this.byTag.get(tag);
+    if (!p) return;
+    this.byTag.delete(tag);
+    const i = this.pending.indexOf(p);
+    if (i >= 0) this.pending.splice(i, 1);
+    const rest = line.slice(sp + 1);
+    const status = rest.slice(0, rest.indexOf(' ') < 0 ? undefined : rest.indexOf(' ')).toUpperCase() as ImapReply['status'];
+    p.resolve({ tag, status, text: rest.slice(status.length + 1), untagged: p.untagged, untaggedCount: p.untaggedCount, literalBytes: p.literalBytes, ms: performance.now() - p.start });
+  }
+}
+
+/** An IMAP quoted string. */
+export const imapQuote = (s: string) => `"${s.replace(/["\\]/g, (c) => '\\' + c)}"`;
+
+/** LOGIN, throwing unless OK. */
+export async function login(c: RawImap, user: string, password: string): Promise<void> {
+  const r = await c.command(`LOGIN ${imapQuote(user)} ${imapQuote(password)}`);
+  if (r.status !== 'OK') throw new Error(`LOGIN ${user}: ${r.status} ${r.text}`);
+}
+
+/** A LITERAL+ APPEND command for RawImap.command. */
+export function appendCommand(mailbox: string, raw: Buffer, flags: string[] = []): (string | Buffer)[] {
+  return [`APPEND ${imapQuote(mailbox)} (${flags.join(' ')}) {${raw.length}+}\r\n`, raw];
+}
+
+// ---- messages ----------------------------------------------------------------------------------
+
+const WORDS = ['compte-rendu', 'consultation', 'cardiologie', 'biologie', 'radiologie', 'ordonnance', 'patient', 'résultats', 'urgent', 'suivi', 'bilan', 'échographie', 'hospitalisation', 'sortie', 'courrier', 'avis'];
+
+/** A small, plausible text message (~`bodyBytes` of body), unique by its Message-ID. */
+export function makeMessage(n: number, o: { bodyBytes?: number; subject?: string; tag?: string } = {}): Buffer {
+  const words = (k: number) => Array.from({ length: k }, (_, i) => WORDS[(n * 7 + i * 3) % WORDS.length]).join(' ');
+  const body: string[] = [];
+  let size = 0;
+  const target = o.bodyBytes ?? 1500;
+  for (let i = 0; size < target; i++) {
+    const l = `${words(8)} ${n}.${i}`;
+    body.push(l);
+    size += l.length + 2;
+  }
+  return Buffer.from(
+    [
+      'From: Dr Paul Bernard <paul.bernard@b.mssante.test>',
+      'To: Dr Claire Martin <claire.martin@a.mssante.test>',
+      `Subject: ${o.subject ?? `${words(3)} ${n}`}`,
+      `Message-ID: <${o.tag ?? 'bench'}-${n}-${randomBytes(4).toString('hex')}@bench.test>`,
+      `Date: ${new Date(Date.UTC(2024, 0, 1) + n * 60_000).toUTCString().replace('GMT', '+0000')}`,
+      'MIME-Version: 1.0',
+      'Content-Type: text/plain; charset=utf-8',
+      'Content-Transfer-Encoding: 8bit',
+      '',
+      ...body,
+      '',
+    ].join('\r\n'),
+    'utf8',
+  );
+}
+
+/**
+ * APPENDs `count` messages made by `make(i)` over one connection, `window` commands in flight
+ * (LITERAL+, pipelined). Returns the elapsed milliseconds; throws on the first refusal.
+ */
+export async function fill(c: RawImap, mailbox: string, count: number, make: (i: number) => Buffer, o: { window?: number; progress?: (done: number, ms: number) => void; flags?: (i: number) => string[] } = {}): Promise<number> {
+  const window = o.window ?? 32;
+  const t0 = performance.now();
+  let next = 0;
+  let done = 0;
+  let failure: Error | undefined;
+  await new Promise<void>((resolve, reject) => {
+    const launch = () => {
+      while (!failure && next < count && c.inFlight < window) {
+        const i = next++;
+        c.command(appendCommand(mailbox, make(i), o.flags?.(i) ?? []), { keep: false }).then(
+          (r) => {
+            if (r.status !== 'OK') failure ??= new Error(`APPEND #${i}: ${r.status} ${r.text}`);
+            done++;
+            if (o.progress && done % 1000 === 0) o.progress(done, performance.now() - t0);
+            if (failure) reject(failure);
+            else if (done === count) resolve();
+            else launch();
+          },
+          (e: Error) => reject(e),
+        );
+      }
+    };
+    if (count === 0) resolve();
+    else launch();
+  });
+  return performance.now() - t0;
+}
+
+// ---- the Caducée server in a child process -------------------------------------------------------
+
+export interface CaduceeChild {
+  layout: DemoLayout;
+  child: ChildProcess;
+  pid: number;
+  stderrTail: () => string;
+  stop: () => Promise<void>;
+}
+
+/**
+ * `caducee demo --dir DIR --json --ephemeral-ports` in a child process (its own event loop);
+ * resolves with the layout it prints once listening. `nofile` raises the child's open-files
+ * limit through prlimit(1) when given. The child is stopped by the returned stop() and by the
+ * registered cleanups.
+ */
+export async function startCaducee(dir: string, o: { nofile?: number; nodeArgs?: string[]; log?: (s: string) => void; startupTimeoutMs?: number } = {}): Promise<CaduceeChild> {
+  const nodeArgs = [...(o.nodeArgs ?? []), '--import', 'tsx', 'src/cli/main.ts', 'demo', '--dir', dir, '--json', '--ephemeral-ports'];
+  let cmd = process.execPath;
+  let args = nodeArgs;
+  if (o.nofile) {
+    cmd = 'prlimit';
+    args = [`--nofile=${o.nofile}:${o.nofile}`, '--', process.execPath, ...nodeArgs];
+  }
+  o.log?.(`  starting: ${cmd === 'prlimit' ? 'prlimit ' + args.slice(0, 2).join(' ') + ' ' : ''}node ${nodeArgs.join(' ')}`);
+  const child = spawn(cmd, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-16_384);
+  });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  onCleanup('stop the Caducée demo child', stop);
+  process.on('exit', () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  const timeoutMs = o.startupTimeoutMs ?? 60_000;
+  const layout = await new Promise<DemoLayout>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`the Caducée demo printed no layout within ${timeoutMs / 1000} s\n${stderr}`)), timeoutMs);
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const nl = out.indexOf('\n');
+      if (nl < 0) return;
+      clearTimeout(timer);
+      try {
+        resolve(JSON.parse(out.slice(0, nl)) as DemoLayout);
+      } catch {
+        reject(new Error(`the Caducée demo printed something else than its JSON layout: ${out.slice(0, 200)}`));
+      }
+    });
+    child.once('exit', (code, sig) => {
+      clearTimeout(timer);
+      reject(new Error(`the Caducée demo exited (${code ?? sig}) before listening\n${stderr}`));
+    });
+  });
+  return { layout, child, pid: child.pid!, stderrTail: () => stderr, stop };
+}
+
+/**
+ * Node arguments preloading a module, written into `dir`, that sets TCP_NODELAY on every socket
+ * the server child accepts: an experiment (not a product change) showing what turning Nagle's
+ * algorithm off gains. Caducée's listeners leave it on, so a response written in several
+ * pieces (untagged lines, then the tagged line) waits for the client's delayed ACK (~40 ms).
+ */
+export function nodelayPreload(dir: string): string[] {
+  const file = path.join(dir, 'nodelay-preload.mjs');
+  writeFileSync(
+    file,
+    `// bench experiment: TCP_NODELAY on every accepted socket of this process
+import net from 'node:net';
+const emit = net.Server.prototype.emit;
+net.Server.prototype.emit = function (ev, sock, ...rest) {
+  if (ev === 'connection' && sock && typeof sock.setNoDelay === 'function') sock.setNoDelay(true);
+  return emit.call(this, ev, sock, ...rest);
+};
+`,
+  );
+  return ['--import', pathToFileURL(file).href];
+}
+
+// ---- cleanup -----------------------------------------------------------------------------------
+
+const cleanups: { what: string; fn: () => Promise<void> | void }[] = [];
+let cleaning: Promise<void> | undefined;
+
+export function onCleanup(what: string, fn: () => Promise<void> | void): void {
+  cleanups.push({ what, fn });
+}
+
+/** Runs every registered cleanup once, newest first; never throws. */
+export function cleanupAll(): Promise<void> {
+  cleaning ??= (async () => {
+    for (const c of cleanups.reverse()) {
+      try {
+        await c.fn();
+      } catch (e) {
+        process.stderr.write(`cleanup "${c.what}" failed: ${(e as Error).message}\n`);
+      }
+    }
+  })();
+  return cleaning;
+}
+
+/** SIGINT/SIGTERM/SIGHUP and a global watchdog run the cleanups, then exit. */
+export function installSignalHandlers(name: string, globalTimeoutMs: number): void {
+  for (const [sig, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+    ['SIGHUP', 129],
+  ] as const) {
+    process.once(sig, () => {
+      process.stderr.write(`\n${name}: ${sig}, cleaning up…\n`);
+      void cleanupAll().finally(() => process.exit(code));
+      process.once(sig, () => process.exit(code));
+    });
+  }
+  const watchdog = setTimeout(() => {
+    process.stderr.write(`${name}: the run exceeded ${Math.round(globalTimeoutMs / 60_000)} min, aborting\n`);
+    void cleanupAll().finally(() => process.exit(1));
+  }, globalTimeoutMs);
+  watchdog.unref();
+}
+
+/** A temporary directory removed by the cleanups (and at exit). */
+export function benchDir(prefix: string): string {
+  const base = mkdtempSync(path.join(os.tmpdir(), prefix));
+  onCleanup('remove the temporary directory', () => rmSync(base, { recursive: true, force: true }));
+  process.on('exit', () => {
+    if (existsSync(base)) rmSync(base, { recursive: true, force: true });
+  });
+  return base;
+}
+
+// ---- /proc -------------------------------------------------------------------------------------
+
+/** utime+stime of a process in ms (with reaped children when asked). */
+export function procCpuMs(pid: number, withReapedChildren = true): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(f[11]) + Number(f[12]) + (withReapedChildren ? Number(f[13]) + Number(f[14]) : 0);
+    return (ticks * 1000) / CLK_TCK;
+  } catch {
+    return 0;
+  }
+}
+
+function childrenOf(pid: number): number[] {
+  try {
+    const s = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+    return s === '' ? [] : s.split(/\s+/).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** CPU ms of a process tree: live processes plus the children they reaped. */
+export function treeCpuMs(root: number): number {
+  let total = 0;
+  const stack = [root];
+  const seen = new Set<number>();
+  while (stack.length) {
+    const pid = stack.pop()!;
+    if (seen.has(pid)) continue;
+    seen.add(pid);
+    total += procCpuMs(pid, true);
+    stack.push(...childrenOf(pid));
+  }
+  return total;
+}
+
+/** A field of /proc/<pid>/status in KiB (VmRSS, VmHWM, …); NaN when unreadable. */
+export function procStatusKb(pid: number, field: string): number {
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Open file descriptors of a process (NaN when unreadable). */
+export function procFdCount(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return NaN;
+  }
+}
+
+/** "Max open files" soft and hard limits of a process, from /proc/<pid>/limits. */
+export function procNofile(pid: number | 'self'): { soft: number; hard: number } {
+  const m = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/m.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'));
+  const n = (s: string | undefined) => (s === undefined || s === 'unlimited' ? Infinity : Number(s));
+  return { soft: n(m?.[1]), hard: n(m?.[2]) };
+}
+
+/** utime+stime (ms) of every user-space process, by "pid/starttime" (kernel threads left out). */
+export function snapshotProcesses(): Map<string, number> {
+  const snap = new Map<string, number>();
+  let names: string[] = [];
+  try {
+    names = readdirSync('/proc');
+  } catch {
+    return snap;
+  }
+  for (const name of names) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if ((Number(f[6]) & 0x00200000) !== 0) continue; // PF_KTHREAD
+      snap.set(`${name}/${f[19]}`, ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK);
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return snap;
+}
+
+/** Processes of a tree (root included). */
+export function treePids(root: number): Set<number> {
+  const pids = new Set<number>();
+  const stack = [root];
+  while (stack.length) {
+    const pid = stack.pop()!;
+    if (pids.has(pid)) continue;
+    pids.add(pid);
+    stack.push(...childrenOf(pid));
+  }
+  return pids;
+}
+
+/**
+ * Average number of CPUs used between two snapshots by user-space processes other than
+ * `exclude` (the server and this client): a lower bound of the disturbance (processes that
+ * exited meanwhile, kernel threads, interrupts and steal are not counted).
+ */
+export function otherCpus(before: Map<string, number>, after: Map<string, number>, exclude: Set<number>, wallMs: number): number {
+  let total = 0;
+  for (const [key, ms] of after) {
+    if (exclude.has(Number(key.slice(0, key.indexOf('/'))))) continue;
+    total += ms - (before.get(key) ?? 0);
+  }
+  return total / Math.max(1, wallMs);
+}
+
+/** A warning line when other processes used more than 0.1 CPU during a measurement. */
+export function disturbance(cpus: number): string {
+  return cpus > 0.1 ? ` — WARNING: other processes used ${cpus.toFixed(2)} CPUs meanwhile, figures disturbed` : ` (other processes: ${cpus.toFixed(2)} CPUs)`;
+}
+
+export const clientCpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+
+// ---- report helpers ----------------------------------------------------------------------------
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[idx];
+}
+
+export const f0 = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en') : '—');
+export const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '—');
+export const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : '—');
+
+/** Left-aligned first column, right-aligned others. */
+export function table(rows: string[][], leftColumns = 1): string {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  return rows.map((r) => '  ' + r.map((cell, c) => (c < leftColumns ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')).join('\n');
+}
+
+export function commandLine(): string {
+  const script = path.relative(process.cwd(), process.argv[1]) || process.argv[1];
+  return ['node', ...process.execArgv, script, ...process.argv.slice(2)].join(' ');
+}
+
+/** Header lines: date, command, node, CPUs, load, memory, kernel. */
+export function machineFacts(): string[] {
+  const cpus = os.cpus();
+  return [
+    `  date         ${new Date().toISOString()}`,
+    `  command      ${commandLine()}`,
+    `  node         ${process.version} (${process.platform} ${process.arch})`,
+    `  cpus         ${cpus.length} × ${cpus[0]?.model.trim() ?? 'unknown'}; load average ${os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`,
+    `  memory       ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB; ${os.type()} ${os.release()}`,
+    `  tmpdir       ${os.tmpdir()} (${fsType(os.tmpdir())})`,
+  ];
+}
+
+function fsType(dir: string): string {
+  try {
+    // The longest mount point that is a prefix of dir.
+    let best = { mnt: '', type: 'unknown' };
+    for (const line of readFileSync('/proc/mounts', 'utf8').split('\n')) {
+      const [, mnt, type] = line.split(' ');
+      if (mnt && (dir === mnt || dir.startsWith(mnt.endsWith('/') ? mnt : mnt + '/')) && mnt.length > best.mnt.length) best = { mnt, type };
+    }
+    return `${best.type} on ${best.mnt}`;
+  } catch {
+    return 'unknown';
+  }
+}
+
+// ---- the stress mix ----------------------------------------------------------------------------
+
+type Op = 'SELECT' | 'FETCH FLAGS' | 'FETCH ENVELOPE' | 'FETCH BODY.PEEK[]' | 'STORE ±FLAGS' | 'STORE +\\Deleted' | 'EXPUNGE' | 'APPEND' | 'NOOP';
+
+/** Relative weights, roughly imaptest's default mix without IDLE, SEARCH or LOGOUT/LOGIN churn. */
+const MIX: [Op, number][] = [
+  ['SELECT', 4],
+  ['FETCH FLAGS', 18],
+  ['FETCH ENVELOPE', 14],
+  ['FETCH BODY.PEEK[]', 14],
+  ['STORE ±FLAGS', 18],
+  ['STORE +\\Deleted', 6],
+  ['EXPUNGE', 6],
+  ['APPEND', 8],
+  ['NOOP', 12],
+];
+const OPS = MIX.map(([op]) => op);
+const MIX_TOTAL = MIX.reduce((n, [, w]) => n + w, 0);
+
+interface StressTarget {
+  name: string;
+  port: number;
+  ca: string;
+  user: string;
+  password: string;
+  /** CPU ms used so far by the server's processes. */
+  serverCpuMs(): number;
+  /** The server's processes now. */
+  serverPids(): Set<number>;
+}
+
+interface StressResult {
+  target: string;
+  clients: number;
+  seconds: number;
+  seedMessages: number;
+  seedMs: number;
+  finalMessages: number;
+  byOp: Record<string, { n: number; no: number; bad: number; lat: number[] }>;
+  errors: Record<string, number>;
+  connectionsLost: number;
+  serverCpuMs: number;
+  clientCpuMs: number;
+  /** Average CPUs used by other processes during the run (a lower bound). */
+  otherCpus: number;
+}
+
+/** Deterministic pseudo-random numbers (mulberry32), so both targets get the same sequence of operations. */
+function rng(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+async function runStress(t: StressTarget, o: { clients: number; seconds: number; messages: number }, log: (s: string) => void): Promise<StressResult> {
+  const connect = async (label: string) => {
+    const { client } = await RawImap.connect({ port: t.port, tls: true, ca: t.ca, servername: 'localhost', tagPrefix: label });
+    await login(client, t.user, t.password);
+    return client;
+  };
+  // Seed the mailbox.
+  const seeder = await connect('s');
+  let seq = 0;
+  const seedMs = await fill(seeder, 'INBOX', o.messages, (i) => makeMessage(i, { tag: 'seed' }), { window: 16, flags: (i) => (i % 2 ? ['\\Seen'] : []) });
+  log(`  ${t.name}: seeded ${o.messages} messages in ${(seedMs / 1000).toFixed(1)} s (${f1((o.messages * 1000) / seedMs)} APPEND/s, 16 in flight)`);
+  await seeder.logout();
+
+  const result: StressResult = {
+    target: t.name,
+    clients: o.clients,
+    seconds: o.seconds,
+    seedMessages: o.messages,
+    seedMs,
+    finalMessages: 0,
+    byOp: Object.fromEntries(OPS.map((op) => [op, { n: 0, no: 0, bad: 0, lat: [] as number[] }])),
+    errors: {},
+    connectionsLost: 0,
+    serverCpuMs: 0,
+    clientCpuMs: 0,
+    otherCpus: 0,
+  };
+  const noteError = (op: string, r: ImapReply) => {
+    const key = `${op}: ${r.status} ${r.text.replace(/\d+/g, 'N').slice(0, 120)}`;
+    result.errors[key] = (result.errors[key] ?? 0) + 1;
+  };
+
+  // Connect, log in and select everyone before the clock starts.
+  const sessions = await Promise.all(
+    Array.from({ length: o.clients }, async (_, k) => {
+      const c = await connect(`c${k}x`);
+      const s = { c, exists: 0, random: rng(1000 + k) };
+      c.onUntagged = (line) => {
+        const m = /^\* (\d+) (EXISTS|EXPUNGE)\b/i.exec(line);
+        if (!m) return;
+        if (m[2].toUpperCase() === 'EXISTS') s.exists = Number(m[1]);
+        else s.exists--;
+      };
+      const r = await c.command('SELECT INBOX', { keep: false });
+      if (r.status !== 'OK') throw new Error(`SELECT: ${r.status} ${r.text}`);
+      return s;
+    }),
+  );
+  log(`  ${t.name}: ${o.clients} clients logged in and selected; running the mix for ${o.seconds} s…`);
+
+  const cpu0 = t.serverCpuMs();
+  const client0 = clientCpuMs();
+  const snap0 = snapshotProcesses();
+  const t0 = performance.now();
+  const deadline = t0 + o.seconds * 1000;
+  await Promise.all(
+    sessions.map(async (s) => {
+      const { c, random } = s;
+      const pick = (): Op => {
+        let x = random() * MIX_TOTAL;
+        for (const [op, w] of MIX) if ((x -= w) < 0) return op;
+        return 'NOOP';
+      };
+      const range = (len: number) => {
+        const a = 1 + Math.floor(random() * s.exists);
+        const b = Math.min(s.exists, a + len - 1);
+        return a === b ? `${a}` : `${a}:${b}`;
+      };
+      while (performance.now() < deadline && !c.closed) {
+        let op = pick();
+        if (s.exists === 0 && !['SELECT', 'APPEND', 'NOOP', 'EXPUNGE'].includes(op)) op = 'APPEND';
+        let cmd: string | (string | Buffer)[];
+        switch (op) {
+          case 'SELECT':
+            cmd = 'SELECT INBOX';
+            break;
+          case 'FETCH FLAGS':
+            cmd = `FETCH ${range(10)} (FLAGS)`;
+            break;
+          case 'FETCH ENVELOPE':
+            cmd = `FETCH ${range(5)} (UID ENVELOPE)`;
+            break;
+          case 'FETCH BODY.PEEK[]':
+            cmd = `FETCH ${range(1)} (UID BODY.PEEK[])`;
+            break;
+          case 'STORE ±FLAGS': {
+            const flag = random() < 0.6 ? '\\Seen' : '\\Flagged';
+            cmd = `STORE ${range(5)} ${random() < 0.5 ? '+' : '-'}FLAGS (${flag})`;
+            break;
+          }
+          case 'STORE +\\Deleted':
+            cmd = `STORE ${range(1)} +FLAGS.SILENT (\\Deleted)`;
+            break;
+          case 'EXPUNGE':
+            cmd = 'EXPUNGE';
+            break;
+          case 'APPEND':
+            cmd = appendCommand('INBOX', makeMessage(o.messages + ++seq, { tag: 'stress' }));
+            break;
+          default:
+            cmd = 'NOOP';
+        }
+        if (op === 'SELECT') s.exists = 0; // the SELECT's EXISTS sets it again
+        let r: ImapReply;
+        try {
+          r = await c.command(cmd, { keep: false });
+        } catch (e) {
+          result.connectionsLost++;
+          result.errors[`${op}: ${(e as Error).message}`] = (result.errors[`${op}: ${(e as Error).message}`] ?? 0) + 1;
+          break;
+        }
+        const stats = result.byOp[op];
+        stats.n++;
+        stats.lat.push(r.ms);
+        if (r.status !== 'OK') {
+          if (r.status === 'NO') stats.no++;
+          else stats.bad++;
+          noteError(op, r);
+        }
+      }
+    }),
+  );
+  const wallMs = performance.now() - t0;
+  result.seconds = wallMs / 1000;
+  result.serverCpuMs = t.serverCpuMs() - cpu0;
+  result.clientCpuMs = clientCpuMs() - client0;
+  result.otherCpus = otherCpus(snap0, snapshotProcesses(), new Set([process.pid, ...t.serverPids()]), wallMs);
+  const probe = sessions.find((s) => !s.c.closed);
+  if (probe) {
+    const r = await probe.c.command('STATUS INBOX (MESSAGES)');
+    result.finalMessages = Number(/MESSAGES (\d+)/.exec(r.untagged.join(' '))?.[1] ?? NaN);
+  }
+  await Promise.all(sessions.map((s) => s.c.logout()));
+  return result;
+}
+
+// ---- main --------------------------------------------------------------------------------------
+
+interface Options {
+  clients: number;
+  seconds: number;
+  messages: number;
+  targets: ('caducee' | 'dovecot')[];
+  serverNodelay: boolean;
+  cpuProf?: string;
+  json: boolean;
+}
+
+function usage(msg: string): never {
+  process.stderr.write(`imap-stress: ${msg}\nusage: node --import tsx bench/imap-stress.ts [--clients N] [--duration S] [--messages M] [--target caducee|dovecot|both] [--server-nodelay] [--cpu-prof DIR] [--json]\n`);
+  process.exit(2);
+}
+
+async function parseOptions(argv: string[]): Promise<Options> {
+  let v;
+  try {
+    v = parseArgs({
+      args: argv,
+      options: {
+        clients: { type: 'string', default: '20' },
+        duration: { type: 'string', default: '20' },
+        messages: { type: 'string', default: '1000' },
+        target: { type: 'string' },
+        'server-nodelay': { type: 'boolean', default: false },
+        'cpu-prof': { type: 'string' },
+        json: { type: 'boolean', default: false },
+      },
+      strict: true,
+    }).values;
+  } catch (e) {
+    usage((e as Error).message);
+  }
+  const int = (s: string, name: string, lo: number, hi: number) => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < lo || n > hi) usage(`--${name} must be an integer in ${lo}..${hi}`);
+    return n;
+  };
+  const { findExecutable } = await import('../test/peers/which.js');
+  const haveDovecot = !!findExecutable('dovecot') && !!findExecutable('doveadm');
+  const target = v.target ?? (haveDovecot ? 'both' : 'caducee');
+  if (!['caducee', 'dovecot', 'both'].includes(target)) usage('--target must be caducee, dovecot or both');
+  if (target !== 'caducee' && !haveDovecot) usage('Dovecot is not installed (Debian: dovecot-imapd; .ci/run installs it)');
+  if (target !== 'caducee' && process.getuid?.() !== 0) usage('Dovecot runs as root here (test/peers/dovecot.ts): run as root or use --target caducee');
+  return {
+    clients: int(v.clients!, 'clients', 1, 500),
+    seconds: int(v.duration!, 'duration', 1, 600),
+    messages: int(v.messages!, 'messages', 10, 20_000),
+    targets: target === 'both' ? ['caducee', 'dovecot'] : [target as 'caducee' | 'dovecot'],
+    serverNodelay: v['server-nodelay']!,
+    cpuProf: v['cpu-prof'] ? path.resolve(v['cpu-prof']) : undefined,
+    json: v.json!,
+  };
+}
+
+async function main(): Promise<number> {
+  const opts = await parseOptions(process.argv.slice(2));
+  installSignalHandlers('imap-stress', 15 * 60_000 + opts.seconds * 2000);
+  const log = (s: string) => process.stderr.write(s + '\n');
+  const out = (s = '') => process.stdout.write(s + '\n');
+
+  out('IMAP stress benchmark (bench/imap-stress.ts)');
+  for (const l of machineFacts()) out(l);
+  out(`  workload     ${opts.clients} clients × ${opts.seconds} s on one INBOX seeded with ${opts.messages} messages (~1.9 KB each); IMAPS, one command at a time per client`);
+  out(`               mix (weights): ${MIX.map(([op, w]) => `${op} ${w}`).join(', ')}`);
+  out('               sequence numbers from each client\'s own EXISTS/EXPUNGE tracking; same pseudo-random sequence for every target');
+
+  const base = benchDir('caducee-imap-stress-');
+  // Dovecot's mail processes run as nobody and must traverse this directory.
+  chmodSync(base, 0o755);
+  const results: StressResult[] = [];
+  for (const which of opts.targets) {
+    if (which === 'caducee') {
+      log('imap-stress: target Caducée');
+      const { prepareDemo } = await import('../src/demo/space.js');
+      const layout0 = await prepareDemo(path.join(base, 'demo'), { ports: 'ephemeral' });
+      const nodeArgs = [...(opts.serverNodelay ? nodelayPreload(base) : []), ...(opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProf] : [])];
+      const srv = await startCaducee(layout0.dir, { log, nodeArgs });
+      const a = srv.layout.operators[0];
+      const claire = a.users[0];
+      results.push(
+        await runStress(
+          { name: opts.serverNodelay ? 'Caducée+NODELAY' : 'Caducée', port: a.ports.imaps, ca: readFileSync(srv.layout.caBundle, 'utf8'), user: claire.login, password: claire.password, serverCpuMs: () => procCpuMs(srv.pid), serverPids: () => new Set([srv.pid]) },
+          opts,
+          log,
+        ),
+      );
+      const warnings = srv.stderrTail().split('\n').filter((l) => l.trim() !== '');
+      if (warnings.length) log(`  the Caducée child logged ${warnings.length} line(s) at warn or above; last: ${warnings[warnings.length - 1].slice(0, 400)}`);
+      await srv.stop();
+    } else {
+      log('imap-stress: target Dovecot');
+      const { DovecotPeer } = await import('../test/peers/dovecot.js');
+      const peer = await DovecotPeer.start({ dir: path.join(base, 'dovecot') });
+      onCleanup('stop Dovecot', () => peer.stop());
+      const masterPid = Number(readFileSync(path.join(peer.dir, 'run', 'master.pid'), 'utf8').trim());
+      results.push(await runStress({ name: 'Dovecot', port: peer.port, ca: peer.certPem, user: 'claire', password: peer.password, serverCpuMs: () => treeCpuMs(masterPid), serverPids: () => treePids(masterPid) }, opts, log));
+      await peer.stop();
+    }
+  }
+
+  // ---- report ----
+  out();
+  for (const r of results) {
+    const total = Object.values(r.byOp).reduce((n, s) => n + s.n, 0);
+    out(`${r.target}: ${f0(total)} commands in ${r.seconds.toFixed(1)} s = ${f0(total / r.seconds)} commands/s; server CPU ${f2(r.serverCpuMs / 1000 / r.seconds)} cores (${f2(r.serverCpuMs / total)} ms/command), client CPU ${f2(r.clientCpuMs / 1000 / r.seconds)} cores; INBOX ${r.seedMessages} → ${r.finalMessages} messages; seed ${f1((r.seedMessages * 1000) / r.seedMs)} APPEND/s${disturbance(r.otherCpus)}`);
+  }
+  out();
+  const header = ['command'];
+  for (const r of results) header.push(`${r.target} /s`, 'p50 ms', 'p99 ms', 'NO/BAD');
+  if (results.length === 2) header.push(`${results[0].target}/${results[1].target}`);
+  const rows = [header];
+  for (const op of [...OPS, 'total']) {
+    const row = [op];
+    const rates: number[] = [];
+    for (const r of results) {
+      const stats = op === 'total' ? Object.values(r.byOp).reduce((a, s) => ({ n: a.n + s.n, no: a.no + s.no, bad: a.bad + s.bad, lat: a.lat.concat(s.lat) }), { n: 0, no: 0, bad: 0, lat: [] as number[] }) : r.byOp[op];
+      const lat = [...stats.lat].sort((x, y) => x - y);
+      const rate = stats.n / r.seconds;
+      rates.push(rate);
+      row.push(f1(rate), f2(percentile(lat, 50)), f1(percentile(lat, 99)), `${stats.no}/${stats.bad}`);
+    }
+    if (results.length === 2) row.push(f2(rates[0] / rates[1]));
+    rows.push(row);
+  }
+  out('Commands per second (p50/p99: latency per command as the client saw it, ms)');
+  out(table(rows));
+  let failures = 0;
+  for (const r of results) {
+    const errs = Object.entries(r.errors);
+    if (errs.length === 0) out(`  ${r.target}: no errors`);
+    for (const [k, n] of errs.sort((a, b) => b[1] - a[1])) out(`  ${r.target}: ${n} × ${k}`);
+    failures += errs.reduce((n, [, c]) => n + c, 0);
+  }
+  if (opts.json) {
+    out(
+      JSON.stringify(
+        results.map((r) => ({
+          ...r,
+          byOp: Object.fromEntries(Object.entries(r.byOp).map(([op, s]) => [op, { n: s.n, perSecond: s.n / r.seconds, no: s.no, bad: s.bad, p50: percentile([...s.lat].sort((x, y) => x - y), 50), p99: percentile([...s.lat].sort((x, y) => x - y), 99) }])),
+        })),
+      ),
+    );
+  }
+  await cleanupAll();
+  return failures === 0 ? 0 : 1;
+}
+
+const isMain = process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url);
+if (isMain) {
+  main().then(
+    (code) => process.exit(code),
+    async (e) => {
+      process.stderr.write(`imap-stress: ${(e as Error).stack ?? e}\n`);
+      await cleanupAll();
+      process.exit(1);
+    },
+  );
+}
