@@ -295,8 +295,7 @@ export class ImapSession {
 
   private async flushUpdates(allowExpunge: boolean) {
     if (!this.view) return;
-    const st = await this.s.store.folderStatus(this.view.folderId);
-    const updates = await this.view.refresh(this.s.store, allowExpunge, st.highestModseq);
+    const updates = await this.view.refresh(this.s.store, allowExpunge, await this.s.store.folderModseq(this.view.folderId));
     this.writeUpdates(updates);
   }
 
@@ -360,8 +359,10 @@ export class ImapSession {
       }
       case 'NAMESPACE': {
         // RFC 2342 / RFC 9051 §6.3.10
-        const other = this.ns!.entries.some((e) => e.prefix.startsWith(OTHER_PREFIX)) ? `((${this.nameOut(OTHER_PREFIX)} "/"))` : 'NIL';
-        const shared = this.ns!.entries.some((e) => e.prefix.startsWith(SHARED_PREFIX)) ? `((${this.nameOut(SHARED_PREFIX)} "/"))` : 'NIL';
+        // RFC 9051 §9 namespace-descr: the prefix is a string (quoted), never an atom.
+        const prefix = (p: string) => quoted(this.rev2 ? p : encodeMutf7(p), { utf8: this.rev2 });
+        const other = this.ns!.entries.some((e) => e.prefix.startsWith(OTHER_PREFIX)) ? `((${prefix(OTHER_PREFIX)} "/"))` : 'NIL';
+        const shared = this.ns!.entries.some((e) => e.prefix.startsWith(SHARED_PREFIX)) ? `((${prefix(SHARED_PREFIX)} "/"))` : 'NIL';
         this.write(`* NAMESPACE (("" "/")) ${other} ${shared}\r\n`);
         return 'NAMESPACE completed';
       }
@@ -396,10 +397,10 @@ export class ImapSession {
       case 'UNSELECT': {
         const v = this.view!;
         // RFC 9051 §6.4.1: CLOSE expunges silently when the mailbox was selected read-write.
-        if (cmd.name === 'CLOSE' && !v.readOnly && (await this.mayExpunge(v))) await this.s.store.expunge(v.folderId);
+        const gone = cmd.name === 'CLOSE' && !v.readOnly && (await this.mayExpunge(v)) ? await this.s.store.expunge(v.folderId) : [];
         this.view = undefined;
         this.state = 'auth';
-        this.notifyChanged(v.folderId);
+        if (gone.length) this.notifyChanged(v.folderId);
         return `${cmd.name} completed`;
       }
       case 'EXPUNGE':
@@ -620,7 +621,6 @@ export class ImapSession {
       }
     }
     if (this.rev2) this.write(`* LIST () "/" ${this.nameOut(this.ns!.nameOf(r.access, r.folder))}\r\n`);
-    this.notifyChanged(folder.id);
     return `[${ro ? 'READ-ONLY' : 'READ-WRITE'}] ${readOnly ? 'EXAMINE' : 'SELECT'} completed`;
   }
 
@@ -959,7 +959,7 @@ export class ImapSession {
     await this.flushUpdates(true);
     const gone = await this.s.store.expunge(v.folderId, uids);
     this.announceExpunged(v, gone);
-    this.notifyChanged(v.folderId);
+    if (gone.length) this.notifyChanged(v.folderId);
     return 'EXPUNGE completed';
   }
 
@@ -1130,7 +1130,7 @@ export class ImapSession {
         this.write(`* ${v.seqOf(u.uid)} FETCH (${[byUid ? `UID ${u.uid}` : '', flagsPart, modseqPart].filter(Boolean).join(' ')})\r\n`);
       }
     }
-    this.notifyChanged(v.folderId);
+    if (r.updated.length) this.notifyChanged(v.folderId);
     if (r.modifiedUids.length) {
       // RFC 7162 §3.1.3: MODIFIED lists the messages that failed the UNCHANGEDSINCE test.
       const ids = byUid ? r.modifiedUids : r.modifiedUids.map((u) => v.seqOf(u)!).sort((a, b) => a - b);

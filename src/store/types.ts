@@ -101,6 +101,8 @@ export interface FolderStore {
   listSubscriptions(mailboxId: number): Promise<string[]>;
   setSubscribed(mailboxId: number, name: string, subscribed: boolean): Promise<void>;
   folderStatus(folderId: number): Promise<FolderStatus>;
+  /** The folder's HIGHESTMODSEQ alone (cheap: sessions poll it to catch up). */
+  folderModseq(folderId: number): Promise<number>;
   /** Every message of the folder in UID order. `clearRecent`: this session claims \Recent (RFC 3501 §2.3.2). */
   folderMessages(folderId: number, opts?: { clearRecent?: boolean }): Promise<FolderMessage[]>;
   /** Clears \\Recent on these messages; returns the UIDs that still had it (claimed by the caller). */

@@ -127,8 +127,17 @@ function wrapUnique<T>(what: string, fn: () => T): T {
 export class SqliteStore implements Store {
   readonly db: Database.Database;
 
+  private readonly statements = new Map<string, Database.Statement>();
+
   private constructor(db: Database.Database) {
     this.db = db;
+  }
+
+  /** A prepared statement, compiled once per SQL text (preparing costs more than most queries). */
+  private q(sql: string): Database.Statement {
+    let st = this.statements.get(sql);
+    if (!st) this.statements.set(sql, (st = this.db.prepare(sql)));
+    return st;
   }
 
   /** Opens (creating if needed) the database file and applies pending migrations. */
@@ -147,18 +156,18 @@ export class SqliteStore implements Store {
 
   migrate(): void {
     this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)');
-    const applied = new Set(this.db.prepare('SELECT version FROM schema_migrations').all().map((r: any) => r.version));
+    const applied = new Set(this.q('SELECT version FROM schema_migrations').all().map((r: any) => r.version));
     for (const m of MIGRATIONS) {
       if (applied.has(m.version)) continue;
       this.db.transaction(() => {
         this.db.exec(m.sql);
-        this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, now());
+        this.q('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, now());
       })();
     }
   }
 
   schemaVersion(): number {
-    return (this.db.prepare('SELECT MAX(version) v FROM schema_migrations').get() as any).v ?? 0;
+    return (this.q('SELECT MAX(version) v FROM schema_migrations').get() as any).v ?? 0;
   }
 
   async close() {
@@ -174,15 +183,15 @@ export class SqliteStore implements Store {
     });
   }
   async findStructure(idType: StructureIdType, idValue: string) {
-    const r = this.db.prepare('SELECT * FROM structures WHERE id_type = ? AND id_value = ?').get(idType, idValue);
+    const r = this.q('SELECT * FROM structures WHERE id_type = ? AND id_value = ?').get(idType, idValue);
     return r ? rowStructure(r) : undefined;
   }
   async getStructure(id: number) {
-    const r = this.db.prepare('SELECT * FROM structures WHERE id = ?').get(id);
+    const r = this.q('SELECT * FROM structures WHERE id = ?').get(id);
     return r ? rowStructure(r) : undefined;
   }
   async listStructures() {
-    return this.db.prepare('SELECT * FROM structures ORDER BY id').all().map(rowStructure);
+    return this.q('SELECT * FROM structures ORDER BY id').all().map(rowStructure);
   }
 
   async createPractitioner(p: Omit<Practitioner, 'id' | 'createdAt'>) {
@@ -195,15 +204,15 @@ export class SqliteStore implements Store {
     );
   }
   async findPractitionerByRpps(rpps: string) {
-    const r = this.db.prepare('SELECT * FROM practitioners WHERE rpps = ?').get(rpps);
+    const r = this.q('SELECT * FROM practitioners WHERE rpps = ?').get(rpps);
     return r ? rowPractitioner(r) : undefined;
   }
   async getPractitioner(id: number) {
-    const r = this.db.prepare('SELECT * FROM practitioners WHERE id = ?').get(id);
+    const r = this.q('SELECT * FROM practitioners WHERE id = ?').get(id);
     return r ? rowPractitioner(r) : undefined;
   }
   async listPractitioners() {
-    return this.db.prepare('SELECT * FROM practitioners ORDER BY id').all().map(rowPractitioner);
+    return this.q('SELECT * FROM practitioners ORDER BY id').all().map(rowPractitioner);
   }
 
   async createUser(u: { login: string; displayName: string; practitionerId: number | null; passwordHash: string | null }) {
@@ -216,18 +225,18 @@ export class SqliteStore implements Store {
     );
   }
   async getUser(id: number) {
-    const r = this.db.prepare('SELECT * FROM users WHERE id = ?').get(id);
+    const r = this.q('SELECT * FROM users WHERE id = ?').get(id);
     return r ? rowUser(r) : undefined;
   }
   async findUserByLogin(login: string) {
-    const r: any = this.db.prepare('SELECT * FROM users WHERE login = ?').get(login);
+    const r: any = this.q('SELECT * FROM users WHERE login = ?').get(login);
     return r ? { ...rowUser(r), passwordHash: r.password_hash as string | null } : undefined;
   }
   async setUserPassword(id: number, passwordHash: string) {
-    this.db.prepare('UPDATE users SET password_hash = ? WHERE id = ?').run(passwordHash, id);
+    this.q('UPDATE users SET password_hash = ? WHERE id = ?').run(passwordHash, id);
   }
   async listUsers() {
-    return this.db.prepare('SELECT * FROM users ORDER BY id').all().map(rowUser);
+    return this.q('SELECT * FROM users ORDER BY id').all().map(rowUser);
   }
 
   async createMailbox(m: Parameters<Store['createMailbox']>[0]) {
@@ -241,22 +250,22 @@ export class SqliteStore implements Store {
           )
           .get(m.address, m.type, m.displayName, m.ownerUserId, m.practitionerId, m.structureId, m.listeRouge ? 1 : 0, m.service ?? null, m.description ?? null, t, t);
         const mb = rowMailbox(r);
-        const ins = this.db.prepare('INSERT INTO folders (mailbox_id, name, special_use, uid_validity) VALUES (?, ?, ?, ?)');
+        const ins = this.q('INSERT INTO folders (mailbox_id, name, special_use, uid_validity) VALUES (?, ?, ?, ?)');
         // RFC 9051 §2.3.1.1: UIDVALIDITY must change if UIDs are reassigned; folders created later
         // take values above last_uid_validity (see createFolder).
         const uv = Math.floor(Date.now() / 1000) >>> 0;
         for (const f of DEFAULT_FOLDERS) ins.run(mb.id, f.name, f.specialUse, uv);
-        this.db.prepare('UPDATE mailboxes SET last_uid_validity = ? WHERE id = ?').run(uv, mb.id);
+        this.q('UPDATE mailboxes SET last_uid_validity = ? WHERE id = ?').run(uv, mb.id);
         return mb;
       })(),
     );
   }
   async getMailbox(id: number) {
-    const r = this.db.prepare('SELECT * FROM mailboxes WHERE id = ?').get(id);
+    const r = this.q('SELECT * FROM mailboxes WHERE id = ?').get(id);
     return r ? rowMailbox(r) : undefined;
   }
   async findMailboxByAddress(address: string) {
-    const r = this.db.prepare('SELECT * FROM mailboxes WHERE address = ?').get(address);
+    const r = this.q('SELECT * FROM mailboxes WHERE address = ?').get(address);
     return r ? rowMailbox(r) : undefined;
   }
   async listMailboxes(filter: { ownerUserId?: number; state?: Mailbox['state'] } = {}) {
@@ -265,7 +274,7 @@ export class SqliteStore implements Store {
     if (filter.ownerUserId !== undefined) (where.push('owner_user_id = ?'), args.push(filter.ownerUserId));
     if (filter.state !== undefined) (where.push('state = ?'), args.push(filter.state));
     const sql = `SELECT * FROM mailboxes ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id`;
-    return this.db.prepare(sql).all(...args).map(rowMailbox);
+    return this.q(sql).all(...args).map(rowMailbox);
   }
   async updateMailbox(id: number, u: MailboxUpdate) {
     const sets: string[] = [];
@@ -281,7 +290,7 @@ export class SqliteStore implements Store {
     if (u.listeRouge !== undefined) (sets.push('liste_rouge = ?'), args.push(u.listeRouge ? 1 : 0));
     sets.push('updated_at = ?');
     args.push(now());
-    const r = this.db.prepare(`UPDATE mailboxes SET ${sets.join(', ')} WHERE id = ? RETURNING *`).get(...args, id);
+    const r = this.q(`UPDATE mailboxes SET ${sets.join(', ')} WHERE id = ? RETURNING *`).get(...args, id);
     if (!r) throw new Error(`mailbox #${id} not found`);
     return rowMailbox(r);
   }
@@ -296,7 +305,7 @@ export class SqliteStore implements Store {
     return rowGrant(r);
   }
   async removeGrant(mailboxId: number, userId: number) {
-    return this.db.prepare('DELETE FROM grants WHERE mailbox_id = ? AND user_id = ?').run(mailboxId, userId).changes > 0;
+    return this.q('DELETE FROM grants WHERE mailbox_id = ? AND user_id = ?').run(mailboxId, userId).changes > 0;
   }
   async listGrants(filter: { mailboxId?: number; userId?: number } = {}) {
     const where: string[] = [];
@@ -310,14 +319,14 @@ export class SqliteStore implements Store {
   }
 
   async getFolder(mailboxId: number, name: string) {
-    const r = this.db.prepare('SELECT * FROM folders WHERE mailbox_id = ? AND name = ?').get(mailboxId, name);
+    const r = this.q('SELECT * FROM folders WHERE mailbox_id = ? AND name = ?').get(mailboxId, name);
     return r ? rowFolder(r) : undefined;
   }
   async listFolders(mailboxId: number) {
-    return this.db.prepare('SELECT * FROM folders WHERE mailbox_id = ? ORDER BY id').all(mailboxId).map(rowFolder);
+    return this.q('SELECT * FROM folders WHERE mailbox_id = ? ORDER BY id').all(mailboxId).map(rowFolder);
   }
   async listMessages(folderId: number) {
-    return this.db.prepare('SELECT * FROM messages WHERE folder_id = ? ORDER BY uid').all(folderId).map(rowMessage);
+    return this.q('SELECT * FROM messages WHERE folder_id = ? ORDER BY uid').all(folderId).map(rowMessage);
   }
 
   /** Appends one message to a mailbox's INBOX inside the caller's transaction. */
@@ -336,7 +345,7 @@ export class SqliteStore implements Store {
     return this.db.transaction(() => {
       const internalDate = req.internalDate.toISOString();
       const copies = [...new Set(req.localMailboxIds)].map((id) => this.appendToInbox(id, req.blobId, req.size, internalDate));
-      const ins = this.db.prepare(
+      const ins = this.q(
         `INSERT INTO outbound_queue (blob_id, size, envelope_from, recipient, domain, notify, orcpt, ret, envid, sender_mailbox_id, next_attempt_at, queued_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       );
@@ -355,19 +364,19 @@ export class SqliteStore implements Store {
       .map(rowQueue);
   }
   async nextQueueAttempt() {
-    const r: any = this.db.prepare("SELECT MIN(next_attempt_at) t FROM outbound_queue WHERE status = 'queued'").get();
+    const r: any = this.q("SELECT MIN(next_attempt_at) t FROM outbound_queue WHERE status = 'queued'").get();
     return r?.t ?? undefined;
   }
   async listQueue(filter: { status?: QueueItem['status'] } = {}) {
     const sql = filter.status ? 'SELECT * FROM outbound_queue WHERE status = ? ORDER BY id' : 'SELECT * FROM outbound_queue ORDER BY id';
-    return (filter.status ? this.db.prepare(sql).all(filter.status) : this.db.prepare(sql).all()).map(rowQueue);
+    return (filter.status ? this.q(sql).all(filter.status) : this.q(sql).all()).map(rowQueue);
   }
   async completeQueueItems(c: QueueCompletion) {
     return this.db.transaction(() => {
       const t = Date.now();
-      const sent = this.db.prepare("UPDATE outbound_queue SET status = 'sent', attempts = attempts + 1, last_error = NULL, done_at = ? WHERE id = ? AND status = 'queued'");
-      const failed = this.db.prepare("UPDATE outbound_queue SET status = 'failed', attempts = attempts + 1, last_error = ?, done_at = ? WHERE id = ? AND status = 'queued'");
-      const deferred = this.db.prepare("UPDATE outbound_queue SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ? AND status = 'queued'");
+      const sent = this.q("UPDATE outbound_queue SET status = 'sent', attempts = attempts + 1, last_error = NULL, done_at = ? WHERE id = ? AND status = 'queued'");
+      const failed = this.q("UPDATE outbound_queue SET status = 'failed', attempts = attempts + 1, last_error = ?, done_at = ? WHERE id = ? AND status = 'queued'");
+      const deferred = this.q("UPDATE outbound_queue SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ? AND status = 'queued'");
       for (const id of c.sent) sent.run(t, id);
       for (const f of c.failed) failed.run(f.error, t, f.id);
       for (const d of c.deferred) deferred.run(d.error, d.nextAttemptAt, d.id);
@@ -378,8 +387,8 @@ export class SqliteStore implements Store {
 
   async isBlobReferenced(blobId: string) {
     return !!(
-      this.db.prepare('SELECT 1 FROM messages WHERE blob_id = ? LIMIT 1').get(blobId) ||
-      this.db.prepare("SELECT 1 FROM outbound_queue WHERE blob_id = ? AND status = 'queued' LIMIT 1").get(blobId)
+      this.q('SELECT 1 FROM messages WHERE blob_id = ? LIMIT 1').get(blobId) ||
+      this.q("SELECT 1 FROM outbound_queue WHERE blob_id = ? AND status = 'queued' LIMIT 1").get(blobId)
     );
   }
 
@@ -387,7 +396,7 @@ export class SqliteStore implements Store {
 
   /** Bumps and returns the folder's HIGHESTMODSEQ (RFC 7162 §3.1.1: strictly increasing). */
   private bumpModseq(folderId: number): number {
-    const r: any = this.db.prepare('UPDATE folders SET highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING highest_modseq').get(folderId);
+    const r: any = this.q('UPDATE folders SET highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING highest_modseq').get(folderId);
     if (!r) throw new Error(`folder #${folderId} not found`);
     return r.highest_modseq;
   }
@@ -397,9 +406,9 @@ export class SqliteStore implements Store {
       return this.db.transaction(() => {
         // A recreated name must get a new UIDVALIDITY (RFC 9051 §2.3.1.1): the mailbox remembers
         // the last one it issued, so none is ever reused, even for a folder deleted meanwhile.
-        const prev: any = this.db.prepare('SELECT last_uid_validity v FROM mailboxes WHERE id = ?').get(mailboxId);
+        const prev: any = this.q('SELECT last_uid_validity v FROM mailboxes WHERE id = ?').get(mailboxId);
         const uidValidity = Math.max(Math.floor(Date.now() / 1000), (prev?.v ?? 0) + 1) >>> 0;
-        this.db.prepare('UPDATE mailboxes SET last_uid_validity = ? WHERE id = ?').run(uidValidity, mailboxId);
+        this.q('UPDATE mailboxes SET last_uid_validity = ? WHERE id = ?').run(uidValidity, mailboxId);
         const r = this.db
           .prepare('INSERT INTO folders (mailbox_id, name, special_use, uid_validity) VALUES (?, ?, ?, ?) RETURNING *')
           .get(mailboxId, name, specialUse, uidValidity);
@@ -410,38 +419,44 @@ export class SqliteStore implements Store {
 
   async deleteFolder(folderId: number) {
     this.db.transaction(() => {
-      this.db.prepare('DELETE FROM messages WHERE folder_id = ?').run(folderId);
-      this.db.prepare('DELETE FROM expunged WHERE folder_id = ?').run(folderId);
-      this.db.prepare('DELETE FROM folders WHERE id = ?').run(folderId);
+      this.q('DELETE FROM messages WHERE folder_id = ?').run(folderId);
+      this.q('DELETE FROM expunged WHERE folder_id = ?').run(folderId);
+      this.q('DELETE FROM folders WHERE id = ?').run(folderId);
     })();
   }
 
   async renameFolder(mailboxId: number, from: string, to: string, delimiter: string) {
     wrapUnique(`folder ${to}`, () =>
       this.db.transaction(() => {
-        const rows: any[] = this.db.prepare('SELECT id, name FROM folders WHERE mailbox_id = ? AND (name = ? OR substr(name, 1, ?) = ?)').all(mailboxId, from, from.length + delimiter.length, from + delimiter);
-        const upd = this.db.prepare('UPDATE folders SET name = ? WHERE id = ?');
+        const rows: any[] = this.q('SELECT id, name FROM folders WHERE mailbox_id = ? AND (name = ? OR substr(name, 1, ?) = ?)').all(mailboxId, from, from.length + delimiter.length, from + delimiter);
+        const upd = this.q('UPDATE folders SET name = ? WHERE id = ?');
         for (const r of rows) upd.run(to + r.name.slice(from.length), r.id);
       })(),
     );
   }
 
   async getFolderById(folderId: number) {
-    const r = this.db.prepare('SELECT * FROM folders WHERE id = ?').get(folderId);
+    const r = this.q('SELECT * FROM folders WHERE id = ?').get(folderId);
     return r ? rowFolder(r) : undefined;
   }
 
   async listSubscriptions(mailboxId: number) {
-    return this.db.prepare('SELECT name FROM subscriptions WHERE mailbox_id = ? ORDER BY name').all(mailboxId).map((r: any) => r.name as string);
+    return this.q('SELECT name FROM subscriptions WHERE mailbox_id = ? ORDER BY name').all(mailboxId).map((r: any) => r.name as string);
   }
 
   async setSubscribed(mailboxId: number, name: string, subscribed: boolean) {
-    if (subscribed) this.db.prepare('INSERT OR IGNORE INTO subscriptions (mailbox_id, name) VALUES (?, ?)').run(mailboxId, name);
-    else this.db.prepare('DELETE FROM subscriptions WHERE mailbox_id = ? AND name = ?').run(mailboxId, name);
+    if (subscribed) this.q('INSERT OR IGNORE INTO subscriptions (mailbox_id, name) VALUES (?, ?)').run(mailboxId, name);
+    else this.q('DELETE FROM subscriptions WHERE mailbox_id = ? AND name = ?').run(mailboxId, name);
+  }
+
+  async folderModseq(folderId: number) {
+    const r: any = this.q('SELECT highest_modseq FROM folders WHERE id = ?').get(folderId);
+    if (!r) throw new Error(`folder #${folderId} not found`);
+    return r.highest_modseq as number;
   }
 
   async folderStatus(folderId: number): Promise<FolderStatus> {
-    const f: any = this.db.prepare('SELECT * FROM folders WHERE id = ?').get(folderId);
+    const f: any = this.q('SELECT * FROM folders WHERE id = ?').get(folderId);
     if (!f) throw new Error(`folder #${folderId} not found`);
     const c: any = this.db
       .prepare(
@@ -476,15 +491,15 @@ export class SqliteStore implements Store {
 
   async folderMessages(folderId: number, opts: { clearRecent?: boolean } = {}) {
     return this.db.transaction(() => {
-      const rows = this.db.prepare('SELECT uid, flags, modseq, size, internal_date, blob_id, recent FROM messages WHERE folder_id = ? ORDER BY uid').all(folderId).map(rowFolderMessage);
-      if (opts.clearRecent && rows.some((r) => r.recent)) this.db.prepare('UPDATE messages SET recent = 0 WHERE folder_id = ? AND recent = 1').run(folderId);
+      const rows = this.q('SELECT uid, flags, modseq, size, internal_date, blob_id, recent FROM messages WHERE folder_id = ? ORDER BY uid').all(folderId).map(rowFolderMessage);
+      if (opts.clearRecent && rows.some((r) => r.recent)) this.q('UPDATE messages SET recent = 0 WHERE folder_id = ? AND recent = 1').run(folderId);
       return rows;
     })();
   }
 
   async claimRecent(folderId: number, uids: number[]) {
     return this.db.transaction(() => {
-      const upd = this.db.prepare('UPDATE messages SET recent = 0 WHERE folder_id = ? AND uid = ? AND recent = 1');
+      const upd = this.q('UPDATE messages SET recent = 0 WHERE folder_id = ? AND uid = ? AND recent = 1');
       return uids.filter((u) => upd.run(folderId, u).changes > 0);
     })();
   }
@@ -497,7 +512,7 @@ export class SqliteStore implements Store {
   }
 
   async expungedSince(folderId: number, modseq: number) {
-    return this.db.prepare('SELECT uid FROM expunged WHERE folder_id = ? AND modseq > ? ORDER BY uid').all(folderId, modseq).map((r: any) => r.uid as number);
+    return this.q('SELECT uid FROM expunged WHERE folder_id = ? AND modseq > ? ORDER BY uid').all(folderId, modseq).map((r: any) => r.uid as number);
   }
 
   async appendMessage(folderId: number, m: { blobId: string; size: number; flags: string[]; internalDate: Date }) {
@@ -517,8 +532,8 @@ export class SqliteStore implements Store {
     return this.db.transaction(() => {
       const updated: FlagUpdate[] = [];
       const modifiedUids: number[] = [];
-      const get = this.db.prepare('SELECT flags, modseq FROM messages WHERE folder_id = ? AND uid = ?');
-      const set = this.db.prepare('UPDATE messages SET flags = ?, modseq = ? WHERE folder_id = ? AND uid = ?');
+      const get = this.q('SELECT flags, modseq FROM messages WHERE folder_id = ? AND uid = ?');
+      const set = this.q('UPDATE messages SET flags = ?, modseq = ? WHERE folder_id = ? AND uid = ?');
       const wanted = normaliseFlags(flags);
       let modseq = 0;
       for (const uid of uids) {
@@ -552,13 +567,13 @@ export class SqliteStore implements Store {
 
   async expunge(folderId: number, uids?: number[]) {
     return this.db.transaction(() => {
-      const rows: any[] = this.db.prepare("SELECT uid FROM messages WHERE folder_id = ? AND (' ' || flags || ' ') LIKE '% \\Deleted %' ORDER BY uid").all(folderId);
+      const rows: any[] = this.q("SELECT uid FROM messages WHERE folder_id = ? AND (' ' || flags || ' ') LIKE '% \\Deleted %' ORDER BY uid").all(folderId);
       const only = uids ? new Set(uids) : undefined;
       const gone = rows.map((r) => r.uid as number).filter((u) => !only || only.has(u));
       if (gone.length === 0) return [];
       const modseq = this.bumpModseq(folderId);
-      const del = this.db.prepare('DELETE FROM messages WHERE folder_id = ? AND uid = ?');
-      const rec = this.db.prepare('INSERT OR REPLACE INTO expunged (folder_id, uid, modseq) VALUES (?, ?, ?)');
+      const del = this.q('DELETE FROM messages WHERE folder_id = ? AND uid = ?');
+      const rec = this.q('INSERT OR REPLACE INTO expunged (folder_id, uid, modseq) VALUES (?, ?, ?)');
       for (const u of gone) {
         del.run(folderId, u);
         rec.run(folderId, u, modseq);
@@ -569,8 +584,8 @@ export class SqliteStore implements Store {
 
   async copyMessages(fromFolderId: number, uids: number[], toFolderId: number, move: boolean) {
     return this.db.transaction(() => {
-      const get = this.db.prepare('SELECT * FROM messages WHERE folder_id = ? AND uid = ?');
-      const ins = this.db.prepare('INSERT INTO messages (folder_id, uid, blob_id, size, internal_date, flags, modseq, recent) VALUES (?, ?, ?, ?, ?, ?, ?, 1)');
+      const get = this.q('SELECT * FROM messages WHERE folder_id = ? AND uid = ?');
+      const ins = this.q('INSERT INTO messages (folder_id, uid, blob_id, size, internal_date, flags, modseq, recent) VALUES (?, ?, ?, ?, ?, ?, ?, 1)');
       const map: { from: number; to: number }[] = [];
       const rows = uids.map((u) => get.get(fromFolderId, u) as any).filter(Boolean);
       if (rows.length === 0) return map;
@@ -584,8 +599,8 @@ export class SqliteStore implements Store {
       if (move) {
         // RFC 6851 §3.3: the source messages are expunged as part of the same operation.
         const modseq = this.bumpModseq(fromFolderId);
-        const del = this.db.prepare('DELETE FROM messages WHERE folder_id = ? AND uid = ?');
-        const rec = this.db.prepare('INSERT OR REPLACE INTO expunged (folder_id, uid, modseq) VALUES (?, ?, ?)');
+        const del = this.q('DELETE FROM messages WHERE folder_id = ? AND uid = ?');
+        const rec = this.q('INSERT OR REPLACE INTO expunged (folder_id, uid, modseq) VALUES (?, ?, ?)');
         for (const r of rows) {
           del.run(fromFolderId, r.uid);
           rec.run(fromFolderId, r.uid, modseq);
@@ -603,11 +618,11 @@ export class SqliteStore implements Store {
   }
 
   async getBlobMeta(blobId: string) {
-    const r: any = this.db.prepare('SELECT info FROM blob_meta WHERE blob_id = ?').get(blobId);
+    const r: any = this.q('SELECT info FROM blob_meta WHERE blob_id = ?').get(blobId);
     return r?.info as string | undefined;
   }
 
   async setBlobMeta(blobId: string, info: string) {
-    this.db.prepare('INSERT OR REPLACE INTO blob_meta (blob_id, info) VALUES (?, ?)').run(blobId, info);
+    this.q('INSERT OR REPLACE INTO blob_meta (blob_id, info) VALUES (?, ?)').run(blobId, info);
   }
 }
