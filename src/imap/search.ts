@@ -18,6 +18,13 @@ export interface SearchContext {
 /** RFC 9051 §6.4.4: case-insensitive substring match, folded the way Dovecot folds (case, accents). */
 const fold = normalizeForSearch;
 
+async function readHead(blobs: BlobStore, blobId: string, end: number): Promise<Buffer> {
+  if (end <= 0) return Buffer.alloc(0);
+  const chunks: Buffer[] = [];
+  for await (const c of blobs.stream(blobId, { start: 0, end: end - 1 })) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
 function dayOf(iso: string | null): string | undefined {
   if (!iso) return undefined;
   const d = new Date(iso);
@@ -46,7 +53,7 @@ export async function runSearch(key: SearchKey, view: FolderView, ctx: SearchCon
   const saved = new Set(ctx.saved);
   for (let i = 0; i < view.messages.length; i++) {
     const m = view.messages[i];
-    const raw: { buf?: Buffer } = {};
+    const raw: { buf?: Buffer; head?: Buffer } = {};
     if (await matches(key, m, i + 1, ctx, raw, uidSet, saved)) out.push({ seq: i + 1, uid: m.uid });
   }
   return out;
@@ -57,7 +64,7 @@ async function matches(
   m: ViewMessage,
   seq: number,
   ctx: SearchContext,
-  raw: { buf?: Buffer },
+  raw: { buf?: Buffer; head?: Buffer },
   uidSet: (k: any, byUid: boolean) => Set<number>,
   saved: Set<number>,
 ): Promise<boolean> {
@@ -104,7 +111,9 @@ async function matches(
       const f = k.field.toLowerCase();
       // FROM/TO/CC/BCC search the address list, SUBJECT the decoded subject; HEADER the raw field.
       const mode = !k.viaKeyword ? 'plain' : f === 'subject' ? 'subject' : 'address';
-      const values = headerValues(await getRaw(), info, k.field, mode);
+      // Only the top-level header block is read from the message file, not the whole message.
+      const head = raw.buf ?? (raw.head ??= await readHead(ctx.blobs, m.blobId, info.root.bodyStart));
+      const values = headerValues(head, info, k.field, mode);
       // RFC 9051 §6.4.4: HEADER with an empty string matches every message that has the field.
       if (k.value === '') return values.length > 0;
       const needle = fold(k.value);
