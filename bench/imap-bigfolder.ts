@@ -11,31 +11,37 @@
 import { chmodSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
+import {
+  benchDir,
+  cleanupAll,
+  dovecotInstalled,
+  dovecotTargetOption,
+  dovecotTargets,
+  installSignalHandlers,
+  intOption,
+  onCleanup,
+  otherCpus,
+  parseArgsOrUsage,
+  procCpuMs,
+  snapshotProcesses,
+  treeCpuMs,
+  treePids,
+} from './common.js';
 import {
   RawImap,
   appendCommand,
-  benchDir,
-  cleanupAll,
   disturbance,
   f0,
   f1,
   f2,
   imapQuote,
-  installSignalHandlers,
   login,
   machineFacts,
   makeMessage,
   nodelayPreload,
-  onCleanup,
-  otherCpus,
-  procCpuMs,
   procStatusKb,
-  snapshotProcesses,
   startCaducee,
   table,
-  treeCpuMs,
-  treePids,
 } from './imap-stress.js';
 
 const FOLDER = 'Big';
@@ -65,36 +71,25 @@ function usage(msg: string): never {
 }
 
 async function parseOptions(argv: string[]): Promise<Options> {
-  let v;
-  try {
-    v = parseArgs({
-      args: argv,
-      options: {
-        messages: { type: 'string', default: '100000' },
-        fill: { type: 'string', default: 'multiappend' },
-        batch: { type: 'string', default: '500' },
-        connections: { type: 'string', default: '2' },
-        repeat: { type: 'string', default: '3' },
-        target: { type: 'string' },
-        'server-nodelay': { type: 'boolean', default: false },
-        'cpu-prof': { type: 'string' },
-        json: { type: 'boolean', default: false },
-      },
-      strict: true,
-    }).values;
-  } catch (e) {
-    usage((e as Error).message);
-  }
-  const int = (s: string, name: string, lo: number, hi: number) => {
-    const n = Number(s);
-    if (!Number.isInteger(n) || n < lo || n > hi) usage(`--${name} must be an integer in ${lo}..${hi}`);
-    return n;
-  };
+  const v = parseArgsOrUsage(
+    argv,
+    {
+      messages: { type: 'string', default: '100000' },
+      fill: { type: 'string', default: 'multiappend' },
+      batch: { type: 'string', default: '500' },
+      connections: { type: 'string', default: '2' },
+      repeat: { type: 'string', default: '3' },
+      target: { type: 'string' },
+      'server-nodelay': { type: 'boolean', default: false },
+      'cpu-prof': { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+    usage,
+  );
+  const int = intOption(usage);
   if (v.fill !== 'multiappend' && v.fill !== 'append') usage('--fill must be multiappend or append');
-  const { findExecutable } = await import('../test/peers/which.js');
-  const haveDovecot = !!findExecutable('dovecot') && !!findExecutable('doveadm') && process.getuid?.() === 0;
-  const target = v.target ?? (haveDovecot ? 'both' : 'caducee');
-  if (!['caducee', 'dovecot', 'both'].includes(target)) usage('--target must be caducee, dovecot or both');
+  const haveDovecot = (await dovecotInstalled()) && process.getuid?.() === 0;
+  const target = dovecotTargetOption(v.target, haveDovecot, usage);
   if (target !== 'caducee' && !haveDovecot) usage('Dovecot must be installed (dovecot-imapd) and this must run as root for --target dovecot|both');
   return {
     messages: int(v.messages!, 'messages', 100, 500_000),
@@ -102,7 +97,7 @@ async function parseOptions(argv: string[]): Promise<Options> {
     batch: int(v.batch!, 'batch', 1, 5000),
     connections: int(v.connections!, 'connections', 1, 16),
     repeat: int(v.repeat!, 'repeat', 1, 20),
-    targets: target === 'both' ? ['caducee', 'dovecot'] : [target as 'caducee' | 'dovecot'],
+    targets: dovecotTargets(target),
     serverNodelay: v['server-nodelay']!,
     cpuProf: v['cpu-prof'] ? path.resolve(v['cpu-prof']) : undefined,
     json: v.json!,

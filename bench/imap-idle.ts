@@ -13,27 +13,30 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { execFileSync } from 'node:child_process';
-import { parseArgs } from 'node:util';
 import {
-  RawImap,
   benchDir,
   cleanupAll,
   clientCpuMs,
+  installSignalHandlers,
+  intOption,
+  otherCpus,
+  parseArgsOrUsage,
+  percentile,
+  procCpuMs,
+  snapshotProcesses,
+} from './common.js';
+import {
+  RawImap,
   disturbance,
   f0,
   f1,
   f2,
-  installSignalHandlers,
   login,
   machineFacts,
   nodelayPreload,
-  otherCpus,
-  percentile,
-  procCpuMs,
   procFdCount,
   procNofile,
   procStatusKb,
-  snapshotProcesses,
   startCaducee,
 } from './imap-stress.js';
 
@@ -57,30 +60,21 @@ function usage(msg: string): never {
 }
 
 function parseOptions(argv: string[]): Options {
-  let v;
-  try {
-    v = parseArgs({
-      args: argv,
-      options: {
-        connections: { type: 'string', default: '10000' },
-        batch: { type: 'string', default: '50' },
-        'exists-timeout': { type: 'string', default: '120' },
-        'connect-timeout': { type: 'string', default: '1800' },
-        'server-nodelay': { type: 'boolean', default: false },
-        phased: { type: 'boolean', default: false },
-        'cpu-prof': { type: 'string' },
-        json: { type: 'boolean', default: false },
-      },
-      strict: true,
-    }).values;
-  } catch (e) {
-    usage((e as Error).message);
-  }
-  const int = (s: string, name: string, lo: number, hi: number) => {
-    const n = Number(s);
-    if (!Number.isInteger(n) || n < lo || n > hi) usage(`--${name} must be an integer in ${lo}..${hi}`);
-    return n;
-  };
+  const v = parseArgsOrUsage(
+    argv,
+    {
+      connections: { type: 'string', default: '10000' },
+      batch: { type: 'string', default: '50' },
+      'exists-timeout': { type: 'string', default: '120' },
+      'connect-timeout': { type: 'string', default: '1800' },
+      'server-nodelay': { type: 'boolean', default: false },
+      phased: { type: 'boolean', default: false },
+      'cpu-prof': { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+    usage,
+  );
+  const int = intOption(usage);
   return {
     connections: int(v.connections!, 'connections', 1, 25_000),
     batch: int(v.batch!, 'batch', 1, 1000),

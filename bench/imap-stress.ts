@@ -6,23 +6,41 @@
 //                                          [--target caducee|dovecot|both] [--server-nodelay]
 //                                          [--cpu-prof DIR] [--json]
 //
-// This file also exports the small pieces the other IMAP benchmarks share (bench/imap-bigfolder.ts,
+// This file also exports the IMAP pieces the other IMAP benchmarks share (bench/imap-bigfolder.ts,
 // bench/imap-idle.ts): RawImap (a lean pipelining IMAP client), startCaducee (the demo server in a
-// child process), cleanup/signal handling, /proc readers and report helpers. See bench/README.md.
+// child process), more /proc readers and report helpers; what every benchmark shares is in
+// bench/common.ts. See bench/README.md.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import tls from 'node:tls';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import type { DemoLayout } from '../src/demo/space.js';
+import {
+  REPO,
+  benchDir,
+  cleanupAll,
+  clientCpuMs,
+  commandLine,
+  dovecotInstalled,
+  dovecotTargetOption,
+  dovecotTargets,
+  installSignalHandlers,
+  intOption,
+  onCleanup,
+  otherCpus,
+  parseArgsOrUsage,
+  percentile,
+  procCpuMs,
+  snapshotProcesses,
+  treeCpuMs,
+  treePids,
+} from './common.js';
 
-export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const CLK_TCK = 100; // Linux USER_HZ, for /proc/<pid>/stat times
 
 // ---- a lean IMAP client ------------------------------------------------------------------------
 
@@ -406,96 +424,7 @@ net.Server.prototype.emit = function (ev, sock, ...rest) {
   return ['--import', pathToFileURL(file).href];
 }
 
-// ---- cleanup -----------------------------------------------------------------------------------
-
-const cleanups: { what: string; fn: () => Promise<void> | void }[] = [];
-let cleaning: Promise<void> | undefined;
-
-export function onCleanup(what: string, fn: () => Promise<void> | void): void {
-  cleanups.push({ what, fn });
-}
-
-/** Runs every registered cleanup once, newest first; never throws. */
-export function cleanupAll(): Promise<void> {
-  cleaning ??= (async () => {
-    for (const c of cleanups.reverse()) {
-      try {
-        await c.fn();
-      } catch (e) {
-        process.stderr.write(`cleanup "${c.what}" failed: ${(e as Error).message}\n`);
-      }
-    }
-  })();
-  return cleaning;
-}
-
-/** SIGINT/SIGTERM/SIGHUP and a global watchdog run the cleanups, then exit. */
-export function installSignalHandlers(name: string, globalTimeoutMs: number): void {
-  for (const [sig, code] of [
-    ['SIGINT', 130],
-    ['SIGTERM', 143],
-    ['SIGHUP', 129],
-  ] as const) {
-    process.once(sig, () => {
-      process.stderr.write(`\n${name}: ${sig}, cleaning up…\n`);
-      void cleanupAll().finally(() => process.exit(code));
-      process.once(sig, () => process.exit(code));
-    });
-  }
-  const watchdog = setTimeout(() => {
-    process.stderr.write(`${name}: the run exceeded ${Math.round(globalTimeoutMs / 60_000)} min, aborting\n`);
-    void cleanupAll().finally(() => process.exit(1));
-  }, globalTimeoutMs);
-  watchdog.unref();
-}
-
-/** A temporary directory removed by the cleanups (and at exit). */
-export function benchDir(prefix: string): string {
-  const base = mkdtempSync(path.join(os.tmpdir(), prefix));
-  onCleanup('remove the temporary directory', () => rmSync(base, { recursive: true, force: true }));
-  process.on('exit', () => {
-    if (existsSync(base)) rmSync(base, { recursive: true, force: true });
-  });
-  return base;
-}
-
 // ---- /proc -------------------------------------------------------------------------------------
-
-/** utime+stime of a process in ms (with reaped children when asked). */
-export function procCpuMs(pid: number, withReapedChildren = true): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(f[11]) + Number(f[12]) + (withReapedChildren ? Number(f[13]) + Number(f[14]) : 0);
-    return (ticks * 1000) / CLK_TCK;
-  } catch {
-    return 0;
-  }
-}
-
-function childrenOf(pid: number): number[] {
-  try {
-    const s = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
-    return s === '' ? [] : s.split(/\s+/).map(Number);
-  } catch {
-    return [];
-  }
-}
-
-/** CPU ms of a process tree: live processes plus the children they reaped. */
-export function treeCpuMs(root: number): number {
-  let total = 0;
-  const stack = [root];
-  const seen = new Set<number>();
-  while (stack.length) {
-    const pid = stack.pop()!;
-    if (seen.has(pid)) continue;
-    seen.add(pid);
-    total += procCpuMs(pid, true);
-    stack.push(...childrenOf(pid));
-  }
-  return total;
-}
 
 /** A field of /proc/<pid>/status in KiB (VmRSS, VmHWM, …); NaN when unreadable. */
 export function procStatusKb(pid: number, field: string): number {
@@ -523,73 +452,12 @@ export function procNofile(pid: number | 'self'): { soft: number; hard: number }
   return { soft: n(m?.[1]), hard: n(m?.[2]) };
 }
 
-/** utime+stime (ms) of every user-space process, by "pid/starttime" (kernel threads left out). */
-export function snapshotProcesses(): Map<string, number> {
-  const snap = new Map<string, number>();
-  let names: string[] = [];
-  try {
-    names = readdirSync('/proc');
-  } catch {
-    return snap;
-  }
-  for (const name of names) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if ((Number(f[6]) & 0x00200000) !== 0) continue; // PF_KTHREAD
-      snap.set(`${name}/${f[19]}`, ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK);
-    } catch {
-      /* exited meanwhile */
-    }
-  }
-  return snap;
-}
-
-/** Processes of a tree (root included). */
-export function treePids(root: number): Set<number> {
-  const pids = new Set<number>();
-  const stack = [root];
-  while (stack.length) {
-    const pid = stack.pop()!;
-    if (pids.has(pid)) continue;
-    pids.add(pid);
-    stack.push(...childrenOf(pid));
-  }
-  return pids;
-}
-
-/**
- * Average number of CPUs used between two snapshots by user-space processes other than
- * `exclude` (the server and this client): a lower bound of the disturbance (processes that
- * exited meanwhile, kernel threads, interrupts and steal are not counted).
- */
-export function otherCpus(before: Map<string, number>, after: Map<string, number>, exclude: Set<number>, wallMs: number): number {
-  let total = 0;
-  for (const [key, ms] of after) {
-    if (exclude.has(Number(key.slice(0, key.indexOf('/'))))) continue;
-    total += ms - (before.get(key) ?? 0);
-  }
-  return total / Math.max(1, wallMs);
-}
-
 /** A warning line when other processes used more than 0.1 CPU during a measurement. */
 export function disturbance(cpus: number): string {
   return cpus > 0.1 ? ` — WARNING: other processes used ${cpus.toFixed(2)} CPUs meanwhile, figures disturbed` : ` (other processes: ${cpus.toFixed(2)} CPUs)`;
 }
 
-export const clientCpuMs = () => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-};
-
 // ---- report helpers ----------------------------------------------------------------------------
-
-export function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[idx];
-}
 
 export const f0 = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en') : '—');
 export const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '—');
@@ -599,11 +467,6 @@ export const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : '—');
 export function table(rows: string[][], leftColumns = 1): string {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
   return rows.map((r) => '  ' + r.map((cell, c) => (c < leftColumns ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')).join('\n');
-}
-
-export function commandLine(): string {
-  const script = path.relative(process.cwd(), process.argv[1]) || process.argv[1];
-  return ['node', ...process.execArgv, script, ...process.argv.slice(2)].join(' ');
 }
 
 /** Header lines: date, command, node, CPUs, load, memory, kernel. */
@@ -849,40 +712,29 @@ function usage(msg: string): never {
 }
 
 async function parseOptions(argv: string[]): Promise<Options> {
-  let v;
-  try {
-    v = parseArgs({
-      args: argv,
-      options: {
-        clients: { type: 'string', default: '20' },
-        duration: { type: 'string', default: '20' },
-        messages: { type: 'string', default: '1000' },
-        target: { type: 'string' },
-        'server-nodelay': { type: 'boolean', default: false },
-        'cpu-prof': { type: 'string' },
-        json: { type: 'boolean', default: false },
-      },
-      strict: true,
-    }).values;
-  } catch (e) {
-    usage((e as Error).message);
-  }
-  const int = (s: string, name: string, lo: number, hi: number) => {
-    const n = Number(s);
-    if (!Number.isInteger(n) || n < lo || n > hi) usage(`--${name} must be an integer in ${lo}..${hi}`);
-    return n;
-  };
-  const { findExecutable } = await import('../test/peers/which.js');
-  const haveDovecot = !!findExecutable('dovecot') && !!findExecutable('doveadm');
-  const target = v.target ?? (haveDovecot ? 'both' : 'caducee');
-  if (!['caducee', 'dovecot', 'both'].includes(target)) usage('--target must be caducee, dovecot or both');
+  const v = parseArgsOrUsage(
+    argv,
+    {
+      clients: { type: 'string', default: '20' },
+      duration: { type: 'string', default: '20' },
+      messages: { type: 'string', default: '1000' },
+      target: { type: 'string' },
+      'server-nodelay': { type: 'boolean', default: false },
+      'cpu-prof': { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+    usage,
+  );
+  const int = intOption(usage);
+  const haveDovecot = await dovecotInstalled();
+  const target = dovecotTargetOption(v.target, haveDovecot, usage);
   if (target !== 'caducee' && !haveDovecot) usage('Dovecot is not installed (Debian: dovecot-imapd; .ci/run installs it)');
   if (target !== 'caducee' && process.getuid?.() !== 0) usage('Dovecot runs as root here (test/peers/dovecot.ts): run as root or use --target caducee');
   return {
     clients: int(v.clients!, 'clients', 1, 500),
     seconds: int(v.duration!, 'duration', 1, 600),
     messages: int(v.messages!, 'messages', 10, 20_000),
-    targets: target === 'both' ? ['caducee', 'dovecot'] : [target as 'caducee' | 'dovecot'],
+    targets: dovecotTargets(target),
     serverNodelay: v['server-nodelay']!,
     cpuProf: v['cpu-prof'] ? path.resolve(v['cpu-prof']) : undefined,
     json: v.json!,

@@ -8,21 +8,34 @@
 // See bench/README.md for what is measured and how to read the figures.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, readFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { prepareDemo, type DemoLayout } from '../src/demo/space.js';
 import { TestPki } from '../src/pki/index.js';
 import { PostfixPeer } from '../test/peers/postfix.js';
 import { findExecutable } from '../test/peers/which.js';
+import {
+  REPO,
+  benchDir,
+  cleanupAll,
+  clientCpuMs,
+  commandLine,
+  installSignalHandlers,
+  onCleanup,
+  otherProcessesCpuMs,
+  parseArgsOrUsage,
+  percentile,
+  procCpuMs,
+  snapshotProcesses,
+  treeCpuMs,
+  treePids,
+} from './common.js';
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const FROM = 'a@a.mssante.test';
 const CLIENT_NAME = 'mx.a.mssante.test';
 const POSTFIX_DOMAIN = 'c.mssante.test';
@@ -38,7 +51,6 @@ const PHASE_TIMEOUT_MS = 180_000; // sending one size to one target
 const DELIVERY_TIMEOUT_MS = 120_000; // Postfix: from the last 250 until the Maildir holds all
 const GLOBAL_TIMEOUT_MS = 20 * 60_000; // the whole run, setup and cleanup included
 const STARTUP_TIMEOUT_MS = 60_000; // the Caducée demo child printing its layout
-const CLK_TCK = 100; // Linux USER_HZ, for /proc/<pid>/stat times
 
 // ---- arguments ---------------------------------------------------------------------------------
 
@@ -72,24 +84,18 @@ function parseSize(s: string): SizeSpec {
 }
 
 function parseOptions(argv: string[]): Options {
-  let v;
-  try {
-    v = parseArgs({
-      args: argv,
-      options: {
-        messages: { type: 'string' },
-        concurrency: { type: 'string' },
-        sizes: { type: 'string' },
-        target: { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values;
-  } catch (e) {
-    usage((e as Error).message);
-  }
+  const v = parseArgsOrUsage(
+    argv,
+    {
+      messages: { type: 'string' },
+      concurrency: { type: 'string' },
+      sizes: { type: 'string' },
+      target: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    usage,
+  );
   if (v.help) usage('help');
   const int = (name: string, s: string | undefined, max: number): number | undefined => {
     if (s === undefined) return undefined;
@@ -111,49 +117,6 @@ function parseOptions(argv: string[]): Options {
 
 /** Default message count: 200 for small messages, 40 from 512 KiB up (1 MB by default). */
 const defaultCount = (bytes: number) => (bytes < 512 * 1024 ? 200 : 40);
-
-// ---- cleanup -----------------------------------------------------------------------------------
-
-const cleanups: { what: string; fn: () => Promise<void> | void }[] = [];
-let cleaning: Promise<void> | undefined;
-
-function onCleanup(what: string, fn: () => Promise<void> | void): void {
-  cleanups.push({ what, fn });
-}
-
-/** Runs every registered cleanup once, newest first; never throws. */
-function cleanupAll(): Promise<void> {
-  cleaning ??= (async () => {
-    for (const c of cleanups.reverse()) {
-      try {
-        await c.fn();
-      } catch (e) {
-        process.stderr.write(`mx-load: cleanup "${c.what}" failed: ${(e as Error).message}\n`);
-      }
-    }
-  })();
-  return cleaning;
-}
-
-function installSignalHandlers(): void {
-  for (const [sig, code] of [
-    ['SIGINT', 130],
-    ['SIGTERM', 143],
-    ['SIGHUP', 129],
-  ] as const) {
-    process.once(sig, () => {
-      process.stderr.write(`\nmx-load: ${sig}, cleaning up…\n`);
-      void cleanupAll().finally(() => process.exit(code));
-      // A second signal while cleaning up exits at once (the exit hooks still run).
-      process.once(sig, () => process.exit(code));
-    });
-  }
-  const watchdog = setTimeout(() => {
-    process.stderr.write(`mx-load: the run exceeded ${GLOBAL_TIMEOUT_MS / 60_000} min, aborting\n`);
-    void cleanupAll().finally(() => process.exit(1));
-  }, GLOBAL_TIMEOUT_MS);
-  watchdog.unref();
-}
 
 // ---- messages ----------------------------------------------------------------------------------
 
@@ -277,99 +240,6 @@ function resetSession(conn: SMTPConnection): Promise<boolean> {
   return new Promise((resolve) => conn.reset((err) => resolve(!err)));
 }
 
-// ---- CPU accounting ----------------------------------------------------------------------------
-
-/** utime+stime (and, with children, cutime+cstime) of a process, in ms; 0 if gone. */
-function procCpuMs(pid: number, withReapedChildren: boolean): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // Fields after "(comm)": state(3) ppid(4) … utime(14) stime(15) cutime(16) cstime(17), 1-based.
-    const ticks = Number(f[11]) + Number(f[12]) + (withReapedChildren ? Number(f[13]) + Number(f[14]) : 0);
-    return (ticks * 1000) / CLK_TCK;
-  } catch {
-    return 0;
-  }
-}
-
-function childrenOf(pid: number): number[] {
-  try {
-    const s = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
-    return s === '' ? [] : s.split(/\s+/).map(Number);
-  } catch {
-    return [];
-  }
-}
-
-/** CPU ms used by a process tree: live processes plus the children they have reaped. */
-function treeCpuMs(root: number): number {
-  let total = 0;
-  const stack = [root];
-  const seen = new Set<number>();
-  while (stack.length) {
-    const pid = stack.pop()!;
-    if (seen.has(pid)) continue;
-    seen.add(pid);
-    total += procCpuMs(pid, true);
-    stack.push(...childrenOf(pid));
-  }
-  return total;
-}
-
-function treePids(root: number): Set<number> {
-  const pids = new Set<number>();
-  const stack = [root];
-  while (stack.length) {
-    const pid = stack.pop()!;
-    if (pids.has(pid)) continue;
-    pids.add(pid);
-    stack.push(...childrenOf(pid));
-  }
-  return pids;
-}
-
-/** utime+stime (ms) of every user-space process, by "pid/starttime" (kernel threads left out). */
-function snapshotProcesses(): Map<string, number> {
-  const snap = new Map<string, number>();
-  let names: string[] = [];
-  try {
-    names = readdirSync('/proc');
-  } catch {
-    return snap;
-  }
-  for (const name of names) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if ((Number(f[6]) & 0x00200000) !== 0) continue; // PF_KTHREAD
-      snap.set(`${name}/${f[19]}`, ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK);
-    } catch {
-      /* exited meanwhile */
-    }
-  }
-  return snap;
-}
-
-/**
- * CPU ms used between two snapshots by user-space processes other than `exclude` (the server and
- * this client): a lower bound of the disturbance (time of processes that exited meanwhile is lost;
- * kernel threads, interrupts and steal are not counted).
- */
-function otherProcessesCpuMs(before: Map<string, number>, after: Map<string, number>, exclude: Set<number>): number {
-  let total = 0;
-  for (const [key, ms] of after) {
-    if (exclude.has(Number(key.slice(0, key.indexOf('/'))))) continue;
-    total += ms - (before.get(key) ?? 0);
-  }
-  return total;
-}
-
-const clientCpuMs = () => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-};
-
 // ---- one phase: one size against one target ----------------------------------------------------
 
 interface PhaseResult {
@@ -407,12 +277,6 @@ interface Target extends TargetInfo {
   serverCpuMs(): number;
   /** The server's processes now. */
   serverPids(): Set<number>;
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[idx];
 }
 
 async function runPhase(t: Target, tls: ClientTls, size: SizeSpec, n: number, m: number, log: (s: string) => void): Promise<PhaseResult> {
@@ -658,11 +522,6 @@ function table(rows: string[][]): string {
   return rows.map((r) => '  ' + r.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')).join('\n');
 }
 
-function commandLine(): string {
-  const script = path.relative(process.cwd(), process.argv[1]) || process.argv[1];
-  return ['node', ...process.execArgv, script, ...process.argv.slice(2)].join(' ');
-}
-
 function postfixVersion(): string {
   const postconf = findExecutable('postconf');
   if (!postconf) return 'not installed';
@@ -678,7 +537,7 @@ function postfixVersion(): string {
 
 async function main(): Promise<number> {
   const opts = parseOptions(process.argv.slice(2));
-  installSignalHandlers();
+  installSignalHandlers('mx-load', GLOBAL_TIMEOUT_MS, true);
   const log = (s: string) => process.stderr.write(s + '\n');
   const out = (s = '') => process.stdout.write(s + '\n');
 
@@ -696,13 +555,9 @@ async function main(): Promise<number> {
   out(`               (nodemailer SMTPConnection, PIPELINING), 1 uncounted warm-up message per connection and size`);
   out();
 
-  const base = mkdtempSync(path.join(os.tmpdir(), 'caducee-bench-'));
+  const base = benchDir('caducee-bench-');
   // Postfix's virtual delivery agent runs as nobody and must traverse this directory.
   chmodSync(base, 0o755);
-  onCleanup('remove the temporary directory', () => rmSync(base, { recursive: true, force: true }));
-  process.on('exit', () => {
-    if (existsSync(base)) rmSync(base, { recursive: true, force: true });
-  });
 
   log(`mx-load: preparing a demo trust space in ${base}`);
   // The layout (PKI, operators' stores, trust list) is made here; `caducee demo --dir` reuses it.

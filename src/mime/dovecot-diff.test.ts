@@ -8,20 +8,23 @@ import { readdirSync } from 'node:fs';
 import { test } from 'node:test';
 import { CORPUS, randomCorpus } from './corpus.js';
 import { dovecotAvailable, INTERNAL_TIME, runDovecot } from './dovecot-oracle.js';
-import { IMAPTEST_DIR, readMbox, sexpToArg, type Arg } from './imaptest-harness.js';
 import {
+  IMAPTEST_DIR,
   analyzeMessage,
   binaryContent,
   bodyStructure,
   envelopeSexp,
   headerValues,
   normalizeForSearch,
+  readMbox,
   searchableText,
   sectionBytes,
+  sexpToArg,
+  type Arg,
   type MessageInfo,
   type Part,
   type SectionSpec,
-} from './index.js';
+} from './imaptest-harness.js';
 import { binToText } from './text.js';
 
 interface Msg {

@@ -17,6 +17,9 @@ import {
   type Sexp,
 } from './index.js';
 
+/** The tests import the module's API through this file, with the harness. */
+export * from './index.js';
+
 export const IMAPTEST_DIR = '/work/shared/conformance/imaptest/tests';
 
 /**

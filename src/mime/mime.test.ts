@@ -5,21 +5,23 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { test } from 'node:test';
 import { CORPUS, crlf, lf, randomCorpus } from './corpus.js';
-import { IMAPTEST_DIR, readMbox, ser } from './imaptest-harness.js';
 import {
+  IMAPTEST_DIR,
   analyzeMessage,
   binaryContent,
   bodyStructure,
   envelopeSexp,
   headerValues,
   normalizeForSearch,
+  readMbox,
   searchableText,
   sectionBytes,
   sectionRange,
+  ser,
   type MessageInfo,
   type Part,
   type SectionSpec,
-} from './index.js';
+} from './imaptest-harness.js';
 
 const corpus = (name: string) => {
   const c = CORPUS.find((m) => m.name === name);
