@@ -111,9 +111,16 @@ async function matches(
       const f = k.field.toLowerCase();
       // FROM/TO/CC/BCC search the address list, SUBJECT the decoded subject; HEADER the raw field.
       const mode = !k.viaKeyword ? 'plain' : f === 'subject' ? 'subject' : 'address';
-      // Only the top-level header block is read from the message file, not the whole message.
-      const head = raw.buf ?? (raw.head ??= await readHead(ctx.blobs, m.blobId, info.root.bodyStart));
-      const values = headerValues(head, info, k.field, mode);
+      let values: string[];
+      if (mode === 'subject' && info.envelope.subject !== null && !/\n/.test(info.envelope.subject)) {
+        // Fast path: the decoded first Subject: kept by the index (no file read). A message with
+        // several Subject: fields (malformed, RFC 5322 §3.6 allows one) is searched on the first.
+        values = [info.subject.replace(/[ \t\r\n]+/g, ' ')];
+      } else {
+        // Only the top-level header block is read from the message file, not the whole message.
+        const head = raw.buf ?? (raw.head ??= await readHead(ctx.blobs, m.blobId, info.root.bodyStart));
+        values = headerValues(head, info, k.field, mode);
+      }
       // RFC 9051 §6.4.4: HEADER with an empty string matches every message that has the field.
       if (k.value === '') return values.length > 0;
       const needle = fold(k.value);
