@@ -34,7 +34,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { findExecutable } from './which.js';
+import { findExecutable, installExitHook, liveMasters } from './which.js';
 import { freePort } from './postfix.js';
 
 const execFileP = promisify(execFile);
@@ -62,22 +62,6 @@ export interface DovecotPeerOptions {
 
 const TIMEOUT_MS = 20_000;
 
-/** Masters still running in this process, stopped on exit if a test forgot (or crashed before) stop(). */
-const liveMasters = new Set<number>();
-let exitHookInstalled = false;
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const pid of liveMasters) {
-      try {
-        process.kill(pid, 'SIGTERM');
-      } catch {
-        /* already gone */
-      }
-    }
-  });
-}
 
 export class DovecotPeer {
   readonly host = '127.0.0.1';

@@ -41,7 +41,7 @@ import { createServer, connect } from 'node:net';
 import { chmod, chown, mkdir, readFile, readdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { findExecutable } from './which.js';
+import { findExecutable, installExitHook, liveMasters } from './which.js';
 
 export interface PostfixRoute {
   /** Host of the next hop (an IP literal: Postfix is given `[host]:port`, no DNS). */
@@ -85,22 +85,6 @@ export interface MaildirMessage {
 
 const POSTFIX_TIMEOUT_MS = 30_000;
 
-/** Masters still running in this process, stopped on exit if a test forgot (or crashed before) stop(). */
-const liveMasters = new Set<number>();
-let exitHookInstalled = false;
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const pid of liveMasters) {
-      try {
-        process.kill(pid, 'SIGTERM');
-      } catch {
-        /* already gone */
-      }
-    }
-  });
-}
 
 export class PostfixPeer {
   readonly dir: string;

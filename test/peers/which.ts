@@ -76,3 +76,20 @@ export function requirePeer(peer: string): string | undefined {
   if (inCI()) throw new Error(`CI must not skip: ${reason}`);
   return reason;
 }
+
+/** Peer master processes still running in this process, stopped on exit if a test forgot (or crashed before) stop(). */
+export const liveMasters = new Set<number>();
+let exitHookInstalled = false;
+export function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const pid of liveMasters) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        /* already gone */
+      }
+    }
+  });
+}
