@@ -67,7 +67,6 @@ export async function fetchMessage(ctx: FetchContext, seq: number, m: ViewMessag
     parts.push(`${name} ${binary ? '~' : ''}{${data.length}}\r\n`);
     parts.push(data);
   };
-  const items: string[] = [];
   for (const a of attrs) {
     switch (a.kind) {
       case 'uid':
@@ -144,7 +143,6 @@ export async function fetchMessage(ctx: FetchContext, seq: number, m: ViewMessag
         break;
     }
   }
-  void items;
   // Join items with spaces; a literal's data follows its "{n}\r\n" header directly.
   const out: (string | Buffer)[] = [`* ${seq} FETCH (`];
   for (let i = 0; i < parts.length; i++) {

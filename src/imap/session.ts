@@ -15,7 +15,7 @@ import { DELIMITER, OTHER_PREFIX, SHARED_PREFIX, UserNamespace, type MailboxAcce
 import { CommandParser, type ParserEvent } from './protocol/parser.js';
 import { decodeMutf7, encodeMutf7 } from './protocol/mutf7.js';
 import type { AppendMessage, Command, ListCommand, SearchKey, SequenceSet, StatusItem } from './protocol/types.js';
-import { astring, imapDate, quoted, sequenceSet as encodeSet } from './protocol/encoder.js';
+import { astring, quoted, sequenceSet as encodeSet } from './protocol/encoder.js';
 import { runSearch } from './search.js';
 import { sortItems, threadOrderedSubject, threadReferences, threadToString, type SortItem } from './sort-thread.js';
 import { FolderView, type ViewUpdate } from './view.js';
@@ -424,7 +424,7 @@ export class ImapSession {
       case 'UID SORT':
       case 'THREAD':
       case 'UID THREAD':
-        return this.sortOrThread(tag, cmd);
+        return this.sortOrThread(cmd);
       case 'GETQUOTAROOT':
         return this.getQuotaRoot(cmd.mailbox);
       case 'GETQUOTA':
@@ -583,7 +583,8 @@ export class ImapSession {
       // RFC 9051 §6.3.2: selecting another mailbox closes the current one (no expunge).
       this.view = undefined;
       this.state = 'auth';
-      if (this.rev2 || true) this.write('* OK [CLOSED] previous mailbox closed\r\n');
+      // RFC 7162 §3.2.11 / RFC 9051 §6.3.2: CLOSED marks where the old mailbox's responses end.
+      this.write('* OK [CLOSED] previous mailbox closed\r\n');
     }
     const { r, folder } = await this.folderOf(name);
     const acl = await this.s.core.imapRights(this.user!, r.access.mailbox);
@@ -694,8 +695,6 @@ export class ImapSession {
     const recursive = cmd.selection.includes('RECURSIVEMATCH');
     const selSpecial = cmd.selection.includes('SPECIAL-USE');
     const ret = new Map(cmd.returns.map((r) => [r.name.toUpperCase(), r.items]));
-    const wantChildren = ret.has('CHILDREN') || true; // CHILDREN (RFC 3348) is always returned
-    const wantSpecial = ret.has('SPECIAL-USE') || true;
     const wantSubscribed = ret.has('SUBSCRIBED') || selSubscribed;
     const statusItems = ret.get('STATUS') as StatusItem[] | undefined;
 
@@ -746,9 +745,10 @@ export class ImapSession {
       const attrs: string[] = [];
       const hasChildren = [...names].some((n) => n.startsWith(e.name + DELIMITER)) || entries.some((c) => c !== e && c.name.startsWith(e.name + DELIMITER));
       if (!e.exists) attrs.push(e.folder || !e.subscribed ? '\\Noselect' : '\\NonExistent');
-      if (wantChildren) attrs.push(hasChildren ? '\\HasChildren' : '\\HasNoChildren');
+      // CHILDREN (RFC 3348) and SPECIAL-USE attributes are always returned, asked for or not.
+      attrs.push(hasChildren ? '\\HasChildren' : '\\HasNoChildren');
       if (wantSubscribed && e.subscribed) attrs.push('\\Subscribed');
-      if (e.folder?.specialUse && (wantSpecial || selSpecial)) attrs.push(e.folder.specialUse);
+      if (e.folder?.specialUse) attrs.push(e.folder.specialUse);
       if (selSpecial && !e.folder?.specialUse) continue;
       if (verb === 'LSUB') {
         const a = attrs.filter((x) => x === '\\Noselect');
@@ -807,7 +807,7 @@ export class ImapSession {
       if (m.data.length === 0) throw new ImapNo('empty message', undefined, 'BAD');
     }
     const total = messages.reduce((n, m) => n + m.data.length, 0);
-    await this.checkQuota(target.r.access, total, messages.length);
+    await this.checkQuota(target.r.access, total);
     const uids: number[] = [];
     // RFC 3502 MULTIAPPEND: all or nothing. Blobs first (durable), then one commit per message;
     // a failure midway expunges what was added.
@@ -834,12 +834,11 @@ export class ImapSession {
     return `[APPENDUID ${target.folder.uidValidity} ${encodeSet(uids)}] APPEND completed`;
   }
 
-  private async checkQuota(access: MailboxAccess, bytes: number, count: number) {
+  private async checkQuota(access: MailboxAccess, bytes: number) {
     const usage = await this.s.store.mailboxUsage(access.mailbox.id);
     const limit = this.quotaOf(access);
     // RFC 9208 §4.2: OVERQUOTA response code.
     if (usage.bytes + bytes > limit) throw new ImapNo(`mailbox ${access.mailbox.address} is over its storage quota: delete messages first`, 'OVERQUOTA');
-    void count;
   }
 
   private quotaOf(access: MailboxAccess): number {
@@ -1070,7 +1069,7 @@ export class ImapSession {
   }
 
   /** RFC 5256 SORT and THREAD over the messages matching the search key. */
-  private async sortOrThread(tag: string, cmd: Extract<Command, { name: 'SORT' | 'UID SORT' | 'THREAD' | 'UID THREAD' }>): Promise<string> {
+  private async sortOrThread(cmd: Extract<Command, { name: 'SORT' | 'UID SORT' | 'THREAD' | 'UID THREAD' }>): Promise<string> {
     if (!/^(utf-8|us-ascii)$/i.test(cmd.charset)) throw new ImapNo(`charset ${cmd.charset} is not supported`, 'BADCHARSET (UTF-8 US-ASCII)');
     const v = this.view!;
     const byUid = cmd.name.startsWith('UID');
@@ -1094,7 +1093,6 @@ export class ImapSession {
     else throw new ImapNo(`unknown threading algorithm ${cmd.algorithm}`, undefined, 'BAD');
     const out = threadToString(threads);
     this.write(`* THREAD${out ? ' ' + out : ''}\r\n`);
-    void tag;
     return `${cmd.name} completed`;
   }
 
@@ -1157,7 +1155,7 @@ export class ImapSession {
     const verb = `${byUid ? 'UID ' : ''}${move ? 'MOVE' : 'COPY'}`;
     if (targets.length === 0) return `${verb} completed (no messages)`;
     const size = targets.reduce((n, t) => n + (v.byUidGet(t.uid)?.size ?? 0), 0);
-    if (dest.r.access.mailbox.id !== v.mailboxId) await this.checkQuota(dest.r.access, size, targets.length);
+    if (dest.r.access.mailbox.id !== v.mailboxId) await this.checkQuota(dest.r.access, size);
     const map = await this.s.store.copyMessages(v.folderId, targets.map((t) => t.uid), dest.folder.id, move);
     this.notifyChanged(dest.folder.id);
     // RFC 4315 §3 COPYUID; for MOVE it is sent untagged before the EXPUNGEs (RFC 6851 §4.3).
@@ -1185,15 +1183,17 @@ export function parseImapDate(s: string): Date | undefined {
 
 /** RFC 9051 §6.3.9 LIST wildcards: "*" matches anything, "%" anything but the delimiter. */
 export function matcher(pattern: string): (name: string) => boolean {
-  let re = '^';
-  for (const ch of pattern) {
-    if (ch === '*') re += '.*';
-    else if (ch === '%') re += '[^/]*';
-    else re += ch.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  }
-  const rx = new RegExp(re + '$', 's');
-  // INBOX is case-insensitive (RFC 9051 §5.1).
-  return (name) => rx.test(name) || (/^inbox(\/|$)/i.test(name) && rx.test('INBOX' + name.slice(5))) || (name.startsWith('INBOX') && new RegExp(re + '$', 'is').test(name) && /^inbox/i.test(pattern));
+  const toRe = (p: string) => {
+    let re = '^';
+    for (const ch of p) {
+      if (ch === '*') re += '.*';
+      else if (ch === '%') re += '[^/]*';
+      else re += ch.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    }
+    return new RegExp(re + '$', 's');
+  };
+  const rx = toRe(pattern);
+  // RFC 9051 §5.1: INBOX is case-insensitive, in the pattern as in the name.
+  const inboxRx = /^inbox(\/|$)/i.test(pattern) ? toRe('INBOX' + pattern.slice(5)) : undefined;
+  return (name) => rx.test(name) || (!!inboxRx && /^INBOX(\/|$)/.test(name) && inboxRx.test(name));
 }
-
-void imapDate;
