@@ -1,10 +1,13 @@
 // IMAP access and synchronisation details: ACL mapped onto grants (and access-checked), QUOTA,
 // CONDSTORE/QRESYNC, cross-session updates, and a mailbox that is not delegated stays invisible.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../src/demo/space.js';
-import { rawImap, submitAs, tempDir, testLogger } from './helpers.js';
+import { probe, rawImap, submitAs, tempDir, testLogger } from './helpers.js';
 
 describe('IMAP access, ACL and resynchronisation', () => {
   let layout: DemoLayout;
@@ -115,5 +118,28 @@ describe('IMAP access, ACL and resynchronisation', () => {
       a.close();
       b.close();
     }
+  });
+
+  test('every authentication success and failure is audited, without the secret', async () => {
+    const claire = layout.operators[0].users[0];
+    const c = await rawImap(demo.operators[0].ports.imaps, ca);
+    assert.match((await c.cmd(`LOGIN ${claire.login} "mauvais-mot-de-passe"`)).at(-1)!, /^t\d+ NO \[AUTHENTICATIONFAILED\]/);
+    assert.match((await c.cmd(`LOGIN ${claire.login} "${claire.password}"`)).at(-1)!, /^t\d+ OK /);
+    c.close();
+    const smtp = await probe({ port: demo.operators[0].ports.submission, ca, auth: { user: 'inconnu', pass: 'x'.repeat(16) }, from: claire.addresses[0], to: [claire.addresses[0]] });
+    assert.equal(smtp.code, 535);
+    // Asynchronous: the server under test runs in this process.
+    const out = await promisify(execFile)(process.execPath, [path.resolve('bin/caducee.js'), 'audit', 'tail', '--json', '-n', '50', '--config', layout.operators[0].config], { encoding: 'utf8' });
+    const rows = out.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const imapFail = rows.find((r) => r.protocol === 'imap' && !r.success && r.login === claire.login);
+    const imapOk = rows.find((r) => r.protocol === 'imap' && r.success && r.login === claire.login);
+    const smtpFail = rows.find((r) => r.protocol === 'smtp' && r.login === 'inconnu');
+    assert.ok(imapFail && imapOk && smtpFail, JSON.stringify(rows));
+    assert.equal(imapFail.reason, 'bad-password');
+    assert.equal(imapFail.method, 'LOGIN');
+    assert.equal(imapOk.remote, '127.0.0.1');
+    assert.equal(smtpFail.reason, 'unknown-user');
+    assert.doesNotMatch(out.stdout, /mauvais-mot-de-passe|xxxxxxxxxxxxxxxx/);
+    assert.ok(!out.stdout.includes(claire.password), 'no password in the audit trail');
   });
 });

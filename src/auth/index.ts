@@ -11,6 +11,14 @@ export function hashPassword(password: string): Promise<string> {
   return hash(password, ARGON2_OPTIONS);
 }
 
+/** Where an authentication attempt comes from, for the audit trail. */
+export interface AuthContext {
+  protocol: 'smtp' | 'imap' | 'http' | 'unknown';
+  /** SASL mechanism or command: PLAIN, LOGIN, … */
+  method: string;
+  remote: string | null;
+}
+
 export type AuthResult = { ok: true; user: User } | { ok: false; reason: 'unknown-user' | 'bad-password' | 'disabled' | 'no-password' };
 
 // A fixed hash verified for unknown users so that timing does not reveal which logins exist.
@@ -19,7 +27,26 @@ let dummyHash: Promise<string> | undefined;
 export class Authenticator {
   constructor(private readonly store: Store) {}
 
-  async password(login: string, password: string): Promise<AuthResult> {
+  /**
+   * Checks a password and records the attempt in the audit trail (who, method, address, when,
+   * outcome — never the password).
+   */
+  async password(login: string, password: string, ctx: AuthContext = { protocol: 'unknown', method: 'PASSWORD', remote: null }): Promise<AuthResult> {
+    const r = await this.checkPassword(login, password);
+    await this.store.recordAuth({
+      at: new Date().toISOString(),
+      login,
+      userId: r.ok ? r.user.id : null,
+      protocol: ctx.protocol,
+      method: ctx.method,
+      remote: ctx.remote,
+      success: r.ok,
+      reason: r.ok ? null : r.reason,
+    });
+    return r;
+  }
+
+  private async checkPassword(login: string, password: string): Promise<AuthResult> {
     const u = await this.store.findUserByLogin(login);
     if (!u || !u.passwordHash) {
       dummyHash ??= hashPassword('caducee-timing-equaliser');

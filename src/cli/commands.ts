@@ -300,6 +300,23 @@ program
     ).catch(fail),
   );
 
+program
+  .command('audit')
+  .description('authentication audit trail (who, method, address, when — never a secret)')
+  .command('tail')
+  .option('-n, --lines <n>', 'how many entries, most recent last', '20')
+  .option('--json')
+  .option(...configOption)
+  .action((o) =>
+    withCore(o, async (core) => {
+      const n = Number(o.lines);
+      if (!Number.isInteger(n) || n < 1 || n > 100000) throw new InvalidArgumentError('--lines must be an integer from 1 to 100000');
+      const rows = (await core.store.listAuthAudit(n)).reverse();
+      if (o.json) for (const r of rows) process.stdout.write(JSON.stringify(r) + '\n');
+      else for (const r of rows) process.stdout.write(`${r.at} ${r.success ? 'OK  ' : 'FAIL'} ${r.protocol}/${r.method} ${r.login} from ${r.remote ?? '?'}${r.reason ? ` (${r.reason})` : ''}\n`);
+    }).catch(fail),
+  );
+
 registerPkiCommands(program);
 registerTrustCommands(program);
 registerDirectoryCommands(program);

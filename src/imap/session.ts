@@ -65,6 +65,7 @@ function expandSet(set: SequenceSet, max: number): number[] {
 
 export class ImapSession {
   private socket: Socket;
+  private readonly remote: string | null;
   // ENABLE pauses too, so commands pipelined after ENABLE IMAP4rev2 are parsed with UTF-8 allowed.
   private readonly parser = new CommandParser({ pauseAfter: ['STARTTLS', 'AUTHENTICATE', 'IDLE', 'ENABLE'] });
   private state: 'notauth' | 'auth' | 'selected' | 'logout' = 'notauth';
@@ -91,6 +92,7 @@ export class ImapSession {
     readonly id: string,
   ) {
     this.socket = socket;
+    this.remote = socket.remoteAddress ?? null;
     this.log = s.logger.child({ component: 'imap', session: id });
     this.attach(socket);
     s.core.events.on('delivered', this.onChange);
@@ -483,8 +485,8 @@ export class ImapSession {
     return null;
   }
 
-  private async login(user: string, password: string): Promise<string> {
-    const r = await this.s.auth.password(user, password);
+  private async login(user: string, password: string, method = 'LOGIN'): Promise<string> {
+    const r = await this.s.auth.password(user, password, { protocol: 'imap', method, remote: this.remote });
     if (!r.ok) {
       this.log.info({ reason: r.reason }, 'authentication failed');
       // RFC 5530: AUTHENTICATIONFAILED, without saying whether the login exists.
@@ -530,7 +532,7 @@ export class ImapSession {
     } else {
       throw new ImapNo(`authentication mechanism ${mechanism} is not supported (use PLAIN or LOGIN)`, 'CANNOT');
     }
-    return this.login(login, password);
+    return this.login(login, password, `AUTHENTICATE ${mech}`);
   }
 
   // ---- names --------------------------------------------------------------------------------

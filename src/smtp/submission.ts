@@ -71,7 +71,7 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
     logger: false,
     onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, cb: (err: Error | null | undefined, response?: any) => void) {
       if (!session.secure) return cb(smtpError(538, '5.7.11', 'encryption required: use STARTTLS before AUTH'));
-      o.auth.password(auth.username ?? '', auth.password ?? '').then(
+      o.auth.password(auth.username ?? '', auth.password ?? '', { protocol: 'smtp', method: String(auth.method ?? 'PLAIN').toUpperCase(), remote: session.remoteAddress ?? null }).then(
         (r) => {
           if (!r.ok) {
             log.info({ session: session.id, remote: session.remoteAddress, reason: r.reason }, 'authentication failed');

@@ -130,7 +130,23 @@ export interface FolderStore {
   setBlobMeta(blobId: string, info: string): Promise<void>;
 }
 
+/** One authentication attempt: who, how, from where, when, outcome — never a secret. */
+export interface AuthAuditEntry {
+  at: string;
+  login: string;
+  userId: number | null;
+  protocol: 'smtp' | 'imap' | 'http' | string;
+  method: string;
+  remote: string | null;
+  success: boolean;
+  reason: string | null;
+}
+
 export interface Store extends FolderStore {
+  recordAuth(e: AuthAuditEntry): Promise<void>;
+  /** Most recent first. */
+  listAuthAudit(limit: number): Promise<AuthAuditEntry[]>;
+
   close(): Promise<void>;
 
   createStructure(s: { idType: StructureIdType; idValue: string; name: string }): Promise<Structure>;

@@ -16,7 +16,7 @@ import {
   type StructureIdType,
   type User,
 } from '../../core/model.js';
-import type { DeliveredCopy, DeliveryRequest, FlagUpdate, FolderMessage, FolderStatus, MailboxUpdate, QueueCompletion, Store } from '../types.js';
+import type { AuthAuditEntry, DeliveredCopy, DeliveryRequest, FlagUpdate, FolderMessage, FolderStatus, MailboxUpdate, QueueCompletion, Store } from '../types.js';
 import { MIGRATIONS } from './migrations.js';
 
 const now = () => new Date().toISOString();
@@ -615,6 +615,25 @@ export class SqliteStore implements Store {
       .prepare('SELECT COUNT(*) n, COALESCE(SUM(m.size), 0) bytes FROM messages m JOIN folders f ON f.id = m.folder_id WHERE f.mailbox_id = ?')
       .get(mailboxId);
     return { bytes: r.bytes as number, messages: r.n as number };
+  }
+
+  async recordAuth(e: AuthAuditEntry) {
+    this.q('INSERT INTO auth_audit (at, login, user_id, protocol, method, remote, success, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
+      e.at,
+      e.login.slice(0, 320),
+      e.userId,
+      e.protocol,
+      e.method,
+      e.remote,
+      e.success ? 1 : 0,
+      e.reason,
+    );
+  }
+
+  async listAuthAudit(limit: number) {
+    return this.q('SELECT * FROM auth_audit ORDER BY id DESC LIMIT ?')
+      .all(limit)
+      .map((r: any) => ({ at: r.at, login: r.login, userId: r.user_id, protocol: r.protocol, method: r.method, remote: r.remote, success: !!r.success, reason: r.reason }));
   }
 
   async getBlobMeta(blobId: string) {

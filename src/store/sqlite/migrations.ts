@@ -134,4 +134,22 @@ ALTER TABLE mailboxes ADD COLUMN last_uid_validity INTEGER NOT NULL DEFAULT 0;
 UPDATE mailboxes SET last_uid_validity = COALESCE((SELECT MAX(uid_validity) FROM folders WHERE folders.mailbox_id = mailboxes.id), 0);
 `,
   },
+  {
+    version: 4,
+    name: 'authentication audit',
+    sql: `
+CREATE TABLE auth_audit (
+  id INTEGER PRIMARY KEY,
+  at TEXT NOT NULL,
+  login TEXT NOT NULL,
+  user_id INTEGER REFERENCES users(id),
+  protocol TEXT NOT NULL,
+  method TEXT NOT NULL,
+  remote TEXT,
+  success INTEGER NOT NULL,
+  reason TEXT
+);
+CREATE INDEX auth_audit_at ON auth_audit(at);
+`,
+  },
 ];
