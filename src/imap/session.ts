@@ -490,6 +490,8 @@ export class ImapSession {
     if (!r.ok) {
       this.log.info({ reason: r.reason }, 'authentication failed');
       // RFC 5530: AUTHENTICATIONFAILED, without saying whether the login exists.
+      // RFC 5530 UNAVAILABLE: temporary; said for any login, existing or not.
+      if (r.reason === 'locked') throw new ImapNo('too many failed login attempts from this account or address: try again in a few minutes', 'UNAVAILABLE');
       throw new ImapNo('authentication failed: wrong login or password', 'AUTHENTICATIONFAILED');
     }
     await this.authenticated(r.user);

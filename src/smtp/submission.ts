@@ -76,6 +76,7 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
           if (!r.ok) {
             log.info({ session: session.id, remote: session.remoteAddress, reason: r.reason }, 'authentication failed');
             // RFC 4954 §6: 535 5.7.8 without saying whether the login exists.
+            if (r.reason === 'locked') return cb(smtpError(454, '4.7.0', 'too many failed login attempts from this account or address: try again in a few minutes'));
             return cb(smtpError(535, '5.7.8', 'authentication failed: wrong login or password'));
           }
           log.info({ session: session.id, user: r.user.login }, 'authenticated');
