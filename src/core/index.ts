@@ -258,6 +258,14 @@ export class Core {
   }
 
   /**
+   * Mailboxes whose content `user` may read (IMAP, webmail): owned ones and those delegated with
+   * a read or manage right. A send-on-behalf grant alone gives no access to the content.
+   */
+  async readableMailboxes(user: User): Promise<{ mailbox: Mailbox; rights: Set<GrantRight>; owned: boolean }[]> {
+    return (await this.accessibleMailboxes(user)).filter((a) => a.owned || a.rights.has('read') || a.rights.has('manage'));
+  }
+
+  /**
    * RFC 4314 rights of `user` on `mailbox`, derived from the grants (one decision point):
    * owner: all; `read` → l r s (see, read, keep \Seen); `manage` → w i p k x t e a as well
    * (write flags, insert, post, create, delete, expunge, administer); `send` has no IMAP right.

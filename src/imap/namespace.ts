@@ -32,9 +32,8 @@ export class UserNamespace {
   ) {}
 
   static async load(core: Core, user: User): Promise<UserNamespace> {
-    // Visible over IMAP: owned mailboxes and those delegated with a read (or manage) right; a
-    // send-on-behalf grant alone gives no access to the content.
-    const acc = (await core.accessibleMailboxes(user)).filter((a) => a.owned || a.rights.has('read') || a.rights.has('manage'));
+    // Which mailboxes are readable is core's decision (architecture invariant 3).
+    const acc = await core.readableMailboxes(user);
     const owned = acc.filter((a) => a.owned);
     const primary = owned.find((a) => a.mailbox.type === 'PER') ?? owned[0];
     const entries: MailboxAccess[] = acc.map((a) => {
