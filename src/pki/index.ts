@@ -16,4 +16,5 @@ export {
   type RevokedRecord,
 } from './test-pki.js';
 export { loadTrustAnchors, verifyChain, type ChainFailure, type TrustAnchors, type VerifyChainInput, type VerifyChainResult } from './verify.js';
-export { subjectDnOf, issuerDnOf, dnToString, escapeDnValue, isoSeconds } from './names.js';
+export { subjectDnOf, issuerDnOf, dnToString, isoSeconds } from './names.js';
+export { escapeDnValue } from '../trust/dn.js';

@@ -12,6 +12,7 @@
  * serializer, working on the ASN.1 structure decoded by @peculiar/asn1-x509
  * (the schema library @peculiar/x509 itself is built on).
  */
+import { escapeDnValue } from '../trust/dn.js';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { Certificate as AsnCertificate, Name as AsnName, type AttributeValue } from '@peculiar/asn1-x509';
 import { x509 } from './x509.js';
@@ -61,32 +62,8 @@ const TYPE_NAMES: Record<string, string> = {
   '1.2.840.113549.1.9.1': 'emailAddress',
 };
 
-const hex2 = (n: number): string => n.toString(16).toUpperCase().padStart(2, '0');
 
 /** RFC 4514 §2.4 escaping of a string attribute value. */
-export function escapeDnValue(value: string): string {
-  let out = '';
-  const last = value.length - 1;
-  for (let i = 0; i < value.length; i++) {
-    const ch = value[i]!;
-    const code = ch.charCodeAt(0);
-    if (ch === '"' || ch === '+' || ch === ',' || ch === ';' || ch === '<' || ch === '>' || ch === '\\') {
-      out += '\\' + ch; // RFC 4514 §2.4: special characters
-    } else if (i === 0 && (ch === ' ' || ch === '#')) {
-      out += '\\' + ch; // RFC 4514 §2.4: leading space or '#'
-    } else if (i === last && ch === ' ') {
-      out += '\\ '; // RFC 4514 §2.4: trailing space
-    } else if (code < 0x20 || code === 0x7f) {
-      // RFC 4514 §2.4 requires NUL as \00; other controls are escaped as
-      // hexpairs too (allowed by the `pair` production) so DNs stay one-line
-      // and safe to log.
-      out += '\\' + hex2(code);
-    } else {
-      out += ch;
-    }
-  }
-  return out;
-}
 
 function isStringValue(v: AttributeValue): boolean {
   return (

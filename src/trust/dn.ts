@@ -329,15 +329,27 @@ export function prepareValue(value: string): string {
 }
 
 /** RFC 4514 §2.4: escapes a value for the string form. */
+const hex2 = (n: number): string => n.toString(16).toUpperCase().padStart(2, '0');
 export function escapeDnValue(value: string): string {
   let out = '';
-  for (let k = 0; k < value.length; k++) {
-    const c = value[k]!;
-    if (c === '"' || c === '+' || c === ',' || c === ';' || c === '<' || c === '>' || c === '\\') out += `\\${c}`;
-    else if (c === '\u0000') out += '\\00';
-    else if ((c === ' ' || c === '#') && k === 0) out += `\\${c}`;
-    else if (c === ' ' && k === value.length - 1) out += '\\ ';
-    else out += c;
+  const last = value.length - 1;
+  for (let i = 0; i < value.length; i++) {
+    const ch = value[i]!;
+    const code = ch.charCodeAt(0);
+    if (ch === '"' || ch === '+' || ch === ',' || ch === ';' || ch === '<' || ch === '>' || ch === '\\') {
+      out += '\\' + ch; // RFC 4514 §2.4: special characters
+    } else if (i === 0 && (ch === ' ' || ch === '#')) {
+      out += '\\' + ch; // RFC 4514 §2.4: leading space or '#'
+    } else if (i === last && ch === ' ') {
+      out += '\\ '; // RFC 4514 §2.4: trailing space
+    } else if (code < 0x20 || code === 0x7f) {
+      // RFC 4514 §2.4 requires NUL as \00; other controls are escaped as
+      // hexpairs too (allowed by the `pair` production) so DNs stay one-line
+      // and safe to log.
+      out += '\\' + hex2(code);
+    } else {
+      out += ch;
+    }
   }
   return out;
 }
