@@ -294,7 +294,7 @@ async function main(): Promise<number> {
             port: a.ports.imaps,
             ca: readFileSync(srv.layout.caBundle, 'utf8'),
             user: a.users[0].login,
-            password: a.users[0].password,
+            password: a.users[0].appPassword,
             serverCpuMs: () => procCpuMs(srv.pid),
             serverRssKb: () => procStatusKb(srv.pid, 'VmRSS'),
             serverPids: () => new Set([srv.pid]),

@@ -138,7 +138,7 @@ async function main(): Promise<number> {
 
   const open = async (label: string): Promise<RawImap> => {
     const { client } = await RawImap.connect({ port: a.ports.imaps, tls: true, ca, servername: 'localhost', tagPrefix: label, timeoutMs: 120_000 });
-    await login(client, claire.login, claire.password);
+    await login(client, claire.login, claire.appPassword);
     const r = await client.command('SELECT INBOX', { keep: false });
     if (r.status !== 'OK') throw new Error(`SELECT: ${r.status} ${r.text}`);
     return client;
@@ -225,7 +225,7 @@ async function main(): Promise<number> {
 
   // Deliver one message and watch the EXISTS arrive.
   const nodemailer = (await import('nodemailer')).default;
-  const transport = nodemailer.createTransport({ host: '127.0.0.1', port: a.ports.submission, secure: false, requireTLS: true, auth: { user: claire.login, pass: claire.password }, tls: { ca, servername: 'localhost' } });
+  const transport = nodemailer.createTransport({ host: '127.0.0.1', port: a.ports.submission, secure: false, requireTLS: true, auth: { user: claire.login, pass: claire.appPassword }, tls: { ca, servername: 'localhost' } });
   // Warm the submission path (TLS, Argon2 login) with a no-op verify, so the timed send measures delivery.
   await transport.verify();
   const cpuD0 = procCpuMs(srv.pid);

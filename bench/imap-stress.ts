@@ -768,7 +768,7 @@ async function main(): Promise<number> {
       const claire = a.users[0];
       results.push(
         await runStress(
-          { name: opts.serverNodelay ? 'Caducée+NODELAY' : 'Caducée', port: a.ports.imaps, ca: readFileSync(srv.layout.caBundle, 'utf8'), user: claire.login, password: claire.password, serverCpuMs: () => procCpuMs(srv.pid), serverPids: () => new Set([srv.pid]) },
+          { name: opts.serverNodelay ? 'Caducée+NODELAY' : 'Caducée', port: a.ports.imaps, ca: readFileSync(srv.layout.caBundle, 'utf8'), user: claire.login, password: claire.appPassword, serverCpuMs: () => procCpuMs(srv.pid), serverPids: () => new Set([srv.pid]) },
           opts,
           log,
         ),

@@ -98,8 +98,13 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
   const store = openStore(config);
   const blobs = new BlobStore(path.join(config.dataDir, 'blobs'));
   const core = new Core(store, config.operator.domains);
-  const auth = new Authenticator(store);
   const trust = new TrustService({ anchors: () => anchors, list: () => trustList.current(), routes: config.routes, logger });
+  const lk = config.auth.lockout;
+  const auth = new Authenticator(store, {
+    lockout: { windowMs: lk.windowMinutes * 60_000, maxPerLogin: lk.maxPerLogin, maxPerAddress: lk.maxPerAddress },
+    // Client certificates are judged by the trust service, the same code as the trust space's.
+    certificates: trust,
+  });
 
   const common = {
     hostname: config.operator.hostname,
@@ -115,8 +120,8 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
   };
   const postmaster = `postmaster@${config.operator.domains[0] ?? config.operator.hostname}`;
   const mx = createMxServer({ ...common, ca: caPem, postmaster });
-  const submission = createSubmissionServer({ ...common, auth, implicitTls: false });
-  const submissions = createSubmissionServer({ ...common, auth, implicitTls: true });
+  const submission = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: false });
+  const submissions = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: true });
 
   const outbound = new OutboundWorker({
     store,
@@ -147,8 +152,10 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     index,
     logger,
     hostname: config.operator.hostname,
-    secureContext: tls.createSecureContext({ key, cert, minVersion: 'TLSv1.2' }),
+    // ca: the CAs named when IMAP asks clients for a certificate (SASL EXTERNAL, issue 5).
+    secureContext: tls.createSecureContext({ key, cert, ca: caPem, minVersion: 'TLSv1.2' }),
     tlsKeyCert: { key, cert },
+    ca: caPem,
     appendLimit: config.smtp.maxMessageSize,
     defaultQuotaBytes: config.imap.defaultQuotaBytes,
   };

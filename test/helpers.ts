@@ -157,7 +157,7 @@ export async function dialogue(o: { port: number; cert?: string; key?: string; c
 }
 
 /** Submits a message as a demo user through an operator's STARTTLS submission port. */
-export async function submitAs(port: number, caBundle: string, user: { login: string; password: string }, mail: any) {
+export async function submitAs(port: number, caBundle: string, user: { login: string; appPassword: string }, mail: any) {
   const nodemailer = (await import('nodemailer')).default;
   return nodemailer
     .createTransport({
@@ -165,7 +165,7 @@ export async function submitAs(port: number, caBundle: string, user: { login: st
       port,
       secure: false,
       requireTLS: true,
-      auth: { user: user.login, pass: user.password },
+      auth: { user: user.login, pass: user.appPassword },
       tls: { ca: readFileSync(caBundle), servername: 'localhost' },
     })
     .sendMail(mail);

@@ -27,13 +27,13 @@ describe('IMAP with real clients', () => {
     cleanup();
   });
 
-  const client = (user: { login: string; password: string }, opId = 0, implicit = true) =>
+  const client = (user: { login: string; appPassword: string }, opId = 0, implicit = true) =>
     new ImapFlow({
       host: '127.0.0.1',
       port: implicit ? demo.operators[opId].ports.imaps : demo.operators[opId].ports.imap,
       secure: implicit,
       doSTARTTLS: implicit ? undefined : true,
-      auth: { user: user.login, pass: user.password },
+      auth: { user: user.login, pass: user.appPassword },
       tls: { ca: readFileSync(layout.caBundle), servername: 'localhost' } as any,
       logger: false,
     } as any);
@@ -135,7 +135,7 @@ print('imaplib ok')
 `,
     );
     // Asynchronous: the server under test runs in this very process.
-    const r = await promisify(execFile)('python3', [script, claire.login, claire.password, layout.caBundle, String(demo.operators[0].ports.imap)], { encoding: 'utf8', timeout: 30000 });
+    const r = await promisify(execFile)('python3', [script, claire.login, claire.appPassword, layout.caBundle, String(demo.operators[0].ports.imap)], { encoding: 'utf8', timeout: 30000 });
     assert.match(r.stdout, /imaplib ok/);
   });
 });

@@ -212,7 +212,7 @@ describe('mbsync (isync): two-way sync of a Maildir with an INBOX on operator A'
         'Host localhost',
         `Port ${demo.operators[0].ports.imaps}`,
         `User ${claire.login}`,
-        `Pass ${claire.password}`,
+        `Pass ${claire.appPassword}`,
         v >= 105 ? 'TLSType IMAPS' : 'SSLType IMAPS',
         `CertificateFile ${layout.caBundle}`,
         '',
@@ -247,7 +247,7 @@ describe('mbsync (isync): two-way sync of a Maildir with an INBOX on operator A'
       host: '127.0.0.1',
       port: demo.operators[0].ports.imaps,
       secure: true,
-      auth: { user: claire.login, pass: claire.password },
+      auth: { user: claire.login, pass: claire.appPassword },
       tls: { ca: readFileSync(layout.caBundle), servername: 'localhost' } as any,
       logger: false,
     } as any);

@@ -76,7 +76,7 @@ describe('outbound trust checks', () => {
       host: '127.0.0.1',
       port: A.ports.submission,
       requireTLS: true,
-      auth: { user: claire.login, pass: claire.password },
+      auth: { user: claire.login, pass: claire.appPassword },
       tls: { ca: readFileSync(layout.caBundle), servername: 'localhost' },
     });
     await t.sendMail({ from: claire.addresses[0], to: 'dr.x@c.mssante.test', subject: 'Vers C', text: 'x' });

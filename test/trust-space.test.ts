@@ -36,8 +36,8 @@ describe('local trust space: two operators', () => {
   let demo: RunningDemo;
   let A: Operator;
   let B: Operator;
-  let claire: { login: string; password: string; addresses: string[] };
-  let secretary: { login: string; password: string };
+  let claire: { login: string; password: string; appPassword: string; addresses: string[] };
+  let secretary: { login: string; password: string; appPassword: string };
   let paul: string;
 
   before(async (t) => {
@@ -101,7 +101,7 @@ describe('local trust space: two operators', () => {
     assert.equal(parsed.from?.value[0].address, claire.addresses[0]);
     assert.equal(parsed.headers.get('sender') && (parsed.headers.get('sender') as any).value[0].address, layout.operators[0].users[1].addresses[0]);
     // The physician's practice mailbox is not delegated to the secretary.
-    const r = await probe({ port: A.ports.submission, ca: readFileSync(layout.caBundle, 'utf8'), auth: { user: secretary.login, pass: secretary.password }, from: claire.addresses[1], to: [paul] });
+    const r = await probe({ port: A.ports.submission, ca: readFileSync(layout.caBundle, 'utf8'), auth: { user: secretary.login, pass: secretary.appPassword }, from: claire.addresses[1], to: [paul] });
     assert.equal(r.stage, 'mail');
     assert.equal(r.code, 550);
     assert.match(r.response!, /^550 5\.7\.1 .*may not send as cabinet\.martin@a\.mssante\.test/);
@@ -109,13 +109,13 @@ describe('local trust space: two operators', () => {
 
   test('submission: AUTH only after TLS, wrong password 535 5.7.8, recipient outside the trust space refused at RCPT', async () => {
     const ca = readFileSync(layout.caBundle, 'utf8');
-    const plain = await probe({ port: A.ports.submission, noTls: true, auth: { user: claire.login, pass: claire.password }, from: claire.addresses[0], to: [paul] });
+    const plain = await probe({ port: A.ports.submission, noTls: true, auth: { user: claire.login, pass: claire.appPassword }, from: claire.addresses[0], to: [paul] });
     assert.equal(plain.stage, 'auth');
     assert.notEqual(plain.code, 235);
     const bad = await probe({ port: A.ports.submission, ca, auth: { user: claire.login, pass: 'not-the-password' }, from: claire.addresses[0], to: [paul] });
     assert.equal(bad.code, 535);
     assert.match(bad.response!, /535 5\.7\.8/);
-    const outside = await probe({ port: A.ports.submissions, implicitTls: true, ca, auth: { user: claire.login, pass: claire.password }, from: claire.addresses[0], to: ['someone@gmail.com'] });
+    const outside = await probe({ port: A.ports.submissions, implicitTls: true, ca, auth: { user: claire.login, pass: claire.appPassword }, from: claire.addresses[0], to: ['someone@gmail.com'] });
     assert.equal(outside.stage, 'rcpt');
     assert.equal(outside.code, 550);
     assert.match(outside.response!, /5\.7\.1 gmail\.com is outside the MSSanté trust space/);

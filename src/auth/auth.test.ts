@@ -30,3 +30,71 @@ test('lockout after repeated failures, for known and unknown logins alike, then 
   assert.ok(trail.every((e) => !JSON.stringify(e).includes('correct horse')));
   await store.close();
 });
+
+test('mail clients: app passwords only — created once, accepted, revoked; the account password is refused', async () => {
+  const store = SqliteStore.open(':memory:');
+  const core = new Core(store, ['x.mssante.test']);
+  const u = await core.createUser({ login: 'jeanne', displayName: 'J', password: 'correct horse battery' });
+  const auth = new Authenticator(store);
+  const ctx = { protocol: 'imap' as const, method: 'LOGIN', remote: '192.0.2.1' };
+  assert.deepEqual(await auth.mailPassword('jeanne', 'correct horse battery', ctx), { ok: false, reason: 'bad-password' });
+  const a = await auth.createAppPassword(u.id, 'Thunderbird — poste du cabinet');
+  assert.match(a.password, /^[a-z2-9]{5}(-[a-z2-9]{5}){3}$/);
+  const b = await auth.createAppPassword(u.id, 'Téléphone');
+  assert.notEqual(a.password, b.password);
+  assert.equal((await auth.mailPassword('jeanne', a.password, ctx)).ok, true);
+  // Typed in capitals and with spaces instead of dashes, as people copy it.
+  assert.equal((await auth.mailPassword('jeanne', a.password.toUpperCase().replace(/-/g, ' '), ctx)).ok, true);
+  // Another user's login with this password: refused.
+  await core.createUser({ login: 'paul', displayName: 'P' });
+  assert.equal((await auth.mailPassword('paul', a.password, ctx)).ok, false);
+  const listed = await store.listAppPasswords(u.id);
+  assert.equal(listed.length, 2);
+  assert.equal(listed.find((p) => p.id === a.appPassword.id)!.lastUsedFrom, '192.0.2.1');
+  assert.equal(await store.revokeAppPassword(u.id, a.appPassword.id), true);
+  assert.equal(await store.revokeAppPassword(u.id, a.appPassword.id), false);
+  assert.deepEqual(await auth.mailPassword('jeanne', a.password, ctx), { ok: false, reason: 'bad-password' });
+  assert.equal((await auth.mailPassword('jeanne', b.password, ctx)).ok, true);
+  await assert.rejects(auth.createAppPassword(u.id, '  '), /label/);
+  const trail = JSON.stringify(await store.listAuthAudit(100));
+  assert.ok(!trail.includes(a.password) && !trail.includes(b.password) && !trail.includes('correct horse'));
+  await store.close();
+});
+
+test('TOTP second factor (RFC 6238): enrolment, drift of one step, replay refused, recovery codes single-use', async () => {
+  const { generate } = await import('otplib');
+  const store = SqliteStore.open(':memory:');
+  const core = new Core(store, ['x.mssante.test']);
+  const u = await core.createUser({ login: 'jeanne', displayName: 'J', password: 'correct horse battery' });
+  let now = Date.UTC(2026, 10, 26, 9, 0, 5);
+  const auth = new Authenticator(store, { now: () => now });
+  const ctx = { protocol: 'http' as const, method: 'TOTP', remote: '192.0.2.1' };
+  assert.equal(((await auth.secondFactor(u, '123456', ctx)) as any).reason, 'not-configured');
+  const { secret, uri } = await auth.beginTotpEnrolment(u, 'Caducée MSSanté');
+  assert.match(uri, /^otpauth:\/\/totp\/.*secret=[A-Z2-7]+.*issuer=Caduc/);
+  const code = (t: number) => generate({ secret, epoch: Math.floor(t / 1000) });
+  assert.equal(await auth.confirmTotpEnrolment(u, String((Number(await code(now)) + 1) % 1_000_000).padStart(6, '0'), ctx), null);
+  const recovery = await auth.confirmTotpEnrolment(u, await code(now), ctx);
+  assert.ok(recovery && recovery.length === 10 && new Set(recovery).size === 10);
+  // The enrolment code itself cannot be used again for a login (same step).
+  assert.equal(((await auth.secondFactor(u, await code(now), ctx)) as any).reason, 'replayed-code');
+  now += 30_000;
+  const next = await code(now);
+  assert.equal((await auth.secondFactor(u, next, ctx)).ok, true);
+  assert.equal(((await auth.secondFactor(u, next, ctx)) as any).reason, 'replayed-code');
+  // A code from the previous step is still within tolerance but older than the last used one.
+  now += 30_000;
+  assert.equal(((await auth.secondFactor(u, next, ctx)) as any).reason, 'replayed-code');
+  // One step of drift ahead is accepted.
+  assert.equal((await auth.secondFactor(u, await code(now + 30_000), ctx)).ok, true);
+  // Far off: refused.
+  now += 30_000;
+  assert.equal(((await auth.secondFactor(u, await code(now + 300_000), ctx)) as any).reason, 'bad-code');
+  // Recovery codes: once each, typed loosely.
+  assert.equal((await auth.secondFactor(u, recovery![0].toUpperCase().replace('-', ' '), ctx)).ok, true);
+  assert.equal(((await auth.secondFactor(u, recovery![0], ctx)) as any).reason, 'bad-code');
+  assert.equal(await store.remainingRecoveryCodes(u.id), 9);
+  const trail = JSON.stringify(await store.listAuthAudit(100));
+  assert.ok(!trail.includes(secret) && !trail.includes(recovery![1]));
+  await store.close();
+});

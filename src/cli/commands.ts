@@ -121,14 +121,14 @@ function printDemo(demo: RunningDemo) {
     out.push(`  IMAP implicit TLS            : ${op.host}:${op.ports.imaps}`);
     out.push(`  administration               : npx caducee mailbox list --config ${op.config}`);
     for (const u of op.users) {
-      out.push(`  user ${u.login.padEnd(20)} password ${u.password}`);
+      out.push(`  user ${u.login.padEnd(20)} app password (IMAP, SMTP) ${u.appPassword}   web password ${u.password} (then TOTP)`);
       out.push(`       owns ${u.addresses.join(', ')}${u.delegated.length ? `; delegated: ${u.delegated.join(', ')}` : ''}`);
     }
     out.push('');
   }
   for (const p of l.peers) out.push(`External peer ${p.domain} → ${p.host}:${p.port}; its certificate ${p.cert}, key ${p.key}`);
   out.push('Try: swaks --server 127.0.0.1:' + l.operators[0].ports.submission + ' --tls --tls-ca-path ' + l.caBundle + ' --auth PLAIN \\');
-  out.push(`        --auth-user ${l.operators[0].users[0].login} --auth-password '${l.operators[0].users[0].password}' \\`);
+  out.push(`        --auth-user ${l.operators[0].users[0].login} --auth-password '${l.operators[0].users[0].appPassword}' \\`);
   out.push(`        --from ${l.operators[0].users[0].addresses[0]} --to ${l.operators[1].users[0].addresses[0]}`);
   out.push('Ctrl-C stops both operators.', '');
   process.stdout.write(out.join('\n') + '\n');

@@ -35,12 +35,14 @@ export const configSchema = z
         submissions: port.default(2465),
         /** HTTP: JSON APIs and the FHIR directory (docs/directory.md). 0 = any free port. */
         http: port.default(2080),
+        /** HTTPS: web login, sessions and every authenticated API; client certificates (CPS) accepted. */
+        https: port.default(2443),
         /** IMAP with STARTTLS (143-style); LOGINDISABLED until TLS. */
         imap: port.default(2143),
         /** IMAP with implicit TLS (993-style). */
         imaps: port.default(2993),
       })
-      .default({ host: '127.0.0.1', mx: 2525, submission: 2587, submissions: 2465, http: 2080, imap: 2143, imaps: 2993 }),
+      .default({ host: '127.0.0.1', mx: 2525, submission: 2587, submissions: 2465, http: 2080, https: 2443, imap: 2143, imaps: 2993 }),
     tls: z
       .object({
         /** PEM server certificate (IGC-Santé SERV SSL), also presented as client certificate to peers. */
@@ -119,6 +121,65 @@ export const configSchema = z
       })
       .strict()
       .default({ recheckSeconds: 1, publish: { apiKeyHeader: 'ESANTE-API-KEY', retryDelaysSeconds: [1, 5, 30], timeoutSeconds: 30 } }),
+    auth: z
+      .object({
+        /** Brute-force protection (per process): failures per login and per remote address in a sliding window. */
+        lockout: z
+          .object({
+            windowMinutes: z.number().positive().default(15),
+            maxPerLogin: z.number().int().positive().default(10),
+            maxPerAddress: z.number().int().positive().default(50),
+          })
+          .strict()
+          .default({ windowMinutes: 15, maxPerLogin: 10, maxPerAddress: 50 }),
+        /** Web sessions (HTTPS only): idle and absolute lifetimes. */
+        session: z
+          .object({
+            idleMinutes: z.number().positive().default(30),
+            maxHours: z.number().positive().default(12),
+          })
+          .strict()
+          .default({ idleMinutes: 30, maxHours: 12 }),
+        /** TOTP issuer name shown in authenticator apps (RFC 6238; otpauth URI "issuer"). */
+        totpIssuer: z.string().min(1).default('Caducée MSSanté'),
+        /**
+         * OpenID Connect provider: Pro Santé Connect (preset "psc") or any compliant provider.
+         * Web login uses the authorization-code flow with PKCE; IMAP and SMTP accept its access
+         * tokens with SASL XOAUTH2 / OAUTHBEARER. See docs/authentication.md.
+         */
+        oidc: z
+          .object({
+            /** "psc" fills issuer, scopes, acr and the identifier claim for Pro Santé Connect (production). */
+            preset: z.enum(['psc', 'psc-bas']).optional(),
+            issuer: z.string().url().optional(),
+            clientId: z.string().min(1).optional(),
+            /** Better from CADUCEE_OIDC_CLIENT_SECRET than in the file. */
+            clientSecret: z.string().min(1).optional(),
+            /** Where the provider sends the browser back; default: <http.publicUrl>/api/auth/oidc/callback. */
+            redirectUri: z.string().url().optional(),
+            scopes: z.array(z.string().min(1)).optional(),
+            /** acr_values asked for at login, and the acr values an access token must carry (PSC: eidas1). */
+            acrValues: z.array(z.string().min(1)).optional(),
+            /** Accepted `aud` values of access tokens presented over IMAP/SMTP; default: [clientId]. */
+            audience: z.array(z.string().min(1)).optional(),
+            /** Claim carrying the professional's national identifier (PSC: preferred_username = "8" + RPPS). */
+            identifierClaim: z.string().min(1).optional(),
+            /** Check access tokens by RFC 7662 introspection (needs clientId/clientSecret) instead of locally (JWKS). */
+            introspection: z.boolean().default(false),
+            /** Seconds a fetched JWKS is kept before it is fetched again (a new kid refetches at once). */
+            jwksCacheSeconds: z.number().positive().default(600),
+            /** Allow an http:// issuer on a loopback address (local demo provider, tests). Never for production. */
+            allowInsecureLoopback: z.boolean().default(false),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .default({
+        lockout: { windowMinutes: 15, maxPerLogin: 10, maxPerAddress: 50 },
+        session: { idleMinutes: 30, maxHours: 12 },
+        totpIssuer: 'Caducée MSSanté',
+      }),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
       .default({ level: 'info' }),
@@ -146,6 +207,8 @@ const ENV: Record<string, (c: any, v: string) => void> = {
   CADUCEE_TRUST_LIST_SHA256: (c, v) => ((c.trust ??= {}).sha256 = v),
   CADUCEE_MAX_MESSAGE_SIZE: (c, v) => ((c.smtp ??= {}).maxMessageSize = num('CADUCEE_MAX_MESSAGE_SIZE', v)),
   CADUCEE_HTTP_PORT: (c, v) => ((c.listen ??= {}).http = num('CADUCEE_HTTP_PORT', v)),
+  CADUCEE_OIDC_CLIENT_SECRET: (c, v) => (((c.auth ??= {}).oidc ??= {}).clientSecret = v),
+  CADUCEE_HTTPS_PORT: (c, v) => ((c.listen ??= {}).https = num('CADUCEE_HTTPS_PORT', v)),
   CADUCEE_DIRECTORY_API_KEY: (c, v) => (((c.directory ??= {}).publish ??= {}).apiKey = v),
   CADUCEE_LOG_LEVEL: (c, v) => ((c.log ??= {}).level = v),
 };

@@ -96,6 +96,8 @@ export class Core {
   }
 
   async createUser(u: { login: string; displayName: string; password?: string; rpps?: string }): Promise<User> {
+    // Logins with ":" are reserved for application accounts (app:<FINESS|SIRET>:<id>).
+    if (!/^[A-Za-z0-9._@+-]{1,128}$/.test(u.login)) throw new CoreError(`login ${JSON.stringify(u.login)} is not valid: use letters, digits and . _ @ + - (1–128 characters)`);
     let practitionerId: number | null = null;
     if (u.rpps) {
       const p = await this.store.findPractitionerByRpps(u.rpps);
@@ -225,6 +227,10 @@ export class Core {
 
   /** The rights `user` holds on `mailbox`: the owner holds all; others through a grant. */
   async rightsOn(user: User, mailbox: Mailbox): Promise<Set<GrantRight>> {
+    // An organisation certificate's application account holds every right on the APP
+    // mailboxes of its structure and nothing else (MSSanté: applications use an IGC-Santé
+    // organisation certificate); grants and ownership do not apply to it.
+    if (user.structureId !== null) return mailbox.type === 'APP' && mailbox.structureId === user.structureId ? new Set(GRANT_RIGHTS) : new Set();
     if (mailbox.ownerUserId === user.id) return new Set(GRANT_RIGHTS);
     const grants = await this.store.listGrants({ mailboxId: mailbox.id, userId: user.id });
     return new Set(grants.flatMap((g) => g.rights));
@@ -235,7 +241,7 @@ export class Core {
     const m = await this.store.findMailboxByAddress(from);
     if (!m || m.state === 'deleted') return { ok: false, reason: `${from} is not a mailbox of this operator` };
     if (m.state !== 'active') return { ok: false, reason: `mailbox ${from} is suspended` };
-    if (m.ownerUserId === user.id) return { ok: true, mailbox: m, onBehalf: false };
+    if (m.ownerUserId === user.id || this.isApplicationMailbox(user, m)) return { ok: true, mailbox: m, onBehalf: false };
     const rights = await this.rightsOn(user, m);
     if (rights.has('send')) return { ok: true, mailbox: m, onBehalf: true };
     return { ok: false, reason: `${user.login} may not send as ${from}: neither its owner nor holder of a send-on-behalf grant` };
@@ -248,6 +254,10 @@ export class Core {
    */
   async accessibleMailboxes(user: User): Promise<{ mailbox: Mailbox; rights: Set<GrantRight>; owned: boolean }[]> {
     const out: { mailbox: Mailbox; rights: Set<GrantRight>; owned: boolean }[] = [];
+    if (user.structureId !== null) {
+      for (const m of await this.store.listMailboxes({ structureId: user.structureId, type: 'APP' })) if (m.state !== 'deleted') out.push({ mailbox: m, rights: new Set(GRANT_RIGHTS), owned: true });
+      return out;
+    }
     for (const m of await this.store.listMailboxes({ ownerUserId: user.id })) if (m.state !== 'deleted') out.push({ mailbox: m, rights: new Set(GRANT_RIGHTS), owned: true });
     for (const g of await this.store.listGrants({ userId: user.id })) {
       if (out.some((o) => o.mailbox.id === g.mailboxId)) continue;
@@ -271,11 +281,17 @@ export class Core {
    * (write flags, insert, post, create, delete, expunge, administer); `send` has no IMAP right.
    */
   async imapRights(user: User, mailbox: Mailbox): Promise<string> {
-    return rightsToAcl(await this.rightsOn(user, mailbox), mailbox.ownerUserId === user.id);
+    return rightsToAcl(await this.rightsOn(user, mailbox), mailbox.ownerUserId === user.id || this.isApplicationMailbox(user, mailbox));
+  }
+
+  /** Is `mailbox` an APP mailbox of the structure whose application account `user` is? */
+  private isApplicationMailbox(user: User, mailbox: Mailbox): boolean {
+    return user.structureId !== null && mailbox.type === 'APP' && mailbox.structureId === user.structureId;
   }
 
   /** The address `user` sends as by default in a Sender: header (their own active mailbox). */
   async primaryMailboxOf(user: User): Promise<Mailbox | undefined> {
+    if (user.structureId !== null) return (await this.store.listMailboxes({ structureId: user.structureId, type: 'APP', state: 'active' }))[0];
     const own = await this.store.listMailboxes({ ownerUserId: user.id, state: 'active' });
     return own.find((m) => m.type === 'PER') ?? own[0];
   }

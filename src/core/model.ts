@@ -36,8 +36,46 @@ export interface User {
   login: string;
   displayName: string;
   practitionerId: number | null;
+  /**
+   * Set on the application account of a structure: the principal an organisation certificate
+   * logs in as. Such an account reaches only the APP mailboxes of that structure.
+   */
+  structureId: number | null;
   state: 'active' | 'disabled';
   createdAt: string;
+}
+
+/** A per-device password for a mail client (IMAP, SMTP); the secret itself is never stored. */
+export interface AppPassword {
+  id: number;
+  userId: number;
+  label: string;
+  createdAt: string;
+  lastUsedAt: string | null;
+  lastUsedFrom: string | null;
+  revokedAt: string | null;
+}
+
+/** A web session; `stage` is 'full' once both factors are done. */
+export interface HttpSession {
+  id: number;
+  userId: number;
+  method: string;
+  stage: 'full' | 'second-factor' | 'enrol-second-factor';
+  csrfToken: string;
+  createdAt: number;
+  lastSeenAt: number;
+  expiresAt: number;
+  remote: string | null;
+  userAgent: string | null;
+  revokedAt: number | null;
+}
+
+export interface TotpFactor {
+  userId: number;
+  secret: string;
+  confirmedAt: string | null;
+  lastStep: number;
 }
 
 export interface Mailbox {

@@ -7,14 +7,18 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { stringify as toYaml } from 'yaml';
 import { parseConfig, type Config } from '../config/index.js';
+import { Authenticator } from '../auth/index.js';
 import { Core } from '../core/index.js';
 import { startOperator, type Operator, openStore } from '../main.js';
-import { TestPki } from '../pki/index.js';
+import { TestPki, type IssuedCertificate } from '../pki/index.js';
 import { buildTrustListXml } from '../trust/list.js';
 
 export interface DemoUser {
   login: string;
+  /** Account password: web login (first factor; the second is TOTP). Never accepted by IMAP/SMTP. */
   password: string;
+  /** App password for mail clients (IMAP, SMTP submission). */
+  appPassword: string;
   displayName: string;
   /** Mailboxes this user owns. */
   addresses: string[];
@@ -37,8 +41,23 @@ export interface DemoOperatorInfo {
   chain: string;
   dn: string;
   users: DemoUser[];
+  /**
+   * Client certificates for strong authentication (issue 5; SASL EXTERNAL over TLS client
+   * authentication), issued by the demo CA: PEM certificate (leaf) and PEM private key (PKCS#8)
+   * paths. `personal`: a CPS-like certificate of the demo practitioner (serialNumber "8" + RPPS);
+   * `organisation`: an IGC-Santé-style organisation certificate of the operator's structure
+   * (OU "1" + FINESS or "3" + SIRET), for software using the structure's APP mailbox.
+   */
+  certificates: DemoCertificates;
   /** Base URL of the HTTP server (JSON API under /api, FHIR directory under /fhir), once started. */
   http?: string;
+}
+
+export interface DemoCertificates {
+  /** `login`: the practitioner's user; `rpps`: the RPPS in the certificate. */
+  personal: { login: string; rpps: string; cert: string; key: string };
+  /** `structure`: "FINESS:<id>" or "SIRET:<id>"; `appMailbox`: the structure's APP mailbox. */
+  organisation: { structure: string; cert: string; key: string; appMailbox: string };
 }
 
 export interface DemoPeerInfo {
@@ -73,6 +92,8 @@ interface OperatorSpec {
   practitioner: { rpps: string; givenName: string; familyName: string; login: string; civility: string; professionCode: string };
   secretary: { login: string; displayName: string };
   orgMailbox: { local: string; displayName: string; service: string };
+  /** The structure's applicative (APP) mailbox, used by software with the organisation certificate. */
+  appMailbox: { local: string; displayName: string };
 }
 
 const SPECS: OperatorSpec[] = [
@@ -88,6 +109,7 @@ const SPECS: OperatorSpec[] = [
     practitioner: { rpps: '10001234567', givenName: 'Claire', familyName: 'Martin', login: 'claire.martin', civility: 'DR', professionCode: '10' },
     secretary: { login: 'secretariat.cardio', displayName: 'Secrétariat de cardiologie' },
     orgMailbox: { local: 'cardiologie', displayName: 'Service de cardiologie', service: 'Cardiologie' },
+    appMailbox: { local: 'lps', displayName: 'Logiciel de démonstration' },
   },
   {
     name: 'Opérateur B — Plateforme régionale de démonstration',
@@ -101,6 +123,7 @@ const SPECS: OperatorSpec[] = [
     practitioner: { rpps: '10007654321', givenName: 'Paul', familyName: 'Bernard', login: 'paul.bernard', civility: 'DR', professionCode: '10' },
     secretary: { login: 'accueil.msp', displayName: 'Accueil de la maison de santé' },
     orgMailbox: { local: 'accueil', displayName: 'Accueil de la maison de santé', service: 'Accueil' },
+    appMailbox: { local: 'lps', displayName: 'Logiciel de démonstration' },
   },
 ];
 
@@ -125,7 +148,8 @@ export async function prepareDemo(dir: string, opts: PrepareOptions = {}): Promi
     layout.operators.forEach((op, i) => (op.ports.http ??= opts.ports === 'ephemeral' ? 0 : SPECS[i].ports.http));
     // New peers may join an existing space.
     const missing = (opts.peers ?? []).filter((p) => !layout.peers.some((q) => q.domain === p.domain));
-    if (missing.length === 0) return layout;
+    // Spaces made before client certificates existed (issue 5) go through the full path below.
+    if (missing.length === 0 && layout.operators.every(hasClientCertificates)) return layout;
   }
   const host = opts.host ?? '127.0.0.1';
   const pkiDir = path.join(dir, 'pki');
@@ -139,6 +163,7 @@ export async function prepareDemo(dir: string, opts: PrepareOptions = {}): Promi
     const known = previous?.operators.find((o) => o.domain === spec.domain);
     if (known) {
       known.ports.http ??= opts.ports === 'ephemeral' ? 0 : spec.ports.http;
+      known.certificates = await clientCertificates(pki, certsDir, spec, known.domain);
       operators.push(known);
       continue;
     }
@@ -161,6 +186,7 @@ export async function prepareDemo(dir: string, opts: PrepareOptions = {}): Promi
       chain: files.chainPath,
       dn: issued.subjectDn,
       users: [],
+      certificates: await clientCertificates(pki, certsDir, spec, spec.domain),
     });
   }
 
@@ -221,10 +247,48 @@ export async function prepareDemo(dir: string, opts: PrepareOptions = {}): Promi
       // The secretariat reads and sends on behalf of the physician (golden rule 1: read daily).
       await core.grant(per, spec.secretary.login, ['read', 'send']);
       await core.grant(org, pr.login, ['read', 'send']);
+      // Mail clients never use the account password: each demo user gets an app password.
+      const auth = new Authenticator(store);
+      const appPassword = async (login: string) => (await auth.createAppPassword((await core.requireUser(login)).id, 'Démo — client de messagerie')).password;
       op.users = [
-        { login: pr.login, password: docPassword, displayName: docName, addresses: [per, cab], delegated: [org] },
-        { login: spec.secretary.login, password: secPassword, displayName: spec.secretary.displayName, addresses: [org], delegated: [per] },
+        { login: pr.login, password: docPassword, appPassword: await appPassword(pr.login), displayName: docName, addresses: [per, cab], delegated: [org] },
+        {
+          login: spec.secretary.login,
+          password: secPassword,
+          appPassword: await appPassword(spec.secretary.login),
+          displayName: spec.secretary.displayName,
+          addresses: [org],
+          delegated: [per],
+        },
       ];
+    } finally {
+      await store.close();
+    }
+  }
+  // Demo spaces made before app passwords existed: give their users one.
+  for (const op of operators) {
+    if (op.users.every((u) => u.appPassword)) continue;
+    const store = openStore(parseConfig(configFor(op, operators, peers, trustList, opts.configOverrides), path.dirname(op.config)));
+    try {
+      const auth = new Authenticator(store);
+      for (const u of op.users) {
+        const user = u.appPassword ? undefined : await store.findUserByLogin(u.login);
+        if (user) u.appPassword = (await auth.createAppPassword(user.id, 'Démo — client de messagerie')).password;
+      }
+    } finally {
+      await store.close();
+    }
+  }
+  // The APP mailbox of each structure (also added to spaces made before it existed).
+  for (const [i, op] of operators.entries()) {
+    const spec = SPECS[i];
+    const config = parseConfig(configFor(op, operators, peers, trustList, opts.configOverrides), path.dirname(op.config));
+    const store = openStore(config);
+    try {
+      if (!(await store.findMailboxByAddress(op.certificates.organisation.appMailbox))) {
+        const core = new Core(store, config.operator.domains);
+        await core.createMailbox({ address: op.certificates.organisation.appMailbox, type: 'APP', displayName: spec.appMailbox.displayName, structure: spec.structure });
+      }
     } finally {
       await store.close();
     }
@@ -233,6 +297,38 @@ export async function prepareDemo(dir: string, opts: PrepareOptions = {}): Promi
   for (const op of operators) writeConfig(op, operators, peers, trustList, opts.configOverrides);
   writeFileSync(layoutFile, JSON.stringify(layout, null, 2), { mode: 0o600 });
   return layout;
+}
+
+function hasClientCertificates(op: DemoOperatorInfo): boolean {
+  const c = op.certificates;
+  return !!c && [c.personal.cert, c.personal.key, c.organisation.cert, c.organisation.key].every((f) => existsSync(f));
+}
+
+/**
+ * The demo practitioner's personal certificate and the structure's organisation certificate,
+ * reused when the demo directory already holds them (the PKI lives there too).
+ */
+async function clientCertificates(pki: TestPki, certsDir: string, spec: OperatorSpec, domain: string): Promise<DemoCertificates> {
+  const pr = spec.practitioner;
+  const st = spec.structure;
+  /** Leaf certificate and key paths of `base` in certsDir, issuing them first when missing. */
+  const files = async (base: string, issue: () => Promise<IssuedCertificate>): Promise<{ cert: string; key: string }> => {
+    const cert = path.join(certsDir, `${base}.crt.pem`);
+    const key = path.join(certsDir, `${base}.key.pem`);
+    if (existsSync(cert) && existsSync(key)) return { cert, key };
+    const written = await pki.writeIssued(certsDir, base, await issue());
+    return { cert: written.certPath, key: written.keyPath };
+  };
+  const personal = await files(`personal-${pr.login}`, () =>
+    pki.issuePersonal({ rpps: pr.rpps, givenName: pr.givenName, surname: pr.familyName, profession: 'Médecin' }),
+  );
+  const organisation = await files(`organisation-${st.idType.toLowerCase()}-${st.idValue}`, () =>
+    pki.issueOrganisation({ id: st.idValue, idType: st.idType, org: st.name, unit: spec.appMailbox.displayName }),
+  );
+  return {
+    personal: { login: pr.login, rpps: pr.rpps, ...personal },
+    organisation: { structure: `${st.idType}:${st.idValue}`, ...organisation, appMailbox: `${spec.appMailbox.local}@${domain}` },
+  };
 }
 
 function configFor(op: DemoOperatorInfo, all: DemoOperatorInfo[], peers: DemoPeerInfo[], trustList: string, overrides?: Record<string, unknown>) {

@@ -27,7 +27,19 @@ export function createImapServer(services: ImapServices, implicitTls: boolean): 
     });
   };
   const server = implicitTls
-    ? tls.createServer({ ...services.tlsKeyCert, minVersion: 'TLSv1.2' }, (s) => onSocket(s, true))
+    ? tls.createServer(
+        {
+          ...services.tlsKeyCert,
+          minVersion: 'TLSv1.2',
+          // Ask for (never require) a client certificate, for SASL EXTERNAL (strong authentication
+          // with a CPS-like or IGC-Santé organisation certificate, judged by trust/). `ca` lists the
+          // acceptable CAs in the CertificateRequest (RFC 8446 §4.2.4, RFC 5246 §7.4.4).
+          requestCert: true,
+          rejectUnauthorized: false,
+          ...(services.ca ? { ca: services.ca } : {}),
+        },
+        (s) => onSocket(s, true),
+      )
     : net.createServer((s) => onSocket(s, false));
   server.on('tlsClientError', () => {});
   return { server, sessions, sockets };

@@ -5,7 +5,9 @@
 import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Logger } from 'pino';
-import type { Authenticator } from '../auth/index.js';
+import type { AuthResult, Authenticator } from '../auth/index.js';
+import { SaslServer, type SaslFailure } from '../auth/sasl.js';
+import { peerCertificateChain } from '../trust/index.js';
 import { aclToRights, type Core, type GrantRight, type User } from '../core/index.js';
 import type { BlobStore } from '../store/blobs.js';
 import type { Folder } from '../core/model.js';
@@ -32,6 +34,8 @@ export interface ImapServices {
   secureContext: SecureContext;
   /** Key and certificate chain (PEM) for the implicit-TLS listener. */
   tlsKeyCert: { key: string; cert: string };
+  /** CA bundle (PEM) whose names are sent when asking clients for a certificate (implicit TLS; for STARTTLS it is in secureContext). */
+  ca?: string;
   /** Largest message APPEND accepts (RFC 7889 APPENDLIMIT). */
   appendLimit: number;
   /** Default storage quota per mailbox (BAL) in bytes (RFC 9208), when the BAL has none. */
@@ -126,7 +130,7 @@ export class ImapSession {
     const caps = ['IMAP4rev1', 'IMAP4rev2', 'LITERAL+', 'ID', 'ENABLE'];
     if (this.state === 'notauth') {
       if (!this.secure) caps.push('STARTTLS', 'LOGINDISABLED'); // RFC 9051 §6.2.3, §11.1
-      else caps.push('SASL-IR', 'AUTH=PLAIN', 'AUTH=LOGIN');
+      else caps.push('SASL-IR', ...this.sasl().mechanisms({ clientCertificate: this.peerChain().length > 0 }).map((m) => `AUTH=${m}`));
       return caps;
     }
     caps.push(
@@ -469,7 +473,9 @@ export class ImapSession {
     plain.removeAllListeners('data');
     plain.removeAllListeners('close');
     plain.setTimeout(0);
-    const secure = new TLSSocket(plain, { isServer: true, secureContext: this.s.secureContext });
+    // Request (never require) a client certificate for SASL EXTERNAL; the acceptable CAs come
+    // from secureContext (built with the CA bundle), the certificate is judged by trust/.
+    const secure = new TLSSocket(plain, { isServer: true, secureContext: this.s.secureContext, requestCert: true, rejectUnauthorized: false });
     await new Promise<void>((resolve) => {
       secure.once('secure', () => resolve());
       secure.once('error', () => resolve());
@@ -485,56 +491,66 @@ export class ImapSession {
     return null;
   }
 
-  private async login(user: string, password: string, method = 'LOGIN'): Promise<string> {
-    const r = await this.s.auth.password(user, password, { protocol: 'imap', method, remote: this.remote });
-    if (!r.ok) {
-      this.log.info({ reason: r.reason }, 'authentication failed');
-      // RFC 5530: AUTHENTICATIONFAILED, without saying whether the login exists.
-      // RFC 5530 UNAVAILABLE: temporary; said for any login, existing or not.
-      if (r.reason === 'locked') throw new ImapNo('too many failed login attempts from this account or address: try again in a few minutes', 'UNAVAILABLE');
-      throw new ImapNo('authentication failed: wrong login or password', 'AUTHENTICATIONFAILED');
-    }
-    await this.authenticated(r.user);
-    return `[CAPABILITY ${this.capabilities().join(' ')}] logged in`;
+  private saslServer?: SaslServer;
+  private sasl(): SaslServer {
+    return (this.saslServer ??= new SaslServer(this.s.auth));
   }
 
-  private async authenticated(user: User) {
+  /** The client certificate chain presented during the TLS handshake (leaf first; empty: none). */
+  private peerChain(): Uint8Array[] {
+    return this.socket instanceof TLSSocket ? peerCertificateChain(this.socket) : [];
+  }
+
+  private async login(user: string, password: string): Promise<string> {
+    // Mail clients use app passwords, never the account password (src/auth).
+    const r = await this.s.auth.mailPassword(user, password, { protocol: 'imap', method: 'LOGIN', remote: this.remote });
+    if (!r.ok) this.refuse(r);
+    return this.authenticated(r.user);
+  }
+
+  /** RFC 5530 response codes: AUTHENTICATIONFAILED without saying whether the login exists; UNAVAILABLE when locked out. */
+  private refuse(r: Extract<AuthResult, { ok: false }> | SaslFailure): never {
+    this.log.info({ reason: r.reason }, 'authentication failed');
+    if (r.reason === 'locked') throw new ImapNo('too many failed login attempts from this account or address: try again in a few minutes', 'UNAVAILABLE');
+    if ('message' in r) throw new ImapNo(r.message, r.reason === 'identity-mismatch' ? 'AUTHORIZATIONFAILED' : 'AUTHENTICATIONFAILED');
+    throw new ImapNo('authentication failed: wrong login or app password (mail clients need an app password, not the account password)', 'AUTHENTICATIONFAILED');
+  }
+
+  private async authenticated(user: User): Promise<string> {
     // RFC 3516: literal8 (~{n}) accepted in APPEND once BINARY is announced.
     this.parser.setCapabilities({ literalPlus: true, binary: true });
     this.user = user;
     this.ns = await UserNamespace.load(this.s.core, user);
     this.state = 'auth';
     this.log.info({ user: user.login }, 'authenticated');
+    return `[CAPABILITY ${this.capabilities().join(' ')}] logged in`;
   }
 
+  // RFC 9051 §6.2.2 AUTHENTICATE; RFC 4959 SASL-IR initial response ("=" is an empty one).
   private async authenticate(mechanism: string, initial?: string): Promise<string> {
     if (!this.secure) throw new ImapNo('authentication is disabled before STARTTLS', 'PRIVACYREQUIRED');
-    const mech = mechanism.toUpperCase();
-    const b64 = (s: string) => Buffer.from(s === '=' ? '' : s, 'base64');
-    const ask = async (challenge: string): Promise<Buffer> => {
-      this.write(`+ ${Buffer.from(challenge).toString('base64')}\r\n`);
-      const line = await this.readLine();
+    const ex = this.sasl().start(mechanism, { protocol: 'imap', remote: this.remote, peerChain: () => this.peerChain() });
+    if (!ex) throw new ImapNo(`authentication mechanism ${mechanism} is not offered here (see the AUTH= capabilities)`, 'CANNOT');
+    const decode = (line: string): Buffer => {
+      const t = line.trim();
       // RFC 9051 §6.2.2: "*" cancels the exchange.
-      if (line.trim() === '*') throw new ImapNo('authentication cancelled', undefined, 'BAD');
-      return b64(line.trim());
+      if (t === '*') throw new ImapNo('authentication cancelled', undefined, 'BAD');
+      if (t !== '=' && !/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(t)) throw new ImapNo('SASL response is not valid base64', undefined, 'BAD');
+      return Buffer.from(t === '=' ? '' : t, 'base64');
     };
-    let login: string;
-    let password: string;
-    if (mech === 'PLAIN') {
-      // RFC 4616: [authzid] NUL authcid NUL passwd; RFC 4959 initial response.
-      const data = initial !== undefined ? b64(initial) : await ask('');
-      const parts = data.toString('utf8').split('\0');
-      if (parts.length !== 3) throw new ImapNo('malformed PLAIN response', undefined, 'BAD');
-      if (parts[0] && parts[0] !== parts[1]) throw new ImapNo('authorization identity must be empty or equal to the login', 'AUTHORIZATIONFAILED');
-      login = parts[1];
-      password = parts[2];
-    } else if (mech === 'LOGIN') {
-      login = (initial !== undefined ? b64(initial) : await ask('Username:')).toString('utf8');
-      password = (await ask('Password:')).toString('utf8');
-    } else {
-      throw new ImapNo(`authentication mechanism ${mechanism} is not supported (use PLAIN or LOGIN)`, 'CANNOT');
+    let step = await ex.step(initial !== undefined ? decode(initial) : null);
+    while (step.type === 'challenge') {
+      this.write(`+ ${step.data.toString('base64')}\r\n`);
+      step = await ex.step(decode(await this.readLine()));
     }
-    return this.login(login, password, `AUTHENTICATE ${mech}`);
+    if (step.type === 'success') return this.authenticated(step.user);
+    if (step.reason === 'malformed') throw new ImapNo(step.message, undefined, 'BAD');
+    if (step.errorChallenge) {
+      // XOAUTH2 / RFC 7628 §3.2.2: the error goes out as a challenge; the client's answer ends it.
+      this.write(`+ ${step.errorChallenge.toString('base64')}\r\n`);
+      await this.readLine();
+    }
+    this.refuse(step);
   }
 
   // ---- names --------------------------------------------------------------------------------

@@ -6,7 +6,12 @@ import { randomBytes } from 'node:crypto';
 import { Headers } from '@zone-eu/mailsplit';
 import addressparser from 'nodemailer/lib/addressparser';
 import type { Logger } from 'pino';
-import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
+import { SaslServer } from '../auth/sasl.js';
+import { peerCertificateChain } from '../trust/index.js';
+import { installSaslMechanisms, type SmtpSaslOptions } from './sasl.js';
 import type { Authenticator } from '../auth/index.js';
 import { domainOf, type Core, type User } from '../core/index.js';
 import { BlobSizeExceededError, type BlobStore } from '../store/blobs.js';
@@ -18,6 +23,8 @@ export interface SubmissionOptions {
   hostname: string;
   key: string | Buffer;
   cert: string | Buffer;
+  /** CA bundle named when asking clients for a certificate (SASL EXTERNAL, issue 5). */
+  ca?: string | Buffer;
   /** true: implicit TLS (465-style); false: STARTTLS required before AUTH (587-style). */
   implicitTls: boolean;
   maxMessageSize: number;
@@ -52,42 +59,43 @@ function addressesIn(value: string): string[] {
 
 export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
   installEnhancedStatusPatch();
+  installSaslMechanisms();
   const log = o.logger.child({ component: o.implicitTls ? 'submissions' : 'submission' });
+  const sasl = new SaslServer(o.auth);
+  const chains = new WeakMap<SMTPServerSession, Uint8Array[]>();
   const server: SMTPServer = new SMTPServer({
     name: o.hostname,
     banner: 'Caducée MSSanté submission',
     secure: o.implicitTls,
     key: o.key,
     cert: o.cert,
+    // Ask for (never require) a client certificate: clients with a CPS-like or organisation
+    // certificate may use SASL EXTERNAL; the certificate is judged by trust/, not by the handshake.
+    ...(o.ca ? { ca: o.ca } : {}),
+    requestCert: true,
+    rejectUnauthorized: false,
     minVersion: 'TLSv1.2',
     size: o.maxMessageSize,
     maxRecipients: o.maxRecipients,
     socketTimeout: o.socketTimeoutMs,
-    authMethods: ['PLAIN', 'LOGIN'],
+    authMethods: sasl.mechanisms({ clientCertificate: true }),
     allowInsecureAuth: false, // RFC 8314 §3: no credentials over cleartext
     authOptional: false,
     hideENHANCEDSTATUSCODES: false,
     hideDSN: false,
     logger: false,
-    onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, cb: (err: Error | null | undefined, response?: any) => void) {
-      if (!session.secure) return cb(smtpError(538, '5.7.11', 'encryption required: use STARTTLS before AUTH'));
-      o.auth.password(auth.username ?? '', auth.password ?? '', { protocol: 'smtp', method: String(auth.method ?? 'PLAIN').toUpperCase(), remote: session.remoteAddress ?? null }).then(
-        (r) => {
-          if (!r.ok) {
-            log.info({ session: session.id, remote: session.remoteAddress, reason: r.reason }, 'authentication failed');
-            // RFC 4954 §6: 535 5.7.8 without saying whether the login exists.
-            if (r.reason === 'locked') return cb(smtpError(454, '4.7.0', 'too many failed login attempts from this account or address: try again in a few minutes'));
-            return cb(smtpError(535, '5.7.8', 'authentication failed: wrong login or password'));
-          }
-          log.info({ session: session.id, user: r.user.login }, 'authenticated');
-          cb(null, { user: r.user });
-        },
-        (e) => {
-          log.error({ err: e }, 'authentication error');
-          cb(smtpError(454, '4.7.0', 'temporary authentication failure, try again later'));
-        },
-      );
+    onSecure(socket: Socket | TLSSocket, session: SMTPServerSession, cb: (err?: Error | null) => void) {
+      chains.set(session, peerCertificateChain(socket as TLSSocket));
+      cb();
     },
+    // Every AUTH mechanism runs through src/auth/sasl.ts (installSaslMechanisms); RFC 8314 §3:
+    // smtp-server refuses AUTH before TLS (538) since allowInsecureAuth is false.
+    caduceeSasl: {
+      sasl,
+      peerChain: (session: SMTPServerSession) => chains.get(session) ?? [],
+      onSuccess: (session: SMTPServerSession, user: User, mechanism: string) => log.info({ session: session.id, user: user.login, mechanism }, 'authenticated'),
+      onFailure: (session: SMTPServerSession, reason: string, mechanism: string) => log.info({ session: session.id, remote: session.remoteAddress, reason, mechanism }, 'authentication failed'),
+    } satisfies SmtpSaslOptions,
     onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void) {
       const user = session.user as unknown as User;
       if (!address.address) return cb(smtpError(550, '5.7.1', 'the null sender <> cannot be used for submission'));

@@ -13,6 +13,9 @@ import type {
   Structure,
   StructureIdType,
   User,
+  AppPassword,
+  HttpSession,
+  TotpFactor,
 } from '../core/model.js';
 
 export interface NewQueueItem {
@@ -164,6 +167,40 @@ export interface Store extends FolderStore {
   findUserByLogin(login: string): Promise<(User & { passwordHash: string | null }) | undefined>;
   setUserPassword(id: number, passwordHash: string): Promise<void>;
   listUsers(): Promise<User[]>;
+  /** The active or disabled user linked to the practitioner with this RPPS, if any. */
+  findUserByRpps(rpps: string): Promise<User | undefined>;
+  /** The application account of a structure, created on first use (organisation certificates). */
+  applicationAccount(structure: Structure): Promise<User>;
+
+  createAppPassword(a: { userId: number; label: string; secretHash: string }): Promise<AppPassword>;
+  /** Every app password of a user, revoked ones included, newest first. */
+  listAppPasswords(userId: number): Promise<AppPassword[]>;
+  /** The unrevoked app password of `userId` with this digest. */
+  findAppPassword(userId: number, secretHash: string): Promise<AppPassword | undefined>;
+  touchAppPassword(id: number, at: string, from: string | null): Promise<void>;
+  /** false when no such unrevoked app password of this user exists. */
+  revokeAppPassword(userId: number, id: number): Promise<boolean>;
+
+  getTotp(userId: number): Promise<TotpFactor | undefined>;
+  /** Starts (or restarts) an enrolment: an unconfirmed secret replaces any unconfirmed one. */
+  setPendingTotp(userId: number, secret: string): Promise<void>;
+  /** Confirms the enrolment at `step` and replaces the recovery codes, in one transaction. */
+  confirmTotp(userId: number, step: number, recoveryCodeHashes: string[]): Promise<void>;
+  /** Records `step` as used if it is later than the last used one; false on a replay. */
+  useTotpStep(userId: number, step: number): Promise<boolean>;
+  /** Marks an unused recovery code used; false when there is none with this digest. */
+  useRecoveryCode(userId: number, codeHash: string): Promise<boolean>;
+  remainingRecoveryCodes(userId: number): Promise<number>;
+  deleteTotp(userId: number): Promise<void>;
+
+  createHttpSession(s: Omit<HttpSession, 'id' | 'revokedAt'> & { tokenHash: string }): Promise<HttpSession>;
+  /** The unrevoked session with this token digest (expiry is the caller's check). */
+  findHttpSession(tokenHash: string): Promise<HttpSession | undefined>;
+  touchHttpSession(id: number, lastSeenAt: number): Promise<void>;
+  listHttpSessions(userId: number, now: number): Promise<HttpSession[]>;
+  /** Revokes one session of a user (false if none), or all but `exceptId`. */
+  revokeHttpSession(userId: number, id: number): Promise<boolean>;
+  revokeHttpSessions(userId: number, exceptId?: number): Promise<number>;
 
   /** Creates the mailbox and its default folders in one transaction. */
   createMailbox(m: {
@@ -179,7 +216,7 @@ export interface Store extends FolderStore {
   }): Promise<Mailbox>;
   getMailbox(id: number): Promise<Mailbox | undefined>;
   findMailboxByAddress(address: string): Promise<Mailbox | undefined>;
-  listMailboxes(filter?: { ownerUserId?: number; state?: MailboxState }): Promise<Mailbox[]>;
+  listMailboxes(filter?: { ownerUserId?: number; state?: MailboxState; structureId?: number; type?: MailboxType }): Promise<Mailbox[]>;
   updateMailbox(id: number, update: MailboxUpdate): Promise<Mailbox>;
 
   setGrant(mailboxId: number, userId: number, rights: GrantRight[]): Promise<Grant>;

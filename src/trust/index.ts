@@ -6,9 +6,9 @@
 // must be listed for the envelope sender's domain; outbound, the recipient domain must be listed
 // and the server certificate must chain to the anchors and carry a DN listed for that domain.
 import { promises as dns } from 'node:dns';
-import type { PeerCertificate } from 'node:tls';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import { verifyChain, type TrustAnchors } from '../pki/index.js';
+import { normalizeSerialHex, verifyChain, x509, type ChainFailure, type TrustAnchors } from '../pki/index.js';
 import { normalizeDn } from './dn.js';
 import type { TrustList } from './list.js';
 
@@ -23,6 +23,27 @@ export type TrustDecision =
       /** Whether a later attempt may succeed (outbound: defer rather than bounce at once). */
       temporary: boolean;
     };
+
+/**
+ * Who a TLS client certificate designates, for strong authentication of mail clients (issue 5):
+ * a health professional with a personal CPS-like certificate, or software acting for a structure
+ * with an IGC-Santé organisation certificate (ANS: "Card login (CPS) is TLS client authentication
+ * with a personal certificate; applications use an IGC-Santé organisation certificate",
+ * ../shared/docs/mssante.md §4). Which mailboxes the identity opens is decided by core/, not here.
+ */
+export type ClientIdentity =
+  | { ok: true; kind: 'personal'; rpps: string; subjectDn: string; serial: string }
+  | { ok: true; kind: 'organisation'; structure: { idType: 'FINESS' | 'SIRET'; idValue: string }; subjectDn: string; serial: string }
+  | {
+      ok: false;
+      reason: 'no-certificate' | 'untrusted' | 'expired' | 'revoked' | 'not-client-auth' | 'unrecognised-subject';
+      detail: string;
+    };
+
+/** Certificate verdict shared by every trust decision (peers and clients alike). */
+type CertificateCheck =
+  | { ok: true; dn: string; leaf: x509.X509Certificate }
+  | { ok: false; failure: ChainFailure; detail: string; refusal: Extract<TrustDecision, { ok: false }> };
 
 export interface Route {
   host: string;
@@ -45,6 +66,80 @@ export function peerChainFromTls(cert: PeerCertificate | { raw?: Buffer; issuerC
     c = c.issuerCertificate;
   }
   return out;
+}
+
+/**
+ * The certificate chain a TLS peer presented (leaf first, then each issuer Node knows of), as DER;
+ * empty when the peer sent no certificate or the socket is not (yet) a TLS socket. Servers must
+ * have asked for it (`requestCert: true`).
+ */
+export function peerCertificateChain(socket: TLSSocket): Uint8Array[] {
+  if (!socket || typeof socket.getPeerCertificate !== 'function') return [];
+  return peerChainFromTls(socket.getPeerCertificate(true));
+}
+
+// Subject conventions of IGC-Santé end-entity certificates (ANS, IGC-Santé certificate profiles;
+// identifier types of the "Identification nationale" used across the ANS repositories, cf.
+// ../shared/docs/mssante.md §2):
+//  - personal (CPS / "personne physique") certificates carry the national PP identifier in the
+//    subject serialNumber attribute (2.5.4.5): one type digit then the identifier, type 8 = RPPS
+//    (11 digits), so "8" + RPPS. Type 0 (ADELI) professionals have no RPPS and are not accepted
+//    here: MSSanté personal mailboxes are attached to an RPPS.
+//  - organisation ("personne morale") and server certificates carry the structure identifier in
+//    the OU: type 1 = FINESS (9 characters, Corsica "2A"/"2B"), type 3 = SIRET (14 digits).
+const OID_SERIAL_NUMBER = '2.5.4.5';
+const OID_OU = '2.5.4.11';
+const OID_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
+const RPPS_NATIONAL_ID = /^8(\d{11})$/;
+const FINESS_OU = /^1(\d{9}|2[AB]\d{7})$/;
+const SIRET_OU = /^3(\d{14})$/;
+
+function failureToReason(f: ChainFailure): Extract<ClientIdentity, { ok: false }>['reason'] {
+  switch (f) {
+    case 'no-certificate':
+      return 'no-certificate';
+    case 'expired':
+    case 'not-yet-valid': // outside its validity period either way (RFC 5280 §6.1.3 (a)(2))
+      return 'expired';
+    case 'revoked':
+      return 'revoked';
+    case 'wrong-usage': // the EKU does not allow clientAuth (RFC 5280 §4.2.1.12)
+      return 'not-client-auth';
+    case 'untrusted':
+    case 'bad-signature':
+    case 'not-a-ca':
+    case 'malformed':
+      return 'untrusted';
+  }
+}
+
+/** Classifies a leaf that already passed chain validation for clientAuth. */
+function classifyClientLeaf(leaf: x509.X509Certificate, subjectDn: string, serial: string): ClientIdentity {
+  const refuse = (detail: string): ClientIdentity => ({ ok: false, reason: 'unrecognised-subject', detail: `certificate ${subjectDn}: ${detail}` });
+  // A CA certificate never identifies a person or a structure (RFC 5280 §4.2.1.9).
+  if (leaf.getExtension(x509.BasicConstraintsExtension)?.ca) return refuse('is a CA certificate, not an end-entity certificate');
+  // IGC-Santé server certificates ("SERV SSL") also carry OU = "3" + SIRET and clientAuth (for
+  // mutual TLS between operators), but they identify a host, not a structure's software: an
+  // operator's MX certificate must not open the APP mailboxes of its own legal entity.
+  const eku = leaf.getExtension(x509.ExtendedKeyUsageExtension)?.usages.map(String) ?? [];
+  if (eku.includes(OID_SERVER_AUTH)) return refuse('is a TLS server certificate (extendedKeyUsage serverAuth), not a personal or organisation certificate');
+  const serials = leaf.subjectName.getField(OID_SERIAL_NUMBER);
+  const ous = leaf.subjectName.getField(OID_OU);
+  if (serials.length > 1) return refuse('has several subject serialNumber attributes');
+  if (serials.length === 1) {
+    const m = RPPS_NATIONAL_ID.exec(serials[0]!);
+    if (!m) return refuse(`subject serialNumber "${serials[0]}" is not an RPPS national identifier ("8" followed by the 11-digit RPPS)`);
+    return { ok: true, kind: 'personal', rpps: m[1]!, subjectDn, serial };
+  }
+  const structures: Array<{ idType: 'FINESS' | 'SIRET'; idValue: string }> = [];
+  for (const ou of ous) {
+    let m: RegExpExecArray | null;
+    if ((m = FINESS_OU.exec(ou))) structures.push({ idType: 'FINESS', idValue: m[1]! });
+    else if ((m = SIRET_OU.exec(ou))) structures.push({ idType: 'SIRET', idValue: m[1]! });
+  }
+  if (structures.length === 1) return { ok: true, kind: 'organisation', structure: structures[0]!, subjectDn, serial };
+  if (structures.length > 1) return refuse('names several structures in its OU attributes');
+  return refuse('has neither an RPPS serialNumber ("8" + RPPS) nor a structure OU ("1" + FINESS or "3" + SIRET)');
 }
 
 export interface TrustServiceOptions {
@@ -74,22 +169,48 @@ export class TrustService {
     return this.opts.list().isListed(domain.toLowerCase());
   }
 
-  private async checkCertificate(chain: Uint8Array[], usage: 'serverAuth' | 'clientAuth', who: string): Promise<TrustDecision> {
+  private async checkCertificate(chain: Uint8Array[], usage: 'serverAuth' | 'clientAuth', who: string): Promise<CertificateCheck> {
     // Certificate problems are answered with temporary codes: a peer whose certificate is
     // missing, expired or not yet in our CRL view is usually misconfigured, and its mail should
     // wait in its queue until fixed rather than bounce at once (Postfix answers 421 4.7.1 here).
     if (chain.length === 0)
       return {
         ok: false,
-        code: 454,
-        enhanced: '4.7.0',
-        message: `${who} presented no certificate: an IGC-Santé server certificate is required in the MSSanté trust space`,
-        temporary: true,
+        failure: 'no-certificate',
+        detail: `${who} presented no certificate`,
+        refusal: {
+          ok: false,
+          code: 454,
+          enhanced: '4.7.0',
+          message: `${who} presented no certificate: an IGC-Santé server certificate is required in the MSSanté trust space`,
+          temporary: true,
+        },
       };
     const r = await verifyChain({ chain, anchors: this.opts.anchors(), usage });
-    if (r.ok) return { ok: true, dn: r.subjectDn };
+    if (r.ok) return { ok: true, dn: r.subjectDn, leaf: r.leaf };
     // RFC 3463 X.7.5: cryptographic failure (untrusted, expired, revoked, badly signed certificate).
-    return { ok: false, code: 454, enhanced: '4.7.5', message: `${who} certificate refused (${r.failure}): ${r.detail}`, temporary: true };
+    return {
+      ok: false,
+      failure: r.failure,
+      detail: r.detail,
+      refusal: { ok: false, code: 454, enhanced: '4.7.5', message: `${who} certificate refused (${r.failure}): ${r.detail}`, temporary: true },
+    };
+  }
+
+  /**
+   * Strong authentication of a mail client (IMAP / submission, SASL EXTERNAL over TLS client
+   * authentication): whose certificate is `chain`? Chain, validity, CA constraints, CRL revocation
+   * and the clientAuth extended key usage are checked exactly as for trust-space peers; then the
+   * leaf's subject is read by the IGC-Santé conventions (see classifyClientLeaf). No trust-list
+   * look-up: a client is not an operator.
+   */
+  async identifyClient(chain: Uint8Array[]): Promise<ClientIdentity> {
+    const c = await this.checkCertificate(chain, 'clientAuth', 'client');
+    if (!c.ok) {
+      const detail = c.failure === 'no-certificate' ? 'the client presented no certificate' : c.detail;
+      return { ok: false, reason: failureToReason(c.failure), detail };
+    }
+    return classifyClientLeaf(c.leaf, c.dn, normalizeSerialHex(c.leaf.serialNumber));
   }
 
   /**
@@ -98,8 +219,9 @@ export class TrustService {
    * certificate must then be listed for at least one domain (inference; no ANS source says).
    */
   async checkInboundPeer(chain: Uint8Array[], mailFromDomain: string | null): Promise<TrustDecision> {
-    const cert = await this.checkCertificate(chain, 'clientAuth', 'client');
-    if (!cert.ok) return cert;
+    const checked = await this.checkCertificate(chain, 'clientAuth', 'client');
+    if (!checked.ok) return checked.refusal;
+    const cert = { ok: true as const, dn: checked.dn };
     if (mailFromDomain === null) {
       if (this.listedAnywhere(cert.dn)) return cert;
       return { ok: false, code: 550, enhanced: '5.7.1', message: `certificate ${cert.dn} is not listed for any domain of the MSSanté trust list`, temporary: false };
@@ -121,8 +243,9 @@ export class TrustService {
 
   /** Outbound: is the server that presented `chain` a listed operator for `domain`? */
   async checkOutboundPeer(chain: Uint8Array[], domain: string): Promise<TrustDecision> {
-    const cert = await this.checkCertificate(chain, 'serverAuth', `server for ${domain}`);
-    if (!cert.ok) return cert;
+    const checked = await this.checkCertificate(chain, 'serverAuth', `server for ${domain}`);
+    if (!checked.ok) return checked.refusal;
+    const cert = { ok: true as const, dn: checked.dn };
     if (!this.opts.list().isDnListedFor(domain.toLowerCase(), cert.dn))
       return {
         ok: false,

@@ -36,9 +36,9 @@ describe("imaptest scripts against Caducée's IMAP server", () => {
       ca: readFileSync(layout.caBundle, 'utf8'),
       servername: 'localhost',
       user: op.users[0].login,
-      password: op.users[0].password,
+      password: op.users[0].appPassword,
       user2: op.users[1].login,
-      password2: op.users[1].password,
+      password2: op.users[1].appPassword,
     };
   };
 

@@ -15,6 +15,8 @@ import {
   type Structure,
   type StructureIdType,
   type User,
+  type AppPassword,
+  type HttpSession,
 } from '../../core/model.js';
 import type { AuthAuditEntry, DeliveredCopy, DeliveryRequest, FlagUpdate, FolderMessage, FolderStatus, MailboxUpdate, QueueCompletion, Store } from '../types.js';
 import { MIGRATIONS } from './migrations.js';
@@ -45,8 +47,27 @@ function rowUser(r: any): User {
     login: r.login,
     displayName: r.display_name,
     practitionerId: r.practitioner_id,
+    structureId: r.structure_id ?? null,
     state: r.state,
     createdAt: r.created_at,
+  };
+}
+function rowAppPassword(r: any): AppPassword {
+  return { id: r.id, userId: r.user_id, label: r.label, createdAt: r.created_at, lastUsedAt: r.last_used_at, lastUsedFrom: r.last_used_from, revokedAt: r.revoked_at };
+}
+function rowSession(r: any): HttpSession {
+  return {
+    id: r.id,
+    userId: r.user_id,
+    method: r.method,
+    stage: r.stage,
+    csrfToken: r.csrf_token,
+    createdAt: r.created_at,
+    lastSeenAt: r.last_seen_at,
+    expiresAt: r.expires_at,
+    remote: r.remote,
+    userAgent: r.user_agent,
+    revokedAt: r.revoked_at,
   };
 }
 function rowMailbox(r: any): Mailbox {
@@ -238,6 +259,104 @@ export class SqliteStore implements Store {
   async listUsers() {
     return this.q('SELECT * FROM users ORDER BY id').all().map(rowUser);
   }
+  async findUserByRpps(rpps: string) {
+    const r = this.q('SELECT u.* FROM users u JOIN practitioners p ON p.id = u.practitioner_id WHERE p.rpps = ? ORDER BY u.id LIMIT 1').get(rpps);
+    return r ? rowUser(r) : undefined;
+  }
+  async applicationAccount(structure: Structure) {
+    return this.db.transaction(() => {
+      const r = this.q('SELECT * FROM users WHERE structure_id = ?').get(structure.id);
+      if (r) return rowUser(r);
+      // A login that no person can choose (":" is refused in user logins by the CLI and core).
+      const login = `app:${structure.idType.toLowerCase()}:${structure.idValue}`;
+      return rowUser(
+        this.q('INSERT INTO users (login, display_name, practitioner_id, password_hash, created_at, structure_id) VALUES (?, ?, NULL, NULL, ?, ?) RETURNING *').get(
+          login,
+          `Application — ${structure.name}`,
+          now(),
+          structure.id,
+        ),
+      );
+    })();
+  }
+
+  async createAppPassword(a: { userId: number; label: string; secretHash: string }) {
+    return rowAppPassword(this.q('INSERT INTO app_passwords (user_id, label, secret_hash, created_at) VALUES (?, ?, ?, ?) RETURNING *').get(a.userId, a.label, a.secretHash, now()));
+  }
+  async listAppPasswords(userId: number) {
+    return this.q('SELECT * FROM app_passwords WHERE user_id = ? ORDER BY id DESC').all(userId).map(rowAppPassword);
+  }
+  async findAppPassword(userId: number, secretHash: string) {
+    const r = this.q('SELECT * FROM app_passwords WHERE user_id = ? AND secret_hash = ? AND revoked_at IS NULL').get(userId, secretHash);
+    return r ? rowAppPassword(r) : undefined;
+  }
+  async touchAppPassword(id: number, at: string, from: string | null) {
+    this.q('UPDATE app_passwords SET last_used_at = ?, last_used_from = ? WHERE id = ?').run(at, from, id);
+  }
+  async revokeAppPassword(userId: number, id: number) {
+    return this.q('UPDATE app_passwords SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL').run(now(), id, userId).changes > 0;
+  }
+
+  async getTotp(userId: number) {
+    const r: any = this.q('SELECT * FROM totp_factors WHERE user_id = ?').get(userId);
+    return r ? { userId: r.user_id, secret: r.secret, confirmedAt: r.confirmed_at, lastStep: r.last_step } : undefined;
+  }
+  async setPendingTotp(userId: number, secret: string) {
+    this.db.transaction(() => {
+      const cur: any = this.q('SELECT confirmed_at FROM totp_factors WHERE user_id = ?').get(userId);
+      if (cur?.confirmed_at) throw new Error('a confirmed second factor exists: remove it before enrolling another');
+      this.q('INSERT OR REPLACE INTO totp_factors (user_id, secret, confirmed_at, last_step, created_at) VALUES (?, ?, NULL, 0, ?)').run(userId, secret, now());
+    })();
+  }
+  async confirmTotp(userId: number, step: number, recoveryCodeHashes: string[]) {
+    this.db.transaction(() => {
+      const n = this.q('UPDATE totp_factors SET confirmed_at = ?, last_step = ? WHERE user_id = ? AND confirmed_at IS NULL').run(now(), step, userId).changes;
+      if (!n) throw new Error('no second-factor enrolment in progress');
+      this.q('DELETE FROM recovery_codes WHERE user_id = ?').run(userId);
+      const ins = this.q('INSERT INTO recovery_codes (user_id, code_hash) VALUES (?, ?)');
+      for (const h of recoveryCodeHashes) ins.run(userId, h);
+    })();
+  }
+  async useTotpStep(userId: number, step: number) {
+    // RFC 6238 §5.2: a verified OTP must not be accepted again; one atomic compare-and-set.
+    return this.q('UPDATE totp_factors SET last_step = ? WHERE user_id = ? AND last_step < ? AND confirmed_at IS NOT NULL').run(step, userId, step).changes > 0;
+  }
+  async useRecoveryCode(userId: number, codeHash: string) {
+    return this.q('UPDATE recovery_codes SET used_at = ? WHERE user_id = ? AND code_hash = ? AND used_at IS NULL').run(now(), userId, codeHash).changes > 0;
+  }
+  async remainingRecoveryCodes(userId: number) {
+    return (this.q('SELECT COUNT(*) n FROM recovery_codes WHERE user_id = ? AND used_at IS NULL').get(userId) as any).n as number;
+  }
+  async deleteTotp(userId: number) {
+    this.db.transaction(() => {
+      this.q('DELETE FROM totp_factors WHERE user_id = ?').run(userId);
+      this.q('DELETE FROM recovery_codes WHERE user_id = ?').run(userId);
+    })();
+  }
+
+  async createHttpSession(s: Omit<HttpSession, 'id' | 'revokedAt'> & { tokenHash: string }) {
+    return rowSession(
+      this.q(
+        'INSERT INTO http_sessions (token_hash, user_id, method, stage, csrf_token, created_at, last_seen_at, expires_at, remote, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *',
+      ).get(s.tokenHash, s.userId, s.method, s.stage, s.csrfToken, s.createdAt, s.lastSeenAt, s.expiresAt, s.remote, s.userAgent),
+    );
+  }
+  async findHttpSession(tokenHash: string) {
+    const r = this.q('SELECT * FROM http_sessions WHERE token_hash = ? AND revoked_at IS NULL').get(tokenHash);
+    return r ? rowSession(r) : undefined;
+  }
+  async touchHttpSession(id: number, lastSeenAt: number) {
+    this.q('UPDATE http_sessions SET last_seen_at = ? WHERE id = ?').run(lastSeenAt, id);
+  }
+  async listHttpSessions(userId: number, at: number) {
+    return this.q('SELECT * FROM http_sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? ORDER BY last_seen_at DESC').all(userId, at).map(rowSession);
+  }
+  async revokeHttpSession(userId: number, id: number) {
+    return this.q('UPDATE http_sessions SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL').run(Date.now(), id, userId).changes > 0;
+  }
+  async revokeHttpSessions(userId: number, exceptId?: number) {
+    return this.q('UPDATE http_sessions SET revoked_at = ? WHERE user_id = ? AND id != ? AND revoked_at IS NULL').run(Date.now(), userId, exceptId ?? -1).changes;
+  }
 
   async createMailbox(m: Parameters<Store['createMailbox']>[0]) {
     return wrapUnique(`mailbox ${m.address}`, () =>
@@ -268,11 +387,13 @@ export class SqliteStore implements Store {
     const r = this.q('SELECT * FROM mailboxes WHERE address = ?').get(address);
     return r ? rowMailbox(r) : undefined;
   }
-  async listMailboxes(filter: { ownerUserId?: number; state?: Mailbox['state'] } = {}) {
+  async listMailboxes(filter: Parameters<Store['listMailboxes']>[0] = {}) {
     const where: string[] = [];
     const args: unknown[] = [];
     if (filter.ownerUserId !== undefined) (where.push('owner_user_id = ?'), args.push(filter.ownerUserId));
     if (filter.state !== undefined) (where.push('state = ?'), args.push(filter.state));
+    if (filter.structureId !== undefined) (where.push('structure_id = ?'), args.push(filter.structureId));
+    if (filter.type !== undefined) (where.push('type = ?'), args.push(filter.type));
     const sql = `SELECT * FROM mailboxes ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id`;
     return this.q(sql).all(...args).map(rowMailbox);
   }

@@ -152,4 +152,59 @@ CREATE TABLE auth_audit (
 CREATE INDEX auth_audit_at ON auth_audit(at);
 `,
   },
+  {
+    version: 5,
+    name: 'strong authentication: app passwords, TOTP, recovery codes, web sessions, application accounts',
+    sql: `
+-- The application account of a structure: the principal an organisation certificate logs in as
+-- (it opens only the APP mailboxes of that structure).
+ALTER TABLE users ADD COLUMN structure_id INTEGER REFERENCES structures(id);
+CREATE UNIQUE INDEX users_structure_account ON users(structure_id) WHERE structure_id IS NOT NULL;
+-- Per-device passwords for mail clients: random, shown once, kept as a SHA-256 digest.
+CREATE TABLE app_passwords (
+  id INTEGER PRIMARY KEY,
+  user_id INTEGER NOT NULL REFERENCES users(id),
+  label TEXT NOT NULL,
+  secret_hash TEXT NOT NULL UNIQUE,
+  created_at TEXT NOT NULL,
+  last_used_at TEXT,
+  last_used_from TEXT,
+  revoked_at TEXT
+);
+CREATE INDEX app_passwords_user ON app_passwords(user_id);
+-- RFC 6238 TOTP: the shared secret (needed to compute codes) and the last time step accepted,
+-- so that a code is never accepted twice.
+CREATE TABLE totp_factors (
+  user_id INTEGER PRIMARY KEY REFERENCES users(id),
+  secret TEXT NOT NULL,
+  confirmed_at TEXT,
+  last_step INTEGER NOT NULL DEFAULT 0,
+  created_at TEXT NOT NULL
+);
+CREATE TABLE recovery_codes (
+  id INTEGER PRIMARY KEY,
+  user_id INTEGER NOT NULL REFERENCES users(id),
+  code_hash TEXT NOT NULL,
+  used_at TEXT
+);
+CREATE INDEX recovery_codes_user ON recovery_codes(user_id);
+-- Web sessions: the cookie value is never stored, only its SHA-256 digest. stage: 'full', or
+-- 'second-factor' / 'enrol-second-factor' between the password and the TOTP code.
+CREATE TABLE http_sessions (
+  id INTEGER PRIMARY KEY,
+  token_hash TEXT NOT NULL UNIQUE,
+  user_id INTEGER NOT NULL REFERENCES users(id),
+  method TEXT NOT NULL,
+  stage TEXT NOT NULL,
+  csrf_token TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  last_seen_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  remote TEXT,
+  user_agent TEXT,
+  revoked_at INTEGER
+);
+CREATE INDEX http_sessions_user ON http_sessions(user_id);
+`,
+  },
 ];
