@@ -7,6 +7,7 @@ import path from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { SMTPServer } from 'smtp-server';
 import { Authenticator } from './auth/index.js';
+import { OidcTokenVerifier, resolveOidcSettings } from './auth/oidc.js';
 import type { Config } from './config/index.js';
 import { Core } from './core/index.js';
 import { OutboundWorker } from './delivery/worker.js';
@@ -100,7 +101,18 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
   const core = new Core(store, config.operator.domains);
   const trust = new TrustService({ anchors: () => anchors, list: () => trustList.current(), routes: config.routes, logger });
   const lk = config.auth.lockout;
+  let bearer: OidcTokenVerifier | undefined;
+  if (config.auth.oidc) {
+    try {
+      bearer = new OidcTokenVerifier(resolveOidcSettings(config.auth.oidc, config.http.publicUrl), logger.child({ component: 'oidc' }));
+    } catch (e: any) {
+      await store.close();
+      throw new StartupError(`OpenID Connect (auth.oidc) is misconfigured: ${e.message}`);
+    }
+  }
   const auth = new Authenticator(store, {
+    // Access tokens (SASL XOAUTH2 / OAUTHBEARER) are checked against the configured provider.
+    bearer,
     lockout: { windowMs: lk.windowMinutes * 60_000, maxPerLogin: lk.maxPerLogin, maxPerAddress: lk.maxPerAddress },
     // Client certificates are judged by the trust service, the same code as the trust space's.
     certificates: trust,

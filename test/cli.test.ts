@@ -53,6 +53,40 @@ describe('caducee administration commands', () => {
     assert.match(again.stderr, /is deleted; a deleted address is never reused/);
   });
 
+  test('app passwords and second-factor reset by the administrator', async () => {
+    const c = ['--config', config];
+    assert.equal(caducee(['user', 'create', '--login', 'martin', '--name', 'Martin', ...c], { CADUCEE_PASSWORD: 'correct horse battery' }).code, 0);
+    const add = caducee(['user', 'app-password', 'add', '--login', 'martin', '--label', 'Thunderbird — accueil', ...c]);
+    assert.equal(add.code, 0, add.stderr);
+    const pw = /: ([a-z2-9]{5}(?:-[a-z2-9]{5}){3})\n/.exec(add.stdout)?.[1];
+    assert.ok(pw, add.stdout);
+    const list = caducee(['user', 'app-password', 'list', '--login', 'martin', '--json', ...c]).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(list.length, 1);
+    assert.equal(list[0].label, 'Thunderbird — accueil');
+    assert.ok(!JSON.stringify(list).includes(pw!), 'the password is never listed');
+    // The password really works for mail and stops working once revoked.
+    const { SqliteStore } = await import('../src/store/sqlite/index.js');
+    const { Authenticator } = await import('../src/auth/index.js');
+    const cfg = loadConfig(config);
+    const check = async () => {
+      const store = SqliteStore.open(path.join(cfg.dataDir, 'caducee.sqlite'));
+      try {
+        return (await new Authenticator(store).mailPassword('martin', pw!, { protocol: 'imap', method: 'LOGIN', remote: null })).ok;
+      } finally {
+        await store.close();
+      }
+    };
+    assert.equal(await check(), true);
+    assert.equal(caducee(['user', 'app-password', 'revoke', '--login', 'martin', '--id', String(list[0].id), ...c]).code, 0);
+    assert.equal(await check(), false);
+    const again = caducee(['user', 'app-password', 'revoke', '--login', 'martin', '--id', String(list[0].id), ...c]);
+    assert.equal(again.code, 2);
+    assert.match(again.stderr, /no active app password/);
+    const reset = caducee(['user', 'reset-second-factor', '--login', 'martin', ...c]);
+    assert.equal(reset.code, 0, reset.stderr);
+    assert.match(reset.stdout, /second factor of martin removed/);
+  });
+
   test('bad input: one clear line on stderr and exit code 2', () => {
     const c = ['--config', config];
     const cases: [string[], RegExp][] = [

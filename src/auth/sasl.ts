@@ -67,7 +67,9 @@ export class SaslServer {
   /** An exchange for `mechanism`, or undefined when it is not offered. */
   start(mechanism: string, ctx: SaslContext): SaslExchange | undefined {
     const mech = mechanism.toUpperCase();
-    const offered = this.mechanisms({ clientCertificate: ctx.peerChain().length > 0 });
+    // EXTERNAL is accepted (and fails with a clear reason) even without a certificate: SMTP
+    // announces its mechanisms once, before knowing whether one was presented.
+    const offered = this.mechanisms({ clientCertificate: true });
     if (!offered.includes(mech)) return undefined;
     const actx = (method: string): AuthContext => ({ protocol: ctx.protocol, method, remote: ctx.remote });
     const done = (r: Awaited<ReturnType<Authenticator['mailPassword']>>, extra: Partial<SaslFailure> = {}): SaslStep =>

@@ -1,4 +1,5 @@
 // The `caducee` command line.
+import { Authenticator } from '../auth/index.js';
 import { Command, InvalidArgumentError } from 'commander';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
@@ -192,6 +193,53 @@ user
   .option('--json')
   .option(...configOption)
   .action((o) => withCore(o, async (core) => print(await core.store.listUsers(), !!o.json)).catch(fail));
+
+// Mail clients use per-device app passwords (never the account password): normally created by
+// the user in the webmail; the administrator can create, list and revoke them here too.
+const appPasswords = user.command('app-password').description('per-device passwords for mail clients (IMAP, SMTP)');
+appPasswords
+  .command('add')
+  .requiredOption('--login <login>')
+  .requiredOption('--label <label>', 'the device or software, e.g. "Thunderbird — poste accueil"')
+  .option(...configOption)
+  .action((o) =>
+    withCore(o, async (core) => {
+      const u = await core.requireUser(o.login);
+      const r = await new Authenticator(core.store).createAppPassword(u.id, o.label);
+      process.stdout.write(`app password #${r.appPassword.id} for ${u.login} (${r.appPassword.label}): ${r.password}\nIt is shown only now: give it to the user through a safe channel.\n`);
+    }).catch(fail),
+  );
+appPasswords
+  .command('list')
+  .requiredOption('--login <login>')
+  .option('--json')
+  .option(...configOption)
+  .action((o) => withCore(o, async (core) => print(await core.store.listAppPasswords((await core.requireUser(o.login)).id), !!o.json)).catch(fail));
+appPasswords
+  .command('revoke')
+  .requiredOption('--login <login>')
+  .requiredOption('--id <id>', 'app password number (see list)')
+  .option(...configOption)
+  .action((o) =>
+    withCore(o, async (core) => {
+      const u = await core.requireUser(o.login);
+      if (!(await core.store.revokeAppPassword(u.id, Number(o.id)))) throw new CoreError(`${u.login} has no active app password #${o.id}`);
+      process.stdout.write(`app password #${o.id} of ${u.login} revoked: mail clients using it are refused from now on\n`);
+    }).catch(fail),
+  );
+user
+  .command('reset-second-factor')
+  .description('remove the TOTP second factor and recovery codes (lost phone): the user enrols again at the next web login; their web sessions are closed')
+  .requiredOption('--login <login>')
+  .option(...configOption)
+  .action((o) =>
+    withCore(o, async (core) => {
+      const u = await core.requireUser(o.login);
+      await core.store.deleteTotp(u.id);
+      const n = await core.store.revokeHttpSessions(u.id);
+      process.stdout.write(`second factor of ${u.login} removed; ${n} web session(s) closed\n`);
+    }).catch(fail),
+  );
 
 const parseStructure = (v: string) => {
   const m = /^(FINESS|SIRET):(\w+)$/i.exec(v);
