@@ -21,6 +21,7 @@ import { SqliteStore } from './store/sqlite/index.js';
 import { TrustService } from './trust/index.js';
 import { TrustListSource } from './trust/source.js';
 import { openDirectory, type DirectoryRuntime } from './directory/runtime.js';
+import type { WebAuthOptions } from './http/app.js';
 
 export class StartupError extends Error {
   override name = 'StartupError';
@@ -36,7 +37,7 @@ export interface Operator {
   outbound: OutboundWorker;
   /** National directory + our mailboxes, served over HTTP (JSON API, FHIR). */
   directory: DirectoryRuntime;
-  ports: { mx: number; submission: number; submissions: number; http: number; imap: number; imaps: number };
+  ports: { mx: number; submission: number; submissions: number; http: number; https: number; imap: number; imaps: number };
   host: string;
   logger: Logger;
   reloadAnchors(): void;
@@ -194,6 +195,17 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     );
 
   const directory = openDirectory(config, store, logger);
+  // Web authentication, served over HTTPS (and refused over plain HTTP): docs/authentication.md.
+  const web: WebAuthOptions = {
+    auth,
+    store,
+    totpIssuer: config.auth.totpIssuer,
+    lockoutSeconds: Math.ceil(lk.windowMinutes * 60),
+    session: { idleMs: config.auth.session.idleMinutes * 60_000, maxMs: config.auth.session.maxHours * 3_600_000 },
+    publicUrl: config.http.publicUrl,
+    // OpenID Connect web login (Pro Santé Connect); settings already checked with the token verifier above.
+    oidc: config.auth.oidc ? { settings: resolveOidcSettings(config.auth.oidc, config.http.publicUrl), logger } : undefined,
+  };
 
   const servers: SMTPServer[] = [];
   const listen = (s: SMTPServer, port: number, what: string) =>
@@ -213,7 +225,8 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
       mx: await listen(mx, config.listen.mx, 'the MX'),
       submission: await listen(submission, config.listen.submission, 'submission'),
       submissions: await listen(submissions, config.listen.submissions, 'submission over TLS'),
-      http: (await directory.listen(config.listen.host, config.listen.http).catch((e) => Promise.reject(new StartupError(e.message)))).port,
+      http: (await directory.listen(config.listen.host, config.listen.http, web).catch((e) => Promise.reject(new StartupError(e.message)))).port,
+      https: (await directory.listenHttps(config.listen.host, config.listen.https, { key, cert, ca: caPem }, web).catch((e) => Promise.reject(new StartupError(e.message)))).port,
       imap: await listenImap(imap, config.listen.imap, 'IMAP'),
       imaps: await listenImap(imaps, config.listen.imaps, 'IMAP over TLS'),
     };

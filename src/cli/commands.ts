@@ -118,6 +118,7 @@ function printDemo(demo: RunningDemo) {
     out.push(`  submission STARTTLS          : ${op.host}:${op.ports.submission}`);
     out.push(`  submission implicit TLS      : ${op.host}:${op.ports.submissions}`);
     out.push(`  HTTP: directory API and FHIR : http://${op.host}:${op.ports.http}/fhir/metadata`);
+    out.push(`  HTTPS: web login and APIs    : https://${op.host}:${op.ports.https}/api/openapi.json`);
     out.push(`  IMAP STARTTLS                : ${op.host}:${op.ports.imap}`);
     out.push(`  IMAP implicit TLS            : ${op.host}:${op.ports.imaps}`);
     out.push(`  administration               : npx caducee mailbox list --config ${op.config}`);

@@ -31,7 +31,7 @@ export interface DemoOperatorInfo {
   domain: string;
   hostname: string;
   host: string;
-  ports: { mx: number; submission: number; submissions: number; http: number; imap: number; imaps: number };
+  ports: { mx: number; submission: number; submissions: number; http: number; https: number; imap: number; imaps: number };
   config: string;
   dataDir: string;
   caBundle: string;
@@ -51,6 +51,8 @@ export interface DemoOperatorInfo {
   certificates: DemoCertificates;
   /** Base URL of the HTTP server (JSON API under /api, FHIR directory under /fhir), once started. */
   http?: string;
+  /** Base URL of the HTTPS server (web login under /api/auth, the same APIs), once started. */
+  https?: string;
 }
 
 export interface DemoCertificates {
@@ -87,7 +89,7 @@ interface OperatorSpec {
   org: string;
   siret: string;
   dept: string;
-  ports: { mx: number; submission: number; submissions: number; http: number; imap: number; imaps: number };
+  ports: { mx: number; submission: number; submissions: number; http: number; https: number; imap: number; imaps: number };
   structure: { idType: 'FINESS' | 'SIRET'; idValue: string; name: string };
   practitioner: { rpps: string; givenName: string; familyName: string; login: string; civility: string; professionCode: string };
   secretary: { login: string; displayName: string };
@@ -104,7 +106,7 @@ const SPECS: OperatorSpec[] = [
     org: 'CENTRE HOSPITALIER DEMO A',
     siret: '26750045200011',
     dept: 'Paris (75)',
-    ports: { mx: 2525, submission: 2587, submissions: 2465, http: 2080, imap: 2143, imaps: 2993 },
+    ports: { mx: 2525, submission: 2587, submissions: 2465, http: 2080, https: 2443, imap: 2143, imaps: 2993 },
     structure: { idType: 'FINESS', idValue: '750000001', name: 'Centre hospitalier de démonstration A' },
     practitioner: { rpps: '10001234567', givenName: 'Claire', familyName: 'Martin', login: 'claire.martin', civility: 'DR', professionCode: '10' },
     secretary: { login: 'secretariat.cardio', displayName: 'Secrétariat de cardiologie' },
@@ -118,7 +120,7 @@ const SPECS: OperatorSpec[] = [
     org: 'GIP SANTE DEMO B',
     siret: '13000000000019',
     dept: 'Rhône (69)',
-    ports: { mx: 3525, submission: 3587, submissions: 3465, http: 3080, imap: 3143, imaps: 3993 },
+    ports: { mx: 3525, submission: 3587, submissions: 3465, http: 3080, https: 3443, imap: 3143, imaps: 3993 },
     structure: { idType: 'SIRET', idValue: '13000000000019', name: 'Maison de santé de démonstration B' },
     practitioner: { rpps: '10007654321', givenName: 'Paul', familyName: 'Bernard', login: 'paul.bernard', civility: 'DR', professionCode: '10' },
     secretary: { login: 'accueil.msp', displayName: 'Accueil de la maison de santé' },
@@ -146,6 +148,7 @@ export async function prepareDemo(dir: string, opts: PrepareOptions = {}): Promi
     const layout = JSON.parse(readFileSync(layoutFile, 'utf8')) as DemoLayout;
     // Spaces made before the HTTP listener existed: give each operator its HTTP port.
     layout.operators.forEach((op, i) => (op.ports.http ??= opts.ports === 'ephemeral' ? 0 : SPECS[i].ports.http));
+    layout.operators.forEach((op, i) => (op.ports.https ??= opts.ports === 'ephemeral' ? 0 : SPECS[i].ports.https));
     // New peers may join an existing space.
     const missing = (opts.peers ?? []).filter((p) => !layout.peers.some((q) => q.domain === p.domain));
     // Spaces made before client certificates existed (issue 5) go through the full path below.
@@ -163,6 +166,7 @@ export async function prepareDemo(dir: string, opts: PrepareOptions = {}): Promi
     const known = previous?.operators.find((o) => o.domain === spec.domain);
     if (known) {
       known.ports.http ??= opts.ports === 'ephemeral' ? 0 : spec.ports.http;
+      known.ports.https ??= opts.ports === 'ephemeral' ? 0 : spec.ports.https;
       known.certificates = await clientCertificates(pki, certsDir, spec, known.domain);
       operators.push(known);
       continue;
@@ -170,7 +174,7 @@ export async function prepareDemo(dir: string, opts: PrepareOptions = {}): Promi
     const issued = await pki.issueServer({ host: spec.hostname, siret: spec.siret, org: spec.org, dept: spec.dept, altNames: ['localhost', host] });
     const files = await pki.writeIssued(certsDir, spec.hostname, issued);
     const opDir = path.join(dir, spec.domain);
-    const ports = opts.ports === 'ephemeral' ? { mx: 0, submission: 0, submissions: 0, http: 0, imap: 0, imaps: 0 } : spec.ports;
+    const ports = opts.ports === 'ephemeral' ? { mx: 0, submission: 0, submissions: 0, http: 0, https: 0, imap: 0, imaps: 0 } : spec.ports;
     operators.push({
       name: spec.name,
       domain: spec.domain,
@@ -382,6 +386,7 @@ export async function startDemo(layout: DemoLayout, opts: { logger?: Logger; con
   // Publish the actual ports: in the layout, each operator's routes, and the config files.
   layout.operators.forEach((op, i) => (op.ports = { ...started[i].ports }));
   layout.operators.forEach((op) => (op.http = `http://${op.host}:${op.ports.http}`));
+  layout.operators.forEach((op) => (op.https = `https://${op.host}:${op.ports.https}`));
   layout.operators.forEach((op, i) => {
     for (const other of layout.operators) if (other !== op) started[i].config.routes[other.domain] = `${other.host}:${other.ports.mx}`;
     writeConfig(op, layout.operators, layout.peers, layout.trustList, opts.configOverrides);

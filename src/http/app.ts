@@ -1,25 +1,47 @@
-// The operator's HTTP server (Fastify): JSON APIs under /api, the FHIR directory under /fhir.
-// Errors are RFC 9457 problem+json under /api and FHIR OperationOutcome under /fhir.
-// Later issues (webmail, admin API, authentication) register their routes here too.
-import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
+// The operator's HTTP servers (Fastify): JSON APIs under /api, the FHIR directory under /fhir,
+// web authentication under /api/auth. One app builder serves the plain HTTP listener and the
+// HTTPS one (listen.https; client certificates requested, not required, so a CPS card can log
+// in). /api/auth answers only over TLS: on plain HTTP every /api/auth request gets 403 before
+// its body is read. Errors are RFC 9457 problem+json under /api and FHIR OperationOutcome under /fhir.
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type RouteOptions } from 'fastify';
+import fastifyCookie from '@fastify/cookie';
+import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { FhirError } from '../directory/fhir.js';
 import { DirectoryError } from '../directory/service.js';
 import { registerDirectoryRoutes, type DirectoryRoutesOptions } from './directory-routes.js';
-import { HttpProblem, sendOutcome, sendProblem } from './problem.js';
+import { HttpProblem, PROBLEM_JSON, sendOutcome, sendProblem } from './problem.js';
+import { registerAuthRoutes, type AuthRoutesOptions } from './auth-routes.js';
+import { registerOpenApi } from './openapi.js';
+import { AuthProblem, registerSessions, SessionManager } from './session.js';
+import { registerOidcRoutes, type OidcRoutesOptions } from './oidc-routes.js';
 
 export { HttpProblem };
 
 const isFhir = (req: FastifyRequest) => req.url === '/fhir' || req.url.startsWith('/fhir/') || req.url.startsWith('/fhir?');
 
-const TITLES: Record<number, string> = { 400: 'Bad Request', 404: 'Not Found', 406: 'Not Acceptable', 413: 'Payload Too Large', 500: 'Internal Server Error' };
+const TITLES: Record<number, string> = { 400: 'Bad Request', 404: 'Not Found', 406: 'Not Acceptable', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 500: 'Internal Server Error' };
+
+/** Web authentication: sessions, login routes, app passwords (docs/authentication.md). */
+export interface WebAuthOptions extends Omit<AuthRoutesOptions, 'sessions'> {
+  session: { idleMs: number; maxMs: number };
+  /** Public base URL (https://…): our origin for the Origin check; default: https://<Host>. */
+  publicUrl?: string;
+  /** OpenID Connect web login (Pro Santé Connect), when auth.oidc is configured. */
+  oidc?: Pick<OidcRoutesOptions, 'settings' | 'logger'>;
+}
 
 export interface HttpOptions {
   host: string;
   port: number;
   logger: Logger;
   directory?: DirectoryRoutesOptions;
+  web?: WebAuthOptions;
+  /** Serve HTTPS with this key and certificate; `ca`: the CAs client certificates are asked from. */
+  https?: { key: string; cert: string; ca: string };
+  /** Called for every route registered (tests: the OpenAPI document must describe every one). */
+  onRoute?: (route: RouteOptions) => void;
 }
 
 export interface HttpServer {
@@ -28,6 +50,8 @@ export interface HttpServer {
   close(): Promise<void>;
 }
 
+const isAuthPath = (url: string) => url === '/api/auth' || url.startsWith('/api/auth/') || url.startsWith('/api/auth?');
+
 export function buildHttpApp(opts: Omit<HttpOptions, 'host' | 'port'>): FastifyInstance {
   const app = Fastify({
     loggerInstance: opts.logger.child({ component: 'http' }) as any,
@@ -35,6 +59,15 @@ export function buildHttpApp(opts: Omit<HttpOptions, 'host' | 'port'>): FastifyI
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,
+    // Client certificates are asked for, not required: the handshake succeeds without one and
+    // POST /api/auth/certificate judges whatever was presented (trust service: chain, CRL, EKU).
+    ...(opts.https ? { https: { key: opts.https.key, cert: opts.https.cert, ca: opts.https.ca, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' as const } } : {}),
+  }) as unknown as FastifyInstance;
+  if (opts.onRoute) app.addHook('onRoute', opts.onRoute);
+  // Credentials never travel in clear: /api/auth over plain HTTP is refused before the body is read.
+  app.addHook('onRequest', async (req) => {
+    if (isAuthPath(req.url) && !(req.raw.socket as TLSSocket).encrypted)
+      throw new AuthProblem(403, 'https-required', 'Connexion refusée : utilisez l’adresse https:// de la messagerie. Les identifiants ne sont jamais acceptés sans chiffrement.');
   });
   app.addHook('onResponse', async (req, reply) => {
     req.log.debug({ method: req.method, path: req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
@@ -48,6 +81,12 @@ export function buildHttpApp(opts: Omit<HttpOptions, 'host' | 'port'>): FastifyI
       status = err.status;
       code = err.code;
       message = err.message;
+    } else if (err instanceof AuthProblem) {
+      for (const [k, v] of Object.entries(err.headers)) reply.header(k, v);
+      return reply
+        .code(err.status)
+        .type(PROBLEM_JSON)
+        .send({ type: 'about:blank', title: err.title, status: err.status, detail: err.message, code: err.code, ...err.extra, instance: req.url.split('?')[0] });
     } else if (err instanceof DirectoryError || err instanceof HttpProblem) {
       status = err.status;
       code = status === 404 ? 'not-found' : 'invalid';
@@ -60,6 +99,11 @@ export function buildHttpApp(opts: Omit<HttpOptions, 'host' | 'port'>): FastifyI
       req.log.error({ err }, 'request failed');
     }
     if (isFhir(req)) return sendOutcome(reply, status, code, message);
+    if (isAuthPath(req.url) && status < 500)
+      return reply
+        .code(status)
+        .type(PROBLEM_JSON)
+        .send({ type: 'about:blank', title: TITLES[status] ?? 'Error', status, detail: `Requête invalide : ${message}`, code: 'invalid-request', instance: req.url.split('?')[0] });
     return sendProblem(reply, status, err instanceof HttpProblem ? err.title : (TITLES[status] ?? 'Error'), message, req.url.split('?')[0]);
   });
 
@@ -71,18 +115,28 @@ export function buildHttpApp(opts: Omit<HttpOptions, 'host' | 'port'>): FastifyI
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   if (opts.directory) registerDirectoryRoutes(app, opts.directory);
+  if (opts.web) {
+    const w = opts.web;
+    app.register(fastifyCookie);
+    const sessions = new SessionManager(w.store, w.session);
+    registerSessions(app, sessions, { publicUrl: w.publicUrl });
+    registerAuthRoutes(app, { auth: w.auth, store: w.store, sessions, totpIssuer: w.totpIssuer, lockoutSeconds: w.lockoutSeconds });
+    if (w.oidc) registerOidcRoutes(app, { ...w.oidc, auth: w.auth, store: w.store, sessions, publicUrl: w.publicUrl });
+  }
+  registerOpenApi(app, { oidc: !!opts.web?.oidc });
   return app;
 }
 
-/** Builds the app and listens on host:port (0 = any free port). */
+/** Builds the app and listens on host:port (0 = any free port), HTTPS when `opts.https` is given. */
 export async function startHttpServer(opts: HttpOptions): Promise<HttpServer> {
   const app = buildHttpApp(opts);
   try {
     await app.listen({ host: opts.host, port: opts.port });
   } catch (e: any) {
     await app.close().catch(() => {});
-    const hint = e.code === 'EADDRINUSE' ? ' (port already in use: choose another in listen.http)' : '';
-    throw Object.assign(new Error(`cannot listen for HTTP on ${opts.host}:${opts.port}: ${e.code ?? e.message}${hint}`), { code: e.code });
+    const setting = opts.https ? 'listen.https' : 'listen.http';
+    const hint = e.code === 'EADDRINUSE' ? ` (port already in use: choose another in ${setting})` : '';
+    throw Object.assign(new Error(`cannot listen for ${opts.https ? 'HTTPS' : 'HTTP'} on ${opts.host}:${opts.port}: ${e.code ?? e.message}${hint}`), { code: e.code });
   }
   const port = (app.server.address() as AddressInfo).port;
   return {
