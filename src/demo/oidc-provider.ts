@@ -50,6 +50,12 @@ export interface DemoOidcProviderOptions {
   /** Private signing keys (RS*, PS*, ES*); an RS256 key is generated when absent. */
   jwks?: { keys: JWK[] };
   accessTokenTtlSeconds?: number;
+  /**
+   * Accept a registered https://127.0.0.1 (or localhost, [::1]) redirect URI on any port, as
+   * RFC 8252 §7.3 asks for loopback redirects: the demo operators' HTTPS ports are chosen by the
+   * system when the demo runs on ephemeral ports, after the provider has started.
+   */
+  loopbackRedirectAnyPort?: boolean;
   logger?: Logger;
 }
 
@@ -88,6 +94,8 @@ interface ProviderInstance {
   interactionFinished(req: http.IncomingMessage, res: http.ServerResponse, result: object, opts?: { mergeWithLastSubmission?: boolean }): Promise<void>;
   Grant: { new (init: { accountId: string; clientId: string }): GrantInstance; find(id: string): Promise<GrantInstance | undefined> };
   on(event: string, listener: (...args: any[]) => void): void;
+  // The client model (per provider instance); its redirectUriAllowed decides redirect URIs.
+  Client: { prototype: { redirectUriAllowed(this: { redirectUris: string[] }, value: string): boolean } };
 }
 const Provider = ProviderModule as unknown as new (issuer: string, configuration: object) => ProviderInstance;
 
@@ -390,6 +398,25 @@ export async function startDemoOidcProvider(opts: DemoOidcProviderOptions): Prom
   };
 
   const provider = new Provider(issuer, configuration);
+  if (opts.loopbackRedirectAnyPort) {
+    const proto = provider.Client.prototype;
+    const strict = proto.redirectUriAllowed;
+    const portless = (u: string): string | null => {
+      try {
+        const x = new URL(u);
+        if (!LOOPBACK.has(x.hostname.replace(/^\[|\]$/g, ''))) return null;
+        x.port = '';
+        return x.href;
+      } catch {
+        return null;
+      }
+    };
+    proto.redirectUriAllowed = function (this: { redirectUris: string[] }, value: string) {
+      if (strict.call(this, value)) return true;
+      const v = portless(value);
+      return !!v && this.redirectUris.some((r) => portless(r) === v);
+    };
+  }
   provider.on('server_error', (_ctx: unknown, err: Error) => log?.error({ err: err.message }, 'demo OIDC provider: server error'));
   for (const ev of ['authorization.error', 'grant.error', 'introspection.error', 'revocation.error'])
     provider.on(ev, (_ctx: unknown, err: Error) => log?.debug({ event: ev, error: err.message }, 'demo OIDC provider'));
