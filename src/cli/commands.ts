@@ -122,11 +122,22 @@ function printDemo(demo: RunningDemo) {
     out.push(`  IMAP STARTTLS                : ${op.host}:${op.ports.imap}`);
     out.push(`  IMAP implicit TLS            : ${op.host}:${op.ports.imaps}`);
     out.push(`  administration               : npx caducee mailbox list --config ${op.config}`);
+    out.push(`  web login (password + TOTP)  : https://${op.host}:${op.ports.https}/api/auth/login (JSON API; the webmail will use it)`);
+    if (l.psc) out.push(`  web login (Pro Santé Connect): https://${op.host}:${op.ports.https}/api/auth/oidc/login`);
     for (const u of op.users) {
       out.push(`  user ${u.login.padEnd(20)} app password (IMAP, SMTP) ${u.appPassword}   web password ${u.password} (then TOTP)`);
       out.push(`       owns ${u.addresses.join(', ')}${u.delegated.length ? `; delegated: ${u.delegated.join(', ')}` : ''}`);
     }
+    const c = op.certificates;
+    out.push(`  CPS-like certificate of ${c.personal.login}: ${c.personal.cert} (key ${c.personal.key}) — SASL EXTERNAL, HTTPS`);
+    out.push(`  organisation certificate (${c.organisation.structure}, opens ${c.organisation.appMailbox}): ${c.organisation.cert}`);
     out.push('');
+  }
+  if (l.psc) {
+    out.push(`Pro Santé Connect stand-in (demo OpenID provider): ${l.psc.issuer}`);
+    out.push(`  log in as ${l.psc.users.map((u) => u.login).join(' or ')} with the web password above; tokens for mail software:`);
+    out.push(`  public client ${l.psc.softwareClient.clientId}, redirect ${l.psc.softwareClient.redirectUri}, PKCE S256, resource ${l.psc.resource}`);
+    out.push('  then IMAP/SMTP SASL XOAUTH2 or OAUTHBEARER with the access token', '');
   }
   for (const p of l.peers) out.push(`External peer ${p.domain} → ${p.host}:${p.port}; its certificate ${p.cert}, key ${p.key}`);
   out.push('Try: swaks --server 127.0.0.1:' + l.operators[0].ports.submission + ' --tls --tls-ca-path ' + l.caBundle + ' --auth PLAIN \\');

@@ -10,6 +10,7 @@ import { parseConfig, type Config } from '../config/index.js';
 import { Authenticator } from '../auth/index.js';
 import { Core } from '../core/index.js';
 import { startOperator, type Operator, openStore } from '../main.js';
+import { startDemoPsc, type DemoPscInfo } from './psc.js';
 import { TestPki, type IssuedCertificate } from '../pki/index.js';
 import { buildTrustListXml } from '../trust/list.js';
 
@@ -80,6 +81,8 @@ export interface DemoLayout {
   trustList: string;
   operators: DemoOperatorInfo[];
   peers: DemoPeerInfo[];
+  /** The Pro Santé Connect stand-in, once started (`caducee demo` only). */
+  psc?: DemoPscInfo;
 }
 
 interface OperatorSpec {
@@ -372,17 +375,29 @@ export interface RunningDemo {
 }
 
 /** Starts both operators; with ephemeral ports, routes and config files are updated to the real ports. */
-export async function startDemo(layout: DemoLayout, opts: { logger?: Logger; configOverrides?: Record<string, unknown> } = {}): Promise<RunningDemo> {
+export async function startDemo(
+  layout: DemoLayout,
+  opts: { logger?: Logger; configOverrides?: Record<string, unknown>; /** Start the Pro Santé Connect stand-in (default true). */ psc?: boolean } = {},
+): Promise<RunningDemo> {
   const started: Operator[] = [];
+  // The OpenID provider standing in for Pro Santé Connect, first: the operators need its issuer.
+  // Its settings go to the running operators only, not to the configuration files (its client
+  // secret lives for this run).
+  // A caller bringing its own provider (auth.oidc in configOverrides) gets no stand-in.
+  const ownOidc = !!(opts.configOverrides as any)?.auth?.oidc;
+  const psc = opts.psc === false || ownOidc ? undefined : await startDemoPsc(layout, { ephemeral: layout.operators.some((op) => op.ports.mx === 0), logger: opts.logger?.child({ component: 'demo-psc' }) });
   try {
     for (const op of layout.operators) {
-      const config: Config = parseConfig(configFor(op, layout.operators, layout.peers, layout.trustList, opts.configOverrides), path.dirname(op.config));
+      const raw = configFor(op, layout.operators, layout.peers, layout.trustList, psc ? deepMerge(psc.configOverrides, opts.configOverrides ?? {}) : opts.configOverrides);
+      const config: Config = parseConfig(raw, path.dirname(op.config));
       started.push(await startOperator(config, { logger: opts.logger?.child({ operator: op.domain }) }));
     }
   } catch (e) {
     await Promise.all(started.map((s) => s.stop()));
+    await psc?.stop();
     throw e;
   }
+  layout.psc = psc?.info;
   // Publish the actual ports: in the layout, each operator's routes, and the config files.
   layout.operators.forEach((op, i) => (op.ports = { ...started[i].ports }));
   layout.operators.forEach((op) => (op.http = `http://${op.host}:${op.ports.http}`));
@@ -397,6 +412,7 @@ export async function startDemo(layout: DemoLayout, opts: { logger?: Logger; con
     operators: started,
     async stop() {
       await Promise.all(started.map((s) => s.stop()));
+      await psc?.stop();
     },
   };
 }
