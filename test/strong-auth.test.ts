@@ -16,7 +16,7 @@ import { generateSigningJwk, startDemoOidcProvider, type DemoOidcProvider } from
 import { loginWithBrowserFlow } from '../src/demo/oidc-browser.js';
 import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../src/demo/space.js';
 import { TestPki } from '../src/pki/index.js';
-import { folderMessages, tempDir, testLogger, waitFor } from './helpers.js';
+import { dialogue, folderMessages, tempDir, testLogger, waitFor } from './helpers.js';
 
 const AUDIENCE = 'https://caducee.test/mail';
 const CLIENT = { clientId: 'lps-demo', redirectUris: ['http://127.0.0.1/lps-callback'] };
@@ -252,6 +252,38 @@ describe('strong authentication over IMAP and SMTP', () => {
     const s2 = await smtpConn(A().ports.submissions, ca);
     assert.match(await s2.send('AUTH EXTERNAL ='), /^535 5\.7\.8 .*certificate/);
     s2.close();
+  });
+
+  test('EXTERNAL after STARTTLS too (IMAP 143-style, submission 587-style)', async () => {
+    const cert = A().certificates.personal;
+    const net = await import('node:net');
+    const plain = net.connect(A().ports.imap, '127.0.0.1');
+    let buf = '';
+    const onData = (d: Buffer) => (buf += d.toString());
+    plain.on('data', onData);
+    const waitLine = async (re: RegExp) => {
+      for (let i = 0; i < 200 && !re.test(buf); i++) await new Promise((r) => setTimeout(r, 10));
+      assert.match(buf, re);
+    };
+    await waitLine(/^\* OK .*\r\n/);
+    assert.doesNotMatch(buf, /AUTH=/, 'no mechanism before TLS');
+    plain.write('s1 STARTTLS\r\n');
+    await waitLine(/s1 OK/);
+    plain.off('data', onData);
+    const secure = tls.connect({ socket: plain, ca, servername: 'localhost', cert: readFileSync(cert.cert), key: readFileSync(cert.key) });
+    await new Promise<void>((resolve, reject) => (secure.once('secureConnect', () => resolve()), secure.once('error', reject)));
+    buf = '';
+    secure.on('data', onData);
+    secure.write('s2 CAPABILITY\r\n');
+    await waitLine(/s2 OK/);
+    assert.match(buf, /AUTH=EXTERNAL/);
+    secure.write('s3 AUTHENTICATE EXTERNAL =\r\n');
+    await waitLine(/s3 (OK|NO|BAD)/);
+    assert.match(buf, /s3 OK /);
+    secure.destroy();
+    const replies = await dialogue({ port: A().ports.submission, cert: readFileSync(cert.cert, 'utf8'), key: readFileSync(cert.key, 'utf8'), commands: ['AUTH EXTERNAL =', `MAIL FROM:<${claire().addresses[0]}>`] });
+    assert.match(replies[0], /^235 /);
+    assert.match(replies[1], /^250 /);
   });
 
   test('organisation certificate opens only the APP mailboxes of its structure', async () => {
