@@ -17,6 +17,7 @@ import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../sr
 import { findLoginFormAction } from '../src/demo/oidc-browser.js';
 import { startDemoOidcProvider, type DemoOidcProvider } from '../src/demo/oidc-provider.js';
 import { safeReturnTo } from '../src/http/oidc-routes.js';
+import { PENDING_SESSION_MS, SESSION_COOKIE, SessionManager } from '../src/http/session.js';
 import { buildHttpApp } from '../src/http/app.js';
 import { resolveOidcSettings } from '../src/auth/oidc.js';
 import { TestPki } from '../src/pki/index.js';
@@ -95,7 +96,7 @@ const freePort = () =>
 
 const totp = (secret: string, offsetSeconds = 0) => generate({ secret, epoch: Math.floor(Date.now() / 1000) + offsetSeconds });
 
-describe('web authentication over HTTPS', () => {
+describe('web authentication over HTTPS', { timeout: 180_000 }, () => {
   let layout: DemoLayout;
   let demo: RunningDemo;
   let cleanup = () => {};
@@ -277,6 +278,17 @@ describe('web authentication over HTTPS', () => {
     assert.equal((await b3.req('POST', '/api/auth/second-factor', { json: { code: typed } })).status, 200);
   });
 
+  test('a pending login ends after 5 wrong codes', async () => {
+    const paul = layout.operators[1].users[0];
+    const b = new Browser(layout.operators[1].https!, ca);
+    assert.equal((await b.req('POST', '/api/auth/login', { json: { login: paul.login, password: paul.password } })).body.stage, 'enrol-second-factor');
+    const answers: string[] = [];
+    for (let i = 0; i < 5; i++) answers.push((await b.req('POST', '/api/auth/second-factor/enrol', { json: { code: 'abcdef' } })).body.code);
+    assert.deepEqual(answers, ['bad-code', 'bad-code', 'bad-code', 'bad-code', 'too-many-codes']);
+    assert.equal((await b.req('GET', '/api/auth/session')).status, 401);
+    assert.equal((await b.req('POST', '/api/auth/second-factor/enrol', { json: { code: 'abcdef' } })).body.code, 'no-pending-login');
+  });
+
   test('certificate login: the demo practitioner’s CPS-like certificate opens a full session; others are refused', async () => {
     const personal = A().certificates.personal;
     const b = new Browser(base, ca, { cert: readFileSync(personal.cert, 'utf8'), key: readFileSync(personal.key, 'utf8') });
@@ -452,6 +464,50 @@ describe('web authentication over HTTPS', () => {
     assert.equal(safeReturnTo('https://evil.example/'), '/');
     assert.equal(safeReturnTo('/\\evil.example'), '/');
     assert.equal(safeReturnTo('/dossiers?x=1'), '/dossiers?x=1');
+  });
+
+  test('sessions end after the idle time and the absolute lifetime; pending ones after 10 minutes', async () => {
+    const store = demo.operators[0].store;
+    const user = (await store.findUserByLogin(claire().login))!;
+    let now = Date.now();
+    const idleMs = 30 * 60_000;
+    const maxMs = 12 * 3_600_000;
+    const m = new SessionManager(store, { idleMs, maxMs }, () => now);
+    const open = async (stage: 'full' | 'second-factor') => {
+      let token = '';
+      const reply = { setCookie: (_n: string, v: string) => (token = v) } as any;
+      await m.open(reply, { headers: {}, ip: '127.0.0.1' } as any, user, 'TEST', stage);
+      return token;
+    };
+    const current = (token: string) => m.current({ cookies: { [SESSION_COOKIE]: token }, headers: {} } as any);
+
+    // Idle: each request pushes the idle deadline; a pause longer than idleMs ends the session.
+    const idle = await open('full');
+    now += idleMs - 1000;
+    assert.ok(await current(idle));
+    now += idleMs - 1000;
+    assert.ok(await current(idle), 'the previous request reset the idle clock');
+    now += idleMs;
+    assert.equal(await current(idle), null);
+    now -= idleMs; // revoked on sight: coming back in time does not revive it
+    assert.equal(await current(idle), null);
+
+    // Absolute: active all along, still over after maxMs.
+    const start = (now = Date.now());
+    const busy = await open('full');
+    while (now + idleMs / 2 < start + maxMs) {
+      now += idleMs / 2;
+      assert.ok(await current(busy));
+    }
+    now = start + maxMs;
+    assert.equal(await current(busy), null);
+
+    now = Date.now();
+    const pending = await open('second-factor');
+    now += PENDING_SESSION_MS - 1000;
+    assert.ok(await current(pending));
+    now += 2000;
+    assert.equal(await current(pending), null);
   });
 
   test('the audit trail records web attempts and no secret', async () => {

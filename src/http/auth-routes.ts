@@ -82,10 +82,8 @@ const CERTIFICATE_REFUSALS: Record<string, string> = {
   'not-configured': 'La connexion par certificat n’est pas disponible sur ce serveur.',
 };
 
-/** Pending-session failures: after MAX_PENDING_FAILURES wrong codes the pending login is revoked. */
-const pendingFailures = new Map<number, number>();
-
-async function pendingFailure(o: AuthRoutesOptions, cur: CurrentSession, reply: FastifyReply) {
+/** Wrong codes per pending session: after MAX_PENDING_FAILURES the pending login is revoked. */
+async function pendingFailure(o: AuthRoutesOptions, pendingFailures: Map<number, number>, cur: CurrentSession, reply: FastifyReply) {
   const n = (pendingFailures.get(cur.session.id) ?? 0) + 1;
   pendingFailures.set(cur.session.id, n);
   if (n < MAX_PENDING_FAILURES) return;
@@ -97,6 +95,9 @@ async function pendingFailure(o: AuthRoutesOptions, cur: CurrentSession, reply: 
 
 export function registerAuthRoutes(app: FastifyInstance, o: AuthRoutesOptions) {
   const { auth, store, sessions } = o;
+  // Per app (one store): session ids are only unique within a store. Entries go when the
+  // pending login succeeds or is revoked; an abandoned one is a few bytes until restart.
+  const pendingFailures = new Map<number, number>();
 
   // ---- password, then TOTP ---------------------------------------------------------------
   app.post('/api/auth/login', async (req, reply) => {
@@ -130,7 +131,7 @@ export function registerAuthRoutes(app: FastifyInstance, o: AuthRoutesOptions) {
     const r = await auth.secondFactor(cur.user, code, ctx(req, isTotp ? 'TOTP' : 'RECOVERY-CODE'));
     if (!r.ok) {
       if (r.reason === 'locked') throw locked(o);
-      await pendingFailure(o, cur, reply);
+      await pendingFailure(o, pendingFailures, cur, reply);
       throw codeRefused(r.reason);
     }
     pendingFailures.delete(cur.session.id);
@@ -145,7 +146,7 @@ export function registerAuthRoutes(app: FastifyInstance, o: AuthRoutesOptions) {
     const code = stringField(req.body, 'code', 50);
     const recoveryCodes = await auth.confirmTotpEnrolment(cur.user, code, ctx(req, 'TOTP-ENROL'));
     if (!recoveryCodes) {
-      await pendingFailure(o, cur, reply);
+      await pendingFailure(o, pendingFailures, cur, reply);
       throw new AuthProblem(401, 'bad-code', 'Code incorrect : vérifiez que votre application d’authentification a bien enregistré le compte et saisissez le code à 6 chiffres affiché.');
     }
     pendingFailures.delete(cur.session.id);
