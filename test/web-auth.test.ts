@@ -162,6 +162,7 @@ describe('web authentication over HTTPS', { timeout: 180_000 }, () => {
       assert.equal(r.status, 403, `${method} ${path}`);
       assert.match(String(r.headers['content-type']), /^application\/problem\+json/);
       assert.equal(r.body.code, 'https-required');
+      assert.equal(r.body.title, 'HTTPS required');
       assert.match(r.body.detail, /https:\/\//);
     }
     assert.equal(A().ports.https, demo.operators[0].ports.https);
@@ -181,6 +182,9 @@ describe('web authentication over HTTPS', { timeout: 180_000 }, () => {
     const form = await b.req('POST', '/api/auth/login', { json: `login=${claire().login}`, headers: { 'content-type': 'text/plain' } });
     assert.equal(form.status, 415);
     assert.equal(form.body.code, 'json-required');
+    const urlencoded = await b.req('POST', '/api/auth/login', { form: new URLSearchParams({ login: claire().login, password: claire().password }) });
+    assert.equal(urlencoded.status, 415);
+    assert.equal(urlencoded.body.code, 'json-required');
 
     const r = await b.req('POST', '/api/auth/login', { json: { login: claire().login, password: claire().password } });
     assert.equal(r.status, 200, JSON.stringify(r.body));

@@ -67,7 +67,7 @@ export function buildHttpApp(opts: Omit<HttpOptions, 'host' | 'port'>): FastifyI
   // Credentials never travel in clear: /api/auth over plain HTTP is refused before the body is read.
   app.addHook('onRequest', async (req) => {
     if (isAuthPath(req.url) && !(req.raw.socket as TLSSocket).encrypted)
-      throw new AuthProblem(403, 'https-required', 'Connexion refusée : utilisez l’adresse https:// de la messagerie. Les identifiants ne sont jamais acceptés sans chiffrement.');
+      throw new AuthProblem(403, 'https-required', 'Connexion refusée : utilisez l’adresse https:// de la messagerie. Les identifiants ne sont jamais acceptés sans chiffrement.', {}, {}, 'HTTPS required');
   });
   app.addHook('onResponse', async (req, reply) => {
     req.log.debug({ method: req.method, path: req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
@@ -99,6 +99,11 @@ export function buildHttpApp(opts: Omit<HttpOptions, 'host' | 'port'>): FastifyI
       req.log.error({ err }, 'request failed');
     }
     if (isFhir(req)) return sendOutcome(reply, status, code, message);
+    if (isAuthPath(req.url) && status === 415)
+      return reply
+        .code(415)
+        .type(PROBLEM_JSON)
+        .send({ type: 'about:blank', title: TITLES[415], status, detail: 'Cette requête doit être envoyée en JSON (Content-Type: application/json).', code: 'json-required', instance: req.url.split('?')[0] });
     if (isAuthPath(req.url) && status < 500)
       return reply
         .code(status)

@@ -36,8 +36,9 @@ export class AuthProblem extends HttpProblem {
     detail: string,
     readonly extra: Record<string, unknown> = {},
     readonly headers: Record<string, string> = {},
+    title?: string,
   ) {
-    super(status, TITLES[status] ?? 'Error', detail);
+    super(status, title ?? TITLES[status] ?? 'Error', detail);
   }
 }
 
@@ -189,13 +190,15 @@ export function ownOrigin(req: FastifyRequest, publicUrl?: string): string {
  */
 export function registerSessions(app: FastifyInstance, sessions: SessionManager, opts: { publicUrl?: string }) {
   app.decorate('sessions', sessions);
-  app.addHook('preHandler', async (req) => {
-    const path = req.url.split('?')[0]!;
-    const stateChanging = isStateChanging(req.method);
+  // Before the body is read.
+  app.addHook('onRequest', async (req) => {
     const origin = req.headers.origin;
-    if (origin !== undefined && (stateChanging || path.startsWith('/api/auth/')) && origin !== ownOrigin(req, opts.publicUrl))
-      throw new AuthProblem(403, 'foreign-origin', 'Requête refusée : elle provient d’un autre site que celui de la messagerie.');
-    if (!stateChanging) return;
+    if (origin === undefined || !(isStateChanging(req.method) || req.url.startsWith('/api/auth/'))) return;
+    if (origin !== ownOrigin(req, opts.publicUrl)) throw new AuthProblem(403, 'foreign-origin', 'Requête refusée : elle provient d’un autre site que celui de la messagerie.');
+  });
+  // After the cookie is parsed (the session decides whether the header is needed).
+  app.addHook('preHandler', async (req) => {
+    if (!isStateChanging(req.method)) return;
     const cur = await sessions.current(req);
     if (cur?.session.stage !== 'full') return;
     const sent = req.headers[CSRF_HEADER];
