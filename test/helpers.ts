@@ -171,10 +171,15 @@ export async function submitAs(port: number, caBundle: string, user: { login: st
     .sendMail(mail);
 }
 
-/** A minimal line-based IMAP client over implicit TLS, for exact protocol assertions. */
-export async function rawImap(port: number, ca: string) {
+/**
+ * A minimal line-based IMAP client over implicit TLS, for exact protocol assertions over implicit TLS, optionally presenting a client certificate (PEM
+ * file paths). `cmd` answers continuation requests ("+ …") with `replies` in order (an empty
+ * line once they run out, which ends a SASL error exchange).
+ */
+export async function rawImap(port: number, ca: string, clientCert?: { cert: string; key: string }) {
   const tls = await import('node:tls');
-  const socket = tls.connect({ host: '127.0.0.1', port, ca, servername: 'localhost' });
+  const { readFileSync } = await import('node:fs');
+  const socket = tls.connect({ host: '127.0.0.1', port, ca, servername: 'localhost', ...(clientCert ? { cert: readFileSync(clientCert.cert), key: readFileSync(clientCert.key) } : {}) });
   let buf = '';
   let waiting: (() => void) | undefined;
   socket.on('data', (d) => {
@@ -198,14 +203,21 @@ export async function rawImap(port: number, ca: string) {
       await new Promise<void>((r) => (waiting = r));
     }
   };
-  await nextLineUntil((l) => l.startsWith('* OK'));
+  const greeting = (await nextLineUntil((l) => l.startsWith('* OK')))[0];
   let n = 0;
   return {
+    greeting,
     /** Sends a command; resolves with every response line up to and including the tagged one. */
-    async cmd(text: string): Promise<string[]> {
+    async cmd(text: string, replies: string[] = []): Promise<string[]> {
       const tag = `t${++n}`;
       socket.write(`${tag} ${text}\r\n`);
-      return nextLineUntil((l) => l.startsWith(`${tag} `));
+      const out: string[] = [];
+      for (;;) {
+        const lines = await nextLineUntil((l) => l.startsWith(`${tag} `) || l.startsWith('+'));
+        out.push(...lines);
+        if (lines.at(-1)!.startsWith(`${tag} `)) return out;
+        socket.write(`${replies.shift() ?? ''}\r\n`);
+      }
     },
     close() {
       socket.destroy();
