@@ -1,9 +1,9 @@
 // The directory as the operator serves it: the national snapshot (store/directory) merged
 // with our own mailboxes (core store), searched with one set of rules, and the liste rouge
 // enforced here, in one place: a liste-rouge mailbox is never in public output; its owner and
-// the operator's administrators see it (`Viewer`). HTTP authentication arrives with a later
-// issue: until then every HTTP request is public, and only in-process callers (the CLI with
-// --admin / --as LOGIN) pass another viewer.
+// the operator's administrators see it (`Viewer`). Over HTTPS a request with a full web session
+// is that user's viewer (src/http/directory-routes.ts); other HTTP requests are public; the CLI
+// passes another viewer with --admin / --as LOGIN.
 import type { Mailbox, Practitioner, Structure } from '../core/model.js';
 import type { Store } from '../store/types.js';
 import type { Clause, DirectorySnapshotReader, IndexQuery, SnapshotInfo } from '../store/directory/types.js';

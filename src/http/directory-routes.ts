@@ -1,12 +1,25 @@
 // HTTP routes of the directory: the JSON search and autocomplete API and the FHIR R4 facade.
 // Every request is public for now (authentication arrives with a later issue): liste-rouge
 // mailboxes never appear here.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { FHIR_JSON, FhirError, RESOURCE_TYPES, type FhirDirectory, type ResourceType } from '../directory/fhir.js';
 import { displayName } from '../directory/model.js';
-import { entrySummary, PUBLIC, type DirectoryService, type SearchParams } from '../directory/service.js';
+import { entrySummary, PUBLIC, type DirectoryService, type SearchParams, type Viewer } from '../directory/service.js';
 import { MAILBOX_TYPES, type MailboxType } from '../core/model.js';
 import { HttpProblem } from './problem.js';
+
+/**
+ * Who is asking: over HTTPS with a full web session, that user (they see their own liste-rouge
+ * mailboxes, the directory service decides); otherwise — plain HTTP, no session — the public.
+ */
+async function viewerOf(req: FastifyRequest, reply: FastifyReply): Promise<Viewer> {
+  if (!req.server.hasDecorator('sessions')) return PUBLIC;
+  const cur = await req.server.sessions.current(req);
+  if (cur?.session.stage !== 'full') return PUBLIC;
+  // An answer for one user only: never kept by a shared cache.
+  reply.header('cache-control', 'private, no-store').header('vary', 'Cookie');
+  return { userId: cur.user.id };
+}
 
 export interface DirectoryRoutesOptions {
   directory: DirectoryService;
@@ -58,14 +71,14 @@ export function registerDirectoryRoutes(app: FastifyInstance, o: DirectoryRoutes
   const base = (req: FastifyRequest) => (o.publicUrl ?? `${req.protocol}://${req.host}`).replace(/\/$/, '');
 
   // ---- JSON API -----------------------------------------------------------------------------
-  app.get('/api/directory/search', async (req) => {
+  app.get('/api/directory/search', async (req, reply) => {
     const q = req.query as Q;
     const params = apiSearchParams(q);
     if (!Object.values(params).some((v) => v !== undefined && v !== 'contains'))
       throw new HttpProblem(400, 'Bad Request', 'give q (free text) or at least one of name, profession, speciality, city, postalCode, structure, type, address');
     const limit = int(q, 'limit', 20, 1, 100);
     const offset = int(q, 'offset', 0, 0, 1_000_000);
-    const r = await o.directory.search(params, { limit, offset }, PUBLIC);
+    const r = await o.directory.search(params, { limit, offset }, await viewerOf(req, reply));
     const body: Record<string, unknown> = { results: r.entries.map(entrySummary), offset, limit, more: r.more };
     if (r.more) {
       const qs = new URLSearchParams(Object.entries(q).filter(([k, v]) => k !== 'offset' && typeof v === 'string') as [string, string][]);
@@ -75,12 +88,12 @@ export function registerDirectoryRoutes(app: FastifyInstance, o: DirectoryRoutes
     return body;
   });
 
-  app.get('/api/directory/autocomplete', async (req) => {
+  app.get('/api/directory/autocomplete', async (req, reply) => {
     const q = req.query as Q;
     const text = str(q, 'q');
     if (!text) throw new HttpProblem(400, 'Bad Request', 'give q, the text being typed');
     const limit = int(q, 'limit', 10, 1, 10);
-    const entries = await o.directory.autocomplete(text, limit, PUBLIC);
+    const entries = await o.directory.autocomplete(text, limit, await viewerOf(req, reply));
     return {
       suggestions: entries.map((e) => {
         const s = entrySummary(e);
@@ -115,7 +128,7 @@ export function registerDirectoryRoutes(app: FastifyInstance, o: DirectoryRoutes
     const { type } = req.params as { type: string };
     if (!isType(type)) throw new FhirError(404, 'not-supported', `resource type ${type} is not served here (served: ${RESOURCE_TYPES.join(', ')})`);
     const strict = /handling\s*=\s*strict/i.test(String(req.headers.prefer ?? ''));
-    const bundle = await o.fhir.search({ type, query: req.query as Q, base: fhirBase(req), strict }, PUBLIC);
+    const bundle = await o.fhir.search({ type, query: req.query as Q, base: fhirBase(req), strict }, await viewerOf(req, reply));
     return reply.type(FHIR_JSON).send(bundle);
   });
 
@@ -123,6 +136,6 @@ export function registerDirectoryRoutes(app: FastifyInstance, o: DirectoryRoutes
     checkAccept(req);
     const { type, id } = req.params as { type: string; id: string };
     if (!isType(type)) throw new FhirError(404, 'not-supported', `resource type ${type} is not served here (served: ${RESOURCE_TYPES.join(', ')})`);
-    return reply.type(FHIR_JSON).send(await o.fhir.read(type, id, PUBLIC));
+    return reply.type(FHIR_JSON).send(await o.fhir.read(type, id, await viewerOf(req, reply)));
   });
 }
