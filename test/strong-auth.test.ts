@@ -58,6 +58,7 @@ describe('strong authentication over IMAP and SMTP', () => {
   let signingKey: JWK;
   let ca: string;
   let token: string;
+  let providerStopped = false;
   const A = () => layout.operators[0];
   const claire = () => A().users[0];
   const secretary = () => A().users[1];
@@ -86,7 +87,7 @@ describe('strong authentication over IMAP and SMTP', () => {
   });
   after(async () => {
     await demo?.stop();
-    await provider?.stop();
+    if (!providerStopped) await provider?.stop();
     await otherProvider?.stop();
     cleanup();
   });
@@ -180,6 +181,28 @@ describe('strong authentication over IMAP and SMTP', () => {
     assert.ok(oauthRows.some((e) => !e.success && e.reason === 'identity-mismatch'));
     const dump = JSON.stringify(audit);
     for (const [, t] of cases) assert.ok(!dump.includes(t.slice(-20)), 'no token in the audit trail');
+  });
+
+  test('provider unreachable: a server that has no keys yet fails temporarily; cached keys still work', async () => {
+    // Operator A fetched the provider's keys at the first login; operator B (same provider
+    // settings) has never needed them. Now the provider goes away.
+    await provider.stop();
+    providerStopped = true;
+    const B = layout.operators[1];
+    const c = await rawImap(B.ports.imaps, ca);
+    const r = await c.cmd(`AUTHENTICATE OAUTHBEARER ${oauthbearer(claire().login, token)}`, ['\x01']);
+    assert.match(r.at(-1)!, /^t1 NO \[UNAVAILABLE\] .*try again/, r.join(' | '));
+    c.close();
+    const s = await smtpConn(B.ports.submissions, ca);
+    assert.match(await s.send(`AUTH XOAUTH2 ${xoauth2(claire().login, token)}`), /^334 /);
+    assert.match(await s.send(''), /^454 4\.7\.0 /);
+    s.close();
+    const atA = await rawImap(A().ports.imaps, ca);
+    const ok = await atA.cmd(`AUTHENTICATE XOAUTH2 ${xoauth2(claire().login, token)}`);
+    assert.match(ok.at(-1)!, /^t1 OK /, ok.join(' | '));
+    atA.close();
+    const audit = await demo.operators[1].store.listAuthAudit(10);
+    assert.ok(audit.some((e) => e.reason === 'unavailable'));
   });
 
   test('personal certificate: SASL EXTERNAL logs its practitioner in over IMAP and SMTP', async () => {

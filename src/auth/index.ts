@@ -51,7 +51,9 @@ export type AuthFailureReason =
   | 'bad-certificate'
   | 'bad-code'
   | 'replayed-code'
-  | 'not-configured';
+  | 'not-configured'
+  /** The identity provider could not be reached: a temporary failure, not counted for lockout. */
+  | 'unavailable';
 
 export type AuthResult = { ok: true; user: User } | { ok: false; reason: AuthFailureReason; detail?: string };
 
@@ -167,7 +169,7 @@ export class Authenticator {
   private async attempt(login: string, ctx: AuthContext, check: () => Promise<AuthResult>): Promise<AuthResult> {
     const r: AuthResult = this.locked(login, ctx.remote) ? { ok: false, reason: 'locked' } : await check();
     const t = this.now();
-    if (!r.ok && r.reason !== 'locked' && r.reason !== 'not-configured') {
+    if (!r.ok && r.reason !== 'locked' && r.reason !== 'not-configured' && r.reason !== 'unavailable') {
       this.byLogin.add(login.toLowerCase(), t);
       if (ctx.remote) this.byAddress.add(ctx.remote, t);
     } else if (r.ok) this.byLogin.clear(login.toLowerCase());
@@ -245,6 +247,7 @@ export class Authenticator {
     return this.attempt(claimed || 'oidc-token', ctx, async () => {
       if (!this.bearerVerifier) return { ok: false, reason: 'not-configured', detail: 'no OpenID Connect provider is configured (auth.oidc)' };
       const v = await this.bearerVerifier.verify(token);
+      if (!v.ok && v.reason === 'provider-unavailable') return { ok: false, reason: 'unavailable', detail: v.detail };
       if (!v.ok) return { ok: false, reason: 'invalid-token', detail: `${v.reason}: ${v.detail}` };
       const user = await this.store.findUserByRpps(v.rpps);
       if (!user) return { ok: false, reason: 'unknown-identifier', detail: `no account for RPPS ${v.rpps}` };

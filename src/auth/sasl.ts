@@ -34,6 +34,7 @@ export interface SaslExchange {
 
 const MESSAGES: Partial<Record<SaslFailure['reason'], string>> = {
   locked: 'too many failed login attempts from this account or address: try again in a few minutes',
+  unavailable: 'the identity provider (Pro Santé Connect) cannot be reached to check the token: try again in a few minutes',
   'invalid-token': 'the access token was refused (expired, wrong issuer or audience, or not valid): get a new one from Pro Santé Connect',
   'unknown-identifier': 'no account at this operator matches this identity',
   'identity-mismatch': 'the authenticated identity may not act as the requested user',
@@ -46,7 +47,7 @@ function failure(reason: SaslFailure['reason'], extra: Partial<SaslFailure> = {}
   return {
     type: 'failure',
     reason,
-    temporary: reason === 'locked',
+    temporary: reason === 'locked' || reason === 'unavailable',
     // RFC 4954 §6 / RFC 5530: the same words whether the login exists or the password is wrong.
     message: MESSAGES[reason] ?? 'authentication failed: wrong login or app password (mail clients need an app password, not the account password)',
     ...extra,

@@ -512,6 +512,7 @@ export class ImapSession {
   private refuse(r: Extract<AuthResult, { ok: false }> | SaslFailure): never {
     this.log.info({ reason: r.reason }, 'authentication failed');
     if (r.reason === 'locked') throw new ImapNo('too many failed login attempts from this account or address: try again in a few minutes', 'UNAVAILABLE');
+    if ('message' in r && r.temporary) throw new ImapNo(r.message, 'UNAVAILABLE');
     if ('message' in r) throw new ImapNo(r.message, r.reason === 'identity-mismatch' ? 'AUTHORIZATIONFAILED' : 'AUTHENTICATIONFAILED');
     throw new ImapNo('authentication failed: wrong login or app password (mail clients need an app password, not the account password)', 'AUTHENTICATIONFAILED');
   }
