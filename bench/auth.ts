@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import { Authenticator } from '../src/auth/index.js';
+import { SecretBox } from '../src/auth/secret-box.js';
 import { OidcTokenVerifier, resolveOidcSettings } from '../src/auth/oidc.js';
 import { Core } from '../src/core/index.js';
 import { loginWithBrowserFlow } from '../src/demo/oidc-browser.js';
@@ -45,7 +46,7 @@ try {
   });
   const verifier = new OidcTokenVerifier(resolveOidcSettings({ issuer: provider.issuer, clientId: 'bench', audience: ['urn:bench'], acrValues: ['eidas1'], allowInsecureLoopback: true, introspection: false, jwksCacheSeconds: 600 }), log);
   // Lockout out of the way: every attempt here succeeds anyway.
-  const auth = new Authenticator(store, { bearer: verifier, certificates: trust, lockout: { windowMs: 1000, maxPerLogin: 1e9, maxPerAddress: 1e9 } });
+  const auth = new Authenticator(store, { bearer: verifier, certificates: trust, secrets: SecretBox.fromFile(path.join(dir, 'secrets.key')), lockout: { windowMs: 1000, maxPerLogin: 1e9, maxPerAddress: 1e9 } });
   const { password: app } = await auth.createAppPassword(user.id, 'bench');
   const token = (await loginWithBrowserFlow({ issuer: provider.issuer, clientId: 'bench', redirectUri: 'http://127.0.0.1/cb', login: 'claire', password: 'correct horse battery', resource: provider.resource })).accessToken;
   const personal = await pki.issuePersonal({ rpps: '10001234567', givenName: 'Claire', surname: 'Martin' });

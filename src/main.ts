@@ -8,6 +8,7 @@ import pino, { type Logger } from 'pino';
 import type { SMTPServer } from 'smtp-server';
 import { Authenticator } from './auth/index.js';
 import { OidcTokenVerifier, resolveOidcSettings } from './auth/oidc.js';
+import { SecretBox } from './auth/secret-box.js';
 import type { Config } from './config/index.js';
 import { Core } from './core/index.js';
 import { OutboundWorker } from './delivery/worker.js';
@@ -111,7 +112,16 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
       throw new StartupError(`OpenID Connect (auth.oidc) is misconfigured: ${e.message}`);
     }
   }
+  let secrets: SecretBox;
+  try {
+    secrets = SecretBox.fromFile(config.auth.secretsKeyFile!);
+  } catch (e: any) {
+    await store.close();
+    throw new StartupError(e.message);
+  }
   const auth = new Authenticator(store, {
+    // TOTP secrets are kept encrypted under a key of their own.
+    secrets,
     // Access tokens (SASL XOAUTH2 / OAUTHBEARER) are checked against the configured provider.
     bearer,
     lockout: { windowMs: lk.windowMinutes * 60_000, maxPerLogin: lk.maxPerLogin, maxPerAddress: lk.maxPerAddress },

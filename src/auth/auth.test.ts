@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Core } from '../core/index.js';
 import { SqliteStore } from '../store/sqlite/index.js';
+import { randomBytes } from 'node:crypto';
 import { Authenticator } from './index.js';
+import { SecretBox } from './secret-box.js';
 
 test('lockout after repeated failures, for known and unknown logins alike, then release', async () => {
   const store = SqliteStore.open(':memory:');
@@ -67,7 +69,7 @@ test('TOTP second factor (RFC 6238): enrolment, drift of one step, replay refuse
   const core = new Core(store, ['x.mssante.test']);
   const u = await core.createUser({ login: 'jeanne', displayName: 'J', password: 'correct horse battery' });
   let now = Date.UTC(2026, 10, 26, 9, 0, 5);
-  const auth = new Authenticator(store, { now: () => now });
+  const auth = new Authenticator(store, { now: () => now, secrets: SecretBox.fromKey(randomBytes(32)) });
   const ctx = { protocol: 'http' as const, method: 'TOTP', remote: '192.0.2.1' };
   assert.equal(((await auth.secondFactor(u, '123456', ctx)) as any).reason, 'not-configured');
   const { secret, uri } = await auth.beginTotpEnrolment(u, 'Caducée MSSanté');
@@ -96,5 +98,38 @@ test('TOTP second factor (RFC 6238): enrolment, drift of one step, replay refuse
   assert.equal(await store.remainingRecoveryCodes(u.id), 9);
   const trail = JSON.stringify(await store.listAuthAudit(100));
   assert.ok(!trail.includes(secret) && !trail.includes(recovery![1]));
+  // At rest the secret is sealed (AES-256-GCM, bound to the user): the database alone reveals
+  // nothing, and another key (or no key) cannot use it.
+  const stored = (await store.getTotp(u.id))!.secret;
+  assert.match(stored, /^v1:/);
+  assert.ok(!stored.includes(secret));
+  const otherKey = new Authenticator(store, { now: () => now, secrets: SecretBox.fromKey(randomBytes(32)) });
+  now += 60_000;
+  assert.equal(((await otherKey.secondFactor(u, await code(now), ctx)) as any).reason, 'not-configured');
+  assert.equal(((await new Authenticator(store, { now: () => now }).secondFactor(u, await code(now), ctx)) as any).reason, 'not-configured');
+  assert.equal((await auth.secondFactor(u, await code(now), ctx)).ok, true);
   await store.close();
+});
+
+test('secret box: sealed values open only with the same key and context; key file created 0600', async () => {
+  const { mkdtempSync, statSync, writeFileSync, rmSync } = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'caducee-secrets-'));
+  try {
+    const file = path.join(dir, 'keys', 'secrets.key');
+    const box = SecretBox.fromFile(file);
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    const sealed = box.seal('JBSWY3DPEHPK3PXP', 'totp:1');
+    assert.notEqual(box.seal('JBSWY3DPEHPK3PXP', 'totp:1'), sealed, 'a fresh IV each time');
+    assert.equal(SecretBox.fromFile(file).open(sealed, 'totp:1'), 'JBSWY3DPEHPK3PXP');
+    assert.throws(() => box.open(sealed, 'totp:2'));
+    assert.throws(() => SecretBox.fromKey(randomBytes(32)).open(sealed, 'totp:1'));
+    const tampered = sealed.slice(0, -2) + (sealed.endsWith('A') ? 'BB' : 'AA');
+    assert.throws(() => box.open(tampered, 'totp:1'));
+    writeFileSync(path.join(dir, 'short.key'), 'c2hvcnQ=\n');
+    assert.throws(() => SecretBox.fromFile(path.join(dir, 'short.key')), /must hold 32 bytes/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -14,6 +14,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { hash, verify, Algorithm } from '@node-rs/argon2';
 import type { Store } from '../store/types.js';
 import type { AppPassword, User } from '../core/model.js';
+import type { SecretBox } from './secret-box.js';
 
 // RFC 9106 §4 second recommended option (64 MiB, 3 passes), lanes 1 to stay cheap on small hosts.
 const ARGON2_OPTIONS = { algorithm: Algorithm.Argon2id, memoryCost: 65536, timeCost: 3, parallelism: 1 } as const;
@@ -131,6 +132,8 @@ export interface AuthenticatorOptions {
   bearer?: BearerVerifier;
   /** Client-certificate identification (the trust service). */
   certificates?: CertificateIdentifier;
+  /** Encrypts TOTP secrets at rest (auth.secretsKeyFile); TOTP is unavailable without it. */
+  secrets?: SecretBox;
 }
 
 export class Authenticator {
@@ -140,6 +143,7 @@ export class Authenticator {
   private readonly now: () => number;
   bearerVerifier: BearerVerifier | undefined;
   certificates: CertificateIdentifier | undefined;
+  private readonly secrets: SecretBox | undefined;
 
   constructor(
     private readonly store: Store,
@@ -151,6 +155,7 @@ export class Authenticator {
     this.now = o.now ?? Date.now;
     this.bearerVerifier = o.bearer;
     this.certificates = o.certificates;
+    this.secrets = o.secrets;
     this.byLogin = new FailureCounter(this.lockout.windowMs);
     this.byAddress = new FailureCounter(this.lockout.windowMs);
   }
@@ -307,7 +312,9 @@ export class Authenticator {
       if (!f?.confirmedAt) return { ok: false, reason: 'not-configured', detail: 'no second factor enrolled' };
       const c = code.replace(/\s+/g, '');
       if (/^\d{6}$/.test(c)) {
-        const step = await totpStep(f.secret, c, this.now());
+        const secret = this.openTotpSecret(user, f.secret);
+        if (secret === null) return { ok: false, reason: 'not-configured', detail: 'the TOTP secret cannot be decrypted with the secrets key (auth.secretsKeyFile): reset the second factor' };
+        const step = await totpStep(secret, c, this.now());
         if (step === null) return { ok: false, reason: 'bad-code' };
         if (!(await this.store.useTotpStep(user.id, step))) return { ok: false, reason: 'replayed-code' };
         return { ok: true, user };
@@ -317,11 +324,21 @@ export class Authenticator {
     });
   }
 
+  /** The clear TOTP secret, or null when it cannot be opened (no key, another key, altered). */
+  private openTotpSecret(user: User, sealed: string): string | null {
+    try {
+      return this.secrets ? this.secrets.open(sealed, totpContext(user)) : null;
+    } catch {
+      return null;
+    }
+  }
+
   /** Starts a TOTP enrolment; returns the secret and the otpauth:// URI for the authenticator app. */
   async beginTotpEnrolment(user: User, issuer: string): Promise<{ secret: string; uri: string }> {
     const { generateSecret, generateURI } = await import('otplib');
+    if (!this.secrets) throw new Error('TOTP needs the secrets key (auth.secretsKeyFile) to keep its secrets encrypted');
     const secret = generateSecret();
-    await this.store.setPendingTotp(user.id, secret);
+    await this.store.setPendingTotp(user.id, this.secrets.seal(secret, totpContext(user)));
     return { secret, uri: generateURI({ issuer, label: user.login, secret }) };
   }
 
@@ -331,7 +348,8 @@ export class Authenticator {
    */
   async confirmTotpEnrolment(user: User, code: string, ctx: AuthContext): Promise<string[] | null> {
     const f = await this.store.getTotp(user.id);
-    const step = f && !f.confirmedAt ? await totpStep(f.secret, code.replace(/\s+/g, ''), this.now()) : null;
+    const secret = f && !f.confirmedAt ? this.openTotpSecret(user, f.secret) : null;
+    const step = secret !== null ? await totpStep(secret, code.replace(/\s+/g, ''), this.now()) : null;
     await this.store.recordAuth({
       at: new Date(this.now()).toISOString(),
       login: user.login,
@@ -348,6 +366,9 @@ export class Authenticator {
     return codes;
   }
 }
+
+/** Sealed TOTP secrets are bound to their user: one cannot be copied onto another account. */
+const totpContext = (user: User) => `totp:${user.id}`;
 
 /** The RFC 6238 time step a 6-digit code matches (±1 step), or null. */
 async function totpStep(secret: string, code: string, nowMs: number): Promise<number | null> {

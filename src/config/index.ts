@@ -140,6 +140,12 @@ export const configSchema = z
           })
           .strict()
           .default({ idleMinutes: 30, maxHours: 12 }),
+        /**
+         * Key (32 bytes, base64; created with mode 0600 when missing) that encrypts the TOTP
+         * secrets in the database. Default: <dataDir>/secrets.key. Keep it out of database
+         * backups (or back it up separately): without it, enrolled second factors must be reset.
+         */
+        secretsKeyFile: z.string().min(1).optional(),
         /** TOTP issuer name shown in authenticator apps (RFC 6238; otpauth URI "issuer"). */
         totpIssuer: z.string().min(1).default('Caducée MSSanté'),
         /**
@@ -207,6 +213,7 @@ const ENV: Record<string, (c: any, v: string) => void> = {
   CADUCEE_TRUST_LIST_SHA256: (c, v) => ((c.trust ??= {}).sha256 = v),
   CADUCEE_MAX_MESSAGE_SIZE: (c, v) => ((c.smtp ??= {}).maxMessageSize = num('CADUCEE_MAX_MESSAGE_SIZE', v)),
   CADUCEE_HTTP_PORT: (c, v) => ((c.listen ??= {}).http = num('CADUCEE_HTTP_PORT', v)),
+  CADUCEE_SECRETS_KEY_FILE: (c, v) => ((c.auth ??= {}).secretsKeyFile = v),
   CADUCEE_OIDC_CLIENT_SECRET: (c, v) => (((c.auth ??= {}).oidc ??= {}).clientSecret = v),
   CADUCEE_HTTPS_PORT: (c, v) => ((c.listen ??= {}).https = num('CADUCEE_HTTPS_PORT', v)),
   CADUCEE_DIRECTORY_API_KEY: (c, v) => (((c.directory ??= {}).publish ??= {}).apiKey = v),
@@ -240,6 +247,7 @@ export function parseConfig(raw: unknown, baseDir = process.cwd(), source = 'con
     if (sect?.[b]) sect[b] = path.resolve(baseDir, sect[b]);
   }
   c.tls.crl = c.tls.crl.map((p) => path.resolve(baseDir, p));
+  c.auth.secretsKeyFile = c.auth.secretsKeyFile ? path.resolve(baseDir, c.auth.secretsKeyFile) : path.join(c.dataDir, 'secrets.key');
   if (c.trust.list && !/^https:\/\//i.test(c.trust.list)) c.trust.list = path.resolve(baseDir, c.trust.list);
   if (c.trust.sha256 && !/^[0-9a-f]{64}$/i.test(c.trust.sha256) && !/^https:\/\//i.test(c.trust.sha256)) c.trust.sha256 = path.resolve(baseDir, c.trust.sha256);
   c.operator.domains = c.operator.domains.map((d) => d.toLowerCase());
