@@ -111,16 +111,17 @@ export async function probe(o: {
 }
 
 /**
- * A hand-driven SMTP dialogue (EHLO, STARTTLS with an optional client certificate, then the
- * given commands one by one), for what a well-behaved client library refuses to send.
+ * A hand-driven SMTP session: greeting and EHLO done, over STARTTLS (default) or implicit TLS,
+ * optionally presenting a client certificate (PEM text). `send` resolves with the final reply
+ * line of each command, for what a well-behaved client library refuses to send.
  */
-export async function dialogue(o: { port: number; cert?: string; key?: string; commands: string[] }): Promise<string[]> {
+export async function smtpSession(o: { port: number; implicitTls?: boolean; ca?: string; cert?: string; key?: string }) {
   const net = await import('node:net');
   const tls = await import('node:tls');
-  let socket: import('node:net').Socket = net.connect(o.port, '127.0.0.1');
+  const tlsOptions = { cert: o.cert, key: o.key, ...(o.ca ? { ca: o.ca, servername: 'localhost' } : { rejectUnauthorized: false }) };
+  let socket: import('node:net').Socket = o.implicitTls ? tls.connect({ host: '127.0.0.1', port: o.port, ...tlsOptions }) : net.connect(o.port, '127.0.0.1');
   let buf = '';
   const waiters: ((line: string) => void)[] = [];
-  const replies: string[] = [];
   const onData = (d: Buffer) => {
     buf += d.toString();
     let i;
@@ -137,22 +138,36 @@ export async function dialogue(o: { port: number; cert?: string; key?: string; c
     socket.write(cmd + '\r\n');
     return p;
   };
-  try {
-    await reply();
-    await send('EHLO probe.test');
+  await reply();
+  await send('EHLO probe.test');
+  if (!o.implicitTls) {
     await send('STARTTLS');
     socket.off('data', onData);
     socket = await new Promise((resolve, reject) => {
-      const s = tls.connect({ socket, cert: o.cert, key: o.key, rejectUnauthorized: false }, () => resolve(s));
+      const s = tls.connect({ socket, ...tlsOptions }, () => resolve(s));
       s.once('error', reject);
     });
     socket.on('data', onData);
     await send('EHLO probe.test');
-    for (const c of o.commands) replies.push(await send(c));
-    socket.write('QUIT\r\n');
+  }
+  return {
+    send,
+    close() {
+      socket.write('QUIT\r\n');
+      setTimeout(() => socket.destroy(), 100);
+    },
+  };
+}
+
+/** STARTTLS, then `commands` one by one; their replies. */
+export async function dialogue(o: { port: number; cert?: string; key?: string; commands: string[] }): Promise<string[]> {
+  const s = await smtpSession(o);
+  try {
+    const replies: string[] = [];
+    for (const c of o.commands) replies.push(await s.send(c));
     return replies;
   } finally {
-    setTimeout(() => socket.destroy(), 100);
+    s.close();
   }
 }
 

@@ -15,35 +15,14 @@ import { generateSigningJwk, startDemoOidcProvider, type DemoOidcProvider } from
 import { loginWithBrowserFlow } from '../src/demo/oidc-browser.js';
 import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../src/demo/space.js';
 import { TestPki } from '../src/pki/index.js';
-import { dialogue, folderMessages, rawImap, tempDir, testLogger, waitFor } from './helpers.js';
+import { dialogue, folderMessages, rawImap, smtpSession, tempDir, testLogger, waitFor } from './helpers.js';
 
 const AUDIENCE = 'https://caducee.test/mail';
 const CLIENT = { clientId: 'lps-demo', redirectUris: ['http://127.0.0.1/lps-callback'] };
 
-/** An SMTP dialogue over implicit TLS (465-style), optionally with a client certificate. */
-async function smtpConn(port: number, ca: string, cert?: { cert: string; key: string }) {
-  const socket = tls.connect({ host: '127.0.0.1', port, ca, servername: 'localhost', ...(cert ? { cert: readFileSync(cert.cert), key: readFileSync(cert.key) } : {}) });
-  let buf = '';
-  const waiters: ((l: string) => void)[] = [];
-  socket.on('data', (d) => {
-    buf += d.toString();
-    let i;
-    while ((i = buf.indexOf('\r\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 2);
-      if (/^\d{3} /.test(line)) waiters.shift()?.(line);
-    }
-  });
-  const reply = () => new Promise<string>((r) => waiters.push(r));
-  await reply();
-  const send = (c: string) => {
-    const p = reply();
-    socket.write(c + '\r\n');
-    return p;
-  };
-  await send('EHLO lps.test');
-  return { send, close: () => socket.destroy() };
-}
+/** An SMTP session over implicit TLS (465-style), optionally with a client certificate (file paths). */
+const smtpConn = (port: number, ca: string, cert?: { cert: string; key: string }) =>
+  smtpSession({ port, implicitTls: true, ca, ...(cert ? { cert: readFileSync(cert.cert, 'utf8'), key: readFileSync(cert.key, 'utf8') } : {}) });
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const xoauth2 = (user: string, token: string) => b64(`user=${user}\x01auth=Bearer ${token}\x01\x01`);
