@@ -46,7 +46,7 @@ try {
   });
   const verifier = new OidcTokenVerifier(resolveOidcSettings({ issuer: provider.issuer, clientId: 'bench', audience: ['urn:bench'], acrValues: ['eidas1'], allowInsecureLoopback: true, introspection: false, jwksCacheSeconds: 600 }), log);
   // Lockout out of the way: every attempt here succeeds anyway.
-  const auth = new Authenticator(store, { bearer: verifier, certificates: trust, secrets: SecretBox.fromFile(path.join(dir, 'secrets.key')), lockout: { windowMs: 1000, maxPerLogin: 1e9, maxPerAddress: 1e9 } });
+  const auth = new Authenticator(store, { bearer: verifier, certificates: trust, access: core, secrets: SecretBox.fromFile(path.join(dir, 'secrets.key')), lockout: { windowMs: 1000, maxPerLogin: 1e9, maxPerAddress: 1e9 } });
   const { password: app } = await auth.createAppPassword(user.id, 'bench');
   const token = (await loginWithBrowserFlow({ issuer: provider.issuer, clientId: 'bench', redirectUri: 'http://127.0.0.1/cb', login: 'claire', password: 'correct horse battery', resource: provider.resource })).accessToken;
   const personal = await pki.issuePersonal({ rpps: '10001234567', givenName: 'Claire', surname: 'Martin' });

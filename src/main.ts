@@ -122,6 +122,8 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
   const auth = new Authenticator(store, {
     // TOTP secrets are kept encrypted under a key of their own.
     secrets,
+    // Whether a token's or certificate's holder may act as the identity a client names: core decides.
+    access: core,
     // Access tokens (SASL XOAUTH2 / OAUTHBEARER) are checked against the configured provider.
     bearer,
     lockout: { windowMs: lk.windowMinutes * 60_000, maxPerLogin: lk.maxPerLogin, maxPerAddress: lk.maxPerAddress },

@@ -134,6 +134,8 @@ export interface AuthenticatorOptions {
   certificates?: CertificateIdentifier;
   /** Encrypts TOTP secrets at rest (auth.secretsKeyFile); TOTP is unavailable without it. */
   secrets?: SecretBox;
+  /** Core's decision whether a user may act as a named identity (login or mailbox address). */
+  access?: { mayActAs(user: User, name: string): Promise<boolean> };
 }
 
 export class Authenticator {
@@ -144,6 +146,7 @@ export class Authenticator {
   bearerVerifier: BearerVerifier | undefined;
   certificates: CertificateIdentifier | undefined;
   private readonly secrets: SecretBox | undefined;
+  private readonly access: AuthenticatorOptions['access'];
 
   constructor(
     private readonly store: Store,
@@ -156,6 +159,7 @@ export class Authenticator {
     this.bearerVerifier = o.bearer;
     this.certificates = o.certificates;
     this.secrets = o.secrets;
+    this.access = o.access;
     this.byLogin = new FailureCounter(this.lockout.windowMs);
     this.byAddress = new FailureCounter(this.lockout.windowMs);
   }
@@ -289,17 +293,10 @@ export class Authenticator {
     });
   }
 
-  /** Does `name` designate `user`: their login, or the address of a mailbox they may read? */
-  private async identityMatches(user: User, name: string): Promise<boolean> {
-    const n = name.trim().toLowerCase();
-    if (user.login.toLowerCase() === n) return true;
-    if (!n.includes('@')) return false;
-    const m = await this.store.findMailboxByAddress(n);
-    if (!m || m.state === 'deleted') return false;
-    if (user.structureId !== null) return m.type === 'APP' && m.structureId === user.structureId;
-    if (m.ownerUserId === user.id) return true;
-    const grants = await this.store.listGrants({ mailboxId: m.id, userId: user.id });
-    return grants.some((g) => g.rights.includes('read') || g.rights.includes('manage'));
+  /** Does `name` designate `user`? Decided by core (one access decision point); without it, only their login. */
+  private identityMatches(user: User, name: string): Promise<boolean> {
+    if (this.access) return this.access.mayActAs(user, name);
+    return Promise.resolve(user.login.toLowerCase() === name.trim().toLowerCase());
   }
 
   /**

@@ -276,6 +276,17 @@ export class Core {
   }
 
   /**
+   * May `user`, once authenticated, act under the authorization identity `name` (SASL authzid,
+   * the user named with a token or a certificate)? Their own login, or the address of a mailbox
+   * they may read.
+   */
+  async mayActAs(user: User, name: string): Promise<boolean> {
+    const n = name.trim().toLowerCase();
+    if (user.login.toLowerCase() === n) return true;
+    return (await this.readableMailboxes(user)).some((a) => a.mailbox.address.toLowerCase() === n);
+  }
+
+  /**
    * RFC 4314 rights of `user` on `mailbox`, derived from the grants (one decision point):
    * owner: all; `read` → l r s (see, read, keep \Seen); `manage` → w i p k x t e a as well
    * (write flags, insert, post, create, delete, expunge, administer); `send` has no IMAP right.
