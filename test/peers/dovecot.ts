@@ -27,14 +27,14 @@
 //   GENURLAUTH and a user's own URLFETCH work, but a URLFETCH of another user's URL (through
 //   the imap-urlauth service) panics imap-urlauth-login in 2.3.19 ("sasl-server.c: line 470
 //   (sasl_server_auth_begin): assertion failed"), and the client gets NO after retries (~6 s).
-import { spawn, execFile } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { findExecutable, installExitHook, liveMasters } from './which.js';
+import { findExecutable, installExitHook, liveMasters, runPeerCommand } from './which.js';
 import { freePort } from './postfix.js';
 
 const execFileP = promisify(execFile);
@@ -270,30 +270,7 @@ function binary(name: string): string {
   return p;
 }
 
-function run(cmd: string, args: string[]): Promise<string> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), TIMEOUT_MS);
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    // 'exit', not 'close': `dovecot` daemonizes, and the daemon keeps our stdout/stderr pipes open.
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      // Let what the process wrote before exiting arrive, then stop listening to the pipes.
-      setTimeout(() => {
-        child.stdout.destroy();
-        child.stderr.destroy();
-        if (code === 0) resolvePromise(out);
-        else reject(new Error(`${cmd} ${args.join(' ')} exited ${code ?? signal}: ${out.trim()}`));
-      }, 20);
-    });
-  });
-}
+const run = (cmd: string, args: string[]) => runPeerCommand(cmd, args, { timeoutMs: TIMEOUT_MS });
 
 async function readPid(file: string): Promise<number> {
   const deadline = Date.now() + 5_000;

@@ -36,12 +36,11 @@
 // - With smtpd_tls_req_ccert=yes, a client without a certificate (or with an untrusted one)
 //   gets "421 4.7.1 <host> Error: No client certificate presented" / "... Client
 //   certificate not trusted" in reply to its EHLO after STARTTLS; it never reaches MAIL.
-import { spawn } from 'node:child_process';
 import { createServer, connect } from 'node:net';
 import { chmod, chown, mkdir, readFile, readdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { findExecutable, installExitHook, liveMasters } from './which.js';
+import { findExecutable, installExitHook, liveMasters, runPeerCommand } from './which.js';
 
 export interface PostfixRoute {
   /** Host of the next hop (an IP literal: Postfix is given `[host]:port`, no DNS). */
@@ -429,29 +428,8 @@ function postfixBinary(): string {
   return p;
 }
 
-function run(cmd: string, args: string[], dir: string, input?: Buffer): Promise<string> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(cmd, args, {
-      env: { ...process.env, MAIL_CONFIG: dir },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let out = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), POSTFIX_TIMEOUT_MS);
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) resolvePromise(out);
-      else reject(new Error(`${cmd} ${args.join(' ')} exited ${code ?? signal}: ${out.trim()}`));
-    });
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(input ?? undefined);
-  });
-}
+const run = (cmd: string, args: string[], dir: string, input?: Buffer) =>
+  runPeerCommand(cmd, args, { timeoutMs: POSTFIX_TIMEOUT_MS, env: { ...process.env, MAIL_CONFIG: dir }, input });
 
 async function readMasterPid(dir: string): Promise<number> {
   const text = await readFile(join(dir, 'queue', 'pid', 'master.pid'), 'utf8');

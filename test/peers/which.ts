@@ -2,6 +2,7 @@
 //
 // Outside CI a missing peer makes the test skip with a reason; in CI (process.env.CI set)
 // nothing may skip: a missing peer is an error, since .ci/run installs every peer.
+import { spawn } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
@@ -90,6 +91,39 @@ export function installExitHook(): void {
       } catch {
         /* already gone */
       }
+    }
+  });
+}
+
+/**
+ * Runs a peer's administration command (postfix, doveadm, sendmail…): resolves with its output
+ * (stdout + stderr) on exit 0, rejects naming the command otherwise, kills it after `timeoutMs`.
+ * Waits for 'exit', not 'close': daemons (`dovecot`, `postfix start`) keep our pipes open.
+ */
+export function runPeerCommand(cmd: string, args: string[], o: { timeoutMs: number; env?: NodeJS.ProcessEnv; input?: Buffer }): Promise<string> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(cmd, args, { env: o.env ?? process.env, stdio: [o.input ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs);
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      // Let what the process wrote before exiting arrive, then stop listening to the pipes.
+      setTimeout(() => {
+        child.stdout!.destroy();
+        child.stderr!.destroy();
+        if (code === 0) resolvePromise(out);
+        else reject(new Error(`${cmd} ${args.join(' ')} exited ${code ?? signal}: ${out.trim()}`));
+      }, 20);
+    });
+    if (o.input) {
+      child.stdin!.on('error', () => undefined);
+      child.stdin!.end(o.input);
     }
   });
 }
