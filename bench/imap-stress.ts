@@ -20,6 +20,7 @@ import { performance } from 'node:perf_hooks';
 import tls from 'node:tls';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { DemoLayout } from '../src/demo/space.js';
+import { prng } from '../src/directory/generate.js';
 import {
   REPO,
   benchDir,
@@ -547,16 +548,7 @@ interface StressResult {
 }
 
 /** Deterministic pseudo-random numbers (mulberry32), so both targets get the same sequence of operations. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = prng;
 
 async function runStress(t: StressTarget, o: { clients: number; seconds: number; messages: number }, log: (s: string) => void): Promise<StressResult> {
   const connect = async (label: string) => {

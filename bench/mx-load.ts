@@ -6,7 +6,7 @@
 //                                      [--target caducee|postfix|both] [--json]
 //
 // See bench/README.md for what is measured and how to read the figures.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, readFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
@@ -19,8 +19,8 @@ import { prepareDemo, type DemoLayout } from '../src/demo/space.js';
 import { TestPki } from '../src/pki/index.js';
 import { PostfixPeer } from '../test/peers/postfix.js';
 import { findExecutable } from '../test/peers/which.js';
+import { startCaducee } from './imap-stress.js';
 import {
-  REPO,
   benchDir,
   cleanupAll,
   clientCpuMs,
@@ -424,49 +424,6 @@ async function runPhase(t: Target, tls: ClientTls, size: SizeSpec, n: number, m:
 
 // ---- targets -----------------------------------------------------------------------------------
 
-/** `caducee demo --json --ephemeral-ports` in a child process; resolves with the layout it prints. */
-async function startCaducee(dir: string, log: (s: string) => void): Promise<{ layout: DemoLayout; child: ChildProcess; stderrTail: () => string }> {
-  const args = ['--import', 'tsx', 'src/cli/main.ts', 'demo', '--dir', dir, '--json', '--ephemeral-ports'];
-  log(`  starting: node ${args.join(' ')}`);
-  const child = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => {
-    stderr = (stderr + d.toString()).slice(-16_384);
-  });
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  onCleanup('stop the Caducée demo child', async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(timer);
-  });
-  // Last resort if this process dies without running the cleanups (the child would hold its ports).
-  process.on('exit', () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  const layout = await new Promise<DemoLayout>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`the Caducée demo printed no layout within ${STARTUP_TIMEOUT_MS / 1000} s\n${stderr}`)), STARTUP_TIMEOUT_MS);
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const nl = out.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      try {
-        resolve(JSON.parse(out.slice(0, nl)) as DemoLayout);
-      } catch (e) {
-        reject(new Error(`the Caducée demo printed something else than its JSON layout: ${out.slice(0, 200)}`));
-      }
-    });
-    child.once('exit', (code, sig) => {
-      clearTimeout(timer);
-      reject(new Error(`the Caducée demo exited (${code ?? sig}) before listening\n${stderr}`));
-    });
-  });
-  return { layout, child, stderrTail: () => stderr };
-}
-
 /** Messages stored by a Caducée operator (all mailboxes and folders), read from its SQLite store. */
 function caduceeStoredCount(dataDir: string): number {
   const db = new Database(path.join(dataDir, 'caducee.sqlite'), { readonly: true, fileMustExist: true });
@@ -569,7 +526,7 @@ async function main(): Promise<number> {
   for (const which of opts.targets) {
     if (which === 'caducee') {
       log('mx-load: target Caducée');
-      const { layout: live, child, stderrTail } = await startCaducee(layout.dir, log);
+      const { layout: live, child, stderrTail } = await startCaducee(layout.dir, { log, startupTimeoutMs: STARTUP_TIMEOUT_MS });
       const b = live.operators[1];
       const target: Target = {
         name: 'Caducée',

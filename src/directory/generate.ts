@@ -56,8 +56,8 @@ const PROFESSION_WEIGHTS: [string, number][] = [
   ['10', 40], ['60', 20], ['21', 10], ['70', 8], ['40', 6], ['50', 4], ['80', 2], ['91', 2], ['93', 2], ['28', 1], ['26', 1], ['92', 1], ['94', 1], ['95', 1], ['96', 1], ['98', 1], ['86', 1], ['81', 1],
 ];
 
-/** mulberry32: small, fast, deterministic PRNG. */
-function prng(seed: number) {
+/** mulberry32: small, fast, deterministic PRNG (numbers in [0, 1)); also used by the benchmarks. */
+export function prng(seed: number) {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
