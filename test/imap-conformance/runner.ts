@@ -22,21 +22,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { argsToString, astring, atom, equalsCI, parseArgs, quotable, quoteString, showBytes, upperAscii, type ImapArg } from './imap-args.js';
-import { buildCommand, ConnectionClosed, ImapConnection, ReadTimeout, type Response, type TlsMode } from './client.js';
+import { buildCommand, ConnectionClosed, ImapConnection, ReadTimeout, type ConnectOptions, type Response } from './client.js';
 import { expandAll, expandArgsForDisplay, FULL, matchArgsAtomic, UninitializedVariable, type MatchContext } from './match.js';
 import { imapDateTime, MboxSource, parseMbox } from './mbox.js';
 import { commandText, describeCommand, listScripts, loadScript, STARTUP_STATES, type CommandGroup, type CommandPart, type Script, type ScriptCommand } from './script.js';
 
-export interface RunOptions {
-  host: string;
-  port: number;
-  tls: TlsMode;
-  /** CA certificate(s), PEM, to verify the server with (default: the system CAs). */
-  ca?: string;
-  /** Name to verify in the server certificate (default: host). */
-  servername?: string;
-  /** Do not verify the server certificate. */
-  insecure?: boolean;
+/** Where and how to connect (see ConnectOptions), then the test users. */
+export interface RunOptions extends Pick<ConnectOptions, 'host' | 'port' | 'tls' | 'ca' | 'servername' | 'insecure'> {
   user: string;
   password: string;
   /** The second user, for scripts with `user 2: $user2` (skipped without it). */
