@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  isOauthbearerDummyResponse,
   oauthbearerErrorChallenge,
   parseOauthbearer,
   parseXoauth2,
@@ -108,12 +107,6 @@ test('OAUTHBEARER: malformed inputs', () => {
     `n,,\x01port=imap\x01${t}\x01\x01`,
   ];
   for (const s of bad) assert.equal(parseOauthbearer(b(s)), null, JSON.stringify(s));
-});
-
-test('OAUTHBEARER: the dummy response after an error challenge', () => {
-  assert.equal(isOauthbearerDummyResponse(Buffer.from([1])), true);
-  assert.equal(isOauthbearerDummyResponse(Buffer.from([1, 1])), false);
-  assert.equal(isOauthbearerDummyResponse(Buffer.alloc(0)), false);
 });
 
 test('OAUTHBEARER: error challenge JSON (RFC 7628 §3.2.2)', () => {

@@ -101,7 +101,8 @@ function decodeSaslname(s: string): string | null {
  *   value       = *(VCHAR / SP / HTAB / CR / LF)
  * with gs2-header = gs2-cbind-flag "," [ gs2-authzid ] "," (RFC 5801 §4) and the "auth" key
  * holding "Bearer <token>" (RFC 7628 §3.1, RFC 6750 §2.1). Null when malformed, when "auth" is
- * missing, and for the lone kvsep (see isOauthbearerDummyResponse).
+ * missing, and for the lone kvsep a client sends after an error challenge (RFC 7628 §3.2.3;
+ * src/auth/sasl.ts fails the exchange whatever that answer is).
  */
 export function parseOauthbearer(raw: Buffer): OauthbearerResponse | null {
   if (raw.length === 0 || raw.length > MAX_MESSAGE) return null;
@@ -154,14 +155,6 @@ export function parseOauthbearer(raw: Buffer): OauthbearerResponse | null {
     out.port = port;
   }
   return out;
-}
-
-/**
- * RFC 7628 §3.2.3: after a server error challenge the client must send a lone kvsep (%x01),
- * and the server then fails the exchange.
- */
-export function isOauthbearerDummyResponse(raw: Buffer): boolean {
-  return raw.length === 1 && raw[0] === SOH;
 }
 
 /**
