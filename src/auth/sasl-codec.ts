@@ -5,7 +5,6 @@
 // XOAUTH2: Google's mechanism (https://developers.google.com/workspace/gmail/imap/xoauth2-protocol),
 // what most mail clients speak. OAUTHBEARER: RFC 7628, with the GS2 header of RFC 5801.
 
-const SOH = 0x01;
 /** RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=" */
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
 const MAX_MESSAGE = 64 * 1024;
