@@ -12,7 +12,7 @@ test('lockout after repeated failures, for known and unknown logins alike, then 
   const core = new Core(store, ['x.mssante.test']);
   await core.createUser({ login: 'jeanne', displayName: 'J', password: 'correct horse battery' });
   let now = 1_000_000;
-  const auth = new Authenticator(store, { windowMs: 60_000, maxPerLogin: 3, maxPerAddress: 5 }, () => now);
+  const auth = new Authenticator(store, { lockout: { windowMs: 60_000, maxPerLogin: 3, maxPerAddress: 5 }, now: () => now });
   const ctx = { protocol: 'imap' as const, method: 'LOGIN', remote: '192.0.2.1' };
   for (let i = 0; i < 3; i++) assert.deepEqual(await auth.password('jeanne', 'wrong', ctx), { ok: false, reason: 'bad-password' });
   // Locked now: even the right password is refused, without being checked.

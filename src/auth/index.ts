@@ -150,10 +150,8 @@ export class Authenticator {
 
   constructor(
     private readonly store: Store,
-    opts: AuthenticatorOptions | LockoutPolicy = {},
-    now?: () => number,
+    o: AuthenticatorOptions = {},
   ) {
-    const o: AuthenticatorOptions = 'windowMs' in opts ? { lockout: opts, now } : opts;
     this.lockout = o.lockout ?? DEFAULT_LOCKOUT;
     this.now = o.now ?? Date.now;
     this.bearerVerifier = o.bearer;
