@@ -322,7 +322,7 @@ describe('mbsync (isync): two-way sync of a Maildir with an INBOX on operator A'
     assert.deepEqual(wrongFlags, [], `flags differ:\n${wrongFlags.slice(0, 20).join('\n')}`);
   }
 
-  test(`first sync: ${SERVER_MESSAGES} messages down, ${LOCAL_MESSAGES} up; then flags and deletions both ways; then nothing to do`, async () => {
+  test(`first sync: ${SERVER_MESSAGES} messages down, ${LOCAL_MESSAGES} up; then flags and deletions both ways; then nothing to do`, async (t) => {
     const originals = new Map<string, Buffer>();
     const expected = new Map<string, string>();
 
@@ -438,6 +438,7 @@ describe('mbsync (isync): two-way sync of a Maildir with an INBOX on operator A'
       `third run transferred something: ${c3.line}`,
     );
     await assertInSync(expected, originals);
-    assert.ok(firstMs < 60_000, `first sync took ${firstMs} ms`);
+    // Cost, not a pass/fail criterion (no timed assertions; bench/ measures performance).
+    t.diagnostic(`first sync took ${firstMs} ms`);
   });
 });
