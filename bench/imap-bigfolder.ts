@@ -8,7 +8,7 @@
 //        [--server-nodelay] [--cpu-prof DIR] [--json]
 //
 // See bench/README.md.
-import { chmodSync, readFileSync } from 'node:fs';
+import { chmodSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import {
@@ -19,13 +19,9 @@ import {
   dovecotTargets,
   installSignalHandlers,
   intOption,
-  onCleanup,
   otherCpus,
   parseArgsOrUsage,
-  procCpuMs,
   snapshotProcesses,
-  treeCpuMs,
-  treePids,
 } from './common.js';
 import {
   RawImap,
@@ -38,10 +34,9 @@ import {
   login,
   machineFacts,
   makeMessage,
-  nodelayPreload,
-  procStatusKb,
-  startCaducee,
   table,
+  withImapTarget,
+  type ImapTarget,
 } from './imap-stress.js';
 
 const FOLDER = 'Big';
@@ -108,17 +103,7 @@ async function parseOptions(argv: string[]): Promise<Options> {
 const message = (i: number) => makeMessage(i, { bodyBytes: 200, tag: 'big', subject: i % RARE === 0 ? `avis ${RARE_WORD} ${i}` : undefined });
 const flagsOf = (i: number) => (i % UNSEEN_EVERY === 0 ? [] : ['\\Seen']);
 
-interface Target {
-  name: string;
-  port: number;
-  ca: string;
-  user: string;
-  password: string;
-  serverCpuMs(): number;
-  /** Server resident memory (KiB), when measurable. */
-  serverRssKb(): number;
-  serverPids(): Set<number>;
-}
+type Target = ImapTarget;
 
 interface Timing {
   what: string;
@@ -279,49 +264,7 @@ async function main(): Promise<number> {
   const base = benchDir('caducee-imap-bigfolder-');
   chmodSync(base, 0o755); // Dovecot's mail processes (nobody) must traverse it
   const results: BigResult[] = [];
-  for (const which of opts.targets) {
-    if (which === 'caducee') {
-      log('imap-bigfolder: target Caducée');
-      const { prepareDemo } = await import('../src/demo/space.js');
-      const layout0 = await prepareDemo(path.join(base, 'demo'), { ports: 'ephemeral' });
-      const nodeArgs = [...(opts.serverNodelay ? nodelayPreload(base) : []), ...(opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProf] : [])];
-      const srv = await startCaducee(layout0.dir, { log, nodeArgs });
-      const a = srv.layout.operators[0];
-      results.push(
-        await runTarget(
-          {
-            name: opts.serverNodelay ? 'Caducée+NODELAY' : 'Caducée',
-            port: a.ports.imaps,
-            ca: readFileSync(srv.layout.caBundle, 'utf8'),
-            user: a.users[0].login,
-            password: a.users[0].appPassword,
-            serverCpuMs: () => procCpuMs(srv.pid),
-            serverRssKb: () => procStatusKb(srv.pid, 'VmRSS'),
-            serverPids: () => new Set([srv.pid]),
-          },
-          opts,
-          log,
-        ),
-      );
-      const warnings = srv.stderrTail().split('\n').filter((l) => l.trim() !== '');
-      if (warnings.length) log(`  the Caducée child logged ${warnings.length} line(s) at warn or above; last: ${warnings[warnings.length - 1].slice(0, 400)}`);
-      await srv.stop();
-    } else {
-      log('imap-bigfolder: target Dovecot');
-      const { DovecotPeer } = await import('../test/peers/dovecot.js');
-      const peer = await DovecotPeer.start({ dir: path.join(base, 'dovecot') });
-      onCleanup('stop Dovecot', () => peer.stop());
-      const masterPid = Number(readFileSync(path.join(peer.dir, 'run', 'master.pid'), 'utf8').trim());
-      results.push(
-        await runTarget(
-          { name: 'Dovecot', port: peer.port, ca: peer.certPem, user: 'claire', password: peer.password, serverCpuMs: () => treeCpuMs(masterPid), serverRssKb: () => NaN, serverPids: () => treePids(masterPid) },
-          opts,
-          log,
-        ),
-      );
-      await peer.stop();
-    }
-  }
+  for (const which of opts.targets) results.push(await withImapTarget('imap-bigfolder', which, base, opts, log, (t) => runTarget(t, opts, log)));
 
   out();
   for (const r of results) {

@@ -519,7 +519,8 @@ const MIX: [Op, number][] = [
 const OPS = MIX.map(([op]) => op);
 const MIX_TOTAL = MIX.reduce((n, [, w]) => n + w, 0);
 
-interface StressTarget {
+/** An IMAP server under test: where to log in, and how to read its processes' costs. */
+export interface ImapTarget {
   name: string;
   port: number;
   ca: string;
@@ -527,8 +528,57 @@ interface StressTarget {
   password: string;
   /** CPU ms used so far by the server's processes. */
   serverCpuMs(): number;
+  /** Server resident memory (KiB), when measurable (NaN otherwise). */
+  serverRssKb(): number;
   /** The server's processes now. */
   serverPids(): Set<number>;
+}
+type StressTarget = ImapTarget;
+
+/**
+ * Starts `which` (Caducée: operator A of a demo space in a child process, logged in as claire
+ * with her app password; Dovecot: a private instance) under `base`, runs `fn` against it, stops
+ * it. `bench` names the benchmark in the log lines.
+ */
+export async function withImapTarget<R>(
+  bench: string,
+  which: string,
+  base: string,
+  o: { serverNodelay: boolean; cpuProf?: string },
+  log: (s: string) => void,
+  fn: (t: ImapTarget) => Promise<R>,
+): Promise<R> {
+  if (which === 'caducee') {
+    log(`${bench}: target Caducée`);
+    const { prepareDemo } = await import('../src/demo/space.js');
+    const layout0 = await prepareDemo(path.join(base, 'demo'), { ports: 'ephemeral' });
+    const nodeArgs = [...(o.serverNodelay ? nodelayPreload(base) : []), ...(o.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProf] : [])];
+    const srv = await startCaducee(layout0.dir, { log, nodeArgs });
+    const a = srv.layout.operators[0];
+    const claire = a.users[0];
+    const r = await fn({
+      name: o.serverNodelay ? 'Caducée+NODELAY' : 'Caducée',
+      port: a.ports.imaps,
+      ca: readFileSync(srv.layout.caBundle, 'utf8'),
+      user: claire.login,
+      password: claire.appPassword,
+      serverCpuMs: () => procCpuMs(srv.pid),
+      serverRssKb: () => procStatusKb(srv.pid, 'VmRSS'),
+      serverPids: () => new Set([srv.pid]),
+    });
+    const warnings = srv.stderrTail().split('\n').filter((l) => l.trim() !== '');
+    if (warnings.length) log(`  the Caducée child logged ${warnings.length} line(s) at warn or above; last: ${warnings[warnings.length - 1].slice(0, 400)}`);
+    await srv.stop();
+    return r;
+  }
+  log(`${bench}: target Dovecot`);
+  const { DovecotPeer } = await import('../test/peers/dovecot.js');
+  const peer = await DovecotPeer.start({ dir: path.join(base, 'dovecot') });
+  onCleanup('stop Dovecot', () => peer.stop());
+  const masterPid = Number(readFileSync(path.join(peer.dir, 'run', 'master.pid'), 'utf8').trim());
+  const r = await fn({ name: 'Dovecot', port: peer.port, ca: peer.certPem, user: 'claire', password: peer.password, serverCpuMs: () => treeCpuMs(masterPid), serverRssKb: () => NaN, serverPids: () => treePids(masterPid) });
+  await peer.stop();
+  return r;
 }
 
 interface StressResult {
@@ -749,35 +799,7 @@ async function main(): Promise<number> {
   // Dovecot's mail processes run as nobody and must traverse this directory.
   chmodSync(base, 0o755);
   const results: StressResult[] = [];
-  for (const which of opts.targets) {
-    if (which === 'caducee') {
-      log('imap-stress: target Caducée');
-      const { prepareDemo } = await import('../src/demo/space.js');
-      const layout0 = await prepareDemo(path.join(base, 'demo'), { ports: 'ephemeral' });
-      const nodeArgs = [...(opts.serverNodelay ? nodelayPreload(base) : []), ...(opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProf] : [])];
-      const srv = await startCaducee(layout0.dir, { log, nodeArgs });
-      const a = srv.layout.operators[0];
-      const claire = a.users[0];
-      results.push(
-        await runStress(
-          { name: opts.serverNodelay ? 'Caducée+NODELAY' : 'Caducée', port: a.ports.imaps, ca: readFileSync(srv.layout.caBundle, 'utf8'), user: claire.login, password: claire.appPassword, serverCpuMs: () => procCpuMs(srv.pid), serverPids: () => new Set([srv.pid]) },
-          opts,
-          log,
-        ),
-      );
-      const warnings = srv.stderrTail().split('\n').filter((l) => l.trim() !== '');
-      if (warnings.length) log(`  the Caducée child logged ${warnings.length} line(s) at warn or above; last: ${warnings[warnings.length - 1].slice(0, 400)}`);
-      await srv.stop();
-    } else {
-      log('imap-stress: target Dovecot');
-      const { DovecotPeer } = await import('../test/peers/dovecot.js');
-      const peer = await DovecotPeer.start({ dir: path.join(base, 'dovecot') });
-      onCleanup('stop Dovecot', () => peer.stop());
-      const masterPid = Number(readFileSync(path.join(peer.dir, 'run', 'master.pid'), 'utf8').trim());
-      results.push(await runStress({ name: 'Dovecot', port: peer.port, ca: peer.certPem, user: 'claire', password: peer.password, serverCpuMs: () => treeCpuMs(masterPid), serverPids: () => treePids(masterPid) }, opts, log));
-      await peer.stop();
-    }
-  }
+  for (const which of opts.targets) results.push(await withImapTarget('imap-stress', which, base, opts, log, (t) => runStress(t, opts, log)));
 
   // ---- report ----
   out();
