@@ -34,7 +34,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { findExecutable, installExitHook, liveMasters, runPeerCommand } from './which.js';
+import { findExecutable, installExitHook, isAlive, liveMasters, runPeerCommand } from './which.js';
 import { freePort } from './postfix.js';
 
 const execFileP = promisify(execFile);
@@ -283,20 +283,6 @@ async function readPid(file: string): Promise<number> {
     }
     if (Date.now() > deadline) throw new Error(`no pid in ${file}`);
     await sleep(20);
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
   }
 }
 

@@ -40,7 +40,7 @@ import { createServer, connect } from 'node:net';
 import { chmod, chown, mkdir, readFile, readdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { findExecutable, installExitHook, liveMasters, runPeerCommand } from './which.js';
+import { findExecutable, installExitHook, isAlive, liveMasters, runPeerCommand } from './which.js';
 
 export interface PostfixRoute {
   /** Host of the next hop (an IP literal: Postfix is given `[host]:port`, no DNS). */
@@ -436,21 +436,6 @@ async function readMasterPid(dir: string): Promise<number> {
   const pid = Number.parseInt(text.trim(), 10);
   if (!Number.isInteger(pid) || pid <= 0) throw new Error(`bad master.pid in ${dir}: ${JSON.stringify(text)}`);
   return pid;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  // A zombie still answers kill(0); treat it as gone.
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
 }
 
 function processName(pid: number): string | undefined {

@@ -3,7 +3,7 @@
 // Outside CI a missing peer makes the test skip with a reason; in CI (process.env.CI set)
 // nothing may skip: a missing peer is an error, since .ci/run installs every peer.
 import { spawn } from 'node:child_process';
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
 /** Directories searched after $PATH: daemons' front ends live in sbin, often not on a user's PATH. */
@@ -126,4 +126,19 @@ export function runPeerCommand(cmd: string, args: string[], o: { timeoutMs: numb
       child.stdin!.end(o.input);
     }
   });
+}
+
+/** Is process `pid` running? A zombie still answers kill(0): it counts as gone. */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
 }
