@@ -144,4 +144,24 @@ describe('IMAP access, ACL and resynchronisation', () => {
     assert.doesNotMatch(out.stdout, /mauvais-mot-de-passe|xxxxxxxxxxxxxxxx/);
     assert.ok(!out.stdout.includes(claire.password) && !out.stdout.includes(claire.appPassword), 'no password in the audit trail');
   });
+  // Issue 14: a LIST pattern of wildcard pairs made the regular-expression matcher backtrack for
+  // minutes, stopping every service of both operators. It must answer at once, correctly, and the
+  // other operator's IMAP must keep answering meanwhile.
+  test('LIST with many wildcards answers at once; an overlong pattern is refused with BAD [LIMIT]', async () => {
+    const s = await login(1); // the secretary sees delegated mailboxes: long names with delimiters
+    const other = await login(0);
+    try {
+      const pending = s.cmd('LIST "" "' + '*%'.repeat(12) + 'a"');
+      assert.match((await other.cmd('NOOP')).at(-1)!, /^t\d+ OK/);
+      const r = await pending;
+      assert.match(r.at(-1)!, /^t\d+ OK LIST completed/);
+      assert.ok(r.every((l) => !l.startsWith('* LIST') || /a"?$/.test(l)), r.join('\n'));
+      const drafts = await s.cmd('LIST "" "' + '*%'.repeat(12) + 'Drafts"');
+      assert.ok(drafts.filter((l) => l.startsWith('* LIST')).length >= 2, drafts.join('\n'));
+      assert.match((await s.cmd('LIST "" "' + '*'.repeat(1100) + '"')).at(-1)!, /^t\d+ BAD \[LIMIT\] /);
+    } finally {
+      s.close();
+      other.close();
+    }
+  });
 });

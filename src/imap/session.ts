@@ -13,6 +13,7 @@ import type { BlobStore } from '../store/blobs.js';
 import type { Folder } from '../core/model.js';
 import type { Store } from '../store/types.js';
 import { fetchMessage, type FetchContext } from './fetch.js';
+import { compileListPattern, ListPatternTooLong, type NameMatcher } from './list-pattern.js';
 import { DELIMITER, OTHER_PREFIX, SHARED_PREFIX, UserNamespace, type MailboxAccess, type ResolvedName } from './namespace.js';
 import { CommandParser, type ParserEvent } from './protocol/parser.js';
 import { decodeMutf7, encodeMutf7 } from './protocol/mutf7.js';
@@ -741,15 +742,23 @@ export class ImapSession {
         }
       }
     }
-    const full = patterns.map((p) => matcher(ref + p));
+    let full: NameMatcher[];
+    try {
+      full = patterns.map((p) => compileListPattern(ref + p, DELIMITER));
+    } catch (e) {
+      if (e instanceof ListPatternTooLong) throw new ImapNo(e.message, 'LIMIT', 'BAD');
+      throw e;
+    }
+    // Each name is matched once; the LSUB and RECURSIVEMATCH rules below look the answers up.
+    const matches = new Set(entries.filter((e) => full.some((m) => m(e.name))).map((e) => e.name));
     const names = new Set(entries.filter((e) => e.exists || e.subscribed).map((e) => e.name));
     const out: string[] = [];
     for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-      let matched = full.some((m) => m(e.name));
+      const matched = matches.has(e.name);
       let childInfo = false;
       if (verb === 'LSUB' && !e.subscribed) {
         // RFC 3501 §6.3.9: with "%", a level holding subscribed names is returned \Noselect.
-        if (matched && entries.some((c) => c.subscribed && c.name.startsWith(e.name + DELIMITER) && !full.some((m) => m(c.name)))) {
+        if (matched && entries.some((c) => c.subscribed && c.name.startsWith(e.name + DELIMITER) && !matches.has(c.name))) {
           out.push(`* LSUB (\\Noselect) "/" ${this.nameOut(e.name)}\r\n`);
         }
         continue;
@@ -758,7 +767,7 @@ export class ImapSession {
         if (!e.subscribed) {
           // RFC 5258 §3.5: RECURSIVEMATCH returns, with CHILDINFO, a matching name that has a
           // subscribed descendant which the patterns do not match themselves.
-          if (!(recursive && matched && entries.some((c) => c.subscribed && c.name.startsWith(e.name + DELIMITER) && !full.some((m) => m(c.name))))) continue;
+          if (!(recursive && matched && entries.some((c) => c.subscribed && c.name.startsWith(e.name + DELIMITER) && !matches.has(c.name)))) continue;
           childInfo = true;
         } else if (!matched) continue;
       } else if (!matched) continue;
@@ -1202,19 +1211,3 @@ export function parseImapDate(s: string): Date | undefined {
   return new Date(utc - offset);
 }
 
-/** RFC 9051 §6.3.9 LIST wildcards: "*" matches anything, "%" anything but the delimiter. */
-export function matcher(pattern: string): (name: string) => boolean {
-  const toRe = (p: string) => {
-    let re = '^';
-    for (const ch of p) {
-      if (ch === '*') re += '.*';
-      else if (ch === '%') re += '[^/]*';
-      else re += ch.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-    }
-    return new RegExp(re + '$', 's');
-  };
-  const rx = toRe(pattern);
-  // RFC 9051 §5.1: INBOX is case-insensitive, in the pattern as in the name.
-  const inboxRx = /^inbox(\/|$)/i.test(pattern) ? toRe('INBOX' + pattern.slice(5)) : undefined;
-  return (name) => rx.test(name) || (!!inboxRx && /^INBOX(\/|$)/.test(name) && inboxRx.test(name));
-}
