@@ -9,7 +9,7 @@ import type { QueueItem } from '../model/index.js';
 import type { BlobStore } from '../store/blobs.js';
 import type { QueueCompletion, Store } from '../store/types.js';
 import { peerChainFromTls, type TrustService } from '../trust/index.js';
-import { buildDsn, wantsDsn, type DsnRecipient } from './dsn.js';
+import { buildDsn, wantsDsn, type DsnRecipient } from '../mime/dsn.js';
 
 export interface OutboundOptions {
   store: Store;

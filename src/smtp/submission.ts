@@ -17,7 +17,8 @@ import { domainOf, type Core, type User } from '../core/index.js';
 import { BlobSizeExceededError, type BlobStore } from '../store/blobs.js';
 import type { NewQueueItem } from '../store/types.js';
 import type { TrustService } from '../trust/index.js';
-import { installEnhancedStatusPatch, replyDataFailure, receivedHeader, rfc5322Date, SMTPServer, smtpError, splitHeader } from './common.js';
+import { rfc5322Date } from '../mime/date.js';
+import { installEnhancedStatusPatch, replyDataFailure, receivedHeader, SMTPServer, smtpError, splitHeader } from './common.js';
 
 export interface SubmissionOptions {
   hostname: string;
