@@ -23,11 +23,13 @@ const CLI = path.join(REPO, 'bin/caducee.js');
 if (process.argv[2] === '--serve') {
   const { parseConfig } = await import('../src/config/index.js');
   const { openDirectory } = await import('../src/directory/runtime.js');
+  const { startHttpServer } = await import('../src/http/app.js');
   const config = parseConfig({ dataDir: process.argv[3] });
   const rt = openDirectory(config);
-  const server = await rt.listen('127.0.0.1', 0);
+  const server = await startHttpServer({ host: '127.0.0.1', port: 0, logger: rt.logger, directory: rt.routes() });
   process.stdout.write(JSON.stringify({ port: server.port }) + '\n');
   process.on('SIGTERM', async () => {
+    await server.close();
     await rt.close();
     process.exit(0);
   });

@@ -22,7 +22,7 @@ import { SqliteStore } from './store/sqlite/index.js';
 import { TrustService } from './trust/index.js';
 import { TrustListSource } from './trust/source.js';
 import { openDirectory, type DirectoryRuntime } from './directory/runtime.js';
-import type { WebAuthOptions } from './http/app.js';
+import { startHttpServer, type HttpServer, type WebAuthOptions } from './http/app.js';
 
 export class StartupError extends Error {
   override name = 'StartupError';
@@ -36,7 +36,7 @@ export interface Operator {
   trust: TrustService;
   trustList: TrustListSource;
   outbound: OutboundWorker;
-  /** National directory + our mailboxes, served over HTTP (JSON API, FHIR). */
+  /** National directory + our mailboxes, served over HTTP(S) (JSON API, FHIR). */
   directory: DirectoryRuntime;
   ports: { mx: number; submission: number; submissions: number; http: number; https: number; imap: number; imaps: number };
   host: string;
@@ -219,6 +219,19 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     oidc: config.auth.oidc ? { settings: resolveOidcSettings(config.auth.oidc, config.http.publicUrl), logger } : undefined,
   };
 
+  // The directory is served by the HTTP servers of http/ (the plain one answers 403 to /api/auth:
+  // HTTPS required); the HTTPS one also asks for client certificates checked against `tls.ca`.
+  const httpServers: HttpServer[] = [];
+  const listenHttp = async (port: number, https?: { key: string; cert: string; ca: string }): Promise<number> => {
+    const s = await startHttpServer({ host: config.listen.host, port, logger: directory.logger, directory: directory.routes(), web, https }).catch((e) =>
+      Promise.reject(new StartupError(e.message)),
+    );
+    httpServers.push(s);
+    directory.logger.info({ host: config.listen.host, port: s.port }, https ? 'HTTPS (web login, directory API, FHIR) listening' : 'HTTP (directory API, FHIR) listening');
+    return s.port;
+  };
+  const closeHttp = () => Promise.all(httpServers.map((s) => s.close()));
+
   const servers: SMTPServer[] = [];
   const listen = (s: SMTPServer, port: number, what: string) =>
     new Promise<number>((resolve, reject) => {
@@ -237,8 +250,8 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
       mx: await listen(mx, config.listen.mx, 'the MX'),
       submission: await listen(submission, config.listen.submission, 'submission'),
       submissions: await listen(submissions, config.listen.submissions, 'submission over TLS'),
-      http: (await directory.listen(config.listen.host, config.listen.http, web).catch((e) => Promise.reject(new StartupError(e.message)))).port,
-      https: (await directory.listenHttps(config.listen.host, config.listen.https, { key, cert, ca: caPem }, web).catch((e) => Promise.reject(new StartupError(e.message)))).port,
+      http: await listenHttp(config.listen.http),
+      https: await listenHttp(config.listen.https, { key, cert, ca: caPem }),
       imap: await listenImap(imap, config.listen.imap, 'IMAP'),
       imaps: await listenImap(imaps, config.listen.imaps, 'IMAP over TLS'),
     };
@@ -247,6 +260,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     await Promise.all(servers.map((s) => new Promise((r) => s.close(() => r(undefined)))));
     trustList.stop();
     clearInterval(anchorTimer);
+    await closeHttp();
     await directory.close();
     await store.close();
     throw e;
@@ -274,6 +288,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
       trustList.stop();
       clearInterval(anchorTimer);
       await outbound.stop();
+      await closeHttp();
       await directory.close();
       await closeImap();
       await Promise.all(

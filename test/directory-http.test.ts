@@ -13,6 +13,7 @@ import { parseConfig } from '../src/config/index.js';
 import { parseHeader, parseLine } from '../src/directory/extraction.js';
 import { importExtraction } from '../src/directory/import.js';
 import { openDirectory, type DirectoryRuntime } from '../src/directory/runtime.js';
+import { startHttpServer } from '../src/http/app.js';
 import { SqliteSnapshotWriter } from '../src/store/directory/sqlite.js';
 import { extractionText, ourMailboxes, writeExtraction } from './directory-fixture.js';
 import { tempDir, testLogger, waitFor } from './helpers.js';
@@ -49,9 +50,10 @@ describe('directory over HTTP', () => {
     const { store } = await ourMailboxes(dataDir);
     const config = parseConfig({ operator: { domains: ['x.mssante.test'] }, dataDir, directory: { recheckSeconds: 0.05 } }, dir);
     rt = openDirectory(config, store, testLogger());
-    const http = await rt.listen('127.0.0.1', 0);
+    const http = await startHttpServer({ host: '127.0.0.1', port: 0, logger: rt.logger, directory: rt.routes() });
     base = `http://127.0.0.1:${http.port}`;
     close = async () => {
+      await http.close();
       await rt.close();
       await store.close();
     };

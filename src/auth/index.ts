@@ -13,7 +13,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { hash, verify, Algorithm } from '@node-rs/argon2';
 import type { Store } from '../store/types.js';
-import type { AppPassword, User } from '../core/model.js';
+import type { AppPassword, User } from '../model/index.js';
 import type { SecretBox } from './secret-box.js';
 
 // RFC 9106 §4 second recommended option (64 MiB, 3 passes), lanes 1 to stay cheap on small hosts.

@@ -2,7 +2,7 @@
 // (RFC 9051 §6.2.2) and SMTP AUTH (RFC 4954) both pump base64 lines through a SaslExchange.
 // PLAIN and LOGIN take app passwords; XOAUTH2 and OAUTHBEARER (RFC 7628) take OpenID Connect
 // access tokens; EXTERNAL (RFC 4422 appendix A) takes the TLS client certificate.
-import type { User } from '../core/model.js';
+import type { User } from '../model/index.js';
 import type { AuthContext, AuthFailureReason, Authenticator } from './index.js';
 import { oauthbearerErrorChallenge, parseOauthbearer, parseXoauth2, xoauth2ErrorChallenge } from './sasl-codec.js';
 

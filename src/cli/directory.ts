@@ -5,7 +5,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { createWriteStream } from 'node:fs';
 import { ConfigError, loadConfig, type Config } from '../config/index.js';
-import { MAILBOX_TYPES, type MailboxType } from '../core/model.js';
+import { MAILBOX_TYPES, type MailboxType } from '../model/index.js';
 import { COLUMNS, ExtractionError } from '../directory/extraction.js';
 import { writeGeneratedExtraction } from '../directory/generate.js';
 import { importExtraction, progressBar, type ImportSummary } from '../directory/import.js';

@@ -11,9 +11,9 @@ import {
   type MailboxType,
   type StructureIdType,
   type User,
-} from './model.js';
+} from '../model/index.js';
 
-export * from './model.js';
+export * from '../model/index.js';
 
 export class CoreError extends Error {
   override name = 'CoreError';

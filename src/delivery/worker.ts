@@ -5,11 +5,11 @@ import { isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Core } from '../core/index.js';
-import type { QueueItem } from '../core/model.js';
+import type { QueueItem } from '../model/index.js';
 import type { BlobStore } from '../store/blobs.js';
 import type { QueueCompletion, Store } from '../store/types.js';
 import { peerChainFromTls, type TrustService } from '../trust/index.js';
-import { buildDsn, wantsDsn, type DsnRecipient } from './dsn.js';
+import { buildDsn, wantsDsn, type DsnRecipient } from '../mime/dsn.js';
 
 export interface OutboundOptions {
   store: Store;

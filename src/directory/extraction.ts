@@ -6,7 +6,7 @@ import { createReadStream, statSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { Unzip, UnzipInflate, UnzipPassThrough } from 'fflate';
 import { isValidAddress } from '../core/index.js';
-import { MAILBOX_TYPES, type MailboxType } from '../core/model.js';
+import { MAILBOX_TYPES, type MailboxType } from '../model/index.js';
 import { cityOf, resourceKindOf, safeKey, type DirectoryEntry, type ExtractionFields } from './model.js';
 import { codeToken, fold, indexTokens, joinedKey, sortKey } from './normalize.js';
 

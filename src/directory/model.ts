@@ -1,6 +1,6 @@
 // The directory's data model: one entry per MSSanté mailbox, from the national extraction
 // (../shared/docs/mssante.md §6) or from this operator's own store.
-import type { MailboxType } from '../core/model.js';
+import type { MailboxType } from '../model/index.js';
 
 /** The 31 fields of one extraction line, named (columns matched by header, see extraction.ts). */
 export interface ExtractionFields {

@@ -1,10 +1,9 @@
 // The directory inside a running operator (and the CLI): the snapshot reader, the service that
-// merges our own mailboxes, the FHIR facade, and the HTTP and HTTPS servers that serve them
-// (with the web authentication routes, docs/authentication.md).
+// merges our own mailboxes, and the FHIR facade. Serving them over HTTP(S) is the composition
+// root's job (src/main.ts, with http/app.ts): a service room does not start protocol servers.
 import path from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { Config } from '../config/index.js';
-import { startHttpServer, type HttpServer, type WebAuthOptions } from '../http/app.js';
 import { SqliteDirectoryReader, SqlitePublicationStore, SqliteSnapshotWriter } from '../store/directory/sqlite.js';
 import type { Store } from '../store/types.js';
 import { FhirDirectory } from './fhir.js';
@@ -14,8 +13,6 @@ export class DirectoryRuntime {
   readonly reader: SqliteDirectoryReader;
   readonly service: DirectoryService;
   readonly fhir: FhirDirectory;
-  http: HttpServer | undefined;
-  https: HttpServer | undefined;
 
   constructor(
     readonly config: Config,
@@ -36,34 +33,12 @@ export class DirectoryRuntime {
     this.fhir = new FhirDirectory(this.service);
   }
 
-  /**
-   * Starts the plain HTTP server (JSON API + FHIR) on host:port. With `web`, the /api/auth routes
-   * exist there too but answer 403 (HTTPS required) to every request.
-   */
-  async listen(host: string, port: number, web?: WebAuthOptions): Promise<HttpServer> {
-    this.http = await startHttpServer({ host, port, logger: this.logger, directory: this.routes(), web });
-    this.logger.info({ host, port: this.http.port }, 'HTTP (directory API, FHIR) listening');
-    return this.http;
-  }
-
-  /**
-   * Starts the HTTPS server: the same app plus web authentication (sessions, password + TOTP,
-   * client certificates checked against `tls.ca`).
-   */
-  async listenHttps(host: string, port: number, tls: { key: string; cert: string; ca: string }, web?: WebAuthOptions): Promise<HttpServer> {
-    this.https = await startHttpServer({ host, port, logger: this.logger, directory: this.routes(), web, https: tls });
-    this.logger.info({ host, port: this.https.port }, 'HTTPS (web login, directory API, FHIR) listening');
-    return this.https;
-  }
-
-  private routes() {
+  /** What the directory routes of http/ serve (http/directory-routes.ts DirectoryRoutesOptions). */
+  routes(): { directory: DirectoryService; fhir: FhirDirectory; publicUrl: string | undefined } {
     return { directory: this.service, fhir: this.fhir, publicUrl: this.config.http.publicUrl };
   }
 
   async close() {
-    await Promise.all([this.http?.close(), this.https?.close()]);
-    this.http = undefined;
-    this.https = undefined;
     await this.reader.close();
   }
 }

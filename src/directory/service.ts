@@ -4,7 +4,7 @@
 // the operator's administrators see it (`Viewer`). Over HTTPS a request with a full web session
 // is that user's viewer (src/http/directory-routes.ts); other HTTP requests are public; the CLI
 // passes another viewer with --admin / --as LOGIN.
-import type { Mailbox, Practitioner, Structure } from '../core/model.js';
+import type { Mailbox, Practitioner, Structure } from '../model/index.js';
 import type { Store } from '../store/types.js';
 import type { Clause, DirectorySnapshotReader, IndexQuery, SnapshotInfo } from '../store/directory/types.js';
 import { PROFESSIONS } from './codes.js';

@@ -6,7 +6,7 @@
 import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Authenticator, AuthContext, AuthFailureReason } from '../auth/index.js';
-import type { HttpSession, User } from '../core/model.js';
+import type { HttpSession, User } from '../model/index.js';
 import type { Store } from '../store/types.js';
 import { peerCertificateChain } from '../trust/index.js';
 import { AuthProblem, MAX_PENDING_FAILURES, requirePending, requireSession, type CurrentSession, type SessionManager } from './session.js';

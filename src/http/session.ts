@@ -14,7 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { sameSecret, secretDigest } from '../auth/index.js';
-import type { HttpSession, User } from '../core/model.js';
+import type { HttpSession, User } from '../model/index.js';
 import type { Store } from '../store/types.js';
 import { HttpProblem } from './problem.js';
 

@@ -5,7 +5,8 @@
 //                                     member of, and the user's other own mailboxes
 // e.g. "Autres utilisateurs/claire.martin@a.mssante.test/INBOX". Names are Unicode here;
 // the protocol layer converts to and from modified UTF-7.
-import type { Core, GrantRight, Mailbox, User } from '../core/index.js';
+import type { Core } from '../core/index.js';
+import type { GrantRight, Mailbox, User } from '../model/index.js';
 
 export const DELIMITER = '/';
 export const OTHER_PREFIX = 'Autres utilisateurs/';

@@ -10,7 +10,7 @@ import { SaslServer, type SaslFailure } from '../auth/sasl.js';
 import { peerCertificateChain } from '../trust/index.js';
 import { aclToRights, type Core, type GrantRight, type User } from '../core/index.js';
 import type { BlobStore } from '../store/blobs.js';
-import type { Folder } from '../core/model.js';
+import type { Folder } from '../model/index.js';
 import type { Store } from '../store/types.js';
 import { fetchMessage, type FetchContext } from './fetch.js';
 import { compileListPattern, ListPatternTooLong, type NameMatcher } from './list-pattern.js';

@@ -17,4 +17,4 @@ export {
 } from './test-pki.js';
 export { loadTrustAnchors, verifyChain, type ChainFailure, type TrustAnchors, type VerifyChainInput, type VerifyChainResult } from './verify.js';
 export { subjectDnOf, issuerDnOf, dnToString, isoSeconds } from './names.js';
-export { escapeDnValue } from '../trust/dn.js';
+export { escapeDnValue } from './dn.js';

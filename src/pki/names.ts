@@ -9,10 +9,11 @@
  * comment cites RFC 2253. RFC 4514 §2.1 wants the reverse (last RDN of the
  * SEQUENCE first) and no space after the comma. It also does not escape NUL
  * and escapes only the first control character of a value. Hence our own
- * serializer, working on the ASN.1 structure decoded by @peculiar/asn1-x509
- * (the schema library @peculiar/x509 itself is built on).
+ * reading of the ASN.1 structure decoded by @peculiar/asn1-x509 (the schema
+ * library @peculiar/x509 itself is built on) into RDNs, which dn.ts — the one
+ * RFC 4514 serialiser and the one DN comparison rule — formats and compares.
  */
-import { escapeDnValue } from '../trust/dn.js';
+import { formatDn, normalizeDn, type Rdn } from './dn.js';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { Certificate as AsnCertificate, Name as AsnName, type AttributeValue } from '@peculiar/asn1-x509';
 import { x509 } from './x509.js';
@@ -63,8 +64,6 @@ const TYPE_NAMES: Record<string, string> = {
 };
 
 
-/** RFC 4514 §2.4 escaping of a string attribute value. */
-
 function isStringValue(v: AttributeValue): boolean {
   return (
     v.utf8String !== undefined ||
@@ -80,56 +79,49 @@ function stringValue(v: AttributeValue): string {
   return v.utf8String ?? v.printableString ?? v.ia5String ?? v.bmpString ?? v.universalString ?? v.teletexString ?? '';
 }
 
-function attrToString(type: string, v: AttributeValue): string {
-  const name = TYPE_NAMES[type] ?? type;
-  if (isStringValue(v)) return `${name}=${escapeDnValue(stringValue(v))}`;
-  // RFC 4514 §2.4: values of non-string types are '#' + hex of their BER encoding.
-  const ber = v.anyValue ? new Uint8Array(v.anyValue) : new Uint8Array(0);
-  return `${name}=#${Buffer.from(ber).toString('hex').toUpperCase()}`;
-}
-
 function asnNameOf(name: x509.Name | ArrayBuffer | ArrayBufferView): AsnName {
   const der = name instanceof x509.Name ? name.toArrayBuffer() : name;
   return AsnConvert.parse(der, AsnName);
 }
 
 /**
- * RFC 4514 string of a Name: RDNs from the last of the ASN.1 SEQUENCE to the
- * first (§2.1), ',' between RDNs and '+' inside a multi-valued RDN (§2.2),
- * no spaces.
+ * The RDNs of a decoded Name in RFC 4514 string order: the last RDN of the ASN.1
+ * SEQUENCE first (§2.1). Types are named from TYPE_NAMES (dotted OID otherwise, §3);
+ * values of non-string types are '#' + hex of their BER encoding (§2.4).
  */
-export function dnToString(name: x509.Name | ArrayBuffer | ArrayBufferView): string {
-  return rdnsToString(asnNameOf(name));
-}
-
-function rdnsToString(asn: AsnName): string {
-  const rdns: string[] = [];
-  for (const rdn of asn) rdns.push(rdn.map((atv) => attrToString(atv.type, atv.value)).join('+'));
-  return rdns.reverse().join(',');
+function rdnsOf(asn: AsnName): Rdn[] {
+  const rdns: Rdn[] = [];
+  for (const rdn of asn) {
+    rdns.push(
+      rdn.map((atv) => {
+        const type = TYPE_NAMES[atv.type] ?? atv.type;
+        const v = atv.value;
+        if (isStringValue(v)) return { type, value: stringValue(v) };
+        const ber = v.anyValue ? new Uint8Array(v.anyValue) : new Uint8Array(0);
+        return { type, value: `#${Buffer.from(ber).toString('hex').toUpperCase()}`, binary: true };
+      }),
+    );
+  }
+  return rdns.reverse();
 }
 
 /**
- * Comparison key for names — a simplification of RFC 5280 §7.1 / RFC 4518:
- * attribute types by OID, string values NFKC-normalised, case-folded, with
- * leading/trailing space removed and inner runs of white space collapsed;
- * RDN order preserved, attributes inside an RDN sorted (a SET).
+ * RFC 4514 string of a Name: RDNs from the last of the ASN.1 SEQUENCE to the
+ * first (§2.1), ',' between RDNs and '+' inside a multi-valued RDN (§2.2),
+ * no spaces; values escaped by dn.ts (§2.4).
+ */
+export function dnToString(name: x509.Name | ArrayBuffer | ArrayBufferView): string {
+  return formatDn(rdnsOf(asnNameOf(name)));
+}
+
+/**
+ * Comparison key for names (chain building, CRL issuers): dn.ts's normalizeDn, the
+ * same rule the trust list uses (RFC 4518-style value preparation, attribute types
+ * canonicalised, AVAs inside an RDN sorted, RDN order kept). Two names match iff
+ * their keys are equal.
  */
 export function nameKey(name: x509.Name | ArrayBuffer | ArrayBufferView): string {
-  const asn = asnNameOf(name);
-  return asn
-    .map((rdn) =>
-      rdn
-        .map((atv) => {
-          const v = atv.value;
-          const val = isStringValue(v)
-            ? stringValue(v).normalize('NFKC').trim().replace(/\s+/gu, ' ').toLowerCase()
-            : '#' + Buffer.from(new Uint8Array(v.anyValue ?? new ArrayBuffer(0))).toString('hex');
-          return `${atv.type}=${JSON.stringify(val)}`;
-        })
-        .sort()
-        .join('+'),
-    )
-    .join(',');
+  return normalizeDn(rdnsOf(asnNameOf(name)));
 }
 
 const dnCache = new WeakMap<x509.X509Certificate, string>();
@@ -150,7 +142,7 @@ export function subjectDnOf(cert: x509.X509Certificate | Uint8Array): string {
   }
   // RFC 5280 §4.1: Certificate → tbsCertificate → subject
   const parsed = AsnConvert.parse(cert, AsnCertificate);
-  return rdnsToString(parsed.tbsCertificate.subject);
+  return formatDn(rdnsOf(parsed.tbsCertificate.subject));
 }
 
 /** Issuer DN of a certificate as an RFC 4514 string. */

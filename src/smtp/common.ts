@@ -2,6 +2,7 @@
 import { Transform, type Readable, PassThrough } from 'node:stream';
 import { SMTPServer } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+import { rfc5322Date } from '../mime/date.js';
 
 const ENHANCED_PREFIX = /^[245]\.\d{1,3}\.\d{1,3} /;
 
@@ -29,11 +30,6 @@ export function smtpError(code: number, enhanced: string, message: string): Smtp
   const e = new Error(`${enhanced} ${message}`) as SmtpError;
   e.responseCode = code;
   return e;
-}
-
-/** Formats the date-time of RFC 5322 §3.3 in UTC. */
-export function rfc5322Date(d = new Date()): string {
-  return d.toUTCString().replace(/GMT$/, '+0000');
 }
 
 /**

@@ -5,7 +5,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import { domainOf, type Core } from '../core/index.js';
-import { sendDeliveredDsn } from '../delivery/notify.js';
+import { sendDeliveredDsn } from './success-dsn.js';
 import { BlobSizeExceededError, type BlobStore } from '../store/blobs.js';
 import { peerChainFromTls, type TrustService } from '../trust/index.js';
 import { installEnhancedStatusPatch, replyDataFailure, receivedHeader, SMTPServer, smtpError } from './common.js';

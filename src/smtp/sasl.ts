@@ -4,7 +4,7 @@
 // SaslExchange. Servers without it (the MX) keep the library's behaviour.
 import saslModule from 'smtp-server/lib/sasl.js';
 import type { SMTPServerSession } from 'smtp-server';
-import type { User } from '../core/model.js';
+import type { User } from '../model/index.js';
 import type { SaslServer, SaslStep } from '../auth/sasl.js';
 
 export interface SmtpSaslOptions {

@@ -13,11 +13,13 @@ import { SaslServer } from '../auth/sasl.js';
 import { peerCertificateChain } from '../trust/index.js';
 import { installSaslMechanisms, type SmtpSaslOptions } from './sasl.js';
 import type { Authenticator } from '../auth/index.js';
-import { domainOf, type Core, type User } from '../core/index.js';
+import { domainOf, type Core } from '../core/index.js';
+import type { User } from '../model/index.js';
 import { BlobSizeExceededError, type BlobStore } from '../store/blobs.js';
 import type { NewQueueItem } from '../store/types.js';
 import type { TrustService } from '../trust/index.js';
-import { installEnhancedStatusPatch, replyDataFailure, receivedHeader, rfc5322Date, SMTPServer, smtpError, splitHeader } from './common.js';
+import { rfc5322Date } from '../mime/date.js';
+import { installEnhancedStatusPatch, replyDataFailure, receivedHeader, SMTPServer, smtpError, splitHeader } from './common.js';
 
 export interface SubmissionOptions {
   hostname: string;

@@ -16,7 +16,7 @@ import type {
   AppPassword,
   HttpSession,
   TotpFactor,
-} from '../core/model.js';
+} from '../model/index.js';
 
 export interface NewQueueItem {
   recipient: string;

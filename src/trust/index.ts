@@ -9,7 +9,7 @@ import { promises as dns } from 'node:dns';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { normalizeSerialHex, verifyChain, x509, type ChainFailure, type TrustAnchors } from '../pki/index.js';
-import { normalizeDn } from './dn.js';
+import { normalizeDn } from '../pki/dn.js';
 import type { TrustList } from './list.js';
 
 export type TrustDecision =

@@ -20,7 +20,7 @@
 // that ends right after a complete </ListeDomaines> gets its missing root closing tag.
 
 import { XMLBuilder, XMLParser, XMLValidator } from 'fast-xml-parser';
-import { DnError, normalizeDn, type Rdn } from './dn.js';
+import { DnError, normalizeDn, type Rdn } from '../pki/dn.js';
 
 export const TRUST_LIST_NAMESPACE = 'https://listeblanche.mssante.fr/schema';
 export const TRUST_LIST_ROOT = 'ListeBlancheMSSante';

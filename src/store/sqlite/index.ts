@@ -17,7 +17,7 @@ import {
   type User,
   type AppPassword,
   type HttpSession,
-} from '../../core/model.js';
+} from '../../model/index.js';
 import type { AuthAuditEntry, DeliveredCopy, DeliveryRequest, FlagUpdate, FolderMessage, FolderStatus, MailboxUpdate, QueueCompletion, Store } from '../types.js';
 import { MIGRATIONS } from './migrations.js';
 

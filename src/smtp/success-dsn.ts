@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import { domainOf, type Core } from '../core/index.js';
 import type { BlobStore } from '../store/blobs.js';
-import { buildDsn, wantsDsn } from './dsn.js';
+import { buildDsn, wantsDsn } from '../mime/dsn.js';
 
 export interface DeliveredRecipient {
   address: string;

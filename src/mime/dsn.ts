@@ -2,7 +2,7 @@
 // human-readable part, delivered to the sender's INBOX.
 import { Headers } from '@zone-eu/mailsplit';
 import MimeNode from 'nodemailer/lib/mime-node';
-import { rfc5322Date } from '../smtp/common.js';
+import { rfc5322Date } from './date.js';
 
 export interface DsnRecipient {
   recipient: string;
