@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { test } from 'node:test';
-import { CORPUS, crlf, lf, randomCorpus } from './corpus.js';
+import { CORPUS, crlf, lf, randomCorpus } from '../../test/mime/corpus.js';
 import {
   IMAPTEST_DIR,
   analyzeMessage,
@@ -21,7 +21,7 @@ import {
   type MessageInfo,
   type Part,
   type SectionSpec,
-} from './imaptest-harness.js';
+} from '../../test/mime/imaptest-harness.js';
 
 const corpus = (name: string) => {
   const c = CORPUS.find((m) => m.name === name);

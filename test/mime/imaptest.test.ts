@@ -3,7 +3,7 @@
 // checks every expected reply line, the way imaptest matches them.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { bodyStructure, envelopeSexp } from './index.js';
+import { bodyStructure, envelopeSexp } from '../../src/mime/index.js';
 import {
   argMatch,
   checkFetch,

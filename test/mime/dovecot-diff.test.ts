@@ -25,7 +25,7 @@ import {
   type Part,
   type SectionSpec,
 } from './imaptest-harness.js';
-import { binToText } from './text.js';
+import { binToText } from '../../src/mime/text.js';
 
 interface Msg {
   name: string;

@@ -3,6 +3,7 @@
 // API and compares with the expected untagged replies (imaptest rules: case-insensitive strings,
 // FETCH items unordered, $variables bound on first use, "!" lines must not match).
 import { readFileSync } from 'node:fs';
+import { imaptestTestsDir } from '../support/reference-data.js';
 import {
   analyzeMessage,
   binaryContent,
@@ -15,12 +16,12 @@ import {
   type MessageInfo,
   type SectionSpec,
   type Sexp,
-} from './index.js';
+} from '../../src/mime/index.js';
 
 /** The tests import the module's API through this file, with the harness. */
-export * from './index.js';
+export * from '../../src/mime/index.js';
 
-export const IMAPTEST_DIR = '/work/shared/conformance/imaptest/tests';
+export const IMAPTEST_DIR = imaptestTestsDir();
 
 /**
  * Test-only IMAP serializer: NIL, digits, "quoted" with \\ and \" escaped; lists space-separated,
