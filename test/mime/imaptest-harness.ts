@@ -1,9 +1,13 @@
-// Test support (used by src/mime/*.test.ts only): reads Dovecot imaptest scripted tests and their
-// mbox fixtures the way imaptest does, plays the FETCH/SEARCH/SORT commands against this module's
-// API and compares with the expected untagged replies (imaptest rules: case-insensitive strings,
-// FETCH items unordered, $variables bound on first use, "!" lines must not match).
+// Test support for the MIME tests: plays the FETCH/SEARCH/SORT commands of Dovecot imaptest's
+// scripted tests against src/mime. Scripts, .mbox fixtures, reply parsing and matching are
+// test/imap-conformance's (the reader and matcher the conformance suite runs against real
+// servers); BODY, BODYSTRUCTURE and ENVELOPE are written by the IMAP server's own serialiser
+// (sexpToString of src/imap/fetch.ts) and literals by its encoder, so the shipped code is what
+// is compared with imaptest's expected replies.
 import { readFileSync } from 'node:fs';
-import { imaptestTestsDir } from '../support/reference-data.js';
+import { basename } from 'node:path';
+import { sexpToString } from '../../src/imap/fetch.js';
+import { literal, literal8 } from '../../src/imap/protocol/encoder.js';
 import {
   analyzeMessage,
   binaryContent,
@@ -17,205 +21,79 @@ import {
   type SectionSpec,
   type Sexp,
 } from '../../src/mime/index.js';
-
-/** The tests import the module's API through this file, with the harness. */
-export * from '../../src/mime/index.js';
+import { argsToString, atom, parseArgs, type ImapArg } from '../imap-conformance/imap-args.js';
+import { FULL, matchArgsAtomic, type MatchContext } from '../imap-conformance/match.js';
+import { parseMbox } from '../imap-conformance/mbox.js';
+import { loadScript, type CommandGroup, type ExpectedUntagged, type Script, type ScriptCommand } from '../imap-conformance/script.js';
+import { imaptestTestsDir } from '../support/reference-data.js';
 
 export const IMAPTEST_DIR = imaptestTestsDir();
 
-/**
- * Test-only IMAP serializer: NIL, digits, "quoted" with \\ and \" escaped; lists space-separated,
- * except that the lists opening a list are written side by side, as the IMAP grammar wants for
- * the parts of a multipart (1*body SP media-subtype) and the addresses of an address list
- * ("(" 1*address ")"): "((a)(b) "mixed")". This is exactly Dovecot's layout.
- */
-export function ser(x: Sexp): string {
-  if (x === null) return 'NIL';
-  if (typeof x === 'number') return String(x);
-  if (typeof x === 'string') return '"' + x.replace(/[\\"]/g, (c) => '\\' + c) + '"';
-  let out = '(';
-  let leading = true;
-  x.forEach((e, i) => {
-    const isList = Array.isArray(e);
-    if (i > 0) out += leading && isList ? '' : ' ';
-    if (!isList) leading = false;
-    out += ser(e);
-  });
-  return out + ')';
-}
-
-const FROM_LINE = /^From \S+\s+\w{3} \w{3}\s+\d{1,2} \d{1,2}:\d{2}(:\d{2})? \d{4}/;
-
 export interface MboxMessage {
+  /** The message with CRLF line ends. */
   raw: Buffer;
-  fromLine: string;
+  /** INTERNALDATE imaptest gives it (the From_ line's date). */
+  time: Date;
 }
 
-/** imaptest's mailbox-source-mbox.c: messages between "From " lines, LF → CRLF. */
+/** An imaptest .mbox fixture, read by test/imap-conformance/mbox.ts (imaptest's rules). */
 export function readMbox(path: string): MboxMessage[] {
-  const text = readFileSync(path).toString('latin1');
-  const lines = text.split(/(?<=\n)/);
-  const out: MboxMessage[] = [];
-  let cur: string[] | null = null;
-  let fromLine = '';
-  for (const line of lines) {
-    if (FROM_LINE.test(line)) {
-      if (cur !== null && cur.length > 0) out.push({ raw: toCrlf(cur.join('')), fromLine });
-      cur = [];
-      fromLine = line.replace(/\r?\n$/, '');
-      continue;
-    }
-    cur?.push(line);
-  }
-  if (cur !== null && cur.length > 0) out.push({ raw: toCrlf(cur.join('')), fromLine });
-  return out;
+  return parseMbox(readFileSync(path).toString('latin1'), basename(path)).map((m) => ({ raw: Buffer.from(m.data, 'latin1'), time: m.time }));
 }
 
-function toCrlf(s: string): Buffer {
-  return Buffer.from(s.replace(/(?<!\r)\n/g, '\r\n'), 'latin1');
+/** Text as the IMAP server puts it on the wire (UTF-8), read back as a binary string (one char per byte). */
+function wire(s: string): string {
+  return Buffer.from(s, 'utf8').toString('latin1');
 }
 
-// ---------------------------------------------------------------------------------------------
-// A small IMAP response parser (atoms may contain [...] with spaces, as fetch item names do).
-
-export type Arg = { t: 'atom'; v: string } | { t: 'str'; v: string } | { t: 'nil' } | { t: 'list'; v: Arg[] };
-
-export function parseArgs(s: string): Arg[] {
-  let i = 0;
-  const parseList = (close: string | null): Arg[] => {
-    const out: Arg[] = [];
-    for (;;) {
-      while (s[i] === ' ') i++;
-      if (i >= s.length) {
-        if (close !== null) throw new Error('unterminated list in ' + s);
-        return out;
-      }
-      const c = s[i];
-      if (c === close) {
-        i++;
-        return out;
-      }
-      if (c === '(') {
-        i++;
-        out.push({ t: 'list', v: parseList(')') });
-      } else if (c === '"') {
-        i++;
-        let v = '';
-        while (s[i] !== '"') {
-          if (s[i] === '\\') i++;
-          v += s[i++];
-        }
-        i++;
-        out.push({ t: 'str', v });
-      } else if (c === '{' || (c === '~' && s[i + 1] === '{')) {
-        if (c === '~') i++;
-        const m = /^\{(\d+)\}\r\n/.exec(s.slice(i));
-        if (m === null) throw new Error('bad literal in ' + s);
-        i += m[0].length;
-        out.push({ t: 'str', v: s.slice(i, i + Number(m[1])) });
-        i += Number(m[1]);
-      } else {
-        let v = '';
-        let depth = 0;
-        while (i < s.length) {
-          const d = s[i];
-          if (d === '[') depth++;
-          else if (d === ']') depth--;
-          else if (depth === 0 && (d === ' ' || d === '(' || d === ')')) break;
-          v += d;
-          i++;
-        }
-        out.push(v.toUpperCase() === 'NIL' ? { t: 'nil' } : { t: 'atom', v });
-      }
-    }
-  };
-  return parseList(null);
+/** A data tree as the IMAP server writes it (sexpToString), parsed back into an argument. */
+export function serialized(x: Sexp): ImapArg {
+  return parseArgs(wire(sexpToString(x)))[0]!;
 }
 
-export function sexpToArg(x: Sexp): Arg {
-  if (x === null) return { t: 'nil' };
-  if (typeof x === 'number') return { t: 'atom', v: String(x) };
-  if (typeof x === 'string') return { t: 'str', v: x };
-  return { t: 'list', v: x.map(sexpToArg) };
+export interface Mailbox {
+  msgs: { raw: Buffer; info: MessageInfo; time: Date }[];
 }
 
-/** imaptest matching: case-insensitive text, $var binding, $ wildcard. */
-export function argMatch(exp: Arg, got: Arg, vars: Map<string, Arg>): boolean {
-  if (exp.t === 'atom' && exp.v.startsWith('$')) {
-    if (exp.v === '$') return true;
-    const bound = vars.get(exp.v);
-    if (bound === undefined) {
-      vars.set(exp.v, got);
-      return true;
-    }
-    return argMatch(bound, got, vars);
-  }
-  if (exp.t === 'nil' || got.t === 'nil') return exp.t === got.t;
-  if (exp.t === 'list' || got.t === 'list') {
-    if (exp.t !== 'list' || got.t !== 'list' || exp.v.length !== got.v.length) return false;
-    return exp.v.every((e, k) => argMatch(e, (got as { v: Arg[] }).v[k], vars));
-  }
-  return exp.v.toLowerCase() === got.v.toLowerCase();
+export interface Imaptest {
+  script: Script;
+  /** The script's messages (its own .mbox, else default.mbox, as imaptest picks them). */
+  mailbox: Mailbox;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Script reading (test-parser.c): {{{ multiline literals }}}, "ok" commands, "*"/"!" replies.
-
-export interface ScriptCommand {
-  command: string;
-  expect: { mustExist: boolean; line: string }[];
+/** Reads script `name` of the imaptest suite and analyses its messages. */
+export function loadImaptest(name: string): Imaptest {
+  const { script, mboxPath } = loadScript(IMAPTEST_DIR, name, {});
+  const msgs = readMbox(mboxPath).map((m) => ({ raw: m.raw, info: analyzeMessage(m.raw), time: m.time }));
+  return { script, mailbox: { msgs } };
 }
 
-export function readScript(name: string): { header: Record<string, string>; commands: ScriptCommand[] } {
-  const text = readFileSync(`${IMAPTEST_DIR}/${name}`).toString('latin1');
-  const rawLines = text.split('\n');
-  if (rawLines[rawLines.length - 1] === '') rawLines.pop();
-  // fold {{{ ... }}} blocks into single lines with {n}\r\n literals
-  const lines: string[] = [];
-  for (let k = 0; k < rawLines.length; k++) {
-    let line = rawLines[k];
-    while (line.endsWith('{{{')) {
-      const binary = line.endsWith('~{{{');
-      const prefix = line.slice(0, line.length - (binary ? 4 : 3));
-      const body: string[] = [];
-      k++;
-      while (!rawLines[k].startsWith('}}}')) body.push(rawLines[k++]);
-      const content = body.join(binary ? '\n' : '\r\n');
-      line = `${prefix}${binary ? '~' : ''}{${Buffer.byteLength(content, 'latin1')}}\r\n${content}${rawLines[k].slice(3)}`;
-    }
-    lines.push(line);
-  }
-  const header: Record<string, string> = {};
-  let k = 0;
-  for (; k < lines.length && lines[k] !== ''; k++) {
-    const m = /^([^:]+):\s*(.*)$/.exec(lines[k]);
-    if (m) header[m[1].toLowerCase()] = m[2];
-  }
-  const commands: ScriptCommand[] = [];
-  for (; k < lines.length; k++) {
-    const line = lines[k];
-    if (line === '' || line.startsWith('#')) continue;
-    if (line.startsWith('* ') || line.startsWith('! ')) {
-      commands[commands.length - 1]?.expect.push({ mustExist: line[0] === '*', line: line.slice(2) });
-      continue;
-    }
-    const m = /^(ok|no|bad)\s+(.*)$/i.exec(line);
-    commands.push({ command: m ? m[2] : line, expect: [] });
-  }
-  return { header, commands };
+/** A command's text; the commands played here have no literals. */
+export function commandLine(script: Script, cmd: ScriptCommand): string {
+  return cmd.parts
+    .map((p) => {
+      if (p.kind === 'literal') throw new Error(`${script.name} line ${cmd.line}: a literal in a command the MIME harness plays is not supported`);
+      return p.text;
+    })
+    .join('');
+}
+
+/** The untagged replies of `group` expected to be a `name` reply (`* 1 FETCH …`, `* SEARCH …`). */
+export function expectedReplies(group: CommandGroup, name: string): ExpectedUntagged[] {
+  return group.untagged.filter((e) => {
+    const a0 = atom(e.args[0]);
+    const reply = a0 !== undefined && /^[0-9$]/.test(a0) ? atom(e.args[1]) : a0;
+    return reply?.toLowerCase() === name;
+  });
+}
+
+/** A match context without EXPUNGEs: $N is N. */
+export function matchContext(): MatchContext {
+  return { vars: new Map(), relativeSeq: (n) => String(n) };
 }
 
 // ---------------------------------------------------------------------------------------------
 // FETCH emulation
-
-export interface Mailbox {
-  msgs: { raw: Buffer; info: MessageInfo; fromLine: string }[];
-}
-
-export function loadMailbox(name: string): Mailbox {
-  const path = `${IMAPTEST_DIR}/${name}.mbox`;
-  return { msgs: readMbox(path).map((m) => ({ raw: m.raw, info: analyzeMessage(m.raw), fromLine: m.fromLine })) };
-}
 
 function parseSeqSet(s: string, count: number): number[] {
   const out: number[] = [];
@@ -266,76 +144,93 @@ function partial(data: Uint8Array, p: string | undefined): Uint8Array {
   return data.subarray(Math.min(o, data.length), Math.min(o + n, data.length));
 }
 
-/** The FETCH response items (name → value) this module can produce for one message. */
-export function fetch(m: Mailbox['msgs'][number], items: string[]): { name: string; value: Arg }[] {
-  const out: { name: string; value: Arg }[] = [];
-  const bytesArg = (b: Uint8Array): Arg => ({ t: 'str', v: Buffer.from(b).toString('latin1') });
+/**
+ * The untagged FETCH reply this module gives for one message, as the IMAP server writes it
+ * (item names echoed, structures by sexpToString, contents as literals, BINARY with NUL bytes as
+ * literal8 — src/imap/fetch.ts), parsed back with the conformance suite's reader. Items that are
+ * not the MIME module's (FLAGS, UID, MODSEQ, ...) are left out.
+ */
+export function fetchReply(seq: number, m: Mailbox['msgs'][number], items: string[]): ImapArg[] {
+  const out: string[] = [];
+  const bytes = (b: Uint8Array, binary = false): string => Buffer.from(binary ? literal8(b) : literal(b)).toString('latin1');
   for (const item of items) {
     const lower = item.toLowerCase();
     if (lower === 'body' || lower === 'bodystructure') {
-      out.push({ name: lower, value: sexpToArg(bodyStructure(m.info, lower === 'bodystructure')) });
+      out.push(`${item.toUpperCase()} ${wire(sexpToString(bodyStructure(m.info, lower === 'bodystructure')))}`);
     } else if (lower === 'envelope') {
-      out.push({ name: lower, value: sexpToArg(envelopeSexp(m.info.envelope)) });
+      out.push(`ENVELOPE ${wire(sexpToString(envelopeSexp(m.info.envelope)))}`);
     } else if (lower === 'rfc822' || lower === 'rfc822.header' || lower === 'rfc822.text') {
       const spec: SectionSpec =
         lower === 'rfc822' ? { kind: 'full' } : { kind: lower === 'rfc822.header' ? 'header' : 'text', part: [] };
-      out.push({ name: lower, value: bytesArg(sectionBytes(m.raw, m.info, spec)!) });
+      out.push(`${item.toUpperCase()} ${bytes(sectionBytes(m.raw, m.info, spec)!)}`);
     } else if (lower === 'rfc822.size') {
-      out.push({ name: lower, value: { t: 'atom', v: String(m.info.size) } });
+      out.push(`RFC822.SIZE ${m.info.size}`);
     } else {
       const bm = /^(body|binary|binary\.size)(\.peek)?\[(.*)\](?:<(\d+\.\d+)>)?$/is.exec(item);
       if (bm === null) continue; // flags, uid, ...: not ours
-      const kind = bm[1].toLowerCase();
+      const kind = bm[1].toUpperCase();
       const sec = bm[3];
-      const name = `${kind}[${sec}]${bm[4] ? `<${bm[4].split('.')[0]}>` : ''}`.toLowerCase();
-      if (kind === 'body') {
+      const name = `${kind}[${sec}]${bm[4] ? `<${bm[4].split('.')[0]}>` : ''}`;
+      if (kind === 'BODY') {
         const data = sectionBytes(m.raw, m.info, parseSection(sec))!;
-        out.push({ name, value: bytesArg(partial(data, bm[4])) });
+        out.push(`${name} ${bytes(partial(data, bm[4]))}`);
       } else {
         const part = sec === '' ? [] : sec.split('.').map(Number);
         const r = binaryContent(m.raw, m.info, part);
         if (r === null || 'error' in r) continue;
-        out.push(
-          kind === 'binary'
-            ? { name, value: bytesArg(partial(r.data, bm[4])) }
-            : { name, value: { t: 'atom', v: String(r.data.length) } },
-        );
+        if (kind === 'BINARY') {
+          const d = partial(r.data, bm[4]);
+          out.push(`${name} ${bytes(d, d.includes(0))}`);
+        } else out.push(`${name} ${r.data.length}`);
       }
     }
   }
-  return out;
+  return parseArgs(`${seq} FETCH (${out.join(' ')})`);
 }
 
-/** Plays `fetch <set> <items>` and returns the problems found (empty = all expectations met). */
-export function checkFetch(mb: Mailbox, cmd: ScriptCommand, vars: Map<string, Arg>): { problems: string[]; checked: number } {
-  const m = /^fetch\s+(\S+)\s+(.*)$/i.exec(cmd.command)!;
-  const seqs = parseSeqSet(m[1], mb.msgs.length);
-  const items = fetchItems(m[2]);
-  const responses = new Map<number, { name: string; value: Arg }[]>();
-  for (const seq of seqs) responses.set(seq, fetch(mb.msgs[seq - 1], items));
+/** An expected FETCH reply without the items this harness does not produce; undefined when none is left. */
+function mimeItemsOnly(args: ImapArg[]): ImapArg[] | undefined {
+  const list = args[2];
+  if (list?.type !== 'list') return undefined;
+  const directives = list.items.filter((a) => atom(a)?.startsWith('$!'));
+  const rest = list.items.slice(directives.length);
+  const kept: ImapArg[] = [];
+  for (let k = 0; k + 1 < rest.length; k += 2) {
+    if (/^(flags|uid|modseq)$/i.test(atom(rest[k]) ?? '')) continue;
+    kept.push(rest[k]!, rest[k + 1]!);
+  }
+  if (kept.length === 0) return undefined;
+  return [args[0]!, args[1]!, { type: 'list', items: [...directives, ...kept] }];
+}
+
+/**
+ * Plays the FETCH commands of a command group and matches the group's expected FETCH replies
+ * the way imaptest does (test/imap-conformance/match.ts): a `*` line must match one of the
+ * replies, a `!` line none. Returns the problems found (empty = all expectations met).
+ */
+export function checkFetch(t: Imaptest, group: CommandGroup, ctx: MatchContext): { problems: string[]; checked: number } {
+  const mb = t.mailbox;
+  const replies: ImapArg[][] = [];
+  const commands: string[] = [];
+  for (const cmd of group.commands) {
+    const line = commandLine(t.script, cmd);
+    const m = /^fetch\s+(\S+)\s+(.*)$/i.exec(line);
+    if (m === null) continue;
+    commands.push(line);
+    const items = fetchItems(m[2]);
+    for (const seq of parseSeqSet(m[1], mb.msgs.length)) replies.push(fetchReply(seq, mb.msgs[seq - 1], items));
+  }
   const problems: string[] = [];
   let checked = 0;
-  for (const e of cmd.expect) {
-    const args = parseArgs(e.line);
-    const seq = Number((args[0] as { v: string }).v);
-    const list = (args[2] as { v: Arg[] }).v;
-    const got = responses.get(seq) ?? [];
-    let allMatch = true;
-    for (let k = 0; k + 1 < list.length; k += 2) {
-      const name = (list[k] as { v: string }).v.toLowerCase();
-      const mine = got.find((g) => g.name === name);
-      if (mine === undefined) {
-        if (/^(flags|uid|modseq)$/.test(name)) continue;
-        problems.push(`${cmd.command}: no ${name} produced`);
-        allMatch = false;
-        continue;
-      }
-      checked++;
-      const ok = argMatch(list[k + 1], mine.value, vars);
-      if (!ok) allMatch = false;
-      if (!ok && e.mustExist) problems.push(`${cmd.command}: ${name}: expected ${JSON.stringify(list[k + 1])}, got ${JSON.stringify(mine.value)}`);
-    }
-    if (!e.mustExist && allMatch) problems.push(`${cmd.command}: forbidden reply matched: ${e.line}`);
+  if (commands.length === 0) return { problems, checked };
+  for (const e of expectedReplies(group, 'fetch')) {
+    const expected = mimeItemsOnly(e.args);
+    if (expected === undefined || e.existence === 'may') continue;
+    checked++;
+    const hit = replies.some((r) => matchArgsAtomic(ctx, expected, r, false).count === FULL);
+    const shown = replies.map((r) => `    ${argsToString(r).slice(0, 600)}`).join('\n');
+    if (e.existence === 'must' && !hit) problems.push(`${commands.join(' / ')}: line ${e.line} not matched: ${e.source}\n  replies:\n${shown}`);
+    if (e.existence === 'mustNot' && hit) problems.push(`${commands.join(' / ')}: line ${e.line} must not match but does: ${e.source}`);
   }
   return { problems, checked };
 }
