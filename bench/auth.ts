@@ -13,7 +13,7 @@ import { Authenticator } from '../src/auth/index.js';
 import { SecretBox } from '../src/auth/secret-box.js';
 import { OidcTokenVerifier, resolveOidcSettings } from '../src/auth/oidc.js';
 import { Core } from '../src/core/index.js';
-import { loginWithBrowserFlow } from '../src/demo/oidc-browser.js';
+import { loginWithBrowserFlow } from '../test/support/oidc-browser.js';
 import { startDemoOidcProvider } from '../src/demo/oidc-provider.js';
 import { loadTrustAnchors, TestPki, x509 } from '../src/pki/index.js';
 import { SqliteStore } from '../src/store/sqlite/index.js';

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { ImapFlow } from 'imapflow';
-import { loginWithBrowserFlow } from '../src/demo/oidc-browser.js';
+import { loginWithBrowserFlow } from './support/oidc-browser.js';
 import { tempDir } from './helpers.js';
 
 const { dir, cleanup } = tempDir('caducee-demo-cli-');

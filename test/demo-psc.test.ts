@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import { CookieJar } from 'tough-cookie';
-import { findLoginFormAction, loginWithBrowserFlow } from '../src/demo/oidc-browser.js';
+import { findLoginFormAction, loginWithBrowserFlow } from './support/oidc-browser.js';
 import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../src/demo/space.js';
 import { folderMessages, tempDir, testLogger, waitFor } from './helpers.js';
 

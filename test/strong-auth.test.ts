@@ -12,7 +12,7 @@ import { ImapFlow } from 'imapflow';
 import { SignJWT, importJWK, type JWK } from 'jose';
 import nodemailer from 'nodemailer';
 import { generateSigningJwk, startDemoOidcProvider, type DemoOidcProvider } from '../src/demo/oidc-provider.js';
-import { loginWithBrowserFlow } from '../src/demo/oidc-browser.js';
+import { loginWithBrowserFlow } from './support/oidc-browser.js';
 import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../src/demo/space.js';
 import { TestPki } from '../src/pki/index.js';
 import { dialogue, folderMessages, rawImap, smtpSession, tempDir, testLogger, waitFor } from './helpers.js';

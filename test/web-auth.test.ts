@@ -14,7 +14,7 @@ import { generate } from 'otplib';
 import { Cookie, CookieJar } from 'tough-cookie';
 import { Authenticator } from '../src/auth/index.js';
 import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../src/demo/space.js';
-import { findLoginFormAction } from '../src/demo/oidc-browser.js';
+import { findLoginFormAction } from './support/oidc-browser.js';
 import { startDemoOidcProvider, type DemoOidcProvider } from '../src/demo/oidc-provider.js';
 import { safeReturnTo } from '../src/http/oidc-routes.js';
 import { PENDING_SESSION_MS, SESSION_COOKIE, SessionManager } from '../src/http/session.js';

@@ -10,7 +10,7 @@ import pino from 'pino';
 import { SignJWT, importJWK, decodeJwt, type JWK, type JWTPayload } from 'jose';
 import { OidcTokenVerifier, nationalIdToRpps, resolveOidcSettings, type OidcSettings, type TokenCheck } from './oidc.js';
 import { startDemoOidcProvider, generateSigningJwk, type DemoOidcProvider } from '../demo/oidc-provider.js';
-import { loginWithBrowserFlow } from '../demo/oidc-browser.js';
+import { loginWithBrowserFlow } from '../../test/support/oidc-browser.js';
 
 const silent = pino({ level: 'silent' });
 const RPPS = '10001234567';

@@ -6,7 +6,7 @@ import pino from 'pino';
 import * as client from 'openid-client';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { startDemoOidcProvider, escapeHtml, type DemoOidcProvider } from './oidc-provider.js';
-import { loginWithBrowserFlow, LoginRefusedError, findLoginFormAction } from './oidc-browser.js';
+import { loginWithBrowserFlow, LoginRefusedError, findLoginFormAction } from '../../test/support/oidc-browser.js';
 import { OidcTokenVerifier, resolveOidcSettings } from '../auth/oidc.js';
 
 const USERS = [

@@ -7,7 +7,7 @@
 export const nos = (id: string) => `https://mos.esante.gouv.fr/NOS/${id}/FHIR/${id.replace('_', '-')}`;
 
 export const SYSTEMS = {
-  /** TRE_R257-TypeBAL: PER, ORG, APP, CAB (../shared/docs/mssante.md §2). */
+  /** TRE_R257-TypeBAL: PER, ORG, APP, CAB (ANS NOS, mos.esante.gouv.fr/NOS/TRE_R257-TypeBAL). */
   typeBal: nos('TRE_R257-TypeBAL'),
   /** TRE_R256-TypeMessagerie: MSSANTE (value of fr-core-contact-point-email-type). */
   typeMessagerie: nos('TRE_R256-TypeMessagerie'),
@@ -19,7 +19,7 @@ export const SYSTEMS = {
   categorie: nos('TRE_R09-CategorieProfessionnelle'),
   /** TRE_R11-CiviliteExercice: DR, PR, … */
   civiliteExercice: nos('TRE_R11-CiviliteExercice'),
-  /** Identification nationale PP (type digit + RPPS/ADELI): §2 of mssante.md. */
+  /** Identification nationale PP (type digit + RPPS/ADELI): ANS IG ansforge/IG-fhir-annuaire. */
   idNatPs: 'urn:oid:1.2.250.1.71.4.2.1',
   /** RPPS number alone (11 digits). */
   rpps: 'https://rpps.esante.gouv.fr',

@@ -1,4 +1,5 @@
-// The extraction format (../shared/docs/mssante.md §6) and the search normalisation rules.
+// The extraction format (Extraction_Correspondance_MSSante, annuaire.sante.fr) and the search
+// normalisation rules.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { COLUMNS, entryTokens, headerKey, parseHeader, parseLine } from './extraction.js';

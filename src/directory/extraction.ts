@@ -1,7 +1,8 @@
-// The national extraction "Extraction_Correspondance_MSSante_AAAAMMJJhhmm.txt" (Annuaire Santé,
-// ../shared/docs/mssante.md §6): UTF-8, '|'-separated, one header line, one line per mailbox,
-// 31 columns. Columns are matched by header name, tolerantly (accents, case, spacing, the
-// " structure BAL" suffix some copies add to the address columns, a BOM, CRLF line ends).
+// The national extraction "Extraction_Correspondance_MSSante_AAAAMMJJhhmm.txt" (the Annuaire
+// Santé's public daily extraction, annuaire.sante.fr): UTF-8, '|'-separated, one header line, one
+// line per mailbox, 31 columns. Columns are matched by header name, tolerantly (accents, case,
+// spacing, the " structure BAL" suffix some copies add to the address columns, a BOM, CRLF line
+// ends).
 import { createReadStream, statSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { Unzip, UnzipInflate, UnzipPassThrough } from 'fflate';
@@ -131,7 +132,7 @@ export function entryFromFields(f: ExtractionFields, source: 'national' | 'local
   if (!isValidAddress(f.address)) return { ok: false, reason: `Adresse BAL ${JSON.stringify(f.address.slice(0, 80))} is not a mail address` };
   const ppKey = safeKey(f.ppNatId || (f.ppId ? f.ppIdType + f.ppId : ''));
   const stKey = safeKey(f.stId);
-  // TRE_R257-TypeBAL (mssante.md §2): PER and CAB belong to a professional, ORG and APP to a structure.
+  // TRE_R257-TypeBAL (ANS NOS): PER and CAB belong to a professional, ORG and APP to a structure.
   if ((type === 'PER' || type === 'CAB') && !ppKey) return { ok: false, reason: `a ${type} mailbox without Identifiant PP` };
   if ((type === 'ORG' || type === 'APP') && !stKey) return { ok: false, reason: `an ${type} mailbox without Identification Structure` };
   const entry: DirectoryEntry = {

@@ -1,8 +1,8 @@
 // FHIR R4 facade of the directory, shaped like the ANS Annuaire Santé API (/fhir/v2,
-// ../shared/docs/mssante.md §6): Practitioner, PractitionerRole, Organization, a mailbox as a
-// ContactPoint (telecom) with system=email and two extensions (FR Core email type = MSSANTE,
-// ANS as-ext-mailbox-mss-metadata). PER with an RPPS only and CAB on Practitioner, PER with
-// RPPS + structure on PractitionerRole, ORG and APP on Organization.
+// github.com/ansforge/annuaire-sante-fhir-documentation): Practitioner, PractitionerRole,
+// Organization, a mailbox as a ContactPoint (telecom) with system=email and two extensions (FR Core
+// email type = MSSANTE, ANS as-ext-mailbox-mss-metadata). PER with an RPPS only and CAB on
+// Practitioner, PER with RPPS + structure on PractitionerRole, ORG and APP on Organization.
 // Spec references: FHIR R4 (4.0.1) http.html (read, search), search.html (string parameters,
 // modifiers :exact / :contains, _count, paging links), bundle.html (searchset),
 // operationoutcome.html, capabilitystatement.html.

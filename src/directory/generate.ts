@@ -1,5 +1,5 @@
 // A realistic synthetic national extraction (same 31 columns as the Annuaire Santé's
-// Extraction_Correspondance_MSSante_*.txt, ../shared/docs/mssante.md §6) for tests and
+// Extraction_Correspondance_MSSante_*.txt published on annuaire.sante.fr) for tests and
 // benchmarks: every BAL type, professions and savoir-faire with their codes, structures with
 // FINESS/SIRET and postal addresses, accented / apostrophe / hyphenated names, several mailboxes
 // for one person. Deterministic for a given seed. No real person's data.

@@ -1,5 +1,5 @@
 // The directory's data model: one entry per MSSanté mailbox, from the national extraction
-// (../shared/docs/mssante.md §6) or from this operator's own store.
+// (Extraction_Correspondance_MSSante, annuaire.sante.fr) or from this operator's own store.
 import type { MailboxType } from '../model/index.js';
 
 /** The 31 fields of one extraction line, named (columns matched by header, see extraction.ts). */
@@ -38,7 +38,7 @@ export interface ExtractionFields {
 }
 
 /**
- * Which FHIR resource carries the mailbox as a telecom (ANS Annuaire guide, ../shared/docs/mssante.md §6):
+ * Which FHIR resource carries the mailbox as a telecom (ANS IG, github.com/ansforge/IG-fhir-annuaire):
  * PER with an RPPS only and CAB on Practitioner, PER with RPPS + structure on PractitionerRole,
  * ORG and APP on Organization.
  */

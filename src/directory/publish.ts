@@ -1,10 +1,10 @@
-// Publication of our own mailboxes to the national directory (Annuaire Santé FHIR API,
-// ../shared/docs/mssante.md §6): what changed since the last successful publication becomes
-// FHIR PATCH requests with a FHIRPath Patch `Parameters` body (FHIR R4 fhirpatch.html: insert,
-// replace, delete on `telecom.where(value='…')`), conditional on the practitioner's RPPS or the
-// structure's FINESS/SIRET (FHIR R4 http.html#patch, conditional patch). A liste-rouge mailbox
-// is never published: one that was published and went on the liste rouge is deleted there.
-// A change is recorded as published only once the national directory accepted it.
+// Publication of our own mailboxes to the national directory (Annuaire Santé FHIR API, ANS
+// documentation github.com/ansforge/annuaire-sante-fhir-documentation): what changed since the last
+// successful publication becomes FHIR PATCH requests with a FHIRPath Patch `Parameters` body (FHIR
+// R4 fhirpatch.html: insert, replace, delete on `telecom.where(value='…')`), conditional on the
+// practitioner's RPPS or the structure's FINESS/SIRET (FHIR R4 http.html#patch, conditional patch).
+// A liste-rouge mailbox is never published: one that was published and went on the liste rouge is
+// deleted there. A change is recorded as published only once the national directory accepted it.
 import type { Logger } from 'pino';
 import type { PublicationStore, PublishedMailbox } from '../store/directory/types.js';
 import type { Store } from '../store/types.js';
@@ -78,7 +78,7 @@ async function desiredState(store: Store): Promise<{ desired: Map<string, Desire
   const desired = new Map<string, Desired>();
   const skipped: PublicationPlan['skipped'] = [];
   for (const m of mailboxes) {
-    if (m.state === 'deleted' || m.listeRouge) continue; // liste rouge: never published (mssante.md §6)
+    if (m.state === 'deleted' || m.listeRouge) continue; // liste rouge: never published (ansforge/IG-fhir-annuaire)
     const e = localEntry(m, m.practitionerId ? pById.get(m.practitionerId) : undefined, m.structureId ? sById.get(m.structureId) : undefined);
     if (!e) {
       skipped.push({ address: m.address, reason: 'incomplete mailbox (no practitioner or structure)' });

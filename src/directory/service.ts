@@ -139,7 +139,7 @@ export function localEntry(m: Mailbox, p: Practitioner | undefined, s: Structure
     address: m.address,
     ppIdType: p ? '8' : '',
     ppId: p?.rpps ?? '',
-    ppNatId: p ? '8' + p.rpps : '', // Identification nationale PP = type (8 RPPS) + RPPS (mssante.md §2)
+    ppNatId: p ? '8' + p.rpps : '', // Identification nationale PP = type (8 RPPS) + RPPS (ansforge/IG-fhir-annuaire)
     stIdType: s ? (s.idType === 'FINESS' ? '1' : '3') : '',
     stId: s ? (s.idType === 'FINESS' ? '1' : '3') + s.idValue : '',
     service: m.service ?? '',

@@ -1,27 +1,26 @@
 // Unit tests of src/mime on hand-made messages. Expected values are Dovecot 2.3's output (checked
-// against a live Dovecot by dovecot-diff.test.ts where one is installed).
+// against a live Dovecot by test/mime/dovecot-diff.test.ts where one is installed).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { test } from 'node:test';
-import { CORPUS, crlf, lf, randomCorpus } from './corpus.js';
+import { CORPUS, crlf, lf, randomCorpus } from '../../test/mime/corpus.js';
+import { IMAPTEST_DIR, readMbox } from '../../test/mime/imaptest-harness.js';
+import { sexpToString } from '../imap/fetch.js';
 import {
-  IMAPTEST_DIR,
   analyzeMessage,
   binaryContent,
   bodyStructure,
   envelopeSexp,
   headerValues,
   normalizeForSearch,
-  readMbox,
   searchableText,
   sectionBytes,
   sectionRange,
-  ser,
   type MessageInfo,
   type Part,
   type SectionSpec,
-} from './imaptest-harness.js';
+} from './index.js';
 
 const corpus = (name: string) => {
   const c = CORPUS.find((m) => m.name === name);
@@ -35,13 +34,13 @@ const sec = (raw: Buffer, info: MessageInfo, s: SectionSpec) => str(sectionBytes
 test('nested multipart: BODYSTRUCTURE, BODY, offsets and sections', () => {
   const { raw, info } = corpus('nested multipart');
   assert.equal(
-    ser(bodyStructure(info, true)),
+    sexpToString(bodyStructure(info, true)),
     '((("text" "plain" ("charset" "utf-8") NIL NIL "quoted-printable" 21 0 NIL NIL NIL NIL)("text" "html" ("charset" "utf-8") NIL NIL "7bit" 14 0 NIL NIL NIL NIL) "alternative" ("boundary" "inner") NIL NIL NIL)' +
       '("application" "pdf" ("name" "cr.pdf") "<part1@x>" "Compte rendu" "base64" 12 "Q2hlY2sgSW50ZWdyaXR5IQ==" ("attachment" ("filename" "cr.pdf" "size" "12")) ("fr" "en-GB") "http://example/cr.pdf") ' +
       '"mixed" ("boundary" "outer") NIL NIL NIL)',
   );
   assert.equal(
-    ser(bodyStructure(info, false)),
+    sexpToString(bodyStructure(info, false)),
     '((("text" "plain" ("charset" "utf-8") NIL NIL "quoted-printable" 21 0)("text" "html" ("charset" "utf-8") NIL NIL "7bit" 14 0) "alternative")("application" "pdf" ("name" "cr.pdf") "<part1@x>" "Compte rendu" "base64" 12) "mixed")',
   );
   const p11 = info.root.children![0].children![0];
@@ -65,7 +64,7 @@ test('message/rfc822 inside a multipart: envelope, HEADER/TEXT/MIME of the part'
   assert.equal(p2.type, 'message');
   assert.equal(p2.lines, 16);
   assert.equal(
-    ser(envelopeSexp(p2.message!.envelope)),
+    sexpToString(envelopeSexp(p2.message!.envelope)),
     '("1 Jan 99 12:00 GMT" "=?utf-8?q?caf=C3=A9?=" (("Orig" NIL "orig" "x.example")) (("Orig" NIL "orig" "x.example")) (("Orig" NIL "orig" "x.example")) ' +
       '((NIL NIL "group" NIL)(NIL NIL "m1" "x.example")(NIL NIL "m2" "x.example")(NIL NIL NIL NIL)("Q \\"quoted\\" name" NIL "q" "x.example")) ' +
       '((NIL NIL "undisclosed-recipients" NIL)(NIL NIL NIL NIL)) NIL "<prev@x.example> (comment)" "<orig@x.example>")',
@@ -129,13 +128,13 @@ test('5 MB attachment: analysis time, sizes, BINARY decoding', () => {
 test('malformed boundaries', () => {
   // no closing boundary: the last part runs to the end
   let { raw, info } = corpus('missing closing boundary');
-  assert.equal(ser(bodyStructure(info, false)), '(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 8 0)("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 18 1) "mixed")');
+  assert.equal(sexpToString(bodyStructure(info, false)), '(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 8 0)("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 18 1) "mixed")');
   assert.equal(sec(raw, info, { kind: 'part', part: [2] }), 'part two, no end\r\n');
   // prefix matches ("--bx" is a "b" boundary), an outer boundary closing an inner multipart,
   // "--b--trailing garbage" closing, text after the close delimiter going to the epilogue
   ({ raw, info } = corpus('boundary prefixes and garbage boundary lines'));
   assert.equal(
-    ser(bodyStructure(info, false)),
+    sexpToString(bodyStructure(info, false)),
     '(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0)(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0) "mixed")("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0) "mixed")',
   );
   // (the header has no blank line: the newline before the next boundary belongs to it)
@@ -147,10 +146,10 @@ test('malformed boundaries', () => {
   assert.equal(sec(raw, info, { kind: 'part', part: [1] }), '');
   // multipart without boundary parameter, or without any part: one empty text/plain part
   ({ info } = corpus('no boundary parameter'));
-  assert.equal(ser(bodyStructure(info, false)), '(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0) "mixed")');
+  assert.equal(sexpToString(bodyStructure(info, false)), '(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0) "mixed")');
   ({ info } = corpus('empty multipart'));
   assert.equal(
-    ser(bodyStructure(info, true)),
+    sexpToString(bodyStructure(info, true)),
     '(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL) "mixed" ("boundary" "e") NIL NIL NIL)',
   );
   assert.equal(info.root.children!.length, 0);
@@ -174,7 +173,7 @@ test('LF-only and mixed line ends: CRLF-counted sizes, CRLF output, no raw range
   assert.equal(str((binaryContent(raw, info, [2]) as { data: Uint8Array }).data), 'hello\n');
   assert.equal(sectionRange(info, { kind: 'part', part: [1] }), null);
   const crlfInfo = analyzeMessage(crlf(raw.toString('latin1')));
-  assert.equal(ser(bodyStructure(info, true)), ser(bodyStructure(crlfInfo, true)));
+  assert.equal(sexpToString(bodyStructure(info, true)), sexpToString(bodyStructure(crlfInfo, true)));
   const mixed = corpus('mixed CRLF and LF');
   assert.equal(mixed.info.size, mixed.raw.length + 3);
   assert.equal(sec(mixed.raw, mixed.info, { kind: 'text', part: [] }), 'line\r\nline2\r\n\r\n');
@@ -239,7 +238,7 @@ test('addresses, groups and ENVELOPE defaults', () => {
 
 test('duplicate headers: first Content-*, last Date/Subject/Message-ID, From merged', () => {
   const { raw, info } = corpus('duplicate headers');
-  assert.equal(ser(bodyStructure(info, false)), '("text" "plain" ("charset" "a") NIL NIL "base64" 6 1)');
+  assert.equal(sexpToString(bodyStructure(info, false)), '("text" "plain" ("charset" "a") NIL NIL "base64" 6 1)');
   assert.equal(info.envelope.subject, 'second');
   assert.equal(info.envelope.from!.length, 2);
   // SORT and THREAD use the first header

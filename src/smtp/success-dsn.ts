@@ -1,6 +1,7 @@
-// Success DSNs from the final delivering MTA (RFC 3461 §5.2.2: "delivered"). In MSSanté this is
-// the destination server's receipt (../shared/docs/mssante.md §5). The DSN goes to the envelope
-// sender: into its INBOX when local, else through the outbound queue with a null sender.
+// Success DSNs from the final delivering MTA (RFC 3461 §5.2.2: "delivered"). In MSSanté this is the
+// destination server's receipt (RFC 3464; ANS guide
+// ansforge/IG-hl7v2-volet-trans-lps-doc-cda-courriel-mss). The DSN goes to the envelope sender:
+// into its INBOX when local, else through the outbound queue with a null sender.
 import type { Logger } from 'pino';
 import { domainOf, type Core } from '../core/index.js';
 import type { BlobStore } from '../store/blobs.js';

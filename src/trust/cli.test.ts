@@ -9,14 +9,15 @@ import { Command } from 'commander';
 import { EXIT_LISTED, EXIT_NOT_LISTED, EXIT_UNREADABLE, registerTrustCommands } from '../cli/trust.js';
 import { buildTrustListXml } from './list.js';
 import { sha256Hex } from './source.js';
+import { trustDataDir } from '../../test/support/reference-data.js';
 
 const REPO = new URL('../../', import.meta.url).pathname;
-const DATA = process.env['CADUCEE_TRUST_DATA'] ?? new URL('../../../shared/data/', import.meta.url).pathname;
+const DATA = trustDataDir();
 const MARCH = `${DATA}/listeblanchemssante-2025-03-14.xml`;
 const MAY = `${DATA}/listeblanchemssante-2025-05.xml`;
 const MAY_SHA256 = 'fcec0113fe62c11c551882adc97f9eb254665d41fc31404cf984a0672cd9b2b2';
 const skipNoData = existsSync(MAY) && existsSync(MARCH) ? false : `reference data not found in ${DATA}`;
-// In CI nothing skips: the reference data is part of the CI checkout (../shared/data).
+// In CI nothing skips: the reference data is part of the CI checkout.
 if (skipNoData && process.env['CI']) throw new Error(`${skipNoData}: CI must run the real-list tests`);
 
 const DN_A1 = 'CN=mss1.a.fr,OU=1,O=A,C=FR';

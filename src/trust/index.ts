@@ -1,10 +1,11 @@
 // The one place that decides trust (architecture invariant 2). Inbound MX sessions and outbound
 // deliveries both call this service; no protocol module checks certificates or domains itself.
 //
-// Decision rule (ANS data model, ../shared/docs/mssante.md §3): inbound, the peer's client
-// certificate must chain to the configured anchors, be valid and unrevoked, and its subject DN
-// must be listed for the envelope sender's domain; outbound, the recipient domain must be listed
-// and the server certificate must chain to the anchors and carry a DN listed for that domain.
+// Decision rule (inferred from the data model of the ANS liste blanche,
+// github.com/ansforge/MSS-liste-blanche): inbound, the peer's client certificate must chain to
+// the configured anchors, be valid and unrevoked, and its subject DN must be listed for the
+// envelope sender's domain; outbound, the recipient domain must be listed and the server
+// certificate must chain to the anchors and carry a DN listed for that domain.
 import { promises as dns } from 'node:dns';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
@@ -27,9 +28,10 @@ export type TrustDecision =
 /**
  * Who a TLS client certificate designates, for strong authentication of mail clients (issue 5):
  * a health professional with a personal CPS-like certificate, or software acting for a structure
- * with an IGC-Santé organisation certificate (ANS: "Card login (CPS) is TLS client authentication
- * with a personal certificate; applications use an IGC-Santé organisation certificate",
- * ../shared/docs/mssante.md §4). Which mailboxes the identity opens is decided by core/, not here.
+ * with an IGC-Santé organisation certificate (ANS MSSanté référentiel #2 for client software,
+ * industriels.esante.gouv.fr: card (CPS) login is TLS client authentication with a personal
+ * certificate; applications use an IGC-Santé organisation certificate). Which mailboxes the
+ * identity opens is decided by core/, not here.
  */
 export type ClientIdentity =
   | { ok: true; kind: 'personal'; rpps: string; subjectDn: string; serial: string }
@@ -79,8 +81,8 @@ export function peerCertificateChain(socket: TLSSocket): Uint8Array[] {
 }
 
 // Subject conventions of IGC-Santé end-entity certificates (ANS, IGC-Santé certificate profiles;
-// identifier types of the "Identification nationale" used across the ANS repositories, cf.
-// ../shared/docs/mssante.md §2):
+// identifier types of the "Identification nationale" used across the ANS repositories, cf. the
+// ANS Annuaire Santé FHIR IG, github.com/ansforge/IG-fhir-annuaire):
 //  - personal (CPS / "personne physique") certificates carry the national PP identifier in the
 //    subject serialNumber attribute (2.5.4.5): one type digit then the identifier, type 8 = RPPS
 //    (11 digits), so "8" + RPPS. Type 0 (ADELI) professionals have no RPPS and are not accepted

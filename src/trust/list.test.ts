@@ -5,14 +5,15 @@ import { gzipSync } from 'node:zlib';
 import { describe, it } from 'node:test';
 import { XMLValidator } from 'fast-xml-parser';
 import { buildTrustListXml, parseTrustList, TRUST_LIST_NAMESPACE, TrustListError, type TrustList } from './list.js';
+import { trustDataDir } from '../../test/support/reference-data.js';
 
-// Real copies of the ANS list (see ../shared/data/README.md); override with CADUCEE_TRUST_DATA.
-const DATA = process.env['CADUCEE_TRUST_DATA'] ?? new URL('../../../shared/data/', import.meta.url).pathname;
+// Real copies of the ANS list (located by test/support/reference-data.ts; override with CADUCEE_TRUST_DATA).
+const DATA = trustDataDir();
 const MAY = `${DATA}/listeblanchemssante-2025-05.xml`;
 const MARCH = `${DATA}/listeblanchemssante-2025-03-14.xml`;
 const MAY_SHA256 = 'fcec0113fe62c11c551882adc97f9eb254665d41fc31404cf984a0672cd9b2b2'; // published beside the May copy
 const skipNoData = existsSync(MAY) && existsSync(MARCH) ? false : `reference data not found in ${DATA}`;
-// In CI nothing skips: the reference data is part of the CI checkout (../shared/data).
+// In CI nothing skips: the reference data is part of the CI checkout.
 if (skipNoData && process.env['CI']) throw new Error(`${skipNoData}: CI must run the real-list tests`);
 
 const MIPIH = 'CN=medimail-asip.mipih.fr,OU=318310021300028,O=GIP MIPIH,ST=Haute-Garonne (31),C=FR';

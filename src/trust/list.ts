@@ -227,7 +227,7 @@ export function parseTrustList(input: string | Uint8Array): TrustList {
   } catch (err) {
     throw new TrustListError(`expected a well-formed XML document, found an XML error: ${(err as Error).message}`);
   }
-  // ANS listeblanchemssante.xml: a single root <ListeBlancheMSSante> (docs/mssante.md §3).
+  // ANS listeblanchemssante.xml: a single root <ListeBlancheMSSante> (github.com/ansforge/MSS-liste-blanche).
   const roots = Object.keys(doc).filter((k) => !k.startsWith('?') && !k.startsWith('#'));
   if (roots.length !== 1 || roots[0] !== TRUST_LIST_ROOT) {
     throw new TrustListError(

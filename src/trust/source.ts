@@ -4,8 +4,8 @@
 // the hex SHA-256 of the XML bytes (https://github.com/ansforge/MSS-liste-blanche,
 // README "Utilisation du checksum"; some published copies hold the digest twice in a
 // row). A refresh that cannot fetch, verify or parse a new list keeps the last good
-// list in force (docs/mssante.md §3: "Keep the last good list when a refresh fails or
-// is malformed").
+// list in force (this operator's choice, no ANS source fixes it: a failed or malformed
+// refresh must not empty the trust space).
 
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';

@@ -19,12 +19,11 @@
 // without a message body appends the next mbox message with ARGS. Failures do not stop the
 // script (as in imaptest), except a timeout or an unexpected disconnection.
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { argsToString, astring, atom, equalsCI, parseArgs, quotable, quoteString, showBytes, upperAscii, type ImapArg } from './imap-args.js';
 import { buildCommand, ConnectionClosed, ImapConnection, ReadTimeout, type ConnectOptions, type Response } from './client.js';
 import { expandAll, expandArgsForDisplay, FULL, matchArgsAtomic, UninitializedVariable, type MatchContext } from './match.js';
 import { imapDateTime, MboxSource, parseMbox } from './mbox.js';
+import { imaptestTestsDir } from '../support/reference-data.js';
 import { commandText, describeCommand, listScripts, loadScript, STARTUP_STATES, type CommandGroup, type CommandPart, type Script, type ScriptCommand } from './script.js';
 
 /** Where and how to connect (see ConnectOptions), then the test users. */
@@ -36,7 +35,7 @@ export interface RunOptions extends Pick<ConnectOptions, 'host' | 'port' | 'tls'
   password2?: string;
   /** Prepended to the test mailbox name `imaptest` ($mailbox), e.g. "INBOX." on a server whose personal namespace has a prefix. */
   mailboxPrefix?: string;
-  /** Directory of the scripts and .mbox files (default: ../shared/conformance/imaptest/tests beside the repository, or $IMAPTEST_TESTS_DIR). */
+  /** Directory of the scripts and .mbox files (default: imaptestTestsDir() of test/support/reference-data.ts). */
   testsDir?: string;
   /** Time allowed for each command's tagged reply, and for connecting (default 10 s). */
   commandTimeoutMs?: number;
@@ -62,11 +61,9 @@ const DEFAULT_TIMEOUT_MS = 10_000;
 const MAX_TRANSCRIPT_LINES = 20_000;
 const MAX_FAILURES_REPORTED = 5;
 
-/** The tests directory: $IMAPTEST_TESTS_DIR, else ../shared/conformance/imaptest/tests next to the repository. */
+/** The tests directory: $IMAPTEST_TESTS_DIR, else the reference checkout beside the repository (test/support/reference-data.ts). */
 export function defaultTestsDir(): string {
-  if (process.env.IMAPTEST_TESTS_DIR) return resolve(process.env.IMAPTEST_TESTS_DIR);
-  const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-  return resolve(repo, '..', 'shared', 'conformance', 'imaptest', 'tests');
+  return imaptestTestsDir();
 }
 
 /** Runs one script; never throws (a runner error is a failure with its reason). */

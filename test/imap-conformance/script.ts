@@ -58,6 +58,8 @@ export interface ExpectedUntagged {
   args: ImapArg[];
   /** The line as written (for messages). */
   source: string;
+  /** The reply after `* ` / `! ` / `? `, unabridged: a binary string, literals embedded as `{n}\r\n` + data. */
+  text: string;
 }
 
 export interface CommandGroup {
@@ -452,7 +454,7 @@ function parseUntagged(text: string, existence: Existence, line: number, name: s
     if (existence === 'must') group.expectsBye = true;
     else if (existence === 'may') throw new ScriptParseError(name, line, '? BYE is not supported');
   }
-  return { line, existence, args, source: `${existence === 'must' ? '*' : existence === 'mustNot' ? '!' : '?'} ${showBytes(text, 400)}` };
+  return { line, existence, args, text, source: `${existence === 'must' ? '*' : existence === 'mustNot' ? '!' : '?'} ${showBytes(text, 400)}` };
 }
 
 /** Validates `$!` directives and inserts imaptest's defaults, recursively (test_parse_untagged_handle_directives). */

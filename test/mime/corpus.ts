@@ -1,5 +1,5 @@
-// Test support (used by src/mime/*.test.ts only): hand-made messages covering the MIME cases the
-// module must get exactly right, as raw bytes. `crlf()` turns "\n" into "\r\n".
+// Test support (src/mime/mime.test.ts, test/mime/dovecot-diff.test.ts): hand-made messages
+// covering the MIME cases the module must get exactly right, as raw bytes. `crlf()` turns "\n" into "\r\n".
 
 export function crlf(s: string): Buffer {
   return Buffer.from(s.replace(/\r?\n/g, '\r\n'), 'latin1');

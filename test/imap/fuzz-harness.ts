@@ -11,7 +11,7 @@
 // Properties: no exception; identical events whatever the chunking; after any garbage, CRLF
 // (plus the octets of a pending literal) and a NOOP, the NOOP parses.
 
-import { CommandParser, type ParserCapabilities, type ParserEvent, type ParserOptions } from './parser.js';
+import { CommandParser, type ParserCapabilities, type ParserEvent, type ParserOptions } from '../../src/imap/protocol/parser.js';
 
 /** xorshift128+-like generator on 32-bit words (sfc32), seeded by splitmix32. */
 export class Rng {

@@ -1,9 +1,9 @@
 // Seeded fuzz test of the command parser (see fuzz-harness.ts for what is generated and checked).
 // Default seed is fixed so the suite is reproducible; FUZZ_SEED=<n> explores another one.
-// Longer runs: node --import tsx src/imap/protocol/fuzz-cli.ts --iterations 100000 --seed 7
+// Longer runs: node --import tsx test/imap/fuzz-cli.ts --iterations 100000 --seed 7
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { COMMAND_NAMES } from './grammar.js';
+import { COMMAND_NAMES } from '../../src/imap/protocol/grammar.js';
 import { fuzzIteration, iterationSeed, newStats } from './fuzz-harness.js';
 
 const DEFAULT_SEED = 0x0cad0cee;

@@ -1,5 +1,5 @@
 // Long fuzz runs of the IMAP command parser (same properties as fuzz.test.ts, more iterations).
-//   node --import tsx src/imap/protocol/fuzz-cli.ts --iterations 100000 --seed 7 [--bytewise-every 8]
+//   node --import tsx test/imap/fuzz-cli.ts --iterations 100000 --seed 7 [--bytewise-every 8]
 // Prints counts and rates; on a failure prints the seed, iteration and iteration seed, exits 1.
 import { fuzzIteration, iterationSeed, newStats } from './fuzz-harness.js';
 

@@ -1,4 +1,4 @@
-// Test support (used by src/mime/*.test.ts only): a private, preauthenticated Dovecot IMAP process
+// Test support (used by test/mime/dovecot-diff.test.ts): a private, preauthenticated Dovecot IMAP process
 // (Debian's /usr/lib/dovecot/imap, no daemon: it speaks IMAP on stdin/stdout) as a reference
 // implementation. Each run gets its own temporary directory and configuration; nothing under
 // /etc/dovecot is read and no network listener is opened.
@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs, type Arg } from './imaptest-harness.js';
+import { argsToString, atom, parseArgs, type ImapArg } from '../imap-conformance/imap-args.js';
 
 const IMAP_BINARY = '/usr/lib/dovecot/imap';
 /** INTERNALDATE of every appended message. */
@@ -22,7 +22,7 @@ export function dovecotAvailable(): boolean {
 
 export interface DovecotRun {
   /** Every FETCH reply of the session merged: message number → item name (upper case) → value. */
-  fetch: Map<number, Map<string, Arg>>;
+  fetch: Map<number, Map<string, ImapArg>>;
   /** Tagged completion of each command, by index in `commands`. */
   status: { status: string; text: string }[];
   /** ESEARCH replies by command index (for SORT/SEARCH RETURN (ALL)): the message numbers in order. */
@@ -145,12 +145,26 @@ export async function runDovecot(messages: Buffer[], commands: string[]): Promis
   }
 }
 
-function mergeFetch(out: Map<number, Map<string, Arg>>, u: string): void {
+/**
+ * Reads `<seq> FETCH (name value …)` with the conformance suite's reader. That reader (like
+ * Dovecot's, with ATOM_ALLCHARS) splits `BODY[HEADER.FIELDS (FROM)]` into the atom
+ * `BODY[HEADER.FIELDS`, the list `(FROM)` and the atom `]`: they are joined back into the item
+ * name as Dovecot wrote it.
+ */
+function mergeFetch(out: Map<number, Map<string, ImapArg>>, u: string): void {
   const args = parseArgs(u);
-  const seq = Number((args[0] as { v: string }).v);
-  const list = (args[2] as { v: Arg[] }).v;
-  const items = out.get(seq) ?? new Map<string, Arg>();
-  for (let k = 0; k + 1 < list.length; k += 2) items.set((list[k] as { v: string }).v.toUpperCase(), list[k + 1]);
+  const seq = Number(atom(args[0]));
+  const list = args[2]?.type === 'list' ? args[2].items : [];
+  const items = out.get(seq) ?? new Map<string, ImapArg>();
+  for (let k = 0; k < list.length; ) {
+    let name = atom(list[k++]) ?? '';
+    if (name.includes('[') && !name.includes(']')) {
+      while (k < list.length && list[k]!.type === 'list') name += ` ${argsToString([list[k++]!])}`;
+      name += atom(list[k++]) ?? '';
+    }
+    const value = list[k++];
+    if (value !== undefined) items.set(name.toUpperCase(), value);
+  }
   out.set(seq, items);
 }
 

@@ -1,21 +1,23 @@
 // Plays the imaptest scripted tests that concern message semantics (FETCH BODY/BODYSTRUCTURE/
 // ENVELOPE/BODY[]/BINARY[], SEARCH on headers/addresses/bodies, SORT keys) against src/mime and
-// checks every expected reply line, the way imaptest matches them.
+// checks every expected reply line, the way imaptest matches them (test/imap-conformance's
+// script reader and matcher; structures written by the IMAP server's serialiser).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { bodyStructure, envelopeSexp } from './index.js';
+import { sexpToString } from '../../src/imap/fetch.js';
+import { bodyStructure, envelopeSexp } from '../../src/mime/index.js';
 import {
-  argMatch,
   checkFetch,
-  loadMailbox,
-  parseArgs,
-  readScript,
+  commandLine,
+  expectedReplies,
+  loadImaptest,
+  matchContext,
   searchMatch,
-  ser,
   tokenize,
-  type Arg,
+  type Imaptest,
   type Mailbox,
 } from './imaptest-harness.js';
+import { atom } from '../imap-conformance/imap-args.js';
 
 const FETCH_SCRIPTS = [
   'fetch-bodystructure',
@@ -32,20 +34,29 @@ const FETCH_SCRIPTS = [
 
 for (const name of FETCH_SCRIPTS) {
   test(`imaptest ${name}`, () => {
-    const mb = loadMailbox(name);
-    const { commands } = readScript(name);
-    const vars = new Map<string, Arg>();
+    const t = loadImaptest(name);
+    const ctx = matchContext();
     let checked = 0;
     const problems: string[] = [];
-    for (const cmd of commands) {
-      if (!/^fetch\s/i.test(cmd.command)) continue;
-      const r = checkFetch(mb, cmd, vars);
+    for (const group of t.script.groups) {
+      const r = checkFetch(t, group, ctx);
       checked += r.checked;
       problems.push(...r.problems);
     }
     assert.deepEqual(problems, []);
     assert.ok(checked > 0, 'some expectations were checked');
   });
+}
+
+/** Each one-command group with an expected `* SEARCH n…` / `* SORT n…` reply: the command and the numbers. */
+function numberReplies(t: Imaptest, reply: 'search' | 'sort'): [string, number[]][] {
+  const out: [string, number[]][] = [];
+  for (const g of t.script.groups) {
+    const e = expectedReplies(g, reply)[0];
+    if (g.commands.length !== 1 || e === undefined) continue;
+    out.push([commandLine(t.script, g.commands[0]!), e.args.slice(1).map((a) => Number(atom(a)))]);
+  }
+  return out;
 }
 
 function runSearch(mb: Mailbox, criteria: string): number[] {
@@ -59,16 +70,12 @@ function runSearch(mb: Mailbox, criteria: string): number[] {
 
 for (const name of ['search-header', 'search-addresses', 'search-body', 'nil']) {
   test(`imaptest ${name}`, () => {
-    const mb = loadMailbox(name);
-    const { commands } = readScript(name);
+    const t = loadImaptest(name);
     let checked = 0;
-    for (const cmd of commands) {
-      const m = /^search\s+(.*)$/i.exec(cmd.command);
-      if (m === null || cmd.expect.length === 0) continue;
-      const expected = parseArgs(cmd.expect[0].line)
-        .slice(1)
-        .map((a) => Number((a as { v: string }).v));
-      assert.deepEqual(runSearch(mb, m[1]), expected, cmd.command);
+    for (const [command, expected] of numberReplies(t, 'search')) {
+      const m = /^search\s+(.*)$/i.exec(command);
+      if (m === null) continue;
+      assert.deepEqual(runSearch(t.mailbox, m[1]), expected, command);
       checked++;
     }
     assert.ok(checked > 0);
@@ -104,9 +111,9 @@ function runSort(mb: Mailbox, program: string): number[] {
       case 'size':
         return i.size;
       case 'date':
-        return i.sentDate !== null ? Date.parse(i.sentDate) : internalDate(m.fromLine);
+        return i.sentDate !== null ? Date.parse(i.sentDate) : m.time.getTime();
       case 'arrival':
-        return internalDate(m.fromLine);
+        return m.time.getTime();
     }
   };
   const seqs = mb.msgs.map((_, k) => k + 1);
@@ -120,46 +127,34 @@ function runSort(mb: Mailbox, program: string): number[] {
   });
 }
 
-/** The mbox "From " line date (imaptest appends with it as INTERNALDATE). */
-function internalDate(fromLine: string): number {
-  const m = /(\w{3}) (\w{3})\s+(\d+) (\d+):(\d+):(\d+) (\d{4})(?: ([+-]\d{4}))?/.exec(fromLine)!;
-  const mon = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'].indexOf(m[2].toLowerCase());
-  const tz = m[8] ? (m[8][0] === '-' ? -1 : 1) * (Number(m[8].slice(1, 3)) * 60 + Number(m[8].slice(3))) : 0;
-  return Date.UTC(Number(m[7]), mon, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])) - tz * 60000;
-}
-
 for (const name of ['sort-addresses', 'sort-display-from', 'sort-display-to', 'sort-subject', 'sort-date', 'sort-size']) {
   test(`imaptest ${name}`, () => {
-    const mb = loadMailbox(name);
-    const { commands } = readScript(name);
+    const t = loadImaptest(name);
     let checked = 0;
-    for (const cmd of commands) {
-      const m = /^sort\s+\((.*)\)\s+us-ascii\s+all$/i.exec(cmd.command);
-      if (m === null || cmd.expect.length === 0) continue;
-      const expected = parseArgs(cmd.expect[0].line)
-        .slice(1)
-        .map((a) => Number((a as { v: string }).v));
-      assert.deepEqual(runSort(mb, m[1]), expected, cmd.command);
+    for (const [command, expected] of numberReplies(t, 'sort')) {
+      const m = /^sort\s+\((.*)\)\s+us-ascii\s+all$/i.exec(command);
+      if (m === null) continue;
+      assert.deepEqual(runSort(t.mailbox, m[1]), expected, command);
       checked++;
     }
     assert.ok(checked > 0);
   });
 }
 
-// The same expectations as serialized text: BODY/BODYSTRUCTURE/ENVELOPE replies of the scripts
-// compared with ser() of this module's data (case-insensitively, as imaptest compares).
+// The same expectations as text: BODY/BODYSTRUCTURE/ENVELOPE replies of the scripts, byte for
+// byte (case aside, as imaptest compares), against what the IMAP server's serialiser writes.
 for (const name of ['fetch-bodystructure', 'fetch-envelope']) {
   test(`imaptest ${name}: serialized replies`, () => {
-    const mb = loadMailbox(name);
+    const t = loadImaptest(name);
     let n = 0;
-    for (const cmd of readScript(name).commands) {
-      for (const e of cmd.expect) {
-        const m = /^(\d+) FETCH \((BODY|BODYSTRUCTURE|ENVELOPE) (.*)\)$/i.exec(e.line);
+    for (const g of t.script.groups) {
+      for (const e of expectedReplies(g, 'fetch')) {
+        const m = /^(\d+) FETCH \((BODY|BODYSTRUCTURE|ENVELOPE) (.*)\)$/i.exec(e.text);
         if (m === null) continue;
-        const info = mb.msgs[Number(m[1]) - 1].info;
+        const info = t.mailbox.msgs[Number(m[1]) - 1].info;
         const item = m[2].toUpperCase();
         const mine = item === 'ENVELOPE' ? envelopeSexp(info.envelope) : bodyStructure(info, item === 'BODYSTRUCTURE');
-        assert.equal(ser(mine).toLowerCase(), m[3].toLowerCase(), e.line);
+        assert.equal(sexpToString(mine).toLowerCase(), m[3].toLowerCase(), e.source);
         n++;
       }
     }
@@ -168,21 +163,13 @@ for (const name of ['fetch-bodystructure', 'fetch-envelope']) {
 }
 
 test('Dovecot 2.3.19 output for fetch-body-mime.mbox, byte for byte', () => {
-  const info = loadMailbox('fetch-body-mime').msgs[0].info;
+  const info = loadImaptest('fetch-body-mime').mailbox.msgs[0].info;
   assert.equal(
-    ser(bodyStructure(info, true)),
+    sexpToString(bodyStructure(info, true)),
     '(("text" "x-myown" ("charset" "us-ascii") NIL NIL "7bit" 7 1 NIL NIL NIL NIL)("message" "rfc822" NIL NIL NIL "7bit" 298 ' +
       '("Sun, 12 Aug 2012 12:34:56 +0300" "submsg" ((NIL NIL "sub" "domain.org")) ((NIL NIL "sub" "domain.org")) ((NIL NIL "sub" "domain.org")) NIL NIL NIL NIL NIL) ' +
       '(("text" "html" ("charset" "us-ascii") NIL NIL "7bit" 20 1 NIL NIL NIL NIL)("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 21 1 NIL NIL NIL NIL) "alternative" ("boundary" "sub1") NIL NIL NIL) ' +
       '18 NIL NIL NIL NIL) "mixed" ("boundary" "foo bar") NIL NIL NIL)',
   );
   assert.equal(info.size, 602);
-});
-
-test('argMatch follows imaptest rules', () => {
-  const vars = new Map<string, Arg>();
-  assert.ok(argMatch(parseArgs('"TEXT"')[0], { t: 'str', v: 'text' }, vars));
-  assert.ok(argMatch(parseArgs('$x')[0], { t: 'str', v: 'a' }, vars));
-  assert.ok(!argMatch(parseArgs('$x')[0], { t: 'str', v: 'b' }, vars));
-  assert.ok(!argMatch(parseArgs('NIL')[0], { t: 'str', v: '' }, vars));
 });
