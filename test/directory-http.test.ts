@@ -13,7 +13,7 @@ import { parseConfig } from '../src/config/index.js';
 import { parseHeader, parseLine } from '../src/directory/extraction.js';
 import { importExtraction } from '../src/directory/import.js';
 import { openDirectory, type DirectoryRuntime } from '../src/directory/runtime.js';
-import { SqliteSnapshotWriter } from '../src/store/directory/sqlite.js';
+import { SqliteSnapshotWriter } from '../src/store/directory/snapshot-writer.js';
 import { extractionText, ourMailboxes, writeExtraction } from './directory-fixture.js';
 import { tempDir, testLogger, waitFor } from './helpers.js';
 

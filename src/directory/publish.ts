@@ -10,7 +10,7 @@ import type { PublicationStore, PublishedMailbox } from '../store/directory/type
 import type { Store } from '../store/types.js';
 import { SYSTEMS } from './codes.js';
 import { FHIR_JSON, mailboxTelecom } from './fhir.js';
-import type { DirectoryEntry, ResourceKind } from './model.js';
+import type { DirectoryEntry, ResourceKind } from '../directory-model/entry.js';
 import { localEntry } from './service.js';
 
 export interface PatchOperation {

@@ -8,10 +8,11 @@ import type { Mailbox, Practitioner, Structure } from '../core/model.js';
 import type { Store } from '../store/types.js';
 import type { Clause, DirectorySnapshotReader, IndexQuery, SnapshotInfo } from '../store/directory/types.js';
 import { PROFESSIONS } from './codes.js';
-import { entryFromFields, entryTokens, type EntryTokens } from './extraction.js';
-import { allClausesMatch } from './match.js';
-import { cityOf, displayName, type DirectoryEntry, type ExtractionFields, type ResourceKind } from './model.js';
-import { codeToken, joinedKey, words } from './normalize.js';
+import { entryFromFields } from './extraction.js';
+import { entryTokens, type EntryTokens } from '../directory-model/tokens.js';
+import { allClausesMatch } from '../directory-model/match.js';
+import { cityOf, displayName, type DirectoryEntry, type ExtractionFields, type ResourceKind } from '../directory-model/entry.js';
+import { codeToken, joinedKey, words } from '../directory-model/normalize.js';
 
 /** Who is looking: nobody (public), an administrator, or a user (sees their own liste-rouge mailboxes). */
 export interface Viewer {
