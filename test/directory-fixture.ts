@@ -4,9 +4,8 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { zipSync, strToU8 } from 'fflate';
 import { Core } from '../src/core/index.js';
-import { COLUMNS } from '../src/directory/extraction.js';
 import { generateLines } from '../src/directory/generate.js';
-import type { ExtractionFields } from '../src/directory/model.js';
+import { COLUMNS, type ExtractionFields } from '../src/directory-model/entry.js';
 import { SqliteStore } from '../src/store/sqlite/index.js';
 
 export const HEADER = COLUMNS.map(([, h]) => h);

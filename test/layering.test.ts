@@ -29,11 +29,6 @@ const KNOWN_VIOLATIONS: { from: string; to: string; reason: string }[] = [
     to: 'auth',
     reason: 'core/index.ts hashes passwords with auth/ (hashPassword and the password policy move from core to auth)',
   },
-  {
-    from: 'store',
-    to: 'directory',
-    reason: 'store/directory/sqlite.ts imports matching and token logic from directory/ (the split of that file removes it)',
-  },
 ];
 
 // ---- reading imports ----------------------------------------------------------------------------

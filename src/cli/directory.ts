@@ -6,15 +6,16 @@ import { Command, InvalidArgumentError } from 'commander';
 import { createWriteStream } from 'node:fs';
 import { ConfigError, loadConfig, type Config } from '../config/index.js';
 import { MAILBOX_TYPES, type MailboxType } from '../model/index.js';
-import { COLUMNS, ExtractionError } from '../directory/extraction.js';
+import { ExtractionError } from '../directory/extraction.js';
+import { COLUMNS } from '../directory-model/entry.js';
 import { writeGeneratedExtraction } from '../directory/generate.js';
 import { importExtraction, progressBar, type ImportSummary } from '../directory/import.js';
-import { displayName } from '../directory/model.js';
+import { displayName } from '../directory-model/entry.js';
 import { planPublication, publish, requestUrl } from '../directory/publish.js';
 import { openDirectory, openPublicationStore, openSnapshotWriter } from '../directory/runtime.js';
 import { DirectoryError, entrySummary, localEntry, PUBLIC, type SearchParams, type Viewer } from '../directory/service.js';
 import { openStore, StartupError } from '../main.js';
-import { DirectoryStoreError } from '../store/directory/sqlite.js';
+import { DirectoryStoreError } from '../store/directory/snapshot-format.js';
 
 const configOption = ['-c, --config <file>', 'operator configuration file (YAML or JSON; or CADUCEE_CONFIG)'] as const;
 

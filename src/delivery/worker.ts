@@ -7,12 +7,13 @@ import type { Logger } from 'pino';
 import type { Core } from '../core/index.js';
 import type { QueueItem } from '../model/index.js';
 import type { BlobStore } from '../store/blobs.js';
-import type { QueueCompletion, Store } from '../store/types.js';
+import type { DeliveryStore, MailboxStore, QueueCompletion } from '../store/types.js';
 import { peerChainFromTls, type TrustService } from '../trust/index.js';
 import { buildDsn, wantsDsn, type DsnRecipient } from '../mime/dsn.js';
 
 export interface OutboundOptions {
-  store: Store;
+  /** The queue, and the sender's mailbox of a DSN. */
+  store: Pick<DeliveryStore, 'dueQueueItems' | 'completeQueueItems'> & Pick<MailboxStore, 'getMailbox'>;
   core: Core;
   blobs: BlobStore;
   trust: TrustService;

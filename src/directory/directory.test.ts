@@ -6,7 +6,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { KNOWN, extractionText, ourMailboxes, writeExtraction } from '../../test/directory-fixture.js';
 import { tempDir } from '../../test/helpers.js';
-import { SqliteDirectoryReader, SqliteSnapshotWriter } from '../store/directory/sqlite.js';
+import { SqliteDirectoryReader } from '../store/directory/reader.js';
+import { SqliteSnapshotWriter } from '../store/directory/snapshot-writer.js';
 import { importExtraction } from './import.js';
 import { DirectoryService, PUBLIC } from './service.js';
 

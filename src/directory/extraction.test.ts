@@ -2,11 +2,13 @@
 // normalisation rules.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { COLUMNS, entryTokens, headerKey, parseHeader, parseLine } from './extraction.js';
+import { headerKey, parseHeader, parseLine } from './extraction.js';
+import { COLUMNS } from '../directory-model/entry.js';
+import { entryTokens } from '../directory-model/tokens.js';
 import { generateLines } from './generate.js';
-import { clauseMatches } from './match.js';
-import { cityOf } from './model.js';
-import { fold, joinedKey, words } from './normalize.js';
+import { clauseMatches } from '../directory-model/match.js';
+import { cityOf } from '../directory-model/entry.js';
+import { fold, joinedKey, words } from '../directory-model/normalize.js';
 
 const HEADER = COLUMNS.map(([, h]) => h).join('|');
 const line = (f: Record<string, string>) => COLUMNS.map(([k]) => f[k] ?? '').join('|');

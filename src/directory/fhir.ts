@@ -7,7 +7,7 @@
 // modifiers :exact / :contains, _count, paging links), bundle.html (searchset),
 // operationoutcome.html, capabilitystatement.html.
 import { EXTENSIONS, SYSTEMS } from './codes.js';
-import { cityOf, roleId, type DirectoryEntry, type ResourceKind } from './model.js';
+import { cityOf, roleId, type DirectoryEntry, type ResourceKind } from '../directory-model/entry.js';
 import { MAX_DEPTH, practitionerKey, PUBLIC, structureKeys, type DirectoryService, type SearchParams, type Viewer } from './service.js';
 
 export const FHIR_JSON = 'application/fhir+json';

@@ -7,9 +7,8 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { Zip, ZipDeflate } from 'fflate';
 import { CATEGORIES, PROFESSIONS, SAVOIR_FAIRE } from './codes.js';
-import { COLUMNS } from './extraction.js';
-import type { ExtractionFields } from './model.js';
-import { fold } from './normalize.js';
+import { COLUMNS, type ExtractionFields } from '../directory-model/entry.js';
+import { fold } from '../directory-model/normalize.js';
 
 const FAMILY = [
   'Martin', 'Bernard', 'Thomas', 'Petit', 'Robert', 'Richard', 'Durand', 'Dubois', 'Moreau', 'Laurent', 'Simon', 'Michel',

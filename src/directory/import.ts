@@ -2,7 +2,8 @@
 // switches to it atomically (store/directory). Constant memory: one line at a time, the
 // store's page cache bounded; a failure at any point leaves the previous snapshot in force.
 import type { SnapshotInfo, SnapshotWriter, Rejection } from '../store/directory/types.js';
-import { entryTokens, ExtractionError, parseHeader, parseLine, readExtractionLines, type HeaderMap, type ReadProgress } from './extraction.js';
+import { entryTokens } from '../directory-model/tokens.js';
+import { ExtractionError, parseHeader, parseLine, readExtractionLines, type HeaderMap, type ReadProgress } from './extraction.js';
 
 export interface ImportOptions {
   file: string;

@@ -7,11 +7,10 @@
 // deleted there. A change is recorded as published only once the national directory accepted it.
 import type { Logger } from 'pino';
 import type { PublicationStore, PublishedMailbox } from '../store/directory/types.js';
-import type { Store } from '../store/types.js';
 import { SYSTEMS } from './codes.js';
 import { FHIR_JSON, mailboxTelecom } from './fhir.js';
-import type { DirectoryEntry, ResourceKind } from './model.js';
-import { localEntry } from './service.js';
+import type { DirectoryEntry, ResourceKind } from '../directory-model/entry.js';
+import { localEntry, type LocalMailboxSource } from './service.js';
 
 export interface PatchOperation {
   type: 'insert' | 'replace' | 'delete';
@@ -71,7 +70,7 @@ export function patchBody(resourceType: ResourceKind, operations: PatchOperation
 }
 
 /** What our mailboxes should look like in the national directory now. */
-async function desiredState(store: Store): Promise<{ desired: Map<string, Desired>; skipped: PublicationPlan['skipped'] }> {
+async function desiredState(store: LocalMailboxSource): Promise<{ desired: Map<string, Desired>; skipped: PublicationPlan['skipped'] }> {
   const [mailboxes, practitioners, structures] = await Promise.all([store.listMailboxes(), store.listPractitioners(), store.listStructures()]);
   const pById = new Map(practitioners.map((p) => [p.id, p]));
   const sById = new Map(structures.map((s) => [s.id, s]));
@@ -95,7 +94,7 @@ async function desiredState(store: Store): Promise<{ desired: Map<string, Desire
 }
 
 /** Changes since the last publication, grouped into one PATCH per resource. */
-export async function planPublication(store: Store, pub: PublicationStore): Promise<PublicationPlan> {
+export async function planPublication(store: LocalMailboxSource, pub: PublicationStore): Promise<PublicationPlan> {
   const { desired, skipped } = await desiredState(store);
   const published = new Map((await pub.listPublished()).map((p) => [p.address.toLowerCase(), p]));
   const groups = new Map<string, { resourceType: ResourceKind; condition: string; operations: PatchOperation[] }>();

@@ -4,7 +4,9 @@
 import path from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { Config } from '../config/index.js';
-import { SqliteDirectoryReader, SqlitePublicationStore, SqliteSnapshotWriter } from '../store/directory/sqlite.js';
+import { SqlitePublicationStore } from '../store/directory/publication.js';
+import { SqliteDirectoryReader } from '../store/directory/reader.js';
+import { SqliteSnapshotWriter } from '../store/directory/snapshot-writer.js';
 import type { Store } from '../store/types.js';
 import { FhirDirectory } from './fhir.js';
 import { DirectoryService } from './service.js';

@@ -5,13 +5,14 @@
 // is that user's viewer (src/http/directory-routes.ts); other HTTP requests are public; the CLI
 // passes another viewer with --admin / --as LOGIN.
 import type { Mailbox, Practitioner, Structure } from '../model/index.js';
-import type { Store } from '../store/types.js';
+import type { AccountStore, MailboxStore } from '../store/types.js';
 import type { Clause, DirectorySnapshotReader, IndexQuery, SnapshotInfo } from '../store/directory/types.js';
 import { PROFESSIONS } from './codes.js';
-import { entryFromFields, entryTokens, type EntryTokens } from './extraction.js';
-import { allClausesMatch } from './match.js';
-import { cityOf, displayName, type DirectoryEntry, type ExtractionFields, type ResourceKind } from './model.js';
-import { codeToken, joinedKey, words } from './normalize.js';
+import { entryFromFields } from './extraction.js';
+import { entryTokens, type EntryTokens } from '../directory-model/tokens.js';
+import { allClausesMatch } from '../directory-model/match.js';
+import { cityOf, displayName, type DirectoryEntry, type ExtractionFields, type ResourceKind } from '../directory-model/entry.js';
+import { codeToken, joinedKey, words } from '../directory-model/normalize.js';
 
 /** Who is looking: nobody (public), an administrator, or a user (sees their own liste-rouge mailboxes). */
 export interface Viewer {
@@ -81,6 +82,9 @@ interface LocalEntry {
 }
 
 /** Our own mailboxes as directory entries (from the core store), refreshed at most every `ttlMs`. */
+/** What the directory reads of the operator's store: our own mailboxes, with their practitioners and structures. */
+export type LocalMailboxSource = Pick<MailboxStore, 'listMailboxes'> & Pick<AccountStore, 'listPractitioners' | 'listStructures'>;
+
 class LocalMailboxes {
   private cache: { at: number; entries: LocalEntry[]; addresses: Set<string> } | undefined;
   private loading: Promise<void> | undefined;
@@ -88,7 +92,7 @@ class LocalMailboxes {
   private memo = new Map<number, { stamp: string; entry: LocalEntry | undefined }>();
 
   constructor(
-    private readonly store: Store | undefined,
+    private readonly store: LocalMailboxSource | undefined,
     private readonly ttlMs: number,
   ) {}
 
@@ -196,7 +200,7 @@ export class DirectoryService {
 
   constructor(
     readonly snapshot: DirectorySnapshotReader,
-    readonly store?: Store,
+    readonly store?: LocalMailboxSource,
     opts: { localTtlMs?: number } = {},
   ) {
     this.local = new LocalMailboxes(store, opts.localTtlMs ?? 2000);

@@ -24,7 +24,9 @@ const isFhir = (req: FastifyRequest) => req.url === '/fhir' || req.url.startsWit
 const TITLES: Record<number, string> = { 400: 'Bad Request', 404: 'Not Found', 406: 'Not Acceptable', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 500: 'Internal Server Error' };
 
 /** Web authentication: sessions, login routes, app passwords (docs/authentication.md). */
-export interface WebAuthOptions extends Omit<AuthRoutesOptions, 'sessions'> {
+export interface WebAuthOptions extends Omit<AuthRoutesOptions, 'sessions' | 'store'> {
+  /** What the login routes, the session manager and the OpenID routes use of the store. */
+  store: AuthRoutesOptions['store'] & SessionManager['store'] & OidcRoutesOptions['store'];
   session: { idleMs: number; maxMs: number };
   /** Public base URL (https://…): our origin for the Origin check; default: https://<Host>. */
   publicUrl?: string;

@@ -7,13 +7,13 @@ import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Authenticator, AuthContext, AuthFailureReason } from '../auth/index.js';
 import type { HttpSession, User } from '../model/index.js';
-import type { Store } from '../store/types.js';
+import type { CredentialStore, HttpSessionStore } from '../store/types.js';
 import { peerCertificateChain } from '../trust/index.js';
 import { AuthProblem, MAX_PENDING_FAILURES, requirePending, requireSession, type CurrentSession, type SessionManager } from './session.js';
 
 export interface AuthRoutesOptions {
   auth: Authenticator;
-  store: Store;
+  store: CredentialStore & HttpSessionStore;
   sessions: SessionManager;
   /** otpauth:// issuer shown in authenticator apps (auth.totpIssuer). */
   totpIssuer: string;

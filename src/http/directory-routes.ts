@@ -3,7 +3,7 @@
 // mailboxes never appear here.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { FHIR_JSON, FhirError, RESOURCE_TYPES, type FhirDirectory, type ResourceType } from '../directory/fhir.js';
-import { displayName } from '../directory/model.js';
+import { displayName } from '../directory-model/entry.js';
 import { entrySummary, PUBLIC, type DirectoryService, type SearchParams, type Viewer } from '../directory/service.js';
 import { MAILBOX_TYPES, type MailboxType } from '../model/index.js';
 import { HttpProblem } from './problem.js';

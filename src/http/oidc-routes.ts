@@ -12,7 +12,7 @@ import * as client from 'openid-client';
 import type { Logger } from 'pino';
 import type { AuthResult, Authenticator } from '../auth/index.js';
 import { nationalIdToRpps, type OidcSettings } from '../auth/oidc.js';
-import type { Store } from '../store/types.js';
+import type { AccountStore } from '../store/types.js';
 import { AuthProblem, ownOrigin, type SessionManager } from './session.js';
 
 export const OIDC_COOKIE = '__Host-caducee_oidc';
@@ -24,7 +24,7 @@ const DISCOVERY_TTL_MS = 3600_000;
 export interface OidcRoutesOptions {
   settings: OidcSettings;
   auth: Authenticator;
-  store: Store;
+  store: Pick<AccountStore, 'findUserByRpps'>;
   sessions: SessionManager;
   publicUrl?: string;
   logger: Logger;

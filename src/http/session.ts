@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { sameSecret, secretDigest } from '../auth/index.js';
 import type { HttpSession, User } from '../model/index.js';
-import type { Store } from '../store/types.js';
+import type { AccountStore, HttpSessionStore } from '../store/types.js';
 import { HttpProblem } from './problem.js';
 
 export const SESSION_COOKIE = '__Host-caducee_session';
@@ -80,7 +80,7 @@ const isStateChanging = (method: string) => method === 'POST' || method === 'PUT
 
 export class SessionManager {
   constructor(
-    readonly store: Store,
+    readonly store: HttpSessionStore & Pick<AccountStore, 'getUser'>,
     readonly policy: SessionPolicy,
     private readonly now: () => number = Date.now,
   ) {}

@@ -1,5 +1,8 @@
 // The one persistence interface. Protocol code never sees SQL: it calls core/, which calls this.
 // Every method is async so that a PostgreSQL implementation can follow without touching callers.
+// `Store` is the whole of it, made of focused interfaces (accounts, credentials, web sessions,
+// mailboxes, folders, delivery and queue, message-file records): a consumer that needs only
+// part of the store is typed with that part, so what it can reach is visible at its signature.
 import type {
   Folder,
   Grant,
@@ -95,6 +98,9 @@ export interface FlagUpdate {
 
 /** Folder operations behind IMAP (and later the webmail). All mutations bump the folder's HIGHESTMODSEQ. */
 export interface FolderStore {
+  getFolder(mailboxId: number, name: string): Promise<Folder | undefined>;
+  listFolders(mailboxId: number): Promise<Folder[]>;
+  listMessages(folderId: number): Promise<StoredMessage[]>;
   createFolder(mailboxId: number, name: string, specialUse?: string | null): Promise<Folder>;
   /** Deletes the folder and its messages. */
   deleteFolder(folderId: number): Promise<void>;
@@ -129,8 +135,15 @@ export interface FolderStore {
   copyMessages(fromFolderId: number, uids: number[], toFolderId: number, move: boolean): Promise<{ from: number; to: number }[]>;
   /** Bytes used by all messages of a mailbox (BAL), for QUOTA (RFC 9208). */
   mailboxUsage(mailboxId: number): Promise<{ bytes: number; messages: number }>;
+}
+
+/** What the store knows of message files (store/blobs.ts holds the files themselves). */
+export interface BlobMetaStore {
+  /** The analysis of a message file (mime/ MessageInfo as JSON), recorded once by setBlobMeta. */
   getBlobMeta(blobId: string): Promise<string | undefined>;
   setBlobMeta(blobId: string, info: string): Promise<void>;
+  /** Blob ids still referenced by a message or a queue item (for garbage collection). */
+  isBlobReferenced(blobId: string): Promise<boolean>;
 }
 
 /** One authentication attempt: who, how, from where, when, outcome — never a secret. */
@@ -145,13 +158,8 @@ export interface AuthAuditEntry {
   reason: string | null;
 }
 
-export interface Store extends FolderStore {
-  recordAuth(e: AuthAuditEntry): Promise<void>;
-  /** Most recent first. */
-  listAuthAudit(limit: number): Promise<AuthAuditEntry[]>;
-
-  close(): Promise<void>;
-
+/** Structures, practitioners and user accounts (core/ administration, authentication's lookups). */
+export interface AccountStore {
   createStructure(s: { idType: StructureIdType; idValue: string; name: string }): Promise<Structure>;
   findStructure(idType: StructureIdType, idValue: string): Promise<Structure | undefined>;
   getStructure(id: number): Promise<Structure | undefined>;
@@ -171,7 +179,10 @@ export interface Store extends FolderStore {
   findUserByRpps(rpps: string): Promise<User | undefined>;
   /** The application account of a structure, created on first use (organisation certificates). */
   applicationAccount(structure: Structure): Promise<User>;
+}
 
+/** Second factors and app passwords of user accounts, and the authentication audit trail (auth/). */
+export interface CredentialStore {
   createAppPassword(a: { userId: number; label: string; secretHash: string }): Promise<AppPassword>;
   /** Every app password of a user, revoked ones included, newest first. */
   listAppPasswords(userId: number): Promise<AppPassword[]>;
@@ -193,6 +204,13 @@ export interface Store extends FolderStore {
   remainingRecoveryCodes(userId: number): Promise<number>;
   deleteTotp(userId: number): Promise<void>;
 
+  recordAuth(e: AuthAuditEntry): Promise<void>;
+  /** Most recent first. */
+  listAuthAudit(limit: number): Promise<AuthAuditEntry[]>;
+}
+
+/** Web sessions (http/session.ts): only a digest of each session token is stored. */
+export interface HttpSessionStore {
   createHttpSession(s: Omit<HttpSession, 'id' | 'revokedAt'> & { tokenHash: string }): Promise<HttpSession>;
   /** The unrevoked session with this token digest (expiry is the caller's check). */
   findHttpSession(tokenHash: string): Promise<HttpSession | undefined>;
@@ -201,7 +219,10 @@ export interface Store extends FolderStore {
   /** Revokes one session of a user (false if none), or all but `exceptId`. */
   revokeHttpSession(userId: number, id: number): Promise<boolean>;
   revokeHttpSessions(userId: number, exceptId?: number): Promise<number>;
+}
 
+/** MSSanté mailboxes (BAL) and the grants (delegations) on them. */
+export interface MailboxStore {
   /** Creates the mailbox and its default folders in one transaction. */
   createMailbox(m: {
     address: string;
@@ -222,11 +243,10 @@ export interface Store extends FolderStore {
   setGrant(mailboxId: number, userId: number, rights: GrantRight[]): Promise<Grant>;
   removeGrant(mailboxId: number, userId: number): Promise<boolean>;
   listGrants(filter?: { mailboxId?: number; userId?: number }): Promise<Grant[]>;
+}
 
-  getFolder(mailboxId: number, name: string): Promise<Folder | undefined>;
-  listFolders(mailboxId: number): Promise<Folder[]>;
-  listMessages(folderId: number): Promise<StoredMessage[]>;
-
+/** A message's way in and out: delivery to local INBOXes and the outbound queue, each in one transaction. */
+export interface DeliveryStore {
   /** Stores a message for all its local recipients and queues its remote ones, in one transaction. */
   deliver(req: DeliveryRequest): Promise<DeliveredCopy[]>;
 
@@ -236,7 +256,12 @@ export interface Store extends FolderStore {
   listQueue(filter?: { status?: QueueItem['status'] }): Promise<QueueItem[]>;
   /** Records the outcome of delivery attempts and stores DSNs, in one transaction. */
   completeQueueItems(c: QueueCompletion): Promise<DeliveredCopy[]>;
+}
 
-  /** Blob ids still referenced by a message or a queue item (for garbage collection). */
-  isBlobReferenced(blobId: string): Promise<boolean>;
+/**
+ * The whole store, as one engine (sqlite/, postgres/ later) implements it. Consumers that need
+ * only part of it take the focused interface(s) above, or a Pick of them.
+ */
+export interface Store extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, BlobMetaStore {
+  close(): Promise<void>;
 }

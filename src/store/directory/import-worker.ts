@@ -1,7 +1,8 @@
 // Worker thread of a directory import: owns the new snapshot's SQLite connection while the
-// main thread reads and parses the extraction (sqlite.ts, SqliteSnapshotWriter).
+// main thread reads and parses the extraction (snapshot-writer.ts, SqliteSnapshotWriter).
 import { parentPort, workerData } from 'node:worker_threads';
-import { decodeBatch, SnapshotBuilder } from './sqlite.js';
+import { SnapshotBuilder } from './snapshot-builder.js';
+import { decodeBatch } from './snapshot-format.js';
 
 const port = parentPort!;
 let builder: SnapshotBuilder | undefined;

@@ -1,19 +1,11 @@
 // Persistence of the national directory, behind interfaces: only this folder knows SQL.
 // - The snapshot: the last imported national extraction, replaced atomically by an import.
 // - The publication state: what of our own mailboxes has been published to the national directory.
-import type { DirectoryEntry, ResourceKind } from '../../directory/model.js';
-import type { EntryTokens } from '../../directory/extraction.js';
-import type { Word } from '../../directory/normalize.js';
+import type { DirectoryEntry, ResourceKind } from '../../directory-model/entry.js';
+import type { Clause } from '../../directory-model/match.js';
+import type { EntryTokens } from '../../directory-model/tokens.js';
 
-/** One condition of a search; all the conditions of a query must hold. */
-export interface Clause {
-  /** Where the word must be found: a token column (directory/extraction.ts EntryTokens), or any word column. */
-  column: 'names' | 'person' | 'org' | 'work' | 'place' | 'other' | 'codes' | 'any';
-  /** Normalised words, alternatives (OR); a word matches its joined form, or all its parts. */
-  words: Word[];
-  /** Starts-with (true) or whole-token (false) match. */
-  prefix: boolean;
-}
+export type { Clause };
 
 export interface AddressCondition {
   /** FHIR string search on mailbox-mss: default starts-with, :exact, :contains (R4 §3.1.1.5.3 / search.html#string). */

@@ -1,8 +1,18 @@
 // The meaning of a search condition on an entry's tokens, in memory. The store's full-text
 // index finds candidates with the same semantics; this decides column-restricted conditions on
 // them, and matches our own mailboxes (which are not in the national snapshot).
-import type { Clause } from '../store/directory/types.js';
-import type { EntryTokens } from './extraction.js';
+import type { Word } from './normalize.js';
+import type { EntryTokens } from './tokens.js';
+
+/** One condition of a search; all the conditions of a query must hold. */
+export interface Clause {
+  /** Where the word must be found: a token column (tokens.ts EntryTokens), or any word column. */
+  column: 'names' | 'person' | 'org' | 'work' | 'place' | 'other' | 'codes' | 'any';
+  /** Normalised words, alternatives (OR); a word matches its joined form, or all its parts. */
+  words: Word[];
+  /** Starts-with (true) or whole-token (false) match. */
+  prefix: boolean;
+}
 
 function has(tokens: string[], t: string, prefix: boolean): boolean {
   if (prefix) {

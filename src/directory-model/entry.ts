@@ -1,8 +1,10 @@
 // The directory's data model: one entry per MSSanté mailbox, from the national extraction
-// (Extraction_Correspondance_MSSante, annuaire.sante.fr) or from this operator's own store.
+// (Extraction_Correspondance_MSSante, annuaire.sante.fr) or from this operator's own store. A pure room below both
+// directory/ (the service) and store/directory/ (its persistence), so that the store never
+// imports the service: types, the extraction's column order, and functions of an entry alone.
 import type { MailboxType } from '../model/index.js';
 
-/** The 31 fields of one extraction line, named (columns matched by header, see extraction.ts). */
+/** The 31 fields of one extraction line, named (columns matched by header, see directory/extraction.ts). */
 export interface ExtractionFields {
   balType: string;
   address: string;
@@ -36,6 +38,41 @@ export interface ExtractionFields {
   department: string;
   country: string;
 }
+
+/** The 31 columns in the published order: field name and header as published. */
+export const COLUMNS: [keyof ExtractionFields, string][] = [
+  ['balType', 'Type de BAL'],
+  ['address', 'Adresse BAL'],
+  ['ppIdType', 'Type Identifiant PP'],
+  ['ppId', 'Identifiant PP'],
+  ['ppNatId', 'Identification nationale PP'],
+  ['stIdType', 'Type identifiant structure'],
+  ['stId', 'Identification Structure'],
+  ['service', 'Service de rattachement'],
+  ['civility', "Civilité d'exercice"],
+  ['family', "Nom d'exercice"],
+  ['given', "Prénom d'exercice"],
+  ['categoryCode', 'Catégorie profession'],
+  ['categoryLabel', 'Libellé de catégorie profession'],
+  ['professionCode', 'Code Profession'],
+  ['professionLabel', 'Libellé Profession'],
+  ['specialityCode', 'Code savoir-faire'],
+  ['specialityLabel', 'Libellé savoir-faire'],
+  ['digitization', 'Dématérialisation'],
+  ['legalName', 'Raison Sociale structure BAL'],
+  ['tradeName', 'Enseigne commerciale structure BAL'],
+  ['l2', 'L2COMPLEMENTLOCALISATION'],
+  ['l3', 'L3COMPLEMENTDISTRIBUTION'],
+  ['l4Number', 'L4NUMEROVOIE'],
+  ['l4NumberExt', 'L4COMPLEMENTNUMEROVOIE'],
+  ['l4StreetType', 'NL4TYPEVOIE'],
+  ['l4Street', 'L4LIBELLEVOIE'],
+  ['l5', 'L5LIEUDITMENTION'],
+  ['l6', 'L6LIGNEACHEMINEMENT'],
+  ['postalCode', 'Code postal'],
+  ['department', 'Département'],
+  ['country', 'Pays'],
+];
 
 /**
  * Which FHIR resource carries the mailbox as a telecom (ANS IG, github.com/ansforge/IG-fhir-annuaire):

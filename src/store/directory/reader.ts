@@ -1,0 +1,238 @@
+// Read side of the national directory snapshot (dataDir/directory.sqlite, snapshot-format.ts).
+//
+// Atomic re-import: a new snapshot is built in a fresh file beside the current one, made
+// durable, then renamed over directory.sqlite in one step (rename(2) is atomic). Readers hold
+// the old file open until they notice the new one (inode change, checked at most every
+// `recheckMs`), so a search never sees a half import, and a failed import leaves the previous
+// snapshot untouched. Nobody writes directory.sqlite in place, so there is no journal to trip over.
+import Database from 'better-sqlite3';
+import { statSync } from 'node:fs';
+import path from 'node:path';
+import type { DirectoryEntry, ResourceKind } from '../../directory-model/entry.js';
+import { allClausesMatch } from '../../directory-model/match.js';
+import { entryTokens } from '../../directory-model/tokens.js';
+import { EXPAND_MAX, kindsClause, planQuery, trigramExpression, type Expand } from './query-plan.js';
+import { decodeEntry, SCHEMA_VERSION, SNAPSHOT_FILE } from './snapshot-format.js';
+import type { DirectorySnapshotReader, IndexQuery, SearchPage, SnapshotInfo } from './types.js';
+
+/** Most candidates examined for one query before stopping (address conditions, column checks). */
+const SCAN_CAP = 20_000;
+
+interface OpenSnapshot {
+  db: Database.Database;
+  ino: number;
+  mtimeMs: number;
+  stmts: Map<string, Database.Statement>;
+  info?: SnapshotInfo;
+  /** The vocabulary table lists every term (prefixes can be expanded). */
+  vocabulary?: boolean;
+}
+
+export class SqliteDirectoryReader implements DirectorySnapshotReader {
+  private current: OpenSnapshot | undefined;
+  private lastCheck = 0;
+  readonly file: string;
+
+  constructor(
+    readonly dataDir: string,
+    private readonly opts: { recheckMs?: number; onSwitch?: (info: SnapshotInfo | undefined) => void; onError?: (message: string) => void } = {},
+  ) {
+    this.file = path.join(dataDir, SNAPSHOT_FILE);
+  }
+
+  /** The snapshot in force, reopened when an import has replaced the file. */
+  private snap(): OpenSnapshot | undefined {
+    const now = Date.now();
+    if (this.current && now - this.lastCheck < (this.opts.recheckMs ?? 500)) return this.current;
+    this.lastCheck = now;
+    let st: { ino: number; mtimeMs: number } | undefined;
+    try {
+      st = statSync(this.file);
+    } catch {
+      st = undefined;
+    }
+    if (!st) return this.current; // no snapshot yet (or removed by hand: keep serving what we have)
+    if (this.current && st.ino === this.current.ino && st.mtimeMs === this.current.mtimeMs) return this.current;
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(this.file, { readonly: true, fileMustExist: true });
+      db.pragma('mmap_size = 1073741824');
+      db.pragma('cache_size = -65536');
+      const v = (db.prepare("SELECT value FROM meta WHERE key = 'schema'").get() as any)?.value;
+      if (Number(v) !== SCHEMA_VERSION) throw new Error(`schema version ${v}, expected ${SCHEMA_VERSION}`);
+    } catch (e: any) {
+      db?.close();
+      // A file we cannot read: keep the previous snapshot (if any), say so once per file.
+      this.opts.onError?.(`directory snapshot ${this.file} cannot be opened (${e.message}); run caducee directory import again`);
+      if (this.current) {
+        this.current.ino = st.ino;
+        this.current.mtimeMs = st.mtimeMs;
+      }
+      return this.current;
+    }
+    const prev = this.current;
+    this.current = { db, ino: st.ino, mtimeMs: st.mtimeMs, stmts: new Map() };
+    prev?.db.close();
+    this.opts.onSwitch?.(this.readInfo(this.current));
+    return this.current;
+  }
+
+  private stmt(s: OpenSnapshot, sql: string): Database.Statement {
+    let p = s.stmts.get(sql);
+    if (!p) {
+      p = s.db.prepare(sql);
+      s.stmts.set(sql, p);
+    }
+    return p;
+  }
+
+  private readInfo(s: OpenSnapshot): SnapshotInfo | undefined {
+    if (!s.info) {
+      const r = this.stmt(s, "SELECT value FROM meta WHERE key = 'info'").get() as any;
+      s.info = r ? JSON.parse(r.value) : undefined;
+    }
+    return s.info;
+  }
+
+  async info() {
+    const s = this.snap();
+    return s ? this.readInfo(s) : undefined;
+  }
+
+  async count() {
+    const s = this.snap();
+    return s ? (this.stmt(s, 'SELECT COUNT(*) n FROM entries').get() as any).n : 0;
+  }
+
+  async search(q: IndexQuery, limit: number): Promise<SearchPage> {
+    return this.searchSync(q, limit);
+  }
+
+  /** Expansion of prefixes into whole terms through the vocabulary table (complete vocabularies only). */
+  /** `namespaces`: the vocabulary stores fts_names' words in their fts_all forms ("n_word", "m_word"). */
+  private expander(s: OpenSnapshot, minLength: number, namespaces = ['']): Expand | undefined {
+    if (s.vocabulary === undefined) s.vocabulary = (this.stmt(s, "SELECT value FROM meta WHERE key = 'vocabulary'").pluck().get() as string) === 'complete';
+    if (!s.vocabulary) return undefined;
+    const range = this.stmt(s, 'SELECT term FROM vocab WHERE term >= ? AND term < ? LIMIT ?').pluck();
+    return (prefix) => {
+      if (prefix.length < minLength) return undefined;
+      const found = new Set<string>();
+      for (const ns of namespaces) {
+        for (const t of range.all(ns + prefix, ns + prefix + '\uffff', EXPAND_MAX + 1) as string[]) found.add(t.slice(ns.length));
+        if (found.size > EXPAND_MAX) return undefined;
+      }
+      return [...found];
+    };
+  }
+
+  /** Up to `limit` entries matching the query, in rank order; `more` if another one matched. */
+  searchSync(q: IndexQuery, limit: number): SearchPage {
+    const s = this.snap();
+    if (!s || limit <= 0) return { entries: [], more: false };
+    const kinds = q.kinds?.length ? new Set(q.kinds) : undefined;
+    const byRank = this.stmt(s, 'SELECT * FROM entries WHERE rank = ?');
+    const want = limit + 1;
+    const out: DirectoryEntry[] = [];
+    if (q.address) {
+      // Address candidates: the resource kind from its column first, then the other conditions on tokens.
+      const candidates = this.addressCandidates(s, q.address, kinds);
+      return this.collect(candidates, byRank, (e) => !q.clauses.length || allClausesMatch(entryTokens(e), q.clauses), want, limit, out);
+    }
+    const clauses = kinds ? [...q.clauses, kindsClause([...kinds])] : q.clauses;
+    // Conditions the index cannot decide by itself (a word of the structure, profession or place
+    // columns) are checked on each candidate.
+    const columnChecks = clauses.filter((c) => c.column === 'org' || c.column === 'work' || c.column === 'place' || c.column === 'other');
+    let candidates: Iterable<number>;
+    if (clauses.length && clauses.every((c) => c.column === 'names')) {
+      // Names only (name search, autocomplete): the names index decides alone; its prefix
+      // indexes serve prefixes of up to 3 characters directly.
+      const plan = planQuery(clauses, this.expander(s, 4, ['n_', 'm_']), 'names');
+      if (!plan) return { entries: [], more: false };
+      const check = plan.check;
+      candidates = this.stmt(s, 'SELECT rowid FROM fts_names WHERE fts_names MATCH ?').pluck().iterate(plan.expr) as Iterable<number>;
+      return this.collect(candidates, byRank, (e) => !check.length || allClausesMatch(entryTokens(e), check), want, limit, out);
+    } else if (clauses.length) {
+      const plan = planQuery(clauses, this.expander(s, 1), 'all');
+      if (!plan) return { entries: [], more: false };
+      const check = [...columnChecks, ...plan.check];
+      candidates = this.stmt(s, 'SELECT rowid FROM fts_all WHERE fts_all MATCH ?').pluck().iterate(plan.expr) as Iterable<number>;
+      return this.collect(candidates, byRank, (e) => !check.length || allClausesMatch(entryTokens(e), check), want, limit, out);
+    }
+    candidates = this.stmt(s, 'SELECT rank FROM entries ORDER BY rank').pluck().iterate() as Iterable<number>;
+    return this.collect(candidates, byRank, () => true, want, limit, out);
+  }
+
+  private collect(candidates: Iterable<number>, byRank: Database.Statement, accept: (e: DirectoryEntry) => boolean, want: number, limit: number, out: DirectoryEntry[]): SearchPage {
+    let seen = 0;
+    const it = candidates[Symbol.iterator]();
+    try {
+      for (let r = it.next(); !r.done; r = it.next()) {
+        if (++seen > SCAN_CAP) break;
+        const e = decodeEntry(byRank.get(r.value));
+        if (!accept(e)) continue;
+        out.push(e);
+        if (out.length >= want) break;
+      }
+    } finally {
+      it.return?.();
+    }
+    return { entries: out.slice(0, limit), more: out.length > limit || seen > SCAN_CAP };
+  }
+
+  /** Candidates (ranks, ascending) for an address condition, each checked against the value. */
+  private *addressCandidates(s: OpenSnapshot, a: NonNullable<IndexQuery['address']>, kinds: Set<ResourceKind> | undefined): Generator<number> {
+    const value = a.value.toLowerCase();
+    const ok = (r: { kind: ResourceKind } | undefined) => !!r && (!kinds || kinds.has(r.kind));
+    if (a.mode === 'exact') {
+      const r = this.stmt(s, 'SELECT rank, kind FROM entries WHERE address_lc = ?').get(value) as { rank: number; kind: ResourceKind } | undefined;
+      if (ok(r)) yield r!.rank;
+      return;
+    }
+    if (a.mode === 'prefix') {
+      // Range scan on the address index, then back to rank order.
+      const rows = this.stmt(s, 'SELECT rank, kind FROM entries WHERE address_lc >= ? AND address_lc < ? LIMIT ?').all(value, value + '\uffff', SCAN_CAP) as { rank: number; kind: ResourceKind }[];
+      yield* rows
+        .filter(ok)
+        .map((r) => r.rank)
+        .sort((x, y) => x - y);
+      return;
+    }
+    // contains: trigram candidates in rank order; the index gives a superset, so each is checked.
+    if (value.length < 3) {
+      for (const r of this.stmt(s, 'SELECT rank, kind FROM entries WHERE instr(address_lc, ?) > 0').iterate(value) as Iterable<{ rank: number; kind: ResourceKind }>) if (ok(r)) yield r.rank;
+      return;
+    }
+    const row = this.stmt(s, 'SELECT address_lc a, kind FROM entries WHERE rank = ?');
+    let seen = 0;
+    for (const r of this.stmt(s, 'SELECT rowid FROM addr WHERE addr MATCH ?').pluck().iterate(trigramExpression(value)) as Iterable<number>) {
+      if (++seen > SCAN_CAP) return;
+      const x = row.get(r) as { a: string; kind: ResourceKind } | undefined;
+      if (x && x.a.includes(value) && ok(x)) yield r;
+    }
+  }
+
+  async byAddress(address: string) {
+    const s = this.snap();
+    if (!s) return undefined;
+    const r = this.stmt(s, 'SELECT * FROM entries WHERE address_lc = ?').get(address.toLowerCase());
+    return r ? decodeEntry(r) : undefined;
+  }
+
+  async byPractitioner(ppKey: string, limit: number) {
+    const s = this.snap();
+    if (!s || !ppKey) return [];
+    return this.stmt(s, "SELECT * FROM entries WHERE pp_key = ? AND pp_key <> '' ORDER BY rank LIMIT ?").all(ppKey, limit).map(decodeEntry);
+  }
+
+  async byStructure(stKey: string, kind: ResourceKind | undefined, limit: number) {
+    const s = this.snap();
+    if (!s || !stKey) return [];
+    if (kind) return this.stmt(s, "SELECT * FROM entries WHERE st_key = ? AND st_key <> '' AND kind = ? ORDER BY rank LIMIT ?").all(stKey, kind, limit).map(decodeEntry);
+    return this.stmt(s, "SELECT * FROM entries WHERE st_key = ? AND st_key <> '' ORDER BY rank LIMIT ?").all(stKey, limit).map(decodeEntry);
+  }
+
+  async close() {
+    this.current?.db.close();
+    this.current = undefined;
+  }
+}

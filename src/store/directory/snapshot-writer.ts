@@ -1,0 +1,210 @@
+// The import's side of a new national directory snapshot: takes the import lock, turns entries
+// into rows (snapshot-format.ts), and hands them to a SnapshotBuilder — in the import worker
+// (import-worker.ts) when it can be started, else in this thread.
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Worker } from 'node:worker_threads';
+import type { DirectoryEntry } from '../../directory-model/entry.js';
+import type { EntryTokens } from '../../directory-model/tokens.js';
+import { AddressIndexBuilder, SnapshotBuilder, type CommitMeta } from './snapshot-builder.js';
+import { DirectoryStoreError, FS, RS, rowOf, SNAPSHOT_FILE } from './snapshot-format.js';
+import type { SnapshotInfo, SnapshotWriter } from './types.js';
+
+/** Guards against two imports at once: a lock file holding the importer's pid. */
+function takeLock(file: string) {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(file, String(process.pid), { flag: 'wx' });
+      return;
+    } catch (e: any) {
+      if (e.code !== 'EEXIST') throw e;
+      const pid = Number(readFileSync(file, 'utf8'));
+      let alive = pid === process.pid;
+      try {
+        if (pid > 0 && !alive) process.kill(pid, 0);
+        alive = pid > 0;
+      } catch (k: any) {
+        alive = k.code === 'EPERM';
+      }
+      if (alive) throw new DirectoryStoreError(`another directory import is running (pid ${pid}); wait for it to finish`);
+      rmSync(file, { force: true }); // stale lock of a dead import
+    }
+  }
+  throw new DirectoryStoreError(`cannot take the import lock ${file}`);
+}
+
+const BATCH_ROWS = 2000;
+const MAX_IN_FLIGHT = 8;
+
+/**
+ * The import's writer: rows are built here and stored by a SnapshotBuilder, in a worker thread
+ * when possible (two cores: parsing and the address index here, the rest there), else in this
+ * thread.
+ */
+export class SqliteSnapshotWriter implements SnapshotWriter {
+  private readonly lockFile: string;
+  private readonly tmpFile: string;
+  private readonly addrFile: string;
+  private readonly started = Date.now();
+  private builder?: SnapshotBuilder;
+  private addrIndex?: AddressIndexBuilder;
+  private worker?: Worker;
+  private batch: string[] = [];
+  private inFlight = 0;
+  private drained: (() => void) | undefined;
+  private failure: Error | undefined;
+  private readonly pending = new Map<number, { resolve: (v: any) => void; reject: (e: Error) => void }>();
+  private nextCall = 1;
+  private done = false;
+  private rank = 0;
+  private onPhase?: (phase: string) => void;
+
+  private constructor(readonly dataDir: string) {
+    mkdirSync(dataDir, { recursive: true });
+    this.lockFile = path.join(dataDir, `${SNAPSHOT_FILE}.lock`);
+    takeLock(this.lockFile);
+    this.tmpFile = path.join(dataDir, `${SNAPSHOT_FILE}.import-${process.pid}`);
+    this.addrFile = path.join(dataDir, `${SNAPSHOT_FILE}.import-${process.pid}-addresses`);
+  }
+
+  /**
+   * Opens a writer; `threaded` (default) runs most of SQLite's work in a worker thread, and falls
+   * back to this thread when a worker cannot be started (`onFallback` says why).
+   */
+  static async open(dataDir: string, opts: { threaded?: boolean; onFallback?: (reason: string) => void } = {}): Promise<SqliteSnapshotWriter> {
+    const w = new SqliteSnapshotWriter(dataDir);
+    try {
+      if (opts.threaded ?? true) {
+        try {
+          w.addrIndex = new AddressIndexBuilder(w.addrFile);
+          await w.startWorker();
+          return w;
+        } catch (e: any) {
+          opts.onFallback?.(`import worker unavailable (${e.message}); importing in one thread`);
+          w.addrIndex?.abort();
+          w.addrIndex = undefined;
+          await w.worker?.terminate().catch(() => {});
+          w.worker = undefined;
+          w.failure = undefined;
+          w.done = false;
+        }
+      }
+      w.builder = new SnapshotBuilder(dataDir, w.tmpFile, true);
+    } catch (e) {
+      await w.abort();
+      throw e;
+    }
+    return w;
+  }
+
+  private async startWorker() {
+    const { Worker } = await import('node:worker_threads');
+    const here = new URL('./import-worker.ts', import.meta.url).href;
+    // The worker runs TypeScript like the CLI does: tsx's loader (a dependency) is registered
+    // in the worker first, then the worker module is imported.
+    const tsxApi = import.meta.resolve('tsx/esm/api');
+    const boot = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(here)}); })`;
+    const w = new Worker(boot, { eval: true, workerData: { dataDir: this.dataDir, tmpFile: this.tmpFile }, resourceLimits: { maxOldGenerationSizeMb: 512 } });
+    this.worker = w as unknown as Worker;
+    w.on('message', (m: any) => {
+      if (m.type === 'ack') {
+        this.inFlight--;
+        if (this.inFlight < MAX_IN_FLIGHT && this.drained) {
+          const d = this.drained;
+          this.drained = undefined;
+          d();
+        }
+      } else if (m.type === 'error') {
+        this.fail(new DirectoryStoreError(m.message));
+      } else if (m.type === 'reply') {
+        const p = this.pending.get(m.id);
+        this.pending.delete(m.id);
+        if (m.error) p?.reject(new DirectoryStoreError(m.error));
+        else p?.resolve(m.value);
+      } else if (m.type === 'phase') {
+        this.onPhase?.(m.phase);
+      }
+    });
+    w.on('error', (e) => this.fail(e));
+    w.on('exit', (code) => {
+      if (!this.done) this.fail(new DirectoryStoreError(`the import worker stopped (exit code ${code})`));
+    });
+    await this.call('ready', undefined);
+  }
+
+  private fail(e: Error) {
+    if (!this.failure) this.failure = e;
+    for (const p of this.pending.values()) p.reject(e);
+    this.pending.clear();
+    const d = this.drained;
+    this.drained = undefined;
+    d?.();
+  }
+
+  private call(op: string, arg: unknown): Promise<any> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.nextCall++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker!.postMessage({ type: 'call', id, op, arg });
+    });
+  }
+
+  add(e: DirectoryEntry, t: EntryTokens, lineNo: number) {
+    if (this.failure) throw this.failure;
+    const r = rowOf(++this.rank, e, t, lineNo);
+    if (this.builder) return this.builder.add(r);
+    this.addrIndex!.add(r[0], r[2]);
+    this.batch.push(r.join(FS));
+    if (this.batch.length >= BATCH_ROWS) this.flush();
+  }
+
+  private flush() {
+    if (!this.batch.length || !this.worker) return;
+    this.inFlight++;
+    this.worker.postMessage({ type: 'rows', batch: this.batch.join(RS) });
+    this.batch = [];
+  }
+
+  /** Resolves when the worker has caught up enough (bounded memory between the two threads). */
+  drain(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (!this.worker || this.inFlight < MAX_IN_FLIGHT) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.drained = () => (this.failure ? reject(this.failure) : resolve());
+    });
+  }
+
+  async commit(meta: CommitMeta, onPhase?: (phase: string) => void): Promise<SnapshotInfo> {
+    try {
+      let info: SnapshotInfo;
+      if (this.builder) info = this.builder.commit(meta, { started: this.started }, onPhase);
+      else {
+        this.flush();
+        this.addrIndex!.finish();
+        this.onPhase = onPhase;
+        info = await this.call('commit', { meta, o: { started: this.started, addressIndexFile: this.addrFile } });
+      }
+      this.done = true;
+      await this.worker?.terminate();
+      rmSync(this.lockFile, { force: true });
+      return info;
+    } catch (e) {
+      await this.abort();
+      throw e;
+    }
+  }
+
+  async abort() {
+    this.done = true;
+    this.builder?.abort();
+    this.addrIndex?.abort();
+    if (this.worker) {
+      await this.worker.terminate().catch(() => {});
+      this.worker = undefined;
+    }
+    rmSync(this.tmpFile, { force: true });
+    rmSync(this.addrFile, { force: true });
+    rmSync(this.lockFile, { force: true });
+  }
+}

@@ -1,0 +1,117 @@
+// Structures, practitioners and user accounts (AccountStore) in SQLite.
+import type { Practitioner, Structure, StructureIdType, User } from '../../model/index.js';
+import type { AccountStore } from '../types.js';
+import { now, SqlitePart, wrapUnique } from './connection.js';
+
+function rowStructure(r: any): Structure {
+  return { id: r.id, idType: r.id_type, idValue: r.id_value, name: r.name, createdAt: r.created_at };
+}
+function rowPractitioner(r: any): Practitioner {
+  return {
+    id: r.id,
+    rpps: r.rpps,
+    familyName: r.family_name,
+    givenName: r.given_name,
+    civility: r.civility,
+    professionCode: r.profession_code,
+    createdAt: r.created_at,
+  };
+}
+function rowUser(r: any): User {
+  return {
+    id: r.id,
+    login: r.login,
+    displayName: r.display_name,
+    practitionerId: r.practitioner_id,
+    structureId: r.structure_id ?? null,
+    state: r.state,
+    createdAt: r.created_at,
+  };
+}
+
+export class SqliteAccounts extends SqlitePart implements AccountStore {
+  async createStructure(s: { idType: StructureIdType; idValue: string; name: string }) {
+    return wrapUnique(`structure ${s.idType} ${s.idValue}`, () => {
+      const r = this.db
+        .prepare('INSERT INTO structures (id_type, id_value, name, created_at) VALUES (?, ?, ?, ?) RETURNING *')
+        .get(s.idType, s.idValue, s.name, now());
+      return rowStructure(r);
+    });
+  }
+  async findStructure(idType: StructureIdType, idValue: string) {
+    const r = this.q('SELECT * FROM structures WHERE id_type = ? AND id_value = ?').get(idType, idValue);
+    return r ? rowStructure(r) : undefined;
+  }
+  async getStructure(id: number) {
+    const r = this.q('SELECT * FROM structures WHERE id = ?').get(id);
+    return r ? rowStructure(r) : undefined;
+  }
+  async listStructures() {
+    return this.q('SELECT * FROM structures ORDER BY id').all().map(rowStructure);
+  }
+
+  async createPractitioner(p: Omit<Practitioner, 'id' | 'createdAt'>) {
+    return wrapUnique(`practitioner RPPS ${p.rpps}`, () =>
+      rowPractitioner(
+        this.db
+          .prepare('INSERT INTO practitioners (rpps, family_name, given_name, civility, profession_code, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING *')
+          .get(p.rpps, p.familyName, p.givenName, p.civility ?? null, p.professionCode ?? null, now()),
+      ),
+    );
+  }
+  async findPractitionerByRpps(rpps: string) {
+    const r = this.q('SELECT * FROM practitioners WHERE rpps = ?').get(rpps);
+    return r ? rowPractitioner(r) : undefined;
+  }
+  async getPractitioner(id: number) {
+    const r = this.q('SELECT * FROM practitioners WHERE id = ?').get(id);
+    return r ? rowPractitioner(r) : undefined;
+  }
+  async listPractitioners() {
+    return this.q('SELECT * FROM practitioners ORDER BY id').all().map(rowPractitioner);
+  }
+
+  async createUser(u: { login: string; displayName: string; practitionerId: number | null; passwordHash: string | null }) {
+    return wrapUnique(`user ${u.login}`, () =>
+      rowUser(
+        this.db
+          .prepare('INSERT INTO users (login, display_name, practitioner_id, password_hash, created_at) VALUES (?, ?, ?, ?, ?) RETURNING *')
+          .get(u.login, u.displayName, u.practitionerId, u.passwordHash, now()),
+      ),
+    );
+  }
+  async getUser(id: number) {
+    const r = this.q('SELECT * FROM users WHERE id = ?').get(id);
+    return r ? rowUser(r) : undefined;
+  }
+  async findUserByLogin(login: string) {
+    const r: any = this.q('SELECT * FROM users WHERE login = ?').get(login);
+    return r ? { ...rowUser(r), passwordHash: r.password_hash as string | null } : undefined;
+  }
+  async setUserPassword(id: number, passwordHash: string) {
+    this.q('UPDATE users SET password_hash = ? WHERE id = ?').run(passwordHash, id);
+  }
+  async listUsers() {
+    return this.q('SELECT * FROM users ORDER BY id').all().map(rowUser);
+  }
+  async findUserByRpps(rpps: string) {
+    const r = this.q('SELECT u.* FROM users u JOIN practitioners p ON p.id = u.practitioner_id WHERE p.rpps = ? ORDER BY u.id LIMIT 1').get(rpps);
+    return r ? rowUser(r) : undefined;
+  }
+  async applicationAccount(structure: Structure) {
+    return this.db.transaction(() => {
+      const r = this.q('SELECT * FROM users WHERE structure_id = ?').get(structure.id);
+      if (r) return rowUser(r);
+      // A login that no person can choose (":" is refused in user logins by the CLI and core).
+      const login = `app:${structure.idType.toLowerCase()}:${structure.idValue}`;
+      return rowUser(
+        this.q('INSERT INTO users (login, display_name, practitioner_id, password_hash, created_at, structure_id) VALUES (?, ?, NULL, NULL, ?, ?) RETURNING *').get(
+          login,
+          `Application — ${structure.name}`,
+          now(),
+          structure.id,
+        ),
+      );
+    })();
+  }
+}

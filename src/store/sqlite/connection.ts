@@ -1,0 +1,49 @@
+// The connection shared by the parts of SqliteStore (index.ts): one better-sqlite3 handle and
+// its prepared statements. Each part implements one focused interface of store/types.ts.
+import type Database from 'better-sqlite3';
+
+export const now = () => new Date().toISOString();
+
+export class StoreConflictError extends Error {
+  override name = 'StoreConflictError';
+}
+
+export function wrapUnique<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e: any) {
+    if (e?.code === 'SQLITE_CONSTRAINT_UNIQUE') throw new StoreConflictError(`${what} already exists`);
+    throw e;
+  }
+}
+
+/** One SQLite connection and its prepared statements. */
+export class SqliteConnection {
+  private readonly statements = new Map<string, Database.Statement>();
+
+  constructor(readonly db: Database.Database) {}
+
+  /** A prepared statement, compiled once per SQL text (preparing costs more than most queries). */
+  q(sql: string): Database.Statement {
+    let st = this.statements.get(sql);
+    if (!st) this.statements.set(sql, (st = this.db.prepare(sql)));
+    return st;
+  }
+}
+
+/**
+ * A part of SqliteStore: the methods of one focused interface over the shared connection.
+ * SqliteStore exposes the methods of each part's own class (helpers are #private, so they stay
+ * inside the part).
+ */
+export abstract class SqlitePart {
+  protected readonly db: Database.Database;
+
+  constructor(protected readonly connection: SqliteConnection) {
+    this.db = connection.db;
+  }
+
+  protected q(sql: string): Database.Statement {
+    return this.connection.q(sql);
+  }
+}

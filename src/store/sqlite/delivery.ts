@@ -1,0 +1,84 @@
+// A message's way in and out (DeliveryStore) in SQLite: local INBOXes and the outbound queue,
+// each call one transaction (architecture invariant 1: nothing acknowledged is lost).
+import type { QueueItem } from '../../model/index.js';
+import type { DeliveredCopy, DeliveryRequest, DeliveryStore, QueueCompletion } from '../types.js';
+import { SqlitePart } from './connection.js';
+
+function rowQueue(r: any): QueueItem {
+  return {
+    id: r.id,
+    blobId: r.blob_id,
+    size: r.size,
+    envelopeFrom: r.envelope_from,
+    recipient: r.recipient,
+    domain: r.domain,
+    notify: r.notify ? r.notify.split(',') : null,
+    orcpt: r.orcpt,
+    ret: r.ret,
+    envid: r.envid,
+    status: r.status,
+    attempts: r.attempts,
+    nextAttemptAt: r.next_attempt_at,
+    queuedAt: r.queued_at,
+    lastError: r.last_error,
+    senderMailboxId: r.sender_mailbox_id,
+  };
+}
+
+export class SqliteDelivery extends SqlitePart implements DeliveryStore {
+  /** Appends one message to a mailbox's INBOX inside the caller's transaction. */
+  #appendToInbox(mailboxId: number, blobId: string, size: number, internalDate: string): DeliveredCopy {
+    const f: any = this.db
+      .prepare("UPDATE folders SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 WHERE mailbox_id = ? AND name = 'INBOX' RETURNING id, uid_next - 1 AS uid, highest_modseq")
+      .get(mailboxId);
+    if (!f) throw new Error(`mailbox #${mailboxId} has no INBOX`);
+    const m: any = this.db
+      .prepare('INSERT INTO messages (folder_id, uid, blob_id, size, internal_date, flags, modseq) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id')
+      .get(f.id, f.uid, blobId, size, internalDate, '', f.highest_modseq);
+    return { mailboxId, folderId: f.id, uid: f.uid, messageId: m.id };
+  }
+
+  async deliver(req: DeliveryRequest) {
+    return this.db.transaction(() => {
+      const internalDate = req.internalDate.toISOString();
+      const copies = [...new Set(req.localMailboxIds)].map((id) => this.#appendToInbox(id, req.blobId, req.size, internalDate));
+      const ins = this.q(
+        `INSERT INTO outbound_queue (blob_id, size, envelope_from, recipient, domain, notify, orcpt, ret, envid, sender_mailbox_id, next_attempt_at, queued_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      const t = Date.now();
+      for (const r of req.remote) {
+        ins.run(req.blobId, req.size, req.envelopeFrom, r.recipient, r.domain.toLowerCase(), r.notify?.join(',') ?? null, r.orcpt, req.ret ?? null, req.envid ?? null, req.senderMailboxId ?? null, t, t);
+      }
+      return copies;
+    })();
+  }
+
+  async dueQueueItems(at: number, limit: number) {
+    return this.db
+      .prepare("SELECT * FROM outbound_queue WHERE status = 'queued' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?")
+      .all(at, limit)
+      .map(rowQueue);
+  }
+  async nextQueueAttempt() {
+    const r: any = this.q("SELECT MIN(next_attempt_at) t FROM outbound_queue WHERE status = 'queued'").get();
+    return r?.t ?? undefined;
+  }
+  async listQueue(filter: { status?: QueueItem['status'] } = {}) {
+    const sql = filter.status ? 'SELECT * FROM outbound_queue WHERE status = ? ORDER BY id' : 'SELECT * FROM outbound_queue ORDER BY id';
+    return (filter.status ? this.q(sql).all(filter.status) : this.q(sql).all()).map(rowQueue);
+  }
+  async completeQueueItems(c: QueueCompletion) {
+    return this.db.transaction(() => {
+      const t = Date.now();
+      const sent = this.q("UPDATE outbound_queue SET status = 'sent', attempts = attempts + 1, last_error = NULL, done_at = ? WHERE id = ? AND status = 'queued'");
+      const failed = this.q("UPDATE outbound_queue SET status = 'failed', attempts = attempts + 1, last_error = ?, done_at = ? WHERE id = ? AND status = 'queued'");
+      const deferred = this.q("UPDATE outbound_queue SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ? AND status = 'queued'");
+      for (const id of c.sent) sent.run(t, id);
+      for (const f of c.failed) failed.run(f.error, t, f.id);
+      for (const d of c.deferred) deferred.run(d.error, d.nextAttemptAt, d.id);
+      const at = new Date(t).toISOString();
+      return c.dsns.map((d) => this.#appendToInbox(d.mailboxId, d.blobId, d.size, at));
+    })();
+  }
+}

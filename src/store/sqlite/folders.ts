@@ -1,0 +1,265 @@
+// Folders and their messages (FolderStore) in SQLite: UIDs, flags, MODSEQ, expunge, copy and move.
+import type { Folder, StoredMessage } from '../../model/index.js';
+import type { FlagUpdate, FolderMessage, FolderStatus, FolderStore } from '../types.js';
+import { SqlitePart, wrapUnique } from './connection.js';
+
+function rowFolder(r: any): Folder {
+  return { id: r.id, mailboxId: r.mailbox_id, name: r.name, specialUse: r.special_use, uidValidity: r.uid_validity, uidNext: r.uid_next };
+}
+function rowMessage(r: any): StoredMessage {
+  return {
+    id: r.id,
+    folderId: r.folder_id,
+    uid: r.uid,
+    blobId: r.blob_id,
+    size: r.size,
+    internalDate: r.internal_date,
+    flags: r.flags ? r.flags.split(' ') : [],
+  };
+}
+function rowFolderMessage(r: any): FolderMessage {
+  return { uid: r.uid, flags: r.flags ? r.flags.split(' ') : [], modseq: r.modseq, size: r.size, internalDate: r.internal_date, blobId: r.blob_id, recent: !!r.recent };
+}
+
+/** Flags are kept as one space-separated string; system flags keep their RFC 9051 §2.3.2 spelling. */
+function normaliseFlags(flags: string[]): string[] {
+  const seen = new Map<string, string>();
+  for (const f of flags) if (f && f !== '\\Recent') seen.set(f.toLowerCase(), f);
+  return [...seen.values()];
+}
+
+export class SqliteFolders extends SqlitePart implements FolderStore {
+  async getFolder(mailboxId: number, name: string) {
+    const r = this.q('SELECT * FROM folders WHERE mailbox_id = ? AND name = ?').get(mailboxId, name);
+    return r ? rowFolder(r) : undefined;
+  }
+  async listFolders(mailboxId: number) {
+    return this.q('SELECT * FROM folders WHERE mailbox_id = ? ORDER BY id').all(mailboxId).map(rowFolder);
+  }
+  async listMessages(folderId: number) {
+    return this.q('SELECT * FROM messages WHERE folder_id = ? ORDER BY uid').all(folderId).map(rowMessage);
+  }
+
+  /** Bumps and returns the folder's HIGHESTMODSEQ (RFC 7162 §3.1.1: strictly increasing). */
+  #bumpModseq(folderId: number): number {
+    const r: any = this.q('UPDATE folders SET highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING highest_modseq').get(folderId);
+    if (!r) throw new Error(`folder #${folderId} not found`);
+    return r.highest_modseq;
+  }
+
+  async createFolder(mailboxId: number, name: string, specialUse: string | null = null) {
+    return wrapUnique(`folder ${name}`, () => {
+      return this.db.transaction(() => {
+        // A recreated name must get a new UIDVALIDITY (RFC 9051 §2.3.1.1): the mailbox remembers
+        // the last one it issued, so none is ever reused, even for a folder deleted meanwhile.
+        const prev: any = this.q('SELECT last_uid_validity v FROM mailboxes WHERE id = ?').get(mailboxId);
+        const uidValidity = Math.max(Math.floor(Date.now() / 1000), (prev?.v ?? 0) + 1) >>> 0;
+        this.q('UPDATE mailboxes SET last_uid_validity = ? WHERE id = ?').run(uidValidity, mailboxId);
+        const r = this.db
+          .prepare('INSERT INTO folders (mailbox_id, name, special_use, uid_validity) VALUES (?, ?, ?, ?) RETURNING *')
+          .get(mailboxId, name, specialUse, uidValidity);
+        return rowFolder(r);
+      })();
+    });
+  }
+
+  async deleteFolder(folderId: number) {
+    this.db.transaction(() => {
+      this.q('DELETE FROM messages WHERE folder_id = ?').run(folderId);
+      this.q('DELETE FROM expunged WHERE folder_id = ?').run(folderId);
+      this.q('DELETE FROM folders WHERE id = ?').run(folderId);
+    })();
+  }
+
+  async renameFolder(mailboxId: number, from: string, to: string, delimiter: string) {
+    wrapUnique(`folder ${to}`, () =>
+      this.db.transaction(() => {
+        const rows: any[] = this.q('SELECT id, name FROM folders WHERE mailbox_id = ? AND (name = ? OR substr(name, 1, ?) = ?)').all(mailboxId, from, from.length + delimiter.length, from + delimiter);
+        const upd = this.q('UPDATE folders SET name = ? WHERE id = ?');
+        for (const r of rows) upd.run(to + r.name.slice(from.length), r.id);
+      })(),
+    );
+  }
+
+  async getFolderById(folderId: number) {
+    const r = this.q('SELECT * FROM folders WHERE id = ?').get(folderId);
+    return r ? rowFolder(r) : undefined;
+  }
+
+  async listSubscriptions(mailboxId: number) {
+    return this.q('SELECT name FROM subscriptions WHERE mailbox_id = ? ORDER BY name').all(mailboxId).map((r: any) => r.name as string);
+  }
+
+  async setSubscribed(mailboxId: number, name: string, subscribed: boolean) {
+    if (subscribed) this.q('INSERT OR IGNORE INTO subscriptions (mailbox_id, name) VALUES (?, ?)').run(mailboxId, name);
+    else this.q('DELETE FROM subscriptions WHERE mailbox_id = ? AND name = ?').run(mailboxId, name);
+  }
+
+  async folderModseq(folderId: number) {
+    const r: any = this.q('SELECT highest_modseq FROM folders WHERE id = ?').get(folderId);
+    if (!r) throw new Error(`folder #${folderId} not found`);
+    return r.highest_modseq as number;
+  }
+
+  async folderStatus(folderId: number): Promise<FolderStatus> {
+    const f: any = this.q('SELECT * FROM folders WHERE id = ?').get(folderId);
+    if (!f) throw new Error(`folder #${folderId} not found`);
+    const c: any = this.db
+      .prepare(
+        `SELECT COUNT(*) n, COALESCE(SUM(size), 0) size, COALESCE(SUM(recent), 0) recent,
+                COALESCE(SUM(CASE WHEN (' ' || flags || ' ') LIKE '% \\Seen %' THEN 0 ELSE 1 END), 0) unseen,
+                COALESCE(SUM(CASE WHEN (' ' || flags || ' ') LIKE '% \\Deleted %' THEN 1 ELSE 0 END), 0) deleted
+         FROM messages WHERE folder_id = ?`,
+      )
+      .get(folderId);
+    let firstUnseenSeq: number | null = null;
+    if (c.unseen > 0) {
+      const u: any = this.db
+        .prepare(
+          `SELECT (SELECT COUNT(*) FROM messages m2 WHERE m2.folder_id = m.folder_id AND m2.uid <= m.uid) seq
+           FROM messages m WHERE m.folder_id = ? AND (' ' || m.flags || ' ') NOT LIKE '% \\Seen %' ORDER BY m.uid LIMIT 1`,
+        )
+        .get(folderId);
+      firstUnseenSeq = u?.seq ?? null;
+    }
+    return {
+      messages: c.n,
+      recent: c.recent,
+      unseen: c.unseen,
+      deleted: c.deleted,
+      size: c.size,
+      uidNext: f.uid_next,
+      uidValidity: f.uid_validity,
+      highestModseq: f.highest_modseq,
+      firstUnseenSeq,
+    };
+  }
+
+  async folderMessages(folderId: number, opts: { clearRecent?: boolean } = {}) {
+    return this.db.transaction(() => {
+      const rows = this.q('SELECT uid, flags, modseq, size, internal_date, blob_id, recent FROM messages WHERE folder_id = ? ORDER BY uid').all(folderId).map(rowFolderMessage);
+      if (opts.clearRecent && rows.some((r) => r.recent)) this.q('UPDATE messages SET recent = 0 WHERE folder_id = ? AND recent = 1').run(folderId);
+      return rows;
+    })();
+  }
+
+  async claimRecent(folderId: number, uids: number[]) {
+    return this.db.transaction(() => {
+      const upd = this.q('UPDATE messages SET recent = 0 WHERE folder_id = ? AND uid = ? AND recent = 1');
+      return uids.filter((u) => upd.run(folderId, u).changes > 0);
+    })();
+  }
+
+  async changedSince(folderId: number, modseq: number) {
+    return this.db
+      .prepare('SELECT uid, flags, modseq, size, internal_date, blob_id, recent FROM messages WHERE folder_id = ? AND modseq > ? ORDER BY uid')
+      .all(folderId, modseq)
+      .map(rowFolderMessage);
+  }
+
+  async expungedSince(folderId: number, modseq: number) {
+    return this.q('SELECT uid FROM expunged WHERE folder_id = ? AND modseq > ? ORDER BY uid').all(folderId, modseq).map((r: any) => r.uid as number);
+  }
+
+  async appendMessage(folderId: number, m: { blobId: string; size: number; flags: string[]; internalDate: Date }) {
+    return this.db.transaction(() => {
+      const f: any = this.db
+        .prepare('UPDATE folders SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING uid_next - 1 AS uid, highest_modseq')
+        .get(folderId);
+      if (!f) throw new Error(`folder #${folderId} not found`);
+      this.db
+        .prepare('INSERT INTO messages (folder_id, uid, blob_id, size, internal_date, flags, modseq) VALUES (?, ?, ?, ?, ?, ?, ?)')
+        .run(folderId, f.uid, m.blobId, m.size, m.internalDate.toISOString(), normaliseFlags(m.flags).join(' '), f.highest_modseq);
+      return { uid: f.uid as number, modseq: f.highest_modseq as number };
+    })();
+  }
+
+  async storeFlags(folderId: number, uids: number[], op: 'set' | 'add' | 'remove', flags: string[], unchangedSince?: number) {
+    return this.db.transaction(() => {
+      const updated: FlagUpdate[] = [];
+      const modifiedUids: number[] = [];
+      const get = this.q('SELECT flags, modseq FROM messages WHERE folder_id = ? AND uid = ?');
+      const set = this.q('UPDATE messages SET flags = ?, modseq = ? WHERE folder_id = ? AND uid = ?');
+      const wanted = normaliseFlags(flags);
+      let modseq = 0;
+      for (const uid of uids) {
+        const r: any = get.get(folderId, uid);
+        if (!r) continue;
+        if (unchangedSince !== undefined && r.modseq > unchangedSince) {
+          modifiedUids.push(uid);
+          continue;
+        }
+        const cur: string[] = r.flags ? r.flags.split(' ') : [];
+        let next: string[];
+        if (op === 'set') next = wanted;
+        else if (op === 'add') next = normaliseFlags([...cur, ...wanted]);
+        else {
+          const drop = new Set(wanted.map((f) => f.toLowerCase()));
+          next = cur.filter((f) => !drop.has(f.toLowerCase()));
+        }
+        const same = next.length === cur.length && next.every((f) => cur.some((c) => c.toLowerCase() === f.toLowerCase()));
+        if (same) {
+          // Unchanged: still reported to the client, with its current modseq (RFC 7162 §3.2).
+          updated.push({ uid, flags: cur, modseq: r.modseq });
+          continue;
+        }
+        if (!modseq) modseq = this.#bumpModseq(folderId);
+        set.run(next.join(' '), modseq, folderId, uid);
+        updated.push({ uid, flags: next, modseq });
+      }
+      return { updated, modifiedUids };
+    })();
+  }
+
+  async expunge(folderId: number, uids?: number[]) {
+    return this.db.transaction(() => {
+      const rows: any[] = this.q("SELECT uid FROM messages WHERE folder_id = ? AND (' ' || flags || ' ') LIKE '% \\Deleted %' ORDER BY uid").all(folderId);
+      const only = uids ? new Set(uids) : undefined;
+      const gone = rows.map((r) => r.uid as number).filter((u) => !only || only.has(u));
+      if (gone.length === 0) return [];
+      const modseq = this.#bumpModseq(folderId);
+      const del = this.q('DELETE FROM messages WHERE folder_id = ? AND uid = ?');
+      const rec = this.q('INSERT OR REPLACE INTO expunged (folder_id, uid, modseq) VALUES (?, ?, ?)');
+      for (const u of gone) {
+        del.run(folderId, u);
+        rec.run(folderId, u, modseq);
+      }
+      return gone;
+    })();
+  }
+
+  async copyMessages(fromFolderId: number, uids: number[], toFolderId: number, move: boolean) {
+    return this.db.transaction(() => {
+      const get = this.q('SELECT * FROM messages WHERE folder_id = ? AND uid = ?');
+      const ins = this.q('INSERT INTO messages (folder_id, uid, blob_id, size, internal_date, flags, modseq, recent) VALUES (?, ?, ?, ?, ?, ?, ?, 1)');
+      const map: { from: number; to: number }[] = [];
+      const rows = uids.map((u) => get.get(fromFolderId, u) as any).filter(Boolean);
+      if (rows.length === 0) return map;
+      const dst: any = this.db
+        .prepare('UPDATE folders SET uid_next = uid_next + ?, highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING uid_next - ? AS first, highest_modseq')
+        .get(rows.length, toFolderId, rows.length);
+      rows.forEach((r, i) => {
+        ins.run(toFolderId, dst.first + i, r.blob_id, r.size, r.internal_date, r.flags, dst.highest_modseq);
+        map.push({ from: r.uid, to: dst.first + i });
+      });
+      if (move) {
+        // RFC 6851 §3.3: the source messages are expunged as part of the same operation.
+        const modseq = this.#bumpModseq(fromFolderId);
+        const del = this.q('DELETE FROM messages WHERE folder_id = ? AND uid = ?');
+        const rec = this.q('INSERT OR REPLACE INTO expunged (folder_id, uid, modseq) VALUES (?, ?, ?)');
+        for (const r of rows) {
+          del.run(fromFolderId, r.uid);
+          rec.run(fromFolderId, r.uid, modseq);
+        }
+      }
+      return map;
+    })();
+  }
+
+  async mailboxUsage(mailboxId: number) {
+    const r: any = this.db
+      .prepare('SELECT COUNT(*) n, COALESCE(SUM(m.size), 0) bytes FROM messages m JOIN folders f ON f.id = m.folder_id WHERE f.mailbox_id = ?')
+      .get(mailboxId);
+    return { bytes: r.bytes as number, messages: r.n as number };
+  }
+}
