@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
-import { Authenticator } from '../src/auth/index.js';
+import { Authenticator, hashNewPassword } from '../src/auth/index.js';
 import { SecretBox } from '../src/auth/secret-box.js';
 import { OidcTokenVerifier, resolveOidcSettings } from '../src/auth/oidc.js';
 import { Core } from '../src/core/index.js';
@@ -37,7 +37,7 @@ try {
   const store = SqliteStore.open(path.join(dir, 'caducee.sqlite'));
   const core = new Core(store, ['bench.mssante.test']);
   await core.createPractitioner({ rpps: '10001234567', givenName: 'Claire', familyName: 'Martin' });
-  const user = await core.createUser({ login: 'claire', displayName: 'Claire', password: 'correct horse battery', rpps: '10001234567' });
+  const user = await core.createUser({ login: 'claire', displayName: 'Claire', passwordHash: await hashNewPassword('correct horse battery'), rpps: '10001234567' });
   const provider = await startDemoOidcProvider({
     users: [{ rpps: '10001234567', givenName: 'Claire', familyName: 'Martin', login: 'claire', password: 'correct horse battery' }],
     clients: [{ clientId: 'bench', redirectUris: ['http://127.0.0.1/cb'] }],
@@ -47,7 +47,7 @@ try {
   const verifier = new OidcTokenVerifier(resolveOidcSettings({ issuer: provider.issuer, clientId: 'bench', audience: ['urn:bench'], acrValues: ['eidas1'], allowInsecureLoopback: true, introspection: false, jwksCacheSeconds: 600 }), log);
   // Lockout out of the way: every attempt here succeeds anyway.
   const auth = new Authenticator(store, { bearer: verifier, certificates: trust, access: core, secrets: SecretBox.fromFile(path.join(dir, 'secrets.key')), lockout: { windowMs: 1000, maxPerLogin: 1e9, maxPerAddress: 1e9 } });
-  const { password: app } = await auth.createAppPassword(user.id, 'bench');
+  const { password: app } = await auth.createAppPassword(user, 'bench', { protocol: 'cli', actor: 'bench', remote: null });
   const token = (await loginWithBrowserFlow({ issuer: provider.issuer, clientId: 'bench', redirectUri: 'http://127.0.0.1/cb', login: 'claire', password: 'correct horse battery', resource: provider.resource })).accessToken;
   const personal = await pki.issuePersonal({ rpps: '10001234567', givenName: 'Claire', surname: 'Martin' });
   const chain = personal.chainPem

@@ -85,6 +85,27 @@ describe('caducee administration commands', () => {
     const reset = caducee(['user', 'reset-second-factor', '--login', 'martin', ...c]);
     assert.equal(reset.code, 0, reset.stderr);
     assert.match(reset.stdout, /second factor of martin removed/);
+    assert.equal(caducee(['user', 'passwd', '--login', 'martin', '--password', 'another long passphrase', ...c]).code, 0);
+    // Each credential operation went through the Authenticator: one audit row, protocol 'cli',
+    // the acting system account named, never a secret.
+    const tail = caducee(['audit', 'tail', '--json', '-n', '100', ...c]);
+    assert.equal(tail.code, 0, tail.stderr);
+    const rows = tail.stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.login === 'martin' && r.protocol === 'cli');
+    assert.deepEqual(
+      rows.map((r) => [r.method, r.success, r.reason]),
+      [
+        ['APP-PASSWORD-CREATE', true, null],
+        ['APP-PASSWORD-LIST', true, null],
+        ['APP-PASSWORD-REVOKE', true, null],
+        ['APP-PASSWORD-REVOKE', false, 'not-found'],
+        ['SECOND-FACTOR-RESET', true, null],
+        ['PASSWORD-SET', true, null],
+      ],
+    );
+    for (const r of rows) assert.ok(typeof r.actor === 'string' && r.actor.length > 0, JSON.stringify(r));
+    assert.ok(!tail.stdout.includes(pw!) && !tail.stdout.includes('another long passphrase') && !tail.stdout.includes('correct horse'), 'no secret in the audit trail');
+    const text = caducee(['audit', 'tail', '-n', '1', ...c]).stdout;
+    assert.match(text, /OK +cli\/PASSWORD-SET martin by \S+ from \?/);
   });
 
   test('bad input: one clear line on stderr and exit code 2', () => {

@@ -374,6 +374,19 @@ describe('web authentication over HTTPS', { timeout: 180_000 }, () => {
     assert.equal((await b.req('DELETE', `/api/auth/app-passwords/${created.body.id}`)).status, 204);
     await assert.rejects(() => imap(created.body.password).connect());
     assert.equal((await b.req('DELETE', `/api/auth/app-passwords/${created.body.id}`)).status, 404);
+    // The web goes through the same audited Authenticator methods as the command line: the user
+    // acting on their own account, from their address, protocol 'http'.
+    const managed = (await demo.operators[0].store.listAuthAudit(200)).filter((e) => e.protocol === 'http' && e.method.startsWith('APP-PASSWORD-')).reverse();
+    assert.deepEqual(
+      managed.slice(-4).map((e) => [e.method, e.login, e.actor, e.success, e.reason]),
+      [
+        ['APP-PASSWORD-CREATE', claire().login, claire().login, true, null],
+        ['APP-PASSWORD-LIST', claire().login, claire().login, true, null],
+        ['APP-PASSWORD-REVOKE', claire().login, claire().login, true, null],
+        ['APP-PASSWORD-REVOKE', claire().login, claire().login, false, 'not-found'],
+      ],
+    );
+    assert.ok(managed.every((e) => e.remote), 'the address is recorded');
 
     // Sessions: both listed, the current one marked; revoking the other ends it.
     const list = await b.req('GET', '/api/auth/sessions');

@@ -1,16 +1,17 @@
-// Password authentication: audit trail and brute-force lockout (per login and per address).
+// Password authentication: audit trail and brute-force lockout (per login and per address);
+// credential management (app passwords, second factor, password policy), audited.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Core } from '../core/index.js';
 import { SqliteStore } from '../store/sqlite/index.js';
 import { randomBytes } from 'node:crypto';
-import { Authenticator } from './index.js';
+import { AuthError, Authenticator, hashNewPassword, PASSWORD_MIN_LENGTH, type AdminContext } from './index.js';
 import { SecretBox } from './secret-box.js';
 
 test('lockout after repeated failures, for known and unknown logins alike, then release', async () => {
   const store = SqliteStore.open(':memory:');
   const core = new Core(store, ['x.mssante.test']);
-  await core.createUser({ login: 'jeanne', displayName: 'J', password: 'correct horse battery' });
+  await core.createUser({ login: 'jeanne', displayName: 'J', passwordHash: await hashNewPassword('correct horse battery') });
   let now = 1_000_000;
   const auth = new Authenticator(store, { lockout: { windowMs: 60_000, maxPerLogin: 3, maxPerAddress: 5 }, now: () => now });
   const ctx = { protocol: 'imap' as const, method: 'LOGIN', remote: '192.0.2.1' };
@@ -36,13 +37,14 @@ test('lockout after repeated failures, for known and unknown logins alike, then 
 test('mail clients: app passwords only — created once, accepted, revoked; the account password is refused', async () => {
   const store = SqliteStore.open(':memory:');
   const core = new Core(store, ['x.mssante.test']);
-  const u = await core.createUser({ login: 'jeanne', displayName: 'J', password: 'correct horse battery' });
+  const u = await core.createUser({ login: 'jeanne', displayName: 'J', passwordHash: await hashNewPassword('correct horse battery') });
   const auth = new Authenticator(store);
   const ctx = { protocol: 'imap' as const, method: 'LOGIN', remote: '192.0.2.1' };
   assert.deepEqual(await auth.mailPassword('jeanne', 'correct horse battery', ctx), { ok: false, reason: 'bad-password' });
-  const a = await auth.createAppPassword(u.id, 'Thunderbird — poste du cabinet');
+  const admin: AdminContext = { protocol: 'http', actor: 'jeanne', remote: '192.0.2.1' };
+  const a = await auth.createAppPassword(u, 'Thunderbird — poste du cabinet', admin);
   assert.match(a.password, /^[a-z2-9]{5}(-[a-z2-9]{5}){3}$/);
-  const b = await auth.createAppPassword(u.id, 'Téléphone');
+  const b = await auth.createAppPassword(u, 'Téléphone', admin);
   assert.notEqual(a.password, b.password);
   assert.equal((await auth.mailPassword('jeanne', a.password, ctx)).ok, true);
   // Typed in capitals and with spaces instead of dashes, as people copy it.
@@ -50,14 +52,14 @@ test('mail clients: app passwords only — created once, accepted, revoked; the 
   // Another user's login with this password: refused.
   await core.createUser({ login: 'paul', displayName: 'P' });
   assert.equal((await auth.mailPassword('paul', a.password, ctx)).ok, false);
-  const listed = await store.listAppPasswords(u.id);
+  const listed = await auth.listAppPasswords(u, admin);
   assert.equal(listed.length, 2);
   assert.equal(listed.find((p) => p.id === a.appPassword.id)!.lastUsedFrom, '192.0.2.1');
-  assert.equal(await store.revokeAppPassword(u.id, a.appPassword.id), true);
-  assert.equal(await store.revokeAppPassword(u.id, a.appPassword.id), false);
+  assert.equal(await auth.revokeAppPassword(u, a.appPassword.id, admin), true);
+  assert.equal(await auth.revokeAppPassword(u, a.appPassword.id, admin), false);
   assert.deepEqual(await auth.mailPassword('jeanne', a.password, ctx), { ok: false, reason: 'bad-password' });
   assert.equal((await auth.mailPassword('jeanne', b.password, ctx)).ok, true);
-  await assert.rejects(auth.createAppPassword(u.id, '  '), /label/);
+  await assert.rejects(auth.createAppPassword(u, '  ', admin), (e: Error) => e instanceof AuthError && /label/.test(e.message));
   const trail = JSON.stringify(await store.listAuthAudit(100));
   assert.ok(!trail.includes(a.password) && !trail.includes(b.password) && !trail.includes('correct horse'));
   await store.close();
@@ -67,7 +69,7 @@ test('TOTP second factor (RFC 6238): enrolment, drift of one step, replay refuse
   const { generate } = await import('otplib');
   const store = SqliteStore.open(':memory:');
   const core = new Core(store, ['x.mssante.test']);
-  const u = await core.createUser({ login: 'jeanne', displayName: 'J', password: 'correct horse battery' });
+  const u = await core.createUser({ login: 'jeanne', displayName: 'J', passwordHash: await hashNewPassword('correct horse battery') });
   let now = Date.UTC(2026, 10, 26, 9, 0, 5);
   const auth = new Authenticator(store, { now: () => now, secrets: SecretBox.fromKey(randomBytes(32)) });
   const ctx = { protocol: 'http' as const, method: 'TOTP', remote: '192.0.2.1' };
@@ -132,4 +134,60 @@ test('secret box: sealed values open only with the same key and context; key fil
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('credential management (app passwords, second-factor reset, password) writes one audit row each: who acted, on whom, how, outcome — never a secret', async () => {
+  const store = SqliteStore.open(':memory:');
+  const core = new Core(store, ['x.mssante.test']);
+  const u = await core.createUser({ login: 'jeanne', displayName: 'J', passwordHash: await hashNewPassword('correct horse battery') });
+  let now = Date.UTC(2026, 10, 26, 9, 0, 0);
+  const auth = new Authenticator(store, { now: () => now, secrets: SecretBox.fromKey(randomBytes(32)) });
+  const web: AdminContext = { protocol: 'http', actor: 'jeanne', remote: '192.0.2.1' };
+  const cli: AdminContext = { protocol: 'cli', actor: 'root', remote: null };
+  const rows = async () => (await store.listAuthAudit(1000)).reverse();
+  const before = (await rows()).length;
+  const created = await auth.createAppPassword(u, 'Thunderbird', web);
+  await auth.listAppPasswords(u, cli);
+  assert.equal(await auth.revokeAppPassword(u, created.appPassword.id, web), true);
+  assert.equal(await auth.revokeAppPassword(u, created.appPassword.id + 100, cli), false);
+  // A second factor and a web session to reset.
+  await auth.beginTotpEnrolment(u, 'Caducée');
+  await store.createHttpSession({ tokenHash: 'x'.repeat(64), userId: u.id, method: 'PASSWORD+TOTP', stage: 'full', csrfToken: 'c', createdAt: now, lastSeenAt: now, expiresAt: now + 3_600_000, remote: null, userAgent: null });
+  assert.equal(await auth.resetSecondFactor(u, cli), 1);
+  assert.equal(await store.getTotp(u.id), undefined);
+  assert.equal(await auth.resetSecondFactor(u, cli), 0, 'the sessions are closed already');
+  await assert.rejects(auth.setPassword(u, 'short', cli), (e: Error) => e instanceof AuthError && /at least 12 characters/.test(e.message));
+  await auth.setPassword(u, 'another long passphrase', cli);
+  assert.equal((await auth.password('jeanne', 'another long passphrase')).ok, true);
+  const trail = (await rows()).slice(before).filter((e) => e.method !== 'PASSWORD');
+  assert.deepEqual(
+    trail.map((e) => [e.method, e.login, e.userId, e.protocol, e.actor, e.remote, e.success, e.reason]),
+    [
+      ['APP-PASSWORD-CREATE', 'jeanne', u.id, 'http', 'jeanne', '192.0.2.1', true, null],
+      ['APP-PASSWORD-LIST', 'jeanne', u.id, 'cli', 'root', null, true, null],
+      ['APP-PASSWORD-REVOKE', 'jeanne', u.id, 'http', 'jeanne', '192.0.2.1', true, null],
+      ['APP-PASSWORD-REVOKE', 'jeanne', u.id, 'cli', 'root', null, false, 'not-found'],
+      ['SECOND-FACTOR-RESET', 'jeanne', u.id, 'cli', 'root', null, true, null],
+      ['SECOND-FACTOR-RESET', 'jeanne', u.id, 'cli', 'root', null, true, null],
+      ['PASSWORD-SET', 'jeanne', u.id, 'cli', 'root', null, false, 'password-policy'],
+      ['PASSWORD-SET', 'jeanne', u.id, 'cli', 'root', null, true, null],
+    ],
+  );
+  // Authentication attempts carry no actor: the login is the one acting.
+  assert.equal((await rows()).find((e) => e.method === 'PASSWORD')!.actor, null);
+  const text = JSON.stringify(await rows());
+  for (const secret of [created.password, 'another long passphrase', 'correct horse battery', 'short']) assert.ok(!text.includes(secret), 'no secret in the audit trail');
+  await store.close();
+});
+
+test('password policy and hashing live in auth: too short refused before hashing; argon2id hash stored, never the password', async () => {
+  await assert.rejects(hashNewPassword('x'.repeat(PASSWORD_MIN_LENGTH - 1)), AuthError);
+  const h = await hashNewPassword('x'.repeat(PASSWORD_MIN_LENGTH));
+  // RFC 9106 §4 parameters, PHC string format.
+  assert.match(h, /^\$argon2id\$v=19\$m=65536,t=3,p=1\$/);
+  const store = SqliteStore.open(':memory:');
+  await new Core(store, ['x.mssante.test']).createUser({ login: 'paul', displayName: 'P', passwordHash: h });
+  assert.equal((await store.findUserByLogin('paul'))!.passwordHash, h);
+  assert.equal((await new Authenticator(store).password('paul', 'x'.repeat(PASSWORD_MIN_LENGTH))).ok, true);
+  await store.close();
 });

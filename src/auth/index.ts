@@ -12,7 +12,7 @@
 // - TOTP (RFC 6238) second factor for the web, with recovery codes.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { hash, verify, Algorithm } from '@node-rs/argon2';
-import type { Store } from '../store/types.js';
+import type { AuthAuditEntry, Store } from '../store/types.js';
 import type { AppPassword, User } from '../model/index.js';
 import type { SecretBox } from './secret-box.js';
 
@@ -21,6 +21,23 @@ const ARGON2_OPTIONS = { algorithm: Algorithm.Argon2id, memoryCost: 65536, timeC
 
 export function hashPassword(password: string): Promise<string> {
   return hash(password, ARGON2_OPTIONS);
+}
+
+/** The account password policy: at least this many characters. */
+export const PASSWORD_MIN_LENGTH = 12;
+
+/** A refused account password or credential operation; the message says what to change. */
+export class AuthError extends Error {
+  override name = 'AuthError';
+}
+
+/**
+ * The hash to store for a new account password, after checking the policy. Core only ever
+ * receives this hash (`Core.createUser({ passwordHash })`), never the clear password.
+ */
+export async function hashNewPassword(password: string): Promise<string> {
+  if (password.length < PASSWORD_MIN_LENGTH) throw new AuthError(`password must be at least ${PASSWORD_MIN_LENGTH} characters`);
+  return hashPassword(password);
 }
 
 /**
@@ -34,9 +51,20 @@ export function secretDigest(secret: string): string {
 
 /** Where an authentication attempt comes from, for the audit trail. */
 export interface AuthContext {
-  protocol: 'smtp' | 'imap' | 'http' | 'unknown';
+  protocol: 'smtp' | 'imap' | 'http' | 'cli' | 'unknown';
   /** SASL mechanism or web method: PLAIN, LOGIN, XOAUTH2, OAUTHBEARER, EXTERNAL, PASSWORD, TOTP, OIDC, … */
   method: string;
+  remote: string | null;
+}
+
+/**
+ * Who manages a user's credentials (app passwords, second factor, password), and from where,
+ * for the audit trail: the user themselves on the web, an administrator at the command line.
+ */
+export interface AdminContext {
+  protocol: 'http' | 'cli';
+  /** The acting login (web) or operating-system account (command line). */
+  actor: string;
   remote: string | null;
 }
 
@@ -180,17 +208,21 @@ export class Authenticator {
       this.byLogin.add(login.toLowerCase(), t);
       if (ctx.remote) this.byAddress.add(ctx.remote, t);
     } else if (r.ok) this.byLogin.clear(login.toLowerCase());
-    await this.store.recordAuth({
-      at: new Date(t).toISOString(),
-      login,
-      userId: r.ok ? r.user.id : null,
-      protocol: ctx.protocol,
-      method: ctx.method,
-      remote: ctx.remote,
-      success: r.ok,
-      reason: r.ok ? null : r.reason,
-    });
+    await this.record({ login, userId: r.ok ? r.user.id : null, protocol: ctx.protocol, method: ctx.method, remote: ctx.remote, success: r.ok, reason: r.ok ? null : r.reason, actor: null });
     return r;
+  }
+
+  /** The one writer of the audit trail (auth_audit): never given a secret. */
+  private async record(e: Omit<AuthAuditEntry, 'at'>): Promise<void> {
+    await this.store.recordAuth({ at: new Date(this.now()).toISOString(), ...e });
+  }
+
+  /**
+   * Records a credential-management action on `user` (no lockout counting: the actor is
+   * already authenticated, or an administrator at the command line).
+   */
+  private recordCredentialAction(user: User, method: string, ctx: AdminContext, reason: string | null = null): Promise<void> {
+    return this.record({ login: user.login, userId: user.id, protocol: ctx.protocol, method, remote: ctx.remote, success: reason === null, reason, actor: ctx.actor });
   }
 
   /** Records an outcome decided elsewhere (e.g. a web OpenID login) in the audit trail. */
@@ -237,12 +269,54 @@ export class Authenticator {
   }
 
   /** Creates an app password for a mail client; the clear value is returned once, never stored. */
-  async createAppPassword(userId: number, label: string): Promise<{ appPassword: AppPassword; password: string }> {
+  async createAppPassword(user: User, label: string, ctx: AdminContext): Promise<{ appPassword: AppPassword; password: string }> {
     const clean = label.trim();
-    if (!clean || clean.length > 100 || /[\x00-\x1f\x7f]/.test(clean)) throw new Error('an app password needs a label of 1–100 printable characters (e.g. the device name)');
+    if (!clean || clean.length > 100 || /[\x00-\x1f\x7f]/.test(clean)) {
+      await this.recordCredentialAction(user, 'APP-PASSWORD-CREATE', ctx, 'invalid-label');
+      throw new AuthError('an app password needs a label of 1–100 printable characters (e.g. the device name)');
+    }
     const password = randomGroups(4, 5);
-    const appPassword = await this.store.createAppPassword({ userId, label: clean, secretHash: secretDigest(password) });
+    const appPassword = await this.store.createAppPassword({ userId: user.id, label: clean, secretHash: secretDigest(password) });
+    await this.recordCredentialAction(user, 'APP-PASSWORD-CREATE', ctx);
     return { appPassword, password };
+  }
+
+  /** Every app password of `user`, revoked ones included, newest first (digests never leave the store). */
+  async listAppPasswords(user: User, ctx: AdminContext): Promise<AppPassword[]> {
+    const list = await this.store.listAppPasswords(user.id);
+    await this.recordCredentialAction(user, 'APP-PASSWORD-LIST', ctx);
+    return list;
+  }
+
+  /** Revokes one app password of `user`: its mail clients are refused from now on. false when none is active with this number. */
+  async revokeAppPassword(user: User, id: number, ctx: AdminContext): Promise<boolean> {
+    const done = await this.store.revokeAppPassword(user.id, id);
+    await this.recordCredentialAction(user, 'APP-PASSWORD-REVOKE', ctx, done ? null : 'not-found');
+    return done;
+  }
+
+  /**
+   * Removes the TOTP factor and recovery codes (lost phone) and closes every web session of
+   * `user`: they enrol again at their next web login. Returns how many sessions were closed.
+   */
+  async resetSecondFactor(user: User, ctx: AdminContext): Promise<number> {
+    await this.store.deleteTotp(user.id);
+    const closed = await this.store.revokeHttpSessions(user.id);
+    await this.recordCredentialAction(user, 'SECOND-FACTOR-RESET', ctx);
+    return closed;
+  }
+
+  /** Sets the account password of `user` after checking the policy (`hashNewPassword`). */
+  async setPassword(user: User, password: string, ctx: AdminContext): Promise<void> {
+    let passwordHash: string;
+    try {
+      passwordHash = await hashNewPassword(password);
+    } catch (e) {
+      await this.recordCredentialAction(user, 'PASSWORD-SET', ctx, 'password-policy');
+      throw e;
+    }
+    await this.store.setUserPassword(user.id, passwordHash);
+    await this.recordCredentialAction(user, 'PASSWORD-SET', ctx);
   }
 
   /**
@@ -345,16 +419,7 @@ export class Authenticator {
     const f = await this.store.getTotp(user.id);
     const secret = f && !f.confirmedAt ? this.openTotpSecret(user, f.secret) : null;
     const step = secret !== null ? await totpStep(secret, code.replace(/\s+/g, ''), this.now()) : null;
-    await this.store.recordAuth({
-      at: new Date(this.now()).toISOString(),
-      login: user.login,
-      userId: user.id,
-      protocol: ctx.protocol,
-      method: ctx.method,
-      remote: ctx.remote,
-      success: step !== null,
-      reason: step === null ? 'bad-code' : null,
-    });
+    await this.record({ login: user.login, userId: user.id, protocol: ctx.protocol, method: ctx.method, remote: ctx.remote, success: step !== null, reason: step === null ? 'bad-code' : null, actor: null });
     if (step === null) return null;
     const codes = Array.from({ length: 10 }, () => randomGroups(2, 5));
     await this.store.confirmTotp(user.id, step, codes.map((c) => secretDigest(c)));

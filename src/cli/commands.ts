@@ -1,5 +1,5 @@
 // The `caducee` command line.
-import { Authenticator } from '../auth/index.js';
+import { AuthError, Authenticator, hashNewPassword, type AdminContext } from '../auth/index.js';
 import { Command, InvalidArgumentError } from 'commander';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
@@ -22,7 +22,7 @@ const program = newProgram();
 
 /** Known errors print one clear line and exit 2; anything else is a bug and shows its stack. */
 function fail(e: any): never {
-  if (e instanceof ConfigError || e instanceof CoreError || e instanceof StartupError || e instanceof StoreConflictError || e instanceof InvalidArgumentError) {
+  if (e instanceof ConfigError || e instanceof CoreError || e instanceof AuthError || e instanceof StartupError || e instanceof StoreConflictError || e instanceof InvalidArgumentError) {
     process.stderr.write(`caducee: ${e.message}\n`);
   } else {
     process.stderr.write(`caducee: unexpected error: ${e?.stack ?? e}\n`);
@@ -38,6 +38,17 @@ async function withCore<T>(opts: { config?: string }, fn: (core: Core) => Promis
   } finally {
     await store.close();
   }
+}
+
+/** Credential management at the command line is audited as done by the system account running it. */
+function cliContext(): AdminContext {
+  let actor: string;
+  try {
+    actor = os.userInfo().username;
+  } catch {
+    actor = process.env.USER ?? process.env.LOGNAME ?? 'unknown';
+  }
+  return { protocol: 'cli', actor, remote: null };
 }
 
 function print(rows: object[], json: boolean) {
@@ -192,14 +203,23 @@ user
   .option('--password <password>', 'initial password (or CADUCEE_PASSWORD)')
   .option(...configOption)
   .action((o) =>
-    withCore(o, async (core) => print([await core.createUser({ login: o.login, displayName: o.name, rpps: o.rpps, password: o.password ?? process.env.CADUCEE_PASSWORD })], false)).catch(fail),
+    withCore(o, async (core) => {
+      const password: string | undefined = o.password ?? process.env.CADUCEE_PASSWORD;
+      const passwordHash = password !== undefined ? await hashNewPassword(password) : undefined;
+      print([await core.createUser({ login: o.login, displayName: o.name, rpps: o.rpps, passwordHash })], false);
+    }).catch(fail),
   );
 user
   .command('passwd')
   .requiredOption('--login <login>')
   .requiredOption('--password <password>')
   .option(...configOption)
-  .action((o) => withCore(o, async (core) => (await core.setPassword(o.login, o.password), console.log(`password of ${o.login} changed`))).catch(fail));
+  .action((o) =>
+    withCore(o, async (core) => {
+      await new Authenticator(core.store).setPassword(await core.requireUser(o.login), o.password, cliContext());
+      console.log(`password of ${o.login} changed`);
+    }).catch(fail),
+  );
 user
   .command('list')
   .option('--json')
@@ -217,7 +237,7 @@ appPasswords
   .action((o) =>
     withCore(o, async (core) => {
       const u = await core.requireUser(o.login);
-      const r = await new Authenticator(core.store).createAppPassword(u.id, o.label);
+      const r = await new Authenticator(core.store).createAppPassword(u, o.label, cliContext());
       process.stdout.write(`app password #${r.appPassword.id} for ${u.login} (${r.appPassword.label}): ${r.password}\nIt is shown only now: give it to the user through a safe channel.\n`);
     }).catch(fail),
   );
@@ -226,7 +246,7 @@ appPasswords
   .requiredOption('--login <login>')
   .option('--json')
   .option(...configOption)
-  .action((o) => withCore(o, async (core) => print(await core.store.listAppPasswords((await core.requireUser(o.login)).id), !!o.json)).catch(fail));
+  .action((o) => withCore(o, async (core) => print(await new Authenticator(core.store).listAppPasswords(await core.requireUser(o.login), cliContext()), !!o.json)).catch(fail));
 appPasswords
   .command('revoke')
   .requiredOption('--login <login>')
@@ -235,7 +255,7 @@ appPasswords
   .action((o) =>
     withCore(o, async (core) => {
       const u = await core.requireUser(o.login);
-      if (!(await core.store.revokeAppPassword(u.id, Number(o.id)))) throw new CoreError(`${u.login} has no active app password #${o.id}`);
+      if (!(await new Authenticator(core.store).revokeAppPassword(u, Number(o.id), cliContext()))) throw new CoreError(`${u.login} has no active app password #${o.id}`);
       process.stdout.write(`app password #${o.id} of ${u.login} revoked: mail clients using it are refused from now on\n`);
     }).catch(fail),
   );
@@ -247,8 +267,7 @@ user
   .action((o) =>
     withCore(o, async (core) => {
       const u = await core.requireUser(o.login);
-      await core.store.deleteTotp(u.id);
-      const n = await core.store.revokeHttpSessions(u.id);
+      const n = await new Authenticator(core.store).resetSecondFactor(u, cliContext());
       process.stdout.write(`second factor of ${u.login} removed; ${n} web session(s) closed\n`);
     }).catch(fail),
   );
@@ -373,7 +392,7 @@ program
       if (!Number.isInteger(n) || n < 1 || n > 100000) throw new InvalidArgumentError('--lines must be an integer from 1 to 100000');
       const rows = (await core.store.listAuthAudit(n)).reverse();
       if (o.json) for (const r of rows) process.stdout.write(JSON.stringify(r) + '\n');
-      else for (const r of rows) process.stdout.write(`${r.at} ${r.success ? 'OK  ' : 'FAIL'} ${r.protocol}/${r.method} ${r.login} from ${r.remote ?? '?'}${r.reason ? ` (${r.reason})` : ''}\n`);
+      else for (const r of rows) process.stdout.write(`${r.at} ${r.success ? 'OK  ' : 'FAIL'} ${r.protocol}/${r.method} ${r.login}${r.actor ? ` by ${r.actor}` : ''} from ${r.remote ?? '?'}${r.reason ? ` (${r.reason})` : ''}\n`);
     }).catch(fail),
   );
 

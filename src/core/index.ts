@@ -1,7 +1,6 @@
 // The domain services and the one access decision point (architecture invariant 3): every
 // protocol asks here whether a user may read, send as, or administer a mailbox.
 import { EventEmitter } from 'node:events';
-import { hashPassword } from '../auth/index.js';
 import type { DeliveredCopy, DeliveryRequest, Store } from '../store/types.js';
 import {
   GRANT_RIGHTS,
@@ -95,7 +94,8 @@ export class Core {
     return this.store.createPractitioner({ ...p, civility: p.civility ?? null, professionCode: p.professionCode ?? null });
   }
 
-  async createUser(u: { login: string; displayName: string; password?: string; rpps?: string }): Promise<User> {
+  /** `passwordHash`: from auth's `hashNewPassword` (the policy and hashing live in auth/). */
+  async createUser(u: { login: string; displayName: string; passwordHash?: string; rpps?: string }): Promise<User> {
     // Logins with ":" are reserved for application accounts (app:<FINESS|SIRET>:<id>).
     if (!/^[A-Za-z0-9._@+-]{1,128}$/.test(u.login)) throw new CoreError(`login ${JSON.stringify(u.login)} is not valid: use letters, digits and . _ @ + - (1–128 characters)`);
     let practitionerId: number | null = null;
@@ -104,15 +104,7 @@ export class Core {
       if (!p) throw new CoreError(`no practitioner with RPPS ${u.rpps}: create it first (caducee practitioner create)`);
       practitionerId = p.id;
     }
-    if (u.password !== undefined && u.password.length < 12) throw new CoreError('password must be at least 12 characters');
-    const passwordHash = u.password !== undefined ? await hashPassword(u.password) : null;
-    return this.store.createUser({ login: u.login, displayName: u.displayName, practitionerId, passwordHash });
-  }
-
-  async setPassword(login: string, password: string) {
-    const u = await this.requireUser(login);
-    if (password.length < 12) throw new CoreError('password must be at least 12 characters');
-    await this.store.setUserPassword(u.id, await hashPassword(password));
+    return this.store.createUser({ login: u.login, displayName: u.displayName, practitionerId, passwordHash: u.passwordHash ?? null });
   }
 
   async requireUser(login: string): Promise<User> {

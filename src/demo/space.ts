@@ -7,12 +7,15 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { stringify as toYaml } from 'yaml';
 import { parseConfig, type Config } from '../config/index.js';
-import { Authenticator } from '../auth/index.js';
+import { Authenticator, hashNewPassword, type AdminContext } from '../auth/index.js';
 import { Core } from '../core/index.js';
 import { startOperator, type Operator, openStore } from '../main.js';
 import { startDemoPsc, type DemoPscInfo } from './psc.js';
 import { TestPki, type IssuedCertificate } from '../pki/index.js';
 import { buildTrustListXml } from '../trust/list.js';
+
+/** Demo data is set up by `caducee demo` itself (audit trail: command line). */
+const DEMO_SETUP: AdminContext = { protocol: 'cli', actor: 'caducee demo', remote: null };
 
 export interface DemoUser {
   login: string;
@@ -236,8 +239,8 @@ export async function prepareDemo(dir: string, opts: PrepareOptions = {}): Promi
       const docPassword = password();
       const secPassword = password();
       const docName = `Dr ${pr.givenName} ${pr.familyName}`;
-      await core.createUser({ login: pr.login, displayName: docName, password: docPassword, rpps: pr.rpps });
-      await core.createUser({ login: spec.secretary.login, displayName: spec.secretary.displayName, password: secPassword });
+      await core.createUser({ login: pr.login, displayName: docName, passwordHash: await hashNewPassword(docPassword), rpps: pr.rpps });
+      await core.createUser({ login: spec.secretary.login, displayName: spec.secretary.displayName, passwordHash: await hashNewPassword(secPassword) });
       const per = `${pr.givenName}.${pr.familyName}@${op.domain}`.toLowerCase();
       const cab = `cabinet.${pr.familyName}@${op.domain}`.toLowerCase();
       const org = `${spec.orgMailbox.local}@${op.domain}`;
@@ -256,7 +259,7 @@ export async function prepareDemo(dir: string, opts: PrepareOptions = {}): Promi
       await core.grant(org, pr.login, ['read', 'send']);
       // Mail clients never use the account password: each demo user gets an app password.
       const auth = new Authenticator(store);
-      const appPassword = async (login: string) => (await auth.createAppPassword((await core.requireUser(login)).id, 'Démo — client de messagerie')).password;
+      const appPassword = async (login: string) => (await auth.createAppPassword(await core.requireUser(login), 'Démo — client de messagerie', DEMO_SETUP)).password;
       op.users = [
         { login: pr.login, password: docPassword, appPassword: await appPassword(pr.login), displayName: docName, addresses: [per, cab], delegated: [org] },
         {
@@ -280,7 +283,7 @@ export async function prepareDemo(dir: string, opts: PrepareOptions = {}): Promi
       const auth = new Authenticator(store);
       for (const u of op.users) {
         const user = u.appPassword ? undefined : await store.findUserByLogin(u.login);
-        if (user) u.appPassword = (await auth.createAppPassword(user.id, 'Démo — client de messagerie')).password;
+        if (user) u.appPassword = (await auth.createAppPassword(user, 'Démo — client de messagerie', DEMO_SETUP)).password;
       }
     } finally {
       await store.close();

@@ -5,7 +5,7 @@
 // See docs/authentication.md.
 import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Authenticator, AuthContext, AuthFailureReason } from '../auth/index.js';
+import type { AdminContext, Authenticator, AuthContext, AuthFailureReason } from '../auth/index.js';
 import type { HttpSession, User } from '../model/index.js';
 import type { CredentialStore, HttpSessionStore } from '../store/types.js';
 import { peerCertificateChain } from '../trust/index.js';
@@ -22,6 +22,8 @@ export interface AuthRoutesOptions {
 }
 
 const ctx = (req: FastifyRequest, method: string): AuthContext => ({ protocol: 'http', method, remote: req.ip ?? null });
+/** On the web, a user manages their own credentials. */
+const selfService = (req: FastifyRequest, user: User): AdminContext => ({ protocol: 'http', actor: user.login, remote: req.ip ?? null });
 
 /** Login endpoints take JSON only: a cross-site HTML form cannot send it without a CORS preflight. */
 function requireJson(req: FastifyRequest) {
@@ -214,7 +216,7 @@ export function registerAuthRoutes(app: FastifyInstance, o: AuthRoutesOptions) {
   // ---- app passwords (mail clients) ----------------------------------------------------------
   app.get('/api/auth/app-passwords', async (req) => {
     const { user } = await requireSession(req);
-    const list = await store.listAppPasswords(user.id);
+    const list = await auth.listAppPasswords(user, selfService(req, user));
     return {
       appPasswords: list
         .filter((a) => !a.revokedAt)
@@ -228,7 +230,7 @@ export function registerAuthRoutes(app: FastifyInstance, o: AuthRoutesOptions) {
     const label = stringField(req.body, 'label', 100).trim();
     if (!label || /[\x00-\x1f\x7f]/.test(label))
       throw new AuthProblem(400, 'invalid-request', 'Donnez un nom à ce mot de passe d’application (1 à 100 caractères, par exemple le nom de l’appareil).', { field: 'label' });
-    const { appPassword, password } = await auth.createAppPassword(user.id, label);
+    const { appPassword, password } = await auth.createAppPassword(user, label, selfService(req, user));
     // The clear value is returned once and never stored.
     return reply.code(201).send({ id: appPassword.id, label: appPassword.label, createdAt: appPassword.createdAt, password });
   });
@@ -236,7 +238,7 @@ export function registerAuthRoutes(app: FastifyInstance, o: AuthRoutesOptions) {
   app.delete('/api/auth/app-passwords/:id', async (req, reply) => {
     const { user } = await requireSession(req);
     const id = Number((req.params as { id: string }).id);
-    if (!Number.isSafeInteger(id) || !(await store.revokeAppPassword(user.id, id)))
+    if (!Number.isSafeInteger(id) || !(await auth.revokeAppPassword(user, id, selfService(req, user))))
       throw new AuthProblem(404, 'not-found', 'Aucun mot de passe d’application actif ne porte ce numéro.');
     return reply.code(204).send();
   });

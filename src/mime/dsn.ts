@@ -1,6 +1,7 @@
 // Delivery Status Notifications (RFC 3464, multipart/report of RFC 6522) with a French
 // human-readable part, delivered to the sender's INBOX.
 import { Headers } from '@zone-eu/mailsplit';
+import libmime from 'libmime';
 import MimeNode from 'nodemailer/lib/mime-node';
 import { rfc5322Date } from './date.js';
 
@@ -30,6 +31,15 @@ export interface DsnInput {
 /** RFC 3464 §2.1.1 xtext-free text: drop CR/LF so one field stays one line. */
 const oneLine = (s: string) => s.replace(/[\r\n]+/g, ' ').trim();
 
+/**
+ * RFC 2045 §6.2: without a Content-Transfer-Encoding, a part is 7bit (no octet above 127);
+ * RFC 2046 §5.2.1: message/* parts cannot be quoted-printable or base64, so a part carrying
+ * 8-bit octets (UTF-8 diagnostics, an 8BITMIME original) declares 8bit.
+ */
+function declare8bit(node: MimeNode, content: Buffer | string): void {
+  if (/[^\x00-\x7f]/.test(typeof content === 'string' ? content : content.toString('latin1'))) node.setHeader('Content-Transfer-Encoding', '8bit');
+}
+
 function originalHeader(original: Buffer): Buffer {
   const i = original.indexOf('\r\n\r\n');
   return i >= 0 ? original.subarray(0, i + 4) : original;
@@ -43,12 +53,12 @@ function humanPart(d: DsnInput, subject: string): string {
   const date = d.arrivalDate.toLocaleString('fr-FR', { timeZone: 'Europe/Paris' });
   if (failed.length) {
     lines.push(`Votre message « ${subject} » déposé le ${date} n'a pas pu être remis aux destinataires suivants :`, '');
-    for (const r of failed) lines.push(`  - ${r.recipient}`, `    Raison : ${r.diagnostic ?? r.status}`);
+    for (const r of failed) lines.push(`  - ${r.recipient}`, `    Raison : ${oneLine(r.diagnostic ?? r.status)}`);
     lines.push('', "Le message n'a pas été distribué à ces destinataires. Vérifiez l'adresse dans l'annuaire santé, puis renvoyez-le si nécessaire.");
   }
   if (delayed.length) {
     lines.push(`La remise de votre message « ${subject} » est retardée pour :`, '');
-    for (const r of delayed) lines.push(`  - ${r.recipient}`, `    Raison : ${r.diagnostic ?? r.status}`);
+    for (const r of delayed) lines.push(`  - ${r.recipient}`, `    Raison : ${oneLine(r.diagnostic ?? r.status)}`);
     lines.push('', 'De nouvelles tentatives seront faites automatiquement ; aucune action de votre part n’est nécessaire pour le moment.');
   }
   if (delivered.length) {
@@ -69,7 +79,8 @@ function humanPart(d: DsnInput, subject: string): string {
 /** Builds the DSN message (RFC 3464 §2, RFC 6522). */
 export async function buildDsn(d: DsnInput): Promise<Buffer> {
   const origHeaders = new Headers(originalHeader(d.original));
-  const subject = origHeaders.getFirst('subject') || '(sans objet)';
+  // RFC 2047 encoded words (e.g. an accented French subject) are decoded before being quoted.
+  const subject = oneLine(libmime.decodeWords(origHeaders.getFirst('subject'))) || '(sans objet)';
   const failed = d.recipients.some((r) => r.action === 'failed');
   const delayed = d.recipients.some((r) => r.action === 'delayed');
   const root = new MimeNode('multipart/report; report-type=delivery-status');
@@ -94,10 +105,16 @@ export async function buildDsn(d: DsnInput): Promise<Buffer> {
     if (r.diagnostic) fields.push(`Diagnostic-Code: smtp; ${oneLine(r.diagnostic)}`);
     fields.push(`Last-Attempt-Date: ${rfc5322Date(r.lastAttempt)}`, '');
   }
-  root.createChild('message/delivery-status').setContent(fields.join('\r\n'));
+  const status = fields.join('\r\n');
+  const statusPart = root.createChild('message/delivery-status');
+  declare8bit(statusPart, status);
+  statusPart.setContent(status);
   // RFC 3461 §4.3: RET=FULL returns the whole message, otherwise the headers only.
-  if (d.ret === 'FULL') root.createChild('message/rfc822').setContent(d.original);
-  else root.createChild('text/rfc822-headers').setContent(originalHeader(d.original));
+  if (d.ret === 'FULL') {
+    const full = root.createChild('message/rfc822');
+    declare8bit(full, d.original);
+    full.setContent(d.original);
+  } else root.createChild('text/rfc822-headers').setContent(originalHeader(d.original));
   return new Promise((resolve, reject) => root.build((err: Error | null, buf: Buffer) => (err ? reject(err) : resolve(buf))));
 }
 

@@ -1,4 +1,5 @@
 // Shared pieces of the MX and submission servers built on smtp-server.
+import { isIPv6 } from 'node:net';
 import { Transform, type Readable, PassThrough } from 'node:stream';
 import { SMTPServer } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
@@ -48,9 +49,15 @@ export function receivedHeader(o: {
   date?: Date;
 }): string {
   const tlsComment = o.tls?.name ? ` (using ${o.tls.version ?? 'TLS'} with cipher ${o.tls.name}${o.peerDn ? `; client certificate ${o.peerDn.replace(/[()\\]/g, '')}` : ''})` : '';
-  const from = `from ${sanitize(o.helo)} ([${o.remoteAddress.replace(/^::ffff:/, '')}])`;
+  const from = `from ${sanitize(o.helo)} (${addressLiteral(o.remoteAddress)})`;
   const forPart = o.forAddress ? `\r\n\tfor <${o.forAddress}>` : '';
   return `Received: ${from}\r\n\tby ${o.by} (Caducée) with ${o.protocol} id ${o.id}${tlsComment}${forPart};\r\n\t${rfc5322Date(o.date)}\r\n`;
+}
+
+/** RFC 5321 §4.1.3 address literal: [192.0.2.1], [IPv6:2001:db8::1]; IPv4-mapped IPv6 as IPv4. */
+function addressLiteral(address: string): string {
+  const a = address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+  return isIPv6(a) ? `[IPv6:${a}]` : `[${a}]`;
 }
 
 function sanitize(s: string): string {
@@ -78,7 +85,8 @@ export async function splitHeader(source: Readable, maxHeaderBytes = 1024 * 1024
         let idx = buf.indexOf('\r\n\r\n');
         let sepLen = 4;
         if (buf.subarray(0, 2).toString() === '\r\n') (idx = 0), (sepLen = 2); // no header at all
-        if (idx >= 0) {
+        // The limit holds however the stream is chunked: a separator found past it is too late.
+        if (idx >= 0 && idx + sepLen <= maxHeaderBytes) {
           finish(buf.subarray(0, idx + sepLen), Buffer.alloc(0), false);
           const rest = buf.subarray(idx + sepLen);
           buf = Buffer.alloc(0);

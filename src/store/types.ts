@@ -156,6 +156,12 @@ export interface AuthAuditEntry {
   remote: string | null;
   success: boolean;
   reason: string | null;
+  /**
+   * Who managed `login`'s credentials (app password listed, created or revoked, second factor
+   * reset, password set): the user on the web, the system account at the command line. null
+   * for an authentication attempt, where `login` is the one acting.
+   */
+  actor: string | null;
 }
 
 /** Structures, practitioners and user accounts (core/ administration, authentication's lookups). */

@@ -63,7 +63,7 @@ export class SqliteCredentials extends SqlitePart implements CredentialStore {
   }
 
   async recordAuth(e: AuthAuditEntry) {
-    this.q('INSERT INTO auth_audit (at, login, user_id, protocol, method, remote, success, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
+    this.q('INSERT INTO auth_audit (at, login, user_id, protocol, method, remote, success, reason, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
       e.at,
       e.login.slice(0, 320),
       e.userId,
@@ -72,12 +72,13 @@ export class SqliteCredentials extends SqlitePart implements CredentialStore {
       e.remote,
       e.success ? 1 : 0,
       e.reason,
+      e.actor?.slice(0, 320) ?? null,
     );
   }
 
   async listAuthAudit(limit: number) {
     return this.q('SELECT * FROM auth_audit ORDER BY id DESC LIMIT ?')
       .all(limit)
-      .map((r: any) => ({ at: r.at, login: r.login, userId: r.user_id, protocol: r.protocol, method: r.method, remote: r.remote, success: !!r.success, reason: r.reason }));
+      .map((r: any) => ({ at: r.at, login: r.login, userId: r.user_id, protocol: r.protocol, method: r.method, remote: r.remote, success: !!r.success, reason: r.reason, actor: r.actor }));
   }
 }

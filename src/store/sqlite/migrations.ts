@@ -207,4 +207,11 @@ CREATE TABLE http_sessions (
 CREATE INDEX http_sessions_user ON http_sessions(user_id);
 `,
   },
+  {
+    version: 6,
+    name: 'audit trail: who managed credentials (actor)',
+    // Credential management (app passwords, second-factor reset, password) is audited with who
+    // acted; authentication attempts leave it null.
+    sql: `ALTER TABLE auth_audit ADD COLUMN actor TEXT;`,
+  },
 ];
