@@ -17,6 +17,7 @@ import { createImapServer, type ImapListener } from './imap/server.js';
 import { MessageIndex } from './imap/message-index.js';
 import { createMxServer } from './smtp/mx.js';
 import { createSubmissionServer } from './smtp/submission.js';
+import { BlobCollector } from './store/blob-collector.js';
 import { BlobStore } from './store/blobs.js';
 import { SqliteStore } from './store/sqlite/index.js';
 import { TrustService } from './trust/index.js';
@@ -32,6 +33,7 @@ export interface Operator {
   config: Config;
   store: SqliteStore;
   blobs: BlobStore;
+  blobCollector: BlobCollector;
   core: Core;
   trust: TrustService;
   trustList: TrustListSource;
@@ -266,6 +268,9 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     throw e;
   }
   outbound.start();
+  // Message files no row references any more are removed (expunge, deleted mailboxes, sent queue).
+  const blobCollector = new BlobCollector(store, blobs, logger.child({ component: 'blobs' }));
+  blobCollector.start();
   logger.info({ host: config.listen.host, ...ports, domains: config.operator.domains }, 'operator started');
 
   let stopped = false;
@@ -273,6 +278,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     config,
     store,
     blobs,
+    blobCollector,
     core,
     trust,
     trustList,
@@ -288,6 +294,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
       trustList.stop();
       clearInterval(anchorTimer);
       await outbound.stop();
+      await blobCollector.stop();
       await closeHttp();
       await directory.close();
       await closeImap();

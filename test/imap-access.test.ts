@@ -2,7 +2,8 @@
 // CONDSTORE/QRESYNC, cross-session updates, and a mailbox that is not delegated stays invisible.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
@@ -162,6 +163,31 @@ describe('IMAP access, ACL and resynchronisation', () => {
     } finally {
       s.close();
       other.close();
+    }
+  });
+  // Issue 14: deleted mail never left the disk. After STORE \\Deleted + EXPUNGE the message file
+  // and its analysis are removed by the collector.
+  test('an expunged message leaves the disk', async () => {
+    const c = await login(0);
+    try {
+      const raw = `Subject: effacement ${Date.now()}\r\nFrom: a@b.test\r\n\r\nà effacer\r\n`;
+      const bytes = Buffer.from(raw);
+      const r = await c.cmd(`APPEND INBOX {${bytes.length}}`, [raw]);
+      assert.match(r.at(-1)!, /^t\d+ OK /);
+      const uid = /APPENDUID \d+ (\d+)/.exec(r.at(-1)!)![1];
+      const op = demo.operators[0];
+      const file = op.blobs.pathOf(createHash('sha256').update(bytes).digest('hex'));
+      assert.ok(existsSync(file));
+      assert.match((await c.cmd('SELECT INBOX')).at(-1)!, /^t\d+ OK/);
+      assert.match((await c.cmd(`UID FETCH ${uid} BODY[]`)).at(-1)!, /^t\d+ OK/); // analysed, so blob_meta has a row
+      await op.blobCollector.run();
+      assert.ok(existsSync(file), 'referenced: kept');
+      assert.match((await c.cmd(`UID STORE ${uid} +FLAGS (\\Deleted)`)).at(-1)!, /^t\d+ OK/);
+      assert.match((await c.cmd('EXPUNGE')).at(-1)!, /^t\d+ OK/);
+      await op.blobCollector.run();
+      assert.ok(!existsSync(file), 'the message file is removed');
+    } finally {
+      c.close();
     }
   });
 });

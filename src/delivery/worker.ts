@@ -6,7 +6,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Core } from '../core/index.js';
 import type { QueueItem } from '../model/index.js';
-import type { BlobStore } from '../store/blobs.js';
+import type { BlobStore, PutBlob } from '../store/blobs.js';
 import type { DeliveryStore, MailboxStore, QueueCompletion } from '../store/types.js';
 import { peerChainFromTls, type TrustService } from '../trust/index.js';
 import { buildDsn, wantsDsn, type DsnRecipient } from '../mime/dsn.js';
@@ -277,6 +277,7 @@ export class OutboundWorker {
       }
     }
     const first = outcomes[0]?.item;
+    let dsnBlob: PutBlob | undefined;
     if (dsnRcpts.length && first?.senderMailboxId) {
       const sender = await this.o.store.getMailbox(first.senderMailboxId);
       if (sender && sender.state !== 'deleted') {
@@ -290,11 +291,11 @@ export class OutboundWorker {
           recipients: dsnRcpts,
           original: await this.o.blobs.read(first.blobId),
         });
-        const blob = await this.o.blobs.put(raw);
-        c.dsns.push({ blobId: blob.id, size: blob.size, mailboxId: sender.id });
+        dsnBlob = await this.o.blobs.put(raw);
+        c.dsns.push({ blobId: dsnBlob.id, size: dsnBlob.size, mailboxId: sender.id });
       }
     }
-    const copies = await this.o.store.completeQueueItems(c);
+    const copies = await this.o.store.completeQueueItems(c).finally(() => dsnBlob?.release());
     for (const d of c.dsns) this.o.core.events.emit('stored', { blobId: d.blobId });
     for (const copy of copies) this.o.core.events.emit('delivered', copy);
   }

@@ -849,6 +849,7 @@ export class ImapSession {
         const date = m.date ? parseImapDate(m.date) : new Date();
         if (!date) throw new ImapNo(`invalid date-time ${m.date}`, undefined, 'BAD');
         const r = await this.s.store.appendMessage(target.folder.id, { blobId: blob.id, size: blob.size, flags: m.flags.filter((f) => f.toLowerCase() !== '\\recent'), internalDate: date });
+        blob.release();
         added.push(r.uid);
         uids.push(r.uid);
       }

@@ -140,6 +140,7 @@ export function createMxServer(o: MxOptions): SMTPServer {
           localMailboxIds: ids,
           remote: [],
         });
+        blob.release();
         log.info({ session: session.id, peer: st?.peerDn, size: blob.size, recipients: ids.length }, 'message accepted');
         const dsn = (env as any).dsn as { ret?: string | null; envid?: string | null } | undefined;
         // After the commit and off the reply path: the receipt DSN must not delay the 250.

@@ -209,6 +209,7 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
           envid: dsn?.envid ?? null,
           senderMailboxId: st.senderMailboxId ?? null,
         });
+        blob.release();
         log.info({ session: session.id, user: st.user.login, size: blob.size, local: st.rcpts.filter((r) => r.local).length, remote: st.rcpts.filter((r) => r.domain).length }, 'message submitted');
       })().then(
         () => cb(null, `2.6.0 message ${session.id} accepted`),

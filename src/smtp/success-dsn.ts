@@ -41,19 +41,23 @@ export async function sendDeliveredDsn(o: {
     original: await o.blobs.read(o.blobId),
   });
   const blob = await o.blobs.put(raw);
-  const target = await o.core.resolveRecipient(o.envelopeFrom);
-  if (target.kind === 'local') {
-    await o.core.deliver({ blobId: blob.id, size: blob.size, internalDate: new Date(), envelopeFrom: '', localMailboxIds: [target.mailbox.id], remote: [] });
-  } else if (target.kind === 'remote') {
-    await o.core.deliver({
-      blobId: blob.id,
-      size: blob.size,
-      internalDate: new Date(),
-      envelopeFrom: '',
-      localMailboxIds: [],
-      remote: [{ recipient: o.envelopeFrom, domain: domainOf(o.envelopeFrom), notify: ['NEVER'], orcpt: null }],
-    });
-  } else {
-    o.logger.info({ reason: target.kind }, 'success DSN not sent: the envelope sender cannot receive mail');
+  try {
+    const target = await o.core.resolveRecipient(o.envelopeFrom);
+    if (target.kind === 'local') {
+      await o.core.deliver({ blobId: blob.id, size: blob.size, internalDate: new Date(), envelopeFrom: '', localMailboxIds: [target.mailbox.id], remote: [] });
+    } else if (target.kind === 'remote') {
+      await o.core.deliver({
+        blobId: blob.id,
+        size: blob.size,
+        internalDate: new Date(),
+        envelopeFrom: '',
+        localMailboxIds: [],
+        remote: [{ recipient: o.envelopeFrom, domain: domainOf(o.envelopeFrom), notify: ['NEVER'], orcpt: null }],
+      });
+    } else {
+      o.logger.info({ reason: target.kind }, 'success DSN not sent: the envelope sender cannot receive mail');
+    }
+  } finally {
+    blob.release();
   }
 }

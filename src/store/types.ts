@@ -142,8 +142,21 @@ export interface BlobMetaStore {
   /** The analysis of a message file (mime/ MessageInfo as JSON), recorded once by setBlobMeta. */
   getBlobMeta(blobId: string): Promise<string | undefined>;
   setBlobMeta(blobId: string, info: string): Promise<void>;
-  /** Blob ids still referenced by a message or a queue item (for garbage collection). */
+  /** Whether a message or a queued item still references the blob. */
   isBlobReferenced(blobId: string): Promise<boolean>;
+  /**
+   * Message files that lost a reference (recorded in the transaction that removed it), oldest
+   * first: candidates for removal, some of them still referenced elsewhere.
+   */
+  blobGarbage(limit: number): Promise<string[]>;
+  /**
+   * One transaction: if nothing references the blob any more, forgets its analysis and returns
+   * true — the caller then removes the file and calls forgetBlobGarbage; if something does, the
+   * candidate is dropped and false returned. The candidate row stays until the file is gone, so a
+   * crash between the two steps only repeats the removal.
+   */
+  claimBlobRemoval(blobId: string): Promise<boolean>;
+  forgetBlobGarbage(blobId: string): Promise<void>;
 }
 
 /** One authentication attempt: who, how, from where, when, outcome — never a secret. */

@@ -91,10 +91,35 @@ export class SqliteStore implements Store {
   }
 
   async isBlobReferenced(blobId: string) {
+    return this.referenced(blobId);
+  }
+
+  private referenced(blobId: string): boolean {
     return !!(
       this.q('SELECT 1 FROM messages WHERE blob_id = ? LIMIT 1').get(blobId) ||
       this.q("SELECT 1 FROM outbound_queue WHERE blob_id = ? AND status = 'queued' LIMIT 1").get(blobId)
     );
+  }
+
+  async blobGarbage(limit: number) {
+    return this.q('SELECT blob_id FROM blob_garbage ORDER BY since, blob_id LIMIT ?')
+      .all(limit)
+      .map((r: any) => r.blob_id as string);
+  }
+
+  async claimBlobRemoval(blobId: string) {
+    return this.db.transaction(() => {
+      if (this.referenced(blobId)) {
+        this.q('DELETE FROM blob_garbage WHERE blob_id = ?').run(blobId);
+        return false;
+      }
+      this.q('DELETE FROM blob_meta WHERE blob_id = ?').run(blobId);
+      return true;
+    })();
+  }
+
+  async forgetBlobGarbage(blobId: string) {
+    this.q('DELETE FROM blob_garbage WHERE blob_id = ?').run(blobId);
   }
 
   async getBlobMeta(blobId: string) {

@@ -78,9 +78,21 @@ export class SqliteMailboxes extends SqlitePart implements MailboxStore {
     if (u.listeRouge !== undefined) (sets.push('liste_rouge = ?'), args.push(u.listeRouge ? 1 : 0));
     sets.push('updated_at = ?');
     args.push(now());
-    const r = this.q(`UPDATE mailboxes SET ${sets.join(', ')} WHERE id = ? RETURNING *`).get(...args, id);
-    if (!r) throw new Error(`mailbox #${id} not found`);
-    return rowMailbox(r);
+    return this.db.transaction(() => {
+      const r = this.q(`UPDATE mailboxes SET ${sets.join(', ')} WHERE id = ? RETURNING *`).get(...args, id);
+      if (!r) throw new Error(`mailbox #${id} not found`);
+      if (u.state === 'deleted') {
+        // A deleted address is never reused and never read again: its folders and messages go in
+        // the same transaction (their files follow through blob_garbage), the address row stays.
+        const folders = 'SELECT id FROM folders WHERE mailbox_id = ?';
+        this.q(`DELETE FROM messages WHERE folder_id IN (${folders})`).run(id);
+        this.q(`DELETE FROM expunged WHERE folder_id IN (${folders})`).run(id);
+        this.q('DELETE FROM folders WHERE mailbox_id = ?').run(id);
+        this.q('DELETE FROM subscriptions WHERE mailbox_id = ?').run(id);
+        this.q('DELETE FROM grants WHERE mailbox_id = ?').run(id);
+      }
+      return rowMailbox(r);
+    })();
   }
 
   async setGrant(mailboxId: number, userId: number, rights: GrantRight[]) {

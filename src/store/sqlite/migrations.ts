@@ -214,4 +214,33 @@ CREATE INDEX http_sessions_user ON http_sessions(user_id);
     // acted; authentication attempts leave it null.
     sql: `ALTER TABLE auth_audit ADD COLUMN actor TEXT;`,
   },
+  {
+    version: 7,
+    name: 'message files reference-counted: blob_garbage filled by triggers',
+    // A message file may be shared (one blob for every local recipient, COPY, the queue). Each
+    // time a row that references a blob goes — a message expunged, a folder or a deleted
+    // mailbox's content removed, a queue item sent or failed — a trigger records the blob as a
+    // candidate in the same transaction, whatever code path removed the row. The collector
+    // (store/blob-collector.ts) removes the file once no row references it any more.
+    sql: `
+CREATE TABLE blob_garbage (
+  blob_id TEXT PRIMARY KEY,
+  since TEXT NOT NULL
+);
+CREATE TRIGGER messages_blob_released AFTER DELETE ON messages BEGIN
+  INSERT OR IGNORE INTO blob_garbage (blob_id, since) VALUES (OLD.blob_id, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+END;
+CREATE TRIGGER queue_blob_done AFTER UPDATE OF status ON outbound_queue WHEN NEW.status <> 'queued' BEGIN
+  INSERT OR IGNORE INTO blob_garbage (blob_id, since) VALUES (NEW.blob_id, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+END;
+CREATE TRIGGER queue_blob_released AFTER DELETE ON outbound_queue BEGIN
+  INSERT OR IGNORE INTO blob_garbage (blob_id, since) VALUES (OLD.blob_id, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+END;
+-- Files left behind before this version: every analysed blob no row references any more.
+INSERT OR IGNORE INTO blob_garbage (blob_id, since)
+  SELECT blob_id, strftime('%Y-%m-%dT%H:%M:%fZ', 'now') FROM blob_meta
+  WHERE blob_id NOT IN (SELECT blob_id FROM messages)
+    AND blob_id NOT IN (SELECT blob_id FROM outbound_queue WHERE status = 'queued');
+`,
+  },
 ];

@@ -1,0 +1,106 @@
+// Removes message files nothing references any more. Rows that reference a file are counted by
+// the store itself: each removal of one (expunge, folder or mailbox deletion, queue item sent or
+// failed) records the file as a candidate in the same transaction (migration 7's triggers). For
+// each candidate, oldest first:
+//   1. one transaction decides: still referenced → candidate dropped; else its analysis is
+//      forgotten and the candidate kept (claimBlobRemoval);
+//   2. the file is removed and its directory fsynced (BlobStore.removeIfUnreferenced, which also
+//      keeps a concurrent put of the same content out of the way);
+//   3. the candidate is forgotten.
+// A crash after 1 or 2 leaves the candidate, so the next run repeats 2 and 3: no crash can leave
+// a row pointing at a removed file, and none leaves a removed file's candidate behind forever.
+import type { Logger } from 'pino';
+import type { BlobStore } from './blobs.js';
+import type { BlobMetaStore } from './types.js';
+
+export interface BlobCollectorOptions {
+  /** How often candidates are collected (ms). */
+  intervalMs?: number;
+  /** Candidates handled per batch; the event loop is yielded between batches. */
+  batch?: number;
+  /** Temporary files (interrupted puts) older than this are removed at start (ms). */
+  tmpMaxAgeMs?: number;
+}
+
+export interface CollectionResult {
+  removed: number;
+  kept: number;
+}
+
+export class BlobCollector {
+  private timer?: NodeJS.Timeout;
+  private running?: Promise<CollectionResult>;
+
+  constructor(
+    private readonly store: BlobMetaStore,
+    private readonly blobs: BlobStore,
+    private readonly logger: Logger,
+    private readonly opts: BlobCollectorOptions = {},
+  ) {}
+
+  /** Runs once now (with the orphan scan and the temporary-file sweep), then every intervalMs. */
+  start(): void {
+    const first = async () => {
+      const tmp = await this.blobs.cleanTmp(this.opts.tmpMaxAgeMs ?? 3_600_000);
+      const orphans = await this.scanOrphans();
+      const r = await this.run();
+      this.logger.info({ tmpRemoved: tmp, orphansRemoved: orphans, ...r }, 'message files collected');
+    };
+    first().catch((err) => this.logger.error({ err }, 'message file collection failed'));
+    this.timer = setInterval(() => {
+      this.run()
+        .then((r) => r.removed && this.logger.debug(r, 'message files collected'))
+        .catch((err) => this.logger.error({ err }, 'message file collection failed'));
+    }, this.opts.intervalMs ?? 60_000);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.running?.catch(() => {});
+  }
+
+  /** Collects every current candidate; concurrent calls share one run. */
+  run(): Promise<CollectionResult> {
+    this.running ??= this.collect().finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private async collect(): Promise<CollectionResult> {
+    const result: CollectionResult = { removed: 0, kept: 0 };
+    const batch = this.opts.batch ?? 256;
+    const seen = new Set<string>();
+    for (;;) {
+      const ids = (await this.store.blobGarbage(batch + seen.size)).filter((id) => !seen.has(id));
+      if (ids.length === 0) break;
+      for (const id of ids) {
+        seen.add(id);
+        // Not removed: either still referenced (claimBlobRemoval dropped the candidate) or pinned
+        // by a recent put (the candidate stays for a later run).
+        if (await this.blobs.removeIfUnreferenced(id, () => this.store.claimBlobRemoval(id))) {
+          await this.store.forgetBlobGarbage(id);
+          result.removed++;
+        } else result.kept++;
+      }
+      await new Promise((r) => setImmediate(r));
+    }
+    this.blobs.prunePins();
+    return result;
+  }
+
+  /** Files on disk that no row references (a crash between a put and its commit). */
+  async scanOrphans(): Promise<number> {
+    let n = 0;
+    let sinceYield = 0;
+    for await (const id of this.blobs.ids()) {
+      if (++sinceYield % 256 === 0) await new Promise((r) => setImmediate(r));
+      if (await this.store.isBlobReferenced(id)) continue;
+      if (await this.blobs.removeIfUnreferenced(id, () => this.store.claimBlobRemoval(id))) {
+        await this.store.forgetBlobGarbage(id);
+        n++;
+      }
+    }
+    return n;
+  }
+}
