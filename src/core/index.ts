@@ -183,9 +183,13 @@ export class Core {
     const m = await this.requireMailbox(address);
     const u = await this.requireUser(login);
     if (rights.length === 0) {
+      // Also clears a grant the owner may hold from before the check below (it changes nothing).
       await this.store.removeGrant(m.id, u.id);
       return undefined;
     }
+    // As IMAP SETACL (RFC 4314 §3.1): the owner holds every right already; a grant to them would
+    // only show twice in GETACL.
+    if (m.ownerUserId === u.id) throw new CoreError(`${login} owns ${address} and holds every right on it: the owner's rights cannot be changed`);
     return this.store.setGrant(m.id, u.id, rights);
   }
 
@@ -233,7 +237,7 @@ export class Core {
     const m = await this.store.findMailboxByAddress(from);
     if (!m || m.state === 'deleted') return { ok: false, reason: `${from} is not a mailbox of this operator` };
     if (m.state !== 'active') return { ok: false, reason: `mailbox ${from} is suspended` };
-    if (m.ownerUserId === user.id || this.isApplicationMailbox(user, m)) return { ok: true, mailbox: m, onBehalf: false };
+    if (this.holdsAsOwner(user, m)) return { ok: true, mailbox: m, onBehalf: false };
     const rights = await this.rightsOn(user, m);
     if (rights.has('send')) return { ok: true, mailbox: m, onBehalf: true };
     return { ok: false, reason: `${user.login} may not send as ${from}: neither its owner nor holder of a send-on-behalf grant` };
@@ -284,7 +288,15 @@ export class Core {
    * (write flags, insert, post, create, delete, expunge, administer); `send` has no IMAP right.
    */
   async imapRights(user: User, mailbox: Mailbox): Promise<string> {
-    return rightsToAcl(await this.rightsOn(user, mailbox), mailbox.ownerUserId === user.id || this.isApplicationMailbox(user, mailbox));
+    return rightsToAcl(await this.rightsOn(user, mailbox), this.holdsAsOwner(user, mailbox));
+  }
+
+  /**
+   * Does `user` hold `mailbox` as its owner? An application account only its structure's APP
+   * mailboxes, even one it is named the owner (responsible) of; anyone else the mailboxes they own.
+   */
+  private holdsAsOwner(user: User, mailbox: Mailbox): boolean {
+    return user.structureId !== null ? this.isApplicationMailbox(user, mailbox) : mailbox.ownerUserId === user.id;
   }
 
   /** Is `mailbox` an APP mailbox of the structure whose application account `user` is? */
