@@ -144,10 +144,11 @@ const DECISIONS: Record<ActorKey, Record<MailboxKey, Row>> = {
     'per-deleted': r(ALL, 'unknown', 'none', FULL),
     cab: r(ALL, 'self', 'readable', FULL),
   }),
+  // Deleting a mailbox removes the grants on it (store: updateMailbox), so no delegate keeps a
+  // right on 'per-deleted' — the cell is nothingBut's default.
   reader: nothingBut({
     per: r(['read'], 'refused', 'readable', 'lrs'),
     'per-suspended': r(['read'], 'suspended', 'readable', 'lrs'),
-    'per-deleted': r(['read'], 'unknown', 'none', 'lrs'),
     cab: r(['read'], 'refused', 'readable', 'lrs'),
     org: r(['read'], 'refused', 'readable', 'lrs'),
     app: r(['read'], 'refused', 'readable', 'lrs'),
@@ -156,7 +157,6 @@ const DECISIONS: Record<ActorKey, Record<MailboxKey, Row>> = {
   sender: nothingBut({
     per: r(['send'], 'on-behalf', 'accessible', ''),
     'per-suspended': r(['send'], 'suspended', 'accessible', ''),
-    'per-deleted': r(['send'], 'unknown', 'none', ''),
     cab: r(['send'], 'on-behalf', 'accessible', ''),
     org: r(['send'], 'on-behalf', 'accessible', ''),
     app: r(['send'], 'on-behalf', 'accessible', ''),
@@ -165,7 +165,6 @@ const DECISIONS: Record<ActorKey, Record<MailboxKey, Row>> = {
   manager: nothingBut({
     per: r(['manage'], 'refused', 'readable', FULL),
     'per-suspended': r(['manage'], 'suspended', 'readable', FULL),
-    'per-deleted': r(['manage'], 'unknown', 'none', FULL),
     cab: r(['manage'], 'refused', 'readable', FULL),
     org: r(['manage'], 'refused', 'readable', FULL),
     app: r(['manage'], 'refused', 'readable', FULL),
@@ -329,9 +328,9 @@ const ACL_CHANGES: Record<string, AclStep[]> = {
     { does: { op: 'grant', mailbox: 'per', login: 'personne', rights: ['read'] }, error: /no user personne/ },
     { does: { op: 'grant', mailbox: `nobody@${DOMAIN}`, login: 'stranger', rights: ['read'] }, error: /no mailbox nobody@/ },
   ],
-  // Not refused today (docs say nothing); what matters is that it opens nothing.
-  'a grant on a deleted mailbox opens nothing': [
-    { does: { op: 'grant', mailbox: 'per-deleted', login: 'stranger', rights: ['read', 'send'] }, rows: { stranger: { 'per-deleted': r(['read', 'send'], 'unknown', 'none', 'lrs') } } },
+  // A deleted address is never reused nor read again: no grant is given on it.
+  'a grant on a deleted mailbox is refused': [
+    { does: { op: 'grant', mailbox: 'per-deleted', login: 'stranger', rights: ['read', 'send'] }, error: /is deleted/, rows: { stranger: { 'per-deleted': none('unknown') } } },
   ],
   // Not refused today either; an application account is never a delegate (docs/authentication.md).
   'a grant to the application account opens nothing': [

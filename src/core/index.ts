@@ -190,6 +190,7 @@ export class Core {
     // As IMAP SETACL (RFC 4314 §3.1): the owner holds every right already; a grant to them would
     // only show twice in GETACL.
     if (m.ownerUserId === u.id) throw new CoreError(`${login} owns ${address} and holds every right on it: the owner's rights cannot be changed`);
+    if (m.state === 'deleted') throw new CoreError(`${address} is deleted: its content is erased and its address never reused, so no right is given on it`);
     return this.store.setGrant(m.id, u.id, rights);
   }
 
