@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { AuthResult, Authenticator } from '../auth/index.js';
 import { SaslServer, type SaslFailure } from '../auth/sasl.js';
 import { peerCertificateChain } from '../trust/index.js';
-import { aclToRights, type Core, type GrantRight, type User } from '../core/index.js';
+import { AccessDenied, CoreError, NotFound, type Core, type User } from '../core/index.js';
 import type { BlobStore } from '../store/blobs.js';
 import type { Folder } from '../model/index.js';
 import type { Store } from '../store/types.js';
@@ -279,6 +279,10 @@ export class ImapSession {
     } catch (e: any) {
       if (e instanceof ImapNo) {
         this.write(`${tag} ${e.kind} ${e.code ? `[${e.code}] ` : ''}${e.message}\r\n`);
+      } else if (e instanceof CoreError) {
+        // A refusal from core (the access decision point), in RFC 5530 response codes.
+        const code = e instanceof AccessDenied ? 'NOPERM' : e instanceof NotFound ? 'NONEXISTENT' : 'CANNOT';
+        this.write(`${tag} NO [${code}] ${e.message}\r\n`);
       } else if (e?.imapCode) {
         // RFC 3516 §4.3: UNKNOWN-CTE (or PARSE) from a BINARY fetch.
         this.write(`${tag} NO [${e.imapCode}] ${e.message}\r\n`);
@@ -896,45 +900,27 @@ export class ImapSession {
     return 'GETQUOTA completed';
   }
 
+  /** RFC 4314 §3.3 GETACL: the ACL comes from core (owner and grants); a send-only grant has no letters. */
   private async getAcl(name: string): Promise<string> {
     const { r } = await this.folderOf(name);
-    await this.requireRight(r.access, 'a');
-    const parts: string[] = [];
-    const mb = r.access.mailbox;
-    if (mb.ownerUserId) {
-      const owner = await this.s.store.getUser(mb.ownerUserId);
-      if (owner) parts.push(`${astring(owner.login)} lrswipkxtea`);
-    }
-    for (const g of await this.s.store.listGrants({ mailboxId: mb.id })) {
-      const u = await this.s.store.getUser(g.userId);
-      const acl = await this.s.core.imapRights(u!, mb);
-      if (u && acl) parts.push(`${astring(u.login)} ${acl}`);
-    }
+    const parts = (await this.s.core.listAcl(this.user!, r.access.mailbox.address)).filter((e) => e.acl).map((e) => `${astring(e.login)} ${e.acl}`);
     this.write(`* ACL ${this.nameOut(this.ns!.nameOf(r.access, r.folder))}${parts.length ? ' ' + parts.join(' ') : ''}\r\n`);
     return 'GETACL completed';
   }
 
-  /** RFC 4314 §3.1–3.2, mapped onto grants (per mailbox, not per folder). */
+  /** RFC 4314 §3.1–3.2, mapped onto grants by core (per mailbox, not per folder). */
   private async setAcl(cmd: Extract<Command, { name: 'SETACL' | 'DELETEACL' }>): Promise<string> {
     const { r } = await this.folderOf(cmd.mailbox);
-    await this.requireRight(r.access, 'a');
-    const target = await this.s.store.findUserByLogin(cmd.identifier);
-    if (!target) throw new ImapNo(`no user ${cmd.identifier}`, 'NONEXISTENT');
-    if (target.id === r.access.mailbox.ownerUserId) throw new ImapNo('the owner’s rights cannot be changed', 'CANNOT');
-    const current = (await this.s.store.listGrants({ mailboxId: r.access.mailbox.id, userId: target.id }))[0]?.rights ?? [];
-    let rights: GrantRight[] = current.filter((x) => x === 'send'); // send-on-behalf is not an IMAP right: keep it
-    if (cmd.name === 'SETACL') {
+    const address = r.access.mailbox.address;
+    let grant;
+    if (cmd.name === 'DELETEACL') grant = await this.s.core.removeAcl(this.user!, address, cmd.identifier, 'imap');
+    else {
+      // RFC 4314 §3.1: a leading "+" adds the rights, "-" removes them, neither replaces them.
       const spec = cmd.rights;
-      const mod = spec[0] === '+' || spec[0] === '-' ? spec[0] : '';
-      const letters = mod ? spec.slice(1) : spec;
-      const existing = aclToRights(await this.s.core.imapRights(target as any, r.access.mailbox));
-      const asked = aclToRights(letters);
-      const nonsend = mod === '+' ? [...new Set([...existing, ...asked])] : mod === '-' ? existing.filter((x) => !asked.includes(x)) : asked;
-      rights = [...rights, ...nonsend];
+      const mode = spec[0] === '+' ? 'add' : spec[0] === '-' ? 'remove' : 'set';
+      grant = await this.s.core.setAcl(this.user!, address, cmd.identifier, { letters: mode === 'set' ? spec : spec.slice(1) }, mode);
     }
-    if (rights.length) await this.s.store.setGrant(r.access.mailbox.id, target.id, rights);
-    else await this.s.store.removeGrant(r.access.mailbox.id, target.id);
-    this.log.info({ mailbox: r.access.mailbox.address, target: target.login, rights }, 'ACL changed');
+    this.log.info({ mailbox: address, target: cmd.identifier, rights: grant?.rights ?? [] }, 'ACL changed');
     return `${cmd.name} completed`;
   }
 
