@@ -12,6 +12,7 @@ import { AccessDenied, CoreError, NotFound, type Core, type User } from '../core
 import type { BlobStore } from '../store/blobs.js';
 import type { Folder } from '../model/index.js';
 import type { Store } from '../store/types.js';
+import { ImapError, bad, no } from './errors.js';
 import { fetchMessage, type FetchContext } from './fetch.js';
 import { compileListPattern, ListPatternTooLong, type NameMatcher } from './list-pattern.js';
 import { DELIMITER, OTHER_PREFIX, SHARED_PREFIX, UserNamespace, type MailboxAccess, type ResolvedName } from './namespace.js';
@@ -41,16 +42,6 @@ export interface ImapServices {
   appendLimit: number;
   /** Default storage quota per mailbox (BAL) in bytes (RFC 9208), when the BAL has none. */
   defaultQuotaBytes: number;
-}
-
-class ImapNo extends Error {
-  constructor(
-    message: string,
-    readonly code?: string,
-    readonly kind: 'NO' | 'BAD' = 'NO',
-  ) {
-    super(message);
-  }
 }
 
 const SPECIAL_USES = ['\\All', '\\Archive', '\\Drafts', '\\Flagged', '\\Junk', '\\Sent', '\\Trash'];
@@ -229,15 +220,14 @@ export class ImapSession {
           continue;
         }
         if (ev.type === 'literal-too-big') {
-          this.write(`${ev.tag ?? '*'} NO [TOOBIG] literal of ${ev.size} bytes is larger than this server accepts\r\n`);
+          this.write(no('TOOBIG', `literal of ${ev.size} bytes is larger than this server accepts`).response(ev.tag ?? '*'));
           continue;
         }
         if (ev.type !== 'command') continue;
         const p = ev.parsed;
         if (!p.ok) {
           // RFC 9051 §6.4.4: an unknown charset is NO [BADCHARSET (...)], other syntax errors BAD.
-          if (p.code === 'BADCHARSET') this.write(`${p.tag ?? '*'} NO [BADCHARSET (US-ASCII UTF-8)] ${p.message}\r\n`);
-          else this.write(`${p.tag ?? '*'} BAD ${p.code ? `[${p.code}] ` : ''}${p.message}\r\n`);
+          this.write((p.code === 'BADCHARSET' ? no('BADCHARSET (US-ASCII UTF-8)', p.message) : bad(p.code, p.message)).response(p.tag ?? '*'));
           continue;
         }
         await this.execute(p.tag, p.command);
@@ -264,7 +254,7 @@ export class ImapSession {
     const name = cmd.name;
     try {
       const allowed = this.allowedIn(name);
-      if (!allowed) throw new ImapNo(`${name} is not allowed ${this.state === 'notauth' ? 'before authentication' : this.state === 'auth' ? 'without a selected mailbox' : 'now'}`, undefined, 'BAD');
+      if (!allowed) throw bad(undefined, `${name} is not allowed ${this.state === 'notauth' ? 'before authentication' : this.state === 'auth' ? 'without a selected mailbox' : 'now'}`);
       const text = await this.run(tag, cmd);
       if (this.state === 'logout') {
         this.write(`${tag} OK LOGOUT completed\r\n`);
@@ -276,16 +266,12 @@ export class ImapSession {
       const noExpunge = ['FETCH', 'STORE', 'SEARCH', 'SORT', 'THREAD'].includes(name);
       await this.flushUpdates(!noExpunge);
       this.write(`${tag} OK ${text}\r\n`);
-    } catch (e: any) {
-      if (e instanceof ImapNo) {
-        this.write(`${tag} ${e.kind} ${e.code ? `[${e.code}] ` : ''}${e.message}\r\n`);
+    } catch (e) {
+      if (e instanceof ImapError) {
+        this.write(e.response(tag));
       } else if (e instanceof CoreError) {
         // A refusal from core (the access decision point), in RFC 5530 response codes.
-        const code = e instanceof AccessDenied ? 'NOPERM' : e instanceof NotFound ? 'NONEXISTENT' : 'CANNOT';
-        this.write(`${tag} NO [${code}] ${e.message}\r\n`);
-      } else if (e?.imapCode) {
-        // RFC 3516 §4.3: UNKNOWN-CTE (or PARSE) from a BINARY fetch.
-        this.write(`${tag} NO [${e.imapCode}] ${e.message}\r\n`);
+        this.write(no(e instanceof AccessDenied ? 'NOPERM' : e instanceof NotFound ? 'NONEXISTENT' : 'CANNOT', e.message).response(tag));
       } else {
         this.log.error({ err: e, command: name }, 'command failed');
         this.write(`${tag} NO [SERVERBUG] ${name} failed on the server side; nothing was changed, try again\r\n`);
@@ -346,7 +332,7 @@ export class ImapSession {
       case 'STARTTLS':
         return this.startTls(tag);
       case 'LOGIN':
-        if (!this.secure) throw new ImapNo('LOGIN is disabled before STARTTLS: credentials are never accepted in clear', 'PRIVACYREQUIRED');
+        if (!this.secure) throw no('PRIVACYREQUIRED', 'LOGIN is disabled before STARTTLS: credentials are never accepted in clear');
         return this.login(cmd.user, cmd.password);
       case 'AUTHENTICATE':
         return this.authenticate(cmd.mechanism, cmd.initialResponse);
@@ -379,7 +365,7 @@ export class ImapSession {
       }
       case 'SELECT':
       case 'EXAMINE':
-        if (cmd.qresync && !this.qresync) throw new ImapNo('QRESYNC parameters need ENABLE QRESYNC first (RFC 7162 §3.2.5)', 'CLIENTBUG', 'BAD');
+        if (cmd.qresync && !this.qresync) throw bad('CLIENTBUG', 'QRESYNC parameters need ENABLE QRESYNC first (RFC 7162 §3.2.5)');
         if (cmd.condstore) this.enabled.add('CONDSTORE');
         return this.select(cmd.mailbox, cmd.name === 'EXAMINE', cmd.qresync);
       case 'CREATE':
@@ -442,7 +428,7 @@ export class ImapSession {
         return this.getQuota(cmd.root);
       case 'SETQUOTA':
         // RFC 9208 §4.3: limits are set by the operator's administrators, not by users.
-        throw new ImapNo('quota limits are set by the operator (caducee mailbox commands)', 'NOPERM');
+        throw no('NOPERM', 'quota limits are set by the operator (caducee mailbox commands)');
       case 'MYRIGHTS': {
         const r = this.resolveOrThrow(cmd.mailbox, true);
         this.write(`* MYRIGHTS ${this.nameOut(this.ns!.nameOf(r.access, r.folder))} ${await this.s.core.imapRights(this.user!, r.access.mailbox)}\r\n`);
@@ -462,14 +448,14 @@ export class ImapSession {
       case 'DELETEACL':
         return this.setAcl(cmd);
       default:
-        throw new ImapNo(`${(cmd as any).name} is not supported`, undefined, 'BAD');
+        throw bad(undefined, `${(cmd as any).name} is not supported`);
     }
   }
 
   // ---- not authenticated --------------------------------------------------------------------
 
   private async startTls(tag: string): Promise<string | null> {
-    if (this.secure) throw new ImapNo('TLS is already active', undefined, 'BAD');
+    if (this.secure) throw bad(undefined, 'TLS is already active');
     // RFC 9051 §6.2.1: the tagged OK, then the TLS negotiation starts at once.
     this.write(`${tag} OK Begin TLS negotiation now\r\n`);
     const plain = this.socket;
@@ -516,10 +502,10 @@ export class ImapSession {
   /** RFC 5530 response codes: AUTHENTICATIONFAILED without saying whether the login exists; UNAVAILABLE when locked out. */
   private refuse(r: Extract<AuthResult, { ok: false }> | SaslFailure): never {
     this.log.info({ reason: r.reason }, 'authentication failed');
-    if (r.reason === 'locked') throw new ImapNo('too many failed login attempts from this account or address: try again in a few minutes', 'UNAVAILABLE');
-    if ('message' in r && r.temporary) throw new ImapNo(r.message, 'UNAVAILABLE');
-    if ('message' in r) throw new ImapNo(r.message, r.reason === 'identity-mismatch' ? 'AUTHORIZATIONFAILED' : 'AUTHENTICATIONFAILED');
-    throw new ImapNo('authentication failed: wrong login or app password (mail clients need an app password, not the account password)', 'AUTHENTICATIONFAILED');
+    if (r.reason === 'locked') throw no('UNAVAILABLE', 'too many failed login attempts from this account or address: try again in a few minutes');
+    if ('message' in r && r.temporary) throw no('UNAVAILABLE', r.message);
+    if ('message' in r) throw no(r.reason === 'identity-mismatch' ? 'AUTHORIZATIONFAILED' : 'AUTHENTICATIONFAILED', r.message);
+    throw no('AUTHENTICATIONFAILED', 'authentication failed: wrong login or app password (mail clients need an app password, not the account password)');
   }
 
   private async authenticated(user: User): Promise<string> {
@@ -534,14 +520,14 @@ export class ImapSession {
 
   // RFC 9051 §6.2.2 AUTHENTICATE; RFC 4959 SASL-IR initial response ("=" is an empty one).
   private async authenticate(mechanism: string, initial?: string): Promise<string> {
-    if (!this.secure) throw new ImapNo('authentication is disabled before STARTTLS', 'PRIVACYREQUIRED');
+    if (!this.secure) throw no('PRIVACYREQUIRED', 'authentication is disabled before STARTTLS');
     const ex = this.sasl().start(mechanism, { protocol: 'imap', remote: this.remote, peerChain: () => this.peerChain() });
-    if (!ex) throw new ImapNo(`authentication mechanism ${mechanism} is not offered here (see the AUTH= capabilities)`, 'CANNOT');
+    if (!ex) throw no('CANNOT', `authentication mechanism ${mechanism} is not offered here (see the AUTH= capabilities)`);
     const decode = (line: string): Buffer => {
       const t = line.trim();
       // RFC 9051 §6.2.2: "*" cancels the exchange.
-      if (t === '*') throw new ImapNo('authentication cancelled', undefined, 'BAD');
-      if (t !== '=' && !/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(t)) throw new ImapNo('SASL response is not valid base64', undefined, 'BAD');
+      if (t === '*') throw bad(undefined, 'authentication cancelled');
+      if (t !== '=' && !/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(t)) throw bad(undefined, 'SASL response is not valid base64');
       return Buffer.from(t === '=' ? '' : t, 'base64');
     };
     let step = await ex.step(initial !== undefined ? decode(initial) : null);
@@ -550,7 +536,7 @@ export class ImapSession {
       step = await ex.step(decode(await this.readLine()));
     }
     if (step.type === 'success') return this.authenticated(step.user);
-    if (step.reason === 'malformed') throw new ImapNo(step.message, undefined, 'BAD');
+    if (step.reason === 'malformed') throw bad(undefined, step.message);
     if (step.errorChallenge) {
       // XOAUTH2 / RFC 7628 §3.2.2: the error goes out as a challenge; the client's answer ends it.
       this.write(`+ ${step.errorChallenge.toString('base64')}\r\n`);
@@ -576,26 +562,26 @@ export class ImapSession {
       return decodeMutf7(name);
     } catch {
       if (!strict) return name;
-      throw new ImapNo(`mailbox name ${JSON.stringify(name)} is not valid modified UTF-7 (RFC 3501 §5.1.3)`, 'CANNOT');
+      throw no('CANNOT', `mailbox name ${JSON.stringify(name)} is not valid modified UTF-7 (RFC 3501 §5.1.3)`);
     }
   }
 
   private resolveOrThrow(name: string, mustExistLater: boolean): ResolvedName {
     const r = this.ns!.resolve(this.decodeName(name));
-    if (!r) throw new ImapNo(`no mailbox ${name}${mustExistLater ? '' : ''}`, 'NONEXISTENT');
+    if (!r) throw no('NONEXISTENT', `no mailbox ${name}${mustExistLater ? '' : ''}`);
     return r;
   }
 
   private async folderOf(name: string): Promise<{ r: ResolvedName; folder: Folder }> {
     const r = this.resolveOrThrow(name, true);
     const folder = await this.s.store.getFolder(r.access.mailbox.id, r.folder);
-    if (!folder) throw new ImapNo(`mailbox ${name} does not exist`, 'NONEXISTENT');
+    if (!folder) throw no('NONEXISTENT', `mailbox ${name} does not exist`);
     return { r, folder };
   }
 
   private async requireRight(access: MailboxAccess, right: string) {
     const acl = await this.s.core.imapRights(this.user!, access.mailbox);
-    if (!acl.includes(right)) throw new ImapNo(`you do not have the right to do this on ${access.mailbox.address} (RFC 4314 right "${right}" missing)`, 'NOPERM');
+    if (!acl.includes(right)) throw no('NOPERM', `you do not have the right to do this on ${access.mailbox.address} (RFC 4314 right "${right}" missing)`);
   }
 
   private notifyChanged(folderId: number) {
@@ -614,7 +600,7 @@ export class ImapSession {
     }
     const { r, folder } = await this.folderOf(name);
     const acl = await this.s.core.imapRights(this.user!, r.access.mailbox);
-    if (!acl.includes('r')) throw new ImapNo(`you may not read ${r.access.mailbox.address}`, 'NOPERM');
+    if (!acl.includes('r')) throw no('NOPERM', `you may not read ${r.access.mailbox.address}`);
     const ro = readOnly || !acl.includes('s') || r.access.mailbox.state === 'suspended';
     const st = await this.s.store.folderStatus(folder.id);
     const msgs = await this.s.store.folderMessages(folder.id, { clearRecent: !ro });
@@ -654,14 +640,14 @@ export class ImapSession {
   private async create(name: string, specialUse?: string[]): Promise<string> {
     const decoded = this.decodeName(name, true).replace(/\/+$/, ''); // RFC 9051 §6.3.4: trailing delimiter
     const r = this.ns!.resolve(decoded);
-    if (!r) throw new ImapNo(`cannot create ${name}: outside your mailboxes`, 'CANNOT');
-    if (r.folder === 'INBOX') throw new ImapNo('INBOX already exists', 'ALREADYEXISTS');
+    if (!r) throw no('CANNOT', `cannot create ${name}: outside your mailboxes`);
+    if (r.folder === 'INBOX') throw no('ALREADYEXISTS', 'INBOX already exists');
     await this.requireRight(r.access, 'k');
     if (specialUse?.length) {
       const bad = specialUse.filter((u) => !SPECIAL_USES.some((x) => x.toLowerCase() === u.toLowerCase()));
-      if (bad.length) throw new ImapNo(`unknown special-use ${bad.join(' ')}`, 'USEATTR');
+      if (bad.length) throw no('USEATTR', `unknown special-use ${bad.join(' ')}`);
     }
-    if (await this.s.store.getFolder(r.access.mailbox.id, r.folder)) throw new ImapNo(`${name} already exists`, 'ALREADYEXISTS');
+    if (await this.s.store.getFolder(r.access.mailbox.id, r.folder)) throw no('ALREADYEXISTS', `${name} already exists`);
     // Create missing parents too (RFC 9051 §6.3.4: superior hierarchical names).
     const parts = r.folder.split(DELIMITER);
     for (let i = 1; i < parts.length; i++) {
@@ -675,12 +661,12 @@ export class ImapSession {
 
   private async deleteFolder(name: string): Promise<string> {
     const { r, folder } = await this.folderOf(name);
-    if (r.folder === 'INBOX') throw new ImapNo('INBOX cannot be deleted', 'CANNOT');
+    if (r.folder === 'INBOX') throw no('CANNOT', 'INBOX cannot be deleted');
     await this.requireRight(r.access, 'x');
     const all = await this.s.store.listFolders(r.access.mailbox.id);
     // RFC 9051 §6.3.5: a name with inferior names cannot be removed while... we keep it simple
     // and refuse, saying why, rather than leaving a \Noselect placeholder.
-    if (all.some((f) => f.name.startsWith(r.folder + DELIMITER))) throw new ImapNo(`${name} has subfolders: delete them first`, 'INUSE');
+    if (all.some((f) => f.name.startsWith(r.folder + DELIMITER))) throw no('INUSE', `${name} has subfolders: delete them first`);
     if (this.view?.folderId === folder.id) {
       this.view = undefined;
       this.state = 'auth';
@@ -693,9 +679,9 @@ export class ImapSession {
   private async rename(from: string, to: string): Promise<string> {
     const { r, folder } = await this.folderOf(from);
     const t = this.ns!.resolve(this.decodeName(to, true).replace(/\/+$/, ''));
-    if (!t || t.access.mailbox.id !== r.access.mailbox.id) throw new ImapNo('a folder can only be renamed within the same mailbox', 'CANNOT');
+    if (!t || t.access.mailbox.id !== r.access.mailbox.id) throw no('CANNOT', 'a folder can only be renamed within the same mailbox');
     await this.requireRight(r.access, 'x');
-    if (await this.s.store.getFolder(t.access.mailbox.id, t.folder)) throw new ImapNo(`${to} already exists`, 'ALREADYEXISTS');
+    if (await this.s.store.getFolder(t.access.mailbox.id, t.folder)) throw no('ALREADYEXISTS', `${to} already exists`);
     if (r.folder === 'INBOX') {
       // RFC 9051 §6.3.6: renaming INBOX moves its messages to the new name; INBOX stays, empty.
       const target = await this.s.store.createFolder(r.access.mailbox.id, t.folder);
@@ -750,7 +736,7 @@ export class ImapSession {
     try {
       full = patterns.map((p) => compileListPattern(ref + p, DELIMITER));
     } catch (e) {
-      if (e instanceof ListPatternTooLong) throw new ImapNo(e.message, 'LIMIT', 'BAD');
+      if (e instanceof ListPatternTooLong) throw bad('LIMIT', e.message);
       throw e;
     }
     // Each name is matched once; the LSUB and RECURSIVEMATCH rules below look the answers up.
@@ -814,7 +800,7 @@ export class ImapSession {
         this.enabled.add('CONDSTORE'); // RFC 7162 §3.1: a CONDSTORE-enabling command
         vals.push(`HIGHESTMODSEQ ${st.highestModseq}`);
       }
-      else throw new ImapNo(`unknown STATUS item ${i}`, undefined, 'BAD');
+      else throw bad(undefined, `unknown STATUS item ${i}`);
     }
     return `* STATUS ${this.nameOut(name)} (${vals.join(' ')})\r\n`;
   }
@@ -832,13 +818,13 @@ export class ImapSession {
       target = await this.folderOf(name);
     } catch (e) {
       // RFC 9051 §6.3.12: tell the client it may CREATE first.
-      if (e instanceof ImapNo && e.code === 'NONEXISTENT') throw new ImapNo(`mailbox ${name} does not exist`, 'TRYCREATE');
+      if (e instanceof ImapError && e.code === 'NONEXISTENT') throw no('TRYCREATE', `mailbox ${name} does not exist`);
       throw e;
     }
     await this.requireRight(target.r.access, 'i');
     for (const m of messages) {
-      if (m.data.length > this.s.appendLimit) throw new ImapNo(`message of ${m.data.length} bytes exceeds APPENDLIMIT ${this.s.appendLimit}`, 'TOOBIG');
-      if (m.data.length === 0) throw new ImapNo('empty message', undefined, 'BAD');
+      if (m.data.length > this.s.appendLimit) throw no('TOOBIG', `message of ${m.data.length} bytes exceeds APPENDLIMIT ${this.s.appendLimit}`);
+      if (m.data.length === 0) throw bad(undefined, 'empty message');
     }
     const total = messages.reduce((n, m) => n + m.data.length, 0);
     await this.checkQuota(target.r.access, total);
@@ -851,7 +837,7 @@ export class ImapSession {
         const blob = await this.s.blobs.put(Buffer.from(m.data));
         await this.s.index.ensure(blob.id);
         const date = m.date ? parseImapDate(m.date) : new Date();
-        if (!date) throw new ImapNo(`invalid date-time ${m.date}`, undefined, 'BAD');
+        if (!date) throw bad(undefined, `invalid date-time ${m.date}`);
         const r = await this.s.store.appendMessage(target.folder.id, { blobId: blob.id, size: blob.size, flags: m.flags.filter((f) => f.toLowerCase() !== '\\recent'), internalDate: date });
         added.push(r.uid);
         uids.push(r.uid);
@@ -872,7 +858,7 @@ export class ImapSession {
     const usage = await this.s.store.mailboxUsage(access.mailbox.id);
     const limit = this.quotaOf(access);
     // RFC 9208 §4.2: OVERQUOTA response code.
-    if (usage.bytes + bytes > limit) throw new ImapNo(`mailbox ${access.mailbox.address} is over its storage quota: delete messages first`, 'OVERQUOTA');
+    if (usage.bytes + bytes > limit) throw no('OVERQUOTA', `mailbox ${access.mailbox.address} is over its storage quota: delete messages first`);
   }
 
   private quotaOf(access: MailboxAccess): number {
@@ -895,7 +881,7 @@ export class ImapSession {
 
   private async getQuota(root: string): Promise<string> {
     const a = this.ns!.entries.find((e) => e.mailbox.address.toLowerCase() === root.toLowerCase());
-    if (!a) throw new ImapNo(`no quota root ${root}`, 'NONEXISTENT');
+    if (!a) throw no('NONEXISTENT', `no quota root ${root}`);
     this.write(await this.quotaLine(a));
     return 'GETQUOTA completed';
   }
@@ -950,7 +936,7 @@ export class ImapSession {
     const tag = this.idleTag!;
     this.idleTag = null;
     if (line.trim().toUpperCase() !== 'DONE') {
-      this.write(`${tag} BAD expected DONE to end IDLE\r\n`);
+      this.write(bad(undefined, 'expected DONE to end IDLE').response(tag));
       return;
     }
     await this.flushUpdates(true);
@@ -966,8 +952,8 @@ export class ImapSession {
 
   private async expunge(uidSet?: SequenceSet): Promise<string> {
     const v = this.view!;
-    if (v.readOnly) throw new ImapNo('mailbox is read-only', 'READ-ONLY');
-    if (!(await this.mayExpunge(v))) throw new ImapNo('you may not expunge in this mailbox', 'NOPERM');
+    if (v.readOnly) throw no('READ-ONLY', 'mailbox is read-only');
+    if (!(await this.mayExpunge(v))) throw no('NOPERM', 'you may not expunge in this mailbox');
     const maxUid = v.messages.length ? v.messages[v.messages.length - 1].uid : 0;
     const uids = uidSet ? expandSet(uidSet, maxUid).filter((u) => v.byUidGet(u)) : undefined;
     // Report others' changes first, so our EXPUNGE numbers are correct.
@@ -1000,13 +986,13 @@ export class ImapSession {
     }
     const max = v.messages.length;
     for (const r of set.ranges) {
-      for (const n of [r.from, r.to]) if (n !== Infinity && (n < 1 || n > max)) throw new ImapNo(`invalid message sequence number ${n} (mailbox has ${max} messages)`, undefined, 'BAD');
+      for (const n of [r.from, r.to]) if (n !== Infinity && (n < 1 || n > max)) throw bad(undefined, `invalid message sequence number ${n} (mailbox has ${max} messages)`);
     }
     return expandSet(set, max).map((seq) => ({ seq, uid: v.messages[seq - 1].uid }));
   }
 
   private async search(byUid: boolean, key: SearchKey, returns: string[] | undefined, charset: string | undefined, tag: string): Promise<string> {
-    if (charset && !/^(utf-8|us-ascii)$/i.test(charset)) throw new ImapNo(`charset ${charset} is not supported`, 'BADCHARSET (UTF-8 US-ASCII)');
+    if (charset && !/^(utf-8|us-ascii)$/i.test(charset)) throw no('BADCHARSET (UTF-8 US-ASCII)', `charset ${charset} is not supported`);
     const v = this.view!;
     const matches = await runSearch(key, v, { store: this.s.store, blobs: this.s.blobs, index: this.s.index, saved: this.savedSearch, sequenceTargets: (set, uid) => this.targets(set, uid) });
     const ids = matches.map((m) => (byUid ? m.uid : m.seq));
@@ -1054,7 +1040,7 @@ export class ImapSession {
       const since = Number(cmd.changedSince);
       if (cmd.vanished) {
         // RFC 7162 §3.2.6: VANISHED needs QRESYNC and UID FETCH; expunged UIDs of the set first.
-        if (!this.qresync || !byUid) throw new ImapNo('VANISHED needs ENABLE QRESYNC and UID FETCH', 'CLIENTBUG', 'BAD');
+        if (!this.qresync || !byUid) throw bad('CLIENTBUG', 'VANISHED needs ENABLE QRESYNC and UID FETCH');
         const maxUid = Math.max(v.messages.length ? v.messages[v.messages.length - 1].uid : 0, ...(await this.s.store.expungedSince(v.folderId, since)));
         const inSet = new Set(expandSet(cmd.set, maxUid));
         const gone = (await this.s.store.expungedSince(v.folderId, since)).filter((u) => inSet.has(u) && !v.byUidGet(u));
@@ -1086,7 +1072,7 @@ export class ImapSession {
 
   /** RFC 5256 SORT and THREAD over the messages matching the search key. */
   private async sortOrThread(cmd: Extract<Command, { name: 'SORT' | 'UID SORT' | 'THREAD' | 'UID THREAD' }>): Promise<string> {
-    if (!/^(utf-8|us-ascii)$/i.test(cmd.charset)) throw new ImapNo(`charset ${cmd.charset} is not supported`, 'BADCHARSET (UTF-8 US-ASCII)');
+    if (!/^(utf-8|us-ascii)$/i.test(cmd.charset)) throw no('BADCHARSET (UTF-8 US-ASCII)', `charset ${cmd.charset} is not supported`);
     const v = this.view!;
     const byUid = cmd.name.startsWith('UID');
     const matches = await runSearch(cmd.key, v, { store: this.s.store, blobs: this.s.blobs, index: this.s.index, saved: this.savedSearch, sequenceTargets: (set, uid) => this.targets(set, uid) });
@@ -1106,7 +1092,7 @@ export class ImapSession {
     let threads;
     if (alg === 'ORDEREDSUBJECT') threads = threadOrderedSubject(items, idOf);
     else if (alg === 'REFERENCES') threads = threadReferences(items, idOf);
-    else throw new ImapNo(`unknown threading algorithm ${cmd.algorithm}`, undefined, 'BAD');
+    else throw bad(undefined, `unknown threading algorithm ${cmd.algorithm}`);
     const out = threadToString(threads);
     this.write(`* THREAD${out ? ' ' + out : ''}\r\n`);
     return `${cmd.name} completed`;
@@ -1119,7 +1105,7 @@ export class ImapSession {
 
   private async store(byUid: boolean, cmd: Extract<Command, { name: 'STORE' | 'UID STORE' }>): Promise<string> {
     const v = this.view!;
-    if (v.readOnly) throw new ImapNo('mailbox is read-only', 'READ-ONLY');
+    if (v.readOnly) throw no('READ-ONLY', 'mailbox is read-only');
     const targets = this.targets(cmd.set, byUid);
     const a = this.ns!.entries.find((e) => e.mailbox.id === v.mailboxId)!;
     const acl = await this.s.core.imapRights(this.user!, a.mailbox);
@@ -1127,7 +1113,7 @@ export class ImapSession {
     // RFC 4314 §4: \Seen needs "s", \Deleted "t", other flags "w".
     for (const f of flags) {
       const need = f.toLowerCase() === '\\seen' ? 's' : f.toLowerCase() === '\\deleted' ? 't' : 'w';
-      if (!acl.includes(need)) throw new ImapNo(`you may not change the flag ${f} here`, 'NOPERM');
+      if (!acl.includes(need)) throw no('NOPERM', `you may not change the flag ${f} here`);
     }
     if (cmd.unchangedSince !== undefined) this.enableCondstore();
     const unchangedSince = cmd.unchangedSince !== undefined ? Number(cmd.unchangedSince) : undefined;
@@ -1159,13 +1145,13 @@ export class ImapSession {
     try {
       dest = await this.folderOf(mailbox);
     } catch (e) {
-      if (e instanceof ImapNo && e.code === 'NONEXISTENT') throw new ImapNo(`mailbox ${mailbox} does not exist`, 'TRYCREATE');
+      if (e instanceof ImapError && e.code === 'NONEXISTENT') throw no('TRYCREATE', `mailbox ${mailbox} does not exist`);
       throw e;
     }
     await this.requireRight(dest.r.access, 'i');
     if (move) {
-      if (v.readOnly) throw new ImapNo('mailbox is read-only', 'READ-ONLY');
-      if (!(await this.mayExpunge(v))) throw new ImapNo('you may not move messages out of this mailbox', 'NOPERM');
+      if (v.readOnly) throw no('READ-ONLY', 'mailbox is read-only');
+      if (!(await this.mayExpunge(v))) throw no('NOPERM', 'you may not move messages out of this mailbox');
     }
     const targets = this.targets(set, byUid);
     const verb = `${byUid ? 'UID ' : ''}${move ? 'MOVE' : 'COPY'}`;
