@@ -5,6 +5,7 @@ import type { DeliveredCopy, DeliveryRequest, Store } from '../store/types.js';
 import {
   GRANT_RIGHTS,
   MAILBOX_TYPES,
+  type Grant,
   type GrantRight,
   type Mailbox,
   type MailboxType,
@@ -14,8 +15,19 @@ import {
 
 export * from '../model/index.js';
 
+/** A request the domain refuses; the message says what failed and what to do. */
 export class CoreError extends Error {
   override name = 'CoreError';
+}
+
+/** What the request names does not exist (a user, a mailbox): IMAP NONEXISTENT, HTTP 404. */
+export class NotFound extends CoreError {
+  override name = 'NotFound';
+}
+
+/** The actor may not do this (e.g. read or change a mailbox's ACL): IMAP NOPERM, HTTP 403. */
+export class AccessDenied extends CoreError {
+  override name = 'AccessDenied';
 }
 
 /** RFC 5321 §4.1.2 Mailbox, restricted to the dot-atom form MSSanté addresses use. */
@@ -39,6 +51,19 @@ export type RecipientResolution =
 export type SendDecision =
   | { ok: true; mailbox: Mailbox; onBehalf: boolean }
   | { ok: false; reason: string };
+
+/** Rights asked for in an ACL change: grant terms, or RFC 4314 §2.1 letters (mapped by aclToRights). */
+export type AclRights = { rights: GrantRight[] } | { letters: string };
+/** Replace the rights, add to them or remove from them (RFC 4314 §3.1 SETACL "", "+", "-"). */
+export type AclMode = 'set' | 'add' | 'remove';
+
+/** One line of a mailbox's ACL: who, in grant terms and as RFC 4314 letters. */
+export interface AclEntry {
+  login: string;
+  owner: boolean;
+  rights: GrantRight[];
+  acl: string;
+}
 
 export interface MailboxEvent {
   mailboxId: number;
@@ -109,14 +134,14 @@ export class Core {
 
   async requireUser(login: string): Promise<User> {
     const u = await this.store.findUserByLogin(login);
-    if (!u) throw new CoreError(`no user ${login}`);
+    if (!u) throw new NotFound(`no user ${login}`);
     const { passwordHash: _h, ...user } = u;
     return user;
   }
 
   async requireMailbox(address: string): Promise<Mailbox> {
     const m = await this.store.findMailboxByAddress(address);
-    if (!m) throw new CoreError(`no mailbox ${address}`);
+    if (!m) throw new NotFound(`no mailbox ${address}`);
     return m;
   }
 
@@ -178,19 +203,84 @@ export class Core {
     return this.store.updateMailbox(m.id, { state });
   }
 
-  async grant(address: string, login: string, rights: GrantRight[]) {
-    for (const r of rights) if (!GRANT_RIGHTS.includes(r)) throw new CoreError(`unknown right ${r}: use ${GRANT_RIGHTS.join(', ')}`);
+  /** Gives `login` exactly `rights` on the mailbox `address` (operator administration; none: removes the grant). */
+  async grant(address: string, login: string, rights: GrantRight[]): Promise<Grant | undefined> {
+    return this.changeGrant(await this.requireMailbox(address), login, { rights }, 'set');
+  }
+
+  // ---- access control lists (who holds which rights on a mailbox) ---------------------------
+
+  /**
+   * The ACL of `address` as seen by `actor`: the owner (all rights), then every grant, each in
+   * grant terms and as RFC 4314 §2.1 letters (send-on-behalf alone gives no letter). Only those
+   * who administer the mailbox (owner, `manage` delegate, its application account) may read it.
+   */
+  async listAcl(actor: User, address: string): Promise<AclEntry[]> {
+    const m = await this.requireAdministered(actor, address);
+    const out: AclEntry[] = [];
+    if (m.ownerUserId !== null) {
+      const owner = await this.store.getUser(m.ownerUserId);
+      if (owner) out.push({ login: owner.login, owner: true, rights: [...GRANT_RIGHTS], acl: rightsToAcl(new Set(GRANT_RIGHTS), true) });
+    }
+    for (const g of await this.store.listGrants({ mailboxId: m.id })) {
+      const u = await this.store.getUser(g.userId);
+      if (u) out.push({ login: u.login, owner: false, rights: g.rights, acl: rightsToAcl(new Set(g.rights), false) });
+    }
+    return out;
+  }
+
+  /**
+   * Changes what `login` holds on `address`, on behalf of `actor` (who must administer it):
+   * `rights` in grant terms, or RFC 4314 letters (which cannot express send-on-behalf: it is
+   * kept as it is); `mode` replaces them, adds to them or removes from them (RFC 4314 §3.1
+   * "+"/"-"). The same checks as `grant` apply. Returns the grant, undefined once none is left.
+   */
+  async setAcl(actor: User, address: string, login: string, rights: AclRights, mode: AclMode = 'set'): Promise<Grant | undefined> {
+    return this.changeGrant(await this.requireAdministered(actor, address), login, rights, mode);
+  }
+
+  /**
+   * Removes what `login` holds on `address` (actor: as for `setAcl`). `terms` 'imap' removes the
+   * rights IMAP expresses (RFC 4314 §3.2 DELETEACL) and keeps send-on-behalf; 'grant' the whole grant.
+   */
+  async removeAcl(actor: User, address: string, login: string, terms: 'imap' | 'grant' = 'grant'): Promise<Grant | undefined> {
+    return this.setAcl(actor, address, login, terms === 'imap' ? { letters: '' } : { rights: [] }, 'set');
+  }
+
+  /** The mailbox `address`, if `actor` may administer it (read and change its ACL). */
+  private async requireAdministered(actor: User, address: string): Promise<Mailbox> {
     const m = await this.requireMailbox(address);
+    if (m.state === 'deleted') throw new NotFound(`no mailbox ${address}: it is deleted`);
+    if (!(await this.rightsOn(actor, m)).has('manage'))
+      throw new AccessDenied(`${actor.login} may not read or change who has access to ${address}: only its owner or a delegate with the manage right may`);
+    return m;
+  }
+
+  /** The one place a grant changes: checks, then the new rights computed from the current ones. */
+  private async changeGrant(m: Mailbox, login: string, asked: AclRights, mode: AclMode): Promise<Grant | undefined> {
+    const wanted = 'letters' in asked ? aclToRights(asked.letters) : asked.rights;
+    for (const r of wanted) if (!GRANT_RIGHTS.includes(r)) throw new CoreError(`unknown right ${r}: use ${GRANT_RIGHTS.join(', ')}`);
     const u = await this.requireUser(login);
+    const current = (await this.store.listGrants({ mailboxId: m.id, userId: u.id }))[0]?.rights ?? [];
+    // Letters only speak of the rights IMAP expresses (read, manage); the others stay as they are.
+    const scope: readonly GrantRight[] = 'letters' in asked ? aclToRights(rightsToAcl(new Set(GRANT_RIGHTS), true)) : GRANT_RIGHTS;
+    const kept = current.filter((r) => !scope.includes(r));
+    // What the letters see of the current rights (manage implies read in RFC 4314 terms).
+    const inScope = 'letters' in asked ? aclToRights(rightsToAcl(new Set(current), false)) : current.filter((r) => scope.includes(r));
+    const changed = mode === 'add' ? [...new Set([...inScope, ...wanted])] : mode === 'remove' ? inScope.filter((r) => !wanted.includes(r)) : wanted;
+    const rights = [...kept, ...changed];
     if (rights.length === 0) {
-      // Also clears a grant the owner may hold from before the check below (it changes nothing).
+      // Also clears a grant the owner or an application account may hold from before the checks
+      // below (it opens nothing).
       await this.store.removeGrant(m.id, u.id);
       return undefined;
     }
     // As IMAP SETACL (RFC 4314 §3.1): the owner holds every right already; a grant to them would
     // only show twice in GETACL.
-    if (m.ownerUserId === u.id) throw new CoreError(`${login} owns ${address} and holds every right on it: the owner's rights cannot be changed`);
-    if (m.state === 'deleted') throw new CoreError(`${address} is deleted: its content is erased and its address never reused, so no right is given on it`);
+    if (m.ownerUserId === u.id) throw new CoreError(`${login} owns ${m.address} and holds every right on it: the owner's rights cannot be changed`);
+    // An application account's rights come from its structure (rightsOn), never from grants.
+    if (u.structureId !== null) throw new CoreError(`${login} is an application account: its rights come from its structure's APP mailboxes, not from grants`);
+    if (m.state === 'deleted') throw new CoreError(`${m.address} is deleted: its content is erased and its address never reused, so no right is given on it`);
     return this.store.setGrant(m.id, u.id, rights);
   }
 

@@ -4,6 +4,7 @@
 import { bodyStructure, envelopeSexp, sectionBytes, sectionRange, binaryContent, type Sexp } from '../mime/index.js';
 import type { BlobStore } from '../store/blobs.js';
 import type { Store } from '../store/types.js';
+import { no } from './errors.js';
 import type { MessageIndex } from './message-index.js';
 import { imapDate, nstring } from './protocol/encoder.js';
 import type { FetchAttribute, Section } from './protocol/types.js';
@@ -127,7 +128,7 @@ export async function fetchMessage(ctx: FetchContext, seq: number, m: ViewMessag
       case 'binary.size': {
         const r = binaryContent(await getRaw(), info!, a.part);
         // RFC 3516 §4.3: UNKNOWN-CTE for an encoding we cannot decode; PARSE for broken data.
-        if (r && 'error' in r) throw Object.assign(new Error(r.error === 'PARSE' ? 'Invalid data in MIME part' : 'unknown Content-Transfer-Encoding'), { imapCode: r.error });
+        if (r && 'error' in r) throw no(r.error, r.error === 'PARSE' ? 'Invalid data in MIME part' : 'unknown Content-Transfer-Encoding');
         const data = Buffer.from(r?.data ?? Buffer.alloc(0));
         if (a.kind === 'binary.size') {
           parts.push(`BINARY.SIZE[${a.part.join('.')}] ${data.length}`);

@@ -1,0 +1,38 @@
+// RFC 2177 IDLE: the session pushes untagged updates of the selected folder as they happen,
+// until the client sends DONE.
+import { bad } from '../errors.js';
+import type { Handlers, SessionContext } from './context.js';
+
+export const idleCommands = {
+  IDLE: (ctx, _cmd, tag) => idle(ctx, tag),
+} satisfies Partial<Handlers>;
+
+async function idle(ctx: SessionContext, tag: string): Promise<string | null> {
+  ctx.idle.tag = tag;
+  ctx.write('+ idling\r\n');
+  ctx.parser.expectLine();
+  await pushIdleUpdates(ctx);
+  ctx.handleEvents(ctx.parser.resume());
+  return null;
+}
+
+export async function pushIdleUpdates(ctx: SessionContext) {
+  if (ctx.idle.pushing || !ctx.view) return;
+  ctx.idle.pushing = true;
+  try {
+    await ctx.flushUpdates(true);
+  } finally {
+    ctx.idle.pushing = false;
+  }
+}
+
+export async function endIdle(ctx: SessionContext, line: string) {
+  const tag = ctx.idle.tag!;
+  ctx.idle.tag = null;
+  if (line.trim().toUpperCase() !== 'DONE') {
+    ctx.write(bad(undefined, 'expected DONE to end IDLE').response(tag));
+    return;
+  }
+  await ctx.flushUpdates(true);
+  ctx.write(`${tag} OK IDLE terminated\r\n`);
+}

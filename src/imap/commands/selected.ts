@@ -1,0 +1,337 @@
+// Selecting a folder and working in it (RFC 9051 §6.3.2–6.3.3, §6.4): SELECT and EXAMINE (with
+// RFC 7162 CONDSTORE/QRESYNC), CLOSE, UNSELECT (RFC 3691), EXPUNGE and UID EXPUNGE (RFC 4315),
+// CHECK, SEARCH (RFC 4731 ESEARCH, RFC 5182 SEARCHRES), FETCH, STORE, COPY and MOVE (RFC 6851),
+// SORT and THREAD (RFC 5256).
+import type { Folder } from '../../model/index.js';
+import { bad, ImapError, no } from '../errors.js';
+import { fetchMessage, type FetchContext } from '../fetch.js';
+import type { ResolvedName } from '../namespace.js';
+import { quoted, sequenceSet as encodeSet } from '../protocol/encoder.js';
+import type { Command, SearchKey, SequenceSet } from '../protocol/types.js';
+import { runSearch } from '../search.js';
+import { sortItems, threadOrderedSubject, threadReferences, threadToString, type SortItem } from '../sort-thread.js';
+import { FolderView } from '../view.js';
+import { checkQuota } from './acl.js';
+import { folderOf, nameOut, notifyChanged, requireRight, type Handlers, type SessionContext } from './context.js';
+
+const SYSTEM_FLAGS = ['\\Answered', '\\Flagged', '\\Deleted', '\\Seen', '\\Draft'];
+
+export const selectedCommands = {
+  SELECT: (ctx, cmd) => selectCommand(ctx, cmd),
+  EXAMINE: (ctx, cmd) => selectCommand(ctx, cmd),
+  CLOSE: (ctx, cmd) => close(ctx, cmd.name),
+  UNSELECT: (ctx, cmd) => close(ctx, cmd.name),
+  CHECK: async () => 'CHECK completed',
+  EXPUNGE: (ctx) => expunge(ctx),
+  'UID EXPUNGE': (ctx, cmd) => expunge(ctx, cmd.set),
+  SEARCH: (ctx, cmd, tag) => search(ctx, false, cmd.key, cmd.returns, cmd.charset, tag),
+  'UID SEARCH': (ctx, cmd, tag) => search(ctx, true, cmd.key, cmd.returns, cmd.charset, tag),
+  FETCH: (ctx, cmd) => fetchMessages(ctx, false, cmd),
+  'UID FETCH': (ctx, cmd) => fetchMessages(ctx, true, cmd),
+  STORE: (ctx, cmd) => storeFlags(ctx, false, cmd),
+  'UID STORE': (ctx, cmd) => storeFlags(ctx, true, cmd),
+  COPY: (ctx, cmd) => copy(ctx, false, false, cmd.set, cmd.mailbox),
+  'UID COPY': (ctx, cmd) => copy(ctx, true, false, cmd.set, cmd.mailbox),
+  MOVE: (ctx, cmd) => copy(ctx, false, true, cmd.set, cmd.mailbox),
+  'UID MOVE': (ctx, cmd) => copy(ctx, true, true, cmd.set, cmd.mailbox),
+  SORT: (ctx, cmd) => sortOrThread(ctx, cmd),
+  'UID SORT': (ctx, cmd) => sortOrThread(ctx, cmd),
+  THREAD: (ctx, cmd) => sortOrThread(ctx, cmd),
+  'UID THREAD': (ctx, cmd) => sortOrThread(ctx, cmd),
+} satisfies Partial<Handlers>;
+
+/** Expands a sequence set against the current view into sequence numbers or UIDs (RFC 9051 §9 seq-number). */
+function expandSet(set: SequenceSet, max: number): number[] {
+  const out = new Set<number>();
+  for (const r of set.ranges) {
+    let from = r.from === Infinity ? max : r.from;
+    let to = r.to === Infinity ? max : r.to;
+    if (from > to) [from, to] = [to, from];
+    for (let i = Math.max(from, 1); i <= Math.min(to, max); i++) out.add(i);
+  }
+  return [...out].sort((a, b) => a - b);
+}
+
+async function selectCommand(ctx: SessionContext, cmd: Extract<Command, { name: 'SELECT' | 'EXAMINE' }>): Promise<string> {
+  if (cmd.qresync && !ctx.qresync) throw bad('CLIENTBUG', 'QRESYNC parameters need ENABLE QRESYNC first (RFC 7162 §3.2.5)');
+  if (cmd.condstore) ctx.enabled.add('CONDSTORE');
+  return select(ctx, cmd.mailbox, cmd.name === 'EXAMINE', cmd.qresync);
+}
+
+async function close(ctx: SessionContext, name: 'CLOSE' | 'UNSELECT'): Promise<string> {
+  const v = ctx.view!;
+  // RFC 9051 §6.4.1: CLOSE expunges silently when the mailbox was selected read-write.
+  const gone = name === 'CLOSE' && !v.readOnly && (await mayExpunge(ctx, v)) ? await ctx.s.store.expunge(v.folderId) : [];
+  ctx.view = undefined;
+  ctx.state = 'auth';
+  if (gone.length) notifyChanged(ctx, v.folderId);
+  return `${name} completed`;
+}
+
+async function select(ctx: SessionContext, name: string, readOnly: boolean, qresync?: Extract<Command, { name: 'SELECT' | 'EXAMINE' }>['qresync']): Promise<string> {
+  if (ctx.view) {
+    // RFC 9051 §6.3.2: selecting another mailbox closes the current one (no expunge).
+    ctx.view = undefined;
+    ctx.state = 'auth';
+    // RFC 7162 §3.2.11 / RFC 9051 §6.3.2: CLOSED marks where the old mailbox's responses end.
+    ctx.write('* OK [CLOSED] previous mailbox closed\r\n');
+  }
+  const { r, folder } = await folderOf(ctx, name);
+  const acl = await ctx.s.core.imapRights(ctx.user!, r.access.mailbox);
+  if (!acl.includes('r')) throw no('NOPERM', `you may not read ${r.access.mailbox.address}`);
+  const ro = readOnly || !acl.includes('s') || r.access.mailbox.state === 'suspended';
+  const st = await ctx.s.store.folderStatus(folder.id);
+  const msgs = await ctx.s.store.folderMessages(folder.id, { clearRecent: !ro });
+  const view = new FolderView(folder.id, r.access.mailbox.id, ro, folder.uidValidity, msgs, st.highestModseq);
+  ctx.view = view;
+  ctx.state = 'selected';
+  const keywords = new Set<string>();
+  for (const m of msgs) for (const f of m.flags) if (!f.startsWith('\\')) keywords.add(f);
+  const flags = [...SYSTEM_FLAGS, ...keywords];
+  ctx.write(`* ${msgs.length} EXISTS\r\n`);
+  if (!ctx.rev2) ctx.write(`* ${msgs.filter((m) => m.recent).length} RECENT\r\n`);
+  ctx.write(`* FLAGS (${flags.join(' ')})\r\n`);
+  ctx.write(`* OK [PERMANENTFLAGS (${ro ? '' : [...flags, '\\*'].join(' ')})] ${ro ? 'read-only' : 'flags permitted'}\r\n`);
+  const firstUnseen = msgs.findIndex((m) => !m.flags.some((f) => f.toLowerCase() === '\\seen'));
+  if (firstUnseen >= 0 && !ctx.rev2) ctx.write(`* OK [UNSEEN ${firstUnseen + 1}] first unseen\r\n`);
+  ctx.write(`* OK [UIDVALIDITY ${folder.uidValidity}] UIDs valid\r\n`);
+  ctx.write(`* OK [UIDNEXT ${st.uidNext}] predicted next UID\r\n`);
+  // RFC 7162 §3.1.2.1: HIGHESTMODSEQ once CONDSTORE is enabled.
+  if (ctx.condstore) ctx.write(`* OK [HIGHESTMODSEQ ${st.highestModseq}] highest modseq\r\n`);
+  if (qresync && qresync.uidValidity === folder.uidValidity) {
+    // RFC 7162 §3.2.5.1: report what changed since the client's modseq: VANISHED (EARLIER)
+    // for expunged UIDs (within known-uids when given), then FETCH for changed messages.
+    const since = Number(qresync.modseq);
+    const maxUid = msgs.length ? msgs[msgs.length - 1].uid : 0;
+    const known = qresync.knownUids ? new Set(expandSet(qresync.knownUids, Math.max(maxUid, st.uidNext))) : undefined;
+    const gone = (await ctx.s.store.expungedSince(folder.id, since)).filter((u) => !known || known.has(u));
+    if (gone.length) ctx.write(`* VANISHED (EARLIER) ${encodeSet(gone)}\r\n`);
+    for (const m of view.messages) {
+      if (m.modseq > since && (!known || known.has(m.uid))) ctx.write(`* ${view.seqOf(m.uid)} FETCH (UID ${m.uid} FLAGS (${ctx.flagsOut(m).join(' ')}) MODSEQ (${m.modseq}))\r\n`);
+    }
+  }
+  if (ctx.rev2) ctx.write(`* LIST () "/" ${nameOut(ctx, ctx.ns!.nameOf(r.access, r.folder))}\r\n`);
+  return `[${ro ? 'READ-ONLY' : 'READ-WRITE'}] ${readOnly ? 'EXAMINE' : 'SELECT'} completed`;
+}
+
+async function mayExpunge(ctx: SessionContext, v: FolderView): Promise<boolean> {
+  const a = ctx.ns!.entries.find((e) => e.mailbox.id === v.mailboxId);
+  return !!a && (await ctx.s.core.imapRights(ctx.user!, a.mailbox)).includes('e');
+}
+
+async function expunge(ctx: SessionContext, uidSet?: SequenceSet): Promise<string> {
+  const v = ctx.view!;
+  if (v.readOnly) throw no('READ-ONLY', 'mailbox is read-only');
+  if (!(await mayExpunge(ctx, v))) throw no('NOPERM', 'you may not expunge in this mailbox');
+  const maxUid = v.messages.length ? v.messages[v.messages.length - 1].uid : 0;
+  const uids = uidSet ? expandSet(uidSet, maxUid).filter((u) => v.byUidGet(u)) : undefined;
+  // Report others' changes first, so our EXPUNGE numbers are correct.
+  await ctx.flushUpdates(true);
+  const gone = await ctx.s.store.expunge(v.folderId, uids);
+  announceExpunged(ctx, v, gone);
+  if (gone.length) notifyChanged(ctx, v.folderId);
+  return 'EXPUNGE completed';
+}
+
+function announceExpunged(ctx: SessionContext, v: FolderView, uids: number[]) {
+  const seqs = v.removeOwn(uids);
+  if (ctx.qresync) {
+    if (uids.length) ctx.write(`* VANISHED ${encodeSet(uids)}\r\n`);
+  } else for (const seq of seqs) ctx.write(`* ${seq} EXPUNGE\r\n`);
+}
+
+/** Resolves a set to messages of the view (UID or sequence numbers). */
+function resolveTargets(ctx: SessionContext, set: SequenceSet, byUid: boolean): { seq: number; uid: number }[] {
+  const v = ctx.view!;
+  if (set.saved) {
+    const saved = new Set(ctx.savedSearch);
+    return v.messages.map((m, i) => ({ seq: i + 1, uid: m.uid })).filter((m) => saved.has(m.uid));
+  }
+  if (byUid) {
+    const maxUid = v.messages.length ? v.messages[v.messages.length - 1].uid : 0;
+    // RFC 9051 §6.4.8: "*" in a UID set is the largest UID in use.
+    const uids = new Set(expandSet(set, maxUid));
+    return v.messages.map((m, i) => ({ seq: i + 1, uid: m.uid })).filter((m) => uids.has(m.uid));
+  }
+  const max = v.messages.length;
+  for (const r of set.ranges) {
+    for (const n of [r.from, r.to]) if (n !== Infinity && (n < 1 || n > max)) throw bad(undefined, `invalid message sequence number ${n} (mailbox has ${max} messages)`);
+  }
+  return expandSet(set, max).map((seq) => ({ seq, uid: v.messages[seq - 1].uid }));
+}
+
+async function search(ctx: SessionContext, byUid: boolean, key: SearchKey, returns: string[] | undefined, charset: string | undefined, tag: string): Promise<string> {
+  if (charset && !/^(utf-8|us-ascii)$/i.test(charset)) throw no('BADCHARSET (UTF-8 US-ASCII)', `charset ${charset} is not supported`);
+  const v = ctx.view!;
+  const matches = await runSearch(key, v, { store: ctx.s.store, blobs: ctx.s.blobs, index: ctx.s.index, saved: ctx.savedSearch, sequenceTargets: (set, uid) => resolveTargets(ctx, set, uid) });
+  const ids = matches.map((m) => (byUid ? m.uid : m.seq));
+  // RFC 7162 §3.1.5: a MODSEQ search key adds the highest mod-sequence of the matches.
+  const usesModseq = JSON.stringify(key, (_k, val) => (typeof val === 'bigint' ? val.toString() : val)).includes('"kind":"modseq"');
+  if (usesModseq) ctx.enableCondstore();
+  // RFC 7162 §3.1.5 with RFC 4731: the MODSEQ is the highest of the messages actually returned
+  // (only the MIN and/or MAX message when neither ALL nor COUNT was asked).
+  let returned = matches;
+  const ropts = returns?.map((r) => r.toUpperCase()) ?? [];
+  if (returns && ropts.length && !ropts.includes('ALL') && !ropts.includes('COUNT') && matches.length) {
+    const by = (m: { seq: number; uid: number }) => (byUid ? m.uid : m.seq);
+    const sortedM = [...matches].sort((a, b) => by(a) - by(b));
+    returned = [...(ropts.includes('MIN') ? [sortedM[0]] : []), ...(ropts.includes('MAX') ? [sortedM[sortedM.length - 1]] : [])];
+  }
+  const highest = usesModseq && returned.length ? Math.max(...returned.map((m) => v.byUidGet(m.uid)?.modseq ?? 0)) : 0;
+  if (returns !== undefined) {
+    // RFC 4731 ESEARCH; RFC 5182 SAVE.
+    const opts = returns.length ? returns.map((r) => r.toUpperCase()) : ['ALL'];
+    if (opts.includes('SAVE')) ctx.savedSearch = matches.map((m) => m.uid);
+    const parts: string[] = [];
+    if (opts.includes('MIN') && ids.length) parts.push(`MIN ${Math.min(...ids)}`);
+    if (opts.includes('MAX') && ids.length) parts.push(`MAX ${Math.max(...ids)}`);
+    if (opts.includes('ALL') && ids.length) parts.push(`ALL ${encodeSet(ids)}`);
+    if (opts.includes('COUNT')) parts.push(`COUNT ${ids.length}`);
+    if (highest) parts.push(`MODSEQ ${highest}`);
+    if (!(opts.length === 1 && opts[0] === 'SAVE')) ctx.write(`* ESEARCH (TAG ${quoted(tag)})${byUid ? ' UID' : ''}${parts.length ? ' ' + parts.join(' ') : ''}\r\n`);
+  } else if (ctx.rev2) {
+    ctx.write(`* ESEARCH (TAG ${quoted(tag)})${byUid ? ' UID' : ''}${ids.length ? ` ALL ${encodeSet(ids)}` : ''}${highest ? ` MODSEQ ${highest}` : ''}\r\n`);
+  } else {
+    ctx.write(`* SEARCH${ids.length ? ' ' + ids.join(' ') : ''}${highest ? ` (MODSEQ ${highest})` : ''}\r\n`);
+  }
+  return `${byUid ? 'UID ' : ''}SEARCH completed`;
+}
+
+async function fetchMessages(ctx: SessionContext, byUid: boolean, cmd: Extract<Command, { name: 'FETCH' | 'UID FETCH' }>): Promise<string> {
+  const v = ctx.view!;
+  let targets = resolveTargets(ctx, cmd.set, byUid);
+  const attrs = [...cmd.attributes];
+  if (byUid && !attrs.some((a) => a.kind === 'uid')) attrs.unshift({ kind: 'uid' });
+  if (attrs.some((a) => a.kind === 'modseq')) ctx.enableCondstore();
+  if (cmd.changedSince !== undefined) {
+    // RFC 7162 §3.1.4.1: CHANGEDSINCE returns only messages changed after it, with MODSEQ.
+    ctx.enableCondstore();
+    const since = Number(cmd.changedSince);
+    if (cmd.vanished) {
+      // RFC 7162 §3.2.6: VANISHED needs QRESYNC and UID FETCH; expunged UIDs of the set first.
+      if (!ctx.qresync || !byUid) throw bad('CLIENTBUG', 'VANISHED needs ENABLE QRESYNC and UID FETCH');
+      const maxUid = Math.max(v.messages.length ? v.messages[v.messages.length - 1].uid : 0, ...(await ctx.s.store.expungedSince(v.folderId, since)));
+      const inSet = new Set(expandSet(cmd.set, maxUid));
+      const gone = (await ctx.s.store.expungedSince(v.folderId, since)).filter((u) => inSet.has(u) && !v.byUidGet(u));
+      if (gone.length) ctx.write(`* VANISHED (EARLIER) ${encodeSet(gone)}\r\n`);
+    }
+    targets = targets.filter((t) => (v.byUidGet(t.uid)?.modseq ?? 0) > since);
+    if (!attrs.some((a) => a.kind === 'modseq')) attrs.push({ kind: 'modseq' });
+  }
+  const setsSeen = !v.readOnly && attrs.some((a) => (a.kind === 'body' && !a.peek) || a.kind === 'rfc822' || a.kind === 'rfc822.text' || (a.kind === 'binary' && !a.peek));
+  const fetchCtx: FetchContext = { store: ctx.s.store, blobs: ctx.s.blobs, index: ctx.s.index, write: (d) => ctx.write(d), drainWait: () => ctx.waitDrain() };
+  for (const t of targets) {
+    const m = v.byUidGet(t.uid);
+    if (!m) continue;
+    let flagsChanged = false;
+    if (setsSeen && !m.flags.some((f) => f.toLowerCase() === '\\seen')) {
+      // RFC 9051 §6.4.5: BODY[...] (not PEEK) sets \Seen.
+      const r = await ctx.s.store.storeFlags(v.folderId, [m.uid], 'add', ['\\Seen']);
+      const u = r.updated[0];
+      if (u) v.applyOwnFlags(u.uid, u.flags, u.modseq);
+      flagsChanged = true;
+    }
+    let withFlags = flagsChanged && !attrs.some((a) => a.kind === 'flags') ? [...attrs, { kind: 'flags' as const }] : attrs;
+    if (flagsChanged && ctx.condstore && !withFlags.some((a) => a.kind === 'modseq')) withFlags = [...withFlags, { kind: 'modseq' as const }];
+    await fetchMessage(fetchCtx, t.seq, m, withFlags, ctx.flagsOut(m));
+  }
+  if (setsSeen) notifyChanged(ctx, v.folderId);
+  return `${byUid ? 'UID ' : ''}FETCH completed`;
+}
+
+/** RFC 5256 SORT and THREAD over the messages matching the search key. */
+async function sortOrThread(ctx: SessionContext, cmd: Extract<Command, { name: 'SORT' | 'UID SORT' | 'THREAD' | 'UID THREAD' }>): Promise<string> {
+  if (!/^(utf-8|us-ascii)$/i.test(cmd.charset)) throw no('BADCHARSET (UTF-8 US-ASCII)', `charset ${cmd.charset} is not supported`);
+  const v = ctx.view!;
+  const byUid = cmd.name.startsWith('UID');
+  const matches = await runSearch(cmd.key, v, { store: ctx.s.store, blobs: ctx.s.blobs, index: ctx.s.index, saved: ctx.savedSearch, sequenceTargets: (set, uid) => resolveTargets(ctx, set, uid) });
+  const items: SortItem[] = [];
+  for (const m of matches) {
+    const msg = v.byUidGet(m.uid)!;
+    items.push({ seq: m.seq, uid: m.uid, size: msg.size, internalDate: msg.internalDate, info: await ctx.s.index.ensure(msg.blobId) });
+  }
+  const idOf = (i: SortItem) => (byUid ? i.uid : i.seq);
+  if (cmd.name === 'SORT' || cmd.name === 'UID SORT') {
+    const sorted = sortItems(items, cmd.keys).map(idOf);
+    ctx.write(`* SORT${sorted.length ? ' ' + sorted.join(' ') : ''}\r\n`);
+    return `${cmd.name} completed`;
+  }
+  if (cmd.name !== 'THREAD' && cmd.name !== 'UID THREAD') throw new Error('unreachable');
+  const alg = cmd.algorithm.toUpperCase();
+  let threads;
+  if (alg === 'ORDEREDSUBJECT') threads = threadOrderedSubject(items, idOf);
+  else if (alg === 'REFERENCES') threads = threadReferences(items, idOf);
+  else throw bad(undefined, `unknown threading algorithm ${cmd.algorithm}`);
+  const out = threadToString(threads);
+  ctx.write(`* THREAD${out ? ' ' + out : ''}\r\n`);
+  return `${cmd.name} completed`;
+}
+
+async function storeFlags(ctx: SessionContext, byUid: boolean, cmd: Extract<Command, { name: 'STORE' | 'UID STORE' }>): Promise<string> {
+  const v = ctx.view!;
+  if (v.readOnly) throw no('READ-ONLY', 'mailbox is read-only');
+  const targets = resolveTargets(ctx, cmd.set, byUid);
+  const a = ctx.ns!.entries.find((e) => e.mailbox.id === v.mailboxId)!;
+  const acl = await ctx.s.core.imapRights(ctx.user!, a.mailbox);
+  const flags = cmd.action.flags.filter((f) => f.toLowerCase() !== '\\recent');
+  // RFC 4314 §4: \Seen needs "s", \Deleted "t", other flags "w".
+  for (const f of flags) {
+    const need = f.toLowerCase() === '\\seen' ? 's' : f.toLowerCase() === '\\deleted' ? 't' : 'w';
+    if (!acl.includes(need)) throw no('NOPERM', `you may not change the flag ${f} here`);
+  }
+  if (cmd.unchangedSince !== undefined) ctx.enableCondstore();
+  const unchangedSince = cmd.unchangedSince !== undefined ? Number(cmd.unchangedSince) : undefined;
+  const r = await ctx.s.store.storeFlags(v.folderId, targets.map((t) => t.uid), cmd.action.op, flags, unchangedSince);
+  for (const u of r.updated) {
+    const before = v.byUidGet(u.uid)?.modseq;
+    v.applyOwnFlags(u.uid, u.flags, u.modseq);
+    // RFC 7162 §3.1.3: with .SILENT, a FETCH is still sent when CONDSTORE reports a new MODSEQ.
+    const changed = before !== u.modseq;
+    if (!cmd.action.silent || (ctx.condstore && unchangedSince !== undefined && changed)) {
+      const m = v.byUidGet(u.uid)!;
+      const flagsPart = cmd.action.silent ? '' : `FLAGS (${ctx.flagsOut(m).join(' ')})`;
+      const modseqPart = ctx.condstore ? `MODSEQ (${u.modseq})` : '';
+      ctx.write(`* ${v.seqOf(u.uid)} FETCH (${[byUid ? `UID ${u.uid}` : '', flagsPart, modseqPart].filter(Boolean).join(' ')})\r\n`);
+    }
+  }
+  if (r.updated.length) notifyChanged(ctx, v.folderId);
+  if (r.modifiedUids.length) {
+    // RFC 7162 §3.1.3: MODIFIED lists the messages that failed the UNCHANGEDSINCE test.
+    const ids = byUid ? r.modifiedUids : r.modifiedUids.map((u) => v.seqOf(u)!).sort((a, b) => a - b);
+    return `[MODIFIED ${encodeSet(ids)}] conditional STORE failed for some messages`;
+  }
+  return `${byUid ? 'UID ' : ''}STORE completed`;
+}
+
+async function copy(ctx: SessionContext, byUid: boolean, move: boolean, set: SequenceSet, mailbox: string): Promise<string> {
+  const v = ctx.view!;
+  let dest: { r: ResolvedName; folder: Folder };
+  try {
+    dest = await folderOf(ctx, mailbox);
+  } catch (e) {
+    if (e instanceof ImapError && e.code === 'NONEXISTENT') throw no('TRYCREATE', `mailbox ${mailbox} does not exist`);
+    throw e;
+  }
+  await requireRight(ctx, dest.r.access, 'i');
+  if (move) {
+    if (v.readOnly) throw no('READ-ONLY', 'mailbox is read-only');
+    if (!(await mayExpunge(ctx, v))) throw no('NOPERM', 'you may not move messages out of this mailbox');
+  }
+  const targets = resolveTargets(ctx, set, byUid);
+  const verb = `${byUid ? 'UID ' : ''}${move ? 'MOVE' : 'COPY'}`;
+  if (targets.length === 0) return `${verb} completed (no messages)`;
+  const size = targets.reduce((n, t) => n + (v.byUidGet(t.uid)?.size ?? 0), 0);
+  if (dest.r.access.mailbox.id !== v.mailboxId) await checkQuota(ctx, dest.r.access, size);
+  const map = await ctx.s.store.copyMessages(v.folderId, targets.map((t) => t.uid), dest.folder.id, move);
+  notifyChanged(ctx, dest.folder.id);
+  // RFC 4315 §3 COPYUID; for MOVE it is sent untagged before the EXPUNGEs (RFC 6851 §4.3).
+  const copyuid = `COPYUID ${dest.folder.uidValidity} ${encodeSet(map.map((m) => m.from))} ${encodeSet(map.map((m) => m.to))}`;
+  if (move) {
+    ctx.write(`* OK [${copyuid}] moved\r\n`);
+    await ctx.flushUpdates(true);
+    announceExpunged(ctx, v, map.map((m) => m.from));
+    notifyChanged(ctx, v.folderId);
+    return `${verb} completed`;
+  }
+  return `[${copyuid}] ${verb} completed`;
+}
