@@ -13,6 +13,7 @@ import type { Config } from './config/index.js';
 import { Core } from './core/index.js';
 import { OutboundWorker } from './delivery/worker.js';
 import { loadTrustAnchors, type TrustAnchors } from './pki/index.js';
+import { serverTlsOptions } from './pki/tls-server.js';
 import { createImapServer, type ImapListener } from './imap/server.js';
 import { MessageIndex } from './imap/message-index.js';
 import { createMxServer } from './smtp/mx.js';
@@ -180,7 +181,8 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     logger,
     hostname: config.operator.hostname,
     // ca: the CAs named when IMAP asks clients for a certificate (SASL EXTERNAL, issue 5).
-    secureContext: tls.createSecureContext({ key, cert, ca: caPem, minVersion: 'TLSv1.2' }),
+    // The STARTTLS upgrade's context: TLS 1.2 minimum, no renegotiation (pki/tls-server.ts).
+    secureContext: tls.createSecureContext({ key, cert, ca: caPem, ...serverTlsOptions }),
     tlsKeyCert: { key, cert },
     ca: caPem,
     appendLimit: config.smtp.maxMessageSize,

@@ -53,6 +53,29 @@ describe('caducee administration commands', () => {
     assert.match(again.stderr, /is deleted; a deleted address is never reused/);
   });
 
+  test('mailbox set --liste-rouge true|false changes the liste rouge of an existing mailbox', () => {
+    const c = ['--config', config];
+    const addr = 'jeanne.darc@x.mssante.test';
+    const listeRouge = () =>
+      caducee(['mailbox', 'list', '--json', ...c])
+        .stdout.trim()
+        .split('\n')
+        .map((l) => JSON.parse(l))
+        .find((r) => r.address === addr).listeRouge;
+    assert.equal(listeRouge(), false);
+    const on = caducee(['mailbox', 'set', '--liste-rouge', 'true', addr, ...c]);
+    assert.equal(on.code, 0, on.stderr);
+    assert.match(on.stdout, /jeanne\.darc@x\.mssante\.test is on the liste rouge: gone from public directory output; the next `caducee directory publish` withdraws it/);
+    assert.equal(listeRouge(), true);
+    // A bad value is refused before anything changes.
+    assert.equal(caducee(['mailbox', 'set', '--liste-rouge', 'non', addr, ...c]).code, 2);
+    assert.equal(listeRouge(), true);
+    const off = caducee(['mailbox', 'set', addr, '--liste-rouge', 'FALSE', ...c]);
+    assert.equal(off.code, 0, off.stderr);
+    assert.match(off.stdout, /is off the liste rouge: back in public directory output/);
+    assert.equal(listeRouge(), false);
+  });
+
   test('app passwords and second-factor reset by the administrator', async () => {
     const c = ['--config', config];
     assert.equal(caducee(['user', 'create', '--login', 'martin', '--name', 'Martin', ...c], { CADUCEE_PASSWORD: 'correct horse battery' }).code, 0);
@@ -117,6 +140,10 @@ describe('caducee administration commands', () => {
       [['mailbox', 'create', '--address', 'jeanne.darc@x.mssante.test', '--type', 'PER', '--name', 'x', '--owner', 'jeanne', ...c], /mailbox jeanne\.darc@x\.mssante\.test already exists/],
       [['user', 'create', '--login', 'z', '--name', 'z', '--password', 'short', ...c], /at least 12 characters/],
       [['mailbox', 'list', '--config', path.join(dir, 'missing.yaml')], /cannot read configuration file .*missing\.yaml/],
+      [['mailbox', 'set', '--liste-rouge', 'oui', 'jeanne.darc@x.mssante.test', ...c], /--liste-rouge takes true or false, not "oui"/],
+      [['mailbox', 'set', 'jeanne.darc@x.mssante.test', ...c], /nothing to change: give --liste-rouge true\|false/],
+      [['mailbox', 'set', '--liste-rouge', 'true', 'personne@x.mssante.test', ...c], /no mailbox personne@x\.mssante\.test/],
+      [['mailbox', 'set', '--liste-rouge', 'true', 'urgences@x.mssante.test', ...c], /urgences@x\.mssante\.test is deleted/],
     ];
     for (const [args, re] of cases) {
       const r = caducee(args);

@@ -3,7 +3,7 @@
 // recorded as published only on success, liste rouge never published.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -75,6 +75,14 @@ describe('publication to the national directory', () => {
   const cli = (args: string[], env: Record<string, string> = {}, config = configFile) =>
     new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
       execFile(process.execPath, [path.resolve('bin/caducee.js'), 'directory', 'publish', '--config', config, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 60_000 }, (err, stdout, stderr) =>
+        resolve({ code: err ? ((err as any).code ?? 1) : 0, stdout, stderr }),
+      ),
+    );
+
+  /** Any `caducee` command on this operator's configuration. */
+  const caducee = (args: string[]) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+      execFile(process.execPath, [path.resolve('bin/caducee.js'), ...args, '--config', configFile], { encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) =>
         resolve({ code: err ? ((err as any).code ?? 1) : 0, stdout, stderr }),
       ),
     );
@@ -181,5 +189,55 @@ describe('publication to the national directory', () => {
     assert.equal(r.code, 1);
     assert.match(r.stdout, /FAILED Practitioner\?identifier=.*ECONNREFUSED \(after 3 attempt\(s\)\); it will be sent again next time/);
     assert.equal((await planPublication(ctx.store, pub)).requests.length, 1);
+  });
+
+  test('caducee mailbox set --liste-rouge: gone from public output and withdrawn at the next publication; false brings it back', async () => {
+    const addr = 'awa.ndiaye@x.mssante.test';
+    script = [];
+    assert.equal((await cli([])).code, 0, 'everything pending published first');
+    assert.deepEqual((await planPublication(ctx.store, pub)).requests, []);
+    seen.length = 0;
+    const search = async (extra: string[] = []) => {
+      const r = await caducee(['directory', 'search', '--address', addr, '--address-exact', '--json', ...extra]);
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout.trim() ? r.stdout.trim().split('\n').map((l) => JSON.parse(l).address) : [];
+    };
+    const exported = async () => {
+      const out = path.join(dir, 'export.txt');
+      assert.equal((await caducee(['directory', 'export', '--out', out])).code, 0);
+      return readFileSync(out, 'utf8').includes(addr);
+    };
+    assert.deepEqual(await search(), [addr]);
+    assert.equal(await exported(), true);
+
+    const on = await caducee(['mailbox', 'set', '--liste-rouge', 'true', addr]);
+    assert.equal(on.code, 0, on.stderr);
+    assert.deepEqual(await search(), [], 'not in public search');
+    assert.deepEqual(await search(['--admin']), [addr], 'administrators still see it');
+    assert.equal(await exported(), false, 'not in the public export');
+    const withdraw = await cli([]);
+    assert.equal(withdraw.code, 0, withdraw.stderr);
+    assert.equal(seen.length, 1);
+    assert.deepEqual(seen[0].body.parameter.map((p: any) => p.part), [
+      [
+        { name: 'type', valueCode: 'delete' },
+        { name: 'path', valueString: `PractitionerRole.telecom.where(value='${addr}')` },
+      ],
+    ]);
+    assert.ok(!(await pub.listPublished()).some((p) => p.address === addr), 'no longer recorded as published');
+
+    seen.length = 0;
+    const off = await caducee(['mailbox', 'set', '--liste-rouge', 'false', addr]);
+    assert.equal(off.code, 0, off.stderr);
+    assert.deepEqual(await search(), [addr]);
+    assert.equal(await exported(), true);
+    assert.equal((await cli([])).code, 0);
+    assert.equal(seen.length, 1);
+    const ops = seen[0].body.parameter.map((p: any) => p.part);
+    assert.equal(ops.length, 1);
+    assert.deepEqual(ops[0][0], { name: 'type', valueCode: 'insert' });
+    assert.equal(ops[0][3].valueContactPoint.value, addr);
+    assert.ok((await pub.listPublished()).some((p) => p.address === addr), 'recorded as published again');
+    assert.deepEqual((await planPublication(ctx.store, pub)).requests, []);
   });
 });

@@ -326,6 +326,35 @@ for (const [cmd, state, what] of [
     .action((address, o) => withCore(o, async (core) => print([await core.setMailboxState(address, state)], false)).catch(fail));
 }
 
+/** A yes/no option given as true or false (any case); anything else is a usage error (exit 2). */
+const parseTrueFalse = (option: string, v: string): boolean => {
+  if (/^true$/i.test(v)) return true;
+  if (/^false$/i.test(v)) return false;
+  throw new InvalidArgumentError(`${option} takes true or false, not "${v}"`);
+};
+mailbox
+  .command('set')
+  .description('change a mailbox; --liste-rouge true: no longer published in the national directory')
+  .argument('<address>')
+  .option('--liste-rouge <true|false>', 'put the mailbox on the liste rouge (true) or take it off (false)')
+  .option(...configOption)
+  .action((address: string, o) =>
+    (async () => {
+      // The value is checked before anything is opened: a typo never touches the store.
+      if (o.listeRouge === undefined) throw new InvalidArgumentError('nothing to change: give --liste-rouge true|false');
+      const on = parseTrueFalse('--liste-rouge', o.listeRouge);
+      await withCore(o, async (core) => {
+        const m = await core.setListeRouge(address, on);
+        print([m], false);
+        process.stdout.write(
+          on
+            ? `${m.address} is on the liste rouge: gone from public directory output; the next \`caducee directory publish\` withdraws it from the national directory\n`
+            : `${m.address} is off the liste rouge: back in public directory output; the next \`caducee directory publish\` publishes it\n`,
+        );
+      });
+    })().catch(fail),
+  );
+
 const parseRights = (v: string) => {
   const r = v.split(',').map((s) => s.trim()).filter(Boolean) as GrantRight[];
   for (const x of r) if (!GRANT_RIGHTS.includes(x)) throw new InvalidArgumentError(`rights are ${GRANT_RIGHTS.join(',')}`);

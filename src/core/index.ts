@@ -203,6 +203,19 @@ export class Core {
     return this.store.updateMailbox(m.id, { state });
   }
 
+  /**
+   * Puts a mailbox on the liste rouge (`on`: no longer published in the national directory) or
+   * takes it off. Nothing else to trigger: both consumers read this flag from the store — the
+   * directory's public output at its next refresh of our mailboxes (seconds), and the next
+   * publication run (`caducee directory publish`), which deletes a published mailbox that went on
+   * the liste rouge and inserts one taken off it (docs/directory.md).
+   */
+  async setListeRouge(address: string, on: boolean): Promise<Mailbox> {
+    const m = await this.requireMailbox(address);
+    if (m.state === 'deleted') throw new CoreError(`${address} is deleted: a deleted mailbox is never published, on the liste rouge or not`);
+    return this.store.updateMailbox(m.id, { listeRouge: on });
+  }
+
   /** Gives `login` exactly `rights` on the mailbox `address` (operator administration; none: removes the grant). */
   async grant(address: string, login: string, rights: GrantRight[]): Promise<Grant | undefined> {
     return this.changeGrant(await this.requireMailbox(address), login, { rights }, 'set');

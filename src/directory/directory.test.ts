@@ -89,10 +89,11 @@ describe('directory search', () => {
   let svc: DirectoryService;
   let ownerId: number;
   let store: Awaited<ReturnType<typeof ourMailboxes>>['store'];
+  let core: Awaited<ReturnType<typeof ourMailboxes>>['core'];
   before(async () => {
     ({ dir, cleanup } = tempDir());
     await imp(dir, writeExtraction(dir, 'ext.txt', extractionText([], { noise: 3000 })));
-    ({ store, ownerId } = await ourMailboxes(dir));
+    ({ store, core, ownerId } = await ourMailboxes(dir));
     svc = new DirectoryService(new SqliteDirectoryReader(dir), store);
   });
   after(async () => {
@@ -162,13 +163,16 @@ describe('directory search', () => {
 
   test('a mailbox put on the liste rouge disappears from public output at the next refresh', async () => {
     assert.deepEqual(await addresses({ address: 'cardio@x.mssante.test', addressMatch: 'exact' }), ['cardio@x.mssante.test']);
-    const m = await store.findMailboxByAddress('cardio@x.mssante.test');
-    await store.updateMailbox(m!.id, { listeRouge: true });
+    assert.ok((await addresses({ q: 'cardiologie' }, 100)).includes('cardio@x.mssante.test'), 'found by its service while public');
+    // Core.setListeRouge: what `caducee mailbox set --liste-rouge` calls.
+    assert.equal((await core.setListeRouge('cardio@x.mssante.test', true)).listeRouge, true);
     svc.invalidateLocal();
     assert.deepEqual(await addresses({ address: 'cardio@x.mssante.test', addressMatch: 'exact' }), []);
+    assert.ok(!(await addresses({ q: 'cardiologie' }, 100)).includes('cardio@x.mssante.test'), 'not found by its service either');
     assert.deepEqual(await addresses({ address: 'cardio@x.mssante.test', addressMatch: 'exact' }, 20, { admin: true }), ['cardio@x.mssante.test']);
-    await store.updateMailbox(m!.id, { listeRouge: false });
+    await core.setListeRouge('cardio@x.mssante.test', false);
     svc.invalidateLocal();
+    assert.deepEqual(await addresses({ address: 'cardio@x.mssante.test', addressMatch: 'exact' }), ['cardio@x.mssante.test'], 'public again off the liste rouge');
   });
 
   test('our mailboxes merge with the national data of the same practitioner', async () => {

@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { FhirError } from '../directory/fhir.js';
 import { DirectoryError } from '../directory/service.js';
+import { serverTlsOptions } from '../pki/tls-server.js';
 import { registerDirectoryRoutes, type DirectoryRoutesOptions } from './directory-routes.js';
 import { HttpProblem, PROBLEM_JSON, sendOutcome, sendProblem } from './problem.js';
 import { registerAuthRoutes, type AuthRoutesOptions } from './auth-routes.js';
@@ -63,7 +64,7 @@ export function buildHttpApp(opts: Omit<HttpOptions, 'host' | 'port'>): FastifyI
     return503OnClosing: true,
     // Client certificates are asked for, not required: the handshake succeeds without one and
     // POST /api/auth/certificate judges whatever was presented (trust service: chain, CRL, EKU).
-    ...(opts.https ? { https: { key: opts.https.key, cert: opts.https.cert, ca: opts.https.ca, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' as const } } : {}),
+    ...(opts.https ? { https: { key: opts.https.key, cert: opts.https.cert, ca: opts.https.ca, requestCert: true, rejectUnauthorized: false, ...serverTlsOptions } } : {}),
   }) as unknown as FastifyInstance;
   if (opts.onRoute) app.addHook('onRoute', opts.onRoute);
   // Credentials never travel in clear: /api/auth over plain HTTP is refused before the body is read.

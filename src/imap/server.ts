@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
+import { serverTlsOptions } from '../pki/tls-server.js';
 import { ImapSession, type ImapServices } from './session.js';
 
 export interface ImapListener {
@@ -30,7 +31,7 @@ export function createImapServer(services: ImapServices, implicitTls: boolean): 
     ? tls.createServer(
         {
           ...services.tlsKeyCert,
-          minVersion: 'TLSv1.2',
+          ...serverTlsOptions, // TLS 1.2 minimum, no renegotiation
           // Ask for (never require) a client certificate, for SASL EXTERNAL (strong authentication
           // with a CPS-like or IGC-Santé organisation certificate, judged by trust/). `ca` lists the
           // acceptable CAs in the CertificateRequest (RFC 8446 §4.2.4, RFC 5246 §7.4.4).

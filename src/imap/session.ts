@@ -79,7 +79,9 @@ export class ImapSession implements SessionContext {
 
   private attach(socket: Socket) {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (e) => this.log.debug({ err: e.message }, 'socket error'));
+    // A TLS error after the handshake (e.g. the client's fatal alert when its renegotiation is
+    // refused) leaves the socket open but useless: end the session instead of idling 30 minutes.
+    socket.on('error', (e) => (this.log.debug({ err: e.message }, 'socket error'), socket.destroy()));
     socket.on('close', () => this.cleanup());
     socket.setTimeout(30 * 60 * 1000, () => {
       // RFC 9051 §5.4: autologout timer of at least 30 minutes.
@@ -305,6 +307,9 @@ export class ImapSession implements SessionContext {
     this.socket = secure;
     this.secure = true;
     this.attach(secure);
+    // A TLSSocket built by hand (not by a tls.Server) reports TLS errors after the handshake
+    // only as '_tlsError', never 'error' (smtp-server listens to it the same way): end the session.
+    secure.on('_tlsError', (e: Error) => (this.log.debug({ err: e.message }, 'TLS error'), secure.destroy()));
     return null;
   }
 }

@@ -7,6 +7,7 @@ import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 
 import { domainOf, type Core } from '../core/index.js';
 import { sendDeliveredDsn } from './success-dsn.js';
 import { BlobSizeExceededError, type BlobStore } from '../store/blobs.js';
+import { serverTlsOptions } from '../pki/tls-server.js';
 import { peerChainFromTls, type TrustService } from '../trust/index.js';
 import { installEnhancedStatusPatch, replyDataFailure, receivedHeader, SMTPServer, smtpError } from './common.js';
 
@@ -46,7 +47,7 @@ export function createMxServer(o: MxOptions): SMTPServer {
     // gets a precise reply instead of a failed handshake.
     requestCert: true,
     rejectUnauthorized: false,
-    minVersion: 'TLSv1.2', // ANS: TLS 1.2 minimum in the trust space
+    ...serverTlsOptions, // ANS: TLS 1.2 minimum in the trust space; no renegotiation
     size: o.maxMessageSize, // RFC 1870 SIZE
     maxRecipients: o.maxRecipients,
     socketTimeout: o.socketTimeoutMs,

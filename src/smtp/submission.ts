@@ -10,6 +10,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import { SaslServer } from '../auth/sasl.js';
+import { serverTlsOptions } from '../pki/tls-server.js';
 import { peerCertificateChain } from '../trust/index.js';
 import { installSaslMechanisms, type SmtpSaslOptions } from './sasl.js';
 import type { Authenticator } from '../auth/index.js';
@@ -76,7 +77,7 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
     ...(o.ca ? { ca: o.ca } : {}),
     requestCert: true,
     rejectUnauthorized: false,
-    minVersion: 'TLSv1.2',
+    ...serverTlsOptions, // TLS 1.2 minimum, no renegotiation (STARTTLS and implicit TLS)
     size: o.maxMessageSize,
     maxRecipients: o.maxRecipients,
     socketTimeout: o.socketTimeoutMs,
