@@ -47,12 +47,10 @@ export class SqliteMailboxes extends SqlitePart implements MailboxStore {
     );
   }
   async getMailbox(id: number) {
-    const r = this.q('SELECT * FROM mailboxes WHERE id = ?').get(id);
-    return r ? rowMailbox(r) : undefined;
+    return this.one('SELECT * FROM mailboxes WHERE id = ?', rowMailbox, id);
   }
   async findMailboxByAddress(address: string) {
-    const r = this.q('SELECT * FROM mailboxes WHERE address = ?').get(address);
-    return r ? rowMailbox(r) : undefined;
+    return this.one('SELECT * FROM mailboxes WHERE address = ?', rowMailbox, address);
   }
   async listMailboxes(filter: Parameters<MailboxStore['listMailboxes']>[0] = {}) {
     const where: string[] = [];
