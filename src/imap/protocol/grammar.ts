@@ -1289,6 +1289,18 @@ function oneMailbox(name: 'DELETE' | 'SUBSCRIBE' | 'UNSUBSCRIBE' | 'GETQUOTAROOT
   };
 }
 
+// RFC 4314 §9: deleteacl / listrights = name SP mailbox SP identifier
+function mailboxAndIdentifier(name: 'DELETEACL' | 'LISTRIGHTS'): Handler {
+  return (r) => {
+    r.sp(`after ${name}`);
+    const mailbox = r.mailbox();
+    r.sp('after mailbox');
+    const identifier = r.astring('identifier');
+    r.end();
+    return { name, mailbox, identifier };
+  };
+}
+
 function uidCommand(r: Reader): Command {
   // RFC 9051 §6.4.9 / §9: uid = "UID" SP (copy / move / fetch / search / store / uid-expunge);
   // RFC 5256 adds SORT and THREAD, RFC 4315 §2.1 UID EXPUNGE.
@@ -1397,23 +1409,9 @@ const HANDLERS: Record<string, Handler> = {
     r.end();
     return { name: 'SETACL', mailbox, identifier, rights };
   },
-  DELETEACL: (r) => {
-    r.sp('after DELETEACL');
-    const mailbox = r.mailbox();
-    r.sp('after mailbox');
-    const identifier = r.astring('identifier');
-    r.end();
-    return { name: 'DELETEACL', mailbox, identifier };
-  },
+  DELETEACL: mailboxAndIdentifier('DELETEACL'),
   GETACL: oneMailbox('GETACL'),
-  LISTRIGHTS: (r) => {
-    r.sp('after LISTRIGHTS');
-    const mailbox = r.mailbox();
-    r.sp('after mailbox');
-    const identifier = r.astring('identifier');
-    r.end();
-    return { name: 'LISTRIGHTS', mailbox, identifier };
-  },
+  LISTRIGHTS: mailboxAndIdentifier('LISTRIGHTS'),
   MYRIGHTS: oneMailbox('MYRIGHTS'),
   // selected (§6.4)
   CHECK: simple('CHECK'), // RFC 3501 §6.4.1 (removed in IMAP4rev2)
