@@ -660,14 +660,27 @@ function withCharset<T extends object>(r: Reader, charset: string | undefined, c
   return result;
 }
 
+/** RFC 9051 §9 search-return-opts (SEARCH; SORT with RFC 5267 ESORT): optional "RETURN" (...) SP. */
+function optionalReturnOpts(r: Reader): SearchReturn | undefined {
+  if (!r.eatKeyword('RETURN')) return undefined;
+  const returns = searchReturnOpts(r);
+  r.sp('after RETURN options');
+  return returns;
+}
+
+/** RFC 5256 §5 search-criteria = charset 1*(SP search-key), for SORT and THREAD. */
+function searchCriteria(r: Reader): { charset: string; key: SearchKey } {
+  const charsetAt = r.offset;
+  const charset = charsetToken(r);
+  r.sp('after charset');
+  const key = withCharset(r, charset, charsetAt, (s) => searchKeys(r, s));
+  return { charset, key };
+}
+
 function searchCommand(r: Reader, uid: boolean): Command {
   // RFC 9051 §9 search = "SEARCH" [search-return-opts] SP search-program
   r.sp('after SEARCH');
-  let returns: SearchReturn | undefined;
-  if (r.eatKeyword('RETURN')) {
-    returns = searchReturnOpts(r);
-    r.sp('after RETURN options');
-  }
+  const returns = optionalReturnOpts(r);
   let charset: string | undefined;
   let charsetAt = 0;
   if (r.eatKeyword('CHARSET')) {
@@ -691,11 +704,7 @@ function sortCommand(r: Reader, uid: boolean): Command {
   // RFC 5256 §5: sort = ["UID" SP] "SORT" SP sort-criteria SP search-criteria;
   // RFC 5267 (ESORT) adds [search-return-opts] after "SORT"; RFC 5957 adds DISPLAYFROM/DISPLAYTO.
   r.sp('after SORT');
-  let returns: SearchReturn | undefined;
-  if (r.eatKeyword('RETURN')) {
-    returns = searchReturnOpts(r);
-    r.sp('after RETURN options');
-  }
+  const returns = optionalReturnOpts(r);
   r.expect(LPAREN, '"(" (sort criteria)');
   const keys: SortKey[] = [];
   do {
@@ -713,11 +722,7 @@ function sortCommand(r: Reader, uid: boolean): Command {
   } while (r.eat(SP));
   r.expect(RPAREN, 'SP or ")" in sort criteria');
   r.sp('after sort criteria');
-  // search-criteria = charset 1*(SP search-key)
-  const charsetAt = r.offset;
-  const charset = charsetToken(r);
-  r.sp('after charset');
-  const key = withCharset(r, charset, charsetAt, (s) => searchKeys(r, s));
+  const { charset, key } = searchCriteria(r);
   return { name: uid ? 'UID SORT' : 'SORT', keys, charset, key, ...(returns ? { returns } : {}) };
 }
 
@@ -726,10 +731,7 @@ function threadCommand(r: Reader, uid: boolean): Command {
   r.sp('after THREAD');
   const algorithm = r.keyword('thread algorithm');
   r.sp('after thread algorithm');
-  const charsetAt = r.offset;
-  const charset = charsetToken(r);
-  r.sp('after charset');
-  const key = withCharset(r, charset, charsetAt, (s) => searchKeys(r, s));
+  const { charset, key } = searchCriteria(r);
   return { name: uid ? 'UID THREAD' : 'THREAD', algorithm, charset, key };
 }
 
