@@ -26,6 +26,17 @@ function fail(e: any): never {
   process.exit(2);
 }
 
+/** A command action whose failure is reported by fail() (message on stderr, exit code 2). */
+const failing =
+  <A extends unknown[]>(fn: (...args: A) => Promise<void>) =>
+  async (...args: A): Promise<void> => {
+    try {
+      await fn(...args);
+    } catch (e) {
+      fail(e);
+    }
+  };
+
 const positiveInt = (what: string) => (v: string) => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${what} must be a whole number`);
@@ -88,8 +99,8 @@ export function registerDirectoryCommands(program: Command) {
     .option(...configOption)
     .option('--json', 'print the summary as one JSON line')
     .option('--no-threads', 'do everything in one thread (slower; for constrained hosts)')
-    .action(async (file: string, o) => {
-      try {
+    .action(
+      failing(async (file: string, o) => {
         const config = loadConfig(o.config);
         const bar = progressBar();
         const writer = await openSnapshotWriter(config, { threaded: o.threads, onFallback: (reason) => process.stderr.write(`caducee: ${reason}\n`) });
@@ -101,10 +112,8 @@ export function registerDirectoryCommands(program: Command) {
         }
         if (o.json) process.stdout.write(JSON.stringify(summary) + '\n');
         else printImportSummary(summary);
-      } catch (e) {
-        fail(e);
-      }
-    });
+      }),
+    );
 
   dir
     .command('generate')
@@ -115,15 +124,13 @@ export function registerDirectoryCommands(program: Command) {
     .option('--bom', 'start with a UTF-8 byte order mark')
     .option('--crlf', 'CRLF line ends')
     .option('--structure-suffix', 'header variant: " structure BAL" after the address columns')
-    .action(async (o) => {
-      try {
+    .action(
+      failing(async (o) => {
         const t = Date.now();
         const r = await writeGeneratedExtraction(o.out, { lines: o.lines, seed: o.seed, bom: !!o.bom, crlf: !!o.crlf, structureSuffix: !!o.structureSuffix });
         process.stdout.write(`wrote ${nf(r.lines)} lines (${nf(r.bytes)} bytes of text) to ${r.file} in ${((Date.now() - t) / 1000).toFixed(1)} s\n`);
-      } catch (e) {
-        fail(e);
-      }
-    });
+      }),
+    );
 
   dir
     .command('search')
@@ -143,8 +150,8 @@ export function registerDirectoryCommands(program: Command) {
     .option('--address-exact', 'with --address: the exact address')
     .option('--admin', 'as an administrator: liste-rouge mailboxes included')
     .option('--as <login>', 'as this user: their own liste-rouge mailboxes included')
-    .action(async (query: string | undefined, o) => {
-      try {
+    .action(
+      failing(async (query: string | undefined, o) => {
         const config = loadConfig(o.config);
         const store = openStore(config);
         const rt = openDirectory(config, store);
@@ -168,18 +175,16 @@ export function registerDirectoryCommands(program: Command) {
           await rt.close();
           await store.close();
         }
-      } catch (e) {
-        fail(e);
-      }
-    });
+      }),
+    );
 
   dir
     .command('status')
     .description('the snapshot in force: when, from which file, counts, first rejections')
     .option(...configOption)
     .option('--json')
-    .action(async (o) => {
-      try {
+    .action(
+      failing(async (o) => {
         const config = loadConfig(o.config);
         const rt = openDirectory(config);
         try {
@@ -190,10 +195,8 @@ export function registerDirectoryCommands(program: Command) {
         } finally {
           await rt.close();
         }
-      } catch (e) {
-        fail(e);
-      }
-    });
+      }),
+    );
 
   dir
     .command('publish')
@@ -201,8 +204,8 @@ export function registerDirectoryCommands(program: Command) {
     .option(...configOption)
     .option('--dry-run', 'print the PATCH requests without sending them')
     .option('--json', 'one JSON line per request (dry run) or a JSON result')
-    .action(async (o) => {
-      try {
+    .action(
+      failing(async (o) => {
         const config = loadConfig(o.config);
         const store = openStore(config);
         const pub = openPublicationStore(config);
@@ -240,18 +243,16 @@ export function registerDirectoryCommands(program: Command) {
           await pub.close();
           await store.close();
         }
-      } catch (e) {
-        fail(e);
-      }
-    });
+      }),
+    );
 
   dir
     .command('export')
     .description('export our public mailboxes in the extraction format (liste rouge never included)')
     .option(...configOption)
     .requiredOption('--out <file>', 'output .txt')
-    .action(async (o) => {
-      try {
+    .action(
+      failing(async (o) => {
         const config = loadConfig(o.config);
         const store = openStore(config);
         try {
@@ -273,8 +274,6 @@ export function registerDirectoryCommands(program: Command) {
         } finally {
           await store.close();
         }
-      } catch (e) {
-        fail(e);
-      }
-    });
+      }),
+    );
 }

@@ -135,60 +135,70 @@ export function registerPkiCommands(program: Command, io: PkiCliIo = defaultIo):
       }),
     );
 
-  pki
-    .command('issue-server')
-    .description('issue a TLS server certificate (EKU serverAuth + clientAuth) for an MSSanté host')
-    .requiredOption('--dir <dir>', 'PKI directory')
-    .requiredOption('--host <host>', 'DNS name (CN and first subjectAltName)')
-    .requiredOption('--siret <siret>', 'SIRET of the structure, 14 digits (OU = "3" + SIRET)')
-    .requiredOption('--org <org>', 'organisation name (O)')
-    .requiredOption('--dept <dept>', 'department, e.g. "Paris (75)" (ST)')
-    .option('--alt <name...>', 'more subjectAltNames: DNS names or IP addresses')
-    .requiredOption('--out <basename_path>', 'output path prefix: writes <prefix>.crt.pem, .key.pem, .chain.pem')
-    .action(
-      action('issue-server', async (o: { dir: string; host: string; siret: string; org: string; dept: string; alt?: string[]; out: string }) => {
-        splitOut(o.out);
-        const p = await loadPki(o.dir);
-        const c = await p.issueServer({ host: o.host, siret: o.siret, org: o.org, dept: o.dept, altNames: o.alt });
-        await printIssued(p, 'server', o.out, c);
-      }),
-    );
+  /**
+   * An issue-* subcommand: --dir, its own options, then --out. Its action checks --out before it
+   * opens the PKI, issues with `issue` and prints what it wrote.
+   */
+  const issueCommand = <O extends { dir: string; out: string }>(
+    name: string,
+    description: string,
+    kind: string,
+    options: (c: Command) => Command,
+    issue: (p: TestPki, o: O) => Promise<IssuedCertificate>,
+  ): void => {
+    options(pki.command(name).description(description).requiredOption('--dir <dir>', 'PKI directory'))
+      .requiredOption('--out <basename_path>', 'output path prefix: writes <prefix>.crt.pem, .key.pem, .chain.pem')
+      .action(
+        action(name, async (o: O) => {
+          splitOut(o.out);
+          const p = await loadPki(o.dir);
+          await printIssued(p, kind, o.out, await issue(p, o));
+        }),
+      );
+  };
 
-  pki
-    .command('issue-personal')
-    .description('issue a personal certificate shaped like a CPS (EKU clientAuth + emailProtection)')
-    .requiredOption('--dir <dir>', 'PKI directory')
-    .requiredOption('--rpps <rpps>', 'RPPS number, 11 digits (serialNumber = "8" + RPPS)')
-    .requiredOption('--given <given>', 'given name (GN)')
-    .requiredOption('--surname <surname>', 'surname (SN, upper-cased)')
-    .option('--profession <profession>', 'profession, e.g. "Médecin" (title)')
-    .requiredOption('--out <basename_path>', 'output path prefix: writes <prefix>.crt.pem, .key.pem, .chain.pem')
-    .action(
-      action('issue-personal', async (o: { dir: string; rpps: string; given: string; surname: string; profession?: string; out: string }) => {
-        splitOut(o.out);
-        const p = await loadPki(o.dir);
-        const c = await p.issuePersonal({ rpps: o.rpps, givenName: o.given, surname: o.surname, profession: o.profession });
-        await printIssued(p, 'personal', o.out, c);
-      }),
-    );
+  issueCommand(
+    'issue-server',
+    'issue a TLS server certificate (EKU serverAuth + clientAuth) for an MSSanté host',
+    'server',
+    (c) =>
+      c
+        .requiredOption('--host <host>', 'DNS name (CN and first subjectAltName)')
+        .requiredOption('--siret <siret>', 'SIRET of the structure, 14 digits (OU = "3" + SIRET)')
+        .requiredOption('--org <org>', 'organisation name (O)')
+        .requiredOption('--dept <dept>', 'department, e.g. "Paris (75)" (ST)')
+        .option('--alt <name...>', 'more subjectAltNames: DNS names or IP addresses'),
+    (p, o: { dir: string; host: string; siret: string; org: string; dept: string; alt?: string[]; out: string }) =>
+      p.issueServer({ host: o.host, siret: o.siret, org: o.org, dept: o.dept, altNames: o.alt }),
+  );
 
-  pki
-    .command('issue-org')
-    .description('issue an organisation certificate (EKU clientAuth)')
-    .requiredOption('--dir <dir>', 'PKI directory')
-    .requiredOption('--id <id>', 'structure id: FINESS (9 characters) or SIRET (14 digits)')
-    .addOption(new Option('--id-type <type>', 'kind of structure id').choices(['FINESS', 'SIRET']).makeOptionMandatory())
-    .requiredOption('--org <org>', 'organisation name (O)')
-    .option('--unit <unit>', 'unit or service name (CN; default: the organisation name)')
-    .requiredOption('--out <basename_path>', 'output path prefix: writes <prefix>.crt.pem, .key.pem, .chain.pem')
-    .action(
-      action('issue-org', async (o: { dir: string; id: string; idType: 'FINESS' | 'SIRET'; org: string; unit?: string; out: string }) => {
-        splitOut(o.out);
-        const p = await loadPki(o.dir);
-        const c = await p.issueOrganisation({ id: o.id, idType: o.idType, org: o.org, unit: o.unit });
-        await printIssued(p, 'organisation', o.out, c);
-      }),
-    );
+  issueCommand(
+    'issue-personal',
+    'issue a personal certificate shaped like a CPS (EKU clientAuth + emailProtection)',
+    'personal',
+    (c) =>
+      c
+        .requiredOption('--rpps <rpps>', 'RPPS number, 11 digits (serialNumber = "8" + RPPS)')
+        .requiredOption('--given <given>', 'given name (GN)')
+        .requiredOption('--surname <surname>', 'surname (SN, upper-cased)')
+        .option('--profession <profession>', 'profession, e.g. "Médecin" (title)'),
+    (p, o: { dir: string; rpps: string; given: string; surname: string; profession?: string; out: string }) =>
+      p.issuePersonal({ rpps: o.rpps, givenName: o.given, surname: o.surname, profession: o.profession }),
+  );
+
+  issueCommand(
+    'issue-org',
+    'issue an organisation certificate (EKU clientAuth)',
+    'organisation',
+    (c) =>
+      c
+        .requiredOption('--id <id>', 'structure id: FINESS (9 characters) or SIRET (14 digits)')
+        .addOption(new Option('--id-type <type>', 'kind of structure id').choices(['FINESS', 'SIRET']).makeOptionMandatory())
+        .requiredOption('--org <org>', 'organisation name (O)')
+        .option('--unit <unit>', 'unit or service name (CN; default: the organisation name)'),
+    (p, o: { dir: string; id: string; idType: 'FINESS' | 'SIRET'; org: string; unit?: string; out: string }) =>
+      p.issueOrganisation({ id: o.id, idType: o.idType, org: o.org, unit: o.unit }),
+  );
 
   pki
     .command('revoke')

@@ -19,6 +19,16 @@ function sentTime(i: SortItem): number {
 
 const bytes = (a: string, b: string) => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 
+/** The text sort keys (RFC 5256 §3, RFC 5957 §3) and the precomputed MessageInfo field each compares. */
+const TEXT_KEY_FIELD = {
+  SUBJECT: 'baseSubject',
+  FROM: 'fromSort',
+  TO: 'toSort',
+  CC: 'ccSort',
+  DISPLAYFROM: 'displayFrom',
+  DISPLAYTO: 'displayTo',
+} as const satisfies Record<Exclude<SortKey['key'], 'ARRIVAL' | 'DATE' | 'SIZE'>, keyof MessageInfo>;
+
 function compareKey(k: SortKey['key'], a: SortItem, b: SortItem): number {
   switch (k) {
     case 'ARRIVAL':
@@ -27,18 +37,10 @@ function compareKey(k: SortKey['key'], a: SortItem, b: SortItem): number {
       return sentTime(a) - sentTime(b);
     case 'SIZE':
       return a.info.size - b.info.size;
-    case 'SUBJECT':
-      return bytes(a.info.baseSubject, b.info.baseSubject);
-    case 'FROM':
-      return bytes(a.info.fromSort, b.info.fromSort);
-    case 'TO':
-      return bytes(a.info.toSort, b.info.toSort);
-    case 'CC':
-      return bytes(a.info.ccSort, b.info.ccSort);
-    case 'DISPLAYFROM':
-      return bytes(a.info.displayFrom, b.info.displayFrom);
-    case 'DISPLAYTO':
-      return bytes(a.info.displayTo, b.info.displayTo);
+    default: {
+      const field = TEXT_KEY_FIELD[k];
+      return bytes(a.info[field], b.info[field]);
+    }
   }
 }
 

@@ -102,10 +102,10 @@ function partData(buf: Uint8Array, node: PNode): PartData {
     const value = () => fieldValueImap(buf, f);
     switch (name) {
       case 'id':
-        if (d.id === null) d.id = headerStrdup(value());
-        break;
       case 'md5':
-        if (d.md5 === null) d.md5 = headerStrdup(value());
+      case 'location':
+      case 'description':
+        if (d[name] === null) d[name] = headerStrdup(value()); // the first such field counts
         break;
       case 'type':
         if (d.contentType === null) {
@@ -138,12 +138,6 @@ function partData(buf: Uint8Array, node: PNode): PartData {
           }
           if (langs.length > 0) d.language = langs;
         }
-        break;
-      case 'location':
-        if (d.location === null) d.location = headerStrdup(value());
-        break;
-      case 'description':
-        if (d.description === null) d.description = headerStrdup(value());
         break;
       case 'disposition':
         if (d.dispositionParams.length === 0) {

@@ -27,6 +27,13 @@ export function isAtext(c: number): boolean {
 function isAtextNonTspecial(c: number): boolean {
   return c >= 128 ? true : (ATEXT[c] & 3) !== 0;
 }
+/** RFC 2045 §5.1 token characters as Dovecot reads them: atext without tspecials, plus '.'. */
+function isMimeTokenChar(c: number): boolean {
+  return isAtextNonTspecial(c) || c === 0x2e;
+}
+function isAtextOrDot(c: number): boolean {
+  return isAtext(c) || c === 0x2e;
+}
 
 /** Character code at i, or -1 past the end (Dovecot reads a NUL terminator there). */
 export class Rfc822Parser {
@@ -57,51 +64,81 @@ export class Rfc822Parser {
     let level = 1;
     if (this.lastComment !== null) this.lastComment = '';
     let start = ++this.i;
-    let out = '';
+    const out = { v: '' };
     for (; this.i < this.end; this.i++) {
       const c = s.charCodeAt(this.i);
       switch (c) {
         case 0:
-          if (this.lastComment !== null && this.nulReplacement) {
-            out += s.slice(start, this.i) + NUL_REPLACEMENT;
-            start = this.i + 1;
-          }
+        case 0x0a:
+          if (this.lastComment !== null) start = this.appendUpToNulOrLf(out, start);
           break;
         case 0x28: // (
           level++;
           break;
         case 0x29: // )
           if (--level === 0) {
-            if (this.lastComment !== null) this.lastComment = out + s.slice(start, this.i);
+            if (this.lastComment !== null) this.lastComment = out.v + s.slice(start, this.i);
             this.i++;
             return this.i < this.end ? 1 : 0;
           }
           break;
-        case 0x0a: {
-          if (this.lastComment === null) break;
-          let len = this.i - start;
-          if (len > 0 && s.charCodeAt(start + len - 1) === 0x0d) len--;
-          out += s.slice(start, start + len);
-          start = this.i + 1;
+        case 0x5c: // backslash
+          start = this.unquotePair(this.lastComment !== null ? out : null, start);
+          if (start < 0) return -1;
           break;
-        }
-        case 0x5c: {
-          // backslash
-          this.i++;
-          if (this.i >= this.end) return -1;
-          const n = s.charCodeAt(this.i);
-          if (n === 0x0d || n === 0x0a || n === 0) {
-            this.i--;
-            break;
-          }
-          if (this.lastComment !== null) out += s.slice(start, this.i - 1);
-          start = this.i;
-          break;
-        }
       }
     }
-    if (this.lastComment !== null) this.lastComment = out;
+    if (this.lastComment !== null) this.lastComment = out.v;
     return -1;
+  }
+
+  /**
+   * At a NUL or LF inside a comment, quoted-string or domain-literal (this.i on it): appends the
+   * text since `start` to out.v and returns where the text resumes. An LF is a fold (RFC 5322
+   * §3.2.2: unfolding removes the CRLF); a NUL becomes U+FFFD when nulReplacement is on and is
+   * otherwise left in the text (`start` returned unchanged), as in Dovecot's rfc822-parser.c.
+   */
+  private appendUpToNulOrLf(out: { v: string }, start: number): number {
+    const s = this.s;
+    if (s.charCodeAt(this.i) === 0) {
+      if (!this.nulReplacement) return start;
+      out.v += s.slice(start, this.i) + NUL_REPLACEMENT;
+      return this.i + 1;
+    }
+    let len = this.i - start;
+    if (len > 0 && s.charCodeAt(start + len - 1) === 0x0d) len--;
+    out.v += s.slice(start, start + len);
+    return this.i + 1;
+  }
+
+  /**
+   * At a backslash in a comment or quoted-string (this.i on it): an RFC 5322 §3.2.1 quoted-pair.
+   * The backslash is dropped: the text since `start` goes to out (when given) and the quoted
+   * character's index, now this.i, is returned as the new start. Before CR, LF or NUL the
+   * backslash stays as text (Dovecot's rule) and `start` is returned unchanged; -1 when the input
+   * ends after the backslash.
+   */
+  private unquotePair(out: { v: string } | null, start: number): number {
+    this.i++;
+    if (this.i >= this.end) return -1;
+    const n = this.s.charCodeAt(this.i);
+    if (n === 0x0d || n === 0x0a || n === 0) {
+      this.i--;
+      return start;
+    }
+    if (out !== null) out.v += this.s.slice(start, this.i - 1);
+    return this.i;
+  }
+
+  /**
+   * Appends the run of characters from here that `accepts` takes to out.v, then skips CFWS:
+   * 1 when more follows, 0 at the end, -1 on a broken comment.
+   */
+  private appendRun(out: { v: string }, accepts: (c: number) => boolean): number {
+    const start = this.i;
+    while (this.i < this.end && accepts(this.s.charCodeAt(this.i))) this.i++;
+    out.v += this.s.slice(start, this.i);
+    return this.i < this.end ? this.skipLwsp() : 0;
   }
 
   skipLwsp(): number {
@@ -120,14 +157,7 @@ export class Rfc822Parser {
   /** atom = [CFWS] 1*atext [CFWS]; appends to out.v */
   parseAtom(out: { v: string }): number {
     if (this.i >= this.end || !isAtext(this.s.charCodeAt(this.i))) return -1;
-    const start = this.i++;
-    for (; this.i < this.end; this.i++) {
-      if (isAtext(this.s.charCodeAt(this.i))) continue;
-      out.v += this.s.slice(start, this.i);
-      return this.skipLwsp();
-    }
-    out.v += this.s.slice(start, this.i);
-    return 0;
+    return this.appendRun(out, isAtext);
   }
 
   parseDotAtom(out: { v: string }): number {
@@ -154,15 +184,7 @@ export class Rfc822Parser {
   }
 
   parseMimeToken(out: { v: string }): number {
-    const start = this.i;
-    for (; this.i < this.end; this.i++) {
-      const c = this.s.charCodeAt(this.i);
-      if (isAtextNonTspecial(c) || c === 0x2e) continue;
-      out.v += this.s.slice(start, this.i);
-      return this.skipLwsp();
-    }
-    out.v += this.s.slice(start, this.i);
-    return 0;
+    return this.appendRun(out, isMimeTokenChar);
   }
 
   parseQuotedString(out: { v: string }): number {
@@ -173,49 +195,24 @@ export class Rfc822Parser {
       const c = s.charCodeAt(this.i);
       switch (c) {
         case 0:
-          if (this.nulReplacement) {
-            out.v += s.slice(start, this.i) + NUL_REPLACEMENT;
-            start = this.i + 1;
-          }
+        case 0x0a:
+          start = this.appendUpToNulOrLf(out, start);
           break;
         case 0x22:
           out.v += s.slice(start, this.i);
           this.i++;
           return this.skipLwsp();
-        case 0x0a: {
-          let len = this.i - start;
-          if (len > 0 && s.charCodeAt(start + len - 1) === 0x0d) len--;
-          out.v += s.slice(start, start + len);
-          start = this.i + 1;
+        case 0x5c:
+          start = this.unquotePair(out, start);
+          if (start < 0) return -1;
           break;
-        }
-        case 0x5c: {
-          this.i++;
-          if (this.i >= this.end) return -1;
-          const n = s.charCodeAt(this.i);
-          if (n === 0x0d || n === 0x0a || n === 0) {
-            this.i--;
-            break;
-          }
-          out.v += s.slice(start, this.i - 1);
-          start = this.i;
-          break;
-        }
       }
     }
     return -1;
   }
 
   private parseAtomOrDot(out: { v: string }): number {
-    const start = this.i;
-    for (; this.i < this.end; this.i++) {
-      const c = this.s.charCodeAt(this.i);
-      if (isAtext(c) || c === 0x2e) continue;
-      out.v += this.s.slice(start, this.i);
-      return this.skipLwsp();
-    }
-    out.v += this.s.slice(start, this.i);
-    return 0;
+    return this.appendRun(out, isAtextOrDot);
   }
 
   parsePhrase(out: { v: string }): number {
@@ -238,10 +235,8 @@ export class Rfc822Parser {
       const c = s.charCodeAt(this.i);
       switch (c) {
         case 0:
-          if (this.nulReplacement) {
-            out.v += s.slice(start, this.i) + NUL_REPLACEMENT;
-            start = this.i + 1;
-          }
+        case 0x0a:
+          start = this.appendUpToNulOrLf(out, start);
           break;
         case 0x5b:
           return -1;
@@ -249,13 +244,6 @@ export class Rfc822Parser {
           out.v += s.slice(start, this.i + 1);
           this.i++;
           return this.skipLwsp();
-        case 0x0a: {
-          let len = this.i - start;
-          if (len > 0 && s.charCodeAt(start + len - 1) === 0x0d) len--;
-          out.v += s.slice(start, start + len);
-          start = this.i + 1;
-          break;
-        }
         case 0x5c: {
           this.i++;
           if (this.i >= this.end) return -1;

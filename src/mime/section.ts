@@ -67,15 +67,20 @@ interface Resolved {
   empty?: true;
 }
 
+/** RFC 9051 §6.4.5 HEADER / TEXT of a message: the top one, or the one a message/rfc822 part holds. */
+function headerOrText(message: Part, kind: 'header' | 'text'): Resolved {
+  if (kind === 'header') return { range: { start: message.headerStart, end: message.bodyStart } };
+  return { range: { start: message.bodyStart, end: message.bodyEnd } };
+}
+
 function resolve(info: MessageInfo, s: SectionSpec): Resolved | null {
   if (s.kind === 'full' || (s.kind === 'part' && s.part.length === 0)) return { range: { start: 0, end: info.rawSize } };
   const root = info.root;
   if (s.part.length === 0) {
     switch (s.kind) {
       case 'header':
-        return { range: { start: root.headerStart, end: root.bodyStart } };
       case 'text':
-        return { range: { start: root.bodyStart, end: root.bodyEnd } };
+        return headerOrText(root, s.kind);
       case 'header.fields':
         return { filter: { start: root.headerStart, end: root.bodyStart, fields: s.fields, not: s.not, root: true } };
       case 'mime':
@@ -97,9 +102,8 @@ function resolve(info: MessageInfo, s: SectionSpec): Resolved | null {
   part = part.message.root;
   switch (s.kind) {
     case 'header':
-      return { range: { start: part.headerStart, end: part.bodyStart } };
     case 'text':
-      return { range: { start: part.bodyStart, end: part.bodyEnd } };
+      return headerOrText(part, s.kind);
     case 'header.fields':
       // Dovecot filters the stream from the header start without a length limit: a header cut
       // short by a boundary line goes on being read up to the next empty line.

@@ -120,27 +120,40 @@ export function parseDn(input: string): Rdn[] {
     }
   };
 
-  // RFC 4514 §3: hexpair escapes are UTF-8 bytes; consecutive ones form one sequence.
-  const decodeBytes = (bytes: number[], at: number): string => {
+  // An attribute value as it is read: the decoded text, and the hexpair bytes not decoded yet
+  // (RFC 4514 §3: hexpair escapes are UTF-8 bytes; consecutive ones form one sequence).
+  interface ValueText {
+    text: string;
+    bytes: number[];
+  }
+
+  // Decodes the pending hexpair bytes (if any) onto the text; true when there were some.
+  const flushBytes = (v: ValueText, at: number): boolean => {
+    if (!v.bytes.length) return false;
     try {
-      return utf8.decode(Uint8Array.from(bytes));
+      v.text += utf8.decode(Uint8Array.from(v.bytes));
     } catch {
-      return fail('hex escapes do not form valid UTF-8', at);
+      fail('hex escapes do not form valid UTF-8', at);
     }
+    v.bytes.length = 0;
+    return true;
   };
 
-  // Reads one backslash escape starting at s[i] === '\\'; appends decoded bytes or returns a char.
-  const readEscape = (bytes: number[]): string | null => {
+  // Reads one backslash escape starting at s[i] === '\\': a hexpair byte stays pending, an escaped
+  // special is appended (after the pending bytes). True when the text grew.
+  const readEscape = (v: ValueText): boolean => {
     const at = i;
     const c1 = s[i + 1];
     if (isHex(c1) && isHex(s[i + 2])) {
-      bytes.push(parseInt(s.slice(i + 1, i + 3), 16)); // RFC 4514 §3 hexpair
+      v.bytes.push(parseInt(s.slice(i + 1, i + 3), 16)); // RFC 4514 §3 hexpair
       i += 3;
-      return null;
+      return false;
     }
     if (c1 !== undefined && ESCAPABLE.has(c1)) {
       i += 2;
-      return c1; // RFC 4514 §3 escaped special
+      flushBytes(v, at);
+      v.text += c1; // RFC 4514 §3 escaped special
+      return true;
     }
     return fail(c1 === undefined ? 'dangling backslash' : `invalid escape "\\${c1}"`, at);
   };
@@ -161,33 +174,21 @@ export function parseDn(input: string): Rdn[] {
     // RFC 2253 §4 quoted value (from RFC 1779): specials need no escaping inside.
     const start = i;
     i++;
-    let out = '';
-    const bytes: number[] = [];
-    const flush = (at: number): void => {
-      if (bytes.length) {
-        out += decodeBytes(bytes, at);
-        bytes.length = 0;
-      }
-    };
+    const v: ValueText = { text: '', bytes: [] };
     for (;;) {
       if (i >= n) fail('unterminated quoted value', start);
       const c = s[i]!;
       if (c === '"') {
-        flush(i);
+        flushBytes(v, i);
         i++;
-        return out;
+        return v.text;
       }
       if (c === '\\') {
-        const at = i;
-        const ch = readEscape(bytes);
-        if (ch !== null) {
-          flush(at);
-          out += ch;
-        }
+        readEscape(v);
         continue;
       }
-      flush(i);
-      out += c;
+      flushBytes(v, i);
+      v.text += c;
       i++;
     }
   };
@@ -196,37 +197,23 @@ export function parseDn(input: string): Rdn[] {
     // RFC 4514 §3 string; unescaped leading spaces were skipped by the caller and
     // unescaped trailing spaces are dropped (RFC 4514 requires them escaped, so an
     // unescaped one is separator padding, as in "CN=host ,OU=...").
-    let out = '';
+    const v: ValueText = { text: '', bytes: [] };
     let keep = 0;
-    const bytes: number[] = [];
-    const flush = (at: number): void => {
-      if (bytes.length) {
-        out += decodeBytes(bytes, at);
-        bytes.length = 0;
-        keep = out.length;
-      }
-    };
     while (i < n) {
       const c = s[i]!;
       if (c === ',' || c === ';' || c === '+') break;
       if (c === '\\') {
-        const at = i;
-        const ch = readEscape(bytes);
-        if (ch !== null) {
-          flush(at);
-          out += ch;
-          keep = out.length;
-        }
+        if (readEscape(v)) keep = v.text.length;
         continue;
       }
-      flush(i);
+      if (flushBytes(v, i)) keep = v.text.length;
       if (c === '\u0000') fail('unescaped NUL character'); // RFC 4514 §3: NULL must be escaped
-      out += c;
-      if (!isSpace(c)) keep = out.length;
+      v.text += c;
+      if (!isSpace(c)) keep = v.text.length;
       i++;
     }
-    flush(i);
-    return out.slice(0, keep);
+    if (flushBytes(v, i)) keep = v.text.length;
+    return v.text.slice(0, keep);
   };
 
   const parseAva = (): Ava => {

@@ -250,15 +250,18 @@ export class TestPki {
     const [rootKeys, interKeys] = await Promise.all([generateRsaKeyPair(), generateRsaKeyPair()]);
     const now = Date.now();
     const caUnit = `${name} ELEMENTAIRE`;
-
-    const rootCert = await x509.X509CertificateGenerator.createSelfSigned({
-      serialNumber: pki.allocSerial(),
-      name: buildName([
+    // The CA subjects differ only in their CN.
+    const caName = (cn: string) =>
+      buildName([
         [OID.countryName, 'FR'],
         [OID.organizationName, ORG],
         [OID.organizationalUnitName, caUnit],
-        [OID.commonName, `AC RACINE ${name} ELEMENTAIRE`],
-      ]),
+        [OID.commonName, cn],
+      ]);
+
+    const rootCert = await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: pki.allocSerial(),
+      name: caName(`AC RACINE ${name} ELEMENTAIRE`),
       keys: rootKeys,
       notBefore: new Date(now - DAY),
       notAfter: new Date(now + 20 * YEAR),
@@ -273,12 +276,7 @@ export class TestPki {
 
     const interCert = await x509.X509CertificateGenerator.create({
       serialNumber: pki.allocSerial(),
-      subject: buildName([
-        [OID.countryName, 'FR'],
-        [OID.organizationName, ORG],
-        [OID.organizationalUnitName, caUnit],
-        [OID.commonName, `AC ${name} ELEMENTAIRE ORGANISATIONS`],
-      ]),
+      subject: caName(`AC ${name} ELEMENTAIRE ORGANISATIONS`),
       issuer: rootCert.subjectName, // byte-identical issuer name (RFC 5280 §4.1.2.4)
       notBefore: new Date(now - DAY),
       notAfter: new Date(now + 10 * YEAR),

@@ -66,6 +66,13 @@ export interface MailboxUpdate {
   ownerUserId?: number | null;
 }
 
+/** A mailbox to create: the Mailbox fields its creator chooses (id, state and dates are the store's). */
+export type NewMailbox = Pick<
+  Mailbox,
+  'address' | 'type' | 'displayName' | 'ownerUserId' | 'practitionerId' | 'structureId' | 'listeRouge'
+> &
+  Partial<Pick<Mailbox, 'service' | 'description'>>;
+
 /** A message as an IMAP session sees it in a folder. */
 export interface FolderMessage {
   uid: number;
@@ -243,17 +250,7 @@ export interface HttpSessionStore {
 /** MSSanté mailboxes (BAL) and the grants (delegations) on them. */
 export interface MailboxStore {
   /** Creates the mailbox and its default folders in one transaction. */
-  createMailbox(m: {
-    address: string;
-    type: MailboxType;
-    displayName: string;
-    ownerUserId: number | null;
-    practitionerId: number | null;
-    structureId: number | null;
-    listeRouge: boolean;
-    service?: string | null;
-    description?: string | null;
-  }): Promise<Mailbox>;
+  createMailbox(m: NewMailbox): Promise<Mailbox>;
   getMailbox(id: number): Promise<Mailbox | undefined>;
   findMailboxByAddress(address: string): Promise<Mailbox | undefined>;
   listMailboxes(filter?: { ownerUserId?: number; state?: MailboxState; structureId?: number; type?: MailboxType }): Promise<Mailbox[]>;

@@ -29,12 +29,11 @@
 //   (sasl_server_auth_begin): assertion failed"), and the client gets NO after retries (~6 s).
 import { execFile } from 'node:child_process';
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
 import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { findExecutable, installExitHook, isAlive, liveMasters, runPeerCommand } from './which.js';
+import { findExecutable, installExitHook, isAlive, liveMasters, lookupUser, runPeerCommand } from './which.js';
 import { freePort } from './postfix.js';
 
 const execFileP = promisify(execFile);
@@ -293,18 +292,6 @@ async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
     await sleep(25);
   }
   return true;
-}
-
-function lookupUser(name: string): { uid: number; gid: number } | undefined {
-  try {
-    for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
-      const f = line.split(':');
-      if (f[0] === name && f.length >= 4) return { uid: Number(f[2]), gid: Number(f[3]) };
-    }
-  } catch {
-    /* no passwd */
-  }
-  return undefined;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -40,7 +40,7 @@ import { createServer, connect } from 'node:net';
 import { chmod, chown, mkdir, readFile, readdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { findExecutable, installExitHook, isAlive, liveMasters, runPeerCommand } from './which.js';
+import { findExecutable, installExitHook, isAlive, liveMasters, lookupUser, runPeerCommand } from './which.js';
 
 export interface PostfixRoute {
   /** Host of the next hop (an IP literal: Postfix is given `[host]:port`, no DNS). */
@@ -495,18 +495,6 @@ async function waitForPort(port: number, timeoutMs: number, stillRunning: () => 
     if (Date.now() > deadline) throw new Error(`nothing listening on 127.0.0.1:${port} after ${timeoutMs} ms`);
     await sleep(50);
   }
-}
-
-function lookupUser(name: string): { uid: number; gid: number } | undefined {
-  try {
-    for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
-      const f = line.split(':');
-      if (f[0] === name && f.length >= 4) return { uid: Number(f[2]), gid: Number(f[3]) };
-    }
-  } catch {
-    /* no passwd */
-  }
-  return undefined;
 }
 
 /** The virtual delivery agent runs as nobody: every directory down to DIR must be o+x. */

@@ -142,3 +142,16 @@ export function isAlive(pid: number): boolean {
     return false;
   }
 }
+
+/** The uid and gid of a system user, from /etc/passwd (peers drop privileges to it); undefined when absent. */
+export function lookupUser(name: string): { uid: number; gid: number } | undefined {
+  try {
+    for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+      const f = line.split(':');
+      if (f[0] === name && f.length >= 4) return { uid: Number(f[2]), gid: Number(f[3]) };
+    }
+  } catch {
+    /* no passwd */
+  }
+  return undefined;
+}

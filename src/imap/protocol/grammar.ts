@@ -660,14 +660,27 @@ function withCharset<T extends object>(r: Reader, charset: string | undefined, c
   return result;
 }
 
+/** RFC 9051 §9 search-return-opts (SEARCH; SORT with RFC 5267 ESORT): optional "RETURN" (...) SP. */
+function optionalReturnOpts(r: Reader): SearchReturn | undefined {
+  if (!r.eatKeyword('RETURN')) return undefined;
+  const returns = searchReturnOpts(r);
+  r.sp('after RETURN options');
+  return returns;
+}
+
+/** RFC 5256 §5 search-criteria = charset 1*(SP search-key), for SORT and THREAD. */
+function searchCriteria(r: Reader): { charset: string; key: SearchKey } {
+  const charsetAt = r.offset;
+  const charset = charsetToken(r);
+  r.sp('after charset');
+  const key = withCharset(r, charset, charsetAt, (s) => searchKeys(r, s));
+  return { charset, key };
+}
+
 function searchCommand(r: Reader, uid: boolean): Command {
   // RFC 9051 §9 search = "SEARCH" [search-return-opts] SP search-program
   r.sp('after SEARCH');
-  let returns: SearchReturn | undefined;
-  if (r.eatKeyword('RETURN')) {
-    returns = searchReturnOpts(r);
-    r.sp('after RETURN options');
-  }
+  const returns = optionalReturnOpts(r);
   let charset: string | undefined;
   let charsetAt = 0;
   if (r.eatKeyword('CHARSET')) {
@@ -691,11 +704,7 @@ function sortCommand(r: Reader, uid: boolean): Command {
   // RFC 5256 §5: sort = ["UID" SP] "SORT" SP sort-criteria SP search-criteria;
   // RFC 5267 (ESORT) adds [search-return-opts] after "SORT"; RFC 5957 adds DISPLAYFROM/DISPLAYTO.
   r.sp('after SORT');
-  let returns: SearchReturn | undefined;
-  if (r.eatKeyword('RETURN')) {
-    returns = searchReturnOpts(r);
-    r.sp('after RETURN options');
-  }
+  const returns = optionalReturnOpts(r);
   r.expect(LPAREN, '"(" (sort criteria)');
   const keys: SortKey[] = [];
   do {
@@ -713,11 +722,7 @@ function sortCommand(r: Reader, uid: boolean): Command {
   } while (r.eat(SP));
   r.expect(RPAREN, 'SP or ")" in sort criteria');
   r.sp('after sort criteria');
-  // search-criteria = charset 1*(SP search-key)
-  const charsetAt = r.offset;
-  const charset = charsetToken(r);
-  r.sp('after charset');
-  const key = withCharset(r, charset, charsetAt, (s) => searchKeys(r, s));
+  const { charset, key } = searchCriteria(r);
   return { name: uid ? 'UID SORT' : 'SORT', keys, charset, key, ...(returns ? { returns } : {}) };
 }
 
@@ -726,10 +731,7 @@ function threadCommand(r: Reader, uid: boolean): Command {
   r.sp('after THREAD');
   const algorithm = r.keyword('thread algorithm');
   r.sp('after thread algorithm');
-  const charsetAt = r.offset;
-  const charset = charsetToken(r);
-  r.sp('after charset');
-  const key = withCharset(r, charset, charsetAt, (s) => searchKeys(r, s));
+  const { charset, key } = searchCriteria(r);
   return { name: uid ? 'UID THREAD' : 'THREAD', algorithm, charset, key };
 }
 
@@ -1289,6 +1291,18 @@ function oneMailbox(name: 'DELETE' | 'SUBSCRIBE' | 'UNSUBSCRIBE' | 'GETQUOTAROOT
   };
 }
 
+// RFC 4314 §9: deleteacl / listrights = name SP mailbox SP identifier
+function mailboxAndIdentifier(name: 'DELETEACL' | 'LISTRIGHTS'): Handler {
+  return (r) => {
+    r.sp(`after ${name}`);
+    const mailbox = r.mailbox();
+    r.sp('after mailbox');
+    const identifier = r.astring('identifier');
+    r.end();
+    return { name, mailbox, identifier };
+  };
+}
+
 function uidCommand(r: Reader): Command {
   // RFC 9051 §6.4.9 / §9: uid = "UID" SP (copy / move / fetch / search / store / uid-expunge);
   // RFC 5256 adds SORT and THREAD, RFC 4315 §2.1 UID EXPUNGE.
@@ -1397,23 +1411,9 @@ const HANDLERS: Record<string, Handler> = {
     r.end();
     return { name: 'SETACL', mailbox, identifier, rights };
   },
-  DELETEACL: (r) => {
-    r.sp('after DELETEACL');
-    const mailbox = r.mailbox();
-    r.sp('after mailbox');
-    const identifier = r.astring('identifier');
-    r.end();
-    return { name: 'DELETEACL', mailbox, identifier };
-  },
+  DELETEACL: mailboxAndIdentifier('DELETEACL'),
   GETACL: oneMailbox('GETACL'),
-  LISTRIGHTS: (r) => {
-    r.sp('after LISTRIGHTS');
-    const mailbox = r.mailbox();
-    r.sp('after mailbox');
-    const identifier = r.astring('identifier');
-    r.end();
-    return { name: 'LISTRIGHTS', mailbox, identifier };
-  },
+  LISTRIGHTS: mailboxAndIdentifier('LISTRIGHTS'),
   MYRIGHTS: oneMailbox('MYRIGHTS'),
   // selected (§6.4)
   CHECK: simple('CHECK'), // RFC 3501 §6.4.1 (removed in IMAP4rev2)

@@ -39,12 +39,10 @@ export class SqliteAccounts extends SqlitePart implements AccountStore {
     });
   }
   async findStructure(idType: StructureIdType, idValue: string) {
-    const r = this.q('SELECT * FROM structures WHERE id_type = ? AND id_value = ?').get(idType, idValue);
-    return r ? rowStructure(r) : undefined;
+    return this.one('SELECT * FROM structures WHERE id_type = ? AND id_value = ?', rowStructure, idType, idValue);
   }
   async getStructure(id: number) {
-    const r = this.q('SELECT * FROM structures WHERE id = ?').get(id);
-    return r ? rowStructure(r) : undefined;
+    return this.one('SELECT * FROM structures WHERE id = ?', rowStructure, id);
   }
   async listStructures() {
     return this.q('SELECT * FROM structures ORDER BY id').all().map(rowStructure);
@@ -60,12 +58,10 @@ export class SqliteAccounts extends SqlitePart implements AccountStore {
     );
   }
   async findPractitionerByRpps(rpps: string) {
-    const r = this.q('SELECT * FROM practitioners WHERE rpps = ?').get(rpps);
-    return r ? rowPractitioner(r) : undefined;
+    return this.one('SELECT * FROM practitioners WHERE rpps = ?', rowPractitioner, rpps);
   }
   async getPractitioner(id: number) {
-    const r = this.q('SELECT * FROM practitioners WHERE id = ?').get(id);
-    return r ? rowPractitioner(r) : undefined;
+    return this.one('SELECT * FROM practitioners WHERE id = ?', rowPractitioner, id);
   }
   async listPractitioners() {
     return this.q('SELECT * FROM practitioners ORDER BY id').all().map(rowPractitioner);
@@ -81,8 +77,7 @@ export class SqliteAccounts extends SqlitePart implements AccountStore {
     );
   }
   async getUser(id: number) {
-    const r = this.q('SELECT * FROM users WHERE id = ?').get(id);
-    return r ? rowUser(r) : undefined;
+    return this.one('SELECT * FROM users WHERE id = ?', rowUser, id);
   }
   async findUserByLogin(login: string) {
     const r: any = this.q('SELECT * FROM users WHERE login = ?').get(login);
@@ -95,8 +90,7 @@ export class SqliteAccounts extends SqlitePart implements AccountStore {
     return this.q('SELECT * FROM users ORDER BY id').all().map(rowUser);
   }
   async findUserByRpps(rpps: string) {
-    const r = this.q('SELECT u.* FROM users u JOIN practitioners p ON p.id = u.practitioner_id WHERE p.rpps = ? ORDER BY u.id LIMIT 1').get(rpps);
-    return r ? rowUser(r) : undefined;
+    return this.one('SELECT u.* FROM users u JOIN practitioners p ON p.id = u.practitioner_id WHERE p.rpps = ? ORDER BY u.id LIMIT 1', rowUser, rpps);
   }
   async applicationAccount(structure: Structure) {
     return this.db.transaction(() => {

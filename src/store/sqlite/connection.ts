@@ -46,4 +46,10 @@ export abstract class SqlitePart {
   protected q(sql: string): Database.Statement {
     return this.connection.q(sql);
   }
+
+  /** The row `sql` selects with `args`, turned into a record by `row`; undefined when there is none. */
+  protected one<T>(sql: string, row: (r: any) => T, ...args: unknown[]): T | undefined {
+    const r = this.q(sql).get(...args);
+    return r ? row(r) : undefined;
+  }
 }

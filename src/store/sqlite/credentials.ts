@@ -15,8 +15,7 @@ export class SqliteCredentials extends SqlitePart implements CredentialStore {
     return this.q('SELECT * FROM app_passwords WHERE user_id = ? ORDER BY id DESC').all(userId).map(rowAppPassword);
   }
   async findAppPassword(userId: number, secretHash: string) {
-    const r = this.q('SELECT * FROM app_passwords WHERE user_id = ? AND secret_hash = ? AND revoked_at IS NULL').get(userId, secretHash);
-    return r ? rowAppPassword(r) : undefined;
+    return this.one('SELECT * FROM app_passwords WHERE user_id = ? AND secret_hash = ? AND revoked_at IS NULL', rowAppPassword, userId, secretHash);
   }
   async touchAppPassword(id: number, at: string, from: string | null) {
     this.q('UPDATE app_passwords SET last_used_at = ?, last_used_from = ? WHERE id = ?').run(at, from, id);

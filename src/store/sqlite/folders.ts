@@ -30,8 +30,7 @@ function normaliseFlags(flags: string[]): string[] {
 
 export class SqliteFolders extends SqlitePart implements FolderStore {
   async getFolder(mailboxId: number, name: string) {
-    const r = this.q('SELECT * FROM folders WHERE mailbox_id = ? AND name = ?').get(mailboxId, name);
-    return r ? rowFolder(r) : undefined;
+    return this.one('SELECT * FROM folders WHERE mailbox_id = ? AND name = ?', rowFolder, mailboxId, name);
   }
   async listFolders(mailboxId: number) {
     return this.q('SELECT * FROM folders WHERE mailbox_id = ? ORDER BY id').all(mailboxId).map(rowFolder);
@@ -82,8 +81,7 @@ export class SqliteFolders extends SqlitePart implements FolderStore {
   }
 
   async getFolderById(folderId: number) {
-    const r = this.q('SELECT * FROM folders WHERE id = ?').get(folderId);
-    return r ? rowFolder(r) : undefined;
+    return this.one('SELECT * FROM folders WHERE id = ?', rowFolder, folderId);
   }
 
   async listSubscriptions(mailboxId: number) {

@@ -1,6 +1,6 @@
 // Mailboxes (BAL) and grants (MailboxStore) in SQLite.
 import { DEFAULT_FOLDERS, type Grant, type GrantRight, type Mailbox } from '../../model/index.js';
-import type { MailboxStore, MailboxUpdate } from '../types.js';
+import type { MailboxStore, MailboxUpdate, NewMailbox } from '../types.js';
 import { now, SqlitePart, wrapUnique } from './connection.js';
 
 function rowMailbox(r: any): Mailbox {
@@ -25,7 +25,7 @@ function rowGrant(r: any): Grant {
 }
 
 export class SqliteMailboxes extends SqlitePart implements MailboxStore {
-  async createMailbox(m: Parameters<MailboxStore['createMailbox']>[0]) {
+  async createMailbox(m: NewMailbox) {
     return wrapUnique(`mailbox ${m.address}`, () =>
       this.db.transaction(() => {
         const t = now();
@@ -47,12 +47,10 @@ export class SqliteMailboxes extends SqlitePart implements MailboxStore {
     );
   }
   async getMailbox(id: number) {
-    const r = this.q('SELECT * FROM mailboxes WHERE id = ?').get(id);
-    return r ? rowMailbox(r) : undefined;
+    return this.one('SELECT * FROM mailboxes WHERE id = ?', rowMailbox, id);
   }
   async findMailboxByAddress(address: string) {
-    const r = this.q('SELECT * FROM mailboxes WHERE address = ?').get(address);
-    return r ? rowMailbox(r) : undefined;
+    return this.one('SELECT * FROM mailboxes WHERE address = ?', rowMailbox, address);
   }
   async listMailboxes(filter: Parameters<MailboxStore['listMailboxes']>[0] = {}) {
     const where: string[] = [];

@@ -28,8 +28,7 @@ export class SqliteHttpSessions extends SqlitePart implements HttpSessionStore {
     );
   }
   async findHttpSession(tokenHash: string) {
-    const r = this.q('SELECT * FROM http_sessions WHERE token_hash = ? AND revoked_at IS NULL').get(tokenHash);
-    return r ? rowSession(r) : undefined;
+    return this.one('SELECT * FROM http_sessions WHERE token_hash = ? AND revoked_at IS NULL', rowSession, tokenHash);
   }
   async touchHttpSession(id: number, lastSeenAt: number) {
     this.q('UPDATE http_sessions SET last_seen_at = ? WHERE id = ?').run(lastSeenAt, id);
