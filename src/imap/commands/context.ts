@@ -9,7 +9,7 @@ import type { Core, User } from '../../core/index.js';
 import type { Folder } from '../../model/index.js';
 import type { BlobStore } from '../../store/blobs.js';
 import type { Store } from '../../store/types.js';
-import { no } from '../errors.js';
+import { ImapError, no } from '../errors.js';
 import type { MessageIndex } from '../message-index.js';
 import type { MailboxAccess, ResolvedName, UserNamespace } from '../namespace.js';
 import { astring } from '../protocol/encoder.js';
@@ -126,4 +126,20 @@ export async function requireRight(ctx: SessionContext, access: MailboxAccess, r
 
 export function notifyChanged(ctx: SessionContext, folderId: number) {
   ctx.s.core.events.emit('folder-changed', { folderId });
+}
+
+/**
+ * The folder APPEND, COPY or MOVE put messages into: it must exist (RFC 9051 §6.3.12, §6.4.7:
+ * NO [TRYCREATE] tells the client it may CREATE it first) and the user must hold "i" on it.
+ */
+export async function destinationFolder(ctx: SessionContext, name: string): Promise<{ r: ResolvedName; folder: Folder }> {
+  let dest: { r: ResolvedName; folder: Folder };
+  try {
+    dest = await folderOf(ctx, name);
+  } catch (e) {
+    if (e instanceof ImapError && e.code === 'NONEXISTENT') throw no('TRYCREATE', `mailbox ${name} does not exist`);
+    throw e;
+  }
+  await requireRight(ctx, dest.r.access, 'i');
+  return dest;
 }

@@ -2,14 +2,14 @@
 // (with RFC 6154 special-use), DELETE, RENAME, SUBSCRIBE/UNSUBSCRIBE, LIST (RFC 5258
 // LIST-EXTENDED, RFC 5819 LIST-STATUS) and LSUB, STATUS, APPEND (RFC 3502 MULTIAPPEND).
 import type { Folder } from '../../model/index.js';
-import { bad, ImapError, no } from '../errors.js';
+import { bad, no } from '../errors.js';
 import { compileListPattern, ListPatternTooLong, type NameMatcher } from '../list-pattern.js';
-import { DELIMITER, OTHER_PREFIX, SHARED_PREFIX, type MailboxAccess, type ResolvedName } from '../namespace.js';
+import { DELIMITER, OTHER_PREFIX, SHARED_PREFIX, type MailboxAccess } from '../namespace.js';
 import { quoted, sequenceSet as encodeSet } from '../protocol/encoder.js';
 import { encodeMutf7 } from '../protocol/mutf7.js';
 import type { AppendMessage, ListCommand, StatusItem } from '../protocol/types.js';
 import { checkQuota } from './acl.js';
-import { decodeName, folderOf, nameOut, notifyChanged, requireRight, resolveOrThrow, type Handlers, type SessionContext } from './context.js';
+import { decodeName, destinationFolder, folderOf, nameOut, notifyChanged, requireRight, resolveOrThrow, type Handlers, type SessionContext } from './context.js';
 
 const SPECIAL_USES = ['\\All', '\\Archive', '\\Drafts', '\\Flagged', '\\Junk', '\\Sent', '\\Trash'];
 
@@ -216,15 +216,7 @@ async function status(ctx: SessionContext, name: string, items: StatusItem[]): P
 }
 
 async function append(ctx: SessionContext, name: string, messages: AppendMessage[]): Promise<string> {
-  let target: { r: ResolvedName; folder: Folder };
-  try {
-    target = await folderOf(ctx, name);
-  } catch (e) {
-    // RFC 9051 §6.3.12: tell the client it may CREATE first.
-    if (e instanceof ImapError && e.code === 'NONEXISTENT') throw no('TRYCREATE', `mailbox ${name} does not exist`);
-    throw e;
-  }
-  await requireRight(ctx, target.r.access, 'i');
+  const target = await destinationFolder(ctx, name);
   for (const m of messages) {
     if (m.data.length > ctx.s.appendLimit) throw no('TOOBIG', `message of ${m.data.length} bytes exceeds APPENDLIMIT ${ctx.s.appendLimit}`);
     if (m.data.length === 0) throw bad(undefined, 'empty message');

@@ -2,17 +2,15 @@
 // RFC 7162 CONDSTORE/QRESYNC), CLOSE, UNSELECT (RFC 3691), EXPUNGE and UID EXPUNGE (RFC 4315),
 // CHECK, SEARCH (RFC 4731 ESEARCH, RFC 5182 SEARCHRES), FETCH, STORE, COPY and MOVE (RFC 6851),
 // SORT and THREAD (RFC 5256).
-import type { Folder } from '../../model/index.js';
-import { bad, ImapError, no } from '../errors.js';
+import { bad, no } from '../errors.js';
 import { fetchMessage, type FetchContext } from '../fetch.js';
-import type { ResolvedName } from '../namespace.js';
 import { quoted, sequenceSet as encodeSet } from '../protocol/encoder.js';
 import type { Command, SearchKey, SequenceSet } from '../protocol/types.js';
 import { runSearch } from '../search.js';
 import { sortItems, threadOrderedSubject, threadReferences, threadToString, type SortItem } from '../sort-thread.js';
 import { FolderView } from '../view.js';
 import { checkQuota } from './acl.js';
-import { folderOf, nameOut, notifyChanged, requireRight, type Handlers, type SessionContext } from './context.js';
+import { destinationFolder, folderOf, nameOut, notifyChanged, type Handlers, type SessionContext } from './context.js';
 
 const SYSTEM_FLAGS = ['\\Answered', '\\Flagged', '\\Deleted', '\\Seen', '\\Draft'];
 
@@ -305,14 +303,7 @@ async function storeFlags(ctx: SessionContext, byUid: boolean, cmd: Extract<Comm
 
 async function copy(ctx: SessionContext, byUid: boolean, move: boolean, set: SequenceSet, mailbox: string): Promise<string> {
   const v = ctx.view!;
-  let dest: { r: ResolvedName; folder: Folder };
-  try {
-    dest = await folderOf(ctx, mailbox);
-  } catch (e) {
-    if (e instanceof ImapError && e.code === 'NONEXISTENT') throw no('TRYCREATE', `mailbox ${mailbox} does not exist`);
-    throw e;
-  }
-  await requireRight(ctx, dest.r.access, 'i');
+  const dest = await destinationFolder(ctx, mailbox);
   if (move) {
     if (v.readOnly) throw no('READ-ONLY', 'mailbox is read-only');
     if (!(await mayExpunge(ctx, v))) throw no('NOPERM', 'you may not move messages out of this mailbox');
