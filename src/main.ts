@@ -15,6 +15,7 @@ import { OutboundWorker } from './delivery/worker.js';
 import { loadTrustAnchors, type TrustAnchors } from './pki/index.js';
 import { createImapServer, type ImapListener } from './imap/server.js';
 import { MessageIndex } from './imap/message-index.js';
+import { AbsenceResponder } from './policy/absence-service.js';
 import { createMxServer } from './smtp/mx.js';
 import { createSubmissionServer } from './smtp/submission.js';
 import { BlobCollector } from './store/blob-collector.js';
@@ -146,9 +147,11 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     logger,
   };
   const postmaster = `postmaster@${config.operator.domains[0] ?? config.operator.hostname}`;
-  const mx = createMxServer({ ...common, ca: caPem, postmaster });
-  const submission = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: false });
-  const submissions = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: true });
+  // Golden rule 3: absence replies after each committed delivery, only inside the trust space.
+  const absence = new AbsenceResponder({ core, blobs, trust, hostname: config.operator.hostname, periodDays: config.policy.absence.periodDays, logger });
+  const mx = createMxServer({ ...common, ca: caPem, postmaster, absence });
+  const submission = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: false, absence });
+  const submissions = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: true, absence });
 
   const outbound = new OutboundWorker({
     store,
