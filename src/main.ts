@@ -15,7 +15,7 @@ import { OutboundWorker } from './delivery/worker.js';
 import { loadTrustAnchors, type TrustAnchors } from './pki/index.js';
 import { createImapServer, type ImapListener } from './imap/server.js';
 import { MessageIndex } from './imap/message-index.js';
-import { AbsenceResponder } from './policy/absence-service.js';
+import { AbsenceResponder, AbsenceSettingsService } from './policy/absence-service.js';
 import { createMxServer } from './smtp/mx.js';
 import { createSubmissionServer } from './smtp/submission.js';
 import { BlobCollector } from './store/blob-collector.js';
@@ -222,6 +222,8 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     publicUrl: config.http.publicUrl,
     // OpenID Connect web login (Pro Santé Connect); settings already checked with the token verifier above.
     oidc: config.auth.oidc ? { settings: resolveOidcSettings(config.auth.oidc, config.http.publicUrl), logger } : undefined,
+    // Absence messages set from the webmail; a substitute at another operator must be in the directory.
+    absence: { absences: new AbsenceSettingsService({ core, directoryKnows: async (a) => !!(await directory.service.byAddress(a)) }) },
   };
 
   // The directory is served by the HTTP servers of http/ (the plain one answers 403 to /api/auth:

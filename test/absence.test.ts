@@ -2,10 +2,16 @@
 // colleague at operator A once per period, over the trust space, and never answers automatic,
 // list, report or Bcc-only mail (RFC 3834, RFC 5230).
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import { after, before, describe, test } from 'node:test';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../src/demo/space.js';
+import { secretDigest } from '../src/auth/index.js';
 import { AccessDenied } from '../src/core/index.js';
+import { SESSION_COOKIE } from '../src/http/session.js';
 import type { Operator } from '../src/main.js';
 import { AbsenceSettingsService } from '../src/policy/absence-service.js';
 import { folderMessages, submitAs, tempDir, testLogger, waitFor } from './helpers.js';
@@ -138,8 +144,59 @@ describe('absence message (golden rule 3) between two operators', () => {
     assert.equal(reply.inReplyTo, human.messageId);
   });
 
-  test('cleared: no more replies', async () => {
-    assert.equal(await absences().clear({ administrator: 'root' }, paul), true);
+  /** A full web session of `login` at B, as the login routes leave it (cookie token, CSRF token). */
+  async function webSession(login: string) {
+    const user = await B.core.requireUser(login);
+    const token = randomBytes(32).toString('base64url');
+    const csrf = randomBytes(32).toString('base64url');
+    const t = Date.now();
+    await B.store.createHttpSession({ tokenHash: secretDigest(token), userId: user.id, method: 'PASSWORD+TOTP', stage: 'full', csrfToken: csrf, createdAt: t, lastSeenAt: t, expiresAt: t + 3_600_000, remote: null, userAgent: null });
+    return { token, csrf };
+  }
+
+  function call(base: string, method: string, path: string, o: { token?: string; csrf?: string; json?: unknown } = {}): Promise<{ status: number; body: any }> {
+    const url = new URL(path, base);
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (o.token) headers.cookie = `${SESSION_COOKIE}=${o.token}`;
+    if (o.csrf) headers['x-csrf-token'] = o.csrf;
+    const payload = o.json === undefined ? undefined : JSON.stringify(o.json);
+    if (payload) headers['content-type'] = 'application/json';
+    const lib = url.protocol === 'https:' ? https : http;
+    return new Promise((resolve, reject) => {
+      const r = lib.request(url, { method, headers, ca: readFileSync(layout.caBundle), agent: false } as https.RequestOptions, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode!, body: text ? JSON.parse(text) : undefined }));
+      });
+      r.on('error', reject);
+      r.end(payload);
+    });
+  }
+
+  test('web API: the owner reads, sets and clears it; a read+send delegate may not; CSRF and HTTPS required', async () => {
+    const base = layout.operators[1].https!;
+    const path = `/api/v1/mailboxes/${encodeURIComponent(paul)}/absence`;
+    const owner = await webSession(layout.operators[1].users[0].login);
+    const secretary = await webSession(layout.operators[1].users[1].login);
+    const got = await call(base, 'GET', path, owner);
+    assert.equal(got.status, 200, JSON.stringify(got.body));
+    assert.equal(got.body.substitute, substitute);
+    const body = { endsAt: '2099-01-10T18:00:00+01:00', subject: 'Congés', body: 'Je reviens le 10 janvier.', externalBody: null, substitute: null };
+    assert.equal((await call(base, 'PUT', path, { token: owner.token, json: body })).body.code, 'csrf');
+    const put = await call(base, 'PUT', path, { ...owner, json: body });
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    assert.deepEqual([put.body.endsAt, put.body.subject, put.body.substitute, put.body.active], ['2099-01-10T17:00:00.000Z', 'Congés', null, true]);
+    const bad = await call(base, 'PUT', path, { ...owner, json: { endsAt: 'lundi' } });
+    assert.deepEqual([bad.status, bad.body.code], [400, 'invalid-request']);
+    const denied = await call(base, 'PUT', path, { ...secretary, json: body });
+    assert.deepEqual([denied.status, denied.body.code], [403, 'forbidden']);
+    assert.equal((await call(base, 'GET', path, secretary)).status, 403);
+    assert.equal((await call(base, 'GET', path)).status, 401);
+    const plain = await call(`http://${layout.operators[1].host}:${B.ports.http}`, 'GET', path, owner);
+    assert.deepEqual([plain.status, plain.body.code], [403, 'https-required']);
+    assert.equal((await call(base, 'DELETE', path, owner)).status, 204);
+    assert.deepEqual((await call(base, 'GET', path, owner)).body.code, 'no-absence');
     assert.equal(await absences().get({ administrator: 'root' }, paul), undefined);
   });
 });
