@@ -144,6 +144,24 @@ describe('absence message (golden rule 3) between two operators', () => {
     assert.equal(reply.inReplyTo, human.messageId);
   });
 
+  test('a colleague of the same structure at the same operator gets the internal text in her INBOX (submission path)', async () => {
+    await absences().set({ administrator: 'root' }, paul, { body: 'Texte pour mes collègues.', externalBody: 'Texte pour les correspondants extérieurs.', substitute });
+    const colleague = layout.operators[1].users[1];
+    const from = colleague.addresses[0];
+    const replyTo = async () => {
+      const all = await Promise.all((await folderMessages(B, from)).map((m) => simpleParser(m)));
+      return all.filter((m) => /^Absence : /.test(m.subject ?? ''));
+    };
+    await submitAs(B.ports.submission, layout.caBundle, colleague, { from, to: paul, subject: 'Planning', text: 'Le planning de janvier.' });
+    const [reply] = await waitFor(async () => {
+      const r = await replyTo();
+      return r.length ? r : undefined;
+    }, 'the local absence reply');
+    assert.equal(reply.subject, 'Absence : Planning');
+    assert.match(reply.text ?? '', /^Texte pour mes collègues\./);
+    assert.doesNotMatch(reply.text ?? '', /extérieurs/);
+  });
+
   /** A full web session of `login` at B, as the login routes leave it (cookie token, CSRF token). */
   async function webSession(login: string) {
     const user = await B.core.requireUser(login);

@@ -100,3 +100,12 @@ describe('absence: the reply (RFC 3834 §3, §5; RFC 5322 §3.6.4)', () => {
     assert.doesNotMatch(m.text ?? '', /Pendant mon absence/);
   });
 });
+
+describe('absence: the period setting (RFC 5230 §4.1)', () => {
+  test('7 days by default; less than 1 day is refused with the setting named', async () => {
+    const { parseConfig, ConfigError } = await import('../config/index.js');
+    assert.equal(parseConfig({}).policy.absence.periodDays, 7);
+    assert.equal(parseConfig({ policy: { absence: { periodDays: 1 } } }).policy.absence.periodDays, 1);
+    assert.throws(() => parseConfig({ policy: { absence: { periodDays: 0.5 } } }), (e: any) => e instanceof ConfigError && /policy\.absence\.periodDays: .*at least 1 day/.test(e.message));
+  });
+});
