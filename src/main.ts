@@ -16,6 +16,7 @@ import { loadTrustAnchors, type TrustAnchors } from './pki/index.js';
 import { serverTlsOptions } from './pki/tls-server.js';
 import { createImapServer, type ImapListener } from './imap/server.js';
 import { MessageIndex } from './imap/message-index.js';
+import { AbsenceResponder, AbsenceSettingsService } from './policy/absence-service.js';
 import { createMxServer } from './smtp/mx.js';
 import { createSubmissionServer } from './smtp/submission.js';
 import { BlobCollector } from './store/blob-collector.js';
@@ -147,9 +148,11 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     logger,
   };
   const postmaster = `postmaster@${config.operator.domains[0] ?? config.operator.hostname}`;
-  const mx = createMxServer({ ...common, ca: caPem, postmaster });
-  const submission = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: false });
-  const submissions = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: true });
+  // Golden rule 3: absence replies after each committed delivery, only inside the trust space.
+  const absence = new AbsenceResponder({ core, blobs, trust, hostname: config.operator.hostname, periodDays: config.policy.absence.periodDays, logger });
+  const mx = createMxServer({ ...common, ca: caPem, postmaster, absence });
+  const submission = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: false, absence });
+  const submissions = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: true, absence });
 
   const outbound = new OutboundWorker({
     store,
@@ -221,6 +224,8 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     publicUrl: config.http.publicUrl,
     // OpenID Connect web login (Pro Santé Connect); settings already checked with the token verifier above.
     oidc: config.auth.oidc ? { settings: resolveOidcSettings(config.auth.oidc, config.http.publicUrl), logger } : undefined,
+    // Absence messages set from the webmail; a substitute at another operator must be in the directory.
+    absence: { absences: new AbsenceSettingsService({ core, directoryKnows: async (a) => !!(await directory.service.byAddress(a)) }) },
   };
 
   // The directory is served by the HTTP servers of http/ (the plain one answers 403 to /api/auth:

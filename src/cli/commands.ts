@@ -13,6 +13,7 @@ import { StoreConflictError } from '../store/sqlite/index.js';
 import { registerPkiCommands } from './pki.js';
 import { registerTrustCommands } from './trust.js';
 import { registerDirectoryCommands } from './directory.js';
+import { registerAbsenceCommands } from './absence.js';
 
 function newProgram(): Command {
   return new Command().name('caducee').description('Caducée — an MSSanté operator').showHelpAfterError();
@@ -428,5 +429,6 @@ program
 registerPkiCommands(program);
 registerTrustCommands(program);
 registerDirectoryCommands(program);
+registerAbsenceCommands(program, fail);
 
 export { program };

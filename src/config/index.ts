@@ -94,6 +94,19 @@ export const configSchema = z
         connectTimeoutSeconds: z.number().positive().default(30),
       })
       .default({ retrySeconds: [60, 300, 900, 1800, 3600], giveUpSeconds: 432000, pollSeconds: 1, concurrency: 4, connectTimeoutSeconds: 30 }),
+    policy: z
+      .object({
+        /** Golden rule 3, absence messages (docs/policy.md). */
+        absence: z
+          .object({
+            /** At most one reply per sender per this many days (RFC 5230 §4.1: 7 by default, at least 1). */
+            periodDays: z.number().min(1, 'policy.absence.periodDays must be at least 1 day (RFC 5230 §4.1)').default(7),
+          })
+          .strict()
+          .default({ periodDays: 7 }),
+      })
+      .strict()
+      .default({ absence: { periodDays: 7 } }),
     http: z
       .object({
         /** Public base URL used in links (FHIR fullUrl, paging); default: from each request's Host. */

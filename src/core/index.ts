@@ -260,12 +260,15 @@ export class Core {
     return this.setAcl(actor, address, login, terms === 'imap' ? { letters: '' } : { rights: [] }, 'set');
   }
 
-  /** The mailbox `address`, if `actor` may administer it (read and change its ACL). */
-  private async requireAdministered(actor: User, address: string): Promise<Mailbox> {
+  /**
+   * The mailbox `address`, if `actor` may administer it (read and change its ACL, its absence
+   * message): its owner or a delegate with the manage right.
+   */
+  async requireAdministered(actor: User, address: string): Promise<Mailbox> {
     const m = await this.requireMailbox(address);
     if (m.state === 'deleted') throw new NotFound(`no mailbox ${address}: it is deleted`);
     if (!(await this.rightsOn(actor, m)).has('manage'))
-      throw new AccessDenied(`${actor.login} may not read or change who has access to ${address}: only its owner or a delegate with the manage right may`);
+      throw new AccessDenied(`${actor.login} may not administer ${address} (who has access, its absence message): only its owner or a delegate with the manage right may`);
     return m;
   }
 

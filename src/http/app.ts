@@ -17,6 +17,7 @@ import { registerAuthRoutes, type AuthRoutesOptions } from './auth-routes.js';
 import { registerOpenApi } from './openapi.js';
 import { AuthProblem, registerSessions, SessionManager } from './session.js';
 import { registerOidcRoutes, type OidcRoutesOptions } from './oidc-routes.js';
+import { registerAbsenceRoutes, type AbsenceRoutesOptions } from './absence-routes.js';
 
 export { HttpProblem };
 
@@ -33,6 +34,8 @@ export interface WebAuthOptions extends Omit<AuthRoutesOptions, 'sessions' | 'st
   publicUrl?: string;
   /** OpenID Connect web login (Pro Santé Connect), when auth.oidc is configured. */
   oidc?: Pick<OidcRoutesOptions, 'settings' | 'logger'>;
+  /** Absence messages (golden rule 3), /api/v1/mailboxes/:address/absence. */
+  absence?: AbsenceRoutesOptions;
 }
 
 export interface HttpOptions {
@@ -130,6 +133,7 @@ export function buildHttpApp(opts: Omit<HttpOptions, 'host' | 'port'>): FastifyI
     registerSessions(app, sessions, { publicUrl: w.publicUrl });
     registerAuthRoutes(app, { auth: w.auth, store: w.store, sessions, totpIssuer: w.totpIssuer, lockoutSeconds: w.lockoutSeconds });
     if (w.oidc) registerOidcRoutes(app, { ...w.oidc, auth: w.auth, store: w.store, sessions, publicUrl: w.publicUrl });
+    if (w.absence) registerAbsenceRoutes(app, w.absence);
   }
   registerOpenApi(app, { oidc: !!opts.web?.oidc });
   return app;

@@ -1,4 +1,5 @@
-// OpenAPI 3.1 description of the web authentication API (/api/auth), served at
+// OpenAPI 3.1 description of the web authentication API (/api/auth) and the absence message
+// (/api/v1/mailboxes/{address}/absence), served at
 // GET /api/openapi.json. test/web-auth.test.ts collects every /api/auth route Fastify registers
 // (onRoute hook) and checks it is described here, so this document cannot drift from the code.
 import type { FastifyInstance } from 'fastify';
@@ -15,6 +16,39 @@ const sessionCsrf = [{ session: [], csrf: [] }];
 const COMMON_ERRORS = {
   '403': problemResponse('Refused: plain HTTP (code https-required), foreign Origin (foreign-origin), missing or wrong X-CSRF-Token (csrf)'),
 };
+
+/** Golden rule 3: the absence message of a mailbox (docs/policy.md). */
+function absencePaths(): Record<string, object> {
+  const parameters = [{ name: 'address', in: 'path', required: true, schema: { type: 'string', format: 'email' } }];
+  const denied = {
+    '401': problemResponse('Not authenticated (not-authenticated)'),
+    '403': problemResponse('Neither the owner nor a delegate with the manage right (forbidden); plain HTTP (https-required); foreign Origin; missing or wrong X-CSRF-Token (csrf)'),
+  };
+  return {
+    get: {
+      operationId: 'getAbsence',
+      summary: 'The absence message of a mailbox (owner or manage delegate).',
+      security: session,
+      parameters,
+      responses: { '200': { description: 'The absence', content: json(ref('Absence')) }, ...denied, '404': problemResponse('No such mailbox (not-found) or no absence (no-absence)') },
+    },
+    put: {
+      operationId: 'setAbsence',
+      summary: 'Sets (replaces) the absence message. Replies follow RFC 3834 / RFC 5230: one per sender per period, never to automatic, list or report mail, only inside the trust space.',
+      security: sessionCsrf,
+      parameters,
+      requestBody: { required: true, content: json(ref('AbsenceRequest')) },
+      responses: { '200': { description: 'The absence as set', content: json(ref('Absence')) }, '400': problemResponse('Bad dates, text or substitute (invalid-request)'), ...denied, '404': problemResponse('No such mailbox (not-found)') },
+    },
+    delete: {
+      operationId: 'clearAbsence',
+      summary: 'Removes the absence message: no more replies.',
+      security: sessionCsrf,
+      parameters,
+      responses: { '204': { description: 'Removed' }, ...denied, '404': problemResponse('No such mailbox (not-found) or no absence (no-absence)') },
+    },
+  };
+}
 
 export function openApiDocument(opts: { oidc: boolean }) {
   const paths: Record<string, Record<string, object>> = {
@@ -173,6 +207,7 @@ export function openApiDocument(opts: { oidc: boolean }) {
         },
       },
     },
+    '/api/v1/mailboxes/{address}/absence': absencePaths(),
   };
   if (opts.oidc) {
     paths['/api/auth/oidc/login'] = {
@@ -274,6 +309,35 @@ export function openApiDocument(opts: { oidc: boolean }) {
             remote: { type: ['string', 'null'] },
             userAgent: { type: ['string', 'null'] },
             current: { type: 'boolean' },
+          },
+        },
+        AbsenceRequest: {
+          type: 'object',
+          additionalProperties: false,
+          description: 'Every field optional; PUT replaces the whole absence (an absent field is cleared).',
+          properties: {
+            startsAt: { type: ['string', 'null'], description: 'ISO 8601 date-time with a zone, or a date (midnight UTC); null: from now' },
+            endsAt: { type: ['string', 'null'], description: 'ISO 8601; null: until cleared. Must be after startsAt and in the future' },
+            subject: { type: ['string', 'null'], maxLength: 200, description: 'Subject prefix of the replies: "<subject> : <original subject>" (default "Absence")' },
+            body: { type: ['string', 'null'], maxLength: 10000, description: 'The reply text; null: a default French text with the end date' },
+            externalBody: { type: ['string', 'null'], maxLength: 10000, description: 'Text for senders outside the mailbox’s structure; null: body' },
+            substitute: { type: ['string', 'null'], format: 'email', description: '"Pendant mon absence, écrivez à …": a mailbox of this operator, or one listed in the national directory' },
+          },
+        },
+        Absence: {
+          type: 'object',
+          required: ['mailbox', 'startsAt', 'endsAt', 'subject', 'body', 'externalBody', 'substitute', 'updatedAt', 'updatedBy', 'active'],
+          properties: {
+            mailbox: { type: 'string', format: 'email' },
+            startsAt: { type: ['string', 'null'], format: 'date-time' },
+            endsAt: { type: ['string', 'null'], format: 'date-time' },
+            subject: { type: ['string', 'null'] },
+            body: { type: ['string', 'null'] },
+            externalBody: { type: ['string', 'null'] },
+            substitute: { type: ['string', 'null'] },
+            updatedAt: { type: 'string', format: 'date-time' },
+            updatedBy: { type: 'string' },
+            active: { type: 'boolean', description: 'Whether replies go out now' },
           },
         },
         AppPassword: {

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import { domainOf, type Core } from '../core/index.js';
 import { sendDeliveredDsn } from './success-dsn.js';
+import type { AbsenceResponder } from '../policy/absence-service.js';
 import { BlobSizeExceededError, type BlobStore } from '../store/blobs.js';
 import { serverTlsOptions } from '../pki/tls-server.js';
 import { peerChainFromTls, type TrustService } from '../trust/index.js';
@@ -24,6 +25,8 @@ export interface MxOptions {
   trust: TrustService;
   logger: Logger;
   postmaster: string;
+  /** Golden rule 3: absence replies, after the commit (policy/). */
+  absence?: AbsenceResponder;
 }
 
 interface MxSessionState {
@@ -160,6 +163,11 @@ export function createMxServer(o: MxOptions): SMTPServer {
             logger: log,
           }).catch((e) => log.error({ err: e }, 'success DSN failed')),
         );
+        // Absence replies: also after the commit and off the reply path (never affect the 250).
+        if (o.absence) {
+          const absence = o.absence;
+          setImmediate(() => void absence.afterDelivery({ blobId: blob.id, envelopeFrom: env.mailFrom ? env.mailFrom.address : '', mailboxIds: ids }));
+        }
         return copies;
       })().then(
         () => cb(null, `2.6.0 message ${session.id} stored for ${rcpts.length} recipient(s)`),

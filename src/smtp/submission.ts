@@ -19,6 +19,7 @@ import type { User } from '../model/index.js';
 import { BlobSizeExceededError, type BlobStore } from '../store/blobs.js';
 import type { NewQueueItem } from '../store/types.js';
 import type { TrustService } from '../trust/index.js';
+import type { AbsenceResponder } from '../policy/absence-service.js';
 import { rfc5322Date } from '../mime/date.js';
 import { installEnhancedStatusPatch, replyDataFailure, receivedHeader, SMTPServer, smtpError, splitHeader } from './common.js';
 
@@ -38,6 +39,8 @@ export interface SubmissionOptions {
   blobs: BlobStore;
   trust: TrustService;
   logger: Logger;
+  /** Golden rule 3: absence replies of local recipients, after the commit (policy/). */
+  absence?: AbsenceResponder;
 }
 
 type Rcpt = { address: string; local?: number; domain?: string; notify?: NewQueueItem['notify']; orcpt?: string | null };
@@ -212,6 +215,12 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
         });
         blob.release();
         log.info({ session: session.id, user: st.user.login, size: blob.size, local: st.rcpts.filter((r) => r.local).length, remote: st.rcpts.filter((r) => r.domain).length }, 'message submitted');
+        // Local recipients who are away answer after the commit, off the reply path.
+        const localIds = st.rcpts.filter((r) => r.local !== undefined).map((r) => r.local!);
+        if (o.absence && localIds.length) {
+          const absence = o.absence;
+          setImmediate(() => void absence.afterDelivery({ blobId: blob.id, envelopeFrom: env.mailFrom ? env.mailFrom.address : '', mailboxIds: localIds }));
+        }
       })().then(
         () => cb(null, `2.6.0 message ${session.id} accepted`),
         (e) => replyDataFailure(stream, e, o.maxMessageSize, cb, (err) => log.error({ err, session: session.id }, 'submission failed')),

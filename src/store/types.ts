@@ -274,10 +274,45 @@ export interface DeliveryStore {
   completeQueueItems(c: QueueCompletion): Promise<DeliveredCopy[]>;
 }
 
+/** An absence message (golden rule 3) as stored for one mailbox; policy/ decides what it means. */
+export interface AbsenceSettings {
+  mailboxId: number;
+  /** ISO 8601 instants; null: from now on / open-ended. */
+  startsAt: string | null;
+  endsAt: string | null;
+  /** Subject prefix of the replies ("Absence" when null): `<subject> : <original subject>`. */
+  subject: string | null;
+  /** The reply's text; null: policy/'s default French text. */
+  body: string | null;
+  /** Text for senders outside the mailbox's structure; null: `body`. */
+  externalBody: string | null;
+  /** "Pendant mon absence, écrivez à …": an address checked when set. */
+  substitute: string | null;
+  updatedAt: string;
+  /** Who set it: a login, or the system account at the command line. */
+  updatedBy: string;
+}
+
+/** Absence messages and the memory of the replies sent (at most one per sender per period). */
+export interface AbsenceStore {
+  getAbsence(mailboxId: number): Promise<AbsenceSettings | undefined>;
+  /** Sets (replaces) the absence of a mailbox and forgets the replies sent under the previous one. */
+  setAbsence(s: Omit<AbsenceSettings, 'updatedAt'>): Promise<AbsenceSettings>;
+  /** Removes the absence and its reply memory; false when there was none. */
+  clearAbsence(mailboxId: number): Promise<boolean>;
+  /**
+   * One transaction: records a reply from `mailboxId` to `sender` at `at` (epoch ms) unless one
+   * was recorded at or after `since`; true when recorded (the caller then sends the reply).
+   */
+  claimAbsenceReply(mailboxId: number, sender: string, at: number, since: number): Promise<boolean>;
+  /** When the last reply to `sender` was recorded (epoch ms). */
+  lastAbsenceReply(mailboxId: number, sender: string): Promise<number | undefined>;
+}
+
 /**
  * The whole store, as one engine (sqlite/, postgres/ later) implements it. Consumers that need
  * only part of it take the focused interface(s) above, or a Pick of them.
  */
-export interface Store extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, BlobMetaStore {
+export interface Store extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, BlobMetaStore, AbsenceStore {
   close(): Promise<void>;
 }

@@ -3,12 +3,13 @@
 //
 // SqliteStore is composed of parts over one connection (connection.ts), one part per focused
 // interface of store/types.ts: accounts.ts, credentials.ts, sessions.ts, mailboxes.ts,
-// folders.ts, delivery.ts. This file opens and migrates the database, keeps the message-file
+// folders.ts, delivery.ts, absences.ts. This file opens and migrates the database, keeps the message-file
 // records (BlobMetaStore), and exposes every part's methods on the one Store object.
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import type { AccountStore, CredentialStore, DeliveryStore, FolderStore, HttpSessionStore, MailboxStore, Store } from '../types.js';
+import type { AbsenceStore, AccountStore, CredentialStore, DeliveryStore, FolderStore, HttpSessionStore, MailboxStore, Store } from '../types.js';
+import { SqliteAbsences } from './absences.js';
 import { SqliteAccounts } from './accounts.js';
 import { now, SqliteConnection, type SqlitePart } from './connection.js';
 import { SqliteCredentials } from './credentials.js';
@@ -21,7 +22,7 @@ import { SqliteHttpSessions } from './sessions.js';
 export { StoreConflictError } from './connection.js';
 
 /** The methods SqliteStore takes from its parts (assigned in the constructor). */
-export interface SqliteStore extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore {}
+export interface SqliteStore extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore {}
 
 export class SqliteStore implements Store {
   readonly db: Database.Database;
@@ -33,13 +34,14 @@ export class SqliteStore implements Store {
     this.connection = new SqliteConnection(db);
     const c = this.connection;
     // One part per focused interface: the tuple's type checks that every one is implemented.
-    const parts: [AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore] & SqlitePart[] = [
+    const parts: [AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore] & SqlitePart[] = [
       new SqliteAccounts(c),
       new SqliteCredentials(c),
       new SqliteHttpSessions(c),
       new SqliteMailboxes(c),
       new SqliteFolders(c),
       new SqliteDelivery(c),
+      new SqliteAbsences(c),
     ];
     const self = this as unknown as Record<string, unknown>;
     for (const part of parts) {

@@ -243,4 +243,29 @@ INSERT OR IGNORE INTO blob_garbage (blob_id, since)
     AND blob_id NOT IN (SELECT blob_id FROM outbound_queue WHERE status = 'queued');
 `,
   },
+  {
+    version: 8,
+    name: 'absence messages and the replies sent under them',
+    // Golden rule 3 (docs/policy.md): one absence per mailbox; one row per sender answered, so
+    // that a sender gets at most one reply per period (RFC 5230 §4.2, RFC 3834 §2).
+    sql: `
+CREATE TABLE absences (
+  mailbox_id INTEGER PRIMARY KEY REFERENCES mailboxes(id),
+  starts_at TEXT,
+  ends_at TEXT,
+  subject TEXT,
+  body TEXT,
+  external_body TEXT,
+  substitute TEXT,
+  updated_at TEXT NOT NULL,
+  updated_by TEXT NOT NULL
+);
+CREATE TABLE absence_replies (
+  mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),
+  sender TEXT NOT NULL COLLATE NOCASE,
+  last_reply_at INTEGER NOT NULL,
+  PRIMARY KEY (mailbox_id, sender)
+);
+`,
+  },
 ];

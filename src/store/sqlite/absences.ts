@@ -1,0 +1,59 @@
+// Absence messages (AbsenceStore) in SQLite: the settings of each mailbox and, per sender, when
+// the last reply went out.
+import type { AbsenceSettings, AbsenceStore } from '../types.js';
+import { now, SqlitePart } from './connection.js';
+
+function rowAbsence(r: any): AbsenceSettings {
+  return {
+    mailboxId: r.mailbox_id,
+    startsAt: r.starts_at,
+    endsAt: r.ends_at,
+    subject: r.subject,
+    body: r.body,
+    externalBody: r.external_body,
+    substitute: r.substitute,
+    updatedAt: r.updated_at,
+    updatedBy: r.updated_by,
+  };
+}
+
+export class SqliteAbsences extends SqlitePart implements AbsenceStore {
+  async getAbsence(mailboxId: number) {
+    const r = this.q('SELECT * FROM absences WHERE mailbox_id = ?').get(mailboxId);
+    return r ? rowAbsence(r) : undefined;
+  }
+
+  async setAbsence(s: Omit<AbsenceSettings, 'updatedAt'>) {
+    return this.db.transaction(() => {
+      // A new absence starts a new period for every sender.
+      this.q('DELETE FROM absence_replies WHERE mailbox_id = ?').run(s.mailboxId);
+      return rowAbsence(
+        this.q(
+          `INSERT OR REPLACE INTO absences (mailbox_id, starts_at, ends_at, subject, body, external_body, substitute, updated_at, updated_by)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+        ).get(s.mailboxId, s.startsAt, s.endsAt, s.subject, s.body, s.externalBody, s.substitute, now(), s.updatedBy),
+      );
+    })();
+  }
+
+  async clearAbsence(mailboxId: number) {
+    return this.db.transaction(() => {
+      this.q('DELETE FROM absence_replies WHERE mailbox_id = ?').run(mailboxId);
+      return this.q('DELETE FROM absences WHERE mailbox_id = ?').run(mailboxId).changes > 0;
+    })();
+  }
+
+  async claimAbsenceReply(mailboxId: number, sender: string, at: number, since: number) {
+    // One statement, so two deliveries racing for the same sender cannot both win.
+    const r = this.q(
+      `INSERT INTO absence_replies (mailbox_id, sender, last_reply_at) VALUES (?, ?, ?)
+       ON CONFLICT (mailbox_id, sender) DO UPDATE SET last_reply_at = excluded.last_reply_at WHERE absence_replies.last_reply_at < ?`,
+    ).run(mailboxId, sender.toLowerCase(), at, since);
+    return r.changes > 0;
+  }
+
+  async lastAbsenceReply(mailboxId: number, sender: string) {
+    const r: any = this.q('SELECT last_reply_at FROM absence_replies WHERE mailbox_id = ? AND sender = ?').get(mailboxId, sender.toLowerCase());
+    return r?.last_reply_at as number | undefined;
+  }
+}
