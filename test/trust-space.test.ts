@@ -13,6 +13,22 @@ import { startOperator, type Operator } from '../src/main.js';
 import { TestPki } from '../src/pki/index.js';
 import { dialogue, folderMessages, submitAs, probe, tempDir, testLogger, totalMessages, waitFor } from './helpers.js';
 
+/**
+ * Restarts an operator on the ports it had (its peer's route names them). Between the stop and the
+ * restart, another process's outgoing connection may briefly hold one of them as its local port:
+ * retry for a few seconds on EADDRINUSE only.
+ */
+async function restartOnSamePorts(config: Parameters<typeof startOperator>[0]): Promise<Operator> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOperator(config, { logger: testLogger() });
+    } catch (e) {
+      if (!(e instanceof Error && /EADDRINUSE/.test(e.message)) || attempt >= 20) throw e;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
 const FAST_QUEUE = { queue: { retrySeconds: [0.3], pollSeconds: 0.1, giveUpSeconds: 600, connectTimeoutSeconds: 3 }, smtp: { maxMessageSize: 10 * 1024 * 1024 } };
 
 function compose(mail: any): Promise<Buffer> {
@@ -228,7 +244,7 @@ describe('local trust space: two operators', () => {
     await waitFor(async () => (await A.store.listQueue({ status: 'queued' })).some((q) => q.attempts >= 2), 'two failed attempts');
     const q = (await A.store.listQueue({ status: 'queued' }))[0];
     assert.match(q.lastError!, /ECONNREFUSED|connect/i);
-    B = await startOperator(bConfig, { logger: testLogger() });
+    B = await restartOnSamePorts(bConfig);
     demo.operators[1] = B;
     await waitFor(async () => (await A.store.listQueue({ status: 'sent' })).length === sentBefore + 1, 'delivery after B is back');
     const inbox = await folderMessages(B, paul);
@@ -263,9 +279,9 @@ describe('local trust space: two operators', () => {
     for (const s of subjects) await submit({ from: claire.addresses[0], to: paul, subject: s, text: s });
     await waitFor(async () => (await A.store.listQueue({ status: 'queued' })).length === 3, 'three queued');
     await A.stop();
-    B = await startOperator(bConfig, { logger: testLogger() });
+    B = await restartOnSamePorts(bConfig);
     demo.operators[1] = B;
-    A = await startOperator(aConfig, { logger: testLogger() });
+    A = await restartOnSamePorts(aConfig);
     demo.operators[0] = A;
     await waitFor(async () => (await A.store.listQueue({ status: 'queued' })).length === 0, 'queue drained after restart');
     await new Promise((r) => setTimeout(r, 500));
