@@ -17,6 +17,7 @@ import { serverTlsOptions } from './pki/tls-server.js';
 import { createImapServer, type ImapListener } from './imap/server.js';
 import { MessageIndex } from './imap/message-index.js';
 import { AbsenceResponder, AbsenceSettingsService } from './policy/absence-service.js';
+import { ContentPolicy } from './policy/content-service.js';
 import { createMxServer } from './smtp/mx.js';
 import { createSubmissionServer } from './smtp/submission.js';
 import { BlobCollector } from './store/blob-collector.js';
@@ -150,9 +151,11 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
   const postmaster = `postmaster@${config.operator.domains[0] ?? config.operator.hostname}`;
   // Golden rule 3: absence replies after each committed delivery, only inside the trust space.
   const absence = new AbsenceResponder({ core, blobs, trust, hostname: config.operator.hostname, periodDays: config.policy.absence.periodDays, logger });
-  const mx = createMxServer({ ...common, ca: caPem, postmaster, absence });
-  const submission = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: false, absence });
-  const submissions = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: true, absence });
+  // Medical-only content: sending limits and bulk refusals at submission, bulk filing at the MX.
+  const content = new ContentPolicy({ settings: config.policy.content, store, blobs, logger });
+  const mx = createMxServer({ ...common, ca: caPem, postmaster, absence, content });
+  const submission = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: false, absence, content });
+  const submissions = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: true, absence, content });
 
   const outbound = new OutboundWorker({
     store,

@@ -130,7 +130,9 @@ describe('absence message (golden rule 3) between two operators', () => {
       ].join('\r\n'),
     });
     await send({ to: 'undisclosed-recipients:;', subject: 'Copie cachée', text: 'x' });
-    await arrivedAtB(before + 4);
+    // The List-Id message is filed in "Non médical", not INBOX (content policy, docs/policy.md).
+    await arrivedAtB(before + 3);
+    await waitFor(async () => (await B.store.findMailboxByAddress(paul).then((m) => B.store.getFolder(m!.id, 'Non médical'))) && (await folderMessages(B, paul, 'Non médical')).length === 1, 'the list message in "Non médical"');
     // A human message from the same sender afterwards is answered: the four above were judged
     // (not merely slow) and none of them used up the sender's one reply.
     const human = await send({ to: paul, subject: 'Question', text: 'Une question.' });

@@ -104,9 +104,26 @@ export const configSchema = z
           })
           .strict()
           .default({ periodDays: 7 }),
+        /** Medical-only content: sending limits, bulk mail (docs/policy.md). */
+        content: z
+          .object({
+            /** At most this many recipients per submitted message (RCPT beyond: 452 4.5.3). */
+            maxRecipientsPerMessage: z.number().int().positive().default(50),
+            /** At most this many recipients per user and per day (Europe/Paris). */
+            maxRecipientsPerDay: z.number().int().positive().default(500),
+            /** APP mailboxes' declared daily volume by address: replaces both limits for that sender. */
+            appDailyVolume: z
+              .record(z.string().email(), z.number().int().positive())
+              .default({})
+              .transform((m) => Object.fromEntries(Object.entries(m).map(([a, n]) => [a.toLowerCase(), n]))),
+            /** Folder receiving inbound bulk-looking mail (keyword $NonMedical), created when needed. */
+            nonMedicalFolder: z.string().min(1).default('Non médical'),
+          })
+          .strict()
+          .default({ maxRecipientsPerMessage: 50, maxRecipientsPerDay: 500, appDailyVolume: {}, nonMedicalFolder: 'Non médical' }),
       })
       .strict()
-      .default({ absence: { periodDays: 7 } }),
+      .default({ absence: { periodDays: 7 }, content: { maxRecipientsPerMessage: 50, maxRecipientsPerDay: 500, appDailyVolume: {}, nonMedicalFolder: 'Non médical' } }),
     http: z
       .object({
         /** Public base URL used in links (FHIR fullUrl, paging); default: from each request's Host. */

@@ -7,6 +7,7 @@ import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 
 import { domainOf, type Core } from '../core/index.js';
 import { sendDeliveredDsn } from './success-dsn.js';
 import type { AbsenceResponder } from '../policy/absence-service.js';
+import type { ContentPolicy } from '../policy/content-service.js';
 import { BlobSizeExceededError, type BlobStore } from '../store/blobs.js';
 import { serverTlsOptions } from '../pki/tls-server.js';
 import { peerChainFromTls, type TrustService } from '../trust/index.js';
@@ -27,6 +28,8 @@ export interface MxOptions {
   postmaster: string;
   /** Golden rule 3: absence replies, after the commit (policy/). */
   absence?: AbsenceResponder;
+  /** Medical-only content: bulk-looking mail is filed in "Non médical" instead of INBOX (policy/). */
+  content?: ContentPolicy;
 }
 
 interface MxSessionState {
@@ -136,6 +139,8 @@ export function createMxServer(o: MxOptions): SMTPServer {
           ids.push(res.mailbox.id);
         }
         const env = session.envelope;
+        // Delivered, never refused: bulk-looking mail goes to its own folder, tagged (docs/policy.md).
+        const filing = o.content ? await o.content.inboundFiling(blob.id, session.id) : null;
         const copies = await o.core.deliver({
           blobId: blob.id,
           size: blob.size,
@@ -143,6 +148,7 @@ export function createMxServer(o: MxOptions): SMTPServer {
           envelopeFrom: env.mailFrom ? env.mailFrom.address : '',
           localMailboxIds: ids,
           remote: [],
+          filing,
         });
         blob.release();
         log.info({ session: session.id, peer: st?.peerDn, size: blob.size, recipients: ids.length }, 'message accepted');

@@ -20,6 +20,8 @@ import { BlobSizeExceededError, type BlobStore } from '../store/blobs.js';
 import type { NewQueueItem } from '../store/types.js';
 import type { TrustService } from '../trust/index.js';
 import type { AbsenceResponder } from '../policy/absence-service.js';
+import type { ContentPolicy, ContentSender } from '../policy/content-service.js';
+import { replyText } from '../policy/content.js';
 import { rfc5322Date } from '../mime/date.js';
 import { installEnhancedStatusPatch, replyDataFailure, receivedHeader, SMTPServer, smtpError, splitHeader } from './common.js';
 
@@ -41,12 +43,16 @@ export interface SubmissionOptions {
   logger: Logger;
   /** Golden rule 3: absence replies of local recipients, after the commit (policy/). */
   absence?: AbsenceResponder;
+  /** Medical-only content: recipient limits and bulk refusals (policy/). */
+  content?: ContentPolicy;
 }
 
 type Rcpt = { address: string; local?: number; domain?: string; notify?: NewQueueItem['notify']; orcpt?: string | null };
 interface SubState {
   user: User;
   senderMailboxId?: number;
+  /** The MAIL FROM mailbox, whose type and address set the content policy's limits. */
+  sender: ContentSender;
   rcpts: Rcpt[];
 }
 const state = new WeakMap<SMTPServerSession, SubState>();
@@ -108,7 +114,7 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
       o.core.maySendAs(user, address.address).then(
         (d) => {
           if (!d.ok) return cb(smtpError(550, '5.7.1', d.reason));
-          state.set(session, { user, senderMailboxId: d.mailbox.id, rcpts: [] });
+          state.set(session, { user, senderMailboxId: d.mailbox.id, sender: { address: d.mailbox.address, type: d.mailbox.type }, rcpts: [] });
           cb();
         },
         (e) => (log.error({ err: e }, 'sender check failed'), cb(smtpError(451, '4.3.0', 'temporary failure checking the sender'))),
@@ -118,12 +124,24 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
       const st = state.get(session)!;
       const dsn = (address as any).dsn as { notify?: string[]; orcpt?: string } | undefined;
       const base = { address: address.address, notify: (dsn?.notify as NewQueueItem['notify']) ?? null, orcpt: dsn?.orcpt ?? null };
+      // Medical-only content: the per-message and per-day recipient limits, checked for a
+      // recipient that would otherwise be accepted (the reply names the rule).
+      const accept = (rcpt: Rcpt) => {
+        if (!o.content) return (st.rcpts.push(rcpt), cb());
+        o.content.checkRecipient(st.user, st.sender, st.rcpts.length, session.id).then(
+          (refusal) => {
+            if (refusal) return cb(smtpError(refusal.code, refusal.enhanced, replyText(refusal)));
+            st.rcpts.push(rcpt);
+            cb();
+          },
+          (e) => (log.error({ err: e }, 'recipient limit check failed'), cb(smtpError(451, '4.3.0', 'temporary failure checking the recipient limits'))),
+        );
+      };
       o.core.resolveRecipient(address.address).then(
         (r) => {
           switch (r.kind) {
             case 'local':
-              st.rcpts.push({ ...base, local: r.mailbox.id });
-              return cb();
+              return accept({ ...base, local: r.mailbox.id });
             case 'unknown':
             case 'deleted':
               return cb(smtpError(550, '5.1.1', `${address.address}: no such mailbox`));
@@ -138,8 +156,7 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
                     `${r.domain} is outside the MSSanté trust space (not in the liste blanche): MSSanté mail can only be sent to MSSanté addresses`,
                   ),
                 );
-              st.rcpts.push({ ...base, domain: r.domain });
-              return cb();
+              return accept({ ...base, domain: r.domain });
           }
         },
         (e) => (log.error({ err: e }, 'recipient check failed'), cb(smtpError(451, '4.3.0', 'temporary failure checking the recipient'))),
@@ -182,6 +199,12 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
         } else if (headers.hasHeader('sender')) {
           headers.remove('sender');
         }
+        // Medical-only content: no mass mailing from a person (550 5.7.1 naming the rule).
+        const bulk = o.content?.checkSubmittedHeader(header, st.sender, st.user, session.id);
+        if (bulk) {
+          body.resume();
+          throw smtpError(bulk.code, bulk.enhanced, replyText(bulk));
+        }
         // RFC 6409 §8.2–8.3: the submission server may add a missing Date and Message-ID.
         if (!headers.hasHeader('date')) headers.add('Date', rfc5322Date(), Infinity);
         if (!headers.hasHeader('message-id')) headers.add('Message-ID', `<${randomBytes(12).toString('hex')}@${o.hostname}>`, Infinity);
@@ -212,6 +235,11 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
           ret: (dsn?.ret as 'FULL' | 'HDRS' | null) ?? null,
           envid: dsn?.envid ?? null,
           senderMailboxId: st.senderMailboxId ?? null,
+          // Counted at commit, in the delivery's transaction: concurrent sessions cannot overshoot.
+          dailyRecipients: o.content?.dailyCounter(st.user, st.sender, st.rcpts.length) ?? null,
+        }).catch((e) => {
+          const refusal = o.content?.refusalFor(e, st.user, st.sender, session.id);
+          throw refusal ? smtpError(refusal.code, refusal.enhanced, replyText(refusal)) : e;
         });
         blob.release();
         log.info({ session: session.id, user: st.user.login, size: blob.size, local: st.rcpts.filter((r) => r.local).length, remote: st.rcpts.filter((r) => r.domain).length }, 'message submitted');

@@ -40,6 +40,24 @@ export interface DeliveryRequest {
   ret?: 'FULL' | 'HDRS' | null;
   envid?: string | null;
   senderMailboxId?: number | null;
+  /** Local copies go to this folder (created when missing) with these flags, instead of INBOX. */
+  filing?: { folder: string; flags: string[] } | null;
+  /**
+   * Recipients counted against a user's daily limit in the same transaction as the delivery;
+   * over `limit`, nothing is stored and deliver() throws DailyRecipientLimitError.
+   */
+  dailyRecipients?: { userId: number; day: string; count: number; limit: number } | null;
+}
+
+/** deliver() refused: the user's recipients of `day` would exceed `limit` (nothing was stored). */
+export class DailyRecipientLimitError extends Error {
+  override name = 'DailyRecipientLimitError';
+  constructor(
+    readonly day: string,
+    readonly limit: number,
+  ) {
+    super(`the daily recipient limit of ${limit} for ${day} would be exceeded`);
+  }
 }
 
 export interface DeliveredCopy {
@@ -265,6 +283,8 @@ export interface MailboxStore {
 export interface DeliveryStore {
   /** Stores a message for all its local recipients and queues its remote ones, in one transaction. */
   deliver(req: DeliveryRequest): Promise<DeliveredCopy[]>;
+  /** Recipients of the messages `userId` submitted on `day` (YYYY-MM-DD, Europe/Paris). */
+  recipientsSentOn(userId: number, day: string): Promise<number>;
 
   /** Queue items due at `now` (epoch ms), oldest first. */
   dueQueueItems(now: number, limit: number): Promise<QueueItem[]>;

@@ -1,8 +1,9 @@
 // A message's way in and out (DeliveryStore) in SQLite: local INBOXes and the outbound queue,
 // each call one transaction (architecture invariant 1: nothing acknowledged is lost).
 import type { QueueItem } from '../../model/index.js';
-import type { DeliveredCopy, DeliveryRequest, DeliveryStore, QueueCompletion } from '../types.js';
+import { DailyRecipientLimitError, type DeliveredCopy, type DeliveryRequest, type DeliveryStore, type QueueCompletion } from '../types.js';
 import { SqlitePart } from './connection.js';
+import { insertFolder } from './folders.js';
 
 function rowQueue(r: any): QueueItem {
   return {
@@ -26,22 +27,45 @@ function rowQueue(r: any): QueueItem {
 }
 
 export class SqliteDelivery extends SqlitePart implements DeliveryStore {
-  /** Appends one message to a mailbox's INBOX inside the caller's transaction. */
-  #appendToInbox(mailboxId: number, blobId: string, size: number, internalDate: string): DeliveredCopy {
-    const f: any = this.db
-      .prepare("UPDATE folders SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 WHERE mailbox_id = ? AND name = 'INBOX' RETURNING id, uid_next - 1 AS uid, highest_modseq")
-      .get(mailboxId);
-    if (!f) throw new Error(`mailbox #${mailboxId} has no INBOX`);
+  /**
+   * Appends one message to a mailbox's INBOX inside the caller's transaction; with `filing`, to
+   * that folder instead (created when missing) with its flags.
+   */
+  #appendToInbox(mailboxId: number, blobId: string, size: number, internalDate: string, filing?: DeliveryRequest['filing']): DeliveredCopy {
+    const folder = filing?.folder ?? 'INBOX';
+    const bump = () =>
+      this.q('UPDATE folders SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 WHERE mailbox_id = ? AND name = ? RETURNING id, uid_next - 1 AS uid, highest_modseq').get(mailboxId, folder) as any;
+    let f = bump();
+    if (!f && filing) {
+      insertFolder(this.db, mailboxId, folder, null);
+      f = bump();
+    }
+    if (!f) throw new Error(`mailbox #${mailboxId} has no ${folder}`);
     const m: any = this.db
       .prepare('INSERT INTO messages (folder_id, uid, blob_id, size, internal_date, flags, modseq) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id')
-      .get(f.id, f.uid, blobId, size, internalDate, '', f.highest_modseq);
+      .get(f.id, f.uid, blobId, size, internalDate, filing?.flags.join(' ') ?? '', f.highest_modseq);
     return { mailboxId, folderId: f.id, uid: f.uid, messageId: m.id };
+  }
+
+  /** Adds `count` to the user's recipients of `day`; over `limit`, throws (the caller's transaction rolls back). */
+  #countRecipients(d: NonNullable<DeliveryRequest['dailyRecipients']>): void {
+    this.q('DELETE FROM recipients_per_day WHERE user_id = ? AND day < ?').run(d.userId, d.day); // only today's row is ever read
+    const r: any = this.q(
+      'INSERT INTO recipients_per_day (user_id, day, count) VALUES (?, ?, ?) ON CONFLICT (user_id, day) DO UPDATE SET count = count + excluded.count RETURNING count',
+    ).get(d.userId, d.day, d.count);
+    if (r.count > d.limit) throw new DailyRecipientLimitError(d.day, d.limit);
+  }
+
+  async recipientsSentOn(userId: number, day: string) {
+    const r: any = this.q('SELECT count FROM recipients_per_day WHERE user_id = ? AND day = ?').get(userId, day);
+    return r?.count ?? 0;
   }
 
   async deliver(req: DeliveryRequest) {
     return this.db.transaction(() => {
+      if (req.dailyRecipients) this.#countRecipients(req.dailyRecipients);
       const internalDate = req.internalDate.toISOString();
-      const copies = [...new Set(req.localMailboxIds)].map((id) => this.#appendToInbox(id, req.blobId, req.size, internalDate));
+      const copies = [...new Set(req.localMailboxIds)].map((id) => this.#appendToInbox(id, req.blobId, req.size, internalDate, req.filing));
       const ins = this.q(
         `INSERT INTO outbound_queue (blob_id, size, envelope_from, recipient, domain, notify, orcpt, ret, envid, sender_mailbox_id, next_attempt_at, queued_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,

@@ -1,6 +1,7 @@
 // Folders and their messages (FolderStore) in SQLite: UIDs, flags, MODSEQ, expunge, copy and move.
 import type { Folder, StoredMessage } from '../../model/index.js';
 import type { FlagUpdate, FolderMessage, FolderStatus, FolderStore } from '../types.js';
+import type Database from 'better-sqlite3';
 import { SqlitePart, wrapUnique } from './connection.js';
 
 function rowFolder(r: any): Folder {
@@ -28,6 +29,16 @@ function normaliseFlags(flags: string[]): string[] {
   return [...seen.values()];
 }
 
+/** Inserts a folder inside the caller's transaction (also used by delivery, which files into folders created on demand). */
+export function insertFolder(db: Database.Database, mailboxId: number, name: string, specialUse: string | null): unknown {
+  // A recreated name must get a new UIDVALIDITY (RFC 9051 §2.3.1.1): the mailbox remembers
+  // the last one it issued, so none is ever reused, even for a folder deleted meanwhile.
+  const prev: any = db.prepare('SELECT last_uid_validity v FROM mailboxes WHERE id = ?').get(mailboxId);
+  const uidValidity = Math.max(Math.floor(Date.now() / 1000), (prev?.v ?? 0) + 1) >>> 0;
+  db.prepare('UPDATE mailboxes SET last_uid_validity = ? WHERE id = ?').run(uidValidity, mailboxId);
+  return db.prepare('INSERT INTO folders (mailbox_id, name, special_use, uid_validity) VALUES (?, ?, ?, ?) RETURNING *').get(mailboxId, name, specialUse, uidValidity);
+}
+
 export class SqliteFolders extends SqlitePart implements FolderStore {
   async getFolder(mailboxId: number, name: string) {
     return this.one('SELECT * FROM folders WHERE mailbox_id = ? AND name = ?', rowFolder, mailboxId, name);
@@ -47,19 +58,7 @@ export class SqliteFolders extends SqlitePart implements FolderStore {
   }
 
   async createFolder(mailboxId: number, name: string, specialUse: string | null = null) {
-    return wrapUnique(`folder ${name}`, () => {
-      return this.db.transaction(() => {
-        // A recreated name must get a new UIDVALIDITY (RFC 9051 §2.3.1.1): the mailbox remembers
-        // the last one it issued, so none is ever reused, even for a folder deleted meanwhile.
-        const prev: any = this.q('SELECT last_uid_validity v FROM mailboxes WHERE id = ?').get(mailboxId);
-        const uidValidity = Math.max(Math.floor(Date.now() / 1000), (prev?.v ?? 0) + 1) >>> 0;
-        this.q('UPDATE mailboxes SET last_uid_validity = ? WHERE id = ?').run(uidValidity, mailboxId);
-        const r = this.db
-          .prepare('INSERT INTO folders (mailbox_id, name, special_use, uid_validity) VALUES (?, ?, ?, ?) RETURNING *')
-          .get(mailboxId, name, specialUse, uidValidity);
-        return rowFolder(r);
-      })();
-    });
+    return wrapUnique(`folder ${name}`, () => this.db.transaction(() => rowFolder(insertFolder(this.db, mailboxId, name, specialUse)))());
   }
 
   async deleteFolder(folderId: number) {

@@ -268,4 +268,18 @@ CREATE TABLE absence_replies (
 );
 `,
   },
+  {
+    version: 10,
+    name: 'recipients sent per user and day (content policy)',
+    // Medical-only content (docs/policy.md): recipients of submitted messages per user and per
+    // day (Europe/Paris, YYYY-MM-DD), counted in the delivery's own transaction.
+    sql: `
+CREATE TABLE recipients_per_day (
+  user_id INTEGER NOT NULL REFERENCES users(id),
+  day TEXT NOT NULL,
+  count INTEGER NOT NULL,
+  PRIMARY KEY (user_id, day)
+);
+`,
+  },
 ];
