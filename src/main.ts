@@ -17,6 +17,7 @@ import { serverTlsOptions } from './pki/tls-server.js';
 import { createImapServer, type ImapListener } from './imap/server.js';
 import { MessageIndex } from './imap/message-index.js';
 import { AbsenceResponder, AbsenceSettingsService } from './policy/absence-service.js';
+import { defaultSystemAddress, RulesEngine } from './policy/rules-engine.js';
 import { createMxServer } from './smtp/mx.js';
 import { createSubmissionServer } from './smtp/submission.js';
 import { BlobCollector } from './store/blob-collector.js';
@@ -42,6 +43,8 @@ export interface Operator {
   outbound: OutboundWorker;
   /** National directory + our mailboxes, served over HTTP(S) (JSON API, FHIR). */
   directory: DirectoryRuntime;
+  /** Golden rules 1 and 2 (reading guard, unused addresses), run on a timer (policy.runEveryMinutes). */
+  rules: RulesEngine;
   ports: { mx: number; submission: number; submissions: number; http: number; https: number; imap: number; imaps: number };
   host: string;
   logger: Logger;
@@ -61,6 +64,24 @@ function readRequired(file: string | undefined, what: string, setting: string): 
 /** Opens the store of an operator without starting anything (CLI administration commands). */
 export function openStore(config: Config): SqliteStore {
   return SqliteStore.open(path.join(config.dataDir, 'caducee.sqlite'));
+}
+
+/** Golden rules 1 and 2 for an operator (the running one, or `caducee rules` at the command line). */
+export function rulesEngine(config: Config, core: Core, blobs: BlobStore, logger: Logger, unpublish?: (address: string) => Promise<{ published: boolean; detail: string }>): RulesEngine {
+  const p = config.policy;
+  return new RulesEngine({
+    core,
+    blobs,
+    hostname: config.operator.hostname,
+    systemAddress: p.systemAddress ?? defaultSystemAddress(config.operator.domains, config.operator.hostname),
+    administrators: p.administrators,
+    readingThresholdHours: p.reading.thresholdHours,
+    unusedDays: p.unused.days,
+    graceDays: p.unused.graceDays,
+    exportDir: path.join(config.dataDir, 'exports'),
+    unpublish,
+    logger,
+  });
 }
 
 export async function startOperator(config: Config, opts: { logger?: Logger } = {}): Promise<Operator> {
@@ -275,6 +296,21 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     throw e;
   }
   outbound.start();
+  // Golden rules 1 and 2: applied every policy.runEveryMinutes (idempotent per day; the timer never keeps the process alive).
+  const rules = rulesEngine(config, core, blobs, logger);
+  let rulesRunning = false;
+  const rulesTimer =
+    config.policy.runEveryMinutes > 0
+      ? setInterval(() => {
+          if (rulesRunning) return;
+          rulesRunning = true;
+          rules
+            .run(new Date())
+            .catch((e) => logger.error({ err: e?.message ?? String(e) }, 'golden rules run failed'))
+            .finally(() => (rulesRunning = false));
+        }, config.policy.runEveryMinutes * 60_000)
+      : undefined;
+  rulesTimer?.unref();
   // Message files no row references any more are removed (expunge, deleted mailboxes, sent queue).
   const blobCollector = new BlobCollector(store, blobs, logger.child({ component: 'blobs' }));
   blobCollector.start();
@@ -291,6 +327,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     trustList,
     outbound,
     directory,
+    rules,
     ports,
     host: config.listen.host,
     logger,
@@ -300,6 +337,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
       stopped = true;
       trustList.stop();
       clearInterval(anchorTimer);
+      clearInterval(rulesTimer);
       await outbound.stop();
       await blobCollector.stop();
       await closeHttp();
