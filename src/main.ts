@@ -18,6 +18,7 @@ import { createImapServer, type ImapListener } from './imap/server.js';
 import { MessageIndex } from './imap/message-index.js';
 import { AbsenceResponder, AbsenceSettingsService } from './policy/absence-service.js';
 import { defaultSystemAddress, RulesEngine } from './policy/rules-engine.js';
+import { UrgencyResponder } from './policy/urgency.js';
 import { createMxServer } from './smtp/mx.js';
 import { createSubmissionServer } from './smtp/submission.js';
 import { BlobCollector } from './store/blob-collector.js';
@@ -170,7 +171,26 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
   };
   const postmaster = `postmaster@${config.operator.domains[0] ?? config.operator.hostname}`;
   // Golden rule 3: absence replies after each committed delivery, only inside the trust space.
-  const absence = new AbsenceResponder({ core, blobs, trust, hostname: config.operator.hostname, periodDays: config.policy.absence.periodDays, logger });
+  const absenceReplies = new AbsenceResponder({ core, blobs, trust, hostname: config.operator.hostname, periodDays: config.policy.absence.periodDays, logger });
+  // Golden rules 1 and 2 (reading guard, unused addresses); rule 4 asks rule 1 whether a recipient is behind on reading.
+  const rules = rulesEngine(config, core, blobs, logger);
+  // Golden rule 4: an urgent message for a recipient away or behind on reading is answered at once
+  // (before the absence reply, which then stays silent for that sender).
+  const urgency = new UrgencyResponder({
+    core,
+    blobs,
+    trust,
+    hostname: config.operator.hostname,
+    behindOnReading: async (m, now) => (await rules.readingStatus(m, now)).level > 0,
+    periodDays: config.policy.urgency.periodDays,
+    logger,
+  });
+  const absence = {
+    async afterDelivery(d: { blobId: string; envelopeFrom: string; mailboxIds: number[] }) {
+      await urgency.afterDelivery(d);
+      await absenceReplies.afterDelivery(d);
+    },
+  };
   const mx = createMxServer({ ...common, ca: caPem, postmaster, absence });
   const submission = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: false, absence });
   const submissions = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: true, absence });
@@ -247,6 +267,8 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     oidc: config.auth.oidc ? { settings: resolveOidcSettings(config.auth.oidc, config.http.publicUrl), logger } : undefined,
     // Absence messages set from the webmail; a substitute at another operator must be in the directory.
     absence: { absences: new AbsenceSettingsService({ core, directoryKnows: async (a) => !!(await directory.service.byAddress(a)) }) },
+    // Golden rule 4: the composer asks whether a draft is urgent and its local recipients away or behind on reading.
+    compose: { urgency, core },
   };
 
   // The directory is served by the HTTP servers of http/ (the plain one answers 403 to /api/auth:
@@ -297,7 +319,6 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
   }
   outbound.start();
   // Golden rules 1 and 2: applied every policy.runEveryMinutes (idempotent per day; the timer never keeps the process alive).
-  const rules = rulesEngine(config, core, blobs, logger);
   let rulesRunning = false;
   const rulesTimer =
     config.policy.runEveryMinutes > 0

@@ -2,13 +2,19 @@
 // submission, IMAP, a local FHIR endpoint) and the `caducee rules` command as a process.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import https from 'node:https';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../src/demo/space.js';
 import type { Operator } from '../src/main.js';
+import { secretDigest } from '../src/auth/index.js';
+import { SESSION_COOKIE } from '../src/http/session.js';
+import { AbsenceSettingsService } from '../src/policy/absence-service.js';
 import { businessHoursBetween } from '../src/policy/calendar.js';
+import { UrgencyResponder } from '../src/policy/urgency.js';
 import { folderMessages, rawImap, submitAs, tempDir, testLogger, waitFor } from './helpers.js';
 
 const BIN = path.resolve('bin/caducee.js');
@@ -98,6 +104,110 @@ describe('golden rules on a demo trust space', () => {
       assert.equal((await A.rules.run(businessLater(sent, 73))).readingNotices.length, 0);
       assert.equal((await notices(doctor, doctor)).length, 2);
       assert.equal((await notices(org, doctor)).length, 1);
+    });
+  });
+
+  describe('rule 4: not for urgent information', () => {
+    const urgentAnswers = async (op: Operator, address: string) => (await parsed(op, address)).filter((m) => /^Message urgent non lu/.test(m.subject ?? ''));
+    const absenceReplies = async (op: Operator, address: string) => (await parsed(op, address)).filter((m) => /^Absence : /.test(m.subject ?? ''));
+
+    test('an urgent message is answered only when the recipient is away or behind on reading', async () => {
+      const B = demo.operators[1];
+      const [paul, accueil] = layout.operators[1].users;
+      const doctor = claire.addresses[0];
+      const send = (u: typeof paul, subject: string, text = 'Merci de me rappeler.', headers: Record<string, string> = {}) =>
+        submitAs(B.ports.submission, layout.caBundle, u, { from: u.addresses[0], to: doctor, subject, text, headers });
+      const count = async () => (await folderMessages(A, doctor)).length;
+
+      // Present and up to date with her reading: no answer, however urgent.
+      let n = await count();
+      await send(paul, 'URGENT : patient hospitalisé');
+      await waitFor(async () => (await count()) > n || undefined, 'the first urgent message at A');
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.equal((await urgentAnswers(B, paul.addresses[0])).length, 0);
+
+      // Away: the urgent message gets the urgency answer (and no absence reply besides);
+      // a message without urgency from another sender gets the absence reply only.
+      await new AbsenceSettingsService({ core: A.core }).set({ administrator: 'root' }, doctor, { endsAt: new Date(Date.now() + 5 * 86_400_000).toISOString(), substitute: secretariat.addresses[0] });
+      n = await count();
+      const urgent = await send(paul, 'Résultats', "Bonjour,\nC'est une URGENCE : la kaliémie est à 7.", { 'X-Priority': '3' });
+      const answer = await waitFor(async () => (await urgentAnswers(B, paul.addresses[0]))[0], 'the urgency answer at B');
+      assert.equal(answer.subject, 'Message urgent non lu : Résultats');
+      assert.equal(answer.headers.get('auto-submitted'), 'auto-replied');
+      assert.equal(answer.inReplyTo, urgent.messageId);
+      assert.match(answer.text ?? '', /a bien été distribué, mais il ne sera pas lu rapidement/);
+      assert.match(answer.text ?? '', /appelez par téléphone/);
+      assert.match(answer.text ?? '', new RegExp(`écrire à ${secretariat.addresses[0].replace(/\./g, '\\.')}`));
+      await send(accueil, 'Planning de la semaine');
+      await waitFor(async () => (await absenceReplies(B, accueil.addresses[0]))[0], 'the absence reply to the non-urgent message');
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.equal((await absenceReplies(B, paul.addresses[0])).length, 0, 'one automatic answer per message: no absence reply besides');
+      assert.equal((await urgentAnswers(B, accueil.addresses[0])).length, 0);
+      assert.ok((await count()) >= n + 2);
+      await new AbsenceSettingsService({ core: A.core }).clear({ administrator: 'root' }, doctor);
+    });
+
+    test('behind on reading (two business days later): the urgency answer says so', async () => {
+      const B = demo.operators[1];
+      const paul = layout.operators[1].users[0];
+      const cab = claire.addresses[1];
+      await submitAs(B.ports.submission, layout.caBundle, paul, { from: paul.addresses[0], to: cab, subject: 'Compte rendu', text: 'x' });
+      const urgent = await submitAs(B.ports.submission, layout.caBundle, paul, { from: paul.addresses[0], to: cab, subject: 'Demande', text: 'x', headers: { Importance: 'High' } });
+      await waitFor(async () => (await folderMessages(A, cab)).length >= 2 || undefined, 'both messages at A');
+      const later = businessLater(new Date(), 50);
+      // The operator's own responder, with its clock two business days ahead.
+      const responder = new UrgencyResponder({
+        core: A.core,
+        blobs: A.blobs,
+        trust: A.trust,
+        hostname: 'mx.a.mssante.test',
+        behindOnReading: async (m, now) => (await A.rules.readingStatus(m, now)).level > 0,
+        periodDays: 1,
+        logger: testLogger(),
+        now: () => later,
+      });
+      const mb = await A.core.requireMailbox(cab);
+      const folder = (await A.store.getFolder(mb.id, 'INBOX'))!;
+      const last = (await A.store.listMessages(folder.id)).at(-1)!;
+      await responder.afterDelivery({ blobId: last.blobId, envelopeFrom: paul.addresses[0], mailboxIds: [mb.id] });
+      const answer = await waitFor(async () => (await urgentAnswers(B, paul.addresses[0])).find((m) => m.inReplyTo === urgent.messageId), 'the answer at B');
+      assert.match(answer.text ?? '', /attendent déjà d’être lus/);
+      assert.equal(answer.from?.value[0].address, cab);
+    });
+
+    test('the composer’s check: urgency words and a local recipient who is away (HTTPS, session, CSRF)', async () => {
+      const doctor = claire.addresses[0];
+      await new AbsenceSettingsService({ core: A.core }).set({ administrator: 'root' }, doctor, { endsAt: new Date(Date.now() + 5 * 86_400_000).toISOString() });
+      const user = await A.core.requireUser(secretariat.login);
+      const token = randomBytes(32).toString('base64url');
+      const csrf = randomBytes(32).toString('base64url');
+      const t = Date.now();
+      await A.store.createHttpSession({ tokenHash: secretDigest(token), userId: user.id, method: 'PASSWORD+TOTP', stage: 'full', csrfToken: csrf, createdAt: t, lastSeenAt: t, expiresAt: t + 3_600_000, remote: null, userAgent: null });
+      const check = (json: unknown, withCsrf = true) =>
+        new Promise<{ status: number; body: any }>((resolve, reject) => {
+          const url = new URL('/api/v1/compose/check', layout.operators[0].https!);
+          const headers: Record<string, string> = { accept: 'application/json', 'content-type': 'application/json', cookie: `${SESSION_COOKIE}=${token}` };
+          if (withCsrf) headers['x-csrf-token'] = csrf;
+          const r = https.request(url, { method: 'POST', headers, ca: readFileSync(layout.caBundle), agent: false }, (res) => {
+            let text = '';
+            res.setEncoding('utf8');
+            res.on('data', (d) => (text += d));
+            res.on('end', () => resolve({ status: res.statusCode!, body: text ? JSON.parse(text) : undefined }));
+          });
+          r.on('error', reject);
+          r.end(JSON.stringify(json));
+        });
+      const r = await check({ subject: 'Très Urgént', text: 'Bonjour', to: [doctor, 'paul.bernard@b.mssante.test'] });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.equal(r.body.urgent, true);
+      assert.deepEqual(r.body.markers, ['urgent (objet)']);
+      assert.equal(r.body.warn, true);
+      assert.deepEqual(r.body.notReadSoon.map((x: any) => [x.address, x.reason]), [[doctor, 'absent']]);
+      const calm = await check({ subject: 'Planning', text: 'Bonjour', to: [doctor] });
+      assert.equal(calm.body.urgent, false);
+      assert.equal(calm.body.warn, false);
+      assert.equal((await check({ subject: 'x' }, false)).body.code, 'csrf');
+      await new AbsenceSettingsService({ core: A.core }).clear({ administrator: 'root' }, doctor);
     });
   });
 });

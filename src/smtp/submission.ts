@@ -40,7 +40,7 @@ export interface SubmissionOptions {
   trust: TrustService;
   logger: Logger;
   /** Golden rule 3: absence replies of local recipients, after the commit (policy/). */
-  absence?: AbsenceResponder;
+  absence?: Pick<AbsenceResponder, 'afterDelivery'>;
 }
 
 type Rcpt = { address: string; local?: number; domain?: string; notify?: NewQueueItem['notify']; orcpt?: string | null };
