@@ -1,10 +1,12 @@
 // Golden rules 1, 2 and 4 (docs/policy.md) on a running demo trust space: real sockets (SMTP
 // submission, IMAP, a local FHIR endpoint) and the `caducee rules` command as a process.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import https from 'node:https';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { simpleParser, type ParsedMail } from 'mailparser';
@@ -15,7 +17,7 @@ import { SESSION_COOKIE } from '../src/http/session.js';
 import { AbsenceSettingsService } from '../src/policy/absence-service.js';
 import { businessHoursBetween } from '../src/policy/calendar.js';
 import { UrgencyResponder } from '../src/policy/urgency.js';
-import { folderMessages, rawImap, submitAs, tempDir, testLogger, waitFor } from './helpers.js';
+import { dialogue, folderMessages, rawImap, submitAs, tempDir, testLogger, waitFor } from './helpers.js';
 
 const BIN = path.resolve('bin/caducee.js');
 const FAST_QUEUE = { queue: { retrySeconds: [0.3], pollSeconds: 0.1, giveUpSeconds: 600, connectTimeoutSeconds: 3 } };
@@ -23,6 +25,13 @@ const FAST_QUEUE = { queue: { retrySeconds: [0.3], pollSeconds: 0.1, giveUpSecon
 function caducee(args: string[]) {
   const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** As caducee(), without blocking this process (its local FHIR endpoint must answer meanwhile). */
+function caduceeAsync(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) =>
+    execFile(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 }, (err: any, stdout, stderr) => resolve({ code: err ? (err.code ?? 1) : 0, stdout, stderr })),
+  );
 }
 
 /** The first instant after `from` (by steps of one hour) at least `hours` business hours later. */
@@ -40,18 +49,33 @@ describe('golden rules on a demo trust space', () => {
   let claire: DemoLayout['operators'][number]['users'][number];
   let secretariat: DemoLayout['operators'][number]['users'][number];
   let configA: string;
+  let fhir: http.Server;
+  const patches: { method: string; url: string; body: any }[] = [];
 
   before(async () => {
     let dir: string;
     ({ dir, cleanup } = tempDir());
-    layout = await prepareDemo(dir, { ports: 'ephemeral', configOverrides: FAST_QUEUE });
-    demo = await startDemo(layout, { logger: testLogger(), configOverrides: FAST_QUEUE });
+    // A local FHIR endpoint standing for the national directory (ANS Annuaire Santé API).
+    fhir = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        patches.push({ method: req.method!, url: req.url!, body: body ? JSON.parse(body) : undefined });
+        res.writeHead(200, { 'content-type': 'application/fhir+json' });
+        res.end(JSON.stringify({ resourceType: 'Practitioner', id: 'x' }));
+      });
+    });
+    await new Promise<void>((r) => fhir.listen(0, '127.0.0.1', r));
+    const overrides = { ...FAST_QUEUE, directory: { publish: { endpoint: `http://127.0.0.1:${(fhir.address() as AddressInfo).port}/fhir/v2`, retryDelaysSeconds: [0], timeoutSeconds: 5 } } };
+    layout = await prepareDemo(dir, { ports: 'ephemeral', configOverrides: overrides });
+    demo = await startDemo(layout, { logger: testLogger(), configOverrides: overrides });
     [A] = demo.operators;
     [claire, secretariat] = layout.operators[0].users;
     configA = layout.operators[0].config;
   });
   after(async () => {
     await demo?.stop();
+    fhir?.close();
     cleanup();
   });
 
@@ -208,6 +232,64 @@ describe('golden rules on a demo trust space', () => {
       assert.equal(calm.body.warn, false);
       assert.equal((await check({ subject: 'x' }, false)).body.code, 'csrf');
       await new AbsenceSettingsService({ core: A.core }).clear({ administrator: 'root' }, doctor);
+    });
+  });
+
+  describe('rule 2: unused addresses', () => {
+    test('report, warning, suspension (450), deletion with export and unpublication, then 550 5.1.1 naming the substitute', async () => {
+      const B = demo.operators[1];
+      const configB = layout.operators[1].config;
+      const paul = layout.operators[1].users[0];
+      const cab = paul.addresses[1];
+      const run = async (args: string[]) => {
+        const r = await caduceeAsync([...args, '--config', configB]);
+        assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+        return r.stdout;
+      };
+      // Published first, as the operator does (caducee directory publish).
+      await run(['directory', 'publish']);
+      assert.ok(patches.some((p) => JSON.stringify(p.body).includes(cab)), 'the cabinet mailbox was published');
+      await new AbsenceSettingsService({ core: B.core }).set({ administrator: 'root' }, cab, { substitute: paul.addresses[0] });
+      const day = (n: number) => new Date(Date.now() + n * 86_400_000).toISOString();
+
+      const report = JSON.parse(await run(['rules', 'report', '--json', '--now', day(91)]));
+      const row = report.mailboxes.find((m: any) => m.mailbox === cab);
+      assert.equal(row.unused.step, 'warn');
+      assert.ok(row.unused.idleDays >= 90);
+
+      assert.match(await run(['rules', 'run', '--now', day(91)]), new RegExp(`${cab.replace(/\./g, '\\.')}: warned`));
+      const warning = (await parsed(B, cab)).find((m) => m.subject === `Adresse inutilisée : ${cab}`);
+      assert.ok(warning, 'the owner is warned in the mailbox itself');
+      assert.match(warning.text ?? '', /sera suspendue/);
+      // Within the grace period: nothing more. After it: suspended, and the MX answers 450 4.2.1.
+      assert.doesNotMatch(await run(['rules', 'run', '--now', day(100)]), new RegExp(`${cab.replace(/\./g, '\\.')}: `));
+      assert.match(await run(['rules', 'run', '--now', day(122)]), new RegExp(`${cab.replace(/\./g, '\\.')}: suspended`));
+      const a = layout.operators[0];
+      const mx = (rcpt: string) =>
+        dialogue({ port: B.ports.mx, cert: readFileSync(a.cert, 'utf8'), key: readFileSync(a.key, 'utf8'), commands: [`MAIL FROM:<${claire.addresses[0]}>`, `RCPT TO:<${rcpt}>`] });
+      assert.match((await mx(cab))[1], /^450 4\.2\.1 /);
+
+      // Deletion needs the administrator's confirmation.
+      const refused = await caduceeAsync(['rules', 'delete', '--mailbox', cab, '--config', configB]);
+      assert.equal(refused.code, 2);
+      assert.match(refused.stderr, /--confirm/);
+      const before = patches.length;
+      const out = JSON.parse(await run(['rules', 'delete', '--mailbox', cab, '--confirm', '--json']));
+      assert.equal(out.substitute, paul.addresses[0]);
+      assert.equal(out.unpublished.published, true, out.unpublished.detail);
+      assert.ok(out.messages >= 1);
+      assert.match(readFileSync(out.export, 'latin1'), /^From MAILER-DAEMON /);
+      const del = patches.slice(before);
+      assert.equal(del.length, 1);
+      assert.equal(del[0].method, 'PATCH');
+      assert.deepEqual(
+        del[0].body.parameter.map((p: any) => [p.part[0].valueCode, p.part[1].valueString]),
+        [['delete', `Practitioner.telecom.where(value='${cab}')`]],
+      );
+      assert.equal((await B.core.requireMailbox(cab)).state, 'deleted');
+      const [, rcpt] = await mx(cab);
+      assert.match(rcpt, /^550 5\.1\.1 /);
+      assert.match(rcpt, new RegExp(`adresse supprimee, ecrivez a ${paul.addresses[0].replace(/\./g, '\\.')}`));
     });
   });
 });
