@@ -18,6 +18,8 @@ import { createImapServer, type ImapListener } from './imap/server.js';
 import { MessageIndex } from './imap/message-index.js';
 import { AbsenceResponder, AbsenceSettingsService } from './policy/absence-service.js';
 import { ContentPolicy } from './policy/content-service.js';
+import { defaultSystemAddress, RulesEngine } from './policy/rules-engine.js';
+import { UrgencyResponder } from './policy/urgency.js';
 import { createMxServer } from './smtp/mx.js';
 import { createSubmissionServer } from './smtp/submission.js';
 import { BlobCollector } from './store/blob-collector.js';
@@ -43,6 +45,8 @@ export interface Operator {
   outbound: OutboundWorker;
   /** National directory + our mailboxes, served over HTTP(S) (JSON API, FHIR). */
   directory: DirectoryRuntime;
+  /** Golden rules 1 and 2 (reading guard, unused addresses), run on a timer (policy.runEveryMinutes). */
+  rules: RulesEngine;
   ports: { mx: number; submission: number; submissions: number; http: number; https: number; imap: number; imaps: number };
   host: string;
   logger: Logger;
@@ -62,6 +66,24 @@ function readRequired(file: string | undefined, what: string, setting: string): 
 /** Opens the store of an operator without starting anything (CLI administration commands). */
 export function openStore(config: Config): SqliteStore {
   return SqliteStore.open(path.join(config.dataDir, 'caducee.sqlite'));
+}
+
+/** Golden rules 1 and 2 for an operator (the running one, or `caducee rules` at the command line). */
+export function rulesEngine(config: Config, core: Core, blobs: BlobStore, logger: Logger, unpublish?: (address: string) => Promise<{ published: boolean; detail: string }>): RulesEngine {
+  const p = config.policy;
+  return new RulesEngine({
+    core,
+    blobs,
+    hostname: config.operator.hostname,
+    systemAddress: p.systemAddress ?? defaultSystemAddress(config.operator.domains, config.operator.hostname),
+    administrators: p.administrators,
+    readingThresholdHours: p.reading.thresholdHours,
+    unusedDays: p.unused.days,
+    graceDays: p.unused.graceDays,
+    exportDir: path.join(config.dataDir, 'exports'),
+    unpublish,
+    logger,
+  });
 }
 
 export async function startOperator(config: Config, opts: { logger?: Logger } = {}): Promise<Operator> {
@@ -150,7 +172,26 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
   };
   const postmaster = `postmaster@${config.operator.domains[0] ?? config.operator.hostname}`;
   // Golden rule 3: absence replies after each committed delivery, only inside the trust space.
-  const absence = new AbsenceResponder({ core, blobs, trust, hostname: config.operator.hostname, periodDays: config.policy.absence.periodDays, logger });
+  const absenceReplies = new AbsenceResponder({ core, blobs, trust, hostname: config.operator.hostname, periodDays: config.policy.absence.periodDays, logger });
+  // Golden rules 1 and 2 (reading guard, unused addresses); rule 4 asks rule 1 whether a recipient is behind on reading.
+  const rules = rulesEngine(config, core, blobs, logger);
+  // Golden rule 4: an urgent message for a recipient away or behind on reading is answered at once
+  // (before the absence reply, which then stays silent for that sender).
+  const urgency = new UrgencyResponder({
+    core,
+    blobs,
+    trust,
+    hostname: config.operator.hostname,
+    behindOnReading: async (m, now) => (await rules.readingStatus(m, now)).level > 0,
+    periodDays: config.policy.urgency.periodDays,
+    logger,
+  });
+  const absence = {
+    async afterDelivery(d: { blobId: string; envelopeFrom: string; mailboxIds: number[] }) {
+      await urgency.afterDelivery(d);
+      await absenceReplies.afterDelivery(d);
+    },
+  };
   // Medical-only content: sending limits and bulk refusals at submission, bulk filing at the MX.
   const content = new ContentPolicy({ settings: config.policy.content, store, blobs, logger });
   const mx = createMxServer({ ...common, ca: caPem, postmaster, absence, content });
@@ -229,6 +270,8 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     oidc: config.auth.oidc ? { settings: resolveOidcSettings(config.auth.oidc, config.http.publicUrl), logger } : undefined,
     // Absence messages set from the webmail; a substitute at another operator must be in the directory.
     absence: { absences: new AbsenceSettingsService({ core, directoryKnows: async (a) => !!(await directory.service.byAddress(a)) }) },
+    // Golden rule 4: the composer asks whether a draft is urgent and its local recipients away or behind on reading.
+    compose: { urgency, core },
   };
 
   // The directory is served by the HTTP servers of http/ (the plain one answers 403 to /api/auth:
@@ -278,6 +321,20 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     throw e;
   }
   outbound.start();
+  // Golden rules 1 and 2: applied every policy.runEveryMinutes (idempotent per day; the timer never keeps the process alive).
+  let rulesRunning = false;
+  const rulesTimer =
+    config.policy.runEveryMinutes > 0
+      ? setInterval(() => {
+          if (rulesRunning) return;
+          rulesRunning = true;
+          rules
+            .run(new Date())
+            .catch((e) => logger.error({ err: e?.message ?? String(e) }, 'golden rules run failed'))
+            .finally(() => (rulesRunning = false));
+        }, config.policy.runEveryMinutes * 60_000)
+      : undefined;
+  rulesTimer?.unref();
   // Message files no row references any more are removed (expunge, deleted mailboxes, sent queue).
   const blobCollector = new BlobCollector(store, blobs, logger.child({ component: 'blobs' }));
   blobCollector.start();
@@ -294,6 +351,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     trustList,
     outbound,
     directory,
+    rules,
     ports,
     host: config.listen.host,
     logger,
@@ -303,6 +361,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
       stopped = true;
       trustList.stop();
       clearInterval(anchorTimer);
+      clearInterval(rulesTimer);
       await outbound.stop();
       await blobCollector.stop();
       await closeHttp();

@@ -163,7 +163,11 @@ export interface AuthenticatorOptions {
   /** Encrypts TOTP secrets at rest (auth.secretsKeyFile); TOTP is unavailable without it. */
   secrets?: SecretBox;
   /** Core's decision whether a user may act as a named identity (login or mailbox address). */
-  access?: { mayActAs(user: User, name: string): Promise<boolean> };
+  access?: {
+    mayActAs(user: User, name: string): Promise<boolean>;
+    /** Golden rule 2: a successful authentication counts as a login on the mailboxes the user reads (core/). */
+    recordLogin?(user: User): Promise<void>;
+  };
 }
 
 export class Authenticator {
@@ -208,6 +212,7 @@ export class Authenticator {
       this.byLogin.add(login.toLowerCase(), t);
       if (ctx.remote) this.byAddress.add(ctx.remote, t);
     } else if (r.ok) this.byLogin.clear(login.toLowerCase());
+    if (r.ok) await this.access?.recordLogin?.(r.user);
     await this.record({ login, userId: r.ok ? r.user.id : null, protocol: ctx.protocol, method: ctx.method, remote: ctx.remote, success: r.ok, reason: r.ok ? null : r.reason, actor: null });
     return r;
   }

@@ -121,9 +121,35 @@ export const configSchema = z
           })
           .strict()
           .default({ maxRecipientsPerMessage: 50, maxRecipientsPerDay: 500, appDailyVolume: {}, nonMedicalFolder: 'Non médical' }),
+        /** Sender of the rules' notices (null MAIL FROM); default ne-pas-repondre@<first operator domain>. */
+        systemAddress: z.string().min(3).optional(),
+        /** Addresses of the administrators told about organisational mailboxes nobody reads and about unused mailboxes. */
+        administrators: z.array(z.string().min(3)).default([]),
+        /** Golden rule 1, the reading guard. */
+        reading: z
+          .object({
+            /** Unread for longer than this many business hours (French business days) raises a notice; per mailbox: `caducee rules threshold`. */
+            thresholdHours: z.number().positive('policy.reading.thresholdHours must be more than 0').default(24),
+          })
+          .strict()
+          .prefault({}),
+        /** Golden rule 2, unused addresses. */
+        unused: z
+          .object({
+            /** A mailbox without login, read or sent message for this many days is reported and its owner warned. */
+            days: z.number().int().min(1, 'policy.unused.days must be at least 1').default(90),
+            /** Days after the warning, without activity or objection, before the mailbox is suspended. */
+            graceDays: z.number().int().min(0).default(30),
+          })
+          .strict()
+          .prefault({}),
+        /** Golden rule 4: at most one urgency answer per sender and mailbox per this many days (RFC 3834 §2). */
+        urgency: z.object({ periodDays: z.number().min(1, 'policy.urgency.periodDays must be at least 1 day').default(1) }).strict().prefault({}),
+        /** How often a running operator applies rules 1 and 2 (minutes; 0: never, `caducee rules run` only). */
+        runEveryMinutes: z.number().min(0).default(15),
       })
       .strict()
-      .default({ absence: { periodDays: 7 }, content: { maxRecipientsPerMessage: 50, maxRecipientsPerDay: 500, appDailyVolume: {}, nonMedicalFolder: 'Non médical' } }),
+      .prefault({}),
     http: z
       .object({
         /** Public base URL used in links (FHIR fullUrl, paging); default: from each request's Host. */

@@ -1,7 +1,7 @@
 // The domain services and the one access decision point (architecture invariant 3): every
 // protocol asks here whether a user may read, send as, or administer a mailbox.
 import { EventEmitter } from 'node:events';
-import type { DeliveredCopy, DeliveryRequest, Store } from '../store/types.js';
+import type { ActivityKind, DeliveredCopy, DeliveryRequest, Store } from '../store/types.js';
 import {
   GRANT_RIGHTS,
   MAILBOX_TYPES,
@@ -44,7 +44,8 @@ export function domainOf(address: string): string {
 export type RecipientResolution =
   | { kind: 'local'; mailbox: Mailbox }
   | { kind: 'unknown' }
-  | { kind: 'deleted' }
+  /** `substitute`: the address the operator names to senders (golden rule 2), when one was given. */
+  | { kind: 'deleted'; substitute: string | null }
   | { kind: 'suspended'; mailbox: Mailbox }
   | { kind: 'remote'; domain: string };
 
@@ -315,6 +316,30 @@ export class Core {
     return copies;
   }
 
+  // ---- activity (golden rules 1 and 2: when a mailbox is used; never content) ---------------
+
+  /**
+   * Records a use of mailboxes: `read` (\Seen set by an entitled user), `sent` (a message
+   * submitted from it). Never throws: activity is bookkeeping, it never fails the action.
+   */
+  async recordActivity(mailboxIds: number[], kind: ActivityKind, at: Date = new Date()): Promise<void> {
+    if (!mailboxIds.length) return;
+    await this.store.recordActivity(mailboxIds, kind, at.getTime()).catch(() => undefined);
+  }
+
+  /**
+   * A successful authentication of `user`: a login on every mailbox whose content they may read
+   * (owned, or delegated with read or manage). Chosen over "a folder was opened" so that a
+   * webmail, IMAP and API login count alike (docs/policy.md, rule 2).
+   */
+  async recordLogin(user: User, at: Date = new Date()): Promise<void> {
+    try {
+      await this.recordActivity((await this.readableMailboxes(user)).map((a) => a.mailbox.id), 'login', at);
+    } catch {
+      // bookkeeping only
+    }
+  }
+
   // ---- decisions --------------------------------------------------------------------------
 
   /** What happens to mail for `address`: local delivery, refusal, or a remote domain. */
@@ -323,7 +348,7 @@ export class Core {
     if (!this.isLocalDomain(domain)) return { kind: 'remote', domain };
     const m = await this.store.findMailboxByAddress(address);
     if (!m) return { kind: 'unknown' };
-    if (m.state === 'deleted') return { kind: 'deleted' };
+    if (m.state === 'deleted') return { kind: 'deleted', substitute: (await this.store.getActivity(m.id))?.deletedSubstitute ?? null };
     if (m.state === 'suspended') return { kind: 'suspended', mailbox: m };
     return { kind: 'local', mailbox: m };
   }

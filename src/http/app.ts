@@ -18,6 +18,7 @@ import { registerOpenApi } from './openapi.js';
 import { AuthProblem, registerSessions, SessionManager } from './session.js';
 import { registerOidcRoutes, type OidcRoutesOptions } from './oidc-routes.js';
 import { registerAbsenceRoutes, type AbsenceRoutesOptions } from './absence-routes.js';
+import { registerComposeRoutes, type ComposeRoutesOptions } from './compose-routes.js';
 
 export { HttpProblem };
 
@@ -36,6 +37,8 @@ export interface WebAuthOptions extends Omit<AuthRoutesOptions, 'sessions' | 'st
   oidc?: Pick<OidcRoutesOptions, 'settings' | 'logger'>;
   /** Absence messages (golden rule 3), /api/v1/mailboxes/:address/absence. */
   absence?: AbsenceRoutesOptions;
+  /** Golden rule 4: the composer's check before sending, POST /api/v1/compose/check. */
+  compose?: ComposeRoutesOptions;
 }
 
 export interface HttpOptions {
@@ -134,6 +137,7 @@ export function buildHttpApp(opts: Omit<HttpOptions, 'host' | 'port'>): FastifyI
     registerAuthRoutes(app, { auth: w.auth, store: w.store, sessions, totpIssuer: w.totpIssuer, lockoutSeconds: w.lockoutSeconds });
     if (w.oidc) registerOidcRoutes(app, { ...w.oidc, auth: w.auth, store: w.store, sessions, publicUrl: w.publicUrl });
     if (w.absence) registerAbsenceRoutes(app, w.absence);
+    if (w.compose) registerComposeRoutes(app, w.compose);
   }
   registerOpenApi(app, { oidc: !!opts.web?.oidc });
   return app;

@@ -1,5 +1,5 @@
-// OpenAPI 3.1 description of the web authentication API (/api/auth) and the absence message
-// (/api/v1/mailboxes/{address}/absence), served at
+// OpenAPI 3.1 description of the web authentication API (/api/auth), the absence message
+// (/api/v1/mailboxes/{address}/absence) and the composer's check (/api/v1/compose/check), served at
 // GET /api/openapi.json. test/web-auth.test.ts collects every /api/auth route Fastify registers
 // (onRoute hook) and checks it is described here, so this document cannot drift from the code.
 import type { FastifyInstance } from 'fastify';
@@ -208,6 +208,21 @@ export function openApiDocument(opts: { oidc: boolean }) {
       },
     },
     '/api/v1/mailboxes/{address}/absence': absencePaths(),
+    '/api/v1/compose/check': {
+      post: {
+        operationId: 'checkDraft',
+        summary:
+          'Golden rule 4, before sending: the urgency markers of the draft (urgent, urgence in the subject or first lines; accents and case ignored) and its local recipients who will not read it soon (away, or mail unread beyond the reading threshold). Nothing is stored.',
+        security: sessionCsrf,
+        requestBody: { required: true, content: json(ref('ComposeCheckRequest')) },
+        responses: {
+          '200': { description: 'What the webmail should warn about (warn: urgent and a recipient will not read it soon)', content: json(ref('ComposeCheck')) },
+          '400': problemResponse('Bad body (invalid-request)'),
+          '401': problemResponse('Not authenticated (not-authenticated)'),
+          ...COMMON_ERRORS,
+        },
+      },
+    },
   };
   if (opts.oidc) {
     paths['/api/auth/oidc/login'] = {
@@ -338,6 +353,37 @@ export function openApiDocument(opts: { oidc: boolean }) {
             updatedAt: { type: 'string', format: 'date-time' },
             updatedBy: { type: 'string' },
             active: { type: 'boolean', description: 'Whether replies go out now' },
+          },
+        },
+        ComposeCheckRequest: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            subject: { type: 'string', maxLength: 100000 },
+            text: { type: 'string', maxLength: 100000, description: 'The draft text; only its first lines are looked at' },
+            to: { type: 'array', maxItems: 100, items: { type: 'string', format: 'email' }, description: 'Every recipient (To, Cc, Bcc)' },
+          },
+        },
+        ComposeCheck: {
+          type: 'object',
+          required: ['urgent', 'markers', 'notReadSoon', 'warn'],
+          properties: {
+            urgent: { type: 'boolean' },
+            markers: { type: 'array', items: { type: 'string' }, description: 'e.g. "urgent (objet)", "urgence (début du texte)"' },
+            notReadSoon: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['address', 'reason', 'substitute'],
+                properties: {
+                  address: { type: 'string', format: 'email' },
+                  reason: { type: 'string', enum: ['absent', 'unread'] },
+                  until: { type: ['string', 'null'], format: 'date-time', description: 'End of the absence (reason absent)' },
+                  substitute: { type: ['string', 'null'], format: 'email' },
+                },
+              },
+            },
+            warn: { type: 'boolean', description: 'urgent and at least one recipient will not read it soon: suggest a phone call' },
           },
         },
         AppPassword: {

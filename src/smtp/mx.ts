@@ -27,7 +27,7 @@ export interface MxOptions {
   logger: Logger;
   postmaster: string;
   /** Golden rule 3: absence replies, after the commit (policy/). */
-  absence?: AbsenceResponder;
+  absence?: Pick<AbsenceResponder, 'afterDelivery'>;
   /** Medical-only content: bulk-looking mail is filed in "Non médical" instead of INBOX (policy/). */
   content?: ContentPolicy;
 }
@@ -101,8 +101,18 @@ export function createMxServer(o: MxOptions): SMTPServer {
               // RFC 5321 §3.6.2: no open relaying; the trust space never relays, ever.
               return cb(smtpError(550, '5.7.1', `relaying denied: ${r.domain} is not a domain of this operator`));
             case 'unknown':
-            case 'deleted':
               return cb(smtpError(550, '5.1.1', `${address.address}: no such mailbox here`));
+            case 'deleted':
+              // RFC 3463 X.1.1: bad destination mailbox. Golden rule 2: a deleted (unused) address
+              // names, in French, the substitute its absence message gave (docs/policy.md); without
+              // accents, as reply text is US-ASCII (RFC 5321 §4.2).
+              return cb(
+                smtpError(
+                  550,
+                  '5.1.1',
+                  r.substitute ? `${address.address} : adresse supprimee, ecrivez a ${r.substitute}` : `${address.address}: no such mailbox here (adresse supprimee)`,
+                ),
+              );
             case 'suspended':
               // RFC 3463 X.2.1: mailbox disabled, not accepting messages (temporary).
               return cb(smtpError(450, '4.2.1', `${address.address}: mailbox temporarily suspended, try again later`));

@@ -42,7 +42,7 @@ export interface SubmissionOptions {
   trust: TrustService;
   logger: Logger;
   /** Golden rule 3: absence replies of local recipients, after the commit (policy/). */
-  absence?: AbsenceResponder;
+  absence?: Pick<AbsenceResponder, 'afterDelivery'>;
   /** Medical-only content: recipient limits and bulk refusals (policy/). */
   content?: ContentPolicy;
 }
@@ -242,6 +242,8 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
           throw refusal ? smtpError(refusal.code, refusal.enhanced, replyText(refusal)) : e;
         });
         blob.release();
+        // Golden rule 2: a message sent is activity of the sending mailbox (never its content).
+        if (st.senderMailboxId !== undefined) await o.core.recordActivity([st.senderMailboxId], 'sent');
         log.info({ session: session.id, user: st.user.login, size: blob.size, local: st.rcpts.filter((r) => r.local).length, remote: st.rcpts.filter((r) => r.domain).length }, 'message submitted');
         // Local recipients who are away answer after the commit, off the reply path.
         const localIds = st.rcpts.filter((r) => r.local !== undefined).map((r) => r.local!);

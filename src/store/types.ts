@@ -329,10 +329,64 @@ export interface AbsenceStore {
   lastAbsenceReply(mailboxId: number, sender: string): Promise<number | undefined>;
 }
 
+/** What a mailbox's use looks like to golden rules 1 and 2 (never content); epoch ms. */
+export interface MailboxActivity {
+  mailboxId: number;
+  /** Last successful authentication of a user who may read the mailbox. */
+  lastLoginAt: number | null;
+  /** Last time \Seen was set on one of its messages by an entitled user. */
+  lastReadAt: number | null;
+  /** Last message submitted from it. */
+  lastSentAt: number | null;
+  /** Rule 1: this mailbox's reading threshold (business hours); null: the configured default. */
+  readingThresholdHours: number | null;
+  /** Rule 2: when the owner and administrators were warned that it looks unused. */
+  unusedWarnedAt: number | null;
+  /** Rule 2: when someone objected to its removal (keeps it). */
+  objectionAt: number | null;
+  /** Rule 2: when the rule suspended it. */
+  suspendedAt: number | null;
+  /** Rule 2: the address the MX names once it is deleted (550 5.1.1). */
+  deletedSubstitute: string | null;
+}
+
+export type ActivityKind = 'login' | 'read' | 'sent';
+
+/** A notice sent by a golden rule (at most one per mailbox, rule and Paris day). */
+export interface RuleNotice {
+  mailboxId: number;
+  kind: 'reading' | 'unused';
+  /** YYYY-MM-DD, Paris time. */
+  day: string;
+  level: number;
+  blobId: string | null;
+  sentAt: number;
+}
+
+/** Golden rules 1, 2 and 4 (policy/rules-engine.ts): activity, notices, urgency replies. */
+export interface RulesStore {
+  /** Records a use of these mailboxes (keeps the latest time per kind). */
+  recordActivity(mailboxIds: number[], kind: ActivityKind, at: number): Promise<void>;
+  getActivity(mailboxId: number): Promise<MailboxActivity | undefined>;
+  updateActivity(mailboxId: number, u: Partial<Omit<MailboxActivity, 'mailboxId' | 'lastLoginAt' | 'lastReadAt' | 'lastSentAt'>>): Promise<MailboxActivity>;
+  /**
+   * The unread messages of the mailbox's INBOX (no \Seen, no \Deleted), oldest first, rule
+   * notices left out (they are not mail to read).
+   */
+  unreadMessages(mailboxId: number, limit: number): Promise<{ blobId: string; internalDate: string }[]>;
+  /** One statement: records the notice unless one of this kind exists for the mailbox and day; true when recorded. */
+  claimRuleNotice(n: Omit<RuleNotice, 'blobId'>): Promise<boolean>;
+  /** Names the message file of a claimed notice (so it never counts as unread mail). */
+  setRuleNoticeBlob(mailboxId: number, kind: RuleNotice['kind'], day: string, blobId: string): Promise<void>;
+  listRuleNotices(mailboxId: number): Promise<RuleNotice[]>;
+  /** As claimAbsenceReply, for urgency answers (golden rule 4). */
+  claimUrgencyReply(mailboxId: number, sender: string, at: number, since: number): Promise<boolean>;
+}
+
 /**
  * The whole store, as one engine (sqlite/, postgres/ later) implements it. Consumers that need
  * only part of it take the focused interface(s) above, or a Pick of them.
  */
-export interface Store extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, BlobMetaStore, AbsenceStore {
+export interface Store extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, BlobMetaStore, AbsenceStore, RulesStore {
   close(): Promise<void>;
 }

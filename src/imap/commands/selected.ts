@@ -217,6 +217,7 @@ async function fetchMessages(ctx: SessionContext, byUid: boolean, cmd: Extract<C
     if (!attrs.some((a) => a.kind === 'modseq')) attrs.push({ kind: 'modseq' });
   }
   const setsSeen = !v.readOnly && attrs.some((a) => (a.kind === 'body' && !a.peek) || a.kind === 'rfc822' || a.kind === 'rfc822.text' || (a.kind === 'binary' && !a.peek));
+  let seenSet = false;
   const fetchCtx: FetchContext = { store: ctx.s.store, blobs: ctx.s.blobs, index: ctx.s.index, write: (d) => ctx.write(d), drainWait: () => ctx.waitDrain() };
   for (const t of targets) {
     const m = v.byUidGet(t.uid);
@@ -228,12 +229,15 @@ async function fetchMessages(ctx: SessionContext, byUid: boolean, cmd: Extract<C
       const u = r.updated[0];
       if (u) v.applyOwnFlags(u.uid, u.flags, u.modseq);
       flagsChanged = true;
+      seenSet = true;
     }
     let withFlags = flagsChanged && !attrs.some((a) => a.kind === 'flags') ? [...attrs, { kind: 'flags' as const }] : attrs;
     if (flagsChanged && ctx.condstore && !withFlags.some((a) => a.kind === 'modseq')) withFlags = [...withFlags, { kind: 'modseq' as const }];
     await fetchMessage(fetchCtx, t.seq, m, withFlags, ctx.flagsOut(m));
   }
   if (setsSeen) notifyChanged(ctx, v.folderId);
+  // Golden rules 1 and 2: a message read by an entitled user (the ACL allowed it) is activity.
+  if (seenSet) await ctx.s.core.recordActivity([v.mailboxId], 'read');
   return `${byUid ? 'UID ' : ''}FETCH completed`;
 }
 
@@ -293,6 +297,8 @@ async function storeFlags(ctx: SessionContext, byUid: boolean, cmd: Extract<Comm
     }
   }
   if (r.updated.length) notifyChanged(ctx, v.folderId);
+  // Golden rules 1 and 2: \Seen set by an entitled user ("s" right checked above) is activity.
+  if (r.updated.length && cmd.action.op !== 'remove' && flags.some((f) => f.toLowerCase() === '\\seen')) await ctx.s.core.recordActivity([v.mailboxId], 'read');
   if (r.modifiedUids.length) {
     // RFC 7162 §3.1.3: MODIFIED lists the messages that failed the UNCHANGEDSINCE test.
     const ids = byUid ? r.modifiedUids : r.modifiedUids.map((u) => v.seqOf(u)!).sort((a, b) => a - b);

@@ -269,6 +269,44 @@ CREATE TABLE absence_replies (
 `,
   },
   {
+    version: 9,
+    name: 'golden rules 1, 2 and 4: mailbox activity, rule notices, urgency replies',
+    // docs/policy.md. mailbox_activity: when a mailbox was last used (never content) and where it
+    // stands in rule 2 (warned, suspended, objection, the substitute named once deleted), with
+    // its own reading threshold (rule 1). rule_notices: at most one notice per mailbox, rule and
+    // Paris day; the notice's message file is kept so that notices never count as unread mail.
+    // urgency_replies: at most one urgency answer per sender per period (RFC 3834 §2).
+    sql: `
+CREATE TABLE mailbox_activity (
+  mailbox_id INTEGER PRIMARY KEY REFERENCES mailboxes(id),
+  last_login_at INTEGER,
+  last_read_at INTEGER,
+  last_sent_at INTEGER,
+  reading_threshold_hours REAL,
+  unused_warned_at INTEGER,
+  objection_at INTEGER,
+  suspended_at INTEGER,
+  deleted_substitute TEXT
+);
+CREATE TABLE rule_notices (
+  mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),
+  kind TEXT NOT NULL,
+  day TEXT NOT NULL,
+  level INTEGER NOT NULL,
+  blob_id TEXT,
+  sent_at INTEGER NOT NULL,
+  PRIMARY KEY (mailbox_id, kind, day)
+);
+CREATE INDEX rule_notices_blob ON rule_notices(blob_id);
+CREATE TABLE urgency_replies (
+  mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),
+  sender TEXT NOT NULL COLLATE NOCASE,
+  last_reply_at INTEGER NOT NULL,
+  PRIMARY KEY (mailbox_id, sender)
+);
+`,
+  },
+  {
     version: 10,
     name: 'recipients sent per user and day (content policy)',
     // Medical-only content (docs/policy.md): recipients of submitted messages per user and per

@@ -1,0 +1,123 @@
+// Golden rule 4 at work: the service is not for urgent information. A delivered message that
+// carries urgency markers, for a recipient who is away (rule 3) or behind on reading (rule 1),
+// gets at once an automatic answer to its sender (RFC 3834, the same decision as absence
+// replies) saying it will not be read soon and that urgent matters need a phone call. The
+// composer's check (POST /api/v1/compose/check) asks the same questions before sending.
+import type { Logger } from 'pino';
+import { simpleParser } from 'mailparser';
+import { domainOf, type Core, type Mailbox } from '../core/index.js';
+import type { BlobStore } from '../store/blobs.js';
+import type { AbsenceSettings } from '../store/types.js';
+import { DAY_MS, decideAbsenceReply, headerBlock } from './absence.js';
+import { buildUrgencyReply, urgencyMarkers, urgencyReplyText } from './rules.js';
+
+/** Why a mailbox will not read a message soon. */
+export type NotReadSoon = { reason: 'absent'; until: string | null; substitute: string | null } | { reason: 'unread'; substitute: string | null };
+
+export interface UrgencyOptions {
+  core: Core;
+  blobs: BlobStore;
+  trust: { isTrustedDomain(domain: string): boolean };
+  hostname: string;
+  /** Whether the mailbox has mail unread beyond its reading threshold now (RulesEngine). */
+  behindOnReading: (m: Mailbox, now: Date) => Promise<boolean>;
+  /** At most one answer per sender and mailbox per this many days. */
+  periodDays: number;
+  logger: Logger;
+  now?: () => Date;
+}
+
+/** The first bytes of a message: its header and its first lines (the rest is never read). */
+const READ_LIMIT = 64 * 1024;
+
+const inWindow = (s: AbsenceSettings, t: number) => (!s.startsAt || t >= Date.parse(s.startsAt)) && (!s.endsAt || t < Date.parse(s.endsAt));
+
+export class UrgencyResponder {
+  private readonly log: Logger;
+
+  constructor(private readonly o: UrgencyOptions) {
+    this.log = o.logger.child({ component: 'urgency' });
+  }
+
+  /** Whether `m` will not read a message soon, and why: away (absence in force), or mail unread beyond the threshold. */
+  async notReadSoon(m: Mailbox, now: Date): Promise<NotReadSoon | undefined> {
+    const absence = await this.o.core.store.getAbsence(m.id);
+    if (absence && inWindow(absence, now.getTime())) return { reason: 'absent', until: absence.endsAt, substitute: absence.substitute };
+    if (await this.o.behindOnReading(m, now)) return { reason: 'unread', substitute: absence?.substitute ?? null };
+    return undefined;
+  }
+
+  /**
+   * Called once a message is committed for local mailboxes (before the absence responder, which
+   * then stays silent for a sender answered here). Never throws: the delivery is acknowledged.
+   */
+  async afterDelivery(d: { blobId: string; envelopeFrom: string; mailboxIds: number[] }): Promise<void> {
+    let markers: string[] | undefined;
+    let header: Buffer | undefined;
+    for (const id of new Set(d.mailboxIds)) {
+      try {
+        const now = this.o.now?.() ?? new Date();
+        if (!markers) {
+          const head = await this.readStart(d.blobId);
+          header = headerBlock(head);
+          const parsed = await simpleParser(head, { skipHtmlToText: false, skipImageLinks: true, skipTextLinks: true }).catch(() => undefined);
+          markers = urgencyMarkers({ subject: parsed?.subject, text: parsed?.text ?? '', header });
+        }
+        if (!markers.length) return;
+        const m = await this.o.core.store.getMailbox(id);
+        if (!m || m.state !== 'active') continue;
+        const why = await this.notReadSoon(m, now);
+        if (!why) continue;
+        await this.answer(m, why, d.envelopeFrom, header!, now);
+      } catch (e: any) {
+        this.log.error({ err: e?.message ?? String(e), mailboxId: id }, 'urgency answer failed');
+      }
+    }
+  }
+
+  private async readStart(blobId: string): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const c of this.o.blobs.stream(blobId, { start: 0, end: READ_LIMIT - 1 })) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
+  }
+
+  private async answer(m: Mailbox, why: NotReadSoon, envelopeFrom: string, header: Buffer, now: Date): Promise<void> {
+    const store = this.o.core.store;
+    // The RFC 3834 §2 / RFC 5230 §4 checks of absence replies, in force at all times here.
+    const decision = decideAbsenceReply({ window: { startsAt: null, endsAt: null }, mailbox: m.address, envelopeFrom, header, now, periodMs: this.o.periodDays * DAY_MS });
+    if (!decision.reply) {
+      this.log.debug({ mailboxId: m.id, reason: decision.reason }, 'no urgency answer');
+      return;
+    }
+    const target = await this.o.core.resolveRecipient(decision.sender);
+    if (target.kind === 'remote' && !this.o.trust.isTrustedDomain(target.domain)) return;
+    if (target.kind !== 'local' && target.kind !== 'remote') return;
+    // Claimed before sending (at most one per sender per period); a sender answered here gets no
+    // absence reply for this message as well (one automatic answer, RFC 3834 §2: avoid excess).
+    if (!(await store.claimUrgencyReply(m.id, decision.sender, now.getTime(), now.getTime() - this.o.periodDays * DAY_MS))) return;
+    if (why.reason === 'absent') await store.claimAbsenceReply(m.id, decision.sender, now.getTime(), Number.MAX_SAFE_INTEGER);
+    const raw = await buildUrgencyReply({
+      mailbox: m,
+      to: decision.sender,
+      originalHeader: header,
+      text: urgencyReplyText({ mailbox: m.address, reason: why.reason, until: why.reason === 'absent' ? why.until : null, substitute: why.substitute }),
+      hostname: this.o.hostname,
+      date: now,
+    });
+    const blob = await this.o.blobs.put(raw);
+    try {
+      // RFC 3834 §3.3: null MAIL FROM; RFC 3461: no DSN asked.
+      await this.o.core.deliver({
+        blobId: blob.id,
+        size: blob.size,
+        internalDate: now,
+        envelopeFrom: '',
+        localMailboxIds: target.kind === 'local' ? [target.mailbox.id] : [],
+        remote: target.kind === 'remote' ? [{ recipient: decision.sender, domain: domainOf(decision.sender), notify: ['NEVER'], orcpt: null }] : [],
+      });
+    } finally {
+      blob.release();
+    }
+    this.log.info({ mailboxId: m.id, reason: why.reason, to: target.kind }, 'urgency answer sent');
+  }
+}
