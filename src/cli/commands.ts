@@ -14,6 +14,7 @@ import { registerPkiCommands } from './pki.js';
 import { registerTrustCommands } from './trust.js';
 import { registerDirectoryCommands } from './directory.js';
 import { registerAbsenceCommands } from './absence.js';
+import { registerIndicatorsCommands } from './indicators.js';
 
 function newProgram(): Command {
   return new Command().name('caducee').description('Caducée — an MSSanté operator').showHelpAfterError();
@@ -430,5 +431,6 @@ registerPkiCommands(program);
 registerTrustCommands(program);
 registerDirectoryCommands(program);
 registerAbsenceCommands(program, fail);
+registerIndicatorsCommands(program, fail);
 
 export { program };

@@ -20,7 +20,10 @@ import { BlobSizeExceededError, type BlobStore } from '../store/blobs.js';
 import type { NewQueueItem } from '../store/types.js';
 import type { TrustService } from '../trust/index.js';
 import type { AbsenceResponder } from '../policy/absence-service.js';
+import type { Metrics } from '../audit/metrics.js';
+import type { UsageMeter } from '../audit/usage.js';
 import { rfc5322Date } from '../mime/date.js';
+import { meterRefusals } from './refusals.js';
 import { installEnhancedStatusPatch, replyDataFailure, receivedHeader, SMTPServer, smtpError, splitHeader } from './common.js';
 
 export interface SubmissionOptions {
@@ -41,6 +44,10 @@ export interface SubmissionOptions {
   logger: Logger;
   /** Golden rule 3: absence replies of local recipients, after the commit (policy/). */
   absence?: AbsenceResponder;
+  /** Usage indicators: the message's content-free rows, stored with it (audit/usage.ts). */
+  usage?: UsageMeter;
+  /** Prometheus: refusals by stage and enhanced code (audit/metrics.ts). */
+  metrics?: Metrics;
 }
 
 type Rcpt = { address: string; local?: number; domain?: string; notify?: NewQueueItem['notify']; orcpt?: string | null };
@@ -69,7 +76,7 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
   const log = o.logger.child({ component: o.implicitTls ? 'submissions' : 'submission' });
   const sasl = new SaslServer(o.auth);
   const chains = new WeakMap<SMTPServerSession, Uint8Array[]>();
-  const server: SMTPServer = new SMTPServer({
+  const server: SMTPServer = new SMTPServer(meterRefusals({
     name: o.hostname,
     banner: 'Caducée MSSanté submission',
     secure: o.implicitTls,
@@ -200,6 +207,13 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
         if (stream.sizeExceeded) throw new BlobSizeExceededError(o.maxMessageSize);
         const env = session.envelope;
         const dsn = (env as any).dsn as { ret?: string | null; envid?: string | null } | undefined;
+        const localIds = st.rcpts.filter((r) => r.local !== undefined).map((r) => r.local!);
+        const usage = await o.usage?.submitted({
+          blobId: blob.id,
+          senderMailboxId: st.senderMailboxId ?? null,
+          localMailboxIds: localIds,
+          remoteRecipients: st.rcpts.filter((r) => r.domain).map((r) => r.address),
+        });
         await o.core.deliver({
           blobId: blob.id,
           size: blob.size,
@@ -212,11 +226,12 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
           ret: (dsn?.ret as 'FULL' | 'HDRS' | null) ?? null,
           envid: dsn?.envid ?? null,
           senderMailboxId: st.senderMailboxId ?? null,
+          usage,
         });
         blob.release();
+        if (usage) o.usage!.committed(usage);
         log.info({ session: session.id, user: st.user.login, size: blob.size, local: st.rcpts.filter((r) => r.local).length, remote: st.rcpts.filter((r) => r.domain).length }, 'message submitted');
         // Local recipients who are away answer after the commit, off the reply path.
-        const localIds = st.rcpts.filter((r) => r.local !== undefined).map((r) => r.local!);
         if (o.absence && localIds.length) {
           const absence = o.absence;
           setImmediate(() => void absence.afterDelivery({ blobId: blob.id, envelopeFrom: env.mailFrom ? env.mailFrom.address : '', mailboxIds: localIds }));
@@ -226,7 +241,7 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
         (e) => replyDataFailure(stream, e, o.maxMessageSize, cb, (err) => log.error({ err, session: session.id }, 'submission failed')),
       );
     },
-  } as any);
+  } as any, o.metrics, 'submission'));
   server.on('error', (err: Error) => log.warn({ err: err.message }, 'submission connection error'));
   return server;
 }
