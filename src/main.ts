@@ -29,6 +29,9 @@ import { TrustService } from './trust/index.js';
 import { TrustListSource } from './trust/source.js';
 import { openDirectory, type DirectoryRuntime } from './directory/runtime.js';
 import { startHttpServer, type HttpServer, type WebAuthOptions } from './http/app.js';
+import { Metrics } from './audit/metrics.js';
+import { UsageMeter } from './audit/usage.js';
+import { startMetricsServer, type MetricsServer } from './http/metrics-server.js';
 
 export class StartupError extends Error {
   override name = 'StartupError';
@@ -49,6 +52,10 @@ export interface Operator {
   rules: RulesEngine;
   ports: { mx: number; submission: number; submissions: number; http: number; https: number; imap: number; imaps: number };
   host: string;
+  /** Prometheus metrics of this operator (served on `metrics.listen` when a port is set). */
+  metrics: Metrics;
+  /** The metrics listener's port; undefined when off (not in `ports`: the demo writes those to listen.*). */
+  metricsPort: number | undefined;
   logger: Logger;
   reloadAnchors(): void;
   stop(): Promise<void>;
@@ -128,6 +135,10 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
   const store = openStore(config);
   const blobs = new BlobStore(path.join(config.dataDir, 'blobs'));
   const core = new Core(store, config.operator.domains);
+  // Prometheus metrics (docs/indicators.md); the IMAP session count is read from the listeners on scrape.
+  const metrics = new Metrics({ store, imapSessions: () => imapListeners.reduce((n, l) => n + l.sessions.size, 0) });
+  // Usage indicators: each accepted message's content-free rows, stored with it.
+  const usage = new UsageMeter({ store, blobs, metrics, logger: logger.child({ component: 'usage' }) });
   const trust = new TrustService({ anchors: () => anchors, list: () => trustList.current(), routes: config.routes, logger });
   const lk = config.auth.lockout;
   let bearer: OidcTokenVerifier | undefined;
@@ -156,6 +167,8 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     lockout: { windowMs: lk.windowMinutes * 60_000, maxPerLogin: lk.maxPerLogin, maxPerAddress: lk.maxPerAddress },
     // Client certificates are judged by the trust service, the same code as the trust space's.
     certificates: trust,
+    // Metrics: logins by protocol, method and outcome.
+    onAttempt: (e) => metrics.login(e),
   });
 
   const common = {
@@ -172,7 +185,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
   };
   const postmaster = `postmaster@${config.operator.domains[0] ?? config.operator.hostname}`;
   // Golden rule 3: absence replies after each committed delivery, only inside the trust space.
-  const absenceReplies = new AbsenceResponder({ core, blobs, trust, hostname: config.operator.hostname, periodDays: config.policy.absence.periodDays, logger });
+  const absenceReplies = new AbsenceResponder({ core, blobs, trust, hostname: config.operator.hostname, periodDays: config.policy.absence.periodDays, logger, notices: metrics });
   // Golden rules 1 and 2 (reading guard, unused addresses); rule 4 asks rule 1 whether a recipient is behind on reading.
   const rules = rulesEngine(config, core, blobs, logger);
   // Golden rule 4: an urgent message for a recipient away or behind on reading is answered at once
@@ -194,9 +207,9 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
   };
   // Medical-only content: sending limits and bulk refusals at submission, bulk filing at the MX.
   const content = new ContentPolicy({ settings: config.policy.content, store, blobs, logger });
-  const mx = createMxServer({ ...common, ca: caPem, postmaster, absence, content });
-  const submission = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: false, absence, content });
-  const submissions = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: true, absence, content });
+  const mx = createMxServer({ ...common, ca: caPem, postmaster, absence, content, usage, metrics });
+  const submission = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: false, absence, content, usage, metrics });
+  const submissions = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: true, absence, content, usage, metrics });
 
   const outbound = new OutboundWorker({
     store,
@@ -212,6 +225,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     concurrency: config.queue.concurrency,
     connectTimeoutSeconds: config.queue.connectTimeoutSeconds,
     logger,
+    metrics,
   });
 
   // IMAP: message semantics are indexed once per stored message (at delivery, or on first use).
@@ -286,6 +300,8 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     return s.port;
   };
   const closeHttp = () => Promise.all(httpServers.map((s) => s.close()));
+  let metricsServer: MetricsServer | undefined;
+  const closeMetrics = () => metricsServer?.close();
 
   const servers: SMTPServer[] = [];
   const listen = (s: SMTPServer, port: number, what: string) =>
@@ -310,8 +326,17 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
       imap: await listenImap(imap, config.listen.imap, 'IMAP'),
       imaps: await listenImap(imaps, config.listen.imaps, 'IMAP over TLS'),
     };
+    const ml = config.metrics.listen;
+    if (ml.port !== undefined) {
+      const m = await startMetricsServer({ metrics, host: ml.host, port: ml.port, onError: (e) => logger.error({ err: e }, 'metrics collection failed') }).catch((e) =>
+        Promise.reject(new StartupError(e.message)),
+      );
+      metricsServer = m;
+      logger.info({ host: ml.host, port: m.port }, 'Prometheus metrics listening (GET /metrics)');
+    }
   } catch (e) {
     await closeImap();
+    await closeMetrics();
     await Promise.all(servers.map((s) => new Promise((r) => s.close(() => r(undefined)))));
     trustList.stop();
     clearInterval(anchorTimer);
@@ -354,6 +379,8 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     rules,
     ports,
     host: config.listen.host,
+    metrics,
+    metricsPort: metricsServer?.port,
     logger,
     reloadAnchors: loadAnchors,
     async stop() {
@@ -365,6 +392,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
       await outbound.stop();
       await blobCollector.stop();
       await closeHttp();
+      await closeMetrics();
       await directory.close();
       await closeImap();
       await Promise.all(

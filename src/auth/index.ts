@@ -168,6 +168,8 @@ export interface AuthenticatorOptions {
     /** Golden rule 2: a successful authentication counts as a login on the mailboxes the user reads (core/). */
     recordLogin?(user: User): Promise<void>;
   };
+  /** Told of every authentication attempt recorded (metrics: logins by method and outcome). */
+  onAttempt?: (e: { protocol: string; method: string; success: boolean }) => void;
 }
 
 export class Authenticator {
@@ -179,6 +181,7 @@ export class Authenticator {
   certificates: CertificateIdentifier | undefined;
   private readonly secrets: SecretBox | undefined;
   private readonly access: AuthenticatorOptions['access'];
+  private readonly onAttempt: AuthenticatorOptions['onAttempt'];
 
   constructor(
     private readonly store: Store,
@@ -190,6 +193,7 @@ export class Authenticator {
     this.certificates = o.certificates;
     this.secrets = o.secrets;
     this.access = o.access;
+    this.onAttempt = o.onAttempt;
     this.byLogin = new FailureCounter(this.lockout.windowMs);
     this.byAddress = new FailureCounter(this.lockout.windowMs);
   }
@@ -220,6 +224,8 @@ export class Authenticator {
   /** The one writer of the audit trail (auth_audit): never given a secret. */
   private async record(e: Omit<AuthAuditEntry, 'at'>): Promise<void> {
     await this.store.recordAuth({ at: new Date(this.now()).toISOString(), ...e });
+    // Credential management (an actor) is not a connection attempt.
+    if (e.actor === null) this.onAttempt?.(e);
   }
 
   /**

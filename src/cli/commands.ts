@@ -15,6 +15,7 @@ import { registerTrustCommands } from './trust.js';
 import { registerDirectoryCommands } from './directory.js';
 import { registerAbsenceCommands } from './absence.js';
 import { registerRulesCommands } from './rules.js';
+import { registerIndicatorsCommands } from './indicators.js';
 
 function newProgram(): Command {
   return new Command().name('caducee').description('Caducée — an MSSanté operator').showHelpAfterError();
@@ -432,5 +433,6 @@ registerTrustCommands(program);
 registerDirectoryCommands(program);
 registerAbsenceCommands(program, fail);
 registerRulesCommands(program, fail);
+registerIndicatorsCommands(program, fail);
 
 export { program };

@@ -242,6 +242,22 @@ export const configSchema = z
         session: { idleMinutes: 30, maxHours: 12 },
         totpIssuer: 'Caducée MSSanté',
       }),
+    /**
+     * Prometheus metrics (docs/indicators.md): GET /metrics on a listener of its own, never on
+     * the public ports. Off unless `listen.port` is set (0: any free port); loopback by default.
+     */
+    metrics: z
+      .object({
+        listen: z
+          .object({
+            host: z.string().min(1).default('127.0.0.1'),
+            port: port.optional(),
+          })
+          .strict()
+          .default({ host: '127.0.0.1' }),
+      })
+      .strict()
+      .default({ listen: { host: '127.0.0.1' } }),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
       .default({ level: 'info' }),
@@ -273,6 +289,8 @@ const ENV: Record<string, (c: any, v: string) => void> = {
   CADUCEE_OIDC_CLIENT_SECRET: (c, v) => (((c.auth ??= {}).oidc ??= {}).clientSecret = v),
   CADUCEE_HTTPS_PORT: (c, v) => ((c.listen ??= {}).https = num('CADUCEE_HTTPS_PORT', v)),
   CADUCEE_DIRECTORY_API_KEY: (c, v) => (((c.directory ??= {}).publish ??= {}).apiKey = v),
+  CADUCEE_METRICS_HOST: (c, v) => (((c.metrics ??= {}).listen ??= {}).host = v),
+  CADUCEE_METRICS_PORT: (c, v) => (((c.metrics ??= {}).listen ??= {}).port = num('CADUCEE_METRICS_PORT', v)),
   CADUCEE_LOG_LEVEL: (c, v) => ((c.log ??= {}).level = v),
 };
 

@@ -10,6 +10,7 @@ import type { BlobStore, PutBlob } from '../store/blobs.js';
 import type { DeliveryStore, MailboxStore, QueueCompletion } from '../store/types.js';
 import { peerChainFromTls, type TrustService } from '../trust/index.js';
 import { buildDsn, wantsDsn, type DsnRecipient } from '../mime/dsn.js';
+import type { Metrics } from '../audit/metrics.js';
 
 export interface OutboundOptions {
   /** The queue, and the sender's mailbox of a DSN. */
@@ -26,6 +27,8 @@ export interface OutboundOptions {
   concurrency: number;
   connectTimeoutSeconds: number;
   logger: Logger;
+  /** Prometheus: attempts by result (audit/metrics.ts). */
+  metrics?: Metrics;
 }
 
 interface Outcome {
@@ -296,6 +299,12 @@ export class OutboundWorker {
       }
     }
     const copies = await this.o.store.completeQueueItems(c).finally(() => dsnBlob?.release());
+    if (this.o.metrics) {
+      const m = this.o.metrics.outbound;
+      if (c.sent.length) m.inc({ result: 'sent' }, c.sent.length);
+      if (c.deferred.length) m.inc({ result: 'deferred' }, c.deferred.length);
+      if (c.failed.length) m.inc({ result: 'failed' }, c.failed.length);
+    }
     for (const d of c.dsns) this.o.core.events.emit('stored', { blobId: d.blobId });
     for (const copy of copies) this.o.core.events.emit('delivered', copy);
   }

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { CoreError, domainOf, isValidAddress, type Core, type Mailbox, type User } from '../core/index.js';
 import type { BlobStore } from '../store/blobs.js';
 import type { AbsenceSettings } from '../store/types.js';
+import type { RuleNotices } from '../audit/metrics.js';
 import { buildAbsenceReply, DAY_MS, decideAbsenceReply, DEFAULT_PERIOD_DAYS, headerBlock, MIN_PERIOD_DAYS } from './absence.js';
 
 /** Who changes an absence: a user (owner or `manage` delegate, decided by Core), or the operator's administrator (CLI). */
@@ -129,6 +130,8 @@ export interface AbsenceResponderOptions {
   periodDays?: number;
   logger: Logger;
   now?: () => Date;
+  /** Counts each reply sent (metrics: rule notices, rule "absence"). */
+  notices?: RuleNotices;
 }
 
 /** The first bytes of a message, enough for its header block (the rest is never read). */
@@ -231,6 +234,7 @@ export class AbsenceResponder {
     } finally {
       blob.release();
     }
+    this.o.notices?.noticeSent('absence');
     this.log.info({ mailboxId: mailbox.id, to: target.kind }, 'absence reply sent');
   }
 }

@@ -8,6 +8,9 @@ import { domainOf, type Core } from '../core/index.js';
 import { sendDeliveredDsn } from './success-dsn.js';
 import type { AbsenceResponder } from '../policy/absence-service.js';
 import type { ContentPolicy } from '../policy/content-service.js';
+import type { Metrics } from '../audit/metrics.js';
+import type { UsageMeter } from '../audit/usage.js';
+import { meterRefusals } from './refusals.js';
 import { BlobSizeExceededError, type BlobStore } from '../store/blobs.js';
 import { serverTlsOptions } from '../pki/tls-server.js';
 import { peerChainFromTls, type TrustService } from '../trust/index.js';
@@ -30,6 +33,10 @@ export interface MxOptions {
   absence?: Pick<AbsenceResponder, 'afterDelivery'>;
   /** Medical-only content: bulk-looking mail is filed in "Non médical" instead of INBOX (policy/). */
   content?: ContentPolicy;
+  /** Usage indicators: the message's content-free rows, stored with it (audit/usage.ts). */
+  usage?: UsageMeter;
+  /** Prometheus: refusals by stage and enhanced code (audit/metrics.ts). */
+  metrics?: Metrics;
 }
 
 interface MxSessionState {
@@ -42,7 +49,7 @@ const state = new WeakMap<SMTPServerSession, MxSessionState>();
 export function createMxServer(o: MxOptions): SMTPServer {
   installEnhancedStatusPatch();
   const log = o.logger.child({ component: 'mx' });
-  const server: SMTPServer = new SMTPServer({
+  const server: SMTPServer = new SMTPServer(meterRefusals({
     name: o.hostname,
     banner: 'Caducée MSSanté MX',
     secure: false,
@@ -151,6 +158,7 @@ export function createMxServer(o: MxOptions): SMTPServer {
         const env = session.envelope;
         // Delivered, never refused: bulk-looking mail goes to its own folder, tagged (docs/policy.md).
         const filing = o.content ? await o.content.inboundFiling(blob.id, session.id) : null;
+        const usage = await o.usage?.received({ blobId: blob.id, envelopeFrom: env.mailFrom ? env.mailFrom.address : '', localMailboxIds: ids });
         const copies = await o.core.deliver({
           blobId: blob.id,
           size: blob.size,
@@ -159,8 +167,10 @@ export function createMxServer(o: MxOptions): SMTPServer {
           localMailboxIds: ids,
           remote: [],
           filing,
+          usage,
         });
         blob.release();
+        if (usage) o.usage!.committed(usage);
         log.info({ session: session.id, peer: st?.peerDn, size: blob.size, recipients: ids.length }, 'message accepted');
         const dsn = (env as any).dsn as { ret?: string | null; envid?: string | null } | undefined;
         // After the commit and off the reply path: the receipt DSN must not delay the 250.
@@ -190,7 +200,7 @@ export function createMxServer(o: MxOptions): SMTPServer {
         (e) => replyDataFailure(stream, e, o.maxMessageSize, cb, (err) => log.error({ err, session: session.id }, 'delivery failed')),
       );
     },
-  } as any);
+  } as any, o.metrics, 'mx'));
   server.on('error', (err: Error) => log.warn({ err: err.message }, 'mx connection error'));
   return server;
 }

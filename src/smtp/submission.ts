@@ -22,7 +22,10 @@ import type { TrustService } from '../trust/index.js';
 import type { AbsenceResponder } from '../policy/absence-service.js';
 import type { ContentPolicy, ContentSender } from '../policy/content-service.js';
 import { replyText } from '../policy/content.js';
+import type { Metrics } from '../audit/metrics.js';
+import type { UsageMeter } from '../audit/usage.js';
 import { rfc5322Date } from '../mime/date.js';
+import { meterRefusals } from './refusals.js';
 import { installEnhancedStatusPatch, replyDataFailure, receivedHeader, SMTPServer, smtpError, splitHeader } from './common.js';
 
 export interface SubmissionOptions {
@@ -45,6 +48,10 @@ export interface SubmissionOptions {
   absence?: Pick<AbsenceResponder, 'afterDelivery'>;
   /** Medical-only content: recipient limits and bulk refusals (policy/). */
   content?: ContentPolicy;
+  /** Usage indicators: the message's content-free rows, stored with it (audit/usage.ts). */
+  usage?: UsageMeter;
+  /** Prometheus: refusals by stage and enhanced code (audit/metrics.ts). */
+  metrics?: Metrics;
 }
 
 type Rcpt = { address: string; local?: number; domain?: string; notify?: NewQueueItem['notify']; orcpt?: string | null };
@@ -75,7 +82,7 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
   const log = o.logger.child({ component: o.implicitTls ? 'submissions' : 'submission' });
   const sasl = new SaslServer(o.auth);
   const chains = new WeakMap<SMTPServerSession, Uint8Array[]>();
-  const server: SMTPServer = new SMTPServer({
+  const server: SMTPServer = new SMTPServer(meterRefusals({
     name: o.hostname,
     banner: 'Caducée MSSanté submission',
     secure: o.implicitTls,
@@ -223,6 +230,13 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
         if (stream.sizeExceeded) throw new BlobSizeExceededError(o.maxMessageSize);
         const env = session.envelope;
         const dsn = (env as any).dsn as { ret?: string | null; envid?: string | null } | undefined;
+        const localIds = st.rcpts.filter((r) => r.local !== undefined).map((r) => r.local!);
+        const usage = await o.usage?.submitted({
+          blobId: blob.id,
+          senderMailboxId: st.senderMailboxId ?? null,
+          localMailboxIds: localIds,
+          remoteRecipients: st.rcpts.filter((r) => r.domain).map((r) => r.address),
+        });
         await o.core.deliver({
           blobId: blob.id,
           size: blob.size,
@@ -237,16 +251,17 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
           senderMailboxId: st.senderMailboxId ?? null,
           // Counted at commit, in the delivery's transaction: concurrent sessions cannot overshoot.
           dailyRecipients: o.content?.dailyCounter(st.user, st.sender, st.rcpts.length) ?? null,
+          usage,
         }).catch((e) => {
           const refusal = o.content?.refusalFor(e, st.user, st.sender, session.id);
           throw refusal ? smtpError(refusal.code, refusal.enhanced, replyText(refusal)) : e;
         });
         blob.release();
+        if (usage) o.usage!.committed(usage);
         // Golden rule 2: a message sent is activity of the sending mailbox (never its content).
         if (st.senderMailboxId !== undefined) await o.core.recordActivity([st.senderMailboxId], 'sent');
         log.info({ session: session.id, user: st.user.login, size: blob.size, local: st.rcpts.filter((r) => r.local).length, remote: st.rcpts.filter((r) => r.domain).length }, 'message submitted');
         // Local recipients who are away answer after the commit, off the reply path.
-        const localIds = st.rcpts.filter((r) => r.local !== undefined).map((r) => r.local!);
         if (o.absence && localIds.length) {
           const absence = o.absence;
           setImmediate(() => void absence.afterDelivery({ blobId: blob.id, envelopeFrom: env.mailFrom ? env.mailFrom.address : '', mailboxIds: localIds }));
@@ -256,7 +271,7 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
         (e) => replyDataFailure(stream, e, o.maxMessageSize, cb, (err) => log.error({ err, session: session.id }, 'submission failed')),
       );
     },
-  } as any);
+  } as any, o.metrics, 'submission'));
   server.on('error', (err: Error) => log.warn({ err: err.message }, 'submission connection error'));
   return server;
 }

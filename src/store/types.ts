@@ -47,6 +47,8 @@ export interface DeliveryRequest {
    * over `limit`, nothing is stored and deliver() throws DailyRecipientLimitError.
    */
   dailyRecipients?: { userId: number; day: string; count: number; limit: number } | null;
+  /** Content-free usage rows (audit/usage.ts), stored in the same transaction as the message. */
+  usage?: UsageRow[];
 }
 
 /** deliver() refused: the user's recipients of `day` would exceed `limit` (nothing was stored). */
@@ -384,9 +386,68 @@ export interface RulesStore {
 }
 
 /**
+ * One message counted for the usage indicators (docs/indicators.md): who (the mailbox's
+ * structure and type, never an address), which way, with what kind of attachment. No address,
+ * subject or content is ever stored here.
+ */
+export interface UsageRow {
+  /** ISO 8601 instant. */
+  at: string;
+  structureId: number | null;
+  mailboxType: MailboxType;
+  /** sent: by a mailbox of ours; received: into a mailbox of ours. */
+  flow: 'sent' | 'received';
+  /** internal: both ends at this operator; operator: another MSSanté operator; patient: Mon espace santé. */
+  peer: 'internal' | 'operator' | 'patient';
+  attachment: boolean;
+  xdm: boolean;
+}
+
+/** Message counts of one month for one (structure, mailbox type, flow, peer). */
+export interface UsageMessageCount {
+  structureId: number | null;
+  mailboxType: MailboxType;
+  flow: UsageRow['flow'];
+  peer: UsageRow['peer'];
+  messages: number;
+  withAttachment: number;
+  withXdm: number;
+}
+
+/** Mailbox counts of one month for one (structure, mailbox type). */
+export interface UsageMailboxCount {
+  structureId: number | null;
+  mailboxType: MailboxType;
+  /** Active at the end of the period. */
+  active: number;
+  created: number;
+  suspended: number;
+  deleted: number;
+}
+
+/** Authentication attempts (the auth audit trail, credential management excluded) of one month. */
+export interface UsageConnectionCount {
+  protocol: string;
+  method: string;
+  success: boolean;
+  count: number;
+}
+
+/** What the usage indicators and the metrics read (audit/); periods are [from, to) ISO instants. */
+export interface UsageStore {
+  usageMessages(from: string, to: string): Promise<UsageMessageCount[]>;
+  usageMailboxes(from: string, to: string): Promise<UsageMailboxCount[]>;
+  usageConnections(from: string, to: string): Promise<UsageConnectionCount[]>;
+  /** Queued outbound items and the enqueue time (epoch ms) of the oldest, null when empty. */
+  queueStats(): Promise<{ depth: number; oldestQueuedAt: number | null }>;
+  /** Full (not pending) web sessions neither revoked nor past their expiry at `now` (epoch ms). */
+  countLiveHttpSessions(now: number): Promise<number>;
+}
+
+/**
  * The whole store, as one engine (sqlite/, postgres/ later) implements it. Consumers that need
  * only part of it take the focused interface(s) above, or a Pick of them.
  */
-export interface Store extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, BlobMetaStore, AbsenceStore, RulesStore {
+export interface Store extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, BlobMetaStore, AbsenceStore, RulesStore, UsageStore {
   close(): Promise<void>;
 }

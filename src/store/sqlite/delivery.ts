@@ -74,6 +74,9 @@ export class SqliteDelivery extends SqlitePart implements DeliveryStore {
       for (const r of req.remote) {
         ins.run(req.blobId, req.size, req.envelopeFrom, r.recipient, r.domain.toLowerCase(), r.notify?.join(',') ?? null, r.orcpt, req.ret ?? null, req.envid ?? null, req.senderMailboxId ?? null, t, t);
       }
+      // Usage indicators: counted exactly when the message is committed (docs/indicators.md).
+      const usage = this.q('INSERT INTO usage_messages (at, structure_id, mailbox_type, flow, peer, attachment, xdm) VALUES (?, ?, ?, ?, ?, ?, ?)');
+      for (const u of req.usage ?? []) usage.run(u.at, u.structureId, u.mailboxType, u.flow, u.peer, u.attachment ? 1 : 0, u.xdm ? 1 : 0);
       return copies;
     })();
   }

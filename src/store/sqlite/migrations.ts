@@ -320,4 +320,40 @@ CREATE TABLE recipients_per_day (
 );
 `,
   },
+  {
+    version: 11,
+    name: 'usage indicators: content-free message rows, mailbox state history',
+    // Issue 10, docs/indicators.md. usage_messages: one row per message and way (sent by a
+    // mailbox of ours / received into one), written in the delivery's transaction: the
+    // mailbox's structure and type, the peer class, attachment and XDM flags — never an
+    // address, a subject or content. mailbox_state_changes: every state change, filled by a
+    // trigger whatever code path changed it (the monthly counts of suspended and deleted
+    // mailboxes, and which were active at a month's end). Mailboxes already suspended or
+    // deleted get one row at their last update.
+    sql: `
+CREATE TABLE usage_messages (
+  id INTEGER PRIMARY KEY,
+  at TEXT NOT NULL,
+  structure_id INTEGER REFERENCES structures(id),
+  mailbox_type TEXT NOT NULL CHECK (mailbox_type IN ('PER','ORG','APP','CAB')),
+  flow TEXT NOT NULL CHECK (flow IN ('sent','received')),
+  peer TEXT NOT NULL CHECK (peer IN ('internal','operator','patient')),
+  attachment INTEGER NOT NULL,
+  xdm INTEGER NOT NULL
+);
+CREATE INDEX usage_messages_at ON usage_messages(at);
+CREATE TABLE mailbox_state_changes (
+  id INTEGER PRIMARY KEY,
+  mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),
+  at TEXT NOT NULL,
+  state TEXT NOT NULL
+);
+CREATE INDEX mailbox_state_changes_at ON mailbox_state_changes(at);
+CREATE INDEX mailbox_state_changes_mailbox ON mailbox_state_changes(mailbox_id, at);
+CREATE TRIGGER mailbox_state_changed AFTER UPDATE OF state ON mailboxes WHEN NEW.state <> OLD.state BEGIN
+  INSERT INTO mailbox_state_changes (mailbox_id, at, state) VALUES (NEW.id, NEW.updated_at, NEW.state);
+END;
+INSERT INTO mailbox_state_changes (mailbox_id, at, state) SELECT id, updated_at, state FROM mailboxes WHERE state <> 'active';
+`,
+  },
 ];
