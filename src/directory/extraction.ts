@@ -60,9 +60,16 @@ function positions(header: HeaderMap): { pos: number[]; identity: boolean } {
   return r;
 }
 
+/** Set by field() when a value had spaces around it (the line is then not stored as it is). */
+let trimmed = false;
+
 function field(cols: string[], pos: number[], i: number): string {
   const p = pos[i];
-  return p < 0 ? '' : cols[p].trim();
+  if (p < 0) return '';
+  const raw = cols[p];
+  const v = raw.trim();
+  if (v.length !== raw.length) trimmed = true;
+  return v;
 }
 
 /** Parses one data line into an entry, or says why it is rejected. */
@@ -72,6 +79,7 @@ export function parseLine(line: string, header: HeaderMap): LineResult {
   // A trailing '|' (one empty extra field) is tolerated.
   if (cols.length !== n && !(cols.length === n + 1 && cols[n] === '')) return { ok: false, reason: `${cols.length} fields where the header has ${n}` };
   const { pos: p, identity } = positions(header);
+  trimmed = false;
   // One object literal with every field: a single hidden class for millions of lines.
   const f: ExtractionFields = {
     balType: field(cols, p, 0), address: field(cols, p, 1), ppIdType: field(cols, p, 2), ppId: field(cols, p, 3), ppNatId: field(cols, p, 4),
@@ -85,7 +93,7 @@ export function parseLine(line: string, header: HeaderMap): LineResult {
   const r = entryFromFields(f, 'national');
   // The line itself is the stored form when its columns are in the published order, untrimmed
   // and the type already upper case (the usual case): no need to join 31 fields again.
-  if (r.ok && identity && cols.length === n && r.entry.balType === cols[0] && !/\|\s|\s\|/.test(line) && line.trim() === line) r.entry.line = line;
+  if (r.ok && identity && cols.length === n && !trimmed && r.entry.balType === cols[0]) r.entry.line = line;
   return r;
 }
 
@@ -117,7 +125,8 @@ export function entryFromFields(f: ExtractionFields, source: 'national' | 'local
     description: extra?.description ?? '',
     ownerUserId: extra?.ownerUserId ?? null,
   };
-  entry.sortKey = entrySortKey(entry);
+  // Only our own mailboxes are sorted by it (in memory); national entries keep the extraction order.
+  if (source === 'local') entry.sortKey = entrySortKey(entry);
   return { ok: true, entry };
 }
 

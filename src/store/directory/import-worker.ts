@@ -2,14 +2,14 @@
 // main thread reads and parses the extraction (snapshot-writer.ts, SqliteSnapshotWriter).
 import { parentPort, workerData } from 'node:worker_threads';
 import { SnapshotBuilder } from './snapshot-builder.js';
-import { decodeBatch } from './snapshot-format.js';
+import { ROW_FIELDS, splitBatch } from './snapshot-format.js';
 
 const port = parentPort!;
 let builder: SnapshotBuilder | undefined;
 let failed = false;
 
 try {
-  builder = new SnapshotBuilder(workerData.dataDir, workerData.tmpFile, false);
+  builder = new SnapshotBuilder(workerData.dataDir, workerData.tmpFile);
 } catch (e: any) {
   failed = true;
   port.postMessage({ type: 'error', message: `cannot create the new directory snapshot: ${e.message}` });
@@ -22,7 +22,8 @@ port.on('message', (m: any) => {
   }
   try {
     if (m.type === 'rows') {
-      for (const r of decodeBatch(m.batch)) builder.add(r);
+      const c = splitBatch(m.batch);
+      for (let i = 0; i + ROW_FIELDS <= c.length; i += ROW_FIELDS) builder.addAt(c, i);
       port.postMessage({ type: 'ack' });
     } else if (m.type === 'call' && m.op === 'ready') {
       port.postMessage({ type: 'reply', id: m.id, value: true });

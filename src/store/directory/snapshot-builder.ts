@@ -6,15 +6,19 @@ import Database from 'better-sqlite3';
 import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { ADDR_DDL, DirectoryStoreError, SCHEMA_VERSION, SNAPSHOT_DDL, SNAPSHOT_FILE, type Row } from './snapshot-format.js';
-import type { Rejection, SnapshotInfo, SnapshotWriter } from './types.js';
-
-/** Code tokens that are only ever matched whole (never expanded from a prefix). */
-const WHOLE_ONLY = /^(t_|k_|pp_|st_|p_|s_)/;
-
-/** Past this many distinct terms, the vocabulary is dropped (the snapshot is marked partial). */
-const VOCABULARY_CAP = 1_500_000;
+import type { ImportPhases, Rejection, SnapshotInfo, SnapshotWriter } from './types.js';
 
 export type CommitMeta = Parameters<SnapshotWriter['commit']>[0];
+
+/** What the builder's commit needs besides the summary. */
+export interface CommitOptions {
+  /** Start of the import (Date.now()), for its duration. */
+  started: number;
+  /** Time spent reading and parsing until the commit (the reading thread's figure). */
+  readMs: number;
+  /** The vocabulary's terms, sorted (vocabulary.ts); undefined when past its cap. */
+  vocabulary: string[] | undefined;
+}
 
 /** A private file being built: no journal, no fsync per transaction (one fsync at the end). */
 function openBuildFile(file: string): Database.Database {
@@ -29,32 +33,6 @@ function openBuildFile(file: string): Database.Database {
 }
 
 /**
- * The trigram index of addresses, built in a side file by the reading thread (it has spare
- * time while the other thread inserts), then copied into the snapshot by the builder.
- */
-export class AddressIndexBuilder {
-  private readonly db: Database.Database;
-  private readonly ins: Database.Statement;
-  constructor(readonly file: string) {
-    this.db = openBuildFile(file);
-    this.db.exec(ADDR_DDL);
-    this.ins = this.db.prepare('INSERT INTO addr (rowid, a) VALUES (?, ?)');
-    this.db.exec('BEGIN');
-  }
-  add(rank: number, addressLc: string) {
-    this.ins.run(rank, addressLc);
-  }
-  finish() {
-    this.db.exec('COMMIT');
-    this.db.close();
-  }
-  abort() {
-    if (this.db.open) this.db.close();
-    rmSync(this.file, { force: true });
-  }
-}
-
-/**
  * Builds the new snapshot file (synchronously, on whichever thread owns it) and switches to it.
  * Used in-process, or inside the import worker (import-worker.ts) so that parsing and SQLite
  * run on two cores.
@@ -64,35 +42,26 @@ export class SnapshotBuilder {
   private readonly insEntry: Database.Statement;
   private readonly insNames: Database.Statement;
   private readonly insAll: Database.Statement;
-  private readonly insAddr: Database.Statement | undefined;
+  private readonly insAddr: Database.Statement;
   private readonly firstLineOf: Database.Statement;
   private readonly dups: Rejection[] = [];
-  private readonly dupRows: [number, string][] = [];
   private closed = false;
   private imported = 0;
-  /**
-   * The distinct terms of fts_all but whole-only codes, kept so that a prefix query can be
-   * rewritten into its few whole terms, which FTS5 streams lazily (a raw prefix query merges every
-   * matching doclist first). Its size follows the vocabulary (names, places), not the number of
-   * lines; past VOCABULARY_CAP terms the snapshot is marked partial and prefix queries go to
-   * FTS5 as they are.
-   */
-  private vocabulary: Set<string> | undefined = new Set();
+  /** Time spent in add(): the insert phase. */
+  private insertMs = 0;
 
-  /** `ownAddressIndex`: build the trigram index here too (else it comes from an AddressIndexBuilder file). */
   constructor(
     readonly dataDir: string,
     readonly tmpFile: string,
-    readonly ownAddressIndex: boolean,
   ) {
     this.db = openBuildFile(tmpFile);
     try {
       this.db.exec(SNAPSHOT_DDL);
-      if (ownAddressIndex) this.db.exec(ADDR_DDL);
+      this.db.exec(ADDR_DDL);
       this.insEntry = this.db.prepare('INSERT OR IGNORE INTO entries (rank, line_no, address_lc, pp_key, st_key, kind, f) VALUES (?,?,?,?,?,?,?)');
       this.insNames = this.db.prepare('INSERT INTO fts_names (rowid, t) VALUES (?, ?)');
       this.insAll = this.db.prepare('INSERT INTO fts_all (rowid, t) VALUES (?, ?)');
-      this.insAddr = ownAddressIndex ? this.db.prepare('INSERT INTO addr (rowid, a) VALUES (?, ?)') : undefined;
+      this.insAddr = this.db.prepare('INSERT INTO addr (rowid, a) VALUES (?, ?)');
       this.firstLineOf = this.db.prepare('SELECT line_no FROM entries WHERE address_lc = ?').pluck();
       this.db.exec('BEGIN');
     } catch (e) {
@@ -102,57 +71,45 @@ export class SnapshotBuilder {
   }
 
   add(r: Row) {
-    if (this.insEntry.run(r[0], r[1], r[2], r[3], r[4], r[5], r[6]).changes === 0) {
-      // The same address twice: the first line wins, later ones are rejected.
-      this.dups.push({ line: r[1], reason: `duplicate Adresse BAL ${r[2]} (first on line ${this.firstLineOf.get(r[2])})` });
-      this.dupRows.push([r[0], r[2]]);
-      return;
-    }
-    this.imported++;
-    if (r[7]) this.insNames.run(r[0], r[7]);
-    this.insAll.run(r[0], r[8]);
-    this.insAddr?.run(r[0], r[2]);
-    const v = this.vocabulary;
-    if (v) {
-      for (const t of r[8].split(' ')) if (t && !WHOLE_ONLY.test(t)) v.add(t);
-      if (v.size > VOCABULARY_CAP) this.vocabulary = undefined;
-    }
+    this.addAt(r as unknown as ArrayLike<string | number>, 0);
   }
 
-  commit(meta: CommitMeta, o: { started: number; addressIndexFile?: string }, onPhase?: (phase: string) => void): SnapshotInfo {
+  /** Adds the row at `c[i]` … `c[i + ROW_FIELDS - 1]` (a Row, or a split batch where numbers are text). */
+  addAt(c: ArrayLike<string | number>, i: number) {
+    const t0 = performance.now();
+    const rank = +c[i];
+    const address = c[i + 2] as string;
+    if (this.insEntry.run(rank, +c[i + 1], address, c[i + 3], c[i + 4], c[i + 5], c[i + 6]).changes === 0) {
+      // The same address twice: the first line wins, later ones are rejected.
+      this.dups.push({ line: +c[i + 1], reason: `duplicate Adresse BAL ${address} (first on line ${this.firstLineOf.get(address)})` });
+    } else {
+      this.imported++;
+      if (c[i + 7]) this.insNames.run(rank, c[i + 7]);
+      this.insAll.run(rank, c[i + 8]);
+      this.insAddr.run(rank, address);
+    }
+    this.insertMs += performance.now() - t0;
+  }
+
+  commit(meta: CommitMeta, o: CommitOptions, onPhase?: (phase: string) => void): SnapshotInfo {
     const db = this.db;
     const imported = this.imported;
     if (imported === 0) throw new DirectoryStoreError('no valid line in the extraction: the previous directory stays in force');
     onPhase?.('indexing');
-    const vocabulary = this.vocabulary ? 'complete' : 'partial';
-    if (this.vocabulary) {
+    let t0 = performance.now();
+    const vocabulary = o.vocabulary ? 'complete' : 'partial';
+    if (o.vocabulary) {
       const ins = db.prepare('INSERT INTO vocab (term) VALUES (?)');
-      for (const t of [...this.vocabulary].sort()) ins.run(t);
-      this.vocabulary = undefined;
-    }
-    if (o.addressIndexFile) {
-      // The side file's FTS5 shadow tables (FTS5 §"Shadow tables": _data, _idx, _config) become ours.
-      db.exec(`ATTACH DATABASE '${o.addressIndexFile.replace(/'/g, "''")}' AS side`);
-      db.exec(ADDR_DDL);
-      // Shadow tables are write-protected (SQLITE_DBCONFIG_DEFENSIVE) except in unsafe mode: only for this copy.
-      db.unsafeMode(true);
-      db.exec('DELETE FROM addr_data; DELETE FROM addr_idx; DELETE FROM addr_config');
-      db.exec('INSERT INTO addr_data SELECT * FROM side.addr_data; INSERT INTO addr_idx SELECT * FROM side.addr_idx; INSERT INTO addr_config SELECT * FROM side.addr_config');
-      db.unsafeMode(false);
-      db.exec('COMMIT');
-      db.exec('DETACH DATABASE side');
-      db.exec('BEGIN');
-      rmSync(o.addressIndexFile, { force: true });
-      // Duplicates were indexed there before we knew: take them out (contentless delete, FTS5 §6.8).
-      const del = db.prepare("INSERT INTO addr (addr, rowid, a) VALUES ('delete', ?, ?)");
-      for (const [rank, a] of this.dupRows) del.run(rank, a);
+      for (const t of o.vocabulary) ins.run(t);
     }
     db.exec("CREATE INDEX entries_pp ON entries (pp_key, rank) WHERE pp_key <> ''");
     db.exec("CREATE INDEX entries_st ON entries (st_key, kind, rank) WHERE st_key <> ''");
     db.exec('COMMIT');
+    const indexMs = performance.now() - t0;
 
     // Comparison with the snapshot in force (by address; a changed line is any field changed).
     onPhase?.('comparing');
+    t0 = performance.now();
     const current = path.join(this.dataDir, SNAPSHOT_FILE);
     let added = imported;
     let removed = 0;
@@ -160,6 +117,8 @@ export class SnapshotBuilder {
     if (existsSync(current)) {
       try {
         db.exec(`ATTACH DATABASE '${current.replace(/'/g, "''")}' AS prev`); // only read
+        // Not through mmap: it halves this phase's time at 1M lines, but both files' pages then
+        // count in the import's RSS (over 1 GB at 1M lines, against a 300 MB bound).
         const prevCount = (db.prepare('SELECT COUNT(*) n FROM prev.entries').get() as any).n as number;
         const r = db.prepare('SELECT COUNT(*) same, COALESCE(SUM(p.f <> e.f), 0) changed FROM entries e JOIN prev.entries p ON p.address_lc = e.address_lc').get() as any;
         added = imported - r.same;
@@ -173,7 +132,9 @@ export class SnapshotBuilder {
         } catch {}
       }
     }
+    const compareMs = performance.now() - t0;
     const now = new Date();
+    const phases: ImportPhases = { readMs: Math.round(o.readMs), insertMs: Math.round(this.insertMs), indexMs: Math.round(indexMs), compareMs: Math.round(compareMs), swapMs: 0 };
     const info: SnapshotInfo = {
       ...meta,
       generation: `${now.toISOString()}#${process.pid}`,
@@ -185,12 +146,14 @@ export class SnapshotBuilder {
       removed,
       changed,
       durationMs: Date.now() - o.started,
+      phases,
     };
     const put = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)');
     put.run('schema', String(SCHEMA_VERSION));
     put.run('info', JSON.stringify(info));
     put.run('vocabulary', vocabulary);
     onPhase?.('switching');
+    t0 = performance.now();
     db.close();
     this.closed = true;
     // Durable before it becomes visible: fsync the file, rename over (atomic), fsync the directory.
@@ -203,6 +166,8 @@ export class SnapshotBuilder {
       fsyncSync(dfd);
       closeSync(dfd);
     } catch {}
+    phases.swapMs = Math.round(performance.now() - t0); // in the returned summary (the stored one was written before)
+    info.durationMs = Date.now() - o.started;
     return info;
   }
 

@@ -62,29 +62,50 @@ export const ADDR_DDL = `CREATE VIRTUAL TABLE addr USING fts5(a, content='', col
 
 /** One row of a new snapshot, computed on the reading thread, which also gives the rank. */
 export type Row = [rank: number, lineNo: number, addressLc: string, ppKey: string, stKey: string, kind: string, fields: string, names: string, all: string];
+/** Fields of a Row. */
+export const ROW_FIELDS = 9;
 
-export function rowOf(rank: number, e: DirectoryEntry, t: EntryTokens, lineNo: number): Row {
-  // fts_all: a person's name words as "n_word", a structure's display name as "m_word" (name
-  // conditions stay exact next to filters, and person-only ones never scan structures), the
-  // other words as they are, then the code tokens. FTS5 ignores repeats.
+/** fts_names text: the name tokens, space-separated. */
+function namesText(t: EntryTokens): string {
+  const n = t.names;
+  if (!n.length) return '';
+  let s = n[0];
+  for (let i = 1; i < n.length; i++) s += ' ' + n[i];
+  return s;
+}
+
+/**
+ * fts_all text: a person's name words as "n_word", a structure's display name as "m_word" (name
+ * conditions stay exact next to filters, and person-only ones never scan structures), the other
+ * words as they are, then the code tokens. FTS5 ignores repeats.
+ */
+function allText(t: EntryTokens): string {
   let all = '';
   const ns = t.isPerson ? 'n_' : 'm_';
   for (const w of t.names) all += ns + w + ' ';
-  for (const col of [t.org, t.work, t.place, t.other]) for (const w of col) all += w + ' ';
-  let names = '';
-  for (const w of t.names) names += (names ? ' ' : '') + w;
-  return [rank, lineNo, e.address.toLowerCase(), e.ppKey, e.stKey, e.kind, encodeFields(e), names, all + t.codes.join(' ')];
+  for (const w of t.org) all += w + ' ';
+  for (const w of t.work) all += w + ' ';
+  for (const w of t.place) all += w + ' ';
+  for (const w of t.other) all += w + ' ';
+  const c = t.codes;
+  for (let i = 0; i < c.length; i++) all += i ? ' ' + c[i] : c[i];
+  return all;
 }
 
-/** Batches of rows sent to the import worker: fields separated by \u0001, rows by \u0002. */
+export function rowOf(rank: number, e: DirectoryEntry, t: EntryTokens, lineNo: number): Row {
+  return [rank, lineNo, e.address.toLowerCase(), e.ppKey, e.stKey, e.kind, encodeFields(e), namesText(t), allText(t)];
+}
+
+/**
+ * Batches of rows sent to the import worker: one string, every field followed by FS (ROW_FIELDS
+ * per row), so that the worker splits a batch once. Fields never hold FS: they come from
+ * '|'-separated text lines and normalised tokens.
+ */
 export const FS = '\u0001';
-export const RS = '\u0002';
 
-export function decodeBatch(batch: string): Row[] {
-  const rows: Row[] = [];
-  for (const line of batch.split(RS)) {
-    const c = line.split(FS);
-    rows.push([Number(c[0]), Number(c[1]), c[2], c[3], c[4], c[5], c[6], c[7], c[8]]);
-  }
-  return rows;
+export function rowText(rank: number, e: DirectoryEntry, t: EntryTokens, lineNo: number): string {
+  return rank + FS + lineNo + FS + e.address.toLowerCase() + FS + e.ppKey + FS + e.stKey + FS + e.kind + FS + encodeFields(e) + FS + namesText(t) + FS + allText(t) + FS;
 }
+
+/** The fields of a batch (ROW_FIELDS per row, in Row order; numbers as text). */
+export const splitBatch = (batch: string): string[] => batch.split(FS);

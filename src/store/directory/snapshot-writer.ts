@@ -6,8 +6,9 @@ import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import type { DirectoryEntry } from '../../directory-model/entry.js';
 import type { EntryTokens } from '../../directory-model/tokens.js';
-import { AddressIndexBuilder, SnapshotBuilder, type CommitMeta } from './snapshot-builder.js';
-import { DirectoryStoreError, FS, RS, rowOf, SNAPSHOT_FILE } from './snapshot-format.js';
+import { SnapshotBuilder, type CommitMeta, type CommitOptions } from './snapshot-builder.js';
+import { DirectoryStoreError, rowOf, rowText, SNAPSHOT_FILE } from './snapshot-format.js';
+import { Vocabulary } from './vocabulary.js';
 import type { SnapshotInfo, SnapshotWriter } from './types.js';
 
 /** Guards against two imports at once: a lock file holding the importer's pid. */
@@ -38,18 +39,19 @@ const MAX_IN_FLIGHT = 8;
 
 /**
  * The import's writer: rows are built here and stored by a SnapshotBuilder, in a worker thread
- * when possible (two cores: parsing and the address index here, the rest there), else in this
+ * when possible (two cores: reading and parsing here, SQLite there), else in this
  * thread.
  */
 export class SqliteSnapshotWriter implements SnapshotWriter {
   private readonly lockFile: string;
   private readonly tmpFile: string;
-  private readonly addrFile: string;
   private readonly started = Date.now();
   private builder?: SnapshotBuilder;
-  private addrIndex?: AddressIndexBuilder;
   private worker?: Worker;
-  private batch: string[] = [];
+  /** Rows not yet sent to the worker (rowText), and how many. */
+  private batch = '';
+  private batchRows = 0;
+  private readonly vocabulary = new Vocabulary();
   private inFlight = 0;
   private drained: (() => void) | undefined;
   private failure: Error | undefined;
@@ -64,7 +66,6 @@ export class SqliteSnapshotWriter implements SnapshotWriter {
     this.lockFile = path.join(dataDir, `${SNAPSHOT_FILE}.lock`);
     takeLock(this.lockFile);
     this.tmpFile = path.join(dataDir, `${SNAPSHOT_FILE}.import-${process.pid}`);
-    this.addrFile = path.join(dataDir, `${SNAPSHOT_FILE}.import-${process.pid}-addresses`);
   }
 
   /**
@@ -76,20 +77,17 @@ export class SqliteSnapshotWriter implements SnapshotWriter {
     try {
       if (opts.threaded ?? true) {
         try {
-          w.addrIndex = new AddressIndexBuilder(w.addrFile);
           await w.startWorker();
           return w;
         } catch (e: any) {
           opts.onFallback?.(`import worker unavailable (${e.message}); importing in one thread`);
-          w.addrIndex?.abort();
-          w.addrIndex = undefined;
           await w.worker?.terminate().catch(() => {});
           w.worker = undefined;
           w.failure = undefined;
           w.done = false;
         }
       }
-      w.builder = new SnapshotBuilder(dataDir, w.tmpFile, true);
+      w.builder = new SnapshotBuilder(dataDir, w.tmpFile);
     } catch (e) {
       await w.abort();
       throw e;
@@ -152,18 +150,19 @@ export class SqliteSnapshotWriter implements SnapshotWriter {
 
   add(e: DirectoryEntry, t: EntryTokens, lineNo: number) {
     if (this.failure) throw this.failure;
-    const r = rowOf(++this.rank, e, t, lineNo);
-    if (this.builder) return this.builder.add(r);
-    this.addrIndex!.add(r[0], r[2]);
-    this.batch.push(r.join(FS));
-    if (this.batch.length >= BATCH_ROWS) this.flush();
+    this.vocabulary.add(t);
+    const rank = ++this.rank;
+    if (this.builder) return this.builder.add(rowOf(rank, e, t, lineNo));
+    this.batch += rowText(rank, e, t, lineNo);
+    if (++this.batchRows >= BATCH_ROWS) this.flush();
   }
 
   private flush() {
-    if (!this.batch.length || !this.worker) return;
+    if (!this.batchRows || !this.worker) return;
     this.inFlight++;
-    this.worker.postMessage({ type: 'rows', batch: this.batch.join(RS) });
-    this.batch = [];
+    this.worker.postMessage({ type: 'rows', batch: this.batch });
+    this.batch = '';
+    this.batchRows = 0;
   }
 
   /** Resolves when the worker has caught up enough (bounded memory between the two threads). */
@@ -178,12 +177,12 @@ export class SqliteSnapshotWriter implements SnapshotWriter {
   async commit(meta: CommitMeta, onPhase?: (phase: string) => void): Promise<SnapshotInfo> {
     try {
       let info: SnapshotInfo;
-      if (this.builder) info = this.builder.commit(meta, { started: this.started }, onPhase);
+      const o: CommitOptions = { started: this.started, readMs: Date.now() - this.started, vocabulary: this.vocabulary.terms() };
+      if (this.builder) info = this.builder.commit(meta, o, onPhase);
       else {
         this.flush();
-        this.addrIndex!.finish();
         this.onPhase = onPhase;
-        info = await this.call('commit', { meta, o: { started: this.started, addressIndexFile: this.addrFile } });
+        info = await this.call('commit', { meta, o });
       }
       this.done = true;
       await this.worker?.terminate();
@@ -198,13 +197,11 @@ export class SqliteSnapshotWriter implements SnapshotWriter {
   async abort() {
     this.done = true;
     this.builder?.abort();
-    this.addrIndex?.abort();
     if (this.worker) {
       await this.worker.terminate().catch(() => {});
       this.worker = undefined;
     }
     rmSync(this.tmpFile, { force: true });
-    rmSync(this.addrFile, { force: true });
     rmSync(this.lockFile, { force: true });
   }
 }

@@ -49,6 +49,21 @@ export interface SnapshotInfo {
   /** The first rejections (line numbers and reasons), at most 1000. */
   rejections: Rejection[];
   durationMs: number;
+  /** Where the import's time went (milliseconds), for benchmarks; absent in older snapshots. */
+  phases?: ImportPhases;
+}
+
+/**
+ * Phases of an import: reading and parsing (the reading thread, until the last line is handed
+ * over), inserting rows (the SQLite thread, overlapping the reading), building the indexes after
+ * the load, comparing with the previous snapshot, and the durable switch (fsync, rename).
+ */
+export interface ImportPhases {
+  readMs: number;
+  insertMs: number;
+  indexMs: number;
+  compareMs: number;
+  swapMs: number;
 }
 
 /** Read side of the current snapshot. Methods resolve immediately when there is no snapshot yet. */
@@ -71,7 +86,7 @@ export interface SnapshotWriter {
   /** Resolves when the writer can take more lines (bounded memory when it works in another thread). */
   drain?(): Promise<void>;
   /** Finishes the snapshot (indexes, duplicates, comparison with the previous one) and switches to it. */
-  commit(meta: Omit<SnapshotInfo, 'generation' | 'importedAt' | 'imported' | 'added' | 'removed' | 'changed' | 'durationMs'>, onPhase?: (phase: string) => void): Promise<SnapshotInfo>;
+  commit(meta: Omit<SnapshotInfo, 'generation' | 'importedAt' | 'imported' | 'added' | 'removed' | 'changed' | 'durationMs' | 'phases'>, onPhase?: (phase: string) => void): Promise<SnapshotInfo>;
   /** Drops the unfinished snapshot; the previous one stays in force. */
   abort(): Promise<void>;
 }
