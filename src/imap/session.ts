@@ -12,7 +12,7 @@ import { AccessDenied, CoreError, NotFound, type User } from '../core/index.js';
 import { peerCertificateChain } from '../trust/index.js';
 import { aclCommands } from './commands/acl.js';
 import { authCommands, capabilities } from './commands/auth.js';
-import type { Handlers, ImapServices, SessionContext, SessionState } from './commands/context.js';
+import { writeFlagList, type Handlers, type ImapServices, type SessionContext, type SessionState } from './commands/context.js';
 import { endIdle, idleCommands, pushIdleUpdates } from './commands/idle.js';
 import { mailboxCommands } from './commands/mailboxes.js';
 import { selectedCommands } from './commands/selected.js';
@@ -268,7 +268,8 @@ export class ImapSession implements SessionContext {
   private writeUpdates(updates: ViewUpdate[]) {
     for (const u of updates) {
       // RFC 7162 §3.2.10: with QRESYNC enabled, VANISHED replaces EXPUNGE.
-      if (u.kind === 'expunge') this.write(this.qresync ? `* VANISHED ${u.uid}\r\n` : `* ${u.seq} EXPUNGE\r\n`);
+      if (u.kind === 'keywords') writeFlagList(this, this.view!);
+      else if (u.kind === 'expunge') this.write(this.qresync ? `* VANISHED ${u.uid}\r\n` : `* ${u.seq} EXPUNGE\r\n`);
       else if (u.kind === 'exists') {
         this.write(`* ${u.count} EXISTS\r\n`);
         if (!this.rev2) this.write(`* ${this.view!.messages.filter((m) => m.recent).length} RECENT\r\n`);

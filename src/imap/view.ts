@@ -10,7 +10,13 @@ export type ViewMessage = FolderMessage;
 export type ViewUpdate =
   | { kind: 'expunge'; seq: number; uid: number }
   | { kind: 'exists'; count: number }
-  | { kind: 'flags'; seq: number; msg: ViewMessage };
+  | { kind: 'flags'; seq: number; msg: ViewMessage }
+  /** New keywords appeared: `flags` is the folder's whole flag list, to send as FLAGS (and PERMANENTFLAGS) before any FETCH shows them. */
+  | { kind: 'keywords'; flags: string[] };
+
+/** RFC 9051 §2.3.2 system flags (\Recent is session state, never listed in FLAGS). */
+export const SYSTEM_FLAGS = ['\\Answered', '\\Flagged', '\\Deleted', '\\Seen', '\\Draft'];
+const isSystem = (f: string) => SYSTEM_FLAGS.some((s) => s.toLowerCase() === f.toLowerCase()) || f.toLowerCase() === '\\recent';
 
 const sameFlags = (a: string[], b: string[]) => a.length === b.length && a.every((f) => b.some((g) => g.toLowerCase() === f.toLowerCase()));
 
@@ -21,6 +27,12 @@ export class FolderView {
   modseq: number;
   /** UIDs expunged by others but not yet announced (held back during FETCH/STORE/SEARCH). */
   private pendingExpunges = new Set<number>();
+  /**
+   * Keywords (and flag extensions) this session was told about in an untagged FLAGS response,
+   * by lower-cased name (flags compare case-insensitively). RFC 9051 §7.3.5 / RFC 3501 §7.2.6:
+   * the client records the FLAGS list, so no FETCH may show a flag outside it.
+   */
+  private announced = new Map<string, string>();
 
   constructor(
     readonly folderId: number,
@@ -33,6 +45,28 @@ export class FolderView {
     this.messages = msgs.map((m) => ({ ...m }));
     for (const m of this.messages) this.byUid.set(m.uid, m);
     this.modseq = modseq;
+    this.announceNew(this.messages.map((m) => m.flags));
+  }
+
+  /** The flag list to send in FLAGS (and, with \\*, in PERMANENTFLAGS): system flags, then every keyword announced. */
+  get flagList(): string[] {
+    return [...SYSTEM_FLAGS, ...this.announced.values()];
+  }
+
+  /**
+   * Records the keywords of `lists` that were not announced yet; true when there were any (the
+   * caller then sends FLAGS with `flagList` before the FETCH responses showing them).
+   */
+  announceNew(lists: Iterable<string[]>): boolean {
+    let added = false;
+    for (const flags of lists) {
+      for (const f of flags) {
+        if (isSystem(f) || this.announced.has(f.toLowerCase())) continue;
+        this.announced.set(f.toLowerCase(), f);
+        added = true;
+      }
+    }
+    return added;
   }
 
   get exists(): number {
@@ -110,6 +144,9 @@ export class FolderView {
     }
     // Expunges first, then flag changes numbered after them, then the new count (RFC 9051 §7.5.1).
     if (allowExpunge) updates.push(...this.flushExpunges());
+    // RFC 9051 §7.3.5: keywords set by other sessions or carried by new messages are announced
+    // by FLAGS before the FETCH responses below (and any later FETCH of the new messages).
+    if (this.announceNew([...flagged, ...added].map((m) => m.flags))) updates.push({ kind: 'keywords', flags: this.flagList });
     for (const m of flagged) {
       const seq = this.seqOf(m.uid);
       if (seq !== undefined) updates.push({ kind: 'flags', seq, msg: m });

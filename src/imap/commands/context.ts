@@ -124,6 +124,22 @@ export async function requireRight(ctx: SessionContext, access: MailboxAccess, r
   if (!acl.includes(right)) throw no('NOPERM', `you do not have the right to do this on ${access.mailbox.address} (RFC 4314 right "${right}" missing)`);
 }
 
+/**
+ * Untagged FLAGS and PERMANENTFLAGS for the selected folder: at SELECT, and again whenever a
+ * keyword the session was not told about is about to show in a FETCH (RFC 9051 §7.3.5 FLAGS,
+ * whose list the client records; §7.1 PERMANENTFLAGS, with \* as keywords may be created).
+ */
+export function writeFlagList(ctx: SessionContext, v: FolderView) {
+  const flags = v.flagList;
+  ctx.write(`* FLAGS (${flags.join(' ')})\r\n`);
+  ctx.write(`* OK [PERMANENTFLAGS (${v.readOnly ? '' : [...flags, '\\*'].join(' ')})] ${v.readOnly ? 'read-only' : 'flags permitted'}\r\n`);
+}
+
+/** Announces (FLAGS, PERMANENTFLAGS) the keywords among `lists` the session was not told about yet; call before writing FETCH responses showing them. */
+export function announceKeywords(ctx: SessionContext, v: FolderView, lists: Iterable<string[]>) {
+  if (v.announceNew(lists)) writeFlagList(ctx, v);
+}
+
 export function notifyChanged(ctx: SessionContext, folderId: number) {
   ctx.s.core.events.emit('folder-changed', { folderId });
 }

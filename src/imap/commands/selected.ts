@@ -10,9 +10,7 @@ import { runSearch } from '../search.js';
 import { sortItems, threadOrderedSubject, threadReferences, threadToString, type SortItem } from '../sort-thread.js';
 import { FolderView } from '../view.js';
 import { checkQuota } from './acl.js';
-import { destinationFolder, folderOf, nameOut, notifyChanged, type Handlers, type SessionContext } from './context.js';
-
-const SYSTEM_FLAGS = ['\\Answered', '\\Flagged', '\\Deleted', '\\Seen', '\\Draft'];
+import { announceKeywords, destinationFolder, folderOf, nameOut, notifyChanged, writeFlagList, type Handlers, type SessionContext } from './context.js';
 
 export const selectedCommands = {
   SELECT: (ctx, cmd) => selectCommand(ctx, cmd),
@@ -83,13 +81,10 @@ async function select(ctx: SessionContext, name: string, readOnly: boolean, qres
   const view = new FolderView(folder.id, r.access.mailbox.id, ro, folder.uidValidity, msgs, st.highestModseq);
   ctx.view = view;
   ctx.state = 'selected';
-  const keywords = new Set<string>();
-  for (const m of msgs) for (const f of m.flags) if (!f.startsWith('\\')) keywords.add(f);
-  const flags = [...SYSTEM_FLAGS, ...keywords];
   ctx.write(`* ${msgs.length} EXISTS\r\n`);
   if (!ctx.rev2) ctx.write(`* ${msgs.filter((m) => m.recent).length} RECENT\r\n`);
-  ctx.write(`* FLAGS (${flags.join(' ')})\r\n`);
-  ctx.write(`* OK [PERMANENTFLAGS (${ro ? '' : [...flags, '\\*'].join(' ')})] ${ro ? 'read-only' : 'flags permitted'}\r\n`);
+  // RFC 9051 §7.3.5: FLAGS lists every keyword present in the folder (the view recorded them as announced).
+  writeFlagList(ctx, view);
   const firstUnseen = msgs.findIndex((m) => !m.flags.some((f) => f.toLowerCase() === '\\seen'));
   if (firstUnseen >= 0 && !ctx.rev2) ctx.write(`* OK [UNSEEN ${firstUnseen + 1}] first unseen\r\n`);
   ctx.write(`* OK [UIDVALIDITY ${folder.uidValidity}] UIDs valid\r\n`);
@@ -233,6 +228,8 @@ async function fetchMessages(ctx: SessionContext, byUid: boolean, cmd: Extract<C
     }
     let withFlags = flagsChanged && !attrs.some((a) => a.kind === 'flags') ? [...attrs, { kind: 'flags' as const }] : attrs;
     if (flagsChanged && ctx.condstore && !withFlags.some((a) => a.kind === 'modseq')) withFlags = [...withFlags, { kind: 'modseq' as const }];
+    // RFC 9051 §7.3.5: never show a keyword the session was not told about (normally all are).
+    if (withFlags.some((a) => a.kind === 'flags')) announceKeywords(ctx, v, [m.flags]);
     await fetchMessage(fetchCtx, t.seq, m, withFlags, ctx.flagsOut(m));
   }
   if (setsSeen) notifyChanged(ctx, v.folderId);
@@ -284,6 +281,9 @@ async function storeFlags(ctx: SessionContext, byUid: boolean, cmd: Extract<Comm
   if (cmd.unchangedSince !== undefined) ctx.enableCondstore();
   const unchangedSince = cmd.unchangedSince !== undefined ? Number(cmd.unchangedSince) : undefined;
   const r = await ctx.s.store.storeFlags(v.folderId, targets.map((t) => t.uid), cmd.action.op, flags, unchangedSince);
+  // RFC 9051 §7.3.5: a keyword new to the folder is announced by FLAGS before the FETCH showing it
+  // (also with .SILENT, so the session's FLAGS list stays that of the folder).
+  announceKeywords(ctx, v, r.updated.map((u) => u.flags));
   for (const u of r.updated) {
     const before = v.byUidGet(u.uid)?.modseq;
     v.applyOwnFlags(u.uid, u.flags, u.modseq);
