@@ -2,10 +2,11 @@
 // and the responder that answers delivered messages. Acts through Core and the store interface;
 // the MX and submission call the responder after their commit (docs/policy.md).
 import type { Logger } from 'pino';
-import { CoreError, domainOf, isValidAddress, type Core, type Mailbox, type User } from '../core/index.js';
+import { CoreError, isValidAddress, type Core, type Mailbox, type User } from '../core/index.js';
 import type { BlobStore } from '../store/blobs.js';
 import type { AbsenceSettings } from '../store/types.js';
 import type { RuleNotices } from '../audit/metrics.js';
+import { replyTarget, sendAutomaticReply } from './automatic-reply.js';
 import { buildAbsenceReply, DAY_MS, decideAbsenceReply, DEFAULT_PERIOD_DAYS, headerBlock, MIN_PERIOD_DAYS } from './absence.js';
 
 /** Who changes an absence: a user (owner or `manage` delegate, decided by Core), or the operator's administrator (CLI). */
@@ -193,13 +194,9 @@ export class AbsenceResponder {
       return;
     }
     // Where the reply can go: a local mailbox, or a domain of the trust space (never outside it).
-    const target = await this.o.core.resolveRecipient(decision.sender);
-    if (target.kind === 'remote' && !this.o.trust.isTrustedDomain(target.domain)) {
-      this.log.info({ mailboxId: mailbox.id, domain: target.domain }, 'no absence reply: the sender is outside the MSSanté trust space');
-      return;
-    }
-    if (target.kind !== 'local' && target.kind !== 'remote') {
-      this.log.info({ mailboxId: mailbox.id, reason: target.kind }, 'no absence reply: the sender cannot receive mail');
+    const target = await replyTarget(this.o.core, this.o.trust, decision.sender);
+    if ('refused' in target) {
+      this.log.info({ mailboxId: mailbox.id, reason: target.refused, detail: target.detail }, 'no absence reply: the sender cannot get one');
       return;
     }
     // Claimed before sending: two deliveries racing for one sender yield one reply; a failure
@@ -219,21 +216,7 @@ export class AbsenceResponder {
       hostname: this.o.hostname,
       date: now,
     });
-    const blob = await this.o.blobs.put(raw);
-    try {
-      // RFC 3834 §3.3: the reply's MAIL FROM is null (<>), so that nothing answers it in turn;
-      // RFC 3461: and it asks for no DSN.
-      await this.o.core.deliver({
-        blobId: blob.id,
-        size: blob.size,
-        internalDate: now,
-        envelopeFrom: '',
-        localMailboxIds: target.kind === 'local' ? [target.mailbox.id] : [],
-        remote: target.kind === 'remote' ? [{ recipient: decision.sender, domain: domainOf(decision.sender), notify: ['NEVER'], orcpt: null }] : [],
-      });
-    } finally {
-      blob.release();
-    }
+    await sendAutomaticReply(this.o, raw, decision.sender, target, now);
     this.o.notices?.noticeSent('absence');
     this.log.info({ mailboxId: mailbox.id, to: target.kind }, 'absence reply sent');
   }

@@ -5,10 +5,11 @@
 // composer's check (POST /api/v1/compose/check) asks the same questions before sending.
 import type { Logger } from 'pino';
 import { simpleParser } from 'mailparser';
-import { domainOf, type Core, type Mailbox } from '../core/index.js';
+import { type Core, type Mailbox } from '../core/index.js';
 import type { BlobStore } from '../store/blobs.js';
 import type { AbsenceSettings } from '../store/types.js';
 import { DAY_MS, decideAbsenceReply, headerBlock } from './absence.js';
+import { replyTarget, sendAutomaticReply } from './automatic-reply.js';
 import { buildUrgencyReply, urgencyMarkers, urgencyReplyText } from './rules.js';
 
 /** Why a mailbox will not read a message soon. */
@@ -89,9 +90,8 @@ export class UrgencyResponder {
       this.log.debug({ mailboxId: m.id, reason: decision.reason }, 'no urgency answer');
       return;
     }
-    const target = await this.o.core.resolveRecipient(decision.sender);
-    if (target.kind === 'remote' && !this.o.trust.isTrustedDomain(target.domain)) return;
-    if (target.kind !== 'local' && target.kind !== 'remote') return;
+    const target = await replyTarget(this.o.core, this.o.trust, decision.sender);
+    if ('refused' in target) return;
     // Claimed before sending (at most one per sender per period); a sender answered here gets no
     // absence reply for this message as well (one automatic answer, RFC 3834 §2: avoid excess).
     if (!(await store.claimUrgencyReply(m.id, decision.sender, now.getTime(), now.getTime() - this.o.periodDays * DAY_MS))) return;
@@ -104,20 +104,7 @@ export class UrgencyResponder {
       hostname: this.o.hostname,
       date: now,
     });
-    const blob = await this.o.blobs.put(raw);
-    try {
-      // RFC 3834 §3.3: null MAIL FROM; RFC 3461: no DSN asked.
-      await this.o.core.deliver({
-        blobId: blob.id,
-        size: blob.size,
-        internalDate: now,
-        envelopeFrom: '',
-        localMailboxIds: target.kind === 'local' ? [target.mailbox.id] : [],
-        remote: target.kind === 'remote' ? [{ recipient: decision.sender, domain: domainOf(decision.sender), notify: ['NEVER'], orcpt: null }] : [],
-      });
-    } finally {
-      blob.release();
-    }
+    await sendAutomaticReply(this.o, raw, decision.sender, target, now);
     this.log.info({ mailboxId: m.id, reason: why.reason, to: target.kind }, 'urgency answer sent');
   }
 }
