@@ -148,7 +148,7 @@ describe('functional traces per mailbox', () => {
     // Twelve months before `now`: the mark one second before the cutoff and today's traces go.
     const removed = await purgeTraces(A.store, 12, now);
     const left = await A.store.listTraces(mb.id);
-    assert.equal(removed, before - 1);
+    assert.ok(removed >= before - 1, `${removed} removed (other mailboxes included)`);
     assert.ok(left.some((t) => t.detail.mark === 'kept'));
     assert.ok(!left.some((t) => t.detail.mark === 'old'));
     assert.equal(left.length, 1, `everything before the cutoff went (${before} before)`);
