@@ -31,6 +31,7 @@ import { openDirectory, type DirectoryRuntime } from './directory/runtime.js';
 import { startHttpServer, type HttpServer, type WebAuthOptions } from './http/app.js';
 import { Metrics } from './audit/metrics.js';
 import { UsageMeter } from './audit/usage.js';
+import { startTracePurge } from './audit/traces.js';
 import { startMetricsServer, type MetricsServer } from './http/metrics-server.js';
 
 export class StartupError extends Error {
@@ -363,6 +364,8 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
   // Message files no row references any more are removed (expunge, deleted mailboxes, sent queue).
   const blobCollector = new BlobCollector(store, blobs, logger.child({ component: 'blobs' }));
   blobCollector.start();
+  // Functional traces older than audit.traceRetentionMonths are removed, at start and daily.
+  const stopTracePurge = startTracePurge(store, config.audit.traceRetentionMonths, logger.child({ component: 'traces' }));
   logger.info({ host: config.listen.host, ...ports, domains: config.operator.domains }, 'operator started');
 
   let stopped = false;
@@ -389,6 +392,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
       trustList.stop();
       clearInterval(anchorTimer);
       clearInterval(rulesTimer);
+      stopTracePurge();
       await outbound.stop();
       await blobCollector.stop();
       await closeHttp();

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { ConfigError, loadConfig } from '../config/index.js';
-import { Core, CoreError, GRANT_RIGHTS, MAILBOX_TYPES, type GrantRight, type MailboxType, type StructureIdType } from '../core/index.js';
+import { Core, CoreError, GRANT_RIGHTS, MAILBOX_TYPES, type GrantRight, type MailboxType, type StructureIdType, type TraceOrigin } from '../core/index.js';
 import { prepareDemo, startDemo, type RunningDemo } from '../demo/space.js';
 import { openStore, startOperator, StartupError } from '../main.js';
 import { StoreConflictError } from '../store/sqlite/index.js';
@@ -16,6 +16,7 @@ import { registerDirectoryCommands } from './directory.js';
 import { registerAbsenceCommands } from './absence.js';
 import { registerRulesCommands } from './rules.js';
 import { registerIndicatorsCommands } from './indicators.js';
+import { registerTraceCommands } from './traces.js';
 
 function newProgram(): Command {
   return new Command().name('caducee').description('Caducée — an MSSanté operator').showHelpAfterError();
@@ -52,6 +53,11 @@ function cliContext(): AdminContext {
     actor = process.env.USER ?? process.env.LOGNAME ?? 'unknown';
   }
   return { protocol: 'cli', actor, remote: null };
+}
+
+/** A change made at the command line, for the mailbox's functional trace: the administrator's account. */
+function cliOrigin(): TraceOrigin {
+  return { protocol: 'cli', actor: cliContext().actor };
 }
 
 function print(rows: object[], json: boolean) {
@@ -326,7 +332,7 @@ for (const [cmd, state, what] of [
     .description(what)
     .argument('<address>')
     .option(...configOption)
-    .action((address, o) => withCore(o, async (core) => print([await core.setMailboxState(address, state)], false)).catch(fail));
+    .action((address, o) => withCore(o, async (core) => print([await core.setMailboxState(address, state, cliOrigin())], false)).catch(fail));
 }
 
 /** A yes/no option given as true or false (any case); anything else is a usage error (exit 2). */
@@ -347,7 +353,7 @@ mailbox
       if (o.listeRouge === undefined) throw new InvalidArgumentError('nothing to change: give --liste-rouge true|false');
       const on = parseTrueFalse('--liste-rouge', o.listeRouge);
       await withCore(o, async (core) => {
-        const m = await core.setListeRouge(address, on);
+        const m = await core.setListeRouge(address, on, cliOrigin());
         print([m], false);
         process.stdout.write(
           on
@@ -370,13 +376,13 @@ grant
   .requiredOption('--user <login>')
   .requiredOption('--rights <list>', 'comma-separated: read,send,manage', parseRights)
   .option(...configOption)
-  .action((o) => withCore(o, async (core) => print([(await core.grant(o.mailbox, o.user, o.rights))!], false)).catch(fail));
+  .action((o) => withCore(o, async (core) => print([(await core.grant(o.mailbox, o.user, o.rights, cliOrigin()))!], false)).catch(fail));
 grant
   .command('remove')
   .requiredOption('--mailbox <address>')
   .requiredOption('--user <login>')
   .option(...configOption)
-  .action((o) => withCore(o, async (core) => (await core.grant(o.mailbox, o.user, []), console.log('grant removed'))).catch(fail));
+  .action((o) => withCore(o, async (core) => (await core.grant(o.mailbox, o.user, [], cliOrigin()), console.log('grant removed'))).catch(fail));
 grant
   .command('list')
   .option('--mailbox <address>')
@@ -411,10 +417,11 @@ program
     ).catch(fail),
   );
 
-program
-  .command('audit')
-  .description('authentication audit trail (who, method, address, when — never a secret)')
+const audit = program.command('audit').description('audit trails: authentication (tail), functional traces per mailbox (mailbox, purge)');
+registerTraceCommands(audit, fail);
+audit
   .command('tail')
+  .description('authentication audit trail (who, method, address, when — never a secret)')
   .option('-n, --lines <n>', 'how many entries, most recent last', '20')
   .option('--json')
   .option(...configOption)

@@ -258,6 +258,14 @@ export const configSchema = z
       })
       .strict()
       .default({ listen: { host: '127.0.0.1' } }),
+    /** Functional traces per mailbox (docs/traces.md). */
+    audit: z
+      .object({
+        /** Traces older than this many months are removed (checked daily by a running operator). */
+        traceRetentionMonths: z.number().int().min(1, 'audit.traceRetentionMonths must be at least 1 month').default(12),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
       .default({ level: 'info' }),

@@ -1,7 +1,7 @@
 // The domain services and the one access decision point (architecture invariant 3): every
 // protocol asks here whether a user may read, send as, or administer a mailbox.
 import { EventEmitter } from 'node:events';
-import type { ActivityKind, DeliveredCopy, DeliveryRequest, Store } from '../store/types.js';
+import type { ActivityKind, DeliveredCopy, DeliveryRequest, Store, TraceAction, TraceProtocol } from '../store/types.js';
 import {
   GRANT_RIGHTS,
   MAILBOX_TYPES,
@@ -65,6 +65,22 @@ export interface AclEntry {
   rights: GrantRight[];
   acl: string;
 }
+
+/**
+ * Where an action on a mailbox comes from, for its functional trace (docs/traces.md): the way
+ * (protocol), the user acting (none: the operator itself, or an administrator at the command
+ * line named by `actor`), the remote address.
+ */
+export interface TraceOrigin {
+  protocol: TraceProtocol;
+  user?: User | null;
+  /** Who acted when no user did: the administrator's account at the command line; default 'system'. */
+  actor?: string;
+  remote?: string | null;
+}
+
+/** The operator's own doing (notices, replies, rules): the default origin of a change. */
+const SYSTEM_ORIGIN: TraceOrigin = { protocol: 'system' };
 
 export interface MailboxEvent {
   mailboxId: number;
@@ -198,10 +214,12 @@ export class Core {
     });
   }
 
-  async setMailboxState(address: string, state: Mailbox['state']) {
+  async setMailboxState(address: string, state: Mailbox['state'], origin: TraceOrigin = SYSTEM_ORIGIN) {
     const m = await this.requireMailbox(address);
     if (m.state === 'deleted' && state !== 'deleted') throw new CoreError(`${address} is deleted; a deleted address is never reused`);
-    return this.store.updateMailbox(m.id, { state });
+    const updated = await this.store.updateMailbox(m.id, { state });
+    if (m.state !== state) await this.trace(m, 'state-changed', origin, { from: m.state, to: state });
+    return updated;
   }
 
   /**
@@ -211,15 +229,17 @@ export class Core {
    * publication run (`caducee directory publish`), which deletes a published mailbox that went on
    * the liste rouge and inserts one taken off it (docs/directory.md).
    */
-  async setListeRouge(address: string, on: boolean): Promise<Mailbox> {
+  async setListeRouge(address: string, on: boolean, origin: TraceOrigin = SYSTEM_ORIGIN): Promise<Mailbox> {
     const m = await this.requireMailbox(address);
     if (m.state === 'deleted') throw new CoreError(`${address} is deleted: a deleted mailbox is never published, on the liste rouge or not`);
-    return this.store.updateMailbox(m.id, { listeRouge: on });
+    const updated = await this.store.updateMailbox(m.id, { listeRouge: on });
+    if (m.listeRouge !== on) await this.trace(m, 'liste-rouge', origin, { on });
+    return updated;
   }
 
   /** Gives `login` exactly `rights` on the mailbox `address` (operator administration; none: removes the grant). */
-  async grant(address: string, login: string, rights: GrantRight[]): Promise<Grant | undefined> {
-    return this.changeGrant(await this.requireMailbox(address), login, { rights }, 'set');
+  async grant(address: string, login: string, rights: GrantRight[], origin: TraceOrigin = SYSTEM_ORIGIN): Promise<Grant | undefined> {
+    return this.changeGrant(await this.requireMailbox(address), login, { rights }, 'set', origin);
   }
 
   // ---- access control lists (who holds which rights on a mailbox) ---------------------------
@@ -249,16 +269,16 @@ export class Core {
    * kept as it is); `mode` replaces them, adds to them or removes from them (RFC 4314 §3.1
    * "+"/"-"). The same checks as `grant` apply. Returns the grant, undefined once none is left.
    */
-  async setAcl(actor: User, address: string, login: string, rights: AclRights, mode: AclMode = 'set'): Promise<Grant | undefined> {
-    return this.changeGrant(await this.requireAdministered(actor, address), login, rights, mode);
+  async setAcl(actor: User, address: string, login: string, rights: AclRights, mode: AclMode = 'set', origin: Omit<TraceOrigin, 'user'> = { protocol: 'imap' }): Promise<Grant | undefined> {
+    return this.changeGrant(await this.requireAdministered(actor, address), login, rights, mode, { ...origin, user: actor });
   }
 
   /**
    * Removes what `login` holds on `address` (actor: as for `setAcl`). `terms` 'imap' removes the
    * rights IMAP expresses (RFC 4314 §3.2 DELETEACL) and keeps send-on-behalf; 'grant' the whole grant.
    */
-  async removeAcl(actor: User, address: string, login: string, terms: 'imap' | 'grant' = 'grant'): Promise<Grant | undefined> {
-    return this.setAcl(actor, address, login, terms === 'imap' ? { letters: '' } : { rights: [] }, 'set');
+  async removeAcl(actor: User, address: string, login: string, terms: 'imap' | 'grant' = 'grant', origin: Omit<TraceOrigin, 'user'> = { protocol: 'imap' }): Promise<Grant | undefined> {
+    return this.setAcl(actor, address, login, terms === 'imap' ? { letters: '' } : { rights: [] }, 'set', origin);
   }
 
   /**
@@ -274,7 +294,7 @@ export class Core {
   }
 
   /** The one place a grant changes: checks, then the new rights computed from the current ones. */
-  private async changeGrant(m: Mailbox, login: string, asked: AclRights, mode: AclMode): Promise<Grant | undefined> {
+  private async changeGrant(m: Mailbox, login: string, asked: AclRights, mode: AclMode, origin: TraceOrigin): Promise<Grant | undefined> {
     const wanted = 'letters' in asked ? aclToRights(asked.letters) : asked.rights;
     for (const r of wanted) if (!GRANT_RIGHTS.includes(r)) throw new CoreError(`unknown right ${r}: use ${GRANT_RIGHTS.join(', ')}`);
     const u = await this.requireUser(login);
@@ -289,7 +309,7 @@ export class Core {
     if (rights.length === 0) {
       // Also clears a grant the owner or an application account may hold from before the checks
       // below (it opens nothing).
-      await this.store.removeGrant(m.id, u.id);
+      if (await this.store.removeGrant(m.id, u.id)) await this.trace(m, 'grant-changed', origin, { user: u.login, before: current, rights: [] });
       return undefined;
     }
     // As IMAP SETACL (RFC 4314 §3.1): the owner holds every right already; a grant to them would
@@ -298,7 +318,9 @@ export class Core {
     // An application account's rights come from its structure (rightsOn), never from grants.
     if (u.structureId !== null) throw new CoreError(`${login} is an application account: its rights come from its structure's APP mailboxes, not from grants`);
     if (m.state === 'deleted') throw new CoreError(`${m.address} is deleted: its content is erased and its address never reused, so no right is given on it`);
-    return this.store.setGrant(m.id, u.id, rights);
+    const g = await this.store.setGrant(m.id, u.id, rights);
+    await this.trace(m, 'grant-changed', origin, { user: u.login, before: current, rights: g.rights });
+    return g;
   }
 
   // ---- delivery ---------------------------------------------------------------------------
@@ -308,12 +330,36 @@ export class Core {
    * then announces it: 'delivered' per local copy (IMAP IDLE, webhooks), 'queued' for the
    * outbound worker. Callers acknowledge (250, APPEND OK) only after this resolves.
    */
-  async deliver(req: DeliveryRequest): Promise<DeliveredCopy[]> {
+  async deliver(req: DeliveryRequest, origin: TraceOrigin = SYSTEM_ORIGIN): Promise<DeliveredCopy[]> {
     const copies = await this.store.deliver(req);
     if (copies.length) this.events.emit('stored', { blobId: req.blobId });
     for (const c of copies) this.events.emit('delivered', c satisfies MailboxEvent);
     if (req.remote.length) this.events.emit('queued');
+    await this.traceDelivery(req, copies, origin);
     return copies;
+  }
+
+  /**
+   * The traces of a committed delivery: 'delivered' per local copy (its folder, its UID, the
+   * sending DOMAIN only: never the sender's address), 'sent' on the sending mailbox (how many
+   * recipients, never who).
+   */
+  private async traceDelivery(req: DeliveryRequest, copies: DeliveredCopy[], origin: TraceOrigin): Promise<void> {
+    try {
+      const from = req.envelopeFrom ? domainOf(req.envelopeFrom) : null;
+      const at = new Date();
+      // The recipient's trace names neither the sending user nor their client's address (a
+      // correspondent's); a peer MX's address is the operator's, kept.
+      const delivery: TraceOrigin = { protocol: origin.protocol, remote: origin.protocol === 'mx' ? (origin.remote ?? null) : null };
+      for (const c of copies) {
+        const folder = await this.store.getFolderById(c.folderId);
+        await this.trace(c.mailboxId, 'delivered', delivery, { folder: folder?.name ?? null, uid: c.uid, fromDomain: from }, at);
+      }
+      if (req.senderMailboxId != null && origin.user)
+        await this.trace(req.senderMailboxId, 'sent', origin, { recipients: req.localMailboxIds.length + req.remote.length }, at);
+    } catch {
+      // bookkeeping only: the message is committed
+    }
   }
 
   // ---- activity (golden rules 1 and 2: when a mailbox is used; never content) ---------------
@@ -335,6 +381,37 @@ export class Core {
   async recordLogin(user: User, at: Date = new Date()): Promise<void> {
     try {
       await this.recordActivity((await this.readableMailboxes(user)).map((a) => a.mailbox.id), 'login', at);
+    } catch {
+      // bookkeeping only
+    }
+  }
+
+  // ---- functional traces (docs/traces.md: who did what to a mailbox, when, from where) -------
+
+  /**
+   * Records an action on a mailbox: `detail` is content-free (folder names, counts, UIDs,
+   * rights, dates — never a subject, a correspondent's address or content). The actor is a
+   * delegate when it is not the mailbox's owner (a delegate, the application account, an
+   * administrator at the command line); the operator's own doings are not. Never throws:
+   * the trace never fails the action.
+   */
+  async trace(mailbox: Mailbox | number, action: TraceAction, origin: TraceOrigin, detail: Record<string, unknown> = {}, at: Date = new Date()): Promise<void> {
+    try {
+      const m = typeof mailbox === 'number' ? await this.store.getMailbox(mailbox) : mailbox;
+      if (!m) return;
+      const user = origin.user ?? null;
+      const delegate = user ? m.ownerUserId !== user.id : origin.protocol === 'cli';
+      await this.store.recordTrace({
+        at: at.toISOString(),
+        mailboxId: m.id,
+        action,
+        actorUserId: user?.id ?? null,
+        actorLogin: user?.login ?? origin.actor ?? 'system',
+        delegate,
+        protocol: origin.protocol,
+        remote: origin.remote ?? null,
+        detail,
+      });
     } catch {
       // bookkeeping only
     }

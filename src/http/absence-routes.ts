@@ -55,14 +55,14 @@ export function registerAbsenceRoutes(app: FastifyInstance, o: AbsenceRoutesOpti
     requireTls(req);
     const { user } = await requireSession(req);
     const { address } = req.params as { address: string };
-    const v = await o.absences.set({ user }, address, input(req.body)).catch((e) => Promise.reject(problem(e)));
+    const v = await o.absences.set({ user, remote: req.ip }, address, input(req.body)).catch((e) => Promise.reject(problem(e)));
     return reply.send(v);
   });
   app.delete(path, async (req, reply) => {
     requireTls(req);
     const { user } = await requireSession(req);
     const { address } = req.params as { address: string };
-    const had = await o.absences.clear({ user }, address).catch((e) => Promise.reject(problem(e)));
+    const had = await o.absences.clear({ user, remote: req.ip }, address).catch((e) => Promise.reject(problem(e)));
     if (!had) throw noAbsence(address);
     return reply.code(204).send();
   });

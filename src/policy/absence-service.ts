@@ -2,7 +2,7 @@
 // and the responder that answers delivered messages. Acts through Core and the store interface;
 // the MX and submission call the responder after their commit (docs/policy.md).
 import type { Logger } from 'pino';
-import { CoreError, isValidAddress, type Core, type Mailbox, type User } from '../core/index.js';
+import { CoreError, isValidAddress, type Core, type Mailbox, type TraceOrigin, type User } from '../core/index.js';
 import type { BlobStore } from '../store/blobs.js';
 import type { AbsenceSettings } from '../store/types.js';
 import type { RuleNotices } from '../audit/metrics.js';
@@ -10,7 +10,7 @@ import { replyTarget, sendAutomaticReply } from './automatic-reply.js';
 import { buildAbsenceReply, DAY_MS, decideAbsenceReply, DEFAULT_PERIOD_DAYS, headerBlock, MIN_PERIOD_DAYS } from './absence.js';
 
 /** Who changes an absence: a user (owner or `manage` delegate, decided by Core), or the operator's administrator (CLI). */
-export type AbsenceActor = { user: User } | { administrator: string };
+export type AbsenceActor = { user: User; remote?: string | null } | { administrator: string };
 
 export interface AbsenceInput {
   /** ISO 8601 date-time; absent or null: from now on. */
@@ -28,6 +28,11 @@ export interface AbsenceView extends Omit<AbsenceSettings, 'mailboxId'> {
   mailbox: string;
   /** Whether replies go out now (inside the period). */
   active: boolean;
+}
+
+/** Absence settings change on the web (a user) or at the command line (the administrator). */
+function traceOrigin(actor: AbsenceActor): TraceOrigin {
+  return 'user' in actor ? { protocol: 'web', user: actor.user, remote: actor.remote ?? null } : { protocol: 'cli', actor: actor.administrator };
 }
 
 const MAX_SUBJECT = 200;
@@ -98,12 +103,16 @@ export class AbsenceSettingsService {
       substitute,
       updatedBy: 'user' in actor ? actor.user.login : `${actor.administrator} (command line)`,
     });
+    // Functional trace: the period and whether a substitute is named — never the texts or the substitute's address.
+    await this.o.core.trace(m, 'absence-set', traceOrigin(actor), { startsAt: s.startsAt, endsAt: s.endsAt, substitute: s.substitute !== null });
     return this.view(m, s);
   }
 
   async clear(actor: AbsenceActor, address: string): Promise<boolean> {
     const m = await this.mailbox(actor, address);
-    return this.o.core.store.clearAbsence(m.id);
+    const had = await this.o.core.store.clearAbsence(m.id);
+    if (had) await this.o.core.trace(m, 'absence-cleared', traceOrigin(actor));
+    return had;
   }
 
   /** "Pendant mon absence, écrivez à …": a mailbox of the trust space, never the absent one. */

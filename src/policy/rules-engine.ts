@@ -235,7 +235,7 @@ export class RulesEngine {
         await this.store.updateActivity(m.id, { unusedWarnedAt: null });
         return 'used again: warning withdrawn';
       case 'reactivate':
-        await this.o.core.setMailboxState(m.address, 'active');
+        await this.o.core.setMailboxState(m.address, 'active', { protocol: 'rules' });
         await this.store.updateActivity(m.id, { unusedWarnedAt: null, suspendedAt: null });
         this.log.info({ mailboxId: m.id }, 'unused mailbox used again: reactivated');
         return 'reactivated';
@@ -262,7 +262,7 @@ export class RulesEngine {
       }
       case 'suspend':
         // MX then answers 450 4.2.1 (smtp/mx.ts): senders retry, nothing is lost while it is suspended.
-        await this.o.core.setMailboxState(m.address, 'suspended');
+        await this.o.core.setMailboxState(m.address, 'suspended', { protocol: 'rules' });
         await this.store.updateActivity(m.id, { suspendedAt: now.getTime() });
         this.log.info({ mailboxId: m.id }, 'unused mailbox suspended');
         return 'suspended';
@@ -275,7 +275,7 @@ export class RulesEngine {
     if (m.state === 'deleted') throw new CoreError(`${address} is deleted: it cannot be kept any more`);
     await this.store.updateActivity(m.id, { objectionAt: now.getTime(), unusedWarnedAt: null });
     if (m.state === 'suspended' && (await this.store.getActivity(m.id))?.suspendedAt) {
-      await this.o.core.setMailboxState(address, 'active');
+      await this.o.core.setMailboxState(address, 'active', { protocol: 'rules' });
       await this.store.updateActivity(m.id, { suspendedAt: null });
     }
   }
@@ -301,7 +301,7 @@ export class RulesEngine {
     const exported = await this.exportMbox(m, now);
     const substitute = (await this.store.getAbsence(m.id))?.substitute ?? null;
     await this.store.updateActivity(m.id, { deletedSubstitute: substitute });
-    await this.o.core.setMailboxState(address, 'deleted');
+    await this.o.core.setMailboxState(address, 'deleted', { protocol: 'rules' });
     const unpublished = this.o.unpublish ? await this.o.unpublish(m.address) : { published: false, detail: 'no national directory endpoint configured (directory.publish.endpoint)' };
     this.log.info({ mailboxId: m.id, messages: exported.messages, unpublished: unpublished.published }, 'unused mailbox deleted');
     return { export: exported.file, messages: exported.messages, substitute, unpublished };

@@ -168,7 +168,7 @@ export function createMxServer(o: MxOptions): SMTPServer {
           remote: [],
           filing,
           usage,
-        });
+        }, { protocol: 'mx', remote: session.remoteAddress ?? null });
         blob.release();
         if (usage) o.usage!.committed(usage);
         log.info({ session: session.id, peer: st?.peerDn, size: blob.size, recipients: ids.length }, 'message accepted');

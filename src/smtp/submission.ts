@@ -252,7 +252,7 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
           // Counted at commit, in the delivery's transaction: concurrent sessions cannot overshoot.
           dailyRecipients: o.content?.dailyCounter(st.user, st.sender, st.rcpts.length) ?? null,
           usage,
-        }).catch((e) => {
+        }, { protocol: 'submission', user: st.user, remote: session.remoteAddress ?? null }).catch((e) => {
           const refusal = o.content?.refusalFor(e, st.user, st.sender, session.id);
           throw refusal ? smtpError(refusal.code, refusal.enhanced, replyText(refusal)) : e;
         });

@@ -444,10 +444,62 @@ export interface UsageStore {
   countLiveHttpSessions(now: number): Promise<number>;
 }
 
+/** What happened to a mailbox (docs/traces.md): one word per kind of action. */
+export const TRACE_ACTIONS = [
+  'delivered',
+  'sent',
+  'read',
+  'marked-deleted',
+  'deleted',
+  'moved',
+  'copied',
+  'folder-deleted',
+  'grant-changed',
+  'absence-set',
+  'absence-cleared',
+  'state-changed',
+  'liste-rouge',
+] as const;
+export type TraceAction = (typeof TRACE_ACTIONS)[number];
+
+/** The way the action came: a protocol, the command line, a golden rule, the operator itself. */
+export type TraceProtocol = 'imap' | 'submission' | 'mx' | 'web' | 'cli' | 'rules' | 'system';
+
+/**
+ * One functional trace of a mailbox: who did what, when, from where. Content-free: `detail`
+ * holds folder names, counts, UIDs, rights, dates — never a subject, a correspondent's address
+ * or content (for 'delivered', the sending domain only).
+ */
+export interface MailboxTrace {
+  id: number;
+  /** ISO 8601 instant. */
+  at: string;
+  mailboxId: number;
+  action: TraceAction;
+  /** The user who acted; null: the operator (a peer's delivery, a notice) or an administrator at the command line. */
+  actorUserId: number | null;
+  /** The acting user's login, 'system', or the administrator's account at the command line. */
+  actorLogin: string;
+  /** The actor is not the mailbox's owner: a delegate, the application account, an administrator. */
+  delegate: boolean;
+  protocol: TraceProtocol;
+  remote: string | null;
+  detail: Record<string, unknown>;
+}
+
+/** Functional traces (audit/traces.ts records and purges them; `caducee audit mailbox` exports them). */
+export interface TraceStore {
+  recordTrace(t: Omit<MailboxTrace, 'id'>): Promise<void>;
+  /** The traces of a mailbox in [from, to) (ISO instants; absent: unbounded), oldest first. */
+  listTraces(mailboxId: number, range?: { from?: string; to?: string }): Promise<MailboxTrace[]>;
+  /** Removes the traces older than `before` (ISO instant); returns how many. */
+  purgeTraces(before: string): Promise<number>;
+}
+
 /**
  * The whole store, as one engine (sqlite/, postgres/ later) implements it. Consumers that need
  * only part of it take the focused interface(s) above, or a Pick of them.
  */
-export interface Store extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, BlobMetaStore, AbsenceStore, RulesStore, UsageStore {
+export interface Store extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, BlobMetaStore, AbsenceStore, RulesStore, UsageStore, TraceStore {
   close(): Promise<void>;
 }

@@ -76,12 +76,12 @@ async function setAcl(ctx: SessionContext, cmd: Extract<Command, { name: 'SETACL
   const { r } = await folderOf(ctx, cmd.mailbox);
   const address = r.access.mailbox.address;
   let grant;
-  if (cmd.name === 'DELETEACL') grant = await ctx.s.core.removeAcl(ctx.user!, address, cmd.identifier, 'imap');
+  if (cmd.name === 'DELETEACL') grant = await ctx.s.core.removeAcl(ctx.user!, address, cmd.identifier, 'imap', { protocol: 'imap', remote: ctx.remote });
   else {
     // RFC 4314 §3.1: a leading "+" adds the rights, "-" removes them, neither replaces them.
     const spec = cmd.rights;
     const mode = spec[0] === '+' ? 'add' : spec[0] === '-' ? 'remove' : 'set';
-    grant = await ctx.s.core.setAcl(ctx.user!, address, cmd.identifier, { letters: mode === 'set' ? spec : spec.slice(1) }, mode);
+    grant = await ctx.s.core.setAcl(ctx.user!, address, cmd.identifier, { letters: mode === 'set' ? spec : spec.slice(1) }, mode, { protocol: 'imap', remote: ctx.remote });
   }
   ctx.log.info({ mailbox: address, target: cmd.identifier, rights: grant?.rights ?? [] }, 'ACL changed');
   return `${cmd.name} completed`;

@@ -74,8 +74,11 @@ async function deleteFolder(ctx: SessionContext, name: string): Promise<string> 
     ctx.view = undefined;
     ctx.state = 'auth';
   }
+  const { messages } = await ctx.s.store.folderStatus(folder.id);
   await ctx.s.store.deleteFolder(folder.id);
   notifyChanged(ctx, folder.id);
+  // Functional trace (docs/traces.md): the folder and how many messages went with it.
+  await ctx.s.core.trace(r.access.mailbox, 'folder-deleted', { protocol: 'imap', user: ctx.user ?? null, remote: ctx.remote }, { folder: folder.name, messages });
   return 'DELETE completed';
 }
 

@@ -11,6 +11,7 @@ import { sortItems, threadOrderedSubject, threadReferences, threadToString, type
 import { FolderView } from '../view.js';
 import { checkQuota } from './acl.js';
 import { announceKeywords, destinationFolder, folderOf, nameOut, notifyChanged, writeFlagList, type Handlers, type SessionContext } from './context.js';
+import { traceSelected, traceStore } from './trace.js';
 
 export const selectedCommands = {
   SELECT: (ctx, cmd) => selectCommand(ctx, cmd),
@@ -58,6 +59,7 @@ async function close(ctx: SessionContext, name: 'CLOSE' | 'UNSELECT'): Promise<s
   const v = ctx.view!;
   // RFC 9051 §6.4.1: CLOSE expunges silently when the mailbox was selected read-write.
   const gone = name === 'CLOSE' && !v.readOnly && (await mayExpunge(ctx, v)) ? await ctx.s.store.expunge(v.folderId) : [];
+  if (gone.length) await traceSelected(ctx, 'deleted', gone);
   ctx.view = undefined;
   ctx.state = 'auth';
   if (gone.length) notifyChanged(ctx, v.folderId);
@@ -123,6 +125,7 @@ async function expunge(ctx: SessionContext, uidSet?: SequenceSet): Promise<strin
   const gone = await ctx.s.store.expunge(v.folderId, uids);
   announceExpunged(ctx, v, gone);
   if (gone.length) notifyChanged(ctx, v.folderId);
+  await traceSelected(ctx, 'deleted', gone);
   return 'EXPUNGE completed';
 }
 
@@ -213,6 +216,7 @@ async function fetchMessages(ctx: SessionContext, byUid: boolean, cmd: Extract<C
   }
   const setsSeen = !v.readOnly && attrs.some((a) => (a.kind === 'body' && !a.peek) || a.kind === 'rfc822' || a.kind === 'rfc822.text' || (a.kind === 'binary' && !a.peek));
   let seenSet = false;
+  const seenUids: number[] = [];
   const fetchCtx: FetchContext = { store: ctx.s.store, blobs: ctx.s.blobs, index: ctx.s.index, write: (d) => ctx.write(d), drainWait: () => ctx.waitDrain() };
   for (const t of targets) {
     const m = v.byUidGet(t.uid);
@@ -225,6 +229,7 @@ async function fetchMessages(ctx: SessionContext, byUid: boolean, cmd: Extract<C
       if (u) v.applyOwnFlags(u.uid, u.flags, u.modseq);
       flagsChanged = true;
       seenSet = true;
+      if (u) seenUids.push(u.uid);
     }
     let withFlags = flagsChanged && !attrs.some((a) => a.kind === 'flags') ? [...attrs, { kind: 'flags' as const }] : attrs;
     if (flagsChanged && ctx.condstore && !withFlags.some((a) => a.kind === 'modseq')) withFlags = [...withFlags, { kind: 'modseq' as const }];
@@ -235,6 +240,7 @@ async function fetchMessages(ctx: SessionContext, byUid: boolean, cmd: Extract<C
   if (setsSeen) notifyChanged(ctx, v.folderId);
   // Golden rules 1 and 2: a message read by an entitled user (the ACL allowed it) is activity.
   if (seenSet) await ctx.s.core.recordActivity([v.mailboxId], 'read');
+  await traceSelected(ctx, 'read', seenUids);
   return `${byUid ? 'UID ' : ''}FETCH completed`;
 }
 
@@ -299,6 +305,7 @@ async function storeFlags(ctx: SessionContext, byUid: boolean, cmd: Extract<Comm
   if (r.updated.length) notifyChanged(ctx, v.folderId);
   // Golden rules 1 and 2: \Seen set by an entitled user ("s" right checked above) is activity.
   if (r.updated.length && cmd.action.op !== 'remove' && flags.some((f) => f.toLowerCase() === '\\seen')) await ctx.s.core.recordActivity([v.mailboxId], 'read');
+  await traceStore(ctx, cmd.action.op, flags, r.updated.map((u) => u.uid));
   if (r.modifiedUids.length) {
     // RFC 7162 §3.1.3: MODIFIED lists the messages that failed the UNCHANGEDSINCE test.
     const ids = byUid ? r.modifiedUids : r.modifiedUids.map((u) => v.seqOf(u)!).sort((a, b) => a - b);
@@ -322,6 +329,8 @@ async function copy(ctx: SessionContext, byUid: boolean, move: boolean, set: Seq
   const map = await ctx.s.store.copyMessages(v.folderId, targets.map((t) => t.uid), dest.folder.id, move);
   notifyChanged(ctx, dest.folder.id);
   // RFC 4315 §3 COPYUID; for MOVE it is sent untagged before the EXPUNGEs (RFC 6851 §4.3).
+  const into = { to: dest.folder.name, ...(dest.r.access.mailbox.id !== v.mailboxId ? { toMailbox: dest.r.access.mailbox.address } : {}) };
+  await traceSelected(ctx, move ? 'moved' : 'copied', map.map((m) => m.from), into);
   const copyuid = `COPYUID ${dest.folder.uidValidity} ${encodeSet(map.map((m) => m.from))} ${encodeSet(map.map((m) => m.to))}`;
   if (move) {
     ctx.write(`* OK [${copyuid}] moved\r\n`);

@@ -356,4 +356,28 @@ END;
 INSERT INTO mailbox_state_changes (mailbox_id, at, state) SELECT id, updated_at, state FROM mailboxes WHERE state <> 'active';
 `,
   },
+  {
+    version: 12,
+    name: 'functional traces per mailbox',
+    // Issue 10, docs/traces.md: who did what to a mailbox, when, from where (delivered, read,
+    // moved, deleted, sent, grant changed, absence set…), a delegate's actions named as such.
+    // detail is content-free JSON (folder names, counts, UIDs, rights): never a subject, a
+    // correspondent's address or content. Purged after audit.traceRetentionMonths.
+    sql: `
+CREATE TABLE mailbox_traces (
+  id INTEGER PRIMARY KEY,
+  at TEXT NOT NULL,
+  mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),
+  action TEXT NOT NULL,
+  actor_user_id INTEGER REFERENCES users(id),
+  actor_login TEXT NOT NULL,
+  delegate INTEGER NOT NULL CHECK (delegate IN (0, 1)),
+  protocol TEXT NOT NULL CHECK (protocol IN ('imap','submission','mx','web','cli','rules','system')),
+  remote TEXT,
+  detail TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX mailbox_traces_mailbox ON mailbox_traces(mailbox_id, at);
+CREATE INDEX mailbox_traces_at ON mailbox_traces(at);
+`,
+  },
 ];

@@ -1,0 +1,38 @@
+// Functional traces (TraceStore) in SQLite: one row per action on a mailbox, content-free
+// (docs/traces.md).
+import type { MailboxTrace, TraceStore } from '../types.js';
+import { SqlitePart } from './connection.js';
+
+function rowTrace(r: any): MailboxTrace {
+  return {
+    id: r.id,
+    at: r.at,
+    mailboxId: r.mailbox_id,
+    action: r.action,
+    actorUserId: r.actor_user_id,
+    actorLogin: r.actor_login,
+    delegate: !!r.delegate,
+    protocol: r.protocol,
+    remote: r.remote,
+    detail: JSON.parse(r.detail),
+  };
+}
+
+export class SqliteTraces extends SqlitePart implements TraceStore {
+  async recordTrace(t: Omit<MailboxTrace, 'id'>) {
+    this.q(
+      `INSERT INTO mailbox_traces (at, mailbox_id, action, actor_user_id, actor_login, delegate, protocol, remote, detail)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(t.at, t.mailboxId, t.action, t.actorUserId, t.actorLogin, t.delegate ? 1 : 0, t.protocol, t.remote, JSON.stringify(t.detail));
+  }
+
+  async listTraces(mailboxId: number, range: { from?: string; to?: string } = {}) {
+    return this.q('SELECT * FROM mailbox_traces WHERE mailbox_id = ? AND at >= ? AND at < ? ORDER BY at, id')
+      .all(mailboxId, range.from ?? '', range.to ?? '\uffff')
+      .map(rowTrace);
+  }
+
+  async purgeTraces(before: string) {
+    return this.q('DELETE FROM mailbox_traces WHERE at < ?').run(before).changes;
+  }
+}
