@@ -7,5 +7,6 @@ export { analyzeMessage } from './analyze.js';
 export { bodyStructure } from './bodystructure.js';
 export { envelopeSexp } from './envelope.js';
 export { binaryContent, sectionBytes, sectionRange } from './section.js';
+export { storableForm, type StorableForm } from './storable.js';
 export { headerValues, searchableText, type HeaderSearchMode } from './search.js';
 export { normalizeForSearch } from './sortkeys.js';

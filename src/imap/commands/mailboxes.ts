@@ -2,6 +2,7 @@
 // (with RFC 6154 special-use), DELETE, RENAME, SUBSCRIBE/UNSUBSCRIBE, LIST (RFC 5258
 // LIST-EXTENDED, RFC 5819 LIST-STATUS) and LSUB, STATUS, APPEND (RFC 3502 MULTIAPPEND).
 import type { Folder } from '../../model/index.js';
+import { storableForm } from '../../mime/index.js';
 import { bad, no } from '../errors.js';
 import { compileListPattern, ListPatternTooLong, type NameMatcher } from '../list-pattern.js';
 import { DELIMITER, OTHER_PREFIX, SHARED_PREFIX, type MailboxAccess } from '../namespace.js';
@@ -224,15 +225,18 @@ async function append(ctx: SessionContext, name: string, messages: AppendMessage
     if (m.data.length > ctx.s.appendLimit) throw no('TOOBIG', `message of ${m.data.length} bytes exceeds APPENDLIMIT ${ctx.s.appendLimit}`);
     if (m.data.length === 0) throw bad(undefined, 'empty message');
   }
-  const total = messages.reduce((n, m) => n + m.data.length, 0);
+  // RFC 3516 §4.4: data sent as literal8 is stored losslessly — parts in the binary encoding (or
+  // holding NUL) re-encoded as base64, as Dovecot does (src/mime/storable.ts).
+  const stored = messages.map((m) => (m.binary ? storableForm(m.data).data : m.data));
+  const total = stored.reduce((n, d) => n + d.length, 0);
   await checkQuota(ctx, target.r.access, total);
   const uids: number[] = [];
   // RFC 3502 MULTIAPPEND: all or nothing. Blobs first (durable), then one commit per message;
   // a failure midway expunges what was added.
   const added: number[] = [];
   try {
-    for (const m of messages) {
-      const blob = await ctx.s.blobs.put(Buffer.from(m.data));
+    for (const [k, m] of messages.entries()) {
+      const blob = await ctx.s.blobs.put(Buffer.from(stored[k]));
       await ctx.s.index.ensure(blob.id);
       const date = m.date ? parseImapDate(m.date) : new Date();
       if (!date) throw bad(undefined, `invalid date-time ${m.date}`);
