@@ -1,13 +1,13 @@
-// The form in which a message APPENDed as a literal8 (RFC 3516 §4.4) is stored, so that no byte
-// is lost: RFC 3516 §4.4 "the server ... MUST either store the data losslessly or reject it"
-// (wording checked in docs/imap.md). Dovecot's choice (lib-mail istream-binary-converter.c, used by
-// its APPEND of a literal8) is followed: the body of every leaf part declared
-// "Content-Transfer-Encoding: binary" is re-encoded as base64 (lines of 76 characters, CRLF, the
-// last line without a line end, as Dovecot writes it) and that header line says base64; nothing
-// else of the header changes. One addition: a leaf part in the 7bit/8bit encodings whose body
-// holds NUL is re-encoded the same way (Dovecot stores it as is, and its BODY[] then shows the NULs
-// as 0x80). Multipart and message/rfc822 parts are never re-encoded (RFC 2045 §6.4 forbids any
-// encoding but 7bit/8bit/binary on them). NULs in a header can't be re-encoded and stay.
+// The form in which a message APPENDed as a literal8 (RFC 3516 §4.4: binary content in APPEND) is
+// stored, so that no byte is lost and BINARY[] gives back what the client sent. Dovecot's choice
+// (lib-mail istream-binary-converter.c, used by its APPEND of a literal8) is followed: the body of
+// every leaf part declared "Content-Transfer-Encoding: binary" is re-encoded as base64 (lines of
+// 76 characters, CRLF, the last line without a line end, as Dovecot writes it) and that header
+// line says base64; nothing else of the header changes. One addition: a leaf part in the
+// 7bit/8bit encodings whose body holds NUL is re-encoded the same way (Dovecot stores it as is,
+// and its BODY[] then shows the NULs as 0x80). Multipart and message/rfc822 parts are never
+// re-encoded (RFC 2045 §6.4 and RFC 2046 §5.2.1 allow them only 7bit, 8bit or binary). NULs in a
+// header can't be re-encoded and stay (BODY[] shows them as 0x80).
 import { encode as base64Encode, wrap as base64Wrap } from 'nodemailer/lib/base64';
 import { analyzeMessage } from './analyze.js';
 import { parseHeaderBlock } from './headers.js';

@@ -17,6 +17,7 @@ import {
   normalizeForSearch,
   searchableText,
   sectionBytes,
+  storableForm,
   type MessageInfo,
   type Part,
   type SectionSpec,
@@ -372,4 +373,45 @@ test('SEARCH results agree with Dovecot', { skip: !dovecotAvailable() && 'Doveco
     }
   });
   assert.equal(problems.length, 0, problems.join('\n'));
+});
+
+test('APPEND literal8 of binary parts with NUL: stored as Dovecot stores them', { skip: !dovecotAvailable() && 'Dovecot not available' }, async () => {
+  // Dovecot re-encodes every part declared binary as base64 when the message comes as a literal8
+  // (runDovecot sends a literal8 for any message holding NUL); storableForm() must give the same
+  // bytes, hence the same BODYSTRUCTURE, BODY[] and BINARY[].
+  const body = Buffer.concat([Buffer.from('nul\x00\r\n\xff\xfe\x00', 'latin1'), Buffer.alloc(130, 0x62), Buffer.from('\x00end\r\n', 'latin1')]);
+  const raws = [
+    Buffer.concat([
+      Buffer.from('From: a@b.example\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: binary\r\n\r\n', 'latin1'),
+      body,
+      Buffer.from('\r\n--x\r\nContent-Transfer-Encoding: binary\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment\r\n\r\n', 'latin1'),
+      body.subarray(0, 40),
+      Buffer.from('\r\n--x--\r\n', 'latin1'),
+    ]),
+    Buffer.concat([Buffer.from('Subject: one part\r\nMIME-Version: 1.0\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n', 'latin1'), body]),
+    Buffer.concat([
+      Buffer.from('MIME-Version: 1.0\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: binary\r\n\r\n', 'latin1'),
+      body,
+    ]),
+  ];
+  const mine = raws.map((raw) => {
+    const s = storableForm(raw);
+    assert.ok(s.converted.length > 0 && s.converted.every((c) => c.declared === 'binary'));
+    return { data: s.data, info: analyzeMessage(s.data), paths: s.converted.map((c) => c.path) };
+  });
+  const cmds = mine.map((m, i) => `FETCH ${i + 1} (BODYSTRUCTURE BODY.PEEK[] ${m.paths.map((p) => `BINARY.PEEK[${p.join('.')}] BINARY.SIZE[${p.join('.')}]`).join(' ')})`);
+  const run = await runDovecot(raws, cmds);
+  const text = (a: ImapArg | undefined) => JSON.stringify(plain(a));
+  mine.forEach((m, i) => {
+    const theirs = run.fetch.get(i + 1);
+    assert.equal(text(theirs?.get('BODYSTRUCTURE')), JSON.stringify(plain(serialized(bodyStructure(m.info, true)))), `message ${i + 1} BODYSTRUCTURE`);
+    assert.equal(text(theirs?.get('BODY[]')), JSON.stringify({ t: 'str', v: Buffer.from(m.data).toString('latin1') }), `message ${i + 1} BODY[]`);
+    for (const p of m.paths) {
+      const n = p.join('.');
+      const bin = binaryContent(m.data, m.info, p);
+      assert.ok(bin !== null && 'data' in bin);
+      assert.equal(text(theirs?.get(`BINARY[${n}]`)), JSON.stringify({ t: 'str', v: Buffer.from(bin.data).toString('latin1') }), `message ${i + 1} BINARY[${n}]`);
+      assert.equal(text(theirs?.get(`BINARY.SIZE[${n}]`)), JSON.stringify({ t: 'atom', v: String(bin.data.length) }), `message ${i + 1} BINARY.SIZE[${n}]`);
+    }
+  });
 });
