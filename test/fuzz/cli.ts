@@ -3,6 +3,7 @@
 // Prints progress and rates; on a failure prints the seed, iteration and iteration seed, exits 1.
 import { mimeIteration, newMimeStats } from './mime-harness.js';
 import { iterationSeed } from './rng.js';
+import { newTrustStats, trustIteration } from './trust-harness.js';
 
 interface Target {
   stats(): object;
@@ -12,6 +13,7 @@ interface Target {
 
 const TARGETS: Record<string, () => Promise<Target>> = {
   mime: async () => ({ stats: newMimeStats, iteration: mimeIteration }),
+  trust: async () => ({ stats: newTrustStats, iteration: trustIteration }),
 };
 
 function arg(name: string, fallback?: string): string | undefined {
