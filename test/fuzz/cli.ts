@@ -1,6 +1,7 @@
 // Long fuzz runs (same properties as the *.test.ts files of this folder, more iterations):
 //   node --import tsx test/fuzz/cli.ts --target mime|sasl|trust|extraction|smtp --iterations 1000000 [--seed 7]
 // Prints progress and rates; on a failure prints the seed, iteration and iteration seed, exits 1.
+import { extractionIteration, newExtractionStats } from './extraction-harness.js';
 import { mimeIteration, newMimeStats } from './mime-harness.js';
 import { iterationSeed } from './rng.js';
 import { newTrustStats, trustIteration } from './trust-harness.js';
@@ -13,6 +14,7 @@ interface Target {
 
 const TARGETS: Record<string, () => Promise<Target>> = {
   mime: async () => ({ stats: newMimeStats, iteration: mimeIteration }),
+  extraction: async () => ({ stats: newExtractionStats, iteration: extractionIteration }),
   trust: async () => ({ stats: newTrustStats, iteration: trustIteration }),
 };
 
