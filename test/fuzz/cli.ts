@@ -4,6 +4,7 @@
 import { extractionIteration, newExtractionStats } from './extraction-harness.js';
 import { mimeIteration, newMimeStats } from './mime-harness.js';
 import { iterationSeed } from './rng.js';
+import { newSaslStats, saslIteration } from './sasl-harness.js';
 import { newTrustStats, trustIteration } from './trust-harness.js';
 
 interface Target {
@@ -15,6 +16,7 @@ interface Target {
 const TARGETS: Record<string, () => Promise<Target>> = {
   mime: async () => ({ stats: newMimeStats, iteration: mimeIteration }),
   extraction: async () => ({ stats: newExtractionStats, iteration: extractionIteration }),
+  sasl: async () => ({ stats: newSaslStats, iteration: saslIteration }),
   trust: async () => ({ stats: newTrustStats, iteration: trustIteration }),
 };
 
