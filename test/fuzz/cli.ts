@@ -5,6 +5,7 @@ import { extractionIteration, newExtractionStats } from './extraction-harness.js
 import { mimeIteration, newMimeStats } from './mime-harness.js';
 import { iterationSeed } from './rng.js';
 import { newSaslStats, saslIteration } from './sasl-harness.js';
+import { newSmtpStats, SmtpFuzzTarget } from './smtp-harness.js';
 import { newTrustStats, trustIteration } from './trust-harness.js';
 
 interface Target {
@@ -17,6 +18,20 @@ const TARGETS: Record<string, () => Promise<Target>> = {
   mime: async () => ({ stats: newMimeStats, iteration: mimeIteration }),
   extraction: async () => ({ stats: newExtractionStats, iteration: extractionIteration }),
   sasl: async () => ({ stats: newSaslStats, iteration: saslIteration }),
+  smtp: async () => {
+    const t = await SmtpFuzzTarget.start();
+    return {
+      stats: newSmtpStats,
+      iteration: (iseed, stats) => t.iteration(iseed, stats),
+      async close() {
+        try {
+          console.log(`stored-message check: ${JSON.stringify(await t.check())}`);
+        } finally {
+          await t.close();
+        }
+      },
+    };
+  },
   trust: async () => ({ stats: newTrustStats, iteration: trustIteration }),
 };
 
