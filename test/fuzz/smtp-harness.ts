@@ -237,7 +237,8 @@ export class SmtpFuzzTarget {
         const line = authed && rng.bool(0.15) ? `MAIL FROM:<${this.user.addresses[0]}>` : authed && rng.bool(0.15) ? `RCPT TO:<${rng.pick(this.locals)}>` : this.command(rng, authed);
         const r = await send(line);
         if (r === null) return void stats.closedByServer++;
-        if (line !== 'DATA' || !r.startsWith('354')) continue;
+        // 354 opens DATA, also for "DATA x": smtp-server ignores text after DATA (RFC 5321 §4.1.1.4 has none)
+        if (!r.startsWith('354')) continue;
         const token = `fz${iseed.toString(36)}x${k}`;
         const body = this.body(rng, token);
         if (rng.bool(0.15)) {
