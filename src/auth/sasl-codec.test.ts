@@ -91,6 +91,7 @@ test('OAUTHBEARER: malformed inputs', () => {
     `n,a=,\x01${t}\x01\x01`, // empty saslname
     `n,a=x=2,\x01${t}\x01\x01`, // truncated escape
     `n,a=x=41,\x01${t}\x01\x01`, // only =2C and =3D exist
+    `n,a=u\x00v,\x01${t}\x01\x01`, // NUL is not UTF8-char-safe (RFC 5801 §4; found by test/fuzz/sasl.test.ts)
     `n,,${t}\x01\x01`, // kvsep missing after the header
     `n,,\x01${t}\x01`, // final kvsep missing
     `n,,\x01${t}`, // no kvsep at all

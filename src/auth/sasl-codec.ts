@@ -74,14 +74,15 @@ export interface OauthbearerResponse {
 
 /**
  * RFC 5801 §4: saslname = 1*(UTF8-char-safe / "=2C" / "=3D"); "," and "=" appear only
- * escaped. Null when the escaping is wrong or the name empty.
+ * escaped, NUL not at all. Null when the escaping is wrong or the name empty.
  */
 function decodeSaslname(s: string): string | null {
   if (!s) return null;
   let out = '';
   for (let i = 0; i < s.length; i++) {
     const c = s[i]!;
-    if (c === ',') return null;
+    // RFC 5801 §4: UTF8-1-safe = %x01-2B / %x2D-3C / %x3E-7F: no ",", and no NUL either.
+    if (c === ',' || c === '\0') return null;
     if (c === '=') {
       const esc = s.slice(i + 1, i + 3);
       if (esc === '2C') out += ',';
