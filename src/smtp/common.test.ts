@@ -151,6 +151,20 @@ test('splitHeader: a header block over the limit is reported, the whole message 
   assert.equal(fits.tooLarge, false);
 });
 
+test('splitHeader: a source destroyed mid-body (the client left during DATA) fails the body, never leaves it waiting', async () => {
+  const source = new PassThrough();
+  const split = splitHeader(source);
+  source.write('Subject: coupé\r\n\r\ndébut du corps');
+  const { body } = await split;
+  const read = (async () => {
+    for await (const _ of body) void _;
+  })();
+  source.destroy(Object.assign(new Error('Connection closed before the message was received in full'), { code: 'ECONNECTION' }));
+  // Before the fix the body never ended nor failed, and BlobStore.put kept its file open for ever.
+  const outcome = await Promise.race([read.then(() => 'ended', (e: Error) => `failed: ${e.message}`), new Promise((r) => setTimeout(() => r('still waiting'), 5000))]);
+  assert.match(String(outcome), /^failed: /);
+});
+
 test('drain: consumes the rest of a DATA stream, even an ended or failing one', async () => {
   const s = new PassThrough();
   const done = drain(s);

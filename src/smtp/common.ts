@@ -1,6 +1,6 @@
 // Shared pieces of the MX and submission servers built on smtp-server.
 import { isIPv6 } from 'node:net';
-import { Transform, type Readable, PassThrough } from 'node:stream';
+import { PassThrough, pipeline, Transform, type Readable } from 'node:stream';
 import { SMTPServer } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { rfc5322Date } from '../mime/date.js';
@@ -109,8 +109,15 @@ export async function splitHeader(source: Readable, maxHeaderBytes = 1024 * 1024
         cb();
       },
     });
-    source.on('error', reject);
-    source.pipe(splitter).pipe(body);
+    // pipeline, not pipe: when the client goes away mid-DATA, smtp-server destroys the source and
+    // the error must reach the body's reader (BlobStore.put then closes and removes its temporary
+    // file) instead of leaving it waiting forever. Readers see the error through iteration or
+    // `finished`; the listener below only keeps a reader that merely drains (resume) from
+    // turning it into an uncaught exception.
+    body.on('error', () => {});
+    pipeline(source, splitter, body, (err) => {
+      if (err && !done) reject(err);
+    });
   });
 }
 

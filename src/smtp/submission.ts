@@ -3,6 +3,7 @@
 // mailbox they own or hold a send-on-behalf grant for; recipients outside the trust space are
 // refused at RCPT.
 import { randomBytes } from 'node:crypto';
+import { finished } from 'node:stream/promises';
 import { Headers } from '@zone-eu/mailsplit';
 import addressparser from 'nodemailer/lib/addressparser';
 import type { Logger } from 'pino';
@@ -175,7 +176,7 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
         const { header, body, tooLarge } = await splitHeader(stream);
         if (tooLarge) {
           body.resume();
-          await new Promise((r) => body.on('end', r));
+          await finished(body).catch(() => {});
           throw smtpError(552, '5.3.4', 'header block too large');
         }
         const headers = new Headers(header);

@@ -8,7 +8,8 @@
 // iteration) and a new connection is always greeted (the server did not crash); afterwards
 // (check()): every message row's blob is readable, every DATA the server accepted was stored,
 // and no DATA it refused or that was cut off left a message behind (each body carries a token).
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import net from 'node:net';
 import tls from 'node:tls';
 import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../../src/demo/space.js';
@@ -293,6 +294,13 @@ export class SmtpFuzzTarget {
     }
     for (const t of this.accepted) if (!stored.has(t)) throw new Error(`DATA ${t} was accepted (250) but no stored message holds it`);
     for (const t of this.notStored) if (stored.has(t)) throw new Error(`DATA ${t} was refused or cut off, yet a stored message holds it`);
+    // A DATA cut off by the client must not leave its half-written file (nor its descriptor)
+    // behind: the put sees the connection's end and removes its temporary file.
+    const tmp = path.join(this.op.blobs.dir, 'tmp');
+    for (let waited = 0; readdirSync(tmp).length > 0; waited += 100) {
+      if (waited >= 10_000) throw new Error(`half-written message files left in ${tmp}: ${readdirSync(tmp).join(', ')}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
     return { rows: rows.length };
   }
 }
