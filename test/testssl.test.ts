@@ -96,6 +96,12 @@ describe('testssl.sh finds nothing rated MEDIUM or above on any listener', { tim
     for (const { t, findings } of results) {
       // A real scan happened: the protocol and cipher-order checks are in the report.
       for (const id of ['TLS1_2', 'TLS1_3', 'cipher_order']) assert.ok(findings.some((f) => f.id === id || f.id.startsWith(`${id}-`)), `${t.name}: no ${id} finding, did testssl.sh reach the listener? ${JSON.stringify(findings.slice(0, 5))}`);
+      // What the issue measured, rated OK by testssl itself: no CBC suite (LUCKY13), no RSA key
+      // transport (ROBOT), the server's cipher order, client renegotiation refused; HSTS on HTTPS.
+      for (const id of ['LUCKY13', 'ROBOT', 'cipher_order', 'secure_client_renego', ...(t.http ? ['HSTS_time'] : [])]) {
+        const f = findings.find((x) => x.id === id);
+        if (f?.severity !== 'OK') problems.push(`${t.name}: ${id} ${f ? `${f.severity}: ${f.finding}` : 'missing from the report'}`);
+      }
       for (const f of findings) {
         if (!['MEDIUM', 'HIGH', 'CRITICAL', 'FATAL'].includes(f.severity)) continue;
         if (EXEMPT[f.id] && f.severity !== 'FATAL') continue;
