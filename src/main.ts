@@ -24,6 +24,7 @@ import { createMxServer } from './smtp/mx.js';
 import { createSubmissionServer } from './smtp/submission.js';
 import { BlobCollector } from './store/blob-collector.js';
 import { BlobStore } from './store/blobs.js';
+import { ensurePrivateDir, exposedStatePaths } from './store/permissions.js';
 import { SqliteStore } from './store/sqlite/index.js';
 import { TrustService } from './trust/index.js';
 import { TrustListSource } from './trust/source.js';
@@ -133,6 +134,15 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
   }, config.trust.refreshMinutes * 60_000);
   anchorTimer.unref();
 
+  // State files are for the service user only: a data directory or state file that other local
+  // users can read stops the start, naming the fix (store/permissions.ts).
+  ensurePrivateDir(config.dataDir);
+  const exposed = exposedStatePaths(config.dataDir);
+  if (exposed.length)
+    throw new StartupError(
+      `state readable by other local users (dataDir ${config.dataDir}): ${exposed.map((e) => `${e.path} has mode ${e.mode}`).join(', ')}; ` +
+        `run ${exposed.map((e) => `\`${e.fix}\``).join(' and ')} as the service user, then start again`,
+    );
   const store = openStore(config);
   const blobs = new BlobStore(path.join(config.dataDir, 'blobs'));
   const core = new Core(store, config.operator.domains);

@@ -22,7 +22,7 @@ export class SecretBox {
    */
   static fromFile(file: string): SecretBox {
     if (!existsSync(file)) {
-      mkdirSync(path.dirname(file), { recursive: true });
+      mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
       // 'wx': never overwrite a key another process created meanwhile.
       try {
         writeFileSync(file, randomBytes(32).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { FhirError } from '../directory/fhir.js';
 import { DirectoryError } from '../directory/service.js';
 import { serverTlsOptions } from '../pki/tls-server.js';
+import { addSecurityHeaders } from './security-headers.js';
 import { registerDirectoryRoutes, type DirectoryRoutesOptions } from './directory-routes.js';
 import { HttpProblem, PROBLEM_JSON, sendOutcome, sendProblem } from './problem.js';
 import { registerAuthRoutes, type AuthRoutesOptions } from './auth-routes.js';
@@ -73,6 +74,7 @@ export function buildHttpApp(opts: Omit<HttpOptions, 'host' | 'port'>): FastifyI
     ...(opts.https ? { https: { key: opts.https.key, cert: opts.https.cert, ca: opts.https.ca, requestCert: true, rejectUnauthorized: false, ...serverTlsOptions } } : {}),
   }) as unknown as FastifyInstance;
   if (opts.onRoute) app.addHook('onRoute', opts.onRoute);
+  if (opts.https) addSecurityHeaders(app); // HSTS, CSP, nosniff, frame ban (security-headers.ts)
   // Credentials never travel in clear: /api/auth over plain HTTP is refused before the body is read.
   app.addHook('onRequest', async (req) => {
     if (isAuthPath(req.url) && !(req.raw.socket as TLSSocket).encrypted)

@@ -7,7 +7,7 @@ import net, { type AddressInfo } from 'node:net';
 import { PassThrough, Readable } from 'node:stream';
 import { test } from 'node:test';
 import { rfc5322Date } from '../mime/date.js';
-import { drain, installEnhancedStatusPatch, receivedHeader, replyDataFailure, smtpError, SMTPServer, splitHeader } from './common.js';
+import { BareLfToCrlf, drain, installEnhancedStatusPatch, normalizedLineEnds, receivedHeader, replyDataFailure, smtpError, smtpUtf8Refusal, SMTPServer, splitHeader } from './common.js';
 
 /** A line-oriented SMTP client on a raw socket: what is on the wire, nothing interpreted. */
 async function dialogue(port: number, commands: string[]): Promise<string[]> {
@@ -198,4 +198,31 @@ test('replyDataFailure: 552 5.3.4 for an oversized message, an SMTP error as is,
   assert.equal(other.err.responseCode, 451);
   assert.match(other.err.message, /^4\.3\.0 temporary failure storing the message, nothing was stored/);
   assert.deepEqual(other.unexpected, [bug]);
+});
+
+test('BareLfToCrlf: every bare LF becomes CRLF, whatever the chunking; CRLF and bare CR are kept', async () => {
+  const input = 'a\nb\r\nc\rd\n\n.\r\n..e\n';
+  const expected = 'a\r\nb\r\nc\rd\r\n\r\n.\r\n..e\r\n';
+  for (let size = 1; size <= input.length; size++) {
+    const chunks: Buffer[] = [];
+    for (let i = 0; i < input.length; i += size) chunks.push(Buffer.from(input.slice(i, i + size)));
+    const out = Readable.from(chunks).pipe(new BareLfToCrlf());
+    assert.equal(await readAll(out), expected, `chunks of ${size}`);
+  }
+});
+
+test('normalizedLineEnds: an error of the source ends the normalized stream with it', async () => {
+  const src = new PassThrough();
+  const out = normalizedLineEnds(src);
+  src.write('x\n');
+  src.destroy(new Error('connection lost'));
+  await assert.rejects(readAll(out), /connection lost/);
+});
+
+test('smtpUtf8Refusal: a non-ASCII address only with SMTPUTF8 on MAIL FROM (RFC 6531 §3.4)', () => {
+  assert.equal(smtpUtf8Refusal('rene@a.test', { envelope: {} }), null);
+  assert.equal(smtpUtf8Refusal('rené@a.test', { envelope: { smtpUtf8: true } }), null);
+  const e = smtpUtf8Refusal('rené@a.test', { envelope: { smtpUtf8: false } });
+  assert.equal(e?.responseCode, 553);
+  assert.match(String(e?.message), /^5\.6\.7 /);
 });

@@ -151,3 +151,51 @@ export function replyDataFailure(
 }
 
 export { SMTPServer };
+
+const CRLF = Buffer.from('\r\n');
+
+/**
+ * Message content with every bare LF turned into CRLF, as Postfix 3.9's default
+ * `smtpd_forbid_bare_newline = normalize` does (postconf(5)): "allow command or message
+ * content lines ending in the non-standard <LF>, and process them as if the client sent the
+ * standard <CR><LF>". RFC 5321 §2.3.8: lines end with CRLF only. smtp-server already requires
+ * the standard end of data <CR><LF>.<CR><LF> (a "<LF>.<CR><LF>" stays content), and splits
+ * command lines on CRLF or bare LF alike, which is the same normalization for commands.
+ * The stored message is thus in canonical form, and a peer reading it later cannot find a
+ * different line structure in it than we did (SMTP smuggling, CVE-2023-51764 class).
+ */
+export class BareLfToCrlf extends Transform {
+  private lastWasCr = false;
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null, data?: Buffer) => void): void {
+    const parts: Buffer[] = [];
+    let start = 0;
+    for (let i = chunk.indexOf(0x0a); i >= 0; i = chunk.indexOf(0x0a, i + 1)) {
+      const afterCr = i > 0 ? chunk[i - 1] === 0x0d : this.lastWasCr;
+      if (afterCr) continue;
+      parts.push(chunk.subarray(start, i), CRLF);
+      start = i + 1;
+    }
+    if (chunk.length) this.lastWasCr = chunk[chunk.length - 1] === 0x0d;
+    if (start === 0) return cb(null, chunk);
+    parts.push(chunk.subarray(start));
+    cb(null, Buffer.concat(parts));
+  }
+}
+
+/** `stream` read through BareLfToCrlf; an error of `stream` ends the result with that error. */
+export function normalizedLineEnds(stream: Readable): Readable {
+  const out = new BareLfToCrlf();
+  stream.once('error', (e) => out.destroy(e));
+  return stream.pipe(out);
+}
+
+/**
+ * RFC 6531 §3.4: a non-ASCII (UTF-8) mailbox may appear in MAIL FROM or RCPT TO only in a
+ * transaction whose MAIL command carried the SMTPUTF8 parameter; otherwise RFC 6531 §3.5's
+ * reply, 553 with X.6.7 "Non-ASCII addresses not permitted for that sender/recipient" (RFC 5248).
+ * smtp-server accepts such addresses either way; the MX and submission servers call this first.
+ */
+export function smtpUtf8Refusal(address: string, session: { envelope: { smtpUtf8?: boolean } }): SmtpError | null {
+  if (session.envelope.smtpUtf8 || /^[\x00-\x7f]*$/.test(address)) return null;
+  return smtpError(553, '5.6.7', `non-ASCII address <${address}> without the SMTPUTF8 parameter on MAIL FROM (RFC 6531)`);
+}

@@ -14,7 +14,7 @@ import { meterRefusals } from './refusals.js';
 import { BlobSizeExceededError, type BlobStore } from '../store/blobs.js';
 import { serverTlsOptions } from '../pki/tls-server.js';
 import { peerChainFromTls, type TrustService } from '../trust/index.js';
-import { installEnhancedStatusPatch, replyDataFailure, receivedHeader, SMTPServer, smtpError } from './common.js';
+import { installEnhancedStatusPatch, replyDataFailure, receivedHeader, SMTPServer, smtpError, normalizedLineEnds, smtpUtf8Refusal } from './common.js';
 
 export interface MxOptions {
   hostname: string;
@@ -77,6 +77,8 @@ export function createMxServer(o: MxOptions): SMTPServer {
       cb();
     },
     onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void) {
+      const utf8 = smtpUtf8Refusal(address.address, session); // RFC 6531 §3.4
+      if (utf8) return cb(utf8);
       // RFC 3207 §4: the trust space accepts mail only over TLS.
       if (!session.secure) return cb(smtpError(530, '5.7.0', 'Must issue a STARTTLS command first: the MSSanté trust space requires TLS'));
       const st = state.get(session) ?? { chain: [] };
@@ -98,6 +100,8 @@ export function createMxServer(o: MxOptions): SMTPServer {
         });
     },
     onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void) {
+      const utf8 = smtpUtf8Refusal(address.address, session); // RFC 6531 §3.4
+      if (utf8) return cb(utf8);
       o.core
         .resolveRecipient(address.address)
         .then((r) => {
@@ -146,7 +150,8 @@ export function createMxServer(o: MxOptions): SMTPServer {
         }),
       );
       (async () => {
-        const blob = await o.blobs.put(stream, { prefix, maxSize: o.maxMessageSize + prefix.length });
+        // Bare LF → CRLF (Postfix's "normalize", smtp/common.ts).
+        const blob = await o.blobs.put(normalizedLineEnds(stream), { prefix, maxSize: o.maxMessageSize + prefix.length });
         if (stream.sizeExceeded) throw new BlobSizeExceededError(o.maxMessageSize);
         // Recipients were checked at RCPT; re-resolve in case a mailbox changed meanwhile.
         const ids: number[] = [];

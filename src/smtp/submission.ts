@@ -27,7 +27,7 @@ import type { Metrics } from '../audit/metrics.js';
 import type { UsageMeter } from '../audit/usage.js';
 import { rfc5322Date } from '../mime/date.js';
 import { meterRefusals } from './refusals.js';
-import { installEnhancedStatusPatch, replyDataFailure, receivedHeader, SMTPServer, smtpError, splitHeader } from './common.js';
+import { installEnhancedStatusPatch, replyDataFailure, receivedHeader, SMTPServer, smtpError, splitHeader, normalizedLineEnds, smtpUtf8Refusal } from './common.js';
 
 export interface SubmissionOptions {
   hostname: string;
@@ -117,6 +117,8 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
       onFailure: (session: SMTPServerSession, reason: string, mechanism: string) => log.info({ session: session.id, remote: session.remoteAddress, reason, mechanism }, 'authentication failed'),
     } satisfies SmtpSaslOptions,
     onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void) {
+      const utf8 = smtpUtf8Refusal(address.address, session); // RFC 6531 §3.4
+      if (utf8) return cb(utf8);
       const user = session.user as unknown as User;
       if (!address.address) return cb(smtpError(550, '5.7.1', 'the null sender <> cannot be used for submission'));
       o.core.maySendAs(user, address.address).then(
@@ -129,6 +131,8 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
       );
     },
     onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void) {
+      const utf8 = smtpUtf8Refusal(address.address, session); // RFC 6531 §3.4
+      if (utf8) return cb(utf8);
       const st = state.get(session)!;
       const dsn = (address as any).dsn as { notify?: string[]; orcpt?: string } | undefined;
       const base = { address: address.address, notify: (dsn?.notify as NewQueueItem['notify']) ?? null, orcpt: dsn?.orcpt ?? null };
@@ -173,7 +177,7 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
     onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null, message?: string) => void) {
       const st = state.get(session)!;
       (async () => {
-        const { header, body, tooLarge } = await splitHeader(stream);
+        const { header, body, tooLarge } = await splitHeader(normalizedLineEnds(stream)); // bare LF → CRLF (Postfix's "normalize")
         if (tooLarge) {
           body.resume();
           await finished(body).catch(() => {});

@@ -47,7 +47,7 @@ export class BlobStore {
     private readonly opts: { pinMs?: number } = {},
   ) {
     this.tmpDir = path.join(dir, 'tmp');
-    mkdirSync(this.tmpDir, { recursive: true });
+    mkdirSync(this.tmpDir, { recursive: true, mode: 0o700 }); // service user only (store/permissions.ts)
   }
 
   pathOf(id: string): string {
@@ -98,7 +98,7 @@ export class BlobStore {
       if (p && --p.count <= 0) this.pins.delete(id);
     };
     const final = this.pathOf(id);
-    mkdirSync(path.dirname(final), { recursive: true });
+    mkdirSync(path.dirname(final), { recursive: true, mode: 0o700 });
     try {
       await rename(tmp, final);
       await syncDir(path.dirname(final));

@@ -6,7 +6,7 @@
 // folders.ts, delivery.ts, absences.ts, rules.ts, usage.ts, traces.ts. This file opens and migrates the database, keeps the message-file
 // records (BlobMetaStore), and exposes every part's methods on the one Store object.
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { ensurePrivateDir, ensurePrivateFile } from '../permissions.js';
 import path from 'node:path';
 import type { AbsenceStore, AccountStore, CredentialStore, DeliveryStore, FolderStore, HttpSessionStore, MailboxStore, RulesStore, Store, TraceStore, UsageStore } from '../types.js';
 import { SqliteAbsences } from './absences.js';
@@ -66,7 +66,11 @@ export class SqliteStore implements Store {
 
   /** Opens (creating if needed) the database file and applies pending migrations. */
   static open(file: string): SqliteStore {
-    if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
+    if (file !== ':memory:') {
+      // 0700 directory, 0600 database (SQLite gives -wal and -shm the database file's mode).
+      ensurePrivateDir(path.dirname(file));
+      ensurePrivateFile(file);
+    }
     const db = new Database(file);
     db.pragma('journal_mode = WAL');
     // synchronous=FULL: a commit is on disk before we acknowledge (architecture invariant 1).
