@@ -184,9 +184,9 @@ export class BareLfToCrlf extends Transform {
 
 /** `stream` read through BareLfToCrlf; an error of `stream` ends the result with that error. */
 export function normalizedLineEnds(stream: Readable): Readable {
-  const out = new BareLfToCrlf();
-  stream.once('error', (e) => out.destroy(e));
-  return stream.pipe(out);
+  // pipeline: a client leaving mid-DATA (source destroyed, with or without an error) ends the
+  // reader with an error instead of leaving it waiting.
+  return pipeline(stream, new BareLfToCrlf(), () => {});
 }
 
 /**
