@@ -97,8 +97,10 @@ export class RulesEngine {
   /** What rules 1 and 2 see now, every mailbox not deleted. */
   async report(now: Date): Promise<RulesReportRow[]> {
     const rows: RulesReportRow[] = [];
+    let n = 0;
     for (const m of await this.store.listMailboxes()) {
       if (m.state === 'deleted') continue;
+      if (++n % 16 === 0) await yieldToClients();
       const a = await this.store.getActivity(m.id);
       const r = await this.readingStatus(m, now, a);
       const lastUse = this.lastUse(m, a);
@@ -123,8 +125,10 @@ export class RulesEngine {
   /** Applies rules 1 and 2 once, as of `now`. Idempotent per Paris day; one mailbox's failure does not stop the others. */
   async run(now: Date = new Date()): Promise<RulesRunResult> {
     const result: RulesRunResult = { at: now.toISOString(), readingNotices: [], unused: [], errors: [] };
+    let n = 0;
     for (const m of await this.store.listMailboxes()) {
       if (m.state === 'deleted') continue;
+      if (++n % 16 === 0) await yieldToClients();
       try {
         const a = await this.store.getActivity(m.id);
         const action = await this.applyUnused(m, a, now);
@@ -341,4 +345,12 @@ export class RulesEngine {
 /** The default system address: ne-pas-repondre@<first operator domain>. */
 export function defaultSystemAddress(domains: string[], hostname: string): string {
   return `ne-pas-repondre@${domains[0] ?? hostname}`;
+}
+
+/**
+ * The store answers synchronously (SQLite): a run over thousands of mailboxes would hold the one
+ * event loop every client shares. Between mailboxes, let pending I/O (IMAP, SMTP, HTTP) run.
+ */
+function yieldToClients(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
