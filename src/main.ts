@@ -23,6 +23,8 @@ import { UrgencyResponder } from './policy/urgency.js';
 import { createMxServer } from './smtp/mx.js';
 import { createSubmissionServer } from './smtp/submission.js';
 import { BlobCollector } from './store/blob-collector.js';
+import { WebhookDispatcher } from './integration/webhooks.js';
+import { inboundDescriber } from './integration/inbound.js';
 import { BlobStore } from './store/blobs.js';
 import { ensurePrivateDir, exposedStatePaths } from './store/permissions.js';
 import { SqliteStore } from './store/sqlite/index.js';
@@ -357,6 +359,25 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     throw e;
   }
   outbound.start();
+  // Medical software: each message arriving in an INBOX is POSTed to the webhooks registered for it.
+  const wh = config.integrations.webhooks;
+  let webhookCa: string | undefined;
+  try {
+    webhookCa = wh.caFile ? readFileSync(path.resolve(wh.caFile), 'utf8') : undefined;
+  } catch (e: any) {
+    logger.error({ file: wh.caFile, err: e.code ?? e.message }, 'cannot read integrations.webhooks.caFile: webhooks use the system CAs only');
+  }
+  const webhooks = new WebhookDispatcher({
+    store,
+    core,
+    secrets,
+    ca: webhookCa,
+    retryHours: wh.retryHours,
+    pollSeconds: wh.pollSeconds,
+    logger,
+    describe: inboundDescriber({ blobs, publicUrl: () => config.http.publicUrl?.replace(/\/$/, '') ?? `https://${config.operator.hostname}:${ports.https ?? 443}` }),
+  });
+  webhooks.start();
   // Golden rules 1 and 2: applied every policy.runEveryMinutes (idempotent per day; the timer never keeps the process alive).
   let rulesRunning = false;
   const rulesTimer =
@@ -404,6 +425,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
       clearInterval(rulesTimer);
       stopTracePurge();
       await outbound.stop();
+      await webhooks.stop();
       await blobCollector.stop();
       await closeHttp();
       await closeMetrics();

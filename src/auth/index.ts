@@ -13,7 +13,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { hash, verify, Algorithm } from '@node-rs/argon2';
 import type { AuthAuditEntry, Store } from '../store/types.js';
-import type { AppPassword, User } from '../model/index.js';
+import type { ApiToken, AppPassword, User } from '../model/index.js';
 import type { SecretBox } from './secret-box.js';
 
 // RFC 9106 §4 second recommended option (64 MiB, 3 passes), lanes 1 to stay cheap on small hosts.
@@ -277,6 +277,49 @@ export class Authenticator {
       const { passwordHash: _omit, ...user } = u;
       return { ok: true, user };
     });
+  }
+
+  /** Prefix of the software API's bearer tokens: tells them apart from OpenID access tokens (JWTs). */
+  static readonly API_TOKEN_PREFIX = 'cad_';
+
+  /**
+   * A bearer token of medical software (`Authorization: Bearer cad_…`, docs/software-api.md):
+   * looked up by its SHA-256 digest, counted and audited like every other attempt.
+   */
+  async apiToken(secret: string, ctx: AuthContext): Promise<AuthResult> {
+    const digest = secretDigest(secret);
+    // Audited under the digest's first characters (never the secret); wrong tokens count against
+    // the remote address as wrong passwords do.
+    return this.attempt(`api-token:${digest.slice(0, 12)}`, ctx, async () => {
+      const t = secret.startsWith(Authenticator.API_TOKEN_PREFIX) ? await this.store.findApiToken(digest) : undefined;
+      if (!t) return { ok: false, reason: 'invalid-token' };
+      const u = await this.store.getUser(t.userId);
+      if (!u) return { ok: false, reason: 'unknown-user' };
+      if (u.state !== 'active') return { ok: false, reason: 'disabled' };
+      await this.store.touchApiToken(t.id, new Date(this.now()).toISOString(), ctx.remote);
+      return { ok: true, user: u };
+    });
+  }
+
+  /** Creates an API token for `user` (an API client's account); the clear value is returned once. */
+  async createApiToken(user: User, label: string, ctx: AdminContext): Promise<{ token: ApiToken; secret: string }> {
+    const clean = label.trim();
+    if (!clean || clean.length > 100 || /[\x00-\x1f\x7f]/.test(clean)) {
+      await this.recordCredentialAction(user, 'API-TOKEN-CREATE', ctx, 'invalid-label');
+      throw new AuthError('an API token needs a label of 1–100 printable characters (e.g. the software and site)');
+    }
+    const secret = Authenticator.API_TOKEN_PREFIX + randomBytes(32).toString('base64url');
+    const token = await this.store.createApiToken({ userId: user.id, label: clean, secretHash: secretDigest(secret), createdBy: ctx.actor });
+    await this.recordCredentialAction(user, 'API-TOKEN-CREATE', ctx);
+    return { token, secret };
+  }
+
+  /** Revokes an API token: requests carrying it are refused from now on. */
+  async revokeApiToken(id: number, ctx: AdminContext): Promise<ApiToken | undefined> {
+    const t = await this.store.revokeApiToken(id);
+    const u = t ? await this.store.getUser(t.userId) : undefined;
+    if (u) await this.recordCredentialAction(u, 'API-TOKEN-REVOKE', ctx);
+    return t;
   }
 
   /** Creates an app password for a mail client; the clear value is returned once, never stored. */

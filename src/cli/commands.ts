@@ -17,6 +17,7 @@ import { registerAbsenceCommands } from './absence.js';
 import { registerRulesCommands } from './rules.js';
 import { registerIndicatorsCommands } from './indicators.js';
 import { registerTraceCommands } from './traces.js';
+import { registerIntegrationCommands } from './integrations.js';
 
 function newProgram(): Command {
   return new Command().name('caducee').description('Caducée — an MSSanté operator').showHelpAfterError();
@@ -441,5 +442,6 @@ registerDirectoryCommands(program);
 registerAbsenceCommands(program, fail);
 registerRulesCommands(program, fail);
 registerIndicatorsCommands(program, fail);
+registerIntegrationCommands(program, { fail, withCore, cliContext, cliOrigin, print });
 
 export { program };

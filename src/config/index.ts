@@ -150,6 +150,23 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** Medical software integration (docs/software-api.md). */
+    integrations: z
+      .object({
+        webhooks: z
+          .object({
+            /** How long one event is retried (exponential backoff, 5 s doubling, 1 h at most) before it is abandoned. */
+            retryHours: z.number().positive().max(24 * 30).default(24),
+            /** Polling period when no delivery wakes the dispatcher. */
+            pollSeconds: z.number().positive().default(5),
+            /** PEM file of extra CAs trusted for webhook endpoints (a hospital's private PKI), besides the system's. */
+            caFile: z.string().min(1).optional(),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
     http: z
       .object({
         /** Public base URL used in links (FHIR fullUrl, paging); default: from each request's Host. */

@@ -56,6 +56,41 @@ export interface AppPassword {
   revokedAt: string | null;
 }
 
+/**
+ * A credential of medical software for the mail API (issue 11): a bearer token `cad_…` held by an
+ * API client's user account, created by an administrator, scoped by that user's grants.
+ */
+export interface ApiToken {
+  id: number;
+  userId: number;
+  label: string;
+  createdAt: string;
+  createdBy: string;
+  lastUsedAt: string | null;
+  lastUsedFrom: string | null;
+  revokedAt: string | null;
+}
+
+/** An HTTPS endpoint of medical software told of each message arriving in a mailbox's INBOX. */
+export interface Webhook {
+  id: number;
+  userId: number;
+  mailboxId: number;
+  url: string;
+  createdAt: string;
+  revokedAt: string | null;
+  /** Messages (row ids) up to this one have been acknowledged by the endpoint (or abandoned). */
+  cursor: number;
+  attempts: number;
+  /** Epoch ms of the next try of the event after `cursor`. */
+  nextAttemptAt: number;
+  /** Epoch ms of the first failed try of the current event; null when the last try succeeded. */
+  failingSince: number | null;
+  lastError: string | null;
+  delivered: number;
+  abandoned: number;
+}
+
 /** A web session; `stage` is 'full' once both factors are done. */
 export interface HttpSession {
   id: number;

@@ -19,6 +19,8 @@ import type {
   AppPassword,
   HttpSession,
   TotpFactor,
+  ApiToken,
+  Webhook,
 } from '../model/index.js';
 
 export interface NewQueueItem {
@@ -496,10 +498,48 @@ export interface TraceStore {
   purgeTraces(before: string): Promise<number>;
 }
 
+/** A message that arrived in a mailbox's INBOX: the unit of the software API's inbound feed. */
+export interface InboundMessage {
+  /** The message row id: increasing, the feed's cursor. */
+  id: number;
+  folderId: number;
+  uid: number;
+  blobId: string;
+  size: number;
+  internalDate: string;
+}
+
+/** Medical software integration (issue 11): API tokens and webhooks (docs/software-api.md). */
+export interface IntegrationStore {
+  createApiToken(t: { userId: number; label: string; secretHash: string; createdBy: string }): Promise<ApiToken>;
+  /** The active token with this digest (never a revoked one). */
+  findApiToken(secretHash: string): Promise<ApiToken | undefined>;
+  /** Every token (of one user when given), revoked ones included, newest first. */
+  listApiTokens(userId?: number): Promise<ApiToken[]>;
+  touchApiToken(id: number, at: string, from: string | null): Promise<void>;
+  revokeApiToken(id: number): Promise<ApiToken | undefined>;
+
+  /** `since: 'now'`: only messages arriving after the registration; 'all': the INBOX from its start. */
+  createWebhook(w: { userId: number; mailboxId: number; url: string; secret: string; since: 'now' | 'all' }): Promise<Webhook>;
+  getWebhook(id: number): Promise<(Webhook & { secret: string }) | undefined>;
+  listWebhooks(filter?: { userId?: number; mailboxId?: number }): Promise<Webhook[]>;
+  revokeWebhook(id: number): Promise<boolean>;
+  /** Active webhooks whose next try is due at `nowMs`, oldest due first. */
+  dueWebhooks(nowMs: number, limit: number): Promise<(Webhook & { secret: string })[]>;
+  /** Records the endpoint's acknowledgement of the event of message `cursor` (compare-and-set on the old cursor). */
+  webhookAcknowledged(id: number, from: number, cursor: number): Promise<boolean>;
+  /** Records a failed try: when to try again, since when it fails. */
+  webhookFailed(id: number, f: { error: string; nextAttemptAt: number; failingSince: number }): Promise<void>;
+  /** Gives up on the event of message `cursor` (retried for too long): the feed moves past it. */
+  webhookAbandoned(id: number, from: number, cursor: number, error: string): Promise<boolean>;
+  /** Messages of the mailbox's INBOX with a row id above `afterId`, in arrival order. */
+  inboundAfter(mailboxId: number, afterId: number, limit: number): Promise<InboundMessage[]>;
+}
+
 /**
  * The whole store, as one engine (sqlite/, postgres/ later) implements it. Consumers that need
  * only part of it take the focused interface(s) above, or a Pick of them.
  */
-export interface Store extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, BlobMetaStore, AbsenceStore, RulesStore, UsageStore, TraceStore {
+export interface Store extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, BlobMetaStore, AbsenceStore, RulesStore, UsageStore, TraceStore, IntegrationStore {
   close(): Promise<void>;
 }

@@ -380,4 +380,42 @@ CREATE INDEX mailbox_traces_mailbox ON mailbox_traces(mailbox_id, at);
 CREATE INDEX mailbox_traces_at ON mailbox_traces(at);
 `,
   },
+  {
+    version: 16,
+    name: 'software API tokens and webhooks',
+    // Issue 11, docs/software-api.md: bearer tokens of API clients (digest only) and the webhooks
+    // told of each message arriving in an INBOX. A webhook's cursor is the last message row id its
+    // endpoint acknowledged: the feed is at-least-once, in arrival order, with stable event ids.
+    // The secret signs the bodies (HMAC-SHA256), so it is kept, encrypted by the secrets key.
+    sql: `
+CREATE TABLE api_tokens (
+  id INTEGER PRIMARY KEY,
+  user_id INTEGER NOT NULL REFERENCES users(id),
+  label TEXT NOT NULL,
+  secret_hash TEXT NOT NULL UNIQUE,
+  created_at TEXT NOT NULL,
+  created_by TEXT NOT NULL,
+  last_used_at TEXT,
+  last_used_from TEXT,
+  revoked_at TEXT
+);
+CREATE TABLE webhooks (
+  id INTEGER PRIMARY KEY,
+  user_id INTEGER NOT NULL REFERENCES users(id),
+  mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),
+  url TEXT NOT NULL,
+  secret TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  revoked_at TEXT,
+  cursor INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL DEFAULT 0,
+  failing_since INTEGER,
+  last_error TEXT,
+  delivered INTEGER NOT NULL DEFAULT 0,
+  abandoned INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX webhooks_due ON webhooks(next_attempt_at) WHERE revoked_at IS NULL;
+`,
+  },
 ];
