@@ -1,0 +1,256 @@
+// Crash-safety harness (issue 13 "Crash safety, proven"): an operator runs as its own process
+// (`caducee start`); a peer operator's MX client sends messages over mutual TLS while the
+// harness kills the operator with SIGKILL at random moments and starts it again on the same
+// state. At the end it counts, over IMAP and in the stopped store:
+//   - every message that got 250 is present exactly once, byte-identical (RFC 5321 §4.2.5:
+//     250 after DATA takes responsibility for the message; architecture invariant 1);
+//   - no message is present twice (each transaction carries a fresh Message-ID; the harness
+//     never re-sends one), and none is partial (every stored body is exactly what was sent);
+//   - no message row references a missing file, and after the final start no file is left
+//     that no row references (the blob collector's start sweep, store/blob-collector.ts).
+// A message whose transaction was cut by a kill before the 250 may be present (the commit
+// happened, the reply did not reach us) or not; the figures say how many of each.
+// Used by test/crash-safety.test.ts (short, seeded) and bench/crash-safety.ts (long).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { ImapFlow } from 'imapflow';
+import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
+import { prepareDemo } from '../../src/demo/space.js';
+
+export interface CrashRunOptions {
+  dir: string;
+  messages: number;
+  kills: number;
+  seed: number;
+  /** Parallel SMTP clients (default 4). */
+  concurrency?: number;
+  log?: (line: string) => void;
+}
+
+export interface CrashRunResult {
+  sent: number;
+  acknowledged: number;
+  /** Transactions cut by a kill before the reply. */
+  cut: number;
+  /** Of the cut ones, how many were nevertheless stored (committed, reply lost). */
+  cutButStored: number;
+  kills: number;
+  restarts: number;
+  /** Acknowledged messages missing or not byte-identical: must be empty. */
+  lost: string[];
+  corrupt: string[];
+  /** Message-IDs present more than once: must be empty. */
+  duplicated: string[];
+  /** Messages present that the harness never sent: must be empty. */
+  unknown: string[];
+  /** Rows whose file is missing, and files no row references after the final start: must be 0. */
+  danglingRows: number;
+  orphanFiles: number;
+  wallMs: number;
+}
+
+/** A small seeded PRNG (mulberry32): the same seed gives the same run plan. */
+function rng(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const BIN = path.resolve('bin/caducee.js');
+const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+
+/** `caducee start` for the operator; resolves with its process and MX/IMAP ports once it is listening. */
+function startOperator(config: string): Promise<{ child: ChildProcess; mx: number; imaps: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    const onData = (d: Buffer) => {
+      out += d;
+      let i: number;
+      while ((i = out.indexOf('\n')) >= 0) {
+        const line = out.slice(0, i);
+        out = out.slice(i + 1);
+        try {
+          const j = JSON.parse(line);
+          if (j.msg === 'operator started') {
+            child.stdout!.off('data', onData);
+            child.stdout!.resume();
+            resolve({ child, mx: j.mx, imaps: j.imaps });
+          }
+        } catch {
+          /* not JSON */
+        }
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (d) => (err += d));
+    child.once('exit', (code, sig) => reject(new Error(`caducee start exited (${code ?? sig}) before listening: ${err.slice(-2000)}`)));
+  });
+}
+
+function message(n: number, from: string, to: string, random: () => number): { id: string; raw: Buffer } {
+  const id = `<crash-${n}-${Math.floor(random() * 1e9)}@harness.test>`;
+  // 1–40 KiB bodies: some transactions are cut in the middle of DATA.
+  const lines: string[] = [];
+  const size = 1024 + Math.floor(random() * 40 * 1024);
+  for (let len = 0, k = 0; len < size; k++) {
+    const l = `ligne ${k} du message ${n} ${'x'.repeat(Math.floor(random() * 60))}`;
+    lines.push(l);
+    len += l.length + 2;
+  }
+  const raw = Buffer.from(
+    `From: <${from}>\r\nTo: <${to}>\r\nSubject: crash ${n}\r\nMessage-ID: ${id}\r\nDate: ${new Date().toUTCString()}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${lines.join('\r\n')}\r\nFIN ${n}\r\n`,
+  );
+  return { id, raw };
+}
+
+export async function runCrashHarness(o: CrashRunOptions): Promise<CrashRunResult> {
+  const log = o.log ?? (() => {});
+  const t0 = Date.now();
+  const random = rng(o.seed);
+  const layout = await prepareDemo(path.join(o.dir, 'space'), { ports: 'ephemeral' });
+  const [A, B] = layout.operators;
+  const ca = readFileSync(layout.caBundle, 'utf8');
+  // A's server certificate is also its client certificate towards B's MX (mutual TLS).
+  const clientTls = { key: readFileSync(A.key, 'utf8'), cert: readFileSync(A.chain, 'utf8'), ca, servername: 'localhost' };
+  const recipient = B.users[0];
+  const to = recipient.addresses[0];
+  const from = A.users[0].addresses[0];
+
+  let current = await startOperator(B.config);
+  let restarts = 0;
+  let kills = 0;
+  let down = false;
+  const acked = new Map<string, string>(); // Message-ID → sha256 of the bytes sent
+  const cutIds = new Map<string, string>();
+  let sent = 0;
+
+  const sendOne = (port: number, m: { id: string; raw: Buffer }) =>
+    new Promise<'acked' | 'refused' | 'cut'>((resolve) => {
+      const c = new SMTPConnection({ host: '127.0.0.1', port, secure: false, requireTLS: true, tls: clientTls, name: A.hostname, socketTimeout: 15_000, connectionTimeout: 5_000 } as any);
+      let state: 'connecting' | 'data' = 'connecting';
+      let settled = false;
+      const done = (r: 'acked' | 'refused' | 'cut') => {
+        if (settled) return;
+        settled = true;
+        try {
+          c.close();
+        } catch {
+          /* closed */
+        }
+        resolve(r);
+      };
+      c.on('error', () => done(state === 'data' ? 'cut' : 'refused'));
+      c.on('end', () => done(state === 'data' ? 'cut' : 'refused'));
+      c.connect(() => {
+        state = 'data'; // from here on a kill may come after the commit: count it as cut
+        c.send({ from, to: [to] }, m.raw, (err: any, info: any) => {
+          if (err) return done(err.responseCode && err.responseCode >= 400 && err.responseCode < 600 && !/ECONNRESET|EPIPE|ETIMEDOUT|closed/i.test(String(err.code ?? err.message)) ? 'refused' : 'cut');
+          done(/^250/.test(String(info?.response ?? '')) ? 'acked' : 'refused');
+        });
+      });
+    });
+
+  let next = 0;
+  const worker = async () => {
+    while (next < o.messages) {
+      if (down) {
+        await new Promise((r) => setTimeout(r, 20));
+        continue;
+      }
+      const n = next++;
+      const m = message(n, from, to, random);
+      sent++;
+      const r = await sendOne(current.mx, m);
+      if (r === 'acked') acked.set(m.id, sha(m.raw));
+      else if (r === 'cut') cutIds.set(m.id, sha(m.raw));
+      // 'refused' (the operator was down at connect): nothing was transferred; the next number follows.
+    }
+  };
+
+  // The killer: at random moments while messages flow, SIGKILL then start again on the same state.
+  const killer = (async () => {
+    for (let k = 0; k < o.kills; k++) {
+      const target = Math.floor(((k + 1) * o.messages) / (o.kills + 1) + (random() - 0.5) * (o.messages / (o.kills + 1)) * 0.5);
+      while (acked.size + cutIds.size < target && next < o.messages) await new Promise((r) => setTimeout(r, 5));
+      if (next >= o.messages) break;
+      await new Promise((r) => setTimeout(r, Math.floor(random() * 40)));
+      down = true;
+      current.child.kill('SIGKILL');
+      await new Promise((r) => current.child.once('exit', r));
+      kills++;
+      log(`kill ${kills}: ${acked.size} acknowledged, ${cutIds.size} cut so far`);
+      current = await startOperator(B.config);
+      restarts++;
+      down = false;
+    }
+  })();
+  await Promise.all([...Array.from({ length: o.concurrency ?? 4 }, worker), killer]);
+
+  // Final count over IMAP on the running operator (after a last restart, so the start sweep ran).
+  current.child.kill('SIGKILL');
+  await new Promise((r) => current.child.once('exit', r));
+  current = await startOperator(B.config);
+  restarts++;
+  const present = new Map<string, string[]>();
+  const imap = new ImapFlow({ host: '127.0.0.1', port: current.imaps, secure: true, tls: { ca, servername: 'localhost' }, auth: { user: recipient.login, pass: recipient.appPassword }, logger: false });
+  await imap.connect();
+  try {
+    const lock = await imap.getMailboxLock('INBOX');
+    try {
+      if ((imap.mailbox as any).exists > 0)
+        for await (const msg of imap.fetch('1:*', { source: true, envelope: true })) {
+          const id = msg.envelope?.messageId ?? '';
+          // The stored message starts with our Received: trace field; compare what follows it.
+          const src = msg.source!;
+          const start = src.indexOf('From: <');
+          const body = start >= 0 ? src.subarray(start) : src;
+          present.set(id, [...(present.get(id) ?? []), sha(body)]);
+        }
+    } finally {
+      lock.release();
+    }
+  } finally {
+    await imap.logout().catch(() => imap.close());
+  }
+  current.child.kill('SIGTERM');
+  await new Promise((r) => current.child.once('exit', r));
+
+  const lost: string[] = [];
+  const corrupt: string[] = [];
+  for (const [id, h] of acked) {
+    const got = present.get(id);
+    if (!got) lost.push(id);
+    else if (!got.includes(h)) corrupt.push(id);
+  }
+  let cutButStored = 0;
+  for (const [id, h] of cutIds) {
+    const got = present.get(id);
+    if (!got) continue;
+    cutButStored++;
+    if (!got.includes(h)) corrupt.push(id); // a partial message made visible
+  }
+  const duplicated = [...present].filter(([, v]) => v.length > 1).map(([k]) => k);
+  const unknown = [...present.keys()].filter((id) => id.startsWith('<crash-') && !acked.has(id) && !cutIds.has(id));
+
+  // The store, stopped: rows ⇄ files.
+  const db = new Database(path.join(B.dataDir, 'caducee.sqlite'), { readonly: true });
+  const referenced = new Set((db.prepare('SELECT blob_id FROM messages UNION SELECT blob_id FROM outbound_queue').all() as { blob_id: string }[]).map((r) => r.blob_id));
+  db.close();
+  const blobDir = path.join(B.dataDir, 'blobs');
+  const files = new Set<string>();
+  for (const sub of readdirSync(blobDir)) if (/^[0-9a-f]{2}$/.test(sub)) for (const f of readdirSync(path.join(blobDir, sub))) if (/^[0-9a-f]{64}$/.test(f)) files.add(f);
+  const danglingRows = [...referenced].filter((id) => !existsSync(path.join(blobDir, id.slice(0, 2), id))).length;
+  const orphanFiles = [...files].filter((f) => !referenced.has(f)).length;
+
+  return { sent, acknowledged: acked.size, cut: cutIds.size, cutButStored, kills, restarts, lost, corrupt, duplicated, unknown, danglingRows, orphanFiles, wallMs: Date.now() - t0 };
+}
