@@ -1,6 +1,6 @@
 // Long crash-safety run (issue 13): thousands of messages over mutual TLS to an operator process
 // killed with SIGKILL at random moments and restarted on the same state (test/crash/harness.ts).
-//   node --import tsx bench/crash-safety.ts [--messages 3000] [--kills 20] [--seed 7] [--concurrency 4]
+//   node --import tsx bench/crash-safety.ts [--messages 3000] [--kills 20] [--seed 7] [--concurrency 4] [--mode mx|append]
 // Prints the counts; any lost, corrupt or duplicated message, dangling row or orphan file is a failure (exit 1).
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -8,14 +8,14 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runCrashHarness } from '../test/crash/harness.js';
 
-const { values } = parseArgs({ options: { messages: { type: 'string', default: '3000' }, kills: { type: 'string', default: '20' }, seed: { type: 'string', default: '7' }, concurrency: { type: 'string', default: '4' } } });
+const { values } = parseArgs({ options: { messages: { type: 'string', default: '3000' }, kills: { type: 'string', default: '20' }, seed: { type: 'string', default: '7' }, concurrency: { type: 'string', default: '4' }, mode: { type: 'string', default: 'mx' } } });
 const dir = mkdtempSync(path.join(os.tmpdir(), 'caducee-crash-bench-'));
 try {
-  const r = await runCrashHarness({ dir, messages: Number(values.messages), kills: Number(values.kills), seed: Number(values.seed), concurrency: Number(values.concurrency), log: (l) => console.log(l) });
+  const r = await runCrashHarness({ dir, messages: Number(values.messages), kills: Number(values.kills), seed: Number(values.seed), concurrency: Number(values.concurrency), mode: values.mode as 'mx' | 'append', log: (l) => console.log(l) });
   const bad = r.lost.length + r.corrupt.length + r.duplicated.length + r.unknown.length + r.danglingRows + r.orphanFiles;
   console.log(
     [
-      `crash-safety: ${r.sent} messages sent, ${r.acknowledged} acknowledged (250), ${r.cut} cut by a kill before the reply (${r.cutButStored} of them stored: committed, reply lost)`,
+      `crash-safety (${values.mode}): ${r.sent} messages sent, ${r.acknowledged} acknowledged (250), ${r.cut} cut by a kill before the reply (${r.cutButStored} of them stored: committed, reply lost)`,
       `  ${r.kills} SIGKILLs, ${r.restarts} restarts, ${(r.wallMs / 1000).toFixed(1)} s wall`,
       `  lost ${r.lost.length}, corrupt/partial ${r.corrupt.length}, duplicated ${r.duplicated.length}, unknown ${r.unknown.length}, dangling rows ${r.danglingRows}, orphan files ${r.orphanFiles}`,
       bad ? 'FAILED' : 'OK: every acknowledged message present exactly once, byte-identical; nothing partial',

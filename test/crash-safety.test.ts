@@ -22,3 +22,15 @@ test('SIGKILL while receiving: acknowledged mail is never lost, duplicated or pa
   assert.equal(r.danglingRows, 0, 'no row without its file');
   assert.equal(r.orphanFiles, 0, 'no file without its row after the start sweep');
 });
+
+test('SIGKILL while appending over IMAP: every tagged OK is stored once, byte-identical', { timeout: 240_000 }, async () => {
+  const r = await runCrashHarness({ dir: tmp.dir + '/append', messages: 100, kills: 2, seed: 7, mode: 'append', log: (l) => console.log(l) });
+  console.log(`${JSON.stringify({ ...r, lost: r.lost.length, corrupt: r.corrupt.length, duplicated: r.duplicated.length, unknown: r.unknown.length })}`);
+  assert.equal(r.kills, 2);
+  assert.ok(r.acknowledged > 60, `most appends acknowledged (${r.acknowledged})`);
+  assert.deepEqual(r.lost, []);
+  assert.deepEqual(r.corrupt, []);
+  assert.deepEqual(r.duplicated, []);
+  assert.equal(r.danglingRows, 0);
+  assert.equal(r.orphanFiles, 0);
+});

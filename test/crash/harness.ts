@@ -25,8 +25,10 @@ export interface CrashRunOptions {
   messages: number;
   kills: number;
   seed: number;
-  /** Parallel SMTP clients (default 4). */
+  /** Parallel clients (default 4). */
   concurrency?: number;
+  /** 'mx': a peer operator's MX client over mutual TLS (250 after DATA); 'append': IMAP APPEND by the mailbox's user (tagged OK). */
+  mode?: 'mx' | 'append';
   log?: (line: string) => void;
 }
 
@@ -160,6 +162,32 @@ export async function runCrashHarness(o: CrashRunOptions): Promise<CrashRunResul
       });
     });
 
+  // RFC 9051 §6.3.12: the tagged OK of APPEND says the message was added to the mailbox.
+  const appendOne = (port: number, m: { id: string; raw: Buffer }) =>
+    new Promise<'acked' | 'refused' | 'cut'>((resolve) => {
+      const c = new ImapFlow({ host: '127.0.0.1', port, secure: true, tls: { ca, servername: 'localhost' }, auth: { user: recipient.login, pass: recipient.appPassword }, logger: false, socketTimeout: 15_000 } as any);
+      let state: 'connecting' | 'data' = 'connecting';
+      let settled = false;
+      const done = (r: 'acked' | 'refused' | 'cut') => {
+        if (settled) return;
+        settled = true;
+        c.close();
+        resolve(r);
+      };
+      c.on('error', () => done(state === 'data' ? 'cut' : 'refused'));
+      c.on('close', () => done(state === 'data' ? 'cut' : 'refused'));
+      c.connect().then(
+        () => {
+          state = 'data';
+          c.append('INBOX', m.raw).then(
+            (r: any) => done(r ? 'acked' : 'cut'),
+            () => done('cut'),
+          );
+        },
+        () => done('refused'),
+      );
+    });
+
   let next = 0;
   const worker = async () => {
     while (next < o.messages) {
@@ -170,7 +198,7 @@ export async function runCrashHarness(o: CrashRunOptions): Promise<CrashRunResul
       const n = next++;
       const m = message(n, from, to, random);
       sent++;
-      const r = await sendOne(current.mx, m);
+      const r = o.mode === 'append' ? await appendOne(current.imaps, m) : await sendOne(current.mx, m);
       if (r === 'acked') acked.set(m.id, sha(m.raw));
       else if (r === 'cut') cutIds.set(m.id, sha(m.raw));
       // 'refused' (the operator was down at connect): nothing was transferred; the next number follows.
@@ -210,7 +238,7 @@ export async function runCrashHarness(o: CrashRunOptions): Promise<CrashRunResul
       if ((imap.mailbox as any).exists > 0)
         for await (const msg of imap.fetch('1:*', { source: true, envelope: true })) {
           const id = msg.envelope?.messageId ?? '';
-          // The stored message starts with our Received: trace field; compare what follows it.
+          // Over the MX the stored message starts with our Received: trace field; compare what follows it.
           const src = msg.source!;
           const start = src.indexOf('From: <');
           const body = start >= 0 ? src.subarray(start) : src;
