@@ -11,10 +11,10 @@ const tmp = tempDir('caducee-crash-');
 after(() => tmp.cleanup());
 
 test('SIGKILL while receiving: acknowledged mail is never lost, duplicated or partial', { timeout: 240_000 }, async () => {
-  const r = await runCrashHarness({ dir: tmp.dir, messages: 160, kills: 3, seed: 20261207, log: (l) => console.log(l) });
+  const r = await runCrashHarness({ dir: tmp.dir, messages: 120, kills: 3, seed: 20261207, log: (l) => console.log(l) });
   console.log(`${JSON.stringify({ ...r, lost: r.lost.length, corrupt: r.corrupt.length, duplicated: r.duplicated.length, unknown: r.unknown.length })}`);
   assert.equal(r.kills, 3, 'the server was killed three times');
-  assert.ok(r.acknowledged > 100, `most messages acknowledged (${r.acknowledged})`);
+  assert.ok(r.acknowledged > 80, `most messages acknowledged (${r.acknowledged})`);
   assert.deepEqual(r.lost, [], 'every 250 is stored');
   assert.deepEqual(r.corrupt, [], 'byte-identical, nothing partial');
   assert.deepEqual(r.duplicated, [], 'never twice');
@@ -24,13 +24,27 @@ test('SIGKILL while receiving: acknowledged mail is never lost, duplicated or pa
 });
 
 test('SIGKILL while appending over IMAP: every tagged OK is stored once, byte-identical', { timeout: 240_000 }, async () => {
-  const r = await runCrashHarness({ dir: tmp.dir + '/append', messages: 100, kills: 2, seed: 7, mode: 'append', log: (l) => console.log(l) });
+  const r = await runCrashHarness({ dir: tmp.dir + '/append', messages: 80, kills: 2, seed: 7, mode: 'append', log: (l) => console.log(l) });
   console.log(`${JSON.stringify({ ...r, lost: r.lost.length, corrupt: r.corrupt.length, duplicated: r.duplicated.length, unknown: r.unknown.length })}`);
   assert.equal(r.kills, 2);
-  assert.ok(r.acknowledged > 60, `most appends acknowledged (${r.acknowledged})`);
+  assert.ok(r.acknowledged > 50, `most appends acknowledged (${r.acknowledged})`);
   assert.deepEqual(r.lost, []);
   assert.deepEqual(r.corrupt, []);
   assert.deepEqual(r.duplicated, []);
+  assert.equal(r.danglingRows, 0);
+  assert.equal(r.orphanFiles, 0);
+});
+
+test('SIGKILL while relaying: the outbound queue resumes, nothing acknowledged is lost; duplicates stay within the at-least-once window', { timeout: 240_000 }, async () => {
+  const r = await runCrashHarness({ dir: tmp.dir + '/queue', messages: 60, kills: 2, seed: 11, mode: 'queue', log: (l) => console.log(l) });
+  console.log(`${JSON.stringify({ ...r, lost: r.lost.length, corrupt: r.corrupt.length, duplicated: r.duplicated.length, unknown: r.unknown.length })}`);
+  assert.equal(r.kills, 2);
+  assert.ok(r.acknowledged > 40, `most submissions acknowledged (${r.acknowledged})`);
+  assert.deepEqual(r.lost, [], 'every submission that got 250 reached the peer operator');
+  assert.deepEqual(r.corrupt, []);
+  // A kill between the peer's 250 and our commit sends that message again (docs/architecture.md):
+  // at most the deliveries in flight at each kill (queue.concurrency, 4 by default).
+  assert.ok(r.duplicated.length <= r.kills * 4, `duplicates ${r.duplicated.length} within the window`);
   assert.equal(r.danglingRows, 0);
   assert.equal(r.orphanFiles, 0);
 });

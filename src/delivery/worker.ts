@@ -61,6 +61,8 @@ export class OutboundWorker {
   private again = false;
   private readonly inFlight = new Set<number>();
   private readonly active = new Set<Promise<void>>();
+  /** Sessions closing after their outcome was handed to record(). */
+  private readonly closing = new Set<Promise<void>>();
   private readonly log: Logger;
   private readonly onQueued = () => this.kick();
 
@@ -79,6 +81,7 @@ export class OutboundWorker {
     this.o.core.events.off('queued', this.onQueued);
     if (this.timer) clearTimeout(this.timer);
     await Promise.allSettled([...this.active]);
+    await Promise.allSettled([...this.closing]);
   }
 
   /** Runs a pass now (new mail queued, or a test wants it). */
@@ -243,7 +246,11 @@ export class OutboundWorker {
       };
     } finally {
       conn.close();
-      await Promise.race([closed, new Promise((r) => setTimeout(r, 100))]);
+      // The outcome is recorded without waiting for the socket to close: between the peer's 250
+      // and our commit lies the at-least-once window (a crash there sends the message again;
+      // docs/architecture.md), so nothing may stand in it. stop() waits for the closes.
+      const settled: Promise<void> = Promise.race([closed, new Promise<void>((r) => setTimeout(r, 100))]).finally(() => this.closing.delete(settled));
+      this.closing.add(settled);
     }
   }
 

@@ -18,7 +18,34 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { ImapFlow } from 'imapflow';
 import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
+import { createServer } from 'node:net';
+import { writeFileSync } from 'node:fs';
+import YAML from 'yaml';
 import { prepareDemo } from '../../src/demo/space.js';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+/** Waits until the operator's outbound queue holds nothing queued (read-only look at its store). */
+async function queueDrained(dataDir: string, timeoutMs = 120_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const db = new Database(path.join(dataDir, 'caducee.sqlite'), { readonly: true, fileMustExist: true });
+    const n = (db.prepare("SELECT COUNT(*) n FROM outbound_queue WHERE status = 'queued'").get() as { n: number }).n;
+    db.close();
+    if (n === 0) return;
+    if (Date.now() > until) throw new Error(`outbound queue still holds ${n} item(s) after ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
 
 export interface CrashRunOptions {
   dir: string;
@@ -27,8 +54,14 @@ export interface CrashRunOptions {
   seed: number;
   /** Parallel clients (default 4). */
   concurrency?: number;
-  /** 'mx': a peer operator's MX client over mutual TLS (250 after DATA); 'append': IMAP APPEND by the mailbox's user (tagged OK). */
-  mode?: 'mx' | 'append';
+  /**
+   * 'mx': a peer operator's MX client over mutual TLS (250 after DATA); 'append': IMAP APPEND by
+   * the mailbox's user (tagged OK); 'queue': submission (250) at the killed operator towards a
+   * user of a second operator process (never killed): the outbound queue must resume after each
+   * kill; duplicates at the peer measure the at-least-once window (peer said 250, we were killed
+   * before recording it).
+   */
+  mode?: 'mx' | 'append' | 'queue';
   log?: (line: string) => void;
 }
 
@@ -44,7 +77,7 @@ export interface CrashRunResult {
   /** Acknowledged messages missing or not byte-identical: must be empty. */
   lost: string[];
   corrupt: string[];
-  /** Message-IDs present more than once: must be empty. */
+  /** Message-IDs present more than once: must be empty ('queue' mode: the at-least-once window, reported). */
   duplicated: string[];
   /** Messages present that the harness never sent: must be empty. */
   unknown: string[];
@@ -70,7 +103,7 @@ const BIN = path.resolve('bin/caducee.js');
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
 /** `caducee start` for the operator; resolves with its process and MX/IMAP ports once it is listening. */
-function startOperator(config: string): Promise<{ child: ChildProcess; mx: number; imaps: number }> {
+function startOperator(config: string): Promise<{ child: ChildProcess; mx: number; imaps: number; submission: number }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -86,7 +119,7 @@ function startOperator(config: string): Promise<{ child: ChildProcess; mx: numbe
           if (j.msg === 'operator started') {
             child.stdout!.off('data', onData);
             child.stdout!.resume();
-            resolve({ child, mx: j.mx, imaps: j.imaps });
+            resolve({ child, mx: j.mx, imaps: j.imaps, submission: j.submission });
           }
         } catch {
           /* not JSON */
@@ -122,11 +155,30 @@ export async function runCrashHarness(o: CrashRunOptions): Promise<CrashRunResul
   const layout = await prepareDemo(path.join(o.dir, 'space'), { ports: 'ephemeral' });
   const [A, B] = layout.operators;
   const ca = readFileSync(layout.caBundle, 'utf8');
+  const queueMode = o.mode === 'queue';
+  let peer: Awaited<ReturnType<typeof startOperator>> | undefined;
+  if (queueMode) {
+    // A runs as a second process on a fixed free port that B's route names; B retries every second.
+    const port = await freePort();
+    const edit = (file: string, fn: (c: any) => void) => {
+      const c = YAML.parse(readFileSync(file, 'utf8'));
+      fn(c);
+      writeFileSync(file, YAML.stringify(c));
+    };
+    edit(A.config, (c) => (c.listen.mx = port));
+    edit(B.config, (c) => {
+      c.routes[A.domain] = `127.0.0.1:${port}`;
+      c.queue = { ...c.queue, retrySeconds: [1], pollSeconds: 0.2 };
+    });
+    peer = await startOperator(A.config);
+  }
   // A's server certificate is also its client certificate towards B's MX (mutual TLS).
   const clientTls = { key: readFileSync(A.key, 'utf8'), cert: readFileSync(A.chain, 'utf8'), ca, servername: 'localhost' };
-  const recipient = B.users[0];
+  // mx/append: B's user receives; queue: B's user sends (submission at B) to A's user.
+  const recipient = queueMode ? A.users[0] : B.users[0];
   const to = recipient.addresses[0];
-  const from = A.users[0].addresses[0];
+  const sender = queueMode ? B.users[0] : A.users[0];
+  const from = sender.addresses[0];
 
   let current = await startOperator(B.config);
   let restarts = 0;
@@ -188,6 +240,32 @@ export async function runCrashHarness(o: CrashRunOptions): Promise<CrashRunResul
       );
     });
 
+  const submitOne = (port: number, m: { id: string; raw: Buffer }) =>
+    new Promise<'acked' | 'refused' | 'cut'>((resolve) => {
+      const c = new SMTPConnection({ host: '127.0.0.1', port, secure: false, requireTLS: true, tls: { ca, servername: 'localhost' }, socketTimeout: 15_000, connectionTimeout: 5_000 } as any);
+      let state: 'connecting' | 'data' = 'connecting';
+      let settled = false;
+      const done = (r: 'acked' | 'refused' | 'cut') => {
+        if (settled) return;
+        settled = true;
+        try {
+          c.close();
+        } catch {
+          /* closed */
+        }
+        resolve(r);
+      };
+      c.on('error', () => done(state === 'data' ? 'cut' : 'refused'));
+      c.on('end', () => done(state === 'data' ? 'cut' : 'refused'));
+      c.connect(() =>
+        c.login({ user: sender.login, pass: sender.appPassword } as any, (err: any) => {
+          if (err) return done('refused');
+          state = 'data';
+          c.send({ from, to: [to] }, m.raw, (e: any, info: any) => done(e ? 'cut' : /^250/.test(String(info?.response ?? '')) ? 'acked' : 'refused'));
+        }),
+      );
+    });
+
   let next = 0;
   const worker = async () => {
     while (next < o.messages) {
@@ -198,7 +276,7 @@ export async function runCrashHarness(o: CrashRunOptions): Promise<CrashRunResul
       const n = next++;
       const m = message(n, from, to, random);
       sent++;
-      const r = o.mode === 'append' ? await appendOne(current.imaps, m) : await sendOne(current.mx, m);
+      const r = o.mode === 'append' ? await appendOne(current.imaps, m) : queueMode ? await submitOne(current.submission, m) : await sendOne(current.mx, m);
       if (r === 'acked') acked.set(m.id, sha(m.raw));
       else if (r === 'cut') cutIds.set(m.id, sha(m.raw));
       // 'refused' (the operator was down at connect): nothing was transferred; the next number follows.
@@ -229,8 +307,9 @@ export async function runCrashHarness(o: CrashRunOptions): Promise<CrashRunResul
   await new Promise((r) => current.child.once('exit', r));
   current = await startOperator(B.config);
   restarts++;
+  if (queueMode) await queueDrained(B.dataDir);
   const present = new Map<string, string[]>();
-  const imap = new ImapFlow({ host: '127.0.0.1', port: current.imaps, secure: true, tls: { ca, servername: 'localhost' }, auth: { user: recipient.login, pass: recipient.appPassword }, logger: false });
+  const imap = new ImapFlow({ host: '127.0.0.1', port: queueMode ? peer!.imaps : current.imaps, secure: true, tls: { ca, servername: 'localhost' }, auth: { user: recipient.login, pass: recipient.appPassword }, logger: false });
   await imap.connect();
   try {
     const lock = await imap.getMailboxLock('INBOX');
@@ -238,7 +317,7 @@ export async function runCrashHarness(o: CrashRunOptions): Promise<CrashRunResul
       if ((imap.mailbox as any).exists > 0)
         for await (const msg of imap.fetch('1:*', { source: true, envelope: true })) {
           const id = msg.envelope?.messageId ?? '';
-          // Over the MX the stored message starts with our Received: trace field; compare what follows it.
+          // Stored messages may start with Received: trace fields (MX, submission); compare what follows.
           const src = msg.source!;
           const start = src.indexOf('From: <');
           const body = start >= 0 ? src.subarray(start) : src;
@@ -252,6 +331,10 @@ export async function runCrashHarness(o: CrashRunOptions): Promise<CrashRunResul
   }
   current.child.kill('SIGTERM');
   await new Promise((r) => current.child.once('exit', r));
+  if (peer) {
+    peer.child.kill('SIGTERM');
+    await new Promise((r) => peer!.child.once('exit', r));
+  }
 
   const lost: string[] = [];
   const corrupt: string[] = [];
@@ -272,13 +355,15 @@ export async function runCrashHarness(o: CrashRunOptions): Promise<CrashRunResul
 
   // The store, stopped: rows ⇄ files.
   const db = new Database(path.join(B.dataDir, 'caducee.sqlite'), { readonly: true });
-  const referenced = new Set((db.prepare('SELECT blob_id FROM messages UNION SELECT blob_id FROM outbound_queue').all() as { blob_id: string }[]).map((r) => r.blob_id));
+  const referenced = new Set((db.prepare("SELECT blob_id FROM messages UNION SELECT blob_id FROM outbound_queue WHERE status = 'queued'").all() as { blob_id: string }[]).map((r) => r.blob_id));
+  // Files whose last row went since the collector's last run are recorded candidates, not orphans.
+  const candidates = new Set((db.prepare('SELECT blob_id FROM blob_garbage').all() as { blob_id: string }[]).map((r) => r.blob_id));
   db.close();
   const blobDir = path.join(B.dataDir, 'blobs');
   const files = new Set<string>();
   for (const sub of readdirSync(blobDir)) if (/^[0-9a-f]{2}$/.test(sub)) for (const f of readdirSync(path.join(blobDir, sub))) if (/^[0-9a-f]{64}$/.test(f)) files.add(f);
   const danglingRows = [...referenced].filter((id) => !existsSync(path.join(blobDir, id.slice(0, 2), id))).length;
-  const orphanFiles = [...files].filter((f) => !referenced.has(f)).length;
+  const orphanFiles = [...files].filter((f) => !referenced.has(f) && !candidates.has(f)).length;
 
   return { sent, acknowledged: acked.size, cut: cutIds.size, cutButStored, kills, restarts, lost, corrupt, duplicated, unknown, danglingRows, orphanFiles, wallMs: Date.now() - t0 };
 }
