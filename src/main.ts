@@ -23,6 +23,7 @@ import { UrgencyResponder } from './policy/urgency.js';
 import { createMxServer } from './smtp/mx.js';
 import { createSubmissionServer } from './smtp/submission.js';
 import { BlobCollector } from './store/blob-collector.js';
+import { ConnectionLimiter } from './net/limits.js';
 import { WebhookDispatcher } from './integration/webhooks.js';
 import { inboundDescriber } from './integration/inbound.js';
 import { BlobStore } from './store/blobs.js';
@@ -262,8 +263,11 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     appendLimit: config.smtp.maxMessageSize,
     defaultQuotaBytes: config.imap.defaultQuotaBytes,
   };
-  const imap = createImapServer(imapServices, false);
-  const imaps = createImapServer(imapServices, true);
+  // Resource limits: one client address (or /64) cannot hold every connection (issue 13).
+  const lim = config.limits;
+  const imapLimits = { limiter: new ConnectionLimiter({ perAddress: lim.connectionsPerAddress, total: lim.connections }), preAuthSeconds: lim.preAuthSeconds, handshakeSeconds: lim.handshakeSeconds };
+  const imap = createImapServer(imapServices, false, imapLimits);
+  const imaps = createImapServer(imapServices, true, imapLimits);
   const imapListeners: ImapListener[] = [];
   const listenImap = (l: ImapListener, port: number, what: string) =>
     new Promise<number>((resolve, reject) => {

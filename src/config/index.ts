@@ -82,6 +82,20 @@ export const configSchema = z
         defaultQuotaBytes: z.number().int().positive().default(5 * 1024 * 1024 * 1024),
       })
       .default({ defaultQuotaBytes: 5 * 1024 * 1024 * 1024 }),
+    /** Resource limits per listener family (IMAP, SMTP MX, submission, HTTPS): docs/configuration.md. */
+    limits: z
+      .object({
+        /** Open connections from one client address (IPv6: one /64) per family. */
+        connectionsPerAddress: z.number().int().positive().default(50),
+        /** Open connections per family in all. */
+        connections: z.number().int().positive().default(5000),
+        /** IMAP: seconds a connection may stay unauthenticated. */
+        preAuthSeconds: z.number().positive().default(180),
+        /** Implicit-TLS listeners: seconds to finish the TLS handshake. */
+        handshakeSeconds: z.number().positive().default(10),
+      })
+      .strict()
+      .prefault({}),
     queue: z
       .object({
         /** Delays between attempts; the last one repeats until give-up. */

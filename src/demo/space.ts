@@ -354,6 +354,9 @@ function configFor(op: DemoOperatorInfo, all: DemoOperatorInfo[], peers: DemoPee
     routes,
     // Demo: retry quickly so a peer coming back is noticed at once; give up after an hour.
     queue: { retrySeconds: [5, 15, 30, 60], giveUpSeconds: 3600 },
+    // Demo: every client (mail clients, benchmarks' thousands of IDLE sessions, the other
+    // operator) comes from 127.0.0.1, so the per-address limit is the whole budget.
+    limits: { connectionsPerAddress: 25_000, connections: 30_000 },
   };
   return deepMerge(base, overrides ?? {});
 }

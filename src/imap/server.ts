@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import { serverTlsOptions } from '../pki/tls-server.js';
+import { refusalText, type ConnectionLimiter } from '../net/limits.js';
 import { ImapSession, type ImapServices } from './session.js';
 
 export interface ImapListener {
@@ -12,7 +13,16 @@ export interface ImapListener {
   sockets: Set<net.Socket>;
 }
 
-export function createImapServer(services: ImapServices, implicitTls: boolean): ImapListener {
+export interface ImapListenerLimits {
+  /** Shared by the operator's IMAP listeners: open connections per client address and in all. */
+  limiter?: ConnectionLimiter;
+  /** A connection that has not authenticated after this long is closed (default 180 s). */
+  preAuthSeconds?: number;
+  /** Implicit TLS: a handshake not finished after this long is abandoned (default 10 s). */
+  handshakeSeconds?: number;
+}
+
+export function createImapServer(services: ImapServices, implicitTls: boolean, limits: ImapListenerLimits = {}): ImapListener {
   const sessions = new Set<ImapSession>();
   const sockets = new Set<net.Socket>();
   const onSocket = (socket: net.Socket, secure: boolean) => {
@@ -22,7 +32,17 @@ export function createImapServer(services: ImapServices, implicitTls: boolean): 
     sockets.add(socket);
     const session = new ImapSession(socket, services, secure, randomBytes(6).toString('hex'));
     sessions.add(session);
+    // Before authentication a client gets minutes, not the 30-minute autologout (RFC 9051 §5.4
+    // sets no lower bound there; Dovecot closes unauthenticated connections after 3 minutes too).
+    const preAuth = setTimeout(() => {
+      if (session.state !== 'notauth') return;
+      session.write('* BYE [UNAVAILABLE] no authentication in time: connect again when ready\r\n');
+      socket.end();
+      setTimeout(() => socket.destroy(), 2000).unref();
+    }, (limits.preAuthSeconds ?? 180) * 1000);
+    preAuth.unref();
     socket.once('close', () => {
+      clearTimeout(preAuth);
       sessions.delete(session);
       sockets.delete(socket);
     });
@@ -38,10 +58,28 @@ export function createImapServer(services: ImapServices, implicitTls: boolean): 
           requestCert: true,
           rejectUnauthorized: false,
           ...(services.ca ? { ca: services.ca } : {}),
+          // A client that opens TCP and never finishes the handshake holds a socket: not for long.
+          handshakeTimeout: (limits.handshakeSeconds ?? 10) * 1000,
         },
         (s) => onSocket(s, true),
       )
-    : net.createServer((s) => onSocket(s, false));
+    : net.createServer((s) => {
+        if (!(s as any).caduceeRefused) onSocket(s, false);
+      });
   server.on('tlsClientError', () => {});
+  // Counted at the TCP connection, before any TLS work: over a limit, a STARTTLS listener says
+  // why in IMAP words (RFC 9051 §7.1.5 BYE, UNAVAILABLE code: RFC 5530 §3); an implicit-TLS one
+  // cannot speak before a handshake it will not spend, so it closes.
+  if (limits.limiter) {
+    const limiter = limits.limiter;
+    server.prependListener('connection', (raw: net.Socket) => {
+      const a = limiter.admit(raw.remoteAddress);
+      if (a.ok) return void raw.once('close', a.release);
+      services.logger.warn({ component: 'imap', remote: raw.remoteAddress, reason: a.reason, limit: a.limit }, 'connection refused: limit reached');
+      if (implicitTls) return void raw.destroy();
+      raw.end(`* BYE [UNAVAILABLE] ${refusalText(a)}\r\n`);
+      (raw as any).caduceeRefused = true;
+    });
+  }
   return { server, sessions, sockets };
 }

@@ -1,0 +1,71 @@
+// Resource limits (issue 13): per-address connection limits on IMAP (STARTTLS listener answers
+// `* BYE [UNAVAILABLE]`, implicit TLS closes before any handshake work), a connection freed is
+// counted back, and an unauthenticated connection is closed after limits.preAuthSeconds.
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import tls from 'node:tls';
+import { after, before, test } from 'node:test';
+import { prepareDemo, startDemo, type RunningDemo } from '../src/demo/space.js';
+import { tempDir, testLogger } from './helpers.js';
+
+const { dir, cleanup } = tempDir('caducee-limits-');
+let demo: RunningDemo;
+let ports: RunningDemo['layout']['operators'][number]['ports'];
+
+before(async () => {
+  const layout = await prepareDemo(dir, { ports: 'ephemeral' });
+  demo = await startDemo(layout, { logger: testLogger(), psc: false, configOverrides: { limits: { connectionsPerAddress: 3, preAuthSeconds: 1.5 } } });
+  ports = demo.operators[0].ports;
+});
+after(async () => {
+  await demo?.stop();
+  cleanup();
+});
+
+/** Opens a plain connection and resolves with the first line the server sends. */
+function greet(port: number): Promise<{ socket: net.Socket; line: string; closed: Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    const closed = new Promise<void>((r) => socket.once('close', () => r()));
+    let buf = '';
+    socket.on('data', (d) => {
+      buf += d;
+      const i = buf.indexOf('\r\n');
+      if (i >= 0) resolve({ socket, line: buf.slice(0, i), closed });
+    });
+    socket.once('error', reject);
+  });
+}
+
+test('IMAP: a fourth connection from one address is refused with BYE [UNAVAILABLE]; a freed one is counted back', async () => {
+  const open = [await greet(ports.imap), await greet(ports.imap), await greet(ports.imap)];
+  for (const o of open) assert.match(o.line, /^\* OK \[CAPABILITY /);
+  const fourth = await greet(ports.imap);
+  assert.match(fourth.line, /^\* BYE \[UNAVAILABLE\] too many connections from your address \(at most 3\)/);
+  await fourth.closed;
+  // Implicit TLS: closed before the handshake.
+  await assert.rejects(
+    new Promise((resolve, reject) => {
+      const s = tls.connect({ port: ports.imaps, host: '127.0.0.1', rejectUnauthorized: false }, () => resolve(s));
+      s.once('error', reject);
+    }),
+  );
+  open[0].socket.destroy();
+  await open[0].closed;
+  await new Promise((r) => setTimeout(r, 50));
+  const again = await greet(ports.imap);
+  assert.match(again.line, /^\* OK /, 'the freed slot is available again');
+  for (const o of [...open.slice(1), again]) o.socket.destroy();
+});
+
+test('IMAP: a connection that does not authenticate in time is closed with BYE', async () => {
+  await new Promise((r) => setTimeout(r, 100));
+  const c = await greet(ports.imap);
+  let rest = '';
+  c.socket.on('data', (d) => (rest += d));
+  const t0 = Date.now();
+  await c.closed;
+  const waited = Date.now() - t0;
+  assert.match(rest, /\* BYE \[UNAVAILABLE\] no authentication in time/);
+  assert.ok(waited >= 1000 && waited < 6000, `closed after ${waited} ms`);
+});
