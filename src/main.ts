@@ -221,9 +221,13 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
   };
   // Medical-only content: sending limits and bulk refusals at submission, bulk filing at the MX.
   const content = new ContentPolicy({ settings: config.policy.content, store, blobs, logger });
-  const mx = createMxServer({ ...common, ca: caPem, postmaster, absence, content, usage, metrics });
-  const submission = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: false, absence, content, usage, metrics });
-  const submissions = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: true, absence, content, usage, metrics });
+  // Resource limits: one client address (or /64) cannot hold every connection (issue 13).
+  const lim = config.limits;
+  const limiter = () => new ConnectionLimiter({ perAddress: lim.connectionsPerAddress, total: lim.connections });
+  const mx = createMxServer({ ...common, ca: caPem, postmaster, absence, content, usage, metrics, limiter: limiter() });
+  const submissionLimiter = limiter();
+  const submission = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: false, absence, content, usage, metrics, limiter: submissionLimiter });
+  const submissions = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: true, absence, content, usage, metrics, limiter: submissionLimiter });
 
   const outbound = new OutboundWorker({
     store,
@@ -263,9 +267,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     appendLimit: config.smtp.maxMessageSize,
     defaultQuotaBytes: config.imap.defaultQuotaBytes,
   };
-  // Resource limits: one client address (or /64) cannot hold every connection (issue 13).
-  const lim = config.limits;
-  const imapLimits = { limiter: new ConnectionLimiter({ perAddress: lim.connectionsPerAddress, total: lim.connections }), preAuthSeconds: lim.preAuthSeconds, handshakeSeconds: lim.handshakeSeconds };
+  const imapLimits = { limiter: limiter(), preAuthSeconds: lim.preAuthSeconds, handshakeSeconds: lim.handshakeSeconds };
   const imap = createImapServer(imapServices, false, imapLimits);
   const imaps = createImapServer(imapServices, true, imapLimits);
   const imapListeners: ImapListener[] = [];

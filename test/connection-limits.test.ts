@@ -69,3 +69,15 @@ test('IMAP: a connection that does not authenticate in time is closed with BYE',
   assert.match(rest, /\* BYE \[UNAVAILABLE\] no authentication in time/);
   assert.ok(waited >= 1000 && waited < 6000, `closed after ${waited} ms`);
 });
+
+test('SMTP (MX and submission): over the per-address limit the greeting is 421 4.7.0', async () => {
+  for (const port of [ports.mx, ports.submission]) {
+    const open = [await greet(port), await greet(port), await greet(port)];
+    for (const o of open) assert.match(o.line, /^220 /);
+    const fourth = await greet(port);
+    assert.match(fourth.line, /^421 4\.7\.0 too many connections from your address \(at most 3\)/);
+    await fourth.closed;
+    for (const o of open) o.socket.destroy();
+    await Promise.all(open.map((o) => o.closed));
+  }
+});

@@ -11,6 +11,8 @@ import type { ContentPolicy } from '../policy/content-service.js';
 import type { Metrics } from '../audit/metrics.js';
 import type { UsageMeter } from '../audit/usage.js';
 import { meterRefusals } from './refusals.js';
+import { limitConnections } from './limits.js';
+import type { ConnectionLimiter } from '../net/limits.js';
 import { BlobSizeExceededError, type BlobStore } from '../store/blobs.js';
 import { serverTlsOptions } from '../pki/tls-server.js';
 import { peerChainFromTls, type TrustService } from '../trust/index.js';
@@ -37,6 +39,8 @@ export interface MxOptions {
   usage?: UsageMeter;
   /** Prometheus: refusals by stage and enhanced code (audit/metrics.ts). */
   metrics?: Metrics;
+  /** Open connections per client address and in all (issue 13): 421 beyond (smtp/limits.ts). */
+  limiter?: ConnectionLimiter;
 }
 
 interface MxSessionState {
@@ -49,7 +53,7 @@ const state = new WeakMap<SMTPServerSession, MxSessionState>();
 export function createMxServer(o: MxOptions): SMTPServer {
   installEnhancedStatusPatch();
   const log = o.logger.child({ component: 'mx' });
-  const server: SMTPServer = new SMTPServer(meterRefusals({
+  const server: SMTPServer = new SMTPServer(limitConnections(meterRefusals({
     name: o.hostname,
     banner: 'Caducée MSSanté MX',
     secure: false,
@@ -205,7 +209,7 @@ export function createMxServer(o: MxOptions): SMTPServer {
         (e) => replyDataFailure(stream, e, o.maxMessageSize, cb, (err) => log.error({ err, session: session.id }, 'delivery failed')),
       );
     },
-  } as any, o.metrics, 'mx'));
+  } as any, o.metrics, 'mx'), o.limiter, (remote, reason) => log.warn({ remote, reason }, 'connection refused: limit reached')));
   server.on('error', (err: Error) => log.warn({ err: err.message }, 'mx connection error'));
   return server;
 }

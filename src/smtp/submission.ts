@@ -27,6 +27,8 @@ import type { Metrics } from '../audit/metrics.js';
 import type { UsageMeter } from '../audit/usage.js';
 import { rfc5322Date } from '../mime/date.js';
 import { meterRefusals } from './refusals.js';
+import { limitConnections } from './limits.js';
+import type { ConnectionLimiter } from '../net/limits.js';
 import { installEnhancedStatusPatch, replyDataFailure, receivedHeader, SMTPServer, smtpError, splitHeader, normalizedLineEnds, smtpUtf8Refusal } from './common.js';
 
 export interface SubmissionOptions {
@@ -53,6 +55,8 @@ export interface SubmissionOptions {
   usage?: UsageMeter;
   /** Prometheus: refusals by stage and enhanced code (audit/metrics.ts). */
   metrics?: Metrics;
+  /** Open connections per client address and in all (issue 13): 421 beyond (smtp/limits.ts). */
+  limiter?: ConnectionLimiter;
 }
 
 type Rcpt = { address: string; local?: number; domain?: string; notify?: NewQueueItem['notify']; orcpt?: string | null };
@@ -83,7 +87,7 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
   const log = o.logger.child({ component: o.implicitTls ? 'submissions' : 'submission' });
   const sasl = new SaslServer(o.auth);
   const chains = new WeakMap<SMTPServerSession, Uint8Array[]>();
-  const server: SMTPServer = new SMTPServer(meterRefusals({
+  const server: SMTPServer = new SMTPServer(limitConnections(meterRefusals({
     name: o.hostname,
     banner: 'Caducée MSSanté submission',
     secure: o.implicitTls,
@@ -276,7 +280,7 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
         (e) => replyDataFailure(stream, e, o.maxMessageSize, cb, (err) => log.error({ err, session: session.id }, 'submission failed')),
       );
     },
-  } as any, o.metrics, 'submission'));
+  } as any, o.metrics, 'submission'), o.limiter, (remote, reason) => log.warn({ remote, reason }, 'connection refused: limit reached')));
   server.on('error', (err: Error) => log.warn({ err: err.message }, 'submission connection error'));
   return server;
 }
