@@ -310,8 +310,9 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
   // The directory is served by the HTTP servers of http/ (the plain one answers 403 to /api/auth:
   // HTTPS required); the HTTPS one also asks for client certificates checked against `tls.ca`.
   const httpServers: HttpServer[] = [];
+  const httpLimiter = limiter();
   const listenHttp = async (port: number, https?: { key: string; cert: string; ca: string }): Promise<number> => {
-    const s = await startHttpServer({ host: config.listen.host, port, logger: directory.logger, directory: directory.routes(), web, https }).catch((e) =>
+    const s = await startHttpServer({ host: config.listen.host, port, logger: directory.logger, directory: directory.routes(), web, https, limiter: httpLimiter }).catch((e) =>
       Promise.reject(new StartupError(e.message)),
     );
     httpServers.push(s);

@@ -81,3 +81,20 @@ test('SMTP (MX and submission): over the per-address limit the greeting is 421 4
     await Promise.all(open.map((o) => o.closed));
   }
 });
+
+test('HTTPS: over the per-address limit the connection is closed before TLS', async () => {
+  const httpsPort = ports.https;
+  const open: tls.TLSSocket[] = [];
+  for (let i = 0; i < 3; i++)
+    open.push(await new Promise<tls.TLSSocket>((resolve, reject) => {
+      const s = tls.connect({ port: httpsPort, host: '127.0.0.1', rejectUnauthorized: false }, () => resolve(s));
+      s.once('error', reject);
+    }));
+  await assert.rejects(
+    new Promise((resolve, reject) => {
+      const s = tls.connect({ port: httpsPort, host: '127.0.0.1', rejectUnauthorized: false }, () => resolve(s));
+      s.once('error', reject);
+    }),
+  );
+  for (const s of open) s.destroy();
+});

@@ -6,7 +6,8 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type RouteOptions } from 'fastify';
 import fastifyCookie from '@fastify/cookie';
 import type { TLSSocket } from 'node:tls';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import type { ConnectionLimiter } from '../net/limits.js';
 import type { Logger } from 'pino';
 import { FhirError } from '../directory/fhir.js';
 import { DirectoryError } from '../directory/service.js';
@@ -52,6 +53,8 @@ export interface HttpOptions {
   https?: { key: string; cert: string; ca: string };
   /** Called for every route registered (tests: the OpenAPI document must describe every one). */
   onRoute?: (route: RouteOptions) => void;
+  /** Open connections per client address and in all (issue 13); beyond, the socket is closed at once. */
+  limiter?: ConnectionLimiter;
 }
 
 export interface HttpServer {
@@ -155,6 +158,20 @@ export async function startHttpServer(opts: HttpOptions): Promise<HttpServer> {
     const setting = opts.https ? 'listen.https' : 'listen.http';
     const hint = e.code === 'EADDRINUSE' ? ` (port already in use: choose another in ${setting})` : '';
     throw Object.assign(new Error(`cannot listen for ${opts.https ? 'HTTPS' : 'HTTP'} on ${opts.host}:${opts.port}: ${e.code ?? e.message}${hint}`), { code: e.code });
+  }
+  // Slowloris: the request line and headers must arrive within 20 s (Node's default is 60 s;
+  // no whole-request timeout: uploads may be slow, and /api/v1/events streams for hours).
+  app.server.headersTimeout = 20_000;
+  if (opts.limiter) {
+    const limiter = opts.limiter;
+    // Counted at the TCP connection, before any TLS work: beyond a limit there is no HTTP to
+    // answer in yet, so the socket is closed (a browser retries; a client sees a reset).
+    app.server.prependListener('connection', (socket: Socket) => {
+      const a = limiter.admit(socket.remoteAddress);
+      if (a.ok) return void socket.once('close', a.release);
+      opts.logger.warn({ component: 'http', remote: socket.remoteAddress, reason: a.reason, limit: a.limit }, 'connection refused: limit reached');
+      socket.destroy();
+    });
   }
   const port = (app.server.address() as AddressInfo).port;
   return {
