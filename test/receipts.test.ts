@@ -220,6 +220,24 @@ describe('delivery tracking and receipts between two operators', () => {
     assert.ok(back('compte-rendu.pdf')?.equals(pdf), 'PDF attached again, byte-identical');
     await assert.rejects(B.receipts.acknowledgeIntegration(appUser, { emailId: copy.id }, { ok: true }), (e: any) => e instanceof ReceiptRefused && e.reason === 'already-sent');
 
+    // Integrated: `processed`, the original subject kept (ANS guide), no attachment sent back.
+    const okSubject = subjectTag('XDM/1.0/DDM+Compte rendu LEROY Paul 05/06/1980');
+    await submit({ to: app, subject: okSubject, text: 'Document', attachments, headers: { 'Disposition-Notification-To': claire.addresses[0] } });
+    const okCopy = await received(B, app, okSubject);
+    assert.equal((await B.receipts.acknowledgeIntegration(appUser, { emailId: okCopy.id }, { ok: true })).sent, 'mdn');
+    assert.equal((await waitStatus(okSubject, 'processed', app)).detail, null);
+    const okMdn = (await folderMessages(A, claire.addresses[0])).find((m) => m.includes('MDN-sent-automatically; processed\r\n') && m.includes(okSubject))!;
+    assert.ok(okMdn, 'the processed MDN reached the sender');
+    const okParsed = await simpleParser(okMdn);
+    assert.equal(okParsed.subject, okSubject);
+    assert.equal(okParsed.attachments.filter((a) => a.filename === 'IHE_XDM.ZIP').length, 0);
+    // Only an APP mailbox acknowledges integration.
+    const perSubject = subjectTag('Pas une BAL applicative');
+    await submit({ to: paul, subject: perSubject, text: 'x', headers: { 'Disposition-Notification-To': claire.addresses[0] } });
+    const perCopy = await received(B, paul, perSubject);
+    await assert.rejects(B.receipts.acknowledgeIntegration(paulUser, { emailId: perCopy.id }, { code: 902 }), (e: any) => e instanceof ReceiptRefused && e.reason === 'not-app-mailbox');
+    await assert.rejects(B.receipts.acknowledgeIntegration(appUser, { emailId: okCopy.id }, { code: 899 }), (e: any) => e instanceof ReceiptRefused && e.reason === 'invalid-code');
+
     // No receipt asked for: the error still reaches the sender, as an ordinary message.
     const plainSubject = subjectTag('XDM/1.0/DDM+Compte rendu MARTIN Anne 03/04/1970');
     await submit({ to: app, subject: plainSubject, text: 'Document', attachments });
