@@ -90,11 +90,20 @@ function mdnStatus(d: NonNullable<ReturnType<typeof parseDisposition>>): Trackin
 }
 
 /**
- * Reads the report a message carries: null when it is not a DSN or an MDN, or says nothing this
- * code can use. Never throws on malformed input (returns null).
+ * How much of a report is read. The parts that matter come first (RFC 6522 §3: human part, then
+ * the fields, then the returned content, of which only the header is needed); a DSN returning a
+ * 10 MB message (RET=FULL) must not hold the event loop for a parse of all of it.
  */
-export function parseReport(raw: Buffer): IncomingReport | null {
+export const REPORT_READ_LIMIT = 64 * 1024;
+
+/**
+ * Reads the report a message carries: null when it is not a DSN or an MDN, or says nothing this
+ * code can use. Reads at most the first REPORT_READ_LIMIT octets (a cut-off returned message is
+ * fine: only its header is read). Never throws on malformed input (returns null).
+ */
+export function parseReport(message: Buffer): IncomingReport | null {
   try {
+    const raw = message.length > REPORT_READ_LIMIT ? message.subarray(0, REPORT_READ_LIMIT) : message;
     const info = analyzeMessage(raw);
     const kind = reportType(raw.subarray(0, info.root.bodyStart));
     if (!kind || !info.root.children?.length) return null;
