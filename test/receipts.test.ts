@@ -255,5 +255,13 @@ describe('delivery tracking and receipts between two operators', () => {
     assert.match(parsed.text!, /INS non présent dans le document/);
     assert.equal(parsed.attachments.length, 2);
     assert.equal((await statusOf(plainSubject, app))!.status, 'relayed', 'an ordinary message is no report: the tracking stays');
+
+    // Integrated, no receipt asked for: nothing sent, settled once all the same.
+    const quietSubject = subjectTag('XDM/1.0/DDM+Compte rendu PETIT Luc 07/08/1990');
+    await submit({ to: app, subject: quietSubject, text: 'Document', attachments });
+    const quietCopy = await received(B, app, quietSubject);
+    assert.deepEqual(await B.receipts.acknowledgeIntegration(appUser, { emailId: quietCopy.id }, { ok: true }), { sent: 'none', to: [], reason: 'not-requested' });
+    assert.ok((await B.store.getReceiptMessage({ emailId: quietCopy.id }))!.flags.includes('$MDNSent'));
+    await assert.rejects(B.receipts.acknowledgeIntegration(appUser, { emailId: quietCopy.id }, { code: 906 }), (e: any) => e instanceof ReceiptRefused && e.reason === 'already-sent');
   });
 });

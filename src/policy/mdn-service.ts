@@ -183,8 +183,7 @@ export class ReceiptService {
 
   /** RFC 3503: the acknowledgement is settled though nothing was sent. */
   private async markOnly(msg: ReceiptMessage): Promise<void> {
-    const r = await this.o.core.store.storeFlags(msg.folderId, [msg.uid], 'add', [MDN_SENT]);
-    if (!r.updated.length) throw new ReceiptRefused('already-sent', `${MDN_SENT} is set`);
+    if (!(await this.o.core.store.markMessageOnce({ folderId: msg.folderId, uid: msg.uid, keyword: MDN_SENT }))) throw new ReceiptRefused('already-sent', `${MDN_SENT} is set`);
   }
 }
 

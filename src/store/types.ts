@@ -390,6 +390,8 @@ export interface TrackingStore {
   getSubmission(id: number): Promise<TrackedSubmission | undefined>;
   /** Links the copy kept in Sent (the API's emailId). */
   setSubmissionEmail(id: number, emailId: number): Promise<void>;
+  /** Sets `keyword` on a message unless it has it (one transaction); false when it had it (RFC 3503 $MDNSent). */
+  markMessageOnce(m: { folderId: number; uid: number; keyword: string }): Promise<boolean>;
   /** A stored message by its row id (the API's e<n>), or by folder and UID. */
   getReceiptMessage(ref: { emailId: number } | { folderId: number; uid: number }): Promise<ReceiptMessage | undefined>;
 }

@@ -99,5 +99,10 @@ test('markMessage: the keyword and the delivery commit together, once', async ()
   const before = (o.s.db.prepare('SELECT COUNT(*) n FROM messages').get() as any).n;
   await assert.rejects(o.s.deliver({ ...mdn, blobId: blob(3) }), KeywordAlreadySetError);
   assert.equal((o.s.db.prepare('SELECT COUNT(*) n FROM messages').get() as any).n, before, 'the second MDN was not stored');
+  // Settled without sending anything (markMessageOnce): once as well.
+  const [other] = await o.s.deliver({ blobId: blob(4), size: 5, internalDate: new Date(), envelopeFrom: 'x@b.test', localMailboxIds: [o.local.id], remote: [] });
+  const mark = { folderId: other.folderId, uid: other.uid, keyword: '$MDNSent' };
+  assert.equal(await o.s.markMessageOnce(mark), true);
+  assert.equal(await o.s.markMessageOnce(mark), false);
   o.s.db.close();
 });

@@ -132,6 +132,16 @@ export class SqliteTracking extends SqlitePart implements TrackingStore {
     this.q('UPDATE submissions SET email_id = ? WHERE id = ?').run(emailId, id);
   }
 
+  async markMessageOnce(m: { folderId: number; uid: number; keyword: string }) {
+    try {
+      this.db.transaction(() => markMessageOnce(this.db, m))();
+      return true;
+    } catch (e) {
+      if (e instanceof KeywordAlreadySetError) return false;
+      throw e;
+    }
+  }
+
   async getReceiptMessage(ref: { emailId: number } | { folderId: number; uid: number }): Promise<ReceiptMessage | undefined> {
     const row = (r: any): ReceiptMessage => ({
       id: r.id,
