@@ -106,3 +106,16 @@ test('markMessage: the keyword and the delivery commit together, once', async ()
   assert.equal(await o.s.markMessageOnce(mark), false);
   o.s.db.close();
 });
+
+test('a deleted mailbox loses its tracking (subjects are content); its queued items go on untracked', async () => {
+  const o = await setup();
+  await submit(o, 1);
+  await o.s.updateMailbox(o.sender.id, { state: 'deleted' });
+  assert.equal(await o.s.getSubmission(1), undefined);
+  assert.equal((o.s.db.prepare('SELECT COUNT(*) n FROM submission_recipients').get() as any).n, 0);
+  const queued = await o.s.listQueue({ status: 'queued' });
+  assert.equal(queued.length, 2);
+  assert.ok(queued.every((q) => q.submissionId === null));
+  await o.s.completeQueueItems({ sent: [queued[0].id], failed: [], deferred: [], dsns: [] });
+  o.s.db.close();
+});
