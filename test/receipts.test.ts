@@ -141,8 +141,22 @@ describe('delivery tracking and receipts between two operators', () => {
     const subject = subjectTag('Lecture demandee');
     await submit({ to: paul, subject, text: 'x', headers: { 'Disposition-Notification-To': claire.addresses[0] } });
     const copy = await received(B, paul, subject);
-    const res = await B.receipts.sendReadReceipt(paulUser, { emailId: copy.id });
-    assert.deepEqual(res.to, [claire.addresses[0]]);
+    // The recipient's mail client has INBOX open (IDLE) while the receipt leaves.
+    const imap = new ImapFlow({ host: '127.0.0.1', port: B.ports.imaps, secure: true, auth: { user: paulLogin.login, pass: paulLogin.appPassword }, tls: { ca: readFileSync(layout.caBundle), servername: 'localhost' } as any, logger: false } as any);
+    await imap.connect();
+    try {
+      await imap.mailboxOpen('INBOX');
+      const flagged = new Promise<Set<string>>((resolve) => imap.on('flags', (e: any) => e.flags?.has('$MDNSent') && resolve(e.flags)));
+      void imap.idle();
+      const res = await B.receipts.sendReadReceipt(paulUser, { emailId: copy.id });
+      assert.deepEqual(res.to, [claire.addresses[0]]);
+      // RFC 3503: the keyword reaches the open session (IDLE) without a new command.
+      await Promise.race([flagged, new Promise((_, rej) => setTimeout(() => rej(new Error('no FETCH FLAGS with $MDNSent during IDLE')), 5000))]);
+      const m = await imap.fetchOne(String(copy.uid), { flags: true }, { uid: true });
+      assert.ok(m && m.flags?.has('$MDNSent'));
+    } finally {
+      await imap.logout();
+    }
     const r = await waitStatus(subject, 'displayed');
     assert.equal(r.detail, null);
     const mdn = (await folderMessages(A, claire.addresses[0])).find((m) => m.includes('disposition-notification') && m.includes('MDN-sent-manually') && m.includes(subject))!;
@@ -153,18 +167,7 @@ describe('delivery tracking and receipts between two operators', () => {
     assert.match(text, new RegExp(`Final-Recipient: rfc822;${paul}`));
     assert.match(text, /Original-Message-ID: <.+>/);
     assert.equal((await simpleParser(mdn)).subject, `Accusé de lecture : ${subject}`);
-
     await assert.rejects(B.receipts.sendReadReceipt(paulUser, { emailId: copy.id }), (e: any) => e instanceof ReceiptRefused && e.reason === 'already-sent');
-    // RFC 3503: the keyword is visible to the recipient's mail client.
-    const imap = new ImapFlow({ host: '127.0.0.1', port: B.ports.imaps, secure: true, auth: { user: paulLogin.login, pass: paulLogin.appPassword }, tls: { ca: readFileSync(layout.caBundle), servername: 'localhost' } as any, logger: false } as any);
-    await imap.connect();
-    try {
-      await imap.mailboxOpen('INBOX');
-      const m = await imap.fetchOne(String(copy.uid), { flags: true }, { uid: true });
-      assert.ok(m && m.flags?.has('$MDNSent'), `flags: ${[...(m ? (m.flags ?? []) : [])].join(' ')}`);
-    } finally {
-      await imap.logout();
-    }
 
     // Never in answer to a report: a multipart/report asking for a receipt gets none.
     const reportSubject = subjectTag('Rapport avec DNT');

@@ -115,6 +115,12 @@ export class ReceiptService {
     } finally {
       blob.release();
     }
+    this.flagsChanged(msg);
+  }
+
+  /** IMAP sessions with the folder open (IDLE) learn of the new keyword at once. */
+  private flagsChanged(msg: ReceiptMessage): void {
+    this.o.core.events.emit('folder-changed', { folderId: msg.folderId });
   }
 
   /**
@@ -184,6 +190,7 @@ export class ReceiptService {
   /** RFC 3503: the acknowledgement is settled though nothing was sent. */
   private async markOnly(msg: ReceiptMessage): Promise<void> {
     if (!(await this.o.core.store.markMessageOnce({ folderId: msg.folderId, uid: msg.uid, keyword: MDN_SENT }))) throw new ReceiptRefused('already-sent', `${MDN_SENT} is set`);
+    this.flagsChanged(msg);
   }
 }
 
