@@ -17,6 +17,8 @@ import { serverTlsOptions } from './pki/tls-server.js';
 import { createImapServer, type ImapListener } from './imap/server.js';
 import { MessageIndex } from './imap/message-index.js';
 import { AbsenceResponder, AbsenceSettingsService } from './policy/absence-service.js';
+import { ReceiptService } from './policy/mdn-service.js';
+import { reportReader } from './policy/receipts.js';
 import { ContentPolicy } from './policy/content-service.js';
 import { defaultSystemAddress, RulesEngine } from './policy/rules-engine.js';
 import { UrgencyResponder } from './policy/urgency.js';
@@ -55,6 +57,8 @@ export interface Operator {
   directory: DirectoryRuntime;
   /** Golden rules 1 and 2 (reading guard, unused addresses), run on a timer (policy.runEveryMinutes). */
   rules: RulesEngine;
+  /** Read receipts and integration acknowledgements (RFC 8098 MDNs, docs/receipts.md): the webmail and API call it. */
+  receipts: ReceiptService;
   ports: { mx: number; submission: number; submissions: number; http: number; https: number; imap: number; imaps: number };
   host: string;
   /** Prometheus metrics of this operator (served on `metrics.listen` when a port is set). */
@@ -149,6 +153,8 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
   const store = openStore(config);
   const blobs = new BlobStore(path.join(config.dataDir, 'blobs'));
   const core = new Core(store, config.operator.domains);
+  // DSNs and MDNs reaching a sender's mailbox update the tracking of what it sent (docs/receipts.md).
+  core.reportReader = reportReader(blobs);
   // Prometheus metrics (docs/indicators.md); the IMAP session count is read from the listeners on scrape.
   const metrics = new Metrics({ store, imapSessions: () => imapListeners.reduce((n, l) => n + l.sessions.size, 0) });
   // Usage indicators: each accepted message's content-free rows, stored with it.
@@ -213,6 +219,8 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     periodDays: config.policy.urgency.periodDays,
     logger,
   });
+  // RFC 8098 MDNs sent by our mailboxes (read receipts, integration acknowledgements).
+  const receipts = new ReceiptService({ core, blobs, trust, hostname: config.operator.hostname, logger });
   const absence = {
     async afterDelivery(d: { blobId: string; envelopeFrom: string; mailboxIds: number[] }) {
       await urgency.afterDelivery(d);
@@ -412,6 +420,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     store,
     blobs,
     blobCollector,
+    receipts,
     core,
     trust,
     trustList,

@@ -1,7 +1,7 @@
 // The domain services and the one access decision point (architecture invariant 3): every
 // protocol asks here whether a user may read, send as, or administer a mailbox.
 import { EventEmitter } from 'node:events';
-import type { ActivityKind, DeliveredCopy, DeliveryRequest, Store, TraceAction, TraceProtocol } from '../store/types.js';
+import type { ActivityKind, DeliveredCopy, DeliveryRequest, DeliveryResult, IncomingReport, Store, SubmissionChange, TraceAction, TraceProtocol } from '../store/types.js';
 import {
   GRANT_RIGHTS,
   MAILBOX_TYPES,
@@ -105,10 +105,22 @@ export function aclToRights(acl: string): GrantRight[] {
   return out;
 }
 
+/**
+ * Reads the delivery / disposition reports a stored message carries (policy/receipts.ts, over
+ * mime/report.ts): given to Core by the composition root, as Core cannot parse MIME itself.
+ */
+export type ReportReader = (blobId: string) => Promise<IncomingReport[]>;
+
 export class Core {
-  /** Emits 'delivered' (MailboxEvent) after a message is committed; IMAP IDLE etc. subscribe. */
+  /**
+   * Emits 'delivered' (MailboxEvent) after a message is committed; IMAP IDLE etc. subscribe.
+   * 'submission' (SubmissionChange: { id, mailboxId }) when a submitted message's tracking
+   * changed (docs/receipts.md; the SSE stream subscribes).
+   */
   readonly events = new EventEmitter();
   private readonly localDomains: Set<string>;
+  /** Set by the composition root: reports in delivered messages update the sender's tracking. */
+  reportReader?: ReportReader;
 
   constructor(
     readonly store: Store,
@@ -330,13 +342,25 @@ export class Core {
    * then announces it: 'delivered' per local copy (IMAP IDLE, webhooks), 'queued' for the
    * outbound worker. Callers acknowledge (250, APPEND OK) only after this resolves.
    */
-  async deliver(req: DeliveryRequest, origin: TraceOrigin = SYSTEM_ORIGIN): Promise<DeliveredCopy[]> {
+  async deliver(req: DeliveryRequest, origin: TraceOrigin = SYSTEM_ORIGIN): Promise<DeliveryResult> {
+    // A DSN or MDN reaching a local mailbox updates the tracking of the message it reports on, in
+    // the delivery's own transaction (docs/receipts.md). Unreadable: delivered all the same.
+    if (!req.reports && req.localMailboxIds.length && this.reportReader) {
+      const reports = await this.reportReader(req.blobId).catch(() => []);
+      if (reports.length) req = { ...req, reports };
+    }
     const copies = await this.store.deliver(req);
     if (copies.length) this.events.emit('stored', { blobId: req.blobId });
     for (const c of copies) this.events.emit('delivered', c satisfies MailboxEvent);
     if (req.remote.length) this.events.emit('queued');
+    this.announceSubmissions(copies.submissionChanges);
     await this.traceDelivery(req, copies, origin);
     return copies;
+  }
+
+  /** 'submission' events for tracking changes the store committed (delivery, queue outcome). */
+  announceSubmissions(changes: SubmissionChange[] | undefined): void {
+    for (const c of changes ?? []) this.events.emit('submission', c satisfies SubmissionChange);
   }
 
   /**

@@ -314,5 +314,7 @@ export class OutboundWorker {
     }
     for (const d of c.dsns) this.o.core.events.emit('stored', { blobId: d.blobId });
     for (const copy of copies) this.o.core.events.emit('delivered', copy);
+    // Delivery tracking: relayed / failed / still queued (docs/receipts.md).
+    this.o.core.announceSubmissions(copies.submissionChanges);
   }
 }

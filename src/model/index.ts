@@ -184,6 +184,8 @@ export interface QueueItem {
   lastError: string | null;
   /** Mailbox of the sender, to receive DSNs. */
   senderMailboxId: number | null;
+  /** The tracked submission this item delivers (docs/receipts.md); null for operator mail (DSNs, replies). */
+  submissionId?: number | null;
 }
 
 export const DEFAULT_FOLDERS: { name: string; specialUse: string | null }[] = [

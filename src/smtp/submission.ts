@@ -26,6 +26,7 @@ import { replyText } from '../policy/content.js';
 import type { Metrics } from '../audit/metrics.js';
 import type { UsageMeter } from '../audit/usage.js';
 import { rfc5322Date } from '../mime/date.js';
+import { trackingFields } from '../mime/report.js'; // delivery tracking (docs/receipts.md)
 import { meterRefusals } from './refusals.js';
 import { limitConnections } from './limits.js';
 import type { ConnectionLimiter } from '../net/limits.js';
@@ -261,6 +262,8 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
           // Counted at commit, in the delivery's transaction: concurrent sessions cannot overshoot.
           dailyRecipients: o.content?.dailyCounter(st.user, st.sender, st.rcpts.length) ?? null,
           usage,
+          // Delivery tracking (docs/receipts.md): recorded in the delivery's transaction.
+          tracking: { ...trackingFields(prefix), userId: st.user.id },
         }, { protocol: 'submission', user: st.user, remote: session.remoteAddress ?? null }).catch((e) => {
           const refusal = o.content?.refusalFor(e, st.user, st.sender, session.id);
           throw refusal ? smtpError(refusal.code, refusal.enhanced, replyText(refusal)) : e;

@@ -51,6 +51,87 @@ export interface DeliveryRequest {
   dailyRecipients?: { userId: number; day: string; count: number; limit: number } | null;
   /** Content-free usage rows (audit/usage.ts), stored in the same transaction as the message. */
   usage?: UsageRow[];
+  /**
+   * A message submitted by `senderMailboxId`: its tracking rows (docs/receipts.md) are recorded in
+   * this transaction — local recipients 'delivered', remote ones 'queued'.
+   */
+  tracking?: NewTracking | null;
+  /**
+   * Delivery / disposition reports this message carries (RFC 3464 DSN, RFC 8098 MDN), matched in
+   * this transaction to the submissions of the local mailboxes receiving it.
+   */
+  reports?: IncomingReport[];
+  /**
+   * Sets `keyword` on a stored message in this transaction; when it is set already, nothing is
+   * stored and deliver() throws KeywordAlreadySetError (RFC 3503 $MDNSent: one MDN per message).
+   */
+  markMessage?: { folderId: number; uid: number; keyword: string } | null;
+}
+
+/** What submission knows of a message it tracks (the rest comes from the DeliveryRequest). */
+export interface NewTracking {
+  userId: number | null;
+  /** The Message-ID header field, angle brackets included. */
+  messageId: string | null;
+  subject: string;
+}
+
+/** Where a recipient of a submitted message stands (docs/mail-api.md EmailSubmission). */
+export const TRACKING_STATUSES = ['queued', 'relayed', 'delivered', 'failed', 'displayed', 'processed', 'error'] as const;
+export type TrackingStatus = (typeof TRACKING_STATUSES)[number];
+
+/** One report read from a delivered message (mime/report.ts): what it says of which recipients. */
+export interface IncomingReport {
+  kind: 'dsn' | 'mdn';
+  /** DSN: Original-Envelope-Id (RFC 3464 §2.2.1). */
+  envid: string | null;
+  /** MDN: Original-Message-ID (RFC 8098 §3.2.5); DSN: the Message-ID of the returned header. */
+  originalMessageId: string | null;
+  recipients: { final: string | null; original: string | null; status: TrackingStatus; detail: string | null }[];
+}
+
+/** A submitted message and where each recipient stands (ids as numbers; the API maps them to s<n>, e<n>). */
+export interface TrackedSubmission {
+  id: number;
+  mailboxId: number;
+  userId: number | null;
+  /** The copy in Sent, when one is linked (setSubmissionEmail). */
+  emailId: number | null;
+  messageId: string | null;
+  from: string;
+  subject: string;
+  sentAt: string;
+  envid: string | null;
+  recipients: { address: string; status: TrackingStatus; detail: string | null; updatedAt: string }[];
+}
+
+/** A submission whose tracking changed in a store call ('submission' events). */
+export interface SubmissionChange {
+  id: number;
+  mailboxId: number;
+}
+
+/** deliver()'s result: the local copies, and the submissions whose tracking changed. */
+export type DeliveryResult = DeliveredCopy[] & { submissionChanges?: SubmissionChange[] };
+
+/** A stored message as a receipt sees it (policy/mdn-service.ts). */
+export interface ReceiptMessage {
+  id: number;
+  mailboxId: number;
+  folderId: number;
+  uid: number;
+  blobId: string;
+  flags: string[];
+  /** The envelope sender it was delivered with; '' the null reverse-path; null unknown. */
+  returnPath: string | null;
+}
+
+/** deliver() refused: the message to mark carries the keyword already (nothing was stored). */
+export class KeywordAlreadySetError extends Error {
+  override name = 'KeywordAlreadySetError';
+  constructor(readonly keyword: string) {
+    super(`the message already has ${keyword}`);
+  }
 }
 
 /** deliver() refused: the user's recipients of `day` would exceed `limit` (nothing was stored). */
@@ -285,8 +366,11 @@ export interface MailboxStore {
 
 /** A message's way in and out: delivery to local INBOXes and the outbound queue, each in one transaction. */
 export interface DeliveryStore {
-  /** Stores a message for all its local recipients and queues its remote ones, in one transaction. */
-  deliver(req: DeliveryRequest): Promise<DeliveredCopy[]>;
+  /**
+   * Stores a message for all its local recipients and queues its remote ones, in one transaction
+   * (with its tracking rows, the reports it carries, the keyword it sets: see DeliveryRequest).
+   */
+  deliver(req: DeliveryRequest): Promise<DeliveryResult>;
   /** Recipients of the messages `userId` submitted on `day` (YYYY-MM-DD, Europe/Paris). */
   recipientsSentOn(userId: number, day: string): Promise<number>;
 
@@ -294,8 +378,24 @@ export interface DeliveryStore {
   dueQueueItems(now: number, limit: number): Promise<QueueItem[]>;
   nextQueueAttempt(): Promise<number | undefined>;
   listQueue(filter?: { status?: QueueItem['status'] }): Promise<QueueItem[]>;
-  /** Records the outcome of delivery attempts and stores DSNs, in one transaction. */
-  completeQueueItems(c: QueueCompletion): Promise<DeliveredCopy[]>;
+  /** Records the outcome of delivery attempts (and the tracking of their recipients) and stores DSNs, in one transaction. */
+  completeQueueItems(c: QueueCompletion): Promise<DeliveryResult>;
+}
+
+/**
+ * Delivery tracking (docs/receipts.md): per submitted message and recipient. Written by deliver()
+ * and completeQueueItems() in their own transactions; read by the mail API.
+ */
+export interface TrackingStore {
+  /** The submissions of these mailboxes, newest first; `beforeId`: the page after that id. */
+  listSubmissions(mailboxIds: number[], page: { beforeId?: number; limit: number }): Promise<TrackedSubmission[]>;
+  getSubmission(id: number): Promise<TrackedSubmission | undefined>;
+  /** Links the copy kept in Sent (the API's emailId). */
+  setSubmissionEmail(id: number, emailId: number): Promise<void>;
+  /** Sets `keyword` on a message unless it has it (one transaction); false when it had it (RFC 3503 $MDNSent). */
+  markMessageOnce(m: { folderId: number; uid: number; keyword: string }): Promise<boolean>;
+  /** A stored message by its row id (the API's e<n>), or by folder and UID. */
+  getReceiptMessage(ref: { emailId: number } | { folderId: number; uid: number }): Promise<ReceiptMessage | undefined>;
 }
 
 /** An absence message (golden rule 3) as stored for one mailbox; policy/ decides what it means. */
@@ -540,6 +640,6 @@ export interface IntegrationStore {
  * The whole store, as one engine (sqlite/, postgres/ later) implements it. Consumers that need
  * only part of it take the focused interface(s) above, or a Pick of them.
  */
-export interface Store extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, BlobMetaStore, AbsenceStore, RulesStore, UsageStore, TraceStore, IntegrationStore {
+export interface Store extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, BlobMetaStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore {
   close(): Promise<void>;
 }

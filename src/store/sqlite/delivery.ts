@@ -1,9 +1,10 @@
 // A message's way in and out (DeliveryStore) in SQLite: local INBOXes and the outbound queue,
 // each call one transaction (architecture invariant 1: nothing acknowledged is lost).
 import type { QueueItem } from '../../model/index.js';
-import { DailyRecipientLimitError, type DeliveredCopy, type DeliveryRequest, type DeliveryStore, type QueueCompletion } from '../types.js';
+import { DailyRecipientLimitError, type DeliveredCopy, type DeliveryRequest, type DeliveryResult, type DeliveryStore, type QueueCompletion, type SubmissionChange } from '../types.js';
 import { SqlitePart } from './connection.js';
 import { insertFolder } from './folders.js';
+import { applyReports, markMessageOnce, recordSubmission, setRecipientStatus } from './tracking.js';
 
 function rowQueue(r: any): QueueItem {
   return {
@@ -23,6 +24,7 @@ function rowQueue(r: any): QueueItem {
     queuedAt: r.queued_at,
     lastError: r.last_error,
     senderMailboxId: r.sender_mailbox_id,
+    submissionId: r.submission_id ?? null,
   };
 }
 
@@ -31,7 +33,7 @@ export class SqliteDelivery extends SqlitePart implements DeliveryStore {
    * Appends one message to a mailbox's INBOX inside the caller's transaction; with `filing`, to
    * that folder instead (created when missing) with its flags.
    */
-  #appendToInbox(mailboxId: number, blobId: string, size: number, internalDate: string, filing?: DeliveryRequest['filing']): DeliveredCopy {
+  #appendToInbox(mailboxId: number, blobId: string, size: number, internalDate: string, returnPath: string, filing?: DeliveryRequest['filing']): DeliveredCopy {
     const folder = filing?.folder ?? 'INBOX';
     const bump = () =>
       this.q('UPDATE folders SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 WHERE mailbox_id = ? AND name = ? RETURNING id, uid_next - 1 AS uid, highest_modseq').get(mailboxId, folder) as any;
@@ -42,8 +44,8 @@ export class SqliteDelivery extends SqlitePart implements DeliveryStore {
     }
     if (!f) throw new Error(`mailbox #${mailboxId} has no ${folder}`);
     const m: any = this.db
-      .prepare('INSERT INTO messages (folder_id, uid, blob_id, size, internal_date, flags, modseq) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id')
-      .get(f.id, f.uid, blobId, size, internalDate, filing?.flags.join(' ') ?? '', f.highest_modseq);
+      .prepare('INSERT INTO messages (folder_id, uid, blob_id, size, internal_date, flags, modseq, return_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id')
+      .get(f.id, f.uid, blobId, size, internalDate, filing?.flags.join(' ') ?? '', f.highest_modseq, returnPath);
     return { mailboxId, folderId: f.id, uid: f.uid, messageId: m.id };
   }
 
@@ -61,23 +63,34 @@ export class SqliteDelivery extends SqlitePart implements DeliveryStore {
     return r?.count ?? 0;
   }
 
-  async deliver(req: DeliveryRequest) {
+  async deliver(req: DeliveryRequest): Promise<DeliveryResult> {
     return this.db.transaction(() => {
       if (req.dailyRecipients) this.#countRecipients(req.dailyRecipients);
+      // RFC 3503 $MDNSent: the keyword and the MDN commit together, or neither does.
+      if (req.markMessage) markMessageOnce(this.db, req.markMessage);
       const internalDate = req.internalDate.toISOString();
-      const copies = [...new Set(req.localMailboxIds)].map((id) => this.#appendToInbox(id, req.blobId, req.size, internalDate, req.filing));
+      const localIds = [...new Set(req.localMailboxIds)];
+      const copies = localIds.map((id) => this.#appendToInbox(id, req.blobId, req.size, internalDate, req.envelopeFrom, req.filing));
       const ins = this.q(
-        `INSERT INTO outbound_queue (blob_id, size, envelope_from, recipient, domain, notify, orcpt, ret, envid, sender_mailbox_id, next_attempt_at, queued_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO outbound_queue (blob_id, size, envelope_from, recipient, domain, notify, orcpt, ret, envid, sender_mailbox_id, next_attempt_at, queued_at, submission_id, submission_recipient_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       );
       const t = Date.now();
+      const at = new Date(t).toISOString();
+      // Delivery tracking (docs/receipts.md): the submission's rows, then the reports this message carries.
+      const tracked = recordSubmission(this.db, req, at);
+      const submissionChanges: SubmissionChange[] = tracked ? [{ id: tracked.id, mailboxId: tracked.mailboxId }] : [];
       for (const r of req.remote) {
-        ins.run(req.blobId, req.size, req.envelopeFrom, r.recipient, r.domain.toLowerCase(), r.notify?.join(',') ?? null, r.orcpt, req.ret ?? null, req.envid ?? null, req.senderMailboxId ?? null, t, t);
+        ins.run(
+          req.blobId, req.size, req.envelopeFrom, r.recipient, r.domain.toLowerCase(), r.notify?.join(',') ?? null, r.orcpt, req.ret ?? null, req.envid ?? null, req.senderMailboxId ?? null, t, t,
+          tracked?.id ?? null, tracked?.remote.get(r.recipient.toLowerCase()) ?? null,
+        );
       }
+      if (req.reports?.length && localIds.length) submissionChanges.push(...applyReports(this.db, localIds, req.reports, at));
       // Usage indicators: counted exactly when the message is committed (docs/indicators.md).
       const usage = this.q('INSERT INTO usage_messages (at, structure_id, mailbox_type, flow, peer, attachment, xdm) VALUES (?, ?, ?, ?, ?, ?, ?)');
       for (const u of req.usage ?? []) usage.run(u.at, u.structureId, u.mailboxType, u.flow, u.peer, u.attachment ? 1 : 0, u.xdm ? 1 : 0);
-      return copies;
+      return Object.assign(copies, { submissionChanges });
     })();
   }
 
@@ -95,17 +108,33 @@ export class SqliteDelivery extends SqlitePart implements DeliveryStore {
     const sql = filter.status ? 'SELECT * FROM outbound_queue WHERE status = ? ORDER BY id' : 'SELECT * FROM outbound_queue ORDER BY id';
     return (filter.status ? this.q(sql).all(filter.status) : this.q(sql).all()).map(rowQueue);
   }
-  async completeQueueItems(c: QueueCompletion) {
+  async completeQueueItems(c: QueueCompletion): Promise<DeliveryResult> {
     return this.db.transaction(() => {
       const t = Date.now();
+      const at = new Date(t).toISOString();
+      // Delivery tracking (docs/receipts.md): the peer's 250 → relayed; a permanent failure or the
+      // end of retries → failed with the reason; a deferral stays queued with the last error.
+      const changed = new Map<number, SubmissionChange>();
+      const tracking = this.q("SELECT submission_id, submission_recipient_id, sender_mailbox_id FROM outbound_queue WHERE id = ? AND status = 'queued'");
+      const track = (id: number, status: 'relayed' | 'failed' | 'queued', detail: string | null) => {
+        const q = tracking.get(id) as any;
+        if (q?.submission_recipient_id && setRecipientStatus(this.db, q.submission_recipient_id, status, detail, at))
+          changed.set(q.submission_id, { id: q.submission_id, mailboxId: q.sender_mailbox_id });
+      };
+      for (const id of c.sent) track(id, 'relayed', null);
+      for (const f of c.failed) track(f.id, 'failed', f.error);
+      for (const d of c.deferred) track(d.id, 'queued', d.error);
       const sent = this.q("UPDATE outbound_queue SET status = 'sent', attempts = attempts + 1, last_error = NULL, done_at = ? WHERE id = ? AND status = 'queued'");
       const failed = this.q("UPDATE outbound_queue SET status = 'failed', attempts = attempts + 1, last_error = ?, done_at = ? WHERE id = ? AND status = 'queued'");
       const deferred = this.q("UPDATE outbound_queue SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ? AND status = 'queued'");
       for (const id of c.sent) sent.run(t, id);
       for (const f of c.failed) failed.run(f.error, t, f.id);
       for (const d of c.deferred) deferred.run(d.error, d.nextAttemptAt, d.id);
-      const at = new Date(t).toISOString();
-      return c.dsns.map((d) => this.#appendToInbox(d.mailboxId, d.blobId, d.size, at));
+      // RFC 3461 §6.2: a DSN travels with the null reverse-path.
+      return Object.assign(
+        c.dsns.map((d) => this.#appendToInbox(d.mailboxId, d.blobId, d.size, at, '')),
+        { submissionChanges: [...changed.values()] },
+      );
     })();
   }
 }

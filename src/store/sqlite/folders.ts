@@ -228,7 +228,7 @@ export class SqliteFolders extends SqlitePart implements FolderStore {
   async copyMessages(fromFolderId: number, uids: number[], toFolderId: number, move: boolean) {
     return this.db.transaction(() => {
       const get = this.q('SELECT * FROM messages WHERE folder_id = ? AND uid = ?');
-      const ins = this.q('INSERT INTO messages (folder_id, uid, blob_id, size, internal_date, flags, modseq, recent) VALUES (?, ?, ?, ?, ?, ?, ?, 1)');
+      const ins = this.q('INSERT INTO messages (folder_id, uid, blob_id, size, internal_date, flags, modseq, recent, return_path) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)');
       const map: { from: number; to: number }[] = [];
       const rows = uids.map((u) => get.get(fromFolderId, u) as any).filter(Boolean);
       if (rows.length === 0) return map;
@@ -236,7 +236,7 @@ export class SqliteFolders extends SqlitePart implements FolderStore {
         .prepare('UPDATE folders SET uid_next = uid_next + ?, highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING uid_next - ? AS first, highest_modseq')
         .get(rows.length, toFolderId, rows.length);
       rows.forEach((r, i) => {
-        ins.run(toFolderId, dst.first + i, r.blob_id, r.size, r.internal_date, r.flags, dst.highest_modseq);
+        ins.run(toFolderId, dst.first + i, r.blob_id, r.size, r.internal_date, r.flags, dst.highest_modseq, r.return_path ?? null); // the copy keeps its envelope sender (docs/receipts.md)
         map.push({ from: r.uid, to: dst.first + i });
       });
       if (move) {

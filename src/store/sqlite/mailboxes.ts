@@ -88,6 +88,11 @@ export class SqliteMailboxes extends SqlitePart implements MailboxStore {
         this.q('DELETE FROM folders WHERE mailbox_id = ?').run(id);
         this.q('DELETE FROM subscriptions WHERE mailbox_id = ?').run(id);
         this.q('DELETE FROM grants WHERE mailbox_id = ?').run(id);
+        // Its delivery tracking too (subjects are content; docs/receipts.md): queued items keep
+        // going, untracked.
+        const subs = 'SELECT id FROM submissions WHERE mailbox_id = ?';
+        this.q(`UPDATE outbound_queue SET submission_id = NULL, submission_recipient_id = NULL WHERE submission_id IN (${subs})`).run(id);
+        this.q('DELETE FROM submissions WHERE mailbox_id = ?').run(id); // recipients: ON DELETE CASCADE
       }
       return rowMailbox(r);
     })();

@@ -381,6 +381,45 @@ CREATE INDEX mailbox_traces_at ON mailbox_traces(at);
 `,
   },
   {
+    version: 14,
+    name: 'delivery tracking per submitted message and recipient; return path of stored messages',
+    // Issue 9 / 11, docs/receipts.md. submissions: one row per message submitted by a mailbox of
+    // ours (written in the delivery's transaction); submission_recipients: where each recipient
+    // stands (queued → relayed → delivered / failed, then displayed / processed / error once an MDN
+    // comes back). The outbound queue names the tracking row it moves. messages.return_path: the
+    // envelope sender a message was delivered with (RFC 5321 §4.4: what Return-Path would say;
+    // NULL when unknown, e.g. IMAP APPEND), which the MDN rules compare with
+    // Disposition-Notification-To (RFC 8098 §2.1).
+    sql: `
+CREATE TABLE submissions (
+  id INTEGER PRIMARY KEY,
+  mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),
+  user_id INTEGER REFERENCES users(id),
+  email_id INTEGER,
+  message_id TEXT,
+  from_address TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  sent_at TEXT NOT NULL,
+  envid TEXT
+);
+CREATE INDEX submissions_mailbox ON submissions(mailbox_id, id);
+CREATE INDEX submissions_message_id ON submissions(mailbox_id, message_id);
+CREATE INDEX submissions_envid ON submissions(mailbox_id, envid) WHERE envid IS NOT NULL;
+CREATE TABLE submission_recipients (
+  id INTEGER PRIMARY KEY,
+  submission_id INTEGER NOT NULL REFERENCES submissions(id) ON DELETE CASCADE,
+  address TEXT NOT NULL COLLATE NOCASE,
+  status TEXT NOT NULL CHECK (status IN ('queued','relayed','delivered','failed','displayed','processed','error')),
+  detail TEXT,
+  updated_at TEXT NOT NULL
+);
+CREATE INDEX submission_recipients_submission ON submission_recipients(submission_id);
+ALTER TABLE outbound_queue ADD COLUMN submission_id INTEGER REFERENCES submissions(id);
+ALTER TABLE outbound_queue ADD COLUMN submission_recipient_id INTEGER REFERENCES submission_recipients(id);
+ALTER TABLE messages ADD COLUMN return_path TEXT;
+`,
+  },
+  {
     version: 16,
     name: 'software API tokens and webhooks',
     // Issue 11, docs/software-api.md: bearer tokens of API clients (digest only) and the webhooks
