@@ -15,7 +15,7 @@ import { OutboundWorker } from './delivery/worker.js';
 import { loadTrustAnchors, type TrustAnchors } from './pki/index.js';
 import { serverTlsOptions } from './pki/tls-server.js';
 import { createImapServer, type ImapListener } from './imap/server.js';
-import { MessageIndex } from './imap/message-index.js';
+import { MessageIndex } from './mail/message-index.js';
 import { AbsenceResponder, AbsenceSettingsService } from './policy/absence-service.js';
 import { ContentPolicy } from './policy/content-service.js';
 import { defaultSystemAddress, RulesEngine } from './policy/rules-engine.js';
