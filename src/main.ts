@@ -16,6 +16,7 @@ import { loadTrustAnchors, type TrustAnchors } from './pki/index.js';
 import { serverTlsOptions } from './pki/tls-server.js';
 import { createImapServer, type ImapListener } from './imap/server.js';
 import { MessageIndex } from './mail/message-index.js';
+import { SubmissionPipeline } from './mail/submission.js';
 import { AbsenceResponder, AbsenceSettingsService } from './policy/absence-service.js';
 import { ContentPolicy } from './policy/content-service.js';
 import { defaultSystemAddress, RulesEngine } from './policy/rules-engine.js';
@@ -219,8 +220,10 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
   // Medical-only content: sending limits and bulk refusals at submission, bulk filing at the MX.
   const content = new ContentPolicy({ settings: config.policy.content, store, blobs, logger });
   const mx = createMxServer({ ...common, ca: caPem, postmaster, absence, content, usage, metrics });
-  const submission = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: false, absence, content, usage, metrics });
-  const submissions = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: true, absence, content, usage, metrics });
+  // One submission pipeline for SMTP submission and the mail API's sending (mail/submission.ts).
+  const pipeline = new SubmissionPipeline({ core, trust, hostname: config.operator.hostname, logger, absence, content, usage });
+  const submission = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: false, absence, content, usage, metrics, pipeline });
+  const submissions = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: true, absence, content, usage, metrics, pipeline });
 
   const outbound = new OutboundWorker({
     store,
