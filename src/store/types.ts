@@ -128,6 +128,9 @@ export interface FolderStore {
   getFolder(mailboxId: number, name: string): Promise<Folder | undefined>;
   listFolders(mailboxId: number): Promise<Folder[]>;
   listMessages(folderId: number): Promise<StoredMessage[]>;
+  /** One message row by its id (the mail API's Email id), or by folder and UID. */
+  getMessage(id: number): Promise<StoredMessage | undefined>;
+  getMessageByUid(folderId: number, uid: number): Promise<StoredMessage | undefined>;
   createFolder(mailboxId: number, name: string, specialUse?: string | null): Promise<Folder>;
   /** Deletes the folder and its messages. */
   deleteFolder(folderId: number): Promise<void>;

@@ -50,6 +50,14 @@ export class SqliteFolders extends SqlitePart implements FolderStore {
     return this.q('SELECT * FROM messages WHERE folder_id = ? ORDER BY uid').all(folderId).map(rowMessage);
   }
 
+  async getMessage(id: number) {
+    return this.one('SELECT * FROM messages WHERE id = ?', rowMessage, id);
+  }
+
+  async getMessageByUid(folderId: number, uid: number) {
+    return this.one('SELECT * FROM messages WHERE folder_id = ? AND uid = ?', rowMessage, folderId, uid);
+  }
+
   /** Bumps and returns the folder's HIGHESTMODSEQ (RFC 7162 §3.1.1: strictly increasing). */
   #bumpModseq(folderId: number): number {
     const r: any = this.q('UPDATE folders SET highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING highest_modseq').get(folderId);
