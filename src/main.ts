@@ -17,6 +17,7 @@ import { serverTlsOptions } from './pki/tls-server.js';
 import { createImapServer, type ImapListener } from './imap/server.js';
 import { MessageIndex } from './mail/message-index.js';
 import { SubmissionPipeline } from './mail/submission.js';
+import { MailService } from './mail/service.js';
 import { AbsenceResponder, AbsenceSettingsService } from './policy/absence-service.js';
 import { ContentPolicy } from './policy/content-service.js';
 import { defaultSystemAddress, RulesEngine } from './policy/rules-engine.js';
@@ -300,6 +301,8 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     absence: { absences: new AbsenceSettingsService({ core, directoryKnows: async (a) => !!(await directory.service.byAddress(a)) }) },
     // Golden rule 4: the composer asks whether a draft is urgent and its local recipients away or behind on reading.
     compose: { urgency, core },
+    // The mail API /api/v1 (docs/mail-api.md): the same Core decisions as IMAP, the same submission pipeline as SMTP.
+    mail: { core, mail: new MailService({ core, store, blobs, index }), pipeline, blobs, store, maxMessageSize: config.smtp.maxMessageSize, logger },
   };
 
   // The directory is served by the HTTP servers of http/ (the plain one answers 403 to /api/auth:

@@ -535,8 +535,9 @@ export class MailService {
 
   // ---- changes ----------------------------------------------------------------------------------
 
-  private changed(folderId: number) {
-    this.o.core.events.emit('folder-changed', { folderId });
+  /** 'folder-changed' as IMAP emits it ({ folderId }), with what changed for the API's event stream. */
+  private changed(folderId: number, kind: 'created' | 'changed' | 'destroyed', ids: string[]) {
+    this.o.core.events.emit('folder-changed', { folderId, kind, ids });
   }
 
   /**
@@ -564,7 +565,7 @@ export class MailService {
         await this.o.core.recordActivity([loc.mailbox.id], 'read');
         await this.o.core.trace(loc.mailbox, 'read', { protocol: 'web', user, remote }, { folder: loc.folder.name, messages: 1, uids: String(loc.msg.uid) });
       }
-      this.changed(loc.folder.id);
+      this.changed(loc.folder.id, 'changed', [id]);
     }
     const now = (await this.o.store.getMessage(loc.msg.id))!;
     return this.summary(loc.mailbox, now);
@@ -586,8 +587,8 @@ export class MailService {
     const moved = map[0] ? await this.o.store.getMessageByUid(to.id, map[0].to) : undefined;
     if (!moved) throw new NotFound(`no email ${emailIdOf(loc.msg.id)}`);
     await this.o.core.trace(loc.mailbox, 'moved', { protocol: 'web', user, remote }, { folder: loc.folder.name, messages: 1, uids: String(loc.msg.uid), to: to.name });
-    this.changed(loc.folder.id);
-    this.changed(to.id);
+    this.changed(loc.folder.id, 'destroyed', [emailIdOf(loc.msg.id)]);
+    this.changed(to.id, 'created', [emailIdOf(moved.id)]);
     return emailIdOf(moved.id);
   }
 
@@ -603,7 +604,7 @@ export class MailService {
     await this.o.store.storeFlags(loc.folder.id, [loc.msg.uid], 'add', ['\\Deleted']);
     await this.o.store.expunge(loc.folder.id, [loc.msg.uid]);
     await this.o.core.trace(loc.mailbox, 'deleted', { protocol: 'web', user, remote }, { folder: loc.folder.name, messages: 1, uids: String(loc.msg.uid) });
-    this.changed(loc.folder.id);
+    this.changed(loc.folder.id, 'destroyed', [id]);
   }
 
   /** Stores a message file in the role folder (Drafts, Sent) of `mailbox` with `flags`; returns the new id. */
@@ -612,7 +613,7 @@ export class MailService {
     const r = await this.o.store.appendMessage(folder.id, { blobId: blob.id, size: blob.size, flags, internalDate: new Date() });
     this.o.core.events.emit('stored', { blobId: blob.id });
     const m = await this.o.store.getMessageByUid(folder.id, r.uid);
-    this.changed(folder.id);
+    this.changed(folder.id, 'created', [emailIdOf(m!.id)]);
     return { id: emailIdOf(m!.id), folderId: folder.id };
   }
 
@@ -623,7 +624,7 @@ export class MailService {
     MailService.need(loc, 'te', 'deleting a draft');
     await this.o.store.storeFlags(loc.folder.id, [loc.msg.uid], 'add', ['\\Deleted']);
     await this.o.store.expunge(loc.folder.id, [loc.msg.uid]);
-    this.changed(loc.folder.id);
+    this.changed(loc.folder.id, 'destroyed', [id]);
     return loc;
   }
 }

@@ -209,6 +209,9 @@ export interface AuthAuditEntry {
 
 /** Structures, practitioners and user accounts (core/ administration, authentication's lookups). */
 export interface AccountStore {
+  /** A user's web preferences (signature, display) as the mail API validated them (JSON text); undefined: defaults. */
+  getPreferences(userId: number): Promise<string | undefined>;
+  setPreferences(userId: number, json: string): Promise<void>;
   createStructure(s: { idType: StructureIdType; idValue: string; name: string }): Promise<Structure>;
   findStructure(idType: StructureIdType, idValue: string): Promise<Structure | undefined>;
   getStructure(id: number): Promise<Structure | undefined>;

@@ -380,4 +380,17 @@ CREATE INDEX mailbox_traces_mailbox ON mailbox_traces(mailbox_id, at);
 CREATE INDEX mailbox_traces_at ON mailbox_traces(at);
 `,
   },
+  {
+    version: 13,
+    name: 'web preferences per user',
+    // Issue 9, docs/mail-api.md: GET/PUT /api/v1/preferences (signature, list density, remote
+    // content); the JSON is validated by the mail API before it is stored.
+    sql: `
+CREATE TABLE user_preferences (
+  user_id INTEGER PRIMARY KEY REFERENCES users(id),
+  prefs TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+`,
+  },
 ];
