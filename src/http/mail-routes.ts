@@ -398,7 +398,8 @@ export function registerMailRoutes(app: FastifyInstance, o: MailRoutesOptions) {
         files.push({ filename: part.filename || 'fichier', contentType: part.mimetype || 'application/octet-stream', content });
       } else if (part.fieldname === 'message') {
         try {
-          json = JSON.parse(String(part.value));
+          // @fastify/multipart already parses a field sent as application/json.
+          json = typeof part.value === 'string' ? JSON.parse(part.value) : part.value;
         } catch {
           throw invalid('Le champ « message » doit contenir le brouillon en JSON.', 'message');
         }
