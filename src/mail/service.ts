@@ -398,7 +398,7 @@ export class MailService {
   private async sortKey(m: StoredMessage, sort: SortKey): Promise<string | number> {
     switch (sort) {
       case 'receivedAt':
-        return new Date(m.internalDate).toISOString();
+        return m.internalDate; // ISO 8601 UTC as stored (the store's keyset order)
       case 'size':
         return m.size;
       case 'sentAt':
@@ -441,6 +441,19 @@ export class MailService {
   async list(user: User, folderId: string, p: Paging): Promise<Page> {
     const loc = await this.readableFolder(user, folderId);
     const state = String(await this.o.store.folderModseq(loc.folder.id));
+    if (p.sort === 'receivedAt' || p.sort === 'size') {
+      // Keyset paging in the store (an index on (folder, received date, id)): O(page), not O(folder).
+      const after = p.cursor ? decodeCursor(p.cursor) : null;
+      const by = p.sort === 'size' ? 'size' : 'internalDate';
+      if (after && typeof after[0] !== (by === 'size' ? 'number' : 'string')) throw new CoreError('invalid cursor');
+      const { messages, total } = await this.o.store.pageMessages(loc.folder.id, { by, desc: p.order === 'desc', after: after && { key: after[0], id: after[1] }, limit: p.limit + 1 });
+      const page = messages.slice(0, p.limit);
+      const emails: EmailSummary[] = [];
+      for (const m of page) emails.push(await this.summary(loc.mailbox, m));
+      const last = page[page.length - 1];
+      const nextCursor = last && messages.length > p.limit ? encodeCursor(by === 'size' ? last.size : last.internalDate, last.id) : null;
+      return { emails, total, nextCursor, state };
+    }
     const msgs = await this.o.store.listMessages(loc.folder.id);
     return this.page(() => loc.mailbox, msgs, p, state);
   }

@@ -131,6 +131,11 @@ export interface FolderStore {
   /** One message row by its id (the mail API's Email id), or by folder and UID. */
   getMessage(id: number): Promise<StoredMessage | undefined>;
   getMessageByUid(folderId: number, uid: number): Promise<StoredMessage | undefined>;
+  /**
+   * One page of a folder's messages ordered by received date or size, then id (keyset paging:
+   * the rows strictly after `after`), and the folder's message count.
+   */
+  pageMessages(folderId: number, o: { by: 'internalDate' | 'size'; desc: boolean; after?: { key: string | number; id: number } | null; limit: number }): Promise<{ messages: StoredMessage[]; total: number }>;
   createFolder(mailboxId: number, name: string, specialUse?: string | null): Promise<Folder>;
   /** Deletes the folder and its messages. */
   deleteFolder(folderId: number): Promise<void>;
