@@ -116,6 +116,8 @@ export class Core {
    * Emits 'delivered' (MailboxEvent) after a message is committed; IMAP IDLE etc. subscribe.
    * 'submission' (SubmissionChange: { id, mailboxId }) when a submitted message's tracking
    * changed (docs/receipts.md; the SSE stream subscribes).
+   * Also 'folder-changed' { folderId, kind?, ids? } (IMAP and the mail service), 'grants-changed'
+   * { mailboxId, userId }, 'stored', 'queued'.
    */
   readonly events = new EventEmitter();
   private readonly localDomains: Set<string>;
@@ -321,7 +323,10 @@ export class Core {
     if (rights.length === 0) {
       // Also clears a grant the owner or an application account may hold from before the checks
       // below (it opens nothing).
-      if (await this.store.removeGrant(m.id, u.id)) await this.trace(m, 'grant-changed', origin, { user: u.login, before: current, rights: [] });
+      if (await this.store.removeGrant(m.id, u.id)) {
+        await this.trace(m, 'grant-changed', origin, { user: u.login, before: current, rights: [] });
+        this.events.emit('grants-changed', { mailboxId: m.id, userId: u.id });
+      }
       return undefined;
     }
     // As IMAP SETACL (RFC 4314 §3.1): the owner holds every right already; a grant to them would
@@ -332,6 +337,8 @@ export class Core {
     if (m.state === 'deleted') throw new CoreError(`${m.address} is deleted: its content is erased and its address never reused, so no right is given on it`);
     const g = await this.store.setGrant(m.id, u.id, rights);
     await this.trace(m, 'grant-changed', origin, { user: u.login, before: current, rights: g.rights });
+    // The grantee's clients (the mail API's event stream) re-read what they may open.
+    this.events.emit('grants-changed', { mailboxId: m.id, userId: u.id });
     return g;
   }
 
@@ -376,6 +383,7 @@ export class Core {
       // correspondent's); a peer MX's address is the operator's, kept.
       const delivery: TraceOrigin = { protocol: origin.protocol, remote: origin.protocol === 'mx' ? (origin.remote ?? null) : null };
       for (const c of copies) {
+        if (c.sentCopy) continue; // the sender's own copy: the 'sent' trace below
         const folder = await this.store.getFolderById(c.folderId);
         await this.trace(c.mailboxId, 'delivered', delivery, { folder: folder?.name ?? null, uid: c.uid, fromDomain: from }, at);
       }

@@ -45,6 +45,11 @@ export interface DeliveryRequest {
   /** Local copies go to this folder (created when missing) with these flags, instead of INBOX. */
   filing?: { folder: string; flags: string[] } | null;
   /**
+   * The sender's own copy (the mail API: the Sent folder of the From mailbox), stored in the same
+   * transaction as the delivery: one commit, nothing half-stored. Returned as a copy with `sentCopy`.
+   */
+  senderCopy?: { mailboxId: number; folderId: number; flags: string[] } | null;
+  /**
    * Recipients counted against a user's daily limit in the same transaction as the delivery;
    * over `limit`, nothing is stored and deliver() throws DailyRecipientLimitError.
    */
@@ -150,6 +155,8 @@ export interface DeliveredCopy {
   folderId: number;
   uid: number;
   messageId: number;
+  /** The sender's own copy (DeliveryRequest.senderCopy), not a delivery to a recipient. */
+  sentCopy?: true;
 }
 
 export interface QueueCompletion {
@@ -211,6 +218,14 @@ export interface FolderStore {
   getFolder(mailboxId: number, name: string): Promise<Folder | undefined>;
   listFolders(mailboxId: number): Promise<Folder[]>;
   listMessages(folderId: number): Promise<StoredMessage[]>;
+  /** One message row by its id (the mail API's Email id), or by folder and UID. */
+  getMessage(id: number): Promise<StoredMessage | undefined>;
+  getMessageByUid(folderId: number, uid: number): Promise<StoredMessage | undefined>;
+  /**
+   * One page of a folder's messages ordered by received date or size, then id (keyset paging:
+   * the rows strictly after `after`), and the folder's message count.
+   */
+  pageMessages(folderId: number, o: { by: 'internalDate' | 'size'; desc: boolean; after?: { key: string | number; id: number } | null; limit: number }): Promise<{ messages: StoredMessage[]; total: number }>;
   createFolder(mailboxId: number, name: string, specialUse?: string | null): Promise<Folder>;
   /** Deletes the folder and its messages. */
   deleteFolder(folderId: number): Promise<void>;
@@ -289,6 +304,9 @@ export interface AuthAuditEntry {
 
 /** Structures, practitioners and user accounts (core/ administration, authentication's lookups). */
 export interface AccountStore {
+  /** A user's web preferences (signature, display) as the mail API validated them (JSON text); undefined: defaults. */
+  getPreferences(userId: number): Promise<string | undefined>;
+  setPreferences(userId: number, json: string): Promise<void>;
   createStructure(s: { idType: StructureIdType; idValue: string; name: string }): Promise<Structure>;
   findStructure(idType: StructureIdType, idValue: string): Promise<Structure | undefined>;
   getStructure(id: number): Promise<Structure | undefined>;

@@ -71,6 +71,13 @@ export class SqliteDelivery extends SqlitePart implements DeliveryStore {
       const internalDate = req.internalDate.toISOString();
       const localIds = [...new Set(req.localMailboxIds)];
       const copies = localIds.map((id) => this.#appendToInbox(id, req.blobId, req.size, internalDate, req.envelopeFrom, req.filing));
+      if (req.senderCopy) {
+        const sc = req.senderCopy;
+        const f = this.q('UPDATE folders SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 WHERE id = ? AND mailbox_id = ? RETURNING id, uid_next - 1 AS uid, highest_modseq').get(sc.folderId, sc.mailboxId) as any;
+        if (!f) throw new Error(`folder #${sc.folderId} of mailbox #${sc.mailboxId} not found`);
+        const m: any = this.q('INSERT INTO messages (folder_id, uid, blob_id, size, internal_date, flags, modseq) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id').get(f.id, f.uid, req.blobId, req.size, internalDate, sc.flags.join(' '), f.highest_modseq);
+        copies.push({ mailboxId: sc.mailboxId, folderId: f.id, uid: f.uid, messageId: m.id, sentCopy: true });
+      }
       const ins = this.q(
         `INSERT INTO outbound_queue (blob_id, size, envelope_from, recipient, domain, notify, orcpt, ret, envid, sender_mailbox_id, next_attempt_at, queued_at, submission_id, submission_recipient_id)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -80,6 +87,9 @@ export class SqliteDelivery extends SqlitePart implements DeliveryStore {
       // Delivery tracking (docs/receipts.md): the submission's rows, then the reports this message carries.
       const tracked = recordSubmission(this.db, req, at);
       const submissionChanges: SubmissionChange[] = tracked ? [{ id: tracked.id, mailboxId: tracked.mailboxId }] : [];
+      // The copy kept in Sent (web sending) is the submission's emailId in the mail API.
+      const sentCopy = copies.find((c) => c.sentCopy);
+      if (tracked && sentCopy) this.q('UPDATE submissions SET email_id = ? WHERE id = ?').run(sentCopy.messageId, tracked.id);
       for (const r of req.remote) {
         ins.run(
           req.blobId, req.size, req.envelopeFrom, r.recipient, r.domain.toLowerCase(), r.notify?.join(',') ?? null, r.orcpt, req.ret ?? null, req.envid ?? null, req.senderMailboxId ?? null, t, t,
