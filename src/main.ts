@@ -18,6 +18,7 @@ import { createImapServer, type ImapListener } from './imap/server.js';
 import { MessageIndex } from './imap/message-index.js';
 import { AbsenceResponder, AbsenceSettingsService } from './policy/absence-service.js';
 import { ContentPolicy } from './policy/content-service.js';
+import { PatientPolicy } from './policy/patient-service.js';
 import { defaultSystemAddress, RulesEngine } from './policy/rules-engine.js';
 import { UrgencyResponder } from './policy/urgency.js';
 import { createMxServer } from './smtp/mx.js';
@@ -218,9 +219,12 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
   };
   // Medical-only content: sending limits and bulk refusals at submission, bulk filing at the MX.
   const content = new ContentPolicy({ settings: config.policy.content, store, blobs, logger });
-  const mx = createMxServer({ ...common, ca: caPem, postmaster, absence, content, usage, metrics });
-  const submission = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: false, absence, content, usage, metrics });
-  const submissions = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: true, absence, content, usage, metrics });
+  // Patients (Mon espace santé): INS addresses, X-MSS-* fields, size towards patients; the
+  // stand-in's conversations and automatic answers when this operator hosts the patient domain.
+  const patients = new PatientPolicy({ settings: config.patients, core, store, blobs, trust, hostname: config.operator.hostname, logger });
+  const mx = createMxServer({ ...common, ca: caPem, postmaster, absence, content, usage, metrics, patients });
+  const submission = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: false, absence, content, usage, metrics, patients });
+  const submissions = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: true, absence, content, usage, metrics, patients });
 
   const outbound = new OutboundWorker({
     store,

@@ -8,6 +8,8 @@ import { domainOf, type Core } from '../core/index.js';
 import { sendDeliveredDsn } from './success-dsn.js';
 import type { AbsenceResponder } from '../policy/absence-service.js';
 import type { ContentPolicy } from '../policy/content-service.js';
+import type { PatientPolicy } from '../policy/patient-service.js';
+import { patientReplyText, type AutomaticAnswerReason } from '../policy/patients.js';
 import type { Metrics } from '../audit/metrics.js';
 import type { UsageMeter } from '../audit/usage.js';
 import { meterRefusals } from './refusals.js';
@@ -37,11 +39,15 @@ export interface MxOptions {
   usage?: UsageMeter;
   /** Prometheus: refusals by stage and enhanced code (audit/metrics.ts). */
   metrics?: Metrics;
+  /** Patients: at the Mon espace santé stand-in, INS, conversations, automatic answers (policy/). */
+  patients?: PatientPolicy;
 }
 
 interface MxSessionState {
   chain: Uint8Array[];
   peerDn?: string;
+  /** Recipients of this transaction answered automatically instead of delivered (stand-in). */
+  patientAnswers?: { rcpt: string; reason: AutomaticAnswerReason }[];
 }
 
 const state = new WeakMap<SMTPServerSession, MxSessionState>();
@@ -91,6 +97,7 @@ export function createMxServer(o: MxOptions): SMTPServer {
             return cb(smtpError(d.code, d.enhanced, d.message));
           }
           st.peerDn = d.dn;
+          st.patientAnswers = [];
           state.set(session, st);
           cb();
         })
@@ -102,7 +109,21 @@ export function createMxServer(o: MxOptions): SMTPServer {
     onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void) {
       const utf8 = smtpUtf8Refusal(address.address, session); // RFC 6531 §3.4
       if (utf8) return cb(utf8);
-      o.core
+      // ---- patients (policy/patient-service.ts): at the Mon espace santé stand-in, a malformed
+      // INS is refused; an unknown or closed patient mailbox is accepted and answered automatically.
+      const st = state.get(session);
+      (o.patients ? o.patients.inboundRecipient(address.address, session.envelope.mailFrom ? session.envelope.mailFrom.address : '') : Promise.resolve(null))
+        .then((p) => {
+          if (!p) return resolve();
+          if (p.kind === 'refuse') return cb(smtpError(p.refusal.code, p.refusal.enhanced, patientReplyText(p.refusal)));
+          st?.patientAnswers?.push({ rcpt: address.address, reason: p.reason });
+          cb();
+        })
+        .catch((e) => {
+          log.error({ err: e }, 'patient recipient lookup failed');
+          cb(smtpError(451, '4.3.0', 'temporary failure looking up the recipient'));
+        });
+      const resolve = () => o.core
         .resolveRecipient(address.address)
         .then((r) => {
           switch (r.kind) {
@@ -155,7 +176,9 @@ export function createMxServer(o: MxOptions): SMTPServer {
         if (stream.sizeExceeded) throw new BlobSizeExceededError(o.maxMessageSize);
         // Recipients were checked at RCPT; re-resolve in case a mailbox changed meanwhile.
         const ids: number[] = [];
+        const answers = st?.patientAnswers ?? [];
         for (const r of rcpts) {
+          if (answers.some((a) => a.rcpt === r.address)) continue; // answered automatically (patients)
           const res = await o.core.resolveRecipient(r.address);
           if (res.kind !== 'local') throw smtpError(450, '4.2.1', `${r.address} became unavailable during the transaction, try again`);
           ids.push(res.mailbox.id);
@@ -173,7 +196,11 @@ export function createMxServer(o: MxOptions): SMTPServer {
           remote: [],
           filing,
           usage,
+          // Patients: conversations a professional opens or ends ([FIN]) at the stand-in, same transaction.
+          conversations: await o.patients?.conversationChanges(blob.id, env.mailFrom ? env.mailFrom.address : '', ids),
         }, { protocol: 'mx', remote: session.remoteAddress ?? null });
+        // Patients: the stand-in's automatic answers, queued before the 250 (their only trace).
+        await o.patients?.answerAutomatically(blob.id, env.mailFrom ? env.mailFrom.address : '', answers, session.id);
         blob.release();
         if (usage) o.usage!.committed(usage);
         log.info({ session: session.id, peer: st?.peerDn, size: blob.size, recipients: ids.length }, 'message accepted');
@@ -190,7 +217,7 @@ export function createMxServer(o: MxOptions): SMTPServer {
             ret: (dsn?.ret as 'FULL' | 'HDRS' | null) ?? null,
             arrivalDate: new Date(),
             blobId: blob.id,
-            recipients: rcpts.map((r: any) => ({ address: r.address, notify: r.dsn?.notify ?? null, orcpt: r.dsn?.orcpt ?? null })),
+            recipients: rcpts.filter((r: any) => !answers.some((a) => a.rcpt === r.address)).map((r: any) => ({ address: r.address, notify: r.dsn?.notify ?? null, orcpt: r.dsn?.orcpt ?? null })),
             logger: log,
           }).catch((e) => log.error({ err: e }, 'success DSN failed')),
         );

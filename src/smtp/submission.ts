@@ -23,6 +23,8 @@ import type { TrustService } from '../trust/index.js';
 import type { AbsenceResponder } from '../policy/absence-service.js';
 import type { ContentPolicy, ContentSender } from '../policy/content-service.js';
 import { replyText } from '../policy/content.js';
+import { patientReplyText } from '../policy/patients.js';
+import type { PatientPolicy } from '../policy/patient-service.js';
 import type { Metrics } from '../audit/metrics.js';
 import type { UsageMeter } from '../audit/usage.js';
 import { rfc5322Date } from '../mime/date.js';
@@ -53,6 +55,8 @@ export interface SubmissionOptions {
   usage?: UsageMeter;
   /** Prometheus: refusals by stage and enhanced code (audit/metrics.ts). */
   metrics?: Metrics;
+  /** Patients (Mon espace santé) and the X-MSS-* fields: INS, size, conversations (policy/). */
+  patients?: PatientPolicy;
 }
 
 type Rcpt = { address: string; local?: number; domain?: string; notify?: NewQueueItem['notify']; orcpt?: string | null };
@@ -149,7 +153,7 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
           (e) => (log.error({ err: e }, 'recipient limit check failed'), cb(smtpError(451, '4.3.0', 'temporary failure checking the recipient limits'))),
         );
       };
-      o.core.resolveRecipient(address.address).then(
+      const resolve = () => o.core.resolveRecipient(address.address).then(
         (r) => {
           switch (r.kind) {
             case 'local':
@@ -172,6 +176,14 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
           }
         },
         (e) => (log.error({ err: e }, 'recipient check failed'), cb(smtpError(451, '4.3.0', 'temporary failure checking the recipient'))),
+      );
+      // ---- patients (policy/patient-service.ts): INS address, declared SIZE (RFC 1870), the
+      // Mon espace santé stand-in's conversation rule; then the usual resolution.
+      if (!o.patients) return void resolve();
+      const declaredSize = Number((session.envelope.mailFrom as any)?.args?.SIZE) || undefined;
+      o.patients.checkRecipient(address.address, { address: st.sender.address, mailboxId: st.senderMailboxId }, declaredSize, session.id).then(
+        (p) => (p ? cb(smtpError(p.code, p.enhanced, patientReplyText(p))) : void resolve()),
+        (e) => (log.error({ err: e }, 'patient recipient check failed'), cb(smtpError(451, '4.3.0', 'temporary failure checking the recipient'))),
       );
     },
     onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null, message?: string) => void) {
@@ -217,6 +229,12 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
           body.resume();
           throw smtpError(bulk.code, bulk.enhanced, replyText(bulk));
         }
+        // ---- patients (policy/patient-service.ts): X-MSS-* fields' syntax, X-MSS-MES: FIN only towards patients (550 5.6.0).
+        const mss = o.patients?.checkHeader(header, session.envelope.rcptTo.map((r) => r.address), session.id);
+        if (mss) {
+          body.resume();
+          throw smtpError(mss.code, mss.enhanced, patientReplyText(mss));
+        }
         // RFC 6409 §8.2–8.3: the submission server may add a missing Date and Message-ID.
         if (!headers.hasHeader('date')) headers.add('Date', rfc5322Date(), Infinity);
         if (!headers.hasHeader('message-id')) headers.add('Message-ID', `<${randomBytes(12).toString('hex')}@${o.hostname}>`, Infinity);
@@ -233,6 +251,9 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
         const prefix = Buffer.concat([Buffer.from(received), headers.build()]);
         const blob = await o.blobs.put(body, { prefix, maxSize: o.maxMessageSize + prefix.length });
         if (stream.sizeExceeded) throw new BlobSizeExceededError(o.maxMessageSize);
+        // ---- patients: the size limit towards patients (552 5.3.4 naming it); nothing committed.
+        const tooBig = o.patients?.checkSize(blob.size, session.envelope.rcptTo.map((r) => r.address), session.id);
+        if (tooBig) throw (blob.release(), smtpError(tooBig.code, tooBig.enhanced, patientReplyText(tooBig)));
         const env = session.envelope;
         const dsn = (env as any).dsn as { ret?: string | null; envid?: string | null } | undefined;
         const localIds = st.rcpts.filter((r) => r.local !== undefined).map((r) => r.local!);

@@ -49,6 +49,8 @@ export interface DeliveryRequest {
   dailyRecipients?: { userId: number; day: string; count: number; limit: number } | null;
   /** Content-free usage rows (audit/usage.ts), stored in the same transaction as the message. */
   usage?: UsageRow[];
+  /** Patient conversations opened or closed by this message (policy/patient-service.ts), same transaction. */
+  conversations?: PatientConversationChange[];
 }
 
 /** deliver() refused: the user's recipients of `day` would exceed `limit` (nothing was stored). */
@@ -496,10 +498,33 @@ export interface TraceStore {
   purgeTraces(before: string): Promise<number>;
 }
 
+/** A professional's message to a patient mailbox: opens the conversation, or closes it ([FIN]). */
+export interface PatientConversationChange {
+  patientMailboxId: number;
+  /** The professional's address, lower case. */
+  professional: string;
+  action: 'open' | 'close';
+  /** ISO instant. */
+  at: string;
+}
+
+export interface PatientConversation {
+  patientMailboxId: number;
+  professional: string;
+  openedAt: string;
+  lastMessageAt: string;
+  closedAt: string | null;
+}
+
+/** Conversations between patient mailboxes and professionals (the Mon espace santé stand-in). */
+export interface PatientStore {
+  getPatientConversation(patientMailboxId: number, professional: string): Promise<PatientConversation | undefined>;
+}
+
 /**
  * The whole store, as one engine (sqlite/, postgres/ later) implements it. Consumers that need
  * only part of it take the focused interface(s) above, or a Pick of them.
  */
-export interface Store extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, BlobMetaStore, AbsenceStore, RulesStore, UsageStore, TraceStore {
+export interface Store extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, BlobMetaStore, AbsenceStore, RulesStore, UsageStore, TraceStore, PatientStore {
   close(): Promise<void>;
 }
