@@ -181,6 +181,25 @@ describe('patients (Mon espace santé stand-in)', () => {
     await waitFor(async () => (await A.store.listQueue({ status: 'queued' })).length === 0, 'A’s queue to empty');
   });
 
+  test('the stand-in’s MX, as a peer operator sees it: bad INS 553 5.1.3, over the limit 552 5.3.4, null sender to an unknown patient 550 5.1.1', async () => {
+    const a = layout.operators[0];
+    const peer = { port: ps.ports.mx, cert: readFileSync(a.chain, 'utf8'), key: readFileSync(a.key, 'utf8'), ca: ca() };
+    const bad = await probe({ ...peer, from: claire.addresses[0], to: ['123456789012345@patient.mssante.test'] });
+    assert.equal(bad.stage, 'rcpt', JSON.stringify(bad));
+    assert.match(bad.response!, /^553 5\.1\.3 .*\[rule patient-address\]$/);
+    const big = `From: <${claire.addresses[0]}>\r\nTo: <${jean.addresses[0]}>\r\nSubject: gros\r\n\r\n` + `${'z'.repeat(76)}\r\n`.repeat(Math.ceil(LIMIT / 78) + 10);
+    const declared = await probe({ ...peer, from: claire.addresses[0], to: [jean.addresses[0]], raw: big, size: Buffer.byteLength(big) });
+    assert.match(declared.response!, /^552 5\.3\.4 .*\[rule patient-size\]$/);
+    const stored = totalMessages(MES);
+    const actual = await probe({ ...peer, from: claire.addresses[0], to: [jean.addresses[0]], raw: big });
+    assert.equal(actual.stage, 'data', JSON.stringify(actual));
+    assert.match(actual.response!, /^552 5\.3\.4 message trop volumineux pour un patient/);
+    assert.equal(totalMessages(MES), stored, 'nothing stored');
+    const nullSender = await probe({ ...peer, from: '', to: [ps.unknownAddress] });
+    assert.equal(nullSender.stage, 'rcpt', JSON.stringify(nullSender));
+    assert.match(nullSender.response!, /^550 5\.1\.1 \d{15}@patient\.mssante\.test : aucune messagerie Mon espace sante pour ce patient/);
+  });
+
   test('B, another operator, checks patient addresses the same way', async () => {
     const r = await probe({ port: B.ports.submission, ca: ca(), auth: auth(paul), from: paul.addresses[0], to: ['123@patient.mssante.test'] });
     assert.match(r.response ?? '', /^553 5\.1\.3 .*\[rule patient-address\]$/);

@@ -98,7 +98,7 @@ export class PatientPolicy {
     return r;
   }
 
-  /** End of DATA at submission, once stored: the size limit when a recipient is a patient (552 5.3.4). */
+  /** End of DATA (submission, and the stand-in's MX), once stored: the size limit when a recipient is a patient (552 5.3.4). */
   checkSize(size: number, recipients: string[], session: string): PatientRefusal | null {
     const r = recipients.some((a) => this.isPatient(a)) ? decidePatientSize(size, this.o.settings) : null;
     if (r) this.refused(r, { session, stage: 'data' });
@@ -110,12 +110,13 @@ export class PatientPolicy {
   /**
    * RCPT at the stand-in's MX for a patient address: a malformed INS is refused; an unknown or
    * closed patient mailbox is accepted and answered automatically (as the real service does),
+   * a declared SIZE over the limit towards patients refused (RFC 1870),
    * except for a null sender, which nobody could answer (RFC 3834 §2): refused. null: deliver
    * as usual.
    */
-  async inboundRecipient(rcpt: string, envelopeFrom: string): Promise<InboundPatientRecipient | null> {
+  async inboundRecipient(rcpt: string, envelopeFrom: string, declaredSize?: number): Promise<InboundPatientRecipient | null> {
     if (!this.standIn || !this.isPatient(rcpt)) return null;
-    const bad = decidePatientRecipient(rcpt, this.o.settings);
+    const bad = decidePatientRecipient(rcpt, this.o.settings) ?? (declaredSize !== undefined ? decidePatientSize(declaredSize, this.o.settings) : null);
     if (bad) return { kind: 'refuse', refusal: bad };
     const r = await this.o.core.resolveRecipient(rcpt);
     if (r.kind === 'local') return null;

@@ -112,7 +112,7 @@ export function createMxServer(o: MxOptions): SMTPServer {
       // ---- patients (policy/patient-service.ts): at the Mon espace santé stand-in, a malformed
       // INS is refused; an unknown or closed patient mailbox is accepted and answered automatically.
       const st = state.get(session);
-      (o.patients ? o.patients.inboundRecipient(address.address, session.envelope.mailFrom ? session.envelope.mailFrom.address : '') : Promise.resolve(null))
+      (o.patients ? o.patients.inboundRecipient(address.address, session.envelope.mailFrom ? session.envelope.mailFrom.address : '', Number((session.envelope.mailFrom as any)?.args?.SIZE) || undefined) : Promise.resolve(null))
         .then((p) => {
           if (!p) return resolve();
           if (p.kind === 'refuse') return cb(smtpError(p.refusal.code, p.refusal.enhanced, patientReplyText(p.refusal)));
@@ -174,6 +174,9 @@ export function createMxServer(o: MxOptions): SMTPServer {
         // Bare LF → CRLF (Postfix's "normalize", smtp/common.ts).
         const blob = await o.blobs.put(normalizedLineEnds(stream), { prefix, maxSize: o.maxMessageSize + prefix.length });
         if (stream.sizeExceeded) throw new BlobSizeExceededError(o.maxMessageSize);
+        // ---- patients: the size limit towards patients, on the bytes the peer sent (552 5.3.4).
+        const tooBig = o.patients?.checkSize(blob.size - prefix.length, rcpts.map((r) => r.address), session.id);
+        if (tooBig) throw (blob.release(), smtpError(tooBig.code, tooBig.enhanced, patientReplyText(tooBig)));
         // Recipients were checked at RCPT; re-resolve in case a mailbox changed meanwhile.
         const ids: number[] = [];
         const answers = st?.patientAnswers ?? [];
