@@ -150,7 +150,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
   // Prometheus metrics (docs/indicators.md); the IMAP session count is read from the listeners on scrape.
   const metrics = new Metrics({ store, imapSessions: () => imapListeners.reduce((n, l) => n + l.sessions.size, 0) });
   // Usage indicators: each accepted message's content-free rows, stored with it.
-  const usage = new UsageMeter({ store, blobs, metrics, logger: logger.child({ component: 'usage' }) });
+  const usage = new UsageMeter({ store, blobs, metrics, logger: logger.child({ component: 'usage' }), patientDomain: config.patients.domain });
   const trust = new TrustService({ anchors: () => anchors, list: () => trustList.current(), routes: config.routes, logger });
   const lk = config.auth.lockout;
   let bearer: OidcTokenVerifier | undefined;

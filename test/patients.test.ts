@@ -111,6 +111,8 @@ describe('patients (Mon espace santé stand-in)', () => {
     await submitAs(A.ports.submission, layout.caBundle, claire, { envelope: { from: claire.addresses[0], to: [jean.addresses[0]] }, raw });
     const arrived = await waitFor(async () => (await folderMessages(MES, jean.addresses[0])).find((m) => m.includes(`<start.${run}@a>`)), 'the message in the patient mailbox', 20_000);
     for (const h of header) assert.ok(headerOf(arrived).split('\r\n').includes(h), `${h} kept at the stand-in`);
+    // Usage indicators count it towards patients (patients.domain, docs/indicators.md).
+    assert.ok((A.store.db.prepare("SELECT COUNT(*) n FROM usage_messages WHERE flow = 'sent' AND peer = 'patient'").get() as any).n >= 1);
     // The patient reads it over IMAP with their own credentials (they log in like any user).
     const imap = new ImapFlow({ host: '127.0.0.1', port: ps.ports.imaps, secure: true, tls: { ca: ca(), servername: 'localhost' }, auth: { user: jean.login, pass: jean.appPassword }, logger: false });
     await imap.connect();
