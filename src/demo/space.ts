@@ -548,13 +548,15 @@ export async function startDemo(
     writeConfig(op, nodes, layout.peers, layout.trustList, opts.configOverrides, patientDomain);
   });
   writeFileSync(path.join(layout.dir, 'demo.json'), JSON.stringify(layout, null, 2), { mode: 0o600 });
-  return {
+  const demo: RunningDemo = {
     layout,
     operators: started,
     patientService,
     async stop() {
-      await Promise.all(running.map((s) => s.stop()));
+      // What runs now: tests restart an operator and put it in its place.
+      await Promise.all([...demo.operators, ...(demo.patientService ? [demo.patientService] : [])].map((s) => s.stop()));
       await psc?.stop();
     },
   };
+  return demo;
 }
