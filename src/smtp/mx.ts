@@ -109,20 +109,6 @@ export function createMxServer(o: MxOptions): SMTPServer {
     onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void) {
       const utf8 = smtpUtf8Refusal(address.address, session); // RFC 6531 §3.4
       if (utf8) return cb(utf8);
-      // ---- patients (policy/patient-service.ts): at the Mon espace santé stand-in, a malformed
-      // INS is refused; an unknown or closed patient mailbox is accepted and answered automatically.
-      const st = state.get(session);
-      (o.patients ? o.patients.inboundRecipient(address.address, session.envelope.mailFrom ? session.envelope.mailFrom.address : '', Number((session.envelope.mailFrom as any)?.args?.SIZE) || undefined) : Promise.resolve(null))
-        .then((p) => {
-          if (!p) return resolve();
-          if (p.kind === 'refuse') return cb(smtpError(p.refusal.code, p.refusal.enhanced, patientReplyText(p.refusal)));
-          st?.patientAnswers?.push({ rcpt: address.address, reason: p.reason });
-          cb();
-        })
-        .catch((e) => {
-          log.error({ err: e }, 'patient recipient lookup failed');
-          cb(smtpError(451, '4.3.0', 'temporary failure looking up the recipient'));
-        });
       const resolve = () => o.core
         .resolveRecipient(address.address)
         .then((r) => {
@@ -152,6 +138,20 @@ export function createMxServer(o: MxOptions): SMTPServer {
         })
         .catch((e) => {
           log.error({ err: e }, 'recipient lookup failed');
+          cb(smtpError(451, '4.3.0', 'temporary failure looking up the recipient'));
+        });
+      // ---- patients (policy/patient-service.ts): at the Mon espace santé stand-in, a malformed
+      // INS is refused; an unknown or closed patient mailbox is accepted and answered automatically.
+      const st = state.get(session);
+      (o.patients ? o.patients.inboundRecipient(address.address, session.envelope.mailFrom ? session.envelope.mailFrom.address : '', Number((session.envelope.mailFrom as any)?.args?.SIZE) || undefined) : Promise.resolve(null))
+        .then((p) => {
+          if (!p) return void resolve();
+          if (p.kind === 'refuse') return cb(smtpError(p.refusal.code, p.refusal.enhanced, patientReplyText(p.refusal)));
+          st?.patientAnswers?.push({ rcpt: address.address, reason: p.reason });
+          cb();
+        })
+        .catch((e) => {
+          log.error({ err: e }, 'patient recipient lookup failed');
           cb(smtpError(451, '4.3.0', 'temporary failure looking up the recipient'));
         });
     },
