@@ -160,12 +160,14 @@ describe('patients (Mon espace santé stand-in)', () => {
     assert.match((await probe({ port: ps.ports.submission, ca: ca(), auth: auth(leroy), from: leroy.addresses[0], to: [claire.addresses[0]] })).response!, /\[rule patient-conversation-closed\]$/);
   });
 
-  test('unknown and closed patient mailboxes: the automatic answer (French, Auto-Submitted), nothing stored', async () => {
+  test('unknown and closed patient mailboxes, the test address: the automatic answer (French, Auto-Submitted), nothing stored', async () => {
     const closedPatient = ps.users.find((u) => u.state === 'closed')!;
     const storedBefore = totalMessages(MES);
     for (const [to, why] of [
       [ps.unknownAddress, "aucune messagerie Mon espace santé n'est ouverte pour ce patient"],
       [closedPatient.addresses[0], 'la messagerie Mon espace santé de ce patient est fermée'],
+      // mssante.md §8: the service's test address (not an INS: not refused at A) answers too.
+      [`reponse.automatique-test@${ps.domain}`, 'a bien été reçu par Mon espace santé ; il n\'est remis à aucun patient'],
     ] as const) {
       const id = `<unknown.${Math.random().toString(36).slice(2)}@a>`;
       await submitAs(A.ports.submission, layout.caBundle, claire, { from: claire.addresses[0], to, subject: `Pour ${to}`, text: 'Bonjour.', messageId: id });

@@ -167,6 +167,7 @@ function printDemo(demo: RunningDemo) {
       out.push(`       ${u.displayName}, INS ${u.ins}: ${u.addresses[0]}${u.state === 'closed' ? ' (profil clos : réponse automatique)' : ''}`);
     }
     out.push(`  unknown patient (automatic answer): ${ps.unknownAddress}`);
+    out.push(`  test address (automatic answer)   : reponse.automatique-test@${ps.domain}`);
     out.push('  a professional starts each conversation; the patient may answer until a message with subject [FIN] (or X-MSS-MES: FIN)');
     out.push('');
   }

@@ -22,6 +22,7 @@ import {
   endsConversation,
   insProblem,
   isPatientAddress,
+  isTestAddress,
   type AutomaticAnswerReason,
   type PatientRefusal,
   type PatientSettings,
@@ -120,11 +121,12 @@ export class PatientPolicy {
     if (bad) return { kind: 'refuse', refusal: bad };
     const r = await this.o.core.resolveRecipient(rcpt);
     if (r.kind === 'local') return null;
-    const reason: AutomaticAnswerReason = r.kind === 'unknown' ? 'unknown' : 'closed';
+    // mssante.md §8: the service's test address answers automatically.
+    const reason: AutomaticAnswerReason = isTestAddress(rcpt, this.o.settings) ? 'test' : r.kind === 'unknown' ? 'unknown' : 'closed';
     if (!envelopeFrom)
       return {
         kind: 'refuse',
-        refusal: { rule: `patient-mailbox-${reason}`, code: 550, enhanced: '5.1.1', text: `${rcpt} : ${reason === 'unknown' ? 'aucune messagerie Mon espace sante pour ce patient' : 'messagerie Mon espace sante fermee'}` },
+        refusal: { rule: `patient-mailbox-${reason}`, code: 550, enhanced: '5.1.1', text: `${rcpt} : ${reason === 'closed' ? 'messagerie Mon espace sante fermee' : reason === 'test' ? 'adresse de test, sans reponse possible a un expediteur nul' : 'aucune messagerie Mon espace sante pour ce patient'}` },
       };
     return { kind: 'answer', reason };
   }

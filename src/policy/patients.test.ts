@@ -41,6 +41,7 @@ describe('INS (NIR / NIA) of a patient address', () => {
     assert.equal(decidePatientRecipient('255081416802538@PATIENT.mssante.fr', S), null);
     assert.equal(decidePatientRecipient('dr.x@a.mssante.fr', S), null);
     assert.equal(decidePatientRecipient('jean.dupont@patient.mssante.fr', S)?.code, 553);
+    assert.equal(decidePatientRecipient('reponse.automatique-test@patient.mssante.fr', S), null, 'the service’s test address');
   });
 });
 

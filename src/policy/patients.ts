@@ -85,9 +85,19 @@ export function withInsKey(first13: string): string {
   return first13 + String(97 - Number(BigInt(digits) % 97n)).padStart(2, '0');
 }
 
+/**
+ * The service's test address (mssante.md §8): publishers test against it in production, and it
+ * answers automatically. Not an INS, and not refused for that.
+ */
+export const TEST_LOCAL_PART = 'reponse.automatique-test';
+
+export function isTestAddress(address: string, s: Pick<PatientSettings, 'domain'>): boolean {
+  return isPatientAddress(address, s) && localPart(address).toLowerCase() === TEST_LOCAL_PART;
+}
+
 /** RCPT towards a patient: the local part must be an INS (553 5.1.3 otherwise, naming the rule). */
 export function decidePatientRecipient(address: string, s: Pick<PatientSettings, 'domain'>): PatientRefusal | null {
-  if (!isPatientAddress(address, s)) return null;
+  if (!isPatientAddress(address, s) || isTestAddress(address, s)) return null;
   const p = insProblem(localPart(address));
   if (!p) return null;
   // RFC 5321 §4.2.3: 553 "mailbox name not allowed"; RFC 3463 X.1.3: bad destination mailbox address syntax.
@@ -151,7 +161,7 @@ export function decidePatientReply(professional: string, conversation: Conversat
 }
 
 /** Why the stand-in answers automatically instead of delivering. */
-export type AutomaticAnswerReason = 'unknown' | 'closed';
+export type AutomaticAnswerReason = 'unknown' | 'closed' | 'test';
 
 /** The French text of the automatic answer (the real service answers each case, mssante.md §8). */
 export function automaticAnswerText(reason: AutomaticAnswerReason, patient: string): string {
@@ -161,14 +171,20 @@ export function automaticAnswerText(reason: AutomaticAnswerReason, patient: stri
       `Votre message à ${patient} n'a pas été remis : aucune messagerie Mon espace santé n'est ouverte pour ce patient`,
       "(identifiant INS inconnu, ou le patient s'est opposé à la création de son profil Mon espace santé).",
     );
-  else
+  else if (reason === 'closed')
     lines.push(
       `Votre message à ${patient} n'a pas été remis : la messagerie Mon espace santé de ce patient est fermée`,
       '(profil clôturé ou messagerie désactivée par le patient).',
     );
+  else
+    lines.push(
+      `Votre message à l'adresse de test ${patient} a bien été reçu par Mon espace santé ; il n'est remis à aucun patient.`,
+      'Le service répond automatiquement, comme ici, quand la messagerie du patient est inconnue (INS inconnu ou',
+      'opposition du patient) ou fermée (profil clôturé) ; un patient ne peut plus répondre après un message',
+      "d'objet [FIN] (ou portant l'en-tête X-MSS-MES: FIN).",
+    );
+  if (reason !== 'test') lines.push('', "Vérifiez l'INS du patient, ou transmettez l'information par un autre moyen.");
   lines.push(
-    '',
-    "Vérifiez l'INS du patient, ou transmettez l'information par un autre moyen.",
     '',
     '-- ',
     'Message automatique de Mon espace santé : inutile d’y répondre.',
