@@ -20,7 +20,6 @@ import {
   decidePatientReply,
   decidePatientSize,
   endsConversation,
-  insProblem,
   isPatientAddress,
   isTestAddress,
   type AutomaticAnswerReason,
@@ -207,4 +206,3 @@ function authors(header: Buffer): string[] {
   return out;
 }
 
-export { insProblem };
