@@ -22,6 +22,7 @@ import { AbsenceResponder, AbsenceSettingsService } from './policy/absence-servi
 import { ReceiptService } from './policy/mdn-service.js';
 import { reportReader } from './policy/receipts.js';
 import { ContentPolicy } from './policy/content-service.js';
+import { PatientPolicy } from './policy/patient-service.js';
 import { defaultSystemAddress, RulesEngine } from './policy/rules-engine.js';
 import { UrgencyResponder } from './policy/urgency.js';
 import { createMxServer } from './smtp/mx.js';
@@ -160,7 +161,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
   // Prometheus metrics (docs/indicators.md); the IMAP session count is read from the listeners on scrape.
   const metrics = new Metrics({ store, imapSessions: () => imapListeners.reduce((n, l) => n + l.sessions.size, 0) });
   // Usage indicators: each accepted message's content-free rows, stored with it.
-  const usage = new UsageMeter({ store, blobs, metrics, logger: logger.child({ component: 'usage' }) });
+  const usage = new UsageMeter({ store, blobs, metrics, logger: logger.child({ component: 'usage' }), patientDomain: config.patients.domain });
   const trust = new TrustService({ anchors: () => anchors, list: () => trustList.current(), routes: config.routes, logger });
   const lk = config.auth.lockout;
   let bearer: OidcTokenVerifier | undefined;
@@ -231,15 +232,18 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
   };
   // Medical-only content: sending limits and bulk refusals at submission, bulk filing at the MX.
   const content = new ContentPolicy({ settings: config.policy.content, store, blobs, logger });
+  // Patients (Mon espace santé): INS addresses, X-MSS-* fields, size towards patients; the
+  // stand-in's conversations and automatic answers when this operator hosts the patient domain.
+  const patients = new PatientPolicy({ settings: config.patients, core, store, blobs, trust, hostname: config.operator.hostname, logger });
   // Resource limits: one client address (or /64) cannot hold every connection (issue 13).
   const lim = config.limits;
   const limiter = () => new ConnectionLimiter({ perAddress: lim.connectionsPerAddress, total: lim.connections });
-  const mx = createMxServer({ ...common, ca: caPem, postmaster, absence, content, usage, metrics, limiter: limiter() });
+  const mx = createMxServer({ ...common, ca: caPem, postmaster, absence, content, usage, metrics, patients, limiter: limiter() });
   // One submission pipeline for SMTP submission and the mail API's sending (mail/submission.ts).
-  const pipeline = new SubmissionPipeline({ core, trust, hostname: config.operator.hostname, logger, absence, content, usage });
+  const pipeline = new SubmissionPipeline({ core, trust, hostname: config.operator.hostname, logger, absence, content, usage, patients });
   const submissionLimiter = limiter();
-  const submission = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: false, absence, content, usage, metrics, pipeline, limiter: submissionLimiter });
-  const submissions = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: true, absence, content, usage, metrics, pipeline, limiter: submissionLimiter });
+  const submission = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: false, absence, content, usage, metrics, pipeline, patients, limiter: submissionLimiter });
+  const submissions = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: true, absence, content, usage, metrics, pipeline, patients, limiter: submissionLimiter });
 
   const outbound = new OutboundWorker({
     store,

@@ -1,6 +1,7 @@
 // `caducee demo --json` as a script uses it (the README's quick start, on ephemeral ports): one
 // JSON line once every listener is up, whose credentials work — the app password over IMAP,
-// a token from the Pro Santé Connect stand-in over IMAP, the account password refused by IMAP —
+// a token from the Pro Santé Connect stand-in over IMAP, the account password refused by IMAP,
+// a patient's app password at the Mon espace santé stand-in —
 // and a clean stop on SIGTERM.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -58,6 +59,15 @@ test('caducee demo --json --ephemeral-ports: the printed credentials work, SIGTE
     const byToken = imap({ user: claire.login, accessToken });
     await byToken.connect();
     await byToken.logout();
+    // The Mon espace santé stand-in (docs/patients.md): a patient logs in with the printed app password.
+    const ps = layout.patientService;
+    assert.equal(ps.domain, 'patient.mssante.test');
+    const patient = ps.users[0];
+    assert.match(patient.addresses[0], /^[0-9]{15}@patient\.mssante\.test$/);
+    const byPatient = new ImapFlow({ host: '127.0.0.1', port: ps.ports.imaps, secure: true, tls: { ca, servername: 'localhost' }, auth: { user: patient.login, pass: patient.appPassword }, logger: false });
+    await byPatient.connect();
+    assert.ok((await byPatient.list()).some((f) => f.path === 'INBOX'));
+    await byPatient.logout();
   } finally {
     child.kill('SIGTERM');
   }

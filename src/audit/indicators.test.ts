@@ -119,5 +119,7 @@ describe('message classification', () => {
     assert.equal(remotePeer('123456789012345@patient.mssante.fr'), 'patient');
     assert.equal(remotePeer('x@PATIENT.MSSANTE.FR'), 'patient');
     assert.equal(remotePeer('dr@b.mssante.test'), 'operator');
+    assert.equal(remotePeer('185057512345673@patient.mssante.test', 'patient.mssante.test'), 'patient', 'patients.domain (demo stand-in)');
+    assert.equal(remotePeer('185057512345673@patient.mssante.fr', 'patient.mssante.test'), 'operator');
   });
 });

@@ -20,9 +20,9 @@ const XDM_NAME = 'ihe_xdm.zip';
 export type Peer = UsageRow['peer'];
 
 /** The peer class of a correspondent outside this operator: a patient, or another operator. */
-export function remotePeer(address: string): Peer {
+export function remotePeer(address: string, patientDomain = PATIENT_DOMAIN): Peer {
   const domain = address.slice(address.lastIndexOf('@') + 1).toLowerCase();
-  return domain === PATIENT_DOMAIN ? 'patient' : 'operator';
+  return domain === patientDomain.toLowerCase() ? 'patient' : 'operator';
 }
 
 function param(list: [string, string][] | null | undefined, name: string): string | undefined {
@@ -63,6 +63,8 @@ export interface UsageMeterOptions {
   metrics?: Metrics;
   logger?: Logger;
   now?: () => Date;
+  /** The patients' domain (config patients.domain, docs/patients.md); default patient.mssante.fr. */
+  patientDomain?: string;
 }
 
 /** Builds the usage rows of a message before its delivery, and counts them once committed. */
@@ -105,7 +107,7 @@ export class UsageMeter {
   async submitted(m: { blobId: string; senderMailboxId: number | null; localMailboxIds: readonly number[]; remoteRecipients: readonly string[] }): Promise<UsageRow[]> {
     const t = await this.traits(m.blobId);
     const at = (this.o.now?.() ?? new Date()).toISOString();
-    const peers = new Set<Peer>(m.remoteRecipients.map(remotePeer));
+    const peers = new Set<Peer>(m.remoteRecipients.map((a) => remotePeer(a, this.o.patientDomain)));
     if (m.localMailboxIds.length) peers.add('internal');
     const rows: UsageRow[] = [];
     const [sender] = m.senderMailboxId === null ? [] : await this.owners([m.senderMailboxId]);
@@ -119,7 +121,7 @@ export class UsageMeter {
     const t = await this.traits(m.blobId);
     const at = (this.o.now?.() ?? new Date()).toISOString();
     // A null reverse-path (a DSN, an automatic reply) comes from another operator's server.
-    const peer = m.envelopeFrom ? remotePeer(m.envelopeFrom) : 'operator';
+    const peer = m.envelopeFrom ? remotePeer(m.envelopeFrom, this.o.patientDomain) : 'operator';
     return (await this.owners(m.localMailboxIds)).map((r) => ({ at, ...r, flow: 'received' as const, peer, ...t }));
   }
 

@@ -97,16 +97,18 @@ function parsePeer(v: string, prev: { domain: string; host: string; port: number
 
 program
   .command('demo')
-  .description('start a local MSSanté trust space: test PKI, two operators, trust list, demo mailboxes')
+  .description('start a local MSSanté trust space: test PKI, two operators and a Mon espace santé stand-in, trust list, demo mailboxes')
   .option('--dir <dir>', 'where state lives (default: a fresh temporary directory)')
   .option('--json', 'print one JSON line for scripts once every listener is up')
   .option('--ephemeral-ports', 'let the system choose free ports instead of the documented ones')
   .option('--peer <domain=host:port>', 'join an external operator (repeatable)', parsePeer, [])
+  .option('--patient-domain <domain>', 'domain of the Mon espace santé stand-in (patients)', 'patient.mssante.test')
+  .option('--no-patients', 'no Mon espace santé stand-in')
   .action(async (opts) => {
     let demo: RunningDemo | undefined;
     try {
       const dir = path.resolve(opts.dir ?? mkdtempSync(path.join(os.tmpdir(), 'caducee-demo-')));
-      const layout = await prepareDemo(dir, { peers: opts.peer, ports: opts.ephemeralPorts ? 'ephemeral' : 'fixed' });
+      const layout = await prepareDemo(dir, { peers: opts.peer, ports: opts.ephemeralPorts ? 'ephemeral' : 'fixed', patients: opts.patients === false ? false : { domain: opts.patientDomain } });
       const logger = pino({ level: opts.json ? 'warn' : 'info' }, opts.json ? pino.destination(2) : pino.destination(2));
       demo = await startDemo(layout, { logger });
       if (opts.json) process.stdout.write(JSON.stringify(demo.layout) + '\n');
@@ -154,6 +156,22 @@ function printDemo(demo: RunningDemo) {
     out.push(`  organisation certificate (${c.organisation.structure}, opens ${c.organisation.appMailbox}): ${c.organisation.cert}`);
     out.push('');
   }
+  const ps = l.patientService;
+  if (ps) {
+    out.push(`${ps.name}  — domain ${ps.domain}`);
+    out.push(`  MX (trust space, mutual TLS) : ${ps.host}:${ps.ports.mx}`);
+    out.push(`  submission STARTTLS / TLS    : ${ps.host}:${ps.ports.submission} / ${ps.host}:${ps.ports.submissions}`);
+    out.push(`  IMAP STARTTLS / TLS          : ${ps.host}:${ps.ports.imap} / ${ps.host}:${ps.ports.imaps}`);
+    out.push(`  administration               : npx caducee mailbox list --config ${ps.config}`);
+    for (const u of ps.users) {
+      out.push(`  patient ${u.login.padEnd(17)} app password (IMAP, SMTP) ${u.appPassword}   web password ${u.password} (then TOTP)`);
+      out.push(`       ${u.displayName}, INS ${u.ins}: ${u.addresses[0]}${u.state === 'closed' ? ' (profil clos : réponse automatique)' : ''}`);
+    }
+    out.push(`  unknown patient (automatic answer): ${ps.unknownAddress}`);
+    out.push(`  test address (automatic answer)   : reponse.automatique-test@${ps.domain}`);
+    out.push('  a professional starts each conversation; the patient may answer until a message with subject [FIN] (or X-MSS-MES: FIN)');
+    out.push('');
+  }
   if (l.psc) {
     out.push(`Pro Santé Connect stand-in (demo OpenID provider): ${l.psc.issuer}`);
     out.push(`  log in as ${l.psc.users.map((u) => u.login).join(' or ')} with the web password above; tokens for mail software:`);
@@ -164,7 +182,7 @@ function printDemo(demo: RunningDemo) {
   out.push('Try: swaks --server 127.0.0.1:' + l.operators[0].ports.submission + ' --tls --tls-ca-path ' + l.caBundle + ' --auth PLAIN \\');
   out.push(`        --auth-user ${l.operators[0].users[0].login} --auth-password '${l.operators[0].users[0].appPassword}' \\`);
   out.push(`        --from ${l.operators[0].users[0].addresses[0]} --to ${l.operators[1].users[0].addresses[0]}`);
-  out.push('Ctrl-C stops both operators.', '');
+  out.push('Ctrl-C stops every operator.', '');
   process.stdout.write(out.join('\n') + '\n');
 }
 

@@ -181,6 +181,20 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /**
+     * Messaging with patients, Mon espace santé (docs/patients.md): addresses `<INS>@domain`
+     * checked at RCPT, the size limit towards patients. An operator whose operator.domains
+     * include this domain acts as the Mon espace santé stand-in (the demo's third operator).
+     */
+    patients: z
+      .object({
+        /** Domain of patient mailboxes. */
+        domain: z.string().min(1).default('patient.mssante.fr').transform((d) => d.toLowerCase()),
+        /** Largest message accepted towards patients, bytes (25 MB). */
+        maxMessageSize: z.number().int().positive().default(25 * 1024 * 1024),
+      })
+      .strict()
+      .prefault({}),
     http: z
       .object({
         /** Public base URL used in links (FHIR fullUrl, paging); default: from each request's Host. */

@@ -13,6 +13,7 @@ import { startOperator, type Operator, openStore } from '../main.js';
 import { startDemoPsc, type DemoPscInfo } from './psc.js';
 import { TestPki, type IssuedCertificate } from '../pki/index.js';
 import { buildTrustListXml } from '../trust/list.js';
+import { withInsKey } from '../policy/patients.js';
 
 /** Demo data is set up by `caducee demo` itself (audit trail: command line). */
 const DEMO_SETUP: AdminContext = { protocol: 'cli', actor: 'caducee demo', remote: null };
@@ -28,6 +29,44 @@ export interface DemoUser {
   addresses: string[];
   /** Mailboxes this user reaches through a grant. */
   delegated: string[];
+}
+
+/** What every operator of the demo space has: its listeners, files and TLS identity. */
+export interface DemoNodeInfo {
+  name: string;
+  domain: string;
+  hostname: string;
+  host: string;
+  ports: { mx: number; submission: number; submissions: number; http: number; https: number; imap: number; imaps: number };
+  config: string;
+  dataDir: string;
+  caBundle: string;
+  crl: string;
+  cert: string;
+  key: string;
+  chain: string;
+  dn: string;
+  http?: string;
+  https?: string;
+}
+
+/** A patient of the Mon espace santé stand-in: logs in like any user (IMAP, submission, web). */
+export interface DemoPatientUser extends DemoUser {
+  /** The patient's INS (NIR), the local part of their address. */
+  ins: string;
+  /** 'closed': the patient closed their Mon espace santé profile (mailbox suspended): mail to it gets the automatic answer. */
+  state: 'active' | 'closed';
+}
+
+/**
+ * The third local operator, standing in for Mon espace santé (patients' messaging) on its own
+ * domain (default patient.mssante.test): in the trust list, its own ports, patient mailboxes
+ * `<INS>@domain`, the conversation rule and the automatic answers (docs/patients.md).
+ */
+export interface DemoPatientServiceInfo extends DemoNodeInfo {
+  users: DemoPatientUser[];
+  /** A well-formed INS address with no mailbox: answered automatically ("unknown"). */
+  unknownAddress: string;
 }
 
 export interface DemoOperatorInfo {
@@ -86,6 +125,8 @@ export interface DemoLayout {
   peers: DemoPeerInfo[];
   /** The Pro Santé Connect stand-in, once started (`caducee demo` only). */
   psc?: DemoPscInfo;
+  /** The Mon espace santé stand-in (patients), unless the space was prepared with `patients: false`. */
+  patientService?: DemoPatientServiceInfo;
 }
 
 interface OperatorSpec {
@@ -144,6 +185,32 @@ export interface PrepareOptions {
   host?: string;
   /** Overrides merged into both operators' configurations (tests: fast retries). */
   configOverrides?: Record<string, unknown>;
+  /** The Mon espace santé stand-in: on (default, domain patient.mssante.test), another domain, or off. */
+  patients?: boolean | { domain?: string };
+}
+
+export const DEFAULT_DEMO_PATIENT_DOMAIN = 'patient.mssante.test';
+
+const PATIENT_SERVICE = {
+  name: 'Mon espace santé — service de démonstration (patients)',
+  org: 'MON ESPACE SANTE DEMO',
+  siret: '18000000000017',
+  dept: 'Paris (75)',
+  ports: { mx: 4525, submission: 4587, submissions: 4465, http: 4080, https: 4443, imap: 4143, imaps: 4993 },
+  structure: { idType: 'SIRET' as const, idValue: '18000000000017', name: 'Mon espace santé (démonstration)' },
+  /** Test INS with valid NIR keys (withInsKey); one Corsican (2A). */
+  patients: [
+    { ins: withInsKey('1850575123456'), login: 'patient.dupont', displayName: 'Jean Dupont', state: 'active' as const },
+    { ins: withInsKey('292112A004012'), login: 'patient.santoni', displayName: 'Marie Santoni', state: 'active' as const },
+    { ins: withInsKey('2920218004012'), login: 'patient.leroy', displayName: 'Louise Leroy', state: 'active' as const },
+    { ins: withInsKey('1780369388021'), login: 'patient.durand', displayName: 'Paul Durand', state: 'closed' as const },
+  ],
+  unknownIns: withInsKey('1690133055123'),
+};
+
+function patientDomainOf(opts: PrepareOptions): string | undefined {
+  if (opts.patients === false) return undefined;
+  return ((typeof opts.patients === 'object' && opts.patients.domain) || DEFAULT_DEMO_PATIENT_DOMAIN).toLowerCase();
 }
 
 /** Creates (or reuses, when `dir` already holds one) the files of a demo trust space. */
@@ -158,7 +225,8 @@ export async function prepareDemo(dir: string, opts: PrepareOptions = {}): Promi
     // New peers may join an existing space.
     const missing = (opts.peers ?? []).filter((p) => !layout.peers.some((q) => q.domain === p.domain));
     // Spaces made before client certificates existed (issue 5) go through the full path below.
-    if (missing.length === 0 && layout.operators.every(hasClientCertificates)) return layout;
+    const patientsReady = !patientDomainOf(opts) || layout.patientService?.domain === patientDomainOf(opts);
+    if (missing.length === 0 && layout.operators.every(hasClientCertificates) && patientsReady) return layout;
   }
   const host = opts.host ?? '127.0.0.1';
   const pkiDir = path.join(dir, 'pki');
@@ -215,12 +283,41 @@ export async function prepareDemo(dir: string, opts: PrepareOptions = {}): Promi
     peers.push({ domain: p.domain, host: p.host, port: p.port, cert: files.certPath, key: files.keyPath, chain: files.chainPath, dn: issued.subjectDn });
   }
 
+  // The Mon espace santé stand-in: a third operator with its own certificate and ports.
+  const patientDomain = patientDomainOf(opts);
+  let patientService: DemoPatientServiceInfo | undefined = previous?.patientService?.domain === patientDomain ? previous?.patientService : undefined;
+  if (patientDomain && !patientService) {
+    const hostname = `mx.${patientDomain}`;
+    const issued = await pki.issueServer({ host: hostname, siret: PATIENT_SERVICE.siret, org: PATIENT_SERVICE.org, dept: PATIENT_SERVICE.dept, altNames: ['localhost', host] });
+    const files = await pki.writeIssued(certsDir, hostname, issued);
+    const opDir = path.join(dir, patientDomain);
+    patientService = {
+      name: PATIENT_SERVICE.name,
+      domain: patientDomain,
+      hostname,
+      host,
+      ports: opts.ports === 'ephemeral' ? { mx: 0, submission: 0, submissions: 0, http: 0, https: 0, imap: 0, imaps: 0 } : { ...PATIENT_SERVICE.ports },
+      config: path.join(opDir, 'caducee.yaml'),
+      dataDir: path.join(opDir, 'data'),
+      caBundle: pki.caBundlePath,
+      crl: pki.crlPath,
+      cert: files.certPath,
+      key: files.keyPath,
+      chain: files.chainPath,
+      dn: issued.subjectDn,
+      users: [],
+      unknownAddress: `${PATIENT_SERVICE.unknownIns}@${patientDomain}`,
+    };
+  }
+  const nodes: DemoNodeInfo[] = [...operators, ...(patientService ? [patientService] : [])];
+
   const trustList = path.join(dir, 'listeblanche.xml');
   writeFileSync(
     trustList,
     buildTrustListXml([
       ...operators.map((o) => ({ domain: o.domain, operatorDn: o.dn, description: o.name })),
       ...peers.map((p) => ({ domain: p.domain, operatorDn: p.dn, description: `Opérateur externe ${p.domain}` })),
+      ...(patientService ? [{ domain: patientService.domain, operatorDn: patientService.dn, description: patientService.name }] : []),
     ]),
   );
 
@@ -228,7 +325,7 @@ export async function prepareDemo(dir: string, opts: PrepareOptions = {}): Promi
   for (const [i, op] of operators.entries()) {
     if (op.users.length) continue;
     const spec = SPECS[i];
-    const raw = configFor(op, operators, peers, trustList, opts.configOverrides);
+    const raw = configFor(op, nodes, peers, trustList, opts.configOverrides, patientDomain);
     const config = parseConfig(raw, path.dirname(op.config));
     const store = openStore(config);
     try {
@@ -278,7 +375,7 @@ export async function prepareDemo(dir: string, opts: PrepareOptions = {}): Promi
   // Demo spaces made before app passwords existed: give their users one.
   for (const op of operators) {
     if (op.users.every((u) => u.appPassword)) continue;
-    const store = openStore(parseConfig(configFor(op, operators, peers, trustList, opts.configOverrides), path.dirname(op.config)));
+    const store = openStore(parseConfig(configFor(op, nodes, peers, trustList, opts.configOverrides, patientDomain), path.dirname(op.config)));
     try {
       const auth = new Authenticator(store);
       for (const u of op.users) {
@@ -292,7 +389,7 @@ export async function prepareDemo(dir: string, opts: PrepareOptions = {}): Promi
   // The APP mailbox of each structure (also added to spaces made before it existed).
   for (const [i, op] of operators.entries()) {
     const spec = SPECS[i];
-    const config = parseConfig(configFor(op, operators, peers, trustList, opts.configOverrides), path.dirname(op.config));
+    const config = parseConfig(configFor(op, nodes, peers, trustList, opts.configOverrides, patientDomain), path.dirname(op.config));
     const store = openStore(config);
     try {
       if (!(await store.findMailboxByAddress(op.certificates.organisation.appMailbox))) {
@@ -303,8 +400,10 @@ export async function prepareDemo(dir: string, opts: PrepareOptions = {}): Promi
       await store.close();
     }
   }
-  const layout: DemoLayout = { dir, pkiDir, caBundle: pki.caBundlePath, crl: pki.crlPath, trustList, operators, peers };
-  for (const op of operators) writeConfig(op, operators, peers, trustList, opts.configOverrides);
+  const layout: DemoLayout = { dir, pkiDir, caBundle: pki.caBundlePath, crl: pki.crlPath, trustList, operators, peers, ...(patientService ? { patientService } : {}) };
+    // The stand-in's patients (also added to spaces made before it existed).
+  if (patientService && patientService.users.length === 0) await createPatients(patientService, nodes, peers, trustList, opts.configOverrides);
+  for (const op of nodes) writeConfig(op, nodes, peers, trustList, opts.configOverrides, patientDomain);
   writeFileSync(layoutFile, JSON.stringify(layout, null, 2), { mode: 0o600 });
   return layout;
 }
@@ -341,7 +440,7 @@ async function clientCertificates(pki: TestPki, certsDir: string, spec: Operator
   };
 }
 
-function configFor(op: DemoOperatorInfo, all: DemoOperatorInfo[], peers: DemoPeerInfo[], trustList: string, overrides?: Record<string, unknown>) {
+function configFor(op: DemoNodeInfo, all: DemoNodeInfo[], peers: DemoPeerInfo[], trustList: string, overrides?: Record<string, unknown>, patientDomain?: string) {
   const routes: Record<string, string> = {};
   for (const other of all) if (other !== op) routes[other.domain] = `${other.host}:${other.ports.mx}`;
   for (const p of peers) routes[p.domain] = `${p.host}:${p.port}`;
@@ -358,13 +457,42 @@ function configFor(op: DemoOperatorInfo, all: DemoOperatorInfo[], peers: DemoPee
     // operator) comes from 127.0.0.1, so the per-address limit is the whole budget.
     limits: { connectionsPerAddress: 25_000, connections: 30_000 },
   };
+  // Patients' addresses are on the stand-in's domain (docs/patients.md); the stand-in hosts it.
+  if (patientDomain) base.patients = { domain: patientDomain };
   return deepMerge(base, overrides ?? {});
 }
 
-function writeConfig(op: DemoOperatorInfo, all: DemoOperatorInfo[], peers: DemoPeerInfo[], trustList: string, overrides?: Record<string, unknown>) {
+function writeConfig(op: DemoNodeInfo, all: DemoNodeInfo[], peers: DemoPeerInfo[], trustList: string, overrides?: Record<string, unknown>, patientDomain?: string) {
   mkdirSync(path.dirname(op.config), { recursive: true });
   const header = `# Caducée demo operator ${op.domain}, written by \`caducee demo\`.\n# Administration commands act on it with --config ${op.config}\n`;
-  writeFileSync(op.config, header + toYaml(configFor(op, all, peers, trustList, overrides)));
+  writeFileSync(op.config, header + toYaml(configFor(op, all, peers, trustList, overrides, patientDomain)));
+}
+
+/**
+ * The stand-in's data: its structure, and per test patient a user (app and web passwords) owning
+ * the mailbox `<INS>@domain` — an organisational-type mailbox of the service's structure (MSSanté
+ * has no patient BAL type), on the liste rouge (never published); a closed profile is suspended.
+ */
+async function createPatients(ps: DemoPatientServiceInfo, nodes: DemoNodeInfo[], peers: DemoPeerInfo[], trustList: string, overrides?: Record<string, unknown>): Promise<void> {
+  const config = parseConfig(configFor(ps, nodes, peers, trustList, overrides, ps.domain), path.dirname(ps.config));
+  const store = openStore(config);
+  try {
+    const core = new Core(store, config.operator.domains);
+    const st = PATIENT_SERVICE.structure;
+    if (!(await store.findStructure(st.idType, st.idValue))) await core.createStructure(st.idType, st.idValue, st.name);
+    const auth = new Authenticator(store);
+    for (const p of PATIENT_SERVICE.patients) {
+      const address = `${p.ins}@${ps.domain}`;
+      const webPassword = password();
+      await core.createUser({ login: p.login, displayName: p.displayName, passwordHash: await hashNewPassword(webPassword) });
+      await core.createMailbox({ address, type: 'ORG', displayName: p.displayName, owner: p.login, structure: st, listeRouge: true, description: 'Patient (Mon espace santé, démonstration)' });
+      if (p.state === 'closed') await core.setMailboxState(address, 'suspended');
+      const appPassword = (await auth.createAppPassword(await core.requireUser(p.login), 'Démo — client de messagerie', DEMO_SETUP)).password;
+      ps.users.push({ login: p.login, password: webPassword, appPassword, displayName: p.displayName, addresses: [address], delegated: [], ins: p.ins, state: p.state });
+    }
+  } finally {
+    await store.close();
+  }
 }
 
 function deepMerge(a: any, b: any): any {
@@ -376,7 +504,10 @@ function deepMerge(a: any, b: any): any {
 
 export interface RunningDemo {
   layout: DemoLayout;
+  /** The operators of health professionals (A, B). */
   operators: Operator[];
+  /** The Mon espace santé stand-in, when the space has one. */
+  patientService?: Operator;
   stop(): Promise<void>;
 }
 
@@ -392,33 +523,43 @@ export async function startDemo(
   // A caller bringing its own provider (auth.oidc in configOverrides) gets no stand-in.
   const ownOidc = !!(opts.configOverrides as any)?.auth?.oidc;
   const psc = opts.psc === false || ownOidc ? undefined : await startDemoPsc(layout, { ephemeral: layout.operators.some((op) => op.ports.mx === 0), logger: opts.logger?.child({ component: 'demo-psc' }) });
+  // Every operator of the space: the two of health professionals, then the Mon espace santé stand-in.
+  const nodes: DemoNodeInfo[] = [...layout.operators, ...(layout.patientService ? [layout.patientService] : [])];
+  const patientDomain = layout.patientService?.domain;
+  let patientService: Operator | undefined;
   try {
-    for (const op of layout.operators) {
-      const raw = configFor(op, layout.operators, layout.peers, layout.trustList, psc ? deepMerge(psc.configOverrides, opts.configOverrides ?? {}) : opts.configOverrides);
+    for (const op of nodes) {
+      const raw = configFor(op, nodes, layout.peers, layout.trustList, psc ? deepMerge(psc.configOverrides, opts.configOverrides ?? {}) : opts.configOverrides, patientDomain);
       const config: Config = parseConfig(raw, path.dirname(op.config));
-      started.push(await startOperator(config, { logger: opts.logger?.child({ operator: op.domain }) }));
+      const running = await startOperator(config, { logger: opts.logger?.child({ operator: op.domain }) });
+      if (op === layout.patientService) patientService = running;
+      else started.push(running);
     }
   } catch (e) {
-    await Promise.all(started.map((s) => s.stop()));
+    await Promise.all([...started, ...(patientService ? [patientService] : [])].map((s) => s.stop()));
     await psc?.stop();
     throw e;
   }
   layout.psc = psc?.info;
   // Publish the actual ports: in the layout, each operator's routes, and the config files.
-  layout.operators.forEach((op, i) => (op.ports = { ...started[i].ports }));
-  layout.operators.forEach((op) => (op.http = `http://${op.host}:${op.ports.http}`));
-  layout.operators.forEach((op) => (op.https = `https://${op.host}:${op.ports.https}`));
-  layout.operators.forEach((op, i) => {
-    for (const other of layout.operators) if (other !== op) started[i].config.routes[other.domain] = `${other.host}:${other.ports.mx}`;
-    writeConfig(op, layout.operators, layout.peers, layout.trustList, opts.configOverrides);
+  const running = [...started, ...(patientService ? [patientService] : [])];
+  nodes.forEach((op, i) => (op.ports = { ...running[i].ports }));
+  nodes.forEach((op) => (op.http = `http://${op.host}:${op.ports.http}`));
+  nodes.forEach((op) => (op.https = `https://${op.host}:${op.ports.https}`));
+  nodes.forEach((op, i) => {
+    for (const other of nodes) if (other !== op) running[i].config.routes[other.domain] = `${other.host}:${other.ports.mx}`;
+    writeConfig(op, nodes, layout.peers, layout.trustList, opts.configOverrides, patientDomain);
   });
   writeFileSync(path.join(layout.dir, 'demo.json'), JSON.stringify(layout, null, 2), { mode: 0o600 });
-  return {
+  const demo: RunningDemo = {
     layout,
     operators: started,
+    patientService,
     async stop() {
-      await Promise.all(started.map((s) => s.stop()));
+      // What runs now: tests restart an operator and put it in its place.
+      await Promise.all([...demo.operators, ...(demo.patientService ? [demo.patientService] : [])].map((s) => s.stop()));
       await psc?.stop();
     },
   };
+  return demo;
 }

@@ -482,7 +482,7 @@ export function registerMailRoutes(app: FastifyInstance, o: MailRoutesOptions) {
           accepted.push(await o.pipeline.checkRecipient(submitter, a, { notify, orcpt: `rfc822;${a}` }, accepted.length, sessionId));
         } catch (e) {
           if (!(e instanceof SubmissionRefusal)) throw e;
-          refused.push({ address: a, reason: RECIPIENT_REASONS[e.kind] ?? e.message, smtp: `${e.code} ${e.enhanced} ${e.message}` });
+          refused.push({ address: a, reason: e.detail ?? RECIPIENT_REASONS[e.kind] ?? e.message, smtp: `${e.code} ${e.enhanced} ${e.message}` });
         }
       }
       if (refused.length)
@@ -490,12 +490,19 @@ export function registerMailRoutes(app: FastifyInstance, o: MailRoutesOptions) {
       const buf = await compose(user, d, files, false);
       const { header, body } = splitMessage(buf);
       const headers = new Headers(header);
-      const prepared = await o.pipeline.prepareHeader(submitter, headers, header, sessionId).catch((e) => {
-        if (e instanceof SubmissionRefusal) throw e.kind === 'sender' ? new AuthProblem(403, 'forbidden', `Envoi refusé : ${e.message}.`) : new AuthProblem(422, 'recipient-refused', `Envoi refusé : ${e.message}`, { recipients: [] }, {}, 'Unprocessable Content');
+      const prepared = await o.pipeline.prepareHeader(submitter, headers, header, sessionId, accepted.map((r) => r.address)).catch((e) => {
+        if (e instanceof SubmissionRefusal) throw e.kind === 'sender' ? new AuthProblem(403, 'forbidden', `Envoi refusé : ${e.message}.`) : new AuthProblem(422, 'recipient-refused', `Envoi refusé : ${e.detail ?? e.message}`, { recipients: [] }, {}, 'Unprocessable Content');
         throw e;
       });
       const message = Buffer.concat([headers.build(), body]);
       if (message.length > o.maxMessageSize) throw new AuthProblem(413, 'too-large', `Le message dépasse la taille maximale de ${Math.floor(o.maxMessageSize / 1048576)} Mo.`);
+      // Towards patients (Mon espace santé) the limit is lower (docs/patients.md).
+      try {
+        o.pipeline.checkSize(message.length, accepted.map((r) => r.address), sessionId);
+      } catch (e) {
+        if (e instanceof SubmissionRefusal) throw new AuthProblem(413, 'too-large', e.detail ?? e.message);
+        throw e;
+      }
       const blob = await o.blobs.put(message, { maxSize: o.maxMessageSize + 65536 }).catch((e) => Promise.reject(e instanceof BlobSizeExceededError ? new AuthProblem(413, 'too-large', 'Message trop volumineux.') : e));
       let sent: { id: string; submission: number | undefined };
       try {

@@ -22,9 +22,11 @@ import type { UsageMeter } from '../audit/usage.js';
 import { rfc5322Date } from '../mime/date.js';
 import type { DeliveredCopy, DeliveryRequest, DeliveryResult, NewQueueItem } from '../store/types.js';
 import { trackingFields } from '../mime/report.js';
+import { patientReplyText } from '../policy/patients.js';
+import type { PatientPolicy } from '../policy/patient-service.js';
 import type { TraceOrigin } from '../core/index.js';
 
-export type RefusalKind = 'sender' | 'no-from' | 'no-such-mailbox' | 'suspended' | 'outside-trust-space' | 'content' | 'temporary';
+export type RefusalKind = 'sender' | 'no-from' | 'no-such-mailbox' | 'suspended' | 'outside-trust-space' | 'content' | 'temporary' | 'patient' | 'mss-header' | 'size';
 
 /** A refusal of the pipeline: SMTP code + RFC 3463 enhanced code + English text. */
 export class SubmissionRefusal extends Error {
@@ -36,6 +38,8 @@ export class SubmissionRefusal extends Error {
     readonly kind: RefusalKind,
     /** The recipient concerned, for a recipient refusal. */
     readonly address?: string,
+    /** The reason in French, for what a health professional reads (the web API), when the rule has one. */
+    readonly detail?: string,
   ) {
     super(text);
   }
@@ -49,6 +53,8 @@ export interface SubmissionPipelineOptions {
   absence?: Pick<AbsenceResponder, 'afterDelivery'>;
   content?: ContentPolicy;
   usage?: UsageMeter;
+  /** Patients (Mon espace santé) and the X-MSS-* fields (policy/patient-service.ts). */
+  patients?: PatientPolicy;
 }
 
 /** Who submits, as what: set once the envelope sender is accepted. */
@@ -99,8 +105,25 @@ export class SubmissionPipeline {
    * the content policy's limits for a recipient that would otherwise be accepted (`accepted`:
    * how many were accepted before it in this message).
    */
-  async checkRecipient(s: Submitter, address: string, dsn: { notify?: NewQueueItem['notify']; orcpt?: string | null }, accepted: number, sessionId: string): Promise<AcceptedRecipient> {
+  async checkRecipient(
+    s: Submitter,
+    address: string,
+    dsn: { notify?: NewQueueItem['notify']; orcpt?: string | null },
+    accepted: number,
+    sessionId: string,
+    /** RFC 1870 SIZE declared at MAIL FROM, when there was one. */
+    declaredSize?: number,
+  ): Promise<AcceptedRecipient> {
     const base = { address, notify: dsn.notify ?? null, orcpt: dsn.orcpt ?? null };
+    // Patients (docs/patients.md): INS address (553 5.1.3), declared size towards patients, the
+    // stand-in's conversation rule; then the usual resolution.
+    if (this.o.patients) {
+      const p = await this.o.patients.checkRecipient(address, { address: s.sender.address, mailboxId: s.senderMailboxId }, declaredSize, sessionId).catch((e) => {
+        this.o.logger.error({ err: e }, 'patient recipient check failed');
+        throw new SubmissionRefusal(451, '4.3.0', 'temporary failure checking the recipient', 'temporary', address);
+      });
+      if (p) throw new SubmissionRefusal(p.code, p.enhanced, patientReplyText(p), 'patient', address, p.text);
+    }
     const r = await this.o.core.resolveRecipient(address);
     let rcpt: AcceptedRecipient;
     switch (r.kind) {
@@ -140,7 +163,7 @@ export class SubmissionPipeline {
    * send as; Sender: names the user's own mailbox when sending on behalf; bulk refused; Date and
    * Message-ID added when missing. `header`: the raw header block (for the bulk check).
    */
-  async prepareHeader(s: Submitter, headers: Headers, header: Buffer, sessionId: string): Promise<{ onBehalf: boolean; sender: Mailbox | null }> {
+  async prepareHeader(s: Submitter, headers: Headers, header: Buffer, sessionId: string, recipients: string[]): Promise<{ onBehalf: boolean; sender: Mailbox | null }> {
     // RFC 5322 §3.6: From is required. Every author must be a mailbox the user may send as.
     const fromValue = headers.getFirst('from');
     const authors = fromValue ? addressesIn(fromValue) : [];
@@ -164,10 +187,19 @@ export class SubmissionPipeline {
     // Medical-only content: no mass mailing from a person (550 5.7.1 naming the rule).
     const bulk = this.o.content?.checkSubmittedHeader(header, s.sender, s.user, sessionId);
     if (bulk) throw contentRefusal(bulk);
+    // X-MSS-* fields' syntax, X-MSS-MES: FIN only towards patients (ANS ECO.2.4.x; 550 5.6.0).
+    const mss = this.o.patients?.checkHeader(header, recipients, sessionId);
+    if (mss) throw new SubmissionRefusal(mss.code, mss.enhanced, patientReplyText(mss), 'mss-header', undefined, mss.text);
     // RFC 6409 §8.2–8.3: the submission server may add a missing Date and Message-ID.
     if (!headers.hasHeader('date')) headers.add('Date', rfc5322Date(), Infinity);
     if (!headers.hasHeader('message-id')) headers.add('Message-ID', `<${randomBytes(12).toString('hex')}@${this.o.hostname}>`, Infinity);
     return { onBehalf, sender };
+  }
+
+  /** The size limit towards patients (552 5.3.4 naming it), checked before anything is committed. */
+  checkSize(size: number, recipients: string[], sessionId: string): void {
+    const tooBig = this.o.patients?.checkSize(size, recipients, sessionId);
+    if (tooBig) throw new SubmissionRefusal(tooBig.code, tooBig.enhanced, patientReplyText(tooBig), 'size', undefined, tooBig.text);
   }
 
   /**

@@ -8,6 +8,8 @@ import { domainOf, type Core } from '../core/index.js';
 import { sendDeliveredDsn } from './success-dsn.js';
 import type { AbsenceResponder } from '../policy/absence-service.js';
 import type { ContentPolicy } from '../policy/content-service.js';
+import type { PatientPolicy } from '../policy/patient-service.js';
+import { patientReplyText, type AutomaticAnswerReason } from '../policy/patients.js';
 import type { Metrics } from '../audit/metrics.js';
 import type { UsageMeter } from '../audit/usage.js';
 import { meterRefusals } from './refusals.js';
@@ -41,11 +43,15 @@ export interface MxOptions {
   metrics?: Metrics;
   /** Open connections per client address and in all (issue 13): 421 beyond (smtp/limits.ts). */
   limiter?: ConnectionLimiter;
+  /** Patients: at the Mon espace santé stand-in, INS, conversations, automatic answers (policy/). */
+  patients?: PatientPolicy;
 }
 
 interface MxSessionState {
   chain: Uint8Array[];
   peerDn?: string;
+  /** Recipients of this transaction answered automatically instead of delivered (stand-in). */
+  patientAnswers?: { rcpt: string; reason: AutomaticAnswerReason }[];
 }
 
 const state = new WeakMap<SMTPServerSession, MxSessionState>();
@@ -95,6 +101,7 @@ export function createMxServer(o: MxOptions): SMTPServer {
             return cb(smtpError(d.code, d.enhanced, d.message));
           }
           st.peerDn = d.dn;
+          st.patientAnswers = [];
           state.set(session, st);
           cb();
         })
@@ -106,7 +113,7 @@ export function createMxServer(o: MxOptions): SMTPServer {
     onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void) {
       const utf8 = smtpUtf8Refusal(address.address, session); // RFC 6531 §3.4
       if (utf8) return cb(utf8);
-      o.core
+      const resolve = () => o.core
         .resolveRecipient(address.address)
         .then((r) => {
           switch (r.kind) {
@@ -137,6 +144,20 @@ export function createMxServer(o: MxOptions): SMTPServer {
           log.error({ err: e }, 'recipient lookup failed');
           cb(smtpError(451, '4.3.0', 'temporary failure looking up the recipient'));
         });
+      // ---- patients (policy/patient-service.ts): at the Mon espace santé stand-in, a malformed
+      // INS is refused; an unknown or closed patient mailbox is accepted and answered automatically.
+      const st = state.get(session);
+      (o.patients ? o.patients.inboundRecipient(address.address, session.envelope.mailFrom ? session.envelope.mailFrom.address : '', Number((session.envelope.mailFrom as any)?.args?.SIZE) || undefined) : Promise.resolve(null))
+        .then((p) => {
+          if (!p) return void resolve();
+          if (p.kind === 'refuse') return cb(smtpError(p.refusal.code, p.refusal.enhanced, patientReplyText(p.refusal)));
+          st?.patientAnswers?.push({ rcpt: address.address, reason: p.reason });
+          cb();
+        })
+        .catch((e) => {
+          log.error({ err: e }, 'patient recipient lookup failed');
+          cb(smtpError(451, '4.3.0', 'temporary failure looking up the recipient'));
+        });
     },
     onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null, message?: string) => void) {
       const st = state.get(session);
@@ -157,9 +178,14 @@ export function createMxServer(o: MxOptions): SMTPServer {
         // Bare LF → CRLF (Postfix's "normalize", smtp/common.ts).
         const blob = await o.blobs.put(normalizedLineEnds(stream), { prefix, maxSize: o.maxMessageSize + prefix.length });
         if (stream.sizeExceeded) throw new BlobSizeExceededError(o.maxMessageSize);
+        // ---- patients: the size limit towards patients, on the bytes the peer sent (552 5.3.4).
+        const tooBig = o.patients?.checkSize(blob.size - prefix.length, rcpts.map((r) => r.address), session.id);
+        if (tooBig) throw (blob.release(), smtpError(tooBig.code, tooBig.enhanced, patientReplyText(tooBig)));
         // Recipients were checked at RCPT; re-resolve in case a mailbox changed meanwhile.
         const ids: number[] = [];
+        const answers = st?.patientAnswers ?? [];
         for (const r of rcpts) {
+          if (answers.some((a) => a.rcpt === r.address)) continue; // answered automatically (patients)
           const res = await o.core.resolveRecipient(r.address);
           if (res.kind !== 'local') throw smtpError(450, '4.2.1', `${r.address} became unavailable during the transaction, try again`);
           ids.push(res.mailbox.id);
@@ -177,7 +203,11 @@ export function createMxServer(o: MxOptions): SMTPServer {
           remote: [],
           filing,
           usage,
+          // Patients: conversations a professional opens or ends ([FIN]) at the stand-in, same transaction.
+          conversations: await o.patients?.conversationChanges(blob.id, env.mailFrom ? env.mailFrom.address : '', ids),
         }, { protocol: 'mx', remote: session.remoteAddress ?? null });
+        // Patients: the stand-in's automatic answers, queued before the 250 (their only trace).
+        await o.patients?.answerAutomatically(blob.id, env.mailFrom ? env.mailFrom.address : '', answers, session.id);
         blob.release();
         if (usage) o.usage!.committed(usage);
         log.info({ session: session.id, peer: st?.peerDn, size: blob.size, recipients: ids.length }, 'message accepted');
@@ -194,7 +224,7 @@ export function createMxServer(o: MxOptions): SMTPServer {
             ret: (dsn?.ret as 'FULL' | 'HDRS' | null) ?? null,
             arrivalDate: new Date(),
             blobId: blob.id,
-            recipients: rcpts.map((r: any) => ({ address: r.address, notify: r.dsn?.notify ?? null, orcpt: r.dsn?.orcpt ?? null })),
+            recipients: rcpts.filter((r: any) => !answers.some((a) => a.rcpt === r.address)).map((r: any) => ({ address: r.address, notify: r.dsn?.notify ?? null, orcpt: r.dsn?.orcpt ?? null })),
             logger: log,
           }).catch((e) => log.error({ err: e }, 'success DSN failed')),
         );

@@ -20,6 +20,7 @@ import type { NewQueueItem } from '../store/types.js';
 import type { TrustService } from '../trust/index.js';
 import type { AbsenceResponder } from '../policy/absence-service.js';
 import type { ContentPolicy } from '../policy/content-service.js';
+import type { PatientPolicy } from '../policy/patient-service.js';
 import { SubmissionPipeline, SubmissionRefusal, type AcceptedRecipient, type Submitter } from '../mail/submission.js';
 import type { Metrics } from '../audit/metrics.js';
 import type { UsageMeter } from '../audit/usage.js';
@@ -56,6 +57,8 @@ export interface SubmissionOptions {
   limiter?: ConnectionLimiter;
   /** The shared submission pipeline (mail/submission.ts); built from the options above when absent. */
   pipeline?: SubmissionPipeline;
+  /** Patients (Mon espace santé) and the X-MSS-* fields (policy/patient-service.ts), for a pipeline built here. */
+  patients?: PatientPolicy;
 }
 
 interface SubState {
@@ -69,7 +72,7 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
   installSaslMechanisms();
   const log = o.logger.child({ component: o.implicitTls ? 'submissions' : 'submission' });
   const sasl = new SaslServer(o.auth);
-  const pipeline = o.pipeline ?? new SubmissionPipeline({ core: o.core, trust: o.trust, hostname: o.hostname, logger: o.logger, absence: o.absence, content: o.content, usage: o.usage });
+  const pipeline = o.pipeline ?? new SubmissionPipeline({ core: o.core, trust: o.trust, hostname: o.hostname, logger: o.logger, absence: o.absence, content: o.content, usage: o.usage, patients: o.patients });
   /** A refusal as its SMTP reply; anything else is a temporary failure (451 4.3.0), logged. */
   const refusalOr = (e: unknown, what: string, text: string) => {
     if (e instanceof SubmissionRefusal) return smtpError(e.code, e.enhanced, e.message);
@@ -127,7 +130,9 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
       if (utf8) return cb(utf8);
       const st = state.get(session)!;
       const dsn = (address as any).dsn as { notify?: string[]; orcpt?: string } | undefined;
-      pipeline.checkRecipient(st.submitter, address.address, { notify: (dsn?.notify as NewQueueItem['notify']) ?? null, orcpt: dsn?.orcpt ?? null }, st.rcpts.length, session.id).then(
+      // RFC 1870: the SIZE declared at MAIL FROM (the size limit towards patients is checked at RCPT too).
+      const declaredSize = Number((session.envelope.mailFrom as any)?.args?.SIZE) || undefined;
+      pipeline.checkRecipient(st.submitter, address.address, { notify: (dsn?.notify as NewQueueItem['notify']) ?? null, orcpt: dsn?.orcpt ?? null }, st.rcpts.length, session.id, declaredSize).then(
         (rcpt) => {
           st.rcpts.push(rcpt);
           cb();
@@ -147,7 +152,7 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
         const headers = new Headers(header);
         // From: authors, Sender:, bulk, Date and Message-ID: the shared pipeline (mail/submission.ts).
         try {
-          await pipeline.prepareHeader(st.submitter, headers, header, session.id);
+          await pipeline.prepareHeader(st.submitter, headers, header, session.id, session.envelope.rcptTo.map((r) => r.address));
         } catch (e) {
           body.resume();
           throw e instanceof SubmissionRefusal ? smtpError(e.code, e.enhanced, e.message) : e;
@@ -165,6 +170,13 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
         const prefix = Buffer.concat([Buffer.from(received), headers.build()]);
         const blob = await o.blobs.put(body, { prefix, maxSize: o.maxMessageSize + prefix.length });
         if (stream.sizeExceeded) throw new BlobSizeExceededError(o.maxMessageSize);
+        // The size limit towards patients (552 5.3.4 naming it); nothing committed.
+        try {
+          pipeline.checkSize(blob.size, session.envelope.rcptTo.map((r) => r.address), session.id);
+        } catch (e) {
+          blob.release();
+          throw e instanceof SubmissionRefusal ? smtpError(e.code, e.enhanced, e.message) : e;
+        }
         const env = session.envelope;
         const dsn = (env as any).dsn as { ret?: string | null; envid?: string | null } | undefined;
         await pipeline

@@ -71,6 +71,8 @@ export interface DeliveryRequest {
    * stored and deliver() throws KeywordAlreadySetError (RFC 3503 $MDNSent: one MDN per message).
    */
   markMessage?: { folderId: number; uid: number; keyword: string } | null;
+  /** Patient conversations opened or closed by this message (policy/patient-service.ts), same transaction. */
+  conversations?: PatientConversationChange[];
 }
 
 /** What submission knows of a message it tracks (the rest comes from the DeliveryRequest). */
@@ -654,10 +656,33 @@ export interface IntegrationStore {
   inboundAfter(mailboxId: number, afterId: number, limit: number): Promise<InboundMessage[]>;
 }
 
+/** A professional's message to a patient mailbox: opens the conversation, or closes it ([FIN]). */
+export interface PatientConversationChange {
+  patientMailboxId: number;
+  /** The professional's address, lower case. */
+  professional: string;
+  action: 'open' | 'close';
+  /** ISO instant. */
+  at: string;
+}
+
+export interface PatientConversation {
+  patientMailboxId: number;
+  professional: string;
+  openedAt: string;
+  lastMessageAt: string;
+  closedAt: string | null;
+}
+
+/** Conversations between patient mailboxes and professionals (the Mon espace santé stand-in). */
+export interface PatientStore {
+  getPatientConversation(patientMailboxId: number, professional: string): Promise<PatientConversation | undefined>;
+}
+
 /**
  * The whole store, as one engine (sqlite/, postgres/ later) implements it. Consumers that need
  * only part of it take the focused interface(s) above, or a Pick of them.
  */
-export interface Store extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, BlobMetaStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore {
+export interface Store extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, BlobMetaStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore {
   close(): Promise<void>;
 }

@@ -74,6 +74,8 @@ export interface PostfixPeerOptions {
   clientCert?: boolean;
   /** Outbound routes: domain -> smtp:[host]:port, with smtp_tls_security_level=secure and match=certName. */
   routes?: Record<string, PostfixRoute>;
+  /** Domains it relays for (relay_domains: reject_unauth_destination then accepts them), each needing a route. */
+  relayDomains?: string[];
   messageSizeLimit?: number;
 }
 
@@ -367,6 +369,7 @@ function mainCf(o: PostfixPeerOptions, dir: string, mailUser: { uid: number; gid
     minimal_backoff_time: '1s',
     maximal_backoff_time: '2s',
   };
+  if (o.relayDomains?.length) p.relay_domains = o.relayDomains.join(', ');
   if (o.clientCert === false) {
     delete p.smtp_tls_cert_file;
     delete p.smtp_tls_key_file;

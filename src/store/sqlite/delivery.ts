@@ -5,6 +5,7 @@ import { DailyRecipientLimitError, type DeliveredCopy, type DeliveryRequest, typ
 import { SqlitePart } from './connection.js';
 import { insertFolder } from './folders.js';
 import { applyReports, markMessageOnce, recordSubmission, setRecipientStatus } from './tracking.js';
+import { applyConversationChanges } from './patients.js';
 
 function rowQueue(r: any): QueueItem {
   return {
@@ -100,6 +101,8 @@ export class SqliteDelivery extends SqlitePart implements DeliveryStore {
       // Usage indicators: counted exactly when the message is committed (docs/indicators.md).
       const usage = this.q('INSERT INTO usage_messages (at, structure_id, mailbox_type, flow, peer, attachment, xdm) VALUES (?, ?, ?, ?, ?, ?, ?)');
       for (const u of req.usage ?? []) usage.run(u.at, u.structureId, u.mailboxType, u.flow, u.peer, u.attachment ? 1 : 0, u.xdm ? 1 : 0);
+      // Patient conversations (Mon espace santé stand-in): opened or closed with the message.
+      if (req.conversations?.length) applyConversationChanges(this.connection, req.conversations);
       return Object.assign(copies, { submissionChanges });
     })();
   }

@@ -3,12 +3,12 @@
 //
 // SqliteStore is composed of parts over one connection (connection.ts), one part per focused
 // interface of store/types.ts: accounts.ts, credentials.ts, sessions.ts, mailboxes.ts,
-// folders.ts, delivery.ts, absences.ts, rules.ts, usage.ts, traces.ts, tracking.ts, integrations.ts. This file opens and migrates the database, keeps the message-file
+// folders.ts, delivery.ts, absences.ts, rules.ts, usage.ts, traces.ts, tracking.ts, integrations.ts, patients.ts. This file opens and migrates the database, keeps the message-file
 // records (BlobMetaStore), and exposes every part's methods on the one Store object.
 import Database from 'better-sqlite3';
 import { ensurePrivateDir, ensurePrivateFile } from '../permissions.js';
 import path from 'node:path';
-import type { AbsenceStore, AccountStore, CredentialStore, DeliveryStore, FolderStore, HttpSessionStore, MailboxStore, RulesStore, Store, TraceStore, TrackingStore, IntegrationStore, UsageStore } from '../types.js';
+import type { AbsenceStore, AccountStore, CredentialStore, DeliveryStore, FolderStore, HttpSessionStore, MailboxStore, PatientStore, RulesStore, Store, TraceStore, TrackingStore, IntegrationStore, UsageStore } from '../types.js';
 import { SqliteAbsences } from './absences.js';
 import { SqliteAccounts } from './accounts.js';
 import { now, SqliteConnection, type SqlitePart } from './connection.js';
@@ -22,12 +22,13 @@ import { SqliteRules } from './rules.js';
 import { SqliteHttpSessions } from './sessions.js';
 import { SqliteTraces } from './traces.js';
 import { SqliteTracking } from './tracking.js';
+import { SqlitePatients } from './patients.js';
 import { SqliteUsage } from './usage.js';
 
 export { StoreConflictError } from './connection.js';
 
 /** The methods SqliteStore takes from its parts (assigned in the constructor). */
-export interface SqliteStore extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore {}
+export interface SqliteStore extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore {}
 
 export class SqliteStore implements Store {
   readonly db: Database.Database;
@@ -39,7 +40,7 @@ export class SqliteStore implements Store {
     this.connection = new SqliteConnection(db);
     const c = this.connection;
     // One part per focused interface: the tuple's type checks that every one is implemented.
-    const parts: [AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore] & SqlitePart[] = [
+    const parts: [AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore] & SqlitePart[] = [
       new SqliteAccounts(c),
       new SqliteCredentials(c),
       new SqliteHttpSessions(c),
@@ -52,6 +53,7 @@ export class SqliteStore implements Store {
       new SqliteTraces(c),
       new SqliteTracking(c),
       new SqliteIntegrations(c),
+      new SqlitePatients(c),
     ];
     const self = this as unknown as Record<string, unknown>;
     for (const part of parts) {

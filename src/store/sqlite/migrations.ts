@@ -435,6 +435,24 @@ ALTER TABLE messages ADD COLUMN return_path TEXT;
 `,
   },
   {
+    version: 15,
+    name: 'patient conversations (Mon espace santé stand-in)',
+    // Issue 11, docs/patients.md: at an operator hosting the patient domain, one row per patient
+    // mailbox and professional. A professional's message opens (or reopens) the conversation,
+    // one ending it ([FIN] / X-MSS-MES: FIN) closes it; the patient may write to the
+    // professional only while it is open. Written in the delivery's transaction.
+    sql: `
+CREATE TABLE patient_conversations (
+  patient_mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),
+  professional TEXT NOT NULL,
+  opened_at TEXT NOT NULL,
+  last_message_at TEXT NOT NULL,
+  closed_at TEXT,
+  PRIMARY KEY (patient_mailbox_id, professional)
+);
+`,
+  },
+  {
     version: 16,
     name: 'software API tokens and webhooks',
     // Issue 11, docs/software-api.md: bearer tokens of API clients (digest only) and the webhooks
