@@ -3,7 +3,7 @@
 // IHE_XDM/SUBSET01/METADATA.XML (ebRIM SubmitObjectsRequest with size and SHA-1 of every
 // document) and the documents IHE_XDM/SUBSET01/DOC0001.XML, DOC0002.PDF, … XML is written by
 // fast-xml-parser's XMLBuilder, the zip by fflate.
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, randomUUID as cryptoUuid } from 'node:crypto';
 import { XMLBuilder } from 'fast-xml-parser';
 import { zipSync, type Zippable } from 'fflate';
 import { readCdaHeader } from './cda.js';
@@ -66,6 +66,8 @@ export interface XdmBuildInput {
   intendedRecipients?: string[];
   contentTypeCode?: XdmCode;
   now?: Date;
+  /** UUID source (default crypto.randomUUID); tests pass a seeded one for reproducible packages. */
+  uuid?: () => string;
 }
 
 export interface XdmBuilt {
@@ -124,7 +126,7 @@ function name83(wanted: string | undefined, fallback: string, ext: string, taken
 const slot = (name: string, values: string[]) => ({ '@_name': name, 'rim:ValueList': { 'rim:Value': values } });
 const nameEl = (value: string) => ({ 'rim:LocalizedString': { '@_value': value } });
 
-function classification(scheme: string, object: string, c: XdmCode) {
+function classification(randomUUID: () => string, scheme: string, object: string, c: XdmCode) {
   return {
     '@_id': `urn:uuid:${randomUUID()}`,
     '@_objectType': UUID.classification,
@@ -136,7 +138,7 @@ function classification(scheme: string, object: string, c: XdmCode) {
   };
 }
 
-function externalIdentifier(scheme: string, object: string, value: string, name: string) {
+function externalIdentifier(randomUUID: () => string, scheme: string, object: string, value: string, name: string) {
   return {
     '@_id': `urn:uuid:${randomUUID()}`,
     '@_objectType': UUID.externalIdentifier,
@@ -147,7 +149,7 @@ function externalIdentifier(scheme: string, object: string, value: string, name:
   };
 }
 
-function authorClassification(scheme: string, object: string, a: XdmBuildAuthor) {
+function authorClassification(randomUUID: () => string, scheme: string, object: string, a: XdmBuildAuthor) {
   const slots = [];
   // XCN (ITI TF-3 Table 4.2.3.1.7-2); ANS: idNatPs = 8 + RPPS, assigning authority 1.2.250.1.71.4.2.1
   if (a.rpps || a.family) slots.push(slot('authorPerson', [`${a.rpps ? `8${a.rpps}` : ''}^${a.family ?? ''}^${a.given ?? ''}^^^^^^${a.rpps ? '&1.2.250.1.71.4.2.1&ISO' : ''}`]));
@@ -170,6 +172,7 @@ const xml = new XMLBuilder({ ignoreAttributes: false, attributeNamePrefix: '@_',
 
 /** Builds IHE_XDM.ZIP. Throws XdmError('bad-input') on unusable input (no document, CDA patient mismatch, bad INS). */
 export function buildXdm(input: XdmBuildInput): XdmBuilt {
+  const randomUUID = input.uuid ?? cryptoUuid;
   const { patient } = input;
   const now = input.now ?? new Date();
   if (input.documents.length === 0) throw new XdmError('bad-input', 'an XDM package needs at least one document');
@@ -240,15 +243,15 @@ export function buildXdm(input: XdmBuildInput): XdmBuilt {
         ],
         'rim:Name': nameEl(title),
         'rim:Classification': [
-          authorClassification(UUID.deAuthor, id, input.author),
-          classification(UUID.deClassCode, id, d.classCode ?? DEFAULTS.classCode),
-          classification(UUID.deConfidentialityCode, id, d.confidentialityCode ?? DEFAULTS.confidentialityCode),
-          classification(UUID.deFormatCode, id, formatCode),
-          classification(UUID.deHealthcareFacilityTypeCode, id, d.healthcareFacilityTypeCode ?? DEFAULTS.healthcareFacilityTypeCode),
-          classification(UUID.dePracticeSettingCode, id, d.practiceSettingCode ?? DEFAULTS.practiceSettingCode),
-          classification(UUID.deTypeCode, id, typeCode),
+          authorClassification(randomUUID, UUID.deAuthor, id, input.author),
+          classification(randomUUID, UUID.deClassCode, id, d.classCode ?? DEFAULTS.classCode),
+          classification(randomUUID, UUID.deConfidentialityCode, id, d.confidentialityCode ?? DEFAULTS.confidentialityCode),
+          classification(randomUUID, UUID.deFormatCode, id, formatCode),
+          classification(randomUUID, UUID.deHealthcareFacilityTypeCode, id, d.healthcareFacilityTypeCode ?? DEFAULTS.healthcareFacilityTypeCode),
+          classification(randomUUID, UUID.dePracticeSettingCode, id, d.practiceSettingCode ?? DEFAULTS.practiceSettingCode),
+          classification(randomUUID, UUID.deTypeCode, id, typeCode),
         ],
-        'rim:ExternalIdentifier': [externalIdentifier(UUID.dePatientId, id, cx, 'XDSDocumentEntry.patientId'), externalIdentifier(UUID.deUniqueId, id, uniqueId, 'XDSDocumentEntry.uniqueId')],
+        'rim:ExternalIdentifier': [externalIdentifier(randomUUID, UUID.dePatientId, id, cx, 'XDSDocumentEntry.patientId'), externalIdentifier(randomUUID, UUID.deUniqueId, id, uniqueId, 'XDSDocumentEntry.uniqueId')],
       },
     });
     associations.push({
@@ -267,11 +270,11 @@ export function buildXdm(input: XdmBuildInput): XdmBuilt {
     '@_objectType': 'urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:RegistryPackage',
     'rim:Slot': [slot('submissionTime', [dtm(now)]), ...(input.intendedRecipients?.length ? [slot('intendedRecipient', input.intendedRecipients.map((r) => `|^^Internet^${r}`))] : [])],
     'rim:Name': nameEl(ssTitle),
-    'rim:Classification': [authorClassification(UUID.ssAuthor, ssId, input.author), classification(UUID.ssContentTypeCode, ssId, input.contentTypeCode ?? DEFAULTS.contentTypeCode)],
+    'rim:Classification': [authorClassification(randomUUID, UUID.ssAuthor, ssId, input.author), classification(randomUUID, UUID.ssContentTypeCode, ssId, input.contentTypeCode ?? DEFAULTS.contentTypeCode)],
     'rim:ExternalIdentifier': [
-      externalIdentifier(UUID.ssUniqueId, ssId, ssUnique, 'XDSSubmissionSet.uniqueId'),
-      externalIdentifier(UUID.ssSourceId, ssId, input.sourceId ?? CADUCEE_SOURCE_ID, 'XDSSubmissionSet.sourceId'),
-      externalIdentifier(UUID.ssPatientId, ssId, cx, 'XDSSubmissionSet.patientId'),
+      externalIdentifier(randomUUID, UUID.ssUniqueId, ssId, ssUnique, 'XDSSubmissionSet.uniqueId'),
+      externalIdentifier(randomUUID, UUID.ssSourceId, ssId, input.sourceId ?? CADUCEE_SOURCE_ID, 'XDSSubmissionSet.sourceId'),
+      externalIdentifier(randomUUID, UUID.ssPatientId, ssId, cx, 'XDSSubmissionSet.patientId'),
     ],
   };
   const ssClassification = { '@_id': `urn:uuid:${randomUUID()}`, '@_objectType': UUID.classification, '@_classifiedObject': ssId, '@_classificationNode': UUID.submissionSetNode };

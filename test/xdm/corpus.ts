@@ -88,10 +88,10 @@ export function entriesOf(zip: Uint8Array): Files {
 }
 
 /** Rezips entries; `descriptors`: fflate's streaming Zip (general-purpose bit 3 data descriptors). */
-export function rezip(files: Files, descriptors = false): Uint8Array {
+export function rezip(files: Files, descriptors = false, level: 0 | 1 | 6 | 9 = 6): Uint8Array {
   if (!descriptors) {
     const z: Zippable = {};
-    for (const [n, b] of files) z[n] = [b, { level: 6 }];
+    for (const [n, b] of files) z[n] = [b, { level }];
     return zipSync(z, { mtime: new Date('2026-12-07T09:30:00Z') });
   }
   const chunks: Uint8Array[] = [];
@@ -100,7 +100,7 @@ export function rezip(files: Files, descriptors = false): Uint8Array {
     chunks.push(data);
   });
   files.forEach(([n, b], i) => {
-    const f = i % 2 ? new ZipPassThrough(n) : new ZipDeflate(n, { level: 6 });
+    const f = i % 2 ? new ZipPassThrough(n) : new ZipDeflate(n, { level });
     zip.add(f);
     f.push(b, true);
   });
