@@ -30,6 +30,7 @@ import { TrustService } from './trust/index.js';
 import { TrustListSource } from './trust/source.js';
 import { openDirectory, type DirectoryRuntime } from './directory/runtime.js';
 import { startHttpServer, type HttpServer, type WebAuthOptions } from './http/app.js';
+import { clientSettings } from './http/autoconfig.js';
 import { Metrics } from './audit/metrics.js';
 import { UsageMeter } from './audit/usage.js';
 import { startTracePurge } from './audit/traces.js';
@@ -303,7 +304,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
   // HTTPS required); the HTTPS one also asks for client certificates checked against `tls.ca`.
   const httpServers: HttpServer[] = [];
   const listenHttp = async (port: number, https?: { key: string; cert: string; ca: string }): Promise<number> => {
-    const s = await startHttpServer({ host: config.listen.host, port, logger: directory.logger, directory: directory.routes(), web, https }).catch((e) =>
+    const s = await startHttpServer({ host: config.listen.host, port, logger: directory.logger, directory: directory.routes(), web, https, autoconfig: clientSettings(config) }).catch((e) =>
       Promise.reject(new StartupError(e.message)),
     );
     httpServers.push(s);

@@ -20,6 +20,7 @@ import { AuthProblem, registerSessions, SessionManager } from './session.js';
 import { registerOidcRoutes, type OidcRoutesOptions } from './oidc-routes.js';
 import { registerAbsenceRoutes, type AbsenceRoutesOptions } from './absence-routes.js';
 import { registerComposeRoutes, type ComposeRoutesOptions } from './compose-routes.js';
+import { registerAutoconfigRoutes, type ClientSettings } from './autoconfig.js';
 
 export { HttpProblem };
 
@@ -50,6 +51,8 @@ export interface HttpOptions {
   web?: WebAuthOptions;
   /** Serve HTTPS with this key and certificate; `ca`: the CAs client certificates are asked from. */
   https?: { key: string; cert: string; ca: string };
+  /** Autoconfiguration for mail software (Thunderbird, Autodiscover; docs/lps.md): no secret, both listeners. */
+  autoconfig?: ClientSettings;
   /** Called for every route registered (tests: the OpenAPI document must describe every one). */
   onRoute?: (route: RouteOptions) => void;
 }
@@ -131,6 +134,7 @@ export function buildHttpApp(opts: Omit<HttpOptions, 'host' | 'port'>): FastifyI
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   if (opts.directory) registerDirectoryRoutes(app, opts.directory);
+  if (opts.autoconfig) registerAutoconfigRoutes(app, opts.autoconfig);
   if (opts.web) {
     const w = opts.web;
     app.register(fastifyCookie);
