@@ -17,6 +17,8 @@ import { registerAbsenceCommands } from './absence.js';
 import { registerRulesCommands } from './rules.js';
 import { registerIndicatorsCommands } from './indicators.js';
 import { registerTraceCommands } from './traces.js';
+import { registerXdmCommands } from './xdm.js';
+import { registerDnsCommands } from './dns.js';
 
 function newProgram(): Command {
   return new Command().name('caducee').description('Caducée — an MSSanté operator').showHelpAfterError();
@@ -441,5 +443,7 @@ registerDirectoryCommands(program);
 registerAbsenceCommands(program, fail);
 registerRulesCommands(program, fail);
 registerIndicatorsCommands(program, fail);
+registerXdmCommands(program);
+registerDnsCommands(program);
 
 export { program };
