@@ -376,6 +376,9 @@ function readCda(doc: XdmDocument, f: ZipEntry, warnings: XdmWarning[]): XdmDocu
 
 /** README.TXT and INDEX.HTM: present (the profile requires them) and linking to files that exist. */
 function checkIndexFiles(files: ZipEntry[], byUpper: Map<string, ZipEntry>, warnings: XdmWarning[]) {
+  // Every folder of the archive (a link may name a folder): one set, so a long INDEX stays linear.
+  const folders = new Set<string>();
+  for (const k of byUpper.keys()) for (let i = k.indexOf('/'); i > 0; i = k.indexOf('/', i + 1)) folders.add(k.slice(0, i));
   for (const want of ['README.TXT', 'INDEX.HTM']) {
     const found = files.filter((f) => f.name.toUpperCase().split('/').pop() === want);
     if (found.length === 0) {
@@ -396,8 +399,9 @@ function checkIndexFiles(files: ZipEntry[], byUpper: Map<string, ZipEntry>, warn
         } catch {
           target = link;
         }
-        const full = (want === 'INDEX.HTM' ? dir + target : dir + target).toUpperCase();
-        if (!byUpper.has(full) && !byUpper.has(target.toUpperCase()) && ![...byUpper.keys()].some((k) => k.startsWith(`${full}/`) || k.startsWith(`${target.toUpperCase()}/`)))
+        const full = (dir + target).toUpperCase().replace(/\/+$/, '');
+        const bare = target.toUpperCase().replace(/\/+$/, '');
+        if (!byUpper.has(full) && !byUpper.has(bare) && !folders.has(full) && !folders.has(bare))
           warnings.push({ place: f.rawName, message: `links to ${link}, which is not in the archive` });
       }
     }

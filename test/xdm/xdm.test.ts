@@ -104,6 +104,14 @@ describe('xdm read: packages in the wild', () => {
       }
     assert.ok(n > 150, `${n} combinations`);
   });
+  it('an INDEX.HTM of 20,000 links beside 900 files: each missing target one warning', () => {
+    const links = Array.from({ length: 20000 }, (_, i) => `<li><a href="IHE_XDM/SUBSET01/F${i}.TXT">${i}</a></li>`).join('');
+    const files = base.map(([n, b]) => [n, n === 'INDEX.HTM' ? Buffer.from(`<html><body><ul>${links}</ul></body></html>`) : b] as [string, Uint8Array]);
+    for (let i = 0; i < 900; i++) files.push([`IHE_XDM/SUBSET01/F${i}.TXT`, Buffer.from(String(i))]);
+    const pkg = readXdm(rezip(files));
+    assert.equal(pkg.documents.length, 2);
+    assert.equal(pkg.warnings.filter((w) => w.place === 'INDEX.HTM' && /links to IHE_XDM\/SUBSET01\/F\d+\.TXT, which is not in the archive/.test(w.message)).length, 19100);
+  });
   it('all tolerable deviations at once', () => {
     const pkg = check(combine(['backslash paths', 'wrapper folder', 'mixed case', 'data descriptors', 'SOAP envelope with SAML and XOP', 'no size slot', 'wrong hash', 'UTF-8 BOM', 'CRLF metadata', 'INDEX links to a missing file'].map((n) => DEVIATIONS.find((d) => d.name === n)!)));
     assert.ok(pkg.warnings.length >= 8);
@@ -114,12 +122,10 @@ describe('xdm read: unsafe or unreadable archives are refused', () => {
   for (const u of UNSAFE)
     it(u.name, () => {
       const zip = u.zip();
-      const t = performance.now();
       assert.throws(
         () => readXdm(zip, u.limits),
         (e: unknown) => e instanceof XdmError && e.code === u.code && u.message.test(e.message),
       );
-      assert.ok(performance.now() - t < 2000, 'refused quickly');
     });
 });
 
