@@ -105,8 +105,8 @@ describe('xdm read: packages in the wild', () => {
     assert.ok(n > 150, `${n} combinations`);
   });
   it('an INDEX.HTM of 20,000 links beside 900 files: each missing target one warning', () => {
-    const links = Array.from({ length: 20000 }, (_, i) => `<li><a href="IHE_XDM/SUBSET01/F${i}.TXT">${i}</a></li>`).join('');
-    const files = base.map(([n, b]) => [n, n === 'INDEX.HTM' ? Buffer.from(`<html><body><ul>${links}</ul></body></html>`) : b] as [string, Uint8Array]);
+    const links = Array.from({ length: 20000 }, (_, i) => `<a href="IHE_XDM/SUBSET01/F${i}.TXT"></a>`).join(''); // under the 1 MiB looked at
+    const files = base.map(([n, b]) => [n, n === 'INDEX.HTM' ? Buffer.from(`<html><body>${links}</body></html>`) : b] as [string, Uint8Array]);
     for (let i = 0; i < 900; i++) files.push([`IHE_XDM/SUBSET01/F${i}.TXT`, Buffer.from(String(i))]);
     const pkg = readXdm(rezip(files));
     assert.equal(pkg.documents.length, 2);
