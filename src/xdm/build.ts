@@ -120,7 +120,8 @@ function name83(wanted: string | undefined, fallback: string, ext: string, taken
     const n = `${base}.${ext}`;
     if (base && !taken.has(n) && !['README', 'INDEX', 'METADATA'].includes(base)) return n;
   }
-  return `${fallback}.${ext}`;
+  if (!taken.has(`${fallback}.${ext}`)) return `${fallback}.${ext}`;
+  for (let i = 1; ; i++) if (!taken.has(`DOC${String(i).padStart(4, '0')}.${ext}`)) return `DOC${String(i).padStart(4, '0')}.${ext}`;
 }
 
 const slot = (name: string, values: string[]) => ({ '@_name': name, 'rim:ValueList': { 'rim:Value': values } });

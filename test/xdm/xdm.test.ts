@@ -59,6 +59,12 @@ describe('xdm build → read', () => {
     for (const n of names) for (const seg of n.split('/')) assert.match(seg, /^[A-Z0-9_]{1,8}(\.[A-Z0-9]{1,3})?$/, seg);
   });
 
+  it('file names stay unique: a given name never takes a generated one', () => {
+    const cda = Buffer.from(sampleCda());
+    const names = Object.keys(unzipSync(buildXdm(sampleInput({ documents: [{ mimeType: 'text/xml', bytes: cda, name: 'doc0002.xml' }, { mimeType: 'text/xml', bytes: cda }, { mimeType: 'text/xml', bytes: cda, name: 'README.xml' }] })).zip)).filter((n) => n.startsWith('IHE_XDM/SUBSET01/DOC'));
+    assert.deepEqual(names.sort(), ['IHE_XDM/SUBSET01/DOC0001.XML', 'IHE_XDM/SUBSET01/DOC0002.XML', 'IHE_XDM/SUBSET01/DOC0003.XML']);
+  });
+
   it('refuses bad build input with a precise XdmError', () => {
     const cases: [Parameters<typeof buildXdm>[0], RegExp][] = [
       [sampleInput({ documents: [] }), /at least one document/],
