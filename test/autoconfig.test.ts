@@ -21,6 +21,7 @@ const RAW = {
   operator: { name: 'Caducée Santé', hostname: 'mail.caducee.test', domains: ['caducee.mssante.fr', 'ch-test.mssante.fr'] },
   clients: { imapHost: 'imap.caducee.test', imapsPort: 993, imapPort: 143, submissionsPort: 465, submissionPort: 587, shortName: 'Caducée' },
   auth: { oidc: { preset: 'psc', clientId: 'caducee-test' } },
+  http: { publicUrl: 'https://webmail.caducee.test' },
 };
 
 const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@_', parseTagValue: false, isArray: (n) => ['incomingServer', 'outgoingServer', 'authentication', 'domain', 'Protocol'].includes(n) });
@@ -163,6 +164,8 @@ describe('caducee dns records', () => {
         assert.deepEqual(of(`_submissions._tcp.${d}.`), [['300', 'IN', 'SRV', '0 1 465 mail.caducee.test.']]);
         assert.deepEqual(of(`_submission._tcp.${d}.`), [['300', 'IN', 'SRV', '10 1 587 mail.caducee.test.']]);
         assert.deepEqual(of(`_pop3s._tcp.${d}.`), [['300', 'IN', 'SRV', '0 0 0 .']]);
+        assert.deepEqual(of(`autoconfig.${d}.`), [['300', 'IN', 'CNAME', 'webmail.caducee.test.']]);
+        assert.deepEqual(of(`_autodiscover._tcp.${d}.`), [['300', 'IN', 'SRV', '0 1 443 webmail.caducee.test.']]);
       }
       const bad = await run(['--config', path.join(tmp.dir, 'absent.yaml')]);
       assert.equal(bad.code, 2);

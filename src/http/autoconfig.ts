@@ -26,6 +26,8 @@ export interface ClientSettings {
   oauth?: { issuer: string; scopes: string[] };
   /** The MX host name (operator.hostname). */
   mx: string;
+  /** The host serving the autoconfiguration over HTTPS: http.publicUrl's host, else operator.hostname. */
+  web: string;
 }
 
 /** The settings mail software is given, from the operator's configuration (`clients`, then `operator` and `listen`). */
@@ -44,6 +46,7 @@ export function clientSettings(config: Config): ClientSettings {
     smtp: { host: c.smtpHost ?? config.operator.hostname, submissions: c.submissionsPort ?? config.listen.submissions, submission: c.submissionPort ?? config.listen.submission },
     ...(oauth ? { oauth } : {}),
     mx: config.operator.hostname,
+    web: config.http.publicUrl ? new URL(config.http.publicUrl).hostname : config.operator.hostname,
   };
 }
 
@@ -133,6 +136,11 @@ export function dnsRecords(s: ClientSettings, ttl = 3600): string {
     lines.push(`_imap._tcp.${z}\t${ttl}\tIN\tSRV\t10 1 ${s.imap.imap} ${fqdn(s.imap.host)}`);
     lines.push(`_submissions._tcp.${z}\t${ttl}\tIN\tSRV\t0 1 ${s.smtp.submissions} ${fqdn(s.smtp.host)}`);
     lines.push(`_submission._tcp.${z}\t${ttl}\tIN\tSRV\t10 1 ${s.smtp.submission} ${fqdn(s.smtp.host)}`);
+    // Where Thunderbird (autoconfig.<domain>) and Outlook (autodiscover.<domain>, or the SRV
+    // record of MS-OXDSCLI §3.1.5.2) look for the documents served by this operator's HTTPS.
+    lines.push(`autoconfig.${z}\t${ttl}\tIN\tCNAME\t${fqdn(s.web)}`);
+    lines.push(`autodiscover.${z}\t${ttl}\tIN\tCNAME\t${fqdn(s.web)}`);
+    lines.push(`_autodiscover._tcp.${z}\t${ttl}\tIN\tSRV\t0 1 443 ${fqdn(s.web)}`);
     // RFC 6186 §3.4: "." target = service not offered; POP3 is not offered by Caducée.
     lines.push(`_pop3s._tcp.${z}\t${ttl}\tIN\tSRV\t0 0 0 .`);
     lines.push(`_pop3._tcp.${z}\t${ttl}\tIN\tSRV\t0 0 0 .`);
