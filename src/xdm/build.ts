@@ -4,7 +4,7 @@
 // document) and the documents IHE_XDM/SUBSET01/DOC0001.XML, DOC0002.PDF, … XML is written by
 // fast-xml-parser's XMLBuilder, the zip by fflate.
 import { createHash, randomUUID as cryptoUuid } from 'node:crypto';
-import { XMLBuilder } from 'fast-xml-parser';
+import { XMLBuilder, XMLValidator } from 'fast-xml-parser';
 import { zipSync, type Zippable } from 'fflate';
 import { readCdaHeader } from './cda.js';
 import { INS_OID, NS_LCM, NS_RIM, UUID } from './ebrim.js';
@@ -198,8 +198,11 @@ export function buildXdm(input: XdmBuildInput): XdmBuilt {
     let cdaCode: string | undefined;
     if (d.mimeType === 'text/xml') {
       let h;
+      const text = new TextDecoder().decode(d.bytes);
+      const valid = XMLValidator.validate(text); // strict on what we send: the whole document is well-formed
+      if (valid !== true) throw new XdmError('bad-input', `document ${i + 1} is not well-formed XML: ${valid.err.msg} (line ${valid.err.line})`);
       try {
-        h = readCdaHeader(new TextDecoder().decode(d.bytes), `document ${i + 1}`);
+        h = readCdaHeader(text, `document ${i + 1}`);
       } catch (e) {
         throw new XdmError('bad-input', `document ${i + 1} is not well-formed XML: ${(e as Error).message}`);
       }
@@ -217,7 +220,7 @@ export function buildXdm(input: XdmBuildInput): XdmBuilt {
     const fileName = name83(d.name, `DOC${String(i + 1).padStart(4, '0')}`, ext, taken);
     taken.add(fileName);
     const path = `IHE_XDM/SUBSET01/${fileName}`;
-    files[path] = [d.bytes, { level: d.mimeType === 'application/pdf' ? 0 : 9 }];
+    files[path] = [d.bytes, { level: d.mimeType === 'application/pdf' ? 0 : 6 }];
     const id = `urn:uuid:${randomUUID()}`;
     const uniqueId = uuidOid(randomUUID());
     const hash = sha1(d.bytes);

@@ -1,6 +1,6 @@
 // CDA R2 header reading (HL7 CDA R2 §4.2; ANS CI-SIS "structuration minimale"): the document
 // code and the patient identity of recordTarget/patientRole (INS as id with an INS OID).
-import { attr, insKind, INS_OID, kid, kids, parseXml, texts, type InsKind, type XNode } from './ebrim.js';
+import { attr, insKind, INS_OID, kid, kids, parseCdaXml, texts, type InsKind, type XNode } from './ebrim.js';
 
 export interface CdaPatient {
   /** The INS (matricule) when an id carries an INS OID, else the first id's extension. */
@@ -27,7 +27,7 @@ const INS_OIDS = new Set<string>(Object.values(INS_OID));
 
 /** Reads a CDA R2 header; undefined when the text is not a ClinicalDocument. Throws XdmError on non-XML. */
 export function readCdaHeader(xml: string, what: string): CdaHeader | undefined {
-  const root = kid(parseXml(xml, what), 'ClinicalDocument');
+  const root = kid(parseCdaXml(xml, what), 'ClinicalDocument');
   if (!root) return undefined;
   const code = kid(root, 'code');
   const role = kid(kid(root, 'recordTarget'), 'patientRole');

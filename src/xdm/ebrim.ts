@@ -55,6 +55,32 @@ const parser = new XMLParser({
   isArray: (_name, _path, _leaf, isAttribute) => !isAttribute,
 });
 
+// CDA documents can be tens of MB (embedded PDF renditions in base64): only the header is read,
+// the body (ClinicalDocument/component) is kept as unparsed text by fast-xml-parser's stopNodes,
+// and the document is not validated as a whole — reading a 20 MB CDA stays well under a second.
+const cdaParser = new XMLParser({
+  ignoreAttributes: false,
+  attributeNamePrefix: '@_',
+  removeNSPrefix: true,
+  parseTagValue: false,
+  parseAttributeValue: false,
+  trimValues: true,
+  processEntities: true,
+  htmlEntities: false,
+  stopNodes: ['ClinicalDocument.component'],
+  isArray: (_name, _path, _leaf, isAttribute) => !isAttribute,
+});
+
+/** Parses a CDA's header (DOCTYPE refused; the body left unparsed). Throws XdmError('bad-metadata'). */
+export function parseCdaXml(text: string, what: string): XNode {
+  if (/<!DOCTYPE|<!ENTITY/i.test(text)) throw new XdmError('bad-metadata', `${what} has a DOCTYPE or entity declaration (refused: entity expansion)`);
+  try {
+    return cdaParser.parse(text) as XNode;
+  } catch (e) {
+    throw new XdmError('bad-metadata', `${what} is not well-formed XML: ${(e as Error).message.split('\n')[0]}`);
+  }
+}
+
 /** Parses XML text (DOCTYPE refused: no entity expansion, no external entities). Throws XdmError('bad-metadata'). */
 export function parseXml(text: string, what: string): XNode {
   if (/<!DOCTYPE/i.test(text)) throw new XdmError('bad-metadata', `${what} has a DOCTYPE declaration (refused: entity expansion)`);

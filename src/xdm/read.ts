@@ -79,8 +79,13 @@ export interface XdmPackage {
   warnings: XdmWarning[];
 }
 
-export type XdmReadLimits = ZipLimits;
-export const DEFAULT_XDM_LIMITS: XdmReadLimits = DEFAULT_ZIP_LIMITS;
+export interface XdmReadLimits extends ZipLimits {
+  /** Largest METADATA.XML parsed (real ones are kilobytes; parsing is what takes time). */
+  maxMetadataBytes: number;
+  /** Most subsets (METADATA.XML files) read; the others are reported and left out. */
+  maxSubsets: number;
+}
+export const DEFAULT_XDM_LIMITS: XdmReadLimits = { ...DEFAULT_ZIP_LIMITS, maxMetadataBytes: 4 * 1024 * 1024, maxSubsets: 20 };
 
 const sha1 = (b: Uint8Array) => createHash('sha1').update(b).digest('hex');
 
@@ -167,13 +172,20 @@ function uriOf(values: string[] | undefined): string | undefined {
 /** Reads an XDM zip. Throws XdmError when unsafe or unreadable; every other deviation is a warning. */
 export function readXdm(zip: Uint8Array, limits: Partial<XdmReadLimits> = {}): XdmPackage {
   const warnings: XdmWarning[] = [];
-  const entries = safeUnzip(zip, { ...DEFAULT_XDM_LIMITS, ...limits }, warnings);
+  const lim = { ...DEFAULT_XDM_LIMITS, ...limits };
+  const entries = safeUnzip(zip, lim, warnings);
   const files = entries.filter((e) => !e.directory);
   for (const e of files) if (e.name !== e.name.toUpperCase()) warnings.push({ place: e.rawName, message: 'file name not in upper case (the profile uses upper-case 8.3 names)' });
   const byUpper = new Map(files.map((e) => [e.name.toUpperCase(), e]));
 
   const subsets = findSubsets(entries, warnings);
   if (subsets.length === 0) throw new XdmError('no-metadata', 'no IHE_XDM/SUBSETnn/METADATA.XML in the archive: not an XDM package');
+  for (const s of subsets)
+    if (s.metadata.bytes.length > lim.maxMetadataBytes) throw new XdmError('bad-metadata', `${s.metadata.rawName} is ${s.metadata.bytes.length} bytes, above the ${lim.maxMetadataBytes} read`);
+  if (subsets.length > lim.maxSubsets) {
+    warnings.push({ place: subsets[lim.maxSubsets]!.metadata.rawName, message: `${subsets.length} METADATA.XML files: only the first ${lim.maxSubsets} are read` });
+    subsets.length = lim.maxSubsets;
+  }
   if (subsets.length > 1) warnings.push({ place: subsets[1]!.metadata.rawName, message: `${subsets.length} METADATA.XML files: the documents of all are read, the submission set of the first` });
 
   const claimed = new Set<ZipEntry>(subsets.map((s) => s.metadata));

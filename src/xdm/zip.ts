@@ -46,8 +46,8 @@ export interface ZipWarning {
   message: string;
 }
 
-/** Feeding chunk: bounds the work one inflate step can do before the byte count is checked. */
-const CHUNK = 4096;
+/** Feeding chunk: bounds what one inflate step can produce (deflate tops out near 1032:1, so 16 MiB) before the count is checked. */
+const CHUNK = 16384;
 
 /** Normalises an entry name or throws XdmError('unsafe-path'). Backslashes are reported. */
 export function normaliseEntryName(raw: string, warnings: ZipWarning[]): string {

@@ -2,6 +2,7 @@
 // packages rebuilt from them with each deviation real senders produce (alone and combined),
 // plus unsafe archives (zip bombs, entry floods, traversal, absolute paths, size lies).
 // Every case says what the reader must answer: the warnings (by pattern) or the XdmError code.
+import { randomBytes } from 'node:crypto';
 import { Zip, ZipDeflate, ZipPassThrough, unzipSync, zipSync, type Zippable } from 'fflate';
 import { buildXdm, type XdmBuildInput, type XdmBuilt } from '../../src/xdm/index.js';
 
@@ -220,6 +221,7 @@ export const UNSAFE: UnsafeCase[] = [
     message: /declares 3000000000 bytes uncompressed/,
   },
   { name: 'total size', limits: { maxTotalBytes: 5 * 1024 * 1024 }, zip: () => zipSync(Object.fromEntries(Array.from({ length: 3 }, (_, i) => [`F${i}.BIN`, [new Uint8Array(2 * 1024 * 1024).map((_, k) => (k * 7919 + i) & 0xff), { level: 0 }]]))), code: 'archive-too-large', message: /more than 5242880 bytes uncompressed in all/ },
+  { name: 'huge METADATA.XML', zip: () => rezip(mapMeta(entriesOf(samplePackage().zip), (x) => x.replace('</lcm:SubmitObjectsRequest>', `<!--${randomBytes(4 * 1024 * 1024).toString('base64')}--></lcm:SubmitObjectsRequest>`))), code: 'bad-metadata', message: /METADATA\.XML is \d+ bytes, above the 4194304 read/ },
   { name: 'not a zip', zip: () => enc('Bonjour, ceci n’est pas une archive'), code: 'not-a-zip', message: /not a readable zip archive/ },
   { name: 'no METADATA.XML', zip: () => zipSync({ 'README.TXT': enc('x'), 'DOCS/A.PDF': samplePdf() }), code: 'no-metadata', message: /no IHE_XDM\/SUBSETnn\/METADATA\.XML/ },
   { name: 'DOCTYPE in metadata', zip: () => rezip(mapMeta(entriesOf(samplePackage().zip), (x) => x.replace('?>', '?><!DOCTYPE x [<!ENTITY a "aaaa">]>'))), code: 'bad-metadata', message: /DOCTYPE declaration/ },

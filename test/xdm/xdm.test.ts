@@ -2,7 +2,7 @@
 // alone and combined (read, with its warnings at their place), unsafe archives refused with
 // their XdmError code, and the message around a package (subject, X-MSS-*, attachments).
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { simpleParser } from 'mailparser';
 import { unzipSync } from 'fflate';
@@ -117,6 +117,20 @@ describe('xdm read: packages in the wild', () => {
     const pkg = readXdm(rezip(files));
     assert.equal(pkg.documents.length, 2);
     assert.equal(pkg.warnings.filter((w) => w.place === 'INDEX.HTM' && /links to IHE_XDM\/SUBSET01\/F\d+\.TXT, which is not in the archive/.test(w.message)).length, 19100);
+  });
+  it('an 8 MB CDA (embedded rendition): its header is read, its body left unparsed', () => {
+    const cda = Buffer.from(sampleCda({ body: randomBytes(6 * 1024 * 1024).toString('base64') }));
+    const pkg = readXdm(buildXdm(sampleInput({ documents: [{ mimeType: 'text/xml', bytes: cda }] })).zip);
+    assert.deepEqual(pkg.warnings, []);
+    assert.equal(pkg.documents[0]!.size, cda.length);
+    assert.equal(pkg.documents[0]!.cda?.code, '11502-2');
+    assert.equal(pkg.documents[0]!.cda?.patient.ins, PATIENT.ins);
+  });
+  it('more subsets than maxSubsets: the first are read, the rest reported', () => {
+    const files = base.flatMap(([n, b]) => (n.startsWith('IHE_XDM/SUBSET01/') ? [1, 2, 3].map((k) => [n.replace('SUBSET01', `SUBSET0${k}`), b] as [string, Uint8Array]) : [[n, b] as [string, Uint8Array]]));
+    const pkg = readXdm(rezip(files), { maxSubsets: 2 });
+    assert.equal(pkg.documents.length, 4);
+    assert.ok(pkg.warnings.some((w) => w.place === 'IHE_XDM/SUBSET03/METADATA.XML' && /3 METADATA\.XML files: only the first 2 are read/.test(w.message)));
   });
   it('all tolerable deviations at once', () => {
     const pkg = check(combine(['backslash paths', 'wrapper folder', 'mixed case', 'data descriptors', 'SOAP envelope with SAML and XOP', 'no size slot', 'wrong hash', 'UTF-8 BOM', 'CRLF metadata', 'INDEX links to a missing file'].map((n) => DEVIATIONS.find((d) => d.name === n)!)));
