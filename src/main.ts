@@ -303,8 +303,10 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
   // The directory is served by the HTTP servers of http/ (the plain one answers 403 to /api/auth:
   // HTTPS required); the HTTPS one also asks for client certificates checked against `tls.ca`.
   const httpServers: HttpServer[] = [];
+  // What mail software is told (docs/lps.md); completed with the bound ports once every listener is up.
+  let clients = clientSettings(config);
   const listenHttp = async (port: number, https?: { key: string; cert: string; ca: string }): Promise<number> => {
-    const s = await startHttpServer({ host: config.listen.host, port, logger: directory.logger, directory: directory.routes(), web, https, autoconfig: clientSettings(config) }).catch((e) =>
+    const s = await startHttpServer({ host: config.listen.host, port, logger: directory.logger, directory: directory.routes(), web, https, autoconfig: () => clients }).catch((e) =>
       Promise.reject(new StartupError(e.message)),
     );
     httpServers.push(s);
@@ -338,6 +340,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
       imap: await listenImap(imap, config.listen.imap, 'IMAP'),
       imaps: await listenImap(imaps, config.listen.imaps, 'IMAP over TLS'),
     };
+    clients = clientSettings(config, ports);
     const ml = config.metrics.listen;
     if (ml.port !== undefined) {
       const m = await startMetricsServer({ metrics, host: ml.host, port: ml.port, onError: (e) => logger.error({ err: e }, 'metrics collection failed') }).catch((e) =>

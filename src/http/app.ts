@@ -52,7 +52,7 @@ export interface HttpOptions {
   /** Serve HTTPS with this key and certificate; `ca`: the CAs client certificates are asked from. */
   https?: { key: string; cert: string; ca: string };
   /** Autoconfiguration for mail software (Thunderbird, Autodiscover; docs/lps.md): no secret, both listeners. */
-  autoconfig?: ClientSettings;
+  autoconfig?: ClientSettings | (() => ClientSettings);
   /** Called for every route registered (tests: the OpenAPI document must describe every one). */
   onRoute?: (route: RouteOptions) => void;
 }

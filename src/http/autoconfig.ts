@@ -30,8 +30,12 @@ export interface ClientSettings {
   web: string;
 }
 
-/** The settings mail software is given, from the operator's configuration (`clients`, then `operator` and `listen`). */
-export function clientSettings(config: Config): ClientSettings {
+/**
+ * The settings mail software is given, from the operator's configuration (`clients`, then
+ * `operator` and `listen`). `bound`: the ports the listeners really got, used where `listen.*`
+ * is 0 (any free port: demo, tests) and no `clients.*` port is set.
+ */
+export function clientSettings(config: Config, bound?: { imap: number; imaps: number; submission: number; submissions: number }): ClientSettings {
   const c = config.clients;
   let oauth: ClientSettings['oauth'];
   if (config.auth.oidc) {
@@ -42,8 +46,12 @@ export function clientSettings(config: Config): ClientSettings {
     name: config.operator.name,
     shortName: c.shortName ?? config.operator.name,
     domains: config.operator.domains,
-    imap: { host: c.imapHost ?? config.operator.hostname, imaps: c.imapsPort ?? config.listen.imaps, imap: c.imapPort ?? config.listen.imap },
-    smtp: { host: c.smtpHost ?? config.operator.hostname, submissions: c.submissionsPort ?? config.listen.submissions, submission: c.submissionPort ?? config.listen.submission },
+    imap: { host: c.imapHost ?? config.operator.hostname, imaps: c.imapsPort ?? (config.listen.imaps || bound?.imaps || 0), imap: c.imapPort ?? (config.listen.imap || bound?.imap || 0) },
+    smtp: {
+      host: c.smtpHost ?? config.operator.hostname,
+      submissions: c.submissionsPort ?? (config.listen.submissions || bound?.submissions || 0),
+      submission: c.submissionPort ?? (config.listen.submission || bound?.submission || 0),
+    },
     ...(oauth ? { oauth } : {}),
     mx: config.operator.hostname,
     web: config.http.publicUrl ? new URL(config.http.publicUrl).hostname : config.operator.hostname,
@@ -148,13 +156,15 @@ export function dnsRecords(s: ClientSettings, ttl = 3600): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** The autoconfiguration routes (both listeners). */
-export function registerAutoconfigRoutes(app: FastifyInstance, s: ClientSettings): void {
-  const hosted = (email: string | undefined) => email === undefined || s.domains.length === 0 || s.domains.some((d) => email.toLowerCase().endsWith(`@${d.toLowerCase()}`));
+/** The autoconfiguration routes (both listeners); `settings` is read at each request (ports known once every listener is up). */
+export function registerAutoconfigRoutes(app: FastifyInstance, settings: ClientSettings | (() => ClientSettings)): void {
+  const current = typeof settings === 'function' ? settings : () => settings;
+  const hosted = (s: ClientSettings, email: string | undefined) => email === undefined || s.domains.length === 0 || s.domains.some((d) => email.toLowerCase().endsWith(`@${d.toLowerCase()}`));
   const thunderbird = async (req: { query: unknown }, reply: any) => {
+    const s = current();
     const email = (req.query as Record<string, unknown>)?.emailaddress;
     if (email !== undefined && typeof email !== 'string') throw new HttpProblem(400, 'Bad Request', 'Le paramètre emailaddress doit être donné une seule fois.');
-    if (!hosted(email)) throw new HttpProblem(404, 'Not Found', `${email} n’est pas une adresse de cette messagerie.`);
+    if (!hosted(s, email)) throw new HttpProblem(404, 'Not Found', `${email} n’est pas une adresse de cette messagerie.`);
     reply.header('cache-control', 'public, max-age=3600');
     return reply.type('application/xml; charset=utf-8').send(thunderbirdConfig(s, email?.split('@')[1]?.toLowerCase()));
   };
@@ -165,10 +175,11 @@ export function registerAutoconfigRoutes(app: FastifyInstance, s: ClientSettings
     // Outlook posts text/xml; the body is at most a few hundred bytes.
     scope.addContentTypeParser(['text/xml', 'application/xml'], { parseAs: 'string', bodyLimit: 16 * 1024 }, (_req, body, done) => done(null, body));
     const autodiscover = async (req: { body: unknown }, reply: any) => {
+      const s = current();
       reply.type('text/xml; charset=utf-8');
       const r = typeof req.body === 'string' ? parseAutodiscoverRequest(req.body) : { error: 'the request must be text/xml' };
       if ('error' in r) return reply.code(400).send(autodiscoverError(600, `Invalid Request: ${r.error}`));
-      if (!hosted(r.email)) return reply.code(200).send(autodiscoverError(500, `${r.email} n’est pas une adresse de cette messagerie.`));
+      if (!hosted(s, r.email)) return reply.code(200).send(autodiscoverError(500, `${r.email} n’est pas une adresse de cette messagerie.`));
       return reply.send(autodiscoverResponse(s, r.email));
     };
     scope.post('/autodiscover/autodiscover.xml', autodiscover);

@@ -4,6 +4,9 @@
 // checked, and the MSSanté header fields are still there, byte for byte.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { XMLParser } from 'fast-xml-parser';
 import { after, before, test } from 'node:test';
 import { ImapFlow } from 'imapflow';
 import { simpleParser } from 'mailparser';
@@ -73,5 +76,36 @@ test('XDM with CDA and PDF: submission at A → B → IMAP → parse: same docum
     assert.deepEqual(pkg.documents.map((d) => d.uniqueId), built.documents.map((d) => d.uniqueId));
   } finally {
     await imap.logout();
+  }
+});
+
+test('a started operator serves its autoconfiguration on HTTP and HTTPS, with its own ports', async () => {
+  const op = layout.operators[0];
+  const ca = readFileSync(layout.caBundle, 'utf8');
+  const fetchText = (url: string) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const u = new URL(url);
+      (u.protocol === 'https:' ? https : http)
+        .get(u, { ca, servername: 'localhost' } as any, (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (c) => (body += c));
+          res.on('end', () => resolve({ status: res.statusCode!, body }));
+        })
+        .on('error', reject);
+    });
+  for (const base of [op.http!, op.https!]) {
+    const r = await fetchText(`${base}/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=${encodeURIComponent(op.users[0]!.addresses[0]!)}`);
+    assert.equal(r.status, 200, base);
+    const ep = new XMLParser({ ignoreAttributes: false, parseTagValue: false }).parse(r.body).clientConfig.emailProvider;
+    assert.equal(ep.domain, op.domain);
+    assert.deepEqual(ep.incomingServer.map((s: any) => [s.hostname, Number(s.port), s.socketType]), [
+      [op.hostname, op.ports.imaps, 'SSL'],
+      [op.hostname, op.ports.imap, 'STARTTLS'],
+    ]);
+    assert.deepEqual(ep.outgoingServer.map((s: any) => [s.hostname, Number(s.port), s.socketType]), [
+      [op.hostname, op.ports.submissions, 'SSL'],
+      [op.hostname, op.ports.submission, 'STARTTLS'],
+    ]);
   }
 });
