@@ -308,6 +308,11 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     );
 
   const directory = openDirectory(config, store, logger);
+  const mailService = new MailService({ core, store, blobs, index });
+  // What software is told of an inbound message: one describer for webhooks and the pull feed.
+  // `ports` is known once the listeners are up (the links name the HTTPS port).
+  let httpsPort: number | undefined;
+  const describeInbound = inboundDescriber({ mail: mailService, messages: store, publicUrl: () => config.http.publicUrl?.replace(/\/$/, '') ?? `https://${config.operator.hostname}:${httpsPort ?? 443}` });
   // Web authentication, served over HTTPS (and refused over plain HTTP): docs/authentication.md.
   const web: WebAuthOptions = {
     auth,
@@ -323,7 +328,17 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     // Golden rule 4: the composer asks whether a draft is urgent and its local recipients away or behind on reading.
     compose: { urgency, core },
     // The mail API /api/v1 (docs/mail-api.md): the same Core decisions as IMAP, the same submission pipeline as SMTP.
-    mail: { core, mail: new MailService({ core, store, blobs, index }), pipeline, blobs, store, maxMessageSize: config.smtp.maxMessageSize, logger },
+    mail: {
+      core,
+      mail: mailService,
+      pipeline,
+      blobs,
+      store,
+      maxMessageSize: config.smtp.maxMessageSize,
+      logger,
+      // The software API (docs/software-api.md): tracking, receipts, documents, inbound feed, webhooks.
+      software: { receipts, store, secrets, describe: describeInbound },
+    },
   };
 
   // The directory is served by the HTTP servers of http/ (the plain one answers 403 to /api/auth:
@@ -368,6 +383,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
       imaps: await listenImap(imaps, config.listen.imaps, 'IMAP over TLS'),
     };
     clients = clientSettings(config, ports);
+    httpsPort = ports.https;
     const ml = config.metrics.listen;
     if (ml.port !== undefined) {
       const m = await startMetricsServer({ metrics, host: ml.host, port: ml.port, onError: (e) => logger.error({ err: e }, 'metrics collection failed') }).catch((e) =>
@@ -404,7 +420,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     retryHours: wh.retryHours,
     pollSeconds: wh.pollSeconds,
     logger,
-    describe: inboundDescriber({ blobs, publicUrl: () => config.http.publicUrl?.replace(/\/$/, '') ?? `https://${config.operator.hostname}:${ports.https ?? 443}` }),
+    describe: describeInbound,
   });
   webhooks.start();
   // Golden rules 1 and 2: applied every policy.runEveryMinutes (idempotent per day; the timer never keeps the process alive).

@@ -23,6 +23,8 @@ import { registerAbsenceRoutes, type AbsenceRoutesOptions } from './absence-rout
 import { registerComposeRoutes, type ComposeRoutesOptions } from './compose-routes.js';
 import { registerMailRoutes, type MailRoutesOptions } from './mail-routes.js';
 import { registerEventsRoutes, type EventsRoutesOptions } from './events-routes.js';
+import { registerSoftwareRoutes, type SoftwareRoutesOptions } from './software-routes.js';
+import { ApiSender } from './sending.js';
 import { registerAutoconfigRoutes, type ClientSettings } from './autoconfig.js';
 
 export { HttpProblem };
@@ -44,8 +46,11 @@ export interface WebAuthOptions extends Omit<AuthRoutesOptions, 'sessions' | 'st
   absence?: AbsenceRoutesOptions;
   /** Golden rule 4: the composer's check before sending, POST /api/v1/compose/check. */
   compose?: ComposeRoutesOptions;
-  /** The mail API /api/v1 (docs/mail-api.md) and its event stream. */
-  mail?: Omit<MailRoutesOptions, 'auth'> & { events?: Pick<EventsRoutesOptions, 'history' | 'keepaliveMs'> };
+  /** The mail API /api/v1 (docs/mail-api.md) and its event stream; `software`: the software API (docs/software-api.md). */
+  mail?: Omit<MailRoutesOptions, 'auth' | 'sender'> & {
+    events?: Pick<EventsRoutesOptions, 'history' | 'keepaliveMs'>;
+    software?: Omit<SoftwareRoutesOptions, 'auth' | 'core' | 'mail' | 'sender' | 'maxMessageSize'>;
+  };
 }
 
 export interface HttpOptions {
@@ -153,8 +158,11 @@ export function buildHttpApp(opts: Omit<HttpOptions, 'host' | 'port'>): FastifyI
     if (w.absence) registerAbsenceRoutes(app, w.absence);
     if (w.compose) registerComposeRoutes(app, w.compose);
     if (w.mail) {
-      const { events, ...mail } = w.mail;
-      registerMailRoutes(app, { ...mail, auth: w.auth });
+      const { events, software, ...mail } = w.mail;
+      // One sending path for POST /submissions and POST /documents (http/sending.ts).
+      const sender = new ApiSender({ mail: mail.mail, pipeline: mail.pipeline, blobs: mail.blobs, maxMessageSize: mail.maxMessageSize });
+      registerMailRoutes(app, { ...mail, auth: w.auth, sender });
+      if (software) registerSoftwareRoutes(app, { ...software, auth: w.auth, core: mail.core, mail: mail.mail, sender, maxMessageSize: mail.maxMessageSize });
       registerEventsRoutes(app, { auth: w.auth, core: mail.core, ...events });
     }
   }

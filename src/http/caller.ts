@@ -1,6 +1,9 @@
 // Who calls /api/v1 (docs/mail-api.md §Authentication): one `requireCaller(req)` for every route.
 // Three ways, tried in this order:
-//  1. `Authorization: Bearer <access token>` (Pro Santé Connect or the configured OpenID
+//  1. `Authorization: Bearer cad_…`: an API client token (docs/software-api.md), judged by
+//     Authenticator.apiToken (digest lookup, audited as API-TOKEN); its account's grants decide
+//     what it opens, through Core like any user.
+//     `Authorization: Bearer <access token>` (Pro Santé Connect or the configured OpenID
 //     provider), validated by the shared Authenticator exactly as IMAP's OAUTHBEARER (RFC 7628)
 //     validates it: the professional is found by the token's RPPS. RFC 6750 §3: a refused token
 //     answers 401 with `WWW-Authenticate: Bearer error="invalid_token"`.
@@ -17,12 +20,12 @@
 // HTTPS only: over plain HTTP every /api/v1 request is refused (403 https-required).
 import type { TLSSocket } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
-import type { Authenticator, AuthContext, AuthResult } from '../auth/index.js';
+import { Authenticator, type AuthContext, type AuthResult } from '../auth/index.js';
 import type { User } from '../model/index.js';
 import { peerCertificateChain } from '../trust/index.js';
 import { AuthProblem, NOT_AUTHENTICATED, requireSession, SESSION_COOKIE } from './session.js';
 
-export type CallerMethod = 'session' | 'bearer' | 'certificate';
+export type CallerMethod = 'session' | 'bearer' | 'api-token' | 'certificate';
 
 export interface Caller {
   user: User;
@@ -55,13 +58,22 @@ export async function requireCaller(req: FastifyRequest, auth: Authenticator): P
     const m = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i.exec(authorization.trim());
     if (!m)
       throw new AuthProblem(401, 'not-authenticated', 'En-tête Authorization non reconnu : utilisez « Bearer <jeton d’accès> ».', {}, { 'www-authenticate': 'Bearer error="invalid_request"' });
-    const r = await auth.bearer(m[1]!, null, ctx(req, 'BEARER'));
+    // API client tokens (docs/software-api.md) are told apart by their prefix; any other bearer
+    // token is an OpenID access token.
+    const isApiToken = m[1]!.startsWith(Authenticator.API_TOKEN_PREFIX);
+    const r = isApiToken ? await auth.apiToken(m[1]!, ctx(req, 'API-TOKEN')) : await auth.bearer(m[1]!, null, ctx(req, 'BEARER'));
     if (!r.ok) {
       if (r.reason === 'unavailable') throw new AuthProblem(503, 'temporary', 'Le fournisseur d’identité (Pro Santé Connect) ne répond pas : réessayez dans un instant.');
       if (r.reason === 'locked') throw new AuthProblem(429, 'locked', 'Trop de tentatives de connexion échouées : réessayez plus tard.');
-      throw new AuthProblem(401, 'not-authenticated', 'Jeton d’accès refusé (expiré, invalide ou sans compte associé).', {}, { 'www-authenticate': 'Bearer error="invalid_token"' });
+      throw new AuthProblem(
+        401,
+        'not-authenticated',
+        isApiToken ? 'Jeton d’API refusé (inconnu, révoqué ou compte désactivé).' : 'Jeton d’accès refusé (expiré, invalide ou sans compte associé).',
+        {},
+        { 'www-authenticate': 'Bearer error="invalid_token"' },
+      );
     }
-    return (req.caduceeCaller = { user: r.user, method: 'bearer' });
+    return (req.caduceeCaller = { user: r.user, method: isApiToken ? 'api-token' : 'bearer' });
   }
   if (req.cookies?.[SESSION_COOKIE]) {
     const { user } = await requireSession(req);

@@ -1,6 +1,7 @@
 // GET /api/v1/events: the mail API's Server-Sent Events stream (WHATWG HTML §9.2), fed by
 // Core.events (architecture invariant 6: events, not polling): 'delivered' (a message committed
-// in a folder), 'folder-changed' (flags, moves, expunges by IMAP or the API), 'grants-changed'.
+// in a folder), 'folder-changed' (flags, moves, expunges by IMAP or the API), 'grants-changed',
+// 'submission' (the delivery tracking of a sent message changed: `event: submission`).
 // Each event has an id (the resume token); a client reconnecting with Last-Event-ID (or
 // ?since=) gets the events it missed while they are still held (the last `history` events of
 // this process), otherwise one `event: reset` (reload everything). A comment line every
@@ -11,7 +12,7 @@ import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { Authenticator } from '../auth/index.js';
 import type { Core, User } from '../core/index.js';
-import type { DeliveredCopy } from '../store/types.js';
+import type { DeliveredCopy, SubmissionChange } from '../store/types.js';
 import { requireCaller } from './caller.js';
 
 export interface EventsRoutesOptions {
@@ -28,7 +29,7 @@ interface HubEvent {
   /** The mailbox concerned (null: grants of `userIds`). */
   mailboxId: number | null;
   userIds?: number[];
-  type: 'email' | 'folder' | 'mailboxes';
+  type: 'email' | 'folder' | 'mailboxes' | 'submission';
   data: Record<string, unknown>;
 }
 
@@ -49,13 +50,17 @@ export class EventHub {
     const onDelivered = (c: DeliveredCopy) => void this.delivered(c);
     const onChanged = (e: { folderId: number; kind?: 'changed' | 'destroyed' | 'created'; ids?: string[] }) => void this.folderChanged(e);
     const onGrants = (e: { mailboxId: number; userId: number }) => this.push({ mailboxId: null, userIds: [e.userId], type: 'mailboxes', data: {} });
+    // Delivery tracking changed (docs/receipts.md): the submission's id, to re-read GET /api/v1/submissions/{id}.
+    const onSubmission = (c: SubmissionChange) => void this.submission(c);
     core.events.on('delivered', onDelivered);
+    core.events.on('submission', onSubmission);
     core.events.on('folder-changed', onChanged);
     core.events.on('grants-changed', onGrants);
     this.detach = () => {
       core.events.off('delivered', onDelivered);
       core.events.off('folder-changed', onChanged);
       core.events.off('grants-changed', onGrants);
+      core.events.off('submission', onSubmission);
     };
   }
 
@@ -88,6 +93,12 @@ export class EventHub {
     const f = await this.folder(c.folderId).catch(() => undefined);
     if (!f) return;
     this.push({ mailboxId: f.mailboxId, type: 'email', data: { mailbox: f.address, folderId: `f${c.folderId}`, kind: 'created', ids: [`e${c.messageId}`] } });
+  }
+
+  private async submission(c: SubmissionChange) {
+    const m = await this.core.store.getMailbox(c.mailboxId).catch(() => undefined);
+    if (!m) return;
+    this.push({ mailboxId: m.id, type: 'submission', data: { mailbox: m.address, id: `s${c.id}` } });
   }
 
   private async folderChanged(e: { folderId: number; kind?: string; ids?: string[] }) {

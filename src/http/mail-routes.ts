@@ -21,6 +21,7 @@ import type { BlobStore } from '../store/blobs.js';
 import { BlobSizeExceededError } from '../store/blobs.js';
 import type { AccountStore, NewQueueItem } from '../store/types.js';
 import { requireCaller } from './caller.js';
+import { withEndOfConversation, type ApiSender } from './sending.js';
 import { AuthProblem } from './session.js';
 
 export interface MailRoutesOptions {
@@ -32,6 +33,8 @@ export interface MailRoutesOptions {
   store: Pick<AccountStore, 'getPreferences' | 'setPreferences'>;
   maxMessageSize: number;
   logger: Logger;
+  /** The one sending path (POST /submissions and POST /documents). */
+  sender: ApiSender;
 }
 
 // ---- problems ------------------------------------------------------------------------------
@@ -77,6 +80,8 @@ const DraftSchema = z
     references: z.array(z.string().max(998)).max(100).optional(),
     notify: z.union([z.array(z.enum(['SUCCESS', 'FAILURE', 'DELAY'])).min(1).max(3), z.tuple([z.literal('NEVER')])]).optional(),
     readReceipt: z.boolean().optional(),
+    // mssante.md §8: end the conversation with the patient (X-MSS-MES: FIN).
+    endConversation: z.boolean().optional(),
     draftId: z.string().max(32).optional(),
   })
   .strict();
@@ -376,13 +381,9 @@ export function registerMailRoutes(app: FastifyInstance, o: MailRoutesOptions) {
     };
     const node = new MailComposer(mail as any).compile();
     (node as any).keepBcc = keepBcc;
-    return new Promise((resolve, reject) => node.build((err: Error | null, buf: Buffer) => (err ? reject(err) : resolve(buf))));
+    const built = await new Promise<Buffer>((resolve, reject) => node.build((err: Error | null, buf: Buffer) => (err ? reject(err) : resolve(buf))));
+    return d.endConversation ? withEndOfConversation(built) : built;
   }
-
-  const splitMessage = (buf: Buffer) => {
-    const i = buf.indexOf('\r\n\r\n');
-    return i < 0 ? { header: buf, body: Buffer.alloc(0) } : { header: buf.subarray(0, i + 2), body: buf.subarray(i + 2) };
-  };
 
   /** Reads a Draft from JSON or multipart/form-data (`message` field + files). */
   async function readDraft(req: FastifyRequest): Promise<{ draft: Draft; files: { filename: string; contentType: string; content: Buffer }[] }> {
@@ -456,85 +457,19 @@ export function registerMailRoutes(app: FastifyInstance, o: MailRoutesOptions) {
 
     scope.post('/api/v1/submissions', { bodyLimit }, async (req, reply) => {
       const { user } = await caller(req);
-      const idemHeader = req.headers['idempotency-key'];
-      const idemKey = typeof idemHeader === 'string' && idemHeader.length ? `${user.id}:${idemHeader.slice(0, 200)}` : null;
-      if (idemKey) {
-        sweep();
-        const done = idempotent.get(idemKey);
-        if (done) return reply.code(done.status).header('idempotent-replayed', 'true').send(done.body);
-      }
-      const { draft: d, files } = await readDraft(req);
-      if (!isValidAddress(d.from)) throw invalid('Adresse d’expéditeur invalide.', 'from');
-      const all = [...new Set([...d.to, ...d.cc, ...d.bcc].map((a) => a.toLowerCase()))];
-      if (!all.length) throw invalid('Ajoutez au moins un destinataire.', 'to');
-      for (const a of all) if (!isValidAddress(a)) throw invalid(`Adresse de destinataire invalide : ${a}.`, 'to');
-      const sessionId = `web-${randomBytes(6).toString('hex')}`;
-      // The same pipeline as SMTP submission: sender, each recipient, header, commit.
-      const submitter = await o.pipeline.checkEnvelopeSender(user, d.from).catch((e) => {
-        if (e instanceof SubmissionRefusal) throw new AuthProblem(403, 'forbidden', `Vous ne pouvez pas envoyer au nom de ${d.from} (ni titulaire de la boîte, ni délégué avec le droit d’envoi).`);
-        throw e;
+      return o.sender.idempotent(req, reply, user, async () => {
+        const { draft: d, files } = await readDraft(req);
+        // The one sending path (http/sending.ts), shared with POST /api/v1/documents.
+        const result = await o.sender.send(
+          user,
+          { from: d.from, to: d.to, cc: d.cc, bcc: d.bcc, subject: d.subject, notify: (d.notify as NewQueueItem['notify']) ?? null, compose: () => compose(user, d, files, false) },
+          remote(req),
+          req.log,
+        );
+        if (d.draftId) await o.mail.removeDraft(user, d.draftId).catch(() => undefined);
+        for (const a of d.attachments) if ('uploadId' in a) uploads.delete(a.uploadId);
+        return { status: 201, body: result };
       });
-      const notify: NewQueueItem['notify'] = (d.notify as NewQueueItem['notify']) ?? null; // RFC 3461 §4.1 NOTIFY
-      const accepted: AcceptedRecipient[] = [];
-      const refused: { address: string; reason: string; smtp: string }[] = [];
-      for (const a of all) {
-        try {
-          accepted.push(await o.pipeline.checkRecipient(submitter, a, { notify, orcpt: `rfc822;${a}` }, accepted.length, sessionId));
-        } catch (e) {
-          if (!(e instanceof SubmissionRefusal)) throw e;
-          refused.push({ address: a, reason: e.detail ?? RECIPIENT_REASONS[e.kind] ?? e.message, smtp: `${e.code} ${e.enhanced} ${e.message}` });
-        }
-      }
-      if (refused.length)
-        throw new AuthProblem(422, 'recipient-refused', `Message non envoyé : ${refused.length === 1 ? 'un destinataire est refusé' : `${refused.length} destinataires sont refusés`}. Rien n’a été envoyé.`, { recipients: refused }, {}, 'Unprocessable Content');
-      const buf = await compose(user, d, files, false);
-      const { header, body } = splitMessage(buf);
-      const headers = new Headers(header);
-      const prepared = await o.pipeline.prepareHeader(submitter, headers, header, sessionId, accepted.map((r) => r.address)).catch((e) => {
-        if (e instanceof SubmissionRefusal) throw e.kind === 'sender' ? new AuthProblem(403, 'forbidden', `Envoi refusé : ${e.message}.`) : new AuthProblem(422, 'recipient-refused', `Envoi refusé : ${e.detail ?? e.message}`, { recipients: [] }, {}, 'Unprocessable Content');
-        throw e;
-      });
-      const message = Buffer.concat([headers.build(), body]);
-      if (message.length > o.maxMessageSize) throw new AuthProblem(413, 'too-large', `Le message dépasse la taille maximale de ${Math.floor(o.maxMessageSize / 1048576)} Mo.`);
-      // Towards patients (Mon espace santé) the limit is lower (docs/patients.md).
-      try {
-        o.pipeline.checkSize(message.length, accepted.map((r) => r.address), sessionId);
-      } catch (e) {
-        if (e instanceof SubmissionRefusal) throw new AuthProblem(413, 'too-large', e.detail ?? e.message);
-        throw e;
-      }
-      const blob = await o.blobs.put(message, { maxSize: o.maxMessageSize + 65536 }).catch((e) => Promise.reject(e instanceof BlobSizeExceededError ? new AuthProblem(413, 'too-large', 'Message trop volumineux.') : e));
-      let sent: { id: string; submission: number | undefined };
-      try {
-        // The copy in Sent of the From mailbox (RFC 6154 \Sent), committed with the delivery:
-        // one transaction (architecture invariant 1), answered 201 only after it.
-        const sentFolder = await o.mail.folderByRole(submitter.senderMailboxId, '\\Sent');
-        const copies = await o.pipeline
-          .commit({ submitter, rcpts: accepted, blob, envelopeFrom: d.from, origin: { protocol: 'web', user, remote: remote(req) }, sessionId, senderCopy: { mailboxId: submitter.senderMailboxId, folderId: sentFolder.id, flags: ['\\Seen'] }, header: headers.build() })
-          .catch((e) => Promise.reject(e instanceof SubmissionRefusal ? new AuthProblem(422, 'recipient-refused', `Envoi refusé : ${e.message}`, { recipients: [] }, {}, 'Unprocessable Content') : e));
-        const own = copies.find((c) => c.sentCopy)!;
-        // The tracking row recorded in the same transaction (docs/receipts.md) names the submission.
-        sent = { id: `e${own.messageId}`, submission: copies.submissionChanges?.[0]?.id };
-      } finally {
-        blob.release();
-      }
-      if (d.draftId) await o.mail.removeDraft(user, d.draftId).catch(() => undefined);
-      for (const a of d.attachments) if ('uploadId' in a) uploads.delete(a.uploadId);
-      const messageId = (headers.getFirst('message-id') || '').trim().replace(/^<|>$/g, '');
-      const at = new Date().toISOString();
-      const result = {
-        id: sent.submission !== undefined ? `s${sent.submission}` : `s${sent.id.slice(1)}`,
-        emailId: sent.id,
-        messageId,
-        from: d.from,
-        sender: prepared.sender?.address ?? null,
-        subject: d.subject,
-        sentAt: at,
-        recipients: accepted.map((r) => ({ address: r.address, status: r.local !== undefined ? 'delivered' : 'queued', detail: null, updatedAt: at })),
-      };
-      req.log.info({ user: user.login, local: accepted.filter((r) => r.local !== undefined).length, remote: accepted.filter((r) => r.domain).length, size: blob.size }, 'message submitted (web)');
-      if (idemKey) idempotent.set(idemKey, { at: Date.now(), status: 201, body: result });
-      return reply.code(201).send(result);
     });
   });
 

@@ -15,6 +15,7 @@ import type { FolderMessage, Store } from '../store/types.js';
 import type { MessageIndex } from './message-index.js';
 import { runSearch } from './search.js';
 import type { SearchKey } from './search-key.js';
+import { readXdm, XdmError, type XdmCode } from '../xdm/index.js';
 
 export interface Addr {
   name: string | null;
@@ -74,6 +75,33 @@ export interface Attachment {
   cid: string | null;
 }
 
+/** One document of an IHE_XDM.ZIP attachment (issue 11; mssante.md §5), as src/xdm reads it. */
+export interface XdmDocumentInfo {
+  /** The part holding the IHE_XDM.ZIP (download: /api/v1/emails/{id}/parts/{partId}). */
+  partId: string;
+  /** Path of the document inside the archive. */
+  path: string;
+  title: string | null;
+  mimeType: string | null;
+  size: number;
+  /** SHA-1 (hex) of the document's bytes, as read. */
+  hash: string;
+  /** The patient's identifier (INS) with its OID and kind (NIR, NIA, test, other). */
+  patient: { id: string; oid: string; kind: string } | null;
+  typeCode: XdmCode | null;
+  classCode: XdmCode | null;
+  /** The CDA's own code (X-MSS-CODECDA) when the document is a CDA R2. */
+  cdaCode: string | null;
+  /** Deviations from the profile found in the package (each one in `caducee xdm inspect`). */
+  warnings: number;
+}
+
+/** What the XDM attachments of a message hold: documents, and the packages that could not be read. */
+export interface XdmContent {
+  documents: XdmDocumentInfo[];
+  unreadable: { partId: string; error: string }[];
+}
+
 export interface Email extends EmailSummary {
   messageId: string | null;
   inReplyTo: string[];
@@ -87,6 +115,10 @@ export interface Email extends EmailSummary {
   attachments: Attachment[];
   dispositionNotificationTo: Addr[];
   mdnSent: boolean;
+  /** Present when an IHE_XDM.ZIP is attached: its documents (the webmail shows them). */
+  documents?: XdmDocumentInfo[];
+  /** IHE_XDM.ZIP attachments that could not be read (unsafe or malformed), with the reason. */
+  documentErrors?: { partId: string; error: string }[];
 }
 
 export type SortKey = 'receivedAt' | 'sentAt' | 'from' | 'subject' | 'size';
@@ -220,6 +252,46 @@ function leafText(raw: Buffer, info: MessageInfo, l: Leaf): string | null {
   const c = binaryContent(raw, info, l.partId.split('.').map(Number));
   if (!c || !('data' in c)) return null;
   return decodeCharset(c.data, param(l.part.params, 'charset'));
+}
+
+const XDM_NAME = /^ihe_xdm\.zip$/i;
+
+/**
+ * The documents of every IHE_XDM.ZIP attachment (src/xdm: safe unzip with its limits, so a
+ * bomb is refused before it is inflated), or undefined when the message has none.
+ */
+function xdmContent(raw: Buffer, info: MessageInfo, ls: Leaf[]): XdmContent | undefined {
+  const zips = ls.filter((l) => l.attachment && XDM_NAME.test(attachmentOf(l).name ?? ''));
+  if (!zips.length) return undefined;
+  const out: XdmContent = { documents: [], unreadable: [] };
+  for (const l of zips) {
+    const c = binaryContent(raw, info, l.partId.split('.').map(Number));
+    if (!c || !('data' in c)) {
+      out.unreadable.push({ partId: l.partId, error: 'the part cannot be decoded' });
+      continue;
+    }
+    try {
+      const pkg = readXdm(c.data);
+      for (const d of pkg.documents)
+        out.documents.push({
+          partId: l.partId,
+          path: d.path,
+          title: d.title ?? d.cda?.title ?? null,
+          mimeType: d.mimeType ?? null,
+          size: d.size,
+          hash: d.hash,
+          patient: d.patientId ? { id: d.patientId.id, oid: d.patientId.oid, kind: d.patientId.kind } : null,
+          typeCode: d.typeCode ?? null,
+          classCode: d.classCode ?? null,
+          cdaCode: d.cda?.code ?? null,
+          warnings: pkg.warnings.length,
+        });
+    } catch (e) {
+      if (!(e instanceof XdmError)) throw e;
+      out.unreadable.push({ partId: l.partId, error: e.message });
+    }
+  }
+  return out;
 }
 
 function flagsOf(flags: string[]) {
@@ -513,6 +585,7 @@ export class MailService {
     };
     const ids = (name: string) => hv(name).flatMap((h) => h.value.match(/<[^<>\s]+>/g) ?? []).map((s) => s.slice(1, -1));
     const env = info.envelope;
+    const xdm = xdmContent(raw, info, ls);
     return {
       ...(await this.summary(mailbox, msg)),
       messageId: info.messageId,
@@ -527,6 +600,30 @@ export class MailService {
       attachments: ls.filter((l) => l.attachment).map(attachmentOf),
       dispositionNotificationTo: list('Disposition-Notification-To'),
       mdnSent: msg.flags.some((f) => f.toLowerCase() === '$mdnsent'),
+      ...(xdm ? { documents: xdm.documents, ...(xdm.unreadable.length ? { documentErrors: xdm.unreadable } : {}) } : {}),
+    };
+  }
+
+  /**
+   * What software is told of a stored message without an access check (the caller decided it:
+   * the webhook dispatcher and the pull route ask Core first): the summary, the Message-ID, the
+   * MSSanté header fields as received, the attachments with their part ids, the XDM documents.
+   */
+  async describe(mailbox: Mailbox, msg: StoredMessage) {
+    const info = await this.o.index.ensure(msg.blobId);
+    const raw = await this.o.blobs.read(msg.blobId);
+    const ls = leaves(info);
+    const headers = headerValuesAll(raw, info);
+    const first = (name: string) => headers.find((h) => h.name.toLowerCase() === name)?.value ?? null;
+    const dnt = headerValues(raw, info, 'Disposition-Notification-To', 'address');
+    return {
+      summary: await this.summary(mailbox, msg),
+      messageId: info.messageId,
+      // ANS client référentiel ECO.2.4.x: kept as received.
+      mss: { codeCda: headers.filter((h) => h.name.toLowerCase() === 'x-mss-codecda').map((h) => h.value), ins: first('x-mss-ins'), nil: first('x-mss-nil'), mes: first('x-mss-mes') },
+      dispositionNotificationTo: dnt.length ? parseAddrLines(dnt) : [],
+      attachments: ls.filter((l) => l.attachment).map(attachmentOf),
+      xdm: xdmContent(raw, info, ls),
     };
   }
 
