@@ -20,6 +20,8 @@ import { buildHttpApp } from '../src/http/app.js';
 import { MailService } from '../src/mail/service.js';
 import { SubmissionPipeline } from '../src/mail/submission.js';
 import { MessageIndex } from '../src/mail/message-index.js';
+import { ReceiptService } from '../src/policy/mdn-service.js';
+import { SecretBox } from '../src/auth/secret-box.js';
 import { loginWithBrowserFlow } from './support/oidc-browser.js';
 import { folderMessages, submitAs, tempDir, testLogger, waitFor } from './helpers.js';
 
@@ -491,6 +493,13 @@ describe('mail API /api/v1 over HTTPS', { timeout: 180_000 }, () => {
           store: o.store,
           maxMessageSize: 1_000_000,
           logger: testLogger(),
+          // The software API's routes (docs/software-api.md) are described too.
+          software: {
+            receipts: new ReceiptService({ core: o.core, blobs: o.blobs, trust: o.trust, hostname: 'test', logger: testLogger() }),
+            store: o.store,
+            secrets: SecretBox.fromKey(randomBytes(32)),
+            describe: async () => ({}),
+          },
         },
       },
     });

@@ -117,6 +117,13 @@ export function mailPaths(): Record<string, Record<string, object>> {
       delete: { operationId: 'deleteDraft', summary: 'Removes a draft for good.', security: write, parameters: [emailId], responses: { '204': { description: 'Removed' }, ...ERR, ...E404 } },
     },
     '/api/v1/submissions': {
+      get: {
+        operationId: 'listSubmissions',
+        summary: 'Delivery tracking of the messages sent from the mailboxes the caller may read, newest first (docs/receipts.md).',
+        security: read,
+        parameters: [query('limit', { type: 'integer', minimum: 1, maximum: 200, default: 50 }), query('cursor', { type: 'string' }, 'nextCursor of the previous page')],
+        responses: { '200': { description: 'A page', content: json({ type: 'object', required: ['submissions', 'nextCursor'], properties: { submissions: { type: 'array', items: ref('TrackedSubmission') }, nextCursor: { type: ['string', 'null'] } } }) }, ...E400, ...ERR },
+      },
       post: {
         operationId: 'submitEmail',
         summary:
@@ -134,6 +141,76 @@ export function mailPaths(): Record<string, Record<string, object>> {
           '422': p('Recipients refused (recipient-refused, with recipients: [{address, reason, smtp}]); nothing was sent'),
         },
       },
+    },
+    '/api/v1/submissions/{id}': {
+      get: { operationId: 'getSubmission', summary: 'Delivery tracking of one sent message, per recipient (docs/receipts.md).', security: read, parameters: [path('id', 'Submission id (s<n>)')], responses: { '200': { description: 'The submission', content: json(ref('TrackedSubmission')) }, ...ERR, ...E404 } },
+    },
+    '/api/v1/emails/{id}/mdn': {
+      post: {
+        operationId: 'sendReadReceipt',
+        summary: 'Sends the read receipt the sender asked for (RFC 8098 manual-action/MDN-sent-manually; displayed), once per message ($MDNSent).',
+        security: write,
+        parameters: [emailId],
+        requestBody: { required: false, content: json({ type: 'object', additionalProperties: false, properties: { confirmed: { type: 'boolean', description: 'The user agreed to send it to an address other than the return path' } } }) },
+        responses: { '200': { description: 'Sent', content: json(ref('ReceiptSent')) }, '400': p('Not asked, not allowed (report, automatic message, other address unconfirmed, outside the trust space) or bad input (receipt-refused, invalid-request)'), ...ERR, ...E404, '409': p('A receipt was already sent for this message (already-sent)') },
+      },
+    },
+    '/api/v1/emails/{id}/integration': {
+      post: {
+        operationId: 'acknowledgeIntegration',
+        summary:
+          'APP mailboxes: the software reports the integration of the message (ANS guide): processed, or an error 900–906 → MDN `processed[/Error: <code>^<libellé>]` (subject `[KO Intégration système !][<code>] …` and documents attached again), or an ordinary message when no MDN may go.',
+        security: write,
+        parameters: [emailId],
+        requestBody: { required: true, content: json(ref('IntegrationOutcome')) },
+        responses: { '200': { description: 'What was sent', content: json(ref('ReceiptSent')) }, '400': p('Not an APP mailbox, bad code or bad input (receipt-refused, invalid-request)'), ...ERR, ...E404, '409': p('Already acknowledged (already-sent)') },
+      },
+    },
+    '/api/v1/documents': {
+      post: {
+        operationId: 'sendDocuments',
+        summary:
+          'Builds an IHE XDM package (IHE_XDM.ZIP) from CDA R2 and/or PDF documents and the message around it (subject XDM/1.0/DDM+…, X-MSS-CODECDA, X-MSS-INS), then sends it through the same path as POST /api/v1/submissions. Idempotency-Key honoured for 24 h.',
+        security: write,
+        parameters: [{ name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', maxLength: 200 } }],
+        requestBody: {
+          required: true,
+          content: {
+            ...json(ref('DocumentsRequest')),
+            'multipart/form-data': { schema: { type: 'object', required: ['metadata'], properties: { metadata: { type: 'string', description: 'DocumentsRequest as JSON (documents[i] without content describe the i-th file)' }, files: { type: 'array', items: { type: 'string', format: 'binary' } } } } },
+          },
+        },
+        responses: {
+          '201': { description: 'Accepted and committed', content: json(ref('EmailSubmission')) },
+          '400': p('Bad input, or documents the XDM builder refuses (invalid-request, with field)'),
+          ...E401,
+          '403': p('May not send as `from` (forbidden); plain HTTP, foreign Origin, CSRF'),
+          ...E413,
+          '422': p('Recipients refused (recipient-refused); nothing was sent'),
+        },
+      },
+    },
+    '/api/v1/mailboxes/{address}/inbound': {
+      get: {
+        operationId: 'pullInbound',
+        summary: 'The messages arrived in the INBOX after a cursor, oldest first, each described as in a webhook (the same `data`).',
+        security: read,
+        parameters: [path('address', undefined, { type: 'string', format: 'email' }), query('after', { type: 'string' }, 'The last event id seen (m<n>); absent: from the start'), query('limit', { type: 'integer', minimum: 1, maximum: 100, default: 20 })],
+        responses: { '200': { description: 'Events', content: json({ type: 'object', required: ['events', 'nextCursor'], properties: { events: { type: 'array', items: ref('InboundEvent') }, nextCursor: { type: ['string', 'null'] } } }) }, ...E400, ...ERR, ...E404 },
+      },
+    },
+    '/api/v1/webhooks': {
+      get: { operationId: 'listWebhooks', summary: 'The caller’s active webhooks with their position and failures.', security: read, responses: { '200': { description: 'Webhooks', content: json({ type: 'object', required: ['webhooks'], properties: { webhooks: { type: 'array', items: ref('Webhook') } } }) }, ...ERR } },
+      post: {
+        operationId: 'createWebhook',
+        summary: 'Registers an https:// endpoint for the messages arriving in a mailbox the caller may read; the signing secret is in this answer only.',
+        security: write,
+        requestBody: { required: true, content: json({ type: 'object', required: ['mailbox', 'url'], additionalProperties: false, properties: { mailbox: { type: 'string', format: 'email' }, url: { type: 'string', format: 'uri' }, since: { enum: ['now', 'all'], default: 'now' } } }) },
+        responses: { '201': { description: 'Registered', content: json({ allOf: [ref('Webhook'), { type: 'object', required: ['secret'], properties: { secret: { type: 'string' } } }] }) }, ...E400, ...ERR, ...E404 },
+      },
+    },
+    '/api/v1/webhooks/{id}': {
+      delete: { operationId: 'deleteWebhook', summary: 'Revokes one of the caller’s webhooks.', security: write, parameters: [path('id', 'Webhook id (w<n>)')], responses: { '204': { description: 'Revoked' }, ...ERR, ...E404 } },
     },
     '/api/v1/mailboxes/{address}/grants': {
       get: { operationId: 'listGrants', summary: 'Who holds which rights on the mailbox (owner or manage delegate).', security: read, parameters: [path('address', undefined, { type: 'string', format: 'email' })], responses: { '200': { description: 'Grants', content: json({ type: 'object', required: ['grants'], properties: { grants: { type: 'array', items: ref('Grant') } } }) }, ...ERR, ...E404 } },
@@ -234,6 +311,8 @@ export function mailSchemas(): Record<string, object> {
             attachments: { type: 'array', items: ref('Attachment') },
             dispositionNotificationTo: addrs,
             mdnSent: { type: 'boolean' },
+            documents: { type: 'array', items: ref('XdmDocument'), description: 'Present when an IHE_XDM.ZIP is attached' },
+            documentErrors: { type: 'array', items: { type: 'object', properties: { partId: { type: 'string' }, error: { type: 'string' } } } },
           },
         },
       ],
@@ -262,6 +341,7 @@ export function mailSchemas(): Record<string, object> {
         references: { type: 'array', items: { type: 'string' } },
         notify: { type: 'array', items: { enum: ['SUCCESS', 'FAILURE', 'DELAY', 'NEVER'] }, description: 'RFC 3461 NOTIFY for every recipient' },
         readReceipt: { type: 'boolean', description: 'Adds Disposition-Notification-To: from (RFC 8098 §2.1)' },
+        endConversation: { type: 'boolean', description: 'Adds X-MSS-MES: FIN: ends the conversation with a patient (patients only)' },
         draftId: { type: 'string', description: 'Submissions only: the draft removed once sent' },
       },
     },
@@ -286,6 +366,64 @@ export function mailSchemas(): Record<string, object> {
         },
       },
     },
+    TrackedSubmission: {
+      type: 'object',
+      required: ['id', 'mailbox', 'emailId', 'messageId', 'from', 'subject', 'sentAt', 'recipients'],
+      properties: {
+        id: { type: 'string' },
+        mailbox: { type: 'string', format: 'email' },
+        emailId: { type: ['string', 'null'], description: 'The copy in Sent' },
+        messageId: { type: ['string', 'null'] },
+        from: { type: 'string' },
+        subject: { type: 'string' },
+        sentAt: { type: 'string', format: 'date-time' },
+        recipients: { type: 'array', items: { type: 'object', required: ['address', 'status', 'detail', 'updatedAt'], properties: { address: { type: 'string' }, status: { enum: ['queued', 'relayed', 'delivered', 'failed', 'displayed', 'processed', 'error'] }, detail: { type: ['string', 'null'], description: 'DSN reason, or the integration error `<code>^<libellé>`' }, updatedAt: { type: 'string', format: 'date-time' } } } },
+      },
+    },
+    ReceiptSent: { type: 'object', required: ['sent', 'to'], properties: { sent: { enum: ['mdn', 'message', 'none'] }, to: { type: 'array', items: { type: 'string' } }, reason: { type: 'string', description: 'Why no MDN could go (the error went by message, or nothing was sent)' } } },
+    IntegrationOutcome: {
+      oneOf: [
+        { type: 'object', required: ['status'], additionalProperties: false, properties: { status: { const: 'processed' } } },
+        { type: 'object', required: ['status', 'code'], additionalProperties: false, properties: { status: { const: 'error' }, code: { type: 'integer', minimum: 900, maximum: 906, description: '902 unknown patient, 903 INS missing, 904 INS mismatch, 905 INS incomplete, 906 other' }, label: { type: 'string', maxLength: 200, description: 'Default: the ANS label of the code' } } },
+      ],
+    },
+    XdmDocument: {
+      type: 'object',
+      required: ['partId', 'path', 'title', 'mimeType', 'size', 'hash', 'patient', 'typeCode', 'classCode', 'cdaCode', 'warnings'],
+      properties: {
+        partId: { type: 'string', description: 'The IHE_XDM.ZIP part' },
+        path: { type: 'string' },
+        title: { type: ['string', 'null'] },
+        mimeType: { type: ['string', 'null'] },
+        size: { type: 'integer' },
+        hash: { type: 'string', description: 'SHA-1, hex' },
+        patient: { type: ['object', 'null'], properties: { id: { type: 'string' }, oid: { type: 'string' }, kind: { enum: ['NIR', 'NIA', 'test', 'other'] } } },
+        typeCode: { type: ['object', 'null'] },
+        classCode: { type: ['object', 'null'] },
+        cdaCode: { type: ['string', 'null'] },
+        warnings: { type: 'integer', description: 'Deviations from the profile found in the package' },
+      },
+    },
+    DocumentsRequest: {
+      type: 'object',
+      required: ['from', 'to', 'title', 'patient'],
+      additionalProperties: false,
+      properties: {
+        from: { type: 'string', format: 'email' },
+        to: { type: 'array', items: { type: 'string', format: 'email' }, minItems: 1 },
+        cc: { type: 'array', items: { type: 'string', format: 'email' } },
+        title: { type: 'string', description: 'The label in the subject XDM/1.0/DDM+<libellé> <NOM> <prénom> <date de naissance>' },
+        documents: { type: 'array', items: { type: 'object', properties: { content: { type: 'string', contentEncoding: 'base64' }, mimeType: { enum: ['text/xml', 'application/pdf'] }, name: { type: 'string' }, title: { type: 'string' }, typeCode: { type: 'object' }, classCode: { type: 'object' } } } },
+        rendition: { type: 'object', required: ['content'], properties: { content: { type: 'string', contentEncoding: 'base64' }, name: { type: 'string' } }, description: 'A PDF attached beside IHE_XDM.ZIP' },
+        patient: { type: 'object', required: ['ins', 'oid', 'family', 'given', 'birthDate', 'gender', 'qualified'], properties: { ins: { type: 'string' }, oid: { type: 'string' }, family: { type: 'string' }, given: { type: 'string' }, birthDate: { type: 'string', format: 'date' }, gender: { enum: ['M', 'F', 'U'] }, qualified: { type: 'boolean', description: 'X-MSS-INS: O' } } },
+        author: { type: 'object', properties: { rpps: { type: 'string' }, family: { type: 'string' }, given: { type: 'string' }, institution: { type: 'object' }, role: { type: 'string' }, email: { type: 'string' } } },
+        text: { type: 'string' },
+        nil: { type: 'string', description: 'X-MSS-NIL' },
+        options: { type: 'object', properties: { readReceipt: { type: 'boolean' }, notify: { type: 'array', items: { enum: ['SUCCESS', 'FAILURE', 'DELAY', 'NEVER'] } }, endConversation: { type: 'boolean', description: 'X-MSS-MES: FIN (patients only)' } } },
+      },
+    },
+    InboundEvent: { type: 'object', required: ['id', 'type', 'mailbox', 'createdAt', 'data'], properties: { id: { type: 'string', description: 'm<n>: the webhook event id' }, type: { const: 'email.received' }, mailbox: { type: 'string' }, createdAt: { type: 'string', format: 'date-time' }, data: { type: 'object', description: 'As the webhook payload’s data (docs/software-api.md)' } } },
+    Webhook: { type: 'object', required: ['id', 'mailbox', 'url', 'createdAt'], properties: { id: { type: 'string' }, mailbox: { type: 'string' }, url: { type: 'string' }, createdAt: { type: 'string' }, lastEventId: { type: ['string', 'null'] }, failingSince: { type: ['string', 'null'] }, lastError: { type: ['string', 'null'] }, delivered: { type: 'integer' }, abandoned: { type: 'integer' } } },
     Grant: { type: 'object', required: ['login', 'displayName', 'rights', 'owner'], properties: { login: { type: 'string' }, displayName: { type: 'string' }, rights: { type: 'array', items: { enum: ['read', 'send', 'manage'] } }, owner: { type: 'boolean' } } },
     Preferences: {
       type: 'object',
