@@ -169,21 +169,31 @@ export class SubmissionPipeline {
     const authors = fromValue ? addressesIn(fromValue) : [];
     if (authors.length === 0) throw new SubmissionRefusal(550, '5.6.0', 'the message has no From: header with an address (RFC 5322 §3.6.2)', 'no-from');
     let onBehalf = false;
+    let allApp = true;
     for (const a of authors) {
       const d = await this.o.core.maySendAs(s.user, a);
       if (!d.ok) throw new SubmissionRefusal(550, '5.7.1', `From: ${d.reason}`, 'sender');
       onBehalf ||= d.onBehalf;
+      allApp &&= d.mailbox.type === 'APP';
     }
     let sender: Mailbox | null = null;
     // RFC 5322 §3.6.2: when the author is not the agent sending, Sender names the agent.
     if (onBehalf || authors.length > 1) {
       const own = await this.o.core.primaryMailboxOf(s.user);
+      // Software holding the send grant on an APP mailbox (an API client, docs/software-api.md)
+      // has no mailbox of its own: it is the application's agent, the APP mailbox the author.
+      if (!own && allApp && authors.length === 1) return this.finishHeader(s, headers, header, sessionId, recipients, { onBehalf, sender: null });
       if (!own) throw new SubmissionRefusal(550, '5.7.1', `${s.user.login} has no mailbox of their own to appear as Sender: of a message sent on behalf of ${authors[0]}`, 'sender');
       headers.update('Sender', own.address);
       sender = own;
     } else if (headers.hasHeader('sender')) {
       headers.remove('sender');
     }
+    return this.finishHeader(s, headers, header, sessionId, recipients, { onBehalf, sender });
+  }
+
+  private finishHeader(s: Submitter, headers: Headers, header: Buffer, sessionId: string, recipients: string[], r: { onBehalf: boolean; sender: Mailbox | null }): { onBehalf: boolean; sender: Mailbox | null } {
+    if (!r.sender && headers.hasHeader('sender')) headers.remove('sender');
     // Medical-only content: no mass mailing from a person (550 5.7.1 naming the rule).
     const bulk = this.o.content?.checkSubmittedHeader(header, s.sender, s.user, sessionId);
     if (bulk) throw contentRefusal(bulk);
@@ -193,7 +203,7 @@ export class SubmissionPipeline {
     // RFC 6409 §8.2–8.3: the submission server may add a missing Date and Message-ID.
     if (!headers.hasHeader('date')) headers.add('Date', rfc5322Date(), Infinity);
     if (!headers.hasHeader('message-id')) headers.add('Message-ID', `<${randomBytes(12).toString('hex')}@${this.o.hostname}>`, Infinity);
-    return { onBehalf, sender };
+    return r;
   }
 
   /** The size limit towards patients (552 5.3.4 naming it), checked before anything is committed. */
