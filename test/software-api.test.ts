@@ -36,7 +36,7 @@ interface Res {
 /** One HTTPS request with a bearer token (API clients send no cookie and no CSRF header). */
 function call(base: string, ca: string, token: string, method: string, p: string, json?: unknown, headers: Record<string, string> = {}): Promise<Res> {
   const url = new URL(p, base);
-  const payload = json === undefined ? undefined : Buffer.from(JSON.stringify(json));
+  const payload = json === undefined ? undefined : Buffer.isBuffer(json) ? json : Buffer.from(JSON.stringify(json));
   return new Promise((resolve, reject) => {
     const r = https.request(
       url,
@@ -301,6 +301,62 @@ describe('software API between two operators', { timeout: 180_000 }, () => {
     assert.equal(notAsked.status, 400);
     assert.equal(notAsked.body.code, 'receipt-refused');
   });
+  test('multipart documents, X-MSS-MES: FIN (draft kept, refused towards a professional), the submission events of the stream', async () => {
+    // The event stream with the API token: tracking changes arrive as `event: submission`.
+    const events: { event: string; data: any }[] = [];
+    const stream = https.request(new URL('/api/v1/events', baseA()), { ca, agent: false, headers: { accept: 'text/event-stream', authorization: `Bearer ${tokenA}` } }, (res) => {
+      assert.equal(res.statusCode, 200);
+      let buf = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        buf += d;
+        let i;
+        while ((i = buf.indexOf('\n\n')) >= 0) {
+          const f: Record<string, string> = {};
+          for (const line of buf.slice(0, i).split('\n')) {
+            const m = /^([a-z]+): ?(.*)$/.exec(line);
+            if (m) f[m[1]!] = m[2]!;
+          }
+          buf = buf.slice(i + 2);
+          if (f.event) events.push({ event: f.event, data: JSON.parse(f.data ?? '{}') });
+        }
+      });
+    });
+    stream.on('error', () => undefined);
+    stream.end();
+    try {
+      // multipart/form-data: the description in `metadata`, the CDA as a file part.
+      const cda = Buffer.from(sampleCda(), 'utf8');
+      const boundary = `----caducee${randomBytes(8).toString('hex')}`;
+      const body = Buffer.concat([
+        Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="metadata"\r\nContent-Type: application/json\r\n\r\n`),
+        Buffer.from(JSON.stringify({ from: appA, to: [appB], title: 'CR multipart', patient: PATIENT, options: { notify: ['SUCCESS'] } })),
+        Buffer.from(`\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="cr.xml"\r\nContent-Type: text/xml\r\n\r\n`),
+        cda,
+        Buffer.from(`\r\n--${boundary}--\r\n`),
+      ]);
+      const sent = await call(baseA(), ca, tokenA, 'POST', '/api/v1/documents', body, { 'content-type': `multipart/form-data; boundary=${boundary}` });
+      assert.equal(sent.status, 201, JSON.stringify(sent.body));
+      const ev = await waitFor(() => events.find((e) => e.event === 'submission' && e.data.id === sent.body.id), 'a submission event', 20_000);
+      assert.equal(ev.data.mailbox, appA);
+      const copy = (await call(baseA(), ca, tokenA, 'GET', `/api/v1/emails/${sent.body.emailId}`)).body;
+      assert.equal(copy.documents.length, 1, 'the Sent copy shows its document');
+      assert.equal(copy.documents[0].cdaCode, '11502-2');
+
+      // Bad documents: a precise French refusal, nothing sent.
+      const bad = await call(baseA(), ca, tokenA, 'POST', '/api/v1/documents', { from: appA, to: [appB], title: 'Sans document', patient: PATIENT });
+      assert.equal(bad.status, 400);
+      assert.match(bad.body.detail, /au moins un document/);
+
+      // endConversation: the draft keeps X-MSS-MES: FIN; towards a professional the pipeline refuses it.
+      const draft = await call(baseA(), ca, tokenA, 'POST', '/api/v1/drafts', { from: appA, to: [appB], subject: 'Fin', text: 'Fin.', endConversation: true });
+      assert.equal(draft.status, 201, JSON.stringify(draft.body));
+      assert.match((await call(baseA(), ca, tokenA, 'GET', `/api/v1/emails/${draft.body.id}/raw`)).body, /^X-MSS-MES: FIN\r?$/m);
+      const fin = await call(baseA(), ca, tokenA, 'POST', '/api/v1/submissions', { from: appA, to: [appB], subject: 'Fin', text: 'Fin.', endConversation: true });
+      assert.equal(fin.status, 422, JSON.stringify(fin.body));
+      assert.match(fin.body.detail, /X-MSS-MES/);
+    } finally {
+      stream.destroy();
+    }
+  });
 });
-
-

@@ -8,7 +8,6 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fastifyMultipart from '@fastify/multipart';
-import { Headers } from '@zone-eu/mailsplit';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import { z } from 'zod';
 import type { Logger } from 'pino';
@@ -16,9 +15,8 @@ import type { Authenticator } from '../auth/index.js';
 import { AccessDenied, CoreError, isValidAddress, NotFound, type Core, type User } from '../core/index.js';
 import { MailService, type Paging, type SortKey } from '../mail/service.js';
 import type { SearchKey } from '../mail/search-key.js';
-import { SubmissionRefusal, type AcceptedRecipient, type SubmissionPipeline } from '../mail/submission.js';
+import type { SubmissionPipeline } from '../mail/submission.js';
 import type { BlobStore } from '../store/blobs.js';
-import { BlobSizeExceededError } from '../store/blobs.js';
 import type { AccountStore, NewQueueItem } from '../store/types.js';
 import { requireCaller } from './caller.js';
 import { withEndOfConversation, type ApiSender } from './sending.js';
@@ -52,13 +50,6 @@ function problem(e: unknown): unknown {
 }
 const mapped = <T>(p: Promise<T>) => p.catch((e) => Promise.reject(problem(e)));
 
-/** French wording of a recipient refusal (the SMTP reply stays in the log and `smtp`). */
-const RECIPIENT_REASONS: Record<string, string> = {
-  'no-such-mailbox': 'Adresse inconnue : aucune boîte aux lettres MSSanté ne porte cette adresse.',
-  suspended: 'Boîte aux lettres temporairement suspendue : réessayez plus tard.',
-  'outside-trust-space': 'Domaine hors de l’espace de confiance MSSanté : seules les adresses MSSanté peuvent recevoir ce message.',
-  temporary: 'Vérification momentanément impossible : réessayez dans un instant.',
-};
 
 // ---- input -----------------------------------------------------------------------------------
 
@@ -201,14 +192,12 @@ export function contentDisposition(kind: 'attachment' | 'inline', name: string):
 
 export function registerMailRoutes(app: FastifyInstance, o: MailRoutesOptions) {
   const uploads = new Map<string, Upload>();
-  const idempotent = new Map<string, { at: number; status: number; body: unknown }>();
   const caller = (req: FastifyRequest) => requireCaller(req, o.auth);
   const remote = (req: FastifyRequest) => req.ip ?? null;
 
   const sweep = () => {
     const t = Date.now();
     for (const [k, u] of uploads) if (t - u.at > UPLOAD_TTL_MS) uploads.delete(k);
-    for (const [k, v] of idempotent) if (t - v.at > UPLOAD_TTL_MS) idempotent.delete(k);
   };
 
   async function me(user: User) {
