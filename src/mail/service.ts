@@ -328,6 +328,8 @@ export interface Located {
 
 export class MailService {
   private readonly summaries = new Map<string, StaticSummary>();
+  /** XDM contents by message file (reading a package unzips it: done once per file). */
+  private readonly xdmByBlob = new Map<string, XdmContent | undefined>();
   private readonly patientDomain: string;
 
   constructor(readonly o: MailServiceOptions) {
@@ -585,7 +587,7 @@ export class MailService {
     };
     const ids = (name: string) => hv(name).flatMap((h) => h.value.match(/<[^<>\s]+>/g) ?? []).map((s) => s.slice(1, -1));
     const env = info.envelope;
-    const xdm = xdmContent(raw, info, ls);
+    const xdm = this.xdm(msg.blobId, raw, info, ls);
     return {
       ...(await this.summary(mailbox, msg)),
       messageId: info.messageId,
@@ -623,8 +625,16 @@ export class MailService {
       mss: { codeCda: headers.filter((h) => h.name.toLowerCase() === 'x-mss-codecda').map((h) => h.value), ins: first('x-mss-ins'), nil: first('x-mss-nil'), mes: first('x-mss-mes') },
       dispositionNotificationTo: dnt.length ? parseAddrLines(dnt) : [],
       attachments: ls.filter((l) => l.attachment).map(attachmentOf),
-      xdm: xdmContent(raw, info, ls),
+      xdm: this.xdm(msg.blobId, raw, info, ls),
     };
+  }
+
+  private xdm(blobId: string, raw: Buffer, info: MessageInfo, ls: Leaf[]): XdmContent | undefined {
+    if (this.xdmByBlob.has(blobId)) return this.xdmByBlob.get(blobId);
+    const c = xdmContent(raw, info, ls);
+    this.xdmByBlob.set(blobId, c);
+    if (this.xdmByBlob.size > 1000) this.xdmByBlob.delete(this.xdmByBlob.keys().next().value!);
+    return c;
   }
 
   async raw(user: User, id: string): Promise<{ data: Buffer; subject: string }> {
