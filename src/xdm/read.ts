@@ -334,9 +334,12 @@ function readSubset(subset: Subset, files: ZipEntry[], byUpper: Map<string, ZipE
     }
     warnings.push({ place: p.where, message: `URI "${uri}" names no file of the archive` });
   });
+  // Each file hashed once, however many entries look for theirs (no quadratic hashing).
+  const hashes = new Map<ZipEntry, string>();
+  const hashOf = (x: ZipEntry) => hashes.get(x) ?? hashes.set(x, sha1(x.bytes)).get(x)!;
   pending.forEach((p, i) => {
     if (located.has(i) || !p.declaredHash) return;
-    const f = subsetFiles.find((x) => !claimed.has(x) && sha1(x.bytes) === p.declaredHash);
+    const f = subsetFiles.find((x) => !claimed.has(x) && hashOf(x) === p.declaredHash);
     if (f) {
       warnings.push({ place: p.where, message: `file found by its hash: ${f.rawName}` });
       take(i, f);
@@ -356,7 +359,7 @@ function readSubset(subset: Subset, files: ZipEntry[], byUpper: Map<string, ZipE
       warnings.push({ place: p.where, message: 'document file not found: the document is left out' });
       return;
     }
-    const hash = sha1(f.bytes);
+    const hash = hashOf(f);
     if (p.declaredSize !== undefined && p.declaredSize !== f.bytes.length) warnings.push({ place: p.where, message: `size slot says ${p.declaredSize} bytes, ${f.rawName} has ${f.bytes.length}` });
     if (p.declaredHash !== undefined && p.declaredHash !== hash) warnings.push({ place: p.where, message: `hash slot says ${p.declaredHash}, ${f.rawName} has SHA-1 ${hash}` });
     const doc: XdmDocument = { path: f.name, ...p.doc, size: f.bytes.length, hash, bytes: f.bytes };
