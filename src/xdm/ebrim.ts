@@ -120,15 +120,16 @@ export function texts(node: XNode | undefined, name: string): string[] {
 
 /** Finds the first element named `name` anywhere below `node` (breadth first, bounded). */
 export function findDeep(node: XNode, name: string, budget = 10000): { node: XNode; path: string[] } | undefined {
+  // A queue read by index (Array#shift is linear) and never longer than the budget.
   const queue: { node: XNode; path: string[] }[] = [{ node, path: [] }];
-  while (queue.length && budget-- > 0) {
-    const cur = queue.shift()!;
+  for (let at = 0; at < queue.length; at++) {
+    const cur = queue[at]!;
     for (const [k, v] of Object.entries(cur.node)) {
       if (k.startsWith('@_') || k === '#text' || !Array.isArray(v)) continue;
       for (const child of v) {
         if (!child || typeof child !== 'object') continue;
         if (k === name) return { node: child as XNode, path: [...cur.path, k] };
-        queue.push({ node: child as XNode, path: [...cur.path, k] });
+        if (queue.length < budget) queue.push({ node: child as XNode, path: [...cur.path, k] });
       }
     }
   }
@@ -142,7 +143,9 @@ export function slots(node: XNode | undefined): Map<string, string[]> {
     const name = attr(s, 'name');
     if (!name) continue;
     const values = kids(s, 'ValueList').flatMap((vl) => texts(vl, 'Value'));
-    m.set(name, [...(m.get(name) ?? []), ...values]);
+    const list = m.get(name);
+    if (list) list.push(...values);
+    else m.set(name, values);
   }
   return m;
 }

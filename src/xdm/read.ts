@@ -192,7 +192,7 @@ export function readXdm(zip: Uint8Array, limits: Partial<XdmReadLimits> = {}): X
   const documents: XdmDocument[] = [];
   let submissionSet: XdmSubmissionSet | undefined;
   for (const subset of subsets) {
-    const r = readSubset(subset, files, byUpper, claimed, warnings);
+    const r = readSubset(subset, files, byUpper, claimed, warnings, lim.maxEntries);
     documents.push(...r.documents);
     submissionSet ??= r.submissionSet;
   }
@@ -201,7 +201,7 @@ export function readXdm(zip: Uint8Array, limits: Partial<XdmReadLimits> = {}): X
   return { documents, submissionSet: submissionSet!, metadataPath: subsets[0]!.metadata.name, warnings };
 }
 
-function readSubset(subset: Subset, files: ZipEntry[], byUpper: Map<string, ZipEntry>, claimed: Set<ZipEntry>, warnings: XdmWarning[]) {
+function readSubset(subset: Subset, files: ZipEntry[], byUpper: Map<string, ZipEntry>, claimed: Set<ZipEntry>, warnings: XdmWarning[], maxDocuments: number) {
   const place = subset.metadata.rawName;
   const xml = decodeXmlBytes(subset.metadata.bytes, place, warnings);
   const root = parseXml(xml, place);
@@ -221,10 +221,23 @@ function readSubset(subset: Subset, files: ZipEntry[], byUpper: Map<string, ZipE
     warnings.push({ place, message: `RegistryObjectList found at ${found.path.join('/')} without a SubmitObjectsRequest` });
   }
 
-  const topClassifications = kids(list, 'Classification');
-  const topIdentifiers = kids(list, 'ExternalIdentifier');
-  const classificationsOf = (obj: XNode, id: string | undefined) => [...kids(obj, 'Classification'), ...(id ? topClassifications.filter((c) => attr(c, 'classifiedObject') === id) : [])];
-  const identifiersOf = (obj: XNode, id: string | undefined) => [...kids(obj, 'ExternalIdentifier'), ...(id ? topIdentifiers.filter((c) => attr(c, 'registryObject') === id) : [])];
+  // Top-level Classifications and ExternalIdentifiers, indexed once by the object they describe
+  // (a filter per object would be objects × classifications on a crafted METADATA.XML).
+  const index = (xs: XNode[], key: string) => {
+    const m = new Map<string, XNode[]>();
+    for (const x of xs) {
+      const k = attr(x, key);
+      if (k === undefined) continue;
+      const list = m.get(k);
+      if (list) list.push(x);
+      else m.set(k, [x]);
+    }
+    return m;
+  };
+  const topClassifications = index(kids(list, 'Classification'), 'classifiedObject');
+  const topIdentifiers = index(kids(list, 'ExternalIdentifier'), 'registryObject');
+  const classificationsOf = (obj: XNode, id: string | undefined) => [...kids(obj, 'Classification'), ...((id && topClassifications.get(id)) || [])];
+  const identifiersOf = (obj: XNode, id: string | undefined) => [...kids(obj, 'ExternalIdentifier'), ...((id && topIdentifiers.get(id)) || [])];
   const byScheme = (cs: XNode[], scheme: string) => cs.filter((c) => attr(c, 'classificationScheme') === scheme);
   const identifier = (xs: XNode[], scheme: string, name: string) =>
     attr(
@@ -239,11 +252,8 @@ function readSubset(subset: Subset, files: ZipEntry[], byUpper: Map<string, ZipE
   };
 
   // Submission set: the RegistryPackage classified as one (ITI TF-3 §4.2.1.2).
-  const packages = kids(list, 'RegistryPackage');
-  const ssNodeOf = (p: XNode) => {
-    const id = attr(p, 'id');
-    return classificationsOf(p, id).some((c) => attr(c, 'classificationNode') === UUID.submissionSetNode) || topClassifications.some((c) => attr(c, 'classificationNode') === UUID.submissionSetNode && attr(c, 'classifiedObject') === id);
-  };
+  const packages = kids(list, 'RegistryPackage').slice(0, 100); // a package has one submission set; crafted lists stop here
+  const ssNodeOf = (p: XNode) => classificationsOf(p, attr(p, 'id')).some((c) => attr(c, 'classificationNode') === UUID.submissionSetNode);
   let ss = packages.find(ssNodeOf);
   if (!ss && packages.length) {
     ss = packages[0];
@@ -269,7 +279,10 @@ function readSubset(subset: Subset, files: ZipEntry[], byUpper: Map<string, ZipE
   const subsetFiles = files.filter((f) => f.name.toUpperCase().startsWith(subset.prefix.toUpperCase()) && !claimed.has(f));
   const documents: XdmDocument[] = [];
   const pending: { eo: XNode; where: string; doc: Omit<XdmDocument, 'bytes' | 'size' | 'hash' | 'path'>; declaredHash?: string; declaredSize?: number }[] = [];
-  for (const eo of kids(list, 'ExtrinsicObject')) {
+  const extrinsic = kids(list, 'ExtrinsicObject');
+  // Each DocumentEntry needs a file and the archive holds at most maxEntries: more is not a package.
+  if (extrinsic.length > maxDocuments) throw new XdmError('bad-metadata', `${place} lists ${extrinsic.length} DocumentEntries, more than the ${maxDocuments} files an archive may hold`);
+  for (const eo of extrinsic) {
     const id = attr(eo, 'id');
     const where = `${place} DocumentEntry ${id ?? '(no id)'}`;
     const objectType = attr(eo, 'objectType');
@@ -311,6 +324,8 @@ function readSubset(subset: Subset, files: ZipEntry[], byUpper: Map<string, ZipE
   }
   if (pending.length === 0) warnings.push({ place, message: 'no ExtrinsicObject (DocumentEntry) in the metadata' });
 
+  const baseNames = new Map<ZipEntry, string>();
+  const baseName = (f: ZipEntry) => baseNames.get(f) ?? baseNames.set(f, f.name.toUpperCase().split('/').pop()!).get(f)!;
   // Locate each document's file: the URI slot, relative to the subset folder (ITI TF-3 §4.2.3.2.24).
   const located = new Map<number, ZipEntry>();
   const take = (i: number, f: ZipEntry) => {
@@ -327,16 +342,19 @@ function readSubset(subset: Subset, files: ZipEntry[], byUpper: Map<string, ZipE
     const exact = byUpper.get(`${subset.prefix}${rel}`.toUpperCase()) ?? (subset.prefix.endsWith('/') ? undefined : byUpper.get(`${subset.prefix}/${rel}`.toUpperCase()));
     if (exact && !claimed.has(exact)) return take(i, exact);
     const base = rel.split('/').pop()!.toUpperCase();
-    const other = files.find((f) => !claimed.has(f) && f.name.toUpperCase().split('/').pop() === base);
+    const other = files.find((f) => !claimed.has(f) && baseName(f) === base);
     if (other) {
       warnings.push({ place: p.where, message: `URI "${uri}" not found beside METADATA.XML; ${other.rawName} of the same name is read` });
       return take(i, other);
     }
     warnings.push({ place: p.where, message: `URI "${uri}" names no file of the archive` });
   });
+  // Each file hashed once, however many entries look for theirs (no quadratic hashing).
+  const hashes = new Map<ZipEntry, string>();
+  const hashOf = (x: ZipEntry) => hashes.get(x) ?? hashes.set(x, sha1(x.bytes)).get(x)!;
   pending.forEach((p, i) => {
     if (located.has(i) || !p.declaredHash) return;
-    const f = subsetFiles.find((x) => !claimed.has(x) && sha1(x.bytes) === p.declaredHash);
+    const f = subsetFiles.find((x) => !claimed.has(x) && hashOf(x) === p.declaredHash);
     if (f) {
       warnings.push({ place: p.where, message: `file found by its hash: ${f.rawName}` });
       take(i, f);
@@ -356,7 +374,7 @@ function readSubset(subset: Subset, files: ZipEntry[], byUpper: Map<string, ZipE
       warnings.push({ place: p.where, message: 'document file not found: the document is left out' });
       return;
     }
-    const hash = sha1(f.bytes);
+    const hash = hashOf(f);
     if (p.declaredSize !== undefined && p.declaredSize !== f.bytes.length) warnings.push({ place: p.where, message: `size slot says ${p.declaredSize} bytes, ${f.rawName} has ${f.bytes.length}` });
     if (p.declaredHash !== undefined && p.declaredHash !== hash) warnings.push({ place: p.where, message: `hash slot says ${p.declaredHash}, ${f.rawName} has SHA-1 ${hash}` });
     const doc: XdmDocument = { path: f.name, ...p.doc, size: f.bytes.length, hash, bytes: f.bytes };

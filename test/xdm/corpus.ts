@@ -222,6 +222,7 @@ export const UNSAFE: UnsafeCase[] = [
   },
   { name: 'total size', limits: { maxTotalBytes: 5 * 1024 * 1024 }, zip: () => zipSync(Object.fromEntries(Array.from({ length: 3 }, (_, i) => [`F${i}.BIN`, [new Uint8Array(2 * 1024 * 1024).map((_, k) => (k * 7919 + i) & 0xff), { level: 0 }]]))), code: 'archive-too-large', message: /more than 5242880 bytes uncompressed in all/ },
   { name: 'huge METADATA.XML', zip: () => rezip(mapMeta(entriesOf(samplePackage().zip), (x) => x.replace('</lcm:SubmitObjectsRequest>', `<!--${randomBytes(4 * 1024 * 1024).toString('base64')}--></lcm:SubmitObjectsRequest>`))), code: 'bad-metadata', message: /METADATA\.XML is \d+ bytes, above the 4194304 read/ },
+  { name: 'more DocumentEntries than files may exist', zip: () => rezip(mapMeta(entriesOf(samplePackage().zip), (x) => x.replace('<rim:Association', `${'<rim:ExtrinsicObject id="x"/>'.repeat(1001)}<rim:Association`))), code: 'bad-metadata', message: /lists 1003 DocumentEntries, more than the 1000 files/ },
   { name: 'not a zip', zip: () => enc('Bonjour, ceci n’est pas une archive'), code: 'not-a-zip', message: /not a readable zip archive/ },
   { name: 'no METADATA.XML', zip: () => zipSync({ 'README.TXT': enc('x'), 'DOCS/A.PDF': samplePdf() }), code: 'no-metadata', message: /no IHE_XDM\/SUBSETnn\/METADATA\.XML/ },
   { name: 'DOCTYPE in metadata', zip: () => rezip(mapMeta(entriesOf(samplePackage().zip), (x) => x.replace('?>', '?><!DOCTYPE x [<!ENTITY a "aaaa">]>'))), code: 'bad-metadata', message: /DOCTYPE declaration/ },

@@ -132,6 +132,17 @@ describe('xdm read: packages in the wild', () => {
     assert.equal(pkg.documents.length, 4);
     assert.ok(pkg.warnings.some((w) => w.place === 'IHE_XDM/SUBSET03/METADATA.XML' && /3 METADATA\.XML files: only the first 2 are read/.test(w.message)));
   });
+  it('500 entries without URI looking for their file by hash among 900 files: each file hashed once (hashing per lookup would be 29 GB)', () => {
+    const meta = base.find(([n]) => n.endsWith('METADATA.XML'))![1];
+    const xml = Buffer.from(meta).toString('utf8');
+    const eo = /<rim:ExtrinsicObject[\s\S]*?<\/rim:ExtrinsicObject>/.exec(xml)![0].replace(/<rim:Slot name="URI">[\s\S]*?<\/rim:Slot>/, '').replace(/(<rim:Slot name="hash">\s*<rim:ValueList>\s*<rim:Value>)[0-9a-f]{40}/, `$1${'1'.repeat(40)}`);
+    const many = xml.replace('<rim:Association', `${eo.repeat(500)}<rim:Association`);
+    const files: [string, Uint8Array][] = base.map(([n, b]) => [n, n.endsWith('METADATA.XML') ? Buffer.from(many) : b]);
+    for (let i = 0; i < 900; i++) files.push([`IHE_XDM/SUBSET01/F${i}.BIN`, randomBytes(64 * 1024)]);
+    const pkg = readXdm(rezip(files, false, 0), { maxMetadataBytes: 16 * 1024 * 1024 });
+    assert.equal(pkg.documents.length, 2);
+    assert.equal(pkg.warnings.filter((w) => /document file not found/.test(w.message)).length, 500);
+  });
   it('all tolerable deviations at once', () => {
     const pkg = check(combine(['backslash paths', 'wrapper folder', 'mixed case', 'data descriptors', 'SOAP envelope with SAML and XOP', 'no size slot', 'wrong hash', 'UTF-8 BOM', 'CRLF metadata', 'INDEX links to a missing file'].map((n) => DEVIATIONS.find((d) => d.name === n)!)));
     assert.ok(pkg.warnings.length >= 8);
