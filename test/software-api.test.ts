@@ -300,6 +300,13 @@ describe('software API between two operators', { timeout: 180_000 }, () => {
     const notAsked = await call(baseA(), ca, tokenA, 'POST', `/api/v1/emails/${mdn.id}/mdn`, {});
     assert.equal(notAsked.status, 400);
     assert.equal(notAsked.body.code, 'receipt-refused');
+
+    // The webhook is the caller's: another software cannot see or revoke it; its owner can.
+    const otherB = await apiClient(B, 'api.other-b', appB);
+    assert.deepEqual((await call(baseB(), ca, otherB.token, 'GET', '/api/v1/webhooks')).body.webhooks, []);
+    assert.equal((await call(baseB(), ca, otherB.token, 'DELETE', `/api/v1/webhooks/${hook.body.id}`)).status, 404);
+    assert.equal((await call(baseB(), ca, tokenB, 'DELETE', `/api/v1/webhooks/${hook.body.id}`)).status, 204);
+    assert.deepEqual((await call(baseB(), ca, tokenB, 'GET', '/api/v1/webhooks')).body.webhooks, []);
   });
   test('multipart documents, X-MSS-MES: FIN (draft kept, refused towards a professional), the submission events of the stream', async () => {
     // The event stream with the API token: tracking changes arrive as `event: submission`.
