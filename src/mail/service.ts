@@ -622,7 +622,13 @@ export class MailService {
       summary: await this.summary(mailbox, msg),
       messageId: info.messageId,
       // ANS client référentiel ECO.2.4.x: kept as received.
-      mss: { codeCda: headers.filter((h) => h.name.toLowerCase() === 'x-mss-codecda').map((h) => h.value), ins: first('x-mss-ins'), nil: first('x-mss-nil'), mes: first('x-mss-mes') },
+      // X-MSS-CODECDA: one code per CDA, as one comma-separated field or one field per code.
+      mss: {
+        codeCda: headers.filter((h) => h.name.toLowerCase() === 'x-mss-codecda').flatMap((h) => h.value.split(',').map((c) => c.trim()).filter(Boolean)),
+        ins: first('x-mss-ins'),
+        nil: first('x-mss-nil'),
+        mes: first('x-mss-mes'),
+      },
       dispositionNotificationTo: dnt.length ? parseAddrLines(dnt) : [],
       attachments: ls.filter((l) => l.attachment).map(attachmentOf),
       xdm: this.xdm(msg.blobId, raw, info, ls),
