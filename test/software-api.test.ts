@@ -350,6 +350,14 @@ describe('software API between two operators', { timeout: 180_000 }, () => {
       assert.equal(copy.documents.length, 1, 'the Sent copy shows its document');
       assert.equal(copy.documents[0].cdaCode, '11502-2');
 
+      // The same Idempotency-Key twice at once: one message, the second waits for the first's answer.
+      const k = `race-${randomBytes(4).toString('hex')}`;
+      const plain = { from: appA, to: [appB], subject: 'Deux fois la même clé', text: 'Une seule fois.' };
+      const [r1, r2] = await Promise.all([0, 1].map(() => call(baseA(), ca, tokenA, 'POST', '/api/v1/submissions', plain, { 'idempotency-key': k })));
+      assert.deepEqual([r1!.status, r2!.status], [201, 201]);
+      assert.equal(r1!.body.id, r2!.body.id, 'one submission');
+      assert.equal([r1, r2].filter((r) => r!.headers['idempotent-replayed'] === 'true').length, 1);
+
       // Bad documents: a precise French refusal, nothing sent.
       const bad = await call(baseA(), ca, tokenA, 'POST', '/api/v1/documents', { from: appA, to: [appB], title: 'Sans document', patient: PATIENT });
       assert.equal(bad.status, 400);

@@ -72,6 +72,7 @@ function splitMessage(buf: Buffer) {
 
 export class ApiSender {
   private readonly done = new Map<string, { at: number; status: number; body: unknown }>();
+  private readonly inflight = new Map<string, Promise<{ status: number; body: unknown }>>();
 
   constructor(private readonly o: { mail: MailService; pipeline: SubmissionPipeline; blobs: BlobStore; maxMessageSize: number }) {}
 
@@ -88,13 +89,28 @@ export class ApiSender {
     const key = typeof header === 'string' && header.length ? `${user.id}:${req.routeOptions.url}:${header.slice(0, 200)}` : null;
     const t = Date.now();
     for (const [k, v] of this.done) if (t - v.at > IDEMPOTENCY_TTL_MS) this.done.delete(k);
-    if (key) {
-      const hit = this.done.get(key);
-      if (hit) return reply.code(hit.status).header('idempotent-replayed', 'true').send(hit.body);
+    if (!key) {
+      const r = await handler();
+      return reply.code(r.status).send(r.body);
     }
-    const r = await handler();
-    if (key) this.done.set(key, { at: Date.now(), status: r.status, body: r.body });
-    return reply.code(r.status).send(r.body);
+    const hit = this.done.get(key);
+    if (hit) return reply.code(hit.status).header('idempotent-replayed', 'true').send(hit.body);
+    // A repeat arriving while the first is being sent waits for its answer (never sends twice);
+    // a failed first try is not remembered: the client may try again with the same key.
+    const running = this.inflight.get(key);
+    if (running) {
+      const r = await running;
+      return reply.code(r.status).header('idempotent-replayed', 'true').send(r.body);
+    }
+    const p = handler();
+    this.inflight.set(key, p);
+    try {
+      const r = await p;
+      this.done.set(key, { at: Date.now(), status: r.status, body: r.body });
+      return reply.code(r.status).send(r.body);
+    } finally {
+      this.inflight.delete(key);
+    }
   }
 
   /** Sends `m` as `user` from the web/API (`origin.remote`): the shared path of both routes. */
