@@ -358,6 +358,16 @@ describe('software API between two operators', { timeout: 180_000 }, () => {
       assert.equal(r1!.body.id, r2!.body.id, 'one submission');
       assert.equal([r1, r2].filter((r) => r!.headers['idempotent-replayed'] === 'true').length, 1);
 
+      // An IHE_XDM.ZIP that is no zip: the message shows why its documents cannot be read.
+      const up = await call(baseA(), ca, tokenA, 'POST', '/api/v1/uploads', randomBytes(2000), { 'content-type': 'application/zip', 'x-filename': 'IHE_XDM.ZIP' });
+      assert.equal(up.status, 201, JSON.stringify(up.body));
+      const broken = await call(baseA(), ca, tokenA, 'POST', '/api/v1/submissions', { from: appA, to: [appB], subject: 'Archive abîmée', text: 'Voir pièce jointe.', attachments: [{ uploadId: up.body.uploadId }] });
+      assert.equal(broken.status, 201, JSON.stringify(broken.body));
+      const shown = (await call(baseA(), ca, tokenA, 'GET', `/api/v1/emails/${broken.body.emailId}`)).body;
+      assert.deepEqual(shown.documents, []);
+      assert.equal(shown.documentErrors.length, 1);
+      assert.equal(shown.documentErrors[0].partId, shown.attachments[0].partId);
+
       // Bad documents: a precise French refusal, nothing sent.
       const bad = await call(baseA(), ca, tokenA, 'POST', '/api/v1/documents', { from: appA, to: [appB], title: 'Sans document', patient: PATIENT });
       assert.equal(bad.status, 400);
