@@ -340,6 +340,8 @@ describe('software API between two operators', { timeout: 180_000 }, () => {
         Buffer.from(JSON.stringify({ from: appA, to: [appB], title: 'CR multipart', patient: PATIENT, options: { notify: ['SUCCESS'] } })),
         Buffer.from(`\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="cr.xml"\r\nContent-Type: text/xml\r\n\r\n`),
         cda,
+        Buffer.from(`\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="crh.xml"\r\nContent-Type: text/xml\r\n\r\n`),
+        Buffer.from(sampleCda({ code: '34112-3', displayName: "CR d'hospitalisation" }), 'utf8'),
         Buffer.from(`\r\n--${boundary}--\r\n`),
       ]);
       const sent = await call(baseA(), ca, tokenA, 'POST', '/api/v1/documents', body, { 'content-type': `multipart/form-data; boundary=${boundary}` });
@@ -347,8 +349,10 @@ describe('software API between two operators', { timeout: 180_000 }, () => {
       const ev = await waitFor(() => events.find((e) => e.event === 'submission' && e.data.id === sent.body.id), 'a submission event', 20_000);
       assert.equal(ev.data.mailbox, appA);
       const copy = (await call(baseA(), ca, tokenA, 'GET', `/api/v1/emails/${sent.body.emailId}`)).body;
-      assert.equal(copy.documents.length, 1, 'the Sent copy shows its document');
-      assert.equal(copy.documents[0].cdaCode, '11502-2');
+      assert.deepEqual(copy.documents.map((x: any) => x.cdaCode), ['11502-2', '34112-3'], 'the Sent copy shows its documents');
+      // ECO.2.4.1: one X-MSS-CODECDA field listing both codes (what the pipeline accepts).
+      const sentRaw = (await call(baseA(), ca, tokenA, 'GET', `/api/v1/emails/${sent.body.emailId}/raw`)).body as string;
+      assert.deepEqual(sentRaw.slice(0, sentRaw.indexOf('\r\n\r\n')).match(/^X-MSS-CODECDA:.*$/gm), ['X-MSS-CODECDA: 11502-2,34112-3']);
 
       // The same Idempotency-Key twice at once: one message, the second waits for the first's answer.
       const k = `race-${randomBytes(4).toString('hex')}`;
