@@ -38,6 +38,7 @@ import { TrustService } from './trust/index.js';
 import { TrustListSource } from './trust/source.js';
 import { openDirectory, type DirectoryRuntime } from './directory/runtime.js';
 import { startHttpServer, type HttpServer, type WebAuthOptions } from './http/app.js';
+import { clientSettings } from './http/autoconfig.js';
 import { Metrics } from './audit/metrics.js';
 import { UsageMeter } from './audit/usage.js';
 import { startTracePurge } from './audit/traces.js';
@@ -329,8 +330,10 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
   // HTTPS required); the HTTPS one also asks for client certificates checked against `tls.ca`.
   const httpServers: HttpServer[] = [];
   const httpLimiter = limiter();
+  // What mail software is told (docs/lps.md); completed with the bound ports once every listener is up.
+  let clients = clientSettings(config);
   const listenHttp = async (port: number, https?: { key: string; cert: string; ca: string }): Promise<number> => {
-    const s = await startHttpServer({ host: config.listen.host, port, logger: directory.logger, directory: directory.routes(), web, https, limiter: httpLimiter }).catch((e) =>
+    const s = await startHttpServer({ host: config.listen.host, port, logger: directory.logger, directory: directory.routes(), web, https, limiter: httpLimiter, autoconfig: () => clients }).catch((e) =>
       Promise.reject(new StartupError(e.message)),
     );
     httpServers.push(s);
@@ -364,6 +367,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
       imap: await listenImap(imap, config.listen.imap, 'IMAP'),
       imaps: await listenImap(imaps, config.listen.imaps, 'IMAP over TLS'),
     };
+    clients = clientSettings(config, ports);
     const ml = config.metrics.listen;
     if (ml.port !== undefined) {
       const m = await startMetricsServer({ metrics, host: ml.host, port: ml.port, onError: (e) => logger.error({ err: e }, 'metrics collection failed') }).catch((e) =>

@@ -18,6 +18,8 @@ import { registerRulesCommands } from './rules.js';
 import { registerIndicatorsCommands } from './indicators.js';
 import { registerTraceCommands } from './traces.js';
 import { registerIntegrationCommands } from './integrations.js';
+import { registerXdmCommands } from './xdm.js';
+import { registerDnsCommands } from './dns.js';
 
 function newProgram(): Command {
   return new Command().name('caducee').description('Caducée — an MSSanté operator').showHelpAfterError();
@@ -461,5 +463,7 @@ registerAbsenceCommands(program, fail);
 registerRulesCommands(program, fail);
 registerIndicatorsCommands(program, fail);
 registerIntegrationCommands(program, { fail, withCore, cliContext, cliOrigin, print });
+registerXdmCommands(program);
+registerDnsCommands(program);
 
 export { program };

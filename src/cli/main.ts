@@ -1,4 +1,4 @@
-// Entry of the `caducee` command line. `trust` and `pki` commands load only what they need, so
+// Entry of the `caducee` command line. `trust`, `pki`, `xdm` and `dns` commands load only what they need, so
 // that `caducee trust lookup` on the full national list answers well under a second; every
 // other command loads the whole operator.
 import { Command } from 'commander';
@@ -13,6 +13,14 @@ if (sub === 'trust') {
   const { registerPkiCommands } = await import('./pki.js');
   program = new Command().name('caducee');
   registerPkiCommands(program);
+} else if (sub === 'xdm') {
+  const { registerXdmCommands } = await import('./xdm.js');
+  program = new Command().name('caducee');
+  registerXdmCommands(program);
+} else if (sub === 'dns') {
+  const { registerDnsCommands } = await import('./dns.js');
+  program = new Command().name('caducee');
+  registerDnsCommands(program);
 } else {
   ({ program } = await import('./commands.js'));
 }

@@ -202,6 +202,25 @@ export const configSchema = z
       })
       .strict()
       .default({}),
+    /**
+     * What mail software is told (autoconfiguration, Autodiscover, `caducee dns records`): the
+     * host names and ports clients connect to, which differ from listen.* when a load balancer or
+     * port mapping sits in front (production: 993, 143, 465, 587). Defaults: operator.hostname and
+     * the listen.* ports. docs/lps.md.
+     */
+    clients: z
+      .object({
+        imapHost: z.string().min(1).optional(),
+        smtpHost: z.string().min(1).optional(),
+        imapsPort: port.min(1).optional(),
+        imapPort: port.min(1).optional(),
+        submissionsPort: port.min(1).optional(),
+        submissionPort: port.min(1).optional(),
+        /** The operator's short name in mail software (Thunderbird displayShortName); default operator.name. */
+        shortName: z.string().min(1).optional(),
+      })
+      .strict()
+      .prefault({}),
     directory: z
       .object({
         /** How often a running operator looks for a newly imported snapshot (seconds). */

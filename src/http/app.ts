@@ -23,6 +23,7 @@ import { registerAbsenceRoutes, type AbsenceRoutesOptions } from './absence-rout
 import { registerComposeRoutes, type ComposeRoutesOptions } from './compose-routes.js';
 import { registerMailRoutes, type MailRoutesOptions } from './mail-routes.js';
 import { registerEventsRoutes, type EventsRoutesOptions } from './events-routes.js';
+import { registerAutoconfigRoutes, type ClientSettings } from './autoconfig.js';
 
 export { HttpProblem };
 
@@ -55,6 +56,8 @@ export interface HttpOptions {
   web?: WebAuthOptions;
   /** Serve HTTPS with this key and certificate; `ca`: the CAs client certificates are asked from. */
   https?: { key: string; cert: string; ca: string };
+  /** Autoconfiguration for mail software (Thunderbird, Autodiscover; docs/lps.md): no secret, both listeners. */
+  autoconfig?: ClientSettings | (() => ClientSettings);
   /** Called for every route registered (tests: the OpenAPI document must describe every one). */
   onRoute?: (route: RouteOptions) => void;
   /** Open connections per client address and in all (issue 13); beyond, the socket is closed at once. */
@@ -139,6 +142,7 @@ export function buildHttpApp(opts: Omit<HttpOptions, 'host' | 'port'>): FastifyI
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   if (opts.directory) registerDirectoryRoutes(app, opts.directory);
+  if (opts.autoconfig) registerAutoconfigRoutes(app, opts.autoconfig);
   if (opts.web) {
     const w = opts.web;
     app.register(fastifyCookie);

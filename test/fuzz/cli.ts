@@ -1,5 +1,5 @@
 // Long fuzz runs (same properties as the *.test.ts files of this folder, more iterations):
-//   node --import tsx test/fuzz/cli.ts --target mime|sasl|trust|extraction|smtp --iterations 1000000 [--seed 7]
+//   node --import tsx test/fuzz/cli.ts --target mime|sasl|trust|extraction|smtp|xdm --iterations 1000000 [--seed 7]
 // Prints progress and rates; on a failure prints the seed, iteration and iteration seed, exits 1.
 import { extractionIteration, newExtractionStats } from './extraction-harness.js';
 import { mimeIteration, newMimeStats } from './mime-harness.js';
@@ -7,6 +7,7 @@ import { iterationSeed } from './rng.js';
 import { newSaslStats, saslIteration } from './sasl-harness.js';
 import { newSmtpStats, SmtpFuzzTarget } from './smtp-harness.js';
 import { newTrustStats, trustIteration } from './trust-harness.js';
+import { newXdmStats, xdmIteration } from './xdm-harness.js';
 
 interface Target {
   stats(): object;
@@ -33,6 +34,7 @@ const TARGETS: Record<string, () => Promise<Target>> = {
     };
   },
   trust: async () => ({ stats: newTrustStats, iteration: trustIteration }),
+  xdm: async () => ({ stats: newXdmStats, iteration: xdmIteration }),
 };
 
 function arg(name: string, fallback?: string): string | undefined {
