@@ -12,13 +12,16 @@ const { values } = parseArgs({ options: { messages: { type: 'string', default: '
 const dir = mkdtempSync(path.join(os.tmpdir(), 'caducee-crash-bench-'));
 try {
   const r = await runCrashHarness({ dir, messages: Number(values.messages), kills: Number(values.kills), seed: Number(values.seed), concurrency: Number(values.concurrency), mode: values.mode as 'mx' | 'append', log: (l) => console.log(l) });
-  const bad = r.lost.length + r.corrupt.length + r.duplicated.length + r.unknown.length + r.danglingRows + r.orphanFiles;
+  // In queue mode duplicates at the peer are the documented at-least-once window (docs/crash-safety.md):
+  // reported, and a failure only beyond the deliveries that can be in flight at each kill.
+  const dupBad = values.mode === 'queue' ? (r.duplicated.length > r.kills * 4 ? r.duplicated.length : 0) : r.duplicated.length;
+  const bad = r.lost.length + r.corrupt.length + dupBad + r.unknown.length + r.danglingRows + r.orphanFiles;
   console.log(
     [
       `crash-safety (${values.mode}): ${r.sent} messages sent, ${r.acknowledged} acknowledged (250), ${r.cut} cut by a kill before the reply (${r.cutButStored} of them stored: committed, reply lost)`,
       `  ${r.kills} SIGKILLs, ${r.restarts} restarts, ${(r.wallMs / 1000).toFixed(1)} s wall`,
       `  lost ${r.lost.length}, corrupt/partial ${r.corrupt.length}, duplicated ${r.duplicated.length}, unknown ${r.unknown.length}, dangling rows ${r.danglingRows}, orphan files ${r.orphanFiles}`,
-      bad ? 'FAILED' : 'OK: every acknowledged message present exactly once, byte-identical; nothing partial',
+      bad ? 'FAILED' : values.mode === 'queue' ? `OK: every acknowledged message reached the peer, byte-identical; ${r.duplicated.length} sent twice (at-least-once window, ≤ ${r.kills * 4} allowed)` : 'OK: every acknowledged message present exactly once, byte-identical; nothing partial',
     ].join('\n'),
   );
   process.exitCode = bad ? 1 : 0;

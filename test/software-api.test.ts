@@ -350,9 +350,9 @@ describe('software API between two operators', { timeout: 180_000 }, () => {
       assert.equal(ev.data.mailbox, appA);
       const copy = (await call(baseA(), ca, tokenA, 'GET', `/api/v1/emails/${sent.body.emailId}`)).body;
       assert.deepEqual(copy.documents.map((x: any) => x.cdaCode), ['11502-2', '34112-3'], 'the Sent copy shows its documents');
-      // ECO.2.4.1: one X-MSS-CODECDA field listing both codes (what the pipeline accepts).
+      // ECO.2.4.1 (multi-valued): one X-MSS-CODECDA field per CDA, as src/xdm writes them; the pipeline accepts it.
       const sentRaw = (await call(baseA(), ca, tokenA, 'GET', `/api/v1/emails/${sent.body.emailId}/raw`)).body as string;
-      assert.deepEqual(sentRaw.slice(0, sentRaw.indexOf('\r\n\r\n')).match(/^X-MSS-CODECDA:.*$/gm), ['X-MSS-CODECDA: 11502-2,34112-3']);
+      assert.deepEqual(sentRaw.slice(0, sentRaw.indexOf('\r\n\r\n')).match(/^X-MSS-CODECDA:.*$/gm), ['X-MSS-CODECDA: 11502-2', 'X-MSS-CODECDA: 34112-3']);
 
       // The same Idempotency-Key twice at once: one message, the second waits for the first's answer.
       const k = `race-${randomBytes(4).toString('hex')}`;

@@ -7,7 +7,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fastifyMultipart from '@fastify/multipart';
 import { z } from 'zod';
-import { Headers } from '@zone-eu/mailsplit';
 import type { Authenticator } from '../auth/index.js';
 import type { SecretBox } from '../auth/secret-box.js';
 import { NotFound, type Core, type User } from '../core/index.js';
@@ -149,22 +148,6 @@ const IntegrationSchema = z.discriminatedUnion('status', [
 ]);
 
 const WebhookSchema = z.object({ mailbox: address, url: z.string().max(2000), since: z.enum(['now', 'all']).default('now') }).strict();
-
-/**
- * ANS ECO.2.4.1: X-MSS-CODECDA is multi-valued when several CDAs travel; the submission pipeline
- * (policy/mssante-headers.ts) wants one field with the codes separated by commas, so the
- * fields xdmMessage may write per code are folded into one (a no-op with one CDA).
- */
-function oneCodeCdaField(message: Buffer): Buffer {
-  const end = message.indexOf('\r\n\r\n');
-  if (end < 0) return message;
-  const headers = new Headers(message.subarray(0, end + 2));
-  const codes = headers.getDecoded('x-mss-codecda').map((h) => String(h.value).trim());
-  if (codes.length < 2) return message;
-  headers.remove('x-mss-codecda');
-  headers.add('X-MSS-CODECDA', codes.join(','), 0);
-  return Buffer.concat([headers.build(), message.subarray(end + 2)]);
-}
 
 // ---- the routes ------------------------------------------------------------------------------
 
@@ -320,8 +303,7 @@ export function registerSoftwareRoutes(app: FastifyInstance, o: SoftwareRoutesOp
         // RFC 8098 §2.1: the receipt (processing by the software, or reading) comes back to the sender.
         ...(d.options.readReceipt ? { dispositionNotificationTo: d.from } : {}),
       });
-      const raw = oneCodeCdaField(m.raw);
-      return d.options.endConversation ? withEndOfConversation(raw) : raw;
+      return d.options.endConversation ? withEndOfConversation(m.raw) : m.raw;
     } catch (e) {
       if (e instanceof XdmError) throw invalid(`Documents refusés (paquet IHE XDM impossible à construire) : ${e.message}.`, 'documents');
       throw e;

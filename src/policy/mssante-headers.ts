@@ -40,6 +40,9 @@ export function checkMssHeaders(o: { header: Buffer; recipients: string[]; patie
   const h = new Headers(headerBlock(o.header));
   for (const name of MSS_HEADERS) {
     // One field each: a second value would leave the receiving software to guess which counts.
+    // X-MSS-CODECDA is multi-valued (ECO.2.4.x "multi-valué"; the ANS text gives no syntax):
+    // one field per code (what src/xdm writes) and comma-separated codes are both accepted.
+    if (name === 'x-mss-codecda') continue;
     if (fieldValues(h, name).length > 1) return refuse(name, `le champ ${canonical(name)} apparaît ${fieldValues(h, name).length} fois ; il doit être unique`);
   }
   // ECO.2.4.x: X-MSS-INS is "O" (qualified INS) or "N" (not qualified), nothing else.
@@ -50,7 +53,7 @@ export function checkMssHeaders(o: { header: Buffer; recipients: string[]; patie
   // values separated by commas.
   const codes = fieldValues(h, 'x-mss-codecda');
   if (codes.length) {
-    const tokens = value(codes[0]).split(',').map((t) => t.trim());
+    const tokens = codes.flatMap((c) => value(c).split(',').map((t) => t.trim()));
     const bad = tokens.find((t) => !CDA_CODE.test(t));
     if (bad !== undefined)
       return refuse(

@@ -93,6 +93,9 @@ describe('X-MSS-* fields at submission (550 5.6.0)', () => {
   test('valid fields pass', () => {
     assert.equal(check(['X-MSS-INS: O', 'X-MSS-CODECDA: 11488-4, 34133-9', 'X-MSS-NIL: Logiciel Démo 1.2']), null);
     assert.equal(check(['X-MSS-INS: N', 'X-MSS-CODECDA:', ' 11488-4,CERT_DECL']), null);
+    // Multi-valued: one field per code (what src/xdm writes) is accepted too, each value checked.
+    assert.equal(check(['X-MSS-CODECDA: 11488-4', 'X-MSS-CODECDA: 34133-9']), null);
+    assert.match(check(['X-MSS-CODECDA: 11488-4', 'X-MSS-CODECDA: bad code'])!.text, /code "bad code" invalide/);
     assert.equal(check(['X-MSS-MES: FIN'], ['255081416802538@patient.mssante.fr']), null);
     assert.equal(check([]), null);
   });
