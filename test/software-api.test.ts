@@ -143,7 +143,7 @@ describe('software API between two operators', { timeout: 180_000 }, () => {
     assert.equal(wrong.status, 401);
   });
 
-  test('documents: A’s software → B’s APP mailbox; webhook and pull; DSN → delivered; integration error 902 → MDN; read receipt → displayed', async () => {
+  test('documents: A’s software → B’s APP mailbox; webhook and pull; DSN → delivered; integration error 902 → MDN; read receipt → displayed', async (t) => {
     // B's software registers its endpoint: the secret is shown once.
     const hook = await call(baseB(), ca, tokenB, 'POST', '/api/v1/webhooks', { mailbox: appB, url: hookUrl });
     assert.equal(hook.status, 201, JSON.stringify(hook.body));
@@ -170,7 +170,9 @@ describe('software API between two operators', { timeout: 180_000 }, () => {
       options: { readReceipt: true, notify: ['SUCCESS', 'FAILURE'] },
     };
     const key = `doc-${randomBytes(4).toString('hex')}`;
+    const t0 = Date.now();
     const sent = await call(baseA(), ca, tokenA, 'POST', '/api/v1/documents', request, { 'idempotency-key': key });
+    const t1 = Date.now();
     assert.equal(sent.status, 201, JSON.stringify(sent.body));
     assert.match(sent.body.id, /^s\d+$/);
     assert.match(sent.body.subject, /^XDM\/1\.0\/DDM\+Compte rendu d'examens biologiques DURAND Élodie 12\/03\/1979$/);
@@ -181,6 +183,8 @@ describe('software API between two operators', { timeout: 180_000 }, () => {
 
     // B's software: the webhook, signed, then the same event by pull.
     const ev = await waitFor(() => received.find((r) => JSON.parse(r.body).data.subject === sent.body.subject), 'the webhook', 20_000);
+    // Figures, not assertions (a shared machine): the answer, then the webhook at the other operator.
+    t.diagnostic(`POST /documents answered in ${t1 - t0} ms; webhook at B ${Date.now() - t1} ms after the 201`);
     assert.ok(verifyWebhookSignature(secret, ev.body, ev.signature), 'signature verifies over the raw body');
     const payload = JSON.parse(ev.body);
     assert.equal(payload.id, ev.id);
