@@ -1,5 +1,5 @@
 // Long fuzz runs (same properties as the *.test.ts files of this folder, more iterations):
-//   node --import tsx test/fuzz/cli.ts --target mime|sasl|trust|extraction|smtp|xdm --iterations 1000000 [--seed 7]
+//   node --import tsx test/fuzz/cli.ts --target mime|sasl|trust|extraction|smtp|smtp-mx|xdm --iterations 1000000 [--seed 7]
 // Prints progress and rates; on a failure prints the seed, iteration and iteration seed, exits 1.
 import { extractionIteration, newExtractionStats } from './extraction-harness.js';
 import { mimeIteration, newMimeStats } from './mime-harness.js';
@@ -21,6 +21,20 @@ const TARGETS: Record<string, () => Promise<Target>> = {
   sasl: async () => ({ stats: newSaslStats, iteration: saslIteration }),
   smtp: async () => {
     const t = await SmtpFuzzTarget.start();
+    return {
+      stats: newSmtpStats,
+      iteration: (iseed, stats) => t.iteration(iseed, stats),
+      async close() {
+        try {
+          console.log(`stored-message check: ${JSON.stringify(await t.check())}`);
+        } finally {
+          await t.close();
+        }
+      },
+    };
+  },
+  'smtp-mx': async () => {
+    const t = await SmtpFuzzTarget.start('mx');
     return {
       stats: newSmtpStats,
       iteration: (iseed, stats) => t.iteration(iseed, stats),

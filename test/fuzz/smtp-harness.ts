@@ -1,7 +1,10 @@
-// Seeded fuzzing of the SMTP handlers behind smtp-server (src/smtp/submission.ts and the shared
-// pieces of src/smtp/common.ts) over real sockets on 127.0.0.1: one operator of a local demo
-// trust space (src/demo/space.ts); each iteration is a session on its submission port with
-// random command sequences before and after STARTTLS + AUTH PLAIN (valid and odd MAIL/RCPT
+// Seeded fuzzing of the SMTP handlers behind smtp-server (src/smtp/submission.ts, src/smtp/mx.ts
+// and the shared pieces of src/smtp/common.ts) over real sockets on 127.0.0.1: one operator of a
+// local demo trust space (src/demo/space.ts); each iteration is a session on its submission port
+// (mode 'submission': STARTTLS + AUTH PLAIN) or its MX (mode 'mx': STARTTLS with the other
+// operator's IGC-Santé-style certificate — mutual TLS — or now and then no certificate or a
+// personal one, which the trust service must refuse with a reply), with
+// random command sequences before and after STARTTLS (valid and odd MAIL/RCPT
 // parameters, RSET, NOOP, VRFY, HELP, unknown verbs, NULs, 8-bit bytes, long lines) and DATA
 // bodies with bare LF, bare CR, NULs and 8-bit bytes, sometimes cut off by closing the socket.
 // Properties: every command line gets exactly one final reply within 10 s (a hang fails the
@@ -92,18 +95,19 @@ export class SmtpFuzzTarget {
     private readonly layout: DemoLayout,
     private readonly cleanup: () => void,
     private readonly ca: string,
+    readonly mode: 'submission' | 'mx',
   ) {}
   /** Tokens of DATA the server accepted (must be stored) and refused or cut off (must not be). */
   readonly accepted = new Set<string>();
   readonly notStored = new Set<string>();
 
-  static async start(): Promise<SmtpFuzzTarget> {
+  static async start(mode: 'submission' | 'mx' = 'submission'): Promise<SmtpFuzzTarget> {
     const { dir, cleanup } = tempDir('caducee-fuzz-smtp-');
     const layout = await prepareDemo(dir, { ports: 'ephemeral' });
     // Limits out of the way: the fuzzer sends far more than a person would in a day.
     const content = { maxRecipientsPerMessage: 1000, maxRecipientsPerDay: 1_000_000 };
     const demo = await startDemo(layout, { logger: testLogger(), psc: false, configOverrides: { policy: { content } } });
-    return new SmtpFuzzTarget(demo, layout, cleanup, readFileSync(layout.caBundle, 'utf8'));
+    return new SmtpFuzzTarget(demo, layout, cleanup, readFileSync(layout.caBundle, 'utf8'), mode);
   }
 
   private get op() {
@@ -111,6 +115,18 @@ export class SmtpFuzzTarget {
   }
   private get user() {
     return this.layout.operators[0]!.users[0]!;
+  }
+  /** The envelope and From: addresses a session uses: the user's own (submission), the peer operator's (MX). */
+  private get senders(): string[] {
+    return this.mode === 'mx' ? this.layout.operators[1]!.users[0]!.addresses : this.user.addresses;
+  }
+  /** MX: the client certificate of a session — the peer operator's (mostly), none, or a personal one (refused). */
+  private clientCertificate(rng: Rng): { cert: string; key: string } | undefined {
+    const peer = this.layout.operators[1]!;
+    const r = rng.int(10);
+    if (r === 0) return undefined;
+    if (r === 1) return { cert: readFileSync(this.layout.operators[0]!.certificates.personal.cert, 'utf8'), key: readFileSync(this.layout.operators[0]!.certificates.personal.key, 'utf8') };
+    return { cert: readFileSync(peer.chain, 'utf8'), key: readFileSync(peer.key, 'utf8') };
   }
   private get locals(): string[] {
     return this.layout.operators[0]!.users.flatMap((u) => u.addresses);
@@ -122,7 +138,7 @@ export class SmtpFuzzTarget {
   }
 
   private command(rng: Rng, authed: boolean): string {
-    const me = rng.pick(this.user.addresses);
+    const me = rng.pick(this.senders);
     const to = rng.pick(this.locals);
     switch (rng.int(16)) {
       case 0:
@@ -157,7 +173,7 @@ export class SmtpFuzzTarget {
   }
 
   private body(rng: Rng, token: string): Buffer {
-    const me = this.user.addresses[0]!;
+    const me = this.senders[0]!;
     const eol = () => rng.pick(['\r\n', '\r\n', '\n', '\r', '\r\n']);
     let s = `From: ${me}${eol()}To: ${this.locals[0]}${eol()}Subject: compte rendu ${token}${eol()}Message-ID: <${token}@fuzz.test>${eol()}`;
     if (rng.bool(0.2)) s += `X-Odd:${rng.pick(['\0', '\x80', ' \t', 'é'])}${eol()}`;
@@ -173,14 +189,14 @@ export class SmtpFuzzTarget {
   }
 
   private async connect(): Promise<Client> {
-    const socket = net.connect(this.op.ports.submission, '127.0.0.1');
+    const socket = net.connect(this.mode === 'mx' ? this.op.ports.mx : this.op.ports.submission, '127.0.0.1');
     return new Client(socket);
   }
 
-  private async starttls(c: Client): Promise<void> {
+  private async starttls(c: Client, client?: { cert: string; key: string }): Promise<void> {
     c.detach();
     const s = await new Promise<tls.TLSSocket>((resolve, reject) => {
-      const t = tls.connect({ socket: c.socket, ca: this.ca, servername: 'localhost' }, () => resolve(t));
+      const t = tls.connect({ socket: c.socket, ca: this.ca, servername: 'localhost', ...(client ?? {}) }, () => resolve(t));
       t.once('error', reject);
     });
     c.closed = false;
@@ -224,18 +240,24 @@ export class SmtpFuzzTarget {
         const r = await send('STARTTLS');
         if (r === null) return void stats.closedByServer++;
         if (r.startsWith('220')) {
-          await this.starttls(c);
+          const client = this.mode === 'mx' ? this.clientCertificate(rng) : undefined;
+          await this.starttls(c, client);
           if ((await send('EHLO fuzz.test')) === null) return void stats.closedByServer++;
-          const a = await send(`AUTH PLAIN ${Buffer.from(`\0${this.user.login}\0${this.user.appPassword}`).toString('base64')}`);
-          if (a === null) return void stats.closedByServer++;
-          authed = a.startsWith('235');
-          if (!authed) fail(`AUTH PLAIN refused: ${a}`);
+          if (this.mode === 'mx') {
+            // No AUTH between operators: the certificate is the identity (trust/ judges it at MAIL).
+            authed = !!client;
+          } else {
+            const a = await send(`AUTH PLAIN ${Buffer.from(`\0${this.user.login}\0${this.user.appPassword}`).toString('base64')}`);
+            if (a === null) return void stats.closedByServer++;
+            authed = a.startsWith('235');
+            if (!authed) fail(`AUTH PLAIN refused: ${a}`);
+          }
         }
       }
       const steps = rng.range(1, 14);
       for (let k = 0; k < steps; k++) {
         // a valid transaction now and then, so that DATA is reached
-        const line = authed && rng.bool(0.15) ? `MAIL FROM:<${this.user.addresses[0]}>` : authed && rng.bool(0.15) ? `RCPT TO:<${rng.pick(this.locals)}>` : this.command(rng, authed);
+        const line = authed && rng.bool(0.15) ? `MAIL FROM:<${this.senders[0]}>` : authed && rng.bool(0.15) ? `RCPT TO:<${rng.pick(this.locals)}>` : this.command(rng, authed);
         const r = await send(line);
         if (r === null) return void stats.closedByServer++;
         // 354 opens DATA, also for "DATA x": smtp-server ignores text after DATA (RFC 5321 §4.1.1.4 has none)
