@@ -5,7 +5,8 @@
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { ADDR_DDL, DirectoryStoreError, SCHEMA_VERSION, SNAPSHOT_DDL, SNAPSHOT_FILE, type Row } from './snapshot-format.js';
+import { PostingsBuilder } from './postings.js';
+import { DirectoryStoreError, NAME_PREFIXES, SCHEMA_VERSION, SNAPSHOT_DDL, SNAPSHOT_FILE, type Row } from './snapshot-format.js';
 import type { ImportPhases, Rejection, SnapshotInfo, SnapshotWriter } from './types.js';
 
 export type CommitMeta = Parameters<SnapshotWriter['commit']>[0];
@@ -40,9 +41,9 @@ function openBuildFile(file: string): Database.Database {
 export class SnapshotBuilder {
   private readonly db: Database.Database;
   private readonly insEntry: Database.Statement;
-  private readonly insNames: Database.Statement;
-  private readonly insAll: Database.Statement;
-  private readonly insAddr: Database.Statement;
+  private readonly names: PostingsBuilder;
+  private readonly all: PostingsBuilder;
+  private readonly addr: PostingsBuilder;
   private readonly firstLineOf: Database.Statement;
   private readonly dups: Rejection[] = [];
   private closed = false;
@@ -57,11 +58,10 @@ export class SnapshotBuilder {
     this.db = openBuildFile(tmpFile);
     try {
       this.db.exec(SNAPSHOT_DDL);
-      this.db.exec(ADDR_DDL);
       this.insEntry = this.db.prepare('INSERT OR IGNORE INTO entries (rank, line_no, address_lc, pp_key, st_key, kind, f) VALUES (?,?,?,?,?,?,?)');
-      this.insNames = this.db.prepare('INSERT INTO fts_names (rowid, t) VALUES (?, ?)');
-      this.insAll = this.db.prepare('INSERT INTO fts_all (rowid, t) VALUES (?, ?)');
-      this.insAddr = this.db.prepare('INSERT INTO addr (rowid, a) VALUES (?, ?)');
+      this.names = new PostingsBuilder(this.db, 'idx_names');
+      this.all = new PostingsBuilder(this.db, 'idx_all');
+      this.addr = new PostingsBuilder(this.db, 'idx_addr').trigrams();
       this.firstLineOf = this.db.prepare('SELECT line_no FROM entries WHERE address_lc = ?').pluck();
       this.db.exec('BEGIN');
     } catch (e) {
@@ -84,9 +84,16 @@ export class SnapshotBuilder {
       this.dups.push({ line: +c[i + 1], reason: `duplicate Adresse BAL ${address} (first on line ${this.firstLineOf.get(address)})` });
     } else {
       this.imported++;
-      if (c[i + 7]) this.insNames.run(rank, c[i + 7]);
-      this.insAll.run(rank, c[i + 8]);
-      this.insAddr.run(rank, address);
+      const names = c[i + 7] as string;
+      if (names) {
+        for (const w of names.split(' ')) {
+          if (!w) continue;
+          this.names.add(w, rank);
+          for (let k = 1, m = Math.min(NAME_PREFIXES, w.length); k <= m; k++) this.names.add('*' + w.slice(0, k), rank);
+        }
+      }
+      for (const w of (c[i + 8] as string).split(' ')) if (w) this.all.add(w, rank);
+      this.addr.addTrigrams(address, rank);
     }
     this.insertMs += performance.now() - t0;
   }
@@ -97,6 +104,9 @@ export class SnapshotBuilder {
     if (imported === 0) throw new DirectoryStoreError('no valid line in the extraction: the previous directory stays in force');
     onPhase?.('indexing');
     let t0 = performance.now();
+    this.names.flush();
+    this.all.flush();
+    this.addr.flush();
     const vocabulary = o.vocabulary ? 'complete' : 'partial';
     if (o.vocabulary) {
       const ins = db.prepare('INSERT INTO vocab (term) VALUES (?)');

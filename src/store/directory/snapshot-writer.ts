@@ -7,7 +7,7 @@ import type { Worker } from 'node:worker_threads';
 import type { DirectoryEntry } from '../../directory-model/entry.js';
 import type { EntryTokens } from '../../directory-model/tokens.js';
 import { SnapshotBuilder, type CommitMeta, type CommitOptions } from './snapshot-builder.js';
-import { DirectoryStoreError, rowOf, rowText, SNAPSHOT_FILE } from './snapshot-format.js';
+import { DirectoryStoreError, FS, pushRow, rowOf, SNAPSHOT_FILE } from './snapshot-format.js';
 import { Vocabulary } from './vocabulary.js';
 import type { SnapshotInfo, SnapshotWriter } from './types.js';
 
@@ -35,6 +35,7 @@ function takeLock(file: string) {
 }
 
 const BATCH_ROWS = 2000;
+const encoder = new TextEncoder();
 const MAX_IN_FLIGHT = 8;
 
 /**
@@ -48,8 +49,8 @@ export class SqliteSnapshotWriter implements SnapshotWriter {
   private readonly started = Date.now();
   private builder?: SnapshotBuilder;
   private worker?: Worker;
-  /** Rows not yet sent to the worker (rowText), and how many. */
-  private batch = '';
+  /** Fields of the rows not yet sent to the worker (pushRow), and how many rows. */
+  private batch: (string | number)[] = [];
   private batchRows = 0;
   private readonly vocabulary = new Vocabulary();
   private inFlight = 0;
@@ -153,15 +154,18 @@ export class SqliteSnapshotWriter implements SnapshotWriter {
     this.vocabulary.add(t);
     const rank = ++this.rank;
     if (this.builder) return this.builder.add(rowOf(rank, e, t, lineNo));
-    this.batch += rowText(rank, e, t, lineNo);
+    pushRow(this.batch, rank, e, t, lineNo);
     if (++this.batchRows >= BATCH_ROWS) this.flush();
   }
 
   private flush() {
     if (!this.batchRows || !this.worker) return;
     this.inFlight++;
-    this.worker.postMessage({ type: 'rows', batch: this.batch });
-    this.batch = '';
+    // UTF-8 bytes in their own ArrayBuffer, transferred (moved, not copied) to the worker.
+    // One join of flat strings (appending would make a deep rope, slow to flatten).
+    const bytes = encoder.encode(this.batch.join(FS));
+    this.worker.postMessage({ type: 'rows', batch: bytes }, [bytes.buffer]);
+    this.batch = [];
     this.batchRows = 0;
   }
 
