@@ -318,3 +318,69 @@ export function cursorOf(t: PostingsTable, e: Expr, prefixTerm?: (p: string) => 
 export function* ranksOf(c: Cursor): Generator<number> {
   for (let r = c.seek(1); r !== END; r = c.seek(r + 1)) yield r;
 }
+
+// ---- duplicate addresses during a build --------------------------------------------------------
+
+/**
+ * The addresses of a snapshot being built, so that a duplicate is found without a unique index
+ * during the load (the index is built once at the end, by sorting, rather than by a million
+ * random inserts). Open addressing on two 32-bit hashes; a slot holds the rank of the first entry
+ * with that address, and a hash match is confirmed on the stored address (`addressOf`): exact.
+ */
+export class AddressSet {
+  private h1s: Int32Array;
+  private h2s: Int32Array;
+  private ranks: Int32Array;
+  private size = 0;
+
+  constructor(
+    private readonly addressOf: (rank: number) => string | undefined,
+    capacity = 1 << 16,
+  ) {
+    this.h1s = new Int32Array(capacity);
+    this.h2s = new Int32Array(capacity);
+    this.ranks = new Int32Array(capacity);
+  }
+
+  /** The rank of the earlier entry with this address, or else 0 after recording it at `rank`. */
+  addOrFind(address: string, rank: number): number {
+    // FNV-1a and a multiplicative hash, over UTF-16 units.
+    let h1 = 0x811c9dc5 | 0;
+    let h2 = 0x27d4eb2f | 0;
+    for (let i = 0; i < address.length; i++) {
+      const c = address.charCodeAt(i);
+      h1 = Math.imul(h1 ^ c, 0x01000193);
+      h2 = Math.imul(h2 + c, 0x9e3779b1) ^ (h2 >>> 15);
+    }
+    const mask = this.ranks.length - 1;
+    let slot = h1 & mask;
+    for (;;) {
+      const r = this.ranks[slot];
+      if (r === 0) break;
+      if (this.h1s[slot] === h1 && this.h2s[slot] === h2 && this.addressOf(r) === address) return r;
+      slot = (slot + 1) & mask;
+    }
+    this.h1s[slot] = h1;
+    this.h2s[slot] = h2;
+    this.ranks[slot] = rank;
+    if (++this.size * 2 > this.ranks.length) this.grow();
+    return 0;
+  }
+
+  private grow() {
+    const { h1s, h2s, ranks } = this;
+    const cap = ranks.length * 2;
+    const mask = cap - 1;
+    this.h1s = new Int32Array(cap);
+    this.h2s = new Int32Array(cap);
+    this.ranks = new Int32Array(cap);
+    for (let i = 0; i < ranks.length; i++) {
+      if (!ranks[i]) continue;
+      let slot = h1s[i] & mask;
+      while (this.ranks[slot]) slot = (slot + 1) & mask;
+      this.h1s[slot] = h1s[i];
+      this.h2s[slot] = h2s[i];
+      this.ranks[slot] = ranks[i];
+    }
+  }
+}

@@ -5,7 +5,7 @@
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { PostingsBuilder } from './postings.js';
+import { AddressSet, PostingsBuilder } from './postings.js';
 import { DirectoryStoreError, NAME_PREFIXES, SCHEMA_VERSION, SNAPSHOT_DDL, SNAPSHOT_FILE, type Row } from './snapshot-format.js';
 import type { ImportPhases, Rejection, SnapshotInfo, SnapshotWriter } from './types.js';
 
@@ -44,7 +44,8 @@ export class SnapshotBuilder {
   private readonly names: PostingsBuilder;
   private readonly all: PostingsBuilder;
   private readonly addr: PostingsBuilder;
-  private readonly firstLineOf: Database.Statement;
+  private readonly lineOf: Database.Statement;
+  private readonly addresses: AddressSet;
   private readonly dups: Rejection[] = [];
   private closed = false;
   private imported = 0;
@@ -58,11 +59,13 @@ export class SnapshotBuilder {
     this.db = openBuildFile(tmpFile);
     try {
       this.db.exec(SNAPSHOT_DDL);
-      this.insEntry = this.db.prepare('INSERT OR IGNORE INTO entries (rank, line_no, address_lc, pp_key, st_key, kind, f) VALUES (?,?,?,?,?,?,?)');
+      this.insEntry = this.db.prepare('INSERT INTO entries (rank, line_no, address_lc, pp_key, st_key, kind, f) VALUES (?,?,?,?,?,?,?)');
       this.names = new PostingsBuilder(this.db, 'idx_names');
       this.all = new PostingsBuilder(this.db, 'idx_all');
       this.addr = new PostingsBuilder(this.db, 'idx_addr').trigrams();
-      this.firstLineOf = this.db.prepare('SELECT line_no FROM entries WHERE address_lc = ?').pluck();
+      this.lineOf = this.db.prepare('SELECT line_no FROM entries WHERE rank = ?').pluck();
+      const addressOf = this.db.prepare('SELECT address_lc FROM entries WHERE rank = ?').pluck();
+      this.addresses = new AddressSet((rank) => addressOf.get(rank) as string | undefined);
       this.db.exec('BEGIN');
     } catch (e) {
       this.abort();
@@ -79,10 +82,12 @@ export class SnapshotBuilder {
     const t0 = performance.now();
     const rank = +c[i];
     const address = c[i + 2] as string;
-    if (this.insEntry.run(rank, +c[i + 1], address, c[i + 3], c[i + 4], c[i + 5], c[i + 6]).changes === 0) {
+    const first = this.addresses.addOrFind(address, rank);
+    if (first) {
       // The same address twice: the first line wins, later ones are rejected.
-      this.dups.push({ line: +c[i + 1], reason: `duplicate Adresse BAL ${address} (first on line ${this.firstLineOf.get(address)})` });
+      this.dups.push({ line: +c[i + 1], reason: `duplicate Adresse BAL ${address} (first on line ${this.lineOf.get(first)})` });
     } else {
+      this.insEntry.run(rank, +c[i + 1], address, c[i + 3], c[i + 4], c[i + 5], c[i + 6]);
       this.imported++;
       const names = c[i + 7] as string;
       if (names) {
@@ -112,6 +117,8 @@ export class SnapshotBuilder {
       const ins = db.prepare('INSERT INTO vocab (term) VALUES (?)');
       for (const t of o.vocabulary) ins.run(t);
     }
+    // Built once, by sorting, after the load (duplicates were dropped by the AddressSet).
+    db.exec('CREATE UNIQUE INDEX entries_address ON entries (address_lc)');
     db.exec("CREATE INDEX entries_pp ON entries (pp_key, rank) WHERE pp_key <> ''");
     db.exec("CREATE INDEX entries_st ON entries (st_key, kind, rank) WHERE st_key <> ''");
     db.exec('COMMIT');

@@ -53,7 +53,7 @@ function encodeFields(e: ExtractionFields & { line?: string }): string {
 
 export const SNAPSHOT_DDL = `
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE entries (rank INTEGER PRIMARY KEY, line_no INTEGER NOT NULL, address_lc TEXT NOT NULL UNIQUE, pp_key TEXT NOT NULL,
+CREATE TABLE entries (rank INTEGER PRIMARY KEY, line_no INTEGER NOT NULL, address_lc TEXT NOT NULL, pp_key TEXT NOT NULL,
   st_key TEXT NOT NULL, kind TEXT NOT NULL, f TEXT NOT NULL);
 CREATE TABLE vocab (term TEXT PRIMARY KEY) WITHOUT ROWID;
 ${postingsDDL('idx_names')}
