@@ -130,11 +130,12 @@ export class PostingsBuilder {
     const sorted = new Int32Array(n);
     const rankOf = this.rankOf;
     for (let i = 0; i < n; i++) sorted[fill[termOf[i]]++] = rankOf[i];
-    // Terms in key order: B-tree appends rather than random inserts.
-    const order = Array.from({ length: count }, (_, i) => i).sort((a, b) => (terms[a] < terms[b] ? -1 : terms[a] > terms[b] ? 1 : 0));
+    // Terms in key order: B-tree appends rather than random inserts (the native string sort,
+    // then each term's id from the map, its hash already computed).
+    const ids = this.ids;
     const buf = this.buf;
-    for (const t of order) {
-      const term = terms[t];
+    for (const term of terms.sort()) {
+      const t = ids.get(term)!;
       for (let i = start[t], end = start[t + 1]; i < end; ) {
         const stop = Math.min(end, i + CHUNK);
         let prev = 0;

@@ -46,6 +46,8 @@ export class SnapshotBuilder {
   private readonly addr: PostingsBuilder;
   private readonly lineOf: Database.Statement;
   private readonly addresses: AddressSet;
+  /** Name word → its prefix terms ("*" + 1 to 3 characters), for the words seen lately. */
+  private readonly prefixCache = new Map<string, string[]>();
   private readonly dups: Rejection[] = [];
   private closed = false;
   private imported = 0;
@@ -94,7 +96,14 @@ export class SnapshotBuilder {
         for (const w of names.split(' ')) {
           if (!w) continue;
           this.names.add(w, rank);
-          for (let k = 1, m = Math.min(NAME_PREFIXES, w.length); k <= m; k++) this.names.add('*' + w.slice(0, k), rank);
+          let prefixes = this.prefixCache.get(w);
+          if (!prefixes) {
+            prefixes = [];
+            for (let k = 1, m = Math.min(NAME_PREFIXES, w.length); k <= m; k++) prefixes.push('*' + w.slice(0, k));
+            if (this.prefixCache.size > 100_000) this.prefixCache.clear();
+            this.prefixCache.set(w, prefixes);
+          }
+          for (const p of prefixes) this.names.add(p, rank);
         }
       }
       for (const w of (c[i + 8] as string).split(' ')) if (w) this.all.add(w, rank);
