@@ -48,7 +48,7 @@ export class PostingsBuilder {
     db: Database.Database,
     table: string,
     /** Pairs buffered before a segment is written (8 bytes each). */
-    private readonly segmentPairs = 2_000_000,
+    private readonly segmentPairs = 1_000_000,
   ) {
     this.ins = db.prepare(`INSERT INTO ${table} (term, last, ranks) VALUES (?, ?, ?)`);
     this.termOf = new Int32Array(segmentPairs);
@@ -95,6 +95,8 @@ export class PostingsBuilder {
   }
 
   private newTerm(term: string): number {
+    // A fresh copy: a term split from a batch may be a slice that keeps the whole batch alive.
+    if (term.length >= 13) term = Buffer.from(term).toString();
     const id = this.terms.length;
     this.ids.set(term, id);
     this.terms.push(term);
