@@ -23,7 +23,7 @@ port.on('message', (m: any) => {
   }
   try {
     if (m.type === 'rows') {
-      const c = splitBatch(decoder.decode(m.batch));
+      const c = splitBatch(decoder.decode(new Uint8Array(m.batch, 0, m.length)));
       for (let i = 0; i + ROW_FIELDS <= c.length; i += ROW_FIELDS) builder.addAt(c, i);
       port.postMessage({ type: 'ack' });
     } else if (m.type === 'call' && m.op === 'ready') {

@@ -94,15 +94,67 @@ export function rowOf(rank: number, e: DirectoryEntry, t: EntryTokens, lineNo: n
 }
 
 /**
- * Batches of rows sent to the import worker: one string, fields separated by FS (ROW_FIELDS per
- * row), so that the worker splits a batch once. Fields never hold FS: they come from
+ * Batches of rows sent to the import worker: UTF-8, every field followed by FS (ROW_FIELDS per
+ * row), so that the worker decodes and splits a batch once. Fields never hold FS: they come from
  * '|'-separated text lines and normalised tokens.
  */
 export const FS = '\u0001';
 
-/** Appends the ROW_FIELDS fields of a row to a batch (sent as batch.join(FS)). */
-export function pushRow(batch: (string | number)[], rank: number, e: DirectoryEntry, t: EntryTokens, lineNo: number) {
-  batch.push(rank, lineNo, e.address.toLowerCase(), e.ppKey, e.stKey, e.kind, encodeFields(e), namesText(t), allText(t));
+/**
+ * Encodes rows straight into a UTF-8 buffer (fields followed by FS), sent to the worker as a
+ * transferred ArrayBuffer: no batch string, no field kept alive between rows (the rows' garbage
+ * dies young), nothing copied between threads.
+ */
+export class BatchEncoder {
+  private buf: Buffer;
+  private pos = 0;
+  rows = 0;
+
+  constructor(private readonly size = 1 << 21) {
+    this.buf = Buffer.allocUnsafeSlow(size);
+  }
+
+  get bytes() {
+    return this.pos;
+  }
+
+  private put(s: string) {
+    this.pos += this.buf.write(s, this.pos);
+    this.buf[this.pos++] = 1; // FS
+  }
+
+  add(rank: number, e: DirectoryEntry, t: EntryTokens, lineNo: number) {
+    const f = encodeFields(e);
+    const names = namesText(t);
+    const all = allText(t);
+    const address = e.address.toLowerCase();
+    // At most 3 UTF-8 bytes per UTF-16 unit.
+    const need = 3 * (f.length + names.length + all.length + address.length + e.ppKey.length + e.stKey.length + e.kind.length) + 64;
+    if (this.buf.length - this.pos < need) {
+      const bigger = Buffer.allocUnsafeSlow(Math.max(this.buf.length * 2, this.pos + need));
+      this.buf.copy(bigger, 0, 0, this.pos);
+      this.buf = bigger;
+    }
+    this.put(String(rank));
+    this.put(String(lineNo));
+    this.put(address);
+    this.put(e.ppKey);
+    this.put(e.stKey);
+    this.put(e.kind);
+    this.put(f);
+    this.put(names);
+    this.put(all);
+    this.rows++;
+  }
+
+  /** The encoded rows (bytes 0 … length of buffer), and a fresh buffer for the next batch. */
+  take(): { buffer: ArrayBuffer; length: number } {
+    const out = { buffer: this.buf.buffer as ArrayBuffer, length: this.pos };
+    this.buf = Buffer.allocUnsafeSlow(this.size);
+    this.pos = 0;
+    this.rows = 0;
+    return out;
+  }
 }
 
 /** The fields of a batch (ROW_FIELDS per row, in Row order; numbers as text). */
