@@ -1,6 +1,7 @@
 // Entry of the `caducee` command line. `trust` and `pki` commands load only what they need, so
-// that `caducee trust lookup` on the full national list answers well under a second; every
-// other command loads the whole operator.
+// that `caducee trust lookup` on the full national list answers well under a second, and
+// `directory` (an import of a million lines starts at once); every other command loads the
+// whole operator.
 import { Command } from 'commander';
 
 const sub = process.argv[2];
@@ -13,6 +14,11 @@ if (sub === 'trust') {
   const { registerPkiCommands } = await import('./pki.js');
   program = new Command().name('caducee');
   registerPkiCommands(program);
+} else if (sub === 'directory') {
+  // `directory import` streams a national extraction: it starts without the whole operator.
+  const { registerDirectoryCommands } = await import('./directory.js');
+  program = new Command().name('caducee');
+  registerDirectoryCommands(program);
 } else {
   ({ program } = await import('./commands.js'));
 }
