@@ -265,11 +265,26 @@ class OrCursor implements Cursor {
 
 /** Ranks in a bitmap, built once (a broad prefix: every chunk of every term in a key range). */
 class BitmapCursor implements Cursor {
-  constructor(private readonly bits: Uint8Array) {}
+  private cur = 0;
+  /** The same bytes by 4: empty stretches are skipped a word at a time. */
+  private readonly words: Uint32Array;
+  constructor(private readonly bits: Uint8Array) {
+    this.words = new Uint32Array(bits.buffer, bits.byteOffset, bits.length >> 2);
+  }
   seek(x: number): number {
+    if (this.cur >= x) return this.cur;
     const b = this.bits;
-    for (let i = x; i < b.length; i++) if (b[i]) return i;
-    return END;
+    const w = this.words;
+    let i = x;
+    while (i < b.length) {
+      if ((i & 3) === 0 && i >> 2 < w.length && w[i >> 2] === 0) {
+        i += 4;
+        continue;
+      }
+      if (b[i]) return (this.cur = i);
+      i++;
+    }
+    return (this.cur = END);
   }
 }
 
@@ -295,13 +310,13 @@ export function cursorOf(t: PostingsTable, e: Expr, prefixTerm?: (p: string) => 
     case 'prefix': {
       const direct = prefixTerm?.(e.term);
       if (direct !== undefined) return new TermCursor(t, direct);
-      const bits = new Uint8Array(t.maxRank + 1);
+      const bits = new Uint8Array((t.maxRank + 4) & ~3); // whole words for BitmapCursor
       let any = false;
+      const out: number[] = [];
       const scan = (from: string, to: string) => {
         for (const row of t.range.iterate(from, to) as Iterable<{ term: string; ranks: Buffer }>) {
           const rest = row.term.slice(e.term.length);
           if (rest.includes('_')) continue;
-          const out: number[] = [];
           const n = decode(row.ranks, out);
           for (let i = 0; i < n; i++) bits[out[i]] = 1;
           any = true;
