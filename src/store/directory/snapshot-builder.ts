@@ -25,7 +25,7 @@ export interface CommitOptions {
 function openBuildFile(file: string): Database.Database {
   rmSync(file, { force: true });
   const db = new Database(file);
-  db.pragma('page_size = 8192');
+  db.pragma('page_size = 32768'); // fewer, fuller pages for the appends (−3 % CPU against 8192)
   db.pragma('journal_mode = OFF');
   db.pragma('synchronous = OFF');
   db.pragma('locking_mode = EXCLUSIVE');
