@@ -14,14 +14,16 @@ import { displayName } from '../directory-model/entry.js';
 import { planPublication, publish, requestUrl } from '../directory/publish.js';
 import { openDirectory, openPublicationStore, openSnapshotWriter } from '../directory/runtime.js';
 import { DirectoryError, entrySummary, localEntry, PUBLIC, type SearchParams, type Viewer } from '../directory/service.js';
-import { openStore, StartupError } from '../main.js';
+// The operator (main.js: its store) is loaded only by the commands that read our mailboxes, so
+// that `caducee directory import` starts without the whole operator (start time and memory).
+const operator = () => import('../main.js');
 import { DirectoryStoreError } from '../store/directory/snapshot-format.js';
 
 const configOption = ['-c, --config <file>', 'operator configuration file (YAML or JSON; or CADUCEE_CONFIG)'] as const;
 
 function fail(e: any): never {
-  const known = [ConfigError, DirectoryError, ExtractionError, DirectoryStoreError, StartupError, InvalidArgumentError];
-  if (known.some((k) => e instanceof k)) process.stderr.write(`caducee: ${e.message}\n`);
+  const known = [ConfigError, DirectoryError, ExtractionError, DirectoryStoreError, InvalidArgumentError];
+  if (known.some((k) => e instanceof k) || e?.name === 'StartupError') process.stderr.write(`caducee: ${e.message}\n`);
   else process.stderr.write(`caducee: unexpected error: ${e?.stack ?? e}\n`);
   process.exit(2);
 }
@@ -79,7 +81,7 @@ function searchParams(query: string | undefined, o: any): SearchParams {
   };
 }
 
-async function viewerFor(config: Config, o: { admin?: boolean; as?: string }, store: ReturnType<typeof openStore>): Promise<Viewer> {
+async function viewerFor(config: Config, o: { admin?: boolean; as?: string }, store: ReturnType<Awaited<ReturnType<typeof operator>>['openStore']>): Promise<Viewer> {
   if (o.admin) return { admin: true };
   if (o.as) {
     const u = await store.findUserByLogin(o.as);
@@ -153,7 +155,7 @@ export function registerDirectoryCommands(program: Command) {
     .action(
       failing(async (query: string | undefined, o) => {
         const config = loadConfig(o.config);
-        const store = openStore(config);
+        const store = (await operator()).openStore(config);
         const rt = openDirectory(config, store);
         try {
           const params = searchParams(query, o);
@@ -207,7 +209,7 @@ export function registerDirectoryCommands(program: Command) {
     .action(
       failing(async (o) => {
         const config = loadConfig(o.config);
-        const store = openStore(config);
+        const store = (await operator()).openStore(config);
         const pub = openPublicationStore(config);
         try {
           const plan = await planPublication(store, pub);
@@ -254,7 +256,7 @@ export function registerDirectoryCommands(program: Command) {
     .action(
       failing(async (o) => {
         const config = loadConfig(o.config);
-        const store = openStore(config);
+        const store = (await operator()).openStore(config);
         try {
           const [mailboxes, practitioners, structures] = await Promise.all([store.listMailboxes(), store.listPractitioners(), store.listStructures()]);
           const pById = new Map(practitioners.map((p) => [p.id, p]));

@@ -1,6 +1,7 @@
-// Entry of the `caducee` command line. `trust`, `pki`, `xdm` and `dns` commands load only what they need, so
-// that `caducee trust lookup` on the full national list answers well under a second; every
-// other command loads the whole operator.
+// Entry of the `caducee` command line. `trust`, `pki`, `xdm`, `dns` and `directory` commands load
+// only what they need, so that `caducee trust lookup` on the full national list answers well
+// under a second and a million-line `directory import` starts at once; every other command loads
+// the whole operator.
 import { Command } from 'commander';
 
 const sub = process.argv[2];
@@ -21,6 +22,11 @@ if (sub === 'trust') {
   const { registerDnsCommands } = await import('./dns.js');
   program = new Command().name('caducee');
   registerDnsCommands(program);
+} else if (sub === 'directory') {
+  // `directory import` streams a national extraction: it starts without the whole operator.
+  const { registerDirectoryCommands } = await import('./directory.js');
+  program = new Command().name('caducee');
+  registerDirectoryCommands(program);
 } else {
   ({ program } = await import('./commands.js'));
 }

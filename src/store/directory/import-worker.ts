@@ -7,6 +7,7 @@ import { ROW_FIELDS, splitBatch } from './snapshot-format.js';
 const port = parentPort!;
 let builder: SnapshotBuilder | undefined;
 let failed = false;
+const decoder = new TextDecoder();
 
 try {
   builder = new SnapshotBuilder(workerData.dataDir, workerData.tmpFile);
@@ -22,7 +23,7 @@ port.on('message', (m: any) => {
   }
   try {
     if (m.type === 'rows') {
-      const c = splitBatch(m.batch);
+      const c = splitBatch(decoder.decode(new Uint8Array(m.batch, 0, m.length)));
       for (let i = 0; i + ROW_FIELDS <= c.length; i += ROW_FIELDS) builder.addAt(c, i);
       port.postMessage({ type: 'ack' });
     } else if (m.type === 'call' && m.op === 'ready') {

@@ -11,7 +11,9 @@ import path from 'node:path';
 import type { DirectoryEntry, ResourceKind } from '../../directory-model/entry.js';
 import { allClausesMatch } from '../../directory-model/match.js';
 import { entryTokens } from '../../directory-model/tokens.js';
+import { cursorOf, postingsTable, ranksOf, type Expr, type PostingsTable } from './postings.js';
 import { EXPAND_MAX, kindsClause, planQuery, trigramExpression, type Expand } from './query-plan.js';
+import { NAME_PREFIXES } from './snapshot-format.js';
 import { decodeEntry, SCHEMA_VERSION, SNAPSHOT_FILE } from './snapshot-format.js';
 import type { DirectorySnapshotReader, IndexQuery, SearchPage, SnapshotInfo } from './types.js';
 
@@ -26,7 +28,11 @@ interface OpenSnapshot {
   info?: SnapshotInfo;
   /** The vocabulary table lists every term (prefixes can be expanded). */
   vocabulary?: boolean;
+  indexes?: Record<'names' | 'all' | 'addr', PostingsTable>;
 }
+
+/** In idx_names, a prefix of up to NAME_PREFIXES characters is its own term ("*" + prefix). */
+const namePrefix = (p: string) => (p.length <= NAME_PREFIXES ? '*' + p : undefined);
 
 export class SqliteDirectoryReader implements DirectorySnapshotReader {
   private current: OpenSnapshot | undefined;
@@ -108,8 +114,21 @@ export class SqliteDirectoryReader implements DirectorySnapshotReader {
     return this.searchSync(q, limit);
   }
 
+  private index(s: OpenSnapshot, which: 'names' | 'all' | 'addr'): PostingsTable {
+    if (!s.indexes) {
+      const max = (this.stmt(s, 'SELECT MAX(rank) FROM entries').pluck().get() as number | null) ?? 0;
+      s.indexes = { names: postingsTable(s.db, 'idx_names', max), all: postingsTable(s.db, 'idx_all', max), addr: postingsTable(s.db, 'idx_addr', max) };
+    }
+    return s.indexes[which];
+  }
+
+  /** Ranks matching expr in one index, ascending, lazily. */
+  private matches(s: OpenSnapshot, which: 'names' | 'all' | 'addr', expr: Expr): Iterable<number> {
+    return ranksOf(cursorOf(this.index(s, which), expr, which === 'names' ? namePrefix : undefined));
+  }
+
   /** Expansion of prefixes into whole terms through the vocabulary table (complete vocabularies only). */
-  /** `namespaces`: the vocabulary stores fts_names' words in their fts_all forms ("n_word", "m_word"). */
+  /** `namespaces`: the vocabulary stores idx_names' words in their idx_all forms ("n_word", "m_word"). */
   private expander(s: OpenSnapshot, minLength: number, namespaces = ['']): Expand | undefined {
     if (s.vocabulary === undefined) s.vocabulary = (this.stmt(s, "SELECT value FROM meta WHERE key = 'vocabulary'").pluck().get() as string) === 'complete';
     if (!s.vocabulary) return undefined;
@@ -145,17 +164,17 @@ export class SqliteDirectoryReader implements DirectorySnapshotReader {
     let candidates: Iterable<number>;
     if (clauses.length && clauses.every((c) => c.column === 'names')) {
       // Names only (name search, autocomplete): the names index decides alone; its prefix
-      // indexes serve prefixes of up to 3 characters directly.
+      // terms serve prefixes of up to 3 characters directly.
       const plan = planQuery(clauses, this.expander(s, 4, ['n_', 'm_']), 'names');
       if (!plan) return { entries: [], more: false };
       const check = plan.check;
-      candidates = this.stmt(s, 'SELECT rowid FROM fts_names WHERE fts_names MATCH ?').pluck().iterate(plan.expr) as Iterable<number>;
+      candidates = this.matches(s, 'names', plan.expr);
       return this.collect(candidates, byRank, (e) => !check.length || allClausesMatch(entryTokens(e), check), want, limit, out);
     } else if (clauses.length) {
       const plan = planQuery(clauses, this.expander(s, 1), 'all');
       if (!plan) return { entries: [], more: false };
       const check = [...columnChecks, ...plan.check];
-      candidates = this.stmt(s, 'SELECT rowid FROM fts_all WHERE fts_all MATCH ?').pluck().iterate(plan.expr) as Iterable<number>;
+      candidates = this.matches(s, 'all', plan.expr);
       return this.collect(candidates, byRank, (e) => !check.length || allClausesMatch(entryTokens(e), check), want, limit, out);
     }
     candidates = this.stmt(s, 'SELECT rank FROM entries ORDER BY rank').pluck().iterate() as Iterable<number>;
@@ -204,7 +223,7 @@ export class SqliteDirectoryReader implements DirectorySnapshotReader {
     }
     const row = this.stmt(s, 'SELECT address_lc a, kind FROM entries WHERE rank = ?');
     let seen = 0;
-    for (const r of this.stmt(s, 'SELECT rowid FROM addr WHERE addr MATCH ?').pluck().iterate(trigramExpression(value)) as Iterable<number>) {
+    for (const r of this.matches(s, 'addr', trigramExpression(value))) {
       if (++seen > SCAN_CAP) return;
       const x = row.get(r) as { a: string; kind: ResourceKind } | undefined;
       if (x && x.a.includes(value) && ok(x)) yield r;

@@ -5,7 +5,8 @@
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { ADDR_DDL, DirectoryStoreError, SCHEMA_VERSION, SNAPSHOT_DDL, SNAPSHOT_FILE, type Row } from './snapshot-format.js';
+import { AddressSet, PostingsBuilder } from './postings.js';
+import { DirectoryStoreError, NAME_PREFIXES, SCHEMA_VERSION, SNAPSHOT_DDL, SNAPSHOT_FILE, type Row } from './snapshot-format.js';
 import type { ImportPhases, Rejection, SnapshotInfo, SnapshotWriter } from './types.js';
 
 export type CommitMeta = Parameters<SnapshotWriter['commit']>[0];
@@ -24,11 +25,11 @@ export interface CommitOptions {
 function openBuildFile(file: string): Database.Database {
   rmSync(file, { force: true });
   const db = new Database(file);
-  db.pragma('page_size = 8192');
+  db.pragma('page_size = 32768'); // fewer, fuller pages for the appends (−3 % CPU against 8192)
   db.pragma('journal_mode = OFF');
   db.pragma('synchronous = OFF');
   db.pragma('locking_mode = EXCLUSIVE');
-  db.pragma('cache_size = -65536'); // 64 MiB of page cache per file: the import's memory bound
+  db.pragma('cache_size = -16384'); // 16 MiB of page cache: every table is written in key order (appends)
   return db;
 }
 
@@ -40,10 +41,13 @@ function openBuildFile(file: string): Database.Database {
 export class SnapshotBuilder {
   private readonly db: Database.Database;
   private readonly insEntry: Database.Statement;
-  private readonly insNames: Database.Statement;
-  private readonly insAll: Database.Statement;
-  private readonly insAddr: Database.Statement;
-  private readonly firstLineOf: Database.Statement;
+  private readonly names: PostingsBuilder;
+  private readonly all: PostingsBuilder;
+  private readonly addr: PostingsBuilder;
+  private readonly lineOf: Database.Statement;
+  private readonly addresses: AddressSet;
+  /** Name word → its prefix terms ("*" + 1 to 3 characters), for the words seen lately. */
+  private readonly prefixCache = new Map<string, string[]>();
   private readonly dups: Rejection[] = [];
   private closed = false;
   private imported = 0;
@@ -57,12 +61,13 @@ export class SnapshotBuilder {
     this.db = openBuildFile(tmpFile);
     try {
       this.db.exec(SNAPSHOT_DDL);
-      this.db.exec(ADDR_DDL);
-      this.insEntry = this.db.prepare('INSERT OR IGNORE INTO entries (rank, line_no, address_lc, pp_key, st_key, kind, f) VALUES (?,?,?,?,?,?,?)');
-      this.insNames = this.db.prepare('INSERT INTO fts_names (rowid, t) VALUES (?, ?)');
-      this.insAll = this.db.prepare('INSERT INTO fts_all (rowid, t) VALUES (?, ?)');
-      this.insAddr = this.db.prepare('INSERT INTO addr (rowid, a) VALUES (?, ?)');
-      this.firstLineOf = this.db.prepare('SELECT line_no FROM entries WHERE address_lc = ?').pluck();
+      this.insEntry = this.db.prepare('INSERT INTO entries (rank, line_no, address_lc, pp_key, st_key, kind, f) VALUES (?,?,?,?,?,?,?)');
+      this.names = new PostingsBuilder(this.db, 'idx_names');
+      this.all = new PostingsBuilder(this.db, 'idx_all');
+      this.addr = new PostingsBuilder(this.db, 'idx_addr').trigrams();
+      this.lineOf = this.db.prepare('SELECT line_no FROM entries WHERE rank = ?').pluck();
+      const addressOf = this.db.prepare('SELECT address_lc FROM entries WHERE rank = ?').pluck();
+      this.addresses = new AddressSet((rank) => addressOf.get(rank) as string | undefined);
       this.db.exec('BEGIN');
     } catch (e) {
       this.abort();
@@ -79,14 +84,30 @@ export class SnapshotBuilder {
     const t0 = performance.now();
     const rank = +c[i];
     const address = c[i + 2] as string;
-    if (this.insEntry.run(rank, +c[i + 1], address, c[i + 3], c[i + 4], c[i + 5], c[i + 6]).changes === 0) {
+    const first = this.addresses.addOrFind(address, rank);
+    if (first) {
       // The same address twice: the first line wins, later ones are rejected.
-      this.dups.push({ line: +c[i + 1], reason: `duplicate Adresse BAL ${address} (first on line ${this.firstLineOf.get(address)})` });
+      this.dups.push({ line: +c[i + 1], reason: `duplicate Adresse BAL ${address} (first on line ${this.lineOf.get(first)})` });
     } else {
+      this.insEntry.run(rank, +c[i + 1], address, c[i + 3], c[i + 4], c[i + 5], c[i + 6]);
       this.imported++;
-      if (c[i + 7]) this.insNames.run(rank, c[i + 7]);
-      this.insAll.run(rank, c[i + 8]);
-      this.insAddr.run(rank, address);
+      const names = c[i + 7] as string;
+      if (names) {
+        for (const w of names.split(' ')) {
+          if (!w) continue;
+          this.names.add(w, rank);
+          let prefixes = this.prefixCache.get(w);
+          if (!prefixes) {
+            prefixes = [];
+            for (let k = 1, m = Math.min(NAME_PREFIXES, w.length); k <= m; k++) prefixes.push('*' + w.slice(0, k));
+            if (this.prefixCache.size > 100_000) this.prefixCache.clear();
+            this.prefixCache.set(w, prefixes);
+          }
+          for (const p of prefixes) this.names.add(p, rank);
+        }
+      }
+      for (const w of (c[i + 8] as string).split(' ')) if (w) this.all.add(w, rank);
+      this.addr.addTrigrams(address, rank);
     }
     this.insertMs += performance.now() - t0;
   }
@@ -97,11 +118,16 @@ export class SnapshotBuilder {
     if (imported === 0) throw new DirectoryStoreError('no valid line in the extraction: the previous directory stays in force');
     onPhase?.('indexing');
     let t0 = performance.now();
+    this.names.flush();
+    this.all.flush();
+    this.addr.flush();
     const vocabulary = o.vocabulary ? 'complete' : 'partial';
     if (o.vocabulary) {
       const ins = db.prepare('INSERT INTO vocab (term) VALUES (?)');
       for (const t of o.vocabulary) ins.run(t);
     }
+    // Built once, by sorting, after the load (duplicates were dropped by the AddressSet).
+    db.exec('CREATE UNIQUE INDEX entries_address ON entries (address_lc)');
     db.exec("CREATE INDEX entries_pp ON entries (pp_key, rank) WHERE pp_key <> ''");
     db.exec("CREATE INDEX entries_st ON entries (st_key, kind, rank) WHERE st_key <> ''");
     db.exec('COMMIT');

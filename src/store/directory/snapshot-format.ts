@@ -2,21 +2,22 @@
 // import (better-sqlite3), read by reader.ts and written by snapshot-builder.ts. Shared here:
 // the file name, the schema and its version, and how an entry becomes a row and back.
 //
-// Search index (https://sqlite.org/fts5.html): the rank of an entry is its line order in the
-// extraction, and it is the rowid of two FTS5 tables, so a query streams matches in rank order
-// and stops at its LIMIT: its cost follows the page asked for, not the number of matches.
-// - fts_names: the name tokens, with prefix indexes of 1 to 3 characters (autocomplete);
-// - fts_all: every word plus "prefix_value" code tokens (type, profession, city, postal code, …),
+// Search index (postings.ts): the rank of an entry is its line order in the extraction, and the
+// three indexes map a term to the ranks carrying it, ascending, so a query streams matches in
+// rank order and stops at its page: its cost follows the page asked for, not the number of matches.
+// - idx_names: the name tokens, plus "*" + their prefixes of 1 to 3 characters (autocomplete);
+// - idx_all: every word plus "prefix_value" code tokens (type, profession, city, postal code, …),
 //   for free text with filters; conditions on one column are then checked on the candidates.
-// - addr: a trigram table (FTS5 trigram tokenizer, SQLite ≥ 3.34) for address `:contains`;
-//   candidates are checked, the index giving a superset.
-// Tokens are normalised by directory-model/normalize.ts before they get here (FTS5 "unicode61"
-// then only splits at spaces), so accent, case, hyphen and apostrophe rules live in one place.
+// - idx_addr: the addresses' trigrams (3 UTF-16 units) for address `:contains`; candidates are
+//   checked, the index giving a superset.
+// Tokens are normalised by directory-model/normalize.ts before they get here ([a-z0-9_], split at
+// spaces), so accent, case, hyphen and apostrophe rules live in one place.
 import { COLUMNS, type DirectoryEntry, type ExtractionFields } from '../../directory-model/entry.js';
 import type { EntryTokens } from '../../directory-model/tokens.js';
+import { postingsDDL } from './postings.js';
 
 export const SNAPSHOT_FILE = 'directory.sqlite';
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 export class DirectoryStoreError extends Error {
   override name = 'DirectoryStoreError';
@@ -52,44 +53,40 @@ function encodeFields(e: ExtractionFields & { line?: string }): string {
 
 export const SNAPSHOT_DDL = `
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE entries (rank INTEGER PRIMARY KEY, line_no INTEGER NOT NULL, address_lc TEXT NOT NULL UNIQUE, pp_key TEXT NOT NULL,
+CREATE TABLE entries (rank INTEGER PRIMARY KEY, line_no INTEGER NOT NULL, address_lc TEXT NOT NULL, pp_key TEXT NOT NULL,
   st_key TEXT NOT NULL, kind TEXT NOT NULL, f TEXT NOT NULL);
-CREATE VIRTUAL TABLE fts_names USING fts5(t, content='', columnsize=0, detail=none, prefix='1 2 3', tokenize='unicode61 remove_diacritics 0');
-CREATE VIRTUAL TABLE fts_all USING fts5(t, content='', columnsize=0, detail=none, tokenize="unicode61 remove_diacritics 0 tokenchars '_'");
 CREATE TABLE vocab (term TEXT PRIMARY KEY) WITHOUT ROWID;
+${postingsDDL('idx_names')}
+${postingsDDL('idx_all')}
+${postingsDDL('idx_addr')}
 `;
-export const ADDR_DDL = `CREATE VIRTUAL TABLE addr USING fts5(a, content='', columnsize=0, detail=none, tokenize='trigram');`;
+/** Prefixes of name words indexed in idx_names (as "*" + prefix): autocomplete's first letters. */
+export const NAME_PREFIXES = 3;
 
 /** One row of a new snapshot, computed on the reading thread, which also gives the rank. */
 export type Row = [rank: number, lineNo: number, addressLc: string, ppKey: string, stKey: string, kind: string, fields: string, names: string, all: string];
 /** Fields of a Row. */
 export const ROW_FIELDS = 9;
 
-/** fts_names text: the name tokens, space-separated. */
-function namesText(t: EntryTokens): string {
-  const n = t.names;
-  if (!n.length) return '';
-  let s = n[0];
-  for (let i = 1; i < n.length; i++) s += ' ' + n[i];
-  return s;
-}
+/** idx_names text: the name tokens, space-separated. */
+const namesText = (t: EntryTokens): string => t.names.join(' ');
 
 /**
- * fts_all text: a person's name words as "n_word", a structure's display name as "m_word" (name
+ * idx_all text: a person's name words as "n_word", a structure's display name as "m_word" (name
  * conditions stay exact next to filters, and person-only ones never scan structures), the other
- * words as they are, then the code tokens. FTS5 ignores repeats.
+ * words as they are, then the code tokens. Repeats are indexed once. Built with one join (flat
+ * strings: appending would make ropes, slow to flatten when the batch is encoded).
  */
 function allText(t: EntryTokens): string {
-  let all = '';
   const ns = t.isPerson ? 'n_' : 'm_';
-  for (const w of t.names) all += ns + w + ' ';
-  for (const w of t.org) all += w + ' ';
-  for (const w of t.work) all += w + ' ';
-  for (const w of t.place) all += w + ' ';
-  for (const w of t.other) all += w + ' ';
-  const c = t.codes;
-  for (let i = 0; i < c.length; i++) all += i ? ' ' + c[i] : c[i];
-  return all;
+  const out: string[] = [];
+  for (const w of t.names) out.push(ns + w);
+  for (const w of t.org) out.push(w);
+  for (const w of t.work) out.push(w);
+  for (const w of t.place) out.push(w);
+  for (const w of t.other) out.push(w);
+  for (const c of t.codes) out.push(c);
+  return out.join(' ');
 }
 
 export function rowOf(rank: number, e: DirectoryEntry, t: EntryTokens, lineNo: number): Row {
@@ -97,14 +94,67 @@ export function rowOf(rank: number, e: DirectoryEntry, t: EntryTokens, lineNo: n
 }
 
 /**
- * Batches of rows sent to the import worker: one string, every field followed by FS (ROW_FIELDS
- * per row), so that the worker splits a batch once. Fields never hold FS: they come from
+ * Batches of rows sent to the import worker: UTF-8, every field followed by FS (ROW_FIELDS per
+ * row), so that the worker decodes and splits a batch once. Fields never hold FS: they come from
  * '|'-separated text lines and normalised tokens.
  */
 export const FS = '\u0001';
 
-export function rowText(rank: number, e: DirectoryEntry, t: EntryTokens, lineNo: number): string {
-  return rank + FS + lineNo + FS + e.address.toLowerCase() + FS + e.ppKey + FS + e.stKey + FS + e.kind + FS + encodeFields(e) + FS + namesText(t) + FS + allText(t) + FS;
+/**
+ * Encodes rows straight into a UTF-8 buffer (fields followed by FS), sent to the worker as a
+ * transferred ArrayBuffer: no batch string, no field kept alive between rows (the rows' garbage
+ * dies young), nothing copied between threads.
+ */
+export class BatchEncoder {
+  private buf: Buffer;
+  private pos = 0;
+  rows = 0;
+
+  constructor(private readonly size = 1 << 21) {
+    this.buf = Buffer.allocUnsafeSlow(size);
+  }
+
+  get bytes() {
+    return this.pos;
+  }
+
+  private put(s: string) {
+    this.pos += this.buf.write(s, this.pos);
+    this.buf[this.pos++] = 1; // FS
+  }
+
+  add(rank: number, e: DirectoryEntry, t: EntryTokens, lineNo: number) {
+    const f = encodeFields(e);
+    const names = namesText(t);
+    const all = allText(t);
+    const address = e.address.toLowerCase();
+    // At most 3 UTF-8 bytes per UTF-16 unit.
+    const need = 3 * (f.length + names.length + all.length + address.length + e.ppKey.length + e.stKey.length + e.kind.length) + 64;
+    if (this.buf.length - this.pos < need) {
+      const bigger = Buffer.allocUnsafeSlow(Math.max(this.buf.length * 2, this.pos + need));
+      this.buf.copy(bigger, 0, 0, this.pos);
+      this.buf = bigger;
+    }
+    this.put(String(rank));
+    this.put(String(lineNo));
+    this.put(address);
+    this.put(e.ppKey);
+    this.put(e.stKey);
+    this.put(e.kind);
+    this.put(f);
+    this.put(names);
+    this.put(all);
+    this.rows++;
+  }
+
+  /** The encoded rows (bytes 0 … length of buffer), and a fresh buffer for the next batch. */
+  take(): { buffer: ArrayBuffer; length: number } {
+    const out = { buffer: this.buf.buffer as ArrayBuffer, length: this.pos };
+    this.buf = Buffer.allocUnsafeSlow(this.size);
+    this.pos = 0;
+    this.rows = 0;
+    return out;
+  }
 }
 
 /** The fields of a batch (ROW_FIELDS per row, in Row order; numbers as text). */

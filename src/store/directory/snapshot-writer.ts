@@ -7,7 +7,7 @@ import type { Worker } from 'node:worker_threads';
 import type { DirectoryEntry } from '../../directory-model/entry.js';
 import type { EntryTokens } from '../../directory-model/tokens.js';
 import { SnapshotBuilder, type CommitMeta, type CommitOptions } from './snapshot-builder.js';
-import { DirectoryStoreError, rowOf, rowText, SNAPSHOT_FILE } from './snapshot-format.js';
+import { BatchEncoder, DirectoryStoreError, rowOf, SNAPSHOT_FILE } from './snapshot-format.js';
 import { Vocabulary } from './vocabulary.js';
 import type { SnapshotInfo, SnapshotWriter } from './types.js';
 
@@ -35,6 +35,8 @@ function takeLock(file: string) {
 }
 
 const BATCH_ROWS = 2000;
+/** A batch is also sent when its encoded rows pass this size. */
+const BATCH_BYTES = 3 << 19;
 const MAX_IN_FLIGHT = 8;
 
 /**
@@ -48,9 +50,8 @@ export class SqliteSnapshotWriter implements SnapshotWriter {
   private readonly started = Date.now();
   private builder?: SnapshotBuilder;
   private worker?: Worker;
-  /** Rows not yet sent to the worker (rowText), and how many. */
-  private batch = '';
-  private batchRows = 0;
+  /** Rows not yet sent to the worker. */
+  private readonly batch = new BatchEncoder();
   private readonly vocabulary = new Vocabulary();
   private inFlight = 0;
   private drained: (() => void) | undefined;
@@ -153,16 +154,16 @@ export class SqliteSnapshotWriter implements SnapshotWriter {
     this.vocabulary.add(t);
     const rank = ++this.rank;
     if (this.builder) return this.builder.add(rowOf(rank, e, t, lineNo));
-    this.batch += rowText(rank, e, t, lineNo);
-    if (++this.batchRows >= BATCH_ROWS) this.flush();
+    this.batch.add(rank, e, t, lineNo);
+    if (this.batch.rows >= BATCH_ROWS || this.batch.bytes >= BATCH_BYTES) this.flush();
   }
 
   private flush() {
-    if (!this.batchRows || !this.worker) return;
+    if (!this.batch.rows || !this.worker) return;
     this.inFlight++;
-    this.worker.postMessage({ type: 'rows', batch: this.batch });
-    this.batch = '';
-    this.batchRows = 0;
+    // UTF-8 bytes in their own ArrayBuffer, transferred (moved, not copied) to the worker.
+    const { buffer, length } = this.batch.take();
+    this.worker.postMessage({ type: 'rows', batch: buffer, length }, [buffer]);
   }
 
   /** Resolves when the worker has caught up enough (bounded memory between the two threads). */

@@ -1,9 +1,9 @@
-// The vocabulary of a new snapshot: the distinct terms of fts_all but whole-only codes, stored in
-// the `vocab` table so that a prefix query can be rewritten into its few whole terms, which FTS5
-// streams lazily (a raw prefix query merges every matching doclist first). Collected on the
+// The vocabulary of a new snapshot: the distinct terms of idx_all but whole-only codes, stored in
+// the `vocab` table so that a prefix query can be rewritten into its few whole terms, whose
+// postings stream lazily (a raw prefix reads every list of its range first, postings.ts). Collected on the
 // reading thread from the entry's tokens (no re-splitting of the indexed text): its size follows
 // the vocabulary (names, places), not the number of lines; past VOCABULARY_CAP terms it is dropped
-// and the snapshot is marked partial (prefix queries then go to FTS5 as they are).
+// and the snapshot is marked partial (prefix queries then read their whole range).
 import type { EntryTokens } from '../../directory-model/tokens.js';
 
 /** Past this many distinct terms, the vocabulary is dropped (the snapshot is marked partial). */
@@ -36,7 +36,7 @@ export class Vocabulary {
     }
   }
 
-  /** The terms as indexed in fts_all ("n_" / "m_" before name words), sorted; undefined past the cap. */
+  /** The terms as indexed in idx_all ("n_" / "m_" before name words), sorted; undefined past the cap. */
   terms(): string[] | undefined {
     if (this.full) return undefined;
     const out: string[] = [...this.words];

@@ -1,0 +1,91 @@
+// The snapshot's postings index against a brute-force answer: several segments, chunks boundaries,
+// AND / OR / prefix cursors, and the duplicate-address set.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { AddressSet, CHUNK, cursorOf, postingsDDL, PostingsBuilder, postingsTable, ranksOf, type Expr } from './postings.js';
+
+/** Deterministic pseudo-random numbers (mulberry32). */
+function rng(seed: number) {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe('postings index', () => {
+  const db = new Database(':memory:');
+  db.exec(postingsDDL('p'));
+  const rand = rng(7);
+  const MAX = 5000;
+  // Terms of very different frequencies, codes with "_", a term with non-ASCII letters.
+  const vocabulary = ['a', 'ab', 'abc', 'abd', 'b', 'ba', 'pp_1', 'pp_2', 'p', 'pa', 'x1', 'x2', 'zé'];
+  const freq = [0.9, 0.3, 0.05, 0.002, 0.5, 0.1, 0.01, 0.4, 0.2, 0.6, 0.001, 0.07, 0.02];
+  const truth = new Map<string, number[]>(vocabulary.map((t) => [t, []]));
+  const builder = new PostingsBuilder(db, 'p', 997); // small segments: terms span several of them
+  db.exec('BEGIN');
+  for (let rank = 1; rank <= MAX; rank++) {
+    vocabulary.forEach((t, i) => {
+      if (rand() < freq[i]) {
+        builder.add(t, rank);
+        builder.add(t, rank); // a repeat in one entry is indexed once
+        truth.get(t)!.push(rank);
+      }
+    });
+  }
+  builder.flush();
+  db.exec('COMMIT');
+  const table = postingsTable(db, 'p', MAX);
+  const run = (e: Expr) => [...ranksOf(cursorOf(table, e))];
+  const term = (t: string): Expr => ({ op: 'term', term: t });
+  const set = (t: string) => new Set(truth.get(t));
+
+  it('gives every term its ranks, ascending, across segments and chunks', () => {
+    assert.ok(truth.get('a')!.length > 3 * CHUNK);
+    for (const t of vocabulary) assert.deepEqual(run(term(t)), truth.get(t), t);
+    assert.deepEqual(run(term('absent')), []);
+  });
+
+  it('intersects (AND) and unites (OR) in rank order', () => {
+    const and = truth.get('a')!.filter((r) => set('x2').has(r) && set('ba').has(r));
+    assert.ok(and.length > 0);
+    assert.deepEqual(run({ op: 'and', of: [term('a'), term('x2'), term('ba')] }), and);
+    const or = [...new Set([...truth.get('abd')!, ...truth.get('x1')!, ...truth.get('pp_1')!])].sort((x, y) => x - y);
+    assert.deepEqual(run({ op: 'or', of: [term('abd'), term('x1'), term('pp_1')] }), or);
+    const mixed = truth.get('b')!.filter((r) => set('abc').has(r) || set('x2').has(r));
+    assert.deepEqual(run({ op: 'and', of: [term('b'), { op: 'or', of: [term('abc'), term('x2')] }] }), mixed);
+  });
+
+  it('reads a prefix as every word of its range, codes ("_") left out', () => {
+    const ab = [...new Set([...truth.get('ab')!, ...truth.get('abc')!, ...truth.get('abd')!])].sort((x, y) => x - y);
+    assert.deepEqual(run({ op: 'prefix', term: 'ab' }), ab);
+    const p = [...new Set([...truth.get('p')!, ...truth.get('pa')!])].sort((x, y) => x - y);
+    assert.deepEqual(run({ op: 'prefix', term: 'p' }), p, 'pp_1 and pp_2 are codes, not words starting with p');
+    assert.deepEqual(run({ op: 'prefix', term: 'q' }), []);
+    // A prefix served by a term of its own (idx_names keeps "*" + prefix).
+    assert.deepEqual([...ranksOf(cursorOf(table, { op: 'prefix', term: 'x' }, (t) => (t === 'x' ? 'x1' : undefined)))], truth.get('x1'));
+  });
+});
+
+describe('duplicate addresses', () => {
+  it('finds each repeat exactly, through growth and hash collisions', () => {
+    const stored = new Map<number, string>();
+    const set = new AddressSet((r) => stored.get(r), 4);
+    const addresses = Array.from({ length: 3000 }, (_, i) => `user${i}@h${i % 7}.mssante.fr`);
+    addresses.forEach((a, i) => {
+      assert.equal(set.addOrFind(a, i + 1), 0);
+      stored.set(i + 1, a);
+    });
+    addresses.forEach((a, i) => assert.equal(set.addOrFind(a, 10_000 + i), i + 1));
+    assert.equal(set.addOrFind('user1@h1.mssante.fr.', 20_000), 0);
+  });
+
+  it('does not take a hash match for a duplicate without the same stored address', () => {
+    // addressOf answers another address for every rank: as if every hash collided.
+    const set = new AddressSet(() => 'someone@else.fr', 4);
+    assert.equal(set.addOrFind('a@b.fr', 1), 0);
+    assert.equal(set.addOrFind('a@b.fr', 2), 0);
+  });
+});

@@ -1,0 +1,404 @@
+// The search index of a directory snapshot: inverted lists ("postings"), term → the ranks of the
+// entries carrying it, ascending. It replaces three FTS5 tables (names, all words, address
+// trigrams): the queries the directory serves are ANDs and ORs of whole terms and prefixes
+// streamed in rank order and stopped at a page, which needs doclists and nothing of FTS5's
+// tokenizers, positions or segment merging — and building FTS5 was two thirds of an import.
+//
+// Storage: one WITHOUT ROWID table per index, key (term, last rank of the chunk), each row a
+// chunk of at most CHUNK ranks encoded as varint deltas. Building: ranks arrive in increasing
+// order, so each term's list is appended to; (term, rank) pairs are buffered in typed arrays
+// per segment (bounded memory), then counting-sorted by term (stable: ranks stay ascending) and
+// written term by term in key order. A later segment's chunks of a term all sort after the
+// earlier ones (their ranks are higher): no merge is ever needed.
+//
+// Reading: a cursor per term seeks the first rank ≥ x (one indexed lookup per chunk); AND is a
+// leapfrog intersection, OR the least of its children. A query thus streams its matches in
+// rank order and its cost follows the page asked for, not the number of matches.
+import type Database from 'better-sqlite3';
+
+/** Most ranks in one chunk row. */
+export const CHUNK = 256;
+
+export const postingsDDL = (table: string) =>
+  `CREATE TABLE ${table} (term TEXT NOT NULL, last INTEGER NOT NULL, ranks BLOB NOT NULL, PRIMARY KEY (term, last)) WITHOUT ROWID;`;
+
+/** Appends an unsigned varint (LEB128) to buf at pos; returns the new pos. */
+function putVarint(buf: Buffer, pos: number, v: number): number {
+  while (v >= 0x80) {
+    buf[pos++] = (v & 0x7f) | 0x80;
+    v = Math.floor(v / 128);
+  }
+  buf[pos++] = v;
+  return pos;
+}
+
+/** Builds one postings table during an import (inside the import's transaction). */
+export class PostingsBuilder {
+  private ids = new Map<string, number>();
+  private terms: string[] = [];
+  /** Last rank added per term id (repeats in one entry are dropped). */
+  private lastRank = new Int32Array(1 << 16);
+  private termOf: Int32Array;
+  private rankOf: Int32Array;
+  private n = 0;
+  private readonly ins: Database.Statement;
+  private readonly buf = Buffer.alloc(CHUNK * 5 + 16);
+
+  constructor(
+    db: Database.Database,
+    table: string,
+    /** Pairs buffered before a segment is written (8 bytes each). */
+    private readonly segmentPairs = 1_000_000,
+  ) {
+    this.ins = db.prepare(`INSERT INTO ${table} (term, last, ranks) VALUES (?, ?, ?)`);
+    this.termOf = new Int32Array(segmentPairs);
+    this.rankOf = new Int32Array(segmentPairs);
+  }
+
+  /** Adds rank to term's list; ranks must come in non-decreasing order. */
+  add(term: string, rank: number) {
+    let id = this.ids.get(term);
+    if (id === undefined) id = this.newTerm(term);
+    else if (this.lastRank[id] === rank) return;
+    this.push(id, rank);
+  }
+
+  /**
+   * Adds rank to the lists of every trigram of text (3 UTF-16 units). Trigrams of 7-bit
+   * characters are looked up by their 21-bit code in a flat table (no string made per trigram).
+   */
+  addTrigrams(text: string, rank: number) {
+    const ascii = this.ascii;
+    for (let k = 0; k + 3 <= text.length; k++) {
+      const a = text.charCodeAt(k);
+      const b = text.charCodeAt(k + 1);
+      const c = text.charCodeAt(k + 2);
+      if ((a | b | c) < 128) {
+        const code = (a << 14) | (b << 7) | c;
+        let id = ascii[code] - 1;
+        if (id < 0) {
+          id = this.newTerm(text.slice(k, k + 3));
+          ascii[code] = id + 1;
+        } else if (this.lastRank[id] === rank) continue;
+        this.push(id, rank);
+      } else this.add(text.slice(k, k + 3), rank);
+    }
+  }
+
+  /** Term id + 1 of each 7-bit trigram in this segment (0: none yet). */
+  private ascii = new Int32Array(0);
+
+  /** Trigram mode: allocates the 7-bit table (8 MiB). */
+  trigrams(): this {
+    this.ascii = new Int32Array(1 << 21);
+    return this;
+  }
+
+  private newTerm(term: string): number {
+    // A fresh copy: a term split from a batch may be a slice that keeps the whole batch alive.
+    if (term.length >= 13) term = Buffer.from(term).toString();
+    const id = this.terms.length;
+    this.ids.set(term, id);
+    this.terms.push(term);
+    if (id >= this.lastRank.length) {
+      const g = new Int32Array(this.lastRank.length * 2);
+      g.set(this.lastRank);
+      this.lastRank = g;
+    }
+    this.lastRank[id] = 0;
+    return id;
+  }
+
+  private push(id: number, rank: number) {
+    this.lastRank[id] = rank;
+    const n = this.n;
+    this.termOf[n] = id;
+    this.rankOf[n] = rank;
+    if (++this.n === this.segmentPairs) this.flush();
+  }
+
+  /** Writes the buffered pairs (a segment) and empties the buffer. */
+  flush() {
+    const n = this.n;
+    const terms = this.terms;
+    const count = terms.length;
+    if (!n) return;
+    // Counting sort by term id (stable: ranks stay ascending within a term).
+    const start = new Int32Array(count + 1);
+    const termOf = this.termOf;
+    for (let i = 0; i < n; i++) start[termOf[i] + 1]++;
+    for (let t = 0; t < count; t++) start[t + 1] += start[t];
+    const fill = start.slice(0, count);
+    const sorted = new Int32Array(n);
+    const rankOf = this.rankOf;
+    for (let i = 0; i < n; i++) sorted[fill[termOf[i]]++] = rankOf[i];
+    // Terms in key order: B-tree appends rather than random inserts (the native string sort,
+    // then each term's id from the map, its hash already computed).
+    const ids = this.ids;
+    const buf = this.buf;
+    for (const term of terms.sort()) {
+      const t = ids.get(term)!;
+      for (let i = start[t], end = start[t + 1]; i < end; ) {
+        const stop = Math.min(end, i + CHUNK);
+        let prev = 0;
+        let pos = 0;
+        for (let j = i; j < stop; j++) {
+          pos = putVarint(buf, pos, sorted[j] - prev);
+          prev = sorted[j];
+        }
+        this.ins.run(term, prev, buf.subarray(0, pos));
+        i = stop;
+      }
+    }
+    this.ids = new Map();
+    this.terms = [];
+    this.n = 0;
+    if (this.ascii.length) this.ascii.fill(0);
+  }
+}
+
+// ---- reading --------------------------------------------------------------------------------
+
+export const END = Number.MAX_SAFE_INTEGER;
+
+/** Ranks in ascending order: seek(x) is the first rank ≥ x (END past the last). */
+export interface Cursor {
+  seek(x: number): number;
+}
+
+/** The statements a cursor reads chunks with (prepared once per snapshot and table). */
+export interface PostingsTable {
+  /** (term, x) → the chunk holding the first rank ≥ x: {last, ranks}. */
+  chunkFrom: Database.Statement;
+  /** (from, to) → every chunk of the terms in [from, to): {term, ranks}, in key order. */
+  range: Database.Statement;
+  /** Ranks are 1…maxRank. */
+  maxRank: number;
+}
+
+export function postingsTable(db: Database.Database, table: string, maxRank: number): PostingsTable {
+  return {
+    chunkFrom: db.prepare(`SELECT last, ranks FROM ${table} WHERE term = ? AND last >= ? ORDER BY term, last LIMIT 1`),
+    range: db.prepare(`SELECT term, ranks FROM ${table} WHERE term >= ? AND term < ?`),
+    maxRank,
+  };
+}
+
+function decode(blob: Uint8Array, out: number[]): number {
+  let n = 0;
+  let prev = 0;
+  for (let i = 0; i < blob.length; ) {
+    let v = 0;
+    let mul = 1;
+    let b: number;
+    do {
+      b = blob[i++];
+      v += (b & 0x7f) * mul;
+      mul *= 128;
+    } while (b & 0x80);
+    prev += v;
+    out[n++] = prev;
+  }
+  return n;
+}
+
+class TermCursor implements Cursor {
+  private ranks: number[] = [];
+  private len = 0;
+  private pos = 0;
+  private chunkLast = 0;
+  private cur = 0;
+
+  constructor(
+    private readonly t: PostingsTable,
+    private readonly term: string,
+  ) {}
+
+  seek(x: number): number {
+    if (this.cur >= x) return this.cur;
+    if (x > this.chunkLast) {
+      const row = this.t.chunkFrom.get(this.term, x) as { last: number; ranks: Buffer } | undefined;
+      if (!row) return (this.cur = END);
+      this.len = decode(row.ranks, this.ranks);
+      this.chunkLast = row.last;
+      this.pos = 0;
+    }
+    // x ≤ chunkLast: the answer is in this chunk.
+    const r = this.ranks;
+    let p = this.pos;
+    while (r[p] < x) p++;
+    this.pos = p;
+    return (this.cur = r[p]);
+  }
+}
+
+class AndCursor implements Cursor {
+  constructor(private readonly of: Cursor[]) {}
+  seek(x: number): number {
+    let target = x;
+    for (;;) {
+      let agreed = true;
+      for (const c of this.of) {
+        const r = c.seek(target);
+        if (r === END) return END;
+        if (r !== target) {
+          target = r;
+          agreed = false;
+        }
+      }
+      if (agreed) return target;
+    }
+  }
+}
+
+class OrCursor implements Cursor {
+  constructor(private readonly of: Cursor[]) {}
+  seek(x: number): number {
+    let least = END;
+    for (const c of this.of) {
+      const r = c.seek(x);
+      if (r < least) least = r;
+    }
+    return least;
+  }
+}
+
+/** Ranks in a bitmap, built once (a broad prefix: every chunk of every term in a key range). */
+class BitmapCursor implements Cursor {
+  private cur = 0;
+  /** The same bytes by 4: empty stretches are skipped a word at a time. */
+  private readonly words: Uint32Array;
+  constructor(private readonly bits: Uint8Array) {
+    this.words = new Uint32Array(bits.buffer, bits.byteOffset, bits.length >> 2);
+  }
+  seek(x: number): number {
+    if (this.cur >= x) return this.cur;
+    const b = this.bits;
+    const w = this.words;
+    let i = x;
+    while (i < b.length) {
+      if ((i & 3) === 0 && i >> 2 < w.length && w[i >> 2] === 0) {
+        i += 4;
+        continue;
+      }
+      if (b[i]) return (this.cur = i);
+      i++;
+    }
+    return (this.cur = END);
+  }
+}
+
+const EMPTY: Cursor = { seek: () => END };
+
+/** The query tree a plan gives (query-plan.ts). */
+export type Expr = { op: 'term'; term: string } | { op: 'prefix'; term: string } | { op: 'and'; of: Expr[] } | { op: 'or'; of: Expr[] };
+
+/**
+ * A cursor over the matches of expr. A prefix node is served by `prefixTerm` when the index has
+ * a term for it (the names index keeps prefixes of 1 to 3 characters), else by every term that
+ * is the prefix followed by letters and digits (no "_": a code token "pp_…" is not a word
+ * starting with "p"), read once into a bitmap.
+ */
+export function cursorOf(t: PostingsTable, e: Expr, prefixTerm?: (p: string) => string | undefined): Cursor {
+  switch (e.op) {
+    case 'term':
+      return new TermCursor(t, e.term);
+    case 'and':
+      return e.of.length === 1 ? cursorOf(t, e.of[0], prefixTerm) : new AndCursor(e.of.map((x) => cursorOf(t, x, prefixTerm)));
+    case 'or':
+      return e.of.length === 1 ? cursorOf(t, e.of[0], prefixTerm) : new OrCursor(e.of.map((x) => cursorOf(t, x, prefixTerm)));
+    case 'prefix': {
+      const direct = prefixTerm?.(e.term);
+      if (direct !== undefined) return new TermCursor(t, direct);
+      const bits = new Uint8Array((t.maxRank + 4) & ~3); // whole words for BitmapCursor
+      let any = false;
+      const out: number[] = [];
+      const scan = (from: string, to: string) => {
+        for (const row of t.range.iterate(from, to) as Iterable<{ term: string; ranks: Buffer }>) {
+          const rest = row.term.slice(e.term.length);
+          if (rest.includes('_')) continue;
+          const n = decode(row.ranks, out);
+          for (let i = 0; i < n; i++) bits[out[i]] = 1;
+          any = true;
+        }
+      };
+      // Terms are [a-z0-9_] (directory-model/normalize.ts): the term itself, then prefix +
+      // [0-9…] and prefix + [a-z…], skipping prefix + "_…" (codes).
+      scan(e.term, e.term + '0');
+      scan(e.term + '0', e.term + ':');
+      scan(e.term + 'a', e.term + '{');
+      return any ? new BitmapCursor(bits) : EMPTY;
+    }
+  }
+}
+
+/** Ranks of a cursor, ascending, lazily. */
+export function* ranksOf(c: Cursor): Generator<number> {
+  for (let r = c.seek(1); r !== END; r = c.seek(r + 1)) yield r;
+}
+
+// ---- duplicate addresses during a build --------------------------------------------------------
+
+/**
+ * The addresses of a snapshot being built, so that a duplicate is found without a unique index
+ * during the load (the index is built once at the end, by sorting, rather than by a million
+ * random inserts). Open addressing on two 32-bit hashes; a slot holds the rank of the first entry
+ * with that address, and a hash match is confirmed on the stored address (`addressOf`): exact.
+ */
+export class AddressSet {
+  private h1s: Int32Array;
+  private h2s: Int32Array;
+  private ranks: Int32Array;
+  private size = 0;
+
+  constructor(
+    private readonly addressOf: (rank: number) => string | undefined,
+    capacity = 1 << 16,
+  ) {
+    this.h1s = new Int32Array(capacity);
+    this.h2s = new Int32Array(capacity);
+    this.ranks = new Int32Array(capacity);
+  }
+
+  /** The rank of the earlier entry with this address, or else 0 after recording it at `rank`. */
+  addOrFind(address: string, rank: number): number {
+    // FNV-1a and a multiplicative hash, over UTF-16 units.
+    let h1 = 0x811c9dc5 | 0;
+    let h2 = 0x27d4eb2f | 0;
+    for (let i = 0; i < address.length; i++) {
+      const c = address.charCodeAt(i);
+      h1 = Math.imul(h1 ^ c, 0x01000193);
+      h2 = Math.imul(h2 + c, 0x9e3779b1) ^ (h2 >>> 15);
+    }
+    const mask = this.ranks.length - 1;
+    let slot = h1 & mask;
+    for (;;) {
+      const r = this.ranks[slot];
+      if (r === 0) break;
+      if (this.h1s[slot] === h1 && this.h2s[slot] === h2 && this.addressOf(r) === address) return r;
+      slot = (slot + 1) & mask;
+    }
+    this.h1s[slot] = h1;
+    this.h2s[slot] = h2;
+    this.ranks[slot] = rank;
+    if (++this.size * 2 > this.ranks.length) this.grow();
+    return 0;
+  }
+
+  private grow() {
+    const { h1s, h2s, ranks } = this;
+    const cap = ranks.length * 2;
+    const mask = cap - 1;
+    this.h1s = new Int32Array(cap);
+    this.h2s = new Int32Array(cap);
+    this.ranks = new Int32Array(cap);
+    for (let i = 0; i < ranks.length; i++) {
+      if (!ranks[i]) continue;
+      let slot = h1s[i] & mask;
+      while (this.ranks[slot]) slot = (slot + 1) & mask;
+      this.h1s[slot] = h1s[i];
+      this.h2s[slot] = h2s[i];
+      this.ranks[slot] = ranks[i];
+    }
+  }
+}
