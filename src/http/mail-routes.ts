@@ -20,6 +20,7 @@ import type { BlobStore } from '../store/blobs.js';
 import type { AccountStore, NewQueueItem } from '../store/types.js';
 import { requireCaller } from './caller.js';
 import { withEndOfConversation, type ApiSender } from './sending.js';
+import { readMultipart } from './multipart.js';
 import { AuthProblem } from './session.js';
 
 export interface MailRoutesOptions {
@@ -377,26 +378,15 @@ export function registerMailRoutes(app: FastifyInstance, o: MailRoutesOptions) {
   /** Reads a Draft from JSON or multipart/form-data (`message` field + files). */
   async function readDraft(req: FastifyRequest): Promise<{ draft: Draft; files: { filename: string; contentType: string; content: Buffer }[] }> {
     if (!req.isMultipart()) return { draft: parse(DraftSchema, req.body, 'Message'), files: [] };
-    let json: unknown;
-    const files: { filename: string; contentType: string; content: Buffer }[] = [];
-    let total = 0;
-    for await (const part of req.parts({ limits: { fileSize: o.maxMessageSize, files: 100, fields: 5, fieldSize: 16 * 1048576 } })) {
-      if (part.type === 'file') {
-        const content = await part.toBuffer().catch((e) => Promise.reject(e?.code === 'FST_REQ_FILE_TOO_LARGE' ? new AuthProblem(413, 'too-large', 'Pièce jointe trop volumineuse.') : e));
-        total += content.length;
-        if (total > o.maxMessageSize) throw new AuthProblem(413, 'too-large', `Le message dépasse la taille maximale de ${Math.floor(o.maxMessageSize / 1048576)} Mo.`);
-        files.push({ filename: part.filename || 'fichier', contentType: part.mimetype || 'application/octet-stream', content });
-      } else if (part.fieldname === 'message') {
-        try {
-          // @fastify/multipart already parses a field sent as application/json.
-          json = typeof part.value === 'string' ? JSON.parse(part.value) : part.value;
-        } catch {
-          throw invalid('Le champ « message » doit contenir le brouillon en JSON.', 'message');
-        }
-      }
-    }
-    if (json === undefined) throw invalid('Le champ « message » (le brouillon en JSON) manque.', 'message');
-    return { draft: parse(DraftSchema, json, 'Message'), files };
+    const mb = Math.floor(o.maxMessageSize / 1048576);
+    const { json, files } = await readMultipart(req, 'message', 'le brouillon', {
+      maxBytes: o.maxMessageSize,
+      files: 100,
+      fieldSize: 16 * 1048576,
+      fileTooLarge: 'Pièce jointe trop volumineuse.',
+      totalTooLarge: `Le message dépasse la taille maximale de ${mb} Mo.`,
+    });
+    return { draft: parse(DraftSchema, json, 'Message'), files: files.map((f) => ({ ...f, filename: f.filename || 'fichier' })) };
   }
 
   async function saveDraft(user: User, d: Draft, files: { filename: string; contentType: string; content: Buffer }[]) {

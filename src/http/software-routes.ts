@@ -18,6 +18,7 @@ import type { Webhook } from '../model/index.js';
 import { buildXdm, xdmMessage, xdmSubject, XdmError, type XdmBuildDocument } from '../xdm/index.js';
 import { requireCaller } from './caller.js';
 import { withEndOfConversation, type ApiSender } from './sending.js';
+import { readMultipart } from './multipart.js';
 import { AuthProblem } from './session.js';
 
 export interface SoftwareRoutesOptions {
@@ -320,22 +321,15 @@ export function registerSoftwareRoutes(app: FastifyInstance, o: SoftwareRoutesOp
         let json: unknown;
         const files: { name: string; mimeType: string; bytes: Buffer }[] = [];
         if (req.isMultipart()) {
-          let total = 0;
-          for await (const part of req.parts({ limits: { fileSize: o.maxMessageSize, files: 20, fields: 5, fieldSize: 1048576 } })) {
-            if (part.type === 'file') {
-              const bytes = await part.toBuffer().catch((e) => Promise.reject(e?.code === 'FST_REQ_FILE_TOO_LARGE' ? new AuthProblem(413, 'too-large', 'Document trop volumineux.') : e));
-              total += bytes.length;
-              if (total > o.maxMessageSize) throw new AuthProblem(413, 'too-large', `Les documents dépassent la taille maximale de ${Math.floor(o.maxMessageSize / 1048576)} Mo.`);
-              files.push({ name: part.filename || 'DOCUMENT', mimeType: (part.mimetype || '').toLowerCase(), bytes });
-            } else if (part.fieldname === 'metadata') {
-              try {
-                json = typeof part.value === 'string' ? JSON.parse(part.value) : part.value;
-              } catch {
-                throw invalid('Le champ « metadata » doit contenir la description en JSON.', 'metadata');
-              }
-            }
-          }
-          if (json === undefined) throw invalid('Le champ « metadata » (la description en JSON) manque.', 'metadata');
+          const read = await readMultipart(req, 'metadata', 'la description', {
+            maxBytes: o.maxMessageSize,
+            files: 20,
+            fieldSize: 1048576,
+            fileTooLarge: 'Document trop volumineux.',
+            totalTooLarge: `Les documents dépassent la taille maximale de ${Math.floor(o.maxMessageSize / 1048576)} Mo.`,
+          });
+          json = read.json;
+          for (const f of read.files) files.push({ name: f.filename || 'DOCUMENT', mimeType: f.contentType, bytes: f.content });
         } else json = req.body;
         const d = parse(DocumentsSchema, json, 'Envoi de documents');
         const mb = await o.core.store.findMailboxByAddress(d.from);

@@ -190,9 +190,15 @@ export async function runCrashHarness(o: CrashRunOptions): Promise<CrashRunResul
   const cutIds = new Map<string, string>();
   let sent = 0;
 
-  const sendOne = (port: number, m: { id: string; raw: Buffer }) =>
+  /**
+   * One SMTP transaction: over the MX with A's client certificate (mutual TLS), or over
+   * submission with the user's app password (`login`). An SMTP reply (4xx/5xx) is a refusal; a
+   * connection lost once the transaction started leaves the outcome unknown ('cut').
+   */
+  const smtpOne = (port: number, m: { id: string; raw: Buffer }, login?: { user: string; pass: string }) =>
     new Promise<'acked' | 'refused' | 'cut'>((resolve) => {
-      const c = new SMTPConnection({ host: '127.0.0.1', port, secure: false, requireTLS: true, tls: clientTls, name: A.hostname, socketTimeout: 15_000, connectionTimeout: 5_000 } as any);
+      const tlsOptions = login ? { ca, servername: 'localhost' } : clientTls;
+      const c = new SMTPConnection({ host: '127.0.0.1', port, secure: false, requireTLS: true, tls: tlsOptions, name: A.hostname, socketTimeout: 15_000, connectionTimeout: 5_000 } as any);
       let state: 'connecting' | 'data' = 'connecting';
       let settled = false;
       const done = (r: 'acked' | 'refused' | 'cut') => {
@@ -207,13 +213,14 @@ export async function runCrashHarness(o: CrashRunOptions): Promise<CrashRunResul
       };
       c.on('error', () => done(state === 'data' ? 'cut' : 'refused'));
       c.on('end', () => done(state === 'data' ? 'cut' : 'refused'));
-      c.connect(() => {
+      const transaction = () => {
         state = 'data'; // from here on a kill may come after the commit: count it as cut
         c.send({ from, to: [to] }, m.raw, (err: any, info: any) => {
           if (err) return done(err.responseCode && err.responseCode >= 400 && err.responseCode < 600 && !/ECONNRESET|EPIPE|ETIMEDOUT|closed/i.test(String(err.code ?? err.message)) ? 'refused' : 'cut');
           done(/^250/.test(String(info?.response ?? '')) ? 'acked' : 'refused');
         });
-      });
+      };
+      c.connect(() => (login ? c.login(login as any, (err: any) => (err ? done('refused') : transaction())) : transaction()));
     });
 
   // RFC 9051 §6.3.12: the tagged OK of APPEND says the message was added to the mailbox.
@@ -242,33 +249,6 @@ export async function runCrashHarness(o: CrashRunOptions): Promise<CrashRunResul
       );
     });
 
-  const submitOne = (port: number, m: { id: string; raw: Buffer }) =>
-    new Promise<'acked' | 'refused' | 'cut'>((resolve) => {
-      const c = new SMTPConnection({ host: '127.0.0.1', port, secure: false, requireTLS: true, tls: { ca, servername: 'localhost' }, socketTimeout: 15_000, connectionTimeout: 5_000 } as any);
-      let state: 'connecting' | 'data' = 'connecting';
-      let settled = false;
-      const done = (r: 'acked' | 'refused' | 'cut') => {
-        if (settled) return;
-        settled = true;
-        try {
-          c.close();
-        } catch {
-          /* closed */
-        }
-        resolve(r);
-      };
-      c.on('error', () => done(state === 'data' ? 'cut' : 'refused'));
-      c.on('end', () => done(state === 'data' ? 'cut' : 'refused'));
-      c.connect(() =>
-        c.login({ user: sender.login, pass: sender.appPassword } as any, (err: any) => {
-          if (err) return done('refused');
-          state = 'data';
-          // An SMTP reply (4xx/5xx) is a refusal; only a lost connection leaves the outcome unknown.
-          c.send({ from, to: [to] }, m.raw, (e: any, info: any) => done(e ? (e.responseCode ? 'refused' : 'cut') : /^250/.test(String(info?.response ?? '')) ? 'acked' : 'refused'));
-        }),
-      );
-    });
-
   let next = 0;
   const worker = async () => {
     while (next < o.messages) {
@@ -279,7 +259,7 @@ export async function runCrashHarness(o: CrashRunOptions): Promise<CrashRunResul
       const n = next++;
       const m = message(n, from, to, random);
       sent++;
-      const r = o.mode === 'append' ? await appendOne(current.imaps, m) : queueMode ? await submitOne(current.submission, m) : await sendOne(current.mx, m);
+      const r = o.mode === 'append' ? await appendOne(current.imaps, m) : queueMode ? await smtpOne(current.submission, m, { user: sender.login, pass: sender.appPassword }) : await smtpOne(current.mx, m);
       if (r === 'acked') acked.set(m.id, sha(m.raw));
       else if (r === 'cut') cutIds.set(m.id, sha(m.raw));
       // 'refused' (the operator was down at connect): nothing was transferred; the next number follows.
