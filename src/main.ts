@@ -29,11 +29,15 @@ import { SqliteStore } from './store/sqlite/index.js';
 import { TrustService } from './trust/index.js';
 import { TrustListSource } from './trust/source.js';
 import { openDirectory, type DirectoryRuntime } from './directory/runtime.js';
+import { fileURLToPath } from 'node:url';
 import { startHttpServer, type HttpServer, type WebAuthOptions } from './http/app.js';
 import { Metrics } from './audit/metrics.js';
 import { UsageMeter } from './audit/usage.js';
 import { startTracePurge } from './audit/traces.js';
 import { startMetricsServer, type MetricsServer } from './http/metrics-server.js';
+
+/** Where `npm run build:webmail` (run by npm install and the first npm start) puts the webmail. */
+export const WEBMAIL_DIST = fileURLToPath(new URL('../webmail/dist', import.meta.url));
 
 export class StartupError extends Error {
   override name = 'StartupError';
@@ -302,8 +306,10 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
   // The directory is served by the HTTP servers of http/ (the plain one answers 403 to /api/auth:
   // HTTPS required); the HTTPS one also asks for client certificates checked against `tls.ca`.
   const httpServers: HttpServer[] = [];
+  // The webmail (docs/webmail.md): built by npm install / the first npm start into webmail/dist.
+  const webmail = config.http.webmailDir === false ? undefined : { dir: config.http.webmailDir ?? WEBMAIL_DIST };
   const listenHttp = async (port: number, https?: { key: string; cert: string; ca: string }): Promise<number> => {
-    const s = await startHttpServer({ host: config.listen.host, port, logger: directory.logger, directory: directory.routes(), web, https }).catch((e) =>
+    const s = await startHttpServer({ host: config.listen.host, port, logger: directory.logger, directory: directory.routes(), web, https, webmail }).catch((e) =>
       Promise.reject(new StartupError(e.message)),
     );
     httpServers.push(s);

@@ -20,6 +20,7 @@ import { AuthProblem, registerSessions, SessionManager } from './session.js';
 import { registerOidcRoutes, type OidcRoutesOptions } from './oidc-routes.js';
 import { registerAbsenceRoutes, type AbsenceRoutesOptions } from './absence-routes.js';
 import { registerComposeRoutes, type ComposeRoutesOptions } from './compose-routes.js';
+import { registerWebmailAssets } from './webmail-assets.js';
 
 export { HttpProblem };
 
@@ -50,6 +51,8 @@ export interface HttpOptions {
   web?: WebAuthOptions;
   /** Serve HTTPS with this key and certificate; `ca`: the CAs client certificates are asked from. */
   https?: { key: string; cert: string; ca: string };
+  /** The webmail's build output (docs/webmail.md), served at / of the HTTPS listener only. */
+  webmail?: { dir: string };
   /** Called for every route registered (tests: the OpenAPI document must describe every one). */
   onRoute?: (route: RouteOptions) => void;
 }
@@ -142,6 +145,8 @@ export function buildHttpApp(opts: Omit<HttpOptions, 'host' | 'port'>): FastifyI
     if (w.compose) registerComposeRoutes(app, w.compose);
   }
   registerOpenApi(app, { oidc: !!opts.web?.oidc });
+  // The webmail needs the session cookie (Secure): HTTPS only, like /api/auth.
+  if (opts.https && opts.webmail) registerWebmailAssets(app, { dir: opts.webmail.dir, logger: opts.logger });
   return app;
 }
 
