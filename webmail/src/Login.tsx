@@ -17,7 +17,10 @@ export function Login({ onDone, notice }: { onDone: (s: SessionInfo) => void; no
   const heading = useRef<HTMLHeadingElement>(null);
 
   useEffect(() => {
-    heading.current?.focus();
+    // The new step's first field (or its heading) gets the focus: keyboard users continue at once.
+    const field = document.querySelector<HTMLInputElement>('.login-card #code');
+    if (field) field.focus();
+    else if (step.kind !== 'password') heading.current?.focus();
     if (step.kind === 'enrol') void QRCode.toDataURL(step.uri, { margin: 2, width: 200 }).then(setQr);
   }, [step]);
 
@@ -84,7 +87,7 @@ export function Login({ onDone, notice }: { onDone: (s: SessionInfo) => void; no
         )}
         {step.kind === 'password' && (
           <>
-            <form onSubmit={submitPassword} aria-label="Connexion par identifiant et mot de passe">
+            <form onSubmit={submitPassword}>
               <label htmlFor="login">Identifiant</label>
               <input id="login" name="login" autoComplete="username" required autoCapitalize="none" spellCheck={false} />
               <label htmlFor="password">Mot de passe</label>
@@ -105,10 +108,10 @@ export function Login({ onDone, notice }: { onDone: (s: SessionInfo) => void; no
           </>
         )}
         {step.kind === 'code' && (
-          <form onSubmit={submitCode} aria-label="Code de vérification">
+          <form onSubmit={submitCode}>
             <p>Saisissez le code à 6 chiffres affiché par votre application d’authentification, ou l’un de vos codes de secours.</p>
             <label htmlFor="code">Code de vérification</label>
-            <input id="code" name="code" autoComplete="one-time-code" inputMode="numeric" required autoFocus />
+            <input id="code" name="code" autoComplete="one-time-code" inputMode="numeric" required />
             <button type="submit" className="primary" disabled={busy}>
               Valider
             </button>
@@ -118,7 +121,7 @@ export function Login({ onDone, notice }: { onDone: (s: SessionInfo) => void; no
           </form>
         )}
         {step.kind === 'enrol' && (
-          <form onSubmit={submitCode} aria-label="Activation de la vérification en deux étapes">
+          <form onSubmit={submitCode}>
             <p>
               Première connexion : ajoutez ce compte à votre application d’authentification (FreeOTP, Google Authenticator, Microsoft Authenticator…) en scannant le QR code,
               ou en saisissant la clé ci-dessous.
