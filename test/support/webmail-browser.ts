@@ -1,33 +1,20 @@
 // Driving the webmail in a real browser: Debian's chromium (headless) through playwright-core
 // (no browser download), axe-core injected for the RGAA 4.1 / WCAG 2.1 AA checks tools can make,
 // screenshots at 1280 px and 360 px under test-output/webmail/.
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync, readdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
+import { ensureWebmailBuilt as buildWebmail } from '../../src/cli/webmail-build.js';
 
 export const CHROMIUM = process.env.CADUCEE_CHROMIUM ?? '/usr/bin/chromium';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const SHOTS = path.join(ROOT, 'test-output', 'webmail');
 
-function newest(dir: string): number {
-  let t = 0;
-  for (const name of readdirSync(dir)) {
-    const p = path.join(dir, name);
-    const s = statSync(p);
-    t = Math.max(t, s.isDirectory() ? newest(p) : s.mtimeMs);
-  }
-  return t;
-}
-
 /** Builds webmail/dist when missing or older than its sources (as npm install / npm start do). */
 export function ensureWebmailBuilt(): void {
-  const index = path.join(ROOT, 'webmail', 'dist', 'index.html');
-  if (existsSync(index) && statSync(index).mtimeMs >= newest(path.join(ROOT, 'webmail', 'src'))) return;
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js'), 'build', '--config', 'webmail/vite.config.ts'], { cwd: ROOT, stdio: 'pipe' });
-  if (r.status !== 0) throw new Error(`webmail build failed: ${r.stderr}`);
+  if (buildWebmail(() => {}) === 'unavailable') throw new Error('the webmail cannot be built (webmail/src or vite missing)');
 }
 
 export async function launch(): Promise<Browser> {
