@@ -187,7 +187,7 @@ const RIGHTS: [string, string][] = [
 ];
 function Delegations({ mailbox }: { mailbox: MailboxInfo }) {
   const path = `/api/v1/mailboxes/${encodeURIComponent(mailbox.address)}/grants`;
-  const [data, error, reload] = useLoad<{ grants: { login: string; displayName: string; rights: string[] }[] }>(path);
+  const [data, error, reload] = useLoad<{ grants: { login: string; displayName: string; rights: string[]; owner?: boolean }[] }>(path);
   const [err, setErr] = useState<string | null>(null);
   const put = (login: string, rights: string[]) =>
     (rights.length ? api('PUT', `${path}/${encodeURIComponent(login)}`, { rights }) : api('DELETE', `${path}/${encodeURIComponent(login)}`)).then(reload, (x) => setErr(x instanceof ApiError ? x.message : 'Erreur'));
@@ -214,7 +214,7 @@ function Delegations({ mailbox }: { mailbox: MailboxInfo }) {
           </tr>
         </thead>
         <tbody>
-          {data?.grants.map((g) => (
+          {data?.grants.filter((g) => !g.owner).map((g) => (
             <tr key={g.login}>
               <td>{g.displayName || g.login}</td>
               {RIGHTS.map(([r, l]) => (
