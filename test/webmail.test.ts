@@ -19,7 +19,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../src/demo/space.js';
 import { SECURITY_HEADERS } from '../src/http/security-headers.js';
 import { submitAs, tempDir, testLogger, waitFor } from './helpers.js';
-import { checkScreen, CHROMIUM, ensureWebmailBuilt, launch, type AxeViolation } from './support/webmail-browser.js';
+import { checkScreen, CHROMIUM, ensureWebmailBuilt, fillInbox, launch, scrollList, type AxeViolation } from './support/webmail-browser.js';
 
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is absent (apt-get install chromium; .ci/run installs it)`;
 
@@ -282,6 +282,19 @@ describe('webmail in a real browser', { skip }, () => {
     await p.keyboard.press('Control+Enter');
     await p.getByRole('heading', { name: 'Nouveau message' }).waitFor({ state: 'detached' });
     await p.context().close();
+  });
+
+  test('virtualised list: 600 messages, only the rows in view are in the DOM, pages load while scrolling', async (t) => {
+    if (!mailApi) return t.skip('the list needs the mail API (/api/v1, branch api)');
+    await fillInbox(demo.operators[0], claire().addresses[0]!, 600);
+    await page.getByRole('link', { name: 'Caducée' }).click();
+    await page.reload();
+    await page.locator('[data-row="0"]').waitFor();
+    const { maxRows, reachedEnd } = await scrollList(page);
+    assert.ok(reachedEnd);
+    assert.ok(maxRows < 60, `${maxRows} rows in the DOM for 600+ messages`);
+    // The oldest filled message is the last row, once the pages before it have loaded.
+    await page.locator('.row .subject', { hasText: /^Compte rendu n°0$/ }).waitFor({ timeout: 15_000 });
   });
 
   test('axe-core: 0 serious or critical violations on every screen; no CSP violation', () => {

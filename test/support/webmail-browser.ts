@@ -55,3 +55,54 @@ export async function checkScreen(page: Page, name: string): Promise<AxeViolatio
   await page.setViewportSize(size);
   return bad;
 }
+
+/** First login of a demo user in the browser: password, TOTP enrolment; returns the recovery codes. */
+export async function firstLogin(page: Page, base: string, login: string, password: string): Promise<string[]> {
+  const { generate } = await import('otplib');
+  await page.goto(base + '/');
+  await page.getByLabel('Identifiant').fill(login);
+  await page.getByLabel('Mot de passe').fill(password);
+  await page.getByRole('button', { name: 'Se connecter' }).click();
+  const secret = (await page.getByTestId('totp-secret').textContent())!.replace(/\s+/g, '');
+  await page.getByLabel('Code affiché par l’application').fill(await generate({ secret }));
+  await page.getByRole('button', { name: 'Activer' }).click();
+  const codes = await page.locator('.recovery-codes code').allTextContents();
+  await page.getByRole('button', { name: /accéder à ma messagerie/ }).click();
+  await page.getByRole('button', { name: 'Nouveau message' }).waitFor();
+  return codes;
+}
+
+/** Delivers `n` small messages into a mailbox's INBOX through Core (as the MX would, without SMTP). */
+export async function fillInbox(op: { store: any; blobs: any; core: any }, address: string, n: number, from = 'paul.bernard@b.mssante.test'): Promise<void> {
+  const mb = await op.store.findMailboxByAddress(address);
+  for (let i = 0; i < n; i++) {
+    const date = new Date(Date.UTC(2026, 0, 1) + i * 60_000);
+    const msg = Buffer.from(
+      `From: <${from}>\r\nTo: <${address}>\r\nSubject: Compte rendu n°${i}\r\nDate: ${date.toUTCString()}\r\nMessage-ID: <fill${i}.${Date.now()}@b.mssante.test>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nCompte rendu ${i}.\r\n`,
+    );
+    const b = await op.blobs.put(msg);
+    await op.core.deliver({ blobId: b.id, size: b.size, internalDate: date, envelopeFrom: from, localMailboxIds: [mb.id], remote: [] });
+    b.release();
+  }
+}
+
+/** Scrolls the message list to its end in steps, one per animation frame; frame times and DOM rows seen. */
+export async function scrollList(page: Page, step = 600): Promise<{ frames: number[]; maxRows: number; reachedEnd: boolean }> {
+  return page.evaluate(async (step) => {
+    const d = (globalThis as any).document;
+    const el = d.querySelector('.vlist');
+    const frames: number[] = [];
+    let maxRows = 0;
+    let last = (globalThis as any).performance.now();
+    const deadline = last + 60_000;
+    while (el.scrollTop + el.clientHeight < el.scrollHeight - 2 && last < deadline) {
+      el.scrollTop += step;
+      await new Promise((r) => (globalThis as any).requestAnimationFrame(r));
+      const now = (globalThis as any).performance.now();
+      frames.push(now - last);
+      last = now;
+      maxRows = Math.max(maxRows, d.querySelectorAll('.vrow').length);
+    }
+    return { frames, maxRows, reachedEnd: el.scrollTop + el.clientHeight >= el.scrollHeight - 2 };
+  }, step);
+}
