@@ -15,7 +15,9 @@ import { OutboundWorker } from './delivery/worker.js';
 import { loadTrustAnchors, type TrustAnchors } from './pki/index.js';
 import { serverTlsOptions } from './pki/tls-server.js';
 import { createImapServer, type ImapListener } from './imap/server.js';
-import { MessageIndex } from './imap/message-index.js';
+import { MessageIndex } from './mail/message-index.js';
+import { SubmissionPipeline } from './mail/submission.js';
+import { MailService } from './mail/service.js';
 import { AbsenceResponder, AbsenceSettingsService } from './policy/absence-service.js';
 import { ContentPolicy } from './policy/content-service.js';
 import { defaultSystemAddress, RulesEngine } from './policy/rules-engine.js';
@@ -223,8 +225,10 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
   // Medical-only content: sending limits and bulk refusals at submission, bulk filing at the MX.
   const content = new ContentPolicy({ settings: config.policy.content, store, blobs, logger });
   const mx = createMxServer({ ...common, ca: caPem, postmaster, absence, content, usage, metrics });
-  const submission = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: false, absence, content, usage, metrics });
-  const submissions = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: true, absence, content, usage, metrics });
+  // One submission pipeline for SMTP submission and the mail API's sending (mail/submission.ts).
+  const pipeline = new SubmissionPipeline({ core, trust, hostname: config.operator.hostname, logger, absence, content, usage });
+  const submission = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: false, absence, content, usage, metrics, pipeline });
+  const submissions = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: true, absence, content, usage, metrics, pipeline });
 
   const outbound = new OutboundWorker({
     store,
@@ -301,6 +305,8 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     absence: { absences: new AbsenceSettingsService({ core, directoryKnows: async (a) => !!(await directory.service.byAddress(a)) }) },
     // Golden rule 4: the composer asks whether a draft is urgent and its local recipients away or behind on reading.
     compose: { urgency, core },
+    // The mail API /api/v1 (docs/mail-api.md): the same Core decisions as IMAP, the same submission pipeline as SMTP.
+    mail: { core, mail: new MailService({ core, store, blobs, index }), pipeline, blobs, store, maxMessageSize: config.smtp.maxMessageSize, logger },
   };
 
   // The directory is served by the HTTP servers of http/ (the plain one answers 403 to /api/auth:

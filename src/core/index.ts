@@ -106,7 +106,11 @@ export function aclToRights(acl: string): GrantRight[] {
 }
 
 export class Core {
-  /** Emits 'delivered' (MailboxEvent) after a message is committed; IMAP IDLE etc. subscribe. */
+  /**
+   * Emits 'delivered' (MailboxEvent) after a message is committed; IMAP IDLE etc. subscribe.
+   * Also 'folder-changed' { folderId, kind?, ids? } (IMAP and the mail service), 'grants-changed'
+   * { mailboxId, userId }, 'stored', 'queued'.
+   */
   readonly events = new EventEmitter();
   private readonly localDomains: Set<string>;
 
@@ -309,7 +313,10 @@ export class Core {
     if (rights.length === 0) {
       // Also clears a grant the owner or an application account may hold from before the checks
       // below (it opens nothing).
-      if (await this.store.removeGrant(m.id, u.id)) await this.trace(m, 'grant-changed', origin, { user: u.login, before: current, rights: [] });
+      if (await this.store.removeGrant(m.id, u.id)) {
+        await this.trace(m, 'grant-changed', origin, { user: u.login, before: current, rights: [] });
+        this.events.emit('grants-changed', { mailboxId: m.id, userId: u.id });
+      }
       return undefined;
     }
     // As IMAP SETACL (RFC 4314 §3.1): the owner holds every right already; a grant to them would
@@ -320,6 +327,8 @@ export class Core {
     if (m.state === 'deleted') throw new CoreError(`${m.address} is deleted: its content is erased and its address never reused, so no right is given on it`);
     const g = await this.store.setGrant(m.id, u.id, rights);
     await this.trace(m, 'grant-changed', origin, { user: u.login, before: current, rights: g.rights });
+    // The grantee's clients (the mail API's event stream) re-read what they may open.
+    this.events.emit('grants-changed', { mailboxId: m.id, userId: u.id });
     return g;
   }
 

@@ -21,6 +21,8 @@ import { registerOidcRoutes, type OidcRoutesOptions } from './oidc-routes.js';
 import { registerAbsenceRoutes, type AbsenceRoutesOptions } from './absence-routes.js';
 import { registerComposeRoutes, type ComposeRoutesOptions } from './compose-routes.js';
 import { registerWebmailAssets } from './webmail-assets.js';
+import { registerMailRoutes, type MailRoutesOptions } from './mail-routes.js';
+import { registerEventsRoutes, type EventsRoutesOptions } from './events-routes.js';
 
 export { HttpProblem };
 
@@ -41,6 +43,8 @@ export interface WebAuthOptions extends Omit<AuthRoutesOptions, 'sessions' | 'st
   absence?: AbsenceRoutesOptions;
   /** Golden rule 4: the composer's check before sending, POST /api/v1/compose/check. */
   compose?: ComposeRoutesOptions;
+  /** The mail API /api/v1 (docs/mail-api.md) and its event stream. */
+  mail?: Omit<MailRoutesOptions, 'auth'> & { events?: Pick<EventsRoutesOptions, 'history' | 'keepaliveMs'> };
 }
 
 export interface HttpOptions {
@@ -64,6 +68,7 @@ export interface HttpServer {
 }
 
 const isAuthPath = (url: string) => url === '/api/auth' || url.startsWith('/api/auth/') || url.startsWith('/api/auth?');
+const isMailApiPath = (url: string) => url.startsWith('/api/v1/');
 
 export function buildHttpApp(opts: Omit<HttpOptions, 'host' | 'port'>): FastifyInstance {
   const app = Fastify({
@@ -80,7 +85,7 @@ export function buildHttpApp(opts: Omit<HttpOptions, 'host' | 'port'>): FastifyI
   if (opts.https) addSecurityHeaders(app); // HSTS, CSP, nosniff, frame ban (security-headers.ts)
   // Credentials never travel in clear: /api/auth over plain HTTP is refused before the body is read.
   app.addHook('onRequest', async (req) => {
-    if (isAuthPath(req.url) && !(req.raw.socket as TLSSocket).encrypted)
+    if ((isAuthPath(req.url) || isMailApiPath(req.url)) && !(req.raw.socket as TLSSocket).encrypted)
       throw new AuthProblem(403, 'https-required', 'Connexion refusée : utilisez l’adresse https:// de la messagerie. Les identifiants ne sont jamais acceptés sans chiffrement.', {}, {}, 'HTTPS required');
   });
   app.addHook('onResponse', async (req, reply) => {
@@ -143,8 +148,13 @@ export function buildHttpApp(opts: Omit<HttpOptions, 'host' | 'port'>): FastifyI
     if (w.oidc) registerOidcRoutes(app, { ...w.oidc, auth: w.auth, store: w.store, sessions, publicUrl: w.publicUrl });
     if (w.absence) registerAbsenceRoutes(app, w.absence);
     if (w.compose) registerComposeRoutes(app, w.compose);
+    if (w.mail) {
+      const { events, ...mail } = w.mail;
+      registerMailRoutes(app, { ...mail, auth: w.auth });
+      registerEventsRoutes(app, { auth: w.auth, core: mail.core, ...events });
+    }
   }
-  registerOpenApi(app, { oidc: !!opts.web?.oidc });
+  registerOpenApi(app, { oidc: !!opts.web?.oidc, mail: !!opts.web?.mail });
   // The webmail needs the session cookie (Secure): HTTPS only, like /api/auth.
   if (opts.https && opts.webmail) registerWebmailAssets(app, { dir: opts.webmail.dir, logger: opts.logger });
   return app;

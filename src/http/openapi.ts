@@ -3,6 +3,7 @@
 // GET /api/openapi.json. test/web-auth.test.ts collects every /api/auth route Fastify registers
 // (onRoute hook) and checks it is described here, so this document cannot drift from the code.
 import type { FastifyInstance } from 'fastify';
+import { mailPaths, mailSchemas } from './openapi-mail.js';
 
 const problem = { $ref: '#/components/schemas/Problem' };
 const problemResponse = (description: string) => ({ description, content: { 'application/problem+json': { schema: problem } } });
@@ -50,7 +51,7 @@ function absencePaths(): Record<string, object> {
   };
 }
 
-export function openApiDocument(opts: { oidc: boolean }) {
+export function openApiDocument(opts: { oidc: boolean; mail?: boolean }) {
   const paths: Record<string, Record<string, object>> = {
     '/api/auth/login': {
       post: {
@@ -254,10 +255,11 @@ export function openApiDocument(opts: { oidc: boolean }) {
       },
     };
   }
+  if (opts.mail) Object.assign(paths, mailPaths());
   return {
     openapi: '3.1.0',
     info: {
-      title: 'Caducée — authentification web',
+      title: opts.mail ? 'Caducée — API messagerie et authentification web' : 'Caducée — authentification web',
       version: '1',
       description:
         'Web login of an MSSanté operator (HTTPS only): password then TOTP, TLS client certificate (CPS), OpenID Connect (Pro Santé Connect), sessions and app passwords. Errors are RFC 9457 problem+json with a French `detail` and a stable `code`. See docs/authentication.md.',
@@ -267,8 +269,11 @@ export function openApiDocument(opts: { oidc: boolean }) {
       securitySchemes: {
         session: { type: 'apiKey', in: 'cookie', name: '__Host-caducee_session', description: 'Session cookie (Secure; HttpOnly; SameSite=Strict; Path=/)' },
         csrf: { type: 'apiKey', in: 'header', name: 'X-CSRF-Token', description: 'The csrfToken of the full session; required on POST, PUT, PATCH and DELETE made with a full session' },
+        bearer: { type: 'http', scheme: 'bearer', description: 'An access token of the configured OpenID provider (Pro Santé Connect), validated as IMAP OAUTHBEARER (mail API only)' },
+        clientCertificate: { type: 'mutualTLS', description: 'A personal (CPS) or organisation certificate presented in the TLS handshake, judged as SASL EXTERNAL (mail API only)' },
       },
       schemas: {
+        ...(opts.mail ? mailSchemas() : {}),
         Problem: {
           type: 'object',
           required: ['type', 'title', 'status', 'detail', 'code'],
@@ -402,7 +407,7 @@ export function openApiDocument(opts: { oidc: boolean }) {
   };
 }
 
-export function registerOpenApi(app: FastifyInstance, opts: { oidc: boolean }) {
+export function registerOpenApi(app: FastifyInstance, opts: { oidc: boolean; mail?: boolean }) {
   const doc = openApiDocument(opts);
   app.get('/api/openapi.json', async () => doc);
 }

@@ -5,7 +5,7 @@ import { bodyStructure, envelopeSexp, sectionBytes, sectionRange, binaryContent,
 import type { BlobStore } from '../store/blobs.js';
 import type { Store } from '../store/types.js';
 import { no } from './errors.js';
-import type { MessageIndex } from './message-index.js';
+import type { MessageIndex } from '../mail/message-index.js';
 import { imapDate, nstring } from './protocol/encoder.js';
 import type { FetchAttribute, Section } from './protocol/types.js';
 import type { ViewMessage } from './view.js';

@@ -2,10 +2,8 @@
 // RFC 8314). AUTH only over TLS, through the shared auth module; a user may send only as a
 // mailbox they own or hold a send-on-behalf grant for; recipients outside the trust space are
 // refused at RCPT.
-import { randomBytes } from 'node:crypto';
 import { finished } from 'node:stream/promises';
 import { Headers } from '@zone-eu/mailsplit';
-import addressparser from 'nodemailer/lib/addressparser';
 import type { Logger } from 'pino';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -21,11 +19,10 @@ import { BlobSizeExceededError, type BlobStore } from '../store/blobs.js';
 import type { NewQueueItem } from '../store/types.js';
 import type { TrustService } from '../trust/index.js';
 import type { AbsenceResponder } from '../policy/absence-service.js';
-import type { ContentPolicy, ContentSender } from '../policy/content-service.js';
-import { replyText } from '../policy/content.js';
+import type { ContentPolicy } from '../policy/content-service.js';
+import { SubmissionPipeline, SubmissionRefusal, type AcceptedRecipient, type Submitter } from '../mail/submission.js';
 import type { Metrics } from '../audit/metrics.js';
 import type { UsageMeter } from '../audit/usage.js';
-import { rfc5322Date } from '../mime/date.js';
 import { meterRefusals } from './refusals.js';
 import { installEnhancedStatusPatch, replyDataFailure, receivedHeader, SMTPServer, smtpError, splitHeader, normalizedLineEnds, smtpUtf8Refusal } from './common.js';
 
@@ -53,35 +50,28 @@ export interface SubmissionOptions {
   usage?: UsageMeter;
   /** Prometheus: refusals by stage and enhanced code (audit/metrics.ts). */
   metrics?: Metrics;
+  /** The shared submission pipeline (mail/submission.ts); built from the options above when absent. */
+  pipeline?: SubmissionPipeline;
 }
 
-type Rcpt = { address: string; local?: number; domain?: string; notify?: NewQueueItem['notify']; orcpt?: string | null };
 interface SubState {
-  user: User;
-  senderMailboxId?: number;
-  /** The MAIL FROM mailbox, whose type and address set the content policy's limits. */
-  sender: ContentSender;
-  rcpts: Rcpt[];
+  submitter: Submitter;
+  rcpts: AcceptedRecipient[];
 }
 const state = new WeakMap<SMTPServerSession, SubState>();
-
-function addressesIn(value: string): string[] {
-  const out: string[] = [];
-  const walk = (list: any[]) => {
-    for (const a of list) {
-      if (a.group) walk(a.group);
-      else if (a.address) out.push(a.address);
-    }
-  };
-  walk(addressparser(value) as any[]);
-  return out;
-}
 
 export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
   installEnhancedStatusPatch();
   installSaslMechanisms();
   const log = o.logger.child({ component: o.implicitTls ? 'submissions' : 'submission' });
   const sasl = new SaslServer(o.auth);
+  const pipeline = o.pipeline ?? new SubmissionPipeline({ core: o.core, trust: o.trust, hostname: o.hostname, logger: o.logger, absence: o.absence, content: o.content, usage: o.usage });
+  /** A refusal as its SMTP reply; anything else is a temporary failure (451 4.3.0), logged. */
+  const refusalOr = (e: unknown, what: string, text: string) => {
+    if (e instanceof SubmissionRefusal) return smtpError(e.code, e.enhanced, e.message);
+    log.error({ err: e }, what);
+    return smtpError(451, '4.3.0', text);
+  };
   const chains = new WeakMap<SMTPServerSession, Uint8Array[]>();
   const server: SMTPServer = new SMTPServer(meterRefusals({
     name: o.hostname,
@@ -120,14 +110,12 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
       const utf8 = smtpUtf8Refusal(address.address, session); // RFC 6531 §3.4
       if (utf8) return cb(utf8);
       const user = session.user as unknown as User;
-      if (!address.address) return cb(smtpError(550, '5.7.1', 'the null sender <> cannot be used for submission'));
-      o.core.maySendAs(user, address.address).then(
-        (d) => {
-          if (!d.ok) return cb(smtpError(550, '5.7.1', d.reason));
-          state.set(session, { user, senderMailboxId: d.mailbox.id, sender: { address: d.mailbox.address, type: d.mailbox.type }, rcpts: [] });
+      pipeline.checkEnvelopeSender(user, address.address).then(
+        (submitter) => {
+          state.set(session, { submitter, rcpts: [] });
           cb();
         },
-        (e) => (log.error({ err: e }, 'sender check failed'), cb(smtpError(451, '4.3.0', 'temporary failure checking the sender'))),
+        (e) => cb(refusalOr(e, 'sender check failed', 'temporary failure checking the sender')),
       );
     },
     onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void) {
@@ -135,43 +123,12 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
       if (utf8) return cb(utf8);
       const st = state.get(session)!;
       const dsn = (address as any).dsn as { notify?: string[]; orcpt?: string } | undefined;
-      const base = { address: address.address, notify: (dsn?.notify as NewQueueItem['notify']) ?? null, orcpt: dsn?.orcpt ?? null };
-      // Medical-only content: the per-message and per-day recipient limits, checked for a
-      // recipient that would otherwise be accepted (the reply names the rule).
-      const accept = (rcpt: Rcpt) => {
-        if (!o.content) return (st.rcpts.push(rcpt), cb());
-        o.content.checkRecipient(st.user, st.sender, st.rcpts.length, session.id).then(
-          (refusal) => {
-            if (refusal) return cb(smtpError(refusal.code, refusal.enhanced, replyText(refusal)));
-            st.rcpts.push(rcpt);
-            cb();
-          },
-          (e) => (log.error({ err: e }, 'recipient limit check failed'), cb(smtpError(451, '4.3.0', 'temporary failure checking the recipient limits'))),
-        );
-      };
-      o.core.resolveRecipient(address.address).then(
-        (r) => {
-          switch (r.kind) {
-            case 'local':
-              return accept({ ...base, local: r.mailbox.id });
-            case 'unknown':
-            case 'deleted':
-              return cb(smtpError(550, '5.1.1', `${address.address}: no such mailbox`));
-            case 'suspended':
-              return cb(smtpError(450, '4.2.1', `${address.address}: mailbox temporarily suspended`));
-            case 'remote':
-              if (!o.trust.isTrustedDomain(r.domain))
-                return cb(
-                  smtpError(
-                    550,
-                    '5.7.1',
-                    `${r.domain} is outside the MSSanté trust space (not in the liste blanche): MSSanté mail can only be sent to MSSanté addresses`,
-                  ),
-                );
-              return accept({ ...base, domain: r.domain });
-          }
+      pipeline.checkRecipient(st.submitter, address.address, { notify: (dsn?.notify as NewQueueItem['notify']) ?? null, orcpt: dsn?.orcpt ?? null }, st.rcpts.length, session.id).then(
+        (rcpt) => {
+          st.rcpts.push(rcpt);
+          cb();
         },
-        (e) => (log.error({ err: e }, 'recipient check failed'), cb(smtpError(451, '4.3.0', 'temporary failure checking the recipient'))),
+        (e) => cb(refusalOr(e, 'recipient check failed', 'temporary failure checking the recipient')),
       );
     },
     onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null, message?: string) => void) {
@@ -184,42 +141,13 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
           throw smtpError(552, '5.3.4', 'header block too large');
         }
         const headers = new Headers(header);
-        // RFC 5322 §3.6: From is required. Every author must be a mailbox the user may send as.
-        const fromValue = headers.getFirst('from');
-        const authors = fromValue ? addressesIn(fromValue) : [];
-        if (authors.length === 0) {
+        // From: authors, Sender:, bulk, Date and Message-ID: the shared pipeline (mail/submission.ts).
+        try {
+          await pipeline.prepareHeader(st.submitter, headers, header, session.id);
+        } catch (e) {
           body.resume();
-          throw smtpError(550, '5.6.0', 'the message has no From: header with an address (RFC 5322 §3.6.2)');
+          throw e instanceof SubmissionRefusal ? smtpError(e.code, e.enhanced, e.message) : e;
         }
-        let onBehalf = false;
-        for (const a of authors) {
-          const d = await o.core.maySendAs(st.user, a);
-          if (!d.ok) {
-            body.resume();
-            throw smtpError(550, '5.7.1', `From: ${d.reason}`);
-          }
-          onBehalf ||= d.onBehalf;
-        }
-        // RFC 5322 §3.6.2: when the author is not the agent sending, Sender names the agent.
-        if (onBehalf || authors.length > 1) {
-          const own = await o.core.primaryMailboxOf(st.user);
-          if (!own) {
-            body.resume();
-            throw smtpError(550, '5.7.1', `${st.user.login} has no mailbox of their own to appear as Sender: of a message sent on behalf of ${authors[0]}`);
-          }
-          headers.update('Sender', own.address);
-        } else if (headers.hasHeader('sender')) {
-          headers.remove('sender');
-        }
-        // Medical-only content: no mass mailing from a person (550 5.7.1 naming the rule).
-        const bulk = o.content?.checkSubmittedHeader(header, st.sender, st.user, session.id);
-        if (bulk) {
-          body.resume();
-          throw smtpError(bulk.code, bulk.enhanced, replyText(bulk));
-        }
-        // RFC 6409 §8.2–8.3: the submission server may add a missing Date and Message-ID.
-        if (!headers.hasHeader('date')) headers.add('Date', rfc5322Date(), Infinity);
-        if (!headers.hasHeader('message-id')) headers.add('Message-ID', `<${randomBytes(12).toString('hex')}@${o.hostname}>`, Infinity);
         const rcpts = session.envelope.rcptTo;
         const received = receivedHeader({
           helo: session.hostNameAppearsAs,
@@ -235,42 +163,20 @@ export function createSubmissionServer(o: SubmissionOptions): SMTPServer {
         if (stream.sizeExceeded) throw new BlobSizeExceededError(o.maxMessageSize);
         const env = session.envelope;
         const dsn = (env as any).dsn as { ret?: string | null; envid?: string | null } | undefined;
-        const localIds = st.rcpts.filter((r) => r.local !== undefined).map((r) => r.local!);
-        const usage = await o.usage?.submitted({
-          blobId: blob.id,
-          senderMailboxId: st.senderMailboxId ?? null,
-          localMailboxIds: localIds,
-          remoteRecipients: st.rcpts.filter((r) => r.domain).map((r) => r.address),
-        });
-        await o.core.deliver({
-          blobId: blob.id,
-          size: blob.size,
-          internalDate: new Date(),
-          envelopeFrom: env.mailFrom ? env.mailFrom.address : '',
-          localMailboxIds: st.rcpts.filter((r) => r.local !== undefined).map((r) => r.local!),
-          remote: st.rcpts
-            .filter((r) => r.domain)
-            .map((r) => ({ recipient: r.address, domain: r.domain!, notify: r.notify ?? null, orcpt: r.orcpt ?? null })),
-          ret: (dsn?.ret as 'FULL' | 'HDRS' | null) ?? null,
-          envid: dsn?.envid ?? null,
-          senderMailboxId: st.senderMailboxId ?? null,
-          // Counted at commit, in the delivery's transaction: concurrent sessions cannot overshoot.
-          dailyRecipients: o.content?.dailyCounter(st.user, st.sender, st.rcpts.length) ?? null,
-          usage,
-        }, { protocol: 'submission', user: st.user, remote: session.remoteAddress ?? null }).catch((e) => {
-          const refusal = o.content?.refusalFor(e, st.user, st.sender, session.id);
-          throw refusal ? smtpError(refusal.code, refusal.enhanced, replyText(refusal)) : e;
-        });
+        await pipeline
+          .commit({
+            submitter: st.submitter,
+            rcpts: st.rcpts,
+            blob,
+            envelopeFrom: env.mailFrom ? env.mailFrom.address : '',
+            ret: (dsn?.ret as 'FULL' | 'HDRS' | null) ?? null,
+            envid: dsn?.envid ?? null,
+            origin: { protocol: 'submission', user: st.submitter.user, remote: session.remoteAddress ?? null },
+            sessionId: session.id,
+          })
+          .catch((e) => Promise.reject(e instanceof SubmissionRefusal ? smtpError(e.code, e.enhanced, e.message) : e));
         blob.release();
-        if (usage) o.usage!.committed(usage);
-        // Golden rule 2: a message sent is activity of the sending mailbox (never its content).
-        if (st.senderMailboxId !== undefined) await o.core.recordActivity([st.senderMailboxId], 'sent');
-        log.info({ session: session.id, user: st.user.login, size: blob.size, local: st.rcpts.filter((r) => r.local).length, remote: st.rcpts.filter((r) => r.domain).length }, 'message submitted');
-        // Local recipients who are away answer after the commit, off the reply path.
-        if (o.absence && localIds.length) {
-          const absence = o.absence;
-          setImmediate(() => void absence.afterDelivery({ blobId: blob.id, envelopeFrom: env.mailFrom ? env.mailFrom.address : '', mailboxIds: localIds }));
-        }
+        log.info({ session: session.id, user: st.submitter.user.login, size: blob.size, local: st.rcpts.filter((r) => r.local).length, remote: st.rcpts.filter((r) => r.domain).length }, 'message submitted');
       })().then(
         () => cb(null, `2.6.0 message ${session.id} accepted`),
         (e) => replyDataFailure(stream, e, o.maxMessageSize, cb, (err) => log.error({ err, session: session.id }, 'submission failed')),

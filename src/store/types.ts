@@ -128,6 +128,14 @@ export interface FolderStore {
   getFolder(mailboxId: number, name: string): Promise<Folder | undefined>;
   listFolders(mailboxId: number): Promise<Folder[]>;
   listMessages(folderId: number): Promise<StoredMessage[]>;
+  /** One message row by its id (the mail API's Email id), or by folder and UID. */
+  getMessage(id: number): Promise<StoredMessage | undefined>;
+  getMessageByUid(folderId: number, uid: number): Promise<StoredMessage | undefined>;
+  /**
+   * One page of a folder's messages ordered by received date or size, then id (keyset paging:
+   * the rows strictly after `after`), and the folder's message count.
+   */
+  pageMessages(folderId: number, o: { by: 'internalDate' | 'size'; desc: boolean; after?: { key: string | number; id: number } | null; limit: number }): Promise<{ messages: StoredMessage[]; total: number }>;
   createFolder(mailboxId: number, name: string, specialUse?: string | null): Promise<Folder>;
   /** Deletes the folder and its messages. */
   deleteFolder(folderId: number): Promise<void>;
@@ -206,6 +214,9 @@ export interface AuthAuditEntry {
 
 /** Structures, practitioners and user accounts (core/ administration, authentication's lookups). */
 export interface AccountStore {
+  /** A user's web preferences (signature, display) as the mail API validated them (JSON text); undefined: defaults. */
+  getPreferences(userId: number): Promise<string | undefined>;
+  setPreferences(userId: number, json: string): Promise<void>;
   createStructure(s: { idType: StructureIdType; idValue: string; name: string }): Promise<Structure>;
   findStructure(idType: StructureIdType, idValue: string): Promise<Structure | undefined>;
   getStructure(id: number): Promise<Structure | undefined>;

@@ -10,7 +10,7 @@ import type { Folder } from '../../model/index.js';
 import type { BlobStore } from '../../store/blobs.js';
 import type { Store } from '../../store/types.js';
 import { ImapError, no } from '../errors.js';
-import type { MessageIndex } from '../message-index.js';
+import type { MessageIndex } from '../../mail/message-index.js';
 import type { MailboxAccess, ResolvedName, UserNamespace } from '../namespace.js';
 import { astring } from '../protocol/encoder.js';
 import { decodeMutf7, encodeMutf7 } from '../protocol/mutf7.js';

@@ -6,7 +6,7 @@ import { bad, no } from '../errors.js';
 import { fetchMessage, type FetchContext } from '../fetch.js';
 import { quoted, sequenceSet as encodeSet } from '../protocol/encoder.js';
 import type { Command, SearchKey, SequenceSet } from '../protocol/types.js';
-import { runSearch } from '../search.js';
+import { runSearch } from '../../mail/search.js';
 import { sortItems, threadOrderedSubject, threadReferences, threadToString, type SortItem } from '../sort-thread.js';
 import { FolderView } from '../view.js';
 import { checkQuota } from './acl.js';

@@ -30,6 +30,14 @@ function rowUser(r: any): User {
 }
 
 export class SqliteAccounts extends SqlitePart implements AccountStore {
+  async getPreferences(userId: number) {
+    return (this.q('SELECT prefs FROM user_preferences WHERE user_id = ?').get(userId) as { prefs: string } | undefined)?.prefs;
+  }
+
+  async setPreferences(userId: number, json: string) {
+    this.q('INSERT INTO user_preferences (user_id, prefs, updated_at) VALUES (?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET prefs = excluded.prefs, updated_at = excluded.updated_at').run(userId, json, now());
+  }
+
   async createStructure(s: { idType: StructureIdType; idValue: string; name: string }) {
     return wrapUnique(`structure ${s.idType} ${s.idValue}`, () => {
       const r = this.db

@@ -50,6 +50,25 @@ export class SqliteFolders extends SqlitePart implements FolderStore {
     return this.q('SELECT * FROM messages WHERE folder_id = ? ORDER BY uid').all(folderId).map(rowMessage);
   }
 
+  async getMessage(id: number) {
+    return this.one('SELECT * FROM messages WHERE id = ?', rowMessage, id);
+  }
+
+  async pageMessages(folderId: number, o: { by: 'internalDate' | 'size'; desc: boolean; after?: { key: string | number; id: number } | null; limit: number }) {
+    const col = o.by === 'size' ? 'size' : 'internal_date';
+    const dir = o.desc ? 'DESC' : 'ASC';
+    const cmp = o.desc ? '<' : '>';
+    const rows = o.after
+      ? this.q(`SELECT * FROM messages WHERE folder_id = ? AND (${col}, id) ${cmp} (?, ?) ORDER BY ${col} ${dir}, id ${dir} LIMIT ?`).all(folderId, o.after.key, o.after.id, o.limit)
+      : this.q(`SELECT * FROM messages WHERE folder_id = ? ORDER BY ${col} ${dir}, id ${dir} LIMIT ?`).all(folderId, o.limit);
+    const total = (this.q('SELECT COUNT(*) n FROM messages WHERE folder_id = ?').get(folderId) as { n: number }).n;
+    return { messages: rows.map(rowMessage), total };
+  }
+
+  async getMessageByUid(folderId: number, uid: number) {
+    return this.one('SELECT * FROM messages WHERE folder_id = ? AND uid = ?', rowMessage, folderId, uid);
+  }
+
   /** Bumps and returns the folder's HIGHESTMODSEQ (RFC 7162 §3.1.1: strictly increasing). */
   #bumpModseq(folderId: number): number {
     const r: any = this.q('UPDATE folders SET highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING highest_modseq').get(folderId);

@@ -380,4 +380,19 @@ CREATE INDEX mailbox_traces_mailbox ON mailbox_traces(mailbox_id, at);
 CREATE INDEX mailbox_traces_at ON mailbox_traces(at);
 `,
   },
+  {
+    version: 13,
+    name: 'web preferences per user; messages by received date',
+    // Issue 9, docs/mail-api.md: GET/PUT /api/v1/preferences (signature, list density, remote
+    // content); the JSON is validated by the mail API before it is stored. The index serves the
+    // API's message lists (newest first, keyset paging on (internal_date, id)) in O(page).
+    sql: `
+CREATE TABLE user_preferences (
+  user_id INTEGER PRIMARY KEY REFERENCES users(id),
+  prefs TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE INDEX messages_folder_date ON messages(folder_id, internal_date, id);
+`,
+  },
 ];

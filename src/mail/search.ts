@@ -1,11 +1,17 @@
-// SEARCH evaluation (RFC 9051 §6.4.4). Flags, sizes, dates and sets come from the view; header,
-// body and sent-date keys use the message index and, for text, the decoded message content.
+// SEARCH evaluation (RFC 9051 §6.4.4), shared by IMAP (UID SEARCH) and the mail API
+// (/api/v1/search). Flags, sizes, dates and sets come from the folder's messages; header, body
+// and sent-date keys use the message index and, for text, the decoded message content.
 import { headerValues, normalizeForSearch, searchableText } from '../mime/index.js';
 import type { BlobStore } from '../store/blobs.js';
-import type { Store } from '../store/types.js';
+import type { FolderMessage, Store } from '../store/types.js';
 import type { MessageIndex } from './message-index.js';
-import type { SearchKey, SequenceSet } from './protocol/types.js';
-import type { FolderView, ViewMessage } from './view.js';
+import type { SearchKey, SequenceSet } from './search-key.js';
+
+type ViewMessage = FolderMessage;
+/** The messages searched, in UID order (an IMAP session's FolderView, or a folder's messages for the API). */
+export interface SearchedFolder {
+  messages: FolderMessage[];
+}
 
 export interface SearchContext {
   store: Store;
@@ -31,7 +37,7 @@ function dayOf(iso: string | null): string | undefined {
   return Number.isNaN(d.getTime()) ? undefined : d.toISOString().slice(0, 10);
 }
 
-export async function runSearch(key: SearchKey, view: FolderView, ctx: SearchContext): Promise<{ seq: number; uid: number }[]> {
+export async function runSearch(key: SearchKey, view: SearchedFolder, ctx: SearchContext): Promise<{ seq: number; uid: number }[]> {
   const out: { seq: number; uid: number }[] = [];
   const setCache = new Map<SearchKey, Set<number>>();
   // RFC 9051 §6.4.4: a sequence number outside the mailbox simply matches nothing in a search key.

@@ -1,5 +1,6 @@
 // Message semantics (ENVELOPE, BODYSTRUCTURE, part offsets, sort and search keys) computed once
-// per stored message file and kept in the store; FETCH and SEARCH read them, never re-parse.
+// per stored message file and kept in the store; IMAP FETCH/SEARCH and the mail API read them,
+// never re-parse.
 import { analyzeMessage, type MessageInfo } from '../mime/index.js';
 import type { BlobStore } from '../store/blobs.js';
 import type { Store } from '../store/types.js';
