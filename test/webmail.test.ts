@@ -18,7 +18,7 @@ import { generate } from 'otplib';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../src/demo/space.js';
 import { SECURITY_HEADERS } from '../src/http/security-headers.js';
-import { submitAs, tempDir, testLogger, waitFor } from './helpers.js';
+import { folderMessages, submitAs, tempDir, testLogger, waitFor } from './helpers.js';
 import { checkScreen, CHROMIUM, ensureWebmailBuilt, fillInbox, launch, scrollList, type AxeViolation } from './support/webmail-browser.js';
 
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is absent (apt-get install chromium; .ci/run installs it)`;
@@ -201,21 +201,25 @@ describe('webmail in a real browser', { skip }, () => {
     await page.getByRole('button', { name: 'Envoyer' }).click();
     await page.getByRole('heading', { name: 'Nouveau message' }).waitFor({ state: 'detached' });
 
-    const imap = new ImapFlow({ host: '127.0.0.1', port: demo.operators[1].ports.imaps, secure: true, auth: { user: B().users[0].login, pass: B().users[0].appPassword }, tls: { ca, servername: 'localhost' }, logger: false });
+    // Arrived at the other operator (its store), then read through its IMAP server.
+    const paul = B().users[0]!;
+    await waitFor(async () => (await folderMessages(demo.operators[1]!, paul.addresses[0]!)).some((m) => m.includes(Buffer.from(subject))), 'the reply at the other operator', 20_000);
+    const imap = new ImapFlow({ host: '127.0.0.1', port: demo.operators[1].ports.imaps, secure: true, auth: { user: paul.login, pass: paul.appPassword }, tls: { ca, servername: 'localhost' }, logger: false });
     await imap.connect();
     try {
-      const got = await waitFor(async () => {
-        const lock = await imap.getMailboxLock('INBOX');
-        try {
-          for await (const m of imap.fetch('1:*', { source: true })) {
-            const parsed = await simpleParser(m.source!);
-            if (parsed.subject === `Re : ${subject}`) return parsed;
-          }
-        } finally {
-          lock.release();
+      const lock = await imap.getMailboxLock('INBOX');
+      let got: Awaited<ReturnType<typeof simpleParser>> | undefined;
+      const seen: string[] = [];
+      try {
+        for await (const m of imap.fetch('1:*', { source: true })) {
+          const parsed = await simpleParser(m.source!);
+          seen.push(String(parsed.subject));
+          if (parsed.subject === `Re : ${subject}`) got = parsed;
         }
-        return undefined;
-      }, 'the reply at the other operator', 20_000);
+      } finally {
+        lock.release();
+      }
+      assert.ok(got, `the reply over IMAP; subjects: ${seen.join(' | ')}`);
       assert.deepEqual(got.attachments.find((a) => a.filename === 'ordonnance.bin')?.content, attachment);
       assert.ok(got.inReplyTo, 'In-Reply-To set');
     } finally {
@@ -270,7 +274,7 @@ describe('webmail in a real browser', { skip }, () => {
     await p.getByRole('heading', { name: /Boîte de réception/ }).waitFor();
     await p.locator('[data-row="0"]').waitFor();
     await p.keyboard.press('j');
-    assert.equal(await p.evaluate(() => (globalThis as any).document.activeElement?.getAttribute('data-row')), '0');
+    await p.waitForFunction(() => (globalThis as any).document.activeElement?.getAttribute('data-row') === '0');
     await p.keyboard.press('Enter');
     await p.getByRole('heading', { level: 2 }).filter({ hasText: /Compte rendu/ }).waitFor();
     await p.keyboard.press('r');
