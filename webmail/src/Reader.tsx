@@ -72,6 +72,20 @@ export function Reader(props: { id: string; onReply: (e: Email, mode: 'reply' | 
     if (email) heading.current?.focus();
   }, [email]);
 
+  // Shortcuts on the open message: r reply, a reply to all, f forward (not while typing).
+  useEffect(() => {
+    if (!email) return;
+    const onKey = (e: KeyboardEvent) => {
+      if (e.ctrlKey || e.metaKey || e.altKey || (e.target as HTMLElement).closest('input, textarea, select, [contenteditable="true"]')) return;
+      const mode = ({ r: 'reply', a: 'reply-all', f: 'forward' } as const)[e.key as 'r' | 'a' | 'f'];
+      if (!mode) return;
+      e.preventDefault();
+      props.onReply(email, mode);
+    };
+    addEventListener('keydown', onKey);
+    return () => removeEventListener('keydown', onKey);
+  }, [email, props.onReply]);
+
   const body = useMemo(() => (email?.htmlBody ? sanitize(email.htmlBody, remote) : null), [email, remote]);
 
   if (error)
