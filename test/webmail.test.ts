@@ -126,7 +126,10 @@ describe('webmail in a real browser', { skip }, () => {
     await page.getByLabel('Identifiant').waitFor();
     assert.equal(await page.getByLabel('Identifiant').getAttribute('autocomplete'), 'username');
     assert.equal(await page.getByLabel('Mot de passe').getAttribute('autocomplete'), 'current-password');
-    assert.ok(await page.getByRole('link', { name: /Pro Santé Connect/ }).isVisible());
+    // The Pro Santé Connect button starts the code flow at the demo's stand-in provider.
+    const psc = await get(base(), ca, (await page.getByRole('link', { name: /Pro Santé Connect/ }).getAttribute('href'))!);
+    assert.equal(psc.status, 302);
+    assert.ok(String(psc.headers.location).startsWith(layout.psc!.issuer), String(psc.headers.location));
     assert.ok(await page.getByRole('button', { name: /Carte CPS/ }).isVisible());
     await screen(page, 'login');
     await page.getByLabel('Mot de passe').fill('not the password');
@@ -236,6 +239,36 @@ describe('webmail in a real browser', { skip }, () => {
     await screen(page, 'tracking');
   });
 
+  test('reader: HTML sanitised in a sandboxed iframe, remote images blocked until asked, read-receipt offer', async (t) => {
+    if (!mailApi) return t.skip('the reader needs the mail API (/api/v1, branch api)');
+    const subject = `Résultats ${randomBytes(3).toString('hex')}`;
+    await submitAs(demo.operators[1].ports.submission, layout.caBundle, B().users[0], {
+      from: B().users[0].addresses[0],
+      to: claire().addresses[0],
+      subject,
+      headers: { 'Disposition-Notification-To': B().users[0].addresses[0] },
+      text: 'Résultats en pièce jointe.',
+      html: '<p id="para">Résultats <b>normaux</b>.</p><img id="remote" src="https://tracker.example/pixel.png"><script>parent.document.title="pwned"</script><a href="javascript:alert(1)">lien</a>',
+    });
+    await page.getByRole('link', { name: 'Caducée' }).click();
+    const row = page.getByRole('button', { name: new RegExp(subject) });
+    await row.waitFor({ timeout: 20_000 });
+    await row.click();
+    const frame = page.locator('iframe.mail-html');
+    await frame.waitFor();
+    assert.equal(await frame.getAttribute('sandbox'), 'allow-popups allow-popups-to-escape-sandbox');
+    const srcdoc = (await frame.getAttribute('srcdoc'))!;
+    assert.match(srcdoc, /normaux/);
+    assert.doesNotMatch(srcdoc, /<script|javascript:|tracker\.example/i);
+    await page.getByRole('status').filter({ hasText: 'contenu distant' }).waitFor();
+    await page.getByRole('region', { name: 'Accusé de lecture demandé' }).waitFor();
+    await screen(page, 'reader-html');
+    await page.getByRole('button', { name: 'Afficher le contenu distant' }).click();
+    assert.match((await frame.getAttribute('srcdoc'))!, /tracker\.example/);
+    assert.doesNotMatch((await frame.getAttribute('srcdoc'))!, /<script/i);
+    assert.notEqual(await page.title(), 'pwned');
+  });
+
   test('session expiry: back to the login screen, the draft being written is kept and restored', async (t) => {
     if (!mailApi) return t.skip('the draft autosave needs the mail API (/api/v1, branch api)');
     await page.getByRole('link', { name: 'Caducée' }).click();
@@ -276,7 +309,8 @@ describe('webmail in a real browser', { skip }, () => {
     await p.keyboard.press('j');
     await p.waitForFunction(() => (globalThis as any).document.activeElement?.getAttribute('data-row') === '0');
     await p.keyboard.press('Enter');
-    await p.getByRole('heading', { level: 2 }).filter({ hasText: /Compte rendu/ }).waitFor();
+    await p.locator('#reader-subject').waitFor();
+    assert.equal(await p.evaluate(() => (globalThis as any).document.activeElement?.id), 'reader-subject', 'the opened message takes the focus');
     await p.keyboard.press('r');
     await p.getByRole('heading', { name: 'Nouveau message' }).waitFor();
     const focusVisible = await p.evaluate(() => (globalThis as any).getComputedStyle((globalThis as any).document.activeElement!).outlineStyle !== 'none' || (globalThis as any).document.activeElement!.matches(':focus-visible'));

@@ -343,7 +343,7 @@ export function MailApp({ session, onLogout }: { session: SessionInfo; onLogout:
                           <span className="subject">
                             {e.xdm && <span className="badge xdm">DMP</span>}
                             {e.patient && <span className="badge patient">Patient</span>}
-                            {e.attachmentCount > 0 && <span aria-label={`${e.attachmentCount} pièce(s) jointe(s)`}>📎 </span>}
+                            {e.attachmentCount > 0 && <span className="badge pj" title={`${e.attachmentCount} pièce(s) jointe(s)`}>PJ<span className="sr-only"> ({e.attachmentCount} pièce(s) jointe(s))</span></span>}
                             {displaySubject(e.subject)}
                           </span>
                           {!dense && <span className="preview">{e.preview}</span>}
