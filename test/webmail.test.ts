@@ -165,6 +165,15 @@ describe('webmail in a real browser', { skip }, () => {
     assert.match(pass!, /\S{5}-\S{5}-\S{5}-\S{5}/);
     await page.getByRole('cell', { name: 'Thunderbird du cabinet', exact: true }).waitFor();
     await page.getByRole('cell', { name: 'Cette session' }).waitFor();
+    if (mailApi) {
+      // The physician's delegation to the secretariat (demo data: read + send on behalf), through Core's ACL.
+      const send = page.getByRole('checkbox', { name: /^Envoyer de ma part : / }).first();
+      await send.waitFor();
+      assert.ok(await send.isChecked());
+      await page.getByRole('textbox', { name: 'Signature', exact: true }).fill('Dr Claire Martin — cardiologie');
+      await page.getByRole('button', { name: 'Enregistrer' }).first().click();
+      await page.getByRole('status').filter({ hasText: 'Préférences enregistrées' }).waitFor();
+    }
     await screen(page, 'settings');
     // Reloading a client route keeps the session and the screen.
     await page.reload();
