@@ -186,7 +186,7 @@ describe('webmail in a real browser', { skip }, () => {
     await page.getByRole('heading', { name: /Boîte de réception/ }).waitFor();
     const report = pdf();
     const subject = `Compte rendu ${randomBytes(3).toString('hex')}`;
-    await submitAs(demo.operators[1].ports.submission, layout.caBundle, B().users[0], {
+    const original = await submitAs(demo.operators[1].ports.submission, layout.caBundle, B().users[0], {
       from: B().users[0].addresses[0],
       to: claire().addresses[0],
       subject,
@@ -233,7 +233,9 @@ describe('webmail in a real browser', { skip }, () => {
       }
       assert.ok(got, `the reply over IMAP; subjects: ${seen.join(' | ')}`);
       assert.deepEqual(got.attachments.find((a) => a.filename === 'ordonnance.bin')?.content, attachment);
-      assert.ok(got.inReplyTo, 'In-Reply-To set');
+      // RFC 5322 §3.6.4: In-Reply-To and References name the message answered.
+      assert.equal(got.inReplyTo, original.messageId);
+      assert.ok([got.references ?? []].flat().includes(original.messageId), String(got.references));
     } finally {
       await imap.logout();
     }

@@ -182,6 +182,8 @@ export function Composer(props: { mailboxes: MailboxInfo[]; maxMessageSize: numb
   const fileInput = useRef<HTMLInputElement>(null);
   const heading = useRef<HTMLHeadingElement>(null);
   const dirty = useRef(false);
+  // One key per message being written: a send retried after a network failure is not sent twice.
+  const idempotencyKey = useRef(crypto.randomUUID());
 
   useEffect(() => heading.current?.focus(), []);
 
@@ -266,7 +268,7 @@ export function Composer(props: { mailboxes: MailboxInfo[]; maxMessageSize: numb
           return;
         }
       }
-      await api('POST', '/api/v1/submissions', { ...draft(), ...(draftId ? { draftId } : {}) }, { headers: { 'idempotency-key': crypto.randomUUID() } });
+      await api('POST', '/api/v1/submissions', { ...draft(), ...(draftId ? { draftId } : {}) }, { headers: { 'idempotency-key': idempotencyKey.current } });
       sessionStorage.removeItem(DRAFT_KEY);
       props.onClose(true);
     } catch (e) {
