@@ -299,6 +299,33 @@ describe('webmail in a real browser', { skip }, () => {
     await page.getByRole('button', { name: 'Supprimer le brouillon' }).click();
   });
 
+  test('golden rule 4: an urgent message to someone away gets the « téléphonez » warning (absence set in the settings)', async (t) => {
+    if (!mailApi) return t.skip('needs the mail API (/api/v1, branch api)');
+    const me = claire().addresses[0]!;
+    await page.getByRole('link', { name: 'Réglages' }).click();
+    const form = page.locator('form.absence', { has: page.getByRole('heading', { name: me, exact: true }) });
+    const iso = (ms: number) => new Date(Date.now() + ms).toISOString().slice(0, 16);
+    await form.getByLabel('Début').fill(iso(-3_600_000));
+    await form.getByLabel('Fin').fill(iso(86_400_000));
+    await form.getByLabel('Objet').fill('Absente');
+    await form.getByLabel('Message').fill('Je suis absente jusqu’à demain.');
+    await form.getByRole('button', { name: 'Enregistrer' }).click();
+    await form.getByRole('status').filter({ hasText: 'enregistré' }).waitFor();
+    await page.getByRole('button', { name: 'Nouveau message' }).click();
+    await page.getByLabel('À', { exact: true }).fill(me);
+    await page.getByLabel('À', { exact: true }).press('Enter');
+    await page.getByLabel('Objet').fill('URGENT : rappel du patient');
+    await page.getByLabel('Texte du message').fill('Merci de rappeler.');
+    await page.getByRole('button', { name: 'Envoyer' }).click();
+    await page.getByRole('alertdialog').filter({ hasText: 'téléphonez' }).waitFor();
+    await screen(page, 'composer-warning');
+    await page.getByRole('button', { name: 'Ne pas envoyer' }).click();
+    await page.getByRole('button', { name: 'Supprimer le brouillon' }).click();
+    await page.getByRole('link', { name: 'Réglages' }).click();
+    await form.getByRole('button', { name: 'Supprimer' }).click();
+    await form.getByRole('status').filter({ hasText: 'supprimé' }).waitFor();
+  });
+
   test('keyboard only: login (recovery code) → read → reply', async (t) => {
     const p = await newPage();
     await p.goto(base() + '/');
