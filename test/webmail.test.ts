@@ -8,7 +8,8 @@
 // under test-output/webmail/.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import http from 'node:http';
 import https from 'node:https';
 import { after, before, describe, test } from 'node:test';
@@ -19,7 +20,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../src/demo/space.js';
 import { SECURITY_HEADERS } from '../src/http/security-headers.js';
 import { folderMessages, submitAs, tempDir, testLogger, waitFor } from './helpers.js';
-import { checkScreen, CHROMIUM, ensureWebmailBuilt, fillInbox, launch, scrollList, type AxeViolation } from './support/webmail-browser.js';
+import { checkScreen, CHROMIUM, SHOTS, ensureWebmailBuilt, fillInbox, launch, scrollList, type AxeViolation } from './support/webmail-browser.js';
 
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is absent (apt-get install chromium; .ci/run installs it)`;
 
@@ -371,6 +372,24 @@ describe('webmail in a real browser', { skip }, () => {
     assert.ok(maxRows < 60, `${maxRows} rows in the DOM for 600+ messages`);
     // The oldest filled message is the last row, once the pages before it have loaded.
     await page.locator('.row .subject', { hasText: /^Compte rendu n°0$/ }).waitFor({ timeout: 15_000 });
+  });
+
+  test('360 px: the folder tree opens over the list and switches mailbox', async (t) => {
+    if (!mailApi) return t.skip('needs the mail API (/api/v1, branch api)');
+    await page.setViewportSize({ width: 360, height: 740 });
+    try {
+      await page.getByRole('button', { name: 'Boîtes et dossiers' }).click();
+      const nav = page.getByRole('navigation', { name: 'Boîtes et dossiers' });
+      await nav.waitFor();
+      mkdirSync(SHOTS, { recursive: true });
+      await page.screenshot({ path: path.join(SHOTS, 'folders-360.png') });
+      // The second mailbox of « Mes boîtes » (the practice's CAB mailbox): its inbox.
+      await nav.locator('.mailbox').nth(1).getByRole('button', { name: /Boîte de réception/ }).click();
+      await nav.waitFor({ state: 'hidden' });
+      await page.getByRole('heading', { level: 1, name: /Boîte de réception — Cabinet/ }).waitFor();
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 800 });
+    }
   });
 
   test('axe-core: 0 serious or critical violations on every screen; no CSP violation', () => {

@@ -54,6 +54,7 @@ export function MailApp({ session, onLogout }: { session: SessionInfo; onLogout:
   const [subVersion, setSubVersion] = useState(0);
   const [help, setHelp] = useState(false);
   const [announce, setAnnounce] = useState('');
+  const [foldersOpen, setFoldersOpen] = useState(false);
   const searchRef = useRef<HTMLInputElement>(null);
   const listRef = useRef<ListState | null>(null);
   listRef.current = list;
@@ -303,14 +304,19 @@ export function MailApp({ session, onLogout }: { session: SessionInfo; onLogout:
           {apiError}
         </p>
       )}
-      <div className={`layout show-${view === 'mail' ? showing : 'page'}`}>
-        {view === 'mail' && <FolderTree mailboxes={mailboxes} current={folder?.folder.id ?? null} onOpen={(m, f) => (setFolder({ mailbox: m, folder: f }), setOpenId(null), setCompose(null))} />}
+      <div className={`layout show-${view === 'mail' ? showing : 'page'}${foldersOpen ? ' folders-open' : ''}`}>
+        {view === 'mail' && (
+          <FolderTree mailboxes={mailboxes} current={folder?.folder.id ?? null} onOpen={(m, f) => (setFolder({ mailbox: m, folder: f }), setOpenId(null), setCompose(null), setFoldersOpen(false))} />
+        )}
         <main id="contenu" tabIndex={-1}>
           {view === 'settings' && <Settings mailboxes={mailboxes} method={session.method} onPrefs={setPrefs} />}
           {view === 'tracking' && <Tracking version={subVersion} />}
           {view === 'mail' && (
             <>
               <section className="list" aria-labelledby="list-h">
+                <button type="button" className="folders-toggle" aria-expanded={foldersOpen} onClick={() => setFoldersOpen((o) => !o)}>
+                  Boîtes et dossiers
+                </button>
                 <h1 id="list-h">
                   {folder ? `${folderLabel(folder.folder)} — ${folder.mailbox.displayName || folder.mailbox.address}` : 'Messagerie'}
                   {list?.search && ` (recherche « ${list.search} »)`}
