@@ -327,6 +327,33 @@ describe('webmail in a real browser', { skip }, () => {
     await form.getByRole('status').filter({ hasText: 'supprimé' }).waitFor();
   });
 
+  test('composer: files dropped on it; one over the size limit is refused before any upload, a small one uploads with progress', async (t) => {
+    if (!mailApi) return t.skip('needs the mail API (/api/v1, branch api)');
+    const me = (await (await page.request.get(base() + '/api/v1/me')).json()) as { maxMessageSize: number };
+    await page.getByRole('button', { name: 'Nouveau message' }).click();
+    const uploads: string[] = [];
+    page.on('request', (r) => r.url().endsWith('/api/v1/uploads') && uploads.push(r.url()));
+    const drop = async (name: string, size: number) => {
+      const dt = await page.evaluateHandle(
+        ([name, size]) => {
+          const g = globalThis as any;
+          const d = new g.DataTransfer();
+          d.items.add(new g.File([new Uint8Array(size as number)], name as string, { type: 'application/octet-stream' }));
+          return d;
+        },
+        [name, size] as const,
+      );
+      await page.dispatchEvent('section.composer', 'drop', { dataTransfer: dt });
+    };
+    await drop('scanner.bin', Math.ceil(me.maxMessageSize * 0.9));
+    await page.getByRole('alert').filter({ hasText: 'dépasse la taille maximale' }).waitFor();
+    assert.deepEqual(uploads, [], 'nothing uploaded');
+    await drop('note.txt', 3000);
+    await waitFor(async () => (await page.locator('progress[aria-label="Envoi de note.txt"]').getAttribute('value')) === '1', 'the upload of note.txt');
+    assert.equal(uploads.length, 1);
+    await page.getByRole('button', { name: 'Supprimer le brouillon' }).click();
+  });
+
   test('keyboard only: login (recovery code) → read → reply', async (t) => {
     const p = await newPage();
     await p.goto(base() + '/');
