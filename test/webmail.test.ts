@@ -398,7 +398,12 @@ describe('webmail in a real browser', { skip }, () => {
     assert.ok(reachedEnd);
     assert.ok(maxRows < 60, `${maxRows} rows in the DOM for 600+ messages`);
     // The oldest filled message is the last row, once the pages before it have loaded.
-    await page.locator('.row .subject', { hasText: /^Compte rendu n°0$/ }).waitFor({ timeout: 15_000 });
+    const oldest = page.locator('.row', { has: page.locator('.subject', { hasText: /^Compte rendu n°0$/ }) });
+    await oldest.waitFor({ timeout: 15_000 });
+    // No page fetched twice: the oldest message is exactly the last of the folder's rows.
+    const total = Number(await page.locator('.vrow').first().getAttribute('aria-setsize'));
+    assert.ok(total >= 600);
+    assert.equal(await oldest.getAttribute('data-row'), String(total - 1));
   });
 
   test('360 px: the folder tree opens over the list and switches mailbox', async (t) => {

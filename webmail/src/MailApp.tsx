@@ -100,23 +100,29 @@ export function MailApp({ session, onLogout }: { session: SessionInfo; onLogout:
     api<typeof prefs>('GET', '/api/v1/preferences').then(setPrefs, () => {});
   }, [loadMe]);
 
+  // One request per page: the cursor being fetched is remembered (renders may ask again meanwhile).
+  const inflight = useRef<string | null>(null);
   const loadPage = useCallback(async (reset: boolean) => {
     const f = folderRef.current;
     if (!f) return;
     const key = f.folder.id;
     const cur = listRef.current;
-    if (!reset && (!cur || cur.key !== key || cur.loading || !cur.cursor)) return;
-    if (cur && !reset) setList({ ...cur, loading: true });
-    const q = `/api/v1/folders/${encodeURIComponent(key)}/emails?sort=receivedAt&order=desc&limit=${PAGE}${!reset && cur?.cursor ? `&cursor=${encodeURIComponent(cur.cursor)}` : ''}`;
+    if (!reset && (!cur || cur.key !== key || !cur.cursor || inflight.current === cur.cursor)) return;
+    const cursor = reset ? null : cur!.cursor;
+    inflight.current = cursor ?? `first:${key}`;
+    const q = `/api/v1/folders/${encodeURIComponent(key)}/emails?sort=receivedAt&order=desc&limit=${PAGE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
     try {
       const r = await api<EmailList>('GET', q);
       setList((prev) => {
-        const base = !reset && prev && prev.key === key ? prev.emails.filter(Boolean) : [];
-        const emails = [...base, ...r.emails];
+        const base = !reset && prev && prev.key === key ? (prev.emails.filter(Boolean) as EmailSummary[]) : [];
+        const known = new Set(base.map((e) => e.id));
+        const emails = [...base, ...r.emails.filter((e) => !known.has(e.id))];
         return { key, emails, total: Math.max(r.total, emails.length), cursor: r.nextCursor, loading: false };
       });
-    } catch (e) {
-      setList((prev) => (prev ? { ...prev, loading: false } : prev));
+    } catch {
+      /* the next scroll or event retries */
+    } finally {
+      if (inflight.current === (cursor ?? `first:${key}`)) inflight.current = null;
     }
   }, []);
 
