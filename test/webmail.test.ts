@@ -327,7 +327,7 @@ describe('webmail in a real browser', { skip }, () => {
     await form.getByRole('status').filter({ hasText: 'supprimé' }).waitFor();
   });
 
-  test('composer: files dropped on it; one over the size limit is refused before any upload, a small one uploads with progress', async (t) => {
+  test('composer: a recipient chosen among suggestions; files dropped on it; one over the size limit is refused before any upload, a small one uploads with progress', async (t) => {
     if (!mailApi) return t.skip('needs the mail API (/api/v1, branch api)');
     const me = (await (await page.request.get(base() + '/api/v1/me')).json()) as { maxMessageSize: number };
     await page.getByRole('button', { name: 'Nouveau message' }).click();
@@ -345,6 +345,12 @@ describe('webmail in a real browser', { skip }, () => {
       );
       await page.dispatchEvent('section.composer', 'drop', { dataTransfer: dt });
     };
+    // Recipients: suggestions as you type (our mailboxes, the directory), chosen with the keyboard.
+    await page.getByLabel('À', { exact: true }).pressSequentially('cardio');
+    await page.getByRole('listbox').getByRole('option', { name: /cardiologie@a\.mssante\.test/ }).first().waitFor();
+    await page.getByLabel('À', { exact: true }).press('ArrowDown');
+    await page.getByLabel('À', { exact: true }).press('Enter');
+    await page.locator('.chip', { hasText: 'cardiologie@a.mssante.test' }).waitFor();
     await drop('scanner.bin', Math.ceil(me.maxMessageSize * 0.9));
     await page.getByRole('alert').filter({ hasText: 'dépasse la taille maximale' }).waitFor();
     assert.deepEqual(uploads, [], 'nothing uploaded');

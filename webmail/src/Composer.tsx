@@ -6,7 +6,7 @@
 // In-Reply-To/References (RFC 5322 §3.6.4), DSN (RFC 3461 NOTIFY) and read receipt (RFC 8098
 // Disposition-Notification-To) options, and golden rule 4: an urgent message to someone who will
 // not read it soon gets a warning to phone instead (POST /api/v1/compose/check).
-import { useCallback, useEffect, useRef, useState, type DragEvent, type KeyboardEvent } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState, type DragEvent, type KeyboardEvent } from 'react';
 import { api, ApiError, upload, type Draft, type Email, type MailboxInfo } from './api';
 import { addrText, displaySubject, longDate, size } from './format';
 
@@ -55,20 +55,25 @@ export function replyInit(e: Email, mode: 'reply' | 'reply-all' | 'forward', me:
   };
 }
 
-function RecipientField({ id, label, value, onChange, refused }: { id: string; label: string; value: string[]; onChange: (v: string[]) => void; refused: Record<string, string> }) {
+type Suggestion = { label: string; address: string; detail?: string };
+
+function RecipientField({ id, label, value, onChange, refused, own }: { id: string; label: string; value: string[]; onChange: (v: string[]) => void; refused: Record<string, string>; own: Suggestion[] }) {
   const [text, setText] = useState('');
-  const [suggestions, setSuggestions] = useState<{ label: string; address: string; detail?: string }[]>([]);
+  const [suggestions, setSuggestions] = useState<Suggestion[]>([]);
   const [active, setActive] = useState(-1);
   useEffect(() => {
     const q = text.trim();
     if (q.length < 2) return setSuggestions([]);
     const t = setTimeout(() => {
-      api<{ suggestions: { label: string; address: string; detail?: string }[] }>('GET', `/api/directory/autocomplete?q=${encodeURIComponent(q)}`)
-        .then((r) => setSuggestions(r.suggestions))
-        .catch(() => setSuggestions([]));
+      // Our own mailboxes first (those I use), then the national directory (never liste rouge: the server filters).
+      const fold = (x: string) => x.normalize('NFD').replace(/[\u0300-\u036f]/g, '').toLowerCase();
+      const mine = own.filter((o) => fold(`${o.label} ${o.address}`).includes(fold(q)));
+      api<{ suggestions: Suggestion[] }>('GET', `/api/directory/autocomplete?q=${encodeURIComponent(q)}`)
+        .then((r) => setSuggestions([...mine, ...r.suggestions.filter((x) => !mine.some((m) => m.address === x.address))].slice(0, 10)))
+        .catch(() => setSuggestions(mine));
     }, 150);
     return () => clearTimeout(t);
-  }, [text]);
+  }, [text, own]);
   const add = (a: string) => {
     const v = a.trim().replace(/[,;]$/, '');
     if (v && !value.includes(v)) onChange([...value, v]);
@@ -138,6 +143,7 @@ function RecipientField({ id, label, value, onChange, refused }: { id: string; l
 
 export function Composer(props: { mailboxes: MailboxInfo[]; maxMessageSize: number; init: ComposeInit; signature: string; onClose: (sent: boolean) => void }) {
   const senders = props.mailboxes.filter((m) => m.role === 'own' || m.rights.includes('send'));
+  const own = useMemo(() => props.mailboxes.map((m) => ({ label: m.displayName || m.address, address: m.address, detail: 'Boîte que j’utilise' })), [props.mailboxes]);
   const saved = (() => {
     try {
       return JSON.parse(sessionStorage.getItem(DRAFT_KEY) ?? 'null');
@@ -333,9 +339,9 @@ export function Composer(props: { mailboxes: MailboxInfo[]; maxMessageSize: numb
           </select>
           {selected?.role === 'delegated' && <p className="hint">Vous envoyez de la part du titulaire : votre adresse figurera comme expéditeur réel (en-tête Sender).</p>}
         </div>
-        <RecipientField id="c-to" label="À" value={to} onChange={setTo} refused={refused} />
-        <RecipientField id="c-cc" label="Cc" value={cc} onChange={setCc} refused={refused} />
-        <RecipientField id="c-bcc" label="Cci" value={bcc} onChange={setBcc} refused={refused} />
+        <RecipientField own={own} id="c-to" label="À" value={to} onChange={setTo} refused={refused} />
+        <RecipientField own={own} id="c-cc" label="Cc" value={cc} onChange={setCc} refused={refused} />
+        <RecipientField own={own} id="c-bcc" label="Cci" value={bcc} onChange={setBcc} refused={refused} />
         <div className="field">
           <label htmlFor="c-subject">Objet</label>
           <input id="c-subject" value={subject} onChange={(e) => setSubject(e.target.value)} />
