@@ -295,6 +295,18 @@ describe('mail API /api/v1 over HTTPS', { timeout: 180_000 }, () => {
       const part = await secretariat.req('GET', `/api/v1/emails/${e.id}/parts/${full.body.attachments[0].partId}`);
       assert.ok(part.raw.equals(bytes), `${subject}: attachment byte-identical`);
     }
+    // Forwarding: a draft takes a part of a readable message (the copy in Sent) as attachment.
+    const sentCopy = await claire.req('GET', `/api/v1/emails/${m.body.emailId}`);
+    assert.equal(sentCopy.body.attachments[0].name, 'ordonnance.pdf');
+    const fwd = await claire.req('POST', '/api/v1/drafts', { json: { from: per(), to: [org()], subject: 'TR: Ordonnance', text: '', attachments: [{ emailId: m.body.emailId, partId: sentCopy.body.attachments[0].partId }] } });
+    assert.equal(fwd.status, 201, JSON.stringify(fwd.body));
+    const fwdEmail = await claire.req('GET', `/api/v1/emails/${fwd.body.id}`);
+    assert.ok((await claire.req('GET', `/api/v1/emails/${fwd.body.id}/parts/${fwdEmail.body.attachments[0].partId}`)).raw.equals(pdf), 'forwarded byte-identical');
+    // A part of a message the caller may not read cannot be attached (404, nothing stored).
+    const cabInbox = await folderOf(claire, cab(), 'inbox');
+    const cabMsg = (await claire.req('GET', `/api/v1/folders/${cabInbox}/emails`)).body.emails[0].id;
+    const steal = await secretariat.req('POST', '/api/v1/drafts', { json: { from: org(), to: [per()], subject: 'x', text: '', attachments: [{ emailId: cabMsg, partId: '1' }] } });
+    assert.equal(steal.status, 404);
   });
 
   test('guessed ids of a mailbox without any right: 404; grants: 404 without right, 403 without manage, through Core for the owner', async () => {

@@ -361,6 +361,7 @@ export class Core {
       // correspondent's); a peer MX's address is the operator's, kept.
       const delivery: TraceOrigin = { protocol: origin.protocol, remote: origin.protocol === 'mx' ? (origin.remote ?? null) : null };
       for (const c of copies) {
+        if (c.sentCopy) continue; // the sender's own copy: the 'sent' trace below
         const folder = await this.store.getFolderById(c.folderId);
         await this.trace(c.mailboxId, 'delivered', delivery, { folder: folder?.name ?? null, uid: c.uid, fromDomain: from }, at);
       }

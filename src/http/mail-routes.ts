@@ -499,11 +499,14 @@ export function registerMailRoutes(app: FastifyInstance, o: MailRoutesOptions) {
       const blob = await o.blobs.put(message, { maxSize: o.maxMessageSize + 65536 }).catch((e) => Promise.reject(e instanceof BlobSizeExceededError ? new AuthProblem(413, 'too-large', 'Message trop volumineux.') : e));
       let sent: { id: string };
       try {
-        await o.pipeline
-          .commit({ submitter, rcpts: accepted, blob, envelopeFrom: d.from, origin: { protocol: 'web', user, remote: remote(req) }, sessionId })
+        // The copy in Sent of the From mailbox (RFC 6154 \Sent), committed with the delivery:
+        // one transaction (architecture invariant 1), answered 201 only after it.
+        const sentFolder = await o.mail.folderByRole(submitter.senderMailboxId, '\\Sent');
+        const copies = await o.pipeline
+          .commit({ submitter, rcpts: accepted, blob, envelopeFrom: d.from, origin: { protocol: 'web', user, remote: remote(req) }, sessionId, senderCopy: { mailboxId: submitter.senderMailboxId, folderId: sentFolder.id, flags: ['\\Seen'] } })
           .catch((e) => Promise.reject(e instanceof SubmissionRefusal ? new AuthProblem(422, 'recipient-refused', `Envoi refusé : ${e.message}`, { recipients: [] }, {}, 'Unprocessable Content') : e));
-        // The copy in Sent of the From mailbox (RFC 6154 \Sent).
-        sent = await o.mail.append((await o.core.requireMailbox(d.from))!, '\\Sent', blob, ['\\Seen']);
+        const own = copies.find((c) => c.sentCopy)!;
+        sent = { id: `e${own.messageId}` };
       } finally {
         blob.release();
       }

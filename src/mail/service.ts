@@ -331,7 +331,8 @@ export class MailService {
     for (const l of letters) if (!loc.acl.includes(l)) throw new AccessDenied(`${what} needs the manage right on ${loc.mailbox.address}`);
   }
 
-  private async folderByRole(mailboxId: number, use: string): Promise<Folder> {
+  /** The folder with this RFC 6154 special use (created when missing). */
+  async folderByRole(mailboxId: number, use: string): Promise<Folder> {
     const f = (await this.o.store.listFolders(mailboxId)).find((x) => (x.specialUse ?? '').toLowerCase() === use.toLowerCase());
     if (f) return f;
     const name = use.slice(1);

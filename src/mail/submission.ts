@@ -20,7 +20,7 @@ import type { ContentPolicy, ContentSender } from '../policy/content-service.js'
 import { replyText } from '../policy/content.js';
 import type { UsageMeter } from '../audit/usage.js';
 import { rfc5322Date } from '../mime/date.js';
-import type { DeliveredCopy, NewQueueItem } from '../store/types.js';
+import type { DeliveredCopy, DeliveryRequest, NewQueueItem } from '../store/types.js';
 import type { TraceOrigin } from '../core/index.js';
 
 export type RefusalKind = 'sender' | 'no-from' | 'no-such-mailbox' | 'suspended' | 'outside-trust-space' | 'content' | 'temporary';
@@ -183,6 +183,8 @@ export class SubmissionPipeline {
     envid?: string | null;
     origin: TraceOrigin;
     sessionId: string;
+    /** The sender's copy (Sent), committed with the delivery. */
+    senderCopy?: DeliveryRequest['senderCopy'];
   }): Promise<DeliveredCopy[]> {
     const { submitter: s, rcpts } = m;
     const localIds = rcpts.filter((r) => r.local !== undefined).map((r) => r.local!);
@@ -207,6 +209,7 @@ export class SubmissionPipeline {
           // Counted at commit, in the delivery's transaction: concurrent sessions cannot overshoot.
           dailyRecipients: this.o.content?.dailyCounter(s.user, s.sender, rcpts.length) ?? null,
           usage,
+          senderCopy: m.senderCopy ?? null,
         },
         m.origin,
       )

@@ -43,6 +43,11 @@ export interface DeliveryRequest {
   /** Local copies go to this folder (created when missing) with these flags, instead of INBOX. */
   filing?: { folder: string; flags: string[] } | null;
   /**
+   * The sender's own copy (the mail API: the Sent folder of the From mailbox), stored in the same
+   * transaction as the delivery: one commit, nothing half-stored. Returned as a copy with `sentCopy`.
+   */
+  senderCopy?: { mailboxId: number; folderId: number; flags: string[] } | null;
+  /**
    * Recipients counted against a user's daily limit in the same transaction as the delivery;
    * over `limit`, nothing is stored and deliver() throws DailyRecipientLimitError.
    */
@@ -67,6 +72,8 @@ export interface DeliveredCopy {
   folderId: number;
   uid: number;
   messageId: number;
+  /** The sender's own copy (DeliveryRequest.senderCopy), not a delivery to a recipient. */
+  sentCopy?: true;
 }
 
 export interface QueueCompletion {

@@ -66,6 +66,13 @@ export class SqliteDelivery extends SqlitePart implements DeliveryStore {
       if (req.dailyRecipients) this.#countRecipients(req.dailyRecipients);
       const internalDate = req.internalDate.toISOString();
       const copies = [...new Set(req.localMailboxIds)].map((id) => this.#appendToInbox(id, req.blobId, req.size, internalDate, req.filing));
+      if (req.senderCopy) {
+        const sc = req.senderCopy;
+        const f = this.q('UPDATE folders SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 WHERE id = ? AND mailbox_id = ? RETURNING id, uid_next - 1 AS uid, highest_modseq').get(sc.folderId, sc.mailboxId) as any;
+        if (!f) throw new Error(`folder #${sc.folderId} of mailbox #${sc.mailboxId} not found`);
+        const m: any = this.q('INSERT INTO messages (folder_id, uid, blob_id, size, internal_date, flags, modseq) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id').get(f.id, f.uid, req.blobId, req.size, internalDate, sc.flags.join(' '), f.highest_modseq);
+        copies.push({ mailboxId: sc.mailboxId, folderId: f.id, uid: f.uid, messageId: m.id, sentCopy: true });
+      }
       const ins = this.q(
         `INSERT INTO outbound_queue (blob_id, size, envelope_from, recipient, domain, notify, orcpt, ret, envid, sender_mailbox_id, next_attempt_at, queued_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
