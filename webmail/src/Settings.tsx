@@ -51,7 +51,8 @@ function AppPasswords() {
           Nouveau mot de passe (affiché une seule fois) : <code data-testid="app-password">{created}</code>
         </p>
       )}
-      <table>
+      <div className="table-wrap" tabIndex={0} role="region" aria-label="Mots de passe d’application actifs">
+<table>
         <caption className="sr-only">Mots de passe d’application actifs</caption>
         <thead>
           <tr>
@@ -76,6 +77,7 @@ function AppPasswords() {
           ))}
         </tbody>
       </table>
+</div>
       <form onSubmit={create} className="inline">
         <label htmlFor="ap-label">Nom de l’appareil</label>
         <input id="ap-label" name="label" required maxLength={100} />
@@ -90,7 +92,8 @@ function Sessions() {
   return (
     <Section id="s-sessions" title="Sessions ouvertes">
       {error && <p className="error" role="alert">{error}</p>}
-      <table>
+      <div className="table-wrap" tabIndex={0} role="region" aria-label="Sessions web ouvertes">
+<table>
         <caption className="sr-only">Sessions web ouvertes</caption>
         <thead>
           <tr>
@@ -121,6 +124,7 @@ function Sessions() {
           ))}
         </tbody>
       </table>
+</div>
     </Section>
   );
 }
@@ -201,7 +205,8 @@ function Delegations({ mailbox }: { mailbox: MailboxInfo }) {
     <div className="delegation">
       <h3>{mailbox.address}</h3>
       {(error || err) && <p className="error" role="alert">{error ?? err}</p>}
-      <table>
+      <div className="table-wrap" tabIndex={0} role="region" aria-label={`Délégations de ${mailbox.address}`}>
+<table>
         <caption className="sr-only">Délégations de {mailbox.address}</caption>
         <thead>
           <tr>
@@ -231,6 +236,7 @@ function Delegations({ mailbox }: { mailbox: MailboxInfo }) {
           ))}
         </tbody>
       </table>
+</div>
       <form onSubmit={add} className="inline">
         <label htmlFor={`${id}-login`}>Identifiant de la personne</label>
         <input id={`${id}-login`} name="login" required />

@@ -24,7 +24,8 @@ export function Tracking({ version }: { version: number }) {
           <p className="meta">
             De {s.from}, le {new Date(s.sentAt).toLocaleString('fr-FR')}
           </p>
-          <table>
+          <div className="table-wrap" tabIndex={0} role="region" aria-label="État par destinataire">
+<table>
             <caption className="sr-only">État par destinataire</caption>
             <thead>
               <tr>
@@ -45,6 +46,7 @@ export function Tracking({ version }: { version: number }) {
               ))}
             </tbody>
           </table>
+</div>
         </section>
       ))}
     </div>
