@@ -37,12 +37,16 @@ import { SqliteStore } from './store/sqlite/index.js';
 import { TrustService } from './trust/index.js';
 import { TrustListSource } from './trust/source.js';
 import { openDirectory, type DirectoryRuntime } from './directory/runtime.js';
+import { fileURLToPath } from 'node:url';
 import { startHttpServer, type HttpServer, type WebAuthOptions } from './http/app.js';
 import { clientSettings } from './http/autoconfig.js';
 import { Metrics } from './audit/metrics.js';
 import { UsageMeter } from './audit/usage.js';
 import { startTracePurge } from './audit/traces.js';
 import { startMetricsServer, type MetricsServer } from './http/metrics-server.js';
+
+/** Where `npm run build:webmail` (run by npm install and the first npm start) puts the webmail. */
+export const WEBMAIL_DIST = fileURLToPath(new URL('../webmail/dist', import.meta.url));
 
 export class StartupError extends Error {
   override name = 'StartupError';
@@ -347,8 +351,10 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
   const httpLimiter = limiter();
   // What mail software is told (docs/lps.md); completed with the bound ports once every listener is up.
   let clients = clientSettings(config);
+  // The webmail (docs/webmail.md): built by npm install / the first npm start into webmail/dist.
+  const webmail = config.http.webmailDir === false ? undefined : { dir: config.http.webmailDir ?? WEBMAIL_DIST };
   const listenHttp = async (port: number, https?: { key: string; cert: string; ca: string }): Promise<number> => {
-    const s = await startHttpServer({ host: config.listen.host, port, logger: directory.logger, directory: directory.routes(), web, https, limiter: httpLimiter, autoconfig: () => clients }).catch((e) =>
+    const s = await startHttpServer({ host: config.listen.host, port, logger: directory.logger, directory: directory.routes(), web, https, limiter: httpLimiter, autoconfig: () => clients, webmail }).catch((e) =>
       Promise.reject(new StartupError(e.message)),
     );
     httpServers.push(s);

@@ -20,6 +20,8 @@ import { registerTraceCommands } from './traces.js';
 import { registerIntegrationCommands } from './integrations.js';
 import { registerXdmCommands } from './xdm.js';
 import { registerDnsCommands } from './dns.js';
+import { prettyDestination } from './pretty-log.js';
+import { ensureWebmailBuilt } from './webmail-build.js';
 
 function newProgram(): Command {
   return new Command().name('caducee').description('Caducée — an MSSanté operator').showHelpAfterError();
@@ -78,6 +80,7 @@ program
   .action(async (opts) => {
     try {
       const config = loadConfig(opts.config);
+      if (config.http.webmailDir === undefined) ensureWebmailBuilt();
       const op = await startOperator(config);
       const stop = async () => {
         await op.stop();
@@ -111,10 +114,14 @@ program
     try {
       const dir = path.resolve(opts.dir ?? mkdtempSync(path.join(os.tmpdir(), 'caducee-demo-')));
       const layout = await prepareDemo(dir, { peers: opts.peer, ports: opts.ephemeralPorts ? 'ephemeral' : 'fixed', patients: opts.patients === false ? false : { domain: opts.patientDomain } });
-      const logger = pino({ level: opts.json ? 'warn' : 'info' }, opts.json ? pino.destination(2) : pino.destination(2));
+      if (!opts.json) ensureWebmailBuilt();
+      // For a person at a terminal: one readable line per record (JSON stays `caducee start`'s default).
+      const pretty = prettyDestination(process.stderr, { hold: true });
+      const logger = pino({ level: opts.json ? 'warn' : 'info' }, opts.json ? pino.destination(2) : pretty);
       demo = await startDemo(layout, { logger });
       if (opts.json) process.stdout.write(JSON.stringify(demo.layout) + '\n');
       else printDemo(demo);
+      pretty.release();
     } catch (e) {
       await demo?.stop();
       fail(e);
@@ -132,27 +139,37 @@ function printDemo(demo: RunningDemo) {
   const out: string[] = [
     '',
     'Espace de confiance MSSanté local démarré / local MSSanté trust space is up',
-    `  state directory : ${l.dir}`,
-    `  test CA bundle  : ${l.caBundle}   (trust this CA in your mail client)`,
-    `  trust list      : ${l.trustList}`,
     '',
+    'Webmail (ouvrez dans un navigateur ; certificat de test : acceptez-le ou faites confiance à la CA ci-dessous)',
   ];
+  for (const op of l.operators) out.push(`  ${op.domain.padEnd(16)} https://${op.host}:${op.ports.https}/`);
+  out.push('', 'Comptes de démonstration / demo accounts (web: password then TOTP enrolment; mail clients: app password)');
+  const rows = l.operators.flatMap((op) =>
+    op.users.map((u) => ({ operator: op.domain, login: u.login, 'web password': u.password, 'app password (IMAP, SMTP)': u.appPassword, mailboxes: [...u.addresses, ...u.delegated.map((d) => `${d} (délégation)`)].join(', ') })),
+  );
+  out.push(...table(rows).map((r) => '  ' + r), '', 'Ports');
+  out.push(
+    ...table(
+      l.operators.map((op) => ({
+        operator: op.domain,
+        'HTTPS (webmail, APIs)': op.ports.https,
+        'HTTP (directory, FHIR)': op.ports.http,
+        MX: op.ports.mx,
+        submission: op.ports.submission,
+        submissions: op.ports.submissions,
+        IMAP: op.ports.imap,
+        IMAPS: op.ports.imaps,
+      })),
+    ).map((r) => '  ' + r),
+    '',
+  );
+  out.push(`  state directory : ${l.dir}`, `  test CA bundle  : ${l.caBundle}   (trust this CA in your mail client or browser)`, `  trust list      : ${l.trustList}`, '');
   for (const op of l.operators) {
     out.push(`${op.name}  — domain ${op.domain}`);
-    out.push(`  MX (trust space, mutual TLS) : ${op.host}:${op.ports.mx}`);
-    out.push(`  submission STARTTLS          : ${op.host}:${op.ports.submission}`);
-    out.push(`  submission implicit TLS      : ${op.host}:${op.ports.submissions}`);
-    out.push(`  HTTP: directory API and FHIR : http://${op.host}:${op.ports.http}/fhir/metadata`);
-    out.push(`  HTTPS: web login and APIs    : https://${op.host}:${op.ports.https}/api/openapi.json`);
-    out.push(`  IMAP STARTTLS                : ${op.host}:${op.ports.imap}`);
-    out.push(`  IMAP implicit TLS            : ${op.host}:${op.ports.imaps}`);
-    out.push(`  administration               : npx caducee mailbox list --config ${op.config}`);
-    out.push(`  web login (password + TOTP)  : https://${op.host}:${op.ports.https}/api/auth/login (JSON API; the webmail will use it)`);
+    out.push(`  API description (OpenAPI)    : https://${op.host}:${op.ports.https}/api/openapi.json`);
+    out.push(`  directory API and FHIR       : http://${op.host}:${op.ports.http}/fhir/metadata`);
     if (l.psc) out.push(`  web login (Pro Santé Connect): https://${op.host}:${op.ports.https}/api/auth/oidc/login`);
-    for (const u of op.users) {
-      out.push(`  user ${u.login.padEnd(20)} app password (IMAP, SMTP) ${u.appPassword}   web password ${u.password} (then TOTP)`);
-      out.push(`       owns ${u.addresses.join(', ')}${u.delegated.length ? `; delegated: ${u.delegated.join(', ')}` : ''}`);
-    }
+    out.push(`  administration               : npx caducee mailbox list --config ${op.config}`);
     const c = op.certificates;
     out.push(`  CPS-like certificate of ${c.personal.login}: ${c.personal.cert} (key ${c.personal.key}) — SASL EXTERNAL, HTTPS`);
     out.push(`  organisation certificate (${c.organisation.structure}, opens ${c.organisation.appMailbox}): ${c.organisation.cert}`);
@@ -184,8 +201,17 @@ function printDemo(demo: RunningDemo) {
   out.push('Try: swaks --server 127.0.0.1:' + l.operators[0].ports.submission + ' --tls --tls-ca-path ' + l.caBundle + ' --auth PLAIN \\');
   out.push(`        --auth-user ${l.operators[0].users[0].login} --auth-password '${l.operators[0].users[0].appPassword}' \\`);
   out.push(`        --from ${l.operators[0].users[0].addresses[0]} --to ${l.operators[1].users[0].addresses[0]}`);
-  out.push('Ctrl-C stops every operator.', '');
+  out.push('Ctrl-C stops every operator. Log lines follow.', '');
   process.stdout.write(out.join('\n') + '\n');
+}
+
+/** A plain-text table (column widths from the content), header then rows. */
+function table(rows: Record<string, string | number>[]): string[] {
+  if (!rows.length) return [];
+  const cols = Object.keys(rows[0]!);
+  const width = cols.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c] ?? '').length)));
+  const line = (cells: string[]) => cells.map((v, i) => v.padEnd(width[i]!)).join('  ').trimEnd();
+  return [line(cols), line(width.map((w) => '-'.repeat(w))), ...rows.map((r) => line(cols.map((c) => String(r[c] ?? ''))))];
 }
 
 // ---- administration ------------------------------------------------------------------------

@@ -199,6 +199,8 @@ export const configSchema = z
       .object({
         /** Public base URL used in links (FHIR fullUrl, paging); default: from each request's Host. */
         publicUrl: z.string().url().optional(),
+        /** The webmail's build output served at / over HTTPS; default: webmail/dist of this installation; false: no webmail. */
+        webmailDir: z.union([z.string().min(1), z.literal(false)]).optional(),
       })
       .strict()
       .default({}),
@@ -396,6 +398,7 @@ export function parseConfig(raw: unknown, baseDir = process.cwd(), source = 'con
   c.auth.secretsKeyFile = c.auth.secretsKeyFile ? path.resolve(baseDir, c.auth.secretsKeyFile) : path.join(c.dataDir, 'secrets.key');
   if (c.trust.list && !/^https:\/\//i.test(c.trust.list)) c.trust.list = path.resolve(baseDir, c.trust.list);
   if (c.trust.sha256 && !/^[0-9a-f]{64}$/i.test(c.trust.sha256) && !/^https:\/\//i.test(c.trust.sha256)) c.trust.sha256 = path.resolve(baseDir, c.trust.sha256);
+  if (typeof c.http.webmailDir === 'string') c.http.webmailDir = path.resolve(baseDir, c.http.webmailDir);
   c.operator.domains = c.operator.domains.map((d) => d.toLowerCase());
   const routes: Record<string, string> = {};
   for (const [d, hp] of Object.entries(c.routes)) routes[d.toLowerCase()] = hp;

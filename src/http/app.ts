@@ -21,6 +21,7 @@ import { AuthProblem, registerSessions, SessionManager } from './session.js';
 import { registerOidcRoutes, type OidcRoutesOptions } from './oidc-routes.js';
 import { registerAbsenceRoutes, type AbsenceRoutesOptions } from './absence-routes.js';
 import { registerComposeRoutes, type ComposeRoutesOptions } from './compose-routes.js';
+import { registerWebmailAssets } from './webmail-assets.js';
 import { registerMailRoutes, type MailRoutesOptions } from './mail-routes.js';
 import { registerEventsRoutes, type EventsRoutesOptions } from './events-routes.js';
 import { registerSoftwareRoutes, type SoftwareRoutesOptions } from './software-routes.js';
@@ -63,6 +64,8 @@ export interface HttpOptions {
   https?: { key: string; cert: string; ca: string };
   /** Autoconfiguration for mail software (Thunderbird, Autodiscover; docs/lps.md): no secret, both listeners. */
   autoconfig?: ClientSettings | (() => ClientSettings);
+  /** The webmail's build output (docs/webmail.md), served at / of the HTTPS listener only. */
+  webmail?: { dir: string };
   /** Called for every route registered (tests: the OpenAPI document must describe every one). */
   onRoute?: (route: RouteOptions) => void;
   /** Open connections per client address and in all (issue 13); beyond, the socket is closed at once. */
@@ -167,6 +170,8 @@ export function buildHttpApp(opts: Omit<HttpOptions, 'host' | 'port'>): FastifyI
     }
   }
   registerOpenApi(app, { oidc: !!opts.web?.oidc, mail: !!opts.web?.mail });
+  // The webmail needs the session cookie (Secure): HTTPS only, like /api/auth.
+  if (opts.https && opts.webmail) registerWebmailAssets(app, { dir: opts.webmail.dir, logger: opts.logger });
   return app;
 }
 

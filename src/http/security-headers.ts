@@ -13,8 +13,16 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'strict-transport-security': `max-age=${HSTS_MAX_AGE_SECONDS}; includeSubDomains`,
   // CSP Level 3: resources from our own origin only, no plugins, no <base> rewriting, forms
   // posted to us only; frame-ancestors 'none' forbids framing (clickjacking), like
-  // X-Frame-Options below for browsers without CSP frame-ancestors.
-  'content-security-policy': "default-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  // X-Frame-Options below for browsers without CSP frame-ancestors. Scripts: our own files only
+  // (script-src falls back to 'self': no inline script, no eval). Two widenings for the webmail
+  // (docs/webmail.md), both for received HTML mail shown in a sandboxed srcdoc iframe (no
+  // allow-scripts, no allow-same-origin), which inherits this policy: style-src 'unsafe-inline'
+  // because mail HTML is styled by inline style attributes and <style> elements (styles cannot
+  // run code), and img-src data: https: so that remote images appear once the user clicks
+  // « Afficher le contenu distant » (DOMPurify removes them until then) and the TOTP QR code
+  // (a data: URL) shows.
+  'content-security-policy':
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
   // WHATWG Fetch §3.5 (X-Content-Type-Options): no MIME sniffing of responses.
   'x-content-type-options': 'nosniff',
   // RFC 7034: legacy framing ban.
