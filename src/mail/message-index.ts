@@ -1,9 +1,10 @@
 // Message semantics (ENVELOPE, BODYSTRUCTURE, part offsets, sort and search keys) computed once
 // per stored message file and kept in the store; IMAP FETCH/SEARCH and the mail API read them,
-// never re-parse.
+// never re-parse. The header search row (mail/header-index.ts) is recorded with the analysis.
 import { analyzeMessage, type MessageInfo } from '../mime/index.js';
 import type { BlobStore } from '../store/blobs.js';
 import type { Store } from '../store/types.js';
+import { HEADER_INDEX_VERSION, headerIndexRow } from './header-index.js';
 
 export class MessageIndex {
   private readonly cache = new Map<string, MessageInfo>();
@@ -27,11 +28,33 @@ export class MessageIndex {
     const stored = await this.store.getBlobMeta(blobId);
     if (stored) info = JSON.parse(stored) as MessageInfo;
     else {
-      info = analyzeMessage(await this.blobs.read(blobId));
+      const raw = await this.blobs.read(blobId);
+      info = analyzeMessage(raw);
       await this.store.setBlobMeta(blobId, JSON.stringify(info));
+      await this.store.setSearchHeaders(blobId, HEADER_INDEX_VERSION, headerIndexRow(info, raw));
     }
     this.cache.set(blobId, info);
     if (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
     return info;
   }
+
+  /**
+   * Records the header search row of a message file analysed before it existed (or at another
+   * version); reads only the top-level header block. Returns the row.
+   */
+  async indexHeaders(blobId: string): Promise<Record<string, Buffer | null>> {
+    const info = await this.ensure(blobId);
+    const head = await readHead(this.blobs, blobId, info.root.bodyStart);
+    const row = headerIndexRow(info, head);
+    await this.store.setSearchHeaders(blobId, HEADER_INDEX_VERSION, row);
+    return row;
+  }
+}
+
+/** The first `end` bytes of a message file (its top-level header block when end = bodyStart). */
+export async function readHead(blobs: BlobStore, blobId: string, end: number): Promise<Buffer> {
+  if (end <= 0) return Buffer.alloc(0);
+  const chunks: Buffer[] = [];
+  for await (const c of blobs.stream(blobId, { start: 0, end: end - 1 })) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
 }

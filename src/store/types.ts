@@ -243,6 +243,10 @@ export interface FolderStore {
   folderMessages(folderId: number, opts?: { clearRecent?: boolean }): Promise<FolderMessage[]>;
   /** Clears \\Recent on these messages; returns the UIDs that still had it (claimed by the caller). */
   claimRecent(folderId: number, uids: number[]): Promise<number[]>;
+  /** How many messages of the folder have a UID ≤ `uid`. */
+  countMessagesUpTo(folderId: number, uid: number): Promise<number>;
+  /** The folder's UIDs, ascending. */
+  folderUids(folderId: number): Promise<number[]>;
   /** Messages whose modseq is greater than `modseq` (new or changed). */
   changedSince(folderId: number, modseq: number): Promise<FolderMessage[]>;
   /** UIDs expunged with a modseq greater than `modseq`. */
@@ -269,6 +273,17 @@ export interface BlobMetaStore {
   /** The analysis of a message file (mime/ MessageInfo as JSON), recorded once by setBlobMeta. */
   getBlobMeta(blobId: string): Promise<string | undefined>;
   setBlobMeta(blobId: string, info: string): Promise<void>;
+  /**
+   * Records the header search row of a message file (mail/header-index.ts; migration 17): per
+   * column, the folded values joined by "\n" (null: field absent), computed at `version`.
+   */
+  setSearchHeaders(blobId: string, version: number, columns: Record<string, Buffer | null>): Promise<void>;
+  /**
+   * Header search candidates in a folder: `matched` = UIDs whose indexed `column` (at `version`)
+   * contains `needle` (an empty needle: the field exists); `unindexed` = UIDs whose message file
+   * has no row at that version yet (the caller decides them by reading the message).
+   */
+  searchHeaderCandidates(folderId: number, column: string, needle: Buffer, version: number): Promise<{ matched: number[]; unindexed: number[] }>;
   /** Whether a message or a queued item still references the blob. */
   isBlobReferenced(blobId: string): Promise<boolean>;
   /**

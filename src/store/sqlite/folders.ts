@@ -159,6 +159,14 @@ export class SqliteFolders extends SqlitePart implements FolderStore {
     })();
   }
 
+  async countMessagesUpTo(folderId: number, uid: number) {
+    return (this.q('SELECT COUNT(*) n FROM messages WHERE folder_id = ? AND uid <= ?').get(folderId, uid) as { n: number }).n;
+  }
+
+  async folderUids(folderId: number) {
+    return this.q('SELECT uid FROM messages WHERE folder_id = ? ORDER BY uid').pluck(true).all(folderId) as number[];
+  }
+
   async claimRecent(folderId: number, uids: number[]) {
     return this.db.transaction(() => {
       const upd = this.q('UPDATE messages SET recent = 0 WHERE folder_id = ? AND uid = ? AND recent = 1');

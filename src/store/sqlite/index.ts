@@ -17,13 +17,16 @@ import { SqliteDelivery } from './delivery.js';
 import { SqliteFolders } from './folders.js';
 import { SqliteIntegrations } from './integrations.js';
 import { SqliteMailboxes } from './mailboxes.js';
-import { MIGRATIONS } from './migrations.js';
+import { MIGRATIONS, SEARCH_COLUMN_LIST } from './migrations.js';
 import { SqliteRules } from './rules.js';
 import { SqliteHttpSessions } from './sessions.js';
 import { SqliteTraces } from './traces.js';
 import { SqliteTracking } from './tracking.js';
 import { SqlitePatients } from './patients.js';
 import { SqliteUsage } from './usage.js';
+
+/** The columns of the header search index (migration 17), the only names interpolated in its SQL. */
+const SEARCH_COLUMNS = new Set<string>(SEARCH_COLUMN_LIST);
 
 export { StoreConflictError } from './connection.js';
 
@@ -132,6 +135,7 @@ export class SqliteStore implements Store {
         return false;
       }
       this.q('DELETE FROM blob_meta WHERE blob_id = ?').run(blobId);
+      this.q('DELETE FROM search_headers WHERE blob_id = ?').run(blobId);
       return true;
     })();
   }
@@ -147,5 +151,27 @@ export class SqliteStore implements Store {
 
   async setBlobMeta(blobId: string, info: string) {
     this.q('INSERT OR REPLACE INTO blob_meta (blob_id, info) VALUES (?, ?)').run(blobId, info);
+  }
+
+  async setSearchHeaders(blobId: string, version: number, columns: Record<string, Buffer | null>) {
+    const names = Object.keys(columns);
+    for (const n of names) if (!SEARCH_COLUMNS.has(n)) throw new Error(`unknown search column ${n}`);
+    this.q(`INSERT OR REPLACE INTO search_headers (blob_id, version${names.map((n) => ', ' + n).join('')}) VALUES (?, ?${names.map(() => ', ?').join('')})`).run(blobId, version, ...names.map((n) => columns[n]));
+  }
+
+  async searchHeaderCandidates(folderId: number, column: string, needle: Buffer, version: number) {
+    if (!SEARCH_COLUMNS.has(column)) throw new Error(`unknown search column ${column}`);
+    // RFC 9051 §6.4.4: an empty string matches every message that has the field.
+    const test = needle.length === 0 ? `s.${column} IS NOT NULL` : `instr(s.${column}, ?) > 0`;
+    const rows = this.q(
+      `SELECT m.uid, s.blob_id IS NULL FROM messages m LEFT JOIN search_headers s ON s.blob_id = m.blob_id AND s.version = ?
+       WHERE m.folder_id = ? AND (s.blob_id IS NULL OR ${test})`,
+    )
+      .raw(true)
+      .all(...(needle.length === 0 ? [version, folderId] : [version, folderId, needle])) as [number, number][];
+    const matched: number[] = [];
+    const unindexed: number[] = [];
+    for (const [uid, missing] of rows) (missing ? unindexed : matched).push(uid);
+    return { matched, unindexed };
   }
 }
