@@ -23,7 +23,7 @@ export interface SearchContext {
   index: MessageIndex;
   saved: number[];
   sequenceTargets(set: SequenceSet, byUid: boolean): { seq: number; uid: number }[];
-  /** false: never use the header index (the reference path the equivalence test compares with). */
+  /** false: the reference path the equivalence test compares with: no header index, every key evaluated by `matches` per message. */
   useHeaderIndex?: boolean;
 }
 
@@ -99,10 +99,79 @@ export async function runSearch(key: SearchKey, view: SearchedFolder, ctx: Searc
   }
   for (let i = 0; i < view.messages.length; i++) {
     const m = view.messages[i];
-    const raw: { buf?: Buffer; head?: Buffer } = {};
-    if (await matches(key, m, i + 1, ctx, raw, uidSet, saved, indexed)) out.push({ seq: i + 1, uid: m.uid });
+    // Decided from the folder's data and the index when possible (no promise per message: a
+    // big folder's SEARCH ALL, flag or indexed header search stays a plain loop).
+    let hit = ctx.useHeaderIndex === false ? undefined : decide(key, m, uidSet, saved, indexed);
+    if (hit === undefined) hit = await matches(key, m, i + 1, ctx, {}, uidSet, saved, indexed);
+    if (hit) out.push({ seq: i + 1, uid: m.uid });
   }
   return out;
+}
+
+const hasFlagOf = (m: ViewMessage, f: string) => m.flags.some((x) => x.toLowerCase() === f.toLowerCase());
+
+/**
+ * The answer of `matches` when it needs neither the message file nor its analysis; undefined
+ * otherwise (the caller then runs `matches`). Same rules as `matches`, case by case.
+ */
+function decide(k: SearchKey, m: ViewMessage, uidSet: (k: any, byUid: boolean) => Set<number>, saved: Set<number>, indexed?: Indexed): boolean | undefined {
+  switch (k.kind) {
+    case 'all':
+      return true;
+    case 'seq':
+      return uidSet(k, false).has(m.uid);
+    case 'uid':
+      return uidSet(k, true).has(m.uid);
+    case 'savedresult':
+      return saved.has(m.uid);
+    case 'flag':
+      return hasFlagOf(m, k.flag) === k.set;
+    case 'recent':
+      return m.recent === k.set;
+    case 'new':
+      return m.recent && !hasFlagOf(m, '\\Seen');
+    case 'old':
+      return !m.recent;
+    case 'size':
+      return k.op === 'larger' ? m.size > k.n : m.size < k.n;
+    case 'date': {
+      if (k.which !== 'internal') return undefined;
+      const day = dayOf(m.internalDate);
+      if (!day) return false;
+      return k.op === 'before' ? day < k.date : k.op === 'on' ? day === k.date : day >= k.date;
+    }
+    case 'modseq':
+      return m.modseq >= Number(k.modseq);
+    case 'header': {
+      const answer = indexed?.answers.get(k);
+      if (answer === undefined || (indexed!.folderUids !== undefined && !indexed!.folderUids.has(m.uid))) return undefined;
+      if (answer.matched.has(m.uid)) return true;
+      return answer.unindexed.has(m.uid) ? undefined : false;
+    }
+    case 'not': {
+      const d = decide(k.key, m, uidSet, saved, indexed);
+      return d === undefined ? undefined : !d;
+    }
+    case 'or': {
+      const a = decide(k.a, m, uidSet, saved, indexed);
+      if (a === true) return true;
+      const b = decide(k.b, m, uidSet, saved, indexed);
+      if (b === true) return true;
+      return a === false && b === false ? false : undefined;
+    }
+    case 'and': {
+      let unknown = false;
+      for (const sub of k.keys) {
+        const d = decide(sub, m, uidSet, saved, indexed);
+        if (d === false) return false;
+        if (d === undefined) unknown = true;
+      }
+      return unknown ? undefined : true;
+    }
+    default:
+      // older/younger depend on the clock, body/text on the file: left to `matches`.
+      return undefined;
+  }
 }
 
 interface Indexed {

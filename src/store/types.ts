@@ -241,6 +241,11 @@ export interface FolderStore {
   folderModseq(folderId: number): Promise<number>;
   /** Every message of the folder in UID order. `clearRecent`: this session claims \Recent (RFC 3501 §2.3.2). */
   folderMessages(folderId: number, opts?: { clearRecent?: boolean }): Promise<FolderMessage[]>;
+  /**
+   * What SELECT needs, read in one transaction: the messages (as folderMessages, \\Recent cleared
+   * when asked), UIDNEXT and HIGHESTMODSEQ.
+   */
+  openFolder(folderId: number, opts?: { clearRecent?: boolean }): Promise<{ messages: FolderMessage[]; uidNext: number; highestModseq: number }>;
   /** Clears \\Recent on these messages; returns the UIDs that still had it (claimed by the caller). */
   claimRecent(folderId: number, uids: number[]): Promise<number[]>;
   /** How many messages of the folder have a UID ≤ `uid`. */

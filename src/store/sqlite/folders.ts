@@ -167,6 +167,25 @@ export class SqliteFolders extends SqlitePart implements FolderStore {
     return this.q('SELECT uid FROM messages WHERE folder_id = ? ORDER BY uid').pluck(true).all(folderId) as number[];
   }
 
+  async openFolder(folderId: number, opts: { clearRecent?: boolean } = {}) {
+    // Issue 15 (big folders): one transaction, the view's columns only, rows read as arrays (no
+    // intermediate objects) and the folder's counters from its own row (no aggregate over messages).
+    return this.db.transaction(() => {
+      const f = this.q('SELECT uid_next, highest_modseq FROM folders WHERE id = ?').get(folderId) as { uid_next: number; highest_modseq: number } | undefined;
+      if (!f) throw new Error(`folder #${folderId} not found`);
+      const rows = this.q('SELECT uid, flags, modseq, size, internal_date, blob_id, recent FROM messages WHERE folder_id = ? ORDER BY uid').raw(true).all(folderId) as [number, string, number, number, string, string, number][];
+      const messages: FolderMessage[] = new Array(rows.length);
+      let recent = false;
+      for (let i = 0; i < rows.length; i++) {
+        const r = rows[i];
+        if (r[6]) recent = true;
+        messages[i] = { uid: r[0], flags: r[1] ? r[1].split(' ') : [], modseq: r[2], size: r[3], internalDate: r[4], blobId: r[5], recent: !!r[6] };
+      }
+      if (opts.clearRecent && recent) this.q('UPDATE messages SET recent = 0 WHERE folder_id = ? AND recent = 1').run(folderId);
+      return { messages, uidNext: f.uid_next, highestModseq: f.highest_modseq };
+    })();
+  }
+
   async claimRecent(folderId: number, uids: number[]) {
     return this.db.transaction(() => {
       const upd = this.q('UPDATE messages SET recent = 0 WHERE folder_id = ? AND uid = ? AND recent = 1');
