@@ -263,10 +263,11 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     metrics,
   });
 
-  // IMAP: message semantics are indexed once per stored message (at delivery, or on first use).
+  // IMAP: message semantics and the header search row are indexed once per stored message (at
+  // delivery, or on first use).
   const index = new MessageIndex(store, blobs);
   core.events.on('stored', (e: { blobId: string }) => {
-    index.ensure(e.blobId).catch((err) => logger.warn({ err: err.message, blobId: e.blobId }, 'message indexing failed; retried on first use'));
+    index.ensureIndexed(e.blobId).catch((err) => logger.warn({ err: err.message, blobId: e.blobId }, 'message indexing failed; retried on first use'));
   });
   const imapServices = {
     core,

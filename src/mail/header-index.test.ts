@@ -10,7 +10,7 @@ import { analyzeMessage, normalizeForSearch } from '../mime/index.js';
 import { BlobStore } from '../store/blobs.js';
 import { SEARCH_COLUMN_LIST } from '../store/sqlite/migrations.js';
 import { SqliteStore } from '../store/sqlite/index.js';
-import { INDEXED_HEADERS, indexNeedle } from './header-index.js';
+import { HEADER_INDEX_VERSION, INDEXED_HEADERS, indexNeedle } from './header-index.js';
 import { MessageIndex } from './message-index.js';
 import { runSearch, type SearchContext } from './search.js';
 import type { SearchKey, SequenceSet } from './search-key.js';
@@ -215,4 +215,33 @@ test('indexed header search = reading every message, for random messages and key
   await store.storeFlags(inbox.id, view.messages.filter((_, i) => i % 7 === 0).map((m) => m.uid), 'add', ['\\Deleted']);
   await store.expunge(inbox.id);
   await check(100, view);
+});
+
+test('ensureIndexed records the row of a file analysed elsewhere first; the collector drops it', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'caducee-hidx-'));
+  const store = SqliteStore.open(':memory:');
+  t.after(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const blobs = new BlobStore(path.join(dir, 'blobs'), { pinMs: 0 });
+  const index = new MessageIndex(store, blobs);
+  const raw = Buffer.from('From: =?utf-8?q?=C3=89lodie?= <e@x.fr>\r\nSubject: IRM\r\n\r\nx\r\n');
+  const b = await blobs.put(raw);
+  // As the usage indicators do before a delivery: the analysis only.
+  await store.setBlobMeta(b.id, JSON.stringify(analyzeMessage(raw)));
+  assert.equal(await store.hasSearchHeaders(b.id, HEADER_INDEX_VERSION), false);
+  await index.ensureIndexed(b.id);
+  assert.equal(await store.hasSearchHeaders(b.id, HEADER_INDEX_VERSION), true);
+  assert.equal(await store.hasSearchHeaders(b.id, HEADER_INDEX_VERSION + 1), false, 'another version is recomputed');
+  const st = await store.createStructure({ idType: 'SIRET', idValue: '13000000000019', name: 'X' });
+  const mb = await store.createMailbox({ address: 'a@x.test', type: 'ORG', displayName: 'A', ownerUserId: null, practitionerId: null, structureId: st.id, listeRouge: false });
+  const inbox = (await store.getFolder(mb.id, 'INBOX'))!;
+  await store.appendMessage(inbox.id, { blobId: b.id, size: raw.length, flags: [], internalDate: new Date() });
+  assert.deepEqual(await store.searchHeaderCandidates(inbox.id, 'a_from', indexNeedle('élodie <E@X')!, HEADER_INDEX_VERSION), { matched: [1], unindexed: [] });
+  assert.deepEqual(await store.searchHeaderCandidates(inbox.id, 'a_cc', Buffer.alloc(0), HEADER_INDEX_VERSION), { matched: [], unindexed: [] });
+  await store.storeFlags(inbox.id, [1], 'add', ['\\Deleted']);
+  await store.expunge(inbox.id);
+  assert.equal(await store.claimBlobRemoval(b.id), true);
+  assert.equal(await store.hasSearchHeaders(b.id, HEADER_INDEX_VERSION), false, 'the row goes with the file');
 });

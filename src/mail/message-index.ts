@@ -39,6 +39,16 @@ export class MessageIndex {
   }
 
   /**
+   * ensure() plus the header search row when missing (a file analysed elsewhere first, e.g. by the
+   * usage indicators before its delivery): what the delivery hook calls.
+   */
+  async ensureIndexed(blobId: string): Promise<MessageInfo> {
+    const info = await this.ensure(blobId);
+    if (!(await this.store.hasSearchHeaders(blobId, HEADER_INDEX_VERSION))) await this.indexHeaders(blobId);
+    return info;
+  }
+
+  /**
    * Records the header search row of a message file analysed before it existed (or at another
    * version); reads only the top-level header block. Returns the row.
    */

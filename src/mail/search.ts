@@ -95,7 +95,7 @@ export async function runSearch(key: SearchKey, view: SearchedFolder, ctx: Searc
     const answers = await indexedAnswers(key, view.folderId, ctx);
     // The UIDs the store lists in the folder: those of the view it answers for (one list, only
     // when the view holds a message the store no longer has; see isCovered).
-    if (answers.size > 0) indexed = { answers, folderUids: await folderUidsIfNeeded(view, ctx) };
+    if (answers.size > 0) indexed = { answers, folderUids: await folderUidsIfNeeded(view, ctx), lazilyIndexed: new Set() };
   }
   for (let i = 0; i < view.messages.length; i++) {
     const m = view.messages[i];
@@ -178,6 +178,8 @@ interface Indexed {
   answers: Map<SearchKey, IndexedAnswer>;
   /** undefined: the store lists every message of the view. */
   folderUids: Set<number> | undefined;
+  /** Files whose row this search recorded (one header key is enough to record it). */
+  lazilyIndexed: Set<string>;
 }
 
 /**
@@ -246,8 +248,11 @@ async function matches(
       if (answer !== undefined && (indexed!.folderUids === undefined || indexed!.folderUids.has(m.uid))) {
         if (answer.matched.has(m.uid)) return true;
         if (!answer.unindexed.has(m.uid)) return false;
-        // A message file analysed before the index existed: record its row now (read below).
-        await ctx.index.indexHeaders(m.blobId);
+        // A message file analysed before the index existed: record its row now (read below), once.
+        if (!indexed!.lazilyIndexed.has(m.blobId)) {
+          indexed!.lazilyIndexed.add(m.blobId);
+          await ctx.index.indexHeaders(m.blobId);
+        }
       }
       const info = await ctx.index.ensure(m.blobId);
       // FROM/TO/CC/BCC search the address list, SUBJECT the decoded subject; HEADER the raw field.

@@ -283,6 +283,8 @@ export interface BlobMetaStore {
    * column, the folded values joined by "\n" (null: field absent), computed at `version`.
    */
   setSearchHeaders(blobId: string, version: number, columns: Record<string, Buffer | null>): Promise<void>;
+  /** Whether the file has its header search row at `version`. */
+  hasSearchHeaders(blobId: string, version: number): Promise<boolean>;
   /**
    * Header search candidates in a folder: `matched` = UIDs whose indexed `column` (at `version`)
    * contains `needle` (an empty needle: the field exists); `unindexed` = UIDs whose message file

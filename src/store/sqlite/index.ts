@@ -159,6 +159,10 @@ export class SqliteStore implements Store {
     this.q(`INSERT OR REPLACE INTO search_headers (blob_id, version${names.map((n) => ', ' + n).join('')}) VALUES (?, ?${names.map(() => ', ?').join('')})`).run(blobId, version, ...names.map((n) => columns[n]));
   }
 
+  async hasSearchHeaders(blobId: string, version: number) {
+    return this.q('SELECT 1 FROM search_headers WHERE blob_id = ? AND version = ?').get(blobId, version) !== undefined;
+  }
+
   async searchHeaderCandidates(folderId: number, column: string, needle: Buffer, version: number) {
     if (!SEARCH_COLUMNS.has(column)) throw new Error(`unknown search column ${column}`);
     // RFC 9051 §6.4.4: an empty string matches every message that has the field.
