@@ -47,14 +47,14 @@ interface IndexedAnswer {
  * folder are answered by the index: the caller checks `covered` (a session's view may still show a
  * message another session expunged; such a message is read as before).
  */
-async function indexedAnswers(key: SearchKey, folderId: number, ctx: SearchContext): Promise<Map<SearchKey, IndexedAnswer>> {
+async function indexedAnswers(key: SearchKey, folderId: number, folderSize: number, ctx: SearchContext): Promise<Map<SearchKey, IndexedAnswer>> {
   const out = new Map<SearchKey, IndexedAnswer>();
   const walk = async (k: SearchKey): Promise<void> => {
     if (k.kind === 'header') {
       const column = indexedColumn(k.field, k.viaKeyword);
       const needle = k.value === '' ? Buffer.alloc(0) : indexNeedle(k.value);
       if (column === undefined || needle === undefined) return;
-      const r = await ctx.store.searchHeaderCandidates(folderId, column, needle, HEADER_INDEX_VERSION);
+      const r = await ctx.store.searchHeaderCandidates(folderId, column, needle, HEADER_INDEX_VERSION, folderSize);
       out.set(k, { matched: new Set(r.matched), unindexed: new Set(r.unindexed) });
     } else if (k.kind === 'not') await walk(k.key);
     else if (k.kind === 'or') {
@@ -92,7 +92,7 @@ export async function runSearch(key: SearchKey, view: SearchedFolder, ctx: Searc
   const saved = new Set(ctx.saved);
   let indexed: Indexed | undefined;
   if (ctx.useHeaderIndex !== false && view.folderId !== undefined && hasHeaderKey(key)) {
-    const answers = await indexedAnswers(key, view.folderId, ctx);
+    const answers = await indexedAnswers(key, view.folderId, view.messages.length, ctx);
     // The UIDs the store lists in the folder: those of the view it answers for (one list, only
     // when the view holds a message the store no longer has; see isCovered).
     if (answers.size > 0) indexed = { answers, folderUids: await folderUidsIfNeeded(view, ctx), lazilyIndexed: new Set() };

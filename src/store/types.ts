@@ -288,9 +288,10 @@ export interface BlobMetaStore {
   /**
    * Header search candidates in a folder: `matched` = UIDs whose indexed `column` (at `version`)
    * contains `needle` (an empty needle: the field exists); `unindexed` = UIDs whose message file
-   * has no row at that version yet (the caller decides them by reading the message).
+   * has no row at that version yet (the caller decides them by reading the message). `folderSize`
+   * (about how many messages the folder has) only chooses how the query runs.
    */
-  searchHeaderCandidates(folderId: number, column: string, needle: Buffer, version: number): Promise<{ matched: number[]; unindexed: number[] }>;
+  searchHeaderCandidates(folderId: number, column: string, needle: Buffer, version: number, folderSize: number): Promise<{ matched: number[]; unindexed: number[] }>;
   /** Whether a message or a queued item still references the blob. */
   isBlobReferenced(blobId: string): Promise<boolean>;
   /**

@@ -163,19 +163,24 @@ export class SqliteStore implements Store {
     return this.q('SELECT 1 FROM search_headers WHERE blob_id = ? AND version = ?').get(blobId, version) !== undefined;
   }
 
-  async searchHeaderCandidates(folderId: number, column: string, needle: Buffer, version: number) {
+  /** Messages of the store, counted at most once a minute (chooses how a header search runs). */
+  #messageCount = { n: 0, at: -Infinity };
+
+  async searchHeaderCandidates(folderId: number, column: string, needle: Buffer, version: number, folderSize: number) {
     if (!SEARCH_COLUMNS.has(column)) throw new Error(`unknown search column ${column}`);
+    if (version !== 1) throw new Error(`header index version ${version}: messages.header_indexed tracks version 1 (migration 17)`);
     // RFC 9051 §6.4.4: an empty string matches every message that has the field.
     const test = needle.length === 0 ? `s.${column} IS NOT NULL` : `instr(s.${column}, ?) > 0`;
-    const rows = this.q(
-      `SELECT m.uid, s.blob_id IS NULL FROM messages m LEFT JOIN search_headers s ON s.blob_id = m.blob_id AND s.version = ?
-       WHERE m.folder_id = ? AND (s.blob_id IS NULL OR ${test})`,
-    )
-      .raw(true)
-      .all(...(needle.length === 0 ? [version, folderId] : [version, folderId, needle])) as [number, number][];
-    const matched: number[] = [];
-    const unindexed: number[] = [];
-    for (const [uid, missing] of rows) (missing ? unindexed : matched).push(uid);
-    return { matched, unindexed };
+    const args = needle.length === 0 ? [] : [needle];
+    if (Date.now() - this.#messageCount.at > 60_000) this.#messageCount = { n: (this.q('SELECT COUNT(*) n FROM messages').get() as { n: number }).n, at: Date.now() };
+    // A folder holding a good part of the store: scan the index's rows (sequential, no probe for
+    // rows that do not match), then find the folder's messages of the matching files; a small
+    // folder in a big store: probe the row of each of its messages.
+    const rows =
+      folderSize * 3 >= this.#messageCount.n
+        ? this.q(`SELECT m.uid FROM search_headers s CROSS JOIN messages m ON m.blob_id = s.blob_id WHERE s.version = 1 AND ${test} AND m.folder_id = ?`).pluck(true).all(...args, folderId)
+        : this.q(`SELECT m.uid FROM messages m JOIN search_headers s ON s.blob_id = m.blob_id AND s.version = 1 WHERE m.folder_id = ? AND m.header_indexed = 1 AND ${test}`).pluck(true).all(folderId, ...args);
+    const unindexed = this.q('SELECT uid FROM messages WHERE folder_id = ? AND header_indexed = 0').pluck(true).all(folderId) as number[];
+    return { matched: rows as number[], unindexed };
   }
 }

@@ -515,6 +515,20 @@ CREATE TABLE search_headers (
   h_from BLOB, h_to BLOB, h_cc BLOB, h_bcc BLOB, h_subject BLOB, h_message_id BLOB,
   h_in_reply_to BLOB, h_references BLOB, h_reply_to BLOB, h_sender BLOB
 ) WITHOUT ROWID;
+-- Whether the message's file has its row at version 1 (kept by the two triggers): SEARCH lists a
+-- folder's unindexed messages through the partial index instead of probing every file's row.
+-- A later version of the normalisation needs a migration resetting this and the triggers.
+ALTER TABLE messages ADD COLUMN header_indexed INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX messages_header_unindexed ON messages(folder_id) WHERE header_indexed = 0;
+CREATE TRIGGER messages_header_indexed AFTER INSERT ON messages
+  WHEN EXISTS (SELECT 1 FROM search_headers WHERE blob_id = NEW.blob_id AND version = 1)
+BEGIN
+  UPDATE messages SET header_indexed = 1 WHERE id = NEW.id;
+END;
+CREATE TRIGGER search_headers_indexed AFTER INSERT ON search_headers WHEN NEW.version = 1
+BEGIN
+  UPDATE messages SET header_indexed = 1 WHERE blob_id = NEW.blob_id AND header_indexed = 0;
+END;
 `,
   },
 ];
