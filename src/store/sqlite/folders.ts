@@ -175,11 +175,16 @@ export class SqliteFolders extends SqlitePart implements FolderStore {
       if (!f) throw new Error(`folder #${folderId} not found`);
       const rows = this.q('SELECT uid, flags, modseq, size, internal_date, blob_id, recent FROM messages WHERE folder_id = ? ORDER BY uid').raw(true).all(folderId) as [number, string, number, number, string, string, number][];
       const messages: FolderMessage[] = new Array(rows.length);
+      // Messages with the same flags share one array (a folder has few distinct flag sets): the
+      // view replaces a message's array on a change, never edits it in place.
+      const flagLists = new Map<string, string[]>();
       let recent = false;
       for (let i = 0; i < rows.length; i++) {
         const r = rows[i];
         if (r[6]) recent = true;
-        messages[i] = { uid: r[0], flags: r[1] ? r[1].split(' ') : [], modseq: r[2], size: r[3], internalDate: r[4], blobId: r[5], recent: !!r[6] };
+        let flags = flagLists.get(r[1] ?? '');
+        if (flags === undefined) flagLists.set(r[1] ?? '', (flags = r[1] ? r[1].split(' ') : []));
+        messages[i] = { uid: r[0], flags, modseq: r[2], size: r[3], internalDate: r[4], blobId: r[5], recent: !!r[6] };
       }
       if (opts.clearRecent && recent) this.q('UPDATE messages SET recent = 0 WHERE folder_id = ? AND recent = 1').run(folderId);
       return { messages, uidNext: f.uid_next, highestModseq: f.highest_modseq };
