@@ -174,11 +174,12 @@ export class SqliteStore implements Store {
     const args = needle.length === 0 ? [] : [needle];
     if (Date.now() - this.#messageCount.at > 60_000) this.#messageCount = { n: (this.q('SELECT COUNT(*) n FROM messages').get() as { n: number }).n, at: Date.now() };
     // A folder holding a good part of the store: scan the index's rows (sequential, no probe for
-    // rows that do not match), then find the folder's messages of the matching files; a small
+    // rows that do not match), then find the folder's messages of the matching files (by blob_id:
+    // `+` keeps SQLite from walking the folder's index for every row instead); a small
     // folder in a big store: probe the row of each of its messages.
     const rows =
       folderSize * 3 >= this.#messageCount.n
-        ? this.q(`SELECT m.uid FROM search_headers s CROSS JOIN messages m ON m.blob_id = s.blob_id WHERE s.version = 1 AND ${test} AND m.folder_id = ?`).pluck(true).all(...args, folderId)
+        ? this.q(`SELECT m.uid FROM search_headers s CROSS JOIN messages m ON m.blob_id = s.blob_id WHERE s.version = 1 AND ${test} AND +m.folder_id = ?`).pluck(true).all(...args, folderId)
         : this.q(`SELECT m.uid FROM messages m JOIN search_headers s ON s.blob_id = m.blob_id AND s.version = 1 WHERE m.folder_id = ? AND m.header_indexed = 1 AND ${test}`).pluck(true).all(folderId, ...args);
     const unindexed = this.q('SELECT uid FROM messages WHERE folder_id = ? AND header_indexed = 0').pluck(true).all(folderId) as number[];
     return { matched: rows as number[], unindexed };
