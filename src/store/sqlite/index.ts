@@ -28,6 +28,11 @@ import { SqliteUsage } from './usage.js';
 /** The columns of the header search index (migration 17), the only names interpolated in its SQL. */
 const SEARCH_COLUMNS = new Set<string>(SEARCH_COLUMN_LIST);
 
+/** Header search over the index rows, joined to the folder by blob_id (exported for its query-plan test). */
+export const headerScanSql = (test: string) => `SELECT m.uid FROM search_headers s CROSS JOIN messages m ON m.blob_id = s.blob_id WHERE s.version = 1 AND ${test} AND +m.folder_id = ?`;
+/** Header search probing the index row of each message of the folder. */
+export const headerProbeSql = (test: string) => `SELECT m.uid FROM messages m JOIN search_headers s ON s.blob_id = m.blob_id AND s.version = 1 WHERE m.folder_id = ? AND m.header_indexed = 1 AND ${test}`;
+
 export { StoreConflictError } from './connection.js';
 
 /** The methods SqliteStore takes from its parts (assigned in the constructor). */
@@ -179,8 +184,8 @@ export class SqliteStore implements Store {
     // folder in a big store: probe the row of each of its messages.
     const rows =
       folderSize * 3 >= this.#messageCount.n
-        ? this.q(`SELECT m.uid FROM search_headers s CROSS JOIN messages m ON m.blob_id = s.blob_id WHERE s.version = 1 AND ${test} AND +m.folder_id = ?`).pluck(true).all(...args, folderId)
-        : this.q(`SELECT m.uid FROM messages m JOIN search_headers s ON s.blob_id = m.blob_id AND s.version = 1 WHERE m.folder_id = ? AND m.header_indexed = 1 AND ${test}`).pluck(true).all(folderId, ...args);
+        ? this.q(headerScanSql(test)).pluck(true).all(...args, folderId)
+        : this.q(headerProbeSql(test)).pluck(true).all(folderId, ...args);
     const unindexed = this.q('SELECT uid FROM messages WHERE folder_id = ? AND header_indexed = 0').pluck(true).all(folderId) as number[];
     return { matched: rows as number[], unindexed };
   }
