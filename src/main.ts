@@ -15,7 +15,7 @@ import { OutboundWorker } from './delivery/worker.js';
 import { loadTrustAnchors, type TrustAnchors } from './pki/index.js';
 import { serverTlsOptions } from './pki/tls-server.js';
 import { createImapServer, type ImapListener } from './imap/server.js';
-import { MessageIndex } from './mail/message-index.js';
+import { MessageIndex, startHeaderBackfill } from './mail/message-index.js';
 import { SubmissionPipeline } from './mail/submission.js';
 import { MailService } from './mail/service.js';
 import { AbsenceResponder, AbsenceSettingsService } from './policy/absence-service.js';
@@ -442,6 +442,8 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
   const blobCollector = new BlobCollector(store, blobs, logger.child({ component: 'blobs' }));
   blobCollector.start();
   // Functional traces older than audit.traceRetentionMonths are removed, at start and daily.
+  // Header search rows of the files analysed before migration 17, in small chunks (docs/imap.md).
+  const headerBackfill = startHeaderBackfill(index, store, logger.child({ component: 'search-index' }));
   const stopTracePurge = startTracePurge(store, config.audit.traceRetentionMonths, logger.child({ component: 'traces' }));
   logger.info({ host: config.listen.host, ...ports, domains: config.operator.domains }, 'operator started');
 
@@ -471,6 +473,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
       clearInterval(anchorTimer);
       clearInterval(rulesTimer);
       stopTracePurge();
+      await headerBackfill.stop();
       await outbound.stop();
       await webhooks.stop();
       await blobCollector.stop();

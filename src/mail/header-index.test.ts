@@ -11,7 +11,7 @@ import { BlobStore } from '../store/blobs.js';
 import { SEARCH_COLUMN_LIST } from '../store/sqlite/migrations.js';
 import { headerProbeSql, headerScanSql, SqliteStore } from '../store/sqlite/index.js';
 import { HEADER_INDEX_VERSION, INDEXED_HEADERS, indexNeedle } from './header-index.js';
-import { MessageIndex } from './message-index.js';
+import { MessageIndex, startHeaderBackfill } from './message-index.js';
 import { runSearch, type SearchContext } from './search.js';
 import type { SearchKey, SequenceSet } from './search-key.js';
 
@@ -266,4 +266,37 @@ test('ensureIndexed records the row of a file analysed elsewhere first; the coll
   await store.expunge(inbox.id, [1]);
   assert.equal(await store.claimBlobRemoval(b.id), true);
   assert.equal(await store.hasSearchHeaders(b.id, HEADER_INDEX_VERSION), false, 'the row goes with the file');
+});
+
+test('the backfill records the rows of files analysed before migration 17, chunk by chunk', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'caducee-hidx-'));
+  const store = SqliteStore.open(':memory:');
+  t.after(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const blobs = new BlobStore(path.join(dir, 'blobs'), { pinMs: 0 });
+  const index = new MessageIndex(store, blobs);
+  const st = await store.createStructure({ idType: 'SIRET', idValue: '13000000000019', name: 'X' });
+  const mb = await store.createMailbox({ address: 'a@x.test', type: 'ORG', displayName: 'A', ownerUserId: null, practitionerId: null, structureId: st.id, listeRouge: false });
+  const inbox = (await store.getFolder(mb.id, 'INBOX'))!;
+  for (let i = 0; i < 10; i++) {
+    const raw = Buffer.from(`From: p${i}@x.fr\r\nSubject: n${i}\r\n\r\nx\r\n`);
+    const b = await blobs.put(raw);
+    await store.setBlobMeta(b.id, JSON.stringify(analyzeMessage(raw)));
+    await store.appendMessage(inbox.id, { blobId: b.id, size: raw.length, flags: [], internalDate: new Date() });
+  }
+  // A message whose file is gone: skipped, and the backfill still ends.
+  await store.appendMessage(inbox.id, { blobId: 'f'.repeat(64), size: 1, flags: [], internalDate: new Date() });
+  assert.equal((await store.blobsWithoutSearchHeaders(100)).length, 11);
+  const warnings: object[] = [];
+  let finished!: () => void;
+  const done = new Promise<void>((resolve) => (finished = resolve));
+  const backfill = startHeaderBackfill(index, store, { info: () => finished(), warn: (o) => warnings.push(o) }, 3);
+  await done;
+  await backfill.stop();
+  assert.deepEqual(await store.blobsWithoutSearchHeaders(100), ['f'.repeat(64)]);
+  assert.equal(warnings.length, 1);
+  const r = await store.searchHeaderCandidates(inbox.id, 'a_from', Buffer.from('P7@'), HEADER_INDEX_VERSION, 0);
+  assert.deepEqual(r, { matched: [8], unindexed: [11] });
 });

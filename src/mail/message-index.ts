@@ -61,6 +61,45 @@ export class MessageIndex {
   }
 }
 
+/**
+ * Records the header search rows of the files analysed before migration 17, in chunks of `chunk`
+ * files with the event loop free between them (setImmediate), until none is left or `stop()`.
+ * A file that cannot be read is skipped (it stays unindexed: SEARCH reads it, as before).
+ */
+export function startHeaderBackfill(index: MessageIndex, store: Store, log: { info(o: object, m: string): void; warn(o: object, m: string): void }, chunk = 200): { stop(): Promise<void> } {
+  let stopped = false;
+  const failed = new Set<string>();
+  const run = async () => {
+    let done = 0;
+    for (;;) {
+      if (stopped) return;
+      const ids = (await store.blobsWithoutSearchHeaders(chunk + failed.size)).filter((id) => !failed.has(id)).slice(0, chunk);
+      if (ids.length === 0) break;
+      for (const id of ids) {
+        if (stopped) return;
+        try {
+          await index.indexHeaders(id);
+          done++;
+        } catch (e: any) {
+          failed.add(id);
+          log.warn({ blobId: id, err: e?.message }, 'header search backfill: file not indexed (searched by reading it)');
+        }
+      }
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    if (done > 0) log.info({ files: done }, 'header search backfill done');
+  };
+  const running = run().catch((e: any) => {
+    if (!stopped) log.warn({ err: e?.message }, 'header search backfill stopped');
+  });
+  return {
+    async stop() {
+      stopped = true;
+      await running;
+    },
+  };
+}
+
 /** The first `end` bytes of a message file (its top-level header block when end = bodyStart). */
 export async function readHead(blobs: BlobStore, blobId: string, end: number): Promise<Buffer> {
   if (end <= 0) return Buffer.alloc(0);

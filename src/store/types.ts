@@ -283,6 +283,8 @@ export interface BlobMetaStore {
    * column, the folded values joined by "\n" (null: field absent), computed at `version`.
    */
   setSearchHeaders(blobId: string, version: number, columns: Record<string, Buffer | null>): Promise<void>;
+  /** Up to `limit` files of messages without their header search row (the backfill's work list). */
+  blobsWithoutSearchHeaders(limit: number): Promise<string[]>;
   /** Whether the file has its header search row at `version`. */
   hasSearchHeaders(blobId: string, version: number): Promise<boolean>;
   /**

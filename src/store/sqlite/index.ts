@@ -164,6 +164,10 @@ export class SqliteStore implements Store {
     this.q(`INSERT OR REPLACE INTO search_headers (blob_id, version${names.map((n) => ', ' + n).join('')}) VALUES (?, ?${names.map(() => ', ?').join('')})`).run(blobId, version, ...names.map((n) => columns[n]));
   }
 
+  async blobsWithoutSearchHeaders(limit: number) {
+    return this.q('SELECT DISTINCT blob_id FROM messages WHERE header_indexed = 0 LIMIT ?').pluck(true).all(limit) as string[];
+  }
+
   async hasSearchHeaders(blobId: string, version: number) {
     return this.q('SELECT 1 FROM search_headers WHERE blob_id = ? AND version = ?').get(blobId, version) !== undefined;
   }
