@@ -15,7 +15,7 @@ import { OutboundWorker } from './delivery/worker.js';
 import { loadTrustAnchors, type TrustAnchors } from './pki/index.js';
 import { serverTlsOptions } from './pki/tls-server.js';
 import { createImapServer, type ImapListener } from './imap/server.js';
-import { MessageIndex } from './mail/message-index.js';
+import { MessageIndex, startHeaderBackfill } from './mail/message-index.js';
 import { SubmissionPipeline } from './mail/submission.js';
 import { MailService } from './mail/service.js';
 import { AbsenceResponder, AbsenceSettingsService } from './policy/absence-service.js';
@@ -267,10 +267,11 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     metrics,
   });
 
-  // IMAP: message semantics are indexed once per stored message (at delivery, or on first use).
+  // IMAP: message semantics and the header search row are indexed once per stored message (at
+  // delivery, or on first use).
   const index = new MessageIndex(store, blobs);
   core.events.on('stored', (e: { blobId: string }) => {
-    index.ensure(e.blobId).catch((err) => logger.warn({ err: err.message, blobId: e.blobId }, 'message indexing failed; retried on first use'));
+    index.ensureIndexed(e.blobId).catch((err) => logger.warn({ err: err.message, blobId: e.blobId }, 'message indexing failed; retried on first use'));
   });
   const imapServices = {
     core,
@@ -447,6 +448,8 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
   const blobCollector = new BlobCollector(store, blobs, logger.child({ component: 'blobs' }));
   blobCollector.start();
   // Functional traces older than audit.traceRetentionMonths are removed, at start and daily.
+  // Header search rows of the files analysed before migration 17, in small chunks (docs/imap.md).
+  const headerBackfill = startHeaderBackfill(index, store, logger.child({ component: 'search-index' }));
   const stopTracePurge = startTracePurge(store, config.audit.traceRetentionMonths, logger.child({ component: 'traces' }));
   logger.info({ host: config.listen.host, ...ports, domains: config.operator.domains }, 'operator started');
 
@@ -476,6 +479,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
       clearInterval(anchorTimer);
       clearInterval(rulesTimer);
       stopTracePurge();
+      await headerBackfill.stop();
       await outbound.stop();
       await webhooks.stop();
       await blobCollector.stop();

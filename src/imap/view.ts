@@ -21,8 +21,8 @@ const isSystem = (f: string) => SYSTEM_FLAGS.some((s) => s.toLowerCase() === f.t
 const sameFlags = (a: string[], b: string[]) => a.length === b.length && a.every((f) => b.some((g) => g.toLowerCase() === f.toLowerCase()));
 
 export class FolderView {
+  /** In UID order; a message is found by binary search (seqOf), no per-message map (big folders). */
   messages: ViewMessage[];
-  private byUid = new Map<number, ViewMessage>();
   /** Highest modseq whose changes this session has seen or reported. */
   modseq: number;
   /** UIDs expunged by others but not yet announced (held back during FETCH/STORE/SEARCH). */
@@ -39,11 +39,11 @@ export class FolderView {
     readonly mailboxId: number,
     readonly readOnly: boolean,
     readonly uidValidity: number,
+    /** The folder's messages in UID order, owned by the view from now on (fresh rows from the store). */
     msgs: FolderMessage[],
     modseq: number,
   ) {
-    this.messages = msgs.map((m) => ({ ...m }));
-    for (const m of this.messages) this.byUid.set(m.uid, m);
+    this.messages = msgs;
     this.modseq = modseq;
     this.announceNew(this.messages.map((m) => m.flags));
   }
@@ -88,12 +88,13 @@ export class FolderView {
   }
 
   byUidGet(uid: number): ViewMessage | undefined {
-    return this.byUid.get(uid);
+    const seq = this.seqOf(uid);
+    return seq === undefined ? undefined : this.messages[seq - 1];
   }
 
   /** Records a change this session made itself (so it is not reported again). */
   applyOwnFlags(uid: number, flags: string[], modseq: number): void {
-    const m = this.byUid.get(uid);
+    const m = this.byUidGet(uid);
     if (m) {
       m.flags = flags;
       m.modseq = modseq;
@@ -107,7 +108,6 @@ export class FolderView {
       const seq = this.seqOf(uid);
       if (seq === undefined) continue;
       this.messages.splice(seq - 1, 1);
-      this.byUid.delete(uid);
       this.pendingExpunges.delete(uid);
       seqs.push(seq);
     }
@@ -124,11 +124,11 @@ export class FolderView {
     const added: ViewMessage[] = [];
     if (highestModseq > this.modseq) {
       const gone = await store.expungedSince(this.folderId, this.modseq);
-      for (const u of gone) if (this.byUid.has(u)) this.pendingExpunges.add(u);
+      for (const u of gone) if (this.seqOf(u) !== undefined) this.pendingExpunges.add(u);
       const changed = await store.changedSince(this.folderId, this.modseq);
       const maxUid = this.messages.length ? this.messages[this.messages.length - 1].uid : 0;
       for (const c of changed) {
-        const known = this.byUid.get(c.uid);
+        const known = this.byUidGet(c.uid);
         if (known) {
           if (!sameFlags(known.flags, c.flags)) flagged.push(known);
           known.flags = c.flags;
@@ -152,10 +152,7 @@ export class FolderView {
       if (seq !== undefined) updates.push({ kind: 'flags', seq, msg: m });
     }
     if (added.length) {
-      for (const m of added) {
-        this.messages.push(m);
-        this.byUid.set(m.uid, m);
-      }
+      for (const m of added) this.messages.push(m);
       updates.push({ kind: 'exists', count: this.messages.length });
     }
     return updates;
@@ -169,7 +166,6 @@ export class FolderView {
       const seq = this.seqOf(uid);
       if (seq === undefined) continue;
       this.messages.splice(seq - 1, 1);
-      this.byUid.delete(uid);
       out.push({ kind: 'expunge', seq, uid });
     }
     this.pendingExpunges.clear();

@@ -1,9 +1,10 @@
 // Message semantics (ENVELOPE, BODYSTRUCTURE, part offsets, sort and search keys) computed once
 // per stored message file and kept in the store; IMAP FETCH/SEARCH and the mail API read them,
-// never re-parse.
+// never re-parse. The header search row (mail/header-index.ts) is recorded with the analysis.
 import { analyzeMessage, type MessageInfo } from '../mime/index.js';
 import type { BlobStore } from '../store/blobs.js';
 import type { Store } from '../store/types.js';
+import { HEADER_INDEX_VERSION, headerIndexRow } from './header-index.js';
 
 export class MessageIndex {
   private readonly cache = new Map<string, MessageInfo>();
@@ -27,11 +28,82 @@ export class MessageIndex {
     const stored = await this.store.getBlobMeta(blobId);
     if (stored) info = JSON.parse(stored) as MessageInfo;
     else {
-      info = analyzeMessage(await this.blobs.read(blobId));
+      const raw = await this.blobs.read(blobId);
+      info = analyzeMessage(raw);
       await this.store.setBlobMeta(blobId, JSON.stringify(info));
+      await this.store.setSearchHeaders(blobId, HEADER_INDEX_VERSION, headerIndexRow(info, raw));
     }
     this.cache.set(blobId, info);
     if (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
     return info;
   }
+
+  /**
+   * ensure() plus the header search row when missing (a file analysed elsewhere first, e.g. by the
+   * usage indicators before its delivery): what the delivery hook calls.
+   */
+  async ensureIndexed(blobId: string): Promise<MessageInfo> {
+    const info = await this.ensure(blobId);
+    if (!(await this.store.hasSearchHeaders(blobId, HEADER_INDEX_VERSION))) await this.indexHeaders(blobId);
+    return info;
+  }
+
+  /**
+   * Records the header search row of a message file analysed before it existed (or at another
+   * version); reads only the top-level header block. Returns the row.
+   */
+  async indexHeaders(blobId: string): Promise<Record<string, Buffer | null>> {
+    const info = await this.ensure(blobId);
+    const head = await readHead(this.blobs, blobId, info.root.bodyStart);
+    const row = headerIndexRow(info, head);
+    await this.store.setSearchHeaders(blobId, HEADER_INDEX_VERSION, row);
+    return row;
+  }
+}
+
+/**
+ * Records the header search rows of the files analysed before migration 17, in chunks of `chunk`
+ * files with the event loop free between them (setImmediate), until none is left or `stop()`.
+ * A file that cannot be read is skipped (it stays unindexed: SEARCH reads it, as before).
+ */
+export function startHeaderBackfill(index: MessageIndex, store: Store, log: { info(o: object, m: string): void; warn(o: object, m: string): void }, chunk = 200): { stop(): Promise<void> } {
+  let stopped = false;
+  const failed = new Set<string>();
+  const run = async () => {
+    let done = 0;
+    for (;;) {
+      if (stopped) return;
+      const ids = (await store.blobsWithoutSearchHeaders(chunk + failed.size)).filter((id) => !failed.has(id)).slice(0, chunk);
+      if (ids.length === 0) break;
+      for (const id of ids) {
+        if (stopped) return;
+        try {
+          await index.indexHeaders(id);
+          done++;
+        } catch (e: any) {
+          failed.add(id);
+          log.warn({ blobId: id, err: e?.message }, 'header search backfill: file not indexed (searched by reading it)');
+        }
+      }
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    if (done > 0) log.info({ files: done }, 'header search backfill done');
+  };
+  const running = run().catch((e: any) => {
+    if (!stopped) log.warn({ err: e?.message }, 'header search backfill stopped');
+  });
+  return {
+    async stop() {
+      stopped = true;
+      await running;
+    },
+  };
+}
+
+/** The first `end` bytes of a message file (its top-level header block when end = bodyStart). */
+export async function readHead(blobs: BlobStore, blobId: string, end: number): Promise<Buffer> {
+  if (end <= 0) return Buffer.alloc(0);
+  const chunks: Buffer[] = [];
+  for await (const c of blobs.stream(blobId, { start: 0, end: end - 1 })) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
 }

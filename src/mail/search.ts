@@ -1,16 +1,20 @@
 // SEARCH evaluation (RFC 9051 §6.4.4), shared by IMAP (UID SEARCH) and the mail API
-// (/api/v1/search). Flags, sizes, dates and sets come from the folder's messages; header, body
-// and sent-date keys use the message index and, for text, the decoded message content.
-import { headerValues, normalizeForSearch, searchableText } from '../mime/index.js';
+// (/api/v1/search). Flags, sizes, dates and sets come from the folder's messages; header keys on
+// indexed fields (mail/header-index.ts) are narrowed by one SQL query each; other header keys,
+// sent-date and body keys use the message index and, for text, the decoded message content.
+import { normalizeForSearch, searchableText } from '../mime/index.js';
 import type { BlobStore } from '../store/blobs.js';
 import type { FolderMessage, Store } from '../store/types.js';
-import type { MessageIndex } from './message-index.js';
+import { HEADER_INDEX_VERSION, headerKeyMode, headerSearchValues, indexNeedle, indexedColumn, needsHead } from './header-index.js';
+import { readHead, type MessageIndex } from './message-index.js';
 import type { SearchKey, SequenceSet } from './search-key.js';
 
 type ViewMessage = FolderMessage;
 /** The messages searched, in UID order (an IMAP session's FolderView, or a folder's messages for the API). */
 export interface SearchedFolder {
   messages: FolderMessage[];
+  /** The folder the messages are in: header keys then use the header index (else every message is read). */
+  folderId?: number;
 }
 
 export interface SearchContext {
@@ -19,22 +23,51 @@ export interface SearchContext {
   index: MessageIndex;
   saved: number[];
   sequenceTargets(set: SequenceSet, byUid: boolean): { seq: number; uid: number }[];
+  /** false: the reference path the equivalence test compares with: no header index, every key evaluated by `matches` per message. */
+  useHeaderIndex?: boolean;
 }
 
 /** RFC 9051 §6.4.4: case-insensitive substring match, folded the way Dovecot folds (case, accents). */
 const fold = normalizeForSearch;
 
-async function readHead(blobs: BlobStore, blobId: string, end: number): Promise<Buffer> {
-  if (end <= 0) return Buffer.alloc(0);
-  const chunks: Buffer[] = [];
-  for await (const c of blobs.stream(blobId, { start: 0, end: end - 1 })) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
-
 function dayOf(iso: string | null): string | undefined {
   if (!iso) return undefined;
   const d = new Date(iso);
   return Number.isNaN(d.getTime()) ? undefined : d.toISOString().slice(0, 10);
+}
+
+/** A header key answered by the index: the UIDs it matches, and those whose file has no row yet. */
+interface IndexedAnswer {
+  matched: Set<number>;
+  unindexed: Set<number>;
+}
+
+/**
+ * Runs one SQL query per indexed header key of `key`. Only messages the store still lists in the
+ * folder are answered by the index: the caller checks `covered` (a session's view may still show a
+ * message another session expunged; such a message is read as before).
+ */
+async function indexedAnswers(key: SearchKey, folderId: number, folderSize: number, ctx: SearchContext): Promise<Map<SearchKey, IndexedAnswer>> {
+  const out = new Map<SearchKey, IndexedAnswer>();
+  const walk = async (k: SearchKey): Promise<void> => {
+    if (k.kind === 'header') {
+      const column = indexedColumn(k.field, k.viaKeyword);
+      const needle = k.value === '' ? Buffer.alloc(0) : indexNeedle(k.value);
+      if (column === undefined || needle === undefined) return;
+      const r = await ctx.store.searchHeaderCandidates(folderId, column, needle, HEADER_INDEX_VERSION, folderSize);
+      out.set(k, { matched: new Set(r.matched), unindexed: new Set(r.unindexed) });
+    } else if (k.kind === 'not') await walk(k.key);
+    else if (k.kind === 'or') {
+      await walk(k.a);
+      await walk(k.b);
+    } else if (k.kind === 'and') for (const sub of k.keys) await walk(sub);
+  };
+  await walk(key);
+  return out;
+}
+
+function hasHeaderKey(k: SearchKey): boolean {
+  return k.kind === 'header' || (k.kind === 'not' && hasHeaderKey(k.key)) || (k.kind === 'or' && (hasHeaderKey(k.a) || hasHeaderKey(k.b))) || (k.kind === 'and' && k.keys.some(hasHeaderKey));
 }
 
 export async function runSearch(key: SearchKey, view: SearchedFolder, ctx: SearchContext): Promise<{ seq: number; uid: number }[]> {
@@ -57,12 +90,109 @@ export async function runSearch(key: SearchKey, view: SearchedFolder, ctx: Searc
     return s;
   };
   const saved = new Set(ctx.saved);
+  let indexed: Indexed | undefined;
+  if (ctx.useHeaderIndex !== false && view.folderId !== undefined && hasHeaderKey(key)) {
+    const answers = await indexedAnswers(key, view.folderId, view.messages.length, ctx);
+    // The UIDs the store lists in the folder: those of the view it answers for (one list, only
+    // when the view holds a message the store no longer has; see isCovered).
+    if (answers.size > 0) indexed = { answers, folderUids: await folderUidsIfNeeded(view, ctx), lazilyIndexed: new Set() };
+  }
   for (let i = 0; i < view.messages.length; i++) {
     const m = view.messages[i];
-    const raw: { buf?: Buffer; head?: Buffer } = {};
-    if (await matches(key, m, i + 1, ctx, raw, uidSet, saved)) out.push({ seq: i + 1, uid: m.uid });
+    // Decided from the folder's data and the index when possible (no promise per message: a
+    // big folder's SEARCH ALL, flag or indexed header search stays a plain loop).
+    let hit = ctx.useHeaderIndex === false ? undefined : decide(key, m, uidSet, saved, indexed);
+    if (hit === undefined) hit = await matches(key, m, i + 1, ctx, {}, uidSet, saved, indexed);
+    if (hit) out.push({ seq: i + 1, uid: m.uid });
   }
   return out;
+}
+
+const hasFlagOf = (m: ViewMessage, f: string) => m.flags.some((x) => x.toLowerCase() === f.toLowerCase());
+
+/**
+ * The answer of `matches` when it needs neither the message file nor its analysis; undefined
+ * otherwise (the caller then runs `matches`). Same rules as `matches`, case by case.
+ */
+function decide(k: SearchKey, m: ViewMessage, uidSet: (k: any, byUid: boolean) => Set<number>, saved: Set<number>, indexed?: Indexed): boolean | undefined {
+  switch (k.kind) {
+    case 'all':
+      return true;
+    case 'seq':
+      return uidSet(k, false).has(m.uid);
+    case 'uid':
+      return uidSet(k, true).has(m.uid);
+    case 'savedresult':
+      return saved.has(m.uid);
+    case 'flag':
+      return hasFlagOf(m, k.flag) === k.set;
+    case 'recent':
+      return m.recent === k.set;
+    case 'new':
+      return m.recent && !hasFlagOf(m, '\\Seen');
+    case 'old':
+      return !m.recent;
+    case 'size':
+      return k.op === 'larger' ? m.size > k.n : m.size < k.n;
+    case 'date': {
+      if (k.which !== 'internal') return undefined;
+      const day = dayOf(m.internalDate);
+      if (!day) return false;
+      return k.op === 'before' ? day < k.date : k.op === 'on' ? day === k.date : day >= k.date;
+    }
+    case 'modseq':
+      return m.modseq >= Number(k.modseq);
+    case 'header': {
+      const answer = indexed?.answers.get(k);
+      if (answer === undefined || (indexed!.folderUids !== undefined && !indexed!.folderUids.has(m.uid))) return undefined;
+      if (answer.matched.has(m.uid)) return true;
+      return answer.unindexed.has(m.uid) ? undefined : false;
+    }
+    case 'not': {
+      const d = decide(k.key, m, uidSet, saved, indexed);
+      return d === undefined ? undefined : !d;
+    }
+    case 'or': {
+      const a = decide(k.a, m, uidSet, saved, indexed);
+      if (a === true) return true;
+      const b = decide(k.b, m, uidSet, saved, indexed);
+      if (b === true) return true;
+      return a === false && b === false ? false : undefined;
+    }
+    case 'and': {
+      let unknown = false;
+      for (const sub of k.keys) {
+        const d = decide(sub, m, uidSet, saved, indexed);
+        if (d === false) return false;
+        if (d === undefined) unknown = true;
+      }
+      return unknown ? undefined : true;
+    }
+    default:
+      // older/younger depend on the clock, body/text on the file: left to `matches`.
+      return undefined;
+  }
+}
+
+interface Indexed {
+  answers: Map<SearchKey, IndexedAnswer>;
+  /** undefined: the store lists every message of the view. */
+  folderUids: Set<number> | undefined;
+  /** Files whose row this search recorded (one header key is enough to record it). */
+  lazilyIndexed: Set<string>;
+}
+
+/**
+ * undefined when every message of the view is still in the folder (the usual case, checked by
+ * one count: UIDs only grow, so the store's messages up to the view's last UID are the view's
+ * ones when they are as many); else the UIDs the store lists.
+ */
+async function folderUidsIfNeeded(view: SearchedFolder, ctx: SearchContext): Promise<Set<number> | undefined> {
+  const n = view.messages.length;
+  if (n === 0) return undefined;
+  const lastUid = view.messages[n - 1].uid;
+  if ((await ctx.store.countMessagesUpTo(view.folderId!, lastUid)) === n) return undefined;
+  return new Set(await ctx.store.folderUids(view.folderId!));
 }
 
 async function matches(
@@ -73,6 +203,7 @@ async function matches(
   raw: { buf?: Buffer; head?: Buffer },
   uidSet: (k: any, byUid: boolean) => Set<number>,
   saved: Set<number>,
+  indexed?: Indexed,
 ): Promise<boolean> {
   const hasFlag = (f: string) => m.flags.some((x) => x.toLowerCase() === f.toLowerCase());
   const getRaw = async () => (raw.buf ??= await ctx.blobs.read(m.blobId));
@@ -113,20 +244,23 @@ async function matches(
       return k.kind === 'older' ? age >= k.seconds : age <= k.seconds;
     }
     case 'header': {
-      const info = await ctx.index.ensure(m.blobId);
-      const f = k.field.toLowerCase();
-      // FROM/TO/CC/BCC search the address list, SUBJECT the decoded subject; HEADER the raw field.
-      const mode = !k.viaKeyword ? 'plain' : f === 'subject' ? 'subject' : 'address';
-      let values: string[];
-      if (mode === 'subject' && info.envelope.subject !== null && !/\n/.test(info.envelope.subject)) {
-        // Fast path: the decoded first Subject: kept by the index (no file read). A message with
-        // several Subject: fields (malformed, RFC 5322 §3.6 allows one) is searched on the first.
-        values = [info.subject.replace(/[ \t\r\n]+/g, ' ')];
-      } else {
-        // Only the top-level header block is read from the message file, not the whole message.
-        const head = raw.buf ?? (raw.head ??= await readHead(ctx.blobs, m.blobId, info.root.bodyStart));
-        values = headerValues(head, info, k.field, mode);
+      const answer = indexed?.answers.get(k);
+      if (answer !== undefined && (indexed!.folderUids === undefined || indexed!.folderUids.has(m.uid))) {
+        if (answer.matched.has(m.uid)) return true;
+        if (!answer.unindexed.has(m.uid)) return false;
+        // A message file analysed before the index existed: record its row now (read below), once.
+        if (!indexed!.lazilyIndexed.has(m.blobId)) {
+          indexed!.lazilyIndexed.add(m.blobId);
+          await ctx.index.indexHeaders(m.blobId);
+        }
       }
+      const info = await ctx.index.ensure(m.blobId);
+      // FROM/TO/CC/BCC search the address list, SUBJECT the decoded subject; HEADER the raw field.
+      // Only the top-level header block is read from the message file, not the whole message.
+      const mode = headerKeyMode(k.field, k.viaKeyword);
+      if (!raw.buf && !raw.head && needsHead(info, mode)) raw.head = await readHead(ctx.blobs, m.blobId, info.root.bodyStart);
+      const head = raw.buf ?? raw.head;
+      const values = headerSearchValues(info, () => head!, k.field, mode);
       // RFC 9051 §6.4.4: HEADER with an empty string matches every message that has the field.
       if (k.value === '') return values.length > 0;
       const needle = fold(k.value);
@@ -140,11 +274,11 @@ async function matches(
     case 'modseq':
       return m.modseq >= Number(k.modseq);
     case 'not':
-      return !(await matches(k.key, m, seq, ctx, raw, uidSet, saved));
+      return !(await matches(k.key, m, seq, ctx, raw, uidSet, saved, indexed));
     case 'or':
-      return (await matches(k.a, m, seq, ctx, raw, uidSet, saved)) || (await matches(k.b, m, seq, ctx, raw, uidSet, saved));
+      return (await matches(k.a, m, seq, ctx, raw, uidSet, saved, indexed)) || (await matches(k.b, m, seq, ctx, raw, uidSet, saved, indexed));
     case 'and':
-      for (const sub of k.keys) if (!(await matches(sub, m, seq, ctx, raw, uidSet, saved))) return false;
+      for (const sub of k.keys) if (!(await matches(sub, m, seq, ctx, raw, uidSet, saved, indexed))) return false;
       return true;
   }
 }

@@ -559,7 +559,7 @@ export class MailService {
     for (const loc of located) {
       const fm: FolderMessage[] = await this.o.store.folderMessages(loc.folder.id);
       states.push(`${loc.folder.id}:${await this.o.store.folderModseq(loc.folder.id)}`);
-      const hits = await runSearch(key, { messages: fm }, { store: this.o.store, blobs: this.o.blobs, index: this.o.index, saved: [], sequenceTargets: () => [] });
+      const hits = await runSearch(key, { messages: fm, folderId: loc.folder.id }, { store: this.o.store, blobs: this.o.blobs, index: this.o.index, saved: [], sequenceTargets: () => [] });
       if (!hits.length) continue;
       const uids = new Set(hits.map((h) => h.uid));
       for (const m of await this.o.store.listMessages(loc.folder.id)) if (uids.has(m.uid)) found.push(m);

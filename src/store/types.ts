@@ -241,8 +241,17 @@ export interface FolderStore {
   folderModseq(folderId: number): Promise<number>;
   /** Every message of the folder in UID order. `clearRecent`: this session claims \Recent (RFC 3501 §2.3.2). */
   folderMessages(folderId: number, opts?: { clearRecent?: boolean }): Promise<FolderMessage[]>;
+  /**
+   * What SELECT needs, read in one transaction: the messages (as folderMessages, \\Recent cleared
+   * when asked), UIDNEXT and HIGHESTMODSEQ.
+   */
+  openFolder(folderId: number, opts?: { clearRecent?: boolean }): Promise<{ messages: FolderMessage[]; uidNext: number; highestModseq: number }>;
   /** Clears \\Recent on these messages; returns the UIDs that still had it (claimed by the caller). */
   claimRecent(folderId: number, uids: number[]): Promise<number[]>;
+  /** How many messages of the folder have a UID ≤ `uid`. */
+  countMessagesUpTo(folderId: number, uid: number): Promise<number>;
+  /** The folder's UIDs, ascending. */
+  folderUids(folderId: number): Promise<number[]>;
   /** Messages whose modseq is greater than `modseq` (new or changed). */
   changedSince(folderId: number, modseq: number): Promise<FolderMessage[]>;
   /** UIDs expunged with a modseq greater than `modseq`. */
@@ -269,6 +278,22 @@ export interface BlobMetaStore {
   /** The analysis of a message file (mime/ MessageInfo as JSON), recorded once by setBlobMeta. */
   getBlobMeta(blobId: string): Promise<string | undefined>;
   setBlobMeta(blobId: string, info: string): Promise<void>;
+  /**
+   * Records the header search row of a message file (mail/header-index.ts; migration 17): per
+   * column, the folded values joined by "\n" (null: field absent), computed at `version`.
+   */
+  setSearchHeaders(blobId: string, version: number, columns: Record<string, Buffer | null>): Promise<void>;
+  /** Up to `limit` files of messages without their header search row (the backfill's work list). */
+  blobsWithoutSearchHeaders(limit: number): Promise<string[]>;
+  /** Whether the file has its header search row at `version`. */
+  hasSearchHeaders(blobId: string, version: number): Promise<boolean>;
+  /**
+   * Header search candidates in a folder: `matched` = UIDs whose indexed `column` (at `version`)
+   * contains `needle` (an empty needle: the field exists); `unindexed` = UIDs whose message file
+   * has no row at that version yet (the caller decides them by reading the message). `folderSize`
+   * (about how many messages the folder has) only chooses how the query runs.
+   */
+  searchHeaderCandidates(folderId: number, column: string, needle: Buffer, version: number, folderSize: number): Promise<{ matched: number[]; unindexed: number[] }>;
   /** Whether a message or a queued item still references the blob. */
   isBlobReferenced(blobId: string): Promise<boolean>;
   /**

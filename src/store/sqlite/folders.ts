@@ -159,6 +159,38 @@ export class SqliteFolders extends SqlitePart implements FolderStore {
     })();
   }
 
+  async countMessagesUpTo(folderId: number, uid: number) {
+    return (this.q('SELECT COUNT(*) n FROM messages WHERE folder_id = ? AND uid <= ?').get(folderId, uid) as { n: number }).n;
+  }
+
+  async folderUids(folderId: number) {
+    return this.q('SELECT uid FROM messages WHERE folder_id = ? ORDER BY uid').pluck(true).all(folderId) as number[];
+  }
+
+  async openFolder(folderId: number, opts: { clearRecent?: boolean } = {}) {
+    // Issue 15 (big folders): one transaction, the view's columns only, rows read as arrays (no
+    // intermediate objects) and the folder's counters from its own row (no aggregate over messages).
+    return this.db.transaction(() => {
+      const f = this.q('SELECT uid_next, highest_modseq FROM folders WHERE id = ?').get(folderId) as { uid_next: number; highest_modseq: number } | undefined;
+      if (!f) throw new Error(`folder #${folderId} not found`);
+      const rows = this.q('SELECT uid, flags, modseq, size, internal_date, blob_id, recent FROM messages WHERE folder_id = ? ORDER BY uid').raw(true).all(folderId) as [number, string, number, number, string, string, number][];
+      const messages: FolderMessage[] = new Array(rows.length);
+      // Messages with the same flags share one array (a folder has few distinct flag sets): the
+      // view replaces a message's array on a change, never edits it in place.
+      const flagLists = new Map<string, string[]>();
+      let recent = false;
+      for (let i = 0; i < rows.length; i++) {
+        const r = rows[i];
+        if (r[6]) recent = true;
+        let flags = flagLists.get(r[1] ?? '');
+        if (flags === undefined) flagLists.set(r[1] ?? '', (flags = r[1] ? r[1].split(' ') : []));
+        messages[i] = { uid: r[0], flags, modseq: r[2], size: r[3], internalDate: r[4], blobId: r[5], recent: !!r[6] };
+      }
+      if (opts.clearRecent && recent) this.q('UPDATE messages SET recent = 0 WHERE folder_id = ? AND recent = 1').run(folderId);
+      return { messages, uidNext: f.uid_next, highestModseq: f.highest_modseq };
+    })();
+  }
+
   async claimRecent(folderId: number, uids: number[]) {
     return this.db.transaction(() => {
       const upd = this.q('UPDATE messages SET recent = 0 WHERE folder_id = ? AND uid = ? AND recent = 1');

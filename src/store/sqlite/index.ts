@@ -17,13 +17,21 @@ import { SqliteDelivery } from './delivery.js';
 import { SqliteFolders } from './folders.js';
 import { SqliteIntegrations } from './integrations.js';
 import { SqliteMailboxes } from './mailboxes.js';
-import { MIGRATIONS } from './migrations.js';
+import { MIGRATIONS, SEARCH_COLUMN_LIST } from './migrations.js';
 import { SqliteRules } from './rules.js';
 import { SqliteHttpSessions } from './sessions.js';
 import { SqliteTraces } from './traces.js';
 import { SqliteTracking } from './tracking.js';
 import { SqlitePatients } from './patients.js';
 import { SqliteUsage } from './usage.js';
+
+/** The columns of the header search index (migration 17), the only names interpolated in its SQL. */
+const SEARCH_COLUMNS = new Set<string>(SEARCH_COLUMN_LIST);
+
+/** Header search over the index rows, joined to the folder by blob_id (exported for its query-plan test). */
+export const headerScanSql = (test: string) => `SELECT m.uid FROM search_headers s CROSS JOIN messages m ON m.blob_id = s.blob_id WHERE s.version = 1 AND ${test} AND +m.folder_id = ?`;
+/** Header search probing the index row of each message of the folder. */
+export const headerProbeSql = (test: string) => `SELECT m.uid FROM messages m JOIN search_headers s ON s.blob_id = m.blob_id AND s.version = 1 WHERE m.folder_id = ? AND m.header_indexed = 1 AND ${test}`;
 
 export { StoreConflictError } from './connection.js';
 
@@ -132,6 +140,7 @@ export class SqliteStore implements Store {
         return false;
       }
       this.q('DELETE FROM blob_meta WHERE blob_id = ?').run(blobId);
+      this.q('DELETE FROM search_headers WHERE blob_id = ?').run(blobId);
       return true;
     })();
   }
@@ -147,5 +156,41 @@ export class SqliteStore implements Store {
 
   async setBlobMeta(blobId: string, info: string) {
     this.q('INSERT OR REPLACE INTO blob_meta (blob_id, info) VALUES (?, ?)').run(blobId, info);
+  }
+
+  async setSearchHeaders(blobId: string, version: number, columns: Record<string, Buffer | null>) {
+    const names = Object.keys(columns);
+    for (const n of names) if (!SEARCH_COLUMNS.has(n)) throw new Error(`unknown search column ${n}`);
+    this.q(`INSERT OR REPLACE INTO search_headers (blob_id, version${names.map((n) => ', ' + n).join('')}) VALUES (?, ?${names.map(() => ', ?').join('')})`).run(blobId, version, ...names.map((n) => columns[n]));
+  }
+
+  async blobsWithoutSearchHeaders(limit: number) {
+    return this.q('SELECT DISTINCT blob_id FROM messages WHERE header_indexed = 0 LIMIT ?').pluck(true).all(limit) as string[];
+  }
+
+  async hasSearchHeaders(blobId: string, version: number) {
+    return this.q('SELECT 1 FROM search_headers WHERE blob_id = ? AND version = ?').get(blobId, version) !== undefined;
+  }
+
+  /** Messages of the store, counted at most once a minute (chooses how a header search runs). */
+  #messageCount = { n: 0, at: -Infinity };
+
+  async searchHeaderCandidates(folderId: number, column: string, needle: Buffer, version: number, folderSize: number) {
+    if (!SEARCH_COLUMNS.has(column)) throw new Error(`unknown search column ${column}`);
+    if (version !== 1) throw new Error(`header index version ${version}: messages.header_indexed tracks version 1 (migration 17)`);
+    // RFC 9051 §6.4.4: an empty string matches every message that has the field.
+    const test = needle.length === 0 ? `s.${column} IS NOT NULL` : `instr(s.${column}, ?) > 0`;
+    const args = needle.length === 0 ? [] : [needle];
+    if (Date.now() - this.#messageCount.at > 60_000) this.#messageCount = { n: (this.q('SELECT COUNT(*) n FROM messages').get() as { n: number }).n, at: Date.now() };
+    // A folder holding a good part of the store: scan the index's rows (sequential, no probe for
+    // rows that do not match), then find the folder's messages of the matching files (by blob_id:
+    // `+` keeps SQLite from walking the folder's index for every row instead); a small
+    // folder in a big store: probe the row of each of its messages.
+    const rows =
+      folderSize * 3 >= this.#messageCount.n
+        ? this.q(headerScanSql(test)).pluck(true).all(...args, folderId)
+        : this.q(headerProbeSql(test)).pluck(true).all(folderId, ...args);
+    const unindexed = this.q('SELECT uid FROM messages WHERE folder_id = ? AND header_indexed = 0').pluck(true).all(folderId) as number[];
+    return { matched: rows as number[], unindexed };
   }
 }

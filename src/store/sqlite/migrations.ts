@@ -1,5 +1,14 @@
 // Versioned schema migrations for the embedded SQLite store. Append only: never edit a
 // migration that has shipped; add a new one.
+/**
+ * The columns of search_headers (migration 17; a later migration adding one adds it here);
+ * mail/header-index.ts fills them.
+ */
+export const SEARCH_COLUMN_LIST = [
+  'a_from', 'a_to', 'a_cc', 'a_bcc', 's_subject',
+  'h_from', 'h_to', 'h_cc', 'h_bcc', 'h_subject', 'h_message_id', 'h_in_reply_to', 'h_references', 'h_reply_to', 'h_sender',
+] as const;
+
 export const MIGRATIONS: { version: number; name: string; sql: string }[] = [
   {
     version: 1,
@@ -488,6 +497,38 @@ CREATE TABLE webhooks (
   abandoned INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX webhooks_due ON webhooks(next_attempt_at) WHERE revoked_at IS NULL;
+`,
+  },
+  {
+    version: 17,
+    name: 'header search index',
+    // Issue 15 (big folders), mail/header-index.ts: per message file (content-addressed, one row
+    // per blob), the folded values SEARCH compares for FROM/TO/CC/BCC (a_*), SUBJECT (s_subject)
+    // and HEADER on common fields (h_*), joined by "\n" as UTF-8 blobs; NULL when the field is
+    // absent. `version` is the normalisation's: rows of another version are recomputed on use.
+    // Files analysed before this version get their row on first search (lazily).
+    sql: `
+CREATE TABLE search_headers (
+  blob_id TEXT PRIMARY KEY,
+  version INTEGER NOT NULL,
+  a_from BLOB, a_to BLOB, a_cc BLOB, a_bcc BLOB, s_subject BLOB,
+  h_from BLOB, h_to BLOB, h_cc BLOB, h_bcc BLOB, h_subject BLOB, h_message_id BLOB,
+  h_in_reply_to BLOB, h_references BLOB, h_reply_to BLOB, h_sender BLOB
+) WITHOUT ROWID;
+-- Whether the message's file has its row at version 1 (kept by the two triggers): SEARCH lists a
+-- folder's unindexed messages through the partial index instead of probing every file's row.
+-- A later version of the normalisation needs a migration resetting this and the triggers.
+ALTER TABLE messages ADD COLUMN header_indexed INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX messages_header_unindexed ON messages(folder_id) WHERE header_indexed = 0;
+CREATE TRIGGER messages_header_indexed AFTER INSERT ON messages
+  WHEN EXISTS (SELECT 1 FROM search_headers WHERE blob_id = NEW.blob_id AND version = 1)
+BEGIN
+  UPDATE messages SET header_indexed = 1 WHERE id = NEW.id;
+END;
+CREATE TRIGGER search_headers_indexed AFTER INSERT ON search_headers WHEN NEW.version = 1
+BEGIN
+  UPDATE messages SET header_indexed = 1 WHERE blob_id = NEW.blob_id AND header_indexed = 0;
+END;
 `,
   },
 ];
