@@ -91,8 +91,9 @@ describe('webmail in a real browser', { skip }, () => {
   });
 
   test('assets: index.html revalidated, hashed assets immutable and gzipped, client routes fall back to the app, /api keeps its 404', async () => {
-    const index = await get(base(), ca, '/', { accept: 'text/html' });
+    const index = await get(base(), ca, '/', { accept: 'text/html', 'accept-encoding': 'gzip' });
     assert.equal(index.status, 200);
+    assert.equal(index.headers['content-encoding'], undefined, 'HTML pages are never compressed (BREACH; testssl checks /)');
     assert.match(String(index.headers['content-type']), /^text\/html/);
     assert.equal(index.headers['cache-control'], 'no-cache');
     assert.equal(index.headers['content-security-policy'], SECURITY_HEADERS['content-security-policy']);

@@ -24,7 +24,11 @@ const TYPES: Record<string, string> = {
   '.txt': 'text/plain; charset=utf-8',
   '.woff2': 'font/woff2',
 };
-const COMPRESSIBLE = new Set(['.html', '.js', '.css', '.json', '.svg', '.webmanifest', '.txt']);
+// HTML is never compressed: the page documents (/, client routes) are where a BREACH-style
+// attack (compression + reflected input + a secret in one response) would be looked for, and
+// testssl flags any compressed answer on `/`. The static bundles (JS, CSS: no secret, no input
+// reflected) are the bulk of the bytes and stay gzipped.
+const COMPRESSIBLE = new Set(['.js', '.css', '.json', '.svg', '.webmanifest', '.txt']);
 
 interface Asset {
   body: Buffer;
