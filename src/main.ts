@@ -330,7 +330,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     // Absence messages set from the webmail; a substitute at another operator must be in the directory.
     absence: { absences: new AbsenceSettingsService({ core, directoryKnows: async (a) => !!(await directory.service.byAddress(a)) }) },
     // Golden rule 4: the composer asks whether a draft is urgent and its local recipients away or behind on reading.
-    compose: { urgency, core },
+    compose: { urgency, core, trust },
     // The mail API /api/v1 (docs/mail-api.md): the same Core decisions as IMAP, the same submission pipeline as SMTP.
     mail: {
       core,
