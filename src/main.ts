@@ -312,7 +312,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     );
 
   const directory = openDirectory(config, store, logger);
-  const mailService = new MailService({ core, store, blobs, index });
+  const mailService = new MailService({ core, store, blobs, index, patientDomain: config.patients.domain });
   // What software is told of an inbound message: one describer for webhooks and the pull feed.
   // `ports` is known once the listeners are up (the links name the HTTPS port).
   let httpsPort: number | undefined;
@@ -339,6 +339,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
       blobs,
       store,
       maxMessageSize: config.smtp.maxMessageSize,
+      patientDomain: config.patients.domain,
       logger,
       // The software API (docs/software-api.md): tracking, receipts, documents, inbound feed, webhooks.
       software: { receipts, store, secrets, describe: describeInbound },
