@@ -201,7 +201,7 @@ export function Reader(props: { id: string; onReply: (e: Email, mode: 'reply' | 
           <p>Le dossier de documents (IHE_XDM.ZIP) joint à ce message n’a pas pu être lu :</p>
           <ul>
             {email.documentErrors!.map((d) => (
-              <li key={d.partId}>{d.error}</li>
+              <li key={d.partId}>Détail technique (à transmettre à l’expéditeur ou au support) : {d.error}</li>
             ))}
           </ul>
         </div>
