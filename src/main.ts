@@ -313,7 +313,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     );
 
   const directory = openDirectory(config, store, logger);
-  const mailService = new MailService({ core, store, blobs, index });
+  const mailService = new MailService({ core, store, blobs, index, patientDomain: config.patients.domain });
   // What software is told of an inbound message: one describer for webhooks and the pull feed.
   // `ports` is known once the listeners are up (the links name the HTTPS port).
   let httpsPort: number | undefined;
@@ -331,7 +331,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     // Absence messages set from the webmail; a substitute at another operator must be in the directory.
     absence: { absences: new AbsenceSettingsService({ core, directoryKnows: async (a) => !!(await directory.service.byAddress(a)) }) },
     // Golden rule 4: the composer asks whether a draft is urgent and its local recipients away or behind on reading.
-    compose: { urgency, core },
+    compose: { urgency, core, trust },
     // The mail API /api/v1 (docs/mail-api.md): the same Core decisions as IMAP, the same submission pipeline as SMTP.
     mail: {
       core,
@@ -340,6 +340,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
       blobs,
       store,
       maxMessageSize: config.smtp.maxMessageSize,
+      patientDomain: config.patients.domain,
       logger,
       // The software API (docs/software-api.md): tracking, receipts, documents, inbound feed, webhooks.
       software: { receipts, store, secrets, describe: describeInbound },

@@ -227,6 +227,17 @@ describe('golden rules on a demo trust space', () => {
       assert.deepEqual(r.body.markers, ['urgent (objet)']);
       assert.equal(r.body.warn, true);
       assert.deepEqual(r.body.notReadSoon.map((x: any) => [x.address, x.reason]), [[doctor, 'absent']]);
+      assert.deepEqual(r.body.refused, [], 'a local mailbox and a liste-blanche domain are accepted');
+      // Refused at once (the composer's chip): outside the liste blanche, unknown local mailbox.
+      const unknown = `personne.${randomBytes(3).toString('hex')}@${doctor.split('@')[1]}`;
+      const outside = await check({ subject: 'x', text: '', to: ['Dr.House@Gmail.com', unknown, 'paul.bernard@b.mssante.test'] });
+      assert.equal(outside.status, 200, JSON.stringify(outside.body));
+      assert.deepEqual(
+        outside.body.refused.map((x: any) => x.address),
+        ['dr.house@gmail.com', unknown],
+      );
+      assert.match(outside.body.refused[0].reason, /hors de l’espace de confiance MSSanté/);
+      assert.match(outside.body.refused[1].reason, /Adresse inconnue/);
       const calm = await check({ subject: 'Planning', text: 'Bonjour', to: [doctor] });
       assert.equal(calm.body.urgent, false);
       assert.equal(calm.body.warn, false);

@@ -19,7 +19,9 @@ import { generate } from 'otplib';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../src/demo/space.js';
 import { SECURITY_HEADERS } from '../src/http/security-headers.js';
+import { buildXdm } from '../src/xdm/index.js';
 import { folderMessages, submitAs, tempDir, testLogger, waitFor } from './helpers.js';
+import { PATIENT, sampleInput } from './xdm/corpus.js';
 import { checkScreen, CHROMIUM, SHOTS, ensureWebmailBuilt, fillInbox, launch, scrollList, type AxeViolation } from './support/webmail-browser.js';
 
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is absent (apt-get install chromium; .ci/run installs it)`;
@@ -64,6 +66,11 @@ describe('webmail in a real browser', { skip }, () => {
   const claire = () => A().users[0];
   const base = () => A().https!;
 
+  /** Claire's own INBOX (the physician's PER mailbox), wherever the page is. */
+  const openInbox = async () => {
+    await page.getByRole('navigation', { name: 'Boîtes et dossiers' }).locator('.mailbox', { has: page.locator(`h3[title="${claire().addresses[0]}"]`) }).getByRole('button', { name: /Boîte de réception/ }).click();
+    await page.getByRole('heading', { level: 1, name: /Boîte de réception/ }).waitFor();
+  };
   const screen = async (p: Page, name: string) => {
     violations[name] = await checkScreen(p, name);
   };
@@ -216,6 +223,13 @@ describe('webmail in a real browser', { skip }, () => {
     await screen(page, 'composer');
     await page.getByRole('button', { name: 'Envoyer' }).click();
     await page.getByRole('heading', { name: 'Nouveau message' }).waitFor({ state: 'detached' });
+    // The tracking view, opened at once, follows the message live (SSE `submission`), no reload.
+    await page.getByRole('link', { name: 'Suivi des envois' }).click();
+    await page.getByRole('heading', { name: 'Suivi des envois' }).waitFor();
+    await page.evaluate(() => ((globalThis as any).__sameDocument = true));
+    const trackedRow = page.locator('section.card', { has: page.getByRole('heading', { name: `Re : ${subject}` }) }).locator('tr', { hasText: B().users[0].addresses[0] });
+    await trackedRow.waitFor();
+    const firstStatus = await trackedRow.getAttribute('data-status');
 
     // Arrived at the other operator (its store), then read through its IMAP server.
     const paul = B().users[0]!;
@@ -243,18 +257,18 @@ describe('webmail in a real browser', { skip }, () => {
     } finally {
       await imap.logout();
     }
-    await page.getByRole('link', { name: 'Suivi des envois' }).click();
-    await page.getByRole('heading', { name: 'Suivi des envois' }).waitFor();
-    // Delivery tracking (GET /api/v1/submissions): "delivered" once B's success DSN is back.
-    await page.getByRole('heading', { name: `Re : ${subject}` }).waitFor();
-    await page.locator('tr[data-status="delivered"]', { hasText: B().users[0].addresses[0] }).waitFor({ timeout: 20_000 });
+    // Delivery tracking (GET /api/v1/submissions): "delivered" once B's success DSN is back,
+    // in French, in the same document (the `submission` event reloaded the view).
+    await waitFor(async () => (await trackedRow.getAttribute('data-status')) === 'delivered', `delivered (first seen: ${firstStatus})`, 20_000);
+    assert.equal((await trackedRow.locator('td').nth(1).textContent())?.trim(), 'Distribué');
+    assert.equal(await page.evaluate(() => (globalThis as any).__sameDocument), true, 'no reload');
     await screen(page, 'tracking');
   });
 
   test('reader: HTML sanitised in a sandboxed iframe, remote images blocked until asked, read-receipt offer', async (t) => {
     if (!mailApi) return t.skip('the reader needs the mail API (/api/v1, branch api)');
     const subject = `Résultats ${randomBytes(3).toString('hex')}`;
-    await submitAs(demo.operators[1].ports.submission, layout.caBundle, B().users[0], {
+    const original = await submitAs(demo.operators[1].ports.submission, layout.caBundle, B().users[0], {
       from: B().users[0].addresses[0],
       to: claire().addresses[0],
       subject,
@@ -279,6 +293,43 @@ describe('webmail in a real browser', { skip }, () => {
     assert.match((await frame.getAttribute('srcdoc'))!, /tracker\.example/);
     assert.doesNotMatch((await frame.getAttribute('srcdoc'))!, /<script/i);
     assert.notEqual(await page.title(), 'pwned');
+
+    // The user sends the receipt (POST /emails/{id}/mdn): an RFC 8098 MDN reaches B's INBOX.
+    await page.getByRole('button', { name: 'Envoyer l’accusé de lecture' }).click();
+    await page.getByRole('status').filter({ hasText: 'Accusé de lecture envoyé.' }).waitFor();
+    const paul = B().users[0]!.addresses[0]!;
+    const mdn = await waitFor(
+      async () => (await folderMessages(demo.operators[1]!, paul)).map((m) => m.toString('latin1')).find((m) => m.includes(original.messageId) && /report-type="?disposition-notification/i.test(m)),
+      'the MDN in B’s INBOX',
+      20_000,
+    );
+    const parsed = await simpleParser(Buffer.from(mdn, 'latin1'));
+    assert.match(String(parsed.headers.get('content-type') && (parsed.headers.get('content-type') as any).value), /^multipart\/report$/);
+    // RFC 8098 §3.2.6: manual-action/MDN-sent-manually; displayed.
+    assert.match(mdn, /Disposition: manual-action\/MDN-sent-manually; displayed/);
+  });
+
+  test('read receipt asked to another address than the return path: the French refusal, then the user confirms', async (t) => {
+    if (!mailApi) return t.skip('needs the mail API (/api/v1, branch api)');
+    const paul = B().users[0]!;
+    const subject = `Bilan ${randomBytes(3).toString('hex')}`;
+    await submitAs(demo.operators[1].ports.submission, layout.caBundle, paul, {
+      from: paul.addresses[0],
+      to: claire().addresses[0],
+      subject,
+      headers: { 'Disposition-Notification-To': paul.addresses[1] },
+      text: 'Bilan joint.',
+    });
+    await page.getByRole('link', { name: 'Caducée' }).click();
+    const row = page.getByRole('button', { name: new RegExp(subject) });
+    await row.waitFor({ timeout: 20_000 });
+    await row.click();
+    await page.getByRole('button', { name: 'Envoyer l’accusé de lecture' }).click();
+    // 400 receipt-refused (different-address): its French detail, and a confirmation asked.
+    await page.getByRole('alert').filter({ hasText: 'diffère de l\'adresse de retour' }).waitFor();
+    await page.getByRole('button', { name: 'Confirmer l’envoi à cette adresse' }).click();
+    await page.getByRole('status').filter({ hasText: 'Accusé de lecture envoyé.' }).waitFor();
+    await waitFor(async () => (await folderMessages(demo.operators[1]!, paul.addresses[1]!)).some((m) => m.includes(Buffer.from(subject)) && /disposition-notification/i.test(m.toString('latin1'))), 'the MDN at the CAB mailbox', 20_000);
   });
 
   test('session expiry: back to the login screen, the draft being written is kept and restored', async (t) => {
@@ -428,6 +479,151 @@ describe('webmail in a real browser', { skip }, () => {
     } finally {
       await page.setViewportSize({ width: 1280, height: 800 });
     }
+  });
+
+  test('reader: the documents of an IHE_XDM.ZIP (title, type, size, patient id and kind, warnings); an unreadable package said plainly', async (t) => {
+    if (!mailApi) return t.skip('needs the mail API (/api/v1, branch api)');
+    const paul = B().users[0]!;
+    const tag = randomBytes(3).toString('hex');
+    const built = buildXdm(sampleInput());
+    await submitAs(demo.operators[1].ports.submission, layout.caBundle, paul, {
+      from: paul.addresses[0],
+      to: claire().addresses[0],
+      subject: `XDM/1.0/DDM+CR biologie DURAND Élodie 19790312 ${tag}`,
+      text: 'Compte rendu de biologie.',
+      attachments: [{ filename: 'IHE_XDM.ZIP', content: Buffer.from(built.zip), contentType: 'application/zip' }],
+    });
+    await submitAs(demo.operators[1].ports.submission, layout.caBundle, paul, {
+      from: paul.addresses[0],
+      to: claire().addresses[0],
+      subject: `Dossier abîmé ${tag}`,
+      text: 'Archive tronquée.',
+      attachments: [{ filename: 'IHE_XDM.ZIP', content: Buffer.from(built.zip).subarray(0, 200), contentType: 'application/zip' }],
+    });
+    await page.getByRole('link', { name: 'Caducée' }).click();
+    await openInbox();
+    const row = page.getByRole('button', { name: new RegExp(`CR biologie DURAND Élodie 19790312 ${tag}`) });
+    await row.waitFor({ timeout: 20_000 });
+    // Both arrived (the list reloads on each new message: click once it is settled).
+    await page.getByRole('button', { name: new RegExp(`Dossier abîmé ${tag}`) }).waitFor({ timeout: 20_000 });
+    await row.click();
+    const heading = page.getByRole('heading', { level: 2, name: new RegExp(`CR biologie DURAND Élodie 19790312 ${tag}`) });
+    await heading.waitFor();
+    assert.doesNotMatch((await heading.textContent())!, /XDM\/1\.0/, 'the XDM subject prefix is hidden');
+    const docs = page.getByRole('region', { name: 'Documents du dossier', exact: true });
+    await docs.waitFor();
+    const rows = docs.locator('tbody tr');
+    assert.equal(await rows.count(), 2);
+    const pdfRow = (await rows.nth(1).locator('td').allTextContents()).map((x) => x.trim());
+    assert.equal(pdfRow[0], 'CR biologie (PDF)');
+    assert.match(pdfRow[1]!, /CR d'examens biologiques \(application\/pdf\)/);
+    assert.match(pdfRow[2]!, /(o|Ko)$/);
+    assert.equal(pdfRow[3], `${PATIENT.ins} (identifiant de test)`);
+    assert.equal(pdfRow[4], 'aucune');
+    assert.match((await rows.nth(0).locator('td').nth(3).textContent())!, new RegExp(PATIENT.ins));
+    await screen(page, 'reader-xdm');
+
+    await page.getByRole('link', { name: 'Caducée' }).click();
+    await openInbox();
+    await page.getByRole('button', { name: new RegExp(`Dossier abîmé ${tag}`) }).click();
+    await page.getByRole('alert').filter({ hasText: 'IHE_XDM.ZIP) joint à ce message n’a pas pu être lu' }).waitFor();
+  });
+
+  test('composer: a recipient outside the trust space or unknown is refused on its chip as soon as it is entered', async (t) => {
+    if (!mailApi) return t.skip('needs the mail API (/api/v1, branch api)');
+    await page.getByRole('link', { name: 'Caducée' }).click();
+    await page.getByRole('button', { name: 'Nouveau message' }).click();
+    const to = page.getByLabel('À', { exact: true });
+    const unknown = `personne.${randomBytes(3).toString('hex')}@${claire().addresses[0]!.split('@')[1]}`;
+    await to.fill('dr.house@gmail.com');
+    await to.press('Enter');
+    await page.locator('.chip.refused', { hasText: 'dr.house@gmail.com' }).filter({ hasText: 'hors de l’espace de confiance MSSanté' }).waitFor();
+    await to.fill(unknown);
+    await to.press('Enter');
+    await page.locator('.chip.refused', { hasText: unknown }).filter({ hasText: 'Adresse inconnue' }).waitFor();
+    await to.fill(B().users[0]!.addresses[0]!);
+    await to.press('Enter');
+    await page.getByRole('status').filter({ hasText: '2 destinataires seront refusés' }).waitFor();
+    assert.equal(await page.locator('.chip', { hasText: B().users[0]!.addresses[0]! }).getAttribute('class'), 'chip', 'a liste-blanche address is not refused');
+    await screen(page, 'composer-refused');
+    await page.getByRole('button', { name: 'Supprimer le brouillon' }).click();
+  });
+
+  test('patients: the conversation is marked in list and reader; « Terminer l’échange » sends X-MSS-MES: FIN (demo stand-in of Mon espace santé)', async (t) => {
+    if (!mailApi) return t.skip('needs the mail API (/api/v1, branch api)');
+    const patient = layout.patientService?.users.find((u) => u.state === 'active');
+    if (!patient || !demo.patientService) return t.skip('the demo has no patient stand-in');
+    const pAddr = patient.addresses[0]!;
+    const tag = randomBytes(3).toString('hex');
+    // A professional starts the conversation (mssante.md §8).
+    await page.getByRole('link', { name: 'Caducée' }).click();
+    await page.getByRole('button', { name: 'Nouveau message' }).click();
+    await page.getByLabel('À', { exact: true }).fill(pAddr);
+    await page.getByLabel('À', { exact: true }).press('Enter');
+    await page.getByLabel('Objet').fill(`Votre rendez-vous ${tag}`);
+    await page.getByLabel('Texte du message').fill('Bonjour, votre rendez-vous est confirmé.');
+    await page.getByRole('button', { name: 'Terminer l’échange' }).waitFor(); // offered towards a patient only
+    await page.getByRole('button', { name: 'Envoyer', exact: true }).click();
+    await page.getByRole('heading', { name: 'Nouveau message' }).waitFor({ state: 'detached' });
+    await waitFor(async () => (await folderMessages(demo.patientService!, pAddr)).some((m) => m.includes(Buffer.from(tag))), 'the message at the patient', 20_000);
+    // The patient answers.
+    await openInbox();
+    await submitAs(demo.patientService.ports.submission, layout.caBundle, patient, { from: pAddr, to: claire().addresses[0], subject: `Re : Votre rendez-vous ${tag}`, text: 'Merci docteur.' });
+    const row = page.getByRole('button', { name: new RegExp(`Re : Votre rendez-vous ${tag}`) });
+    await row.waitFor({ timeout: 20_000 });
+    await row.locator('.badge.patient').waitFor();
+    await row.click();
+    await page.getByRole('heading', { level: 2, name: /Échange avec un patient/ }).waitFor();
+    await page.getByRole('button', { name: 'Répondre', exact: true }).click();
+    await page.getByLabel('Texte du message').fill('Bonne journée.');
+    await screen(page, 'composer-patient');
+    await page.getByRole('button', { name: 'Terminer l’échange' }).click();
+    await page.getByRole('heading', { name: 'Nouveau message' }).waitFor({ state: 'detached' });
+    const fin = await waitFor(async () => (await folderMessages(demo.patientService!, pAddr)).find((m) => m.includes(Buffer.from(`Re : Re : Votre rendez-vous ${tag}`)) || (m.includes(Buffer.from(tag)) && /X-MSS-MES/i.test(m.toString('latin1')))), 'the closing message at the patient', 20_000);
+    const parsed = await simpleParser(fin);
+    assert.equal(String(parsed.headers.get('x-mss-mes')), 'FIN');
+  });
+
+  test('secretariat: reads the physician’s INBOX under « Autres utilisateurs » and answers on their behalf (From: physician, Sender: the secretariat)', async (t) => {
+    if (!mailApi) return t.skip('needs the mail API (/api/v1, branch api)');
+    const sec = A().users[1]!;
+    const physician = claire().addresses[0]!;
+    const paul = B().users[0]!;
+    const subject = `Demande de rendez-vous ${randomBytes(3).toString('hex')}`;
+    await submitAs(demo.operators[1].ports.submission, layout.caBundle, paul, { from: paul.addresses[0], to: physician, subject, text: 'Pouvez-vous recevoir M. Durand ?' });
+    const p = await newPage();
+    try {
+      await p.goto(base() + '/');
+      await p.getByLabel('Identifiant').fill(sec.login);
+      await p.getByLabel('Mot de passe').fill(sec.password);
+      await p.getByRole('button', { name: 'Se connecter' }).click();
+      await p.getByRole('heading', { name: /Activez la vérification/ }).waitFor();
+      const secret = (await p.getByTestId('totp-secret').textContent())!.replace(/\s+/g, '');
+      await p.getByLabel('Code affiché par l’application').fill(await generate({ secret }));
+      await p.getByRole('button', { name: 'Activer' }).click();
+      await p.getByRole('button', { name: /accéder à ma messagerie/ }).click();
+      const others = p.getByRole('navigation', { name: 'Boîtes et dossiers' }).locator('section', { has: p.getByRole('heading', { name: 'Autres utilisateurs' }) });
+      const box = others.locator('.mailbox', { has: p.locator(`h3[title="${physician}"]`) });
+      await box.getByRole('button', { name: /Boîte de réception/ }).click();
+      const row = p.getByRole('button', { name: new RegExp(subject) });
+      await row.waitFor({ timeout: 20_000 });
+      await row.click();
+      await p.getByRole('heading', { level: 2, name: subject }).waitFor();
+      await p.getByRole('button', { name: 'Répondre', exact: true }).click();
+      assert.equal(await p.getByLabel('De', { exact: true }).inputValue(), physician);
+      await p.getByText('Vous envoyez de la part du titulaire').waitFor();
+      await p.getByLabel('Texte du message').fill('Oui, mardi à 10 h.');
+      await screen(p, 'composer-on-behalf');
+      await p.getByRole('button', { name: 'Envoyer', exact: true }).click();
+      await p.getByRole('heading', { name: 'Nouveau message' }).waitFor({ state: 'detached' });
+    } finally {
+      await p.context().close();
+    }
+    const got = await waitFor(async () => (await folderMessages(demo.operators[1]!, paul.addresses[0]!)).find((m) => m.includes(Buffer.from(`Re : ${subject}`))), 'the answer at B', 20_000);
+    const parsed = await simpleParser(got);
+    assert.equal(parsed.from?.value[0]?.address, physician);
+    // RFC 5322 §3.6.2: Sender names the agent: the secretariat's own mailbox.
+    assert.equal((parsed.headers.get('sender') as any)?.value?.[0]?.address, sec.addresses[0]);
   });
 
   test('axe-core: 0 serious or critical violations on every screen; no CSP violation', () => {

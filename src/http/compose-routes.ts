@@ -1,17 +1,24 @@
 // Golden rule 4 for the webmail's composer: POST /api/v1/compose/check, called before sending,
 // tells whether the draft carries urgency markers and which local recipients will not read it
 // soon (away, or behind on reading), so that the webmail can warn the sender to phone instead.
+// It also names at once the recipients the sending would refuse (`refused`): unknown local
+// mailboxes (Core.resolveRecipient) and domains outside the liste blanche (the trust service),
+// the same decisions and French reasons as POST /api/v1/submissions' 422 (http/sending.ts).
 // A full web session and the CSRF header are required (http/session.ts); nothing is stored.
 import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { isValidAddress, type Core } from '../core/index.js';
 import { urgencyMarkers } from '../policy/rules.js';
 import type { UrgencyResponder } from '../policy/urgency.js';
+import type { TrustService } from '../trust/index.js';
+import { RECIPIENT_REASONS } from './sending.js';
 import { AuthProblem, requireSession } from './session.js';
 
 export interface ComposeRoutesOptions {
   urgency: Pick<UrgencyResponder, 'notReadSoon'>;
   core: Pick<Core, 'resolveRecipient'>;
+  /** The trust-decision point: is a remote domain in the liste blanche. */
+  trust: Pick<TrustService, 'isTrustedDomain'>;
 }
 
 const MAX_RECIPIENTS = 100;
@@ -47,13 +54,20 @@ export function registerComposeRoutes(app: FastifyInstance, o: ComposeRoutesOpti
     const markers = urgencyMarkers({ subject: draft.subject, text: draft.text });
     const now = new Date();
     const recipients: object[] = [];
+    const refused: { address: string; reason: string }[] = [];
     for (const address of new Set(draft.to.map((a) => a.trim().toLowerCase()))) {
-      if (!isValidAddress(address)) continue;
+      if (!isValidAddress(address)) {
+        refused.push({ address, reason: 'Adresse invalide : vérifiez son orthographe (nom@domaine).' });
+        continue;
+      }
       const r = await o.core.resolveRecipient(address);
+      // The same outcomes as the submission pipeline (mail/submission.ts checkRecipient).
+      if (r.kind === 'unknown' || r.kind === 'deleted') refused.push({ address, reason: RECIPIENT_REASONS['no-such-mailbox']! });
+      else if (r.kind === 'remote' && !o.trust.isTrustedDomain(r.domain)) refused.push({ address, reason: RECIPIENT_REASONS['outside-trust-space']! });
       if (r.kind !== 'local') continue;
       const why = await o.urgency.notReadSoon(r.mailbox, now);
       if (why) recipients.push({ address: r.mailbox.address, ...why });
     }
-    return reply.send({ urgent: markers.length > 0, markers, notReadSoon: recipients, warn: markers.length > 0 && recipients.length > 0 });
+    return reply.send({ urgent: markers.length > 0, markers, notReadSoon: recipients, warn: markers.length > 0 && recipients.length > 0, refused });
   });
 }

@@ -31,6 +31,8 @@ export interface MailRoutesOptions {
   blobs: BlobStore;
   store: Pick<AccountStore, 'getPreferences' | 'setPreferences'>;
   maxMessageSize: number;
+  /** Patient addresses (Mon espace santé, docs/patients.md): told to clients by GET /me. */
+  patientDomain?: string;
   logger: Logger;
   /** The one sending path (POST /submissions and POST /documents). */
   sender: ApiSender;
@@ -209,7 +211,7 @@ export function registerMailRoutes(app: FastifyInstance, o: MailRoutesOptions) {
   app.get('/api/v1/me', async (req) => {
     const { user } = await caller(req);
     const m = await me(user);
-    return { login: user.login, displayName: user.displayName, maxMessageSize: o.maxMessageSize, ...m };
+    return { login: user.login, displayName: user.displayName, maxMessageSize: o.maxMessageSize, patientDomain: o.patientDomain ?? 'patient.mssante.fr', ...m };
   });
 
   app.get('/api/v1/mailboxes', async (req) => me((await caller(req)).user));

@@ -290,7 +290,7 @@ export function mailSchemas(): Record<string, object> {
         folders: { type: 'array', items: ref('Folder') },
       },
     },
-    Me: { type: 'object', required: ['login', 'displayName', 'maxMessageSize', 'mailboxes', 'state'], properties: { login: { type: 'string' }, displayName: { type: 'string' }, maxMessageSize: { type: 'integer' }, mailboxes: { type: 'array', items: ref('MailboxInfo') }, state: { type: 'string' } } },
+    Me: { type: 'object', required: ['login', 'displayName', 'maxMessageSize', 'mailboxes', 'state'], properties: { login: { type: 'string' }, displayName: { type: 'string' }, maxMessageSize: { type: 'integer' }, patientDomain: { type: 'string', description: 'Domain of patient addresses (Mon espace santé): <INS>@patientDomain' }, mailboxes: { type: 'array', items: ref('MailboxInfo') }, state: { type: 'string' } } },
     EmailSummary: { type: 'object', required: Object.keys(summary), properties: summary },
     EmailPage: { type: 'object', required: ['emails', 'total', 'nextCursor', 'state'], properties: { emails: { type: 'array', items: ref('EmailSummary') }, total: { type: 'integer' }, nextCursor: { type: ['string', 'null'] }, state: { type: 'string' } } },
     Email: {

@@ -371,7 +371,7 @@ export function openApiDocument(opts: { oidc: boolean; mail?: boolean }) {
         },
         ComposeCheck: {
           type: 'object',
-          required: ['urgent', 'markers', 'notReadSoon', 'warn'],
+          required: ['urgent', 'markers', 'notReadSoon', 'warn', 'refused'],
           properties: {
             urgent: { type: 'boolean' },
             markers: { type: 'array', items: { type: 'string' }, description: 'e.g. "urgent (objet)", "urgence (début du texte)"' },
@@ -389,6 +389,11 @@ export function openApiDocument(opts: { oidc: boolean; mail?: boolean }) {
               },
             },
             warn: { type: 'boolean', description: 'urgent and at least one recipient will not read it soon: suggest a phone call' },
+            refused: {
+              type: 'array',
+              description: 'Recipients the sending would refuse: invalid address, unknown local mailbox, domain outside the liste blanche (reason in French)',
+              items: { type: 'object', required: ['address', 'reason'], properties: { address: { type: 'string' }, reason: { type: 'string' } } },
+            },
           },
         },
         AppPassword: {

@@ -17,7 +17,8 @@ import type { NewQueueItem } from '../store/types.js';
 import { AuthProblem } from './session.js';
 
 /** French wording of a recipient refusal (the SMTP reply stays in the log and `smtp`). */
-const RECIPIENT_REASONS: Record<string, string> = {
+/** French reasons of recipient refusals (also used by POST /api/v1/compose/check). */
+export const RECIPIENT_REASONS: Record<string, string> = {
   'no-such-mailbox': 'Adresse inconnue : aucune boîte aux lettres MSSanté ne porte cette adresse.',
   suspended: 'Boîte aux lettres temporairement suspendue : réessayez plus tard.',
   'outside-trust-space': 'Domaine hors de l’espace de confiance MSSanté : seules les adresses MSSanté peuvent recevoir ce message.',

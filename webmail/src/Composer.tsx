@@ -141,7 +141,7 @@ function RecipientField({ id, label, value, onChange, refused, own }: { id: stri
   );
 }
 
-export function Composer(props: { mailboxes: MailboxInfo[]; maxMessageSize: number; init: ComposeInit; signature: string; onClose: (sent: boolean) => void }) {
+export function Composer(props: { mailboxes: MailboxInfo[]; maxMessageSize: number; patientDomain: string; init: ComposeInit; signature: string; onClose: (sent: boolean) => void }) {
   const senders = props.mailboxes.filter((m) => m.role === 'own' || m.rights.includes('send'));
   const own = useMemo(() => props.mailboxes.map((m) => ({ label: m.displayName || m.address, address: m.address, detail: 'Boîte que j’utilise' })), [props.mailboxes]);
   const saved = (() => {
@@ -180,7 +180,11 @@ export function Composer(props: { mailboxes: MailboxInfo[]; maxMessageSize: numb
   const [draftId, setDraftId] = useState<string | undefined>(start.draftId);
   const [status, setStatus] = useState<string | null>(saved ? 'Brouillon restauré.' : null);
   const [error, setError] = useState<string | null>(null);
-  const [refused, setRefused] = useState<Record<string, string>>({});
+  // Refusals: those of the last sending attempt (422) and those the check names as soon as an
+  // address is entered (POST /api/v1/compose/check `refused`: outside the liste blanche, unknown).
+  const [sendRefused, setRefused] = useState<Record<string, string>>({});
+  const [checked, setChecked] = useState<Record<string, string>>({});
+  const refused = useMemo(() => ({ ...checked, ...sendRefused }), [checked, sendRefused]);
   const [warn, setWarn] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const [dragging, setDragging] = useState(false);
@@ -192,6 +196,23 @@ export function Composer(props: { mailboxes: MailboxInfo[]; maxMessageSize: numb
   const idempotencyKey = useRef(crypto.randomUUID());
 
   useEffect(() => heading.current?.focus(), []);
+
+  // Each recipient checked once entered: the chip shows the refusal at once (issue 9).
+  const recipients = useMemo(() => [...to, ...cc, ...bcc], [to, cc, bcc]);
+  useEffect(() => {
+    if (!recipients.length) return setChecked({});
+    let live = true;
+    api<{ refused?: { address: string; reason: string }[] }>('POST', '/api/v1/compose/check', { subject: '', text: '', to: recipients })
+      .then((c) => live && setChecked(Object.fromEntries((c.refused ?? []).map((r) => [r.address.toLowerCase(), r.reason]))))
+      .catch(() => {}); // the sending checks again
+    return () => {
+      live = false;
+    };
+  }, [recipients]);
+  // mssante.md §8: a conversation with a patient (Mon espace santé) is ended by the professional.
+  const patientSuffix = `@${props.patientDomain.toLowerCase()}`;
+  const toPatients = recipients.length > 0 && recipients.every((a) => a.toLowerCase().endsWith(patientSuffix));
+  const refusedCount = recipients.filter((a) => refused[a.toLowerCase()]).length;
 
   const html = () => (rich && editor.current ? editor.current.innerHTML : undefined);
   const plain = () => (rich && editor.current ? editor.current.innerText : text);
@@ -258,7 +279,7 @@ export function Composer(props: { mailboxes: MailboxInfo[]; maxMessageSize: numb
     if (e.dataTransfer.files.length) addFiles(e.dataTransfer.files);
   };
 
-  const send = async (confirmed: boolean) => {
+  const send = async (confirmed: boolean, endConversation = false) => {
     setError(null);
     setRefused({});
     if (!to.length && !cc.length && !bcc.length) return setError('Ajoutez au moins un destinataire.');
@@ -274,7 +295,8 @@ export function Composer(props: { mailboxes: MailboxInfo[]; maxMessageSize: numb
           return;
         }
       }
-      await api('POST', '/api/v1/submissions', { ...draft(), ...(draftId ? { draftId } : {}) }, { headers: { 'idempotency-key': idempotencyKey.current } });
+      // X-MSS-MES: FIN (docs/patients.md): the patient can no longer answer this conversation.
+      await api('POST', '/api/v1/submissions', { ...draft(), ...(draftId ? { draftId } : {}), ...(endConversation ? { endConversation: true } : {}) }, { headers: { 'idempotency-key': idempotencyKey.current } });
       sessionStorage.removeItem(DRAFT_KEY);
       props.onClose(true);
     } catch (e) {
@@ -342,6 +364,10 @@ export function Composer(props: { mailboxes: MailboxInfo[]; maxMessageSize: numb
         <RecipientField own={own} id="c-to" label="À" value={to} onChange={setTo} refused={refused} />
         <RecipientField own={own} id="c-cc" label="Cc" value={cc} onChange={setCc} refused={refused} />
         <RecipientField own={own} id="c-bcc" label="Cci" value={bcc} onChange={setBcc} refused={refused} />
+        <p role="status" className={refusedCount ? 'error' : 'sr-only'}>
+          {refusedCount === 1 ? 'Un destinataire sera refusé : voir son adresse.' : refusedCount > 1 ? `${refusedCount} destinataires seront refusés : voir leurs adresses.` : ''}
+        </p>
+        {toPatients && <p className="hint patient-note">Échange avec un patient (Mon espace santé) : « Terminer l’échange » envoie ce message et clôt la conversation ; le patient ne pourra plus répondre.</p>}
         <div className="field">
           <label htmlFor="c-subject">Objet</label>
           <input id="c-subject" value={subject} onChange={(e) => setSubject(e.target.value)} />
@@ -425,6 +451,11 @@ export function Composer(props: { mailboxes: MailboxInfo[]; maxMessageSize: numb
           <button type="submit" className="primary" disabled={busy} aria-keyshortcuts="Control+Enter">
             Envoyer
           </button>
+          {toPatients && (
+            <button type="button" disabled={busy} onClick={() => void send(true, true)}>
+              Terminer l’échange
+            </button>
+          )}
           <button
             type="button"
             onClick={async () => {

@@ -383,6 +383,7 @@ export function MailApp({ session, onLogout }: { session: SessionInfo; onLogout:
                 <Composer
                   mailboxes={mailboxes}
                   maxMessageSize={me.maxMessageSize}
+                  patientDomain={me.patientDomain ?? 'patient.mssante.fr'}
                   init={compose}
                   signature={prefs.signature}
                   onClose={(sent) => {

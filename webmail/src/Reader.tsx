@@ -47,7 +47,8 @@ export function Reader(props: { id: string; onReply: (e: Email, mode: 'reply' | 
   const [email, setEmail] = useState<Email | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [remote, setRemote] = useState(false);
-  const [receipt, setReceipt] = useState<'offer' | 'sent' | 'declined' | null>(null);
+  const [receipt, setReceipt] = useState<'offer' | 'confirm' | 'sent' | 'declined' | null>(null);
+  const [receiptError, setReceiptError] = useState<string | null>(null);
   const heading = useRef<HTMLHeadingElement>(null);
 
   useEffect(() => {
@@ -55,6 +56,7 @@ export function Reader(props: { id: string; onReply: (e: Email, mode: 'reply' | 
     setEmail(null);
     setError(null);
     setRemote(false);
+    setReceiptError(null);
     api<Email>('GET', `/api/v1/emails/${encodeURIComponent(props.id)}`)
       .then((e) => {
         if (!live) return;
@@ -103,12 +105,18 @@ export function Reader(props: { id: string; onReply: (e: Email, mode: 'reply' | 
       </section>
     );
 
-  const sendReceipt = async () => {
+  // RFC 8098 §3.2.6 (manual-action/MDN-sent-manually; displayed): sent only when the user
+  // chooses; the server refuses with a French detail (409 already sent, 400 not asked / not
+  // allowed); an address other than the return path needs the user's confirmation (§2.1).
+  const sendReceipt = async (confirmed: boolean) => {
+    setReceiptError(null);
     try {
-      await api('POST', `/api/v1/emails/${encodeURIComponent(email.id)}/mdn`, { disposition: 'displayed' });
+      await api('POST', `/api/v1/emails/${encodeURIComponent(email.id)}/mdn`, confirmed ? { confirmed: true } : {});
       setReceipt('sent');
     } catch (e) {
-      setError(e instanceof ApiError ? e.message : 'Accusé de lecture non envoyé.');
+      if (e instanceof ApiError && e.status === 400 && (e.problem as { reason?: string }).reason === 'different-address') setReceipt('confirm');
+      else if (e instanceof ApiError && e.status === 409) setReceipt(null);
+      setReceiptError(e instanceof ApiError ? e.message : 'Accusé de lecture non envoyé : réessayez.');
     }
   };
 
@@ -162,7 +170,7 @@ export function Reader(props: { id: string; onReply: (e: Email, mode: 'reply' | 
       {receipt === 'offer' && (
         <div className="receipt" role="region" aria-label="Accusé de lecture demandé">
           <p>L’expéditeur demande un accusé de lecture.</p>
-          <button type="button" onClick={sendReceipt}>
+          <button type="button" onClick={() => void sendReceipt(false)}>
             Envoyer l’accusé de lecture
           </button>
           <button type="button" onClick={() => setReceipt('declined')}>
@@ -170,7 +178,34 @@ export function Reader(props: { id: string; onReply: (e: Email, mode: 'reply' | 
           </button>
         </div>
       )}
+      {receipt === 'confirm' && (
+        <div className="receipt" role="region" aria-label="Accusé de lecture demandé">
+          <p>L’accusé de lecture est demandé à l’adresse {email.dispositionNotificationTo.map(addrText).join(', ')}.</p>
+          <button type="button" onClick={() => void sendReceipt(true)}>
+            Confirmer l’envoi à cette adresse
+          </button>
+          <button type="button" onClick={() => (setReceipt('declined'), setReceiptError(null))}>
+            Ne pas envoyer
+          </button>
+        </div>
+      )}
+      {receiptError && (
+        <p role="alert" className="error receipt-error">
+          {receiptError}
+        </p>
+      )}
       {receipt === 'sent' && <p role="status">Accusé de lecture envoyé.</p>}
+      {(email.documents?.length ?? 0) > 0 && <Documents email={email} />}
+      {(email.documentErrors?.length ?? 0) > 0 && (
+        <div className="error doc-errors" role="alert">
+          <p>Le dossier de documents (IHE_XDM.ZIP) joint à ce message n’a pas pu être lu :</p>
+          <ul>
+            {email.documentErrors!.map((d) => (
+              <li key={d.partId}>Détail technique (à transmettre à l’expéditeur ou au support) : {d.error}</li>
+            ))}
+          </ul>
+        </div>
+      )}
       {email.attachments.length > 0 && (
         <section className="attachments" aria-labelledby="pj-h">
           <h3 id="pj-h">Pièces jointes ({email.attachments.length})</h3>
@@ -204,5 +239,45 @@ export function Reader(props: { id: string; onReply: (e: Email, mode: 'reply' | 
         <pre className="mail-text">{email.textBody ?? ''}</pre>
       )}
     </article>
+  );
+}
+
+const KIND_TEXT: Record<string, string> = { NIR: 'NIR', NIA: 'NIA (identifiant d’attente)', test: 'identifiant de test', other: 'autre identifiant' };
+
+/** The documents of an IHE_XDM.ZIP (read by the server with src/xdm: title, type, patient). */
+function Documents({ email }: { email: Email }) {
+  const docs = email.documents!;
+  return (
+    <section className="documents" aria-labelledby="docs-h">
+      <h3 id="docs-h">Documents du dossier IHE_XDM.ZIP ({docs.length})</h3>
+      <div className="table-wrap" tabIndex={0} role="region" aria-label="Documents du dossier">
+        <table>
+          <caption className="sr-only">Documents du dossier IHE_XDM.ZIP</caption>
+          <thead>
+            <tr>
+              <th scope="col">Titre</th>
+              <th scope="col">Type</th>
+              <th scope="col">Taille</th>
+              <th scope="col">Patient</th>
+              <th scope="col">Alertes</th>
+            </tr>
+          </thead>
+          <tbody>
+            {docs.map((d) => (
+              <tr key={`${d.partId}/${d.path}`} data-doc={d.path}>
+                <td>{d.title || d.path}</td>
+                <td>
+                  {d.typeCode?.displayName ?? d.typeCode?.code ?? d.mimeType ?? 'inconnu'}
+                  {d.mimeType && (d.typeCode ? ` (${d.mimeType})` : '')}
+                </td>
+                <td>{size(d.size)}</td>
+                <td>{d.patient ? `${d.patient.id} (${KIND_TEXT[d.patient.kind] ?? d.patient.kind})` : 'non indiqué'}</td>
+                <td>{d.warnings ? `${d.warnings} alerte${d.warnings > 1 ? 's' : ''}` : 'aucune'}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </section>
   );
 }

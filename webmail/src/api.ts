@@ -114,6 +114,8 @@ export interface Me {
   login: string;
   displayName: string;
   maxMessageSize: number;
+  /** Patient addresses are `<INS>@patientDomain` (Mon espace santé). */
+  patientDomain?: string;
   mailboxes: MailboxInfo[];
   state: string;
 }
@@ -161,6 +163,28 @@ export interface Email extends EmailSummary {
   attachments: Attachment[];
   dispositionNotificationTo: Addr[];
   mdnSent: boolean;
+  /** The documents of an attached IHE_XDM.ZIP (docs/mail-api.md `XdmDocument`). */
+  documents?: XdmDocument[];
+  documentErrors?: { partId: string; error: string }[];
+}
+export interface XdmCode {
+  code: string;
+  codingScheme?: string;
+  displayName?: string;
+}
+export interface XdmDocument {
+  partId: string;
+  path: string;
+  title: string | null;
+  mimeType: string | null;
+  size: number;
+  hash: string;
+  patient: { id: string; oid: string; kind: 'NIR' | 'NIA' | 'test' | 'other' } | null;
+  typeCode: XdmCode | null;
+  classCode: XdmCode | null;
+  cdaCode: string | null;
+  /** How many deviations from the profile were found (details: `caducee xdm inspect`). */
+  warnings: number;
 }
 export interface EmailList {
   emails: EmailSummary[];
@@ -181,6 +205,7 @@ export interface Draft {
   references?: string[];
   notify?: string[];
   readReceipt?: boolean;
+  endConversation?: boolean;
 }
 export interface Submission {
   id: string;
