@@ -21,6 +21,7 @@ import type { AccountStore, NewQueueItem } from '../store/types.js';
 import { requireCaller } from './caller.js';
 import { withEndOfConversation, type ApiSender } from './sending.js';
 import { readMultipart } from './multipart.js';
+import { invalid, parse } from './input.js';
 import { AuthProblem } from './session.js';
 
 export interface MailRoutesOptions {
@@ -40,7 +41,6 @@ export interface MailRoutesOptions {
 
 // ---- problems ------------------------------------------------------------------------------
 
-const invalid = (detail: string, field?: string) => new AuthProblem(400, 'invalid-request', detail, field ? { field } : {});
 const notFound = (detail = 'Ressource introuvable (ou vous n’y avez pas accès).') => new AuthProblem(404, 'not-found', detail);
 
 /** Core's and the mail service's refusals as problems: 404 never reveals what the caller may not see. */
@@ -107,15 +107,6 @@ const FlagsSchema = z
   })
   .strict();
 
-function parse<T>(schema: z.ZodType<T>, body: unknown, what: string): T {
-  const r = schema.safeParse(body);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    const field = issue.path.join('.');
-    throw invalid(`${what} invalide${field ? ` (champ « ${field} »)` : ''} : ${issue.message}`, field || undefined);
-  }
-  return r.data;
-}
 
 const SORTS: SortKey[] = ['receivedAt', 'sentAt', 'from', 'subject', 'size'];
 function paging(q: Record<string, string | undefined>): Paging {

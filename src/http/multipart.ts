@@ -3,6 +3,7 @@
 // size limit (413 problem+json with a French detail beyond it).
 import type { FastifyRequest } from 'fastify';
 import { AuthProblem } from './session.js';
+import { invalid as invalidField } from './input.js';
 
 export interface MultipartFile {
   filename: string;
@@ -25,7 +26,7 @@ export interface MultipartLimits {
  * a 400 naming it (`what`: the French name of what it should hold).
  */
 export async function readMultipart(req: FastifyRequest, field: string, what: string, l: MultipartLimits): Promise<{ json: unknown; files: MultipartFile[] }> {
-  const invalid = (detail: string) => new AuthProblem(400, 'invalid-request', detail, { field });
+  const invalid = (detail: string) => invalidField(detail, field);
   let json: unknown;
   let seen = false;
   const files: MultipartFile[] = [];

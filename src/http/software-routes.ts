@@ -19,6 +19,7 @@ import { buildXdm, xdmMessage, xdmSubject, XdmError, type XdmBuildDocument } fro
 import { requireCaller } from './caller.js';
 import { withEndOfConversation, type ApiSender } from './sending.js';
 import { readMultipart } from './multipart.js';
+import { invalid, parse } from './input.js';
 import { AuthProblem } from './session.js';
 
 export interface SoftwareRoutesOptions {
@@ -35,18 +36,8 @@ export interface SoftwareRoutesOptions {
   maxMessageSize: number;
 }
 
-const invalid = (detail: string, field?: string) => new AuthProblem(400, 'invalid-request', detail, field ? { field } : {});
 const notFound = (detail = 'Ressource introuvable (ou vous n’y avez pas accès).') => new AuthProblem(404, 'not-found', detail);
 
-function parse<T>(schema: z.ZodType<T>, body: unknown, what: string): T {
-  const r = schema.safeParse(body);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    const field = issue.path.join('.');
-    throw invalid(`${what} invalide${field ? ` (champ « ${field} »)` : ''} : ${issue.message}`, field || undefined);
-  }
-  return r.data;
-}
 
 const idOf = (s: string, prefix: string): number | null => (new RegExp(`^${prefix}[1-9][0-9]{0,14}$`).test(s) ? Number(s.slice(1)) : null);
 

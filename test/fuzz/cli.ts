@@ -15,38 +15,28 @@ interface Target {
   close?(): Promise<void>;
 }
 
+/** The SMTP fuzzer on the submission port or the MX; after the run, the stored-message check. */
+async function smtpTarget(mode: 'submission' | 'mx') {
+  const t = await SmtpFuzzTarget.start(mode);
+  return {
+    stats: newSmtpStats,
+    iteration: (iseed: number, stats: ReturnType<typeof newSmtpStats>) => t.iteration(iseed, stats),
+    async close() {
+      try {
+        console.log(`stored-message check: ${JSON.stringify(await t.check())}`);
+      } finally {
+        await t.close();
+      }
+    },
+  };
+}
+
 const TARGETS: Record<string, () => Promise<Target>> = {
   mime: async () => ({ stats: newMimeStats, iteration: mimeIteration }),
   extraction: async () => ({ stats: newExtractionStats, iteration: extractionIteration }),
   sasl: async () => ({ stats: newSaslStats, iteration: saslIteration }),
-  smtp: async () => {
-    const t = await SmtpFuzzTarget.start();
-    return {
-      stats: newSmtpStats,
-      iteration: (iseed, stats) => t.iteration(iseed, stats),
-      async close() {
-        try {
-          console.log(`stored-message check: ${JSON.stringify(await t.check())}`);
-        } finally {
-          await t.close();
-        }
-      },
-    };
-  },
-  'smtp-mx': async () => {
-    const t = await SmtpFuzzTarget.start('mx');
-    return {
-      stats: newSmtpStats,
-      iteration: (iseed, stats) => t.iteration(iseed, stats),
-      async close() {
-        try {
-          console.log(`stored-message check: ${JSON.stringify(await t.check())}`);
-        } finally {
-          await t.close();
-        }
-      },
-    };
-  },
+  smtp: () => smtpTarget('submission'),
+  'smtp-mx': () => smtpTarget('mx'),
   trust: async () => ({ stats: newTrustStats, iteration: trustIteration }),
   xdm: async () => ({ stats: newXdmStats, iteration: xdmIteration }),
 };
