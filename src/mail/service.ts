@@ -506,8 +506,8 @@ export class MailService {
       start = lo;
     }
     const slice = keyed.slice(start, start + p.limit);
-    const emails: EmailSummary[] = [];
-    for (const { m } of slice) emails.push(await this.summary(mailboxOf(m), m));
+    // The summaries' file reads overlap (a cold page reads up to `limit` message files).
+    const emails = await Promise.all(slice.map(({ m }) => this.summary(mailboxOf(m), m)));
     const last = slice[slice.length - 1];
     const nextCursor = last && start + p.limit < keyed.length ? encodeCursor(last.k, last.m.id) : null;
     return { emails, total: keyed.length, nextCursor, state };
@@ -523,8 +523,8 @@ export class MailService {
       if (after && typeof after[0] !== (by === 'size' ? 'number' : 'string')) throw new CoreError('invalid cursor');
       const { messages, total } = await this.o.store.pageMessages(loc.folder.id, { by, desc: p.order === 'desc', after: after && { key: after[0], id: after[1] }, limit: p.limit + 1 });
       const page = messages.slice(0, p.limit);
-      const emails: EmailSummary[] = [];
-      for (const m of page) emails.push(await this.summary(loc.mailbox, m));
+      // The summaries' file reads overlap (a cold page reads up to `limit` message files).
+      const emails = await Promise.all(page.map((m) => this.summary(loc.mailbox, m)));
       const last = page[page.length - 1];
       const nextCursor = last && messages.length > p.limit ? encodeCursor(by === 'size' ? last.size : last.internalDate, last.id) : null;
       return { emails, total, nextCursor, state };
