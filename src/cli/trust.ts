@@ -6,6 +6,7 @@
 //   caducee trust check --list FILE [--sha256 HEX|CHECKSUM_FILE]
 //       prints a summary of the list; exit 2 on any error (including a checksum mismatch).
 
+import { processIo, type CliIo } from './io.js';
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { parseTrustList, type TrustList } from '../trust/list.js';
@@ -15,20 +16,7 @@ export const EXIT_LISTED = 0;
 export const EXIT_UNREADABLE = 2;
 export const EXIT_NOT_LISTED = 3;
 
-/** Output and exit status, injectable so the commands can run in-process in tests. */
-export interface TrustCliIo {
-  stdout(text: string): void;
-  stderr(text: string): void;
-  setExitCode(code: number): void;
-}
-
-const processIo: TrustCliIo = {
-  stdout: (t) => void process.stdout.write(t),
-  stderr: (t) => void process.stderr.write(t),
-  setExitCode: (c) => {
-    process.exitCode = c; // never process.exit(): let pending output flush
-  },
-};
+export type TrustCliIo = CliIo;
 
 class CliFailure extends Error {}
 

@@ -10,6 +10,7 @@
 //       Builds the package strictly to the profile (CDA documents inside; a PDF inside only when
 //       there is no CDA) and, with --eml, the MSSanté message around it (PDF beside the zip).
 //       exit 2 on bad input, one line on stderr.
+import { processIo, type CliIo } from './io.js';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { simpleParser } from 'mailparser';
@@ -18,19 +19,7 @@ import { buildXdm, readCdaHeader, readXdm, xdmMessage, XdmError, type XdmBuildDo
 
 export const EXIT_BAD_INPUT = 2;
 
-export interface XdmCliIo {
-  stdout(text: string): void;
-  stderr(text: string): void;
-  setExitCode(code: number): void;
-}
-
-const processIo: XdmCliIo = {
-  stdout: (t) => void process.stdout.write(t),
-  stderr: (t) => void process.stderr.write(t),
-  setExitCode: (c) => {
-    process.exitCode = c;
-  },
-};
+export type XdmCliIo = CliIo;
 
 class CliFailure extends Error {}
 
