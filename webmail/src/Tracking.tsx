@@ -11,7 +11,7 @@ export function Tracking({ version }: { version: number }) {
   useEffect(() => {
     api<{ submissions: Submission[] }>('GET', '/api/v1/submissions?limit=100')
       .then((r) => (setList(r.submissions), setError(null)))
-      .catch((e) => setError(e instanceof ApiError && e.status === 404 ? 'Le suivi des envois n’est pas encore disponible sur ce serveur.' : e instanceof ApiError ? e.message : 'Erreur'));
+      .catch((e) => setError(e instanceof ApiError ? e.message : 'Erreur'));
   }, [version]);
   return (
     <div className="tracking">
