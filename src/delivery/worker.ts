@@ -14,7 +14,7 @@ import type { Metrics } from '../audit/metrics.js';
 
 export interface OutboundOptions {
   /** The queue, and the sender's mailbox of a DSN. */
-  store: Pick<DeliveryStore, 'dueQueueItems' | 'completeQueueItems'> & Pick<MailboxStore, 'getMailbox'>;
+  store: Pick<DeliveryStore, 'claimQueueItems' | 'releaseQueueItems' | 'completeQueueItems'> & Pick<MailboxStore, 'getMailbox'>;
   core: Core;
   blobs: BlobStore;
   trust: TrustService;
@@ -65,6 +65,7 @@ export class OutboundWorker {
   private readonly closing = new Set<Promise<void>>();
   private readonly log: Logger;
   private readonly onQueued = () => this.kick();
+  private readonly owner = `${process.pid}:${Math.random().toString(36).slice(2)}`;
 
   constructor(private readonly o: OutboundOptions) {
     this.log = o.logger.child({ component: 'outbound' });
@@ -116,7 +117,7 @@ export class OutboundWorker {
   }
 
   private async pass(): Promise<void> {
-    const due = (await this.o.store.dueQueueItems(Date.now(), 500)).filter((i) => !this.inFlight.has(i.id));
+    const due = (await this.o.store.claimQueueItems(this.owner, Date.now(), 500, 30 * 60_000)).filter((i) => !this.inFlight.has(i.id));
     const groups = new Map<string, QueueItem[]>();
     for (const i of due) {
       const k = groupKey(i);
