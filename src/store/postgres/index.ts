@@ -7,10 +7,17 @@
 import pg from 'pg';
 import { now, PgConnection, type PgConnectionOptions, type PgPart } from './connection.js';
 import { PG_MIGRATIONS } from './migrations.js';
+import type { DeliveryStore, FolderStore, TrackingStore } from '../types.js';
+import { PgDelivery } from './delivery.js';
+import { PgFolders } from './folders.js';
+import { PgTracking } from './tracking.js';
 
 export { StoreConflictError } from '../errors.js';
 
 export type PgStoreOptions = PgConnectionOptions;
+
+/** The methods PgStore takes from its parts (assigned in the constructor). */
+export interface PgStore extends FolderStore, DeliveryStore, TrackingStore {}
 
 export class PgStore {
   readonly connection: PgConnection;
@@ -18,8 +25,8 @@ export class PgStore {
   private constructor(connection: PgConnection) {
     this.connection = connection;
     const c = connection;
-    const parts: PgPart[] = [];
-    void c;
+    // One part per focused interface: the tuple's type checks that every one is implemented.
+    const parts: [FolderStore, DeliveryStore, TrackingStore] & PgPart[] = [new PgFolders(c), new PgDelivery(c), new PgTracking(c)];
     const self = this as unknown as Record<string, unknown>;
     for (const part of parts) {
       const proto = Object.getPrototypeOf(part);
