@@ -6,11 +6,13 @@
 // part's methods on the one store object.
 import pg from 'pg';
 import { SEARCH_COLUMN_LIST } from '../sqlite/migrations.js';
-import type { AbsenceStore, AccountStore, BlobMetaStore, CredentialStore, HttpSessionStore, IntegrationStore, LeaseStore, LockoutStore, MailboxStore, PatientStore, RulesStore, TraceStore, UsageStore } from '../types.js';
+import type { AbsenceStore, AccountStore, CredentialStore, DeliveryStore, FolderStore, HttpSessionStore, IntegrationStore, LeaseStore, LockoutStore, MailboxStore, PatientStore, RulesStore, Store, TraceStore, TrackingStore, UsageStore } from '../types.js';
 import { PgAbsences } from './absences.js';
 import { PgAccounts } from './accounts.js';
 import { now, PgConnection, type PgConnectionOptions, type PgPart } from './connection.js';
 import { PgCredentials } from './credentials.js';
+import { PgDelivery } from './delivery.js';
+import { PgFolders } from './folders.js';
 import { PgIntegrations } from './integrations.js';
 import { PgLeases, PgLockout } from './leases.js';
 import { PgMailboxes } from './mailboxes.js';
@@ -18,6 +20,7 @@ import { PG_MIGRATIONS } from './migrations.js';
 import { PgPatients } from './patients.js';
 import { PgRules } from './rules.js';
 import { PgHttpSessions } from './sessions.js';
+import { PgTracking } from './tracking.js';
 import { PgTraces } from './traces.js';
 import { PgUsage } from './usage.js';
 
@@ -31,29 +34,28 @@ export { StoreConflictError } from '../errors.js';
 
 export type PgStoreOptions = PgConnectionOptions;
 
-/**
- * The methods PgStore takes from its parts (assigned in the constructor). FolderStore,
- * DeliveryStore and TrackingStore come with branch pg-mail (folders.ts, delivery.ts,
- * tracking.ts); PgStore implements Store once they are in the tuple below.
- */
-export interface PgStore extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, AbsenceStore, RulesStore, UsageStore, TraceStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore {}
+/** The methods PgStore takes from its parts (assigned in the constructor). */
+export interface PgStore extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore {}
 
-export class PgStore implements BlobMetaStore {
+export class PgStore implements Store {
   readonly connection: PgConnection;
 
   private constructor(connection: PgConnection) {
     this.connection = connection;
     const c = connection;
     // One part per focused interface: the tuple's type checks that every one is implemented.
-    const parts: [AccountStore, CredentialStore, HttpSessionStore, MailboxStore, AbsenceStore, RulesStore, UsageStore, TraceStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore] & PgPart[] = [
+    const parts: [AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore] & PgPart[] = [
       new PgAccounts(c),
       new PgCredentials(c),
       new PgHttpSessions(c),
       new PgMailboxes(c),
+      new PgFolders(c),
+      new PgDelivery(c),
       new PgAbsences(c),
       new PgRules(c),
       new PgUsage(c),
       new PgTraces(c),
+      new PgTracking(c),
       new PgIntegrations(c),
       new PgPatients(c),
       new PgLeases(c),

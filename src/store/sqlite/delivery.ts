@@ -7,7 +7,7 @@ import { insertFolder } from './folders.js';
 import { applyReports, markMessageOnce, recordSubmission, setRecipientStatus } from './tracking.js';
 import { applyConversationChanges } from './patients.js';
 
-function rowQueue(r: any): QueueItem {
+export function rowQueue(r: any): QueueItem {
   return {
     id: r.id,
     blobId: r.blob_id,
