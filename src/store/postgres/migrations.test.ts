@@ -68,3 +68,20 @@ test('a unique violation is a StoreConflictError; int8 are numbers', { skip }, a
   assert.equal(typeof r.m, 'number');
   await s.close();
 });
+
+test('triggers write their own schema\'s tables whatever the session\'s search_path', { skip }, async () => {
+  const s = await PgStore.open(url, { schema: 'pinned' });
+  const mb = await s.createMailbox({ address: 'x@op.test', type: 'PER', displayName: 'X', ownerUserId: null, practitionerId: null, structureId: null, listeRouge: false });
+  const box = (await s.getFolder(mb.id, 'INBOX'))!;
+  await s.appendMessage(box.id, { blobId: 'b'.repeat(64), size: 1, flags: [], internalDate: new Date() });
+  await s.close();
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    // An administrator's session: default search_path, tables named with their schema.
+    await c.query('DELETE FROM pinned.messages');
+    assert.deepEqual((await c.query('SELECT blob_id FROM pinned.blob_garbage')).rows, [{ blob_id: 'b'.repeat(64) }]);
+  } finally {
+    await c.end();
+  }
+});
