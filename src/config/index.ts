@@ -338,6 +338,19 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /**
+     * Several processes or nodes of one operator on one store (issue 12, docs/configuration.md):
+     * this process's node name, and the leader lease under which the once-per-operator work runs.
+     */
+    cluster: z
+      .object({
+        /** This node's name in leases and logs (default: the machine's host name); unique per node. */
+        nodeId: z.string().min(1).optional(),
+        /** The leader lease's length; renewed every third of it. A dead leader is replaced after at most this. */
+        leaderLeaseSeconds: z.number().min(3, 'cluster.leaderLeaseSeconds must be at least 3 (renewed every third of it)').default(30),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
       .default({ level: 'info' }),
