@@ -8,7 +8,7 @@ import { DailyRecipientLimitError, type DeliveredCopy, type DeliveryRequest, typ
 import { rowQueue } from '../sqlite/delivery.js';
 import { PgPart, type PgClient } from './connection.js';
 import { insertFolder } from './folders-shared.js';
-import { applyConversationChanges } from './conversations.js';
+import { applyConversationChanges } from './patients.js';
 import { applyReports, markMessageOnce, recordSubmission, setRecipientStatus } from './tracking.js';
 
 /** A message row inserted with the UID and modseq taken under its folder's row lock (one statement). */
@@ -119,10 +119,6 @@ export class PgDelivery extends PgPart implements DeliveryStore {
       if (req.conversations?.length) await applyConversationChanges(c, req.conversations);
       return Object.assign(copies, { submissionChanges });
     });
-  }
-
-  async dueQueueItems(at: number, limit: number) {
-    return (await this.query("SELECT * FROM outbound_queue WHERE status = 'queued' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2", [at, limit])).map(rowQueue);
   }
 
   /**
