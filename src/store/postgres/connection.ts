@@ -33,6 +33,8 @@ const TX_ATTEMPTS = 5;
 /** A PostgreSQL unique violation as the engine-agnostic StoreConflictError (the original as cause). */
 export function conflict(e: unknown, what?: string): unknown {
   const err = e as { code?: string; constraint?: string };
+  // Already turned into one by query()/tx() below the caller's wrapUnique: name what it was.
+  if (e instanceof StoreConflictError) return what ? Object.assign(new StoreConflictError(`${what} already exists`), { cause: e.cause ?? e }) : e;
   if (err?.code !== UNIQUE_VIOLATION) return e;
   const c = new StoreConflictError(what ? `${what} already exists` : `a row with the same key exists already (constraint ${err.constraint ?? 'unknown'})`);
   (c as { cause?: unknown }).cause = e;
