@@ -8,7 +8,7 @@ import { DailyRecipientLimitError, type DeliveredCopy, type DeliveryRequest, typ
 import { rowQueue } from '../sqlite/delivery.js';
 import { PgPart, type PgClient } from './connection.js';
 import { insertFolder } from './folders-shared.js';
-import { applyConversationChanges } from './patients.js';
+import { applyConversationChanges } from './conversations.js';
 import { applyReports, markMessageOnce, recordSubmission, setRecipientStatus } from './tracking.js';
 
 /** A message row inserted with the UID and modseq taken under its folder's row lock (one statement). */
