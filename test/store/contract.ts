@@ -4,8 +4,10 @@
 // expunge history, copy/move mappings, what deliver() commits together or not at all, the queue,
 // accounts and credentials, claims that two callers never both win, and so on.
 //
-// Every test area opens its own store (a fresh database, file or schema: see the engine's file);
-// tests of one area share it, so they only assert exactly on rows they created themselves.
+// Every test area opens its own store object; the engine's file decides whether it is a fresh
+// database (SQLite: a new file per area) or a new connection to the run's one database
+// (PostgreSQL: another "node"). Tests therefore assert exactly only on rows they created themselves
+// (their own mailboxes, users, blob ids), and the queue tests first end every queued item.
 // The last test checks that every method of the Store interface (read from src/store/types.ts)
 // exists on the store and was called by this suite.
 import assert from 'node:assert/strict';
@@ -15,7 +17,7 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { HEADER_INDEX_VERSION, headerIndexRow, indexedColumn, indexNeedle } from '../../src/mail/header-index.js';
 import { analyzeMessage } from '../../src/mime/index.js';
-import type { Mailbox, Structure, User } from '../../src/model/index.js';
+import type { Mailbox, QueueItem, Structure, User } from '../../src/model/index.js';
 import { StoreConflictError } from '../../src/store/errors.js';
 import { DailyRecipientLimitError, KeywordAlreadySetError, type DeliveryRequest, type IncomingReport, type Store } from '../../src/store/types.js';
 
@@ -123,6 +125,15 @@ export function storeContract(engine: string, open: OpenStore): void {
   const append = (s: Store, folderId: number, o: { flags?: string[]; size?: number; date?: Date; blobId?: string } = {}) =>
     s.appendMessage(folderId, { blobId: o.blobId ?? blob(), size: o.size ?? 100, flags: o.flags ?? [], internalDate: o.date ?? new Date() });
   const sortNum = (a: number[]) => [...a].sort((x, y) => x - y);
+  /**
+   * Ends every queued item (as sent), so that a queue test starts from an empty queue even when
+   * the engine's file hands every area the same database (earlier areas leave items queued).
+   */
+  async function drainQueue(s: Store) {
+    const q = await s.listQueue({ status: 'queued' });
+    if (q.length) await s.completeQueueItems({ sent: q.map((i) => i.id), failed: [], deferred: [], dsns: [] });
+    assert.deepEqual(await s.listQueue({ status: 'queued' }), [], 'the queue drained');
+  }
 
   // ---- accounts ------------------------------------------------------------------------------
   area('structures, practitioners, users', (t) => {
@@ -917,12 +928,13 @@ export function storeContract(engine: string, open: OpenStore): void {
   area('outbound queue', (t) => {
     t('due items oldest first, next attempt, completion (sent, failed, deferred) with DSNs in one transaction, stats, the file released', async (s) => {
       const sender = await mailbox(s);
+      await drainQueue(s);
       assert.equal(await s.nextQueueAttempt(), undefined, 'an empty queue');
       assert.deepEqual(await s.queueStats(), { depth: 0, oldestQueuedAt: null });
       const req = local([], { envelopeFrom: sender.address, senderMailboxId: sender.id, remote: ['a', 'b', 'c'].map((x) => remote(`${x}@peer.mssante.test`)) });
       const t0 = Date.now();
       await s.deliver(req);
-      const q = await s.listQueue();
+      const q = (await s.listQueue()).filter((x) => x.blobId === req.blobId);
       assert.deepEqual(q.map((x) => x.recipient), ['a@peer.mssante.test', 'b@peer.mssante.test', 'c@peer.mssante.test']);
       const [a, b, c] = q;
       const queuedAt = a.queuedAt;
@@ -946,22 +958,23 @@ export function storeContract(engine: string, open: OpenStore): void {
       assert.equal(copies.length, 1);
       const dsn = (await s.getReceiptMessage({ emailId: copies[0].messageId }))!;
       assert.deepEqual([copies[0].mailboxId, copies[0].folderId, copies[0].uid, dsn.blobId, dsn.returnPath], [sender.id, (await inbox(s, sender.id)).id, 1, dsnBlob, ''], 'the DSN in the sender INBOX, null reverse-path (RFC 3461 §6.2)');
-      const after1 = await s.listQueue();
+      const after1 = (await s.listQueue()).filter((x) => x.blobId === req.blobId);
       const by = (id: number) => after1.find((x) => x.id === id)!;
       assert.deepEqual([by(a.id).status, by(a.id).attempts, by(a.id).lastError], ['sent', 1, null]);
       assert.deepEqual([by(b.id).status, by(b.id).attempts, by(b.id).lastError], ['failed', 1, '550 5.1.1 user unknown']);
       assert.deepEqual([by(c.id).status, by(c.id).attempts, by(c.id).lastError, by(c.id).nextAttemptAt], ['queued', 1, '451 4.4.1 no answer', later]);
-      assert.deepEqual((await s.listQueue({ status: 'sent' })).map((x) => x.id), [a.id]);
-      assert.deepEqual((await s.listQueue({ status: 'failed' })).map((x) => x.id), [b.id]);
+      const mine = (l: QueueItem[]) => l.filter((x) => x.blobId === req.blobId).map((x) => x.id);
+      assert.deepEqual(mine(await s.listQueue({ status: 'sent' })), [a.id]);
+      assert.deepEqual(mine(await s.listQueue({ status: 'failed' })), [b.id]);
       assert.deepEqual((await s.listQueue({ status: 'queued' })).map((x) => x.id), [c.id]);
       assert.equal(await s.nextQueueAttempt(), later);
       assert.deepEqual(await s.claimQueueItems('worker', later - 1, 10, 60_000), [], 'deferred: not due before its next attempt');
       assert.deepEqual((await s.claimQueueItems('worker', later, 10, 60_000)).map((x) => x.id), [c.id], 'completion cleared its lease; sent and failed items are never claimed');
       assert.deepEqual(await s.queueStats(), { depth: 1, oldestQueuedAt: queuedAt });
       await s.completeQueueItems({ sent: [a.id], failed: [{ id: a.id, error: 'x' }], deferred: [], dsns: [] });
-      assert.deepEqual([by(a.id).status, (await s.listQueue({ status: 'sent' }))[0].attempts], ['sent', 1], 'a finished item is not recorded again');
+      const again = (await s.listQueue()).filter((x) => x.id === a.id);
+      assert.deepEqual(again.map((x) => [x.status, x.attempts, x.lastError]), [['sent', 1, null]], 'a finished item is not recorded again');
       assert.equal(await s.isBlobReferenced(req.blobId), true, 'the deferred item still holds the file');
-      assert.ok(!(await s.blobGarbage(1000)).includes(req.blobId) || (await s.isBlobReferenced(req.blobId)));
       await s.completeQueueItems({ sent: [c.id], failed: [], deferred: [], dsns: [] });
       assert.equal(await s.isBlobReferenced(req.blobId), false);
       assert.ok((await s.blobGarbage(1000)).includes(req.blobId), 'the last queue item done: the file is a candidate');
@@ -1233,7 +1246,7 @@ export function storeContract(engine: string, open: OpenStore): void {
       assert.equal(await s.hasSearchHeaders(ba, HEADER_INDEX_VERSION), true);
       assert.equal(await s.hasSearchHeaders(bc, HEADER_INDEX_VERSION), false);
       assert.equal(await s.hasSearchHeaders(ba, HEADER_INDEX_VERSION + 1), false, 'another version');
-      const without = await s.blobsWithoutSearchHeaders(100);
+      const without = await s.blobsWithoutSearchHeaders(100_000);
       assert.ok(without.includes(bc) && !without.includes(ba) && !without.includes(bb), `the backfill's list names the file without its row: ${without}`);
       const from = indexedColumn('from', true)!;
       const subject = indexedColumn('subject', true)!;
@@ -1251,7 +1264,7 @@ export function storeContract(engine: string, open: OpenStore): void {
       await s.setSearchHeaders(bc, HEADER_INDEX_VERSION, row(messages.c));
       assert.deepEqual(sortNum((await s.searchHeaderCandidates(f.id, from, indexNeedle('martin')!, HEADER_INDEX_VERSION, 3)).matched), [1, 3], 'the display name too');
       assert.deepEqual((await s.searchHeaderCandidates(f.id, from, indexNeedle('martin')!, HEADER_INDEX_VERSION, 3)).unindexed, []);
-      assert.ok(!(await s.blobsWithoutSearchHeaders(100)).includes(bc));
+      assert.ok(!(await s.blobsWithoutSearchHeaders(100_000)).includes(bc));
       const other = await mailbox(s);
       assert.deepEqual(await s.searchHeaderCandidates((await inbox(s, other.id)).id, from, indexNeedle('martin')!, HEADER_INDEX_VERSION, 0), { matched: [], unindexed: [] }, 'only the folder asked for');
       await assert.rejects(s.searchHeaderCandidates(f.id, 'subject; DROP TABLE messages', Buffer.from('x'), HEADER_INDEX_VERSION, 3), 'an unknown column rejects');
@@ -1290,6 +1303,64 @@ export function storeContract(engine: string, open: OpenStore): void {
       assert.equal(await s.getBlobMeta(h), '{"h":1}', 'its analysis kept');
       const oldest = await s.blobGarbage(1);
       assert.equal(oldest.length <= 1, true);
+    });
+  });
+
+  // ---- one transaction: all or nothing ---------------------------------------------------------
+  area('failed calls change nothing', (t) => {
+    t('deliver() to a known and an unknown mailbox rejects and stores nothing (copies, queue rows, usage)', async (s) => {
+      const m = await mailbox(s);
+      const f = await inbox(s, m.id);
+      const before = await s.folderStatus(f.id);
+      const req = local([m.id, m.id + 10_000], { remote: [remote('x@autre.mssante.test')], usage: [{ at: '2023-01-05T00:00:00.000Z', structureId: m.structureId, mailboxType: 'ORG', flow: 'received', peer: 'operator', attachment: false, xdm: false }] });
+      await assert.rejects(s.deliver(req));
+      assert.deepEqual(await s.folderStatus(f.id), before);
+      assert.equal((await s.listQueue()).filter((x) => x.blobId === req.blobId).length, 0);
+      assert.deepEqual(await s.usageMessages('2023-01-01T00:00:00.000Z', '2023-02-01T00:00:00.000Z'), []);
+      assert.equal(await s.isBlobReferenced(req.blobId), false);
+    });
+
+    t('completeQueueItems with a DSN for an unknown mailbox rejects and records no outcome', async (s) => {
+      const sender = await mailbox(s);
+      const req = local([], { senderMailboxId: sender.id, remote: [remote('x@autre.mssante.test')] });
+      await s.deliver(req);
+      const [item] = (await s.listQueue({ status: 'queued' })).filter((x) => x.blobId === req.blobId);
+      await assert.rejects(s.completeQueueItems({ sent: [], failed: [{ id: item.id, error: '550 5.1.1' }], deferred: [], dsns: [{ blobId: blob('dsn'), size: 10, mailboxId: sender.id + 10_000 }] }));
+      const [again] = (await s.listQueue()).filter((x) => x.id === item.id);
+      assert.deepEqual([again.status, again.attempts, again.lastError], ['queued', 0, null]);
+    });
+
+    t('renameFolder onto an existing descendant name rejects and renames nothing', async (s) => {
+      const m = await mailbox(s);
+      await s.createFolder(m.id, 'P');
+      await s.createFolder(m.id, 'P/2026');
+      await s.createFolder(m.id, 'Q/2026');
+      await assert.rejects(s.renameFolder(m.id, 'P', 'Q', '/'), StoreConflictError);
+      const names = (await s.listFolders(m.id)).map((x) => x.name);
+      assert.ok(names.includes('P') && names.includes('P/2026') && !names.includes('Q'), `nothing renamed: ${names}`);
+    });
+
+    t('a move to an unknown folder rejects and leaves the source intact', async (s) => {
+      const m = await mailbox(s);
+      const f = await inbox(s, m.id);
+      await append(s, f.id);
+      const modseq = await s.folderModseq(f.id);
+      await assert.rejects(s.copyMessages(f.id, [1], f.id + 10_000, true));
+      assert.deepEqual(await s.folderUids(f.id), [1]);
+      assert.equal(await s.folderModseq(f.id), modseq);
+      assert.deepEqual(await s.expungedSince(f.id, 0), []);
+    });
+
+    t('a refused enrolment or confirmation leaves the second factor and its codes as they were', async (s) => {
+      const u = await user(s);
+      await s.setPendingTotp(u.id, 'FIRST');
+      await s.confirmTotp(u.id, 10, ['c1', 'c2']);
+      const before = await s.getTotp(u.id);
+      await assert.rejects(s.setPendingTotp(u.id, 'SECOND'));
+      await assert.rejects(s.confirmTotp(u.id, 20, ['c3']));
+      assert.deepEqual(await s.getTotp(u.id), before);
+      assert.equal(await s.remainingRecoveryCodes(u.id), 2);
+      assert.equal(await s.useRecoveryCode(u.id, 'c3'), false);
     });
   });
 
@@ -1349,6 +1420,89 @@ export function storeContract(engine: string, open: OpenStore): void {
       assert.equal(r.filter(Boolean).length, 1);
       assert.equal((await s.getWebhook(w.id))!.delivered, 1);
     });
+
+    t('10 flag additions at once on one message: no lost update, one modseq each', async (s) => {
+      const m = await mailbox(s);
+      const f = await inbox(s, m.id);
+      await append(s, f.id);
+      const r = await Promise.all(Array.from({ length: 10 }, (_, i) => s.storeFlags(f.id, [1], 'add', [`$K${i}`])));
+      assert.deepEqual([...(await s.getMessageByUid(f.id, 1))!.flags].sort(), Array.from({ length: 10 }, (_, i) => `$K${i}`).sort());
+      assert.equal(new Set(r.map((x) => x.updated[0].modseq)).size, 10, 'each change its own modseq');
+      assert.equal(await s.folderModseq(f.id), Math.max(...r.map((x) => x.updated[0].modseq)));
+    });
+
+    t('the same message moved to two folders at once: moved once', async (s) => {
+      const m = await mailbox(s);
+      const f = await inbox(s, m.id);
+      await append(s, f.id);
+      const [a, b] = [await s.createFolder(m.id, 'A'), await s.createFolder(m.id, 'B')];
+      const r = await Promise.all([s.copyMessages(f.id, [1], a.id, true), s.copyMessages(f.id, [1], b.id, true)]);
+      assert.equal(r.filter((x) => x.length === 1).length, 1, `one move maps the message: ${JSON.stringify(r)}`);
+      assert.equal((await s.folderUids(a.id)).length + (await s.folderUids(b.id)).length, 1, 'one copy exists');
+      assert.deepEqual(await s.folderUids(f.id), []);
+    });
+
+    t('10 deliveries at once over a daily limit of 5: exactly 5 stored, the others DailyRecipientLimitError (no overshoot)', async (s) => {
+      const m = await mailbox(s);
+      const u = await user(s);
+      const r = await Promise.allSettled(Array.from({ length: 10 }, () => s.deliver(local([m.id], { dailyRecipients: { userId: u.id, day: '2026-12-07', count: 1, limit: 5 } }))));
+      assert.equal(r.filter((x) => x.status === 'fulfilled').length, 5);
+      for (const x of r) if (x.status === 'rejected') assert.ok(x.reason instanceof DailyRecipientLimitError, `rejected with ${x.reason}`);
+      assert.equal(await s.recipientsSentOn(u.id, '2026-12-07'), 5);
+      assert.equal((await s.folderStatus((await inbox(s, m.id)).id)).messages, 5);
+    });
+
+    t('5 deliveries at once filing into a folder that does not exist yet: all stored, one folder, UIDs 1..5', async (s) => {
+      const m = await mailbox(s);
+      const filing = { folder: 'Non médical', flags: ['$NonMedical'] };
+      const r = await Promise.allSettled(Array.from({ length: 5 }, () => s.deliver(local([m.id], { filing }))));
+      assert.deepEqual(r.filter((x) => x.status === 'rejected').map((x) => String((x as PromiseRejectedResult).reason)), []);
+      const folders = (await s.listFolders(m.id)).filter((x) => x.name === 'Non médical');
+      assert.equal(folders.length, 1);
+      assert.deepEqual(await s.folderUids(folders[0].id), [1, 2, 3, 4, 5]);
+    });
+
+    t('one MDN keyword set by 5 deliveries at once: one stored, the others KeywordAlreadySetError', async (s) => {
+      const a = await mailbox(s);
+      const b = await mailbox(s);
+      const [copy] = await s.deliver(local([a.id]));
+      const r = await Promise.allSettled(Array.from({ length: 5 }, () => s.deliver(local([b.id], { envelopeFrom: '', markMessage: { folderId: copy.folderId, uid: copy.uid, keyword: '$MDNSent' } }))));
+      assert.equal(r.filter((x) => x.status === 'fulfilled').length, 1);
+      for (const x of r) if (x.status === 'rejected') assert.ok(x.reason instanceof KeywordAlreadySetError, `rejected with ${x.reason}`);
+      assert.equal((await s.folderStatus((await inbox(s, b.id)).id)).messages, 1);
+      assert.deepEqual((await s.getReceiptMessage({ emailId: copy.messageId }))!.flags, ['$MDNSent']);
+    });
+
+    t('the application account of a structure asked 5 times at once: one account', async (s) => {
+      const st = await structure(s);
+      const r = await Promise.allSettled(Array.from({ length: 5 }, () => s.applicationAccount(st)));
+      const ok = r.filter((x): x is PromiseFulfilledResult<User> => x.status === 'fulfilled').map((x) => x.value.id);
+      assert.deepEqual(r.filter((x) => x.status === 'rejected').map((x) => String((x as PromiseRejectedResult).reason)), []);
+      assert.equal(new Set(ok).size, 1);
+      assert.equal((await s.listUsers()).filter((x) => x.structureId === st.id).length, 1);
+    });
+
+    t('the same folder created 5 times at once, the same grant set 5 times at once: one each', async (s) => {
+      const m = await mailbox(s);
+      const u = await user(s);
+      const r = await Promise.allSettled(Array.from({ length: 5 }, () => s.createFolder(m.id, 'Dossiers')));
+      assert.equal(r.filter((x) => x.status === 'fulfilled').length, 1);
+      for (const x of r) if (x.status === 'rejected') assert.ok(x.reason instanceof StoreConflictError, `rejected with ${x.reason}`);
+      const g = await Promise.allSettled(Array.from({ length: 5 }, () => s.setGrant(m.id, u.id, ['read'])));
+      assert.deepEqual(g.filter((x) => x.status === 'rejected').map((x) => String((x as PromiseRejectedResult).reason)), []);
+      assert.equal((await s.listGrants({ mailboxId: m.id })).length, 1);
+    });
+
+    t('the analysis and the header row of one file recorded 5 times at once: no error, one row', async (s) => {
+      const b = blob('shared');
+      const m = await mailbox(s);
+      await s.deliver(local([m.id], { blobId: b }));
+      const r = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => Promise.all([s.setBlobMeta(b, `{"n":${i}}`), s.setSearchHeaders(b, HEADER_INDEX_VERSION, { s_subject: Buffer.from('rendez-vous') })])));
+      assert.deepEqual(r.filter((x) => x.status === 'rejected').map((x) => String((x as PromiseRejectedResult).reason)), []);
+      assert.match((await s.getBlobMeta(b))!, /^\{"n":[0-4]\}$/);
+      const f = await inbox(s, m.id);
+      assert.deepEqual(await s.searchHeaderCandidates(f.id, 's_subject', Buffer.from('rendez'), HEADER_INDEX_VERSION, 1), { matched: [1], unindexed: [] });
+    });
   });
 
   // ---- the shared specification of issue 12 (branch `leases`) ---------------------------------
@@ -1356,8 +1510,10 @@ export function storeContract(engine: string, open: OpenStore): void {
     t('claimQueueItems: due items oldest first, never the same item to two owners; released or expired leases claimable again; completion clears the lease', async (s) => {
       const q = s;
       const sender = await mailbox(s);
+      await drainQueue(s);
       await s.deliver(local([], { senderMailboxId: sender.id, remote: ['a', 'b', 'c', 'd', 'e'].map((x) => remote(`${x}@peer.mssante.test`)) }));
       const items = await s.listQueue({ status: 'queued' });
+      assert.equal(items.length, 5);
       const now = Math.max(...items.map((i) => i.nextAttemptAt));
       const [one, two] = await Promise.all([q.claimQueueItems('node-a', now, 3, 60_000), q.claimQueueItems('node-b', now, 3, 60_000)]);
       const ids = [...one, ...two].map((i) => i.id);
