@@ -85,3 +85,7 @@ test('triggers write their own schema\'s tables whatever the session\'s search_p
     await c.end();
   }
 });
+
+test('an unreachable server: open names where it tried, never the password', async () => {
+  await assert.rejects(PgStore.open('postgres://caducee:s3cret@127.0.0.1:1/db'), (e: Error) => /cannot connect to PostgreSQL at postgres:\/\/127\.0\.0\.1:1\/db: /.test(e.message) && !e.message.includes('s3cret'));
+});
