@@ -1364,6 +1364,41 @@ export function storeContract(engine: string, open: OpenStore): void {
     });
   });
 
+  // ---- text as clients send it -----------------------------------------------------------------
+  area('hostile text from clients', (t) => {
+    // A login or address is whatever a client sent (SMTP AUTH LOGIN's base64 may decode to a NUL,
+    // so may a JSON login on the web): a lookup answers "no such row", the failed attempt is still
+    // audited and counted by the lockout, never an engine error.
+    const nul = 'claire\u0000martin';
+    t('lookups with a NUL character find nothing (no engine error)', async (s) => {
+      const m = await mailbox(s);
+      assert.equal(await s.findUserByLogin(nul), undefined);
+      assert.equal(await s.findMailboxByAddress(`${nul}@hopital.mssante.test`), undefined);
+      assert.equal(await s.findHttpSession(nul), undefined);
+      assert.equal(await s.findApiToken(nul), undefined);
+      assert.equal(await s.getFolder(m.id, `INBOX${nul}`), undefined);
+    });
+
+    t('a failed attempt with a NUL in its login is audited and counted by the lockout', async (s) => {
+      await s.recordAuth({ at: '2026-12-07T09:00:00.000Z', login: nul, userId: null, protocol: 'smtp', method: 'LOGIN', remote: '203.0.113.9', success: false, reason: 'unknown-user', actor: null });
+      const [last] = await s.listAuthAudit(1);
+      assert.deepEqual([last.protocol, last.method, last.remote, last.success, last.reason], ['smtp', 'LOGIN', '203.0.113.9', false, 'unknown-user']);
+      assert.ok(last.login.startsWith('claire') && last.login.endsWith('martin'), `the login as audited: ${JSON.stringify(last.login)}`);
+      await s.recordAuthFailure(`login:${nul}`, 1_000);
+      await s.recordAuthFailure(`login:${nul}`, 2_000);
+      assert.equal(await s.countAuthFailures(`login:${nul}`, 0), 2);
+      assert.equal(await s.countAuthFailures('login:claire', 0), 0, 'another key');
+    });
+
+    t('logins and audit rows of 1 000 characters: the audit keeps 320 of them', async (s) => {
+      const long = 'x'.repeat(1000);
+      assert.equal(await s.findUserByLogin(long), undefined);
+      await s.recordAuth({ at: '2026-12-07T09:00:01.000Z', login: long, userId: null, protocol: 'imap', method: 'LOGIN', remote: null, success: false, reason: 'unknown-user', actor: long });
+      const [last] = await s.listAuthAudit(1);
+      assert.deepEqual([last.login.length, last.actor?.length], [320, 320]);
+    });
+  });
+
   // ---- concurrency through one engine instance ------------------------------------------------
   area('concurrent calls on one store', (t) => {
     t('20 appendMessage at once: distinct UIDs 1..20 and distinct modseqs', async (s) => {
