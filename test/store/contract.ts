@@ -1365,7 +1365,7 @@ export function storeContract(engine: string, open: OpenStore): void {
   });
 
   // ---- text as clients send it -----------------------------------------------------------------
-  area('hostile text from clients', (t) => {
+  area('text as clients send it', (t) => {
     // A login or address is whatever a client sent (SMTP AUTH LOGIN's base64 may decode to a NUL,
     // so may a JSON login on the web): a lookup answers "no such row", the failed attempt is still
     // audited and counted by the lockout, never an engine error.
@@ -1388,6 +1388,24 @@ export function storeContract(engine: string, open: OpenStore): void {
       await s.recordAuthFailure(`login:${nul}`, 2_000);
       assert.equal(await s.countAuthFailures(`login:${nul}`, 0), 2);
       assert.equal(await s.countAuthFailures('login:claire', 0), 0, 'another key');
+    });
+
+    t('non-ASCII text: a login and an address are found by the exact spelling they were created with', async (s) => {
+      // core/ admits ASCII logins and addresses only; the store itself takes any text.
+      const u = await s.createUser({ login: `Élodie.Lefèvre${next()}`, displayName: 'Élodie Lefèvre', practitionerId: null, passwordHash: 'h' });
+      assert.equal((await s.findUserByLogin(u.login))?.id, u.id);
+      const m = await s.createMailbox({ address: `élodie.lefèvre${next()}@hôpital.mssante.test`, type: 'PER', displayName: 'x', ownerUserId: null, practitionerId: null, structureId: null, listeRouge: false });
+      assert.equal((await s.findMailboxByAddress(m.address))?.id, m.id);
+    });
+
+    t('an SMTPUTF8 sender (RFC 6531): one absence or urgency reply per period whatever the case of its letters, its last reply found', async (s) => {
+      const m = await mailbox(s);
+      assert.equal(await s.claimAbsenceReply(m.id, 'Élodie@Hôpital.test', 1_000, 0), true);
+      assert.equal(await s.lastAbsenceReply(m.id, 'Élodie@Hôpital.test'), 1_000, 'the exact spelling');
+      assert.equal(await s.lastAbsenceReply(m.id, 'élodie@hôpital.test'), 1_000, 'lower case');
+      assert.equal(await s.claimAbsenceReply(m.id, 'élodie@hôpital.test', 1_500, 1_000), false, 'the same sender within the period');
+      assert.equal(await s.claimUrgencyReply(m.id, 'Élodie@Hôpital.test', 1_000, 0), true);
+      assert.equal(await s.claimUrgencyReply(m.id, 'ÉLODIE@HÔPITAL.TEST', 1_500, 1_000), false);
     });
 
     t('logins and audit rows of 1 000 characters: the audit keeps 320 of them', async (s) => {
