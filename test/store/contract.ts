@@ -1528,6 +1528,19 @@ export function storeContract(engine: string, open: OpenStore): void {
       assert.equal((await ten(() => s.useRecoveryCode(u.id, 'only-code'))).filter(Boolean).length, 1);
     });
 
+    t('one queue item completed twice at once (sent and failed): one outcome recorded, one attempt counted', async (s) => {
+      const req = local([], { remote: [remote('x@peer.mssante.test')] });
+      await s.deliver(req);
+      const [item] = (await s.listQueue({ status: 'queued' })).filter((x) => x.blobId === req.blobId);
+      await Promise.all([
+        s.completeQueueItems({ sent: [item.id], failed: [], deferred: [], dsns: [] }),
+        s.completeQueueItems({ sent: [], failed: [{ id: item.id, error: '550 5.1.1' }], deferred: [], dsns: [] }),
+      ]);
+      const [done] = (await s.listQueue()).filter((x) => x.id === item.id);
+      assert.equal(done.attempts, 1);
+      assert.ok((done.status === 'sent' && done.lastError === null) || (done.status === 'failed' && done.lastError === '550 5.1.1'), `one outcome whole: ${done.status}, ${done.lastError}`);
+    });
+
     t('the same login created 5 times at once: one user, the others StoreConflictError', async (s) => {
       const login = `concurrent${next()}`;
       const r = await Promise.allSettled(Array.from({ length: 5 }, () => s.createUser({ login, displayName: 'X', practitionerId: null, passwordHash: null })));
