@@ -1508,6 +1508,14 @@ export function storeContract(engine: string, open: OpenStore): void {
       assert.equal((await s.folderStatus((await inbox(s, a.id)).id)).messages, 10);
     });
 
+    t('10 deliveries at once naming the same three mailboxes in different orders: all stored (no deadlock surfaces)', async (s) => {
+      const boxes = [await mailbox(s), await mailbox(s), await mailbox(s)].map((m) => m.id);
+      const orders = [[0, 1, 2], [2, 1, 0], [1, 2, 0], [0, 2, 1], [2, 0, 1]];
+      const r = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => s.deliver(local(orders[i % 5].map((k) => boxes[k]), { senderMailboxId: boxes[i % 3], tracking: { userId: null, messageId: `<o${i}@x.test>`, subject: 'x' } }))));
+      assert.deepEqual(r.filter((x) => x.status === 'rejected').map((x) => String((x as PromiseRejectedResult).reason)), []);
+      for (const id of boxes) assert.deepEqual(await s.folderUids((await inbox(s, id)).id), Array.from({ length: 10 }, (_, i) => i + 1));
+    });
+
     t('10 useTotpStep of the same step at once: exactly one true (RFC 6238 §5.2)', async (s) => {
       const u = await user(s);
       await s.setPendingTotp(u.id, 'SECRET');
