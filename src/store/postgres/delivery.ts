@@ -64,36 +64,20 @@ export class PgDelivery extends PgPart implements DeliveryStore {
 
   async deliver(req: DeliveryRequest): Promise<DeliveryResult> {
     return this.tx(async (c) => {
+      // The statements of SqliteDelivery.deliver, in one transaction, with the folder appends last:
+      // a folder's row lock (its UID and modseq) serializes the deliveries into that folder until
+      // they commit, so it is taken when nothing but the appends and COMMIT remains. (The order is
+      // not observable: everything commits at once or not at all.)
       if (req.dailyRecipients) await countRecipients(c, req.dailyRecipients);
       // RFC 3503 $MDNSent: the keyword and the MDN commit together, or neither does.
       if (req.markMessage) await markMessageOnce(c, req.markMessage);
       const internalDate = req.internalDate.toISOString();
       const localIds = [...new Set(req.localMailboxIds)];
-      // The INBOX rows are locked in mailbox order (two deliveries to the same mailboxes never wait
-      // on each other crosswise); the copies are returned in the order asked.
-      const byId = new Map<number, DeliveredCopy>();
-      for (const id of [...localIds].sort((a, b) => a - b)) byId.set(id, await appendToInbox(c, id, req.blobId, req.size, internalDate, req.envelopeFrom, req.filing));
-      const copies: DeliveredCopy[] = localIds.map((id) => byId.get(id)!);
-      if (req.senderCopy) {
-        const sc = req.senderCopy;
-        const m = (
-          await c.query(
-            `WITH f AS (UPDATE folders SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 WHERE id = $1 AND mailbox_id = $2 RETURNING id, uid_next - 1 AS uid, highest_modseq)
-             INSERT INTO messages (folder_id, uid, blob_id, size, internal_date, flags, modseq) SELECT f.id, f.uid, $3, $4, $5, $6, f.highest_modseq FROM f RETURNING id, folder_id, uid`,
-            [sc.folderId, sc.mailboxId, req.blobId, req.size, internalDate, sc.flags.join(' ')],
-          )
-        ).rows[0];
-        if (!m) throw new Error(`folder #${sc.folderId} of mailbox #${sc.mailboxId} not found`);
-        copies.push({ mailboxId: sc.mailboxId, folderId: m.folder_id, uid: m.uid, messageId: m.id, sentCopy: true });
-      }
       const t = Date.now();
       const at = new Date(t).toISOString();
       // Delivery tracking (docs/receipts.md): the submission's rows, then the reports this message carries.
       const tracked = await recordSubmission(c, req, at);
       const submissionChanges: SubmissionChange[] = tracked ? [{ id: tracked.id, mailboxId: tracked.mailboxId }] : [];
-      // The copy kept in Sent (web sending) is the submission's emailId in the mail API.
-      const sentCopy = copies.find((x) => x.sentCopy);
-      if (tracked && sentCopy) await c.query('UPDATE submissions SET email_id = $1 WHERE id = $2', [sentCopy.messageId, tracked.id]);
       if (req.remote.length)
         // One statement for every remote recipient, in the order given (ids follow it).
         await c.query(
@@ -117,6 +101,25 @@ export class PgDelivery extends PgPart implements DeliveryStore {
         );
       // Patient conversations (Mon espace santé stand-in): opened or closed with the message.
       if (req.conversations?.length) await applyConversationChanges(c, req.conversations);
+      // The copies. The INBOX rows are locked in mailbox order (two deliveries to the same
+      // mailboxes never wait on each other crosswise); the copies are returned in the order asked.
+      const byId = new Map<number, DeliveredCopy>();
+      for (const id of [...localIds].sort((a, b) => a - b)) byId.set(id, await appendToInbox(c, id, req.blobId, req.size, internalDate, req.envelopeFrom, req.filing));
+      const copies: DeliveredCopy[] = localIds.map((id) => byId.get(id)!);
+      if (req.senderCopy) {
+        const sc = req.senderCopy;
+        const m = (
+          await c.query(
+            `WITH f AS (UPDATE folders SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 WHERE id = $1 AND mailbox_id = $2 RETURNING id, uid_next - 1 AS uid, highest_modseq)
+             INSERT INTO messages (folder_id, uid, blob_id, size, internal_date, flags, modseq) SELECT f.id, f.uid, $3, $4, $5, $6, f.highest_modseq FROM f RETURNING id, folder_id, uid`,
+            [sc.folderId, sc.mailboxId, req.blobId, req.size, internalDate, sc.flags.join(' ')],
+          )
+        ).rows[0];
+        if (!m) throw new Error(`folder #${sc.folderId} of mailbox #${sc.mailboxId} not found`);
+        copies.push({ mailboxId: sc.mailboxId, folderId: m.folder_id, uid: m.uid, messageId: m.id, sentCopy: true });
+        // The copy kept in Sent (web sending) is the submission's emailId in the mail API.
+        if (tracked) await c.query('UPDATE submissions SET email_id = $1 WHERE id = $2', [m.id, tracked.id]);
+      }
       return Object.assign(copies, { submissionChanges });
     });
   }
