@@ -1,6 +1,7 @@
 // Authentication over the PostgreSQL store, on two nodes (two Authenticators on two PgStore
 // pools over one database): a TOTP code (RFC 6238 §5.2), a recovery code and an app password
-// behave as on SQLite (auth.test.ts), and a code sent to both nodes at once is accepted once.
+// behave as on SQLite (auth.test.ts), a code sent to both nodes at once is accepted once, and the
+// brute-force lockout holds across nodes.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
@@ -66,4 +67,22 @@ test('app passwords: created on one node, accepted and revoked on the other', { 
   assert.equal((await onA.mailPassword('paul', created.password, ctx)).ok, false);
   const trail = JSON.stringify(await a.listAuthAudit(100));
   assert.ok(!trail.includes(created.password), 'no secret in the audit trail');
+});
+
+test('lockout across nodes (issue 12 test 4): failures on either node lock the login on both; the purge keeps the window', { skip }, async () => {
+  await new Core(a, ['x.mssante.test']).createUser({ login: 'Marie', displayName: 'M', passwordHash: await hashNewPassword('correct horse battery') });
+  let now = 5_000_000;
+  const lockout = { windowMs: 60_000, maxPerLogin: 3, maxPerAddress: 100 };
+  const onA = new Authenticator(a, { lockout, now: () => now });
+  const onB = new Authenticator(b, { lockout, now: () => now });
+  const ctx = (remote: string) => ({ protocol: 'imap' as const, method: 'LOGIN', remote });
+  // Three failures at once over both nodes and three addresses.
+  await Promise.all([onA.password('marie', 'wrong', ctx('192.0.2.1')), onB.password('MARIE', 'wrong', ctx('192.0.2.2')), onA.password('Marie', 'wrong', ctx('192.0.2.3'))]);
+  assert.deepEqual(await onB.password('marie', 'correct horse battery', ctx('192.0.2.4')), { ok: false, reason: 'locked' });
+  assert.deepEqual(await onA.password('marie', 'correct horse battery', ctx('192.0.2.5')), { ok: false, reason: 'locked' });
+  for (let i = 0; i < 3; i++) await (i % 2 ? onA : onB).password('personne', 'x', ctx('198.51.100.1'));
+  assert.equal(((await onA.password('personne', 'x', ctx('198.51.100.2'))) as any).reason, 'locked', 'unknown logins alike');
+  now += 61_000;
+  assert.ok((await onB.purgeLockout()) >= 12, 'the failures out of the window are purged');
+  assert.equal((await onA.password('marie', 'correct horse battery', ctx('192.0.2.1'))).ok, true);
 });

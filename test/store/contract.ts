@@ -1306,6 +1306,64 @@ export function storeContract(engine: string, open: OpenStore): void {
     });
   });
 
+  // ---- one transaction: all or nothing ---------------------------------------------------------
+  area('failed calls change nothing', (t) => {
+    t('deliver() to a known and an unknown mailbox rejects and stores nothing (copies, queue rows, usage)', async (s) => {
+      const m = await mailbox(s);
+      const f = await inbox(s, m.id);
+      const before = await s.folderStatus(f.id);
+      const req = local([m.id, m.id + 10_000], { remote: [remote('x@autre.mssante.test')], usage: [{ at: '2023-01-05T00:00:00.000Z', structureId: m.structureId, mailboxType: 'ORG', flow: 'received', peer: 'operator', attachment: false, xdm: false }] });
+      await assert.rejects(s.deliver(req));
+      assert.deepEqual(await s.folderStatus(f.id), before);
+      assert.equal((await s.listQueue()).filter((x) => x.blobId === req.blobId).length, 0);
+      assert.deepEqual(await s.usageMessages('2023-01-01T00:00:00.000Z', '2023-02-01T00:00:00.000Z'), []);
+      assert.equal(await s.isBlobReferenced(req.blobId), false);
+    });
+
+    t('completeQueueItems with a DSN for an unknown mailbox rejects and records no outcome', async (s) => {
+      const sender = await mailbox(s);
+      const req = local([], { senderMailboxId: sender.id, remote: [remote('x@autre.mssante.test')] });
+      await s.deliver(req);
+      const [item] = (await s.listQueue({ status: 'queued' })).filter((x) => x.blobId === req.blobId);
+      await assert.rejects(s.completeQueueItems({ sent: [], failed: [{ id: item.id, error: '550 5.1.1' }], deferred: [], dsns: [{ blobId: blob('dsn'), size: 10, mailboxId: sender.id + 10_000 }] }));
+      const [again] = (await s.listQueue()).filter((x) => x.id === item.id);
+      assert.deepEqual([again.status, again.attempts, again.lastError], ['queued', 0, null]);
+    });
+
+    t('renameFolder onto an existing descendant name rejects and renames nothing', async (s) => {
+      const m = await mailbox(s);
+      await s.createFolder(m.id, 'P');
+      await s.createFolder(m.id, 'P/2026');
+      await s.createFolder(m.id, 'Q/2026');
+      await assert.rejects(s.renameFolder(m.id, 'P', 'Q', '/'), StoreConflictError);
+      const names = (await s.listFolders(m.id)).map((x) => x.name);
+      assert.ok(names.includes('P') && names.includes('P/2026') && !names.includes('Q'), `nothing renamed: ${names}`);
+    });
+
+    t('a move to an unknown folder rejects and leaves the source intact', async (s) => {
+      const m = await mailbox(s);
+      const f = await inbox(s, m.id);
+      await append(s, f.id);
+      const modseq = await s.folderModseq(f.id);
+      await assert.rejects(s.copyMessages(f.id, [1], f.id + 10_000, true));
+      assert.deepEqual(await s.folderUids(f.id), [1]);
+      assert.equal(await s.folderModseq(f.id), modseq);
+      assert.deepEqual(await s.expungedSince(f.id, 0), []);
+    });
+
+    t('a refused enrolment or confirmation leaves the second factor and its codes as they were', async (s) => {
+      const u = await user(s);
+      await s.setPendingTotp(u.id, 'FIRST');
+      await s.confirmTotp(u.id, 10, ['c1', 'c2']);
+      const before = await s.getTotp(u.id);
+      await assert.rejects(s.setPendingTotp(u.id, 'SECOND'));
+      await assert.rejects(s.confirmTotp(u.id, 20, ['c3']));
+      assert.deepEqual(await s.getTotp(u.id), before);
+      assert.equal(await s.remainingRecoveryCodes(u.id), 2);
+      assert.equal(await s.useRecoveryCode(u.id, 'c3'), false);
+    });
+  });
+
   // ---- concurrency through one engine instance ------------------------------------------------
   area('concurrent calls on one store', (t) => {
     t('20 appendMessage at once: distinct UIDs 1..20 and distinct modseqs', async (s) => {
@@ -1361,6 +1419,89 @@ export function storeContract(engine: string, open: OpenStore): void {
       const r = await Promise.all(Array.from({ length: 10 }, () => s.webhookAcknowledged(w.id, 0, c.messageId)));
       assert.equal(r.filter(Boolean).length, 1);
       assert.equal((await s.getWebhook(w.id))!.delivered, 1);
+    });
+
+    t('10 flag additions at once on one message: no lost update, one modseq each', async (s) => {
+      const m = await mailbox(s);
+      const f = await inbox(s, m.id);
+      await append(s, f.id);
+      const r = await Promise.all(Array.from({ length: 10 }, (_, i) => s.storeFlags(f.id, [1], 'add', [`$K${i}`])));
+      assert.deepEqual([...(await s.getMessageByUid(f.id, 1))!.flags].sort(), Array.from({ length: 10 }, (_, i) => `$K${i}`).sort());
+      assert.equal(new Set(r.map((x) => x.updated[0].modseq)).size, 10, 'each change its own modseq');
+      assert.equal(await s.folderModseq(f.id), Math.max(...r.map((x) => x.updated[0].modseq)));
+    });
+
+    t('the same message moved to two folders at once: moved once', async (s) => {
+      const m = await mailbox(s);
+      const f = await inbox(s, m.id);
+      await append(s, f.id);
+      const [a, b] = [await s.createFolder(m.id, 'A'), await s.createFolder(m.id, 'B')];
+      const r = await Promise.all([s.copyMessages(f.id, [1], a.id, true), s.copyMessages(f.id, [1], b.id, true)]);
+      assert.equal(r.filter((x) => x.length === 1).length, 1, `one move maps the message: ${JSON.stringify(r)}`);
+      assert.equal((await s.folderUids(a.id)).length + (await s.folderUids(b.id)).length, 1, 'one copy exists');
+      assert.deepEqual(await s.folderUids(f.id), []);
+    });
+
+    t('10 deliveries at once over a daily limit of 5: exactly 5 stored, the others DailyRecipientLimitError (no overshoot)', async (s) => {
+      const m = await mailbox(s);
+      const u = await user(s);
+      const r = await Promise.allSettled(Array.from({ length: 10 }, () => s.deliver(local([m.id], { dailyRecipients: { userId: u.id, day: '2026-12-07', count: 1, limit: 5 } }))));
+      assert.equal(r.filter((x) => x.status === 'fulfilled').length, 5);
+      for (const x of r) if (x.status === 'rejected') assert.ok(x.reason instanceof DailyRecipientLimitError, `rejected with ${x.reason}`);
+      assert.equal(await s.recipientsSentOn(u.id, '2026-12-07'), 5);
+      assert.equal((await s.folderStatus((await inbox(s, m.id)).id)).messages, 5);
+    });
+
+    t('5 deliveries at once filing into a folder that does not exist yet: all stored, one folder, UIDs 1..5', async (s) => {
+      const m = await mailbox(s);
+      const filing = { folder: 'Non médical', flags: ['$NonMedical'] };
+      const r = await Promise.allSettled(Array.from({ length: 5 }, () => s.deliver(local([m.id], { filing }))));
+      assert.deepEqual(r.filter((x) => x.status === 'rejected').map((x) => String((x as PromiseRejectedResult).reason)), []);
+      const folders = (await s.listFolders(m.id)).filter((x) => x.name === 'Non médical');
+      assert.equal(folders.length, 1);
+      assert.deepEqual(await s.folderUids(folders[0].id), [1, 2, 3, 4, 5]);
+    });
+
+    t('one MDN keyword set by 5 deliveries at once: one stored, the others KeywordAlreadySetError', async (s) => {
+      const a = await mailbox(s);
+      const b = await mailbox(s);
+      const [copy] = await s.deliver(local([a.id]));
+      const r = await Promise.allSettled(Array.from({ length: 5 }, () => s.deliver(local([b.id], { envelopeFrom: '', markMessage: { folderId: copy.folderId, uid: copy.uid, keyword: '$MDNSent' } }))));
+      assert.equal(r.filter((x) => x.status === 'fulfilled').length, 1);
+      for (const x of r) if (x.status === 'rejected') assert.ok(x.reason instanceof KeywordAlreadySetError, `rejected with ${x.reason}`);
+      assert.equal((await s.folderStatus((await inbox(s, b.id)).id)).messages, 1);
+      assert.deepEqual((await s.getReceiptMessage({ emailId: copy.messageId }))!.flags, ['$MDNSent']);
+    });
+
+    t('the application account of a structure asked 5 times at once: one account', async (s) => {
+      const st = await structure(s);
+      const r = await Promise.allSettled(Array.from({ length: 5 }, () => s.applicationAccount(st)));
+      const ok = r.filter((x): x is PromiseFulfilledResult<User> => x.status === 'fulfilled').map((x) => x.value.id);
+      assert.deepEqual(r.filter((x) => x.status === 'rejected').map((x) => String((x as PromiseRejectedResult).reason)), []);
+      assert.equal(new Set(ok).size, 1);
+      assert.equal((await s.listUsers()).filter((x) => x.structureId === st.id).length, 1);
+    });
+
+    t('the same folder created 5 times at once, the same grant set 5 times at once: one each', async (s) => {
+      const m = await mailbox(s);
+      const u = await user(s);
+      const r = await Promise.allSettled(Array.from({ length: 5 }, () => s.createFolder(m.id, 'Dossiers')));
+      assert.equal(r.filter((x) => x.status === 'fulfilled').length, 1);
+      for (const x of r) if (x.status === 'rejected') assert.ok(x.reason instanceof StoreConflictError, `rejected with ${x.reason}`);
+      const g = await Promise.allSettled(Array.from({ length: 5 }, () => s.setGrant(m.id, u.id, ['read'])));
+      assert.deepEqual(g.filter((x) => x.status === 'rejected').map((x) => String((x as PromiseRejectedResult).reason)), []);
+      assert.equal((await s.listGrants({ mailboxId: m.id })).length, 1);
+    });
+
+    t('the analysis and the header row of one file recorded 5 times at once: no error, one row', async (s) => {
+      const b = blob('shared');
+      const m = await mailbox(s);
+      await s.deliver(local([m.id], { blobId: b }));
+      const r = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => Promise.all([s.setBlobMeta(b, `{"n":${i}}`), s.setSearchHeaders(b, HEADER_INDEX_VERSION, { s_subject: Buffer.from('rendez-vous') })])));
+      assert.deepEqual(r.filter((x) => x.status === 'rejected').map((x) => String((x as PromiseRejectedResult).reason)), []);
+      assert.match((await s.getBlobMeta(b))!, /^\{"n":[0-4]\}$/);
+      const f = await inbox(s, m.id);
+      assert.deepEqual(await s.searchHeaderCandidates(f.id, 's_subject', Buffer.from('rendez'), HEADER_INDEX_VERSION, 1), { matched: [1], unindexed: [] });
     });
   });
 

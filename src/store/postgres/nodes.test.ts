@@ -124,3 +124,17 @@ test('lockout: failures recorded on one node lock the login on the other', { ski
   await a.clearAuthFailures(key);
   assert.equal(await b.countAuthFailures(key, 0), 0);
 });
+
+test('deleting a mailbox while another node appends to its INBOX: the deletion succeeds, nothing is left behind', { skip }, async () => {
+  for (let i = 0; i < 10; i++) {
+    const mb = await mailbox();
+    const box = (await a.getFolder(mb.id, 'INBOX'))!;
+    const appends = Array.from({ length: 6 }, (_, k) => b.appendMessage(box.id, { blobId: `${i}-${k}`.padStart(64, '0'), size: 1, flags: [], internalDate: new Date() }).then(() => 'stored', (e: Error) => e.message));
+    await new Promise((r) => setImmediate(r));
+    await a.updateMailbox(mb.id, { state: 'deleted' });
+    const outcomes = await Promise.all(appends);
+    assert.ok(outcomes.every((o) => o === 'stored' || /folder #\d+ not found/.test(o)), outcomes.join(', '));
+    const [{ n }] = await a.connection.query('SELECT COUNT(*) n FROM messages WHERE folder_id = $1', [box.id]);
+    assert.equal(n, 0);
+  }
+});
