@@ -14,6 +14,7 @@ import type pg from 'pg';
 import { normaliseFlags, rowFolderMessage, rowMessage } from '../sqlite/folders.js';
 import { PgPart, StoreConflictError, type PgClient } from './connection.js';
 import { insertFolder, rowFolder } from './folders-shared.js';
+import { checkStorableName, hasNul } from './text.js';
 
 /** A unique violation named as SQLite's wrapUnique names it (`folder X already exists`). */
 async function named<T>(what: string, p: Promise<T>): Promise<T> {
@@ -50,6 +51,7 @@ const VIEW_COLUMNS = 'uid, flags, modseq, size, internal_date, blob_id, recent';
 
 export class PgFolders extends PgPart implements FolderStore {
   async getFolder(mailboxId: number, name: string) {
+    if (hasNul(name)) return undefined; // no stored name has one (text.ts)
     return this.one('SELECT * FROM folders WHERE mailbox_id = $1 AND name = $2', rowFolder, mailboxId, name);
   }
   async listFolders(mailboxId: number) {
@@ -83,6 +85,7 @@ export class PgFolders extends PgPart implements FolderStore {
   }
 
   async createFolder(mailboxId: number, name: string, specialUse: string | null = null) {
+    checkStorableName('folder name', name);
     return named(`folder ${name}`, this.tx(async (c) => rowFolder(await insertFolder(c, mailboxId, name, specialUse))));
   }
 
@@ -95,6 +98,8 @@ export class PgFolders extends PgPart implements FolderStore {
   }
 
   async renameFolder(mailboxId: number, from: string, to: string, delimiter: string) {
+    if (hasNul(from)) return; // no such folder (text.ts)
+    checkStorableName('folder name', to);
     await named(`folder ${to}`, this.tx(async (c) => {
       // One statement renames the folder and its descendants (names compared and cut in characters).
       await c.query(
@@ -113,6 +118,10 @@ export class PgFolders extends PgPart implements FolderStore {
   }
 
   async setSubscribed(mailboxId: number, name: string, subscribed: boolean) {
+    if (hasNul(name)) {
+      if (subscribed) checkStorableName('subscribed name', name);
+      return; // not subscribed (text.ts)
+    }
     if (subscribed) await this.query('INSERT INTO subscriptions (mailbox_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING', [mailboxId, name]);
     else await this.query('DELETE FROM subscriptions WHERE mailbox_id = $1 AND name = $2', [mailboxId, name]);
   }
@@ -227,6 +236,7 @@ export class PgFolders extends PgPart implements FolderStore {
   }
 
   async appendMessage(folderId: number, m: { blobId: string; size: number; flags: string[]; internalDate: Date }) {
+    for (const f of m.flags) checkStorableName('flag', f);
     return this.tx(async (c) => {
       // One statement: the UID and modseq taken under the folder's row lock, the message inserted with them.
       const r = await c.query(
@@ -241,6 +251,8 @@ export class PgFolders extends PgPart implements FolderStore {
   }
 
   async storeFlags(folderId: number, uids: number[], op: 'set' | 'add' | 'remove', flags: string[], unchangedSince?: number) {
+    if (op === 'remove') flags = flags.filter((f) => !hasNul(f)); // no stored flag has one
+    for (const f of flags) checkStorableName('flag', f);
     return this.tx(async (c) => {
       const updated: FlagUpdate[] = [];
       const modifiedUids: number[] = [];
