@@ -5,8 +5,10 @@
 //   highest_modseq + 1 … RETURNING` inside the transaction: the folder's row lock serializes the
 //   writers of one folder until they commit, so UIDs are consecutive and modseqs commit in order
 //   (RFC 7162 §3.1.1: a session that has seen modseq N never misses a change ≤ N committed later).
-// - A read-modify-write of a message's flags locks its row first (FOR UPDATE), so two sessions
-//   storing flags at once do not lose each other's change.
+// - Locks are taken folder rows first (in id order), then message rows (docs/postgres-store.md): a
+//   read-modify-write of flags (STORE, an MDN's keyword), EXPUNGE and MOVE lock their folders
+//   before they read, so two sessions storing flags at once do not lose each other's change and
+//   no two transactions wait for each other in opposite orders.
 // - \Recent is claimed by an `UPDATE … WHERE recent = 1 RETURNING` (RFC 3501 §2.3.2: one session
 //   only sees a message as recent), and what a SELECT reads comes from one statement (one snapshot).
 import type { FlagUpdate, FolderMessage, FolderStatus, FolderStore } from '../types.js';
@@ -30,6 +32,14 @@ async function named<T>(what: string, p: Promise<T>): Promise<T> {
 const hasFlag = (flag: string) => `strpos(lower(' ' || flags || ' '), ' ${flag.toLowerCase()} ') > 0`;
 const SEEN = hasFlag('\\Seen');
 const DELETED = hasFlag('\\Deleted');
+
+/**
+ * Locks folder rows (in id order, the lock the modseq bump takes) inside the caller's transaction,
+ * before any message row: what is read next is read after the folder's other writers committed.
+ */
+export async function lockFolders(c: PgClient, folderIds: number[]): Promise<void> {
+  await c.query('SELECT id FROM folders WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE', [folderIds]);
+}
 
 /** Bumps and returns the folder's HIGHESTMODSEQ (RFC 7162 §3.1.1: strictly increasing), inside the caller's transaction. */
 async function bumpModseq(c: PgClient, folderId: number): Promise<number> {
@@ -256,8 +266,10 @@ export class PgFolders extends PgPart implements FolderStore {
     return this.tx(async (c) => {
       const updated: FlagUpdate[] = [];
       const modifiedUids: number[] = [];
-      // The rows are locked before they are read: a concurrent STORE on another node waits, then
-      // reads what this one wrote (no lost update), and UNCHANGEDSINCE compares with the committed modseq.
+      // The folder, then the rows, are locked before the rows are read: a concurrent STORE on another
+      // node waits, then reads what this one wrote (no lost update), and UNCHANGEDSINCE compares
+      // with the committed modseq.
+      await lockFolders(c, [folderId]);
       const rows = new Map<number, { flags: string; modseq: number }>(
         (await c.query('SELECT uid, flags, modseq FROM messages WHERE folder_id = $1 AND uid = ANY($2::bigint[]) ORDER BY uid FOR UPDATE', [folderId, uids])).rows.map((r) => [r.uid, r]),
       );
@@ -302,8 +314,9 @@ export class PgFolders extends PgPart implements FolderStore {
 
   async expunge(folderId: number, uids?: number[]) {
     return this.tx(async (c) => {
-      // The rows first, then the modseq (taken only when something was removed); the folder's row
-      // lock, held until commit, orders this expunge with the folder's other writers.
+      // The folder locked first (held until commit: this expunge is ordered with the folder's other
+      // writers), then the rows, then the modseq (taken only when something was removed).
+      await lockFolders(c, [folderId]);
       const r = uids
         ? await c.query(`DELETE FROM messages WHERE folder_id = $1 AND ${DELETED} AND uid = ANY($2::bigint[]) RETURNING uid`, [folderId, uids])
         : await c.query(`DELETE FROM messages WHERE folder_id = $1 AND ${DELETED} RETURNING uid`, [folderId]);
@@ -317,7 +330,9 @@ export class PgFolders extends PgPart implements FolderStore {
   async copyMessages(fromFolderId: number, uids: number[], toFolderId: number, move: boolean) {
     return this.tx(async (c) => {
       const map: { from: number; to: number }[] = [];
-      // A move locks its source rows: two sessions moving the same message move it once.
+      // The folders first (a move: both, in id order), then a move's source rows: two sessions
+      // moving the same message move it once (the second reads after the first committed).
+      await lockFolders(c, move ? [fromFolderId, toFolderId] : [toFolderId]);
       const found = (
         await c.query(`SELECT uid, blob_id, size, internal_date, flags, return_path FROM messages WHERE folder_id = $1 AND uid = ANY($2::bigint[])${move ? ' FOR UPDATE' : ''}`, [fromFolderId, uids])
       ).rows;

@@ -8,6 +8,7 @@ import type { DeliveryRequest, IncomingReport, ReceiptMessage, SubmissionChange,
 import { KeywordAlreadySetError } from '../types.js';
 import { PgPart, type PgClient } from './connection.js';
 import { hasNul, storable } from './text.js';
+import { lockFolders } from './folders.js';
 
 /**
  * How far a recipient has gone. A report never moves a recipient back: a "relayed" recorded after
@@ -112,10 +113,11 @@ export async function applyReports(c: PgClient, mailboxIds: number[], reports: I
 
 /**
  * RFC 3503: sets `keyword` on a message once (inside the caller's transaction); throws when set
- * already. The row is locked before it is read, so two nodes sending an MDN for one message at
- * once: the second waits, then sees the keyword and throws (one MDN per message).
+ * already. The folder and the row are locked before the row is read, so of two nodes sending an
+ * MDN for one message at once, the second waits, then sees the keyword and throws (one MDN per message).
  */
 export async function markMessageOnce(c: PgClient, m: { folderId: number; uid: number; keyword: string }): Promise<void> {
+  await lockFolders(c, [m.folderId]); // folder row before message row (docs/postgres-store.md)
   const r = (await c.query('SELECT flags FROM messages WHERE folder_id = $1 AND uid = $2 FOR UPDATE', [m.folderId, m.uid])).rows[0] as { flags: string } | undefined;
   if (!r) throw new Error(`no message ${m.uid} in folder #${m.folderId}`);
   const flags = r.flags ? r.flags.split(' ') : [];
