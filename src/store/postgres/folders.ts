@@ -101,6 +101,8 @@ export class PgFolders extends PgPart implements FolderStore {
 
   async deleteFolder(folderId: number) {
     await this.tx(async (c) => {
+      // The folder row first (the lock its deletion needs), then its messages: the lock order of every writer.
+      await c.query('SELECT id FROM folders WHERE id = $1 FOR UPDATE', [folderId]);
       await c.query('DELETE FROM messages WHERE folder_id = $1', [folderId]);
       await c.query('DELETE FROM expunged WHERE folder_id = $1', [folderId]);
       await c.query('DELETE FROM folders WHERE id = $1', [folderId]);
