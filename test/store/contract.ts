@@ -387,7 +387,7 @@ export function storeContract(engine: string, open: OpenStore): void {
       assert.deepEqual(await s.listSubscriptions(m.id), []);
       assert.deepEqual(await s.mailboxUsage(m.id), { bytes: 0, messages: 0 });
       assert.equal(await s.isBlobReferenced(b), false);
-      assert.ok((await s.blobGarbage(1000)).includes(b), "the message's file is a removal candidate");
+      assert.ok((await s.blobGarbage(100_000)).includes(b), "the message's file is a removal candidate");
       assert.equal((await s.findMailboxByAddress(m.address))?.state, 'deleted');
       await assert.rejects(s.createMailbox({ address: m.address, type: 'ORG', displayName: 'Reuse', ownerUserId: null, practitionerId: null, structureId: m.structureId, listeRouge: false }), StoreConflictError);
     });
@@ -570,7 +570,7 @@ export function storeContract(engine: string, open: OpenStore): void {
       await s.deleteFolder(moved.id);
       assert.equal(await s.getFolderById(moved.id), undefined);
       assert.equal(await s.getMessageByUid(moved.id, 1), undefined);
-      assert.ok((await s.blobGarbage(1000)).includes(b), 'the messages of a deleted folder release their files');
+      assert.ok((await s.blobGarbage(100_000)).includes(b), 'the messages of a deleted folder release their files');
       const again = await s.createFolder(m.id, 'Dossiers/2026');
       assert.notEqual(again.uidValidity, child.uidValidity, 'RFC 9051 §2.3.1.1');
       assert.deepEqual((await s.listFolders(m.id)).map((x) => x.name), ['INBOX', 'Sent', 'Drafts', 'Trash', 'Junk', 'Dossiers', 'Archive', 'ProjetsX', 'Dossiers/2026']);
@@ -977,7 +977,7 @@ export function storeContract(engine: string, open: OpenStore): void {
       assert.equal(await s.isBlobReferenced(req.blobId), true, 'the deferred item still holds the file');
       await s.completeQueueItems({ sent: [c.id], failed: [], deferred: [], dsns: [] });
       assert.equal(await s.isBlobReferenced(req.blobId), false);
-      assert.ok((await s.blobGarbage(1000)).includes(req.blobId), 'the last queue item done: the file is a candidate');
+      assert.ok((await s.blobGarbage(100_000)).includes(req.blobId), 'the last queue item done: the file is a candidate');
       assert.equal(await s.nextQueueAttempt(), undefined);
       assert.deepEqual(await s.queueStats(), { depth: 0, oldestQueuedAt: null });
     });
@@ -1216,6 +1216,14 @@ export function storeContract(engine: string, open: OpenStore): void {
 
   // ---- message files -------------------------------------------------------------------------
   area('message files: analysis, header search, garbage', (t) => {
+    /** The handshake's signatures of branch `blobs` (engines before it ignore the extra arguments). */
+    interface BlobHandshake {
+      pinBlob(blobId: string, token: string, now: number, pinMs: number, removalLeaseMs: number): Promise<boolean>;
+      unpinBlobs(pins: { blobId: string; token: string }[]): Promise<void>;
+      pruneBlobPins(now: number): Promise<number>;
+      claimBlobRemoval(blobId: string, now: number, removalLeaseMs: number): Promise<boolean>;
+      forgetBlobGarbage(blobId: string, since: number): Promise<void>;
+    }
     const raw = (headers: string) => Buffer.from(`${headers}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nBonjour,\r\nle compte rendu suit.\r\n`);
     const messages = {
       a: raw('From: "Dr Claire Martin" <claire.martin@hopital.mssante.test>\r\nTo: accueil@clinique.mssante.test\r\nSubject: Compte rendu opératoire\r\nMessage-ID: <a1@hopital.mssante.test>\r\nDate: Mon, 07 Dec 2026 10:00:00 +0100'),
@@ -1273,6 +1281,7 @@ export function storeContract(engine: string, open: OpenStore): void {
     });
 
     t('garbage: a file losing its last reference becomes a candidate; claimed (analysis forgotten) then forgotten; a still-referenced one is dropped', async (s) => {
+      const h = s as Store & BlobHandshake;
       const m = await mailbox(s);
       const f = await inbox(s, m.id);
       const g = blob('g');
@@ -1280,31 +1289,72 @@ export function storeContract(engine: string, open: OpenStore): void {
       await s.setBlobMeta(g, '{"x":1}');
       await s.setSearchHeaders(g, HEADER_INDEX_VERSION, { s_subject: Buffer.from('x') });
       assert.equal(await s.isBlobReferenced(g), true);
-      assert.ok(!(await s.blobGarbage(1000)).includes(g));
+      assert.ok(!(await s.blobGarbage(100_000)).includes(g));
       await s.storeFlags(f.id, [1], 'add', ['\\Deleted']);
       await s.expunge(f.id);
       assert.equal(await s.isBlobReferenced(g), false);
-      assert.ok((await s.blobGarbage(1000)).includes(g));
+      assert.ok((await s.blobGarbage(100_000)).includes(g));
       assert.equal((await s.blobGarbage(1)).length, 1, 'up to the limit');
-      assert.equal(await s.claimBlobRemoval(g), true);
+      const claimedAt = Date.now();
+      assert.equal(await h.claimBlobRemoval(g, claimedAt, 60_000), true);
       assert.equal(await s.getBlobMeta(g), undefined, 'its analysis is forgotten');
       assert.equal(await s.hasSearchHeaders(g, HEADER_INDEX_VERSION), false);
-      assert.ok((await s.blobGarbage(1000)).includes(g), 'the candidate stays until the file is gone');
-      await s.forgetBlobGarbage(g);
-      assert.ok(!(await s.blobGarbage(1000)).includes(g));
-      const h = blob('h');
-      await s.deliver(local([m.id], { blobId: h }));
-      await s.setBlobMeta(h, '{"h":1}');
+      assert.ok((await s.blobGarbage(100_000)).includes(g), 'the candidate stays until the file is gone');
+      await h.forgetBlobGarbage(g, claimedAt);
+      assert.ok(!(await s.blobGarbage(100_000)).includes(g));
+      const k = blob('k');
+      await s.deliver(local([m.id], { blobId: k }));
+      await s.setBlobMeta(k, '{"k":1}');
       const arch = await s.createFolder(m.id, 'Archives');
       await s.copyMessages(f.id, [2], arch.id, false);
       await s.storeFlags(f.id, [2], 'add', ['\\Deleted']);
       await s.expunge(f.id);
-      assert.ok((await s.blobGarbage(1000)).includes(h), 'one reference gone');
-      assert.equal(await s.isBlobReferenced(h), true, 'the copy in Archives holds it');
-      assert.equal(await s.claimBlobRemoval(h), false);
-      assert.ok(!(await s.blobGarbage(1000)).includes(h), 'dropped from the candidates');
-      assert.equal(await s.getBlobMeta(h), '{"h":1}', 'its analysis kept');
+      assert.ok((await s.blobGarbage(100_000)).includes(k), 'one reference gone');
+      assert.equal(await s.isBlobReferenced(k), true, 'the copy in Archives holds it');
+      assert.equal(await h.claimBlobRemoval(k, Date.now(), 60_000), false);
+      assert.ok(!(await s.blobGarbage(100_000)).includes(k), 'dropped from the candidates');
+      assert.equal(await s.getBlobMeta(k), '{"k":1}', 'its analysis kept');
     });
+
+    // Branch `blobs` (shared spec of issue 12): the pin/removal handshake between a put and the
+    // collector of every process and node. Registered once the Store interface has it.
+    if (storeInterfaceMethods().includes('pinBlob'))
+      t('pins and removal claims: a live pin holds the file, a claimed removal refuses pins until its lease passes, forget ends only its own claim', async (s) => {
+        const p = s as Store & BlobHandshake;
+        const now = 1_000_000_000_000;
+        const b = blob('pinned');
+        assert.equal(await p.pinBlob(b, 'put-1', now, 30_000, 60_000), true, 'a file no one claimed: pinned');
+        assert.equal(await p.claimBlobRemoval(b, now + 1, 60_000), false, 'a live pin holds it');
+        await p.unpinBlobs([{ blobId: b, token: 'put-1' }]);
+        assert.equal(await p.claimBlobRemoval(b, now + 2, 60_000), true, 'unpinned and unreferenced: its removal claimed');
+        assert.ok((await s.blobGarbage(100_000)).includes(b), 'the claim made it a candidate');
+        assert.equal(await p.pinBlob(b, 'put-2', now + 3, 30_000, 60_000), false, 'a claimed removal refuses a pin');
+        assert.equal(await p.claimBlobRemoval(b, now + 4, 60_000), false, 'claimed once within the lease');
+        assert.equal(await p.pinBlob(b, 'put-3', now + 2 + 60_000, 30_000, 60_000), true, 'a claim older than its lease was abandoned: the pin clears it');
+        assert.equal(await p.claimBlobRemoval(b, now + 2 + 60_001, 60_000), false, 'pinned again');
+        await p.unpinBlobs([{ blobId: b, token: 'put-3' }]);
+        const t2 = now + 2 + 60_002;
+        assert.equal(await p.claimBlobRemoval(b, t2, 60_000), true);
+        await p.forgetBlobGarbage(b, now + 2);
+        assert.ok((await s.blobGarbage(100_000)).includes(b), 'forgetting the old claim leaves the new one');
+        await p.forgetBlobGarbage(b, t2);
+        assert.ok(!(await s.blobGarbage(100_000)).includes(b));
+        const c = blob('expiring');
+        assert.equal(await p.pinBlob(c, 'put-4', now, 10, 60_000), true);
+        assert.ok((await p.pruneBlobPins(now + 10)) >= 1, 'the expired pin pruned');
+        assert.equal(await p.claimBlobRemoval(c, now + 10, 60_000), true, 'an expired pin holds nothing');
+        const m = await mailbox(s);
+        const r = blob('referenced');
+        await s.deliver(local([m.id], { blobId: r }));
+        assert.equal(await p.claimBlobRemoval(r, Date.now(), 60_000), false, 'a referenced file is never claimed');
+        assert.equal(await p.pinBlob(r, 'put-5', Date.now(), 30_000, 60_000), true, 'and may be pinned');
+        await p.unpinBlobs([{ blobId: r, token: 'put-5' }]);
+        for (let i = 0; i < 5; i++) {
+          const d = blob(`race-${i}`);
+          const [pinned, claimed] = await Promise.all([p.pinBlob(d, 'put-6', now, 30_000, 60_000), p.claimBlobRemoval(d, now, 60_000)]);
+          assert.notEqual(pinned, claimed, 'a pin and a removal claim of one file never both win, nor both lose');
+        }
+      });
   });
 
   // ---- one transaction: all or nothing ---------------------------------------------------------
@@ -1458,6 +1508,14 @@ export function storeContract(engine: string, open: OpenStore): void {
       assert.equal((await s.folderStatus((await inbox(s, a.id)).id)).messages, 10);
     });
 
+    t('10 deliveries at once naming the same three mailboxes in different orders: all stored (no deadlock surfaces)', async (s) => {
+      const boxes = [await mailbox(s), await mailbox(s), await mailbox(s)].map((m) => m.id);
+      const orders = [[0, 1, 2], [2, 1, 0], [1, 2, 0], [0, 2, 1], [2, 0, 1]];
+      const r = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => s.deliver(local(orders[i % 5].map((k) => boxes[k]), { senderMailboxId: boxes[i % 3], tracking: { userId: null, messageId: `<o${i}@x.test>`, subject: 'x' } }))));
+      assert.deepEqual(r.filter((x) => x.status === 'rejected').map((x) => String((x as PromiseRejectedResult).reason)), []);
+      for (const id of boxes) assert.deepEqual(await s.folderUids((await inbox(s, id)).id), Array.from({ length: 10 }, (_, i) => i + 1));
+    });
+
     t('10 useTotpStep of the same step at once: exactly one true (RFC 6238 §5.2)', async (s) => {
       const u = await user(s);
       await s.setPendingTotp(u.id, 'SECRET');
@@ -1476,6 +1534,19 @@ export function storeContract(engine: string, open: OpenStore): void {
       await s.setPendingTotp(u.id, 'S');
       await s.confirmTotp(u.id, 1, ['only-code']);
       assert.equal((await ten(() => s.useRecoveryCode(u.id, 'only-code'))).filter(Boolean).length, 1);
+    });
+
+    t('one queue item completed twice at once (sent and failed): one outcome recorded, one attempt counted', async (s) => {
+      const req = local([], { remote: [remote('x@peer.mssante.test')] });
+      await s.deliver(req);
+      const [item] = (await s.listQueue({ status: 'queued' })).filter((x) => x.blobId === req.blobId);
+      await Promise.all([
+        s.completeQueueItems({ sent: [item.id], failed: [], deferred: [], dsns: [] }),
+        s.completeQueueItems({ sent: [], failed: [{ id: item.id, error: '550 5.1.1' }], deferred: [], dsns: [] }),
+      ]);
+      const [done] = (await s.listQueue()).filter((x) => x.id === item.id);
+      assert.equal(done.attempts, 1);
+      assert.ok((done.status === 'sent' && done.lastError === null) || (done.status === 'failed' && done.lastError === '550 5.1.1'), `one outcome whole: ${done.status}, ${done.lastError}`);
     });
 
     t('the same login created 5 times at once: one user, the others StoreConflictError', async (s) => {
