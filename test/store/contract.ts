@@ -1516,6 +1516,26 @@ export function storeContract(engine: string, open: OpenStore): void {
       for (const id of boxes) assert.deepEqual(await s.folderUids((await inbox(s, id)).id), Array.from({ length: 10 }, (_, i) => i + 1));
     });
 
+    t('\\Recent claimed at once by several sessions: each message recent in exactly one (RFC 3501 §2.3.2)', async (s) => {
+      const m = await mailbox(s);
+      const f = await inbox(s, m.id);
+      for (let i = 0; i < 6; i++) await append(s, f.id);
+      const opened = await Promise.all([
+        s.openFolder(f.id, { clearRecent: true }).then((o) => o.messages.filter((x) => x.recent).map((x) => x.uid)),
+        s.openFolder(f.id, { clearRecent: true }).then((o) => o.messages.filter((x) => x.recent).map((x) => x.uid)),
+        s.folderMessages(f.id, { clearRecent: true }).then((l) => l.filter((x) => x.recent).map((x) => x.uid)),
+        s.claimRecent(f.id, [1, 2, 3, 4, 5, 6]),
+      ]);
+      assert.deepEqual(sortNum(opened.flat()), [1, 2, 3, 4, 5, 6], `claims: ${JSON.stringify(opened)}`);
+    });
+
+    t('activity recorded at once with 10 different times: the latest kept', async (s) => {
+      const m = await mailbox(s);
+      const times = [5, 9, 1, 10, 3, 7, 2, 8, 6, 4].map((x) => x * 1_000);
+      await Promise.all(times.map((at) => s.recordActivity([m.id], 'read', at)));
+      assert.equal((await s.getActivity(m.id))!.lastReadAt, 10_000);
+    });
+
     t('10 useTotpStep of the same step at once: exactly one true (RFC 6238 §5.2)', async (s) => {
       const u = await user(s);
       await s.setPendingTotp(u.id, 'SECRET');
