@@ -11,7 +11,8 @@ import { SMTPServer } from 'smtp-server';
 import { Core } from '../src/core/index.js';
 import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../src/demo/space.js';
 import { OutboundWorker } from '../src/delivery/worker.js';
-import type { Operator } from '../src/main.js';
+import { parseConfig } from '../src/config/index.js';
+import { startOperator, type Operator } from '../src/main.js';
 import { SqliteStore } from '../src/store/sqlite/index.js';
 import { folderMessages, tempDir, testLogger, waitFor } from './helpers.js';
 
@@ -126,5 +127,20 @@ describe('queue claims between workers', () => {
     assert.match(item.lastError ?? '', /attempt cut after \d+ s, the end of its queue lease/);
     await worker.stop();
     await waitFor(() => closed, 'the stalled session closed');
+    A.config.routes[b.domain] = `127.0.0.1:${B.ports.mx}`; // back to B for what follows
+  });
+
+  test('a second process on the same store: the leader services run in one process only, and pass to the other when it stops', async () => {
+    // Operator A again, as a second process would run it: the same data directory, its own ports.
+    const listen = { ...A.config.listen, mx: 0, submission: 0, submissions: 0, http: 0, https: 0, imap: 0, imaps: 0 };
+    const second = await startOperator(parseConfig({ ...structuredClone(A.config), listen } as any), { logger: testLogger() });
+    closers.push(() => second.stop());
+    assert.equal(A.leadership.isLeader, true, 'A started first: it leads');
+    assert.equal(second.leadership.isLeader, false, 'the second process runs no leader service');
+    await second.leadership.tick();
+    assert.equal(second.leadership.isLeader, false, 'A renews: still not');
+    await A.leadership.stop(); // A's leader services stop and the lease is released
+    await second.leadership.tick();
+    assert.equal(second.leadership.isLeader, true, 'the second process took over at its next renewal');
   });
 });
