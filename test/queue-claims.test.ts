@@ -40,7 +40,7 @@ describe('queue claims between workers', () => {
   });
 
   /** A second queue worker of operator A, as another process has it: its own connection to A's database file. */
-  function secondWorker(o: { leaseSeconds?: number; logger?: pino.Logger } = {}) {
+  function secondWorker(o: { leaseSeconds?: number; stopGraceSeconds?: number; logger?: pino.Logger } = {}) {
     const a = layout.operators[0];
     const store = SqliteStore.open(path.join(A.config.dataDir, 'caducee.sqlite'));
     const worker = new OutboundWorker({
@@ -57,6 +57,7 @@ describe('queue claims between workers', () => {
       concurrency: 4,
       connectTimeoutSeconds: 3,
       leaseSeconds: o.leaseSeconds,
+      stopGraceSeconds: o.stopGraceSeconds,
       logger: o.logger ?? testLogger(),
     });
     closers.push(async () => {
@@ -96,10 +97,11 @@ describe('queue claims between workers', () => {
     assert.equal((await A.store.listQueue({ status: 'sent' })).length, 40);
   });
 
-  test('an attempt still running at the end of its lease is cut and deferred', async () => {
+  test('an attempt still running at the end of its lease, or past the grace period of stop(), is cut and deferred', async () => {
     await A.outbound.stop(); // only the short-lease worker below may claim
     const b = layout.operators[1];
-    let closed = false;
+    let closed = 0;
+    let data = 0;
     // A node of B (its certificate) that takes the message's data and never answers it.
     const stalled = new SMTPServer({
       secure: false,
@@ -108,10 +110,11 @@ describe('queue claims between workers', () => {
       authOptional: true,
       logger: false,
       onData(stream) {
+        data++;
         stream.resume();
       },
       onClose() {
-        closed = true;
+        closed++;
       },
     });
     await new Promise<void>((r) => stalled.listen(0, '127.0.0.1', () => r()));
@@ -126,7 +129,16 @@ describe('queue claims between workers', () => {
     }, 'the attempt recorded');
     assert.match(item.lastError ?? '', /attempt cut after \d+ s, the end of its queue lease/);
     await worker.stop();
-    await waitFor(() => closed, 'the stalled session closed');
+    await waitFor(() => closed >= 1, 'the stalled session closed');
+    // A worker with the default lease: stop() waits 0.5 s for its attempt, then cuts it.
+    const patient = secondWorker({ stopGraceSeconds: 0.5 });
+    patient.start();
+    await waitFor(() => data >= 2, 'the second attempt sending its data');
+    await patient.stop();
+    const again = (await A.store.listQueue({ status: 'queued' })).at(-1)!;
+    assert.equal(again.id, item.id);
+    assert.equal(again.attempts, 2);
+    assert.match(again.lastError ?? '', /attempt cut: the queue worker is stopping/);
     A.config.routes[b.domain] = `127.0.0.1:${B.ports.mx}`; // back to B for what follows
   });
 
