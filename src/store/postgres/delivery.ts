@@ -10,6 +10,7 @@ import { PgPart, type PgClient } from './connection.js';
 import { insertFolder } from './folders-shared.js';
 import { applyConversationChanges } from './conversations.js';
 import { applyReports, markMessageOnce, recordSubmission, setRecipientStatus } from './tracking.js';
+import { storable } from './text.js';
 
 /** A message row inserted with the UID and modseq taken under its folder's row lock (one statement). */
 const APPEND_TO_NAMED_FOLDER = `
@@ -85,8 +86,9 @@ export class PgDelivery extends PgPart implements DeliveryStore {
            SELECT $1, $2, $3, r.recipient, r.domain, r.notify, r.orcpt, $4, $5, $6, $7, $7, $8, r.srid
            FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[]) WITH ORDINALITY AS r(recipient, domain, notify, orcpt, srid, n) ORDER BY r.n`,
           [
-            req.blobId, req.size, req.envelopeFrom, req.ret ?? null, req.envid ?? null, req.senderMailboxId ?? null, t, tracked?.id ?? null,
-            req.remote.map((r) => r.recipient), req.remote.map((r) => r.domain.toLowerCase()), req.remote.map((r) => r.notify?.join(',') ?? null), req.remote.map((r) => r.orcpt),
+            // ENVID and ORCPT are xtext a client may have spelt NUL in (RFC 3461 §4): stored as U+FFFD (text.ts).
+            req.blobId, req.size, req.envelopeFrom, req.ret ?? null, storable(req.envid ?? null), req.senderMailboxId ?? null, t, tracked?.id ?? null,
+            req.remote.map((r) => r.recipient), req.remote.map((r) => r.domain.toLowerCase()), req.remote.map((r) => r.notify?.join(',') ?? null), req.remote.map((r) => storable(r.orcpt)),
             req.remote.map((r) => tracked?.remote.get(r.recipient.toLowerCase()) ?? null),
           ],
         );
@@ -190,13 +192,13 @@ export class PgDelivery extends PgPart implements DeliveryStore {
         await c.query(
           `UPDATE outbound_queue q SET status = 'failed', attempts = q.attempts + 1, last_error = x.error, done_at = $1, lease_owner = NULL, lease_until = NULL
            FROM unnest($2::bigint[], $3::text[]) AS x(id, error) WHERE q.id = x.id AND q.status = 'queued'`,
-          [t, c0.failed.map((f) => f.id), c0.failed.map((f) => f.error)],
+          [t, c0.failed.map((f) => f.id), c0.failed.map((f) => storable(f.error))], // a peer's reply: NUL as U+FFFD (text.ts)
         );
       if (c0.deferred.length)
         await c.query(
           `UPDATE outbound_queue q SET attempts = q.attempts + 1, last_error = x.error, next_attempt_at = x.next, lease_owner = NULL, lease_until = NULL
            FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS x(id, error, next) WHERE q.id = x.id AND q.status = 'queued'`,
-          [c0.deferred.map((d) => d.id), c0.deferred.map((d) => d.error), c0.deferred.map((d) => d.nextAttemptAt)],
+          [c0.deferred.map((d) => d.id), c0.deferred.map((d) => storable(d.error)), c0.deferred.map((d) => d.nextAttemptAt)],
         );
       // RFC 3461 §6.2: a DSN travels with the null reverse-path.
       const dsns: DeliveredCopy[] = [];

@@ -11,11 +11,16 @@
 //   whatever the database's default collation (ISO instants, days and folder names sort alike).
 // - COLLATE NOCASE (users.login, mailboxes.address, absence_replies.sender,
 //   urgency_replies.sender, submission_recipients.address) → the column keeps the text as given,
-//   and case-insensitive uniqueness is a UNIQUE index on lower(col); every equality on such a
-//   column is written `lower(col) = lower($n)` (so the lower() index serves it), and upserts
-//   name the expression: `ON CONFLICT (mailbox_id, lower(sender))`. Branch pg-mail follows this
-//   rule (submission_recipients.address). No ICU nondeterministic collation: LIKE works, and the
+//   and case-insensitive uniqueness is a UNIQUE index on lower(col). lower() in the "C" collation
+//   (the column's) folds the ASCII letters only, exactly as NOCASE does; every equality on such a
+//   column is written `lower(col) = lower($n::text COLLATE "C")` — the parameter's collation named,
+//   else lower($n) would fold with the database's default collation (all of Unicode under
+//   fr_FR.UTF-8) and miss non-ASCII text stored as given — and upserts name the index expression:
+//   `ON CONFLICT (mailbox_id, lower(sender))`. Branch pg-mail follows this rule
+//   (submission_recipients.address). No ICU nondeterministic collation: LIKE works, and the
 //   indexes are plain btrees.
+// - U+0000 cannot be stored in PostgreSQL text (SQLite can): text.ts (lookups by a name holding
+//   NUL find nothing, free text is stored with U+FFFD, a name to create with NUL is refused).
 // - SQLite triggers → plpgsql trigger functions with the same effect, their search_path pinned
 //   to the operator's schema (SET search_path FROM CURRENT: a session with another search_path,
 //   an administrator's psql, still writes the schema's own tables); messages_header_indexed is
