@@ -59,7 +59,7 @@ async function withRules<T>(o: { config?: string }, fn: (r: RulesEngine) => Prom
     const logger = pino({ level: config.log.level }, pino.destination(2));
     // Notices go through Core.deliver: local recipients straight to their INBOX; remote ones are
     // queued, and the running operator's outbound worker sends them.
-    return await fn(rulesEngine(config, core, new BlobStore(path.join(config.dataDir, 'blobs')), logger, unpublisher(config, store)));
+    return await fn(rulesEngine(config, core, new BlobStore(path.join(config.dataDir, 'blobs'), store), logger, unpublisher(config, store)));
   } finally {
     await store.close();
   }

@@ -6,7 +6,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Core } from '../core/index.js';
 import type { QueueItem } from '../model/index.js';
-import type { BlobStore, PutBlob } from '../store/blobs.js';
+import type { MessageFiles, PutBlob } from '../store/message-files.js';
 import type { DeliveryStore, MailboxStore, QueueCompletion } from '../store/types.js';
 import { peerChainFromTls, type TrustService } from '../trust/index.js';
 import { buildDsn, wantsDsn, type DsnRecipient } from '../mime/dsn.js';
@@ -16,7 +16,7 @@ export interface OutboundOptions {
   /** The queue, and the sender's mailbox of a DSN. */
   store: Pick<DeliveryStore, 'dueQueueItems' | 'completeQueueItems'> & Pick<MailboxStore, 'getMailbox'>;
   core: Core;
-  blobs: BlobStore;
+  blobs: MessageFiles;
   trust: TrustService;
   hostname: string;
   postmaster: string;
