@@ -131,7 +131,7 @@ export class BlobStore implements MessageFiles {
       // C2: only well inside the claim's lease (a put may take an expired claim over).
       if (Date.now() - since >= this.leaseMs / 2) return false;
       await rm(file, { force: true });
-      await syncDir(path.dirname(file));
+      await syncDir(path.dirname(file), { missingOk: true });
       // C3
       await this.pins.forgetBlobGarbage(id, since);
       return true;
@@ -171,8 +171,12 @@ export class BlobStore implements MessageFiles {
   }
 }
 
-async function syncDir(dir: string) {
-  const fh = await open(dir, 'r');
+async function syncDir(dir: string, opts: { missingOk?: boolean } = {}) {
+  const fh = await open(dir, 'r').catch((e) => {
+    if (opts.missingOk && e?.code === 'ENOENT') return undefined;
+    throw e;
+  });
+  if (!fh) return; // never created: nothing was removed from it
   try {
     await fh.sync();
   } finally {
