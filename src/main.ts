@@ -265,6 +265,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     pollSeconds: config.queue.pollSeconds,
     concurrency: config.queue.concurrency,
     connectTimeoutSeconds: config.queue.connectTimeoutSeconds,
+    leaseSeconds: config.queue.leaseSeconds,
     logger,
     metrics,
   });

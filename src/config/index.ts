@@ -106,6 +106,12 @@ export const configSchema = z
         pollSeconds: z.number().positive().default(1),
         concurrency: z.number().int().positive().default(4),
         connectTimeoutSeconds: z.number().positive().default(30),
+        /**
+         * How long a worker's claim leases queue items (several processes and nodes share the
+         * queue); an attempt still running near its end is cut and deferred. Default: the longest
+         * attempt (3 hosts × connection and greeting timeouts + 15 min of transfer + 30 s).
+         */
+        leaseSeconds: z.number().positive().optional(),
       })
       .default({ retrySeconds: [60, 300, 900, 1800, 3600], giveUpSeconds: 432000, pollSeconds: 1, concurrency: 4, connectTimeoutSeconds: 30 }),
     policy: z

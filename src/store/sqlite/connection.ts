@@ -4,9 +4,9 @@ import type Database from 'better-sqlite3';
 
 export const now = () => new Date().toISOString();
 
-export class StoreConflictError extends Error {
-  override name = 'StoreConflictError';
-}
+import { StoreConflictError } from '../errors.js';
+
+export { StoreConflictError };
 
 export function wrapUnique<T>(what: string, fn: () => T): T {
   try {

@@ -7,7 +7,7 @@ import { SqlitePart, wrapUnique } from './connection.js';
 function rowFolder(r: any): Folder {
   return { id: r.id, mailboxId: r.mailbox_id, name: r.name, specialUse: r.special_use, uidValidity: r.uid_validity, uidNext: r.uid_next };
 }
-function rowMessage(r: any): StoredMessage {
+export function rowMessage(r: any): StoredMessage {
   return {
     id: r.id,
     folderId: r.folder_id,
@@ -18,12 +18,12 @@ function rowMessage(r: any): StoredMessage {
     flags: r.flags ? r.flags.split(' ') : [],
   };
 }
-function rowFolderMessage(r: any): FolderMessage {
+export function rowFolderMessage(r: any): FolderMessage {
   return { uid: r.uid, flags: r.flags ? r.flags.split(' ') : [], modseq: r.modseq, size: r.size, internalDate: r.internal_date, blobId: r.blob_id, recent: !!r.recent };
 }
 
 /** Flags are kept as one space-separated string; system flags keep their RFC 9051 §2.3.2 spelling. */
-function normaliseFlags(flags: string[]): string[] {
+export function normaliseFlags(flags: string[]): string[] {
   const seen = new Map<string, string>();
   for (const f of flags) if (f && f !== '\\Recent') seen.set(f.toLowerCase(), f);
   return [...seen.values()];

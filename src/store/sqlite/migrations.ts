@@ -532,12 +532,27 @@ END;
 `,
   },
   {
+    version: 18,
+    name: 'queue leases, leader leases, shared lockout',
+    // Issue 12 (several processes and nodes): a queue item is leased to the worker that claimed it
+    // (claimQueueItems) until lease_until (epoch ms), so two workers never attempt it at once; a
+    // worker that dies leaves a lease that expires. `leases`: named leader leases (core/leader.ts).
+    // `auth_failures`: the brute-force lockout's failed attempts (auth/), epoch ms, read by every
+    // process instead of a counter in memory.
+    sql: `
+ALTER TABLE outbound_queue ADD COLUMN lease_owner TEXT;
+ALTER TABLE outbound_queue ADD COLUMN lease_until INTEGER;   -- epoch ms
+CREATE TABLE leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, until INTEGER NOT NULL);
+CREATE TABLE auth_failures (key TEXT NOT NULL, at INTEGER NOT NULL);   -- epoch ms
+CREATE INDEX auth_failures_key ON auth_failures(key, at);
+`,
+  },
+  {
     version: 19,
     name: 'message files: pins and removal claims shared by every process (store/message-files.ts)',
     // Issue 12: a put of a message file pins its id until the transaction referencing it commits;
     // a removal claims the id (removing_since, epoch ms) before the file goes. Both are write
     // transactions, so SQLite serializes them across processes (WAL: one writer at a time).
-    // Version 18 (queue leases) comes from another branch; the two are independent.
     sql: `
 CREATE TABLE blob_pins (
   blob_id TEXT NOT NULL,

@@ -1,0 +1,63 @@
+// Absence messages (AbsenceStore) in PostgreSQL: the settings of each mailbox and, per sender,
+// when the last reply went out.
+import type { AbsenceSettings, AbsenceStore } from '../types.js';
+import { now, PgPart } from './connection.js';
+
+function rowAbsence(r: any): AbsenceSettings {
+  return {
+    mailboxId: r.mailbox_id,
+    startsAt: r.starts_at,
+    endsAt: r.ends_at,
+    subject: r.subject,
+    body: r.body,
+    externalBody: r.external_body,
+    substitute: r.substitute,
+    updatedAt: r.updated_at,
+    updatedBy: r.updated_by,
+  };
+}
+
+export class PgAbsences extends PgPart implements AbsenceStore {
+  async getAbsence(mailboxId: number) {
+    return this.one('SELECT * FROM absences WHERE mailbox_id = $1', rowAbsence, mailboxId);
+  }
+
+  async setAbsence(s: Omit<AbsenceSettings, 'updatedAt'>) {
+    return this.tx(async (c) => {
+      // A new absence starts a new period for every sender.
+      await c.query('DELETE FROM absence_replies WHERE mailbox_id = $1', [s.mailboxId]);
+      const r = await c.query(
+        `INSERT INTO absences (mailbox_id, starts_at, ends_at, subject, body, external_body, substitute, updated_at, updated_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (mailbox_id) DO UPDATE SET starts_at = excluded.starts_at, ends_at = excluded.ends_at, subject = excluded.subject, body = excluded.body,
+           external_body = excluded.external_body, substitute = excluded.substitute, updated_at = excluded.updated_at, updated_by = excluded.updated_by
+         RETURNING *`,
+        [s.mailboxId, s.startsAt, s.endsAt, s.subject, s.body, s.externalBody, s.substitute, now(), s.updatedBy],
+      );
+      return rowAbsence(r.rows[0]);
+    });
+  }
+
+  async clearAbsence(mailboxId: number) {
+    return this.tx(async (c) => {
+      await c.query('DELETE FROM absence_replies WHERE mailbox_id = $1', [mailboxId]);
+      return ((await c.query('DELETE FROM absences WHERE mailbox_id = $1', [mailboxId])).rowCount ?? 0) > 0;
+    });
+  }
+
+  async claimAbsenceReply(mailboxId: number, sender: string, at: number, since: number) {
+    // One statement, so two deliveries racing for the same sender (on two nodes) cannot both
+    // win: the loser's upsert waits for the winner's row, then its WHERE sees the new time.
+    const rows = await this.query(
+      `INSERT INTO absence_replies (mailbox_id, sender, last_reply_at) VALUES ($1, $2, $3)
+       ON CONFLICT (mailbox_id, lower(sender)) DO UPDATE SET last_reply_at = excluded.last_reply_at WHERE absence_replies.last_reply_at < $4
+       RETURNING mailbox_id`,
+      [mailboxId, sender.toLowerCase(), at, since],
+    );
+    return rows.length > 0;
+  }
+
+  async lastAbsenceReply(mailboxId: number, sender: string) {
+    return this.one('SELECT last_reply_at FROM absence_replies WHERE mailbox_id = $1 AND lower(sender) = lower($2)', (r) => r.last_reply_at as number, mailboxId, sender);
+  }
+}

@@ -1,0 +1,221 @@
+// PostgreSQL store (issue 12): several stateless nodes over one database. The only place, with
+// the other store implementations, that knows table names.
+//
+// PgStore is composed of parts over one pool (connection.ts), one part per focused interface of
+// store/types.ts, as SqliteStore is. This file opens and migrates the database and exposes every
+// part's methods on the one store object.
+import pg from 'pg';
+import { SEARCH_COLUMN_LIST } from '../sqlite/migrations.js';
+import type { AbsenceStore, AccountStore, CredentialStore, DeliveryStore, FolderStore, HttpSessionStore, IntegrationStore, LeaseStore, LockoutStore, MailboxStore, PatientStore, RulesStore, Store, TraceStore, TrackingStore, UsageStore } from '../types.js';
+import { PgAbsences } from './absences.js';
+import * as pins from './blob-pins.js';
+import { PgAccounts } from './accounts.js';
+import { now, PgConnection, type PgConnectionOptions, type PgPart } from './connection.js';
+import { PgCredentials } from './credentials.js';
+import { PgDelivery } from './delivery.js';
+import { PgFolders } from './folders.js';
+import { PgIntegrations } from './integrations.js';
+import { PgLeases, PgLockout } from './leases.js';
+import { PgMailboxes } from './mailboxes.js';
+import { PG_MIGRATIONS } from './migrations.js';
+import { PgPatients } from './patients.js';
+import { PgRules } from './rules.js';
+import { PgHttpSessions } from './sessions.js';
+import { PgTracking } from './tracking.js';
+import { PgTraces } from './traces.js';
+import { PgUsage } from './usage.js';
+
+/**
+ * The columns of search_headers (PG migration 1 has SQLite migration 17's; a later migration
+ * adding one, in both engines, adds it to SEARCH_COLUMN_LIST), the only names interpolated in SQL.
+ */
+const SEARCH_COLUMNS = new Set<string>(SEARCH_COLUMN_LIST);
+
+export { StoreConflictError } from '../errors.js';
+
+export type PgStoreOptions = PgConnectionOptions;
+
+/** The methods PgStore takes from its parts (assigned in the constructor). */
+export interface PgStore extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore {}
+
+export class PgStore implements Store {
+  readonly connection: PgConnection;
+
+  private constructor(connection: PgConnection) {
+    this.connection = connection;
+    const c = connection;
+    // One part per focused interface: the tuple's type checks that every one is implemented.
+    const parts: [AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore] & PgPart[] = [
+      new PgAccounts(c),
+      new PgCredentials(c),
+      new PgHttpSessions(c),
+      new PgMailboxes(c),
+      new PgFolders(c),
+      new PgDelivery(c),
+      new PgAbsences(c),
+      new PgRules(c),
+      new PgUsage(c),
+      new PgTraces(c),
+      new PgTracking(c),
+      new PgIntegrations(c),
+      new PgPatients(c),
+      new PgLeases(c),
+      new PgLockout(c),
+    ];
+    const self = this as unknown as Record<string, unknown>;
+    for (const part of parts) {
+      const proto = Object.getPrototypeOf(part);
+      for (const name of Object.getOwnPropertyNames(proto)) {
+        if (name === 'constructor') continue;
+        if (name in self) throw new Error(`PgStore: two parts define ${name}`);
+        self[name] = proto[name].bind(part);
+      }
+    }
+  }
+
+  /**
+   * Connects to `url` (postgres://…), creates the schema when missing and applies pending
+   * migrations under an advisory lock (several nodes starting at once migrate once).
+   */
+  static async open(url: string, opts: PgStoreOptions = {}): Promise<PgStore> {
+    const connection = new PgConnection(url, opts);
+    try {
+      await migrate(url, connection.schema);
+    } catch (e) {
+      await connection.end();
+      throw e;
+    }
+    return new PgStore(connection);
+  }
+
+  async schemaVersion(): Promise<number> {
+    const [r] = await this.connection.query<{ v: number | null }>('SELECT MAX(version) v FROM schema_migrations');
+    return r?.v ?? 0;
+  }
+
+  /** Ends the pool (waits for the queries running). */
+  async close(): Promise<void> {
+    await this.connection.end();
+  }
+
+  // BlobMetaStore: the records of message files (store/blobs.ts holds the files themselves).
+
+  async isBlobReferenced(blobId: string) {
+    const [r] = await this.connection.query(pins.REFERENCED_SQL, [blobId]);
+    return r.referenced as boolean;
+  }
+
+  async blobGarbage(limit: number) {
+    return (await this.connection.query('SELECT blob_id FROM blob_garbage ORDER BY since, blob_id LIMIT $1', [limit])).map((r) => r.blob_id as string);
+  }
+
+  // The pin/removal handshake (store/message-files.ts; SQL and why it serializes: blob-pins.ts).
+
+  async pinBlob(blobId: string, token: string, now: number, pinMs: number, removalLeaseMs: number) {
+    return pins.pinBlob(this.connection, blobId, token, now, pinMs, removalLeaseMs);
+  }
+
+  async unpinBlobs(list: { blobId: string; token: string }[]) {
+    await pins.unpinBlobs(this.connection, list);
+  }
+
+  async pruneBlobPins(now: number) {
+    return pins.pruneBlobPins(this.connection, now);
+  }
+
+  async claimBlobRemoval(blobId: string, now: number, removalLeaseMs: number) {
+    return pins.claimBlobRemoval(this.connection, blobId, now, removalLeaseMs);
+  }
+
+  async forgetBlobGarbage(blobId: string, since: number) {
+    await pins.forgetBlobGarbage(this.connection, blobId, since);
+  }
+
+  async getBlobMeta(blobId: string) {
+    return this.connection.one('SELECT info FROM blob_meta WHERE blob_id = $1', (r) => r.info as string, blobId);
+  }
+
+  async setBlobMeta(blobId: string, info: string) {
+    await this.connection.query('INSERT INTO blob_meta (blob_id, info) VALUES ($1, $2) ON CONFLICT (blob_id) DO UPDATE SET info = excluded.info', [blobId, info]);
+  }
+
+  async setSearchHeaders(blobId: string, version: number, columns: Record<string, Buffer | null>) {
+    const names = Object.keys(columns);
+    for (const n of names) if (!SEARCH_COLUMNS.has(n)) throw new Error(`unknown search column ${n}`);
+    // Replaces the whole row, as SQLite's INSERT OR REPLACE: columns not given become NULL. The
+    // upsert fires search_headers_indexed (INSERT OR UPDATE), which marks the file's messages.
+    await this.connection.query(
+      `INSERT INTO search_headers (blob_id, version${names.map((n) => ', ' + n).join('')}) VALUES ($1, $2${names.map((_, i) => `, $${i + 3}`).join('')})
+       ON CONFLICT (blob_id) DO UPDATE SET version = excluded.version${SEARCH_COLUMN_LIST.map((n) => `, ${n} = excluded.${n}`).join('')}`,
+      [blobId, version, ...names.map((n) => columns[n])],
+    );
+  }
+
+  async blobsWithoutSearchHeaders(limit: number) {
+    return (await this.connection.query('SELECT DISTINCT blob_id FROM messages WHERE header_indexed = 0 LIMIT $1', [limit])).map((r) => r.blob_id as string);
+  }
+
+  async hasSearchHeaders(blobId: string, version: number) {
+    return (await this.connection.query('SELECT 1 FROM search_headers WHERE blob_id = $1 AND version = $2', [blobId, version])).length > 0;
+  }
+
+  async searchHeaderCandidates(folderId: number, column: string, needle: Buffer, version: number, folderSize: number) {
+    if (!SEARCH_COLUMNS.has(column)) throw new Error(`unknown search column ${column}`);
+    if (version !== 1) throw new Error(`header index version ${version}: messages.header_indexed tracks version 1 (migration 17)`);
+    void folderSize; // PostgreSQL's planner chooses between walking the folder and scanning the index rows.
+    // RFC 9051 §6.4.4: an empty string matches every message that has the field.
+    const test = needle.length === 0 ? `s.${column} IS NOT NULL` : `position($2::bytea in s.${column}) > 0`;
+    const args = needle.length === 0 ? [folderId] : [folderId, needle];
+    // One snapshot for both lists: a message indexed meanwhile is in exactly one of them.
+    return this.connection.tx(async (c) => {
+      const matched = await c.query(
+        `SELECT m.uid FROM messages m JOIN search_headers s ON s.blob_id = m.blob_id AND s.version = 1 WHERE m.folder_id = $1 AND m.header_indexed = 1 AND ${test} ORDER BY m.uid`,
+        args,
+      );
+      const unindexed = await c.query('SELECT uid FROM messages WHERE folder_id = $1 AND header_indexed = 0 ORDER BY uid', [folderId]);
+      return { matched: matched.rows.map((r) => r.uid as number), unindexed: unindexed.rows.map((r) => r.uid as number) };
+    }, 'repeatable read');
+  }
+}
+
+/** The advisory lock key of a schema's migrations (one per schema: operators sharing a server do not wait for each other). */
+const MIGRATION_LOCK = 'SELECT pg_advisory_lock(hashtext($1))';
+const MIGRATION_UNLOCK = 'SELECT pg_advisory_unlock(hashtext($1))';
+
+/**
+ * Applies PG_MIGRATIONS missing from `schema`, each in its own transaction, on one dedicated
+ * connection holding the schema's advisory lock (a session lock: released by unlock or when the
+ * connection ends, even on a crash).
+ */
+async function migrate(url: string, schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  const key = `caducee-migrations:${schema}`;
+  try {
+    await client.query(MIGRATION_LOCK, [key]);
+    try {
+      // Checked first: CREATE SCHEMA needs the CREATE privilege on the database even when the schema exists.
+      const exists = (await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema])).rowCount;
+      if (!exists) await client.query(`CREATE SCHEMA ${schema}`);
+      await client.query(`SET search_path = ${schema}`);
+      await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)');
+      const applied = new Set((await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version));
+      for (const m of PG_MIGRATIONS) {
+        if (applied.has(m.version)) continue;
+        await client.query('BEGIN');
+        try {
+          await client.query(m.sql);
+          await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, now()]);
+          await client.query('COMMIT');
+        } catch (e) {
+          await client.query('ROLLBACK');
+          throw new Error(`PostgreSQL migration ${m.version} (${m.name}) failed in schema ${schema}: ${(e as Error).message}`, { cause: e });
+        }
+      }
+    } finally {
+      await client.query(MIGRATION_UNLOCK, [key]);
+    }
+  } finally {
+    await client.end();
+  }
+}

@@ -1,0 +1,70 @@
+// PostgreSQL migrations: idempotent, and safe when several nodes open one empty database at once.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import pg from 'pg';
+import { pgTestDatabase } from '../../../test/support/postgres.js';
+import { PgStore } from './index.js';
+import { PG_MIGRATIONS } from './migrations.js';
+
+const db = await pgTestDatabase();
+const skip = 'skip' in db ? db.skip : false;
+const url = 'skip' in db ? '' : db.url;
+after(async () => {
+  if (!('skip' in db)) await db.drop();
+});
+
+const latest = Math.max(...PG_MIGRATIONS.map((m) => m.version));
+
+async function tables(schema: string): Promise<string[]> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query("SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name", [schema])).rows.map((r) => r.table_name);
+  } finally {
+    await c.end();
+  }
+}
+
+test('migrating twice applies each migration once', { skip }, async () => {
+  const a = await PgStore.open(url, { schema: 'twice' });
+  assert.equal(await a.schemaVersion(), latest);
+  await a.close();
+  const b = await PgStore.open(url, { schema: 'twice' });
+  assert.equal(await b.schemaVersion(), latest);
+  const [{ n }] = await b.connection.query('SELECT COUNT(*) n FROM schema_migrations');
+  assert.equal(n, PG_MIGRATIONS.length);
+  await b.close();
+  const t = await tables('twice');
+  for (const name of ['users', 'mailboxes', 'messages', 'outbound_queue', 'leases', 'auth_failures', 'search_headers', 'schema_migrations']) assert.ok(t.includes(name), `table ${name}`);
+});
+
+test('two stores opening one empty database at once both succeed, migrating once', { skip }, async () => {
+  const [a, b] = await Promise.all([PgStore.open(url), PgStore.open(url)]);
+  assert.equal(await a.schemaVersion(), latest);
+  assert.equal(await b.schemaVersion(), latest);
+  const [{ n }] = await a.connection.query('SELECT COUNT(*) n FROM schema_migrations');
+  assert.equal(n, PG_MIGRATIONS.length);
+  await Promise.all([a.close(), b.close()]);
+});
+
+test('the schema option keeps operators apart on one database', { skip }, async () => {
+  const a = await PgStore.open(url, { schema: 'op_a' });
+  const b = await PgStore.open(url, { schema: 'op_b' });
+  await a.connection.query("INSERT INTO leases (name, owner, until) VALUES ('x', 'a', 1)");
+  assert.equal((await b.connection.query('SELECT * FROM leases')).length, 0);
+  assert.equal((await a.connection.query('SELECT * FROM leases')).length, 1);
+  await Promise.all([a.close(), b.close()]);
+  await assert.rejects(PgStore.open(url, { schema: 'Bad-Name' }), /not a plain identifier/);
+});
+
+test('a unique violation is a StoreConflictError; int8 are numbers', { skip }, async () => {
+  const s = await PgStore.open(url, { schema: 'conflict' });
+  const { StoreConflictError } = await import('../errors.js');
+  await s.connection.query("INSERT INTO users (login, display_name, state, created_at) VALUES ('Dr.Martin', 'M', 'active', 'x')");
+  await assert.rejects(s.connection.query("INSERT INTO users (login, display_name, state, created_at) VALUES ('dr.martin', 'M', 'active', 'x')"), StoreConflictError);
+  await assert.rejects(s.connection.tx((c) => c.query("INSERT INTO users (login, display_name, state, created_at) VALUES ('DR.MARTIN', 'M', 'active', 'x')")), StoreConflictError);
+  const [r] = await s.connection.query('SELECT COUNT(*) n, SUM(id) total, MAX(id) m FROM users');
+  assert.deepEqual(r, { n: 1, total: r.m, m: r.m });
+  assert.equal(typeof r.m, 'number');
+  await s.close();
+});

@@ -1,0 +1,45 @@
+// Web sessions (HttpSessionStore) in PostgreSQL: a digest of each token, never the token.
+import type { HttpSession } from '../../model/index.js';
+import type { HttpSessionStore } from '../types.js';
+import { PgPart } from './connection.js';
+
+function rowSession(r: any): HttpSession {
+  return {
+    id: r.id,
+    userId: r.user_id,
+    method: r.method,
+    stage: r.stage,
+    csrfToken: r.csrf_token,
+    createdAt: r.created_at,
+    lastSeenAt: r.last_seen_at,
+    expiresAt: r.expires_at,
+    remote: r.remote,
+    userAgent: r.user_agent,
+    revokedAt: r.revoked_at,
+  };
+}
+
+export class PgHttpSessions extends PgPart implements HttpSessionStore {
+  async createHttpSession(s: Omit<HttpSession, 'id' | 'revokedAt'> & { tokenHash: string }) {
+    const [r] = await this.query(
+      'INSERT INTO http_sessions (token_hash, user_id, method, stage, csrf_token, created_at, last_seen_at, expires_at, remote, user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *',
+      [s.tokenHash, s.userId, s.method, s.stage, s.csrfToken, s.createdAt, s.lastSeenAt, s.expiresAt, s.remote, s.userAgent],
+    );
+    return rowSession(r);
+  }
+  async findHttpSession(tokenHash: string) {
+    return this.one('SELECT * FROM http_sessions WHERE token_hash = $1 AND revoked_at IS NULL', rowSession, tokenHash);
+  }
+  async touchHttpSession(id: number, lastSeenAt: number) {
+    await this.query('UPDATE http_sessions SET last_seen_at = $1 WHERE id = $2', [lastSeenAt, id]);
+  }
+  async listHttpSessions(userId: number, at: number) {
+    return (await this.query('SELECT * FROM http_sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 ORDER BY last_seen_at DESC', [userId, at])).map(rowSession);
+  }
+  async revokeHttpSession(userId: number, id: number) {
+    return (await this.query('UPDATE http_sessions SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL RETURNING id', [Date.now(), id, userId])).length > 0;
+  }
+  async revokeHttpSessions(userId: number, exceptId?: number) {
+    return (await this.query('UPDATE http_sessions SET revoked_at = $1 WHERE user_id = $2 AND id <> $3 AND revoked_at IS NULL RETURNING id', [Date.now(), userId, exceptId ?? -1])).length;
+  }
+}
