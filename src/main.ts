@@ -35,6 +35,7 @@ import { BlobStore } from './store/blobs.js';
 import type { MessageFiles } from './store/message-files.js';
 import { ensurePrivateDir, exposedStatePaths } from './store/permissions.js';
 import { SqliteStore } from './store/sqlite/index.js';
+import type { Store } from './store/types.js';
 import { TrustService } from './trust/index.js';
 import { TrustListSource } from './trust/source.js';
 import { openDirectory, type DirectoryRuntime } from './directory/runtime.js';
@@ -55,7 +56,7 @@ export class StartupError extends Error {
 
 export interface Operator {
   config: Config;
-  store: SqliteStore;
+  store: Store;
   blobs: BlobStore;
   blobCollector: BlobCollector;
   core: Core;
@@ -89,7 +90,7 @@ function readRequired(file: string | undefined, what: string, setting: string): 
 }
 
 /** Opens the store of an operator without starting anything (CLI administration commands). */
-export function openStore(config: Config): SqliteStore {
+export async function openStore(config: Config): Promise<Store> {
   return SqliteStore.open(path.join(config.dataDir, 'caducee.sqlite'));
 }
 
@@ -159,7 +160,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
       `state readable by other local users (dataDir ${config.dataDir}): ${exposed.map((e) => `${e.path} has mode ${e.mode}`).join(', ')}; ` +
         `run ${exposed.map((e) => `\`${e.fix}\``).join(' and ')} as the service user, then start again`,
     );
-  const store = openStore(config);
+  const store = await openStore(config);
   // A failed pin release is harmless (the pin expires), but worth a warning.
   const blobs = new BlobStore(path.join(config.dataDir, 'blobs'), store, { onError: (err) => logger.warn({ err }, 'message file pin release failed; it expires by itself') });
   const core = new Core(store, config.operator.domains);
