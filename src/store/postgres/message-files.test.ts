@@ -4,9 +4,10 @@
 // (two stores, two PgMessageFiles on one database).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { after, test } from 'node:test';
 import { Rng } from '../../../test/fuzz/rng.js';
+import { waitFor } from '../../../test/helpers.js';
 import { pgMailFixture } from '../../../test/support/pg-mail.js';
 import { BlobCollector } from '../blob-collector.js';
 import { BlobSizeExceededError } from '../message-files.js';
@@ -125,6 +126,15 @@ test('the same content twice is written once; a put over the size limit leaves n
     })(),
   );
   await assert.rejects(files.put(failing), /client gone/);
+  assert.equal(await count("SELECT count(*) FROM blob_chunks WHERE blob_id LIKE 'tmp:%'"), 0);
+  // A put so slow that another node's start swept its staged chunks: refused, not stored partial.
+  const slow = new PassThrough();
+  const slowPut = files.put(slow);
+  slow.write(r.bytes(CHUNK_SIZE + 1));
+  await waitFor(async () => (await count("SELECT count(*) FROM blob_chunks WHERE blob_id LIKE 'tmp:%'")) === 1, 'chunk 0 staged');
+  assert.equal(await files.cleanTmp(-1), 1);
+  slow.end(r.bytes(CHUNK_SIZE));
+  await assert.rejects(slowPut, /1 of its 2 staged chunks were swept as stale/);
   assert.equal(await count("SELECT count(*) FROM blob_chunks WHERE blob_id LIKE 'tmp:%'"), 0);
 });
 

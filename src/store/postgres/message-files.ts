@@ -97,32 +97,24 @@ export class PgMessageFiles implements MessageFiles {
 
   /**
    * The put's final transaction: the file (unless it exists) and the pin, once no removal of the
-   * id is claimed. `staged` chunks 0..count-1 are under `staging`; `last` (the tail, or the whole
+   * id is claimed. Staged chunks 0..count-1 are under `staging`; `last` (the tail, or the whole
    * of a small message) is written here.
    */
   private async commit(id: string, size: number, staging: string | undefined, count: number, last: Buffer | undefined, token: string): Promise<void> {
     for (let wait = 5; ; wait = Math.min(wait * 2, 250)) {
-      const now = Date.now();
-      const pinned = await this.pg.tx(async (c) => {
-        await pins.lockBlob(c, id);
-        await c.query('UPDATE blob_garbage SET removing_since = NULL WHERE blob_id = $1 AND removing_since <= $2', [id, now - this.leaseMs]);
-        if ((await c.query('SELECT 1 FROM blob_garbage WHERE blob_id = $1 AND removing_since IS NOT NULL', [id])).rowCount) return false;
-        const created = await c.query('INSERT INTO blob_files (blob_id, size, created_at) VALUES ($1, $2, $3) ON CONFLICT (blob_id) DO NOTHING', [id, size, now]);
-        if (created.rowCount) {
-          if (staging) {
-            const moved = await c.query('UPDATE blob_chunks SET blob_id = $1 WHERE blob_id = $2', [id, staging]);
-            // cleanTmp (another node's start) removes staged chunks older than its limit: a put
-            // that took longer fails here rather than leave a partial file (nothing acknowledged).
-            if (moved.rowCount !== count) throw new Error(`message file ${id}: ${count - (moved.rowCount ?? 0)} of its ${count} staged chunks were swept as stale (the put outlasted the collector's tmpMaxAgeMs); the client must send it again`);
-          }
-          if (last) await c.query('INSERT INTO blob_chunks (blob_id, seq, data) VALUES ($1, $2, $3)', [id, count, last]);
-        } else if (staging) {
-          await c.query('DELETE FROM blob_chunks WHERE blob_id = $1', [staging]); // written once: the first copy stays
-        }
-        await c.query('INSERT INTO blob_pins (blob_id, token, until) VALUES ($1, $2, $3)', [id, token, now + this.pinMs]);
-        return true;
-      });
-      if (pinned) return;
+      // blob_put() (PG migration 2): lock, pin, file written once — one statement, one transaction.
+      const [r] = await this.pg.query<{ pinned: boolean }>('SELECT blob_put($1, $2, $3, $4, $5, $6, $7, $8, $9) pinned', [
+        id,
+        size,
+        staging ?? null,
+        count,
+        last ?? null,
+        token,
+        Date.now(),
+        this.pinMs,
+        this.leaseMs,
+      ]);
+      if (r.pinned) return;
       await sleep(wait); // a removal claimed through a file-system store on the same database (mixed setups)
     }
   }

@@ -480,6 +480,36 @@ BEGIN
     ON CONFLICT (blob_id, token) DO UPDATE SET until = excluded.until;
   RETURN true;
 END $$;
+-- The final step of a put into blob_files/blob_chunks (postgres/message-files.ts), one round
+-- trip: the pin as blob_pin(), and the file written once — the first writer of the content keeps
+-- its chunks (staged ones renamed to the id, then the tail), a later one drops its staged chunks.
+CREATE FUNCTION blob_put(p_blob_id text, p_size bigint, p_staging text, p_staged integer, p_tail bytea,
+                         p_token text, p_now bigint, p_pin_ms bigint, p_lease_ms bigint) RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  moved integer;
+BEGIN
+  IF NOT blob_pin(p_blob_id, p_token, p_now, p_pin_ms, p_lease_ms) THEN
+    RETURN false;
+  END IF;
+  INSERT INTO blob_files (blob_id, size, created_at) VALUES (p_blob_id, p_size, p_now) ON CONFLICT (blob_id) DO NOTHING;
+  IF FOUND THEN
+    IF p_staged > 0 THEN
+      UPDATE blob_chunks SET blob_id = p_blob_id WHERE blob_id = p_staging;
+      GET DIAGNOSTICS moved = ROW_COUNT;
+      IF moved <> p_staged THEN
+        RAISE EXCEPTION 'message file %: % of its % staged chunks were swept as stale (the put outlasted the collector''s tmpMaxAgeMs); the client must send it again',
+          p_blob_id, p_staged - moved, p_staged;
+      END IF;
+    END IF;
+    IF p_tail IS NOT NULL THEN
+      INSERT INTO blob_chunks (blob_id, seq, data) VALUES (p_blob_id, p_staged, p_tail);
+    END IF;
+  ELSIF p_staged > 0 THEN
+    DELETE FROM blob_chunks WHERE blob_id = p_staging;
+  END IF;
+  RETURN true;
+END $$;
 `,
   },
 ];
