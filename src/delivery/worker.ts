@@ -194,6 +194,7 @@ export class OutboundWorker {
       // this worker's next claim or another's.
       const later = all.slice(free).flat();
       await this.release(later.map((i) => i.id));
+      if (this.stopped) return this.release(all.slice(0, free).flat().map((i) => i.id));
       const deadline = claimedAt + this.leaseMs - recordMargin(this.leaseMs);
       for (const g of all.slice(0, free)) {
         for (const i of g) {

@@ -130,8 +130,9 @@ test('PostgreSQL, two nodes sharing a file system: the same race, never a commit
   if ('skip' in pg) return;
   const { dir, cleanup } = tempDir('caducee-blob-race-');
   try {
-    const node2 = await pg.node();
-    await race(pg.s, node2, (await pg.s.getFolder(await pg.mailbox('a@x.test'), 'INBOX'))!.id, path.join(dir, 'blobs'), 'PostgreSQL');
+    const op = await pg.operator();
+    const node2 = await op.node();
+    await race(op.s, node2, (await op.s.getFolder(await op.mailbox('a@x.test'), 'INBOX'))!.id, path.join(dir, 'blobs'), 'PostgreSQL');
   } finally {
     await pg.close();
     cleanup();

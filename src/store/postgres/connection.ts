@@ -94,6 +94,15 @@ export class PgConnection {
     }
   }
 
+  /** One statement outside a transaction; how many rows it inserted, updated or deleted. */
+  async run(sql: string, args: unknown[] = []): Promise<number> {
+    try {
+      return (await this.pool.query(sql, args)).rowCount ?? 0;
+    } catch (e) {
+      throw conflict(e);
+    }
+  }
+
   /** The row `sql` selects with `args`, turned into a record by `row`; undefined when there is none. */
   async one<T>(sql: string, row: (r: any) => T, ...args: unknown[]): Promise<T | undefined> {
     const rows = await this.query(sql, args);
@@ -143,6 +152,10 @@ export abstract class PgPart {
 
   protected query<R extends pg.QueryResultRow = any>(sql: string, args: unknown[] = []): Promise<R[]> {
     return this.connection.query<R>(sql, args);
+  }
+
+  protected run(sql: string, args: unknown[] = []): Promise<number> {
+    return this.connection.run(sql, args);
   }
 
   protected one<T>(sql: string, row: (r: any) => T, ...args: unknown[]): Promise<T | undefined> {

@@ -22,7 +22,7 @@ export class PgCredentials extends PgPart implements CredentialStore {
     await this.query('UPDATE app_passwords SET last_used_at = $1, last_used_from = $2 WHERE id = $3', [at, from, id]);
   }
   async revokeAppPassword(userId: number, id: number) {
-    return (await this.query('UPDATE app_passwords SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL RETURNING id', [now(), id, userId])).length > 0;
+    return (await this.run('UPDATE app_passwords SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL', [now(), id, userId])) > 0;
   }
 
   async getTotp(userId: number) {
@@ -50,11 +50,11 @@ export class PgCredentials extends PgPart implements CredentialStore {
   async useTotpStep(userId: number, step: number) {
     // RFC 6238 §5.2: a verified OTP must not be accepted again; one atomic compare-and-set (the
     // row lock makes a second node's update re-check last_step after the first commits).
-    return (await this.query('UPDATE totp_factors SET last_step = $1 WHERE user_id = $2 AND last_step < $1 AND confirmed_at IS NOT NULL RETURNING user_id', [step, userId])).length > 0;
+    return (await this.run('UPDATE totp_factors SET last_step = $1 WHERE user_id = $2 AND last_step < $1 AND confirmed_at IS NOT NULL', [step, userId])) > 0;
   }
   async useRecoveryCode(userId: number, codeHash: string) {
     // A second node using the same code waits for the row lock, then sees used_at set: false.
-    return (await this.query('UPDATE recovery_codes SET used_at = $1 WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL RETURNING id', [now(), userId, codeHash])).length > 0;
+    return (await this.run('UPDATE recovery_codes SET used_at = $1 WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL', [now(), userId, codeHash])) > 0;
   }
   async remainingRecoveryCodes(userId: number) {
     const [r] = await this.query('SELECT COUNT(*) n FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL', [userId]);

@@ -121,10 +121,6 @@ export class PgDelivery extends PgPart implements DeliveryStore {
     });
   }
 
-  async dueQueueItems(at: number, limit: number) {
-    return (await this.query("SELECT * FROM outbound_queue WHERE status = 'queued' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2", [at, limit])).map(rowQueue);
-  }
-
   /**
    * Claims up to `limit` due items whose lease is absent or expired, oldest first, leased to
    * `owner` until now + leaseMs. One statement: rows another worker is claiming at this instant

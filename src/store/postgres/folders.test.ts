@@ -9,11 +9,14 @@ const skip = 'skip' in fx ? fx.skip : false;
 if (!('skip' in fx)) after(() => fx.close());
 const F = fx as Exclude<typeof fx, { skip: string }>;
 
+/** One operator (schema) for the file; each test has a mailbox of its own in it. */
+let shared: ReturnType<typeof F.operator> | undefined;
 let boxes = 0;
 async function setup() {
-  const mb = await F.mailbox(`folders${++boxes}@x.test`);
-  const inbox = (await F.s.getFolder(mb, 'INBOX'))!;
-  return { s: F.s, mb, inbox };
+  const op = await (shared ??= F.operator());
+  const mb = await op.mailbox(`folders${++boxes}@x.test`);
+  const inbox = (await op.s.getFolder(mb, 'INBOX'))!;
+  return { op, s: op.s, mb, inbox };
 }
 const blob = (n: number) => n.toString(16).padStart(64, '0');
 const message = (n: number, flags: string[] = []) => ({ blobId: blob(n), size: n, flags, internalDate: new Date(Date.UTC(2026, 0, 1, 0, 0, n)) });
@@ -115,12 +118,12 @@ test('subscriptions and keyset pages', { skip }, async () => {
 });
 
 test('\\Recent: SELECT claims it once; two sessions claiming at once never both get a UID (RFC 3501 §2.3.2)', { skip }, async () => {
-  const { s, inbox } = await setup();
+  const { op, s, inbox } = await setup();
   for (let i = 1; i <= 40; i++) await s.appendMessage(inbox.id, message(i));
   const examine = await s.openFolder(inbox.id);
   assert.equal(examine.messages.filter((m) => m.recent).length, 40, 'EXAMINE sees them recent and leaves them');
   assert.deepEqual([examine.uidNext, examine.highestModseq], [41, await s.folderModseq(inbox.id)]);
-  const other = await F.node();
+  const other = await op.node();
   const uids = Array.from({ length: 40 }, (_, i) => i + 1);
   const [a, b] = await Promise.all([s.claimRecent(inbox.id, uids.slice(0, 30)), other.claimRecent(inbox.id, uids.slice(10))]);
   assert.equal(a.length + b.length, 40);
@@ -138,9 +141,9 @@ test('\\Recent: SELECT claims it once; two sessions claiming at once never both 
 });
 
 test('two nodes storing flags on the same messages at once lose no change (rows locked before read)', { skip }, async () => {
-  const { s, inbox } = await setup();
+  const { op, s, inbox } = await setup();
   for (let i = 1; i <= 5; i++) await s.appendMessage(inbox.id, message(i));
-  const other = await F.node();
+  const other = await op.node();
   const keywords = Array.from({ length: 20 }, (_, i) => `$k${i}`);
   await Promise.all(keywords.map((k, i) => (i % 2 ? s : other).storeFlags(inbox.id, [1, 2, 3, 4, 5], 'add', [k])));
   for (const m of await s.folderMessages(inbox.id)) assert.deepEqual([...m.flags].sort(), [...keywords].sort(), `uid ${m.uid} has every keyword`);
@@ -151,12 +154,25 @@ test('two nodes storing flags on the same messages at once lose no change (rows 
 });
 
 test('two nodes moving the same message at once move it once', { skip }, async () => {
-  const { s, mb, inbox } = await setup();
+  const { op, s, mb, inbox } = await setup();
   const dst = await s.createFolder(mb, 'Classement');
   await s.appendMessage(inbox.id, message(1));
-  const other = await F.node();
+  const other = await op.node();
   const [a, b] = await Promise.all([s.copyMessages(inbox.id, [1], dst.id, true), other.copyMessages(inbox.id, [1], dst.id, true)]);
   assert.deepEqual([...a, ...b], [{ from: 1, to: 1 }]);
   assert.deepEqual((await s.folderMessages(dst.id)).map((m) => m.uid), [1]);
   assert.deepEqual(await s.folderUids(inbox.id), []);
+});
+
+test('a UID named twice: stored, claimed and moved once (as the SQLite store does)', { skip }, async () => {
+  const { s, mb, inbox } = await setup();
+  for (let i = 1; i <= 3; i++) await s.appendMessage(inbox.id, message(i));
+  const r = await s.storeFlags(inbox.id, [1, 1], 'add', ['\\Flagged']);
+  assert.deepEqual(r.updated.map((u) => [u.uid, u.flags]), [[1, ['\\Flagged']], [1, ['\\Flagged']]]);
+  assert.equal(r.updated[0].modseq, r.updated[1].modseq);
+  assert.deepEqual(await s.claimRecent(inbox.id, [3, 2, 3]), [3, 2]);
+  const dst = await s.createFolder(mb, 'Double');
+  assert.deepEqual(await s.copyMessages(inbox.id, [2, 2], dst.id, true), [{ from: 2, to: 1 }, { from: 2, to: 2 }]);
+  assert.deepEqual(await s.expungedSince(inbox.id, 0), [2]);
+  assert.deepEqual(await s.folderUids(inbox.id), [1, 3]);
 });

@@ -42,7 +42,7 @@ async function recordExpunged(c: PgClient, folderId: number, uids: number[], mod
   await c.query(
     `INSERT INTO expunged (folder_id, uid, modseq) SELECT $1, u, $3 FROM unnest($2::bigint[]) u
      ON CONFLICT (folder_id, uid) DO UPDATE SET modseq = EXCLUDED.modseq`,
-    [folderId, uids, modseq],
+    [folderId, [...new Set(uids)], modseq], // once each: ON CONFLICT cannot update a row twice in one statement
   );
 }
 
@@ -215,7 +215,7 @@ export class PgFolders extends PgPart implements FolderStore {
     if (uids.length === 0) return [];
     const r = await this.query('UPDATE messages SET recent = 0 WHERE folder_id = $1 AND uid = ANY($2::bigint[]) AND recent = 1 RETURNING uid', [folderId, uids]);
     const claimed = new Set(r.map((x) => x.uid as number));
-    return uids.filter((u) => claimed.has(u));
+    return uids.filter((u) => claimed.delete(u)); // in the order asked, once each
   }
 
   async changedSince(folderId: number, modseq: number) {
@@ -277,6 +277,7 @@ export class PgFolders extends PgPart implements FolderStore {
         if (!modseq) modseq = await bumpModseq(c, folderId);
         changes.push({ uid, flags: next.join(' ') });
         updated.push({ uid, flags: next, modseq });
+        rows.set(uid, { flags: next.join(' '), modseq }); // a UID named twice sees its new flags, as in SQLite
       }
       if (changes.length)
         await c.query(

@@ -178,6 +178,18 @@ export class PgStore implements Store {
   }
 }
 
+/** The URL without its user and password (for messages and logs). */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    return u.toString();
+  } catch {
+    return '(an unparsable PostgreSQL URL)';
+  }
+}
+
 /** The advisory lock key of a schema's migrations (one per schema: operators sharing a server do not wait for each other). */
 const MIGRATION_LOCK = 'SELECT pg_advisory_lock(hashtext($1))';
 const MIGRATION_UNLOCK = 'SELECT pg_advisory_unlock(hashtext($1))';
@@ -189,7 +201,11 @@ const MIGRATION_UNLOCK = 'SELECT pg_advisory_unlock(hashtext($1))';
  */
 async function migrate(url: string, schema: string): Promise<void> {
   const client = new pg.Client({ connectionString: url });
-  await client.connect();
+  try {
+    await client.connect();
+  } catch (e) {
+    throw new Error(`cannot connect to PostgreSQL at ${redactUrl(url)}: ${(e as Error).message}; check the store's URL and that the server accepts this host and user`, { cause: e });
+  }
   const key = `caducee-migrations:${schema}`;
   try {
     await client.query(MIGRATION_LOCK, [key]);

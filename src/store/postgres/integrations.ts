@@ -75,7 +75,7 @@ export class PgIntegrations extends PgPart implements IntegrationStore {
     ).map(rowWebhook);
   }
   async revokeWebhook(id: number) {
-    return (await this.query('UPDATE webhooks SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING id', [now(), id])).length > 0;
+    return (await this.run('UPDATE webhooks SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL', [now(), id])) > 0;
   }
   async dueWebhooks(nowMs: number, limit: number) {
     return (await this.query('SELECT * FROM webhooks WHERE revoked_at IS NULL AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2', [nowMs, limit])).map(withSecret);

@@ -39,6 +39,6 @@ export class PgLockout extends PgPart implements LockoutStore {
   }
 
   async purgeAuthFailures(before: number) {
-    return (await this.query('DELETE FROM auth_failures WHERE at < $1 RETURNING 1', [before])).length;
+    return (await this.run('DELETE FROM auth_failures WHERE at < $1', [before]));
   }
 }

@@ -87,6 +87,10 @@ export class PgMailboxes extends PgPart implements MailboxStore {
         // A deleted address is never reused and never read again: its folders and messages go in
         // the same transaction (their files follow through blob_garbage), the address row stays.
         const folders = 'SELECT id FROM folders WHERE mailbox_id = $1';
+        // Folder rows first, as a delivery or an append locks them (uid_next) before inserting a
+        // message: one on another node waits for this deletion instead of slipping a message in
+        // between the two DELETEs (which would fail this one's folder DELETE on the foreign key).
+        await c.query(`${folders} ORDER BY id FOR UPDATE`, [id]);
         await c.query(`DELETE FROM messages WHERE folder_id IN (${folders})`, [id]);
         await c.query(`DELETE FROM expunged WHERE folder_id IN (${folders})`, [id]);
         await c.query('DELETE FROM folders WHERE mailbox_id = $1', [id]);
@@ -111,7 +115,7 @@ export class PgMailboxes extends PgPart implements MailboxStore {
     return rowGrant(r);
   }
   async removeGrant(mailboxId: number, userId: number) {
-    return (await this.query('DELETE FROM grants WHERE mailbox_id = $1 AND user_id = $2 RETURNING id', [mailboxId, userId])).length > 0;
+    return (await this.run('DELETE FROM grants WHERE mailbox_id = $1 AND user_id = $2', [mailboxId, userId])) > 0;
   }
   async listGrants(filter: { mailboxId?: number; userId?: number } = {}) {
     const where: string[] = [];

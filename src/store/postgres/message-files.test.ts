@@ -8,7 +8,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { after, test } from 'node:test';
 import { Rng } from '../../../test/fuzz/rng.js';
 import { waitFor } from '../../../test/helpers.js';
-import { pgMailFixture } from '../../../test/support/pg-mail.js';
+import { pgMailFixture, type PgOperator } from '../../../test/support/pg-mail.js';
 import { BlobCollector } from '../blob-collector.js';
 import { BlobSizeExceededError } from '../message-files.js';
 import { CHUNK_SIZE, PgMessageFiles } from './message-files.js';
@@ -17,7 +17,8 @@ import { pino } from 'pino';
 const fx = await pgMailFixture();
 const skip = 'skip' in fx ? fx.skip : false;
 if (!('skip' in fx)) after(() => fx.close());
-const F = fx as Exclude<typeof fx, { skip: string }>;
+/** One operator (schema) for the whole file. */
+const F = ('skip' in fx ? undefined : await fx.operator()) as PgOperator;
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 /** The bytes in odd-sized pieces, as a socket delivers them. */

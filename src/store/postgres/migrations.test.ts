@@ -68,3 +68,42 @@ test('a unique violation is a StoreConflictError; int8 are numbers', { skip }, a
   assert.equal(typeof r.m, 'number');
   await s.close();
 });
+
+test('triggers write their own schema\'s tables whatever the session\'s search_path', { skip }, async () => {
+  const s = await PgStore.open(url, { schema: 'pinned' });
+  const mb = await s.createMailbox({ address: 'x@op.test', type: 'PER', displayName: 'X', ownerUserId: null, practitionerId: null, structureId: null, listeRouge: false });
+  const box = (await s.getFolder(mb.id, 'INBOX'))!;
+  await s.appendMessage(box.id, { blobId: 'b'.repeat(64), size: 1, flags: [], internalDate: new Date() });
+  await s.close();
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    // An administrator's session: default search_path, tables named with their schema.
+    await c.query('DELETE FROM pinned.messages');
+    assert.deepEqual((await c.query('SELECT blob_id FROM pinned.blob_garbage')).rows, [{ blob_id: 'b'.repeat(64) }]);
+  } finally {
+    await c.end();
+  }
+});
+
+test('an unreachable server: open names where it tried, never the password', async () => {
+  await assert.rejects(PgStore.open('postgres://caducee:s3cret@127.0.0.1:1/db'), (e: Error) => /cannot connect to PostgreSQL at postgres:\/\/127\.0\.0\.1:1\/db: /.test(e.message) && !e.message.includes('s3cret'));
+});
+
+test('the PostgreSQL schema has every table and column of the SQLite schema (same names: one set of row mappers)', { skip }, async () => {
+  const { SqliteStore } = await import('../sqlite/index.js');
+  const lite = SqliteStore.open(':memory:');
+  const liteTables = new Map<string, string[]>();
+  for (const { name } of lite.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").all() as { name: string }[])
+    liteTables.set(name, (lite.db.prepare(`SELECT name FROM pragma_table_info(?)`).all(name) as { name: string }[]).map((c) => c.name).sort());
+  await lite.close();
+  const s = await PgStore.open(url, { schema: 'parity' });
+  const rows = await s.connection.query("SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'parity'");
+  await s.close();
+  const pgTables = new Map<string, string[]>();
+  for (const r of rows) pgTables.set(r.table_name, [...(pgTables.get(r.table_name) ?? []), r.column_name]);
+  for (const [table, columns] of liteTables) assert.deepEqual(pgTables.get(table)?.sort(), columns, `table ${table}`);
+  // Tables only PostgreSQL has: message files kept in the database (PG migration 2, branch blobs).
+  const pgOnly = [...pgTables.keys()].filter((t) => !liteTables.has(t));
+  assert.deepEqual(pgOnly.filter((t) => !['blob_chunks', 'blob_files'].includes(t)), []);
+});

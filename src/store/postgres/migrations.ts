@@ -16,7 +16,9 @@
 //   name the expression: `ON CONFLICT (mailbox_id, lower(sender))`. Branch pg-mail follows this
 //   rule (submission_recipients.address). No ICU nondeterministic collation: LIKE works, and the
 //   indexes are plain btrees.
-// - SQLite triggers → plpgsql trigger functions with the same effect; messages_header_indexed is
+// - SQLite triggers → plpgsql trigger functions with the same effect, their search_path pinned
+//   to the operator's schema (SET search_path FROM CURRENT: a session with another search_path,
+//   an administrator's psql, still writes the schema's own tables); messages_header_indexed is
 //   a BEFORE INSERT trigger setting NEW.header_indexed (PostgreSQL's WHEN takes no subquery), and
 //   search_headers_indexed fires on INSERT OR UPDATE (an upsert replaces the row, as SQLite's
 //   INSERT OR REPLACE does).
@@ -383,7 +385,7 @@ CREATE INDEX auth_failures_key ON auth_failures(key, at);
 CREATE INDEX auth_failures_at ON auth_failures(at);
 
 -- SQLite migration 7: message files reference-counted, candidates recorded whatever removed the row.
-CREATE FUNCTION messages_blob_released() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION messages_blob_released() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
   INSERT INTO blob_garbage (blob_id, since) SELECT DISTINCT blob_id, ${NOW_ISO} FROM old_rows ON CONFLICT (blob_id) DO NOTHING;
   RETURN NULL;
@@ -392,7 +394,7 @@ CREATE TRIGGER messages_blob_released AFTER DELETE ON messages REFERENCING OLD T
   FOR EACH STATEMENT EXECUTE FUNCTION messages_blob_released();
 CREATE TRIGGER queue_blob_released AFTER DELETE ON outbound_queue REFERENCING OLD TABLE AS old_rows
   FOR EACH STATEMENT EXECUTE FUNCTION messages_blob_released();
-CREATE FUNCTION queue_blob_done() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION queue_blob_done() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
   INSERT INTO blob_garbage (blob_id, since) VALUES (NEW.blob_id, ${NOW_ISO}) ON CONFLICT (blob_id) DO NOTHING;
   RETURN NULL;
@@ -401,7 +403,7 @@ CREATE TRIGGER queue_blob_done AFTER UPDATE OF status ON outbound_queue
   FOR EACH ROW WHEN (NEW.status <> 'queued') EXECUTE FUNCTION queue_blob_done();
 
 -- SQLite migration 11: every state change of a mailbox, whatever code path made it.
-CREATE FUNCTION mailbox_state_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION mailbox_state_changed() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
   INSERT INTO mailbox_state_changes (mailbox_id, at, state) VALUES (NEW.id, NEW.updated_at, NEW.state);
   RETURN NULL;
@@ -410,7 +412,7 @@ CREATE TRIGGER mailbox_state_changed AFTER UPDATE OF state ON mailboxes
   FOR EACH ROW WHEN (NEW.state <> OLD.state) EXECUTE FUNCTION mailbox_state_changed();
 
 -- SQLite migration 17: messages.header_indexed tells whether the file has its row at version 1.
-CREATE FUNCTION messages_header_indexed() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION messages_header_indexed() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
   IF EXISTS (SELECT 1 FROM search_headers WHERE blob_id = NEW.blob_id AND version = 1) THEN
     NEW.header_indexed := 1;
@@ -419,7 +421,7 @@ BEGIN
 END $$;
 CREATE TRIGGER messages_header_indexed BEFORE INSERT ON messages
   FOR EACH ROW EXECUTE FUNCTION messages_header_indexed();
-CREATE FUNCTION search_headers_indexed() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION search_headers_indexed() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
   UPDATE messages SET header_indexed = 1 WHERE blob_id = NEW.blob_id AND header_indexed = 0;
   RETURN NULL;

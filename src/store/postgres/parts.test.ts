@@ -1,7 +1,7 @@
 // The PostgreSQL parts of branch pg-core, one scenario per focused interface, with the
 // semantics of their SQLite twins (src/store/sqlite/*.ts): accounts, credentials, sessions,
 // mailboxes, absences, rules, usage, traces, integrations, patients, leases, lockout, message
-// file records. Messages are inserted by SQL here where the folder part (branch pg-mail) would.
+// file records.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { pgTestDatabase } from '../../../test/support/postgres.js';
@@ -28,18 +28,11 @@ async function mailbox(address = `${uniq('bal')}@op.test`) {
   return s.createMailbox({ address, type: 'PER', displayName: 'BAL', ownerUserId: null, practitionerId: null, structureId: null, listeRouge: false });
 }
 
-/** A message row in a folder (what PgFolders.appendMessage does, branch pg-mail). */
+/** A message in a folder, appended through the folder part; its row id and UID. */
 async function insertMessage(folderId: number, blobId: string, flags = '', internalDate = new Date().toISOString()) {
-  const [f] = await s.connection.query('UPDATE folders SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 WHERE id = $1 RETURNING uid_next - 1 AS uid, highest_modseq', [folderId]);
-  const [m] = await s.connection.query('INSERT INTO messages (folder_id, uid, blob_id, size, internal_date, flags, modseq) VALUES ($1, $2, $3, 10, $4, $5, $6) RETURNING id', [
-    folderId,
-    f.uid,
-    blobId,
-    internalDate,
-    flags,
-    f.highest_modseq,
-  ]);
-  return { id: m.id as number, uid: f.uid as number };
+  const { uid } = await s.appendMessage(folderId, { blobId, size: 10, flags: flags ? flags.split(' ') : [], internalDate: new Date(internalDate) });
+  const m = await s.getMessageByUid(folderId, uid);
+  return { id: m!.id, uid };
 }
 async function inbox(mailboxId: number) {
   const [f] = await s.connection.query("SELECT id FROM folders WHERE mailbox_id = $1 AND name = 'INBOX'", [mailboxId]);

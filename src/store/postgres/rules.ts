@@ -32,7 +32,7 @@ export class PgRules extends PgPart implements RulesStore {
     const ids = [...new Set(mailboxIds)].sort((a, b) => a - b);
     if (!ids.length) return;
     await this.query(
-      `INSERT INTO mailbox_activity (mailbox_id, ${col}) SELECT id, $2 FROM unnest($1::bigint[]) AS ids(id)
+      `INSERT INTO mailbox_activity (mailbox_id, ${col}) SELECT id, $2::bigint FROM unnest($1::bigint[]) AS ids(id)
        ON CONFLICT (mailbox_id) DO UPDATE SET ${col} = GREATEST(COALESCE(mailbox_activity.${col}, 0), excluded.${col})`,
       [ids, at],
     );

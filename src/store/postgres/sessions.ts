@@ -37,9 +37,9 @@ export class PgHttpSessions extends PgPart implements HttpSessionStore {
     return (await this.query('SELECT * FROM http_sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 ORDER BY last_seen_at DESC', [userId, at])).map(rowSession);
   }
   async revokeHttpSession(userId: number, id: number) {
-    return (await this.query('UPDATE http_sessions SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL RETURNING id', [Date.now(), id, userId])).length > 0;
+    return (await this.run('UPDATE http_sessions SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL', [Date.now(), id, userId])) > 0;
   }
   async revokeHttpSessions(userId: number, exceptId?: number) {
-    return (await this.query('UPDATE http_sessions SET revoked_at = $1 WHERE user_id = $2 AND id <> $3 AND revoked_at IS NULL RETURNING id', [Date.now(), userId, exceptId ?? -1])).length;
+    return (await this.run('UPDATE http_sessions SET revoked_at = $1 WHERE user_id = $2 AND id <> $3 AND revoked_at IS NULL', [Date.now(), userId, exceptId ?? -1]));
   }
 }

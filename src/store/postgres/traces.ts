@@ -38,6 +38,6 @@ export class PgTraces extends PgPart implements TraceStore {
   }
 
   async purgeTraces(before: string) {
-    return (await this.query('DELETE FROM mailbox_traces WHERE at < $1 RETURNING id', [before])).length;
+    return (await this.run('DELETE FROM mailbox_traces WHERE at < $1', [before]));
   }
 }

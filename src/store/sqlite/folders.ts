@@ -153,7 +153,9 @@ export class SqliteFolders extends SqlitePart implements FolderStore {
 
   async folderMessages(folderId: number, opts: { clearRecent?: boolean } = {}) {
     return this.db.transaction(() => {
-      const rows = this.q('SELECT uid, flags, modseq, size, internal_date, blob_id, recent FROM messages WHERE folder_id = ? ORDER BY uid').all(folderId).map(rowFolderMessage);
+      // raw(false): openFolder runs the same cached statement in raw mode (the mode sticks to the
+      // statement), so each caller sets the mode it reads.
+      const rows = this.q('SELECT uid, flags, modseq, size, internal_date, blob_id, recent FROM messages WHERE folder_id = ? ORDER BY uid').raw(false).all(folderId).map(rowFolderMessage);
       if (opts.clearRecent && rows.some((r) => r.recent)) this.q('UPDATE messages SET recent = 0 WHERE folder_id = ? AND recent = 1').run(folderId);
       return rows;
     })();
