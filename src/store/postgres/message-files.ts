@@ -63,7 +63,7 @@ export class PgMessageFiles implements MessageFiles {
     let seq = 0;
     const flush = async (chunk: Buffer) => {
       staging ??= `tmp:${Date.now()}:${randomBytes(8).toString('hex')}`;
-      await this.pg.query('INSERT INTO blob_chunks (blob_id, seq, data) VALUES ($1, $2, $3)', [staging, seq++, chunk]);
+      await this.pg.query('SELECT blob_stage($1, $2, $3)', [staging, seq++, chunk]);
     };
     const write = async (data: Buffer) => {
       size += data.length;
@@ -133,24 +133,28 @@ export class PgMessageFiles implements MessageFiles {
   stream(id: string, range?: { start: number; end: number }): Readable {
     checkId(id);
     const pg = this.pg;
+    const exists = () => this.exists(id);
     // Inclusive end, as fs.createReadStream; past the end of the file: up to its end.
     const start = range?.start ?? 0;
-    const end = range?.end ?? Infinity;
+    const end = Math.min(range?.end ?? Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
     async function* chunks(): AsyncGenerator<Buffer> {
-      const file = await pg.one('SELECT size FROM blob_files WHERE blob_id = $1', (r) => r.size as number, id);
-      if (file === undefined) throw missing(id);
-      const last = Math.min(end, file - 1);
-      if (start > last) return;
+      if (start > end) return;
       // Only the chunks holding the range, and of the first and last only the bytes needed
-      // (substring on uncompressed EXTERNAL storage reads just those TOAST slices).
-      for (let seq = Math.floor(start / CHUNK_SIZE); seq <= Math.floor(last / CHUNK_SIZE); seq += CHUNKS_PER_READ) {
+      // (substring on uncompressed EXTERNAL storage reads just those TOAST slices); one round
+      // trip for up to CHUNKS_PER_READ chunks, none for the file's size.
+      const lastSeq = Math.floor(end / CHUNK_SIZE);
+      for (let seq = Math.floor(start / CHUNK_SIZE); ; seq += CHUNKS_PER_READ) {
+        const upto = Math.min(seq + CHUNKS_PER_READ - 1, lastSeq);
         const rows = await pg.query<{ data: Buffer }>(
           `SELECT substring(data FROM greatest($3::bigint - seq::bigint * $5, 0)::int + 1
                               FOR (least($4::bigint + 1 - seq::bigint * $5, $5) - greatest($3::bigint - seq::bigint * $5, 0))::int) AS data
-           FROM blob_chunks WHERE blob_id = $1 AND seq >= $2 AND seq <= least($2 + ${CHUNKS_PER_READ - 1}, $4::bigint / $5) ORDER BY seq`,
-          [id, seq, start, last, CHUNK_SIZE],
+           FROM blob_chunks WHERE blob_id = $1 AND seq >= $2 AND seq <= $6 ORDER BY seq`,
+          [id, seq, start, end, CHUNK_SIZE, upto],
         );
-        for (const r of rows) yield r.data;
+        // Nothing at all: a missing file, or a range starting past its end.
+        if (rows.length === 0 && seq === Math.floor(start / CHUNK_SIZE) && !(await exists())) throw missing(id);
+        for (const r of rows) if (r.data.length) yield r.data;
+        if (upto === lastSeq || rows.length < upto - seq + 1) return;
       }
     }
     return Readable.from(chunks(), { objectMode: false });

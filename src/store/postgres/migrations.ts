@@ -482,6 +482,15 @@ BEGIN
     ON CONFLICT (blob_id, token) DO UPDATE SET until = excluded.until;
   RETURN true;
 END $$;
+-- A chunk of a big message, staged: committed without waiting for the WAL flush, because the
+-- put's final statement (blob_put(), a normal commit) flushes the WAL up to its own commit record,
+-- past every staged chunk's; until then nothing references them (a crash leaves stale staging).
+CREATE FUNCTION blob_stage(p_staging text, p_seq integer, p_data bytea) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+  PERFORM set_config('synchronous_commit', 'off', true);
+  INSERT INTO blob_chunks (blob_id, seq, data) VALUES (p_staging, p_seq, p_data);
+END $$;
 -- The final step of a put into blob_files/blob_chunks (postgres/message-files.ts), one round
 -- trip: the pin as blob_pin(), and the file written once — the first writer of the content keeps
 -- its chunks (staged ones renamed to the id, then the tail), a later one drops its staged chunks.
