@@ -173,6 +173,32 @@ test('a removal claimed elsewhere holds the candidate and puts until done or pas
   }
 });
 
+test('a removal stalled past half its lease after its claim gives up before unlinking (a put may have taken the claim over)', async () => {
+  const t = await setup();
+  try {
+    const blob = await t.put('lent');
+    await blob.release();
+    const claim = t.store.claimBlobRemoval.bind(t.store);
+    // The claim answers, then this process stalls (event loop, GC, NFS) for more than lease/2.
+    const stalled = new BlobStore(t.blobs.dir, {
+      claimBlobRemoval: async (...args) => {
+        const claimed = await claim(...args);
+        await new Promise((r) => setTimeout(r, 30));
+        return claimed;
+      },
+      forgetBlobGarbage: t.store.forgetBlobGarbage.bind(t.store),
+      pinBlob: t.store.pinBlob.bind(t.store),
+      unpinBlobs: t.store.unpinBlobs.bind(t.store),
+      pruneBlobPins: t.store.pruneBlobPins.bind(t.store),
+    }, { removalLeaseMs: 40 });
+    assert.equal(await stalled.removeIfUnreferenced(blob.id), false);
+    assert.ok(t.onDisk(blob.id), 'not unlinked');
+    assert.deepEqual(await t.store.blobGarbage(10), [blob.id], 'the candidate stays for a later run');
+  } finally {
+    await t.done();
+  }
+});
+
 test('a crash after the decision only repeats the removal; orphans and stale temporary files are swept', async () => {
   const t = await setup();
   try {
