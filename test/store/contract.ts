@@ -387,7 +387,7 @@ export function storeContract(engine: string, open: OpenStore): void {
       assert.deepEqual(await s.listSubscriptions(m.id), []);
       assert.deepEqual(await s.mailboxUsage(m.id), { bytes: 0, messages: 0 });
       assert.equal(await s.isBlobReferenced(b), false);
-      assert.ok((await s.blobGarbage(1000)).includes(b), "the message's file is a removal candidate");
+      assert.ok((await s.blobGarbage(100_000)).includes(b), "the message's file is a removal candidate");
       assert.equal((await s.findMailboxByAddress(m.address))?.state, 'deleted');
       await assert.rejects(s.createMailbox({ address: m.address, type: 'ORG', displayName: 'Reuse', ownerUserId: null, practitionerId: null, structureId: m.structureId, listeRouge: false }), StoreConflictError);
     });
@@ -570,7 +570,7 @@ export function storeContract(engine: string, open: OpenStore): void {
       await s.deleteFolder(moved.id);
       assert.equal(await s.getFolderById(moved.id), undefined);
       assert.equal(await s.getMessageByUid(moved.id, 1), undefined);
-      assert.ok((await s.blobGarbage(1000)).includes(b), 'the messages of a deleted folder release their files');
+      assert.ok((await s.blobGarbage(100_000)).includes(b), 'the messages of a deleted folder release their files');
       const again = await s.createFolder(m.id, 'Dossiers/2026');
       assert.notEqual(again.uidValidity, child.uidValidity, 'RFC 9051 §2.3.1.1');
       assert.deepEqual((await s.listFolders(m.id)).map((x) => x.name), ['INBOX', 'Sent', 'Drafts', 'Trash', 'Junk', 'Dossiers', 'Archive', 'ProjetsX', 'Dossiers/2026']);
@@ -977,7 +977,7 @@ export function storeContract(engine: string, open: OpenStore): void {
       assert.equal(await s.isBlobReferenced(req.blobId), true, 'the deferred item still holds the file');
       await s.completeQueueItems({ sent: [c.id], failed: [], deferred: [], dsns: [] });
       assert.equal(await s.isBlobReferenced(req.blobId), false);
-      assert.ok((await s.blobGarbage(1000)).includes(req.blobId), 'the last queue item done: the file is a candidate');
+      assert.ok((await s.blobGarbage(100_000)).includes(req.blobId), 'the last queue item done: the file is a candidate');
       assert.equal(await s.nextQueueAttempt(), undefined);
       assert.deepEqual(await s.queueStats(), { depth: 0, oldestQueuedAt: null });
     });
@@ -1216,6 +1216,14 @@ export function storeContract(engine: string, open: OpenStore): void {
 
   // ---- message files -------------------------------------------------------------------------
   area('message files: analysis, header search, garbage', (t) => {
+    /** The handshake's signatures of branch `blobs` (engines before it ignore the extra arguments). */
+    interface BlobHandshake {
+      pinBlob(blobId: string, token: string, now: number, pinMs: number, removalLeaseMs: number): Promise<boolean>;
+      unpinBlobs(pins: { blobId: string; token: string }[]): Promise<void>;
+      pruneBlobPins(now: number): Promise<number>;
+      claimBlobRemoval(blobId: string, now: number, removalLeaseMs: number): Promise<boolean>;
+      forgetBlobGarbage(blobId: string, since: number): Promise<void>;
+    }
     const raw = (headers: string) => Buffer.from(`${headers}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nBonjour,\r\nle compte rendu suit.\r\n`);
     const messages = {
       a: raw('From: "Dr Claire Martin" <claire.martin@hopital.mssante.test>\r\nTo: accueil@clinique.mssante.test\r\nSubject: Compte rendu opératoire\r\nMessage-ID: <a1@hopital.mssante.test>\r\nDate: Mon, 07 Dec 2026 10:00:00 +0100'),
@@ -1260,6 +1268,8 @@ export function storeContract(engine: string, open: OpenStore): void {
         assert.deepEqual(await search(subject, indexNeedle('résultats')!), { matched: [2], unindexed: [3] }, 'SUBJECT on the decoded text');
         assert.deepEqual(await search(cc, Buffer.alloc(0)), { matched: [2], unindexed: [3] }, 'RFC 9051 §6.4.4: an empty string matches every message with the field');
         assert.deepEqual(await search(from, indexNeedle('nobody')!), { matched: [], unindexed: [3] });
+        assert.deepEqual(await search(from, Buffer.from('%')), { matched: [], unindexed: [3] }, 'a needle is bytes, never a pattern');
+        assert.deepEqual(await search(from, Buffer.from('_')), { matched: [], unindexed: [3] });
       }
       await s.setSearchHeaders(bc, HEADER_INDEX_VERSION, row(messages.c));
       assert.deepEqual(sortNum((await s.searchHeaderCandidates(f.id, from, indexNeedle('martin')!, HEADER_INDEX_VERSION, 3)).matched), [1, 3], 'the display name too');
@@ -1271,6 +1281,7 @@ export function storeContract(engine: string, open: OpenStore): void {
     });
 
     t('garbage: a file losing its last reference becomes a candidate; claimed (analysis forgotten) then forgotten; a still-referenced one is dropped', async (s) => {
+      const h = s as Store & BlobHandshake;
       const m = await mailbox(s);
       const f = await inbox(s, m.id);
       const g = blob('g');
@@ -1278,70 +1289,72 @@ export function storeContract(engine: string, open: OpenStore): void {
       await s.setBlobMeta(g, '{"x":1}');
       await s.setSearchHeaders(g, HEADER_INDEX_VERSION, { s_subject: Buffer.from('x') });
       assert.equal(await s.isBlobReferenced(g), true);
-      assert.ok(!(await s.blobGarbage(1000)).includes(g));
+      assert.ok(!(await s.blobGarbage(100_000)).includes(g));
       await s.storeFlags(f.id, [1], 'add', ['\\Deleted']);
       await s.expunge(f.id);
       assert.equal(await s.isBlobReferenced(g), false);
-      assert.ok((await s.blobGarbage(1000)).includes(g));
-      const since = Date.now();
-      assert.equal(await s.claimBlobRemoval(g, since, 30_000), true);
+      assert.ok((await s.blobGarbage(100_000)).includes(g));
+      assert.equal((await s.blobGarbage(1)).length, 1, 'up to the limit');
+      const claimedAt = Date.now();
+      assert.equal(await h.claimBlobRemoval(g, claimedAt, 60_000), true);
       assert.equal(await s.getBlobMeta(g), undefined, 'its analysis is forgotten');
       assert.equal(await s.hasSearchHeaders(g, HEADER_INDEX_VERSION), false);
-      assert.ok((await s.blobGarbage(1000)).includes(g), 'the candidate stays until the file is gone');
-      await s.forgetBlobGarbage(g, since);
-      assert.ok(!(await s.blobGarbage(1000)).includes(g));
-      const h = blob('h');
-      await s.deliver(local([m.id], { blobId: h }));
-      await s.setBlobMeta(h, '{"h":1}');
+      assert.ok((await s.blobGarbage(100_000)).includes(g), 'the candidate stays until the file is gone');
+      await h.forgetBlobGarbage(g, claimedAt);
+      assert.ok(!(await s.blobGarbage(100_000)).includes(g));
+      const k = blob('k');
+      await s.deliver(local([m.id], { blobId: k }));
+      await s.setBlobMeta(k, '{"k":1}');
       const arch = await s.createFolder(m.id, 'Archives');
       await s.copyMessages(f.id, [2], arch.id, false);
       await s.storeFlags(f.id, [2], 'add', ['\\Deleted']);
       await s.expunge(f.id);
-      assert.ok((await s.blobGarbage(1000)).includes(h), 'one reference gone');
-      assert.equal(await s.isBlobReferenced(h), true, 'the copy in Archives holds it');
-      assert.equal(await s.claimBlobRemoval(h, Date.now(), 30_000), false);
-      assert.ok(!(await s.blobGarbage(1000)).includes(h), 'dropped from the candidates');
-      assert.equal(await s.getBlobMeta(h), '{"h":1}', 'its analysis kept');
-      const oldest = await s.blobGarbage(1);
-      assert.equal(oldest.length <= 1, true);
+      assert.ok((await s.blobGarbage(100_000)).includes(k), 'one reference gone');
+      assert.equal(await s.isBlobReferenced(k), true, 'the copy in Archives holds it');
+      assert.equal(await h.claimBlobRemoval(k, Date.now(), 60_000), false);
+      assert.ok(!(await s.blobGarbage(100_000)).includes(k), 'dropped from the candidates');
+      assert.equal(await s.getBlobMeta(k), '{"k":1}', 'its analysis kept');
     });
 
-    t('pins and removal claims (store/message-files.ts): a pin holds off a claim, a claim holds off a pin until its lease passes; a claim taken over forgets nothing', async (s) => {
-      const m = await mailbox(s);
-      const f = await inbox(s, m.id);
-      const p = blob('p');
-      const lease = 30_000;
-      const t0 = Date.now();
-      // A put in progress (no reference yet): its pin refuses the claim; released, the claim wins.
-      assert.equal(await s.pinBlob(p, 'put-1', t0, 60_000, lease), true);
-      assert.equal(await s.pinBlob(p, 'put-2', t0, 60_000, lease), true, 'two puts of the same content');
-      assert.equal(await s.claimBlobRemoval(p, t0 + 1, lease), false, 'pinned');
-      await s.unpinBlobs([{ blobId: p, token: 'put-1' }]);
-      assert.equal(await s.claimBlobRemoval(p, t0 + 2, lease), false, 'still pinned by put-2');
-      await s.unpinBlobs([{ blobId: p, token: 'put-2' }]);
-      assert.equal(await s.claimBlobRemoval(p, t0 + 3, lease), true, 'an orphan (no candidate yet) is claimed');
-      assert.ok((await s.blobGarbage(100_000)).includes(p), 'its candidate row holds the claim');
-      // The claim refuses pins and other claims within its lease.
-      assert.equal(await s.pinBlob(p, 'put-3', t0 + 4, 60_000, lease), false);
-      assert.equal(await s.claimBlobRemoval(p, t0 + 5, lease), false, 'a second collector');
-      // Past the lease (its collector died): a put takes it over; the old claim forgets nothing.
-      assert.equal(await s.pinBlob(p, 'put-3', t0 + 3 + lease, 60_000, lease), true);
-      await s.forgetBlobGarbage(p, t0 + 3);
-      assert.ok((await s.blobGarbage(100_000)).includes(p), 'the candidate stays');
-      // The put commits its reference: the next claim drops the candidate.
-      await s.appendMessage(f.id, { blobId: p, size: 1, flags: [], internalDate: new Date() });
-      await s.unpinBlobs([{ blobId: p, token: 'put-3' }]);
-      assert.equal(await s.claimBlobRemoval(p, t0 + 4 + lease, lease), false);
-      assert.ok(!(await s.blobGarbage(100_000)).includes(p), 'referenced: dropped');
-      // Expired pins hold nothing and are pruned.
-      const q = blob('q');
-      assert.equal(await s.pinBlob(q, 'late', t0, 10, lease), true);
-      assert.equal(await s.claimBlobRemoval(q, t0 + 10, lease), true, 'an expired pin does not hold');
-      await s.forgetBlobGarbage(q, t0 + 10);
-      assert.ok(!(await s.blobGarbage(100_000)).includes(q));
-      assert.ok((await s.pruneBlobPins(t0 + 10)) >= 1);
-      assert.equal(await s.pruneBlobPins(t0 + 10), 0);
-    });
+    // Branch `blobs` (shared spec of issue 12): the pin/removal handshake between a put and the
+    // collector of every process and node. Registered once the Store interface has it.
+    if (storeInterfaceMethods().includes('pinBlob'))
+      t('pins and removal claims: a live pin holds the file, a claimed removal refuses pins until its lease passes, forget ends only its own claim', async (s) => {
+        const p = s as Store & BlobHandshake;
+        const now = 1_000_000_000_000;
+        const b = blob('pinned');
+        assert.equal(await p.pinBlob(b, 'put-1', now, 30_000, 60_000), true, 'a file no one claimed: pinned');
+        assert.equal(await p.claimBlobRemoval(b, now + 1, 60_000), false, 'a live pin holds it');
+        await p.unpinBlobs([{ blobId: b, token: 'put-1' }]);
+        assert.equal(await p.claimBlobRemoval(b, now + 2, 60_000), true, 'unpinned and unreferenced: its removal claimed');
+        assert.ok((await s.blobGarbage(100_000)).includes(b), 'the claim made it a candidate');
+        assert.equal(await p.pinBlob(b, 'put-2', now + 3, 30_000, 60_000), false, 'a claimed removal refuses a pin');
+        assert.equal(await p.claimBlobRemoval(b, now + 4, 60_000), false, 'claimed once within the lease');
+        assert.equal(await p.pinBlob(b, 'put-3', now + 2 + 60_000, 30_000, 60_000), true, 'a claim older than its lease was abandoned: the pin clears it');
+        assert.equal(await p.claimBlobRemoval(b, now + 2 + 60_001, 60_000), false, 'pinned again');
+        await p.unpinBlobs([{ blobId: b, token: 'put-3' }]);
+        const t2 = now + 2 + 60_002;
+        assert.equal(await p.claimBlobRemoval(b, t2, 60_000), true);
+        await p.forgetBlobGarbage(b, now + 2);
+        assert.ok((await s.blobGarbage(100_000)).includes(b), 'forgetting the old claim leaves the new one');
+        await p.forgetBlobGarbage(b, t2);
+        assert.ok(!(await s.blobGarbage(100_000)).includes(b));
+        const c = blob('expiring');
+        assert.equal(await p.pinBlob(c, 'put-4', now, 10, 60_000), true);
+        assert.ok((await p.pruneBlobPins(now + 10)) >= 1, 'the expired pin pruned');
+        assert.equal(await p.claimBlobRemoval(c, now + 10, 60_000), true, 'an expired pin holds nothing');
+        const m = await mailbox(s);
+        const r = blob('referenced');
+        await s.deliver(local([m.id], { blobId: r }));
+        assert.equal(await p.claimBlobRemoval(r, Date.now(), 60_000), false, 'a referenced file is never claimed');
+        assert.equal(await p.pinBlob(r, 'put-5', Date.now(), 30_000, 60_000), true, 'and may be pinned');
+        await p.unpinBlobs([{ blobId: r, token: 'put-5' }]);
+        for (let i = 0; i < 5; i++) {
+          const d = blob(`race-${i}`);
+          const [pinned, claimed] = await Promise.all([p.pinBlob(d, 'put-6', now, 30_000, 60_000), p.claimBlobRemoval(d, now, 60_000)]);
+          assert.notEqual(pinned, claimed, 'a pin and a removal claim of one file never both win, nor both lose');
+        }
+      });
   });
 
   // ---- one transaction: all or nothing ---------------------------------------------------------
@@ -1402,6 +1415,59 @@ export function storeContract(engine: string, open: OpenStore): void {
     });
   });
 
+  // ---- text as clients send it -----------------------------------------------------------------
+  area('text as clients send it', (t) => {
+    // A login or address is whatever a client sent (SMTP AUTH LOGIN's base64 may decode to a NUL,
+    // so may a JSON login on the web): a lookup answers "no such row", the failed attempt is still
+    // audited and counted by the lockout, never an engine error.
+    const nul = 'claire\u0000martin';
+    t('lookups with a NUL character find nothing (no engine error)', async (s) => {
+      const m = await mailbox(s);
+      assert.equal(await s.findUserByLogin(nul), undefined);
+      assert.equal(await s.findMailboxByAddress(`${nul}@hopital.mssante.test`), undefined);
+      assert.equal(await s.findHttpSession(nul), undefined);
+      assert.equal(await s.findApiToken(nul), undefined);
+      assert.equal(await s.getFolder(m.id, `INBOX${nul}`), undefined);
+    });
+
+    t('a failed attempt with a NUL in its login is audited and counted by the lockout', async (s) => {
+      await s.recordAuth({ at: '2026-12-07T09:00:00.000Z', login: nul, userId: null, protocol: 'smtp', method: 'LOGIN', remote: '203.0.113.9', success: false, reason: 'unknown-user', actor: null });
+      const [last] = await s.listAuthAudit(1);
+      assert.deepEqual([last.protocol, last.method, last.remote, last.success, last.reason], ['smtp', 'LOGIN', '203.0.113.9', false, 'unknown-user']);
+      assert.ok(last.login.startsWith('claire') && last.login.endsWith('martin'), `the login as audited: ${JSON.stringify(last.login)}`);
+      await s.recordAuthFailure(`login:${nul}`, 1_000);
+      await s.recordAuthFailure(`login:${nul}`, 2_000);
+      assert.equal(await s.countAuthFailures(`login:${nul}`, 0), 2);
+      assert.equal(await s.countAuthFailures('login:claire', 0), 0, 'another key');
+    });
+
+    t('non-ASCII text: a login and an address are found by the exact spelling they were created with', async (s) => {
+      // core/ admits ASCII logins and addresses only; the store itself takes any text.
+      const u = await s.createUser({ login: `Élodie.Lefèvre${next()}`, displayName: 'Élodie Lefèvre', practitionerId: null, passwordHash: 'h' });
+      assert.equal((await s.findUserByLogin(u.login))?.id, u.id);
+      const m = await s.createMailbox({ address: `élodie.lefèvre${next()}@hôpital.mssante.test`, type: 'PER', displayName: 'x', ownerUserId: null, practitionerId: null, structureId: null, listeRouge: false });
+      assert.equal((await s.findMailboxByAddress(m.address))?.id, m.id);
+    });
+
+    t('an SMTPUTF8 sender (RFC 6531): one absence or urgency reply per period whatever the case of its letters, its last reply found', async (s) => {
+      const m = await mailbox(s);
+      assert.equal(await s.claimAbsenceReply(m.id, 'Élodie@Hôpital.test', 1_000, 0), true);
+      assert.equal(await s.lastAbsenceReply(m.id, 'Élodie@Hôpital.test'), 1_000, 'the exact spelling');
+      assert.equal(await s.lastAbsenceReply(m.id, 'élodie@hôpital.test'), 1_000, 'lower case');
+      assert.equal(await s.claimAbsenceReply(m.id, 'élodie@hôpital.test', 1_500, 1_000), false, 'the same sender within the period');
+      assert.equal(await s.claimUrgencyReply(m.id, 'Élodie@Hôpital.test', 1_000, 0), true);
+      assert.equal(await s.claimUrgencyReply(m.id, 'ÉLODIE@HÔPITAL.TEST', 1_500, 1_000), false);
+    });
+
+    t('logins and audit rows of 1 000 characters: the audit keeps 320 of them', async (s) => {
+      const long = 'x'.repeat(1000);
+      assert.equal(await s.findUserByLogin(long), undefined);
+      await s.recordAuth({ at: '2026-12-07T09:00:01.000Z', login: long, userId: null, protocol: 'imap', method: 'LOGIN', remote: null, success: false, reason: 'unknown-user', actor: long });
+      const [last] = await s.listAuthAudit(1);
+      assert.deepEqual([last.login.length, last.actor?.length], [320, 320]);
+    });
+  });
+
   // ---- concurrency through one engine instance ------------------------------------------------
   area('concurrent calls on one store', (t) => {
     t('20 appendMessage at once: distinct UIDs 1..20 and distinct modseqs', async (s) => {
@@ -1414,12 +1480,60 @@ export function storeContract(engine: string, open: OpenStore): void {
       assert.deepEqual(await s.folderUids(f.id), Array.from({ length: 20 }, (_, i) => i + 1));
     });
 
+    t('SELECT and STATUS while 20 appends run: every snapshot consistent (messages, UIDNEXT, HIGHESTMODSEQ)', async (s) => {
+      const m = await mailbox(s);
+      const f = await inbox(s, m.id);
+      const reads: Promise<void>[] = [];
+      const writes: Promise<unknown>[] = [];
+      for (let i = 0; i < 20; i++) {
+        writes.push(append(s, f.id));
+        reads.push(
+          s.openFolder(f.id).then((o) => {
+            assert.equal(o.uidNext, o.messages.length + 1, `SELECT: ${o.messages.length} messages, UIDNEXT ${o.uidNext}`);
+            // Appends only: the newest message carries the folder's HIGHESTMODSEQ.
+            if (o.messages.length) assert.equal(o.highestModseq, Math.max(...o.messages.map((x) => x.modseq)), 'SELECT: HIGHESTMODSEQ of the messages read');
+          }),
+          s.folderStatus(f.id).then((st) => assert.equal(st.uidNext, st.messages + 1, `STATUS: ${st.messages} messages, UIDNEXT ${st.uidNext}`)),
+        );
+      }
+      await Promise.all([...writes, ...reads]);
+      assert.equal((await s.folderStatus(f.id)).messages, 20);
+    });
+
     t('10 deliveries at once to the same INBOXes: distinct UIDs per mailbox', async (s) => {
       const a = await mailbox(s);
       const b = await mailbox(s);
       const r = await Promise.all(Array.from({ length: 10 }, () => s.deliver(local([a.id, b.id]))));
       for (const mb of [a, b]) assert.deepEqual(sortNum(r.map((copies) => copies.find((c) => c.mailboxId === mb.id)!.uid)), Array.from({ length: 10 }, (_, i) => i + 1));
       assert.equal((await s.folderStatus((await inbox(s, a.id)).id)).messages, 10);
+    });
+
+    t('10 deliveries at once naming the same three mailboxes in different orders: all stored (no deadlock surfaces)', async (s) => {
+      const boxes = [await mailbox(s), await mailbox(s), await mailbox(s)].map((m) => m.id);
+      const orders = [[0, 1, 2], [2, 1, 0], [1, 2, 0], [0, 2, 1], [2, 0, 1]];
+      const r = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => s.deliver(local(orders[i % 5].map((k) => boxes[k]), { senderMailboxId: boxes[i % 3], tracking: { userId: null, messageId: `<o${i}@x.test>`, subject: 'x' } }))));
+      assert.deepEqual(r.filter((x) => x.status === 'rejected').map((x) => String((x as PromiseRejectedResult).reason)), []);
+      for (const id of boxes) assert.deepEqual(await s.folderUids((await inbox(s, id)).id), Array.from({ length: 10 }, (_, i) => i + 1));
+    });
+
+    t('\\Recent claimed at once by several sessions: each message recent in exactly one (RFC 3501 §2.3.2)', async (s) => {
+      const m = await mailbox(s);
+      const f = await inbox(s, m.id);
+      for (let i = 0; i < 6; i++) await append(s, f.id);
+      const opened = await Promise.all([
+        s.openFolder(f.id, { clearRecent: true }).then((o) => o.messages.filter((x) => x.recent).map((x) => x.uid)),
+        s.openFolder(f.id, { clearRecent: true }).then((o) => o.messages.filter((x) => x.recent).map((x) => x.uid)),
+        s.folderMessages(f.id, { clearRecent: true }).then((l) => l.filter((x) => x.recent).map((x) => x.uid)),
+        s.claimRecent(f.id, [1, 2, 3, 4, 5, 6]),
+      ]);
+      assert.deepEqual(sortNum(opened.flat()), [1, 2, 3, 4, 5, 6], `claims: ${JSON.stringify(opened)}`);
+    });
+
+    t('activity recorded at once with 10 different times: the latest kept', async (s) => {
+      const m = await mailbox(s);
+      const times = [5, 9, 1, 10, 3, 7, 2, 8, 6, 4].map((x) => x * 1_000);
+      await Promise.all(times.map((at) => s.recordActivity([m.id], 'read', at)));
+      assert.equal((await s.getActivity(m.id))!.lastReadAt, 10_000);
     });
 
     t('10 useTotpStep of the same step at once: exactly one true (RFC 6238 §5.2)', async (s) => {
@@ -1440,6 +1554,19 @@ export function storeContract(engine: string, open: OpenStore): void {
       await s.setPendingTotp(u.id, 'S');
       await s.confirmTotp(u.id, 1, ['only-code']);
       assert.equal((await ten(() => s.useRecoveryCode(u.id, 'only-code'))).filter(Boolean).length, 1);
+    });
+
+    t('one queue item completed twice at once (sent and failed): one outcome recorded, one attempt counted', async (s) => {
+      const req = local([], { remote: [remote('x@peer.mssante.test')] });
+      await s.deliver(req);
+      const [item] = (await s.listQueue({ status: 'queued' })).filter((x) => x.blobId === req.blobId);
+      await Promise.all([
+        s.completeQueueItems({ sent: [item.id], failed: [], deferred: [], dsns: [] }),
+        s.completeQueueItems({ sent: [], failed: [{ id: item.id, error: '550 5.1.1' }], deferred: [], dsns: [] }),
+      ]);
+      const [done] = (await s.listQueue()).filter((x) => x.id === item.id);
+      assert.equal(done.attempts, 1);
+      assert.ok((done.status === 'sent' && done.lastError === null) || (done.status === 'failed' && done.lastError === '550 5.1.1'), `one outcome whole: ${done.status}, ${done.lastError}`);
     });
 
     t('the same login created 5 times at once: one user, the others StoreConflictError', async (s) => {

@@ -10,6 +10,7 @@ import { PgPart, type PgClient } from './connection.js';
 import { insertFolder } from './folders-shared.js';
 import { applyConversationChanges } from './conversations.js';
 import { applyReports, markMessageOnce, recordSubmission, setRecipientStatus } from './tracking.js';
+import { storable } from './text.js';
 
 /** A message row inserted with the UID and modseq taken under its folder's row lock (one statement). */
 const APPEND_TO_NAMED_FOLDER = `
@@ -64,36 +65,20 @@ export class PgDelivery extends PgPart implements DeliveryStore {
 
   async deliver(req: DeliveryRequest): Promise<DeliveryResult> {
     return this.tx(async (c) => {
+      // The statements of SqliteDelivery.deliver, in one transaction, with the folder appends last:
+      // a folder's row lock (its UID and modseq) serializes the deliveries into that folder until
+      // they commit, so it is taken when nothing but the appends and COMMIT remains. (The order is
+      // not observable: everything commits at once or not at all.)
       if (req.dailyRecipients) await countRecipients(c, req.dailyRecipients);
       // RFC 3503 $MDNSent: the keyword and the MDN commit together, or neither does.
       if (req.markMessage) await markMessageOnce(c, req.markMessage);
       const internalDate = req.internalDate.toISOString();
       const localIds = [...new Set(req.localMailboxIds)];
-      // The INBOX rows are locked in mailbox order (two deliveries to the same mailboxes never wait
-      // on each other crosswise); the copies are returned in the order asked.
-      const byId = new Map<number, DeliveredCopy>();
-      for (const id of [...localIds].sort((a, b) => a - b)) byId.set(id, await appendToInbox(c, id, req.blobId, req.size, internalDate, req.envelopeFrom, req.filing));
-      const copies: DeliveredCopy[] = localIds.map((id) => byId.get(id)!);
-      if (req.senderCopy) {
-        const sc = req.senderCopy;
-        const m = (
-          await c.query(
-            `WITH f AS (UPDATE folders SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 WHERE id = $1 AND mailbox_id = $2 RETURNING id, uid_next - 1 AS uid, highest_modseq)
-             INSERT INTO messages (folder_id, uid, blob_id, size, internal_date, flags, modseq) SELECT f.id, f.uid, $3, $4, $5, $6, f.highest_modseq FROM f RETURNING id, folder_id, uid`,
-            [sc.folderId, sc.mailboxId, req.blobId, req.size, internalDate, sc.flags.join(' ')],
-          )
-        ).rows[0];
-        if (!m) throw new Error(`folder #${sc.folderId} of mailbox #${sc.mailboxId} not found`);
-        copies.push({ mailboxId: sc.mailboxId, folderId: m.folder_id, uid: m.uid, messageId: m.id, sentCopy: true });
-      }
       const t = Date.now();
       const at = new Date(t).toISOString();
       // Delivery tracking (docs/receipts.md): the submission's rows, then the reports this message carries.
       const tracked = await recordSubmission(c, req, at);
       const submissionChanges: SubmissionChange[] = tracked ? [{ id: tracked.id, mailboxId: tracked.mailboxId }] : [];
-      // The copy kept in Sent (web sending) is the submission's emailId in the mail API.
-      const sentCopy = copies.find((x) => x.sentCopy);
-      if (tracked && sentCopy) await c.query('UPDATE submissions SET email_id = $1 WHERE id = $2', [sentCopy.messageId, tracked.id]);
       if (req.remote.length)
         // One statement for every remote recipient, in the order given (ids follow it).
         await c.query(
@@ -101,8 +86,9 @@ export class PgDelivery extends PgPart implements DeliveryStore {
            SELECT $1, $2, $3, r.recipient, r.domain, r.notify, r.orcpt, $4, $5, $6, $7, $7, $8, r.srid
            FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[]) WITH ORDINALITY AS r(recipient, domain, notify, orcpt, srid, n) ORDER BY r.n`,
           [
-            req.blobId, req.size, req.envelopeFrom, req.ret ?? null, req.envid ?? null, req.senderMailboxId ?? null, t, tracked?.id ?? null,
-            req.remote.map((r) => r.recipient), req.remote.map((r) => r.domain.toLowerCase()), req.remote.map((r) => r.notify?.join(',') ?? null), req.remote.map((r) => r.orcpt),
+            // ENVID and ORCPT are xtext a client may have spelt NUL in (RFC 3461 §4): stored as U+FFFD (text.ts).
+            req.blobId, req.size, req.envelopeFrom, req.ret ?? null, storable(req.envid ?? null), req.senderMailboxId ?? null, t, tracked?.id ?? null,
+            req.remote.map((r) => r.recipient), req.remote.map((r) => r.domain.toLowerCase()), req.remote.map((r) => r.notify?.join(',') ?? null), req.remote.map((r) => storable(r.orcpt)),
             req.remote.map((r) => tracked?.remote.get(r.recipient.toLowerCase()) ?? null),
           ],
         );
@@ -117,6 +103,25 @@ export class PgDelivery extends PgPart implements DeliveryStore {
         );
       // Patient conversations (Mon espace santé stand-in): opened or closed with the message.
       if (req.conversations?.length) await applyConversationChanges(c, req.conversations);
+      // The copies. The INBOX rows are locked in mailbox order (two deliveries to the same
+      // mailboxes never wait on each other crosswise); the copies are returned in the order asked.
+      const byId = new Map<number, DeliveredCopy>();
+      for (const id of [...localIds].sort((a, b) => a - b)) byId.set(id, await appendToInbox(c, id, req.blobId, req.size, internalDate, req.envelopeFrom, req.filing));
+      const copies: DeliveredCopy[] = localIds.map((id) => byId.get(id)!);
+      if (req.senderCopy) {
+        const sc = req.senderCopy;
+        const m = (
+          await c.query(
+            `WITH f AS (UPDATE folders SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 WHERE id = $1 AND mailbox_id = $2 RETURNING id, uid_next - 1 AS uid, highest_modseq)
+             INSERT INTO messages (folder_id, uid, blob_id, size, internal_date, flags, modseq) SELECT f.id, f.uid, $3, $4, $5, $6, f.highest_modseq FROM f RETURNING id, folder_id, uid`,
+            [sc.folderId, sc.mailboxId, req.blobId, req.size, internalDate, sc.flags.join(' ')],
+          )
+        ).rows[0];
+        if (!m) throw new Error(`folder #${sc.folderId} of mailbox #${sc.mailboxId} not found`);
+        copies.push({ mailboxId: sc.mailboxId, folderId: m.folder_id, uid: m.uid, messageId: m.id, sentCopy: true });
+        // The copy kept in Sent (web sending) is the submission's emailId in the mail API.
+        if (tracked) await c.query('UPDATE submissions SET email_id = $1 WHERE id = $2', [m.id, tracked.id]);
+      }
       return Object.assign(copies, { submissionChanges });
     });
   }
@@ -187,13 +192,13 @@ export class PgDelivery extends PgPart implements DeliveryStore {
         await c.query(
           `UPDATE outbound_queue q SET status = 'failed', attempts = q.attempts + 1, last_error = x.error, done_at = $1, lease_owner = NULL, lease_until = NULL
            FROM unnest($2::bigint[], $3::text[]) AS x(id, error) WHERE q.id = x.id AND q.status = 'queued'`,
-          [t, c0.failed.map((f) => f.id), c0.failed.map((f) => f.error)],
+          [t, c0.failed.map((f) => f.id), c0.failed.map((f) => storable(f.error))], // a peer's reply: NUL as U+FFFD (text.ts)
         );
       if (c0.deferred.length)
         await c.query(
           `UPDATE outbound_queue q SET attempts = q.attempts + 1, last_error = x.error, next_attempt_at = x.next, lease_owner = NULL, lease_until = NULL
            FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS x(id, error, next) WHERE q.id = x.id AND q.status = 'queued'`,
-          [c0.deferred.map((d) => d.id), c0.deferred.map((d) => d.error), c0.deferred.map((d) => d.nextAttemptAt)],
+          [c0.deferred.map((d) => d.id), c0.deferred.map((d) => storable(d.error)), c0.deferred.map((d) => d.nextAttemptAt)],
         );
       // RFC 3461 §6.2: a DSN travels with the null reverse-path.
       const dsns: DeliveredCopy[] = [];

@@ -5,8 +5,10 @@
 //   highest_modseq + 1 … RETURNING` inside the transaction: the folder's row lock serializes the
 //   writers of one folder until they commit, so UIDs are consecutive and modseqs commit in order
 //   (RFC 7162 §3.1.1: a session that has seen modseq N never misses a change ≤ N committed later).
-// - A read-modify-write of a message's flags locks its row first (FOR UPDATE), so two sessions
-//   storing flags at once do not lose each other's change.
+// - Locks are taken folder rows first (in id order), then message rows (docs/postgres-store.md): a
+//   read-modify-write of flags (STORE, an MDN's keyword), EXPUNGE and MOVE lock their folders
+//   before they read, so two sessions storing flags at once do not lose each other's change and
+//   no two transactions wait for each other in opposite orders.
 // - \Recent is claimed by an `UPDATE … WHERE recent = 1 RETURNING` (RFC 3501 §2.3.2: one session
 //   only sees a message as recent), and what a SELECT reads comes from one statement (one snapshot).
 import type { FlagUpdate, FolderMessage, FolderStatus, FolderStore } from '../types.js';
@@ -14,6 +16,7 @@ import type pg from 'pg';
 import { normaliseFlags, rowFolderMessage, rowMessage } from '../sqlite/folders.js';
 import { PgPart, StoreConflictError, type PgClient } from './connection.js';
 import { insertFolder, rowFolder } from './folders-shared.js';
+import { checkStorableName, hasNul } from './text.js';
 
 /** A unique violation named as SQLite's wrapUnique names it (`folder X already exists`). */
 async function named<T>(what: string, p: Promise<T>): Promise<T> {
@@ -29,6 +32,14 @@ async function named<T>(what: string, p: Promise<T>): Promise<T> {
 const hasFlag = (flag: string) => `strpos(lower(' ' || flags || ' '), ' ${flag.toLowerCase()} ') > 0`;
 const SEEN = hasFlag('\\Seen');
 const DELETED = hasFlag('\\Deleted');
+
+/**
+ * Locks folder rows (in id order, the lock the modseq bump takes) inside the caller's transaction,
+ * before any message row: what is read next is read after the folder's other writers committed.
+ */
+export async function lockFolders(c: PgClient, folderIds: number[]): Promise<void> {
+  await c.query('SELECT id FROM folders WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE', [folderIds]);
+}
 
 /** Bumps and returns the folder's HIGHESTMODSEQ (RFC 7162 §3.1.1: strictly increasing), inside the caller's transaction. */
 async function bumpModseq(c: PgClient, folderId: number): Promise<number> {
@@ -50,6 +61,7 @@ const VIEW_COLUMNS = 'uid, flags, modseq, size, internal_date, blob_id, recent';
 
 export class PgFolders extends PgPart implements FolderStore {
   async getFolder(mailboxId: number, name: string) {
+    if (hasNul(name)) return undefined; // no stored name has one (text.ts)
     return this.one('SELECT * FROM folders WHERE mailbox_id = $1 AND name = $2', rowFolder, mailboxId, name);
   }
   async listFolders(mailboxId: number) {
@@ -83,11 +95,14 @@ export class PgFolders extends PgPart implements FolderStore {
   }
 
   async createFolder(mailboxId: number, name: string, specialUse: string | null = null) {
+    checkStorableName('folder name', name);
     return named(`folder ${name}`, this.tx(async (c) => rowFolder(await insertFolder(c, mailboxId, name, specialUse))));
   }
 
   async deleteFolder(folderId: number) {
     await this.tx(async (c) => {
+      // The folder row first (the lock its deletion needs), then its messages: the lock order of every writer.
+      await c.query('SELECT id FROM folders WHERE id = $1 FOR UPDATE', [folderId]);
       await c.query('DELETE FROM messages WHERE folder_id = $1', [folderId]);
       await c.query('DELETE FROM expunged WHERE folder_id = $1', [folderId]);
       await c.query('DELETE FROM folders WHERE id = $1', [folderId]);
@@ -95,6 +110,8 @@ export class PgFolders extends PgPart implements FolderStore {
   }
 
   async renameFolder(mailboxId: number, from: string, to: string, delimiter: string) {
+    if (hasNul(from)) return; // no such folder (text.ts)
+    checkStorableName('folder name', to);
     await named(`folder ${to}`, this.tx(async (c) => {
       // One statement renames the folder and its descendants (names compared and cut in characters).
       await c.query(
@@ -113,6 +130,10 @@ export class PgFolders extends PgPart implements FolderStore {
   }
 
   async setSubscribed(mailboxId: number, name: string, subscribed: boolean) {
+    if (hasNul(name)) {
+      if (subscribed) checkStorableName('subscribed name', name);
+      return; // not subscribed (text.ts)
+    }
     if (subscribed) await this.query('INSERT INTO subscriptions (mailbox_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING', [mailboxId, name]);
     else await this.query('DELETE FROM subscriptions WHERE mailbox_id = $1 AND name = $2', [mailboxId, name]);
   }
@@ -227,6 +248,7 @@ export class PgFolders extends PgPart implements FolderStore {
   }
 
   async appendMessage(folderId: number, m: { blobId: string; size: number; flags: string[]; internalDate: Date }) {
+    for (const f of m.flags) checkStorableName('flag', f);
     return this.tx(async (c) => {
       // One statement: the UID and modseq taken under the folder's row lock, the message inserted with them.
       const r = await c.query(
@@ -241,11 +263,15 @@ export class PgFolders extends PgPart implements FolderStore {
   }
 
   async storeFlags(folderId: number, uids: number[], op: 'set' | 'add' | 'remove', flags: string[], unchangedSince?: number) {
+    if (op === 'remove') flags = flags.filter((f) => !hasNul(f)); // no stored flag has one
+    for (const f of flags) checkStorableName('flag', f);
     return this.tx(async (c) => {
       const updated: FlagUpdate[] = [];
       const modifiedUids: number[] = [];
-      // The rows are locked before they are read: a concurrent STORE on another node waits, then
-      // reads what this one wrote (no lost update), and UNCHANGEDSINCE compares with the committed modseq.
+      // The folder, then the rows, are locked before the rows are read: a concurrent STORE on another
+      // node waits, then reads what this one wrote (no lost update), and UNCHANGEDSINCE compares
+      // with the committed modseq.
+      await lockFolders(c, [folderId]);
       const rows = new Map<number, { flags: string; modseq: number }>(
         (await c.query('SELECT uid, flags, modseq FROM messages WHERE folder_id = $1 AND uid = ANY($2::bigint[]) ORDER BY uid FOR UPDATE', [folderId, uids])).rows.map((r) => [r.uid, r]),
       );
@@ -290,8 +316,9 @@ export class PgFolders extends PgPart implements FolderStore {
 
   async expunge(folderId: number, uids?: number[]) {
     return this.tx(async (c) => {
-      // The rows first, then the modseq (taken only when something was removed); the folder's row
-      // lock, held until commit, orders this expunge with the folder's other writers.
+      // The folder locked first (held until commit: this expunge is ordered with the folder's other
+      // writers), then the rows, then the modseq (taken only when something was removed).
+      await lockFolders(c, [folderId]);
       const r = uids
         ? await c.query(`DELETE FROM messages WHERE folder_id = $1 AND ${DELETED} AND uid = ANY($2::bigint[]) RETURNING uid`, [folderId, uids])
         : await c.query(`DELETE FROM messages WHERE folder_id = $1 AND ${DELETED} RETURNING uid`, [folderId]);
@@ -305,7 +332,9 @@ export class PgFolders extends PgPart implements FolderStore {
   async copyMessages(fromFolderId: number, uids: number[], toFolderId: number, move: boolean) {
     return this.tx(async (c) => {
       const map: { from: number; to: number }[] = [];
-      // A move locks its source rows: two sessions moving the same message move it once.
+      // The folders first (a move: both, in id order), then a move's source rows: two sessions
+      // moving the same message move it once (the second reads after the first committed).
+      await lockFolders(c, move ? [fromFolderId, toFolderId] : [toFolderId]);
       const found = (
         await c.query(`SELECT uid, blob_id, size, internal_date, flags, return_path FROM messages WHERE folder_id = $1 AND uid = ANY($2::bigint[])${move ? ' FOR UPDATE' : ''}`, [fromFolderId, uids])
       ).rows;

@@ -125,3 +125,23 @@ test('200 queued items claimed in batches by two nodes at once: disjoint, coveri
   assert.deepEqual(rows, [{ status: 'queued', free: false, n: z.length }, { status: 'queued', free: true, n: y.length }, { status: 'sent', free: true, n: x.length }].filter((r) => r.n > 0));
   assert.deepEqual((await a.claimQueueItems('node-1', now + 120_000, 500, 60_000)).map((q) => q.id).sort((p, q) => p - q), [...y, ...z].sort((p, q) => p - q), 'deferred items when due, expired leases');
 });
+
+test('deliveries to the same mailboxes named in different orders on two nodes: all stored, UIDs consecutive per folder, copies in the order asked', { skip }, async () => {
+  const op = await F.operator();
+  const [a, b] = [op.s, await op.node()];
+  const boxes = [await op.mailbox('d1@x.test'), await op.mailbox('d2@x.test'), await op.mailbox('d3@x.test')];
+  const orders = [[0, 1, 2], [2, 1, 0], [1, 2, 0], [0, 2, 1]];
+  const results = await Promise.all(
+    Array.from({ length: 24 }, (_, i) => {
+      const to = orders[i % orders.length].map((k) => boxes[k]);
+      return (i % 2 ? a : b).deliver({ blobId: blob(i), size: 1, internalDate: new Date(), envelopeFrom: 'x@y.test', localMailboxIds: to, remote: [] }).then((copies) => ({ to, copies }));
+    }),
+  );
+  for (const r of results) assert.deepEqual(r.copies.map((c) => c.mailboxId), r.to);
+  for (const mb of boxes) {
+    const inbox = (await a.getFolder(mb, 'INBOX'))!;
+    assert.deepEqual(await a.folderUids(inbox.id), Array.from({ length: 24 }, (_, i) => i + 1));
+    const uids = results.map((r) => r.copies.find((c) => c.mailboxId === mb)!.uid).sort((x, y) => x - y);
+    assert.deepEqual(uids, Array.from({ length: 24 }, (_, i) => i + 1), 'each delivery got its own UID');
+  }
+});

@@ -7,6 +7,8 @@
 import type { DeliveryRequest, IncomingReport, ReceiptMessage, SubmissionChange, TrackedSubmission, TrackingStatus, TrackingStore } from '../types.js';
 import { KeywordAlreadySetError } from '../types.js';
 import { PgPart, type PgClient } from './connection.js';
+import { hasNul, storable } from './text.js';
+import { lockFolders } from './folders.js';
 
 /**
  * How far a recipient has gone. A report never moves a recipient back: a "relayed" recorded after
@@ -17,6 +19,7 @@ const RANK: Record<TrackingStatus, number> = { queued: 0, relayed: 1, delivered:
 
 /** Sets a recipient's status unless it would move it back (inside the caller's transaction); true when the row changed. */
 export async function setRecipientStatus(c: PgClient, recipientId: number, status: TrackingStatus, detail: string | null, at: string): Promise<boolean> {
+  detail = storable(detail); // a peer's text (DSN diagnostic, SMTP reply): NUL as U+FFFD (text.ts)
   const cur = (await c.query('SELECT status, detail FROM submission_recipients WHERE id = $1 FOR UPDATE', [recipientId])).rows[0] as { status: TrackingStatus; detail: string | null } | undefined;
   if (!cur || RANK[status] < RANK[cur.status]) return false;
   if (cur.status === status && cur.detail === detail) return false;
@@ -36,7 +39,7 @@ export async function recordSubmission(c: PgClient, req: DeliveryRequest, at: st
   const s = (
     await c.query(
       'INSERT INTO submissions (mailbox_id, user_id, message_id, from_address, subject, sent_at, envid) SELECT id, $2, $3, address, $4, $5, $6 FROM mailboxes WHERE id = $1 RETURNING id',
-      [req.senderMailboxId, t.userId, t.messageId, t.subject, at, req.envid ?? null],
+      [req.senderMailboxId, t.userId, storable(t.messageId), storable(t.subject), at, storable(req.envid ?? null)], // header text: NUL as U+FFFD (text.ts)
     )
   ).rows[0] as { id: number } | undefined;
   if (!s) return undefined;
@@ -84,8 +87,9 @@ function bareAddress(v: string | null): string | null {
  */
 export async function applyReports(c: PgClient, mailboxIds: number[], reports: IncomingReport[], at: string): Promise<SubmissionChange[]> {
   const changes: SubmissionChange[] = [];
+  // Values from the report (a peer's text): stored ones had NUL replaced (recordSubmission), so compare likewise.
   const find = async (column: 'envid' | 'message_id', mailboxId: number, value: string) =>
-    (await c.query(`SELECT id FROM submissions WHERE mailbox_id = $1 AND ${column} = $2 ORDER BY id DESC LIMIT 1`, [mailboxId, value])).rows[0] as { id: number } | undefined;
+    (await c.query(`SELECT id FROM submissions WHERE mailbox_id = $1 AND ${column} = $2 ORDER BY id DESC LIMIT 1`, [mailboxId, storable(value)])).rows[0] as { id: number } | undefined;
   for (const mailboxId of new Set(mailboxIds)) {
     for (const r of reports) {
       const s = (r.envid ? await find('envid', mailboxId, r.envid) : undefined) ?? (r.originalMessageId ? await find('message_id', mailboxId, r.originalMessageId) : undefined);
@@ -94,8 +98,9 @@ export async function applyReports(c: PgClient, mailboxIds: number[], reports: I
       for (const rc of r.recipients) {
         let row: { id: number } | undefined;
         for (const a of [bareAddress(rc.final), bareAddress(rc.original)]) {
-          if (!a) continue;
-          row = (await c.query('SELECT id FROM submission_recipients WHERE submission_id = $1 AND lower(address) = lower($2) ORDER BY id LIMIT 1', [s.id, a])).rows[0];
+          if (!a || hasNul(a)) continue; // no stored address has one
+          // Folded as the column is (COLLATE "C": ASCII letters only, as SQLite's NOCASE), not with the database's collation.
+          row = (await c.query('SELECT id FROM submission_recipients WHERE submission_id = $1 AND lower(address) = lower($2 COLLATE "C") ORDER BY id LIMIT 1', [s.id, a])).rows[0];
           if (row) break;
         }
         if (row && (await setRecipientStatus(c, row.id, rc.status, rc.detail, at))) changed = true;
@@ -108,10 +113,11 @@ export async function applyReports(c: PgClient, mailboxIds: number[], reports: I
 
 /**
  * RFC 3503: sets `keyword` on a message once (inside the caller's transaction); throws when set
- * already. The row is locked before it is read, so two nodes sending an MDN for one message at
- * once: the second waits, then sees the keyword and throws (one MDN per message).
+ * already. The folder and the row are locked before the row is read, so of two nodes sending an
+ * MDN for one message at once, the second waits, then sees the keyword and throws (one MDN per message).
  */
 export async function markMessageOnce(c: PgClient, m: { folderId: number; uid: number; keyword: string }): Promise<void> {
+  await lockFolders(c, [m.folderId]); // folder row before message row (docs/postgres-store.md)
   const r = (await c.query('SELECT flags FROM messages WHERE folder_id = $1 AND uid = $2 FOR UPDATE', [m.folderId, m.uid])).rows[0] as { flags: string } | undefined;
   if (!r) throw new Error(`no message ${m.uid} in folder #${m.folderId}`);
   const flags = r.flags ? r.flags.split(' ') : [];

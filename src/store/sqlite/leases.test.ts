@@ -1,10 +1,12 @@
 // Queue claims, leader leases and the lockout of the SQLite store across two connections to one
 // file, as two processes of one operator have them (migration 18).
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { SqliteStore } from './index.js';
 
 function twoProcesses() {
@@ -44,6 +46,31 @@ test('claims: two connections claiming in turns get disjoint items, oldest first
   assert.equal(new Set(all).size, all.length, 'no item claimed twice');
   assert.deepEqual(all, ids, 'every item once, in queue order');
   assert.deepEqual(got.slice(6), [[ids[24]], []]);
+  await done();
+});
+
+test('claims: four processes claiming from one file at once never get the same item', async (t) => {
+  const { a, done } = twoProcesses();
+  const ids = await queue(a, 600);
+  const file = a.db.name;
+  const fixture = fileURLToPath(new URL('./claim-race.fixture.ts', import.meta.url));
+  const owners = ['p1', 'p2', 'p3', 'p4'];
+  const procs = owners.map((owner) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', fixture, file, owner], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    const ready = new Promise<void>((resolve) => p.stdout.on('data', (d) => (out += d) && out.startsWith('ready\n') && resolve()));
+    const ids = new Promise<number[]>((resolve, reject) => p.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.slice('ready\n'.length))) : reject(new Error(`claiming process ${owner} exited with ${code}`)))));
+    return { p, ready, ids };
+  });
+  await Promise.all(procs.map((x) => x.ready));
+  for (const x of procs) x.p.stdin.write('go\n');
+  const claimed = await Promise.all(procs.map((x) => x.ids));
+  const all = claimed.flat();
+  assert.equal(new Set(all).size, all.length, 'no item claimed by two processes');
+  assert.deepEqual([...all].sort((x, y) => x - y), ids, 'every item claimed');
+  const held = a.db.prepare('SELECT lease_owner FROM outbound_queue WHERE id = ?').pluck(true);
+  owners.forEach((owner, i) => assert.ok(claimed[i].every((id) => held.get(id) === owner), `the store leases ${owner}'s items to ${owner}`));
+  t.diagnostic(`items per process: ${claimed.map((c) => c.length).join(', ')}`);
   await done();
 });
 
