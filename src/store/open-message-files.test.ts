@@ -1,5 +1,6 @@
 // store.blobs in the configuration, and the message files it opens.
 import assert from 'node:assert/strict';
+import { chmodSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { pgTestDatabase } from '../../test/support/postgres.js';
@@ -7,6 +8,7 @@ import { tempDir } from '../../test/helpers.js';
 import { ConfigError, loadConfig, parseConfig } from '../config/index.js';
 import { BlobStore } from './blobs.js';
 import { openMessageFiles } from './open-message-files.js';
+import { exposedStatePaths } from './permissions.js';
 import { PgStore } from './postgres/index.js';
 import { PgMessageFiles } from './postgres/message-files.js';
 import { SqliteStore } from './sqlite/index.js';
@@ -30,6 +32,10 @@ test('openMessageFiles: a BlobStore on the configured directory; postgres refuse
   });
   const files = openMessageFiles(parseConfig({ dataDir: dir, store: { blobs: { kind: 'files', dir: 'shared' } } }, dir), sqlite);
   assert.ok(files instanceof BlobStore && files.dir === path.join(dir, 'shared'));
+  // The start's permission check looks at that directory (created 0700), wherever it is.
+  chmodSync(path.join(dir, 'shared'), 0o755);
+  assert.deepEqual(exposedStatePaths(dir, path.join(dir, 'shared')).map((e) => e.fix), [`chmod 700 ${path.join(dir, 'shared')}`]);
+  chmodSync(path.join(dir, 'shared'), 0o700);
   const put = await files.put(Buffer.from('Subject: x\r\n\r\n.\r\n'));
   await put.release();
   assert.equal(await files.size(put.id), 17);
