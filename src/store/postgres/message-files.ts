@@ -4,13 +4,14 @@
 // file system is needed.
 //
 // A put streams its bytes in, computing the SHA-256 on the way. A message of one chunk (most of
-// them) is written in its final transaction; a bigger one goes in chunk by chunk, each committed
+// them) is written by its final statement; a bigger one goes in chunk by chunk, each committed
 // under a staging id ('tmp:<epoch ms>:<random>', never a valid blob id), so neither the message
-// nor a transaction is held for the time the client takes to send it. The final transaction,
-// under the blob id's advisory lock (blob-pins.ts): a removal of the id claimed elsewhere → the put
-// waits and tries again; else INSERT INTO blob_files … ON CONFLICT DO NOTHING — the first writer
-// of the content renames its staged chunks to the id, a later one drops its own — and the pin.
-// Committed before the put returns, hence before the transaction referencing the id (invariant 1).
+// nor a transaction is held for the time the client takes to send it. The final statement,
+// blob_put() (PG migration 2), one transaction under the blob id's advisory lock (blob-pins.ts):
+// a removal of the id claimed elsewhere → the put waits and tries again; else INSERT INTO
+// blob_files … ON CONFLICT DO NOTHING — the first writer of the content renames its staged chunks
+// to the id, a later one drops its own — and the pin. Committed before the put returns, hence
+// before the transaction referencing the id (invariant 1).
 //
 // A removal is one transaction under the same lock: the check of pins, claims and references,
 // then the rows (analysis, header row, chunks, file, candidate) go together — no window between a
@@ -73,10 +74,10 @@ export class PgMessageFiles implements MessageFiles {
       pending.push(data);
       pendingSize += data.length;
       while (pendingSize >= CHUNK_SIZE) {
-        const all = Buffer.concat(pending, pendingSize);
+        const all = pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingSize); // no copy of a big buffer's rest
         await flush(all.subarray(0, CHUNK_SIZE));
         pending = [all.subarray(CHUNK_SIZE)];
-        pendingSize = all.length - CHUNK_SIZE;
+        pendingSize -= CHUNK_SIZE;
       }
     };
     try {
