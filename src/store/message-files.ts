@@ -22,6 +22,9 @@
 //   P4 the caller commits the referencing rows     C3 forgetBlobGarbage(X, S)
 //   P5 release(): the pin goes (batched; a pin
 //      not released expires after pinMs)
+// In PostgreSQL (PgMessageFiles), C1–C3 are one transaction and P2–P3 one statement, each under
+// the id's advisory lock (postgres/blob-pins.ts): no claim is left between them, so e and f do
+// not arise and (2) below does not apply.
 //
 // Interleavings it survives:
 //  a. P2 before C1: C1 sees the pin and refuses (the candidate stays); after P4, a later C1 sees
