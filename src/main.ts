@@ -33,6 +33,7 @@ import { ConnectionLimiter } from './net/limits.js';
 import { WebhookDispatcher } from './integration/webhooks.js';
 import { inboundDescriber } from './integration/inbound.js';
 import { BlobStore } from './store/blobs.js';
+import type { MessageFiles } from './store/message-files.js';
 import { ensurePrivateDir, exposedStatePaths } from './store/permissions.js';
 import { SqliteStore } from './store/sqlite/index.js';
 import type { Store } from './store/types.js';
@@ -103,7 +104,7 @@ export async function openStore(config: Config): Promise<Store> {
 }
 
 /** Golden rules 1 and 2 for an operator (the running one, or `caducee rules` at the command line). */
-export function rulesEngine(config: Config, core: Core, blobs: BlobStore, logger: Logger, unpublish?: (address: string) => Promise<{ published: boolean; detail: string }>): RulesEngine {
+export function rulesEngine(config: Config, core: Core, blobs: MessageFiles, logger: Logger, unpublish?: (address: string) => Promise<{ published: boolean; detail: string }>): RulesEngine {
   const p = config.policy;
   return new RulesEngine({
     core,
@@ -171,7 +172,8 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
   const store = await openStore(config);
   // This process's name in the store's leases (queue claims, leader lease): unique among live processes.
   const processId = `${config.cluster.nodeId ?? hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
-  const blobs = new BlobStore(path.join(config.dataDir, 'blobs'));
+  // A failed pin release is harmless (the pin expires), but worth a warning.
+  const blobs = new BlobStore(path.join(config.dataDir, 'blobs'), store, { onError: (err) => logger.warn({ err }, 'message file pin release failed; it expires by itself') });
   const core = new Core(store, config.operator.domains);
   // DSNs and MDNs reaching a sender's mailbox update the tracking of what it sent (docs/receipts.md).
   core.reportReader = reportReader(blobs);

@@ -36,7 +36,7 @@ before(async () => {
   const leaf = await pki.issueServer({ host: 'localhost', siret: '12345678901234', org: 'Éditeur DPI', dept: 'Paris (75)', altNames: ['127.0.0.1'] });
   server = { key: leaf.keyPem, cert: leaf.chainPem, ca: (await import('node:fs')).readFileSync(pki.caBundlePath, 'utf8') };
   store = SqliteStore.open(path.join(tmp.dir, 'caducee.db'));
-  blobs = new BlobStore(path.join(tmp.dir, 'blobs'));
+  blobs = new BlobStore(path.join(tmp.dir, 'blobs'), store);
   core = new Core(store, [DOMAIN]);
   await core.createStructure('FINESS', '750712184', 'Hôpital Saint-Exemple');
   app = await core.createMailbox({ address: `dpi@${DOMAIN}`, type: 'APP', displayName: 'DPI', structure: { idType: 'FINESS', idValue: '750712184' } });

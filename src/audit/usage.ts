@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import { analyzeMessage, type MessageInfo, type Part } from '../mime/index.js';
 import type { MailboxType } from '../model/index.js';
-import type { BlobStore } from '../store/blobs.js';
+import type { MessageFiles } from '../store/message-files.js';
 import type { BlobMetaStore, MailboxStore, UsageRow } from '../store/types.js';
 import type { Metrics } from './metrics.js';
 
@@ -59,7 +59,7 @@ export function messageTraits(info: MessageInfo): { attachment: boolean; xdm: bo
 
 export interface UsageMeterOptions {
   store: Pick<MailboxStore, 'getMailbox'> & Pick<BlobMetaStore, 'getBlobMeta' | 'setBlobMeta'>;
-  blobs: Pick<BlobStore, 'read'>;
+  blobs: Pick<MessageFiles, 'read'>;
   metrics?: Metrics;
   logger?: Logger;
   now?: () => Date;

@@ -8,9 +8,8 @@ import { planPublication, publish } from '../directory/publish.js';
 import { openPublicationStore } from '../directory/runtime.js';
 import { openStore, rulesEngine } from '../main.js';
 import type { RulesEngine, RulesReportRow } from '../policy/rules-engine.js';
-import { BlobStore } from '../store/blobs.js';
+import { openMessageFiles } from '../store/open-message-files.js';
 import type { Store } from '../store/types.js';
-import path from 'node:path';
 
 const configOption = ['-c, --config <file>', 'operator configuration file (YAML or JSON; or CADUCEE_CONFIG)'] as const;
 const nowOption = ['--now <date-time>', 'act as if it were this ISO 8601 date-time (default: now)'] as const;
@@ -59,7 +58,7 @@ async function withRules<T>(o: { config?: string }, fn: (r: RulesEngine) => Prom
     const logger = pino({ level: config.log.level }, pino.destination(2));
     // Notices go through Core.deliver: local recipients straight to their INBOX; remote ones are
     // queued, and the running operator's outbound worker sends them.
-    return await fn(rulesEngine(config, core, new BlobStore(path.join(config.dataDir, 'blobs')), logger, unpublisher(config, store)));
+    return await fn(rulesEngine(config, core, openMessageFiles(config, store), logger, unpublisher(config, store)));
   } finally {
     await store.close();
   }

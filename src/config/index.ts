@@ -24,6 +24,19 @@ export const configSchema = z
       .default({ name: 'Caducée', hostname: 'localhost', domains: [] }),
     /** Where the store, message blobs and queue live. */
     dataDir: z.string().default('./var'),
+    store: z
+      .object({
+        /**
+         * Where message files live (store/message-files.ts, docs/configuration.md): `files` under
+         * `dir` (default <dataDir>/blobs; for several nodes, a shared mount: NFS or CephFS) or
+         * `postgres`, inside the PostgreSQL store (chunked bytea; needs the PostgreSQL store).
+         */
+        blobs: z
+          .discriminatedUnion('kind', [z.object({ kind: z.literal('files'), dir: z.string().min(1).optional() }).strict(), z.object({ kind: z.literal('postgres') }).strict()])
+          .default({ kind: 'files' }),
+      })
+      .strict()
+      .prefault({}),
     listen: z
       .object({
         host: z.string().default('127.0.0.1'),
@@ -369,6 +382,7 @@ export class ConfigError extends Error {
 /** Environment variables that override the file; documented in docs/configuration.md. */
 const ENV: Record<string, (c: any, v: string) => void> = {
   CADUCEE_DATA_DIR: (c, v) => (c.dataDir = v),
+  CADUCEE_BLOBS_DIR: (c, v) => ((c.store ??= {}).blobs = { kind: 'files', dir: v }),
   CADUCEE_HOSTNAME: (c, v) => ((c.operator ??= {}).hostname = v),
   CADUCEE_DOMAINS: (c, v) => ((c.operator ??= {}).domains = v.split(',').map((s) => s.trim()).filter(Boolean)),
   CADUCEE_LISTEN_HOST: (c, v) => ((c.listen ??= {}).host = v),
@@ -413,6 +427,7 @@ export function parseConfig(raw: unknown, baseDir = process.cwd(), source = 'con
   }
   const c = result.data;
   c.dataDir = path.resolve(baseDir, c.dataDir);
+  if (c.store.blobs.kind === 'files') c.store.blobs.dir = c.store.blobs.dir ? path.resolve(baseDir, c.store.blobs.dir) : path.join(c.dataDir, 'blobs');
   for (const [a, b] of PATH_KEYS) {
     const sect = (c as any)[a];
     if (sect?.[b]) sect[b] = path.resolve(baseDir, sect[b]);

@@ -17,7 +17,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Core } from '../core/index.js';
 import type { QueueItem } from '../model/index.js';
-import type { BlobStore, PutBlob } from '../store/blobs.js';
+import type { MessageFiles, PutBlob } from '../store/message-files.js';
 import type { DeliveryStore, MailboxStore, QueueCompletion } from '../store/types.js';
 import { peerChainFromTls, type TrustService } from '../trust/index.js';
 import { buildDsn, wantsDsn, type DsnRecipient } from '../mime/dsn.js';
@@ -27,7 +27,7 @@ export interface OutboundOptions {
   /** The queue, and the sender's mailbox of a DSN. */
   store: Pick<DeliveryStore, 'claimQueueItems' | 'releaseQueueItems' | 'completeQueueItems'> & Pick<MailboxStore, 'getMailbox'>;
   core: Core;
-  blobs: BlobStore;
+  blobs: MessageFiles;
   trust: TrustService;
   hostname: string;
   postmaster: string;
@@ -288,7 +288,7 @@ export class OutboundWorker {
     const seconds = Math.round((deadline - Date.now()) / 1000);
     const deadlineTimer = setTimeout(() => cut(new AttemptCutError(`attempt cut after ${seconds} s, the end of its queue lease`)), Math.max(0, deadline - Date.now()));
     const within = <T>(p: Promise<T>) => Promise.race([p, cutOff]);
-    let stream: ReturnType<BlobStore['stream']> | undefined;
+    let stream: ReturnType<MessageFiles['stream']> | undefined;
     try {
       await within(new Promise<void>((resolve, reject) => {
         conn.once('error', reject);

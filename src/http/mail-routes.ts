@@ -16,7 +16,7 @@ import { AccessDenied, CoreError, isValidAddress, NotFound, type Core, type User
 import { MailService, type Paging, type SortKey } from '../mail/service.js';
 import type { SearchKey } from '../mail/search-key.js';
 import type { SubmissionPipeline } from '../mail/submission.js';
-import type { BlobStore } from '../store/blobs.js';
+import type { MessageFiles } from '../store/message-files.js';
 import type { AccountStore, NewQueueItem } from '../store/types.js';
 import { requireCaller } from './caller.js';
 import { withEndOfConversation, type ApiSender } from './sending.js';
@@ -29,7 +29,7 @@ export interface MailRoutesOptions {
   core: Core;
   mail: MailService;
   pipeline: SubmissionPipeline;
-  blobs: BlobStore;
+  blobs: MessageFiles;
   store: Pick<AccountStore, 'getPreferences' | 'setPreferences'>;
   maxMessageSize: number;
   /** Patient addresses (Mon espace santé, docs/patients.md): told to clients by GET /me. */

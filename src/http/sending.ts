@@ -11,7 +11,7 @@ import { Headers } from '@zone-eu/mailsplit';
 import { isValidAddress, type User } from '../core/index.js';
 import type { MailService } from '../mail/service.js';
 import { SubmissionRefusal, type AcceptedRecipient, type SubmissionPipeline } from '../mail/submission.js';
-import type { BlobStore } from '../store/blobs.js';
+import type { MessageFiles } from '../store/message-files.js';
 import { BlobSizeExceededError } from '../store/blobs.js';
 import type { NewQueueItem } from '../store/types.js';
 import { AuthProblem } from './session.js';
@@ -75,7 +75,7 @@ export class ApiSender {
   private readonly done = new Map<string, { at: number; status: number; body: unknown }>();
   private readonly inflight = new Map<string, Promise<{ status: number; body: unknown }>>();
 
-  constructor(private readonly o: { mail: MailService; pipeline: SubmissionPipeline; blobs: BlobStore; maxMessageSize: number }) {}
+  constructor(private readonly o: { mail: MailService; pipeline: SubmissionPipeline; blobs: MessageFiles; maxMessageSize: number }) {}
 
   private get tooLarge() {
     return new AuthProblem(413, 'too-large', `Le message dépasse la taille maximale de ${Math.floor(this.o.maxMessageSize / 1048576)} Mo.`);

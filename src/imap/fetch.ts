@@ -2,7 +2,7 @@
 // index; body sections that are one contiguous byte range are streamed from the message file,
 // so a partial fetch of a large message reads only the bytes asked for.
 import { bodyStructure, envelopeSexp, sectionBytes, sectionRange, binaryContent, type Sexp } from '../mime/index.js';
-import type { BlobStore } from '../store/blobs.js';
+import type { MessageFiles } from '../store/message-files.js';
 import type { Store } from '../store/types.js';
 import { no } from './errors.js';
 import type { MessageIndex } from '../mail/message-index.js';
@@ -12,7 +12,7 @@ import type { ViewMessage } from './view.js';
 
 export interface FetchContext {
   store: Store;
-  blobs: BlobStore;
+  blobs: MessageFiles;
   index: MessageIndex;
   write(data: string | Buffer): void;
   drainWait(): Promise<void>;
@@ -52,7 +52,7 @@ function sectionName(s: Section): string {
   }
 }
 
-async function readRange(blobs: BlobStore, id: string, start: number, end: number): Promise<Buffer> {
+async function readRange(blobs: MessageFiles, id: string, start: number, end: number): Promise<Buffer> {
   if (end <= start) return Buffer.alloc(0);
   const chunks: Buffer[] = [];
   for await (const c of blobs.stream(id, { start, end: end - 1 })) chunks.push(c as Buffer);

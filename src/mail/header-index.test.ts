@@ -167,7 +167,7 @@ test('indexed header search = reading every message, for random messages and key
     await store.close();
     rmSync(dir, { recursive: true, force: true });
   });
-  const blobs = new BlobStore(path.join(dir, 'blobs'), { pinMs: 0 });
+  const blobs = new BlobStore(path.join(dir, 'blobs'), store, { pinMs: 0 });
   const index = new MessageIndex(store, blobs);
   const st = await store.createStructure({ idType: 'SIRET', idValue: '13000000000019', name: 'X' });
   const mb = await store.createMailbox({ address: 'a@x.test', type: 'ORG', displayName: 'A', ownerUserId: null, practitionerId: null, structureId: st.id, listeRouge: false });
@@ -237,7 +237,7 @@ test('ensureIndexed records the row of a file analysed elsewhere first; the coll
     await store.close();
     rmSync(dir, { recursive: true, force: true });
   });
-  const blobs = new BlobStore(path.join(dir, 'blobs'), { pinMs: 0 });
+  const blobs = new BlobStore(path.join(dir, 'blobs'), store, { pinMs: 0 });
   const index = new MessageIndex(store, blobs);
   const raw = Buffer.from('From: =?utf-8?q?=C3=89lodie?= <e@x.fr>\r\nSubject: IRM\r\n\r\nx\r\n');
   const b = await blobs.put(raw);
@@ -264,7 +264,7 @@ test('ensureIndexed records the row of a file analysed elsewhere first; the coll
   assert.deepEqual(await store.searchHeaderCandidates(inbox.id, 'a_from', Buffer.from('B@X'), HEADER_INDEX_VERSION, 0), { matched: [2], unindexed: [] });
   await store.storeFlags(inbox.id, [1], 'add', ['\\Deleted']);
   await store.expunge(inbox.id, [1]);
-  assert.equal(await store.claimBlobRemoval(b.id), true);
+  assert.equal(await store.claimBlobRemoval(b.id, Date.now(), 30_000), true);
   assert.equal(await store.hasSearchHeaders(b.id, HEADER_INDEX_VERSION), false, 'the row goes with the file');
 });
 
@@ -275,7 +275,7 @@ test('the backfill records the rows of files analysed before migration 17, chunk
     await store.close();
     rmSync(dir, { recursive: true, force: true });
   });
-  const blobs = new BlobStore(path.join(dir, 'blobs'), { pinMs: 0 });
+  const blobs = new BlobStore(path.join(dir, 'blobs'), store, { pinMs: 0 });
   const index = new MessageIndex(store, blobs);
   const st = await store.createStructure({ idType: 'SIRET', idValue: '13000000000019', name: 'X' });
   const mb = await store.createMailbox({ address: 'a@x.test', type: 'ORG', displayName: 'A', ownerUserId: null, practitionerId: null, structureId: st.id, listeRouge: false });

@@ -2,7 +2,7 @@
 // per stored message file and kept in the store; IMAP FETCH/SEARCH and the mail API read them,
 // never re-parse. The header search row (mail/header-index.ts) is recorded with the analysis.
 import { analyzeMessage, type MessageInfo } from '../mime/index.js';
-import type { BlobStore } from '../store/blobs.js';
+import type { MessageFiles } from '../store/message-files.js';
 import type { Store } from '../store/types.js';
 import { HEADER_INDEX_VERSION, headerIndexRow } from './header-index.js';
 
@@ -11,7 +11,7 @@ export class MessageIndex {
 
   constructor(
     private readonly store: Store,
-    private readonly blobs: BlobStore,
+    private readonly blobs: MessageFiles,
     private readonly cacheSize = 2000,
   ) {}
 
@@ -101,7 +101,7 @@ export function startHeaderBackfill(index: MessageIndex, store: Store, log: { in
 }
 
 /** The first `end` bytes of a message file (its top-level header block when end = bodyStart). */
-export async function readHead(blobs: BlobStore, blobId: string, end: number): Promise<Buffer> {
+export async function readHead(blobs: MessageFiles, blobId: string, end: number): Promise<Buffer> {
   if (end <= 0) return Buffer.alloc(0);
   const chunks: Buffer[] = [];
   for await (const c of blobs.stream(blobId, { start: 0, end: end - 1 })) chunks.push(c as Buffer);

@@ -3,7 +3,7 @@
 // indexed fields (mail/header-index.ts) are narrowed by one SQL query each; other header keys,
 // sent-date and body keys use the message index and, for text, the decoded message content.
 import { normalizeForSearch, searchableText } from '../mime/index.js';
-import type { BlobStore } from '../store/blobs.js';
+import type { MessageFiles } from '../store/message-files.js';
 import type { FolderMessage, Store } from '../store/types.js';
 import { HEADER_INDEX_VERSION, headerKeyMode, headerSearchValues, indexNeedle, indexedColumn, needsHead } from './header-index.js';
 import { readHead, type MessageIndex } from './message-index.js';
@@ -19,7 +19,7 @@ export interface SearchedFolder {
 
 export interface SearchContext {
   store: Store;
-  blobs: BlobStore;
+  blobs: MessageFiles;
   index: MessageIndex;
   saved: number[];
   sequenceTargets(set: SequenceSet, byUid: boolean): { seq: number; uid: number }[];

@@ -10,7 +10,7 @@ import { AccessDenied, CoreError, NotFound, type Core, type Folder, type GrantRi
 import { binaryContent, headerValues, type Addr as ImapAddr, type MessageInfo, type Part } from '../mime/index.js';
 import { binToText, decodeCharset, decodeWords } from '../mime/text.js';
 import { fieldValueOneLine, parseHeaderBlock } from '../mime/headers.js';
-import type { BlobStore } from '../store/blobs.js';
+import type { MessageFiles } from '../store/message-files.js';
 import type { FolderMessage, Store } from '../store/types.js';
 import type { MessageIndex } from './message-index.js';
 import { runSearch } from './search.js';
@@ -154,7 +154,7 @@ interface StaticSummary {
 export interface MailServiceOptions {
   core: Core;
   store: Store;
-  blobs: BlobStore;
+  blobs: MessageFiles;
   index: MessageIndex;
   /** Addresses of patients (`patient` on summaries): default patient.mssante.fr. */
   patientDomain?: string;

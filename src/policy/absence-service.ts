@@ -3,7 +3,7 @@
 // the MX and submission call the responder after their commit (docs/policy.md).
 import type { Logger } from 'pino';
 import { CoreError, isValidAddress, type Core, type Mailbox, type TraceOrigin, type User } from '../core/index.js';
-import type { BlobStore } from '../store/blobs.js';
+import type { MessageFiles } from '../store/message-files.js';
 import type { AbsenceSettings } from '../store/types.js';
 import type { RuleNotices } from '../audit/metrics.js';
 import { replyTarget, sendAutomaticReply } from './automatic-reply.js';
@@ -132,7 +132,7 @@ export class AbsenceSettingsService {
 
 export interface AbsenceResponderOptions {
   core: Core;
-  blobs: BlobStore;
+  blobs: MessageFiles;
   /** The trust space: replies go only to its domains (trust.isTrustedDomain). */
   trust: { isTrustedDomain(domain: string): boolean };
   hostname: string;

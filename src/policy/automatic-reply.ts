@@ -1,7 +1,7 @@
 // Automatic answers sent on a mailbox's behalf (the absence reply of rule 3, the urgency answer of
 // rule 4): where one may go, and how it leaves. One place, so that both keep the same rules.
 import { domainOf, type Core, type Mailbox } from '../core/index.js';
-import type { BlobStore } from '../store/blobs.js';
+import type { MessageFiles } from '../store/message-files.js';
 
 export type ReplyTarget = { kind: 'local'; mailbox: Mailbox } | { kind: 'remote'; domain: string };
 
@@ -21,7 +21,7 @@ export async function replyTarget(
 }
 
 /** Stores and sends one automatic answer to `sender` (a local INBOX, or the outbound queue). */
-export async function sendAutomaticReply(o: { core: Core; blobs: BlobStore }, raw: Buffer, sender: string, target: ReplyTarget, now: Date): Promise<void> {
+export async function sendAutomaticReply(o: { core: Core; blobs: MessageFiles }, raw: Buffer, sender: string, target: ReplyTarget, now: Date): Promise<void> {
   const blob = await o.blobs.put(raw);
   try {
     // RFC 3834 §3.3: the answer's MAIL FROM is null (<>), so that nothing answers it in turn;

@@ -4,7 +4,7 @@
 // content). docs/policy.md, "Medical-only content".
 import type { Logger } from 'pino';
 import { domainOf, type Mailbox, type User } from '../core/index.js';
-import type { BlobStore } from '../store/blobs.js';
+import type { MessageFiles } from '../store/message-files.js';
 import { DailyRecipientLimitError, type DeliveryRequest, type DeliveryStore } from '../store/types.js';
 import { headerBlock } from './absence.js';
 import {
@@ -30,7 +30,7 @@ export class ContentPolicy {
     private readonly o: {
       settings: ContentSettings;
       store: Pick<DeliveryStore, 'recipientsSentOn'>;
-      blobs: BlobStore;
+      blobs: MessageFiles;
       logger: Logger;
       now?: () => Date;
     },

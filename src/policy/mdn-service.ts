@@ -7,7 +7,7 @@ import { simpleParser } from 'mailparser';
 import { Headers } from '@zone-eu/mailsplit';
 import addressparser from 'nodemailer/lib/addressparser';
 import { CoreError, NotFound, type Core, type Mailbox, type User } from '../core/index.js';
-import type { BlobStore } from '../store/blobs.js';
+import type { MessageFiles } from '../store/message-files.js';
 import { KeywordAlreadySetError, type ReceiptMessage } from '../store/types.js';
 import { headerBlock } from './absence.js';
 import { replyTarget, type ReplyTarget } from './automatic-reply.js';
@@ -49,7 +49,7 @@ export function receiptRefusalText(reason: ReceiptRefused['reason']): string {
 
 export interface ReceiptServiceOptions {
   core: Core;
-  blobs: BlobStore;
+  blobs: MessageFiles;
   /** The trust space: receipts go only to its domains. */
   trust: { isTrustedDomain(domain: string): boolean };
   hostname: string;

@@ -9,7 +9,7 @@ import { Headers } from '@zone-eu/mailsplit';
 import type { Logger } from 'pino';
 import addressparser from 'nodemailer/lib/addressparser';
 import { domainOf, type Core } from '../core/index.js';
-import type { BlobStore } from '../store/blobs.js';
+import type { MessageFiles } from '../store/message-files.js';
 import type { PatientConversationChange, PatientStore } from '../store/types.js';
 import { decideAbsenceReply, headerBlock } from './absence.js';
 import { replyTarget, sendAutomaticReply } from './automatic-reply.js';
@@ -45,7 +45,7 @@ export class PatientPolicy {
       settings: PatientSettings;
       core: Core;
       store: PatientStore;
-      blobs: BlobStore;
+      blobs: MessageFiles;
       trust: { isTrustedDomain(domain: string): boolean };
       hostname: string;
       logger: Logger;

@@ -1,7 +1,7 @@
 // Incoming receipts: the reader Core calls on each local delivery (Core.reportReader) so that a
 // DSN (RFC 3464) or an MDN (RFC 8098) reaching a sender's mailbox updates the tracking of the
 // message it reports on, in the delivery's own transaction (docs/receipts.md).
-import type { BlobStore } from '../store/blobs.js';
+import type { MessageFiles } from '../store/message-files.js';
 import type { IncomingReport } from '../store/types.js';
 import { parseReport, REPORT_READ_LIMIT, reportType } from '../mime/report.js';
 import { headerBlock } from './absence.js';
@@ -9,7 +9,7 @@ import { headerBlock } from './absence.js';
 /** Enough for any header block; a report's header is small. */
 const HEADER_READ_LIMIT = 64 * 1024;
 
-async function readPrefix(blobs: BlobStore, blobId: string, limit: number): Promise<Buffer> {
+async function readPrefix(blobs: MessageFiles, blobId: string, limit: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of blobs.stream(blobId, { start: 0, end: limit - 1 })) chunks.push(c as Buffer);
   return Buffer.concat(chunks);
@@ -20,7 +20,7 @@ async function readPrefix(blobs: BlobStore, blobId: string, limit: number): Prom
  * multipart/report (RFC 6522) is read further — its first REPORT_READ_LIMIT octets, where the
  * report's fields are (mime/report.ts).
  */
-export function reportReader(blobs: BlobStore): (blobId: string) => Promise<IncomingReport[]> {
+export function reportReader(blobs: MessageFiles): (blobId: string) => Promise<IncomingReport[]> {
   return async (blobId) => {
     if (!reportType(headerBlock(await readPrefix(blobs, blobId, HEADER_READ_LIMIT)))) return [];
     const report = parseReport(await readPrefix(blobs, blobId, REPORT_READ_LIMIT));

@@ -10,7 +10,7 @@ import { Headers } from '@zone-eu/mailsplit';
 import libmime from 'libmime';
 import type { Logger } from 'pino';
 import { CoreError, domainOf, type Core, type Mailbox, type User } from '../core/index.js';
-import type { BlobStore } from '../store/blobs.js';
+import type { MessageFiles } from '../store/message-files.js';
 import type { MailboxActivity, RuleNotice } from '../store/types.js';
 import { DAY_MS, headerBlock } from './absence.js';
 import { businessHoursBetween, parisDay } from './calendar.js';
@@ -28,7 +28,7 @@ export interface RulesSettings {
 
 export interface RulesEngineOptions extends RulesSettings {
   core: Core;
-  blobs: BlobStore;
+  blobs: MessageFiles;
   hostname: string;
   /** Where final exports are written (dataDir/exports). */
   exportDir: string;

@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import { simpleParser } from 'mailparser';
 import { type Core, type Mailbox } from '../core/index.js';
-import type { BlobStore } from '../store/blobs.js';
+import type { MessageFiles } from '../store/message-files.js';
 import type { AbsenceSettings } from '../store/types.js';
 import { DAY_MS, decideAbsenceReply, headerBlock } from './absence.js';
 import { replyTarget, sendAutomaticReply } from './automatic-reply.js';
@@ -17,7 +17,7 @@ export type NotReadSoon = { reason: 'absent'; until: string | null; substitute: 
 
 export interface UrgencyOptions {
   core: Core;
-  blobs: BlobStore;
+  blobs: MessageFiles;
   trust: { isTrustedDomain(domain: string): boolean };
   hostname: string;
   /** Whether the mailbox has mail unread beyond its reading threshold now (RulesEngine). */

@@ -160,7 +160,7 @@ test('splitHeader: a source destroyed mid-body (the client left during DATA) fai
     for await (const _ of body) void _;
   })();
   source.destroy(Object.assign(new Error('Connection closed before the message was received in full'), { code: 'ECONNECTION' }));
-  // Before the fix the body never ended nor failed, and BlobStore.put kept its file open for ever.
+  // Before the fix the body never ended nor failed, and the message files' put kept its file open for ever.
   const outcome = await Promise.race([read.then(() => 'ended', (e: Error) => `failed: ${e.message}`), new Promise((r) => setTimeout(() => r('still waiting'), 5000))]);
   assert.match(String(outcome), /^failed: /);
 });

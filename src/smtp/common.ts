@@ -110,7 +110,7 @@ export async function splitHeader(source: Readable, maxHeaderBytes = 1024 * 1024
       },
     });
     // pipeline, not pipe: when the client goes away mid-DATA, smtp-server destroys the source and
-    // the error must reach the body's reader (BlobStore.put then closes and removes its temporary
+    // the error must reach the body's reader (MessageFiles.put then closes and removes its temporary
     // file) instead of leaving it waiting forever. Readers see the error through iteration or
     // `finished`; the listener below only keeps a reader that merely drains (resume) from
     // turning it into an uncaught exception.

@@ -15,7 +15,7 @@ import type { UsageMeter } from '../audit/usage.js';
 import { meterRefusals } from './refusals.js';
 import { limitConnections } from './limits.js';
 import type { ConnectionLimiter } from '../net/limits.js';
-import { BlobSizeExceededError, type BlobStore } from '../store/blobs.js';
+import { BlobSizeExceededError, type MessageFiles } from '../store/message-files.js';
 import { serverTlsOptions } from '../pki/tls-server.js';
 import { peerChainFromTls, type TrustService } from '../trust/index.js';
 import { installEnhancedStatusPatch, replyDataFailure, receivedHeader, SMTPServer, smtpError, normalizedLineEnds, smtpUtf8Refusal } from './common.js';
@@ -29,7 +29,7 @@ export interface MxOptions {
   maxRecipients: number;
   socketTimeoutMs: number;
   core: Core;
-  blobs: BlobStore;
+  blobs: MessageFiles;
   trust: TrustService;
   logger: Logger;
   postmaster: string;

@@ -15,7 +15,7 @@ import { installSaslMechanisms, type SmtpSaslOptions } from './sasl.js';
 import type { Authenticator } from '../auth/index.js';
 import { domainOf, type Core } from '../core/index.js';
 import type { User } from '../model/index.js';
-import { BlobSizeExceededError, type BlobStore } from '../store/blobs.js';
+import { BlobSizeExceededError, type MessageFiles } from '../store/message-files.js';
 import type { NewQueueItem } from '../store/types.js';
 import type { TrustService } from '../trust/index.js';
 import type { AbsenceResponder } from '../policy/absence-service.js';
@@ -42,7 +42,7 @@ export interface SubmissionOptions {
   socketTimeoutMs: number;
   core: Core;
   auth: Authenticator;
-  blobs: BlobStore;
+  blobs: MessageFiles;
   trust: TrustService;
   logger: Logger;
   /** Golden rule 3: absence replies of local recipients, after the commit (policy/). */

@@ -4,7 +4,7 @@
 // into its INBOX when local, else through the outbound queue with a null sender.
 import type { Logger } from 'pino';
 import { domainOf, type Core } from '../core/index.js';
-import type { BlobStore } from '../store/blobs.js';
+import type { MessageFiles } from '../store/message-files.js';
 import { buildDsn, wantsDsn } from '../mime/dsn.js';
 
 export interface DeliveredRecipient {
@@ -15,7 +15,7 @@ export interface DeliveredRecipient {
 
 export async function sendDeliveredDsn(o: {
   core: Core;
-  blobs: BlobStore;
+  blobs: MessageFiles;
   hostname: string;
   postmaster: string;
   envelopeFrom: string;

@@ -14,7 +14,7 @@ import { SqliteStore } from './sqlite/index.js';
 async function setup(opts: { pinMs?: number } = {}) {
   const { dir, cleanup } = tempDir('caducee-blobs-');
   const store = SqliteStore.open(path.join(dir, 'db.sqlite'));
-  const blobs = new BlobStore(path.join(dir, 'blobs'), { pinMs: opts.pinMs ?? 0 });
+  const blobs = new BlobStore(path.join(dir, 'blobs'), store, { pinMs: opts.pinMs ?? 0 });
   const collector = new BlobCollector(store, blobs, pino({ level: 'silent' }));
   const st = await store.createStructure({ idType: 'SIRET', idValue: '13000000000019', name: 'X' });
   const mailbox = (address: string) => store.createMailbox({ address, type: 'ORG', displayName: address, ownerUserId: null, practitionerId: null, structureId: st.id, listeRouge: false });
@@ -130,16 +130,70 @@ test('a removal in progress holds a concurrent put of the same content until the
     const blob = await t.put('course');
     let putDone = false;
     let again: Promise<unknown> | undefined;
-    const removed = t.blobs.removeIfUnreferenced(blob.id, async () => {
-      // While the removal holds the id, the same content is put again: it must wait.
+    // While the removal holds the id (claimed, file not yet removed), the same content is put
+    // again in this process: it waits for the removal, then writes the file again.
+    const claim = t.store.claimBlobRemoval.bind(t.store);
+    t.store.claimBlobRemoval = async (...args) => {
+      const claimed = await claim(...args);
       again = t.blobs.put(Buffer.from('Subject: course\r\n\r\ncourse\r\n')).then(() => (putDone = true));
-      await new Promise((r) => setTimeout(r, 50));
-      return true;
-    });
-    assert.equal(await removed, true);
+      await new Promise((r) => setTimeout(r, 20));
+      return claimed;
+    };
+    assert.equal(await t.blobs.removeIfUnreferenced(blob.id), true);
     assert.equal(putDone, false, 'the put waited for the removal');
     await again;
     assert.ok(t.onDisk(blob.id), 'the put wrote the file again after the removal');
+  } finally {
+    await t.done();
+  }
+});
+
+test('a removal claimed elsewhere holds the candidate and puts until done or past its lease', async () => {
+  const t = await setup();
+  try {
+    const blob = await t.put('réclamé');
+    await t.store.appendMessage((await t.inbox(t.a)).id, { blobId: blob.id, size: blob.size, flags: [], internalDate: new Date() });
+    await deleteAll(t.store, (await t.inbox(t.a)).id, [1]);
+    // Another node's collector claimed it a moment ago: this one leaves it alone, and a put of
+    // the same content is refused its pin (it would wait).
+    const since = Date.now();
+    assert.equal(await t.store.claimBlobRemoval(blob.id, since, 30_000), true);
+    assert.deepEqual(await t.collector.run(), { removed: 0, kept: 1 });
+    assert.equal(await t.store.pinBlob(blob.id, 'p1', Date.now(), 60_000, 30_000), false, 'no pin while the removal is claimed');
+    // Its collector crashed: past the lease, a put takes the claim over, and the claim gives way.
+    assert.equal(await t.store.pinBlob(blob.id, 'p1', since + 30_000, 60_000, 30_000), true);
+    assert.equal(await t.store.claimBlobRemoval(blob.id, since + 30_001, 30_000), false, 'pinned');
+    await t.store.forgetBlobGarbage(blob.id, since);
+    assert.deepEqual(await t.store.blobGarbage(10), [blob.id], 'the claim was taken over: its owner forgets nothing');
+    await t.store.unpinBlobs([{ blobId: blob.id, token: 'p1' }]);
+    assert.deepEqual(await t.collector.run(), { removed: 1, kept: 0 });
+    assert.ok(!t.onDisk(blob.id));
+  } finally {
+    await t.done();
+  }
+});
+
+test('a removal stalled past half its lease after its claim gives up before unlinking (a put may have taken the claim over)', async () => {
+  const t = await setup();
+  try {
+    const blob = await t.put('lent');
+    await blob.release();
+    const claim = t.store.claimBlobRemoval.bind(t.store);
+    // The claim answers, then this process stalls (event loop, GC, NFS) for more than lease/2.
+    const stalled = new BlobStore(t.blobs.dir, {
+      claimBlobRemoval: async (...args) => {
+        const claimed = await claim(...args);
+        await new Promise((r) => setTimeout(r, 30));
+        return claimed;
+      },
+      forgetBlobGarbage: t.store.forgetBlobGarbage.bind(t.store),
+      pinBlob: t.store.pinBlob.bind(t.store),
+      unpinBlobs: t.store.unpinBlobs.bind(t.store),
+      pruneBlobPins: t.store.pruneBlobPins.bind(t.store),
+    }, { removalLeaseMs: 40 });
+    assert.equal(await stalled.removeIfUnreferenced(blob.id), false);
+    assert.ok(t.onDisk(blob.id), 'not unlinked');
+    assert.deepEqual(await t.store.blobGarbage(10), [blob.id], 'the candidate stays for a later run');
   } finally {
     await t.done();
   }
@@ -151,8 +205,9 @@ test('a crash after the decision only repeats the removal; orphans and stale tem
     const blob = await t.put('interrompu');
     await t.store.appendMessage((await t.inbox(t.a)).id, { blobId: blob.id, size: blob.size, flags: [], internalDate: new Date() });
     await deleteAll(t.store, (await t.inbox(t.a)).id, [1]);
-    // Crash simulated after step 1 (decision committed) and before the file was removed.
-    assert.equal(await t.store.claimBlobRemoval(blob.id), true);
+    await blob.release();
+    // Crash simulated after step 1 (decision committed, a lease ago) and before the file was removed.
+    assert.equal(await t.store.claimBlobRemoval(blob.id, Date.now() - 30_000, 30_000), true);
     assert.ok(t.onDisk(blob.id));
     assert.deepEqual(await t.store.blobGarbage(10), [blob.id], 'the candidate survives the decision');
     assert.deepEqual(await t.collector.run(), { removed: 1, kept: 0 });

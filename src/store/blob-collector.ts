@@ -1,16 +1,18 @@
 // Removes message files nothing references any more. Rows that reference a file are counted by
 // the store itself: each removal of one (expunge, folder or mailbox deletion, queue item sent or
 // failed) records the file as a candidate in the same transaction (migration 7's triggers). For
-// each candidate, oldest first:
-//   1. one transaction decides: still referenced → candidate dropped; else its analysis is
-//      forgotten and the candidate kept (claimBlobRemoval);
-//   2. the file is removed and its directory fsynced (BlobStore.removeIfUnreferenced, which also
-//      keeps a concurrent put of the same content out of the way);
+// each candidate, oldest first, MessageFiles.removeIfUnreferenced:
+//   1. one transaction decides: still referenced → candidate dropped; pinned by a put in progress
+//      or claimed by another collector → kept for a later run; else its analysis is forgotten and
+//      the removal claimed (claimBlobRemoval), the candidate kept;
+//   2. the file is removed and its directory fsynced (or its PostgreSQL rows deleted);
 //   3. the candidate is forgotten.
-// A crash after 1 or 2 leaves the candidate, so the next run repeats 2 and 3: no crash can leave
+// A crash after 1 or 2 leaves the candidate, so a later run repeats 2 and 3: no crash can leave
 // a row pointing at a removed file, and none leaves a removed file's candidate behind forever.
+// Several processes and nodes may run collectors on one store: the claim keeps them apart, and
+// a put of the same content on any of them is kept out of the way (store/message-files.ts).
 import type { Logger } from 'pino';
-import type { BlobStore } from './blobs.js';
+import type { MessageFiles } from './message-files.js';
 import type { BlobMetaStore } from './types.js';
 
 export interface BlobCollectorOptions {
@@ -32,8 +34,8 @@ export class BlobCollector {
   private running?: Promise<CollectionResult>;
 
   constructor(
-    private readonly store: BlobMetaStore,
-    private readonly blobs: BlobStore,
+    private readonly store: Pick<BlobMetaStore, 'blobGarbage' | 'isBlobReferenced'>,
+    private readonly blobs: MessageFiles,
     private readonly logger: Logger,
     private readonly opts: BlobCollectorOptions = {},
   ) {}
@@ -76,16 +78,14 @@ export class BlobCollector {
       if (ids.length === 0) break;
       for (const id of ids) {
         seen.add(id);
-        // Not removed: either still referenced (claimBlobRemoval dropped the candidate) or pinned
-        // by a recent put (the candidate stays for a later run).
-        if (await this.blobs.removeIfUnreferenced(id, () => this.store.claimBlobRemoval(id))) {
-          await this.store.forgetBlobGarbage(id);
-          result.removed++;
-        } else result.kept++;
+        // Not removed: either still referenced (the claim dropped the candidate) or pinned by a
+        // put in progress, or claimed by another collector (the candidate stays for a later run).
+        if (await this.blobs.removeIfUnreferenced(id)) result.removed++;
+        else result.kept++;
       }
       await new Promise((r) => setImmediate(r));
     }
-    this.blobs.prunePins();
+    await this.blobs.prunePins();
     return result;
   }
 
@@ -96,10 +96,7 @@ export class BlobCollector {
     for await (const id of this.blobs.ids()) {
       if (++sinceYield % 256 === 0) await new Promise((r) => setImmediate(r));
       if (await this.store.isBlobReferenced(id)) continue;
-      if (await this.blobs.removeIfUnreferenced(id, () => this.store.claimBlobRemoval(id))) {
-        await this.store.forgetBlobGarbage(id);
-        n++;
-      }
+      if (await this.blobs.removeIfUnreferenced(id)) n++;
     }
     return n;
   }

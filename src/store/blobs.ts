@@ -1,53 +1,43 @@
-// Content-addressed message blobs on disk (dataDir/blobs/ab/<sha256>). A blob is written and
-// fsynced *before* the database transaction that references it commits, so an acknowledged
-// message is always complete on disk; a crash in between leaves only an unreferenced file.
+// Message files on disk (dataDir/blobs/ab/<sha256>, or store.blobs.dir: a mount shared by the
+// nodes, docs/configuration.md). A file is written and fsynced *before* the database transaction
+// that references it commits, so an acknowledged message is always complete on disk; a crash in
+// between leaves only an unreferenced file (an orphan, removed by the collector's scan).
 //
-// Removal (store/blob-collector.ts) races with a put of the same content: the put's file may be
-// the one being removed, and the transaction that references it commits afterwards. Both sides
-// meet here, in this process: a put pins its id before it renames the file into place, and first
-// waits for any removal of that id in progress; the caller releases the pin once its transaction
-// has committed (unreleased pins expire after `pinMs`); a removal is refused for a pinned id and
-// holds the id until the file is gone.
-import { createHash, randomBytes } from 'node:crypto';
+// Removal races with a put of the same content, possibly on another process or node: both sides
+// meet in the store (the pin/removal handshake of store/message-files.ts, with its interleavings).
+// In this process, a put of an id whose removal runs here waits for that removal's promise
+// instead of polling the store.
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createReadStream, mkdirSync } from 'node:fs';
 import { open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { BlobSizeExceededError, DEFAULT_PIN_MS, DEFAULT_REMOVAL_LEASE_MS, PinReleaser, sleep, type BlobPinStore, type MessageFiles, type PinTimes, type PutBlob } from './message-files.js';
 
-export class BlobSizeExceededError extends Error {
-  override name = 'BlobSizeExceededError';
-  constructor(readonly limit: number) {
-    super(`message exceeds the size limit of ${limit} bytes`);
-  }
-}
+export { BlobSizeExceededError, type BlobInfo, type MessageFiles, type PutBlob } from './message-files.js';
 
-export interface BlobInfo {
-  id: string;
-  size: number;
-}
-
-export interface PutBlob extends BlobInfo {
-  /**
-   * Ends the put's protection of the file against removal: call it once the transaction that
-   * references the blob has committed (or will not). Unreleased, the protection ends by itself
-   * after the store's pin time.
-   */
-  release(): void;
-}
-
-export class BlobStore {
+export class BlobStore implements MessageFiles {
   private readonly tmpDir: string;
-  /** id → puts whose reference is not committed yet, and when their protection expires. */
-  private readonly pins = new Map<string, { count: number; until: number }>();
-  /** ids whose removal is in progress; a put of the same id waits for it. */
+  /** ids whose removal runs in this process; a put of the same id here waits for it. */
   private readonly removals = new Map<string, Promise<void>>();
+  private readonly releaser: PinReleaser;
+  private readonly pinMs: number;
+  private readonly leaseMs: number;
 
+  /**
+   * `pins`: the store holding the handshake (every Store is one); `onError` hears a failed pin
+   * release (harmless: the pin expires).
+   */
   constructor(
     readonly dir: string,
-    private readonly opts: { pinMs?: number } = {},
+    private readonly pins: BlobPinStore,
+    opts: PinTimes & { onError?: (err: unknown) => void } = {},
   ) {
     this.tmpDir = path.join(dir, 'tmp');
     mkdirSync(this.tmpDir, { recursive: true, mode: 0o700 }); // service user only (store/permissions.ts)
+    this.pinMs = opts.pinMs ?? DEFAULT_PIN_MS;
+    this.leaseMs = opts.removalLeaseMs ?? DEFAULT_REMOVAL_LEASE_MS;
+    this.releaser = new PinReleaser(pins, opts.onError);
   }
 
   pathOf(id: string): string {
@@ -55,11 +45,8 @@ export class BlobStore {
     return path.join(this.dir, id.slice(0, 2), id);
   }
 
-  /**
-   * Writes `prefix` then the stream's bytes; returns the blob id. Throws BlobSizeExceededError
-   * (after draining the stream) when the content exceeds `maxSize`.
-   */
   async put(source: Readable | Buffer, opts: { prefix?: Buffer; maxSize?: number } = {}): Promise<PutBlob> {
+    // P1 (store/message-files.ts): a temporary copy, fsynced.
     const tmp = path.join(this.tmpDir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
     const fh = await open(tmp, 'w', 0o600);
     const hash = createHash('sha256');
@@ -85,28 +72,39 @@ export class BlobStore {
     }
     await fh.close();
     const id = hash.digest('hex');
-    while (this.removals.has(id)) await this.removals.get(id);
-    const until = Date.now() + (this.opts.pinMs ?? 10 * 60_000);
-    const pin = this.pins.get(id);
-    if (pin) (pin.count++, (pin.until = Math.max(pin.until, until)));
-    else this.pins.set(id, { count: 1, until });
-    let released = false;
-    const release = () => {
-      if (released) return;
-      released = true;
-      const p = this.pins.get(id);
-      if (p && --p.count <= 0) this.pins.delete(id);
-    };
-    const final = this.pathOf(id);
-    mkdirSync(path.dirname(final), { recursive: true, mode: 0o700 });
+    // P2: the pin, once no removal of the id is claimed.
+    const token = randomUUID();
     try {
+      await this.pin(id, token);
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
+    const release = () => this.releaser.release(id, token);
+    // P3: the copy becomes the file.
+    const final = this.pathOf(id);
+    try {
+      mkdirSync(path.dirname(final), { recursive: true, mode: 0o700 });
       await rename(tmp, final);
       await syncDir(path.dirname(final));
     } catch (e) {
-      release();
+      await rm(tmp, { force: true });
+      void release();
       throw e;
     }
     return { id, size, release };
+  }
+
+  private async pin(id: string, token: string): Promise<void> {
+    for (let wait = 5; ; wait = Math.min(wait * 2, 250)) {
+      const local = this.removals.get(id);
+      if (local) {
+        await local;
+        continue;
+      }
+      if (await this.pins.pinBlob(id, token, Date.now(), this.pinMs, this.leaseMs)) return;
+      await sleep(wait); // a removal claimed by another process or node: it takes milliseconds
+    }
   }
 
   read(id: string): Promise<Buffer> {
@@ -121,39 +119,30 @@ export class BlobStore {
     return (await stat(this.pathOf(id))).size;
   }
 
-  /**
-   * Removes the file if `confirm` (run while the id is held) says nothing references it; false
-   * when the id is pinned by a recent put or `confirm` refuses. The directory is fsynced, so a
-   * removal reported done survives a crash.
-   */
-  async removeIfUnreferenced(id: string, confirm: () => Promise<boolean>): Promise<boolean> {
+  async removeIfUnreferenced(id: string): Promise<boolean> {
     const file = this.pathOf(id);
-    if (this.isPinned(id) || this.removals.has(id)) return false;
-    let release!: () => void;
-    this.removals.set(id, new Promise<void>((r) => (release = r)));
+    if (this.removals.has(id)) return false;
+    let done!: () => void;
+    this.removals.set(id, new Promise<void>((r) => (done = r)));
     try {
-      if (!(await confirm())) return false;
+      // C1: the claim (refused for a pinned, claimed or referenced id).
+      const since = Date.now();
+      if (!(await this.pins.claimBlobRemoval(id, since, this.leaseMs))) return false;
+      // C2: only well inside the claim's lease (a put may take an expired claim over).
+      if (Date.now() - since >= this.leaseMs / 2) return false;
       await rm(file, { force: true });
-      await syncDir(path.dirname(file));
+      await syncDir(path.dirname(file), { missingOk: true });
+      // C3
+      await this.pins.forgetBlobGarbage(id, since);
       return true;
     } finally {
       this.removals.delete(id);
-      release();
+      done();
     }
   }
 
-  private isPinned(id: string): boolean {
-    const pin = this.pins.get(id);
-    if (pin === undefined) return false;
-    if (pin.until > Date.now()) return true;
-    this.pins.delete(id);
-    return false;
-  }
-
-  /** Forgets expired pins (called by the collector so the map stays small). */
-  prunePins(): void {
-    const t = Date.now();
-    for (const [id, pin] of this.pins) if (pin.until <= t) this.pins.delete(id);
+  async prunePins(): Promise<void> {
+    await this.pins.pruneBlobPins(Date.now());
   }
 
   /** Every blob id on disk (the orphan scan: files a crash left before their transaction). */
@@ -182,8 +171,12 @@ export class BlobStore {
   }
 }
 
-async function syncDir(dir: string) {
-  const fh = await open(dir, 'r');
+async function syncDir(dir: string, opts: { missingOk?: boolean } = {}) {
+  const fh = await open(dir, 'r').catch((e) => {
+    if (opts.missingOk && e?.code === 'ENOENT') return undefined;
+    throw e;
+  });
+  if (!fh) return; // never created: nothing was removed from it
   try {
     await fh.sync();
   } finally {

@@ -34,10 +34,11 @@ const statOrNull = (p: string): Stats | null => {
 /**
  * The state paths under `dataDir` that group or others may access, each with the command that
  * fixes it: the data directory itself (its 0700 protects everything below it), the blob tree's
- * top directories, and the state files directly in it (the SQLite database and its `-wal`/`-shm`,
- * the secrets key). Paths that do not exist are skipped.
+ * top directories (`blobsDir`: store.blobs.dir when the message files live elsewhere, a shared
+ * mount), and the state files directly in it (the SQLite database and its `-wal`/`-shm`, the
+ * secrets key). Paths that do not exist are skipped.
  */
-export function exposedStatePaths(dataDir: string): { path: string; mode: string; fix: string }[] {
+export function exposedStatePaths(dataDir: string, blobsDir = path.join(dataDir, 'blobs')): { path: string; mode: string; fix: string }[] {
   const out: { path: string; mode: string; fix: string }[] = [];
   const check = (p: string, dir: boolean) => {
     const st = statOrNull(p);
@@ -46,7 +47,8 @@ export function exposedStatePaths(dataDir: string): { path: string; mode: string
     out.push({ path: p, mode, fix: `chmod ${dir ? '700' : '600'} ${p}` });
   };
   check(dataDir, true);
-  for (const d of ['blobs', path.join('blobs', 'tmp')]) check(path.join(dataDir, d), true);
+  // Message files: <dataDir>/blobs, or store.blobs.dir (a mount shared by the nodes).
+  for (const d of [blobsDir, path.join(blobsDir, 'tmp')]) check(d, true);
   for (const f of ['caducee.sqlite', 'caducee.sqlite-wal', 'caducee.sqlite-shm', 'secrets.key']) check(path.join(dataDir, f), false);
   return out;
 }

@@ -301,14 +301,33 @@ export interface BlobMetaStore {
    * first: candidates for removal, some of them still referenced elsewhere.
    */
   blobGarbage(limit: number): Promise<string[]>;
+  // The pin/removal handshake between a put and the collector, shared by every process and node
+  // of the operator (the protocol and the interleavings it survives: store/message-files.ts).
   /**
-   * One transaction: if nothing references the blob any more, forgets its analysis and returns
-   * true — the caller then removes the file and calls forgetBlobGarbage; if something does, the
-   * candidate is dropped and false returned. The candidate row stays until the file is gone, so a
-   * crash between the two steps only repeats the removal.
+   * One write transaction: pins the file of a put in progress until `now + pinMs` under `token`,
+   * unless its removal is claimed (blob_garbage.removing_since set, and more recent than
+   * `now - removalLeaseMs`): then nothing is written and false is returned (the put waits and
+   * asks again). A claim older than the lease was abandoned (a collector that crashed): it is
+   * cleared and the pin taken.
    */
-  claimBlobRemoval(blobId: string): Promise<boolean>;
-  forgetBlobGarbage(blobId: string): Promise<void>;
+  pinBlob(blobId: string, token: string, now: number, pinMs: number, removalLeaseMs: number): Promise<boolean>;
+  /** Ends pins (their referencing transaction committed, or will not). */
+  unpinBlobs(pins: { blobId: string; token: string }[]): Promise<void>;
+  /** Removes pins expired at `now`; returns how many. */
+  pruneBlobPins(now: number): Promise<number>;
+  /**
+   * One write transaction: if a live pin (until > now) or a removal claimed less than
+   * `removalLeaseMs` ago holds the blob, nothing changes and false is returned (the candidate
+   * stays for a later run); if a message or a queued item references it, the candidate is dropped
+   * and false returned; else its analysis and header search row are forgotten, the removal is
+   * claimed (removing_since = now; the candidate row is created for an orphan) and true returned
+   * — the caller then removes the file and calls forgetBlobGarbage(blobId, now). The candidate row
+   * stays until the file is gone, so a crash between the two steps only repeats the removal (once
+   * the claim's lease has passed).
+   */
+  claimBlobRemoval(blobId: string, now: number, removalLeaseMs: number): Promise<boolean>;
+  /** Forgets the candidate whose removal was claimed at `since` (not one claimed again since). */
+  forgetBlobGarbage(blobId: string, since: number): Promise<void>;
 }
 
 /** One authentication attempt: who, how, from where, when, outcome — never a secret. */

@@ -7,7 +7,7 @@ import type { Authenticator } from '../../auth/index.js';
 import type { SaslServer } from '../../auth/sasl.js';
 import type { Core, User } from '../../core/index.js';
 import type { Folder } from '../../model/index.js';
-import type { BlobStore } from '../../store/blobs.js';
+import type { MessageFiles } from '../../store/message-files.js';
 import type { Store } from '../../store/types.js';
 import { ImapError, no } from '../errors.js';
 import type { MessageIndex } from '../../mail/message-index.js';
@@ -21,7 +21,7 @@ import type { FolderView } from '../view.js';
 export interface ImapServices {
   core: Core;
   store: Store;
-  blobs: BlobStore;
+  blobs: MessageFiles;
   auth: Authenticator;
   index: MessageIndex;
   logger: Logger;

@@ -8,6 +8,7 @@ import pg from 'pg';
 import { SEARCH_COLUMN_LIST } from '../sqlite/migrations.js';
 import type { AbsenceStore, AccountStore, CredentialStore, DeliveryStore, FolderStore, HttpSessionStore, IntegrationStore, LeaseStore, LockoutStore, MailboxStore, PatientStore, RulesStore, Store, TraceStore, TrackingStore, UsageStore } from '../types.js';
 import { PgAbsences } from './absences.js';
+import * as pins from './blob-pins.js';
 import { PgAccounts } from './accounts.js';
 import { now, PgConnection, type PgConnectionOptions, type PgPart } from './connection.js';
 import { PgCredentials } from './credentials.js';
@@ -100,10 +101,7 @@ export class PgStore implements Store {
   // BlobMetaStore: the records of message files (store/blobs.ts holds the files themselves).
 
   async isBlobReferenced(blobId: string) {
-    const [r] = await this.connection.query(
-      "SELECT EXISTS (SELECT 1 FROM messages WHERE blob_id = $1) OR EXISTS (SELECT 1 FROM outbound_queue WHERE blob_id = $1 AND status = 'queued') referenced",
-      [blobId],
-    );
+    const [r] = await this.connection.query(pins.REFERENCED_SQL, [blobId]);
     return r.referenced as boolean;
   }
 
@@ -111,27 +109,26 @@ export class PgStore implements Store {
     return (await this.connection.query('SELECT blob_id FROM blob_garbage ORDER BY since, blob_id LIMIT $1', [limit])).map((r) => r.blob_id as string);
   }
 
-  async claimBlobRemoval(blobId: string) {
-    return this.connection.tx(async (c) => {
-      // Two collectors (two nodes) claiming the same candidate: the row lock makes the second
-      // wait, and it claims again harmlessly (the caller's removal is idempotent).
-      await c.query('SELECT 1 FROM blob_garbage WHERE blob_id = $1 FOR UPDATE', [blobId]);
-      const referenced = await c.query(
-        "SELECT EXISTS (SELECT 1 FROM messages WHERE blob_id = $1) OR EXISTS (SELECT 1 FROM outbound_queue WHERE blob_id = $1 AND status = 'queued') referenced",
-        [blobId],
-      );
-      if (referenced.rows[0].referenced) {
-        await c.query('DELETE FROM blob_garbage WHERE blob_id = $1', [blobId]);
-        return false;
-      }
-      await c.query('DELETE FROM blob_meta WHERE blob_id = $1', [blobId]);
-      await c.query('DELETE FROM search_headers WHERE blob_id = $1', [blobId]);
-      return true;
-    });
+  // The pin/removal handshake (store/message-files.ts; SQL and why it serializes: blob-pins.ts).
+
+  async pinBlob(blobId: string, token: string, now: number, pinMs: number, removalLeaseMs: number) {
+    return pins.pinBlob(this.connection, blobId, token, now, pinMs, removalLeaseMs);
   }
 
-  async forgetBlobGarbage(blobId: string) {
-    await this.connection.query('DELETE FROM blob_garbage WHERE blob_id = $1', [blobId]);
+  async unpinBlobs(list: { blobId: string; token: string }[]) {
+    await pins.unpinBlobs(this.connection, list);
+  }
+
+  async pruneBlobPins(now: number) {
+    return pins.pruneBlobPins(this.connection, now);
+  }
+
+  async claimBlobRemoval(blobId: string, now: number, removalLeaseMs: number) {
+    return pins.claimBlobRemoval(this.connection, blobId, now, removalLeaseMs);
+  }
+
+  async forgetBlobGarbage(blobId: string, since: number) {
+    await pins.forgetBlobGarbage(this.connection, blobId, since);
   }
 
   async getBlobMeta(blobId: string) {

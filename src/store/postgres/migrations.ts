@@ -435,4 +435,97 @@ CREATE TRIGGER search_headers_indexed AFTER INSERT OR UPDATE ON search_headers
   FOR EACH ROW WHEN (NEW.version = 1) EXECUTE FUNCTION search_headers_indexed();
 `,
   },
+  {
+    version: 2,
+    name: 'message files: pins and removal claims shared by every node; files stored as chunked bytea',
+    // Branch blobs (issue 12), the handshake of store/message-files.ts: blob_pins and
+    // blob_garbage.removing_since as SQLite's migration 19. blob_files + blob_chunks hold message
+    // files when store.blobs.kind = 'postgres' (postgres/message-files.ts): 256 KiB chunks,
+    // written once. STORAGE EXTERNAL: chunks are stored out of line uncompressed, so a range read
+    // (substring) fetches only the TOAST slices it needs — a header read of a 20 MB message reads
+    // kilobytes, not the message.
+    //
+    // blob_pin(): a put's pin in one round trip. Serialized with a removal's claim by the
+    // transaction-scoped advisory lock on the blob id (blob_lock(), also taken by every claim and
+    // removal): in READ COMMITTED, each statement of a VOLATILE plpgsql function takes a new
+    // snapshot, so the statements after the lock see everything the previous holder committed.
+    sql: `
+CREATE TABLE blob_pins (
+  blob_id ${T} NOT NULL,
+  token ${T} NOT NULL,
+  until BIGINT NOT NULL,
+  PRIMARY KEY (blob_id, token)
+);
+CREATE INDEX blob_pins_until ON blob_pins(until);
+ALTER TABLE blob_garbage ADD COLUMN removing_since BIGINT;
+CREATE TABLE blob_files (
+  blob_id ${T} PRIMARY KEY,
+  size BIGINT NOT NULL,
+  created_at BIGINT NOT NULL
+);
+CREATE TABLE blob_chunks (
+  blob_id ${T} NOT NULL,
+  seq INTEGER NOT NULL,
+  data BYTEA NOT NULL,
+  PRIMARY KEY (blob_id, seq)
+);
+ALTER TABLE blob_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+-- One lock per blob id and schema (advisory locks are per database; operators may share one).
+CREATE FUNCTION blob_lock(p_blob_id text) RETURNS void LANGUAGE sql VOLATILE AS $$
+  SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || ':blob:' || p_blob_id, 0));
+$$;
+CREATE FUNCTION blob_pin(p_blob_id text, p_token text, p_now bigint, p_pin_ms bigint, p_lease_ms bigint) RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+  PERFORM blob_lock(p_blob_id);
+  -- A claim older than its lease was abandoned (its collector crashed).
+  UPDATE blob_garbage SET removing_since = NULL WHERE blob_id = p_blob_id AND removing_since <= p_now - p_lease_ms;
+  IF EXISTS (SELECT 1 FROM blob_garbage WHERE blob_id = p_blob_id AND removing_since IS NOT NULL) THEN
+    RETURN false;
+  END IF;
+  INSERT INTO blob_pins (blob_id, token, until) VALUES (p_blob_id, p_token, p_now + p_pin_ms)
+    ON CONFLICT (blob_id, token) DO UPDATE SET until = excluded.until;
+  RETURN true;
+END $$;
+-- A chunk of a big message, staged: committed without waiting for the WAL flush, because the
+-- put's final statement (blob_put(), a normal commit) flushes the WAL up to its own commit record,
+-- past every staged chunk's; until then nothing references them (a crash leaves stale staging).
+CREATE FUNCTION blob_stage(p_staging text, p_seq integer, p_data bytea) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+  PERFORM set_config('synchronous_commit', 'off', true);
+  INSERT INTO blob_chunks (blob_id, seq, data) VALUES (p_staging, p_seq, p_data);
+END $$;
+-- The final step of a put into blob_files/blob_chunks (postgres/message-files.ts), one round
+-- trip: the pin as blob_pin(), and the file written once — the first writer of the content keeps
+-- its chunks (staged ones renamed to the id, then the tail), a later one drops its staged chunks.
+CREATE FUNCTION blob_put(p_blob_id text, p_size bigint, p_staging text, p_staged integer, p_tail bytea,
+                         p_token text, p_now bigint, p_pin_ms bigint, p_lease_ms bigint) RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  moved integer;
+BEGIN
+  IF NOT blob_pin(p_blob_id, p_token, p_now, p_pin_ms, p_lease_ms) THEN
+    RETURN false;
+  END IF;
+  INSERT INTO blob_files (blob_id, size, created_at) VALUES (p_blob_id, p_size, p_now) ON CONFLICT (blob_id) DO NOTHING;
+  IF FOUND THEN
+    IF p_staged > 0 THEN
+      UPDATE blob_chunks SET blob_id = p_blob_id WHERE blob_id = p_staging;
+      GET DIAGNOSTICS moved = ROW_COUNT;
+      IF moved <> p_staged THEN
+        RAISE EXCEPTION 'message file %: % of its % staged chunks were swept as stale (the put outlasted the collector''s tmpMaxAgeMs); the client must send it again',
+          p_blob_id, p_staged - moved, p_staged;
+      END IF;
+    END IF;
+    IF p_tail IS NOT NULL THEN
+      INSERT INTO blob_chunks (blob_id, seq, data) VALUES (p_blob_id, p_staged, p_tail);
+    END IF;
+  ELSIF p_staged > 0 THEN
+    DELETE FROM blob_chunks WHERE blob_id = p_staging;
+  END IF;
+  RETURN true;
+END $$;
+`,
+  },
 ];

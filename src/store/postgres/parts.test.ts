@@ -370,12 +370,13 @@ test('message files: analysis, header search rows (matched, unindexed, empty nee
   const garbage = await s.blobGarbage(100);
   assert.ok(garbage.includes(b1) && garbage.includes(b3) && !garbage.includes(b2));
   await insertMessage(box, b3); // referenced again meanwhile
-  assert.equal(await s.claimBlobRemoval(b3), false, 'still referenced: the candidate is dropped');
+  assert.equal(await s.claimBlobRemoval(b3, Date.now(), 30_000), false, 'still referenced: the candidate is dropped');
   assert.ok(!(await s.blobGarbage(100)).includes(b3));
-  assert.equal(await s.claimBlobRemoval(b1), true);
+  const since = Date.now();
+  assert.equal(await s.claimBlobRemoval(b1, since, 30_000), true);
   assert.equal(await s.getBlobMeta(b1), undefined);
   assert.equal(await s.hasSearchHeaders(b1, 1), false);
   assert.ok((await s.blobGarbage(100)).includes(b1), 'the candidate stays until the file is gone');
-  await s.forgetBlobGarbage(b1);
+  await s.forgetBlobGarbage(b1, since);
   assert.ok(!(await s.blobGarbage(100)).includes(b1));
 });

@@ -136,20 +136,64 @@ export class SqliteStore implements Store {
       .map((r: any) => r.blob_id as string);
   }
 
-  async claimBlobRemoval(blobId: string) {
+  // The pin/removal handshake (store/message-files.ts). Each is one IMMEDIATE transaction: it
+  // takes SQLite's one write lock before reading, so a pin and a claim of the same id from two
+  // processes run one after the other, each seeing what the other committed.
+
+  async pinBlob(blobId: string, token: string, now: number, pinMs: number, removalLeaseMs: number) {
+    return this.#transient(() => {
+      // A claim older than its lease was abandoned (its collector crashed): cleared.
+      this.q('UPDATE blob_garbage SET removing_since = NULL WHERE blob_id = ? AND removing_since <= ?').run(blobId, now - removalLeaseMs);
+      if (this.q('SELECT 1 FROM blob_garbage WHERE blob_id = ? AND removing_since IS NOT NULL').get(blobId)) return false;
+      this.q('INSERT OR REPLACE INTO blob_pins (blob_id, token, until) VALUES (?, ?, ?)').run(blobId, token, now + pinMs);
+      return true;
+    });
+  }
+
+  async unpinBlobs(pins: { blobId: string; token: string }[]) {
+    if (pins.length === 0) return;
+    this.#transient(() => {
+      for (const p of pins) this.q('DELETE FROM blob_pins WHERE blob_id = ? AND token = ?').run(p.blobId, p.token);
+    });
+  }
+
+  async pruneBlobPins(now: number) {
+    return this.q('DELETE FROM blob_pins WHERE until <= ?').run(now).changes;
+  }
+
+  /**
+   * A write transaction whose commit other processes see at once but that is not fsynced: pins
+   * protect puts of a live process only (a crash ends the put, and its pin with it), so losing
+   * the last ones in a power cut is harmless. WAL with synchronous=NORMAL appends without a sync;
+   * the next FULL commit syncs the log with these frames in it. better-sqlite3 is synchronous, so
+   * nothing else of this connection runs between the two pragmas.
+   */
+  #transient<T>(fn: () => T): T {
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      return this.db.transaction(fn).immediate();
+    } finally {
+      this.db.pragma('synchronous = FULL');
+    }
+  }
+
+  async claimBlobRemoval(blobId: string, now: number, removalLeaseMs: number) {
     return this.db.transaction(() => {
+      if (this.q('SELECT 1 FROM blob_pins WHERE blob_id = ? AND until > ? LIMIT 1').get(blobId, now)) return false;
+      if (this.q('SELECT 1 FROM blob_garbage WHERE blob_id = ? AND removing_since > ?').get(blobId, now - removalLeaseMs)) return false;
       if (this.referenced(blobId)) {
         this.q('DELETE FROM blob_garbage WHERE blob_id = ?').run(blobId);
         return false;
       }
       this.q('DELETE FROM blob_meta WHERE blob_id = ?').run(blobId);
       this.q('DELETE FROM search_headers WHERE blob_id = ?').run(blobId);
+      this.q('INSERT INTO blob_garbage (blob_id, since, removing_since) VALUES (?, ?, ?) ON CONFLICT (blob_id) DO UPDATE SET removing_since = excluded.removing_since').run(blobId, new Date(now).toISOString(), now);
       return true;
-    })();
+    }).immediate();
   }
 
-  async forgetBlobGarbage(blobId: string) {
-    this.q('DELETE FROM blob_garbage WHERE blob_id = ?').run(blobId);
+  async forgetBlobGarbage(blobId: string, since: number) {
+    this.q('DELETE FROM blob_garbage WHERE blob_id = ? AND removing_since = ?').run(blobId, since);
   }
 
   async getBlobMeta(blobId: string) {

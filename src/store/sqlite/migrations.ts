@@ -547,4 +547,21 @@ CREATE TABLE auth_failures (key TEXT NOT NULL, at INTEGER NOT NULL);   -- epoch 
 CREATE INDEX auth_failures_key ON auth_failures(key, at);
 `,
   },
+  {
+    version: 19,
+    name: 'message files: pins and removal claims shared by every process (store/message-files.ts)',
+    // Issue 12: a put of a message file pins its id until the transaction referencing it commits;
+    // a removal claims the id (removing_since, epoch ms) before the file goes. Both are write
+    // transactions, so SQLite serializes them across processes (WAL: one writer at a time).
+    sql: `
+CREATE TABLE blob_pins (
+  blob_id TEXT NOT NULL,
+  token TEXT NOT NULL,
+  until INTEGER NOT NULL,
+  PRIMARY KEY (blob_id, token)
+) WITHOUT ROWID;
+CREATE INDEX blob_pins_until ON blob_pins(until);
+ALTER TABLE blob_garbage ADD COLUMN removing_since INTEGER;
+`,
+  },
 ];

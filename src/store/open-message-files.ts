@@ -1,0 +1,19 @@
+// Chooses where message files live from the configuration (store.blobs, docs/configuration.md):
+// files under a directory (BlobStore; a mount shared by the nodes when there are several) or rows
+// of the PostgreSQL store (PgMessageFiles). Either way the pins of the removal handshake live in
+// `store` (store/message-files.ts).
+import path from 'node:path';
+import type { Config } from '../config/index.js';
+import { BlobStore } from './blobs.js';
+import type { MessageFiles, PinTimes } from './message-files.js';
+import { PgStore } from './postgres/index.js';
+import { PgMessageFiles } from './postgres/message-files.js';
+import type { Store } from './types.js';
+
+export function openMessageFiles(config: Pick<Config, 'store' | 'dataDir'>, store: Store, opts: PinTimes & { onError?: (err: unknown) => void } = {}): MessageFiles {
+  const blobs = config.store.blobs;
+  if (blobs.kind === 'files') return new BlobStore(blobs.dir ?? path.join(config.dataDir, 'blobs'), store, opts);
+  if (!(store instanceof PgStore))
+    throw new Error("store.blobs.kind 'postgres' keeps message files in the PostgreSQL store, but this operator's store is SQLite: configure the PostgreSQL store, or set store.blobs.kind to 'files'");
+  return new PgMessageFiles(store.connection, opts);
+}
