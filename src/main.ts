@@ -28,6 +28,7 @@ import { UrgencyResponder } from './policy/urgency.js';
 import { createMxServer } from './smtp/mx.js';
 import { createSubmissionServer } from './smtp/submission.js';
 import { BlobCollector } from './store/blob-collector.js';
+import { Leadership, type LeaderService } from './store/leader.js';
 import { ConnectionLimiter } from './net/limits.js';
 import { WebhookDispatcher } from './integration/webhooks.js';
 import { inboundDescriber } from './integration/inbound.js';
@@ -38,6 +39,8 @@ import { TrustService } from './trust/index.js';
 import { TrustListSource } from './trust/source.js';
 import { openDirectory, type DirectoryRuntime } from './directory/runtime.js';
 import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { startHttpServer, type HttpServer, type WebAuthOptions } from './http/app.js';
 import { clientSettings } from './http/autoconfig.js';
 import { Metrics } from './audit/metrics.js';
@@ -62,6 +65,12 @@ export interface Operator {
   trust: TrustService;
   trustList: TrustListSource;
   outbound: OutboundWorker;
+  /**
+   * The leader lease 'operator-leader' (cluster.leaderLeaseSeconds): while this process holds it,
+   * it runs the once-per-operator services (golden rules, message-file collector, header backfill,
+   * trace and lockout purges, webhooks).
+   */
+  leadership: Leadership;
   /** National directory + our mailboxes, served over HTTP(S) (JSON API, FHIR). */
   directory: DirectoryRuntime;
   /** Golden rules 1 and 2 (reading guard, unused addresses), run on a timer (policy.runEveryMinutes). */
@@ -178,6 +187,8 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
         `run ${exposed.map((e) => `\`${e.fix}\``).join(' and ')} as the service user, then start again`,
     );
   const store = openStore(config);
+  // This process's name in the store's leases (queue claims, leader lease): unique among live processes.
+  const processId = `${config.cluster.nodeId ?? hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   const blobs = new BlobStore(path.join(config.dataDir, 'blobs'));
   const core = new Core(store, config.operator.domains);
   // Deliveries, flag changes and grants made by the other processes or nodes wake this one's
@@ -291,6 +302,8 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
     pollSeconds: config.queue.pollSeconds,
     concurrency: config.queue.concurrency,
     connectTimeoutSeconds: config.queue.connectTimeoutSeconds,
+    leaseSeconds: config.queue.leaseSeconds,
+    owner: processId,
     logger,
     metrics,
   });
@@ -440,6 +453,7 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
     await store.close();
     throw e;
   }
+  // Every process runs a queue worker: each attempt works on items it claimed (DeliveryStore.claimQueueItems).
   outbound.start();
   // Medical software: each message arriving in an INBOX is POSTed to the webhooks registered for it.
   const wh = config.integrations.webhooks;
@@ -449,6 +463,9 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
   } catch (e: any) {
     logger.error({ file: wh.caFile, err: e.code ?? e.message }, 'cannot read integrations.webhooks.caFile: webhooks use the system CAs only');
   }
+  // Leader only: two dispatchers would read the same cursor and POST the same event at once, and a
+  // late one could repeat an older event after a newer one (the cursor's compare-and-set keeps the
+  // position right, not the endpoint's order).
   const webhooks = new WebhookDispatcher({
     store,
     core,
@@ -459,28 +476,67 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
     logger,
     describe: describeInbound,
   });
-  webhooks.start();
   // Golden rules 1 and 2: applied every policy.runEveryMinutes (idempotent per day; the timer never keeps the process alive).
-  let rulesRunning = false;
-  const rulesTimer =
-    config.policy.runEveryMinutes > 0
-      ? setInterval(() => {
-          if (rulesRunning) return;
-          rulesRunning = true;
-          rules
-            .run(new Date())
-            .catch((e) => logger.error({ err: e?.message ?? String(e) }, 'golden rules run failed'))
-            .finally(() => (rulesRunning = false));
-        }, config.policy.runEveryMinutes * 60_000)
-      : undefined;
-  rulesTimer?.unref();
+  let rulesTimer: NodeJS.Timeout | undefined;
+  let rulesRun: Promise<void> | undefined;
+  const rulesService: LeaderService = {
+    name: 'golden-rules',
+    start() {
+      if (config.policy.runEveryMinutes <= 0) return;
+      rulesTimer = setInterval(() => {
+        rulesRun ??= rules
+          .run(new Date())
+          .then(
+            () => {},
+            (e) => logger.error({ err: e?.message ?? String(e) }, 'golden rules run failed'),
+          )
+          .finally(() => (rulesRun = undefined));
+      }, config.policy.runEveryMinutes * 60_000);
+      rulesTimer.unref();
+    },
+    async stop() {
+      clearInterval(rulesTimer);
+      await rulesRun;
+    },
+  };
   // Message files no row references any more are removed (expunge, deleted mailboxes, sent queue).
   const blobCollector = new BlobCollector(store, blobs, logger.child({ component: 'blobs' }));
-  blobCollector.start();
-  // Functional traces older than audit.traceRetentionMonths are removed, at start and daily.
   // Header search rows of the files analysed before migration 17, in small chunks (docs/imap.md).
-  const headerBackfill = startHeaderBackfill(index, store, logger.child({ component: 'search-index' }));
-  const stopTracePurge = startTracePurge(store, config.audit.traceRetentionMonths, logger.child({ component: 'traces' }));
+  let headerBackfill: { stop(): Promise<void> } | undefined;
+  // Functional traces older than audit.traceRetentionMonths are removed, at start and daily.
+  let stopTracePurge: (() => void) | undefined;
+  // Failed logins older than the lockout window are forgotten (they count no more), at start and hourly.
+  let lockoutTimer: NodeJS.Timeout | undefined;
+  const purgeLockout = () =>
+    auth.purgeLockout().then(
+      (n) => n && logger.debug({ removed: n }, 'expired login failures forgotten'),
+      (e) => logger.error({ err: e?.message ?? String(e) }, 'login failure purge failed'),
+    );
+  const leadership = new Leadership({
+    store,
+    leaseName: 'operator-leader',
+    owner: processId,
+    ttlMs: config.cluster.leaderLeaseSeconds * 1000,
+    logger,
+    services: [
+      rulesService,
+      { name: 'blob-collector', start: () => blobCollector.start(), stop: () => blobCollector.stop() },
+      { name: 'header-backfill', start: () => void (headerBackfill = startHeaderBackfill(index, store, logger.child({ component: 'search-index' }))), stop: () => headerBackfill?.stop() },
+      { name: 'trace-purge', start: () => void (stopTracePurge = startTracePurge(store, config.audit.traceRetentionMonths, logger.child({ component: 'traces' }))), stop: () => stopTracePurge?.() },
+      {
+        name: 'lockout-purge',
+        start() {
+          void purgeLockout();
+          lockoutTimer = setInterval(purgeLockout, 3_600_000);
+          lockoutTimer.unref();
+        },
+        stop: () => clearInterval(lockoutTimer),
+      },
+      { name: 'webhooks', start: () => webhooks.start(), stop: () => webhooks.stop() },
+    ],
+  });
+  // The first try is awaited: a single process leads (and runs these) by the time it has started.
+  await leadership.start();
   logger[announce]({ host: config.listen.host, ...ports, domains: config.operator.domains }, 'operator started');
 
   let stopped = false;
@@ -494,6 +550,7 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
     trust,
     trustList,
     outbound,
+    leadership,
     directory,
     rules,
     ports,
@@ -509,12 +566,8 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
       await relay?.stop();
       trustList.stop();
       clearInterval(anchorTimer);
-      clearInterval(rulesTimer);
-      stopTracePurge();
-      await headerBackfill.stop();
+      await leadership.stop();
       await outbound.stop();
-      await webhooks.stop();
-      await blobCollector.stop();
       await closeHttp();
       await closeMetrics();
       await directory.close();

@@ -5,6 +5,9 @@ import { test } from 'node:test';
 import { Core } from '../core/index.js';
 import { SqliteStore } from '../store/sqlite/index.js';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { AuthError, Authenticator, hashNewPassword, PASSWORD_MIN_LENGTH, type AdminContext } from './index.js';
 import { SecretBox } from './secret-box.js';
 
@@ -32,6 +35,37 @@ test('lockout after repeated failures, for known and unknown logins alike, then 
   assert.ok(trail.some((e) => e.reason === 'locked' && e.login === 'jeanne'));
   assert.ok(trail.every((e) => !JSON.stringify(e).includes('correct horse')));
   await store.close();
+});
+
+test('lockout across processes: failures counted on one store connection lock the login on another; the purge keeps the window', async () => {
+  // Two processes (or nodes) of one operator: two SqliteStore connections to one file, an Authenticator each.
+  const dir = mkdtempSync(path.join(tmpdir(), 'caducee-lockout-'));
+  const one = SqliteStore.open(path.join(dir, 'store.db'));
+  const two = SqliteStore.open(path.join(dir, 'store.db'));
+  await new Core(one, ['x.mssante.test']).createUser({ login: 'Jeanne', displayName: 'J', passwordHash: await hashNewPassword('correct horse battery') });
+  let now = 5_000_000;
+  const lockout = { windowMs: 60_000, maxPerLogin: 3, maxPerAddress: 100 };
+  const a = new Authenticator(one, { lockout, now: () => now });
+  const b = new Authenticator(two, { lockout, now: () => now });
+  const ctx = (remote: string) => ({ protocol: 'imap' as const, method: 'LOGIN', remote });
+  await a.password('jeanne', 'wrong', ctx('192.0.2.1'));
+  await b.password('JEANNE', 'wrong', ctx('192.0.2.2'));
+  await a.password('jeanne', 'wrong', ctx('192.0.2.3'));
+  // Three failures spread over both processes and three addresses: the login is locked on both.
+  assert.deepEqual(await b.password('jeanne', 'correct horse battery', ctx('192.0.2.4')), { ok: false, reason: 'locked' });
+  assert.deepEqual(await a.password('jeanne', 'correct horse battery', ctx('192.0.2.5')), { ok: false, reason: 'locked' });
+  // Unknown logins alike.
+  for (let i = 0; i < 3; i++) await (i % 2 ? a : b).password('personne', 'x', ctx('198.51.100.1'));
+  assert.equal(((await a.password('personne', 'x', ctx('198.51.100.2'))) as any).reason, 'locked');
+  // The purge, run by one process, forgets only failures out of the window.
+  now += 30_000;
+  assert.equal(await b.purgeLockout(), 0);
+  now += 30_000;
+  assert.equal(await b.purgeLockout(), 12, 'the six failures (a login row and an address row each) are a full window old');
+  assert.equal((await a.password('jeanne', 'correct horse battery', ctx('192.0.2.1'))).ok, true);
+  await one.close();
+  await two.close();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 test('mail clients: app passwords only — created once, accepted, revoked; the account password is refused', async () => {

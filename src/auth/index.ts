@@ -104,7 +104,8 @@ export interface CertificateIdentifier {
 /**
  * Brute-force protection: failures counted per login and per remote address in a sliding
  * window; past the limit, attempts are refused without checking the secret until the window
- * has passed. Applies to unknown logins too, so a lockout reveals nothing. In memory, per process.
+ * has passed. Applies to unknown logins too, so a lockout reveals nothing. The failures are kept
+ * in the store (LockoutStore), so a lockout holds in every process and node of the operator.
  */
 export interface LockoutPolicy {
   windowMs: number;
@@ -114,26 +115,9 @@ export interface LockoutPolicy {
 
 export const DEFAULT_LOCKOUT: LockoutPolicy = { windowMs: 15 * 60_000, maxPerLogin: 10, maxPerAddress: 50 };
 
-class FailureCounter {
-  private readonly failures = new Map<string, number[]>();
-  constructor(private readonly windowMs: number) {}
-  count(key: string, now: number): number {
-    const list = this.failures.get(key);
-    if (!list) return 0;
-    const recent = list.filter((t) => now - t < this.windowMs);
-    if (recent.length) this.failures.set(key, recent);
-    else this.failures.delete(key);
-    return recent.length;
-  }
-  add(key: string, now: number): void {
-    const list = this.failures.get(key) ?? [];
-    list.push(now);
-    this.failures.set(key, list);
-  }
-  clear(key: string): void {
-    this.failures.delete(key);
-  }
-}
+/** The lockout's keys in the store (LockoutStore): per login (lower case) and per remote address. */
+const loginKey = (login: string) => `login:${login.toLowerCase()}`;
+const addressKey = (remote: string) => `addr:${remote}`;
 
 // A fixed hash verified for unknown users so that timing does not reveal which logins exist.
 let dummyHash: Promise<string> | undefined;
@@ -173,8 +157,6 @@ export interface AuthenticatorOptions {
 }
 
 export class Authenticator {
-  private readonly byLogin: FailureCounter;
-  private readonly byAddress: FailureCounter;
   private readonly lockout: LockoutPolicy;
   private readonly now: () => number;
   bearerVerifier: BearerVerifier | undefined;
@@ -194,14 +176,19 @@ export class Authenticator {
     this.secrets = o.secrets;
     this.access = o.access;
     this.onAttempt = o.onAttempt;
-    this.byLogin = new FailureCounter(this.lockout.windowMs);
-    this.byAddress = new FailureCounter(this.lockout.windowMs);
   }
 
-  /** Is this login or address locked out right now? */
-  private locked(login: string, remote: string | null): boolean {
-    const t = this.now();
-    return this.byLogin.count(login.toLowerCase(), t) >= this.lockout.maxPerLogin || (!!remote && this.byAddress.count(remote, t) >= this.lockout.maxPerAddress);
+  /** Is this login or address locked out right now? (failures within the window, from the store) */
+  private async locked(login: string, remote: string | null): Promise<boolean> {
+    // The window is sliding: a failure counts while less than windowMs old.
+    const since = this.now() - this.lockout.windowMs + 1;
+    if ((await this.store.countAuthFailures(loginKey(login), since)) >= this.lockout.maxPerLogin) return true;
+    return !!remote && (await this.store.countAuthFailures(addressKey(remote), since)) >= this.lockout.maxPerAddress;
+  }
+
+  /** Forgets failures older than the lockout window (they no longer count); returns how many. Run hourly by the leader. */
+  async purgeLockout(): Promise<number> {
+    return this.store.purgeAuthFailures(this.now() - this.lockout.windowMs + 1);
   }
 
   /**
@@ -210,12 +197,12 @@ export class Authenticator {
    * token identity); counters use it and the remote address.
    */
   private async attempt(login: string, ctx: AuthContext, check: () => Promise<AuthResult>): Promise<AuthResult> {
-    const r: AuthResult = this.locked(login, ctx.remote) ? { ok: false, reason: 'locked' } : await check();
+    const r: AuthResult = (await this.locked(login, ctx.remote)) ? { ok: false, reason: 'locked' } : await check();
     const t = this.now();
     if (!r.ok && r.reason !== 'locked' && r.reason !== 'not-configured' && r.reason !== 'unavailable') {
-      this.byLogin.add(login.toLowerCase(), t);
-      if (ctx.remote) this.byAddress.add(ctx.remote, t);
-    } else if (r.ok) this.byLogin.clear(login.toLowerCase());
+      await this.store.recordAuthFailure(loginKey(login), t);
+      if (ctx.remote) await this.store.recordAuthFailure(addressKey(ctx.remote), t);
+    } else if (r.ok) await this.store.clearAuthFailures(loginKey(login));
     if (r.ok) await this.access?.recordLogin?.(r.user);
     await this.record({ login, userId: r.ok ? r.user.id : null, protocol: ctx.protocol, method: ctx.method, remote: ctx.remote, success: r.ok, reason: r.ok ? null : r.reason, actor: null });
     return r;

@@ -65,8 +65,11 @@ export const configSchema = z
         refreshMinutes: z.number().positive().default(60),
       })
       .default({ refreshMinutes: 60 }),
-    /** Static routes: domain → HOST:PORT (local trust spaces, tests). Other domains use DNS MX, port 25. */
-    routes: z.record(z.string(), hostPort).default({}),
+    /**
+     * Static routes: domain → HOST:PORT, or a list of them tried in order like MX records of equal
+     * preference (a domain served by several nodes). Other domains use DNS MX, port 25.
+     */
+    routes: z.record(z.string(), z.union([hostPort, z.array(hostPort).min(1, 'a route lists at least one HOST:PORT')])).default({}),
     smtp: z
       .object({
         /** Largest message accepted (bytes), announced with SIZE (RFC 1870). */
@@ -106,6 +109,12 @@ export const configSchema = z
         pollSeconds: z.number().positive().default(1),
         concurrency: z.number().int().positive().default(4),
         connectTimeoutSeconds: z.number().positive().default(30),
+        /**
+         * How long a worker's claim leases queue items (several processes and nodes share the
+         * queue); an attempt still running near its end is cut and deferred. Default: the longest
+         * attempt (3 hosts × connection and greeting timeouts + 15 min of transfer + 30 s).
+         */
+        leaseSeconds: z.number().positive().optional(),
       })
       .default({ retrySeconds: [60, 300, 900, 1800, 3600], giveUpSeconds: 432000, pollSeconds: 1, concurrency: 4, connectTimeoutSeconds: 30 }),
     policy: z
@@ -333,6 +342,19 @@ export const configSchema = z
       .strict()
       .prefault({}),
     /**
+     * Several processes or nodes of one operator on one store (issue 12, docs/configuration.md):
+     * this process's node name, and the leader lease under which the once-per-operator work runs.
+     */
+    cluster: z
+      .object({
+        /** This node's name in leases and logs (default: the machine's host name); unique per node. */
+        nodeId: z.string().min(1).optional(),
+        /** The leader lease's length; renewed every third of it. A dead leader is replaced after at most this. */
+        leaderLeaseSeconds: z.number().min(3, 'cluster.leaderLeaseSeconds must be at least 3 (renewed every third of it)').default(30),
+      })
+      .strict()
+      .prefault({}),
+    /**
      * Core events across processes and nodes (src/relay; `caducee start --workers N`, PostgreSQL):
      * every `resyncSeconds` the IMAP IDLE sessions and event streams compare what they show with
      * the store, whatever the relay delivered (a safety net; 0: never).
@@ -411,7 +433,7 @@ export function parseConfig(raw: unknown, baseDir = process.cwd(), source = 'con
   if (c.trust.sha256 && !/^[0-9a-f]{64}$/i.test(c.trust.sha256) && !/^https:\/\//i.test(c.trust.sha256)) c.trust.sha256 = path.resolve(baseDir, c.trust.sha256);
   if (typeof c.http.webmailDir === 'string') c.http.webmailDir = path.resolve(baseDir, c.http.webmailDir);
   c.operator.domains = c.operator.domains.map((d) => d.toLowerCase());
-  const routes: Record<string, string> = {};
+  const routes: Record<string, string | string[]> = {};
   for (const [d, hp] of Object.entries(c.routes)) routes[d.toLowerCase()] = hp;
   c.routes = routes;
   return c;

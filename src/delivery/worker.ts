@@ -1,7 +1,18 @@
 // Outbound delivery to other operators of the trust space: durable queue (in the store),
 // routing and peer checks through trust/, mutual TLS, retries with backoff, DSNs.
+//
+// Several processes and nodes run this worker on one queue (issue 12). Each claims the items it
+// attempts (DeliveryStore.claimQueueItems): the claim leases them to this worker's `owner` for
+// `leaseMs`, so no other worker attempts them meanwhile; the outcome's commit ends the lease. A
+// worker that dies leaves leases that expire, and its items are attempted again by another
+// (the at-least-once window of docs/architecture.md, nothing lost). The lease covers the longest
+// attempt — every host's connection and greeting timeouts plus a generous transfer budget — and
+// an attempt still running at its deadline is cut (deferred), so a lease never expires under a
+// live attempt.
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
+import { hostname } from 'node:os';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Core } from '../core/index.js';
@@ -14,7 +25,7 @@ import type { Metrics } from '../audit/metrics.js';
 
 export interface OutboundOptions {
   /** The queue, and the sender's mailbox of a DSN. */
-  store: Pick<DeliveryStore, 'dueQueueItems' | 'completeQueueItems'> & Pick<MailboxStore, 'getMailbox'>;
+  store: Pick<DeliveryStore, 'claimQueueItems' | 'releaseQueueItems' | 'completeQueueItems'> & Pick<MailboxStore, 'getMailbox'>;
   core: Core;
   blobs: BlobStore;
   trust: TrustService;
@@ -29,6 +40,34 @@ export interface OutboundOptions {
   logger: Logger;
   /** Prometheus: attempts by result (audit/metrics.ts). */
   metrics?: Metrics;
+  /** This worker's name on its queue leases, unique per process (default: host:pid:random). */
+  owner?: string;
+  /** How long a claim leases queue items (default queueLeaseMs(connectTimeoutSeconds)). */
+  leaseSeconds?: number;
+}
+
+/** Queue items claimed per free attempt slot: a message's recipients at one domain go in one session up to this. */
+const CLAIM_PER_SLOT = 100;
+/** Transfer budget of one attempt: a message of the MSSanté size limit over a slow link, and the peer's replies. */
+const TRANSFER_BUDGET_MS = 15 * 60_000;
+/** Hosts of a domain an attempt may try (MX records or a static route's list) within its lease. */
+const HOSTS_PER_ATTEMPT = 3;
+/** Time left at an attempt's deadline, before its lease expires, to record the outcome (at most). */
+const RECORD_MARGIN_MS = 30_000;
+const recordMargin = (leaseMs: number) => Math.min(RECORD_MARGIN_MS, leaseMs / 10);
+
+/**
+ * How long a claim leases queue items by default: the longest attempt (for each host tried, the
+ * connection and the greeting timeouts; then the transfer budget) plus the margin to record it —
+ * about 18 minutes with the 30 s connect timeout. Items of a worker that died wait that long.
+ */
+export function queueLeaseMs(connectTimeoutSeconds: number): number {
+  return HOSTS_PER_ATTEMPT * 2 * connectTimeoutSeconds * 1000 + TRANSFER_BUDGET_MS + RECORD_MARGIN_MS;
+}
+
+/** An attempt ran out of its lease: closed and deferred (another worker may now claim the items). */
+class LeaseDeadlineError extends Error {
+  override name = 'LeaseDeadlineError';
 }
 
 interface Outcome {
@@ -65,9 +104,17 @@ export class OutboundWorker {
   private readonly closing = new Set<Promise<void>>();
   private readonly log: Logger;
   private readonly onQueued = () => this.kick();
+  /** This worker's name on its leases. */
+  readonly owner: string;
+  private readonly leaseMs: number;
+  /** Claimed items not handed to an attempt yet (given back on stop()). */
+  private readonly held = new Set<number>();
+  private current?: Promise<void>;
 
   constructor(private readonly o: OutboundOptions) {
     this.log = o.logger.child({ component: 'outbound' });
+    this.owner = o.owner ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+    this.leaseMs = o.leaseSeconds ? o.leaseSeconds * 1000 : queueLeaseMs(o.connectTimeoutSeconds);
   }
 
   start(): void {
@@ -80,8 +127,17 @@ export class OutboundWorker {
     this.stopped = true;
     this.o.core.events.off('queued', this.onQueued);
     if (this.timer) clearTimeout(this.timer);
+    await Promise.allSettled([this.current]);
     await Promise.allSettled([...this.active]);
     await Promise.allSettled([...this.closing]);
+    // Items claimed but not attempted go back to the queue now rather than when their lease ends.
+    await this.release([...this.held]);
+  }
+
+  private async release(ids: number[]): Promise<void> {
+    if (!ids.length) return;
+    for (const id of ids) this.held.delete(id);
+    await this.o.store.releaseQueueItems(this.owner, ids).catch((e) => this.log.error({ err: e, items: ids.length }, 'giving back claimed queue items failed (they return when their lease ends)'));
   }
 
   /** Runs a pass now (new mail queued, or a test wants it). */
@@ -92,7 +148,7 @@ export class OutboundWorker {
       return;
     }
     this.running = true;
-    this.pass()
+    this.current = this.pass()
       .catch((e) => this.log.error({ err: e }, 'queue pass failed'))
       .finally(() => {
         this.running = false;
@@ -116,29 +172,49 @@ export class OutboundWorker {
   }
 
   private async pass(): Promise<void> {
-    const due = (await this.o.store.dueQueueItems(Date.now(), 500)).filter((i) => !this.inFlight.has(i.id));
-    const groups = new Map<string, QueueItem[]>();
-    for (const i of due) {
-      const k = groupKey(i);
-      const g = groups.get(k);
-      if (g) g.push(i);
-      else groups.set(k, [i]);
-    }
-    for (const g of groups.values()) {
+    while (!this.stopped) {
       while (this.active.size >= this.o.concurrency) await Promise.race(this.active);
       if (this.stopped) return;
-      for (const i of g) this.inFlight.add(i.id);
-      const p: Promise<void> = this.attempt(g)
-        .catch((e) => this.log.error({ err: e }, 'delivery attempt crashed'))
-        .finally(() => {
-          for (const i of g) this.inFlight.delete(i.id);
-          this.active.delete(p);
-        });
-      this.active.add(p);
+      const free = this.o.concurrency - this.active.size;
+      const limit = free * CLAIM_PER_SLOT;
+      const claimedAt = Date.now();
+      const claimed = (await this.o.store.claimQueueItems(this.owner, claimedAt, limit, this.leaseMs)).filter((i) => !this.inFlight.has(i.id));
+      for (const i of claimed) this.held.add(i.id);
+      if (this.stopped) return this.release(claimed.map((i) => i.id));
+      if (!claimed.length) return;
+      const groups = new Map<string, QueueItem[]>();
+      for (const i of claimed) {
+        const k = groupKey(i);
+        const g = groups.get(k);
+        if (g) g.push(i);
+        else groups.set(k, [i]);
+      }
+      const all = [...groups.values()];
+      // As many sessions as there are free slots; the rest goes back to the queue at once, for
+      // this worker's next claim or another's.
+      const later = all.slice(free).flat();
+      await this.release(later.map((i) => i.id));
+      if (this.stopped) return this.release(all.slice(0, free).flat().map((i) => i.id));
+      const deadline = claimedAt + this.leaseMs - recordMargin(this.leaseMs);
+      for (const g of all.slice(0, free)) {
+        for (const i of g) {
+          this.held.delete(i.id);
+          this.inFlight.add(i.id);
+        }
+        const p: Promise<void> = this.attempt(g, deadline)
+          .catch((e) => this.log.error({ err: e }, 'delivery attempt crashed'))
+          .finally(() => {
+            for (const i of g) this.inFlight.delete(i.id);
+            this.active.delete(p);
+          });
+        this.active.add(p);
+      }
+      if (claimed.length < limit && !later.length) return; // everything due is in flight
     }
   }
 
-  private async attempt(items: QueueItem[]): Promise<void> {
+  /** One delivery attempt of a group of claimed items, which must end (cut if need be) by `deadline` (epoch ms). */
+  private async attempt(items: QueueItem[], deadline: number): Promise<void> {
     const first = items[0];
     const domain = first.domain;
     let outcomes: Outcome[];
@@ -149,9 +225,11 @@ export class OutboundWorker {
       outcomes = [];
       let lastError = 'no route';
       for (const r of route.routes) {
-        const res = await this.sendTo(r.host, r.port, items).catch((e: any) => ({ connectError: String(e?.message ?? e) }));
+        if (Date.now() >= deadline) break;
+        const res = await this.sendTo(r.host, r.port, items, deadline).catch((e: any) => ({ connectError: String(e?.message ?? e), cut: e instanceof LeaseDeadlineError }));
         if ('connectError' in res) {
           lastError = `${r.host}:${r.port}: ${res.connectError}`;
+          if (res.cut) break;
           continue; // RFC 5321 §5.1: try the next MX
         }
         outcomes = res.outcomes;
@@ -163,7 +241,7 @@ export class OutboundWorker {
   }
 
   /** One SMTP session to host:port over verified mutual TLS; per-recipient outcomes. */
-  private async sendTo(host: string, port: number, items: QueueItem[]): Promise<{ outcomes: Outcome[] }> {
+  private async sendTo(host: string, port: number, items: QueueItem[], deadline: number): Promise<{ outcomes: Outcome[] }> {
     const first = items[0];
     const tls = this.o.tls();
     const conn = new SMTPConnection({
@@ -188,17 +266,28 @@ export class OutboundWorker {
     } as any);
     const closed = new Promise<void>((resolve) => conn.once('end', () => resolve()));
     conn.on('error', () => {});
+    // The lease's deadline: the session is closed and every step still awaited fails with it.
+    let cut!: (e: Error) => void;
+    const cutOff = new Promise<never>((_, reject) => (cut = reject));
+    cutOff.catch(() => {});
+    const seconds = Math.round((deadline - Date.now()) / 1000);
+    const deadlineTimer = setTimeout(() => {
+      cut(new LeaseDeadlineError(`attempt cut after ${seconds} s, the end of its queue lease`));
+      conn.close();
+    }, Math.max(0, deadline - Date.now()));
+    const within = <T>(p: Promise<T>) => Promise.race([p, cutOff]);
+    let stream: ReturnType<BlobStore['stream']> | undefined;
     try {
-      await new Promise<void>((resolve, reject) => {
+      await within(new Promise<void>((resolve, reject) => {
         conn.once('error', reject);
         conn.connect(() => {
           conn.off('error', reject);
           resolve();
         });
-      });
+      }));
       const socket = (conn as any)._socket as TLSSocket | undefined;
       if (!conn.secure || !socket || typeof socket.getPeerCertificate !== 'function') throw new Error('TLS was not established');
-      const decision = await this.o.trust.checkOutboundPeer(peerChainFromTls(socket.getPeerCertificate(true)), first.domain);
+      const decision = await within(this.o.trust.checkOutboundPeer(peerChainFromTls(socket.getPeerCertificate(true)), first.domain));
       if (!decision.ok) {
         this.log.warn({ domain: first.domain, host, port, reason: decision.message }, 'peer certificate refused');
         return {
@@ -212,14 +301,16 @@ export class OutboundWorker {
         };
       }
       const remoteDsn = ((conn as any)._supportedExtensions ?? []).includes('DSN');
-      const stream = this.o.blobs.stream(first.blobId);
+      stream = this.o.blobs.stream(first.blobId);
       const envelope: any = { from: first.envelopeFrom, to: items.map((i) => i.recipient) };
       // RFC 3461 §4: pass DSN parameters on to a DSN-capable peer.
       if (first.notify || first.orcpt || first.ret || first.envid)
         envelope.dsn = { notify: first.notify ?? undefined, orcpt: first.orcpt ?? undefined, ret: first.ret ?? undefined, envid: first.envid ?? undefined };
-      const info: any = await new Promise((resolve, reject) => {
-        conn.send(envelope, stream as any, (err: any, inf: any) => (err ? reject(err) : resolve(inf)));
-      }).catch((err: any) => ({ error: err }));
+      const info: any = await within(
+        new Promise((resolve, reject) => {
+          conn.send(envelope, stream as any, (err: any, inf: any) => (err ? reject(err) : resolve(inf)));
+        }).catch((err: any) => ({ error: err })),
+      );
       conn.quit();
       if (info.error) {
         const err = info.error;
@@ -245,7 +336,9 @@ export class OutboundWorker {
         }),
       };
     } finally {
+      clearTimeout(deadlineTimer);
       conn.close();
+      stream?.destroy(); // a cut transfer leaves the file open otherwise
       // The outcome is recorded without waiting for the socket to close: between the peer's 250
       // and our commit lies the at-least-once window (a crash there sends the message again;
       // docs/architecture.md), so nothing may stand in it. stop() waits for the closes.

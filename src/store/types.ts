@@ -419,11 +419,20 @@ export interface DeliveryStore {
   /** Recipients of the messages `userId` submitted on `day` (YYYY-MM-DD, Europe/Paris). */
   recipientsSentOn(userId: number, day: string): Promise<number>;
 
-  /** Queue items due at `now` (epoch ms), oldest first. */
-  dueQueueItems(now: number, limit: number): Promise<QueueItem[]>;
+  /**
+   * Claims up to `limit` queued items due at `now` (epoch ms) whose lease is absent or expired,
+   * oldest first, leasing them to `owner` until now+leaseMs; one statement/transaction: two
+   * concurrent callers (processes, nodes) never get the same item.
+   */
+  claimQueueItems(owner: string, now: number, limit: number, leaseMs: number): Promise<QueueItem[]>;
+  /** Gives back leased items not attempted (shutdown): their lease is cleared if `owner` holds it. */
+  releaseQueueItems(owner: string, ids: number[]): Promise<void>;
   nextQueueAttempt(): Promise<number | undefined>;
   listQueue(filter?: { status?: QueueItem['status'] }): Promise<QueueItem[]>;
-  /** Records the outcome of delivery attempts (and the tracking of their recipients) and stores DSNs, in one transaction. */
+  /**
+   * Records the outcome of delivery attempts (and the tracking of their recipients) and stores DSNs,
+   * in one transaction; clears the lease (lease_owner, lease_until) of every item it records.
+   */
   completeQueueItems(c: QueueCompletion): Promise<DeliveryResult>;
 }
 
@@ -704,10 +713,36 @@ export interface PatientStore {
   getPatientConversation(patientMailboxId: number, professional: string): Promise<PatientConversation | undefined>;
 }
 
+/** Named leader leases (core/leader.ts): one holder per name across processes and nodes. */
+export interface LeaseStore {
+  /**
+   * true when `owner` holds `name` afterwards: it was free, expired (until <= now) or already
+   * held by `owner` (renewed to now+ttlMs). One statement/transaction.
+   */
+  acquireLease(name: string, owner: string, now: number, ttlMs: number): Promise<boolean>;
+  /** Frees it if `owner` holds it. */
+  releaseLease(name: string, owner: string): Promise<void>;
+}
+
+/**
+ * The brute-force lockout (auth/), shared by every process and node: failed attempts per key,
+ * epoch ms.
+ */
+export interface LockoutStore {
+  /** Records one failed attempt for `key` ('login:<lower-case login>' or 'addr:<ip>') at `at` (epoch ms). */
+  recordAuthFailure(key: string, at: number): Promise<void>;
+  /** Failures of `key` at or after `since`. */
+  countAuthFailures(key: string, since: number): Promise<number>;
+  /** Forgets `key`'s failures (a success). */
+  clearAuthFailures(key: string): Promise<void>;
+  /** Removes failures older than `before`; returns how many. */
+  purgeAuthFailures(before: number): Promise<number>;
+}
+
 /**
  * The whole store, as one engine (sqlite/, postgres/ later) implements it. Consumers that need
  * only part of it take the focused interface(s) above, or a Pick of them.
  */
-export interface Store extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, BlobMetaStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore {
+export interface Store extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, BlobMetaStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore {
   close(): Promise<void>;
 }

@@ -147,7 +147,8 @@ function classifyClientLeaf(leaf: x509.X509Certificate, subjectDn: string, seria
 export interface TrustServiceOptions {
   anchors: () => TrustAnchors;
   list: () => TrustList;
-  routes: Record<string, string>;
+  /** Static routes: domain → HOST:PORT, or several tried in order (config `routes`). */
+  routes: Record<string, string | string[]>;
   logger?: Logger;
   resolveMx?: (domain: string) => Promise<{ exchange: string; priority: number }[]>;
 }
@@ -259,14 +260,21 @@ export class TrustService {
     return cert;
   }
 
-  /** Where to deliver mail for `domain`: a static route, else DNS MX (RFC 5321 §5.1), port 25. */
+  /**
+   * Where to deliver mail for `domain`, in the order to try: a static route (its hosts in the
+   * configured order, like MX records of equal preference), else DNS MX (RFC 5321 §5.1), port 25.
+   * The caller moves to the next route when a host cannot be reached, not when it replies.
+   */
   async routeFor(domain: string): Promise<{ ok: true; routes: Route[] } | { ok: false; temporary: boolean; message: string }> {
     const d = domain.toLowerCase();
     if (!this.isTrustedDomain(d)) return { ok: false, temporary: true, message: `${d} is not in the MSSanté trust list (liste blanche)` };
     const hp = this.opts.routes[d];
-    if (hp) {
-      const i = hp.lastIndexOf(':');
-      return { ok: true, routes: [{ host: hp.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(hp.slice(i + 1)), via: 'static' }] };
+    if (hp?.length) {
+      const route = (h: string): Route => {
+        const i = h.lastIndexOf(':');
+        return { host: h.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(h.slice(i + 1)), via: 'static' };
+      };
+      return { ok: true, routes: (typeof hp === 'string' ? [hp] : hp).map(route) };
     }
     const resolveMx = this.opts.resolveMx ?? ((x: string) => dns.resolveMx(x));
     try {

@@ -107,11 +107,21 @@ export class SqliteDelivery extends SqlitePart implements DeliveryStore {
     })();
   }
 
-  async dueQueueItems(at: number, limit: number) {
-    return this.db
-      .prepare("SELECT * FROM outbound_queue WHERE status = 'queued' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?")
-      .all(at, limit)
-      .map(rowQueue);
+  async claimQueueItems(owner: string, now: number, limit: number, leaseMs: number) {
+    // One statement: SQLite takes the write lock when the UPDATE starts (before its subquery reads),
+    // so two connections — processes — claiming at once are serialized and never get the same item.
+    const rows = this.q(
+      `UPDATE outbound_queue SET lease_owner = ?, lease_until = ?
+       WHERE id IN (SELECT id FROM outbound_queue WHERE status = 'queued' AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?)
+                    ORDER BY next_attempt_at, id LIMIT ?)
+       RETURNING *`,
+    ).all(owner, now + leaseMs, now, now, limit) as any[];
+    // RETURNING gives no order: oldest first, as the subquery chose them.
+    return rows.sort((a, b) => a.next_attempt_at - b.next_attempt_at || a.id - b.id).map(rowQueue);
+  }
+  async releaseQueueItems(owner: string, ids: number[]) {
+    if (!ids.length) return;
+    this.q('UPDATE outbound_queue SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ? AND id IN (SELECT value FROM json_each(?))').run(owner, JSON.stringify(ids));
   }
   async nextQueueAttempt() {
     const r: any = this.q("SELECT MIN(next_attempt_at) t FROM outbound_queue WHERE status = 'queued'").get();
@@ -137,9 +147,10 @@ export class SqliteDelivery extends SqlitePart implements DeliveryStore {
       for (const id of c.sent) track(id, 'relayed', null);
       for (const f of c.failed) track(f.id, 'failed', f.error);
       for (const d of c.deferred) track(d.id, 'queued', d.error);
-      const sent = this.q("UPDATE outbound_queue SET status = 'sent', attempts = attempts + 1, last_error = NULL, done_at = ? WHERE id = ? AND status = 'queued'");
-      const failed = this.q("UPDATE outbound_queue SET status = 'failed', attempts = attempts + 1, last_error = ?, done_at = ? WHERE id = ? AND status = 'queued'");
-      const deferred = this.q("UPDATE outbound_queue SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ? AND status = 'queued'");
+      // Each outcome ends the item's lease (claimQueueItems): a deferred item is claimable again when due.
+      const sent = this.q("UPDATE outbound_queue SET status = 'sent', attempts = attempts + 1, last_error = NULL, done_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ? AND status = 'queued'");
+      const failed = this.q("UPDATE outbound_queue SET status = 'failed', attempts = attempts + 1, last_error = ?, done_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ? AND status = 'queued'");
+      const deferred = this.q("UPDATE outbound_queue SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ? AND status = 'queued'");
       for (const id of c.sent) sent.run(t, id);
       for (const f of c.failed) failed.run(f.error, t, f.id);
       for (const d of c.deferred) deferred.run(d.error, d.nextAttemptAt, d.id);

@@ -3,12 +3,12 @@
 //
 // SqliteStore is composed of parts over one connection (connection.ts), one part per focused
 // interface of store/types.ts: accounts.ts, credentials.ts, sessions.ts, mailboxes.ts,
-// folders.ts, delivery.ts, absences.ts, rules.ts, usage.ts, traces.ts, tracking.ts, integrations.ts, patients.ts. This file opens and migrates the database, keeps the message-file
+// folders.ts, delivery.ts, absences.ts, rules.ts, usage.ts, traces.ts, tracking.ts, integrations.ts, patients.ts, leases.ts (leases and lockout). This file opens and migrates the database, keeps the message-file
 // records (BlobMetaStore), and exposes every part's methods on the one Store object.
 import Database from 'better-sqlite3';
 import { ensurePrivateDir, ensurePrivateFile } from '../permissions.js';
 import path from 'node:path';
-import type { AbsenceStore, AccountStore, CredentialStore, DeliveryStore, FolderStore, HttpSessionStore, MailboxStore, PatientStore, RulesStore, Store, TraceStore, TrackingStore, IntegrationStore, UsageStore } from '../types.js';
+import type { AbsenceStore, AccountStore, CredentialStore, DeliveryStore, FolderStore, HttpSessionStore, LeaseStore, LockoutStore, MailboxStore, PatientStore, RulesStore, Store, TraceStore, TrackingStore, IntegrationStore, UsageStore } from '../types.js';
 import { SqliteAbsences } from './absences.js';
 import { SqliteAccounts } from './accounts.js';
 import { immediateTransactions, now, SqliteConnection, type SqlitePart } from './connection.js';
@@ -16,6 +16,7 @@ import { SqliteCredentials } from './credentials.js';
 import { SqliteDelivery } from './delivery.js';
 import { SqliteFolders } from './folders.js';
 import { SqliteIntegrations } from './integrations.js';
+import { SqliteLeases, SqliteLockout } from './leases.js';
 import { SqliteMailboxes } from './mailboxes.js';
 import { MIGRATIONS, SEARCH_COLUMN_LIST } from './migrations.js';
 import { SqliteRules } from './rules.js';
@@ -36,7 +37,7 @@ export const headerProbeSql = (test: string) => `SELECT m.uid FROM messages m JO
 export { StoreConflictError } from './connection.js';
 
 /** The methods SqliteStore takes from its parts (assigned in the constructor). */
-export interface SqliteStore extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore {}
+export interface SqliteStore extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore {}
 
 export class SqliteStore implements Store {
   readonly db: Database.Database;
@@ -48,7 +49,7 @@ export class SqliteStore implements Store {
     this.connection = new SqliteConnection(db);
     const c = this.connection;
     // One part per focused interface: the tuple's type checks that every one is implemented.
-    const parts: [AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore] & SqlitePart[] = [
+    const parts: [AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore] & SqlitePart[] = [
       new SqliteAccounts(c),
       new SqliteCredentials(c),
       new SqliteHttpSessions(c),
@@ -62,6 +63,8 @@ export class SqliteStore implements Store {
       new SqliteTracking(c),
       new SqliteIntegrations(c),
       new SqlitePatients(c),
+      new SqliteLeases(c),
+      new SqliteLockout(c),
     ];
     const self = this as unknown as Record<string, unknown>;
     for (const part of parts) {

@@ -531,4 +531,20 @@ BEGIN
 END;
 `,
   },
+  {
+    version: 18,
+    name: 'queue leases, leader leases, shared lockout',
+    // Issue 12 (several processes and nodes): a queue item is leased to the worker that claimed it
+    // (claimQueueItems) until lease_until (epoch ms), so two workers never attempt it at once; a
+    // worker that dies leaves a lease that expires. `leases`: named leader leases (core/leader.ts).
+    // `auth_failures`: the brute-force lockout's failed attempts (auth/), epoch ms, read by every
+    // process instead of a counter in memory.
+    sql: `
+ALTER TABLE outbound_queue ADD COLUMN lease_owner TEXT;
+ALTER TABLE outbound_queue ADD COLUMN lease_until INTEGER;   -- epoch ms
+CREATE TABLE leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, until INTEGER NOT NULL);
+CREATE TABLE auth_failures (key TEXT NOT NULL, at INTEGER NOT NULL);   -- epoch ms
+CREATE INDEX auth_failures_key ON auth_failures(key, at);
+`,
+  },
 ];

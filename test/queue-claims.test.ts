@@ -1,0 +1,130 @@
+// Several queue workers on one outbound queue (issue 12: processes and nodes of one operator):
+// each worker attempts only the items it claimed, so a burst is delivered exactly once; an
+// attempt that outlives its lease is cut and deferred rather than left to run beside another.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import pino from 'pino';
+import { SMTPServer } from 'smtp-server';
+import { Core } from '../src/core/index.js';
+import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../src/demo/space.js';
+import { OutboundWorker } from '../src/delivery/worker.js';
+import type { Operator } from '../src/main.js';
+import { SqliteStore } from '../src/store/sqlite/index.js';
+import { folderMessages, tempDir, testLogger, waitFor } from './helpers.js';
+
+const FAST_QUEUE = { queue: { retrySeconds: [0.3], pollSeconds: 0.1, giveUpSeconds: 600, connectTimeoutSeconds: 3 } };
+
+describe('queue claims between workers', () => {
+  let layout: DemoLayout;
+  let demo: RunningDemo;
+  let A: Operator;
+  let B: Operator;
+  let cleanup = () => {};
+  const closers: (() => Promise<unknown>)[] = [];
+
+  before(async () => {
+    let dir: string;
+    ({ dir, cleanup } = tempDir());
+    layout = await prepareDemo(dir, { ports: 'ephemeral', configOverrides: FAST_QUEUE });
+    demo = await startDemo(layout, { logger: testLogger(), configOverrides: FAST_QUEUE });
+    [A, B] = demo.operators;
+  });
+  after(async () => {
+    for (const c of closers.reverse()) await c();
+    await demo?.stop();
+    cleanup();
+  });
+
+  /** A second queue worker of operator A, as another process has it: its own connection to A's database file. */
+  function secondWorker(o: { leaseSeconds?: number; logger?: pino.Logger } = {}) {
+    const a = layout.operators[0];
+    const store = SqliteStore.open(path.join(A.config.dataDir, 'caducee.sqlite'));
+    const worker = new OutboundWorker({
+      store,
+      core: new Core(store, A.config.operator.domains),
+      blobs: A.blobs,
+      trust: A.trust,
+      hostname: A.config.operator.hostname,
+      postmaster: `postmaster@${A.config.operator.domains[0]}`,
+      tls: () => ({ key: readFileSync(a.key, 'utf8'), cert: readFileSync(a.chain, 'utf8'), ca: readFileSync(layout.caBundle, 'utf8') }),
+      retrySeconds: [0.3],
+      giveUpSeconds: 600,
+      pollSeconds: 0.1,
+      concurrency: 4,
+      connectTimeoutSeconds: 3,
+      leaseSeconds: o.leaseSeconds,
+      logger: o.logger ?? testLogger(),
+    });
+    closers.push(async () => {
+      await worker.stop();
+      await store.close();
+    });
+    return worker;
+  }
+
+  /** Queues one message from A's first user to B's first user (as submission would), returns its subject. */
+  async function queue(subject: string) {
+    const from = layout.operators[0].users[0].addresses[0];
+    const to = layout.operators[1].users[0].addresses[0];
+    const raw = Buffer.from(`From: <${from}>\r\nTo: <${to}>\r\nSubject: ${subject}\r\nMessage-ID: <${subject.replace(/\W/g, '')}@a.test>\r\n\r\nBonjour.\r\n`);
+    const blob = await A.blobs.put(raw);
+    await A.store.deliver({ blobId: blob.id, size: blob.size, internalDate: new Date(), envelopeFrom: from, localMailboxIds: [], remote: [{ recipient: to, domain: to.split('@')[1], notify: null, orcpt: null }] });
+    blob.release();
+  }
+
+  test('two workers on one queue: a burst of 40 messages arrives once each', async (t) => {
+    const lines: string[] = [];
+    const worker = secondWorker({ logger: pino({ level: 'info' }, { write: (l: string) => void lines.push(l) }) });
+    worker.start();
+    const subjects = Array.from({ length: 40 }, (_, i) => `Lot ${i + 1}`);
+    for (const s of subjects) await queue(s);
+    A.core.events.emit('queued');
+    const paul = layout.operators[1].users[0].addresses[0];
+    const counts = await waitFor(async () => {
+      const q = await A.store.listQueue({ status: 'queued' });
+      if (q.length) return undefined;
+      const got = (await folderMessages(B, paul)).map((m) => /^Subject: (.*)\r$/m.exec(m.toString())?.[1]);
+      return subjects.map((s) => got.filter((g) => g === s).length);
+    }, 'the queue drained', 60_000);
+    assert.deepEqual(counts, subjects.map(() => 1), 'each message exactly once at B');
+    const second = lines.filter((l) => JSON.parse(l).msg === 'delivered').length;
+    t.diagnostic(`the second worker delivered ${second} of 40 (the first the rest)`);
+    assert.equal((await A.store.listQueue({ status: 'sent' })).length, 40);
+  });
+
+  test('an attempt still running at the end of its lease is cut and deferred', async () => {
+    await A.outbound.stop(); // only the short-lease worker below may claim
+    const b = layout.operators[1];
+    let closed = false;
+    // A node of B (its certificate) that takes the message's data and never answers it.
+    const stalled = new SMTPServer({
+      secure: false,
+      key: readFileSync(b.key),
+      cert: readFileSync(b.chain),
+      authOptional: true,
+      logger: false,
+      onData(stream) {
+        stream.resume();
+      },
+      onClose() {
+        closed = true;
+      },
+    });
+    await new Promise<void>((r) => stalled.listen(0, '127.0.0.1', () => r()));
+    closers.push(() => new Promise((r) => stalled.close(() => r(undefined))));
+    A.config.routes[b.domain] = `127.0.0.1:${(stalled.server.address() as AddressInfo).port}`;
+    await queue('Sans réponse');
+    const worker = secondWorker({ leaseSeconds: 2 });
+    worker.start();
+    const item = await waitFor(async () => {
+      const i = (await A.store.listQueue({ status: 'queued' })).at(-1);
+      return i && i.attempts >= 1 ? i : undefined;
+    }, 'the attempt recorded');
+    assert.match(item.lastError ?? '', /attempt cut after \d+ s, the end of its queue lease/);
+    await worker.stop();
+    await waitFor(() => closed, 'the stalled session closed');
+  });
+});
