@@ -27,6 +27,8 @@ test('--workers 2: one IDLE session sees the submissions both workers accepted; 
   const peer = await startOperator(loadConfig(B.config), { logger: testLogger() });
   const config = YAML.parse(readFileSync(A.config, 'utf8'));
   config.routes[B.domain] = `127.0.0.1:${peer.ports.mx}`;
+  // No safety poll: the IDLE session learns of the other worker's deliveries through the relay only.
+  config.events = { resyncSeconds: 0 };
   const configFile = path.join(path.dirname(A.config), 'workers.yaml');
   writeFileSync(configFile, YAML.stringify(config));
 
