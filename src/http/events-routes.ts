@@ -61,7 +61,7 @@ export class EventHub {
     core.events.on('submission', onSubmission);
     core.events.on('folder-changed', onChanged);
     core.events.on('grants-changed', onGrants);
-    const onResync = (e: { reason?: string } | undefined) => void this.resync(e?.reason !== 'poll');
+    const onResync = (e: { reason?: string } | undefined) => this.track(this.resync(e?.reason !== 'poll'));
     core.events.on('resync', onResync);
     this.detach = () => {
       core.events.off('resync', onResync);
@@ -83,7 +83,7 @@ export class EventHub {
     for (const id of ids) {
       const n = this.watched.get(id) ?? 0;
       this.watched.set(id, n + 1);
-      if (n === 0) void this.check(id, false).catch(() => {});
+      if (n === 0) this.track(this.check(id, false));
     }
     let done = false;
     return () => {
@@ -100,6 +100,17 @@ export class EventHub {
     };
   }
 
+  private readonly pending = new Set<Promise<void>>();
+  private track(p: Promise<void>) {
+    const t = p.catch(() => {}).finally(() => this.pending.delete(t));
+    this.pending.add(t);
+  }
+
+  /** Resolves once the resync work under way is done (tests). */
+  async idle(): Promise<void> {
+    while (this.pending.size) await Promise.all([...this.pending]);
+  }
+
   /** Compares a mailbox's folders with what was last seen; `announce`: push `folder` for each that moved. */
   private async check(mailboxId: number, announce: boolean) {
     const folders = await this.core.store.listFolders(mailboxId);
@@ -108,7 +119,7 @@ export class EventHub {
     for (const f of folders) {
       const modseq = await this.core.store.folderModseq(f.id);
       now.set(f.id, modseq);
-      if (announce && before && before.get(f.id) !== modseq) void this.folderChanged({ folderId: f.id });
+      if (announce && before && before.get(f.id) !== modseq) await this.folderChanged({ folderId: f.id });
     }
     if (this.watched.has(mailboxId)) this.baseline.set(mailboxId, now);
   }
