@@ -65,7 +65,8 @@ export function runPrimary(o: PrimaryOptions): Promise<number> {
           for (let i = 1; i < o.workers; i++) fork(false);
         }
         readyPids.add(w.process.pid!);
-        if (readyPids.size === o.workers && !announcedAll) {
+        if (announcedAll) log.info({ pid: w.process.pid, workers: [...readyPids] }, 'worker restarted');
+        else if (readyPids.size === o.workers) {
           announcedAll = true;
           log.info({ workers: o.workers, pids: [...readyPids] }, 'workers started');
         }
