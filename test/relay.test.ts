@@ -141,6 +141,24 @@ describe('EventRelay over PostgreSQL LISTEN/NOTIFY', () => {
     }
   });
 
+  test('a folder change naming more ids than NOTIFY carries arrives as the folder alone', async (t) => {
+    if (skip) return t.skip(skip);
+    const a = node();
+    const b = node();
+    await a.relay.start();
+    await b.relay.start();
+    try {
+      const ids = Array.from({ length: 2000 }, (_, i) => `e${1_000_000 + i}`);
+      const arrived = next<Record<string, unknown>>(b.events, 'folder-changed', 'the oversized folder change never arrived');
+      a.events.emit('folder-changed', { folderId: 9, kind: 'destroyed', ids });
+      assert.deepEqual({ ...(await arrived) }, { folderId: 9 });
+      assert.equal(a.relay.counters.dropped, 0);
+    } finally {
+      await a.relay.stop();
+      await b.relay.stop();
+    }
+  });
+
   test("the safety poll emits 'resync' on its own", async (t) => {
     if (skip) return t.skip(skip);
     const a = node(20);
