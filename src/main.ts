@@ -193,13 +193,8 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
   const core = new Core(store, config.operator.domains);
   // Deliveries, flag changes and grants made by the other processes or nodes wake this one's
   // IMAP IDLE sessions, event streams, queue worker and webhooks (architecture invariant 6).
+  // Started before the listeners (below), so that no session misses another process's event.
   const relay = opts.relay ? new EventRelay(core.events, opts.relay, { logger, resyncEveryMs: config.events.resyncSeconds * 1000 }) : undefined;
-  try {
-    await relay?.start();
-  } catch (e: any) {
-    await store.close();
-    throw new StartupError(e.message);
-  }
   // DSNs and MDNs reaching a sender's mailbox update the tracking of what it sent (docs/receipts.md).
   core.reportReader = reportReader(blobs);
   // Prometheus metrics (docs/indicators.md); the IMAP session count is read from the listeners on scrape.
@@ -422,6 +417,7 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
     });
   let ports: Operator['ports'];
   try {
+    await relay?.start().catch((e) => Promise.reject(new StartupError(e.message)));
     ports = {
       mx: await listen(mx, config.listen.mx, 'the MX'),
       submission: await listen(submission, config.listen.submission, 'submission'),
