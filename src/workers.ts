@@ -15,6 +15,7 @@ import pino from 'pino';
 import type { Config } from './config/index.js';
 import { startOperator, type Operator } from './main.js';
 import { ClusterWorkerTransport, forwardRelayMessages } from './relay/cluster.js';
+import type { RelayTransport } from './relay/index.js';
 
 /** Worker → primary: the operator is up (its ports). */
 interface ReadyMessage {
@@ -122,13 +123,14 @@ export function runPrimary(o: PrimaryOptions): Promise<number> {
 }
 
 /**
- * A cluster worker: the whole operator, its Core events relayed through the primary. Stops on
+ * A cluster worker: the whole operator, its Core events relayed through the primary (or through
+ * `relay` when given: over PostgreSQL the workers listen to the database like any node). Stops on
  * SIGTERM/SIGINT and when the primary is gone (IPC channel closed).
  */
-export async function runWorker(config: Config): Promise<Operator> {
+export async function runWorker(config: Config, relay: RelayTransport = new ClusterWorkerTransport()): Promise<Operator> {
   const worker = cluster.worker!;
   const logger = pino({ level: config.log.level, base: { operator: config.operator.hostname, pid: process.pid, worker: worker.id } });
-  const op = await startOperator(config, { logger, relay: new ClusterWorkerTransport(), announce: process.env[ANNOUNCE_ENV] === '1' });
+  const op = await startOperator(config, { logger, relay, announce: process.env[ANNOUNCE_ENV] === '1' });
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= op.stop().then(

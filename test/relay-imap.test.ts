@@ -64,7 +64,10 @@ describe('IMAP IDLE with events relayed between nodes over PostgreSQL', () => {
 
       // Accepted by node 1 (its SMTP submission), announced to node 2 by NOTIFY.
       await submitAs(one.ports.submission, layout.caBundle, claire, { from: address, to: address, subject: 'Compte rendu opératoire', text: 'Texte' });
+      const accepted = performance.now();
       await waitFor(() => seen === start + 1, 'the IDLE session on node 2 to see the message node 1 accepted');
+      // Printed, not asserted (no timed assertions): the 250 on node 1 → EXISTS on node 2.
+      t.diagnostic(`node 1's 250 → node 2's EXISTS: ${Math.round(performance.now() - accepted)} ms (waitFor polls every 50 ms)`);
       assert.ok(two.relay!.counters.received >= 1);
       assert.equal(two.relay!.counters.published, 0, 'node 2 never republished what it received');
 
