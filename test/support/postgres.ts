@@ -3,9 +3,8 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 
-const ADMIN_URL = process.env.CADUCEE_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-
 export async function pgTestDatabase(): Promise<{ url: string; drop(): Promise<void> } | { skip: string }> {
+  const ADMIN_URL = process.env.CADUCEE_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
   const name = `caducee_t_${process.pid}_${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: ADMIN_URL });
   try {
