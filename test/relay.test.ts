@@ -9,6 +9,7 @@ import pg from 'pg';
 import pino from 'pino';
 import { EventRelay, FROM_RELAY, isRelayed, sanitize, type ResyncEvent } from '../src/relay/index.js';
 import { PgRelayTransport, relayChannel } from '../src/relay/postgres.js';
+import { waitFor } from './helpers.js';
 import { pgTestDatabase } from './support/postgres.js';
 
 const logger = pino({ level: 'silent' });
@@ -136,6 +137,35 @@ describe('EventRelay over PostgreSQL LISTEN/NOTIFY', () => {
       b.events.emit('folder-changed', { folderId: 3, kind: 'changed', ids: ['e1', 'e2'] });
       assert.deepEqual({ ...(await arrived) }, { folderId: 3, kind: 'changed', ids: ['e1', 'e2'] });
     } finally {
+      await a.relay.stop();
+      await b.relay.stop();
+    }
+  });
+
+  test('while the database refuses connections the relay retries with backoff, then listens again', async (t) => {
+    if (skip) return t.skip(skip);
+    const a = node();
+    const b = node();
+    await a.relay.start();
+    await b.relay.start();
+    const name = new URL(db!.url).pathname.slice(1);
+    const admin = new pg.Client({ connectionString: process.env.CADUCEE_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test' });
+    await admin.connect();
+    try {
+      const resync = next<ResyncEvent>(a.events, 'resync', 'relay A never reported its reconnection');
+      await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS false`);
+      await admin.query('SELECT pg_terminate_backend($1)', [a.transport.backendPid]);
+      await waitFor(() => a.transport.failedAttempts >= 2, 'relay A to fail reconnecting while connections are refused');
+      assert.equal(a.transport.reconnects, 0);
+      await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`);
+      assert.deepEqual(await resync, { reason: 'gap' });
+      assert.equal(a.transport.reconnects, 1);
+      const arrived = next<Record<string, unknown>>(a.events, 'submission', 'relay A does not listen after its reconnection');
+      b.events.emit('submission', { id: 12, mailboxId: 3 });
+      assert.deepEqual({ ...(await arrived) }, { id: 12, mailboxId: 3 });
+    } finally {
+      await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`).catch(() => {});
+      await admin.end();
       await a.relay.stop();
       await b.relay.stop();
     }

@@ -39,8 +39,9 @@ export class PgRelayTransport implements RelayTransport {
   private attempt = 0;
   private retryTimer?: NodeJS.Timeout;
   private readonly log: Logger;
-  /** Reconnections done (tests, logs). */
+  /** Reconnections done, and attempts that failed (tests, logs). */
   reconnects = 0;
+  failedAttempts = 0;
 
   constructor(
     private readonly url: string,
@@ -71,12 +72,12 @@ export class PgRelayTransport implements RelayTransport {
 
   private async connect(): Promise<void> {
     const c = new pg.Client({ connectionString: this.url, application_name: 'caducee-relay-listen', connectionTimeoutMillis: 5000 });
-    let lost = false;
+    // Only the connection in service reports its loss; one failing inside connect() is reported
+    // by connect()'s rejection (its 'error' event then changes nothing).
     const onLost = (err?: Error) => {
-      if (lost) return;
-      lost = true;
+      if (this.listener !== c) return;
+      this.listener = undefined;
       c.removeAllListeners('notification');
-      if (this.listener === c) this.listener = undefined;
       c.end().catch(() => {});
       if (this.closed) return;
       this.log.warn({ err: err?.message }, 'event relay LISTEN connection lost; reconnecting');
@@ -91,7 +92,6 @@ export class PgRelayTransport implements RelayTransport {
       await c.connect();
       await c.query(`LISTEN ${this.channel}`);
     } catch (e) {
-      lost = true;
       c.end().catch(() => {});
       throw e;
     }
@@ -118,6 +118,7 @@ export class PgRelayTransport implements RelayTransport {
         },
         (e) => {
           if (this.closed) return;
+          this.failedAttempts++;
           this.log.warn({ err: e.message, attempt: this.attempt }, 'event relay reconnection failed; retrying');
           this.scheduleReconnect();
         },
