@@ -49,6 +49,7 @@ import { Metrics } from './audit/metrics.js';
 import { UsageMeter } from './audit/usage.js';
 import { startTracePurge } from './audit/traces.js';
 import { startMetricsServer, type MetricsServer } from './http/metrics-server.js';
+import { EventRelay, type RelayTransport } from './relay/index.js';
 
 /** Where `npm run build:webmail` (run by npm install and the first npm start) puts the webmail. */
 export const WEBMAIL_DIST = fileURLToPath(new URL('../webmail/dist', import.meta.url));
@@ -84,6 +85,8 @@ export interface Operator {
   metrics: Metrics;
   /** The metrics listener's port; undefined when off (not in `ports`: the demo writes those to listen.*). */
   metricsPort: number | undefined;
+  /** Core events to and from the other processes or nodes of this operator (src/relay), when started with a transport. */
+  relay: EventRelay | undefined;
   logger: Logger;
   reloadAnchors(): void;
   stop(): Promise<void>;
@@ -121,8 +124,24 @@ export function rulesEngine(config: Config, core: Core, blobs: MessageFiles, log
   });
 }
 
-export async function startOperator(config: Config, opts: { logger?: Logger } = {}): Promise<Operator> {
+export interface StartOptions {
+  logger?: Logger;
+  /**
+   * How this process reaches the other processes or nodes of the operator (relay/cluster.ts for
+   * `caducee start --workers N`, relay/postgres.ts over a shared PostgreSQL database): Core events
+   * are then relayed (src/relay). None: one process, events stay in it.
+   */
+  relay?: RelayTransport;
+  /**
+   * Log the startup lines (listeners, 'operator started') at info (default) or, false, at debug:
+   * with several workers only the first one announces them, so they are printed once.
+   */
+  announce?: boolean;
+}
+
+export async function startOperator(config: Config, opts: StartOptions = {}): Promise<Operator> {
   const logger = opts.logger ?? pino({ level: config.log.level, base: { operator: config.operator.hostname } });
+  const announce = opts.announce === false ? 'debug' : 'info';
   const key = readRequired(config.tls.key, 'the TLS private key', 'tls.key');
   const certLeaf = readRequired(config.tls.cert, 'the TLS certificate', 'tls.cert');
   const chain = config.tls.chain ? readRequired(config.tls.chain, 'the TLS certificate chain', 'tls.chain') : '';
@@ -175,6 +194,10 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
   // A failed pin release is harmless (the pin expires), but worth a warning.
   const blobs = new BlobStore(path.join(config.dataDir, 'blobs'), store, { onError: (err) => logger.warn({ err }, 'message file pin release failed; it expires by itself') });
   const core = new Core(store, config.operator.domains);
+  // Deliveries, flag changes and grants made by the other processes or nodes wake this one's
+  // IMAP IDLE sessions, event streams, queue worker and webhooks (architecture invariant 6).
+  // Started before the listeners (below), so that no session misses another process's event.
+  const relay = opts.relay ? new EventRelay(core.events, opts.relay, { logger, resyncEveryMs: config.events.resyncSeconds * 1000 }) : undefined;
   // DSNs and MDNs reaching a sender's mailbox update the tracking of what it sent (docs/receipts.md).
   core.reportReader = reportReader(blobs);
   // Prometheus metrics (docs/indicators.md); the IMAP session count is read from the listeners on scrape.
@@ -376,7 +399,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
       Promise.reject(new StartupError(e.message)),
     );
     httpServers.push(s);
-    directory.logger.info({ host: config.listen.host, port: s.port }, https ? 'HTTPS (web login, directory API, FHIR) listening' : 'HTTP (directory API, FHIR) listening');
+    directory.logger[announce]({ host: config.listen.host, port: s.port }, https ? 'HTTPS (web login, directory API, FHIR) listening' : 'HTTP (directory API, FHIR) listening');
     return s.port;
   };
   const closeHttp = () => Promise.all(httpServers.map((s) => s.close()));
@@ -397,6 +420,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     });
   let ports: Operator['ports'];
   try {
+    await relay?.start().catch((e) => Promise.reject(new StartupError(e.message)));
     ports = {
       mx: await listen(mx, config.listen.mx, 'the MX'),
       submission: await listen(submission, config.listen.submission, 'submission'),
@@ -414,7 +438,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
         Promise.reject(new StartupError(e.message)),
       );
       metricsServer = m;
-      logger.info({ host: ml.host, port: m.port }, 'Prometheus metrics listening (GET /metrics)');
+      logger[announce]({ host: ml.host, port: m.port }, 'Prometheus metrics listening (GET /metrics)');
     }
   } catch (e) {
     await closeImap();
@@ -424,6 +448,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     clearInterval(anchorTimer);
     await closeHttp();
     await directory.close();
+    await relay?.stop();
     await store.close();
     throw e;
   }
@@ -511,7 +536,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
   });
   // The first try is awaited: a single process leads (and runs these) by the time it has started.
   await leadership.start();
-  logger.info({ host: config.listen.host, ...ports, domains: config.operator.domains }, 'operator started');
+  logger[announce]({ host: config.listen.host, ...ports, domains: config.operator.domains }, 'operator started');
 
   let stopped = false;
   return {
@@ -531,11 +556,13 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
     host: config.listen.host,
     metrics,
     metricsPort: metricsServer?.port,
+    relay,
     logger,
     reloadAnchors: loadAnchors,
     async stop() {
       if (stopped) return;
       stopped = true;
+      await relay?.stop();
       trustList.stop();
       clearInterval(anchorTimer);
       await leadership.stop();

@@ -1,6 +1,7 @@
 // The `caducee` command line.
 import { AuthError, Authenticator, hashNewPassword, type AdminContext } from '../auth/index.js';
 import { Command, InvalidArgumentError } from 'commander';
+import cluster from 'node:cluster';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,6 +10,7 @@ import { ConfigError, loadConfig } from '../config/index.js';
 import { Core, CoreError, GRANT_RIGHTS, MAILBOX_TYPES, type GrantRight, type MailboxType, type StructureIdType, type TraceOrigin } from '../core/index.js';
 import { prepareDemo, startDemo, type RunningDemo } from '../demo/space.js';
 import { openStore, startOperator, StartupError } from '../main.js';
+import { runPrimary, runWorker } from '../workers.js';
 import { StoreConflictError } from '../store/sqlite/index.js';
 import { registerPkiCommands } from './pki.js';
 import { registerTrustCommands } from './trust.js';
@@ -73,14 +75,28 @@ function print(rows: object[], json: boolean) {
 
 const configOption = ['-c, --config <file>', 'operator configuration file (YAML or JSON; or CADUCEE_CONFIG)'] as const;
 
+function parseWorkers(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new InvalidArgumentError(`--workers expects a whole number of processes from 1 to 256, got ${v}`);
+  return n;
+}
+
 program
   .command('start')
   .description('start an operator (MX, submission, outbound queue) from its configuration')
   .option(...configOption)
+  .option('--workers <n>', 'processes serving the operator on this machine (default: one per available CPU; 1: a single process)', parseWorkers)
   .action(async (opts) => {
     try {
       const config = loadConfig(opts.config);
+      // A worker forked by the primary below (the same command line): it runs the operator.
+      if (cluster.isWorker) return void (await runWorker(config));
       if (config.http.webmailDir === undefined) ensureWebmailBuilt();
+      const workers: number = opts.workers ?? os.availableParallelism();
+      if (workers > 1) {
+        const logger = pino({ level: config.log.level, base: { operator: config.operator.hostname, pid: process.pid } });
+        process.exit(await runPrimary({ workers, logger }));
+      }
       const op = await startOperator(config);
       const stop = async () => {
         await op.stop();

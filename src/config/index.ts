@@ -367,6 +367,17 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /**
+     * Core events across processes and nodes (src/relay; `caducee start --workers N`, PostgreSQL):
+     * every `resyncSeconds` the IMAP IDLE sessions and event streams compare what they show with
+     * the store, whatever the relay delivered (a safety net; 0: never).
+     */
+    events: z
+      .object({
+        resyncSeconds: z.number().min(0).default(30),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
       .default({ level: 'info' }),

@@ -7,6 +7,11 @@
 // this process), otherwise one `event: reset` (reload everything). A comment line every
 // `keepaliveMs` keeps proxies from closing the stream. A caller only sees the events of the
 // mailboxes whose content it may read (Core.readableMailboxes, re-read when grants change).
+// With several processes or nodes (src/relay) the events of the others arrive on Core.events
+// too; on 'resync' (the safety poll, or a relay reconnection after which events may be missing)
+// the hub compares the HIGHESTMODSEQ of every folder its clients watch with the store's and sends
+// `event: folder` for each that moved; after a reconnection every client also gets `event: reset`
+// (grants, tracking and folder lists may have changed unannounced).
 import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
@@ -29,7 +34,7 @@ interface HubEvent {
   /** The mailbox concerned (null: grants of `userIds`). */
   mailboxId: number | null;
   userIds?: number[];
-  type: 'email' | 'folder' | 'mailboxes' | 'submission';
+  type: 'email' | 'folder' | 'mailboxes' | 'submission' | 'reset';
   data: Record<string, unknown>;
 }
 
@@ -56,12 +61,79 @@ export class EventHub {
     core.events.on('submission', onSubmission);
     core.events.on('folder-changed', onChanged);
     core.events.on('grants-changed', onGrants);
+    const onResync = (e: { reason?: string } | undefined) => this.track(this.resync(e?.reason !== 'poll'));
+    core.events.on('resync', onResync);
     this.detach = () => {
+      core.events.off('resync', onResync);
       core.events.off('delivered', onDelivered);
       core.events.off('folder-changed', onChanged);
       core.events.off('grants-changed', onGrants);
       core.events.off('submission', onSubmission);
     };
+  }
+
+  /** Mailboxes watched by open streams (reference counts) and the HIGHESTMODSEQ last seen of each of their folders. */
+  private readonly watched = new Map<number, number>();
+  private readonly baseline = new Map<number, Map<number, number>>();
+  private resyncing = false;
+
+  /** An open stream reads these mailboxes: their folders are checked at each resync. Returns the unwatch. */
+  watch(mailboxIds: Iterable<number>): () => void {
+    const ids = [...mailboxIds];
+    for (const id of ids) {
+      const n = this.watched.get(id) ?? 0;
+      this.watched.set(id, n + 1);
+      if (n === 0) this.track(this.check(id, false));
+    }
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      for (const id of ids) {
+        const n = (this.watched.get(id) ?? 1) - 1;
+        if (n > 0) this.watched.set(id, n);
+        else {
+          this.watched.delete(id);
+          this.baseline.delete(id);
+        }
+      }
+    };
+  }
+
+  private readonly pending = new Set<Promise<void>>();
+  private track(p: Promise<void>) {
+    const t = p.catch(() => {}).finally(() => this.pending.delete(t));
+    this.pending.add(t);
+  }
+
+  /** Resolves once the resync work under way is done (tests). */
+  async idle(): Promise<void> {
+    while (this.pending.size) await Promise.all([...this.pending]);
+  }
+
+  /** Compares a mailbox's folders with what was last seen; `announce`: push `folder` for each that moved. */
+  private async check(mailboxId: number, announce: boolean) {
+    const folders = await this.core.store.listFolders(mailboxId);
+    const before = this.baseline.get(mailboxId);
+    const now = new Map<number, number>();
+    for (const f of folders) {
+      const modseq = await this.core.store.folderModseq(f.id);
+      now.set(f.id, modseq);
+      if (announce && before && before.get(f.id) !== modseq) await this.folderChanged({ folderId: f.id });
+    }
+    if (this.watched.has(mailboxId)) this.baseline.set(mailboxId, now);
+  }
+
+  /** 'resync' (src/relay): folders that moved unannounced get `folder`; after a gap everyone gets `reset`. */
+  private async resync(gap: boolean) {
+    if (gap) this.push({ mailboxId: null, type: 'reset', data: {} });
+    if (this.resyncing) return;
+    this.resyncing = true;
+    try {
+      for (const id of [...this.watched.keys()]) await this.check(id, true).catch(() => {});
+    } finally {
+      this.resyncing = false;
+    }
   }
 
   close() {
@@ -158,10 +230,15 @@ export function registerEventsRoutes(app: FastifyInstance, o: EventsRoutesOption
     open.add(res);
     // Events arriving while the backlog is written wait in order.
     let chain = Promise.resolve();
-    const visible = (e: HubEvent) => (e.mailboxId === null ? e.userIds?.includes(user.id) : mailboxes.has(e.mailboxId));
+    const visible = (e: HubEvent) => (e.type === 'reset' ? true : e.mailboxId === null ? e.userIds?.includes(user.id) : mailboxes.has(e.mailboxId));
+    let unwatch = hub.watch(mailboxes);
     const write = (e: HubEvent) => {
       chain = chain.then(async () => {
-        if (e.type === 'mailboxes' && e.userIds?.includes(user.id)) mailboxes = await readable(user).catch(() => mailboxes);
+        if ((e.type === 'mailboxes' && e.userIds?.includes(user.id)) || e.type === 'reset') {
+          mailboxes = await readable(user).catch(() => mailboxes);
+          unwatch();
+          unwatch = hub.watch(mailboxes);
+        }
         if (!visible(e) || res.writableEnded) return;
         res.write(`id: ${hub.token(e.seq)}\nevent: ${e.type}\ndata: ${JSON.stringify(e.data)}\n\n`);
       });
@@ -178,6 +255,7 @@ export function registerEventsRoutes(app: FastifyInstance, o: EventsRoutesOption
     const done = () => {
       clearInterval(keepalive);
       unsubscribe();
+      unwatch();
       open.delete(res);
     };
     req.raw.on('close', done);

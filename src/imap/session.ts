@@ -51,7 +51,7 @@ export class ImapSession implements SessionContext {
   view?: FolderView;
   readonly enabled = new Set<string>();
   savedSearch: number[] = [];
-  readonly idle = { tag: null as string | null, pushing: false };
+  readonly idle = { tag: null as string | null, pushing: false, again: false };
   readonly log: Logger;
   private readonly queue: ParserEvent[] = [];
   private busy = false;
@@ -59,8 +59,20 @@ export class ImapSession implements SessionContext {
   private closed = false;
   private saslServer?: SaslServer;
   private readonly onChange = (e: { folderId: number }) => {
-    if (this.idle.tag && this.view && e.folderId === this.view.folderId) void pushIdleUpdates(this);
+    if (this.idle.tag && this.view && e.folderId === this.view.folderId) void this.push();
   };
+  /**
+   * 'resync' (src/relay): events from other processes or nodes may have been missed (a
+   * reconnection), or the safety poll: an idling session compares its folder's HIGHESTMODSEQ
+   * with the store's (one cheap read) and reports what it finds (RFC 7162 §3.1 modseq order).
+   */
+  private readonly onResync = () => {
+    if (this.idle.tag && this.view) void this.push();
+  };
+
+  private push() {
+    return pushIdleUpdates(this).catch((e) => this.log.warn({ err: e?.message }, 'IDLE update failed; the client sees the changes at its next command'));
+  }
 
   constructor(
     socket: Socket,
@@ -74,6 +86,7 @@ export class ImapSession implements SessionContext {
     this.attach(socket);
     s.core.events.on('delivered', this.onChange);
     s.core.events.on('folder-changed', this.onChange);
+    s.core.events.on('resync', this.onResync);
     this.write(`* OK [CAPABILITY ${this.capabilities().join(' ')}] Caducée MSSanté IMAP ready\r\n`);
   }
 
@@ -95,6 +108,7 @@ export class ImapSession implements SessionContext {
     this.closed = true;
     this.s.core.events.off('delivered', this.onChange);
     this.s.core.events.off('folder-changed', this.onChange);
+    this.s.core.events.off('resync', this.onResync);
   }
 
   write(data: string | Buffer) {

@@ -105,7 +105,9 @@ const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex')
 /** `caducee start` for the operator; resolves with its process and MX/IMAP ports once it is listening. */
 function startOperator(config: string): Promise<{ child: ChildProcess; mx: number; imaps: number; submission: number }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // One process (`caducee start` forks one worker per CPU by default): SIGKILL hits the very
+    // process that holds the transactions.
+    const child = spawn(process.execPath, [BIN, 'start', '--workers', '1', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     const onData = (d: Buffer) => {

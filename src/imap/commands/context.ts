@@ -62,7 +62,8 @@ export interface SessionContext {
   /** RFC 5182 SEARCHRES: the UIDs saved by SEARCH RETURN (SAVE), referred to as "$". */
   savedSearch: number[];
   /** RFC 2177 IDLE: the tag of the running IDLE, and whether updates are being pushed. */
-  readonly idle: { tag: string | null; pushing: boolean };
+  /** `again`: a change was announced while a push was running (it may have read the store before that change): push once more. */
+  readonly idle: { tag: string | null; pushing: boolean; again: boolean };
   write(data: string | Buffer): void;
   enableCondstore(): void;
   /** The client certificate chain presented during the TLS handshake (leaf first; empty: none). */

@@ -16,11 +16,24 @@ async function idle(ctx: SessionContext, tag: string): Promise<string | null> {
   return null;
 }
 
+/**
+ * Sends what changed in the selected folder since the session last looked (read from the store by
+ * modseq: the event only names the folder, and may come from another process or node). A change
+ * announced while a push is running is not dropped: that push may have read HIGHESTMODSEQ before
+ * the change was committed, so one more follows.
+ */
 export async function pushIdleUpdates(ctx: SessionContext) {
-  if (ctx.idle.pushing || !ctx.view) return;
+  if (!ctx.view) return;
+  if (ctx.idle.pushing) {
+    ctx.idle.again = true;
+    return;
+  }
   ctx.idle.pushing = true;
   try {
-    await ctx.flushUpdates(true);
+    do {
+      ctx.idle.again = false;
+      await ctx.flushUpdates(true);
+    } while (ctx.idle.again && ctx.idle.tag && ctx.view);
   } finally {
     ctx.idle.pushing = false;
   }

@@ -17,6 +17,23 @@ export function wrapUnique<T>(what: string, fn: () => T): T {
   }
 }
 
+/**
+ * Makes every transaction of `db` begin IMMEDIATE (better-sqlite3's default is DEFERRED).
+ * Several processes share the database file (`caducee start --workers N`, WAL mode): a DEFERRED
+ * transaction that reads before it writes (claims, \Recent, UID allocation) fails at once with
+ * SQLITE_BUSY_SNAPSHOT when another process committed in between, the busy timeout not applying
+ * to that upgrade (SQLite, "File Locking And Concurrency", WAL: "isolation"). IMMEDIATE takes the
+ * write lock first, waiting up to busy_timeout for the other writer: one writer at a time, and
+ * readers outside transactions never wait. Nested calls still become SAVEPOINTs.
+ */
+export function immediateTransactions(db: Database.Database): void {
+  const transaction = db.transaction.bind(db);
+  db.transaction = ((fn: (...args: any[]) => any) => {
+    const t = transaction(fn);
+    return Object.assign((...args: any[]) => t.immediate(...args), { default: t.immediate, deferred: t.deferred, immediate: t.immediate, exclusive: t.exclusive });
+  }) as typeof db.transaction;
+}
+
 /** One SQLite connection and its prepared statements. */
 export class SqliteConnection {
   private readonly statements = new Map<string, Database.Statement>();

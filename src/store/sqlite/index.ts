@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { AbsenceStore, AccountStore, CredentialStore, DeliveryStore, FolderStore, HttpSessionStore, LeaseStore, LockoutStore, MailboxStore, PatientStore, RulesStore, Store, TraceStore, TrackingStore, IntegrationStore, UsageStore } from '../types.js';
 import { SqliteAbsences } from './absences.js';
 import { SqliteAccounts } from './accounts.js';
-import { now, SqliteConnection, type SqlitePart } from './connection.js';
+import { immediateTransactions, now, SqliteConnection, type SqlitePart } from './connection.js';
 import { SqliteCredentials } from './credentials.js';
 import { SqliteDelivery } from './delivery.js';
 import { SqliteFolders } from './folders.js';
@@ -94,6 +94,7 @@ export class SqliteStore implements Store {
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
     db.pragma('busy_timeout = 5000');
+    immediateTransactions(db);
     const store = new SqliteStore(db);
     store.migrate();
     return store;
