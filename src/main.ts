@@ -32,10 +32,12 @@ import { Leadership, type LeaderService } from './store/leader.js';
 import { ConnectionLimiter } from './net/limits.js';
 import { WebhookDispatcher } from './integration/webhooks.js';
 import { inboundDescriber } from './integration/inbound.js';
-import { BlobStore } from './store/blobs.js';
 import type { MessageFiles } from './store/message-files.js';
 import { ensurePrivateDir, exposedStatePaths } from './store/permissions.js';
 import { SqliteStore } from './store/sqlite/index.js';
+import { PgStore, redactUrl } from './store/postgres/index.js';
+import { openMessageFiles } from './store/open-message-files.js';
+import { PgRelayTransport, relayChannel } from './relay/postgres.js';
 import type { Store } from './store/types.js';
 import { TrustService } from './trust/index.js';
 import { TrustListSource } from './trust/source.js';
@@ -61,7 +63,8 @@ export class StartupError extends Error {
 export interface Operator {
   config: Config;
   store: Store;
-  blobs: BlobStore;
+  /** Message files: a directory (shared by the nodes when there are several) or PostgreSQL (store.blobs). */
+  blobs: MessageFiles;
   blobCollector: BlobCollector;
   core: Core;
   trust: TrustService;
@@ -103,7 +106,30 @@ function readRequired(file: string | undefined, what: string, setting: string): 
 
 /** Opens the store of an operator without starting anything (CLI administration commands). */
 export async function openStore(config: Config): Promise<Store> {
-  return SqliteStore.open(path.join(config.dataDir, 'caducee.sqlite'));
+  const st = config.store;
+  if (st.kind === 'sqlite') return SqliteStore.open(path.join(config.dataDir, 'caducee.sqlite'));
+  // PostgreSQL (issue 12): several processes and nodes of the operator share it (docs/configuration.md).
+  try {
+    return await PgStore.open(st.url!, { schema: st.schema, poolSize: st.poolSize, statementTimeoutMs: st.statementTimeoutMs, connectTimeoutMs: st.connectTimeoutMs });
+  } catch (e: any) {
+    throw new StartupError(
+      `cannot open the PostgreSQL store at ${redactUrl(st.url!)} (schema ${st.schema}): ${e.message}. ` +
+        `Check store.url (host, port, database, user; the password in PGPASSWORD or ~/.pgpass), that the server is up and accepts this host (pg_hba.conf), ` +
+        `and that the user may create the schema and its tables (or that a previous start migrated them)`,
+      { cause: e },
+    );
+  }
+}
+
+/**
+ * How this process reaches the operator's other processes and nodes when the store says so: over a
+ * PostgreSQL store, LISTEN/NOTIFY on the operator's channel (relay/postgres.ts, one channel per
+ * schema and operator). Undefined on SQLite (one process, or `--workers` through the cluster primary).
+ */
+export function storeRelayTransport(config: Config, logger: Logger): RelayTransport | undefined {
+  const st = config.store;
+  if (st.kind !== 'postgres') return undefined;
+  return new PgRelayTransport(st.url!, relayChannel(st.schema, config.operator.hostname), { logger });
 }
 
 /** Golden rules 1 and 2 for an operator (the running one, or `caducee rules` at the command line). */
@@ -129,7 +155,8 @@ export interface StartOptions {
   /**
    * How this process reaches the other processes or nodes of the operator (relay/cluster.ts for
    * `caducee start --workers N`, relay/postgres.ts over a shared PostgreSQL database): Core events
-   * are then relayed (src/relay). None: one process, events stay in it.
+   * are then relayed (src/relay). None: over a PostgreSQL store, the store's LISTEN/NOTIFY channel
+   * (storeRelayTransport); on SQLite, one process, events stay in it.
    */
   relay?: RelayTransport;
   /**
@@ -192,12 +219,19 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
   // This process's name in the store's leases (queue claims, leader lease): unique among live processes.
   const processId = `${config.cluster.nodeId ?? hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   // A failed pin release is harmless (the pin expires), but worth a warning.
-  const blobs = new BlobStore(path.join(config.dataDir, 'blobs'), store, { onError: (err) => logger.warn({ err }, 'message file pin release failed; it expires by itself') });
+  let blobs: MessageFiles;
+  try {
+    blobs = openMessageFiles(config, store, { onError: (err) => logger.warn({ err }, 'message file pin release failed; it expires by itself') });
+  } catch (e: any) {
+    await store.close();
+    throw new StartupError(e.message);
+  }
   const core = new Core(store, config.operator.domains);
   // Deliveries, flag changes and grants made by the other processes or nodes wake this one's
   // IMAP IDLE sessions, event streams, queue worker and webhooks (architecture invariant 6).
   // Started before the listeners (below), so that no session misses another process's event.
-  const relay = opts.relay ? new EventRelay(core.events, opts.relay, { logger, resyncEveryMs: config.events.resyncSeconds * 1000 }) : undefined;
+  const relayTransport = opts.relay ?? storeRelayTransport(config, logger);
+  const relay = relayTransport ? new EventRelay(core.events, relayTransport, { logger, resyncEveryMs: config.events.resyncSeconds * 1000 }) : undefined;
   // DSNs and MDNs reaching a sender's mailbox update the tracking of what it sent (docs/receipts.md).
   core.reportReader = reportReader(blobs);
   // Prometheus metrics (docs/indicators.md); the IMAP session count is read from the listeners on scrape.

@@ -13,7 +13,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import pino from 'pino';
 import type { Config } from './config/index.js';
-import { startOperator, type Operator } from './main.js';
+import { startOperator, storeRelayTransport, type Operator } from './main.js';
 import { ClusterWorkerTransport, forwardRelayMessages } from './relay/cluster.js';
 import type { RelayTransport } from './relay/index.js';
 
@@ -127,9 +127,12 @@ export function runPrimary(o: PrimaryOptions): Promise<number> {
  * `relay` when given: over PostgreSQL the workers listen to the database like any node). Stops on
  * SIGTERM/SIGINT and when the primary is gone (IPC channel closed).
  */
-export async function runWorker(config: Config, relay: RelayTransport = new ClusterWorkerTransport()): Promise<Operator> {
+export async function runWorker(config: Config, relay?: RelayTransport): Promise<Operator> {
   const worker = cluster.worker!;
   const logger = pino({ level: config.log.level, base: { operator: config.operator.hostname, pid: process.pid, worker: worker.id } });
+  // Over PostgreSQL every worker listens to the database like any node (the other nodes' events
+  // reach it there); on SQLite the primary forwards the events between the workers.
+  relay ??= storeRelayTransport(config, logger) ?? new ClusterWorkerTransport();
   const op = await startOperator(config, { logger, relay, announce: process.env[ANNOUNCE_ENV] === '1' });
   let stopping: Promise<void> | undefined;
   const stop = () =>

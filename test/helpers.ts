@@ -6,6 +6,7 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import pino from 'pino';
 import type { Operator } from '../src/main.js';
 import { SqliteStore } from '../src/store/sqlite/index.js';
+import { BlobStore } from '../src/store/blobs.js';
 
 export const testLogger = () => pino({ level: process.env.CADUCEE_TEST_LOG ?? 'silent' });
 
@@ -38,6 +39,12 @@ export async function folderMessages(op: Operator, address: string, folder = 'IN
 export function sqliteDb(op: Operator): SqliteStore['db'] {
   if (!(op.store instanceof SqliteStore)) throw new Error('this check reads the SQLite file: run the operator on the embedded store (store.kind sqlite)');
   return op.store.db;
+}
+
+/** The message-file directory of an operator keeping its files on disk (store.blobs.kind files). */
+export function fileBlobs(op: Operator): BlobStore {
+  if (!(op.blobs instanceof BlobStore)) throw new Error('this check reads message files on disk: run the operator with store.blobs.kind files');
+  return op.blobs;
 }
 
 /** Count of every message stored by an operator, all mailboxes and folders. */

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../src/demo/space.js';
-import { probe, rawImap, submitAs, tempDir, testLogger } from './helpers.js';
+import { fileBlobs, probe, rawImap, submitAs, tempDir, testLogger } from './helpers.js';
 
 describe('IMAP access, ACL and resynchronisation', () => {
   let layout: DemoLayout;
@@ -176,7 +176,7 @@ describe('IMAP access, ACL and resynchronisation', () => {
       assert.match(r.at(-1)!, /^t\d+ OK /);
       const uid = /APPENDUID \d+ (\d+)/.exec(r.at(-1)!)![1];
       const op = demo.operators[0];
-      const file = op.blobs.pathOf(createHash('sha256').update(bytes).digest('hex'));
+      const file = fileBlobs(op).pathOf(createHash('sha256').update(bytes).digest('hex'));
       assert.ok(existsSync(file));
       assert.match((await c.cmd('SELECT INBOX')).at(-1)!, /^t\d+ OK/);
       assert.match((await c.cmd(`UID FETCH ${uid} BODY[]`)).at(-1)!, /^t\d+ OK/); // analysed, so blob_meta has a row

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../src/demo/space.js';
 import { startOperator, StartupError } from '../src/main.js';
-import { folderMessages, probe, sqliteDb, tempDir, testLogger } from './helpers.js';
+import { fileBlobs, folderMessages, probe, sqliteDb, tempDir, testLogger } from './helpers.js';
 
 const modeOf = (p: string) => (statSync(p).mode & 0o777).toString(8);
 
@@ -39,8 +39,8 @@ describe('state file permissions', () => {
     for (const d of [data, path.join(data, 'blobs'), path.join(data, 'blobs', 'tmp')]) assert.equal(modeOf(d), '700', d);
     for (const f of ['caducee.sqlite', 'caducee.sqlite-wal', 'caducee.sqlite-shm', 'secrets.key']) assert.equal(modeOf(path.join(data, f)), '600', f);
     const blob = (sqliteDb(op).prepare('SELECT blob_id id FROM messages LIMIT 1').get() as { id: string }).id;
-    assert.equal(modeOf(path.dirname(op.blobs.pathOf(blob))), '700', 'blob shard directory');
-    assert.equal(modeOf(op.blobs.pathOf(blob)), '600', 'message file');
+    assert.equal(modeOf(path.dirname(fileBlobs(op).pathOf(blob))), '700', 'blob shard directory');
+    assert.equal(modeOf(fileBlobs(op).pathOf(blob)), '600', 'message file');
   });
 
   test('a database or data directory readable by others: the start stops, naming the file and the fix', async () => {

@@ -24,8 +24,24 @@ export const configSchema = z
       .default({ name: 'Caducée', hostname: 'localhost', domains: [] }),
     /** Where the store, message blobs and queue live. */
     dataDir: z.string().default('./var'),
+    /**
+     * The database (docs/configuration.md): the embedded SQLite file in dataDir (one machine), or
+     * PostgreSQL (several processes or nodes of one operator share it; issue 12). And where the
+     * message files live (`blobs`).
+     */
     store: z
       .object({
+        kind: z.enum(['sqlite', 'postgres']).default('sqlite'),
+        /** postgres://user@host:port/database (libpq URL; password better in PGPASSWORD or ~/.pgpass). Required with kind postgres. */
+        url: z.string().min(1).optional(),
+        /** One schema per operator when several share a database. */
+        schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case SQL identifier (letters, digits, _)').default('public'),
+        /** PostgreSQL connections per process (each `--workers` process has its own pool). */
+        poolSize: z.number().int().min(1).max(500).default(10),
+        /** Longest statement before PostgreSQL cancels it (ms). */
+        statementTimeoutMs: z.number().int().min(100).default(30_000),
+        /** Longest wait for a new connection to the server (ms). */
+        connectTimeoutMs: z.number().int().min(100).default(10_000),
         /**
          * Where message files live (store/message-files.ts, docs/configuration.md): `files` under
          * `dir` (default <dataDir>/blobs; for several nodes, a shared mount: NFS or CephFS) or
@@ -36,6 +52,10 @@ export const configSchema = z
           .default({ kind: 'files' }),
       })
       .strict()
+      .superRefine((st, ctx) => {
+        if (st.kind === 'postgres' && !st.url) ctx.addIssue({ code: 'custom', path: ['url'], message: 'store.kind postgres needs store.url (postgres://user@host:port/database) or CADUCEE_POSTGRES_URL' });
+        if (st.kind === 'sqlite' && st.url) ctx.addIssue({ code: 'custom', path: ['url'], message: 'store.url is only read with store.kind postgres: set kind: postgres, or remove url' });
+      })
       .prefault({}),
     listen: z
       .object({
@@ -393,6 +413,7 @@ export class ConfigError extends Error {
 /** Environment variables that override the file; documented in docs/configuration.md. */
 const ENV: Record<string, (c: any, v: string) => void> = {
   CADUCEE_DATA_DIR: (c, v) => (c.dataDir = v),
+  CADUCEE_POSTGRES_URL: (c, v) => (c.store = { ...(c.store ?? {}), kind: 'postgres', url: v }),
   CADUCEE_BLOBS_DIR: (c, v) => ((c.store ??= {}).blobs = { kind: 'files', dir: v }),
   CADUCEE_HOSTNAME: (c, v) => ((c.operator ??= {}).hostname = v),
   CADUCEE_DOMAINS: (c, v) => ((c.operator ??= {}).domains = v.split(',').map((s) => s.trim()).filter(Boolean)),

@@ -16,7 +16,7 @@ import path from 'node:path';
 import net from 'node:net';
 import tls from 'node:tls';
 import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../../src/demo/space.js';
-import { sqliteDb, tempDir, testLogger } from '../helpers.js';
+import { fileBlobs, sqliteDb, tempDir, testLogger } from '../helpers.js';
 import { FuzzFailure, Rng } from './rng.js';
 
 export interface SmtpStats {
@@ -318,7 +318,7 @@ export class SmtpFuzzTarget {
     for (const t of this.notStored) if (stored.has(t)) throw new Error(`DATA ${t} was refused or cut off, yet a stored message holds it`);
     // A DATA cut off by the client must not leave its half-written file (nor its descriptor)
     // behind: the put sees the connection's end and removes its temporary file.
-    const tmp = path.join(this.op.blobs.dir, 'tmp');
+    const tmp = path.join(fileBlobs(this.op).dir, 'tmp');
     for (let waited = 0; readdirSync(tmp).length > 0; waited += 100) {
       if (waited >= 10_000) throw new Error(`half-written message files left in ${tmp}: ${readdirSync(tmp).join(', ')}`);
       await new Promise((r) => setTimeout(r, 100));

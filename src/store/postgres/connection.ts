@@ -63,6 +63,8 @@ export interface PgConnectionOptions {
   poolSize?: number;
   /** Cancels a statement running longer than this (ms; default: none). */
   statementTimeoutMs?: number;
+  /** Gives up opening a connection to the server after this long (ms; default: no limit). */
+  connectTimeoutMs?: number;
 }
 
 /** One pool over one schema; transactions on one pooled client. */
@@ -79,6 +81,7 @@ export class PgConnection {
       // Every connection resolves table names in the configured schema (shared spec, issue 12).
       options: `-c search_path=${this.schema}`,
       ...(opts.statementTimeoutMs ? { statement_timeout: opts.statementTimeoutMs } : {}),
+      ...(opts.connectTimeoutMs ? { connectionTimeoutMillis: opts.connectTimeoutMs } : {}),
     });
     // An idle client losing its connection (server restart) must not crash the process: the
     // pool drops it and the next query opens a new one.

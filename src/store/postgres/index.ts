@@ -80,7 +80,7 @@ export class PgStore implements Store {
   static async open(url: string, opts: PgStoreOptions = {}): Promise<PgStore> {
     const connection = new PgConnection(url, opts);
     try {
-      await migrate(url, connection.schema);
+      await migrate(url, connection.schema, opts.connectTimeoutMs);
     } catch (e) {
       await connection.end();
       throw e;
@@ -199,8 +199,8 @@ const MIGRATION_UNLOCK = 'SELECT pg_advisory_unlock(hashtext($1))';
  * connection holding the schema's advisory lock (a session lock: released by unlock or when the
  * connection ends, even on a crash).
  */
-async function migrate(url: string, schema: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
+async function migrate(url: string, schema: string, connectTimeoutMs?: number): Promise<void> {
+  const client = new pg.Client({ connectionString: url, ...(connectTimeoutMs ? { connectionTimeoutMillis: connectTimeoutMs } : {}) });
   try {
     await client.connect();
   } catch (e) {
