@@ -7,7 +7,7 @@ import net, { type AddressInfo } from 'node:net';
 import { PassThrough, Readable } from 'node:stream';
 import { test } from 'node:test';
 import { rfc5322Date } from '../mime/date.js';
-import { BareLfToCrlf, drain, installEnhancedStatusPatch, normalizedLineEnds, receivedHeader, replyDataFailure, smtpError, smtpUtf8Refusal, SMTPServer, splitHeader } from './common.js';
+import { BareLfToCrlf, drain, envelopeAddressRefusal, installEnhancedStatusPatch, normalizedLineEnds, receivedHeader, replyDataFailure, smtpError, smtpUtf8Refusal, SMTPServer, splitHeader } from './common.js';
 
 /** A line-oriented SMTP client on a raw socket: what is on the wire, nothing interpreted. */
 async function dialogue(port: number, commands: string[]): Promise<string[]> {
@@ -225,4 +225,24 @@ test('smtpUtf8Refusal: a non-ASCII address only with SMTPUTF8 on MAIL FROM (RFC 
   const e = smtpUtf8Refusal('rené@a.test', { envelope: { smtpUtf8: false } });
   assert.equal(e?.responseCode, 553);
   assert.match(String(e?.message), /^5\.6\.7 /);
+});
+
+test('envelopeAddressRefusal: NUL, C0 controls and DEL in MAIL FROM / RCPT TO get a precise 501 on the wire, through the servers\' patch (RFC 5321 §4.1.2)', async () => {
+  assert.equal(envelopeAddressRefusal('"a b"@a.test', 'sender'), null);
+  assert.equal(envelopeAddressRefusal('', 'sender'), null, 'the null reverse-path');
+  installEnhancedStatusPatch();
+  const server = new SMTPServer({ disabledCommands: ['STARTTLS', 'AUTH'], hideENHANCEDSTATUSCODES: false, logger: false });
+  server.listen(0, '127.0.0.1');
+  await once(server.server, 'listening');
+  try {
+    const port = (server.server.address() as AddressInfo).port;
+    const replies = await dialogue(port, ['EHLO client.test', 'MAIL FROM:<a\0b@a.test>', 'MAIL FROM:<a@a.test>', 'RCPT TO:<x\x7fy@b.test>', 'RCPT TO:<"x\x01y"@b.test>', 'RCPT TO:<ok@b.test>', 'QUIT']);
+    assert.equal(replies[2], '501 5.1.7 bad sender address syntax: NUL at position 2 is not allowed in a mailbox (RFC 5321 section 4.1.2)');
+    assert.match(replies[3]!, /^250 /);
+    assert.equal(replies[4], '501 5.1.3 bad recipient address syntax: DEL at position 2 is not allowed in a mailbox (RFC 5321 section 4.1.2)');
+    assert.match(replies[5]!, /^501 5\.1\.3 bad recipient address syntax: control character 0x01 at position 3 /);
+    assert.match(replies[6]!, /^250 /);
+  } finally {
+    await new Promise<void>((r) => server.close(() => r()));
+  }
 });

@@ -20,6 +20,21 @@ export function installEnhancedStatusPatch(): void {
     if (typeof data === 'string' && ENHANCED_PREFIX.test(data)) return send.call(this, code, data, false);
     return send.call(this, code, data, context);
   };
+  // RFC 5321 §4.1.2: smtp-server refuses a control character in a MAIL FROM / RCPT TO path with
+  // a bare "Bad ... address syntax"; say which character and where (envelopeAddressRefusal).
+  for (const [handler, role] of [
+    ['handler_MAIL', 'sender'],
+    ['handler_RCPT', 'recipient'],
+  ] as const) {
+    const original = proto[handler];
+    proto[handler] = function (this: { send(code: number, data: string, context?: unknown): void }, command: Buffer | string, callback: () => void) {
+      const path = /<([^<>]*)>/.exec(String(command ?? ''))?.[1];
+      const refusal = path === undefined ? null : envelopeAddressRefusal(path, role);
+      if (!refusal) return original.call(this, command, callback);
+      this.send(refusal.responseCode, refusal.message);
+      callback();
+    };
+  }
 }
 
 export interface SmtpError extends Error {
@@ -187,6 +202,25 @@ export function normalizedLineEnds(stream: Readable): Readable {
   // pipeline: a client leaving mid-DATA (source destroyed, with or without an error) ends the
   // reader with an error instead of leaving it waiting.
   return pipeline(stream, new BareLfToCrlf(), () => {});
+}
+
+/**
+ * RFC 5321 §4.1.2: a Mailbox holds no control character — atext (RFC 5322 §3.2.3) has none,
+ * qtextSMTP is %d32-33 / %d35-91 / %d93-126 and quoted-pairSMTP %d92 %d32-126 — so NUL, the other
+ * C0 controls and DEL are a syntax error in MAIL FROM and RCPT TO. smtp-server refuses them too;
+ * stores cannot keep NUL in text (PostgreSQL), and no peer could be named with it. Reply 501
+ * (RFC 5321 §4.2.2, syntax error in parameters) with X.1.7 for the sender and X.1.3 for a
+ * recipient (RFC 3463 §3.2). smtp-server refuses such a path itself, tersely: the MX and
+ * submission servers' patch (installEnhancedStatusPatch) answers with this reply first.
+ */
+export function envelopeAddressRefusal(address: string, role: 'sender' | 'recipient'): SmtpError | null {
+  const at = address.search(/[\x00-\x1f\x7f]/);
+  if (at < 0) return null;
+  const code = address.charCodeAt(at);
+  const what = code === 0 ? 'NUL' : code === 0x7f ? 'DEL' : `control character 0x${code.toString(16).padStart(2, '0')}`;
+  return role === 'sender'
+    ? smtpError(501, '5.1.7', `bad sender address syntax: ${what} at position ${at + 1} is not allowed in a mailbox (RFC 5321 section 4.1.2)`)
+    : smtpError(501, '5.1.3', `bad recipient address syntax: ${what} at position ${at + 1} is not allowed in a mailbox (RFC 5321 section 4.1.2)`);
 }
 
 /**
