@@ -110,6 +110,13 @@ program
     }
   });
 
+function parseNodes(v: string): number {
+  const n = Number(v);
+  // Fixed ports: node i listens on the documented ports + i - 1 (3525, 3526, …); nine keep them apart.
+  if (!Number.isInteger(n) || n < 1 || n > 9) throw new InvalidArgumentError(`--nodes expects a whole number of nodes from 1 to 9, got ${v}`);
+  return n;
+}
+
 function parsePeer(v: string, prev: { domain: string; host: string; port: number }[] = []) {
   const m = /^([A-Za-z0-9.-]+)=(\[[0-9a-fA-F:]+\]|[^:]+):(\d{1,5})$/.exec(v);
   if (!m) throw new InvalidArgumentError(`--peer expects DOMAIN=HOST:PORT, got ${v}`);
@@ -125,16 +132,24 @@ program
   .option('--peer <domain=host:port>', 'join an external operator (repeatable)', parsePeer, [])
   .option('--patient-domain <domain>', 'domain of the Mon espace santé stand-in (patients)', 'patient.mssante.test')
   .option('--no-patients', 'no Mon espace santé stand-in')
+  .option('--postgres <url>', 'keep every operator\'s store in this PostgreSQL database (postgres://user@host:port/database), a schema per operator; operator B then runs as node processes')
+  .option('--nodes <n>', 'with --postgres: operator B runs as this many nodes (processes on one store), the others routing to each', parseNodes)
   .action(async (opts) => {
     let demo: RunningDemo | undefined;
     try {
       const dir = path.resolve(opts.dir ?? mkdtempSync(path.join(os.tmpdir(), 'caducee-demo-')));
-      const layout = await prepareDemo(dir, { peers: opts.peer, ports: opts.ephemeralPorts ? 'ephemeral' : 'fixed', patients: opts.patients === false ? false : { domain: opts.patientDomain } });
+      if (opts.nodes !== undefined && !opts.postgres) throw new InvalidArgumentError('--nodes needs --postgres: the nodes of an operator share a PostgreSQL store');
+      const layout = await prepareDemo(dir, {
+        peers: opts.peer,
+        ports: opts.ephemeralPorts ? 'ephemeral' : 'fixed',
+        patients: opts.patients === false ? false : { domain: opts.patientDomain },
+        ...(opts.postgres ? { postgres: { url: opts.postgres } } : {}),
+      });
       if (!opts.json) ensureWebmailBuilt();
       // For a person at a terminal: one readable line per record (JSON stays `caducee start`'s default).
       const pretty = prettyDestination(process.stderr, { hold: true });
       const logger = pino({ level: opts.json ? 'warn' : 'info' }, opts.json ? pino.destination(2) : pretty);
-      demo = await startDemo(layout, { logger });
+      demo = await startDemo(layout, { logger, ...(opts.nodes !== undefined ? { nodes: opts.nodes } : {}) });
       if (opts.json) process.stdout.write(JSON.stringify(demo.layout) + '\n');
       else printDemo(demo);
       pretty.release();
@@ -166,15 +181,16 @@ function printDemo(demo: RunningDemo) {
   out.push(...table(rows).map((r) => '  ' + r), '', 'Ports');
   out.push(
     ...table(
-      l.operators.map((op) => ({
-        operator: op.domain,
-        'HTTPS (webmail, APIs)': op.ports.https,
-        'HTTP (directory, FHIR)': op.ports.http,
-        MX: op.ports.mx,
-        submission: op.ports.submission,
-        submissions: op.ports.submissions,
-        IMAP: op.ports.imap,
-        IMAPS: op.ports.imaps,
+      // An operator running as several nodes: one row per node (its process id too).
+      l.operators.flatMap((op) => (op.nodes?.length ? op.nodes.map((n) => ({ op, label: `${op.domain} node ${n.node} (pid ${n.pid})`, ports: n.ports })) : [{ op, label: op.domain, ports: op.ports }])).map(({ label, ports }) => ({
+        operator: label,
+        'HTTPS (webmail, APIs)': ports.https,
+        'HTTP (directory, FHIR)': ports.http,
+        MX: ports.mx,
+        submission: ports.submission,
+        submissions: ports.submissions,
+        IMAP: ports.imap,
+        IMAPS: ports.imaps,
       })),
     ).map((r) => '  ' + r),
     '',

@@ -1,9 +1,11 @@
 // A whole local MSSanté trust space: a test PKI shaped like IGC-Santé, two operators with
 // their own stores, ports and certificates, a trust list naming both (and any external peer),
 // and demo mailboxes. Used by `caducee demo` (and so `npm start`) and by the tests.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { stringify as toYaml } from 'yaml';
 import { parseConfig, type Config } from '../config/index.js';
@@ -14,6 +16,8 @@ import { startDemoPsc, type DemoPscInfo } from './psc.js';
 import { TestPki, type IssuedCertificate } from '../pki/index.js';
 import { buildTrustListXml } from '../trust/list.js';
 import { withInsKey } from '../policy/patients.js';
+import { redactUrl } from '../store/postgres/index.js';
+import pg from 'pg';
 
 /** Demo data is set up by `caducee demo` itself (audit trail: command line). */
 const DEMO_SETUP: AdminContext = { protocol: 'cli', actor: 'caducee demo', remote: null };
@@ -48,6 +52,27 @@ export interface DemoNodeInfo {
   dn: string;
   http?: string;
   https?: string;
+  /** Its store when not the embedded SQLite file: PostgreSQL, a schema of its own (`caducee demo --postgres`). */
+  store?: DemoStore;
+  /** The processes serving it when it runs as several nodes (`caducee demo --postgres URL --nodes N`). */
+  nodes?: DemoNodeProcessInfo[];
+}
+
+/** A demo operator's PostgreSQL store: one schema per operator in the database given to the demo. */
+export interface DemoStore {
+  kind: 'postgres';
+  url: string;
+  schema: string;
+}
+
+/** One node of an operator running as several (`caducee start --config <config>` each). */
+export interface DemoNodeProcessInfo {
+  /** 1, 2, …: its name in leases and logs is `<hostname>-node-<node>` (cluster.nodeId). */
+  node: number;
+  pid: number;
+  ports: { mx: number; submission: number; submissions: number; http: number; https: number; imap: number; imaps: number };
+  /** Its configuration file: the operator's store, data directory and message files, its own ports. */
+  config: string;
 }
 
 /** A patient of the Mon espace santé stand-in: logs in like any user (IMAP, submission, web). */
@@ -96,6 +121,13 @@ export interface DemoOperatorInfo {
   http?: string;
   /** Base URL of the HTTPS server (web login under /api/auth, the same APIs), once started. */
   https?: string;
+  /** Its PostgreSQL store (`caducee demo --postgres`); absent: the SQLite file in dataDir. */
+  store?: DemoStore;
+  /**
+   * Operator B with `--postgres URL --nodes N`: its N processes on one store, data directory and
+   * message files; `ports` are then node 1's, and the other operators route to every node's MX.
+   */
+  nodes?: DemoNodeProcessInfo[];
 }
 
 export interface DemoCertificates {
@@ -187,6 +219,45 @@ export interface PrepareOptions {
   configOverrides?: Record<string, unknown>;
   /** The Mon espace santé stand-in: on (default, domain patient.mssante.test), another domain, or off. */
   patients?: boolean | { domain?: string };
+  /**
+   * Every operator's store in this PostgreSQL database (`caducee demo --postgres URL`), each in a
+   * schema of its own created by the demo (demo_<hash of the directory>_<first label of the domain>).
+   */
+  postgres?: { url: string };
+}
+
+/** The schema of a demo operator's store in the demo's PostgreSQL database: one per directory and operator. */
+function demoStore(dir: string, domain: string, opts: PrepareOptions): DemoStore | undefined {
+  if (!opts.postgres) return undefined;
+  const hash = createHash('sha256').update(path.resolve(dir)).digest('hex').slice(0, 8);
+  const label = domain.split('.')[0].toLowerCase().replace(/[^a-z0-9]/g, '_').slice(0, 40);
+  return { kind: 'postgres', url: opts.postgres.url, schema: `demo_${hash}_${label}` };
+}
+
+/** A demo directory keeps the store kind it was made with (its users live in that store). */
+function checkStoreKind(dir: string, ops: { domain: string; store?: DemoStore }[], opts: PrepareOptions) {
+  for (const op of ops) {
+    if (!!op.store !== !!opts.postgres)
+      throw new Error(
+        `the demo directory ${dir} was made ${op.store ? 'with --postgres' : 'without --postgres'} (operator ${op.domain}): run the demo ${op.store ? 'with --postgres' : 'without --postgres'} on it, or give another --dir`,
+      );
+    if (op.store && opts.postgres && op.store.url !== opts.postgres.url) op.store.url = opts.postgres.url;
+  }
+}
+
+/** A fresh demo operator on PostgreSQL starts from an empty schema (a directory deleted and made again). */
+async function emptySchema(store: DemoStore): Promise<void> {
+  const client = new pg.Client({ connectionString: store.url, connectionTimeoutMillis: 10_000 });
+  try {
+    await client.connect();
+  } catch (e: any) {
+    throw new Error(`caducee demo --postgres: cannot connect to ${redactUrl(store.url)}: ${e.message}; check the URL, that PostgreSQL is running and accepts this user`);
+  }
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS ${store.schema} CASCADE`);
+  } finally {
+    await client.end();
+  }
 }
 
 export const DEFAULT_DEMO_PATIENT_DOMAIN = 'patient.mssante.test';
@@ -226,6 +297,7 @@ export async function prepareDemo(dir: string, opts: PrepareOptions = {}): Promi
     const missing = (opts.peers ?? []).filter((p) => !layout.peers.some((q) => q.domain === p.domain));
     // Spaces made before client certificates existed (issue 5) go through the full path below.
     const patientsReady = !patientDomainOf(opts) || layout.patientService?.domain === patientDomainOf(opts);
+    checkStoreKind(dir, [...layout.operators, ...(layout.patientService ? [layout.patientService] : [])], opts);
     if (missing.length === 0 && layout.operators.every(hasClientCertificates) && patientsReady) return layout;
   }
   const host = opts.host ?? '127.0.0.1';
@@ -235,6 +307,7 @@ export async function prepareDemo(dir: string, opts: PrepareOptions = {}): Promi
   mkdirSync(certsDir, { recursive: true });
 
   const previous: DemoLayout | undefined = existsSync(layoutFile) ? JSON.parse(readFileSync(layoutFile, 'utf8')) : undefined;
+  if (previous) checkStoreKind(dir, [...previous.operators, ...(previous.patientService ? [previous.patientService] : [])], opts);
   const operators: DemoOperatorInfo[] = [];
   for (const spec of SPECS) {
     const known = previous?.operators.find((o) => o.domain === spec.domain);
@@ -249,7 +322,10 @@ export async function prepareDemo(dir: string, opts: PrepareOptions = {}): Promi
     const files = await pki.writeIssued(certsDir, spec.hostname, issued);
     const opDir = path.join(dir, spec.domain);
     const ports = opts.ports === 'ephemeral' ? { mx: 0, submission: 0, submissions: 0, http: 0, https: 0, imap: 0, imaps: 0 } : spec.ports;
+    const store = demoStore(dir, spec.domain, opts);
+    if (store) await emptySchema(store);
     operators.push({
+      ...(store ? { store } : {}),
       name: spec.name,
       domain: spec.domain,
       hostname: spec.hostname,
@@ -291,7 +367,10 @@ export async function prepareDemo(dir: string, opts: PrepareOptions = {}): Promi
     const issued = await pki.issueServer({ host: hostname, siret: PATIENT_SERVICE.siret, org: PATIENT_SERVICE.org, dept: PATIENT_SERVICE.dept, altNames: ['localhost', host] });
     const files = await pki.writeIssued(certsDir, hostname, issued);
     const opDir = path.join(dir, patientDomain);
+    const store = demoStore(dir, patientDomain, opts);
+    if (store) await emptySchema(store);
     patientService = {
+      ...(store ? { store } : {}),
       name: PATIENT_SERVICE.name,
       domain: patientDomain,
       hostname,
@@ -441,12 +520,16 @@ async function clientCertificates(pki: TestPki, certsDir: string, spec: Operator
 }
 
 function configFor(op: DemoNodeInfo, all: DemoNodeInfo[], peers: DemoPeerInfo[], trustList: string, overrides?: Record<string, unknown>, patientDomain?: string) {
-  const routes: Record<string, string> = {};
-  for (const other of all) if (other !== op) routes[other.domain] = `${other.host}:${other.ports.mx}`;
+  const routes: Record<string, string | string[]> = {};
+  // An operator running as several nodes: every node's MX, tried in order (config: routes).
+  for (const other of all) if (other !== op) routes[other.domain] = mxRoute(other);
   for (const p of peers) routes[p.domain] = `${p.host}:${p.port}`;
   const base: any = {
     operator: { name: op.name, hostname: op.hostname, domains: [op.domain] },
     dataDir: op.dataDir,
+    // PostgreSQL (`caducee demo --postgres`): the nodes of the operator share the store, the data
+    // directory (secrets key) and its message files (blobs/ in it).
+    ...(op.store ? { store: { kind: 'postgres', url: op.store.url, schema: op.store.schema } } : {}),
     listen: { host: op.host, ...op.ports },
     tls: { cert: op.chain, key: op.key, ca: op.caBundle, crl: [op.crl] }, // chain file: leaf + intermediate
     trust: { list: trustList, refreshMinutes: 1 },
@@ -460,6 +543,11 @@ function configFor(op: DemoNodeInfo, all: DemoNodeInfo[], peers: DemoPeerInfo[],
   // Patients' addresses are on the stand-in's domain (docs/patients.md); the stand-in hosts it.
   if (patientDomain) base.patients = { domain: patientDomain };
   return deepMerge(base, overrides ?? {});
+}
+
+/** The static route to an operator of the space: its MX, or each of its nodes' MX in order. */
+function mxRoute(op: DemoNodeInfo): string | string[] {
+  return op.nodes?.length ? op.nodes.map((n) => `${op.host}:${n.ports.mx}`) : `${op.host}:${op.ports.mx}`;
 }
 
 function writeConfig(op: DemoNodeInfo, all: DemoNodeInfo[], peers: DemoPeerInfo[], trustList: string, overrides?: Record<string, unknown>, patientDomain?: string) {
@@ -502,10 +590,23 @@ function deepMerge(a: any, b: any): any {
   return out;
 }
 
+/** A node process of an operator (`caducee demo --postgres URL --nodes N`). */
+export interface RunningNode {
+  info: DemoNodeProcessInfo;
+  child: ChildProcess;
+  /** Resolves when the process has exited (its code, or the signal that ended it). */
+  exited: Promise<number | NodeJS.Signals | null>;
+}
+
 export interface RunningDemo {
   layout: DemoLayout;
-  /** The operators of health professionals (A, B). */
+  /**
+   * The operators of health professionals run in this process (A, B; only A when B runs as
+   * node processes: see `nodes`).
+   */
   operators: Operator[];
+  /** Operator B's node processes (`nodes` option on a PostgreSQL space), in order. */
+  nodes: RunningNode[];
   /** The Mon espace santé stand-in, when the space has one. */
   patientService?: Operator;
   stop(): Promise<void>;
@@ -514,9 +615,25 @@ export interface RunningDemo {
 /** Starts both operators; with ephemeral ports, routes and config files are updated to the real ports. */
 export async function startDemo(
   layout: DemoLayout,
-  opts: { logger?: Logger; configOverrides?: Record<string, unknown>; /** Start the Pro Santé Connect stand-in (default true). */ psc?: boolean } = {},
+  opts: {
+    logger?: Logger;
+    configOverrides?: Record<string, unknown>;
+    /** Start the Pro Santé Connect stand-in (default true). */
+    psc?: boolean;
+    /**
+     * Operator B as this many node processes (`caducee start` each) on its PostgreSQL store, the
+     * others routing to every node's MX. Needs a space prepared with `postgres`; default: with
+     * PostgreSQL, 1 node process; on SQLite, B runs in this process as the others do.
+     */
+    nodes?: number;
+  } = {},
 ): Promise<RunningDemo> {
+  const B = layout.operators[1];
+  if (opts.nodes !== undefined && !B?.store)
+    throw new Error('--nodes needs --postgres: the nodes of an operator share its PostgreSQL store (give --postgres postgres://user@host:port/database)');
+  const nodeCount = B?.store ? Math.max(1, opts.nodes ?? 1) : 0;
   const started: Operator[] = [];
+  const nodeProcesses: RunningNode[] = [];
   // The OpenID provider standing in for Pro Santé Connect, first: the operators need its issuer.
   // Its settings go to the running operators only, not to the configuration files (its client
   // secret lives for this run).
@@ -526,10 +643,14 @@ export async function startDemo(
   // Every operator of the space: the two of health professionals, then the Mon espace santé stand-in.
   const nodes: DemoNodeInfo[] = [...layout.operators, ...(layout.patientService ? [layout.patientService] : [])];
   const patientDomain = layout.patientService?.domain;
+  // The operators run in this process: all of them, or all but B when B runs as node processes.
+  const local = nodes.filter((op) => !(nodeCount && op === B));
+  if (nodeCount) delete B.nodes; // a previous run's nodes: gone
+  const overrides = psc ? deepMerge(psc.configOverrides, opts.configOverrides ?? {}) : opts.configOverrides;
   let patientService: Operator | undefined;
   try {
-    for (const op of nodes) {
-      const raw = configFor(op, nodes, layout.peers, layout.trustList, psc ? deepMerge(psc.configOverrides, opts.configOverrides ?? {}) : opts.configOverrides, patientDomain);
+    for (const op of local) {
+      const raw = configFor(op, nodes, layout.peers, layout.trustList, overrides, patientDomain);
       const config: Config = parseConfig(raw, path.dirname(op.config));
       const running = await startOperator(config, { logger: opts.logger?.child({ operator: op.domain }) });
       if (op === layout.patientService) patientService = running;
@@ -543,23 +664,120 @@ export async function startDemo(
   layout.psc = psc?.info;
   // Publish the actual ports: in the layout, each operator's routes, and the config files.
   const running = [...started, ...(patientService ? [patientService] : [])];
-  nodes.forEach((op, i) => (op.ports = { ...running[i].ports }));
+  local.forEach((op, i) => (op.ports = { ...running[i].ports }));
+  if (nodeCount) {
+    // B's nodes start once the others' ports are known (their routes name them).
+    try {
+      nodeProcesses.push(...(await startNodes(B, nodeCount, nodes, layout, overrides, patientDomain, opts.logger)));
+    } catch (e) {
+      await Promise.all(running.map((s) => s.stop()));
+      await psc?.stop();
+      throw e;
+    }
+    B.nodes = nodeProcesses.map((n) => n.info);
+    B.ports = { ...B.nodes[0].ports };
+  }
   nodes.forEach((op) => (op.http = `http://${op.host}:${op.ports.http}`));
   nodes.forEach((op) => (op.https = `https://${op.host}:${op.ports.https}`));
-  nodes.forEach((op, i) => {
-    for (const other of nodes) if (other !== op) running[i].config.routes[other.domain] = `${other.host}:${other.ports.mx}`;
-    writeConfig(op, nodes, layout.peers, layout.trustList, opts.configOverrides, patientDomain);
+  local.forEach((op, i) => {
+    for (const other of nodes) if (other !== op) running[i].config.routes[other.domain] = mxRoute(other);
   });
+  nodes.forEach((op) => writeConfig(op, nodes, layout.peers, layout.trustList, opts.configOverrides, patientDomain));
   writeFileSync(path.join(layout.dir, 'demo.json'), JSON.stringify(layout, null, 2), { mode: 0o600 });
   const demo: RunningDemo = {
     layout,
     operators: started,
+    nodes: nodeProcesses,
     patientService,
     async stop() {
       // What runs now: tests restart an operator and put it in its place.
-      await Promise.all([...demo.operators, ...(demo.patientService ? [demo.patientService] : [])].map((s) => s.stop()));
+      await Promise.all([...demo.nodes.map(stopNode), ...[...demo.operators, ...(demo.patientService ? [demo.patientService] : [])].map((s) => s.stop())]);
       await psc?.stop();
     },
   };
   return demo;
+}
+
+const CADUCEE_BIN = fileURLToPath(new URL('../../bin/caducee.js', import.meta.url));
+
+/**
+ * Starts `count` processes of operator `op` (`caducee start --workers 1 --config node-<i>.yaml`):
+ * the operator's configuration (same PostgreSQL store, data directory and message files) with
+ * ports of their own (the documented ones + i - 1, or chosen by the system) and a node name.
+ * Resolves once each has logged 'operator started' (its real ports).
+ */
+async function startNodes(
+  op: DemoOperatorInfo,
+  count: number,
+  all: DemoNodeInfo[],
+  layout: DemoLayout,
+  overrides: Record<string, unknown> | undefined,
+  patientDomain: string | undefined,
+  logger: Logger | undefined,
+): Promise<RunningNode[]> {
+  const base = configFor(op, all, layout.peers, layout.trustList, overrides, patientDomain);
+  const starting = Array.from({ length: count }, (_, k) => {
+    const node = k + 1;
+    const ports = Object.fromEntries(Object.entries(op.ports).map(([name, p]) => [name, p ? p + k : 0])) as DemoNodeProcessInfo['ports'];
+    const config = path.join(path.dirname(op.config), `node-${node}.yaml`);
+    const raw = deepMerge(base, { listen: { ...ports }, cluster: { nodeId: `${op.hostname}-node-${node}` } });
+    const header = `# Caducée demo operator ${op.domain}, node ${node} of ${count}, written by \`caducee demo --postgres\` (holds this run's secrets).\n`;
+    writeFileSync(config, header + toYaml(raw), { mode: 0o600 });
+    return startNode(node, config, logger?.child({ operator: op.domain, node }));
+  });
+  const settled = await Promise.allSettled(starting);
+  const up = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    await Promise.all(up.map(stopNode));
+    throw failed.reason;
+  }
+  return up;
+}
+
+function startNode(node: number, config: string, logger: Logger | undefined): Promise<RunningNode> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CADUCEE_BIN, 'start', '--workers', '1', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<number | NodeJS.Signals | null>((r) => child.once('exit', (code, signal) => r(code ?? signal)));
+    let up = false;
+    let out = '';
+    let err = '';
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (d: string) => {
+      out += d;
+      for (let i = out.indexOf('\n'); i >= 0; i = out.indexOf('\n')) {
+        const line = out.slice(0, i);
+        out = out.slice(i + 1);
+        let j: any;
+        try {
+          j = JSON.parse(line);
+        } catch {
+          continue;
+        }
+        if (!up && j.msg === 'operator started') {
+          up = true;
+          const { mx, submission, submissions, http, https, imap, imaps } = j;
+          resolve({ info: { node, pid: child.pid!, ports: { mx, submission, submissions, http, https, imap, imaps }, config }, child, exited });
+        } else if (up && j.level >= 40) logger?.[j.level >= 50 ? 'error' : 'warn']({ pid: child.pid, detail: j }, `node: ${j.msg}`);
+      }
+    });
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (d: string) => {
+      if (up) logger?.error({ pid: child.pid, stderr: d.slice(-2000) }, 'node wrote to stderr');
+      else err += d;
+    });
+    void exited.then((status) => {
+      if (!up) reject(new Error(`node ${node} (caducee start --config ${config}) exited (${status}) before listening: ${err.slice(-2000).trim()}`));
+      else logger?.info({ pid: child.pid, status }, 'node exited');
+    });
+  });
+}
+
+/** SIGTERM, then SIGKILL if still running after 20 s; resolves once it has exited. */
+async function stopNode(n: RunningNode): Promise<void> {
+  if (n.child.exitCode !== null || n.child.signalCode !== null) return;
+  n.child.kill('SIGTERM');
+  const timer = setTimeout(() => n.child.kill('SIGKILL'), 20_000);
+  await n.exited;
+  clearTimeout(timer);
 }
