@@ -112,8 +112,10 @@ export async function openStore(config: Config): Promise<Store> {
   try {
     return await PgStore.open(st.url!, { schema: st.schema, poolSize: st.poolSize, statementTimeoutMs: st.statementTimeoutMs, connectTimeoutMs: st.connectTimeoutMs });
   } catch (e: any) {
+    // The driver's own words (a connection failure comes wrapped with the server's name: unwrapped, it is named once).
+    const detail = /^cannot connect to PostgreSQL/.test(e.message) && e.cause instanceof Error ? e.cause.message : e.message;
     throw new StartupError(
-      `cannot open the PostgreSQL store at ${redactUrl(st.url!)} (schema ${st.schema}): ${e.message}. ` +
+      `cannot open the PostgreSQL store at ${redactUrl(st.url!)} (schema ${st.schema}): ${detail}. ` +
         `Check store.url (host, port, database, user; the password in PGPASSWORD or ~/.pgpass), that the server is up and accepts this host (pg_hba.conf), ` +
         `and that the user may create the schema and its tables (or that a previous start migrated them)`,
       { cause: e },
