@@ -211,7 +211,8 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
   // State files are for the service user only: a data directory or state file that other local
   // users can read stops the start, naming the fix (store/permissions.ts).
   ensurePrivateDir(config.dataDir);
-  const exposed = exposedStatePaths(config.dataDir);
+  // The message files too when they live on a mount of their own (store.blobs.dir).
+  const exposed = exposedStatePaths(config.dataDir, config.store.blobs.kind === 'files' ? config.store.blobs.dir : undefined);
   if (exposed.length)
     throw new StartupError(
       `state readable by other local users (dataDir ${config.dataDir}): ${exposed.map((e) => `${e.path} has mode ${e.mode}`).join(', ')}; ` +
