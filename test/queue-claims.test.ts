@@ -95,6 +95,7 @@ describe('queue claims between workers', () => {
     const second = lines.filter((l) => JSON.parse(l).msg === 'delivered').length;
     t.diagnostic(`the second worker delivered ${second} of 40 (the first the rest)`);
     assert.equal((await A.store.listQueue({ status: 'sent' })).length, 40);
+    await worker.stop(); // the tests below choose their workers
   });
 
   test('an attempt still running at the end of its lease, or past the grace period of stop(), is cut and deferred', async () => {
