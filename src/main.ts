@@ -35,6 +35,7 @@ import { inboundDescriber } from './integration/inbound.js';
 import { BlobStore } from './store/blobs.js';
 import { ensurePrivateDir, exposedStatePaths } from './store/permissions.js';
 import { SqliteStore } from './store/sqlite/index.js';
+import type { Store } from './store/types.js';
 import { TrustService } from './trust/index.js';
 import { TrustListSource } from './trust/source.js';
 import { openDirectory, type DirectoryRuntime } from './directory/runtime.js';
@@ -57,7 +58,7 @@ export class StartupError extends Error {
 
 export interface Operator {
   config: Config;
-  store: SqliteStore;
+  store: Store;
   blobs: BlobStore;
   blobCollector: BlobCollector;
   core: Core;
@@ -97,7 +98,7 @@ function readRequired(file: string | undefined, what: string, setting: string): 
 }
 
 /** Opens the store of an operator without starting anything (CLI administration commands). */
-export function openStore(config: Config): SqliteStore {
+export async function openStore(config: Config): Promise<Store> {
   return SqliteStore.open(path.join(config.dataDir, 'caducee.sqlite'));
 }
 
@@ -167,7 +168,7 @@ export async function startOperator(config: Config, opts: { logger?: Logger } = 
       `state readable by other local users (dataDir ${config.dataDir}): ${exposed.map((e) => `${e.path} has mode ${e.mode}`).join(', ')}; ` +
         `run ${exposed.map((e) => `\`${e.fix}\``).join(' and ')} as the service user, then start again`,
     );
-  const store = openStore(config);
+  const store = await openStore(config);
   // This process's name in the store's leases (queue claims, leader lease): unique among live processes.
   const processId = `${config.cluster.nodeId ?? hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   const blobs = new BlobStore(path.join(config.dataDir, 'blobs'));

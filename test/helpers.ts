@@ -5,6 +5,7 @@ import path from 'node:path';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import pino from 'pino';
 import type { Operator } from '../src/main.js';
+import { SqliteStore } from '../src/store/sqlite/index.js';
 
 export const testLogger = () => pino({ level: process.env.CADUCEE_TEST_LOG ?? 'silent' });
 
@@ -33,9 +34,15 @@ export async function folderMessages(op: Operator, address: string, folder = 'IN
   return Promise.all(msgs.map((m) => op.blobs.read(m.blobId)));
 }
 
+/** The SQLite database of an operator on the embedded store (checks that read rows directly). */
+export function sqliteDb(op: Operator): SqliteStore['db'] {
+  if (!(op.store instanceof SqliteStore)) throw new Error('this check reads the SQLite file: run the operator on the embedded store (store.kind sqlite)');
+  return op.store.db;
+}
+
 /** Count of every message stored by an operator, all mailboxes and folders. */
 export function totalMessages(op: Operator): number {
-  return (op.store.db.prepare('SELECT COUNT(*) n FROM messages').get() as any).n;
+  return (sqliteDb(op).prepare('SELECT COUNT(*) n FROM messages').get() as any).n;
 }
 
 export interface ProbeResult {

@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { ImapFlow } from 'imapflow';
 import { prepareDemo, startDemo, type DemoLayout, type DemoPatientServiceInfo, type DemoUser, type RunningDemo } from '../src/demo/space.js';
 import type { Operator } from '../src/main.js';
-import { folderMessages, probe, submitAs, tempDir, testLogger, totalMessages, waitFor } from './helpers.js';
+import { folderMessages, probe, sqliteDb, submitAs, tempDir, testLogger, totalMessages, waitFor } from './helpers.js';
 
 const LIMIT = 64 * 1024; // patients.maxMessageSize for this test (25 MB by default)
 const OVERRIDES = { queue: { retrySeconds: [0.3], pollSeconds: 0.1, giveUpSeconds: 600, connectTimeoutSeconds: 5 }, patients: { maxMessageSize: LIMIT } };
@@ -112,7 +112,7 @@ describe('patients (Mon espace santé stand-in)', () => {
     const arrived = await waitFor(async () => (await folderMessages(MES, jean.addresses[0])).find((m) => m.includes(`<start.${run}@a>`)), 'the message in the patient mailbox', 20_000);
     for (const h of header) assert.ok(headerOf(arrived).split('\r\n').includes(h), `${h} kept at the stand-in`);
     // Usage indicators count it towards patients (patients.domain, docs/indicators.md).
-    assert.ok((A.store.db.prepare("SELECT COUNT(*) n FROM usage_messages WHERE flow = 'sent' AND peer = 'patient'").get() as any).n >= 1);
+    assert.ok((sqliteDb(A).prepare("SELECT COUNT(*) n FROM usage_messages WHERE flow = 'sent' AND peer = 'patient'").get() as any).n >= 1);
     // The patient reads it over IMAP with their own credentials (they log in like any user).
     const imap = new ImapFlow({ host: '127.0.0.1', port: ps.ports.imaps, secure: true, tls: { ca: ca(), servername: 'localhost' }, auth: { user: jean.login, pass: jean.appPassword }, logger: false });
     await imap.connect();

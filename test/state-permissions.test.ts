@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../src/demo/space.js';
 import { startOperator, StartupError } from '../src/main.js';
-import { folderMessages, probe, tempDir, testLogger } from './helpers.js';
+import { folderMessages, probe, sqliteDb, tempDir, testLogger } from './helpers.js';
 
 const modeOf = (p: string) => (statSync(p).mode & 0o777).toString(8);
 
@@ -38,7 +38,7 @@ describe('state file permissions', () => {
     const data = a.dataDir;
     for (const d of [data, path.join(data, 'blobs'), path.join(data, 'blobs', 'tmp')]) assert.equal(modeOf(d), '700', d);
     for (const f of ['caducee.sqlite', 'caducee.sqlite-wal', 'caducee.sqlite-shm', 'secrets.key']) assert.equal(modeOf(path.join(data, f)), '600', f);
-    const blob = (op.store.db.prepare('SELECT blob_id id FROM messages LIMIT 1').get() as { id: string }).id;
+    const blob = (sqliteDb(op).prepare('SELECT blob_id id FROM messages LIMIT 1').get() as { id: string }).id;
     assert.equal(modeOf(path.dirname(op.blobs.pathOf(blob))), '700', 'blob shard directory');
     assert.equal(modeOf(op.blobs.pathOf(blob)), '600', 'message file');
   });

@@ -23,7 +23,7 @@ function administrator(): AbsenceActor {
 
 async function withAbsences<T>(o: { config?: string }, fn: (s: AbsenceSettingsService) => Promise<T>): Promise<T> {
   const config = loadConfig(o.config);
-  const store = openStore(config);
+  const store = await openStore(config);
   // A substitute at another operator is checked against the national directory (the last import).
   const directory = openDirectory(config, store);
   try {

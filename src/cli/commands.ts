@@ -41,7 +41,7 @@ function fail(e: any): never {
 
 async function withCore<T>(opts: { config?: string }, fn: (core: Core) => Promise<T>): Promise<T> {
   const config = loadConfig(opts.config);
-  const store = openStore(config);
+  const store = await openStore(config);
   try {
     return await fn(new Core(store, config.operator.domains));
   } finally {

@@ -81,7 +81,7 @@ function searchParams(query: string | undefined, o: any): SearchParams {
   };
 }
 
-async function viewerFor(config: Config, o: { admin?: boolean; as?: string }, store: ReturnType<Awaited<ReturnType<typeof operator>>['openStore']>): Promise<Viewer> {
+async function viewerFor(config: Config, o: { admin?: boolean; as?: string }, store: Awaited<ReturnType<Awaited<ReturnType<typeof operator>>["openStore"]>>): Promise<Viewer> {
   if (o.admin) return { admin: true };
   if (o.as) {
     const u = await store.findUserByLogin(o.as);
@@ -155,7 +155,7 @@ export function registerDirectoryCommands(program: Command) {
     .action(
       failing(async (query: string | undefined, o) => {
         const config = loadConfig(o.config);
-        const store = (await operator()).openStore(config);
+        const store = await (await operator()).openStore(config);
         const rt = openDirectory(config, store);
         try {
           const params = searchParams(query, o);
@@ -209,7 +209,7 @@ export function registerDirectoryCommands(program: Command) {
     .action(
       failing(async (o) => {
         const config = loadConfig(o.config);
-        const store = (await operator()).openStore(config);
+        const store = await (await operator()).openStore(config);
         const pub = openPublicationStore(config);
         try {
           const plan = await planPublication(store, pub);
@@ -256,7 +256,7 @@ export function registerDirectoryCommands(program: Command) {
     .action(
       failing(async (o) => {
         const config = loadConfig(o.config);
-        const store = (await operator()).openStore(config);
+        const store = await (await operator()).openStore(config);
         try {
           const [mailboxes, practitioners, structures] = await Promise.all([store.listMailboxes(), store.listPractitioners(), store.listStructures()]);
           const pById = new Map(practitioners.map((p) => [p.id, p]));

@@ -22,7 +22,7 @@ export function registerIndicatorsCommands(program: Command, fail: (e: unknown) 
           if (e instanceof IndicatorError) throw new InvalidArgumentError(`--month: ${e.message}`);
           throw e;
         }
-        const store = openStore(loadConfig(o.config));
+        const store = await openStore(loadConfig(o.config));
         try {
           const rows = await monthlyIndicators(store, o.month);
           process.stdout.write(o.format === 'json' ? indicatorsJson(rows, o.month) : indicatorsCsv(rows));

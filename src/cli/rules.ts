@@ -9,7 +9,7 @@ import { openPublicationStore } from '../directory/runtime.js';
 import { openStore, rulesEngine } from '../main.js';
 import type { RulesEngine, RulesReportRow } from '../policy/rules-engine.js';
 import { BlobStore } from '../store/blobs.js';
-import type { SqliteStore } from '../store/sqlite/index.js';
+import type { Store } from '../store/types.js';
 import path from 'node:path';
 
 const configOption = ['-c, --config <file>', 'operator configuration file (YAML or JSON; or CADUCEE_CONFIG)'] as const;
@@ -26,7 +26,7 @@ function parseNow(v: string | undefined): Date {
  * Withdraws one deleted mailbox from the national directory: the publication plan's delete of
  * that address only (FHIR PATCH, src/directory/publish.ts), sent to directory.publish.endpoint.
  */
-function unpublisher(config: Config, store: SqliteStore) {
+function unpublisher(config: Config, store: Store) {
   return async (address: string) => {
     const endpoint = config.directory.publish.endpoint;
     if (!endpoint) return { published: false, detail: 'no national directory endpoint (directory.publish.endpoint): run caducee directory publish once it is set' };
@@ -53,7 +53,7 @@ function unpublisher(config: Config, store: SqliteStore) {
 
 async function withRules<T>(o: { config?: string }, fn: (r: RulesEngine) => Promise<T>): Promise<T> {
   const config = loadConfig(o.config);
-  const store = openStore(config);
+  const store = await openStore(config);
   try {
     const core = new Core(store, config.operator.domains);
     const logger = pino({ level: config.log.level }, pino.destination(2));

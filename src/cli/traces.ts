@@ -30,7 +30,7 @@ export function registerTraceCommands(audit: Command, fail: (e: unknown) => neve
         const to = instant('--until', o.until);
         if (from && to && to <= from) throw new InvalidArgumentError(`--until (${to}) must come after --since (${from})`);
         const config = loadConfig(o.config);
-        const store = openStore(config);
+        const store = await openStore(config);
         try {
           const m = await new Core(store, config.operator.domains).requireMailbox(o.mailbox);
           const lines = (await store.listTraces(m.id, { from, to })).map((t) => traceLine(m.address, t));
@@ -50,7 +50,7 @@ export function registerTraceCommands(audit: Command, fail: (e: unknown) => neve
     .action(async (o) => {
       try {
         const config = loadConfig(o.config);
-        const store = openStore(config);
+        const store = await openStore(config);
         try {
           const n = await purgeTraces(store, config.audit.traceRetentionMonths);
           process.stdout.write(`${n} trace(s) older than ${config.audit.traceRetentionMonths} month(s) removed\n`);

@@ -327,7 +327,7 @@ export async function prepareDemo(dir: string, opts: PrepareOptions = {}): Promi
     const spec = SPECS[i];
     const raw = configFor(op, nodes, peers, trustList, opts.configOverrides, patientDomain);
     const config = parseConfig(raw, path.dirname(op.config));
-    const store = openStore(config);
+    const store = await openStore(config);
     try {
       const core = new Core(store, config.operator.domains);
       await core.createStructure(spec.structure.idType, spec.structure.idValue, spec.structure.name);
@@ -375,7 +375,7 @@ export async function prepareDemo(dir: string, opts: PrepareOptions = {}): Promi
   // Demo spaces made before app passwords existed: give their users one.
   for (const op of operators) {
     if (op.users.every((u) => u.appPassword)) continue;
-    const store = openStore(parseConfig(configFor(op, nodes, peers, trustList, opts.configOverrides, patientDomain), path.dirname(op.config)));
+    const store = await openStore(parseConfig(configFor(op, nodes, peers, trustList, opts.configOverrides, patientDomain), path.dirname(op.config)));
     try {
       const auth = new Authenticator(store);
       for (const u of op.users) {
@@ -390,7 +390,7 @@ export async function prepareDemo(dir: string, opts: PrepareOptions = {}): Promi
   for (const [i, op] of operators.entries()) {
     const spec = SPECS[i];
     const config = parseConfig(configFor(op, nodes, peers, trustList, opts.configOverrides, patientDomain), path.dirname(op.config));
-    const store = openStore(config);
+    const store = await openStore(config);
     try {
       if (!(await store.findMailboxByAddress(op.certificates.organisation.appMailbox))) {
         const core = new Core(store, config.operator.domains);
@@ -475,7 +475,7 @@ function writeConfig(op: DemoNodeInfo, all: DemoNodeInfo[], peers: DemoPeerInfo[
  */
 async function createPatients(ps: DemoPatientServiceInfo, nodes: DemoNodeInfo[], peers: DemoPeerInfo[], trustList: string, overrides?: Record<string, unknown>): Promise<void> {
   const config = parseConfig(configFor(ps, nodes, peers, trustList, overrides, ps.domain), path.dirname(ps.config));
-  const store = openStore(config);
+  const store = await openStore(config);
   try {
     const core = new Core(store, config.operator.domains);
     const st = PATIENT_SERVICE.structure;

@@ -16,7 +16,7 @@ import path from 'node:path';
 import net from 'node:net';
 import tls from 'node:tls';
 import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../../src/demo/space.js';
-import { tempDir, testLogger } from '../helpers.js';
+import { sqliteDb, tempDir, testLogger } from '../helpers.js';
 import { FuzzFailure, Rng } from './rng.js';
 
 export interface SmtpStats {
@@ -303,7 +303,7 @@ export class SmtpFuzzTarget {
   async check(): Promise<{ rows: number }> {
     // submissions are delivered before the 250; give the per-message work a moment anyway
     await new Promise((r) => setTimeout(r, 200));
-    const rows = this.op.store.db.prepare('SELECT blob_id FROM messages').all() as { blob_id: string }[];
+    const rows = sqliteDb(this.op).prepare('SELECT blob_id FROM messages').all() as { blob_id: string }[];
     const stored = new Set<string>();
     for (const { blob_id } of rows) {
       let raw: Buffer;
