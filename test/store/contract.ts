@@ -1479,6 +1479,20 @@ export function storeContract(engine: string, open: OpenStore): void {
       assert.equal(await s.claimUrgencyReply(m.id, 'ÉLODIE@HÔPITAL.TEST', 1_500, 1_000), false);
     });
 
+    t('a submitted message whose Subject and Message-ID decode to a NUL: tracked, and matched by its reports', async (s) => {
+      const sender = await mailbox(s);
+      const mid = `<a\u0000b.${next()}@hopital.mssante.test>`;
+      const r = await s.deliver(local([], { senderMailboxId: sender.id, envelopeFrom: sender.address, remote: [remote('x@peer.mssante.test')], tracking: { userId: null, messageId: mid, subject: 'Résultats\u0000 biologiques' } }));
+      const id = r.submissionChanges![0].id;
+      const sub = (await s.getSubmission(id))!;
+      assert.ok(sub.subject.startsWith('Résultats') && sub.subject.endsWith(' biologiques'), `subject as tracked: ${JSON.stringify(sub.subject)}`);
+      const dsn = await s.deliver(local([sender.id], { envelopeFrom: '', reports: [{ kind: 'dsn', envid: null, originalMessageId: mid, recipients: [{ final: 'x@peer.mssante.test', original: null, status: 'failed', detail: 'mailbox\u0000full' }] }] }));
+      assert.deepEqual(dsn.submissionChanges, [{ id, mailboxId: sender.id }], 'matched by the same Message-ID');
+      const rc = (await s.getSubmission(id))!.recipients[0];
+      assert.equal(rc.status, 'failed');
+      assert.ok(rc.detail?.startsWith('mailbox') && rc.detail.endsWith('full'));
+    });
+
     t('logins and audit rows of 1 000 characters: the audit keeps 320 of them', async (s) => {
       const long = 'x'.repeat(1000);
       assert.equal(await s.findUserByLogin(long), undefined);

@@ -1,7 +1,7 @@
 // Structures, practitioners and user accounts (AccountStore) in PostgreSQL.
 import type { Practitioner, Structure, StructureIdType, User } from '../../model/index.js';
 import type { AccountStore } from '../types.js';
-import { now, PgPart, wrapUnique } from './connection.js';
+import { now, PgPart, StoreConflictError, wrapUnique } from './connection.js';
 import { checkStorableName, hasNul, storable } from './text.js';
 
 function rowStructure(r: any): Structure {
@@ -118,13 +118,20 @@ export class PgAccounts extends PgPart implements AccountStore {
     if (found) return found;
     // A login that no person can choose (":" is refused in user logins by the CLI and core).
     const login = `app:${structure.idType.toLowerCase()}:${structure.idValue}`;
-    // One statement: two nodes creating it at once both get the one row (the partial unique
-    // index users_structure_account arbitrates; the loser's insert does nothing).
-    const [created] = await this.query(
-      `INSERT INTO users (login, display_name, practitioner_id, password_hash, created_at, structure_id) VALUES ($1, $2, NULL, NULL, $3, $4)
-       ON CONFLICT (structure_id) WHERE structure_id IS NOT NULL DO NOTHING RETURNING *`,
-      [login, `Application — ${structure.name}`, now(), structure.id],
-    );
+    // Two nodes creating it at once get the one row: the partial unique index
+    // users_structure_account arbitrates (the loser's insert does nothing) — unless the loser's
+    // insert got past that index before the winner's row was there and then met the winner's
+    // login in users_login, which is a unique violation (not an arbiter index): found next.
+    let created: any;
+    try {
+      [created] = await this.query(
+        `INSERT INTO users (login, display_name, practitioner_id, password_hash, created_at, structure_id) VALUES ($1, $2, NULL, NULL, $3, $4)
+         ON CONFLICT (structure_id) WHERE structure_id IS NOT NULL DO NOTHING RETURNING *`,
+        [login, storable(`Application — ${structure.name}`), now(), structure.id],
+      );
+    } catch (e) {
+      if (!(e instanceof StoreConflictError)) throw e;
+    }
     if (created) return rowUser(created);
     const existing = await this.one('SELECT * FROM users WHERE structure_id = $1', rowUser, structure.id);
     if (!existing) throw new Error(`application account of structure #${structure.id}: neither created nor found; try again`);
