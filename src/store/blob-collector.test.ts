@@ -199,6 +199,24 @@ test('a removal stalled past half its lease after its claim gives up before unli
   }
 });
 
+test('the orphan of a put that crashed keeps its pin: the scan makes it a candidate, removed once the pin expires', async () => {
+  const t = await setup();
+  try {
+    // Another process put a file and died before its transaction (and its release).
+    const crashed = new BlobStore(t.blobs.dir, t.store, { pinMs: 60_000 });
+    const orphan = await crashed.put(Buffer.from('Subject: interrompu\r\n\r\n.\r\n'));
+    assert.equal(await t.collector.scanOrphans(), 0, 'pinned: not removed at start');
+    assert.deepEqual(await t.store.blobGarbage(10), [orphan.id], 'but recorded as a candidate');
+    assert.deepEqual(await t.collector.run(), { removed: 0, kept: 1 });
+    t.store.db.prepare('UPDATE blob_pins SET until = ? WHERE blob_id = ?').run(Date.now() - 1, orphan.id); // ten minutes later
+    assert.deepEqual(await t.collector.run(), { removed: 1, kept: 0 });
+    assert.ok(!t.onDisk(orphan.id));
+    assert.deepEqual(await t.store.blobGarbage(10), []);
+  } finally {
+    await t.done();
+  }
+});
+
 test('a crash after the decision only repeats the removal; orphans and stale temporary files are swept', async () => {
   const t = await setup();
   try {
