@@ -11,7 +11,8 @@ import { SMTPServer } from 'smtp-server';
 import { Core } from '../src/core/index.js';
 import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../src/demo/space.js';
 import { OutboundWorker } from '../src/delivery/worker.js';
-import type { Operator } from '../src/main.js';
+import { parseConfig } from '../src/config/index.js';
+import { startOperator, type Operator } from '../src/main.js';
 import { SqliteStore } from '../src/store/sqlite/index.js';
 import { folderMessages, tempDir, testLogger, waitFor } from './helpers.js';
 
@@ -39,7 +40,7 @@ describe('queue claims between workers', () => {
   });
 
   /** A second queue worker of operator A, as another process has it: its own connection to A's database file. */
-  function secondWorker(o: { leaseSeconds?: number; logger?: pino.Logger } = {}) {
+  function secondWorker(o: { leaseSeconds?: number; stopGraceSeconds?: number; logger?: pino.Logger } = {}) {
     const a = layout.operators[0];
     const store = SqliteStore.open(path.join(A.config.dataDir, 'caducee.sqlite'));
     const worker = new OutboundWorker({
@@ -56,6 +57,7 @@ describe('queue claims between workers', () => {
       concurrency: 4,
       connectTimeoutSeconds: 3,
       leaseSeconds: o.leaseSeconds,
+      stopGraceSeconds: o.stopGraceSeconds,
       logger: o.logger ?? testLogger(),
     });
     closers.push(async () => {
@@ -93,12 +95,15 @@ describe('queue claims between workers', () => {
     const second = lines.filter((l) => JSON.parse(l).msg === 'delivered').length;
     t.diagnostic(`the second worker delivered ${second} of 40 (the first the rest)`);
     assert.equal((await A.store.listQueue({ status: 'sent' })).length, 40);
+    await worker.stop(); // the tests below choose their workers
   });
 
-  test('an attempt still running at the end of its lease is cut and deferred', async () => {
+  test('an attempt still running at the end of its lease, or past the grace period of stop(), is cut and deferred', async () => {
     await A.outbound.stop(); // only the short-lease worker below may claim
     const b = layout.operators[1];
-    let closed = false;
+    let connected = 0;
+    let closed = 0;
+    let data = 0;
     // A node of B (its certificate) that takes the message's data and never answers it.
     const stalled = new SMTPServer({
       secure: false,
@@ -106,11 +111,16 @@ describe('queue claims between workers', () => {
       cert: readFileSync(b.chain),
       authOptional: true,
       logger: false,
+      onConnect(_s, cb) {
+        connected++;
+        cb();
+      },
       onData(stream) {
+        data++;
         stream.resume();
       },
       onClose() {
-        closed = true;
+        closed++;
       },
     });
     await new Promise<void>((r) => stalled.listen(0, '127.0.0.1', () => r()));
@@ -125,6 +135,32 @@ describe('queue claims between workers', () => {
     }, 'the attempt recorded');
     assert.match(item.lastError ?? '', /attempt cut after \d+ s, the end of its queue lease/);
     await worker.stop();
-    await waitFor(() => closed, 'the stalled session closed');
+    await waitFor(() => closed === connected, "the first worker's sessions closed");
+    const before = (await A.store.listQueue({ status: 'queued' })).at(-1)!;
+    // A worker with the default lease: stop() waits 0.5 s for its attempt, then cuts it.
+    const sentBefore = data; // the first worker's attempt may have been cut before its data (a slow machine)
+    const patient = secondWorker({ stopGraceSeconds: 0.5 });
+    patient.start();
+    await waitFor(() => data > sentBefore, 'the second attempt sending its data');
+    await patient.stop();
+    const again = (await A.store.listQueue({ status: 'queued' })).at(-1)!;
+    assert.equal(again.id, item.id);
+    assert.equal(again.attempts, before.attempts + 1);
+    assert.match(again.lastError ?? '', /attempt cut: the queue worker is stopping/);
+    A.config.routes[b.domain] = `127.0.0.1:${B.ports.mx}`; // back to B for what follows
+  });
+
+  test('a second process on the same store: the leader services run in one process only, and pass to the other when it stops', async () => {
+    // Operator A again, as a second process would run it: the same data directory, its own ports.
+    const listen = { ...A.config.listen, mx: 0, submission: 0, submissions: 0, http: 0, https: 0, imap: 0, imaps: 0 };
+    const second = await startOperator(parseConfig({ ...structuredClone(A.config), listen } as any), { logger: testLogger() });
+    closers.push(() => second.stop());
+    assert.equal(A.leadership.isLeader, true, 'A started first: it leads');
+    assert.equal(second.leadership.isLeader, false, 'the second process runs no leader service');
+    await second.leadership.tick();
+    assert.equal(second.leadership.isLeader, false, 'A renews: still not');
+    await A.leadership.stop(); // A's leader services stop and the lease is released
+    await second.leadership.tick();
+    assert.equal(second.leadership.isLeader, true, 'the second process took over at its next renewal');
   });
 });

@@ -402,6 +402,7 @@ const ENV: Record<string, (c: any, v: string) => void> = {
   CADUCEE_METRICS_HOST: (c, v) => (((c.metrics ??= {}).listen ??= {}).host = v),
   CADUCEE_METRICS_PORT: (c, v) => (((c.metrics ??= {}).listen ??= {}).port = num('CADUCEE_METRICS_PORT', v)),
   CADUCEE_LOG_LEVEL: (c, v) => ((c.log ??= {}).level = v),
+  CADUCEE_NODE_ID: (c, v) => ((c.cluster ??= {}).nodeId = v),
 };
 
 function num(name: string, v: string): number {

@@ -44,6 +44,8 @@ export interface OutboundOptions {
   owner?: string;
   /** How long a claim leases queue items (default queueLeaseMs(connectTimeoutSeconds)). */
   leaseSeconds?: number;
+  /** How long stop() lets attempts in flight finish before it cuts them, deferred (default 10). */
+  stopGraceSeconds?: number;
 }
 
 /** Queue items claimed per free attempt slot: a message's recipients at one domain go in one session up to this. */
@@ -65,9 +67,9 @@ export function queueLeaseMs(connectTimeoutSeconds: number): number {
   return HOSTS_PER_ATTEMPT * 2 * connectTimeoutSeconds * 1000 + TRANSFER_BUDGET_MS + RECORD_MARGIN_MS;
 }
 
-/** An attempt ran out of its lease: closed and deferred (another worker may now claim the items). */
-class LeaseDeadlineError extends Error {
-  override name = 'LeaseDeadlineError';
+/** An attempt ran out of its lease, or its worker is stopping: closed and deferred (another worker may claim the items). */
+class AttemptCutError extends Error {
+  override name = 'AttemptCutError';
 }
 
 interface Outcome {
@@ -110,6 +112,8 @@ export class OutboundWorker {
   /** Claimed items not handed to an attempt yet (given back on stop()). */
   private readonly held = new Set<number>();
   private current?: Promise<void>;
+  /** Cuts each session in flight (stop() past its grace period). */
+  private readonly cutters = new Set<(e: Error) => void>();
 
   constructor(private readonly o: OutboundOptions) {
     this.log = o.logger.child({ component: 'outbound' });
@@ -128,7 +132,13 @@ export class OutboundWorker {
     this.o.core.events.off('queued', this.onQueued);
     if (this.timer) clearTimeout(this.timer);
     await Promise.allSettled([this.current]);
+    // Attempts in flight may finish; one that lingers (a peer that does not answer) is cut and deferred.
+    const grace = setTimeout(() => {
+      for (const cut of this.cutters) cut(new AttemptCutError(`attempt cut: the queue worker is stopping`));
+    }, (this.o.stopGraceSeconds ?? 10) * 1000);
+    grace.unref();
     await Promise.allSettled([...this.active]);
+    clearTimeout(grace);
     await Promise.allSettled([...this.closing]);
     // Items claimed but not attempted go back to the queue now rather than when their lease ends.
     await this.release([...this.held]);
@@ -226,7 +236,7 @@ export class OutboundWorker {
       let lastError = 'no route';
       for (const r of route.routes) {
         if (Date.now() >= deadline) break;
-        const res = await this.sendTo(r.host, r.port, items, deadline).catch((e: any) => ({ connectError: String(e?.message ?? e), cut: e instanceof LeaseDeadlineError }));
+        const res = await this.sendTo(r.host, r.port, items, deadline).catch((e: any) => ({ connectError: String(e?.message ?? e), cut: e instanceof AttemptCutError }));
         if ('connectError' in res) {
           lastError = `${r.host}:${r.port}: ${res.connectError}`;
           if (res.cut) break;
@@ -267,14 +277,16 @@ export class OutboundWorker {
     const closed = new Promise<void>((resolve) => conn.once('end', () => resolve()));
     conn.on('error', () => {});
     // The lease's deadline: the session is closed and every step still awaited fails with it.
-    let cut!: (e: Error) => void;
-    const cutOff = new Promise<never>((_, reject) => (cut = reject));
+    let reject!: (e: Error) => void;
+    const cutOff = new Promise<never>((_, r) => (reject = r));
     cutOff.catch(() => {});
-    const seconds = Math.round((deadline - Date.now()) / 1000);
-    const deadlineTimer = setTimeout(() => {
-      cut(new LeaseDeadlineError(`attempt cut after ${seconds} s, the end of its queue lease`));
+    const cut = (e: Error) => {
+      reject(e);
       conn.close();
-    }, Math.max(0, deadline - Date.now()));
+    };
+    this.cutters.add(cut);
+    const seconds = Math.round((deadline - Date.now()) / 1000);
+    const deadlineTimer = setTimeout(() => cut(new AttemptCutError(`attempt cut after ${seconds} s, the end of its queue lease`)), Math.max(0, deadline - Date.now()));
     const within = <T>(p: Promise<T>) => Promise.race([p, cutOff]);
     let stream: ReturnType<MessageFiles['stream']> | undefined;
     try {
@@ -337,6 +349,7 @@ export class OutboundWorker {
       };
     } finally {
       clearTimeout(deadlineTimer);
+      this.cutters.delete(cut);
       conn.close();
       stream?.destroy(); // a cut transfer leaves the file open otherwise
       // The outcome is recorded without waiting for the socket to close: between the peer's 250

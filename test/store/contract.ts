@@ -500,6 +500,21 @@ export function storeContract(engine: string, open: OpenStore): void {
       assert.deepEqual(await s.changedSince(f.id, await s.folderModseq(f.id)), []);
     });
 
+    t('system flags in any case: \\SEEN counts as seen, \\DELETED is expunged (RFC 9051 §2.3.2: flags are case-insensitive)', async (s) => {
+      const m = await mailbox(s);
+      const f = await inbox(s, m.id);
+      await append(s, f.id);
+      await append(s, f.id, { flags: ['\\SEEN'] });
+      await append(s, f.id, { flags: ['\\seen', '\\DELETED'] });
+      const st = await s.folderStatus(f.id);
+      assert.deepEqual([st.unseen, st.deleted, st.firstUnseenSeq], [1, 1, 1]);
+      assert.equal((await s.unreadMessages(m.id, 10)).length, 1);
+      await s.storeFlags(f.id, [1], 'add', ['\\Seen']);
+      await s.storeFlags(f.id, [2], 'remove', ['\\Seen']);
+      assert.equal((await s.folderStatus(f.id)).firstUnseenSeq, 2);
+      assert.deepEqual(await s.expunge(f.id), [3]);
+    });
+
     t('expunge: only \\Deleted messages (restricted to the UIDs given), recorded for expungedSince with a new modseq', async (s) => {
       const m = await mailbox(s);
       const f = await inbox(s, m.id);
@@ -1270,8 +1285,11 @@ export function storeContract(engine: string, open: OpenStore): void {
         assert.deepEqual(await search(from, indexNeedle('nobody')!), { matched: [], unindexed: [3] });
         assert.deepEqual(await search(from, Buffer.from('%')), { matched: [], unindexed: [3] }, 'a needle is bytes, never a pattern');
         assert.deepEqual(await search(from, Buffer.from('_')), { matched: [], unindexed: [3] });
+        assert.deepEqual(await search(cc, Buffer.from([0x00, 0xff])), { matched: [], unindexed: [3] });
       }
-      await s.setSearchHeaders(bc, HEADER_INDEX_VERSION, row(messages.c));
+      await s.setSearchHeaders(bc, HEADER_INDEX_VERSION, { ...row(messages.c), h_cc: Buffer.from([0x61, 0x00, 0xff, 0x62]) });
+      assert.deepEqual((await s.searchHeaderCandidates(f.id, cc, Buffer.from([0x00, 0xff]), HEADER_INDEX_VERSION, 3)).matched, [3], 'values and needles are bytes (NUL and 0xFF included)');
+      assert.deepEqual((await s.searchHeaderCandidates(f.id, cc, Buffer.from([0x62, 0x00]), HEADER_INDEX_VERSION, 3)).matched, []);
       assert.deepEqual(sortNum((await s.searchHeaderCandidates(f.id, from, indexNeedle('martin')!, HEADER_INDEX_VERSION, 3)).matched), [1, 3], 'the display name too');
       assert.deepEqual((await s.searchHeaderCandidates(f.id, from, indexNeedle('martin')!, HEADER_INDEX_VERSION, 3)).unindexed, []);
       assert.ok(!(await s.blobsWithoutSearchHeaders(100_000)).includes(bc));
@@ -1435,8 +1453,10 @@ export function storeContract(engine: string, open: OpenStore): void {
       const [last] = await s.listAuthAudit(1);
       assert.deepEqual([last.protocol, last.method, last.remote, last.success, last.reason], ['smtp', 'LOGIN', '203.0.113.9', false, 'unknown-user']);
       assert.ok(last.login.startsWith('claire') && last.login.endsWith('martin'), `the login as audited: ${JSON.stringify(last.login)}`);
-      await s.recordAuthFailure(`login:${nul}`, 1_000);
-      await s.recordAuthFailure(`login:${nul}`, 2_000);
+      // Instants no other area uses: on PostgreSQL every area shares one database (other nodes),
+      // and the lockout area counts what its purge removes.
+      await s.recordAuthFailure(`login:${nul}`, 9_000_001_000);
+      await s.recordAuthFailure(`login:${nul}`, 9_000_002_000);
       assert.equal(await s.countAuthFailures(`login:${nul}`, 0), 2);
       assert.equal(await s.countAuthFailures('login:claire', 0), 0, 'another key');
     });
@@ -1457,6 +1477,20 @@ export function storeContract(engine: string, open: OpenStore): void {
       assert.equal(await s.claimAbsenceReply(m.id, 'élodie@hôpital.test', 1_500, 1_000), false, 'the same sender within the period');
       assert.equal(await s.claimUrgencyReply(m.id, 'Élodie@Hôpital.test', 1_000, 0), true);
       assert.equal(await s.claimUrgencyReply(m.id, 'ÉLODIE@HÔPITAL.TEST', 1_500, 1_000), false);
+    });
+
+    t('a submitted message whose Subject and Message-ID decode to a NUL: tracked, and matched by its reports', async (s) => {
+      const sender = await mailbox(s);
+      const mid = `<a\u0000b.${next()}@hopital.mssante.test>`;
+      const r = await s.deliver(local([], { senderMailboxId: sender.id, envelopeFrom: sender.address, remote: [remote('x@peer.mssante.test')], tracking: { userId: null, messageId: mid, subject: 'Résultats\u0000 biologiques' } }));
+      const id = r.submissionChanges![0].id;
+      const sub = (await s.getSubmission(id))!;
+      assert.ok(sub.subject.startsWith('Résultats') && sub.subject.endsWith(' biologiques'), `subject as tracked: ${JSON.stringify(sub.subject)}`);
+      const dsn = await s.deliver(local([sender.id], { envelopeFrom: '', reports: [{ kind: 'dsn', envid: null, originalMessageId: mid, recipients: [{ final: 'x@peer.mssante.test', original: null, status: 'failed', detail: 'mailbox\u0000full' }] }] }));
+      assert.deepEqual(dsn.submissionChanges, [{ id, mailboxId: sender.id }], 'matched by the same Message-ID');
+      const rc = (await s.getSubmission(id))!.recipients[0];
+      assert.equal(rc.status, 'failed');
+      assert.ok(rc.detail?.startsWith('mailbox') && rc.detail.endsWith('full'));
     });
 
     t('logins and audit rows of 1 000 characters: the audit keeps 320 of them', async (s) => {

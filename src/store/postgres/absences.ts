@@ -2,6 +2,7 @@
 // when the last reply went out.
 import type { AbsenceSettings, AbsenceStore } from '../types.js';
 import { now, PgPart } from './connection.js';
+import { storable } from './text.js';
 
 function rowAbsence(r: any): AbsenceSettings {
   return {
@@ -32,7 +33,7 @@ export class PgAbsences extends PgPart implements AbsenceStore {
          ON CONFLICT (mailbox_id) DO UPDATE SET starts_at = excluded.starts_at, ends_at = excluded.ends_at, subject = excluded.subject, body = excluded.body,
            external_body = excluded.external_body, substitute = excluded.substitute, updated_at = excluded.updated_at, updated_by = excluded.updated_by
          RETURNING *`,
-        [s.mailboxId, s.startsAt, s.endsAt, s.subject, s.body, s.externalBody, s.substitute, now(), s.updatedBy],
+        [s.mailboxId, s.startsAt, s.endsAt, storable(s.subject), storable(s.body), storable(s.externalBody), storable(s.substitute), now(), s.updatedBy],
       );
       return rowAbsence(r.rows[0]);
     });
@@ -46,18 +47,19 @@ export class PgAbsences extends PgPart implements AbsenceStore {
   }
 
   async claimAbsenceReply(mailboxId: number, sender: string, at: number, since: number) {
-    // One statement, so two deliveries racing for the same sender (on two nodes) cannot both
+    // Senders are compared as SQLite does: lower-cased here (JavaScript: every script, RFC 6531
+    // addresses too), then NOCASE (lower() in the "C" collation: ASCII letters only). One statement, so two deliveries racing for the same sender (on two nodes) cannot both
     // win: the loser's upsert waits for the winner's row, then its WHERE sees the new time.
     const rows = await this.query(
       `INSERT INTO absence_replies (mailbox_id, sender, last_reply_at) VALUES ($1, $2, $3)
        ON CONFLICT (mailbox_id, lower(sender)) DO UPDATE SET last_reply_at = excluded.last_reply_at WHERE absence_replies.last_reply_at < $4
        RETURNING mailbox_id`,
-      [mailboxId, sender.toLowerCase(), at, since],
+      [mailboxId, storable(sender.toLowerCase()), at, since],
     );
     return rows.length > 0;
   }
 
   async lastAbsenceReply(mailboxId: number, sender: string) {
-    return this.one('SELECT last_reply_at FROM absence_replies WHERE mailbox_id = $1 AND lower(sender) = lower($2)', (r) => r.last_reply_at as number, mailboxId, sender);
+    return this.one('SELECT last_reply_at FROM absence_replies WHERE mailbox_id = $1 AND lower(sender) = lower($2::text COLLATE "C")', (r) => r.last_reply_at as number, mailboxId, storable(sender.toLowerCase()));
   }
 }

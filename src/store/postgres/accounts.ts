@@ -1,7 +1,8 @@
 // Structures, practitioners and user accounts (AccountStore) in PostgreSQL.
 import type { Practitioner, Structure, StructureIdType, User } from '../../model/index.js';
 import type { AccountStore } from '../types.js';
-import { now, PgPart, wrapUnique } from './connection.js';
+import { now, PgPart, StoreConflictError, wrapUnique } from './connection.js';
+import { checkStorableName, hasNul, storable } from './text.js';
 
 function rowStructure(r: any): Structure {
   return { id: r.id, idType: r.id_type, idValue: r.id_value, name: r.name, createdAt: r.created_at };
@@ -42,12 +43,14 @@ export class PgAccounts extends PgPart implements AccountStore {
   }
 
   async createStructure(s: { idType: StructureIdType; idValue: string; name: string }) {
+    checkStorableName('structure identifier', s.idValue);
     return wrapUnique(`structure ${s.idType} ${s.idValue}`, async () => {
-      const [r] = await this.query('INSERT INTO structures (id_type, id_value, name, created_at) VALUES ($1, $2, $3, $4) RETURNING *', [s.idType, s.idValue, s.name, now()]);
+      const [r] = await this.query('INSERT INTO structures (id_type, id_value, name, created_at) VALUES ($1, $2, $3, $4) RETURNING *', [s.idType, s.idValue, storable(s.name), now()]);
       return rowStructure(r);
     });
   }
   async findStructure(idType: StructureIdType, idValue: string) {
+    if (hasNul(idValue)) return undefined; // no stored identifier has one (text.ts)
     return this.one('SELECT * FROM structures WHERE id_type = $1 AND id_value = $2', rowStructure, idType, idValue);
   }
   async getStructure(id: number) {
@@ -58,15 +61,17 @@ export class PgAccounts extends PgPart implements AccountStore {
   }
 
   async createPractitioner(p: Omit<Practitioner, 'id' | 'createdAt'>) {
+    checkStorableName('RPPS', p.rpps);
     return wrapUnique(`practitioner RPPS ${p.rpps}`, async () => {
       const [r] = await this.query(
         'INSERT INTO practitioners (rpps, family_name, given_name, civility, profession_code, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *',
-        [p.rpps, p.familyName, p.givenName, p.civility ?? null, p.professionCode ?? null, now()],
+        [p.rpps, storable(p.familyName), storable(p.givenName), storable(p.civility ?? null), storable(p.professionCode ?? null), now()],
       );
       return rowPractitioner(r);
     });
   }
   async findPractitionerByRpps(rpps: string) {
+    if (hasNul(rpps)) return undefined;
     return this.one('SELECT * FROM practitioners WHERE rpps = $1', rowPractitioner, rpps);
   }
   async getPractitioner(id: number) {
@@ -77,11 +82,13 @@ export class PgAccounts extends PgPart implements AccountStore {
   }
 
   async createUser(u: { login: string; displayName: string; practitionerId: number | null; passwordHash: string | null }) {
-    // Logins are unique whatever their case (the users_login index on lower(login), migrations.ts).
+    // Logins are unique whatever the case of their ASCII letters (the users_login index on
+    // lower(login) in the "C" collation: SQLite's NOCASE, migrations.ts).
+    checkStorableName('login', u.login);
     return wrapUnique(`user ${u.login}`, async () => {
       const [r] = await this.query('INSERT INTO users (login, display_name, practitioner_id, password_hash, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING *', [
         u.login,
-        u.displayName,
+        storable(u.displayName),
         u.practitionerId,
         u.passwordHash,
         now(),
@@ -93,7 +100,8 @@ export class PgAccounts extends PgPart implements AccountStore {
     return this.one('SELECT * FROM users WHERE id = $1', rowUser, id);
   }
   async findUserByLogin(login: string) {
-    return this.one('SELECT * FROM users WHERE lower(login) = lower($1)', (r) => ({ ...rowUser(r), passwordHash: r.password_hash as string | null }), login);
+    if (hasNul(login)) return undefined;
+    return this.one('SELECT * FROM users WHERE lower(login) = lower($1::text COLLATE "C")', (r) => ({ ...rowUser(r), passwordHash: r.password_hash as string | null }), login);
   }
   async setUserPassword(id: number, passwordHash: string) {
     await this.query('UPDATE users SET password_hash = $1 WHERE id = $2', [passwordHash, id]);
@@ -102,6 +110,7 @@ export class PgAccounts extends PgPart implements AccountStore {
     return (await this.query('SELECT * FROM users ORDER BY id')).map(rowUser);
   }
   async findUserByRpps(rpps: string) {
+    if (hasNul(rpps)) return undefined;
     return this.one('SELECT u.* FROM users u JOIN practitioners p ON p.id = u.practitioner_id WHERE p.rpps = $1 ORDER BY u.id LIMIT 1', rowUser, rpps);
   }
   async applicationAccount(structure: Structure) {
@@ -109,13 +118,20 @@ export class PgAccounts extends PgPart implements AccountStore {
     if (found) return found;
     // A login that no person can choose (":" is refused in user logins by the CLI and core).
     const login = `app:${structure.idType.toLowerCase()}:${structure.idValue}`;
-    // One statement: two nodes creating it at once both get the one row (the partial unique
-    // index users_structure_account arbitrates; the loser's insert does nothing).
-    const [created] = await this.query(
-      `INSERT INTO users (login, display_name, practitioner_id, password_hash, created_at, structure_id) VALUES ($1, $2, NULL, NULL, $3, $4)
-       ON CONFLICT (structure_id) WHERE structure_id IS NOT NULL DO NOTHING RETURNING *`,
-      [login, `Application — ${structure.name}`, now(), structure.id],
-    );
+    // Two nodes creating it at once get the one row: the partial unique index
+    // users_structure_account arbitrates (the loser's insert does nothing) — unless the loser's
+    // insert got past that index before the winner's row was there and then met the winner's
+    // login in users_login, which is a unique violation (not an arbiter index): found next.
+    let created: any;
+    try {
+      [created] = await this.query(
+        `INSERT INTO users (login, display_name, practitioner_id, password_hash, created_at, structure_id) VALUES ($1, $2, NULL, NULL, $3, $4)
+         ON CONFLICT (structure_id) WHERE structure_id IS NOT NULL DO NOTHING RETURNING *`,
+        [login, storable(`Application — ${structure.name}`), now(), structure.id],
+      );
+    } catch (e) {
+      if (!(e instanceof StoreConflictError)) throw e;
+    }
     if (created) return rowUser(created);
     const existing = await this.one('SELECT * FROM users WHERE structure_id = $1', rowUser, structure.id);
     if (!existing) throw new Error(`application account of structure #${structure.id}: neither created nor found; try again`);

@@ -2,6 +2,7 @@
 import type { AppPassword } from '../../model/index.js';
 import type { AuthAuditEntry, CredentialStore } from '../types.js';
 import { now, PgPart } from './connection.js';
+import { hasNul, storable } from './text.js';
 
 function rowAppPassword(r: any): AppPassword {
   return { id: r.id, userId: r.user_id, label: r.label, createdAt: r.created_at, lastUsedAt: r.last_used_at, lastUsedFrom: r.last_used_from, revokedAt: r.revoked_at };
@@ -9,17 +10,18 @@ function rowAppPassword(r: any): AppPassword {
 
 export class PgCredentials extends PgPart implements CredentialStore {
   async createAppPassword(a: { userId: number; label: string; secretHash: string }) {
-    const [r] = await this.query('INSERT INTO app_passwords (user_id, label, secret_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING *', [a.userId, a.label, a.secretHash, now()]);
+    const [r] = await this.query('INSERT INTO app_passwords (user_id, label, secret_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING *', [a.userId, storable(a.label), a.secretHash, now()]);
     return rowAppPassword(r);
   }
   async listAppPasswords(userId: number) {
     return (await this.query('SELECT * FROM app_passwords WHERE user_id = $1 ORDER BY id DESC', [userId])).map(rowAppPassword);
   }
   async findAppPassword(userId: number, secretHash: string) {
+    if (hasNul(secretHash)) return undefined; // no stored digest has one (text.ts)
     return this.one('SELECT * FROM app_passwords WHERE user_id = $1 AND secret_hash = $2 AND revoked_at IS NULL', rowAppPassword, userId, secretHash);
   }
   async touchAppPassword(id: number, at: string, from: string | null) {
-    await this.query('UPDATE app_passwords SET last_used_at = $1, last_used_from = $2 WHERE id = $3', [at, from, id]);
+    await this.query('UPDATE app_passwords SET last_used_at = $1, last_used_from = $2 WHERE id = $3', [at, storable(from), id]);
   }
   async revokeAppPassword(userId: number, id: number) {
     return (await this.run('UPDATE app_passwords SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL', [now(), id, userId])) > 0;
@@ -53,6 +55,7 @@ export class PgCredentials extends PgPart implements CredentialStore {
     return (await this.run('UPDATE totp_factors SET last_step = $1 WHERE user_id = $2 AND last_step < $1 AND confirmed_at IS NOT NULL', [step, userId])) > 0;
   }
   async useRecoveryCode(userId: number, codeHash: string) {
+    if (hasNul(codeHash)) return false;
     // A second node using the same code waits for the row lock, then sees used_at set: false.
     return (await this.run('UPDATE recovery_codes SET used_at = $1 WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL', [now(), userId, codeHash])) > 0;
   }
@@ -69,15 +72,16 @@ export class PgCredentials extends PgPart implements CredentialStore {
 
   async recordAuth(e: AuthAuditEntry) {
     await this.query('INSERT INTO auth_audit (at, login, user_id, protocol, method, remote, success, reason, actor) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)', [
+      // What a client sent may hold NUL (text.ts): audited with U+FFFD in its place.
       e.at,
-      e.login.slice(0, 320),
+      storable(e.login.slice(0, 320)),
       e.userId,
-      e.protocol,
-      e.method,
-      e.remote,
+      storable(e.protocol),
+      storable(e.method),
+      storable(e.remote),
       e.success ? 1 : 0,
-      e.reason,
-      e.actor?.slice(0, 320) ?? null,
+      storable(e.reason),
+      storable(e.actor?.slice(0, 320) ?? null),
     ]);
   }
 

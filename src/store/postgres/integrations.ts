@@ -3,6 +3,7 @@
 import type { ApiToken, Webhook } from '../../model/index.js';
 import type { InboundMessage, IntegrationStore } from '../types.js';
 import { now, PgPart } from './connection.js';
+import { hasNul, storable } from './text.js';
 
 function rowToken(r: any): ApiToken {
   return { id: r.id, userId: r.user_id, label: r.label, createdAt: r.created_at, createdBy: r.created_by, lastUsedAt: r.last_used_at, lastUsedFrom: r.last_used_from, revokedAt: r.revoked_at };
@@ -35,14 +36,15 @@ export class PgIntegrations extends PgPart implements IntegrationStore {
   async createApiToken(t: { userId: number; label: string; secretHash: string; createdBy: string }) {
     const [r] = await this.query('INSERT INTO api_tokens (user_id, label, secret_hash, created_at, created_by) VALUES ($1, $2, $3, $4, $5) RETURNING *', [
       t.userId,
-      t.label,
+      storable(t.label),
       t.secretHash,
       now(),
-      t.createdBy,
+      storable(t.createdBy),
     ]);
     return rowToken(r);
   }
   async findApiToken(secretHash: string) {
+    if (hasNul(secretHash)) return undefined; // no stored digest has one (text.ts)
     return this.one('SELECT * FROM api_tokens WHERE secret_hash = $1 AND revoked_at IS NULL', rowToken, secretHash);
   }
   async listApiTokens(userId?: number) {
@@ -50,7 +52,7 @@ export class PgIntegrations extends PgPart implements IntegrationStore {
     return rows.map(rowToken);
   }
   async touchApiToken(id: number, at: string, from: string | null) {
-    await this.query('UPDATE api_tokens SET last_used_at = $1, last_used_from = $2 WHERE id = $3', [at, from, id]);
+    await this.query('UPDATE api_tokens SET last_used_at = $1, last_used_from = $2 WHERE id = $3', [at, storable(from), id]);
   }
   async revokeApiToken(id: number) {
     return this.one('UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING *', rowToken, now(), id);
@@ -92,14 +94,14 @@ export class PgIntegrations extends PgPart implements IntegrationStore {
     );
   }
   async webhookFailed(id: number, f: { error: string; nextAttemptAt: number; failingSince: number }) {
-    await this.query('UPDATE webhooks SET attempts = attempts + 1, next_attempt_at = $1, failing_since = $2, last_error = $3 WHERE id = $4', [f.nextAttemptAt, f.failingSince, f.error, id]);
+    await this.query('UPDATE webhooks SET attempts = attempts + 1, next_attempt_at = $1, failing_since = $2, last_error = $3 WHERE id = $4', [f.nextAttemptAt, f.failingSince, storable(f.error), id]);
   }
   async webhookAbandoned(id: number, from: number, cursor: number, error: string) {
     return (
       (
         await this.query(
           'UPDATE webhooks SET cursor = $1, attempts = 0, next_attempt_at = 0, failing_since = NULL, last_error = $2, abandoned = abandoned + 1 WHERE id = $3 AND cursor = $4 RETURNING id',
-          [cursor, error, id, from],
+          [cursor, storable(error), id, from],
         )
       ).length > 0
     );

@@ -2,6 +2,7 @@
 // PostgreSQL: what several processes and nodes on one database agree on.
 import type { LeaseStore, LockoutStore } from '../types.js';
 import { PgPart } from './connection.js';
+import { storable } from './text.js';
 
 export class PgLeases extends PgPart implements LeaseStore {
   async acquireLease(name: string, owner: string, now: number, ttlMs: number) {
@@ -25,17 +26,19 @@ export class PgLeases extends PgPart implements LeaseStore {
 }
 
 export class PgLockout extends PgPart implements LockoutStore {
+  // A key holds what a client sent (a login may hold NUL): U+FFFD in its place, the same on
+  // record, count and clear (text.ts).
   async recordAuthFailure(key: string, at: number) {
-    await this.query('INSERT INTO auth_failures (key, at) VALUES ($1, $2)', [key, at]);
+    await this.query('INSERT INTO auth_failures (key, at) VALUES ($1, $2)', [storable(key), at]);
   }
 
   async countAuthFailures(key: string, since: number) {
-    const [r] = await this.query('SELECT COUNT(*) n FROM auth_failures WHERE key = $1 AND at >= $2', [key, since]);
+    const [r] = await this.query('SELECT COUNT(*) n FROM auth_failures WHERE key = $1 AND at >= $2', [storable(key), since]);
     return r.n as number;
   }
 
   async clearAuthFailures(key: string) {
-    await this.query('DELETE FROM auth_failures WHERE key = $1', [key]);
+    await this.query('DELETE FROM auth_failures WHERE key = $1', [storable(key)]);
   }
 
   async purgeAuthFailures(before: number) {

@@ -145,3 +145,23 @@ test('deliveries to the same mailboxes named in different orders on two nodes: a
     assert.deepEqual(uids, Array.from({ length: 24 }, (_, i) => i + 1), 'each delivery got its own UID');
   }
 });
+
+test('a folder deleted on one node while another stores flags, expunges and moves in it: every call ends without error', { skip }, async () => {
+  const op = await F.operator();
+  const [a, b] = [op.s, await op.node()];
+  const mb = await op.mailbox('e@x.test');
+  const archive = await a.createFolder(mb, 'Archive');
+  for (let round = 0; round < 8; round++) {
+    const f = await a.createFolder(mb, `Temp${round}`);
+    for (let i = 0; i < 5; i++) await a.appendMessage(f.id, { blobId: blob(i), size: 1, flags: i % 2 ? ['\\Deleted'] : [], internalDate: new Date() });
+    const results = await Promise.allSettled([
+      b.storeFlags(f.id, [1, 2, 3, 4, 5], 'add', ['\\Seen']),
+      b.expunge(f.id),
+      b.copyMessages(f.id, [1, 3], archive.id, true),
+      a.deleteFolder(f.id),
+    ]);
+    assert.deepEqual(results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason)), [], `round ${round}`);
+    assert.equal(await a.getFolderById(f.id), undefined);
+    assert.equal(await op.scalar('SELECT COUNT(*) FROM messages WHERE folder_id = $1', [f.id]).then(Number), 0);
+  }
+});

@@ -2,6 +2,7 @@
 import { DEFAULT_FOLDERS, type Grant, type GrantRight, type Mailbox } from '../../model/index.js';
 import type { MailboxStore, MailboxUpdate, NewMailbox } from '../types.js';
 import { now, PgPart, wrapUnique } from './connection.js';
+import { checkStorableName, hasNul, storable } from './text.js';
 
 export function rowMailbox(r: any): Mailbox {
   return {
@@ -26,7 +27,9 @@ function rowGrant(r: any): Grant {
 
 export class PgMailboxes extends PgPart implements MailboxStore {
   async createMailbox(m: NewMailbox) {
-    // Addresses are unique whatever their case (the mailboxes_address index on lower(address)).
+    // Addresses are unique whatever the case of their ASCII letters (the mailboxes_address index
+    // on lower(address) in the "C" collation: SQLite's NOCASE, migrations.ts).
+    checkStorableName('address', m.address);
     return wrapUnique(`mailbox ${m.address}`, () =>
       this.tx(async (c) => {
         const t = now();
@@ -36,7 +39,7 @@ export class PgMailboxes extends PgPart implements MailboxStore {
         const r = await c.query(
           `INSERT INTO mailboxes (address, type, display_name, owner_user_id, practitioner_id, structure_id, liste_rouge, service, description, created_at, updated_at, last_uid_validity)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING *`,
-          [m.address, m.type, m.displayName, m.ownerUserId, m.practitionerId, m.structureId, m.listeRouge ? 1 : 0, m.service ?? null, m.description ?? null, t, t, uv],
+          [m.address, m.type, storable(m.displayName), m.ownerUserId, m.practitionerId, m.structureId, m.listeRouge ? 1 : 0, storable(m.service ?? null), storable(m.description ?? null), t, t, uv],
         );
         const mb = rowMailbox(r.rows[0]);
         await c.query('INSERT INTO folders (mailbox_id, name, special_use, uid_validity) SELECT $1, name, special_use, $4 FROM unnest($2::text[], $3::text[]) AS f(name, special_use)', [
@@ -53,7 +56,8 @@ export class PgMailboxes extends PgPart implements MailboxStore {
     return this.one('SELECT * FROM mailboxes WHERE id = $1', rowMailbox, id);
   }
   async findMailboxByAddress(address: string) {
-    return this.one('SELECT * FROM mailboxes WHERE lower(address) = lower($1)', rowMailbox, address);
+    if (hasNul(address)) return undefined; // no stored address has one (text.ts)
+    return this.one('SELECT * FROM mailboxes WHERE lower(address) = lower($1::text COLLATE "C")', rowMailbox, address);
   }
   async listMailboxes(filter: Parameters<MailboxStore['listMailboxes']>[0] = {}) {
     const where: string[] = [];
@@ -76,7 +80,7 @@ export class PgMailboxes extends PgPart implements MailboxStore {
       ['description', 'description'],
       ['ownerUserId', 'owner_user_id'],
     ];
-    for (const [k, col] of map) if (u[k] !== undefined) set(col, u[k]);
+    for (const [k, col] of map) if (u[k] !== undefined) set(col, typeof u[k] === 'string' ? storable(u[k] as string) : u[k]);
     if (u.listeRouge !== undefined) set('liste_rouge', u.listeRouge ? 1 : 0);
     set('updated_at', now());
     args.push(id);

@@ -11,11 +11,16 @@
 //   whatever the database's default collation (ISO instants, days and folder names sort alike).
 // - COLLATE NOCASE (users.login, mailboxes.address, absence_replies.sender,
 //   urgency_replies.sender, submission_recipients.address) → the column keeps the text as given,
-//   and case-insensitive uniqueness is a UNIQUE index on lower(col); every equality on such a
-//   column is written `lower(col) = lower($n)` (so the lower() index serves it), and upserts
-//   name the expression: `ON CONFLICT (mailbox_id, lower(sender))`. Branch pg-mail follows this
-//   rule (submission_recipients.address). No ICU nondeterministic collation: LIKE works, and the
+//   and case-insensitive uniqueness is a UNIQUE index on lower(col). lower() in the "C" collation
+//   (the column's) folds the ASCII letters only, exactly as NOCASE does; every equality on such a
+//   column is written `lower(col) = lower($n::text COLLATE "C")` — the parameter's collation named,
+//   else lower($n) would fold with the database's default collation (all of Unicode under
+//   fr_FR.UTF-8) and miss non-ASCII text stored as given — and upserts name the index expression:
+//   `ON CONFLICT (mailbox_id, lower(sender))`. Branch pg-mail follows this rule
+//   (submission_recipients.address). No ICU nondeterministic collation: LIKE works, and the
 //   indexes are plain btrees.
+// - U+0000 cannot be stored in PostgreSQL text (SQLite can): text.ts (lookups by a name holding
+//   NUL find nothing, free text is stored with U+FFFD, a name to create with NUL is refused).
 // - SQLite triggers → plpgsql trigger functions with the same effect, their search_path pinned
 //   to the operator's schema (SET search_path FROM CURRENT: a session with another search_path,
 //   an administrator's psql, still writes the schema's own tables); messages_header_indexed is
@@ -440,6 +445,7 @@ CREATE TRIGGER search_headers_indexed AFTER INSERT OR UPDATE ON search_headers
     // (substring) fetches only the TOAST slices it needs — a header read of a 20 MB message reads
     // kilobytes, not the message.
     //
+    // Functions pin their search_path to the operator's schema, as migration 1's do.
     // blob_pin(): a put's pin in one round trip. Serialized with a removal's claim by the
     // transaction-scoped advisory lock on the blob id (blob_lock(), also taken by every claim and
     // removal): in READ COMMITTED, each statement of a VOLATILE plpgsql function takes a new
@@ -466,11 +472,11 @@ CREATE TABLE blob_chunks (
 );
 ALTER TABLE blob_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
 -- One lock per blob id and schema (advisory locks are per database; operators may share one).
-CREATE FUNCTION blob_lock(p_blob_id text) RETURNS void LANGUAGE sql VOLATILE AS $$
+CREATE FUNCTION blob_lock(p_blob_id text) RETURNS void LANGUAGE sql VOLATILE SET search_path FROM CURRENT AS $$
   SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || ':blob:' || p_blob_id, 0));
 $$;
 CREATE FUNCTION blob_pin(p_blob_id text, p_token text, p_now bigint, p_pin_ms bigint, p_lease_ms bigint) RETURNS boolean
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path FROM CURRENT AS $$
 BEGIN
   PERFORM blob_lock(p_blob_id);
   -- A claim older than its lease was abandoned (its collector crashed).
@@ -486,7 +492,7 @@ END $$;
 -- put's final statement (blob_put(), a normal commit) flushes the WAL up to its own commit record,
 -- past every staged chunk's; until then nothing references them (a crash leaves stale staging).
 CREATE FUNCTION blob_stage(p_staging text, p_seq integer, p_data bytea) RETURNS void
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path FROM CURRENT AS $$
 BEGIN
   PERFORM set_config('synchronous_commit', 'off', true);
   INSERT INTO blob_chunks (blob_id, seq, data) VALUES (p_staging, p_seq, p_data);
@@ -496,7 +502,7 @@ END $$;
 -- its chunks (staged ones renamed to the id, then the tail), a later one drops its staged chunks.
 CREATE FUNCTION blob_put(p_blob_id text, p_size bigint, p_staging text, p_staged integer, p_tail bytea,
                          p_token text, p_now bigint, p_pin_ms bigint, p_lease_ms bigint) RETURNS boolean
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path FROM CURRENT AS $$
 DECLARE
   moved integer;
 BEGIN

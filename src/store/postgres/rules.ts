@@ -1,6 +1,7 @@
 // Golden rules 1, 2 and 4 (RulesStore) in PostgreSQL: mailbox activity, rule notices, urgency replies.
 import type { ActivityKind, MailboxActivity, RuleNotice, RulesStore } from '../types.js';
 import { PgPart } from './connection.js';
+import { storable } from './text.js';
 
 function rowActivity(r: any): MailboxActivity {
   return {
@@ -47,7 +48,7 @@ export class PgRules extends PgPart implements RulesStore {
     return this.tx(async (c) => {
       await c.query('INSERT INTO mailbox_activity (mailbox_id) VALUES ($1) ON CONFLICT (mailbox_id) DO NOTHING', [mailboxId]);
       if (entries.length)
-        await c.query(`UPDATE mailbox_activity SET ${entries.map(([k], i) => `${LIFECYCLE_COLUMN[k]} = $${i + 2}`).join(', ')} WHERE mailbox_id = $1`, [mailboxId, ...entries.map(([, v]) => v)]);
+        await c.query(`UPDATE mailbox_activity SET ${entries.map(([k], i) => `${LIFECYCLE_COLUMN[k]} = $${i + 2}`).join(', ')} WHERE mailbox_id = $1`, [mailboxId, ...entries.map(([, v]) => (typeof v === 'string' ? storable(v) : v))]);
       return rowActivity((await c.query('SELECT * FROM mailbox_activity WHERE mailbox_id = $1', [mailboxId])).rows[0]);
     });
   }
@@ -94,7 +95,7 @@ export class PgRules extends PgPart implements RulesStore {
       `INSERT INTO urgency_replies (mailbox_id, sender, last_reply_at) VALUES ($1, $2, $3)
        ON CONFLICT (mailbox_id, lower(sender)) DO UPDATE SET last_reply_at = excluded.last_reply_at WHERE urgency_replies.last_reply_at < $4
        RETURNING mailbox_id`,
-      [mailboxId, sender.toLowerCase(), at, since],
+      [mailboxId, storable(sender.toLowerCase()), at, since],
     );
     return rows.length > 0;
   }

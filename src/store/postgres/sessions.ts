@@ -2,6 +2,7 @@
 import type { HttpSession } from '../../model/index.js';
 import type { HttpSessionStore } from '../types.js';
 import { PgPart } from './connection.js';
+import { hasNul, storable } from './text.js';
 
 function rowSession(r: any): HttpSession {
   return {
@@ -23,11 +24,12 @@ export class PgHttpSessions extends PgPart implements HttpSessionStore {
   async createHttpSession(s: Omit<HttpSession, 'id' | 'revokedAt'> & { tokenHash: string }) {
     const [r] = await this.query(
       'INSERT INTO http_sessions (token_hash, user_id, method, stage, csrf_token, created_at, last_seen_at, expires_at, remote, user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *',
-      [s.tokenHash, s.userId, s.method, s.stage, s.csrfToken, s.createdAt, s.lastSeenAt, s.expiresAt, s.remote, s.userAgent],
+      [s.tokenHash, s.userId, s.method, s.stage, s.csrfToken, s.createdAt, s.lastSeenAt, s.expiresAt, storable(s.remote), storable(s.userAgent)],
     );
     return rowSession(r);
   }
   async findHttpSession(tokenHash: string) {
+    if (hasNul(tokenHash)) return undefined; // no stored digest has one (text.ts)
     return this.one('SELECT * FROM http_sessions WHERE token_hash = $1 AND revoked_at IS NULL', rowSession, tokenHash);
   }
   async touchHttpSession(id: number, lastSeenAt: number) {

@@ -2,6 +2,7 @@
 // (docs/traces.md).
 import type { MailboxTrace, TraceStore } from '../types.js';
 import { PgPart } from './connection.js';
+import { storable } from './text.js';
 
 function rowTrace(r: any): MailboxTrace {
   return {
@@ -23,7 +24,7 @@ export class PgTraces extends PgPart implements TraceStore {
     await this.query(
       `INSERT INTO mailbox_traces (at, mailbox_id, action, actor_user_id, actor_login, delegate, protocol, remote, detail)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-      [t.at, t.mailboxId, t.action, t.actorUserId, t.actorLogin, t.delegate ? 1 : 0, t.protocol, t.remote, JSON.stringify(t.detail)],
+      [t.at, t.mailboxId, t.action, t.actorUserId, storable(t.actorLogin), t.delegate ? 1 : 0, t.protocol, storable(t.remote), JSON.stringify(t.detail)],
     );
   }
 
