@@ -2,11 +2,11 @@
 // references them: expunge, folder and mailbox deletion, queue items sent or failed, shared files,
 // a put racing a removal, and a crash between the decision and the removal.
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { pino } from 'pino';
-import { tempDir } from '../../test/helpers.js';
+import { tempDir, waitFor } from '../../test/helpers.js';
 import { BlobCollector } from './blob-collector.js';
 import { BlobStore } from './blobs.js';
 import { SqliteStore } from './sqlite/index.js';
@@ -194,6 +194,48 @@ test('a removal stalled past half its lease after its claim gives up before unli
     assert.equal(await stalled.removeIfUnreferenced(blob.id), false);
     assert.ok(t.onDisk(blob.id), 'not unlinked');
     assert.deepEqual(await t.store.blobGarbage(10), [blob.id], 'the candidate stays for a later run');
+  } finally {
+    await t.done();
+  }
+});
+
+test('a put waits for a removal claimed by another process, then writes the file again', async () => {
+  const t = await setup();
+  try {
+    const raw = 'Subject: ailleurs\r\n\r\nailleurs\r\n';
+    const blob = await t.put('ailleurs');
+    await blob.release();
+    // Process 2 claims the removal (through the store: nothing in this process knows of it).
+    const since = Date.now();
+    assert.equal(await t.store.claimBlobRemoval(blob.id, since, 30_000), true);
+    let done = false;
+    const again = t.blobs.put(Buffer.from(raw)).then((p) => ((done = true), p));
+    await waitFor(async () => (await t.store.pinBlob(blob.id, 'probe', Date.now(), 0, 30_000)) === false && !done, 'the put polling');
+    assert.equal(done, false, 'no pin while the removal is claimed');
+    // Process 2 removes the file and forgets its candidate: the put goes on and writes it again.
+    rmSync(t.blobs.pathOf(blob.id));
+    await t.store.forgetBlobGarbage(blob.id, since);
+    const p = await again;
+    assert.equal(p.id, blob.id);
+    assert.ok(t.onDisk(blob.id));
+  } finally {
+    await t.done();
+  }
+});
+
+test('the orphan of a put that crashed keeps its pin: the scan makes it a candidate, removed once the pin expires', async () => {
+  const t = await setup();
+  try {
+    // Another process put a file and died before its transaction (and its release).
+    const crashed = new BlobStore(t.blobs.dir, t.store, { pinMs: 60_000 });
+    const orphan = await crashed.put(Buffer.from('Subject: interrompu\r\n\r\n.\r\n'));
+    assert.equal(await t.collector.scanOrphans(), 0, 'pinned: not removed at start');
+    assert.deepEqual(await t.store.blobGarbage(10), [orphan.id], 'but recorded as a candidate');
+    assert.deepEqual(await t.collector.run(), { removed: 0, kept: 1 });
+    t.store.db.prepare('UPDATE blob_pins SET until = ? WHERE blob_id = ?').run(Date.now() - 1, orphan.id); // ten minutes later
+    assert.deepEqual(await t.collector.run(), { removed: 1, kept: 0 });
+    assert.ok(!t.onDisk(orphan.id));
+    assert.deepEqual(await t.store.blobGarbage(10), []);
   } finally {
     await t.done();
   }

@@ -317,8 +317,8 @@ export interface BlobMetaStore {
   pruneBlobPins(now: number): Promise<number>;
   /**
    * One write transaction: if a live pin (until > now) or a removal claimed less than
-   * `removalLeaseMs` ago holds the blob, nothing changes and false is returned (the candidate
-   * stays for a later run); if a message or a queued item references it, the candidate is dropped
+   * `removalLeaseMs` ago holds the blob, false is returned and the blob stays (or becomes) a
+   * candidate for a later run — an orphan of a crashed put is pinned until its pin expires; if a message or a queued item references it, the candidate is dropped
    * and false returned; else its analysis and header search row are forgotten, the removal is
    * claimed (removing_since = now; the candidate row is created for an orphan) and true returned
    * — the caller then removes the file and calls forgetBlobGarbage(blobId, now). The candidate row

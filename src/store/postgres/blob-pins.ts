@@ -46,7 +46,7 @@ export async function pruneBlobPins(pg: PgConnection, now: number): Promise<numb
 
 /**
  * Inside a transaction, after lockBlob: 'held' when a live pin or a claim younger than the lease
- * holds the id (nothing changed), 'referenced' when a row references it (the candidate dropped),
+ * holds the id (then it is made a candidate if it was not), 'referenced' when a row references it (the candidate dropped),
  * else 'free' (nothing changed yet: the caller claims or removes).
  */
 export async function removalCheck(c: PgClient, blobId: string, now: number, removalLeaseMs: number): Promise<'held' | 'referenced' | 'free'> {
@@ -54,7 +54,12 @@ export async function removalCheck(c: PgClient, blobId: string, now: number, rem
     'SELECT EXISTS (SELECT 1 FROM blob_pins WHERE blob_id = $1 AND until > $2) OR EXISTS (SELECT 1 FROM blob_garbage WHERE blob_id = $1 AND removing_since > $3) held',
     [blobId, now, now - removalLeaseMs],
   );
-  if (held.rows[0].held) return 'held';
+  if (held.rows[0].held) {
+    // A candidate (if it was not one) so that a later run looks again: an orphan whose put
+    // crashed stays pinned until its pin expires, and the orphan scan runs only at start.
+    await c.query('INSERT INTO blob_garbage (blob_id, since) VALUES ($1, $2) ON CONFLICT (blob_id) DO NOTHING', [blobId, new Date(now).toISOString()]);
+    return 'held';
+  }
   if ((await c.query(REFERENCED_SQL, [blobId])).rows[0].referenced) {
     await c.query('DELETE FROM blob_garbage WHERE blob_id = $1', [blobId]);
     return 'referenced';

@@ -445,6 +445,7 @@ CREATE TRIGGER search_headers_indexed AFTER INSERT OR UPDATE ON search_headers
     // (substring) fetches only the TOAST slices it needs — a header read of a 20 MB message reads
     // kilobytes, not the message.
     //
+    // Functions pin their search_path to the operator's schema, as migration 1's do.
     // blob_pin(): a put's pin in one round trip. Serialized with a removal's claim by the
     // transaction-scoped advisory lock on the blob id (blob_lock(), also taken by every claim and
     // removal): in READ COMMITTED, each statement of a VOLATILE plpgsql function takes a new
@@ -471,11 +472,11 @@ CREATE TABLE blob_chunks (
 );
 ALTER TABLE blob_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
 -- One lock per blob id and schema (advisory locks are per database; operators may share one).
-CREATE FUNCTION blob_lock(p_blob_id text) RETURNS void LANGUAGE sql VOLATILE AS $$
+CREATE FUNCTION blob_lock(p_blob_id text) RETURNS void LANGUAGE sql VOLATILE SET search_path FROM CURRENT AS $$
   SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || ':blob:' || p_blob_id, 0));
 $$;
 CREATE FUNCTION blob_pin(p_blob_id text, p_token text, p_now bigint, p_pin_ms bigint, p_lease_ms bigint) RETURNS boolean
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path FROM CURRENT AS $$
 BEGIN
   PERFORM blob_lock(p_blob_id);
   -- A claim older than its lease was abandoned (its collector crashed).
@@ -491,7 +492,7 @@ END $$;
 -- put's final statement (blob_put(), a normal commit) flushes the WAL up to its own commit record,
 -- past every staged chunk's; until then nothing references them (a crash leaves stale staging).
 CREATE FUNCTION blob_stage(p_staging text, p_seq integer, p_data bytea) RETURNS void
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path FROM CURRENT AS $$
 BEGIN
   PERFORM set_config('synchronous_commit', 'off', true);
   INSERT INTO blob_chunks (blob_id, seq, data) VALUES (p_staging, p_seq, p_data);
@@ -501,7 +502,7 @@ END $$;
 -- its chunks (staged ones renamed to the id, then the tail), a later one drops its staged chunks.
 CREATE FUNCTION blob_put(p_blob_id text, p_size bigint, p_staging text, p_staged integer, p_tail bytea,
                          p_token text, p_now bigint, p_pin_ms bigint, p_lease_ms bigint) RETURNS boolean
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path FROM CURRENT AS $$
 DECLARE
   moved integer;
 BEGIN

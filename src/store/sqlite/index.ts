@@ -180,8 +180,15 @@ export class SqliteStore implements Store {
 
   async claimBlobRemoval(blobId: string, now: number, removalLeaseMs: number) {
     return this.db.transaction(() => {
-      if (this.q('SELECT 1 FROM blob_pins WHERE blob_id = ? AND until > ? LIMIT 1').get(blobId, now)) return false;
-      if (this.q('SELECT 1 FROM blob_garbage WHERE blob_id = ? AND removing_since > ?').get(blobId, now - removalLeaseMs)) return false;
+      if (
+        this.q('SELECT 1 FROM blob_pins WHERE blob_id = ? AND until > ? LIMIT 1').get(blobId, now) ||
+        this.q('SELECT 1 FROM blob_garbage WHERE blob_id = ? AND removing_since > ?').get(blobId, now - removalLeaseMs)
+      ) {
+        // Held: a candidate (if it was not one) so that a later run looks again — an orphan whose
+        // put crashed stays pinned until its pin expires, and the orphan scan runs only at start.
+        this.q('INSERT OR IGNORE INTO blob_garbage (blob_id, since) VALUES (?, ?)').run(blobId, new Date(now).toISOString());
+        return false;
+      }
       if (this.referenced(blobId)) {
         this.q('DELETE FROM blob_garbage WHERE blob_id = ?').run(blobId);
         return false;
