@@ -103,13 +103,18 @@ const BIN = path.resolve('bin/caducee.js');
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
 /** `caducee start` for the operator; resolves with its process and MX/IMAP ports once it is listening. */
-function startOperator(config: string): Promise<{ child: ChildProcess; mx: number; imaps: number; submission: number }> {
+function startOperator(config: string): Promise<{ child: ChildProcess; mx: number; imaps: number; submission: number; collected: Promise<void> }> {
   return new Promise((resolve, reject) => {
     // One process (`caducee start` forks one worker per CPU by default): SIGKILL hits the very
     // process that holds the transactions.
     const child = spawn(process.execPath, [BIN, 'start', '--workers', '1', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
+    let started = false;
+    // The message-file collector's first run (start sweep: orphans of interrupted puts) is a
+    // leader service: it runs once this process holds the leader lease.
+    let collectedNow!: () => void;
+    const collected = new Promise<void>((r) => (collectedNow = r));
     const onData = (d: Buffer) => {
       out += d;
       let i: number;
@@ -118,11 +123,10 @@ function startOperator(config: string): Promise<{ child: ChildProcess; mx: numbe
         out = out.slice(i + 1);
         try {
           const j = JSON.parse(line);
-          if (j.msg === 'operator started') {
-            child.stdout!.off('data', onData);
-            child.stdout!.resume();
-            resolve({ child, mx: j.mx, imaps: j.imaps, submission: j.submission });
-          }
+          if (j.msg === 'operator started' && !started) {
+            started = true;
+            resolve({ child, mx: j.mx, imaps: j.imaps, submission: j.submission, collected });
+          } else if (j.msg === 'message files collected') collectedNow();
         } catch {
           /* not JSON */
         }
@@ -178,6 +182,11 @@ export async function runCrashHarness(o: CrashRunOptions): Promise<CrashRunResul
     });
     peer = await startOperator(A.config);
   }
+  // The leader lease of a killed process passes to its successor when it expires: 3 s (the
+  // shortest), so that each restarted process soon runs the leader services (the collector's sweep).
+  const yaml = YAML.parse(readFileSync(B.config, 'utf8'));
+  yaml.cluster = { ...yaml.cluster, leaderLeaseSeconds: 3 };
+  writeFileSync(B.config, YAML.stringify(yaml));
   // A's server certificate is also its client certificate towards B's MX (mutual TLS).
   const clientTls = { key: readFileSync(A.key, 'utf8'), cert: readFileSync(A.chain, 'utf8'), ca, servername: 'localhost' };
   // mx/append: B's user receives; queue: B's user sends (submission at B) to A's user.
@@ -316,6 +325,9 @@ export async function runCrashHarness(o: CrashRunOptions): Promise<CrashRunResul
   } finally {
     await imap.logout().catch(() => imap.close());
   }
+  // The final process's start sweep, once it leads (the killed one's lease expired), before the
+  // files are counted.
+  await current.collected;
   current.child.kill('SIGTERM');
   await new Promise((r) => current.child.once('exit', r));
   if (peer) {
