@@ -40,7 +40,7 @@ describe('queue claims between workers', () => {
   });
 
   /** A second queue worker of operator A, as another process has it: its own connection to A's database file. */
-  function secondWorker(o: { leaseSeconds?: number; stopGraceSeconds?: number; logger?: pino.Logger } = {}) {
+  function secondWorker(o: { leaseSeconds?: number; stopGraceSeconds?: number; concurrency?: number; logger?: pino.Logger } = {}) {
     const a = layout.operators[0];
     const store = SqliteStore.open(path.join(A.config.dataDir, 'caducee.sqlite'));
     const worker = new OutboundWorker({
@@ -54,7 +54,7 @@ describe('queue claims between workers', () => {
       retrySeconds: [0.3],
       giveUpSeconds: 600,
       pollSeconds: 0.1,
-      concurrency: 4,
+      concurrency: o.concurrency ?? 4,
       connectTimeoutSeconds: 3,
       leaseSeconds: o.leaseSeconds,
       stopGraceSeconds: o.stopGraceSeconds,
@@ -98,7 +98,7 @@ describe('queue claims between workers', () => {
     await worker.stop(); // the tests below choose their workers
   });
 
-  test('an attempt still running at the end of its lease, or past the grace period of stop(), is cut and deferred', async () => {
+  test('an attempt still running at the end of its lease, or past the grace period of stop(), is cut and deferred; stop() gives back what it did not attempt', async () => {
     await A.outbound.stop(); // only the short-lease worker below may claim
     const b = layout.operators[1];
     let connected = 0;
@@ -137,16 +137,28 @@ describe('queue claims between workers', () => {
     await worker.stop();
     await waitFor(() => closed === connected, "the first worker's sessions closed");
     const before = (await A.store.listQueue({ status: 'queued' })).at(-1)!;
-    // A worker with the default lease: stop() waits 0.5 s for its attempt, then cuts it.
+    assert.equal(before.id, item.id);
+    await queue('Sans réponse 2');
+    // A worker with the default lease and one slot: it claims both items, attempts one, and the
+    // other waits for the slot; stop() waits 0.5 s for the attempt, cuts it, gives the other back.
     const sentBefore = data; // the first worker's attempt may have been cut before its data (a slow machine)
-    const patient = secondWorker({ stopGraceSeconds: 0.5 });
+    const patient = secondWorker({ stopGraceSeconds: 0.5, concurrency: 1 });
     patient.start();
     await waitFor(() => data > sentBefore, 'the second attempt sending its data');
     await patient.stop();
-    const again = (await A.store.listQueue({ status: 'queued' })).at(-1)!;
-    assert.equal(again.id, item.id);
-    assert.equal(again.attempts, before.attempts + 1);
-    assert.match(again.lastError ?? '', /attempt cut: the queue worker is stopping/);
+    const q = await A.store.listQueue({ status: 'queued' });
+    const [one, two] = [q.find((i) => i.id === item.id)!, q.at(-1)!];
+    const cut = [one, two].filter((i) => /attempt cut: the queue worker is stopping/.test(i.lastError ?? ''));
+    assert.equal(cut.length, 1, 'one attempt, cut by stop()');
+    const prior = new Map([
+      [one.id, before.attempts],
+      [two.id, 0],
+    ]);
+    for (const i of [one, two]) assert.equal(i.attempts, prior.get(i.id)! + (i === cut[0] ? 1 : 0), 'one attempt recorded; the waiting item not attempted');
+    const peek = SqliteStore.open(path.join(A.config.dataDir, 'caducee.sqlite'));
+    const leases = peek.db.prepare('SELECT lease_owner FROM outbound_queue WHERE id IN (?, ?)').pluck(true).all(one.id, two.id);
+    await peek.close();
+    assert.deepEqual(leases, [null, null], 'the cut attempt was recorded (lease cleared), the waiting item given back');
     A.config.routes[b.domain] = `127.0.0.1:${B.ports.mx}`; // back to B for what follows
   });
 

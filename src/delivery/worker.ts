@@ -48,8 +48,13 @@ export interface OutboundOptions {
   stopGraceSeconds?: number;
 }
 
-/** Queue items claimed per free attempt slot: a message's recipients at one domain go in one session up to this. */
-const CLAIM_PER_SLOT = 100;
+/**
+ * Queue items claimed per free attempt slot. A message's recipients at one domain go in one
+ * session when claimed together (up to this many: the default per-message recipient limit); the
+ * groups beyond the free slots wait in this worker for the next free slot, so a worker holds at
+ * most concurrency × this many items and the others claim the rest.
+ */
+const CLAIM_PER_SLOT = 50;
 /** Transfer budget of one attempt: a message of the MSSanté size limit over a slow link, and the peer's replies. */
 const TRANSFER_BUDGET_MS = 15 * 60_000;
 /** Hosts of a domain an attempt may try (MX records or a static route's list) within its lease. */
@@ -131,12 +136,12 @@ export class OutboundWorker {
     this.stopped = true;
     this.o.core.events.off('queued', this.onQueued);
     if (this.timer) clearTimeout(this.timer);
-    await Promise.allSettled([this.current]);
     // Attempts in flight may finish; one that lingers (a peer that does not answer) is cut and deferred.
     const grace = setTimeout(() => {
       for (const cut of this.cutters) cut(new AttemptCutError(`attempt cut: the queue worker is stopping`));
     }, (this.o.stopGraceSeconds ?? 10) * 1000);
     grace.unref();
+    await Promise.allSettled([this.current]); // a pass waiting for a free slot ends with the first attempt to end
     await Promise.allSettled([...this.active]);
     clearTimeout(grace);
     await Promise.allSettled([...this.closing]);
@@ -182,44 +187,50 @@ export class OutboundWorker {
   }
 
   private async pass(): Promise<void> {
-    while (!this.stopped) {
+    // Groups claimed and waiting for a free slot, with the deadline their lease sets.
+    const pending: { group: QueueItem[]; deadline: number }[] = [];
+    let more = true;
+    for (;;) {
       while (this.active.size >= this.o.concurrency) await Promise.race(this.active);
-      if (this.stopped) return;
-      const free = this.o.concurrency - this.active.size;
-      const limit = free * CLAIM_PER_SLOT;
-      const claimedAt = Date.now();
-      const claimed = (await this.o.store.claimQueueItems(this.owner, claimedAt, limit, this.leaseMs)).filter((i) => !this.inFlight.has(i.id));
-      for (const i of claimed) this.held.add(i.id);
-      if (this.stopped) return this.release(claimed.map((i) => i.id));
-      if (!claimed.length) return;
-      const groups = new Map<string, QueueItem[]>();
-      for (const i of claimed) {
-        const k = groupKey(i);
-        const g = groups.get(k);
-        if (g) g.push(i);
-        else groups.set(k, [i]);
-      }
-      const all = [...groups.values()];
-      // As many sessions as there are free slots; the rest goes back to the queue at once, for
-      // this worker's next claim or another's.
-      const later = all.slice(free).flat();
-      await this.release(later.map((i) => i.id));
-      if (this.stopped) return this.release(all.slice(0, free).flat().map((i) => i.id));
-      const deadline = claimedAt + this.leaseMs - recordMargin(this.leaseMs);
-      for (const g of all.slice(0, free)) {
-        for (const i of g) {
-          this.held.delete(i.id);
-          this.inFlight.add(i.id);
+      if (this.stopped) return; // stop() gives the pending items back
+      if (!pending.length) {
+        if (!more) return;
+        const free = this.o.concurrency - this.active.size;
+        const limit = free * CLAIM_PER_SLOT;
+        const claimedAt = Date.now();
+        const claimed = (await this.o.store.claimQueueItems(this.owner, claimedAt, limit, this.leaseMs)).filter((i) => !this.inFlight.has(i.id));
+        for (const i of claimed) this.held.add(i.id);
+        if (this.stopped) return;
+        if (!claimed.length) return;
+        more = claimed.length >= limit;
+        const groups = new Map<string, QueueItem[]>();
+        for (const i of claimed) {
+          const k = groupKey(i);
+          const g = groups.get(k);
+          if (g) g.push(i);
+          else groups.set(k, [i]);
         }
-        const p: Promise<void> = this.attempt(g, deadline)
-          .catch((e) => this.log.error({ err: e }, 'delivery attempt crashed'))
-          .finally(() => {
-            for (const i of g) this.inFlight.delete(i.id);
-            this.active.delete(p);
-          });
-        this.active.add(p);
+        const deadline = claimedAt + this.leaseMs - recordMargin(this.leaseMs);
+        for (const group of groups.values()) pending.push({ group, deadline });
       }
-      if (claimed.length < limit && !later.length) return; // everything due is in flight
+      const { group, deadline } = pending.shift()!;
+      // A group that waited for a slot through half its lease goes back to the queue (claimed anew
+      // by this worker or another) rather than start with little time left.
+      if (deadline - Date.now() < (this.leaseMs - recordMargin(this.leaseMs)) / 2) {
+        await this.release(group.map((i) => i.id));
+        continue;
+      }
+      for (const i of group) {
+        this.held.delete(i.id);
+        this.inFlight.add(i.id);
+      }
+      const p: Promise<void> = this.attempt(group, deadline)
+        .catch((e) => this.log.error({ err: e }, 'delivery attempt crashed'))
+        .finally(() => {
+          for (const i of group) this.inFlight.delete(i.id);
+          this.active.delete(p);
+        });
+      this.active.add(p);
     }
   }
 
