@@ -216,6 +216,12 @@ describe('two nodes of one operator on PostgreSQL (caducee demo --postgres --nod
     } finally {
       await admin.end();
     }
+    // Each item delivered by one worker, once: the nodes' 'delivered' records add up to the burst
+    // (the IDLE test's message stayed local), and each node's worker took part.
+    const delivered = demo!.nodes.map((n) => n.logged.get('delivered') ?? 0);
+    t.diagnostic(`delivered by node 1: ${delivered[0]}, by node 2: ${delivered[1]}`);
+    assert.equal(delivered[0] + delivered[1], N);
+    assert.ok(delivered.every((k) => k > 0), 'both nodes\' queue workers delivered');
     const at = await messageIds(A.ports.imaps, claire, '<burst-');
     const twice = [...at].filter(([, k]) => k > 1).map(([id]) => id);
     const missing = Array.from({ length: N }, (_, n) => `<burst-${n}@nodes.test>`).filter((id) => !at.has(id));

@@ -596,6 +596,8 @@ export interface RunningNode {
   child: ChildProcess;
   /** Resolves when the process has exited (its code, or the signal that ended it). */
   exited: Promise<number | NodeJS.Signals | null>;
+  /** How many log records of each message (`msg`) the node wrote since it started ('delivered', …). */
+  logged: Map<string, number>;
 }
 
 export interface RunningDemo {
@@ -740,6 +742,7 @@ function startNode(node: number, config: string, logger: Logger | undefined): Pr
     const child = spawn(process.execPath, [CADUCEE_BIN, 'start', '--workers', '1', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<number | NodeJS.Signals | null>((r) => child.once('exit', (code, signal) => r(code ?? signal)));
     let up = false;
+    const logged = new Map<string, number>();
     let out = '';
     let err = '';
     child.stdout!.setEncoding('utf8');
@@ -757,8 +760,11 @@ function startNode(node: number, config: string, logger: Logger | undefined): Pr
         if (!up && j.msg === 'operator started') {
           up = true;
           const { mx, submission, submissions, http, https, imap, imaps } = j;
-          resolve({ info: { node, pid: child.pid!, ports: { mx, submission, submissions, http, https, imap, imaps }, config }, child, exited });
-        } else if (up && j.level >= 40) logger?.[j.level >= 50 ? 'error' : 'warn']({ pid: child.pid, detail: j }, `node: ${j.msg}`);
+          resolve({ info: { node, pid: child.pid!, ports: { mx, submission, submissions, http, https, imap, imaps }, config }, child, exited, logged });
+          continue;
+        }
+        if (typeof j.msg === 'string') logged.set(j.msg, (logged.get(j.msg) ?? 0) + 1);
+        if (up && j.level >= 40) logger?.[j.level >= 50 ? 'error' : 'warn']({ pid: child.pid, detail: j }, `node: ${j.msg}`);
       }
     });
     child.stderr!.setEncoding('utf8');
