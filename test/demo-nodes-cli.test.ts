@@ -66,3 +66,35 @@ test('caducee demo --postgres URL --nodes 2 --json: nodes with pids and ports in
     cleanup();
   }
 });
+
+test('caducee demo --postgres URL --nodes 2 killed (SIGKILL): its node processes stop by themselves', { timeout: 180_000 }, async (t) => {
+  const db = await pgTestDatabase();
+  if ('skip' in db) return t.skip(db.skip);
+  const { dir, cleanup } = tempDir('caducee-demo-nodes-');
+  const child = spawn(process.execPath, [path.resolve('bin/caducee.js'), 'demo', '--dir', path.join(dir, 'space'), '--json', '--ephemeral-ports', '--no-patients', '--postgres', db.url, '--nodes', '2'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  let pids: number[] = [];
+  try {
+    const line = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (d) => {
+        out += d;
+        const i = out.indexOf('\n');
+        if (i >= 0) resolve(out.slice(0, i));
+      });
+      child.once('exit', (code) => reject(new Error(`demo exited (${code}) before printing its JSON line: ${stderr}`)));
+    });
+    pids = JSON.parse(line).operators[1].nodes.map((n: { pid: number }) => n.pid);
+    assert.equal(pids.length, 2);
+    assert.ok(pids.every(alive));
+  } finally {
+    child.kill('SIGKILL');
+    // Each node's IPC channel to the demo closes with it: the node stops (SIGKILL cannot be caught).
+    await waitFor(() => pids.every((pid) => !alive(pid)), 'the node processes to stop once the demo is gone', 60_000);
+    await db.drop();
+    cleanup();
+  }
+});

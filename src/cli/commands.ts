@@ -98,13 +98,15 @@ program
         process.exit(await runPrimary({ workers, logger }));
       }
       const op = await startOperator(config);
-      const stop = async () => {
-        await op.stop();
-        process.exit(0);
-      };
+      let stopping: Promise<void> | undefined;
+      const stop = () =>
+        (stopping ??= op.stop().then(() => process.exit(0)));
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
       process.on('SIGHUP', () => op.reloadAnchors());
+      // Started with an IPC channel by a parent (`caducee demo --nodes`): its end — the parent
+      // gone, even killed — stops this process too (no node left running on its own).
+      if (process.send) process.once('disconnect', stop);
     } catch (e) {
       fail(e);
     }

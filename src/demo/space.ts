@@ -739,7 +739,8 @@ async function startNodes(
 
 function startNode(node: number, config: string, logger: Logger | undefined): Promise<RunningNode> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CADUCEE_BIN, 'start', '--workers', '1', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // The IPC channel ties the node to this process: it stops when the demo ends, even killed.
+    const child = spawn(process.execPath, [CADUCEE_BIN, 'start', '--workers', '1', '--config', config], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     const exited = new Promise<number | NodeJS.Signals | null>((r) => child.once('exit', (code, signal) => r(code ?? signal)));
     let up = false;
     const logged = new Map<string, number>();
