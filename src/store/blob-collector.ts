@@ -73,6 +73,8 @@ export class BlobCollector {
     const result: CollectionResult = { removed: 0, kept: 0 };
     const batch = this.opts.batch ?? 256;
     const seen = new Set<string>();
+    // Expired pins first: their files (puts that died before their commit) become candidates of this run.
+    await this.blobs.prunePins();
     for (;;) {
       const ids = (await this.store.blobGarbage(batch + seen.size)).filter((id) => !seen.has(id));
       if (ids.length === 0) break;
@@ -85,7 +87,6 @@ export class BlobCollector {
       }
       await new Promise((r) => setImmediate(r));
     }
-    await this.blobs.prunePins();
     return result;
   }
 

@@ -40,7 +40,12 @@ export async function unpinBlobs(pg: PgConnection, pins: { blobId: string; token
 }
 
 export async function pruneBlobPins(pg: PgConnection, now: number): Promise<number> {
-  const r = await pg.query<{ n: number }>('WITH d AS (DELETE FROM blob_pins WHERE until <= $1 RETURNING 1) SELECT count(*) n FROM d', [now]);
+  // An expired pin: a put whose process died before its commit (or whose commit failed): its file,
+  // if nothing references it, is an orphan — a candidate for the next collection run on any node.
+  const r = await pg.query<{ n: number }>(
+    'WITH d AS (DELETE FROM blob_pins WHERE until <= $1 RETURNING blob_id), g AS (INSERT INTO blob_garbage (blob_id, since) SELECT DISTINCT blob_id, $2 FROM d ON CONFLICT (blob_id) DO NOTHING) SELECT count(*) n FROM d',
+    [now, new Date(now).toISOString()],
+  );
   return r[0].n;
 }
 

@@ -159,7 +159,13 @@ export class SqliteStore implements Store {
   }
 
   async pruneBlobPins(now: number) {
-    return this.q('DELETE FROM blob_pins WHERE until <= ?').run(now).changes;
+    // An expired pin is a put that never released it: its process died between the file and the
+    // commit (or the commit failed). The file may be an orphan: a candidate, so that the next
+    // collection run on any process or node removes it if nothing references it.
+    return this.db.transaction(() => {
+      this.q('INSERT OR IGNORE INTO blob_garbage (blob_id, since) SELECT DISTINCT blob_id, ? FROM blob_pins WHERE until <= ?').run(new Date(now).toISOString(), now);
+      return this.q('DELETE FROM blob_pins WHERE until <= ?').run(now).changes;
+    })();
   }
 
   /**
