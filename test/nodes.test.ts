@@ -14,7 +14,8 @@
 //     move to node 2, as A's route would).
 import assert from 'node:assert/strict';
 import https from 'node:https';
-import type http from 'node:http';
+import http from 'node:http';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -25,6 +26,7 @@ import { generate } from 'otplib';
 import pg from 'pg';
 import { CookieJar } from 'tough-cookie';
 import { prepareDemo, startDemo, type DemoLayout, type DemoOperatorInfo, type RunningDemo } from '../src/demo/space.js';
+import { extractionText, writeExtraction } from './directory-fixture.js';
 import { rawImap, tempDir, testLogger, waitFor } from './helpers.js';
 import { pgTestDatabase } from './support/postgres.js';
 
@@ -279,6 +281,25 @@ describe('two nodes of one operator on PostgreSQL (caducee demo --postgres --nod
     const r = await web2.req('POST', '/api/auth/login', { login: accueil.login, password: accueil.password });
     assert.equal(r.status, 429);
     assert.equal(r.body.code, 'locked');
+  });
+
+  test('a directory import run against node 1 is served by node 2 within seconds (the shared data directory)', async (t) => {
+    if (skip) return t.skip(skip);
+    const address = `zelie.noeud.${process.pid}@medecin.mssante.fr`;
+    const file = writeExtraction(dir, 'Extraction_Correspondance_MSSante_nodes.txt', extractionText([{ balType: 'PER', address, ppIdType: '8', ppId: '10000000099', ppNatId: '810000000099', family: 'NOEUD', given: 'Zélie', professionCode: '60', professionLabel: 'Infirmier', l6: '69003 LYON', postalCode: '69003' }]));
+    // The administrator's command on node 1's configuration (its data directory is node 2's too).
+    const out = execFileSync(process.execPath, [path.resolve('bin/caducee.js'), 'directory', 'import', file, '--config', B.nodes![0].config, '--json'], { encoding: 'utf8' });
+    assert.ok(JSON.parse(out.trim().split('\n').pop()!).imported > 0, out);
+    const search = () =>
+      new Promise<any>((resolve, reject) =>
+        http.get(`http://127.0.0.1:${node(2).http}/api/directory/search?q=${encodeURIComponent('zelie noeud')}&limit=5`, (res) => {
+          let text = '';
+          res.on('data', (d) => (text += d));
+          res.on('end', () => resolve(JSON.parse(text)));
+        }).on('error', reject),
+      );
+    const found = await waitFor(async () => JSON.stringify(await search()).includes(address) || undefined, 'node 2 serving the new import', 20_000);
+    assert.equal(found, true);
   });
 
   test('node 1 SIGKILLed during an intake of 1,000 messages over MX: every acknowledged message present once, node 2 keeps serving', async (t) => {
