@@ -13,10 +13,11 @@
 //   only sees a message as recent), and what a SELECT reads comes from one statement (one snapshot).
 import type { FlagUpdate, FolderMessage, FolderStatus, FolderStore } from '../types.js';
 import type pg from 'pg';
-import { normaliseFlags, rowFolderMessage, rowMessage } from '../sqlite/folders.js';
+import { normaliseFlags } from '../sqlite/folders.js';
 import { PgPart, StoreConflictError, type PgClient } from './connection.js';
-import { insertFolder, rowFolder } from './folders-shared.js';
+import { insertFolder } from './folders-shared.js';
 import { checkStorableName, hasNul } from './text.js';
+import { rowFolder, rowFolderMessage, rowMessage } from '../rows.js';
 
 /** A unique violation named as SQLite's wrapUnique names it (`folder X already exists`). */
 async function named<T>(what: string, p: Promise<T>): Promise<T> {

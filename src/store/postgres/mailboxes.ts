@@ -1,29 +1,9 @@
 // Mailboxes (BAL) and grants (MailboxStore) in PostgreSQL.
-import { DEFAULT_FOLDERS, type Grant, type GrantRight, type Mailbox } from '../../model/index.js';
+import { DEFAULT_FOLDERS, type GrantRight } from '../../model/index.js';
 import type { MailboxStore, MailboxUpdate, NewMailbox } from '../types.js';
 import { now, PgPart, wrapUnique } from './connection.js';
 import { checkStorableName, hasNul, storable } from './text.js';
-
-export function rowMailbox(r: any): Mailbox {
-  return {
-    id: r.id,
-    address: r.address,
-    type: r.type,
-    displayName: r.display_name,
-    ownerUserId: r.owner_user_id,
-    practitionerId: r.practitioner_id,
-    structureId: r.structure_id,
-    state: r.state,
-    listeRouge: !!r.liste_rouge,
-    service: r.service,
-    description: r.description,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-  };
-}
-function rowGrant(r: any): Grant {
-  return { id: r.id, mailboxId: r.mailbox_id, userId: r.user_id, rights: r.rights.split(',').filter(Boolean), createdAt: r.created_at };
-}
+import { rowGrant, rowMailbox } from '../rows.js';
 
 export class PgMailboxes extends PgPart implements MailboxStore {
   async createMailbox(m: NewMailbox) {

@@ -2,20 +2,7 @@
 import type { ActivityKind, MailboxActivity, RuleNotice, RulesStore } from '../types.js';
 import { PgPart } from './connection.js';
 import { storable } from './text.js';
-
-function rowActivity(r: any): MailboxActivity {
-  return {
-    mailboxId: r.mailbox_id,
-    lastLoginAt: r.last_login_at,
-    lastReadAt: r.last_read_at,
-    lastSentAt: r.last_sent_at,
-    readingThresholdHours: r.reading_threshold_hours,
-    unusedWarnedAt: r.unused_warned_at,
-    objectionAt: r.objection_at,
-    suspendedAt: r.suspended_at,
-    deletedSubstitute: r.deleted_substitute,
-  };
-}
+import { rowActivity } from '../rows.js';
 
 const ACTIVITY_COLUMN: Record<ActivityKind, string> = { login: 'last_login_at', read: 'last_read_at', sent: 'last_sent_at' };
 const LIFECYCLE_COLUMN: Record<string, string> = {

@@ -1,11 +1,7 @@
 // Second factors, app passwords and the authentication audit trail (CredentialStore) in SQLite.
-import type { AppPassword } from '../../model/index.js';
 import type { AuthAuditEntry, CredentialStore } from '../types.js';
 import { now, SqlitePart } from './connection.js';
-
-function rowAppPassword(r: any): AppPassword {
-  return { id: r.id, userId: r.user_id, label: r.label, createdAt: r.created_at, lastUsedAt: r.last_used_at, lastUsedFrom: r.last_used_from, revokedAt: r.revoked_at };
-}
+import { rowAppPassword } from '../rows.js';
 
 export class SqliteCredentials extends SqlitePart implements CredentialStore {
   async createAppPassword(a: { userId: number; label: string; secretHash: string }) {

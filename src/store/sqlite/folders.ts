@@ -1,26 +1,8 @@
 // Folders and their messages (FolderStore) in SQLite: UIDs, flags, MODSEQ, expunge, copy and move.
-import type { Folder, StoredMessage } from '../../model/index.js';
 import type { FlagUpdate, FolderMessage, FolderStatus, FolderStore } from '../types.js';
 import type Database from 'better-sqlite3';
 import { SqlitePart, wrapUnique } from './connection.js';
-
-function rowFolder(r: any): Folder {
-  return { id: r.id, mailboxId: r.mailbox_id, name: r.name, specialUse: r.special_use, uidValidity: r.uid_validity, uidNext: r.uid_next };
-}
-export function rowMessage(r: any): StoredMessage {
-  return {
-    id: r.id,
-    folderId: r.folder_id,
-    uid: r.uid,
-    blobId: r.blob_id,
-    size: r.size,
-    internalDate: r.internal_date,
-    flags: r.flags ? r.flags.split(' ') : [],
-  };
-}
-export function rowFolderMessage(r: any): FolderMessage {
-  return { uid: r.uid, flags: r.flags ? r.flags.split(' ') : [], modseq: r.modseq, size: r.size, internalDate: r.internal_date, blobId: r.blob_id, recent: !!r.recent };
-}
+import { rowFolder, rowFolderMessage, rowMessage } from '../rows.js';
 
 /** Flags are kept as one space-separated string; system flags keep their RFC 9051 §2.3.2 spelling. */
 export function normaliseFlags(flags: string[]): string[] {

@@ -1,30 +1,8 @@
 // Medical software integration (IntegrationStore) in SQLite: API tokens (digests only) and
 // webhooks with their feed cursor (docs/software-api.md).
-import type { ApiToken, Webhook } from '../../model/index.js';
 import type { InboundMessage, IntegrationStore } from '../types.js';
 import { now, SqlitePart } from './connection.js';
-
-function rowToken(r: any): ApiToken {
-  return { id: r.id, userId: r.user_id, label: r.label, createdAt: r.created_at, createdBy: r.created_by, lastUsedAt: r.last_used_at, lastUsedFrom: r.last_used_from, revokedAt: r.revoked_at };
-}
-
-function rowWebhook(r: any): Webhook {
-  return {
-    id: r.id,
-    userId: r.user_id,
-    mailboxId: r.mailbox_id,
-    url: r.url,
-    createdAt: r.created_at,
-    revokedAt: r.revoked_at,
-    cursor: r.cursor,
-    attempts: r.attempts,
-    nextAttemptAt: r.next_attempt_at,
-    failingSince: r.failing_since,
-    lastError: r.last_error,
-    delivered: r.delivered,
-    abandoned: r.abandoned,
-  };
-}
+import { rowToken, rowWebhook } from '../rows.js';
 
 const withSecret = (r: any) => ({ ...rowWebhook(r), secret: r.secret as string });
 

@@ -1,28 +1,8 @@
 // Mailboxes (BAL) and grants (MailboxStore) in SQLite.
-import { DEFAULT_FOLDERS, type Grant, type GrantRight, type Mailbox } from '../../model/index.js';
+import { DEFAULT_FOLDERS, type GrantRight } from '../../model/index.js';
 import type { MailboxStore, MailboxUpdate, NewMailbox } from '../types.js';
 import { now, SqlitePart, wrapUnique } from './connection.js';
-
-function rowMailbox(r: any): Mailbox {
-  return {
-    id: r.id,
-    address: r.address,
-    type: r.type,
-    displayName: r.display_name,
-    ownerUserId: r.owner_user_id,
-    practitionerId: r.practitioner_id,
-    structureId: r.structure_id,
-    state: r.state,
-    listeRouge: !!r.liste_rouge,
-    service: r.service,
-    description: r.description,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-  };
-}
-function rowGrant(r: any): Grant {
-  return { id: r.id, mailboxId: r.mailbox_id, userId: r.user_id, rights: r.rights.split(',').filter(Boolean), createdAt: r.created_at };
-}
+import { rowGrant, rowMailbox } from '../rows.js';
 
 export class SqliteMailboxes extends SqlitePart implements MailboxStore {
   async createMailbox(m: NewMailbox) {

@@ -1,20 +1,7 @@
 // Golden rules 1, 2 and 4 (RulesStore) in SQLite: mailbox activity, rule notices, urgency replies.
 import type { ActivityKind, MailboxActivity, RuleNotice, RulesStore } from '../types.js';
 import { SqlitePart } from './connection.js';
-
-function rowActivity(r: any): MailboxActivity {
-  return {
-    mailboxId: r.mailbox_id,
-    lastLoginAt: r.last_login_at,
-    lastReadAt: r.last_read_at,
-    lastSentAt: r.last_sent_at,
-    readingThresholdHours: r.reading_threshold_hours,
-    unusedWarnedAt: r.unused_warned_at,
-    objectionAt: r.objection_at,
-    suspendedAt: r.suspended_at,
-    deletedSubstitute: r.deleted_substitute,
-  };
-}
+import { rowActivity } from '../rows.js';
 
 const ACTIVITY_COLUMN: Record<ActivityKind, string> = { login: 'last_login_at', read: 'last_read_at', sent: 'last_sent_at' };
 const LIFECYCLE_COLUMN: Record<string, string> = {
