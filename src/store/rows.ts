@@ -3,7 +3,7 @@
 // kept as TEXT), and pg parses int8 to number (postgres/connection.ts), so one mapper turns a row
 // of either engine into the model. A column read differently by one engine does not belong here.
 import type { ApiToken, AppPassword, Folder, Grant, HttpSession, Mailbox, Practitioner, QueueItem, StoredMessage, Structure, User, Webhook } from '../model/index.js';
-import type { AbsenceSettings, FolderMessage, MailboxActivity, MailboxTrace, ReceiptMessage, TrackedSubmission } from './types.js';
+import type { AbsenceSettings, FolderMessage, MailboxActivity, MailboxTrace, ReceiptMessage, TrackedSubmission, UsageConnectionCount, UsageMailboxCount, UsageMessageCount } from './types.js';
 
 /** A space-separated flags column as a list (no flag is the empty string). */
 export function splitFlags(flags: string | null | undefined): string[] {
@@ -206,4 +206,40 @@ export function rowSubmission(r: any, recipients: TrackedSubmission['recipients'
     envid: r.envid,
     recipients,
   };
+}
+
+/** A usage_messages group (usageMessages: COUNT(*) n, SUM(attachment) a, SUM(xdm) x). */
+export function rowUsageMessage(r: any): UsageMessageCount {
+  return { structureId: r.structure_id, mailboxType: r.mailbox_type, flow: r.flow, peer: r.peer, messages: r.n, withAttachment: r.a, withXdm: r.x };
+}
+
+/** An auth_audit group (usageConnections: COUNT(*) n). */
+export function rowUsageConnection(r: any): UsageConnectionCount {
+  return { protocol: r.protocol, method: r.method, success: !!r.success, count: r.n };
+}
+
+/**
+ * The mailbox counts of usageMailboxes from its two reads: `boxes` (structure_id, type,
+ * created_at, state_then: each mailbox created before `to`, with its state at `to`) and `changes`
+ * (structure_id, type, state, n: suspensions and deletions in the period), per structure and type.
+ */
+export function usageMailboxCounts(boxes: any[], changes: any[], from: string): UsageMailboxCount[] {
+  const out = new Map<string, UsageMailboxCount>();
+  const entry = (structureId: number | null, mailboxType: any) => {
+    const k = `${structureId ?? ''}|${mailboxType}`;
+    let e = out.get(k);
+    if (!e) out.set(k, (e = { structureId, mailboxType, active: 0, created: 0, suspended: 0, deleted: 0 }));
+    return e;
+  };
+  for (const b of boxes) {
+    const e = entry(b.structure_id, b.type);
+    if (b.state_then === 'active') e.active++;
+    if (b.created_at >= from) e.created++;
+  }
+  for (const c of changes) {
+    const e = entry(c.structure_id, c.type);
+    if (c.state === 'suspended') e.suspended += c.n;
+    else e.deleted += c.n;
+  }
+  return [...out.values()].sort((a, b) => (a.structureId ?? 0) - (b.structureId ?? 0) || a.mailboxType.localeCompare(b.mailboxType));
 }
