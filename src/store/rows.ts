@@ -1,9 +1,10 @@
 // Row mappers shared by both store engines (sqlite/ and postgres/): the two schemas have the same
 // column names and types (booleans are INTEGER 0/1 in both, flags one space-separated TEXT, JSON
 // kept as TEXT), and pg parses int8 to number (postgres/connection.ts), so one mapper turns a row
-// of either engine into the model. A column read differently by one engine does not belong here.
+// of either engine into the model; and the column names both engines write. A column read
+// differently by one engine does not belong here: it stays in that engine, with a comment.
 import type { ApiToken, AppPassword, Folder, Grant, HttpSession, Mailbox, Practitioner, QueueItem, StoredMessage, Structure, User, Webhook } from '../model/index.js';
-import type { AbsenceSettings, FolderMessage, MailboxActivity, MailboxTrace, ReceiptMessage, TrackedSubmission, UsageConnectionCount, UsageMailboxCount, UsageMessageCount } from './types.js';
+import type { AbsenceSettings, ActivityKind, FolderMessage, MailboxActivity, MailboxTrace, MailboxUpdate, ReceiptMessage, TrackedSubmission, UsageConnectionCount, UsageMailboxCount, UsageMessageCount } from './types.js';
 
 /** A space-separated flags column as a list (no flag is the empty string). */
 export function splitFlags(flags: string | null | undefined): string[] {
@@ -243,3 +244,24 @@ export function usageMailboxCounts(boxes: any[], changes: any[], from: string): 
   }
   return [...out.values()].sort((a, b) => (a.structureId ?? 0) - (b.structureId ?? 0) || a.mailboxType.localeCompare(b.mailboxType));
 }
+
+// ---- columns written by both engines ----
+
+/** The mailbox_activity column of each activity (RulesStore.recordActivity). */
+export const ACTIVITY_COLUMN: Record<ActivityKind, string> = { login: 'last_login_at', read: 'last_read_at', sent: 'last_sent_at' };
+/** The mailbox_activity column of each lifecycle field (RulesStore.updateActivity). */
+export const LIFECYCLE_COLUMN: Record<string, string> = {
+  readingThresholdHours: 'reading_threshold_hours',
+  unusedWarnedAt: 'unused_warned_at',
+  objectionAt: 'objection_at',
+  suspendedAt: 'suspended_at',
+  deletedSubstitute: 'deleted_substitute',
+};
+/** The mailboxes column of each MailboxUpdate field written as it is (liste_rouge, a boolean, is written apart). */
+export const MAILBOX_UPDATE_COLUMNS: [keyof MailboxUpdate, string][] = [
+  ['state', 'state'],
+  ['displayName', 'display_name'],
+  ['service', 'service'],
+  ['description', 'description'],
+  ['ownerUserId', 'owner_user_id'],
+];

@@ -3,7 +3,7 @@ import { DEFAULT_FOLDERS, type GrantRight } from '../../model/index.js';
 import type { MailboxStore, MailboxUpdate, NewMailbox } from '../types.js';
 import { now, PgPart, wrapUnique } from './connection.js';
 import { checkStorableName, hasNul, storable } from './text.js';
-import { rowGrant, rowMailbox } from '../rows.js';
+import { MAILBOX_UPDATE_COLUMNS, rowGrant, rowMailbox } from '../rows.js';
 
 export class PgMailboxes extends PgPart implements MailboxStore {
   async createMailbox(m: NewMailbox) {
@@ -53,14 +53,7 @@ export class PgMailboxes extends PgPart implements MailboxStore {
     const sets: string[] = [];
     const args: unknown[] = [];
     const set = (col: string, v: unknown) => (args.push(v), sets.push(`${col} = $${args.length}`));
-    const map: [keyof MailboxUpdate, string][] = [
-      ['state', 'state'],
-      ['displayName', 'display_name'],
-      ['service', 'service'],
-      ['description', 'description'],
-      ['ownerUserId', 'owner_user_id'],
-    ];
-    for (const [k, col] of map) if (u[k] !== undefined) set(col, typeof u[k] === 'string' ? storable(u[k] as string) : u[k]);
+    for (const [k, col] of MAILBOX_UPDATE_COLUMNS) if (u[k] !== undefined) set(col, typeof u[k] === 'string' ? storable(u[k] as string) : u[k]);
     if (u.listeRouge !== undefined) set('liste_rouge', u.listeRouge ? 1 : 0);
     set('updated_at', now());
     args.push(id);

@@ -2,16 +2,7 @@
 import type { ActivityKind, MailboxActivity, RuleNotice, RulesStore } from '../types.js';
 import { PgPart } from './connection.js';
 import { storable } from './text.js';
-import { rowActivity } from '../rows.js';
-
-const ACTIVITY_COLUMN: Record<ActivityKind, string> = { login: 'last_login_at', read: 'last_read_at', sent: 'last_sent_at' };
-const LIFECYCLE_COLUMN: Record<string, string> = {
-  readingThresholdHours: 'reading_threshold_hours',
-  unusedWarnedAt: 'unused_warned_at',
-  objectionAt: 'objection_at',
-  suspendedAt: 'suspended_at',
-  deletedSubstitute: 'deleted_substitute',
-};
+import { ACTIVITY_COLUMN, LIFECYCLE_COLUMN, rowActivity } from '../rows.js';
 
 export class PgRules extends PgPart implements RulesStore {
   async recordActivity(mailboxIds: number[], kind: ActivityKind, at: number) {

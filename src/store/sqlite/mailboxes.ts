@@ -2,7 +2,7 @@
 import { DEFAULT_FOLDERS, type GrantRight } from '../../model/index.js';
 import type { MailboxStore, MailboxUpdate, NewMailbox } from '../types.js';
 import { now, SqlitePart, wrapUnique } from './connection.js';
-import { rowGrant, rowMailbox } from '../rows.js';
+import { MAILBOX_UPDATE_COLUMNS, rowGrant, rowMailbox } from '../rows.js';
 
 export class SqliteMailboxes extends SqlitePart implements MailboxStore {
   async createMailbox(m: NewMailbox) {
@@ -45,14 +45,7 @@ export class SqliteMailboxes extends SqlitePart implements MailboxStore {
   async updateMailbox(id: number, u: MailboxUpdate) {
     const sets: string[] = [];
     const args: unknown[] = [];
-    const map: [keyof MailboxUpdate, string][] = [
-      ['state', 'state'],
-      ['displayName', 'display_name'],
-      ['service', 'service'],
-      ['description', 'description'],
-      ['ownerUserId', 'owner_user_id'],
-    ];
-    for (const [k, col] of map) if (u[k] !== undefined) (sets.push(`${col} = ?`), args.push(u[k]));
+    for (const [k, col] of MAILBOX_UPDATE_COLUMNS) if (u[k] !== undefined) (sets.push(`${col} = ?`), args.push(u[k]));
     if (u.listeRouge !== undefined) (sets.push('liste_rouge = ?'), args.push(u.listeRouge ? 1 : 0));
     sets.push('updated_at = ?');
     args.push(now());

@@ -1,16 +1,7 @@
 // Golden rules 1, 2 and 4 (RulesStore) in SQLite: mailbox activity, rule notices, urgency replies.
 import type { ActivityKind, MailboxActivity, RuleNotice, RulesStore } from '../types.js';
 import { SqlitePart } from './connection.js';
-import { rowActivity } from '../rows.js';
-
-const ACTIVITY_COLUMN: Record<ActivityKind, string> = { login: 'last_login_at', read: 'last_read_at', sent: 'last_sent_at' };
-const LIFECYCLE_COLUMN: Record<string, string> = {
-  readingThresholdHours: 'reading_threshold_hours',
-  unusedWarnedAt: 'unused_warned_at',
-  objectionAt: 'objection_at',
-  suspendedAt: 'suspended_at',
-  deletedSubstitute: 'deleted_substitute',
-};
+import { ACTIVITY_COLUMN, LIFECYCLE_COLUMN, rowActivity } from '../rows.js';
 
 export class SqliteRules extends SqlitePart implements RulesStore {
   async recordActivity(mailboxIds: number[], kind: ActivityKind, at: number) {
