@@ -4,7 +4,7 @@
 // of either engine into the model; and the column names both engines write. A column read
 // differently by one engine does not belong here: it stays in that engine, with a comment.
 import type { ApiToken, AppPassword, Folder, Grant, HttpSession, Mailbox, Practitioner, QueueItem, StoredMessage, Structure, User, Webhook } from '../model/index.js';
-import type { AbsenceSettings, ActivityKind, FolderMessage, MailboxActivity, MailboxTrace, MailboxUpdate, ReceiptMessage, TrackedSubmission, UsageConnectionCount, UsageMailboxCount, UsageMessageCount } from './types.js';
+import type { AbsenceSettings, ActivityKind, AuthAuditEntry, FolderMessage, InboundMessage, MailboxActivity, MailboxTrace, MailboxUpdate, ReceiptMessage, RuleNotice, TrackedSubmission, UsageConnectionCount, UsageMailboxCount, UsageMessageCount } from './types.js';
 
 /** A space-separated flags column as a list (no flag is the empty string). */
 export function splitFlags(flags: string | null | undefined): string[] {
@@ -243,6 +243,24 @@ export function usageMailboxCounts(boxes: any[], changes: any[], from: string): 
     else e.deleted += c.n;
   }
   return [...out.values()].sort((a, b) => (a.structureId ?? 0) - (b.structureId ?? 0) || a.mailboxType.localeCompare(b.mailboxType));
+}
+
+/** A webhooks row with its secret (only the webhook worker reads it). */
+export function rowWebhookWithSecret(r: any): Webhook & { secret: string } {
+  return { ...rowWebhook(r), secret: r.secret as string };
+}
+
+/** An INBOX message of the inbound feed (IntegrationStore.inboundAfter). */
+export function rowInboundMessage(r: any): InboundMessage {
+  return { id: r.id, folderId: r.folder_id, uid: r.uid, blobId: r.blob_id, size: r.size, internalDate: r.internal_date };
+}
+
+export function rowRuleNotice(r: any): RuleNotice {
+  return { mailboxId: r.mailbox_id, kind: r.kind, day: r.day, level: r.level, blobId: r.blob_id, sentAt: r.sent_at };
+}
+
+export function rowAuthAudit(r: any): AuthAuditEntry {
+  return { at: r.at, login: r.login, userId: r.user_id, protocol: r.protocol, method: r.method, remote: r.remote, success: !!r.success, reason: r.reason, actor: r.actor };
 }
 
 // ---- columns written by both engines ----

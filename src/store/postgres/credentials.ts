@@ -2,7 +2,7 @@
 import type { AuthAuditEntry, CredentialStore } from '../types.js';
 import { now, PgPart } from './connection.js';
 import { hasNul, storable } from './text.js';
-import { rowAppPassword } from '../rows.js';
+import { rowAppPassword, rowAuthAudit } from '../rows.js';
 
 export class PgCredentials extends PgPart implements CredentialStore {
   async createAppPassword(a: { userId: number; label: string; secretHash: string }) {
@@ -82,16 +82,6 @@ export class PgCredentials extends PgPart implements CredentialStore {
   }
 
   async listAuthAudit(limit: number) {
-    return (await this.query('SELECT * FROM auth_audit ORDER BY id DESC LIMIT $1', [limit])).map((r: any) => ({
-      at: r.at,
-      login: r.login,
-      userId: r.user_id,
-      protocol: r.protocol,
-      method: r.method,
-      remote: r.remote,
-      success: !!r.success,
-      reason: r.reason,
-      actor: r.actor,
-    }));
+    return (await this.query('SELECT * FROM auth_audit ORDER BY id DESC LIMIT $1', [limit])).map(rowAuthAudit);
   }
 }

@@ -3,9 +3,8 @@
 import type { InboundMessage, IntegrationStore } from '../types.js';
 import { now, PgPart } from './connection.js';
 import { hasNul, storable } from './text.js';
-import { rowToken, rowWebhook } from '../rows.js';
+import { rowInboundMessage, rowToken, rowWebhook, rowWebhookWithSecret } from '../rows.js';
 
-const withSecret = (r: any) => ({ ...rowWebhook(r), secret: r.secret as string });
 
 /** The INBOX of mailbox $1: its messages are the inbound feed. */
 const INBOX = "SELECT id FROM folders WHERE mailbox_id = $1 AND name = 'INBOX'";
@@ -47,7 +46,7 @@ export class PgIntegrations extends PgPart implements IntegrationStore {
     return rowWebhook(r);
   }
   async getWebhook(id: number) {
-    return this.one('SELECT * FROM webhooks WHERE id = $1', withSecret, id);
+    return this.one('SELECT * FROM webhooks WHERE id = $1', rowWebhookWithSecret, id);
   }
   async listWebhooks(filter: { userId?: number; mailboxId?: number } = {}) {
     return (
@@ -58,7 +57,7 @@ export class PgIntegrations extends PgPart implements IntegrationStore {
     return (await this.run('UPDATE webhooks SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL', [now(), id])) > 0;
   }
   async dueWebhooks(nowMs: number, limit: number) {
-    return (await this.query('SELECT * FROM webhooks WHERE revoked_at IS NULL AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2', [nowMs, limit])).map(withSecret);
+    return (await this.query('SELECT * FROM webhooks WHERE revoked_at IS NULL AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2', [nowMs, limit])).map(rowWebhookWithSecret);
   }
   async webhookAcknowledged(id: number, from: number, cursor: number) {
     // Compare-and-set on the cursor: of two nodes acknowledging the same event, one wins.
@@ -87,6 +86,6 @@ export class PgIntegrations extends PgPart implements IntegrationStore {
   async inboundAfter(mailboxId: number, afterId: number, limit: number): Promise<InboundMessage[]> {
     return (
       await this.query(`SELECT id, folder_id, uid, blob_id, size, internal_date FROM messages WHERE folder_id IN (${INBOX}) AND id > $2 ORDER BY id LIMIT $3`, [mailboxId, afterId, limit])
-    ).map((r: any) => ({ id: r.id, folderId: r.folder_id, uid: r.uid, blobId: r.blob_id, size: r.size, internalDate: r.internal_date }));
+    ).map(rowInboundMessage);
   }
 }

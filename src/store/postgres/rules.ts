@@ -2,7 +2,7 @@
 import type { ActivityKind, MailboxActivity, RuleNotice, RulesStore } from '../types.js';
 import { PgPart } from './connection.js';
 import { storable } from './text.js';
-import { ACTIVITY_COLUMN, LIFECYCLE_COLUMN, rowActivity } from '../rows.js';
+import { ACTIVITY_COLUMN, LIFECYCLE_COLUMN, rowActivity, rowRuleNotice } from '../rows.js';
 
 export class PgRules extends PgPart implements RulesStore {
   async recordActivity(mailboxIds: number[], kind: ActivityKind, at: number) {
@@ -63,9 +63,7 @@ export class PgRules extends PgPart implements RulesStore {
   }
 
   async listRuleNotices(mailboxId: number) {
-    return (await this.query('SELECT * FROM rule_notices WHERE mailbox_id = $1 ORDER BY day, kind', [mailboxId])).map(
-      (r: any) => ({ mailboxId: r.mailbox_id, kind: r.kind, day: r.day, level: r.level, blobId: r.blob_id, sentAt: r.sent_at }) as RuleNotice,
-    );
+    return (await this.query('SELECT * FROM rule_notices WHERE mailbox_id = $1 ORDER BY day, kind', [mailboxId])).map(rowRuleNotice);
   }
 
   async claimUrgencyReply(mailboxId: number, sender: string, at: number, since: number) {

@@ -1,7 +1,7 @@
 // Second factors, app passwords and the authentication audit trail (CredentialStore) in SQLite.
 import type { AuthAuditEntry, CredentialStore } from '../types.js';
 import { now, SqlitePart } from './connection.js';
-import { rowAppPassword } from '../rows.js';
+import { rowAppPassword, rowAuthAudit } from '../rows.js';
 
 export class SqliteCredentials extends SqlitePart implements CredentialStore {
   async createAppPassword(a: { userId: number; label: string; secretHash: string }) {
@@ -74,6 +74,6 @@ export class SqliteCredentials extends SqlitePart implements CredentialStore {
   async listAuthAudit(limit: number) {
     return this.q('SELECT * FROM auth_audit ORDER BY id DESC LIMIT ?')
       .all(limit)
-      .map((r: any) => ({ at: r.at, login: r.login, userId: r.user_id, protocol: r.protocol, method: r.method, remote: r.remote, success: !!r.success, reason: r.reason, actor: r.actor }));
+      .map(rowAuthAudit);
   }
 }

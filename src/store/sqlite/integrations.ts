@@ -2,9 +2,8 @@
 // webhooks with their feed cursor (docs/software-api.md).
 import type { InboundMessage, IntegrationStore } from '../types.js';
 import { now, SqlitePart } from './connection.js';
-import { rowToken, rowWebhook } from '../rows.js';
+import { rowInboundMessage, rowToken, rowWebhook, rowWebhookWithSecret } from '../rows.js';
 
-const withSecret = (r: any) => ({ ...rowWebhook(r), secret: r.secret as string });
 
 /** The INBOX of a mailbox: its messages are the inbound feed. */
 const INBOX = "SELECT id FROM folders WHERE mailbox_id = ? AND name = 'INBOX'";
@@ -37,7 +36,7 @@ export class SqliteIntegrations extends SqlitePart implements IntegrationStore {
     })();
   }
   async getWebhook(id: number) {
-    return this.one('SELECT * FROM webhooks WHERE id = ?', withSecret, id);
+    return this.one('SELECT * FROM webhooks WHERE id = ?', rowWebhookWithSecret, id);
   }
   async listWebhooks(filter: { userId?: number; mailboxId?: number } = {}) {
     return this.q('SELECT * FROM webhooks WHERE (? IS NULL OR user_id = ?) AND (? IS NULL OR mailbox_id = ?) ORDER BY id')
@@ -48,7 +47,7 @@ export class SqliteIntegrations extends SqlitePart implements IntegrationStore {
     return this.q('UPDATE webhooks SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(now(), id).changes > 0;
   }
   async dueWebhooks(nowMs: number, limit: number) {
-    return this.q('SELECT * FROM webhooks WHERE revoked_at IS NULL AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?').all(nowMs, limit).map(withSecret);
+    return this.q('SELECT * FROM webhooks WHERE revoked_at IS NULL AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?').all(nowMs, limit).map(rowWebhookWithSecret);
   }
   async webhookAcknowledged(id: number, from: number, cursor: number) {
     return (
@@ -68,6 +67,6 @@ export class SqliteIntegrations extends SqlitePart implements IntegrationStore {
   async inboundAfter(mailboxId: number, afterId: number, limit: number): Promise<InboundMessage[]> {
     return this.q(`SELECT id, folder_id, uid, blob_id, size, internal_date FROM messages WHERE folder_id IN (${INBOX}) AND id > ? ORDER BY id LIMIT ?`)
       .all(mailboxId, afterId, limit)
-      .map((r: any) => ({ id: r.id, folderId: r.folder_id, uid: r.uid, blobId: r.blob_id, size: r.size, internalDate: r.internal_date }));
+      .map(rowInboundMessage);
   }
 }

@@ -1,7 +1,7 @@
 // Golden rules 1, 2 and 4 (RulesStore) in SQLite: mailbox activity, rule notices, urgency replies.
 import type { ActivityKind, MailboxActivity, RuleNotice, RulesStore } from '../types.js';
 import { SqlitePart } from './connection.js';
-import { ACTIVITY_COLUMN, LIFECYCLE_COLUMN, rowActivity } from '../rows.js';
+import { ACTIVITY_COLUMN, LIFECYCLE_COLUMN, rowActivity, rowRuleNotice } from '../rows.js';
 
 export class SqliteRules extends SqlitePart implements RulesStore {
   async recordActivity(mailboxIds: number[], kind: ActivityKind, at: number) {
@@ -53,7 +53,7 @@ export class SqliteRules extends SqlitePart implements RulesStore {
   async listRuleNotices(mailboxId: number) {
     return this.q('SELECT * FROM rule_notices WHERE mailbox_id = ? ORDER BY day, kind')
       .all(mailboxId)
-      .map((r: any) => ({ mailboxId: r.mailbox_id, kind: r.kind, day: r.day, level: r.level, blobId: r.blob_id, sentAt: r.sent_at }) as RuleNotice);
+      .map(rowRuleNotice);
   }
 
   async claimUrgencyReply(mailboxId: number, sender: string, at: number, since: number) {
