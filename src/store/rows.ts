@@ -3,8 +3,8 @@
 // kept as TEXT), and pg parses int8 to number (postgres/connection.ts), so one mapper turns a row
 // of either engine into the model; and the column names both engines write. A column read
 // differently by one engine does not belong here: it stays in that engine, with a comment.
-import type { ApiToken, AppPassword, Folder, Grant, HttpSession, Mailbox, Practitioner, QueueItem, StoredMessage, Structure, User, Webhook } from '../model/index.js';
-import type { AbsenceSettings, ActivityKind, AuthAuditEntry, FolderMessage, InboundMessage, MailboxActivity, MailboxTrace, MailboxUpdate, ReceiptMessage, RuleNotice, TrackedSubmission, UsageConnectionCount, UsageMailboxCount, UsageMessageCount } from './types.js';
+import type { ApiToken, AppPassword, Folder, Grant, HttpSession, Mailbox, Practitioner, QueueItem, StoredMessage, Structure, TotpFactor, User, Webhook } from '../model/index.js';
+import type { AbsenceSettings, ActivityKind, AuthAuditEntry, FolderMessage, InboundMessage, MailboxActivity, MailboxTrace, MailboxUpdate, PatientConversation, ReceiptMessage, RuleNotice, TrackedSubmission, UsageConnectionCount, UsageMailboxCount, UsageMessageCount } from './types.js';
 
 /** A space-separated flags column as a list (no flag is the empty string). */
 export function splitFlags(flags: string | null | undefined): string[] {
@@ -261,6 +261,14 @@ export function rowRuleNotice(r: any): RuleNotice {
 
 export function rowAuthAudit(r: any): AuthAuditEntry {
   return { at: r.at, login: r.login, userId: r.user_id, protocol: r.protocol, method: r.method, remote: r.remote, success: !!r.success, reason: r.reason, actor: r.actor };
+}
+
+export function rowTotp(r: any): TotpFactor {
+  return { userId: r.user_id, secret: r.secret, confirmedAt: r.confirmed_at, lastStep: r.last_step };
+}
+
+export function rowPatientConversation(r: any): PatientConversation {
+  return { patientMailboxId: r.patient_mailbox_id, professional: r.professional, openedAt: r.opened_at, lastMessageAt: r.last_message_at, closedAt: r.closed_at };
 }
 
 // ---- columns written by both engines ----

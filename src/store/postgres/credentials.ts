@@ -2,7 +2,7 @@
 import type { AuthAuditEntry, CredentialStore } from '../types.js';
 import { now, PgPart } from './connection.js';
 import { hasNul, storable } from './text.js';
-import { rowAppPassword, rowAuthAudit } from '../rows.js';
+import { rowAppPassword, rowAuthAudit, rowTotp } from '../rows.js';
 
 export class PgCredentials extends PgPart implements CredentialStore {
   async createAppPassword(a: { userId: number; label: string; secretHash: string }) {
@@ -24,7 +24,7 @@ export class PgCredentials extends PgPart implements CredentialStore {
   }
 
   async getTotp(userId: number) {
-    return this.one('SELECT * FROM totp_factors WHERE user_id = $1', (r) => ({ userId: r.user_id, secret: r.secret, confirmedAt: r.confirmed_at, lastStep: r.last_step }), userId);
+    return this.one('SELECT * FROM totp_factors WHERE user_id = $1', rowTotp, userId);
   }
   async setPendingTotp(userId: number, secret: string) {
     // One statement: replaces an unconfirmed enrolment, never a confirmed factor (even one

@@ -1,7 +1,7 @@
 // Second factors, app passwords and the authentication audit trail (CredentialStore) in SQLite.
 import type { AuthAuditEntry, CredentialStore } from '../types.js';
 import { now, SqlitePart } from './connection.js';
-import { rowAppPassword, rowAuthAudit } from '../rows.js';
+import { rowAppPassword, rowAuthAudit, rowTotp } from '../rows.js';
 
 export class SqliteCredentials extends SqlitePart implements CredentialStore {
   async createAppPassword(a: { userId: number; label: string; secretHash: string }) {
@@ -22,7 +22,7 @@ export class SqliteCredentials extends SqlitePart implements CredentialStore {
 
   async getTotp(userId: number) {
     const r: any = this.q('SELECT * FROM totp_factors WHERE user_id = ?').get(userId);
-    return r ? { userId: r.user_id, secret: r.secret, confirmedAt: r.confirmed_at, lastStep: r.last_step } : undefined;
+    return r ? rowTotp(r) : undefined;
   }
   async setPendingTotp(userId: number, secret: string) {
     this.db.transaction(() => {
