@@ -2,66 +2,37 @@
 // operator): the real OutboundWorker, each over its own PgStore pool, sends a burst to a real peer
 // (operator B of the demo trust space); every message arrives exactly once (counted at B).
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
-import { Core } from '../src/core/index.js';
-import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../src/demo/space.js';
-import { OutboundWorker } from '../src/delivery/worker.js';
+import type { DemoLayout } from '../src/demo/space.js';
 import type { Operator } from '../src/main.js';
 import { PgStore } from '../src/store/postgres/index.js';
-import { folderMessages, tempDir, testLogger, waitFor } from './helpers.js';
+import { folderMessages, waitFor } from './helpers.js';
 import { pgTestDatabase } from './support/postgres.js';
+import { startQueueDemo, type QueueDemo } from './support/queue-demo.js';
 
-const FAST_QUEUE = { queue: { retrySeconds: [0.3], pollSeconds: 0.1, giveUpSeconds: 600, connectTimeoutSeconds: 3 } };
 const db = await pgTestDatabase();
 
 describe('queue workers of two nodes on a PostgreSQL queue', { skip: 'skip' in db ? db.skip : false }, () => {
+  let space: QueueDemo;
   let layout: DemoLayout;
-  let demo: RunningDemo;
   let A: Operator;
   let B: Operator;
-  let cleanup = () => {};
-  const closers: (() => Promise<unknown>)[] = [];
 
   before(async () => {
-    let dir: string;
-    ({ dir, cleanup } = tempDir());
-    layout = await prepareDemo(dir, { ports: 'ephemeral', configOverrides: FAST_QUEUE });
-    demo = await startDemo(layout, { logger: testLogger(), configOverrides: FAST_QUEUE });
-    [A, B] = demo.operators;
+    space = await startQueueDemo();
+    ({ layout, A, B } = space);
   });
   after(async () => {
-    for (const c of closers.reverse()) await c();
-    await demo?.stop();
-    cleanup();
+    await space?.stop();
     if (!('skip' in db)) await db.drop();
   });
 
   /** One node of operator A: its own pool on the shared database and its own queue worker (files: A's message files). */
   async function node(name: string, lines: string[]) {
     if ('skip' in db) throw new Error(db.skip);
-    const a = layout.operators[0];
     const store = await PgStore.open(db.url, { poolSize: 4 });
-    const worker = new OutboundWorker({
-      store,
-      core: new Core(store, A.config.operator.domains),
-      blobs: A.blobs,
-      trust: A.trust,
-      hostname: A.config.operator.hostname,
-      postmaster: `postmaster@${A.config.operator.domains[0]}`,
-      tls: () => ({ key: readFileSync(a.key, 'utf8'), cert: readFileSync(a.chain, 'utf8'), ca: readFileSync(layout.caBundle, 'utf8') }),
-      retrySeconds: [0.3],
-      giveUpSeconds: 600,
-      pollSeconds: 0.1,
-      concurrency: 4,
-      connectTimeoutSeconds: 3,
-      logger: pino({ level: 'info', base: { node: name } }, { write: (l: string) => void lines.push(l) }),
-    });
-    closers.push(async () => {
-      await worker.stop();
-      await store.close();
-    });
+    const worker = space.worker(store, { logger: pino({ level: 'info', base: { node: name } }, { write: (l: string) => void lines.push(l) }) });
     return { store, worker };
   }
 

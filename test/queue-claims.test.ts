@@ -8,63 +8,30 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { SMTPServer } from 'smtp-server';
-import { Core } from '../src/core/index.js';
-import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../src/demo/space.js';
-import { OutboundWorker } from '../src/delivery/worker.js';
+import type { DemoLayout } from '../src/demo/space.js';
 import { parseConfig } from '../src/config/index.js';
 import { startOperator, type Operator } from '../src/main.js';
 import { SqliteStore } from '../src/store/sqlite/index.js';
-import { folderMessages, tempDir, testLogger, waitFor } from './helpers.js';
-
-const FAST_QUEUE = { queue: { retrySeconds: [0.3], pollSeconds: 0.1, giveUpSeconds: 600, connectTimeoutSeconds: 3 } };
+import { folderMessages, testLogger, waitFor } from './helpers.js';
+import { startQueueDemo, type QueueDemo } from './support/queue-demo.js';
 
 describe('queue claims between workers', () => {
+  let space: QueueDemo;
   let layout: DemoLayout;
-  let demo: RunningDemo;
   let A: Operator;
   let B: Operator;
-  let cleanup = () => {};
-  const closers: (() => Promise<unknown>)[] = [];
 
   before(async () => {
-    let dir: string;
-    ({ dir, cleanup } = tempDir());
-    layout = await prepareDemo(dir, { ports: 'ephemeral', configOverrides: FAST_QUEUE });
-    demo = await startDemo(layout, { logger: testLogger(), configOverrides: FAST_QUEUE });
-    [A, B] = demo.operators;
+    space = await startQueueDemo();
+    ({ layout, A, B } = space);
   });
   after(async () => {
-    for (const c of closers.reverse()) await c();
-    await demo?.stop();
-    cleanup();
+    await space?.stop();
   });
 
   /** A second queue worker of operator A, as another process has it: its own connection to A's database file. */
   function secondWorker(o: { leaseSeconds?: number; stopGraceSeconds?: number; concurrency?: number; logger?: pino.Logger } = {}) {
-    const a = layout.operators[0];
-    const store = SqliteStore.open(path.join(A.config.dataDir, 'caducee.sqlite'));
-    const worker = new OutboundWorker({
-      store,
-      core: new Core(store, A.config.operator.domains),
-      blobs: A.blobs,
-      trust: A.trust,
-      hostname: A.config.operator.hostname,
-      postmaster: `postmaster@${A.config.operator.domains[0]}`,
-      tls: () => ({ key: readFileSync(a.key, 'utf8'), cert: readFileSync(a.chain, 'utf8'), ca: readFileSync(layout.caBundle, 'utf8') }),
-      retrySeconds: [0.3],
-      giveUpSeconds: 600,
-      pollSeconds: 0.1,
-      concurrency: o.concurrency ?? 4,
-      connectTimeoutSeconds: 3,
-      leaseSeconds: o.leaseSeconds,
-      stopGraceSeconds: o.stopGraceSeconds,
-      logger: o.logger ?? testLogger(),
-    });
-    closers.push(async () => {
-      await worker.stop();
-      await store.close();
-    });
-    return worker;
+    return space.worker(SqliteStore.open(path.join(A.config.dataDir, 'caducee.sqlite')), o);
   }
 
   /** Queues one message from A's first user to B's first user (as submission would), returns its subject. */
@@ -124,7 +91,7 @@ describe('queue claims between workers', () => {
       },
     });
     await new Promise<void>((r) => stalled.listen(0, '127.0.0.1', () => r()));
-    closers.push(() => new Promise((r) => stalled.close(() => r(undefined))));
+    space.closers.push(() => new Promise((r) => stalled.close(() => r(undefined))));
     A.config.routes[b.domain] = `127.0.0.1:${(stalled.server.address() as AddressInfo).port}`;
     await queue('Sans réponse');
     const worker = secondWorker({ leaseSeconds: 2 });
@@ -166,7 +133,7 @@ describe('queue claims between workers', () => {
     // Operator A again, as a second process would run it: the same data directory, its own ports.
     const listen = { ...A.config.listen, mx: 0, submission: 0, submissions: 0, http: 0, https: 0, imap: 0, imaps: 0 };
     const second = await startOperator(parseConfig({ ...structuredClone(A.config), listen } as any), { logger: testLogger() });
-    closers.push(() => second.stop());
+    space.closers.push(() => second.stop());
     assert.equal(A.leadership.isLeader, true, 'A started first: it leads');
     assert.equal(second.leadership.isLeader, false, 'the second process runs no leader service');
     await second.leadership.tick();

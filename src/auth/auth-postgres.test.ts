@@ -4,26 +4,18 @@
 // brute-force lockout holds across nodes.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, before, test } from 'node:test';
-import { pgTestDatabase } from '../../test/support/postgres.js';
+import { test } from 'node:test';
+import { pgTwoNodes } from '../../test/support/pg-nodes.js';
 import { Core } from '../core/index.js';
-import { PgStore } from '../store/postgres/index.js';
+import type { PgStore } from '../store/postgres/index.js';
 import { Authenticator, hashNewPassword } from './index.js';
 import { SecretBox } from './secret-box.js';
 
-const db = await pgTestDatabase();
-const skip = 'skip' in db ? db.skip : false;
-let a: PgStore;
-let b: PgStore;
-before(async () => {
-  if ('skip' in db) return;
-  [a, b] = await Promise.all([PgStore.open(db.url, { poolSize: 4 }), PgStore.open(db.url, { poolSize: 4 })]);
-});
-after(async () => {
-  if ('skip' in db) return;
-  await Promise.all([a?.close(), b?.close()]);
-  await db.drop();
-});
+const nodes = await pgTwoNodes({ poolSize: 4 });
+const skip = 'skip' in nodes ? nodes.skip : false;
+let a!: PgStore;
+let b!: PgStore;
+if (!('skip' in nodes)) ({ a, b } = nodes);
 
 test('TOTP on two nodes: enrolled on one, used on the other; the same code on both at once is accepted once; recovery codes once', { skip }, async () => {
   const { generate } = await import('otplib');

@@ -3,6 +3,7 @@
 // its queue and counters see no other test's rows) with PgStore "nodes" opened on it, and the rows
 // those tests start from (a structure, mailboxes with their default folders, a user) written with
 // plain SQL, so that they depend only on the parts under test.
+import { after } from 'node:test';
 import { DEFAULT_FOLDERS } from '../../src/model/index.js';
 import { PgStore } from '../../src/store/postgres/index.js';
 import { pgTestDatabase } from './postgres.js';
@@ -74,3 +75,29 @@ export async function pgMailFixture(): Promise<PgMailFixture | { skip: string }>
     },
   };
 }
+
+export interface PgMailTestFile {
+  /** Why the file's tests skip (PostgreSQL unreachable off CI), or false. */
+  skip: string | false;
+  /** The file's shared operator, made on first use (each test then makes mailboxes of its own). */
+  shared(): Promise<PgOperator>;
+  /** An operator of its own (a queue and counters no other test fills). */
+  own(): Promise<PgOperator>;
+}
+
+/** The fixture of one test file, closed (stores closed, database dropped) after its tests by an after() hook registered here. */
+export async function pgMailTestFile(): Promise<PgMailTestFile> {
+  const fx = await pgMailFixture();
+  if ('skip' in fx) {
+    const skipped = async (): Promise<PgOperator> => {
+      throw new Error(fx.skip);
+    };
+    return { skip: fx.skip, shared: skipped, own: skipped };
+  }
+  after(() => fx.close());
+  let shared: Promise<PgOperator> | undefined;
+  return { skip: false, shared: () => (shared ??= fx.operator()), own: () => fx.operator() };
+}
+
+/** A blob id (64 hex digits, as BlobStore names files) made of `n`: tests that store no real file. */
+export const testBlobId = (n: number) => n.toString(16).padStart(64, '0');

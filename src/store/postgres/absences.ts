@@ -3,20 +3,7 @@
 import type { AbsenceSettings, AbsenceStore } from '../types.js';
 import { now, PgPart } from './connection.js';
 import { storable } from './text.js';
-
-function rowAbsence(r: any): AbsenceSettings {
-  return {
-    mailboxId: r.mailbox_id,
-    startsAt: r.starts_at,
-    endsAt: r.ends_at,
-    subject: r.subject,
-    body: r.body,
-    externalBody: r.external_body,
-    substitute: r.substitute,
-    updatedAt: r.updated_at,
-    updatedBy: r.updated_by,
-  };
-}
+import { rowAbsence } from '../rows.js';
 
 export class PgAbsences extends PgPart implements AbsenceStore {
   async getAbsence(mailboxId: number) {

@@ -1,12 +1,8 @@
 // Second factors, app passwords and the authentication audit trail (CredentialStore) in PostgreSQL.
-import type { AppPassword } from '../../model/index.js';
 import type { AuthAuditEntry, CredentialStore } from '../types.js';
 import { now, PgPart } from './connection.js';
 import { hasNul, storable } from './text.js';
-
-function rowAppPassword(r: any): AppPassword {
-  return { id: r.id, userId: r.user_id, label: r.label, createdAt: r.created_at, lastUsedAt: r.last_used_at, lastUsedFrom: r.last_used_from, revokedAt: r.revoked_at };
-}
+import { rowAppPassword, rowAuthAudit, rowTotp } from '../rows.js';
 
 export class PgCredentials extends PgPart implements CredentialStore {
   async createAppPassword(a: { userId: number; label: string; secretHash: string }) {
@@ -28,7 +24,7 @@ export class PgCredentials extends PgPart implements CredentialStore {
   }
 
   async getTotp(userId: number) {
-    return this.one('SELECT * FROM totp_factors WHERE user_id = $1', (r) => ({ userId: r.user_id, secret: r.secret, confirmedAt: r.confirmed_at, lastStep: r.last_step }), userId);
+    return this.one('SELECT * FROM totp_factors WHERE user_id = $1', rowTotp, userId);
   }
   async setPendingTotp(userId: number, secret: string) {
     // One statement: replaces an unconfirmed enrolment, never a confirmed factor (even one
@@ -86,16 +82,6 @@ export class PgCredentials extends PgPart implements CredentialStore {
   }
 
   async listAuthAudit(limit: number) {
-    return (await this.query('SELECT * FROM auth_audit ORDER BY id DESC LIMIT $1', [limit])).map((r: any) => ({
-      at: r.at,
-      login: r.login,
-      userId: r.user_id,
-      protocol: r.protocol,
-      method: r.method,
-      remote: r.remote,
-      success: !!r.success,
-      reason: r.reason,
-      actor: r.actor,
-    }));
+    return (await this.query('SELECT * FROM auth_audit ORDER BY id DESC LIMIT $1', [limit])).map(rowAuthAudit);
   }
 }

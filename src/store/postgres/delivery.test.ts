@@ -2,29 +2,25 @@
 // the daily recipient counter), then deliver() as one transaction (nothing half-stored when it
 // throws), and the outbound queue's claims, leases and outcomes.
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
-import { pgMailFixture } from '../../../test/support/pg-mail.js';
+import { test } from 'node:test';
+import { pgMailTestFile, testBlobId as blob } from '../../../test/support/pg-mail.js';
 import { DailyRecipientLimitError, KeywordAlreadySetError, type DeliveryRequest } from '../types.js';
 
-const fx = await pgMailFixture();
-const skip = 'skip' in fx ? fx.skip : false;
-if (!('skip' in fx)) after(() => fx.close());
-const F = fx as Exclude<typeof fx, { skip: string }>;
+const F = await pgMailTestFile();
+const { skip } = F;
 
 /**
  * One operator (schema) for the file, each test with a mailbox and a user of its own in it; `own`:
  * an operator of its own (a queue no other test fills).
  */
-let shared: ReturnType<typeof F.operator> | undefined;
 let boxes = 0;
 async function setup(o: { own?: boolean } = {}) {
-  const op = await (o.own ? F.operator() : (shared ??= F.operator()));
+  const op = await (o.own ? F.own() : F.shared());
   const n = ++boxes;
   const mb = await op.mailbox(`delivery${n}@x.test`);
   const user = await op.user(`u${n}`);
   return { op, s: op.s, mb, user };
 }
-const blob = (n: number) => n.toString(16).padStart(64, '0');
 const req = (n: number, mailboxId: number): DeliveryRequest => ({ blobId: blob(n), size: 10, internalDate: new Date(), envelopeFrom: 'x@y.test', localMailboxIds: [mailboxId], remote: [] });
 const remote = (recipient: string) => ({ recipient, domain: recipient.split('@')[1].toUpperCase(), notify: null, orcpt: null });
 

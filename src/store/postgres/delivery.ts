@@ -5,12 +5,12 @@
 // LOCKED`), so two queue workers never attempt the same item at the same time.
 import type { QueueItem } from '../../model/index.js';
 import { DailyRecipientLimitError, type DeliveredCopy, type DeliveryRequest, type DeliveryResult, type DeliveryStore, type QueueCompletion, type SubmissionChange } from '../types.js';
-import { rowQueue } from '../sqlite/delivery.js';
 import { PgPart, type PgClient } from './connection.js';
 import { insertFolder } from './folders-shared.js';
 import { applyConversationChanges } from './conversations.js';
 import { applyReports, markMessageOnce, recordSubmission, setRecipientStatus } from './tracking.js';
 import { storable } from './text.js';
+import { rowQueue } from '../rows.js';
 
 /** A message row inserted with the UID and modseq taken under its folder's row lock (one statement). */
 const APPEND_TO_NAMED_FOLDER = `

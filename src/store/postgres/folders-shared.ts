@@ -1,12 +1,7 @@
 // Folder helpers shared by the PostgreSQL parts that create folders inside their own transaction:
 // mailboxes.ts (the default folders of a new mailbox), folders.ts (CREATE) and delivery.ts
 // (filing into a folder created on demand).
-import type { Folder } from '../../model/index.js';
 import type { PgClient } from './connection.js';
-
-export function rowFolder(r: any): Folder {
-  return { id: r.id, mailboxId: r.mailbox_id, name: r.name, specialUse: r.special_use, uidValidity: r.uid_validity, uidNext: r.uid_next };
-}
 
 /**
  * The next UIDVALIDITY of a mailbox, recorded in the same statement (the mailbox row's lock
@@ -25,7 +20,7 @@ export async function nextUidValidity(c: PgClient, mailboxId: number): Promise<n
 
 /**
  * Inserts a folder inside the caller's transaction (as SQLite's insertFolder): returns the raw
- * folders row (rowFolder turns it into a Folder). A name that exists already is a
+ * folders row (rowFolder, ../rows.ts, turns it into a Folder). A name that exists already is a
  * unique violation (StoreConflictError once tx() rethrows it).
  */
 export async function insertFolder(c: PgClient, mailboxId: number, name: string, specialUse: string | null): Promise<any> {

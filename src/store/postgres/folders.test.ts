@@ -1,24 +1,20 @@
 // Folder operations of the PostgreSQL store (the SQLite file's cases, then what several sessions or
 // nodes doing the same at once need): UIDs, flags and modseqs, expunge history, copy/move, \Recent.
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
-import { pgMailFixture } from '../../../test/support/pg-mail.js';
+import { test } from 'node:test';
+import { pgMailTestFile, testBlobId as blob } from '../../../test/support/pg-mail.js';
 
-const fx = await pgMailFixture();
-const skip = 'skip' in fx ? fx.skip : false;
-if (!('skip' in fx)) after(() => fx.close());
-const F = fx as Exclude<typeof fx, { skip: string }>;
+const F = await pgMailTestFile();
+const { skip } = F;
 
 /** One operator (schema) for the file; each test has a mailbox of its own in it. */
-let shared: ReturnType<typeof F.operator> | undefined;
 let boxes = 0;
 async function setup() {
-  const op = await (shared ??= F.operator());
+  const op = await F.shared();
   const mb = await op.mailbox(`folders${++boxes}@x.test`);
   const inbox = (await op.s.getFolder(mb, 'INBOX'))!;
   return { op, s: op.s, mb, inbox };
 }
-const blob = (n: number) => n.toString(16).padStart(64, '0');
 const message = (n: number, flags: string[] = []) => ({ blobId: blob(n), size: n, flags, internalDate: new Date(Date.UTC(2026, 0, 1, 0, 0, n)) });
 
 test('append, flags with modseq, UNCHANGEDSINCE, expunge history', { skip }, async () => {

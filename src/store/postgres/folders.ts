@@ -13,10 +13,11 @@
 //   only sees a message as recent), and what a SELECT reads comes from one statement (one snapshot).
 import type { FlagUpdate, FolderMessage, FolderStatus, FolderStore } from '../types.js';
 import type pg from 'pg';
-import { normaliseFlags, rowFolderMessage, rowMessage } from '../sqlite/folders.js';
+import { nextFlags, normaliseFlags } from '../flags.js';
 import { PgPart, StoreConflictError, type PgClient } from './connection.js';
-import { insertFolder, rowFolder } from './folders-shared.js';
+import { insertFolder } from './folders-shared.js';
 import { checkStorableName, hasNul } from './text.js';
+import { rowFolder, rowFolderMessage, rowMessage, splitFlags } from '../rows.js';
 
 /** A unique violation named as SQLite's wrapUnique names it (`folder X already exists`). */
 async function named<T>(what: string, p: Promise<T>): Promise<T> {
@@ -286,16 +287,9 @@ export class PgFolders extends PgPart implements FolderStore {
           modifiedUids.push(uid);
           continue;
         }
-        const cur: string[] = r.flags ? r.flags.split(' ') : [];
-        let next: string[];
-        if (op === 'set') next = wanted;
-        else if (op === 'add') next = normaliseFlags([...cur, ...wanted]);
-        else {
-          const drop = new Set(wanted.map((f) => f.toLowerCase()));
-          next = cur.filter((f) => !drop.has(f.toLowerCase()));
-        }
-        const same = next.length === cur.length && next.every((f) => cur.some((x) => x.toLowerCase() === f.toLowerCase()));
-        if (same) {
+        const cur = splitFlags(r.flags);
+        const next = nextFlags(cur, op, wanted);
+        if (!next) {
           // Unchanged: still reported to the client, with its current modseq (RFC 7162 §3.2).
           updated.push({ uid, flags: cur, modseq: r.modseq });
           continue;

@@ -1,33 +1,10 @@
 // Medical software integration (IntegrationStore) in PostgreSQL: API tokens (digests only) and
 // webhooks with their feed cursor (docs/software-api.md).
-import type { ApiToken, Webhook } from '../../model/index.js';
 import type { InboundMessage, IntegrationStore } from '../types.js';
 import { now, PgPart } from './connection.js';
 import { hasNul, storable } from './text.js';
+import { rowInboundMessage, rowToken, rowWebhook, rowWebhookWithSecret } from '../rows.js';
 
-function rowToken(r: any): ApiToken {
-  return { id: r.id, userId: r.user_id, label: r.label, createdAt: r.created_at, createdBy: r.created_by, lastUsedAt: r.last_used_at, lastUsedFrom: r.last_used_from, revokedAt: r.revoked_at };
-}
-
-function rowWebhook(r: any): Webhook {
-  return {
-    id: r.id,
-    userId: r.user_id,
-    mailboxId: r.mailbox_id,
-    url: r.url,
-    createdAt: r.created_at,
-    revokedAt: r.revoked_at,
-    cursor: r.cursor,
-    attempts: r.attempts,
-    nextAttemptAt: r.next_attempt_at,
-    failingSince: r.failing_since,
-    lastError: r.last_error,
-    delivered: r.delivered,
-    abandoned: r.abandoned,
-  };
-}
-
-const withSecret = (r: any) => ({ ...rowWebhook(r), secret: r.secret as string });
 
 /** The INBOX of mailbox $1: its messages are the inbound feed. */
 const INBOX = "SELECT id FROM folders WHERE mailbox_id = $1 AND name = 'INBOX'";
@@ -69,7 +46,7 @@ export class PgIntegrations extends PgPart implements IntegrationStore {
     return rowWebhook(r);
   }
   async getWebhook(id: number) {
-    return this.one('SELECT * FROM webhooks WHERE id = $1', withSecret, id);
+    return this.one('SELECT * FROM webhooks WHERE id = $1', rowWebhookWithSecret, id);
   }
   async listWebhooks(filter: { userId?: number; mailboxId?: number } = {}) {
     return (
@@ -80,7 +57,7 @@ export class PgIntegrations extends PgPart implements IntegrationStore {
     return (await this.run('UPDATE webhooks SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL', [now(), id])) > 0;
   }
   async dueWebhooks(nowMs: number, limit: number) {
-    return (await this.query('SELECT * FROM webhooks WHERE revoked_at IS NULL AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2', [nowMs, limit])).map(withSecret);
+    return (await this.query('SELECT * FROM webhooks WHERE revoked_at IS NULL AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2', [nowMs, limit])).map(rowWebhookWithSecret);
   }
   async webhookAcknowledged(id: number, from: number, cursor: number) {
     // Compare-and-set on the cursor: of two nodes acknowledging the same event, one wins.
@@ -109,6 +86,6 @@ export class PgIntegrations extends PgPart implements IntegrationStore {
   async inboundAfter(mailboxId: number, afterId: number, limit: number): Promise<InboundMessage[]> {
     return (
       await this.query(`SELECT id, folder_id, uid, blob_id, size, internal_date FROM messages WHERE folder_id IN (${INBOX}) AND id > $2 ORDER BY id LIMIT $3`, [mailboxId, afterId, limit])
-    ).map((r: any) => ({ id: r.id, folderId: r.folder_id, uid: r.uid, blobId: r.blob_id, size: r.size, internalDate: r.internal_date }));
+    ).map(rowInboundMessage);
   }
 }

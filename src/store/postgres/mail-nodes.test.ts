@@ -2,18 +2,15 @@
 // one folder, a CONDSTORE reader catching up by modseq, queue workers claiming in batches, leases
 // expiring (issue 12: several stateless nodes per operator).
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
-import { pgMailFixture } from '../../../test/support/pg-mail.js';
+import { test } from 'node:test';
+import { pgMailTestFile, testBlobId as blob } from '../../../test/support/pg-mail.js';
 
-const fx = await pgMailFixture();
-const skip = 'skip' in fx ? fx.skip : false;
-if (!('skip' in fx)) after(() => fx.close());
-const F = fx as Exclude<typeof fx, { skip: string }>;
+const F = await pgMailTestFile();
+const { skip } = F;
 
-const blob = (n: number) => n.toString(16).padStart(64, '0');
 
 test('50 appends from each of two nodes at once: UIDs 1..100, modseqs increasing with them, every snapshot consistent', { skip }, async () => {
-  const op = await F.operator();
+  const op = await F.own();
   const [a, b] = [op.s, await op.node()];
   const mb = await op.mailbox('a@x.test');
   const inbox = (await a.getFolder(mb, 'INBOX'))!;
@@ -49,7 +46,7 @@ test('50 appends from each of two nodes at once: UIDs 1..100, modseqs increasing
 });
 
 test('a CONDSTORE reader on one node catching up by modseq misses nothing two other nodes write at once (RFC 7162 §3.1.1)', { skip }, async () => {
-  const op = await F.operator();
+  const op = await F.own();
   const [w1, w2, r] = [op.s, await op.node(), await op.node()];
   const mb = await op.mailbox('b@x.test');
   const inbox = (await w1.getFolder(mb, 'INBOX'))!;
@@ -85,7 +82,7 @@ test('a CONDSTORE reader on one node catching up by modseq misses nothing two ot
 });
 
 test('200 queued items claimed in batches by two nodes at once: disjoint, covering all, oldest first per batch', { skip }, async () => {
-  const op = await F.operator();
+  const op = await F.own();
   const [a, b] = [op.s, await op.node()];
   const mb = await op.mailbox('c@x.test');
   await a.deliver({
@@ -127,7 +124,7 @@ test('200 queued items claimed in batches by two nodes at once: disjoint, coveri
 });
 
 test('deliveries to the same mailboxes named in different orders on two nodes: all stored, UIDs consecutive per folder, copies in the order asked', { skip }, async () => {
-  const op = await F.operator();
+  const op = await F.own();
   const [a, b] = [op.s, await op.node()];
   const boxes = [await op.mailbox('d1@x.test'), await op.mailbox('d2@x.test'), await op.mailbox('d3@x.test')];
   const orders = [[0, 1, 2], [2, 1, 0], [1, 2, 0], [0, 2, 1]];
@@ -147,7 +144,7 @@ test('deliveries to the same mailboxes named in different orders on two nodes: a
 });
 
 test('a folder deleted on one node while another stores flags, expunges and moves in it: every call ends without error', { skip }, async () => {
-  const op = await F.operator();
+  const op = await F.own();
   const [a, b] = [op.s, await op.node()];
   const mb = await op.mailbox('e@x.test');
   const archive = await a.createFolder(mb, 'Archive');

@@ -1,29 +1,9 @@
 // Mailboxes (BAL) and grants (MailboxStore) in PostgreSQL.
-import { DEFAULT_FOLDERS, type Grant, type GrantRight, type Mailbox } from '../../model/index.js';
+import { DEFAULT_FOLDERS, type GrantRight } from '../../model/index.js';
 import type { MailboxStore, MailboxUpdate, NewMailbox } from '../types.js';
 import { now, PgPart, wrapUnique } from './connection.js';
 import { checkStorableName, hasNul, storable } from './text.js';
-
-export function rowMailbox(r: any): Mailbox {
-  return {
-    id: r.id,
-    address: r.address,
-    type: r.type,
-    displayName: r.display_name,
-    ownerUserId: r.owner_user_id,
-    practitionerId: r.practitioner_id,
-    structureId: r.structure_id,
-    state: r.state,
-    listeRouge: !!r.liste_rouge,
-    service: r.service,
-    description: r.description,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-  };
-}
-function rowGrant(r: any): Grant {
-  return { id: r.id, mailboxId: r.mailbox_id, userId: r.user_id, rights: r.rights.split(',').filter(Boolean), createdAt: r.created_at };
-}
+import { MAILBOX_UPDATE_COLUMNS, rowGrant, rowMailbox } from '../rows.js';
 
 export class PgMailboxes extends PgPart implements MailboxStore {
   async createMailbox(m: NewMailbox) {
@@ -73,14 +53,7 @@ export class PgMailboxes extends PgPart implements MailboxStore {
     const sets: string[] = [];
     const args: unknown[] = [];
     const set = (col: string, v: unknown) => (args.push(v), sets.push(`${col} = $${args.length}`));
-    const map: [keyof MailboxUpdate, string][] = [
-      ['state', 'state'],
-      ['displayName', 'display_name'],
-      ['service', 'service'],
-      ['description', 'description'],
-      ['ownerUserId', 'owner_user_id'],
-    ];
-    for (const [k, col] of map) if (u[k] !== undefined) set(col, typeof u[k] === 'string' ? storable(u[k] as string) : u[k]);
+    for (const [k, col] of MAILBOX_UPDATE_COLUMNS) if (u[k] !== undefined) set(col, typeof u[k] === 'string' ? storable(u[k] as string) : u[k]);
     if (u.listeRouge !== undefined) set('liste_rouge', u.listeRouge ? 1 : 0);
     set('updated_at', now());
     args.push(id);

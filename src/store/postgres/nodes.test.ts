@@ -2,24 +2,16 @@
 // claims of pg-core's parts are won exactly once, whichever node asks (shared spec of issue 12:
 // single statements, so two nodes never both win).
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { pgTestDatabase } from '../../../test/support/postgres.js';
+import { test } from 'node:test';
+import { pgTwoNodes } from '../../../test/support/pg-nodes.js';
 import { StoreConflictError } from '../errors.js';
-import { PgStore } from './index.js';
+import type { PgStore } from './index.js';
 
-const db = await pgTestDatabase();
-const skip = 'skip' in db ? db.skip : false;
-let a: PgStore;
-let b: PgStore;
-before(async () => {
-  if ('skip' in db) return;
-  [a, b] = await Promise.all([PgStore.open(db.url, { poolSize: 8 }), PgStore.open(db.url, { poolSize: 8 })]);
-});
-after(async () => {
-  if ('skip' in db) return;
-  await Promise.all([a?.close(), b?.close()]);
-  await db.drop();
-});
+const nodes = await pgTwoNodes({ poolSize: 8 });
+const skip = 'skip' in nodes ? nodes.skip : false;
+let a!: PgStore;
+let b!: PgStore;
+if (!('skip' in nodes)) ({ a, b } = nodes);
 
 const ROUNDS = 20;
 let seq = 0;

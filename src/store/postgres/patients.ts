@@ -3,13 +3,14 @@
 import type { PatientStore } from '../types.js';
 import { PgPart } from './connection.js';
 import { hasNul } from './text.js';
+import { rowPatientConversation } from '../rows.js';
 
 export class PgPatients extends PgPart implements PatientStore {
   async getPatientConversation(patientMailboxId: number, professional: string) {
     if (hasNul(professional)) return undefined; // no stored address has one (text.ts)
     return this.one(
       'SELECT * FROM patient_conversations WHERE patient_mailbox_id = $1 AND professional = $2',
-      (r) => ({ patientMailboxId: r.patient_mailbox_id, professional: r.professional, openedAt: r.opened_at, lastMessageAt: r.last_message_at, closedAt: r.closed_at }),
+      rowPatientConversation,
       patientMailboxId,
       professional.toLowerCase(),
     );

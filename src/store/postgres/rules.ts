@@ -2,29 +2,7 @@
 import type { ActivityKind, MailboxActivity, RuleNotice, RulesStore } from '../types.js';
 import { PgPart } from './connection.js';
 import { storable } from './text.js';
-
-function rowActivity(r: any): MailboxActivity {
-  return {
-    mailboxId: r.mailbox_id,
-    lastLoginAt: r.last_login_at,
-    lastReadAt: r.last_read_at,
-    lastSentAt: r.last_sent_at,
-    readingThresholdHours: r.reading_threshold_hours,
-    unusedWarnedAt: r.unused_warned_at,
-    objectionAt: r.objection_at,
-    suspendedAt: r.suspended_at,
-    deletedSubstitute: r.deleted_substitute,
-  };
-}
-
-const ACTIVITY_COLUMN: Record<ActivityKind, string> = { login: 'last_login_at', read: 'last_read_at', sent: 'last_sent_at' };
-const LIFECYCLE_COLUMN: Record<string, string> = {
-  readingThresholdHours: 'reading_threshold_hours',
-  unusedWarnedAt: 'unused_warned_at',
-  objectionAt: 'objection_at',
-  suspendedAt: 'suspended_at',
-  deletedSubstitute: 'deleted_substitute',
-};
+import { ACTIVITY_COLUMN, LIFECYCLE_COLUMN, rowActivity, rowRuleNotice } from '../rows.js';
 
 export class PgRules extends PgPart implements RulesStore {
   async recordActivity(mailboxIds: number[], kind: ActivityKind, at: number) {
@@ -85,9 +63,7 @@ export class PgRules extends PgPart implements RulesStore {
   }
 
   async listRuleNotices(mailboxId: number) {
-    return (await this.query('SELECT * FROM rule_notices WHERE mailbox_id = $1 ORDER BY day, kind', [mailboxId])).map(
-      (r: any) => ({ mailboxId: r.mailbox_id, kind: r.kind, day: r.day, level: r.level, blobId: r.blob_id, sentAt: r.sent_at }) as RuleNotice,
-    );
+    return (await this.query('SELECT * FROM rule_notices WHERE mailbox_id = $1 ORDER BY day, kind', [mailboxId])).map(rowRuleNotice);
   }
 
   async claimUrgencyReply(mailboxId: number, sender: string, at: number, since: number) {

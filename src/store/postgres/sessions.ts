@@ -3,22 +3,7 @@ import type { HttpSession } from '../../model/index.js';
 import type { HttpSessionStore } from '../types.js';
 import { PgPart } from './connection.js';
 import { hasNul, storable } from './text.js';
-
-function rowSession(r: any): HttpSession {
-  return {
-    id: r.id,
-    userId: r.user_id,
-    method: r.method,
-    stage: r.stage,
-    csrfToken: r.csrf_token,
-    createdAt: r.created_at,
-    lastSeenAt: r.last_seen_at,
-    expiresAt: r.expires_at,
-    remote: r.remote,
-    userAgent: r.user_agent,
-    revokedAt: r.revoked_at,
-  };
-}
+import { rowSession } from '../rows.js';
 
 export class PgHttpSessions extends PgPart implements HttpSessionStore {
   async createHttpSession(s: Omit<HttpSession, 'id' | 'revokedAt'> & { tokenHash: string }) {

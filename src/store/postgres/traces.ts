@@ -3,21 +3,7 @@
 import type { MailboxTrace, TraceStore } from '../types.js';
 import { PgPart } from './connection.js';
 import { storable } from './text.js';
-
-function rowTrace(r: any): MailboxTrace {
-  return {
-    id: r.id,
-    at: r.at,
-    mailboxId: r.mailbox_id,
-    action: r.action,
-    actorUserId: r.actor_user_id,
-    actorLogin: r.actor_login,
-    delegate: !!r.delegate,
-    protocol: r.protocol,
-    remote: r.remote,
-    detail: JSON.parse(r.detail),
-  };
-}
+import { rowTrace } from '../rows.js';
 
 export class PgTraces extends PgPart implements TraceStore {
   async recordTrace(t: Omit<MailboxTrace, 'id'>) {

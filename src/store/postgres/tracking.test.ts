@@ -2,26 +2,23 @@
 // completeQueueItems() in their transactions, reports matched by ENVID or Message-ID, statuses never
 // moving back, the once-only keyword of an MDN (docs/receipts.md) — and the same races across nodes.
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
-import { pgMailFixture, type PgOperator } from '../../../test/support/pg-mail.js';
+import { test } from 'node:test';
+import { pgMailTestFile, testBlobId as blob, type PgOperator } from '../../../test/support/pg-mail.js';
 import { KeywordAlreadySetError, type IncomingReport } from '../types.js';
 import { PgMailboxes } from './mailboxes.js';
 import type { PgStore } from './index.js';
 
-const fx = await pgMailFixture();
-const skip = 'skip' in fx ? fx.skip : false;
-if (!('skip' in fx)) after(() => fx.close());
-const F = fx as Exclude<typeof fx, { skip: string }>;
+const F = await pgMailTestFile();
+const { skip } = F;
 
 /** An operator of its own per test (submission ids start at 1), with a sender, a local recipient and a user. */
 async function setup() {
-  const op = await F.operator();
+  const op = await F.own();
   const sender = await op.mailbox('envoi@a.test');
   const local = await op.mailbox('local@a.test');
   const user = await op.user('u');
   return { op, s: op.s, sender, local, user };
 }
-const blob = (n: number) => n.toString(16).padStart(64, '0');
 const remote = (recipient: string) => ({ recipient, domain: 'b.test', notify: null, orcpt: null });
 
 async function submit(o: { s: PgStore; sender: number; local: number; user: number }, n: number, envid: string | null = null) {

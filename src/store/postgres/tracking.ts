@@ -9,6 +9,8 @@ import { KeywordAlreadySetError } from '../types.js';
 import { PgPart, type PgClient } from './connection.js';
 import { hasNul, storable } from './text.js';
 import { lockFolders } from './folders.js';
+import { bareAddress } from '../report-address.js';
+import { rowReceipt, rowSubmission } from '../rows.js';
 
 /**
  * How far a recipient has gone. A report never moves a recipient back: a "relayed" recorded after
@@ -72,13 +74,6 @@ export async function recordSubmission(c: PgClient, req: DeliveryRequest, at: st
   return { id: s.id, mailboxId: req.senderMailboxId, remote };
 }
 
-/** "rfc822;a@b" or "<a@b>" → "a@b" (RFC 3464 §2.3.1, RFC 8098 §3.2.4 address-type). */
-function bareAddress(v: string | null): string | null {
-  if (!v) return null;
-  const a = v.replace(/^\s*rfc822\s*;/i, '').trim().replace(/^<(.*)>$/, '$1').trim();
-  return a || null;
-}
-
 /**
  * Matches reports carried by a message delivered to `mailboxIds` (inside deliver()'s transaction)
  * to the submissions of those mailboxes: by Original-Envelope-Id first, else by the original
@@ -130,10 +125,6 @@ export async function markMessageOnce(c: PgClient, m: { folderId: number; uid: n
   );
 }
 
-function rowReceipt(r: any): ReceiptMessage {
-  return { id: r.id, mailboxId: r.mailbox_id, folderId: r.folder_id, uid: r.uid, blobId: r.blob_id, flags: r.flags ? r.flags.split(' ') : [], returnPath: r.return_path };
-}
-
 export class PgTracking extends PgPart implements TrackingStore {
   /** Submissions with their recipients, read in one statement (one snapshot). */
   async #submissions(where: string, args: unknown[]): Promise<TrackedSubmission[]> {
@@ -143,18 +134,7 @@ export class PgTracking extends PgPart implements TrackingStore {
        FROM submissions s WHERE ${where}`,
       args,
     );
-    return rows.map((r) => ({
-      id: r.id,
-      mailboxId: r.mailbox_id,
-      userId: r.user_id,
-      emailId: r.email_id,
-      messageId: r.message_id,
-      from: r.from_address,
-      subject: r.subject,
-      sentAt: r.sent_at,
-      envid: r.envid,
-      recipients: r.recipients,
-    }));
+    return rows.map((r) => rowSubmission(r, r.recipients));
   }
 
   async listSubmissions(mailboxIds: number[], page: { beforeId?: number; limit: number }) {

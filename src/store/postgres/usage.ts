@@ -2,8 +2,7 @@
 // an address, a subject or content (docs/indicators.md).
 import type { UsageConnectionCount, UsageMailboxCount, UsageMessageCount, UsageStore } from '../types.js';
 import { PgPart } from './connection.js';
-
-const key = (structureId: number | null, type: string) => `${structureId ?? ''}|${type}`;
+import { rowUsageConnection, rowUsageMessage, usageMailboxCounts } from '../rows.js';
 
 export class PgUsage extends PgPart implements UsageStore {
   async usageMessages(from: string, to: string): Promise<UsageMessageCount[]> {
@@ -15,17 +14,10 @@ export class PgUsage extends PgPart implements UsageStore {
          GROUP BY structure_id, mailbox_type, flow, peer ORDER BY structure_id NULLS FIRST, mailbox_type, flow, peer`,
         [from, to],
       )
-    ).map((r: any) => ({ structureId: r.structure_id, mailboxType: r.mailbox_type, flow: r.flow, peer: r.peer, messages: r.n, withAttachment: r.a, withXdm: r.x }));
+    ).map(rowUsageMessage);
   }
 
   async usageMailboxes(from: string, to: string): Promise<UsageMailboxCount[]> {
-    const out = new Map<string, UsageMailboxCount>();
-    const entry = (structureId: number | null, mailboxType: any) => {
-      const k = key(structureId, mailboxType);
-      let e = out.get(k);
-      if (!e) out.set(k, (e = { structureId, mailboxType, active: 0, created: 0, suspended: 0, deleted: 0 }));
-      return e;
-    };
     // A mailbox's state at `to`: its last change before `to`, else 'active' (every mailbox is
     // created active). One snapshot for both reads.
     return this.tx(async (c) => {
@@ -35,22 +27,12 @@ export class PgUsage extends PgPart implements UsageStore {
          FROM mailboxes m WHERE m.created_at < $1`,
         [to],
       );
-      for (const b of boxes.rows) {
-        const e = entry(b.structure_id, b.type);
-        if (b.state_then === 'active') e.active++;
-        if (b.created_at >= from) e.created++;
-      }
       const changes = await c.query(
         `SELECT m.structure_id, m.type, c.state, COUNT(*) n FROM mailbox_state_changes c JOIN mailboxes m ON m.id = c.mailbox_id
          WHERE c.at >= $1 AND c.at < $2 AND c.state IN ('suspended', 'deleted') GROUP BY m.structure_id, m.type, c.state`,
         [from, to],
       );
-      for (const ch of changes.rows) {
-        const e = entry(ch.structure_id, ch.type);
-        if (ch.state === 'suspended') e.suspended += ch.n;
-        else e.deleted += ch.n;
-      }
-      return [...out.values()].sort((a, b) => (a.structureId ?? 0) - (b.structureId ?? 0) || a.mailboxType.localeCompare(b.mailboxType));
+      return usageMailboxCounts(boxes.rows, changes.rows, from);
     }, 'repeatable read');
   }
 
@@ -62,7 +44,7 @@ export class PgUsage extends PgPart implements UsageStore {
          GROUP BY protocol, method, success ORDER BY protocol, method, success DESC`,
         [from, to],
       )
-    ).map((r: any) => ({ protocol: r.protocol, method: r.method, success: !!r.success, count: r.n }));
+    ).map(rowUsageConnection);
   }
 
   async queueStats() {

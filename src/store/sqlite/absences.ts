@@ -2,20 +2,7 @@
 // the last reply went out.
 import type { AbsenceSettings, AbsenceStore } from '../types.js';
 import { now, SqlitePart } from './connection.js';
-
-function rowAbsence(r: any): AbsenceSettings {
-  return {
-    mailboxId: r.mailbox_id,
-    startsAt: r.starts_at,
-    endsAt: r.ends_at,
-    subject: r.subject,
-    body: r.body,
-    externalBody: r.external_body,
-    substitute: r.substitute,
-    updatedAt: r.updated_at,
-    updatedBy: r.updated_by,
-  };
-}
+import { rowAbsence } from '../rows.js';
 
 export class SqliteAbsences extends SqlitePart implements AbsenceStore {
   async getAbsence(mailboxId: number) {

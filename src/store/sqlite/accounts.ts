@@ -1,33 +1,8 @@
 // Structures, practitioners and user accounts (AccountStore) in SQLite.
-import type { Practitioner, Structure, StructureIdType, User } from '../../model/index.js';
+import type { Practitioner, Structure, StructureIdType } from '../../model/index.js';
 import type { AccountStore } from '../types.js';
 import { now, SqlitePart, wrapUnique } from './connection.js';
-
-function rowStructure(r: any): Structure {
-  return { id: r.id, idType: r.id_type, idValue: r.id_value, name: r.name, createdAt: r.created_at };
-}
-function rowPractitioner(r: any): Practitioner {
-  return {
-    id: r.id,
-    rpps: r.rpps,
-    familyName: r.family_name,
-    givenName: r.given_name,
-    civility: r.civility,
-    professionCode: r.profession_code,
-    createdAt: r.created_at,
-  };
-}
-function rowUser(r: any): User {
-  return {
-    id: r.id,
-    login: r.login,
-    displayName: r.display_name,
-    practitionerId: r.practitioner_id,
-    structureId: r.structure_id ?? null,
-    state: r.state,
-    createdAt: r.created_at,
-  };
-}
+import { rowPractitioner, rowStructure, rowUser } from '../rows.js';
 
 export class SqliteAccounts extends SqlitePart implements AccountStore {
   async getPreferences(userId: number) {

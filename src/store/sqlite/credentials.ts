@@ -1,11 +1,7 @@
 // Second factors, app passwords and the authentication audit trail (CredentialStore) in SQLite.
-import type { AppPassword } from '../../model/index.js';
 import type { AuthAuditEntry, CredentialStore } from '../types.js';
 import { now, SqlitePart } from './connection.js';
-
-function rowAppPassword(r: any): AppPassword {
-  return { id: r.id, userId: r.user_id, label: r.label, createdAt: r.created_at, lastUsedAt: r.last_used_at, lastUsedFrom: r.last_used_from, revokedAt: r.revoked_at };
-}
+import { rowAppPassword, rowAuthAudit, rowTotp } from '../rows.js';
 
 export class SqliteCredentials extends SqlitePart implements CredentialStore {
   async createAppPassword(a: { userId: number; label: string; secretHash: string }) {
@@ -26,7 +22,7 @@ export class SqliteCredentials extends SqlitePart implements CredentialStore {
 
   async getTotp(userId: number) {
     const r: any = this.q('SELECT * FROM totp_factors WHERE user_id = ?').get(userId);
-    return r ? { userId: r.user_id, secret: r.secret, confirmedAt: r.confirmed_at, lastStep: r.last_step } : undefined;
+    return r ? rowTotp(r) : undefined;
   }
   async setPendingTotp(userId: number, secret: string) {
     this.db.transaction(() => {
@@ -78,6 +74,6 @@ export class SqliteCredentials extends SqlitePart implements CredentialStore {
   async listAuthAudit(limit: number) {
     return this.q('SELECT * FROM auth_audit ORDER BY id DESC LIMIT ?')
       .all(limit)
-      .map((r: any) => ({ at: r.at, login: r.login, userId: r.user_id, protocol: r.protocol, method: r.method, remote: r.remote, success: !!r.success, reason: r.reason, actor: r.actor }));
+      .map(rowAuthAudit);
   }
 }

@@ -6,28 +6,7 @@ import { SqlitePart } from './connection.js';
 import { insertFolder } from './folders.js';
 import { applyReports, markMessageOnce, recordSubmission, setRecipientStatus } from './tracking.js';
 import { applyConversationChanges } from './patients.js';
-
-export function rowQueue(r: any): QueueItem {
-  return {
-    id: r.id,
-    blobId: r.blob_id,
-    size: r.size,
-    envelopeFrom: r.envelope_from,
-    recipient: r.recipient,
-    domain: r.domain,
-    notify: r.notify ? r.notify.split(',') : null,
-    orcpt: r.orcpt,
-    ret: r.ret,
-    envid: r.envid,
-    status: r.status,
-    attempts: r.attempts,
-    nextAttemptAt: r.next_attempt_at,
-    queuedAt: r.queued_at,
-    lastError: r.last_error,
-    senderMailboxId: r.sender_mailbox_id,
-    submissionId: r.submission_id ?? null,
-  };
-}
+import { rowQueue } from '../rows.js';
 
 export class SqliteDelivery extends SqlitePart implements DeliveryStore {
   /**

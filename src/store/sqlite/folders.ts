@@ -1,33 +1,9 @@
 // Folders and their messages (FolderStore) in SQLite: UIDs, flags, MODSEQ, expunge, copy and move.
-import type { Folder, StoredMessage } from '../../model/index.js';
 import type { FlagUpdate, FolderMessage, FolderStatus, FolderStore } from '../types.js';
 import type Database from 'better-sqlite3';
 import { SqlitePart, wrapUnique } from './connection.js';
-
-function rowFolder(r: any): Folder {
-  return { id: r.id, mailboxId: r.mailbox_id, name: r.name, specialUse: r.special_use, uidValidity: r.uid_validity, uidNext: r.uid_next };
-}
-export function rowMessage(r: any): StoredMessage {
-  return {
-    id: r.id,
-    folderId: r.folder_id,
-    uid: r.uid,
-    blobId: r.blob_id,
-    size: r.size,
-    internalDate: r.internal_date,
-    flags: r.flags ? r.flags.split(' ') : [],
-  };
-}
-export function rowFolderMessage(r: any): FolderMessage {
-  return { uid: r.uid, flags: r.flags ? r.flags.split(' ') : [], modseq: r.modseq, size: r.size, internalDate: r.internal_date, blobId: r.blob_id, recent: !!r.recent };
-}
-
-/** Flags are kept as one space-separated string; system flags keep their RFC 9051 §2.3.2 spelling. */
-export function normaliseFlags(flags: string[]): string[] {
-  const seen = new Map<string, string>();
-  for (const f of flags) if (f && f !== '\\Recent') seen.set(f.toLowerCase(), f);
-  return [...seen.values()];
-}
+import { rowFolder, rowFolderMessage, rowMessage, splitFlags } from '../rows.js';
+import { nextFlags, normaliseFlags } from '../flags.js';
 
 /** Inserts a folder inside the caller's transaction (also used by delivery, which files into folders created on demand). */
 export function insertFolder(db: Database.Database, mailboxId: number, name: string, specialUse: string | null): unknown {
@@ -239,16 +215,9 @@ export class SqliteFolders extends SqlitePart implements FolderStore {
           modifiedUids.push(uid);
           continue;
         }
-        const cur: string[] = r.flags ? r.flags.split(' ') : [];
-        let next: string[];
-        if (op === 'set') next = wanted;
-        else if (op === 'add') next = normaliseFlags([...cur, ...wanted]);
-        else {
-          const drop = new Set(wanted.map((f) => f.toLowerCase()));
-          next = cur.filter((f) => !drop.has(f.toLowerCase()));
-        }
-        const same = next.length === cur.length && next.every((f) => cur.some((c) => c.toLowerCase() === f.toLowerCase()));
-        if (same) {
+        const cur = splitFlags(r.flags);
+        const next = nextFlags(cur, op, wanted);
+        if (!next) {
           // Unchanged: still reported to the client, with its current modseq (RFC 7162 §3.2).
           updated.push({ uid, flags: cur, modseq: r.modseq });
           continue;

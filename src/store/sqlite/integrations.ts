@@ -1,32 +1,9 @@
 // Medical software integration (IntegrationStore) in SQLite: API tokens (digests only) and
 // webhooks with their feed cursor (docs/software-api.md).
-import type { ApiToken, Webhook } from '../../model/index.js';
 import type { InboundMessage, IntegrationStore } from '../types.js';
 import { now, SqlitePart } from './connection.js';
+import { rowInboundMessage, rowToken, rowWebhook, rowWebhookWithSecret } from '../rows.js';
 
-function rowToken(r: any): ApiToken {
-  return { id: r.id, userId: r.user_id, label: r.label, createdAt: r.created_at, createdBy: r.created_by, lastUsedAt: r.last_used_at, lastUsedFrom: r.last_used_from, revokedAt: r.revoked_at };
-}
-
-function rowWebhook(r: any): Webhook {
-  return {
-    id: r.id,
-    userId: r.user_id,
-    mailboxId: r.mailbox_id,
-    url: r.url,
-    createdAt: r.created_at,
-    revokedAt: r.revoked_at,
-    cursor: r.cursor,
-    attempts: r.attempts,
-    nextAttemptAt: r.next_attempt_at,
-    failingSince: r.failing_since,
-    lastError: r.last_error,
-    delivered: r.delivered,
-    abandoned: r.abandoned,
-  };
-}
-
-const withSecret = (r: any) => ({ ...rowWebhook(r), secret: r.secret as string });
 
 /** The INBOX of a mailbox: its messages are the inbound feed. */
 const INBOX = "SELECT id FROM folders WHERE mailbox_id = ? AND name = 'INBOX'";
@@ -59,7 +36,7 @@ export class SqliteIntegrations extends SqlitePart implements IntegrationStore {
     })();
   }
   async getWebhook(id: number) {
-    return this.one('SELECT * FROM webhooks WHERE id = ?', withSecret, id);
+    return this.one('SELECT * FROM webhooks WHERE id = ?', rowWebhookWithSecret, id);
   }
   async listWebhooks(filter: { userId?: number; mailboxId?: number } = {}) {
     return this.q('SELECT * FROM webhooks WHERE (? IS NULL OR user_id = ?) AND (? IS NULL OR mailbox_id = ?) ORDER BY id')
@@ -70,7 +47,7 @@ export class SqliteIntegrations extends SqlitePart implements IntegrationStore {
     return this.q('UPDATE webhooks SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(now(), id).changes > 0;
   }
   async dueWebhooks(nowMs: number, limit: number) {
-    return this.q('SELECT * FROM webhooks WHERE revoked_at IS NULL AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?').all(nowMs, limit).map(withSecret);
+    return this.q('SELECT * FROM webhooks WHERE revoked_at IS NULL AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?').all(nowMs, limit).map(rowWebhookWithSecret);
   }
   async webhookAcknowledged(id: number, from: number, cursor: number) {
     return (
@@ -90,6 +67,6 @@ export class SqliteIntegrations extends SqlitePart implements IntegrationStore {
   async inboundAfter(mailboxId: number, afterId: number, limit: number): Promise<InboundMessage[]> {
     return this.q(`SELECT id, folder_id, uid, blob_id, size, internal_date FROM messages WHERE folder_id IN (${INBOX}) AND id > ? ORDER BY id LIMIT ?`)
       .all(mailboxId, afterId, limit)
-      .map((r: any) => ({ id: r.id, folderId: r.folder_id, uid: r.uid, blobId: r.blob_id, size: r.size, internalDate: r.internal_date }));
+      .map(rowInboundMessage);
   }
 }

@@ -1,28 +1,8 @@
 // Mailboxes (BAL) and grants (MailboxStore) in SQLite.
-import { DEFAULT_FOLDERS, type Grant, type GrantRight, type Mailbox } from '../../model/index.js';
+import { DEFAULT_FOLDERS, type GrantRight } from '../../model/index.js';
 import type { MailboxStore, MailboxUpdate, NewMailbox } from '../types.js';
 import { now, SqlitePart, wrapUnique } from './connection.js';
-
-function rowMailbox(r: any): Mailbox {
-  return {
-    id: r.id,
-    address: r.address,
-    type: r.type,
-    displayName: r.display_name,
-    ownerUserId: r.owner_user_id,
-    practitionerId: r.practitioner_id,
-    structureId: r.structure_id,
-    state: r.state,
-    listeRouge: !!r.liste_rouge,
-    service: r.service,
-    description: r.description,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-  };
-}
-function rowGrant(r: any): Grant {
-  return { id: r.id, mailboxId: r.mailbox_id, userId: r.user_id, rights: r.rights.split(',').filter(Boolean), createdAt: r.created_at };
-}
+import { MAILBOX_UPDATE_COLUMNS, rowGrant, rowMailbox } from '../rows.js';
 
 export class SqliteMailboxes extends SqlitePart implements MailboxStore {
   async createMailbox(m: NewMailbox) {
@@ -65,14 +45,7 @@ export class SqliteMailboxes extends SqlitePart implements MailboxStore {
   async updateMailbox(id: number, u: MailboxUpdate) {
     const sets: string[] = [];
     const args: unknown[] = [];
-    const map: [keyof MailboxUpdate, string][] = [
-      ['state', 'state'],
-      ['displayName', 'display_name'],
-      ['service', 'service'],
-      ['description', 'description'],
-      ['ownerUserId', 'owner_user_id'],
-    ];
-    for (const [k, col] of map) if (u[k] !== undefined) (sets.push(`${col} = ?`), args.push(u[k]));
+    for (const [k, col] of MAILBOX_UPDATE_COLUMNS) if (u[k] !== undefined) (sets.push(`${col} = ?`), args.push(u[k]));
     if (u.listeRouge !== undefined) (sets.push('liste_rouge = ?'), args.push(u.listeRouge ? 1 : 0));
     sets.push('updated_at = ?');
     args.push(now());

@@ -2,12 +2,13 @@
 // started an exchange with which patient, and whether it was ended ([FIN]). docs/patients.md.
 import type { PatientConversationChange, PatientStore } from '../types.js';
 import { SqlitePart, type SqliteConnection } from './connection.js';
+import { rowPatientConversation } from '../rows.js';
 
 export class SqlitePatients extends SqlitePart implements PatientStore {
   async getPatientConversation(patientMailboxId: number, professional: string) {
     const r: any = this.q('SELECT * FROM patient_conversations WHERE patient_mailbox_id = ? AND professional = ?').get(patientMailboxId, professional.toLowerCase());
     if (!r) return undefined;
-    return { patientMailboxId: r.patient_mailbox_id, professional: r.professional, openedAt: r.opened_at, lastMessageAt: r.last_message_at, closedAt: r.closed_at };
+    return rowPatientConversation(r);
   }
 }
 

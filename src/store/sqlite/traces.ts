@@ -2,21 +2,7 @@
 // (docs/traces.md).
 import type { MailboxTrace, TraceStore } from '../types.js';
 import { SqlitePart } from './connection.js';
-
-function rowTrace(r: any): MailboxTrace {
-  return {
-    id: r.id,
-    at: r.at,
-    mailboxId: r.mailbox_id,
-    action: r.action,
-    actorUserId: r.actor_user_id,
-    actorLogin: r.actor_login,
-    delegate: !!r.delegate,
-    protocol: r.protocol,
-    remote: r.remote,
-    detail: JSON.parse(r.detail),
-  };
-}
+import { rowTrace } from '../rows.js';
 
 export class SqliteTraces extends SqlitePart implements TraceStore {
   async recordTrace(t: Omit<MailboxTrace, 'id'>) {

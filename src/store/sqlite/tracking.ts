@@ -5,6 +5,8 @@ import type Database from 'better-sqlite3';
 import type { DeliveryRequest, IncomingReport, ReceiptMessage, SubmissionChange, TrackedSubmission, TrackingStatus, TrackingStore } from '../types.js';
 import { KeywordAlreadySetError } from '../types.js';
 import { SqlitePart } from './connection.js';
+import { bareAddress } from '../report-address.js';
+import { rowReceipt, rowSubmission } from '../rows.js';
 
 /**
  * How far a recipient has gone. A report never moves a recipient back: a "relayed" recorded after
@@ -47,13 +49,6 @@ export function recordSubmission(db: Database.Database, req: DeliveryRequest, at
     if (!remote.has(key)) remote.set(key, (ins.get(s.id, r.recipient, 'queued', at) as { id: number }).id);
   }
   return { id: s.id, mailboxId: req.senderMailboxId, remote };
-}
-
-/** "rfc822;a@b" or "<a@b>" → "a@b" (RFC 3464 §2.3.1, RFC 8098 §3.2.4 address-type). */
-function bareAddress(v: string | null): string | null {
-  if (!v) return null;
-  const a = v.replace(/^\s*rfc822\s*;/i, '').trim().replace(/^<(.*)>$/, '$1').trim();
-  return a || null;
 }
 
 /**
@@ -100,18 +95,7 @@ export class SqliteTracking extends SqlitePart implements TrackingStore {
     const recipients = this.q('SELECT address, status, detail, updated_at FROM submission_recipients WHERE submission_id = ? ORDER BY id')
       .all(r.id)
       .map((x: any) => ({ address: x.address as string, status: x.status as TrackingStatus, detail: x.detail as string | null, updatedAt: x.updated_at as string }));
-    return {
-      id: r.id,
-      mailboxId: r.mailbox_id,
-      userId: r.user_id,
-      emailId: r.email_id,
-      messageId: r.message_id,
-      from: r.from_address,
-      subject: r.subject,
-      sentAt: r.sent_at,
-      envid: r.envid,
-      recipients,
-    };
+    return rowSubmission(r, recipients);
   }
 
   async listSubmissions(mailboxIds: number[], page: { beforeId?: number; limit: number }) {
@@ -143,16 +127,7 @@ export class SqliteTracking extends SqlitePart implements TrackingStore {
   }
 
   async getReceiptMessage(ref: { emailId: number } | { folderId: number; uid: number }): Promise<ReceiptMessage | undefined> {
-    const row = (r: any): ReceiptMessage => ({
-      id: r.id,
-      mailboxId: r.mailbox_id,
-      folderId: r.folder_id,
-      uid: r.uid,
-      blobId: r.blob_id,
-      flags: r.flags ? r.flags.split(' ') : [],
-      returnPath: r.return_path,
-    });
     const sql = 'SELECT m.id, m.folder_id, m.uid, m.blob_id, m.flags, m.return_path, f.mailbox_id FROM messages m JOIN folders f ON f.id = m.folder_id WHERE ';
-    return 'emailId' in ref ? this.one(sql + 'm.id = ?', row, ref.emailId) : this.one(sql + 'm.folder_id = ? AND m.uid = ?', row, ref.folderId, ref.uid);
+    return 'emailId' in ref ? this.one(sql + 'm.id = ?', rowReceipt, ref.emailId) : this.one(sql + 'm.folder_id = ? AND m.uid = ?', rowReceipt, ref.folderId, ref.uid);
   }
 }

@@ -2,8 +2,7 @@
 // address, a subject or content (docs/indicators.md).
 import type { UsageConnectionCount, UsageMailboxCount, UsageMessageCount, UsageStore } from '../types.js';
 import { SqlitePart } from './connection.js';
-
-const key = (structureId: number | null, type: string) => `${structureId ?? ''}|${type}`;
+import { rowUsageConnection, rowUsageMessage, usageMailboxCounts } from '../rows.js';
 
 export class SqliteUsage extends SqlitePart implements UsageStore {
   async usageMessages(from: string, to: string): Promise<UsageMessageCount[]> {
@@ -13,17 +12,10 @@ export class SqliteUsage extends SqlitePart implements UsageStore {
        GROUP BY structure_id, mailbox_type, flow, peer ORDER BY structure_id, mailbox_type, flow, peer`,
     )
       .all(from, to)
-      .map((r: any) => ({ structureId: r.structure_id, mailboxType: r.mailbox_type, flow: r.flow, peer: r.peer, messages: r.n, withAttachment: r.a, withXdm: r.x }));
+      .map(rowUsageMessage);
   }
 
   async usageMailboxes(from: string, to: string): Promise<UsageMailboxCount[]> {
-    const out = new Map<string, UsageMailboxCount>();
-    const entry = (structureId: number | null, mailboxType: any) => {
-      const k = key(structureId, mailboxType);
-      let e = out.get(k);
-      if (!e) out.set(k, (e = { structureId, mailboxType, active: 0, created: 0, suspended: 0, deleted: 0 }));
-      return e;
-    };
     // A mailbox's state at `to`: its last change before `to`, else 'active' (every mailbox is
     // created active).
     const boxes = this.q(
@@ -31,21 +23,11 @@ export class SqliteUsage extends SqlitePart implements UsageStore {
          COALESCE((SELECT c.state FROM mailbox_state_changes c WHERE c.mailbox_id = m.id AND c.at < ? ORDER BY c.at DESC, c.id DESC LIMIT 1), 'active') state_then
        FROM mailboxes m WHERE m.created_at < ?`,
     ).all(to, to);
-    for (const b of boxes as any[]) {
-      const e = entry(b.structure_id, b.type);
-      if (b.state_then === 'active') e.active++;
-      if (b.created_at >= from) e.created++;
-    }
     const changes = this.q(
       `SELECT m.structure_id, m.type, c.state, COUNT(*) n FROM mailbox_state_changes c JOIN mailboxes m ON m.id = c.mailbox_id
        WHERE c.at >= ? AND c.at < ? AND c.state IN ('suspended', 'deleted') GROUP BY m.structure_id, m.type, c.state`,
     ).all(from, to);
-    for (const c of changes as any[]) {
-      const e = entry(c.structure_id, c.type);
-      if (c.state === 'suspended') e.suspended += c.n;
-      else e.deleted += c.n;
-    }
-    return [...out.values()].sort((a, b) => (a.structureId ?? 0) - (b.structureId ?? 0) || a.mailboxType.localeCompare(b.mailboxType));
+    return usageMailboxCounts(boxes, changes, from);
   }
 
   async usageConnections(from: string, to: string): Promise<UsageConnectionCount[]> {
@@ -55,7 +37,7 @@ export class SqliteUsage extends SqlitePart implements UsageStore {
        GROUP BY protocol, method, success ORDER BY protocol, method, success DESC`,
     )
       .all(from, to)
-      .map((r: any) => ({ protocol: r.protocol, method: r.method, success: !!r.success, count: r.n }));
+      .map(rowUsageConnection);
   }
 
   async queueStats() {
