@@ -653,7 +653,8 @@ const CADUCEE_BIN = path.resolve(import.meta.dirname, '../bin/caducee.js');
 
 /**
  * `caducee start --workers N --config <config>` in a child process; resolves once all N workers
- * are up (the 'workers started' line) with the MX port the first worker announced.
+ * are up (the primary's 'workers started' line; with N = 1 the single process's 'operator
+ * started') with the MX port the first worker announced.
  */
 async function startWorkers(config: string, workers: number, log: (s: string) => void): Promise<{ pid: number; mx: number; stderrTail: () => string; stop: () => Promise<void> }> {
   log(`  starting: node bin/caducee.js start --workers ${workers} --config ${config}`);
@@ -692,7 +693,8 @@ async function startWorkers(config: string, workers: number, log: (s: string) =>
         }
         if (j.msg === 'operator started' && typeof j.mx === 'number') port = j.mx;
         if ((j.level ?? 0) >= 40) warnings = (warnings + line + '\n').slice(-16_384);
-        if (!up && j.msg === 'workers started') {
+        // `--workers 1` is a single process (no primary): its 'operator started' line is the signal.
+        if (!up && (j.msg === 'workers started' || (workers === 1 && port !== undefined))) {
           up = true;
           clearTimeout(timer);
           if (port === undefined) reject(new Error(`caducee start --workers ${workers}: 'workers started' without an 'operator started' line giving the MX port`));
@@ -751,7 +753,7 @@ async function main(): Promise<number> {
       opts.workers !== undefined
         ? `\`caducee start --workers ${opts.workers}\` (SQLite)`
         : opts.postgres
-          ? `${opts.nodes} node process(es) on PostgreSQL (\`caducee demo --postgres URL --nodes ${opts.nodes}\`; each node \`caducee start --workers 1\`), connections round robin over the nodes' MX`
+          ? `${opts.nodes} node process(es) on PostgreSQL (\`caducee demo --postgres URL --nodes ${opts.nodes}\`; each node one process, \`caducee start --workers 1\`), connections round robin over the nodes' MX`
           : 'the demo in one process (SQLite)'
     }`,
   );
@@ -811,7 +813,7 @@ async function main(): Promise<number> {
           servername: b.hostname,
           rcpt: b.users[0].addresses[0],
           countDelivered: async () => (probe ? probe.countMessages() : caduceeStoredCount(b.dataDir)),
-          // Nodes: each one's process tree (`caducee start --workers 1`: a primary and its worker);
+          // Nodes: each one's process tree (`caducee start --workers 1`: one process);
           // the demo process itself (A, the PSC stand-in, idle here) is not B.
           serverCpuMs: () => (nodes.length ? nodes.reduce((sum, n) => sum + treeCpuMs(n.pid), 0) : procCpuMs(c.pid, true)),
           serverPids: () => (nodes.length ? new Set(nodes.flatMap((n) => [...treePids(n.pid)])) : new Set([c.pid])),
