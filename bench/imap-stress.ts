@@ -350,12 +350,16 @@ export interface CaduceeChild {
 
 /**
  * `caducee demo --dir DIR --json --ephemeral-ports` in a child process (its own event loop);
- * resolves with the layout it prints once listening. `nofile` raises the child's open-files
+ * resolves with the layout it prints once listening (`demoArgs`: more `caducee demo` options,
+ * e.g. --postgres URL --nodes N). `nofile` raises the child's open-files
  * limit through prlimit(1) when given. The child is stopped by the returned stop() and by the
  * registered cleanups.
  */
-export async function startCaducee(dir: string, o: { nofile?: number; nodeArgs?: string[]; log?: (s: string) => void; startupTimeoutMs?: number } = {}): Promise<CaduceeChild> {
-  const nodeArgs = [...(o.nodeArgs ?? []), '--import', 'tsx', 'src/cli/main.ts', 'demo', '--dir', dir, '--json', '--ephemeral-ports'];
+export async function startCaducee(
+  dir: string,
+  o: { nofile?: number; nodeArgs?: string[]; demoArgs?: string[]; log?: (s: string) => void; startupTimeoutMs?: number } = {},
+): Promise<CaduceeChild> {
+  const nodeArgs = [...(o.nodeArgs ?? []), '--import', 'tsx', 'src/cli/main.ts', 'demo', '--dir', dir, '--json', '--ephemeral-ports', ...(o.demoArgs ?? [])];
   let cmd = process.execPath;
   let args = nodeArgs;
   if (o.nofile) {

@@ -4,9 +4,15 @@
 //
 //   node --import tsx bench/mx-load.ts [--messages N] [--concurrency M] [--sizes 10k,1m]
 //                                      [--target caducee|postfix|both] [--json]
+//                                      [--workers N | --postgres URL [--nodes N]]
+//
+// Operator B (Caducée) runs as: the demo in one process (default); `caducee start --workers N
+// --config <B's config>` on the prepared SQLite space (--workers); or `caducee demo --postgres URL
+// --nodes N` on a database of its own created on URL's server and dropped at the end (--postgres),
+// the load spread over the nodes' MX ports round robin.
 //
 // See bench/README.md for what is measured and how to read the figures.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, readFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
@@ -15,10 +21,12 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import pg from 'pg';
 import { prepareDemo, type DemoLayout } from '../src/demo/space.js';
 import { TestPki } from '../src/pki/index.js';
 import { PostfixPeer } from '../test/peers/postfix.js';
 import { findExecutable } from '../test/peers/which.js';
+import { pgTestDatabase } from '../test/support/postgres.js';
 import { startCaducee } from './imap-stress.js';
 import {
   benchDir,
@@ -51,6 +59,11 @@ const PHASE_TIMEOUT_MS = 180_000; // sending one size to one target
 const DELIVERY_TIMEOUT_MS = 120_000; // Postfix: from the last 250 until the Maildir holds all
 const GLOBAL_TIMEOUT_MS = 20 * 60_000; // the whole run, setup and cleanup included
 const STARTUP_TIMEOUT_MS = 60_000; // the Caducée demo child printing its layout
+const MAX_WORKERS = 8; // --workers, --nodes
+/** PostgreSQL's statistics: a backend flushes them at most once a second, an idle one within 10 s. */
+const PG_STATS_SETTLE_MS = 11_000;
+/** Before each Caducée phase on PostgreSQL: commits of the idle operator over this long (background work). */
+const PG_IDLE_SAMPLE_MS = 10_000;
 
 // ---- arguments ---------------------------------------------------------------------------------
 
@@ -65,11 +78,16 @@ interface Options {
   sizes: SizeSpec[];
   targets: ('caducee' | 'postfix')[];
   json: boolean;
+  /** B as `caducee start --workers N` (SQLite). */
+  workers: number | undefined;
+  /** B as `caducee demo --postgres` nodes: the server URL (a database is created on it). */
+  postgres: string | undefined;
+  nodes: number | undefined;
 }
 
 function usage(msg: string): never {
   process.stderr.write(
-    `mx-load: ${msg}\nusage: node --import tsx bench/mx-load.ts [--messages N] [--concurrency M] [--sizes 10k,1m] [--target caducee|postfix|both] [--json]\n`,
+    `mx-load: ${msg}\nusage: node --import tsx bench/mx-load.ts [--messages N] [--concurrency M] [--sizes 10k,1m] [--target caducee|postfix|both] [--json] [--workers N | --postgres URL [--nodes N]]\n`,
   );
   process.exit(2);
 }
@@ -92,6 +110,9 @@ function parseOptions(argv: string[]): Options {
       sizes: { type: 'string' },
       target: { type: 'string' },
       json: { type: 'boolean' },
+      workers: { type: 'string' },
+      postgres: { type: 'string' },
+      nodes: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     usage,
@@ -106,7 +127,15 @@ function parseOptions(argv: string[]): Options {
   if (sizes.length === 0 || sizes.length > MAX_SIZES) usage(`--sizes takes 1..${MAX_SIZES} sizes`);
   const target = (v.target ?? 'both').toLowerCase();
   if (!['caducee', 'postfix', 'both'].includes(target)) usage('--target is caducee, postfix or both');
+  const workers = int('workers', v.workers, MAX_WORKERS);
+  const nodes = int('nodes', v.nodes, MAX_WORKERS);
+  if (nodes !== undefined && v.postgres === undefined) usage('--nodes needs --postgres URL (the nodes share a PostgreSQL database)');
+  if (workers !== undefined && v.postgres !== undefined) usage('--workers is for the SQLite space; with --postgres use --nodes (each node is `caducee start --workers 1`)');
+  if (v.postgres !== undefined && !/^postgres(ql)?:\/\//.test(v.postgres)) usage('--postgres takes a URL postgres://user@host:port/database (the server a bench database is created on)');
   return {
+    workers,
+    postgres: v.postgres,
+    nodes: v.postgres !== undefined ? (nodes ?? 1) : undefined,
     messages: int('messages', v.messages, MAX_MESSAGES),
     concurrency: int('concurrency', v.concurrency, MAX_CONCURRENCY) ?? 8,
     sizes,
@@ -168,7 +197,8 @@ interface ClientTls {
 
 interface TargetInfo {
   name: string;
-  port: number;
+  /** MX ports (one per node): connections go to them round robin, as DNS/TCP load balancing would. */
+  ports: number[];
   /** Name expected in the server certificate (SNI and identity check). */
   servername: string;
   rcpt: string;
@@ -176,10 +206,14 @@ interface TargetInfo {
 
 type SendError = Error & { code?: string; responseCode?: number; response?: string; command?: string };
 
+const roundRobin = new WeakMap<TargetInfo, number>();
+
 function openConnection(t: TargetInfo, tls: ClientTls): Promise<SMTPConnection> {
+  const k = roundRobin.get(t) ?? 0;
+  roundRobin.set(t, k + 1);
   const conn = new SMTPConnection({
     host: '127.0.0.1',
-    port: t.port,
+    port: t.ports[k % t.ports.length],
     secure: false,
     requireTLS: true,
     name: CLIENT_NAME,
@@ -257,6 +291,8 @@ interface PhaseResult {
   maxMs: number;
   connectP50Ms: number;
   errors: Record<string, number>;
+  /** Caducée on PostgreSQL: the database's side of the phase (see Target.db). */
+  db?: DbPhase;
   /** Messages found at the destination (Caducée: rows in B's store; Postfix: files in the Maildir). */
   delivered?: number;
   /** Postfix: from the first MAIL FROM until the Maildir held every accepted message. */
@@ -277,6 +313,78 @@ interface Target extends TargetInfo {
   serverCpuMs(): number;
   /** The server's processes now. */
   serverPids(): Set<number>;
+  /** Caducée on PostgreSQL: the bench database's statistics and backends. */
+  db?: DbProbe;
+}
+
+// ---- PostgreSQL's side -------------------------------------------------------------------------
+
+interface DbCounters {
+  /** pg_stat_database.xact_commit of the bench database. */
+  commits: number;
+  /** Σ n_tup_ins + n_tup_upd + n_tup_del over B's schema (pg_stat_user_tables). */
+  tupleWrites: number;
+}
+
+interface DbPhase {
+  /** Commits in the phase, the idle operator's background commits and this probe's own reads taken off. */
+  commits: number;
+  /** The idle operator's commits per second, measured before the phase (taken off `commits`). */
+  idleCommitsPerSec: number;
+  tupleWrites: number;
+  /** CPU ms of the bench database's backends (pg_stat_activity → /proc/<pid>/stat). */
+  backendCpuMs: number;
+  /** CPU ms of the server's walwriter, checkpointer and background writer (shared by every database). */
+  backgroundCpuMs: number;
+  /** Backends of the bench database seen during the phase. */
+  backends: number;
+}
+
+/** Reads the bench database's statistics and its backends' CPU (the server must run on this machine). */
+class DbProbe {
+  /** Reads this probe made (each one a transaction counted in xact_commit). */
+  reads = 0;
+  private constructor(
+    private readonly client: pg.Client,
+    readonly dbName: string,
+    readonly schema: string,
+  ) {}
+  static async open(url: string, schema: string): Promise<DbProbe> {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    onCleanup('close the PostgreSQL probe', () => client.end());
+    return new DbProbe(client, decodeURIComponent(new URL(url).pathname.slice(1)), schema);
+  }
+  async query<R extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<R[]> {
+    this.reads++;
+    return (await this.client.query<R>(sql, params)).rows;
+  }
+  async counters(): Promise<DbCounters> {
+    const [d] = await this.query<{ c: string }>('SELECT xact_commit::text c FROM pg_stat_database WHERE datname = $1', [this.dbName]);
+    const [t] = await this.query<{ w: string | null }>('SELECT SUM(n_tup_ins + n_tup_upd + n_tup_del)::text w FROM pg_stat_user_tables WHERE schemaname = $1', [this.schema]);
+    return { commits: Number(d?.c ?? 0), tupleWrites: Number(t?.w ?? 0) };
+  }
+  /** Backends of the bench database (this probe's own left out), and the server's shared writers. */
+  async pids(): Promise<{ backends: number[]; background: number[] }> {
+    const rows = await this.query<{ pid: number; datname: string | null; backend_type: string }>(
+      "SELECT pid, datname, backend_type FROM pg_stat_activity WHERE (datname = $1 AND pid <> pg_backend_pid()) OR backend_type IN ('walwriter', 'checkpointer', 'background writer')",
+      [this.dbName],
+    );
+    return { backends: rows.filter((r) => r.datname === this.dbName).map((r) => r.pid), background: rows.filter((r) => r.datname !== this.dbName).map((r) => r.pid) };
+  }
+  async countMessages(): Promise<number> {
+    const [r] = await this.query<{ n: string }>(`SELECT COUNT(*)::text n FROM ${pg.escapeIdentifier(this.schema)}.messages`);
+    return Number(r.n);
+  }
+}
+
+/** CPU ms of processes (no children), by pid. */
+const cpuByPid = (pids: Iterable<number>) => new Map([...pids].map((p) => [p, procCpuMs(p, false)]));
+/** CPU used between two readings: processes present at the end, from 0 when they started meanwhile. */
+function cpuDelta(before: Map<number, number>, after: Map<number, number>): number {
+  let total = 0;
+  for (const [pid, ms] of after) total += ms - (before.get(pid) ?? 0);
+  return total;
 }
 
 async function runPhase(t: Target, tls: ClientTls, size: SizeSpec, n: number, m: number, log: (s: string) => void): Promise<PhaseResult> {
@@ -310,6 +418,29 @@ async function runPhase(t: Target, tls: ClientTls, size: SizeSpec, n: number, m:
     // Postfix delivers the warm-up messages after their 250: let that finish before the clock starts.
     if (t.waitDelivered) await t.waitDelivered(beforeWarmup + warmOk, DELIVERY_TIMEOUT_MS);
     const baseline = await t.countDelivered();
+
+    // PostgreSQL: statistics settled, then the idle operator's background commits (leases, queue
+    // polls…) sampled, to be taken off the phase's.
+    let idle: { commits: number; tupleWrites: number } | undefined;
+    let db1: DbCounters | undefined;
+    let db1At = 0;
+    let reads1 = 0;
+    if (t.db) {
+      log(`  ${size.label}: PostgreSQL statistics: settling ${PG_STATS_SETTLE_MS / 1000} s, then ${PG_IDLE_SAMPLE_MS / 1000} s of idle background…`);
+      await sleep(PG_STATS_SETTLE_MS);
+      const reads0 = t.db.reads;
+      const db0 = await t.db.counters();
+      const db0At = performance.now();
+      await sleep(PG_IDLE_SAMPLE_MS);
+      reads1 = t.db.reads;
+      db1 = await t.db.counters();
+      db1At = performance.now();
+      const secs = (db1At - db0At) / 1000;
+      idle = { commits: Math.max(0, db1.commits - db0.commits - (reads1 - reads0)) / secs, tupleWrites: Math.max(0, db1.tupleWrites - db0.tupleWrites) / secs };
+    }
+    const dbPids0 = t.db ? await t.db.pids() : undefined;
+    const dbCpu0 = dbPids0 ? cpuByPid(dbPids0.backends) : undefined;
+    const bgCpu0 = dbPids0 ? cpuByPid(dbPids0.background) : undefined;
 
     const latencies: number[] = [];
     let next = 0;
@@ -389,8 +520,26 @@ async function runPhase(t: Target, tls: ClientTls, size: SizeSpec, n: number, m:
     // MAIL FROM to the last 250 (Caducée stores before replying) or to the last Maildir delivery (Postfix).
     const serverCpuMs = t.serverCpuMs() - serverCpu0;
     const clientCpu = clientCpuMs() - clientCpu0;
+    const dbPids1 = t.db ? await t.db.pids() : undefined;
     const windowMs = performance.now() - start;
-    const exclude = new Set([process.pid, ...serverPids0, ...t.serverPids()]);
+    const exclude = new Set([process.pid, ...serverPids0, ...t.serverPids(), ...(dbPids0?.backends ?? []), ...(dbPids1?.backends ?? []), ...(dbPids1?.background ?? [])]);
+    let db: DbPhase | undefined;
+    if (t.db && dbPids1 && db1 && idle) {
+      const backendCpuMs = cpuDelta(dbCpu0!, cpuByPid(new Set([...dbPids0!.backends, ...dbPids1.backends])));
+      const backgroundCpuMs = cpuDelta(bgCpu0!, cpuByPid(dbPids1.background));
+      await sleep(PG_STATS_SETTLE_MS);
+      const reads2 = t.db.reads;
+      const db2 = await t.db.counters();
+      const secs = (performance.now() - db1At) / 1000;
+      db = {
+        commits: db2.commits - db1.commits - (reads2 - reads1) - idle.commits * secs,
+        idleCommitsPerSec: idle.commits,
+        tupleWrites: db2.tupleWrites - db1.tupleWrites - idle.tupleWrites * secs,
+        backendCpuMs,
+        backgroundCpuMs,
+        backends: new Set([...dbPids0!.backends, ...dbPids1.backends]).size,
+      };
+    }
     const otherMs = otherProcessesCpuMs(procs0, snapshotProcesses(), exclude);
     delivered = (await t.countDelivered()) - baseline;
     latencies.sort((a, b) => a - b);
@@ -414,6 +563,7 @@ async function runPhase(t: Target, tls: ClientTls, size: SizeSpec, n: number, m:
       allDeliveredMs,
       deliveredPerSec: allDeliveredMs !== undefined ? accepted / (allDeliveredMs / 1000) : undefined,
       serverCpuMs,
+      db,
       clientCpuMs: clientCpu,
       otherCpus: Math.max(0, otherMs) / windowMs,
     };
@@ -421,6 +571,8 @@ async function runPhase(t: Target, tls: ClientTls, size: SizeSpec, n: number, m:
     for (const c of live) closeConnection(c);
   }
 }
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ---- targets -----------------------------------------------------------------------------------
 
@@ -468,6 +620,96 @@ async function startPostfix(base: string, layout: DemoLayout, log: (s: string) =
   return peer;
 }
 
+/** A database of this run on the server at `serverUrl` (created through its URL's database), dropped by cleanup. */
+async function createBenchDatabase(serverUrl: string): Promise<{ url: string; name: string }> {
+  const name = `caducee_bench_${process.pid}_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: serverUrl });
+  try {
+    await admin.connect();
+  } catch (e) {
+    throw new Error(`--postgres: cannot connect to ${serverUrl.replace(/\/\/[^@/]*@/, '//')} (${(e as Error).message}); check the URL and that PostgreSQL runs`);
+  }
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  onCleanup(`drop the PostgreSQL database ${name}`, async () => {
+    const c = new pg.Client({ connectionString: serverUrl });
+    await c.connect();
+    try {
+      await c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
+      await c.query(`DROP DATABASE IF EXISTS ${name}`);
+    } finally {
+      await c.end();
+    }
+  });
+  const url = new URL(serverUrl);
+  url.pathname = '/' + name;
+  return { url: url.toString(), name };
+}
+
+const CADUCEE_BIN = path.resolve(import.meta.dirname, '../bin/caducee.js');
+
+/**
+ * `caducee start --workers N --config <config>` in a child process; resolves once all N workers
+ * are up (the primary's 'workers started' line; with N = 1 the single process's 'operator
+ * started') with the MX port the first worker announced.
+ */
+async function startWorkers(config: string, workers: number, log: (s: string) => void): Promise<{ pid: number; mx: number; stderrTail: () => string; stop: () => Promise<void> }> {
+  log(`  starting: node bin/caducee.js start --workers ${workers} --config ${config}`);
+  const child = spawn(process.execPath, [CADUCEE_BIN, 'start', '--workers', String(workers), '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  let warnings = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-16_384)));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 25_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  onCleanup('stop caducee start --workers', stop);
+  process.on('exit', () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  const mx = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    let port: number | undefined;
+    let up = false;
+    const timer = setTimeout(() => reject(new Error(`caducee start --workers ${workers} did not start within ${STARTUP_TIMEOUT_MS / 1000} s\n${stderr}`)), STARTUP_TIMEOUT_MS);
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (d: string) => {
+      out += d;
+      for (let i = out.indexOf('\n'); i >= 0; i = out.indexOf('\n')) {
+        const line = out.slice(0, i);
+        out = out.slice(i + 1);
+        let j: { msg?: string; mx?: number; level?: number };
+        try {
+          j = JSON.parse(line);
+        } catch {
+          continue;
+        }
+        if (j.msg === 'operator started' && typeof j.mx === 'number') port = j.mx;
+        if ((j.level ?? 0) >= 40) warnings = (warnings + line + '\n').slice(-16_384);
+        // `--workers 1` is a single process (no primary): its 'operator started' line is the signal.
+        if (!up && (j.msg === 'workers started' || (workers === 1 && port !== undefined))) {
+          up = true;
+          clearTimeout(timer);
+          if (port === undefined) reject(new Error(`caducee start --workers ${workers}: 'workers started' without an 'operator started' line giving the MX port`));
+          else resolve(port);
+        }
+      }
+    });
+    child.once('exit', (code, sig) => {
+      clearTimeout(timer);
+      reject(new Error(`caducee start --workers ${workers} exited (${code ?? sig}) before listening\n${stderr}`));
+    });
+  });
+  return { pid: child.pid!, mx, stderrTail: () => warnings + stderr, stop };
+}
+
 // ---- output ------------------------------------------------------------------------------------
 
 const f1 = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? '—' : x.toFixed(1));
@@ -506,6 +748,15 @@ async function main(): Promise<number> {
   out(`  node         ${process.version} (${process.platform} ${process.arch})`);
   out(`  cpus         ${cpus.length} × ${cpus[0]?.model.trim() ?? 'unknown'}; load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   out(`  memory       ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB; ${os.type()} ${os.release()}`);
+  out(
+    `  caducee      operator B as ${
+      opts.workers !== undefined
+        ? `\`caducee start --workers ${opts.workers}\` (SQLite)`
+        : opts.postgres
+          ? `${opts.nodes} node process(es) on PostgreSQL (\`caducee demo --postgres URL --nodes ${opts.nodes}\`; each node one process, \`caducee start --workers 1\`), connections round robin over the nodes' MX`
+          : 'the demo in one process (SQLite)'
+    }`,
+  );
   out(`  postfix      ${opts.targets.includes('postfix') ? postfixVersion() : '(not run)'}`);
   out(`  workload     ${opts.sizes.map((s, i) => `${counts[i]} × ${s.label} (${s.bytes.toLocaleString('en')} B)`).join(', ')}; ${opts.concurrency} concurrent connections`);
   out(`               STARTTLS + client certificate of operator A, MAIL FROM <${FROM}>, 1 recipient, persistent connections`);
@@ -516,9 +767,12 @@ async function main(): Promise<number> {
   // Postfix's virtual delivery agent runs as nobody and must traverse this directory.
   chmodSync(base, 0o755);
 
+  // --postgres: a database of this run's own on that server, dropped at the end.
+  const pgDb = opts.postgres && opts.targets.includes('caducee') ? await createBenchDatabase(opts.postgres) : undefined;
+  if (pgDb) log(`mx-load: PostgreSQL database ${pgDb.name} created`);
   log(`mx-load: preparing a demo trust space in ${base}`);
   // The layout (PKI, operators' stores, trust list) is made here; `caducee demo --dir` reuses it.
-  const layout = await prepareDemo(path.join(base, 'demo'), { ports: 'ephemeral' });
+  const layout = await prepareDemo(path.join(base, 'demo'), { ports: 'ephemeral', ...(pgDb ? { postgres: { url: pgDb.url } } : {}) });
   const a = layout.operators[0];
   const tls: ClientTls = { chain: readFileSync(a.chain, 'utf8'), key: readFileSync(a.key, 'utf8'), ca: readFileSync(layout.caBundle, 'utf8') };
 
@@ -526,18 +780,48 @@ async function main(): Promise<number> {
   for (const which of opts.targets) {
     if (which === 'caducee') {
       log('mx-load: target Caducée');
-      const { layout: live, child, stderrTail } = await startCaducee(layout.dir, { log, startupTimeoutMs: STARTUP_TIMEOUT_MS });
-      const b = live.operators[1];
-      const target: Target = {
-        name: 'Caducée',
-        port: b.ports.mx,
-        servername: b.hostname,
-        rcpt: b.users[0].addresses[0],
-        countDelivered: async () => caduceeStoredCount(b.dataDir),
-        serverCpuMs: () => procCpuMs(child.pid!, true),
-        serverPids: () => new Set([child.pid!]),
-      };
-      log(`  MX 127.0.0.1:${target.port}, recipient ${target.rcpt}`);
+      const b0 = layout.operators[1];
+      let target: Target;
+      let stderrTail: () => string;
+      let stop: () => Promise<void>;
+      if (opts.workers !== undefined) {
+        // B alone, as an operator runs it: `caducee start --workers N` on the prepared configuration.
+        const w = await startWorkers(b0.config, opts.workers, log);
+        ({ stderrTail, stop } = w);
+        target = {
+          name: 'Caducée',
+          ports: [w.mx],
+          servername: b0.hostname,
+          rcpt: b0.users[0].addresses[0],
+          countDelivered: async () => caduceeStoredCount(b0.dataDir),
+          // The primary and its workers (live ones, and any it reaped).
+          serverCpuMs: () => treeCpuMs(w.pid),
+          serverPids: () => treePids(w.pid),
+        };
+      } else {
+        const demoArgs = pgDb ? ['--postgres', pgDb.url, '--nodes', String(opts.nodes ?? 1)] : [];
+        const c = await startCaducee(layout.dir, { log, startupTimeoutMs: STARTUP_TIMEOUT_MS, demoArgs });
+        stderrTail = c.stderrTail;
+        stop = c.stop;
+        const b = c.layout.operators[1];
+        const nodes = b.nodes ?? [];
+        if (pgDb && (!b.store || nodes.length !== opts.nodes)) throw new Error(`the demo printed ${nodes.length} node(s) for ${b.domain}, expected ${opts.nodes} on PostgreSQL`);
+        const probe = pgDb && b.store ? await DbProbe.open(pgDb.url, b.store.schema) : undefined;
+        target = {
+          name: 'Caducée',
+          ports: nodes.length ? nodes.map((n) => n.ports.mx) : [b.ports.mx],
+          servername: b.hostname,
+          rcpt: b.users[0].addresses[0],
+          countDelivered: async () => (probe ? probe.countMessages() : caduceeStoredCount(b.dataDir)),
+          // Nodes: each one's process tree (`caducee start --workers 1`: one process);
+          // the demo process itself (A, the PSC stand-in, idle here) is not B.
+          serverCpuMs: () => (nodes.length ? nodes.reduce((sum, n) => sum + treeCpuMs(n.pid), 0) : procCpuMs(c.pid, true)),
+          serverPids: () => (nodes.length ? new Set(nodes.flatMap((n) => [...treePids(n.pid)])) : new Set([c.pid])),
+          db: probe,
+        };
+        if (nodes.length) log(`  ${b.domain}: ${nodes.length} node(s), pids ${nodes.map((n) => n.pid).join(', ')}, database ${probe!.dbName} schema ${probe!.schema}`);
+      }
+      log(`  MX 127.0.0.1:${target.ports.join(',')}, recipient ${target.rcpt}`);
       for (const [i, size] of opts.sizes.entries()) {
         log(`  ${size.label}: ${counts[i]} messages over ${opts.concurrency} connections…`);
         const r = await runPhase(target, tls, size, counts[i], opts.concurrency, log);
@@ -547,15 +831,14 @@ async function main(): Promise<number> {
       const warnings = stderrTail().split('\n').filter((l) => l.trim() !== '');
       if (warnings.length) log(`  the Caducée child logged ${warnings.length} line(s) at warn or above; last: ${warnings[warnings.length - 1].slice(0, 300)}`);
       // Stop it now so it does not share the machine with Postfix.
-      child.kill('SIGTERM');
-      await new Promise<void>((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.once('exit', () => r())));
+      await stop();
     } else {
       log('mx-load: target Postfix');
       const peer = await startPostfix(base, layout, log);
       const masterPid = Number(readFileSync(path.join(peer.dir, 'queue', 'pid', 'master.pid'), 'utf8').trim());
       const target: Target = {
         name: 'Postfix',
-        port: peer.port,
+        ports: [peer.port],
         servername: POSTFIX_HOST,
         rcpt: POSTFIX_RCPT,
         countDelivered: () => maildirCount(peer.maildir),
@@ -570,7 +853,7 @@ async function main(): Promise<number> {
         serverCpuMs: () => treeCpuMs(masterPid),
         serverPids: () => treePids(masterPid),
       };
-      log(`  MX 127.0.0.1:${target.port}, recipient ${target.rcpt}`);
+      log(`  MX 127.0.0.1:${target.ports.join(',')}, recipient ${target.rcpt}`);
       for (const [i, size] of opts.sizes.entries()) {
         log(`  ${size.label}: ${counts[i]} messages over ${opts.concurrency} connections…`);
         const r = await runPhase(target, tls, size, counts[i], opts.concurrency, log);
@@ -615,6 +898,22 @@ async function main(): Promise<number> {
   if (busy.length) {
     out(`  warning: other processes used ${busy.map((r) => `${f2(r.otherCpus)} CPU during ${r.target} ${r.size}`).join(', ')}`);
     out(`           (of ${cpus.length} CPUs): the machine was not quiet, these figures are disturbed`);
+  }
+
+  const dbResults = results.filter((r) => r.db);
+  if (dbResults.length) {
+    out();
+    out('PostgreSQL (per accepted message; the idle operator\'s background commits and tuple writes, sampled for 10 s before each phase, taken off)');
+    const dbRows: string[][] = [['target', 'size', 'B CPU ms', 'PG backends CPU ms', 'PG wal/ckpt/bgwriter CPU ms', 'commits', 'tuple writes', 'backends', 'idle commits/s']];
+    for (const r of dbResults) {
+      const n = Math.max(1, r.accepted);
+      const d = r.db!;
+      dbRows.push([r.target, r.size, f1((r.serverCpuMs ?? NaN) / n), f1(d.backendCpuMs / n), f2(d.backgroundCpuMs / n), f1(d.commits / n), f1(d.tupleWrites / n), String(d.backends), f1(d.idleCommitsPerSec)]);
+    }
+    out(table(dbRows));
+    out('  commits: pg_stat_database.xact_commit of the bench database (each a transaction: round trips are at least this);');
+    out('  tuple writes: n_tup_ins + n_tup_upd + n_tup_del of B\'s schema (pg_stat_user_tables); CPU: /proc/<pid>/stat of the');
+    out('  database\'s backends (pg_stat_activity) and of the server\'s shared writers (they serve every database on the server).');
   }
 
   const ratioRows: string[][] = [['size', 'msg/s', 'MB/s', 'p50', 'p99', 'msg/s vs Postfix delivered']];
