@@ -105,6 +105,8 @@ function failureToReason(f: ChainFailure): Extract<ClientIdentity, { ok: false }
       return 'expired';
     case 'revoked':
       return 'revoked';
+    case 'revocation-unknown': // the issuer's CRL is stale beyond the grace period (docs/trust-space.md)
+      return 'untrusted';
     case 'wrong-usage': // the EKU does not allow clientAuth (RFC 5280 §4.2.1.12)
       return 'not-client-auth';
     case 'untrusted':
