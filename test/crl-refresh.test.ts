@@ -133,3 +133,61 @@ describe('CRLs from the demo\'s distribution points, refreshed on a schedule', (
     }
   });
 });
+
+describe('a stale CRL (nextUpdate passed, no newer one obtained): used within the grace period, then the issuer\'s certificates are refused', () => {
+  let cleanup = () => {};
+  let layout: DemoLayout;
+  let demo: RunningDemo;
+  let A: Operator;
+  let pki: TestPki;
+  const peer = { cert: '', key: '' };
+  const send = () => probe({ port: A.ports.mx, ...peer, from: `cabinet@${PEER.domain}`, to: [layout.operators[0].users[0].addresses[0]] });
+  const DAY = 86_400_000;
+
+  before(async () => {
+    let dir: string;
+    ({ dir, cleanup } = tempDir());
+    // Default grace: 24 hours (tls.crlRefresh.staleGraceHours).
+    const overrides = { tls: { crl: [], crlRefresh: { intervalMinutes: 0.01 } } };
+    layout = await prepareDemo(dir, { ports: 'ephemeral', patients: false, peers: [PEER], configOverrides: overrides });
+    pki = await TestPki.load(layout.pkiDir);
+    // The CA stopped publishing two days ago: its last CRLs' nextUpdate is 2 days past.
+    await pki.writeCrl({ thisUpdate: new Date(Date.now() - 10 * DAY), nextUpdate: new Date(Date.now() - 2 * DAY) });
+    demo = await startDemo(layout, { logger: testLogger(), psc: false, configOverrides: overrides, republishCrl: false });
+    A = demo.operators[0]!;
+    const p = layout.peers[0]!;
+    peer.cert = readFileSync(p.chain, 'utf8');
+    peer.key = readFileSync(p.key, 'utf8');
+    await waitFor(() => allFetched(A), 'the first CRL downloads');
+  });
+  after(async () => {
+    await demo?.stop();
+    cleanup();
+  });
+
+  test('past the grace period: refused with 454 4.7.5 (revocation-unknown), logged and metered; within it: accepted; fresh: accepted', async () => {
+    const stale = await send();
+    assert.equal(stale.stage, 'mail', JSON.stringify(stale));
+    assert.match(stale.response!, /^454 4\.7\.5 client certificate refused \(revocation-unknown\): the CRL of CN=AC .* is stale \(its nextUpdate .* has passed by more than the 24 h allowed/);
+    assert.equal(await metric(A, 'caducee_certificate_refusals_total', { failure: 'revocation-unknown' }), 1);
+    assert.equal(await metric(A, 'caducee_crl_stale_issuers'), 2, 'the root and the intermediate');
+
+    // Within the grace period: a newer CRL, itself past its nextUpdate by an hour.
+    const url = pki.crlUrlOf('intermediate')!;
+    let outcome = nextOutcome(A, url);
+    await pki.writeCrl({ thisUpdate: new Date(Date.now() - DAY), nextUpdate: new Date(Date.now() - 3_600_000) });
+    assert.deepEqual(await outcome, { updated: true });
+    await waitFor(() => A.crls.status().every((s) => s.nextUpdate && s.nextUpdate.getTime() > Date.now() - 2 * 3_600_000), 'both CRLs replaced');
+    const late = await send();
+    assert.equal(late.stage, 'sent', JSON.stringify(late));
+    assert.equal(await metric(A, 'caducee_crl_stale_issuers'), 2, 'still past nextUpdate, within the grace');
+
+    // The CA publishes again: nothing is stale.
+    outcome = nextOutcome(A, url);
+    await pki.writeCrl();
+    assert.deepEqual(await outcome, { updated: true });
+    await waitFor(() => A.crls.status().every((s) => s.nextUpdate && s.nextUpdate.getTime() > Date.now()), 'both CRLs fresh');
+    assert.equal((await send()).stage, 'sent');
+    assert.equal(await metric(A, 'caducee_crl_stale_issuers'), 0);
+  });
+});
