@@ -30,9 +30,6 @@ function findTestssl(): string | null {
 const EXEMPT: Record<string, string> = {
   // IGC-Santé issues server certificates valid 3 years; testssl rates more than 825 days MEDIUM.
   cert_validityPeriod: 'IGC-Santé server certificates are valid 3 years',
-  // The demo's private test PKI issues leaf certificates without a CRL distribution point or
-  // OCSP URI (operators are given the CRL file through tls.crl); IGC-Santé certificates have them.
-  cert_revocation: 'demo test PKI: no CRL distribution point / OCSP URI in its certificates',
 };
 
 interface Finding {
@@ -102,6 +99,10 @@ describe('testssl.sh finds nothing rated MEDIUM or above on any listener', { tim
         const f = findings.find((x) => x.id === id);
         if (f?.severity !== 'OK') problems.push(`${t.name}: ${id} ${f ? `${f.severity}: ${f.finding}` : 'missing from the report'}`);
       }
+      // The certificate names its CRL distribution point, served by the demo (testssl reports
+      // cert_revocation HIGH only when a certificate has neither a CRL nor an OCSP URI).
+      const cdp = findings.find((x) => x.id === 'cert_crlDistributionPoints');
+      if (cdp?.finding !== `${layout.crlServer!.baseUrl}/intermediate.crl`) problems.push(`${t.name}: cert_crlDistributionPoints ${cdp ? `"${cdp.finding}"` : 'missing from the report'}`);
       for (const f of findings) {
         if (!['MEDIUM', 'HIGH', 'CRITICAL', 'FATAL'].includes(f.severity)) continue;
         if (EXEMPT[f.id] && f.severity !== 'FATAL') continue;

@@ -88,6 +88,18 @@ describe('RevocationList', () => {
     assert.equal(crl.findRevoked('10002edf')?.reason, 1); // 0x10000000 + 11999
     assert.equal(crl.findRevoked('10002ee0'), undefined);
     assert.equal(await crl.verify(new x509.X509Certificate(await readFile(join(dir, 'ca.crt'), 'utf8'))), true);
+    // parseAsync, what a running operator uses for a download, lets the event loop run between chunks.
+    let turns = 0;
+    let spinning = true;
+    const spin = () => {
+      turns++;
+      if (spinning) setImmediate(spin);
+    };
+    setImmediate(spin);
+    const again = await RevocationList.parseAsync(der);
+    spinning = false;
+    assert.equal(again.size, 12_000);
+    assert.ok(turns >= 5, `the event loop turned ${turns} times while 12,000 entries were read`);
   });
 
   test('refuses what it cannot honour: critical unknown extensions, garbage, trailing bytes, BER lengths', async () => {

@@ -194,7 +194,7 @@ export class CrlRefresher extends EventEmitter<CrlRefreshEvents> {
     const at = new Date();
     try {
       const bytes = await download(url, this.opts.timeoutMs, this.opts.maxBytes);
-      const crl = parseCrlBytes(bytes);
+      const crl = await parseCrlBytes(bytes);
       const issuer = await this.issuerOf(crl);
       const prev = this.held.get(url);
       if (prev) {
@@ -258,15 +258,18 @@ function isHttpUrl(u: string): boolean {
   return /^https?:\/\//i.test(u);
 }
 
-/** A CRL as served: DER (RFC 5280 §4.2.1.13), or PEM ("X509 CRL", RFC 7468 §6) for lenience. */
-function parseCrlBytes(bytes: Buffer): RevocationList {
+/**
+ * A CRL as served: DER (RFC 5280 §4.2.1.13), or PEM ("X509 CRL", RFC 7468 §6) for lenience. Read
+ * in chunks of entries, the event loop served in between.
+ */
+async function parseCrlBytes(bytes: Buffer): Promise<RevocationList> {
   try {
     if (bytes.subarray(0, 64).toString('latin1').includes('-----BEGIN')) {
       const blocks = x509.PemConverter.decodeWithHeaders(bytes.toString('latin1')).filter((b) => b.type === 'X509 CRL' || b.type === 'CRL');
       if (blocks.length !== 1) throw new CrlFormatError(`expected one PEM "X509 CRL" block, found ${blocks.length}`);
-      return RevocationList.parse(new Uint8Array(blocks[0]!.rawData));
+      return await RevocationList.parseAsync(new Uint8Array(blocks[0]!.rawData));
     }
-    return RevocationList.parse(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length));
+    return await RevocationList.parseAsync(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length));
   } catch (e) {
     throw new Error(`not a usable CRL: ${e instanceof Error ? e.message : String(e)}`);
   }
