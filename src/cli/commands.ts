@@ -18,6 +18,8 @@ import { registerDirectoryCommands } from './directory.js';
 import { registerAbsenceCommands } from './absence.js';
 import { registerRulesCommands } from './rules.js';
 import { registerIndicatorsCommands } from './indicators.js';
+import { registerKeysCommands } from './keys.js';
+import { KeyRingError } from '../store/keyring.js';
 import { registerTraceCommands } from './traces.js';
 import { registerIntegrationCommands } from './integrations.js';
 import { registerXdmCommands } from './xdm.js';
@@ -33,7 +35,7 @@ const program = newProgram();
 
 /** Known errors print one clear line and exit 2; anything else is a bug and shows its stack. */
 function fail(e: any): never {
-  if (e instanceof ConfigError || e instanceof CoreError || e instanceof AuthError || e instanceof StartupError || e instanceof StoreConflictError || e instanceof InvalidArgumentError) {
+  if (e instanceof ConfigError || e instanceof CoreError || e instanceof AuthError || e instanceof StartupError || e instanceof StoreConflictError || e instanceof InvalidArgumentError || e instanceof KeyRingError) {
     process.stderr.write(`caducee: ${e.message}\n`);
   } else {
     process.stderr.write(`caducee: unexpected error: ${e?.stack ?? e}\n`);
@@ -522,6 +524,7 @@ registerDirectoryCommands(program);
 registerAbsenceCommands(program, fail);
 registerRulesCommands(program, fail);
 registerIndicatorsCommands(program, fail);
+registerKeysCommands(program, fail);
 registerIntegrationCommands(program, { fail, withCore, cliContext, cliOrigin, print });
 registerXdmCommands(program);
 registerDnsCommands(program);
