@@ -2,7 +2,7 @@
 import { AuthError, Authenticator, hashNewPassword, type AdminContext } from '../auth/index.js';
 import { Command, InvalidArgumentError } from 'commander';
 import cluster from 'node:cluster';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
@@ -19,7 +19,7 @@ import { registerAbsenceCommands } from './absence.js';
 import { registerRulesCommands } from './rules.js';
 import { registerIndicatorsCommands } from './indicators.js';
 import { registerKeysCommands } from './keys.js';
-import { KeyRingError } from '../store/keyring.js';
+import { KeyRing, KeyRingError, writeKeyFile } from '../store/keyring.js';
 import { registerTraceCommands } from './traces.js';
 import { registerIntegrationCommands } from './integrations.js';
 import { registerXdmCommands } from './xdm.js';
@@ -138,6 +138,7 @@ program
   .option('--no-patients', 'no Mon espace santé stand-in')
   .option('--postgres <url>', 'keep every operator\'s store in this PostgreSQL database (postgres://user@host:port/database), a schema per operator; operator B then runs as node processes')
   .option('--nodes <n>', 'with --postgres: operator B runs as this many nodes (processes on one store), the others routing to each', parseNodes)
+  .option('--encrypt', 'encrypt message files at rest: a keyring in DIR/keyring.json (created once) as every operator\'s store.encryption.keyFile (docs/encryption.md)')
   .action(async (opts) => {
     let demo: RunningDemo | undefined;
     try {
@@ -153,7 +154,14 @@ program
       // For a person at a terminal: one readable line per record (JSON stays `caducee start`'s default).
       const pretty = prettyDestination(process.stderr, { hold: true });
       const logger = pino({ level: opts.json ? 'warn' : 'info' }, opts.json ? pino.destination(2) : pretty);
-      demo = await startDemo(layout, { logger, ...(opts.nodes !== undefined ? { nodes: opts.nodes } : {}) });
+      // --encrypt: one keyring for the space, outside the operators' data directories.
+      let configOverrides: Record<string, unknown> | undefined;
+      if (opts.encrypt) {
+        const keyFile = path.join(dir, 'keyring.json');
+        if (!existsSync(keyFile)) writeKeyFile(keyFile, KeyRing.generate(), { exclusive: true });
+        configOverrides = { store: { encryption: { keyFile } } };
+      }
+      demo = await startDemo(layout, { logger, configOverrides, ...(opts.nodes !== undefined ? { nodes: opts.nodes } : {}) });
       if (opts.json) process.stdout.write(JSON.stringify(demo.layout) + '\n');
       else printDemo(demo);
       pretty.release();
