@@ -10,7 +10,7 @@
 //    inventory of docs/encryption.md ("what is not encrypted yet"). The test fails on a place not
 //    in that list and on a listed place that is now clean (the list stays true both ways).
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ImapFlow } from 'imapflow';
@@ -18,6 +18,7 @@ import nodemailer from 'nodemailer';
 import { pino } from 'pino';
 import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../src/demo/space.js';
 import { KeyRing, writeKeyFile } from '../src/store/keyring.js';
+import { startOperator, StartupError } from '../src/main.js';
 import { fileBlobs, folderMessages, sqliteDb, tempDir, waitFor } from './helpers.js';
 
 const CORE = 'Mqz7Kx-rapport';
@@ -169,5 +170,15 @@ describe('encryption at rest: the marker test', () => {
     const files2 = [...foundFiles].map((f) => (f === 'caducee.sqlite-wal' ? 'caducee.sqlite' : f));
     assert.deepEqual([...new Set(files2)].sort(), [...KNOWN_FILES].sort(), 'state files holding plaintext: update docs/encryption.md and KNOWN_FILES together');
     assert.ok(statSync(logFile).size > 1000, 'the debug log was written (and scanned)');
+  });
+
+  test('a key file other local users can read: the operator refuses to start, naming the file and the fix', async () => {
+    const config = demo!.operators[0].config;
+    await demo!.stop();
+    demo = undefined;
+    const keyFile = config.store.encryption.keyFile!;
+    chmodSync(keyFile, 0o644);
+    await assert.rejects(startOperator(config, { logger: pino({ level: 'silent' }) }), (e: any) => e instanceof StartupError && e.message.includes(`${keyFile} (store.encryption.keyFile) has mode 0644`) && e.message.includes(`chmod 600 ${keyFile}`));
+    chmodSync(keyFile, 0o600);
   });
 });
