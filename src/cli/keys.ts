@@ -11,7 +11,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import path from 'node:path';
 import { loadConfig, type Config } from '../config/index.js';
-import { openStore } from '../main.js';
+import { openStore } from '../open-store.js';
 import { KeyRing, KeyRingError, readKeyFile, runKeyCommand, writeKeyFile } from '../store/keyring.js';
 import type { MessageFiles } from '../store/message-files.js';
 import { openMessageFiles } from '../store/open-message-files.js';
