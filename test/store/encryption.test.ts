@@ -99,6 +99,11 @@ for (const [name, B, skip] of [
       assert.ok((await collect(files.stream(put.id))).equals(bytes), `${n} B streamed`);
       const raw = await B.raw(put.id);
       assert.equal(raw.includes(MARK), false, `${n} B: the marker is not in the stored bytes`);
+      // Nor in base64 (the three alignments: the characters fixed by the marker alone).
+      for (const k of [0, 1, 2]) {
+        const b64 = Buffer.concat([Buffer.alloc(k), Buffer.from(MARK)]).toString('base64').slice([0, 2, 3][k], Math.floor((k + MARK.length) / 3) * 4);
+        assert.equal(raw.includes(b64), false, `${n} B: the marker's base64 (alignment ${k}) is not in the stored bytes`);
+      }
       assert.equal(raw.includes(Buffer.alloc(64, 'a')), false, `${n} B: no run of the plaintext either`);
       for (let k = 0; k < 20 && n > 0; k++) {
         const start = r.int(n);
