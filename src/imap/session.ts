@@ -286,7 +286,7 @@ export class ImapSession implements SessionContext {
       else if (u.kind === 'expunge') this.write(this.qresync ? `* VANISHED ${u.uid}\r\n` : `* ${u.seq} EXPUNGE\r\n`);
       else if (u.kind === 'exists') {
         this.write(`* ${u.count} EXISTS\r\n`);
-        if (!this.rev2) this.write(`* ${this.view!.messages.filter((m) => m.recent).length} RECENT\r\n`);
+        if (!this.rev2) this.write(`* ${this.view!.recentCount} RECENT\r\n`);
       } else this.write(`* ${u.seq} FETCH (UID ${u.msg.uid} FLAGS (${this.flagsOut(u.msg).join(' ')})${this.condstore ? ` MODSEQ (${u.msg.modseq})` : ''})\r\n`);
     }
   }

@@ -243,9 +243,22 @@ export interface FolderStore {
   folderMessages(folderId: number, opts?: { clearRecent?: boolean }): Promise<FolderMessage[]>;
   /**
    * What SELECT needs, read in one transaction: the messages (as folderMessages, \\Recent cleared
-   * when asked), UIDNEXT and HIGHESTMODSEQ.
+   * when asked), UIDNEXT and HIGHESTMODSEQ; `recentFrom`: every message with a lower UID has
+   * \\Recent cleared in the store (a message's \\Recent only ever goes from set to cleared).
    */
-  openFolder(folderId: number, opts?: { clearRecent?: boolean }): Promise<{ messages: FolderMessage[]; uidNext: number; highestModseq: number }>;
+  openFolder(folderId: number, opts?: { clearRecent?: boolean }): Promise<{ messages: FolderMessage[]; uidNext: number; highestModseq: number; recentFrom: number }>;
+  /**
+   * SELECT from a snapshot taken by openFolder or reopenFolder (issue 15, imap/folder-snapshots.ts):
+   * UIDNEXT, HIGHESTMODSEQ, the messages changed or added (modseq > since.modseq, as changedSince)
+   * and the UIDs expunged since then, read in one transaction; `recentUids` the messages holding
+   * \Recent (claimed, and cleared, when `clearRecent`). `recentFrom` (as openFolder's): every message
+   * with a lower UID has \Recent cleared; `since.recentFrom` is the snapshot's.
+   */
+  reopenFolder(
+    folderId: number,
+    since: { modseq: number; recentFrom: number },
+    opts?: { clearRecent?: boolean },
+  ): Promise<{ uidNext: number; highestModseq: number; changed: FolderMessage[]; expunged: number[]; recentUids: number[]; recentFrom: number }>;
   /** Clears \\Recent on these messages; returns the UIDs that still had it (claimed by the caller). */
   claimRecent(folderId: number, uids: number[]): Promise<number[]>;
   /** How many messages of the folder have a UID ≤ `uid`. */

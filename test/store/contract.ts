@@ -15,6 +15,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { FolderSnapshots } from '../../src/imap/folder-snapshots.js';
 import { HEADER_INDEX_VERSION, headerIndexRow, indexedColumn, indexNeedle } from '../../src/mail/header-index.js';
 import { analyzeMessage } from '../../src/mime/index.js';
 import type { Mailbox, QueueItem, Structure, User } from '../../src/model/index.js';
@@ -468,6 +469,50 @@ export function storeContract(engine: string, open: OpenStore): void {
       assert.equal(await s.countMessagesUpTo(f.id, 0), 0);
       assert.deepEqual(await s.folderUids(f.id), [1, 2, 3, 4, 5]);
       await assert.rejects(s.folderStatus(f.id + 10_000));
+    });
+
+    t('reopenFolder and FolderSnapshots (issue 15): a snapshot brought up to date equals the folder read whole, \\Recent claimed once', async (s) => {
+      const m = await mailbox(s);
+      const f = await inbox(s, m.id);
+      const other = await s.createFolder(m.id, `Autre ${next()}`);
+      const snaps = new FolderSnapshots(1, 10_000);
+      const folder = { id: f.id, mailboxId: m.id, uidValidity: f.uidValidity };
+      // A seeded walk of appends, flag changes, expunges, copies in, claims and SELECT/EXAMINE.
+      let seed = 15;
+      const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+      const flagSets = [[], ['\\Seen'], ['\\Seen', '$Label1'], ['\\Deleted'], ['\\Flagged', 'Urgent']];
+      const view = (msgs: { uid: number; flags: string[]; modseq: number; size: number; internalDate: string; blobId: string; recent: boolean }[]) =>
+        msgs.map((x) => [x.uid, [...x.flags].sort().join(' '), x.modseq, x.size, x.internalDate, x.blobId, x.recent]);
+      for (let step = 0; step < 60; step++) {
+        const uids = await s.folderUids(f.id);
+        const pick = () => uids.filter(() => rnd(3) === 0);
+        const op = rnd(7);
+        if (op <= 1) for (let k = rnd(4); k >= 0; k--) await append(s, f.id, { flags: flagSets[rnd(flagSets.length)], size: 10 + rnd(100) });
+        else if (op === 2) await s.storeFlags(f.id, pick(), (['set', 'add', 'remove'] as const)[rnd(3)], flagSets[rnd(flagSets.length)]);
+        else if (op === 3) await s.expunge(f.id, pick());
+        else if (op === 4) {
+          await append(s, other.id);
+          await s.copyMessages(other.id, await s.folderUids(other.id), f.id, rnd(2) === 0);
+        } else if (op === 5) await s.claimRecent(f.id, pick());
+        const expected = await s.folderMessages(f.id); // \\Recent as the store has it: what the session must see
+        const clear = rnd(2) === 0;
+        const opened = await snaps.open(s, folder, clear);
+        assert.deepEqual(view(opened.messages), view(expected), `step ${step}: the session's messages`);
+        const st = await s.folderStatus(f.id);
+        assert.deepEqual([opened.uidNext, opened.highestModseq], [st.uidNext, st.highestModseq], `step ${step}: UIDNEXT, HIGHESTMODSEQ`);
+        const after = await s.folderMessages(f.id);
+        assert.deepEqual(after.map((x) => x.recent), clear ? after.map(() => false) : expected.map((x) => x.recent), `step ${step}: \\Recent ${clear ? 'claimed' : 'kept'}`);
+      }
+      assert.ok(snaps.size > 0, 'the folder has a snapshot');
+      // reopenFolder itself: nothing changed since the snapshot's modseq; the \\Recent rows from recentFrom.
+      const o = await s.openFolder(f.id);
+      const r = await s.reopenFolder(f.id, { modseq: o.highestModseq, recentFrom: o.recentFrom });
+      assert.deepEqual([r.changed, r.expunged, r.uidNext, r.highestModseq], [[], [], o.uidNext, o.highestModseq]);
+      await append(s, f.id, { flags: ['\\Seen'] });
+      const r2 = await s.reopenFolder(f.id, { modseq: o.highestModseq, recentFrom: o.recentFrom }, { clearRecent: true });
+      assert.deepEqual([r2.changed.map((x) => [x.uid, x.recent]), r2.recentUids, r2.recentFrom], [[[o.uidNext, true]], [o.uidNext], o.uidNext + 1]);
+      assert.deepEqual((await s.reopenFolder(f.id, { modseq: o.highestModseq, recentFrom: o.recentFrom })).recentUids, [], 'claimed once');
+      await assert.rejects(s.reopenFolder(f.id + 10_000, { modseq: 0, recentFrom: 1 }));
     });
 
     t('storeFlags: set/add/remove, one new modseq per change, unchanged messages reported with their modseq, UNCHANGEDSINCE (RFC 7162 §3.1.3)', async (s) => {

@@ -165,7 +165,25 @@ export class SqliteFolders extends SqlitePart implements FolderStore {
         messages[i] = { uid: r[0], flags, modseq: r[2], size: r[3], internalDate: r[4], blobId: r[5], recent: !!r[6] };
       }
       if (opts.clearRecent && recent) this.q('UPDATE messages SET recent = 0 WHERE folder_id = ? AND recent = 1').run(folderId);
-      return { messages, uidNext: f.uid_next, highestModseq: f.highest_modseq };
+      let recentFrom = f.uid_next;
+      if (!opts.clearRecent) for (const m of messages) if (m.recent) { recentFrom = m.uid; break; }
+      return { messages, uidNext: f.uid_next, highestModseq: f.highest_modseq, recentFrom };
+    })();
+  }
+
+  async reopenFolder(folderId: number, since: { modseq: number; recentFrom: number }, opts: { clearRecent?: boolean } = {}) {
+    // Issue 15: what changed since a snapshot of the folder, in one transaction. Every row with a
+    // UID below `since.recentFrom` has \Recent cleared, so the \Recent rows are found through the
+    // (folder_id, uid) index, not by reading the folder.
+    return this.db.transaction(() => {
+      const f = this.q('SELECT uid_next, highest_modseq FROM folders WHERE id = ?').get(folderId) as { uid_next: number; highest_modseq: number } | undefined;
+      if (!f) throw new Error(`folder #${folderId} not found`);
+      const changed = f.highest_modseq > since.modseq ? (this.q('SELECT uid, flags, modseq, size, internal_date, blob_id, recent FROM messages WHERE folder_id = ? AND modseq > ? ORDER BY uid /* reopen */').raw(false).all(folderId, since.modseq).map(rowFolderMessage)) : [];
+      const expunged = f.highest_modseq > since.modseq ? (this.q('SELECT uid AS gone FROM expunged WHERE folder_id = ? AND modseq > ? ORDER BY uid').pluck(true).all(folderId, since.modseq) as number[]) : [];
+      const recentUids = this.q('SELECT uid AS recent_uid FROM messages WHERE folder_id = ? AND uid >= ? AND recent = 1 ORDER BY uid').pluck(true).all(folderId, since.recentFrom) as number[];
+      if (opts.clearRecent && recentUids.length) this.q('UPDATE messages SET recent = 0 WHERE folder_id = ? AND uid >= ? AND recent = 1').run(folderId, since.recentFrom);
+      const recentFrom = opts.clearRecent || recentUids.length === 0 ? f.uid_next : recentUids[0];
+      return { uidNext: f.uid_next, highestModseq: f.highest_modseq, changed, expunged, recentUids, recentFrom };
     })();
   }
 
