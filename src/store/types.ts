@@ -270,6 +270,11 @@ export interface FolderStore {
   /** UIDs expunged with a modseq greater than `modseq`. */
   expungedSince(folderId: number, modseq: number): Promise<number[]>;
   appendMessage(folderId: number, m: { blobId: string; size: number; flags: string[]; internalDate: Date }): Promise<{ uid: number; modseq: number }>;
+  /**
+   * Appends several messages in one transaction, all or none (RFC 3502 MULTIAPPEND): consecutive
+   * UIDs in the order given, one new modseq shared by all (RFC 7162 §3.1.1, as a COPY).
+   */
+  appendMessages(folderId: number, ms: { blobId: string; size: number; flags: string[]; internalDate: Date }[]): Promise<{ uids: number[]; modseq: number }>;
   /** Applies a flag change; messages whose modseq exceeds `unchangedSince` are left and reported (RFC 7162 §3.1.3). */
   storeFlags(
     folderId: number,
@@ -296,6 +301,12 @@ export interface BlobMetaStore {
    * column, the folded values joined by "\n" (null: field absent), computed at `version`.
    */
   setSearchHeaders(blobId: string, version: number, columns: Record<string, Buffer | null>): Promise<void>;
+  /**
+   * setBlobMeta and setSearchHeaders for several files in one transaction (a MULTIAPPEND's files,
+   * issue 15). Derived data (the files are the truth): SQLite commits it without its own sync, the
+   * next durable commit (the messages') syncs it.
+   */
+  setBlobAnalyses(entries: { blobId: string; info: string; searchVersion: number; searchColumns: Record<string, Buffer | null> }[]): Promise<void>;
   /** Up to `limit` files of messages without their header search row (the backfill's work list). */
   blobsWithoutSearchHeaders(limit: number): Promise<string[]>;
   /** Whether the file has its header search row at `version`. */

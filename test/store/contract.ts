@@ -471,6 +471,26 @@ export function storeContract(engine: string, open: OpenStore): void {
       await assert.rejects(s.folderStatus(f.id + 10_000));
     });
 
+    t('appendMessages (RFC 3502 MULTIAPPEND): consecutive UIDs, one modseq, flags normalised; all or none', async (s) => {
+      const m = await mailbox(s);
+      const f = await inbox(s, m.id);
+      await append(s, f.id);
+      const before = await s.folderStatus(f.id);
+      const d = new Date('2026-12-07T16:00:00.000Z');
+      const ids = [blob(), blob(), blob()];
+      const r = await s.appendMessages(f.id, ids.map((blobId, i) => ({ blobId, size: 10 + i, flags: i === 1 ? ['\\Seen', '\\Recent', 'Lot', 'lot'] : [], internalDate: d })));
+      assert.deepEqual(r.uids, [2, 3, 4]);
+      assert.ok(r.modseq > before.highestModseq);
+      const st = await s.folderStatus(f.id);
+      assert.deepEqual([st.messages, st.uidNext, st.highestModseq, st.recent], [4, 5, r.modseq, 4]);
+      const msgs = await s.folderMessages(f.id);
+      assert.deepEqual(msgs.slice(1).map((x) => [x.uid, x.blobId, x.size, x.internalDate, x.modseq]), ids.map((id, i) => [2 + i, id, 10 + i, '2026-12-07T16:00:00.000Z', r.modseq]));
+      assert.deepEqual(msgs[2].flags.map((x) => x.toLowerCase()).sort(), ['\\seen', 'lot']);
+      assert.deepEqual((await s.changedSince(f.id, before.highestModseq)).map((x) => x.uid), [2, 3, 4], 'seen by other sessions as new');
+      await assert.rejects(s.appendMessages(f.id + 10_000, [{ blobId: blob(), size: 1, flags: [], internalDate: d }]), 'an unknown folder rejects');
+      assert.deepEqual(await s.folderStatus(f.id), st, 'nothing changed');
+    });
+
     t('reopenFolder and FolderSnapshots (issue 15): a snapshot brought up to date equals the folder read whole, \\Recent claimed once', async (s) => {
       const m = await mailbox(s);
       const f = await inbox(s, m.id);
@@ -1299,6 +1319,22 @@ export function storeContract(engine: string, open: OpenStore): void {
       await s.setBlobMeta(b, info);
       assert.equal(await s.getBlobMeta(b), info);
       assert.deepEqual(JSON.parse((await s.getBlobMeta(b))!), JSON.parse(info));
+    });
+
+    t('setBlobAnalyses: the analyses and header search rows of several files at once, as setBlobMeta and setSearchHeaders would record them', async (s) => {
+      const m = await mailbox(s);
+      const f = await inbox(s, m.id);
+      const files = [messages.a, messages.b].map((b) => ({ b, id: createHash('sha256').update(b).update(`${engine} analyses`).digest('hex') }));
+      await s.setBlobAnalyses([]);
+      await s.setBlobAnalyses(files.map(({ b, id }) => ({ blobId: id, info: JSON.stringify(analyzeMessage(b)), searchVersion: HEADER_INDEX_VERSION, searchColumns: headerIndexRow(analyzeMessage(b), b) })));
+      for (const { b, id } of files) {
+        assert.deepEqual(JSON.parse((await s.getBlobMeta(id))!), JSON.parse(JSON.stringify(analyzeMessage(b))));
+        assert.equal(await s.hasSearchHeaders(id, HEADER_INDEX_VERSION), true);
+      }
+      const { uids } = await s.appendMessages(f.id, files.map(({ b, id }) => ({ blobId: id, size: b.length, flags: [], internalDate: new Date() })));
+      const r = await s.searchHeaderCandidates(f.id, indexedColumn('from', true)!, indexNeedle('martin')!, HEADER_INDEX_VERSION, 2);
+      assert.deepEqual([r.matched, r.unindexed], [[uids[0]], []], 'the rows answer searches of the appended messages');
+      await assert.rejects(s.setBlobAnalyses([{ blobId: files[0].id, info: '{}', searchVersion: HEADER_INDEX_VERSION, searchColumns: { nope: null } }]), /unknown search column/);
     });
 
     t('search headers: rows set before or after the delivery both count; matched and unindexed UIDs; an empty needle matches the field’s presence', async (s) => {

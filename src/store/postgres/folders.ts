@@ -302,6 +302,24 @@ export class PgFolders extends PgPart implements FolderStore {
     });
   }
 
+  async appendMessages(folderId: number, ms: { blobId: string; size: number; flags: string[]; internalDate: Date }[]) {
+    for (const m of ms) for (const f of m.flags) checkStorableName('flag', f);
+    return this.tx(async (c) => {
+      // The UIDs and the modseq taken under the folder's row lock, the rows inserted with them.
+      const f = await c.query('UPDATE folders SET uid_next = uid_next + $2, highest_modseq = highest_modseq + 1 WHERE id = $1 RETURNING uid_next - $2 AS first, highest_modseq', [folderId, ms.length]);
+      if (!f.rows[0]) throw new Error(`folder #${folderId} not found`);
+      const first = f.rows[0].first as number;
+      const modseq = f.rows[0].highest_modseq as number;
+      const uids = ms.map((_, i) => first + i);
+      await c.query(
+        `INSERT INTO messages (folder_id, uid, blob_id, size, internal_date, flags, modseq)
+         SELECT $1, x.uid, x.blob_id, x.size, x.internal_date, x.flags, $2 FROM unnest($3::bigint[], $4::text[], $5::bigint[], $6::text[], $7::text[]) AS x(uid, blob_id, size, internal_date, flags)`,
+        [folderId, modseq, uids, ms.map((m) => m.blobId), ms.map((m) => m.size), ms.map((m) => m.internalDate.toISOString()), ms.map((m) => normaliseFlags(m.flags).join(' '))],
+      );
+      return { uids, modseq };
+    });
+  }
+
   async storeFlags(folderId: number, uids: number[], op: 'set' | 'add' | 'remove', flags: string[], unchangedSince?: number) {
     if (op === 'remove') flags = flags.filter((f) => !hasNul(f)); // no stored flag has one
     for (const f of flags) checkStorableName('flag', f);

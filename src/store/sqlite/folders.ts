@@ -218,6 +218,19 @@ export class SqliteFolders extends SqlitePart implements FolderStore {
     })();
   }
 
+  async appendMessages(folderId: number, ms: { blobId: string; size: number; flags: string[]; internalDate: Date }[]) {
+    const rows = ms.map((m) => [m.blobId, m.size, m.internalDate.toISOString(), normaliseFlags(m.flags).join(' ')] as const);
+    return this.db.transaction(() => {
+      const f = this.q('UPDATE folders SET uid_next = uid_next + ?, highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING uid_next - ? AS first, highest_modseq').get(rows.length, folderId, rows.length) as
+        | { first: number; highest_modseq: number }
+        | undefined;
+      if (!f) throw new Error(`folder #${folderId} not found`);
+      const ins = this.q('INSERT INTO messages (folder_id, uid, blob_id, size, internal_date, flags, modseq) VALUES (?, ?, ?, ?, ?, ?, ?)');
+      rows.forEach((r, i) => ins.run(folderId, f.first + i, r[0], r[1], r[2], r[3], f.highest_modseq));
+      return { uids: rows.map((_, i) => f.first + i), modseq: f.highest_modseq };
+    })();
+  }
+
   async storeFlags(folderId: number, uids: number[], op: 'set' | 'add' | 'remove', flags: string[], unchangedSince?: number) {
     return this.db.transaction(() => {
       const updated: FlagUpdate[] = [];
