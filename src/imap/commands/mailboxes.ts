@@ -277,7 +277,6 @@ async function eachLimited<T>(items: T[], limit: number, fn: (item: T, index: nu
   if (failed !== undefined) throw failed;
 }
 
-
 /** RFC 9051 §9 date-time: "dd-Mon-yyyy hh:mm:ss +zzzz". */
 export function parseImapDate(s: string): Date | undefined {
   const m = /^\s?(\d{1,2})-(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)$/i.exec(s.trim());
