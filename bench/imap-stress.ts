@@ -384,7 +384,8 @@ export async function startCaducee(
   process.on('exit', () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
-  const timeoutMs = o.startupTimeoutMs ?? 60_000;
+  // 3 minutes: a 2-core machine shared with other work can take more than one to start the demo.
+  const timeoutMs = o.startupTimeoutMs ?? 180_000;
   const layout = await new Promise<DemoLayout>((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error(`the Caducée demo printed no layout within ${timeoutMs / 1000} s\n${stderr}`)), timeoutMs);

@@ -15,6 +15,7 @@ import { OutboundWorker } from './delivery/worker.js';
 import { loadTrustAnchors, type TrustAnchors } from './pki/index.js';
 import { serverTlsOptions } from './pki/tls-server.js';
 import { createImapServer, type ImapListener } from './imap/server.js';
+import { FolderSnapshots } from './imap/folder-snapshots.js';
 import { MessageIndex, startHeaderBackfill } from './mail/message-index.js';
 import { SubmissionPipeline } from './mail/submission.js';
 import { MailService } from './mail/service.js';
@@ -349,6 +350,7 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
     ca: caPem,
     appendLimit: config.smtp.maxMessageSize,
     defaultQuotaBytes: config.imap.defaultQuotaBytes,
+    snapshots: new FolderSnapshots(config.imap.snapshotMinMessages, config.imap.snapshotMaxMessages),
   };
   const imapLimits = { limiter: limiter(), preAuthSeconds: lim.preAuthSeconds, handshakeSeconds: lim.handshakeSeconds };
   const imap = createImapServer(imapServices, false, imapLimits);

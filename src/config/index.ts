@@ -130,8 +130,12 @@ export const configSchema = z
       .object({
         /** Storage quota per mailbox (BAL) unless set on the mailbox, bytes (RFC 9208 STORAGE). */
         defaultQuotaBytes: z.number().int().positive().default(5 * 1024 * 1024 * 1024),
+        /** A folder with at least this many messages keeps a snapshot of its message list between SELECTs (issue 15, imap/folder-snapshots.ts). */
+        snapshotMinMessages: z.number().int().positive().default(2000),
+        /** Messages kept in all folder snapshots of the process at most (≈ 200 bytes each); 0: no snapshots. */
+        snapshotMaxMessages: z.number().int().nonnegative().default(500_000),
       })
-      .default({ defaultQuotaBytes: 5 * 1024 * 1024 * 1024 }),
+      .default({ defaultQuotaBytes: 5 * 1024 * 1024 * 1024, snapshotMinMessages: 2000, snapshotMaxMessages: 500_000 }),
     /** Resource limits per listener family (IMAP, SMTP MX, submission, HTTPS): docs/configuration.md. */
     limits: z
       .object({

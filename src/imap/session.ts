@@ -52,7 +52,8 @@ export class ImapSession implements SessionContext {
   readonly enabled = new Set<string>();
   savedSearch: number[] = [];
   readonly idle = { tag: null as string | null, pushing: false, again: false };
-  readonly log: Logger;
+  /** The session's child logger, made at its first use (issue 15: an idling session keeps no logger). */
+  private logger?: Logger;
   private readonly queue: ParserEvent[] = [];
   private busy = false;
   private lineWaiter?: (line: string) => void;
@@ -82,7 +83,6 @@ export class ImapSession implements SessionContext {
   ) {
     this.socket = socket;
     this.remote = socket.remoteAddress ?? null;
-    this.log = s.logger.child({ component: 'imap', session: id });
     this.attach(socket);
     s.core.events.on('delivered', this.onChange);
     s.core.events.on('folder-changed', this.onChange);
@@ -109,6 +109,10 @@ export class ImapSession implements SessionContext {
     this.s.core.events.off('delivered', this.onChange);
     this.s.core.events.off('folder-changed', this.onChange);
     this.s.core.events.off('resync', this.onResync);
+  }
+
+  get log(): Logger {
+    return (this.logger ??= this.s.logger.child({ component: 'imap', session: this.id }));
   }
 
   write(data: string | Buffer) {
@@ -286,7 +290,7 @@ export class ImapSession implements SessionContext {
       else if (u.kind === 'expunge') this.write(this.qresync ? `* VANISHED ${u.uid}\r\n` : `* ${u.seq} EXPUNGE\r\n`);
       else if (u.kind === 'exists') {
         this.write(`* ${u.count} EXISTS\r\n`);
-        if (!this.rev2) this.write(`* ${this.view!.messages.filter((m) => m.recent).length} RECENT\r\n`);
+        if (!this.rev2) this.write(`* ${this.view!.recentCount} RECENT\r\n`);
       } else this.write(`* ${u.seq} FETCH (UID ${u.msg.uid} FLAGS (${this.flagsOut(u.msg).join(' ')})${this.condstore ? ` MODSEQ (${u.msg.modseq})` : ''})\r\n`);
     }
   }

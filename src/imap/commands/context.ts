@@ -17,6 +17,7 @@ import { decodeMutf7, encodeMutf7 } from '../protocol/mutf7.js';
 import type { CommandParser, ParserEvent } from '../protocol/parser.js';
 import type { Command } from '../protocol/types.js';
 import type { FolderView } from '../view.js';
+import type { FolderSnapshots } from '../folder-snapshots.js';
 
 export interface ImapServices {
   core: Core;
@@ -35,6 +36,8 @@ export interface ImapServices {
   appendLimit: number;
   /** Default storage quota per mailbox (BAL) in bytes (RFC 9208), when the BAL has none. */
   defaultQuotaBytes: number;
+  /** Big folders' message lists kept between SELECTs (issue 15); one per process, shared by the listeners. */
+  snapshots: FolderSnapshots;
 }
 
 /** RFC 9051 §3: not authenticated, authenticated, selected, logout. */

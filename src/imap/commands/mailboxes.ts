@@ -3,6 +3,7 @@
 // LIST-EXTENDED, RFC 5819 LIST-STATUS) and LSUB, STATUS, APPEND (RFC 3502 MULTIAPPEND).
 import type { Folder } from '../../model/index.js';
 import { storableForm } from '../../mime/index.js';
+import type { PutBlob } from '../../store/message-files.js';
 import { bad, no } from '../errors.js';
 import { compileListPattern, ListPatternTooLong, type NameMatcher } from '../list-pattern.js';
 import { DELIMITER, OTHER_PREFIX, SHARED_PREFIX, type MailboxAccess } from '../namespace.js';
@@ -229,32 +230,51 @@ async function append(ctx: SessionContext, name: string, messages: AppendMessage
   // holding NUL) re-encoded as base64, as Dovecot does (src/mime/storable.ts).
   const stored = messages.map((m) => (m.binary ? storableForm(m.data).data : m.data));
   const total = stored.reduce((n, d) => n + d.length, 0);
+  const dates = messages.map((m) => {
+    const date = m.date ? parseImapDate(m.date) : new Date();
+    if (!date) throw bad(undefined, `invalid date-time ${m.date}`);
+    return date;
+  });
   await checkQuota(ctx, target.r.access, total);
-  const uids: number[] = [];
-  // RFC 3502 MULTIAPPEND: all or nothing. Blobs first (durable), then one commit per message;
-  // a failure midway expunges what was added.
-  const added: number[] = [];
+  // RFC 3502 §6.3.11 MULTIAPPEND: all or nothing. The message files first (durable and pinned,
+  // written a few at a time so their syncs overlap; analysed from the bytes in hand), then every
+  // message in one transaction (issue 15: batched). A failure before the commit leaves only
+  // unreferenced files, which the collector removes.
+  const blobs: PutBlob[] = [];
   try {
-    for (const [k, m] of messages.entries()) {
-      const blob = await ctx.s.blobs.put(Buffer.from(stored[k]));
-      await ctx.s.index.ensure(blob.id);
-      const date = m.date ? parseImapDate(m.date) : new Date();
-      if (!date) throw bad(undefined, `invalid date-time ${m.date}`);
-      const r = await ctx.s.store.appendMessage(target.folder.id, { blobId: blob.id, size: blob.size, flags: m.flags.filter((f) => f.toLowerCase() !== '\\recent'), internalDate: date });
-      blob.release();
-      added.push(r.uid);
-      uids.push(r.uid);
-    }
-  } catch (e) {
-    if (added.length) {
-      await ctx.s.store.storeFlags(target.folder.id, added, 'add', ['\\Deleted']);
-      await ctx.s.store.expunge(target.folder.id, added);
-    }
-    throw e;
+    await eachLimited(stored, APPEND_PARALLEL_FILES, async (data, k) => {
+      blobs[k] = await ctx.s.blobs.put(Buffer.from(data));
+    });
+    await ctx.s.index.ensureAllFrom(blobs.map((b, k) => ({ blobId: b.id, raw: stored[k] })));
+    const items = messages.map((m, k) => ({ blobId: blobs[k].id, size: blobs[k].size, flags: m.flags.filter((f) => f.toLowerCase() !== '\\recent'), internalDate: dates[k] }));
+    const { uids } = await ctx.s.store.appendMessages(target.folder.id, items);
+    notifyChanged(ctx, target.folder.id);
+    // RFC 4315 §3: APPENDUID uidvalidity uid-set.
+    return `[APPENDUID ${target.folder.uidValidity} ${encodeSet(uids)}] APPEND completed`;
+  } finally {
+    for (const b of blobs) b?.release();
   }
-  notifyChanged(ctx, target.folder.id);
-  // RFC 4315 §3: APPENDUID uidvalidity uid-set.
-  return `[APPENDUID ${target.folder.uidValidity} ${encodeSet(uids)}] APPEND completed`;
+}
+
+/** Message files of one MULTIAPPEND written at once at most. */
+const APPEND_PARALLEL_FILES = 8;
+
+/** Runs `fn` on every item, at most `limit` at a time; rejects with the first failure once the running ones ended. */
+async function eachLimited<T>(items: T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: unknown;
+  const worker = async () => {
+    while (failed === undefined && next < items.length) {
+      const k = next++;
+      try {
+        await fn(items[k], k);
+      } catch (e) {
+        failed ??= e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failed !== undefined) throw failed;
 }
 
 /** RFC 9051 §9 date-time: "dd-Mon-yyyy hh:mm:ss +zzzz". */

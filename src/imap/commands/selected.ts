@@ -78,17 +78,18 @@ async function select(ctx: SessionContext, name: string, readOnly: boolean, qres
   const acl = await ctx.s.core.imapRights(ctx.user!, r.access.mailbox);
   if (!acl.includes('r')) throw no('NOPERM', `you may not read ${r.access.mailbox.address}`);
   const ro = readOnly || !acl.includes('s') || r.access.mailbox.state === 'suspended';
-  // Issue 15: SELECT at 100,000 messages in ≤ 100 ms: one read of the view's columns, no aggregate.
-  const { messages: msgs, ...st } = await ctx.s.store.openFolder(folder.id, { clearRecent: !ro });
+  // Issue 15: SELECT at 100,000 messages in ≤ 100 ms: a big folder is brought up to date from the
+  // process's snapshot of it (changes since its modseq), else read whole (the view's columns only).
+  const { messages: msgs, ...st } = await ctx.s.snapshots.open(ctx.s.store, folder, !ro);
   const view = new FolderView(folder.id, r.access.mailbox.id, ro, folder.uidValidity, msgs, st.highestModseq);
   ctx.view = view;
   ctx.state = 'selected';
   ctx.write(`* ${msgs.length} EXISTS\r\n`);
-  if (!ctx.rev2) ctx.write(`* ${msgs.filter((m) => m.recent).length} RECENT\r\n`);
+  if (!ctx.rev2) ctx.write(`* ${view.recentCount} RECENT\r\n`);
   // RFC 9051 §7.3.5: FLAGS lists every keyword present in the folder (the view recorded them as announced).
   writeFlagList(ctx, view);
-  const firstUnseen = msgs.findIndex((m) => !m.flags.some((f) => f.toLowerCase() === '\\seen'));
-  if (firstUnseen >= 0 && !ctx.rev2) ctx.write(`* OK [UNSEEN ${firstUnseen + 1}] first unseen\r\n`);
+  const firstUnseen = ctx.rev2 ? 0 : view.firstUnseen();
+  if (firstUnseen > 0) ctx.write(`* OK [UNSEEN ${firstUnseen}] first unseen\r\n`);
   ctx.write(`* OK [UIDVALIDITY ${folder.uidValidity}] UIDs valid\r\n`);
   ctx.write(`* OK [UIDNEXT ${st.uidNext}] predicted next UID\r\n`);
   // RFC 7162 §3.1.2.1: HIGHESTMODSEQ once CONDSTORE is enabled.
@@ -219,7 +220,7 @@ async function fetchMessages(ctx: SessionContext, byUid: boolean, cmd: Extract<C
   const seenUids: number[] = [];
   const fetchCtx: FetchContext = { store: ctx.s.store, blobs: ctx.s.blobs, index: ctx.s.index, write: (d) => ctx.write(d), drainWait: () => ctx.waitDrain() };
   for (const t of targets) {
-    const m = v.byUidGet(t.uid);
+    let m = v.byUidGet(t.uid);
     if (!m) continue;
     let flagsChanged = false;
     if (setsSeen && !m.flags.some((f) => f.toLowerCase() === '\\seen')) {
@@ -227,6 +228,7 @@ async function fetchMessages(ctx: SessionContext, byUid: boolean, cmd: Extract<C
       const r = await ctx.s.store.storeFlags(v.folderId, [m.uid], 'add', ['\\Seen']);
       const u = r.updated[0];
       if (u) v.applyOwnFlags(u.uid, u.flags, u.modseq);
+      m = v.byUidGet(t.uid) ?? m; // applyOwnFlags replaced it (messages are never edited in place)
       flagsChanged = true;
       seenSet = true;
       if (u) seenUids.push(u.uid);
