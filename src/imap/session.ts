@@ -15,11 +15,12 @@ import { authCommands, capabilities } from './commands/auth.js';
 import { writeFlagList, type Handlers, type ImapServices, type SessionContext, type SessionState } from './commands/context.js';
 import { endIdle, idleCommands, pushIdleUpdates } from './commands/idle.js';
 import { mailboxCommands } from './commands/mailboxes.js';
-import { selectedCommands } from './commands/selected.js';
+import { refreshSearchUpdates, selectedCommands } from './commands/selected.js';
 import { bad, ImapError, no } from './errors.js';
 import type { UserNamespace } from './namespace.js';
 import { CommandParser, type ParserEvent } from './protocol/parser.js';
 import type { Command } from './protocol/types.js';
+import type { SearchUpdates } from './search-updates.js';
 import type { FolderView, ViewUpdate } from './view.js';
 
 export type { ImapServices } from './commands/context.js';
@@ -51,6 +52,7 @@ export class ImapSession implements SessionContext {
   view?: FolderView;
   readonly enabled = new Set<string>();
   savedSearch: number[] = [];
+  searchUpdates?: SearchUpdates;
   readonly idle = { tag: null as string | null, pushing: false, again: false };
   readonly log: Logger;
   private readonly queue: ParserEvent[] = [];
@@ -258,7 +260,7 @@ export class ImapSession implements SessionContext {
   private allowedIn(name: Command['name']): boolean {
     const any = ['CAPABILITY', 'NOOP', 'LOGOUT', 'ID'];
     const notauth = ['STARTTLS', 'LOGIN', 'AUTHENTICATE'];
-    const selected = ['CLOSE', 'UNSELECT', 'EXPUNGE', 'UID EXPUNGE', 'CHECK', 'SEARCH', 'UID SEARCH', 'FETCH', 'UID FETCH', 'STORE', 'UID STORE', 'COPY', 'UID COPY', 'MOVE', 'UID MOVE', 'SORT', 'UID SORT', 'THREAD', 'UID THREAD'];
+    const selected = ['CLOSE', 'UNSELECT', 'EXPUNGE', 'UID EXPUNGE', 'CHECK', 'SEARCH', 'UID SEARCH', 'FETCH', 'UID FETCH', 'STORE', 'UID STORE', 'COPY', 'UID COPY', 'MOVE', 'UID MOVE', 'SORT', 'UID SORT', 'THREAD', 'UID THREAD', 'CANCELUPDATE'];
     if (any.includes(name)) return true;
     if (this.state === 'notauth') return notauth.includes(name);
     if (notauth.includes(name)) return false;
@@ -277,9 +279,14 @@ export class ImapSession implements SessionContext {
     if (!this.view) return;
     const updates = await this.view.refresh(this.s.store, allowExpunge, await this.s.store.folderModseq(this.view.folderId));
     this.writeUpdates(updates);
+    // RFC 5267 §4.3.2: ADDTO / REMOVEFROM with the FETCH and EXISTS responses that caused them.
+    await refreshSearchUpdates(this);
   }
 
   private writeUpdates(updates: ViewUpdate[]) {
+    // RFC 5267 §4.3.4: REMOVEFROM for expunged messages before the EXPUNGE (or VANISHED) itself.
+    const gone = updates.flatMap((u) => (u.kind === 'expunge' ? [{ uid: u.uid, seq: u.seq }] : []));
+    if (gone.length && this.searchUpdates?.view === this.view) this.searchUpdates!.expunging(gone, (l) => this.write(l));
     for (const u of updates) {
       // RFC 7162 §3.2.10: with QRESYNC enabled, VANISHED replaces EXPUNGE.
       if (u.kind === 'keywords') writeFlagList(this, this.view!);

@@ -254,8 +254,11 @@ export class CommandGenerator {
     return out;
   }
 
+  /** RFC 4731 / RFC 5182 / RFC 5267 §5 return options; PARTIAL (never with ALL, §4.4) takes a range in either order. */
   private returnOpts(): string {
-    const opts = ['MIN', 'MAX', 'ALL', 'COUNT', 'SAVE'].filter(() => this.rng.bool(0.4)).map((o) => this.kw(o));
+    const r = this.rng;
+    const opts = ['MIN', 'MAX', 'ALL', 'COUNT', 'SAVE', 'CONTEXT', 'UPDATE'].filter(() => r.bool(0.35)).map((o) => this.kw(o));
+    if (r.bool(0.3) && !opts.some((o) => o.toUpperCase() === 'ALL')) opts.splice(r.int(opts.length + 1), 0, `${this.kw('PARTIAL')} ${this.nz()}:${this.nz()}`);
     return `${this.kw('RETURN')} (${opts.join(' ')}) `;
   }
 
@@ -519,6 +522,11 @@ export class CommandGenerator {
       case 34:
         name = U('THREAD');
         body = [...pre, this.kw('THREAD'), ' ', this.kw(r.pick(['REFERENCES', 'ORDEREDSUBJECT', 'REFS'])), ` ${this.charset()} `, ...this.searchKeys()];
+        break;
+      case 36:
+        // RFC 5267 §5: "CANCELUPDATE" 1*(SP quoted)
+        name = 'CANCELUPDATE';
+        body = [this.kw('CANCELUPDATE'), ...Array.from({ length: r.range(1, 3) }, () => ' ' + this.quoted())];
         break;
       case 35:
         name = 'UID EXPUNGE';

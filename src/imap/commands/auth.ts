@@ -30,6 +30,9 @@ export function capabilities(ctx: SessionContext): string[] {
     'STATUS=SIZE',
     'ESEARCH',
     'SEARCHRES',
+    'ESORT', // RFC 5267 §3
+    'CONTEXT=SEARCH', // RFC 5267 §4
+    'CONTEXT=SORT',
     'MULTIAPPEND',
     `APPENDLIMIT=${ctx.s.appendLimit}`,
     'QUOTA',

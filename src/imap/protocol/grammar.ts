@@ -10,6 +10,7 @@ import type {
   Command,
   FetchAttribute,
   ParsedCommand,
+  PartialRange,
   SearchKey,
   SearchReturn,
   Section,
@@ -636,20 +637,36 @@ function searchKeys(r: Reader, s: SearchContext): SearchKey {
   return keys.length === 1 ? keys[0] : { kind: 'and', keys };
 }
 
-/** RFC 4466 §3 search-return-opts / RFC 4731 §4, RFC 5182 §3 (SAVE), RFC 9051 §9 search-return-opt. */
-function searchReturnOpts(r: Reader): SearchReturn {
+/**
+ * RFC 4466 §3 search-return-opts / RFC 4731 §4, RFC 5182 §3 (SAVE), RFC 9051 §9 search-return-opt,
+ * RFC 5267 §5 modifier-context / modifier-partial / modifier-update.
+ */
+function searchReturnOpts(r: Reader): { returns: SearchReturn; partial?: PartialRange } {
   r.sp('after RETURN');
   r.expect(LPAREN, '"(" after RETURN');
   const opts: SearchReturn = [];
-  if (r.eat(RPAREN)) return opts; // RFC 4731 §3.1: RETURN () means ALL
+  let partial: PartialRange | undefined;
+  if (r.eat(RPAREN)) return { returns: opts }; // RFC 4731 §3.1: RETURN () means ALL
   do {
     const at = r.offset;
     const o = r.keyword('search return option');
-    if (o !== 'MIN' && o !== 'MAX' && o !== 'ALL' && o !== 'COUNT' && o !== 'SAVE') r.error(`unknown search return option "${o}"`, at);
+    if (o !== 'MIN' && o !== 'MAX' && o !== 'ALL' && o !== 'COUNT' && o !== 'SAVE' && o !== 'CONTEXT' && o !== 'UPDATE' && o !== 'PARTIAL') r.error(`unknown search return option "${o}"`, at);
+    if (o === 'PARTIAL') {
+      // RFC 5267 §5: modifier-partial = "PARTIAL" SP partial-range; partial-range = nz-number ":"
+      // nz-number ("500:400 is the same as 400:500", never "*").
+      r.sp('after PARTIAL');
+      const a = r.nzNumber('partial range start');
+      r.expect(0x3a, '":" in partial range');
+      const b = r.nzNumber('partial range end');
+      if (partial) r.error('PARTIAL given twice', at);
+      partial = a <= b ? { from: a, to: b } : { from: b, to: a };
+    }
     if (!opts.includes(o)) opts.push(o);
   } while (r.eat(SP));
   r.expect(RPAREN, 'SP or ")" in RETURN options');
-  return opts;
+  // RFC 5267 §4.4: "A single command MUST NOT contain more than one PARTIAL or ALL search return option".
+  if (partial && opts.includes('ALL')) r.error('PARTIAL and ALL cannot be used together (RFC 5267 §4.4)', r.offset);
+  return partial ? { returns: opts, partial } : { returns: opts };
 }
 
 function withCharset<T extends object>(r: Reader, charset: string | undefined, charsetAt: number, build: (s: SearchContext) => T): T {
@@ -661,11 +678,11 @@ function withCharset<T extends object>(r: Reader, charset: string | undefined, c
 }
 
 /** RFC 9051 §9 search-return-opts (SEARCH; SORT with RFC 5267 ESORT): optional "RETURN" (...) SP. */
-function optionalReturnOpts(r: Reader): SearchReturn | undefined {
-  if (!r.eatKeyword('RETURN')) return undefined;
-  const returns = searchReturnOpts(r);
+function optionalReturnOpts(r: Reader): { returns?: SearchReturn; partial?: PartialRange } {
+  if (!r.eatKeyword('RETURN')) return {};
+  const opts = searchReturnOpts(r);
   r.sp('after RETURN options');
-  return returns;
+  return opts;
 }
 
 /** RFC 5256 §5 search-criteria = charset 1*(SP search-key), for SORT and THREAD. */
@@ -680,7 +697,7 @@ function searchCriteria(r: Reader): { charset: string; key: SearchKey } {
 function searchCommand(r: Reader, uid: boolean): Command {
   // RFC 9051 §9 search = "SEARCH" [search-return-opts] SP search-program
   r.sp('after SEARCH');
-  const returns = optionalReturnOpts(r);
+  const { returns, partial } = optionalReturnOpts(r);
   let charset: string | undefined;
   let charsetAt = 0;
   if (r.eatKeyword('CHARSET')) {
@@ -694,6 +711,7 @@ function searchCommand(r: Reader, uid: boolean): Command {
     name: uid ? 'UID SEARCH' : 'SEARCH',
     ...(charset !== undefined ? { charset } : {}),
     ...(returns ? { returns } : {}),
+    ...(partial ? { partial } : {}),
     key,
   };
 }
@@ -704,7 +722,7 @@ function sortCommand(r: Reader, uid: boolean): Command {
   // RFC 5256 §5: sort = ["UID" SP] "SORT" SP sort-criteria SP search-criteria;
   // RFC 5267 (ESORT) adds [search-return-opts] after "SORT"; RFC 5957 adds DISPLAYFROM/DISPLAYTO.
   r.sp('after SORT');
-  const returns = optionalReturnOpts(r);
+  const { returns, partial } = optionalReturnOpts(r);
   r.expect(LPAREN, '"(" (sort criteria)');
   const keys: SortKey[] = [];
   do {
@@ -723,7 +741,7 @@ function sortCommand(r: Reader, uid: boolean): Command {
   r.expect(RPAREN, 'SP or ")" in sort criteria');
   r.sp('after sort criteria');
   const { charset, key } = searchCriteria(r);
-  return { name: uid ? 'UID SORT' : 'SORT', keys, charset, key, ...(returns ? { returns } : {}) };
+  return { name: uid ? 'UID SORT' : 'SORT', keys, charset, key, ...(returns ? { returns } : {}), ...(partial ? { partial } : {}) };
 }
 
 function threadCommand(r: Reader, uid: boolean): Command {
@@ -1427,6 +1445,17 @@ const HANDLERS: Record<string, Handler> = {
   MOVE: (r) => copyMove(r, 'MOVE'),
   SORT: (r) => sortCommand(r, false),
   THREAD: (r) => threadCommand(r, false),
+  CANCELUPDATE: (r) => {
+    // RFC 5267 §5: command-select =/ "CANCELUPDATE" 1*(SP quoted)
+    const tags: string[] = [];
+    do {
+      r.sp(tags.length ? 'between tags' : 'after CANCELUPDATE');
+      const at = r.offset;
+      if (r.peek() !== DQUOTE) r.fail('quoted tag');
+      tags.push(r.text(r.quoted(), at));
+    } while (!r.atEnd());
+    return { name: 'CANCELUPDATE', tags };
+  },
   UID: uidCommand,
 };
 

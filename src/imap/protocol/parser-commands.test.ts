@@ -245,12 +245,56 @@ describe('SEARCH (RFC 9051 §6.4.4)', () => {
   it('RETURN options (RFC 4731, RFC 5182 SAVE) and errors', () => {
     const c = cmd('a UID SEARCH RETURN (SAVE ALL MIN MAX COUNT) UID 1:*');
     assert.deepEqual(c, { name: 'UID SEARCH', returns: ['SAVE', 'ALL', 'MIN', 'MAX', 'COUNT'], key: { kind: 'uid', set: set([1, INF]) } });
-    assert.equal(bad('a SEARCH RETURN (PARTIAL 1:5) ALL').message, 'unknown search return option "PARTIAL" at offset 17');
+    assert.equal(bad('a SEARCH RETURN (FIRST) ALL').message, 'unknown search return option "FIRST" at offset 17');
     assert.equal(bad('a SEARCH FOO').message, 'unknown search key "FOO" at offset 9');
     assert.equal(bad('a SEARCH').message, 'expected SP after SEARCH at offset 8, found end of line');
     assert.equal(bad('a SEARCH LARGER x').message, 'expected number at offset 16, found "x"');
     assert.equal(bad('a SEARCH KEYWORD \\Seen').message, 'expected flag-keyword at offset 17, found "\\"');
     assert.equal(bad('a SEARCH YOUNGER 0').message, 'expected interval (seconds) (non-zero), found 0 at offset 17');
+  });
+});
+
+describe('CONTEXT=SEARCH / CONTEXT=SORT / ESORT (RFC 5267)', () => {
+  it('UPDATE, CONTEXT and PARTIAL return options (§4.2–4.4, §5)', () => {
+    assert.deepEqual(cmd('B01 UID SEARCH RETURN (UPDATE COUNT) DELETED KEYWORD $Junk'), {
+      name: 'UID SEARCH',
+      returns: ['UPDATE', 'COUNT'],
+      key: { kind: 'and', keys: [{ kind: 'flag', flag: '\\Deleted', set: true }, { kind: 'flag', flag: '$Junk', set: true }] },
+    });
+    assert.deepEqual(cmd('A02 UID SEARCH RETURN (PARTIAL 23500:24000) UNDELETED'), {
+      name: 'UID SEARCH',
+      returns: ['PARTIAL'],
+      partial: { from: 23500, to: 24000 },
+      key: { kind: 'flag', flag: '\\Deleted', set: false },
+    });
+    // "A range 500:400 is the same as 400:500"
+    const c = cmd('a SEARCH RETURN (context partial 4:2 count) ALL');
+    assert.ok(c.name === 'SEARCH');
+    assert.deepEqual([c.returns, c.partial], [['CONTEXT', 'PARTIAL', 'COUNT'], { from: 2, to: 4 }]);
+    assert.deepEqual(cmd('a SORT RETURN (PARTIAL 1:6) (REVERSE ARRIVAL) US-ASCII ALL'), {
+      name: 'SORT',
+      keys: [{ key: 'ARRIVAL', reverse: true }],
+      charset: 'US-ASCII',
+      key: { kind: 'all' },
+      returns: ['PARTIAL'],
+      partial: { from: 1, to: 6 },
+    });
+  });
+  it('PARTIAL errors: no "*", a range, not with ALL, once (§4.4, §5)', () => {
+    assert.equal(bad('a SEARCH RETURN (PARTIAL 1) ALL').message, 'expected ":" in partial range at offset 26, found ")"');
+    assert.equal(bad('a SEARCH RETURN (PARTIAL 1:*) ALL').message, 'expected partial range end at offset 27, found "*"');
+    assert.equal(bad('a SEARCH RETURN (PARTIAL *:1) ALL').message, 'expected partial range start at offset 25, found "*"');
+    assert.equal(bad('a SEARCH RETURN (PARTIAL 0:1) ALL').message, 'expected partial range start (non-zero), found 0 at offset 25');
+    assert.equal(bad('a SEARCH RETURN (PARTIAL 1:2 ALL) ALL').message, 'PARTIAL and ALL cannot be used together (RFC 5267 §4.4) at offset 33');
+    assert.equal(bad('a SORT RETURN (ALL PARTIAL 1:2) (DATE) UTF-8 ALL').message, 'PARTIAL and ALL cannot be used together (RFC 5267 §4.4) at offset 31');
+    assert.equal(bad('a SEARCH RETURN (PARTIAL 1:2 PARTIAL 3:4) ALL').message, 'PARTIAL given twice at offset 29');
+  });
+  it('CANCELUPDATE 1*(SP quoted) (§4.3.5)', () => {
+    assert.deepEqual(cmd('B04 CANCELUPDATE "B01"'), { name: 'CANCELUPDATE', tags: ['B01'] });
+    assert.deepEqual(cmd('a cancelupdate "x1" "y\\"z"'), { name: 'CANCELUPDATE', tags: ['x1', 'y"z'] });
+    assert.equal(bad('a CANCELUPDATE').message, 'expected SP after CANCELUPDATE at offset 14, found end of line');
+    assert.equal(bad('a CANCELUPDATE B01').message, 'expected quoted tag at offset 15, found "B"');
+    assert.equal(bad('a CANCELUPDATE "B01" ').message, 'expected quoted tag at offset 21, found end of line');
   });
 });
 

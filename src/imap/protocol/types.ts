@@ -57,8 +57,14 @@ export interface ListCommand {
 
 export type SortKey = { key: 'ARRIVAL' | 'CC' | 'DATE' | 'FROM' | 'SIZE' | 'SUBJECT' | 'TO' | 'DISPLAYFROM' | 'DISPLAYTO'; reverse: boolean };
 
-/** RFC 4731 ESEARCH return options / RFC 9051 §6.4.4 RETURN. */
-export type SearchReturn = ('MIN' | 'MAX' | 'ALL' | 'COUNT' | 'SAVE')[];
+/**
+ * RFC 4731 ESEARCH return options / RFC 9051 §6.4.4 RETURN, RFC 5182 SAVE, RFC 5267 §4 CONTEXT,
+ * UPDATE and PARTIAL (the PARTIAL range is the command's `partial`).
+ */
+export type SearchReturn = ('MIN' | 'MAX' | 'ALL' | 'COUNT' | 'SAVE' | 'CONTEXT' | 'UPDATE' | 'PARTIAL')[];
+
+/** RFC 5267 §4.4 partial-range "from:to" (1-based positions in the result, from <= to after normalisation). */
+export type PartialRange = { from: number; to: number };
 
 export type Command =
   // any state
@@ -97,11 +103,12 @@ export type Command =
   | { name: 'EXPUNGE' }
   | { name: 'UID EXPUNGE'; set: SequenceSet }
   | { name: 'CHECK' }
-  | { name: 'SEARCH' | 'UID SEARCH'; charset?: string; returns?: SearchReturn; key: SearchKey }
+  | { name: 'SEARCH' | 'UID SEARCH'; charset?: string; returns?: SearchReturn; partial?: PartialRange; key: SearchKey }
   | { name: 'FETCH' | 'UID FETCH'; set: SequenceSet; attributes: FetchAttribute[]; macro?: 'ALL' | 'FAST' | 'FULL'; changedSince?: bigint; vanished?: boolean }
   | { name: 'STORE' | 'UID STORE'; set: SequenceSet; action: StoreAction; unchangedSince?: bigint }
   | { name: 'COPY' | 'UID COPY' | 'MOVE' | 'UID MOVE'; set: SequenceSet; mailbox: MailboxName }
-  | { name: 'SORT' | 'UID SORT'; keys: SortKey[]; charset: string; key: SearchKey; returns?: SearchReturn }
+  | { name: 'SORT' | 'UID SORT'; keys: SortKey[]; charset: string; key: SearchKey; returns?: SearchReturn; partial?: PartialRange }
+  | { name: 'CANCELUPDATE'; tags: string[] } // RFC 5267 §4.3.5
   | { name: 'THREAD' | 'UID THREAD'; algorithm: 'REFERENCES' | 'ORDEREDSUBJECT' | string; charset: string; key: SearchKey };
 
 /** One complete command line (with its literals) as the parser delivers it. */
