@@ -24,7 +24,7 @@ export const DOVECOT_SKIPS: Record<string, string> = {
 
 /**
  * Caducée's own IMAP server (src/imap/), run by caducee.test.ts. Every script whose capabilities
- * it announces passes; scripts for capabilities it does not announce (CATENATE, NOTIFY, URLAUTH)
+ * it announces passes; scripts for capabilities it does not announce (NOTIFY, URLAUTH)
  * are skipped by the runner, which says so.
  */
 export const CADUCEE_KNOWN_FAILURES: Record<string, string> = {};

@@ -457,6 +457,18 @@ export class CommandGenerator {
         for (let i = 0; i < n; i++) {
           if (r.bool(0.5)) body.push(' ', this.flagList());
           if (r.bool(0.3)) body.push(' ', this.dateTime());
+          if (r.bool(0.25)) {
+            // RFC 4469 §5: "CATENATE" SP "(" cat-part *(SP cat-part) ")"
+            body.push(' ', this.kw('CATENATE'), ' (');
+            const parts = r.range(1, 4);
+            for (let k = 0; k < parts; k++) {
+              if (k) body.push(' ');
+              if (r.bool()) body.push(this.kw('URL'), ' ', r.bool() ? `"/${this.atom(1, 6)};UIDVALIDITY=${this.nz()}/;UID=${this.nz()}/;SECTION=${r.pick(['HEADER', '1', 'TEXT', '1.MIME'])}"` : this.astring());
+              else body.push(this.kw('TEXT'), ' ', this.literal(Buffer.from(this.text(40, true), 'utf8')));
+            }
+            body.push(')');
+            continue;
+          }
           const binary = r.bool(0.2);
           const len = r.int(120);
           const data = Buffer.alloc(len);

@@ -34,6 +34,7 @@ export function capabilities(ctx: SessionContext): string[] {
     'CONTEXT=SEARCH', // RFC 5267 §4
     'CONTEXT=SORT',
     'MULTIAPPEND',
+    'CATENATE', // RFC 4469
     `APPENDLIMIT=${ctx.s.appendLimit}`,
     'QUOTA',
     'QUOTA=RES-STORAGE',

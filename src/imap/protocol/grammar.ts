@@ -7,6 +7,7 @@ import { TextDecoder } from 'node:util';
 import { isAstringChar, isAtomChar } from './encoder.js';
 import type {
   AppendMessage,
+  CatenatePart,
   Command,
   FetchAttribute,
   ParsedCommand,
@@ -1199,12 +1200,45 @@ function appendCommand(r: Reader): Command {
       date = dateTime(r);
       r.sp('after date-time');
     }
+    if (r.eatKeyword('CATENATE')) {
+      messages.push({ flags, ...(date !== undefined ? { date } : {}), data: new Uint8Array(0), binary: false, catenate: catenateParts(r) });
+      continue;
+    }
     const c = r.peek();
-    if (c !== 0x7b && !(c === 0x7e && r.peek(1) === 0x7b)) r.fail('message literal ({n} or ~{n})');
+    if (c !== 0x7b && !(c === 0x7e && r.peek(1) === 0x7b)) r.fail('message literal ({n} or ~{n}) or CATENATE');
     const { data, binary } = r.literal(true);
     messages.push({ flags, ...(date !== undefined ? { date } : {}), data, binary });
   } while (!r.atEnd());
   return { name: 'APPEND', mailbox, messages };
+}
+
+/** Most parts in one CATENATE (RFC 4469 sets no limit; each URL part is a message read). */
+const MAX_CATENATE_PARTS = 100;
+
+/**
+ * RFC 4469 §5: append-data =/ "CATENATE" SP "(" cat-part *(SP cat-part) ")"; cat-part =
+ * text-literal / url; text-literal = "TEXT" SP literal; url = "URL" SP astring.
+ */
+function catenateParts(r: Reader): CatenatePart[] {
+  r.sp('after CATENATE');
+  r.expect(LPAREN, '"(" after CATENATE');
+  const parts: CatenatePart[] = [];
+  do {
+    const at = r.offset;
+    const kind = r.keyword('TEXT or URL');
+    if (parts.length === MAX_CATENATE_PARTS) r.error(`more than ${MAX_CATENATE_PARTS} CATENATE parts`, at);
+    if (kind === 'TEXT') {
+      r.sp('after TEXT');
+      if (r.peek() !== 0x7b) r.fail('literal after TEXT');
+      parts.push({ kind: 'text', data: r.literal(false).data });
+    } else if (kind === 'URL') {
+      r.sp('after URL');
+      const uat = r.offset;
+      parts.push({ kind: 'url', url: r.text(r.astringBytes('URL (astring)').bytes, uat) });
+    } else r.error(`expected TEXT or URL, found "${kind}"`, at);
+  } while (r.eat(SP));
+  r.expect(RPAREN, 'SP or ")" in CATENATE parts');
+  return parts;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -474,8 +474,27 @@ describe('APPEND (RFC 9051 §6.3.12, RFC 3502, RFC 3516)', () => {
   it('errors', () => {
     assert.equal(bad('a APPEND INBOX').message, 'expected SP after mailbox at offset 14, found end of line');
     assert.equal(bad('a APPEND INBOX (\\Seen)').message, 'expected SP after flag list at offset 22, found end of line');
-    assert.equal(bad('a APPEND INBOX hello').message, 'expected message literal ({n} or ~{n}) at offset 15, found "h"');
-    assert.equal(bad('a APPEND INBOX {1+}\r\nx ').message, 'expected message literal ({n} or ~{n}) at offset 23, found end of line');
+    assert.equal(bad('a APPEND INBOX hello').message, 'expected message literal ({n} or ~{n}) or CATENATE at offset 15, found "h"');
+    assert.equal(bad('a APPEND INBOX {1+}\r\nx ').message, 'expected message literal ({n} or ~{n}) or CATENATE at offset 23, found end of line');
+  });
+  it('CATENATE (RFC 4469 §5), also mixed with plain messages in a MULTIAPPEND', () => {
+    const c = cmd('a APPEND Drafts (\\Seen) CATENATE (URL "/Drafts;UIDVALIDITY=385759045/;UID=20/;section=1" TEXT {4+}\r\nabcd URL /INBOX/;UID=2) {2+}\r\nhi CATENATE (TEXT {1+}\r\nz)');
+    assert.ok(c.name === 'APPEND');
+    const show = (m: (typeof c.messages)[number]) => ({ ...m, data: Buffer.from(m.data).toString(), ...(m.catenate ? { catenate: m.catenate.map((p) => (p.kind === 'text' ? { kind: 'text', data: Buffer.from(p.data).toString() } : p)) } : {}) });
+    assert.deepEqual(c.messages.map(show), [
+      { flags: ['\\Seen'], data: '', binary: false, catenate: [{ kind: 'url', url: '/Drafts;UIDVALIDITY=385759045/;UID=20/;section=1' }, { kind: 'text', data: 'abcd' }, { kind: 'url', url: '/INBOX/;UID=2' }] },
+      { flags: [], data: 'hi', binary: false },
+      { flags: [], data: '', binary: false, catenate: [{ kind: 'text', data: 'z' }] },
+    ]);
+    // a synchronizing TEXT literal gets its continuation once the command so far is valid
+    assert.deepEqual(events('a APPEND x CATENATE (TEXT {1}\r\n1)\r\n').map((e) => e.type), ['continue', 'command']);
+    // an invalid part is refused before its literal is asked for (RFC 3501 §2.2.1)
+    assert.ok(!events('a APPEND x CATENATE (FOO {1}\r\n').some((e) => e.type === 'continue'));
+    assert.equal(bad('a APPEND x CATENATE ()').message, 'expected TEXT or URL at offset 21, found ")"');
+    assert.equal(bad('a APPEND x CATENATE (TEXT "abc")').message, 'expected literal after TEXT at offset 26, found DQUOTE');
+    assert.equal(bad('a APPEND x CATENATE (TEXT ~{1+}\r\nz)').message, 'expected literal after TEXT at offset 26, found "~"');
+    assert.equal(bad('a APPEND x CATENATE (URL "/a/;UID=1" BODY "x")').message, 'expected TEXT or URL, found "BODY" at offset 37');
+    assert.equal(bad(`a APPEND x CATENATE (${Array(101).fill('URL x').join(' ')})`).message, 'more than 100 CATENATE parts at offset 621');
   });
 });
 

@@ -40,12 +40,17 @@ export type StoreAction = { op: 'set' | 'add' | 'remove'; silent: boolean; flags
 
 export type StatusItem = 'MESSAGES' | 'UIDNEXT' | 'UIDVALIDITY' | 'UNSEEN' | 'DELETED' | 'SIZE' | 'RECENT' | 'HIGHESTMODSEQ' | 'APPENDLIMIT';
 
+/** RFC 4469 §5 cat-part: a TEXT literal, or the URL of a message or part to copy in. */
+export type CatenatePart = { kind: 'text'; data: Uint8Array } | { kind: 'url'; url: string };
+
 export interface AppendMessage {
   flags: string[];
   date?: string; // date-time as sent, "dd-Mon-yyyy hh:mm:ss +zzzz"
-  /** The literal (or literal8 with binary=true). */
+  /** The literal (or literal8 with binary=true); empty when `catenate` gives the message. */
   data: Uint8Array;
   binary: boolean;
+  /** RFC 4469 CATENATE: the message is these parts joined (the server resolves the URLs). */
+  catenate?: CatenatePart[];
 }
 
 export interface ListCommand {
