@@ -122,6 +122,25 @@ describe('RFC 5267 update contexts (CONTEXT=SEARCH, CONTEXT=SORT)', () => {
     assert.ok(!got.some((l) => l.startsWith('* ESEARCH')), got.join('\n'));
   });
 
+  test('a change to many messages re-evaluates header keys through the index: the same answer as a new SEARCH', async () => {
+    const other = await session();
+    await other.cmd('CREATE CTX4');
+    for (let i = 0; i < 210; i++) {
+      const m = `From: ${i % 3 ? 'bob' : 'alice'}@a.mssante.test\r\nSubject: n${i}\r\n\r\nbody\r\n`;
+      other.send(`p${i} APPEND CTX4 {${m.length}+}\r\n${m}\r\n`);
+    }
+    await other.waitLine((l) => l.startsWith('p209 OK'));
+    await other.cmd('SELECT CTX4');
+    const a = await session('CTX4');
+    const tag = a.nextTag;
+    await a.cmd('UID SEARCH RETURN (UPDATE) FROM alice SEEN');
+    await other.cmd('STORE 1:* +FLAGS.SILENT (\\Seen)');
+    const got = await a.cmd('NOOP');
+    const expected = (await a.cmd('UID SEARCH RETURN (ALL) FROM alice SEEN')).find((l) => l.startsWith('* ESEARCH'))!.replace(/.* ALL /, '');
+    assert.ok(got.includes(`* ESEARCH (TAG "${tag}") UID ADDTO (0 ${expected})`), `${expected}\n${got.filter((l) => l.includes('ESEARCH')).join('\n')}`);
+    assert.equal(expected.split(',').length, 70); // every third message, none adjacent
+  });
+
   test('tag reuse is BAD, contexts beyond the limit get NOUPDATE, sequence numbers are fixed when the context is made', async () => {
     const other = await session();
     await other.cmd('CREATE CTX3');

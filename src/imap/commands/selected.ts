@@ -68,6 +68,7 @@ async function close(ctx: SessionContext, name: 'CLOSE' | 'UNSELECT'): Promise<s
   const gone = name === 'CLOSE' && !v.readOnly && (await mayExpunge(ctx, v)) ? await ctx.s.store.expunge(v.folderId) : [];
   if (gone.length) await traceSelected(ctx, 'deleted', gone);
   ctx.view = undefined;
+  ctx.searchUpdates = undefined; // RFC 5267 §4.3: updates cease with the selection
   ctx.state = 'auth';
   if (gone.length) notifyChanged(ctx, v.folderId);
   return `${name} completed`;
@@ -77,6 +78,7 @@ async function select(ctx: SessionContext, name: string, readOnly: boolean, qres
   if (ctx.view) {
     // RFC 9051 §6.3.2: selecting another mailbox closes the current one (no expunge).
     ctx.view = undefined;
+    ctx.searchUpdates = undefined;
     ctx.state = 'auth';
     // RFC 7162 §3.2.11 / RFC 9051 §6.3.2: CLOSED marks where the old mailbox's responses end.
     ctx.write('* OK [CLOSED] previous mailbox closed\r\n');
@@ -215,10 +217,18 @@ function freezeKey(ctx: SessionContext, k: SearchKey): SearchKey {
   }
 }
 
+/** From this many changed messages on, an update context's header keys use the header index. */
+const INDEXED_REEVALUATION = 200;
+
 /** How the session's update contexts re-evaluate changed messages (search-updates.ts). */
 function updateEvaluator(ctx: SessionContext): UpdateEvaluator {
   return {
-    matching: async (key, messages) => new Set((await runSearch(key, { messages }, searchContext(ctx))).map((m) => messages[m.seq - 1].uid)),
+    // A few changed messages are read (their analysis is cached); many (a STORE 1:*) use the
+    // folder's header index, as a full SEARCH does.
+    matching: async (key, messages) => {
+      const folder = messages.length >= INDEXED_REEVALUATION ? { messages, folderId: ctx.view!.folderId } : { messages };
+      return new Set((await runSearch(key, folder, searchContext(ctx))).map((m) => messages[m.seq - 1].uid));
+    },
     sortable: async (m) => ({ uid: m.uid, internalDate: m.internalDate, info: await ctx.s.index.ensure(m.blobId) }),
   };
 }
