@@ -435,7 +435,7 @@ export class CommandGenerator {
           body.push(')');
         } else body.push(this.listMailbox());
         if (r.bool(0.4)) {
-          const ret = ['SUBSCRIBED', 'CHILDREN', 'SPECIAL-USE'].filter(() => r.bool(0.4)).map((o) => this.kw(o));
+          const ret = ['SUBSCRIBED', 'CHILDREN', 'SPECIAL-USE', 'MYRIGHTS'].filter(() => r.bool(0.4)).map((o) => this.kw(o));
           if (r.bool()) ret.push(`${this.kw('STATUS')} ${this.statusAtts()}`);
           body.push(` ${this.kw('RETURN')} (${ret.join(' ')})`);
         }

@@ -27,6 +27,7 @@ export function capabilities(ctx: SessionContext): string[] {
     'CHILDREN',
     'LIST-EXTENDED',
     'LIST-STATUS',
+    'LIST-MYRIGHTS', // RFC 8440
     'STATUS=SIZE',
     'ESEARCH',
     'SEARCHRES',

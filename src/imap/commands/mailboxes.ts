@@ -117,6 +117,7 @@ async function list(ctx: SessionContext, cmd: ListCommand, verb: 'LIST' | 'LSUB'
   const ret = new Map(cmd.returns.map((r) => [r.name.toUpperCase(), r.items]));
   const wantSubscribed = ret.has('SUBSCRIBED') || selSubscribed;
   const statusItems = ret.get('STATUS') as StatusItem[] | undefined;
+  const rightsOf = ret.has('MYRIGHTS') ? new Map<MailboxAccess, string>() : undefined;
 
   if (verb === 'LIST' && patterns.length === 1 && patterns[0] === '' && !selSubscribed) {
     // RFC 9051 §6.3.9: empty pattern returns the delimiter and root.
@@ -186,6 +187,13 @@ async function list(ctx: SessionContext, cmd: ListCommand, verb: 'LIST' | 'LSUB'
     const ext = childInfo ? ` ("CHILDINFO" ("SUBSCRIBED"))` : '';
     out.push(`* LIST (${attrs.join(' ')}) "/" ${nameOut(ctx, e.name)}${ext}\r\n`);
     if (statusItems && e.folder) out.push(await statusLine(ctx, e.name, e.folder, statusItems));
+    if (rightsOf && e.folder) {
+      // RFC 8440 §3: MYRIGHTS after the LIST response of each selectable mailbox; the rights
+      // come from core (RFC 4314 §3.8 response), one decision per MSSanté mailbox (BAL).
+      let rights = rightsOf.get(e.access);
+      if (rights === undefined) rightsOf.set(e.access, (rights = await ctx.s.core.imapRights(ctx.user!, e.access.mailbox)));
+      out.push(`* MYRIGHTS ${nameOut(ctx, e.name)} ${rights || '""'}\r\n`);
+    }
   }
   for (const l of out) ctx.write(l);
   return `${verb} completed`;

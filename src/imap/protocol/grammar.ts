@@ -1114,7 +1114,8 @@ function statusAttList(r: Reader): StatusItem[] {
 }
 
 const LIST_SELECT = new Set(['SUBSCRIBED', 'REMOTE', 'RECURSIVEMATCH', 'SPECIAL-USE']);
-const LIST_RETURN = new Set(['SUBSCRIBED', 'CHILDREN', 'SPECIAL-USE', 'STATUS']);
+// RFC 5258 §6, RFC 6154 §6, RFC 5819 §4 (STATUS), RFC 8440 §3 (MYRIGHTS).
+const LIST_RETURN = new Set(['SUBSCRIBED', 'CHILDREN', 'SPECIAL-USE', 'STATUS', 'MYRIGHTS']);
 
 function listCommand(r: Reader): Command {
   // RFC 5258 §6 / RFC 9051 §9: list = "LIST" [SP list-select-opts] SP mailbox SP mbox-or-pat [SP list-return-opts]

@@ -414,11 +414,20 @@ describe('mailbox commands', () => {
     });
     assert.deepEqual(cmd('t1 LIST (SPECIAL-USE) "" "*" RETURN (STATUS (SIZE HIGHESTMODSEQ APPENDLIMIT))').name, 'LIST');
   });
+  it('LIST RETURN (MYRIGHTS) (RFC 8440 §3)', () => {
+    assert.deepEqual(cmd('a LIST "" "*" RETURN (MYRIGHTS STATUS (MESSAGES))'), {
+      name: 'LIST',
+      reference: '',
+      patterns: ['*'],
+      selection: [],
+      returns: [{ name: 'MYRIGHTS' }, { name: 'STATUS', items: ['MESSAGES'] }],
+    });
+  });
   it('LIST errors (RFC 5258 §3, §3.1)', () => {
     assert.equal(bad('a LIST (RECURSIVEMATCH) "" *').message, 'RECURSIVEMATCH requires another selection option such as SUBSCRIBED (RFC 5258 §3.1) at offset 23');
     assert.equal(bad('a LIST (REMOTE RECURSIVEMATCH) "" *').code, undefined);
     assert.equal(bad('a LIST (VIRTUAL) "" *').message, 'unknown LIST selection option "VIRTUAL" at offset 8');
-    assert.equal(bad('a LIST "" * RETURN (MYRIGHTS)').message, 'unknown LIST return option "MYRIGHTS" at offset 20');
+    assert.equal(bad('a LIST "" * RETURN (METADATA)').message, 'unknown LIST return option "METADATA" at offset 20');
     assert.equal(bad('a LIST "" * RETURNS (CHILDREN)').message, 'expected RETURN, found "RETURNS" at offset 12');
     assert.equal(bad('a LIST "" ()').message, 'expected list-mailbox at offset 11, found ")"');
     assert.equal(bad('a LIST "" * RETURN (STATUS (FOO))').message, 'unknown status attribute "FOO" at offset 28');
