@@ -48,3 +48,21 @@ describe('IMAP message URLs (RFC 5092)', () => {
     }
   });
 });
+
+describe('IMAP message URLs: seeded random input', () => {
+  it('never throws, and whatever it accepts names a message', async () => {
+    const { Rng } = await import('../../../test/imap/fuzz-harness.js');
+    const rng = new Rng(0x5092);
+    const pieces = ['/', ';', '=', '%', '%C3%A9', '%ZZ', 'UID', 'uidvalidity', 'SECTION', 'PARTIAL', 'URLAUTH', '1', '0', '42', '4294967296', '.', ':', '@', 'imap://', 'INBOX', 'HEADER.FIELDS%20(FROM)', 'é', ']', '\r\n', '(', ')', '"'];
+    for (let i = 0; i < 5000; i++) {
+      const n = rng.range(0, 14);
+      let url = rng.bool(0.5) ? '/INBOX/;UID=' : '';
+      for (let k = 0; k < n; k++) url += rng.pick(pieces);
+      const u = parse(url);
+      if (u) {
+        assert.ok(u.uid >= 1 && u.uid <= 4294967295, url);
+        assert.equal(typeof u.mailbox, 'string');
+      }
+    }
+  });
+});
