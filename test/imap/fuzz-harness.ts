@@ -535,6 +535,39 @@ export class CommandGenerator {
         name = U('THREAD');
         body = [...pre, this.kw('THREAD'), ' ', this.kw(r.pick(['REFERENCES', 'ORDEREDSUBJECT', 'REFS'])), ` ${this.charset()} `, ...this.searchKeys()];
         break;
+      case 37: {
+        // RFC 5465 §8: "NOTIFY" SP ("NONE" / "SET" [SP "STATUS"] SP event-groups), with the §5/§6.1 rules kept
+        name = 'NOTIFY';
+        if (r.bool(0.2)) {
+          body = [this.kw('NOTIFY'), ' ', this.kw('NONE')];
+          break;
+        }
+        body = [this.kw('NOTIFY'), ' ', this.kw('SET'), r.bool() ? ' ' + this.kw('STATUS') : ''];
+        const groups = r.range(1, 3);
+        for (let k = 0; k < groups; k++) {
+          const sel = k === 0 && r.bool(0.4);
+          const filter = sel
+            ? this.kw(r.pick(['SELECTED', 'SELECTED-DELAYED']))
+            : r.bool(0.5)
+              ? this.kw(r.pick(['INBOXES', 'PERSONAL', 'SUBSCRIBED']))
+              : [this.kw(r.pick(['SUBTREE', 'MAILBOXES'])), ' ', r.bool() ? this.mailbox() : ['(', this.mailbox(), ' ', this.mailbox(), ')']].flat();
+          body.push(' (', ...[filter].flat(), ' ');
+          if (r.bool(0.15)) body.push(this.kw('NONE'));
+          else {
+            const ev: Piece[] = [];
+            if (r.bool(0.8)) {
+              ev.push(this.kw('MessageNew'));
+              if (sel && r.bool(0.4)) ev.push(' (', ...this.fetchAtt(), ')');
+              ev.push(' ', this.kw('MessageExpunge'));
+              if (r.bool()) ev.push(' ', this.kw('FlagChange'));
+            } else ev.push(this.kw(sel ? 'FlagChange' : r.pick(['MailboxName', 'SubscriptionChange'])));
+            if (sel && ev.length === 1) ev.splice(0, 1, this.kw('MessageNew'), ' ', this.kw('MessageExpunge'));
+            body.push('(', ...ev, ')');
+          }
+          body.push(')');
+        }
+        break;
+      }
       case 36:
         // RFC 5267 §5: "CANCELUPDATE" 1*(SP quoted)
         name = 'CANCELUPDATE';

@@ -34,6 +34,7 @@ export function capabilities(ctx: SessionContext): string[] {
     'ESORT', // RFC 5267 §3
     'CONTEXT=SEARCH', // RFC 5267 §4
     'CONTEXT=SORT',
+    'NOTIFY', // RFC 5465
     'MULTIAPPEND',
     'CATENATE', // RFC 4469
     `APPENDLIMIT=${ctx.s.appendLimit}`,

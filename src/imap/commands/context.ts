@@ -17,6 +17,7 @@ import { decodeMutf7, encodeMutf7 } from '../protocol/mutf7.js';
 import type { CommandParser, ParserEvent } from '../protocol/parser.js';
 import type { Command } from '../protocol/types.js';
 import type { SearchUpdates } from '../search-updates.js';
+import type { NotifyState } from './notify.js';
 import type { FolderView } from '../view.js';
 
 export interface ImapServices {
@@ -64,6 +65,8 @@ export interface SessionContext {
   savedSearch: number[];
   /** RFC 5267 update contexts of the selected folder (stale, and dropped, once `view` is another). */
   searchUpdates?: SearchUpdates;
+  /** RFC 5465 NOTIFY SET in force (undefined: never set, or NOTIFY NONE). */
+  notify?: NotifyState;
   /** RFC 2177 IDLE: the tag of the running IDLE, and whether updates are being pushed. */
   /** `again`: a change was announced while a push was running (it may have read the store before that change): push once more. */
   readonly idle: { tag: string | null; pushing: boolean; again: boolean };

@@ -8,6 +8,9 @@ import { isAstringChar, isAtomChar } from './encoder.js';
 import type {
   AppendMessage,
   CatenatePart,
+  NotifyEvent,
+  NotifyFilter,
+  NotifyGroup,
   Command,
   FetchAttribute,
   ParsedCommand,
@@ -1326,6 +1329,80 @@ function setQuota(r: Reader): Command {
   return { name: 'SETQUOTA', root, limits };
 }
 
+const MESSAGE_EVENTS = new Set(['MESSAGENEW', 'MESSAGEEXPUNGE', 'FLAGCHANGE', 'ANNOTATIONCHANGE']);
+
+/** RFC 5465 §8: one-or-more-mailbox = mailbox / "(" mailbox *(SP mailbox) ")". */
+function oneOrMoreMailbox(r: Reader): string[] {
+  if (!r.eat(LPAREN)) return [r.mailbox()];
+  const out = [r.mailbox()];
+  while (r.eat(SP)) out.push(r.mailbox());
+  r.expect(RPAREN, 'SP or ")" in mailbox list');
+  return out;
+}
+
+/**
+ * RFC 5465 §8: notify = "NOTIFY" SP (notify-set / notify-none); notify-set = "SET"
+ * [SP "STATUS"] SP event-groups; event-group = "(" filter-mailboxes SP events ")"; events =
+ * ("(" event *(SP event) ")") / "NONE". The §5 and §6.1 rules that call for BAD are checked here.
+ */
+function notifyCommand(r: Reader): Command {
+  r.sp('after NOTIFY');
+  const at = r.offset;
+  const verb = r.keyword('SET or NONE');
+  if (verb === 'NONE') {
+    r.end();
+    return { name: 'NOTIFY', status: false, groups: null };
+  }
+  if (verb !== 'SET') r.error(`expected SET or NONE, found "${verb}"`, at);
+  r.sp('after SET');
+  const status = r.eatKeyword('STATUS');
+  if (status) r.sp('after STATUS');
+  const groups: NotifyGroup[] = [];
+  let selected = false;
+  do {
+    if (groups.length) r.sp('between event groups');
+    r.expect(LPAREN, '"(" (event group)');
+    const fat = r.offset;
+    const f = r.keyword('mailbox specifier');
+    let filter: NotifyFilter;
+    if (f === 'SUBTREE' || f === 'MAILBOXES') {
+      r.sp(`after ${f}`);
+      filter = { kind: f, mailboxes: oneOrMoreMailbox(r) };
+    } else if (f === 'SELECTED' || f === 'SELECTED-DELAYED' || f === 'INBOXES' || f === 'PERSONAL' || f === 'SUBSCRIBED') filter = { kind: f };
+    else r.error(`unknown mailbox specifier "${f}"`, fat);
+    const isSelected = filter.kind === 'SELECTED' || filter.kind === 'SELECTED-DELAYED';
+    // RFC 5465 §6.1: only one of SELECTED and SELECTED-DELAYED in a NOTIFY command.
+    if (isSelected && selected) r.error('only one SELECTED or SELECTED-DELAYED group is allowed (RFC 5465 §6.1)', fat);
+    selected ||= isSelected;
+    r.sp('after mailbox specifier');
+    const events: NotifyEvent[] = [];
+    if (!r.eatKeyword('NONE')) {
+      r.expect(LPAREN, '"(" (events) or NONE');
+      do {
+        const eat = r.offset;
+        const e = r.keyword('event');
+        if (e === 'MESSAGENEW' && r.peek() === SP && r.peek(1) === LPAREN) {
+          r.sp();
+          r.pos++;
+          const fetch = [fetchAtt(r)];
+          while (r.eat(SP)) fetch.push(fetchAtt(r));
+          r.expect(RPAREN, 'SP or ")" in MessageNew fetch attributes');
+          events.push({ name: e, fetch });
+        } else events.push({ name: e });
+        if (isSelected && !MESSAGE_EVENTS.has(e)) r.error(`${e} cannot be used with ${filter.kind} (RFC 5465 §6.1: message events only)`, eat);
+      } while (r.eat(SP));
+      r.expect(RPAREN, 'SP or ")" in events');
+      // RFC 5465 §5: MessageNew and MessageExpunge go together; FlagChange / AnnotationChange need both.
+      const has = (n: string) => events.some((x) => x.name === n);
+      if (has('MESSAGENEW') !== has('MESSAGEEXPUNGE')) r.error('MessageNew and MessageExpunge must be given together (RFC 5465 §5)', fat);
+      if ((has('FLAGCHANGE') || has('ANNOTATIONCHANGE')) && !has('MESSAGENEW')) r.error('FlagChange and AnnotationChange need MessageNew and MessageExpunge (RFC 5465 §5)', fat);
+    }
+    r.expect(RPAREN, '")" closing the event group');
+    groups.push({ filter, events });
+  } while (!r.atEnd());
+  return { name: 'NOTIFY', status, groups };
+}
+
 type Handler = (r: Reader) => Command;
 
 function simple(name: 'CAPABILITY' | 'NOOP' | 'LOGOUT' | 'STARTTLS' | 'IDLE' | 'NAMESPACE' | 'UNSELECT' | 'CLOSE' | 'EXPUNGE' | 'CHECK'): Handler {
@@ -1480,6 +1557,7 @@ const HANDLERS: Record<string, Handler> = {
   MOVE: (r) => copyMove(r, 'MOVE'),
   SORT: (r) => sortCommand(r, false),
   THREAD: (r) => threadCommand(r, false),
+  NOTIFY: notifyCommand, // RFC 5465
   CANCELUPDATE: (r) => {
     // RFC 5267 §5: command-select =/ "CANCELUPDATE" 1*(SP quoted)
     const tags: string[] = [];

@@ -298,6 +298,42 @@ describe('CONTEXT=SEARCH / CONTEXT=SORT / ESORT (RFC 5267)', () => {
   });
 });
 
+describe('NOTIFY (RFC 5465)', () => {
+  it('RFC 5465 §3.1 examples, NONE, mailbox lists, MessageNew FETCH attributes', () => {
+    assert.deepEqual(cmd('b notify set status (selected (MessageNew (uid body.peek[header.fields (from to subject)]) MessageExpunge)) (subtree Lists (MessageNew MessageExpunge))'), {
+      name: 'NOTIFY',
+      status: true,
+      groups: [
+        {
+          filter: { kind: 'SELECTED' },
+          events: [{ name: 'MESSAGENEW', fetch: [{ kind: 'uid' }, { kind: 'body', section: { kind: 'header.fields', part: [], fields: ['from', 'to', 'subject'], not: false }, peek: true }] }, { name: 'MESSAGEEXPUNGE' }],
+        },
+        { filter: { kind: 'SUBTREE', mailboxes: ['Lists'] }, events: [{ name: 'MESSAGENEW' }, { name: 'MESSAGEEXPUNGE' }] },
+      ],
+    });
+    assert.deepEqual(cmd('a NOTIFY NONE'), { name: 'NOTIFY', status: false, groups: null });
+    assert.deepEqual(cmd('a NOTIFY SET (MAILBOXES (INBOX "a b") NONE) (personal (SubscriptionChange))'), {
+      name: 'NOTIFY',
+      status: false,
+      groups: [
+        { filter: { kind: 'MAILBOXES', mailboxes: ['INBOX', 'a b'] }, events: [] },
+        { filter: { kind: 'PERSONAL' }, events: [{ name: 'SUBSCRIPTIONCHANGE' }] },
+      ],
+    });
+  });
+  it('the BAD cases of §5 and §6.1, syntax errors', () => {
+    assert.equal(bad('a NOTIFY SET (PERSONAL (MessageNew))').message, 'MessageNew and MessageExpunge must be given together (RFC 5465 §5) at offset 14');
+    assert.equal(bad('a NOTIFY SET (PERSONAL (MessageExpunge FlagChange))').message, 'MessageNew and MessageExpunge must be given together (RFC 5465 §5) at offset 14');
+    assert.equal(bad('a NOTIFY SET (PERSONAL (FlagChange))').message, 'FlagChange and AnnotationChange need MessageNew and MessageExpunge (RFC 5465 §5) at offset 14');
+    assert.equal(bad('a NOTIFY SET (SELECTED (MailboxName))').message, 'MAILBOXNAME cannot be used with SELECTED (RFC 5465 §6.1: message events only) at offset 24');
+    assert.equal(bad('a NOTIFY SET (SELECTED NONE) (SELECTED-DELAYED NONE)').message, 'only one SELECTED or SELECTED-DELAYED group is allowed (RFC 5465 §6.1) at offset 30');
+    assert.equal(bad('a NOTIFY SET (ALL NONE)').message, 'unknown mailbox specifier "ALL" at offset 14');
+    assert.equal(bad('a NOTIFY SET').message, 'expected SP after SET at offset 12, found end of line');
+    assert.equal(bad('a NOTIFY GET').message, 'expected SET or NONE, found "GET" at offset 9');
+    assert.equal(bad('a NOTIFY NONE (x)').message, 'expected end of command at offset 13, found SP');
+  });
+});
+
 describe('SORT and THREAD (RFC 5256)', () => {
   it('RFC 5256 examples', () => {
     assert.deepEqual(cmd('A282 SORT (SUBJECT) UTF-8 SINCE 1-Feb-1994'), {

@@ -114,7 +114,20 @@ export type Command =
   | { name: 'COPY' | 'UID COPY' | 'MOVE' | 'UID MOVE'; set: SequenceSet; mailbox: MailboxName }
   | { name: 'SORT' | 'UID SORT'; keys: SortKey[]; charset: string; key: SearchKey; returns?: SearchReturn; partial?: PartialRange }
   | { name: 'CANCELUPDATE'; tags: string[] } // RFC 5267 §4.3.5
+  | { name: 'NOTIFY'; status: boolean; groups: NotifyGroup[] | null } // RFC 5465 §3.1; null = NOTIFY NONE
   | { name: 'THREAD' | 'UID THREAD'; algorithm: 'REFERENCES' | 'ORDEREDSUBJECT' | string; charset: string; key: SearchKey };
+
+/** RFC 5465 §8 event (event-ext kept as sent, upper case): MessageNew may carry FETCH attributes. */
+export type NotifyEvent = { name: 'MESSAGENEW'; fetch?: FetchAttribute[] } | { name: string };
+
+/** RFC 5465 §6 mailbox specifiers (filter-mailboxes). */
+export type NotifyFilter = { kind: 'SELECTED' | 'SELECTED-DELAYED' | 'INBOXES' | 'PERSONAL' | 'SUBSCRIBED' } | { kind: 'SUBTREE' | 'MAILBOXES'; mailboxes: MailboxName[] };
+
+/** RFC 5465 §8 event-group; `events` empty for NONE. */
+export interface NotifyGroup {
+  filter: NotifyFilter;
+  events: NotifyEvent[];
+}
 
 /** One complete command line (with its literals) as the parser delivers it. */
 export type ParsedCommand =
