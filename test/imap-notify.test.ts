@@ -78,10 +78,45 @@ describe('IMAP NOTIFY (RFC 5465)', () => {
     // RFC 5465 §5: MessageNew without MessageExpunge is BAD.
     assert.match((await a.exchange('NOTIFY SET (PERSONAL (MessageNew))')).at(-1)!, /^t\d+ BAD .*must be given together/);
 
+    // During IDLE too (RFC 5465 §4), and with CONDSTORE enabled FlagChange gives HIGHESTMODSEQ.
+    await a.cmd('NOTIFY SET (MAILBOXES Watched (MessageNew MessageExpunge FlagChange))');
+    await a.cmd('ENABLE CONDSTORE');
+    from = a.lines.length;
+    a.send('idle1 IDLE\r\n');
+    await a.waitLine((l) => l.startsWith('+ '), from);
+    await b.cmd('STORE 1 -FLAGS (\\Seen)');
+    await a.waitLine((l) => /^\* STATUS Watched \(MESSAGES 1 UIDNEXT 2 UIDVALIDITY \d+ HIGHESTMODSEQ \d+\)$/.test(l), from);
+    a.send('DONE\r\n');
+    await a.waitLine((l) => l.startsWith('idle1 OK'), from);
+
     // NOTIFY NONE: no more reports.
     await a.cmd('NOTIFY NONE');
     from = a.lines.length;
     await b.cmd(appendCmd('Watched', 'w2'));
+    await a.cmd('NOOP');
+    assert.ok(!a.lines.slice(from).some((l) => l.startsWith('* STATUS')), a.lines.slice(from).join('\n'));
+  });
+
+  test('a folder of a mailbox whose read grant is withdrawn is no longer reported (RFC 5465 §5.9)', async () => {
+    const [claire, secretary] = layout.operators[0].users;
+    const org = secretary.addresses[0]; // the secretary's ORG mailbox, readable by Claire
+    const sec = await (async () => {
+      const c = await connect(demo.operators[0].ports.imaps, ca);
+      open.push(c);
+      await c.cmd(`LOGIN ${secretary.login} "${secretary.appPassword}"`);
+      return c;
+    })();
+    const a = await session();
+    const name = `"Partagés/${org}/INBOX"`;
+    await a.cmd('ENABLE IMAP4rev2'); // UTF-8 names
+    const set = await a.cmd(`NOTIFY SET STATUS (MAILBOXES ${name} (MessageNew MessageExpunge))`);
+    assert.ok(set.some((l) => l.startsWith(`* STATUS ${name} (MESSAGES `)), set.join('\n'));
+    let from = a.lines.length;
+    await sec.cmd(appendCmd('INBOX', 'org-1'));
+    await a.waitLine((l) => l.startsWith(`* STATUS ${name} (MESSAGES `), from);
+    await sec.cmd(`DELETEACL INBOX ${claire.login}`);
+    from = a.lines.length;
+    await sec.cmd(appendCmd('INBOX', 'org-2'));
     await a.cmd('NOOP');
     assert.ok(!a.lines.slice(from).some((l) => l.startsWith('* STATUS')), a.lines.slice(from).join('\n'));
   });
