@@ -33,6 +33,11 @@ export class FolderView {
    * the client records the FLAGS list, so no FETCH may show a flag outside it.
    */
   private announced = new Map<string, string>();
+  /**
+   * UIDs whose flags changed or that appeared since the last takeChanged(), recorded only while
+   * an RFC 5267 update context needs them (search-updates.ts); undefined otherwise.
+   */
+  private changed?: Set<number>;
 
   constructor(
     readonly folderId: number,
@@ -119,7 +124,22 @@ export class FolderView {
   /** Records a change this session made itself (so it is not reported again). */
   applyOwnFlags(uid: number, flags: string[], modseq: number): void {
     const seq = this.seqOf(uid);
+    // Sessions share message objects with the folder snapshot: replace, never edit in place.
     if (seq !== undefined) this.messages[seq - 1] = { ...this.messages[seq - 1], flags, modseq };
+    if (seq !== undefined) this.changed?.add(uid);
+  }
+
+  /** Starts (or stops) recording which messages change (RFC 5267 update contexts). */
+  trackChanges(on: boolean): void {
+    this.changed = on ? (this.changed ?? new Set()) : undefined;
+  }
+
+  /** The UIDs recorded since the last call (flags changed, or new), and starts afresh. */
+  takeChanged(): number[] {
+    if (!this.changed || this.changed.size === 0) return [];
+    const out = [...this.changed];
+    this.changed.clear();
+    return out;
   }
 
   /** Removes messages this session expunged itself; returns their sequence numbers, highest first (each valid when announced, RFC 9051 §7.5.1). */
@@ -170,6 +190,7 @@ export class FolderView {
     // RFC 9051 §7.3.5: keywords set by other sessions or carried by new messages are announced
     // by FLAGS before the FETCH responses below (and any later FETCH of the new messages).
     if (this.announceNew([...flagged, ...added].map((m) => m.flags))) updates.push({ kind: 'keywords', flags: this.flagList });
+    for (const m of [...flagged, ...added]) this.changed?.add(m.uid);
     for (const m of flagged) {
       const seq = this.seqOf(m.uid);
       if (seq !== undefined) updates.push({ kind: 'flags', seq, msg: m });

@@ -16,6 +16,8 @@ import { astring } from '../protocol/encoder.js';
 import { decodeMutf7, encodeMutf7 } from '../protocol/mutf7.js';
 import type { CommandParser, ParserEvent } from '../protocol/parser.js';
 import type { Command } from '../protocol/types.js';
+import type { SearchUpdates } from '../search-updates.js';
+import type { NotifyState } from './notify.js';
 import type { FolderView } from '../view.js';
 import type { FolderSnapshots } from '../folder-snapshots.js';
 
@@ -64,6 +66,10 @@ export interface SessionContext {
   readonly qresync: boolean;
   /** RFC 5182 SEARCHRES: the UIDs saved by SEARCH RETURN (SAVE), referred to as "$". */
   savedSearch: number[];
+  /** RFC 5267 update contexts of the selected folder (stale, and dropped, once `view` is another). */
+  searchUpdates?: SearchUpdates;
+  /** RFC 5465 NOTIFY SET in force (undefined: never set, or NOTIFY NONE). */
+  notify?: NotifyState;
   /** RFC 2177 IDLE: the tag of the running IDLE, and whether updates are being pushed. */
   /** `again`: a change was announced while a push was running (it may have read the store before that change): push once more. */
   readonly idle: { tag: string | null; pushing: boolean; again: boolean };

@@ -2,14 +2,15 @@
 // (with RFC 6154 special-use), DELETE, RENAME, SUBSCRIBE/UNSUBSCRIBE, LIST (RFC 5258
 // LIST-EXTENDED, RFC 5819 LIST-STATUS) and LSUB, STATUS, APPEND (RFC 3502 MULTIAPPEND).
 import type { Folder } from '../../model/index.js';
-import { storableForm } from '../../mime/index.js';
+import { sectionBytes, storableForm } from '../../mime/index.js';
 import type { PutBlob } from '../../store/message-files.js';
 import { bad, no } from '../errors.js';
 import { compileListPattern, ListPatternTooLong, type NameMatcher } from '../list-pattern.js';
 import { DELIMITER, OTHER_PREFIX, SHARED_PREFIX, type MailboxAccess } from '../namespace.js';
 import { quoted, sequenceSet as encodeSet } from '../protocol/encoder.js';
 import { encodeMutf7 } from '../protocol/mutf7.js';
-import type { AppendMessage, ListCommand, StatusItem } from '../protocol/types.js';
+import { parseImapMessageUrl } from '../protocol/imap-url.js';
+import type { AppendMessage, CatenatePart, ListCommand, StatusItem } from '../protocol/types.js';
 import { checkQuota } from './acl.js';
 import { decodeName, destinationFolder, folderOf, nameOut, notifyChanged, requireRight, resolveOrThrow, type Handlers, type SessionContext } from './context.js';
 
@@ -117,6 +118,7 @@ async function list(ctx: SessionContext, cmd: ListCommand, verb: 'LIST' | 'LSUB'
   const ret = new Map(cmd.returns.map((r) => [r.name.toUpperCase(), r.items]));
   const wantSubscribed = ret.has('SUBSCRIBED') || selSubscribed;
   const statusItems = ret.get('STATUS') as StatusItem[] | undefined;
+  const rightsOf = ret.has('MYRIGHTS') ? new Map<MailboxAccess, string>() : undefined;
 
   if (verb === 'LIST' && patterns.length === 1 && patterns[0] === '' && !selSubscribed) {
     // RFC 9051 §6.3.9: empty pattern returns the delimiter and root.
@@ -186,6 +188,13 @@ async function list(ctx: SessionContext, cmd: ListCommand, verb: 'LIST' | 'LSUB'
     const ext = childInfo ? ` ("CHILDINFO" ("SUBSCRIBED"))` : '';
     out.push(`* LIST (${attrs.join(' ')}) "/" ${nameOut(ctx, e.name)}${ext}\r\n`);
     if (statusItems && e.folder) out.push(await statusLine(ctx, e.name, e.folder, statusItems));
+    if (rightsOf && e.folder) {
+      // RFC 8440 §3: MYRIGHTS after the LIST response of each selectable mailbox; the rights
+      // come from core (RFC 4314 §3.8 response), one decision per MSSanté mailbox (BAL).
+      let rights = rightsOf.get(e.access);
+      if (rights === undefined) rightsOf.set(e.access, (rights = await ctx.s.core.imapRights(ctx.user!, e.access.mailbox)));
+      out.push(`* MYRIGHTS ${nameOut(ctx, e.name)} ${rights || '""'}\r\n`);
+    }
   }
   for (const l of out) ctx.write(l);
   return `${verb} completed`;
@@ -220,8 +229,54 @@ async function status(ctx: SessionContext, name: string, items: StatusItem[]): P
   return 'STATUS completed';
 }
 
-async function append(ctx: SessionContext, name: string, messages: AppendMessage[]): Promise<string> {
+/**
+ * RFC 4469 §5: the octets a CATENATE URL names — a message, or a section of it (as FETCH BODY[]
+ * gives it), or a partial range of that — read only from a mailbox the user may read: the name
+ * is resolved in the user's namespace and the "r" right comes from core (the access decision
+ * point). Anything else is NO [BADURL <url>], saying nothing about what exists.
+ */
+async function catenateUrl(ctx: SessionContext, url: string): Promise<Uint8Array> {
+  // RFC 4469 §6: resp-text-code =/ "BADURL" SP url-resp-text (no "]", CR or LF in it).
+  const badurl = (why: string) => no(`BADURL ${url.replace(/[^\x01-\x09\x0b\x0c\x0e-\x5c\x5e-\x7f]/gu, (c) => encodeURIComponent(c))}`, why);
+  const u = parseImapMessageUrl(url);
+  if (!u) throw badurl('not an IMAP URL naming a message (RFC 5092)');
+  if (u.urlauth) throw badurl('URLAUTH is not supported by this server');
+  if (u.host !== undefined && (u.host !== ctx.s.hostname.toLowerCase() || (u.user !== undefined && u.user !== ctx.user!.login))) throw badurl('the URL names another server or user');
+  const r = ctx.ns!.resolve(u.mailbox);
+  const acl = r ? await ctx.s.core.imapRights(ctx.user!, r.access.mailbox) : '';
+  const folder = r && acl.includes('r') ? await ctx.s.store.getFolder(r.access.mailbox.id, r.folder) : undefined;
+  if (!folder) throw badurl('no such mailbox, or you may not read it');
+  if (u.uidValidity !== undefined && u.uidValidity !== folder.uidValidity) throw badurl('UIDVALIDITY does not match (RFC 5092 §6)');
+  const msg = await ctx.s.store.getMessageByUid(folder.id, u.uid);
+  if (!msg) throw badurl('no such message');
+  const data = sectionBytes(await ctx.s.blobs.read(msg.blobId), await ctx.s.index.ensure(msg.blobId), u.section ?? { kind: 'full' });
+  if (!data) throw badurl('no such section in the message');
+  if (!u.partial) return data;
+  // RFC 5092 §5 ipartial: from the offset, at most the length (nothing past the end).
+  const start = Math.min(u.partial.offset, data.length);
+  return data.subarray(start, u.partial.length === undefined ? data.length : Math.min(data.length, start + u.partial.length));
+}
+
+/** RFC 4469 CATENATE: the message the parts make, URL parts resolved in order; TOOBIG past APPENDLIMIT. */
+async function catenate(ctx: SessionContext, parts: CatenatePart[]): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (const p of parts) {
+    const d = p.kind === 'text' ? p.data : await catenateUrl(ctx, p.url);
+    size += d.length;
+    // RFC 4469 §4: TOOBIG when the resulting message is larger than the server accepts.
+    if (size > ctx.s.appendLimit) throw no('TOOBIG', `the catenated message exceeds APPENDLIMIT ${ctx.s.appendLimit}`);
+    chunks.push(d);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+async function append(ctx: SessionContext, name: string, sent: AppendMessage[]): Promise<string> {
+  // RFC 4469 §5 with RFC 3502: the destination first (NO [TRYCREATE] even when a URL is bad),
+  // then every CATENATE resolved before anything is stored.
   const target = await destinationFolder(ctx, name);
+  const messages: AppendMessage[] = [];
+  for (const m of sent) messages.push(m.catenate ? { ...m, data: await catenate(ctx, m.catenate) } : m);
   for (const m of messages) {
     if (m.data.length > ctx.s.appendLimit) throw no('TOOBIG', `message of ${m.data.length} bytes exceeds APPENDLIMIT ${ctx.s.appendLimit}`);
     if (m.data.length === 0) throw bad(undefined, 'empty message');
