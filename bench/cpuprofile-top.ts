@@ -3,6 +3,8 @@
 //
 //   node --import tsx bench/cpuprofile-top.ts FILE.cpuprofile [...] [--top N] [--by function|file|package]
 //
+//   … --stacks SUBSTRING   the heaviest stacks (callers) through the functions whose key contains SUBSTRING
+//
 // Several files are added up (e.g. the workers of one run). Times are sampled (≈1 ms interval).
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -25,7 +27,7 @@ interface Profile {
   timeDeltas: number[];
 }
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string' }, by: { type: 'string' } } });
+const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string' }, by: { type: 'string' }, stacks: { type: 'string' } } });
 const top = Number(values.top ?? 30);
 const by = (values.by ?? 'function') as 'function' | 'file' | 'package';
 if (!positionals.length || !['function', 'file', 'package'].includes(by)) {
@@ -57,6 +59,7 @@ function keyOf(f: CallFrame): string {
   return `${f.functionName || '(anonymous)'} ${f.url ? `${shortUrl(f.url)}:${f.lineNumber + 1}` : ''}`.trim();
 }
 
+const stacks = new Map<string, number>();
 const self = new Map<string, number>();
 const total = new Map<string, number>();
 let all = 0;
@@ -74,6 +77,15 @@ for (const file of positionals) {
     all += us;
     const k = keyOf(n.callFrame);
     self.set(k, (self.get(k) ?? 0) + us);
+    if (values.stacks) {
+      const chain: string[] = [];
+      for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) chain.push(keyOf(byId.get(cur)!.callFrame));
+      const at = chain.findIndex((k) => k.includes(values.stacks!));
+      if (at >= 0) {
+        const s = chain.slice(at, at + 12).join('\n      < ');
+        stacks.set(s, (stacks.get(s) ?? 0) + us);
+      }
+    }
     // Total: each distinct key on the stack once.
     const seen = new Set<string>();
     for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
@@ -94,4 +106,8 @@ for (const [k, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)) {
 if (by === 'function') {
   process.stdout.write(`\ntop ${top} by total time (self + callees)\n`);
   for (const [k, us] of [...total].sort((a, b) => b[1] - a[1]).slice(0, top)) process.stdout.write(`  ${ms(us)}  ${pct(us)}  ${k}\n`);
+}
+if (values.stacks) {
+  process.stdout.write(`\nheaviest stacks through "${values.stacks}"\n`);
+  for (const [k, us] of [...stacks].sort((a, b) => b[1] - a[1]).slice(0, 8)) process.stdout.write(`  ${ms(us)}  ${pct(us)}  ${k}\n\n`);
 }

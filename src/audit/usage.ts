@@ -117,8 +117,9 @@ export class UsageMeter {
   }
 
   /** A message received from another operator by the MX: one `received` row per local recipient mailbox. */
-  async received(m: { blobId: string; envelopeFrom: string; localMailboxIds: readonly number[] }): Promise<UsageRow[]> {
-    const t = await this.traits(m.blobId);
+  async received(m: { blobId: string; envelopeFrom: string; localMailboxIds: readonly number[]; info?: MessageInfo }): Promise<UsageRow[]> {
+    // `info`: the caller analysed the message already (the MX at intake; recorded with the delivery).
+    const t = m.info ? messageTraits(m.info) : await this.traits(m.blobId);
     const at = (this.o.now?.() ?? new Date()).toISOString();
     // A null reverse-path (a DSN, an automatic reply) comes from another operator's server.
     const peer = m.envelopeFrom ? remotePeer(m.envelopeFrom, this.o.patientDomain) : 'operator';

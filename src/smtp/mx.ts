@@ -18,6 +18,9 @@ import type { ConnectionLimiter } from '../net/limits.js';
 import { BlobSizeExceededError, type MessageFiles } from '../store/message-files.js';
 import { serverTlsOptions } from '../pki/tls-server.js';
 import { peerChainFromTls, type TrustService } from '../trust/index.js';
+import { deliveryAnalysis } from '../mail/message-index.js';
+import { reportsIn } from '../policy/receipts.js';
+import type { IncomingReport } from '../store/types.js';
 import { installEnhancedStatusPatch, replyDataFailure, receivedHeader, SMTPServer, smtpError, normalizedLineEnds, smtpUtf8Refusal } from './common.js';
 
 export interface MxOptions {
@@ -191,10 +194,24 @@ export function createMxServer(o: MxOptions): SMTPServer {
           ids.push(res.mailbox.id);
         }
         const env = session.envelope;
+        // One read of the stored file serves every look at the message before the commit: its
+        // analysis and header search row (recorded in the delivery's transaction instead of being
+        // parsed again after it), the usage traits, the filing, the reports it carries.
+        const raw = await o.blobs.read(blob.id);
+        const analyzed = deliveryAnalysis(raw);
         // Delivered, never refused: bulk-looking mail goes to its own folder, tagged (docs/policy.md).
-        const filing = o.content ? await o.content.inboundFiling(blob.id, session.id) : null;
-        const usage = await o.usage?.received({ blobId: blob.id, envelopeFrom: env.mailFrom ? env.mailFrom.address : '', localMailboxIds: ids });
+        const filing = o.content ? await o.content.inboundFiling(blob.id, session.id, raw) : null;
+        const usage = await o.usage?.received({ blobId: blob.id, envelopeFrom: env.mailFrom ? env.mailFrom.address : '', localMailboxIds: ids, info: analyzed?.info });
+        // docs/receipts.md: a DSN or MDN updates the tracking of the message it reports on (unreadable: none).
+        let reports: IncomingReport[] = [];
+        try {
+          if (ids.length) reports = reportsIn(raw);
+        } catch {
+          // delivered all the same
+        }
         const copies = await o.core.deliver({
+          analysis: analyzed?.analysis ?? null,
+          reports,
           blobId: blob.id,
           size: blob.size,
           internalDate: new Date(),

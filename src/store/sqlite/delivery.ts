@@ -7,6 +7,8 @@ import { insertFolder } from './folders.js';
 import { applyReports, markMessageOnce, recordSubmission, setRecipientStatus } from './tracking.js';
 import { applyConversationChanges } from './patients.js';
 import { rowQueue } from '../rows.js';
+import { writeBlobMeta, writeSearchHeaders } from './blob-meta.js';
+import { insertTrace } from './traces.js';
 
 export class SqliteDelivery extends SqlitePart implements DeliveryStore {
   /**
@@ -23,8 +25,8 @@ export class SqliteDelivery extends SqlitePart implements DeliveryStore {
       f = bump();
     }
     if (!f) throw new Error(`mailbox #${mailboxId} has no ${folder}`);
-    const m: any = this.db
-      .prepare('INSERT INTO messages (folder_id, uid, blob_id, size, internal_date, flags, modseq, return_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id')
+    const m: any = this
+      .q('INSERT INTO messages (folder_id, uid, blob_id, size, internal_date, flags, modseq, return_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id')
       .get(f.id, f.uid, blobId, size, internalDate, filing?.flags.join(' ') ?? '', f.highest_modseq, returnPath);
     return { mailboxId, folderId: f.id, uid: f.uid, messageId: m.id };
   }
@@ -50,7 +52,18 @@ export class SqliteDelivery extends SqlitePart implements DeliveryStore {
       if (req.markMessage) markMessageOnce(this.db, req.markMessage);
       const internalDate = req.internalDate.toISOString();
       const localIds = [...new Set(req.localMailboxIds)];
+      // The file's analysis first: the messages inserted below find its header search row (the
+      // trigger of migration 17 marks them indexed).
+      if (req.analysis) {
+        writeBlobMeta(this.connection, req.blobId, req.analysis.info);
+        writeSearchHeaders(this.connection, req.blobId, req.analysis.searchHeaders.version, req.analysis.searchHeaders.columns);
+      }
       const copies = localIds.map((id) => this.#appendToInbox(id, req.blobId, req.size, internalDate, req.envelopeFrom, req.filing));
+      // docs/traces.md: one 'delivered' trace per local copy, committed with it.
+      if (req.deliveredTrace) {
+        const { fromDomain, ...actor } = req.deliveredTrace;
+        for (const c of copies) insertTrace(this.connection, { ...actor, mailboxId: c.mailboxId, action: 'delivered', detail: { folder: req.filing?.folder ?? 'INBOX', uid: c.uid, fromDomain } });
+      }
       if (req.senderCopy) {
         const sc = req.senderCopy;
         const f = this.q('UPDATE folders SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 WHERE id = ? AND mailbox_id = ? RETURNING id, uid_next - 1 AS uid, highest_modseq').get(sc.folderId, sc.mailboxId) as any;
