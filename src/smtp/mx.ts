@@ -210,6 +210,7 @@ export function createMxServer(o: MxOptions): SMTPServer {
           // delivered all the same
         }
         const copies = await o.core.deliver({
+          releasePins: [blob.pin],
           analysis: analyzed?.analysis ?? null,
           reports,
           blobId: blob.id,
@@ -224,8 +225,8 @@ export function createMxServer(o: MxOptions): SMTPServer {
           conversations: await o.patients?.conversationChanges(blob.id, env.mailFrom ? env.mailFrom.address : '', ids),
         }, { protocol: 'mx', remote: session.remoteAddress ?? null });
         // Patients: the stand-in's automatic answers, queued before the 250 (their only trace).
+        blob.releasedByCommit(); // the delivery's commit dropped the pin
         await o.patients?.answerAutomatically(blob.id, env.mailFrom ? env.mailFrom.address : '', answers, session.id);
-        blob.release();
         if (usage) o.usage!.committed(usage);
         log.info({ session: session.id, peer: st?.peerDn, size: blob.size, recipients: ids.length }, 'message accepted');
         const dsn = (env as any).dsn as { ret?: string | null; envid?: string | null } | undefined;

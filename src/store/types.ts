@@ -84,6 +84,12 @@ export interface DeliveryRequest {
    * copy but the sender's own (senderCopy): detail { folder, uid, fromDomain } as Core.trace writes it.
    */
   deliveredTrace?: DeliveredTrace | null;
+  /**
+   * Pins of message-file puts (PutBlob.pin) dropped in this transaction: the file is referenced
+   * once it commits, so its put's protection ends with it (store/message-files.ts, P5) instead of
+   * in a transaction of its own. The caller then calls PutBlob.releasedByCommit().
+   */
+  releasePins?: { blobId: string; token: string }[];
 }
 
 /** A message file's analysis recorded with its delivery (DeliveryRequest.analysis). */

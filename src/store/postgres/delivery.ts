@@ -95,6 +95,13 @@ export class PgDelivery extends PgPart implements DeliveryStore {
           ],
         );
       if (req.reports?.length && localIds.length) submissionChanges.push(...(await applyReports(c, localIds, req.reports, at)));
+      // The put's pin ends with the commit that references the file (store/message-files.ts, P5).
+      const pinsDone = req.releasePins ?? [];
+      if (pinsDone.length)
+        await c.query('DELETE FROM blob_pins p USING unnest($1::text[], $2::text[]) AS u(blob_id, token) WHERE p.blob_id = u.blob_id AND p.token = u.token', [
+          pinsDone.map((p) => p.blobId),
+          pinsDone.map((p) => p.token),
+        ]);
       // The file's analysis before the appends: the messages inserted below find its header search
       // row (messages_header_indexed marks them indexed). One statement for both rows.
       if (req.analysis) {

@@ -52,6 +52,8 @@ export class SqliteDelivery extends SqlitePart implements DeliveryStore {
       if (req.markMessage) markMessageOnce(this.db, req.markMessage);
       const internalDate = req.internalDate.toISOString();
       const localIds = [...new Set(req.localMailboxIds)];
+      // The put's pin ends with the commit that references the file (store/message-files.ts, P5).
+      for (const p of req.releasePins ?? []) this.q('DELETE FROM blob_pins WHERE blob_id = ? AND token = ?').run(p.blobId, p.token);
       // The file's analysis first: the messages inserted below find its header search row (the
       // trigger of migration 17 marks them indexed).
       if (req.analysis) {
