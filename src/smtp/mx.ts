@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
-import { domainOf, type Core } from '../core/index.js';
+import { domainOf, type Core, type Mailbox } from '../core/index.js';
 import { sendDeliveredDsn } from './success-dsn.js';
 import type { AbsenceResponder } from '../policy/absence-service.js';
 import type { ContentPolicy } from '../policy/content-service.js';
@@ -186,12 +186,14 @@ export function createMxServer(o: MxOptions): SMTPServer {
         if (tooBig) throw (blob.release(), smtpError(tooBig.code, tooBig.enhanced, patientReplyText(tooBig)));
         // Recipients were checked at RCPT; re-resolve in case a mailbox changed meanwhile.
         const ids: number[] = [];
+        const mailboxes: Mailbox[] = [];
         const answers = st?.patientAnswers ?? [];
         for (const r of rcpts) {
           if (answers.some((a) => a.rcpt === r.address)) continue; // answered automatically (patients)
           const res = await o.core.resolveRecipient(r.address);
           if (res.kind !== 'local') throw smtpError(450, '4.2.1', `${r.address} became unavailable during the transaction, try again`);
           ids.push(res.mailbox.id);
+          mailboxes.push(res.mailbox);
         }
         const env = session.envelope;
         // One read of the stored file serves every look at the message before the commit: its
@@ -201,7 +203,7 @@ export function createMxServer(o: MxOptions): SMTPServer {
         const analyzed = deliveryAnalysis(raw);
         // Delivered, never refused: bulk-looking mail goes to its own folder, tagged (docs/policy.md).
         const filing = o.content ? await o.content.inboundFiling(blob.id, session.id, raw) : null;
-        const usage = await o.usage?.received({ blobId: blob.id, envelopeFrom: env.mailFrom ? env.mailFrom.address : '', localMailboxIds: ids, info: analyzed?.info });
+        const usage = await o.usage?.received({ blobId: blob.id, envelopeFrom: env.mailFrom ? env.mailFrom.address : '', localMailboxIds: ids, info: analyzed?.info, mailboxes });
         // docs/receipts.md: a DSN or MDN updates the tracking of the message it reports on (unreadable: none).
         let reports: IncomingReport[] = [];
         try {
