@@ -45,7 +45,63 @@ export class SqliteDelivery extends SqlitePart implements DeliveryStore {
     return r?.count ?? 0;
   }
 
+  /** Deliveries asked for in this turn of the event loop, committed together (#flush). */
+  #pending: { req: DeliveryRequest; resolve: (r: DeliveryResult) => void; reject: (e: unknown) => void }[] | undefined;
+
+  /**
+   * Group commit: the deliveries asked for in one turn of the event loop (concurrent SMTP
+   * sessions, API calls) share one transaction — one durable commit (synchronous=FULL: one WAL
+   * fsync) instead of one each. Each delivery runs in a SAVEPOINT of its own, so one that throws
+   * (DailyRecipientLimitError, KeywordAlreadySetError, an unknown mailbox) is rolled back alone and
+   * rejects alone; every promise settles only after the COMMIT (architecture invariant 1: the
+   * caller acknowledges after it), and a failed COMMIT rejects them all (nothing was stored).
+   */
   async deliver(req: DeliveryRequest): Promise<DeliveryResult> {
+    return new Promise((resolve, reject) => {
+      if (!this.#pending) {
+        this.#pending = [];
+        setImmediate(() => this.#flush());
+      }
+      this.#pending.push({ req, resolve, reject });
+    });
+  }
+
+  #flush(): void {
+    const batch = this.#pending ?? [];
+    this.#pending = undefined;
+    if (batch.length === 1) {
+      const [{ req, resolve, reject }] = batch;
+      try {
+        resolve(this.#deliverOne(req));
+      } catch (e) {
+        reject(e);
+      }
+      return;
+    }
+    const outcomes: ({ ok: true; result: DeliveryResult } | { ok: false; error: unknown })[] = [];
+    try {
+      this.db.transaction(() => {
+        for (const { req } of batch) {
+          try {
+            outcomes.push({ ok: true, result: this.#deliverOne(req) }); // nested: a SAVEPOINT
+          } catch (error) {
+            outcomes.push({ ok: false, error });
+          }
+        }
+      })();
+    } catch (e) {
+      for (const b of batch) b.reject(e);
+      return;
+    }
+    batch.forEach((b, i) => {
+      const o = outcomes[i];
+      if (o.ok) b.resolve(o.result);
+      else b.reject(o.error);
+    });
+  }
+
+  /** One delivery in one transaction (a SAVEPOINT inside #flush's). */
+  #deliverOne(req: DeliveryRequest): DeliveryResult {
     return this.db.transaction(() => {
       if (req.dailyRecipients) this.#countRecipients(req.dailyRecipients);
       // RFC 3503 $MDNSent: the keyword and the MDN commit together, or neither does.
