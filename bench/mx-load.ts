@@ -4,7 +4,7 @@
 //
 //   node --import tsx bench/mx-load.ts [--messages N] [--concurrency M] [--sizes 10k,1m]
 //                                      [--target caducee|postfix|both] [--json]
-//                                      [--workers N | --postgres URL [--nodes N]] [--cpu-prof DIR]
+//                                      [--workers N | --postgres URL [--nodes N]] [--cpu-prof DIR] [--encrypt]
 //
 // Operator B (Caducée) runs as: the demo in one process (default); `caducee start --workers N
 // --config <B's config>` on the prepared SQLite space (--workers); or `caducee demo --postgres URL
@@ -85,11 +85,13 @@ interface Options {
   nodes: number | undefined;
   /** --workers only: run B under `node --cpu-prof --cpu-prof-dir DIR` (one .cpuprofile per process, written at exit). */
   cpuProf: string | undefined;
+  /** `caducee demo --encrypt`: message files encrypted at rest (docs/encryption.md). */
+  encrypt: boolean;
 }
 
 function usage(msg: string): never {
   process.stderr.write(
-    `mx-load: ${msg}\nusage: node --import tsx bench/mx-load.ts [--messages N] [--concurrency M] [--sizes 10k,1m] [--target caducee|postfix|both] [--json] [--workers N | --postgres URL [--nodes N]] [--cpu-prof DIR]\n`,
+    `mx-load: ${msg}\nusage: node --import tsx bench/mx-load.ts [--messages N] [--concurrency M] [--sizes 10k,1m] [--target caducee|postfix|both] [--json] [--workers N | --postgres URL [--nodes N]] [--cpu-prof DIR] [--encrypt]\n`,
   );
   process.exit(2);
 }
@@ -116,6 +118,7 @@ function parseOptions(argv: string[]): Options {
       postgres: { type: 'string' },
       nodes: { type: 'string' },
       'cpu-prof': { type: 'string' },
+      encrypt: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     usage,
@@ -136,7 +139,9 @@ function parseOptions(argv: string[]): Options {
   if (workers !== undefined && v.postgres !== undefined) usage('--workers is for the SQLite space; with --postgres use --nodes (each node is `caducee start --workers 1`)');
   if (v.postgres !== undefined && !/^postgres(ql)?:\/\//.test(v.postgres)) usage('--postgres takes a URL postgres://user@host:port/database (the server a bench database is created on)');
   if (v['cpu-prof'] !== undefined && workers === undefined) usage('--cpu-prof needs --workers N (B as `caducee start`, profiled)');
+  if (v.encrypt && workers !== undefined) usage('--encrypt runs B as the demo (or --postgres nodes), not --workers');
   return {
+    encrypt: v.encrypt ?? false,
     workers,
     cpuProf: v['cpu-prof'] !== undefined ? path.resolve(v['cpu-prof']) : undefined,
     postgres: v.postgres,
@@ -761,6 +766,7 @@ async function main(): Promise<number> {
         : opts.postgres
           ? `${opts.nodes} node process(es) on PostgreSQL (\`caducee demo --postgres URL --nodes ${opts.nodes}\`; each node one process, \`caducee start --workers 1\`), connections round robin over the nodes' MX`
           : 'the demo in one process (SQLite)'
+    }${opts.encrypt ? '; message files encrypted at rest (caducee demo --encrypt)' : ''
     }`,
   );
   out(`  postfix      ${opts.targets.includes('postfix') ? postfixVersion() : '(not run)'}`);
@@ -805,7 +811,7 @@ async function main(): Promise<number> {
           serverPids: () => treePids(w.pid),
         };
       } else {
-        const demoArgs = pgDb ? ['--postgres', pgDb.url, '--nodes', String(opts.nodes ?? 1)] : [];
+        const demoArgs = [...(pgDb ? ['--postgres', pgDb.url, '--nodes', String(opts.nodes ?? 1)] : []), ...(opts.encrypt ? ['--encrypt'] : [])];
         const c = await startCaducee(layout.dir, { log, startupTimeoutMs: STARTUP_TIMEOUT_MS, demoArgs });
         stderrTail = c.stderrTail;
         stop = c.stop;

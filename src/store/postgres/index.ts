@@ -134,8 +134,17 @@ export class PgStore implements Store {
   }
 
   async setSearchHeaders(blobId: string, version: number, columns: Record<string, Buffer | null>) {
-    const { sql, args } = upsertSearchHeaders(blobId, version, columns);
-    await this.connection.query(sql, args);
+    const q = searchHeadersUpsert(blobId, version, columns);
+    await this.connection.query(q.text, q.values);
+  }
+
+  async setBlobAnalyses(entries: { blobId: string; info: string; searchVersion: number; searchColumns: Record<string, Buffer | null> }[]) {
+    if (entries.length === 0) return;
+    const upserts = entries.map((e) => searchHeadersUpsert(e.blobId, e.searchVersion, e.searchColumns));
+    await this.connection.tx(async (c) => {
+      await c.query('INSERT INTO blob_meta (blob_id, info) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (blob_id) DO UPDATE SET info = excluded.info', [entries.map((e) => e.blobId), entries.map((e) => e.info)]);
+      for (const q of upserts) await c.query(q.text, q.values);
+    });
   }
 
   async blobsWithoutSearchHeaders(limit: number) {
@@ -221,4 +230,10 @@ async function migrate(url: string, schema: string, connectTimeoutMs?: number): 
   } finally {
     await client.end();
   }
+}
+
+/** The search_headers upsert of one file (setSearchHeaders, setBlobAnalyses). */
+function searchHeadersUpsert(blobId: string, version: number, columns: Record<string, Buffer | null>): { text: string; values: unknown[] } {
+  const { sql, args } = upsertSearchHeaders(blobId, version, columns);
+  return { text: sql, values: args };
 }
