@@ -13,7 +13,7 @@ import { allClausesMatch } from '../../directory-model/match.js';
 import { entryTokens } from '../../directory-model/tokens.js';
 import { cursorOf, postingsTable, ranksOf, type Expr, type PostingsTable } from './postings.js';
 import { EXPAND_MAX, kindsClause, planQuery, trigramExpression, type Expand } from './query-plan.js';
-import { NAME_PREFIXES } from './snapshot-format.js';
+import { NAME_PREFIXES } from './vocabulary.js';
 import { decodeEntry, SCHEMA_VERSION, SNAPSHOT_FILE } from './snapshot-format.js';
 import type { DirectorySnapshotReader, IndexQuery, SearchPage, SnapshotInfo } from './types.js';
 
