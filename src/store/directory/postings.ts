@@ -125,13 +125,13 @@ export class PostingsBuilder {
   }
 
   /**
-   * Adds rank to the lists of every trigram of text (3 UTF-16 units). Trigrams of 7-bit
+   * Adds rank to the lists of every trigram of text[0, end) (3 UTF-16 units). Trigrams of 7-bit
    * characters are looked up by their 21-bit code in a flat table (no string made per trigram).
    */
-  addTrigrams(text: string, rank: number) {
+  addTrigrams(text: string, rank: number, end = text.length) {
     this.startEntry(rank);
     const ascii = this.ascii;
-    for (let k = 0; k + 3 <= text.length; k++) {
+    for (let k = 0; k + 3 <= end; k++) {
       const a = text.charCodeAt(k);
       const b = text.charCodeAt(k + 1);
       const c = text.charCodeAt(k + 2);

@@ -105,7 +105,10 @@ export class SnapshotBuilder {
       if (c[i + 5]) for (const w of c[i + 5].split(' ')) this.names.add(w, rank);
       for (let j = all, end = all + nAll; j < end; j++) this.all.addId(nums[j], rank);
       if (c[i + 6]) for (const w of c[i + 6].split(' ')) this.all.add(w, rank);
-      this.addr.addTrigrams(address, rank);
+      // idx_addr: trigrams of "local@" and the domain as one term (query-plan.ts containsExpression).
+      const at = address.lastIndexOf('@');
+      this.addr.addTrigrams(address, rank, at + 1);
+      this.addr.add(address.slice(at), rank);
     }
     this.insertMs += performance.now() - t0;
   }

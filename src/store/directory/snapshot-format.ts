@@ -8,8 +8,9 @@
 // - idx_names: the name tokens, plus "*" + their prefixes of 1 to 3 characters (autocomplete);
 // - idx_all: every word plus "prefix_value" code tokens (type, profession, city, postal code, …),
 //   for free text with filters; conditions on one column are then checked on the candidates.
-// - idx_addr: the addresses' trigrams (3 UTF-16 units) for address `:contains`; candidates are
-//   checked, the index giving a superset.
+// - idx_addr: the trigrams (3 UTF-16 units) of each address's local part with its "@", and its
+//   domain as one term "@domain", for address `:contains`; candidates are checked, the index
+//   giving a superset (query-plan.ts containsExpression).
 // Tokens are normalised by directory-model/normalize.ts before they get here ([a-z0-9_], split at
 // spaces), so accent, case, hyphen and apostrophe rules live in one place.
 import { COLUMNS, type DirectoryEntry, type ExtractionFields } from '../../directory-model/entry.js';
@@ -18,7 +19,8 @@ import { postingsDDL } from './postings.js';
 import type { TermDictionary, TermSink } from './vocabulary.js';
 
 export const SNAPSHOT_FILE = 'directory.sqlite';
-export const SCHEMA_VERSION = 5;
+/** 6: idx_addr holds the local part's trigrams and the domain as one term (5: every trigram). */
+export const SCHEMA_VERSION = 6;
 
 export class DirectoryStoreError extends Error {
   override name = 'DirectoryStoreError';
