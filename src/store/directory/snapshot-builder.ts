@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { AddressSet, PostingsBuilder, TermTable } from './postings.js';
-import { DirectoryStoreError, FS, ROW_FIELDS, SCHEMA_VERSION, SNAPSHOT_DDL, SNAPSHOT_FILE, type Batch } from './snapshot-format.js';
+import { DirectoryStoreError, ROW_FIELDS, SCHEMA_VERSION, SNAPSHOT_DDL, SNAPSHOT_FILE, type Batch } from './snapshot-format.js';
 import { isVocabularyTerm } from './vocabulary.js';
 import type { ImportPhases, Rejection, SnapshotInfo, SnapshotWriter } from './types.js';
 
@@ -49,7 +49,6 @@ export class SnapshotBuilder {
   private readonly addresses: AddressSet;
   /** The numbered terms (vocabulary.ts TermDictionary, on the reading thread). */
   private readonly numbered = new TermTable();
-  private readonly decoder = new TextDecoder();
   private readonly dups: Rejection[] = [];
   private closed = false;
   private imported = 0;
@@ -63,7 +62,10 @@ export class SnapshotBuilder {
     this.db = openBuildFile(tmpFile);
     try {
       this.db.exec(SNAPSHOT_DDL);
-      this.insEntry = this.db.prepare('INSERT INTO entries (rank, line_no, address_lc, pp_key, st_key, kind, f) VALUES (?,?,?,?,?,?,?)');
+      // Text fields are bound as the batch's UTF-8 bytes and made TEXT by SQLite (no JS string).
+      this.insEntry = this.db.prepare(
+        'INSERT INTO entries (rank, line_no, address_lc, pp_key, st_key, kind, f) VALUES (?,?,?,CAST(? AS TEXT),CAST(? AS TEXT),CAST(? AS TEXT),CAST(? AS TEXT))',
+      );
       this.names = new PostingsBuilder(this.db, 'idx_names', undefined, this.numbered);
       this.all = new PostingsBuilder(this.db, 'idx_all', undefined, this.numbered);
       this.addr = new PostingsBuilder(this.db, 'idx_addr').trigrams();
@@ -81,10 +83,13 @@ export class SnapshotBuilder {
   addBatch(b: Batch) {
     const t0 = performance.now();
     this.numbered.append(b.fresh);
-    const c = this.decoder.decode(new Uint8Array(b.text, 0, b.textLength)).split(FS);
+    const bytes = Buffer.from(b.text, 0, b.textLength);
     const nums = new Int32Array(b.numbers, 0, b.numbersLength);
     let k = 0;
-    for (let i = 0; i + ROW_FIELDS <= c.length; i += ROW_FIELDS) {
+    let p = 0;
+    /** End of the field starting at p (its FS). */
+    const end = () => bytes.indexOf(1, p);
+    while (p < bytes.length) {
       const rank = nums[k];
       const lineNo = nums[k + 1];
       const nNames = nums[k + 2];
@@ -92,19 +97,32 @@ export class SnapshotBuilder {
       const nAll = nums[names + nNames];
       const all = names + nNames + 1;
       k = all + nAll;
-      const address = c[i];
+      let e = end();
+      const address = bytes.toString('utf8', p, e);
+      p = e + 1;
       const first = this.addresses.addOrFind(address, rank);
       if (first) {
         // The same address twice: the first line wins, later ones are rejected.
         this.dups.push({ line: lineNo, reason: `duplicate Adresse BAL ${address} (first on line ${this.lineOf.get(first)})` });
+        for (let skip = 0; skip < ROW_FIELDS - 1; skip++) p = end() + 1;
         continue;
       }
-      this.insEntry.run(rank, lineNo, address, c[i + 1], c[i + 2], c[i + 3], c[i + 4]);
+      const fields: Buffer[] = [];
+      for (let f = 0; f < 4; f++) {
+        e = end();
+        fields.push(bytes.subarray(p, e));
+        p = e + 1;
+      }
+      this.insEntry.run(rank, lineNo, address, fields[0], fields[1], fields[2], fields[3]);
       this.imported++;
-      for (let j = names, end = names + nNames; j < end; j++) this.names.addId(nums[j], rank);
-      if (c[i + 5]) for (const w of c[i + 5].split(' ')) this.names.add(w, rank);
-      for (let j = all, end = all + nAll; j < end; j++) this.all.addId(nums[j], rank);
-      if (c[i + 6]) for (const w of c[i + 6].split(' ')) this.all.add(w, rank);
+      for (let j = names, stop = names + nNames; j < stop; j++) this.names.addId(nums[j], rank);
+      e = end();
+      if (e > p) for (const w of bytes.toString('utf8', p, e).split(' ')) this.names.add(w, rank);
+      p = e + 1;
+      for (let j = all, stop = all + nAll; j < stop; j++) this.all.addId(nums[j], rank);
+      e = end();
+      if (e > p) for (const w of bytes.toString('utf8', p, e).split(' ')) this.all.add(w, rank);
+      p = e + 1;
       // idx_addr: trigrams of "local@" and the domain as one term (query-plan.ts containsExpression).
       const at = address.lastIndexOf('@');
       this.addr.addTrigrams(address, rank, at + 1);
