@@ -59,6 +59,11 @@ describe('address contains', () => {
     assert.equal(containsExpression('x@zz', d), null);
     assert.equal(containsExpression('ab', d), 'scan');
     assert.equal(containsExpression('x@', d), 'scan');
-    assert.deepEqual(containsExpression('ne@b', d), { op: 'and', of: [{ op: 'term', term: 'ne@' }, { op: 'term', term: '@b.mssante.fr' }] });
+    const t = (term: string) => ({ op: 'term', term });
+    assert.deepEqual(containsExpression('ne@b', d), { op: 'and', of: [{ op: 'and', of: [t('ne@'), t('e@b')] }, t('@b.mssante.fr')] });
+    assert.deepEqual(containsExpression('@me', d), { op: 'and', of: [t('@me'), t('@medecin.mssante.fr')] });
+    const five = new Domains(['@a.mssante.fr', '@b.mssante.fr', '@c.mssante.fr', '@d.mssante.fr', '@e.mssante.fr']);
+    assert.deepEqual((containsExpression('mssante', five) as { of: unknown[] }).of[1], { op: 'union', terms: five.terms });
+    assert.deepEqual(containsExpression('mssante', d), { op: 'or', of: [{ op: 'and', of: [t('mss'), t('ssa'), t('san'), t('ant'), t('nte')] }, { op: 'or', of: d.terms.map(t) }] });
   });
 });

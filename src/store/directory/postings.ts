@@ -276,6 +276,8 @@ export interface PostingsTable {
   chunkFrom: Database.Statement;
   /** (from, to) → every chunk of the terms in [from, to): {term, ranks}, in key order. */
   range: Database.Statement;
+  /** term → every chunk of it. */
+  lists: Database.Statement;
   /** Ranks are 1…maxRank. */
   maxRank: number;
 }
@@ -284,6 +286,7 @@ export function postingsTable(db: Database.Database, table: string, maxRank: num
   return {
     chunkFrom: db.prepare(`SELECT last, ranks FROM ${table} WHERE term = ? AND last >= ? ORDER BY term, last LIMIT 1`),
     range: db.prepare(`SELECT term, ranks FROM ${table} WHERE term >= ? AND term < ?`),
+    lists: db.prepare(`SELECT ranks FROM ${table} WHERE term = ?`).pluck(),
     maxRank,
   };
 }
@@ -395,7 +398,13 @@ class BitmapCursor implements Cursor {
 const EMPTY: Cursor = { seek: () => END };
 
 /** The query tree a plan gives (query-plan.ts). */
-export type Expr = { op: 'term'; term: string } | { op: 'prefix'; term: string } | { op: 'and'; of: Expr[] } | { op: 'or'; of: Expr[] };
+export type Expr =
+  | { op: 'term'; term: string }
+  | { op: 'prefix'; term: string }
+  /** Any of many terms, read once into a bitmap (an OR cursor would seek every one of them at each step). */
+  | { op: 'union'; terms: string[] }
+  | { op: 'and'; of: Expr[] }
+  | { op: 'or'; of: Expr[] };
 
 /**
  * A cursor over the matches of expr. A prefix node is served by `prefixTerm` when the index has
@@ -411,6 +420,19 @@ export function cursorOf(t: PostingsTable, e: Expr, prefixTerm?: (p: string) => 
       return e.of.length === 1 ? cursorOf(t, e.of[0], prefixTerm) : new AndCursor(e.of.map((x) => cursorOf(t, x, prefixTerm)));
     case 'or':
       return e.of.length === 1 ? cursorOf(t, e.of[0], prefixTerm) : new OrCursor(e.of.map((x) => cursorOf(t, x, prefixTerm)));
+    case 'union': {
+      const bits = new Uint8Array((t.maxRank + 4) & ~3);
+      const out: number[] = [];
+      let any = false;
+      for (const term of e.terms) {
+        for (const ranks of t.lists.iterate(term) as Iterable<Buffer>) {
+          const n = decode(ranks, out);
+          for (let i = 0; i < n; i++) bits[out[i]] = 1;
+          any = true;
+        }
+      }
+      return any ? new BitmapCursor(bits) : EMPTY;
+    }
     case 'prefix': {
       const direct = prefixTerm?.(e.term);
       if (direct !== undefined) return new TermCursor(t, direct);

@@ -126,32 +126,38 @@ export class Domains {
   }
 }
 
+/** Domains matching a `contains` value up to this many are an OR of their lists, beyond it a bitmap. */
+export const DOMAINS_OR = 4;
 /** Domains matching a `contains` value beyond this many: the entries are scanned instead. */
 export const DOMAINS_MAX = 64;
 
 /**
  * Candidates for "the address contains value" in idx_addr, which holds the trigrams of each
- * address's local part with its "@" ("claire.martin@", not the domain's: the domains are few and
- * their trigrams the longest lists) and the domain as one term ("@a.mssante.fr"). `domains` are
- * those terms. A value with an "@" is a suffix of "local@" and a prefix of the domain; one
- * without is inside the local part or inside a domain. The answer is a superset (each candidate
+ * address up to the domain's second character ("claire.martin@a." gives … "in@", "n@a", "@a.";
+ * not the rest of the domain's: the domains are few and their trigrams the longest lists) and
+ * the domain as one term ("@a.mssante.fr"). `domains` are those terms. A value with an "@" is a
+ * suffix of "local@" and a prefix of the domain; one without is inside the local part or inside
+ * a domain. The answer is a superset (each candidate
  * is checked); null: nothing can match; 'scan': the index cannot narrow (the caller scans).
  */
 export function containsExpression(value: string, domains: Domains): Expr | null | 'scan' {
   const at = value.indexOf('@');
-  const terms = (ds: string[]): Expr => or(ds.map((d) => ({ op: 'term', term: d })));
+  // A few domains: an OR of their lists; more: their lists read once into a bitmap.
+  const terms = (ds: string[]): Expr => (ds.length <= DOMAINS_OR ? or(ds.map((d) => ({ op: 'term', term: d }))) : { op: 'union', terms: ds });
   if (at >= 0) {
     if (value.indexOf('@', at + 1) >= 0) return null; // an address has one "@" (RFC 5321 §4.1.2, as imported)
     const local = value.slice(0, at + 1);
     const domain = value.slice(at + 1);
-    const parts: Expr[] = [];
-    if (local.length >= 3) parts.push(trigrams(local));
-    if (domain) {
-      const ds = domains.matching('@' + domain, true);
-      if (!ds.length) return null;
-      if (ds.length <= DOMAINS_MAX) parts.push(terms(ds));
+    const ds = domain ? domains.matching('@' + domain, true) : undefined;
+    if (ds && !ds.length) return null;
+    // The indexed trigrams run to the domain's second character.
+    const indexed = value.slice(0, at + 3);
+    if (indexed.length >= 3) {
+      const grams = trigrams(indexed);
+      // Its domains narrow further when they are few; else the local side alone drives (checked after).
+      return ds && ds.length <= DOMAINS_OR ? and([grams, terms(ds)]) : grams;
     }
-    return parts.length ? and(parts) : 'scan';
+    return ds && ds.length <= DOMAINS_MAX ? terms(ds) : 'scan';
   }
   if (value.length < 3) return 'scan';
   const ds = domains.matching(value, false);

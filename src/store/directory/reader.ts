@@ -239,7 +239,8 @@ export class SqliteDirectoryReader implements DirectorySnapshotReader {
     if (!s.domains) {
       const next = this.stmt(s, "SELECT term FROM idx_addr WHERE term > ? AND term < 'A' ORDER BY term LIMIT 1").pluck();
       const out: string[] = [];
-      for (let t = next.get('@') as string | undefined; t !== undefined; t = next.get(t) as string | undefined) out.push(t);
+      // Trigrams "@xy" share the range: a domain term is longer (a domain has a dot).
+      for (let t = next.get('@') as string | undefined; t !== undefined; t = next.get(t) as string | undefined) if (t.length > 3) out.push(t);
       s.domains = new Domains(out);
     }
     return s.domains;

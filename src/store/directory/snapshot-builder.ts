@@ -123,9 +123,10 @@ export class SnapshotBuilder {
       e = end();
       if (e > p) for (const w of bytes.toString('utf8', p, e).split(' ')) this.all.add(w, rank);
       p = e + 1;
-      // idx_addr: trigrams of "local@" and the domain as one term (query-plan.ts containsExpression).
+      // idx_addr: trigrams of "local@" and of the domain's first two characters ("n@m", "@me": a
+      // value across the "@" stays selective), and the domain as one term (query-plan.ts containsExpression).
       const at = address.lastIndexOf('@');
-      this.addr.addTrigrams(address, rank, at + 1);
+      this.addr.addTrigrams(address, rank, Math.min(address.length, at + 3));
       this.addr.add(address.slice(at), rank);
     }
     this.insertMs += performance.now() - t0;
