@@ -4,7 +4,7 @@
 //
 //   node --import tsx bench/mx-load.ts [--messages N] [--concurrency M] [--sizes 10k,1m]
 //                                      [--target caducee|postfix|both] [--json]
-//                                      [--workers N | --postgres URL [--nodes N]]
+//                                      [--workers N | --postgres URL [--nodes N]] [--encrypt]
 //
 // Operator B (Caducée) runs as: the demo in one process (default); `caducee start --workers N
 // --config <B's config>` on the prepared SQLite space (--workers); or `caducee demo --postgres URL
@@ -83,6 +83,8 @@ interface Options {
   /** B as `caducee demo --postgres` nodes: the server URL (a database is created on it). */
   postgres: string | undefined;
   nodes: number | undefined;
+  /** `caducee demo --encrypt`: message files encrypted at rest (docs/encryption.md). */
+  encrypt: boolean;
 }
 
 function usage(msg: string): never {
@@ -113,6 +115,7 @@ function parseOptions(argv: string[]): Options {
       workers: { type: 'string' },
       postgres: { type: 'string' },
       nodes: { type: 'string' },
+      encrypt: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     usage,
@@ -132,7 +135,9 @@ function parseOptions(argv: string[]): Options {
   if (nodes !== undefined && v.postgres === undefined) usage('--nodes needs --postgres URL (the nodes share a PostgreSQL database)');
   if (workers !== undefined && v.postgres !== undefined) usage('--workers is for the SQLite space; with --postgres use --nodes (each node is `caducee start --workers 1`)');
   if (v.postgres !== undefined && !/^postgres(ql)?:\/\//.test(v.postgres)) usage('--postgres takes a URL postgres://user@host:port/database (the server a bench database is created on)');
+  if (v.encrypt && workers !== undefined) usage('--encrypt runs B as the demo (or --postgres nodes), not --workers');
   return {
+    encrypt: v.encrypt ?? false,
     workers,
     postgres: v.postgres,
     nodes: v.postgres !== undefined ? (nodes ?? 1) : undefined,
@@ -755,6 +760,7 @@ async function main(): Promise<number> {
         : opts.postgres
           ? `${opts.nodes} node process(es) on PostgreSQL (\`caducee demo --postgres URL --nodes ${opts.nodes}\`; each node one process, \`caducee start --workers 1\`), connections round robin over the nodes' MX`
           : 'the demo in one process (SQLite)'
+    }${opts.encrypt ? '; message files encrypted at rest (caducee demo --encrypt)' : ''
     }`,
   );
   out(`  postfix      ${opts.targets.includes('postfix') ? postfixVersion() : '(not run)'}`);
@@ -799,7 +805,7 @@ async function main(): Promise<number> {
           serverPids: () => treePids(w.pid),
         };
       } else {
-        const demoArgs = pgDb ? ['--postgres', pgDb.url, '--nodes', String(opts.nodes ?? 1)] : [];
+        const demoArgs = [...(pgDb ? ['--postgres', pgDb.url, '--nodes', String(opts.nodes ?? 1)] : []), ...(opts.encrypt ? ['--encrypt'] : [])];
         const c = await startCaducee(layout.dir, { log, startupTimeoutMs: STARTUP_TIMEOUT_MS, demoArgs });
         stderrTail = c.stderrTail;
         stop = c.stop;

@@ -15,6 +15,7 @@ import { OutboundWorker } from './delivery/worker.js';
 import { loadTrustAnchors, type TrustAnchors } from './pki/index.js';
 import { serverTlsOptions } from './pki/tls-server.js';
 import { createImapServer, type ImapListener } from './imap/server.js';
+import { FolderSnapshots } from './imap/folder-snapshots.js';
 import { MessageIndex, startHeaderBackfill } from './mail/message-index.js';
 import { SubmissionPipeline } from './mail/submission.js';
 import { MailService } from './mail/service.js';
@@ -34,9 +35,7 @@ import { WebhookDispatcher } from './integration/webhooks.js';
 import { inboundDescriber } from './integration/inbound.js';
 import type { MessageFiles } from './store/message-files.js';
 import { ensurePrivateDir, exposedStatePaths } from './store/permissions.js';
-import { SqliteStore } from './store/sqlite/index.js';
-import { PgStore, redactUrl } from './store/postgres/index.js';
-import { openMessageFiles } from './store/open-message-files.js';
+import { loadKeyRing, openMessageFiles } from './store/open-message-files.js';
 import { PgRelayTransport, relayChannel } from './relay/postgres.js';
 import type { Store } from './store/types.js';
 import { TrustService } from './trust/index.js';
@@ -52,13 +51,14 @@ import { UsageMeter } from './audit/usage.js';
 import { startTracePurge } from './audit/traces.js';
 import { startMetricsServer, type MetricsServer } from './http/metrics-server.js';
 import { EventRelay, type RelayTransport } from './relay/index.js';
+import { openStore, StartupError } from './open-store.js';
+
+// The CLI's administration commands import these from open-store.ts without loading the operator.
+export { openStore, StartupError };
 
 /** Where `npm run build:webmail` (run by npm install and the first npm start) puts the webmail. */
 export const WEBMAIL_DIST = fileURLToPath(new URL('../webmail/dist', import.meta.url));
 
-export class StartupError extends Error {
-  override name = 'StartupError';
-}
 
 export interface Operator {
   config: Config;
@@ -104,24 +104,6 @@ function readRequired(file: string | undefined, what: string, setting: string): 
   }
 }
 
-/** Opens the store of an operator without starting anything (CLI administration commands). */
-export async function openStore(config: Config): Promise<Store> {
-  const st = config.store;
-  if (st.kind === 'sqlite') return SqliteStore.open(path.join(config.dataDir, 'caducee.sqlite'));
-  // PostgreSQL (issue 12): several processes and nodes of the operator share it (docs/configuration.md).
-  try {
-    return await PgStore.open(st.url!, { schema: st.schema, poolSize: st.poolSize, statementTimeoutMs: st.statementTimeoutMs, connectTimeoutMs: st.connectTimeoutMs });
-  } catch (e: any) {
-    // The driver's own words (a connection failure comes wrapped with the server's name: unwrapped, it is named once).
-    const detail = /^cannot connect to PostgreSQL/.test(e.message) && e.cause instanceof Error ? e.cause.message : e.message;
-    throw new StartupError(
-      `cannot open the PostgreSQL store at ${redactUrl(st.url!)} (schema ${st.schema}): ${detail}. ` +
-        `Check store.url (host, port, database, user; the password in PGPASSWORD or ~/.pgpass), that the server is up and accepts this host (pg_hba.conf), ` +
-        `and that the user may create the schema and its tables (or that a previous start migrated them)`,
-      { cause: e },
-    );
-  }
-}
 
 /**
  * How this process reaches the operator's other processes and nodes when the store says so: over a
@@ -224,7 +206,11 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
   // A failed pin release is harmless (the pin expires), but worth a warning.
   let blobs: MessageFiles;
   try {
-    blobs = openMessageFiles(config, store, { onError: (err) => logger.warn({ err }, 'message file pin release failed; it expires by itself') });
+    const keys = loadKeyRing(config);
+    blobs = openMessageFiles(config, store, { keys: keys ?? null, onError: (err) => logger.warn({ err }, 'message file pin release failed; it expires by itself') });
+    // docs/encryption.md: which key new message files are sealed with (the id, never the key).
+    if (keys) logger.info({ keyId: keys.currentId, keys: keys.keys.length }, 'message files encrypted at rest');
+    else logger.info('message files not encrypted at rest (store.encryption not configured)');
   } catch (e: any) {
     await store.close();
     throw new StartupError(e.message);
@@ -364,6 +350,7 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
     ca: caPem,
     appendLimit: config.smtp.maxMessageSize,
     defaultQuotaBytes: config.imap.defaultQuotaBytes,
+    snapshots: new FolderSnapshots(config.imap.snapshotMinMessages, config.imap.snapshotMaxMessages),
   };
   const imapLimits = { limiter: limiter(), preAuthSeconds: lim.preAuthSeconds, handshakeSeconds: lim.handshakeSeconds };
   const imap = createImapServer(imapServices, false, imapLimits);

@@ -39,6 +39,34 @@ export class MessageIndex {
   }
 
   /**
+   * ensure() for files just written whose bytes the caller holds (a MULTIAPPEND's): analysed from
+   * those bytes (not read back), the new analyses and header search rows recorded in one
+   * transaction (store.setBlobAnalyses).
+   */
+  async ensureAllFrom(files: { blobId: string; raw: Buffer | Uint8Array }[]): Promise<void> {
+    const entries: Parameters<Store['setBlobAnalyses']>[0] = [];
+    const infos = new Map<string, MessageInfo>();
+    let bytes = 0;
+    for (const f of files) {
+      if (infos.has(f.blobId) || this.cache.has(f.blobId) || (await this.store.getBlobMeta(f.blobId)) !== undefined) continue;
+      const buf = Buffer.isBuffer(f.raw) ? f.raw : Buffer.from(f.raw.buffer, f.raw.byteOffset, f.raw.byteLength);
+      const info = analyzeMessage(buf);
+      infos.set(f.blobId, info);
+      entries.push({ blobId: f.blobId, info: JSON.stringify(info), searchVersion: HEADER_INDEX_VERSION, searchColumns: headerIndexRow(info, buf) });
+      // The event loop breathes between chunks of a big batch (no input stalls the process).
+      if ((bytes += buf.length) > 1 << 20) {
+        bytes = 0;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    }
+    await this.store.setBlobAnalyses(entries);
+    for (const [id, info] of infos) {
+      this.cache.set(id, info);
+      if (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
+    }
+  }
+
+  /**
    * ensure() plus the header search row when missing (a file analysed elsewhere first, e.g. by the
    * usage indicators before its delivery): what the delivery hook calls.
    */

@@ -74,6 +74,9 @@ export interface PutBlob extends BlobInfo {
   release(): Promise<void>;
 }
 
+/** Whether a stored file is sealed (encryption at rest, docs/encryption.md), and by which keys. */
+export type KeyState = { kind: 'missing' } | { kind: 'plain' } | { kind: 'sealed'; keyIds: string[] };
+
 /** Where message files live; every consumer of message bytes uses this. */
 export interface MessageFiles {
   /**
@@ -99,6 +102,15 @@ export interface MessageFiles {
   cleanTmp(olderThanMs: number): Promise<number>;
   /** Forgets expired pins (the collector calls it after each run). */
   prunePins(): Promise<void>;
+  // Encryption at rest (store/sealed.ts, docs/encryption.md): with a keyring, put() seals every
+  // file (the id is then an HMAC of the content under a key derived from the KEK, not its
+  // SHA-256) and read()/stream()/size() open sealed and plaintext files alike.
+  /** Sealed or plaintext, and the key ids of its key slots. */
+  keyState(id: string): Promise<KeyState>;
+  /** Re-wraps the file's data key under the current KEK; the content is not re-encrypted. */
+  rewrap(id: string): Promise<'rewrapped' | 'current' | 'plain' | 'missing'>;
+  /** Seals a plaintext file (written before encryption was configured) in place; its id stays. */
+  seal(id: string): Promise<'sealed' | 'already' | 'missing'>;
 }
 
 /** The store's side of the handshake (every Store has it). */

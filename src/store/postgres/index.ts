@@ -140,15 +140,17 @@ export class PgStore implements Store {
   }
 
   async setSearchHeaders(blobId: string, version: number, columns: Record<string, Buffer | null>) {
-    const names = Object.keys(columns);
-    for (const n of names) if (!SEARCH_COLUMNS.has(n)) throw new Error(`unknown search column ${n}`);
-    // Replaces the whole row, as SQLite's INSERT OR REPLACE: columns not given become NULL. The
-    // upsert fires search_headers_indexed (INSERT OR UPDATE), which marks the file's messages.
-    await this.connection.query(
-      `INSERT INTO search_headers (blob_id, version${names.map((n) => ', ' + n).join('')}) VALUES ($1, $2${names.map((_, i) => `, $${i + 3}`).join('')})
-       ON CONFLICT (blob_id) DO UPDATE SET version = excluded.version${SEARCH_COLUMN_LIST.map((n) => `, ${n} = excluded.${n}`).join('')}`,
-      [blobId, version, ...names.map((n) => columns[n])],
-    );
+    const q = searchHeadersUpsert(blobId, version, columns);
+    await this.connection.query(q.text, q.values);
+  }
+
+  async setBlobAnalyses(entries: { blobId: string; info: string; searchVersion: number; searchColumns: Record<string, Buffer | null> }[]) {
+    if (entries.length === 0) return;
+    const upserts = entries.map((e) => searchHeadersUpsert(e.blobId, e.searchVersion, e.searchColumns));
+    await this.connection.tx(async (c) => {
+      await c.query('INSERT INTO blob_meta (blob_id, info) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (blob_id) DO UPDATE SET info = excluded.info', [entries.map((e) => e.blobId), entries.map((e) => e.info)]);
+      for (const q of upserts) await c.query(q.text, q.values);
+    });
   }
 
   async blobsWithoutSearchHeaders(limit: number) {
@@ -234,4 +236,17 @@ async function migrate(url: string, schema: string, connectTimeoutMs?: number): 
   } finally {
     await client.end();
   }
+}
+
+/** The search_headers upsert of one file (setSearchHeaders, setBlobAnalyses). */
+function searchHeadersUpsert(blobId: string, version: number, columns: Record<string, Buffer | null>): { text: string; values: unknown[] } {
+  const names = Object.keys(columns);
+  for (const n of names) if (!SEARCH_COLUMNS.has(n)) throw new Error(`unknown search column ${n}`);
+  // Replaces the whole row, as SQLite's INSERT OR REPLACE: columns not given become NULL. The
+  // upsert fires search_headers_indexed (INSERT OR UPDATE), which marks the file's messages.
+  return {
+    text: `INSERT INTO search_headers (blob_id, version${names.map((n) => ', ' + n).join('')}) VALUES ($1, $2${names.map((_, i) => `, $${i + 3}`).join('')})
+       ON CONFLICT (blob_id) DO UPDATE SET version = excluded.version${SEARCH_COLUMN_LIST.map((n) => `, ${n} = excluded.${n}`).join('')}`,
+    values: [blobId, version, ...names.map((n) => columns[n])],
+  };
 }

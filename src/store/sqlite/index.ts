@@ -225,6 +225,18 @@ export class SqliteStore implements Store {
     this.q(`INSERT OR REPLACE INTO search_headers (blob_id, version${names.map((n) => ', ' + n).join('')}) VALUES (?, ?${names.map(() => ', ?').join('')})`).run(blobId, version, ...names.map((n) => columns[n]));
   }
 
+  async setBlobAnalyses(entries: { blobId: string; info: string; searchVersion: number; searchColumns: Record<string, Buffer | null> }[]) {
+    if (entries.length === 0) return;
+    for (const e of entries) for (const n of Object.keys(e.searchColumns)) if (!SEARCH_COLUMNS.has(n)) throw new Error(`unknown search column ${n}`);
+    this.#transient(() => {
+      for (const e of entries) {
+        this.q('INSERT OR REPLACE INTO blob_meta (blob_id, info) VALUES (?, ?)').run(e.blobId, e.info);
+        const names = Object.keys(e.searchColumns);
+        this.q(`INSERT OR REPLACE INTO search_headers (blob_id, version${names.map((n) => ', ' + n).join('')}) VALUES (?, ?${names.map(() => ', ?').join('')})`).run(e.blobId, e.searchVersion, ...names.map((n) => e.searchColumns[n]));
+      }
+    });
+  }
+
   async blobsWithoutSearchHeaders(limit: number) {
     return this.q('SELECT DISTINCT blob_id FROM messages WHERE header_indexed = 0 LIMIT ?').pluck(true).all(limit) as string[];
   }
