@@ -91,6 +91,8 @@ export interface CrashRunResult {
   /** 'web': cut requests sent again with their Idempotency-Key, and how many were answered as replays. */
   retried?: number;
   replayed?: number;
+  /** 'web': of `duplicated`, those whose request had been cut and sent again with the same key. */
+  duplicatedRetries?: string[];
   wallMs: number;
 }
 
@@ -501,5 +503,5 @@ export async function runCrashHarness(o: CrashRunOptions): Promise<CrashRunResul
   const danglingRows = [...referenced].filter((id) => !existsSync(path.join(blobDir, id.slice(0, 2), id))).length;
   const orphanFiles = [...files].filter((f) => !referenced.has(f) && !candidates.has(f)).length;
 
-  return { sent, acknowledged: acked.size, cut: cutIds.size, cutButStored, kills, restarts, lost, corrupt, duplicated, unknown, danglingRows, orphanFiles, ...(o.mode === 'web' ? { retried, replayed } : {}), wallMs: Date.now() - t0 };
+  return { sent, acknowledged: acked.size, cut: cutIds.size, cutButStored, kills, restarts, lost, corrupt, duplicated, unknown, danglingRows, orphanFiles, ...(o.mode === 'web' ? { retried, replayed, duplicatedRetries: duplicated.filter((d) => cutIds.has(d.slice(d.indexOf(':') + 1))) } : {}), wallMs: Date.now() - t0 };
 }
