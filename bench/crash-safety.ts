@@ -18,7 +18,7 @@ try {
   const bad = r.lost.length + r.corrupt.length + dupBad + r.unknown.length + r.danglingRows + r.orphanFiles;
   console.log(
     [
-      `crash-safety (${values.mode}): ${r.sent} messages sent, ${r.acknowledged} acknowledged (250), ${r.cut} cut by a kill before the reply (${r.cutButStored} of them stored: committed, reply lost)`,
+      `crash-safety (${values.mode}): ${r.sent} messages sent, ${r.acknowledged} acknowledged (${values.mode === 'web' ? '201' : values.mode === 'append' ? 'tagged OK' : '250'}), ${r.cut} cut by a kill before the reply (${r.cutButStored} of them stored: committed, reply lost)`,
       ...(r.retried !== undefined ? [`  ${r.retried} cut requests sent again with their Idempotency-Key after the restart, ${r.replayed} of them answered as replays (Idempotent-Replayed)`] : []),
       `  ${r.kills} SIGKILLs, ${r.restarts} restarts, ${(r.wallMs / 1000).toFixed(1)} s wall`,
       `  lost ${r.lost.length}, corrupt/partial ${r.corrupt.length}, duplicated ${r.duplicated.length}, unknown ${r.unknown.length}, dangling rows ${r.danglingRows}, orphan files ${r.orphanFiles}`,

@@ -488,7 +488,7 @@ export async function runCrashHarness(o: CrashRunOptions): Promise<CrashRunResul
     unknown.push(...[...view.keys()].filter((id) => (id.startsWith('<crash-') || id.startsWith('crash-web-')) && !acked.has(id) && !cutIds.has(id)).map((k) => label + k));
   }
   // web: a cut request stored before the kill shows as a replay of its retry (or as a duplicate).
-  if (o.mode === 'web') cutButStored += replayed;
+  if (o.mode === 'web') cutButStored += replayed + new Set(duplicated.filter((d) => cutIds.has(d.slice(d.indexOf(':') + 1))).map((d) => d.slice(d.indexOf(':') + 1))).size;
   if (webRefusals.length) log(`web refusals (${webRefusals.length}): ${webRefusals.slice(0, 3).join(' | ')}`);
 
   // The store, stopped: rows ⇄ files.
