@@ -367,7 +367,8 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
   // IMAP: message semantics and the header search row are indexed once per stored message (at
   // delivery, or on first use).
   const index = new MessageIndex(store, blobs);
-  core.events.on('stored', (e: { blobId: string }) => {
+  core.events.on('stored', (e: { blobId: string; indexed?: boolean }) => {
+    if (e.indexed) return; // analysed at intake, recorded with the delivery (DeliveryRequest.analysis)
     index.ensureIndexed(e.blobId).catch((err) => logger.warn({ err: err.message, blobId: e.blobId }, 'message indexing failed; retried on first use'));
   });
   const imapServices = {

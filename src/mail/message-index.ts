@@ -3,8 +3,23 @@
 // never re-parse. The header search row (mail/header-index.ts) is recorded with the analysis.
 import { analyzeMessage, type MessageInfo } from '../mime/index.js';
 import type { MessageFiles } from '../store/message-files.js';
-import type { Store } from '../store/types.js';
+import type { DeliveryAnalysis, Store } from '../store/types.js';
 import { HEADER_INDEX_VERSION, headerIndexRow } from './header-index.js';
+
+/**
+ * A message's analysis and header search row computed from its bytes at intake, for the delivery
+ * to record in its own transaction (DeliveryRequest.analysis) — the records ensureIndexed would
+ * otherwise write after the delivery, reading and parsing the file again. Null when the message
+ * cannot be analysed (it is then indexed on first use, as before).
+ */
+export function deliveryAnalysis(raw: Buffer): { info: MessageInfo; analysis: DeliveryAnalysis } | null {
+  try {
+    const info = analyzeMessage(raw);
+    return { info, analysis: { info: JSON.stringify(info), searchHeaders: { version: HEADER_INDEX_VERSION, columns: headerIndexRow(info, raw) } } };
+  } catch {
+    return null;
+  }
+}
 
 export class MessageIndex {
   private readonly cache = new Map<string, MessageInfo>();

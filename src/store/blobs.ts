@@ -99,7 +99,7 @@ export class BlobStore implements MessageFiles {
       await rm(tmp, { force: true });
       throw e;
     }
-    const release = () => this.releaser.release(id, token);
+    const put = this.releaser.putBlob(id, size, token);
     // P3: the copy becomes the file.
     const final = this.pathOf(id);
     try {
@@ -108,10 +108,10 @@ export class BlobStore implements MessageFiles {
       await syncDir(path.dirname(final));
     } catch (e) {
       await rm(tmp, { force: true });
-      void release();
+      void put.release();
       throw e;
     }
-    return { id, size, release };
+    return put;
   }
 
   private async pin(id: string, token: string): Promise<void> {

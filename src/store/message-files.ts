@@ -21,7 +21,9 @@
 //      fsync; PostgreSQL: in P2's transaction)        (unlink + directory fsync); else abandoned
 //   P4 the caller commits the referencing rows     C3 forgetBlobGarbage(X, S)
 //   P5 release(): the pin goes (batched; a pin
-//      not released expires after pinMs)
+//      not released expires after pinMs), or
+//      in P4's own transaction (the MX's delivery:
+//      DeliveryRequest.releasePins)
 // In PostgreSQL (PgMessageFiles), C1–C3 are one transaction and P2–P3 one statement, each under
 // the id's advisory lock (postgres/blob-pins.ts): no claim is left between them, so e and f do
 // not arise and (2) below does not apply.
@@ -72,6 +74,13 @@ export interface PutBlob extends BlobInfo {
    * pin is gone from the store; callers need not wait for it.
    */
   release(): Promise<void>;
+  /**
+   * The put's pin (blob_pins), for the transaction that references the file to drop in its own
+   * commit (DeliveryRequest.releasePins: no transaction of its own for the release). Once that
+   * transaction committed, call releasedByCommit(): release() then does nothing.
+   */
+  readonly pin: { blobId: string; token: string };
+  releasedByCommit(): void;
 }
 
 /** Whether a stored file is sealed (encryption at rest, docs/encryption.md), and by which keys. */
@@ -138,6 +147,18 @@ export class PinReleaser {
     private readonly store: Pick<BlobMetaStore, 'unpinBlobs'>,
     private readonly onError: (err: unknown) => void = () => {},
   ) {}
+
+  /** The PutBlob of a put whose pin is (blobId, token). */
+  putBlob(blobId: string, size: number, token: string): PutBlob {
+    let done = false;
+    return {
+      id: blobId,
+      size,
+      pin: { blobId, token },
+      release: () => (done ? Promise.resolve() : ((done = true), this.release(blobId, token))),
+      releasedByCommit: () => void (done = true),
+    };
+  }
 
   release(blobId: string, token: string): Promise<void> {
     this.pending.push({ blobId, token });

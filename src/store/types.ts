@@ -73,7 +73,35 @@ export interface DeliveryRequest {
   markMessage?: { folderId: number; uid: number; keyword: string } | null;
   /** Patient conversations opened or closed by this message (policy/patient-service.ts), same transaction. */
   conversations?: PatientConversationChange[];
+  /**
+   * The message file's analysis, when the caller parsed the message already (the MX at intake,
+   * mail/message-index.ts deliveryAnalysis): its blob_meta JSON and its header search row, written
+   * in this transaction (as setBlobMeta and setSearchHeaders would, without commits of their own).
+   */
+  analysis?: DeliveryAnalysis | null;
+  /**
+   * The 'delivered' functional trace (docs/traces.md) recorded in this transaction for each local
+   * copy but the sender's own (senderCopy): detail { folder, uid, fromDomain } as Core.trace writes it.
+   */
+  deliveredTrace?: DeliveredTrace | null;
+  /**
+   * Pins of message-file puts (PutBlob.pin) dropped in this transaction: the file is referenced
+   * once it commits, so its put's protection ends with it (store/message-files.ts, P5) instead of
+   * in a transaction of its own. The caller then calls PutBlob.releasedByCommit().
+   */
+  releasePins?: { blobId: string; token: string }[];
 }
+
+/** A message file's analysis recorded with its delivery (DeliveryRequest.analysis). */
+export interface DeliveryAnalysis {
+  /** blob_meta.info: the MessageInfo JSON (mime/). */
+  info: string;
+  /** The header search row (mail/header-index.ts) at `version`. */
+  searchHeaders: { version: number; columns: Record<string, Buffer | null> };
+}
+
+/** The actor part of the 'delivered' traces of a delivery (DeliveryRequest.deliveredTrace). */
+export type DeliveredTrace = Omit<MailboxTrace, 'id' | 'mailboxId' | 'action' | 'detail'> & { fromDomain: string | null };
 
 /** What submission knows of a message it tracks (the rest comes from the DeliveryRequest). */
 export interface NewTracking {

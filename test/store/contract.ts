@@ -1457,6 +1457,36 @@ export function storeContract(engine: string, open: OpenStore): void {
           assert.notEqual(pinned, claimed, 'a pin and a removal claim of one file never both win, nor both lose');
         }
       });
+
+    // The MX's one commit per message (DeliveryRequest.analysis, deliveredTrace, releasePins):
+    // the file's analysis, its header search row, the 'delivered' traces and the end of the put's
+    // pin commit with the copies, or none of them does.
+    t('deliver() with the analysis, the delivered traces and the pins: all committed with the copies, nothing when it fails', async (s) => {
+      const p = s as Store & BlobHandshake;
+      const m = await mailbox(s);
+      const info = analyzeMessage(messages.c);
+      const analysis = { info: JSON.stringify(info), searchHeaders: { version: HEADER_INDEX_VERSION, columns: headerIndexRow(info, messages.c) } };
+      const deliveredTrace = { at: '2026-12-07T16:00:00.000Z', actorUserId: null, actorLogin: 'system', delegate: false, protocol: 'mx' as const, remote: '192.0.2.7', fromDomain: 'hopital.mssante.test' };
+      // A pinned file the delivery does not reference: once its pin is gone it can be claimed.
+      const other = blob('pin-released-by-delivery');
+      const now = Date.now();
+      assert.equal(await p.pinBlob(other, 'put-a', now, 600_000, 60_000), true);
+      const failing = local([m.id + 10_000], { blobId: blob('failing'), size: messages.c.length, analysis, deliveredTrace, releasePins: [{ blobId: other, token: 'put-a' }] });
+      await assert.rejects(s.deliver(failing), 'an unknown mailbox rejects');
+      assert.equal(await s.getBlobMeta(failing.blobId), undefined, 'no analysis without the copies');
+      assert.equal(await s.hasSearchHeaders(failing.blobId, HEADER_INDEX_VERSION), false, 'no search row without the copies');
+      assert.equal(await p.claimBlobRemoval(other, now + 1, 60_000), false, 'the pin stays when the delivery fails');
+      const req = local([m.id], { blobId: blob('analysed'), size: messages.c.length, analysis, deliveredTrace, releasePins: [{ blobId: other, token: 'put-a' }] });
+      const [copy] = await s.deliver(req);
+      assert.equal(await s.getBlobMeta(req.blobId), analysis.info, 'the analysis committed with the copy');
+      assert.equal(await s.hasSearchHeaders(req.blobId, HEADER_INDEX_VERSION), true, 'the search row too');
+      assert.ok(!(await s.blobsWithoutSearchHeaders(100_000)).includes(req.blobId), 'and the copy is marked indexed');
+      const traces = (await s.listTraces(m.id)).map(({ id, ...tr }) => tr);
+      assert.deepEqual(traces, [
+        { at: deliveredTrace.at, mailboxId: m.id, action: 'delivered', actorUserId: null, actorLogin: 'system', delegate: false, protocol: 'mx', remote: '192.0.2.7', detail: { folder: 'INBOX', uid: copy.uid, fromDomain: 'hopital.mssante.test' } },
+      ]);
+      assert.equal(await p.claimBlobRemoval(other, now + 2, 60_000), true, 'the pin ended with the commit');
+    });
   });
 
   // ---- one transaction: all or nothing ---------------------------------------------------------

@@ -109,7 +109,7 @@ export class PgMessageFiles implements MessageFiles {
       const token = randomUUID();
       await this.commit(id, size, staging, seq, last, token);
       staging = undefined; // renamed or dropped in the commit
-      return { id, size, release: () => this.releaser.release(id, token) };
+      return this.releaser.putBlob(id, size, token);
     } finally {
       if (staging) await this.pg.query('DELETE FROM blob_chunks WHERE blob_id = $1', [staging]).catch(() => {}); // else cleanTmp
     }
