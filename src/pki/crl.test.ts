@@ -126,4 +126,47 @@ describe('RevocationList', () => {
     assert.throws(() => RevocationList.parse(new Uint8Array([0x30, 0x80, 0, 0])), /indefinite length/);
     assert.throws(() => RevocationList.parse(new TextEncoder().encode('-----BEGIN X509 CRL-----')), CrlFormatError);
   });
+
+  test('mutated CRLs (seeded): each one is read or refused with CrlFormatError, never another error', async () => {
+    // The reader walks DER from the network (crl-refresh.ts): flipped, inserted, deleted and
+    // length-changed bytes of real CRLs must end in a parse or a CrlFormatError. A mutation that
+    // still parses must give a consistent list (size = entries that answer to their own serial).
+    const keys = await generateRsaKeyPair();
+    const listed = await x509.X509CrlGenerator.create({
+      issuer: 'CN=Fuzz CA',
+      thisUpdate: new Date(),
+      nextUpdate: new Date(Date.now() + 86400e3),
+      signingKey: keys.privateKey,
+      signingAlgorithm: SIGNING_ALG,
+      entries: [1, 2, 0x80, 0xff01, 0x1234567].map((n, i) => ({ serialNumber: n.toString(16).padStart(2, '0'), revocationDate: new Date(Date.now() - i * 3600e3), reason: i % 3 })),
+      extensions: [new x509.Extension(id_ce_cRLNumber, false, AsnConvert.serialize(new CRLNumber(3)))],
+    });
+    const seeds = [new Uint8Array(listed.rawData), new Uint8Array(await readFile(pki.intermediateCrlPath)), new Uint8Array(await readFile(pki.rootCrlPath))];
+    assert.equal(RevocationList.parse(seeds[0]!).size, 5);
+    let state = 20261207;
+    const rnd = (n: number) => {
+      state = (state * 1103515245 + 12345) >>> 0;
+      return state % n;
+    };
+    let parsed = 0;
+    for (let i = 0; i < 4000; i++) {
+      const b = [...seeds[i % seeds.length]!];
+      for (let k = 1 + rnd(4); k > 0; k--) {
+        const at = rnd(b.length);
+        const op = rnd(4);
+        if (op === 0) b[at] = rnd(256);
+        else if (op === 1) b.splice(at, 0, rnd(256));
+        else if (op === 2) b.splice(at, 1 + rnd(8));
+        else b[at] = [0x80, 0x81, 0x82, 0x84, 0xff, 0x00][rnd(6)]!; // length octets
+      }
+      try {
+        const l = RevocationList.parse(new Uint8Array(b));
+        parsed++;
+        for (const e of l.list()) assert.equal(l.findRevoked(e.serialHex), e, 'an entry answers to its own serial');
+      } catch (e) {
+        if (!(e instanceof CrlFormatError)) throw new Error(`mutation ${i}: ${(e as Error)?.stack ?? e}`);
+      }
+    }
+    assert.ok(parsed < 4000, 'mutations were refused');
+  });
 });

@@ -332,7 +332,8 @@ export class RevocationList {
         for (const e of exts) {
           if (e.oid === EXT.crlNumber) {
             const n = expect(readTlv(der, e.value.content, e.value.end, 'cRLNumber'), T.INTEGER, 'cRLNumber');
-            crlNumber = BigInt('0x' + hex(der, n.content, n.end));
+            // X.690 §8.3.1: an INTEGER has at least one content octet (serialOf refuses an empty one).
+            crlNumber = BigInt('0x' + serialOf(der, n));
           } else if (e.oid === EXT.authorityKeyIdentifier) {
             // AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] IMPLICIT OCTET STRING OPTIONAL, ... }
             const seq = expect(readTlv(der, e.value.content, e.value.end, 'authorityKeyIdentifier'), T.SEQUENCE, 'authorityKeyIdentifier');
