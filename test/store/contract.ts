@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it, type TestContext } from 'node:test';
+import pino from 'pino';
 import { fileURLToPath } from 'node:url';
 import { HEADER_INDEX_VERSION, headerIndexRow, indexedColumn, indexNeedle } from '../../src/mail/header-index.js';
 import { analyzeMessage } from '../../src/mime/index.js';
@@ -1767,6 +1768,41 @@ export function storeContract(engine: string, open: OpenStore): void {
       assert.equal(await k.countAuthFailures('login:claire.martin', 0), 0);
       assert.equal(await k.purgeAuthFailures(3_000), 1, "the 2 500 failure of 192.0.2.1");
       assert.equal(await k.countAuthFailures('addr:192.0.2.9', 0), 10);
+    });
+  });
+
+  // ---- notifications between the processes sharing the store ---------------------------------
+  area('notification channel', (t) => {
+    t('none, or channels that carry each payload to every subscriber of its name (the publisher too), refuse oversized payloads, and close', async (s) => {
+      const logger = pino({ level: 'silent' });
+      const a = s.openNotificationChannel({ logger });
+      if (!a) return; // the engine has none (SQLite: processes of one machine talk through the cluster primary)
+      const b = s.openNotificationChannel({ logger })!;
+      const name = `contract-${engine}-${next()}`;
+      const heard = { a: [] as string[], b: [] as string[], other: [] as string[] };
+      try {
+        assert.ok(a.maxPayloadBytes >= 1000 && typeof a.kind === 'string');
+        await a.subscribe(name, (p) => heard.a.push(p));
+        await b.subscribe(name, (p) => heard.b.push(p));
+        await b.subscribe(`${name}-other`, (p) => heard.other.push(p));
+        await assert.rejects(a.publish(name, 'é'.repeat(a.maxPayloadBytes)), RangeError, 'larger than maxPayloadBytes: refused');
+        await a.publish(name, '{"n":1}');
+        await b.publish(name, 'é'.repeat(Math.floor(a.maxPayloadBytes / 2)));
+        await a.publish(name, '{"n":3}');
+        const wait = async (ok: () => boolean, what: string) => {
+          for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 25));
+          assert.ok(ok(), what);
+        };
+        await wait(() => heard.a.length === 3 && heard.b.length === 3, 'every subscriber hears the three payloads');
+        assert.deepEqual(heard.a.map((p) => p.length), [7, Math.floor(a.maxPayloadBytes / 2), 7]);
+        assert.deepEqual(heard.a.filter((p) => p.startsWith('{')), ['{"n":1}', '{"n":3}'], "one publisher's payloads in order");
+        assert.deepEqual(heard.b, heard.a);
+        assert.deepEqual(heard.other, [], 'another name hears nothing');
+      } finally {
+        await a.close();
+        await b.close();
+      }
+      await assert.rejects(a.publish(name, 'x'), 'closed: publish rejects');
     });
   });
 
