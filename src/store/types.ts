@@ -445,6 +445,13 @@ export interface DeliveryStore {
    * concurrent callers (processes, nodes) never get the same item.
    */
   claimQueueItems(owner: string, now: number, limit: number, leaseMs: number): Promise<QueueItem[]>;
+  /**
+   * Extends to now+leaseMs the leases `owner` holds on `ids` and that have not expired at `now`
+   * (the heartbeat of a worker's attempts, so that a short lease covers a long attempt); one
+   * statement. Returns the ids renewed, ascending: one missing was completed, released, or its
+   * lease expired (then another owner may hold it) — its attempt must not go on as if it held it.
+   */
+  renewQueueItems(owner: string, ids: number[], now: number, leaseMs: number): Promise<number[]>;
   /** Gives back leased items not attempted (shutdown): their lease is cleared if `owner` holds it. */
   releaseQueueItems(owner: string, ids: number[]): Promise<void>;
   nextQueueAttempt(): Promise<number | undefined>;

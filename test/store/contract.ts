@@ -1738,6 +1738,27 @@ export function storeContract(engine: string, open: OpenStore): void {
       assert.deepEqual(await q.claimQueueItems('node-e', now + 1, 10, 60_000), []);
     });
 
+    t("renewQueueItems: only the owner's own unexpired claims move; a renewed claim outlives its first lease, a dead owner's is taken at its end", async (s) => {
+      const sender = await mailbox(s);
+      await drainQueue(s);
+      await s.deliver(local([], { senderMailboxId: sender.id, remote: ['a', 'b', 'c'].map((x) => remote(`${x}@peer.mssante.test`)) }));
+      const items = await s.listQueue({ status: 'queued' });
+      assert.equal(items.length, 3);
+      const now = Math.max(...items.map((i) => i.nextAttemptAt));
+      const [x, y] = (await s.claimQueueItems('live', now, 2, 60_000)).map((i) => i.id);
+      const [z] = (await s.claimQueueItems('dead', now, 10, 60_000)).map((i) => i.id);
+      assert.deepEqual(await s.renewQueueItems('live', [], now, 60_000), []);
+      assert.deepEqual(await s.renewQueueItems('live', [z, y, x], now + 50_000, 60_000), sortNum([x, y]), "renewed until now+110 000; another owner's claim does not move");
+      assert.deepEqual(await s.renewQueueItems('intruder', [x], now + 50_000, 600_000), [], 'not the owner: nothing moves');
+      assert.deepEqual((await s.claimQueueItems('successor', now + 60_000, 10, 60_000)).map((i) => i.id), [z], "at the first lease's end only the unrenewed claim is taken");
+      assert.deepEqual(await s.renewQueueItems('dead', [z], now + 60_000, 60_000), [], 'a claim another owner took is not renewed by the old one');
+      assert.deepEqual(await s.claimQueueItems('successor', now + 109_999, 10, 60_000), [], "the live owner's claims hold until now+110 000");
+      assert.deepEqual(await s.renewQueueItems('live', [x, y], now + 110_000, 60_000), [], 'expired (until <= now): not renewed, even though nobody took it yet');
+      assert.deepEqual(sortNum((await s.claimQueueItems('successor', now + 110_000, 10, 60_000)).map((i) => i.id)), sortNum([x, y]));
+      await s.completeQueueItems({ sent: [x, y, z], failed: [], deferred: [], dsns: [] });
+      assert.deepEqual(await s.renewQueueItems('successor', [x, y, z], now + 110_001, 60_000), [], 'completed items have no lease to renew');
+    });
+
     t('acquireLease / releaseLease: one holder, renewed by it, taken over after expiry; 10 candidates at once, one leader', async (s) => {
       const l = s;
       assert.equal(await l.acquireLease('queue-leader', 'a', 1_000, 10_000), true);
