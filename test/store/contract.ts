@@ -535,6 +535,7 @@ export function storeContract(engine: string, open: OpenStore): void {
       assert.deepEqual(await s.folderUids(f.id), [2]);
       const st = await s.folderStatus(f.id);
       assert.deepEqual([st.messages, st.deleted, st.uidNext], [1, 0, 5], 'UIDs are never reused');
+      assert.equal(st.highestModseq, await s.folderModseq(f.id), 'the status reports the modseq the expunge left');
     });
 
     t('copyMessages: UID mapping, UIDNEXT of the target, flags kept; a move expunges the source (RFC 6851 §3.3)', async (s) => {
