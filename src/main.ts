@@ -34,8 +34,6 @@ import { WebhookDispatcher } from './integration/webhooks.js';
 import { inboundDescriber } from './integration/inbound.js';
 import type { MessageFiles } from './store/message-files.js';
 import { ensurePrivateDir, exposedStatePaths } from './store/permissions.js';
-import { SqliteStore } from './store/sqlite/index.js';
-import { PgStore, redactUrl } from './store/postgres/index.js';
 import { openMessageFiles } from './store/open-message-files.js';
 import { StoreChannelTransport } from './relay/channel.js';
 import type { Store } from './store/types.js';
@@ -52,13 +50,14 @@ import { UsageMeter } from './audit/usage.js';
 import { startTracePurge } from './audit/traces.js';
 import { startMetricsServer, type MetricsServer } from './http/metrics-server.js';
 import { EventRelay, type RelayTransport } from './relay/index.js';
+import { openStore, StartupError } from './open-store.js';
+
+// The CLI's administration commands import these from open-store.ts without loading the operator.
+export { openStore, StartupError };
 
 /** Where `npm run build:webmail` (run by npm install and the first npm start) puts the webmail. */
 export const WEBMAIL_DIST = fileURLToPath(new URL('../webmail/dist', import.meta.url));
 
-export class StartupError extends Error {
-  override name = 'StartupError';
-}
 
 export interface Operator {
   config: Config;
@@ -104,24 +103,6 @@ function readRequired(file: string | undefined, what: string, setting: string): 
   }
 }
 
-/** Opens the store of an operator without starting anything (CLI administration commands). */
-export async function openStore(config: Config): Promise<Store> {
-  const st = config.store;
-  if (st.kind === 'sqlite') return SqliteStore.open(path.join(config.dataDir, 'caducee.sqlite'));
-  // PostgreSQL (issue 12): several processes and nodes of the operator share it (docs/configuration.md).
-  try {
-    return await PgStore.open(st.url!, { schema: st.schema, poolSize: st.poolSize, statementTimeoutMs: st.statementTimeoutMs, connectTimeoutMs: st.connectTimeoutMs });
-  } catch (e: any) {
-    // The driver's own words (a connection failure comes wrapped with the server's name: unwrapped, it is named once).
-    const detail = /^cannot connect to PostgreSQL/.test(e.message) && e.cause instanceof Error ? e.cause.message : e.message;
-    throw new StartupError(
-      `cannot open the PostgreSQL store at ${redactUrl(st.url!)} (schema ${st.schema}): ${detail}. ` +
-        `Check store.url (host, port, database, user; the password in PGPASSWORD or ~/.pgpass), that the server is up and accepts this host (pg_hba.conf), ` +
-        `and that the user may create the schema and its tables (or that a previous start migrated them)`,
-      { cause: e },
-    );
-  }
-}
 
 /**
  * How this process reaches the operator's other processes and nodes when the store says so: over a

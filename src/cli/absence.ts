@@ -6,7 +6,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { loadConfig } from '../config/index.js';
 import { CoreError, Core } from '../core/index.js';
 import { openDirectory } from '../directory/runtime.js';
-import { openStore } from '../main.js';
+import { openStore } from '../open-store.js';
 import { AbsenceSettingsService, type AbsenceActor, type AbsenceView } from '../policy/absence-service.js';
 
 const configOption = ['-c, --config <file>', 'operator configuration file (YAML or JSON; or CADUCEE_CONFIG)'] as const;

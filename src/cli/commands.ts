@@ -8,22 +8,11 @@ import path from 'node:path';
 import pino from 'pino';
 import { ConfigError, loadConfig } from '../config/index.js';
 import { Core, CoreError, GRANT_RIGHTS, MAILBOX_TYPES, type GrantRight, type MailboxType, type StructureIdType, type TraceOrigin } from '../core/index.js';
-import { prepareDemo, startDemo, type RunningDemo } from '../demo/space.js';
-import { openStore, startOperator, StartupError } from '../main.js';
-import { runPrimary, runWorker } from '../workers.js';
+import type { RunningDemo } from '../demo/space.js';
+// `start` and `demo` load the operator's services (main.ts, demo/, workers.ts) when they run:
+// the administration commands below only open the store.
+import { openStore, StartupError } from '../open-store.js';
 import { StoreConflictError } from '../store/sqlite/index.js';
-import { registerPkiCommands } from './pki.js';
-import { registerTrustCommands } from './trust.js';
-import { registerDirectoryCommands } from './directory.js';
-import { registerAbsenceCommands } from './absence.js';
-import { registerRulesCommands } from './rules.js';
-import { registerIndicatorsCommands } from './indicators.js';
-import { registerTraceCommands } from './traces.js';
-import { registerIntegrationCommands } from './integrations.js';
-import { registerXdmCommands } from './xdm.js';
-import { registerDnsCommands } from './dns.js';
-import { prettyDestination } from './pretty-log.js';
-import { ensureWebmailBuilt } from './webmail-build.js';
 
 function newProgram(): Command {
   return new Command().name('caducee').description('Caducée — an MSSanté operator').showHelpAfterError();
@@ -89,6 +78,7 @@ program
   .action(async (opts) => {
     try {
       const config = loadConfig(opts.config);
+      const [{ startOperator }, { runPrimary, runWorker }, { ensureWebmailBuilt }] = await Promise.all([import('../main.js'), import('../workers.js'), import('./webmail-build.js')]);
       // A worker forked by the primary below (the same command line): it runs the operator.
       if (cluster.isWorker) return void (await runWorker(config));
       if (config.http.webmailDir === undefined) ensureWebmailBuilt();
@@ -141,6 +131,7 @@ program
     try {
       const dir = path.resolve(opts.dir ?? mkdtempSync(path.join(os.tmpdir(), 'caducee-demo-')));
       if (opts.nodes !== undefined && !opts.postgres) throw new InvalidArgumentError('--nodes needs --postgres: the nodes of an operator share a PostgreSQL store');
+      const [{ prepareDemo, startDemo }, { ensureWebmailBuilt }, { prettyDestination }] = await Promise.all([import('../demo/space.js'), import('./webmail-build.js'), import('./pretty-log.js')]);
       const layout = await prepareDemo(dir, {
         peers: opts.peer,
         ports: opts.ephemeralPorts ? 'ephemeral' : 'fixed',
@@ -499,7 +490,6 @@ program
   );
 
 const audit = program.command('audit').description('audit trails: authentication (tail), functional traces per mailbox (mailbox, purge)');
-registerTraceCommands(audit, fail);
 audit
   .command('tail')
   .description('authentication audit trail (who, method, address, when — never a secret)')
@@ -516,14 +506,25 @@ audit
     }).catch(fail),
   );
 
-registerPkiCommands(program);
-registerTrustCommands(program);
-registerDirectoryCommands(program);
-registerAbsenceCommands(program, fail);
-registerRulesCommands(program, fail);
-registerIndicatorsCommands(program, fail);
-registerIntegrationCommands(program, { fail, withCore, cliContext, cliOrigin, print });
-registerXdmCommands(program);
-registerDnsCommands(program);
+// The other command groups, each in its own module with what it needs (policy, audit, PKI, …):
+// loaded when the command line names one of them, or all of them for help and unknown commands.
+// An administration command above (`mailbox list`, `user create`, …) loads none of them and
+// starts in about a second instead of four (each module is compiled and linked on every run).
+const groups: [names: string[], register: () => Promise<unknown>][] = [
+  [['audit'], async () => (await import('./traces.js')).registerTraceCommands(audit, fail)],
+  [['pki'], async () => (await import('./pki.js')).registerPkiCommands(program)],
+  [['trust'], async () => (await import('./trust.js')).registerTrustCommands(program)],
+  [['directory'], async () => (await import('./directory.js')).registerDirectoryCommands(program)],
+  [['absence'], async () => (await import('./absence.js')).registerAbsenceCommands(program, fail)],
+  [['rules'], async () => (await import('./rules.js')).registerRulesCommands(program, fail)],
+  [['indicators'], async () => (await import('./indicators.js')).registerIndicatorsCommands(program, fail)],
+  [['api-client', 'webhook'], async () => (await import('./integrations.js')).registerIntegrationCommands(program, { fail, withCore, cliContext, cliOrigin, print })],
+  [['xdm'], async () => (await import('./xdm.js')).registerXdmCommands(program)],
+  [['dns'], async () => (await import('./dns.js')).registerDnsCommands(program)],
+];
+const sub = process.argv[2];
+const own = new Set(program.commands.map((c) => c.name()).filter((n) => n !== 'audit'));
+// Registration order is help's order: every group in the order above.
+for (const [names, register] of groups) if (sub === undefined || !own.has(sub) || names.includes(sub)) await register();
 
 export { program };

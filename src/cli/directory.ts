@@ -14,9 +14,9 @@ import { displayName } from '../directory-model/entry.js';
 import { planPublication, publish, requestUrl } from '../directory/publish.js';
 import { openDirectory, openPublicationStore, openSnapshotWriter } from '../directory/runtime.js';
 import { DirectoryError, entrySummary, localEntry, PUBLIC, type SearchParams, type Viewer } from '../directory/service.js';
-// The operator (main.js: its store) is loaded only by the commands that read our mailboxes, so
-// that `caducee directory import` starts without the whole operator (start time and memory).
-const operator = () => import('../main.js');
+// The operator's store (open-store.ts) is loaded only by the commands that read our mailboxes, so
+// that `caducee directory import` starts without it (start time and memory).
+const operator = () => import('../open-store.js');
 import { DirectoryStoreError } from '../store/directory/snapshot-format.js';
 
 const configOption = ['-c, --config <file>', 'operator configuration file (YAML or JSON; or CADUCEE_CONFIG)'] as const;

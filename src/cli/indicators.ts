@@ -4,7 +4,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { IndicatorError, indicatorsCsv, indicatorsJson, monthlyIndicators, monthPeriod } from '../audit/indicators.js';
 import { loadConfig } from '../config/index.js';
-import { openStore } from '../main.js';
+import { openStore } from '../open-store.js';
 
 export function registerIndicatorsCommands(program: Command, fail: (e: unknown) => never): void {
   program

@@ -8,7 +8,7 @@ import { SecretBox } from '../auth/secret-box.js';
 import { loadConfig } from '../config/index.js';
 import { Core, CoreError, GRANT_RIGHTS, type GrantRight, type TraceOrigin } from '../core/index.js';
 import { registerWebhook, WebhookError } from '../integration/webhooks.js';
-import { openStore } from '../main.js';
+import { openStore } from '../open-store.js';
 
 export interface CliHelpers {
   fail: (e: unknown) => never;

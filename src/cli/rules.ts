@@ -6,7 +6,7 @@ import { loadConfig, type Config } from '../config/index.js';
 import { Core } from '../core/index.js';
 import { planPublication, publish } from '../directory/publish.js';
 import { openPublicationStore } from '../directory/runtime.js';
-import { openStore, rulesEngine } from '../main.js';
+import { openStore } from '../open-store.js';
 import type { RulesEngine, RulesReportRow } from '../policy/rules-engine.js';
 import { openMessageFiles } from '../store/open-message-files.js';
 import type { Store } from '../store/types.js';
@@ -58,6 +58,8 @@ async function withRules<T>(o: { config?: string }, fn: (r: RulesEngine) => Prom
     const logger = pino({ level: config.log.level }, pino.destination(2));
     // Notices go through Core.deliver: local recipients straight to their INBOX; remote ones are
     // queued, and the running operator's outbound worker sends them.
+    // The rules engine comes with the operator's services: loaded only by the commands that run it.
+    const { rulesEngine } = await import('../main.js');
     return await fn(rulesEngine(config, core, openMessageFiles(config, store), logger, unpublisher(config, store)));
   } finally {
     await store.close();

@@ -5,7 +5,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { purgeTraces, traceCsv, traceLine, TRACE_CSV_HEADER } from '../audit/traces.js';
 import { loadConfig } from '../config/index.js';
 import { Core } from '../core/index.js';
-import { openStore } from '../main.js';
+import { openStore } from '../open-store.js';
 
 /** A day (YYYY-MM-DD, midnight UTC) or an ISO 8601 instant with its zone, as an ISO instant. */
 function instant(option: string, v: string | undefined): string | undefined {

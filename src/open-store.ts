@@ -1,0 +1,32 @@
+// Opening an operator's store from its configuration, without loading the services (main.ts):
+// the CLI's administration commands (`caducee mailbox list`, `user create`, …) come through here
+// and start in a fraction of the time the whole operator takes to load.
+import path from 'node:path';
+import type { Config } from './config/index.js';
+import { SqliteStore } from './store/sqlite/index.js';
+import { PgStore, redactUrl } from './store/postgres/index.js';
+import type { Store } from './store/types.js';
+
+/** A start-up failure the administrator can mend (its message says what and how): printed as one line. */
+export class StartupError extends Error {
+  override name = 'StartupError';
+}
+
+/** Opens the store of an operator without starting anything (CLI administration commands). */
+export async function openStore(config: Config): Promise<Store> {
+  const st = config.store;
+  if (st.kind === 'sqlite') return SqliteStore.open(path.join(config.dataDir, 'caducee.sqlite'));
+  // PostgreSQL (issue 12): several processes and nodes of the operator share it (docs/configuration.md).
+  try {
+    return await PgStore.open(st.url!, { schema: st.schema, poolSize: st.poolSize, statementTimeoutMs: st.statementTimeoutMs, connectTimeoutMs: st.connectTimeoutMs });
+  } catch (e: any) {
+    // The driver's own words (a connection failure comes wrapped with the server's name: unwrapped, it is named once).
+    const detail = /^cannot connect to PostgreSQL/.test(e.message) && e.cause instanceof Error ? e.cause.message : e.message;
+    throw new StartupError(
+      `cannot open the PostgreSQL store at ${redactUrl(st.url!)} (schema ${st.schema}): ${detail}. ` +
+        `Check store.url (host, port, database, user; the password in PGPASSWORD or ~/.pgpass), that the server is up and accepts this host (pg_hba.conf), ` +
+        `and that the user may create the schema and its tables (or that a previous start migrated them)`,
+      { cause: e },
+    );
+  }
+}
