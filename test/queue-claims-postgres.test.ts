@@ -102,7 +102,9 @@ describe('queue workers of two nodes on a PostgreSQL queue', { skip: 'skip' in d
     await dead.close();
     const y = await enqueue('Longue attente');
     live.worker.start();
-    // The other node tries to claim while node 1's attempts run, until both are recorded.
+    // Once node 1 attempts both (the dead node's item after its lease, which anyone may take then),
+    // the other node tries to claim while those attempts run, until both are recorded.
+    await waitFor(() => data >= 2, 'node 1 sending both messages to the stalled node', 30_000);
     const stolen: number[] = [];
     let tries = 0;
     const done = await waitFor(async () => {
