@@ -236,6 +236,26 @@ async function timeCommands(t: Target, o: Options, log: (s: string) => void): Pr
     const set = lastUids.length && lastUids[lastUids.length - 1] - lastUids[0] === lastUids.length - 1 ? `${lastUids[0]}:${lastUids[lastUids.length - 1]}` : lastUids.join(',');
     await timed(`UID FETCH <last 50> (ENVELOPE)`, () => `UID FETCH ${set} (ENVELOPE)`, (r) => `${r.untaggedCount} FETCH responses`);
   }
+  // RFC 5267 update contexts: the cost of a flag change (one message, then all of them) without a
+  // context, then with one whose result is every message (FROM bernard) and one with no result.
+  if (lastUids.length) {
+    const one = lastUids[lastUids.length - 1];
+    // Each alternates adding and removing its keyword, so that every run changes the messages.
+    let flip1 = 0;
+    let flipAll = 0;
+    const store1 = () => `UID STORE ${one} ${flip1++ % 2 ? '-' : '+'}FLAGS ($Ctx)`;
+    const storeAll = () => `STORE 1:* ${flipAll++ % 2 ? '-' : '+'}FLAGS.SILENT ($CtxAll)`;
+    const events = (r: { untagged: string[] }) => `${r.untagged.filter((l) => /^\* ESEARCH/i.test(l)).length} ESEARCH`;
+    await timed('UID STORE <1 message> ±FLAGS, no context', store1, events, true);
+    await timed('STORE 1:* ±FLAGS.SILENT, no context', storeAll, events, true);
+    for (const q of ['UID SEARCH RETURN (UPDATE COUNT) FROM bernard', `UID SEARCH RETURN (UPDATE COUNT) SUBJECT ${RARE_WORD} KEYWORD $CtxAll`]) {
+      const r = await c.command(q, { keep: true });
+      if (r.status !== 'OK') throw new Error(`${q}: ${r.status} ${r.text}`);
+      log(`  ${t.name}: ${q}: ${f1(r.ms)} ms (${r.untagged.join(' ').slice(0, 60)})`);
+    }
+    await timed('UID STORE <1 message> ±FLAGS, 2 contexts', store1, events, true);
+    await timed('STORE 1:* ±FLAGS.SILENT, 2 contexts', storeAll, events, true);
+  }
   await c.logout();
   return { timings, rssAfterSelectKb };
 }

@@ -4,7 +4,7 @@
 //
 //   node --import tsx bench/mx-load.ts [--messages N] [--concurrency M] [--sizes 10k,1m]
 //                                      [--target caducee|postfix|both] [--json]
-//                                      [--workers N | --postgres URL [--nodes N]]
+//                                      [--workers N | --postgres URL [--nodes N]] [--cpu-prof DIR] [--encrypt]
 //
 // Operator B (Caducée) runs as: the demo in one process (default); `caducee start --workers N
 // --config <B's config>` on the prepared SQLite space (--workers); or `caducee demo --postgres URL
@@ -83,11 +83,15 @@ interface Options {
   /** B as `caducee demo --postgres` nodes: the server URL (a database is created on it). */
   postgres: string | undefined;
   nodes: number | undefined;
+  /** --workers only: run B under `node --cpu-prof --cpu-prof-dir DIR` (one .cpuprofile per process, written at exit). */
+  cpuProf: string | undefined;
+  /** `caducee demo --encrypt`: message files encrypted at rest (docs/encryption.md). */
+  encrypt: boolean;
 }
 
 function usage(msg: string): never {
   process.stderr.write(
-    `mx-load: ${msg}\nusage: node --import tsx bench/mx-load.ts [--messages N] [--concurrency M] [--sizes 10k,1m] [--target caducee|postfix|both] [--json] [--workers N | --postgres URL [--nodes N]]\n`,
+    `mx-load: ${msg}\nusage: node --import tsx bench/mx-load.ts [--messages N] [--concurrency M] [--sizes 10k,1m] [--target caducee|postfix|both] [--json] [--workers N | --postgres URL [--nodes N]] [--cpu-prof DIR] [--encrypt]\n`,
   );
   process.exit(2);
 }
@@ -113,6 +117,8 @@ function parseOptions(argv: string[]): Options {
       workers: { type: 'string' },
       postgres: { type: 'string' },
       nodes: { type: 'string' },
+      'cpu-prof': { type: 'string' },
+      encrypt: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     usage,
@@ -132,8 +138,12 @@ function parseOptions(argv: string[]): Options {
   if (nodes !== undefined && v.postgres === undefined) usage('--nodes needs --postgres URL (the nodes share a PostgreSQL database)');
   if (workers !== undefined && v.postgres !== undefined) usage('--workers is for the SQLite space; with --postgres use --nodes (each node is `caducee start --workers 1`)');
   if (v.postgres !== undefined && !/^postgres(ql)?:\/\//.test(v.postgres)) usage('--postgres takes a URL postgres://user@host:port/database (the server a bench database is created on)');
+  if (v['cpu-prof'] !== undefined && workers === undefined) usage('--cpu-prof needs --workers N (B as `caducee start`, profiled)');
+  if (v.encrypt && workers !== undefined) usage('--encrypt runs B as the demo (or --postgres nodes), not --workers');
   return {
+    encrypt: v.encrypt ?? false,
     workers,
+    cpuProf: v['cpu-prof'] !== undefined ? path.resolve(v['cpu-prof']) : undefined,
     postgres: v.postgres,
     nodes: v.postgres !== undefined ? (nodes ?? 1) : undefined,
     messages: int('messages', v.messages, MAX_MESSAGES),
@@ -656,9 +666,10 @@ const CADUCEE_BIN = path.resolve(import.meta.dirname, '../bin/caducee.js');
  * are up (the primary's 'workers started' line; with N = 1 the single process's 'operator
  * started') with the MX port the first worker announced.
  */
-async function startWorkers(config: string, workers: number, log: (s: string) => void): Promise<{ pid: number; mx: number; stderrTail: () => string; stop: () => Promise<void> }> {
-  log(`  starting: node bin/caducee.js start --workers ${workers} --config ${config}`);
-  const child = spawn(process.execPath, [CADUCEE_BIN, 'start', '--workers', String(workers), '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+async function startWorkers(config: string, workers: number, log: (s: string) => void, cpuProf?: string): Promise<{ pid: number; mx: number; stderrTail: () => string; stop: () => Promise<void> }> {
+  const nodeArgs = cpuProf ? ['--cpu-prof', '--cpu-prof-dir', cpuProf] : [];
+  log(`  starting: node ${nodeArgs.join(' ')}${nodeArgs.length ? ' ' : ''}bin/caducee.js start --workers ${workers} --config ${config}`);
+  const child = spawn(process.execPath, [...nodeArgs, CADUCEE_BIN, 'start', '--workers', String(workers), '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   let warnings = '';
   child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-16_384)));
@@ -755,6 +766,7 @@ async function main(): Promise<number> {
         : opts.postgres
           ? `${opts.nodes} node process(es) on PostgreSQL (\`caducee demo --postgres URL --nodes ${opts.nodes}\`; each node one process, \`caducee start --workers 1\`), connections round robin over the nodes' MX`
           : 'the demo in one process (SQLite)'
+    }${opts.encrypt ? '; message files encrypted at rest (caducee demo --encrypt)' : ''
     }`,
   );
   out(`  postfix      ${opts.targets.includes('postfix') ? postfixVersion() : '(not run)'}`);
@@ -786,7 +798,7 @@ async function main(): Promise<number> {
       let stop: () => Promise<void>;
       if (opts.workers !== undefined) {
         // B alone, as an operator runs it: `caducee start --workers N` on the prepared configuration.
-        const w = await startWorkers(b0.config, opts.workers, log);
+        const w = await startWorkers(b0.config, opts.workers, log, opts.cpuProf);
         ({ stderrTail, stop } = w);
         target = {
           name: 'Caducée',
@@ -799,7 +811,7 @@ async function main(): Promise<number> {
           serverPids: () => treePids(w.pid),
         };
       } else {
-        const demoArgs = pgDb ? ['--postgres', pgDb.url, '--nodes', String(opts.nodes ?? 1)] : [];
+        const demoArgs = [...(pgDb ? ['--postgres', pgDb.url, '--nodes', String(opts.nodes ?? 1)] : []), ...(opts.encrypt ? ['--encrypt'] : [])];
         const c = await startCaducee(layout.dir, { log, startupTimeoutMs: STARTUP_TIMEOUT_MS, demoArgs });
         stderrTail = c.stderrTail;
         stop = c.stop;

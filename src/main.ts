@@ -15,6 +15,7 @@ import { OutboundWorker } from './delivery/worker.js';
 import { loadTrustAnchors, type TrustAnchors } from './pki/index.js';
 import { serverTlsOptions } from './pki/tls-server.js';
 import { createImapServer, type ImapListener } from './imap/server.js';
+import { FolderSnapshots } from './imap/folder-snapshots.js';
 import { MessageIndex, startHeaderBackfill } from './mail/message-index.js';
 import { SubmissionPipeline } from './mail/submission.js';
 import { MailService } from './mail/service.js';
@@ -34,7 +35,7 @@ import { WebhookDispatcher } from './integration/webhooks.js';
 import { inboundDescriber } from './integration/inbound.js';
 import type { MessageFiles } from './store/message-files.js';
 import { ensurePrivateDir, exposedStatePaths } from './store/permissions.js';
-import { openMessageFiles } from './store/open-message-files.js';
+import { loadKeyRing, openMessageFiles } from './store/open-message-files.js';
 import { StoreChannelTransport } from './relay/channel.js';
 import type { Store } from './store/types.js';
 import { TrustService } from './trust/index.js';
@@ -206,7 +207,11 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
   // A failed pin release is harmless (the pin expires), but worth a warning.
   let blobs: MessageFiles;
   try {
-    blobs = openMessageFiles(config, store, { onError: (err) => logger.warn({ err }, 'message file pin release failed; it expires by itself') });
+    const keys = loadKeyRing(config);
+    blobs = openMessageFiles(config, store, { keys: keys ?? null, onError: (err) => logger.warn({ err }, 'message file pin release failed; it expires by itself') });
+    // docs/encryption.md: which key new message files are sealed with (the id, never the key).
+    if (keys) logger.info({ keyId: keys.currentId, keys: keys.keys.length }, 'message files encrypted at rest');
+    else logger.info('message files not encrypted at rest (store.encryption not configured)');
   } catch (e: any) {
     await store.close();
     throw new StartupError(e.message);
@@ -328,7 +333,8 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
   // IMAP: message semantics and the header search row are indexed once per stored message (at
   // delivery, or on first use).
   const index = new MessageIndex(store, blobs);
-  core.events.on('stored', (e: { blobId: string }) => {
+  core.events.on('stored', (e: { blobId: string; indexed?: boolean }) => {
+    if (e.indexed) return; // analysed at intake, recorded with the delivery (DeliveryRequest.analysis)
     index.ensureIndexed(e.blobId).catch((err) => logger.warn({ err: err.message, blobId: e.blobId }, 'message indexing failed; retried on first use'));
   });
   const imapServices = {
@@ -346,6 +352,7 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
     ca: caPem,
     appendLimit: config.smtp.maxMessageSize,
     defaultQuotaBytes: config.imap.defaultQuotaBytes,
+    snapshots: new FolderSnapshots(config.imap.snapshotMinMessages, config.imap.snapshotMaxMessages),
   };
   const imapLimits = { limiter: limiter(), preAuthSeconds: lim.preAuthSeconds, handshakeSeconds: lim.handshakeSeconds };
   const imap = createImapServer(imapServices, false, imapLimits);

@@ -67,6 +67,25 @@ describe('IMAP access, ACL and resynchronisation', () => {
     }
   });
 
+  test('LIST RETURN (MYRIGHTS) gives each mailbox the rights core grants (RFC 8440)', async () => {
+    const claire = layout.operators[0].users[0];
+    const s = await login(1);
+    try {
+      const lines = (await s.cmd('LIST "" "*" RETURN (MYRIGHTS)')).map((l) => l.trimEnd());
+      const delegated = `"Autres utilisateurs/${claire.addresses[0]}/INBOX"`;
+      // the secretary reads the physician's mailbox (grant "read") and owns her ORG mailbox
+      const i = lines.indexOf(`* LIST (\\HasNoChildren) "/" ${delegated}`);
+      assert.ok(i >= 0, lines.join('\n'));
+      assert.equal(lines[i + 1], `* MYRIGHTS ${delegated} lrs`);
+      assert.ok(lines.includes('* MYRIGHTS INBOX lrswipkxtea'), lines.join('\n'));
+      // \Noselect levels (the namespace prefixes) get no MYRIGHTS
+      assert.ok(!lines.some((l) => /^\* MYRIGHTS "?Autres utilisateurs"? /.test(l)), lines.join('\n'));
+      assert.match((await s.cmd('CAPABILITY')).join('\n'), / LIST-MYRIGHTS /);
+    } finally {
+      s.close();
+    }
+  });
+
   test('QUOTA per mailbox, and over-quota APPEND is refused with OVERQUOTA', async () => {
     const c = await login(0);
     try {

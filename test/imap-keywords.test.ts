@@ -4,65 +4,12 @@
 // sockets against the demo; every response stream is recorded and checked line by line.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../src/demo/space.js';
 import { tempDir, testLogger } from './helpers.js';
+import { connect } from './support/imap-stream.js';
 
 const SYSTEM = new Set(['\\answered', '\\flagged', '\\deleted', '\\seen', '\\draft', '\\recent']);
-
-/** An IMAP connection keeping the whole response stream (`lines`), for ordering assertions. */
-async function connect(port: number, ca: string) {
-  const socket = tls.connect({ host: '127.0.0.1', port, ca, servername: 'localhost' });
-  await new Promise<void>((resolve, reject) => (socket.once('secureConnect', () => resolve()), socket.once('error', reject)));
-  const lines: string[] = [];
-  let buf = '';
-  let wake: (() => void) | undefined;
-  socket.on('data', (d) => {
-    buf += d.toString('utf8');
-    let i;
-    while ((i = buf.indexOf('\r\n')) >= 0) {
-      lines.push(buf.slice(0, i));
-      buf = buf.slice(i + 2);
-    }
-    wake?.();
-  });
-  /** Resolves with the index of the first line at or after `from` matching `pred`. */
-  const waitLine = async (pred: (l: string) => boolean, from = 0, timeoutMs = 15000): Promise<number> => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const i = lines.findIndex((l, k) => k >= from && pred(l));
-      if (i >= 0) return i;
-      if (Date.now() > deadline) throw new Error(`no matching response line after ${timeoutMs} ms; got:\n${lines.slice(from).join('\n')}`);
-      await new Promise<void>((r) => {
-        wake = r;
-        setTimeout(r, 200);
-      });
-    }
-  };
-  await waitLine((l) => l.startsWith('* OK'));
-  let n = 0;
-  return {
-    lines,
-    waitLine,
-    /** Sends a command (raw, may hold a LITERAL+ literal); resolves with its response lines, tagged one last. */
-    async cmd(text: string): Promise<string[]> {
-      const tag = `t${++n}`;
-      const from = lines.length;
-      socket.write(`${tag} ${text}\r\n`);
-      const end = await waitLine((l) => l.startsWith(`${tag} `), from);
-      const out = lines.slice(from, end + 1);
-      assert.match(out.at(-1)!, new RegExp(`^${tag} OK`), `${text.split('\r\n')[0]}: ${out.join('\n')}`);
-      return out;
-    },
-    send(text: string) {
-      socket.write(text);
-    },
-    close() {
-      socket.destroy();
-    },
-  };
-}
 
 /** Keywords in a FLAGS list, lower-cased (system flags and \Recent left out). */
 const keywordsOf = (list: string) => list.split(' ').filter((f) => f && !SYSTEM.has(f.toLowerCase())).map((f) => f.toLowerCase());

@@ -6,7 +6,7 @@
 // subject or content: the message is read only to find its attachments.
 import type { Logger } from 'pino';
 import { analyzeMessage, type MessageInfo, type Part } from '../mime/index.js';
-import type { MailboxType } from '../model/index.js';
+import type { Mailbox, MailboxType } from '../model/index.js';
 import type { MessageFiles } from '../store/message-files.js';
 import type { BlobMetaStore, MailboxStore, UsageRow } from '../store/types.js';
 import type { Metrics } from './metrics.js';
@@ -117,12 +117,17 @@ export class UsageMeter {
   }
 
   /** A message received from another operator by the MX: one `received` row per local recipient mailbox. */
-  async received(m: { blobId: string; envelopeFrom: string; localMailboxIds: readonly number[] }): Promise<UsageRow[]> {
-    const t = await this.traits(m.blobId);
+  async received(m: { blobId: string; envelopeFrom: string; localMailboxIds: readonly number[]; info?: MessageInfo; mailboxes?: readonly Pick<Mailbox, 'id' | 'structureId' | 'type'>[] }): Promise<UsageRow[]> {
+    // `info`: the caller analysed the message already (the MX at intake; recorded with the delivery).
+    const t = m.info ? messageTraits(m.info) : await this.traits(m.blobId);
     const at = (this.o.now?.() ?? new Date()).toISOString();
     // A null reverse-path (a DSN, an automatic reply) comes from another operator's server.
     const peer = m.envelopeFrom ? remotePeer(m.envelopeFrom, this.o.patientDomain) : 'operator';
-    return (await this.owners(m.localMailboxIds)).map((r) => ({ at, ...r, flow: 'received' as const, peer, ...t }));
+    // `mailboxes`: the recipients' mailboxes the caller resolved already (the MX at DATA), not read again.
+    const owners = m.mailboxes
+      ? [...new Map(m.mailboxes.map((x) => [x.id, { structureId: x.structureId, mailboxType: x.type }])).values()]
+      : await this.owners(m.localMailboxIds);
+    return owners.map((r) => ({ at, ...r, flow: 'received' as const, peer, ...t }));
   }
 
   /** The delivery carrying `rows` was committed: the message counters move. */

@@ -2,7 +2,7 @@
 import { AuthError, Authenticator, hashNewPassword, type AdminContext } from '../auth/index.js';
 import { Command, InvalidArgumentError } from 'commander';
 import cluster from 'node:cluster';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
@@ -13,6 +13,7 @@ import type { RunningDemo } from '../demo/space.js';
 // the administration commands below only open the store.
 import { openStore, StartupError } from '../open-store.js';
 import { StoreConflictError } from '../store/sqlite/index.js';
+import { KeyRing, KeyRingError, writeKeyFile } from '../store/keyring.js';
 
 function newProgram(): Command {
   return new Command().name('caducee').description('Caducée — an MSSanté operator').showHelpAfterError();
@@ -22,7 +23,7 @@ const program = newProgram();
 
 /** Known errors print one clear line and exit 2; anything else is a bug and shows its stack. */
 function fail(e: any): never {
-  if (e instanceof ConfigError || e instanceof CoreError || e instanceof AuthError || e instanceof StartupError || e instanceof StoreConflictError || e instanceof InvalidArgumentError) {
+  if (e instanceof ConfigError || e instanceof CoreError || e instanceof AuthError || e instanceof StartupError || e instanceof StoreConflictError || e instanceof InvalidArgumentError || e instanceof KeyRingError) {
     process.stderr.write(`caducee: ${e.message}\n`);
   } else {
     process.stderr.write(`caducee: unexpected error: ${e?.stack ?? e}\n`);
@@ -126,6 +127,7 @@ program
   .option('--no-patients', 'no Mon espace santé stand-in')
   .option('--postgres <url>', 'keep every operator\'s store in this PostgreSQL database (postgres://user@host:port/database), a schema per operator; operator B then runs as node processes')
   .option('--nodes <n>', 'with --postgres: operator B runs as this many nodes (processes on one store), the others routing to each', parseNodes)
+  .option('--encrypt', 'encrypt message files at rest: a keyring in DIR/keyring.json (created once) as every operator\'s store.encryption.keyFile (docs/encryption.md)')
   .action(async (opts) => {
     let demo: RunningDemo | undefined;
     try {
@@ -142,7 +144,14 @@ program
       // For a person at a terminal: one readable line per record (JSON stays `caducee start`'s default).
       const pretty = prettyDestination(process.stderr, { hold: true });
       const logger = pino({ level: opts.json ? 'warn' : 'info' }, opts.json ? pino.destination(2) : pretty);
-      demo = await startDemo(layout, { logger, ...(opts.nodes !== undefined ? { nodes: opts.nodes } : {}) });
+      // --encrypt: one keyring for the space, outside the operators' data directories.
+      let configOverrides: Record<string, unknown> | undefined;
+      if (opts.encrypt) {
+        const keyFile = path.join(dir, 'keyring.json');
+        if (!existsSync(keyFile)) writeKeyFile(keyFile, KeyRing.generate(), { exclusive: true });
+        configOverrides = { store: { encryption: { keyFile } } };
+      }
+      demo = await startDemo(layout, { logger, configOverrides, ...(opts.nodes !== undefined ? { nodes: opts.nodes } : {}) });
       if (opts.json) process.stdout.write(JSON.stringify(demo.layout) + '\n');
       else printDemo(demo);
       pretty.release();
@@ -518,6 +527,7 @@ const groups: [names: string[], register: () => Promise<unknown>][] = [
   [['absence'], async () => (await import('./absence.js')).registerAbsenceCommands(program, fail)],
   [['rules'], async () => (await import('./rules.js')).registerRulesCommands(program, fail)],
   [['indicators'], async () => (await import('./indicators.js')).registerIndicatorsCommands(program, fail)],
+  [['keys'], async () => (await import('./keys.js')).registerKeysCommands(program, fail)],
   [['api-client', 'webhook'], async () => (await import('./integrations.js')).registerIntegrationCommands(program, { fail, withCore, cliContext, cliOrigin, print })],
   [['xdm'], async () => (await import('./xdm.js')).registerXdmCommands(program)],
   [['dns'], async () => (await import('./dns.js')).registerDnsCommands(program)],

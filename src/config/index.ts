@@ -50,6 +50,20 @@ export const configSchema = z
         blobs: z
           .discriminatedUnion('kind', [z.object({ kind: z.literal('files'), dir: z.string().min(1).optional() }).strict(), z.object({ kind: z.literal('postgres') }).strict()])
           .default({ kind: 'files' }),
+        /**
+         * Encryption at rest of the message files (docs/encryption.md): the keyring of
+         * key-encryption keys from `keyFile` (JSON, mode 0600, created by `caducee keys init`;
+         * keep it outside dataDir and its backups) or printed by `keyCommand` (argv, run at start
+         * without a shell: a KMS / HSM client). Neither: message files are written in plaintext.
+         */
+        encryption: z
+          .object({
+            keyFile: z.string().min(1).optional(),
+            keyCommand: z.array(z.string().min(1)).min(1).optional(),
+          })
+          .strict()
+          .refine((e) => !(e.keyFile && e.keyCommand), { message: 'store.encryption: keyFile or keyCommand, not both' })
+          .prefault({}),
       })
       .strict()
       .superRefine((st, ctx) => {
@@ -116,8 +130,12 @@ export const configSchema = z
       .object({
         /** Storage quota per mailbox (BAL) unless set on the mailbox, bytes (RFC 9208 STORAGE). */
         defaultQuotaBytes: z.number().int().positive().default(5 * 1024 * 1024 * 1024),
+        /** A folder with at least this many messages keeps a snapshot of its message list between SELECTs (issue 15, imap/folder-snapshots.ts). */
+        snapshotMinMessages: z.number().int().positive().default(2000),
+        /** Messages kept in all folder snapshots of the process at most (≈ 200 bytes each); 0: no snapshots. */
+        snapshotMaxMessages: z.number().int().nonnegative().default(500_000),
       })
-      .default({ defaultQuotaBytes: 5 * 1024 * 1024 * 1024 }),
+      .default({ defaultQuotaBytes: 5 * 1024 * 1024 * 1024, snapshotMinMessages: 2000, snapshotMaxMessages: 500_000 }),
     /** Resource limits per listener family (IMAP, SMTP MX, submission, HTTPS): docs/configuration.md. */
     limits: z
       .object({
@@ -427,6 +445,7 @@ const ENV: Record<string, (c: any, v: string) => void> = {
   CADUCEE_TRUST_LIST_SHA256: (c, v) => ((c.trust ??= {}).sha256 = v),
   CADUCEE_MAX_MESSAGE_SIZE: (c, v) => ((c.smtp ??= {}).maxMessageSize = num('CADUCEE_MAX_MESSAGE_SIZE', v)),
   CADUCEE_HTTP_PORT: (c, v) => ((c.listen ??= {}).http = num('CADUCEE_HTTP_PORT', v)),
+  CADUCEE_ENCRYPTION_KEY_FILE: (c, v) => (((c.store ??= {}).encryption ??= {}).keyFile = v),
   CADUCEE_SECRETS_KEY_FILE: (c, v) => ((c.auth ??= {}).secretsKeyFile = v),
   CADUCEE_OIDC_CLIENT_SECRET: (c, v) => (((c.auth ??= {}).oidc ??= {}).clientSecret = v),
   CADUCEE_HTTPS_PORT: (c, v) => ((c.listen ??= {}).https = num('CADUCEE_HTTPS_PORT', v)),
@@ -460,6 +479,7 @@ export function parseConfig(raw: unknown, baseDir = process.cwd(), source = 'con
   const c = result.data;
   c.dataDir = path.resolve(baseDir, c.dataDir);
   if (c.store.blobs.kind === 'files') c.store.blobs.dir = c.store.blobs.dir ? path.resolve(baseDir, c.store.blobs.dir) : path.join(c.dataDir, 'blobs');
+  if (c.store.encryption.keyFile) c.store.encryption.keyFile = path.resolve(baseDir, c.store.encryption.keyFile);
   for (const [a, b] of PATH_KEYS) {
     const sect = (c as any)[a];
     if (sect?.[b]) sect[b] = path.resolve(baseDir, sect[b]);

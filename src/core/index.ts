@@ -356,12 +356,25 @@ export class Core {
       const reports = await this.reportReader(req.blobId).catch(() => []);
       if (reports.length) req = { ...req, reports };
     }
-    const copies = await this.store.deliver(req);
-    if (copies.length) this.events.emit('stored', { blobId: req.blobId });
+    // docs/traces.md: the 'delivered' traces commit with the copies (one transaction, no commit of
+    // their own). The recipient's trace names neither the sending user nor their client's address
+    // (a correspondent's); a peer MX's address is the operator's, kept.
+    const deliveredTrace = {
+      at: new Date().toISOString(),
+      actorUserId: null,
+      actorLogin: 'system',
+      delegate: origin.protocol === 'cli',
+      protocol: origin.protocol,
+      remote: origin.protocol === 'mx' ? (origin.remote ?? null) : null,
+      fromDomain: req.envelopeFrom ? domainOf(req.envelopeFrom) : null,
+    };
+    const copies = await this.store.deliver({ ...req, deliveredTrace });
+    // `indexed`: the analysis committed with the copies, nothing left to index (main.ts).
+    if (copies.length) this.events.emit('stored', { blobId: req.blobId, indexed: !!req.analysis });
     for (const c of copies) this.events.emit('delivered', c satisfies MailboxEvent);
     if (req.remote.length) this.events.emit('queued');
     this.announceSubmissions(copies.submissionChanges);
-    await this.traceDelivery(req, copies, origin);
+    await this.traceSent(req, origin);
     return copies;
   }
 
@@ -371,27 +384,13 @@ export class Core {
   }
 
   /**
-   * The traces of a committed delivery: 'delivered' per local copy (its folder, its UID, the
-   * sending DOMAIN only: never the sender's address), 'sent' on the sending mailbox (how many
-   * recipients, never who).
+   * The 'sent' trace of a committed delivery on the sending mailbox (how many recipients, never
+   * who). The 'delivered' traces, per local copy (its folder, its UID, the sending DOMAIN only:
+   * never the sender's address), are committed with the delivery (DeliveryRequest.deliveredTrace).
    */
-  private async traceDelivery(req: DeliveryRequest, copies: DeliveredCopy[], origin: TraceOrigin): Promise<void> {
-    try {
-      const from = req.envelopeFrom ? domainOf(req.envelopeFrom) : null;
-      const at = new Date();
-      // The recipient's trace names neither the sending user nor their client's address (a
-      // correspondent's); a peer MX's address is the operator's, kept.
-      const delivery: TraceOrigin = { protocol: origin.protocol, remote: origin.protocol === 'mx' ? (origin.remote ?? null) : null };
-      for (const c of copies) {
-        if (c.sentCopy) continue; // the sender's own copy: the 'sent' trace below
-        const folder = await this.store.getFolderById(c.folderId);
-        await this.trace(c.mailboxId, 'delivered', delivery, { folder: folder?.name ?? null, uid: c.uid, fromDomain: from }, at);
-      }
-      if (req.senderMailboxId != null && origin.user)
-        await this.trace(req.senderMailboxId, 'sent', origin, { recipients: req.localMailboxIds.length + req.remote.length }, at);
-    } catch {
-      // bookkeeping only: the message is committed
-    }
+  private async traceSent(req: DeliveryRequest, origin: TraceOrigin): Promise<void> {
+    if (req.senderMailboxId != null && origin.user)
+      await this.trace(req.senderMailboxId, 'sent', origin, { recipients: req.localMailboxIds.length + req.remote.length });
   }
 
   // ---- activity (golden rules 1 and 2: when a mailbox is used; never content) ---------------

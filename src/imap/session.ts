@@ -15,11 +15,13 @@ import { authCommands, capabilities } from './commands/auth.js';
 import { writeFlagList, type Handlers, type ImapServices, type SessionContext, type SessionState } from './commands/context.js';
 import { endIdle, idleCommands, pushIdleUpdates } from './commands/idle.js';
 import { mailboxCommands } from './commands/mailboxes.js';
-import { selectedCommands } from './commands/selected.js';
+import { fetchNewMessages, notifyCommands, sendNotifyStatus, type NotifyState } from './commands/notify.js';
+import { refreshSearchUpdates, selectedCommands } from './commands/selected.js';
 import { bad, ImapError, no } from './errors.js';
 import type { UserNamespace } from './namespace.js';
 import { CommandParser, type ParserEvent } from './protocol/parser.js';
 import type { Command } from './protocol/types.js';
+import type { SearchUpdates } from './search-updates.js';
 import type { FolderView, ViewUpdate } from './view.js';
 
 export type { ImapServices } from './commands/context.js';
@@ -38,7 +40,7 @@ const connectionCommands = {
  * Every command's handler but STARTTLS (it replaces the socket: ImapSession.startTls); a
  * command without a handler is a type error here.
  */
-const HANDLERS: Handlers<Exclude<Command['name'], 'STARTTLS'>> = { ...connectionCommands, ...authCommands, ...mailboxCommands, ...aclCommands, ...idleCommands, ...selectedCommands };
+const HANDLERS: Handlers<Exclude<Command['name'], 'STARTTLS'>> = { ...connectionCommands, ...authCommands, ...mailboxCommands, ...aclCommands, ...idleCommands, ...selectedCommands, ...notifyCommands };
 
 export class ImapSession implements SessionContext {
   private socket: Socket;
@@ -51,16 +53,46 @@ export class ImapSession implements SessionContext {
   view?: FolderView;
   readonly enabled = new Set<string>();
   savedSearch: number[] = [];
+  searchUpdates?: SearchUpdates;
+  notify?: NotifyState;
+  /** RFC 5465 notifications being sent between commands (a command waits for them). */
+  private notifying?: Promise<void>;
   readonly idle = { tag: null as string | null, pushing: false, again: false };
-  readonly log: Logger;
+  /** The session's child logger, made at its first use (issue 15: an idling session keeps no logger). */
+  private logger?: Logger;
   private readonly queue: ParserEvent[] = [];
   private busy = false;
   private lineWaiter?: (line: string) => void;
   private closed = false;
   private saslServer?: SaslServer;
   private readonly onChange = (e: { folderId: number }) => {
+    if (this.notify) this.onNotifyChange(e.folderId);
     if (this.idle.tag && this.view && e.folderId === this.view.folderId) void this.push();
   };
+
+  /**
+   * RFC 5465 §3.1: with NOTIFY the client listens "all the time": a change to a watched folder is
+   * reported at once when no command runs (else at the end of the running one), and a change to
+   * the selected folder too with SELECTED (SELECTED-DELAYED: without EXPUNGE, §6.1.2). Pushes are
+   * chained and a command waits for them, so that responses never interleave.
+   */
+  private onNotifyChange(folderId: number) {
+    const n = this.notify!;
+    const selected = this.view?.folderId === folderId;
+    if (!selected && n.watched.has(folderId)) n.pending.add(folderId);
+    else if (!(selected && n.selected)) return;
+    if (this.busy || this.state === 'logout') return; // reported at the end of the running command
+    if (selected && this.idle.tag) return; // the IDLE push reports it
+    const run = async () => {
+      if (this.busy || this.closed || this.notify !== n) return;
+      if (selected && n.selected && this.view?.folderId === folderId) await this.flushUpdates(!n.selected.delayed);
+      else await sendNotifyStatus(this);
+    };
+    const p = (this.notifying ?? Promise.resolve()).then(run).catch((e) => this.log.warn({ err: e?.message }, 'NOTIFY update failed; the client sees the changes at its next command'));
+    this.notifying = p.finally(() => {
+      if (this.notifying === p) this.notifying = undefined;
+    });
+  }
   /**
    * 'resync' (src/relay): events from other processes or nodes may have been missed (a
    * reconnection), or the safety poll: an idling session compares its folder's HIGHESTMODSEQ
@@ -82,7 +114,6 @@ export class ImapSession implements SessionContext {
   ) {
     this.socket = socket;
     this.remote = socket.remoteAddress ?? null;
-    this.log = s.logger.child({ component: 'imap', session: id });
     this.attach(socket);
     s.core.events.on('delivered', this.onChange);
     s.core.events.on('folder-changed', this.onChange);
@@ -109,6 +140,10 @@ export class ImapSession implements SessionContext {
     this.s.core.events.off('delivered', this.onChange);
     this.s.core.events.off('folder-changed', this.onChange);
     this.s.core.events.off('resync', this.onResync);
+  }
+
+  get log(): Logger {
+    return (this.logger ??= this.s.logger.child({ component: 'imap', session: this.id }));
   }
 
   write(data: string | Buffer) {
@@ -196,6 +231,7 @@ export class ImapSession implements SessionContext {
           this.write((p.code === 'BADCHARSET' ? no('BADCHARSET (US-ASCII UTF-8)', p.message) : bad(p.code, p.message)).response(p.tag ?? '*'));
           continue;
         }
+        if (this.notifying) await this.notifying;
         await this.execute(p.tag, p.command);
         // The parser pauses after STARTTLS, AUTHENTICATE, IDLE and ENABLE; carry on with what
         // the client pipelined, now that the mode is set.
@@ -258,7 +294,7 @@ export class ImapSession implements SessionContext {
   private allowedIn(name: Command['name']): boolean {
     const any = ['CAPABILITY', 'NOOP', 'LOGOUT', 'ID'];
     const notauth = ['STARTTLS', 'LOGIN', 'AUTHENTICATE'];
-    const selected = ['CLOSE', 'UNSELECT', 'EXPUNGE', 'UID EXPUNGE', 'CHECK', 'SEARCH', 'UID SEARCH', 'FETCH', 'UID FETCH', 'STORE', 'UID STORE', 'COPY', 'UID COPY', 'MOVE', 'UID MOVE', 'SORT', 'UID SORT', 'THREAD', 'UID THREAD'];
+    const selected = ['CLOSE', 'UNSELECT', 'EXPUNGE', 'UID EXPUNGE', 'CHECK', 'SEARCH', 'UID SEARCH', 'FETCH', 'UID FETCH', 'STORE', 'UID STORE', 'COPY', 'UID COPY', 'MOVE', 'UID MOVE', 'SORT', 'UID SORT', 'THREAD', 'UID THREAD', 'CANCELUPDATE'];
     if (any.includes(name)) return true;
     if (this.state === 'notauth') return notauth.includes(name);
     if (notauth.includes(name)) return false;
@@ -274,19 +310,30 @@ export class ImapSession implements SessionContext {
   }
 
   async flushUpdates(allowExpunge: boolean) {
+    if (this.notify) await sendNotifyStatus(this); // RFC 5465: other folders' changes seen meanwhile
     if (!this.view) return;
+    const known = this.view.messages.length;
     const updates = await this.view.refresh(this.s.store, allowExpunge, await this.s.store.folderModseq(this.view.folderId));
     this.writeUpdates(updates);
+    // RFC 5267 §4.3.2: ADDTO / REMOVEFROM with the FETCH and EXISTS responses that caused them.
+    await refreshSearchUpdates(this);
+    // RFC 5465 §5.2: the FETCH asked for with MessageNew, after EXISTS and any ADDTO.
+    if (this.notify?.selected?.fetch && updates.some((u) => u.kind === 'exists')) {
+      await fetchNewMessages(this, known - updates.filter((u) => u.kind === 'expunge').length + 1);
+    }
   }
 
   private writeUpdates(updates: ViewUpdate[]) {
+    // RFC 5267 §4.3.4: REMOVEFROM for expunged messages before the EXPUNGE (or VANISHED) itself.
+    const gone = updates.flatMap((u) => (u.kind === 'expunge' ? [{ uid: u.uid, seq: u.seq }] : []));
+    if (gone.length && this.searchUpdates?.view === this.view) this.searchUpdates!.expunging(gone, (l) => this.write(l));
     for (const u of updates) {
       // RFC 7162 §3.2.10: with QRESYNC enabled, VANISHED replaces EXPUNGE.
       if (u.kind === 'keywords') writeFlagList(this, this.view!);
       else if (u.kind === 'expunge') this.write(this.qresync ? `* VANISHED ${u.uid}\r\n` : `* ${u.seq} EXPUNGE\r\n`);
       else if (u.kind === 'exists') {
         this.write(`* ${u.count} EXISTS\r\n`);
-        if (!this.rev2) this.write(`* ${this.view!.messages.filter((m) => m.recent).length} RECENT\r\n`);
+        if (!this.rev2) this.write(`* ${this.view!.recentCount} RECENT\r\n`);
       } else this.write(`* ${u.seq} FETCH (UID ${u.msg.uid} FLAGS (${this.flagsOut(u.msg).join(' ')})${this.condstore ? ` MODSEQ (${u.msg.modseq})` : ''})\r\n`);
     }
   }

@@ -11,7 +11,27 @@ export interface SortItem {
   info: MessageInfo;
 }
 
-function sentTime(i: SortItem): number {
+/** The MessageInfo fields SORT compares. */
+type SortFields = Pick<MessageInfo, 'sentDate' | 'size' | 'baseSubject' | 'fromSort' | 'toSort' | 'ccSort' | 'displayFrom' | 'displayTo'>;
+
+/** What SORT needs of a message (a SortItem, or the slim copy an update context keeps). */
+export interface Sortable {
+  uid: number;
+  internalDate: string;
+  info: SortFields;
+}
+
+/** A copy of `i` holding only what SORT compares (kept by RFC 5267 update contexts). */
+export function slimSortable(i: Sortable): Sortable {
+  const f = i.info;
+  return {
+    uid: i.uid,
+    internalDate: i.internalDate,
+    info: { sentDate: f.sentDate, size: f.size, baseSubject: f.baseSubject, fromSort: f.fromSort, toSort: f.toSort, ccSort: f.ccSort, displayFrom: f.displayFrom, displayTo: f.displayTo },
+  };
+}
+
+function sentTime(i: Sortable): number {
   // RFC 5256 §2.2: the sent date, or the internal date when the Date: header is missing or invalid.
   const t = i.info.sentDate ? Date.parse(i.info.sentDate) : NaN;
   return Number.isNaN(t) ? Date.parse(i.internalDate) : t;
@@ -29,7 +49,7 @@ const TEXT_KEY_FIELD = {
   DISPLAYTO: 'displayTo',
 } as const satisfies Record<Exclude<SortKey['key'], 'ARRIVAL' | 'DATE' | 'SIZE'>, keyof MessageInfo>;
 
-function compareKey(k: SortKey['key'], a: SortItem, b: SortItem): number {
+function compareKey(k: SortKey['key'], a: Sortable, b: Sortable): number {
   switch (k) {
     case 'ARRIVAL':
       return Date.parse(a.internalDate) - Date.parse(b.internalDate);
@@ -44,14 +64,21 @@ function compareKey(k: SortKey['key'], a: SortItem, b: SortItem): number {
   }
 }
 
+/**
+ * The SORT order of two messages (RFC 5256 §3): the keys in turn, REVERSE inverting one key; ties
+ * in sequence order, which is UID order (compared by UID so that an order kept across changes of
+ * sequence numbers, RFC 5267 update contexts, stays the same).
+ */
+export function compareSortItems(a: Sortable, b: Sortable, keys: SortKey[]): number {
+  for (const k of keys) {
+    const c = compareKey(k.key, a, b);
+    if (c !== 0) return k.reverse ? -c : c;
+  }
+  return a.uid - b.uid; // RFC 5256 §3: ties in sequence order
+}
+
 export function sortItems(items: SortItem[], keys: SortKey[]): SortItem[] {
-  return [...items].sort((a, b) => {
-    for (const k of keys) {
-      const c = compareKey(k.key, a, b);
-      if (c !== 0) return k.reverse ? -c : c;
-    }
-    return a.seq - b.seq; // RFC 5256 §3: ties in sequence order
-  });
+  return [...items].sort((a, b) => compareSortItems(a, b, keys));
 }
 
 /** A thread tree node: a message, or a placeholder (dummy) for a referenced but absent message. */

@@ -33,19 +33,48 @@ export class FolderView {
    * the client records the FLAGS list, so no FETCH may show a flag outside it.
    */
   private announced = new Map<string, string>();
+  /**
+   * UIDs whose flags changed or that appeared since the last takeChanged(), recorded only while
+   * an RFC 5267 update context needs them (search-updates.ts); undefined otherwise.
+   */
+  private changed?: Set<number>;
 
   constructor(
     readonly folderId: number,
     readonly mailboxId: number,
     readonly readOnly: boolean,
     readonly uidValidity: number,
-    /** The folder's messages in UID order, owned by the view from now on (fresh rows from the store). */
+    /**
+     * The folder's messages in UID order: the array is the view's from now on; the messages may be
+     * shared with other views (folder-snapshots.ts), so the view never edits one in place.
+     */
     msgs: FolderMessage[],
     modseq: number,
   ) {
     this.messages = msgs;
     this.modseq = modseq;
-    this.announceNew(this.messages.map((m) => m.flags));
+    // Messages with the same flags mostly share one array (the store reads them so): each distinct
+    // array is looked at once (a big folder has a handful).
+    this.announceNew(new Set(msgs.map((m) => m.flags)));
+  }
+
+  /** Sequence number of the first message without \Seen (SELECT's [UNSEEN n]), 0 when none. */
+  firstUnseen(): number {
+    const seen = new Map<string[], boolean>();
+    for (let i = 0; i < this.messages.length; i++) {
+      const f = this.messages[i].flags;
+      let s = seen.get(f);
+      if (s === undefined) seen.set(f, (s = f.some((x) => x.toLowerCase() === '\\seen')));
+      if (!s) return i + 1;
+    }
+    return 0;
+  }
+
+  /** Messages with \Recent in this session (RECENT). */
+  get recentCount(): number {
+    let n = 0;
+    for (const m of this.messages) if (m.recent) n++;
+    return n;
   }
 
   /** The flag list to send in FLAGS (and, with \\*, in PERMANENTFLAGS): system flags, then every keyword announced. */
@@ -94,11 +123,23 @@ export class FolderView {
 
   /** Records a change this session made itself (so it is not reported again). */
   applyOwnFlags(uid: number, flags: string[], modseq: number): void {
-    const m = this.byUidGet(uid);
-    if (m) {
-      m.flags = flags;
-      m.modseq = modseq;
-    }
+    const seq = this.seqOf(uid);
+    // Sessions share message objects with the folder snapshot: replace, never edit in place.
+    if (seq !== undefined) this.messages[seq - 1] = { ...this.messages[seq - 1], flags, modseq };
+    if (seq !== undefined) this.changed?.add(uid);
+  }
+
+  /** Starts (or stops) recording which messages change (RFC 5267 update contexts). */
+  trackChanges(on: boolean): void {
+    this.changed = on ? (this.changed ?? new Set()) : undefined;
+  }
+
+  /** The UIDs recorded since the last call (flags changed, or new), and starts afresh. */
+  takeChanged(): number[] {
+    if (!this.changed || this.changed.size === 0) return [];
+    const out = [...this.changed];
+    this.changed.clear();
+    return out;
   }
 
   /** Removes messages this session expunged itself; returns their sequence numbers, highest first (each valid when announced, RFC 9051 §7.5.1). */
@@ -128,11 +169,13 @@ export class FolderView {
       const changed = await store.changedSince(this.folderId, this.modseq);
       const maxUid = this.messages.length ? this.messages[this.messages.length - 1].uid : 0;
       for (const c of changed) {
-        const known = this.byUidGet(c.uid);
-        if (known) {
-          if (!sameFlags(known.flags, c.flags)) flagged.push(known);
-          known.flags = c.flags;
-          known.modseq = c.modseq;
+        const seq = this.seqOf(c.uid);
+        if (seq !== undefined) {
+          // A new object: the old one may be shared with other views (folder-snapshots.ts).
+          const known = this.messages[seq - 1];
+          const updated = { ...known, flags: c.flags, modseq: c.modseq };
+          this.messages[seq - 1] = updated;
+          if (!sameFlags(known.flags, c.flags)) flagged.push(updated);
         } else if (c.uid > maxUid) added.push({ ...c });
       }
       this.modseq = highestModseq;
@@ -147,6 +190,7 @@ export class FolderView {
     // RFC 9051 §7.3.5: keywords set by other sessions or carried by new messages are announced
     // by FLAGS before the FETCH responses below (and any later FETCH of the new messages).
     if (this.announceNew([...flagged, ...added].map((m) => m.flags))) updates.push({ kind: 'keywords', flags: this.flagList });
+    for (const m of [...flagged, ...added]) this.changed?.add(m.uid);
     for (const m of flagged) {
       const seq = this.seqOf(m.uid);
       if (seq !== undefined) updates.push({ kind: 'flags', seq, msg: m });

@@ -3,8 +3,23 @@
 // never re-parse. The header search row (mail/header-index.ts) is recorded with the analysis.
 import { analyzeMessage, type MessageInfo } from '../mime/index.js';
 import type { MessageFiles } from '../store/message-files.js';
-import type { Store } from '../store/types.js';
+import type { DeliveryAnalysis, Store } from '../store/types.js';
 import { HEADER_INDEX_VERSION, headerIndexRow } from './header-index.js';
+
+/**
+ * A message's analysis and header search row computed from its bytes at intake, for the delivery
+ * to record in its own transaction (DeliveryRequest.analysis) — the records ensureIndexed would
+ * otherwise write after the delivery, reading and parsing the file again. Null when the message
+ * cannot be analysed (it is then indexed on first use, as before).
+ */
+export function deliveryAnalysis(raw: Buffer): { info: MessageInfo; analysis: DeliveryAnalysis } | null {
+  try {
+    const info = analyzeMessage(raw);
+    return { info, analysis: { info: JSON.stringify(info), searchHeaders: { version: HEADER_INDEX_VERSION, columns: headerIndexRow(info, raw) } } };
+  } catch {
+    return null;
+  }
+}
 
 export class MessageIndex {
   private readonly cache = new Map<string, MessageInfo>();
@@ -36,6 +51,34 @@ export class MessageIndex {
     this.cache.set(blobId, info);
     if (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
     return info;
+  }
+
+  /**
+   * ensure() for files just written whose bytes the caller holds (a MULTIAPPEND's): analysed from
+   * those bytes (not read back), the new analyses and header search rows recorded in one
+   * transaction (store.setBlobAnalyses).
+   */
+  async ensureAllFrom(files: { blobId: string; raw: Buffer | Uint8Array }[]): Promise<void> {
+    const entries: Parameters<Store['setBlobAnalyses']>[0] = [];
+    const infos = new Map<string, MessageInfo>();
+    let bytes = 0;
+    for (const f of files) {
+      if (infos.has(f.blobId) || this.cache.has(f.blobId) || (await this.store.getBlobMeta(f.blobId)) !== undefined) continue;
+      const buf = Buffer.isBuffer(f.raw) ? f.raw : Buffer.from(f.raw.buffer, f.raw.byteOffset, f.raw.byteLength);
+      const info = analyzeMessage(buf);
+      infos.set(f.blobId, info);
+      entries.push({ blobId: f.blobId, info: JSON.stringify(info), searchVersion: HEADER_INDEX_VERSION, searchColumns: headerIndexRow(info, buf) });
+      // The event loop breathes between chunks of a big batch (no input stalls the process).
+      if ((bytes += buf.length) > 1 << 20) {
+        bytes = 0;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    }
+    await this.store.setBlobAnalyses(entries);
+    for (const [id, info] of infos) {
+      this.cache.set(id, info);
+      if (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
+    }
   }
 
   /**

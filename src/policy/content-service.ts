@@ -75,10 +75,16 @@ export class ContentPolicy {
   }
 
   /** Inbound: the filing of a stored message (its blob's header), or null for INBOX. */
-  async inboundFiling(blobId: string, session: string): Promise<DeliveryRequest['filing']> {
-    const chunks: Buffer[] = [];
-    for await (const c of this.o.blobs.stream(blobId, { start: 0, end: HEADER_READ_LIMIT - 1 })) chunks.push(c as Buffer);
-    const f = inboundFiling(headerBlock(Buffer.concat(chunks)), this.o.settings);
+  async inboundFiling(blobId: string, session: string, raw?: Buffer): Promise<DeliveryRequest['filing']> {
+    // `raw`: the message's bytes when the caller holds them (the MX at intake), else read from the file.
+    let prefix: Buffer;
+    if (raw) prefix = raw.subarray(0, HEADER_READ_LIMIT);
+    else {
+      const chunks: Buffer[] = [];
+      for await (const c of this.o.blobs.stream(blobId, { start: 0, end: HEADER_READ_LIMIT - 1 })) chunks.push(c as Buffer);
+      prefix = Buffer.concat(chunks);
+    }
+    const f = inboundFiling(headerBlock(prefix), this.o.settings);
     if (!f) return null;
     this.log.info({ session, markers: f.markers, folder: f.folder }, 'inbound bulk-looking message filed out of INBOX');
     return { folder: f.folder, flags: f.flags };

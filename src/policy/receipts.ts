@@ -20,6 +20,13 @@ async function readPrefix(blobs: MessageFiles, blobId: string, limit: number): P
  * multipart/report (RFC 6522) is read further — its first REPORT_READ_LIMIT octets, where the
  * report's fields are (mime/report.ts).
  */
+/** The reports in a message whose bytes the caller holds (the MX at intake): as reportReader reads them. */
+export function reportsIn(raw: Buffer): IncomingReport[] {
+  if (!reportType(headerBlock(raw.subarray(0, HEADER_READ_LIMIT)))) return [];
+  const report = parseReport(raw.subarray(0, REPORT_READ_LIMIT));
+  return report ? [report] : [];
+}
+
 export function reportReader(blobs: MessageFiles): (blobId: string) => Promise<IncomingReport[]> {
   return async (blobId) => {
     if (!reportType(headerBlock(await readPrefix(blobs, blobId, HEADER_READ_LIMIT)))) return [];

@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
-import { domainOf, type Core } from '../core/index.js';
+import { domainOf, type Core, type Mailbox } from '../core/index.js';
 import { sendDeliveredDsn } from './success-dsn.js';
 import type { AbsenceResponder } from '../policy/absence-service.js';
 import type { ContentPolicy } from '../policy/content-service.js';
@@ -18,6 +18,9 @@ import type { ConnectionLimiter } from '../net/limits.js';
 import { BlobSizeExceededError, type MessageFiles } from '../store/message-files.js';
 import { serverTlsOptions } from '../pki/tls-server.js';
 import { peerChainFromTls, type TrustService } from '../trust/index.js';
+import { deliveryAnalysis } from '../mail/message-index.js';
+import { reportsIn } from '../policy/receipts.js';
+import type { IncomingReport } from '../store/types.js';
 import { installEnhancedStatusPatch, replyDataFailure, receivedHeader, SMTPServer, smtpError, normalizedLineEnds, smtpUtf8Refusal } from './common.js';
 
 export interface MxOptions {
@@ -183,18 +186,35 @@ export function createMxServer(o: MxOptions): SMTPServer {
         if (tooBig) throw (blob.release(), smtpError(tooBig.code, tooBig.enhanced, patientReplyText(tooBig)));
         // Recipients were checked at RCPT; re-resolve in case a mailbox changed meanwhile.
         const ids: number[] = [];
+        const mailboxes: Mailbox[] = [];
         const answers = st?.patientAnswers ?? [];
         for (const r of rcpts) {
           if (answers.some((a) => a.rcpt === r.address)) continue; // answered automatically (patients)
           const res = await o.core.resolveRecipient(r.address);
           if (res.kind !== 'local') throw smtpError(450, '4.2.1', `${r.address} became unavailable during the transaction, try again`);
           ids.push(res.mailbox.id);
+          mailboxes.push(res.mailbox);
         }
         const env = session.envelope;
+        // One read of the stored file serves every look at the message before the commit: its
+        // analysis and header search row (recorded in the delivery's transaction instead of being
+        // parsed again after it), the usage traits, the filing, the reports it carries.
+        const raw = await o.blobs.read(blob.id);
+        const analyzed = deliveryAnalysis(raw);
         // Delivered, never refused: bulk-looking mail goes to its own folder, tagged (docs/policy.md).
-        const filing = o.content ? await o.content.inboundFiling(blob.id, session.id) : null;
-        const usage = await o.usage?.received({ blobId: blob.id, envelopeFrom: env.mailFrom ? env.mailFrom.address : '', localMailboxIds: ids });
+        const filing = o.content ? await o.content.inboundFiling(blob.id, session.id, raw) : null;
+        const usage = await o.usage?.received({ blobId: blob.id, envelopeFrom: env.mailFrom ? env.mailFrom.address : '', localMailboxIds: ids, info: analyzed?.info, mailboxes });
+        // docs/receipts.md: a DSN or MDN updates the tracking of the message it reports on (unreadable: none).
+        let reports: IncomingReport[] = [];
+        try {
+          if (ids.length) reports = reportsIn(raw);
+        } catch {
+          // delivered all the same
+        }
         const copies = await o.core.deliver({
+          releasePins: [blob.pin],
+          analysis: analyzed?.analysis ?? null,
+          reports,
           blobId: blob.id,
           size: blob.size,
           internalDate: new Date(),
@@ -207,8 +227,8 @@ export function createMxServer(o: MxOptions): SMTPServer {
           conversations: await o.patients?.conversationChanges(blob.id, env.mailFrom ? env.mailFrom.address : '', ids),
         }, { protocol: 'mx', remote: session.remoteAddress ?? null });
         // Patients: the stand-in's automatic answers, queued before the 250 (their only trace).
+        blob.releasedByCommit(); // the delivery's commit dropped the pin
         await o.patients?.answerAutomatically(blob.id, env.mailFrom ? env.mailFrom.address : '', answers, session.id);
-        blob.release();
         if (usage) o.usage!.committed(usage);
         log.info({ session: session.id, peer: st?.peerDn, size: blob.size, recipients: ids.length }, 'message accepted');
         const dsn = (env as any).dsn as { ret?: string | null; envid?: string | null } | undefined;

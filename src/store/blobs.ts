@@ -7,12 +7,20 @@
 // meet in the store (the pin/removal handshake of store/message-files.ts, with its interleavings).
 // In this process, a put of an id whose removal runs here waits for that removal's promise
 // instead of polling the store.
+//
+// With a keyring (store.encryption, docs/encryption.md) every file written is sealed
+// (store/sealed.ts: AES-256-GCM in 64 KiB chunks under a per-file data key wrapped by the KEK, the
+// id an HMAC of the plaintext), the temporary copy included; files written before encryption was
+// configured (plaintext, SHA-256 ids) stay readable, told apart by their first byte, and `caducee
+// keys encrypt-existing` seals them in place (seal()).
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { createReadStream, mkdirSync } from 'node:fs';
-import { open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
+import { open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
-import { BlobSizeExceededError, DEFAULT_PIN_MS, DEFAULT_REMOVAL_LEASE_MS, PinReleaser, sleep, type BlobPinStore, type MessageFiles, type PinTimes, type PutBlob } from './message-files.js';
+import { Readable } from 'node:stream';
+import type { KeyRing } from './keyring.js';
+import { BlobSizeExceededError, DEFAULT_PIN_MS, DEFAULT_REMOVAL_LEASE_MS, PinReleaser, sleep, type BlobPinStore, type KeyState, type MessageFiles, type PinTimes, type PutBlob } from './message-files.js';
+import { HEADER_SIZE, headerKeyIds, isSealed, openBuffer, openHeader, openRange, plainSizeOf, rewrapSlots, sealBuffer, Sealer, SLOTS_OFFSET } from './sealed.js';
 
 export { BlobSizeExceededError, type BlobInfo, type MessageFiles, type PutBlob } from './message-files.js';
 
@@ -23,16 +31,18 @@ export class BlobStore implements MessageFiles {
   private readonly releaser: PinReleaser;
   private readonly pinMs: number;
   private readonly leaseMs: number;
+  private readonly keys?: KeyRing;
 
   /**
    * `pins`: the store holding the handshake (every Store is one); `onError` hears a failed pin
-   * release (harmless: the pin expires).
+   * release (harmless: the pin expires); `keys`: seal every file written (encryption at rest).
    */
   constructor(
     readonly dir: string,
     private readonly pins: BlobPinStore,
-    opts: PinTimes & { onError?: (err: unknown) => void } = {},
+    opts: PinTimes & { onError?: (err: unknown) => void; keys?: KeyRing } = {},
   ) {
+    this.keys = opts.keys;
     this.tmpDir = path.join(dir, 'tmp');
     mkdirSync(this.tmpDir, { recursive: true, mode: 0o700 }); // service user only (store/permissions.ts)
     this.pinMs = opts.pinMs ?? DEFAULT_PIN_MS;
@@ -49,21 +59,30 @@ export class BlobStore implements MessageFiles {
     // P1 (store/message-files.ts): a temporary copy, fsynced.
     const tmp = path.join(this.tmpDir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
     const fh = await open(tmp, 'w', 0o600);
-    const hash = createHash('sha256');
+    const hash = this.keys ? undefined : createHash('sha256');
+    const sealer = this.keys ? new Sealer(this.keys) : undefined;
     let size = 0;
     let exceeded = false;
+    const writeAll = async (parts: Buffer[]) => {
+      if (parts.length === 1) await fh.write(parts[0]);
+      else if (parts.length) await fh.writev(parts);
+    };
     const write = async (chunk: Buffer) => {
       size += chunk.length;
       if (opts.maxSize !== undefined && size > opts.maxSize) exceeded = true;
       if (exceeded) return; // keep draining so the protocol layer can answer cleanly
-      hash.update(chunk);
-      await fh.write(chunk);
+      if (sealer) await writeAll(sealer.update(chunk));
+      else {
+        hash!.update(chunk);
+        await fh.write(chunk);
+      }
     };
     try {
       if (opts.prefix) await write(opts.prefix);
       if (Buffer.isBuffer(source)) await write(source);
       else for await (const chunk of source) await write(chunk as Buffer);
       if (exceeded) throw new BlobSizeExceededError(opts.maxSize!);
+      if (sealer) await writeAll(sealer.final());
       await fh.sync();
     } catch (e) {
       await fh.close().catch(() => {});
@@ -71,7 +90,7 @@ export class BlobStore implements MessageFiles {
       throw e;
     }
     await fh.close();
-    const id = hash.digest('hex');
+    const id = sealer ? sealer.id() : hash!.digest('hex');
     // P2: the pin, once no removal of the id is claimed.
     const token = randomUUID();
     try {
@@ -80,7 +99,7 @@ export class BlobStore implements MessageFiles {
       await rm(tmp, { force: true });
       throw e;
     }
-    const release = () => this.releaser.release(id, token);
+    const put = this.releaser.putBlob(id, size, token);
     // P3: the copy becomes the file.
     const final = this.pathOf(id);
     try {
@@ -89,10 +108,10 @@ export class BlobStore implements MessageFiles {
       await syncDir(path.dirname(final));
     } catch (e) {
       await rm(tmp, { force: true });
-      void release();
+      void put.release();
       throw e;
     }
-    return { id, size, release };
+    return put;
   }
 
   private async pin(id: string, token: string): Promise<void> {
@@ -107,16 +126,115 @@ export class BlobStore implements MessageFiles {
     }
   }
 
-  read(id: string): Promise<Buffer> {
-    return readFile(this.pathOf(id));
+  async read(id: string): Promise<Buffer> {
+    const bytes = await readFile(this.pathOf(id));
+    return isSealed(bytes) ? openBuffer(bytes, this.keys, `message file ${id}`) : bytes;
   }
 
   stream(id: string, range?: { start: number; end: number }): Readable {
-    return createReadStream(this.pathOf(id), range);
+    const file = this.pathOf(id);
+    const keys = this.keys;
+    // One open file for the whole read: a concurrent put of the same content renaming its copy
+    // over this one (or a seal in place) cannot mix two files' bytes.
+    async function* bytes(): AsyncGenerator<Buffer> {
+      const fh = await open(file, 'r');
+      try {
+        const head = await readAt(fh, 0, HEADER_SIZE);
+        if (!isSealed(head)) {
+          yield* fh.createReadStream({ ...range, autoClose: false });
+          return;
+        }
+        const o = openHeader(head, keys, `message file ${id}`);
+        const plain = plainSizeOf((await fh.stat()).size, o.chunk);
+        yield* openRange(o, plain, (a, b) => readAt(fh, a, b - a), `message file ${id}`, range);
+      } finally {
+        await fh.close();
+      }
+    }
+    return Readable.from(bytes(), { objectMode: false });
   }
 
   async size(id: string): Promise<number> {
-    return (await stat(this.pathOf(id))).size;
+    const fh = await open(this.pathOf(id), 'r');
+    try {
+      const head = await readAt(fh, 0, HEADER_SIZE);
+      const raw = (await fh.stat()).size;
+      return isSealed(head) ? plainSizeOf(raw, head.readUInt32BE(8)) : raw;
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async keyState(id: string): Promise<KeyState> {
+    const fh = await open(this.pathOf(id), 'r').catch((e) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)));
+    if (!fh) return { kind: 'missing' };
+    try {
+      const head = await readAt(fh, 0, HEADER_SIZE);
+      return isSealed(head) ? { kind: 'sealed', keyIds: headerKeyIds(head) } : { kind: 'plain' };
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /**
+   * Re-wraps the file's data key under the current KEK (key rotation): only the 160 bytes of the
+   * key slots are written, in two fsynced steps (store/sealed.ts), never the content.
+   */
+  async rewrap(id: string): Promise<'rewrapped' | 'current' | 'plain' | 'missing'> {
+    const keys = this.requireKeys();
+    const fh = await open(this.pathOf(id), 'r+').catch((e) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)));
+    if (!fh) return 'missing';
+    try {
+      const head = await readAt(fh, 0, HEADER_SIZE);
+      if (!isSealed(head)) return 'plain';
+      const steps = rewrapSlots(head, keys, `message file ${id}`);
+      if (!steps) return 'current';
+      for (const slots of [steps.first, steps.final]) {
+        await fh.write(slots, 0, slots.length, SLOTS_OFFSET);
+        await fh.sync();
+      }
+      return 'rewrapped';
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /**
+   * Seals a plaintext file written before encryption was configured, in place (a sealed copy
+   * renamed over it; its id, the SHA-256 of the content, stays: docs/encryption.md). Pinned
+   * meanwhile, so that the collector does not remove it under us.
+   */
+  async seal(id: string): Promise<'sealed' | 'already' | 'missing'> {
+    const keys = this.requireKeys();
+    const file = this.pathOf(id);
+    const token = randomUUID();
+    await this.pin(id, token);
+    try {
+      const plain = await readFile(file).catch((e) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)));
+      if (!plain) return 'missing';
+      if (isSealed(plain)) return 'already';
+      const tmp = path.join(this.tmpDir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
+      const fh = await open(tmp, 'w', 0o600);
+      try {
+        await fh.write(sealBuffer(keys, plain, id).bytes);
+        await fh.sync();
+      } catch (e) {
+        await fh.close().catch(() => {});
+        await rm(tmp, { force: true });
+        throw e;
+      }
+      await fh.close();
+      await rename(tmp, file);
+      await syncDir(path.dirname(file));
+      return 'sealed';
+    } finally {
+      await this.releaser.release(id, token);
+    }
+  }
+
+  private requireKeys(): KeyRing {
+    if (!this.keys) throw new Error('no keyring configured (store.encryption): nothing to seal or re-wrap with');
+    return this.keys;
   }
 
   async removeIfUnreferenced(id: string): Promise<boolean> {
@@ -169,6 +287,18 @@ export class BlobStore implements MessageFiles {
     }
     return n;
   }
+}
+
+/** Up to `length` bytes at `position` (fewer at the end of the file). */
+async function readAt(fh: FileHandle, position: number, length: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(length);
+  let got = 0;
+  while (got < length) {
+    const { bytesRead } = await fh.read(buf, got, length - got, position + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return buf.subarray(0, got);
 }
 
 async function syncDir(dir: string, opts: { missingOk?: boolean } = {}) {

@@ -21,7 +21,9 @@
 //      fsync; PostgreSQL: in P2's transaction)        (unlink + directory fsync); else abandoned
 //   P4 the caller commits the referencing rows     C3 forgetBlobGarbage(X, S)
 //   P5 release(): the pin goes (batched; a pin
-//      not released expires after pinMs)
+//      not released expires after pinMs), or
+//      in P4's own transaction (the MX's delivery:
+//      DeliveryRequest.releasePins)
 // In PostgreSQL (PgMessageFiles), C1–C3 are one transaction and P2–P3 one statement, each under
 // the id's advisory lock (postgres/blob-pins.ts): no claim is left between them, so e and f do
 // not arise and (2) below does not apply.
@@ -72,7 +74,17 @@ export interface PutBlob extends BlobInfo {
    * pin is gone from the store; callers need not wait for it.
    */
   release(): Promise<void>;
+  /**
+   * The put's pin (blob_pins), for the transaction that references the file to drop in its own
+   * commit (DeliveryRequest.releasePins: no transaction of its own for the release). Once that
+   * transaction committed, call releasedByCommit(): release() then does nothing.
+   */
+  readonly pin: { blobId: string; token: string };
+  releasedByCommit(): void;
 }
+
+/** Whether a stored file is sealed (encryption at rest, docs/encryption.md), and by which keys. */
+export type KeyState = { kind: 'missing' } | { kind: 'plain' } | { kind: 'sealed'; keyIds: string[] };
 
 /** Where message files live; every consumer of message bytes uses this. */
 export interface MessageFiles {
@@ -99,6 +111,15 @@ export interface MessageFiles {
   cleanTmp(olderThanMs: number): Promise<number>;
   /** Forgets expired pins (the collector calls it after each run). */
   prunePins(): Promise<void>;
+  // Encryption at rest (store/sealed.ts, docs/encryption.md): with a keyring, put() seals every
+  // file (the id is then an HMAC of the content under a key derived from the KEK, not its
+  // SHA-256) and read()/stream()/size() open sealed and plaintext files alike.
+  /** Sealed or plaintext, and the key ids of its key slots. */
+  keyState(id: string): Promise<KeyState>;
+  /** Re-wraps the file's data key under the current KEK; the content is not re-encrypted. */
+  rewrap(id: string): Promise<'rewrapped' | 'current' | 'plain' | 'missing'>;
+  /** Seals a plaintext file (written before encryption was configured) in place; its id stays. */
+  seal(id: string): Promise<'sealed' | 'already' | 'missing'>;
 }
 
 /** The store's side of the handshake (every Store has it). */
@@ -126,6 +147,18 @@ export class PinReleaser {
     private readonly store: Pick<BlobMetaStore, 'unpinBlobs'>,
     private readonly onError: (err: unknown) => void = () => {},
   ) {}
+
+  /** The PutBlob of a put whose pin is (blobId, token). */
+  putBlob(blobId: string, size: number, token: string): PutBlob {
+    let done = false;
+    return {
+      id: blobId,
+      size,
+      pin: { blobId, token },
+      release: () => (done ? Promise.resolve() : ((done = true), this.release(blobId, token))),
+      releasedByCommit: () => void (done = true),
+    };
+  }
 
   release(blobId: string, token: string): Promise<void> {
     this.pending.push({ blobId, token });

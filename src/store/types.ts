@@ -74,7 +74,35 @@ export interface DeliveryRequest {
   markMessage?: { folderId: number; uid: number; keyword: string } | null;
   /** Patient conversations opened or closed by this message (policy/patient-service.ts), same transaction. */
   conversations?: PatientConversationChange[];
+  /**
+   * The message file's analysis, when the caller parsed the message already (the MX at intake,
+   * mail/message-index.ts deliveryAnalysis): its blob_meta JSON and its header search row, written
+   * in this transaction (as setBlobMeta and setSearchHeaders would, without commits of their own).
+   */
+  analysis?: DeliveryAnalysis | null;
+  /**
+   * The 'delivered' functional trace (docs/traces.md) recorded in this transaction for each local
+   * copy but the sender's own (senderCopy): detail { folder, uid, fromDomain } as Core.trace writes it.
+   */
+  deliveredTrace?: DeliveredTrace | null;
+  /**
+   * Pins of message-file puts (PutBlob.pin) dropped in this transaction: the file is referenced
+   * once it commits, so its put's protection ends with it (store/message-files.ts, P5) instead of
+   * in a transaction of its own. The caller then calls PutBlob.releasedByCommit().
+   */
+  releasePins?: { blobId: string; token: string }[];
 }
+
+/** A message file's analysis recorded with its delivery (DeliveryRequest.analysis). */
+export interface DeliveryAnalysis {
+  /** blob_meta.info: the MessageInfo JSON (mime/). */
+  info: string;
+  /** The header search row (mail/header-index.ts) at `version`. */
+  searchHeaders: { version: number; columns: Record<string, Buffer | null> };
+}
+
+/** The actor part of the 'delivered' traces of a delivery (DeliveryRequest.deliveredTrace). */
+export type DeliveredTrace = Omit<MailboxTrace, 'id' | 'mailboxId' | 'action' | 'detail'> & { fromDomain: string | null };
 
 /** What submission knows of a message it tracks (the rest comes from the DeliveryRequest). */
 export interface NewTracking {
@@ -244,9 +272,22 @@ export interface FolderStore {
   folderMessages(folderId: number, opts?: { clearRecent?: boolean }): Promise<FolderMessage[]>;
   /**
    * What SELECT needs, read in one transaction: the messages (as folderMessages, \\Recent cleared
-   * when asked), UIDNEXT and HIGHESTMODSEQ.
+   * when asked), UIDNEXT and HIGHESTMODSEQ; `recentFrom`: every message with a lower UID has
+   * \\Recent cleared in the store (a message's \\Recent only ever goes from set to cleared).
    */
-  openFolder(folderId: number, opts?: { clearRecent?: boolean }): Promise<{ messages: FolderMessage[]; uidNext: number; highestModseq: number }>;
+  openFolder(folderId: number, opts?: { clearRecent?: boolean }): Promise<{ messages: FolderMessage[]; uidNext: number; highestModseq: number; recentFrom: number }>;
+  /**
+   * SELECT from a snapshot taken by openFolder or reopenFolder (issue 15, imap/folder-snapshots.ts):
+   * UIDNEXT, HIGHESTMODSEQ, the messages changed or added (modseq > since.modseq, as changedSince)
+   * and the UIDs expunged since then, read in one transaction; `recentUids` the messages holding
+   * \Recent (claimed, and cleared, when `clearRecent`). `recentFrom` (as openFolder's): every message
+   * with a lower UID has \Recent cleared; `since.recentFrom` is the snapshot's.
+   */
+  reopenFolder(
+    folderId: number,
+    since: { modseq: number; recentFrom: number },
+    opts?: { clearRecent?: boolean },
+  ): Promise<{ uidNext: number; highestModseq: number; changed: FolderMessage[]; expunged: number[]; recentUids: number[]; recentFrom: number }>;
   /** Clears \\Recent on these messages; returns the UIDs that still had it (claimed by the caller). */
   claimRecent(folderId: number, uids: number[]): Promise<number[]>;
   /** How many messages of the folder have a UID ≤ `uid`. */
@@ -258,6 +299,11 @@ export interface FolderStore {
   /** UIDs expunged with a modseq greater than `modseq`. */
   expungedSince(folderId: number, modseq: number): Promise<number[]>;
   appendMessage(folderId: number, m: { blobId: string; size: number; flags: string[]; internalDate: Date }): Promise<{ uid: number; modseq: number }>;
+  /**
+   * Appends several messages in one transaction, all or none (RFC 3502 MULTIAPPEND): consecutive
+   * UIDs in the order given, one new modseq shared by all (RFC 7162 §3.1.1, as a COPY).
+   */
+  appendMessages(folderId: number, ms: { blobId: string; size: number; flags: string[]; internalDate: Date }[]): Promise<{ uids: number[]; modseq: number }>;
   /** Applies a flag change; messages whose modseq exceeds `unchangedSince` are left and reported (RFC 7162 §3.1.3). */
   storeFlags(
     folderId: number,
@@ -284,6 +330,12 @@ export interface BlobMetaStore {
    * column, the folded values joined by "\n" (null: field absent), computed at `version`.
    */
   setSearchHeaders(blobId: string, version: number, columns: Record<string, Buffer | null>): Promise<void>;
+  /**
+   * setBlobMeta and setSearchHeaders for several files in one transaction (a MULTIAPPEND's files,
+   * issue 15). Derived data (the files are the truth): SQLite commits it without its own sync, the
+   * next durable commit (the messages') syncs it.
+   */
+  setBlobAnalyses(entries: { blobId: string; info: string; searchVersion: number; searchColumns: Record<string, Buffer | null> }[]): Promise<void>;
   /** Up to `limit` files of messages without their header search row (the backfill's work list). */
   blobsWithoutSearchHeaders(limit: number): Promise<string[]>;
   /** Whether the file has its header search row at `version`. */

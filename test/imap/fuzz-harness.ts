@@ -254,8 +254,11 @@ export class CommandGenerator {
     return out;
   }
 
+  /** RFC 4731 / RFC 5182 / RFC 5267 §5 return options; PARTIAL (never with ALL, §4.4) takes a range in either order. */
   private returnOpts(): string {
-    const opts = ['MIN', 'MAX', 'ALL', 'COUNT', 'SAVE'].filter(() => this.rng.bool(0.4)).map((o) => this.kw(o));
+    const r = this.rng;
+    const opts = ['MIN', 'MAX', 'ALL', 'COUNT', 'SAVE', 'CONTEXT', 'UPDATE'].filter(() => r.bool(0.35)).map((o) => this.kw(o));
+    if (r.bool(0.3) && !opts.some((o) => o.toUpperCase() === 'ALL')) opts.splice(r.int(opts.length + 1), 0, `${this.kw('PARTIAL')} ${this.nz()}:${this.nz()}`);
     return `${this.kw('RETURN')} (${opts.join(' ')}) `;
   }
 
@@ -432,7 +435,7 @@ export class CommandGenerator {
           body.push(')');
         } else body.push(this.listMailbox());
         if (r.bool(0.4)) {
-          const ret = ['SUBSCRIBED', 'CHILDREN', 'SPECIAL-USE'].filter(() => r.bool(0.4)).map((o) => this.kw(o));
+          const ret = ['SUBSCRIBED', 'CHILDREN', 'SPECIAL-USE', 'MYRIGHTS'].filter(() => r.bool(0.4)).map((o) => this.kw(o));
           if (r.bool()) ret.push(`${this.kw('STATUS')} ${this.statusAtts()}`);
           body.push(` ${this.kw('RETURN')} (${ret.join(' ')})`);
         }
@@ -454,6 +457,18 @@ export class CommandGenerator {
         for (let i = 0; i < n; i++) {
           if (r.bool(0.5)) body.push(' ', this.flagList());
           if (r.bool(0.3)) body.push(' ', this.dateTime());
+          if (r.bool(0.25)) {
+            // RFC 4469 §5: "CATENATE" SP "(" cat-part *(SP cat-part) ")"
+            body.push(' ', this.kw('CATENATE'), ' (');
+            const parts = r.range(1, 4);
+            for (let k = 0; k < parts; k++) {
+              if (k) body.push(' ');
+              if (r.bool()) body.push(this.kw('URL'), ' ', r.bool() ? `"/${this.atom(1, 6)};UIDVALIDITY=${this.nz()}/;UID=${this.nz()}/;SECTION=${r.pick(['HEADER', '1', 'TEXT', '1.MIME'])}"` : this.astring());
+              else body.push(this.kw('TEXT'), ' ', this.literal(Buffer.from(this.text(40, true), 'utf8')));
+            }
+            body.push(')');
+            continue;
+          }
           const binary = r.bool(0.2);
           const len = r.int(120);
           const data = Buffer.alloc(len);
@@ -519,6 +534,44 @@ export class CommandGenerator {
       case 34:
         name = U('THREAD');
         body = [...pre, this.kw('THREAD'), ' ', this.kw(r.pick(['REFERENCES', 'ORDEREDSUBJECT', 'REFS'])), ` ${this.charset()} `, ...this.searchKeys()];
+        break;
+      case 37: {
+        // RFC 5465 §8: "NOTIFY" SP ("NONE" / "SET" [SP "STATUS"] SP event-groups), with the §5/§6.1 rules kept
+        name = 'NOTIFY';
+        if (r.bool(0.2)) {
+          body = [this.kw('NOTIFY'), ' ', this.kw('NONE')];
+          break;
+        }
+        body = [this.kw('NOTIFY'), ' ', this.kw('SET'), r.bool() ? ' ' + this.kw('STATUS') : ''];
+        const groups = r.range(1, 3);
+        for (let k = 0; k < groups; k++) {
+          const sel = k === 0 && r.bool(0.4);
+          const filter = sel
+            ? this.kw(r.pick(['SELECTED', 'SELECTED-DELAYED']))
+            : r.bool(0.5)
+              ? this.kw(r.pick(['INBOXES', 'PERSONAL', 'SUBSCRIBED']))
+              : [this.kw(r.pick(['SUBTREE', 'MAILBOXES'])), ' ', r.bool() ? this.mailbox() : ['(', this.mailbox(), ' ', this.mailbox(), ')']].flat();
+          body.push(' (', ...[filter].flat(), ' ');
+          if (r.bool(0.15)) body.push(this.kw('NONE'));
+          else {
+            const ev: Piece[] = [];
+            if (r.bool(0.8)) {
+              ev.push(this.kw('MessageNew'));
+              if (sel && r.bool(0.4)) ev.push(' (', ...this.fetchAtt(), ')');
+              ev.push(' ', this.kw('MessageExpunge'));
+              if (r.bool()) ev.push(' ', this.kw('FlagChange'));
+            } else ev.push(this.kw(sel ? 'FlagChange' : r.pick(['MailboxName', 'SubscriptionChange'])));
+            if (sel && ev.length === 1) ev.splice(0, 1, this.kw('MessageNew'), ' ', this.kw('MessageExpunge'));
+            body.push('(', ...ev, ')');
+          }
+          body.push(')');
+        }
+        break;
+      }
+      case 36:
+        // RFC 5267 §5: "CANCELUPDATE" 1*(SP quoted)
+        name = 'CANCELUPDATE';
+        body = [this.kw('CANCELUPDATE'), ...Array.from({ length: r.range(1, 3) }, () => ' ' + this.quoted())];
         break;
       case 35:
         name = 'UID EXPUNGE';

@@ -16,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import pino from 'pino';
 import { fileURLToPath } from 'node:url';
+import { FolderSnapshots } from '../../src/imap/folder-snapshots.js';
 import { HEADER_INDEX_VERSION, headerIndexRow, indexedColumn, indexNeedle } from '../../src/mail/header-index.js';
 import { analyzeMessage } from '../../src/mime/index.js';
 import type { Mailbox, QueueItem, Structure, User } from '../../src/model/index.js';
@@ -469,6 +470,70 @@ export function storeContract(engine: string, open: OpenStore): void {
       assert.equal(await s.countMessagesUpTo(f.id, 0), 0);
       assert.deepEqual(await s.folderUids(f.id), [1, 2, 3, 4, 5]);
       await assert.rejects(s.folderStatus(f.id + 10_000));
+    });
+
+    t('appendMessages (RFC 3502 MULTIAPPEND): consecutive UIDs, one modseq, flags normalised; all or none', async (s) => {
+      const m = await mailbox(s);
+      const f = await inbox(s, m.id);
+      await append(s, f.id);
+      const before = await s.folderStatus(f.id);
+      const d = new Date('2026-12-07T16:00:00.000Z');
+      const ids = [blob(), blob(), blob()];
+      const r = await s.appendMessages(f.id, ids.map((blobId, i) => ({ blobId, size: 10 + i, flags: i === 1 ? ['\\Seen', '\\Recent', 'Lot', 'lot'] : [], internalDate: d })));
+      assert.deepEqual(r.uids, [2, 3, 4]);
+      assert.ok(r.modseq > before.highestModseq);
+      const st = await s.folderStatus(f.id);
+      assert.deepEqual([st.messages, st.uidNext, st.highestModseq, st.recent], [4, 5, r.modseq, 4]);
+      const msgs = await s.folderMessages(f.id);
+      assert.deepEqual(msgs.slice(1).map((x) => [x.uid, x.blobId, x.size, x.internalDate, x.modseq]), ids.map((id, i) => [2 + i, id, 10 + i, '2026-12-07T16:00:00.000Z', r.modseq]));
+      assert.deepEqual(msgs[2].flags.map((x) => x.toLowerCase()).sort(), ['\\seen', 'lot']);
+      assert.deepEqual((await s.changedSince(f.id, before.highestModseq)).map((x) => x.uid), [2, 3, 4], 'seen by other sessions as new');
+      await assert.rejects(s.appendMessages(f.id + 10_000, [{ blobId: blob(), size: 1, flags: [], internalDate: d }]), 'an unknown folder rejects');
+      assert.deepEqual(await s.folderStatus(f.id), st, 'nothing changed');
+    });
+
+    t('reopenFolder and FolderSnapshots (issue 15): a snapshot brought up to date equals the folder read whole, \\Recent claimed once', async (s) => {
+      const m = await mailbox(s);
+      const f = await inbox(s, m.id);
+      const other = await s.createFolder(m.id, `Autre ${next()}`);
+      const snaps = new FolderSnapshots(1, 10_000);
+      const folder = { id: f.id, mailboxId: m.id, uidValidity: f.uidValidity };
+      // A seeded walk of appends, flag changes, expunges, copies in, claims and SELECT/EXAMINE.
+      let seed = 15;
+      const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+      const flagSets = [[], ['\\Seen'], ['\\Seen', '$Label1'], ['\\Deleted'], ['\\Flagged', 'Urgent']];
+      const view = (msgs: { uid: number; flags: string[]; modseq: number; size: number; internalDate: string; blobId: string; recent: boolean }[]) =>
+        msgs.map((x) => [x.uid, [...x.flags].sort().join(' '), x.modseq, x.size, x.internalDate, x.blobId, x.recent]);
+      for (let step = 0; step < 60; step++) {
+        const uids = await s.folderUids(f.id);
+        const pick = () => uids.filter(() => rnd(3) === 0);
+        const op = rnd(7);
+        if (op <= 1) for (let k = rnd(4); k >= 0; k--) await append(s, f.id, { flags: flagSets[rnd(flagSets.length)], size: 10 + rnd(100) });
+        else if (op === 2) await s.storeFlags(f.id, pick(), (['set', 'add', 'remove'] as const)[rnd(3)], flagSets[rnd(flagSets.length)]);
+        else if (op === 3) await s.expunge(f.id, pick());
+        else if (op === 4) {
+          await append(s, other.id);
+          await s.copyMessages(other.id, await s.folderUids(other.id), f.id, rnd(2) === 0);
+        } else if (op === 5) await s.claimRecent(f.id, pick());
+        const expected = await s.folderMessages(f.id); // \\Recent as the store has it: what the session must see
+        const clear = rnd(2) === 0;
+        const opened = await snaps.open(s, folder, clear);
+        assert.deepEqual(view(opened.messages), view(expected), `step ${step}: the session's messages`);
+        const st = await s.folderStatus(f.id);
+        assert.deepEqual([opened.uidNext, opened.highestModseq], [st.uidNext, st.highestModseq], `step ${step}: UIDNEXT, HIGHESTMODSEQ`);
+        const after = await s.folderMessages(f.id);
+        assert.deepEqual(after.map((x) => x.recent), clear ? after.map(() => false) : expected.map((x) => x.recent), `step ${step}: \\Recent ${clear ? 'claimed' : 'kept'}`);
+      }
+      assert.ok(snaps.size > 0, 'the folder has a snapshot');
+      // reopenFolder itself: nothing changed since the snapshot's modseq; the \\Recent rows from recentFrom.
+      const o = await s.openFolder(f.id);
+      const r = await s.reopenFolder(f.id, { modseq: o.highestModseq, recentFrom: o.recentFrom });
+      assert.deepEqual([r.changed, r.expunged, r.uidNext, r.highestModseq], [[], [], o.uidNext, o.highestModseq]);
+      await append(s, f.id, { flags: ['\\Seen'] });
+      const r2 = await s.reopenFolder(f.id, { modseq: o.highestModseq, recentFrom: o.recentFrom }, { clearRecent: true });
+      assert.deepEqual([r2.changed.map((x) => [x.uid, x.recent]), r2.recentUids, r2.recentFrom], [[[o.uidNext, true]], [o.uidNext], o.uidNext + 1]);
+      assert.deepEqual((await s.reopenFolder(f.id, { modseq: o.highestModseq, recentFrom: o.recentFrom })).recentUids, [], 'claimed once');
+      await assert.rejects(s.reopenFolder(f.id + 10_000, { modseq: 0, recentFrom: 1 }));
     });
 
     t('storeFlags: set/add/remove, one new modseq per change, unchanged messages reported with their modseq, UNCHANGEDSINCE (RFC 7162 §3.1.3)', async (s) => {
@@ -1258,6 +1323,22 @@ export function storeContract(engine: string, open: OpenStore): void {
       assert.deepEqual(JSON.parse((await s.getBlobMeta(b))!), JSON.parse(info));
     });
 
+    t('setBlobAnalyses: the analyses and header search rows of several files at once, as setBlobMeta and setSearchHeaders would record them', async (s) => {
+      const m = await mailbox(s);
+      const f = await inbox(s, m.id);
+      const files = [messages.a, messages.b].map((b) => ({ b, id: createHash('sha256').update(b).update(`${engine} analyses`).digest('hex') }));
+      await s.setBlobAnalyses([]);
+      await s.setBlobAnalyses(files.map(({ b, id }) => ({ blobId: id, info: JSON.stringify(analyzeMessage(b)), searchVersion: HEADER_INDEX_VERSION, searchColumns: headerIndexRow(analyzeMessage(b), b) })));
+      for (const { b, id } of files) {
+        assert.deepEqual(JSON.parse((await s.getBlobMeta(id))!), JSON.parse(JSON.stringify(analyzeMessage(b))));
+        assert.equal(await s.hasSearchHeaders(id, HEADER_INDEX_VERSION), true);
+      }
+      const { uids } = await s.appendMessages(f.id, files.map(({ b, id }) => ({ blobId: id, size: b.length, flags: [], internalDate: new Date() })));
+      const r = await s.searchHeaderCandidates(f.id, indexedColumn('from', true)!, indexNeedle('martin')!, HEADER_INDEX_VERSION, 2);
+      assert.deepEqual([r.matched, r.unindexed], [[uids[0]], []], 'the rows answer searches of the appended messages');
+      await assert.rejects(s.setBlobAnalyses([{ blobId: files[0].id, info: '{}', searchVersion: HEADER_INDEX_VERSION, searchColumns: { nope: null } }]), /unknown search column/);
+    });
+
     t('search headers: rows set before or after the delivery both count; matched and unindexed UIDs; an empty needle matches the field’s presence', async (s) => {
       const m = await mailbox(s);
       const f = await inbox(s, m.id);
@@ -1378,6 +1459,36 @@ export function storeContract(engine: string, open: OpenStore): void {
           assert.notEqual(pinned, claimed, 'a pin and a removal claim of one file never both win, nor both lose');
         }
       });
+
+    // The MX's one commit per message (DeliveryRequest.analysis, deliveredTrace, releasePins):
+    // the file's analysis, its header search row, the 'delivered' traces and the end of the put's
+    // pin commit with the copies, or none of them does.
+    t('deliver() with the analysis, the delivered traces and the pins: all committed with the copies, nothing when it fails', async (s) => {
+      const p = s as Store & BlobHandshake;
+      const m = await mailbox(s);
+      const info = analyzeMessage(messages.c);
+      const analysis = { info: JSON.stringify(info), searchHeaders: { version: HEADER_INDEX_VERSION, columns: headerIndexRow(info, messages.c) } };
+      const deliveredTrace = { at: '2026-12-07T16:00:00.000Z', actorUserId: null, actorLogin: 'system', delegate: false, protocol: 'mx' as const, remote: '192.0.2.7', fromDomain: 'hopital.mssante.test' };
+      // A pinned file the delivery does not reference: once its pin is gone it can be claimed.
+      const other = blob('pin-released-by-delivery');
+      const now = Date.now();
+      assert.equal(await p.pinBlob(other, 'put-a', now, 600_000, 60_000), true);
+      const failing = local([m.id + 10_000], { blobId: blob('failing'), size: messages.c.length, analysis, deliveredTrace, releasePins: [{ blobId: other, token: 'put-a' }] });
+      await assert.rejects(s.deliver(failing), 'an unknown mailbox rejects');
+      assert.equal(await s.getBlobMeta(failing.blobId), undefined, 'no analysis without the copies');
+      assert.equal(await s.hasSearchHeaders(failing.blobId, HEADER_INDEX_VERSION), false, 'no search row without the copies');
+      assert.equal(await p.claimBlobRemoval(other, now + 1, 60_000), false, 'the pin stays when the delivery fails');
+      const req = local([m.id], { blobId: blob('analysed'), size: messages.c.length, analysis, deliveredTrace, releasePins: [{ blobId: other, token: 'put-a' }] });
+      const [copy] = await s.deliver(req);
+      assert.equal(await s.getBlobMeta(req.blobId), analysis.info, 'the analysis committed with the copy');
+      assert.equal(await s.hasSearchHeaders(req.blobId, HEADER_INDEX_VERSION), true, 'the search row too');
+      assert.ok(!(await s.blobsWithoutSearchHeaders(100_000)).includes(req.blobId), 'and the copy is marked indexed');
+      const traces = (await s.listTraces(m.id)).map(({ id, ...tr }) => tr);
+      assert.deepEqual(traces, [
+        { at: deliveredTrace.at, mailboxId: m.id, action: 'delivered', actorUserId: null, actorLogin: 'system', delegate: false, protocol: 'mx', remote: '192.0.2.7', detail: { folder: 'INBOX', uid: copy.uid, fromDomain: 'hopital.mssante.test' } },
+      ]);
+      assert.equal(await p.claimBlobRemoval(other, now + 2, 60_000), true, 'the pin ended with the commit');
+    });
   });
 
   // ---- one transaction: all or nothing ---------------------------------------------------------

@@ -27,10 +27,16 @@ export function capabilities(ctx: SessionContext): string[] {
     'CHILDREN',
     'LIST-EXTENDED',
     'LIST-STATUS',
+    'LIST-MYRIGHTS', // RFC 8440
     'STATUS=SIZE',
     'ESEARCH',
     'SEARCHRES',
+    'ESORT', // RFC 5267 §3
+    'CONTEXT=SEARCH', // RFC 5267 §4
+    'CONTEXT=SORT',
+    'NOTIFY', // RFC 5465
     'MULTIAPPEND',
+    'CATENATE', // RFC 4469
     `APPENDLIMIT=${ctx.s.appendLimit}`,
     'QUOTA',
     'QUOTA=RES-STORAGE',

@@ -16,7 +16,10 @@ import { astring } from '../protocol/encoder.js';
 import { decodeMutf7, encodeMutf7 } from '../protocol/mutf7.js';
 import type { CommandParser, ParserEvent } from '../protocol/parser.js';
 import type { Command } from '../protocol/types.js';
+import type { SearchUpdates } from '../search-updates.js';
+import type { NotifyState } from './notify.js';
 import type { FolderView } from '../view.js';
+import type { FolderSnapshots } from '../folder-snapshots.js';
 
 export interface ImapServices {
   core: Core;
@@ -35,6 +38,8 @@ export interface ImapServices {
   appendLimit: number;
   /** Default storage quota per mailbox (BAL) in bytes (RFC 9208), when the BAL has none. */
   defaultQuotaBytes: number;
+  /** Big folders' message lists kept between SELECTs (issue 15); one per process, shared by the listeners. */
+  snapshots: FolderSnapshots;
 }
 
 /** RFC 9051 §3: not authenticated, authenticated, selected, logout. */
@@ -61,6 +66,10 @@ export interface SessionContext {
   readonly qresync: boolean;
   /** RFC 5182 SEARCHRES: the UIDs saved by SEARCH RETURN (SAVE), referred to as "$". */
   savedSearch: number[];
+  /** RFC 5267 update contexts of the selected folder (stale, and dropped, once `view` is another). */
+  searchUpdates?: SearchUpdates;
+  /** RFC 5465 NOTIFY SET in force (undefined: never set, or NOTIFY NONE). */
+  notify?: NotifyState;
   /** RFC 2177 IDLE: the tag of the running IDLE, and whether updates are being pushed. */
   /** `again`: a change was announced while a push was running (it may have read the store before that change): push once more. */
   readonly idle: { tag: string | null; pushing: boolean; again: boolean };

@@ -2,13 +2,15 @@
 // (with RFC 6154 special-use), DELETE, RENAME, SUBSCRIBE/UNSUBSCRIBE, LIST (RFC 5258
 // LIST-EXTENDED, RFC 5819 LIST-STATUS) and LSUB, STATUS, APPEND (RFC 3502 MULTIAPPEND).
 import type { Folder } from '../../model/index.js';
-import { storableForm } from '../../mime/index.js';
+import { sectionBytes, storableForm } from '../../mime/index.js';
+import type { PutBlob } from '../../store/message-files.js';
 import { bad, no } from '../errors.js';
 import { compileListPattern, ListPatternTooLong, type NameMatcher } from '../list-pattern.js';
 import { DELIMITER, OTHER_PREFIX, SHARED_PREFIX, type MailboxAccess } from '../namespace.js';
 import { quoted, sequenceSet as encodeSet } from '../protocol/encoder.js';
 import { encodeMutf7 } from '../protocol/mutf7.js';
-import type { AppendMessage, ListCommand, StatusItem } from '../protocol/types.js';
+import { parseImapMessageUrl } from '../protocol/imap-url.js';
+import type { AppendMessage, CatenatePart, ListCommand, StatusItem } from '../protocol/types.js';
 import { checkQuota } from './acl.js';
 import { decodeName, destinationFolder, folderOf, nameOut, notifyChanged, requireRight, resolveOrThrow, type Handlers, type SessionContext } from './context.js';
 
@@ -116,6 +118,7 @@ async function list(ctx: SessionContext, cmd: ListCommand, verb: 'LIST' | 'LSUB'
   const ret = new Map(cmd.returns.map((r) => [r.name.toUpperCase(), r.items]));
   const wantSubscribed = ret.has('SUBSCRIBED') || selSubscribed;
   const statusItems = ret.get('STATUS') as StatusItem[] | undefined;
+  const rightsOf = ret.has('MYRIGHTS') ? new Map<MailboxAccess, string>() : undefined;
 
   if (verb === 'LIST' && patterns.length === 1 && patterns[0] === '' && !selSubscribed) {
     // RFC 9051 §6.3.9: empty pattern returns the delimiter and root.
@@ -185,6 +188,13 @@ async function list(ctx: SessionContext, cmd: ListCommand, verb: 'LIST' | 'LSUB'
     const ext = childInfo ? ` ("CHILDINFO" ("SUBSCRIBED"))` : '';
     out.push(`* LIST (${attrs.join(' ')}) "/" ${nameOut(ctx, e.name)}${ext}\r\n`);
     if (statusItems && e.folder) out.push(await statusLine(ctx, e.name, e.folder, statusItems));
+    if (rightsOf && e.folder) {
+      // RFC 8440 §3: MYRIGHTS after the LIST response of each selectable mailbox; the rights
+      // come from core (RFC 4314 §3.8 response), one decision per MSSanté mailbox (BAL).
+      let rights = rightsOf.get(e.access);
+      if (rights === undefined) rightsOf.set(e.access, (rights = await ctx.s.core.imapRights(ctx.user!, e.access.mailbox)));
+      out.push(`* MYRIGHTS ${nameOut(ctx, e.name)} ${rights || '""'}\r\n`);
+    }
   }
   for (const l of out) ctx.write(l);
   return `${verb} completed`;
@@ -219,8 +229,54 @@ async function status(ctx: SessionContext, name: string, items: StatusItem[]): P
   return 'STATUS completed';
 }
 
-async function append(ctx: SessionContext, name: string, messages: AppendMessage[]): Promise<string> {
+/**
+ * RFC 4469 §5: the octets a CATENATE URL names — a message, or a section of it (as FETCH BODY[]
+ * gives it), or a partial range of that — read only from a mailbox the user may read: the name
+ * is resolved in the user's namespace and the "r" right comes from core (the access decision
+ * point). Anything else is NO [BADURL <url>], saying nothing about what exists.
+ */
+async function catenateUrl(ctx: SessionContext, url: string): Promise<Uint8Array> {
+  // RFC 4469 §6: resp-text-code =/ "BADURL" SP url-resp-text (no "]", CR or LF in it).
+  const badurl = (why: string) => no(`BADURL ${url.replace(/[^\x01-\x09\x0b\x0c\x0e-\x5c\x5e-\x7f]/gu, (c) => encodeURIComponent(c))}`, why);
+  const u = parseImapMessageUrl(url);
+  if (!u) throw badurl('not an IMAP URL naming a message (RFC 5092)');
+  if (u.urlauth) throw badurl('URLAUTH is not supported by this server');
+  if (u.host !== undefined && (u.host !== ctx.s.hostname.toLowerCase() || (u.user !== undefined && u.user !== ctx.user!.login))) throw badurl('the URL names another server or user');
+  const r = ctx.ns!.resolve(u.mailbox);
+  const acl = r ? await ctx.s.core.imapRights(ctx.user!, r.access.mailbox) : '';
+  const folder = r && acl.includes('r') ? await ctx.s.store.getFolder(r.access.mailbox.id, r.folder) : undefined;
+  if (!folder) throw badurl('no such mailbox, or you may not read it');
+  if (u.uidValidity !== undefined && u.uidValidity !== folder.uidValidity) throw badurl('UIDVALIDITY does not match (RFC 5092 §6)');
+  const msg = await ctx.s.store.getMessageByUid(folder.id, u.uid);
+  if (!msg) throw badurl('no such message');
+  const data = sectionBytes(await ctx.s.blobs.read(msg.blobId), await ctx.s.index.ensure(msg.blobId), u.section ?? { kind: 'full' });
+  if (!data) throw badurl('no such section in the message');
+  if (!u.partial) return data;
+  // RFC 5092 §5 ipartial: from the offset, at most the length (nothing past the end).
+  const start = Math.min(u.partial.offset, data.length);
+  return data.subarray(start, u.partial.length === undefined ? data.length : Math.min(data.length, start + u.partial.length));
+}
+
+/** RFC 4469 CATENATE: the message the parts make, URL parts resolved in order; TOOBIG past APPENDLIMIT. */
+async function catenate(ctx: SessionContext, parts: CatenatePart[]): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (const p of parts) {
+    const d = p.kind === 'text' ? p.data : await catenateUrl(ctx, p.url);
+    size += d.length;
+    // RFC 4469 §4: TOOBIG when the resulting message is larger than the server accepts.
+    if (size > ctx.s.appendLimit) throw no('TOOBIG', `the catenated message exceeds APPENDLIMIT ${ctx.s.appendLimit}`);
+    chunks.push(d);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+async function append(ctx: SessionContext, name: string, sent: AppendMessage[]): Promise<string> {
+  // RFC 4469 §5 with RFC 3502: the destination first (NO [TRYCREATE] even when a URL is bad),
+  // then every CATENATE resolved before anything is stored.
   const target = await destinationFolder(ctx, name);
+  const messages: AppendMessage[] = [];
+  for (const m of sent) messages.push(m.catenate ? { ...m, data: await catenate(ctx, m.catenate) } : m);
   for (const m of messages) {
     if (m.data.length > ctx.s.appendLimit) throw no('TOOBIG', `message of ${m.data.length} bytes exceeds APPENDLIMIT ${ctx.s.appendLimit}`);
     if (m.data.length === 0) throw bad(undefined, 'empty message');
@@ -229,32 +285,51 @@ async function append(ctx: SessionContext, name: string, messages: AppendMessage
   // holding NUL) re-encoded as base64, as Dovecot does (src/mime/storable.ts).
   const stored = messages.map((m) => (m.binary ? storableForm(m.data).data : m.data));
   const total = stored.reduce((n, d) => n + d.length, 0);
+  const dates = messages.map((m) => {
+    const date = m.date ? parseImapDate(m.date) : new Date();
+    if (!date) throw bad(undefined, `invalid date-time ${m.date}`);
+    return date;
+  });
   await checkQuota(ctx, target.r.access, total);
-  const uids: number[] = [];
-  // RFC 3502 MULTIAPPEND: all or nothing. Blobs first (durable), then one commit per message;
-  // a failure midway expunges what was added.
-  const added: number[] = [];
+  // RFC 3502 §6.3.11 MULTIAPPEND: all or nothing. The message files first (durable and pinned,
+  // written a few at a time so their syncs overlap; analysed from the bytes in hand), then every
+  // message in one transaction (issue 15: batched). A failure before the commit leaves only
+  // unreferenced files, which the collector removes.
+  const blobs: PutBlob[] = [];
   try {
-    for (const [k, m] of messages.entries()) {
-      const blob = await ctx.s.blobs.put(Buffer.from(stored[k]));
-      await ctx.s.index.ensure(blob.id);
-      const date = m.date ? parseImapDate(m.date) : new Date();
-      if (!date) throw bad(undefined, `invalid date-time ${m.date}`);
-      const r = await ctx.s.store.appendMessage(target.folder.id, { blobId: blob.id, size: blob.size, flags: m.flags.filter((f) => f.toLowerCase() !== '\\recent'), internalDate: date });
-      blob.release();
-      added.push(r.uid);
-      uids.push(r.uid);
-    }
-  } catch (e) {
-    if (added.length) {
-      await ctx.s.store.storeFlags(target.folder.id, added, 'add', ['\\Deleted']);
-      await ctx.s.store.expunge(target.folder.id, added);
-    }
-    throw e;
+    await eachLimited(stored, APPEND_PARALLEL_FILES, async (data, k) => {
+      blobs[k] = await ctx.s.blobs.put(Buffer.from(data));
+    });
+    await ctx.s.index.ensureAllFrom(blobs.map((b, k) => ({ blobId: b.id, raw: stored[k] })));
+    const items = messages.map((m, k) => ({ blobId: blobs[k].id, size: blobs[k].size, flags: m.flags.filter((f) => f.toLowerCase() !== '\\recent'), internalDate: dates[k] }));
+    const { uids } = await ctx.s.store.appendMessages(target.folder.id, items);
+    notifyChanged(ctx, target.folder.id);
+    // RFC 4315 §3: APPENDUID uidvalidity uid-set.
+    return `[APPENDUID ${target.folder.uidValidity} ${encodeSet(uids)}] APPEND completed`;
+  } finally {
+    for (const b of blobs) b?.release();
   }
-  notifyChanged(ctx, target.folder.id);
-  // RFC 4315 §3: APPENDUID uidvalidity uid-set.
-  return `[APPENDUID ${target.folder.uidValidity} ${encodeSet(uids)}] APPEND completed`;
+}
+
+/** Message files of one MULTIAPPEND written at once at most. */
+const APPEND_PARALLEL_FILES = 8;
+
+/** Runs `fn` on every item, at most `limit` at a time; rejects with the first failure once the running ones ended. */
+async function eachLimited<T>(items: T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: unknown;
+  const worker = async () => {
+    while (failed === undefined && next < items.length) {
+      const k = next++;
+      try {
+        await fn(items[k], k);
+      } catch (e) {
+        failed ??= e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failed !== undefined) throw failed;
 }
 
 /** RFC 9051 §9 date-time: "dd-Mon-yyyy hh:mm:ss +zzzz". */

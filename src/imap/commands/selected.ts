@@ -4,9 +4,10 @@
 // SORT and THREAD (RFC 5256).
 import { bad, no } from '../errors.js';
 import { fetchMessage, type FetchContext } from '../fetch.js';
-import { quoted, sequenceSet as encodeSet } from '../protocol/encoder.js';
-import type { Command, SearchKey, SequenceSet } from '../protocol/types.js';
+import { orderedSequenceSet, quoted, sequenceSet as encodeSet } from '../protocol/encoder.js';
+import type { Command, PartialRange, SearchKey, SearchReturn, SequenceSet } from '../protocol/types.js';
 import { runSearch } from '../../mail/search.js';
+import { MAX_SORT_CONTEXT_RESULT, MAX_UPDATE_CONTEXTS, SearchUpdates, type UpdateEvaluator } from '../search-updates.js';
 import { sortItems, threadOrderedSubject, threadReferences, threadToString, type SortItem } from '../sort-thread.js';
 import { FolderView } from '../view.js';
 import { checkQuota } from './acl.js';
@@ -21,8 +22,8 @@ export const selectedCommands = {
   CHECK: async () => 'CHECK completed',
   EXPUNGE: (ctx) => expunge(ctx),
   'UID EXPUNGE': (ctx, cmd) => expunge(ctx, cmd.set),
-  SEARCH: (ctx, cmd, tag) => search(ctx, false, cmd.key, cmd.returns, cmd.charset, tag),
-  'UID SEARCH': (ctx, cmd, tag) => search(ctx, true, cmd.key, cmd.returns, cmd.charset, tag),
+  SEARCH: (ctx, cmd, tag) => search(ctx, false, cmd, tag),
+  'UID SEARCH': (ctx, cmd, tag) => search(ctx, true, cmd, tag),
   FETCH: (ctx, cmd) => fetchMessages(ctx, false, cmd),
   'UID FETCH': (ctx, cmd) => fetchMessages(ctx, true, cmd),
   STORE: (ctx, cmd) => storeFlags(ctx, false, cmd),
@@ -31,10 +32,16 @@ export const selectedCommands = {
   'UID COPY': (ctx, cmd) => copy(ctx, true, false, cmd.set, cmd.mailbox),
   MOVE: (ctx, cmd) => copy(ctx, false, true, cmd.set, cmd.mailbox),
   'UID MOVE': (ctx, cmd) => copy(ctx, true, true, cmd.set, cmd.mailbox),
-  SORT: (ctx, cmd) => sortOrThread(ctx, cmd),
-  'UID SORT': (ctx, cmd) => sortOrThread(ctx, cmd),
-  THREAD: (ctx, cmd) => sortOrThread(ctx, cmd),
-  'UID THREAD': (ctx, cmd) => sortOrThread(ctx, cmd),
+  SORT: (ctx, cmd, tag) => sortOrThread(ctx, cmd, tag),
+  'UID SORT': (ctx, cmd, tag) => sortOrThread(ctx, cmd, tag),
+  THREAD: (ctx, cmd, tag) => sortOrThread(ctx, cmd, tag),
+  'UID THREAD': (ctx, cmd, tag) => sortOrThread(ctx, cmd, tag),
+  CANCELUPDATE: async (ctx, cmd) => {
+    // RFC 5267 §4.3.5: no further updates for the contexts named (all of them must exist).
+    const unknown = ctx.searchUpdates?.view === ctx.view ? ctx.searchUpdates!.cancel(cmd.tags) : cmd.tags;
+    if (unknown.length) throw no(undefined, `no update context for tag ${unknown.map((t) => quoted(t)).join(', ')}; nothing cancelled`);
+    return 'CANCELUPDATE completed, no further updates';
+  },
 } satisfies Partial<Handlers>;
 
 /** Expands a sequence set against the current view into sequence numbers or UIDs (RFC 9051 §9 seq-number). */
@@ -61,6 +68,7 @@ async function close(ctx: SessionContext, name: 'CLOSE' | 'UNSELECT'): Promise<s
   const gone = name === 'CLOSE' && !v.readOnly && (await mayExpunge(ctx, v)) ? await ctx.s.store.expunge(v.folderId) : [];
   if (gone.length) await traceSelected(ctx, 'deleted', gone);
   ctx.view = undefined;
+  ctx.searchUpdates = undefined; // RFC 5267 §4.3: updates cease with the selection
   ctx.state = 'auth';
   if (gone.length) notifyChanged(ctx, v.folderId);
   return `${name} completed`;
@@ -70,6 +78,7 @@ async function select(ctx: SessionContext, name: string, readOnly: boolean, qres
   if (ctx.view) {
     // RFC 9051 §6.3.2: selecting another mailbox closes the current one (no expunge).
     ctx.view = undefined;
+    ctx.searchUpdates = undefined;
     ctx.state = 'auth';
     // RFC 7162 §3.2.11 / RFC 9051 §6.3.2: CLOSED marks where the old mailbox's responses end.
     ctx.write('* OK [CLOSED] previous mailbox closed\r\n');
@@ -78,17 +87,18 @@ async function select(ctx: SessionContext, name: string, readOnly: boolean, qres
   const acl = await ctx.s.core.imapRights(ctx.user!, r.access.mailbox);
   if (!acl.includes('r')) throw no('NOPERM', `you may not read ${r.access.mailbox.address}`);
   const ro = readOnly || !acl.includes('s') || r.access.mailbox.state === 'suspended';
-  // Issue 15: SELECT at 100,000 messages in ≤ 100 ms: one read of the view's columns, no aggregate.
-  const { messages: msgs, ...st } = await ctx.s.store.openFolder(folder.id, { clearRecent: !ro });
+  // Issue 15: SELECT at 100,000 messages in ≤ 100 ms: a big folder is brought up to date from the
+  // process's snapshot of it (changes since its modseq), else read whole (the view's columns only).
+  const { messages: msgs, ...st } = await ctx.s.snapshots.open(ctx.s.store, folder, !ro);
   const view = new FolderView(folder.id, r.access.mailbox.id, ro, folder.uidValidity, msgs, st.highestModseq);
   ctx.view = view;
   ctx.state = 'selected';
   ctx.write(`* ${msgs.length} EXISTS\r\n`);
-  if (!ctx.rev2) ctx.write(`* ${msgs.filter((m) => m.recent).length} RECENT\r\n`);
+  if (!ctx.rev2) ctx.write(`* ${view.recentCount} RECENT\r\n`);
   // RFC 9051 §7.3.5: FLAGS lists every keyword present in the folder (the view recorded them as announced).
   writeFlagList(ctx, view);
-  const firstUnseen = msgs.findIndex((m) => !m.flags.some((f) => f.toLowerCase() === '\\seen'));
-  if (firstUnseen >= 0 && !ctx.rev2) ctx.write(`* OK [UNSEEN ${firstUnseen + 1}] first unseen\r\n`);
+  const firstUnseen = ctx.rev2 ? 0 : view.firstUnseen();
+  if (firstUnseen > 0) ctx.write(`* OK [UNSEEN ${firstUnseen}] first unseen\r\n`);
   ctx.write(`* OK [UIDVALIDITY ${folder.uidValidity}] UIDs valid\r\n`);
   ctx.write(`* OK [UIDNEXT ${st.uidNext}] predicted next UID\r\n`);
   // RFC 7162 §3.1.2.1: HIGHESTMODSEQ once CONDSTORE is enabled.
@@ -130,6 +140,14 @@ async function expunge(ctx: SessionContext, uidSet?: SequenceSet): Promise<strin
 }
 
 function announceExpunged(ctx: SessionContext, v: FolderView, uids: number[]) {
+  // RFC 5267 §4.3.4: REMOVEFROM before the EXPUNGE / VANISHED responses, with numbers still valid.
+  if (ctx.searchUpdates?.view === v) {
+    const gone = uids.flatMap((uid) => {
+      const seq = v.seqOf(uid);
+      return seq === undefined ? [] : [{ uid, seq }];
+    });
+    ctx.searchUpdates.expunging(gone, (l) => ctx.write(l));
+  }
   const seqs = v.removeOwn(uids);
   if (ctx.qresync) {
     if (uids.length) ctx.write(`* VANISHED ${encodeSet(uids)}\r\n`);
@@ -156,41 +174,194 @@ function resolveTargets(ctx: SessionContext, set: SequenceSet, byUid: boolean): 
   return expandSet(set, max).map((seq) => ({ seq, uid: v.messages[seq - 1].uid }));
 }
 
-async function search(ctx: SessionContext, byUid: boolean, key: SearchKey, returns: string[] | undefined, charset: string | undefined, tag: string): Promise<string> {
+/** The search context a session's searches run with (the SEARCH engine over its view). */
+function searchContext(ctx: SessionContext) {
+  return { store: ctx.s.store, blobs: ctx.s.blobs, index: ctx.s.index, saved: ctx.savedSearch, sequenceTargets: (set: SequenceSet, uid: boolean) => resolveTargets(ctx, set, uid) };
+}
+
+/**
+ * The search program of an update context: message sequence numbers and "$" are resolved to UIDs
+ * now (RFC 5267 §4.3: "any message sequence numbers used in the search program are evaluated at
+ * the time the command is received").
+ */
+function freezeKey(ctx: SessionContext, k: SearchKey): SearchKey {
+  const uids = (set: SequenceSet, byUid: boolean) => {
+    let targets: { uid: number }[];
+    try {
+      targets = resolveTargets(ctx, set, byUid);
+    } catch {
+      targets = []; // RFC 9051 §6.4.4: a number outside the mailbox matches nothing
+    }
+    const ranges: { from: number; to: number }[] = [];
+    for (const { uid } of targets) {
+      const last = ranges[ranges.length - 1];
+      if (last && last.to + 1 === uid) last.to = uid;
+      else ranges.push({ from: uid, to: uid });
+    }
+    return { kind: 'uid' as const, set: { ranges } };
+  };
+  switch (k.kind) {
+    case 'seq':
+      return uids(k.set, false);
+    case 'savedresult':
+      return uids({ ranges: [], saved: true }, true);
+    case 'not':
+      return { kind: 'not', key: freezeKey(ctx, k.key) };
+    case 'or':
+      return { kind: 'or', a: freezeKey(ctx, k.a), b: freezeKey(ctx, k.b) };
+    case 'and':
+      return { kind: 'and', keys: k.keys.map((x) => freezeKey(ctx, x)) };
+    case 'uid':
+      return k.set.saved ? uids(k.set, true) : k;
+    default:
+      return k;
+  }
+}
+
+/** From this many changed messages on, an update context's header keys use the header index. */
+const INDEXED_REEVALUATION = 200;
+
+/** How the session's update contexts re-evaluate changed messages (search-updates.ts). */
+function updateEvaluator(ctx: SessionContext): UpdateEvaluator {
+  return {
+    // A few changed messages are read (their analysis is cached); many (a STORE 1:*) use the
+    // folder's header index, as a full SEARCH does.
+    matching: async (key, messages) => {
+      const folder = messages.length >= INDEXED_REEVALUATION ? { messages, folderId: ctx.view!.folderId } : { messages };
+      return new Set((await runSearch(key, folder, searchContext(ctx))).map((m) => messages[m.seq - 1].uid));
+    },
+    sortable: async (m) => ({ uid: m.uid, internalDate: m.internalDate, info: await ctx.s.index.ensure(m.blobId) }),
+  };
+}
+
+/** Sends the ADDTO / REMOVEFROM of the session's update contexts for what changed (RFC 5267 §4.3). */
+export async function refreshSearchUpdates(ctx: SessionContext): Promise<void> {
+  const u = ctx.searchUpdates;
+  if (!u) return;
+  if (u.view !== ctx.view) {
+    // RFC 5267 §4.3: "Updates will cease when the mailbox is no longer selected".
+    ctx.searchUpdates = undefined;
+    return;
+  }
+  await u.refresh(updateEvaluator(ctx), (l) => ctx.write(l));
+}
+
+/**
+ * RFC 5267 §4.3: may `tag` open an update context? BAD when the tag already names one (the
+ * command is rejected); false with an untagged NO [NOUPDATE] when the server will not keep it
+ * (§4.3.1: the other return options are still honoured).
+ */
+function mayUpdate(ctx: SessionContext, tag: string, resultSize?: number): boolean {
+  const u = ctx.searchUpdates?.view === ctx.view ? ctx.searchUpdates : undefined;
+  if (u?.has(tag)) throw bad('CLIENTBUG', `tag ${quoted(tag)} already names an update context (RFC 5267 §4.3: tags must not be reused)`);
+  if ((u?.size ?? 0) >= MAX_UPDATE_CONTEXTS) {
+    ctx.write(`* NO [NOUPDATE ${quoted(tag)}] too many update contexts (at most ${MAX_UPDATE_CONTEXTS}); CANCELUPDATE one first\r\n`);
+    return false;
+  }
+  if (resultSize !== undefined && resultSize > MAX_SORT_CONTEXT_RESULT) {
+    ctx.write(`* NO [NOUPDATE ${quoted(tag)}] sorted result too large to keep updated (more than ${MAX_SORT_CONTEXT_RESULT} messages)\r\n`);
+    return false;
+  }
+  return true;
+}
+
+function updatesFor(ctx: SessionContext): SearchUpdates {
+  if (ctx.searchUpdates?.view !== ctx.view) ctx.searchUpdates = new SearchUpdates(ctx.view!);
+  return ctx.searchUpdates!;
+}
+
+/**
+ * The ESEARCH response (RFC 4731 §3.1, RFC 9051 §7.3.4) of SEARCH, or of SORT with RFC 5267 ESORT
+ * (`sorted`: `ids` are in the requested order, §3.1), with RFC 5267 §4.4 PARTIAL. undefined when
+ * nothing is to be sent (RETURN (SAVE) alone, RFC 5182 §2.4).
+ */
+function esearchResponse(tag: string, byUid: boolean, ids: number[], returns: SearchReturn, partial: PartialRange | undefined, highest: number, sorted: boolean): string | undefined {
+  // RFC 4731 §3.1: RETURN () means ALL; RFC 5267 §4.2: CONTEXT is a hint this server ignores.
+  const opts = returns.filter((o) => o !== 'CONTEXT');
+  if (opts.length === 0) opts.push('ALL');
+  if (opts.length === 1 && opts[0] === 'SAVE') return undefined;
+  const set = (list: number[]) => (sorted ? orderedSequenceSet(list) : encodeSet(list));
+  const parts: string[] = [];
+  if (ids.length) {
+    // RFC 5267 §3.1 (ESORT): MIN and MAX are the first and last messages in the sort order.
+    if (opts.includes('MIN')) parts.push(`MIN ${sorted ? ids[0] : Math.min(...ids)}`);
+    if (opts.includes('MAX')) parts.push(`MAX ${sorted ? ids[ids.length - 1] : Math.max(...ids)}`);
+    if (opts.includes('ALL')) parts.push(`ALL ${set(ids)}`);
+  }
+  if (partial) {
+    // RFC 5267 §4.4: the results at positions from..to (1-based) of the ordered result, NIL when none.
+    const slice = ids.slice(partial.from - 1, partial.to);
+    parts.push(`PARTIAL (${partial.from}:${partial.to} ${slice.length ? set(slice) : 'NIL'})`);
+  }
+  if (opts.includes('COUNT')) parts.push(`COUNT ${ids.length}`);
+  if (highest) parts.push(`MODSEQ ${highest}`);
+  return `* ESEARCH (TAG ${quoted(tag)})${byUid ? ' UID' : ''}${parts.length ? ' ' + parts.join(' ') : ''}\r\n`;
+}
+
+/** RFC 7162 §3.1.5: does the search program use MODSEQ (CONDSTORE-enabling, MODSEQ in the result)? */
+function usesModseq(key: SearchKey): boolean {
+  switch (key.kind) {
+    case 'modseq':
+      return true;
+    case 'not':
+      return usesModseq(key.key);
+    case 'or':
+      return usesModseq(key.a) || usesModseq(key.b);
+    case 'and':
+      return key.keys.some(usesModseq);
+    default:
+      return false;
+  }
+}
+
+/**
+ * RFC 7162 §3.1.5 with RFC 4731: the MODSEQ is the highest of the messages actually returned
+ * (only the MIN and/or MAX message when neither ALL nor COUNT was asked). `ordered` in the result's order.
+ */
+function highestModseq(v: FolderView, ordered: { uid: number }[], ids: number[], returns: SearchReturn | undefined, sorted: boolean): number {
+  if (!ordered.length) return 0;
+  let returned = ordered;
+  const ropts = returns ?? [];
+  if (returns && ropts.length && !ropts.includes('ALL') && !ropts.includes('COUNT') && !ropts.includes('PARTIAL') && ropts.some((o) => o === 'MIN' || o === 'MAX')) {
+    let lo = 0;
+    let hi = ordered.length - 1;
+    if (!sorted) {
+      for (let i = 0; i < ids.length; i++) {
+        if (ids[i] < ids[lo]) lo = i;
+        if (ids[i] > ids[hi]) hi = i;
+      }
+    }
+    returned = [...(ropts.includes('MIN') ? [ordered[lo]] : []), ...(ropts.includes('MAX') ? [ordered[hi]] : [])];
+  }
+  let max = 0;
+  for (const m of returned) max = Math.max(max, v.byUidGet(m.uid)?.modseq ?? 0);
+  return max;
+}
+
+async function search(ctx: SessionContext, byUid: boolean, cmd: Extract<Command, { name: 'SEARCH' | 'UID SEARCH' }>, tag: string): Promise<string> {
+  const { key, returns, charset, partial } = cmd;
   if (charset && !/^(utf-8|us-ascii)$/i.test(charset)) throw no('BADCHARSET (UTF-8 US-ASCII)', `charset ${charset} is not supported`);
   const v = ctx.view!;
-  const matches = await runSearch(key, v, { store: ctx.s.store, blobs: ctx.s.blobs, index: ctx.s.index, saved: ctx.savedSearch, sequenceTargets: (set, uid) => resolveTargets(ctx, set, uid) });
+  const update = returns?.includes('UPDATE') && mayUpdate(ctx, tag);
+  const frozen = update ? freezeKey(ctx, key) : key;
+  const matches = await runSearch(key, v, searchContext(ctx));
   const ids = matches.map((m) => (byUid ? m.uid : m.seq));
   // RFC 7162 §3.1.5: a MODSEQ search key adds the highest mod-sequence of the matches.
-  const usesModseq = JSON.stringify(key, (_k, val) => (typeof val === 'bigint' ? val.toString() : val)).includes('"kind":"modseq"');
-  if (usesModseq) ctx.enableCondstore();
-  // RFC 7162 §3.1.5 with RFC 4731: the MODSEQ is the highest of the messages actually returned
-  // (only the MIN and/or MAX message when neither ALL nor COUNT was asked).
-  let returned = matches;
-  const ropts = returns?.map((r) => r.toUpperCase()) ?? [];
-  if (returns && ropts.length && !ropts.includes('ALL') && !ropts.includes('COUNT') && matches.length) {
-    const by = (m: { seq: number; uid: number }) => (byUid ? m.uid : m.seq);
-    const sortedM = [...matches].sort((a, b) => by(a) - by(b));
-    returned = [...(ropts.includes('MIN') ? [sortedM[0]] : []), ...(ropts.includes('MAX') ? [sortedM[sortedM.length - 1]] : [])];
-  }
-  const highest = usesModseq && returned.length ? Math.max(...returned.map((m) => v.byUidGet(m.uid)?.modseq ?? 0)) : 0;
+  const modseqKey = usesModseq(key);
+  if (modseqKey) ctx.enableCondstore();
+  const highest = modseqKey ? highestModseq(v, matches, ids, returns, false) : 0;
   if (returns !== undefined) {
-    // RFC 4731 ESEARCH; RFC 5182 SAVE.
-    const opts = returns.length ? returns.map((r) => r.toUpperCase()) : ['ALL'];
-    if (opts.includes('SAVE')) ctx.savedSearch = matches.map((m) => m.uid);
-    const parts: string[] = [];
-    if (opts.includes('MIN') && ids.length) parts.push(`MIN ${Math.min(...ids)}`);
-    if (opts.includes('MAX') && ids.length) parts.push(`MAX ${Math.max(...ids)}`);
-    if (opts.includes('ALL') && ids.length) parts.push(`ALL ${encodeSet(ids)}`);
-    if (opts.includes('COUNT')) parts.push(`COUNT ${ids.length}`);
-    if (highest) parts.push(`MODSEQ ${highest}`);
-    if (!(opts.length === 1 && opts[0] === 'SAVE')) ctx.write(`* ESEARCH (TAG ${quoted(tag)})${byUid ? ' UID' : ''}${parts.length ? ' ' + parts.join(' ') : ''}\r\n`);
+    // RFC 4731 ESEARCH; RFC 5182 SAVE; RFC 5267 §4 CONTEXT=SEARCH (UPDATE, PARTIAL).
+    if (returns.includes('SAVE')) ctx.savedSearch = matches.map((m) => m.uid);
+    const out = esearchResponse(tag, byUid, ids, returns, partial, highest, false);
+    if (out) ctx.write(out);
+    if (update) updatesFor(ctx).addSearch(tag, byUid, frozen, matches.map((m) => m.uid));
   } else if (ctx.rev2) {
     ctx.write(`* ESEARCH (TAG ${quoted(tag)})${byUid ? ' UID' : ''}${ids.length ? ` ALL ${encodeSet(ids)}` : ''}${highest ? ` MODSEQ ${highest}` : ''}\r\n`);
   } else {
     ctx.write(`* SEARCH${ids.length ? ' ' + ids.join(' ') : ''}${highest ? ` (MODSEQ ${highest})` : ''}\r\n`);
   }
-  return `${byUid ? 'UID ' : ''}SEARCH completed`;
+  return `${byUid ? 'UID ' : ''}SEARCH completed${update ? ', will notify' : ''}`;
 }
 
 async function fetchMessages(ctx: SessionContext, byUid: boolean, cmd: Extract<Command, { name: 'FETCH' | 'UID FETCH' }>): Promise<string> {
@@ -219,7 +390,7 @@ async function fetchMessages(ctx: SessionContext, byUid: boolean, cmd: Extract<C
   const seenUids: number[] = [];
   const fetchCtx: FetchContext = { store: ctx.s.store, blobs: ctx.s.blobs, index: ctx.s.index, write: (d) => ctx.write(d), drainWait: () => ctx.waitDrain() };
   for (const t of targets) {
-    const m = v.byUidGet(t.uid);
+    let m = v.byUidGet(t.uid);
     if (!m) continue;
     let flagsChanged = false;
     if (setsSeen && !m.flags.some((f) => f.toLowerCase() === '\\seen')) {
@@ -227,6 +398,7 @@ async function fetchMessages(ctx: SessionContext, byUid: boolean, cmd: Extract<C
       const r = await ctx.s.store.storeFlags(v.folderId, [m.uid], 'add', ['\\Seen']);
       const u = r.updated[0];
       if (u) v.applyOwnFlags(u.uid, u.flags, u.modseq);
+      m = v.byUidGet(t.uid) ?? m; // applyOwnFlags replaced it (messages are never edited in place)
       flagsChanged = true;
       seenSet = true;
       if (u) seenUids.push(u.uid);
@@ -245,11 +417,16 @@ async function fetchMessages(ctx: SessionContext, byUid: boolean, cmd: Extract<C
 }
 
 /** RFC 5256 SORT and THREAD over the messages matching the search key. */
-async function sortOrThread(ctx: SessionContext, cmd: Extract<Command, { name: 'SORT' | 'UID SORT' | 'THREAD' | 'UID THREAD' }>): Promise<string> {
+async function sortOrThread(ctx: SessionContext, cmd: Extract<Command, { name: 'SORT' | 'UID SORT' | 'THREAD' | 'UID THREAD' }>, tag: string): Promise<string> {
   if (!/^(utf-8|us-ascii)$/i.test(cmd.charset)) throw no('BADCHARSET (UTF-8 US-ASCII)', `charset ${cmd.charset} is not supported`);
   const v = ctx.view!;
   const byUid = cmd.name.startsWith('UID');
-  const matches = await runSearch(cmd.key, v, { store: ctx.s.store, blobs: ctx.s.blobs, index: ctx.s.index, saved: ctx.savedSearch, sequenceTargets: (set, uid) => resolveTargets(ctx, set, uid) });
+  const returns = cmd.name === 'SORT' || cmd.name === 'UID SORT' ? cmd.returns : undefined;
+  const wantsUpdate = !!returns?.includes('UPDATE');
+  // RFC 5267 §4.3: a reused tag is BAD before anything is sent.
+  if (wantsUpdate && ctx.searchUpdates?.view === v && ctx.searchUpdates.has(tag)) mayUpdate(ctx, tag);
+  const frozen = wantsUpdate ? freezeKey(ctx, cmd.key) : cmd.key;
+  const matches = await runSearch(cmd.key, v, searchContext(ctx));
   const items: SortItem[] = [];
   for (const m of matches) {
     const msg = v.byUidGet(m.uid)!;
@@ -257,9 +434,22 @@ async function sortOrThread(ctx: SessionContext, cmd: Extract<Command, { name: '
   }
   const idOf = (i: SortItem) => (byUid ? i.uid : i.seq);
   if (cmd.name === 'SORT' || cmd.name === 'UID SORT') {
-    const sorted = sortItems(items, cmd.keys).map(idOf);
-    ctx.write(`* SORT${sorted.length ? ' ' + sorted.join(' ') : ''}\r\n`);
-    return `${cmd.name} completed`;
+    const sortedItems = sortItems(items, cmd.keys);
+    const sorted = sortedItems.map(idOf);
+    if (returns === undefined) {
+      ctx.write(`* SORT${sorted.length ? ' ' + sorted.join(' ') : ''}\r\n`);
+      return `${cmd.name} completed`;
+    }
+    // RFC 5267 §3 ESORT: the ESEARCH response, results in the sort order; §4 CONTEXT=SORT.
+    const modseqKey = usesModseq(cmd.key);
+    if (modseqKey) ctx.enableCondstore();
+    const highest = modseqKey ? highestModseq(v, sortedItems, sorted, returns, true) : 0;
+    if (returns.includes('SAVE')) ctx.savedSearch = matches.map((m) => m.uid);
+    const update = wantsUpdate && mayUpdate(ctx, tag, sortedItems.length);
+    const out = esearchResponse(tag, byUid, sorted, returns, cmd.partial, highest, true);
+    if (out) ctx.write(out);
+    if (update) updatesFor(ctx).addSort(tag, byUid, frozen, cmd.keys, sortedItems);
+    return `${cmd.name} completed${update ? ', will notify' : ''}`;
   }
   if (cmd.name !== 'THREAD' && cmd.name !== 'UID THREAD') throw new Error('unreachable');
   const alg = cmd.algorithm.toUpperCase();

@@ -11,6 +11,7 @@ import {
   literal8,
   mailboxName,
   nstring,
+  orderedSequenceSet,
   quoted,
   sequenceSet,
   tagged,
@@ -94,6 +95,16 @@ describe('response lines', () => {
     assert.equal(untaggedStatus('OK', 'ready', 'CAPABILITY IMAP4rev2'), '* OK [CAPABILITY IMAP4rev2] ready\r\n');
     assert.equal(continuation(), '+ \r\n');
     assert.equal(continuation('idling'), '+ idling\r\n');
+  });
+});
+
+describe('orderedSequenceSet (RFC 5267 §3.2)', () => {
+  it('keeps the order; only ascending runs become ranges', () => {
+    assert.equal(orderedSequenceSet([5, 3, 4, 2, 1]), '5,3:4,2,1');
+    assert.equal(orderedSequenceSet([23765, 23764, 23763, 23761]), '23765,23764,23763,23761');
+    assert.equal(orderedSequenceSet([1, 2, 3, 7, 8, 4]), '1:3,7:8,4');
+    assert.equal(orderedSequenceSet([9]), '9');
+    assert.throws(() => orderedSequenceSet([]), RangeError);
   });
 });
 

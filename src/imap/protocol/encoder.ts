@@ -207,6 +207,27 @@ export function sequenceSet(numbers: readonly number[]): string {
   return parts.join(',');
 }
 
+/**
+ * A sequence set that keeps the order of `numbers` (an ESEARCH result in sort order, RFC 5267
+ * §3.2): only ascending runs of consecutive numbers become ranges ("5,3:4,2,1"), never "12:10".
+ */
+export function orderedSequenceSet(numbers: readonly number[]): string {
+  if (numbers.length === 0) throw new RangeError('a sequence set cannot be empty');
+  const parts: string[] = [];
+  let start = numbers[0];
+  let prev = start;
+  for (let i = 1; i <= numbers.length; i++) {
+    const n = numbers[i];
+    if (n === prev + 1) {
+      prev = n;
+      continue;
+    }
+    parts.push(start === prev ? `${start}` : `${start}:${prev}`);
+    start = prev = n;
+  }
+  return parts.join(',');
+}
+
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
 /**

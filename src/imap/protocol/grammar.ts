@@ -7,9 +7,14 @@ import { TextDecoder } from 'node:util';
 import { isAstringChar, isAtomChar } from './encoder.js';
 import type {
   AppendMessage,
+  CatenatePart,
+  NotifyEvent,
+  NotifyFilter,
+  NotifyGroup,
   Command,
   FetchAttribute,
   ParsedCommand,
+  PartialRange,
   SearchKey,
   SearchReturn,
   Section,
@@ -636,20 +641,36 @@ function searchKeys(r: Reader, s: SearchContext): SearchKey {
   return keys.length === 1 ? keys[0] : { kind: 'and', keys };
 }
 
-/** RFC 4466 §3 search-return-opts / RFC 4731 §4, RFC 5182 §3 (SAVE), RFC 9051 §9 search-return-opt. */
-function searchReturnOpts(r: Reader): SearchReturn {
+/**
+ * RFC 4466 §3 search-return-opts / RFC 4731 §4, RFC 5182 §3 (SAVE), RFC 9051 §9 search-return-opt,
+ * RFC 5267 §5 modifier-context / modifier-partial / modifier-update.
+ */
+function searchReturnOpts(r: Reader): { returns: SearchReturn; partial?: PartialRange } {
   r.sp('after RETURN');
   r.expect(LPAREN, '"(" after RETURN');
   const opts: SearchReturn = [];
-  if (r.eat(RPAREN)) return opts; // RFC 4731 §3.1: RETURN () means ALL
+  let partial: PartialRange | undefined;
+  if (r.eat(RPAREN)) return { returns: opts }; // RFC 4731 §3.1: RETURN () means ALL
   do {
     const at = r.offset;
     const o = r.keyword('search return option');
-    if (o !== 'MIN' && o !== 'MAX' && o !== 'ALL' && o !== 'COUNT' && o !== 'SAVE') r.error(`unknown search return option "${o}"`, at);
+    if (o !== 'MIN' && o !== 'MAX' && o !== 'ALL' && o !== 'COUNT' && o !== 'SAVE' && o !== 'CONTEXT' && o !== 'UPDATE' && o !== 'PARTIAL') r.error(`unknown search return option "${o}"`, at);
+    if (o === 'PARTIAL') {
+      // RFC 5267 §5: modifier-partial = "PARTIAL" SP partial-range; partial-range = nz-number ":"
+      // nz-number ("500:400 is the same as 400:500", never "*").
+      r.sp('after PARTIAL');
+      const a = r.nzNumber('partial range start');
+      r.expect(0x3a, '":" in partial range');
+      const b = r.nzNumber('partial range end');
+      if (partial) r.error('PARTIAL given twice', at);
+      partial = a <= b ? { from: a, to: b } : { from: b, to: a };
+    }
     if (!opts.includes(o)) opts.push(o);
   } while (r.eat(SP));
   r.expect(RPAREN, 'SP or ")" in RETURN options');
-  return opts;
+  // RFC 5267 §4.4: "A single command MUST NOT contain more than one PARTIAL or ALL search return option".
+  if (partial && opts.includes('ALL')) r.error('PARTIAL and ALL cannot be used together (RFC 5267 §4.4)', r.offset);
+  return partial ? { returns: opts, partial } : { returns: opts };
 }
 
 function withCharset<T extends object>(r: Reader, charset: string | undefined, charsetAt: number, build: (s: SearchContext) => T): T {
@@ -661,11 +682,11 @@ function withCharset<T extends object>(r: Reader, charset: string | undefined, c
 }
 
 /** RFC 9051 §9 search-return-opts (SEARCH; SORT with RFC 5267 ESORT): optional "RETURN" (...) SP. */
-function optionalReturnOpts(r: Reader): SearchReturn | undefined {
-  if (!r.eatKeyword('RETURN')) return undefined;
-  const returns = searchReturnOpts(r);
+function optionalReturnOpts(r: Reader): { returns?: SearchReturn; partial?: PartialRange } {
+  if (!r.eatKeyword('RETURN')) return {};
+  const opts = searchReturnOpts(r);
   r.sp('after RETURN options');
-  return returns;
+  return opts;
 }
 
 /** RFC 5256 §5 search-criteria = charset 1*(SP search-key), for SORT and THREAD. */
@@ -680,7 +701,7 @@ function searchCriteria(r: Reader): { charset: string; key: SearchKey } {
 function searchCommand(r: Reader, uid: boolean): Command {
   // RFC 9051 §9 search = "SEARCH" [search-return-opts] SP search-program
   r.sp('after SEARCH');
-  const returns = optionalReturnOpts(r);
+  const { returns, partial } = optionalReturnOpts(r);
   let charset: string | undefined;
   let charsetAt = 0;
   if (r.eatKeyword('CHARSET')) {
@@ -694,6 +715,7 @@ function searchCommand(r: Reader, uid: boolean): Command {
     name: uid ? 'UID SEARCH' : 'SEARCH',
     ...(charset !== undefined ? { charset } : {}),
     ...(returns ? { returns } : {}),
+    ...(partial ? { partial } : {}),
     key,
   };
 }
@@ -704,7 +726,7 @@ function sortCommand(r: Reader, uid: boolean): Command {
   // RFC 5256 §5: sort = ["UID" SP] "SORT" SP sort-criteria SP search-criteria;
   // RFC 5267 (ESORT) adds [search-return-opts] after "SORT"; RFC 5957 adds DISPLAYFROM/DISPLAYTO.
   r.sp('after SORT');
-  const returns = optionalReturnOpts(r);
+  const { returns, partial } = optionalReturnOpts(r);
   r.expect(LPAREN, '"(" (sort criteria)');
   const keys: SortKey[] = [];
   do {
@@ -723,7 +745,7 @@ function sortCommand(r: Reader, uid: boolean): Command {
   r.expect(RPAREN, 'SP or ")" in sort criteria');
   r.sp('after sort criteria');
   const { charset, key } = searchCriteria(r);
-  return { name: uid ? 'UID SORT' : 'SORT', keys, charset, key, ...(returns ? { returns } : {}) };
+  return { name: uid ? 'UID SORT' : 'SORT', keys, charset, key, ...(returns ? { returns } : {}), ...(partial ? { partial } : {}) };
 }
 
 function threadCommand(r: Reader, uid: boolean): Command {
@@ -1095,7 +1117,8 @@ function statusAttList(r: Reader): StatusItem[] {
 }
 
 const LIST_SELECT = new Set(['SUBSCRIBED', 'REMOTE', 'RECURSIVEMATCH', 'SPECIAL-USE']);
-const LIST_RETURN = new Set(['SUBSCRIBED', 'CHILDREN', 'SPECIAL-USE', 'STATUS']);
+// RFC 5258 §6, RFC 6154 §6, RFC 5819 §4 (STATUS), RFC 8440 §3 (MYRIGHTS).
+const LIST_RETURN = new Set(['SUBSCRIBED', 'CHILDREN', 'SPECIAL-USE', 'STATUS', 'MYRIGHTS']);
 
 function listCommand(r: Reader): Command {
   // RFC 5258 §6 / RFC 9051 §9: list = "LIST" [SP list-select-opts] SP mailbox SP mbox-or-pat [SP list-return-opts]
@@ -1181,12 +1204,45 @@ function appendCommand(r: Reader): Command {
       date = dateTime(r);
       r.sp('after date-time');
     }
+    if (r.eatKeyword('CATENATE')) {
+      messages.push({ flags, ...(date !== undefined ? { date } : {}), data: new Uint8Array(0), binary: false, catenate: catenateParts(r) });
+      continue;
+    }
     const c = r.peek();
-    if (c !== 0x7b && !(c === 0x7e && r.peek(1) === 0x7b)) r.fail('message literal ({n} or ~{n})');
+    if (c !== 0x7b && !(c === 0x7e && r.peek(1) === 0x7b)) r.fail('message literal ({n} or ~{n}) or CATENATE');
     const { data, binary } = r.literal(true);
     messages.push({ flags, ...(date !== undefined ? { date } : {}), data, binary });
   } while (!r.atEnd());
   return { name: 'APPEND', mailbox, messages };
+}
+
+/** Most parts in one CATENATE (RFC 4469 sets no limit; each URL part is a message read). */
+const MAX_CATENATE_PARTS = 100;
+
+/**
+ * RFC 4469 §5: append-data =/ "CATENATE" SP "(" cat-part *(SP cat-part) ")"; cat-part =
+ * text-literal / url; text-literal = "TEXT" SP literal; url = "URL" SP astring.
+ */
+function catenateParts(r: Reader): CatenatePart[] {
+  r.sp('after CATENATE');
+  r.expect(LPAREN, '"(" after CATENATE');
+  const parts: CatenatePart[] = [];
+  do {
+    const at = r.offset;
+    const kind = r.keyword('TEXT or URL');
+    if (parts.length === MAX_CATENATE_PARTS) r.error(`more than ${MAX_CATENATE_PARTS} CATENATE parts`, at);
+    if (kind === 'TEXT') {
+      r.sp('after TEXT');
+      if (r.peek() !== 0x7b) r.fail('literal after TEXT');
+      parts.push({ kind: 'text', data: r.literal(false).data });
+    } else if (kind === 'URL') {
+      r.sp('after URL');
+      const uat = r.offset;
+      parts.push({ kind: 'url', url: r.text(r.astringBytes('URL (astring)').bytes, uat) });
+    } else r.error(`expected TEXT or URL, found "${kind}"`, at);
+  } while (r.eat(SP));
+  r.expect(RPAREN, 'SP or ")" in CATENATE parts');
+  return parts;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1271,6 +1327,80 @@ function setQuota(r: Reader): Command {
   }
   r.end();
   return { name: 'SETQUOTA', root, limits };
+}
+
+const MESSAGE_EVENTS = new Set(['MESSAGENEW', 'MESSAGEEXPUNGE', 'FLAGCHANGE', 'ANNOTATIONCHANGE']);
+
+/** RFC 5465 §8: one-or-more-mailbox = mailbox / "(" mailbox *(SP mailbox) ")". */
+function oneOrMoreMailbox(r: Reader): string[] {
+  if (!r.eat(LPAREN)) return [r.mailbox()];
+  const out = [r.mailbox()];
+  while (r.eat(SP)) out.push(r.mailbox());
+  r.expect(RPAREN, 'SP or ")" in mailbox list');
+  return out;
+}
+
+/**
+ * RFC 5465 §8: notify = "NOTIFY" SP (notify-set / notify-none); notify-set = "SET"
+ * [SP "STATUS"] SP event-groups; event-group = "(" filter-mailboxes SP events ")"; events =
+ * ("(" event *(SP event) ")") / "NONE". The §5 and §6.1 rules that call for BAD are checked here.
+ */
+function notifyCommand(r: Reader): Command {
+  r.sp('after NOTIFY');
+  const at = r.offset;
+  const verb = r.keyword('SET or NONE');
+  if (verb === 'NONE') {
+    r.end();
+    return { name: 'NOTIFY', status: false, groups: null };
+  }
+  if (verb !== 'SET') r.error(`expected SET or NONE, found "${verb}"`, at);
+  r.sp('after SET');
+  const status = r.eatKeyword('STATUS');
+  if (status) r.sp('after STATUS');
+  const groups: NotifyGroup[] = [];
+  let selected = false;
+  do {
+    if (groups.length) r.sp('between event groups');
+    r.expect(LPAREN, '"(" (event group)');
+    const fat = r.offset;
+    const f = r.keyword('mailbox specifier');
+    let filter: NotifyFilter;
+    if (f === 'SUBTREE' || f === 'MAILBOXES') {
+      r.sp(`after ${f}`);
+      filter = { kind: f, mailboxes: oneOrMoreMailbox(r) };
+    } else if (f === 'SELECTED' || f === 'SELECTED-DELAYED' || f === 'INBOXES' || f === 'PERSONAL' || f === 'SUBSCRIBED') filter = { kind: f };
+    else r.error(`unknown mailbox specifier "${f}"`, fat);
+    const isSelected = filter.kind === 'SELECTED' || filter.kind === 'SELECTED-DELAYED';
+    // RFC 5465 §6.1: only one of SELECTED and SELECTED-DELAYED in a NOTIFY command.
+    if (isSelected && selected) r.error('only one SELECTED or SELECTED-DELAYED group is allowed (RFC 5465 §6.1)', fat);
+    selected ||= isSelected;
+    r.sp('after mailbox specifier');
+    const events: NotifyEvent[] = [];
+    if (!r.eatKeyword('NONE')) {
+      r.expect(LPAREN, '"(" (events) or NONE');
+      do {
+        const eat = r.offset;
+        const e = r.keyword('event');
+        if (e === 'MESSAGENEW' && r.peek() === SP && r.peek(1) === LPAREN) {
+          r.sp();
+          r.pos++;
+          const fetch = [fetchAtt(r)];
+          while (r.eat(SP)) fetch.push(fetchAtt(r));
+          r.expect(RPAREN, 'SP or ")" in MessageNew fetch attributes');
+          events.push({ name: e, fetch });
+        } else events.push({ name: e });
+        if (isSelected && !MESSAGE_EVENTS.has(e)) r.error(`${e} cannot be used with ${filter.kind} (RFC 5465 §6.1: message events only)`, eat);
+      } while (r.eat(SP));
+      r.expect(RPAREN, 'SP or ")" in events');
+      // RFC 5465 §5: MessageNew and MessageExpunge go together; FlagChange / AnnotationChange need both.
+      const has = (n: string) => events.some((x) => x.name === n);
+      if (has('MESSAGENEW') !== has('MESSAGEEXPUNGE')) r.error('MessageNew and MessageExpunge must be given together (RFC 5465 §5)', fat);
+      if ((has('FLAGCHANGE') || has('ANNOTATIONCHANGE')) && !has('MESSAGENEW')) r.error('FlagChange and AnnotationChange need MessageNew and MessageExpunge (RFC 5465 §5)', fat);
+    }
+    r.expect(RPAREN, '")" closing the event group');
+    groups.push({ filter, events });
+  } while (!r.atEnd());
+  return { name: 'NOTIFY', status, groups };
 }
 
 type Handler = (r: Reader) => Command;
@@ -1427,6 +1557,18 @@ const HANDLERS: Record<string, Handler> = {
   MOVE: (r) => copyMove(r, 'MOVE'),
   SORT: (r) => sortCommand(r, false),
   THREAD: (r) => threadCommand(r, false),
+  NOTIFY: notifyCommand, // RFC 5465
+  CANCELUPDATE: (r) => {
+    // RFC 5267 §5: command-select =/ "CANCELUPDATE" 1*(SP quoted)
+    const tags: string[] = [];
+    do {
+      r.sp(tags.length ? 'between tags' : 'after CANCELUPDATE');
+      const at = r.offset;
+      if (r.peek() !== DQUOTE) r.fail('quoted tag');
+      tags.push(r.text(r.quoted(), at));
+    } while (!r.atEnd());
+    return { name: 'CANCELUPDATE', tags };
+  },
   UID: uidCommand,
 };
 

@@ -245,12 +245,92 @@ describe('SEARCH (RFC 9051 §6.4.4)', () => {
   it('RETURN options (RFC 4731, RFC 5182 SAVE) and errors', () => {
     const c = cmd('a UID SEARCH RETURN (SAVE ALL MIN MAX COUNT) UID 1:*');
     assert.deepEqual(c, { name: 'UID SEARCH', returns: ['SAVE', 'ALL', 'MIN', 'MAX', 'COUNT'], key: { kind: 'uid', set: set([1, INF]) } });
-    assert.equal(bad('a SEARCH RETURN (PARTIAL 1:5) ALL').message, 'unknown search return option "PARTIAL" at offset 17');
+    assert.equal(bad('a SEARCH RETURN (FIRST) ALL').message, 'unknown search return option "FIRST" at offset 17');
     assert.equal(bad('a SEARCH FOO').message, 'unknown search key "FOO" at offset 9');
     assert.equal(bad('a SEARCH').message, 'expected SP after SEARCH at offset 8, found end of line');
     assert.equal(bad('a SEARCH LARGER x').message, 'expected number at offset 16, found "x"');
     assert.equal(bad('a SEARCH KEYWORD \\Seen').message, 'expected flag-keyword at offset 17, found "\\"');
     assert.equal(bad('a SEARCH YOUNGER 0').message, 'expected interval (seconds) (non-zero), found 0 at offset 17');
+  });
+});
+
+describe('CONTEXT=SEARCH / CONTEXT=SORT / ESORT (RFC 5267)', () => {
+  it('UPDATE, CONTEXT and PARTIAL return options (§4.2–4.4, §5)', () => {
+    assert.deepEqual(cmd('B01 UID SEARCH RETURN (UPDATE COUNT) DELETED KEYWORD $Junk'), {
+      name: 'UID SEARCH',
+      returns: ['UPDATE', 'COUNT'],
+      key: { kind: 'and', keys: [{ kind: 'flag', flag: '\\Deleted', set: true }, { kind: 'flag', flag: '$Junk', set: true }] },
+    });
+    assert.deepEqual(cmd('A02 UID SEARCH RETURN (PARTIAL 23500:24000) UNDELETED'), {
+      name: 'UID SEARCH',
+      returns: ['PARTIAL'],
+      partial: { from: 23500, to: 24000 },
+      key: { kind: 'flag', flag: '\\Deleted', set: false },
+    });
+    // "A range 500:400 is the same as 400:500"
+    const c = cmd('a SEARCH RETURN (context partial 4:2 count) ALL');
+    assert.ok(c.name === 'SEARCH');
+    assert.deepEqual([c.returns, c.partial], [['CONTEXT', 'PARTIAL', 'COUNT'], { from: 2, to: 4 }]);
+    assert.deepEqual(cmd('a SORT RETURN (PARTIAL 1:6) (REVERSE ARRIVAL) US-ASCII ALL'), {
+      name: 'SORT',
+      keys: [{ key: 'ARRIVAL', reverse: true }],
+      charset: 'US-ASCII',
+      key: { kind: 'all' },
+      returns: ['PARTIAL'],
+      partial: { from: 1, to: 6 },
+    });
+  });
+  it('PARTIAL errors: no "*", a range, not with ALL, once (§4.4, §5)', () => {
+    assert.equal(bad('a SEARCH RETURN (PARTIAL 1) ALL').message, 'expected ":" in partial range at offset 26, found ")"');
+    assert.equal(bad('a SEARCH RETURN (PARTIAL 1:*) ALL').message, 'expected partial range end at offset 27, found "*"');
+    assert.equal(bad('a SEARCH RETURN (PARTIAL *:1) ALL').message, 'expected partial range start at offset 25, found "*"');
+    assert.equal(bad('a SEARCH RETURN (PARTIAL 0:1) ALL').message, 'expected partial range start (non-zero), found 0 at offset 25');
+    assert.equal(bad('a SEARCH RETURN (PARTIAL 1:2 ALL) ALL').message, 'PARTIAL and ALL cannot be used together (RFC 5267 §4.4) at offset 33');
+    assert.equal(bad('a SORT RETURN (ALL PARTIAL 1:2) (DATE) UTF-8 ALL').message, 'PARTIAL and ALL cannot be used together (RFC 5267 §4.4) at offset 31');
+    assert.equal(bad('a SEARCH RETURN (PARTIAL 1:2 PARTIAL 3:4) ALL').message, 'PARTIAL given twice at offset 29');
+  });
+  it('CANCELUPDATE 1*(SP quoted) (§4.3.5)', () => {
+    assert.deepEqual(cmd('B04 CANCELUPDATE "B01"'), { name: 'CANCELUPDATE', tags: ['B01'] });
+    assert.deepEqual(cmd('a cancelupdate "x1" "y\\"z"'), { name: 'CANCELUPDATE', tags: ['x1', 'y"z'] });
+    assert.equal(bad('a CANCELUPDATE').message, 'expected SP after CANCELUPDATE at offset 14, found end of line');
+    assert.equal(bad('a CANCELUPDATE B01').message, 'expected quoted tag at offset 15, found "B"');
+    assert.equal(bad('a CANCELUPDATE "B01" ').message, 'expected quoted tag at offset 21, found end of line');
+  });
+});
+
+describe('NOTIFY (RFC 5465)', () => {
+  it('RFC 5465 §3.1 examples, NONE, mailbox lists, MessageNew FETCH attributes', () => {
+    assert.deepEqual(cmd('b notify set status (selected (MessageNew (uid body.peek[header.fields (from to subject)]) MessageExpunge)) (subtree Lists (MessageNew MessageExpunge))'), {
+      name: 'NOTIFY',
+      status: true,
+      groups: [
+        {
+          filter: { kind: 'SELECTED' },
+          events: [{ name: 'MESSAGENEW', fetch: [{ kind: 'uid' }, { kind: 'body', section: { kind: 'header.fields', part: [], fields: ['from', 'to', 'subject'], not: false }, peek: true }] }, { name: 'MESSAGEEXPUNGE' }],
+        },
+        { filter: { kind: 'SUBTREE', mailboxes: ['Lists'] }, events: [{ name: 'MESSAGENEW' }, { name: 'MESSAGEEXPUNGE' }] },
+      ],
+    });
+    assert.deepEqual(cmd('a NOTIFY NONE'), { name: 'NOTIFY', status: false, groups: null });
+    assert.deepEqual(cmd('a NOTIFY SET (MAILBOXES (INBOX "a b") NONE) (personal (SubscriptionChange))'), {
+      name: 'NOTIFY',
+      status: false,
+      groups: [
+        { filter: { kind: 'MAILBOXES', mailboxes: ['INBOX', 'a b'] }, events: [] },
+        { filter: { kind: 'PERSONAL' }, events: [{ name: 'SUBSCRIPTIONCHANGE' }] },
+      ],
+    });
+  });
+  it('the BAD cases of §5 and §6.1, syntax errors', () => {
+    assert.equal(bad('a NOTIFY SET (PERSONAL (MessageNew))').message, 'MessageNew and MessageExpunge must be given together (RFC 5465 §5) at offset 14');
+    assert.equal(bad('a NOTIFY SET (PERSONAL (MessageExpunge FlagChange))').message, 'MessageNew and MessageExpunge must be given together (RFC 5465 §5) at offset 14');
+    assert.equal(bad('a NOTIFY SET (PERSONAL (FlagChange))').message, 'FlagChange and AnnotationChange need MessageNew and MessageExpunge (RFC 5465 §5) at offset 14');
+    assert.equal(bad('a NOTIFY SET (SELECTED (MailboxName))').message, 'MAILBOXNAME cannot be used with SELECTED (RFC 5465 §6.1: message events only) at offset 24');
+    assert.equal(bad('a NOTIFY SET (SELECTED NONE) (SELECTED-DELAYED NONE)').message, 'only one SELECTED or SELECTED-DELAYED group is allowed (RFC 5465 §6.1) at offset 30');
+    assert.equal(bad('a NOTIFY SET (ALL NONE)').message, 'unknown mailbox specifier "ALL" at offset 14');
+    assert.equal(bad('a NOTIFY SET').message, 'expected SP after SET at offset 12, found end of line');
+    assert.equal(bad('a NOTIFY GET').message, 'expected SET or NONE, found "GET" at offset 9');
+    assert.equal(bad('a NOTIFY NONE (x)').message, 'expected end of command at offset 13, found SP');
   });
 });
 
@@ -370,11 +450,20 @@ describe('mailbox commands', () => {
     });
     assert.deepEqual(cmd('t1 LIST (SPECIAL-USE) "" "*" RETURN (STATUS (SIZE HIGHESTMODSEQ APPENDLIMIT))').name, 'LIST');
   });
+  it('LIST RETURN (MYRIGHTS) (RFC 8440 §3)', () => {
+    assert.deepEqual(cmd('a LIST "" "*" RETURN (MYRIGHTS STATUS (MESSAGES))'), {
+      name: 'LIST',
+      reference: '',
+      patterns: ['*'],
+      selection: [],
+      returns: [{ name: 'MYRIGHTS' }, { name: 'STATUS', items: ['MESSAGES'] }],
+    });
+  });
   it('LIST errors (RFC 5258 §3, §3.1)', () => {
     assert.equal(bad('a LIST (RECURSIVEMATCH) "" *').message, 'RECURSIVEMATCH requires another selection option such as SUBSCRIBED (RFC 5258 §3.1) at offset 23');
     assert.equal(bad('a LIST (REMOTE RECURSIVEMATCH) "" *').code, undefined);
     assert.equal(bad('a LIST (VIRTUAL) "" *').message, 'unknown LIST selection option "VIRTUAL" at offset 8');
-    assert.equal(bad('a LIST "" * RETURN (MYRIGHTS)').message, 'unknown LIST return option "MYRIGHTS" at offset 20');
+    assert.equal(bad('a LIST "" * RETURN (METADATA)').message, 'unknown LIST return option "METADATA" at offset 20');
     assert.equal(bad('a LIST "" * RETURNS (CHILDREN)').message, 'expected RETURN, found "RETURNS" at offset 12');
     assert.equal(bad('a LIST "" ()').message, 'expected list-mailbox at offset 11, found ")"');
     assert.equal(bad('a LIST "" * RETURN (STATUS (FOO))').message, 'unknown status attribute "FOO" at offset 28');
@@ -430,8 +519,27 @@ describe('APPEND (RFC 9051 §6.3.12, RFC 3502, RFC 3516)', () => {
   it('errors', () => {
     assert.equal(bad('a APPEND INBOX').message, 'expected SP after mailbox at offset 14, found end of line');
     assert.equal(bad('a APPEND INBOX (\\Seen)').message, 'expected SP after flag list at offset 22, found end of line');
-    assert.equal(bad('a APPEND INBOX hello').message, 'expected message literal ({n} or ~{n}) at offset 15, found "h"');
-    assert.equal(bad('a APPEND INBOX {1+}\r\nx ').message, 'expected message literal ({n} or ~{n}) at offset 23, found end of line');
+    assert.equal(bad('a APPEND INBOX hello').message, 'expected message literal ({n} or ~{n}) or CATENATE at offset 15, found "h"');
+    assert.equal(bad('a APPEND INBOX {1+}\r\nx ').message, 'expected message literal ({n} or ~{n}) or CATENATE at offset 23, found end of line');
+  });
+  it('CATENATE (RFC 4469 §5), also mixed with plain messages in a MULTIAPPEND', () => {
+    const c = cmd('a APPEND Drafts (\\Seen) CATENATE (URL "/Drafts;UIDVALIDITY=385759045/;UID=20/;section=1" TEXT {4+}\r\nabcd URL /INBOX/;UID=2) {2+}\r\nhi CATENATE (TEXT {1+}\r\nz)');
+    assert.ok(c.name === 'APPEND');
+    const show = (m: (typeof c.messages)[number]) => ({ ...m, data: Buffer.from(m.data).toString(), ...(m.catenate ? { catenate: m.catenate.map((p) => (p.kind === 'text' ? { kind: 'text', data: Buffer.from(p.data).toString() } : p)) } : {}) });
+    assert.deepEqual(c.messages.map(show), [
+      { flags: ['\\Seen'], data: '', binary: false, catenate: [{ kind: 'url', url: '/Drafts;UIDVALIDITY=385759045/;UID=20/;section=1' }, { kind: 'text', data: 'abcd' }, { kind: 'url', url: '/INBOX/;UID=2' }] },
+      { flags: [], data: 'hi', binary: false },
+      { flags: [], data: '', binary: false, catenate: [{ kind: 'text', data: 'z' }] },
+    ]);
+    // a synchronizing TEXT literal gets its continuation once the command so far is valid
+    assert.deepEqual(events('a APPEND x CATENATE (TEXT {1}\r\n1)\r\n').map((e) => e.type), ['continue', 'command']);
+    // an invalid part is refused before its literal is asked for (RFC 3501 §2.2.1)
+    assert.ok(!events('a APPEND x CATENATE (FOO {1}\r\n').some((e) => e.type === 'continue'));
+    assert.equal(bad('a APPEND x CATENATE ()').message, 'expected TEXT or URL at offset 21, found ")"');
+    assert.equal(bad('a APPEND x CATENATE (TEXT "abc")').message, 'expected literal after TEXT at offset 26, found DQUOTE');
+    assert.equal(bad('a APPEND x CATENATE (TEXT ~{1+}\r\nz)').message, 'expected literal after TEXT at offset 26, found "~"');
+    assert.equal(bad('a APPEND x CATENATE (URL "/a/;UID=1" BODY "x")').message, 'expected TEXT or URL, found "BODY" at offset 37');
+    assert.equal(bad(`a APPEND x CATENATE (${Array(101).fill('URL x').join(' ')})`).message, 'more than 100 CATENATE parts at offset 621');
   });
 });
 

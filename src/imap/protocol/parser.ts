@@ -95,6 +95,15 @@ function literalAnnouncement(line: Uint8Array): { size: number; sync: boolean } 
   return { size: Number(digits), sync };
 }
 
+/** One Set per list of pausing commands, shared by every parser (one per connection) given it. */
+const pauseSets = new Map<string, ReadonlySet<string>>();
+function pauseSet(names: readonly string[]): ReadonlySet<string> {
+  const key = names.join(' ');
+  let s = pauseSets.get(key);
+  if (!s) pauseSets.set(key, (s = new Set(names)));
+  return s;
+}
+
 export class CommandParser {
   private readonly maxLine: number;
   private readonly maxLiteral: number;
@@ -124,7 +133,7 @@ export class CommandParser {
   constructor(opts: ParserOptions = {}) {
     this.maxLine = opts.maxLineLength ?? 65536;
     this.maxLiteral = opts.maxLiteralSize ?? 64 * 1024 * 1024;
-    this.pauseAfter = new Set(opts.pauseAfter ?? ['STARTTLS', 'AUTHENTICATE', 'IDLE']);
+    this.pauseAfter = pauseSet(opts.pauseAfter ?? ['STARTTLS', 'AUTHENTICATE', 'IDLE']);
   }
 
   /** What the session has announced or enabled; applies to commands completed from now on. */

@@ -40,12 +40,17 @@ export type StoreAction = { op: 'set' | 'add' | 'remove'; silent: boolean; flags
 
 export type StatusItem = 'MESSAGES' | 'UIDNEXT' | 'UIDVALIDITY' | 'UNSEEN' | 'DELETED' | 'SIZE' | 'RECENT' | 'HIGHESTMODSEQ' | 'APPENDLIMIT';
 
+/** RFC 4469 §5 cat-part: a TEXT literal, or the URL of a message or part to copy in. */
+export type CatenatePart = { kind: 'text'; data: Uint8Array } | { kind: 'url'; url: string };
+
 export interface AppendMessage {
   flags: string[];
   date?: string; // date-time as sent, "dd-Mon-yyyy hh:mm:ss +zzzz"
-  /** The literal (or literal8 with binary=true). */
+  /** The literal (or literal8 with binary=true); empty when `catenate` gives the message. */
   data: Uint8Array;
   binary: boolean;
+  /** RFC 4469 CATENATE: the message is these parts joined (the server resolves the URLs). */
+  catenate?: CatenatePart[];
 }
 
 export interface ListCommand {
@@ -57,8 +62,14 @@ export interface ListCommand {
 
 export type SortKey = { key: 'ARRIVAL' | 'CC' | 'DATE' | 'FROM' | 'SIZE' | 'SUBJECT' | 'TO' | 'DISPLAYFROM' | 'DISPLAYTO'; reverse: boolean };
 
-/** RFC 4731 ESEARCH return options / RFC 9051 §6.4.4 RETURN. */
-export type SearchReturn = ('MIN' | 'MAX' | 'ALL' | 'COUNT' | 'SAVE')[];
+/**
+ * RFC 4731 ESEARCH return options / RFC 9051 §6.4.4 RETURN, RFC 5182 SAVE, RFC 5267 §4 CONTEXT,
+ * UPDATE and PARTIAL (the PARTIAL range is the command's `partial`).
+ */
+export type SearchReturn = ('MIN' | 'MAX' | 'ALL' | 'COUNT' | 'SAVE' | 'CONTEXT' | 'UPDATE' | 'PARTIAL')[];
+
+/** RFC 5267 §4.4 partial-range "from:to" (1-based positions in the result, from <= to after normalisation). */
+export type PartialRange = { from: number; to: number };
 
 export type Command =
   // any state
@@ -97,12 +108,26 @@ export type Command =
   | { name: 'EXPUNGE' }
   | { name: 'UID EXPUNGE'; set: SequenceSet }
   | { name: 'CHECK' }
-  | { name: 'SEARCH' | 'UID SEARCH'; charset?: string; returns?: SearchReturn; key: SearchKey }
+  | { name: 'SEARCH' | 'UID SEARCH'; charset?: string; returns?: SearchReturn; partial?: PartialRange; key: SearchKey }
   | { name: 'FETCH' | 'UID FETCH'; set: SequenceSet; attributes: FetchAttribute[]; macro?: 'ALL' | 'FAST' | 'FULL'; changedSince?: bigint; vanished?: boolean }
   | { name: 'STORE' | 'UID STORE'; set: SequenceSet; action: StoreAction; unchangedSince?: bigint }
   | { name: 'COPY' | 'UID COPY' | 'MOVE' | 'UID MOVE'; set: SequenceSet; mailbox: MailboxName }
-  | { name: 'SORT' | 'UID SORT'; keys: SortKey[]; charset: string; key: SearchKey; returns?: SearchReturn }
+  | { name: 'SORT' | 'UID SORT'; keys: SortKey[]; charset: string; key: SearchKey; returns?: SearchReturn; partial?: PartialRange }
+  | { name: 'CANCELUPDATE'; tags: string[] } // RFC 5267 §4.3.5
+  | { name: 'NOTIFY'; status: boolean; groups: NotifyGroup[] | null } // RFC 5465 §3.1; null = NOTIFY NONE
   | { name: 'THREAD' | 'UID THREAD'; algorithm: 'REFERENCES' | 'ORDEREDSUBJECT' | string; charset: string; key: SearchKey };
+
+/** RFC 5465 §8 event (event-ext kept as sent, upper case): MessageNew may carry FETCH attributes. */
+export type NotifyEvent = { name: 'MESSAGENEW'; fetch?: FetchAttribute[] } | { name: string };
+
+/** RFC 5465 §6 mailbox specifiers (filter-mailboxes). */
+export type NotifyFilter = { kind: 'SELECTED' | 'SELECTED-DELAYED' | 'INBOXES' | 'PERSONAL' | 'SUBSCRIBED' } | { kind: 'SUBTREE' | 'MAILBOXES'; mailboxes: MailboxName[] };
+
+/** RFC 5465 §8 event-group; `events` empty for NONE. */
+export interface NotifyGroup {
+  filter: NotifyFilter;
+  events: NotifyEvent[];
+}
 
 /** One complete command line (with its literals) as the parser delivers it. */
 export type ParsedCommand =

@@ -11,6 +11,8 @@ import { applyConversationChanges } from './conversations.js';
 import { applyReports, markMessageOnce, recordSubmission, setRecipientStatus } from './tracking.js';
 import { storable } from './text.js';
 import { rowQueue } from '../rows.js';
+import { analysisStatement } from './blob-meta.js';
+import { traceStatement } from './traces.js';
 
 /** A message row inserted with the UID and modseq taken under its folder's row lock (one statement). */
 const APPEND_TO_NAMED_FOLDER = `
@@ -93,6 +95,19 @@ export class PgDelivery extends PgPart implements DeliveryStore {
           ],
         );
       if (req.reports?.length && localIds.length) submissionChanges.push(...(await applyReports(c, localIds, req.reports, at)));
+      // The put's pin ends with the commit that references the file (store/message-files.ts, P5).
+      const pinsDone = req.releasePins ?? [];
+      if (pinsDone.length)
+        await c.query('DELETE FROM blob_pins p USING unnest($1::text[], $2::text[]) AS u(blob_id, token) WHERE p.blob_id = u.blob_id AND p.token = u.token', [
+          pinsDone.map((p) => p.blobId),
+          pinsDone.map((p) => p.token),
+        ]);
+      // The file's analysis before the appends: the messages inserted below find its header search
+      // row (messages_header_indexed marks them indexed). One statement for both rows.
+      if (req.analysis) {
+        const a = analysisStatement(req.blobId, req.analysis);
+        await c.query(a.sql, a.args);
+      }
       // Usage indicators: counted exactly when the message is committed (docs/indicators.md).
       const usage = req.usage ?? [];
       if (usage.length)
@@ -108,6 +123,11 @@ export class PgDelivery extends PgPart implements DeliveryStore {
       const byId = new Map<number, DeliveredCopy>();
       for (const id of [...localIds].sort((a, b) => a - b)) byId.set(id, await appendToInbox(c, id, req.blobId, req.size, internalDate, req.envelopeFrom, req.filing));
       const copies: DeliveredCopy[] = localIds.map((id) => byId.get(id)!);
+      // docs/traces.md: one 'delivered' trace per local copy, committed with it.
+      if (req.deliveredTrace) {
+        const { fromDomain, ...actor } = req.deliveredTrace;
+        for (const cp of copies) await c.query(...traceStatement({ ...actor, mailboxId: cp.mailboxId, action: 'delivered', detail: { folder: req.filing?.folder ?? 'INBOX', uid: cp.uid, fromDomain } }));
+      }
       if (req.senderCopy) {
         const sc = req.senderCopy;
         const m = (

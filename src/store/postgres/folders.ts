@@ -221,16 +221,55 @@ export class PgFolders extends PgPart implements FolderStore {
       const highestModseq = rows[0][1];
       const flagLists = new Map<string, string[]>();
       const messages: FolderMessage[] = [];
+      // Every row below recentFrom has \Recent cleared in the store (reopenFolder's starting point).
+      let recentFrom = uidNext;
       for (const x of rows) {
         if (x[2] === null) continue; // the LEFT JOIN's row of an empty folder
         let flags = flagLists.get(x[3] ?? '');
         if (flags === undefined) flagLists.set(x[3] ?? '', (flags = x[3] ? x[3].split(' ') : []));
+        if (x[8] && x[2] < recentFrom) recentFrom = x[2];
         messages.push({ uid: x[2], flags, modseq: x[4], size: x[5], internalDate: x[6], blobId: x[7], recent: claimed ? claimed.has(x[2]) : !!x[8] });
       }
-      return { messages, uidNext, highestModseq };
+      return { messages, uidNext, highestModseq, recentFrom };
     };
     if (!opts.clearRecent) return read(this.connection.pool, undefined);
     return this.tx(async (c) => read(c, await this.#claimAllRecent(c, folderId)));
+  }
+
+  async reopenFolder(folderId: number, since: { modseq: number; recentFrom: number }, opts: { clearRecent?: boolean } = {}) {
+    // Issue 15: what changed since a snapshot of the folder. The \Recent claim first (rows below
+    // since.recentFrom have it cleared: the unique (folder_id, uid) index finds the others), then
+    // the folder's counters, the changed rows, the expunged UIDs and the \Recent rows left, from
+    // one statement (one snapshot, as openFolder).
+    const read = async (c: pg.Pool | PgClient, claimed: number[] | undefined) => {
+      const r = await (c as pg.Pool).query({
+        text: `SELECT 0 AS k, uid_next AS uid, highest_modseq AS modseq, NULL AS flags, NULL::bigint AS size, NULL AS internal_date, NULL AS blob_id, NULL::integer AS recent FROM folders WHERE id = $1
+               UNION ALL SELECT 1, uid, modseq, flags, size, internal_date, blob_id, recent FROM messages WHERE folder_id = $1 AND modseq > $2
+               UNION ALL SELECT 2, uid, modseq, NULL, NULL, NULL, NULL, NULL FROM expunged WHERE folder_id = $1 AND modseq > $2
+               UNION ALL SELECT 3, uid, modseq, NULL, NULL, NULL, NULL, NULL FROM messages WHERE folder_id = $1 AND uid >= $3 AND recent = 1
+               ORDER BY 1, 2`,
+        values: [folderId, since.modseq, since.recentFrom],
+        rowMode: 'array',
+      });
+      const rows = r.rows as [number, number, number, string | null, number | null, string | null, string | null, number | null][];
+      if (rows.length === 0 || rows[0][0] !== 0) throw new Error(`folder #${folderId} not found`);
+      const [, uidNext, highestModseq] = rows[0];
+      const changed: FolderMessage[] = [];
+      const expunged: number[] = [];
+      const left: number[] = [];
+      const claimedSet = claimed && new Set(claimed);
+      for (const x of rows) {
+        if (x[0] === 1) changed.push({ uid: x[1], flags: splitFlags(x[3]), modseq: x[2], size: x[4]!, internalDate: x[5]!, blobId: x[6]!, recent: claimedSet ? claimedSet.has(x[1]) : !!x[7] });
+        else if (x[0] === 2) expunged.push(x[1]);
+        else if (x[0] === 3) left.push(x[1]);
+      }
+      return { uidNext, highestModseq, changed, expunged, recentUids: claimed ?? left, recentFrom: left.length ? left[0] : uidNext };
+    };
+    if (!opts.clearRecent) return read(this.connection.pool, undefined);
+    return this.tx(async (c) => {
+      const claimed = await c.query('UPDATE messages SET recent = 0 WHERE folder_id = $1 AND uid >= $2 AND recent = 1 RETURNING uid', [folderId, since.recentFrom]);
+      return read(c, claimed.rows.map((x) => x.uid as number).sort((a, b) => a - b));
+    });
   }
 
   async claimRecent(folderId: number, uids: number[]) {
@@ -260,6 +299,24 @@ export class PgFolders extends PgPart implements FolderStore {
       );
       if (!r.rows[0]) throw new Error(`folder #${folderId} not found`);
       return { uid: r.rows[0].uid as number, modseq: r.rows[0].modseq as number };
+    });
+  }
+
+  async appendMessages(folderId: number, ms: { blobId: string; size: number; flags: string[]; internalDate: Date }[]) {
+    for (const m of ms) for (const f of m.flags) checkStorableName('flag', f);
+    return this.tx(async (c) => {
+      // The UIDs and the modseq taken under the folder's row lock, the rows inserted with them.
+      const f = await c.query('UPDATE folders SET uid_next = uid_next + $2, highest_modseq = highest_modseq + 1 WHERE id = $1 RETURNING uid_next - $2 AS first, highest_modseq', [folderId, ms.length]);
+      if (!f.rows[0]) throw new Error(`folder #${folderId} not found`);
+      const first = f.rows[0].first as number;
+      const modseq = f.rows[0].highest_modseq as number;
+      const uids = ms.map((_, i) => first + i);
+      await c.query(
+        `INSERT INTO messages (folder_id, uid, blob_id, size, internal_date, flags, modseq)
+         SELECT $1, x.uid, x.blob_id, x.size, x.internal_date, x.flags, $2 FROM unnest($3::bigint[], $4::text[], $5::bigint[], $6::text[], $7::text[]) AS x(uid, blob_id, size, internal_date, flags)`,
+        [folderId, modseq, uids, ms.map((m) => m.blobId), ms.map((m) => m.size), ms.map((m) => m.internalDate.toISOString()), ms.map((m) => normaliseFlags(m.flags).join(' '))],
+      );
+      return { uids, modseq };
     });
   }
 

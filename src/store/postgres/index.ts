@@ -5,7 +5,7 @@
 // store/types.ts, as SqliteStore is. This file opens and migrates the database and exposes every
 // part's methods on the one store object.
 import pg from 'pg';
-import { SEARCH_COLUMN_LIST } from '../sqlite/migrations.js';
+import { SEARCH_COLUMNS, UPSERT_BLOB_META, upsertSearchHeaders } from './blob-meta.js';
 import type { AbsenceStore, AccountStore, CredentialStore, DeliveryStore, FolderStore, HttpSessionStore, IntegrationStore, LeaseStore, LockoutStore, MailboxStore, NotificationChannelOptions, PatientStore, RulesStore, Store, TraceStore, TrackingStore, UsageStore } from '../types.js';
 import { PgAbsences } from './absences.js';
 import * as pins from './blob-pins.js';
@@ -25,12 +25,6 @@ import { PgHttpSessions } from './sessions.js';
 import { PgTracking } from './tracking.js';
 import { PgTraces } from './traces.js';
 import { PgUsage } from './usage.js';
-
-/**
- * The columns of search_headers (PG migration 1 has SQLite migration 17's; a later migration
- * adding one, in both engines, adds it to SEARCH_COLUMN_LIST), the only names interpolated in SQL.
- */
-const SEARCH_COLUMNS = new Set<string>(SEARCH_COLUMN_LIST);
 
 export { StoreConflictError } from '../errors.js';
 
@@ -144,19 +138,21 @@ export class PgStore implements Store {
   }
 
   async setBlobMeta(blobId: string, info: string) {
-    await this.connection.query('INSERT INTO blob_meta (blob_id, info) VALUES ($1, $2) ON CONFLICT (blob_id) DO UPDATE SET info = excluded.info', [blobId, info]);
+    await this.connection.query(UPSERT_BLOB_META, [blobId, info]);
   }
 
   async setSearchHeaders(blobId: string, version: number, columns: Record<string, Buffer | null>) {
-    const names = Object.keys(columns);
-    for (const n of names) if (!SEARCH_COLUMNS.has(n)) throw new Error(`unknown search column ${n}`);
-    // Replaces the whole row, as SQLite's INSERT OR REPLACE: columns not given become NULL. The
-    // upsert fires search_headers_indexed (INSERT OR UPDATE), which marks the file's messages.
-    await this.connection.query(
-      `INSERT INTO search_headers (blob_id, version${names.map((n) => ', ' + n).join('')}) VALUES ($1, $2${names.map((_, i) => `, $${i + 3}`).join('')})
-       ON CONFLICT (blob_id) DO UPDATE SET version = excluded.version${SEARCH_COLUMN_LIST.map((n) => `, ${n} = excluded.${n}`).join('')}`,
-      [blobId, version, ...names.map((n) => columns[n])],
-    );
+    const q = searchHeadersUpsert(blobId, version, columns);
+    await this.connection.query(q.text, q.values);
+  }
+
+  async setBlobAnalyses(entries: { blobId: string; info: string; searchVersion: number; searchColumns: Record<string, Buffer | null> }[]) {
+    if (entries.length === 0) return;
+    const upserts = entries.map((e) => searchHeadersUpsert(e.blobId, e.searchVersion, e.searchColumns));
+    await this.connection.tx(async (c) => {
+      await c.query('INSERT INTO blob_meta (blob_id, info) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (blob_id) DO UPDATE SET info = excluded.info', [entries.map((e) => e.blobId), entries.map((e) => e.info)]);
+      for (const q of upserts) await c.query(q.text, q.values);
+    });
   }
 
   async blobsWithoutSearchHeaders(limit: number) {
@@ -261,4 +257,10 @@ async function migrate(url: string, schema: string, connectTimeoutMs?: number): 
   } finally {
     await client.end();
   }
+}
+
+/** The search_headers upsert of one file (setSearchHeaders, setBlobAnalyses). */
+function searchHeadersUpsert(blobId: string, version: number, columns: Record<string, Buffer | null>): { text: string; values: unknown[] } {
+  const { sql, args } = upsertSearchHeaders(blobId, version, columns);
+  return { text: sql, values: args };
 }

@@ -17,9 +17,17 @@
 // then the rows (analysis, header row, chunks, file, candidate) go together — no window between a
 // decision and the removal, unlike a file system. Staged chunks of a put a crash interrupted are
 // removed by cleanTmp (at the collector's start).
+//
+// With a keyring (store.encryption, docs/encryption.md) the chunks hold a sealed file
+// (store/sealed.ts): the put seals while streaming, the id is an HMAC of the plaintext, and
+// blob_files.size is the plaintext's size; a read fetches the header with the size, then only
+// the byte ranges of the sealed chunks holding the range asked for. Rows written before keep
+// working (told apart by their first byte); seal() encrypts one in place.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { BlobSizeExceededError, DEFAULT_PIN_MS, DEFAULT_REMOVAL_LEASE_MS, PinReleaser, sleep, type MessageFiles, type PinTimes, type PutBlob } from '../message-files.js';
+import type { KeyRing } from '../keyring.js';
+import { BlobSizeExceededError, DEFAULT_PIN_MS, DEFAULT_REMOVAL_LEASE_MS, PinReleaser, sleep, type KeyState, type MessageFiles, type PinTimes, type PutBlob } from '../message-files.js';
+import { HEADER_SIZE, headerKeyIds, isSealed, openBuffer, openHeader, openRange, rewrapSlots, sealBuffer, Sealer, SLOTS_OFFSET } from '../sealed.js';
 import * as pins from './blob-pins.js';
 import type { PgConnection } from './connection.js';
 
@@ -43,18 +51,21 @@ export class PgMessageFiles implements MessageFiles {
   private readonly releaser: PinReleaser;
   private readonly pinMs: number;
   private readonly leaseMs: number;
+  private readonly keys?: KeyRing;
 
   constructor(
     private readonly pg: PgConnection,
-    opts: PinTimes & { onError?: (err: unknown) => void } = {},
+    opts: PinTimes & { onError?: (err: unknown) => void; keys?: KeyRing } = {},
   ) {
+    this.keys = opts.keys;
     this.pinMs = opts.pinMs ?? DEFAULT_PIN_MS;
     this.leaseMs = opts.removalLeaseMs ?? DEFAULT_REMOVAL_LEASE_MS;
     this.releaser = new PinReleaser({ unpinBlobs: (list) => pins.unpinBlobs(pg, list) }, opts.onError);
   }
 
   async put(source: Readable | Buffer, opts: { prefix?: Buffer; maxSize?: number } = {}): Promise<PutBlob> {
-    const hash = createHash('sha256');
+    const hash = this.keys ? undefined : createHash('sha256');
+    const sealer = this.keys ? new Sealer(this.keys) : undefined;
     let size = 0;
     let exceeded = false;
     /** Bytes not yet in a full chunk. */
@@ -70,7 +81,14 @@ export class PgMessageFiles implements MessageFiles {
       size += data.length;
       if (opts.maxSize !== undefined && size > opts.maxSize) exceeded = true;
       if (exceeded) return; // keep draining so the protocol layer can answer cleanly
-      hash.update(data);
+      if (sealer) for (const part of sealer.update(data)) await stored(part);
+      else {
+        hash!.update(data);
+        await stored(data);
+      }
+    };
+    /** Bytes as stored (sealed or not), cut into chunks. */
+    const stored = async (data: Buffer) => {
       pending.push(data);
       pendingSize += data.length;
       while (pendingSize >= CHUNK_SIZE) {
@@ -85,12 +103,13 @@ export class PgMessageFiles implements MessageFiles {
       if (Buffer.isBuffer(source)) await write(source);
       else for await (const chunk of source) await write(chunk as Buffer);
       if (exceeded) throw new BlobSizeExceededError(opts.maxSize!);
-      const id = hash.digest('hex');
+      if (sealer) for (const part of sealer.final()) await stored(part);
+      const id = sealer ? sealer.id() : hash!.digest('hex');
       const last = pendingSize > 0 || seq === 0 ? Buffer.concat(pending, pendingSize) : undefined;
       const token = randomUUID();
       await this.commit(id, size, staging, seq, last, token);
       staging = undefined; // renamed or dropped in the commit
-      return { id, size, release: () => this.releaser.release(id, token) };
+      return this.releaser.putBlob(id, size, token);
     } finally {
       if (staging) await this.pg.query('DELETE FROM blob_chunks WHERE blob_id = $1', [staging]).catch(() => {}); // else cleanTmp
     }
@@ -124,7 +143,8 @@ export class PgMessageFiles implements MessageFiles {
     checkId(id);
     const rows = await this.pg.query<{ data: Buffer }>('SELECT data FROM blob_chunks WHERE blob_id = $1 ORDER BY seq', [id]);
     if (rows.length === 0 && !(await this.exists(id))) throw missing(id);
-    return Buffer.concat(rows.map((r) => r.data));
+    const bytes = Buffer.concat(rows.map((r) => r.data));
+    return isSealed(bytes) ? openBuffer(bytes, this.keys, `message file ${id}`) : bytes;
   }
 
   private async exists(id: string): Promise<boolean> {
@@ -133,6 +153,35 @@ export class PgMessageFiles implements MessageFiles {
 
   stream(id: string, range?: { start: number; end: number }): Readable {
     checkId(id);
+    const keys = this.keys;
+    const raw = (r?: { start: number; end: number }) => this.rawStream(id, r);
+    // The first bytes and the plaintext size in one round trip; a sealed file is then read by the
+    // byte ranges of the chunks holding the range.
+    const head = () =>
+      this.pg.query<{ size: string | number; head: Buffer | null }>(
+        'SELECT f.size, (SELECT substring(data FROM 1 FOR $2) FROM blob_chunks c WHERE c.blob_id = f.blob_id AND c.seq = 0) AS head FROM blob_files f WHERE f.blob_id = $1',
+        [id, HEADER_SIZE],
+      );
+    async function* bytes(): AsyncGenerator<Buffer> {
+      const [r] = await head();
+      if (!r) throw missing(id);
+      if (!r.head || !isSealed(r.head)) {
+        yield* raw(range);
+        return;
+      }
+      const o = openHeader(r.head, keys, `message file ${id}`);
+      const readRaw = async (a: number, b: number) => {
+        const parts: Buffer[] = [];
+        for await (const p of raw({ start: a, end: b - 1 })) parts.push(p as Buffer);
+        return Buffer.concat(parts);
+      };
+      yield* openRange(o, Number(r.size), readRaw, `message file ${id}`, range);
+    }
+    return Readable.from(bytes(), { objectMode: false });
+  }
+
+  /** The stored bytes (sealed or not) `range.start`..`range.end` inclusive. */
+  private rawStream(id: string, range?: { start: number; end: number }): Readable {
     const pg = this.pg;
     const exists = () => this.exists(id);
     // Inclusive end, as fs.createReadStream; past the end of the file: up to its end.
@@ -165,6 +214,57 @@ export class PgMessageFiles implements MessageFiles {
     const size = await this.pg.one('SELECT size FROM blob_files WHERE blob_id = $1', (r) => r.size as number, checkId(id));
     if (size === undefined) throw missing(id);
     return size;
+  }
+
+  async keyState(id: string): Promise<KeyState> {
+    checkId(id);
+    const [r] = await this.pg.query<{ head: Buffer | null }>(
+      'SELECT (SELECT substring(data FROM 1 FOR $2) FROM blob_chunks c WHERE c.blob_id = f.blob_id AND c.seq = 0) AS head FROM blob_files f WHERE f.blob_id = $1',
+      [id, HEADER_SIZE],
+    );
+    if (!r) return { kind: 'missing' };
+    return r.head && isSealed(r.head) ? { kind: 'sealed', keyIds: headerKeyIds(r.head) } : { kind: 'plain' };
+  }
+
+  /** Key rotation: the slot bytes of chunk 0 rewritten in one transaction (the content is not touched). */
+  async rewrap(id: string): Promise<'rewrapped' | 'current' | 'plain' | 'missing'> {
+    checkId(id);
+    const keys = this.requireKeys();
+    return this.pg.tx(async (c) => {
+      await pins.lockBlob(c, id);
+      const { rows } = await c.query<{ head: Buffer }>('SELECT substring(data FROM 1 FOR $2) AS head FROM blob_chunks WHERE blob_id = $1 AND seq = 0', [id, HEADER_SIZE]);
+      if (rows.length === 0) return 'missing';
+      const head = rows[0].head;
+      if (!isSealed(head)) return 'plain';
+      const steps = rewrapSlots(head, keys, `message file ${id}`);
+      if (!steps) return 'current';
+      // One transaction: the new slot and the old one zeroed are committed together.
+      await c.query('UPDATE blob_chunks SET data = overlay(data PLACING $2 FROM $3) WHERE blob_id = $1 AND seq = 0', [id, steps.final, SLOTS_OFFSET + 1]);
+      return 'rewrapped';
+    });
+  }
+
+  /** Seals a plaintext file in place: its chunks replaced in one transaction under the id's lock. */
+  async seal(id: string): Promise<'sealed' | 'already' | 'missing'> {
+    checkId(id);
+    const keys = this.requireKeys();
+    return this.pg.tx(async (c) => {
+      await pins.lockBlob(c, id);
+      if ((await c.query('SELECT 1 FROM blob_files WHERE blob_id = $1', [id])).rows.length === 0) return 'missing';
+      const { rows } = await c.query<{ data: Buffer }>('SELECT data FROM blob_chunks WHERE blob_id = $1 ORDER BY seq', [id]);
+      const plain = Buffer.concat(rows.map((r) => r.data));
+      if (isSealed(plain)) return 'already';
+      const sealed = sealBuffer(keys, plain, id).bytes;
+      await c.query('DELETE FROM blob_chunks WHERE blob_id = $1', [id]);
+      for (let seq = 0; seq * CHUNK_SIZE < sealed.length; seq++)
+        await c.query('INSERT INTO blob_chunks (blob_id, seq, data) VALUES ($1, $2, $3)', [id, seq, sealed.subarray(seq * CHUNK_SIZE, (seq + 1) * CHUNK_SIZE)]);
+      return 'sealed';
+    });
+  }
+
+  private requireKeys(): KeyRing {
+    if (!this.keys) throw new Error('no keyring configured (store.encryption): nothing to seal or re-wrap with');
+    return this.keys;
   }
 
   async *ids(): AsyncGenerator<string> {

@@ -5,13 +5,18 @@ import { PgPart } from './connection.js';
 import { storable } from './text.js';
 import { rowTrace } from '../rows.js';
 
+/** One trace row's statement, alone or inside the caller's transaction (a delivery's 'delivered' traces). */
+export function traceStatement(t: Omit<MailboxTrace, 'id'>): [string, unknown[]] {
+  return [
+    `INSERT INTO mailbox_traces (at, mailbox_id, action, actor_user_id, actor_login, delegate, protocol, remote, detail)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+    [t.at, t.mailboxId, t.action, t.actorUserId, storable(t.actorLogin), t.delegate ? 1 : 0, t.protocol, storable(t.remote), JSON.stringify(t.detail)],
+  ];
+}
+
 export class PgTraces extends PgPart implements TraceStore {
   async recordTrace(t: Omit<MailboxTrace, 'id'>) {
-    await this.query(
-      `INSERT INTO mailbox_traces (at, mailbox_id, action, actor_user_id, actor_login, delegate, protocol, remote, detail)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-      [t.at, t.mailboxId, t.action, t.actorUserId, storable(t.actorLogin), t.delegate ? 1 : 0, t.protocol, storable(t.remote), JSON.stringify(t.detail)],
-    );
+    await this.query(...traceStatement(t));
   }
 
   async listTraces(mailboxId: number, range: { from?: string; to?: string } = {}) {

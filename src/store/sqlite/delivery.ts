@@ -7,6 +7,8 @@ import { insertFolder } from './folders.js';
 import { applyReports, markMessageOnce, recordSubmission, setRecipientStatus } from './tracking.js';
 import { applyConversationChanges } from './patients.js';
 import { rowQueue } from '../rows.js';
+import { writeBlobMeta, writeSearchHeaders } from './blob-meta.js';
+import { insertTrace } from './traces.js';
 
 export class SqliteDelivery extends SqlitePart implements DeliveryStore {
   /**
@@ -23,8 +25,8 @@ export class SqliteDelivery extends SqlitePart implements DeliveryStore {
       f = bump();
     }
     if (!f) throw new Error(`mailbox #${mailboxId} has no ${folder}`);
-    const m: any = this.db
-      .prepare('INSERT INTO messages (folder_id, uid, blob_id, size, internal_date, flags, modseq, return_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id')
+    const m: any = this
+      .q('INSERT INTO messages (folder_id, uid, blob_id, size, internal_date, flags, modseq, return_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id')
       .get(f.id, f.uid, blobId, size, internalDate, filing?.flags.join(' ') ?? '', f.highest_modseq, returnPath);
     return { mailboxId, folderId: f.id, uid: f.uid, messageId: m.id };
   }
@@ -43,14 +45,83 @@ export class SqliteDelivery extends SqlitePart implements DeliveryStore {
     return r?.count ?? 0;
   }
 
+  /** Deliveries asked for in this turn of the event loop, committed together (#flush). */
+  #pending: { req: DeliveryRequest; resolve: (r: DeliveryResult) => void; reject: (e: unknown) => void }[] | undefined;
+
+  /**
+   * Group commit: the deliveries asked for in one turn of the event loop (concurrent SMTP
+   * sessions, API calls) share one transaction — one durable commit (synchronous=FULL: one WAL
+   * fsync) instead of one each. Each delivery runs in a SAVEPOINT of its own, so one that throws
+   * (DailyRecipientLimitError, KeywordAlreadySetError, an unknown mailbox) is rolled back alone and
+   * rejects alone; every promise settles only after the COMMIT (architecture invariant 1: the
+   * caller acknowledges after it), and a failed COMMIT rejects them all (nothing was stored).
+   */
   async deliver(req: DeliveryRequest): Promise<DeliveryResult> {
+    return new Promise((resolve, reject) => {
+      if (!this.#pending) {
+        this.#pending = [];
+        setImmediate(() => this.#flush());
+      }
+      this.#pending.push({ req, resolve, reject });
+    });
+  }
+
+  #flush(): void {
+    const batch = this.#pending ?? [];
+    this.#pending = undefined;
+    if (batch.length === 1) {
+      const [{ req, resolve, reject }] = batch;
+      try {
+        resolve(this.#deliverOne(req));
+      } catch (e) {
+        reject(e);
+      }
+      return;
+    }
+    const outcomes: ({ ok: true; result: DeliveryResult } | { ok: false; error: unknown })[] = [];
+    try {
+      this.db.transaction(() => {
+        for (const { req } of batch) {
+          try {
+            outcomes.push({ ok: true, result: this.#deliverOne(req) }); // nested: a SAVEPOINT
+          } catch (error) {
+            outcomes.push({ ok: false, error });
+          }
+        }
+      })();
+    } catch (e) {
+      for (const b of batch) b.reject(e);
+      return;
+    }
+    batch.forEach((b, i) => {
+      const o = outcomes[i];
+      if (o.ok) b.resolve(o.result);
+      else b.reject(o.error);
+    });
+  }
+
+  /** One delivery in one transaction (a SAVEPOINT inside #flush's). */
+  #deliverOne(req: DeliveryRequest): DeliveryResult {
     return this.db.transaction(() => {
       if (req.dailyRecipients) this.#countRecipients(req.dailyRecipients);
       // RFC 3503 $MDNSent: the keyword and the MDN commit together, or neither does.
       if (req.markMessage) markMessageOnce(this.db, req.markMessage);
       const internalDate = req.internalDate.toISOString();
       const localIds = [...new Set(req.localMailboxIds)];
+      // The put's pin ends with the commit that references the file (store/message-files.ts, P5).
+      for (const p of req.releasePins ?? []) this.q('DELETE FROM blob_pins WHERE blob_id = ? AND token = ?').run(p.blobId, p.token);
+      // The file's analysis first: the messages inserted below find its header search row (the
+      // trigger of migration 17 marks them indexed).
+      if (req.analysis) {
+        writeBlobMeta(this.connection, req.blobId, req.analysis.info);
+        writeSearchHeaders(this.connection, req.blobId, req.analysis.searchHeaders.version, req.analysis.searchHeaders.columns);
+      }
       const copies = localIds.map((id) => this.#appendToInbox(id, req.blobId, req.size, internalDate, req.envelopeFrom, req.filing));
+      // docs/traces.md: one 'delivered' trace per local copy, committed with it.
+      if (req.deliveredTrace) {
+        const { fromDomain, ...actor } = req.deliveredTrace;
+        for (const c of copies) insertTrace(this.connection, { ...actor, mailboxId: c.mailboxId, action: 'delivered', detail: { folder: req.filing?.folder ?? 'INBOX', uid: c.uid, fromDomain } });
+      }
       if (req.senderCopy) {
         const sc = req.senderCopy;
         const f = this.q('UPDATE folders SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 WHERE id = ? AND mailbox_id = ? RETURNING id, uid_next - 1 AS uid, highest_modseq').get(sc.folderId, sc.mailboxId) as any;

@@ -165,7 +165,25 @@ export class SqliteFolders extends SqlitePart implements FolderStore {
         messages[i] = { uid: r[0], flags, modseq: r[2], size: r[3], internalDate: r[4], blobId: r[5], recent: !!r[6] };
       }
       if (opts.clearRecent && recent) this.q('UPDATE messages SET recent = 0 WHERE folder_id = ? AND recent = 1').run(folderId);
-      return { messages, uidNext: f.uid_next, highestModseq: f.highest_modseq };
+      let recentFrom = f.uid_next;
+      if (!opts.clearRecent) for (const m of messages) if (m.recent) { recentFrom = m.uid; break; }
+      return { messages, uidNext: f.uid_next, highestModseq: f.highest_modseq, recentFrom };
+    })();
+  }
+
+  async reopenFolder(folderId: number, since: { modseq: number; recentFrom: number }, opts: { clearRecent?: boolean } = {}) {
+    // Issue 15: what changed since a snapshot of the folder, in one transaction. Every row with a
+    // UID below `since.recentFrom` has \Recent cleared, so the \Recent rows are found through the
+    // (folder_id, uid) index, not by reading the folder.
+    return this.db.transaction(() => {
+      const f = this.q('SELECT uid_next, highest_modseq FROM folders WHERE id = ?').get(folderId) as { uid_next: number; highest_modseq: number } | undefined;
+      if (!f) throw new Error(`folder #${folderId} not found`);
+      const changed = f.highest_modseq > since.modseq ? (this.q('SELECT uid, flags, modseq, size, internal_date, blob_id, recent FROM messages WHERE folder_id = ? AND modseq > ? ORDER BY uid /* reopen */').raw(false).all(folderId, since.modseq).map(rowFolderMessage)) : [];
+      const expunged = f.highest_modseq > since.modseq ? (this.q('SELECT uid AS gone FROM expunged WHERE folder_id = ? AND modseq > ? ORDER BY uid').pluck(true).all(folderId, since.modseq) as number[]) : [];
+      const recentUids = this.q('SELECT uid AS recent_uid FROM messages WHERE folder_id = ? AND uid >= ? AND recent = 1 ORDER BY uid').pluck(true).all(folderId, since.recentFrom) as number[];
+      if (opts.clearRecent && recentUids.length) this.q('UPDATE messages SET recent = 0 WHERE folder_id = ? AND uid >= ? AND recent = 1').run(folderId, since.recentFrom);
+      const recentFrom = opts.clearRecent || recentUids.length === 0 ? f.uid_next : recentUids[0];
+      return { uidNext: f.uid_next, highestModseq: f.highest_modseq, changed, expunged, recentUids, recentFrom };
     })();
   }
 
@@ -197,6 +215,19 @@ export class SqliteFolders extends SqlitePart implements FolderStore {
         .prepare('INSERT INTO messages (folder_id, uid, blob_id, size, internal_date, flags, modseq) VALUES (?, ?, ?, ?, ?, ?, ?)')
         .run(folderId, f.uid, m.blobId, m.size, m.internalDate.toISOString(), normaliseFlags(m.flags).join(' '), f.highest_modseq);
       return { uid: f.uid as number, modseq: f.highest_modseq as number };
+    })();
+  }
+
+  async appendMessages(folderId: number, ms: { blobId: string; size: number; flags: string[]; internalDate: Date }[]) {
+    const rows = ms.map((m) => [m.blobId, m.size, m.internalDate.toISOString(), normaliseFlags(m.flags).join(' ')] as const);
+    return this.db.transaction(() => {
+      const f = this.q('UPDATE folders SET uid_next = uid_next + ?, highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING uid_next - ? AS first, highest_modseq').get(rows.length, folderId, rows.length) as
+        | { first: number; highest_modseq: number }
+        | undefined;
+      if (!f) throw new Error(`folder #${folderId} not found`);
+      const ins = this.q('INSERT INTO messages (folder_id, uid, blob_id, size, internal_date, flags, modseq) VALUES (?, ?, ?, ?, ?, ?, ?)');
+      rows.forEach((r, i) => ins.run(folderId, f.first + i, r[0], r[1], r[2], r[3], f.highest_modseq));
+      return { uids: rows.map((_, i) => f.first + i), modseq: f.highest_modseq };
     })();
   }
 

@@ -18,16 +18,14 @@ import { SqliteFolders } from './folders.js';
 import { SqliteIntegrations } from './integrations.js';
 import { SqliteLeases, SqliteLockout } from './leases.js';
 import { SqliteMailboxes } from './mailboxes.js';
-import { MIGRATIONS, SEARCH_COLUMN_LIST } from './migrations.js';
+import { MIGRATIONS } from './migrations.js';
+import { SEARCH_COLUMNS, writeBlobMeta, writeSearchHeaders } from './blob-meta.js';
 import { SqliteRules } from './rules.js';
 import { SqliteHttpSessions } from './sessions.js';
 import { SqliteTraces } from './traces.js';
 import { SqliteTracking } from './tracking.js';
 import { SqlitePatients } from './patients.js';
 import { SqliteUsage } from './usage.js';
-
-/** The columns of the header search index (migration 17), the only names interpolated in its SQL. */
-const SEARCH_COLUMNS = new Set<string>(SEARCH_COLUMN_LIST);
 
 /** Header search over the index rows, joined to the folder by blob_id (exported for its query-plan test). */
 export const headerScanSql = (test: string) => `SELECT m.uid FROM search_headers s CROSS JOIN messages m ON m.blob_id = s.blob_id WHERE s.version = 1 AND ${test} AND +m.folder_id = ?`;
@@ -221,13 +219,23 @@ export class SqliteStore implements Store {
   }
 
   async setBlobMeta(blobId: string, info: string) {
-    this.q('INSERT OR REPLACE INTO blob_meta (blob_id, info) VALUES (?, ?)').run(blobId, info);
+    writeBlobMeta(this.connection, blobId, info);
   }
 
   async setSearchHeaders(blobId: string, version: number, columns: Record<string, Buffer | null>) {
-    const names = Object.keys(columns);
-    for (const n of names) if (!SEARCH_COLUMNS.has(n)) throw new Error(`unknown search column ${n}`);
-    this.q(`INSERT OR REPLACE INTO search_headers (blob_id, version${names.map((n) => ', ' + n).join('')}) VALUES (?, ?${names.map(() => ', ?').join('')})`).run(blobId, version, ...names.map((n) => columns[n]));
+    writeSearchHeaders(this.connection, blobId, version, columns);
+  }
+
+  async setBlobAnalyses(entries: { blobId: string; info: string; searchVersion: number; searchColumns: Record<string, Buffer | null> }[]) {
+    if (entries.length === 0) return;
+    for (const e of entries) for (const n of Object.keys(e.searchColumns)) if (!SEARCH_COLUMNS.has(n)) throw new Error(`unknown search column ${n}`);
+    this.#transient(() => {
+      for (const e of entries) {
+        this.q('INSERT OR REPLACE INTO blob_meta (blob_id, info) VALUES (?, ?)').run(e.blobId, e.info);
+        const names = Object.keys(e.searchColumns);
+        this.q(`INSERT OR REPLACE INTO search_headers (blob_id, version${names.map((n) => ', ' + n).join('')}) VALUES (?, ?${names.map(() => ', ?').join('')})`).run(e.blobId, e.searchVersion, ...names.map((n) => e.searchColumns[n]));
+      }
+    });
   }
 
   async blobsWithoutSearchHeaders(limit: number) {

@@ -1,0 +1,36 @@
+// The message-file records a delivery may write in its own transaction (DeliveryRequest.analysis)
+// and that PgStore.setBlobMeta / setSearchHeaders write alone: one SQL text for both.
+import { SEARCH_COLUMN_LIST } from '../sqlite/migrations.js';
+import type { DeliveryAnalysis } from '../types.js';
+
+/**
+ * The columns of search_headers (PG migration 1 has SQLite migration 17's; a later migration
+ * adding one, in both engines, adds it to SEARCH_COLUMN_LIST), the only names interpolated in SQL.
+ */
+export const SEARCH_COLUMNS = new Set<string>(SEARCH_COLUMN_LIST);
+
+export const UPSERT_BLOB_META = 'INSERT INTO blob_meta (blob_id, info) VALUES ($1, $2) ON CONFLICT (blob_id) DO UPDATE SET info = excluded.info';
+
+/**
+ * Replaces the whole search row, as SQLite's INSERT OR REPLACE: columns not given become NULL.
+ * The upsert fires search_headers_indexed (INSERT OR UPDATE), which marks the file's messages.
+ * Parameters from $`first`: the blob id, the version, then the columns.
+ */
+export function upsertSearchHeaders(blobId: string, version: number, columns: Record<string, Buffer | null>, first = 1): { sql: string; args: unknown[] } {
+  const names = Object.keys(columns);
+  for (const n of names) if (!SEARCH_COLUMNS.has(n)) throw new Error(`unknown search column ${n}`);
+  return {
+    sql: `INSERT INTO search_headers (blob_id, version${names.map((n) => ', ' + n).join('')}) VALUES ($${first}, $${first + 1}${names.map((_, i) => `, $${first + i + 2}`).join('')})
+       ON CONFLICT (blob_id) DO UPDATE SET version = excluded.version${SEARCH_COLUMN_LIST.map((n) => `, ${n} = excluded.${n}`).join('')}`,
+    args: [blobId, version, ...names.map((n) => columns[n])],
+  };
+}
+
+/** A delivery's analysis: blob_meta and the search row in one statement (one round trip). */
+export function analysisStatement(blobId: string, a: DeliveryAnalysis): { sql: string; args: unknown[] } {
+  const h = upsertSearchHeaders(blobId, a.searchHeaders.version, a.searchHeaders.columns, 3);
+  return {
+    sql: `WITH meta AS (INSERT INTO blob_meta (blob_id, info) VALUES ($1, $2) ON CONFLICT (blob_id) DO UPDATE SET info = excluded.info) ${h.sql}`,
+    args: [blobId, a.info, ...h.args],
+  };
+}

@@ -1,0 +1,123 @@
+// RFC 5465 NOTIFY over real sockets against the demo: STATUS for watched folders and unsolicited
+// EXISTS + FETCH for the selected one, sent while the client is silent (no command, no IDLE);
+// nothing for folders not watched, nothing after NOTIFY NONE; unsupported events NO [BADEVENT].
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../src/demo/space.js';
+import { tempDir, testLogger } from './helpers.js';
+import { connect } from './support/imap-stream.js';
+
+const appendCmd = (folder: string, subject: string) => {
+  const m = `From: a@a.mssante.test\r\nSubject: ${subject}\r\n\r\nbody\r\n`;
+  return `APPEND ${folder} {${m.length}+}\r\n${m}`;
+};
+
+describe('IMAP NOTIFY (RFC 5465)', () => {
+  let layout: DemoLayout;
+  let demo: RunningDemo;
+  let cleanup = () => {};
+  let ca: string;
+  const open: { close(): void }[] = [];
+  before(async () => {
+    let dir: string;
+    ({ dir, cleanup } = tempDir());
+    layout = await prepareDemo(dir, { ports: 'ephemeral' });
+    demo = await startDemo(layout, { logger: testLogger() });
+    ca = readFileSync(layout.caBundle, 'utf8');
+  });
+  after(async () => {
+    for (const c of open) c.close();
+    await demo?.stop();
+    cleanup();
+  });
+  const session = async () => {
+    const u = layout.operators[0].users[0];
+    const c = await connect(demo.operators[0].ports.imaps, ca);
+    open.push(c);
+    await c.cmd(`LOGIN ${u.login} "${u.appPassword}"`);
+    return c;
+  };
+
+  test('watched folders and the selected one are reported between commands', async () => {
+    const b = await session();
+    await b.cmd('CREATE Watched');
+    await b.cmd('CREATE Other');
+    await b.cmd('CREATE Sel');
+    const a = await session();
+    await a.cmd('SELECT Sel');
+    const set = await a.cmd('NOTIFY SET STATUS (SELECTED (MessageNew (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)]) MessageExpunge)) (MAILBOXES Watched (MessageNew MessageExpunge FlagChange))');
+    assert.ok(set.some((l) => /^\* STATUS Watched \(MESSAGES 0 UIDNEXT 1 UIDVALIDITY \d+ HIGHESTMODSEQ \d+\)$/.test(l)), set.join('\n'));
+    assert.ok(!set.some((l) => /STATUS (Sel|Other)/.test(l)), set.join('\n'));
+
+    // Another session appends to the watched folder: A hears it without sending anything.
+    let from = a.lines.length;
+    await b.cmd(appendCmd('Watched', 'w1'));
+    await a.waitLine((l) => l === '* STATUS Watched (MESSAGES 1 UIDNEXT 2 UNSEEN 1)', from);
+    // A flag change there (FlagChange, no CONDSTORE): UNSEEN.
+    await b.cmd('SELECT Watched');
+    await b.cmd('STORE 1 +FLAGS (\\Seen)');
+    await a.waitLine((l) => l === '* STATUS Watched (MESSAGES 1 UIDNEXT 2 UNSEEN 0)', from);
+
+    // A new message in the selected folder: EXISTS, then the FETCH asked for, unsolicited.
+    from = a.lines.length;
+    await b.cmd(appendCmd('Sel', 'hello-notify'));
+    await a.waitLine((l) => l === '* 1 EXISTS', from);
+    await a.waitLine((l) => /^\* 1 FETCH \(UID \d+ BODY\[HEADER\.FIELDS \(SUBJECT\)\] \{\d+\}$/.test(l), from);
+    await a.waitLine((l) => l === 'Subject: hello-notify', from);
+
+    // A folder not watched: nothing, even at the next command.
+    from = a.lines.length;
+    await b.cmd(appendCmd('Other', 'o1'));
+    const noop = await a.cmd('NOOP');
+    assert.ok(!a.lines.slice(from).some((l) => l.startsWith('* STATUS')), noop.join('\n'));
+
+    // Unsupported events: NO [BADEVENT] listing those supported; the NOTIFY in force stays.
+    const refused = await a.exchange('NOTIFY SET (PERSONAL (MailboxName SubscriptionChange))');
+    assert.equal(refused.at(-1)!.replace(/^t\d+ /, ''), 'NO [BADEVENT (MessageNew MessageExpunge FlagChange)] unsupported event MAILBOXNAME');
+    // RFC 5465 §5: MessageNew without MessageExpunge is BAD.
+    assert.match((await a.exchange('NOTIFY SET (PERSONAL (MessageNew))')).at(-1)!, /^t\d+ BAD .*must be given together/);
+
+    // During IDLE too (RFC 5465 §4), and with CONDSTORE enabled FlagChange gives HIGHESTMODSEQ.
+    await a.cmd('NOTIFY SET (MAILBOXES Watched (MessageNew MessageExpunge FlagChange))');
+    await a.cmd('ENABLE CONDSTORE');
+    from = a.lines.length;
+    a.send('idle1 IDLE\r\n');
+    await a.waitLine((l) => l.startsWith('+ '), from);
+    await b.cmd('STORE 1 -FLAGS (\\Seen)');
+    await a.waitLine((l) => /^\* STATUS Watched \(MESSAGES 1 UIDNEXT 2 UIDVALIDITY \d+ HIGHESTMODSEQ \d+\)$/.test(l), from);
+    a.send('DONE\r\n');
+    await a.waitLine((l) => l.startsWith('idle1 OK'), from);
+
+    // NOTIFY NONE: no more reports.
+    await a.cmd('NOTIFY NONE');
+    from = a.lines.length;
+    await b.cmd(appendCmd('Watched', 'w2'));
+    await a.cmd('NOOP');
+    assert.ok(!a.lines.slice(from).some((l) => l.startsWith('* STATUS')), a.lines.slice(from).join('\n'));
+  });
+
+  test('a folder of a mailbox whose read grant is withdrawn is no longer reported (RFC 5465 §5.9)', async () => {
+    const [claire, secretary] = layout.operators[0].users;
+    const org = secretary.addresses[0]; // the secretary's ORG mailbox, readable by Claire
+    const sec = await (async () => {
+      const c = await connect(demo.operators[0].ports.imaps, ca);
+      open.push(c);
+      await c.cmd(`LOGIN ${secretary.login} "${secretary.appPassword}"`);
+      return c;
+    })();
+    const a = await session();
+    const name = `"Partagés/${org}/INBOX"`;
+    await a.cmd('ENABLE IMAP4rev2'); // UTF-8 names
+    const set = await a.cmd(`NOTIFY SET STATUS (MAILBOXES ${name} (MessageNew MessageExpunge))`);
+    assert.ok(set.some((l) => l.startsWith(`* STATUS ${name} (MESSAGES `)), set.join('\n'));
+    let from = a.lines.length;
+    await sec.cmd(appendCmd('INBOX', 'org-1'));
+    await a.waitLine((l) => l.startsWith(`* STATUS ${name} (MESSAGES `), from);
+    await sec.cmd(`DELETEACL INBOX ${claire.login}`);
+    from = a.lines.length;
+    await sec.cmd(appendCmd('INBOX', 'org-2'));
+    await a.cmd('NOOP');
+    assert.ok(!a.lines.slice(from).some((l) => l.startsWith('* STATUS')), a.lines.slice(from).join('\n'));
+  });
+});
