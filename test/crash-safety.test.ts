@@ -1,7 +1,8 @@
 // Crash safety, proven (issue 13): a short seeded run of test/crash/harness.ts — an operator
 // process killed with SIGKILL several times while a peer sends over mutual TLS; every message
 // that got 250 is present exactly once and byte-identical, nothing partial, no dangling row, no
-// orphan file. The long run is bench/crash-safety.ts.
+// orphan file; the same for IMAP APPEND, the outbound queue and the mail API. The long run is
+// bench/crash-safety.ts.
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { runCrashHarness } from './crash/harness.js';
@@ -47,4 +48,24 @@ test('SIGKILL while relaying: the outbound queue resumes, nothing acknowledged i
   assert.ok(r.duplicated.length <= r.kills * 4, `duplicates ${r.duplicated.length} within the window`);
   assert.equal(r.danglingRows, 0);
   assert.equal(r.orphanFiles, 0);
+});
+
+test('SIGKILL while sending through the mail API: every 201 has one copy in Sent and one delivered copy', { timeout: 240_000 }, async (t) => {
+  const r = await runCrashHarness({ dir: tmp.dir + '/web', messages: 80, kills: 2, seed: 13, mode: 'web', log: (l) => console.log(l) });
+  console.log(`${JSON.stringify({ ...r, lost: r.lost.length, corrupt: r.corrupt.length, duplicated: r.duplicated, unknown: r.unknown.length })}`);
+  assert.equal(r.kills, 2);
+  assert.ok(r.acknowledged > 50, `most submissions acknowledged (${r.acknowledged})`);
+  assert.deepEqual(r.lost, [], 'every 201 has its copy in Sent and its delivered copy');
+  assert.deepEqual(r.corrupt, [], 'byte-identical text, nothing partial');
+  assert.deepEqual(r.unknown, []);
+  // A request never cut is never stored twice.
+  assert.deepEqual(r.duplicated, r.duplicatedRetries, 'only retried requests may be doubled');
+  assert.equal(r.danglingRows, 0);
+  assert.equal(r.orphanFiles, 0);
+  // Known wrong (docs/crash-safety.md): Idempotency-Key answers are held in memory
+  // (src/http/sending.ts), so a request whose commit happened just before a kill is stored again
+  // when the client retries it after the restart.
+  await t.test('a cut request sent again with its Idempotency-Key after the restart is not stored twice', { todo: 'Idempotency-Key answers are not durable across a restart' }, () => {
+    assert.deepEqual(r.duplicatedRetries, []);
+  });
 });

@@ -11,7 +11,7 @@
 // A message whose transaction was cut by a kill before the 250 may be present (the commit
 // happened, the reply did not reach us) or not; the figures say how many of each.
 // Used by test/crash-safety.test.ts (short, seeded) and bench/crash-safety.ts (long).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -19,6 +19,7 @@ import Database from 'better-sqlite3';
 import { ImapFlow } from 'imapflow';
 import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
 import { createServer } from 'node:net';
+import https from 'node:https';
 import { writeFileSync } from 'node:fs';
 import YAML from 'yaml';
 import { prepareDemo } from '../../src/demo/space.js';
@@ -59,9 +60,12 @@ export interface CrashRunOptions {
    * the mailbox's user (tagged OK); 'queue': submission (250) at the killed operator towards a
    * user of a second operator process (never killed): the outbound queue must resume after each
    * kill; duplicates at the peer measure the at-least-once window (peer said 250, we were killed
-   * before recording it).
+   * before recording it). 'web': the mail API (`POST /api/v1/submissions`, HTTPS, an API token
+   * `cad_…` of the sending user) with an `Idempotency-Key` per message; a request cut by a kill
+   * is sent again with the same key once the operator is back (what a client does), so an
+   * acknowledged message present twice means the key was not honoured across the restart.
    */
-  mode?: 'mx' | 'append' | 'queue';
+  mode?: 'mx' | 'append' | 'queue' | 'web';
   log?: (line: string) => void;
 }
 
@@ -84,6 +88,11 @@ export interface CrashRunResult {
   /** Rows whose file is missing, and files no row references after the final start: must be 0. */
   danglingRows: number;
   orphanFiles: number;
+  /** 'web': cut requests sent again with their Idempotency-Key, and how many were answered as replays. */
+  retried?: number;
+  replayed?: number;
+  /** 'web': of `duplicated`, those whose request had been cut and sent again with the same key. */
+  duplicatedRetries?: string[];
   wallMs: number;
 }
 
@@ -103,7 +112,7 @@ const BIN = path.resolve('bin/caducee.js');
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
 /** `caducee start` for the operator; resolves with its process and MX/IMAP ports once it is listening. */
-function startOperator(config: string): Promise<{ child: ChildProcess; mx: number; imaps: number; submission: number; collected: Promise<void> }> {
+function startOperator(config: string): Promise<{ child: ChildProcess; mx: number; imaps: number; submission: number; https: number; collected: Promise<void> }> {
   return new Promise((resolve, reject) => {
     // One process (`caducee start` forks one worker per CPU by default): SIGKILL hits the very
     // process that holds the transactions.
@@ -125,7 +134,7 @@ function startOperator(config: string): Promise<{ child: ChildProcess; mx: numbe
           const j = JSON.parse(line);
           if (j.msg === 'operator started' && !started) {
             started = true;
-            resolve({ child, mx: j.mx, imaps: j.imaps, submission: j.submission, collected });
+            resolve({ child, mx: j.mx, imaps: j.imaps, submission: j.submission, https: j.https, collected });
           } else if (j.msg === 'message files collected') collectedNow();
         } catch {
           /* not JSON */
@@ -186,6 +195,8 @@ export async function runCrashHarness(o: CrashRunOptions): Promise<CrashRunResul
   // shortest), so that each restarted process soon runs the leader services (the collector's sweep).
   const yaml = YAML.parse(readFileSync(B.config, 'utf8'));
   yaml.cluster = { ...yaml.cluster, leaderLeaseSeconds: 3 };
+  // web: hundreds of messages from one user in a day: above the daily recipient limit (500).
+  if (o.mode === 'web') yaml.policy = { ...yaml.policy, content: { ...yaml.policy?.content, maxRecipientsPerDay: 1_000_000 } };
   writeFileSync(B.config, YAML.stringify(yaml));
   // A's server certificate is also its client certificate towards B's MX (mutual TLS).
   const clientTls = { key: readFileSync(A.key, 'utf8'), cert: readFileSync(A.chain, 'utf8'), ca, servername: 'localhost' };
@@ -194,6 +205,17 @@ export async function runCrashHarness(o: CrashRunOptions): Promise<CrashRunResul
   const to = recipient.addresses[0];
   const sender = queueMode ? B.users[0] : A.users[0];
   const from = sender.addresses[0];
+  // web: B's practitioner sends from their own mailbox to the secretariat's (local delivery);
+  // the practitioner holds `read` on it (demo grants), so one token sees both copies.
+  const webFrom = B.users[0].addresses[0];
+  const webTo = B.users[1].addresses[0];
+  let token = '';
+  if (o.mode === 'web') {
+    // What `caducee api-client token add` prints (the store's Authenticator.createApiToken).
+    const out = execFileSync(process.execPath, [BIN, 'api-client', 'token', 'add', '--login', B.users[0].login, '--label', 'harnais de coupure', '--config', B.config], { encoding: 'utf8' });
+    token = /cad_\S+/.exec(out)?.[0] ?? '';
+    if (!token) throw new Error(`no API token in: ${out}`);
+  }
 
   let current = await startOperator(B.config);
   let restarts = 0;
@@ -262,6 +284,64 @@ export async function runCrashHarness(o: CrashRunOptions): Promise<CrashRunResul
       );
     });
 
+  /** One HTTPS request to the killed operator's mail API with the user's token. */
+  const api = (port: number, method: string, p: string, body?: string, headers: Record<string, string> = {}, agent?: https.Agent) =>
+    new Promise<{ status: number; replayed: boolean; body: Buffer }>((resolve, reject) => {
+      const req = https.request(
+        {
+          host: '127.0.0.1',
+          port,
+          method,
+          path: p,
+          ca,
+          servername: 'localhost',
+          agent: agent ?? false,
+          timeout: 15_000,
+          headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : {}), ...headers },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode!, replayed: res.headers['idempotent-replayed'] === 'true', body: Buffer.concat(chunks) }));
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.end(body);
+    });
+  const texts = new Map<string, string>(); // web: subject marker → text sent
+  const webRefusals: string[] = [];
+  let retried = 0;
+  let replayed = 0;
+  // docs/mail-api.md: 201 only once the copy in Sent and the delivery are committed; a repeated
+  // Idempotency-Key answers the first result (`Idempotent-Replayed: true`) without sending again.
+  const webOne = async (port: number, id: string) => {
+    const body = JSON.stringify({ from: webFrom, to: [webTo], cc: [], bcc: [], subject: id, text: texts.get(id) });
+    try {
+      const r = await api(port, 'POST', '/api/v1/submissions', body, { 'idempotency-key': `key-${id}` });
+      if (r.status === 201) return r.replayed ? 'replayed' : 'acked';
+      webRefusals.push(`${r.status} ${r.body.toString().slice(0, 200)}`);
+      return 'refused';
+    } catch (e: any) {
+      // Nothing reached the operator (down at connect): refused; otherwise the outcome is unknown.
+      return e.code === 'ECONNREFUSED' ? 'refused' : 'cut';
+    }
+  };
+  const webMessage = (n: number) => {
+    const id = `crash-web-${n}-${Math.floor(random() * 1e9)}`;
+    // 1–16 KiB of short ASCII lines (sent as 7bit: the stored text is the text sent).
+    const lines: string[] = [];
+    const size = 1024 + Math.floor(random() * 15 * 1024);
+    for (let len = 0, k = 0; len < size; k++) {
+      const l = `ligne ${k} du message ${n} ${'x'.repeat(Math.floor(random() * 40))}`;
+      lines.push(l);
+      len += l.length + 1;
+    }
+    texts.set(id, `${lines.join('\n')}\nFIN ${n}`);
+    return id;
+  };
+
   let next = 0;
   const worker = async () => {
     while (next < o.messages) {
@@ -270,6 +350,23 @@ export async function runCrashHarness(o: CrashRunOptions): Promise<CrashRunResul
         continue;
       }
       const n = next++;
+      if (o.mode === 'web') {
+        const id = webMessage(n);
+        sent++;
+        let r = await webOne(current.https, id);
+        if (r === 'cut') {
+          cutIds.set(id, sha(texts.get(id)!));
+          // The client tries again with the same key once the operator is back.
+          for (let tries = 0; r === 'cut' && tries < 20; tries++) {
+            while (down) await new Promise((res) => setTimeout(res, 20));
+            retried++;
+            r = await webOne(current.https, id);
+          }
+          if (r === 'replayed') replayed++;
+        }
+        if (r === 'acked' || r === 'replayed') acked.set(id, sha(texts.get(id)!));
+        continue;
+      }
       const m = message(n, from, to, random);
       sent++;
       const r = o.mode === 'append' ? await appendOne(current.imaps, m) : queueMode ? await smtpOne(current.submission, m, { user: sender.login, pass: sender.appPassword }) : await smtpOne(current.mx, m);
@@ -305,6 +402,37 @@ export async function runCrashHarness(o: CrashRunOptions): Promise<CrashRunResul
   restarts++;
   if (queueMode) await queueDrained(B.dataDir);
   const present = new Map<string, string[]>();
+  // web: the copy in Sent and the delivered copy, each keyed by its subject marker.
+  const presentSent = new Map<string, string[]>();
+  if (o.mode === 'web') {
+    const agent = new https.Agent({ keepAlive: true, maxSockets: 4 });
+    const get = async (p: string) => {
+      const r = await api(current.https, 'GET', p, undefined, {}, agent);
+      if (r.status !== 200) throw new Error(`GET ${p}: ${r.status} ${r.body.toString().slice(0, 300)}`);
+      return r.body;
+    };
+    const boxes = JSON.parse((await get('/api/v1/mailboxes')).toString()).mailboxes as { address: string; folders: { id: string; role: string | null }[] }[];
+    const folderOf = (address: string, role: string) => boxes.find((b) => b.address === address)?.folders.find((f) => f.role === role)?.id;
+    for (const [folder, into] of [
+      [folderOf(webFrom, 'sent'), presentSent],
+      [folderOf(webTo, 'inbox'), present],
+    ] as const) {
+      if (!folder) throw new Error('Sent or INBOX folder not listed by /api/v1/mailboxes');
+      let cursor: string | null = null;
+      do {
+        const page = JSON.parse((await get(`/api/v1/folders/${folder}/emails?limit=200${cursor ? `&cursor=${cursor}` : ''}`)).toString()) as { emails: { id: string; subject: string }[]; nextCursor: string | null };
+        for (const e of page.emails) {
+          if (!e.subject.startsWith('crash-web-')) continue;
+          const raw = (await get(`/api/v1/emails/${e.id}/raw`)).toString('latin1').replace(/\r\n/g, '\n');
+          const text = texts.get(e.subject);
+          // Byte-identical text, ending with its FIN line: nothing partial.
+          into.set(e.subject, [...(into.get(e.subject) ?? []), text !== undefined && raw.includes(text) ? sha(text) : 'partial']);
+        }
+        cursor = page.nextCursor;
+      } while (cursor);
+    }
+    agent.destroy();
+  } else {
   const imap = new ImapFlow({ host: '127.0.0.1', port: queueMode ? peer!.imaps : current.imaps, secure: true, tls: { ca, servername: 'localhost' }, auth: { user: recipient.login, pass: recipient.appPassword }, logger: false });
   await imap.connect();
   try {
@@ -325,6 +453,7 @@ export async function runCrashHarness(o: CrashRunOptions): Promise<CrashRunResul
   } finally {
     await imap.logout().catch(() => imap.close());
   }
+  }
   // The final process's start sweep, once it leads (the killed one's lease expired), before the
   // files are counted.
   await current.collected;
@@ -337,20 +466,30 @@ export async function runCrashHarness(o: CrashRunOptions): Promise<CrashRunResul
 
   const lost: string[] = [];
   const corrupt: string[] = [];
-  for (const [id, h] of acked) {
-    const got = present.get(id);
-    if (!got) lost.push(id);
-    else if (!got.includes(h)) corrupt.push(id);
-  }
+  const duplicated: string[] = [];
+  const unknown: string[] = [];
   let cutButStored = 0;
-  for (const [id, h] of cutIds) {
-    const got = present.get(id);
-    if (!got) continue;
-    cutButStored++;
-    if (!got.includes(h)) corrupt.push(id); // a partial message made visible
+  // web: both copies are judged (Sent, then the recipient's INBOX; labelled `sent:` / `inbox:`).
+  const views = o.mode === 'web' ? ([['sent:', presentSent], ['inbox:', present]] as const) : ([['', present]] as const);
+  for (const [label, view] of views) {
+    for (const [id, h] of acked) {
+      const got = view.get(id);
+      if (!got) lost.push(label + id);
+      else if (!got.some((g) => g === h)) corrupt.push(label + id);
+      else if (got.some((g) => g !== h)) corrupt.push(label + id); // a partial second copy
+    }
+    for (const [id, h] of cutIds) {
+      const got = view.get(id);
+      if (!got) continue;
+      if (label !== 'inbox:' && !acked.has(id)) cutButStored++;
+      if (!acked.has(id) && !got.every((g) => g === h)) corrupt.push(label + id); // a partial message made visible
+    }
+    duplicated.push(...[...view].filter(([, v]) => v.length > 1).map(([k]) => label + k));
+    unknown.push(...[...view.keys()].filter((id) => (id.startsWith('<crash-') || id.startsWith('crash-web-')) && !acked.has(id) && !cutIds.has(id)).map((k) => label + k));
   }
-  const duplicated = [...present].filter(([, v]) => v.length > 1).map(([k]) => k);
-  const unknown = [...present.keys()].filter((id) => id.startsWith('<crash-') && !acked.has(id) && !cutIds.has(id));
+  // web: a cut request stored before the kill shows as a replay of its retry (or as a duplicate).
+  if (o.mode === 'web') cutButStored += replayed + new Set(duplicated.filter((d) => cutIds.has(d.slice(d.indexOf(':') + 1))).map((d) => d.slice(d.indexOf(':') + 1))).size;
+  if (webRefusals.length) log(`web refusals (${webRefusals.length}): ${webRefusals.slice(0, 3).join(' | ')}`);
 
   // The store, stopped: rows ⇄ files.
   const db = new Database(path.join(B.dataDir, 'caducee.sqlite'), { readonly: true });
@@ -364,5 +503,5 @@ export async function runCrashHarness(o: CrashRunOptions): Promise<CrashRunResul
   const danglingRows = [...referenced].filter((id) => !existsSync(path.join(blobDir, id.slice(0, 2), id))).length;
   const orphanFiles = [...files].filter((f) => !referenced.has(f) && !candidates.has(f)).length;
 
-  return { sent, acknowledged: acked.size, cut: cutIds.size, cutButStored, kills, restarts, lost, corrupt, duplicated, unknown, danglingRows, orphanFiles, wallMs: Date.now() - t0 };
+  return { sent, acknowledged: acked.size, cut: cutIds.size, cutButStored, kills, restarts, lost, corrupt, duplicated, unknown, danglingRows, orphanFiles, ...(o.mode === 'web' ? { retried, replayed, duplicatedRetries: duplicated.filter((d) => cutIds.has(d.slice(d.indexOf(':') + 1))) } : {}), wallMs: Date.now() - t0 };
 }

@@ -2,12 +2,10 @@
 // main thread reads and parses the extraction (snapshot-writer.ts, SqliteSnapshotWriter).
 import { parentPort, workerData } from 'node:worker_threads';
 import { SnapshotBuilder } from './snapshot-builder.js';
-import { ROW_FIELDS, splitBatch } from './snapshot-format.js';
 
 const port = parentPort!;
 let builder: SnapshotBuilder | undefined;
 let failed = false;
-const decoder = new TextDecoder();
 
 try {
   builder = new SnapshotBuilder(workerData.dataDir, workerData.tmpFile);
@@ -23,8 +21,7 @@ port.on('message', (m: any) => {
   }
   try {
     if (m.type === 'rows') {
-      const c = splitBatch(decoder.decode(new Uint8Array(m.batch, 0, m.length)));
-      for (let i = 0; i + ROW_FIELDS <= c.length; i += ROW_FIELDS) builder.addAt(c, i);
+      builder.addBatch(m.batch);
       port.postMessage({ type: 'ack' });
     } else if (m.type === 'call' && m.op === 'ready') {
       port.postMessage({ type: 'reply', id: m.id, value: true });

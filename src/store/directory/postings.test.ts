@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { AddressSet, CHUNK, cursorOf, postingsDDL, PostingsBuilder, postingsTable, ranksOf, type Expr } from './postings.js';
+import { AddressSet, CHUNK, cursorOf, postingsDDL, PostingsBuilder, postingsTable, ranksOf, TermTable, type Expr } from './postings.js';
 
 /** Deterministic pseudo-random numbers (mulberry32). */
 function rng(seed: number) {
@@ -66,6 +66,43 @@ describe('postings index', () => {
     assert.deepEqual(run({ op: 'prefix', term: 'q' }), []);
     // A prefix served by a term of its own (idx_names keeps "*" + prefix).
     assert.deepEqual([...ranksOf(cursorOf(table, { op: 'prefix', term: 'x' }, (t) => (t === 'x' ? 'x1' : undefined)))], truth.get('x1'));
+  });
+});
+
+describe('postings of numbered and text terms', () => {
+  it('mixes both kinds, repeats in one entry indexed once even when a segment fills inside an entry', () => {
+    const db = new Database(':memory:');
+    db.exec(postingsDDL('q'));
+    const numbered = new TermTable();
+    const builder = new PostingsBuilder(db, 'q', 7, numbered).trigrams(); // a segment fills inside most entries
+    const truth = new Map<string, number[]>();
+    const note = (t: string, rank: number) => {
+      const l = truth.get(t) ?? truth.set(t, []).get(t)!;
+      if (l[l.length - 1] !== rank) l.push(rank);
+    };
+    const rand = rng(11);
+    db.exec('BEGIN');
+    for (let rank = 1; rank <= 400; rank++) {
+      if (rank % 50 === 1) numbered.append([`n${rank}`, `m${rank}`]); // new numbers arrive with batches
+      for (let i = 0; i < 4; i++) {
+        // Each term twice in a row within the entry: the segment may be written between the two.
+        const id = Math.floor(rand() * numbered.terms.length);
+        builder.addId(id, rank);
+        builder.addId(id, rank);
+        note(numbered.terms[id], rank);
+        const text = `t${Math.floor(rand() * 9)}`;
+        builder.add(text, rank);
+        builder.add(text, rank);
+        note(text, rank);
+      }
+      builder.addTrigrams('abcabcab', rank); // abc, bca, cab twice each
+      for (const g of ['abc', 'bca', 'cab']) note(g, rank);
+    }
+    builder.flush();
+    db.exec('COMMIT');
+    const table = postingsTable(db, 'q', 400);
+    for (const [t, ranks] of truth) assert.deepEqual([...ranksOf(cursorOf(table, { op: 'term', term: t }))], ranks, t);
+    assert.ok(numbered.terms.every((_, id) => builder.hasId(id) === truth.has(numbered.terms[id])));
   });
 });
 

@@ -32,15 +32,45 @@ function putVarint(buf: Buffer, pos: number, v: number): number {
   return pos;
 }
 
-/** Builds one postings table during an import (inside the import's transaction). */
+/**
+ * The numbered terms of an import (vocabulary.ts TermDictionary gives the numbers on the
+ * reading thread): number → term, and back, grown as batches bring new terms.
+ */
+export class TermTable {
+  readonly terms: string[] = [];
+  readonly ids = new Map<string, number>();
+  append(fresh: readonly string[]) {
+    for (const t of fresh) {
+      this.ids.set(t, this.terms.length);
+      this.terms.push(t);
+    }
+  }
+}
+
+/** Pair keys at or above LIT are a segment's own (text) terms, below it numbered terms. */
+const LIT = 1 << 30;
+
+/**
+ * Builds one postings table during an import (inside the import's transaction). Terms come
+ * numbered (`addId`, a TermTable's number) or as text (`add`, `addTrigrams`: numbered here,
+ * per segment).
+ */
 export class PostingsBuilder {
-  private ids = new Map<string, number>();
-  private terms: string[] = [];
-  /** Last rank added per term id (repeats in one entry are dropped). */
-  private lastRank = new Int32Array(1 << 16);
-  private termOf: Int32Array;
+  /** Last rank added per numbered term (repeats in one entry are dropped). */
+  private lastRank = new Int32Array(1 << 12);
+  /** Segment in which each numbered term was last seen, and the numbered terms of this segment. */
+  private seenIn = new Int32Array(1 << 12);
+  private present: number[] = [];
+  private segment = 1;
+  /** This segment's text terms: term → index, and back, and their last rank. */
+  private lit = new Map<string, number>();
+  private litTerms: string[] = [];
+  private litLastRank = new Int32Array(1 << 12);
+  private keyOf: Int32Array;
   private rankOf: Int32Array;
   private n = 0;
+  /** Rank of the last pair: a segment is written between entries, never inside one. */
+  private lastPushed = 0;
   private readonly ins: Database.Statement;
   private readonly buf = Buffer.alloc(CHUNK * 5 + 16);
 
@@ -49,43 +79,76 @@ export class PostingsBuilder {
     table: string,
     /** Pairs buffered before a segment is written (8 bytes each). */
     private readonly segmentPairs = 1_000_000,
+    private readonly numbered: TermTable = new TermTable(),
   ) {
     this.ins = db.prepare(`INSERT INTO ${table} (term, last, ranks) VALUES (?, ?, ?)`);
-    this.termOf = new Int32Array(segmentPairs);
-    this.rankOf = new Int32Array(segmentPairs);
+    this.keyOf = new Int32Array(segmentPairs + 1024);
+    this.rankOf = new Int32Array(segmentPairs + 1024);
   }
 
-  /** Adds rank to term's list; ranks must come in non-decreasing order. */
+  /** Adds rank to the list of a numbered term; ranks must come in non-decreasing order. */
+  addId(id: number, rank: number) {
+    if (id >= this.lastRank.length) this.growNumbered(id);
+    if (this.lastRank[id] === rank) return;
+    this.lastRank[id] = rank;
+    this.push(id, rank); // may start a new segment: seenIn is checked after
+    if (this.seenIn[id] !== this.segment) {
+      this.seenIn[id] = this.segment;
+      this.present.push(id);
+    }
+  }
+
+  /** Whether a numbered term has any rank (in this table). */
+  hasId(id: number): boolean {
+    return id < this.lastRank.length && this.lastRank[id] !== 0;
+  }
+
+  private growNumbered(id: number) {
+    let size = this.lastRank.length;
+    while (size <= id) size *= 2;
+    const l = new Int32Array(size);
+    l.set(this.lastRank);
+    this.lastRank = l;
+    const s = new Int32Array(size);
+    s.set(this.seenIn);
+    this.seenIn = s;
+  }
+
+  /** Adds rank to term's list (a term given as text); ranks must come in non-decreasing order. */
   add(term: string, rank: number) {
-    let id = this.ids.get(term);
-    if (id === undefined) id = this.newTerm(term);
-    else if (this.lastRank[id] === rank) return;
-    this.push(id, rank);
+    this.startEntry(rank);
+    let i = this.lit.get(term);
+    if (i === undefined) i = this.newLiteral(term);
+    else if (this.litLastRank[i] === rank) return;
+    this.litLastRank[i] = rank;
+    this.push(LIT + i, rank);
   }
 
   /**
-   * Adds rank to the lists of every trigram of text (3 UTF-16 units). Trigrams of 7-bit
+   * Adds rank to the lists of every trigram of text[0, end) (3 UTF-16 units). Trigrams of 7-bit
    * characters are looked up by their 21-bit code in a flat table (no string made per trigram).
    */
-  addTrigrams(text: string, rank: number) {
+  addTrigrams(text: string, rank: number, end = text.length) {
+    this.startEntry(rank);
     const ascii = this.ascii;
-    for (let k = 0; k + 3 <= text.length; k++) {
+    for (let k = 0; k + 3 <= end; k++) {
       const a = text.charCodeAt(k);
       const b = text.charCodeAt(k + 1);
       const c = text.charCodeAt(k + 2);
       if ((a | b | c) < 128) {
         const code = (a << 14) | (b << 7) | c;
-        let id = ascii[code] - 1;
-        if (id < 0) {
-          id = this.newTerm(text.slice(k, k + 3));
-          ascii[code] = id + 1;
-        } else if (this.lastRank[id] === rank) continue;
-        this.push(id, rank);
+        let i = ascii[code] - 1;
+        if (i < 0) {
+          i = this.newLiteral(text.slice(k, k + 3));
+          ascii[code] = i + 1;
+        } else if (this.litLastRank[i] === rank) continue;
+        this.litLastRank[i] = rank;
+        this.push(LIT + i, rank);
       } else this.add(text.slice(k, k + 3), rank);
     }
   }
 
-  /** Term id + 1 of each 7-bit trigram in this segment (0: none yet). */
+  /** Term index + 1 of each 7-bit trigram in this segment (0: none yet). */
   private ascii = new Int32Array(0);
 
   /** Trigram mode: allocates the 7-bit table (8 MiB). */
@@ -94,67 +157,108 @@ export class PostingsBuilder {
     return this;
   }
 
-  private newTerm(term: string): number {
+  private newLiteral(term: string): number {
     // A fresh copy: a term split from a batch may be a slice that keeps the whole batch alive.
     if (term.length >= 13) term = Buffer.from(term).toString();
-    const id = this.terms.length;
-    this.ids.set(term, id);
-    this.terms.push(term);
-    if (id >= this.lastRank.length) {
-      const g = new Int32Array(this.lastRank.length * 2);
-      g.set(this.lastRank);
-      this.lastRank = g;
+    const i = this.litTerms.length;
+    this.lit.set(term, i);
+    this.litTerms.push(term);
+    if (i >= this.litLastRank.length) {
+      const g = new Int32Array(this.litLastRank.length * 2);
+      g.set(this.litLastRank);
+      this.litLastRank = g;
     }
-    this.lastRank[id] = 0;
-    return id;
+    this.litLastRank[i] = 0;
+    return i;
   }
 
-  private push(id: number, rank: number) {
-    this.lastRank[id] = rank;
+  /** Before the first pair of an entry: writes the segment if it is full (so that no entry spans two). */
+  private startEntry(rank: number) {
+    if (this.n >= this.segmentPairs && rank !== this.lastPushed) this.flush();
+  }
+
+  private push(key: number, rank: number) {
+    if (rank !== this.lastPushed) {
+      if (this.n >= this.segmentPairs) this.flush();
+      this.lastPushed = rank;
+    }
     const n = this.n;
-    this.termOf[n] = id;
+    if (n === this.keyOf.length) {
+      // One entry with more terms than the headroom: grow (rare).
+      const k = new Int32Array(n * 2);
+      k.set(this.keyOf);
+      this.keyOf = k;
+      const r = new Int32Array(n * 2);
+      r.set(this.rankOf);
+      this.rankOf = r;
+    }
+    this.keyOf[n] = key;
     this.rankOf[n] = rank;
-    if (++this.n === this.segmentPairs) this.flush();
+    this.n = n + 1;
   }
 
   /** Writes the buffered pairs (a segment) and empties the buffer. */
   flush() {
     const n = this.n;
-    const terms = this.terms;
-    const count = terms.length;
-    if (!n) return;
-    // Counting sort by term id (stable: ranks stay ascending within a term).
-    const start = new Int32Array(count + 1);
-    const termOf = this.termOf;
-    for (let i = 0; i < n; i++) start[termOf[i] + 1]++;
-    for (let t = 0; t < count; t++) start[t + 1] += start[t];
-    const fill = start.slice(0, count);
-    const sorted = new Int32Array(n);
-    const rankOf = this.rankOf;
-    for (let i = 0; i < n; i++) sorted[fill[termOf[i]]++] = rankOf[i];
-    // Terms in key order: B-tree appends rather than random inserts (the native string sort,
-    // then each term's id from the map, its hash already computed).
-    const ids = this.ids;
-    const buf = this.buf;
-    for (const term of terms.sort()) {
-      const t = ids.get(term)!;
-      for (let i = start[t], end = start[t + 1]; i < end; ) {
-        const stop = Math.min(end, i + CHUNK);
-        let prev = 0;
-        let pos = 0;
-        for (let j = i; j < stop; j++) {
-          pos = putVarint(buf, pos, sorted[j] - prev);
-          prev = sorted[j];
+    if (n) {
+      // Terms of the segment in key order (the native string sort), so that the B-tree gets
+      // appends; then a counting sort of the pairs by that order (stable: ranks stay ascending).
+      const present = this.present;
+      const litTerms = this.litTerms;
+      const sorted: string[] = new Array(present.length + litTerms.length);
+      for (let i = 0; i < present.length; i++) sorted[i] = this.numbered.terms[present[i]];
+      for (let i = 0; i < litTerms.length; i++) sorted[present.length + i] = litTerms[i];
+      sorted.sort();
+      const count = sorted.length;
+      const litSlot = new Int32Array(litTerms.length);
+      if (this.slotOfNumbered.length < this.numbered.terms.length) this.slotOfNumbered = new Int32Array(this.numbered.terms.length * 2);
+      const idSlot = this.slotOfNumbered;
+      for (let s = 0; s < count; s++) {
+        const t = sorted[s];
+        const i = this.lit.get(t);
+        if (i !== undefined) litSlot[i] = s;
+        else idSlot[this.numbered.ids.get(t)!] = s;
+      }
+      const start = new Int32Array(count + 1);
+      const keyOf = this.keyOf;
+      for (let i = 0; i < n; i++) {
+        const k = keyOf[i];
+        keyOf[i] = k >= LIT ? litSlot[k - LIT] : idSlot[k];
+        start[keyOf[i] + 1]++;
+      }
+      for (let t = 0; t < count; t++) start[t + 1] += start[t];
+      const fill = start.slice(0, count);
+      const byTerm = new Int32Array(n);
+      const rankOf = this.rankOf;
+      for (let i = 0; i < n; i++) byTerm[fill[keyOf[i]]++] = rankOf[i];
+      const buf = this.buf;
+      for (let s = 0; s < count; s++) {
+        const term = sorted[s];
+        for (let i = start[s], end = start[s + 1]; i < end; ) {
+          const stop = Math.min(end, i + CHUNK);
+          let prev = 0;
+          let pos = 0;
+          for (let j = i; j < stop; j++) {
+            pos = putVarint(buf, pos, byTerm[j] - prev);
+            prev = byTerm[j];
+          }
+          this.ins.run(term, prev, buf.subarray(0, pos));
+          i = stop;
         }
-        this.ins.run(term, prev, buf.subarray(0, pos));
-        i = stop;
       }
     }
-    this.ids = new Map();
-    this.terms = [];
     this.n = 0;
-    if (this.ascii.length) this.ascii.fill(0);
+    this.segment++;
+    this.present = [];
+    if (this.litTerms.length) {
+      this.lit = new Map();
+      this.litTerms = [];
+      if (this.ascii.length) this.ascii.fill(0);
+    }
   }
+
+  /** Sorted position of each numbered term in the segment being written. */
+  private slotOfNumbered = new Int32Array(0);
 }
 
 // ---- reading --------------------------------------------------------------------------------
@@ -172,6 +276,8 @@ export interface PostingsTable {
   chunkFrom: Database.Statement;
   /** (from, to) → every chunk of the terms in [from, to): {term, ranks}, in key order. */
   range: Database.Statement;
+  /** term → every chunk of it. */
+  lists: Database.Statement;
   /** Ranks are 1…maxRank. */
   maxRank: number;
 }
@@ -180,6 +286,7 @@ export function postingsTable(db: Database.Database, table: string, maxRank: num
   return {
     chunkFrom: db.prepare(`SELECT last, ranks FROM ${table} WHERE term = ? AND last >= ? ORDER BY term, last LIMIT 1`),
     range: db.prepare(`SELECT term, ranks FROM ${table} WHERE term >= ? AND term < ?`),
+    lists: db.prepare(`SELECT ranks FROM ${table} WHERE term = ?`).pluck(),
     maxRank,
   };
 }
@@ -291,7 +398,13 @@ class BitmapCursor implements Cursor {
 const EMPTY: Cursor = { seek: () => END };
 
 /** The query tree a plan gives (query-plan.ts). */
-export type Expr = { op: 'term'; term: string } | { op: 'prefix'; term: string } | { op: 'and'; of: Expr[] } | { op: 'or'; of: Expr[] };
+export type Expr =
+  | { op: 'term'; term: string }
+  | { op: 'prefix'; term: string }
+  /** Any of many terms, read once into a bitmap (an OR cursor would seek every one of them at each step). */
+  | { op: 'union'; terms: string[] }
+  | { op: 'and'; of: Expr[] }
+  | { op: 'or'; of: Expr[] };
 
 /**
  * A cursor over the matches of expr. A prefix node is served by `prefixTerm` when the index has
@@ -307,6 +420,19 @@ export function cursorOf(t: PostingsTable, e: Expr, prefixTerm?: (p: string) => 
       return e.of.length === 1 ? cursorOf(t, e.of[0], prefixTerm) : new AndCursor(e.of.map((x) => cursorOf(t, x, prefixTerm)));
     case 'or':
       return e.of.length === 1 ? cursorOf(t, e.of[0], prefixTerm) : new OrCursor(e.of.map((x) => cursorOf(t, x, prefixTerm)));
+    case 'union': {
+      const bits = new Uint8Array((t.maxRank + 4) & ~3);
+      const out: number[] = [];
+      let any = false;
+      for (const term of e.terms) {
+        for (const ranks of t.lists.iterate(term) as Iterable<Buffer>) {
+          const n = decode(ranks, out);
+          for (let i = 0; i < n; i++) bits[out[i]] = 1;
+          any = true;
+        }
+      }
+      return any ? new BitmapCursor(bits) : EMPTY;
+    }
     case 'prefix': {
       const direct = prefixTerm?.(e.term);
       if (direct !== undefined) return new TermCursor(t, direct);

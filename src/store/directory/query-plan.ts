@@ -96,11 +96,73 @@ export function planQuery(clauses: Clause[], expand: Expand | undefined, table: 
 /** Prefixes with more whole terms than this stay prefix nodes (their whole range is read). */
 export const EXPAND_MAX = 64;
 
-/** Every trigram of the value (3 UTF-16 units, as idx_addr indexes addresses), AND-ed. */
-export function trigramExpression(value: string): Expr {
+/** Every trigram of the value (3 UTF-16 units), AND-ed. */
+function trigrams(value: string): Expr {
   const grams = new Set<string>();
   for (let i = 0; i + 3 <= value.length; i++) grams.add(value.slice(i, i + 3));
   return and([...grams].map((g) => ({ op: 'term', term: g })));
+}
+
+/**
+ * The domain terms of idx_addr ("@a.mssante.fr"), searched through one string of them all
+ * (thousands of domains: one native indexOf per match rather than a comparison per domain).
+ */
+export class Domains {
+  private readonly text: string;
+  constructor(readonly terms: readonly string[]) {
+    this.text = '\n' + terms.join('\n') + '\n';
+  }
+  /** Domain terms containing value (starting with it when `start`), at most DOMAINS_MAX + 1 of them. */
+  matching(value: string, start: boolean): string[] {
+    const out: string[] = [];
+    const needle = start ? '\n' + value : value;
+    for (let i = this.text.indexOf(needle); i >= 0 && out.length <= DOMAINS_MAX; ) {
+      const from = this.text.lastIndexOf('\n', start ? i : i - 1) + 1;
+      const to = this.text.indexOf('\n', start ? i + 1 : i);
+      if (!value.includes('\n')) out.push(this.text.slice(from, to));
+      i = this.text.indexOf(needle, to);
+    }
+    return out;
+  }
+}
+
+/** Domains matching a `contains` value up to this many are an OR of their lists, beyond it a bitmap. */
+export const DOMAINS_OR = 4;
+/** Domains matching a `contains` value beyond this many: the entries are scanned instead. */
+export const DOMAINS_MAX = 64;
+
+/**
+ * Candidates for "the address contains value" in idx_addr, which holds the trigrams of each
+ * address up to the domain's second character ("claire.martin@a." gives … "in@", "n@a", "@a.";
+ * not the rest of the domain's: the domains are few and their trigrams the longest lists) and
+ * the domain as one term ("@a.mssante.fr"). `domains` are those terms. A value with an "@" is a
+ * suffix of "local@" and a prefix of the domain; one without is inside the local part or inside
+ * a domain. The answer is a superset (each candidate
+ * is checked); null: nothing can match; 'scan': the index cannot narrow (the caller scans).
+ */
+export function containsExpression(value: string, domains: Domains): Expr | null | 'scan' {
+  const at = value.indexOf('@');
+  // A few domains: an OR of their lists; more: their lists read once into a bitmap.
+  const terms = (ds: string[]): Expr => (ds.length <= DOMAINS_OR ? or(ds.map((d) => ({ op: 'term', term: d }))) : { op: 'union', terms: ds });
+  if (at >= 0) {
+    if (value.indexOf('@', at + 1) >= 0) return null; // an address has one "@" (RFC 5321 §4.1.2, as imported)
+    const local = value.slice(0, at + 1);
+    const domain = value.slice(at + 1);
+    const ds = domain ? domains.matching('@' + domain, true) : undefined;
+    if (ds && !ds.length) return null;
+    // The indexed trigrams run to the domain's second character.
+    const indexed = value.slice(0, at + 3);
+    if (indexed.length >= 3) {
+      const grams = trigrams(indexed);
+      // Its domains narrow further when they are few; else the local side alone drives (checked after).
+      return ds && ds.length <= DOMAINS_OR ? and([grams, terms(ds)]) : grams;
+    }
+    return ds && ds.length <= DOMAINS_MAX ? terms(ds) : 'scan';
+  }
+  if (value.length < 3) return 'scan';
+  const ds = domains.matching(value, false);
+  if (ds.length > DOMAINS_MAX) return 'scan';
+  return or([trigrams(value), ...(ds.length ? [terms(ds)] : [])]);
 }
 
 /** The condition "carried by one of these resources", on the k_ code tokens. */

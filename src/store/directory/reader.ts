@@ -12,8 +12,8 @@ import type { DirectoryEntry, ResourceKind } from '../../directory-model/entry.j
 import { allClausesMatch } from '../../directory-model/match.js';
 import { entryTokens } from '../../directory-model/tokens.js';
 import { cursorOf, postingsTable, ranksOf, type Expr, type PostingsTable } from './postings.js';
-import { EXPAND_MAX, kindsClause, planQuery, trigramExpression, type Expand } from './query-plan.js';
-import { NAME_PREFIXES } from './snapshot-format.js';
+import { containsExpression, Domains, EXPAND_MAX, kindsClause, planQuery, type Expand } from './query-plan.js';
+import { NAME_PREFIXES } from './vocabulary.js';
 import { decodeEntry, SCHEMA_VERSION, SNAPSHOT_FILE } from './snapshot-format.js';
 import type { DirectorySnapshotReader, IndexQuery, SearchPage, SnapshotInfo } from './types.js';
 
@@ -29,6 +29,8 @@ interface OpenSnapshot {
   /** The vocabulary table lists every term (prefixes can be expanded). */
   vocabulary?: boolean;
   indexes?: Record<'names' | 'all' | 'addr', PostingsTable>;
+  /** The domain terms of idx_addr ("@a.mssante.fr"), read once. */
+  domains?: Domains;
 }
 
 /** In idx_names, a prefix of up to NAME_PREFIXES characters is its own term ("*" + prefix). */
@@ -216,18 +218,32 @@ export class SqliteDirectoryReader implements DirectorySnapshotReader {
         .sort((x, y) => x - y);
       return;
     }
-    // contains: trigram candidates in rank order; the index gives a superset, so each is checked.
-    if (value.length < 3) {
+    // contains: trigram and domain candidates in rank order; the index gives a superset, so each is checked.
+    const expr = containsExpression(value, this.domains(s));
+    if (expr === null) return;
+    if (expr === 'scan') {
       for (const r of this.stmt(s, 'SELECT rank, kind FROM entries WHERE instr(address_lc, ?) > 0').iterate(value) as Iterable<{ rank: number; kind: ResourceKind }>) if (ok(r)) yield r.rank;
       return;
     }
     const row = this.stmt(s, 'SELECT address_lc a, kind FROM entries WHERE rank = ?');
     let seen = 0;
-    for (const r of this.matches(s, 'addr', trigramExpression(value))) {
+    for (const r of this.matches(s, 'addr', expr)) {
       if (++seen > SCAN_CAP) return;
       const x = row.get(r) as { a: string; kind: ResourceKind } | undefined;
       if (x && x.a.includes(value) && ok(x)) yield r;
     }
+  }
+
+  /** idx_addr's domain terms: one index seek per distinct domain ("@" sorts before letters and digits' successors). */
+  private domains(s: OpenSnapshot): Domains {
+    if (!s.domains) {
+      const next = this.stmt(s, "SELECT term FROM idx_addr WHERE term > ? AND term < 'A' ORDER BY term LIMIT 1").pluck();
+      const out: string[] = [];
+      // Trigrams "@xy" share the range: a domain term is longer (a domain has a dot).
+      for (let t = next.get('@') as string | undefined; t !== undefined; t = next.get(t) as string | undefined) if (t.length > 3) out.push(t);
+      s.domains = new Domains(out);
+    }
+    return s.domains;
   }
 
   async byAddress(address: string) {

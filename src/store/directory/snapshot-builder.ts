@@ -5,8 +5,9 @@
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { AddressSet, PostingsBuilder } from './postings.js';
-import { DirectoryStoreError, NAME_PREFIXES, SCHEMA_VERSION, SNAPSHOT_DDL, SNAPSHOT_FILE, type Row } from './snapshot-format.js';
+import { AddressSet, PostingsBuilder, TermTable } from './postings.js';
+import { DirectoryStoreError, ROW_FIELDS, SCHEMA_VERSION, SNAPSHOT_DDL, SNAPSHOT_FILE, type Batch } from './snapshot-format.js';
+import { isVocabularyTerm } from './vocabulary.js';
 import type { ImportPhases, Rejection, SnapshotInfo, SnapshotWriter } from './types.js';
 
 export type CommitMeta = Parameters<SnapshotWriter['commit']>[0];
@@ -17,8 +18,8 @@ export interface CommitOptions {
   started: number;
   /** Time spent reading and parsing until the commit (the reading thread's figure). */
   readMs: number;
-  /** The vocabulary's terms, sorted (vocabulary.ts); undefined when past its cap. */
-  vocabulary: string[] | undefined;
+  /** The term dictionary stayed under its cap (vocabulary.ts): the vocabulary is complete. */
+  vocabularyComplete: boolean;
 }
 
 /** A private file being built: no journal, no fsync per transaction (one fsync at the end). */
@@ -46,8 +47,8 @@ export class SnapshotBuilder {
   private readonly addr: PostingsBuilder;
   private readonly lineOf: Database.Statement;
   private readonly addresses: AddressSet;
-  /** Name word → its prefix terms ("*" + 1 to 3 characters), for the words seen lately. */
-  private readonly prefixCache = new Map<string, string[]>();
+  /** The numbered terms (vocabulary.ts TermDictionary, on the reading thread). */
+  private readonly numbered = new TermTable();
   private readonly dups: Rejection[] = [];
   private closed = false;
   private imported = 0;
@@ -61,9 +62,12 @@ export class SnapshotBuilder {
     this.db = openBuildFile(tmpFile);
     try {
       this.db.exec(SNAPSHOT_DDL);
-      this.insEntry = this.db.prepare('INSERT INTO entries (rank, line_no, address_lc, pp_key, st_key, kind, f) VALUES (?,?,?,?,?,?,?)');
-      this.names = new PostingsBuilder(this.db, 'idx_names');
-      this.all = new PostingsBuilder(this.db, 'idx_all');
+      // Text fields are bound as the batch's UTF-8 bytes and made TEXT by SQLite (no JS string).
+      this.insEntry = this.db.prepare(
+        'INSERT INTO entries (rank, line_no, address_lc, pp_key, st_key, kind, f) VALUES (?,?,?,CAST(? AS TEXT),CAST(? AS TEXT),CAST(? AS TEXT),CAST(? AS TEXT))',
+      );
+      this.names = new PostingsBuilder(this.db, 'idx_names', undefined, this.numbered);
+      this.all = new PostingsBuilder(this.db, 'idx_all', undefined, this.numbered);
       this.addr = new PostingsBuilder(this.db, 'idx_addr').trigrams();
       this.lineOf = this.db.prepare('SELECT line_no FROM entries WHERE rank = ?').pluck();
       const addressOf = this.db.prepare('SELECT address_lc FROM entries WHERE rank = ?').pluck();
@@ -75,39 +79,55 @@ export class SnapshotBuilder {
     }
   }
 
-  add(r: Row) {
-    this.addAt(r as unknown as ArrayLike<string | number>, 0);
-  }
-
-  /** Adds the row at `c[i]` … `c[i + ROW_FIELDS - 1]` (a Row, or a split batch where numbers are text). */
-  addAt(c: ArrayLike<string | number>, i: number) {
+  /** Adds a batch of rows (snapshot-format.ts BatchEncoder). */
+  addBatch(b: Batch) {
     const t0 = performance.now();
-    const rank = +c[i];
-    const address = c[i + 2] as string;
-    const first = this.addresses.addOrFind(address, rank);
-    if (first) {
-      // The same address twice: the first line wins, later ones are rejected.
-      this.dups.push({ line: +c[i + 1], reason: `duplicate Adresse BAL ${address} (first on line ${this.lineOf.get(first)})` });
-    } else {
-      this.insEntry.run(rank, +c[i + 1], address, c[i + 3], c[i + 4], c[i + 5], c[i + 6]);
-      this.imported++;
-      const names = c[i + 7] as string;
-      if (names) {
-        for (const w of names.split(' ')) {
-          if (!w) continue;
-          this.names.add(w, rank);
-          let prefixes = this.prefixCache.get(w);
-          if (!prefixes) {
-            prefixes = [];
-            for (let k = 1, m = Math.min(NAME_PREFIXES, w.length); k <= m; k++) prefixes.push('*' + w.slice(0, k));
-            if (this.prefixCache.size > 100_000) this.prefixCache.clear();
-            this.prefixCache.set(w, prefixes);
-          }
-          for (const p of prefixes) this.names.add(p, rank);
-        }
+    this.numbered.append(b.fresh);
+    const bytes = Buffer.from(b.text, 0, b.textLength);
+    const nums = new Int32Array(b.numbers, 0, b.numbersLength);
+    let k = 0;
+    let p = 0;
+    /** End of the field starting at p (its FS). */
+    const end = () => bytes.indexOf(1, p);
+    while (p < bytes.length) {
+      const rank = nums[k];
+      const lineNo = nums[k + 1];
+      const nNames = nums[k + 2];
+      const names = k + 3;
+      const nAll = nums[names + nNames];
+      const all = names + nNames + 1;
+      k = all + nAll;
+      let e = end();
+      const address = bytes.toString('utf8', p, e);
+      p = e + 1;
+      const first = this.addresses.addOrFind(address, rank);
+      if (first) {
+        // The same address twice: the first line wins, later ones are rejected.
+        this.dups.push({ line: lineNo, reason: `duplicate Adresse BAL ${address} (first on line ${this.lineOf.get(first)})` });
+        for (let skip = 0; skip < ROW_FIELDS - 1; skip++) p = end() + 1;
+        continue;
       }
-      for (const w of (c[i + 8] as string).split(' ')) if (w) this.all.add(w, rank);
-      this.addr.addTrigrams(address, rank);
+      const fields: Buffer[] = [];
+      for (let f = 0; f < 4; f++) {
+        e = end();
+        fields.push(bytes.subarray(p, e));
+        p = e + 1;
+      }
+      this.insEntry.run(rank, lineNo, address, fields[0], fields[1], fields[2], fields[3]);
+      this.imported++;
+      for (let j = names, stop = names + nNames; j < stop; j++) this.names.addId(nums[j], rank);
+      e = end();
+      if (e > p) for (const w of bytes.toString('utf8', p, e).split(' ')) this.names.add(w, rank);
+      p = e + 1;
+      for (let j = all, stop = all + nAll; j < stop; j++) this.all.addId(nums[j], rank);
+      e = end();
+      if (e > p) for (const w of bytes.toString('utf8', p, e).split(' ')) this.all.add(w, rank);
+      p = e + 1;
+      // idx_addr: trigrams of "local@" and of the domain's first two characters ("n@m", "@me": a
+      // value across the "@" stays selective), and the domain as one term (query-plan.ts containsExpression).
+      const at = address.lastIndexOf('@');
+      this.addr.addTrigrams(address, rank, Math.min(address.length, at + 3));
+      this.addr.add(address.slice(at), rank);
     }
     this.insertMs += performance.now() - t0;
   }
@@ -121,10 +141,15 @@ export class SnapshotBuilder {
     this.names.flush();
     this.all.flush();
     this.addr.flush();
-    const vocabulary = o.vocabulary ? 'complete' : 'partial';
-    if (o.vocabulary) {
+    const vocabulary = o.vocabularyComplete ? 'complete' : 'partial';
+    if (o.vocabularyComplete) {
+      // idx_all's numbered terms a prefix may expand to, sorted (appends to the vocab B-tree).
+      const terms = this.numbered.terms;
+      const vocab: string[] = [];
+      for (let id = 0; id < terms.length; id++) if (this.all.hasId(id) && isVocabularyTerm(terms[id])) vocab.push(terms[id]);
+      vocab.sort();
       const ins = db.prepare('INSERT INTO vocab (term) VALUES (?)');
-      for (const t of o.vocabulary) ins.run(t);
+      for (const t of vocab) ins.run(t);
     }
     // Built once, by sorting, after the load (duplicates were dropped by the AddressSet).
     db.exec('CREATE UNIQUE INDEX entries_address ON entries (address_lc)');

@@ -8,16 +8,19 @@
 // - idx_names: the name tokens, plus "*" + their prefixes of 1 to 3 characters (autocomplete);
 // - idx_all: every word plus "prefix_value" code tokens (type, profession, city, postal code, …),
 //   for free text with filters; conditions on one column are then checked on the candidates.
-// - idx_addr: the addresses' trigrams (3 UTF-16 units) for address `:contains`; candidates are
-//   checked, the index giving a superset.
+// - idx_addr: the trigrams (3 UTF-16 units) of each address's local part with its "@", and its
+//   domain as one term "@domain", for address `:contains`; candidates are checked, the index
+//   giving a superset (query-plan.ts containsExpression).
 // Tokens are normalised by directory-model/normalize.ts before they get here ([a-z0-9_], split at
 // spaces), so accent, case, hyphen and apostrophe rules live in one place.
 import { COLUMNS, type DirectoryEntry, type ExtractionFields } from '../../directory-model/entry.js';
 import type { EntryTokens } from '../../directory-model/tokens.js';
 import { postingsDDL } from './postings.js';
+import type { TermDictionary, TermSink } from './vocabulary.js';
 
 export const SNAPSHOT_FILE = 'directory.sqlite';
-export const SCHEMA_VERSION = 5;
+/** 6: idx_addr holds the local part's trigrams and the domain as one term (5: every trigram). */
+export const SCHEMA_VERSION = 6;
 
 export class DirectoryStoreError extends Error {
   override name = 'DirectoryStoreError';
@@ -60,62 +63,67 @@ ${postingsDDL('idx_names')}
 ${postingsDDL('idx_all')}
 ${postingsDDL('idx_addr')}
 `;
-/** Prefixes of name words indexed in idx_names (as "*" + prefix): autocomplete's first letters. */
-export const NAME_PREFIXES = 3;
-
-/** One row of a new snapshot, computed on the reading thread, which also gives the rank. */
-export type Row = [rank: number, lineNo: number, addressLc: string, ppKey: string, stKey: string, kind: string, fields: string, names: string, all: string];
-/** Fields of a Row. */
-export const ROW_FIELDS = 9;
-
-/** idx_names text: the name tokens, space-separated. */
-const namesText = (t: EntryTokens): string => t.names.join(' ');
-
 /**
- * idx_all text: a person's name words as "n_word", a structure's display name as "m_word" (name
- * conditions stay exact next to filters, and person-only ones never scan structures), the other
- * words as they are, then the code tokens. Repeats are indexed once. Built with one join (flat
- * strings: appending would make ropes, slow to flatten when the batch is encoded).
- */
-function allText(t: EntryTokens): string {
-  const ns = t.isPerson ? 'n_' : 'm_';
-  const out: string[] = [];
-  for (const w of t.names) out.push(ns + w);
-  for (const w of t.org) out.push(w);
-  for (const w of t.work) out.push(w);
-  for (const w of t.place) out.push(w);
-  for (const w of t.other) out.push(w);
-  for (const c of t.codes) out.push(c);
-  return out.join(' ');
-}
-
-export function rowOf(rank: number, e: DirectoryEntry, t: EntryTokens, lineNo: number): Row {
-  return [rank, lineNo, e.address.toLowerCase(), e.ppKey, e.stKey, e.kind, encodeFields(e), namesText(t), allText(t)];
-}
-
-/**
- * Batches of rows sent to the import worker: UTF-8, every field followed by FS (ROW_FIELDS per
- * row), so that the worker decodes and splits a batch once. Fields never hold FS: they come from
- * '|'-separated text lines and normalised tokens.
+ * Batches of rows sent to the import worker, in two transferred buffers (moved, not copied):
+ * - text, UTF-8, ROW_FIELDS fields per row each followed by FS: address (lower case), pp_key,
+ *   st_key, kind, the 31 fields, then the row's terms without a number (space-separated) for
+ *   idx_names and for idx_all (vocabulary.ts: practitioner and structure codes, and every new
+ *   term once the dictionary is full);
+ * - numbers, per row: rank, line number, the count then the numbers of its idx_names terms,
+ *   the count then the numbers of its idx_all terms;
+ * with the terms numbered since the previous batch, in number order. Fields never hold FS:
+ * they come from '|'-separated text lines and normalised tokens.
  */
 export const FS = '\u0001';
+/** Text fields per row. */
+export const ROW_FIELDS = 7;
+
+export interface Batch {
+  text: ArrayBuffer;
+  textLength: number;
+  numbers: ArrayBuffer;
+  numbersLength: number;
+  fresh: string[];
+}
 
 /**
- * Encodes rows straight into a UTF-8 buffer (fields followed by FS), sent to the worker as a
- * transferred ArrayBuffer: no batch string, no field kept alive between rows (the rows' garbage
- * dies young), nothing copied between threads.
+ * Encodes rows straight into the batch buffers (no batch string, no field kept alive between
+ * rows: the rows' garbage dies young). Terms are numbered by the TermDictionary.
  */
 export class BatchEncoder {
   private buf: Buffer;
   private pos = 0;
+  private nums: Int32Array;
+  private n = 0;
+  private literals: string[] = [];
   rows = 0;
+  /** Collects a row's terms: numbers into the number buffer, text into `literals`. */
+  private readonly sink: TermSink = {
+    id: (id) => {
+      if (this.n === this.nums.length) this.growNumbers();
+      this.nums[this.n++] = id;
+    },
+    literal: (t) => {
+      this.literals.push(t);
+    },
+  };
 
-  constructor(private readonly size = 1 << 21) {
+  constructor(
+    private readonly dictionary: TermDictionary,
+    private readonly size = 1 << 20,
+  ) {
     this.buf = Buffer.allocUnsafeSlow(size);
+    this.nums = new Int32Array(size >> 3);
   }
 
   get bytes() {
-    return this.pos;
+    return this.pos + 4 * this.n;
+  }
+
+  private growNumbers() {
+    const g = new Int32Array(this.nums.length * 2);
+    g.set(this.nums);
+    this.nums = g;
   }
 
   private put(s: string) {
@@ -123,39 +131,55 @@ export class BatchEncoder {
     this.buf[this.pos++] = 1; // FS
   }
 
+  /** Writes the row's terms of one index (count, then numbers) and returns its text terms. */
+  private terms(fill: (out: TermSink) => void): string {
+    if (this.n === this.nums.length) this.growNumbers();
+    const at = this.n++;
+    this.literals.length = 0;
+    fill(this.sink);
+    this.nums[at] = this.n - at - 1;
+    return this.literals.length ? this.literals.join(' ') : '';
+  }
+
   add(rank: number, e: DirectoryEntry, t: EntryTokens, lineNo: number) {
     const f = encodeFields(e);
-    const names = namesText(t);
-    const all = allText(t);
     const address = e.address.toLowerCase();
+    if (this.n + 2 > this.nums.length) this.growNumbers();
+    this.nums[this.n++] = rank;
+    this.nums[this.n++] = lineNo;
+    const namesLiterals = this.terms((out) => this.dictionary.names(t, out));
+    const allLiterals = this.terms((out) => this.dictionary.all(t, out));
     // At most 3 UTF-8 bytes per UTF-16 unit.
-    const need = 3 * (f.length + names.length + all.length + address.length + e.ppKey.length + e.stKey.length + e.kind.length) + 64;
+    const need = 3 * (f.length + address.length + e.ppKey.length + e.stKey.length + e.kind.length + namesLiterals.length + allLiterals.length) + 16;
     if (this.buf.length - this.pos < need) {
       const bigger = Buffer.allocUnsafeSlow(Math.max(this.buf.length * 2, this.pos + need));
       this.buf.copy(bigger, 0, 0, this.pos);
       this.buf = bigger;
     }
-    this.put(String(rank));
-    this.put(String(lineNo));
     this.put(address);
     this.put(e.ppKey);
     this.put(e.stKey);
     this.put(e.kind);
     this.put(f);
-    this.put(names);
-    this.put(all);
+    this.put(namesLiterals);
+    this.put(allLiterals);
     this.rows++;
   }
 
-  /** The encoded rows (bytes 0 … length of buffer), and a fresh buffer for the next batch. */
-  take(): { buffer: ArrayBuffer; length: number } {
-    const out = { buffer: this.buf.buffer as ArrayBuffer, length: this.pos };
+  /** The encoded rows, and fresh buffers for the next batch. */
+  take(): Batch {
+    const out: Batch = {
+      text: this.buf.buffer as ArrayBuffer,
+      textLength: this.pos,
+      numbers: this.nums.buffer as ArrayBuffer,
+      numbersLength: this.n,
+      fresh: this.dictionary.take(),
+    };
     this.buf = Buffer.allocUnsafeSlow(this.size);
+    this.nums = new Int32Array(this.size >> 3);
     this.pos = 0;
+    this.n = 0;
     this.rows = 0;
     return out;
   }
 }
-
-/** The fields of a batch (ROW_FIELDS per row, in Row order; numbers as text). */
-export const splitBatch = (batch: string): string[] => batch.split(FS);

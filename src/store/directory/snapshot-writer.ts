@@ -7,8 +7,8 @@ import type { Worker } from 'node:worker_threads';
 import type { DirectoryEntry } from '../../directory-model/entry.js';
 import type { EntryTokens } from '../../directory-model/tokens.js';
 import { SnapshotBuilder, type CommitMeta, type CommitOptions } from './snapshot-builder.js';
-import { BatchEncoder, DirectoryStoreError, rowOf, SNAPSHOT_FILE } from './snapshot-format.js';
-import { Vocabulary } from './vocabulary.js';
+import { BatchEncoder, DirectoryStoreError, SNAPSHOT_FILE } from './snapshot-format.js';
+import { TermDictionary } from './vocabulary.js';
 import type { SnapshotInfo, SnapshotWriter } from './types.js';
 
 /** Guards against two imports at once: a lock file holding the importer's pid. */
@@ -51,8 +51,8 @@ export class SqliteSnapshotWriter implements SnapshotWriter {
   private builder?: SnapshotBuilder;
   private worker?: Worker;
   /** Rows not yet sent to the worker. */
-  private readonly batch = new BatchEncoder();
-  private readonly vocabulary = new Vocabulary();
+  private readonly dictionary = new TermDictionary();
+  private readonly batch = new BatchEncoder(this.dictionary);
   private inFlight = 0;
   private drained: (() => void) | undefined;
   private failure: Error | undefined;
@@ -151,19 +151,19 @@ export class SqliteSnapshotWriter implements SnapshotWriter {
 
   add(e: DirectoryEntry, t: EntryTokens, lineNo: number) {
     if (this.failure) throw this.failure;
-    this.vocabulary.add(t);
     const rank = ++this.rank;
-    if (this.builder) return this.builder.add(rowOf(rank, e, t, lineNo));
     this.batch.add(rank, e, t, lineNo);
     if (this.batch.rows >= BATCH_ROWS || this.batch.bytes >= BATCH_BYTES) this.flush();
   }
 
   private flush() {
-    if (!this.batch.rows || !this.worker) return;
+    if (!this.batch.rows) return;
+    const batch = this.batch.take();
+    if (this.builder) return this.builder.addBatch(batch);
+    if (!this.worker) return;
     this.inFlight++;
-    // UTF-8 bytes in their own ArrayBuffer, transferred (moved, not copied) to the worker.
-    const { buffer, length } = this.batch.take();
-    this.worker.postMessage({ type: 'rows', batch: buffer, length }, [buffer]);
+    // Both buffers are transferred (moved, not copied) to the worker.
+    this.worker.postMessage({ type: 'rows', batch }, [batch.text, batch.numbers]);
   }
 
   /** Resolves when the worker has caught up enough (bounded memory between the two threads). */
@@ -178,10 +178,10 @@ export class SqliteSnapshotWriter implements SnapshotWriter {
   async commit(meta: CommitMeta, onPhase?: (phase: string) => void): Promise<SnapshotInfo> {
     try {
       let info: SnapshotInfo;
-      const o: CommitOptions = { started: this.started, readMs: Date.now() - this.started, vocabulary: this.vocabulary.terms() };
+      this.flush();
+      const o: CommitOptions = { started: this.started, readMs: Date.now() - this.started, vocabularyComplete: !this.dictionary.full };
       if (this.builder) info = this.builder.commit(meta, o, onPhase);
       else {
-        this.flush();
         this.onPhase = onPhase;
         info = await this.call('commit', { meta, o });
       }

@@ -1,0 +1,69 @@
+// Address `:contains` through idx_addr (the local part's trigrams with its "@", the domain as one
+// term) against a brute-force answer over a generated extraction: every kind of value — inside
+// the local part, across the "@", inside or at the start of a domain, short, absent.
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { tempDir } from '../../../test/helpers.js';
+import { writeGeneratedExtraction } from '../../directory/generate.js';
+import { importExtraction } from '../../directory/import.js';
+import { containsExpression, Domains } from './query-plan.js';
+import { SqliteDirectoryReader } from './reader.js';
+import { SqliteSnapshotWriter } from './snapshot-writer.js';
+
+describe('address contains', () => {
+  let dir: string;
+  let cleanup = () => {};
+  let reader: SqliteDirectoryReader;
+  let addresses: string[] = [];
+  before(async () => {
+    ({ dir, cleanup } = tempDir());
+    const file = path.join(dir, 'ext.txt');
+    await writeGeneratedExtraction(file, { lines: 3000, seed: 5 });
+    await importExtraction({ file, writer: await SqliteSnapshotWriter.open(path.join(dir, 'data'), { threaded: false }) });
+    reader = new SqliteDirectoryReader(path.join(dir, 'data'));
+    const all = await reader.search({ clauses: [] }, 10_000);
+    addresses = all.entries.map((e) => e.address.toLowerCase());
+  });
+  after(async () => {
+    await reader?.close();
+    cleanup();
+  });
+
+  it('finds exactly the addresses containing the value, in rank order', async () => {
+    assert.ok(addresses.length > 2900);
+    const values = new Set<string>(['zzqx', '@@', 'a', 'e.', 'mssante', '.fr', '@', 'sante.fr', 'x@y']);
+    for (let i = 0; i < addresses.length; i += 97) {
+      const a = addresses[i];
+      const at = a.indexOf('@');
+      values.add(a.slice(1, 7)); // inside the local part
+      values.add(a.slice(at - 3, at + 4)); // across the "@"
+      values.add(a.slice(at - 1, at + 1)); // "x@"
+      values.add(a.slice(at, at + 5)); // "@" + the domain's start
+      values.add(a.slice(at + 2, at + 9)); // inside the domain
+      values.add(a.slice(at + 1)); // the whole domain
+    }
+    for (const v of values) {
+      const expected = addresses.filter((a) => a.includes(v)).slice(0, 500);
+      const got = (await reader.search({ clauses: [], address: { value: v, mode: 'contains' } }, 500)).entries.map((e) => e.address.toLowerCase());
+      assert.deepEqual(got, expected, JSON.stringify(v));
+    }
+  });
+
+  it('plans: nothing for two "@" or an unknown domain, a scan when too short, domains by one search', () => {
+    const d = new Domains(['@a.mssante.fr', '@b.mssante.fr', '@medecin.mssante.fr']);
+    assert.deepEqual(d.matching('@m', true), ['@medecin.mssante.fr']);
+    assert.deepEqual(d.matching('mssante', false), ['@a.mssante.fr', '@b.mssante.fr', '@medecin.mssante.fr']);
+    assert.deepEqual(d.matching('a.m', false), ['@a.mssante.fr']);
+    assert.equal(containsExpression('a@b@c', d), null);
+    assert.equal(containsExpression('x@zz', d), null);
+    assert.equal(containsExpression('ab', d), 'scan');
+    assert.equal(containsExpression('x@', d), 'scan');
+    const t = (term: string) => ({ op: 'term', term });
+    assert.deepEqual(containsExpression('ne@b', d), { op: 'and', of: [{ op: 'and', of: [t('ne@'), t('e@b')] }, t('@b.mssante.fr')] });
+    assert.deepEqual(containsExpression('@me', d), { op: 'and', of: [t('@me'), t('@medecin.mssante.fr')] });
+    const five = new Domains(['@a.mssante.fr', '@b.mssante.fr', '@c.mssante.fr', '@d.mssante.fr', '@e.mssante.fr']);
+    assert.deepEqual((containsExpression('mssante', five) as { of: unknown[] }).of[1], { op: 'union', terms: five.terms });
+    assert.deepEqual(containsExpression('mssante', d), { op: 'or', of: [{ op: 'and', of: [t('mss'), t('ssa'), t('san'), t('ant'), t('nte')] }, { op: 'or', of: d.terms.map(t) }] });
+  });
+});
