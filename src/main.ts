@@ -36,7 +36,7 @@ import { inboundDescriber } from './integration/inbound.js';
 import type { MessageFiles } from './store/message-files.js';
 import { ensurePrivateDir, exposedStatePaths } from './store/permissions.js';
 import { loadKeyRing, openMessageFiles } from './store/open-message-files.js';
-import { PgRelayTransport, relayChannel } from './relay/postgres.js';
+import { StoreChannelTransport } from './relay/channel.js';
 import type { Store } from './store/types.js';
 import { TrustService } from './trust/index.js';
 import { TrustListSource } from './trust/source.js';
@@ -110,13 +110,13 @@ function readRequired(file: string | undefined, what: string, setting: string): 
 
 /**
  * How this process reaches the operator's other processes and nodes when the store says so: over a
- * PostgreSQL store, LISTEN/NOTIFY on the operator's channel (relay/postgres.ts, one channel per
- * schema and operator). Undefined on SQLite (one process, or `--workers` through the cluster primary).
+ * PostgreSQL store, the store's notification channel (LISTEN/NOTIFY, store/postgres/notifications.ts)
+ * under the operator's host name (relay/channel.ts). Undefined on SQLite (one process, or
+ * `--workers` through the cluster primary).
  */
-export function storeRelayTransport(config: Config, logger: Logger): RelayTransport | undefined {
-  const st = config.store;
-  if (st.kind !== 'postgres') return undefined;
-  return new PgRelayTransport(st.url!, relayChannel(st.schema, config.operator.hostname), { logger });
+export function storeRelayTransport(store: Store, config: Config, logger: Logger): RelayTransport | undefined {
+  const channel = store.openNotificationChannel({ logger });
+  return channel && new StoreChannelTransport(channel, config.operator.hostname, { logger });
 }
 
 /** Golden rules 1 and 2 for an operator (the running one, or `caducee rules` at the command line). */
@@ -141,11 +141,12 @@ export interface StartOptions {
   logger?: Logger;
   /**
    * How this process reaches the other processes or nodes of the operator (relay/cluster.ts for
-   * `caducee start --workers N`, relay/postgres.ts over a shared PostgreSQL database): Core events
-   * are then relayed (src/relay). None: over a PostgreSQL store, the store's LISTEN/NOTIFY channel
+   * `caducee start --workers N`, relay/channel.ts over a shared PostgreSQL database), or a function
+   * choosing it once the store is open: Core events are then relayed (src/relay). None (or the
+   * function returns none): over a PostgreSQL store, the store's notification channel
    * (storeRelayTransport); on SQLite, one process, events stay in it.
    */
-  relay?: RelayTransport;
+  relay?: RelayTransport | ((store: Store) => RelayTransport | undefined);
   /**
    * Log the startup lines (listeners, 'operator started') at info (default) or, false, at debug:
    * with several workers only the first one announces them, so they are printed once.
@@ -241,7 +242,7 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
   // Deliveries, flag changes and grants made by the other processes or nodes wake this one's
   // IMAP IDLE sessions, event streams, queue worker and webhooks (architecture invariant 6).
   // Started before the listeners (below), so that no session misses another process's event.
-  const relayTransport = opts.relay ?? storeRelayTransport(config, logger);
+  const relayTransport = (typeof opts.relay === 'function' ? opts.relay(store) : opts.relay) ?? storeRelayTransport(store, config, logger);
   const relay = relayTransport ? new EventRelay(core.events, relayTransport, { logger, resyncEveryMs: config.events.resyncSeconds * 1000 }) : undefined;
   // DSNs and MDNs reaching a sender's mailbox update the tracking of what it sent (docs/receipts.md).
   core.reportReader = reportReader(blobs);

@@ -16,6 +16,7 @@ import type { Config } from './config/index.js';
 import { startOperator, storeRelayTransport, type Operator } from './main.js';
 import { ClusterWorkerTransport, forwardRelayMessages } from './relay/cluster.js';
 import type { RelayTransport } from './relay/index.js';
+import type { Store } from './store/types.js';
 
 /** Worker → primary: the operator is up (its ports). */
 interface ReadyMessage {
@@ -132,8 +133,8 @@ export async function runWorker(config: Config, relay?: RelayTransport): Promise
   const logger = pino({ level: config.log.level, base: { operator: config.operator.hostname, pid: process.pid, worker: worker.id } });
   // Over PostgreSQL every worker listens to the database like any node (the other nodes' events
   // reach it there); on SQLite the primary forwards the events between the workers.
-  relay ??= storeRelayTransport(config, logger) ?? new ClusterWorkerTransport();
-  const op = await startOperator(config, { logger, relay, announce: process.env[ANNOUNCE_ENV] === '1' });
+  const chosen = (store: Store) => relay ?? storeRelayTransport(store, config, logger) ?? new ClusterWorkerTransport();
+  const op = await startOperator(config, { logger, relay: chosen, announce: process.env[ANNOUNCE_ENV] === '1' });
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= op.stop().then(

@@ -190,16 +190,30 @@ interface Graph {
   edges: Map<string, Edge>; // key "from→to"
   unresolved: string[];
   forbiddenTargets: string[];
+  /** Production files outside src/store/ importing a database driver, as "src/x/y.ts:12 imports 'pg'". */
+  driverImports: string[];
 }
+
+/**
+ * The database drivers: only src/store/ may import them (architecture invariant 4, "only store/
+ * knows tables": SQL, LISTEN/NOTIFY and connections included). A driver's subpath counts too.
+ */
+const DRIVERS = ['pg', 'pg-native', 'pg-cursor', 'pg-query-stream', 'pg-copy-streams', 'better-sqlite3', 'node:sqlite', 'sqlite3'];
+const isDriver = (specifier: string) => DRIVERS.some((d) => specifier === d || specifier.startsWith(`${d}/`));
 
 function readGraph(): Graph {
   const edges = new Map<string, Edge>();
   const unresolved: string[] = [];
   const forbiddenTargets: string[] = [];
+  const driverImports: string[] = [];
   const files = tsFiles(SRC);
   for (const file of files) {
     for (const ref of importsOf(readFileSync(file, 'utf8'))) {
-      if (!ref.specifier.startsWith('.')) continue; // a package or node: builtin
+      if (!ref.specifier.startsWith('.')) {
+        // A package or node: builtin.
+        if (isDriver(ref.specifier) && !isTest(file) && roomOf(file) !== 'store') driverImports.push(`${rel(file)}:${ref.line} imports '${ref.specifier}'`);
+        continue;
+      }
       const site = `${rel(file)}:${ref.line}`;
       const target = resolve(file, ref.specifier);
       if (!target) {
@@ -219,7 +233,7 @@ function readGraph(): Graph {
     }
   }
   const rooms = [...new Set(files.map((f) => roomOf(f)!))].sort();
-  return { rooms, edges, unresolved, forbiddenTargets };
+  return { rooms, edges, unresolved, forbiddenTargets, driverImports };
 }
 
 // ---- the allowed set ----------------------------------------------------------------------------
@@ -350,6 +364,11 @@ describe('layering of src/ (docs/architecture.md, Layers)', () => {
 
   test('production files import neither test files nor anything outside src/', () => {
     assert.deepEqual(graph.forbiddenTargets, []);
+  });
+
+  test('only src/store/ imports a database driver (no SQL, LISTEN or connection of its own in relay/, demo/, …)', () => {
+    assert.ok(isDriver('pg') && isDriver('better-sqlite3') && isDriver('node:sqlite') && isDriver('pg/lib/client') && !isDriver('pgp') && !isDriver('pino'));
+    assert.deepEqual(graph.driverImports, [], 'move the code speaking to the database into src/store/ (behind an interface of store/types.ts)');
   });
 
   test('every edge between rooms is in the allowed set', () => {

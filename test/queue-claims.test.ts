@@ -1,6 +1,7 @@
 // Several queue workers on one outbound queue (issue 12: processes and nodes of one operator):
-// each worker attempts only the items it claimed, so a burst is delivered exactly once; an
-// attempt that outlives its lease is cut and deferred rather than left to run beside another.
+// each worker attempts only the items it claimed, so a burst is delivered exactly once; a live
+// worker renews the short leases of its items, so a long attempt keeps them (cut and deferred at
+// its time limit), while a dead owner's items are taken once its lease ends.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -30,7 +31,7 @@ describe('queue claims between workers', () => {
   });
 
   /** A second queue worker of operator A, as another process has it: its own connection to A's database file. */
-  function secondWorker(o: { leaseSeconds?: number; stopGraceSeconds?: number; concurrency?: number; logger?: pino.Logger } = {}) {
+  function secondWorker(o: { leaseSeconds?: number; attemptLimitSeconds?: number; stopGraceSeconds?: number; concurrency?: number; logger?: pino.Logger } = {}) {
     return space.worker(SqliteStore.open(path.join(A.config.dataDir, 'caducee.sqlite')), o);
   }
 
@@ -65,7 +66,7 @@ describe('queue claims between workers', () => {
     await worker.stop(); // the tests below choose their workers
   });
 
-  test('an attempt still running at the end of its lease, or past the grace period of stop(), is cut and deferred; stop() gives back what it did not attempt', async () => {
+  test("an attempt outliving its short lease keeps its item (renewed: no other owner can claim it), is cut and deferred at its time limit or past stop()'s grace period; stop() gives back what it did not attempt", async (t) => {
     await A.outbound.stop(); // only the short-lease worker below may claim
     const b = layout.operators[1];
     let connected = 0;
@@ -94,13 +95,29 @@ describe('queue claims between workers', () => {
     space.closers.push(() => new Promise((r) => stalled.close(() => r(undefined))));
     A.config.routes[b.domain] = `127.0.0.1:${(stalled.server.address() as AddressInfo).port}`;
     await queue('Sans réponse');
-    const worker = secondWorker({ leaseSeconds: 2 });
+    // A 1 s lease, renewed every third of a second; the attempt's time limit 4 s.
+    const worker = secondWorker({ leaseSeconds: 1, attemptLimitSeconds: 4 });
     worker.start();
+    await waitFor(() => data >= 1, 'the attempt sending its data to the stalled node');
+    // Another process (its own connection) tries to claim while the attempt runs, past the lease's
+    // length several times over: the live worker's renewed lease keeps the item its own.
+    const other = SqliteStore.open(path.join(A.config.dataDir, 'caducee.sqlite'));
+    let tries = 0;
+    const stolen: number[] = [];
     const item = await waitFor(async () => {
+      const got = await other.claimQueueItems('other-process', Date.now(), 10, 1000);
+      tries++;
+      // Once an attempt is recorded (deferred, due again) anyone may claim the item: only a claim of
+      // an item no attempt has ended yet would be a theft.
+      stolen.push(...got.filter((i) => i.attempts === 0).map((i) => i.id));
+      await other.releaseQueueItems('other-process', got.map((i) => i.id));
       const i = (await A.store.listQueue({ status: 'queued' })).at(-1);
       return i && i.attempts >= 1 ? i : undefined;
     }, 'the attempt recorded');
-    assert.match(item.lastError ?? '', /attempt cut after \d+ s, the end of its queue lease/);
+    await other.close();
+    t.diagnostic(`another owner tried to claim ${tries} times while the attempt ran`);
+    assert.deepEqual(stolen, [], 'no other owner claimed the item of a live attempt');
+    assert.match(item.lastError ?? '', /attempt cut after 4 s, its time limit/, 'the attempt ran 4 s on a 1 s lease, then was cut');
     await worker.stop();
     await waitFor(() => closed === connected, "the first worker's sessions closed");
     const before = (await A.store.listQueue({ status: 'queued' })).at(-1)!;
@@ -127,6 +144,29 @@ describe('queue claims between workers', () => {
     await peek.close();
     assert.deepEqual(leases, [null, null], 'the cut attempt was recorded (lease cleared), the waiting item given back');
     A.config.routes[b.domain] = `127.0.0.1:${B.ports.mx}`; // back to B for what follows
+  });
+
+  test("a dead owner's claim (never renewed) is taken after its short lease by a live worker, and delivered once", async () => {
+    await A.outbound.stop();
+    // The tests above leave deferred items: ended here, so that only this test's item is queued.
+    const left = await A.store.listQueue({ status: 'queued' });
+    await A.store.completeQueueItems({ sent: [], failed: left.map((i) => ({ id: i.id, error: '550 5.0.0 ended by the test' })), deferred: [], dsns: [] });
+    const paul = layout.operators[1].users[0].addresses[0];
+    await queue('Reprise après panne');
+    // A process claims the item with a 1 s lease and dies (SIGKILL: no release, no renewal).
+    const dead = SqliteStore.open(path.join(A.config.dataDir, 'caducee.sqlite'));
+    const claimedAt = Date.now();
+    const [claimed] = await dead.claimQueueItems('dead-process', claimedAt, 10, 1000);
+    await dead.close();
+    assert.equal(claimed?.recipient, paul, 'the dead process held the item');
+    assert.deepEqual(await A.store.claimQueueItems('someone', claimedAt + 999, 10, 1000), [], 'not claimable before its lease ends');
+    const worker = secondWorker({ leaseSeconds: 1 });
+    worker.start();
+    const done = await waitFor(async () => (await A.store.listQueue({ status: 'sent' })).find((i) => i.id === claimed.id), "the live worker delivering the dead process's item");
+    assert.equal(done.attempts, 1);
+    const got = (await folderMessages(B, paul)).map((m) => /^Subject: (.*)\r$/m.exec(m.toString())?.[1]).filter((g) => g === 'Reprise après panne');
+    assert.equal(got.length, 1, 'delivered once at B');
+    await worker.stop();
   });
 
   test('a second process on the same store: the leader services run in one process only, and pass to the other when it stops', async () => {

@@ -13,7 +13,8 @@ import pg from 'pg';
 import { loadConfig, type Config } from '../src/config/index.js';
 import { prepareDemo, type DemoLayout } from '../src/demo/space.js';
 import { startOperator, type Operator } from '../src/main.js';
-import { PgRelayTransport, relayChannel } from '../src/relay/postgres.js';
+import { StoreChannelTransport } from '../src/relay/channel.js';
+import { PgNotificationChannel } from '../src/store/postgres/notifications.js';
 import { submitAs, tempDir, testLogger, waitFor } from './helpers.js';
 import { pgTestDatabase } from './support/postgres.js';
 
@@ -23,7 +24,7 @@ describe('IMAP IDLE with events relayed between nodes over PostgreSQL', () => {
   let skip: string | undefined;
   let layout: DemoLayout;
   const nodes: Operator[] = [];
-  const transports: PgRelayTransport[] = [];
+  const channels: PgNotificationChannel[] = [];
 
   before(async () => {
     const r = await pgTestDatabase();
@@ -35,9 +36,9 @@ describe('IMAP IDLE with events relayed between nodes over PostgreSQL', () => {
     // No safety poll: only the relay (or a resync it emits) can tell node 2 of node 1's changes.
     config.events.resyncSeconds = 0;
     for (let i = 0; i < 2; i++) {
-      const t = new PgRelayTransport(db.url, relayChannel('public', A.domain), { logger: testLogger(), backoffMs: { min: 50, max: 500 } });
-      transports.push(t);
-      nodes.push(await startOperator(structuredClone(config), { logger: testLogger(), relay: t }));
+      const channel = new PgNotificationChannel(db.url, 'public', { logger: testLogger(), backoffMs: { min: 50, max: 500 } });
+      channels.push(channel);
+      nodes.push(await startOperator(structuredClone(config), { logger: testLogger(), relay: new StoreChannelTransport(channel, A.domain, { logger: testLogger() }) }));
     }
   });
   after(async () => {
@@ -81,13 +82,13 @@ describe('IMAP IDLE with events relayed between nodes over PostgreSQL', () => {
       const admin = new pg.Client({ connectionString: db!.url });
       await admin.connect();
       try {
-        await admin.query('SELECT pg_terminate_backend($1)', [transports[1].backendPid]);
+        await admin.query('SELECT pg_terminate_backend($1)', [channels[1].backendPid]);
       } finally {
         await admin.end();
       }
       // Node 2's relay reconnects, emits 'resync': the session compares HIGHESTMODSEQ and reports the message.
       await waitFor(() => seen === start + 2, "the IDLE session on node 2 to catch up after its relay's reconnection");
-      assert.equal(transports[1].reconnects, 1);
+      assert.equal(channels[1].reconnects, 1);
       assert.ok(two.relay!.counters.resyncs >= 1);
     } finally {
       await imap.logout().catch(() => imap.close());

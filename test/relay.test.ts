@@ -1,5 +1,6 @@
-// The event relay over PostgreSQL LISTEN/NOTIFY (src/relay/): two relays on one real database
-// stand for two nodes of one operator. What one publishes reaches the other, marked as relayed,
+// The event relay over the PostgreSQL store's notification channel (src/relay/channel.ts over
+// store/postgres/notifications.ts: LISTEN/NOTIFY): two relays on one real database stand for two
+// nodes of one operator. What one publishes reaches the other, marked as relayed,
 // and is never echoed back; a relay whose LISTEN connection the server kills reconnects and emits
 // 'resync' (and asks the other to resync too).
 import assert from 'node:assert/strict';
@@ -8,7 +9,8 @@ import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import pino from 'pino';
 import { EventRelay, FROM_RELAY, isRelayed, sanitize, type ResyncEvent } from '../src/relay/index.js';
-import { PgRelayTransport, relayChannel } from '../src/relay/postgres.js';
+import { StoreChannelTransport } from '../src/relay/channel.js';
+import { notificationChannelName, PgNotificationChannel } from '../src/store/postgres/notifications.js';
 import { waitFor } from './helpers.js';
 import { pgTestDatabase } from './support/postgres.js';
 
@@ -45,14 +47,26 @@ describe('EventRelay over PostgreSQL LISTEN/NOTIFY', () => {
     await db?.drop();
   });
 
-  const channel = relayChannel('public', 'hopital-a.mssante.test');
+  /** A relay of operator `name` over a notification channel of schema `schema` (what PgStore.openNotificationChannel opens). */
+  function transport(name = 'hopital-a.mssante.test', schema = 'public') {
+    const channel = new PgNotificationChannel(db!.url, schema, { logger, backoffMs: { min: 50, max: 500 } });
+    return { channel, transport: new StoreChannelTransport(channel, name, { logger }) };
+  }
 
   function node(resyncEveryMs = 0) {
     const events = new EventEmitter();
-    const transport = new PgRelayTransport(db!.url, channel, { logger, backoffMs: { min: 50, max: 500 } });
-    const relay = new EventRelay(events, transport, { logger, resyncEveryMs });
-    return { events, transport, relay };
+    const { channel, transport: t } = transport();
+    const relay = new EventRelay(events, t, { logger, resyncEveryMs });
+    return { events, channel, relay };
   }
+
+  test("the channel's PostgreSQL name: schema and operator, a plain identifier of at most 63 bytes, as earlier versions named it", () => {
+    assert.equal(notificationChannelName('public', 'hopital-a.mssante.test'), 'caducee_public_hopital_a_mssante_test');
+    const long = notificationChannelName('operateur_regional', 'messagerie-securisee.centre-hospitalier-universitaire.mssante.fr');
+    assert.match(long, /^caducee_operateur_regional_messagerie_securise_[0-9a-f]{16}$/);
+    assert.equal(long.length, 63);
+    assert.notEqual(notificationChannelName('public', 'a.mssante.test'), notificationChannelName('other', 'a.mssante.test'));
+  });
 
   test('an event published by one relay arrives at the other, ids only, and is not echoed', async (t) => {
     if (skip) return t.skip(skip);
@@ -82,10 +96,13 @@ describe('EventRelay over PostgreSQL LISTEN/NOTIFY', () => {
       assert.equal(a.relay.counters.received, 1);
       assert.equal(b.relay.counters.received, 1);
 
-      // 'queued' carries nothing; another operator's channel hears nothing.
-      const other = new PgRelayTransport(db!.url, relayChannel('public', 'hopital-b.mssante.test'), { logger });
+      // 'queued' carries nothing; another operator's channel (another name, or the same name in
+      // another schema) hears nothing.
       const otherEvents = new EventEmitter();
-      const otherRelay = new EventRelay(otherEvents, other, { logger, resyncEveryMs: 0 });
+      const otherRelay = new EventRelay(otherEvents, transport('hopital-b.mssante.test').transport, { logger, resyncEveryMs: 0 });
+      const elsewhereEvents = new EventEmitter();
+      const elsewhere = new EventRelay(elsewhereEvents, transport('hopital-a.mssante.test', 'operateur_b').transport, { logger, resyncEveryMs: 0 });
+      await elsewhere.start();
       await otherRelay.start();
       try {
         const q = next<unknown>(b.events, 'queued', "relay A's 'queued' never reached relay B");
@@ -94,14 +111,16 @@ describe('EventRelay over PostgreSQL LISTEN/NOTIFY', () => {
         const fence = next(otherEvents, 'submission', "the other operator's own round trip failed");
         // A message on the other channel (published by a second relay there) proves its listener works.
         const other2Events = new EventEmitter();
-        const other2 = new EventRelay(other2Events, new PgRelayTransport(db!.url, other.channel, { logger }), { logger, resyncEveryMs: 0 });
+        const other2 = new EventRelay(other2Events, transport('hopital-b.mssante.test').transport, { logger, resyncEveryMs: 0 });
         await other2.start();
         other2Events.emit('submission', { id: 1, mailboxId: 2 });
         await fence;
         await other2.stop();
         assert.equal(otherRelay.counters.received, 1, "the other operator's relay heard only its own channel");
+        assert.equal(elsewhere.counters.received, 0, 'the same operator name in another schema heard nothing');
       } finally {
         await otherRelay.stop();
+        await elsewhere.stop();
       }
     } finally {
       await a.relay.stop();
@@ -116,7 +135,7 @@ describe('EventRelay over PostgreSQL LISTEN/NOTIFY', () => {
     await a.relay.start();
     await b.relay.start();
     try {
-      const pid = a.transport.backendPid;
+      const pid = a.channel.backendPid;
       assert.ok(pid, 'the LISTEN connection has a server process');
       const resyncA = next<ResyncEvent>(a.events, 'resync', 'relay A never reported its reconnection');
       const resyncB = next<ResyncEvent>(b.events, 'resync', 'relay B was never asked to resync');
@@ -130,8 +149,8 @@ describe('EventRelay over PostgreSQL LISTEN/NOTIFY', () => {
       }
       assert.deepEqual(await resyncA, { reason: 'gap' });
       assert.deepEqual(await resyncB, { reason: 'peer-gap' });
-      assert.equal(a.transport.reconnects, 1);
-      assert.notEqual(a.transport.backendPid, pid, 'a new LISTEN connection');
+      assert.equal(a.channel.reconnects, 1);
+      assert.notEqual(a.channel.backendPid, pid, 'a new LISTEN connection');
       // Listening again: B's next event reaches A.
       const arrived = next<Record<string, unknown>>(a.events, 'folder-changed', 'relay A does not listen after its reconnection');
       b.events.emit('folder-changed', { folderId: 3, kind: 'changed', ids: ['e1', 'e2'] });
@@ -154,12 +173,12 @@ describe('EventRelay over PostgreSQL LISTEN/NOTIFY', () => {
     try {
       const resync = next<ResyncEvent>(a.events, 'resync', 'relay A never reported its reconnection');
       await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS false`);
-      await admin.query('SELECT pg_terminate_backend($1)', [a.transport.backendPid]);
-      await waitFor(() => a.transport.failedAttempts >= 2, 'relay A to fail reconnecting while connections are refused');
-      assert.equal(a.transport.reconnects, 0);
+      await admin.query('SELECT pg_terminate_backend($1)', [a.channel.backendPid]);
+      await waitFor(() => a.channel.failedAttempts >= 2, 'relay A to fail reconnecting while connections are refused');
+      assert.equal(a.channel.reconnects, 0);
       await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`);
       assert.deepEqual(await resync, { reason: 'gap' });
-      assert.equal(a.transport.reconnects, 1);
+      assert.equal(a.channel.reconnects, 1);
       const arrived = next<Record<string, unknown>>(a.events, 'submission', 'relay A does not listen after its reconnection');
       b.events.emit('submission', { id: 12, mailboxId: 3 });
       assert.deepEqual({ ...(await arrived) }, { id: 12, mailboxId: 3 });

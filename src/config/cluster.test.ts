@@ -18,3 +18,10 @@ test('cluster: a 30 s leader lease by default, no node id (the host name is used
   // Nodes sharing one configuration file name themselves in the environment.
   assert.equal(loadConfig(undefined, { CADUCEE_NODE_ID: 'node-3' }).cluster.nodeId, 'node-3');
 });
+
+test('queue.leaseSeconds: 90 s by default (renewed every third of it while a worker holds the items); under 3 s refused', () => {
+  assert.equal(parseConfig({}).queue.leaseSeconds, 90);
+  assert.equal(parseConfig({ queue: { concurrency: 2 } }).queue.leaseSeconds, 90);
+  assert.equal(parseConfig({ queue: { leaseSeconds: 30 } }).queue.leaseSeconds, 30);
+  assert.throws(() => parseConfig({ queue: { leaseSeconds: 2 } }), /queue\.leaseSeconds must be at least 3/);
+});

@@ -187,12 +187,12 @@ export const configSchema = z
         connectTimeoutSeconds: z.number().positive().default(30),
         /**
          * How long a worker's claim leases queue items (several processes and nodes share the
-         * queue); an attempt still running near its end is cut and deferred. Default: the longest
-         * attempt (3 hosts × connection and greeting timeouts + 15 min of transfer + 30 s).
+         * queue); the worker renews the leases of the items it holds every third of it, so this
+         * bounds how long the items of a process that died wait, not how long an attempt runs.
          */
-        leaseSeconds: z.number().positive().optional(),
+        leaseSeconds: z.number().min(3, 'queue.leaseSeconds must be at least 3 (renewed every third of it)').default(90),
       })
-      .default({ retrySeconds: [60, 300, 900, 1800, 3600], giveUpSeconds: 432000, pollSeconds: 1, concurrency: 4, connectTimeoutSeconds: 30 }),
+      .default({ retrySeconds: [60, 300, 900, 1800, 3600], giveUpSeconds: 432000, pollSeconds: 1, concurrency: 4, connectTimeoutSeconds: 30, leaseSeconds: 90 }),
     policy: z
       .object({
         /** Golden rule 3, absence messages (docs/policy.md). */

@@ -3,12 +3,14 @@
 //
 // Several processes and nodes run this worker on one queue (issue 12). Each claims the items it
 // attempts (DeliveryStore.claimQueueItems): the claim leases them to this worker's `owner` for
-// `leaseMs`, so no other worker attempts them meanwhile; the outcome's commit ends the lease. A
-// worker that dies leaves leases that expire, and its items are attempted again by another
-// (the at-least-once window of docs/architecture.md, nothing lost). The lease covers the longest
-// attempt — every host's connection and greeting timeouts plus a generous transfer budget — and
-// an attempt still running at its deadline is cut (deferred), so a lease never expires under a
-// live attempt.
+// `leaseMs` (short: 90 s by default), so no other worker attempts them meanwhile; the outcome's
+// commit ends the lease. While the worker holds items it renews their leases every leaseMs/3
+// (DeliveryStore.renewQueueItems), so a long attempt keeps its items, and a worker that dies
+// leaves leases that expire within leaseMs: its items are attempted again by another (the
+// at-least-once window of docs/architecture.md, nothing lost). A lease never expires under a live
+// attempt: an attempt is cut (deferred) before the end of its lease when renewals fail, at once
+// when a renewal finds the lease gone, and in any case at its time limit (every host's
+// connection and greeting timeouts plus a generous transfer budget).
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
@@ -25,7 +27,7 @@ import type { Metrics } from '../audit/metrics.js';
 
 export interface OutboundOptions {
   /** The queue, and the sender's mailbox of a DSN. */
-  store: Pick<DeliveryStore, 'claimQueueItems' | 'releaseQueueItems' | 'completeQueueItems'> & Pick<MailboxStore, 'getMailbox'>;
+  store: Pick<DeliveryStore, 'claimQueueItems' | 'renewQueueItems' | 'releaseQueueItems' | 'completeQueueItems'> & Pick<MailboxStore, 'getMailbox'>;
   core: Core;
   blobs: MessageFiles;
   trust: TrustService;
@@ -42,8 +44,10 @@ export interface OutboundOptions {
   metrics?: Metrics;
   /** This worker's name on its queue leases, unique per process (default: host:pid:random). */
   owner?: string;
-  /** How long a claim leases queue items (default queueLeaseMs(connectTimeoutSeconds)). */
+  /** How long a claim or a renewal leases queue items (default DEFAULT_QUEUE_LEASE_SECONDS); renewed every third of it. */
   leaseSeconds?: number;
+  /** The longest an attempt may run before it is cut and deferred (default attemptLimitMs(connectTimeoutSeconds)). */
+  attemptLimitSeconds?: number;
   /** How long stop() lets attempts in flight finish before it cuts them, deferred (default 10). */
   stopGraceSeconds?: number;
 }
@@ -64,12 +68,31 @@ const RECORD_MARGIN_MS = 30_000;
 const recordMargin = (leaseMs: number) => Math.min(RECORD_MARGIN_MS, leaseMs / 10);
 
 /**
- * How long a claim leases queue items by default: the longest attempt (for each host tried, the
- * connection and the greeting timeouts; then the transfer budget) plus the margin to record it —
- * about 18 minutes with the 30 s connect timeout. Items of a worker that died wait that long.
+ * How long a claim leases queue items by default (queue.leaseSeconds): renewed every third of it
+ * while the worker lives, so it bounds how long the items of a worker that died wait, not how
+ * long an attempt may run.
  */
-export function queueLeaseMs(connectTimeoutSeconds: number): number {
-  return HOSTS_PER_ATTEMPT * 2 * connectTimeoutSeconds * 1000 + TRANSFER_BUDGET_MS + RECORD_MARGIN_MS;
+export const DEFAULT_QUEUE_LEASE_SECONDS = 90;
+
+/**
+ * The longest attempt: for each host tried, the connection and the greeting timeouts; then the
+ * transfer budget — about 18 minutes with the 30 s connect timeout. An attempt still running
+ * then is cut and deferred.
+ */
+export function attemptLimitMs(connectTimeoutSeconds: number): number {
+  return HOSTS_PER_ATTEMPT * 2 * connectTimeoutSeconds * 1000 + TRANSFER_BUDGET_MS;
+}
+
+/** An attempt in flight: its items, its time limit, and whether a renewal found one of its leases gone. */
+interface Attempt {
+  ids: number[];
+  startedAt: number;
+  limit: number;
+  lost: boolean;
+  /** Its outcome is being recorded (the commit ends its leases: a renewal then finds them gone). */
+  recording: boolean;
+  /** Cuts the session open now, if any. */
+  cut?: (e: Error) => void;
 }
 
 /** An attempt ran out of its lease, or its worker is stopping: closed and deferred (another worker may claim the items). */
@@ -114,8 +137,15 @@ export class OutboundWorker {
   /** This worker's name on its leases. */
   readonly owner: string;
   private readonly leaseMs: number;
+  private readonly attemptLimitMs: number;
   /** Claimed items not handed to an attempt yet (given back on stop()). */
   private readonly held = new Set<number>();
+  /** The end of the lease (epoch ms, as the store has it) of every item this worker holds: held or in flight, until recorded. */
+  private readonly leases = new Map<number, number>();
+  /** The attempts in flight, by queue item id. */
+  private readonly attempts = new Map<number, Attempt>();
+  private renewTimer?: NodeJS.Timeout;
+  private renewing?: Promise<void>;
   private current?: Promise<void>;
   /** Cuts each session in flight (stop() past its grace period). */
   private readonly cutters = new Set<(e: Error) => void>();
@@ -123,13 +153,74 @@ export class OutboundWorker {
   constructor(private readonly o: OutboundOptions) {
     this.log = o.logger.child({ component: 'outbound' });
     this.owner = o.owner ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
-    this.leaseMs = o.leaseSeconds ? o.leaseSeconds * 1000 : queueLeaseMs(o.connectTimeoutSeconds);
+    this.leaseMs = (o.leaseSeconds ?? DEFAULT_QUEUE_LEASE_SECONDS) * 1000;
+    this.attemptLimitMs = o.attemptLimitSeconds ? o.attemptLimitSeconds * 1000 : attemptLimitMs(o.connectTimeoutSeconds);
   }
 
   start(): void {
     this.stopped = false;
     this.o.core.events.on('queued', this.onQueued);
+    clearInterval(this.renewTimer);
+    this.renewTimer = setInterval(() => void this.renewLeases(), this.leaseMs / 3);
+    this.renewTimer.unref();
     this.kick();
+  }
+
+  /**
+   * Renews the leases of every item this worker holds (one statement; the timer calls it every
+   * leaseMs/3, never twice at once). An item whose lease the store no longer has for this worker is
+   * dropped: its attempt, if one runs, is cut at once and its deferral not recorded.
+   */
+  renewLeases(): Promise<void> {
+    this.renewing ??= this.#renew().finally(() => (this.renewing = undefined));
+    return this.renewing;
+  }
+
+  async #renew(): Promise<void> {
+    const ids = [...this.leases.keys()];
+    if (!ids.length) return;
+    const now = Date.now();
+    let renewed: number[];
+    try {
+      renewed = await this.o.store.renewQueueItems(this.owner, ids, now, this.leaseMs);
+    } catch (err) {
+      // Each attempt is cut before its lease ends if no renewal succeeds by then.
+      this.log.warn({ err, items: ids.length }, 'queue lease renewal failed; attempts are cut before their leases end unless a renewal succeeds');
+      return;
+    }
+    const kept = new Set(renewed);
+    const lost: number[] = [];
+    for (const id of ids) {
+      if (!this.leases.has(id)) continue; // recorded or given back meanwhile
+      if (kept.has(id)) {
+        this.leases.set(id, now + this.leaseMs);
+        continue;
+      }
+      this.leases.delete(id);
+      const a = this.attempts.get(id);
+      if (a?.recording) continue; // completed meanwhile
+      lost.push(id);
+      this.held.delete(id);
+      if (a && !a.lost) {
+        a.lost = true;
+        a.cut?.(new AttemptCutError('attempt cut: its queue lease was lost (another worker may attempt the items)'));
+      }
+    }
+    if (lost.length) this.log.warn({ items: lost.length }, 'queue leases lost (expired before their renewal): those items are left to the worker holding them now');
+  }
+
+  /** When `a` must end: its time limit, or the margin before the earliest lease of its items ends; at once when one is lost. */
+  private deadlineOf(a: Attempt): number {
+    if (a.lost) return 0;
+    let until = Infinity;
+    for (const id of a.ids) until = Math.min(until, this.leases.get(id) ?? 0);
+    return Math.min(a.limit, until - recordMargin(this.leaseMs));
+  }
+
+  private cutReason(a: Attempt): AttemptCutError {
+    if (a.lost) return new AttemptCutError('attempt cut: its queue lease was lost (another worker may attempt the items)');
+    if (this.deadlineOf(a) >= a.limit) return new AttemptCutError(`attempt cut after ${Math.round((a.limit - a.startedAt) / 1000)} s, its time limit`);
+    return new AttemptCutError('attempt cut: its queue lease could not be renewed in time (the store did not answer)');
   }
 
   async stop(): Promise<void> {
@@ -147,11 +238,16 @@ export class OutboundWorker {
     await Promise.allSettled([...this.closing]);
     // Items claimed but not attempted go back to the queue now rather than when their lease ends.
     await this.release([...this.held]);
+    clearInterval(this.renewTimer);
+    await this.renewing;
   }
 
   private async release(ids: number[]): Promise<void> {
     if (!ids.length) return;
-    for (const id of ids) this.held.delete(id);
+    for (const id of ids) {
+      this.held.delete(id);
+      this.leases.delete(id);
+    }
     await this.o.store.releaseQueueItems(this.owner, ids).catch((e) => this.log.error({ err: e, items: ids.length }, 'giving back claimed queue items failed (they return when their lease ends)'));
   }
 
@@ -187,8 +283,8 @@ export class OutboundWorker {
   }
 
   private async pass(): Promise<void> {
-    // Groups claimed and waiting for a free slot, with the deadline their lease sets.
-    const pending: { group: QueueItem[]; deadline: number }[] = [];
+    // Groups claimed and waiting for a free slot, with the time of their claim.
+    const pending: { group: QueueItem[]; claimedAt: number }[] = [];
     let more = true;
     for (;;) {
       while (this.active.size >= this.o.concurrency) await Promise.race(this.active);
@@ -199,7 +295,10 @@ export class OutboundWorker {
         const limit = free * CLAIM_PER_SLOT;
         const claimedAt = Date.now();
         const claimed = (await this.o.store.claimQueueItems(this.owner, claimedAt, limit, this.leaseMs)).filter((i) => !this.inFlight.has(i.id));
-        for (const i of claimed) this.held.add(i.id);
+        for (const i of claimed) {
+          this.held.add(i.id);
+          this.leases.set(i.id, claimedAt + this.leaseMs);
+        }
         if (this.stopped) return;
         if (!claimed.length) return;
         more = claimed.length >= limit;
@@ -210,32 +309,41 @@ export class OutboundWorker {
           if (g) g.push(i);
           else groups.set(k, [i]);
         }
-        const deadline = claimedAt + this.leaseMs - recordMargin(this.leaseMs);
-        for (const group of groups.values()) pending.push({ group, deadline });
+        for (const group of groups.values()) pending.push({ group, claimedAt });
       }
-      const { group, deadline } = pending.shift()!;
-      // A group that waited for a slot through half its lease goes back to the queue (claimed anew
-      // by this worker or another) rather than start with little time left.
-      if (deadline - Date.now() < (this.leaseMs - recordMargin(this.leaseMs)) / 2) {
+      const next = pending.shift()!;
+      // Items whose lease a renewal found gone are no longer this worker's.
+      const group = next.group.filter((i) => this.held.has(i.id));
+      if (!group.length) continue;
+      // A group that waited for a slot through half a lease goes back to the queue (claimed anew by
+      // this worker or another, which may have a free slot) rather than wait on here.
+      if (Date.now() - next.claimedAt > (this.leaseMs - recordMargin(this.leaseMs)) / 2) {
         await this.release(group.map((i) => i.id));
         continue;
       }
+      const now = Date.now();
+      const a: Attempt = { ids: group.map((i) => i.id), startedAt: now, limit: now + this.attemptLimitMs, lost: false, recording: false };
       for (const i of group) {
         this.held.delete(i.id);
         this.inFlight.add(i.id);
+        this.attempts.set(i.id, a);
       }
-      const p: Promise<void> = this.attempt(group, deadline)
+      const p: Promise<void> = this.attempt(group, a)
         .catch((e) => this.log.error({ err: e }, 'delivery attempt crashed'))
         .finally(() => {
-          for (const i of group) this.inFlight.delete(i.id);
+          for (const i of group) {
+            this.inFlight.delete(i.id);
+            this.attempts.delete(i.id);
+            this.leases.delete(i.id);
+          }
           this.active.delete(p);
         });
       this.active.add(p);
     }
   }
 
-  /** One delivery attempt of a group of claimed items, which must end (cut if need be) by `deadline` (epoch ms). */
-  private async attempt(items: QueueItem[], deadline: number): Promise<void> {
+  /** One delivery attempt of a group of claimed items, which must end (cut if need be) by deadlineOf(a). */
+  private async attempt(items: QueueItem[], a: Attempt): Promise<void> {
     const first = items[0];
     const domain = first.domain;
     let outcomes: Outcome[];
@@ -246,8 +354,11 @@ export class OutboundWorker {
       outcomes = [];
       let lastError = 'no route';
       for (const r of route.routes) {
-        if (Date.now() >= deadline) break;
-        const res = await this.sendTo(r.host, r.port, items, deadline).catch((e: any) => ({ connectError: String(e?.message ?? e), cut: e instanceof AttemptCutError }));
+        if (Date.now() >= this.deadlineOf(a)) {
+          lastError = this.cutReason(a).message;
+          break;
+        }
+        const res = await this.sendTo(r.host, r.port, items, a).catch((e: any) => ({ connectError: String(e?.message ?? e), cut: e instanceof AttemptCutError }));
         if ('connectError' in res) {
           lastError = `${r.host}:${r.port}: ${res.connectError}`;
           if (res.cut) break;
@@ -258,11 +369,19 @@ export class OutboundWorker {
       }
       if (outcomes.length === 0) outcomes = items.map((item) => ({ item, kind: 'deferred', status: '4.4.1', diagnostic: lastError }));
     }
+    if (a.lost) {
+      // Another worker may hold these items now: what the peer answered (sent, failed) is recorded,
+      // a deferral is left to that worker (it would end its lease).
+      outcomes = outcomes.filter((o) => o.kind !== 'deferred');
+      if (!outcomes.length) return;
+    }
+    // The leases are still renewed while the outcome is recorded (a DSN to build); its commit ends them.
+    a.recording = true;
     await this.record(outcomes);
   }
 
   /** One SMTP session to host:port over verified mutual TLS; per-recipient outcomes. */
-  private async sendTo(host: string, port: number, items: QueueItem[], deadline: number): Promise<{ outcomes: Outcome[] }> {
+  private async sendTo(host: string, port: number, items: QueueItem[], a: Attempt): Promise<{ outcomes: Outcome[] }> {
     const first = items[0];
     const tls = this.o.tls();
     const conn = new SMTPConnection({
@@ -296,8 +415,15 @@ export class OutboundWorker {
       conn.close();
     };
     this.cutters.add(cut);
-    const seconds = Math.round((deadline - Date.now()) / 1000);
-    const deadlineTimer = setTimeout(() => cut(new AttemptCutError(`attempt cut after ${seconds} s, the end of its queue lease`)), Math.max(0, deadline - Date.now()));
+    a.cut = cut;
+    // The attempt's deadline, pushed back by each lease renewal (renewLeases): re-armed when it fired early.
+    let deadlineTimer: NodeJS.Timeout | undefined;
+    const arm = () => {
+      const wait = this.deadlineOf(a) - Date.now();
+      if (wait <= 0) return cut(this.cutReason(a));
+      deadlineTimer = setTimeout(arm, wait);
+    };
+    arm();
     const within = <T>(p: Promise<T>) => Promise.race([p, cutOff]);
     let stream: ReturnType<MessageFiles['stream']> | undefined;
     try {
@@ -361,6 +487,7 @@ export class OutboundWorker {
     } finally {
       clearTimeout(deadlineTimer);
       this.cutters.delete(cut);
+      a.cut = undefined;
       conn.close();
       stream?.destroy(); // a cut transfer leaves the file open otherwise
       // The outcome is recorded without waiting for the socket to close: between the peer's 250

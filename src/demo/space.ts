@@ -17,8 +17,7 @@ import { RevocationList, TestPki, type IssuedCertificate } from '../pki/index.js
 import { crlBaseUrl, startCrlServer, type CrlServer } from './crl-server.js';
 import { buildTrustListXml } from '../trust/list.js';
 import { withInsKey } from '../policy/patients.js';
-import { redactUrl } from '../store/postgres/index.js';
-import pg from 'pg';
+import { dropSchema } from '../store/postgres/index.js';
 
 /** Demo data is set up by `caducee demo` itself (audit trail: command line). */
 const DEMO_SETUP: AdminContext = { protocol: 'cli', actor: 'caducee demo', remote: null };
@@ -263,16 +262,11 @@ function checkStoreKind(dir: string, ops: { domain: string; store?: DemoStore }[
 
 /** A fresh demo operator on PostgreSQL starts from an empty schema (a directory deleted and made again). */
 async function emptySchema(store: DemoStore): Promise<void> {
-  const client = new pg.Client({ connectionString: store.url, connectionTimeoutMillis: 10_000 });
   try {
-    await client.connect();
+    await dropSchema(store.url, store.schema);
   } catch (e: any) {
-    throw new Error(`caducee demo --postgres: cannot connect to ${redactUrl(store.url)}: ${e.message}; check the URL, that PostgreSQL is running and accepts this user`);
-  }
-  try {
-    await client.query(`DROP SCHEMA IF EXISTS ${store.schema} CASCADE`);
-  } finally {
-    await client.end();
+    if (!/^cannot connect to PostgreSQL/.test(e.message)) throw e;
+    throw new Error(`caducee demo --postgres: ${e.message}; check the URL, that PostgreSQL is running and accepts this user`, { cause: e });
   }
 }
 

@@ -3,12 +3,13 @@
 // --workers N`) or nodes (PostgreSQL) serve one operator, a delivery accepted by one must wake
 // the IMAP IDLE sessions, event streams, queue workers and webhook dispatchers of the others.
 //
-// The relay listens to the local emits of RELAYED_EVENTS, publishes them through a transport
-// (PostgreSQL LISTEN/NOTIFY: relay/postgres.ts; node:cluster IPC: relay/cluster.ts), and
-// re-emits what other processes publish on the local Core.events, marked (FROM_RELAY) so that it
-// is never published again: no echo loops. Payloads are ids only (sanitize() keeps the numeric
-// ids and the kind of change, never content, addresses or subjects): every consumer re-reads
-// the shared store, which is the truth; an event only says where to look.
+// The relay listens to the local emits of RELAYED_EVENTS, publishes them through a transport (the
+// store's notification channel, PostgreSQL LISTEN/NOTIFY: relay/channel.ts; node:cluster IPC:
+// relay/cluster.ts), and re-emits what other processes publish on the local Core.events, marked
+// (FROM_RELAY) so that it is never published again: no echo loops. Payloads are ids only
+// (sanitize() keeps the numeric ids and the kind of change, never content, addresses or
+// subjects): every consumer re-reads the shared store, which is the truth; an event only says
+// where to look.
 //
 // A transport that may have missed messages (a reconnection) reports a gap: the relay then
 // emits a local 'resync' ({ reason }) on which every IMAP IDLE session compares its folder's

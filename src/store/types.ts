@@ -22,6 +22,7 @@ import type {
   ApiToken,
   Webhook,
 } from '../model/index.js';
+import type { Logger } from 'pino';
 
 export interface NewQueueItem {
   recipient: string;
@@ -496,6 +497,13 @@ export interface DeliveryStore {
    * concurrent callers (processes, nodes) never get the same item.
    */
   claimQueueItems(owner: string, now: number, limit: number, leaseMs: number): Promise<QueueItem[]>;
+  /**
+   * Extends to now+leaseMs the leases `owner` holds on `ids` and that have not expired at `now`
+   * (the heartbeat of a worker's attempts, so that a short lease covers a long attempt); one
+   * statement. Returns the ids renewed, ascending: one missing was completed, released, or its
+   * lease expired (then another owner may hold it) — its attempt must not go on as if it held it.
+   */
+  renewQueueItems(owner: string, ids: number[], now: number, leaseMs: number): Promise<number[]>;
   /** Gives back leased items not attempted (shutdown): their lease is cleared if `owner` holds it. */
   releaseQueueItems(owner: string, ids: number[]): Promise<void>;
   nextQueueAttempt(): Promise<number | undefined>;
@@ -811,9 +819,53 @@ export interface LockoutStore {
 }
 
 /**
+ * A notification channel between the processes and nodes sharing a store (PostgreSQL:
+ * LISTEN/NOTIFY on a connection of its own; src/relay carries Core events over it). Delivery is
+ * best effort: a payload published while a subscriber's connection is down is lost to it, and the
+ * subscriber is told by its onReconnect handlers (it must then re-read the store, the truth).
+ * Names are scoped to the store (its schema): two operators sharing a database never hear each other.
+ */
+export interface NotificationChannel {
+  /** The engine carrying it ('postgres'): logs, counters. */
+  readonly kind: string;
+  /** Largest payload publish() sends, in UTF-8 bytes (PostgreSQL NOTIFY: below 8000). */
+  readonly maxPayloadBytes: number;
+  /**
+   * Calls `handler` with every payload published on `name` from now on, by any process of the
+   * store including this one (in publication order per publisher). Resolves once listening;
+   * rejects when the first connection cannot be made (later losses reconnect by themselves).
+   */
+  subscribe(name: string, handler: (payload: string) => void): Promise<void>;
+  /**
+   * Sends `payload` to every subscriber of `name`; resolves once the engine accepted it, rejects
+   * when it could not be sent (disconnected, closed, or larger than maxPayloadBytes: nothing sent).
+   */
+  publish(name: string, payload: string): Promise<void>;
+  /** `handler` runs each time the listening connection came back after a loss: payloads may have been missed. */
+  onReconnect(handler: () => void): void;
+  /** Stops listening and closes the channel's connections; publish() rejects afterwards. */
+  close(): Promise<void>;
+}
+
+export interface NotificationChannelOptions {
+  logger: Logger;
+  /** First and longest delay between reconnection attempts (default 200 ms, 15 s). */
+  backoffMs?: { min: number; max: number };
+}
+
+/** Opens notification channels over the store's engine, when it has one. */
+export interface NotificationStore {
+  /**
+   * A new channel with connections of its own (the caller closes it); undefined when the engine
+   * has none (SQLite: the processes of one machine talk through the cluster primary, src/relay).
+   */
+  openNotificationChannel(opts: NotificationChannelOptions): NotificationChannel | undefined;
+}
+
+/**
  * The whole store, as one engine (sqlite/, postgres/ later) implements it. Consumers that need
  * only part of it take the focused interface(s) above, or a Pick of them.
  */
-export interface Store extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, BlobMetaStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore {
+export interface Store extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, BlobMetaStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore, NotificationStore {
   close(): Promise<void>;
 }

@@ -184,7 +184,7 @@ export async function runCrashHarness(o: CrashRunOptions): Promise<CrashRunResul
     edit(B.config, (c) => {
       c.routes[A.domain] = `127.0.0.1:${port}`;
       // leaseSeconds: the items B's killed process had claimed are claimable by its successor
-      // after this (the default, ~18 min, covers the longest real attempt).
+      // after this (the default is 90 s; a live process renews its leases every third of it).
       c.queue = { ...c.queue, retrySeconds: [1], pollSeconds: 0.2, leaseSeconds: 10 };
       // Thousands of messages from one user in a day: above the medical-content daily limit (500).
       c.policy = { ...c.policy, content: { ...c.policy?.content, maxRecipientsPerDay: 1_000_000 } };

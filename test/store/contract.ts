@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it, type TestContext } from 'node:test';
+import pino from 'pino';
 import { fileURLToPath } from 'node:url';
 import { FolderSnapshots } from '../../src/imap/folder-snapshots.js';
 import { HEADER_INDEX_VERSION, headerIndexRow, indexedColumn, indexNeedle } from '../../src/mail/header-index.js';
@@ -599,6 +600,7 @@ export function storeContract(engine: string, open: OpenStore): void {
       assert.deepEqual(await s.folderUids(f.id), [2]);
       const st = await s.folderStatus(f.id);
       assert.deepEqual([st.messages, st.deleted, st.uidNext], [1, 0, 5], 'UIDs are never reused');
+      assert.equal(st.highestModseq, await s.folderModseq(f.id), 'the status reports the modseq the expunge left');
     });
 
     t('copyMessages: UID mapping, UIDNEXT of the target, flags kept; a move expunges the source (RFC 6851 §3.3)', async (s) => {
@@ -1848,6 +1850,27 @@ export function storeContract(engine: string, open: OpenStore): void {
       assert.deepEqual(await q.claimQueueItems('node-e', now + 1, 10, 60_000), []);
     });
 
+    t("renewQueueItems: only the owner's own unexpired claims move; a renewed claim outlives its first lease, a dead owner's is taken at its end", async (s) => {
+      const sender = await mailbox(s);
+      await drainQueue(s);
+      await s.deliver(local([], { senderMailboxId: sender.id, remote: ['a', 'b', 'c'].map((x) => remote(`${x}@peer.mssante.test`)) }));
+      const items = await s.listQueue({ status: 'queued' });
+      assert.equal(items.length, 3);
+      const now = Math.max(...items.map((i) => i.nextAttemptAt));
+      const [x, y] = (await s.claimQueueItems('live', now, 2, 60_000)).map((i) => i.id);
+      const [z] = (await s.claimQueueItems('dead', now, 10, 60_000)).map((i) => i.id);
+      assert.deepEqual(await s.renewQueueItems('live', [], now, 60_000), []);
+      assert.deepEqual(await s.renewQueueItems('live', [z, y, x], now + 50_000, 60_000), sortNum([x, y]), "renewed until now+110 000; another owner's claim does not move");
+      assert.deepEqual(await s.renewQueueItems('intruder', [x], now + 50_000, 600_000), [], 'not the owner: nothing moves');
+      assert.deepEqual((await s.claimQueueItems('successor', now + 60_000, 10, 60_000)).map((i) => i.id), [z], "at the first lease's end only the unrenewed claim is taken");
+      assert.deepEqual(await s.renewQueueItems('dead', [z], now + 60_000, 60_000), [], 'a claim another owner took is not renewed by the old one');
+      assert.deepEqual(await s.claimQueueItems('successor', now + 109_999, 10, 60_000), [], "the live owner's claims hold until now+110 000");
+      assert.deepEqual(await s.renewQueueItems('live', [x, y], now + 110_000, 60_000), [], 'expired (until <= now): not renewed, even though nobody took it yet');
+      assert.deepEqual(sortNum((await s.claimQueueItems('successor', now + 110_000, 10, 60_000)).map((i) => i.id)), sortNum([x, y]));
+      await s.completeQueueItems({ sent: [x, y, z], failed: [], deferred: [], dsns: [] });
+      assert.deepEqual(await s.renewQueueItems('successor', [x, y, z], now + 110_001, 60_000), [], 'completed items have no lease to renew');
+    });
+
     t('acquireLease / releaseLease: one holder, renewed by it, taken over after expiry; 10 candidates at once, one leader', async (s) => {
       const l = s;
       assert.equal(await l.acquireLease('queue-leader', 'a', 1_000, 10_000), true);
@@ -1878,6 +1901,41 @@ export function storeContract(engine: string, open: OpenStore): void {
       assert.equal(await k.countAuthFailures('login:claire.martin', 0), 0);
       assert.equal(await k.purgeAuthFailures(3_000), 1, "the 2 500 failure of 192.0.2.1");
       assert.equal(await k.countAuthFailures('addr:192.0.2.9', 0), 10);
+    });
+  });
+
+  // ---- notifications between the processes sharing the store ---------------------------------
+  area('notification channel', (t) => {
+    t('none, or channels that carry each payload to every subscriber of its name (the publisher too), refuse oversized payloads, and close', async (s) => {
+      const logger = pino({ level: 'silent' });
+      const a = s.openNotificationChannel({ logger });
+      if (!a) return; // the engine has none (SQLite: processes of one machine talk through the cluster primary)
+      const b = s.openNotificationChannel({ logger })!;
+      const name = `contract-${engine}-${next()}`;
+      const heard = { a: [] as string[], b: [] as string[], other: [] as string[] };
+      try {
+        assert.ok(a.maxPayloadBytes >= 1000 && typeof a.kind === 'string');
+        await a.subscribe(name, (p) => heard.a.push(p));
+        await b.subscribe(name, (p) => heard.b.push(p));
+        await b.subscribe(`${name}-other`, (p) => heard.other.push(p));
+        await assert.rejects(a.publish(name, 'é'.repeat(a.maxPayloadBytes)), RangeError, 'larger than maxPayloadBytes: refused');
+        await a.publish(name, '{"n":1}');
+        await b.publish(name, 'é'.repeat(Math.floor(a.maxPayloadBytes / 2)));
+        await a.publish(name, '{"n":3}');
+        const wait = async (ok: () => boolean, what: string) => {
+          for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 25));
+          assert.ok(ok(), what);
+        };
+        await wait(() => heard.a.length === 3 && heard.b.length === 3, 'every subscriber hears the three payloads');
+        assert.deepEqual(heard.a.map((p) => p.length), [7, Math.floor(a.maxPayloadBytes / 2), 7]);
+        assert.deepEqual(heard.a.filter((p) => p.startsWith('{')), ['{"n":1}', '{"n":3}'], "one publisher's payloads in order");
+        assert.deepEqual(heard.b, heard.a);
+        assert.deepEqual(heard.other, [], 'another name hears nothing');
+      } finally {
+        await a.close();
+        await b.close();
+      }
+      await assert.rejects(a.publish(name, 'x'), 'closed: publish rejects');
     });
   });
 

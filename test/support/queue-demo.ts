@@ -21,7 +21,7 @@ export interface QueueDemo {
   /** Run by stop(), last first, before the demo stops. */
   closers: (() => Promise<unknown>)[];
   /** A queue worker of operator A over `store` (closed with the worker by stop()), not started. */
-  worker(store: Store & { close(): Promise<void> }, o?: { leaseSeconds?: number; stopGraceSeconds?: number; concurrency?: number; logger?: pino.Logger }): OutboundWorker;
+  worker(store: Store & { close(): Promise<void> }, o?: { leaseSeconds?: number; attemptLimitSeconds?: number; stopGraceSeconds?: number; concurrency?: number; logger?: pino.Logger }): OutboundWorker;
   stop(): Promise<void>;
 }
 
@@ -60,6 +60,7 @@ export async function startQueueDemo(): Promise<QueueDemo> {
         concurrency: o.concurrency ?? 4,
         connectTimeoutSeconds: FAST_QUEUE.queue.connectTimeoutSeconds,
         leaseSeconds: o.leaseSeconds,
+        attemptLimitSeconds: o.attemptLimitSeconds,
         stopGraceSeconds: o.stopGraceSeconds,
         logger: o.logger ?? testLogger(),
       });

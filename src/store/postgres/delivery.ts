@@ -164,6 +164,22 @@ export class PgDelivery extends PgPart implements DeliveryStore {
     return rows.sort((a, b) => a.next_attempt_at - b.next_attempt_at || a.id - b.id).map(rowQueue);
   }
 
+  /**
+   * Extends `owner`'s unexpired leases on `ids` to now + leaseMs (a worker's heartbeat). A row a
+   * claim is taking at this instant is locked by it: this UPDATE waits, then re-checks the WHERE
+   * against the committed row (READ COMMITTED), so a lease another owner took never moves.
+   */
+  async renewQueueItems(owner: string, ids: number[], now: number, leaseMs: number): Promise<number[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.query(
+      `UPDATE outbound_queue SET lease_until = $1
+       WHERE lease_owner = $2 AND lease_until > $3 AND status = 'queued' AND id = ANY($4::bigint[])
+       RETURNING id`,
+      [now + leaseMs, owner, now, ids],
+    );
+    return rows.map((r) => r.id as number).sort((a, b) => a - b);
+  }
+
   /** Gives back leased items not attempted (shutdown): due again for any worker at once. */
   async releaseQueueItems(owner: string, ids: number[]): Promise<void> {
     if (ids.length === 0) return;

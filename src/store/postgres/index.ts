@@ -6,17 +6,18 @@
 // part's methods on the one store object.
 import pg from 'pg';
 import { SEARCH_COLUMNS, UPSERT_BLOB_META, upsertSearchHeaders } from './blob-meta.js';
-import type { AbsenceStore, AccountStore, CredentialStore, DeliveryStore, FolderStore, HttpSessionStore, IntegrationStore, LeaseStore, LockoutStore, MailboxStore, PatientStore, RulesStore, Store, TraceStore, TrackingStore, UsageStore } from '../types.js';
+import type { AbsenceStore, AccountStore, CredentialStore, DeliveryStore, FolderStore, HttpSessionStore, IntegrationStore, LeaseStore, LockoutStore, MailboxStore, NotificationChannelOptions, PatientStore, RulesStore, Store, TraceStore, TrackingStore, UsageStore } from '../types.js';
 import { PgAbsences } from './absences.js';
 import * as pins from './blob-pins.js';
 import { PgAccounts } from './accounts.js';
-import { now, PgConnection, type PgConnectionOptions, type PgPart } from './connection.js';
+import { checkSchemaName, now, PgConnection, type PgConnectionOptions, type PgPart } from './connection.js';
 import { PgCredentials } from './credentials.js';
 import { PgDelivery } from './delivery.js';
 import { PgFolders } from './folders.js';
 import { PgIntegrations } from './integrations.js';
 import { PgLeases, PgLockout } from './leases.js';
 import { PgMailboxes } from './mailboxes.js';
+import { PgNotificationChannel } from './notifications.js';
 import { PG_MIGRATIONS } from './migrations.js';
 import { PgPatients } from './patients.js';
 import { PgRules } from './rules.js';
@@ -34,8 +35,10 @@ export interface PgStore extends AccountStore, CredentialStore, HttpSessionStore
 
 export class PgStore implements Store {
   readonly connection: PgConnection;
+  readonly #url: string;
 
-  private constructor(connection: PgConnection) {
+  private constructor(url: string, connection: PgConnection) {
+    this.#url = url;
     this.connection = connection;
     const c = connection;
     // One part per focused interface: the tuple's type checks that every one is implemented.
@@ -79,7 +82,12 @@ export class PgStore implements Store {
       await connection.end();
       throw e;
     }
-    return new PgStore(connection);
+    return new PgStore(url, connection);
+  }
+
+  /** NotificationStore: LISTEN/NOTIFY on connections of the channel's own (notifications.ts), scoped to this schema. */
+  openNotificationChannel(opts: NotificationChannelOptions): PgNotificationChannel {
+    return new PgNotificationChannel(this.#url, this.connection.schema, opts);
   }
 
   async schemaVersion(): Promise<number> {
@@ -183,6 +191,25 @@ export function redactUrl(url: string): string {
     return u.toString();
   } catch {
     return '(an unparsable PostgreSQL URL)';
+  }
+}
+
+/**
+ * Drops `schema` and everything in it (a fresh `caducee demo --postgres` operator starts from an
+ * empty schema): the one place outside migrations where the demo's SQL lives.
+ */
+export async function dropSchema(url: string, schema: string, connectTimeoutMs = 10_000): Promise<void> {
+  checkSchemaName(schema);
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: connectTimeoutMs });
+  try {
+    await client.connect();
+  } catch (e) {
+    throw new Error(`cannot connect to PostgreSQL at ${redactUrl(url)}: ${(e as Error).message}`, { cause: e });
+  }
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  } finally {
+    await client.end();
   }
 }
 

@@ -169,6 +169,16 @@ export class SqliteDelivery extends SqlitePart implements DeliveryStore {
     // RETURNING gives no order: oldest first, as the subquery chose them.
     return rows.sort((a, b) => a.next_attempt_at - b.next_attempt_at || a.id - b.id).map(rowQueue);
   }
+  async renewQueueItems(owner: string, ids: number[], now: number, leaseMs: number) {
+    if (!ids.length) return [];
+    // Only the owner's own unexpired leases move (an expired one may be claimed by another already).
+    const rows = this.q(
+      `UPDATE outbound_queue SET lease_until = ?
+       WHERE lease_owner = ? AND lease_until > ? AND status = 'queued' AND id IN (SELECT value FROM json_each(?))
+       RETURNING id`,
+    ).all(now + leaseMs, owner, now, JSON.stringify(ids)) as { id: number }[];
+    return rows.map((r) => r.id).sort((a, b) => a - b);
+  }
   async releaseQueueItems(owner: string, ids: number[]) {
     if (!ids.length) return;
     this.q('UPDATE outbound_queue SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ? AND id IN (SELECT value FROM json_each(?))').run(owner, JSON.stringify(ids));

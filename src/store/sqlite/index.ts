@@ -118,6 +118,11 @@ export class SqliteStore implements Store {
     if (this.db.open) this.db.close();
   }
 
+  /** NotificationStore: none on SQLite (the processes of one machine talk through the cluster primary, src/relay/cluster.ts). */
+  openNotificationChannel(): undefined {
+    return undefined;
+  }
+
   async isBlobReferenced(blobId: string) {
     return this.referenced(blobId);
   }
