@@ -15,7 +15,7 @@ import { SubmissionRefusal, type AcceptedRecipient, type SubmissionPipeline } fr
 import type { MessageFiles } from '../store/message-files.js';
 import { BlobSizeExceededError } from '../store/blobs.js';
 import { IdempotencyKeyTakenError } from '../store/errors.js';
-import type { NewQueueItem } from '../store/types.js';
+import type { NewQueueItem, Store } from '../store/types.js';
 import { AuthProblem } from './session.js';
 
 /** French wording of a recipient refusal (the SMTP reply stays in the log and `smtp`). */
@@ -29,6 +29,14 @@ export const RECIPIENT_REASONS: Record<string, string> = {
 
 const invalid = (detail: string, field?: string) => new AuthProblem(400, 'invalid-request', detail, field ? { field } : {});
 const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
+
+/**
+ * Removes the Idempotency-Key answers older than 24 h (a lookup ignores them already): run hourly
+ * by the leader process (main.ts), so one process of a cluster does it.
+ */
+export function purgeIdempotentAnswers(store: Pick<Store, 'purgeIdempotentAnswers'>, now = Date.now()): Promise<number> {
+  return store.purgeIdempotentAnswers(now - IDEMPOTENCY_TTL_MS);
+}
 
 /** An Idempotency-Key as scoped: its caller and route (docs/mail-api.md). */
 export interface IdempotencyKey {
