@@ -12,7 +12,7 @@ import { SecretBox } from './auth/secret-box.js';
 import type { Config } from './config/index.js';
 import { Core } from './core/index.js';
 import { OutboundWorker } from './delivery/worker.js';
-import { loadTrustAnchors, type TrustAnchors } from './pki/index.js';
+import { loadTrustAnchors, x509, type TrustAnchors } from './pki/index.js';
 import { serverTlsOptions } from './pki/tls-server.js';
 import { createImapServer, type ImapListener } from './imap/server.js';
 import { FolderSnapshots } from './imap/folder-snapshots.js';
@@ -40,6 +40,7 @@ import { PgRelayTransport, relayChannel } from './relay/postgres.js';
 import type { Store } from './store/types.js';
 import { TrustService } from './trust/index.js';
 import { TrustListSource } from './trust/source.js';
+import { CrlRefresher } from './trust/crl-refresh.js';
 import { openDirectory, type DirectoryRuntime } from './directory/runtime.js';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
@@ -70,6 +71,8 @@ export interface Operator {
   core: Core;
   trust: TrustService;
   trustList: TrustListSource;
+  /** CRLs downloaded from the distribution points on a schedule (tls.crlRefresh). */
+  crls: CrlRefresher;
   outbound: OutboundWorker;
   /**
    * The leader lease 'operator-leader' (cluster.leaderLeaseSeconds): while this process holds it,
@@ -190,6 +193,25 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
     }
   }, config.trust.refreshMinutes * 60_000);
   anchorTimer.unref();
+  // CRLs from the distribution points (tls.crlRefresh, docs/trust-space.md "Revocation"): fetched in
+  // the background, each verified against its issuer, swapped in whole over the configured anchors.
+  const cr = config.tls.crlRefresh;
+  let ownCertificates: x509.X509Certificate[] = [];
+  try {
+    ownCertificates = loadTrustAnchors(cert).certs;
+  } catch {
+    // a certificate file the TLS listeners accept but this reader does not: no distribution points from it
+  }
+  const crls = new CrlRefresher({
+    base: () => anchors,
+    ownCertificates,
+    distributionPoints: cr.distributionPoints,
+    urls: cr.urls,
+    intervalMs: cr.intervalMinutes * 60_000,
+    timeoutMs: cr.timeoutSeconds * 1000,
+    maxBytes: cr.maxBytes,
+    logger: logger.child({ component: 'crl' }),
+  });
 
   // State files are for the service user only: a data directory or state file that other local
   // users can read stops the start, naming the fix (store/permissions.ts).
@@ -225,10 +247,23 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
   // DSNs and MDNs reaching a sender's mailbox update the tracking of what it sent (docs/receipts.md).
   core.reportReader = reportReader(blobs);
   // Prometheus metrics (docs/indicators.md); the IMAP session count is read from the listeners on scrape.
-  const metrics = new Metrics({ store, imapSessions: () => imapListeners.reduce((n, l) => n + l.sessions.size, 0) });
+  const metrics = new Metrics({ store, imapSessions: () => imapListeners.reduce((n, l) => n + l.sessions.size, 0), staleCrlIssuers: () => crls.staleIssuers().length });
+  crls.on('refreshed', (r) => {
+    if (r.updated) metrics.crlRefreshes.inc({ outcome: 'updated' }, r.updated);
+    if (r.unchanged) metrics.crlRefreshes.inc({ outcome: 'unchanged' }, r.unchanged);
+    if (r.failed) metrics.crlRefreshes.inc({ outcome: 'failed' }, r.failed);
+  });
+  crls.start();
   // Usage indicators: each accepted message's content-free rows, stored with it.
   const usage = new UsageMeter({ store, blobs, metrics, logger: logger.child({ component: 'usage' }), patientDomain: config.patients.domain });
-  const trust = new TrustService({ anchors: () => anchors, list: () => trustList.current(), routes: config.routes, logger });
+  const trust = new TrustService({
+    anchors: () => crls.anchors(),
+    list: () => trustList.current(),
+    routes: config.routes,
+    logger,
+    crlGraceMs: cr.staleGraceHours * 3_600_000,
+    onCertificateRefused: (failure) => metrics.certificateRefusals.inc({ failure }),
+  });
   const lk = config.auth.lockout;
   let bearer: OidcTokenVerifier | undefined;
   if (config.auth.oidc) {
@@ -590,6 +625,7 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
     core,
     trust,
     trustList,
+    crls,
     outbound,
     leadership,
     directory,
@@ -606,6 +642,7 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
       stopped = true;
       await relay?.stop();
       trustList.stop();
+      crls.stop();
       clearInterval(anchorTimer);
       await leadership.stop();
       await outbound.stop();

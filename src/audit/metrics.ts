@@ -16,6 +16,8 @@ export interface MetricsOptions {
   store: Pick<UsageStore, 'queueStats' | 'countLiveHttpSessions'>;
   /** Open IMAP connections (both listeners), read on scrape. */
   imapSessions?: () => number;
+  /** Issuers whose newest CRL is past its nextUpdate (trust/crl-refresh.ts), read on scrape. */
+  staleCrlIssuers?: () => number;
   now?: () => number;
 }
 
@@ -31,6 +33,10 @@ export class Metrics implements RuleNotices {
   readonly logins: Counter<'protocol' | 'method' | 'outcome'>;
   /** Notices sent by the golden rules (policy/). */
   readonly ruleNotices: Counter<'rule'>;
+  /** Peer and client certificates refused by trust/, by reason (revoked, revocation-unknown, expired, …). */
+  readonly certificateRefusals: Counter<'failure'>;
+  /** CRL downloads by outcome (updated, unchanged, failed). */
+  readonly crlRefreshes: Counter<'outcome'>;
 
   constructor(o: MetricsOptions) {
     const registers = [this.registry];
@@ -45,6 +51,22 @@ export class Metrics implements RuleNotices {
     });
     this.logins = new Counter({ name: 'caducee_logins_total', help: 'Authentication attempts by protocol, method and outcome', labelNames: ['protocol', 'method', 'outcome'], registers });
     this.ruleNotices = new Counter({ name: 'caducee_rule_notices_total', help: 'Notices sent by the golden rules, by rule', labelNames: ['rule'], registers });
+    this.certificateRefusals = new Counter({
+      name: 'caducee_certificate_refusals_total',
+      help: 'Certificates refused by the trust decision, by failure (revoked, revocation-unknown: stale CRL, expired, untrusted, …)',
+      labelNames: ['failure'],
+      registers,
+    });
+    this.crlRefreshes = new Counter({ name: 'caducee_crl_refreshes_total', help: 'CRL downloads from distribution points, by outcome (updated, unchanged, failed)', labelNames: ['outcome'], registers });
+    const staleCrlIssuers = o.staleCrlIssuers;
+    new Gauge({
+      name: 'caducee_crl_stale_issuers',
+      help: 'CAs whose newest CRL is past its nextUpdate (no newer one obtained)',
+      registers,
+      collect() {
+        this.set(staleCrlIssuers?.() ?? 0);
+      },
+    });
     const store = o.store;
     new Gauge({
       name: 'caducee_queue_depth',

@@ -197,7 +197,9 @@ function printDemo(demo: RunningDemo) {
     ).map((r) => '  ' + r),
     '',
   );
-  out.push(`  state directory : ${l.dir}`, `  test CA bundle  : ${l.caBundle}   (trust this CA in your mail client or browser)`, `  trust list      : ${l.trustList}`, '');
+  out.push(`  state directory : ${l.dir}`, `  test CA bundle  : ${l.caBundle}   (trust this CA in your mail client or browser)`, `  trust list      : ${l.trustList}`);
+  if (l.crlServer) out.push(`  CRLs (HTTP)     : ${l.crlServer.baseUrl}/intermediate.crl, ${l.crlServer.baseUrl}/root.crl   (the certificates' distribution points)`);
+  out.push('');
   for (const op of l.operators) {
     out.push(`${op.name}  — domain ${op.domain}`);
     out.push(`  API description (OpenAPI)    : https://${op.host}:${op.ports.https}/api/openapi.json`);

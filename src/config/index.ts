@@ -101,8 +101,33 @@ export const configSchema = z
         ca: z.string().optional(),
         /** CRL files (PEM or DER) checked for revocation. */
         crl: z.array(z.string()).default([]),
+        /**
+         * CRLs fetched on a schedule (trust/crl-refresh.ts, docs/trust-space.md "Revocation"): from
+         * the CRL distribution points of the CA bundle's certificates and of our own certificate
+         * chain, plus `urls`; each verified against its issuer in the CA bundle and swapped in whole.
+         */
+        crlRefresh: z
+          .object({
+            /** More CRL URLs (http:// or https://), e.g. those of CAs whose CRL no certificate of ours names. */
+            urls: z.array(z.string().regex(/^https?:\/\/[^\s]+$/i, 'expected an http:// or https:// URL')).default([]),
+            /** Follow the distribution points (RFC 5280 §4.2.1.13) named in tls.ca and tls.cert / tls.chain. */
+            distributionPoints: z.boolean().default(true),
+            /** Minutes between two refreshes (the first one runs at start, in the background). */
+            intervalMinutes: z.number().positive().default(60),
+            /** Longest a CRL download may take, connection included (seconds). */
+            timeoutSeconds: z.number().positive().default(30),
+            /** Largest CRL accepted (bytes). */
+            maxBytes: z.number().int().positive().default(64 * 1024 * 1024),
+            /**
+             * Hours a CRL may stay past its nextUpdate (no newer one obtained) before the certificates
+             * of its issuer are refused (454 4.7.5, "revocation-unknown").
+             */
+            staleGraceHours: z.number().min(0).default(24),
+          })
+          .strict()
+          .default({ urls: [], distributionPoints: true, intervalMinutes: 60, timeoutSeconds: 30, maxBytes: 64 * 1024 * 1024, staleGraceHours: 24 }),
       })
-      .default({ crl: [] }),
+      .default({ crl: [], crlRefresh: { urls: [], distributionPoints: true, intervalMinutes: 60, timeoutSeconds: 30, maxBytes: 64 * 1024 * 1024, staleGraceHours: 24 } }),
     trust: z
       .object({
         /** Trust list (liste blanche) as a file path or an https:// URL. */

@@ -13,7 +13,8 @@ import { Authenticator, hashNewPassword, type AdminContext } from '../auth/index
 import { Core } from '../core/index.js';
 import { startOperator, type Operator, openStore } from '../main.js';
 import { startDemoPsc, type DemoPscInfo } from './psc.js';
-import { TestPki, type IssuedCertificate } from '../pki/index.js';
+import { RevocationList, TestPki, type IssuedCertificate } from '../pki/index.js';
+import { crlBaseUrl, startCrlServer, type CrlServer } from './crl-server.js';
 import { buildTrustListXml } from '../trust/list.js';
 import { withInsKey } from '../policy/patients.js';
 import { redactUrl } from '../store/postgres/index.js';
@@ -152,6 +153,12 @@ export interface DemoLayout {
   pkiDir: string;
   caBundle: string;
   crl: string;
+  /**
+   * The demo PKI's CRL distribution points, served over HTTP by the demo (src/demo/crl-server.ts):
+   * every certificate of the space names `<baseUrl>/intermediate.crl` or `<baseUrl>/root.crl`.
+   * Absent in spaces made before distribution points existed.
+   */
+  crlServer?: { host: string; port: number; baseUrl: string };
   trustList: string;
   operators: DemoOperatorInfo[];
   peers: DemoPeerInfo[];
@@ -209,6 +216,15 @@ const SPECS: OperatorSpec[] = [
 ];
 
 const password = () => randomBytes(12).toString('base64url');
+
+/** The demo's CRL distribution point with the documented ports (A's are 25xx, B's 35xx). */
+export const DEMO_CRL_PORT = 2070;
+
+/**
+ * CRL servers started by prepareDemo with ephemeral ports, before the PKI named their URL in its
+ * certificates; startDemo adopts them (by demo directory). Unref'd until then.
+ */
+const preparedCrlServers = new Map<string, CrlServer>();
 
 export interface PrepareOptions {
   /** 'fixed' uses the documented ports (2525…, 3525…); 'ephemeral' lets the system choose. */
@@ -302,11 +318,29 @@ export async function prepareDemo(dir: string, opts: PrepareOptions = {}): Promi
   }
   const host = opts.host ?? '127.0.0.1';
   const pkiDir = path.join(dir, 'pki');
-  const pki = await TestPki.loadOrCreate(pkiDir);
+  // A new PKI names its CRL distribution points, served by the demo: on the documented port, or,
+  // with ephemeral ports, on one chosen now by listening (the server is handed over to startDemo).
+  let crlServer: DemoLayout['crlServer'];
+  let pki: TestPki;
+  if (!TestPki.exists(pkiDir)) {
+    if (opts.ports === 'ephemeral') {
+      const server = await startCrlServer(pkiDir, host, 0);
+      server.server.unref();
+      preparedCrlServers.get(path.resolve(dir))?.close();
+      preparedCrlServers.set(path.resolve(dir), server);
+      crlServer = { host, port: server.port, baseUrl: server.baseUrl };
+    } else {
+      crlServer = { host, port: DEMO_CRL_PORT, baseUrl: crlBaseUrl(host, DEMO_CRL_PORT) };
+    }
+    pki = await TestPki.create(pkiDir, { crlBaseUrl: crlServer.baseUrl });
+  } else {
+    pki = await TestPki.load(pkiDir);
+  }
   const certsDir = path.join(dir, 'certs');
   mkdirSync(certsDir, { recursive: true });
 
   const previous: DemoLayout | undefined = existsSync(layoutFile) ? JSON.parse(readFileSync(layoutFile, 'utf8')) : undefined;
+  crlServer ??= previous?.crlServer;
   if (previous) checkStoreKind(dir, [...previous.operators, ...(previous.patientService ? [previous.patientService] : [])], opts);
   const operators: DemoOperatorInfo[] = [];
   for (const spec of SPECS) {
@@ -479,7 +513,17 @@ export async function prepareDemo(dir: string, opts: PrepareOptions = {}): Promi
       await store.close();
     }
   }
-  const layout: DemoLayout = { dir, pkiDir, caBundle: pki.caBundlePath, crl: pki.crlPath, trustList, operators, peers, ...(patientService ? { patientService } : {}) };
+  const layout: DemoLayout = {
+    dir,
+    pkiDir,
+    caBundle: pki.caBundlePath,
+    crl: pki.crlPath,
+    ...(crlServer ? { crlServer } : {}),
+    trustList,
+    operators,
+    peers,
+    ...(patientService ? { patientService } : {}),
+  };
     // The stand-in's patients (also added to spaces made before it existed).
   if (patientService && patientService.users.length === 0) await createPatients(patientService, nodes, peers, trustList, opts.configOverrides);
   for (const op of nodes) writeConfig(op, nodes, peers, trustList, opts.configOverrides, patientDomain);
@@ -628,6 +672,11 @@ export async function startDemo(
      * PostgreSQL, 1 node process; on SQLite, B runs in this process as the others do.
      */
     nodes?: number;
+    /**
+     * Publish a fresh CRL when the PKI's is past half its life, at start and daily, as a CA does
+     * before nextUpdate (default true; tests of the stale-CRL rule turn it off).
+     */
+    republishCrl?: boolean;
   } = {},
 ): Promise<RunningDemo> {
   const B = layout.operators[1];
@@ -640,8 +689,16 @@ export async function startDemo(
   // Its settings go to the running operators only, not to the configuration files (its client
   // secret lives for this run).
   // A caller bringing its own provider (auth.oidc in configOverrides) gets no stand-in.
+  // The CRL distribution points first: the operators fetch their CRLs as they start.
+  const crl = await startDemoCrl(layout, opts.republishCrl !== false, opts.logger);
   const ownOidc = !!(opts.configOverrides as any)?.auth?.oidc;
-  const psc = opts.psc === false || ownOidc ? undefined : await startDemoPsc(layout, { ephemeral: layout.operators.some((op) => op.ports.mx === 0), logger: opts.logger?.child({ component: 'demo-psc' }) });
+  let psc: Awaited<ReturnType<typeof startDemoPsc>> | undefined;
+  try {
+    psc = opts.psc === false || ownOidc ? undefined : await startDemoPsc(layout, { ephemeral: layout.operators.some((op) => op.ports.mx === 0), logger: opts.logger?.child({ component: 'demo-psc' }) });
+  } catch (e) {
+    await crl?.stop();
+    throw e;
+  }
   // Every operator of the space: the two of health professionals, then the Mon espace santé stand-in.
   const nodes: DemoNodeInfo[] = [...layout.operators, ...(layout.patientService ? [layout.patientService] : [])];
   const patientDomain = layout.patientService?.domain;
@@ -661,6 +718,7 @@ export async function startDemo(
   } catch (e) {
     await Promise.all([...started, ...(patientService ? [patientService] : [])].map((s) => s.stop()));
     await psc?.stop();
+    await crl?.stop();
     throw e;
   }
   layout.psc = psc?.info;
@@ -674,6 +732,7 @@ export async function startDemo(
     } catch (e) {
       await Promise.all(running.map((s) => s.stop()));
       await psc?.stop();
+      await crl?.stop();
       throw e;
     }
     B.nodes = nodeProcesses.map((n) => n.info);
@@ -695,9 +754,54 @@ export async function startDemo(
       // What runs now: tests restart an operator and put it in its place.
       await Promise.all([...demo.nodes.map(stopNode), ...[...demo.operators, ...(demo.patientService ? [demo.patientService] : [])].map((s) => s.stop())]);
       await psc?.stop();
+      await crl?.stop();
     },
   };
   return demo;
+}
+
+/**
+ * Serves the demo PKI's CRLs at the distribution points its certificates name (the server
+ * prepareDemo started on an ephemeral port, or a new one on the layout's port), and keeps the CRL
+ * fresh: a new one when the current is past half its life, at start and then daily.
+ */
+async function startDemoCrl(layout: DemoLayout, republish: boolean, logger: Logger | undefined): Promise<{ stop(): Promise<void> } | undefined> {
+  if (!layout.crlServer) return undefined;
+  const key = path.resolve(layout.dir);
+  let server = preparedCrlServers.get(key);
+  preparedCrlServers.delete(key);
+  if (server) server.server.ref();
+  else {
+    try {
+      server = await startCrlServer(layout.pkiDir, layout.crlServer.host, layout.crlServer.port);
+    } catch (e: any) {
+      throw new Error(`cannot serve the demo CRLs on ${layout.crlServer.baseUrl} (the port the demo certificates name): ${e.message}`);
+    }
+  }
+  const freshen = async () => {
+    try {
+      const crl = RevocationList.parse(readFileSync(path.join(layout.pkiDir, 'intermediate.crl')));
+      const life = (crl.nextUpdate?.getTime() ?? Infinity) - crl.thisUpdate.getTime();
+      if (Date.now() < crl.thisUpdate.getTime() + life / 2) return;
+      await (await TestPki.load(layout.pkiDir)).writeCrl();
+      logger?.info({ url: layout.crlServer?.baseUrl }, 'demo PKI: a new CRL is published');
+    } catch (e: any) {
+      logger?.warn({ err: e.message }, 'demo PKI: the CRL could not be republished');
+    }
+  };
+  let timer: NodeJS.Timeout | undefined;
+  if (republish) {
+    await freshen();
+    timer = setInterval(() => void freshen(), 24 * 3_600_000);
+    timer.unref();
+  }
+  const running = server;
+  return {
+    async stop() {
+      clearInterval(timer);
+      await running.close();
+    },
+  };
 }
 
 const CADUCEE_BIN = fileURLToPath(new URL('../../bin/caducee.js', import.meta.url));

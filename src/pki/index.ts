@@ -15,6 +15,7 @@ export {
   type IssuedRecord,
   type RevokedRecord,
 } from './test-pki.js';
+export { RevocationList, CrlFormatError, distributionPointUrls, type CrlEntry } from './crl.js';
 export { loadTrustAnchors, verifyChain, type ChainFailure, type TrustAnchors, type VerifyChainInput, type VerifyChainResult } from './verify.js';
 export { subjectDnOf, issuerDnOf, dnToString, isoSeconds } from './names.js';
 export { escapeDnValue } from './dn.js';

@@ -7,12 +7,18 @@
  * Differences from the real thing, on purpose: one intermediate issues every
  * kind of certificate (IGC-Santé has separate "PERSONNES" and
  * "ORGANISATIONS" CAs); no certificatePolicies (the ANS policy OIDs belong to
- * the ANS); no CRL distribution point / AIA URLs (CRLs are files here).
+ * the ANS); no AIA / OCSP URL. Given a `crlBaseUrl` at creation, every
+ * certificate it issues carries a CRL distribution point (RFC 5280
+ * §4.2.1.13) as IGC-Santé certificates do: `<base>/intermediate.crl` in the
+ * end-entity certificates, `<base>/root.crl` in the intermediate; whoever
+ * serves `dir` over HTTP (the demo, src/demo/crl-server.ts) publishes them.
  *
  * Files in `dir`:
  *   root.crt.pem, root.key.pem, intermediate.crt.pem, intermediate.key.pem,
  *   ca-bundle.pem (root + intermediate), crl.pem (intermediate CRL, then root
- *   CRL), state.json (serial counter, issued and revoked certificates).
+ *   CRL), intermediate.crl and root.crl (the same CRLs, DER, as published at
+ *   the distribution points), state.json (serial counter, issued and revoked
+ *   certificates, crlBaseUrl).
  * Keys are written with mode 0600. Every state change re-reads state.json
  * first, so several TestPki instances (or processes, one after the other) on
  * the same directory keep distinct serials and a common revocation list;
@@ -97,6 +103,8 @@ interface PkiState {
   serialPrefix: string;
   nextSerial: number;
   crlNumber: number;
+  /** http:// base of the CRL distribution points, when the PKI was created with one. */
+  crlBaseUrl?: string;
   issued: IssuedRecord[];
   revoked: RevokedRecord[];
 }
@@ -122,6 +130,9 @@ const FILES = {
   intermediateKey: 'intermediate.key.pem',
   bundle: 'ca-bundle.pem',
   crl: 'crl.pem',
+  /** DER CRLs at the distribution points (RFC 5280 §4.2.1.13: a DER CRL over HTTP). */
+  intermediateCrl: 'intermediate.crl',
+  rootCrl: 'root.crl',
   state: 'state.json',
 } as const;
 
@@ -158,7 +169,7 @@ function certPem(c: x509.X509Certificate): string {
   return withNewline(c.toString('pem'));
 }
 
-async function writeAtomic(path: string, data: string, mode = 0o644): Promise<void> {
+async function writeAtomic(path: string, data: string | Buffer, mode = 0o644): Promise<void> {
   const tmp = `${path}.${process.pid}.tmp`;
   await writeFile(tmp, data, { mode });
   await chmod(tmp, mode);
@@ -193,6 +204,10 @@ export class TestPki {
   readonly intermediatePath: string;
   readonly caBundlePath: string;
   readonly crlPath: string;
+  /** DER CRL of the intermediate (served at `<crlBaseUrl>/intermediate.crl`). */
+  readonly intermediateCrlPath: string;
+  /** DER CRL of the root (served at `<crlBaseUrl>/root.crl`). */
+  readonly rootCrlPath: string;
   readonly statePath: string;
 
   private root!: Ca;
@@ -207,6 +222,8 @@ export class TestPki {
     this.intermediatePath = join(dir, FILES.intermediate);
     this.caBundlePath = join(dir, FILES.bundle);
     this.crlPath = join(dir, FILES.crl);
+    this.intermediateCrlPath = join(dir, FILES.intermediateCrl);
+    this.rootCrlPath = join(dir, FILES.rootCrl);
     this.statePath = join(dir, FILES.state);
   }
 
@@ -220,16 +237,39 @@ export class TestPki {
   get intermediateCert(): x509.X509Certificate {
     return this.inter.cert;
   }
+  /** Base URL of the CRL distribution points (undefined: certificates carry none). */
+  get crlBaseUrl(): string | undefined {
+    return this.state.crlBaseUrl;
+  }
+  /** The distribution point of the CRL `ca` signs (undefined without a crlBaseUrl). */
+  crlUrlOf(ca: 'intermediate' | 'root'): string | undefined {
+    return this.state.crlBaseUrl === undefined ? undefined : `${this.state.crlBaseUrl}/${ca === 'root' ? FILES.rootCrl : FILES.intermediateCrl}`;
+  }
 
   static exists(dir: string): boolean {
     return existsSync(join(dir, FILES.state));
   }
 
 
-  /** Creates a new PKI in `dir` (created if missing). Fails if one is already there. */
-  static async create(dir: string, opts: { name?: string } = {}): Promise<TestPki> {
+  /**
+   * Creates a new PKI in `dir` (created if missing). Fails if one is already there.
+   * `crlBaseUrl`: an http:// or https:// URL (no trailing slash needed) under which
+   * intermediate.crl and root.crl will be served; every certificate then names its CRL there.
+   */
+  static async create(dir: string, opts: { name?: string; crlBaseUrl?: string } = {}): Promise<TestPki> {
     const name = opts.name ?? DEFAULT_NAME;
     checkText('PKI name', name);
+    let crlBaseUrl: string | undefined;
+    if (opts.crlBaseUrl !== undefined) {
+      let u: URL;
+      try {
+        u = new URL(opts.crlBaseUrl);
+      } catch {
+        throw new Error(`crlBaseUrl "${opts.crlBaseUrl}" is not a URL`);
+      }
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`crlBaseUrl must be an http:// or https:// URL, got "${opts.crlBaseUrl}"`);
+      crlBaseUrl = opts.crlBaseUrl.replace(/\/+$/, '');
+    }
     if (TestPki.exists(dir)) {
       throw new Error(`a test PKI already exists in ${dir} (${FILES.state} is present); load it instead`);
     }
@@ -243,6 +283,7 @@ export class TestPki {
       serialPrefix: prefix.toString('hex'),
       nextSerial: 1,
       crlNumber: 0,
+      ...(crlBaseUrl !== undefined ? { crlBaseUrl } : {}),
       issued: [],
       revoked: [],
     };
@@ -288,6 +329,7 @@ export class TestPki {
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
         await x509.SubjectKeyIdentifierExtension.create(interKeys.publicKey),
         pki.akiFor(pki.root), // §4.2.1.1
+        ...pki.cdpFor('root'),
       ],
     });
     pki.inter = { cert: interCert, key: interKeys.privateKey };
@@ -473,6 +515,7 @@ export class TestPki {
       new x509.ExtendedKeyUsageExtension(eku, false), // §4.2.1.12
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey), // §4.2.1.2
       this.akiFor(this.inter), // §4.2.1.1
+      ...this.cdpFor('intermediate'),
     ];
     if (sans) extensions.push(new x509.SubjectAlternativeNameExtension(sans, false)); // §4.2.1.6
     const cert = await x509.X509CertificateGenerator.create({
@@ -536,17 +579,21 @@ export class TestPki {
 
   /**
    * Writes crl.pem: a fresh CRL of the intermediate followed by one of the
-   * root (RFC 5280 §5), each with a new cRLNumber. nextUpdate defaults to
-   * 7 days from now. Returns the path.
+   * root (RFC 5280 §5), each with a new cRLNumber; and the same two CRLs in
+   * DER as intermediate.crl and root.crl. thisUpdate defaults to now,
+   * nextUpdate to 7 days after it (tests pass dates in the past to make a
+   * stale CRL). Returns the path of crl.pem.
    */
-  async writeCrl(opts: { nextUpdate?: Date } = {}): Promise<string> {
+  async writeCrl(opts: { thisUpdate?: Date; nextUpdate?: Date } = {}): Promise<string> {
     return this.locked(async () => {
       this.refreshState();
-      const thisUpdate = new Date(Math.floor(Date.now() / 1000) * 1000);
+      const thisUpdate = new Date(Math.floor((opts.thisUpdate ?? new Date()).getTime() / 1000) * 1000);
       const nextUpdate = opts.nextUpdate ?? new Date(thisUpdate.getTime() + 7 * DAY);
-      if (nextUpdate.getTime() <= thisUpdate.getTime()) throw new Error('nextUpdate must be in the future');
+      if (Number.isNaN(thisUpdate.getTime()) || Number.isNaN(nextUpdate.getTime())) throw new Error('thisUpdate/nextUpdate must be valid dates');
+      if (nextUpdate.getTime() <= thisUpdate.getTime()) throw new Error('nextUpdate must be later than thisUpdate');
       this.state.crlNumber += 1;
       const pems: string[] = [];
+      const ders: Array<[string, ArrayBuffer]> = [];
       for (const [ca, by] of [[this.inter, 'intermediate'], [this.root, 'root']] as const) {
         const crl = await x509.X509CrlGenerator.create({
           issuer: ca.cert.subjectName, // must match the certificates' issuer field (RFC 5280 §5.1.2.3)
@@ -570,7 +617,9 @@ export class TestPki {
         // RFC 7468 §6 label "X509 CRL": @peculiar/x509's toString('pem') writes
         // "BEGIN CRL", which OpenSSL (hence Postfix) does not read.
         pems.push(withNewline(x509.PemConverter.encode(crl.rawData, 'X509 CRL')));
+        ders.push([by === 'root' ? this.rootCrlPath : this.intermediateCrlPath, crl.rawData]);
       }
+      for (const [path, der] of ders) await writeAtomic(path, Buffer.from(der));
       await writeAtomic(this.crlPath, pems.join(''));
       await this.saveState();
       return this.crlPath;
@@ -611,6 +660,12 @@ export class TestPki {
       subjectDn: subjectDnOf(cert),
       notAfter: cert.notAfter.toISOString(),
     });
+  }
+
+  /** RFC 5280 §4.2.1.13: where the CRL covering a certificate signed by `ca` is (none without a base URL). */
+  private cdpFor(ca: 'intermediate' | 'root'): x509.Extension[] {
+    const url = this.crlUrlOf(ca);
+    return url === undefined ? [] : [new x509.CRLDistributionPointsExtension([url], false)];
   }
 
   private akiFor(ca: Ca): x509.AuthorityKeyIdentifierExtension {

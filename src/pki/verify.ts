@@ -20,7 +20,11 @@
  * distribution points. Revocation is soft-fail: with no CRL from a
  * certificate's issuer, the certificate is considered not revoked. A stale
  * CRL (nextUpdate passed) is still used, since a listed serial stays
- * revoked; CRL entries apply whatever `at` is.
+ * revoked; CRL entries apply whatever `at` is. When the caller gives
+ * `crlGraceMs`, a certificate whose issuer's newest valid CRL is past its
+ * nextUpdate by more than that is refused as 'revocation-unknown' (RFC 5280
+ * §6.3.3 (a): no current CRL could be obtained, the status is undetermined);
+ * trust/ sets the grace from the configuration (docs/trust-space.md).
  *
  * Performance: anchors are indexed once per TrustAnchors object; parsed
  * peer certificates and signature results are kept in small LRU caches keyed
@@ -29,6 +33,7 @@
  */
 import { createHash } from 'node:crypto';
 import { x509 } from './x509.js';
+import { CrlFormatError, RevocationList } from './crl.js';
 import { isoSeconds, nameKey, dnToString, subjectDnOf } from './names.js';
 
 export type ChainFailure =
@@ -40,12 +45,13 @@ export type ChainFailure =
   | 'bad-signature'
   | 'not-a-ca'
   | 'wrong-usage'
+  | 'revocation-unknown'
   | 'malformed';
 
 /** Roots and intermediates from a CA bundle, plus CRLs. Treat as immutable once built. */
 export interface TrustAnchors {
   certs: x509.X509Certificate[];
-  crls: x509.X509Crl[];
+  crls: RevocationList[];
 }
 
 export type VerifyChainResult =
@@ -60,6 +66,12 @@ export interface VerifyChainInput {
   at?: Date;
   /** Required extended key usage of the leaf, when it has an EKU extension. */
   usage?: 'serverAuth' | 'clientAuth';
+  /**
+   * Stale-CRL rule: refuse ('revocation-unknown') a certificate whose issuer has CRLs here but
+   * whose newest validly signed one passed its nextUpdate more than this long before `at`.
+   * Undefined: stale CRLs are used as they are.
+   */
+  crlGraceMs?: number;
 }
 
 // ---------------------------------------------------------------------------
@@ -80,7 +92,7 @@ function asList(x: string | string[] | undefined): string[] {
  */
 export function loadTrustAnchors(caBundlePem: string | string[], crlPem?: string | string[]): TrustAnchors {
   const certs: x509.X509Certificate[] = [];
-  const crls: x509.X509Crl[] = [];
+  const crls: RevocationList[] = [];
   const seen = new Set<string>();
   const sources: Array<[string, string]> = [
     ...asList(caBundlePem).map((t, i): [string, string] => [`CA bundle #${i + 1}`, t]),
@@ -102,9 +114,10 @@ export function loadTrustAnchors(caBundlePem: string | string[], crlPem?: string
       try {
         if (b.type === 'CERTIFICATE') certs.push(new x509.X509Certificate(b.rawData));
         // RFC 7468 §6 "X509 CRL"; "CRL" is what @peculiar/x509's toString('pem') writes.
-        else if (b.type === 'X509 CRL' || b.type === 'CRL') crls.push(new x509.X509Crl(b.rawData));
+        else if (b.type === 'X509 CRL' || b.type === 'CRL') crls.push(RevocationList.parse(new Uint8Array(b.rawData)));
         else throw new Error(`unsupported PEM label "${b.type}"`);
       } catch (e) {
+        if (e instanceof CrlFormatError) throw new Error(`${what}, PEM block ${i + 1} (${b.type}): not a usable CRL: ${e.message}`);
         throw new Error(`${what}, PEM block ${i + 1} (${b.type}): ${(e as Error).message}`);
       }
     });
@@ -234,13 +247,13 @@ function verifySignature(child: CertInfo, issuer: CertInfo): Promise<boolean> {
 interface AnchorIndex {
   certsRef: x509.X509Certificate[];
   certsLen: number;
-  crlsRef: x509.X509Crl[];
+  crlsRef: RevocationList[];
   crlsLen: number;
   bySubject: Map<string, CertInfo[]>;
   anchorDigests: Set<string>;
-  crlsByIssuer: Map<string, x509.X509Crl[]>;
+  crlsByIssuer: Map<string, RevocationList[]>;
   /** CRL signature results by CRL object then issuer digest. */
-  crlOk: Map<x509.X509Crl, Map<string, Promise<boolean>>>;
+  crlOk: Map<RevocationList, Map<string, Promise<boolean>>>;
 }
 
 const indexCache = new WeakMap<TrustAnchors, AnchorIndex>();
@@ -282,7 +295,7 @@ function indexOf(anchors: TrustAnchors): AnchorIndex {
   for (const crl of anchors.crls) {
     let key: string;
     try {
-      key = nameKey(crl.issuerName);
+      key = nameKey(crl.issuerDer);
     } catch {
       continue;
     }
@@ -294,7 +307,7 @@ function indexOf(anchors: TrustAnchors): AnchorIndex {
   return idx;
 }
 
-function crlSignedBy(idx: AnchorIndex, crl: x509.X509Crl, issuer: CertInfo): Promise<boolean> {
+function crlSignedBy(idx: AnchorIndex, crl: RevocationList, issuer: CertInfo): Promise<boolean> {
   let byIssuer = idx.crlOk.get(crl);
   if (!byIssuer) {
     byIssuer = new Map();
@@ -306,9 +319,8 @@ function crlSignedBy(idx: AnchorIndex, crl: x509.X509Crl, issuer: CertInfo): Pro
     if (issuer.keyUsage !== undefined && !(issuer.keyUsage & x509.KeyUsageFlags.cRLSign)) {
       p = Promise.resolve(false);
     } else {
-      // §6.3.3 (g). Pass the PublicKey (not the certificate): X509Crl.verify
-      // then uses the CRL's own signatureAlgorithm.
-      p = crl.verify({ publicKey: issuer.cert.publicKey }).catch(() => false);
+      // §6.3.3 (g), with the CRL's own signatureAlgorithm.
+      p = crl.verify(issuer.cert);
     }
     byIssuer.set(issuer.digest, p);
   }
@@ -373,10 +385,12 @@ async function buildPath(
 // ---------------------------------------------------------------------------
 // Validation
 
-async function revocationFailure(c: CertInfo, issuer: CertInfo, idx: AnchorIndex): Promise<Fail | undefined> {
+async function revocationFailure(c: CertInfo, issuer: CertInfo, idx: AnchorIndex, at: Date, crlGraceMs?: number): Promise<Fail | undefined> {
+  let newest: RevocationList | undefined;
   for (const crl of idx.crlsByIssuer.get(c.issuerKey) ?? []) {
     // §6.3.3 (b)(f)(g): CRL from this issuer (name) with a valid signature by its key.
     if (!(await crlSignedBy(idx, crl, issuer))) continue; // forged or foreign CRL: ignored
+    if (!newest || (crl.nextUpdate?.getTime() ?? Infinity) > (newest.nextUpdate?.getTime() ?? Infinity)) newest = crl;
     const entry = crl.findRevoked(c.cert.serialNumber);
     if (!entry) continue;
     const reason = entry.reason;
@@ -387,10 +401,22 @@ async function revocationFailure(c: CertInfo, issuer: CertInfo, idx: AnchorIndex
       `certificate ${c.subjectDn} (serial ${c.cert.serialNumber.toLowerCase()}) was revoked on ${isoSeconds(entry.revocationDate)}${why}, per the CRL of ${issuer.subjectDn}`,
     );
   }
+  // §6.3.3 (a): the newest CRL is past its nextUpdate and no newer one could be had: beyond the
+  // grace period, the revocation status is undetermined and the certificate is not accepted.
+  if (crlGraceMs !== undefined && newest?.nextUpdate && at.getTime() > newest.nextUpdate.getTime() + crlGraceMs) {
+    return fail(
+      'revocation-unknown',
+      `the CRL of ${issuer.subjectDn} is stale (its nextUpdate ${isoSeconds(newest.nextUpdate)} has passed by more than the ${graceText(crlGraceMs)} allowed and no newer CRL was obtained): the revocation status of ${c.subjectDn} is unknown`,
+    );
+  }
   return undefined;
 }
 
-async function validatePath(path: CertInfo[], at: Date, idx: AnchorIndex, usage?: 'serverAuth' | 'clientAuth'): Promise<Fail | undefined> {
+function graceText(ms: number): string {
+  return ms >= 3_600_000 && ms % 3_600_000 === 0 ? `${ms / 3_600_000} h` : `${Math.round(ms / 60_000)} min`;
+}
+
+async function validatePath(path: CertInfo[], at: Date, idx: AnchorIndex, usage?: 'serverAuth' | 'clientAuth', crlGraceMs?: number): Promise<Fail | undefined> {
   const n = path.length;
   // §6.1.2 (k): max_path_length starts at n; decremented for every
   // non-self-issued CA certificate, capped by pathLenConstraint.
@@ -407,7 +433,7 @@ async function validatePath(path: CertInfo[], at: Date, idx: AnchorIndex, usage?
     }
     // §6.1.3 (a)(3): revocation status (the trust anchor itself is not checked).
     if (i < n - 1) {
-      const r = await revocationFailure(c, path[i + 1]!, idx);
+      const r = await revocationFailure(c, path[i + 1]!, idx, at, crlGraceMs);
       if (r) return r;
     }
     // §6.1.4 (o) / §6.1.5 (f): unrecognised critical extensions.
@@ -485,7 +511,7 @@ export async function verifyChain(input: VerifyChainInput): Promise<VerifyChainR
   try {
     const built = await buildPath([leaf], presented.slice(1), idx);
     if (!built.ok) return built;
-    const bad = await validatePath(built.path, at, idx, usage);
+    const bad = await validatePath(built.path, at, idx, usage, input.crlGraceMs);
     if (bad) return bad;
     return { ok: true, leaf: leaf.cert, subjectDn: leaf.subjectDn, path: built.path.map((p) => p.cert) };
   } catch (e) {

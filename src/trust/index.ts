@@ -105,6 +105,8 @@ function failureToReason(f: ChainFailure): Extract<ClientIdentity, { ok: false }
       return 'expired';
     case 'revoked':
       return 'revoked';
+    case 'revocation-unknown': // the issuer's CRL is stale beyond the grace period (docs/trust-space.md)
+      return 'untrusted';
     case 'wrong-usage': // the EKU does not allow clientAuth (RFC 5280 §4.2.1.12)
       return 'not-client-auth';
     case 'untrusted':
@@ -151,6 +153,13 @@ export interface TrustServiceOptions {
   routes: Record<string, string | string[]>;
   logger?: Logger;
   resolveMx?: (domain: string) => Promise<{ exchange: string; priority: number }[]>;
+  /**
+   * Stale-CRL rule (docs/trust-space.md, "Revocation"): how long past its nextUpdate the newest CRL
+   * of an issuer is still used; beyond, that issuer's certificates are refused. Undefined: no limit.
+   */
+  crlGraceMs?: number;
+  /** Called on every refused certificate with the reason (metrics). */
+  onCertificateRefused?: (failure: ChainFailure) => void;
 }
 
 export class TrustService {
@@ -189,8 +198,11 @@ export class TrustService {
           temporary: true,
         },
       };
-    const r = await verifyChain({ chain, anchors: this.opts.anchors(), usage });
+    const r = await verifyChain({ chain, anchors: this.opts.anchors(), usage, ...(this.opts.crlGraceMs !== undefined ? { crlGraceMs: this.opts.crlGraceMs } : {}) });
     if (r.ok) return { ok: true, dn: r.subjectDn, leaf: r.leaf };
+    this.opts.onCertificateRefused?.(r.failure);
+    // A stale CRL refuses every certificate of its issuer: worth an operator's attention at once.
+    if (r.failure === 'revocation-unknown') this.opts.logger?.error({ who, detail: r.detail }, 'certificate refused: its issuer\'s CRL is stale beyond the grace period');
     // RFC 3463 X.7.5: cryptographic failure (untrusted, expired, revoked, badly signed certificate).
     return {
       ok: false,
