@@ -127,6 +127,7 @@ export class ApiSender {
         if (!(e instanceof IdempotencyKeyTakenError)) throw e;
         const won = await this.recorded(key);
         if (!won) throw e;
+        req.log.info({ route: key.route }, 'Idempotency-Key committed by another process: its answer replayed');
         return { ...won, replayed: true };
       }
     })();
