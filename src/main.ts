@@ -47,6 +47,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { startHttpServer, type HttpServer, type WebAuthOptions } from './http/app.js';
 import { clientSettings } from './http/autoconfig.js';
+import { purgeIdempotentAnswers } from './http/sending.js';
 import { Metrics } from './audit/metrics.js';
 import { UsageMeter } from './audit/usage.js';
 import { startTracePurge } from './audit/traces.js';
@@ -572,6 +573,12 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
       (n) => n && logger.debug({ removed: n }, 'expired login failures forgotten'),
       (e) => logger.error({ err: e?.message ?? String(e) }, 'login failure purge failed'),
     );
+  let idempotencyTimer: NodeJS.Timeout | undefined;
+  const purgeIdempotency = () =>
+    purgeIdempotentAnswers(store).then(
+      (n) => n && logger.debug({ removed: n }, 'expired Idempotency-Key answers removed'),
+      (e) => logger.error({ err: e?.message ?? String(e) }, 'Idempotency-Key answer purge failed'),
+    );
   const leadership = new Leadership({
     store,
     leaseName: 'operator-leader',
@@ -591,6 +598,16 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
           lockoutTimer.unref();
         },
         stop: () => clearInterval(lockoutTimer),
+      },
+      {
+        // The mail API's Idempotency-Key answers expire after 24 h (http/sending.ts).
+        name: 'idempotency-purge',
+        start() {
+          void purgeIdempotency();
+          idempotencyTimer = setInterval(purgeIdempotency, 3_600_000);
+          idempotencyTimer.unref();
+        },
+        stop: () => clearInterval(idempotencyTimer),
       },
       { name: 'webhooks', start: () => webhooks.start(), stop: () => webhooks.stop() },
     ],

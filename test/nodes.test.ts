@@ -39,9 +39,9 @@ class Browser {
     readonly ca: string,
   ) {}
 
-  async req(method: string, p: string, json?: unknown): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: any }> {
+  async req(method: string, p: string, json?: unknown, extra: Record<string, string> = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: any }> {
     const url = new URL(p, this.base);
-    const headers: Record<string, string> = { accept: 'application/json' };
+    const headers: Record<string, string> = { accept: 'application/json', ...extra };
     const cookie = await this.jar.getCookieString(url.href);
     if (cookie) headers.cookie = cookie;
     if (this.csrf) headers['x-csrf-token'] = this.csrf;
@@ -260,6 +260,38 @@ describe('two nodes of one operator on PostgreSQL (caducee demo --postgres --nod
     const again = await b1again.req('POST', '/api/auth/second-factor', { code: next });
     assert.equal(again.status, 401);
     assert.equal(again.body.code, 'replayed-code');
+  });
+
+  test('Idempotency-Key: an answer of node 1 is replayed by node 2; one new key sent to both nodes at once is sent once', async (t) => {
+    if (skip) return t.skip(skip);
+    const [paul, accueil] = B.users;
+    const b1 = new Browser(`https://127.0.0.1:${node(1).https}`, ca);
+    const first = await b1.req('POST', '/api/auth/login', { login: accueil.login, password: accueil.password });
+    assert.equal(first.body.stage, 'enrol-second-factor', JSON.stringify(first.body));
+    const enrolled = await b1.req('POST', '/api/auth/second-factor/enrol', { code: await totp(first.body.totp.secret) });
+    assert.equal(enrolled.status, 200, JSON.stringify(enrolled.body));
+    // The same web session on node 2 (sessions are rows of the shared schema).
+    const b2 = Object.assign(new Browser(`https://127.0.0.1:${node(2).https}`, ca), { jar: b1.jar, csrf: b1.csrf });
+    const draft = (subject: string) => ({ from: accueil.addresses[0], to: [paul.addresses[0]], subject, text: 'Une seule fois.' });
+    const tag = `${process.pid}-${Date.now()}`;
+    const r1 = await b1.req('POST', '/api/v1/submissions', draft(`Clé ${tag} A`), { 'idempotency-key': `a-${tag}` });
+    assert.equal(r1.status, 201, JSON.stringify(r1.body));
+    assert.equal(r1.headers['idempotent-replayed'], undefined);
+    const r2 = await b2.req('POST', '/api/v1/submissions', draft(`Clé ${tag} A`), { 'idempotency-key': `a-${tag}` });
+    assert.equal(r2.status, 201, JSON.stringify(r2.body));
+    assert.equal(r2.headers['idempotent-replayed'], 'true', 'node 2 replays the answer node 1 committed');
+    assert.deepEqual(r2.body, r1.body);
+    // One new key at both nodes at once: the key's unique row decides, the loser replays the winner's answer.
+    const both = await Promise.all([b1, b2].map((b) => b.req('POST', '/api/v1/submissions', draft(`Clé ${tag} B`), { 'idempotency-key': `b-${tag}` })));
+    assert.deepEqual(both.map((r) => r.status), [201, 201], JSON.stringify(both.map((r) => r.body)));
+    assert.deepEqual(both[0].body, both[1].body, 'one submission');
+    assert.equal(both.filter((r) => r.headers['idempotent-replayed'] === 'true').length, 1);
+    const listed = (await b1.req('GET', '/api/v1/submissions?limit=100')).body.submissions as { subject: string }[];
+    assert.deepEqual(
+      [`Clé ${tag} A`, `Clé ${tag} B`].map((s) => listed.filter((x) => x.subject === s).length),
+      [1, 1],
+      'each sent once',
+    );
   });
 
   test('lockout: failed logins on node 1 lock the login on node 2 (IMAP and HTTPS)', async (t) => {

@@ -429,7 +429,7 @@ export function registerMailRoutes(app: FastifyInstance, o: MailRoutesOptions) {
 
     scope.post('/api/v1/submissions', { bodyLimit }, async (req, reply) => {
       const { user } = await caller(req);
-      return o.sender.idempotent(req, reply, user, async () => {
+      return o.sender.idempotent(req, reply, user, async (key) => {
         const { draft: d, files } = await readDraft(req);
         // The one sending path (http/sending.ts), shared with POST /api/v1/documents.
         const result = await o.sender.send(
@@ -437,6 +437,7 @@ export function registerMailRoutes(app: FastifyInstance, o: MailRoutesOptions) {
           { from: d.from, to: d.to, cc: d.cc, bcc: d.bcc, subject: d.subject, notify: (d.notify as NewQueueItem['notify']) ?? null, compose: () => compose(user, d, files, false) },
           remote(req),
           req.log,
+          key,
         );
         if (d.draftId) await o.mail.removeDraft(user, d.draftId).catch(() => undefined);
         for (const a of d.attachments) if ('uploadId' in a) uploads.delete(a.uploadId);

@@ -4,7 +4,8 @@
 // sender right (Core.maySendAs), each recipient (trust space, patients), the header checks
 // (X-MSS-*, Sender:), the size limits, then one commit with the copy in Sent and the tracking
 // row (architecture invariant 1: a 201 means all of it is stored). `Idempotency-Key` is honoured
-// here for both routes: a repeated key answers the first result without sending again.
+// here for both routes: a repeated key answers the first result without sending again; the key
+// is committed with the message, so this survives a restart and holds across processes.
 import { randomBytes } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Headers } from '@zone-eu/mailsplit';
@@ -13,7 +14,8 @@ import type { MailService } from '../mail/service.js';
 import { SubmissionRefusal, type AcceptedRecipient, type SubmissionPipeline } from '../mail/submission.js';
 import type { MessageFiles } from '../store/message-files.js';
 import { BlobSizeExceededError } from '../store/blobs.js';
-import type { NewQueueItem } from '../store/types.js';
+import { IdempotencyKeyTakenError } from '../store/errors.js';
+import type { NewQueueItem, Store } from '../store/types.js';
 import { AuthProblem } from './session.js';
 
 /** French wording of a recipient refusal (the SMTP reply stays in the log and `smtp`). */
@@ -27,6 +29,21 @@ export const RECIPIENT_REASONS: Record<string, string> = {
 
 const invalid = (detail: string, field?: string) => new AuthProblem(400, 'invalid-request', detail, field ? { field } : {});
 const IDEMPOTENCY_TTL_MS = 24 * 3600_000;
+
+/**
+ * Removes the Idempotency-Key answers older than 24 h (a lookup ignores them already): run hourly
+ * by the leader process (main.ts), so one process of a cluster does it.
+ */
+export function purgeIdempotentAnswers(store: Pick<Store, 'purgeIdempotentAnswers'>, now = Date.now()): Promise<number> {
+  return store.purgeIdempotentAnswers(now - IDEMPOTENCY_TTL_MS);
+}
+
+/** An Idempotency-Key as scoped: its caller and route (docs/mail-api.md). */
+export interface IdempotencyKey {
+  userId: number;
+  route: string;
+  key: string;
+}
 
 /** What is sent: the envelope, and the message composed once the recipients are accepted. */
 export interface Outgoing {
@@ -72,8 +89,7 @@ function splitMessage(buf: Buffer) {
 }
 
 export class ApiSender {
-  private readonly done = new Map<string, { at: number; status: number; body: unknown }>();
-  private readonly inflight = new Map<string, Promise<{ status: number; body: unknown }>>();
+  private readonly inflight = new Map<string, Promise<{ status: number; body: unknown; replayed: boolean }>>();
 
   constructor(private readonly o: { mail: MailService; pipeline: SubmissionPipeline; blobs: MessageFiles; maxMessageSize: number }) {}
 
@@ -82,40 +98,58 @@ export class ApiSender {
   }
 
   /**
-   * Runs `handler` once per (caller, Idempotency-Key): a repeated key gets the first answer back
-   * with `Idempotent-Replayed: true` and nothing is sent again. Answers are kept 24 h.
+   * Runs `handler` once per (caller, route, Idempotency-Key): a repeated key gets the first answer
+   * back with `Idempotent-Replayed: true` and nothing is sent again. The key and its answer are
+   * committed with the message (DeliveryRequest.idempotency), so this holds after a crash or a
+   * restart, and across `--workers` processes and nodes; answers are kept 24 h.
    */
-  async idempotent(req: FastifyRequest, reply: FastifyReply, user: User, handler: () => Promise<{ status: number; body: unknown }>) {
+  async idempotent(req: FastifyRequest, reply: FastifyReply, user: User, handler: (key: IdempotencyKey | null) => Promise<{ status: number; body: unknown }>) {
     const header = req.headers['idempotency-key'];
-    const key = typeof header === 'string' && header.length ? `${user.id}:${req.routeOptions.url}:${header.slice(0, 200)}` : null;
-    const t = Date.now();
-    for (const [k, v] of this.done) if (t - v.at > IDEMPOTENCY_TTL_MS) this.done.delete(k);
+    const key: IdempotencyKey | null = typeof header === 'string' && header.length ? { userId: user.id, route: req.routeOptions.url ?? req.url, key: header.slice(0, 200) } : null;
     if (!key) {
-      const r = await handler();
+      const r = await handler(null);
       return reply.code(r.status).send(r.body);
     }
-    const hit = this.done.get(key);
-    if (hit) return reply.code(hit.status).header('idempotent-replayed', 'true').send(hit.body);
-    // A repeat arriving while the first is being sent waits for its answer (never sends twice);
-    // a failed first try is not remembered: the client may try again with the same key.
-    const running = this.inflight.get(key);
-    if (running) {
-      const r = await running;
-      return reply.code(r.status).header('idempotent-replayed', 'true').send(r.body);
-    }
-    const p = handler();
-    this.inflight.set(key, p);
+    const replay = (r: { status: number; body: unknown }) => reply.code(r.status).header('idempotent-replayed', 'true').send(r.body);
+    const id = JSON.stringify([key.userId, key.route, key.key]);
+    // A repeat arriving in this process while the first is being sent waits for its answer (never
+    // sends twice); a failed first try is not remembered: the client may try again with the same key.
+    const running = this.inflight.get(id);
+    if (running) return replay(await running);
+    const p = (async () => {
+      const hit = await this.recorded(key);
+      if (hit) return { ...hit, replayed: true };
+      try {
+        return { ...(await handler(key)), replayed: false };
+      } catch (e) {
+        // Another process or node committed the key first: this delivery rolled back whole
+        // (the key is unique, inserted in the same transaction); its answer is the winner's.
+        if (!(e instanceof IdempotencyKeyTakenError)) throw e;
+        const won = await this.recorded(key);
+        if (!won) throw e;
+        req.log.info({ route: key.route }, 'Idempotency-Key committed by another process: its answer replayed');
+        return { ...won, replayed: true };
+      }
+    })();
+    this.inflight.set(id, p);
     try {
       const r = await p;
-      this.done.set(key, { at: Date.now(), status: r.status, body: r.body });
-      return reply.code(r.status).send(r.body);
+      return r.replayed ? replay(r) : reply.code(r.status).send(r.body);
     } finally {
-      this.inflight.delete(key);
+      this.inflight.delete(id);
     }
   }
 
+  /** The answer committed with `key` in the last 24 h, rebuilt with its ids. */
+  private async recorded(key: IdempotencyKey): Promise<{ status: number; body: unknown } | undefined> {
+    const r = await this.o.pipeline.o.core.store.getIdempotentAnswer(key.userId, key.route, key.key, Date.now() - IDEMPOTENCY_TTL_MS);
+    if (!r) return undefined;
+    const rest = JSON.parse(r.answer) as Omit<SubmissionResult, 'id' | 'emailId'>;
+    return { status: 201, body: { id: r.submissionId !== null ? `s${r.submissionId}` : `s${r.emailId}`, emailId: `e${r.emailId}`, ...rest } satisfies SubmissionResult };
+  }
+
   /** Sends `m` as `user` from the web/API (`origin.remote`): the shared path of both routes. */
-  async send(user: User, m: Outgoing, remote: string | null, log: FastifyRequest['log']): Promise<SubmissionResult> {
+  async send(user: User, m: Outgoing, remote: string | null, log: FastifyRequest['log'], idempotency: IdempotencyKey | null = null): Promise<SubmissionResult> {
     const { pipeline } = this.o;
     if (!isValidAddress(m.from)) throw invalid('Adresse d’expéditeur invalide.', 'from');
     const all = [...new Set([...m.to, ...m.cc, ...m.bcc].map((a) => a.toLowerCase()))];
@@ -156,6 +190,17 @@ export class ApiSender {
       if (e instanceof SubmissionRefusal) throw new AuthProblem(413, 'too-large', e.detail ?? e.message);
       throw e;
     }
+    const messageId = (headers.getFirst('message-id') || '').trim().replace(/^<|>$/g, '');
+    const at = new Date().toISOString();
+    // The answer but its ids (known once committed), recorded with the message under the key.
+    const answer: Omit<SubmissionResult, 'id' | 'emailId'> = {
+      messageId,
+      from: m.from,
+      sender: prepared.sender?.address ?? null,
+      subject: m.subject,
+      sentAt: at,
+      recipients: accepted.map((r) => ({ address: r.address, status: r.local !== undefined ? 'delivered' : 'queued', detail: null, updatedAt: at })),
+    };
     const blob = await this.o.blobs.put(message, { maxSize: this.o.maxMessageSize + 65536 }).catch((e) => Promise.reject(e instanceof BlobSizeExceededError ? new AuthProblem(413, 'too-large', 'Message trop volumineux.') : e));
     let sent: { id: string; submission: number | undefined };
     try {
@@ -163,7 +208,7 @@ export class ApiSender {
       // one transaction (architecture invariant 1), answered 201 only after it.
       const sentFolder = await this.o.mail.folderByRole(submitter.senderMailboxId, '\\Sent');
       const copies = await pipeline
-        .commit({ submitter, rcpts: accepted, blob, envelopeFrom: m.from, origin: { protocol: 'web', user, remote }, sessionId, senderCopy: { mailboxId: submitter.senderMailboxId, folderId: sentFolder.id, flags: ['\\Seen'] }, header: headers.build() })
+        .commit({ submitter, rcpts: accepted, blob, envelopeFrom: m.from, origin: { protocol: 'web', user, remote }, sessionId, senderCopy: { mailboxId: submitter.senderMailboxId, folderId: sentFolder.id, flags: ['\\Seen'] }, header: headers.build(), idempotency: idempotency && { ...idempotency, at: Date.now(), ttlMs: IDEMPOTENCY_TTL_MS, answer: JSON.stringify(answer) } })
         .catch((e) => Promise.reject(e instanceof SubmissionRefusal ? new AuthProblem(422, 'recipient-refused', `Envoi refusé : ${e.message}`, { recipients: [] }, {}, 'Unprocessable Content') : e));
       const own = copies.find((c) => c.sentCopy)!;
       // The tracking row recorded in the same transaction (docs/receipts.md) names the submission.
@@ -171,18 +216,11 @@ export class ApiSender {
     } finally {
       blob.release();
     }
-    const messageId = (headers.getFirst('message-id') || '').trim().replace(/^<|>$/g, '');
-    const at = new Date().toISOString();
     log.info({ user: user.login, local: accepted.filter((r) => r.local !== undefined).length, remote: accepted.filter((r) => r.domain).length, size: blob.size }, 'message submitted (web)');
     return {
       id: sent.submission !== undefined ? `s${sent.submission}` : `s${sent.id.slice(1)}`,
       emailId: sent.id,
-      messageId,
-      from: m.from,
-      sender: prepared.sender?.address ?? null,
-      subject: m.subject,
-      sentAt: at,
-      recipients: accepted.map((r) => ({ address: r.address, status: r.local !== undefined ? 'delivered' : 'queued', detail: null, updatedAt: at })),
+      ...answer,
     };
   }
 }

@@ -308,7 +308,7 @@ export function registerSoftwareRoutes(app: FastifyInstance, o: SoftwareRoutesOp
     const bodyLimit = Math.ceil(o.maxMessageSize * 1.4) + 65536;
     scope.post('/api/v1/documents', { bodyLimit }, async (req, reply) => {
       const { user } = await caller(req);
-      return o.sender.idempotent(req, reply, user, async () => {
+      return o.sender.idempotent(req, reply, user, async (key) => {
         let json: unknown;
         const files: { name: string; mimeType: string; bytes: Buffer }[] = [];
         if (req.isMultipart()) {
@@ -332,6 +332,7 @@ export function registerSoftwareRoutes(app: FastifyInstance, o: SoftwareRoutesOp
           { from: d.from, to: d.to, cc: d.cc, bcc: [], subject, notify: (d.options.notify as NewQueueItem['notify']) ?? null, compose: async () => raw },
           req.ip ?? null,
           req.log,
+          key,
         );
         return { status: 201, body: result };
       });

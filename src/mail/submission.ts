@@ -230,6 +230,8 @@ export class SubmissionPipeline {
     senderCopy?: DeliveryRequest['senderCopy'];
     /** The message's header block as stored: Message-ID and Subject for its delivery tracking. */
     header: Buffer;
+    /** The mail API request's Idempotency-Key and answer, committed with the message (http/sending.ts). */
+    idempotency?: DeliveryRequest['idempotency'];
   }): Promise<DeliveryResult> {
     const { submitter: s, rcpts } = m;
     const localIds = rcpts.filter((r) => r.local !== undefined).map((r) => r.local!);
@@ -257,6 +259,8 @@ export class SubmissionPipeline {
           senderCopy: m.senderCopy ?? null,
           // Delivery tracking (docs/receipts.md): recorded in the delivery's transaction.
           tracking: { ...trackingFields(m.header), userId: s.user.id },
+          // A retried mail API request finds its answer, after a crash or on another process.
+          idempotency: m.idempotency ?? null,
         },
         m.origin,
       )

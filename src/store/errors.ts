@@ -5,3 +5,11 @@
 export class StoreConflictError extends Error {
   override name = 'StoreConflictError';
 }
+
+/**
+ * deliver() with an Idempotency-Key another request recorded first (DeliveryRequest.idempotency):
+ * the unique key decided, nothing of this delivery was stored.
+ */
+export class IdempotencyKeyTakenError extends StoreConflictError {
+  override name = 'IdempotencyKeyTakenError';
+}

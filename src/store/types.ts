@@ -91,6 +91,35 @@ export interface DeliveryRequest {
    * in a transaction of its own. The caller then calls PutBlob.releasedByCommit().
    */
   releasePins?: { blobId: string; token: string }[];
+  /**
+   * The Idempotency-Key of the mail API request sending this message (http/sending.ts), recorded
+   * in this transaction with the answer: a retry after a crash, or on another process or node,
+   * finds it (getIdempotentAnswer). When the key is recorded already (and not expired: `at` minus
+   * `ttlMs`), nothing is stored and deliver() throws IdempotencyKeyTakenError.
+   */
+  idempotency?: NewIdempotentAnswer | null;
+}
+
+/** An Idempotency-Key and its answer, recorded by deliver() (DeliveryRequest.idempotency). */
+export interface NewIdempotentAnswer {
+  userId: number;
+  /** The route (e.g. /api/v1/submissions): a key is scoped to its caller and route. */
+  route: string;
+  key: string;
+  /** Epoch ms. */
+  at: number;
+  /** A row older than this is expired: replaced instead of conflicting. */
+  ttlMs: number;
+  /** The JSON answer, but its ids (filled from submissionId and emailId when read). */
+  answer: string;
+}
+
+/** A recorded answer: the JSON, and the ids committed with it (the tracking row, the copy in Sent). */
+export interface IdempotentAnswer {
+  answer: string;
+  submissionId: number | null;
+  emailId: number | null;
+  at: number;
 }
 
 /** A message file's analysis recorded with its delivery (DeliveryRequest.analysis). */
@@ -488,6 +517,10 @@ export interface DeliveryStore {
    * (with its tracking rows, the reports it carries, the keyword it sets: see DeliveryRequest).
    */
   deliver(req: DeliveryRequest): Promise<DeliveryResult>;
+  /** The answer recorded for (userId, route, key) at or after `since` (epoch ms), if any. */
+  getIdempotentAnswer(userId: number, route: string, key: string, since: number): Promise<IdempotentAnswer | undefined>;
+  /** Removes the Idempotency-Key rows recorded before `before` (epoch ms); returns how many. */
+  purgeIdempotentAnswers(before: number): Promise<number>;
   /** Recipients of the messages `userId` submitted on `day` (YYYY-MM-DD, Europe/Paris). */
   recipientsSentOn(userId: number, day: string): Promise<number>;
 

@@ -20,7 +20,7 @@ import { FolderSnapshots } from '../../src/imap/folder-snapshots.js';
 import { HEADER_INDEX_VERSION, headerIndexRow, indexedColumn, indexNeedle } from '../../src/mail/header-index.js';
 import { analyzeMessage } from '../../src/mime/index.js';
 import type { Mailbox, QueueItem, Structure, User } from '../../src/model/index.js';
-import { StoreConflictError } from '../../src/store/errors.js';
+import { IdempotencyKeyTakenError, StoreConflictError } from '../../src/store/errors.js';
 import { DailyRecipientLimitError, KeywordAlreadySetError, type DeliveryRequest, type IncomingReport, type Store } from '../../src/store/types.js';
 
 export interface OpenedStore {
@@ -767,6 +767,50 @@ export function storeContract(engine: string, open: OpenStore): void {
       assert.deepEqual((await s.getMessageByUid((await inbox(s, rcpt.id)).id, 1))!.flags, []);
       await assert.rejects(s.deliver(local([], { senderCopy: { mailboxId: rcpt.id, folderId: sent.id, flags: [] } })), 'a folder of another mailbox rejects');
       assert.deepEqual(await s.folderUids(sent.id), [1], 'and stores nothing');
+    });
+
+    t('idempotency: the key and its answer commit with the delivery; a second delivery with the key stores nothing (IdempotencyKeyTakenError); expired rows are replaced and purged', async (s) => {
+      const u = await user(s);
+      const sender = await mailbox(s, { ownerUserId: u.id });
+      const rcpt = await mailbox(s);
+      const sent = (await s.getFolder(sender.id, 'Sent'))!;
+      const t0 = 1_800_000_000_000;
+      const ttlMs = 24 * 3600_000;
+      const req = (at: number, answer: string) =>
+        local([rcpt.id], {
+          senderMailboxId: sender.id,
+          senderCopy: { mailboxId: sender.id, folderId: sent.id, flags: ['\\Seen'] },
+          remote: [remote('ext@autre.mssante.test')],
+          tracking: { userId: u.id, messageId: `<idem-${at}@hopital.test>`, subject: 'Clé' },
+          idempotency: { userId: u.id, route: '/api/v1/submissions', key: 'clé-1', at, ttlMs, answer },
+        });
+      assert.equal(await s.getIdempotentAnswer(u.id, '/api/v1/submissions', 'clé-1', t0 - ttlMs), undefined);
+      const copies = await s.deliver(req(t0, '{"n":1}'));
+      const sc = copies.find((c) => c.sentCopy)!;
+      const got = (await s.getIdempotentAnswer(u.id, '/api/v1/submissions', 'clé-1', t0 - ttlMs))!;
+      assert.deepEqual(got, { answer: '{"n":1}', submissionId: copies.submissionChanges![0].id, emailId: sc.messageId, at: t0 });
+      assert.equal(await s.getIdempotentAnswer(u.id, '/api/v1/documents', 'clé-1', 0), undefined, 'scoped to the route');
+      assert.equal(await s.getIdempotentAnswer((await user(s)).id, '/api/v1/submissions', 'clé-1', 0), undefined, 'and to the user');
+      assert.equal(await s.getIdempotentAnswer(u.id, '/api/v1/submissions', 'clé-1', t0 + 1), undefined, 'older than `since`: not found');
+      // The same key again (a retry on another process): nothing of it is stored.
+      const queued = (await s.listQueue()).length;
+      const again = req(t0 + 1000, '{"n":2}');
+      await assert.rejects(s.deliver(again), (e: unknown) => e instanceof IdempotencyKeyTakenError && e instanceof StoreConflictError);
+      assert.deepEqual(await s.folderUids(sent.id), [1]);
+      assert.deepEqual(await s.folderUids((await inbox(s, rcpt.id)).id), [1]);
+      assert.equal((await s.listQueue()).length, queued);
+      assert.equal(await s.isBlobReferenced(again.blobId), false);
+      assert.equal((await s.listSubmissions([sender.id], { limit: 10 })).length, 1);
+      assert.equal((await s.getIdempotentAnswer(u.id, '/api/v1/submissions', 'clé-1', 0))!.answer, '{"n":1}');
+      // Once expired, the key may be used again: the row is replaced.
+      await s.deliver(req(t0 + ttlMs + 1, '{"n":3}'));
+      assert.equal((await s.getIdempotentAnswer(u.id, '/api/v1/submissions', 'clé-1', t0 + 1))!.answer, '{"n":3}');
+      await s.deliver(local([rcpt.id], { idempotency: { userId: u.id, route: '/api/v1/documents', key: 'k', at: t0, ttlMs, answer: '{}' } }));
+      assert.deepEqual(await s.getIdempotentAnswer(u.id, '/api/v1/documents', 'k', 0), { answer: '{}', submissionId: null, emailId: null, at: t0 });
+      assert.equal(await s.purgeIdempotentAnswers(t0 + 1), 1, 'the documents row');
+      assert.equal(await s.getIdempotentAnswer(u.id, '/api/v1/documents', 'k', 0), undefined);
+      assert.equal(await s.purgeIdempotentAnswers(t0 + 1), 0);
+      assert.ok(await s.getIdempotentAnswer(u.id, '/api/v1/submissions', 'clé-1', 0));
     });
 
     t('filing: local copies go to the folder (created on first use) with the flags', async (s) => {

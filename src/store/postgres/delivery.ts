@@ -13,6 +13,7 @@ import { storable } from './text.js';
 import { rowQueue } from '../rows.js';
 import { analysisStatement } from './blob-meta.js';
 import { traceStatement } from './traces.js';
+import { IdempotencyKeyTakenError } from '../errors.js';
 
 /** A message row inserted with the UID and modseq taken under its folder's row lock (one statement). */
 const APPEND_TO_NAMED_FOLDER = `
@@ -142,8 +143,31 @@ export class PgDelivery extends PgPart implements DeliveryStore {
         // The copy kept in Sent (web sending) is the submission's emailId in the mail API.
         if (tracked) await c.query('UPDATE submissions SET email_id = $1 WHERE id = $2', [m.id, tracked.id]);
       }
+      // The request's Idempotency-Key with its answer, committed with the message (http/sending.ts).
+      // Two nodes with one key: the second waits on the first's row until it commits, then its
+      // upsert matches nothing (not expired), and all of this rolls back.
+      if (req.idempotency) {
+        const k = req.idempotency;
+        const sentCopy = copies.find((cp) => cp.sentCopy);
+        const won = await c.query(
+          `INSERT INTO idempotency_keys (user_id, route, key, created_at, submission_id, email_id, answer) VALUES ($1, $2, $3, $4, $5, $6, $7)
+           ON CONFLICT (user_id, route, key) DO UPDATE SET created_at = EXCLUDED.created_at, submission_id = EXCLUDED.submission_id, email_id = EXCLUDED.email_id, answer = EXCLUDED.answer
+           WHERE idempotency_keys.created_at < $8 RETURNING 1 AS won`,
+          [k.userId, storable(k.route), storable(k.key), k.at, tracked?.id ?? null, sentCopy?.messageId ?? null, storable(k.answer), k.at - k.ttlMs],
+        );
+        if (!won.rows.length) throw new IdempotencyKeyTakenError(`Idempotency-Key already recorded for user #${k.userId} on ${k.route}`);
+      }
       return Object.assign(copies, { submissionChanges });
     });
+  }
+
+  async getIdempotentAnswer(userId: number, route: string, key: string, since: number) {
+    const r = (await this.query('SELECT answer, submission_id, email_id, created_at FROM idempotency_keys WHERE user_id = $1 AND route = $2 AND key = $3 AND created_at >= $4', [userId, storable(route), storable(key), since]))[0];
+    return r ? { answer: r.answer as string, submissionId: r.submission_id == null ? null : Number(r.submission_id), emailId: r.email_id == null ? null : Number(r.email_id), at: Number(r.created_at) } : undefined;
+  }
+
+  async purgeIdempotentAnswers(before: number) {
+    return this.run('DELETE FROM idempotency_keys WHERE created_at < $1', [before]);
   }
 
   /**

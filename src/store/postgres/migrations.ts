@@ -529,4 +529,21 @@ BEGIN
 END $$;
 `,
   },
+  {
+    version: 3,
+    name: 'Idempotency-Key answers of the mail API, shared by every process and node (SQLite migration 20)',
+    sql: `
+CREATE TABLE idempotency_keys (
+  user_id BIGINT NOT NULL,
+  route ${T} NOT NULL,
+  key ${T} NOT NULL,
+  created_at BIGINT NOT NULL,
+  submission_id BIGINT,
+  email_id BIGINT,
+  answer ${T} NOT NULL,
+  PRIMARY KEY (user_id, route, key)
+);
+CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at);
+`,
+  },
 ];

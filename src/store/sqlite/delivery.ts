@@ -9,6 +9,7 @@ import { applyConversationChanges } from './patients.js';
 import { rowQueue } from '../rows.js';
 import { writeBlobMeta, writeSearchHeaders } from './blob-meta.js';
 import { insertTrace } from './traces.js';
+import { IdempotencyKeyTakenError } from '../errors.js';
 
 export class SqliteDelivery extends SqlitePart implements DeliveryStore {
   /**
@@ -38,6 +39,15 @@ export class SqliteDelivery extends SqlitePart implements DeliveryStore {
       'INSERT INTO recipients_per_day (user_id, day, count) VALUES (?, ?, ?) ON CONFLICT (user_id, day) DO UPDATE SET count = count + excluded.count RETURNING count',
     ).get(d.userId, d.day, d.count);
     if (r.count > d.limit) throw new DailyRecipientLimitError(d.day, d.limit);
+  }
+
+  async getIdempotentAnswer(userId: number, route: string, key: string, since: number) {
+    const r: any = this.q('SELECT answer, submission_id, email_id, created_at FROM idempotency_keys WHERE user_id = ? AND route = ? AND key = ? AND created_at >= ?').get(userId, route, key, since);
+    return r ? { answer: r.answer as string, submissionId: r.submission_id as number | null, emailId: r.email_id as number | null, at: r.created_at as number } : undefined;
+  }
+
+  async purgeIdempotentAnswers(before: number) {
+    return this.q('DELETE FROM idempotency_keys WHERE created_at < ?').run(before).changes;
   }
 
   async recipientsSentOn(userId: number, day: string) {
@@ -153,6 +163,17 @@ export class SqliteDelivery extends SqlitePart implements DeliveryStore {
       for (const u of req.usage ?? []) usage.run(u.at, u.structureId, u.mailboxType, u.flow, u.peer, u.attachment ? 1 : 0, u.xdm ? 1 : 0);
       // Patient conversations (Mon espace santé stand-in): opened or closed with the message.
       if (req.conversations?.length) applyConversationChanges(this.connection, req.conversations);
+      // The request's Idempotency-Key with its answer, committed with the message (http/sending.ts):
+      // a key recorded already (not expired) rolls all of this back.
+      if (req.idempotency) {
+        const k = req.idempotency;
+        const won = this.q(
+          `INSERT INTO idempotency_keys (user_id, route, key, created_at, submission_id, email_id, answer) VALUES (?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (user_id, route, key) DO UPDATE SET created_at = excluded.created_at, submission_id = excluded.submission_id, email_id = excluded.email_id, answer = excluded.answer
+           WHERE idempotency_keys.created_at < ? RETURNING 1 AS won`,
+        ).get(k.userId, k.route, k.key, k.at, tracked?.id ?? null, sentCopy?.messageId ?? null, k.answer, k.at - k.ttlMs);
+        if (!won) throw new IdempotencyKeyTakenError(`Idempotency-Key already recorded for user #${k.userId} on ${k.route}`);
+      }
       return Object.assign(copies, { submissionChanges });
     })();
   }

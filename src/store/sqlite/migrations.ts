@@ -564,4 +564,24 @@ CREATE INDEX blob_pins_until ON blob_pins(until);
 ALTER TABLE blob_garbage ADD COLUMN removing_since INTEGER;
 `,
   },
+  {
+    version: 20,
+    name: 'Idempotency-Key answers of the mail API, shared by every process (http/sending.ts)',
+    // Issue 13: (user, route, key) → the answer, recorded in the transaction of the submission it
+    // answers, so a retry after a crash or on another process replays it; created_at epoch ms,
+    // rows older than 24 h are ignored and purged.
+    sql: `
+CREATE TABLE idempotency_keys (
+  user_id INTEGER NOT NULL,
+  route TEXT NOT NULL,
+  key TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  submission_id INTEGER,
+  email_id INTEGER,
+  answer TEXT NOT NULL,
+  PRIMARY KEY (user_id, route, key)
+) WITHOUT ROWID;
+CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at);
+`,
+  },
 ];
