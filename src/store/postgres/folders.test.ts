@@ -113,7 +113,7 @@ test('\\Recent: SELECT claims it once; two sessions claiming at once never both 
   assert.equal((await s.folderStatus(inbox.id)).recent, 0);
   assert.deepEqual((await s.openFolder(inbox.id, { clearRecent: true })).messages.filter((m) => m.recent), []);
   const empty = await s.createFolder((await s.getFolderById(inbox.id))!.mailboxId, 'Vide');
-  assert.deepEqual(await s.openFolder(empty.id), { messages: [], uidNext: 1, highestModseq: 1 });
+  assert.deepEqual(await s.openFolder(empty.id), { messages: [], uidNext: 1, highestModseq: 1, recentFrom: 1 });
 });
 
 test('two nodes storing flags on the same messages at once lose no change (rows locked before read)', { skip }, async () => {
