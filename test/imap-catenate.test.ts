@@ -4,40 +4,15 @@
 // is NO [BADURL], and nothing is stored. (The imaptest scripts catenate and catenate-multiappend
 // cover URLs into the user's own mailboxes, bad UIDVALIDITY and TRYCREATE.)
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { after, before, describe, test } from 'node:test';
-import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../src/demo/space.js';
-import { tempDir, testLogger } from './helpers.js';
-import { connect } from './support/imap-stream.js';
+import { describe, test } from 'node:test';
+import { imapDemo } from './support/imap-demo.js';
 
 describe('IMAP CATENATE (RFC 4469) and access', () => {
-  let layout: DemoLayout;
-  let demo: RunningDemo;
-  let cleanup = () => {};
-  let ca: string;
-  const open: { close(): void }[] = [];
-  before(async () => {
-    let dir: string;
-    ({ dir, cleanup } = tempDir());
-    layout = await prepareDemo(dir, { ports: 'ephemeral' });
-    demo = await startDemo(layout, { logger: testLogger() });
-    ca = readFileSync(layout.caBundle, 'utf8');
-  });
-  after(async () => {
-    for (const c of open) c.close();
-    await demo?.stop();
-    cleanup();
-  });
-  const session = async (i: number) => {
-    const u = layout.operators[0].users[i];
-    const c = await connect(demo.operators[0].ports.imaps, ca);
-    open.push(c);
-    await c.cmd(`LOGIN ${u.login} "${u.appPassword}"`);
-    return c;
-  };
+  const d = imapDemo();
+  const session = (i: number) => d.connect(i);
 
   test('a URL into a mailbox delegated to the user works until the grant is withdrawn', async () => {
-    const [claire, secretary] = layout.operators[0].users;
+    const [claire, secretary] = d.layout.operators[0].users;
     const org = secretary.addresses[0]; // owned by the secretary, readable by Claire (grant "read")
     const sec = await session(1);
     const body = 'From: accueil@a.mssante.test\r\nSubject: planning\r\n\r\nGarde du samedi\r\n';

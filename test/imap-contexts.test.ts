@@ -4,12 +4,9 @@
 // selected. (The imaptest scripts search-context-update*, search-partial, sort-partial and esort
 // cover the single-session cases.)
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { after, before, describe, test } from 'node:test';
-import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../src/demo/space.js';
+import { describe, test } from 'node:test';
 import { MAX_UPDATE_CONTEXTS } from '../src/imap/search-updates.js';
-import { tempDir, testLogger } from './helpers.js';
-import { connect } from './support/imap-stream.js';
+import { imapDemo } from './support/imap-demo.js';
 
 const message = (subject: string) => `From: a@a.mssante.test\r\nTo: b@a.mssante.test\r\nSubject: ${subject}\r\nMessage-ID: <${subject}@a.mssante.test>\r\n\r\nbody\r\n`;
 const appendCmd = (folder: string, flags: string, subject: string) => {
@@ -19,28 +16,9 @@ const appendCmd = (folder: string, flags: string, subject: string) => {
 const uidOf = (lines: string[]) => Number(/APPENDUID \d+ (\d+)/.exec(lines.at(-1)!)![1]);
 
 describe('RFC 5267 update contexts (CONTEXT=SEARCH, CONTEXT=SORT)', () => {
-  let layout: DemoLayout;
-  let demo: RunningDemo;
-  let cleanup = () => {};
-  let ca: string;
-  const open: { close(): void }[] = [];
-  before(async () => {
-    let dir: string;
-    ({ dir, cleanup } = tempDir());
-    layout = await prepareDemo(dir, { ports: 'ephemeral' });
-    demo = await startDemo(layout, { logger: testLogger() });
-    ca = readFileSync(layout.caBundle, 'utf8');
-  });
-  after(async () => {
-    for (const c of open) c.close();
-    await demo?.stop();
-    cleanup();
-  });
+  const d = imapDemo();
   const session = async (folder?: string) => {
-    const u = layout.operators[0].users[0];
-    const c = await connect(demo.operators[0].ports.imaps, ca);
-    open.push(c);
-    await c.cmd(`LOGIN ${u.login} "${u.appPassword}"`);
+    const c = await d.connect(0);
     if (folder) await c.cmd(`SELECT ${folder}`);
     return c;
   };

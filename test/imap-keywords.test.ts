@@ -3,11 +3,8 @@
 // whether it set the keyword itself, another session did, or a new message carried it. Real
 // sockets against the demo; every response stream is recorded and checked line by line.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { after, before, describe, test } from 'node:test';
-import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../src/demo/space.js';
-import { tempDir, testLogger } from './helpers.js';
-import { connect } from './support/imap-stream.js';
+import { describe, test } from 'node:test';
+import { imapDemo } from './support/imap-demo.js';
 
 const SYSTEM = new Set(['\\answered', '\\flagged', '\\deleted', '\\seen', '\\draft', '\\recent']);
 
@@ -45,28 +42,9 @@ const appendCmd = (folder: string, flags: string, i: number) => {
 };
 
 describe('IMAP keywords are announced by FLAGS before any FETCH shows them', () => {
-  let layout: DemoLayout;
-  let demo: RunningDemo;
-  let cleanup = () => {};
-  let ca: string;
-  const open: { close(): void }[] = [];
-  before(async () => {
-    let dir: string;
-    ({ dir, cleanup } = tempDir());
-    layout = await prepareDemo(dir, { ports: 'ephemeral' });
-    demo = await startDemo(layout, { logger: testLogger() });
-    ca = readFileSync(layout.caBundle, 'utf8');
-  });
-  after(async () => {
-    for (const c of open) c.close();
-    await demo?.stop();
-    cleanup();
-  });
+  const d = imapDemo();
   const session = async (folder?: string) => {
-    const u = layout.operators[0].users[0];
-    const c = await connect(demo.operators[0].ports.imaps, ca);
-    open.push(c);
-    await c.cmd(`LOGIN ${u.login} "${u.appPassword}"`);
+    const c = await d.connect(0);
     if (folder) await c.cmd(`SELECT ${folder}`);
     return c;
   };

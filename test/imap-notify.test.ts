@@ -2,11 +2,8 @@
 // EXISTS + FETCH for the selected one, sent while the client is silent (no command, no IDLE);
 // nothing for folders not watched, nothing after NOTIFY NONE; unsupported events NO [BADEVENT].
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { after, before, describe, test } from 'node:test';
-import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../src/demo/space.js';
-import { tempDir, testLogger } from './helpers.js';
-import { connect } from './support/imap-stream.js';
+import { describe, test } from 'node:test';
+import { imapDemo } from './support/imap-demo.js';
 
 const appendCmd = (folder: string, subject: string) => {
   const m = `From: a@a.mssante.test\r\nSubject: ${subject}\r\n\r\nbody\r\n`;
@@ -14,28 +11,9 @@ const appendCmd = (folder: string, subject: string) => {
 };
 
 describe('IMAP NOTIFY (RFC 5465)', () => {
-  let layout: DemoLayout;
-  let demo: RunningDemo;
-  let cleanup = () => {};
-  let ca: string;
-  const open: { close(): void }[] = [];
-  before(async () => {
-    let dir: string;
-    ({ dir, cleanup } = tempDir());
-    layout = await prepareDemo(dir, { ports: 'ephemeral' });
-    demo = await startDemo(layout, { logger: testLogger() });
-    ca = readFileSync(layout.caBundle, 'utf8');
-  });
-  after(async () => {
-    for (const c of open) c.close();
-    await demo?.stop();
-    cleanup();
-  });
+  const d = imapDemo();
   const session = async () => {
-    const u = layout.operators[0].users[0];
-    const c = await connect(demo.operators[0].ports.imaps, ca);
-    open.push(c);
-    await c.cmd(`LOGIN ${u.login} "${u.appPassword}"`);
+    const c = await d.connect(0);
     return c;
   };
 
@@ -98,14 +76,9 @@ describe('IMAP NOTIFY (RFC 5465)', () => {
   });
 
   test('a folder of a mailbox whose read grant is withdrawn is no longer reported (RFC 5465 §5.9)', async () => {
-    const [claire, secretary] = layout.operators[0].users;
+    const [claire, secretary] = d.layout.operators[0].users;
     const org = secretary.addresses[0]; // the secretary's ORG mailbox, readable by Claire
-    const sec = await (async () => {
-      const c = await connect(demo.operators[0].ports.imaps, ca);
-      open.push(c);
-      await c.cmd(`LOGIN ${secretary.login} "${secretary.appPassword}"`);
-      return c;
-    })();
+    const sec = await d.connect(1);
     const a = await session();
     const name = `"Partagés/${org}/INBOX"`;
     await a.cmd('ENABLE IMAP4rev2'); // UTF-8 names
