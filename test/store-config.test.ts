@@ -18,7 +18,7 @@ import { pgTestDatabase } from './support/postgres.js';
 test('store: SQLite by default; postgres needs a url; CADUCEE_POSTGRES_URL selects it; a schema must be a plain identifier', () => {
   const d = parseConfig({}).store;
   assert.equal(d.kind, 'sqlite');
-  assert.deepEqual({ ...d, blobs: undefined }, { kind: 'sqlite', schema: 'public', poolSize: 10, statementTimeoutMs: 30_000, connectTimeoutMs: 10_000, blobs: undefined });
+  assert.deepEqual({ ...d, blobs: undefined }, { kind: 'sqlite', schema: 'public', poolSize: 10, statementTimeoutMs: 30_000, connectTimeoutMs: 10_000, blobs: undefined, encryption: {} });
   const pgc = parseConfig({ store: { kind: 'postgres', url: 'postgres://caducee@db:5432/caducee', schema: 'op_b', poolSize: 4 } }).store;
   assert.deepEqual([pgc.kind, pgc.url, pgc.schema, pgc.poolSize], ['postgres', 'postgres://caducee@db:5432/caducee', 'op_b', 4]);
   assert.throws(() => parseConfig({ store: { kind: 'postgres' } }), (e: Error) => e instanceof ConfigError && /store\.url: store\.kind postgres needs store\.url/.test(e.message));
