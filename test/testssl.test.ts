@@ -30,11 +30,6 @@ function findTestssl(): string | null {
 const EXEMPT: Record<string, string> = {
   // IGC-Santé issues server certificates valid 3 years; testssl rates more than 825 days MEDIUM.
   cert_validityPeriod: 'IGC-Santé server certificates are valid 3 years',
-  // Kept until a testssl.sh run confirms it is gone: the demo's certificates now name a CRL
-  // distribution point served by the demo (docs/trust-space.md "Revocation"), and testssl.sh
-  // 3.0.8 rates cert_revocation HIGH only when a certificate has neither a CRL nor an OCSP URI;
-  // spaces made before distribution points existed still lack it. No OCSP URI yet.
-  cert_revocation: 'demo test PKI: CRL distribution point not yet confirmed by a testssl.sh run; no OCSP URI',
 };
 
 interface Finding {
@@ -108,6 +103,9 @@ describe('testssl.sh finds nothing rated MEDIUM or above on any listener', { tim
       for (const id of ['TLS1_2', 'TLS1_3', 'cipher_order']) assert.ok(findings.some((f) => f.id === id || f.id.startsWith(`${id}-`)), `${t.name}: no ${id} finding, did testssl.sh reach the listener? ${JSON.stringify(findings.slice(0, 5))}`);
       // What the issue measured, rated OK by testssl itself: no CBC suite (LUCKY13), no RSA key
       // transport (ROBOT), the server's cipher order, client renegotiation refused; HSTS on HTTPS.
+      // The demo's certificates name a CRL distribution point (RFC 5280 §4.2.1.13), as IGC-Santé's do:
+      // testssl.sh reports it and raises no cert_revocation finding.
+      if (!findings.some((f) => f.id === 'cert_crlDistributionPoints' && /^http:\/\//.test(f.finding))) problems.push(`${t.name}: no CRL distribution point reported`);
       for (const id of ['LUCKY13', 'ROBOT', 'cipher_order', 'secure_client_renego', ...(t.http ? ['HSTS_time'] : [])]) {
         const f = findings.find((x) => x.id === id);
         if (f?.severity !== 'OK') problems.push(`${t.name}: ${id} ${f ? `${f.severity}: ${f.finding}` : 'missing from the report'}`);
