@@ -190,21 +190,9 @@ export function sequenceSet(numbers: readonly number[]): string {
   for (const n of numbers) {
     if (!Number.isInteger(n) || n < 1 || n > 0xffffffff) throw new RangeError(`not an nz-number: ${n}`);
   }
-  const sorted = [...numbers].sort((a, b) => a - b);
-  const parts: string[] = [];
-  let start = sorted[0];
-  let prev = start;
-  for (let i = 1; i <= sorted.length; i++) {
-    const n = sorted[i];
-    if (n === prev) continue;
-    if (n === prev + 1) {
-      prev = n;
-      continue;
-    }
-    parts.push(start === prev ? `${start}` : `${start}:${prev}`);
-    start = prev = n;
-  }
-  return parts.join(',');
+  // Sorted without repeats, every run is ascending: the order-keeping form compresses it.
+  const sorted = [...numbers].sort((a, b) => a - b).filter((n, i, a) => i === 0 || n !== a[i - 1]);
+  return orderedSequenceSet(sorted);
 }
 
 /**
