@@ -97,10 +97,19 @@ test('200 queued items claimed in batches by two nodes at once: disjoint, coveri
   const all = (await a.listQueue({ status: 'queued' })).map((q) => q.id);
   assert.equal(all.length, 200);
   const now = Date.now();
+  // Every worker waits after its first batch until all three have one, so that both nodes
+  // take part whatever the scheduling (one node alone could otherwise drain the queue first).
+  let first = 0;
+  let allStarted!: () => void;
+  const started = new Promise<void>((r) => (allStarted = r));
   const worker = async (store: typeof a, owner: string) => {
     const got: number[] = [];
     for (;;) {
       const batch = await store.claimQueueItems(owner, now, 7, 60_000);
+      if (got.length === 0) {
+        if (++first === 3) allStarted();
+        await started;
+      }
       if (batch.length === 0) return got;
       assert.deepEqual(batch.map((q) => q.id), [...batch.map((q) => q.id)].sort((x, y) => x - y), 'a batch comes oldest first');
       got.push(...batch.map((q) => q.id));
