@@ -35,7 +35,7 @@ import { WebhookDispatcher } from './integration/webhooks.js';
 import { inboundDescriber } from './integration/inbound.js';
 import type { MessageFiles } from './store/message-files.js';
 import { ensurePrivateDir, exposedStatePaths } from './store/permissions.js';
-import { loadKeyRing, openMessageFiles } from './store/open-message-files.js';
+import { openMessageFiles } from './store/open-message-files.js';
 import { StoreChannelTransport } from './relay/channel.js';
 import type { Store } from './store/types.js';
 import { TrustService } from './trust/index.js';
@@ -230,7 +230,7 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
   // A failed pin release is harmless (the pin expires), but worth a warning.
   let blobs: MessageFiles;
   try {
-    const keys = loadKeyRing(config);
+    const keys = store.sealer?.keys;
     blobs = openMessageFiles(config, store, { keys: keys ?? null, onError: (err) => logger.warn({ err }, 'message file pin release failed; it expires by itself') });
     // docs/encryption.md: which key new message files are sealed with (the id, never the key).
     if (keys) logger.info({ keyId: keys.currentId, keys: keys.keys.length }, 'message files encrypted at rest');

@@ -6,6 +6,9 @@ import type { Config } from './config/index.js';
 import { SqliteStore } from './store/sqlite/index.js';
 import { PgStore, redactUrl } from './store/postgres/index.js';
 import type { Store } from './store/types.js';
+import { loadKeyRing } from './store/open-message-files.js';
+import { ValueSealer } from './store/value-seal.js';
+import type { KeyRing } from './store/keyring.js';
 
 /** A start-up failure the administrator can mend (its message says what and how): printed as one line. */
 export class StartupError extends Error {
@@ -13,12 +16,21 @@ export class StartupError extends Error {
 }
 
 /** Opens the store of an operator without starting anything (CLI administration commands). */
-export async function openStore(config: Config): Promise<Store> {
+export async function openStore(config: Config, opts: { keys?: KeyRing | null } = {}): Promise<Store> {
   const st = config.store;
-  if (st.kind === 'sqlite') return SqliteStore.open(path.join(config.dataDir, 'caducee.sqlite'));
+  // docs/encryption.md: the keyring of store.encryption seals message files and row values alike
+  // (`keys`: this keyring instead, e.g. the one `caducee keys rotate` is writing; null: none).
+  let sealer: ValueSealer | undefined;
+  try {
+    const keys = opts.keys === null ? undefined : (opts.keys ?? loadKeyRing(config));
+    sealer = keys && new ValueSealer(keys);
+  } catch (e: any) {
+    throw new StartupError(e.message, { cause: e });
+  }
+  if (st.kind === 'sqlite') return SqliteStore.open(path.join(config.dataDir, 'caducee.sqlite'), { sealer });
   // PostgreSQL (issue 12): several processes and nodes of the operator share it (docs/configuration.md).
   try {
-    return await PgStore.open(st.url!, { schema: st.schema, poolSize: st.poolSize, statementTimeoutMs: st.statementTimeoutMs, connectTimeoutMs: st.connectTimeoutMs });
+    return await PgStore.open(st.url!, { schema: st.schema, poolSize: st.poolSize, statementTimeoutMs: st.statementTimeoutMs, connectTimeoutMs: st.connectTimeoutMs, sealer });
   } catch (e: any) {
     // The driver's own words (a connection failure comes wrapped with the server's name: unwrapped, it is named once).
     const detail = /^cannot connect to PostgreSQL/.test(e.message) && e.cause instanceof Error ? e.cause.message : e.message;

@@ -26,7 +26,7 @@ function ringOf(config: Config): KeyRing {
 }
 
 async function withFiles<T>(config: Config, keys: KeyRing, fn: (files: MessageFiles) => Promise<T>): Promise<T> {
-  const store = await openStore(config);
+  const store = await openStore(config, { keys });
   try {
     return await fn(openMessageFiles(config, store, { keys }));
   } finally {

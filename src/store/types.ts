@@ -23,6 +23,7 @@ import type {
   Webhook,
 } from '../model/index.js';
 import type { Logger } from 'pino';
+import type { ValueSealer } from './value-seal.js';
 
 export interface NewQueueItem {
   recipient: string;
@@ -900,5 +901,11 @@ export interface NotificationStore {
  * only part of it take the focused interface(s) above, or a Pick of them.
  */
 export interface Store extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, BlobMetaStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore, NotificationStore {
+  /**
+   * Seals the values this store keeps in rows (docs/encryption.md, "Values in rows"), built from
+   * store.encryption's keyring by openStore; undefined when encryption at rest is off. Its
+   * keyring is the one the message files use.
+   */
+  readonly sealer: ValueSealer | undefined;
   close(): Promise<void>;
 }

@@ -2,6 +2,7 @@
 // one focused interface of store/types.ts, as the parts of SqliteStore do over their handle.
 import pg from 'pg';
 import { StoreConflictError } from '../errors.js';
+import type { ValueSealer } from '../value-seal.js';
 
 export { StoreConflictError };
 
@@ -65,15 +66,20 @@ export interface PgConnectionOptions {
   statementTimeoutMs?: number;
   /** Gives up opening a connection to the server after this long (ms; default: no limit). */
   connectTimeoutMs?: number;
+  /** Seals values kept in rows (docs/encryption.md); absent when encryption at rest is off. */
+  sealer?: ValueSealer;
 }
 
 /** One pool over one schema; transactions on one pooled client. */
 export class PgConnection {
   readonly pool: pg.Pool;
   readonly schema: string;
+  /** Seals values kept in rows (docs/encryption.md, "Values in rows"); undefined when encryption at rest is off. */
+  readonly sealer: ValueSealer | undefined;
 
   constructor(url: string, opts: PgConnectionOptions = {}) {
     this.schema = checkSchemaName(opts.schema ?? 'public');
+    this.sealer = opts.sealer;
     this.pool = new pg.Pool({
       connectionString: url,
       max: opts.poolSize ?? 10,

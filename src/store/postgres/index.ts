@@ -25,6 +25,7 @@ import { PgHttpSessions } from './sessions.js';
 import { PgTracking } from './tracking.js';
 import { PgTraces } from './traces.js';
 import { PgUsage } from './usage.js';
+import type { ValueSealer } from '../value-seal.js';
 
 export { StoreConflictError } from '../errors.js';
 
@@ -83,6 +84,11 @@ export class PgStore implements Store {
       throw e;
     }
     return new PgStore(url, connection);
+  }
+
+  /** The sealer of values kept in rows (docs/encryption.md), or undefined when encryption at rest is off. */
+  get sealer(): ValueSealer | undefined {
+    return this.connection.sealer;
   }
 
   /** NotificationStore: LISTEN/NOTIFY on connections of the channel's own (notifications.ts), scoped to this schema. */

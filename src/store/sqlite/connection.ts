@@ -5,6 +5,7 @@ import type Database from 'better-sqlite3';
 export const now = () => new Date().toISOString();
 
 import { StoreConflictError } from '../errors.js';
+import type { ValueSealer } from '../value-seal.js';
 
 export { StoreConflictError };
 
@@ -37,6 +38,12 @@ export function immediateTransactions(db: Database.Database): void {
 /** One SQLite connection and its prepared statements. */
 export class SqliteConnection {
   private readonly statements = new Map<string, Database.Statement>();
+
+  /**
+   * Seals values kept in rows (docs/encryption.md, "Values in rows"); undefined when encryption
+   * at rest is off (values are then stored as they are).
+   */
+  sealer: ValueSealer | undefined;
 
   constructor(readonly db: Database.Database) {}
 

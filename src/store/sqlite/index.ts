@@ -26,6 +26,7 @@ import { SqliteTraces } from './traces.js';
 import { SqliteTracking } from './tracking.js';
 import { SqlitePatients } from './patients.js';
 import { SqliteUsage } from './usage.js';
+import type { ValueSealer } from '../value-seal.js';
 
 /** Header search over the index rows, joined to the folder by blob_id (exported for its query-plan test). */
 export const headerScanSql = (test: string) => `SELECT m.uid FROM search_headers s CROSS JOIN messages m ON m.blob_id = s.blob_id WHERE s.version = 1 AND ${test} AND +m.folder_id = ?`;
@@ -75,12 +76,17 @@ export class SqliteStore implements Store {
     }
   }
 
+  /** The sealer of values kept in rows (docs/encryption.md), or undefined when encryption at rest is off. */
+  get sealer(): ValueSealer | undefined {
+    return this.connection.sealer;
+  }
+
   private q(sql: string): Database.Statement {
     return this.connection.q(sql);
   }
 
   /** Opens (creating if needed) the database file and applies pending migrations. */
-  static open(file: string): SqliteStore {
+  static open(file: string, opts: { sealer?: ValueSealer } = {}): SqliteStore {
     if (file !== ':memory:') {
       // 0700 directory, 0600 database (SQLite gives -wal and -shm the database file's mode).
       ensurePrivateDir(path.dirname(file));
@@ -94,6 +100,7 @@ export class SqliteStore implements Store {
     db.pragma('busy_timeout = 5000');
     immediateTransactions(db);
     const store = new SqliteStore(db);
+    store.connection.sealer = opts.sealer;
     store.migrate();
     return store;
   }
