@@ -1,26 +1,46 @@
 // Long fuzz runs (same properties as the *.test.ts files of this folder, more iterations):
 //   node --import tsx test/fuzz/cli.ts --target mime|sasl|trust|extraction|smtp|smtp-mx|xdm --iterations 1000000 [--seed 7]
 // Prints progress and rates; on a failure prints the seed, iteration and iteration seed, exits 1.
+// smtp and smtp-mx: --mode stream (default: many iterations per long-lived session, see
+// smtp-harness.ts; --concurrency 12 sessions at once, --session-iterations 1000, --cut-rate 0.01,
+// --replay worker:first:last replays one session of a failed run) or --mode sessions (one
+// session per iteration).
 import { extractionIteration, newExtractionStats } from './extraction-harness.js';
 import { mimeIteration, newMimeStats } from './mime-harness.js';
 import { iterationSeed } from './rng.js';
 import { newSaslStats, saslIteration } from './sasl-harness.js';
-import { newSmtpStats, SmtpFuzzTarget } from './smtp-harness.js';
+import { DEFAULT_STREAM, newSmtpStats, SmtpFuzzTarget, type SmtpStats } from './smtp-harness.js';
 import { newTrustStats, trustIteration } from './trust-harness.js';
 import { newXdmStats, xdmIteration } from './xdm-harness.js';
 
 interface Target {
   stats(): object;
   iteration(iseed: number, stats: any): void | Promise<void>;
+  /** Runs all iterations itself (SMTP stream mode) instead of one `iteration` call each. */
+  run?(seed: number, iterations: number, stats: any, progress: (done: number) => void): Promise<void>;
   close?(): Promise<void>;
 }
 
 /** The SMTP fuzzer on the submission port or the MX; after the run, the stored-message check. */
 async function smtpTarget(mode: 'submission' | 'mx') {
   const t = await SmtpFuzzTarget.start(mode);
+  const streamMode = arg('mode', 'stream') === 'stream';
+  if (!streamMode && arg('mode') !== 'sessions') {
+    console.error('--mode must be stream or sessions');
+    process.exit(2);
+  }
+  const replay = arg('replay')?.split(':').map(Number);
+  const opts = {
+    concurrency: num('concurrency', DEFAULT_STREAM.concurrency),
+    sessionIterations: num('session-iterations', DEFAULT_STREAM.sessionIterations),
+    cutRate: num('cut-rate', DEFAULT_STREAM.cutRate),
+    only: replay ? { worker: replay[0]!, from: replay[1]!, to: replay[2]! } : undefined,
+  };
+  if (streamMode) console.log(`stream mode: ${JSON.stringify(opts)}`);
   return {
     stats: newSmtpStats,
-    iteration: (iseed: number, stats: ReturnType<typeof newSmtpStats>) => t.iteration(iseed, stats),
+    iteration: (iseed: number, stats: SmtpStats) => t.iteration(iseed, stats),
+    run: streamMode ? (seed: number, iterations: number, stats: SmtpStats, progress: (done: number) => void) => t.stream(seed, iterations, stats, { ...opts, progress }) : undefined,
     async close() {
       try {
         console.log(`stored-message check: ${JSON.stringify(await t.check())}`);
@@ -67,7 +87,25 @@ const target = await TARGETS[name]();
 const stats = target.stats();
 const start = performance.now();
 let lastReport = start;
-for (let i = 0; i < iterations; i++) {
+const progress = (done: number) => {
+  const now = performance.now();
+  if (now - lastReport > 30000) {
+    lastReport = now;
+    console.log(`  ${done} iterations, ${(done / ((now - start) / 1000)).toFixed(0)} it/s${'sessions' in stats ? `, ${stats.sessions} sessions` : ''}`);
+  }
+};
+if (target.run) {
+  try {
+    await target.run(seed, iterations, stats, progress);
+  } catch (e) {
+    console.error(`FAILED (seed ${seed}):`);
+    console.error(e instanceof Error ? e.message : String(e));
+    console.error(JSON.stringify(stats));
+    await target.close?.();
+    process.exit(1);
+  }
+}
+for (let i = 0; !target.run && i < iterations; i++) {
   const iseed = iterationSeed(seed, i);
   try {
     await target.iteration(iseed, stats);
@@ -77,13 +115,10 @@ for (let i = 0; i < iterations; i++) {
     await target.close?.();
     process.exit(1);
   }
-  const now = performance.now();
-  if (now - lastReport > 30000) {
-    lastReport = now;
-    console.log(`  ${i + 1} iterations, ${((i + 1) / ((now - start) / 1000)).toFixed(0)} it/s`);
-  }
+  progress(i + 1);
 }
 await target.close?.();
 const secs = (performance.now() - start) / 1000;
 console.log(JSON.stringify(stats));
-console.log(`${name}: ${iterations} iterations in ${secs.toFixed(1)} s (${(iterations / secs).toFixed(0)} it/s), seed ${seed}, no failure`);
+const ran = 'iterations' in stats ? (stats.iterations as number) : iterations;
+console.log(`${name}: ${ran} iterations${'sessions' in stats ? ` over ${stats.sessions} sessions` : ''} in ${secs.toFixed(1)} s (${(ran / secs).toFixed(0)} it/s), seed ${seed}, no failure`);
