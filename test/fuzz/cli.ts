@@ -36,11 +36,17 @@ async function smtpTarget(mode: 'submission' | 'mx') {
     cutRate: num('cut-rate', DEFAULT_STREAM.cutRate),
     only: replay ? { worker: replay[0]!, from: replay[1]!, to: replay[2]! } : undefined,
   };
-  if (streamMode) console.log(`stream mode: ${JSON.stringify(opts)}`);
+  if (streamMode) console.log(`stream mode: ${JSON.stringify(opts)} (Ctrl-C ends the run early, with the stored-message check)`);
+  let stopping = false;
+  if (streamMode)
+    process.once('SIGINT', () => {
+      stopping = true;
+      console.log('SIGINT: finishing the iterations under way, then the stored-message check');
+    });
   return {
     stats: newSmtpStats,
     iteration: (iseed: number, stats: SmtpStats) => t.iteration(iseed, stats),
-    run: streamMode ? (seed: number, iterations: number, stats: SmtpStats, progress: (done: number) => void) => t.stream(seed, iterations, stats, { ...opts, progress }) : undefined,
+    run: streamMode ? (seed: number, iterations: number, stats: SmtpStats, progress: (done: number) => void) => t.stream(seed, iterations, stats, { ...opts, progress, stop: () => stopping }) : undefined,
     async close() {
       try {
         console.log(`stored-message check: ${JSON.stringify(await t.check())}`);
@@ -121,4 +127,4 @@ await target.close?.();
 const secs = (performance.now() - start) / 1000;
 console.log(JSON.stringify(stats));
 const ran = 'iterations' in stats ? (stats.iterations as number) : iterations;
-console.log(`${name}: ${ran} iterations${'sessions' in stats ? ` over ${stats.sessions} sessions` : ''} in ${secs.toFixed(1)} s (${(ran / secs).toFixed(0)} it/s), seed ${seed}, no failure`);
+console.log(`${name}: ${ran}${ran < iterations ? ` of ${iterations} (stopped early)` : ''} iterations${'sessions' in stats ? ` over ${stats.sessions} sessions` : ''} in ${secs.toFixed(1)} s (${(ran / secs).toFixed(0)} it/s), seed ${seed}, no failure`);

@@ -49,6 +49,8 @@ export interface StreamOptions {
   cutRate: number;
   /** Called after each iteration with the number done so far. */
   progress?: (done: number) => void;
+  /** Asked before each iteration: true ends the run early (the CLI's Ctrl-C), sessions closed cleanly. */
+  stop?: () => boolean;
   /** Replay: run only this worker, from iteration `from` (the first one of the failing session) to `to`. */
   only?: { worker: number; from: number; to: number };
 }
@@ -486,7 +488,7 @@ export class SmtpFuzzTarget {
       let x: Exchange | null = null;
       try {
         let failedOpens = 0;
-        for (let i = from; i < to && !failed; ) {
+        for (let i = from; i < to && !failed && !opts.stop?.(); ) {
           const iseed = iterationSeed(seed, i);
           if (session && (session.c.closed || ran >= opts.sessionIterations)) {
             if (!session.c.closed) await x!.send('QUIT');
