@@ -309,6 +309,7 @@ export class SmtpFuzzTarget {
       if ((await send('EHLO fuzz.test')) === null) return;
       for (let k = rng.int(3); k > 0; k--) if ((await send(this.command(rng, false))) === null) return void stats.closedByServer++;
       let authed = false;
+      let trusted = false; // may send: AUTH succeeded, or the peer operator's certificate (MX)
       if (rng.bool(0.9)) {
         const r = await send('STARTTLS');
         if (r === null) return void stats.closedByServer++;
@@ -319,11 +320,13 @@ export class SmtpFuzzTarget {
           if (this.mode === 'mx') {
             // No AUTH between operators: the certificate is the identity (trust/ judges it at MAIL).
             authed = !!client;
+            trusted = client?.cert === this.peerChain;
           } else {
             const a = await send(`AUTH PLAIN ${Buffer.from(`\0${this.user.login}\0${this.user.appPassword}`).toString('base64')}`);
             if (a === null) return void stats.closedByServer++;
             authed = a.startsWith('235');
             if (!authed) fail(`AUTH PLAIN refused: ${a}`);
+            trusted = true;
           }
         }
       }
@@ -351,6 +354,7 @@ export class SmtpFuzzTarget {
           return void stats.closedByServer++;
         }
         if (end.startsWith('250')) {
+          if (!trusted) fail(`a session without ${this.mode === 'mx' ? "the peer operator's certificate" : 'AUTH'} got DATA ${token} accepted: ${end}`);
           this.accepted.add(token);
           stats.dataAccepted++;
         } else {
