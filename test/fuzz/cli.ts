@@ -1,6 +1,7 @@
 // Long fuzz runs (same properties as the *.test.ts files of this folder, more iterations):
 //   node --import tsx test/fuzz/cli.ts --target mime|sasl|trust|extraction|smtp|smtp-mx|xdm --iterations 1000000 [--seed 7]
 // Prints progress and rates; on a failure prints the seed, iteration and iteration seed, exits 1.
+// Ctrl-C ends any run early; the summary then says how many iterations ran.
 // smtp and smtp-mx: --mode stream (default: many iterations per long-lived session, see
 // smtp-harness.ts; --concurrency 12 sessions at once, --session-iterations 1000, --cut-rate 0.01,
 // --replay worker:first:last replays one session of a failed run) or --mode sessions (one
@@ -37,12 +38,6 @@ async function smtpTarget(mode: 'submission' | 'mx') {
     only: replay ? { worker: replay[0]!, from: replay[1]!, to: replay[2]! } : undefined,
   };
   if (streamMode) console.log(`stream mode: ${JSON.stringify(opts)} (Ctrl-C ends the run early, with the stored-message check)`);
-  let stopping = false;
-  if (streamMode)
-    process.once('SIGINT', () => {
-      stopping = true;
-      console.log('SIGINT: finishing the iterations under way, then the stored-message check');
-    });
   return {
     stats: newSmtpStats,
     iteration: (iseed: number, stats: SmtpStats) => t.iteration(iseed, stats),
@@ -66,6 +61,13 @@ const TARGETS: Record<string, () => Promise<Target>> = {
   trust: async () => ({ stats: newTrustStats, iteration: trustIteration }),
   xdm: async () => ({ stats: newXdmStats, iteration: xdmIteration }),
 };
+
+/** Ctrl-C (SIGINT) ends a run early: the iterations under way finish, then the summary (and the SMTP check). */
+let stopping = false;
+process.once('SIGINT', () => {
+  stopping = true;
+  console.log('SIGINT: finishing the iterations under way, then the summary');
+});
 
 function arg(name: string, fallback?: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -111,7 +113,8 @@ if (target.run) {
     process.exit(1);
   }
 }
-for (let i = 0; !target.run && i < iterations; i++) {
+let done = 0;
+for (let i = 0; !target.run && i < iterations && !stopping; i++, done++) {
   const iseed = iterationSeed(seed, i);
   try {
     await target.iteration(iseed, stats);
@@ -126,5 +129,5 @@ for (let i = 0; !target.run && i < iterations; i++) {
 await target.close?.();
 const secs = (performance.now() - start) / 1000;
 console.log(JSON.stringify(stats));
-const ran = 'iterations' in stats ? (stats.iterations as number) : iterations;
+const ran = target.run ? (stats as SmtpStats).iterations : done;
 console.log(`${name}: ${ran}${ran < iterations ? ` of ${iterations} (stopped early)` : ''} iterations${'sessions' in stats ? ` over ${stats.sessions} sessions` : ''} in ${secs.toFixed(1)} s (${(ran / secs).toFixed(0)} it/s), seed ${seed}, no failure`);
