@@ -125,6 +125,8 @@ for (let i = 0; !target.run && i < iterations && !stopping; i++, done++) {
     process.exit(1);
   }
   progress(i + 1);
+  // synchronous targets: let the event loop run now and then, or the SIGINT handler never would
+  if (i % 256 === 255) await new Promise((r) => setImmediate(r));
 }
 await target.close?.();
 const secs = (performance.now() - start) / 1000;
