@@ -41,6 +41,7 @@ export function valueKeyId(v: Uint8Array): string | undefined {
 export class ValueSealer {
   private readonly valueKeys = new Map<string, Buffer>();
   private tokens?: Buffer;
+  private blockKey?: Buffer;
 
   constructor(readonly keys: KeyRing) {}
 
@@ -92,5 +93,30 @@ export class ValueSealer {
   token(input: string | Buffer, bytes = 8): Buffer {
     this.tokens ??= Buffer.from(hkdfSync('sha256', this.keys.current.key, Buffer.alloc(0), 'caducee search token v1', 32));
     return createHmac('sha256', this.tokens).update(input).digest().subarray(0, bytes);
+  }
+
+  /**
+   * Keyed search tokens of many short inputs at once (each at most 15 bytes: the header search's
+   * trigrams, store/search-seal.ts): the first `bytes` of AES-256 of the one block
+   * `length | input | zeros` under a token key derived from the current KEK. AES is a
+   * pseudorandom permutation, so on distinct single blocks it is a PRF (NIST SP 800-38A ECB on
+   * independent blocks, no chaining: each block is one token), and one cipher call makes all the
+   * tokens of a message: ~0.01 µs per token against 3.3 µs for one createHmac (measured on the
+   * 2-core development machine), which at ~250 tokens per message is the difference between
+   * 0.01 and 0.8 ms of CPU per message delivered.
+   */
+  blockTokens(inputs: Buffer[], bytes: number): Buffer[] {
+    if (inputs.length === 0) return [];
+    this.blockKey ??= Buffer.from(hkdfSync('sha256', this.keys.current.key, Buffer.alloc(0), 'caducee search block token v1', 32));
+    const blocks = Buffer.alloc(16 * inputs.length);
+    inputs.forEach((x, i) => {
+      if (x.length > 15) throw new RangeError(`search token input of ${x.length} bytes (at most 15)`);
+      blocks[16 * i] = x.length;
+      x.copy(blocks, 16 * i + 1);
+    });
+    const c = createCipheriv('aes-256-ecb', this.blockKey, null);
+    c.setAutoPadding(false);
+    const out = Buffer.concat([c.update(blocks), c.final()]);
+    return inputs.map((_, i) => out.subarray(16 * i, 16 * i + bytes));
   }
 }

@@ -106,7 +106,7 @@ export class PgDelivery extends PgPart implements DeliveryStore {
       // The file's analysis before the appends: the messages inserted below find its header search
       // row (messages_header_indexed marks them indexed). One statement for both rows.
       if (req.analysis) {
-        const a = analysisStatement(req.blobId, req.analysis);
+        const a = analysisStatement(req.blobId, req.analysis, this.connection.sealer);
         await c.query(a.sql, a.args);
       }
       // Usage indicators: counted exactly when the message is committed (docs/indicators.md).

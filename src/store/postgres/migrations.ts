@@ -546,4 +546,15 @@ CREATE TABLE idempotency_keys (
 CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at);
 `,
   },
+  {
+    version: 5,
+    name: 'header search index: keyed tokens and sealed values when encryption at rest is on (SQLite migration 22)',
+    // Issue 13, store/search-seal.ts: with a sealer, a row's columns hold keyed trigram tokens
+    // instead of the folded values, vals the values sealed under the KEK key_id names (NULL: a
+    // plaintext row, as before). PostgreSQL reads a column by its offset in the tuple (large ones
+    // are TOASTed), so the columns are added, not the table rebuilt as in SQLite.
+    sql: `
+ALTER TABLE search_headers ADD COLUMN key_id ${T}, ADD COLUMN vals BYTEA;
+`,
+  },
 ];
