@@ -337,3 +337,127 @@ test('the backfill records the rows of files analysed before migration 17, chunk
   const r = await store.searchHeaderCandidates(inbox.id, 'a_from', Buffer.from('P7@'), HEADER_INDEX_VERSION, 0);
   assert.deepEqual(r, { matched: [8], unindexed: [11] });
 });
+
+/** Every byte of every search_headers row (all columns), for scanning. */
+async function storedRows(store: Store): Promise<{ blob_id: string; key_id: string | null; bytes: Buffer }[]> {
+  const cols = ['key_id', 'vals', ...SEARCH_COLUMN_LIST];
+  const rows: Record<string, unknown>[] =
+    store instanceof SqliteStore ? (store.db.prepare(`SELECT blob_id, ${cols.join(', ')} FROM search_headers`).all() as Record<string, unknown>[]) : await (store as PgStore).connection.query(`SELECT blob_id, ${cols.join(', ')} FROM search_headers`);
+  return rows.map((r) => ({
+    blob_id: r.blob_id as string,
+    key_id: r.key_id as string | null,
+    bytes: Buffer.concat(cols.map((c) => (r[c] === null ? Buffer.alloc(0) : Buffer.isBuffer(r[c]) ? (r[c] as Buffer) : Buffer.from(String(r[c]))))),
+  }));
+}
+
+const MARKER = 'Zorglubéquinoxe';
+
+for (const engine of ENGINES)
+  test(`a sealed row holds no plaintext, and answers as the plaintext row does (${engine.name})`, { skip: engine.skip }, async (t) => {
+    const plainStore = await engine.open();
+    const plain = await setup(t, plainStore);
+    const sealedStore = await engine.open(new ValueSealer(ring));
+    const sealed = await setup(t, sealedStore);
+    const r = rng(7);
+    const needles: string[] = [];
+    for (let i = 0; i < 60; i++) {
+      const raw = Buffer.from(
+        `From: ${i % 3 ? `${MARKER} ${r.pick(NAMES)}` : r.pick(NAMES)} <${i % 2 ? MARKER.toLowerCase() : 'x'}${i}@${r.pick(HOSTS)}>\r\n` +
+          `To: ${r.pick(NAMES)} <dest${i}@x.fr>\r\nSubject: ${i % 2 ? MARKER.toUpperCase() : ''} ${r.pick(WORDS)} ${r.pick(WORDS)}\r\n` +
+          `Message-ID: <${MARKER}.${i}@x.fr>\r\n${i % 5 === 0 ? 'Cc: \r\n' : ''}\r\nx\r\n`,
+      );
+      for (const [store, s] of [[plainStore, plain], [sealedStore, sealed]] as const) {
+        const b = await s.blobs.put(raw);
+        await s.index.ensure(b.id);
+        await store.appendMessage(s.inbox.id, { blobId: b.id, size: raw.length, flags: [], internalDate: new Date() });
+      }
+      needles.push(...raw.toString('utf8').split('\r\n').filter((l) => l.includes(':')).map((l) => l.slice(l.indexOf(':') + 1).trim()));
+    }
+    // The plaintext index does hold the marker (so the scan below can fail), the sealed one not in any case.
+    const forms = [MARKER, MARKER.toLowerCase(), MARKER.toUpperCase(), normalizeForSearch(MARKER), 'zorglub', 'ZORGLUB', 'quinoxe', 'dest1', 'x.fr'].map((m) => Buffer.from(m, 'utf8'));
+    assert.ok((await storedRows(plainStore)).some((row) => forms.some((m) => row.bytes.includes(m))));
+    const rows = await storedRows(sealedStore);
+    assert.equal(rows.length, 60);
+    for (const row of rows) {
+      assert.equal(row.key_id, ring.currentId);
+      for (const m of forms) assert.ok(!row.bytes.includes(m), `${row.blob_id} holds ${m.toString()}`);
+    }
+    // The same answers, for needles of every length (short ones open every row), on every column.
+    const rn = rng(8);
+    let found = 0;
+    for (let n = 0; n < 300; n++) {
+      const column = rn.pick(INDEXED_HEADERS).column;
+      const needle = indexNeedle(needleFrom(rn, [...needles, MARKER, 'Zo', 'ÉQUI'])) ?? Buffer.alloc(0);
+      for (const size of [0, 1e9]) {
+        const a = await plainStore.searchHeaderCandidates(plain.inbox.id, column, needle, HEADER_INDEX_VERSION, size);
+        const b = await sealedStore.searchHeaderCandidates(sealed.inbox.id, column, needle, HEADER_INDEX_VERSION, size);
+        assert.deepEqual({ matched: [...b.matched].sort((x, y) => x - y), unindexed: b.unindexed }, { matched: [...a.matched].sort((x, y) => x - y), unindexed: [] }, `${column} ${JSON.stringify(needle.toString())}`);
+        if (a.matched.length > 0 && a.matched.length < 60) found++;
+      }
+    }
+    assert.ok(found > 100, `only ${found} informative needles`);
+    // A row's sealed values moved to another row do not open: that message is then unindexed (read), not wrong.
+    const [x, y] = rows;
+    if (sealedStore instanceof SqliteStore) sealedStore.db.prepare('UPDATE search_headers SET vals = (SELECT vals FROM search_headers WHERE blob_id = ?) WHERE blob_id = ?').run(x.blob_id, y.blob_id);
+    else await (sealedStore as PgStore).connection.query('UPDATE search_headers SET vals = (SELECT vals FROM search_headers WHERE blob_id = $1) WHERE blob_id = $2', [x.blob_id, y.blob_id]);
+    const moved = await sealedStore.searchHeaderCandidates(sealed.inbox.id, 'h_message_id', indexNeedle(MARKER)!, HEADER_INDEX_VERSION, 0);
+    assert.equal(moved.unindexed.length, 1);
+    assert.equal(moved.matched.length, 59);
+  });
+
+for (const engine of ENGINES)
+  test(`after a rotation, or encryption turned on or off, rows of another key are recomputed and the answer stays exact (${engine.name})`, { skip: engine.skip }, async (t) => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'caducee-hidx-rot-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const where = engine.name === 'SQLite' ? path.join(dir, 'c.sqlite') : `hidx_rot_${++schemas}`;
+    const rotated = ring.withNewCurrent(new Date('2026-12-08T00:00:00Z'));
+    // Each step reopens the same database with another keyring (or none).
+    const steps: [string, ValueSealer | undefined][] = [
+      ['plaintext', undefined],
+      ['encryption turned on', new ValueSealer(ring)],
+      ['after ring.withNewCurrent()', new ValueSealer(rotated)],
+      ['encryption turned off', undefined],
+    ];
+    const r = rng(11);
+    let pool: string[] = [];
+    const blobsDir = path.join(dir, 'blobs');
+    for (const [k, [what, sealer]] of steps.entries()) {
+      const store = await engine.open(sealer, where);
+      try {
+        const blobs = new BlobStore(blobsDir, store, { pinMs: 0 });
+        const index = new MessageIndex(store, blobs);
+        let inbox;
+        if (k === 0) {
+          const st = await store.createStructure({ idType: 'SIRET', idValue: '13000000000019', name: 'X' });
+          const mb = await store.createMailbox({ address: 'a@x.test', type: 'ORG', displayName: 'A', ownerUserId: null, practitionerId: null, structureId: st.id, listeRouge: false });
+          inbox = (await store.getFolder(mb.id, 'INBOX'))!;
+          // One file in four without its row: the backfill below records it.
+          pool = await fill(store, blobs, index, inbox.id, r, 80);
+        } else inbox = (await store.getFolder((await store.findMailboxByAddress('a@x.test'))!.id, 'INBOX'))!;
+        const keyId = sealer?.keys.currentId ?? null;
+        const before = await storedRows(store);
+        if (k > 0) {
+          // Every row is of the previous step's key: stale, listed for the backfill, not usable.
+          assert.ok(before.every((row) => row.key_id !== keyId), what);
+          assert.equal(await store.hasSearchHeaders(before[0].blob_id, HEADER_INDEX_VERSION), false, what);
+          const answer = await store.searchHeaderCandidates(inbox.id, 'a_from', Buffer.from('@'), HEADER_INDEX_VERSION, 1e9);
+          assert.deepEqual(answer.matched, [], `${what}: no row of another key answers`);
+          assert.equal(answer.unindexed.length, (await store.folderMessages(inbox.id)).length, what);
+        }
+        const view = { messages: await store.folderMessages(inbox.id), folderId: inbox.id };
+        // Exact while stale (the reading path answers and records rows again), and after.
+        await compare(store, blobs, index, view, r, pool, 40, `${engine.name} ${what}`);
+        let finished!: () => void;
+        const done = new Promise<void>((resolve) => (finished = resolve));
+        const backfill = startHeaderBackfill(index, store, { info: () => finished(), warn: () => finished() }, 7);
+        await Promise.race([done, new Promise((resolve) => setTimeout(resolve, 2000))]);
+        await backfill.stop();
+        assert.deepEqual(await store.blobsWithoutSearchHeaders(100), [], what);
+        const after = await storedRows(store);
+        assert.ok(after.length > 0 && after.every((row) => row.key_id === keyId), `${what}: every row of the current key`);
+        await compare(store, blobs, index, view, r, pool, 40, `${engine.name} ${what}, recorded again`);
+      } finally {
+        await store.close();
+      }
+    }
+  });
