@@ -20,12 +20,17 @@ import { SEARCH_COLUMN_LIST } from './sqlite/migrations.js';
 import type { ValueSealer } from './value-seal.js';
 
 /**
- * Bytes kept of each token. Narrowing only (the sealed values decide), so 4 bytes suffice: a
- * column of n tokens lets a token of the needle match by chance with probability about
- * 4n / 2^32 (aligned or not), a few in 10^8, which costs one more value opened. Half the size of
+ * Bytes kept of a trigram token. Narrowing only (the sealed values decide), so 4 bytes suffice: a
+ * column of n bytes of tokens lets a token of the needle match by chance with probability about
+ * n / 2^32 (aligned or not), a few in 10^7, which costs one more value opened. Half the size of
  * 8-byte tokens halves what the scan of a big folder reads.
  */
-export const SEARCH_TOKEN_BYTES = 4;
+export const TRIGRAM_TOKEN_BYTES = 4;
+/**
+ * Bytes kept of a word token. A word token decides alone (the needle IS a word of the column,
+ * so it is inside it): 8 bytes, a chance match about n / 2^64.
+ */
+export const WORD_TOKEN_BYTES = 8;
 
 /** The AAD context of a row's sealed values (a value moved to another row does not open). */
 export const searchValsContext = (blobId: string) => `search_headers:${blobId}`;
@@ -49,10 +54,84 @@ function trigrams(value: Buffer, into: Set<number>): void {
   }
 }
 
-function tokensOf(sealer: ValueSealer, column: string, grams: Set<number>): Buffer[] {
-  const c = columnIndex(column);
-  const inputs = [...grams].map((g) => Buffer.from([c, g >> 16, (g >> 8) & 0xff, g & 0xff]));
-  return sealer.blockTokens(inputs, SEARCH_TOKEN_BYTES);
+// Words: the runs between separators, for two sets of separators — every ASCII byte that is not a
+// letter or digit (names, address parts: "bernard", "mssante"), and only blanks and the
+// delimiters of address lists (whole addresses, "paul.bernard@b.mssante.test"). Bytes of 0x80
+// and up (UTF-8 of accented letters) belong to words.
+const FINE = new Uint8Array(256);
+const COARSE = new Uint8Array(256);
+for (let b = 0; b < 0x80; b++) FINE[b] = /[0-9A-Za-z]/.test(String.fromCharCode(b)) ? 0 : 1;
+for (const ch of ' \t\n\r"(),;<>[]') COARSE[ch.charCodeAt(0)] = 1;
+
+function words(value: Buffer, sep: Uint8Array, into: Map<string, Buffer>): void {
+  let start = 0;
+  for (let i = 0; i <= value.length; i++) {
+    if (i === value.length || sep[value[i]!]) {
+      if (i > start) {
+        const w = value.subarray(start, i);
+        into.set(w.toString('latin1'), w);
+      }
+      start = i + 1;
+    }
+  }
+}
+
+/** Whether `needle` can be a word of a column (it holds no separator of the coarse set). */
+function mayBeWord(needle: Buffer): boolean {
+  for (const b of needle) if (COARSE[b]) return false;
+  return needle.length > 0;
+}
+
+/** One column's trigrams and words, before tokenising. */
+interface ColumnGrams {
+  column: number;
+  grams: Set<number>;
+  words: Buffer[];
+}
+
+/**
+ * The tokens of columns' trigrams (4 bytes each, sorted as numbers) and words (8 bytes each,
+ * sorted): one AES block each, all in one call (ValueSealer.blockTokens; a trigram's block is
+ * `4 | column | 3 bytes`, a word's `1 + n | 0x80 + column | n bytes`), a word over 14 bytes by
+ * HMAC. Sorted: the order of first occurrence would give the sequence of overlapping trigrams,
+ * i.e. the text under a substitution.
+ */
+function tokenize(sealer: ValueSealer, cols: ColumnGrams[]): { trigrams: Uint32Array; words: Buffer[] }[] {
+  let n = 0;
+  for (const c of cols) n += c.grams.size + c.words.filter((w) => w.length <= 14).length;
+  const blocks = Buffer.alloc(16 * n);
+  let k = 0;
+  for (const c of cols) {
+    for (const g of c.grams) {
+      blocks[k] = 4;
+      blocks[k + 1] = c.column;
+      blocks[k + 2] = g >> 16;
+      blocks[k + 3] = (g >> 8) & 0xff;
+      blocks[k + 4] = g & 0xff;
+      k += 16;
+    }
+    for (const w of c.words)
+      if (w.length <= 14) {
+        blocks[k] = 1 + w.length;
+        blocks[k + 1] = 0x80 | c.column;
+        w.copy(blocks, k + 2);
+        k += 16;
+      }
+  }
+  const out = sealer.blockTokens(blocks);
+  k = 0;
+  return cols.map((c) => {
+    const tri = new Uint32Array(c.grams.size);
+    for (let i = 0; i < tri.length; i++, k += 16) tri[i] = out.readUInt32BE(k);
+    const words: Buffer[] = [];
+    for (const w of c.words) {
+      if (w.length <= 14) {
+        words.push(out.subarray(k, k + WORD_TOKEN_BYTES));
+        k += 16;
+      } else words.push(sealer.token(Buffer.concat([Buffer.from([0x80 | c.column]), w]), WORD_TOKEN_BYTES));
+    }
+    return { trigrams: tri.sort(), words: words.sort(Buffer.compare) };
+  });
 }
 
 /** What a search_headers row stores: the plaintext columns (key_id NULL) or the sealed form. */
@@ -68,6 +147,7 @@ export function storedSearchRow(sealer: ValueSealer | undefined, blobId: string,
   if (!sealer) return { keyId: null, columns, vals: null };
   const out: Record<string, Buffer | null> = {};
   const parts: Buffer[] = [];
+  const present: [string, ColumnGrams][] = [];
   for (const [column, v] of Object.entries(columns)) {
     if (v === null) {
       out[column] = null;
@@ -79,16 +159,42 @@ export function storedSearchRow(sealer: ValueSealer | undefined, blobId: string,
     parts.push(head, v);
     const grams = new Set<number>();
     trigrams(v, grams);
-    out[column] = Buffer.concat(tokensOf(sealer, column, grams).sort(Buffer.compare));
+    const ws = new Map<string, Buffer>();
+    words(v, FINE, ws);
+    words(v, COARSE, ws);
+    present.push([column, { column: columnIndex(column), grams, words: [...ws.values()] }]);
   }
+  const tokens = tokenize(
+    sealer,
+    present.map(([, g]) => g),
+  );
+  present.forEach(([column], i) => {
+    const t = tokens[i]!;
+    const buf = Buffer.alloc(TRIGRAM_TOKEN_BYTES * t.trigrams.length + WORD_TOKEN_BYTES * t.words.length);
+    t.trigrams.forEach((v, j) => buf.writeUInt32BE(v, TRIGRAM_TOKEN_BYTES * j));
+    t.words.forEach((w, j) => w.copy(buf, TRIGRAM_TOKEN_BYTES * t.trigrams.length + WORD_TOKEN_BYTES * j));
+    out[column] = buf;
+  });
   return { keyId: sealer.keys.currentId, columns: out, vals: sealer.seal(Buffer.concat(parts), searchValsContext(blobId)) };
 }
 
-/** The tokens a sealed column must all hold for `needle` to be in it (none below 3 bytes). */
-export function needleTokens(sealer: ValueSealer, column: string, needle: Buffer): Buffer[] {
+/**
+ * The needle's tokens for one column: those of its trigrams (all inside the column's tokens for
+ * the needle to be in it; none below 3 bytes), and its word token when it can be a word (inside:
+ * the needle surely is).
+ */
+export function needleTokens(sealer: ValueSealer, column: string, needle: Buffer): { trigrams: Buffer[]; word: Buffer | undefined } {
   const grams = new Set<number>();
   trigrams(needle, grams);
-  return tokensOf(sealer, column, grams);
+  const [t] = tokenize(sealer, [{ column: columnIndex(column), grams, words: mayBeWord(needle) ? [needle] : [] }]);
+  return {
+    trigrams: [...t!.trigrams].map((v) => {
+      const b = Buffer.alloc(TRIGRAM_TOKEN_BYTES);
+      b.writeUInt32BE(v);
+      return b;
+    }),
+    word: t!.words[0],
+  };
 }
 
 /** One column's joined values from a row's opened `vals` (null: the field is absent). */
@@ -117,11 +223,13 @@ const MAX_NEEDLE_TOKENS = 6;
 /**
  * How a store narrows one header key: `terms` null means "the column is not NULL" (the field is
  * present), else each term must be inside the column (instr / position); `verify`: each
- * candidate's sealed values are then opened for the exact test.
+ * candidate's sealed values are then opened for the exact test, except on rows holding `sure`
+ * (the needle's word token: the needle is a word of the column).
  */
 export interface HeaderQueryPlan {
   terms: Buffer[] | null;
   verify: boolean;
+  sure: Buffer | undefined;
   /** The key_id a usable row has (null: plaintext rows, encryption off). */
   keyId: string | null;
 }
@@ -130,17 +238,20 @@ export function headerQueryPlan(sealer: ValueSealer | undefined, column: string,
   columnIndex(column);
   const keyId = sealer?.keys.currentId ?? null;
   // RFC 9051 §6.4.4: an empty string matches every message that has the field.
-  if (needle.length === 0) return { terms: null, verify: false, keyId };
-  if (!sealer) return { terms: [needle], verify: false, keyId };
-  let terms = needleTokens(sealer, column, needle);
+  if (needle.length === 0) return { terms: null, verify: false, sure: undefined, keyId };
+  if (!sealer) return { terms: [needle], verify: false, sure: undefined, keyId };
+  const t = needleTokens(sealer, column, needle);
+  let terms = t.trigrams;
   if (terms.length > MAX_NEEDLE_TOKENS) terms = Array.from({ length: MAX_NEEDLE_TOKENS }, (_, i) => terms[Math.round((i * (terms.length - 1)) / (MAX_NEEDLE_TOKENS - 1))]!);
-  return { terms: terms.length === 0 ? null : terms, verify: true, keyId };
+  return { terms: terms.length === 0 ? null : terms, verify: true, sure: t.word, keyId };
 }
 
 /** A row the narrowing query returns: the message, whether its row is usable (current key), its file and sealed values. */
 export interface HeaderCandidate {
   uid: number;
   ok: boolean | number;
+  /** The row holds the needle's word token (the sealed values are then not fetched). */
+  sure?: boolean | number | null;
   blob_id: string;
   vals: Buffer | null;
 }
@@ -157,7 +268,7 @@ export function headerAnswer(sealer: ValueSealer | undefined, plan: HeaderQueryP
   const verdicts = new Map<string, boolean | undefined>();
   for (const r of rows) {
     if (!r.ok) unindexed.push(r.uid);
-    else if (!plan.verify) matched.push(r.uid);
+    else if (!plan.verify || r.sure) matched.push(r.uid);
     else {
       let v = verdicts.get(r.blob_id);
       if (!verdicts.has(r.blob_id)) {

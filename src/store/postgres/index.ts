@@ -187,11 +187,18 @@ export class PgStore implements Store {
     // of another key than $2 comes back whatever the test (ok false: the message is unindexed).
     const plan = headerQueryPlan(this.sealer, column, needle);
     const test = plan.terms === null ? `s.${column} IS NOT NULL` : plan.terms.map((_, i) => `position($${i + 3}::bytea in s.${column}) > 0`).join(' AND ');
-    const args = [folderId, plan.keyId, ...(plan.terms ?? [])];
+    const args: unknown[] = [folderId, plan.keyId, ...(plan.terms ?? [])];
+    // Sealed: a row holding the needle's word token is a match without opening its values.
+    let select = 'NULL AS sure, s.blob_id, NULL::bytea AS vals';
+    if (plan.verify && plan.sure) {
+      args.push(plan.sure);
+      const w = `position($${args.length}::bytea in s.${column}) > 0`;
+      select = `${w} AS sure, s.blob_id, CASE WHEN ${w} THEN NULL ELSE s.vals END AS vals`;
+    } else if (plan.verify) select = 'NULL AS sure, s.blob_id, s.vals';
     // One snapshot for both lists: a message indexed meanwhile is in exactly one of them.
     return this.connection.tx(async (c) => {
       const rows = await c.query(
-        `SELECT m.uid, s.key_id IS NOT DISTINCT FROM $2::text AS ok, s.blob_id, s.vals FROM messages m JOIN search_headers s ON s.blob_id = m.blob_id AND s.version = 1
+        `SELECT m.uid, s.key_id IS NOT DISTINCT FROM $2::text AS ok, ${select} FROM messages m JOIN search_headers s ON s.blob_id = m.blob_id AND s.version = 1
           WHERE m.folder_id = $1 AND m.header_indexed = 1 AND (s.key_id IS DISTINCT FROM $2::text OR (${test})) ORDER BY m.uid`,
         args,
       );

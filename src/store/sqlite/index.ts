@@ -32,15 +32,14 @@ import { headerAnswer, headerQueryPlan, type HeaderCandidate } from '../search-s
 /**
  * The header search's narrowing queries (exported for their query-plan test). `test` uses the
  * named parameters @t0…; @key is the key_id of a usable row (NULL: plaintext rows): a row of
- * another key is returned whatever the test (ok = 0: the message is unindexed).
+ * another key is returned whatever the test (ok = 0: the message is unindexed). `select` names
+ * the columns after uid and ok (headerSelect).
  */
-const HEADER_SELECT = 'SELECT m.uid, s.key_id IS @key AS ok, s.blob_id, s.vals';
-/** Over the index rows, joined to the folder by blob_id. */
-export const headerScanSql = (test: string) =>
-  `${HEADER_SELECT} FROM search_headers s CROSS JOIN messages m ON m.blob_id = s.blob_id WHERE s.version = 1 AND (s.key_id IS NOT @key OR (${test})) AND +m.folder_id = @folder`;
+export const headerScanSql = (test: string, select = 'NULL AS sure, s.blob_id, NULL AS vals') =>
+  `SELECT m.uid, s.key_id IS @key AS ok, ${select} FROM search_headers s CROSS JOIN messages m ON m.blob_id = s.blob_id WHERE s.version = 1 AND (s.key_id IS NOT @key OR (${test})) AND +m.folder_id = @folder`;
 /** Probing the index row of each message of the folder. */
-export const headerProbeSql = (test: string) =>
-  `${HEADER_SELECT} FROM messages m JOIN search_headers s ON s.blob_id = m.blob_id AND s.version = 1 WHERE m.folder_id = @folder AND m.header_indexed = 1 AND (s.key_id IS NOT @key OR (${test}))`;
+export const headerProbeSql = (test: string, select = 'NULL AS sure, s.blob_id, NULL AS vals') =>
+  `SELECT m.uid, s.key_id IS @key AS ok, ${select} FROM messages m JOIN search_headers s ON s.blob_id = m.blob_id AND s.version = 1 WHERE m.folder_id = @folder AND m.header_indexed = 1 AND (s.key_id IS NOT @key OR (${test}))`;
 
 export { StoreConflictError } from './connection.js';
 
@@ -278,12 +277,18 @@ export class SqliteStore implements Store {
     const test = plan.terms === null ? `s.${column} IS NOT NULL` : plan.terms.map((_, i) => `instr(s.${column}, @t${i}) > 0`).join(' AND ');
     const params: Record<string, unknown> = { key: plan.keyId, folder: folderId };
     plan.terms?.forEach((t, i) => (params[`t${i}`] = t));
+    // Sealed: a row holding the needle's word token is a match without opening its values.
+    let select = 'NULL AS sure, s.blob_id, NULL AS vals';
+    if (plan.verify && plan.sure) {
+      params.w = plan.sure;
+      select = `instr(s.${column}, @w) > 0 AS sure, s.blob_id, CASE WHEN instr(s.${column}, @w) > 0 THEN NULL ELSE s.vals END AS vals`;
+    } else if (plan.verify) select = 'NULL AS sure, s.blob_id, s.vals';
     if (Date.now() - this.#messageCount.at > 60_000) this.#messageCount = { n: (this.q('SELECT COUNT(*) n FROM messages').get() as { n: number }).n, at: Date.now() };
     // A folder holding a good part of the store: scan the index's rows (sequential, no probe for
     // rows that do not match), then find the folder's messages of the matching files (by blob_id:
     // `+` keeps SQLite from walking the folder's index for every row instead); a small
     // folder in a big store: probe the row of each of its messages.
-    const rows = this.q(folderSize * 3 >= this.#messageCount.n ? headerScanSql(test) : headerProbeSql(test)).all(params) as HeaderCandidate[];
+    const rows = this.q(folderSize * 3 >= this.#messageCount.n ? headerScanSql(test, select) : headerProbeSql(test, select)).all(params) as HeaderCandidate[];
     const answer = headerAnswer(this.sealer, plan, column, needle, rows);
     const unindexed = this.q('SELECT uid FROM messages WHERE folder_id = ? AND header_indexed = 0').pluck(true).all(folderId) as number[];
     return { matched: answer.matched, unindexed: answer.unindexed.length === 0 ? unindexed : [...unindexed, ...answer.unindexed] };
