@@ -2,18 +2,19 @@
 // by both engines. With encryption at rest on (a ValueSealer), a search_headers row keeps no
 // plaintext:
 // - `vals`: ONE value sealed under the current KEK (store/value-seal.ts, context
-//   `search_headers:<blob id>`) holding every column's folded values, in the layout below;
-// - each column (a_from … h_sender) holds the keyed tokens of the byte trigrams of its values
-//   instead of the values (NULL still says the field is absent): for every value (the values are
-//   joined by "\n"; a trigram never spans two), every 3-byte window, tokenised with the column's
-//   index (ValueSealer.blockTokens), deduplicated and SORTED — the order of first occurrence
-//   would give the sequence of overlapping trigrams, i.e. the text under a substitution;
+//   `search_headers:<blob id>`) holding every column's folded values, in the layout of
+//   columnFromVals (column index, length, bytes);
+// - each column (a_from … h_sender) holds keyed tokens of its values instead of the values (NULL
+//   still says the field is absent): of every byte trigram of every value (the values are joined
+//   by "\n"; a trigram never spans two) and of every word (see FINE / COARSE), under the column's
+//   index, deduplicated and sorted;
 // - `key_id`: the KEK whose token key made the tokens. A row of another key (or a plaintext row
 //   while encryption is on, or a sealed one while it is off) is treated as unindexed: the search
 //   reads the message and records the row again under the current key.
 // A needle of 3 bytes or more is narrowed by SQL (every token of its trigrams present in the
-// column's tokens: a misaligned match only adds a candidate), then each candidate's `vals` is
-// opened and the exact test of the plaintext index applied (the needle inside the column's joined
+// column's tokens: a misaligned match only adds a candidate); a candidate holding the needle's
+// word token matches (the needle is a word of the column); the `vals` of the others are opened
+// and the exact test of the plaintext index applied (the needle inside the column's joined
 // values, byte for byte). A shorter needle opens the `vals` of every row having the field.
 // The columns of search_headers, in their fixed order, give the index byte of tokens and `vals`.
 import { SEARCH_COLUMN_LIST } from './sqlite/migrations.js';
