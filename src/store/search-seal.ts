@@ -253,7 +253,8 @@ export interface HeaderCandidate {
   ok: boolean | number;
   /** The row holds the needle's word token (the sealed values are then not fetched). */
   sure?: boolean | number | null;
-  blob_id: string;
+  /** The file (null on a row holding the needle's word: not needed). */
+  blob_id: string | null;
   vals: Buffer | null;
 }
 
@@ -271,14 +272,15 @@ export function headerAnswer(sealer: ValueSealer | undefined, plan: HeaderQueryP
     if (!r.ok) unindexed.push(r.uid);
     else if (!plan.verify || r.sure) matched.push(r.uid);
     else {
-      let v = verdicts.get(r.blob_id);
-      if (!verdicts.has(r.blob_id)) {
+      const blob = r.blob_id!;
+      let v = verdicts.get(blob);
+      if (!verdicts.has(blob)) {
         try {
-          v = r.vals !== null && sealedRowMatches(sealer!, r.blob_id, r.vals, column, needle);
+          v = r.vals !== null && sealedRowMatches(sealer!, blob, r.vals, column, needle);
         } catch {
           v = undefined;
         }
-        verdicts.set(r.blob_id, v);
+        verdicts.set(blob, v);
       }
       if (v === undefined) unindexed.push(r.uid);
       else if (v) matched.push(r.uid);

@@ -186,14 +186,16 @@ export class PgStore implements Store {
     // needle's trigrams inside the column's tokens, then the exact test on the opened values. A row
     // of another key than $2 comes back whatever the test (ok false: the message is unindexed).
     const plan = headerQueryPlan(this.sealer, column, needle);
-    const test = plan.terms === null ? `s.${column} IS NOT NULL` : plan.terms.map((_, i) => `position($${i + 3}::bytea in s.${column}) > 0`).join(' AND ');
+    let test = plan.terms === null ? `s.${column} IS NOT NULL` : plan.terms.map((_, i) => `position($${i + 3}::bytea in s.${column}) > 0`).join(' AND ');
     const args: unknown[] = [folderId, plan.keyId, ...(plan.terms ?? [])];
     // Sealed: a row holding the needle's word token is a match without opening its values.
+    // (The trigram tests are then skipped for it, and its file and values not fetched.)
     let select = 'NULL AS sure, s.blob_id, NULL::bytea AS vals';
     if (plan.verify && plan.sure) {
       args.push(plan.sure);
       const w = `position($${args.length}::bytea in s.${column}) > 0`;
-      select = `${w} AS sure, s.blob_id, CASE WHEN ${w} THEN NULL ELSE s.vals END AS vals`;
+      select = `${w} AS sure, CASE WHEN ${w} THEN NULL ELSE s.blob_id END AS blob_id, CASE WHEN ${w} THEN NULL ELSE s.vals END AS vals`;
+      test = `${w} OR (${test})`;
     } else if (plan.verify) select = 'NULL AS sure, s.blob_id, s.vals';
     // One snapshot for both lists: a message indexed meanwhile is in exactly one of them.
     return this.connection.tx(async (c) => {

@@ -274,14 +274,17 @@ export class SqliteStore implements Store {
     // Plaintext: instr(column, needle); sealed (store/search-seal.ts): every token of the
     // needle's trigrams inside the column's tokens, then the exact test on the opened values.
     const plan = headerQueryPlan(this.sealer, column, needle);
-    const test = plan.terms === null ? `s.${column} IS NOT NULL` : plan.terms.map((_, i) => `instr(s.${column}, @t${i}) > 0`).join(' AND ');
+    let test = plan.terms === null ? `s.${column} IS NOT NULL` : plan.terms.map((_, i) => `instr(s.${column}, @t${i}) > 0`).join(' AND ');
     const params: Record<string, unknown> = { key: plan.keyId, folder: folderId };
     plan.terms?.forEach((t, i) => (params[`t${i}`] = t));
     // Sealed: a row holding the needle's word token is a match without opening its values.
+    // (The trigram tests are then skipped for it, and its file and values not fetched.)
     let select = 'NULL AS sure, s.blob_id, NULL AS vals';
     if (plan.verify && plan.sure) {
       params.w = plan.sure;
-      select = `instr(s.${column}, @w) > 0 AS sure, s.blob_id, CASE WHEN instr(s.${column}, @w) > 0 THEN NULL ELSE s.vals END AS vals`;
+      const w = `instr(s.${column}, @w) > 0`;
+      select = `${w} AS sure, CASE WHEN ${w} THEN NULL ELSE s.blob_id END AS blob_id, CASE WHEN ${w} THEN NULL ELSE s.vals END AS vals`;
+      test = `${w} OR (${test})`;
     } else if (plan.verify) select = 'NULL AS sure, s.blob_id, s.vals';
     if (Date.now() - this.#messageCount.at > 60_000) this.#messageCount = { n: (this.q('SELECT COUNT(*) n FROM messages').get() as { n: number }).n, at: Date.now() };
     // A folder holding a good part of the store: scan the index's rows (sequential, no probe for
