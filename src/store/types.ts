@@ -357,7 +357,8 @@ export interface BlobMetaStore {
   setBlobMeta(blobId: string, info: string): Promise<void>;
   /**
    * Records the header search row of a message file (mail/header-index.ts; migration 17): per
-   * column, the folded values joined by "\n" (null: field absent), computed at `version`.
+   * column, the folded values joined by "\n" (null: field absent), computed at `version`. With a
+   * sealer the store keeps keyed tokens and one sealed value instead (store/search-seal.ts).
    */
   setSearchHeaders(blobId: string, version: number, columns: Record<string, Buffer | null>): Promise<void>;
   /**
@@ -366,14 +367,15 @@ export interface BlobMetaStore {
    * next durable commit (the messages') syncs it.
    */
   setBlobAnalyses(entries: { blobId: string; info: string; searchVersion: number; searchColumns: Record<string, Buffer | null> }[]): Promise<void>;
-  /** Up to `limit` files of messages without their header search row (the backfill's work list). */
+  /** Up to `limit` files of messages without a usable header search row (none, or of another key than the current KEK): the backfill's work list. */
   blobsWithoutSearchHeaders(limit: number): Promise<string[]>;
-  /** Whether the file has its header search row at `version`. */
+  /** Whether the file has its header search row at `version`, made under the current KEK (or in plaintext when encryption is off). */
   hasSearchHeaders(blobId: string, version: number): Promise<boolean>;
   /**
    * Header search candidates in a folder: `matched` = UIDs whose indexed `column` (at `version`)
    * contains `needle` (an empty needle: the field exists); `unindexed` = UIDs whose message file
-   * has no row at that version yet (the caller decides them by reading the message). `folderSize`
+   * has no usable row at that version yet (none, of another key, or sealed values that do not
+   * open; the caller decides them by reading the message). `folderSize`
    * (about how many messages the folder has) only chooses how the query runs.
    */
   searchHeaderCandidates(folderId: number, column: string, needle: Buffer, version: number, folderSize: number): Promise<{ matched: number[]; unindexed: number[] }>;
