@@ -356,7 +356,14 @@ export class ImapSession implements SessionContext {
     plain.setTimeout(0);
     // Request (never require) a client certificate for SASL EXTERNAL; the acceptable CAs come
     // from secureContext (built with the CA bundle), the certificate is judged by trust/.
-    const secure = new TLSSocket(plain, { isServer: true, secureContext: this.s.secureContext, requestCert: true, rejectUnauthorized: false });
+    // `server`: where Node asks for the OCSP response to staple (RFC 6066 §8), as for implicit TLS.
+    const secure = new TLSSocket(plain, {
+      isServer: true,
+      secureContext: this.s.secureContext,
+      requestCert: true,
+      rejectUnauthorized: false,
+      ...(this.s.startTlsServer ? { server: this.s.startTlsServer } : {}),
+    });
     await new Promise<void>((resolve) => {
       secure.once('secure', () => resolve());
       secure.once('error', () => resolve());

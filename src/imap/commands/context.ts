@@ -1,7 +1,7 @@
 // What a command group sees of its IMAP session (session.ts implements it), the handler table
 // type that lets session.ts check every command has exactly one handler, and the helpers the
 // groups share: mailbox names in and out, resolving a name, rights, change notification.
-import type { SecureContext } from 'node:tls';
+import type { SecureContext, Server as TlsServer } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Authenticator } from '../../auth/index.js';
 import type { SaslServer } from '../../auth/sasl.js';
@@ -30,6 +30,11 @@ export interface ImapServices {
   logger: Logger;
   hostname: string;
   secureContext: SecureContext;
+  /**
+   * The server handed to the STARTTLS upgrade's TLSSocket (its `server` option): Node asks its
+   * 'OCSPRequest' listeners for the OCSP response to staple (trust/ocsp-stapling.ts). None: no staple.
+   */
+  startTlsServer?: TlsServer;
   /** Key and certificate chain (PEM) for the implicit-TLS listener. */
   tlsKeyCert: { key: string; cert: string };
   /** CA bundle (PEM) whose names are sent when asking clients for a certificate (implicit TLS; for STARTTLS it is in secureContext). */
