@@ -14,7 +14,7 @@ import { Core } from '../core/index.js';
 import { startOperator, type Operator, openStore } from '../main.js';
 import { startDemoPsc, type DemoPscInfo } from './psc.js';
 import { RevocationList, TestPki, type IssuedCertificate } from '../pki/index.js';
-import { crlBaseUrl, startCrlServer, type CrlServer } from './crl-server.js';
+import { crlBaseUrl, ocspUrl, startCrlServer, type CrlServer } from './crl-server.js';
 import { buildTrustListXml } from '../trust/list.js';
 import { withInsKey } from '../policy/patients.js';
 import { dropSchema } from '../store/postgres/index.js';
@@ -326,7 +326,8 @@ export async function prepareDemo(dir: string, opts: PrepareOptions = {}): Promi
     } else {
       crlServer = { host, port: DEMO_CRL_PORT, baseUrl: crlBaseUrl(host, DEMO_CRL_PORT) };
     }
-    pki = await TestPki.create(pkiDir, { crlBaseUrl: crlServer.baseUrl });
+    // The same server answers OCSP: end-entity certificates name it (AIA), operators staple its answer.
+    pki = await TestPki.create(pkiDir, { crlBaseUrl: crlServer.baseUrl, ocspUrl: ocspUrl(crlServer.host, crlServer.port) });
   } else {
     pki = await TestPki.load(pkiDir);
   }
