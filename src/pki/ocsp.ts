@@ -30,7 +30,7 @@ import {
   TBSRequest,
 } from '@peculiar/asn1-ocsp';
 import { x509 } from './x509.js';
-import { nameKey, subjectDnOf } from './names.js';
+import { issuerDnOf, nameKey, subjectDnOf } from './names.js';
 import type { CryptoKey } from './keys.js';
 
 /** SHA-1 (RFC 6960 §4.1.1: the hash of CertID; RFC 5019 §2.1.1: SHA-1 is what responders accept). */
@@ -223,7 +223,7 @@ export async function checkOcspResponse(der: Uint8Array, cert: x509.X509Certific
       const candidate = new x509.X509Certificate(AsnConvert.serialize(c));
       if (!responderIdNames(data.responderID, candidate)) continue;
       if (nameKey(candidate.issuerName) !== nameKey(issuer.subjectName))
-        throw new OcspResponseError('signer', `the response is signed by ${subjectDnOf(candidate)}, whose certificate is issued by ${candidate.issuer}, not by ${issuerDn} (RFC 6960 §4.2.2.2)`);
+        throw new OcspResponseError('signer', `the response is signed by ${subjectDnOf(candidate)}, whose certificate is issued by ${issuerDnOf(candidate)}, not by ${issuerDn} (RFC 6960 §4.2.2.2)`);
       if (!(await candidate.verify({ publicKey: issuer.publicKey, signatureOnly: true })))
         throw new OcspResponseError('signer', `the responder certificate ${subjectDnOf(candidate)} is not signed by the key of ${issuerDn} (RFC 6960 §4.2.2.2)`);
       if (!ekuAllowsOcspSigning(candidate))

@@ -19,7 +19,7 @@ import type net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { x509 } from '../pki/index.js';
-import { nameKey, subjectDnOf } from '../pki/names.js';
+import { issuerDnOf, nameKey, subjectDnOf } from '../pki/names.js';
 import { buildOcspRequest, checkOcspResponse, OcspResponseError, ocspUrlsOf, type OcspFailure, type OcspStatusInfo } from '../pki/ocsp.js';
 
 export interface OcspStaplerOptions {
@@ -251,7 +251,7 @@ export function ocspStaplerFor(
   const url = settings.responderUrl ?? ocspUrlsOf(leaf)[0];
   if (!url) return { reason: 'our certificate names no OCSP responder (Authority Information Access) and tls.ocsp.responderUrl is not set' };
   const issuer = issuerOf(leaf, [...certs.slice(1), ...anchors]);
-  if (!issuer) return { reason: `the CA that issued our certificate (${leaf.issuer}) is neither in tls.chain nor in tls.ca: the OCSP request names it` };
+  if (!issuer) return { reason: `the CA that issued our certificate (${issuerDnOf(leaf)}) is neither in tls.chain nor in tls.ca: the OCSP request names it` };
   return {
     stapler: new OcspStapler({
       cert: leaf,
