@@ -155,7 +155,9 @@ export interface DemoLayout {
   /**
    * The demo PKI's CRL distribution points, served over HTTP by the demo (src/demo/crl-server.ts):
    * every certificate of the space names `<baseUrl>/intermediate.crl` or `<baseUrl>/root.crl`.
-   * Absent in spaces made before distribution points existed.
+   * The same server is the PKI's OCSP responder, `http://host:port/ocsp` (src/demo/ocsp-responder.ts),
+   * named in the end-entity certificates of spaces made since it exists. Absent in spaces made
+   * before distribution points existed.
    */
   crlServer?: { host: string; port: number; baseUrl: string };
   trustList: string;
