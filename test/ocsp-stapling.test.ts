@@ -17,7 +17,7 @@ import { promisify } from 'node:util';
 import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../src/demo/space.js';
 import type { Operator } from '../src/main.js';
 import { TestPki, x509 } from '../src/pki/index.js';
-import { checkOcspResponse } from '../src/pki/ocsp.js';
+import { buildOcspRequest, checkOcspResponse } from '../src/pki/ocsp.js';
 import { tempDir, testLogger, waitFor } from './helpers.js';
 
 const run = promisify(execFile);
@@ -261,6 +261,13 @@ describe('the demo\'s own OCSP responder', () => {
     const ask = async () => (await run('openssl', ['ocsp', '-issuer', pki.intermediatePath, '-cert', layout.operators[0]!.cert, '-url', pki.ocspUrl!, '-CAfile', layout.caBundle, '-timeout', '10'])).stdout;
     const out = await ask();
     assert.match(out, new RegExp(`${layout.operators[0]!.cert.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: good`));
+    // GET as RFC 6960 Appendix A.1 allows (base64, then URL-encoded), and a request it cannot read.
+    const get = await fetch(`${pki.ocspUrl}/${encodeURIComponent(Buffer.from(buildOcspRequest(leaf, pki.intermediateCert)).toString('base64'))}`);
+    assert.equal(get.status, 200);
+    assert.equal(get.headers.get('content-type'), 'application/ocsp-response');
+    assert.equal((await checkOcspResponse(new Uint8Array(await get.arrayBuffer()), leaf, pki.intermediateCert)).delegated, false);
+    const bad = await fetch(pki.ocspUrl!, { method: 'POST', headers: { 'content-type': 'application/ocsp-request' }, body: 'not DER' });
+    await assert.rejects(checkOcspResponse(new Uint8Array(await bad.arrayBuffer()), leaf, pki.intermediateCert), /malformedRequest/);
     // A revocation shows at once; the operator refuses it and keeps the good response.
     await pki.revoke(leaf.serialNumber, 1);
     const revoked = await ask();
