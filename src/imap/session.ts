@@ -45,7 +45,7 @@ const HANDLERS: Handlers<Exclude<Command['name'], 'STARTTLS'>> = { ...connection
 export class ImapSession implements SessionContext {
   private socket: Socket;
   readonly remote: string | null;
-  // ENABLE pauses too, so commands pipelined after ENABLE IMAP4rev2 are parsed with UTF-8 allowed.
+  // ENABLE pauses too, so commands pipelined after ENABLE IMAP4rev2 / UTF8=ACCEPT are parsed with UTF-8 allowed.
   readonly parser = new CommandParser({ pauseAfter: ['STARTTLS', 'AUTHENTICATE', 'IDLE', 'ENABLE'] });
   state: SessionState = 'notauth';
   user?: User;
@@ -160,6 +160,11 @@ export class ImapSession implements SessionContext {
 
   get rev2(): boolean {
     return this.enabled.has('IMAP4REV2');
+  }
+
+  /** UTF-8 in quoted strings, mailbox names and header strings: ENABLE UTF8=ACCEPT (RFC 6855 §3) or IMAP4rev2 (RFC 9051 §4.3, §5.1). */
+  get utf8(): boolean {
+    return this.rev2 || this.enabled.has('UTF8=ACCEPT');
   }
 
   /** RFC 7162 §3.1: CONDSTORE is enabled by ENABLE, SELECT (CONDSTORE) or any CONDSTORE-enabling command. */

@@ -5,7 +5,7 @@
 // whitespace-normalized ("for humans"), nothing RFC 2047-decoded (that is the client's job).
 import { parseAddressList, type RawAddress } from './address.js';
 import { fieldValueImap, type RawField } from './headers.js';
-import { binToText } from './text.js';
+import { binToText, notUtf8 } from './text.js';
 import type { Addr, Envelope, Sexp } from './types.js';
 
 /** message_header_strdup(): NULs become U+FFFD (in the "binary" string: its UTF-8 bytes). */
@@ -47,13 +47,29 @@ export function forHumans(s: string): string {
   return out;
 }
 
+/** An address with its strings as stored bytes ("binary" strings). */
 function toAddr(a: RawAddress): Addr {
   return {
-    name: a.name === null ? null : binToText(forHumans(a.name)),
-    adl: a.route === null ? null : binToText(a.route),
-    mailbox: a.mailbox === null ? null : binToText(a.mailbox),
-    host: a.domain === null ? null : binToText(a.domain),
+    name: a.name === null ? null : forHumans(a.name),
+    adl: a.route,
+    mailbox: a.mailbox,
+    host: a.domain,
   };
+}
+
+/** A value with every string made text (binToText); `bad` is set when one of them is not UTF-8. */
+export function textOf<T>(v: T, seen: { bad: boolean }): T {
+  if (typeof v === 'string') {
+    if (notUtf8(v)) seen.bad = true;
+    return binToText(v) as T;
+  }
+  if (Array.isArray(v)) return v.map((x) => textOf(x, seen)) as T;
+  if (v !== null && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) out[k] = textOf(x, seen);
+    return out as T;
+  }
+  return v;
 }
 
 type AddrKey = 'from' | 'sender' | 'replyTo' | 'to' | 'cc' | 'bcc';
@@ -73,8 +89,24 @@ const FIELDS: Record<string, AddrKey | StrKey> = {
 };
 const ADDR_KEYS = new Set<string>(['from', 'sender', 'replyTo', 'to', 'cc', 'bcc']);
 
-/** The envelope of a message whose header fields are `fields` (null when there is no header at all). */
+/**
+ * The envelope of a message whose header fields are `fields`, as text, and as the stored bytes
+ * (`wire`, "binary" strings) when a field's bytes are not valid UTF-8 (issue 15: IMAP sends those
+ * bytes exactly as stored, as Dovecot does).
+ */
+export function buildEnvelopes(buf: Uint8Array, fields: RawField[]): { envelope: Envelope; wire?: Envelope } {
+  const bin = buildBinaryEnvelope(buf, fields);
+  const seen = { bad: false };
+  const envelope = textOf(bin, seen);
+  return seen.bad ? { envelope, wire: bin } : { envelope };
+}
+
+/** The text envelope (see buildEnvelopes). */
 export function buildEnvelope(buf: Uint8Array, fields: RawField[]): Envelope {
+  return buildEnvelopes(buf, fields).envelope;
+}
+
+function buildBinaryEnvelope(buf: Uint8Array, fields: RawField[]): Envelope {
   const strs: Partial<Record<StrKey, string>> = {};
   const addrs: Partial<Record<AddrKey, RawAddress[]>> = {};
   for (const f of fields) {
@@ -94,16 +126,16 @@ export function buildEnvelope(buf: Uint8Array, fields: RawField[]): Envelope {
   };
   const from = list('from');
   return {
-    date: strs.date === undefined ? null : binToText(nolf(strs.date)),
-    subject: strs.subject === undefined ? null : binToText(forHumans(strs.subject)),
+    date: strs.date === undefined ? null : nolf(strs.date),
+    subject: strs.subject === undefined ? null : forHumans(strs.subject),
     from,
     sender: list('sender') ?? from,
     replyTo: list('replyTo') ?? from,
     to: list('to'),
     cc: list('cc'),
     bcc: list('bcc'),
-    inReplyTo: strs.inReplyTo === undefined ? null : binToText(nolf(strs.inReplyTo)),
-    messageId: strs.messageId === undefined ? null : binToText(nolf(strs.messageId)),
+    inReplyTo: strs.inReplyTo === undefined ? null : nolf(strs.inReplyTo),
+    messageId: strs.messageId === undefined ? null : nolf(strs.messageId),
   };
 }
 
@@ -122,22 +154,36 @@ export function emptyEnvelope(): Envelope {
   };
 }
 
-function addrListSexp(l: Addr[] | null): Sexp {
-  return l === null ? null : l.map((a) => [a.name, a.adl, a.mailbox, a.host]);
+/** A "binary" string (one char per byte) as the bytes it stands for. */
+export function wireBytes(s: string | null): Uint8Array | null {
+  return s === null ? null : Buffer.from(s, 'latin1');
 }
 
-/** ENVELOPE as an IMAP list: (date subject from sender reply-to to cc bcc in-reply-to message-id). */
-export function envelopeSexp(env: Envelope): Sexp {
+function addrListSexp(l: Addr[] | null, w: (s: string | null) => Sexp): Sexp {
+  return l === null ? null : l.map((a) => [w(a.name), w(a.adl), w(a.mailbox), w(a.host)]);
+}
+
+/**
+ * ENVELOPE as an IMAP list: (date subject from sender reply-to to cc bcc in-reply-to message-id).
+ * With `wire` (MessageInfo.envelopeWire), strings are the header bytes as stored.
+ */
+export function envelopeSexp(env: Envelope, wire?: Envelope): Sexp {
+  if (wire !== undefined) return envelopeList(wire, wireBytes);
+  return envelopeList(env, (s) => s);
+}
+
+function envelopeList(env: Envelope, w: (s: string | null) => Sexp): Sexp {
+  const addrs = (l: Addr[] | null) => addrListSexp(l, w);
   return [
-    env.date,
-    env.subject,
-    addrListSexp(env.from),
-    addrListSexp(env.sender),
-    addrListSexp(env.replyTo),
-    addrListSexp(env.to),
-    addrListSexp(env.cc),
-    addrListSexp(env.bcc),
-    env.inReplyTo,
-    env.messageId,
+    w(env.date),
+    w(env.subject),
+    addrs(env.from),
+    addrs(env.sender),
+    addrs(env.replyTo),
+    addrs(env.to),
+    addrs(env.cc),
+    addrs(env.bcc),
+    w(env.inReplyTo),
+    w(env.messageId),
   ];
 }
