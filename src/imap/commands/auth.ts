@@ -50,6 +50,7 @@ export function capabilities(ctx: SessionContext): string[] {
     'SORT=DISPLAY',
     'THREAD=ORDEREDSUBJECT',
     'THREAD=REFERENCES',
+    'UTF8=ACCEPT', // RFC 6855 §3
   );
   return caps;
 }
@@ -82,6 +83,13 @@ export const authCommands = {
       if (c === 'IMAP4REV2' && !ctx.enabled.has(c)) {
         ctx.enabled.add(c);
         done.push('IMAP4rev2');
+        ctx.parser.setCapabilities({ literalPlus: true, utf8Accept: true });
+      }
+      if (c === 'UTF8=ACCEPT' && !ctx.enabled.has(c)) {
+        // RFC 6855 §3: from now on UTF-8 in quoted strings both ways, UTF-8 mailbox names, header
+        // strings as UTF-8 (fetch.ts), the APPEND UTF8 data item (§4) and no SEARCH CHARSET.
+        ctx.enabled.add(c);
+        done.push('UTF8=ACCEPT');
         ctx.parser.setCapabilities({ literalPlus: true, utf8Accept: true });
       }
     }
