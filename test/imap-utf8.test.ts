@@ -234,10 +234,13 @@ describe('8-bit header strings and UTF8=ACCEPT (issue 15, RFC 6855)', () => {
       const c = await connectBytes(demo.operators[0].ports.imaps, ca);
       open.push(c);
       assert.equal((await c.exchange('ENABLE UTF8=ACCEPT')).status, 'BAD');
+      // no UTF-8 in a quoted string before ENABLE (RFC 6855 §3): the server's name as a literal
+      assert.ok((await c.cmd('ID NIL')).toString('utf8').includes('"name" {8}\r\nCaducée "vendor"'));
       const u = layout.operators[0].users[1]!;
       const login = (await c.cmd(`LOGIN ${u.login} "${u.appPassword}"`)).toString('latin1');
       assert.match(login, /\[CAPABILITY [^\]]* UTF8=ACCEPT\b/);
       assert.match((await c.cmd('ENABLE UTF8=ACCEPT')).toString('latin1'), /^\* ENABLED UTF8=ACCEPT\r\n/m);
+      assert.ok((await c.cmd('ID NIL')).toString('utf8').includes('("name" "Caducée" "vendor" "Caducée"'));
       // once only
       assert.match((await c.cmd('ENABLE UTF8=ACCEPT')).toString('latin1'), /^\* ENABLED\r\n/m);
     });

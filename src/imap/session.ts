@@ -30,7 +30,8 @@ export type { ImapServices } from './commands/context.js';
 const connectionCommands = {
   NOOP: async () => 'NOOP completed',
   LOGOUT: async (ctx) => {
-    ctx.write('* BYE Caducée IMAP logging out\r\n');
+    // RFC 3501 §9: resp-text is 7-bit (TEXT-CHAR) for IMAP4rev1 clients: no "é" here.
+    ctx.write('* BYE Caducee IMAP logging out\r\n');
     ctx.state = 'logout';
     return '';
   },
@@ -118,7 +119,7 @@ export class ImapSession implements SessionContext {
     s.core.events.on('delivered', this.onChange);
     s.core.events.on('folder-changed', this.onChange);
     s.core.events.on('resync', this.onResync);
-    this.write(`* OK [CAPABILITY ${this.capabilities().join(' ')}] Caducée MSSanté IMAP ready\r\n`);
+    this.write(`* OK [CAPABILITY ${this.capabilities().join(' ')}] Caducee MSSante IMAP ready\r\n`); // 7-bit resp-text (RFC 3501 §9)
   }
 
   private attach(socket: Socket) {

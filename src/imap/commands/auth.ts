@@ -5,6 +5,7 @@ import type { AuthResult } from '../../auth/index.js';
 import type { SaslFailure } from '../../auth/sasl.js';
 import type { User } from '../../core/index.js';
 import { bad, no } from '../errors.js';
+import { quoted } from '../protocol/encoder.js';
 import { UserNamespace } from '../namespace.js';
 import type { Handlers, SessionContext } from './context.js';
 
@@ -61,8 +62,10 @@ export const authCommands = {
     return 'CAPABILITY completed';
   },
   ID: async (ctx, cmd) => {
-    // RFC 2971: identify the server; the client's parameters are only logged (no content).
-    ctx.write(`* ID ("name" "Caducée" "vendor" "Caducée" "support-url" "https://github.com/caducee")\r\n`);
+    // RFC 2971: identify the server; the client's parameters are only logged (no content). "é"
+    // in a quoted string only for a UTF-8 session (RFC 6855 §3), a literal otherwise.
+    const q = (s: string) => quoted(s, { utf8: ctx.utf8 });
+    ctx.write(`* ID (${['name', 'Caducée', 'vendor', 'Caducée', 'support-url', 'https://github.com/caducee'].map(q).join(' ')})\r\n`);
     if (cmd.params) ctx.log.debug({ client: cmd.params.name ?? null }, 'client id');
     return 'ID completed';
   },
