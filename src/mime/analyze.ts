@@ -2,7 +2,7 @@
 // ENVELOPE, section offsets, sizes), SORT and THREAD need, as plain JSON. Per-part data follows
 // Dovecot 2.3.21's message-part-data.c; sizes are Dovecot's "virtual" sizes (CRLF line ends).
 import { parseAddressList } from './address.js';
-import { buildEnvelopes, emptyEnvelope, headerStrdup, nolf, textOf } from './envelope.js';
+import { buildEnvelopes, emptyEnvelope, headerStrdup, nolf, TextOf } from './envelope.js';
 import { fieldValueImap, type RawField } from './headers.js';
 import { F_DIGEST, F_IS_MIME, F_MULTIPART, F_RFC822, parseMime, type PNode } from './parser.js';
 import { parseContentTypeValue, Rfc822Parser, rfc2231Parse } from './rfc822.js';
@@ -184,26 +184,36 @@ function ieq(a: string | null, b: string): boolean {
   return a !== null && a.length === b.length && a.toLowerCase() === b;
 }
 
-/** The BODYSTRUCTURE fields of a part, built from header bytes ("binary" strings). */
-const WIRE_FIELDS = ['type', 'subtype', 'params', 'id', 'description', 'encoding', 'md5', 'disposition', 'language', 'location'] as const;
+/** How each BODYSTRUCTURE field of a part is made text (defined once: settleWire runs for every part). */
+const TO_TEXT: { [K in keyof PartWire]-?: (t: TextOf, v: Part[K]) => Part[K] } = {
+  type: (t, v) => t.str(v),
+  subtype: (t, v) => t.str(v),
+  params: (t, v) => t.pairs(v),
+  id: (t, v) => t.str(v),
+  description: (t, v) => t.str(v),
+  encoding: (t, v) => t.str(v),
+  md5: (t, v) => t.str(v),
+  disposition: (t, v) => (v === null ? null : [t.str(v[0]), t.pairs(v[1])]),
+  language: (t, v) => (v === null ? null : v.map((x) => t.str(x))),
+  location: (t, v) => t.str(v),
+};
+const WIRE_FIELDS = Object.keys(TO_TEXT) as (keyof PartWire)[];
 
 /**
  * Turns the part's BODYSTRUCTURE fields (built as "binary" strings) into text, keeping the bytes
  * of the fields that are not valid UTF-8 in `part.wire` (issue 15).
  */
 function settleWire(part: Part): void {
-  const wire: PartWire = {};
-  let any = false;
+  let wire: Record<string, unknown> | undefined;
+  const p = part as unknown as Record<string, unknown>;
+  const t = new TextOf();
   for (const k of WIRE_FIELDS) {
-    const seen = { bad: false };
-    const text = textOf(part[k], seen);
-    if (seen.bad) {
-      (wire as Record<string, unknown>)[k] = part[k];
-      any = true;
-    }
-    (part as unknown as Record<string, unknown>)[k] = text;
+    t.bad = false;
+    const bin = p[k];
+    p[k] = (TO_TEXT[k] as (t: TextOf, v: unknown) => unknown)(t, bin);
+    if (t.bad) (wire ??= {})[k] = bin;
   }
-  if (any) part.wire = wire;
+  if (wire !== undefined) part.wire = wire as PartWire;
 }
 
 class Builder {

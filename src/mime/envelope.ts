@@ -5,7 +5,7 @@
 // whitespace-normalized ("for humans"), nothing RFC 2047-decoded (that is the client's job).
 import { parseAddressList, type RawAddress } from './address.js';
 import { fieldValueImap, type RawField } from './headers.js';
-import { binToText, notUtf8 } from './text.js';
+import { binToText } from './text.js';
 import type { Addr, Envelope, Sexp } from './types.js';
 
 /** message_header_strdup(): NULs become U+FFFD (in the "binary" string: its UTF-8 bytes). */
@@ -57,20 +57,33 @@ function toAddr(a: RawAddress): Addr {
   };
 }
 
-/** A value with every string made text (binToText); `bad` is set when one of them is not UTF-8. */
-export function textOf<T>(v: T, seen: { bad: boolean }): T {
-  if (typeof v === 'string') {
-    if (notUtf8(v)) seen.bad = true;
-    return binToText(v) as T;
+/**
+ * Makes "binary" strings text (binToText) and remembers whether one of them was not UTF-8 (read
+ * as latin1 then, so its bytes must be kept for the wire). Specialised per shape: it runs on
+ * every string of every analysis.
+ */
+export class TextOf {
+  bad = false;
+
+  str(s: string): string;
+  str(s: string | null): string | null;
+  str(s: string | null): string | null {
+    if (s === null || !EIGHT_BIT.test(s)) return s;
+    const text = binToText(s);
+    if (text === s) this.bad = true; // not UTF-8: read as latin1
+    return text;
   }
-  if (Array.isArray(v)) return v.map((x) => textOf(x, seen)) as T;
-  if (v !== null && typeof v === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) out[k] = textOf(x, seen);
-    return out as T;
+
+  pairs(ps: [string, string][]): [string, string][] {
+    return ps.map(([k, v]) => [this.str(k), this.str(v)]);
   }
-  return v;
+
+  addrs(l: Addr[] | null): Addr[] | null {
+    return l === null ? null : l.map((a) => ({ name: this.str(a.name), adl: this.str(a.adl), mailbox: this.str(a.mailbox), host: this.str(a.host) }));
+  }
 }
+
+const EIGHT_BIT = /[\x80-\xff]/;
 
 type AddrKey = 'from' | 'sender' | 'replyTo' | 'to' | 'cc' | 'bcc';
 type StrKey = 'date' | 'subject' | 'inReplyTo' | 'messageId';
@@ -96,9 +109,20 @@ const ADDR_KEYS = new Set<string>(['from', 'sender', 'replyTo', 'to', 'cc', 'bcc
  */
 export function buildEnvelopes(buf: Uint8Array, fields: RawField[]): { envelope: Envelope; wire?: Envelope } {
   const bin = buildBinaryEnvelope(buf, fields);
-  const seen = { bad: false };
-  const envelope = textOf(bin, seen);
-  return seen.bad ? { envelope, wire: bin } : { envelope };
+  const t = new TextOf();
+  const envelope: Envelope = {
+    date: t.str(bin.date),
+    subject: t.str(bin.subject),
+    from: t.addrs(bin.from),
+    sender: t.addrs(bin.sender),
+    replyTo: t.addrs(bin.replyTo),
+    to: t.addrs(bin.to),
+    cc: t.addrs(bin.cc),
+    bcc: t.addrs(bin.bcc),
+    inReplyTo: t.str(bin.inReplyTo),
+    messageId: t.str(bin.messageId),
+  };
+  return t.bad ? { envelope, wire: bin } : { envelope };
 }
 
 /** The text envelope (see buildEnvelopes). */
