@@ -100,15 +100,6 @@ export function decodeBase64(data: Uint8Array, strict = false): Uint8Array | nul
 }
 
 /**
- * Whether a "binary" string (one char per byte) holds bytes that are not valid UTF-8: its text
- * form (binToText, which reads it as latin1 then) no longer gives back its bytes, so what the IMAP
- * wire needs must be kept beside the text (MessageInfo `wire` fields).
- */
-export function notUtf8(s: string): boolean {
-  return /[\x80-\xff]/.test(s) && binToText(s) === s;
-}
-
-/**
  * Bytes → text for a UTF-8 IMAP session (RFC 6855 §3, RFC 9051 §4.3): every well-formed UTF-8
  * sequence (RFC 3629 §4: no overlong form, no surrogate, at most U+10FFFF) as it is, every other
  * byte as the latin1 character of the same value — the rule the rest of this module applies to
