@@ -26,35 +26,39 @@ export interface FetchContext {
  * stored for an IMAP4rev1 session, as UTF-8 for a UTF-8 session.
  */
 export function sexpToBytes(v: Sexp, opts: StringOptions = {}): Buffer {
-  const out: Buffer[] = [];
-  writeSexp(v, opts, out);
-  return Buffer.concat(out);
+  const w = { text: '', chunks: [] as Buffer[] };
+  writeSexp(v, opts, w);
+  if (w.chunks.length === 0) return Buffer.from(w.text, 'utf8');
+  w.chunks.push(Buffer.from(w.text, 'utf8'));
+  return Buffer.concat(w.chunks);
 }
 
-function writeSexp(v: Sexp, opts: StringOptions, out: Buffer[]): void {
-  if (v === null) out.push(NIL);
-  else if (typeof v === 'number') out.push(Buffer.from(String(v), 'latin1'));
-  else if (typeof v === 'string') out.push(Buffer.from(nstring(v, opts), 'utf8'));
-  else if (v instanceof Uint8Array) out.push(headerString(v, opts));
-  else {
+/** Text is gathered in a string (UTF-8 once done); raw header bytes in a literal end it as a chunk. */
+function writeSexp(v: Sexp, opts: StringOptions, w: { text: string; chunks: Buffer[] }): void {
+  if (v === null) w.text += 'NIL';
+  else if (typeof v === 'number') w.text += String(v);
+  else if (typeof v === 'string') w.text += nstring(v, opts);
+  else if (v instanceof Uint8Array) {
+    const b = headerString(v, opts);
+    if (opts.utf8 || b[0] === 0x22) w.text += b.toString(opts.utf8 ? 'utf8' : 'latin1'); // UTF-8 text, or a 7-bit quoted string
+    else {
+      w.chunks.push(Buffer.from(w.text, 'utf8'), b);
+      w.text = '';
+    }
+  } else {
     // RFC 9051 §9: body-type-mpart is 1*body with no separator, and an address list is
     // "(" 1*address ")": lists at the head of a list are written side by side.
-    out.push(LPAREN);
+    w.text += '(';
     let leading = true;
     v.forEach((e, i) => {
       const isList = Array.isArray(e);
-      if (i > 0 && !(leading && isList)) out.push(SP);
+      if (i > 0 && !(leading && isList)) w.text += ' ';
       if (!isList) leading = false;
-      writeSexp(e, opts, out);
+      writeSexp(e, opts, w);
     });
-    out.push(RPAREN);
+    w.text += ')';
   }
 }
-
-const NIL = Buffer.from('NIL');
-const LPAREN = Buffer.from('(');
-const RPAREN = Buffer.from(')');
-const SP = Buffer.from(' ');
 
 /** sexpToBytes as text (UTF-8), for structures whose strings are valid UTF-8 (tests, logs). */
 export function sexpToString(v: Sexp, opts: StringOptions = {}): string {

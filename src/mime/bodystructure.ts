@@ -3,43 +3,37 @@
 import { envelopeSexp } from './envelope.js';
 import type { MessageInfo, Part, PartWire, Sexp } from './types.js';
 
-type Leaf = (s: string) => Sexp;
-const asText: Leaf = (s) => s;
-const asBytes: Leaf = (s) => Buffer.from(s, 'latin1');
+const asBytes = (s: string): Uint8Array => Buffer.from(s, 'latin1');
 
-/** The part's field `k` as sent: its text, or the stored bytes where `Part.wire` keeps them. */
-function field<K extends keyof PartWire>(p: Part, k: K): { v: Part[K]; leaf: Leaf } {
-  if (p.wire !== undefined && k in p.wire) return { v: p.wire[k] as Part[K], leaf: asBytes };
-  return { v: p[k], leaf: asText };
+/** The part with the fields `Part.wire` keeps as bytes made leaves of bytes (other strings stay text). */
+function withWireLeaves(p: Part, w: PartWire): { [K in keyof PartWire]-?: unknown } & Part {
+  const bytes = (k: keyof PartWire, v: unknown): unknown => {
+    if (!(k in w)) return v;
+    const conv = (x: unknown): unknown => (typeof x === 'string' ? asBytes(x) : Array.isArray(x) ? x.map(conv) : x);
+    return conv(w[k]);
+  };
+  return { ...p, type: bytes('type', p.type), subtype: bytes('subtype', p.subtype), params: bytes('params', p.params), id: bytes('id', p.id), description: bytes('description', p.description), encoding: bytes('encoding', p.encoding), md5: bytes('md5', p.md5), disposition: bytes('disposition', p.disposition), language: bytes('language', p.language), location: bytes('location', p.location) } as never;
 }
 
-function str(p: Part, k: 'type' | 'subtype' | 'id' | 'description' | 'encoding' | 'md5' | 'location'): Sexp {
-  const { v, leaf } = field(p, k);
-  return v === null ? null : leaf(v);
-}
-
-function paramsSexp(ps: [string, string][], leaf: Leaf): Sexp {
+function paramList(ps: readonly (readonly Sexp[])[]): Sexp {
   if (ps.length === 0) return null;
   const out: Sexp[] = [];
-  for (const [k, v] of ps) out.push(leaf(k), leaf(v));
+  for (const [k, v] of ps) out.push(k, v);
   return out;
 }
 
 function commonExt(p: Part): Sexp[] {
-  const d = field(p, 'disposition');
-  const l = field(p, 'language');
-  return [d.v === null ? null : [d.leaf(d.v[0]), paramsSexp(d.v[1], d.leaf)], l.v === null ? null : l.v.map(l.leaf), str(p, 'location')];
-}
-
-function params(p: Part): Sexp {
-  const { v, leaf } = field(p, 'params');
-  return paramsSexp(v, leaf);
+  return [p.disposition === null ? null : [p.disposition[0], paramList(p.disposition[1])], p.language === null ? null : p.language, p.location];
 }
 
 const EMPTY_BODY: Sexp[] = ['text', 'plain', ['charset', 'us-ascii'], null, null, '7bit', 0, 0];
 
-/** The body structure of one part (without the surrounding list of a multipart child). */
-export function partStructure(p: Part, extensible: boolean): Sexp[] {
+/**
+ * The body structure of one part (without the surrounding list of a multipart child). A part with
+ * `wire` fields is first given byte leaves for them (Sexp strings and Uint8Arrays mix freely).
+ */
+export function partStructure(part: Part, extensible: boolean): Sexp[] {
+  const p = part.wire === undefined ? part : (withWireLeaves(part, part.wire) as unknown as Part);
   if (p.children !== undefined) {
     const out: Sexp[] = [];
     if (p.children.length === 0) {
@@ -47,17 +41,17 @@ export function partStructure(p: Part, extensible: boolean): Sexp[] {
     } else {
       for (const c of p.children) out.push(partStructure(c, extensible));
     }
-    out.push(str(p, 'subtype'));
-    if (extensible) out.push(params(p), ...commonExt(p));
+    out.push(p.subtype);
+    if (extensible) out.push(paramList(p.params), ...commonExt(p));
     return out;
   }
-  const out: Sexp[] = [str(p, 'type'), str(p, 'subtype'), params(p), str(p, 'id'), str(p, 'description'), str(p, 'encoding'), p.size];
+  const out: Sexp[] = [p.type, p.subtype, paramList(p.params), p.id, p.description, p.encoding, p.size];
   if (p.message !== undefined) {
     out.push(envelopeSexp(p.message.envelope, p.message.envelopeWire), partStructure(p.message.root, extensible), p.lines ?? 0);
   } else if (p.lines !== undefined) {
     out.push(p.lines);
   }
-  if (extensible) out.push(str(p, 'md5'), ...commonExt(p));
+  if (extensible) out.push(p.md5, ...commonExt(p));
   return out;
 }
 

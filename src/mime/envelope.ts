@@ -183,31 +183,16 @@ export function wireBytes(s: string | null): Uint8Array | null {
   return s === null ? null : Buffer.from(s, 'latin1');
 }
 
-function addrListSexp(l: Addr[] | null, w: (s: string | null) => Sexp): Sexp {
-  return l === null ? null : l.map((a) => [w(a.name), w(a.adl), w(a.mailbox), w(a.host)]);
-}
-
 /**
  * ENVELOPE as an IMAP list: (date subject from sender reply-to to cc bcc in-reply-to message-id).
  * With `wire` (MessageInfo.envelopeWire), strings are the header bytes as stored.
  */
 export function envelopeSexp(env: Envelope, wire?: Envelope): Sexp {
-  if (wire !== undefined) return envelopeList(wire, wireBytes);
-  return envelopeList(env, (s) => s);
-}
-
-function envelopeList(env: Envelope, w: (s: string | null) => Sexp): Sexp {
-  const addrs = (l: Addr[] | null) => addrListSexp(l, w);
-  return [
-    w(env.date),
-    w(env.subject),
-    addrs(env.from),
-    addrs(env.sender),
-    addrs(env.replyTo),
-    addrs(env.to),
-    addrs(env.cc),
-    addrs(env.bcc),
-    w(env.inReplyTo),
-    w(env.messageId),
-  ];
+  if (wire !== undefined) {
+    const b = wireBytes;
+    const addrs = (l: Addr[] | null): Sexp => (l === null ? null : l.map((a) => [b(a.name), b(a.adl), b(a.mailbox), b(a.host)]));
+    return [b(wire.date), b(wire.subject), addrs(wire.from), addrs(wire.sender), addrs(wire.replyTo), addrs(wire.to), addrs(wire.cc), addrs(wire.bcc), b(wire.inReplyTo), b(wire.messageId)];
+  }
+  const addrs = (l: Addr[] | null): Sexp => (l === null ? null : l.map((a) => [a.name, a.adl, a.mailbox, a.host]));
+  return [env.date, env.subject, addrs(env.from), addrs(env.sender), addrs(env.replyTo), addrs(env.to), addrs(env.cc), addrs(env.bcc), env.inReplyTo, env.messageId];
 }
