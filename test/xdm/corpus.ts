@@ -76,9 +76,15 @@ export function sampleInput(over: Partial<XdmBuildInput> = {}): XdmBuildInput {
   };
 }
 
+/** UUIDs from a counter (v4 layout): the sample package is the same bytes on every run. */
+function counterUuid(): () => string {
+  let n = 0;
+  return () => `00000000-0000-4000-8000-${(++n).toString(16).padStart(12, '0')}`;
+}
+
 let cached: XdmBuilt | undefined;
 export function samplePackage(): XdmBuilt {
-  return (cached ??= buildXdm(sampleInput()));
+  return (cached ??= buildXdm(sampleInput({ uuid: counterUuid() })));
 }
 
 export type Files = [string, Uint8Array][];
