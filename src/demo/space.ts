@@ -227,6 +227,17 @@ export const DEMO_CRL_PORT = 2070;
  */
 const preparedCrlServers = new Map<string, CrlServer>();
 
+/**
+ * Closes the CRL server prepareDemo started for `dir` (ephemeral ports) when another process is to
+ * run the demo (`caducee demo --dir`, as the benches do): that process listens on the port itself.
+ */
+export async function releasePreparedDemo(dir: string): Promise<void> {
+  const key = path.resolve(dir);
+  const server = preparedCrlServers.get(key);
+  preparedCrlServers.delete(key);
+  await server?.close();
+}
+
 export interface PrepareOptions {
   /** 'fixed' uses the documented ports (2525…, 3525…); 'ephemeral' lets the system choose. */
   ports?: 'fixed' | 'ephemeral';
