@@ -360,6 +360,9 @@ export async function startCaducee(
   o: { nofile?: number; nodeArgs?: string[]; demoArgs?: string[]; log?: (s: string) => void; startupTimeoutMs?: number } = {},
 ): Promise<CaduceeChild> {
   const nodeArgs = [...(o.nodeArgs ?? []), '--import', 'tsx', 'src/cli/main.ts', 'demo', '--dir', dir, '--json', '--ephemeral-ports', ...(o.demoArgs ?? [])];
+  // The CRL server this process prepared for the layout (prepareDemo, ephemeral ports) holds the
+  // port its certificates name: the child serves it instead.
+  await (await import('../src/demo/space.js')).releasePreparedDemo(dir);
   let cmd = process.execPath;
   let args = nodeArgs;
   if (o.nofile) {

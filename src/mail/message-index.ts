@@ -1,7 +1,7 @@
 // Message semantics (ENVELOPE, BODYSTRUCTURE, part offsets, sort and search keys) computed once
 // per stored message file and kept in the store; IMAP FETCH/SEARCH and the mail API read them,
 // never re-parse. The header search row (mail/header-index.ts) is recorded with the analysis.
-import { analyzeMessage, type MessageInfo } from '../mime/index.js';
+import { analyzeMessage, MESSAGE_INFO_VERSION, type MessageInfo } from '../mime/index.js';
 import type { MessageFiles } from '../store/message-files.js';
 import type { DeliveryAnalysis, Store } from '../store/types.js';
 import { HEADER_INDEX_VERSION, headerIndexRow } from './header-index.js';
@@ -19,6 +19,12 @@ export function deliveryAnalysis(raw: Buffer): { info: MessageInfo; analysis: De
   } catch {
     return null;
   }
+}
+
+/** A recorded analysis, if it is at the current MESSAGE_INFO_VERSION (older ones are computed again). */
+function currentInfo(stored: string): MessageInfo | undefined {
+  const info = JSON.parse(stored) as { version?: unknown };
+  return info.version === MESSAGE_INFO_VERSION ? (info as MessageInfo) : undefined;
 }
 
 export class MessageIndex {
@@ -41,8 +47,14 @@ export class MessageIndex {
     }
     let info: MessageInfo;
     const stored = await this.store.getBlobMeta(blobId);
-    if (stored) info = JSON.parse(stored) as MessageInfo;
-    else {
+    const parsed = stored ? currentInfo(stored) : undefined;
+    if (parsed) info = parsed;
+    else if (stored) {
+      // Recorded at an older MESSAGE_INFO_VERSION: analysed again (the search row is unchanged:
+      // the text values a version change keeps are what it holds).
+      info = analyzeMessage(await this.blobs.read(blobId));
+      await this.store.setBlobMeta(blobId, JSON.stringify(info));
+    } else {
       const raw = await this.blobs.read(blobId);
       info = analyzeMessage(raw);
       await this.store.setBlobMeta(blobId, JSON.stringify(info));
@@ -63,7 +75,9 @@ export class MessageIndex {
     const infos = new Map<string, MessageInfo>();
     let bytes = 0;
     for (const f of files) {
-      if (infos.has(f.blobId) || this.cache.has(f.blobId) || (await this.store.getBlobMeta(f.blobId)) !== undefined) continue;
+      if (infos.has(f.blobId) || this.cache.has(f.blobId)) continue;
+      const stored = await this.store.getBlobMeta(f.blobId);
+      if (stored !== undefined && currentInfo(stored)) continue;
       const buf = Buffer.isBuffer(f.raw) ? f.raw : Buffer.from(f.raw.buffer, f.raw.byteOffset, f.raw.byteLength);
       const info = analyzeMessage(buf);
       infos.set(f.blobId, info);

@@ -24,6 +24,7 @@ import type {
 } from '../model/index.js';
 import type { Logger } from 'pino';
 import type { ValueSealer } from './value-seal.js';
+import type { ResealBatch, ResealSelection, RowKey, SealedColumn } from './sealed-rows.js';
 
 export interface NewQueueItem {
   recipient: string;
@@ -899,10 +900,26 @@ export interface NotificationStore {
 }
 
 /**
+ * The values sealed in rows (docs/encryption.md, "Values in rows"; the columns: sealed-rows.ts),
+ * for `caducee keys status|rewrap|rotate|retire|encrypt-existing`.
+ */
+export interface SealedValueStore {
+  /** How many values of each sealed column each KEK sealed (keyId null: plaintext values). Zero counts are left out. */
+  countSealedValues(): Promise<{ column: SealedColumn; keyId: string | null; count: number }[]>;
+  /**
+   * One batch, in one transaction: up to `limit` values of `column` that `which` selects, in rows
+   * after `after` (null: from the first row, by primary key), opened and sealed again under the
+   * current KEK. A value a writer changed meanwhile is left as the writer wrote it. Throws when
+   * encryption at rest is off (no sealer). Call again with `next` until it is null.
+   */
+  resealValues(column: SealedColumn, which: ResealSelection, after: RowKey | null, limit: number): Promise<ResealBatch>;
+}
+
+/**
  * The whole store, as one engine (sqlite/, postgres/ later) implements it. Consumers that need
  * only part of it take the focused interface(s) above, or a Pick of them.
  */
-export interface Store extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, BlobMetaStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore, NotificationStore {
+export interface Store extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, BlobMetaStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore, NotificationStore, SealedValueStore {
   /**
    * Seals the values this store keeps in rows (docs/encryption.md, "Values in rows"), built from
    * store.encryption's keyring by openStore; undefined when encryption at rest is off. Its

@@ -18,7 +18,9 @@
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import type { KeyRing } from './keyring.js';
 
-const MAGIC = Buffer.from([0x00, 0x43, 0x56, 0x01]); // NUL "CV" v1
+/** The first bytes of every sealed value: NUL "CV" v1 (store/sealed-rows.ts matches them in SQL). */
+export const VALUE_MAGIC = Buffer.from([0x00, 0x43, 0x56, 0x01]);
+const MAGIC = VALUE_MAGIC;
 const NONCE = 12;
 const TAG = 16;
 

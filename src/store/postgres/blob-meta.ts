@@ -3,7 +3,9 @@
 import { SEARCH_COLUMN_LIST } from '../sqlite/migrations.js';
 import { storedSearchRow } from '../search-seal.js';
 import type { DeliveryAnalysis } from '../types.js';
+import { sealBytes } from '../sealed-rows.js';
 import type { ValueSealer } from '../value-seal.js';
+import { storable } from './text.js';
 
 /**
  * The columns of search_headers (PG migration 1 has SQLite migration 17's; a later migration
@@ -30,11 +32,14 @@ export function upsertSearchHeaders(blobId: string, version: number, columns: Re
   };
 }
 
+/** blob_meta.info as stored (BYTEA, migration 4): sealed when encryption at rest is on (docs/encryption.md, "Values in rows"). */
+export const storedInfo = (sealer: ValueSealer | undefined, blobId: string, info: string): Buffer => sealBytes(sealer, 'blob_meta.info', blobId, storable(info));
+
 /** A delivery's analysis: blob_meta and the search row in one statement (one round trip). */
 export function analysisStatement(blobId: string, a: DeliveryAnalysis, sealer: ValueSealer | undefined): { sql: string; args: unknown[] } {
   const h = upsertSearchHeaders(blobId, a.searchHeaders.version, a.searchHeaders.columns, sealer, 3);
   return {
     sql: `WITH meta AS (INSERT INTO blob_meta (blob_id, info) VALUES ($1, $2) ON CONFLICT (blob_id) DO UPDATE SET info = excluded.info) ${h.sql}`,
-    args: [blobId, a.info, ...h.args],
+    args: [blobId, storedInfo(sealer, blobId, a.info), ...h.args],
   };
 }

@@ -5,8 +5,10 @@
 // store/types.ts, as SqliteStore is. This file opens and migrates the database and exposes every
 // part's methods on the one store object.
 import pg from 'pg';
-import { SEARCH_COLUMNS, UPSERT_BLOB_META, upsertSearchHeaders } from './blob-meta.js';
-import type { AbsenceStore, AccountStore, CredentialStore, DeliveryStore, FolderStore, HttpSessionStore, IntegrationStore, LeaseStore, LockoutStore, MailboxStore, NotificationChannelOptions, PatientStore, RulesStore, Store, TraceStore, TrackingStore, UsageStore } from '../types.js';
+import { SEARCH_COLUMNS, storedInfo, UPSERT_BLOB_META, upsertSearchHeaders } from './blob-meta.js';
+import { openValue } from '../sealed-rows.js';
+import { PgSealedValues } from './sealed-values.js';
+import type { AbsenceStore, AccountStore, CredentialStore, DeliveryStore, FolderStore, HttpSessionStore, IntegrationStore, LeaseStore, LockoutStore, MailboxStore, NotificationChannelOptions, PatientStore, RulesStore, SealedValueStore, Store, TraceStore, TrackingStore, UsageStore } from '../types.js';
 import { PgAbsences } from './absences.js';
 import * as pins from './blob-pins.js';
 import { PgAccounts } from './accounts.js';
@@ -33,7 +35,7 @@ export { StoreConflictError } from '../errors.js';
 export type PgStoreOptions = PgConnectionOptions;
 
 /** The methods PgStore takes from its parts (assigned in the constructor). */
-export interface PgStore extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore {}
+export interface PgStore extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore, SealedValueStore {}
 
 export class PgStore implements Store {
   readonly connection: PgConnection;
@@ -44,7 +46,7 @@ export class PgStore implements Store {
     this.connection = connection;
     const c = connection;
     // One part per focused interface: the tuple's type checks that every one is implemented.
-    const parts: [AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore] & PgPart[] = [
+    const parts: [AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore, SealedValueStore] & PgPart[] = [
       new PgAccounts(c),
       new PgCredentials(c),
       new PgHttpSessions(c),
@@ -60,6 +62,7 @@ export class PgStore implements Store {
       new PgPatients(c),
       new PgLeases(c),
       new PgLockout(c),
+      new PgSealedValues(c),
     ];
     const self = this as unknown as Record<string, unknown>;
     for (const part of parts) {
@@ -141,11 +144,11 @@ export class PgStore implements Store {
   }
 
   async getBlobMeta(blobId: string) {
-    return this.connection.one('SELECT info FROM blob_meta WHERE blob_id = $1', (r) => r.info as string, blobId);
+    return this.connection.one('SELECT info FROM blob_meta WHERE blob_id = $1', (r) => openValue(this.connection.sealer, 'blob_meta.info', blobId, r.info as Buffer), blobId);
   }
 
   async setBlobMeta(blobId: string, info: string) {
-    await this.connection.query(UPSERT_BLOB_META, [blobId, info]);
+    await this.connection.query(UPSERT_BLOB_META, [blobId, storedInfo(this.connection.sealer, blobId, info)]);
   }
 
   async setSearchHeaders(blobId: string, version: number, columns: Record<string, Buffer | null>) {
@@ -157,7 +160,10 @@ export class PgStore implements Store {
     if (entries.length === 0) return;
     const upserts = entries.map((e) => searchHeadersUpsert(e.blobId, e.searchVersion, e.searchColumns, this.sealer));
     await this.connection.tx(async (c) => {
-      await c.query('INSERT INTO blob_meta (blob_id, info) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (blob_id) DO UPDATE SET info = excluded.info', [entries.map((e) => e.blobId), entries.map((e) => e.info)]);
+      await c.query('INSERT INTO blob_meta (blob_id, info) SELECT * FROM unnest($1::text[], $2::bytea[]) ON CONFLICT (blob_id) DO UPDATE SET info = excluded.info', [
+        entries.map((e) => e.blobId),
+        entries.map((e) => storedInfo(this.connection.sealer, e.blobId, e.info)),
+      ]);
       for (const q of upserts) await c.query(q.text, q.values);
     });
   }

@@ -3,12 +3,14 @@
 import { storedSearchRow } from '../search-seal.js';
 import type { SqliteConnection } from './connection.js';
 import { SEARCH_COLUMN_LIST } from './migrations.js';
+import { sealValue } from '../sealed-rows.js';
 
 /** The columns of the header search index (migration 17), the only names interpolated in its SQL. */
 export const SEARCH_COLUMNS = new Set<string>(SEARCH_COLUMN_LIST);
 
+/** Records a file's analysis, sealed when encryption at rest is on (docs/encryption.md, "Values in rows"). */
 export function writeBlobMeta(c: SqliteConnection, blobId: string, info: string): void {
-  c.q('INSERT OR REPLACE INTO blob_meta (blob_id, info) VALUES (?, ?)').run(blobId, info);
+  c.q('INSERT OR REPLACE INTO blob_meta (blob_id, info) VALUES (?, ?)').run(blobId, sealValue(c.sealer, 'blob_meta.info', blobId, info));
 }
 
 /**

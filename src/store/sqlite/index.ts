@@ -8,7 +8,7 @@
 import Database from 'better-sqlite3';
 import { ensurePrivateDir, ensurePrivateFile } from '../permissions.js';
 import path from 'node:path';
-import type { AbsenceStore, AccountStore, CredentialStore, DeliveryStore, FolderStore, HttpSessionStore, LeaseStore, LockoutStore, MailboxStore, PatientStore, RulesStore, Store, TraceStore, TrackingStore, IntegrationStore, UsageStore } from '../types.js';
+import type { AbsenceStore, AccountStore, CredentialStore, DeliveryStore, FolderStore, HttpSessionStore, LeaseStore, LockoutStore, MailboxStore, PatientStore, RulesStore, Store, TraceStore, TrackingStore, IntegrationStore, SealedValueStore, UsageStore } from '../types.js';
 import { SqliteAbsences } from './absences.js';
 import { SqliteAccounts } from './accounts.js';
 import { immediateTransactions, now, SqliteConnection, type SqlitePart } from './connection.js';
@@ -28,6 +28,8 @@ import { SqlitePatients } from './patients.js';
 import { SqliteUsage } from './usage.js';
 import type { ValueSealer } from '../value-seal.js';
 import { headerAnswer, headerQueryPlan, type HeaderCandidate } from '../search-seal.js';
+import { openValue } from '../sealed-rows.js';
+import { SqliteSealedValues } from './sealed-values.js';
 
 /**
  * The header search's narrowing queries (exported for their query-plan test). `test` uses the
@@ -44,7 +46,7 @@ export const headerProbeSql = (test: string, select = 'NULL AS sure, s.blob_id, 
 export { StoreConflictError } from './connection.js';
 
 /** The methods SqliteStore takes from its parts (assigned in the constructor). */
-export interface SqliteStore extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore {}
+export interface SqliteStore extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore, SealedValueStore {}
 
 export class SqliteStore implements Store {
   readonly db: Database.Database;
@@ -56,7 +58,7 @@ export class SqliteStore implements Store {
     this.connection = new SqliteConnection(db);
     const c = this.connection;
     // One part per focused interface: the tuple's type checks that every one is implemented.
-    const parts: [AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore] & SqlitePart[] = [
+    const parts: [AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore, SealedValueStore] & SqlitePart[] = [
       new SqliteAccounts(c),
       new SqliteCredentials(c),
       new SqliteHttpSessions(c),
@@ -72,6 +74,7 @@ export class SqliteStore implements Store {
       new SqlitePatients(c),
       new SqliteLeases(c),
       new SqliteLockout(c),
+      new SqliteSealedValues(c),
     ];
     const self = this as unknown as Record<string, unknown>;
     for (const part of parts) {
@@ -230,7 +233,7 @@ export class SqliteStore implements Store {
 
   async getBlobMeta(blobId: string) {
     const r: any = this.q('SELECT info FROM blob_meta WHERE blob_id = ?').get(blobId);
-    return r?.info as string | undefined;
+    return r ? openValue(this.connection.sealer, 'blob_meta.info', blobId, r.info as Buffer | string) : undefined;
   }
 
   async setBlobMeta(blobId: string, info: string) {
@@ -246,7 +249,7 @@ export class SqliteStore implements Store {
     for (const e of entries) for (const n of Object.keys(e.searchColumns)) if (!SEARCH_COLUMNS.has(n)) throw new Error(`unknown search column ${n}`);
     this.#transient(() => {
       for (const e of entries) {
-        this.q('INSERT OR REPLACE INTO blob_meta (blob_id, info) VALUES (?, ?)').run(e.blobId, e.info);
+        writeBlobMeta(this.connection, e.blobId, e.info);
         writeSearchHeaders(this.connection, e.blobId, e.searchVersion, e.searchColumns);
       }
     });
