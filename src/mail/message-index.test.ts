@@ -9,6 +9,8 @@ import { test } from 'node:test';
 import { analyzeMessage, MESSAGE_INFO_VERSION } from '../mime/index.js';
 import { BlobStore } from '../store/blobs.js';
 import { SqliteStore } from '../store/sqlite/index.js';
+import { KeyRing } from '../store/keyring.js';
+import { SealedValueError, ValueSealer } from '../store/value-seal.js';
 import { MessageIndex } from './message-index.js';
 
 test('an analysis recorded at an older version is computed again, then recorded at the current one', async () => {
@@ -35,6 +37,33 @@ test('an analysis recorded at an older version is computed again, then recorded 
     await store.setBlobMeta(b2.id, JSON.stringify({ ...analyzeMessage(raw2), version: 1, envelopeWire: undefined }));
     await new MessageIndex(store, blobs).ensureAllFrom([{ blobId: b2.id, raw: raw2 }]);
     assert.equal(JSON.parse((await store.getBlobMeta(b2.id))!).envelopeWire.subject, '\xe9t\xe9');
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a sealed analysis that does not open (moved from another row) is computed again from the file, not an error', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'caducee-message-index-'));
+  const keys = KeyRing.generate();
+  const store = SqliteStore.open(':memory:', { sealer: new ValueSealer(keys) });
+  try {
+    const blobs = new BlobStore(path.join(dir, 'blobs'), store, { pinMs: 0, keys });
+    const a = await blobs.put(Buffer.from('Subject: premier\r\n\r\na\r\n'));
+    const b = await blobs.put(Buffer.from('Subject: second\r\n\r\nb\r\n'));
+    const index = new MessageIndex(store, blobs);
+    await index.ensure(a.id);
+    await index.ensure(b.id);
+    // b's row now holds a's sealed value: its context (blob id) no longer matches.
+    store.db.prepare('UPDATE blob_meta SET info = (SELECT info FROM blob_meta WHERE blob_id = ?) WHERE blob_id = ?').run(a.id, b.id);
+    await assert.rejects(store.getBlobMeta(b.id), SealedValueError);
+    const fresh = new MessageIndex(store, blobs);
+    assert.equal((await fresh.ensure(b.id)).subject, 'second');
+    assert.equal(JSON.parse((await store.getBlobMeta(b.id))!).subject, 'second', 'the row is recorded anew');
+    // the batch path (APPEND) too
+    store.db.prepare('UPDATE blob_meta SET info = (SELECT info FROM blob_meta WHERE blob_id = ?) WHERE blob_id = ?').run(b.id, a.id);
+    await new MessageIndex(store, blobs).ensureAllFrom([{ blobId: a.id, raw: Buffer.from('Subject: premier\r\n\r\na\r\n') }]);
+    assert.equal(JSON.parse((await store.getBlobMeta(a.id))!).subject, 'premier');
   } finally {
     await store.close();
     rmSync(dir, { recursive: true, force: true });

@@ -5,6 +5,7 @@ import { analyzeMessage, MESSAGE_INFO_VERSION, type MessageInfo } from '../mime/
 import type { MessageFiles } from '../store/message-files.js';
 import type { DeliveryAnalysis, Store } from '../store/types.js';
 import { HEADER_INDEX_VERSION, headerIndexRow } from './header-index.js';
+import { SealedValueError } from '../store/value-seal.js';
 
 /**
  * A message's analysis and header search row computed from its bytes at intake, for the delivery
@@ -36,6 +37,21 @@ export class MessageIndex {
     private readonly cacheSize = 2000,
   ) {}
 
+  /**
+   * The recorded analysis; '' when its row is sealed (docs/encryption.md, "Values in rows") and
+   * does not open — altered, or moved from another row: the analysis is a cache of the message
+   * file, which authenticates itself, so it is computed again from the file and recorded anew
+   * rather than making the message unreadable. A missing key still fails: the file needs it too.
+   */
+  private async storedAnalysis(blobId: string): Promise<string | undefined> {
+    try {
+      return await this.store.getBlobMeta(blobId);
+    } catch (e) {
+      if (!(e instanceof SealedValueError) || !/does not authenticate|truncated/.test(e.message)) throw e;
+      return '';
+    }
+  }
+
   /** Analyses and records a message file if not done yet; returns its analysis. */
   async ensure(blobId: string): Promise<MessageInfo> {
     const hit = this.cache.get(blobId);
@@ -46,7 +62,7 @@ export class MessageIndex {
       return hit;
     }
     let info: MessageInfo;
-    const stored = await this.store.getBlobMeta(blobId);
+    const stored = await this.storedAnalysis(blobId);
     const parsed = stored ? currentInfo(stored) : undefined;
     if (parsed) info = parsed;
     else if (stored) {
@@ -76,8 +92,8 @@ export class MessageIndex {
     let bytes = 0;
     for (const f of files) {
       if (infos.has(f.blobId) || this.cache.has(f.blobId)) continue;
-      const stored = await this.store.getBlobMeta(f.blobId);
-      if (stored !== undefined && currentInfo(stored)) continue;
+      const stored = await this.storedAnalysis(f.blobId);
+      if (stored && currentInfo(stored)) continue;
       const buf = Buffer.isBuffer(f.raw) ? f.raw : Buffer.from(f.raw.buffer, f.raw.byteOffset, f.raw.byteLength);
       const info = analyzeMessage(buf);
       infos.set(f.blobId, info);
