@@ -5,7 +5,10 @@
 //
 //   node --import tsx bench/imap-bigfolder.ts [--messages N] [--fill multiappend|append]
 //        [--batch B] [--connections C] [--repeat R] [--target caducee|dovecot|both]
-//        [--server-nodelay] [--cpu-prof DIR] [--json]
+//        [--server-nodelay] [--cpu-prof DIR] [--encrypt] [--json]
+//
+// --encrypt: Caducée's demo with encryption at rest (caducee demo --encrypt: a key file, message
+// files and the header search index sealed; docs/encryption.md).
 //
 // See bench/README.md.
 import { chmodSync } from 'node:fs';
@@ -55,12 +58,14 @@ interface Options {
   targets: ('caducee' | 'dovecot')[];
   serverNodelay: boolean;
   cpuProf?: string;
+  /** `caducee demo --encrypt`: encryption at rest (sealed message files and header search rows). */
+  encrypt: boolean;
   json: boolean;
 }
 
 function usage(msg: string): never {
   process.stderr.write(
-    `imap-bigfolder: ${msg}\nusage: node --import tsx bench/imap-bigfolder.ts [--messages N] [--fill multiappend|append] [--batch B] [--connections C] [--repeat R] [--target caducee|dovecot|both] [--server-nodelay] [--cpu-prof DIR] [--json]\n`,
+    `imap-bigfolder: ${msg}\nusage: node --import tsx bench/imap-bigfolder.ts [--messages N] [--fill multiappend|append] [--batch B] [--connections C] [--repeat R] [--target caducee|dovecot|both] [--server-nodelay] [--cpu-prof DIR] [--encrypt] [--json]\n`,
   );
   process.exit(2);
 }
@@ -77,6 +82,7 @@ async function parseOptions(argv: string[]): Promise<Options> {
       target: { type: 'string' },
       'server-nodelay': { type: 'boolean', default: false },
       'cpu-prof': { type: 'string' },
+      encrypt: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
     usage,
@@ -85,6 +91,7 @@ async function parseOptions(argv: string[]): Promise<Options> {
   if (v.fill !== 'multiappend' && v.fill !== 'append') usage('--fill must be multiappend or append');
   const haveDovecot = (await dovecotInstalled()) && process.getuid?.() === 0;
   const target = dovecotTargetOption(v.target, haveDovecot, usage);
+  if (v.encrypt && target !== 'caducee') usage('--encrypt applies to Caducée only: use --target caducee');
   if (target !== 'caducee' && !haveDovecot) usage('Dovecot must be installed (dovecot-imapd) and this must run as root for --target dovecot|both');
   return {
     messages: int(v.messages!, 'messages', 100, 500_000),
@@ -95,6 +102,7 @@ async function parseOptions(argv: string[]): Promise<Options> {
     targets: dovecotTargets(target),
     serverNodelay: v['server-nodelay']!,
     cpuProf: v['cpu-prof'] ? path.resolve(v['cpu-prof']) : undefined,
+    encrypt: v.encrypt!,
     json: v.json!,
   };
 }
@@ -285,6 +293,7 @@ async function main(): Promise<number> {
   for (const l of machineFacts()) out(l);
   out(`  workload     ${f0(opts.messages)} messages (~620 B each; 1 in ${UNSEEN_EVERY} unseen, 1 in ${RARE} with "${RARE_WORD}" in its Subject) APPENDed to "${FOLDER}" over IMAPS,`);
   out(`               ${opts.fill === 'multiappend' ? `MULTIAPPEND batches of ${opts.batch}` : 'single APPENDs (LITERAL+, pipelined)'}, ${opts.connections} connection(s); then each command ${opts.repeat} times on a fresh connection`);
+  if (opts.encrypt) out('  encryption   at rest (caducee demo --encrypt): message files and header search rows sealed');
 
   const base = benchDir('caducee-imap-bigfolder-');
   chmodSync(base, 0o755); // Dovecot's mail processes (nobody) must traverse it

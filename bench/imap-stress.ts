@@ -360,6 +360,9 @@ export async function startCaducee(
   o: { nofile?: number; nodeArgs?: string[]; demoArgs?: string[]; log?: (s: string) => void; startupTimeoutMs?: number } = {},
 ): Promise<CaduceeChild> {
   const nodeArgs = [...(o.nodeArgs ?? []), '--import', 'tsx', 'src/cli/main.ts', 'demo', '--dir', dir, '--json', '--ephemeral-ports', ...(o.demoArgs ?? [])];
+  // The CRL server this process prepared for the layout (prepareDemo, ephemeral ports) holds the
+  // port its certificates name: the child serves it instead.
+  await (await import('../src/demo/space.js')).releasePreparedDemo(dir);
   let cmd = process.execPath;
   let args = nodeArgs;
   if (o.nofile) {
@@ -555,8 +558,10 @@ export async function withImapTarget<R>(
 ): Promise<R> {
   if (which === 'caducee') {
     log(`${bench}: target Caducée`);
-    const { prepareDemo } = await import('../src/demo/space.js');
-    const layout0 = await prepareDemo(path.join(base, 'demo'), { ports: 'ephemeral' });
+    // The child prepares the layout (`caducee demo --dir`): prepared here, the CRL server on the
+    // port the new PKI names would stay in this process (src/demo/space.ts hands it over to a
+    // startDemo of the same process only), and the child's would fail with EADDRINUSE.
+    const layout0 = { dir: path.join(base, 'demo') };
     const nodeArgs = [...(o.serverNodelay ? nodelayPreload(base) : []), ...(o.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProf] : [])];
     const srv = await startCaducee(layout0.dir, { log, nodeArgs, demoArgs: o.encrypt ? ['--encrypt'] : [] });
     const a = srv.layout.operators[0];

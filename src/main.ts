@@ -41,6 +41,7 @@ import type { Store } from './store/types.js';
 import { TrustService } from './trust/index.js';
 import { TrustListSource } from './trust/source.js';
 import { CrlRefresher } from './trust/crl-refresh.js';
+import { ocspStaplerFor, type OcspStapler } from './trust/ocsp-stapling.js';
 import { openDirectory, type DirectoryRuntime } from './directory/runtime.js';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
@@ -73,6 +74,8 @@ export interface Operator {
   trustList: TrustListSource;
   /** CRLs downloaded from the distribution points on a schedule (tls.crlRefresh). */
   crls: CrlRefresher;
+  /** The OCSP response of our own certificate, fetched on a schedule and stapled by every TLS listener (tls.ocsp); undefined when off. */
+  ocsp: OcspStapler | undefined;
   outbound: OutboundWorker;
   /**
    * The leader lease 'operator-leader' (cluster.leaderLeaseSeconds): while this process holds it,
@@ -213,6 +216,13 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
     maxBytes: cr.maxBytes,
     logger: logger.child({ component: 'crl' }),
   });
+  // OCSP stapling of our own certificate (tls.ocsp, docs/trust-space.md "OCSP stapling"): the
+  // responder our certificate names (or tls.ocsp.responderUrl), asked in the background; every TLS
+  // listener staples the last good response.
+  const ocspPlan = ocspStaplerFor(config.tls.ocsp, ownCertificates, crls.anchors().certs, logger.child({ component: 'ocsp' }));
+  const ocsp = ocspPlan.stapler;
+  if (ocsp) logger[announce]({ responder: ocsp.url }, 'OCSP stapling on');
+  else logger[announce]({ reason: ocspPlan.reason }, 'OCSP stapling off');
 
   // State files are for the service user only: a data directory or state file that other local
   // users can read stops the start, naming the fix (store/permissions.ts).
@@ -248,13 +258,15 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
   // DSNs and MDNs reaching a sender's mailbox update the tracking of what it sent (docs/receipts.md).
   core.reportReader = reportReader(blobs);
   // Prometheus metrics (docs/indicators.md); the IMAP session count is read from the listeners on scrape.
-  const metrics = new Metrics({ store, imapSessions: () => imapListeners.reduce((n, l) => n + l.sessions.size, 0), staleCrlIssuers: () => crls.staleIssuers().length });
+  const metrics = new Metrics({ store, imapSessions: () => imapListeners.reduce((n, l) => n + l.sessions.size, 0), staleCrlIssuers: () => crls.staleIssuers().length, ocspStapled: () => !!ocsp?.current() });
   crls.on('refreshed', (r) => {
     if (r.updated) metrics.crlRefreshes.inc({ outcome: 'updated' }, r.updated);
     if (r.unchanged) metrics.crlRefreshes.inc({ outcome: 'unchanged' }, r.unchanged);
     if (r.failed) metrics.crlRefreshes.inc({ outcome: 'failed' }, r.failed);
   });
   crls.start();
+  ocsp?.on('refreshed', (outcome) => metrics.ocspRefreshes.inc({ outcome }));
+  ocsp?.start();
   // Usage indicators: each accepted message's content-free rows, stored with it.
   const usage = new UsageMeter({ store, blobs, metrics, logger: logger.child({ component: 'usage' }), patientDomain: config.patients.domain });
   const trust = new TrustService({
@@ -346,6 +358,8 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
   const submissionLimiter = limiter();
   const submission = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: false, absence, content, usage, metrics, pipeline, patients, limiter: submissionLimiter });
   const submissions = createSubmissionServer({ ...common, ca: caPem, auth, implicitTls: true, absence, content, usage, metrics, pipeline, patients, limiter: submissionLimiter });
+  // smtp-server makes every TLSSocket itself (STARTTLS and implicit TLS) over its net.Server.
+  for (const s of [mx, submission, submissions]) ocsp?.attach(s.server, { key, cert });
 
   const outbound = new OutboundWorker({
     store,
@@ -384,6 +398,7 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
     // ca: the CAs named when IMAP asks clients for a certificate (SASL EXTERNAL, issue 5).
     // The STARTTLS upgrade's context: TLS 1.2 minimum, no renegotiation (pki/tls-server.ts).
     secureContext: tls.createSecureContext({ key, cert, ca: caPem, ...serverTlsOptions }),
+    startTlsServer: ocsp?.holder({ key, cert }),
     tlsKeyCert: { key, cert },
     ca: caPem,
     appendLimit: config.smtp.maxMessageSize,
@@ -393,6 +408,7 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
   const imapLimits = { limiter: limiter(), preAuthSeconds: lim.preAuthSeconds, handshakeSeconds: lim.handshakeSeconds };
   const imap = createImapServer(imapServices, false, imapLimits);
   const imaps = createImapServer(imapServices, true, imapLimits);
+  if (imaps.server instanceof tls.Server) ocsp?.attach(imaps.server);
   const imapListeners: ImapListener[] = [];
   const listenImap = (l: ImapListener, port: number, what: string) =>
     new Promise<number>((resolve, reject) => {
@@ -461,6 +477,7 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
       Promise.reject(new StartupError(e.message)),
     );
     httpServers.push(s);
+    if (https) ocsp?.attach(s.app.server as unknown as tls.Server);
     directory.logger[announce]({ host: config.listen.host, port: s.port }, https ? 'HTTPS (web login, directory API, FHIR) listening' : 'HTTP (directory API, FHIR) listening');
     return s.port;
   };
@@ -507,6 +524,7 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
     await closeMetrics();
     await Promise.all(servers.map((s) => new Promise((r) => s.close(() => r(undefined)))));
     trustList.stop();
+    ocsp?.stop();
     clearInterval(anchorTimer);
     await closeHttp();
     await directory.close();
@@ -627,6 +645,7 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
     trust,
     trustList,
     crls,
+    ocsp,
     outbound,
     leadership,
     directory,
@@ -644,6 +663,7 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
       await relay?.stop();
       trustList.stop();
       crls.stop();
+      ocsp?.stop();
       clearInterval(anchorTimer);
       await leadership.stop();
       await outbound.stop();

@@ -1,7 +1,7 @@
 // Encryption at rest, the marker test (issue 13, docs/encryption.md). A demo trust space runs with
 // store.encryption.keyFile; messages carrying a marker in the Subject, a quoted-printable body and
 // a base64 attachment are sent to a remote operator (submission → outbound queue → MX) and to a
-// local mailbox, and a draft is APPENDed over IMAP. Then:
+// local mailbox, a draft is APPENDed over IMAP, and an absence message is set. Then:
 // 1. every message file under each operator's message-file directory is scanned for the marker in
 //    plain (any case), base64 (the three alignments, line breaks ignored) and quoted-printable
 //    form: nothing — and the messages still read back with the marker over IMAP;
@@ -61,12 +61,14 @@ function* walk(dir: string): Generator<string> {
 }
 
 /**
- * Where plaintext is still found after phase 1 (docs/encryption.md, "What is not encrypted yet"):
- * table.column of the SQLite store, and state files by their name. Both ways checked.
+ * Where plaintext is still found (docs/encryption.md, "What is not encrypted yet"): table.column
+ * of the SQLite store, and state files by their name. Both ways checked. blob_meta.info and
+ * submissions.subject are sealed since phase 2 (store/sealed-rows.ts), search_headers too
+ * (store/search-seal.ts): none is left.
  */
-const KNOWN_COLUMNS = ['blob_meta.info', 'search_headers.h_subject', 'search_headers.s_subject', 'submissions.subject'];
-/** The SQLite database (the marker is in its WAL until a checkpoint, then in the file); the debug logs hold none. */
-const KNOWN_FILES = ['caducee.sqlite'];
+const KNOWN_COLUMNS: string[] = [];
+/** State files holding the marker (the SQLite database and its WAL held the rows above): none left; the debug logs hold none. */
+const KNOWN_FILES: string[] = [];
 
 describe('encryption at rest: the marker test', () => {
   let dir: string;
@@ -121,10 +123,21 @@ describe('encryption at rest: the marker test', () => {
       const chunks: Buffer[] = [];
       for await (const c of content!) chunks.push(c as Buffer);
       assert.match(Buffer.concat(chunks).toString('utf8'), new RegExp(MARKER));
+      // SEARCH answered by the sealed header index (tokens, then the opened values): the message
+      // found by a part of its Subject, a From: and a Message-ID needle; a near miss finds nothing.
+      assert.deepEqual(await imap.search({ subject: MARKER.toLowerCase() }, { uid: true }), [msg.uid]);
+      assert.deepEqual(await imap.search({ subject: CORE, from: a.addresses[0].slice(0, 4) }, { uid: true }), [msg.uid]);
+      assert.deepEqual(await imap.search({ subject: `${CORE}x` }, { uid: true }), []);
     } finally {
       lock.release();
       await imap.logout();
     }
+
+    // An absence message with the marker (the texts a professional writes: sealed rows too),
+    // set once every message is in, so that no automatic reply goes out.
+    const box = (await A.store.findMailboxByAddress(a.addresses[0]))!;
+    await A.store.setAbsence({ mailboxId: box.id, startsAt: null, endsAt: null, subject: `Congés ${MARKER}`, body: `Absente, ${MARKER}.`, externalBody: `Écrivez au secrétariat ${MARKER}.`, substitute: null, updatedBy: a.login });
+    assert.equal((await A.store.getAbsence(box.id))!.body, `Absente, ${MARKER}.`);
 
     // 1. The message files: nothing in any form.
     let files = 0;

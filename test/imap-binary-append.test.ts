@@ -4,44 +4,10 @@
 // sockets against the demo.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../src/demo/space.js';
 import { tempDir, testLogger } from './helpers.js';
-
-/** A connection keeping every byte received; `cmd` resolves with the bytes of one command's response. */
-async function connect(port: number, ca: string) {
-  const socket = tls.connect({ host: '127.0.0.1', port, ca, servername: 'localhost' });
-  await new Promise<void>((resolve, reject) => (socket.once('secureConnect', () => resolve()), socket.once('error', reject)));
-  let received = Buffer.alloc(0);
-  let wake: (() => void) | undefined;
-  socket.on('data', (d: Buffer) => {
-    received = Buffer.concat([received, d]);
-    wake?.();
-  });
-  const waitFor = async (re: RegExp, from: number): Promise<Buffer> => {
-    const deadline = Date.now() + 15000;
-    for (;;) {
-      const out = received.subarray(from);
-      if (re.test(out.toString('latin1'))) return out;
-      if (Date.now() > deadline) throw new Error(`no ${re} in:\n${out.toString('latin1')}`);
-      await new Promise<void>((r) => ((wake = r), setTimeout(r, 200)));
-    }
-  };
-  await waitFor(/^\* OK/m, 0);
-  let n = 0;
-  return {
-    async cmd(...parts: (string | Buffer)[]): Promise<Buffer> {
-      const tag = `t${++n}`;
-      const from = received.length;
-      socket.write(Buffer.concat([Buffer.from(`${tag} `), ...parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : p)), Buffer.from('\r\n')]));
-      const out = await waitFor(new RegExp(`(^|\\r\\n)${tag} (OK|NO|BAD)[^\\r]*\\r\\n$`), from);
-      assert.match(out.toString('latin1'), new RegExp(`(^|\\r\\n)${tag} OK`), out.toString('latin1'));
-      return out;
-    },
-    close: () => socket.destroy(),
-  };
-}
+import { connectBytes as connect } from './support/imap-bytes.js';
 
 /** The literal (or literal8) following `item` in a FETCH response. */
 function literalAfter(resp: Buffer, item: string): Buffer {

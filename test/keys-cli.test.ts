@@ -1,15 +1,17 @@
 // `caducee keys init|status|encrypt-existing|rotate|rewrap|retire` as an administrator uses them
-// (docs/encryption.md): real processes on a real store and message-file directory. Files written
-// before encryption was configured are sealed in place, a rotation re-wraps them all, the old key
-// is retired only once nothing needs it, and every file reads back the same through the keyring.
+// (docs/encryption.md): real processes on a real store and message-file directory. Files and row
+// values (the cached analysis, the tracking subject, the absence texts) written before encryption
+// was configured are sealed in place, a rotation re-wraps / re-seals them all, the old key is
+// retired only once nothing needs it, and everything reads back the same through the keyring.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { BlobStore } from '../src/store/blobs.js';
-import { readKeyFile } from '../src/store/keyring.js';
+import { KeyRing, readKeyFile } from '../src/store/keyring.js';
 import { SqliteStore } from '../src/store/sqlite/index.js';
+import { isSealedValue, ValueSealer, valueKeyId } from '../src/store/value-seal.js';
 import { tempDir } from './helpers.js';
 
 const BIN = path.resolve('bin/caducee.js');
@@ -27,19 +29,62 @@ test('keys: init, encrypt-existing, status, rotate, retire; files read back the 
   const config = path.join(dir, 'caducee.yaml');
   writeFileSync(plainConfig, 'operator:\n  hostname: mx.x.mssante.test\n  domains: [x.mssante.test]\ndataDir: ./data\n');
   writeFileSync(config, `operator:\n  hostname: mx.x.mssante.test\n  domains: [x.mssante.test]\ndataDir: ./data\nstore:\n  encryption:\n    keyFile: ${keyFile}\n`);
-  // Messages written before encryption.
+  // Messages written before encryption, with their rows: an analysis, a tracked submission, an absence.
   const texts = [Buffer.from('Subject: un\r\n\r\nPremier message\r\n'), Buffer.alloc(300_000, 'b')];
   const ids: string[] = [];
+  const dbFile = path.join(dir, 'data', 'caducee.sqlite');
+  const MARK = 'Rows-marker-5519';
+  const info = JSON.stringify({ subject: `Premier ${MARK}` });
+  let mailboxId = 0;
+  let submissionId = 0;
   {
-    const store = SqliteStore.open(path.join(dir, 'data', 'caducee.sqlite'));
+    const store = SqliteStore.open(dbFile);
     const files = new BlobStore(path.join(dir, 'data', 'blobs'), store, { pinMs: 0 });
     for (const t of texts) {
       const p = await files.put(t);
       await p.release();
       ids.push(p.id);
     }
+    const st = await store.createStructure({ idType: 'SIRET', idValue: '13000000000019', name: 'Cabinet' });
+    const m = await store.createMailbox({ address: 'accueil@x.mssante.test', type: 'ORG', displayName: 'Accueil', ownerUserId: null, practitionerId: null, structureId: st.id, listeRouge: false });
+    mailboxId = m.id;
+    await store.setBlobMeta(ids[0], info);
+    const r = await store.deliver({
+      blobId: ids[0], size: texts[0].length, internalDate: new Date(), envelopeFrom: m.address, localMailboxIds: [], senderMailboxId: m.id,
+      remote: [{ recipient: 'dr@y.mssante.test', domain: 'y.mssante.test', notify: null, orcpt: null }],
+      tracking: { userId: null, messageId: '<1@x.mssante.test>', subject: `Objet ${MARK}` },
+    });
+    submissionId = r.submissionChanges![0].id;
+    await store.setAbsence({ mailboxId: m.id, startsAt: null, endsAt: null, subject: `Congés ${MARK}`, body: `Absente ${MARK}`, externalBody: null, substitute: null, updatedBy: 'admin' });
     await store.close();
   }
+  /** The stored row values: [column, key id or 'plain', holds the marker]. */
+  const rowsOnDisk = () => {
+    const db = SqliteStore.open(dbFile).db;
+    try {
+      const v = (sql: string, ...a: unknown[]) => (db.prepare(sql).get(...a) as { v: Buffer | string }).v;
+      return (
+        [
+          ['blob_meta.info', v('SELECT info v FROM blob_meta WHERE blob_id = ?', ids[0])],
+          ['submissions.subject', v('SELECT subject v FROM submissions WHERE id = ?', submissionId)],
+          ['absences.subject', v('SELECT subject v FROM absences WHERE mailbox_id = ?', mailboxId)],
+          ['absences.body', v('SELECT body v FROM absences WHERE mailbox_id = ?', mailboxId)],
+        ] as const
+      ).map(([c, x]) => [c, typeof x === 'string' || !isSealedValue(x) ? 'plain' : valueKeyId(x), x.includes(MARK)]);
+    } finally {
+      db.close();
+    }
+  };
+  /** The rows as the store reads them with `ring`. */
+  const rowsRead = async (ring: KeyRing) => {
+    const store = SqliteStore.open(dbFile, { sealer: new ValueSealer(ring) });
+    try {
+      return [await store.getBlobMeta(ids[0]), (await store.getSubmission(submissionId))!.subject, (await store.getAbsence(mailboxId))!.subject, (await store.getAbsence(mailboxId))!.body];
+    } finally {
+      await store.close();
+    }
+  };
+  const plainRows = [info, `Objet ${MARK}`, `Congés ${MARK}`, `Absente ${MARK}`];
   // No keyring configured: the commands say what to set.
   let r = caducee(['keys', 'status', '--config', plainConfig]);
   assert.equal(r.code, 2);
@@ -53,37 +98,84 @@ test('keys: init, encrypt-existing, status, rotate, retire; files read back the 
 
   r = caducee(['keys', 'status', '--config', config]);
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual(r.json.at(-1), { files: 0, sealed: 0, plaintext: 2, unknownKeys: [] });
+  assert.deepEqual(r.json.at(-1), { files: 0, sealed: 0, plaintext: 2, rows: { sealed: 0, plaintext: 4 }, unknownKeys: [] });
+  assert.deepEqual(r.json.find((l) => l.column === 'absences.subject'), { column: 'absences.subject', byKey: {}, plaintext: 1 });
+  assert.deepEqual(rowsOnDisk(), [
+    ['blob_meta.info', 'plain', true],
+    ['submissions.subject', 'plain', true],
+    ['absences.subject', 'plain', true],
+    ['absences.body', 'plain', true],
+  ]);
 
   r = caducee(['keys', 'encrypt-existing', '--config', config]);
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual(r.json[0], { sealed: 2, already: 0, gone: 0, failed: 0 });
+  assert.deepEqual(r.json[0], { sealed: 2, already: 0, gone: 0, failed: 0, rows: { sealed: 4, failed: 0 } });
   for (const id of ids) assert.equal(readFileSync(path.join(dir, 'data', 'blobs', id.slice(0, 2), id)).includes('Premier message'), false);
+  assert.deepEqual(
+    rowsOnDisk().map(([c, k, m]) => [c, k === first, m]),
+    [
+      ['blob_meta.info', true, false],
+      ['submissions.subject', true, false],
+      ['absences.subject', true, false],
+      ['absences.body', true, false],
+    ],
+  );
+  assert.deepEqual(await rowsRead(readKeyFile(keyFile)), plainRows);
 
   r = caducee(['keys', 'rotate', '--config', config]);
   assert.equal(r.code, 0, r.stderr);
   const second = r.json[0].current as string;
   assert.notEqual(second, first);
-  assert.deepEqual(r.json[1], { rewrapped: 2, current: 0, plaintext: 0, failed: 0 });
+  assert.deepEqual(r.json[1], { rewrapped: 2, current: 0, plaintext: 0, failed: 0, rows: { resealed: 4, failed: 0 } });
+  assert.deepEqual(rowsOnDisk().map(([, k]) => k), [second, second, second, second]);
   r = caducee(['keys', 'status', '--config', config]);
   assert.deepEqual(
-    r.json.map((k) => [k.key, k.current, k.files]),
+    r.json.filter((l) => !l.column).map((k) => [k.key, k.current, k.files, k.rows]),
     [
-      [first, false, 0],
-      [second, true, 2],
-      [undefined, undefined, 2],
+      [first, false, 0, 0],
+      [second, true, 2, 4],
+      [undefined, undefined, 2, { sealed: 4, plaintext: 0 }],
     ],
   );
+  assert.deepEqual(r.json.find((l) => l.column === 'blob_meta.info'), { column: 'blob_meta.info', byKey: { [second]: 1 }, plaintext: 0 });
 
+  // An operator not restarted since the rotation sealed with the old key, and one of its values
+  // was moved to another row (it no longer opens): retire re-seals what it can, then refuses.
+  {
+    const ring = readKeyFile(keyFile);
+    const stale = SqliteStore.open(dbFile, { sealer: new ValueSealer(new KeyRing(ring.keys, first)) });
+    await stale.setBlobMeta('f'.repeat(64), '{"late":1}');
+    await stale.setBlobMeta('e'.repeat(64), '{"moved":1}');
+    const moved = (stale.db.prepare('SELECT info FROM blob_meta WHERE blob_id = ?').get('f'.repeat(64)) as { info: Buffer }).info;
+    stale.db.prepare('UPDATE blob_meta SET info = ? WHERE blob_id = ?').run(moved, 'e'.repeat(64));
+    await stale.close();
+  }
+  r = caducee(['keys', 'status', '--config', config]);
+  assert.deepEqual(r.json.find((l) => l.column === 'blob_meta.info'), { column: 'blob_meta.info', byKey: { [first]: 2, [second]: 1 }, plaintext: 0 });
   assert.equal(caducee(['keys', 'retire', second, '--config', config]).code, 2, 'the current key is never retired');
   r = caducee(['keys', 'retire', first, '--config', config]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, new RegExp(`blob_meta\\.info:${'e'.repeat(64)}: sealed value does not authenticate`));
+  assert.match(r.stderr, new RegExp(`0 message file\\(s\\) and 1 row value\\(s\\) still sealed by ${first} \\(failed: 0 file\\(s\\), 1 row value\\(s\\)\\): the key stays`));
+  assert.equal(readKeyFile(keyFile).keys.length, 2, 'the key stays');
+  // The moved value removed (its analysis is recomputed on use), the key goes.
+  {
+    const db = SqliteStore.open(dbFile);
+    db.db.prepare('DELETE FROM blob_meta WHERE blob_id = ?').run('e'.repeat(64));
+    await db.close();
+  }
+  r = caducee(['keys', 'retire', first, '--config', config]);
   assert.equal(r.code, 0, r.stderr);
-  assert.equal(r.json[0].retired, first);
+  assert.deepEqual(r.json[0], { retired: first, rewrapped: 0, resealed: 0, current: second });
   const ring = readKeyFile(keyFile);
   assert.deepEqual(
     ring.keys.map((k) => k.id),
     [second],
   );
+  assert.deepEqual(await rowsRead(ring), plainRows);
+  r = caducee(['keys', 'rewrap', '--config', config]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(r.json[0], { current: second, rewrapped: 0, unchanged: 2, plaintext: 0, failed: 0, rows: { resealed: 0, failed: 0 } });
 
   // Everything reads back the same with the keyring that is left.
   const store = SqliteStore.open(path.join(dir, 'data', 'caducee.sqlite'));

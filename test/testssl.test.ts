@@ -109,6 +109,15 @@ describe('testssl.sh finds nothing rated MEDIUM or above on any listener', { tim
       // The demo's certificates name a CRL distribution point (RFC 5280 §4.2.1.13), as IGC-Santé's do:
       // testssl.sh reports it and raises no cert_revocation finding.
       if (t.checks.includes('--server-defaults') && !findings.some((f) => f.id === 'cert_crlDistributionPoints' && /^http:\/\//.test(f.finding))) problems.push(`${t.name}: no CRL distribution point reported`);
+      // They also name the demo's OCSP responder (RFC 5280 §4.2.2.1), and every listener staples its
+      // answer (docs/trust-space.md "OCSP stapling"): testssl.sh reports OCSP_stapling "offered" and,
+      // asking the responder itself, cert_ocspRevoked "not revoked".
+      if (t.checks.includes('--server-defaults')) {
+        for (const [id, finding] of [['OCSP_stapling', 'offered'], ['cert_ocspRevoked', 'not revoked']]) {
+          const f = findings.find((x) => x.id === id);
+          if (f?.severity !== 'OK' || f.finding !== finding) problems.push(`${t.name}: ${id} ${f ? `${f.severity}: ${f.finding}` : 'missing from the report'} (expected OK: ${finding})`);
+        }
+      }
       for (const id of ['LUCKY13', 'ROBOT', 'cipher_order', 'secure_client_renego', ...(t.http ? ['HSTS_time'] : [])]) {
         const f = findings.find((x) => x.id === id);
         if (f?.severity !== 'OK') problems.push(`${t.name}: ${id} ${f ? `${f.severity}: ${f.finding}` : 'missing from the report'}`);

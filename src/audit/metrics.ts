@@ -18,6 +18,8 @@ export interface MetricsOptions {
   imapSessions?: () => number;
   /** Issuers whose newest CRL is past its nextUpdate (trust/crl-refresh.ts), read on scrape. */
   staleCrlIssuers?: () => number;
+  /** Whether a valid OCSP response for our certificate is held and stapled (trust/ocsp-stapling.ts), read on scrape. */
+  ocspStapled?: () => boolean;
   now?: () => number;
 }
 
@@ -37,6 +39,8 @@ export class Metrics implements RuleNotices {
   readonly certificateRefusals: Counter<'failure'>;
   /** CRL downloads by outcome (updated, unchanged, failed). */
   readonly crlRefreshes: Counter<'outcome'>;
+  /** OCSP requests for our own certificate by outcome (updated, unchanged, failed). */
+  readonly ocspRefreshes: Counter<'outcome'>;
 
   constructor(o: MetricsOptions) {
     const registers = [this.registry];
@@ -58,6 +62,16 @@ export class Metrics implements RuleNotices {
       registers,
     });
     this.crlRefreshes = new Counter({ name: 'caducee_crl_refreshes_total', help: 'CRL downloads from distribution points, by outcome (updated, unchanged, failed)', labelNames: ['outcome'], registers });
+    this.ocspRefreshes = new Counter({ name: 'caducee_ocsp_refreshes_total', help: 'OCSP requests for our own certificate (stapling), by outcome (updated, unchanged, failed)', labelNames: ['outcome'], registers });
+    const ocspStapled = o.ocspStapled;
+    new Gauge({
+      name: 'caducee_ocsp_stapled',
+      help: '1 when a valid OCSP response for our certificate is held and stapled, 0 otherwise',
+      registers,
+      collect() {
+        this.set(ocspStapled?.() ? 1 : 0);
+      },
+    });
     const staleCrlIssuers = o.staleCrlIssuers;
     new Gauge({
       name: 'caducee_crl_stale_issuers',

@@ -1,19 +1,26 @@
 // `caducee keys …`: the key-encryption keys of encryption at rest (docs/encryption.md).
 //   init               creates the key file (store.encryption.keyFile or --file), never overwriting
-//   status             the keys, and how many message files each one wraps (and how many are plaintext)
-//   rotate             a new KEK becomes current in the key file, then every file is re-wrapped
-//   rewrap             re-wraps every file not wrapped by the current KEK alone (after a rotation
-//                      made in a KMS behind keyCommand, or after restarting operators that had
-//                      sealed files with the old key meanwhile)
-//   retire <id>        re-wraps what the KEK still wraps, checks nothing does any more, removes it
-//   encrypt-existing   seals the plaintext files written before encryption was configured
-// Never prints a key. Re-wrapping rewrites 160 bytes per file, never the content.
+//   status             the keys, and how many message files and row values each one seals (and
+//                      how many are plaintext)
+//   rotate             a new KEK becomes current in the key file, then every file is re-wrapped and
+//                      every row value re-sealed
+//   rewrap             re-wraps every file not wrapped by the current KEK alone, and re-seals every
+//                      row value sealed by another KEK (after a rotation made in a KMS behind
+//                      keyCommand, or after restarting operators that had sealed with the old key)
+//   retire <id>        re-wraps / re-seals what the KEK still seals, checks nothing does any more,
+//                      removes it
+//   encrypt-existing   seals the plaintext files and row values written before encryption was configured
+// Never prints a key. Re-wrapping rewrites 160 bytes per file, never the content; a row value
+// (docs/encryption.md, "Values in rows") is small and sealed again whole, ROW_BATCH rows per
+// transaction so that a big store never holds one long transaction.
 import { InvalidArgumentError, type Command } from 'commander';
 import path from 'node:path';
 import { loadConfig, type Config } from '../config/index.js';
 import { openStore } from '../open-store.js';
 import { KeyRing, KeyRingError, readKeyFile, runKeyCommand, writeKeyFile } from '../store/keyring.js';
 import type { MessageFiles } from '../store/message-files.js';
+import { SEALED_COLUMNS, type ResealSelection, type RowKey } from '../store/sealed-rows.js';
+import type { Store } from '../store/types.js';
 import { openMessageFiles } from '../store/open-message-files.js';
 
 const configOption = ['-c, --config <file>', 'operator configuration file (YAML or JSON; or CADUCEE_CONFIG)'] as const;
@@ -25,13 +32,41 @@ function ringOf(config: Config): KeyRing {
   throw new KeyRingError('encryption at rest is not configured: set store.encryption.keyFile (created by `caducee keys init`) or store.encryption.keyCommand (docs/encryption.md)');
 }
 
-async function withFiles<T>(config: Config, keys: KeyRing, fn: (files: MessageFiles) => Promise<T>): Promise<T> {
+async function withFiles<T>(config: Config, keys: KeyRing, fn: (files: MessageFiles, store: Store) => Promise<T>): Promise<T> {
   const store = await openStore(config, { keys });
   try {
-    return await fn(openMessageFiles(config, store, { keys }));
+    return await fn(openMessageFiles(config, store, { keys }), store);
   } finally {
     await store.close();
   }
+}
+
+/** Row values re-sealed per transaction. */
+const ROW_BATCH = 500;
+
+/** Re-seals the row values `which` selects in every sealed column, ROW_BATCH a transaction; failures on stderr. */
+async function resealRows(store: Store, which: ResealSelection): Promise<{ resealed: number; failed: number }> {
+  const t = { resealed: 0, failed: 0 };
+  for (const column of SEALED_COLUMNS) {
+    let after: RowKey | null = null;
+    do {
+      const b = await store.resealValues(column, which, after, ROW_BATCH);
+      t.resealed += b.resealed;
+      for (const f of b.failed) {
+        t.failed++;
+        process.stderr.write(`caducee: ${f.error}\n`); // names the column and the row, never the value
+      }
+      after = b.next;
+    } while (after !== null);
+  }
+  return t;
+}
+
+/** Row values per KEK id over every sealed column ('plaintext' for the others). */
+async function rowTally(store: Store): Promise<Tally> {
+  const t: Tally = {};
+  for (const c of await store.countSealedValues()) t[c.keyId ?? 'plaintext'] = (t[c.keyId ?? 'plaintext'] ?? 0) + c.count;
+  return t;
 }
 
 type Tally = Record<string, number>;
@@ -83,7 +118,7 @@ export function registerKeysCommands(program: Command, fail: (e: unknown) => nev
 
   keys
     .command('status')
-    .description('the keys (ids, fingerprints, which is current) and how many message files each wraps')
+    .description('the keys (ids, fingerprints, which is current) and how many message files and row values each seals')
     .option(...configOption)
     .action(async (o) => {
       try {
@@ -91,16 +126,23 @@ export function registerKeysCommands(program: Command, fail: (e: unknown) => nev
         const ring = ringOf(config);
         const byKey: Tally = {};
         const t: Tally = {};
-        await withFiles(config, ring, async (files) => {
+        const rows = await withFiles(config, ring, async (files, store) => {
           for await (const id of files.ids()) {
             const s = await files.keyState(id);
             bump(t, s.kind);
             if (s.kind === 'sealed') for (const k of s.keyIds) bump(byKey, k);
           }
+          return { byKey: await rowTally(store), byColumn: await store.countSealedValues() };
         });
-        for (const k of ring.keys) say({ key: k.id, current: k.id === ring.currentId, created: k.created ?? null, fingerprint: KeyRing.fingerprint(k), files: byKey[k.id] ?? 0 });
-        const unknown = Object.keys(byKey).filter((id) => !ring.get(id));
-        say({ files: t.sealed ?? 0, sealed: t.sealed ?? 0, plaintext: t.plain ?? 0, unknownKeys: unknown });
+        for (const k of ring.keys) say({ key: k.id, current: k.id === ring.currentId, created: k.created ?? null, fingerprint: KeyRing.fingerprint(k), files: byKey[k.id] ?? 0, rows: rows.byKey[k.id] ?? 0 });
+        // docs/encryption.md, "Values in rows": each sealed column, its values per key id.
+        for (const column of SEALED_COLUMNS) {
+          const counts = rows.byColumn.filter((c) => c.column === column);
+          say({ column, byKey: Object.fromEntries(counts.filter((c) => c.keyId !== null).map((c) => [c.keyId, c.count])), plaintext: counts.find((c) => c.keyId === null)?.count ?? 0 });
+        }
+        const unknown = [...new Set([...Object.keys(byKey), ...Object.keys(rows.byKey).filter((k) => k !== 'plaintext')])].filter((id) => !ring.get(id));
+        const rowsSealed = Object.entries(rows.byKey).reduce((n, [k, c]) => (k === 'plaintext' ? n : n + c), 0);
+        say({ files: t.sealed ?? 0, sealed: t.sealed ?? 0, plaintext: t.plain ?? 0, rows: { sealed: rowsSealed, plaintext: rows.byKey.plaintext ?? 0 }, unknownKeys: unknown });
       } catch (e) {
         fail(e);
       }
@@ -108,7 +150,7 @@ export function registerKeysCommands(program: Command, fail: (e: unknown) => nev
 
   keys
     .command('rotate')
-    .description('a new key becomes current in the key file; every message file is re-wrapped under it (the content is not re-encrypted)')
+    .description('a new key becomes current in the key file; every message file is re-wrapped under it (the content is not re-encrypted), every row value re-sealed')
     .option(...configOption)
     .action(async (o) => {
       try {
@@ -121,12 +163,12 @@ export function registerKeysCommands(program: Command, fail: (e: unknown) => nev
         const ring = readKeyFile(file).withNewCurrent();
         writeKeyFile(file, ring);
         say({ rotated: true, current: ring.currentId, fingerprint: KeyRing.fingerprint(ring.current) });
-        const t = await withFiles(config, ring, (files) => rewrapAll(files));
-        say({ rewrapped: t.rewrapped ?? 0, current: t.current ?? 0, plaintext: t.plain ?? 0, failed: t.failed ?? 0 });
+        const [t, rows] = await withFiles(config, ring, async (files, store) => [await rewrapAll(files), await resealRows(store, 'stale')] as const);
+        say({ rewrapped: t.rewrapped ?? 0, current: t.current ?? 0, plaintext: t.plain ?? 0, failed: t.failed ?? 0, rows });
         process.stderr.write(
-          'caducee: running operators keep sealing new files with the previous key until restarted: restart them, run `caducee keys rewrap`, then `caducee keys retire <old id>`\n',
+          'caducee: running operators keep sealing new files and row values with the previous key until restarted: restart them, run `caducee keys rewrap`, then `caducee keys retire <old id>`\n',
         );
-        if (t.failed) process.exitCode = 1;
+        if (t.failed || rows.failed) process.exitCode = 1;
       } catch (e) {
         fail(e);
       }
@@ -134,15 +176,15 @@ export function registerKeysCommands(program: Command, fail: (e: unknown) => nev
 
   keys
     .command('rewrap')
-    .description('re-wrap every message file not wrapped by the current key alone')
+    .description('re-wrap every message file not wrapped by the current key alone, re-seal every row value sealed by another key')
     .option(...configOption)
     .action(async (o) => {
       try {
         const config = loadConfig(o.config);
         const ring = ringOf(config);
-        const t = await withFiles(config, ring, (files) => rewrapAll(files));
-        say({ current: ring.currentId, rewrapped: t.rewrapped ?? 0, unchanged: t.current ?? 0, plaintext: t.plain ?? 0, failed: t.failed ?? 0 });
-        if (t.failed) process.exitCode = 1;
+        const [t, rows] = await withFiles(config, ring, async (files, store) => [await rewrapAll(files), await resealRows(store, 'stale')] as const);
+        say({ current: ring.currentId, rewrapped: t.rewrapped ?? 0, unchanged: t.current ?? 0, plaintext: t.plain ?? 0, failed: t.failed ?? 0, rows });
+        if (t.failed || rows.failed) process.exitCode = 1;
       } catch (e) {
         fail(e);
       }
@@ -150,15 +192,16 @@ export function registerKeysCommands(program: Command, fail: (e: unknown) => nev
 
   keys
     .command('retire <id>')
-    .description('re-wrap what the key still wraps, check that nothing does any more, then remove it from the key file')
+    .description('re-wrap / re-seal what the key still seals (files and row values), check that nothing does any more, then remove it from the key file')
     .option(...configOption)
     .action(async (id: string, o) => {
       try {
         const config = loadConfig(o.config);
         const ring = ringOf(config);
         const without = ring.without(id); // refuses the current key and an unknown one
-        const t = await withFiles(config, ring, async (files) => {
+        const t = await withFiles(config, ring, async (files, store) => {
           const t = await rewrapAll(files, id);
+          const rows = await resealRows(store, { keyId: id });
           // The check after: a file still naming the key (a failure, or one sealed meanwhile by an
           // operator not restarted since the rotation) keeps the key.
           let left = 0;
@@ -166,13 +209,17 @@ export function registerKeysCommands(program: Command, fail: (e: unknown) => nev
             const s = await files.keyState(f);
             if (s.kind === 'sealed' && s.keyIds.includes(id)) left++;
           }
-          return { rewrapped: t.rewrapped ?? 0, failed: t.failed ?? 0, left };
+          const rowsLeft = (await rowTally(store))[id] ?? 0;
+          return { rewrapped: t.rewrapped ?? 0, failed: t.failed ?? 0, left, rows: { resealed: rows.resealed, failed: rows.failed, left: rowsLeft } };
         });
-        if (t.left) throw new KeyRingError(`${t.left} message file(s) still wrapped by ${id} (failed: ${t.failed ?? 0}): the key stays; restart the operators, then run keys retire again`);
+        if (t.left || t.rows.left)
+          throw new KeyRingError(
+            `${t.left} message file(s) and ${t.rows.left} row value(s) still sealed by ${id} (failed: ${t.failed} file(s), ${t.rows.failed} row value(s)): the key stays; restart the operators, then run keys retire again`,
+          );
         if (config.store.encryption.keyFile) {
           writeKeyFile(config.store.encryption.keyFile, without);
-          say({ retired: id, rewrapped: t.rewrapped ?? 0, current: without.currentId });
-        } else say({ retirable: id, rewrapped: t.rewrapped ?? 0, detail: 'no message file needs it any more: remove it from what store.encryption.keyCommand prints' });
+          say({ retired: id, rewrapped: t.rewrapped ?? 0, resealed: t.rows.resealed, current: without.currentId });
+        } else say({ retirable: id, rewrapped: t.rewrapped ?? 0, resealed: t.rows.resealed, detail: 'no message file or row value needs it any more: remove it from what store.encryption.keyCommand prints' });
       } catch (e) {
         fail(e);
       }
@@ -180,14 +227,14 @@ export function registerKeysCommands(program: Command, fail: (e: unknown) => nev
 
   keys
     .command('encrypt-existing')
-    .description('seal the plaintext message files written before encryption was configured (in place; their ids stay)')
+    .description('seal the plaintext message files (in place; their ids stay) and row values written before encryption was configured')
     .option(...configOption)
     .action(async (o) => {
       try {
         const config = loadConfig(o.config);
         const ring = ringOf(config);
         const t: Tally = {};
-        await withFiles(config, ring, async (files) => {
+        const rows = await withFiles(config, ring, async (files, store) => {
           for await (const id of files.ids()) {
             try {
               bump(t, await files.seal(id));
@@ -196,9 +243,11 @@ export function registerKeysCommands(program: Command, fail: (e: unknown) => nev
               process.stderr.write(`caducee: message file ${id}: ${e.message}\n`);
             }
           }
+          const r = await resealRows(store, 'plain');
+          return { sealed: r.resealed, failed: r.failed };
         });
-        say({ sealed: t.sealed ?? 0, already: t.already ?? 0, gone: t.missing ?? 0, failed: t.failed ?? 0 });
-        if (t.failed) process.exitCode = 1;
+        say({ sealed: t.sealed ?? 0, already: t.already ?? 0, gone: t.missing ?? 0, failed: t.failed ?? 0, rows });
+        if (t.failed || rows.failed) process.exitCode = 1;
       } catch (e) {
         fail(e);
       }

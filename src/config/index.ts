@@ -126,8 +126,32 @@ export const configSchema = z
           })
           .strict()
           .default({ urls: [], distributionPoints: true, intervalMinutes: 60, timeoutSeconds: 30, maxBytes: 64 * 1024 * 1024, staleGraceHours: 24 }),
+        /**
+         * OCSP stapling of our own certificate (trust/ocsp-stapling.ts, docs/trust-space.md
+         * "OCSP stapling"): its status fetched in the background, checked, and stapled by every
+         * TLS listener.
+         */
+        ocsp: z
+          .object({
+            /** Staple when a responder is known (responderUrl, or our certificate's Authority Information Access). */
+            staple: z.boolean().default(true),
+            /** The responder to ask instead of the one our certificate names (RFC 5280 §4.2.2.1). */
+            responderUrl: z.string().regex(/^https?:\/\/[^\s]+$/i, 'expected an http:// or https:// URL').optional(),
+            /** Longest time between two requests (minutes); earlier when the response's nextUpdate is near. */
+            refreshMinutes: z.number().positive().default(60),
+            /** Longest an OCSP exchange may take, connection included (seconds). */
+            timeoutSeconds: z.number().positive().default(10),
+            /** Largest OCSP response accepted (bytes). */
+            maxBytes: z.number().int().positive().default(64 * 1024),
+          })
+          .strict()
+          .default({ staple: true, refreshMinutes: 60, timeoutSeconds: 10, maxBytes: 64 * 1024 }),
       })
-      .default({ crl: [], crlRefresh: { urls: [], distributionPoints: true, intervalMinutes: 60, timeoutSeconds: 30, maxBytes: 64 * 1024 * 1024, staleGraceHours: 24 } }),
+      .default({
+        crl: [],
+        crlRefresh: { urls: [], distributionPoints: true, intervalMinutes: 60, timeoutSeconds: 30, maxBytes: 64 * 1024 * 1024, staleGraceHours: 24 },
+        ocsp: { staple: true, refreshMinutes: 60, timeoutSeconds: 10, maxBytes: 64 * 1024 },
+      }),
     trust: z
       .object({
         /** Trust list (liste blanche) as a file path or an https:// URL. */

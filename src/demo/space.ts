@@ -14,7 +14,7 @@ import { Core } from '../core/index.js';
 import { startOperator, type Operator, openStore } from '../main.js';
 import { startDemoPsc, type DemoPscInfo } from './psc.js';
 import { RevocationList, TestPki, type IssuedCertificate } from '../pki/index.js';
-import { crlBaseUrl, startCrlServer, type CrlServer } from './crl-server.js';
+import { crlBaseUrl, ocspUrl, startCrlServer, type CrlServer } from './crl-server.js';
 import { buildTrustListXml } from '../trust/list.js';
 import { withInsKey } from '../policy/patients.js';
 import { dropSchema } from '../store/postgres/index.js';
@@ -155,7 +155,9 @@ export interface DemoLayout {
   /**
    * The demo PKI's CRL distribution points, served over HTTP by the demo (src/demo/crl-server.ts):
    * every certificate of the space names `<baseUrl>/intermediate.crl` or `<baseUrl>/root.crl`.
-   * Absent in spaces made before distribution points existed.
+   * The same server is the PKI's OCSP responder, `http://host:port/ocsp` (src/demo/ocsp-responder.ts),
+   * named in the end-entity certificates of spaces made since it exists. Absent in spaces made
+   * before distribution points existed.
    */
   crlServer?: { host: string; port: number; baseUrl: string };
   trustList: string;
@@ -224,6 +226,17 @@ export const DEMO_CRL_PORT = 2070;
  * certificates; startDemo adopts them (by demo directory). Unref'd until then.
  */
 const preparedCrlServers = new Map<string, CrlServer>();
+
+/**
+ * Closes the CRL server prepareDemo started for `dir` (ephemeral ports) when another process is to
+ * run the demo (`caducee demo --dir`, as the benches do): that process listens on the port itself.
+ */
+export async function releasePreparedDemo(dir: string): Promise<void> {
+  const key = path.resolve(dir);
+  const server = preparedCrlServers.get(key);
+  preparedCrlServers.delete(key);
+  await server?.close();
+}
 
 export interface PrepareOptions {
   /** 'fixed' uses the documented ports (2525…, 3525…); 'ephemeral' lets the system choose. */
@@ -326,7 +339,8 @@ export async function prepareDemo(dir: string, opts: PrepareOptions = {}): Promi
     } else {
       crlServer = { host, port: DEMO_CRL_PORT, baseUrl: crlBaseUrl(host, DEMO_CRL_PORT) };
     }
-    pki = await TestPki.create(pkiDir, { crlBaseUrl: crlServer.baseUrl });
+    // The same server answers OCSP: end-entity certificates name it (AIA), operators staple its answer.
+    pki = await TestPki.create(pkiDir, { crlBaseUrl: crlServer.baseUrl, ocspUrl: ocspUrl(crlServer.host, crlServer.port) });
   } else {
     pki = await TestPki.load(pkiDir);
   }

@@ -6,7 +6,7 @@ import type { MessageFiles } from '../store/message-files.js';
 import type { Store } from '../store/types.js';
 import { no } from './errors.js';
 import type { MessageIndex } from '../mail/message-index.js';
-import { imapDate, nstring } from './protocol/encoder.js';
+import { headerString, imapDate, nstring, type StringOptions } from './protocol/encoder.js';
 import type { FetchAttribute, Section } from './protocol/types.js';
 import type { ViewMessage } from './view.js';
 
@@ -16,24 +16,53 @@ export interface FetchContext {
   index: MessageIndex;
   write(data: string | Buffer): void;
   drainWait(): Promise<void>;
+  /** The session takes UTF-8 (ENABLE UTF8=ACCEPT or IMAP4rev2): header strings are sent as UTF-8. */
+  utf8: boolean;
 }
 
-/** Serialises an IMAP data tree (strings as quoted strings, or literals when needed). */
-export function sexpToString(v: Sexp): string {
-  if (v === null) return 'NIL';
-  if (typeof v === 'number') return String(v);
-  if (typeof v === 'string') return nstring(v);
-  // RFC 9051 §9: body-type-mpart is 1*body with no separator, and an address list is
-  // "(" 1*address ")": lists at the head of a list are written side by side.
-  let out = '(';
-  let leading = true;
-  v.forEach((e, i) => {
-    const isList = Array.isArray(e);
-    if (i > 0) out += leading && isList ? '' : ' ';
-    if (!isList) leading = false;
-    out += sexpToString(e);
-  });
-  return out + ')';
+/**
+ * Serialises an IMAP data tree: text strings quoted, or literals when needed (UTF-8 quoted
+ * strings only for a UTF-8 session); header bytes (Uint8Array) by headerString — exactly as
+ * stored for an IMAP4rev1 session, as UTF-8 for a UTF-8 session.
+ */
+export function sexpToBytes(v: Sexp, opts: StringOptions = {}): Buffer {
+  const w = { text: '', chunks: [] as Buffer[] };
+  writeSexp(v, opts, w);
+  if (w.chunks.length === 0) return Buffer.from(w.text, 'utf8');
+  w.chunks.push(Buffer.from(w.text, 'utf8'));
+  return Buffer.concat(w.chunks);
+}
+
+/** Text is gathered in a string (UTF-8 once done); raw header bytes in a literal end it as a chunk. */
+function writeSexp(v: Sexp, opts: StringOptions, w: { text: string; chunks: Buffer[] }): void {
+  if (v === null) w.text += 'NIL';
+  else if (typeof v === 'number') w.text += String(v);
+  else if (typeof v === 'string') w.text += nstring(v, opts);
+  else if (v instanceof Uint8Array) {
+    const b = headerString(v, opts);
+    if (opts.utf8 || b[0] === 0x22) w.text += b.toString(opts.utf8 ? 'utf8' : 'latin1'); // UTF-8 text, or a 7-bit quoted string
+    else {
+      w.chunks.push(Buffer.from(w.text, 'utf8'), b);
+      w.text = '';
+    }
+  } else {
+    // RFC 9051 §9: body-type-mpart is 1*body with no separator, and an address list is
+    // "(" 1*address ")": lists at the head of a list are written side by side.
+    w.text += '(';
+    let leading = true;
+    v.forEach((e, i) => {
+      const isList = Array.isArray(e);
+      if (i > 0 && !(leading && isList)) w.text += ' ';
+      if (!isList) leading = false;
+      writeSexp(e, opts, w);
+    });
+    w.text += ')';
+  }
+}
+
+/** sexpToBytes as text (UTF-8), for structures whose strings are valid UTF-8 (tests, logs). */
+export function sexpToString(v: Sexp, opts: StringOptions = {}): string {
+  return sexpToBytes(v, opts).toString('utf8');
 }
 
 function sectionName(s: Section): string {
@@ -60,40 +89,44 @@ async function readRange(blobs: MessageFiles, id: string, start: number, end: nu
 }
 
 export async function fetchMessage(ctx: FetchContext, seq: number, m: ViewMessage, attrs: FetchAttribute[], flagsOut: string[]): Promise<void> {
-  const parts: (string | Buffer)[] = [];
+  // One entry per FETCH item: its chunks (a literal's data follows its "{n}\r\n" header).
+  const parts: (string | Buffer)[][] = [];
   let raw: Buffer | undefined;
+  const opts: StringOptions = { utf8: ctx.utf8 };
   const info = attrs.some((a) => !['uid', 'flags', 'internaldate', 'modseq'].includes(a.kind)) ? await ctx.index.ensure(m.blobId) : undefined;
   const getRaw = async () => (raw ??= await ctx.blobs.read(m.blobId));
   const literal = (name: string, data: Buffer, binary = false) => {
-    parts.push(`${name} ${binary ? '~' : ''}{${data.length}}\r\n`);
-    parts.push(data);
+    parts.push([`${name} ${binary ? '~' : ''}{${data.length}}\r\n`, data]);
   };
+  const item = (text: string) => parts.push([text]);
+  const structure = (name: string, v: Sexp) => parts.push([Buffer.concat([Buffer.from(`${name} `), sexpToBytes(v, opts)])]);
   for (const a of attrs) {
     switch (a.kind) {
       case 'uid':
-        parts.push(`UID ${m.uid}`);
+        item(`UID ${m.uid}`);
         break;
       case 'flags':
-        parts.push(`FLAGS (${flagsOut.join(' ')})`);
+        item(`FLAGS (${flagsOut.join(' ')})`);
         break;
       case 'internaldate':
-        parts.push(`INTERNALDATE "${imapDate(new Date(m.internalDate))}"`);
+        item(`INTERNALDATE "${imapDate(new Date(m.internalDate))}"`);
         break;
       case 'rfc822.size':
         // Sizes count line ends as CRLF, consistent with BODY[] (RFC 9051 §6.4.5).
-        parts.push(`RFC822.SIZE ${info?.size ?? m.size}`);
+        item(`RFC822.SIZE ${info?.size ?? m.size}`);
         break;
       case 'modseq':
-        parts.push(`MODSEQ (${m.modseq})`);
+        item(`MODSEQ (${m.modseq})`);
         break;
+      // Header strings: the stored bytes for IMAP4rev1, UTF-8 for a UTF-8 session (issue 15).
       case 'envelope':
-        parts.push(`ENVELOPE ${sexpToString(envelopeSexp(info!.envelope))}`);
+        structure('ENVELOPE', envelopeSexp(info!.envelope, info!.envelopeWire));
         break;
       case 'bodystructure':
-        parts.push(`BODYSTRUCTURE ${sexpToString(bodyStructure(info!, true))}`);
+        structure('BODYSTRUCTURE', bodyStructure(info!, true));
         break;
       case 'body-structure':
-        parts.push(`BODY ${sexpToString(bodyStructure(info!, false))}`);
+        structure('BODY', bodyStructure(info!, false));
         break;
       case 'rfc822':
         literal('RFC822', await getRaw());
@@ -131,7 +164,7 @@ export async function fetchMessage(ctx: FetchContext, seq: number, m: ViewMessag
         if (r && 'error' in r) throw no(r.error, r.error === 'PARSE' ? 'Invalid data in MIME part' : 'unknown Content-Transfer-Encoding');
         const data = Buffer.from(r?.data ?? Buffer.alloc(0));
         if (a.kind === 'binary.size') {
-          parts.push(`BINARY.SIZE[${a.part.join('.')}] ${data.length}`);
+          item(`BINARY.SIZE[${a.part.join('.')}] ${data.length}`);
           break;
         }
         let d = data;
@@ -144,14 +177,12 @@ export async function fetchMessage(ctx: FetchContext, seq: number, m: ViewMessag
         break;
     }
   }
-  // Join items with spaces; a literal's data follows its "{n}\r\n" header directly.
+  // Items joined by spaces.
   const out: (string | Buffer)[] = [`* ${seq} FETCH (`];
-  for (let i = 0; i < parts.length; i++) {
-    const p = parts[i];
-    const prev = parts[i - 1];
-    if (i > 0 && !Buffer.isBuffer(p) && !(typeof prev === 'string' && prev.endsWith('}\r\n'))) out.push(' ');
-    out.push(p);
-  }
+  parts.forEach((p, i) => {
+    if (i > 0) out.push(' ');
+    out.push(...p);
+  });
   out.push(')\r\n');
   for (const o of out) ctx.write(o);
   await ctx.drainWait();

@@ -30,7 +30,8 @@ export type { ImapServices } from './commands/context.js';
 const connectionCommands = {
   NOOP: async () => 'NOOP completed',
   LOGOUT: async (ctx) => {
-    ctx.write('* BYE Caducée IMAP logging out\r\n');
+    // RFC 3501 §9: resp-text is 7-bit (TEXT-CHAR) for IMAP4rev1 clients: no "é" here.
+    ctx.write('* BYE Caducee IMAP logging out\r\n');
     ctx.state = 'logout';
     return '';
   },
@@ -45,7 +46,7 @@ const HANDLERS: Handlers<Exclude<Command['name'], 'STARTTLS'>> = { ...connection
 export class ImapSession implements SessionContext {
   private socket: Socket;
   readonly remote: string | null;
-  // ENABLE pauses too, so commands pipelined after ENABLE IMAP4rev2 are parsed with UTF-8 allowed.
+  // ENABLE pauses too, so commands pipelined after ENABLE IMAP4rev2 / UTF8=ACCEPT are parsed with UTF-8 allowed.
   readonly parser = new CommandParser({ pauseAfter: ['STARTTLS', 'AUTHENTICATE', 'IDLE', 'ENABLE'] });
   state: SessionState = 'notauth';
   user?: User;
@@ -118,7 +119,7 @@ export class ImapSession implements SessionContext {
     s.core.events.on('delivered', this.onChange);
     s.core.events.on('folder-changed', this.onChange);
     s.core.events.on('resync', this.onResync);
-    this.write(`* OK [CAPABILITY ${this.capabilities().join(' ')}] Caducée MSSanté IMAP ready\r\n`);
+    this.write(`* OK [CAPABILITY ${this.capabilities().join(' ')}] Caducee MSSante IMAP ready\r\n`); // 7-bit resp-text (RFC 3501 §9)
   }
 
   private attach(socket: Socket) {
@@ -160,6 +161,11 @@ export class ImapSession implements SessionContext {
 
   get rev2(): boolean {
     return this.enabled.has('IMAP4REV2');
+  }
+
+  /** UTF-8 in quoted strings, mailbox names and header strings: ENABLE UTF8=ACCEPT (RFC 6855 §3) or IMAP4rev2 (RFC 9051 §4.3, §5.1). */
+  get utf8(): boolean {
+    return this.rev2 || this.enabled.has('UTF8=ACCEPT');
   }
 
   /** RFC 7162 §3.1: CONDSTORE is enabled by ENABLE, SELECT (CONDSTORE) or any CONDSTORE-enabling command. */
@@ -356,7 +362,14 @@ export class ImapSession implements SessionContext {
     plain.setTimeout(0);
     // Request (never require) a client certificate for SASL EXTERNAL; the acceptable CAs come
     // from secureContext (built with the CA bundle), the certificate is judged by trust/.
-    const secure = new TLSSocket(plain, { isServer: true, secureContext: this.s.secureContext, requestCert: true, rejectUnauthorized: false });
+    // `server`: where Node asks for the OCSP response to staple (RFC 6066 §8), as for implicit TLS.
+    const secure = new TLSSocket(plain, {
+      isServer: true,
+      secureContext: this.s.secureContext,
+      requestCert: true,
+      rejectUnauthorized: false,
+      ...(this.s.startTlsServer ? { server: this.s.startTlsServer } : {}),
+    });
     await new Promise<void>((resolve) => {
       secure.once('secure', () => resolve());
       secure.once('error', () => resolve());

@@ -3,6 +3,8 @@
 // fields, kept in the store (migration 17, one row per blob) so that SEARCH narrows candidates with
 // SQL instead of reading every message. The values are computed by the very function the engine
 // uses (headerSearchValues), then folded (normalizeForSearch), so both paths give the same answer.
+// With encryption at rest the store keeps keyed tokens and a sealed value instead of these values
+// and applies the same test after opening its candidates (store/search-seal.ts).
 import { headerValues, normalizeForSearch, type HeaderSearchMode, type MessageInfo } from '../mime/index.js';
 
 /** Bumped whenever headerSearchValues or normalizeForSearch change: rows of another version are recomputed. */

@@ -1,10 +1,11 @@
 // Message semantics (ENVELOPE, BODYSTRUCTURE, part offsets, sort and search keys) computed once
 // per stored message file and kept in the store; IMAP FETCH/SEARCH and the mail API read them,
 // never re-parse. The header search row (mail/header-index.ts) is recorded with the analysis.
-import { analyzeMessage, type MessageInfo } from '../mime/index.js';
+import { analyzeMessage, MESSAGE_INFO_VERSION, type MessageInfo } from '../mime/index.js';
 import type { MessageFiles } from '../store/message-files.js';
 import type { DeliveryAnalysis, Store } from '../store/types.js';
 import { HEADER_INDEX_VERSION, headerIndexRow } from './header-index.js';
+import { SealedValueError } from '../store/value-seal.js';
 
 /**
  * A message's analysis and header search row computed from its bytes at intake, for the delivery
@@ -21,6 +22,12 @@ export function deliveryAnalysis(raw: Buffer): { info: MessageInfo; analysis: De
   }
 }
 
+/** A recorded analysis, if it is at the current MESSAGE_INFO_VERSION (older ones are computed again). */
+function currentInfo(stored: string): MessageInfo | undefined {
+  const info = JSON.parse(stored) as { version?: unknown };
+  return info.version === MESSAGE_INFO_VERSION ? (info as MessageInfo) : undefined;
+}
+
 export class MessageIndex {
   private readonly cache = new Map<string, MessageInfo>();
 
@@ -29,6 +36,21 @@ export class MessageIndex {
     private readonly blobs: MessageFiles,
     private readonly cacheSize = 2000,
   ) {}
+
+  /**
+   * The recorded analysis; '' when its row is sealed (docs/encryption.md, "Values in rows") and
+   * does not open — altered, or moved from another row: the analysis is a cache of the message
+   * file, which authenticates itself, so it is computed again from the file and recorded anew
+   * rather than making the message unreadable. A missing key still fails: the file needs it too.
+   */
+  private async storedAnalysis(blobId: string): Promise<string | undefined> {
+    try {
+      return await this.store.getBlobMeta(blobId);
+    } catch (e) {
+      if (!(e instanceof SealedValueError) || !/does not authenticate|truncated/.test(e.message)) throw e;
+      return '';
+    }
+  }
 
   /** Analyses and records a message file if not done yet; returns its analysis. */
   async ensure(blobId: string): Promise<MessageInfo> {
@@ -40,9 +62,15 @@ export class MessageIndex {
       return hit;
     }
     let info: MessageInfo;
-    const stored = await this.store.getBlobMeta(blobId);
-    if (stored) info = JSON.parse(stored) as MessageInfo;
-    else {
+    const stored = await this.storedAnalysis(blobId);
+    const parsed = stored ? currentInfo(stored) : undefined;
+    if (parsed) info = parsed;
+    else if (stored) {
+      // Recorded at an older MESSAGE_INFO_VERSION: analysed again (the search row is unchanged:
+      // the text values a version change keeps are what it holds).
+      info = analyzeMessage(await this.blobs.read(blobId));
+      await this.store.setBlobMeta(blobId, JSON.stringify(info));
+    } else {
       const raw = await this.blobs.read(blobId);
       info = analyzeMessage(raw);
       await this.store.setBlobMeta(blobId, JSON.stringify(info));
@@ -63,7 +91,9 @@ export class MessageIndex {
     const infos = new Map<string, MessageInfo>();
     let bytes = 0;
     for (const f of files) {
-      if (infos.has(f.blobId) || this.cache.has(f.blobId) || (await this.store.getBlobMeta(f.blobId)) !== undefined) continue;
+      if (infos.has(f.blobId) || this.cache.has(f.blobId)) continue;
+      const stored = await this.storedAnalysis(f.blobId);
+      if (stored && currentInfo(stored)) continue;
       const buf = Buffer.isBuffer(f.raw) ? f.raw : Buffer.from(f.raw.buffer, f.raw.byteOffset, f.raw.byteLength);
       const info = analyzeMessage(buf);
       infos.set(f.blobId, info);

@@ -2,13 +2,13 @@
 // ENVELOPE, section offsets, sizes), SORT and THREAD need, as plain JSON. Per-part data follows
 // Dovecot 2.3.21's message-part-data.c; sizes are Dovecot's "virtual" sizes (CRLF line ends).
 import { parseAddressList } from './address.js';
-import { buildEnvelope, emptyEnvelope, headerStrdup, nolf } from './envelope.js';
+import { buildEnvelopes, emptyEnvelope, headerStrdup, nolf, TextOf } from './envelope.js';
 import { fieldValueImap, type RawField } from './headers.js';
 import { F_DIGEST, F_IS_MIME, F_MULTIPART, F_RFC822, parseMime, type PNode } from './parser.js';
 import { parseContentTypeValue, Rfc822Parser, rfc2231Parse } from './rfc822.js';
 import { baseSubject, isoWithOffset, messageIds, normalizeForSearch, parseDate } from './sortkeys.js';
 import { binToText, decodeWords } from './text.js';
-import type { MessageInfo, Part, TransferDecoding } from './types.js';
+import { MESSAGE_INFO_VERSION, type MessageInfo, type Part, type PartWire, type TransferDecoding } from './types.js';
 
 /** Sorted LF positions, to count lines and bare LFs (LF without CR) in any byte range. */
 export class LineIndex {
@@ -179,11 +179,41 @@ function transferDecoding(buf: Uint8Array, node: PNode): TransferDecoding {
 }
 
 const t = binToText;
-const tn = (s: string | null): string | null => (s === null ? null : t(s));
-const params = (ps: [string, string][]): [string, string][] => ps.map(([k, v]) => [t(k), t(v)]);
 
 function ieq(a: string | null, b: string): boolean {
   return a !== null && a.length === b.length && a.toLowerCase() === b;
+}
+
+/** How each BODYSTRUCTURE field of a part is made text (defined once: settleWire runs for every part). */
+const TO_TEXT: { [K in keyof PartWire]-?: (t: TextOf, v: Part[K]) => Part[K] } = {
+  type: (t, v) => t.str(v),
+  subtype: (t, v) => t.str(v),
+  params: (t, v) => t.pairs(v),
+  id: (t, v) => t.str(v),
+  description: (t, v) => t.str(v),
+  encoding: (t, v) => t.str(v),
+  md5: (t, v) => t.str(v),
+  disposition: (t, v) => (v === null ? null : [t.str(v[0]), t.pairs(v[1])]),
+  language: (t, v) => (v === null ? null : v.map((x) => t.str(x))),
+  location: (t, v) => t.str(v),
+};
+const WIRE_FIELDS = Object.keys(TO_TEXT) as (keyof PartWire)[];
+
+/**
+ * Turns the part's BODYSTRUCTURE fields (built as "binary" strings) into text, keeping the bytes
+ * of the fields that are not valid UTF-8 in `part.wire` (issue 15).
+ */
+function settleWire(part: Part): void {
+  let wire: Record<string, unknown> | undefined;
+  const p = part as unknown as Record<string, unknown>;
+  const t = new TextOf();
+  for (const k of WIRE_FIELDS) {
+    t.bad = false;
+    const bin = p[k];
+    p[k] = (TO_TEXT[k] as (t: TextOf, v: unknown) => unknown)(t, bin);
+    if (t.bad) (wire ??= {})[k] = bin;
+  }
+  if (wire !== undefined) part.wire = wire as PartWire;
 }
 
 class Builder {
@@ -193,6 +223,13 @@ class Builder {
   ) {}
 
   build(node: PNode, path: number[]): Part {
+    const part = this.buildBinary(node, path);
+    settleWire(part);
+    return part;
+  }
+
+  /** The part with its BODYSTRUCTURE strings still "binary" (settleWire makes them text). */
+  private buildBinary(node: PNode, path: number[]): Part {
     const d = partData(this.buf, node);
     const headerStart = node.start;
     const bodyStart = node.start + node.hdrSize;
@@ -202,14 +239,14 @@ class Builder {
       type: '',
       subtype: '',
       params: [],
-      id: d.id === null ? null : t(nolf(d.id)),
-      description: d.description === null ? null : t(nolf(d.description)),
-      encoding: d.cte === null ? '7bit' : t(d.cte),
+      id: d.id === null ? null : nolf(d.id),
+      description: d.description === null ? null : nolf(d.description),
+      encoding: d.cte ?? '7bit',
       size: this.idx.virtual(bodyStart, bodyEnd),
-      md5: d.md5 === null ? null : t(nolf(d.md5)),
-      disposition: d.disposition === null ? null : [t(d.disposition), params(d.dispositionParams)],
-      language: d.language === null ? null : d.language.map(t),
-      location: d.location === null ? null : t(nolf(d.location)),
+      md5: d.md5 === null ? null : nolf(d.md5),
+      disposition: d.disposition === null ? null : [d.disposition, d.dispositionParams],
+      language: d.language,
+      location: d.location === null ? null : nolf(d.location),
       headerStart,
       bodyStart,
       bodyEnd,
@@ -217,9 +254,9 @@ class Builder {
       transferDecoding: transferDecoding(this.buf, node),
     };
     if ((node.flags & F_MULTIPART) !== 0) {
-      part.type = tn(d.contentType) ?? 'multipart';
-      part.subtype = tn(d.contentSubtype) ?? '';
-      part.params = params(d.params);
+      part.type = d.contentType ?? 'multipart';
+      part.subtype = d.contentSubtype ?? '';
+      part.params = d.params;
       part.children = node.children.map((c, i) => this.build(c, [...path, i + 1]));
       return part;
     }
@@ -242,20 +279,22 @@ class Builder {
       part.subtype = 'plain';
       text = true;
     } else {
-      part.type = t(d.contentType);
-      part.subtype = t(d.contentSubtype ?? '');
+      part.type = d.contentType;
+      part.subtype = d.contentSubtype ?? '';
       text = ieq(d.contentType, 'text');
     }
-    part.params = params(d.params);
+    part.params = [...d.params];
     if (text && !d.params.some(([k]) => k.toLowerCase() === 'charset')) part.params.push(['charset', 'us-ascii']);
     if (text) part.lines = this.idx.lines(bodyStart, bodyEnd);
     if ((node.flags & F_RFC822) !== 0) {
       part.lines = this.idx.lines(bodyStart, bodyEnd);
       const child = node.children[0];
       if (child !== undefined) {
+        const env = child.fields.length > 0 ? buildEnvelopes(this.buf, child.fields) : { envelope: emptyEnvelope() };
         part.message = {
-          envelope: child.fields.length > 0 ? buildEnvelope(this.buf, child.fields) : emptyEnvelope(),
+          envelope: env.envelope,
           root: this.build(child, path),
+          ...(env.wire ? { envelopeWire: env.wire } : {}),
         };
       }
     }
@@ -324,13 +363,15 @@ export function analyzeMessage(raw: Uint8Array): MessageInfo {
     if (irt !== undefined) references = messageIds(fieldValueImap(buf, irt), 1);
   }
 
+  const envelopes = fields.length > 0 ? buildEnvelopes(buf, fields) : { envelope: emptyEnvelope() };
   return {
-    version: 1,
+    version: MESSAGE_INFO_VERSION,
     size: idx.virtual(0, buf.length),
     rawSize: buf.length,
     bareLf: idx.bare.length > 0,
     nul: buf.indexOf(0) >= 0,
-    envelope: fields.length > 0 ? buildEnvelope(buf, fields) : emptyEnvelope(),
+    envelope: envelopes.envelope,
+    ...(envelopes.wire ? { envelopeWire: envelopes.wire } : {}),
     root,
     sentDate,
     subject,
@@ -346,3 +387,18 @@ export function analyzeMessage(raw: Uint8Array): MessageInfo {
   };
 }
 
+
+/**
+ * Whether a header field of the message — the top-level header or any part's (MIME part headers,
+ * encapsulated messages' headers) — holds an 8-bit byte. RFC 6855 §4: a server announcing
+ * UTF8=ACCEPT refuses such a message from an APPEND of a client that has not enabled it.
+ */
+export function hasEightBitHeader(raw: Uint8Array): boolean {
+  const buf = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+  if (!buf.some((b) => b >= 0x80)) return false;
+  const walk = (n: PNode): boolean => {
+    for (let i = n.start; i < n.start + n.hdrSize; i++) if (buf[i] >= 0x80) return true;
+    return n.children.some(walk);
+  };
+  return walk(parseMime(buf));
+}

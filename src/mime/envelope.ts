@@ -47,14 +47,43 @@ export function forHumans(s: string): string {
   return out;
 }
 
+/** An address with its strings as stored bytes ("binary" strings). */
 function toAddr(a: RawAddress): Addr {
   return {
-    name: a.name === null ? null : binToText(forHumans(a.name)),
-    adl: a.route === null ? null : binToText(a.route),
-    mailbox: a.mailbox === null ? null : binToText(a.mailbox),
-    host: a.domain === null ? null : binToText(a.domain),
+    name: a.name === null ? null : forHumans(a.name),
+    adl: a.route,
+    mailbox: a.mailbox,
+    host: a.domain,
   };
 }
+
+/**
+ * Makes "binary" strings text (binToText) and remembers whether one of them was not UTF-8 (read
+ * as latin1 then, so its bytes must be kept for the wire). Specialised per shape: it runs on
+ * every string of every analysis.
+ */
+export class TextOf {
+  bad = false;
+
+  str(s: string): string;
+  str(s: string | null): string | null;
+  str(s: string | null): string | null {
+    if (s === null || !EIGHT_BIT.test(s)) return s;
+    const text = binToText(s);
+    if (text === s) this.bad = true; // not UTF-8: read as latin1
+    return text;
+  }
+
+  pairs(ps: [string, string][]): [string, string][] {
+    return ps.map(([k, v]) => [this.str(k), this.str(v)]);
+  }
+
+  addrs(l: Addr[] | null): Addr[] | null {
+    return l === null ? null : l.map((a) => ({ name: this.str(a.name), adl: this.str(a.adl), mailbox: this.str(a.mailbox), host: this.str(a.host) }));
+  }
+}
+
+const EIGHT_BIT = /[\x80-\xff]/;
 
 type AddrKey = 'from' | 'sender' | 'replyTo' | 'to' | 'cc' | 'bcc';
 type StrKey = 'date' | 'subject' | 'inReplyTo' | 'messageId';
@@ -73,8 +102,35 @@ const FIELDS: Record<string, AddrKey | StrKey> = {
 };
 const ADDR_KEYS = new Set<string>(['from', 'sender', 'replyTo', 'to', 'cc', 'bcc']);
 
-/** The envelope of a message whose header fields are `fields` (null when there is no header at all). */
+/**
+ * The envelope of a message whose header fields are `fields`, as text, and as the stored bytes
+ * (`wire`, "binary" strings) when a field's bytes are not valid UTF-8 (issue 15: IMAP sends those
+ * bytes exactly as stored, as Dovecot does).
+ */
+export function buildEnvelopes(buf: Uint8Array, fields: RawField[]): { envelope: Envelope; wire?: Envelope } {
+  const bin = buildBinaryEnvelope(buf, fields);
+  const t = new TextOf();
+  const envelope: Envelope = {
+    date: t.str(bin.date),
+    subject: t.str(bin.subject),
+    from: t.addrs(bin.from),
+    sender: t.addrs(bin.sender),
+    replyTo: t.addrs(bin.replyTo),
+    to: t.addrs(bin.to),
+    cc: t.addrs(bin.cc),
+    bcc: t.addrs(bin.bcc),
+    inReplyTo: t.str(bin.inReplyTo),
+    messageId: t.str(bin.messageId),
+  };
+  return t.bad ? { envelope, wire: bin } : { envelope };
+}
+
+/** The text envelope (see buildEnvelopes). */
 export function buildEnvelope(buf: Uint8Array, fields: RawField[]): Envelope {
+  return buildEnvelopes(buf, fields).envelope;
+}
+
+function buildBinaryEnvelope(buf: Uint8Array, fields: RawField[]): Envelope {
   const strs: Partial<Record<StrKey, string>> = {};
   const addrs: Partial<Record<AddrKey, RawAddress[]>> = {};
   for (const f of fields) {
@@ -94,16 +150,16 @@ export function buildEnvelope(buf: Uint8Array, fields: RawField[]): Envelope {
   };
   const from = list('from');
   return {
-    date: strs.date === undefined ? null : binToText(nolf(strs.date)),
-    subject: strs.subject === undefined ? null : binToText(forHumans(strs.subject)),
+    date: strs.date === undefined ? null : nolf(strs.date),
+    subject: strs.subject === undefined ? null : forHumans(strs.subject),
     from,
     sender: list('sender') ?? from,
     replyTo: list('replyTo') ?? from,
     to: list('to'),
     cc: list('cc'),
     bcc: list('bcc'),
-    inReplyTo: strs.inReplyTo === undefined ? null : binToText(nolf(strs.inReplyTo)),
-    messageId: strs.messageId === undefined ? null : binToText(nolf(strs.messageId)),
+    inReplyTo: strs.inReplyTo === undefined ? null : nolf(strs.inReplyTo),
+    messageId: strs.messageId === undefined ? null : nolf(strs.messageId),
   };
 }
 
@@ -122,22 +178,21 @@ export function emptyEnvelope(): Envelope {
   };
 }
 
-function addrListSexp(l: Addr[] | null): Sexp {
-  return l === null ? null : l.map((a) => [a.name, a.adl, a.mailbox, a.host]);
+/** A "binary" string (one char per byte) as the bytes it stands for. */
+export function wireBytes(s: string | null): Uint8Array | null {
+  return s === null ? null : Buffer.from(s, 'latin1');
 }
 
-/** ENVELOPE as an IMAP list: (date subject from sender reply-to to cc bcc in-reply-to message-id). */
-export function envelopeSexp(env: Envelope): Sexp {
-  return [
-    env.date,
-    env.subject,
-    addrListSexp(env.from),
-    addrListSexp(env.sender),
-    addrListSexp(env.replyTo),
-    addrListSexp(env.to),
-    addrListSexp(env.cc),
-    addrListSexp(env.bcc),
-    env.inReplyTo,
-    env.messageId,
-  ];
+/**
+ * ENVELOPE as an IMAP list: (date subject from sender reply-to to cc bcc in-reply-to message-id).
+ * With `wire` (MessageInfo.envelopeWire), strings are the header bytes as stored.
+ */
+export function envelopeSexp(env: Envelope, wire?: Envelope): Sexp {
+  if (wire !== undefined) {
+    const b = wireBytes;
+    const addrs = (l: Addr[] | null): Sexp => (l === null ? null : l.map((a) => [b(a.name), b(a.adl), b(a.mailbox), b(a.host)]));
+    return [b(wire.date), b(wire.subject), addrs(wire.from), addrs(wire.sender), addrs(wire.replyTo), addrs(wire.to), addrs(wire.cc), addrs(wire.bcc), b(wire.inReplyTo), b(wire.messageId)];
+  }
+  const addrs = (l: Addr[] | null): Sexp => (l === null ? null : l.map((a) => [a.name, a.adl, a.mailbox, a.host]));
+  return [env.date, env.subject, addrs(env.from), addrs(env.sender), addrs(env.replyTo), addrs(env.to), addrs(env.cc), addrs(env.bcc), env.inReplyTo, env.messageId];
 }

@@ -6,13 +6,16 @@ import { readdirSync } from 'node:fs';
 import { test } from 'node:test';
 import { CORPUS, crlf, lf, randomCorpus } from '../../test/mime/corpus.js';
 import { IMAPTEST_DIR, readMbox } from '../../test/mime/imaptest-harness.js';
-import { sexpToString } from '../imap/fetch.js';
+import { sexpToBytes, sexpToString } from '../imap/fetch.js';
 import {
   analyzeMessage,
   binaryContent,
   bodyStructure,
   envelopeSexp,
+  hasEightBitHeader,
   headerValues,
+  MESSAGE_INFO_VERSION,
+  utf8Lenient,
   normalizeForSearch,
   searchableText,
   sectionBytes,
@@ -193,6 +196,57 @@ test('8-bit headers: UTF-8 as is, invalid UTF-8 read as latin1', () => {
   const ew = analyzeMessage(crlf('Subject: =?iso-8859-1?q?r=E9sum=E9?= du =?utf-8?b?w6l0w6k=?=\n\nx\n'));
   assert.equal(ew.envelope.subject, '=?iso-8859-1?q?r=E9sum=E9?= du =?utf-8?b?w6l0w6k=?=');
   assert.equal(ew.subject, 'résumé du été');
+});
+
+test('8-bit headers on the wire (issue 15): the stored bytes kept where they are not UTF-8, text values unchanged', () => {
+  // valid UTF-8: nothing kept beside the text, its UTF-8 is the stored bytes
+  let { info } = corpus('8-bit UTF-8 headers');
+  assert.equal(info.version, MESSAGE_INFO_VERSION);
+  assert.equal(info.envelopeWire, undefined);
+  assert.equal(info.root.wire, undefined);
+  // Latin-1: the text for SEARCH/SORT/the web, the bytes for IMAP
+  ({ info } = corpus('8-bit latin1 headers'));
+  assert.equal(info.envelope.subject, 'résumé');
+  assert.equal(info.envelopeWire?.subject, 'r\xe9sum\xe9');
+  assert.equal(info.envelopeWire?.from?.[0].name, '\xc9mile');
+  assert.equal(sexpToBytes(envelopeSexp(info.envelope, info.envelopeWire)).toString('latin1'), '(NIL {6}\r\nr\xe9sum\xe9 (({5}\r\n\xc9mile NIL "emile" "zola.example")) (({5}\r\n\xc9mile NIL "emile" "zola.example")) (({5}\r\n\xc9mile NIL "emile" "zola.example")) NIL NIL NIL NIL NIL)');
+  assert.equal(sexpToString(envelopeSexp(info.envelope, info.envelopeWire), { utf8: true }), '(NIL "résumé" (("Émile" NIL "emile" "zola.example")) (("Émile" NIL "emile" "zola.example")) (("Émile" NIL "emile" "zola.example")) NIL NIL NIL NIL NIL)');
+  // one field mixing valid UTF-8, Latin-1 and an encoded-word: every byte as stored
+  const mix = analyzeMessage(crlf('Subject: caf\xc3\xa9 caf\xe9 =?utf-8?q?caf=C3=A9?=\nMIME-Version: 1.0\nContent-Type: application/pdf; name="r\xe9sultat.pdf"\nContent-Disposition: attachment; filename="\xc3\xa9t\xc3\xa9.pdf"\n\nx\n'));
+  assert.equal(mix.envelope.subject, 'cafÃ© café =?utf-8?q?caf=C3=A9?='); // the text stays the latin1 reading (SEARCH, the web)
+  assert.equal(mix.envelopeWire?.subject, 'caf\xc3\xa9 caf\xe9 =?utf-8?q?caf=C3=A9?=');
+  assert.deepEqual(mix.root.wire, { params: [['name', 'r\xe9sultat.pdf']] }); // the UTF-8 filename needs nothing kept
+  assert.deepEqual(mix.root.params, [['name', 'résultat.pdf']]);
+  assert.equal(
+    sexpToBytes(bodyStructure(mix, true)).toString('latin1'),
+    '("application" "pdf" ("name" {12}\r\nr\xe9sultat.pdf) NIL NIL "7bit" 3 NIL ("attachment" ("filename" {9}\r\n\xc3\xa9t\xc3\xa9.pdf)) NIL NIL)',
+  );
+  assert.equal(sexpToString(bodyStructure(mix, true), { utf8: true }), '("application" "pdf" ("name" "résultat.pdf") NIL NIL "7bit" 3 NIL ("attachment" ("filename" "été.pdf")) NIL NIL)');
+  // an encapsulated message's envelope too; JSON round trip keeps it
+  const inner = analyzeMessage(crlf('Content-Type: message/rfc822\n\nSubject: \xe9cho\n\nx\n'));
+  const copy = JSON.parse(JSON.stringify(inner)) as MessageInfo;
+  assert.equal(copy.root.message?.envelopeWire?.subject, '\xe9cho');
+  assert.match(sexpToBytes(bodyStructure(copy, false)).toString('latin1'), /\(NIL \{4\}\r\n\xe9cho NIL/);
+});
+
+test('utf8Lenient: well-formed UTF-8 sequences kept, other bytes as Latin-1 characters', () => {
+  const b = (s: string) => Buffer.from(s, 'latin1');
+  assert.equal(utf8Lenient(b('caf\xc3\xa9 caf\xe9')), 'café café');
+  assert.equal(utf8Lenient(b('\xf0\x9f\x98\x80!')), '😀!');
+  assert.equal(utf8Lenient(b('\xc0\xaf')), 'À¯'); // overlong form: two bytes
+  assert.equal(utf8Lenient(b('\xed\xa0\x80')), 'í\xa0\x80'); // a surrogate is not UTF-8
+  assert.equal(utf8Lenient(b('\xf4\x90\x80\x80')), 'ô\x90\x80\x80'); // beyond U+10FFFF
+  assert.equal(utf8Lenient(b('\xe2\x82')), 'â\x82'); // cut short
+  assert.equal(utf8Lenient(b('\xe2\x82\xac')), '€');
+});
+
+test('hasEightBitHeader: any header block of the message, never the bodies', () => {
+  assert.equal(hasEightBitHeader(crlf('Subject: x\n\ncorps accentu\xe9\n')), false);
+  assert.equal(hasEightBitHeader(crlf('Subject: \xe9\n\nx\n')), true);
+  const part = (h: string) => crlf(`MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n--b\n${h}\n\n\xe9\n--b--\n`);
+  assert.equal(hasEightBitHeader(part('Content-Type: text/plain')), false);
+  assert.equal(hasEightBitHeader(part('Content-Disposition: attachment; filename="\xe9.pdf"')), true);
+  assert.equal(hasEightBitHeader(crlf('Content-Type: message/rfc822\n\nSubject: \xc3\xa9\n\nx\n')), true);
 });
 
 test('RFC 2231 parameters: continuations merged, extended values kept encoded (Dovecot 2.3)', () => {

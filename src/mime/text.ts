@@ -98,3 +98,50 @@ export function decodeBase64(data: Uint8Array, strict = false): Uint8Array | nul
   }
   return Buffer.from(s, 'base64');
 }
+
+/**
+ * Bytes → text for a UTF-8 IMAP session (RFC 6855 §3, RFC 9051 §4.3): every well-formed UTF-8
+ * sequence (RFC 3629 §4: no overlong form, no surrogate, at most U+10FFFF) as it is, every other
+ * byte as the latin1 character of the same value — the rule the rest of this module applies to
+ * 8-bit header bytes, here per sequence, so that the valid UTF-8 parts of a header mixing both
+ * stay as written. The result is always valid UTF-8 once encoded.
+ */
+export function utf8Lenient(b: Uint8Array): string {
+  let out = '';
+  let i = 0;
+  const n = b.length;
+  while (i < n) {
+    const c = b[i];
+    if (c < 0x80) {
+      // ASCII run
+      let j = i + 1;
+      while (j < n && b[j] < 0x80) j++;
+      out += asBuffer(b).toString('latin1', i, j);
+      i = j;
+      continue;
+    }
+    const len = utf8SequenceLength(b, i);
+    if (len > 0) {
+      out += asBuffer(b).toString('utf8', i, i + len);
+      i += len;
+    } else {
+      out += String.fromCharCode(c);
+      i++;
+    }
+  }
+  return out;
+}
+
+/** Length of the well-formed UTF-8 sequence starting at b[i] (RFC 3629 §4 UTF8-2/3/4), 0 if none. */
+function utf8SequenceLength(b: Uint8Array, i: number): number {
+  const c = b[i];
+  const cont = (k: number, lo = 0x80, hi = 0xbf) => i + k < b.length && b[i + k] >= lo && b[i + k] <= hi;
+  if (c >= 0xc2 && c <= 0xdf) return cont(1) ? 2 : 0;
+  if (c === 0xe0) return cont(1, 0xa0) && cont(2) ? 3 : 0;
+  if ((c >= 0xe1 && c <= 0xec) || c === 0xee || c === 0xef) return cont(1) && cont(2) ? 3 : 0;
+  if (c === 0xed) return cont(1, 0x80, 0x9f) && cont(2) ? 3 : 0;
+  if (c === 0xf0) return cont(1, 0x90) && cont(2) && cont(3) ? 4 : 0;
+  if (c >= 0xf1 && c <= 0xf3) return cont(1) && cont(2) && cont(3) ? 4 : 0;
+  if (c === 0xf4) return cont(1, 0x80, 0x8f) && cont(2) && cont(3) ? 4 : 0;
+  return 0;
+}

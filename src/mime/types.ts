@@ -1,8 +1,12 @@
 // Message-semantics types for the IMAP server. Everything here is plain JSON (persisted once per
 // stored message, then FETCH/SEARCH/SORT/THREAD read it back without re-parsing the MIME tree).
 
-/** IMAP data tree: null = NIL, string = nstring (the encoder picks quoted or literal), number, list. */
-export type Sexp = null | number | string | Sexp[];
+/**
+ * IMAP data tree: null = NIL, string = nstring as text (the encoder picks quoted or literal),
+ * Uint8Array = nstring as the message's own header bytes (a string holding bytes that are not
+ * valid UTF-8: sent exactly as stored, or made UTF-8 for a UTF-8 session), number, list.
+ */
+export type Sexp = null | number | string | Uint8Array | Sexp[];
 
 /**
  * RFC 9051 §7.5.2 address. Groups: a start marker (mailbox = group name, host = null) and an end
@@ -16,8 +20,10 @@ export interface Addr {
 }
 
 /**
- * ENVELOPE fields exactly as sent (sender and reply-to already default to from, as Dovecot does;
- * subject and names whitespace-normalized, nothing RFC 2047-decoded).
+ * ENVELOPE fields as text (sender and reply-to already default to from, as Dovecot does; subject
+ * and names whitespace-normalized, nothing RFC 2047-decoded). 8-bit bytes are read as UTF-8 when
+ * the field's bytes are valid UTF-8 (then the text's UTF-8 is the bytes as stored), else as
+ * latin1; in that case the bytes themselves are kept too (`MessageInfo.envelopeWire`).
  */
 export interface Envelope {
   date: string | null;
@@ -67,12 +73,28 @@ export interface Part {
   /** Set on multipart parts (possibly empty: then BODYSTRUCTURE shows one empty text/plain part). */
   children?: Part[];
   /** Set on message/rfc822 parts (not on message/global: Dovecot 2.3 treats that as a leaf). */
-  message?: { envelope: Envelope; root: Part };
+  message?: { envelope: Envelope; root: Part; envelopeWire?: Envelope };
   transferDecoding: TransferDecoding;
+  /**
+   * The BODYSTRUCTURE fields whose header bytes are not valid UTF-8, as those bytes ("binary"
+   * strings, one char per byte); the fields above hold their text (latin1 reading). Absent when
+   * every field's text gives back its bytes, i.e. almost always.
+   */
+  wire?: PartWire;
 }
 
+/** Part fields as stored bytes ("binary" strings), for the ones that are not valid UTF-8. */
+export type PartWire = Partial<Pick<Part, 'type' | 'subtype' | 'params' | 'id' | 'description' | 'encoding' | 'md5' | 'disposition' | 'language' | 'location'>>;
+
+/**
+ * Version of the MessageInfo layout (blob_meta.info). An analysis recorded at another version is
+ * computed again from the message when it is read (MessageIndex.ensure). 2: the wire forms of
+ * header strings that are not valid UTF-8 (`envelopeWire`, `Part.wire`; issue 15).
+ */
+export const MESSAGE_INFO_VERSION = 2;
+
 export interface MessageInfo {
-  version: 1;
+  version: typeof MESSAGE_INFO_VERSION;
   /** RFC822.SIZE: the message size with line ends counted as CRLF. */
   size: number;
   /** Raw size in bytes (differs from `size` only when the message has bare LFs). */
@@ -82,6 +104,8 @@ export interface MessageInfo {
   /** The raw message has NUL bytes (turned into 0x80 in BODY[] output, as Dovecot does). */
   nul: boolean;
   envelope: Envelope;
+  /** The envelope as stored bytes ("binary" strings) when a field is not valid UTF-8 (see Envelope). */
+  envelopeWire?: Envelope;
   root: Part;
   /** First Date: header parsed (RFC 5322, Dovecot-lenient), ISO 8601 with the header's own offset; null if absent/invalid (use INTERNALDATE). */
   sentDate: string | null;

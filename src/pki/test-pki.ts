@@ -7,18 +7,22 @@
  * Differences from the real thing, on purpose: one intermediate issues every
  * kind of certificate (IGC-Santé has separate "PERSONNES" and
  * "ORGANISATIONS" CAs); no certificatePolicies (the ANS policy OIDs belong to
- * the ANS); no AIA / OCSP URL. Given a `crlBaseUrl` at creation, every
+ * the ANS). Given a `crlBaseUrl` at creation, every
  * certificate it issues carries a CRL distribution point (RFC 5280
  * §4.2.1.13) as IGC-Santé certificates do: `<base>/intermediate.crl` in the
  * end-entity certificates, `<base>/root.crl` in the intermediate; whoever
  * serves `dir` over HTTP (the demo, src/demo/crl-server.ts) publishes them.
+ * Given an `ocspUrl`, end-entity certificates also name that OCSP responder
+ * in their Authority Information Access (RFC 5280 §4.2.2.1), and
+ * `ocspResponse` answers requests as that responder (src/demo/ocsp-responder.ts
+ * serves it).
  *
  * Files in `dir`:
  *   root.crt.pem, root.key.pem, intermediate.crt.pem, intermediate.key.pem,
  *   ca-bundle.pem (root + intermediate), crl.pem (intermediate CRL, then root
  *   CRL), intermediate.crl and root.crl (the same CRLs, DER, as published at
  *   the distribution points), state.json (serial counter, issued and revoked
- *   certificates, crlBaseUrl).
+ *   certificates, crlBaseUrl, ocspUrl).
  * Keys are written with mode 0600. Every state change re-reads state.json
  * first, so several TestPki instances (or processes, one after the other) on
  * the same directory keep distinct serials and a common revocation list;
@@ -35,6 +39,8 @@ import { x509 } from './x509.js';
 import { type CryptoKey, exportPrivateKeyPem, generateRsaKeyPair, importPrivateKeyPem, keyMatchesCert, SIGNING_ALG, withNewline } from './keys.js';
 import { buildName, OID, subjectDnOf } from './names.js';
 import { loadTrustAnchors, type TrustAnchors } from './verify.js';
+import { certIdIssuedBy, certIdSerialHex, ocspErrorResponse, parseOcspRequest, signOcspResponse, type OcspAnswer } from './ocsp.js';
+import { id_kp_OCSPSigning, OCSPResponseStatus } from '@peculiar/asn1-ocsp';
 
 export interface IssuedCertificate {
   certPem: string;
@@ -91,7 +97,7 @@ export interface RevokedRecord {
 
 export interface IssuedRecord {
   serialHex: string;
-  kind: 'root' | 'intermediate' | 'server' | 'personal' | 'organisation';
+  kind: 'root' | 'intermediate' | 'server' | 'personal' | 'organisation' | 'ocsp-responder';
   subjectDn: string;
   notAfter: string;
 }
@@ -105,6 +111,8 @@ interface PkiState {
   crlNumber: number;
   /** http:// base of the CRL distribution points, when the PKI was created with one. */
   crlBaseUrl?: string;
+  /** http:// URL of the OCSP responder named in end-entity certificates (AIA), when created with one. */
+  ocspUrl?: string;
   issued: IssuedRecord[];
   revoked: RevokedRecord[];
 }
@@ -241,6 +249,10 @@ export class TestPki {
   get crlBaseUrl(): string | undefined {
     return this.state.crlBaseUrl;
   }
+  /** The OCSP responder named in end-entity certificates (undefined: they name none). */
+  get ocspUrl(): string | undefined {
+    return this.state.ocspUrl;
+  }
   /** The distribution point of the CRL `ca` signs (undefined without a crlBaseUrl). */
   crlUrlOf(ca: 'intermediate' | 'root'): string | undefined {
     return this.state.crlBaseUrl === undefined ? undefined : `${this.state.crlBaseUrl}/${ca === 'root' ? FILES.rootCrl : FILES.intermediateCrl}`;
@@ -256,20 +268,21 @@ export class TestPki {
    * `crlBaseUrl`: an http:// or https:// URL (no trailing slash needed) under which
    * intermediate.crl and root.crl will be served; every certificate then names its CRL there.
    */
-  static async create(dir: string, opts: { name?: string; crlBaseUrl?: string } = {}): Promise<TestPki> {
+  static async create(dir: string, opts: { name?: string; crlBaseUrl?: string; ocspUrl?: string } = {}): Promise<TestPki> {
     const name = opts.name ?? DEFAULT_NAME;
     checkText('PKI name', name);
-    let crlBaseUrl: string | undefined;
-    if (opts.crlBaseUrl !== undefined) {
+    const httpUrl = (what: string, v: string): string => {
       let u: URL;
       try {
-        u = new URL(opts.crlBaseUrl);
+        u = new URL(v);
       } catch {
-        throw new Error(`crlBaseUrl "${opts.crlBaseUrl}" is not a URL`);
+        throw new Error(`${what} "${v}" is not a URL`);
       }
-      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`crlBaseUrl must be an http:// or https:// URL, got "${opts.crlBaseUrl}"`);
-      crlBaseUrl = opts.crlBaseUrl.replace(/\/+$/, '');
-    }
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`${what} must be an http:// or https:// URL, got "${v}"`);
+      return v;
+    };
+    const crlBaseUrl = opts.crlBaseUrl === undefined ? undefined : httpUrl('crlBaseUrl', opts.crlBaseUrl).replace(/\/+$/, '');
+    const ocspUrl = opts.ocspUrl === undefined ? undefined : httpUrl('ocspUrl', opts.ocspUrl);
     if (TestPki.exists(dir)) {
       throw new Error(`a test PKI already exists in ${dir} (${FILES.state} is present); load it instead`);
     }
@@ -284,6 +297,7 @@ export class TestPki {
       nextSerial: 1,
       crlNumber: 0,
       ...(crlBaseUrl !== undefined ? { crlBaseUrl } : {}),
+      ...(ocspUrl !== undefined ? { ocspUrl } : {}),
       issued: [],
       revoked: [],
     };
@@ -492,8 +506,65 @@ export class TestPki {
     );
   }
 
+  /**
+   * A delegated OCSP responder certificate (RFC 6960 §4.2.2.2): issued by the intermediate, with
+   * extendedKeyUsage id-kp-OCSPSigning only and keyUsage digitalSignature, so that it may sign
+   * responses about the intermediate's certificates. It names no OCSP responder itself.
+   */
+  async issueOcspResponder(o: ValidityOptions & { cn?: string } = {}): Promise<IssuedCertificate> {
+    const cn = o.cn ?? `OCSP ${this.state.name} ELEMENTAIRE ORGANISATIONS`;
+    checkText('cn', cn);
+    return this.issue(
+      'ocsp-responder',
+      [
+        [OID.countryName, 'FR'],
+        [OID.organizationName, ORG],
+        [OID.commonName, cn],
+      ],
+      x509.KeyUsageFlags.digitalSignature,
+      [id_kp_OCSPSigning],
+      undefined,
+      o,
+    );
+  }
+
+  /**
+   * Answers a DER OCSPRequest (RFC 6960 §4.1) as this PKI's responder would: each certificate the
+   * intermediate issued is good or revoked as state.json says (the root answers for the
+   * intermediate), a serial it never issued is unknown; a request about another CA's certificate
+   * gets "unauthorized" (§2.3), an unreadable one "malformedRequest". Signed by the CA itself
+   * (§4.2.2.2), thisUpdate now, nextUpdate one day later unless given (tests pass dates in the
+   * past to make an expired response).
+   */
+  async ocspResponse(requestDer: Uint8Array, opts: { thisUpdate?: Date; nextUpdate?: Date } = {}): Promise<Uint8Array> {
+    let certIds;
+    try {
+      certIds = parseOcspRequest(requestDer);
+    } catch {
+      return ocspErrorResponse(OCSPResponseStatus.malformedRequest);
+    }
+    if (certIds.length === 0) return ocspErrorResponse(OCSPResponseStatus.malformedRequest);
+    const ca = [this.inter, this.root].find((c) => certIds.every((id) => certIdIssuedBy(id, c.cert)));
+    if (!ca) return ocspErrorResponse(OCSPResponseStatus.unauthorized);
+    this.refreshState();
+    const by = ca === this.root ? 'root' : 'intermediate';
+    const answers = certIds.map((certId) => {
+      const serial = certIdSerialHex(certId);
+      const issued = this.state.issued.find((r) => r.serialHex === serial && (by === 'root' ? r.kind === 'intermediate' : r.kind !== 'root' && r.kind !== 'intermediate'));
+      const revoked = this.state.revoked.find((r) => r.serialHex === serial && r.by === by);
+      const answer: OcspAnswer = !issued
+        ? { status: 'unknown' }
+        : revoked
+          ? { status: 'revoked', revokedAt: new Date(revoked.revokedAt), ...(revoked.reason !== undefined ? { reason: revoked.reason } : {}) }
+          : { status: 'good' };
+      return { certId, answer };
+    });
+    const thisUpdate = new Date(Math.floor((opts.thisUpdate ?? new Date()).getTime() / 1000) * 1000);
+    return signOcspResponse({ answers, signerCert: ca.cert, signerKey: ca.key, thisUpdate, nextUpdate: opts.nextUpdate ?? new Date(thisUpdate.getTime() + DAY) });
+  }
+
   private async issue(
-    kind: 'server' | 'personal' | 'organisation',
+    kind: 'server' | 'personal' | 'organisation' | 'ocsp-responder',
     subject: Array<[string, string]>,
     keyUsage: number,
     eku: string[],
@@ -516,6 +587,7 @@ export class TestPki {
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey), // §4.2.1.2
       this.akiFor(this.inter), // §4.2.1.1
       ...this.cdpFor('intermediate'),
+      ...this.aiaFor(kind),
     ];
     if (sans) extensions.push(new x509.SubjectAlternativeNameExtension(sans, false)); // §4.2.1.6
     const cert = await x509.X509CertificateGenerator.create({
@@ -666,6 +738,12 @@ export class TestPki {
   private cdpFor(ca: 'intermediate' | 'root'): x509.Extension[] {
     const url = this.crlUrlOf(ca);
     return url === undefined ? [] : [new x509.CRLDistributionPointsExtension([url], false)];
+  }
+
+  /** RFC 5280 §4.2.2.1: where the status of an end-entity certificate is told (none without an ocspUrl, nor for the responder itself). */
+  private aiaFor(kind: IssuedRecord['kind']): x509.Extension[] {
+    const url = this.state.ocspUrl;
+    return url === undefined || kind === 'ocsp-responder' ? [] : [new x509.AuthorityInfoAccessExtension({ ocsp: [new x509.GeneralName('url', url)] }, false)];
   }
 
   private akiFor(ca: Ca): x509.AuthorityKeyIdentifierExtension {

@@ -24,6 +24,7 @@ import type {
 } from '../model/index.js';
 import type { Logger } from 'pino';
 import type { ValueSealer } from './value-seal.js';
+import type { ResealBatch, ResealSelection, RowKey, SealedColumn } from './sealed-rows.js';
 
 export interface NewQueueItem {
   recipient: string;
@@ -357,7 +358,8 @@ export interface BlobMetaStore {
   setBlobMeta(blobId: string, info: string): Promise<void>;
   /**
    * Records the header search row of a message file (mail/header-index.ts; migration 17): per
-   * column, the folded values joined by "\n" (null: field absent), computed at `version`.
+   * column, the folded values joined by "\n" (null: field absent), computed at `version`. With a
+   * sealer the store keeps keyed tokens and one sealed value instead (store/search-seal.ts).
    */
   setSearchHeaders(blobId: string, version: number, columns: Record<string, Buffer | null>): Promise<void>;
   /**
@@ -366,14 +368,15 @@ export interface BlobMetaStore {
    * next durable commit (the messages') syncs it.
    */
   setBlobAnalyses(entries: { blobId: string; info: string; searchVersion: number; searchColumns: Record<string, Buffer | null> }[]): Promise<void>;
-  /** Up to `limit` files of messages without their header search row (the backfill's work list). */
+  /** Up to `limit` files of messages without a usable header search row (none, or of another key than the current KEK): the backfill's work list. */
   blobsWithoutSearchHeaders(limit: number): Promise<string[]>;
-  /** Whether the file has its header search row at `version`. */
+  /** Whether the file has its header search row at `version`, made under the current KEK (or in plaintext when encryption is off). */
   hasSearchHeaders(blobId: string, version: number): Promise<boolean>;
   /**
    * Header search candidates in a folder: `matched` = UIDs whose indexed `column` (at `version`)
    * contains `needle` (an empty needle: the field exists); `unindexed` = UIDs whose message file
-   * has no row at that version yet (the caller decides them by reading the message). `folderSize`
+   * has no usable row at that version yet (none, of another key, or sealed values that do not
+   * open; the caller decides them by reading the message). `folderSize`
    * (about how many messages the folder has) only chooses how the query runs.
    */
   searchHeaderCandidates(folderId: number, column: string, needle: Buffer, version: number, folderSize: number): Promise<{ matched: number[]; unindexed: number[] }>;
@@ -897,10 +900,26 @@ export interface NotificationStore {
 }
 
 /**
+ * The values sealed in rows (docs/encryption.md, "Values in rows"; the columns: sealed-rows.ts),
+ * for `caducee keys status|rewrap|rotate|retire|encrypt-existing`.
+ */
+export interface SealedValueStore {
+  /** How many values of each sealed column each KEK sealed (keyId null: plaintext values). Zero counts are left out. */
+  countSealedValues(): Promise<{ column: SealedColumn; keyId: string | null; count: number }[]>;
+  /**
+   * One batch, in one transaction: up to `limit` values of `column` that `which` selects, in rows
+   * after `after` (null: from the first row, by primary key), opened and sealed again under the
+   * current KEK. A value a writer changed meanwhile is left as the writer wrote it. Throws when
+   * encryption at rest is off (no sealer). Call again with `next` until it is null.
+   */
+  resealValues(column: SealedColumn, which: ResealSelection, after: RowKey | null, limit: number): Promise<ResealBatch>;
+}
+
+/**
  * The whole store, as one engine (sqlite/, postgres/ later) implements it. Consumers that need
  * only part of it take the focused interface(s) above, or a Pick of them.
  */
-export interface Store extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, BlobMetaStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore, NotificationStore {
+export interface Store extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, BlobMetaStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore, NotificationStore, SealedValueStore {
   /**
    * Seals the values this store keeps in rows (docs/encryption.md, "Values in rows"), built from
    * store.encryption's keyring by openStore; undefined when encryption at rest is off. Its

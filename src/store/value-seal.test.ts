@@ -43,3 +43,22 @@ test('search tokens are keyed: stable under one key, different under another', (
   assert.equal(a.token('dur').length, 8);
   assert.notDeepEqual(a.token('dur'), new ValueSealer(ring.withNewCurrent()).token('dur'));
 });
+
+test('block tokens: one AES block per input, keyed, stable under one key, distinct inputs distinct', () => {
+  const a = new ValueSealer(ring);
+  const blocks = ValueSealer.tokenBlocks([Buffer.from('dur'), Buffer.from('dus'), Buffer.from('dur'), Buffer.alloc(0), Buffer.from('x'.repeat(15))]);
+  const t = a.blockTokens(blocks);
+  assert.equal(t.length, 5 * 16);
+  const tok = (i: number) => t.subarray(16 * i, 16 * i + 16);
+  assert.deepEqual(tok(0), tok(2));
+  assert.notDeepEqual(tok(0), tok(1));
+  assert.notDeepEqual(tok(3), tok(0), 'the length byte separates inputs (an empty input is not zeros)');
+  assert.deepEqual(new ValueSealer(ring).blockTokens(blocks), t);
+  assert.notDeepEqual(new ValueSealer(ring.withNewCurrent()).blockTokens(blocks), t);
+  assert.ok(!t.includes(Buffer.from('dur')));
+  assert.throws(() => ValueSealer.tokenBlocks([Buffer.alloc(16)]), /at most 15/);
+  const bad = Buffer.alloc(16);
+  bad[0] = 16;
+  assert.throws(() => a.blockTokens(bad), /at most 15/);
+  assert.throws(() => a.blockTokens(Buffer.alloc(17)), /multiple of 16/);
+});

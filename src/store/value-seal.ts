@@ -18,7 +18,9 @@
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import type { KeyRing } from './keyring.js';
 
-const MAGIC = Buffer.from([0x00, 0x43, 0x56, 0x01]); // NUL "CV" v1
+/** The first bytes of every sealed value: NUL "CV" v1 (store/sealed-rows.ts matches them in SQL). */
+export const VALUE_MAGIC = Buffer.from([0x00, 0x43, 0x56, 0x01]);
+const MAGIC = VALUE_MAGIC;
 const NONCE = 12;
 const TAG = 16;
 
@@ -41,6 +43,7 @@ export function valueKeyId(v: Uint8Array): string | undefined {
 export class ValueSealer {
   private readonly valueKeys = new Map<string, Buffer>();
   private tokens?: Buffer;
+  private blockKey?: Buffer;
 
   constructor(readonly keys: KeyRing) {}
 
@@ -92,5 +95,36 @@ export class ValueSealer {
   token(input: string | Buffer, bytes = 8): Buffer {
     this.tokens ??= Buffer.from(hkdfSync('sha256', this.keys.current.key, Buffer.alloc(0), 'caducee search token v1', 32));
     return createHmac('sha256', this.tokens).update(input).digest().subarray(0, bytes);
+  }
+
+  /**
+   * Keyed search tokens of many short inputs at once (each at most 15 bytes: the header search's
+   * trigrams and short words, store/search-seal.ts): AES-256 of each 16-byte block
+   * `length | input | zeros` of `blocks` (ValueSealer.tokenBlocks, or written in place by the
+   * caller) under a token key derived from the current KEK, 16 bytes per input (the caller keeps
+   * a prefix). AES is a pseudorandom permutation, so on distinct single blocks it
+   * is a PRF (each block enciphered alone, no chaining), and one cipher call makes all the tokens
+   * of a message: ~0.01 µs per token against 3.3 µs for one createHmac (measured on the 2-core
+   * development machine), at ~300 tokens per message 0.003 instead of 1 ms of CPU.
+   */
+  blockTokens(blocks: Buffer): Buffer {
+    if (blocks.length % 16 !== 0) throw new RangeError(`search token blocks: ${blocks.length} bytes, a multiple of 16 expected`);
+    for (let i = 0; i < blocks.length; i += 16) if (blocks[i]! > 15) throw new RangeError(`search token block ${i / 16}: length ${blocks[i]} (at most 15)`);
+    if (blocks.length === 0) return Buffer.alloc(0);
+    this.blockKey ??= Buffer.from(hkdfSync('sha256', this.keys.current.key, Buffer.alloc(0), 'caducee search block token v1', 32));
+    const c = createCipheriv('aes-256-ecb', this.blockKey, null);
+    c.setAutoPadding(false);
+    return Buffer.concat([c.update(blocks), c.final()]);
+  }
+
+  /** The blocks of blockTokens for `inputs` (each at most 15 bytes): `length | input | zeros`. */
+  static tokenBlocks(inputs: Buffer[]): Buffer {
+    const blocks = Buffer.alloc(16 * inputs.length);
+    inputs.forEach((x, i) => {
+      if (x.length > 15) throw new RangeError(`search token input of ${x.length} bytes (at most 15)`);
+      blocks[16 * i] = x.length;
+      x.copy(blocks, 16 * i + 1);
+    });
+    return blocks;
   }
 }

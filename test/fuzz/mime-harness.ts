@@ -8,7 +8,7 @@
 // HEADER.FIELDS), BINARY and the SEARCH extractors run on every part; a raw sectionRange lies
 // inside the message and equals sectionBytes there.
 import { analyzeMessage, binaryContent, bodyStructure, envelopeSexp, headerValues, searchableText, sectionBytes, sectionRange, type MessageInfo, type Part, type SectionSpec } from '../../src/mime/index.js';
-import { sexpToString } from '../../src/imap/fetch.js';
+import { sexpToBytes, sexpToString } from '../../src/imap/fetch.js';
 import { CORPUS, randomCorpus } from '../mime/corpus.js';
 import { FuzzFailure, mutateBytes, Rng } from './rng.js';
 
@@ -130,6 +130,9 @@ function exercise(raw: Buffer, info: MessageInfo, stats: MimeStats, fail: (m: st
   sexpToString(bodyStructure(info, true));
   sexpToString(bodyStructure(info, false));
   sexpToString(envelopeSexp(info.envelope));
+  sexpToBytes(envelopeSexp(info.envelope, info.envelopeWire));
+  sexpToBytes(envelopeSexp(info.envelope, info.envelopeWire), { utf8: true });
+  sexpToBytes(bodyStructure(info, true), { utf8: true });
   for (const f of ['subject', 'from', 'to', 'x-junk']) headerValues(raw, info, f, f === 'subject' ? 'subject' : f === 'x-junk' ? 'plain' : 'address');
   searchableText(raw, info, 'body');
   searchableText(raw, info, 'text');

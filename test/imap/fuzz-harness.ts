@@ -81,14 +81,18 @@ const TAG_CHARS = ATOM_CHARS.replace('+', '') + ']';
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 const UTF8_SAMPLES = ['é', 'ç', 'Ω', '日本', '€', '😀', 'ß'];
 
-/** Generates valid commands. `utf8` = UTF8=ACCEPT enabled (8-bit allowed in quoted strings). */
+/**
+ * Generates valid commands. `utf8` = UTF8=ACCEPT enabled (8-bit allowed in quoted strings); it
+ * turns on once the generator has written an ENABLE of UTF8=ACCEPT or IMAP4rev2 (RFC 6855 §3,
+ * RFC 9051 §4.3), as the session switches its parser then (feed() does the same).
+ */
 export class CommandGenerator {
   private syncLits = 0;
   private counter = 0;
 
   constructor(
     private readonly rng: Rng,
-    private readonly utf8: boolean,
+    public utf8: boolean,
   ) {}
 
   private kw(s: string): string {
@@ -388,7 +392,9 @@ export class CommandGenerator {
       }
       case 5:
         name = 'ENABLE';
-        body = [this.kw('ENABLE'), ...Array.from({ length: r.range(1, 3) }, () => ' ' + this.kw(r.pick(['CONDSTORE', 'QRESYNC', 'UTF8=ACCEPT', 'IMAP4rev2', 'X-FOO'])))];
+        const caps = Array.from({ length: r.range(1, 3) }, () => r.pick(['CONDSTORE', 'QRESYNC', 'UTF8=ACCEPT', 'IMAP4rev2', 'X-FOO']));
+        body = [this.kw('ENABLE'), ...caps.map((c) => ' ' + this.kw(c))];
+        if (caps.includes('UTF8=ACCEPT') || caps.includes('IMAP4rev2')) this.utf8 = true;
         break;
       case 6:
       case 7: {
@@ -463,8 +469,11 @@ export class CommandGenerator {
             const parts = r.range(1, 4);
             for (let k = 0; k < parts; k++) {
               if (k) body.push(' ');
-              if (r.bool()) body.push(this.kw('URL'), ' ', r.bool() ? `"/${this.atom(1, 6)};UIDVALIDITY=${this.nz()}/;UID=${this.nz()}/;SECTION=${r.pick(['HEADER', '1', 'TEXT', '1.MIME'])}"` : this.astring());
-              else body.push(this.kw('TEXT'), ' ', this.literal(Buffer.from(this.text(40, true), 'utf8')));
+              const kind = r.int(5);
+              if (kind < 2) body.push(this.kw('URL'), ' ', r.bool() ? `"/${this.atom(1, 6)};UIDVALIDITY=${this.nz()}/;UID=${this.nz()}/;SECTION=${r.pick(['HEADER', '1', 'TEXT', '1.MIME'])}"` : this.astring());
+              else if (kind < 4) body.push(this.kw('TEXT'), ' ', this.literal(Buffer.from(this.text(40, true), 'utf8')));
+              // RFC 6855 §4: cat-part =/ utf8-literal
+              else body.push(this.kw('UTF8'), ' (', this.literal(Buffer.from(this.text(40, true), 'utf8'), true), ')');
             }
             body.push(')');
             continue;
@@ -473,7 +482,9 @@ export class CommandGenerator {
           const len = r.int(120);
           const data = Buffer.alloc(len);
           for (let k = 0; k < len; k++) data[k] = binary ? r.int(256) : r.range(1, 255);
-          body.push(' ', this.literal(data, binary));
+          // RFC 6855 §4: append-data =/ "UTF8" SP "(" literal8 ")"
+          if (r.bool(0.15)) body.push(' ', this.kw('UTF8'), ' (', this.literal(data, true), ')');
+          else body.push(' ', this.literal(data, binary));
         }
         break;
       }
@@ -675,7 +686,8 @@ export interface FeedResult {
  * AUTHENTICATE without initial response it asks for a raw line (expectLine), then resumes.
  */
 export function feed(stream: Buffer, sizes: readonly number[] | null, caps: ParserCapabilities, opts: ParserOptions, parser?: CommandParser): FeedResult {
-  const p = parser ?? new CommandParser(opts);
+  // The session's pauses (src/imap/session.ts): ENABLE too, so that it can switch to UTF-8.
+  const p = parser ?? new CommandParser({ pauseAfter: ['STARTTLS', 'AUTHENTICATE', 'IDLE', 'ENABLE'], ...opts });
   if (!parser) p.setCapabilities(caps);
   const events: ParserEvent[] = [];
   const react = (evs: ParserEvent[]) => {
@@ -684,6 +696,8 @@ export function feed(stream: Buffer, sizes: readonly number[] | null, caps: Pars
       if (e.type === 'command' && e.parsed.ok) {
         const c = e.parsed.command;
         if (c.name === 'IDLE' || (c.name === 'AUTHENTICATE' && c.initialResponse === undefined)) p.expectLine();
+        // src/imap/commands/auth.ts: ENABLE UTF8=ACCEPT / IMAP4rev2 allows UTF-8 in quoted strings.
+        if (c.name === 'ENABLE' && c.capabilities.some((x) => /^(UTF8=ACCEPT|IMAP4REV2)$/i.test(x))) p.setCapabilities({ utf8Accept: true });
       }
     }
   };
@@ -808,7 +822,9 @@ export function fuzzIteration(iseed: number, stats: FuzzStats, opts: { bytewise:
   if (lines !== valid.reduce((n, c) => n + c.lines, 0)) throw new FuzzFailure(`unexpected number of line events (${lines})`, iseed);
   countEvents(stats, runs[0]);
 
-  // 2. mixed stream: valid, mutated and random items, pipelined
+  // 2. mixed stream: valid, mutated and random items, pipelined (the parser starts in the
+  // iteration's mode again; a valid command after a garbled ENABLE may then be refused)
+  gen.utf8 = utf8;
   const items: Buffer[] = [];
   const count = rng.range(1, 10);
   for (let k = 0; k < count; k++) {

@@ -31,7 +31,7 @@ export interface DovecotRun {
 }
 
 /** Splits the server output into logical lines (a line ending in {n} continues after n bytes). */
-function logicalLines(out: string): string[] {
+export function logicalLines(out: string): string[] {
   const lines: string[] = [];
   let i = 0;
   let cur = '';
@@ -151,7 +151,7 @@ export async function runDovecot(messages: Buffer[], commands: string[]): Promis
  * `BODY[HEADER.FIELDS`, the list `(FROM)` and the atom `]`: they are joined back into the item
  * name as Dovecot wrote it.
  */
-function mergeFetch(out: Map<number, Map<string, ImapArg>>, u: string): void {
+export function mergeFetch(out: Map<number, Map<string, ImapArg>>, u: string): void {
   const args = parseArgs(u);
   const seq = Number(atom(args[0]));
   const list = args[2]?.type === 'list' ? args[2].items : [];
@@ -166,6 +166,13 @@ function mergeFetch(out: Map<number, Map<string, ImapArg>>, u: string): void {
     if (value !== undefined) items.set(name.toUpperCase(), value);
   }
   out.set(seq, items);
+}
+
+/** The FETCH replies in a server's output (bytes read as latin1): message number → item name (upper case) → value. */
+export function fetchReplies(out: string): Map<number, Map<string, ImapArg>> {
+  const fetch = new Map<number, Map<string, ImapArg>>();
+  for (const line of logicalLines(out)) if (/^\* \d+ FETCH /i.test(line)) mergeFetch(fetch, line.slice(2));
+  return fetch;
 }
 
 function expandSet(s: string): number[] {

@@ -2,11 +2,11 @@
 // scripted tests against src/mime. Scripts, .mbox fixtures, reply parsing and matching are
 // test/imap-conformance's (the reader and matcher the conformance suite runs against real
 // servers); BODY, BODYSTRUCTURE and ENVELOPE are written by the IMAP server's own serialiser
-// (sexpToString of src/imap/fetch.ts) and literals by its encoder, so the shipped code is what
+// (sexpToBytes of src/imap/fetch.ts) and literals by its encoder, so the shipped code is what
 // is compared with imaptest's expected replies.
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { sexpToString } from '../../src/imap/fetch.js';
+import { sexpToBytes } from '../../src/imap/fetch.js';
 import { literal, literal8 } from '../../src/imap/protocol/encoder.js';
 import {
   analyzeMessage,
@@ -41,14 +41,9 @@ export function readMbox(path: string): MboxMessage[] {
   return parseMbox(readFileSync(path).toString('latin1'), basename(path)).map((m) => ({ raw: Buffer.from(m.data, 'latin1'), time: m.time }));
 }
 
-/** Text as the IMAP server puts it on the wire (UTF-8), read back as a binary string (one char per byte). */
-function wire(s: string): string {
-  return Buffer.from(s, 'utf8').toString('latin1');
-}
-
-/** A data tree as the IMAP server writes it (sexpToString), parsed back into an argument. */
+/** A data tree as the IMAP server writes it for an IMAP4rev1 session (sexpToBytes), parsed back into an argument. */
 export function serialized(x: Sexp): ImapArg {
-  return parseArgs(wire(sexpToString(x)))[0]!;
+  return parseArgs(sexpToBytes(x).toString('latin1'))[0]!;
 }
 
 export interface Mailbox {
@@ -146,7 +141,7 @@ function partial(data: Uint8Array, p: string | undefined): Uint8Array {
 
 /**
  * The untagged FETCH reply this module gives for one message, as the IMAP server writes it
- * (item names echoed, structures by sexpToString, contents as literals, BINARY with NUL bytes as
+ * (item names echoed, structures by sexpToBytes, contents as literals, BINARY with NUL bytes as
  * literal8 — src/imap/fetch.ts), parsed back with the conformance suite's reader. Items that are
  * not the MIME module's (FLAGS, UID, MODSEQ, ...) are left out.
  */
@@ -156,9 +151,9 @@ export function fetchReply(seq: number, m: Mailbox['msgs'][number], items: strin
   for (const item of items) {
     const lower = item.toLowerCase();
     if (lower === 'body' || lower === 'bodystructure') {
-      out.push(`${item.toUpperCase()} ${wire(sexpToString(bodyStructure(m.info, lower === 'bodystructure')))}`);
+      out.push(`${item.toUpperCase()} ${sexpToBytes(bodyStructure(m.info, lower === 'bodystructure')).toString('latin1')}`);
     } else if (lower === 'envelope') {
-      out.push(`ENVELOPE ${wire(sexpToString(envelopeSexp(m.info.envelope)))}`);
+      out.push(`ENVELOPE ${sexpToBytes(envelopeSexp(m.info.envelope, m.info.envelopeWire)).toString('latin1')}`);
     } else if (lower === 'rfc822' || lower === 'rfc822.header' || lower === 'rfc822.text') {
       const spec: SectionSpec =
         lower === 'rfc822' ? { kind: 'full' } : { kind: lower === 'rfc822.header' ? 'header' : 'text', part: [] };

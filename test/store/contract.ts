@@ -22,13 +22,36 @@ import { analyzeMessage } from '../../src/mime/index.js';
 import type { Mailbox, QueueItem, Structure, User } from '../../src/model/index.js';
 import { IdempotencyKeyTakenError, StoreConflictError } from '../../src/store/errors.js';
 import { DailyRecipientLimitError, KeywordAlreadySetError, type DeliveryRequest, type IncomingReport, type Store } from '../../src/store/types.js';
+import { KeyRing } from '../../src/store/keyring.js';
+import { SEALED_COLUMN_PLACES, SEALED_COLUMNS, type RowKey, type SealedColumn } from '../../src/store/sealed-rows.js';
+import { isSealedValue, SealedValueError, ValueSealer, valueKeyId } from '../../src/store/value-seal.js';
 
 export interface OpenedStore {
   store: Store;
   /** Releases the store and whatever the engine's file made for it (a directory, a schema). */
   close(): Promise<void>;
+  /**
+   * Another store object on the same database (another process or node, or the operator
+   * restarted with another keyring), with its own sealer; released by close().
+   */
+  reopen(opts: { sealer?: ValueSealer }): Promise<Store>;
+  /**
+   * The stored value of `table`.`column` in the row whose `key` column is `row`, as the engine
+   * returns it (what is on disk), and its replacement: the engine's SQL, for the tests of what
+   * encryption at rest stores (docs/encryption.md, "Values in rows").
+   */
+  raw: {
+    read(table: string, column: string, key: string, row: string | number): Promise<Buffer | string | null>;
+    write(table: string, column: string, key: string, row: string | number, v: Buffer | string): Promise<void>;
+  };
 }
-export type OpenStore = () => Promise<OpenedStore | { skip: string }>;
+export interface OpenOptions {
+  /** Seals row values (encryption at rest on). */
+  sealer?: ValueSealer;
+  /** A database (or schema) of the area's own: its tests count every row of it. */
+  isolated?: boolean;
+}
+export type OpenStore = (opts?: OpenOptions) => Promise<OpenedStore | { skip: string }>;
 
 /** The method names of the Store interface, read from src/store/types.ts (its `extends` list, recursively). */
 export function storeInterfaceMethods(): string[] {
@@ -66,14 +89,14 @@ export function storeContract(engine: string, open: OpenStore): void {
   const next = () => ++seq;
   const blob = (tag = '') => createHash('sha256').update(`${engine} blob ${next()} ${tag}`).digest('hex');
 
-  type Area = (title: string, fn: (s: Store, t: TestContext) => Promise<void>) => void;
+  type Area = (title: string, fn: (s: Store, t: TestContext, env: OpenedStore) => Promise<void>) => void;
   /** A describe block with its own fresh store; `t` registers a test that receives it. */
-  function area(name: string, body: (t: Area) => void) {
+  function area(name: string, body: (t: Area) => void, opts?: OpenOptions) {
     describe(`${engine} store contract: ${name}`, () => {
       let env: OpenedStore | { skip: string } | undefined;
       before(async () => {
-        const e = await open();
-        env = 'skip' in e ? e : { store: tracked(e.store), close: e.close };
+        const e = await open(opts);
+        env = 'skip' in e ? e : { ...e, store: tracked(e.store) };
       });
       after(async () => {
         if (env && 'store' in env) await env.close();
@@ -82,7 +105,7 @@ export function storeContract(engine: string, open: OpenStore): void {
         it(title, async (t) => {
           if (!env) throw new Error(`${engine}: the store did not open`);
           if ('skip' in env) return t.skip(env.skip);
-          await fn(env.store, t);
+          await fn(env.store, t, env);
         }),
       );
     });
@@ -1982,6 +2005,204 @@ export function storeContract(engine: string, open: OpenStore): void {
       await assert.rejects(a.publish(name, 'x'), 'closed: publish rejects');
     });
   });
+
+  // ---- row values sealed at rest (docs/encryption.md, "Values in rows") ----------------------
+  {
+    const ring = KeyRing.generate(new Date('2026-12-07T00:00:00Z'));
+    const MARK = 'XQZ-rows-7731';
+    /** Every sealed column's values in this area's rows, by column and KEK id (null: plaintext). */
+    const tally = async (s: Store) => Object.fromEntries((await s.countSealedValues()).map((c) => [`${c.column} ${c.keyId ?? 'plain'}`, c.count]));
+    /** resealValues over every sealed column, `limit` rows a batch: what was re-sealed, what failed. */
+    async function resealAll(s: Store, which: Parameters<Store['resealValues']>[1], limit = 2) {
+      let resealed = 0;
+      const failed: { column: SealedColumn; row: RowKey }[] = [];
+      for (const column of SEALED_COLUMNS) {
+        let after: RowKey | null = null;
+        do {
+          const b = await s.resealValues(column, which, after, limit);
+          assert.ok(b.resealed <= limit);
+          resealed += b.resealed;
+          failed.push(...b.failed.map((f) => ({ column, row: f.row })));
+          after = b.next;
+        } while (after !== null);
+      }
+      return { resealed, failed };
+    }
+    /** A submission of `sender` tracked with `subject`; its id. */
+    const submitted = async (s: Store, sender: Mailbox, subject: string) =>
+      (await s.deliver(local([], { senderMailboxId: sender.id, envelopeFrom: sender.address, remote: [remote('x@peer.mssante.test')], tracking: { userId: null, messageId: `<r${next()}@hopital.test>`, subject } }))).submissionChanges![0].id;
+    const absence = (mailboxId: number, tag: string) => ({
+      mailboxId,
+      startsAt: null,
+      endsAt: null,
+      subject: `Congés ${MARK} ${tag}`,
+      body: `Je suis absente ${MARK} ${tag}.`,
+      externalBody: `Écrivez au secrétariat ${MARK} ${tag}.`,
+      substitute: null,
+      updatedBy: 'claire.martin',
+    });
+
+    area(
+      'row values sealed at rest',
+      (t) => {
+        t('the analysis, the tracking subject and the absence texts are stored sealed under the current key, and read back', async (s, _t, env) => {
+          assert.equal(s.sealer?.keys.currentId, ring.currentId);
+          const m = await mailbox(s);
+          const a = absence(m.id, 'a');
+          assert.deepEqual({ ...(await s.setAbsence(a)), updatedAt: '' }, { ...a, updatedAt: '' });
+          assert.deepEqual({ ...(await s.getAbsence(m.id))!, updatedAt: '' }, { ...a, updatedAt: '' });
+          const subject = `Compte rendu ${MARK} été`;
+          const sub = await submitted(s, m, subject);
+          assert.equal((await s.getSubmission(sub))!.subject, subject);
+          assert.equal((await s.listSubmissions([m.id], { limit: 5 }))[0].subject, subject);
+          // The analysis, three ways: setBlobMeta, setBlobAnalyses, deliver().
+          const info = (k: string) => JSON.stringify({ envelope: { subject: `${MARK} ${k}` }, attachments: [`cr-${MARK}.pdf`] });
+          const [b1, b2, b3] = [blob('sealed meta'), blob('sealed analyses'), blob('sealed delivery')];
+          await s.setBlobMeta(b1, info('1'));
+          await s.setBlobAnalyses([{ blobId: b2, info: info('2'), searchVersion: HEADER_INDEX_VERSION, searchColumns: {} }]);
+          await s.deliver(local([m.id], { blobId: b3, analysis: { info: info('3'), searchHeaders: { version: HEADER_INDEX_VERSION, columns: {} } } }));
+          for (const [b, k] of [[b1, '1'], [b2, '2'], [b3, '3']]) assert.equal(await s.getBlobMeta(b), info(k));
+          // What is on disk: sealed values of the current key, no marker.
+          const stored: [SealedColumn, RowKey][] = [
+            ['absences.subject', m.id],
+            ['absences.body', m.id],
+            ['absences.external_body', m.id],
+            ['submissions.subject', sub],
+            ['blob_meta.info', b1],
+            ['blob_meta.info', b2],
+            ['blob_meta.info', b3],
+          ];
+          for (const [column, row] of stored) {
+            const p = SEALED_COLUMN_PLACES[column];
+            const v = await env.raw.read(p.table, p.column, p.key, row);
+            assert.ok(Buffer.isBuffer(v) && isSealedValue(v), `${column} of ${row}: sealed`);
+            assert.equal(valueKeyId(v), ring.currentId);
+            assert.equal(v.includes(MARK), false, `${column} of ${row}: no marker in the stored bytes`);
+            assert.equal(v.includes(Buffer.from(MARK).toString('base64').slice(0, 12)), false);
+          }
+          // Absent texts stay absent.
+          const b = await s.setAbsence({ ...a, subject: null, body: null, externalBody: null });
+          assert.deepEqual([b.subject, b.body, b.externalBody], [null, null, null]);
+          assert.equal(await env.raw.read('absences', 'subject', 'mailbox_id', m.id), null);
+          await s.setAbsence(a);
+        });
+
+        t('a sealed value moved to another row or column, or altered, fails to open: SealedValueError naming the place', async (s, _t, env) => {
+          const [m1, m2] = [await mailbox(s), await mailbox(s)];
+          await s.setAbsence(absence(m1.id, '1'));
+          await s.setAbsence(absence(m2.id, '2'));
+          const [s1, s2] = [await submitted(s, m1, `Objet ${MARK} 1`), await submitted(s, m2, `Objet ${MARK} 2`)];
+          const [b1, b2] = [blob('moved 1'), blob('moved 2')];
+          await s.setBlobMeta(b1, '{"n":1}');
+          await s.setBlobMeta(b2, '{"n":2}');
+          /** Puts `v` in place of `column` of `row`, runs `check`, then puts the original back. */
+          const swapped = async (column: SealedColumn, row: RowKey, v: Buffer | string, check: () => Promise<unknown>) => {
+            const p = SEALED_COLUMN_PLACES[column];
+            const original = (await env.raw.read(p.table, p.column, p.key, row))!;
+            await env.raw.write(p.table, p.column, p.key, row, v);
+            try {
+              await check();
+            } finally {
+              await env.raw.write(p.table, p.column, p.key, row, original);
+            }
+          };
+          const read = (column: SealedColumn, row: RowKey) => env.raw.read(SEALED_COLUMN_PLACES[column].table, SEALED_COLUMN_PLACES[column].column, SEALED_COLUMN_PLACES[column].key, row) as Promise<Buffer>;
+          const refused = (place: string) => (e: unknown) => e instanceof SealedValueError && e.message.startsWith(place) && /does not authenticate/.test(e.message);
+          await swapped('absences.subject', m2.id, await read('absences.subject', m1.id), () => assert.rejects(s.getAbsence(m2.id), refused(`absences.subject:${m2.id}`), 'another row'));
+          await swapped('absences.subject', m1.id, await read('absences.body', m1.id), () => assert.rejects(s.getAbsence(m1.id), refused(`absences.subject:${m1.id}`), 'another column'));
+          await swapped('submissions.subject', s2, await read('submissions.subject', s1), async () => {
+            await assert.rejects(s.getSubmission(s2), refused(`submissions.subject:${s2}`));
+            await assert.rejects(s.listSubmissions([m2.id], { limit: 5 }), SealedValueError);
+          });
+          await swapped('blob_meta.info', b2, await read('blob_meta.info', b1), () => assert.rejects(s.getBlobMeta(b2), refused(`blob_meta.info:${b2}`)));
+          const flipped = Buffer.from(await read('blob_meta.info', b1));
+          flipped[flipped.length - 3] ^= 1;
+          await swapped('blob_meta.info', b1, flipped, () => assert.rejects(s.getBlobMeta(b1), refused(`blob_meta.info:${b1}`), 'a flipped byte'));
+          // Put back, everything reads again.
+          assert.equal((await s.getAbsence(m2.id))!.subject, absence(m2.id, '2').subject);
+          assert.equal((await s.getSubmission(s2))!.subject, `Objet ${MARK} 2`);
+          assert.equal(await s.getBlobMeta(b2), '{"n":2}');
+          // A store without the keyring (encryption at rest turned off): refused, saying what to configure.
+          const plain = await env.reopen({});
+          await assert.rejects(plain.getBlobMeta(b1), (e: unknown) => e instanceof SealedValueError && e.message.includes(`sealed by key ${ring.currentId}, but encryption at rest is not configured: set store.encryption`));
+          await assert.rejects(plain.resealValues('blob_meta.info', 'stale', null, 10), /encryption at rest is not configured/);
+        });
+
+        t('plaintext rows stay readable and are sealed in batches; rotation re-seals every row; then the old key holds none', async (s, _t, env) => {
+          // Rows written before encryption was configured (or on a node without it).
+          const plain = await env.reopen({});
+          const m = await mailbox(plain);
+          const a = absence(m.id, 'clair');
+          await plain.setAbsence(a);
+          const sub = await submitted(plain, m, `Objet clair ${MARK}`);
+          const b = blob('plain meta');
+          await plain.setBlobMeta(b, `{"clair":"${MARK}"}`);
+          const written = (await env.raw.read('blob_meta', 'info', 'blob_id', b))!;
+          assert.ok(typeof written === 'string' || !isSealedValue(written), 'written in plaintext');
+          assert.equal(written.includes(MARK), true);
+          // Read by the store that has the keyring.
+          assert.deepEqual({ ...(await s.getAbsence(m.id))!, updatedAt: '' }, { ...a, updatedAt: '' });
+          assert.equal((await s.getSubmission(sub))!.subject, `Objet clair ${MARK}`);
+          assert.equal(await s.getBlobMeta(b), `{"clair":"${MARK}"}`);
+          // Counted: this area's rows (the two tests above wrote 3 mailboxes' absences, 3
+          // submissions and 5 analyses, all sealed; this one one of each in plaintext).
+          const k1 = ring.currentId;
+          const before = {
+            [`absences.subject ${k1}`]: 3,
+            [`absences.body ${k1}`]: 3,
+            [`absences.external_body ${k1}`]: 3,
+            [`submissions.subject ${k1}`]: 3,
+            [`blob_meta.info ${k1}`]: 5,
+            'absences.subject plain': 1,
+            'absences.body plain': 1,
+            'absences.external_body plain': 1,
+            'submissions.subject plain': 1,
+            'blob_meta.info plain': 1,
+          };
+          assert.deepEqual(await tally(s), before);
+          // keys encrypt-existing: the plaintext values sealed, two rows a batch.
+          assert.deepEqual(await resealAll(s, 'plain'), { resealed: 5, failed: [] });
+          assert.deepEqual(await resealAll(s, 'plain'), { resealed: 0, failed: [] }, 'nothing left');
+          assert.equal((await env.raw.read('blob_meta', 'info', 'blob_id', b))!.includes(MARK), false);
+          assert.equal(await s.getBlobMeta(b), `{"clair":"${MARK}"}`);
+          assert.deepEqual(await tally(s), { [`absences.subject ${k1}`]: 4, [`absences.body ${k1}`]: 4, [`absences.external_body ${k1}`]: 4, [`submissions.subject ${k1}`]: 4, [`blob_meta.info ${k1}`]: 6 });
+          // keys rotate: a store with the new keyring re-seals every value of the old key.
+          const ring2 = ring.withNewCurrent(new Date('2026-12-08T00:00:00Z'));
+          const k2 = ring2.currentId;
+          const rotated = await env.reopen({ sealer: new ValueSealer(ring2) });
+          assert.deepEqual(await resealAll(rotated, 'stale', 3), { resealed: 22, failed: [] });
+          assert.deepEqual(await tally(rotated), { [`absences.subject ${k2}`]: 4, [`absences.body ${k2}`]: 4, [`absences.external_body ${k2}`]: 4, [`submissions.subject ${k2}`]: 4, [`blob_meta.info ${k2}`]: 6 });
+          // A process not restarted since seals with the old key; `keys retire` re-seals what that key holds.
+          const late = blob('sealed by the old key');
+          await s.setBlobMeta(late, '{"late":1}');
+          assert.equal((await tally(rotated))[`blob_meta.info ${k1}`], 1);
+          assert.deepEqual(await resealAll(rotated, { keyId: ring2.keys.find((k) => k.id !== k2)!.id }), { resealed: 1, failed: [] });
+          assert.equal((await tally(rotated))[`blob_meta.info ${k1}`], undefined);
+          // A value that does not open is reported and left as it is; the batch goes on past it.
+          const bad = Buffer.from((await env.raw.read('blob_meta', 'info', 'blob_id', late)) as Buffer);
+          const older = await env.reopen({ sealer: new ValueSealer(ring) });
+          const gone = blob('sealed, then moved');
+          await older.setBlobMeta(gone, '{"moved":1}');
+          await env.raw.write('blob_meta', 'info', 'blob_id', gone, bad); // another row's value (under k2)
+          await env.raw.write('blob_meta', 'info', 'blob_id', late, (await env.raw.read('blob_meta', 'info', 'blob_id', b)) as Buffer);
+          const r = await resealAll(rotated, 'stale', 1);
+          assert.deepEqual(r.failed, [], 'values of the current key are not stale, even moved ones');
+          const ringK3 = ring2.withNewCurrent(new Date('2026-12-09T00:00:00Z'));
+          const again = await env.reopen({ sealer: new ValueSealer(ringK3) });
+          const all = await resealAll(again, 'stale', 4);
+          assert.deepEqual(all.failed.map((f) => f.row).sort(), [gone, late].sort(), 'the moved values are reported by row');
+          assert.equal(all.resealed, 22);
+          // After the retirement, a keyring without the old key reads everything left.
+          const ring3 = ringK3.without(k1).without(k2);
+          const retired = await env.reopen({ sealer: new ValueSealer(ring3) });
+          assert.deepEqual({ ...(await retired.getAbsence(m.id))!, updatedAt: '' }, { ...a, updatedAt: '' });
+          assert.equal((await retired.getSubmission(sub))!.subject, `Objet clair ${MARK}`);
+          assert.equal(await retired.getBlobMeta(b), `{"clair":"${MARK}"}`);
+        });
+      },
+      { sealer: new ValueSealer(ring), isolated: true },
+    );
+  }
 
   // ---- close, and the whole interface covered -------------------------------------------------
   describe(`${engine} store contract: the interface`, () => {

@@ -5,6 +5,7 @@ import type { AuthResult } from '../../auth/index.js';
 import type { SaslFailure } from '../../auth/sasl.js';
 import type { User } from '../../core/index.js';
 import { bad, no } from '../errors.js';
+import { quoted } from '../protocol/encoder.js';
 import { UserNamespace } from '../namespace.js';
 import type { Handlers, SessionContext } from './context.js';
 
@@ -50,6 +51,7 @@ export function capabilities(ctx: SessionContext): string[] {
     'SORT=DISPLAY',
     'THREAD=ORDEREDSUBJECT',
     'THREAD=REFERENCES',
+    'UTF8=ACCEPT', // RFC 6855 §3
   );
   return caps;
 }
@@ -60,8 +62,10 @@ export const authCommands = {
     return 'CAPABILITY completed';
   },
   ID: async (ctx, cmd) => {
-    // RFC 2971: identify the server; the client's parameters are only logged (no content).
-    ctx.write(`* ID ("name" "Caducée" "vendor" "Caducée" "support-url" "https://github.com/caducee")\r\n`);
+    // RFC 2971: identify the server; the client's parameters are only logged (no content). "é"
+    // in a quoted string only for a UTF-8 session (RFC 6855 §3), a literal otherwise.
+    const q = (s: string) => quoted(s, { utf8: ctx.utf8 });
+    ctx.write(`* ID (${['name', 'Caducée', 'vendor', 'Caducée', 'support-url', 'https://github.com/caducee'].map(q).join(' ')})\r\n`);
     if (cmd.params) ctx.log.debug({ client: cmd.params.name ?? null }, 'client id');
     return 'ID completed';
   },
@@ -82,6 +86,13 @@ export const authCommands = {
       if (c === 'IMAP4REV2' && !ctx.enabled.has(c)) {
         ctx.enabled.add(c);
         done.push('IMAP4rev2');
+        ctx.parser.setCapabilities({ literalPlus: true, utf8Accept: true });
+      }
+      if (c === 'UTF8=ACCEPT' && !ctx.enabled.has(c)) {
+        // RFC 6855 §3: from now on UTF-8 in quoted strings both ways, UTF-8 mailbox names, header
+        // strings as UTF-8 (fetch.ts), the APPEND UTF8 data item (§4) and no SEARCH CHARSET.
+        ctx.enabled.add(c);
+        done.push('UTF8=ACCEPT');
         ctx.parser.setCapabilities({ literalPlus: true, utf8Accept: true });
       }
     }

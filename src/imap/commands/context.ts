@@ -1,7 +1,7 @@
 // What a command group sees of its IMAP session (session.ts implements it), the handler table
 // type that lets session.ts check every command has exactly one handler, and the helpers the
 // groups share: mailbox names in and out, resolving a name, rights, change notification.
-import type { SecureContext } from 'node:tls';
+import type { SecureContext, Server as TlsServer } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Authenticator } from '../../auth/index.js';
 import type { SaslServer } from '../../auth/sasl.js';
@@ -30,6 +30,11 @@ export interface ImapServices {
   logger: Logger;
   hostname: string;
   secureContext: SecureContext;
+  /**
+   * The server handed to the STARTTLS upgrade's TLSSocket (its `server` option): Node asks its
+   * 'OCSPRequest' listeners for the OCSP response to staple (trust/ocsp-stapling.ts). None: no staple.
+   */
+  startTlsServer?: TlsServer;
   /** Key and certificate chain (PEM) for the implicit-TLS listener. */
   tlsKeyCert: { key: string; cert: string };
   /** CA bundle (PEM) whose names are sent when asking clients for a certificate (implicit TLS; for STARTTLS it is in secureContext). */
@@ -62,6 +67,8 @@ export interface SessionContext {
   /** Extensions turned on by ENABLE or by a command that enables them (upper case). */
   readonly enabled: Set<string>;
   readonly rev2: boolean;
+  /** UTF-8 session: ENABLE UTF8=ACCEPT (RFC 6855 §3) or IMAP4rev2 (RFC 9051 §4.3). */
+  readonly utf8: boolean;
   readonly condstore: boolean;
   readonly qresync: boolean;
   /** RFC 5182 SEARCHRES: the UIDs saved by SEARCH RETURN (SAVE), referred to as "$". */
@@ -97,9 +104,12 @@ export type Handler<N extends Command['name']> = (ctx: SessionContext, cmd: Comm
 /** Handlers by command name; session.ts joins the groups' tables into one covering every command. */
 export type Handlers<N extends Command['name'] = Command['name']> = { [K in N]: Handler<K> };
 
-/** RFC 9051 §5.1: UTF-8 names once IMAP4rev2 is enabled; modified UTF-7 (RFC 3501 §5.1.3) otherwise. */
+/**
+ * UTF-8 names once IMAP4rev2 (RFC 9051 §5.1) or UTF8=ACCEPT (RFC 6855 §3: "MUST use UTF-8, not
+ * modified UTF-7") is enabled; modified UTF-7 (RFC 3501 §5.1.3) otherwise.
+ */
 export function nameOut(ctx: SessionContext, name: string): string {
-  return ctx.rev2 ? astring(name, { utf8: true }) : astring(encodeMutf7(name));
+  return ctx.utf8 ? astring(name, { utf8: true }) : astring(encodeMutf7(name));
 }
 
 /**
@@ -107,7 +117,7 @@ export function nameOut(ctx: SessionContext, name: string): string {
  * is only looked up (it then simply does not exist); creating one is refused (`strict`).
  */
 export function decodeName(ctx: SessionContext, name: string, strict = false): string {
-  if (ctx.rev2) return name;
+  if (ctx.utf8) return name;
   try {
     return decodeMutf7(name);
   } catch {

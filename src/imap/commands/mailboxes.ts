@@ -2,7 +2,7 @@
 // (with RFC 6154 special-use), DELETE, RENAME, SUBSCRIBE/UNSUBSCRIBE, LIST (RFC 5258
 // LIST-EXTENDED, RFC 5819 LIST-STATUS) and LSUB, STATUS, APPEND (RFC 3502 MULTIAPPEND).
 import type { Folder } from '../../model/index.js';
-import { sectionBytes, storableForm } from '../../mime/index.js';
+import { hasEightBitHeader, sectionBytes, storableForm } from '../../mime/index.js';
 import type { PutBlob } from '../../store/message-files.js';
 import { bad, no } from '../errors.js';
 import { compileListPattern, ListPatternTooLong, type NameMatcher } from '../list-pattern.js';
@@ -20,7 +20,7 @@ export const mailboxCommands = {
   NAMESPACE: async (ctx) => {
     // RFC 2342 / RFC 9051 §6.3.10
     // RFC 9051 §9 namespace-descr: the prefix is a string (quoted), never an atom.
-    const prefix = (p: string) => quoted(ctx.rev2 ? p : encodeMutf7(p), { utf8: ctx.rev2 });
+    const prefix = (p: string) => quoted(ctx.utf8 ? p : encodeMutf7(p), { utf8: ctx.utf8 });
     const other = ctx.ns!.entries.some((e) => e.prefix.startsWith(OTHER_PREFIX)) ? `((${prefix(OTHER_PREFIX)} "/"))` : 'NIL';
     const shared = ctx.ns!.entries.some((e) => e.prefix.startsWith(SHARED_PREFIX)) ? `((${prefix(SHARED_PREFIX)} "/"))` : 'NIL';
     ctx.write(`* NAMESPACE (("" "/")) ${other} ${shared}\r\n`);
@@ -276,10 +276,21 @@ async function append(ctx: SessionContext, name: string, sent: AppendMessage[]):
   // then every CATENATE resolved before anything is stored.
   const target = await destinationFolder(ctx, name);
   const messages: AppendMessage[] = [];
-  for (const m of sent) messages.push(m.catenate ? { ...m, data: await catenate(ctx, m.catenate) } : m);
-  for (const m of messages) {
+  for (const m of sent) {
+    // A CATENATE holding an RFC 6855 §4 UTF8 (~{n}) part is a literal8 message: stored as one.
+    const binary = m.binary || (m.catenate?.some((p) => p.kind === 'text' && p.utf8) ?? false);
+    messages.push(m.catenate ? { ...m, binary, data: await catenate(ctx, m.catenate) } : m);
+  }
+  for (const [k, m] of messages.entries()) {
     if (m.data.length > ctx.s.appendLimit) throw no('TOOBIG', `message of ${m.data.length} bytes exceeds APPENDLIMIT ${ctx.s.appendLimit}`);
     if (m.data.length === 0) throw bad(undefined, 'empty message');
+    // RFC 6855 §4: announcing UTF8=ACCEPT, the server MUST refuse with NO an APPEND holding an
+    // 8-bit character in header fields from a client that has not issued ENABLE UTF8=ACCEPT
+    // (IMAP4rev2 takes UTF-8 headers: RFC 9051 §4.3, RFC 6532). Dovecot 2.3 does not announce
+    // UTF8=ACCEPT and takes such messages.
+    if (!ctx.utf8 && hasEightBitHeader(m.data)) {
+      throw no(undefined, `message ${k + 1} has 8-bit characters in its header fields: send ENABLE UTF8=ACCEPT first (RFC 6855 §4), or encode them (RFC 2047)`);
+    }
   }
   // RFC 3516 §4.4: data sent as literal8 is stored losslessly — parts in the binary encoding (or
   // holding NUL) re-encoded as base64, as Dovecot does (src/mime/storable.ts).

@@ -153,7 +153,7 @@ export async function fetchNewMessages(ctx: SessionContext, fromSeq: number): Pr
   const fetch = ctx.notify?.selected?.fetch;
   const v = ctx.view;
   if (!fetch || !v) return;
-  const fctx: FetchContext = { store: ctx.s.store, blobs: ctx.s.blobs, index: ctx.s.index, write: (d) => ctx.write(d), drainWait: () => ctx.waitDrain() };
+  const fctx: FetchContext = { store: ctx.s.store, blobs: ctx.s.blobs, index: ctx.s.index, write: (d) => ctx.write(d), drainWait: () => ctx.waitDrain(), utf8: ctx.utf8 };
   for (let seq = fromSeq; seq <= v.messages.length; seq++) {
     const m = v.messages[seq - 1];
     await fetchMessage(fctx, seq, m, fetch, ctx.flagsOut(m));

@@ -340,6 +340,8 @@ function highestModseq(v: FolderView, ordered: { uid: number }[], ids: number[],
 
 async function search(ctx: SessionContext, byUid: boolean, cmd: Extract<Command, { name: 'SEARCH' | 'UID SEARCH' }>, tag: string): Promise<string> {
   const { key, returns, charset, partial } = cmd;
+  // RFC 6855 §3: after ENABLE UTF8=ACCEPT a SEARCH with a charset SHOULD get BAD (conflicting labels).
+  if (charset !== undefined && ctx.enabled.has('UTF8=ACCEPT')) throw bad(undefined, `SEARCH CHARSET ${charset} after ENABLE UTF8=ACCEPT: search strings are UTF-8, leave the charset out (RFC 6855 §3)`);
   if (charset && !/^(utf-8|us-ascii)$/i.test(charset)) throw no('BADCHARSET (UTF-8 US-ASCII)', `charset ${charset} is not supported`);
   const v = ctx.view!;
   const update = returns?.includes('UPDATE') && mayUpdate(ctx, tag);
@@ -388,7 +390,7 @@ async function fetchMessages(ctx: SessionContext, byUid: boolean, cmd: Extract<C
   const setsSeen = !v.readOnly && attrs.some((a) => (a.kind === 'body' && !a.peek) || a.kind === 'rfc822' || a.kind === 'rfc822.text' || (a.kind === 'binary' && !a.peek));
   let seenSet = false;
   const seenUids: number[] = [];
-  const fetchCtx: FetchContext = { store: ctx.s.store, blobs: ctx.s.blobs, index: ctx.s.index, write: (d) => ctx.write(d), drainWait: () => ctx.waitDrain() };
+  const fetchCtx: FetchContext = { store: ctx.s.store, blobs: ctx.s.blobs, index: ctx.s.index, write: (d) => ctx.write(d), drainWait: () => ctx.waitDrain(), utf8: ctx.utf8 };
   for (const t of targets) {
     let m = v.byUidGet(t.uid);
     if (!m) continue;

@@ -5,6 +5,7 @@ import {
   canQuote,
   continuation,
   encodeValue,
+  headerString,
   imapDate,
   list,
   literal,
@@ -56,6 +57,26 @@ describe('strings', () => {
     assert.equal(nstring('NIL'), '"NIL"');
     assert.equal(nstring('x y'), '"x y"');
     assert.deepEqual(nstring(Buffer.from('ab\0')), Buffer.from('{3}\r\nab\0'));
+  });
+  it('headerString, IMAP4rev1: the stored bytes, quoted when 7-bit, else a literal of exactly those bytes (RFC 3501 §4.3)', () => {
+    const b = (s: string) => Buffer.from(s, 'latin1');
+    assert.deepEqual(headerString(b('Re: a "b" \\ c')), b('"Re: a \\"b\\" \\\\ c"'));
+    assert.deepEqual(headerString(b('r\xe9sum\xe9')), b('{6}\r\nr\xe9sum\xe9')); // Latin-1 as is, not C3 A9
+    assert.deepEqual(headerString(b('caf\xc3\xa9 caf\xe9')), b('{10}\r\ncaf\xc3\xa9 caf\xe9')); // mixed: every byte as is
+    assert.deepEqual(headerString(b('a\r\nb')), b('{4}\r\na\r\nb'));
+    assert.deepEqual(headerString(b('')), b('""'));
+  });
+  it('headerString, UTF-8 session: valid UTF-8 quoted as is, other bytes as Latin-1 characters (RFC 6855 §3)', () => {
+    const b = (s: string) => Buffer.from(s, 'latin1');
+    assert.deepEqual(headerString(b('caf\xc3\xa9'), { utf8: true }), Buffer.from('"café"'));
+    assert.deepEqual(headerString(b('r\xe9sum\xe9'), { utf8: true }), Buffer.from('"résumé"'));
+    assert.deepEqual(headerString(b('caf\xc3\xa9 caf\xe9 \xe2\x80\x94'), { utf8: true }), Buffer.from('"café café —"'));
+    assert.deepEqual(headerString(b('a"\xe9\r\n'), { utf8: true }), Buffer.from('{6}\r\na"é\r\n'));
+    // the result always decodes as UTF-8
+    for (const s of ['\xc3', '\xed\xa0\x80', '\xf4\x90\x80\x80', '\xc0\xaf', '\xf0\x9f\x98']) {
+      const out = headerString(b(s), { utf8: true });
+      assert.doesNotThrow(() => new TextDecoder('utf-8', { fatal: true }).decode(out), JSON.stringify(s));
+    }
   });
   it('literal and literal8', () => {
     assert.equal(literal('abc'), '{3}\r\nabc');

@@ -5,7 +5,9 @@
 // ("{n}\r\n" + text) whose n is the UTF-8 byte length — so such strings MUST be written to the
 // socket as UTF-8 (the Node default). Helpers given bytes (Uint8Array) return Buffers.
 
-/** Options for string encoding: `utf8` = UTF8=ACCEPT is enabled for the session (RFC 6855 §3). */
+import { utf8Lenient } from '../../mime/text.js';
+
+/** Options for string encoding: `utf8` = the session takes UTF-8 (ENABLE UTF8=ACCEPT, RFC 6855 §3, or IMAP4rev2, RFC 9051 §4.3). */
 export interface StringOptions {
   utf8?: boolean;
 }
@@ -114,6 +116,26 @@ export function nstring(s: string | Uint8Array | null, opts: StringOptions = {})
   if (s === null) return 'NIL';
   if (typeof s !== 'string') return literal(s);
   return quoted(s, opts);
+}
+
+/**
+ * A string made of a message's own header bytes (ENVELOPE and BODYSTRUCTURE fields, issue 15):
+ * - IMAP4rev1 session: the bytes exactly as stored, no charset guessing. Quoted when they are
+ *   7-bit TEXT-CHARs, otherwise a literal (RFC 3501 §4.3: 8-bit characters only in literals;
+ *   a literal is any CHAR8, §9). This is what Dovecot sends.
+ * - UTF-8 session (ENABLE UTF8=ACCEPT, RFC 6855 §3, or IMAP4rev2, RFC 9051 §4.3): header strings
+ *   are UTF-8 (RFC 6532 §3), so valid UTF-8 goes out as it is, quoted when possible, and a byte
+ *   that is not part of a valid UTF-8 sequence goes out as the latin1 character of the same value,
+ *   made UTF-8 (utf8Lenient, src/mime/text.ts): never invalid UTF-8 to a client told to expect it.
+ */
+export function headerString(bytes: Uint8Array, opts: StringOptions = {}): Buffer {
+  if (opts.utf8) return Buffer.from(quoted(utf8Lenient(bytes), { utf8: true }), 'utf8');
+  const b = toBytes(bytes);
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i];
+    if (c === 0 || c === 0x0a || c === 0x0d || c >= 0x80) return literal(b);
+  }
+  return Buffer.from('"' + b.toString('latin1').replace(/["\\]/g, '\\$&') + '"', 'latin1');
 }
 
 /**

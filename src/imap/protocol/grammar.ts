@@ -1208,12 +1208,27 @@ function appendCommand(r: Reader): Command {
       messages.push({ flags, ...(date !== undefined ? { date } : {}), data: new Uint8Array(0), binary: false, catenate: catenateParts(r) });
       continue;
     }
+    if (r.eatKeyword('UTF8')) {
+      // RFC 6855 §4: append-data =/ utf8-literal; utf8-literal = "UTF8" SP "(" literal8 ")"
+      messages.push({ flags, ...(date !== undefined ? { date } : {}), data: utf8Literal(r), binary: true, utf8: true });
+      continue;
+    }
     const c = r.peek();
-    if (c !== 0x7b && !(c === 0x7e && r.peek(1) === 0x7b)) r.fail('message literal ({n} or ~{n}) or CATENATE');
+    if (c !== 0x7b && !(c === 0x7e && r.peek(1) === 0x7b)) r.fail('message literal ({n} or ~{n}), CATENATE or UTF8');
     const { data, binary } = r.literal(true);
     messages.push({ flags, ...(date !== undefined ? { date } : {}), data, binary });
   } while (!r.atEnd());
   return { name: 'APPEND', mailbox, messages };
+}
+
+/** RFC 6855 §4: the "(" literal8 ")" after UTF8 (the literal8's own "~" is required). */
+function utf8Literal(r: Reader): Uint8Array {
+  r.sp('after UTF8');
+  r.expect(LPAREN, '"(" after UTF8');
+  if (r.peek() !== 0x7e) r.fail('literal8 (~{n}) in UTF8 (RFC 6855 §4)');
+  const { data } = r.literal(true);
+  r.expect(RPAREN, '")" after the UTF8 literal8');
+  return data;
 }
 
 /** Most parts in one CATENATE (RFC 4469 sets no limit; each URL part is a message read). */
@@ -1229,7 +1244,7 @@ function catenateParts(r: Reader): CatenatePart[] {
   const parts: CatenatePart[] = [];
   do {
     const at = r.offset;
-    const kind = r.keyword('TEXT or URL');
+    const kind = r.keyword('TEXT, URL or UTF8');
     if (parts.length === MAX_CATENATE_PARTS) r.error(`more than ${MAX_CATENATE_PARTS} CATENATE parts`, at);
     if (kind === 'TEXT') {
       r.sp('after TEXT');
@@ -1239,7 +1254,10 @@ function catenateParts(r: Reader): CatenatePart[] {
       r.sp('after URL');
       const uat = r.offset;
       parts.push({ kind: 'url', url: r.text(r.astringBytes('URL (astring)').bytes, uat) });
-    } else r.error(`expected TEXT or URL, found "${kind}"`, at);
+    } else if (kind === 'UTF8') {
+      // RFC 6855 §4: cat-part =/ utf8-literal
+      parts.push({ kind: 'text', data: utf8Literal(r), utf8: true });
+    } else r.error(`expected TEXT, URL or UTF8, found "${kind}"`, at);
   } while (r.eat(SP));
   r.expect(RPAREN, 'SP or ")" in CATENATE parts');
   return parts;

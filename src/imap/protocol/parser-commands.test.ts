@@ -519,8 +519,8 @@ describe('APPEND (RFC 9051 §6.3.12, RFC 3502, RFC 3516)', () => {
   it('errors', () => {
     assert.equal(bad('a APPEND INBOX').message, 'expected SP after mailbox at offset 14, found end of line');
     assert.equal(bad('a APPEND INBOX (\\Seen)').message, 'expected SP after flag list at offset 22, found end of line');
-    assert.equal(bad('a APPEND INBOX hello').message, 'expected message literal ({n} or ~{n}) or CATENATE at offset 15, found "h"');
-    assert.equal(bad('a APPEND INBOX {1+}\r\nx ').message, 'expected message literal ({n} or ~{n}) or CATENATE at offset 23, found end of line');
+    assert.equal(bad('a APPEND INBOX hello').message, 'expected message literal ({n} or ~{n}), CATENATE or UTF8 at offset 15, found "h"');
+    assert.equal(bad('a APPEND INBOX {1+}\r\nx ').message, 'expected message literal ({n} or ~{n}), CATENATE or UTF8 at offset 23, found end of line');
   });
   it('CATENATE (RFC 4469 §5), also mixed with plain messages in a MULTIAPPEND', () => {
     const c = cmd('a APPEND Drafts (\\Seen) CATENATE (URL "/Drafts;UIDVALIDITY=385759045/;UID=20/;section=1" TEXT {4+}\r\nabcd URL /INBOX/;UID=2) {2+}\r\nhi CATENATE (TEXT {1+}\r\nz)');
@@ -535,11 +535,26 @@ describe('APPEND (RFC 9051 §6.3.12, RFC 3502, RFC 3516)', () => {
     assert.deepEqual(events('a APPEND x CATENATE (TEXT {1}\r\n1)\r\n').map((e) => e.type), ['continue', 'command']);
     // an invalid part is refused before its literal is asked for (RFC 3501 §2.2.1)
     assert.ok(!events('a APPEND x CATENATE (FOO {1}\r\n').some((e) => e.type === 'continue'));
-    assert.equal(bad('a APPEND x CATENATE ()').message, 'expected TEXT or URL at offset 21, found ")"');
+    assert.equal(bad('a APPEND x CATENATE ()').message, 'expected TEXT, URL or UTF8 at offset 21, found ")"');
     assert.equal(bad('a APPEND x CATENATE (TEXT "abc")').message, 'expected literal after TEXT at offset 26, found DQUOTE');
     assert.equal(bad('a APPEND x CATENATE (TEXT ~{1+}\r\nz)').message, 'expected literal after TEXT at offset 26, found "~"');
-    assert.equal(bad('a APPEND x CATENATE (URL "/a/;UID=1" BODY "x")').message, 'expected TEXT or URL, found "BODY" at offset 37');
+    assert.equal(bad('a APPEND x CATENATE (URL "/a/;UID=1" BODY "x")').message, 'expected TEXT, URL or UTF8, found "BODY" at offset 37');
     assert.equal(bad(`a APPEND x CATENATE (${Array(101).fill('URL x').join(' ')})`).message, 'more than 100 CATENATE parts at offset 621');
+  });
+  it('the UTF8 data item (RFC 6855 §4): a literal8 in parentheses, also as a CATENATE part', () => {
+    const c = cmd('a APPEND x (\\Seen) UTF8 (~{4+}\r\nab\0z) utf8 (~{1+}\r\ny) CATENATE (TEXT {1+}\r\na UTF8 (~{2+}\r\nb\0))');
+    assert.ok(c.name === 'APPEND');
+    const show = (m: (typeof c.messages)[number]) => ({ ...m, data: Buffer.from(m.data).toString('latin1'), ...(m.catenate ? { catenate: m.catenate.map((p) => (p.kind === 'text' ? { ...p, data: Buffer.from(p.data).toString('latin1') } : p)) } : {}) });
+    assert.deepEqual(c.messages.map(show), [
+      { flags: ['\\Seen'], data: 'ab\0z', binary: true, utf8: true },
+      { flags: [], data: 'y', binary: true, utf8: true },
+      { flags: [], data: '', binary: false, catenate: [{ kind: 'text', data: 'a' }, { kind: 'text', data: 'b\0', utf8: true }] },
+    ]);
+    // a synchronizing literal8 gets its continuation
+    assert.deepEqual(events('a APPEND x UTF8 (~{1}\r\n1)\r\n').map((e) => e.type), ['continue', 'command']);
+    assert.equal(bad('a APPEND x UTF8 {1+}\r\nz').message, 'expected "(" after UTF8 at offset 16, found "{"');
+    assert.equal(bad('a APPEND x UTF8 ({1+}\r\nz)').message, 'expected literal8 (~{n}) in UTF8 (RFC 6855 §4) at offset 17, found "{"');
+    assert.equal(bad('a APPEND x UTF8 (~{1+}\r\nz').message, 'expected ")" after the UTF8 literal8 at offset 25, found end of line');
   });
 });
 

@@ -41,7 +41,8 @@ export type StoreAction = { op: 'set' | 'add' | 'remove'; silent: boolean; flags
 export type StatusItem = 'MESSAGES' | 'UIDNEXT' | 'UIDVALIDITY' | 'UNSEEN' | 'DELETED' | 'SIZE' | 'RECENT' | 'HIGHESTMODSEQ' | 'APPENDLIMIT';
 
 /** RFC 4469 §5 cat-part: a TEXT literal, or the URL of a message or part to copy in. */
-export type CatenatePart = { kind: 'text'; data: Uint8Array } | { kind: 'url'; url: string };
+/** `utf8`: the part came as RFC 6855 §4 `UTF8 (~{n})` (cat-part =/ utf8-literal), a literal8. */
+export type CatenatePart = { kind: 'text'; data: Uint8Array; utf8?: boolean } | { kind: 'url'; url: string };
 
 export interface AppendMessage {
   flags: string[];
@@ -49,6 +50,8 @@ export interface AppendMessage {
   /** The literal (or literal8 with binary=true); empty when `catenate` gives the message. */
   data: Uint8Array;
   binary: boolean;
+  /** RFC 6855 §4: sent as the `UTF8 (~{n})` data item (a message with UTF-8 headers; binary is true too). */
+  utf8?: boolean;
   /** RFC 4469 CATENATE: the message is these parts joined (the server resolves the URLs). */
   catenate?: CatenatePart[];
 }

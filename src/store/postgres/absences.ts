@@ -4,25 +4,28 @@ import type { AbsenceSettings, AbsenceStore } from '../types.js';
 import { now, PgPart } from './connection.js';
 import { storable } from './text.js';
 import { rowAbsence } from '../rows.js';
+import { openAbsenceTexts, sealBytes, type SealedColumn } from '../sealed-rows.js';
 
 export class PgAbsences extends PgPart implements AbsenceStore {
   async getAbsence(mailboxId: number) {
-    return this.one('SELECT * FROM absences WHERE mailbox_id = $1', rowAbsence, mailboxId);
+    return this.one('SELECT * FROM absences WHERE mailbox_id = $1', (r) => rowAbsence(openAbsenceTexts(this.connection.sealer, r)), mailboxId);
   }
 
   async setAbsence(s: Omit<AbsenceSettings, 'updatedAt'>) {
     return this.tx(async (c) => {
       // A new absence starts a new period for every sender.
       await c.query('DELETE FROM absence_replies WHERE mailbox_id = $1', [s.mailboxId]);
+      // The texts a professional writes: BYTEA (migration 4), sealed at rest when encryption is on (docs/encryption.md, "Values in rows").
+      const seal = (column: SealedColumn, v: string | null) => sealBytes(this.connection.sealer, column, s.mailboxId, storable(v));
       const r = await c.query(
         `INSERT INTO absences (mailbox_id, starts_at, ends_at, subject, body, external_body, substitute, updated_at, updated_by)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
          ON CONFLICT (mailbox_id) DO UPDATE SET starts_at = excluded.starts_at, ends_at = excluded.ends_at, subject = excluded.subject, body = excluded.body,
            external_body = excluded.external_body, substitute = excluded.substitute, updated_at = excluded.updated_at, updated_by = excluded.updated_by
          RETURNING *`,
-        [s.mailboxId, s.startsAt, s.endsAt, storable(s.subject), storable(s.body), storable(s.externalBody), storable(s.substitute), now(), s.updatedBy],
+        [s.mailboxId, s.startsAt, s.endsAt, seal('absences.subject', s.subject), seal('absences.body', s.body), seal('absences.external_body', s.externalBody), storable(s.substitute), now(), s.updatedBy],
       );
-      return rowAbsence(r.rows[0]);
+      return rowAbsence(openAbsenceTexts(this.connection.sealer, r.rows[0]));
     });
   }
 

@@ -1,7 +1,11 @@
 // The message-file records a delivery may write in its own transaction (DeliveryRequest.analysis)
 // and that PgStore.setBlobMeta / setSearchHeaders write alone: one SQL text for both.
 import { SEARCH_COLUMN_LIST } from '../sqlite/migrations.js';
+import { storedSearchRow } from '../search-seal.js';
 import type { DeliveryAnalysis } from '../types.js';
+import { sealBytes } from '../sealed-rows.js';
+import type { ValueSealer } from '../value-seal.js';
+import { storable } from './text.js';
 
 /**
  * The columns of search_headers (PG migration 1 has SQLite migration 17's; a later migration
@@ -14,23 +18,28 @@ export const UPSERT_BLOB_META = 'INSERT INTO blob_meta (blob_id, info) VALUES ($
 /**
  * Replaces the whole search row, as SQLite's INSERT OR REPLACE: columns not given become NULL.
  * The upsert fires search_headers_indexed (INSERT OR UPDATE), which marks the file's messages.
- * Parameters from $`first`: the blob id, the version, then the columns.
+ * With a sealer the row holds tokens and sealed values, not the values (store/search-seal.ts).
+ * Parameters from $`first`: the blob id, the version, the key id, the sealed values, then the columns.
  */
-export function upsertSearchHeaders(blobId: string, version: number, columns: Record<string, Buffer | null>, first = 1): { sql: string; args: unknown[] } {
-  const names = Object.keys(columns);
+export function upsertSearchHeaders(blobId: string, version: number, columns: Record<string, Buffer | null>, sealer: ValueSealer | undefined, first = 1): { sql: string; args: unknown[] } {
+  const row = storedSearchRow(sealer, blobId, columns);
+  const names = Object.keys(row.columns);
   for (const n of names) if (!SEARCH_COLUMNS.has(n)) throw new Error(`unknown search column ${n}`);
   return {
-    sql: `INSERT INTO search_headers (blob_id, version${names.map((n) => ', ' + n).join('')}) VALUES ($${first}, $${first + 1}${names.map((_, i) => `, $${first + i + 2}`).join('')})
-       ON CONFLICT (blob_id) DO UPDATE SET version = excluded.version${SEARCH_COLUMN_LIST.map((n) => `, ${n} = excluded.${n}`).join('')}`,
-    args: [blobId, version, ...names.map((n) => columns[n])],
+    sql: `INSERT INTO search_headers (blob_id, version, key_id, vals${names.map((n) => ', ' + n).join('')}) VALUES ($${first}, $${first + 1}, $${first + 2}, $${first + 3}${names.map((_, i) => `, $${first + i + 4}`).join('')})
+       ON CONFLICT (blob_id) DO UPDATE SET version = excluded.version, key_id = excluded.key_id, vals = excluded.vals${SEARCH_COLUMN_LIST.map((n) => `, ${n} = excluded.${n}`).join('')}`,
+    args: [blobId, version, row.keyId, row.vals, ...names.map((n) => row.columns[n])],
   };
 }
 
+/** blob_meta.info as stored (BYTEA, migration 4): sealed when encryption at rest is on (docs/encryption.md, "Values in rows"). */
+export const storedInfo = (sealer: ValueSealer | undefined, blobId: string, info: string): Buffer => sealBytes(sealer, 'blob_meta.info', blobId, storable(info));
+
 /** A delivery's analysis: blob_meta and the search row in one statement (one round trip). */
-export function analysisStatement(blobId: string, a: DeliveryAnalysis): { sql: string; args: unknown[] } {
-  const h = upsertSearchHeaders(blobId, a.searchHeaders.version, a.searchHeaders.columns, 3);
+export function analysisStatement(blobId: string, a: DeliveryAnalysis, sealer: ValueSealer | undefined): { sql: string; args: unknown[] } {
+  const h = upsertSearchHeaders(blobId, a.searchHeaders.version, a.searchHeaders.columns, sealer, 3);
   return {
     sql: `WITH meta AS (INSERT INTO blob_meta (blob_id, info) VALUES ($1, $2) ON CONFLICT (blob_id) DO UPDATE SET info = excluded.info) ${h.sql}`,
-    args: [blobId, a.info, ...h.args],
+    args: [blobId, storedInfo(sealer, blobId, a.info), ...h.args],
   };
 }

@@ -80,7 +80,7 @@ export class PgDelivery extends PgPart implements DeliveryStore {
       const t = Date.now();
       const at = new Date(t).toISOString();
       // Delivery tracking (docs/receipts.md): the submission's rows, then the reports this message carries.
-      const tracked = await recordSubmission(c, req, at);
+      const tracked = await recordSubmission(c, req, at, this.connection.sealer);
       const submissionChanges: SubmissionChange[] = tracked ? [{ id: tracked.id, mailboxId: tracked.mailboxId }] : [];
       if (req.remote.length)
         // One statement for every remote recipient, in the order given (ids follow it).
@@ -106,7 +106,7 @@ export class PgDelivery extends PgPart implements DeliveryStore {
       // The file's analysis before the appends: the messages inserted below find its header search
       // row (messages_header_indexed marks them indexed). One statement for both rows.
       if (req.analysis) {
-        const a = analysisStatement(req.blobId, req.analysis);
+        const a = analysisStatement(req.blobId, req.analysis, this.connection.sealer);
         await c.query(a.sql, a.args);
       }
       // Usage indicators: counted exactly when the message is committed (docs/indicators.md).

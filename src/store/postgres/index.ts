@@ -5,8 +5,10 @@
 // store/types.ts, as SqliteStore is. This file opens and migrates the database and exposes every
 // part's methods on the one store object.
 import pg from 'pg';
-import { SEARCH_COLUMNS, UPSERT_BLOB_META, upsertSearchHeaders } from './blob-meta.js';
-import type { AbsenceStore, AccountStore, CredentialStore, DeliveryStore, FolderStore, HttpSessionStore, IntegrationStore, LeaseStore, LockoutStore, MailboxStore, NotificationChannelOptions, PatientStore, RulesStore, Store, TraceStore, TrackingStore, UsageStore } from '../types.js';
+import { SEARCH_COLUMNS, storedInfo, UPSERT_BLOB_META, upsertSearchHeaders } from './blob-meta.js';
+import { openValue } from '../sealed-rows.js';
+import { PgSealedValues } from './sealed-values.js';
+import type { AbsenceStore, AccountStore, CredentialStore, DeliveryStore, FolderStore, HttpSessionStore, IntegrationStore, LeaseStore, LockoutStore, MailboxStore, NotificationChannelOptions, PatientStore, RulesStore, SealedValueStore, Store, TraceStore, TrackingStore, UsageStore } from '../types.js';
 import { PgAbsences } from './absences.js';
 import * as pins from './blob-pins.js';
 import { PgAccounts } from './accounts.js';
@@ -26,13 +28,14 @@ import { PgTracking } from './tracking.js';
 import { PgTraces } from './traces.js';
 import { PgUsage } from './usage.js';
 import type { ValueSealer } from '../value-seal.js';
+import { headerAnswer, headerQueryPlan, type HeaderCandidate } from '../search-seal.js';
 
 export { StoreConflictError } from '../errors.js';
 
 export type PgStoreOptions = PgConnectionOptions;
 
 /** The methods PgStore takes from its parts (assigned in the constructor). */
-export interface PgStore extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore {}
+export interface PgStore extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore, SealedValueStore {}
 
 export class PgStore implements Store {
   readonly connection: PgConnection;
@@ -43,7 +46,7 @@ export class PgStore implements Store {
     this.connection = connection;
     const c = connection;
     // One part per focused interface: the tuple's type checks that every one is implemented.
-    const parts: [AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore] & PgPart[] = [
+    const parts: [AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore, SealedValueStore] & PgPart[] = [
       new PgAccounts(c),
       new PgCredentials(c),
       new PgHttpSessions(c),
@@ -59,6 +62,7 @@ export class PgStore implements Store {
       new PgPatients(c),
       new PgLeases(c),
       new PgLockout(c),
+      new PgSealedValues(c),
     ];
     const self = this as unknown as Record<string, unknown>;
     for (const part of parts) {
@@ -140,50 +144,76 @@ export class PgStore implements Store {
   }
 
   async getBlobMeta(blobId: string) {
-    return this.connection.one('SELECT info FROM blob_meta WHERE blob_id = $1', (r) => r.info as string, blobId);
+    return this.connection.one('SELECT info FROM blob_meta WHERE blob_id = $1', (r) => openValue(this.connection.sealer, 'blob_meta.info', blobId, r.info as Buffer), blobId);
   }
 
   async setBlobMeta(blobId: string, info: string) {
-    await this.connection.query(UPSERT_BLOB_META, [blobId, info]);
+    await this.connection.query(UPSERT_BLOB_META, [blobId, storedInfo(this.connection.sealer, blobId, info)]);
   }
 
   async setSearchHeaders(blobId: string, version: number, columns: Record<string, Buffer | null>) {
-    const q = searchHeadersUpsert(blobId, version, columns);
+    const q = searchHeadersUpsert(blobId, version, columns, this.sealer);
     await this.connection.query(q.text, q.values);
   }
 
   async setBlobAnalyses(entries: { blobId: string; info: string; searchVersion: number; searchColumns: Record<string, Buffer | null> }[]) {
     if (entries.length === 0) return;
-    const upserts = entries.map((e) => searchHeadersUpsert(e.blobId, e.searchVersion, e.searchColumns));
+    const upserts = entries.map((e) => searchHeadersUpsert(e.blobId, e.searchVersion, e.searchColumns, this.sealer));
     await this.connection.tx(async (c) => {
-      await c.query('INSERT INTO blob_meta (blob_id, info) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (blob_id) DO UPDATE SET info = excluded.info', [entries.map((e) => e.blobId), entries.map((e) => e.info)]);
+      await c.query('INSERT INTO blob_meta (blob_id, info) SELECT * FROM unnest($1::text[], $2::bytea[]) ON CONFLICT (blob_id) DO UPDATE SET info = excluded.info', [
+        entries.map((e) => e.blobId),
+        entries.map((e) => storedInfo(this.connection.sealer, e.blobId, e.info)),
+      ]);
       for (const q of upserts) await c.query(q.text, q.values);
     });
   }
 
   async blobsWithoutSearchHeaders(limit: number) {
-    return (await this.connection.query('SELECT DISTINCT blob_id FROM messages WHERE header_indexed = 0 LIMIT $1', [limit])).map((r) => r.blob_id as string);
+    const ids = (await this.connection.query('SELECT DISTINCT blob_id FROM messages WHERE header_indexed = 0 LIMIT $1', [limit])).map((r) => r.blob_id as string);
+    if (ids.length >= limit) return ids;
+    // Rows of another key than the current one (a rotation; encryption turned on or off):
+    // recorded again (store/search-seal.ts).
+    const stale = await this.connection.query(
+      'SELECT s.blob_id FROM search_headers s WHERE s.key_id IS DISTINCT FROM $1::text AND EXISTS (SELECT 1 FROM messages m WHERE m.blob_id = s.blob_id) LIMIT $2',
+      [this.sealer?.keys.currentId ?? null, limit - ids.length],
+    );
+    return [...ids, ...stale.map((r) => r.blob_id as string)];
   }
 
   async hasSearchHeaders(blobId: string, version: number) {
-    return (await this.connection.query('SELECT 1 FROM search_headers WHERE blob_id = $1 AND version = $2', [blobId, version])).length > 0;
+    return (await this.connection.query('SELECT 1 FROM search_headers WHERE blob_id = $1 AND version = $2 AND key_id IS NOT DISTINCT FROM $3::text', [blobId, version, this.sealer?.keys.currentId ?? null])).length > 0;
   }
 
   async searchHeaderCandidates(folderId: number, column: string, needle: Buffer, version: number, folderSize: number) {
     if (!SEARCH_COLUMNS.has(column)) throw new Error(`unknown search column ${column}`);
     if (version !== 1) throw new Error(`header index version ${version}: messages.header_indexed tracks version 1 (migration 17)`);
     void folderSize; // PostgreSQL's planner chooses between walking the folder and scanning the index rows.
-    // RFC 9051 §6.4.4: an empty string matches every message that has the field.
-    const test = needle.length === 0 ? `s.${column} IS NOT NULL` : `position($2::bytea in s.${column}) > 0`;
-    const args = needle.length === 0 ? [folderId] : [folderId, needle];
+    // Plaintext: position(needle in column); sealed (store/search-seal.ts): every token of the
+    // needle's trigrams inside the column's tokens, then the exact test on the opened values. A row
+    // of another key than $2 comes back whatever the test (ok false: the message is unindexed).
+    const plan = headerQueryPlan(this.sealer, column, needle);
+    let test = plan.terms === null ? `s.${column} IS NOT NULL` : plan.terms.map((_, i) => `position($${i + 3}::bytea in s.${column}) > 0`).join(' AND ');
+    const args: unknown[] = [folderId, plan.keyId, ...(plan.terms ?? [])];
+    // Sealed: a row holding the needle's word token is a match without opening its values.
+    // (The trigram tests are then skipped for it, and its file and values not fetched.)
+    let select = 'NULL AS sure, s.blob_id, NULL::bytea AS vals';
+    if (plan.verify && plan.sure) {
+      args.push(plan.sure);
+      const w = `position($${args.length}::bytea in s.${column}) > 0`;
+      select = `${w} AS sure, CASE WHEN ${w} THEN NULL ELSE s.blob_id END AS blob_id, CASE WHEN ${w} THEN NULL ELSE s.vals END AS vals`;
+      test = `${w} OR (${test})`;
+    } else if (plan.verify) select = 'NULL AS sure, s.blob_id, s.vals';
     // One snapshot for both lists: a message indexed meanwhile is in exactly one of them.
     return this.connection.tx(async (c) => {
-      const matched = await c.query(
-        `SELECT m.uid FROM messages m JOIN search_headers s ON s.blob_id = m.blob_id AND s.version = 1 WHERE m.folder_id = $1 AND m.header_indexed = 1 AND ${test} ORDER BY m.uid`,
+      const rows = await c.query(
+        `SELECT m.uid, s.key_id IS NOT DISTINCT FROM $2::text AS ok, ${select} FROM messages m JOIN search_headers s ON s.blob_id = m.blob_id AND s.version = 1
+          WHERE m.folder_id = $1 AND m.header_indexed = 1 AND (s.key_id IS DISTINCT FROM $2::text OR (${test})) ORDER BY m.uid`,
         args,
       );
+      const answer = headerAnswer(this.sealer, plan, column, needle, rows.rows as HeaderCandidate[]);
       const unindexed = await c.query('SELECT uid FROM messages WHERE folder_id = $1 AND header_indexed = 0 ORDER BY uid', [folderId]);
-      return { matched: matched.rows.map((r) => r.uid as number), unindexed: unindexed.rows.map((r) => r.uid as number) };
+      const stale = answer.unindexed;
+      return { matched: answer.matched, unindexed: [...unindexed.rows.map((r) => r.uid as number), ...stale] };
     }, 'repeatable read');
   }
 }
@@ -266,7 +296,7 @@ async function migrate(url: string, schema: string, connectTimeoutMs?: number): 
 }
 
 /** The search_headers upsert of one file (setSearchHeaders, setBlobAnalyses). */
-function searchHeadersUpsert(blobId: string, version: number, columns: Record<string, Buffer | null>): { text: string; values: unknown[] } {
-  const { sql, args } = upsertSearchHeaders(blobId, version, columns);
+function searchHeadersUpsert(blobId: string, version: number, columns: Record<string, Buffer | null>, sealer: ValueSealer | undefined): { text: string; values: unknown[] } {
+  const { sql, args } = upsertSearchHeaders(blobId, version, columns, sealer);
   return { text: sql, values: args };
 }

@@ -546,4 +546,33 @@ CREATE TABLE idempotency_keys (
 CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at);
 `,
   },
+  {
+    version: 4,
+    name: 'row values sealed at rest: the cached analysis, the tracking subject and the absence texts become BYTEA',
+    // Issue 13 phase 2 (docs/encryption.md, "Values in rows"; store/sealed-rows.ts): with
+    // store.encryption, these columns hold values sealed by store/value-seal.ts (bytes starting
+    // with NUL, which text cannot hold); without it, the UTF-8 bytes of the text. Rows written
+    // before stay readable as plaintext (convert_to: their UTF-8 bytes); `caducee keys
+    // encrypt-existing` seals them. Each ALTER rewrites its table once (blob_meta: one row per
+    // message file).
+    sql: `
+ALTER TABLE blob_meta ALTER COLUMN info TYPE BYTEA USING convert_to(info, 'UTF8');
+ALTER TABLE submissions ALTER COLUMN subject TYPE BYTEA USING convert_to(subject, 'UTF8');
+ALTER TABLE absences
+  ALTER COLUMN subject TYPE BYTEA USING convert_to(subject, 'UTF8'),
+  ALTER COLUMN body TYPE BYTEA USING convert_to(body, 'UTF8'),
+  ALTER COLUMN external_body TYPE BYTEA USING convert_to(external_body, 'UTF8');
+`,
+  },
+  {
+    version: 5,
+    name: 'header search index: keyed tokens and sealed values when encryption at rest is on (SQLite migration 22)',
+    // Issue 13, store/search-seal.ts: with a sealer, a row's columns hold keyed trigram tokens
+    // instead of the folded values, vals the values sealed under the KEK key_id names (NULL: a
+    // plaintext row, as before). PostgreSQL reads a column by its offset in the tuple (large ones
+    // are TOASTed), so the columns are added, not the table rebuilt as in SQLite.
+    sql: `
+ALTER TABLE search_headers ADD COLUMN key_id ${T}, ADD COLUMN vals BYTEA;
+`,
+  },
 ];

@@ -11,6 +11,8 @@ import { hasNul, storable } from './text.js';
 import { lockFolders } from './folders.js';
 import { bareAddress } from '../report-address.js';
 import { rowReceipt, rowSubmission } from '../rows.js';
+import { openValue, sealBytes } from '../sealed-rows.js';
+import type { ValueSealer } from '../value-seal.js';
 
 /**
  * How far a recipient has gone. A report never moves a recipient back: a "relayed" recorded after
@@ -34,14 +36,18 @@ export async function setRecipientStatus(c: PgClient, recipientId: number, statu
  * delivered at once, remote ones queued. Returns the submission id and the row of each remote
  * recipient (the queue items name them).
  */
-export async function recordSubmission(c: PgClient, req: DeliveryRequest, at: string): Promise<{ id: number; mailboxId: number; remote: Map<string, number> } | undefined> {
+export async function recordSubmission(c: PgClient, req: DeliveryRequest, at: string, sealer: ValueSealer | undefined): Promise<{ id: number; mailboxId: number; remote: Map<string, number> } | undefined> {
   const t = req.tracking;
   if (!t || req.senderMailboxId == null) return undefined;
+  // The subject is content: sealed at rest under a context naming this row (docs/encryption.md,
+  // "Values in rows"), so with encryption on the row's id is drawn first (one more round trip).
+  const id = sealer ? ((await c.query("SELECT nextval(pg_get_serial_sequence('submissions', 'id')) AS id")).rows[0].id as number) : null;
+  const subject = storable(t.subject); // header text: NUL as U+FFFD (text.ts)
   // The sender's address read and the submission written in one statement (no row: no such mailbox).
   const s = (
     await c.query(
-      'INSERT INTO submissions (mailbox_id, user_id, message_id, from_address, subject, sent_at, envid) SELECT id, $2, $3, address, $4, $5, $6 FROM mailboxes WHERE id = $1 RETURNING id',
-      [req.senderMailboxId, t.userId, storable(t.messageId), storable(t.subject), at, storable(req.envid ?? null)], // header text: NUL as U+FFFD (text.ts)
+      'INSERT INTO submissions (id, mailbox_id, user_id, message_id, from_address, subject, sent_at, envid) SELECT COALESCE($7, nextval(pg_get_serial_sequence(\'submissions\', \'id\'))), id, $2, $3, address, $4, $5, $6 FROM mailboxes WHERE id = $1 RETURNING id',
+      [req.senderMailboxId, t.userId, storable(t.messageId), id === null ? Buffer.from(subject, 'utf8') : sealBytes(sealer, 'submissions.subject', id, subject), at, storable(req.envid ?? null), id],
     )
   ).rows[0] as { id: number } | undefined;
   if (!s) return undefined;
@@ -134,7 +140,7 @@ export class PgTracking extends PgPart implements TrackingStore {
        FROM submissions s WHERE ${where}`,
       args,
     );
-    return rows.map((r) => rowSubmission(r, r.recipients));
+    return rows.map((r) => rowSubmission({ ...r, subject: openValue(this.connection.sealer, 'submissions.subject', r.id, r.subject as Buffer) }, r.recipients));
   }
 
   async listSubmissions(mailboxIds: number[], page: { beforeId?: number; limit: number }) {

@@ -3,23 +3,25 @@
 import type { AbsenceSettings, AbsenceStore } from '../types.js';
 import { now, SqlitePart } from './connection.js';
 import { rowAbsence } from '../rows.js';
+import { openAbsenceTexts, sealValue } from '../sealed-rows.js';
 
 export class SqliteAbsences extends SqlitePart implements AbsenceStore {
   async getAbsence(mailboxId: number) {
     const r = this.q('SELECT * FROM absences WHERE mailbox_id = ?').get(mailboxId);
-    return r ? rowAbsence(r) : undefined;
+    return r ? rowAbsence(openAbsenceTexts(this.connection.sealer, r as any)) : undefined;
   }
 
   async setAbsence(s: Omit<AbsenceSettings, 'updatedAt'>) {
     return this.db.transaction(() => {
       // A new absence starts a new period for every sender.
       this.q('DELETE FROM absence_replies WHERE mailbox_id = ?').run(s.mailboxId);
-      return rowAbsence(
-        this.q(
-          `INSERT OR REPLACE INTO absences (mailbox_id, starts_at, ends_at, subject, body, external_body, substitute, updated_at, updated_by)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
-        ).get(s.mailboxId, s.startsAt, s.endsAt, s.subject, s.body, s.externalBody, s.substitute, now(), s.updatedBy),
-      );
+      // The texts a professional writes are sealed at rest (docs/encryption.md, "Values in rows").
+      const seal = (column: 'absences.subject' | 'absences.body' | 'absences.external_body', v: string | null) => sealValue(this.connection.sealer, column, s.mailboxId, v);
+      const r = this.q(
+        `INSERT OR REPLACE INTO absences (mailbox_id, starts_at, ends_at, subject, body, external_body, substitute, updated_at, updated_by)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+      ).get(s.mailboxId, s.startsAt, s.endsAt, seal('absences.subject', s.subject), seal('absences.body', s.body), seal('absences.external_body', s.externalBody), s.substitute, now(), s.updatedBy);
+      return rowAbsence({ ...(r as object), subject: s.subject, body: s.body, external_body: s.externalBody });
     })();
   }
 

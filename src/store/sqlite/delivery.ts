@@ -146,7 +146,7 @@ export class SqliteDelivery extends SqlitePart implements DeliveryStore {
       const t = Date.now();
       const at = new Date(t).toISOString();
       // Delivery tracking (docs/receipts.md): the submission's rows, then the reports this message carries.
-      const tracked = recordSubmission(this.db, req, at);
+      const tracked = recordSubmission(this.db, req, at, this.connection.sealer);
       const submissionChanges: SubmissionChange[] = tracked ? [{ id: tracked.id, mailboxId: tracked.mailboxId }] : [];
       // The copy kept in Sent (web sending) is the submission's emailId in the mail API.
       const sentCopy = copies.find((c) => c.sentCopy);

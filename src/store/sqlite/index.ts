@@ -8,7 +8,7 @@
 import Database from 'better-sqlite3';
 import { ensurePrivateDir, ensurePrivateFile } from '../permissions.js';
 import path from 'node:path';
-import type { AbsenceStore, AccountStore, CredentialStore, DeliveryStore, FolderStore, HttpSessionStore, LeaseStore, LockoutStore, MailboxStore, PatientStore, RulesStore, Store, TraceStore, TrackingStore, IntegrationStore, UsageStore } from '../types.js';
+import type { AbsenceStore, AccountStore, CredentialStore, DeliveryStore, FolderStore, HttpSessionStore, LeaseStore, LockoutStore, MailboxStore, PatientStore, RulesStore, Store, TraceStore, TrackingStore, IntegrationStore, SealedValueStore, UsageStore } from '../types.js';
 import { SqliteAbsences } from './absences.js';
 import { SqliteAccounts } from './accounts.js';
 import { immediateTransactions, now, SqliteConnection, type SqlitePart } from './connection.js';
@@ -27,16 +27,26 @@ import { SqliteTracking } from './tracking.js';
 import { SqlitePatients } from './patients.js';
 import { SqliteUsage } from './usage.js';
 import type { ValueSealer } from '../value-seal.js';
+import { headerAnswer, headerQueryPlan, type HeaderCandidate } from '../search-seal.js';
+import { openValue } from '../sealed-rows.js';
+import { SqliteSealedValues } from './sealed-values.js';
 
-/** Header search over the index rows, joined to the folder by blob_id (exported for its query-plan test). */
-export const headerScanSql = (test: string) => `SELECT m.uid FROM search_headers s CROSS JOIN messages m ON m.blob_id = s.blob_id WHERE s.version = 1 AND ${test} AND +m.folder_id = ?`;
-/** Header search probing the index row of each message of the folder. */
-export const headerProbeSql = (test: string) => `SELECT m.uid FROM messages m JOIN search_headers s ON s.blob_id = m.blob_id AND s.version = 1 WHERE m.folder_id = ? AND m.header_indexed = 1 AND ${test}`;
+/**
+ * The header search's narrowing queries (exported for their query-plan test). `test` uses the
+ * named parameters @t0…; @key is the key_id of a usable row (NULL: plaintext rows): a row of
+ * another key is returned whatever the test (ok = 0: the message is unindexed). `select` names
+ * the columns after uid and ok (headerSelect).
+ */
+export const headerScanSql = (test: string, select = 'NULL AS sure, s.blob_id, NULL AS vals') =>
+  `SELECT m.uid, s.key_id IS @key AS ok, ${select} FROM search_headers s CROSS JOIN messages m ON m.blob_id = s.blob_id WHERE s.version = 1 AND (s.key_id IS NOT @key OR (${test})) AND +m.folder_id = @folder`;
+/** Probing the index row of each message of the folder. */
+export const headerProbeSql = (test: string, select = 'NULL AS sure, s.blob_id, NULL AS vals') =>
+  `SELECT m.uid, s.key_id IS @key AS ok, ${select} FROM messages m JOIN search_headers s ON s.blob_id = m.blob_id AND s.version = 1 WHERE m.folder_id = @folder AND m.header_indexed = 1 AND (s.key_id IS NOT @key OR (${test}))`;
 
 export { StoreConflictError } from './connection.js';
 
 /** The methods SqliteStore takes from its parts (assigned in the constructor). */
-export interface SqliteStore extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore {}
+export interface SqliteStore extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore, SealedValueStore {}
 
 export class SqliteStore implements Store {
   readonly db: Database.Database;
@@ -48,7 +58,7 @@ export class SqliteStore implements Store {
     this.connection = new SqliteConnection(db);
     const c = this.connection;
     // One part per focused interface: the tuple's type checks that every one is implemented.
-    const parts: [AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore] & SqlitePart[] = [
+    const parts: [AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore, SealedValueStore] & SqlitePart[] = [
       new SqliteAccounts(c),
       new SqliteCredentials(c),
       new SqliteHttpSessions(c),
@@ -64,6 +74,7 @@ export class SqliteStore implements Store {
       new SqlitePatients(c),
       new SqliteLeases(c),
       new SqliteLockout(c),
+      new SqliteSealedValues(c),
     ];
     const self = this as unknown as Record<string, unknown>;
     for (const part of parts) {
@@ -222,7 +233,7 @@ export class SqliteStore implements Store {
 
   async getBlobMeta(blobId: string) {
     const r: any = this.q('SELECT info FROM blob_meta WHERE blob_id = ?').get(blobId);
-    return r?.info as string | undefined;
+    return r ? openValue(this.connection.sealer, 'blob_meta.info', blobId, r.info as Buffer | string) : undefined;
   }
 
   async setBlobMeta(blobId: string, info: string) {
@@ -238,19 +249,23 @@ export class SqliteStore implements Store {
     for (const e of entries) for (const n of Object.keys(e.searchColumns)) if (!SEARCH_COLUMNS.has(n)) throw new Error(`unknown search column ${n}`);
     this.#transient(() => {
       for (const e of entries) {
-        this.q('INSERT OR REPLACE INTO blob_meta (blob_id, info) VALUES (?, ?)').run(e.blobId, e.info);
-        const names = Object.keys(e.searchColumns);
-        this.q(`INSERT OR REPLACE INTO search_headers (blob_id, version${names.map((n) => ', ' + n).join('')}) VALUES (?, ?${names.map(() => ', ?').join('')})`).run(e.blobId, e.searchVersion, ...names.map((n) => e.searchColumns[n]));
+        writeBlobMeta(this.connection, e.blobId, e.info);
+        writeSearchHeaders(this.connection, e.blobId, e.searchVersion, e.searchColumns);
       }
     });
   }
 
   async blobsWithoutSearchHeaders(limit: number) {
-    return this.q('SELECT DISTINCT blob_id FROM messages WHERE header_indexed = 0 LIMIT ?').pluck(true).all(limit) as string[];
+    const ids = this.q('SELECT DISTINCT blob_id FROM messages WHERE header_indexed = 0 LIMIT ?').pluck(true).all(limit) as string[];
+    if (ids.length >= limit) return ids;
+    // Rows of another key than the current one (a rotation; encryption turned on or off):
+    // recorded again (store/search-seal.ts).
+    const stale = this.q('SELECT s.blob_id FROM search_headers s WHERE s.key_id IS NOT ? AND EXISTS (SELECT 1 FROM messages m WHERE m.blob_id = s.blob_id) LIMIT ?').pluck(true);
+    return [...ids, ...(stale.all(this.sealer?.keys.currentId ?? null, limit - ids.length) as string[])];
   }
 
   async hasSearchHeaders(blobId: string, version: number) {
-    return this.q('SELECT 1 FROM search_headers WHERE blob_id = ? AND version = ?').get(blobId, version) !== undefined;
+    return this.q('SELECT 1 FROM search_headers WHERE blob_id = ? AND version = ? AND key_id IS ?').get(blobId, version, this.sealer?.keys.currentId ?? null) !== undefined;
   }
 
   /** Messages of the store, counted at most once a minute (chooses how a header search runs). */
@@ -259,19 +274,29 @@ export class SqliteStore implements Store {
   async searchHeaderCandidates(folderId: number, column: string, needle: Buffer, version: number, folderSize: number) {
     if (!SEARCH_COLUMNS.has(column)) throw new Error(`unknown search column ${column}`);
     if (version !== 1) throw new Error(`header index version ${version}: messages.header_indexed tracks version 1 (migration 17)`);
-    // RFC 9051 §6.4.4: an empty string matches every message that has the field.
-    const test = needle.length === 0 ? `s.${column} IS NOT NULL` : `instr(s.${column}, ?) > 0`;
-    const args = needle.length === 0 ? [] : [needle];
+    // Plaintext: instr(column, needle); sealed (store/search-seal.ts): every token of the
+    // needle's trigrams inside the column's tokens, then the exact test on the opened values.
+    const plan = headerQueryPlan(this.sealer, column, needle);
+    let test = plan.terms === null ? `s.${column} IS NOT NULL` : plan.terms.map((_, i) => `instr(s.${column}, @t${i}) > 0`).join(' AND ');
+    const params: Record<string, unknown> = { key: plan.keyId, folder: folderId };
+    plan.terms?.forEach((t, i) => (params[`t${i}`] = t));
+    // Sealed: a row holding the needle's word token is a match without opening its values.
+    // (The trigram tests are then skipped for it, and its file and values not fetched.)
+    let select = 'NULL AS sure, s.blob_id, NULL AS vals';
+    if (plan.verify && plan.sure) {
+      params.w = plan.sure;
+      const w = `instr(s.${column}, @w) > 0`;
+      select = `${w} AS sure, CASE WHEN ${w} THEN NULL ELSE s.blob_id END AS blob_id, CASE WHEN ${w} THEN NULL ELSE s.vals END AS vals`;
+      test = `${w} OR (${test})`;
+    } else if (plan.verify) select = 'NULL AS sure, s.blob_id, s.vals';
     if (Date.now() - this.#messageCount.at > 60_000) this.#messageCount = { n: (this.q('SELECT COUNT(*) n FROM messages').get() as { n: number }).n, at: Date.now() };
     // A folder holding a good part of the store: scan the index's rows (sequential, no probe for
     // rows that do not match), then find the folder's messages of the matching files (by blob_id:
     // `+` keeps SQLite from walking the folder's index for every row instead); a small
     // folder in a big store: probe the row of each of its messages.
-    const rows =
-      folderSize * 3 >= this.#messageCount.n
-        ? this.q(headerScanSql(test)).pluck(true).all(...args, folderId)
-        : this.q(headerProbeSql(test)).pluck(true).all(folderId, ...args);
+    const rows = this.q(folderSize * 3 >= this.#messageCount.n ? headerScanSql(test, select) : headerProbeSql(test, select)).all(params) as HeaderCandidate[];
+    const answer = headerAnswer(this.sealer, plan, column, needle, rows);
     const unindexed = this.q('SELECT uid FROM messages WHERE folder_id = ? AND header_indexed = 0').pluck(true).all(folderId) as number[];
-    return { matched: rows as number[], unindexed };
+    return { matched: answer.matched, unindexed: answer.unindexed.length === 0 ? unindexed : [...unindexed, ...answer.unindexed] };
   }
 }

@@ -7,6 +7,8 @@ import { KeywordAlreadySetError } from '../types.js';
 import { SqlitePart } from './connection.js';
 import { bareAddress } from '../report-address.js';
 import { rowReceipt, rowSubmission } from '../rows.js';
+import { openValue, sealValue } from '../sealed-rows.js';
+import type { ValueSealer } from '../value-seal.js';
 
 /**
  * How far a recipient has gone. A report never moves a recipient back: a "relayed" recorded after
@@ -29,14 +31,17 @@ export function setRecipientStatus(db: Database.Database, recipientId: number, s
  * delivered at once, remote ones queued. Returns the submission id and the row of each remote
  * recipient (the queue items name them).
  */
-export function recordSubmission(db: Database.Database, req: DeliveryRequest, at: string): { id: number; mailboxId: number; remote: Map<string, number> } | undefined {
+export function recordSubmission(db: Database.Database, req: DeliveryRequest, at: string, sealer: ValueSealer | undefined): { id: number; mailboxId: number; remote: Map<string, number> } | undefined {
   const t = req.tracking;
   if (!t || req.senderMailboxId == null) return undefined;
   const sender = db.prepare('SELECT address FROM mailboxes WHERE id = ?').get(req.senderMailboxId) as { address: string } | undefined;
   if (!sender) return undefined;
   const s = db
     .prepare('INSERT INTO submissions (mailbox_id, user_id, message_id, from_address, subject, sent_at, envid) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id')
-    .get(req.senderMailboxId, t.userId, t.messageId, sender.address, t.subject, at, req.envid ?? null) as { id: number };
+    .get(req.senderMailboxId, t.userId, t.messageId, sender.address, sealer ? '' : t.subject, at, req.envid ?? null) as { id: number };
+  // The subject is content: sealed at rest under a context naming this row (docs/encryption.md,
+  // "Values in rows"), so written once its id is known, in the same transaction.
+  if (sealer) db.prepare('UPDATE submissions SET subject = ? WHERE id = ?').run(sealValue(sealer, 'submissions.subject', s.id, t.subject), s.id);
   const ins = db.prepare('INSERT INTO submission_recipients (submission_id, address, status, detail, updated_at) VALUES (?, ?, ?, NULL, ?) RETURNING id');
   const addressOf = db.prepare('SELECT address FROM mailboxes WHERE id = ?');
   for (const id of new Set(req.localMailboxIds)) {
@@ -95,7 +100,7 @@ export class SqliteTracking extends SqlitePart implements TrackingStore {
     const recipients = this.q('SELECT address, status, detail, updated_at FROM submission_recipients WHERE submission_id = ? ORDER BY id')
       .all(r.id)
       .map((x: any) => ({ address: x.address as string, status: x.status as TrackingStatus, detail: x.detail as string | null, updatedAt: x.updated_at as string }));
-    return rowSubmission(r, recipients);
+    return rowSubmission({ ...r, subject: openValue(this.connection.sealer, 'submissions.subject', r.id, r.subject) }, recipients);
   }
 
   async listSubmissions(mailboxIds: number[], page: { beforeId?: number; limit: number }) {
