@@ -60,7 +60,10 @@ export function normaliseEntryName(raw: string, warnings: ZipWarning[]): string 
   if (name.startsWith('/') || /^[A-Za-z]:/.test(name)) throw new XdmError('unsafe-path', `entry ${JSON.stringify(raw)} has an absolute path`);
   const parts = name.split('/').filter((p, i, all) => p !== '' || i === all.length - 1);
   if (parts.some((p) => p === '..')) throw new XdmError('unsafe-path', `entry ${JSON.stringify(raw)} leaves the archive (a .. path segment)`);
-  return parts.filter((p) => p !== '.' && p !== '').join('/');
+  const normalised = parts.filter((p) => p !== '.' && p !== '').join('/');
+  // Checked again once "." segments are gone: "./C:x" would otherwise come out as the drive-relative "C:x".
+  if (/^[A-Za-z]:/.test(normalised)) throw new XdmError('unsafe-path', `entry ${JSON.stringify(raw)} has an absolute path`);
+  return normalised;
 }
 
 /** Lists and inflates a zip archive under `limits`. */

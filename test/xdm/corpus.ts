@@ -213,6 +213,8 @@ export const UNSAFE: UnsafeCase[] = [
   { name: 'backslash traversal', zip: () => rezip([...entriesOf(samplePackage().zip), ['..\\..\\WINDOWS\\X.DLL', enc('x')]]), code: 'unsafe-path', message: /leaves the archive/ },
   { name: 'absolute path', zip: () => rezip([['/etc/passwd', enc('x')], ...entriesOf(samplePackage().zip)]), code: 'unsafe-path', message: /absolute path/ },
   { name: 'drive letter', zip: () => rezip([['C:\\AUTOEXEC.BAT', enc('x')], ...entriesOf(samplePackage().zip)]), code: 'unsafe-path', message: /absolute path/ },
+  // Found by the xdm fuzzer (seed 20261207, iteration 791,471): "./" hid the drive letter until normalised.
+  { name: 'drive letter behind ./', zip: () => rezip([['./C:IHE_XDM/SUBSET01/DOC0002.PDF', enc('x')], ...entriesOf(samplePackage().zip)]), code: 'unsafe-path', message: /absolute path/ },
   {
     // Declares 1,000 bytes (under every limit), inflates to 8 MiB: stopped while inflating.
     name: 'declared size lie (smaller)',
