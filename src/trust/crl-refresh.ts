@@ -17,9 +17,8 @@
 // previous CRL stays in force, and the failure is logged and counted. Staleness (nextUpdate
 // passed) is judged by verifyChain with the grace period trust/ gives it (TrustService).
 import { EventEmitter } from 'node:events';
-import http from 'node:http';
-import https from 'node:https';
 import type { Logger } from 'pino';
+import { boundedFetch } from './bounded-fetch.js';
 import { CrlFormatError, distributionPointUrls, RevocationList, x509, type TrustAnchors } from '../pki/index.js';
 import { dnToString, nameKey, subjectDnOf } from '../pki/names.js';
 
@@ -193,7 +192,7 @@ export class CrlRefresher extends EventEmitter<CrlRefreshEvents> {
   private async refreshOne(url: string): Promise<'updated' | 'unchanged' | 'failed'> {
     const at = new Date();
     try {
-      const bytes = await download(url, this.opts.timeoutMs, this.opts.maxBytes);
+      const bytes = await boundedFetch({ url, timeoutMs: this.opts.timeoutMs, maxBytes: this.opts.maxBytes, what: 'the CRL', settings: 'tls.crlRefresh', headers: { 'user-agent': 'caducee-crl', accept: 'application/pkix-crl, */*' } });
       const crl = await parseCrlBytes(bytes);
       const issuer = await this.issuerOf(crl);
       const prev = this.held.get(url);
@@ -273,62 +272,4 @@ async function parseCrlBytes(bytes: Buffer): Promise<RevocationList> {
   } catch (e) {
     throw new Error(`not a usable CRL: ${e instanceof Error ? e.message : String(e)}`);
   }
-}
-
-/**
- * GET over http: or https: (system roots), following up to 3 redirects to http(s) URLs; the whole
- * exchange bounded by `timeoutMs` and the body by `maxBytes` (streamed, the connection dropped as
- * soon as it is exceeded).
- */
-function download(url: string, timeoutMs: number, maxBytes: number, redirectsLeft = 3, deadline = Date.now() + timeoutMs): Promise<Buffer> {
-  return new Promise<Buffer>((resolve, reject) => {
-    const u = new URL(url);
-    const get = u.protocol === 'https:' ? https.get : u.protocol === 'http:' ? http.get : undefined;
-    if (!get) return reject(new Error(`unsupported URL scheme in ${url}`));
-    const left = deadline - Date.now();
-    if (left <= 0) return reject(new Error(`no complete response from ${url} within ${timeoutMs} ms`));
-    const req = get(u, { headers: { 'user-agent': 'caducee-crl', accept: 'application/pkix-crl, */*' } }, (res) => {
-      const status = res.statusCode ?? 0;
-      if (status >= 300 && status < 400 && res.headers.location) {
-        res.resume();
-        clearTimeout(timer);
-        if (redirectsLeft <= 0) return reject(new Error(`too many redirects fetching ${url}`));
-        const next = new URL(res.headers.location, url);
-        if (!isHttpUrl(next.href)) return reject(new Error(`refusing the redirect from ${url} to ${next.href}`));
-        return resolve(download(next.href, timeoutMs, maxBytes, redirectsLeft - 1, deadline));
-      }
-      if (status < 200 || status >= 300) {
-        res.resume();
-        clearTimeout(timer);
-        return reject(new Error(`HTTP ${status}${res.statusMessage ? ` ${res.statusMessage}` : ''} from ${url}`));
-      }
-      const declared = Number(res.headers['content-length']);
-      if (declared > maxBytes) {
-        req.destroy(new Error(`the CRL at ${url} declares ${declared} bytes, more than the ${maxBytes} accepted (tls.crlRefresh.maxBytes)`));
-        return;
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > maxBytes) req.destroy(new Error(`the CRL at ${url} exceeds the ${maxBytes} bytes accepted (tls.crlRefresh.maxBytes)`));
-        else chunks.push(chunk);
-      });
-      res.on('end', () => {
-        clearTimeout(timer);
-        if (!res.complete) reject(new Error(`connection closed before the whole CRL from ${url} was received`));
-        else resolve(Buffer.concat(chunks));
-      });
-      res.on('error', (e) => {
-        clearTimeout(timer);
-        reject(e);
-      });
-    });
-    const timer = setTimeout(() => req.destroy(new Error(`no complete response from ${url} within ${timeoutMs} ms (tls.crlRefresh.timeoutSeconds)`)), left);
-    timer.unref();
-    req.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-  });
 }

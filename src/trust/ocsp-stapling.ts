@@ -13,11 +13,10 @@
 // A failed refresh keeps the previous good response (until its own nextUpdate), is logged and is
 // counted (caducee_ocsp_refreshes_total{outcome="failed"}).
 import { EventEmitter } from 'node:events';
-import http from 'node:http';
-import https from 'node:https';
 import type net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
+import { boundedFetch } from './bounded-fetch.js';
 import { x509 } from '../pki/index.js';
 import { issuerDnOf, nameKey, subjectDnOf } from '../pki/names.js';
 import { buildOcspRequest, checkOcspResponse, OcspResponseError, ocspUrlsOf, type OcspFailure, type OcspStatusInfo } from '../pki/ocsp.js';
@@ -196,7 +195,16 @@ export class OcspStapler extends EventEmitter<OcspStaplerEvents> {
     let failure = 'fetch' as OcspRefreshFailure;
     try {
       const request = buildOcspRequest(this.opts.cert, this.opts.issuer);
-      const der = await post(this.opts.url, request, this.opts.timeoutMs, this.opts.maxBytes);
+      const der = await boundedFetch({
+        url: this.opts.url,
+        body: request,
+        timeoutMs: this.opts.timeoutMs,
+        maxBytes: this.opts.maxBytes,
+        what: 'the OCSP response',
+        settings: 'tls.ocsp',
+        // RFC 6960 Appendix A.1: application/ocsp-request, answered with application/ocsp-response.
+        headers: { 'user-agent': 'caducee-ocsp', 'content-type': 'application/ocsp-request', accept: 'application/ocsp-response' },
+      });
       const prev = this.held;
       if (prev && prev.der.equals(der) && this.current()) {
         this.attempt = { at };
@@ -271,69 +279,5 @@ function issuerOf(leaf: x509.X509Certificate, candidates: x509.X509Certificate[]
     if (nameKey(c.subjectName) !== nameKey(leaf.issuerName)) return false;
     const ski = c.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId.toLowerCase();
     return !aki || !ski || aki === ski;
-  });
-}
-
-/**
- * POSTs an OCSP request (RFC 6960 Appendix A.1: application/ocsp-request, the answer
- * application/ocsp-response) over http: or https: (system roots), following up to 3 redirects
- * to http(s) URLs with the same request; the whole exchange bounded by `timeoutMs` and the body by
- * `maxBytes` (streamed, the connection dropped as soon as it is exceeded).
- */
-function post(url: string, body: Uint8Array, timeoutMs: number, maxBytes: number, redirectsLeft = 3, deadline = Date.now() + timeoutMs): Promise<Buffer> {
-  return new Promise<Buffer>((resolve, reject) => {
-    const u = new URL(url);
-    const request = u.protocol === 'https:' ? https.request : u.protocol === 'http:' ? http.request : undefined;
-    if (!request) return reject(new Error(`unsupported URL scheme in ${url}`));
-    const left = deadline - Date.now();
-    if (left <= 0) return reject(new Error(`no complete response from ${url} within ${timeoutMs} ms (tls.ocsp.timeoutSeconds)`));
-    const req = request(
-      u,
-      { method: 'POST', headers: { 'user-agent': 'caducee-ocsp', 'content-type': 'application/ocsp-request', accept: 'application/ocsp-response', 'content-length': body.length } },
-      (res) => {
-        const status = res.statusCode ?? 0;
-        if (status >= 300 && status < 400 && res.headers.location) {
-          res.resume();
-          clearTimeout(timer);
-          if (redirectsLeft <= 0) return reject(new Error(`too many redirects asking ${url}`));
-          const next = new URL(res.headers.location, url);
-          if (!/^https?:$/.test(next.protocol)) return reject(new Error(`refusing the redirect from ${url} to ${next.href}`));
-          return resolve(post(next.href, body, timeoutMs, maxBytes, redirectsLeft - 1, deadline));
-        }
-        if (status < 200 || status >= 300) {
-          res.resume();
-          clearTimeout(timer);
-          return reject(new Error(`HTTP ${status}${res.statusMessage ? ` ${res.statusMessage}` : ''} from ${url}`));
-        }
-        const declared = Number(res.headers['content-length']);
-        if (declared > maxBytes) {
-          req.destroy(new Error(`the OCSP response from ${url} declares ${declared} bytes, more than the ${maxBytes} accepted (tls.ocsp.maxBytes)`));
-          return;
-        }
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > maxBytes) req.destroy(new Error(`the OCSP response from ${url} exceeds the ${maxBytes} bytes accepted (tls.ocsp.maxBytes)`));
-          else chunks.push(chunk);
-        });
-        res.on('end', () => {
-          clearTimeout(timer);
-          if (!res.complete) reject(new Error(`connection closed before the whole OCSP response from ${url} was received`));
-          else resolve(Buffer.concat(chunks));
-        });
-        res.on('error', (e) => {
-          clearTimeout(timer);
-          reject(e);
-        });
-      },
-    );
-    const timer = setTimeout(() => req.destroy(new Error(`no complete response from ${url} within ${timeoutMs} ms (tls.ocsp.timeoutSeconds)`)), left);
-    timer.unref();
-    req.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    req.end(body);
   });
 }
