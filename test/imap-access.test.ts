@@ -3,40 +3,26 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { after, before, describe, test } from 'node:test';
-import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../src/demo/space.js';
-import { fileBlobs, probe, rawImap, submitAs, tempDir, testLogger } from './helpers.js';
+import { describe, test } from 'node:test';
+import { fileBlobs, probe, rawImap, submitAs } from './helpers.js';
+import { imapDemo } from './support/imap-demo.js';
 
 describe('IMAP access, ACL and resynchronisation', () => {
-  let layout: DemoLayout;
-  let demo: RunningDemo;
-  let cleanup = () => {};
-  let ca: string;
-  before(async () => {
-    let dir: string;
-    ({ dir, cleanup } = tempDir());
-    layout = await prepareDemo(dir, { ports: 'ephemeral' });
-    demo = await startDemo(layout, { logger: testLogger() });
-    ca = readFileSync(layout.caBundle, 'utf8');
-  });
-  after(async () => {
-    await demo?.stop();
-    cleanup();
-  });
+  const space = imapDemo();
   const login = async (i: number) => {
-    const u = layout.operators[0].users[i];
-    const c = await rawImap(demo.operators[0].ports.imaps, ca);
+    const u = space.layout.operators[0].users[i];
+    const c = await rawImap(space.demo.operators[0].ports.imaps, space.ca);
     const r = await c.cmd(`LOGIN ${u.login} "${u.appPassword}"`);
     assert.match(r.at(-1)!, /^t\d+ OK /);
     return c;
   };
 
   test('ACL follows the grants and only a manager may change it', async () => {
-    const claire = layout.operators[0].users[0];
-    const sec = layout.operators[0].users[1];
+    const claire = space.layout.operators[0].users[0];
+    const sec = space.layout.operators[0].users[1];
     const doc = await login(0);
     const s = await login(1);
     try {
@@ -48,19 +34,19 @@ describe('IMAP access, ACL and resynchronisation', () => {
       // The owner sees and changes it; the change is a grant change (send-on-behalf is kept).
       assert.match((await doc.cmd('GETACL INBOX')).join('\n'), new RegExp(`\\* ACL INBOX ${claire.login} lrswipkxtea ${sec.login} lrs`));
       assert.match((await doc.cmd(`SETACL INBOX ${sec.login} +a`)).at(-1)!, /^t\d+ OK/);
-      const mb = (await demo.operators[0].store.findMailboxByAddress(claire.addresses[0]))!;
-      const secUser = (await demo.operators[0].store.findUserByLogin(sec.login))!;
-      const g = await demo.operators[0].store.listGrants({ mailboxId: mb.id, userId: secUser.id });
+      const mb = (await space.demo.operators[0].store.findMailboxByAddress(claire.addresses[0]))!;
+      const secUser = (await space.demo.operators[0].store.findUserByLogin(sec.login))!;
+      const g = await space.demo.operators[0].store.listGrants({ mailboxId: mb.id, userId: secUser.id });
       assert.deepEqual(g[0].rights, ['manage', 'read', 'send']);
       assert.match((await s.cmd(`MYRIGHTS ${other}`)).join('\n'), /lrswipkxtea/);
       assert.match((await doc.cmd(`DELETEACL INBOX ${sec.login}`)).at(-1)!, /^t\d+ OK/);
-      assert.deepEqual((await demo.operators[0].store.listGrants({ mailboxId: mb.id, userId: secUser.id }))[0].rights, ['send']);
+      assert.deepEqual((await space.demo.operators[0].store.listGrants({ mailboxId: mb.id, userId: secUser.id }))[0].rights, ['send']);
       // Without the read grant the secretary no longer sees the physician's mailbox.
       const s2 = await login(1);
       assert.doesNotMatch((await s2.cmd('LIST "" "*"')).join('\n'), /Autres utilisateurs/);
       assert.match((await s2.cmd(`SELECT ${other}`)).at(-1)!, /^t\d+ NO /);
       s2.close();
-      await demo.operators[0].core.grant(claire.addresses[0], sec.login, ['read', 'send']);
+      await space.demo.operators[0].core.grant(claire.addresses[0], sec.login, ['read', 'send']);
     } finally {
       doc.close();
       s.close();
@@ -68,7 +54,7 @@ describe('IMAP access, ACL and resynchronisation', () => {
   });
 
   test('LIST RETURN (MYRIGHTS) gives each mailbox the rights core grants (RFC 8440)', async () => {
-    const claire = layout.operators[0].users[0];
+    const claire = space.layout.operators[0].users[0];
     const s = await login(1);
     try {
       const lines = (await s.cmd('LIST "" "*" RETURN (MYRIGHTS)')).map((l) => l.trimEnd());
@@ -99,9 +85,9 @@ describe('IMAP access, ACL and resynchronisation', () => {
   });
 
   test('CONDSTORE and QRESYNC: changes since a modseq, VANISHED, UNCHANGEDSINCE', async () => {
-    const claire = layout.operators[0].users[0];
+    const claire = space.layout.operators[0].users[0];
     for (const subject of ['un', 'deux', 'trois'])
-      await submitAs(demo.operators[0].ports.submission, layout.caBundle, claire, { from: claire.addresses[0], to: claire.addresses[0], subject, text: subject });
+      await submitAs(space.demo.operators[0].ports.submission, space.layout.caBundle, claire, { from: claire.addresses[0], to: claire.addresses[0], subject, text: subject });
     const a = await login(0);
     const b = await login(0);
     try {
@@ -141,17 +127,17 @@ describe('IMAP access, ACL and resynchronisation', () => {
   });
 
   test('every authentication success and failure is audited, without the secret', async () => {
-    const claire = layout.operators[0].users[0];
-    const c = await rawImap(demo.operators[0].ports.imaps, ca);
+    const claire = space.layout.operators[0].users[0];
+    const c = await rawImap(space.demo.operators[0].ports.imaps, space.ca);
     assert.match((await c.cmd(`LOGIN ${claire.login} "mauvais-mot-de-passe"`)).at(-1)!, /^t\d+ NO \[AUTHENTICATIONFAILED\]/);
     // The account password is for the web (with a second factor): mail clients need an app password.
     assert.match((await c.cmd(`LOGIN ${claire.login} "${claire.password}"`)).at(-1)!, /^t\d+ NO \[AUTHENTICATIONFAILED\] .*app password/);
     assert.match((await c.cmd(`LOGIN ${claire.login} "${claire.appPassword}"`)).at(-1)!, /^t\d+ OK /);
     c.close();
-    const smtp = await probe({ port: demo.operators[0].ports.submission, ca, auth: { user: 'inconnu', pass: 'x'.repeat(16) }, from: claire.addresses[0], to: [claire.addresses[0]] });
+    const smtp = await probe({ port: space.demo.operators[0].ports.submission, ca: space.ca, auth: { user: 'inconnu', pass: 'x'.repeat(16) }, from: claire.addresses[0], to: [claire.addresses[0]] });
     assert.equal(smtp.code, 535);
     // Asynchronous: the server under test runs in this process.
-    const out = await promisify(execFile)(process.execPath, [path.resolve('bin/caducee.js'), 'audit', 'tail', '--json', '-n', '50', '--config', layout.operators[0].config], { encoding: 'utf8' });
+    const out = await promisify(execFile)(process.execPath, [path.resolve('bin/caducee.js'), 'audit', 'tail', '--json', '-n', '50', '--config', space.layout.operators[0].config], { encoding: 'utf8' });
     const rows = out.stdout.trim().split('\n').map((l) => JSON.parse(l));
     const imapFail = rows.find((r) => r.protocol === 'imap' && !r.success && r.login === claire.login);
     const imapOk = rows.find((r) => r.protocol === 'imap' && r.success && r.login === claire.login);
@@ -194,7 +180,7 @@ describe('IMAP access, ACL and resynchronisation', () => {
       const r = await c.cmd(`APPEND INBOX {${bytes.length}}`, [raw]);
       assert.match(r.at(-1)!, /^t\d+ OK /);
       const uid = /APPENDUID \d+ (\d+)/.exec(r.at(-1)!)![1];
-      const op = demo.operators[0];
+      const op = space.demo.operators[0];
       const file = fileBlobs(op).pathOf(createHash('sha256').update(bytes).digest('hex'));
       assert.ok(existsSync(file));
       assert.match((await c.cmd('SELECT INBOX')).at(-1)!, /^t\d+ OK/);

@@ -12,15 +12,13 @@
 // 2. Caducée alone: the session switch (ENABLE UTF8=ACCEPT, IMAP4rev2), UTF-8 header strings and
 //    mailbox names, the APPEND UTF8 data item, the refusals RFC 6855 §3/§4 ask for.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { prepareDemo, startDemo, type DemoLayout, type RunningDemo } from '../src/demo/space.js';
-import { tempDir, testLogger } from './helpers.js';
 import type { ImapArg } from './imap-conformance/imap-args.js';
 import { fetchReplies } from './mime/dovecot-oracle.js';
 import { DovecotPeer } from './peers/dovecot.js';
 import { requirePeer } from './peers/which.js';
 import { connectBytes, type BytesConnection } from './support/imap-bytes.js';
+import { imapDemo } from './support/imap-demo.js';
 
 const crlf = (s: string) => Buffer.from(s.replace(/\r?\n/g, '\r\n'), 'latin1');
 /** Text whose non-ASCII characters are written as UTF-8 (a "binary" string of those bytes). */
@@ -139,28 +137,11 @@ async function appendAll(c: BytesConnection, mailbox: string): Promise<void> {
 }
 
 describe('8-bit header strings and UTF8=ACCEPT (issue 15, RFC 6855)', () => {
-  let layout: DemoLayout;
-  let demo: RunningDemo;
-  let ca = '';
-  let cleanup = () => {};
-  const open: BytesConnection[] = [];
-  before(async () => {
-    let dir: string;
-    ({ dir, cleanup } = tempDir());
-    layout = await prepareDemo(dir, { ports: 'ephemeral' });
-    demo = await startDemo(layout, { logger: testLogger() });
-    ca = readFileSync(layout.caBundle, 'utf8');
-  });
-  after(async () => {
-    for (const c of open) c.close();
-    await demo?.stop();
-    cleanup();
-  });
+  const space = imapDemo();
   /** A logged-in IMAPS connection to operator A as user `user`. */
   const caducee = async (user = 0) => {
-    const c = await connectBytes(demo.operators[0].ports.imaps, ca);
-    open.push(c);
-    const u = layout.operators[0].users[user]!;
+    const c = space.track(await connectBytes(space.demo.operators[0].ports.imaps, space.ca));
+    const u = space.layout.operators[0].users[user]!;
     await c.cmd(`LOGIN ${u.login} "${u.appPassword}"`);
     return c;
   };
@@ -183,8 +164,7 @@ describe('8-bit header strings and UTF8=ACCEPT (issue 15, RFC 6855)', () => {
       await r.cmd('SELECT cmp8');
       const mine = fetchReplies((await r.cmd(`FETCH 1:${CORPUS.length} (${ITEMS})`)).toString('latin1'));
 
-      const d = await connectBytes(peer.port, peer.certPem);
-      open.push(d);
+      const d = space.track(await connectBytes(peer.port, peer.certPem));
       await d.cmd(`LOGIN claire "${peer.password}"`);
       await appendAll(d, 'cmp8');
       await d.cmd('SELECT cmp8');
@@ -231,12 +211,11 @@ describe('8-bit header strings and UTF8=ACCEPT (issue 15, RFC 6855)', () => {
     });
 
     test('UTF8=ACCEPT is announced once authenticated; ENABLE is refused before', async () => {
-      const c = await connectBytes(demo.operators[0].ports.imaps, ca);
-      open.push(c);
+      const c = space.track(await connectBytes(space.demo.operators[0].ports.imaps, space.ca));
       assert.equal((await c.exchange('ENABLE UTF8=ACCEPT')).status, 'BAD');
       // no UTF-8 in a quoted string before ENABLE (RFC 6855 §3): the server's name as a literal
       assert.ok((await c.cmd('ID NIL')).toString('utf8').includes('"name" {8}\r\nCaducée "vendor"'));
-      const u = layout.operators[0].users[1]!;
+      const u = space.layout.operators[0].users[1]!;
       const login = (await c.cmd(`LOGIN ${u.login} "${u.appPassword}"`)).toString('latin1');
       assert.match(login, /\[CAPABILITY [^\]]* UTF8=ACCEPT\b/);
       assert.match((await c.cmd('ENABLE UTF8=ACCEPT')).toString('latin1'), /^\* ENABLED UTF8=ACCEPT\r\n/m);

@@ -1,4 +1,4 @@
-// One demo trust space for IMAP tests over real sockets (test/imap-keywords, imap-contexts,
+// One demo trust space for IMAP tests over real sockets (test/imap-keywords, imap-contexts, imap-utf8, imap-access,
 // imap-catenate, imap-notify): started before the suite's tests, stopped after them, with every
 // connection the tests opened closed first.
 import { readFileSync } from 'node:fs';
@@ -32,6 +32,15 @@ export function imapDemo() {
     },
     get demo(): RunningDemo {
       return demo!;
+    },
+    /** The trust space's CA bundle (PEM), for clients of the suite's own. */
+    get ca(): string {
+      return ca;
+    },
+    /** Closes `c` after the suite, with the connections connect() opened. */
+    track<T extends { close(): void }>(c: T): T {
+      open.push(c);
+      return c;
     },
     /** A new IMAPS connection to operator A (closed after the suite), logged in as its user `user` when given. */
     async connect(user?: number) {
