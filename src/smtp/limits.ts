@@ -16,7 +16,9 @@ export function limitConnections<T extends Record<string, any>>(options: T, limi
       const a = limiter.admit(session.remoteAddress);
       if (!a.ok) {
         onRefused?.(session.remoteAddress, a.reason);
-        return cb(smtpError(421, '4.7.0', refusalText(a)));
+        // RFC 3463 §3.5: 4.3.2 "system not accepting network messages" when the server as a whole
+        // is full; 4.7.0 (security or policy status) for this address's own limit.
+        return cb(smtpError(421, a.reason === 'total' ? '4.3.2' : '4.7.0', refusalText(a)));
       }
       releases.set(session, a.release);
       if (typeof onConnect === 'function') return onConnect(session, cb);
