@@ -351,7 +351,7 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
   const patients = new PatientPolicy({ settings: config.patients, core, store, blobs, trust, hostname: config.operator.hostname, logger });
   // Resource limits: one client address (or /64) cannot hold every connection (issue 13).
   const lim = config.limits;
-  const limiter = () => new ConnectionLimiter({ perAddress: lim.connectionsPerAddress, total: lim.connections });
+  const limiter = () => new ConnectionLimiter({ perAddress: lim.connectionsPerAddress, total: lim.connections, perAddressPerMinute: lim.connectionsPerAddressPerMinute });
   const mx = createMxServer({ ...common, ca: caPem, postmaster, absence, content, usage, metrics, patients, limiter: limiter() });
   // One submission pipeline for SMTP submission and the mail API's sending (mail/submission.ts).
   const pipeline = new SubmissionPipeline({ core, trust, hostname: config.operator.hostname, logger, absence, content, usage, patients });

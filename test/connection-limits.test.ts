@@ -14,7 +14,7 @@ let ports: RunningDemo['layout']['operators'][number]['ports'];
 
 before(async () => {
   const layout = await prepareDemo(dir, { ports: 'ephemeral' });
-  demo = await startDemo(layout, { logger: testLogger(), psc: false, configOverrides: { limits: { connectionsPerAddress: 3, preAuthSeconds: 1.5 } } });
+  demo = await startDemo(layout, { logger: testLogger(), psc: false, configOverrides: { limits: { connectionsPerAddress: 3, preAuthSeconds: 1.5, connectionsPerAddressPerMinute: 12 } } });
   ports = demo.operators[0].ports;
 });
 after(async () => {
@@ -95,4 +95,25 @@ test('HTTPS: over the per-address limit the connection is closed before TLS', as
     }),
   );
   for (const s of open) s.destroy();
+});
+
+test('SMTP: an address opening more than connectionsPerAddressPerMinute new connections is refused 421 4.7.0, others are not', async () => {
+  const from = (port: number, localAddress: string) =>
+    new Promise<string>((resolve, reject) => {
+      const socket = net.connect({ port, host: '127.0.0.1', localAddress });
+      let buf = '';
+      socket.on('data', (d) => {
+        buf += d;
+        const i = buf.indexOf('\r\n');
+        if (i >= 0) {
+          socket.destroy();
+          resolve(buf.slice(0, i));
+        }
+      });
+      socket.once('error', reject);
+    });
+  // One at a time, each closed at once: the open count never reaches the per-address limit.
+  for (let i = 0; i < 12; i++) assert.match(await from(ports.mx, '127.0.0.4'), /^220 /, `connection ${i + 1} of the minute`);
+  assert.match(await from(ports.mx, '127.0.0.4'), /^421 4\.7\.0 too many new connections from your address \(at most 12 a minute\)/);
+  assert.match(await from(ports.mx, '127.0.0.5'), /^220 /, 'another address is not slowed down');
 });

@@ -192,6 +192,8 @@ export const configSchema = z
         connectionsPerAddress: z.number().int().positive().default(50),
         /** Open connections per family in all. */
         connections: z.number().int().positive().default(5000),
+        /** New connections one client address (IPv6: one /64) may open per minute, per family. */
+        connectionsPerAddressPerMinute: z.number().int().positive().default(600),
         /** IMAP: seconds a connection may stay unauthenticated. */
         preAuthSeconds: z.number().positive().default(180),
         /** Implicit-TLS listeners: seconds to finish the TLS handshake. */

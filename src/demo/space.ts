@@ -589,8 +589,8 @@ function configFor(op: DemoNodeInfo, all: DemoNodeInfo[], peers: DemoPeerInfo[],
     // Demo: retry quickly so a peer coming back is noticed at once; give up after an hour.
     queue: { retrySeconds: [5, 15, 30, 60], giveUpSeconds: 3600 },
     // Demo: every client (mail clients, benchmarks' thousands of IDLE sessions, the other
-    // operator) comes from 127.0.0.1, so the per-address limit is the whole budget.
-    limits: { connectionsPerAddress: 25_000, connections: 30_000 },
+    // operator) comes from 127.0.0.1, so the per-address limits are the whole budget.
+    limits: { connectionsPerAddress: 25_000, connections: 30_000, connectionsPerAddressPerMinute: 1_000_000 },
   };
   // Patients' addresses are on the stand-in's domain (docs/patients.md); the stand-in hosts it.
   if (patientDomain) base.patients = { domain: patientDomain };

@@ -30,3 +30,30 @@ test('per-address and total limits; release frees exactly once', () => {
   assert.ok(l.admit('192.0.2.1').ok);
   assert.deepEqual(l.admit('2001:db8::2'), { ok: false, reason: 'total', limit: 3 });
 });
+
+test('per-address connection rate: a token bucket of perAddressPerMinute, refilled continuously, per address', () => {
+  let t = 1_000_000;
+  const l = new ConnectionLimiter({ perAddress: 100, total: 1000, perAddressPerMinute: 3 }, () => t);
+  for (let i = 0; i < 3; i++) {
+    const a = l.admit('192.0.2.1');
+    assert.ok(a.ok);
+    a.release(); // closed at once: the open count stays low, the rate still counts
+  }
+  assert.deepEqual(l.admit('192.0.2.1'), { ok: false, reason: 'rate', limit: 3 });
+  assert.ok(l.admit('192.0.2.2').ok, 'another address has its own bucket');
+  t += 19_999;
+  assert.equal(l.admit('192.0.2.1').ok, false, 'not yet a whole token (one every 20 s)');
+  t += 1;
+  assert.ok(l.admit('192.0.2.1').ok);
+  assert.equal(l.admit('192.0.2.1').ok, false);
+  t += 10 * 60_000;
+  for (let i = 0; i < 3; i++) assert.ok(l.admit('192.0.2.1').ok, 'the bucket holds at most a minute of tokens');
+  assert.equal(l.admit('192.0.2.1').ok, false);
+  // Without the setting: no rate limit.
+  const free = new ConnectionLimiter({ perAddress: 10_000, total: 10_000 });
+  for (let i = 0; i < 5000; i++) {
+    const a = free.admit('192.0.2.1');
+    assert.ok(a.ok);
+    a.release();
+  }
+});

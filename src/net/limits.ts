@@ -12,6 +12,18 @@ import { isIPv6 } from 'node:net';
 export interface ConnectionLimitSettings {
   perAddress: number;
   total: number;
+  /**
+   * New connections one address may open per minute (a token bucket of this size, refilled
+   * continuously): a client reconnecting in a loop is slowed down even while it keeps few open.
+   * Undefined: no rate limit.
+   */
+  perAddressPerMinute?: number;
+}
+
+/** A token bucket per address key: `tokens` left at `at` (ms). */
+interface Bucket {
+  tokens: number;
+  at: number;
 }
 
 /** The key a client is counted under: its IPv4 address, or its IPv6 /64 prefix. */
@@ -28,13 +40,39 @@ export function addressKey(remote: string | undefined | null): string {
   return groups.slice(0, 4).map((g) => parseInt(g || '0', 16).toString(16)).join(':') + '::/64';
 }
 
-export type Admission = { ok: true; release: () => void } | { ok: false; reason: 'address' | 'total'; limit: number };
+export type Admission = { ok: true; release: () => void } | { ok: false; reason: 'address' | 'total' | 'rate'; limit: number };
 
 export class ConnectionLimiter {
   private readonly byKey = new Map<string, number>();
+  private readonly buckets = new Map<string, Bucket>();
   private open = 0;
+  private admitted = 0;
 
-  constructor(readonly settings: ConnectionLimitSettings) {}
+  constructor(
+    readonly settings: ConnectionLimitSettings,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Takes one token from `key`'s bucket, or says the rate is exceeded. */
+  private takeToken(key: string): boolean {
+    const rate = this.settings.perAddressPerMinute;
+    if (rate === undefined) return true;
+    const t = this.now();
+    const b = this.buckets.get(key) ?? { tokens: rate, at: t };
+    b.tokens = Math.min(rate, b.tokens + ((t - b.at) * rate) / 60_000);
+    b.at = t;
+    if (b.tokens < 1) {
+      this.buckets.set(key, b);
+      return false;
+    }
+    b.tokens -= 1;
+    this.buckets.set(key, b);
+    // Buckets that have filled up again say nothing: dropped now and then, so that the map
+    // holds only addresses seen within about a minute (bounded by the connection rate itself).
+    if (++this.admitted % 1024 === 0)
+      for (const [k, v] of this.buckets) if (v.tokens + ((t - v.at) * rate) / 60_000 >= rate) this.buckets.delete(k);
+    return true;
+  }
 
   /** Counts a new connection from `remote`, or says which limit it is over. `release` is idempotent. */
   admit(remote: string | undefined | null): Admission {
@@ -42,6 +80,7 @@ export class ConnectionLimiter {
     const n = this.byKey.get(key) ?? 0;
     if (this.open >= this.settings.total) return { ok: false, reason: 'total', limit: this.settings.total };
     if (n >= this.settings.perAddress) return { ok: false, reason: 'address', limit: this.settings.perAddress };
+    if (!this.takeToken(key)) return { ok: false, reason: 'rate', limit: this.settings.perAddressPerMinute! };
     this.byKey.set(key, n + 1);
     this.open++;
     let released = false;
@@ -66,7 +105,7 @@ export class ConnectionLimiter {
 
 /** French-free, protocol-neutral text of a refusal (logs, SMTP 421 text, IMAP BYE text). */
 export function refusalText(a: Extract<Admission, { ok: false }>): string {
-  return a.reason === 'address'
-    ? `too many connections from your address (at most ${a.limit}): close some and try again`
-    : `too many connections to this server (at most ${a.limit}): try again in a moment`;
+  if (a.reason === 'address') return `too many connections from your address (at most ${a.limit}): close some and try again`;
+  if (a.reason === 'rate') return `too many new connections from your address (at most ${a.limit} a minute): try again in a moment`;
+  return `too many connections to this server (at most ${a.limit}): try again in a moment`;
 }
