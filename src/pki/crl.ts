@@ -16,6 +16,7 @@
  */
 import { createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { x509 } from './x509.js';
+import { SIGNATURE_ALGORITHMS_BY_DER_HEX } from './sig-algs.js';
 
 export class CrlFormatError extends Error {
   override name = 'CrlFormatError';
@@ -43,16 +44,8 @@ const EXT = {
   issuingDistributionPoint: '551d1c', // 2.5.29.28 (§5.2.5)
 } as const;
 
-/** Signature algorithms (RFC 4055 §5, RFC 5758 §3.2, RFC 8410 §3) → node:crypto digest (null: Ed25519). */
-const SIG_ALGS: Record<string, { name: string; digest: string | null }> = {
-  '2a864886f70d01010b': { name: 'sha256WithRSAEncryption', digest: 'sha256' },
-  '2a864886f70d01010c': { name: 'sha384WithRSAEncryption', digest: 'sha384' },
-  '2a864886f70d01010d': { name: 'sha512WithRSAEncryption', digest: 'sha512' },
-  '2a8648ce3d040302': { name: 'ecdsa-with-SHA256', digest: 'sha256' },
-  '2a8648ce3d040303': { name: 'ecdsa-with-SHA384', digest: 'sha384' },
-  '2a8648ce3d040304': { name: 'ecdsa-with-SHA512', digest: 'sha512' },
-  '2b6570': { name: 'Ed25519', digest: null },
-};
+/** Signature algorithms verified (pki/sig-algs.ts, shared with the OCSP reader). */
+const SIG_ALGS = SIGNATURE_ALGORITHMS_BY_DER_HEX;
 
 /** Entries read between two turns of the event loop in parseAsync (a few ms on a quiet machine). */
 const ENTRIES_PER_TURN = 2000;

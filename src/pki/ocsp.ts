@@ -32,22 +32,15 @@ import {
 import { x509 } from './x509.js';
 import { issuerDnOf, nameKey, subjectDnOf } from './names.js';
 import type { CryptoKey } from './keys.js';
+import { SIGNATURE_ALGORITHMS } from './sig-algs.js';
 
 /** SHA-1 (RFC 6960 §4.1.1: the hash of CertID; RFC 5019 §2.1.1: SHA-1 is what responders accept). */
 const ID_SHA1 = '1.3.14.3.2.26';
 const ID_SHA256 = '2.16.840.1.101.3.4.2.1';
 const CERTID_HASHES: Record<string, string> = { [ID_SHA1]: 'sha1', [ID_SHA256]: 'sha256' };
 
-/** Signature algorithms of responses (RFC 4055 §5, RFC 5758 §3.2, RFC 8410 §3) → node:crypto digest (null: Ed25519). */
-const SIG_ALGS: Record<string, { name: string; digest: string | null }> = {
-  '1.2.840.113549.1.1.11': { name: 'sha256WithRSAEncryption', digest: 'sha256' },
-  '1.2.840.113549.1.1.12': { name: 'sha384WithRSAEncryption', digest: 'sha384' },
-  '1.2.840.113549.1.1.13': { name: 'sha512WithRSAEncryption', digest: 'sha512' },
-  '1.2.840.10045.4.3.2': { name: 'ecdsa-with-SHA256', digest: 'sha256' },
-  '1.2.840.10045.4.3.3': { name: 'ecdsa-with-SHA384', digest: 'sha384' },
-  '1.2.840.10045.4.3.4': { name: 'ecdsa-with-SHA512', digest: 'sha512' },
-  '1.3.101.112': { name: 'Ed25519', digest: null },
-};
+/** Signature algorithms verified (pki/sig-algs.ts, shared with the CRL reader). */
+const SIG_ALGS = SIGNATURE_ALGORITHMS;
 
 /** Clock skew tolerated on thisUpdate (the responder's clock a little ahead of ours), as OpenSSL's OCSP_check_validity. */
 export const OCSP_CLOCK_SKEW_MS = 5 * 60_000;
