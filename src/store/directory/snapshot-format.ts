@@ -62,7 +62,31 @@ CREATE TABLE vocab (term TEXT PRIMARY KEY) WITHOUT ROWID;
 ${postingsDDL('idx_names')}
 ${postingsDDL('idx_all')}
 ${postingsDDL('idx_addr')}
+CREATE TABLE entry_digest (n INTEGER PRIMARY KEY, data BLOB NOT NULL);
 `;
+
+/**
+ * entry_digest: per entry, in rank order, 16 bytes = two 32-bit hashes of its address (lower
+ * case, UTF-8) and two of its stored fields (\`f\`, UTF-8), little-endian Int32, in blobs of up to
+ * DIGEST_ROWS entries. Only the next import reads it, to count added / removed / changed entries
+ * without reading the previous snapshot's entries (an older file without it is compared by SQL).
+ * Readers ignore it: the schema version stays the same.
+ */
+export const DIGEST_ROWS = 4096;
+
+/** Two 32-bit hashes of bytes[s, e) into out[at], out[at + 1] (FNV-1a and a multiply-xorshift). */
+export function digestBytes(bytes: Uint8Array, s: number, e: number, out: Int32Array, at: number) {
+  let h1 = 0x811c9dc5 | 0;
+  let h2 = (0x27d4eb2f ^ (e - s)) | 0;
+  for (let i = s; i < e; i++) {
+    const c = bytes[i];
+    h1 = Math.imul(h1 ^ c, 0x01000193);
+    h2 = Math.imul(h2 ^ c, 0x5bd1e995);
+    h2 ^= h2 >>> 15;
+  }
+  out[at] = h1;
+  out[at + 1] = h2;
+}
 /**
  * Batches of rows sent to the import worker, in two transferred buffers (moved, not copied):
  * - text, UTF-8, ROW_FIELDS fields per row each followed by FS: address (lower case), pp_key,
