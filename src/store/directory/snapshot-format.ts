@@ -14,7 +14,6 @@
 // Tokens are normalised by directory-model/normalize.ts before they get here ([a-z0-9_], split at
 // spaces), so accent, case, hyphen and apostrophe rules live in one place.
 import { COLUMNS, type DirectoryEntry, type ExtractionFields } from '../../directory-model/entry.js';
-import type { EntryTokens } from '../../directory-model/tokens.js';
 import { postingsDDL } from './postings.js';
 import type { TermDictionary, TermSink } from './vocabulary.js';
 
@@ -165,16 +164,17 @@ export class BatchEncoder {
     return this.literals.length ? this.literals.join(' ') : '';
   }
 
-  add(rank: number, e: DirectoryEntry, t: EntryTokens, lineNo: number) {
-    const f = encodeFields(e);
+  add(rank: number, e: DirectoryEntry, lineNo: number) {
+    const raw = e.lineBytes;
+    const f = raw ? '' : encodeFields(e);
     const address = e.address.toLowerCase();
     if (this.n + 2 > this.nums.length) this.growNumbers();
     this.nums[this.n++] = rank;
     this.nums[this.n++] = lineNo;
-    const namesLiterals = this.terms((out) => this.dictionary.names(t, out));
-    const allLiterals = this.terms((out) => this.dictionary.all(t, out));
+    const namesLiterals = this.terms((out) => this.dictionary.namesOf(e, out));
+    const allLiterals = this.terms((out) => this.dictionary.allOf(e, out));
     // At most 3 UTF-8 bytes per UTF-16 unit.
-    const need = 3 * (f.length + address.length + e.ppKey.length + e.stKey.length + e.kind.length + namesLiterals.length + allLiterals.length) + 16;
+    const need = (raw ? raw.length : 0) + 3 * (f.length + address.length + e.ppKey.length + e.stKey.length + e.kind.length + namesLiterals.length + allLiterals.length) + 16;
     if (this.buf.length - this.pos < need) {
       const bigger = Buffer.allocUnsafeSlow(Math.max(this.buf.length * 2, this.pos + need));
       this.buf.copy(bigger, 0, 0, this.pos);
@@ -184,7 +184,11 @@ export class BatchEncoder {
     this.put(e.ppKey);
     this.put(e.stKey);
     this.put(e.kind);
-    this.put(f);
+    if (raw) {
+      this.buf.set(raw, this.pos);
+      this.pos += raw.length;
+      this.buf[this.pos++] = 1; // FS
+    } else this.put(f);
     this.put(namesLiterals);
     this.put(allLiterals);
     this.rows++;

@@ -5,7 +5,6 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import type { DirectoryEntry } from '../../directory-model/entry.js';
-import type { EntryTokens } from '../../directory-model/tokens.js';
 import { SnapshotBuilder, type CommitMeta, type CommitOptions } from './snapshot-builder.js';
 import { BatchEncoder, DirectoryStoreError, SNAPSHOT_FILE } from './snapshot-format.js';
 import { TermDictionary } from './vocabulary.js';
@@ -149,10 +148,10 @@ export class SqliteSnapshotWriter implements SnapshotWriter {
     });
   }
 
-  add(e: DirectoryEntry, t: EntryTokens, lineNo: number) {
+  add(e: DirectoryEntry, lineNo: number) {
     if (this.failure) throw this.failure;
     const rank = ++this.rank;
-    this.batch.add(rank, e, t, lineNo);
+    this.batch.add(rank, e, lineNo);
     if (this.batch.rows >= BATCH_ROWS || this.batch.bytes >= BATCH_BYTES) this.flush();
   }
 
