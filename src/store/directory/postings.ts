@@ -114,11 +114,14 @@ export class PostingsBuilder {
     this.seenIn = s;
   }
 
-  /** Adds rank to term's list (a term given as text); ranks must come in non-decreasing order. */
-  add(term: string, rank: number) {
+  /**
+   * Adds rank to term's list (a term given as text); ranks must come in non-decreasing order.
+   * \`own\`: the string is a flat one of its own (not a slice of a bigger one), kept as it is.
+   */
+  add(term: string, rank: number, own = false) {
     this.startEntry(rank);
     let i = this.lit.get(term);
-    if (i === undefined) i = this.newLiteral(term);
+    if (i === undefined) i = this.newLiteral(term, own);
     else if (this.litLastRank[i] === rank) return;
     this.litLastRank[i] = rank;
     this.push(LIT + i, rank);
@@ -157,9 +160,9 @@ export class PostingsBuilder {
     return this;
   }
 
-  private newLiteral(term: string): number {
-    // A fresh copy: a term split from a batch may be a slice that keeps the whole batch alive.
-    if (term.length >= 13) term = Buffer.from(term).toString();
+  private newLiteral(term: string, own = false): number {
+    // A fresh copy: a slice of a bigger string would keep all of it alive.
+    if (!own && term.length >= 13) term = Buffer.from(term).toString();
     const i = this.litTerms.length;
     this.lit.set(term, i);
     this.litTerms.push(term);

@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { AddressSet, PostingsBuilder, TermTable } from './postings.js';
-import { DIGEST_ROWS, digestBytes, DirectoryStoreError, ROW_FIELDS, SCHEMA_VERSION, SNAPSHOT_DDL, SNAPSHOT_FILE, type Batch } from './snapshot-format.js';
+import { DIGEST_ROWS, DirectoryStoreError, ROW_FIELDS, SCHEMA_VERSION, SNAPSHOT_DDL, SNAPSHOT_FILE, type Batch } from './snapshot-format.js';
 import { isVocabularyTerm } from './vocabulary.js';
 import type { ImportPhases, Rejection, SnapshotInfo, SnapshotWriter } from './types.js';
 
@@ -97,14 +97,13 @@ export class SnapshotBuilder {
     while (p < bytes.length) {
       const rank = nums[k];
       const lineNo = nums[k + 1];
-      const nNames = nums[k + 2];
-      const names = k + 3;
+      const digestAt = k + 2;
+      const nNames = nums[k + 6];
+      const names = k + 7;
       const nAll = nums[names + nNames];
       const all = names + nNames + 1;
       k = all + nAll;
       let e = end();
-      const addressStart = p;
-      const addressEnd = e;
       const address = bytes.toString('utf8', p, e);
       p = e + 1;
       const first = this.addresses.addOrFind(address, rank);
@@ -122,17 +121,15 @@ export class SnapshotBuilder {
       }
       this.insEntry.run(rank, lineNo, address, fields[0], fields[1], fields[2], fields[3]);
       this.imported++;
-      const d = 4 * this.digested;
-      digestBytes(bytes, addressStart, addressEnd, this.digest, d);
-      digestBytes(fields[3], 0, fields[3].length, this.digest, d + 2);
+      this.digest.set(nums.subarray(digestAt, digestAt + 4), 4 * this.digested);
       if (++this.digested === DIGEST_ROWS) this.flushDigest();
       for (let j = names, stop = names + nNames; j < stop; j++) this.names.addId(nums[j], rank);
       e = end();
-      if (e > p) for (const w of bytes.toString('utf8', p, e).split(' ')) this.names.add(w, rank);
+      if (e > p) this.literals(bytes, p, e, this.names, rank);
       p = e + 1;
       for (let j = all, stop = all + nAll; j < stop; j++) this.all.addId(nums[j], rank);
       e = end();
-      if (e > p) for (const w of bytes.toString('utf8', p, e).split(' ')) this.all.add(w, rank);
+      if (e > p) this.literals(bytes, p, e, this.all, rank);
       p = e + 1;
       // idx_addr: trigrams of "local@" and of the domain's first two characters ("n@m", "@me": a
       // value across the "@" stays selective), and the domain as one term (query-plan.ts containsExpression).
@@ -141,6 +138,16 @@ export class SnapshotBuilder {
       this.addr.add(address.slice(at), rank);
     }
     this.insertMs += performance.now() - t0;
+  }
+
+  /** Adds the space-separated text terms of bytes[p, e) (ASCII: normalised tokens), each its own string. */
+  private literals(bytes: Buffer, p: number, e: number, to: PostingsBuilder, rank: number) {
+    while (p < e) {
+      let t = bytes.indexOf(32, p);
+      if (t < 0 || t > e) t = e;
+      to.add(bytes.toString('latin1', p, t), rank, true);
+      p = t + 1;
+    }
   }
 
   private flushDigest() {
