@@ -98,7 +98,7 @@ export interface DirectoryEntry extends ExtractionFields {
   ownerUserId: number | null;
   /** The 31 fields joined by '|' in the published order, when the extraction line is exactly that. */
   line?: string;
-  /** \`line\` in UTF-8, when the import has it (valid while the entry is being added only). */
+  /** `line` in UTF-8, when the import has it (valid while the entry is being added only). */
   lineBytes?: Uint8Array;
 }
 

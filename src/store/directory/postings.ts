@@ -116,7 +116,7 @@ export class PostingsBuilder {
 
   /**
    * Adds rank to term's list (a term given as text); ranks must come in non-decreasing order.
-   * \`own\`: the string is a flat one of its own (not a slice of a bigger one), kept as it is.
+   * `own`: the string is a flat one of its own (not a slice of a bigger one), kept as it is.
    */
   add(term: string, rank: number, own = false) {
     this.startEntry(rank);

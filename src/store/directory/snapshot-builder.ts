@@ -266,7 +266,7 @@ export class SnapshotBuilder {
 }
 
 /**
- * Added / removed / changed against the previous snapshot (attached as \`prev\`) from the two
+ * Added / removed / changed against the previous snapshot (attached as `prev`) from the two
  * files' entry_digest tables (snapshot-format.ts): the previous digests go into an open-addressing
  * table keyed by the address hash (64 bits), then each new entry is looked up; a different
  * fields hash (64 bits) is a changed entry. Reads 16 bytes per entry of each file instead of

@@ -66,7 +66,7 @@ CREATE TABLE entry_digest (n INTEGER PRIMARY KEY, data BLOB NOT NULL);
 
 /**
  * entry_digest: per entry, in rank order, 16 bytes = two 32-bit hashes of its address (lower
- * case, UTF-8) and two of its stored fields (\`f\`, UTF-8), little-endian Int32, in blobs of up to
+ * case, UTF-8) and two of its stored fields (`f`, UTF-8), little-endian Int32, in blobs of up to
  * DIGEST_ROWS entries. Only the next import reads it, to count added / removed / changed entries
  * without reading the previous snapshot's entries (an older file without it is compared by SQL).
  * Readers ignore it: the schema version stays the same.

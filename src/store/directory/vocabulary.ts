@@ -223,7 +223,7 @@ export class TermDictionary {
     this.emit(ids, out);
   }
 
-  /** Number of the code term \`make(value)\` (cached by prefix and value). */
+  /** Number of the code term `make(value)` (cached by prefix and value). */
   private codeId(prefix: string, value: string, make: (v: string) => string, out: TermSink) {
     let cache = this.codeIdsOf.get(prefix);
     if (!cache) this.codeIdsOf.set(prefix, (cache = new ValueIds()));
