@@ -274,16 +274,16 @@ export class SnapshotBuilder {
  * (about 1 in 10^7 for two snapshots of a million entries): these are the summary's counts only.
  */
 function compareDigests(db: Database.Database): { prevCount: number; same: number; changed: number } {
-  const blobs = db.prepare('SELECT data FROM prev.entry_digest ORDER BY n').pluck().all() as Buffer[];
-  let prevCount = 0;
-  for (const b of blobs) prevCount += b.length >> 4;
+  const prevCount = ((db.prepare('SELECT COALESCE(SUM(length(data)), 0) FROM prev.entry_digest').pluck().get() as number) / 16) | 0;
   let cap = 1024;
   while (cap < 2 * prevCount) cap *= 2;
   const mask = cap - 1;
   const slots = new Int32Array(4 * cap);
   const used = new Uint8Array(cap);
-  for (const b of blobs) {
-    const v = new Int32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length)); // aligned copy
+  /** The blob's numbers (a view when aligned, else a copy). */
+  const ints = (b: Buffer) => (b.byteOffset % 4 === 0 ? new Int32Array(b.buffer, b.byteOffset, b.length >> 2) : new Int32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length)));
+  for (const b of db.prepare('SELECT data FROM prev.entry_digest ORDER BY n').pluck().iterate() as Iterable<Buffer>) {
+    const v = ints(b);
     for (let i = 0; i < v.length; i += 4) {
       let s = v[i] & mask;
       while (used[s]) s = (s + 1) & mask;
@@ -291,11 +291,10 @@ function compareDigests(db: Database.Database): { prevCount: number; same: numbe
       slots.set(v.subarray(i, i + 4), 4 * s);
     }
   }
-  blobs.length = 0;
   let same = 0;
   let changed = 0;
   for (const b of db.prepare('SELECT data FROM main.entry_digest ORDER BY n').pluck().iterate() as Iterable<Buffer>) {
-    const v = new Int32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
+    const v = ints(b);
     for (let i = 0; i < v.length; i += 4) {
       for (let s = v[i] & mask; used[s]; s = (s + 1) & mask) {
         const k = 4 * s;
