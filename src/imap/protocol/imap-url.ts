@@ -145,6 +145,8 @@ function splitUrlAuth(url: string): { base: string; auth: UrlAuthPart } | undefi
 /** Parses an IMAP message URL; null when it is not one (the caller answers NO [BADURL]). */
 export function parseImapMessageUrl(url: string): ImapMessageUrl | null {
   if (url.length === 0 || url.length > MAX_URL) return null;
+  // RFC 3986 §2: a URI is printable ASCII; anything else (space, quote, backslash, 8-bit) is percent-encoded.
+  if (!/^[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=%]+$/.test(url)) return null;
   const split = splitUrlAuth(url);
   if (split === null) return null;
   let rest = split ? split.base : url;
