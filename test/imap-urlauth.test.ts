@@ -29,6 +29,8 @@ describe('IMAP URLAUTH: GENURLAUTH, URLFETCH, RESETKEY and access', () => {
     const doc = await d.connect(0);
     const sec = await d.connect(1);
     assert.match((await doc.cmd('CAPABILITY')).join('\n'), / URLAUTH URLAUTH=BINARY /);
+    assert.ok((await doc.cmd('EXAMINE INBOX')).includes('* OK [URLMECH INTERNAL] URLAUTH mechanisms'), 'RFC 4467 §6: URLMECH at SELECT/EXAMINE');
+    await doc.cmd('CLOSE');
 
     const body = 'From: claire.martin@a.mssante.test\r\nSubject: compte rendu\r\n\r\nEchographie normale\r\n';
     const appended = await doc.cmd(`APPEND INBOX {${body.length}+}\r\n${body}`);
