@@ -163,9 +163,11 @@ export class SnapshotBuilder {
     onPhase?.('indexing');
     let t0 = performance.now();
     this.flushDigest();
-    this.names.flush();
-    this.all.flush();
-    this.addr.flush();
+    // The load's buffers go before the indexes and the comparison allocate theirs (peak RSS).
+    this.names.finish();
+    this.all.finish();
+    this.addr.finish();
+    this.addresses.release();
     const vocabulary = o.vocabularyComplete ? 'complete' : 'partial';
     if (o.vocabularyComplete) {
       // idx_all's numbered terms a prefix may expand to, sorted (appends to the vocab B-tree).
