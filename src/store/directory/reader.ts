@@ -66,6 +66,12 @@ export class SqliteDirectoryReader implements DirectorySnapshotReader {
       db = new Database(this.file, { readonly: true, fileMustExist: true });
       db.pragma('mmap_size = 1073741824');
       db.pragma('cache_size = -65536');
+      // The file is never written in place (an import renames a new one over it): one shared
+      // lock, taken at the first read and held until close, instead of a lock, an unlock and
+      // two journal stat() calls around every statement (7 system calls: 23 µs of CPU per
+      // postings chunk read, 2.8 µs without; docs/directory.md "Search"). Readers still share
+      // it; nothing may write this file in place.
+      db.pragma('locking_mode = EXCLUSIVE');
       const v = (db.prepare("SELECT value FROM meta WHERE key = 'schema'").get() as any)?.value;
       if (Number(v) !== SCHEMA_VERSION) throw new Error(`schema version ${v}, expected ${SCHEMA_VERSION}`);
     } catch (e: any) {
