@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { tempDir } from '../../../test/helpers.js';
 import { writeGeneratedExtraction } from '../../directory/generate.js';
 import { importExtraction } from '../../directory/import.js';
+import type { ResourceKind } from '../../directory-model/entry.js';
 import { containsExpression, Domains } from './query-plan.js';
 import { SqliteDirectoryReader } from './reader.js';
 import { SqliteSnapshotWriter } from './snapshot-writer.js';
@@ -16,6 +17,7 @@ describe('address contains', () => {
   let cleanup = () => {};
   let reader: SqliteDirectoryReader;
   let addresses: string[] = [];
+  let kinds: ResourceKind[] = [];
   before(async () => {
     ({ dir, cleanup } = tempDir());
     const file = path.join(dir, 'ext.txt');
@@ -24,6 +26,7 @@ describe('address contains', () => {
     reader = new SqliteDirectoryReader(path.join(dir, 'data'));
     const all = await reader.search({ clauses: [] }, 10_000);
     addresses = all.entries.map((e) => e.address.toLowerCase());
+    kinds = all.entries.map((e) => e.kind);
   });
   after(async () => {
     await reader?.close();
@@ -50,6 +53,21 @@ describe('address contains', () => {
     }
   });
 
+  it('keeps only the resource kinds asked for (FHIR: the resource that carries the mailbox)', async () => {
+    const values = ['mssante', 'e.', 'cabinet', 'secr', '@medecin', 'in@', 'zzqx'];
+    for (let i = 0; i < addresses.length; i += 211) values.push(addresses[i].slice(1, 7));
+    const sets: ResourceKind[][] = [['Organization'], ['Practitioner'], ['PractitionerRole'], ['Organization', 'PractitionerRole'], ['Practitioner', 'PractitionerRole']];
+    let nonEmpty = 0;
+    for (const v of values)
+      for (const ks of sets) {
+        const expected = addresses.filter((a, i) => a.includes(v) && ks.includes(kinds[i])).slice(0, 300);
+        const got = (await reader.search({ clauses: [], address: { value: v, mode: 'contains' }, kinds: ks }, 300)).entries.map((e) => e.address.toLowerCase());
+        assert.deepEqual(got, expected, `${JSON.stringify(v)} ${ks.join(',')}`);
+        if (expected.length) nonEmpty++;
+      }
+    assert.ok(nonEmpty > 20);
+  });
+
   it('plans: nothing for two "@" or an unknown domain, a scan when too short, domains by one search', () => {
     const d = new Domains(['@a.mssante.fr', '@b.mssante.fr', '@medecin.mssante.fr']);
     assert.deepEqual(d.matching('@m', true), ['@medecin.mssante.fr']);
@@ -63,7 +81,7 @@ describe('address contains', () => {
     assert.deepEqual(containsExpression('ne@b', d), { op: 'and', of: [{ op: 'and', of: [t('ne@'), t('e@b')] }, t('@b.mssante.fr')] });
     assert.deepEqual(containsExpression('@me', d), { op: 'and', of: [t('@me'), t('@medecin.mssante.fr')] });
     const five = new Domains(['@a.mssante.fr', '@b.mssante.fr', '@c.mssante.fr', '@d.mssante.fr', '@e.mssante.fr']);
-    assert.deepEqual((containsExpression('mssante', five) as { of: unknown[] }).of[1], { op: 'union', terms: five.terms });
+    assert.deepEqual((containsExpression('mssante', five) as { of: unknown[] }).of[1], { op: 'or', of: five.terms.map(t) });
     assert.deepEqual(containsExpression('mssante', d), { op: 'or', of: [{ op: 'and', of: [t('mss'), t('ssa'), t('san'), t('ant'), t('nte')] }, { op: 'or', of: d.terms.map(t) }] });
   });
 });

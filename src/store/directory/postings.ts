@@ -569,6 +569,11 @@ export function cursorOf(t: PostingsTable, e: Expr, prefixTerm?: (p: string) => 
   }
 }
 
+/** Matches of every cursor (cursors may read different tables: ranks are the same entries). */
+export const allOf = (cs: Cursor[]): Cursor => (cs.length === 1 ? cs[0] : new AndCursor(cs));
+/** Matches of any of the cursors. */
+export const anyOf = (cs: Cursor[]): Cursor => (cs.length === 1 ? cs[0] : new OrCursor(cs));
+
 /** Ranks of a cursor, ascending, lazily. */
 export function* ranksOf(c: Cursor): Generator<number> {
   for (let r = c.seek(1); r !== END; r = c.seek(r + 1)) yield r;

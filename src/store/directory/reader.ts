@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { DirectoryEntry, ResourceKind } from '../../directory-model/entry.js';
 import { allClausesMatch } from '../../directory-model/match.js';
 import { entryTokens } from '../../directory-model/tokens.js';
-import { cursorOf, ListCache, postingsTable, ranksOf, type Expr, type PostingsTable } from './postings.js';
+import { allOf, anyOf, cursorOf, ListCache, postingsTable, ranksOf, type Expr, type PostingsTable } from './postings.js';
 import { containsExpression, Domains, EXPAND_MAX, kindsClause, planQuery, type Expand } from './query-plan.js';
 import { NAME_PREFIXES } from './vocabulary.js';
 import { decodeEntry, SCHEMA_VERSION, SNAPSHOT_FILE } from './snapshot-format.js';
@@ -242,7 +242,12 @@ export class SqliteDirectoryReader implements DirectorySnapshotReader {
     }
     const row = this.stmt(s, 'SELECT address_lc a, kind FROM entries WHERE rank = ?');
     let seen = 0;
-    for (const r of this.matches(s, 'addr', expr)) {
+    // The resource kinds through idx_all's k_ lists, intersected with the address candidates:
+    // an entry of another kind is skipped without reading its row (`/fhir/Organization?mailbox-mss:contains=cabinet`
+    // would otherwise read SCAN_CAP rows of CAB mailboxes, all of kind Practitioner).
+    let cursor = cursorOf(this.index(s, 'addr'), expr);
+    if (kinds) cursor = allOf([cursor, anyOf([...kinds].map((k) => cursorOf(this.index(s, 'all'), { op: 'term', term: 'k_' + k.toLowerCase() })))]);
+    for (const r of ranksOf(cursor)) {
       if (++seen > SCAN_CAP) return;
       const x = row.get(r) as { a: string; kind: ResourceKind } | undefined;
       if (x && x.a.includes(value) && ok(x)) yield r;
