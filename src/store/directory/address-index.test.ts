@@ -8,7 +8,7 @@ import { tempDir } from '../../../test/helpers.js';
 import { writeGeneratedExtraction } from '../../directory/generate.js';
 import { importExtraction } from '../../directory/import.js';
 import type { ResourceKind } from '../../directory-model/entry.js';
-import { containsExpression, Domains } from './query-plan.js';
+import { containsExpression, Domains, DOMAINS_MAX } from './query-plan.js';
 import { SqliteDirectoryReader } from './reader.js';
 import { SqliteSnapshotWriter } from './snapshot-writer.js';
 
@@ -50,6 +50,22 @@ describe('address contains', () => {
       const expected = addresses.filter((a) => a.includes(v)).slice(0, 500);
       const got = (await reader.search({ clauses: [], address: { value: v, mode: 'contains' } }, 500)).entries.map((e) => e.address.toLowerCase());
       assert.deepEqual(got, expected, JSON.stringify(v));
+    }
+  });
+
+  it('finds the domains containing or starting with a value as a scan of them all would', () => {
+    // Unsorted, with repeated trigrams, non-ASCII letters, more matches than DOMAINS_MAX.
+    const terms: string[] = [];
+    for (let i = 0; i < 400; i++) terms.push(`@${['cabinet', 'clinique', 'ehpad', 'cé', 'aaaa'][i % 5]}-${(i * 7919) % 1000}.mssante.fr`);
+    terms.push('@xn--caf-dma.fr', '@café.fr', '@a.b', '@abcxbcd.fr', '@abcd.fr'); // abc and bcd without abcd
+    const d = new Domains(terms);
+    const sorted = [...terms].sort();
+    const values = ['abcd', 'bcxb', 'abinet', 'cabinet-1', 'aaa', 'aaaa-', '.mssante.fr', 'é', 'cé-', 'café', 'né', '@c', '@cl', '@café', '@a.b', '-9', 'zzz', 'e-1', '@', 'fr', 'b'];
+    for (const v of values) {
+      const contains = sorted.filter((t) => t.includes(v)).slice(0, DOMAINS_MAX + 1);
+      assert.deepEqual(d.matching(v, false), contains, `contains ${v}`);
+      const starts = sorted.filter((t) => t.startsWith(v)).slice(0, DOMAINS_MAX + 1);
+      assert.deepEqual(d.matching(v, true), starts, `starts ${v}`);
     }
   });
 
