@@ -354,7 +354,12 @@ export class ListCache {
     const key = t.name + '\u0000' + term;
     const known = this.lists.get(key);
     if (known !== undefined) return known ?? undefined;
-    const rows = t.chunks.all(term) as { last: number; ranks: Uint8Array }[];
+    return this.put(t, term, t.chunks.all(term) as { last: number; ranks: Uint8Array }[]);
+  }
+
+  /** Keeps a list read elsewhere (every chunk of the term, in rank order); undefined when it alone would not fit. */
+  put(t: PostingsTable, term: string, rows: { last: number; ranks: Uint8Array }[]): MemoryList | undefined {
+    const key = t.name + '\u0000' + term;
     let size = 0;
     for (const r of rows) size += r.ranks.length;
     if (size + 16 * rows.length > this.budget) {
@@ -378,6 +383,11 @@ export class ListCache {
       this.lists.delete(k);
     }
     return l;
+  }
+
+  /** Whether the list is in memory or known too long (no need to read it). */
+  has(t: PostingsTable, term: string): boolean {
+    return this.lists.has(t.name + '\u0000' + term);
   }
 
   /** Bytes held (tests, figures). */
