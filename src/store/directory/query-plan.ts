@@ -161,19 +161,34 @@ export class Domains {
   }
 
   private indexTrigrams(): Map<number, Int32Array> {
-    const lists = new Map<number, number[]>();
-    this.terms.forEach((t, id) => {
-      const codes = trigramCodes(t, true);
-      if (!codes) return;
+    this.indexSome(Infinity);
+    return this.grams!;
+  }
+
+  /** The trigram index being built: the next terms to index and the lists so far. */
+  private building: { next: number; lists: Map<number, number[]> } | undefined;
+
+  /** Indexes up to `max` more terms (a warm-up does it in slices); true when the index is complete. */
+  indexSome(max: number): boolean {
+    if (this.grams) return true;
+    const b = (this.building ??= { next: 0, lists: new Map() });
+    const end = Math.min(this.terms.length, b.next + max);
+    for (let id = b.next; id < end; id++) {
+      const codes = trigramCodes(this.terms[id], true);
+      if (!codes) continue;
       for (const c of codes) {
-        const l = lists.get(c);
-        if (!l) lists.set(c, [id]);
-        else if (l[l.length - 1] !== id) l.push(id);
+        const l = b.lists.get(c);
+        if (!l) b.lists.set(c, [id]);
+        else l.push(id);
       }
-    });
+    }
+    b.next = end;
+    if (end < this.terms.length) return false;
     const out = new Map<number, Int32Array>();
-    for (const [c, l] of lists) out.set(c, Int32Array.from(l));
-    return out;
+    for (const [c, l] of b.lists) out.set(c, Int32Array.from(l));
+    this.grams = out;
+    this.building = undefined;
+    return true;
   }
 }
 
