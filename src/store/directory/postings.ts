@@ -280,29 +280,23 @@ export interface PostingsTable {
   lists: Database.Statement;
   /** term → every chunk of it, {last, ranks}, in rank order. */
   chunks: Database.Statement;
-  /** (term, x, n) → the n chunks from the one holding the first rank ≥ x, {last, ranks}. */
-  chunksFrom: Database.Statement;
   /** Ranks are 1…maxRank. */
   maxRank: number;
   /** Long lists kept in memory once a query has walked them (shared by the snapshot's tables). */
   cache?: ListCache;
   /** This table's name, part of the cache's keys. */
   name: string;
-  /** Chunks read at a time by a cursor walking its list (READ_AHEAD; tests use fewer). */
-  readAhead: number;
 }
 
-export function postingsTable(db: Database.Database, table: string, maxRank: number, cache?: ListCache, readAhead = READ_AHEAD): PostingsTable {
+export function postingsTable(db: Database.Database, table: string, maxRank: number, cache?: ListCache): PostingsTable {
   return {
     chunkFrom: db.prepare(`SELECT last, ranks FROM ${table} WHERE term = ? AND last >= ? ORDER BY term, last LIMIT 1`),
     range: db.prepare(`SELECT term, ranks FROM ${table} WHERE term >= ? AND term < ?`),
     lists: db.prepare(`SELECT ranks FROM ${table} WHERE term = ?`).pluck(),
     chunks: db.prepare(`SELECT last, ranks FROM ${table} WHERE term = ? ORDER BY term, last`),
-    chunksFrom: db.prepare(`SELECT last, ranks FROM ${table} WHERE term = ? AND last >= ? ORDER BY term, last LIMIT ?`),
     maxRank,
     cache,
     name: table,
-    readAhead,
   };
 }
 
@@ -334,10 +328,11 @@ interface MemoryList {
 
 /**
  * Long postings lists kept in memory, as stored (varint deltas, about 1 byte per rank in a long
- * list), least recently used evicted past a byte budget: the lists read after a snapshot opens
- * (reader.ts warm-up: the names index's long lists, the resource kinds'). A cursor on such a list
- * seeks in memory (galloping, then one chunk decoded) instead of a B-tree descent per chunk — what
- * a leapfrog intersection does on a long list for a rarer partner. Per snapshot.
+ * list), least recently used evicted past a byte budget. A cursor that has had to look up
+ * LOAD_AFTER chunks of one list in a query (a leapfrog intersection seeking through a long list
+ * for a rarer partner: a B-tree descent per chunk) reads the rest of it at once, in one sequential
+ * scan, and later queries seek in memory (a binary search, then one chunk decoded). Per snapshot:
+ * a new import starts empty.
  */
 export class ListCache {
   private readonly lists = new Map<string, MemoryList | null>();
@@ -401,10 +396,8 @@ export class ListCache {
   }
 }
 
-/** Chunk lookups of one list in one query after which its chunks are read READ_AHEAD at a time. */
+/** Chunk lookups of one list in one query after which the whole list is read into the cache. */
 export const LOAD_AFTER = 3;
-/** Chunks read in one statement once a cursor walks its list (about 8 KB). */
-export const READ_AHEAD = 32;
 
 class TermCursor implements Cursor {
   private ranks: number[] = [];
@@ -416,11 +409,6 @@ class TermCursor implements Cursor {
   private list: MemoryList | undefined;
   /** In a list in memory: the chunk decoded (-1: none yet). */
   private chunk = -1;
-  /** Chunks read ahead (after LOAD_AFTER lookups): their last ranks and bytes; `winDone`: the list ends there. */
-  private winLasts: number[] = [];
-  private winBlobs: Uint8Array[] = [];
-  private winAt = 0;
-  private winDone = false;
 
   constructor(
     private readonly t: PostingsTable,
@@ -432,6 +420,7 @@ class TermCursor implements Cursor {
   seek(x: number): number {
     if (this.cur >= x) return this.cur;
     if (x > this.chunkLast) {
+      if (!this.list && this.t.cache && ++this.lookups > LOAD_AFTER) this.list = this.t.cache.load(this.t, this.term);
       const l = this.list;
       if (l) {
         // Galloping then binary search for the first chunk whose last rank is ≥ x.
@@ -454,24 +443,6 @@ class TermCursor implements Cursor {
         this.len = decode(l.bytes, this.ranks, lo === 0 ? 0 : l.ends[lo - 1], l.ends[lo]);
         this.chunk = lo;
         this.chunkLast = lasts[lo];
-      } else if (++this.lookups > LOAD_AFTER) {
-        // A list walked chunk after chunk: the next READ_AHEAD chunks in one sequential read
-        // rather than a B-tree descent each.
-        const w = this.winLasts;
-        let i = this.winAt;
-        while (i < w.length && w[i] < x) i++;
-        if (i === w.length) {
-          if (this.winDone && w.length) return (this.cur = END);
-          const rows = this.t.chunksFrom.all(this.term, x, this.t.readAhead) as { last: number; ranks: Uint8Array }[];
-          this.winLasts = rows.map((r) => r.last);
-          this.winBlobs = rows.map((r) => r.ranks);
-          this.winDone = rows.length < this.t.readAhead;
-          if (!rows.length) return (this.cur = END);
-          i = 0;
-        }
-        this.winAt = i;
-        this.len = decode(this.winBlobs[i], this.ranks);
-        this.chunkLast = this.winLasts[i];
       } else {
         const row = this.t.chunkFrom.get(this.term, x) as { last: number; ranks: Buffer } | undefined;
         if (!row) return (this.cur = END);
@@ -551,8 +522,6 @@ const EMPTY: Cursor = { seek: () => END };
 export type Expr =
   | { op: 'term'; term: string }
   | { op: 'prefix'; term: string }
-  /** Any of many terms, read once into a bitmap (an OR cursor would seek every one of them at each step). */
-  | { op: 'union'; terms: string[] }
   | { op: 'and'; of: Expr[] }
   | { op: 'or'; of: Expr[] };
 
@@ -570,19 +539,6 @@ export function cursorOf(t: PostingsTable, e: Expr, prefixTerm?: (p: string) => 
       return e.of.length === 1 ? cursorOf(t, e.of[0], prefixTerm) : new AndCursor(e.of.map((x) => cursorOf(t, x, prefixTerm)));
     case 'or':
       return e.of.length === 1 ? cursorOf(t, e.of[0], prefixTerm) : new OrCursor(e.of.map((x) => cursorOf(t, x, prefixTerm)));
-    case 'union': {
-      const bits = new Uint8Array((t.maxRank + 4) & ~3);
-      const out: number[] = [];
-      let any = false;
-      for (const term of e.terms) {
-        for (const ranks of t.lists.iterate(term) as Iterable<Buffer>) {
-          const n = decode(ranks, out);
-          for (let i = 0; i < n; i++) bits[out[i]] = 1;
-          any = true;
-        }
-      }
-      return any ? new BitmapCursor(bits) : EMPTY;
-    }
     case 'prefix': {
       const direct = prefixTerm?.(e.term);
       if (direct !== undefined) return new TermCursor(t, direct);
