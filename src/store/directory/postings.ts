@@ -300,7 +300,7 @@ export function postingsTable(db: Database.Database, table: string, maxRank: num
   };
 }
 
-function decode(blob: Uint8Array, out: number[], from = 0, to = blob.length): number {
+function decode(blob: Uint8Array, out: number[] | Int32Array, from = 0, to = blob.length): number {
   let n = 0;
   let prev = 0;
   for (let i = from; i < to; ) {
@@ -400,7 +400,8 @@ export class ListCache {
 export const LOAD_AFTER = 3;
 
 class TermCursor implements Cursor {
-  private ranks: number[] = [];
+  /** The chunk being read, decoded (a chunk holds at most CHUNK ranks; ranks fit 31 bits). */
+  private readonly ranks = new Int32Array(CHUNK);
   private len = 0;
   private pos = 0;
   private chunkLast = 0;
