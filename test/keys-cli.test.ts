@@ -6,15 +6,17 @@
 // through the keyring (the URL issued before it all still verifies).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { urlAuthToken, urlAuthTokenMatches } from '../src/imap/urlauth-token.js';
 import { BlobStore } from '../src/store/blobs.js';
 import { KeyRing, readKeyFile } from '../src/store/keyring.js';
+import { PgStore } from '../src/store/postgres/index.js';
 import { SqliteStore } from '../src/store/sqlite/index.js';
 import { isSealedValue, ValueSealer, valueKeyId } from '../src/store/value-seal.js';
 import { tempDir } from './helpers.js';
+import { pgTestDatabase } from './support/postgres.js';
 
 const BIN = path.resolve('bin/caducee.js');
 const { dir, cleanup } = tempDir('caducee-keys-cli-');
@@ -224,4 +226,71 @@ test('keys: init, encrypt-existing, status, rotate, retire; files read back the 
   r = caducee(['keys', 'status', '--config', config]);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /has mode 0644, readable or writable by other local users: run `chmod 600 /);
+});
+
+test('keys on PostgreSQL: a URLAUTH key made before encryption is sealed, re-sealed by rotate, and its URL verifies once the old key is retired', async (t) => {
+  const db = await pgTestDatabase();
+  if ('skip' in db) return t.skip(db.skip);
+  try {
+    const base = path.join(dir, 'pg');
+    const keyFile = path.join(base, 'keys', 'keyring.json');
+    const config = path.join(base, 'caducee.yaml');
+    mkdirSync(base, { recursive: true });
+    writeFileSync(config, `operator:\n  hostname: mx.x.mssante.test\n  domains: [x.mssante.test]\ndataDir: ./data\nstore:\n  kind: postgres\n  url: ${db.url}\n  encryption:\n    keyFile: ${keyFile}\n`);
+    const rump = 'imap://claire@mx.x.mssante.test/INBOX/;UIDVALIDITY=1/;UID=1;urlauth=user+claire';
+    let userId = 0;
+    let folderId = 0;
+    let token = '';
+    {
+      const store = await PgStore.open(db.url);
+      const st = await store.createStructure({ idType: 'SIRET', idValue: '13000000000019', name: 'Cabinet' });
+      const m = await store.createMailbox({ address: 'accueil@x.mssante.test', type: 'ORG', displayName: 'Accueil', ownerUserId: null, practitionerId: null, structureId: st.id, listeRouge: false });
+      userId = (await store.createUser({ login: 'claire', displayName: 'Claire', practitionerId: null, passwordHash: null })).id;
+      folderId = (await store.getFolder(m.id, 'INBOX'))!.id;
+      token = urlAuthToken((await store.urlAuthKey(userId, folderId, true))!, rump);
+      await store.close();
+    }
+    /** The stored secret's KEK id ('plain' for the key's own bytes). */
+    const onDisk = async () => {
+      const store = await PgStore.open(db.url);
+      try {
+        const [r] = await store.connection.query('SELECT secret FROM urlauth_keys WHERE user_id = $1', [userId]);
+        return isSealedValue(r.secret) ? valueKeyId(r.secret) : 'plain';
+      } finally {
+        await store.close();
+      }
+    };
+    const verifies = async (ring: KeyRing) => {
+      const store = await PgStore.open(db.url, { sealer: new ValueSealer(ring) });
+      try {
+        return urlAuthTokenMatches(await store.urlAuthKey(userId, folderId, false), rump, token);
+      } finally {
+        await store.close();
+      }
+    };
+    let r = caducee(['keys', 'init', '--config', config]);
+    assert.equal(r.code, 0, r.stderr);
+    const first = r.json[0].current as string;
+    r = caducee(['keys', 'status', '--config', config]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.json.find((l) => l.column === 'urlauth_keys.secret'), { column: 'urlauth_keys.secret', byKey: {}, plaintext: 1 });
+    r = caducee(['keys', 'encrypt-existing', '--config', config]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.json[0].rows, { sealed: 1, failed: 0 });
+    assert.equal(await onDisk(), first);
+    r = caducee(['keys', 'rotate', '--config', config]);
+    assert.equal(r.code, 0, r.stderr);
+    const second = r.json[0].current as string;
+    assert.deepEqual(r.json[1].rows, { resealed: 1, failed: 0 });
+    assert.equal(await onDisk(), second);
+    r = caducee(['keys', 'status', '--config', config]);
+    assert.deepEqual(r.json.find((l) => l.column === 'urlauth_keys.secret'), { column: 'urlauth_keys.secret', byKey: { [second]: 1 }, plaintext: 0 });
+    r = caducee(['keys', 'retire', first, '--config', config]);
+    assert.equal(r.code, 0, r.stderr);
+    const ring = readKeyFile(keyFile);
+    assert.deepEqual(ring.keys.map((k) => k.id), [second]);
+    assert.equal(await verifies(ring), true, 'the URL issued before encryption verifies with the keyring left');
+  } finally {
+    await db.drop();
+  }
 });
