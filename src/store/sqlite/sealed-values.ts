@@ -1,7 +1,7 @@
 // The values sealed in rows (SealedValueStore) in SQLite: counted per KEK and re-sealed in batches
 // for `caducee keys` (docs/encryption.md, "Values in rows"). A sealed value is a BLOB starting with
-// the magic of value-seal.ts; a plaintext one is TEXT (a BLOB compares unequal to any TEXT), or for urlauth_keys.secret the
-// key's 32 bytes (a BLOB not starting with the magic).
+// the magic of value-seal.ts; a plaintext one is TEXT (a BLOB compares unequal to any TEXT), or
+// for urlauth_keys.secret the key's 32 bytes (a BLOB not starting with the magic).
 import { openBytes, SEALED_COLUMN_PLACES, SEALED_COLUMNS, sealedHead, valueContext, type ResealBatch, type ResealSelection, type RowKey, type SealedColumn } from '../sealed-rows.js';
 import type { SealedValueStore } from '../types.js';
 import { VALUE_MAGIC } from '../value-seal.js';
