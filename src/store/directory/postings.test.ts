@@ -133,6 +133,7 @@ describe('postings of numbered and text terms', () => {
       }
       builder.addTrigrams('abcabcab', rank); // abc, bca, cab twice each
       for (const g of ['abc', 'bca', 'cab']) note(g, rank);
+      if (rank % 3 === 0) builder.add('bca', rank); // a text term that is also a trigram (a domain "@ab"): one list
     }
     builder.flush();
     db.exec('COMMIT');

@@ -114,11 +114,14 @@ export class PostingsBuilder {
     this.seenIn = s;
   }
 
-  /** Adds rank to term's list (a term given as text); ranks must come in non-decreasing order. */
-  add(term: string, rank: number) {
+  /**
+   * Adds rank to term's list (a term given as text); ranks must come in non-decreasing order.
+   * `own`: the string is a flat one of its own (not a slice of a bigger one), kept as it is.
+   */
+  add(term: string, rank: number, own = false) {
     this.startEntry(rank);
     let i = this.lit.get(term);
-    if (i === undefined) i = this.newLiteral(term);
+    if (i === undefined) i = this.newLiteral(term, own);
     else if (this.litLastRank[i] === rank) return;
     this.litLastRank[i] = rank;
     this.push(LIT + i, rank);
@@ -157,9 +160,9 @@ export class PostingsBuilder {
     return this;
   }
 
-  private newLiteral(term: string): number {
-    // A fresh copy: a term split from a batch may be a slice that keeps the whole batch alive.
-    if (term.length >= 13) term = Buffer.from(term).toString();
+  private newLiteral(term: string, own = false): number {
+    // A fresh copy: a slice of a bigger string would keep all of it alive.
+    if (!own && term.length >= 13) term = Buffer.from(term).toString();
     const i = this.litTerms.length;
     this.lit.set(term, i);
     this.litTerms.push(term);
@@ -255,6 +258,19 @@ export class PostingsBuilder {
       this.litTerms = [];
       if (this.ascii.length) this.ascii.fill(0);
     }
+  }
+
+  /**
+   * Writes the last segment and lets go of the segment buffers (about 8 MB, 16 MB with the
+   * trigram table): nothing may be added after. hasId still answers.
+   */
+  finish() {
+    this.flush();
+    this.keyOf = new Int32Array(0);
+    this.rankOf = new Int32Array(0);
+    this.ascii = new Int32Array(0);
+    this.lit = new Map();
+    this.slotOfNumbered = new Int32Array(0);
   }
 
   /** Sorted position of each numbered term in the segment being written. */
@@ -621,6 +637,11 @@ export class AddressSet {
     this.ranks[slot] = rank;
     if (++this.size * 2 > this.ranks.length) this.grow();
     return 0;
+  }
+
+  /** Lets go of the table (24 MB at a million addresses): nothing may be added after. */
+  release() {
+    this.h1s = this.h2s = this.ranks = new Int32Array(0);
   }
 
   private grow() {
