@@ -94,6 +94,11 @@ export interface MessageFiles {
    * layer can answer cleanly) when the content exceeds `maxSize`.
    */
   put(source: Readable | Buffer, opts?: { prefix?: Buffer; maxSize?: number }): Promise<PutBlob>;
+  /**
+   * put() of several whole messages at once (a MULTIAPPEND's): resolves once every one is durable
+   * and pinned, with their PutBlobs in order; on a failure none is left pinned.
+   */
+  putMany(sources: Buffer[]): Promise<PutBlob[]>;
   /** The whole file. */
   read(id: string): Promise<Buffer>;
   /** The file's bytes from `range.start` to `range.end` inclusive (as fs.createReadStream). */
@@ -123,7 +128,7 @@ export interface MessageFiles {
 }
 
 /** The store's side of the handshake (every Store has it). */
-export type BlobPinStore = Pick<BlobMetaStore, 'pinBlob' | 'unpinBlobs' | 'pruneBlobPins' | 'claimBlobRemoval' | 'forgetBlobGarbage'>;
+export type BlobPinStore = Pick<BlobMetaStore, 'pinBlob' | 'unpinBlobs' | 'pruneBlobPins' | 'claimBlobRemoval' | 'forgetBlobGarbage'> & Partial<Pick<BlobMetaStore, 'pinBlobs'>>;
 
 export interface PinTimes {
   /** How long a put's pin protects its file if not released (ms). Default 10 minutes. */
