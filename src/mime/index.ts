@@ -10,5 +10,5 @@ export { envelopeSexp } from './envelope.js';
 export { utf8Lenient } from './text.js';
 export { binaryContent, sectionBytes, sectionRange } from './section.js';
 export { storableForm, type StorableForm } from './storable.js';
-export { headerValues, searchableText, type HeaderSearchMode } from './search.js';
+export { headerValues, headerValuesMany, searchableText, type HeaderSearchMode } from './search.js';
 export { normalizeForSearch } from './sortkeys.js';
