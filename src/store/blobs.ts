@@ -14,10 +14,11 @@
 // configured (plaintext, SHA-256 ids) stay readable, told apart by their first byte, and `caducee
 // keys encrypt-existing` seals them in place (seal()).
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import fs, { mkdirSync } from 'node:fs';
 import { open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
 import type { KeyRing } from './keyring.js';
 import { BlobSizeExceededError, DEFAULT_PIN_MS, DEFAULT_REMOVAL_LEASE_MS, PinReleaser, sleep, type BlobPinStore, type KeyState, type MessageFiles, type PinTimes, type PutBlob } from './message-files.js';
 import { HEADER_SIZE, headerKeyIds, isSealed, openBuffer, openHeader, openRange, plainSizeOf, rewrapSlots, sealBuffer, Sealer, SLOTS_OFFSET } from './sealed.js';
@@ -94,7 +95,7 @@ export class BlobStore implements MessageFiles {
     const puts: PutBlob[] = [];
     try {
       await eachLimited(sources, PUT_MANY_PARALLEL, async (source, k) => {
-        temps[k] = await this.#temp(source, {});
+        temps[k] = await this.#tempOf(source);
       });
       // P2
       const pins = temps.map((t) => ({ blobId: t.id, token: randomUUID() }));
@@ -112,15 +113,56 @@ export class BlobStore implements MessageFiles {
           mkdirSync(dir, { recursive: true, mode: 0o700 });
           dirs.add(dir);
         }
-        await rename(t.tmp, final);
+        await cb.rename(t.tmp, final);
       });
-      await eachLimited([...dirs], PUT_MANY_PARALLEL, (dir) => syncDir(dir));
+      await eachLimited([...dirs], PUT_MANY_PARALLEL, async (dir) => {
+        const fd = await cb.open(dir, 'r');
+        try {
+          await cb.fsync(fd);
+        } finally {
+          await cb.close(fd);
+        }
+      });
       return puts;
     } catch (e) {
       await Promise.all(temps.map((t) => t && rm(t.tmp, { force: true })));
       for (const p of puts) void p?.release();
       throw e;
     }
+  }
+
+  /**
+   * #temp() of bytes in hand (putMany): the file written at once through file descriptors, not
+   * FileHandles (issue 15: about half the CPU per file of fs/promises on this path).
+   */
+  async #tempOf(source: Buffer): Promise<{ tmp: string; id: string; size: number }> {
+    const tmp = path.join(this.tmpDir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
+    let id: string;
+    let parts: Buffer[];
+    if (this.keys) {
+      const sealer = new Sealer(this.keys);
+      parts = [...sealer.update(source), ...sealer.final()];
+      id = sealer.id();
+    } else {
+      parts = [source];
+      id = createHash('sha256').update(source).digest('hex');
+    }
+    const fd = await cb.open(tmp, 'w', 0o600);
+    try {
+      for (let k = 0, off = 0; k < parts.length; ) {
+        const { bytesWritten: n } = await cb.writev(fd, k === 0 && off === 0 ? parts : [parts[k].subarray(off), ...parts.slice(k + 1)]);
+        // A short write: resume after the bytes written.
+        off += n;
+        while (k < parts.length && off >= parts[k].length) off -= parts[k++].length;
+      }
+      await cb.fsync(fd);
+    } catch (e) {
+      await cb.close(fd).catch(() => {});
+      await rm(tmp, { force: true });
+      throw e;
+    }
+    await cb.close(fd);
+    return { tmp, id, size: source.length };
   }
 
   /** P1 (store/message-files.ts): a temporary copy, fsynced; its id and size. */
@@ -335,6 +377,15 @@ export class BlobStore implements MessageFiles {
     return n;
   }
 }
+
+/** The callback API of node:fs as promises: lighter than fs/promises' FileHandles (putMany). */
+const cb = {
+  open: promisify(fs.open) as (file: string, flags: string, mode?: number) => Promise<number>,
+  writev: promisify(fs.writev),
+  fsync: promisify(fs.fsync),
+  close: promisify(fs.close),
+  rename: promisify(fs.rename),
+};
 
 /** Files of one putMany() written, renamed or directories synced at once at most. */
 const PUT_MANY_PARALLEL = 16;
