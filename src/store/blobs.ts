@@ -131,12 +131,16 @@ export class BlobStore implements MessageFiles {
     }
   }
 
+  readonly #tmpPrefix = randomBytes(8).toString('hex');
+  #tmpSeq = 0;
+
   /**
    * #temp() of bytes in hand (putMany): the file written at once through file descriptors, not
    * FileHandles (issue 15: about half the CPU per file of fs/promises on this path).
    */
   async #tempOf(source: Buffer): Promise<{ tmp: string; id: string; size: number }> {
-    const tmp = path.join(this.tmpDir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
+    // Unique across the processes and nodes sharing the directory: this store's random prefix and a counter.
+    const tmp = path.join(this.tmpDir, `${Date.now()}-${this.#tmpPrefix}-${++this.#tmpSeq}`);
     let id: string;
     let parts: Buffer[];
     if (this.keys) {
