@@ -24,6 +24,10 @@
 //      not released expires after pinMs), or
 //      in P4's own transaction (the MX's delivery:
 //      DeliveryRequest.releasePins)
+// putMany (a MULTIAPPEND's files, BlobStore) runs P1 for every file, then P2 for all in one
+// transaction (pinBlobs; a refused id waits as above), then P3's renames, then one fsync per shard
+// directory after every rename into it: each file is durable under its name before the caller's
+// P4, as with put().
 // In PostgreSQL (PgMessageFiles), C1–C3 are one transaction and P2–P3 one statement, each under
 // the id's advisory lock (postgres/blob-pins.ts): no claim is left between them, so e and f do
 // not arise and (2) below does not apply.
