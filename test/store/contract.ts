@@ -17,6 +17,7 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 import pino from 'pino';
 import { fileURLToPath } from 'node:url';
 import { FolderSnapshots } from '../../src/imap/folder-snapshots.js';
+import { urlAuthToken, urlAuthTokenMatches } from '../../src/imap/urlauth-token.js';
 import { HEADER_INDEX_VERSION, headerIndexRow, indexedColumn, indexNeedle } from '../../src/mail/header-index.js';
 import { analyzeMessage } from '../../src/mime/index.js';
 import type { Mailbox, QueueItem, Structure, User } from '../../src/model/index.js';
@@ -1160,6 +1161,56 @@ export function storeContract(engine: string, open: OpenStore): void {
     });
   });
 
+  // ---- URLAUTH mailbox access keys (RFC 4467 §3; docs/imap.md "URLAUTH") ----------------------
+  for (const sealed of [false, true]) {
+    area(
+      `URLAUTH mailbox access keys${sealed ? ' (sealed at rest)' : ''}`,
+      (t) => {
+        t('per user and folder, created once, replaced by a reset, removed per user and with the folder', async (s, _t, env) => {
+          const [a, b] = [await user(s), await user(s)];
+          const m = await mailbox(s, { ownerUserId: a.id });
+          const box = await inbox(s, m.id);
+          const other = await s.createFolder(m.id, `URL ${next()}`);
+          assert.equal(await s.urlAuthKey(a.id, box.id, false), undefined, 'none before GENURLAUTH');
+          const k1 = (await s.urlAuthKey(a.id, box.id, true))!;
+          assert.equal(k1.length, 32);
+          assert.deepEqual(await s.urlAuthKey(a.id, box.id, true), k1, 'created once');
+          assert.deepEqual(await s.urlAuthKey(a.id, box.id, false), k1);
+          const racing = await Promise.all(Array.from({ length: 6 }, () => s.urlAuthKey(b.id, box.id, true)));
+          assert.ok(racing.every((k) => k!.equals(racing[0]!)), 'concurrent creations: one key');
+          assert.ok(!racing[0]!.equals(k1), 'per user');
+          const k3 = (await s.urlAuthKey(a.id, other.id, true))!;
+          assert.ok(!k3.equals(k1), 'per folder');
+          // What is on disk: never the key itself when sealed.
+          const raw = (await env.raw.read('urlauth_keys', 'secret', 'folder_id', other.id)) as Buffer;
+          assert.ok(Buffer.isBuffer(raw));
+          if (sealed) assert.ok(isSealedValue(raw) && !raw.includes(k3), 'sealed');
+          else assert.deepEqual(raw, k3);
+          if (sealed) {
+            // Sealed under its row (`urlauth_keys.secret:<id>`, store/sealed-rows.ts): copied into
+            // another user's row, it does not open there — no key, not someone else's.
+            const own = (await env.raw.read('urlauth_keys', 'secret', 'user_id', b.id)) as Buffer;
+            await env.raw.write('urlauth_keys', 'secret', 'user_id', b.id, raw);
+            assert.equal(await s.urlAuthKey(b.id, box.id, false), undefined, 'a moved key does not open');
+            await env.raw.write('urlauth_keys', 'secret', 'user_id', b.id, own);
+            assert.deepEqual(await s.urlAuthKey(b.id, box.id, false), racing[0]);
+          }
+          await s.resetUrlAuthKey(a.id, box.id);
+          const k4 = (await s.urlAuthKey(a.id, box.id, false))!;
+          assert.ok(k4 && !k4.equals(k1), 'RESETKEY mailbox: a new key');
+          assert.deepEqual(await s.urlAuthKey(b.id, box.id, false), racing[0], "another user's key unchanged");
+          assert.equal(await s.removeUrlAuthKeys(a.id), 2);
+          assert.equal(await s.urlAuthKey(a.id, box.id, false), undefined);
+          assert.equal(await s.urlAuthKey(a.id, other.id, false), undefined);
+          await s.deleteFolder(box.id);
+          assert.equal(await s.urlAuthKey(b.id, box.id, false), undefined, 'removed with the folder');
+          assert.equal(await s.removeUrlAuthKeys(b.id), 0);
+        });
+      },
+      sealed ? { sealer: new ValueSealer(KeyRing.generate(new Date('2026-12-07T00:00:00Z'))) } : undefined,
+    );
+  }
+
   area('golden rules', (t) => {
     t('activity: the latest time per kind kept; lifecycle fields updated (the row created when missing)', async (s) => {
       const a = await mailbox(s);
@@ -2137,6 +2188,16 @@ export function storeContract(engine: string, open: OpenStore): void {
           const sub = await submitted(plain, m, `Objet clair ${MARK}`);
           const b = blob('plain meta');
           await plain.setBlobMeta(b, `{"clair":"${MARK}"}`);
+          // URLAUTH access keys (RFC 4467 §3): one made in plaintext, one sealed by the first key;
+          // the token of a URL each issued (imap/urlauth-token.ts) must verify to the end.
+          const [u1, u2] = [await user(plain), await user(s)];
+          const box = await inbox(s, m.id);
+          const rump = `imap://${u1.login}@mx.hopital.mssante.test/INBOX/;UIDVALIDITY=1/;UID=1;urlauth=user+${u1.login}`;
+          const keyPlain = (await plain.urlAuthKey(u1.id, box.id, true))!;
+          const keySealed = (await s.urlAuthKey(u2.id, box.id, true))!;
+          const tokens = [urlAuthToken(keyPlain, rump), urlAuthToken(keySealed, rump)];
+          const urlsVerify = async (st: Store) => [urlAuthTokenMatches(await st.urlAuthKey(u1.id, box.id, false), rump, tokens[0]!), urlAuthTokenMatches(await st.urlAuthKey(u2.id, box.id, false), rump, tokens[1]!)];
+          assert.deepEqual(await urlsVerify(s), [true, true]);
           const written = (await env.raw.read('blob_meta', 'info', 'blob_id', b))!;
           assert.ok(typeof written === 'string' || !isSealedValue(written), 'written in plaintext');
           assert.equal(written.includes(MARK), true);
@@ -2158,26 +2219,34 @@ export function storeContract(engine: string, open: OpenStore): void {
             'absences.external_body plain': 1,
             'submissions.subject plain': 1,
             'blob_meta.info plain': 1,
+            [`urlauth_keys.secret ${k1}`]: 1,
+            'urlauth_keys.secret plain': 1,
           };
           assert.deepEqual(await tally(s), before);
           // keys encrypt-existing: the plaintext values sealed, two rows a batch.
-          assert.deepEqual(await resealAll(s, 'plain'), { resealed: 5, failed: [] });
+          assert.deepEqual(await resealAll(s, 'plain'), { resealed: 6, failed: [] });
           assert.deepEqual(await resealAll(s, 'plain'), { resealed: 0, failed: [] }, 'nothing left');
           assert.equal((await env.raw.read('blob_meta', 'info', 'blob_id', b))!.includes(MARK), false);
           assert.equal(await s.getBlobMeta(b), `{"clair":"${MARK}"}`);
-          assert.deepEqual(await tally(s), { [`absences.subject ${k1}`]: 4, [`absences.body ${k1}`]: 4, [`absences.external_body ${k1}`]: 4, [`submissions.subject ${k1}`]: 4, [`blob_meta.info ${k1}`]: 6 });
+          assert.deepEqual(await tally(s), { [`absences.subject ${k1}`]: 4, [`absences.body ${k1}`]: 4, [`absences.external_body ${k1}`]: 4, [`submissions.subject ${k1}`]: 4, [`blob_meta.info ${k1}`]: 6, [`urlauth_keys.secret ${k1}`]: 2 });
+          assert.deepEqual(await urlsVerify(s), [true, true], 'the plaintext key sealed as it was, byte for byte');
           // keys rotate: a store with the new keyring re-seals every value of the old key.
           const ring2 = ring.withNewCurrent(new Date('2026-12-08T00:00:00Z'));
           const k2 = ring2.currentId;
           const rotated = await env.reopen({ sealer: new ValueSealer(ring2) });
-          assert.deepEqual(await resealAll(rotated, 'stale', 3), { resealed: 22, failed: [] });
-          assert.deepEqual(await tally(rotated), { [`absences.subject ${k2}`]: 4, [`absences.body ${k2}`]: 4, [`absences.external_body ${k2}`]: 4, [`submissions.subject ${k2}`]: 4, [`blob_meta.info ${k2}`]: 6 });
+          assert.deepEqual(await resealAll(rotated, 'stale', 3), { resealed: 24, failed: [] });
+          assert.deepEqual(await tally(rotated), { [`absences.subject ${k2}`]: 4, [`absences.body ${k2}`]: 4, [`absences.external_body ${k2}`]: 4, [`submissions.subject ${k2}`]: 4, [`blob_meta.info ${k2}`]: 6, [`urlauth_keys.secret ${k2}`]: 2 });
           // A process not restarted since seals with the old key; `keys retire` re-seals what that key holds.
           const late = blob('sealed by the old key');
           await s.setBlobMeta(late, '{"late":1}');
+          const u3 = await user(s);
+          const lateKey = (await s.urlAuthKey(u3.id, box.id, true))!;
           assert.equal((await tally(rotated))[`blob_meta.info ${k1}`], 1);
-          assert.deepEqual(await resealAll(rotated, { keyId: ring2.keys.find((k) => k.id !== k2)!.id }), { resealed: 1, failed: [] });
+          assert.equal((await tally(rotated))[`urlauth_keys.secret ${k1}`], 1);
+          assert.deepEqual(await resealAll(rotated, { keyId: ring2.keys.find((k) => k.id !== k2)!.id }), { resealed: 2, failed: [] });
           assert.equal((await tally(rotated))[`blob_meta.info ${k1}`], undefined);
+          assert.equal((await tally(rotated))[`urlauth_keys.secret ${k1}`], undefined);
+          assert.deepEqual(await rotated.urlAuthKey(u3.id, box.id, false), lateKey);
           // A value that does not open is reported and left as it is; the batch goes on past it.
           const bad = Buffer.from((await env.raw.read('blob_meta', 'info', 'blob_id', late)) as Buffer);
           const older = await env.reopen({ sealer: new ValueSealer(ring) });
@@ -2191,13 +2260,18 @@ export function storeContract(engine: string, open: OpenStore): void {
           const again = await env.reopen({ sealer: new ValueSealer(ringK3) });
           const all = await resealAll(again, 'stale', 4);
           assert.deepEqual(all.failed.map((f) => f.row).sort(), [gone, late].sort(), 'the moved values are reported by row');
-          assert.equal(all.resealed, 22);
+          assert.equal(all.resealed, 25);
           // After the retirement, a keyring without the old key reads everything left.
           const ring3 = ringK3.without(k1).without(k2);
           const retired = await env.reopen({ sealer: new ValueSealer(ring3) });
           assert.deepEqual({ ...(await retired.getAbsence(m.id))!, updatedAt: '' }, { ...a, updatedAt: '' });
           assert.equal((await retired.getSubmission(sub))!.subject, `Objet clair ${MARK}`);
           assert.equal(await retired.getBlobMeta(b), `{"clair":"${MARK}"}`);
+          assert.deepEqual(await urlsVerify(retired), [true, true], 'the URLs issued before the rotation still verify');
+          assert.deepEqual(await retired.urlAuthKey(u3.id, box.id, false), lateKey);
+          // Stored under the current key now: a keyring without the old ones opens it.
+          const raw = (await env.raw.read('urlauth_keys', 'secret', 'user_id', u1.id)) as Buffer;
+          assert.equal(valueKeyId(raw), ringK3.currentId);
         });
       },
       { sealer: new ValueSealer(ring), isolated: true },
