@@ -5,7 +5,9 @@
 //
 //   node --import tsx bench/imap-bigfolder.ts [--messages N] [--fill multiappend|append]
 //        [--batch B] [--connections C] [--repeat R] [--target caducee|dovecot|both]
-//        [--server-nodelay] [--cpu-prof DIR] [--encrypt] [--json]
+//        [--server-nodelay] [--cpu-prof DIR] [--encrypt] [--fill-only] [--json]
+//
+// --fill-only: stop after the fill (its rate and server CPU), no timed commands.
 //
 // --encrypt: Caducée's demo with encryption at rest (caducee demo --encrypt: a key file, message
 // files and the header search index sealed; docs/encryption.md).
@@ -60,12 +62,14 @@ interface Options {
   cpuProf?: string;
   /** `caducee demo --encrypt`: encryption at rest (sealed message files and header search rows). */
   encrypt: boolean;
+  /** Stop after the fill. */
+  fillOnly: boolean;
   json: boolean;
 }
 
 function usage(msg: string): never {
   process.stderr.write(
-    `imap-bigfolder: ${msg}\nusage: node --import tsx bench/imap-bigfolder.ts [--messages N] [--fill multiappend|append] [--batch B] [--connections C] [--repeat R] [--target caducee|dovecot|both] [--server-nodelay] [--cpu-prof DIR] [--encrypt] [--json]\n`,
+    `imap-bigfolder: ${msg}\nusage: node --import tsx bench/imap-bigfolder.ts [--messages N] [--fill multiappend|append] [--batch B] [--connections C] [--repeat R] [--target caducee|dovecot|both] [--server-nodelay] [--cpu-prof DIR] [--encrypt] [--fill-only] [--json]\n`,
   );
   process.exit(2);
 }
@@ -83,6 +87,7 @@ async function parseOptions(argv: string[]): Promise<Options> {
       'server-nodelay': { type: 'boolean', default: false },
       'cpu-prof': { type: 'string' },
       encrypt: { type: 'boolean', default: false },
+      'fill-only': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
     usage,
@@ -103,6 +108,7 @@ async function parseOptions(argv: string[]): Promise<Options> {
     serverNodelay: v['server-nodelay']!,
     cpuProf: v['cpu-prof'] ? path.resolve(v['cpu-prof']) : undefined,
     encrypt: v.encrypt!,
+    fillOnly: v['fill-only']!,
     json: v.json!,
   };
 }
@@ -137,6 +143,10 @@ interface BigResult {
 async function connect(t: Target, label: string): Promise<RawImap> {
   const { client } = await RawImap.connect({ port: t.port, tls: true, ca: t.ca, servername: 'localhost', tagPrefix: label, timeoutMs: 60_000 });
   await login(client, t.user, t.password);
+  // RFC 6855 §4: the messages carry 8-bit UTF-8 Subjects; Caducée refuses them without this.
+  // Dovecot 2.3 does not announce UTF8=ACCEPT: its ENABLE answers OK, enabling nothing.
+  const r = await client.command('ENABLE UTF8=ACCEPT');
+  if (r.status !== 'OK') throw new Error(`ENABLE UTF8=ACCEPT: ${r.status} ${r.text}`);
   return client;
 }
 
@@ -278,6 +288,7 @@ async function runTarget(t: Target, o: Options, log: (s: string) => void): Promi
   const otherCpusFill = otherCpus(snap0, snap1, new Set([process.pid, ...t.serverPids()]), fillMs);
   log(`  ${t.name}: filled in ${f1(fillMs / 1000)} s = ${f0((o.messages * 1000) / fillMs)} msg/s${disturbance(otherCpusFill)}`);
   const rssAfterFillKb = t.serverRssKb();
+  if (o.fillOnly) return { target: t.name, messages: o.messages, fillMs, fillServerCpuMs, rssAfterFillKb, rssAfterSelectKb: NaN, timings: [], otherCpusFill, otherCpusTimed: 0 };
   const t1 = performance.now();
   const { timings, rssAfterSelectKb } = await timeCommands(t, o, log);
   const otherCpusTimed = otherCpus(snap1, snapshotProcesses(), new Set([process.pid, ...t.serverPids()]), performance.now() - t1);
@@ -304,9 +315,15 @@ async function main(): Promise<number> {
   for (const r of results) {
     out(
       `${r.target}: fill ${f0(r.messages)} messages in ${f1(r.fillMs / 1000)} s = ${f0((r.messages * 1000) / r.fillMs)} msg/s (server CPU ${f2(r.fillServerCpuMs / r.messages)} ms/msg)` +
-        (Number.isFinite(r.rssAfterFillKb) ? `; server RSS ${f0(r.rssAfterFillKb / 1024)} MiB after the fill, ${f0(r.rssAfterSelectKb / 1024)} MiB after SELECT` : ''),
+        (Number.isFinite(r.rssAfterFillKb) ? `; server RSS ${f0(r.rssAfterFillKb / 1024)} MiB after the fill${Number.isFinite(r.rssAfterSelectKb) ? `, ${f0(r.rssAfterSelectKb / 1024)} MiB after SELECT` : ''}` : ''),
     );
-    out(`  during the fill${disturbance(r.otherCpusFill)}; during the timed commands${disturbance(r.otherCpusTimed)}`);
+    out(`  during the fill${disturbance(r.otherCpusFill)}${opts.fillOnly ? '' : `; during the timed commands${disturbance(r.otherCpusTimed)}`}`);
+  }
+  if (opts.fillOnly) {
+    if (results.length === 2) out(`fill rate ${results[0].target}/${results[1].target}: ${f2(results[1].fillMs / results[0].fillMs)}`);
+    if (opts.json) out(JSON.stringify(results));
+    await cleanupAll();
+    return 0;
   }
   out();
   const header = ['command'];

@@ -15,7 +15,7 @@ import { SEARCH_COLUMN_LIST } from '../store/sqlite/migrations.js';
 import { headerProbeSql, headerScanSql, SqliteStore } from '../store/sqlite/index.js';
 import type { Store } from '../store/types.js';
 import { ValueSealer } from '../store/value-seal.js';
-import { HEADER_INDEX_VERSION, INDEXED_HEADERS, indexNeedle } from './header-index.js';
+import { HEADER_INDEX_VERSION, headerIndexRow, headerSearchValues, INDEXED_HEADERS, indexNeedle } from './header-index.js';
 import { MessageIndex, startHeaderBackfill } from './message-index.js';
 import { runSearch, type SearchContext } from './search.js';
 import type { SearchKey, SequenceSet } from './search-key.js';
@@ -148,6 +148,20 @@ function randomKey(r: R, pool: string[], depth: number, maxUid: number): SearchK
       return { kind: 'and', keys: Array.from({ length: 1 + r.int(3) }, () => randomKey(r, pool, depth + 1, maxUid)) };
   }
 }
+
+test('headerIndexRow (the header block parsed once) gives per column what headerSearchValues gives', () => {
+  const r = rng(20261207);
+  for (let i = 0; i < 400; i++) {
+    const raw = message(r, i);
+    const info = analyzeMessage(raw);
+    const row = headerIndexRow(info, raw);
+    for (const h of INDEXED_HEADERS) {
+      const values = headerSearchValues(info, () => raw, h.field, h.mode);
+      const want = values.length === 0 ? null : Buffer.from(values.map((v) => normalizeForSearch(v)).join('\n'), 'utf8');
+      assert.deepEqual(row[h.column], want, `message ${i}, ${h.column}: ${raw.toString('latin1').split('\r\n\r\n')[0]}`);
+    }
+  }
+});
 
 test('the index columns are the store table columns', async () => {
   assert.deepEqual(INDEXED_HEADERS.map((h) => h.column).sort(), [...SEARCH_COLUMN_LIST].sort());

@@ -5,7 +5,7 @@
 // uses (headerSearchValues), then folded (normalizeForSearch), so both paths give the same answer.
 // With encryption at rest the store keeps keyed tokens and a sealed value instead of these values
 // and applies the same test after opening its candidates (store/search-seal.ts).
-import { headerValues, normalizeForSearch, type HeaderSearchMode, type MessageInfo } from '../mime/index.js';
+import { headerValues, headerValuesMany, normalizeForSearch, type HeaderSearchMode, type MessageInfo } from '../mime/index.js';
 
 /** Bumped whenever headerSearchValues or normalizeForSearch change: rows of another version are recomputed. */
 export const HEADER_INDEX_VERSION = 1;
@@ -65,8 +65,12 @@ export function headerSearchValues(info: MessageInfo, head: () => Buffer, field:
  */
 export function headerIndexRow(info: MessageInfo, head: Buffer): Record<string, Buffer | null> {
   const row: Record<string, Buffer | null> = {};
+  // headerSearchValues() per column, the header block parsed once for the columns that need it.
+  const fromHead = INDEXED_HEADERS.filter((h) => needsHead(info, h.mode));
+  const parsed = fromHead.length ? headerValuesMany(head, info, fromHead) : [];
   for (const h of INDEXED_HEADERS) {
-    const values = headerSearchValues(info, () => head, h.field, h.mode);
+    const k = fromHead.indexOf(h);
+    const values = k >= 0 ? parsed[k] : headerSearchValues(info, () => head, h.field, h.mode);
     row[h.column] = values.length === 0 ? null : Buffer.from(values.map((v) => normalizeForSearch(v)).join('\n'), 'utf8');
   }
   return row;

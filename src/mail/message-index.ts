@@ -83,8 +83,10 @@ export class MessageIndex {
 
   /**
    * ensure() for files just written whose bytes the caller holds (a MULTIAPPEND's): analysed from
-   * those bytes (not read back), the new analyses and header search rows recorded in one
-   * transaction (store.setBlobAnalyses).
+   * those bytes (not read back), the analyses and header search rows recorded in one transaction
+   * (store.setBlobAnalyses). Files not in the cache are not looked up in the store first (issue
+   * 15: that was one query per message): a file already recorded (the same content stored before)
+   * is recorded again, with the same analysis.
    */
   async ensureAllFrom(files: { blobId: string; raw: Buffer | Uint8Array }[]): Promise<void> {
     const entries: Parameters<Store['setBlobAnalyses']>[0] = [];
@@ -92,8 +94,6 @@ export class MessageIndex {
     let bytes = 0;
     for (const f of files) {
       if (infos.has(f.blobId) || this.cache.has(f.blobId)) continue;
-      const stored = await this.storedAnalysis(f.blobId);
-      if (stored && currentInfo(stored)) continue;
       const buf = Buffer.isBuffer(f.raw) ? f.raw : Buffer.from(f.raw.buffer, f.raw.byteOffset, f.raw.byteLength);
       const info = analyzeMessage(buf);
       infos.set(f.blobId, info);

@@ -2,8 +2,9 @@
 // same content again and commits a message referencing it while node 2's collector removes the
 // unreferenced file. Each side has its own BlobStore and its own connection, so nothing of the
 // in-process fast path is shared: only the store's handshake (store/message-files.ts) keeps them
-// apart. Seeded delays (event-loop turns) around every store call vary the interleavings; after
-// each round, every committed reference must have its file, whole. Once on SQLite (two
+// apart (odd rounds put through putMany, a MULTIAPPEND's batch). Seeded delays (event-loop
+// turns) around every store call vary the interleavings; after each round, every committed
+// reference must have its file, whole. Once on SQLite (two
 // processes of one machine), once on PostgreSQL (two nodes sharing a file system mount).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -36,6 +37,7 @@ function jittered(store: BlobPinStore, r: Rng, seen: (event: string) => void = (
     };
   return {
     pinBlob: wrap('pin', store.pinBlob.bind(store)),
+    ...(store.pinBlobs ? { pinBlobs: wrap('pin', store.pinBlobs.bind(store)) } : {}),
     unpinBlobs: wrap('unpin', store.unpinBlobs.bind(store)),
     pruneBlobPins: wrap('prune', store.pruneBlobPins.bind(store)),
     claimBlobRemoval: wrap('claim', store.claimBlobRemoval.bind(store)),
@@ -75,17 +77,20 @@ async function race(store1: Store, store2: Store, folderId: number, dir: string,
   const content = Buffer.from(`Subject: toujours le même (${what})\r\n\r\nLe même contenu, encore et encore.\r\n`);
   const id = createHash('sha256').update(content).digest('hex');
   const outcomes = { removedFirst: 0, pinnedFirst: 0 };
+  const manyOutcomes = { removedFirst: 0, pinnedFirst: 0 };
   for (let round = 0; round < rounds; round++) {
     // Node 1: put, commit a message referencing it, release. Node 2: remove if unreferenced,
     // starting at a seeded moment of node 1's put.
     moments.reset();
     const put = (async () => {
       moments.seen('start');
-      const blob = await blobs1.put(content);
+      // Odd rounds: a MULTIAPPEND's putMany (its pins in one pinBlobs call) with another file.
+      const many = round % 2 === 1 ? await blobs1.putMany([Buffer.from(`Subject: autre ${round} (${what})\r\n\r\nx\r\n`), content]) : undefined;
+      const blob = many ? many[1] : await blobs1.put(content);
       moments.seen('put');
       await turns(r.int(4));
       await store1.appendMessage(folderId, { blobId: blob.id, size: blob.size, flags: [], internalDate: new Date() });
-      await blob.release();
+      for (const b of many ?? [blob]) await b.release();
     })();
     const removal = (async () => {
       await moments.when(r.pick(['start', 'pin called', 'pin called', 'pin done', 'put']));
@@ -93,8 +98,10 @@ async function race(store1: Store, store2: Store, folderId: number, dir: string,
       return blobs2.removeIfUnreferenced(id);
     })();
     const [, removed] = await Promise.all([put, removal]);
-    if (removed) outcomes.removedFirst++;
-    else outcomes.pinnedFirst++;
+    for (const o of round % 2 === 1 ? [outcomes, manyOutcomes] : [outcomes]) {
+      if (removed) o.removedFirst++;
+      else o.pinnedFirst++;
+    }
     const referencing = (await store2.listMessages(folderId)).filter((m) => m.blobId === id);
     const where = `${what}, round ${round} (seed ${seed})`;
     assert.equal(referencing.length, 1, where);
@@ -106,6 +113,7 @@ async function race(store1: Store, store2: Store, folderId: number, dir: string,
   }
   // Both orders happened (otherwise the race was not exercised and the test proves nothing).
   assert.ok(outcomes.removedFirst > 0 && outcomes.pinnedFirst > 0, `${what}, seed ${seed}: ${JSON.stringify(outcomes)}`);
+  assert.ok(manyOutcomes.removedFirst > 0 && manyOutcomes.pinnedFirst > 0, `${what}, seed ${seed}, putMany rounds: ${JSON.stringify(manyOutcomes)}`);
 }
 
 test('SQLite, two processes: put on one against removal on the other of the same content, never a committed reference without its file', async () => {

@@ -14,10 +14,11 @@
 // configured (plaintext, SHA-256 ids) stay readable, told apart by their first byte, and `caducee
 // keys encrypt-existing` seals them in place (seal()).
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import fs, { mkdirSync } from 'node:fs';
 import { open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
 import type { KeyRing } from './keyring.js';
 import { BlobSizeExceededError, DEFAULT_PIN_MS, DEFAULT_REMOVAL_LEASE_MS, PinReleaser, sleep, type BlobPinStore, type KeyState, type MessageFiles, type PinTimes, type PutBlob } from './message-files.js';
 import { HEADER_SIZE, headerKeyIds, isSealed, openBuffer, openHeader, openRange, plainSizeOf, rewrapSlots, sealBuffer, Sealer, SLOTS_OFFSET } from './sealed.js';
@@ -56,7 +57,120 @@ export class BlobStore implements MessageFiles {
   }
 
   async put(source: Readable | Buffer, opts: { prefix?: Buffer; maxSize?: number } = {}): Promise<PutBlob> {
-    // P1 (store/message-files.ts): a temporary copy, fsynced.
+    const { tmp, id, size } = await this.#temp(source, opts);
+    // P2: the pin, once no removal of the id is claimed.
+    const token = randomUUID();
+    try {
+      await this.pin(id, token);
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
+    const put = this.releaser.putBlob(id, size, token);
+    // P3: the copy becomes the file.
+    const final = this.pathOf(id);
+    try {
+      mkdirSync(path.dirname(final), { recursive: true, mode: 0o700 });
+      await rename(tmp, final);
+      await syncDir(path.dirname(final));
+    } catch (e) {
+      await rm(tmp, { force: true });
+      void put.release();
+      throw e;
+    }
+    return put;
+  }
+
+  /**
+   * put() of several whole messages (a MULTIAPPEND's, issue 15): the same steps for each, batched.
+   * P1 every temporary copy written and fsynced, PUT_MANY_PARALLEL at a time (their fsyncs overlap
+   * on libuv's pool); P2 every pin in one store transaction (pinBlobs; an id whose removal is
+   * claimed waits as put() does); P3 every rename, then each shard directory fsynced once, after
+   * all the renames into it. Resolves only once every file is durable under its name; on a
+   * failure, the copies are removed and the pins released (a file already renamed stays, an
+   * orphan like one of a put whose transaction failed).
+   */
+  async putMany(sources: Buffer[]): Promise<PutBlob[]> {
+    const temps: { tmp: string; id: string; size: number }[] = [];
+    const puts: PutBlob[] = [];
+    try {
+      await eachLimited(sources, PUT_MANY_PARALLEL, async (source, k) => {
+        temps[k] = await this.#tempOf(source);
+      });
+      // P2
+      const pins = temps.map((t) => ({ blobId: t.id, token: randomUUID() }));
+      const pinned = this.pins.pinBlobs && !pins.some((p) => this.removals.has(p.blobId)) ? await this.pins.pinBlobs(pins, Date.now(), this.pinMs, this.leaseMs) : pins.map(() => false);
+      for (const [k, p] of pins.entries()) {
+        if (!pinned[k]) await this.pin(p.blobId, p.token);
+        puts[k] = this.releaser.putBlob(p.blobId, temps[k].size, p.token);
+      }
+      // P3: the renames, then one fsync per shard directory (the renames into it all before it).
+      const dirs = new Set<string>();
+      await eachLimited(temps, PUT_MANY_PARALLEL, async (t) => {
+        const final = this.pathOf(t.id);
+        const dir = path.dirname(final);
+        if (!dirs.has(dir)) {
+          mkdirSync(dir, { recursive: true, mode: 0o700 });
+          dirs.add(dir);
+        }
+        await cb.rename(t.tmp, final);
+      });
+      await eachLimited([...dirs], PUT_MANY_PARALLEL, async (dir) => {
+        const fd = await cb.open(dir, 'r');
+        try {
+          await cb.fsync(fd);
+        } finally {
+          await cb.close(fd);
+        }
+      });
+      return puts;
+    } catch (e) {
+      await Promise.all(temps.map((t) => t && rm(t.tmp, { force: true })));
+      for (const p of puts) void p?.release();
+      throw e;
+    }
+  }
+
+  readonly #tmpPrefix = randomBytes(8).toString('hex');
+  #tmpSeq = 0;
+
+  /**
+   * #temp() of bytes in hand (putMany): the file written at once through file descriptors, not
+   * FileHandles (issue 15: about half the CPU per file of fs/promises on this path).
+   */
+  async #tempOf(source: Buffer): Promise<{ tmp: string; id: string; size: number }> {
+    // Unique across the processes and nodes sharing the directory: this store's random prefix and a counter.
+    const tmp = path.join(this.tmpDir, `${Date.now()}-${this.#tmpPrefix}-${++this.#tmpSeq}`);
+    let id: string;
+    let parts: Buffer[];
+    if (this.keys) {
+      const sealer = new Sealer(this.keys);
+      parts = [...sealer.update(source), ...sealer.final()];
+      id = sealer.id();
+    } else {
+      parts = [source];
+      id = createHash('sha256').update(source).digest('hex');
+    }
+    const fd = await cb.open(tmp, 'w', 0o600);
+    try {
+      for (let k = 0, off = 0; k < parts.length; ) {
+        const { bytesWritten: n } = await cb.writev(fd, k === 0 && off === 0 ? parts : [parts[k].subarray(off), ...parts.slice(k + 1)]);
+        // A short write: resume after the bytes written.
+        off += n;
+        while (k < parts.length && off >= parts[k].length) off -= parts[k++].length;
+      }
+      await cb.fsync(fd);
+    } catch (e) {
+      await cb.close(fd).catch(() => {});
+      await rm(tmp, { force: true });
+      throw e;
+    }
+    await cb.close(fd);
+    return { tmp, id, size: source.length };
+  }
+
+  /** P1 (store/message-files.ts): a temporary copy, fsynced; its id and size. */
+  async #temp(source: Readable | Buffer, opts: { prefix?: Buffer; maxSize?: number }): Promise<{ tmp: string; id: string; size: number }> {
     const tmp = path.join(this.tmpDir, `${Date.now()}-${randomBytes(8).toString('hex')}`);
     const fh = await open(tmp, 'w', 0o600);
     const hash = this.keys ? undefined : createHash('sha256');
@@ -90,28 +204,7 @@ export class BlobStore implements MessageFiles {
       throw e;
     }
     await fh.close();
-    const id = sealer ? sealer.id() : hash!.digest('hex');
-    // P2: the pin, once no removal of the id is claimed.
-    const token = randomUUID();
-    try {
-      await this.pin(id, token);
-    } catch (e) {
-      await rm(tmp, { force: true });
-      throw e;
-    }
-    const put = this.releaser.putBlob(id, size, token);
-    // P3: the copy becomes the file.
-    const final = this.pathOf(id);
-    try {
-      mkdirSync(path.dirname(final), { recursive: true, mode: 0o700 });
-      await rename(tmp, final);
-      await syncDir(path.dirname(final));
-    } catch (e) {
-      await rm(tmp, { force: true });
-      void put.release();
-      throw e;
-    }
-    return put;
+    return { tmp, id: sealer ? sealer.id() : hash!.digest('hex'), size };
   }
 
   private async pin(id: string, token: string): Promise<void> {
@@ -287,6 +380,36 @@ export class BlobStore implements MessageFiles {
     }
     return n;
   }
+}
+
+/** The callback API of node:fs as promises: lighter than fs/promises' FileHandles (putMany). */
+const cb = {
+  open: promisify(fs.open) as (file: string, flags: string, mode?: number) => Promise<number>,
+  writev: promisify(fs.writev),
+  fsync: promisify(fs.fsync),
+  close: promisify(fs.close),
+  rename: promisify(fs.rename),
+};
+
+/** Files of one putMany() written, renamed or directories synced at once at most. */
+const PUT_MANY_PARALLEL = 16;
+
+/** Runs `fn` on every item, at most `limit` at a time; rejects with the first failure once the running ones ended. */
+async function eachLimited<T>(items: T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: { e: unknown } | undefined;
+  const worker = async () => {
+    while (!failed && next < items.length) {
+      const k = next++;
+      try {
+        await fn(items[k], k);
+      } catch (e) {
+        failed ??= { e };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failed) throw failed.e;
 }
 
 /** Up to `length` bytes at `position` (fewer at the end of the file). */

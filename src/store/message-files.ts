@@ -24,6 +24,10 @@
 //      not released expires after pinMs), or
 //      in P4's own transaction (the MX's delivery:
 //      DeliveryRequest.releasePins)
+// putMany (a MULTIAPPEND's files, BlobStore) runs P1 for every file, then P2 for all in one
+// transaction (pinBlobs; a refused id waits as above), then P3's renames, then one fsync per shard
+// directory after every rename into it: each file is durable under its name before the caller's
+// P4, as with put().
 // In PostgreSQL (PgMessageFiles), C1–C3 are one transaction and P2–P3 one statement, each under
 // the id's advisory lock (postgres/blob-pins.ts): no claim is left between them, so e and f do
 // not arise and (2) below does not apply.
@@ -94,6 +98,11 @@ export interface MessageFiles {
    * layer can answer cleanly) when the content exceeds `maxSize`.
    */
   put(source: Readable | Buffer, opts?: { prefix?: Buffer; maxSize?: number }): Promise<PutBlob>;
+  /**
+   * put() of several whole messages at once (a MULTIAPPEND's): resolves once every one is durable
+   * and pinned, with their PutBlobs in order; on a failure none is left pinned.
+   */
+  putMany(sources: Buffer[]): Promise<PutBlob[]>;
   /** The whole file. */
   read(id: string): Promise<Buffer>;
   /** The file's bytes from `range.start` to `range.end` inclusive (as fs.createReadStream). */
@@ -123,7 +132,7 @@ export interface MessageFiles {
 }
 
 /** The store's side of the handshake (every Store has it). */
-export type BlobPinStore = Pick<BlobMetaStore, 'pinBlob' | 'unpinBlobs' | 'pruneBlobPins' | 'claimBlobRemoval' | 'forgetBlobGarbage'>;
+export type BlobPinStore = Pick<BlobMetaStore, 'pinBlob' | 'unpinBlobs' | 'pruneBlobPins' | 'claimBlobRemoval' | 'forgetBlobGarbage'> & Partial<Pick<BlobMetaStore, 'pinBlobs'>>;
 
 export interface PinTimes {
   /** How long a put's pin protects its file if not released (ms). Default 10 minutes. */

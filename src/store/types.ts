@@ -397,6 +397,11 @@ export interface BlobMetaStore {
    * cleared and the pin taken.
    */
   pinBlob(blobId: string, token: string, now: number, pinMs: number, removalLeaseMs: number): Promise<boolean>;
+  /**
+   * pinBlob() of several files (a MULTIAPPEND's, BlobStore.putMany): each pinned or refused as
+   * pinBlob() would, the answers in order (SQLite: in one write transaction).
+   */
+  pinBlobs(pins: { blobId: string; token: string }[], now: number, pinMs: number, removalLeaseMs: number): Promise<boolean[]>;
   /** Ends pins (their referencing transaction committed, or will not). */
   unpinBlobs(pins: { blobId: string; token: string }[]): Promise<void>;
   /** Removes pins expired at `now`; returns how many. */

@@ -1578,6 +1578,29 @@ export function storeContract(engine: string, open: OpenStore): void {
         }
       });
 
+    // Branch imapfill (issue 15): a MULTIAPPEND's pins asked for at once, each answered as pinBlob().
+    if (storeInterfaceMethods().includes('pinBlobs'))
+      t('pinBlobs: each file pinned or refused as pinBlob() would, the answers in order', async (s) => {
+        const p = s as Store & BlobHandshake & { pinBlobs(pins: { blobId: string; token: string }[], now: number, pinMs: number, removalLeaseMs: number): Promise<boolean[]> };
+        const now = 1_000_000_000_000;
+        const [free, claimed, twice] = [blob('batch-free'), blob('batch-claimed'), blob('batch-twice')];
+        assert.equal(await p.claimBlobRemoval(claimed, now, 60_000), true);
+        const pins = [
+          { blobId: free, token: 'm-1' },
+          { blobId: claimed, token: 'm-2' },
+          { blobId: twice, token: 'm-3' },
+          { blobId: twice, token: 'm-4' },
+        ];
+        assert.deepEqual(await p.pinBlobs(pins, now + 1, 30_000, 60_000), [true, false, true, true]);
+        assert.deepEqual(await p.pinBlobs([], now + 1, 30_000, 60_000), []);
+        assert.equal(await p.claimBlobRemoval(free, now + 2, 60_000), false, 'a live pin holds it');
+        await p.unpinBlobs([{ blobId: twice, token: 'm-3' }]);
+        assert.equal(await p.claimBlobRemoval(twice, now + 2, 60_000), false, 'its other pin still holds it');
+        await p.unpinBlobs([pins[0], pins[3]]);
+        assert.equal(await p.claimBlobRemoval(twice, now + 3, 60_000), true, 'both pins gone');
+        assert.deepEqual(await p.pinBlobs([pins[1]], now + 60_001, 30_000, 60_000), [true], 'a claim older than its lease is cleared');
+      });
+
     // The MX's one commit per message (DeliveryRequest.analysis, deliveredTrace, releasePins):
     // the file's analysis, its header search row, the 'delivered' traces and the end of the put's
     // pin commit with the copies, or none of them does.

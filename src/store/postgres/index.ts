@@ -129,6 +129,13 @@ export class PgStore implements Store {
     return pins.pinBlob(this.connection, blobId, token, now, pinMs, removalLeaseMs);
   }
 
+  async pinBlobs(list: { blobId: string; token: string }[], now: number, pinMs: number, removalLeaseMs: number) {
+    // One statement (and transaction) each: blob_pin() takes its id's advisory lock (blob-pins.ts).
+    const out: boolean[] = [];
+    for (const p of list) out.push(await pins.pinBlob(this.connection, p.blobId, p.token, now, pinMs, removalLeaseMs));
+    return out;
+  }
+
   async unpinBlobs(list: { blobId: string; token: string }[]) {
     await pins.unpinBlobs(this.connection, list);
   }

@@ -115,6 +115,29 @@ export class PgMessageFiles implements MessageFiles {
     }
   }
 
+  /** put() of each, a few at a time (each its own transaction, as put()); none left pinned on a failure. */
+  async putMany(sources: Buffer[]): Promise<PutBlob[]> {
+    const puts: PutBlob[] = [];
+    let next = 0;
+    let failed: { e: unknown } | undefined;
+    const worker = async () => {
+      while (!failed && next < sources.length) {
+        const k = next++;
+        try {
+          puts[k] = await this.put(sources[k]);
+        } catch (e) {
+          failed ??= { e };
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(8, sources.length) }, worker));
+    if (failed) {
+      for (const p of puts) void p?.release();
+      throw failed.e;
+    }
+    return puts;
+  }
+
   /**
    * The put's final transaction: the file (unless it exists) and the pin, once no removal of the
    * id is claimed. Staged chunks 0..count-1 are under `staging`; `last` (the tail, or the whole

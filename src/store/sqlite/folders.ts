@@ -307,9 +307,7 @@ export class SqliteFolders extends SqlitePart implements FolderStore {
   }
 
   async mailboxUsage(mailboxId: number) {
-    const r: any = this.db
-      .prepare('SELECT COUNT(*) n, COALESCE(SUM(m.size), 0) bytes FROM messages m JOIN folders f ON f.id = m.folder_id WHERE f.mailbox_id = ?')
-      .get(mailboxId);
+    const r: any = this.q('SELECT COUNT(*) n, COALESCE(SUM(m.size), 0) bytes FROM messages m JOIN folders f ON f.id = m.folder_id WHERE f.mailbox_id = ?').get(mailboxId);
     return { bytes: r.bytes as number, messages: r.n as number };
   }
 }

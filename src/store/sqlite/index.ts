@@ -165,13 +165,20 @@ export class SqliteStore implements Store {
   // processes run one after the other, each seeing what the other committed.
 
   async pinBlob(blobId: string, token: string, now: number, pinMs: number, removalLeaseMs: number) {
-    return this.#transient(() => {
-      // A claim older than its lease was abandoned (its collector crashed): cleared.
-      this.q('UPDATE blob_garbage SET removing_since = NULL WHERE blob_id = ? AND removing_since <= ?').run(blobId, now - removalLeaseMs);
-      if (this.q('SELECT 1 FROM blob_garbage WHERE blob_id = ? AND removing_since IS NOT NULL').get(blobId)) return false;
-      this.q('INSERT OR REPLACE INTO blob_pins (blob_id, token, until) VALUES (?, ?, ?)').run(blobId, token, now + pinMs);
-      return true;
-    });
+    return this.#transient(() => this.#pin(blobId, token, now, pinMs, removalLeaseMs));
+  }
+
+  async pinBlobs(pins: { blobId: string; token: string }[], now: number, pinMs: number, removalLeaseMs: number) {
+    if (pins.length === 0) return [];
+    return this.#transient(() => pins.map((p) => this.#pin(p.blobId, p.token, now, pinMs, removalLeaseMs)));
+  }
+
+  #pin(blobId: string, token: string, now: number, pinMs: number, removalLeaseMs: number): boolean {
+    // A claim older than its lease was abandoned (its collector crashed): cleared.
+    this.q('UPDATE blob_garbage SET removing_since = NULL WHERE blob_id = ? AND removing_since <= ?').run(blobId, now - removalLeaseMs);
+    if (this.q('SELECT 1 FROM blob_garbage WHERE blob_id = ? AND removing_since IS NOT NULL').get(blobId)) return false;
+    this.q('INSERT OR REPLACE INTO blob_pins (blob_id, token, until) VALUES (?, ?, ?)').run(blobId, token, now + pinMs);
+    return true;
   }
 
   async unpinBlobs(pins: { blobId: string; token: string }[]) {
