@@ -25,6 +25,18 @@ export interface ImapListenerLimits {
 export function createImapServer(services: ImapServices, implicitTls: boolean, limits: ImapListenerLimits = {}): ImapListener {
   const sessions = new Set<ImapSession>();
   const sockets = new Set<net.Socket>();
+  // Folder changes and resyncs reach every session of the listener through one subscription
+  // (issue 15: three listeners per session, each with its closure, cost ~0.9 KB per idling
+  // session). A session leaves `sessions` when its connection closes.
+  const changed = (e: { folderId: number }) => {
+    for (const session of sessions) session.changed(e);
+  };
+  const resync = () => {
+    for (const session of sessions) session.resync();
+  };
+  services.core.events.on('delivered', changed);
+  services.core.events.on('folder-changed', changed);
+  services.core.events.on('resync', resync);
   const onSocket = (socket: net.Socket, secure: boolean) => {
     // Responses are often written in several pieces: without TCP_NODELAY each one waits ~40 ms
     // for the client's delayed ACK (measured by bench/imap-stress.ts).
@@ -66,6 +78,11 @@ export function createImapServer(services: ImapServices, implicitTls: boolean, l
     : net.createServer((s) => {
         if (!(s as any).caduceeRefused) onSocket(s, false);
       });
+  server.once('close', () => {
+    services.core.events.off('delivered', changed);
+    services.core.events.off('folder-changed', changed);
+    services.core.events.off('resync', resync);
+  });
   server.on('tlsClientError', () => {});
   // Counted at the TCP connection, before any TLS work: over a limit, a STARTTLS listener says
   // why in IMAP words (RFC 9051 §7.1.5 BYE, UNAVAILABLE code: RFC 5530 §3); an implicit-TLS one

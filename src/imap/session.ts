@@ -59,17 +59,22 @@ export class ImapSession implements SessionContext {
   /** RFC 5465 notifications being sent between commands (a command waits for them). */
   private notifying?: Promise<void>;
   readonly idle = { tag: null as string | null, pushing: false, again: false };
-  /** The session's child logger, made at its first use (issue 15: an idling session keeps no logger). */
-  private logger?: Logger;
   private readonly queue: ParserEvent[] = [];
   private busy = false;
   private lineWaiter?: (line: string) => void;
   private closed = false;
   private saslServer?: SaslServer;
-  private readonly onChange = (e: { folderId: number }) => {
+
+  /**
+   * A folder changed ('delivered', 'folder-changed' from core): called by the listener
+   * (server.ts), which subscribes once for all its sessions (issue 15: not three listeners and
+   * their closures per session).
+   */
+  changed(e: { folderId: number }) {
+    if (this.closed) return;
     if (this.notify) this.onNotifyChange(e.folderId);
     if (this.idle.tag && this.view && e.folderId === this.view.folderId) void this.push();
-  };
+  }
 
   /**
    * RFC 5465 §3.1: with NOTIFY the client listens "all the time": a change to a watched folder is
@@ -99,9 +104,9 @@ export class ImapSession implements SessionContext {
    * reconnection), or the safety poll: an idling session compares its folder's HIGHESTMODSEQ
    * with the store's (one cheap read) and reports what it finds (RFC 7162 §3.1 modseq order).
    */
-  private readonly onResync = () => {
-    if (this.idle.tag && this.view) void this.push();
-  };
+  resync() {
+    if (!this.closed && this.idle.tag && this.view) void this.push();
+  }
 
   private push() {
     return pushIdleUpdates(this).catch((e) => this.log.warn({ err: e?.message }, 'IDLE update failed; the client sees the changes at its next command'));
@@ -116,9 +121,6 @@ export class ImapSession implements SessionContext {
     this.socket = socket;
     this.remote = socket.remoteAddress ?? null;
     this.attach(socket);
-    s.core.events.on('delivered', this.onChange);
-    s.core.events.on('folder-changed', this.onChange);
-    s.core.events.on('resync', this.onResync);
     this.write(`* OK [CAPABILITY ${this.capabilities().join(' ')}] Caducee MSSante IMAP ready\r\n`); // 7-bit resp-text (RFC 3501 §9)
   }
 
@@ -138,13 +140,14 @@ export class ImapSession implements SessionContext {
   private cleanup() {
     if (this.closed) return;
     this.closed = true;
-    this.s.core.events.off('delivered', this.onChange);
-    this.s.core.events.off('folder-changed', this.onChange);
-    this.s.core.events.off('resync', this.onResync);
   }
 
+  /**
+   * A child logger made at each use and not kept (issue 15: a session logs at login and on
+   * errors; 10,000 idling sessions need not hold 10,000 loggers).
+   */
   get log(): Logger {
-    return (this.logger ??= this.s.logger.child({ component: 'imap', session: this.id }));
+    return this.s.logger.child({ component: 'imap', session: this.id });
   }
 
   write(data: string | Buffer) {
@@ -358,7 +361,8 @@ export class ImapSession implements SessionContext {
     // RFC 9051 §6.2.1 / RFC 3207-class injection: drop anything the client pipelined in clear.
     this.parser.reset();
     plain.removeAllListeners('data');
-    plain.removeAllListeners('close');
+    // The 'close' listeners stay: the plain socket closes with the TLS one, and the listener's
+    // own (the sessions it notifies, the per-address connection count) must run then too.
     plain.setTimeout(0);
     // Request (never require) a client certificate for SASL EXTERNAL; the acceptable CAs come
     // from secureContext (built with the CA bundle), the certificate is judged by trust/.
