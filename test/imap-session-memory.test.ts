@@ -3,7 +3,9 @@
 //   sees a delivery, also after another session of the listener has closed;
 // - a connection upgraded with STARTTLS is counted back by the per-address limit when it ends
 //   (the upgrade used to drop the plain socket's 'close' listeners, the limit's among them);
-// - sessions of one user share an equal namespace; a changed one (a new grant) is not shared.
+// - sessions of one user share an equal namespace; a changed one (a new grant) is not shared;
+// - the pre-authentication limit (one sweep per listener, no timer per connection) closes an
+//   unauthenticated connection and leaves an authenticated one alone.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
@@ -18,7 +20,7 @@ let demo: RunningDemo;
 
 before(async () => {
   const layout = await prepareDemo(dir, { ports: 'ephemeral' });
-  demo = await startDemo(layout, { logger: testLogger(), psc: false, configOverrides: { limits: { connectionsPerAddress: 2, connectionsPerAddressPerMinute: 1000 } } });
+  demo = await startDemo(layout, { logger: testLogger(), psc: false, configOverrides: { limits: { connectionsPerAddress: 2, connectionsPerAddressPerMinute: 1000, preAuthSeconds: 1.5 } } });
 });
 after(async () => {
   await demo?.stop();
@@ -123,4 +125,21 @@ test('sessions of one user share an equal namespace; a changed grant gives a new
   assert.notEqual(n2b, n2, 'a changed namespace is not shared');
   assert.equal(n2b.entries.some((e) => e.prefix === prefix), !had);
   assert.equal(n2.entries.some((e) => e.prefix === prefix), had, 'the earlier one is unchanged');
+});
+
+test('the pre-authentication limit closes an unauthenticated connection, not an authenticated one', async () => {
+  const a = demo.layout.operators[0];
+  const claire = a.users[0];
+  const ca = readFileSync(demo.layout.caBundle, 'utf8');
+  const authed = await rawImap(a.ports.imaps, ca);
+  assert.match((await authed.cmd(`LOGIN ${claire.login} ${claire.appPassword}`)).at(-1)!, /OK/);
+  const socket = tls.connect({ host: '127.0.0.1', port: a.ports.imaps, ca, servername: 'localhost' });
+  const line = lines(socket);
+  const closed = new Promise<void>((r) => socket.once('close', () => r()));
+  await line(/^\* OK/);
+  // 1.5 s limit, swept every 375 ms: the BYE comes within about 2 s.
+  assert.match(await line(/^\* BYE/), /^\* BYE \[UNAVAILABLE\] no authentication in time/);
+  await closed;
+  assert.match((await authed.cmd('NOOP')).at(-1)!, /^t\d+ OK/, 'the authenticated session is still served');
+  authed.close();
 });

@@ -41,6 +41,9 @@ const connectionCommands = {
  * Every command's handler but STARTTLS (it replaces the socket: ImapSession.startTls); a
  * command without a handler is a type error here.
  */
+/** RFC 9051 §5.4: the autologout timer, at least 30 minutes. */
+const AUTOLOGOUT_MS = 30 * 60 * 1000;
+
 const HANDLERS: Handlers<Exclude<Command['name'], 'STARTTLS'>> = { ...connectionCommands, ...authCommands, ...mailboxCommands, ...aclCommands, ...idleCommands, ...selectedCommands, ...notifyCommands };
 
 export class ImapSession implements SessionContext {
@@ -63,6 +66,9 @@ export class ImapSession implements SessionContext {
   private busy = false;
   private lineWaiter?: (line: string) => void;
   private closed = false;
+  /** performance.now() at the connection, and at its last input or output (expire()). */
+  private readonly openedAt = performance.now();
+  private lastActivity = this.openedAt;
   private saslServer?: SaslServer;
 
   /**
@@ -130,11 +136,28 @@ export class ImapSession implements SessionContext {
     // refused) leaves the socket open but useless: end the session instead of idling 30 minutes.
     socket.on('error', (e) => (this.log.debug({ err: e.message }, 'socket error'), socket.destroy()));
     socket.on('close', () => this.cleanup());
-    socket.setTimeout(30 * 60 * 1000, () => {
-      // RFC 9051 §5.4: autologout timer of at least 30 minutes.
+  }
+
+  /**
+   * Called now and then by the listener (server.ts: one sweep for all its sessions, issue 15:
+   * not two timers per connection). Before authentication a client gets `preAuthMs` (RFC 9051
+   * §5.4 sets no lower bound there; Dovecot closes unauthenticated connections after 3 minutes
+   * too); after, the autologout timer of at least 30 minutes (RFC 9051 §5.4) since the last
+   * input or output, as Node's socket timeout counted it before.
+   */
+  expire(now: number, preAuthMs: number) {
+    if (this.closed || this.state === 'logout') return;
+    if (this.state === 'notauth' && now - this.openedAt >= preAuthMs) {
+      this.write('* BYE [UNAVAILABLE] no authentication in time: connect again when ready\r\n');
+      this.state = 'logout';
+      this.socket.end();
+      const socket = this.socket;
+      setTimeout(() => socket.destroy(), 2000).unref();
+    } else if (now - this.lastActivity >= AUTOLOGOUT_MS) {
       this.write('* BYE autologout: idle for too long\r\n');
-      socket.end();
-    });
+      this.state = 'logout';
+      this.socket.end();
+    }
   }
 
   private cleanup() {
@@ -151,6 +174,7 @@ export class ImapSession implements SessionContext {
   }
 
   write(data: string | Buffer) {
+    this.lastActivity = performance.now();
     if (!this.closed && this.socket.writable) this.socket.write(data);
   }
 
@@ -191,6 +215,7 @@ export class ImapSession implements SessionContext {
   // ---- input --------------------------------------------------------------------------------
 
   private onData(chunk: Buffer) {
+    this.lastActivity = performance.now();
     let events: ParserEvent[];
     try {
       events = this.parser.push(chunk);
@@ -363,7 +388,6 @@ export class ImapSession implements SessionContext {
     plain.removeAllListeners('data');
     // The 'close' listeners stay: the plain socket closes with the TLS one, and the listener's
     // own (the sessions it notifies, the per-address connection count) must run then too.
-    plain.setTimeout(0);
     // Request (never require) a client certificate for SASL EXTERNAL; the acceptable CAs come
     // from secureContext (built with the CA bundle), the certificate is judged by trust/.
     // `server`: where Node asks for the OCSP response to staple (RFC 6066 §8), as for implicit TLS.
