@@ -17,6 +17,7 @@ import { endIdle, idleCommands, pushIdleUpdates } from './commands/idle.js';
 import { mailboxCommands } from './commands/mailboxes.js';
 import { fetchNewMessages, notifyCommands, sendNotifyStatus, type NotifyState } from './commands/notify.js';
 import { refreshSearchUpdates, selectedCommands } from './commands/selected.js';
+import { urlauthCommands } from './commands/urlauth.js';
 import { bad, ImapError, no } from './errors.js';
 import type { UserNamespace } from './namespace.js';
 import { CommandParser, type ParserEvent } from './protocol/parser.js';
@@ -37,18 +38,19 @@ const connectionCommands = {
   },
 } satisfies Partial<Handlers>;
 
+/** RFC 9051 §5.4: the autologout timer, at least 30 minutes. */
+const AUTOLOGOUT_MS = 30 * 60 * 1000;
+
 /**
  * Every command's handler but STARTTLS (it replaces the socket: ImapSession.startTls); a
  * command without a handler is a type error here.
  */
-/** RFC 9051 §5.4: the autologout timer, at least 30 minutes. */
-const AUTOLOGOUT_MS = 30 * 60 * 1000;
-
-const HANDLERS: Handlers<Exclude<Command['name'], 'STARTTLS'>> = { ...connectionCommands, ...authCommands, ...mailboxCommands, ...aclCommands, ...idleCommands, ...selectedCommands, ...notifyCommands };
+const HANDLERS: Handlers<Exclude<Command['name'], 'STARTTLS'>> = { ...connectionCommands, ...authCommands, ...mailboxCommands, ...aclCommands, ...idleCommands, ...selectedCommands, ...notifyCommands, ...urlauthCommands };
 
 export class ImapSession implements SessionContext {
   private socket: Socket;
   readonly remote: string | null;
+  readonly local: string | null;
   // ENABLE pauses too, so commands pipelined after ENABLE IMAP4rev2 / UTF8=ACCEPT are parsed with UTF-8 allowed.
   readonly parser = new CommandParser({ pauseAfter: ['STARTTLS', 'AUTHENTICATE', 'IDLE', 'ENABLE'] });
   state: SessionState = 'notauth';
@@ -126,6 +128,7 @@ export class ImapSession implements SessionContext {
   ) {
     this.socket = socket;
     this.remote = socket.remoteAddress ?? null;
+    this.local = socket.localAddress ?? null;
     this.attach(socket);
     this.write(`* OK [CAPABILITY ${this.capabilities().join(' ')}] Caducee MSSante IMAP ready\r\n`); // 7-bit resp-text (RFC 3501 §9)
   }

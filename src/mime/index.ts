@@ -9,6 +9,7 @@ export { bodyStructure } from './bodystructure.js';
 export { envelopeSexp } from './envelope.js';
 export { utf8Lenient } from './text.js';
 export { binaryContent, sectionBytes, sectionRange } from './section.js';
+export { partStructureAt } from './part-structure.js';
 export { storableForm, type StorableForm } from './storable.js';
 export { headerValues, searchableText, type HeaderSearchMode } from './search.js';
 export { normalizeForSearch } from './sortkeys.js';

@@ -856,6 +856,22 @@ export interface LockoutStore {
 }
 
 /**
+ * URLAUTH mailbox access keys (RFC 4467 §3): per user and per folder, a random 256-bit secret the
+ * URLAUTH tokens of the URLs that user issued for that folder are computed with (imap/urlauth-token.ts).
+ * Replacing or removing a key invalidates every URL made with it. Sealed at rest with the store's
+ * sealer when encryption is on (context `urlauth_keys.secret:<user>:<folder>`); never logged.
+ * A folder's keys go with the folder, a user's with the user.
+ */
+export interface UrlAuthKeyStore {
+  /** The key of (`userId`, `folderId`); with `create`, a new random one when there is none (one winner under races). */
+  urlAuthKey(userId: number, folderId: number, create: boolean): Promise<Buffer | undefined>;
+  /** RFC 4467 §7 RESETKEY mailbox: a new random key for (`userId`, `folderId`), replacing any. */
+  resetUrlAuthKey(userId: number, folderId: number): Promise<void>;
+  /** RFC 4467 §7 RESETKEY without arguments: removes every key of `userId`; returns how many. */
+  removeUrlAuthKeys(userId: number): Promise<number>;
+}
+
+/**
  * A notification channel between the processes and nodes sharing a store (PostgreSQL:
  * LISTEN/NOTIFY on a connection of its own; src/relay carries Core events over it). Delivery is
  * best effort: a payload published while a subscriber's connection is down is lost to it, and the
@@ -919,7 +935,7 @@ export interface SealedValueStore {
  * The whole store, as one engine (sqlite/, postgres/ later) implements it. Consumers that need
  * only part of it take the focused interface(s) above, or a Pick of them.
  */
-export interface Store extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, BlobMetaStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore, NotificationStore, SealedValueStore {
+export interface Store extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, BlobMetaStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore, NotificationStore, SealedValueStore, UrlAuthKeyStore {
   /**
    * Seals the values this store keeps in rows (docs/encryption.md, "Values in rows"), built from
    * store.encryption's keyring by openStore; undefined when encryption at rest is off. Its

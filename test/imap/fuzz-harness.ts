@@ -349,7 +349,7 @@ export class CommandGenerator {
     let after = '';
     let name: string;
     let body: Piece[];
-    const which = r.int(40);
+    const which = r.int(43);
     const uid = r.bool(0.3);
     const U = (n: string) => (uid ? `UID ${n}` : n);
     const pre: Piece[] = uid ? [this.kw('UID'), ' '] : [];
@@ -583,6 +583,28 @@ export class CommandGenerator {
         // RFC 5267 §5: "CANCELUPDATE" 1*(SP quoted)
         name = 'CANCELUPDATE';
         body = [this.kw('CANCELUPDATE'), ...Array.from({ length: r.range(1, 3) }, () => ' ' + this.quoted())];
+        break;
+      case 40: {
+        // RFC 4467 §9: "GENURLAUTH" 1*(SP url-rump SP mechanism)
+        name = 'GENURLAUTH';
+        body = [this.kw('GENURLAUTH')];
+        for (let i = 0, n = r.range(1, 2); i < n; i++) body.push(' ', this.astring(), ' ', this.kw(r.pick(['INTERNAL', 'XSAMPLE', 'X-1.2'])));
+        break;
+      }
+      case 41: {
+        // RFC 4467 §9 / RFC 5524 §3: "URLFETCH" 1*(SP (url / "(" url *(SP param) ")"))
+        name = 'URLFETCH';
+        body = [this.kw('URLFETCH')];
+        for (let i = 0, n = r.range(1, 3); i < n; i++) {
+          if (r.bool()) body.push(' ', this.astring());
+          else body.push(' (', this.astring(), ...[r.pick(['BODY', 'BINARY']), 'BODYPARTSTRUCTURE'].filter(() => r.bool()).map((p) => ' ' + this.kw(p)), ')');
+        }
+        break;
+      }
+      case 42:
+        // RFC 4467 §9: "RESETKEY" [SP mailbox *(SP mechanism)]
+        name = 'RESETKEY';
+        body = [this.kw('RESETKEY'), ...(r.bool(0.3) ? [] : [' ', this.mailbox(), ...(r.bool() ? [' ' + this.kw('INTERNAL')] : [])])];
         break;
       case 35:
         name = 'UID EXPUNGE';

@@ -1160,6 +1160,47 @@ export function storeContract(engine: string, open: OpenStore): void {
     });
   });
 
+  // ---- URLAUTH mailbox access keys (RFC 4467 §3; docs/imap.md "URLAUTH") ----------------------
+  for (const sealed of [false, true]) {
+    area(
+      `URLAUTH mailbox access keys${sealed ? ' (sealed at rest)' : ''}`,
+      (t) => {
+        t('per user and folder, created once, replaced by a reset, removed per user and with the folder', async (s, _t, env) => {
+          const [a, b] = [await user(s), await user(s)];
+          const m = await mailbox(s, { ownerUserId: a.id });
+          const box = await inbox(s, m.id);
+          const other = await s.createFolder(m.id, `URL ${next()}`);
+          assert.equal(await s.urlAuthKey(a.id, box.id, false), undefined, 'none before GENURLAUTH');
+          const k1 = (await s.urlAuthKey(a.id, box.id, true))!;
+          assert.equal(k1.length, 32);
+          assert.deepEqual(await s.urlAuthKey(a.id, box.id, true), k1, 'created once');
+          assert.deepEqual(await s.urlAuthKey(a.id, box.id, false), k1);
+          const racing = await Promise.all(Array.from({ length: 6 }, () => s.urlAuthKey(b.id, box.id, true)));
+          assert.ok(racing.every((k) => k!.equals(racing[0]!)), 'concurrent creations: one key');
+          assert.ok(!racing[0]!.equals(k1), 'per user');
+          const k3 = (await s.urlAuthKey(a.id, other.id, true))!;
+          assert.ok(!k3.equals(k1), 'per folder');
+          // What is on disk: never the key itself when sealed.
+          const raw = (await env.raw.read('urlauth_keys', 'secret', 'folder_id', other.id)) as Buffer;
+          assert.ok(Buffer.isBuffer(raw));
+          if (sealed) assert.ok(isSealedValue(raw) && !raw.includes(k3), 'sealed');
+          else assert.deepEqual(raw, k3);
+          await s.resetUrlAuthKey(a.id, box.id);
+          const k4 = (await s.urlAuthKey(a.id, box.id, false))!;
+          assert.ok(k4 && !k4.equals(k1), 'RESETKEY mailbox: a new key');
+          assert.deepEqual(await s.urlAuthKey(b.id, box.id, false), racing[0], "another user's key unchanged");
+          assert.equal(await s.removeUrlAuthKeys(a.id), 2);
+          assert.equal(await s.urlAuthKey(a.id, box.id, false), undefined);
+          assert.equal(await s.urlAuthKey(a.id, other.id, false), undefined);
+          await s.deleteFolder(box.id);
+          assert.equal(await s.urlAuthKey(b.id, box.id, false), undefined, 'removed with the folder');
+          assert.equal(await s.removeUrlAuthKeys(b.id), 0);
+        });
+      },
+      sealed ? { sealer: new ValueSealer(KeyRing.generate(new Date('2026-12-07T00:00:00Z'))) } : undefined,
+    );
+  }
+
   area('golden rules', (t) => {
     t('activity: the latest time per kind kept; lifecycle fields updated (the row created when missing)', async (s) => {
       const a = await mailbox(s);

@@ -38,6 +38,8 @@ export function capabilities(ctx: SessionContext): string[] {
     'NOTIFY', // RFC 5465
     'MULTIAPPEND',
     'CATENATE', // RFC 4469
+    'URLAUTH', // RFC 4467 (docs/imap.md "URLAUTH": with core's access decision at every URLFETCH)
+    'URLAUTH=BINARY', // RFC 5524
     `APPENDLIMIT=${ctx.s.appendLimit}`,
     'QUOTA',
     'QUOTA=RES-STORAGE',

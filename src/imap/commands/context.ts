@@ -55,6 +55,8 @@ export interface SessionContext {
   readonly s: ImapServices;
   readonly log: Logger;
   readonly remote: string | null;
+  /** The address the client reached this session on (URLAUTH: a URL may name the server by it). */
+  readonly local: string | null;
   readonly secure: boolean;
   readonly parser: CommandParser;
   readonly sasl: SaslServer;

@@ -101,6 +101,8 @@ async function select(ctx: SessionContext, name: string, readOnly: boolean, qres
   if (firstUnseen > 0) ctx.write(`* OK [UNSEEN ${firstUnseen}] first unseen\r\n`);
   ctx.write(`* OK [UIDVALIDITY ${folder.uidValidity}] UIDs valid\r\n`);
   ctx.write(`* OK [UIDNEXT ${st.uidNext}] predicted next UID\r\n`);
+  // RFC 4467 §6: the URLAUTH mechanisms of the mailbox (INTERNAL; docs/imap.md "URLAUTH").
+  ctx.write('* OK [URLMECH INTERNAL] URLAUTH mechanisms\r\n');
   // RFC 7162 §3.1.2.1: HIGHESTMODSEQ once CONDSTORE is enabled.
   if (ctx.condstore) ctx.write(`* OK [HIGHESTMODSEQ ${st.highestModseq}] highest modseq\r\n`);
   if (qresync && qresync.uidValidity === folder.uidValidity) {

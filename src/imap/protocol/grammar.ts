@@ -22,6 +22,7 @@ import type {
   SortKey,
   StatusItem,
   StoreAction,
+  UrlFetchArg,
 } from './types.js';
 
 /** One framed command: text lines (without CRLF) and the literal data that follows each line but the last. */
@@ -1482,6 +1483,47 @@ function uidCommand(r: Reader): Command {
   }
 }
 
+/** URLs in one GENURLAUTH or URLFETCH (RFC 4467 sets no limit; each URL is a store read). */
+const MAX_URLAUTH_URLS = 100;
+
+/** RFC 4467 §9 mechanism = "INTERNAL" / 1*(ALPHA / DIGIT / "-" / "."), upper-cased. */
+function urlMechanism(r: Reader): string {
+  const at = r.offset;
+  const m = r.atom('URLAUTH mechanism');
+  if (!/^[A-Za-z0-9.-]+$/.test(m)) r.error(`${JSON.stringify(m)} is not a URLAUTH mechanism (RFC 4467 §9)`, at);
+  return m.toUpperCase();
+}
+
+/**
+ * RFC 4467 §9 urlfetch = "URLFETCH" 1*(SP url), extended by RFC 5524 §3: an argument may be
+ * "(" url *(SP url-fetch-param) ")", url-fetch-param = "BODY" / "BINARY" / "BODYPARTSTRUCTURE"
+ * (BODY and BINARY exclusive, none repeated).
+ */
+function urlFetchCommand(r: Reader): Command {
+  const urls: UrlFetchArg[] = [];
+  do {
+    r.sp(urls.length ? 'before the next URL' : 'after URLFETCH');
+    if (r.eat(LPAREN)) {
+      const url = r.astring('URL (astring)');
+      const params: UrlFetchArg['params'] = [];
+      while (!r.eat(RPAREN)) {
+        r.sp('or ")" after URL');
+        const at = r.offset;
+        const p = r.keyword('URLFETCH parameter (BODY, BINARY or BODYPARTSTRUCTURE)');
+        if (p !== 'BODY' && p !== 'BINARY' && p !== 'BODYPARTSTRUCTURE') r.error(`unknown URLFETCH parameter ${p} (RFC 5524 §3: BODY, BINARY, BODYPARTSTRUCTURE)`, at);
+        if (params.includes(p)) r.error(`URLFETCH parameter ${p} given twice`, at);
+        if ((p === 'BODY' && params.includes('BINARY')) || (p === 'BINARY' && params.includes('BODY'))) r.error('BODY and BINARY exclude each other (RFC 5524 §3)', at);
+        params.push(p);
+      }
+      urls.push({ url, extended: true, params });
+    } else {
+      urls.push({ url: r.astring('URL (astring)'), extended: false, params: [] });
+    }
+    if (urls.length > MAX_URLAUTH_URLS) r.error(`more than ${MAX_URLAUTH_URLS} URLs in one command`, r.offset, 'LIMIT');
+  } while (!r.atEnd());
+  return { name: 'URLFETCH', urls };
+}
+
 const HANDLERS: Record<string, Handler> = {
   // any state (RFC 9051 §6.1)
   CAPABILITY: simple('CAPABILITY'),
@@ -1563,6 +1605,32 @@ const HANDLERS: Record<string, Handler> = {
   GETACL: oneMailbox('GETACL'),
   LISTRIGHTS: mailboxAndIdentifier('LISTRIGHTS'),
   MYRIGHTS: oneMailbox('MYRIGHTS'),
+  // RFC 4467 §9: genurlauth = "GENURLAUTH" 1*(SP url-rump SP mechanism)
+  GENURLAUTH: (r) => {
+    const urls: { url: string; mechanism: string }[] = [];
+    do {
+      r.sp(urls.length ? 'before the next URL' : 'after GENURLAUTH');
+      const url = r.astring('URL (astring)');
+      r.sp('after URL');
+      const mechanism = urlMechanism(r);
+      urls.push({ url, mechanism });
+      if (urls.length > MAX_URLAUTH_URLS) r.error(`more than ${MAX_URLAUTH_URLS} URLs in one command`, r.offset, 'LIMIT');
+    } while (!r.atEnd());
+    return { name: 'GENURLAUTH', urls };
+  },
+  URLFETCH: urlFetchCommand,
+  // RFC 4467 §9: resetkey = "RESETKEY" [SP mailbox *(SP mechanism)]
+  RESETKEY: (r) => {
+    if (r.atEnd()) return { name: 'RESETKEY', mechanisms: [] };
+    r.sp('after RESETKEY');
+    const mailbox = r.mailbox();
+    const mechanisms: string[] = [];
+    while (!r.atEnd()) {
+      r.sp('before mechanism');
+      mechanisms.push(urlMechanism(r));
+    }
+    return { name: 'RESETKEY', mailbox, mechanisms };
+  },
   // selected (§6.4)
   CHECK: simple('CHECK'), // RFC 3501 §6.4.1 (removed in IMAP4rev2)
   CLOSE: simple('CLOSE'),

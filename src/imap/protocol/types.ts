@@ -105,6 +105,10 @@ export type Command =
   | { name: 'GETACL'; mailbox: MailboxName }
   | { name: 'LISTRIGHTS'; mailbox: MailboxName; identifier: string }
   | { name: 'MYRIGHTS'; mailbox: MailboxName }
+  // RFC 4467 §7 URLAUTH (authenticated or selected)
+  | { name: 'GENURLAUTH'; urls: { url: string; mechanism: string }[] }
+  | { name: 'URLFETCH'; urls: UrlFetchArg[] }
+  | { name: 'RESETKEY'; mailbox?: MailboxName; mechanisms: string[] }
   // selected
   | { name: 'CLOSE' }
   | { name: 'UNSELECT' }
@@ -119,6 +123,16 @@ export type Command =
   | { name: 'CANCELUPDATE'; tags: string[] } // RFC 5267 §4.3.5
   | { name: 'NOTIFY'; status: boolean; groups: NotifyGroup[] | null } // RFC 5465 §3.1; null = NOTIFY NONE
   | { name: 'THREAD' | 'UID THREAD'; algorithm: 'REFERENCES' | 'ORDEREDSUBJECT' | string; charset: string; key: SearchKey };
+
+/**
+ * One URLFETCH argument: RFC 4467 §7 url, or RFC 5524 §3 "(" url *(SP url-fetch-param) ")" with
+ * its parameters (upper case: BODY, BINARY, BODYPARTSTRUCTURE); `extended` for the second form.
+ */
+export interface UrlFetchArg {
+  url: string;
+  extended: boolean;
+  params: ('BODY' | 'BINARY' | 'BODYPARTSTRUCTURE')[];
+}
 
 /** RFC 5465 §8 event (event-ext kept as sent, upper case): MessageNew may carry FETCH attributes. */
 export type NotifyEvent = { name: 'MESSAGENEW'; fetch?: FetchAttribute[] } | { name: string };

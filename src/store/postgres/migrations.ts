@@ -575,4 +575,18 @@ ALTER TABLE absences
 ALTER TABLE search_headers ADD COLUMN key_id ${T}, ADD COLUMN vals BYTEA;
 `,
   },
+  {
+    version: 6,
+    name: 'URLAUTH mailbox access keys (RFC 4467 §3), per user and folder (SQLite migration 23)',
+    sql: `
+CREATE TABLE urlauth_keys (
+  user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  folder_id BIGINT NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+  secret BYTEA NOT NULL,
+  created_at ${T} NOT NULL,
+  PRIMARY KEY (user_id, folder_id)
+);
+CREATE INDEX urlauth_keys_folder ON urlauth_keys(folder_id);
+`,
+  },
 ];

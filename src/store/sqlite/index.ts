@@ -8,7 +8,7 @@
 import Database from 'better-sqlite3';
 import { ensurePrivateDir, ensurePrivateFile } from '../permissions.js';
 import path from 'node:path';
-import type { AbsenceStore, AccountStore, CredentialStore, DeliveryStore, FolderStore, HttpSessionStore, LeaseStore, LockoutStore, MailboxStore, PatientStore, RulesStore, Store, TraceStore, TrackingStore, IntegrationStore, SealedValueStore, UsageStore } from '../types.js';
+import type { AbsenceStore, AccountStore, CredentialStore, DeliveryStore, FolderStore, HttpSessionStore, LeaseStore, LockoutStore, MailboxStore, PatientStore, RulesStore, Store, TraceStore, TrackingStore, IntegrationStore, SealedValueStore, UrlAuthKeyStore, UsageStore } from '../types.js';
 import { SqliteAbsences } from './absences.js';
 import { SqliteAccounts } from './accounts.js';
 import { immediateTransactions, now, SqliteConnection, type SqlitePart } from './connection.js';
@@ -18,6 +18,7 @@ import { SqliteFolders } from './folders.js';
 import { SqliteIntegrations } from './integrations.js';
 import { SqliteLeases, SqliteLockout } from './leases.js';
 import { SqliteMailboxes } from './mailboxes.js';
+import { SqliteUrlAuthKeys } from './urlauth-keys.js';
 import { MIGRATIONS } from './migrations.js';
 import { SEARCH_COLUMNS, writeBlobMeta, writeSearchHeaders } from './blob-meta.js';
 import { SqliteRules } from './rules.js';
@@ -46,7 +47,7 @@ export const headerProbeSql = (test: string, select = 'NULL AS sure, s.blob_id, 
 export { StoreConflictError } from './connection.js';
 
 /** The methods SqliteStore takes from its parts (assigned in the constructor). */
-export interface SqliteStore extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore, SealedValueStore {}
+export interface SqliteStore extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore, SealedValueStore, UrlAuthKeyStore {}
 
 export class SqliteStore implements Store {
   readonly db: Database.Database;
@@ -58,7 +59,7 @@ export class SqliteStore implements Store {
     this.connection = new SqliteConnection(db);
     const c = this.connection;
     // One part per focused interface: the tuple's type checks that every one is implemented.
-    const parts: [AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore, SealedValueStore] & SqlitePart[] = [
+    const parts: [AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore, SealedValueStore, UrlAuthKeyStore] & SqlitePart[] = [
       new SqliteAccounts(c),
       new SqliteCredentials(c),
       new SqliteHttpSessions(c),
@@ -75,6 +76,7 @@ export class SqliteStore implements Store {
       new SqliteLeases(c),
       new SqliteLockout(c),
       new SqliteSealedValues(c),
+      new SqliteUrlAuthKeys(c),
     ];
     const self = this as unknown as Record<string, unknown>;
     for (const part of parts) {

@@ -624,4 +624,21 @@ BEGIN
 END;
 `,
   },
+  {
+    version: 23,
+    name: 'URLAUTH mailbox access keys (RFC 4467 §3), per user and folder',
+    // docs/imap.md "URLAUTH": the secret the INTERNAL tokens of the URLs a user issued for a folder
+    // are computed with (32 random bytes, sealed by the store's sealer when encryption at rest is
+    // on: store/urlauth-keys.ts). RESETKEY replaces or removes it; it goes with the folder or user.
+    sql: `
+CREATE TABLE urlauth_keys (
+  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+  secret BLOB NOT NULL,
+  created_at TEXT NOT NULL,
+  PRIMARY KEY (user_id, folder_id)
+) WITHOUT ROWID;
+CREATE INDEX urlauth_keys_folder ON urlauth_keys(folder_id);
+`,
+  },
 ];
