@@ -15,11 +15,11 @@
 // at 1M entries. The import's phases (read/parse, insert, index, compare, swap) come from its
 // --json summary. See bench/README.md.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, createReadStream } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, createReadStream } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { performance, PerformanceObserver } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -28,13 +28,74 @@ const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(REPO, 'bin/caducee.js');
 
 // ---- child mode: the directory HTTP server ------------------------------------------------------
+// Besides serving, it measures each request on the server side (from Node's 'request' event to
+// the response's 'finish': wall and process CPU, and the part spent inside the directory
+// service's calls), and its GC pauses; the parent reads them over the IPC channel.
 if (process.argv[2] === '--serve') {
   const { parseConfig } = await import('../src/config/index.js');
   const { openDirectory } = await import('../src/directory/runtime.js');
   const { startHttpServer } = await import('../src/http/app.js');
+  const { PerformanceObserver } = await import('node:perf_hooks');
   const config = parseConfig({ dataDir: process.argv[3] });
   const rt = openDirectory(config);
+  type Rec = { wall: number; cpu: number; svcWall: number; svcCpu: number; start: number };
+  let recs: Rec[] = [];
+  let gcs: { start: number; ms: number; kind: number }[] = [];
+  let cur: Rec | undefined;
+  const cpuMs = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  };
+  // The directory calls a request makes (search, autocomplete, FHIR search), timed in place.
+  // FHIR search and autocomplete call search inside: only the outermost call counts.
+  let depth = 0;
+  const wrap = (o: any, name: string) => {
+    const f = o[name].bind(o);
+    o[name] = async (...a: unknown[]) => {
+      if (depth++ > 0 || !cur) {
+        try {
+          return await f(...a);
+        } finally {
+          depth--;
+        }
+      }
+      const rec = cur;
+      const t0 = performance.now();
+      const c0 = cpuMs();
+      try {
+        return await f(...a);
+      } finally {
+        depth--;
+        rec.svcWall += performance.now() - t0;
+        rec.svcCpu += cpuMs() - c0;
+      }
+    };
+  };
+  wrap(rt.fhir, 'search');
+  wrap(rt.service, 'autocomplete');
+  wrap(rt.service, 'search');
+  new PerformanceObserver((l) => {
+    for (const e of l.getEntries()) gcs.push({ start: e.startTime, ms: e.duration, kind: (e as any).detail?.kind ?? 0 });
+  }).observe({ entryTypes: ['gc'] });
   const server = await startHttpServer({ host: '127.0.0.1', port: 0, logger: rt.logger, directory: rt.routes() });
+  server.app.server.prependListener('request', (_req, res) => {
+    const rec: Rec = { wall: 0, cpu: 0, svcWall: 0, svcCpu: 0, start: performance.now() };
+    const c0 = cpuMs();
+    cur = rec;
+    res.once('finish', () => {
+      rec.wall = performance.now() - rec.start;
+      rec.cpu = cpuMs() - c0;
+      recs.push(rec);
+      cur = undefined;
+    });
+  });
+  process.on('message', (m: any) => {
+    if (m === 'reset') {
+      recs = [];
+      gcs = [];
+      process.send!('ok');
+    } else if (m === 'stats') process.send!({ recs, gcs });
+  });
   process.stdout.write(JSON.stringify({ port: server.port }) + '\n');
   process.on('SIGTERM', async () => {
     await server.close();
@@ -51,6 +112,9 @@ const { values: args } = parseArgs({
     dir: { type: 'string' },
     extraction: { type: 'string' },
     'search-only': { type: 'string' },
+    'server-prof': { type: 'string' },
+    'in-process': { type: 'boolean', default: false },
+    slowest: { type: 'string', default: '0' },
     keep: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
   },
@@ -61,7 +125,7 @@ if (!Number.isInteger(LINES) || LINES < 1000 || !Number.isInteger(QUERIES) || QU
   process.stderr.write('usage: bench/directory.ts [--lines N≥1000] [--queries N≥100] [--extraction FILE.zip] [--dir DIR] [--keep] [--json]\n');
   process.exit(2);
 }
-const dir = args.dir ? path.resolve(args.dir) : mkdtempSync(path.join(os.tmpdir(), 'caducee-bench-directory-'));
+const dir = args.dir ? (mkdirSync(path.resolve(args.dir), { recursive: true }), path.resolve(args.dir)) : mkdtempSync(path.join(os.tmpdir(), 'caducee-bench-directory-'));
 const searchOnly = args['search-only'] ? path.resolve(args['search-only']) : undefined;
 if (searchOnly && !args.extraction) {
   process.stderr.write('--search-only needs --extraction (the file the snapshot was imported from: queries are sampled from it)\n');
@@ -159,6 +223,70 @@ function get(port: number, p: string): Promise<number> {
   });
 }
 
+/**
+ * --in-process: the same queries against the HTTP server started in this process, over a
+ * keep-alive loopback connection (Fastify's inject would be lighter, but it keeps ~10–100 KB per
+ * request alive, which then costs GC time), each run twice in a row: CPU time (process.cpuUsage:
+ * server and client, no scheduling of a second process) and wall of the first run, and the lesser
+ * CPU of the two (the query's own cost, without a GC pause or a list read into memory that hit
+ * the first run). --slowest N lists each kind's N costliest queries.
+ */
+async function inProcess(queries: { kind: string; path: string }[]) {
+  const { parseConfig } = await import('../src/config/index.js');
+  const { openDirectory } = await import('../src/directory/runtime.js');
+  const { startHttpServer } = await import('../src/http/app.js');
+  const rt = openDirectory(parseConfig({ dataDir: dataDir }));
+  const srv = await startHttpServer({ host: '127.0.0.1', port: 0, logger: rt.logger, directory: rt.routes() });
+  const cpu = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  };
+  const one = async (p: string) => {
+    const t0 = performance.now();
+    const c0 = cpu();
+    const status = await get(srv.port, p);
+    if (status !== 200) throw new Error(`${p}: HTTP ${status}`);
+    return { cpu: cpu() - c0, wall: performance.now() - t0 };
+  };
+  for (const x of queries.slice(0, 300)) await one(x.path);
+  const by: Record<string, { cpu: number[]; wall: number[]; min: number[]; worst: { ms: number; path: string }[] }> = {};
+  const t0 = performance.now();
+  const c0 = cpu();
+  for (const x of queries) {
+    const a = await one(x.path);
+    const b = await one(x.path);
+    const k = (by[x.kind] ??= { cpu: [], wall: [], min: [], worst: [] });
+    k.cpu.push(a.cpu);
+    k.wall.push(a.wall);
+    k.min.push(Math.min(a.cpu, b.cpu));
+    k.worst.push({ ms: Math.min(a.cpu, b.cpu), path: x.path });
+  }
+  const totalCpu = cpu() - c0;
+  const totalWall = performance.now() - t0;
+  // The HTTP stack and the client alone: a trivial route, measured the same way.
+  const trivial = { kind: 'trivial route /healthz', path: '/healthz' };
+  for (let i = 0; i < 300; i++) {
+    const a = await one(trivial.path);
+    const b = await one(trivial.path);
+    const k = (by[trivial.kind] ??= { cpu: [], wall: [], min: [], worst: [] });
+    k.cpu.push(a.cpu);
+    k.wall.push(a.wall);
+    k.min.push(Math.min(a.cpu, b.cpu));
+  }
+  const f = (v: number[]) => `${pct(v, 50).toFixed(2)} / ${pct(v, 90).toFixed(2)} / ${pct(v, 99).toFixed(2)} / ${v[v.length - 1].toFixed(2)}`;
+  const lines = [`in process (server and client in one process, loopback HTTP), ${queries.length} queries each run twice, ${(totalCpu / 1000).toFixed(1)} s CPU in ${(totalWall / 1000).toFixed(1)} s; ms p50 / p90 / p99 / max:`];
+  for (const [kind, v] of Object.entries(by)) {
+    for (const a of [v.cpu, v.wall, v.min]) a.sort((x, y) => x - y);
+    lines.push(`  ${kind.padEnd(22)} cpu ${f(v.cpu)}  wall ${f(v.wall)}  least cpu of two ${f(v.min)}`);
+    const n = Number(args.slowest);
+    if (n > 0) for (const w of v.worst.sort((x, y) => y.ms - x.ms).slice(0, n)) lines.push(`      ${w.ms.toFixed(2)} ms  ${w.path}`);
+  }
+  process.stdout.write(lines.join('\n') + '\n');
+  if (args.json) process.stdout.write(JSON.stringify({ command, inProcess: Object.fromEntries(Object.entries(by).map(([k, v]) => [k, { cpu: v.cpu.map((x) => +x.toFixed(3)), min: v.min.map((x) => +x.toFixed(3)) }])) }) + '\n');
+  await srv.close();
+  await rt.close();
+}
+
 const sec = (ms: number) => (ms / 1000).toFixed(1);
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
 
@@ -182,15 +310,32 @@ try {
   }
   const queries = await sampleQueries(txt, QUERIES);
 
-  server = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--serve', dataDir], { stdio: ['ignore', 'pipe', 'inherit'], cwd: REPO });
+  if (args['in-process']) {
+    await inProcess(queries);
+    cleanup();
+    process.exit(0);
+  }
+  // --server-prof DIR: a CPU profile of the server process (node --cpu-prof), for bench/cpuprofile-top.ts.
+  const prof = args['server-prof'] ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(args['server-prof'])] : [];
+  server = spawn(process.execPath, [...prof, '--import', 'tsx', fileURLToPath(import.meta.url), '--serve', dataDir], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'], cwd: REPO });
   const port: number = await new Promise((resolve, reject) => {
     server!.stdout!.once('data', (d) => resolve(JSON.parse(String(d)).port));
     server!.once('exit', (c) => reject(new Error(`directory server exited with ${c}`)));
   });
   // Warm-up (page cache, JIT), not counted.
   for (const x of queries.slice(0, 300)) await get(port, x.path);
+  type ServerStats = { recs: { wall: number; cpu: number; svcWall: number; svcCpu: number; start: number }[]; gcs: { start: number; ms: number; kind: number }[] };
+  const ask = <T>(m: string): Promise<T> => new Promise((resolve) => (server!.once('message', (x) => resolve(x as T)), server!.send(m)));
+  // GC pauses of this (client) process too: a pause here counts in the client's timing.
+  const clientGcs: { start: number; ms: number }[] = [];
+  const gcObserver = new PerformanceObserver((l) => {
+    for (const e of l.getEntries()) clientGcs.push({ start: e.startTime, ms: e.duration });
+  });
+  gcObserver.observe({ entryTypes: ['gc'] });
+  await ask('reset');
   const times: Record<string, number[]> = {};
   const all: number[] = [];
+  const order: { kind: string; ms: number; t0: number }[] = [];
   let errors = 0;
   for (const x of queries) {
     const t0 = performance.now();
@@ -199,7 +344,36 @@ try {
     if (status !== 200) errors++;
     (times[x.kind] ??= []).push(ms);
     all.push(ms);
+    order.push({ kind: x.kind, ms, t0 });
   }
+  const stats = await ask<ServerStats>('stats');
+  // The HTTP stack alone: a trivial route (/healthz), as many requests as the smallest kind.
+  await ask('reset');
+  const trivial: number[] = [];
+  for (let i = 0; i < 300; i++) {
+    const t0 = performance.now();
+    await get(port, '/healthz');
+    trivial.push(performance.now() - t0);
+  }
+  const trivialStats = await ask<ServerStats>('stats');
+  gcObserver.disconnect();
+  // Server-side figures per kind (requests are sequential: the i-th record is the i-th query).
+  const server_: Record<string, { wall: number[]; cpu: number[]; svcWall: number[]; svcCpu: number[] }> = {};
+  stats.recs.forEach((r, i) => {
+    const k = (server_[order[i]?.kind ?? '?'] ??= { wall: [], cpu: [], svcWall: [], svcCpu: [] });
+    k.wall.push(r.wall);
+    k.cpu.push(r.cpu);
+    k.svcWall.push(r.svcWall);
+    k.svcCpu.push(r.svcCpu);
+  });
+  for (const k of Object.values(server_)) for (const v of Object.values(k)) v.sort((a, b) => a - b);
+  // The slowest 1 % of requests (client wall): how many overlapped a server GC pause.
+  const slow = [...stats.recs.keys()].sort((a, b) => order[b].ms - order[a].ms).slice(0, Math.ceil(order.length / 100));
+  const overlapsGc = (r: { start: number; wall: number }) => stats.gcs.some((g) => g.start < r.start + r.wall && g.start + g.ms > r.start);
+  const slowWithGc = slow.filter((i) => overlapsGc(stats.recs[i])).length;
+  const slowServerShare = slow.map((i) => stats.recs[i].wall / order[i].ms).sort((a, b) => a - b);
+  const gcMs = stats.gcs.map((g) => g.ms).sort((a, b) => a - b);
+  trivial.sort((a, b) => a - b);
   all.sort((a, b) => a - b);
   for (const v of Object.values(times)) v.sort((a, b) => a - b);
 
@@ -220,6 +394,20 @@ try {
     p99ms: +pct(all, 99).toFixed(2),
     maxMs: +all[all.length - 1].toFixed(2),
     byKind: Object.fromEntries(Object.entries(times).map(([k, v]) => [k, { n: v.length, p50ms: +pct(v, 50).toFixed(2), p99ms: +pct(v, 99).toFixed(2) }])),
+    // Measured in the server process: wall from Node's 'request' event to 'finish', process CPU
+    // over the same span, and the part inside the directory service's calls.
+    serverByKind: Object.fromEntries(
+      Object.entries(server_).map(([k, v]) => [
+        k,
+        Object.fromEntries(
+          (['wall', 'cpu', 'svcWall', 'svcCpu'] as const).map((m) => [m, { p50ms: +pct(v[m], 50).toFixed(3), p90ms: +pct(v[m], 90).toFixed(3), p99ms: +pct(v[m], 99).toFixed(3) }]),
+        ),
+      ]),
+    ),
+    trivialRoute: { p50ms: +pct(trivial, 50).toFixed(2), p99ms: +pct(trivial, 99).toFixed(2), serverCpuP99ms: +pct(trivialStats.recs.map((r) => r.cpu).sort((a, b) => a - b), 99).toFixed(3) },
+    serverGc: { count: gcMs.length, totalMs: +gcMs.reduce((a, b) => a + b, 0).toFixed(1), p50ms: +(pct(gcMs, 50) ?? 0).toFixed(2), maxMs: +(gcMs[gcMs.length - 1] ?? 0).toFixed(2) },
+    clientGc: { count: clientGcs.length, totalMs: +clientGcs.reduce((a, b) => a + b.ms, 0).toFixed(1) },
+    slowest1pct: { n: slow.length, overlappingServerGc: slowWithGc, serverShareP50: +(pct(slowServerShare, 50) ?? 0).toFixed(2) },
   };
   const worstP99 = Math.max(...Object.values(figures.byKind).map((v) => v.p99ms));
   const ok = (searchOnly !== undefined || (figures.importSeconds <= 10 && figures.importPeakRssMb <= 300)) && worstP99 <= 3 && errors === 0;
@@ -234,6 +422,14 @@ try {
       `  phases of the re-import: ${phases(figures.reimportPhasesMs)}`,
       `search over HTTP, ${figures.queries} sequential keep-alive requests: p50 ${figures.p50ms} ms, p99 ${figures.p99ms} ms, max ${figures.maxMs} ms, errors ${errors}`,
       ...Object.entries(figures.byKind).map(([k, v]) => `  ${k.padEnd(22)} n=${String(v.n).padStart(5)}  p50 ${v.p50ms} ms  p99 ${v.p99ms} ms`),
+      `server side (process CPU per request, p50 / p90 / p99 ms; of which inside the directory service; wall p99):`,
+      ...Object.entries(figures.serverByKind).map(
+        ([k, v]) =>
+          `  ${k.padEnd(22)} cpu ${v.cpu.p50ms} / ${v.cpu.p90ms} / ${v.cpu.p99ms}  service cpu ${v.svcCpu.p50ms} / ${v.svcCpu.p90ms} / ${v.svcCpu.p99ms}  server wall p99 ${v.wall.p99ms}`,
+      ),
+      `  trivial route /healthz over HTTP: p50 ${figures.trivialRoute.p50ms} ms, p99 ${figures.trivialRoute.p99ms} ms (server CPU p99 ${figures.trivialRoute.serverCpuP99ms} ms)`,
+      `  server GC during the run: ${figures.serverGc.count} pauses, ${figures.serverGc.totalMs} ms in all, p50 ${figures.serverGc.p50ms} ms, max ${figures.serverGc.maxMs} ms; client GC: ${figures.clientGc.count} pauses, ${figures.clientGc.totalMs} ms`,
+      `  slowest 1 % (${figures.slowest1pct.n} requests): ${figures.slowest1pct.overlappingServerGc} overlapped a server GC pause; server wall / client wall, median ${figures.slowest1pct.serverShareP50}`,
       `goals (import ≤ 10 s, peak RSS ≤ 300 MB, p99 ≤ 3 ms for every kind): ${ok ? 'met' : 'NOT met'}`,
     ].join('\n') + '\n',
   );

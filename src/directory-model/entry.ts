@@ -98,6 +98,8 @@ export interface DirectoryEntry extends ExtractionFields {
   ownerUserId: number | null;
   /** The 31 fields joined by '|' in the published order, when the extraction line is exactly that. */
   line?: string;
+  /** `line` in UTF-8, when the import has it (valid while the entry is being added only). */
+  lineBytes?: Uint8Array;
 }
 
 /** FHIR ids are [A-Za-z0-9-.]{1,64}: keys keep letters, digits and dots; '-' joins a role id. */

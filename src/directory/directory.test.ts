@@ -71,6 +71,24 @@ describe('directory import', () => {
     await reader.close();
   });
 
+  test('re-import over a snapshot without entry digests (an older version): the same counts, from the entries', async () => {
+    const dataDir = path.join(dir, 'c2');
+    await imp(dataDir, writeExtraction(dir, 'w1.txt', extractionText()));
+    const Database = (await import('better-sqlite3')).default;
+    const db = new Database(path.join(dataDir, 'directory.sqlite'));
+    db.exec('DROP TABLE entry_digest');
+    db.close();
+    const v2 = extractionText([{ balType: 'ORG', address: 'accueil@chu-saint-martin.mssante.fr', stId: '1750712184', stIdType: '1', legalName: 'CHU' }], {
+      omit: [KNOWN[8].address!, KNOWN[2].address!],
+      change: { ...KNOWN[4], l6: '69008 LYON', postalCode: '69008' },
+    });
+    const s = await imp(dataDir, writeExtraction(dir, 'w2.txt', v2));
+    assert.deepEqual([s.added, s.removed, s.changed], [1, 2, 1]);
+    // And the next one compares by digests again (the new snapshot has them).
+    const s3 = await imp(dataDir, writeExtraction(dir, 'w3.txt', extractionText()));
+    assert.deepEqual([s3.added, s3.removed, s3.changed], [2, 1, 1]);
+  });
+
   test('a second import while one runs is refused; a stale lock is taken over', async () => {
     const dataDir = path.join(dir, 'd');
     const w = await SqliteSnapshotWriter.open(dataDir, { threaded: false });

@@ -5,7 +5,6 @@
 // ends).
 import { createReadStream, statSync } from 'node:fs';
 import { once } from 'node:events';
-import { StringDecoder } from 'node:string_decoder';
 import { createInflateRaw, type InflateRaw } from 'node:zlib';
 import { Unzip, UnzipPassThrough, type AsyncFlateStreamHandler, type UnzipDecoder } from 'fflate';
 import { isValidAddress } from '../core/index.js';
@@ -140,8 +139,11 @@ export function entrySortKey(e: DirectoryEntry): string {
 // ---- reading the file ------------------------------------------------------------------------
 
 export interface LineSink {
-  /** Called for each line (without its end), with its 1-based number. Synchronous: the reader waits. */
-  line(text: string, lineNo: number): void;
+  /**
+   * Called for each line (without its end), with its 1-based number and its UTF-8 bytes (valid
+   * during the call only). Synchronous: the reader waits.
+   */
+  line(text: string, lineNo: number, bytes: Uint8Array): void;
 }
 
 export interface ReadProgress {
@@ -325,35 +327,52 @@ async function sniffZip(file: string): Promise<boolean> {
   }
 }
 
-/** Splits decoded text at LF; removes a trailing CR and a leading BOM. */
+/**
+ * Splits the bytes at LF (a byte that never occurs inside a UTF-8 sequence), removes a trailing
+ * CR and a leading BOM, and decodes each line on its own: no string is made of a whole chunk
+ * (which one character beyond Latin-1 would make two bytes per character throughout), and the
+ * sink gets the line's bytes too (stored as they are when the line is).
+ */
 class LineSplitter {
-  private readonly decoder = new StringDecoder('utf8');
-  private rest = '';
+  /** The start of a line cut at the end of the previous chunk (a copy). */
+  private carry: Buffer | undefined;
   private lineNo = 0;
   constructor(private readonly sink: LineSink) {}
 
   push(chunk: Uint8Array) {
-    const text = this.rest + this.decoder.write(chunk as Buffer);
+    const buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
     let start = 0;
-    for (;;) {
-      const nl = text.indexOf('\n', start);
-      if (nl < 0) break;
-      this.emit(text.slice(start, nl));
+    if (this.carry) {
+      const nl = buf.indexOf(10);
+      if (nl < 0) {
+        this.carry = Buffer.concat([this.carry, buf]);
+        return;
+      }
+      const line = Buffer.concat([this.carry, buf.subarray(0, nl)]);
+      this.carry = undefined;
+      this.emit(line, 0, line.length);
       start = nl + 1;
     }
-    this.rest = text.slice(start);
+    for (;;) {
+      const nl = buf.indexOf(10, start);
+      if (nl < 0) break;
+      this.emit(buf, start, nl);
+      start = nl + 1;
+    }
+    // A copy: the chunk's memory is not ours to keep.
+    if (start < buf.length) this.carry = Buffer.from(buf.subarray(start));
   }
 
   end() {
-    const last = this.rest + this.decoder.end();
-    this.rest = '';
-    if (last.length) this.emit(last);
+    const last = this.carry;
+    this.carry = undefined;
+    if (last?.length) this.emit(last, 0, last.length);
   }
 
-  private emit(line: string) {
+  private emit(buf: Buffer, start: number, end: number) {
     this.lineNo++;
-    if (line.endsWith('\r')) line = line.slice(0, -1);
-    if (this.lineNo === 1 && line.charCodeAt(0) === 0xfeff) line = line.slice(1);
-    this.sink.line(line, this.lineNo);
+    if (end > start && buf[end - 1] === 13) end--;
+    if (this.lineNo === 1 && end - start >= 3 && buf[start] === 0xef && buf[start + 1] === 0xbb && buf[start + 2] === 0xbf) start += 3;
+    this.sink.line(buf.toString('utf8', start, end), this.lineNo, buf.subarray(start, end));
   }
 }

@@ -2,7 +2,6 @@
 // switches to it atomically (store/directory). Constant memory: one line at a time, the
 // store's page cache bounded; a failure at any point leaves the previous snapshot in force.
 import type { SnapshotInfo, SnapshotWriter, Rejection } from '../store/directory/types.js';
-import { entryTokens } from '../directory-model/tokens.js';
 import { ExtractionError, parseHeader, parseLine, readExtractionLines, type HeaderMap, type ReadProgress } from './extraction.js';
 
 export interface ImportOptions {
@@ -31,7 +30,7 @@ export async function importExtraction(o: ImportOptions): Promise<ImportSummary>
     const { entryName } = await readExtractionLines(
       o.file,
       {
-        line(text, lineNo) {
+        line(text, lineNo, bytes) {
           if (!header) {
             header = parseHeader(text);
             return;
@@ -39,7 +38,11 @@ export async function importExtraction(o: ImportOptions): Promise<ImportSummary>
           if (text.trim() === '') return; // blank lines (e.g. at the end) are not data
           linesRead++;
           const r = parseLine(text, header);
-          if (r.ok) o.writer.add(r.entry, entryTokens(r.entry), lineNo);
+          if (r.ok) {
+            // The line is the stored form: its bytes are copied as they are (not encoded again).
+            if (r.entry.line === text) r.entry.lineBytes = bytes;
+            o.writer.add(r.entry, lineNo);
+          }
           else {
             rejected++;
             if (rejections.length < KEEP_REJECTIONS) rejections.push({ line: lineNo, reason: r.reason });

@@ -4,16 +4,21 @@
 //
 // Context (bound into each value's AAD): `<table>.<column>:<row key>`, the row key being the
 // column's primary key — blob_meta.info:<blob id>, submissions.subject:<submission id>,
-// absences.subject|body|external_body:<mailbox id>. A value copied into another row or column
-// fails to open (SealedValueError) instead of reading as that row's.
+// absences.subject|body|external_body:<mailbox id>, urlauth_keys.secret:<key row id>. A value
+// copied into another row or column fails to open (SealedValueError) instead of reading as that
+// row's. One key column per table: a table whose natural key is composite (urlauth_keys: user and
+// folder) has an integer id as its primary key, its natural key UNIQUE.
 //
 // Plaintext values (written before encryption was configured, or with it off) stay readable: a
-// sealed value starts with a NUL byte, text never does (SQLite keeps it as TEXT; PostgreSQL keeps
-// every value as BYTEA, its text with NUL replaced beforehand, postgres/text.ts).
+// sealed value starts with the magic (NUL "CV" v1), text never does (SQLite keeps it as TEXT;
+// PostgreSQL keeps every value as BYTEA, its text with NUL replaced beforehand, postgres/text.ts).
+// The one binary column, urlauth_keys.secret, holds 32 random bytes in plaintext: its reader tells
+// them by their length (store/urlauth-keys.ts); the SQL below by the magic, which a random key
+// starts with once in 2^32 (that key would be counted as sealed and reported as not opening).
 import { isSealedValue, SealedValueError, VALUE_MAGIC, valueKeyId, type ValueSealer } from './value-seal.js';
 
 /** The columns holding sealed values; `caducee keys` re-seals and counts them. */
-export const SEALED_COLUMNS = ['blob_meta.info', 'submissions.subject', 'absences.subject', 'absences.body', 'absences.external_body'] as const;
+export const SEALED_COLUMNS = ['blob_meta.info', 'submissions.subject', 'absences.subject', 'absences.body', 'absences.external_body', 'urlauth_keys.secret'] as const;
 export type SealedColumn = (typeof SEALED_COLUMNS)[number];
 
 /** Where each sealed column lives: its table and column, and the primary key bound into the context. */
@@ -23,6 +28,7 @@ export const SEALED_COLUMN_PLACES: Record<SealedColumn, { table: string; column:
   'absences.subject': { table: 'absences', column: 'subject', key: 'mailbox_id', keyType: 'integer' },
   'absences.body': { table: 'absences', column: 'body', key: 'mailbox_id', keyType: 'integer' },
   'absences.external_body': { table: 'absences', column: 'external_body', key: 'mailbox_id', keyType: 'integer' },
+  'urlauth_keys.secret': { table: 'urlauth_keys', column: 'secret', key: 'id', keyType: 'integer' },
 };
 
 /** A row of a sealed column, by its primary key (a cursor of resealValues). */
@@ -72,14 +78,24 @@ export function openValue(sealer: ValueSealer | undefined, column: SealedColumn,
 export function openValue(sealer: ValueSealer | undefined, column: SealedColumn, row: RowKey, v: Buffer | Uint8Array | string | null | undefined): string | null {
   if (v === null || v === undefined) return null;
   if (typeof v === 'string') return v;
+  return openBytes(sealer, column, row, v).toString('utf8');
+}
+
+/**
+ * The bytes a stored value of `column` in row `row` holds: a sealed one opened (SealedValueError
+ * as openValue), a plaintext one as it is (SQLite's TEXT as its UTF-8). What `caducee keys`
+ * re-seals, so that a binary value (urlauth_keys.secret) goes through unchanged.
+ */
+export function openBytes(sealer: ValueSealer | undefined, column: SealedColumn, row: RowKey, v: Buffer | Uint8Array | string): Buffer {
+  if (typeof v === 'string') return Buffer.from(v, 'utf8');
   const b = Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
-  if (!isSealedValue(b)) return b.toString('utf8');
+  if (!isSealedValue(b)) return b;
   const context = valueContext(column, row);
   if (!sealer)
     throw new SealedValueError(
       `${context}: sealed by key ${valueKeyId(b)}, but encryption at rest is not configured: set store.encryption (keyFile or keyCommand) to the keyring holding that key (docs/encryption.md)`,
     );
-  return sealer.open(b, context).toString('utf8');
+  return sealer.open(b, context);
 }
 
 /** The first bytes of every value sealed by the KEK `keyId` (value-seal.ts's layout: magic, id length, id). */

@@ -859,7 +859,8 @@ export interface LockoutStore {
  * URLAUTH mailbox access keys (RFC 4467 §3): per user and per folder, a random 256-bit secret the
  * URLAUTH tokens of the URLs that user issued for that folder are computed with (imap/urlauth-token.ts).
  * Replacing or removing a key invalidates every URL made with it. Sealed at rest with the store's
- * sealer when encryption is on (context `urlauth_keys.secret:<user>:<folder>`); never logged.
+ * sealer when encryption is on (a sealed column of store/sealed-rows.ts, context
+ * `urlauth_keys.secret:<row id>`: `caducee keys` re-seals it); never logged.
  * A folder's keys go with the folder, a user's with the user.
  */
 export interface UrlAuthKeyStore {

@@ -17,6 +17,7 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 import pino from 'pino';
 import { fileURLToPath } from 'node:url';
 import { FolderSnapshots } from '../../src/imap/folder-snapshots.js';
+import { urlAuthToken, urlAuthTokenMatches } from '../../src/imap/urlauth-token.js';
 import { HEADER_INDEX_VERSION, headerIndexRow, indexedColumn, indexNeedle } from '../../src/mail/header-index.js';
 import { analyzeMessage } from '../../src/mime/index.js';
 import type { Mailbox, QueueItem, Structure, User } from '../../src/model/index.js';
@@ -1185,6 +1186,15 @@ export function storeContract(engine: string, open: OpenStore): void {
           assert.ok(Buffer.isBuffer(raw));
           if (sealed) assert.ok(isSealedValue(raw) && !raw.includes(k3), 'sealed');
           else assert.deepEqual(raw, k3);
+          if (sealed) {
+            // Sealed under its row (`urlauth_keys.secret:<id>`, store/sealed-rows.ts): copied into
+            // another user's row, it does not open there — no key, not someone else's.
+            const own = (await env.raw.read('urlauth_keys', 'secret', 'user_id', b.id)) as Buffer;
+            await env.raw.write('urlauth_keys', 'secret', 'user_id', b.id, raw);
+            assert.equal(await s.urlAuthKey(b.id, box.id, false), undefined, 'a moved key does not open');
+            await env.raw.write('urlauth_keys', 'secret', 'user_id', b.id, own);
+            assert.deepEqual(await s.urlAuthKey(b.id, box.id, false), racing[0]);
+          }
           await s.resetUrlAuthKey(a.id, box.id);
           const k4 = (await s.urlAuthKey(a.id, box.id, false))!;
           assert.ok(k4 && !k4.equals(k1), 'RESETKEY mailbox: a new key');
@@ -2178,6 +2188,16 @@ export function storeContract(engine: string, open: OpenStore): void {
           const sub = await submitted(plain, m, `Objet clair ${MARK}`);
           const b = blob('plain meta');
           await plain.setBlobMeta(b, `{"clair":"${MARK}"}`);
+          // URLAUTH access keys (RFC 4467 §3): one made in plaintext, one sealed by the first key;
+          // the token of a URL each issued (imap/urlauth-token.ts) must verify to the end.
+          const [u1, u2] = [await user(plain), await user(s)];
+          const box = await inbox(s, m.id);
+          const rump = `imap://${u1.login}@mx.hopital.mssante.test/INBOX/;UIDVALIDITY=1/;UID=1;urlauth=user+${u1.login}`;
+          const keyPlain = (await plain.urlAuthKey(u1.id, box.id, true))!;
+          const keySealed = (await s.urlAuthKey(u2.id, box.id, true))!;
+          const tokens = [urlAuthToken(keyPlain, rump), urlAuthToken(keySealed, rump)];
+          const urlsVerify = async (st: Store) => [urlAuthTokenMatches(await st.urlAuthKey(u1.id, box.id, false), rump, tokens[0]!), urlAuthTokenMatches(await st.urlAuthKey(u2.id, box.id, false), rump, tokens[1]!)];
+          assert.deepEqual(await urlsVerify(s), [true, true]);
           const written = (await env.raw.read('blob_meta', 'info', 'blob_id', b))!;
           assert.ok(typeof written === 'string' || !isSealedValue(written), 'written in plaintext');
           assert.equal(written.includes(MARK), true);
@@ -2199,26 +2219,34 @@ export function storeContract(engine: string, open: OpenStore): void {
             'absences.external_body plain': 1,
             'submissions.subject plain': 1,
             'blob_meta.info plain': 1,
+            [`urlauth_keys.secret ${k1}`]: 1,
+            'urlauth_keys.secret plain': 1,
           };
           assert.deepEqual(await tally(s), before);
           // keys encrypt-existing: the plaintext values sealed, two rows a batch.
-          assert.deepEqual(await resealAll(s, 'plain'), { resealed: 5, failed: [] });
+          assert.deepEqual(await resealAll(s, 'plain'), { resealed: 6, failed: [] });
           assert.deepEqual(await resealAll(s, 'plain'), { resealed: 0, failed: [] }, 'nothing left');
           assert.equal((await env.raw.read('blob_meta', 'info', 'blob_id', b))!.includes(MARK), false);
           assert.equal(await s.getBlobMeta(b), `{"clair":"${MARK}"}`);
-          assert.deepEqual(await tally(s), { [`absences.subject ${k1}`]: 4, [`absences.body ${k1}`]: 4, [`absences.external_body ${k1}`]: 4, [`submissions.subject ${k1}`]: 4, [`blob_meta.info ${k1}`]: 6 });
+          assert.deepEqual(await tally(s), { [`absences.subject ${k1}`]: 4, [`absences.body ${k1}`]: 4, [`absences.external_body ${k1}`]: 4, [`submissions.subject ${k1}`]: 4, [`blob_meta.info ${k1}`]: 6, [`urlauth_keys.secret ${k1}`]: 2 });
+          assert.deepEqual(await urlsVerify(s), [true, true], 'the plaintext key sealed as it was, byte for byte');
           // keys rotate: a store with the new keyring re-seals every value of the old key.
           const ring2 = ring.withNewCurrent(new Date('2026-12-08T00:00:00Z'));
           const k2 = ring2.currentId;
           const rotated = await env.reopen({ sealer: new ValueSealer(ring2) });
-          assert.deepEqual(await resealAll(rotated, 'stale', 3), { resealed: 22, failed: [] });
-          assert.deepEqual(await tally(rotated), { [`absences.subject ${k2}`]: 4, [`absences.body ${k2}`]: 4, [`absences.external_body ${k2}`]: 4, [`submissions.subject ${k2}`]: 4, [`blob_meta.info ${k2}`]: 6 });
+          assert.deepEqual(await resealAll(rotated, 'stale', 3), { resealed: 24, failed: [] });
+          assert.deepEqual(await tally(rotated), { [`absences.subject ${k2}`]: 4, [`absences.body ${k2}`]: 4, [`absences.external_body ${k2}`]: 4, [`submissions.subject ${k2}`]: 4, [`blob_meta.info ${k2}`]: 6, [`urlauth_keys.secret ${k2}`]: 2 });
           // A process not restarted since seals with the old key; `keys retire` re-seals what that key holds.
           const late = blob('sealed by the old key');
           await s.setBlobMeta(late, '{"late":1}');
+          const u3 = await user(s);
+          const lateKey = (await s.urlAuthKey(u3.id, box.id, true))!;
           assert.equal((await tally(rotated))[`blob_meta.info ${k1}`], 1);
-          assert.deepEqual(await resealAll(rotated, { keyId: ring2.keys.find((k) => k.id !== k2)!.id }), { resealed: 1, failed: [] });
+          assert.equal((await tally(rotated))[`urlauth_keys.secret ${k1}`], 1);
+          assert.deepEqual(await resealAll(rotated, { keyId: ring2.keys.find((k) => k.id !== k2)!.id }), { resealed: 2, failed: [] });
           assert.equal((await tally(rotated))[`blob_meta.info ${k1}`], undefined);
+          assert.equal((await tally(rotated))[`urlauth_keys.secret ${k1}`], undefined);
+          assert.deepEqual(await rotated.urlAuthKey(u3.id, box.id, false), lateKey);
           // A value that does not open is reported and left as it is; the batch goes on past it.
           const bad = Buffer.from((await env.raw.read('blob_meta', 'info', 'blob_id', late)) as Buffer);
           const older = await env.reopen({ sealer: new ValueSealer(ring) });
@@ -2232,13 +2260,18 @@ export function storeContract(engine: string, open: OpenStore): void {
           const again = await env.reopen({ sealer: new ValueSealer(ringK3) });
           const all = await resealAll(again, 'stale', 4);
           assert.deepEqual(all.failed.map((f) => f.row).sort(), [gone, late].sort(), 'the moved values are reported by row');
-          assert.equal(all.resealed, 22);
+          assert.equal(all.resealed, 25);
           // After the retirement, a keyring without the old key reads everything left.
           const ring3 = ringK3.without(k1).without(k2);
           const retired = await env.reopen({ sealer: new ValueSealer(ring3) });
           assert.deepEqual({ ...(await retired.getAbsence(m.id))!, updatedAt: '' }, { ...a, updatedAt: '' });
           assert.equal((await retired.getSubmission(sub))!.subject, `Objet clair ${MARK}`);
           assert.equal(await retired.getBlobMeta(b), `{"clair":"${MARK}"}`);
+          assert.deepEqual(await urlsVerify(retired), [true, true], 'the URLs issued before the rotation still verify');
+          assert.deepEqual(await retired.urlAuthKey(u3.id, box.id, false), lateKey);
+          // Stored under the current key now: a keyring without the old ones opens it.
+          const raw = (await env.raw.read('urlauth_keys', 'secret', 'user_id', u1.id)) as Buffer;
+          assert.equal(valueKeyId(raw), ringK3.currentId);
         });
       },
       { sealer: new ValueSealer(ring), isolated: true },

@@ -7,7 +7,8 @@ import { after, before, describe, it } from 'node:test';
 import { tempDir } from '../../../test/helpers.js';
 import { writeGeneratedExtraction } from '../../directory/generate.js';
 import { importExtraction } from '../../directory/import.js';
-import { containsExpression, Domains } from './query-plan.js';
+import type { ResourceKind } from '../../directory-model/entry.js';
+import { containsExpression, Domains, DOMAINS_MAX } from './query-plan.js';
 import { SqliteDirectoryReader } from './reader.js';
 import { SqliteSnapshotWriter } from './snapshot-writer.js';
 
@@ -16,6 +17,7 @@ describe('address contains', () => {
   let cleanup = () => {};
   let reader: SqliteDirectoryReader;
   let addresses: string[] = [];
+  let kinds: ResourceKind[] = [];
   before(async () => {
     ({ dir, cleanup } = tempDir());
     const file = path.join(dir, 'ext.txt');
@@ -24,6 +26,7 @@ describe('address contains', () => {
     reader = new SqliteDirectoryReader(path.join(dir, 'data'));
     const all = await reader.search({ clauses: [] }, 10_000);
     addresses = all.entries.map((e) => e.address.toLowerCase());
+    kinds = all.entries.map((e) => e.kind);
   });
   after(async () => {
     await reader?.close();
@@ -50,6 +53,42 @@ describe('address contains', () => {
     }
   });
 
+  it('finds the domains containing or starting with a value as a scan of them all would', () => {
+    // Unsorted, with repeated trigrams, non-ASCII letters, more matches than DOMAINS_MAX.
+    const terms: string[] = [];
+    for (let i = 0; i < 400; i++) terms.push(`@${['cabinet', 'clinique', 'ehpad', 'cé', 'aaaa'][i % 5]}-${(i * 7919) % 1000}.mssante.fr`);
+    terms.push('@xn--caf-dma.fr', '@café.fr', '@a.b', '@abcxbcd.fr', '@abcd.fr'); // abc and bcd without abcd
+    const d = new Domains(terms);
+    const sliced = new Domains(terms); // its trigram index built in slices, as the reader's warm-up does
+    let slices = 0;
+    while (!sliced.indexSome(7)) slices++;
+    assert.ok(slices > 10);
+    const sorted = [...terms].sort();
+    const values = ['abcd', 'bcxb', 'abinet', 'cabinet-1', 'aaa', 'aaaa-', '.mssante.fr', 'é', 'cé-', 'café', 'né', '@c', '@cl', '@café', '@a.b', '-9', 'zzz', 'e-1', '@', 'fr', 'b'];
+    for (const v of values) {
+      const contains = sorted.filter((t) => t.includes(v)).slice(0, DOMAINS_MAX + 1);
+      assert.deepEqual(d.matching(v, false), contains, `contains ${v}`);
+      assert.deepEqual(sliced.matching(v, false), contains, `contains ${v}, index built in slices`);
+      const starts = sorted.filter((t) => t.startsWith(v)).slice(0, DOMAINS_MAX + 1);
+      assert.deepEqual(d.matching(v, true), starts, `starts ${v}`);
+    }
+  });
+
+  it('keeps only the resource kinds asked for (FHIR: the resource that carries the mailbox)', async () => {
+    const values = ['mssante', 'e.', 'cabinet', 'secr', '@medecin', 'in@', 'zzqx'];
+    for (let i = 0; i < addresses.length; i += 211) values.push(addresses[i].slice(1, 7));
+    const sets: ResourceKind[][] = [['Organization'], ['Practitioner'], ['PractitionerRole'], ['Organization', 'PractitionerRole'], ['Practitioner', 'PractitionerRole']];
+    let nonEmpty = 0;
+    for (const v of values)
+      for (const ks of sets) {
+        const expected = addresses.filter((a, i) => a.includes(v) && ks.includes(kinds[i])).slice(0, 300);
+        const got = (await reader.search({ clauses: [], address: { value: v, mode: 'contains' }, kinds: ks }, 300)).entries.map((e) => e.address.toLowerCase());
+        assert.deepEqual(got, expected, `${JSON.stringify(v)} ${ks.join(',')}`);
+        if (expected.length) nonEmpty++;
+      }
+    assert.ok(nonEmpty > 20);
+  });
+
   it('plans: nothing for two "@" or an unknown domain, a scan when too short, domains by one search', () => {
     const d = new Domains(['@a.mssante.fr', '@b.mssante.fr', '@medecin.mssante.fr']);
     assert.deepEqual(d.matching('@m', true), ['@medecin.mssante.fr']);
@@ -63,7 +102,7 @@ describe('address contains', () => {
     assert.deepEqual(containsExpression('ne@b', d), { op: 'and', of: [{ op: 'and', of: [t('ne@'), t('e@b')] }, t('@b.mssante.fr')] });
     assert.deepEqual(containsExpression('@me', d), { op: 'and', of: [t('@me'), t('@medecin.mssante.fr')] });
     const five = new Domains(['@a.mssante.fr', '@b.mssante.fr', '@c.mssante.fr', '@d.mssante.fr', '@e.mssante.fr']);
-    assert.deepEqual((containsExpression('mssante', five) as { of: unknown[] }).of[1], { op: 'union', terms: five.terms });
+    assert.deepEqual((containsExpression('mssante', five) as { of: unknown[] }).of[1], { op: 'or', of: five.terms.map(t) });
     assert.deepEqual(containsExpression('mssante', d), { op: 'or', of: [{ op: 'and', of: [t('mss'), t('ssa'), t('san'), t('ant'), t('nte')] }, { op: 'or', of: d.terms.map(t) }] });
   });
 });

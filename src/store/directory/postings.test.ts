@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { AddressSet, CHUNK, cursorOf, postingsDDL, PostingsBuilder, postingsTable, ranksOf, TermTable, type Expr } from './postings.js';
+import { AddressSet, CHUNK, cursorOf, END, ListCache, postingsDDL, PostingsBuilder, postingsTable, ranksOf, TermTable, type Expr } from './postings.js';
 
 /** Deterministic pseudo-random numbers (mulberry32). */
 function rng(seed: number) {
@@ -58,6 +58,42 @@ describe('postings index', () => {
     assert.deepEqual(run({ op: 'and', of: [term('b'), { op: 'or', of: [term('abc'), term('x2')] }] }), mixed);
   });
 
+  it('gives the same answers with long lists read into memory, through loads mid-query and evictions', () => {
+    // Budgets: everything fits; a few lists at a time (evictions); none fits (every list refused).
+    for (const budget of [1 << 24, 6000, 2500, 100]) {
+      const cache = new ListCache(budget);
+      const cached = postingsTable(db, 'p', MAX, cache);
+      const runCached = (e: Expr) => [...ranksOf(cursorOf(cached, e))];
+      for (let pass = 0; pass < 2; pass++) {
+        for (const t of vocabulary) assert.deepEqual(runCached(term(t)), truth.get(t), `${t}, budget ${budget}`);
+        const and = truth.get('a')!.filter((r) => set('x2').has(r) && set('ba').has(r));
+        assert.deepEqual(runCached({ op: 'and', of: [term('a'), term('x2'), term('ba')] }), and);
+        const mixed = truth.get('b')!.filter((r) => set('abc').has(r) || set('x2').has(r));
+        assert.deepEqual(runCached({ op: 'and', of: [term('b'), { op: 'or', of: [term('abc'), term('x2')] }] }), mixed);
+        // Seeks that jump over chunks (galloping), against the list itself.
+        const rand = rng(pass + budget);
+        for (const t of ['a', 'b', 'pa', 'x2']) {
+          const c = cursorOf(cached, term(t));
+          const list = truth.get(t)!;
+          for (let x = 1; x <= MAX + 1; x += 1 + Math.floor(rand() * 600)) {
+            const want = list.find((r) => r >= x) ?? END;
+            assert.equal(c.seek(x), want, `${t} seek ${x}, budget ${budget}`);
+          }
+          // Exactly at chunk ends, skipping 0 to 6 chunks between seeks (a binary search after galloping), and just past them.
+          const lasts = db.prepare('SELECT last FROM p WHERE term = ? ORDER BY last').pluck().all(t) as number[];
+          const d = cursorOf(cached, term(t));
+          for (let i = pass; i < lasts.length; i += 1 + (i % 7)) {
+            assert.equal(d.seek(lasts[i]), lasts[i], `${t} seek to a chunk's last ${lasts[i]}`);
+            assert.equal(d.seek(lasts[i] + 1), list.find((r) => r > lasts[i]) ?? END);
+          }
+        }
+      }
+      assert.ok(cache.size <= budget, `${cache.size} bytes held, budget ${budget}`);
+      if (budget === 100) assert.equal(cache.size, 0);
+      else assert.ok(cache.size > 0);
+    }
+  });
+
   it('reads a prefix as every word of its range, codes ("_") left out', () => {
     const ab = [...new Set([...truth.get('ab')!, ...truth.get('abc')!, ...truth.get('abd')!])].sort((x, y) => x - y);
     assert.deepEqual(run({ op: 'prefix', term: 'ab' }), ab);
@@ -97,6 +133,7 @@ describe('postings of numbered and text terms', () => {
       }
       builder.addTrigrams('abcabcab', rank); // abc, bca, cab twice each
       for (const g of ['abc', 'bca', 'cab']) note(g, rank);
+      if (rank % 3 === 0) builder.add('bca', rank); // a text term that is also a trigram (a domain "@ab"): one list
     }
     builder.flush();
     db.exec('COMMIT');

@@ -114,11 +114,14 @@ export class PostingsBuilder {
     this.seenIn = s;
   }
 
-  /** Adds rank to term's list (a term given as text); ranks must come in non-decreasing order. */
-  add(term: string, rank: number) {
+  /**
+   * Adds rank to term's list (a term given as text); ranks must come in non-decreasing order.
+   * `own`: the string is a flat one of its own (not a slice of a bigger one), kept as it is.
+   */
+  add(term: string, rank: number, own = false) {
     this.startEntry(rank);
     let i = this.lit.get(term);
-    if (i === undefined) i = this.newLiteral(term);
+    if (i === undefined) i = this.newLiteral(term, own);
     else if (this.litLastRank[i] === rank) return;
     this.litLastRank[i] = rank;
     this.push(LIT + i, rank);
@@ -157,9 +160,9 @@ export class PostingsBuilder {
     return this;
   }
 
-  private newLiteral(term: string): number {
-    // A fresh copy: a term split from a batch may be a slice that keeps the whole batch alive.
-    if (term.length >= 13) term = Buffer.from(term).toString();
+  private newLiteral(term: string, own = false): number {
+    // A fresh copy: a slice of a bigger string would keep all of it alive.
+    if (!own && term.length >= 13) term = Buffer.from(term).toString();
     const i = this.litTerms.length;
     this.lit.set(term, i);
     this.litTerms.push(term);
@@ -257,6 +260,19 @@ export class PostingsBuilder {
     }
   }
 
+  /**
+   * Writes the last segment and lets go of the segment buffers (about 8 MB, 16 MB with the
+   * trigram table): nothing may be added after. hasId still answers.
+   */
+  finish() {
+    this.flush();
+    this.keyOf = new Int32Array(0);
+    this.rankOf = new Int32Array(0);
+    this.ascii = new Int32Array(0);
+    this.lit = new Map();
+    this.slotOfNumbered = new Int32Array(0);
+  }
+
   /** Sorted position of each numbered term in the segment being written. */
   private slotOfNumbered = new Int32Array(0);
 }
@@ -278,23 +294,32 @@ export interface PostingsTable {
   range: Database.Statement;
   /** term → every chunk of it. */
   lists: Database.Statement;
+  /** term → every chunk of it, {last, ranks}, in rank order. */
+  chunks: Database.Statement;
   /** Ranks are 1…maxRank. */
   maxRank: number;
+  /** Long lists kept in memory once a query has walked them (shared by the snapshot's tables). */
+  cache?: ListCache;
+  /** This table's name, part of the cache's keys. */
+  name: string;
 }
 
-export function postingsTable(db: Database.Database, table: string, maxRank: number): PostingsTable {
+export function postingsTable(db: Database.Database, table: string, maxRank: number, cache?: ListCache): PostingsTable {
   return {
     chunkFrom: db.prepare(`SELECT last, ranks FROM ${table} WHERE term = ? AND last >= ? ORDER BY term, last LIMIT 1`),
     range: db.prepare(`SELECT term, ranks FROM ${table} WHERE term >= ? AND term < ?`),
     lists: db.prepare(`SELECT ranks FROM ${table} WHERE term = ?`).pluck(),
+    chunks: db.prepare(`SELECT last, ranks FROM ${table} WHERE term = ? ORDER BY term, last`),
     maxRank,
+    cache,
+    name: table,
   };
 }
 
-function decode(blob: Uint8Array, out: number[]): number {
+function decode(blob: Uint8Array, out: number[] | Int32Array, from = 0, to = blob.length): number {
   let n = 0;
   let prev = 0;
-  for (let i = 0; i < blob.length; ) {
+  for (let i = from; i < to; ) {
     let v = 0;
     let mul = 1;
     let b: number;
@@ -309,25 +334,138 @@ function decode(blob: Uint8Array, out: number[]): number {
   return n;
 }
 
+/** A term's whole list in memory: the last rank of each chunk, and the chunks' bytes end to end. */
+interface MemoryList {
+  lasts: Float64Array;
+  /** Chunk i is bytes[ends[i - 1] ?? 0, ends[i]). */
+  ends: Int32Array;
+  bytes: Uint8Array;
+}
+
+/**
+ * Long postings lists kept in memory, as stored (varint deltas, about 1 byte per rank in a long
+ * list), least recently used evicted past a byte budget. A cursor that has had to look up
+ * LOAD_AFTER chunks of one list in a query (a leapfrog intersection seeking through a long list
+ * for a rarer partner: a B-tree descent per chunk) reads the rest of it at once, in one sequential
+ * scan, and later queries seek in memory (a binary search, then one chunk decoded). Per snapshot:
+ * a new import starts empty.
+ */
+export class ListCache {
+  private readonly lists = new Map<string, MemoryList | null>();
+  private bytes = 0;
+  constructor(readonly budget: number) {}
+
+  /** The list if it is in memory (and marks it recently used). */
+  get(t: PostingsTable, term: string): MemoryList | undefined {
+    const key = t.name + '\u0000' + term;
+    const l = this.lists.get(key);
+    if (!l) return undefined;
+    this.lists.delete(key);
+    this.lists.set(key, l);
+    return l;
+  }
+
+  /** Reads the whole list into memory (undefined when it alone would not fit the budget). */
+  load(t: PostingsTable, term: string): MemoryList | undefined {
+    const key = t.name + '\u0000' + term;
+    const known = this.lists.get(key);
+    if (known !== undefined) return known ?? undefined;
+    return this.put(t, term, t.chunks.all(term) as { last: number; ranks: Uint8Array }[]);
+  }
+
+  /** Keeps a list read elsewhere (every chunk of the term, in rank order); undefined when it alone would not fit. */
+  put(t: PostingsTable, term: string, rows: { last: number; ranks: Uint8Array }[]): MemoryList | undefined {
+    const key = t.name + '\u0000' + term;
+    let size = 0;
+    for (const r of rows) size += r.ranks.length;
+    if (size + 16 * rows.length > this.budget) {
+      this.lists.set(key, null); // too long to keep: not tried again (a null costs nothing against the budget)
+      return undefined;
+    }
+    const l: MemoryList = { lasts: new Float64Array(rows.length), ends: new Int32Array(rows.length), bytes: new Uint8Array(size) };
+    let at = 0;
+    rows.forEach((r, i) => {
+      l.bytes.set(r.ranks, at);
+      at += r.ranks.length;
+      l.ends[i] = at;
+      l.lasts[i] = r.last;
+    });
+    this.lists.set(key, l);
+    this.bytes += size + 16 * rows.length;
+    for (const [k, v] of this.lists) {
+      if (this.bytes <= this.budget) break;
+      if (k === key) continue;
+      if (v) this.bytes -= v.bytes.length + 16 * v.lasts.length;
+      this.lists.delete(k);
+    }
+    return l;
+  }
+
+  /** Whether the list is in memory or known too long (no need to read it). */
+  has(t: PostingsTable, term: string): boolean {
+    return this.lists.has(t.name + '\u0000' + term);
+  }
+
+  /** Bytes held (tests, figures). */
+  get size() {
+    return this.bytes;
+  }
+}
+
+/** Chunk lookups of one list in one query after which the whole list is read into the cache. */
+export const LOAD_AFTER = 3;
+
 class TermCursor implements Cursor {
-  private ranks: number[] = [];
+  /** The chunk being read, decoded (a chunk holds at most CHUNK ranks; ranks fit 31 bits). */
+  private readonly ranks = new Int32Array(CHUNK);
   private len = 0;
   private pos = 0;
   private chunkLast = 0;
   private cur = 0;
+  private lookups = 0;
+  private list: MemoryList | undefined;
+  /** In a list in memory: the chunk decoded (-1: none yet). */
+  private chunk = -1;
 
   constructor(
     private readonly t: PostingsTable,
     private readonly term: string,
-  ) {}
+  ) {
+    this.list = t.cache?.get(t, term);
+  }
 
   seek(x: number): number {
     if (this.cur >= x) return this.cur;
     if (x > this.chunkLast) {
-      const row = this.t.chunkFrom.get(this.term, x) as { last: number; ranks: Buffer } | undefined;
-      if (!row) return (this.cur = END);
-      this.len = decode(row.ranks, this.ranks);
-      this.chunkLast = row.last;
+      if (!this.list && this.t.cache && ++this.lookups > LOAD_AFTER) this.list = this.t.cache.load(this.t, this.term);
+      const l = this.list;
+      if (l) {
+        // Galloping then binary search for the first chunk whose last rank is ≥ x.
+        const lasts = l.lasts;
+        let lo = this.chunk + 1;
+        let step = 1;
+        let hi = lo;
+        while (hi < lasts.length && lasts[hi] < x) {
+          lo = hi + 1;
+          hi += step;
+          step *= 2;
+        }
+        if (hi > lasts.length) hi = lasts.length;
+        while (lo < hi) {
+          const mid = (lo + hi) >>> 1;
+          if (lasts[mid] < x) lo = mid + 1;
+          else hi = mid;
+        }
+        if (lo >= lasts.length) return (this.cur = END);
+        this.len = decode(l.bytes, this.ranks, lo === 0 ? 0 : l.ends[lo - 1], l.ends[lo]);
+        this.chunk = lo;
+        this.chunkLast = lasts[lo];
+      } else {
+        const row = this.t.chunkFrom.get(this.term, x) as { last: number; ranks: Buffer } | undefined;
+        if (!row) return (this.cur = END);
+        this.len = decode(row.ranks, this.ranks);
+        this.chunkLast = row.last;
+      }
       this.pos = 0;
     }
     // x ≤ chunkLast: the answer is in this chunk.
@@ -401,8 +539,6 @@ const EMPTY: Cursor = { seek: () => END };
 export type Expr =
   | { op: 'term'; term: string }
   | { op: 'prefix'; term: string }
-  /** Any of many terms, read once into a bitmap (an OR cursor would seek every one of them at each step). */
-  | { op: 'union'; terms: string[] }
   | { op: 'and'; of: Expr[] }
   | { op: 'or'; of: Expr[] };
 
@@ -420,19 +556,6 @@ export function cursorOf(t: PostingsTable, e: Expr, prefixTerm?: (p: string) => 
       return e.of.length === 1 ? cursorOf(t, e.of[0], prefixTerm) : new AndCursor(e.of.map((x) => cursorOf(t, x, prefixTerm)));
     case 'or':
       return e.of.length === 1 ? cursorOf(t, e.of[0], prefixTerm) : new OrCursor(e.of.map((x) => cursorOf(t, x, prefixTerm)));
-    case 'union': {
-      const bits = new Uint8Array((t.maxRank + 4) & ~3);
-      const out: number[] = [];
-      let any = false;
-      for (const term of e.terms) {
-        for (const ranks of t.lists.iterate(term) as Iterable<Buffer>) {
-          const n = decode(ranks, out);
-          for (let i = 0; i < n; i++) bits[out[i]] = 1;
-          any = true;
-        }
-      }
-      return any ? new BitmapCursor(bits) : EMPTY;
-    }
     case 'prefix': {
       const direct = prefixTerm?.(e.term);
       if (direct !== undefined) return new TermCursor(t, direct);
@@ -457,6 +580,11 @@ export function cursorOf(t: PostingsTable, e: Expr, prefixTerm?: (p: string) => 
     }
   }
 }
+
+/** Matches of every cursor (cursors may read different tables: ranks are the same entries). */
+export const allOf = (cs: Cursor[]): Cursor => (cs.length === 1 ? cs[0] : new AndCursor(cs));
+/** Matches of any of the cursors. */
+export const anyOf = (cs: Cursor[]): Cursor => (cs.length === 1 ? cs[0] : new OrCursor(cs));
 
 /** Ranks of a cursor, ascending, lazily. */
 export function* ranksOf(c: Cursor): Generator<number> {
@@ -509,6 +637,11 @@ export class AddressSet {
     this.ranks[slot] = rank;
     if (++this.size * 2 > this.ranks.length) this.grow();
     return 0;
+  }
+
+  /** Lets go of the table (24 MB at a million addresses): nothing may be added after. */
+  release() {
+    this.h1s = this.h2s = this.ranks = new Int32Array(0);
   }
 
   private grow() {

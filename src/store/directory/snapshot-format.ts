@@ -14,7 +14,6 @@
 // Tokens are normalised by directory-model/normalize.ts before they get here ([a-z0-9_], split at
 // spaces), so accent, case, hyphen and apostrophe rules live in one place.
 import { COLUMNS, type DirectoryEntry, type ExtractionFields } from '../../directory-model/entry.js';
-import type { EntryTokens } from '../../directory-model/tokens.js';
 import { postingsDDL } from './postings.js';
 import type { TermDictionary, TermSink } from './vocabulary.js';
 
@@ -28,23 +27,56 @@ export class DirectoryStoreError extends Error {
 
 const FIELD_KEYS = COLUMNS.map(([f]) => f);
 
+/**
+ * A stored row back to an entry. One object literal with every field named (one hidden class,
+ * ~0.6 KB a row): building it from the COLUMNS list (a dynamic object, then a spread) allocated
+ * 4.1 KB a row, most of a search's garbage. The order is COLUMNS' (snapshot-format.test.ts).
+ */
 export function decodeEntry(r: any): DirectoryEntry {
-  const vals = (r.f as string).split('|');
-  const f = {} as ExtractionFields;
-  for (let i = 0; i < FIELD_KEYS.length; i++) f[FIELD_KEYS[i]] = vals[i] ?? '';
-  const e: DirectoryEntry = {
-    ...f,
+  const v = (r.f as string).split('|');
+  const at = (i: number) => v[i] ?? '';
+  return {
+    balType: at(0),
+    address: at(1),
+    ppIdType: at(2),
+    ppId: at(3),
+    ppNatId: at(4),
+    stIdType: at(5),
+    stId: at(6),
+    service: at(7),
+    civility: at(8),
+    family: at(9),
+    given: at(10),
+    categoryCode: at(11),
+    categoryLabel: at(12),
+    professionCode: at(13),
+    professionLabel: at(14),
+    specialityCode: at(15),
+    specialityLabel: at(16),
+    digitization: at(17),
+    legalName: at(18),
+    tradeName: at(19),
+    l2: at(20),
+    l3: at(21),
+    l4Number: at(22),
+    l4NumberExt: at(23),
+    l4StreetType: at(24),
+    l4Street: at(25),
+    l5: at(26),
+    l6: at(27),
+    postalCode: at(28),
+    department: at(29),
+    country: at(30),
     source: 'national',
-    type: f.balType as DirectoryEntry['type'],
+    type: v[0] as DirectoryEntry['type'],
     ppKey: r.pp_key,
     stKey: r.st_key,
     kind: r.kind,
-    sortKey: '',
+    sortKey: '', // nothing sorts national entries by it after the import
     listeRouge: false,
     description: '',
     ownerUserId: null,
   };
-  return e; // sortKey stays empty: nothing sorts national entries by it after the import
 }
 
 function encodeFields(e: ExtractionFields & { line?: string }): string {
@@ -62,14 +94,39 @@ CREATE TABLE vocab (term TEXT PRIMARY KEY) WITHOUT ROWID;
 ${postingsDDL('idx_names')}
 ${postingsDDL('idx_all')}
 ${postingsDDL('idx_addr')}
+CREATE TABLE entry_digest (n INTEGER PRIMARY KEY, data BLOB NOT NULL);
 `;
+
+/**
+ * entry_digest: per entry, in rank order, 16 bytes = two 32-bit hashes of its address (lower
+ * case, UTF-8) and two of its stored fields (`f`, UTF-8), little-endian Int32, in blobs of up to
+ * DIGEST_ROWS entries. Only the next import reads it, to count added / removed / changed entries
+ * without reading the previous snapshot's entries (an older file without it is compared by SQL).
+ * Readers ignore it: the schema version stays the same.
+ */
+export const DIGEST_ROWS = 4096;
+
+/** Two 32-bit hashes of bytes[s, e) into out[at], out[at + 1] (FNV-1a and a multiply-xorshift). */
+export function digestBytes(bytes: Uint8Array, s: number, e: number, out: Int32Array, at: number) {
+  let h1 = 0x811c9dc5 | 0;
+  let h2 = (0x27d4eb2f ^ (e - s)) | 0;
+  for (let i = s; i < e; i++) {
+    const c = bytes[i];
+    h1 = Math.imul(h1 ^ c, 0x01000193);
+    h2 = Math.imul(h2 ^ c, 0x5bd1e995);
+    h2 ^= h2 >>> 15;
+  }
+  out[at] = h1;
+  out[at + 1] = h2;
+}
 /**
  * Batches of rows sent to the import worker, in two transferred buffers (moved, not copied):
  * - text, UTF-8, ROW_FIELDS fields per row each followed by FS: address (lower case), pp_key,
  *   st_key, kind, the 31 fields, then the row's terms without a number (space-separated) for
  *   idx_names and for idx_all (vocabulary.ts: practitioner and structure codes, and every new
  *   term once the dictionary is full);
- * - numbers, per row: rank, line number, the count then the numbers of its idx_names terms,
+ * - numbers, per row: rank, line number, its digest (4 numbers: entry_digest below), the count
+ *   then the numbers of its idx_names terms,
  *   the count then the numbers of its idx_all terms;
  * with the terms numbered since the previous batch, in number order. Fields never hold FS:
  * they come from '|'-separated text lines and normalised tokens.
@@ -141,26 +198,40 @@ export class BatchEncoder {
     return this.literals.length ? this.literals.join(' ') : '';
   }
 
-  add(rank: number, e: DirectoryEntry, t: EntryTokens, lineNo: number) {
-    const f = encodeFields(e);
+  add(rank: number, e: DirectoryEntry, lineNo: number) {
+    const raw = e.lineBytes;
+    const f = raw ? '' : encodeFields(e);
     const address = e.address.toLowerCase();
-    if (this.n + 2 > this.nums.length) this.growNumbers();
+    if (this.n + 6 > this.nums.length) this.growNumbers();
     this.nums[this.n++] = rank;
     this.nums[this.n++] = lineNo;
-    const namesLiterals = this.terms((out) => this.dictionary.names(t, out));
-    const allLiterals = this.terms((out) => this.dictionary.all(t, out));
+    const digestAt = this.n;
+    this.n += 4;
+    const namesLiterals = this.terms((out) => this.dictionary.namesOf(e, out));
+    const allLiterals = this.terms((out) => this.dictionary.allOf(e, out));
     // At most 3 UTF-8 bytes per UTF-16 unit.
-    const need = 3 * (f.length + address.length + e.ppKey.length + e.stKey.length + e.kind.length + namesLiterals.length + allLiterals.length) + 16;
+    const need = (raw ? raw.length : 0) + 3 * (f.length + address.length + e.ppKey.length + e.stKey.length + e.kind.length + namesLiterals.length + allLiterals.length) + 16;
     if (this.buf.length - this.pos < need) {
       const bigger = Buffer.allocUnsafeSlow(Math.max(this.buf.length * 2, this.pos + need));
       this.buf.copy(bigger, 0, 0, this.pos);
       this.buf = bigger;
     }
+    const addressAt = this.pos;
     this.put(address);
+    const addressEnd = this.pos - 1;
     this.put(e.ppKey);
     this.put(e.stKey);
     this.put(e.kind);
-    this.put(f);
+    const fieldsAt = this.pos;
+    if (raw) {
+      this.buf.set(raw, this.pos);
+      this.pos += raw.length;
+      this.buf[this.pos++] = 1; // FS
+    } else this.put(f);
+    // The entry's digest (entry_digest), hashed here from the bytes just written: this thread has
+    // the time the SQLite thread has not.
+    digestBytes(this.buf, addressAt, addressEnd, this.nums, digestAt);
+    digestBytes(this.buf, fieldsAt, this.pos - 1, this.nums, digestAt + 2);
     this.put(namesLiterals);
     this.put(allLiterals);
     this.rows++;

@@ -3,7 +3,6 @@
 // - The publication state: what of our own mailboxes has been published to the national directory.
 import type { DirectoryEntry, ResourceKind } from '../../directory-model/entry.js';
 import type { Clause } from '../../directory-model/match.js';
-import type { EntryTokens } from '../../directory-model/tokens.js';
 
 export type { Clause };
 
@@ -82,7 +81,8 @@ export interface DirectorySnapshotReader {
 
 /** Builds a new snapshot beside the current one; `commit` switches to it in one step. */
 export interface SnapshotWriter {
-  add(entry: DirectoryEntry, tokens: EntryTokens, lineNo: number): void;
+  /** Adds an entry; its index terms are those of entryTokens (directory-model/tokens.ts). */
+  add(entry: DirectoryEntry, lineNo: number): void;
   /** Resolves when the writer can take more lines (bounded memory when it works in another thread). */
   drain?(): Promise<void>;
   /** Finishes the snapshot (indexes, duplicates, comparison with the previous one) and switches to it. */

@@ -9,7 +9,9 @@
 // The vocabulary stored in the snapshot (table `vocab`, to rewrite a prefix into its few whole
 // terms) is the dictionary's idx_all terms but whole-only codes: computed by the worker at the
 // end (isVocabularyTerm).
-import type { EntryTokens } from '../../directory-model/tokens.js';
+import { cityOf, type DirectoryEntry } from '../../directory-model/entry.js';
+import { codeToken, joinedKey, tokensOf } from '../../directory-model/normalize.js';
+import { entryTokens, type EntryTokens } from '../../directory-model/tokens.js';
 
 /** Past this many distinct terms, no new number is given (the snapshot's vocabulary is marked partial). */
 export const VOCABULARY_CAP = 1_500_000;
@@ -26,11 +28,38 @@ export const isVocabularyTerm = (t: string) => t.indexOf('_') < 0 || /^(n|m|cp|c
 /** Codes nearly unique per line (practitioner, structure): never numbered, always sent as text. */
 const isLiteralCode = (c: string) => c.charCodeAt(2) === 95 /* _ */ && ((c.charCodeAt(0) === 112 && c.charCodeAt(1) === 112) || (c.charCodeAt(0) === 115 && c.charCodeAt(1) === 116));
 
+/** Field values whose term numbers are kept per cache (then the cache starts again). */
+const VALUE_CACHE_MAX = 50_000;
+
+/** A bounded map from a field value to the numbers of its terms. */
+class ValueIds {
+  private map = new Map<string, number[]>();
+  get(value: string) {
+    return this.map.get(value);
+  }
+  set(value: string, ids: number[]) {
+    if (this.map.size >= VALUE_CACHE_MAX) this.map = new Map();
+    this.map.set(value, ids);
+  }
+}
+
+/** "pp_" + code as codeToken makes it, without its regular expressions when the code is already [0-9a-z]. */
+function codeLiteral(prefix: string, v: string): string {
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 122))) return codeToken(prefix, v);
+  }
+  return prefix + v;
+}
+
 /** The receiving side of a line's terms: numbers, or text for terms without a number. */
 export interface TermSink {
   id(id: number): void;
   literal(term: string): void;
 }
+
+/** Separates the two parts of a cache key (never in a field: fields come from '|'-separated lines). */
+const FS_KEY = '\u0001';
 
 export class TermDictionary {
   private readonly plain = new Map<string, number>();
@@ -107,6 +136,166 @@ export class TermDictionary {
       if (isLiteralCode(c)) out.literal(c);
       else this.plainTerm(c, out);
     }
+  }
+
+  // ---- an entry's terms from its field values -------------------------------------------------
+  //
+  // namesOf / allOf give the same terms as names / all of entryTokens(e) (directory-model/tokens.ts,
+  // the one definition; vocabulary.test.ts compares them), but from caches keyed by field value:
+  // a value seen before (a family name, a label, a city line) costs one Map lookup instead of its
+  // normalisation, splitting and one lookup per term. Near the cap (a value's new terms could
+  // fill the dictionary) they go through entryTokens and names / all, whose rules then apply.
+
+  private readonly nameIdsOf = new ValueIds();
+  private readonly personIdsOf = new ValueIds();
+  private readonly structureIdsOf = new ValueIds();
+  private readonly plainIdsOf = new ValueIds();
+  /** l6 + FS + postal code → city words, postal code, cp_ and cy_ codes. */
+  private readonly placeIdsOf = new ValueIds();
+  /** One code's number: by prefix, then value. */
+  private readonly codeIdsOf = new Map<string, ValueIds>();
+  private slowEntry: DirectoryEntry | undefined;
+  private slowTokens: EntryTokens | undefined;
+
+  /** Whether the entry's new terms cannot reach the cap (each character starts at most a few terms). */
+  private roomFor(e: DirectoryEntry): boolean {
+    const text = e.family.length + e.given.length + e.legalName.length + e.tradeName.length + e.service.length + e.professionLabel.length + e.specialityLabel.length + e.l6.length + (e.description?.length ?? 0);
+    return !this.full && this.count + 8 * text + 64 < VOCABULARY_CAP;
+  }
+
+  private tokensFor(e: DirectoryEntry): EntryTokens {
+    if (this.slowEntry !== e) {
+      this.slowEntry = e;
+      this.slowTokens = entryTokens(e);
+    }
+    return this.slowTokens!;
+  }
+
+  private emit(ids: number[], out: TermSink) {
+    for (let i = 0; i < ids.length; i++) out.id(ids[i]);
+  }
+
+  /** Numbers of the idx_names terms of a value's words (each word and its prefix terms). */
+  private nameIds(value: string, out: TermSink) {
+    if (!value) return;
+    let ids = this.nameIdsOf.get(value);
+    if (ids === undefined) {
+      ids = [];
+      for (const w of tokensOf(value)) {
+        let wIds = this.nameTerms.get(w);
+        if (wIds === undefined) {
+          const terms = [w];
+          for (let k = 1, m = Math.min(NAME_PREFIXES, w.length); k <= m; k++) terms.push('*' + w.slice(0, k));
+          wIds = terms.map((x) => this.number(this.plain, x, x));
+          this.nameTerms.set(w, wIds);
+        }
+        for (const id of wIds) ids.push(id);
+      }
+      this.nameIdsOf.set(value, ids);
+    }
+    this.emit(ids, out);
+  }
+
+  /** Numbers of a value's words as "n_word" (a person's) or "m_word" (a structure's). */
+  private nsIds(cache: ValueIds, ns: Map<string, number>, prefix: string, value: string, out: TermSink) {
+    if (!value) return;
+    let ids = cache.get(value);
+    if (ids === undefined) {
+      ids = [];
+      for (const w of tokensOf(value)) {
+        let id = ns.get(w);
+        if (id === undefined) id = this.number(ns, w, prefix + w);
+        ids.push(id);
+      }
+      cache.set(value, ids);
+    }
+    this.emit(ids, out);
+  }
+
+  /** Numbers of a value's words as they are. */
+  private plainIds(value: string, out: TermSink) {
+    if (!value) return;
+    let ids = this.plainIdsOf.get(value);
+    if (ids === undefined) {
+      ids = tokensOf(value).map((w) => this.number(this.plain, w, w));
+      this.plainIdsOf.set(value, ids);
+    }
+    this.emit(ids, out);
+  }
+
+  /** Number of the code term `make(value)` (cached by prefix and value). */
+  private codeId(prefix: string, value: string, make: (v: string) => string, out: TermSink) {
+    let cache = this.codeIdsOf.get(prefix);
+    if (!cache) this.codeIdsOf.set(prefix, (cache = new ValueIds()));
+    let ids = cache.get(value);
+    if (ids === undefined) {
+      const t = make(value);
+      ids = [this.number(this.plain, t, t)];
+      cache.set(value, ids);
+    }
+    out.id(ids[0]);
+  }
+
+  /** idx_names terms of an entry (names(entryTokens(e)), from caches). */
+  namesOf(e: DirectoryEntry, out: TermSink) {
+    if (!this.roomFor(e)) return this.names(this.tokensFor(e), out);
+    if (e.family || e.given) {
+      this.nameIds(e.family, out);
+      this.nameIds(e.given, out);
+    } else {
+      this.nameIds(e.legalName, out);
+      this.nameIds(e.tradeName, out);
+      this.nameIds(e.service, out);
+    }
+  }
+
+  /** idx_all terms of an entry (all(entryTokens(e)), from caches; the same terms, in another order). */
+  allOf(e: DirectoryEntry, out: TermSink) {
+    if (!this.roomFor(e)) return this.all(this.tokensFor(e), out);
+    if (e.family || e.given) {
+      this.nsIds(this.personIdsOf, this.person, 'n_', e.family, out);
+      this.nsIds(this.personIdsOf, this.person, 'n_', e.given, out);
+    } else {
+      this.nsIds(this.structureIdsOf, this.structure, 'm_', e.legalName, out);
+      this.nsIds(this.structureIdsOf, this.structure, 'm_', e.tradeName, out);
+      this.nsIds(this.structureIdsOf, this.structure, 'm_', e.service, out);
+    }
+    if (e.stKey) {
+      this.plainIds(e.legalName, out);
+      this.plainIds(e.tradeName, out);
+      this.plainIds(e.service, out);
+    }
+    this.plainIds(e.professionLabel, out);
+    this.plainIds(e.specialityLabel, out);
+    const placeKey = e.l6 + FS_KEY + e.postalCode;
+    let place = this.placeIdsOf.get(placeKey);
+    if (place === undefined) {
+      place = [];
+      const sink: TermSink = { id: (id) => place!.push(id), literal: () => {} };
+      const city = cityOf(e);
+      this.plainIds(city, sink);
+      if (e.postalCode) {
+        const pc = e.postalCode.toLowerCase();
+        place.push(this.number(this.plain, pc, pc));
+        const cp = codeToken('cp_', e.postalCode);
+        place.push(this.number(this.plain, cp, cp));
+      }
+      if (city) {
+        const cy = 'cy_' + joinedKey(city);
+        place.push(this.number(this.plain, cy, cy));
+      }
+      this.placeIdsOf.set(placeKey, place);
+    }
+    this.emit(place, out);
+    if (e.description) this.plainIds(e.description, out);
+    this.codeId('t_', e.type, (v) => 't_' + v.toLowerCase(), out);
+    this.codeId('k_', e.kind, (v) => 'k_' + v.toLowerCase(), out);
+    if (e.ppKey) out.literal(codeLiteral('pp_', e.ppKey));
+    if (e.stKey) out.literal(codeLiteral('st_', e.stKey));
+    if (e.professionCode) this.codeId('p_', e.professionCode, (v) => codeToken('p_', v), out);
+    if (e.specialityCode) this.codeId('s_', e.specialityCode, (v) => codeToken('s_', v), out);
+    if (e.family) this.codeId('fa_', e.family, (v) => 'fa_' + joinedKey(v), out);
+    if (e.given) this.codeId('gi_', e.given, (v) => 'gi_' + joinedKey(v), out);
   }
 
   /** The terms numbered since the last call, in number order (the worker appends them). */

@@ -578,13 +578,16 @@ ALTER TABLE search_headers ADD COLUMN key_id ${T}, ADD COLUMN vals BYTEA;
   {
     version: 6,
     name: 'URLAUTH mailbox access keys (RFC 4467 §3), per user and folder (SQLite migration 23)',
+    // The id is the row key the sealed secret is bound to (store/sealed-rows.ts), drawn before the
+    // row is written when encryption at rest is on (store/postgres/urlauth-keys.ts).
     sql: `
 CREATE TABLE urlauth_keys (
+  id ${ID},
   user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
   folder_id BIGINT NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
   secret BYTEA NOT NULL,
   created_at ${T} NOT NULL,
-  PRIMARY KEY (user_id, folder_id)
+  UNIQUE (user_id, folder_id)
 );
 CREATE INDEX urlauth_keys_folder ON urlauth_keys(folder_id);
 `,

@@ -1,7 +1,8 @@
 // The values sealed in rows (SealedValueStore) in PostgreSQL: counted per KEK and re-sealed in
 // batches for `caducee keys` (docs/encryption.md, "Values in rows"). Every sealed column is BYTEA
-// (migration 4): a sealed value starts with the magic of value-seal.ts, a plaintext one is UTF-8.
-import { openValue, SEALED_COLUMN_PLACES, SEALED_COLUMNS, sealedHead, valueContext, type ResealBatch, type ResealSelection, type RowKey, type SealedColumn } from '../sealed-rows.js';
+// (migrations 4 and 6): a sealed value starts with the magic of value-seal.ts, a plaintext one is
+// UTF-8 (urlauth_keys.secret: the key's 32 bytes).
+import { openBytes, SEALED_COLUMN_PLACES, SEALED_COLUMNS, sealedHead, valueContext, type ResealBatch, type ResealSelection, type RowKey, type SealedColumn } from '../sealed-rows.js';
 import type { SealedValueStore } from '../types.js';
 import { VALUE_MAGIC } from '../value-seal.js';
 import { PgPart } from './connection.js';
@@ -49,7 +50,7 @@ export class PgSealedValues extends PgPart implements SealedValueStore {
       const done: { k: RowKey; old: Buffer; v: Buffer }[] = [];
       for (const r of rows) {
         try {
-          done.push({ k: r.k, old: r.v, v: sealer.seal(openValue(sealer, column, r.k, r.v), valueContext(column, r.k)) });
+          done.push({ k: r.k, old: r.v, v: sealer.seal(openBytes(sealer, column, r.k, r.v), valueContext(column, r.k)) });
         } catch (e: any) {
           batch.failed.push({ row: r.k, error: e.message });
         }

@@ -630,14 +630,19 @@ END;
     // docs/imap.md "URLAUTH": the secret the INTERNAL tokens of the URLs a user issued for a folder
     // are computed with (32 random bytes, sealed by the store's sealer when encryption at rest is
     // on: store/urlauth-keys.ts). RESETKEY replaces or removes it; it goes with the folder or user.
+    // The integer id is the row key the sealed secret is bound to (`urlauth_keys.secret:<id>`,
+    // store/sealed-rows.ts, as submissions.subject), so that `caducee keys` re-seals it like every
+    // sealed column; AUTOINCREMENT: an id is never reused, so no removed row's value opens in a
+    // later one.
     sql: `
 CREATE TABLE urlauth_keys (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
   folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
   secret BLOB NOT NULL,
   created_at TEXT NOT NULL,
-  PRIMARY KEY (user_id, folder_id)
-) WITHOUT ROWID;
+  UNIQUE (user_id, folder_id)
+);
 CREATE INDEX urlauth_keys_folder ON urlauth_keys(folder_id);
 `,
   },

@@ -1,7 +1,8 @@
 // The values sealed in rows (SealedValueStore) in SQLite: counted per KEK and re-sealed in batches
 // for `caducee keys` (docs/encryption.md, "Values in rows"). A sealed value is a BLOB starting with
-// the magic of value-seal.ts; a plaintext one is TEXT (a BLOB compares unequal to any TEXT).
-import { openValue, SEALED_COLUMN_PLACES, SEALED_COLUMNS, sealedHead, valueContext, type ResealBatch, type ResealSelection, type RowKey, type SealedColumn } from '../sealed-rows.js';
+// the magic of value-seal.ts; a plaintext one is TEXT (a BLOB compares unequal to any TEXT), or
+// for urlauth_keys.secret the key's 32 bytes (a BLOB not starting with the magic).
+import { openBytes, SEALED_COLUMN_PLACES, SEALED_COLUMNS, sealedHead, valueContext, type ResealBatch, type ResealSelection, type RowKey, type SealedColumn } from '../sealed-rows.js';
 import type { SealedValueStore } from '../types.js';
 import { VALUE_MAGIC } from '../value-seal.js';
 import { SqlitePart } from './connection.js';
@@ -45,9 +46,9 @@ export class SqliteSealedValues extends SqlitePart implements SealedValueStore {
       const update = this.q(`UPDATE ${table} SET ${col} = ? WHERE ${key} = ? AND ${col} = ?`);
       const batch: ResealBatch = { resealed: 0, failed: [], next: rows.length === limit ? rows[rows.length - 1]!.k : null };
       for (const r of rows) {
-        let plain: string;
+        let plain: Buffer;
         try {
-          plain = openValue(sealer, column, r.k, r.v);
+          plain = openBytes(sealer, column, r.k, r.v);
         } catch (e: any) {
           batch.failed.push({ row: r.k, error: e.message });
           continue;
