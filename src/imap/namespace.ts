@@ -26,11 +26,34 @@ export interface ResolvedName {
   folder: string;
 }
 
+/**
+ * Issue 15 (memory of idling sessions): the namespaces still held by a session, one per user, so
+ * that the next session of the same user whose namespace comes out equal shares it instead of
+ * keeping its own copy (~2.6 KB: the mailboxes, their rights and prefixes). A mail client opens
+ * several connections per account (Thunderbird up to 5); each still loads its namespace from core
+ * at login, and a namespace is never changed after that (a session keeps the rights of its login).
+ */
+const held = new Map<number, WeakRef<UserNamespace>>();
+const forget = new FinalizationRegistry<number>((userId) => {
+  if (held.get(userId)?.deref() === undefined) held.delete(userId);
+});
+
 export class UserNamespace {
   private constructor(
     readonly user: User,
     readonly entries: MailboxAccess[],
+    /** Everything above, serialised: two namespaces with the same one are interchangeable. */
+    private readonly fingerprint: string,
   ) {}
+
+  /** An equal namespace another session holds, else this one (then held for the next sessions). */
+  private static share(ns: UserNamespace): UserNamespace {
+    const other = held.get(ns.user.id)?.deref();
+    if (other && other.fingerprint === ns.fingerprint) return other;
+    held.set(ns.user.id, new WeakRef(ns));
+    forget.register(ns, ns.user.id);
+    return ns;
+  }
 
   static async load(core: Core, user: User): Promise<UserNamespace> {
     // Which mailboxes are readable is core's decision (architecture invariant 3).
@@ -44,7 +67,8 @@ export class UserNamespace {
       else prefix = `${SHARED_PREFIX}${a.mailbox.address}/`;
       return { ...a, prefix };
     });
-    return new UserNamespace(user, entries);
+    const fingerprint = JSON.stringify([user, entries.map((e) => [e.mailbox, [...e.rights].sort(), e.owned, e.prefix])]);
+    return UserNamespace.share(new UserNamespace(user, entries, fingerprint));
   }
 
   get personal(): MailboxAccess | undefined {

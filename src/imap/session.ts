@@ -38,6 +38,9 @@ const connectionCommands = {
   },
 } satisfies Partial<Handlers>;
 
+/** RFC 9051 §5.4: the autologout timer, at least 30 minutes. */
+const AUTOLOGOUT_MS = 30 * 60 * 1000;
+
 /**
  * Every command's handler but STARTTLS (it replaces the socket: ImapSession.startTls); a
  * command without a handler is a type error here.
@@ -61,17 +64,25 @@ export class ImapSession implements SessionContext {
   /** RFC 5465 notifications being sent between commands (a command waits for them). */
   private notifying?: Promise<void>;
   readonly idle = { tag: null as string | null, pushing: false, again: false };
-  /** The session's child logger, made at its first use (issue 15: an idling session keeps no logger). */
-  private logger?: Logger;
   private readonly queue: ParserEvent[] = [];
   private busy = false;
   private lineWaiter?: (line: string) => void;
   private closed = false;
+  /** performance.now() at the connection, and at its last input or output (expire()). */
+  private readonly openedAt = performance.now();
+  private lastActivity = this.openedAt;
   private saslServer?: SaslServer;
-  private readonly onChange = (e: { folderId: number }) => {
+
+  /**
+   * A folder changed ('delivered', 'folder-changed' from core): called by the listener
+   * (server.ts), which subscribes once for all its sessions (issue 15: not three listeners and
+   * their closures per session).
+   */
+  changed(e: { folderId: number }) {
+    if (this.closed) return;
     if (this.notify) this.onNotifyChange(e.folderId);
     if (this.idle.tag && this.view && e.folderId === this.view.folderId) void this.push();
-  };
+  }
 
   /**
    * RFC 5465 §3.1: with NOTIFY the client listens "all the time": a change to a watched folder is
@@ -101,9 +112,9 @@ export class ImapSession implements SessionContext {
    * reconnection), or the safety poll: an idling session compares its folder's HIGHESTMODSEQ
    * with the store's (one cheap read) and reports what it finds (RFC 7162 §3.1 modseq order).
    */
-  private readonly onResync = () => {
-    if (this.idle.tag && this.view) void this.push();
-  };
+  resync() {
+    if (!this.closed && this.idle.tag && this.view) void this.push();
+  }
 
   private push() {
     return pushIdleUpdates(this).catch((e) => this.log.warn({ err: e?.message }, 'IDLE update failed; the client sees the changes at its next command'));
@@ -119,9 +130,6 @@ export class ImapSession implements SessionContext {
     this.remote = socket.remoteAddress ?? null;
     this.local = socket.localAddress ?? null;
     this.attach(socket);
-    s.core.events.on('delivered', this.onChange);
-    s.core.events.on('folder-changed', this.onChange);
-    s.core.events.on('resync', this.onResync);
     this.write(`* OK [CAPABILITY ${this.capabilities().join(' ')}] Caducee MSSante IMAP ready\r\n`); // 7-bit resp-text (RFC 3501 §9)
   }
 
@@ -131,26 +139,45 @@ export class ImapSession implements SessionContext {
     // refused) leaves the socket open but useless: end the session instead of idling 30 minutes.
     socket.on('error', (e) => (this.log.debug({ err: e.message }, 'socket error'), socket.destroy()));
     socket.on('close', () => this.cleanup());
-    socket.setTimeout(30 * 60 * 1000, () => {
-      // RFC 9051 §5.4: autologout timer of at least 30 minutes.
+  }
+
+  /**
+   * Called now and then by the listener (server.ts: one sweep for all its sessions, issue 15:
+   * not two timers per connection). Before authentication a client gets `preAuthMs` (RFC 9051
+   * §5.4 sets no lower bound there; Dovecot closes unauthenticated connections after 3 minutes
+   * too); after, the autologout timer of at least 30 minutes (RFC 9051 §5.4) since the last
+   * input or output, as Node's socket timeout counted it before.
+   */
+  expire(now: number, preAuthMs: number) {
+    if (this.closed || this.state === 'logout') return;
+    if (this.state === 'notauth' && now - this.openedAt >= preAuthMs) {
+      this.write('* BYE [UNAVAILABLE] no authentication in time: connect again when ready\r\n');
+      this.state = 'logout';
+      this.socket.end();
+      const socket = this.socket;
+      setTimeout(() => socket.destroy(), 2000).unref();
+    } else if (now - this.lastActivity >= AUTOLOGOUT_MS) {
       this.write('* BYE autologout: idle for too long\r\n');
-      socket.end();
-    });
+      this.state = 'logout';
+      this.socket.end();
+    }
   }
 
   private cleanup() {
     if (this.closed) return;
     this.closed = true;
-    this.s.core.events.off('delivered', this.onChange);
-    this.s.core.events.off('folder-changed', this.onChange);
-    this.s.core.events.off('resync', this.onResync);
   }
 
+  /**
+   * A child logger made at each use and not kept (issue 15: a session logs at login and on
+   * errors; 10,000 idling sessions need not hold 10,000 loggers).
+   */
   get log(): Logger {
-    return (this.logger ??= this.s.logger.child({ component: 'imap', session: this.id }));
+    return this.s.logger.child({ component: 'imap', session: this.id });
   }
 
   write(data: string | Buffer) {
+    this.lastActivity = performance.now();
     if (!this.closed && this.socket.writable) this.socket.write(data);
   }
 
@@ -191,6 +218,7 @@ export class ImapSession implements SessionContext {
   // ---- input --------------------------------------------------------------------------------
 
   private onData(chunk: Buffer) {
+    this.lastActivity = performance.now();
     let events: ParserEvent[];
     try {
       events = this.parser.push(chunk);
@@ -361,8 +389,8 @@ export class ImapSession implements SessionContext {
     // RFC 9051 §6.2.1 / RFC 3207-class injection: drop anything the client pipelined in clear.
     this.parser.reset();
     plain.removeAllListeners('data');
-    plain.removeAllListeners('close');
-    plain.setTimeout(0);
+    // The 'close' listeners stay: the plain socket closes with the TLS one, and the listener's
+    // own (the sessions it notifies, the per-address connection count) must run then too.
     // Request (never require) a client certificate for SASL EXTERNAL; the acceptable CAs come
     // from secureContext (built with the CA bundle), the certificate is judged by trust/.
     // `server`: where Node asks for the OCSP response to staple (RFC 6066 §8), as for implicit TLS.

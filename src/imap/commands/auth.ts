@@ -122,8 +122,9 @@ function refuse(ctx: SessionContext, r: Extract<AuthResult, { ok: false }> | Sas
 async function authenticated(ctx: SessionContext, user: User): Promise<string> {
   // RFC 3516: literal8 (~{n}) accepted in APPEND once BINARY is announced.
   ctx.parser.setCapabilities({ literalPlus: true, binary: true });
-  ctx.user = user;
   ctx.ns = await UserNamespace.load(ctx.s.core, user);
+  // The namespace's user: equal to `user`, and shared with the user's other sessions (issue 15).
+  ctx.user = ctx.ns.user;
   ctx.state = 'auth';
   ctx.log.info({ user: user.login }, 'authenticated');
   return `[CAPABILITY ${capabilities(ctx).join(' ')}] logged in`;
