@@ -20,7 +20,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import type { KeyRing } from './keyring.js';
-import { BlobSizeExceededError, DEFAULT_PIN_MS, DEFAULT_REMOVAL_LEASE_MS, PinReleaser, sleep, type BlobPinStore, type KeyState, type MessageFiles, type PinTimes, type PutBlob } from './message-files.js';
+import { BlobSizeExceededError, DEFAULT_PIN_MS, DEFAULT_REMOVAL_LEASE_MS, PinReleaser, sleep, eachLimited, type BlobPinStore, type KeyState, type MessageFiles, type PinTimes, type PutBlob } from './message-files.js';
 import { HEADER_SIZE, headerKeyIds, isSealed, openBuffer, openHeader, openRange, plainSizeOf, rewrapSlots, sealBuffer, Sealer, SLOTS_OFFSET } from './sealed.js';
 
 export { BlobSizeExceededError, type BlobInfo, type MessageFiles, type PutBlob } from './message-files.js';
@@ -393,24 +393,6 @@ const cb = {
 
 /** Files of one putMany() written, renamed or directories synced at once at most. */
 const PUT_MANY_PARALLEL = 16;
-
-/** Runs `fn` on every item, at most `limit` at a time; rejects with the first failure once the running ones ended. */
-async function eachLimited<T>(items: T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed: { e: unknown } | undefined;
-  const worker = async () => {
-    while (!failed && next < items.length) {
-      const k = next++;
-      try {
-        await fn(items[k], k);
-      } catch (e) {
-        failed ??= { e };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failed) throw failed.e;
-}
 
 /** Up to `length` bytes at `position` (fewer at the end of the file). */
 async function readAt(fh: FileHandle, position: number, length: number): Promise<Buffer> {

@@ -186,3 +186,21 @@ export class PinReleaser {
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Runs `fn` on every item, at most `limit` at a time; rejects with the first failure once the running ones ended. */
+export async function eachLimited<T>(items: T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: { e: unknown } | undefined;
+  const worker = async () => {
+    while (!failed && next < items.length) {
+      const k = next++;
+      try {
+        await fn(items[k], k);
+      } catch (e) {
+        failed ??= { e };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failed) throw failed.e;
+}

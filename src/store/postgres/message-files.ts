@@ -26,7 +26,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { KeyRing } from '../keyring.js';
-import { BlobSizeExceededError, DEFAULT_PIN_MS, DEFAULT_REMOVAL_LEASE_MS, PinReleaser, sleep, type KeyState, type MessageFiles, type PinTimes, type PutBlob } from '../message-files.js';
+import { BlobSizeExceededError, DEFAULT_PIN_MS, DEFAULT_REMOVAL_LEASE_MS, PinReleaser, sleep, eachLimited, type KeyState, type MessageFiles, type PinTimes, type PutBlob } from '../message-files.js';
 import { HEADER_SIZE, headerKeyIds, isSealed, openBuffer, openHeader, openRange, rewrapSlots, sealBuffer, Sealer, SLOTS_OFFSET } from '../sealed.js';
 import * as pins from './blob-pins.js';
 import type { PgConnection } from './connection.js';
@@ -118,22 +118,13 @@ export class PgMessageFiles implements MessageFiles {
   /** put() of each, a few at a time (each its own transaction, as put()); none left pinned on a failure. */
   async putMany(sources: Buffer[]): Promise<PutBlob[]> {
     const puts: PutBlob[] = [];
-    let next = 0;
-    let failed: { e: unknown } | undefined;
-    const worker = async () => {
-      while (!failed && next < sources.length) {
-        const k = next++;
-        try {
-          puts[k] = await this.put(sources[k]);
-        } catch (e) {
-          failed ??= { e };
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(8, sources.length) }, worker));
-    if (failed) {
+    try {
+      await eachLimited(sources, 8, async (source, k) => {
+        puts[k] = await this.put(source);
+      });
+    } catch (e) {
       for (const p of puts) void p?.release();
-      throw failed.e;
+      throw e;
     }
     return puts;
   }
