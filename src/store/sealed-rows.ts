@@ -47,6 +47,14 @@ export interface ResealBatch {
   next: RowKey | null;
 }
 
+/** What resealValues needs on either engine: the sealer (encryption at rest must be on) and where `column` lives. */
+export function resealTarget(sealer: ValueSealer | undefined, column: SealedColumn): { sealer: ValueSealer; place: (typeof SEALED_COLUMN_PLACES)[SealedColumn] } {
+  if (!sealer) throw new Error('re-sealing row values needs the keyring: encryption at rest is not configured (store.encryption)');
+  const place = SEALED_COLUMN_PLACES[column];
+  if (!place) throw new Error(`${column} is not a sealed column (store/sealed-rows.ts)`);
+  return { sealer, place };
+}
+
 /** The AAD context of the value of `column` in row `row` (value-seal.ts). */
 export const valueContext = (column: SealedColumn, row: RowKey): string => `${column}:${row}`;
 

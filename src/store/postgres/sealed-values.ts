@@ -2,7 +2,7 @@
 // batches for `caducee keys` (docs/encryption.md, "Values in rows"). Every sealed column is BYTEA
 // (migrations 4 and 6): a sealed value starts with the magic of value-seal.ts, a plaintext one is
 // UTF-8 (urlauth_keys.secret: the key's 32 bytes).
-import { openBytes, SEALED_COLUMN_PLACES, SEALED_COLUMNS, sealedHead, valueContext, type ResealBatch, type ResealSelection, type RowKey, type SealedColumn } from '../sealed-rows.js';
+import { openBytes, resealTarget, SEALED_COLUMN_PLACES, SEALED_COLUMNS, sealedHead, valueContext, type ResealBatch, type ResealSelection, type RowKey, type SealedColumn } from '../sealed-rows.js';
 import type { SealedValueStore } from '../types.js';
 import { VALUE_MAGIC } from '../value-seal.js';
 import { PgPart } from './connection.js';
@@ -24,10 +24,7 @@ export class PgSealedValues extends PgPart implements SealedValueStore {
   }
 
   async resealValues(column: SealedColumn, which: ResealSelection, after: RowKey | null, limit: number): Promise<ResealBatch> {
-    const sealer = this.connection.sealer;
-    if (!sealer) throw new Error('re-sealing row values needs the keyring: encryption at rest is not configured (store.encryption)');
-    const place = SEALED_COLUMN_PLACES[column];
-    if (!place) throw new Error(`${column} is not a sealed column (store/sealed-rows.ts)`);
+    const { sealer, place } = resealTarget(this.connection.sealer, column);
     const { table, column: col, key, keyType } = place;
     // The selection as a prefix test on the stored bytes (value-seal.ts's layout); $1 the limit, then the selection's, then the cursor.
     let test: string;

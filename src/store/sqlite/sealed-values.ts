@@ -2,7 +2,7 @@
 // for `caducee keys` (docs/encryption.md, "Values in rows"). A sealed value is a BLOB starting with
 // the magic of value-seal.ts; a plaintext one is TEXT (a BLOB compares unequal to any TEXT), or
 // for urlauth_keys.secret the key's 32 bytes (a BLOB not starting with the magic).
-import { openBytes, SEALED_COLUMN_PLACES, SEALED_COLUMNS, sealedHead, valueContext, type ResealBatch, type ResealSelection, type RowKey, type SealedColumn } from '../sealed-rows.js';
+import { openBytes, resealTarget, SEALED_COLUMN_PLACES, SEALED_COLUMNS, sealedHead, valueContext, type ResealBatch, type ResealSelection, type RowKey, type SealedColumn } from '../sealed-rows.js';
 import type { SealedValueStore } from '../types.js';
 import { VALUE_MAGIC } from '../value-seal.js';
 import { SqlitePart } from './connection.js';
@@ -23,10 +23,7 @@ export class SqliteSealedValues extends SqlitePart implements SealedValueStore {
   }
 
   async resealValues(column: SealedColumn, which: ResealSelection, after: RowKey | null, limit: number): Promise<ResealBatch> {
-    const sealer = this.connection.sealer;
-    if (!sealer) throw new Error('re-sealing row values needs the keyring: encryption at rest is not configured (store.encryption)');
-    const place = SEALED_COLUMN_PLACES[column];
-    if (!place) throw new Error(`${column} is not a sealed column (store/sealed-rows.ts)`);
+    const { sealer, place } = resealTarget(this.connection.sealer, column);
     const { table, column: col, key } = place;
     // The selection as a prefix test on the stored bytes (value-seal.ts's layout).
     const magicTest = `substr(${col}, 1, 4) = ?`;
