@@ -18,6 +18,7 @@ import { mailboxCommands } from './commands/mailboxes.js';
 import { fetchNewMessages, notifyCommands, sendNotifyStatus, type NotifyState } from './commands/notify.js';
 import { refreshSearchUpdates, selectedCommands } from './commands/selected.js';
 import { urlauthCommands } from './commands/urlauth.js';
+import { metadataCommands } from './commands/metadata.js';
 import { bad, ImapError, no } from './errors.js';
 import type { UserNamespace } from './namespace.js';
 import { CommandParser, type ParserEvent } from './protocol/parser.js';
@@ -45,7 +46,7 @@ const AUTOLOGOUT_MS = 30 * 60 * 1000;
  * Every command's handler but STARTTLS (it replaces the socket: ImapSession.startTls); a
  * command without a handler is a type error here.
  */
-const HANDLERS: Handlers<Exclude<Command['name'], 'STARTTLS'>> = { ...connectionCommands, ...authCommands, ...mailboxCommands, ...aclCommands, ...idleCommands, ...selectedCommands, ...notifyCommands, ...urlauthCommands };
+const HANDLERS: Handlers<Exclude<Command['name'], 'STARTTLS'>> = { ...connectionCommands, ...authCommands, ...mailboxCommands, ...aclCommands, ...idleCommands, ...selectedCommands, ...notifyCommands, ...urlauthCommands, ...metadataCommands };
 
 export class ImapSession implements SessionContext {
   private socket: Socket;
