@@ -88,6 +88,16 @@ export interface MailboxEvent {
   uid: number;
 }
 
+/**
+ * Event 'folders-changed': the folder list or the subscriptions of a mailbox changed (IMAP
+ * CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE; the mail service creating a special-use folder).
+ * Ids only: a session that watches the mailbox (RFC 5465 NOTIFY MailboxName, SubscriptionChange)
+ * reads the folders again and reports the difference.
+ */
+export interface FoldersChange {
+  mailboxId: number;
+}
+
 /** Event 'metadata-changed': METADATA entries (RFC 5464) of a folder (folderId null: the server) were set or removed. */
 export interface MetadataChange {
   mailboxId: number | null;
@@ -128,7 +138,8 @@ export class Core {
    * 'submission' (SubmissionChange: { id, mailboxId }) when a submitted message's tracking
    * changed (docs/receipts.md; the SSE stream subscribes).
    * Also 'folder-changed' { folderId, kind?, ids? } (IMAP and the mail service), 'grants-changed'
-   * { mailboxId, userId }, 'metadata-changed' (MetadataChange), 'stored', 'queued'.
+   * { mailboxId, userId }, 'folders-changed' (FoldersChange), 'metadata-changed' (MetadataChange),
+   * 'stored', 'queued'.
    */
   readonly events = new EventEmitter();
   private readonly localDomains: Set<string>;
