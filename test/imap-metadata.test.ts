@@ -1,9 +1,11 @@
 // METADATA (RFC 5464) over real TLS sockets against the demo: GETMETADATA (MAXSIZE, DEPTH),
 // SETMETADATA, server entries, /private entries per user on a delegated mailbox, the response
-// codes, and core's access decision (RFC 5464 §3.3, docs/imap.md "METADATA"). Users: the physician
+// codes, and core's access decision (RFC 5464 §3.3, docs/imap.md "METADATA"); and imapflow's
+// response parser reading what GETMETADATA sends (literal values, LONGENTRIES). Users: the physician
 // (users[0], owner of the PER mailbox) and the secretariat (users[1], granted read or manage).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { ImapFlow } from 'imapflow';
 import { imapDemo } from './support/imap-demo.js';
 
 describe('IMAP METADATA (RFC 5464)', () => {
@@ -90,5 +92,37 @@ describe('IMAP METADATA (RFC 5464)', () => {
     await doc.cmd(`DELETEACL INBOX ${secretary.login}`);
     assert.match(tagged(await sec.exchange(`GETMETADATA ${q} /shared/comment`)), /NO \[(NONEXISTENT|NOPERM)\]/);
     void claire;
+  });
+  test('imapflow: SETMETADATA through its command writer, GETMETADATA responses through its parser', async () => {
+    const u = d.layout.operators[0].users[0];
+    const client = new ImapFlow({ host: '127.0.0.1', port: d.demo.operators[0].ports.imaps, secure: true, tls: { ca: d.ca, servername: 'localhost' }, auth: { user: u.login, pass: u.appPassword }, logger: false });
+    await client.connect();
+    try {
+      assert.ok((client as any).capabilities.has('METADATA'));
+      // exec() resolves with the tagged response and `next`, the parser's go-ahead (imapflow's own commands call it).
+      const exec = async (...args: unknown[]) => {
+        const r = await (client as any).exec(...args);
+        r.next();
+        return r;
+      };
+      // A value with CRLF, sent as a literal.
+      const value = 'Ligne 1\r\nLigne 2 : compte rendu';
+      const set = await exec('SETMETADATA', [{ type: 'ATOM', value: 'INBOX' }, [{ type: 'ATOM', value: '/shared/comment' }, { type: 'LITERAL', value }, { type: 'ATOM', value: '/private/comment' }, { type: 'STRING', value: 'court' }]]);
+      assert.equal(set.response.command, 'OK');
+      const got: any[] = [];
+      const get = await exec('GETMETADATA', [{ type: 'ATOM', value: 'INBOX' }, [{ type: 'ATOM', value: '/shared/comment' }, { type: 'ATOM', value: '/private/comment' }]], { untagged: { METADATA: async (u: any) => void got.push(u.attributes) } });
+      assert.equal(get.response.command, 'OK');
+      assert.equal(got.length, 1);
+      const [mailbox, list] = got[0];
+      assert.equal(mailbox.value, 'INBOX');
+      const pairs = Object.fromEntries(list.reduce((acc: string[][], x: any, i: number) => (i % 2 ? (acc[acc.length - 1].push(Buffer.from(x.value).toString('utf8')), acc) : [...acc, [x.value]]), []));
+      assert.deepEqual(pairs, { '/private/comment': 'court', '/shared/comment': value });
+      // MAXSIZE: the OK's response code as imapflow reads it.
+      const long = await exec('GETMETADATA', [[{ type: 'ATOM', value: 'MAXSIZE' }, { type: 'ATOM', value: '5' }], { type: 'ATOM', value: 'INBOX' }, { type: 'ATOM', value: '/shared/comment' }]);
+      assert.equal(long.response.command, 'OK');
+      assert.match(JSON.stringify(long.response.attributes), /LONGENTRIES/);
+    } finally {
+      await client.logout();
+    }
   });
 });
