@@ -1211,6 +1211,58 @@ export function storeContract(engine: string, open: OpenStore): void {
     );
   }
 
+  // ---- METADATA entries (RFC 5464; docs/imap.md "METADATA") --------------------------------
+  for (const sealed of [false, true]) {
+    area(
+      `METADATA entries${sealed ? ' (sealed at rest)' : ''}`,
+      (t) => {
+        t('shared and per-user private entries per folder and for the server; TOOMANY changes nothing; removed with the folder, kept by RENAME', async (s, _t, env) => {
+          const [a, b] = [await user(s), await user(s)];
+          const m = await mailbox(s, { ownerUserId: a.id });
+          const box = await inbox(s, m.id);
+          const other = await s.createFolder(m.id, `Meta ${next()}`);
+          const v = (x: string) => Buffer.from(x, 'utf8');
+          const list = async (folderId: number | null, userId: number) => (await s.listMetadata(folderId, userId)).map((e) => [e.entry, e.value.toString('utf8')]);
+          assert.deepEqual(await list(box.id, a.id), []);
+          assert.equal(await s.setMetadata(box.id, a.id, [{ entry: '/shared/Comment', value: v('Dossiers patients') }, { entry: '/private/comment', value: v('à trier') }], 10), true);
+          assert.equal(await s.setMetadata(box.id, b.id, [{ entry: '/private/comment', value: v('de B') }], 10), true);
+          assert.deepEqual(await list(box.id, a.id), [['/private/comment', 'à trier'], ['/shared/comment', 'Dossiers patients']], 'names in lower case');
+          assert.deepEqual(await list(box.id, b.id), [['/private/comment', 'de B'], ['/shared/comment', 'Dossiers patients']], 'private per user, shared for all');
+          assert.deepEqual(await list(other.id, a.id), [], 'per folder');
+          const theme = `/private/vendor/x/theme${next()}`;
+          assert.equal(await s.setMetadata(null, a.id, [{ entry: theme, value: v('sombre') }], 10), true);
+          assert.deepEqual(await list(null, a.id), [[theme, 'sombre']], 'server entries');
+          assert.deepEqual(await list(null, b.id), []);
+          // What is on disk: never the value itself when sealed.
+          const raw = (await env.raw.read('metadata', 'value', 'user_id', b.id)) as Buffer;
+          if (sealed) assert.ok(isSealedValue(raw) && !raw.includes(v('de B')), 'sealed');
+          else assert.deepEqual(Buffer.from(raw), v('de B'));
+          if (sealed) {
+            // Sealed under its row (`metadata.value:<id>`): copied into another row, it does not open.
+            const own = (await env.raw.read('metadata', 'value', 'entry', theme)) as Buffer;
+            await env.raw.write('metadata', 'value', 'entry', theme, raw);
+            await assert.rejects(s.listMetadata(null, a.id), /metadata\.value/);
+            await env.raw.write('metadata', 'value', 'entry', theme, own);
+            assert.deepEqual(await list(null, a.id), [[theme, 'sombre']]);
+          }
+          // Replaced, removed (NIL), and a change that would pass the limit changes nothing.
+          assert.equal(await s.setMetadata(box.id, a.id, [{ entry: '/shared/comment', value: v('Résultats') }, { entry: '/private/comment', value: null }], 3), true);
+          assert.deepEqual(await list(box.id, a.id), [['/shared/comment', 'Résultats']]);
+          assert.equal(await s.setMetadata(box.id, a.id, [{ entry: '/private/a', value: v('1') }, { entry: '/private/b', value: v('2') }, { entry: '/shared/comment', value: v('x') }], 2), false, 'TOOMANY');
+          assert.deepEqual(await list(box.id, a.id), [['/shared/comment', 'Résultats']], 'nothing half-stored');
+          assert.equal(await s.setMetadata(box.id, a.id, [{ entry: '/private/a', value: v('1') }], 3), true, "b's private entry is not counted for a");
+          await s.setMetadata(other.id, a.id, [{ entry: '/shared/comment', value: v('suit') }], 10);
+          await s.renameFolder(m.id, other.name, `${other.name} bis`, '/');
+          assert.deepEqual(await list((await s.getFolder(m.id, `${other.name} bis`))!.id, a.id), [['/shared/comment', 'suit']], 'follows RENAME');
+          await s.deleteFolder(box.id);
+          assert.deepEqual(await list(box.id, b.id), [], 'removed with the folder');
+          assert.equal((await env.raw.read('metadata', 'value', 'user_id', b.id)) ?? null, null);
+        });
+      },
+      sealed ? { sealer: new ValueSealer(KeyRing.generate(new Date('2026-12-07T00:00:00Z'))) } : undefined,
+    );
+  }
+
   area('golden rules', (t) => {
     t('activity: the latest time per kind kept; lifecycle fields updated (the row created when missing)', async (s) => {
       const a = await mailbox(s);

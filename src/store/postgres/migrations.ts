@@ -592,4 +592,23 @@ CREATE TABLE urlauth_keys (
 CREATE INDEX urlauth_keys_folder ON urlauth_keys(folder_id);
 `,
   },
+  {
+    version: 7,
+    name: 'METADATA entries (RFC 5464), per folder or for the server, shared or per user (SQLite migration 24)',
+    // store/postgres/metadata.ts: folder_id NULL for a server entry, user_id NULL for a /shared
+    // one; the value sealed under the id when encryption at rest is on (store/sealed-rows.ts).
+    sql: `
+CREATE TABLE metadata (
+  id ${ID},
+  folder_id BIGINT REFERENCES folders(id) ON DELETE CASCADE,
+  user_id BIGINT REFERENCES users(id) ON DELETE CASCADE,
+  entry ${T} NOT NULL,
+  value BYTEA NOT NULL,
+  updated_at ${T} NOT NULL
+);
+CREATE UNIQUE INDEX metadata_key ON metadata((coalesce(folder_id, 0)), (coalesce(user_id, 0)), entry);
+CREATE INDEX metadata_folder ON metadata(folder_id);
+CREATE INDEX metadata_user ON metadata(user_id);
+`,
+  },
 ];

@@ -646,4 +646,27 @@ CREATE TABLE urlauth_keys (
 CREATE INDEX urlauth_keys_folder ON urlauth_keys(folder_id);
 `,
   },
+  {
+    version: 24,
+    name: 'METADATA entries (RFC 5464), per folder or for the server, shared or per user',
+    // docs/imap.md "METADATA", store/metadata.ts: folder_id NULL for a server entry, user_id NULL
+    // for a /shared entry (else the user whose /private entry it is); the entry name in lower case
+    // (RFC 5464 §3.2: case-insensitive). The value is sealed under the integer id when encryption
+    // at rest is on (`metadata.value:<id>`, store/sealed-rows.ts); AUTOINCREMENT: an id is never
+    // reused, so no removed row's value opens in a later one. The unique index takes NULL as 0 (a
+    // folder or user id is never 0) so that a server or shared entry is unique too.
+    sql: `
+CREATE TABLE metadata (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  folder_id INTEGER REFERENCES folders(id) ON DELETE CASCADE,
+  user_id INTEGER REFERENCES users(id) ON DELETE CASCADE,
+  entry TEXT NOT NULL,
+  value BLOB NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE UNIQUE INDEX metadata_key ON metadata(coalesce(folder_id, 0), coalesce(user_id, 0), entry);
+CREATE INDEX metadata_folder ON metadata(folder_id);
+CREATE INDEX metadata_user ON metadata(user_id);
+`,
+  },
 ];
