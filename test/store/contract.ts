@@ -652,6 +652,48 @@ export function storeContract(engine: string, open: OpenStore): void {
       assert.deepEqual(await s.mailboxUsage(other.id), { bytes: 0, messages: 0 });
     });
 
+    t('usage counters (issue 15): each folder\'s count and bytes equal its rows after appends, deliveries, copies, moves, expunges and deletions', async (s, _t, env) => {
+      const m = await mailbox(s);
+      const f = await inbox(s, m.id);
+      const a = await s.createFolder(m.id, `Archives ${next()}`);
+      const b = await s.createFolder(m.id, `Projets ${next()}`);
+      /** The counters as stored (folders.usage_messages / usage_bytes) against the rows, folder by folder; and mailboxUsage. */
+      const check = async (step: string) => {
+        let messages = 0;
+        let bytes = 0;
+        for (const x of await s.listFolders(m.id)) {
+          const rows = await s.folderMessages(x.id);
+          const want = [rows.length, rows.reduce((n, r) => n + r.size, 0)];
+          const got = [Number(await env.raw.read('folders', 'usage_messages', 'id', x.id)), Number(await env.raw.read('folders', 'usage_bytes', 'id', x.id))];
+          assert.deepEqual(got, want, `${step}: the counters of ${x.name}`);
+          messages += want[0];
+          bytes += want[1];
+        }
+        assert.deepEqual(await s.mailboxUsage(m.id), { bytes, messages }, `${step}: mailboxUsage`);
+      };
+      await check('empty');
+      for (let i = 1; i <= 3; i++) await append(s, f.id, { size: 10 * i, flags: i === 2 ? ['\\Deleted'] : [] });
+      await check('appendMessage');
+      await s.appendMessages(a.id, [1, 2, 3, 4].map((i) => ({ blobId: blob(), size: 1000 + i, flags: i % 2 ? ['\\Deleted'] : [], internalDate: new Date() })));
+      await check('appendMessages');
+      await s.deliver(local([m.id], { size: 777 }));
+      await check('deliver');
+      await s.copyMessages(f.id, [1, 3], b.id, false);
+      await check('copy');
+      await s.copyMessages(a.id, [2, 4], f.id, true);
+      await check('move');
+      await s.expunge(a.id);
+      await check('expunge');
+      await s.storeFlags(f.id, await s.folderUids(f.id), 'add', ['\\Deleted']);
+      await s.expunge(f.id, [1, 2]);
+      await check('UID EXPUNGE');
+      await s.deleteFolder(b.id);
+      await check('deleteFolder');
+      assert.ok((await s.mailboxUsage(m.id)).messages > 0);
+      await s.updateMailbox(m.id, { state: 'deleted' });
+      assert.deepEqual(await s.mailboxUsage(m.id), { bytes: 0, messages: 0 }, 'a deleted mailbox');
+    });
+
     t('createFolder, renameFolder (with descendants), deleteFolder, a new UIDVALIDITY for a recreated name, subscriptions', async (s) => {
       const m = await mailbox(s);
       const p = await s.createFolder(m.id, 'Projets');

@@ -417,7 +417,8 @@ export class PgFolders extends PgPart implements FolderStore {
   }
 
   async mailboxUsage(mailboxId: number) {
-    const r = (await this.query('SELECT COUNT(*) AS n, COALESCE(SUM(m.size), 0)::bigint AS bytes FROM messages m JOIN folders f ON f.id = m.folder_id WHERE f.mailbox_id = $1', [mailboxId]))[0];
+    // Issue 15: the folders' counters (migration 7, kept by triggers on messages), not a sum over every message.
+    const r = (await this.query('SELECT COALESCE(SUM(usage_messages), 0)::bigint AS n, COALESCE(SUM(usage_bytes), 0)::bigint AS bytes FROM folders WHERE mailbox_id = $1', [mailboxId]))[0];
     return { bytes: r.bytes as number, messages: r.n as number };
   }
 }

@@ -592,4 +592,49 @@ CREATE TABLE urlauth_keys (
 CREATE INDEX urlauth_keys_folder ON urlauth_keys(folder_id);
 `,
   },
+  {
+    version: 7,
+    name: 'usage counters per folder (messages, bytes), kept by triggers on messages (SQLite migration 24)',
+    // Issue 15: the quota check of every APPEND no longer sums the whole mailbox. Statement-level
+    // triggers with transition tables (as messages_blob_released): one UPDATE of each folder a
+    // statement touched, not one per row (a MULTIAPPEND inserts hundreds of rows at once). The
+    // messages table is locked against writers before the counters are computed, so that no row
+    // another node inserts or deletes meanwhile escapes both the initial count and the triggers.
+    sql: `
+LOCK TABLE messages IN SHARE ROW EXCLUSIVE MODE;
+ALTER TABLE folders ADD COLUMN usage_messages BIGINT NOT NULL DEFAULT 0, ADD COLUMN usage_bytes BIGINT NOT NULL DEFAULT 0;
+UPDATE folders f SET usage_messages = c.n, usage_bytes = c.bytes
+  FROM (SELECT folder_id, COUNT(*) AS n, SUM(size) AS bytes FROM messages GROUP BY folder_id) c
+  WHERE f.id = c.folder_id;
+CREATE FUNCTION messages_usage_added() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+  UPDATE folders f SET usage_messages = f.usage_messages + d.n, usage_bytes = f.usage_bytes + d.bytes
+    FROM (SELECT folder_id, COUNT(*) AS n, SUM(size) AS bytes FROM new_rows GROUP BY folder_id) d
+    WHERE f.id = d.folder_id;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER messages_usage_added AFTER INSERT ON messages REFERENCING NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION messages_usage_added();
+CREATE FUNCTION messages_usage_removed() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+  UPDATE folders f SET usage_messages = f.usage_messages - d.n, usage_bytes = f.usage_bytes - d.bytes
+    FROM (SELECT folder_id, COUNT(*) AS n, SUM(size) AS bytes FROM old_rows GROUP BY folder_id) d
+    WHERE f.id = d.folder_id;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER messages_usage_removed AFTER DELETE ON messages REFERENCING OLD TABLE AS old_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION messages_usage_removed();
+-- No code moves a row or changes its size today; a row-level trigger (transition tables take no
+-- column list) that fires only then keeps the counters right if one ever does.
+CREATE FUNCTION messages_usage_moved() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+  UPDATE folders SET usage_messages = usage_messages - 1, usage_bytes = usage_bytes - OLD.size WHERE id = OLD.folder_id;
+  UPDATE folders SET usage_messages = usage_messages + 1, usage_bytes = usage_bytes + NEW.size WHERE id = NEW.folder_id;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER messages_usage_moved AFTER UPDATE OF folder_id, size ON messages
+  FOR EACH ROW WHEN (NEW.folder_id IS DISTINCT FROM OLD.folder_id OR NEW.size IS DISTINCT FROM OLD.size)
+  EXECUTE FUNCTION messages_usage_moved();
+`,
+  },
 ];

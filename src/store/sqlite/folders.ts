@@ -307,7 +307,8 @@ export class SqliteFolders extends SqlitePart implements FolderStore {
   }
 
   async mailboxUsage(mailboxId: number) {
-    const r: any = this.q('SELECT COUNT(*) n, COALESCE(SUM(m.size), 0) bytes FROM messages m JOIN folders f ON f.id = m.folder_id WHERE f.mailbox_id = ?').get(mailboxId);
+    // Issue 15: the folders' counters (migration 24, kept by triggers on messages), not a sum over every message.
+    const r: any = this.q('SELECT COALESCE(SUM(usage_messages), 0) n, COALESCE(SUM(usage_bytes), 0) bytes FROM folders WHERE mailbox_id = ?').get(mailboxId);
     return { bytes: r.bytes as number, messages: r.n as number };
   }
 }
