@@ -332,9 +332,12 @@ export interface FolderStore {
   appendMessage(folderId: number, m: { blobId: string; size: number; flags: string[]; internalDate: Date }): Promise<{ uid: number; modseq: number }>;
   /**
    * Appends several messages in one transaction, all or none (RFC 3502 MULTIAPPEND): consecutive
-   * UIDs in the order given, one new modseq shared by all (RFC 7162 §3.1.1, as a COPY).
+   * UIDs in the order given, one new modseq shared by all (RFC 7162 §3.1.1, as a COPY). A
+   * message's `analysis`, when given, is recorded in the same transaction before the rows (as
+   * DeliveryRequest.analysis: the rows find their header search row), so that one commit records
+   * the analyses and the messages, or neither (issue 15).
    */
-  appendMessages(folderId: number, ms: { blobId: string; size: number; flags: string[]; internalDate: Date }[]): Promise<{ uids: number[]; modseq: number }>;
+  appendMessages(folderId: number, ms: { blobId: string; size: number; flags: string[]; internalDate: Date; analysis?: DeliveryAnalysis | null }[]): Promise<{ uids: number[]; modseq: number }>;
   /** Applies a flag change; messages whose modseq exceeds `unchangedSince` are left and reported (RFC 7162 §3.1.3). */
   storeFlags(
     folderId: number,

@@ -516,6 +516,26 @@ export function storeContract(engine: string, open: OpenStore): void {
       assert.deepEqual(await s.folderStatus(f.id), st, 'nothing changed');
     });
 
+    t('appendMessages with the analyses (issue 15): recorded in the same transaction, the rows marked indexed; nothing of either when it fails', async (s) => {
+      const m = await mailbox(s);
+      const f = await inbox(s, m.id);
+      const analysis = (n: number) => ({ info: JSON.stringify({ version: 0, n }), searchHeaders: { version: 1, columns: { h_subject: Buffer.from(`objet ${n}`), h_from: null } } });
+      const ids = [blob(), blob(), blob()];
+      // The second is recorded already (analysis null): left as it is.
+      await s.setBlobAnalyses([{ blobId: ids[1], info: '{"kept":true}', searchVersion: 1, searchColumns: { h_subject: Buffer.from('gardé') } }]);
+      await s.appendMessages(f.id, ids.map((blobId, i) => ({ blobId, size: 10, flags: [], internalDate: new Date(), analysis: i === 1 ? null : analysis(i) })));
+      assert.deepEqual(await Promise.all(ids.map((id) => s.getBlobMeta(id))), [JSON.stringify({ version: 0, n: 0 }), '{"kept":true}', JSON.stringify({ version: 0, n: 2 })]);
+      for (const id of ids) assert.equal(await s.hasSearchHeaders(id, 1), true);
+      const unindexed = new Set(await s.blobsWithoutSearchHeaders(100_000));
+      assert.deepEqual(ids.filter((id) => unindexed.has(id)), [], 'the messages are marked indexed');
+      const failed = [blob(), blob()];
+      await assert.rejects(s.appendMessages(f.id + 10_000, failed.map((blobId, i) => ({ blobId, size: 1, flags: [], internalDate: new Date(), analysis: analysis(10 + i) }))), 'an unknown folder rejects');
+      for (const id of failed) {
+        assert.equal(await s.getBlobMeta(id), undefined, 'no analysis left by the failed batch');
+        assert.equal(await s.hasSearchHeaders(id, 1), false, 'no search row left by the failed batch');
+      }
+    });
+
     t('reopenFolder and FolderSnapshots (issue 15): a snapshot brought up to date equals the folder read whole, \\Recent claimed once', async (s) => {
       const m = await mailbox(s);
       const f = await inbox(s, m.id);

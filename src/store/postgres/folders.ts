@@ -11,7 +11,8 @@
 //   no two transactions wait for each other in opposite orders.
 // - \Recent is claimed by an `UPDATE … WHERE recent = 1 RETURNING` (RFC 3501 §2.3.2: one session
 //   only sees a message as recent), and what a SELECT reads comes from one statement (one snapshot).
-import type { FlagUpdate, FolderMessage, FolderStatus, FolderStore } from '../types.js';
+import type { DeliveryAnalysis, FlagUpdate, FolderMessage, FolderStatus, FolderStore } from '../types.js';
+import { writeAnalyses } from './blob-meta.js';
 import type pg from 'pg';
 import { nextFlags, normaliseFlags } from '../flags.js';
 import { PgPart, StoreConflictError, type PgClient } from './connection.js';
@@ -302,9 +303,12 @@ export class PgFolders extends PgPart implements FolderStore {
     });
   }
 
-  async appendMessages(folderId: number, ms: { blobId: string; size: number; flags: string[]; internalDate: Date }[]) {
+  async appendMessages(folderId: number, ms: { blobId: string; size: number; flags: string[]; internalDate: Date; analysis?: DeliveryAnalysis | null }[]) {
     for (const m of ms) for (const f of m.flags) checkStorableName('flag', f);
     return this.tx(async (c) => {
+      // The analyses first (issue 15: in the messages' own commit): the rows inserted below find
+      // their header search row (messages_header_indexed).
+      await writeAnalyses(c, this.connection.sealer, ms.flatMap((m) => (m.analysis ? [{ blobId: m.blobId, analysis: m.analysis }] : [])));
       // The UIDs and the modseq taken under the folder's row lock, the rows inserted with them.
       const f = await c.query('UPDATE folders SET uid_next = uid_next + $2, highest_modseq = highest_modseq + 1 WHERE id = $1 RETURNING uid_next - $2 AS first, highest_modseq', [folderId, ms.length]);
       if (!f.rows[0]) throw new Error(`folder #${folderId} not found`);

@@ -1,9 +1,10 @@
 // Folders and their messages (FolderStore) in SQLite: UIDs, flags, MODSEQ, expunge, copy and move.
-import type { FlagUpdate, FolderMessage, FolderStatus, FolderStore } from '../types.js';
+import type { DeliveryAnalysis, FlagUpdate, FolderMessage, FolderStatus, FolderStore } from '../types.js';
 import type Database from 'better-sqlite3';
 import { SqlitePart, wrapUnique } from './connection.js';
 import { rowFolder, rowFolderMessage, rowMessage, splitFlags } from '../rows.js';
 import { nextFlags, normaliseFlags } from '../flags.js';
+import { checkSearchColumns, writeAnalysis } from './blob-meta.js';
 
 /** Inserts a folder inside the caller's transaction (also used by delivery, which files into folders created on demand). */
 export function insertFolder(db: Database.Database, mailboxId: number, name: string, specialUse: string | null): unknown {
@@ -218,9 +219,13 @@ export class SqliteFolders extends SqlitePart implements FolderStore {
     })();
   }
 
-  async appendMessages(folderId: number, ms: { blobId: string; size: number; flags: string[]; internalDate: Date }[]) {
+  async appendMessages(folderId: number, ms: { blobId: string; size: number; flags: string[]; internalDate: Date; analysis?: DeliveryAnalysis | null }[]) {
     const rows = ms.map((m) => [m.blobId, m.size, m.internalDate.toISOString(), normaliseFlags(m.flags).join(' ')] as const);
+    for (const m of ms) if (m.analysis) checkSearchColumns(m.analysis.searchHeaders.columns);
     return this.db.transaction(() => {
+      // The analyses first (issue 15: in the messages' own commit): the rows inserted below find
+      // their header search row (the trigger of migration 17 marks them indexed).
+      for (const m of ms) if (m.analysis) writeAnalysis(this.connection, m.blobId, m.analysis);
       const f = this.q('UPDATE folders SET uid_next = uid_next + ?, highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING uid_next - ? AS first, highest_modseq').get(rows.length, folderId, rows.length) as
         | { first: number; highest_modseq: number }
         | undefined;
