@@ -598,11 +598,12 @@ CREATE INDEX urlauth_keys_folder ON urlauth_keys(folder_id);
     // Issue 15: the quota check of every APPEND no longer sums the whole mailbox. Statement-level
     // triggers with transition tables (as messages_blob_released): one UPDATE of each folder a
     // statement touched, not one per row (a MULTIAPPEND inserts hundreds of rows at once). The
-    // messages table is locked against writers before the counters are computed, so that no row
-    // another node inserts or deletes meanwhile escapes both the initial count and the triggers.
+    // folders, then messages, are locked against writers before the counters are computed, so
+    // that no row another node inserts or deletes meanwhile escapes both the initial count and
+    // the triggers (folders first: the writers of messages lock their folder's row first).
     sql: `
-LOCK TABLE messages IN SHARE ROW EXCLUSIVE MODE;
 ALTER TABLE folders ADD COLUMN usage_messages BIGINT NOT NULL DEFAULT 0, ADD COLUMN usage_bytes BIGINT NOT NULL DEFAULT 0;
+LOCK TABLE messages IN SHARE ROW EXCLUSIVE MODE;
 UPDATE folders f SET usage_messages = c.n, usage_bytes = c.bytes
   FROM (SELECT folder_id, COUNT(*) AS n, SUM(size) AS bytes FROM messages GROUP BY folder_id) c
   WHERE f.id = c.folder_id;
