@@ -516,7 +516,7 @@ export function storeContract(engine: string, open: OpenStore): void {
       assert.deepEqual(await s.folderStatus(f.id), st, 'nothing changed');
     });
 
-    t('appendMessages with the analyses (issue 15): recorded in the same transaction, the rows marked indexed; nothing of either when it fails', async (s) => {
+    t('appendMessages with the analyses and pins (issue 15): analyses recorded and pins dropped in the same transaction, the rows marked indexed; nothing of either when it fails', async (s) => {
       const m = await mailbox(s);
       const f = await inbox(s, m.id);
       const analysis = (n: number) => ({ info: JSON.stringify({ version: 0, n }), searchHeaders: { version: 1, columns: { h_subject: Buffer.from(`objet ${n}`), h_from: null } } });
@@ -528,12 +528,20 @@ export function storeContract(engine: string, open: OpenStore): void {
       for (const id of ids) assert.equal(await s.hasSearchHeaders(id, 1), true);
       const unindexed = new Set(await s.blobsWithoutSearchHeaders(100_000));
       assert.deepEqual(ids.filter((id) => unindexed.has(id)), [], 'the messages are marked indexed');
+      // A put's pin given with a message ends with the commit (here on a file no row references,
+      // so that a removal claim shows whether it is still held), and stays when the batch fails.
+      const other = blob('pin-released-by-append');
+      const now = Date.now();
+      assert.equal(await s.pinBlob(other, 'put-b', now, 600_000, 60_000), true);
       const failed = [blob(), blob()];
-      await assert.rejects(s.appendMessages(f.id + 10_000, failed.map((blobId, i) => ({ blobId, size: 1, flags: [], internalDate: new Date(), analysis: analysis(10 + i) }))), 'an unknown folder rejects');
+      await assert.rejects(s.appendMessages(f.id + 10_000, failed.map((blobId, i) => ({ blobId, size: 1, flags: [], internalDate: new Date(), analysis: analysis(10 + i), pin: i === 0 ? { blobId: other, token: 'put-b' } : null }))), 'an unknown folder rejects');
       for (const id of failed) {
         assert.equal(await s.getBlobMeta(id), undefined, 'no analysis left by the failed batch');
         assert.equal(await s.hasSearchHeaders(id, 1), false, 'no search row left by the failed batch');
       }
+      assert.equal(await s.claimBlobRemoval(other, now + 1, 60_000), false, 'the pin stays when the batch fails');
+      await s.appendMessages(f.id, [{ blobId: blob(), size: 1, flags: [], internalDate: new Date(), pin: { blobId: other, token: 'put-b' } }]);
+      assert.equal(await s.claimBlobRemoval(other, now + 2, 60_000), true, 'the pin ended with the commit');
     });
 
     t('reopenFolder and FolderSnapshots (issue 15): a snapshot brought up to date equals the folder read whole, \\Recent claimed once', async (s) => {

@@ -312,9 +312,11 @@ async function append(ctx: SessionContext, name: string, sent: AppendMessage[]):
     // Views, not copies, of the literals.
     blobs = await ctx.s.blobs.putMany(stored.map((d) => (Buffer.isBuffer(d) ? d : Buffer.from(d.buffer, d.byteOffset, d.byteLength))));
     const { analyses, remember } = await ctx.s.index.analyseAll(blobs.map((b, k) => ({ blobId: b.id, raw: stored[k] })));
-    const items = messages.map((m, k) => ({ blobId: blobs[k].id, size: blobs[k].size, flags: m.flags.filter((f) => f.toLowerCase() !== '\\recent'), internalDate: dates[k], analysis: analyses[k] }));
-    // The analyses and header search rows committed with the messages (issue 15: one transaction).
+    const items = messages.map((m, k) => ({ blobId: blobs[k].id, size: blobs[k].size, flags: m.flags.filter((f) => f.toLowerCase() !== '\\recent'), internalDate: dates[k], analysis: analyses[k], pin: blobs[k].pin }));
+    // The analyses and header search rows committed with the messages, and the puts' pins dropped
+    // by that commit (issue 15: one transaction).
     const { uids } = await ctx.s.store.appendMessages(target.folder.id, items);
+    for (const b of blobs) b.releasedByCommit();
     remember();
     notifyChanged(ctx, target.folder.id);
     // RFC 4315 §3: APPENDUID uidvalidity uid-set.

@@ -1,5 +1,5 @@
 // Folders and their messages (FolderStore) in SQLite: UIDs, flags, MODSEQ, expunge, copy and move.
-import type { DeliveryAnalysis, FlagUpdate, FolderMessage, FolderStatus, FolderStore } from '../types.js';
+import type { AppendedMessage, FlagUpdate, FolderMessage, FolderStatus, FolderStore } from '../types.js';
 import type Database from 'better-sqlite3';
 import { SqlitePart, wrapUnique } from './connection.js';
 import { rowFolder, rowFolderMessage, rowMessage, splitFlags } from '../rows.js';
@@ -219,13 +219,16 @@ export class SqliteFolders extends SqlitePart implements FolderStore {
     })();
   }
 
-  async appendMessages(folderId: number, ms: { blobId: string; size: number; flags: string[]; internalDate: Date; analysis?: DeliveryAnalysis | null }[]) {
+  async appendMessages(folderId: number, ms: AppendedMessage[]) {
     const rows = ms.map((m) => [m.blobId, m.size, m.internalDate.toISOString(), normaliseFlags(m.flags).join(' ')] as const);
     for (const m of ms) if (m.analysis) checkSearchColumns(m.analysis.searchHeaders.columns);
     return this.db.transaction(() => {
       // The analyses first (issue 15: in the messages' own commit): the rows inserted below find
       // their header search row (the trigger of migration 17 marks them indexed).
       for (const m of ms) if (m.analysis) writeAnalysis(this.connection, m.blobId, m.analysis);
+      // The puts' pins end with this commit, which references their files (store/message-files.ts, P5).
+      const unpin = this.q('DELETE FROM blob_pins WHERE blob_id = ? AND token = ?');
+      for (const m of ms) if (m.pin) unpin.run(m.pin.blobId, m.pin.token);
       const f = this.q('UPDATE folders SET uid_next = uid_next + ?, highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING uid_next - ? AS first, highest_modseq').get(rows.length, folderId, rows.length) as
         | { first: number; highest_modseq: number }
         | undefined;
