@@ -124,3 +124,32 @@ test('putMany: a failure of the pins leaves no copy, no pin and no file', async 
     await t.done();
   }
 });
+
+test('a shard directory created by put or putMany has its entry fsynced in the parent, once per process', async () => {
+  // fs/promises.open spied (syncDir opens a directory read-only to fsync it); the ESM bindings
+  // follow the patched object through syncBuiltinESMExports.
+  const fsp = (await import('node:module')).createRequire(import.meta.url)('node:fs/promises');
+  const { syncBuiltinESMExports } = await import('node:module');
+  const realOpen = fsp.open;
+  const opened: string[] = [];
+  fsp.open = (p: string, flags?: string, ...rest: unknown[]) => (flags === 'r' && opened.push(path.resolve(p)), realOpen(p, flags, ...rest));
+  syncBuiltinESMExports();
+  const s = await setup();
+  try {
+    const root = path.resolve(s.blobs.dir);
+    const shards = (ids: string[]) => new Set(ids.map((id) => id.slice(0, 2))).size;
+    const batch = messages(20);
+    const first = await s.blobs.putMany(batch);
+    assert.equal(opened.filter((p) => p === root).length, shards(first.map((b) => b.id)), 'the blob directory fsynced once per shard directory created');
+    opened.length = 0;
+    const again = await s.blobs.putMany(messages(20).map((m) => Buffer.concat([m, Buffer.from('!')])).filter((m) => first.some((b) => b.id.slice(0, 2) === createHash('sha256').update(m).digest('hex').slice(0, 2))));
+    const one = await s.blobs.put(Buffer.from('Subject: one\r\n\r\nx\r\n'));
+    const newShards = first.some((b) => b.id.slice(0, 2) === one.id.slice(0, 2)) ? 0 : 1;
+    assert.equal(opened.filter((p) => p === root).length, newShards, 'known shard directories are not synced in their parent again');
+    for (const b of [...first, ...again, one]) await b.release();
+  } finally {
+    fsp.open = realOpen;
+    syncBuiltinESMExports();
+    await s.done();
+  }
+});

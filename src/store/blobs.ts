@@ -70,7 +70,7 @@ export class BlobStore implements MessageFiles {
     // P3: the copy becomes the file.
     const final = this.pathOf(id);
     try {
-      mkdirSync(path.dirname(final), { recursive: true, mode: 0o700 });
+      await this.#shardDir(path.dirname(final));
       await rename(tmp, final);
       await syncDir(path.dirname(final));
     } catch (e) {
@@ -106,14 +106,10 @@ export class BlobStore implements MessageFiles {
       }
       // P3: the renames, then one fsync per shard directory (the renames into it all before it).
       const dirs = new Set<string>();
+      for (const t of temps) dirs.add(path.dirname(this.pathOf(t.id)));
+      for (const dir of dirs) await this.#shardDir(dir);
       await eachLimited(temps, PUT_MANY_PARALLEL, async (t) => {
-        const final = this.pathOf(t.id);
-        const dir = path.dirname(final);
-        if (!dirs.has(dir)) {
-          mkdirSync(dir, { recursive: true, mode: 0o700 });
-          dirs.add(dir);
-        }
-        await cb.rename(t.tmp, final);
+        await cb.rename(t.tmp, this.pathOf(t.id));
       });
       await eachLimited([...dirs], PUT_MANY_PARALLEL, async (dir) => {
         const fd = await cb.open(dir, 'r');
@@ -129,6 +125,28 @@ export class BlobStore implements MessageFiles {
       for (const p of puts) void p?.release();
       throw e;
     }
+  }
+
+  /** Shard directories known to exist durably (never removed): created at most once per process. */
+  readonly #shardDirs = new Set<string>();
+
+  /**
+   * Makes sure the shard directory exists and that its entry is durable: a directory created
+   * here has its parent fsynced (each one created, up to the first that existed), before any
+   * file renamed into it is reported durable (docs/crash-safety.md: a file's name is durable
+   * only when every directory on its path is). Known directories cost nothing (issue 15: the
+   * fill called mkdir on every file of every batch).
+   */
+  async #shardDir(dir: string): Promise<void> {
+    if (this.#shardDirs.has(dir)) return;
+    const made = mkdirSync(dir, { recursive: true, mode: 0o700 });
+    if (made !== undefined) {
+      for (let d = dir; ; d = path.dirname(d)) {
+        await syncDir(path.dirname(d));
+        if (d === made || path.dirname(d) === d) break;
+      }
+    }
+    this.#shardDirs.add(dir);
   }
 
   readonly #tmpPrefix = randomBytes(8).toString('hex');

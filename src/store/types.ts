@@ -124,6 +124,18 @@ export interface IdempotentAnswer {
   at: number;
 }
 
+/** A message of FolderStore.appendMessages. */
+export interface AppendedMessage {
+  blobId: string;
+  size: number;
+  flags: string[];
+  internalDate: Date;
+  /** Its file's analysis, recorded in the same transaction (null: recorded already). */
+  analysis?: DeliveryAnalysis | null;
+  /** Its file's put pin, dropped by the same commit (store/message-files.ts, P5). */
+  pin?: { blobId: string; token: string } | null;
+}
+
 /** A message file's analysis recorded with its delivery (DeliveryRequest.analysis). */
 export interface DeliveryAnalysis {
   /** blob_meta.info: the MessageInfo JSON (mime/). */
@@ -332,9 +344,13 @@ export interface FolderStore {
   appendMessage(folderId: number, m: { blobId: string; size: number; flags: string[]; internalDate: Date }): Promise<{ uid: number; modseq: number }>;
   /**
    * Appends several messages in one transaction, all or none (RFC 3502 MULTIAPPEND): consecutive
-   * UIDs in the order given, one new modseq shared by all (RFC 7162 §3.1.1, as a COPY).
+   * UIDs in the order given, one new modseq shared by all (RFC 7162 §3.1.1, as a COPY). A
+   * message's `analysis`, when given, is recorded in the same transaction before the rows (as
+   * DeliveryRequest.analysis: the rows find their header search row), so that one commit records
+   * the analyses and the messages, or neither (issue 15). A message's `pin` (PutBlob.pin) is
+   * dropped in the same commit (as DeliveryRequest.releasePins: no transaction of its own).
    */
-  appendMessages(folderId: number, ms: { blobId: string; size: number; flags: string[]; internalDate: Date }[]): Promise<{ uids: number[]; modseq: number }>;
+  appendMessages(folderId: number, ms: AppendedMessage[]): Promise<{ uids: number[]; modseq: number }>;
   /** Applies a flag change; messages whose modseq exceeds `unchangedSince` are left and reported (RFC 7162 §3.1.3). */
   storeFlags(
     folderId: number,

@@ -516,6 +516,34 @@ export function storeContract(engine: string, open: OpenStore): void {
       assert.deepEqual(await s.folderStatus(f.id), st, 'nothing changed');
     });
 
+    t('appendMessages with the analyses and pins (issue 15): analyses recorded and pins dropped in the same transaction, the rows marked indexed; nothing of either when it fails', async (s) => {
+      const m = await mailbox(s);
+      const f = await inbox(s, m.id);
+      const analysis = (n: number) => ({ info: JSON.stringify({ version: 0, n }), searchHeaders: { version: 1, columns: { h_subject: Buffer.from(`objet ${n}`), h_from: null } } });
+      const ids = [blob(), blob(), blob()];
+      // The second is recorded already (analysis null): left as it is.
+      await s.setBlobAnalyses([{ blobId: ids[1], info: '{"kept":true}', searchVersion: 1, searchColumns: { h_subject: Buffer.from('gardé') } }]);
+      await s.appendMessages(f.id, ids.map((blobId, i) => ({ blobId, size: 10, flags: [], internalDate: new Date(), analysis: i === 1 ? null : analysis(i) })));
+      assert.deepEqual(await Promise.all(ids.map((id) => s.getBlobMeta(id))), [JSON.stringify({ version: 0, n: 0 }), '{"kept":true}', JSON.stringify({ version: 0, n: 2 })]);
+      for (const id of ids) assert.equal(await s.hasSearchHeaders(id, 1), true);
+      const unindexed = new Set(await s.blobsWithoutSearchHeaders(100_000));
+      assert.deepEqual(ids.filter((id) => unindexed.has(id)), [], 'the messages are marked indexed');
+      // A put's pin given with a message ends with the commit (here on a file no row references,
+      // so that a removal claim shows whether it is still held), and stays when the batch fails.
+      const other = blob('pin-released-by-append');
+      const now = Date.now();
+      assert.equal(await s.pinBlob(other, 'put-b', now, 600_000, 60_000), true);
+      const failed = [blob(), blob()];
+      await assert.rejects(s.appendMessages(f.id + 10_000, failed.map((blobId, i) => ({ blobId, size: 1, flags: [], internalDate: new Date(), analysis: analysis(10 + i), pin: i === 0 ? { blobId: other, token: 'put-b' } : null }))), 'an unknown folder rejects');
+      for (const id of failed) {
+        assert.equal(await s.getBlobMeta(id), undefined, 'no analysis left by the failed batch');
+        assert.equal(await s.hasSearchHeaders(id, 1), false, 'no search row left by the failed batch');
+      }
+      assert.equal(await s.claimBlobRemoval(other, now + 1, 60_000), false, 'the pin stays when the batch fails');
+      await s.appendMessages(f.id, [{ blobId: blob(), size: 1, flags: [], internalDate: new Date(), pin: { blobId: other, token: 'put-b' } }]);
+      assert.equal(await s.claimBlobRemoval(other, now + 2, 60_000), true, 'the pin ended with the commit');
+    });
+
     t('reopenFolder and FolderSnapshots (issue 15): a snapshot brought up to date equals the folder read whole, \\Recent claimed once', async (s) => {
       const m = await mailbox(s);
       const f = await inbox(s, m.id);
@@ -650,6 +678,48 @@ export function storeContract(engine: string, open: OpenStore): void {
       assert.deepEqual(await s.mailboxUsage(m.id), { bytes: 1 + 3 + 100 + 1 + 3 + 2, messages: 6 });
       const other = await mailbox(s);
       assert.deepEqual(await s.mailboxUsage(other.id), { bytes: 0, messages: 0 });
+    });
+
+    t('usage counters (issue 15): each folder\'s count and bytes equal its rows after appends, deliveries, copies, moves, expunges and deletions', async (s, _t, env) => {
+      const m = await mailbox(s);
+      const f = await inbox(s, m.id);
+      const a = await s.createFolder(m.id, `Archives ${next()}`);
+      const b = await s.createFolder(m.id, `Projets ${next()}`);
+      /** The counters as stored (folders.usage_messages / usage_bytes) against the rows, folder by folder; and mailboxUsage. */
+      const check = async (step: string) => {
+        let messages = 0;
+        let bytes = 0;
+        for (const x of await s.listFolders(m.id)) {
+          const rows = await s.folderMessages(x.id);
+          const want = [rows.length, rows.reduce((n, r) => n + r.size, 0)];
+          const got = [Number(await env.raw.read('folders', 'usage_messages', 'id', x.id)), Number(await env.raw.read('folders', 'usage_bytes', 'id', x.id))];
+          assert.deepEqual(got, want, `${step}: the counters of ${x.name}`);
+          messages += want[0];
+          bytes += want[1];
+        }
+        assert.deepEqual(await s.mailboxUsage(m.id), { bytes, messages }, `${step}: mailboxUsage`);
+      };
+      await check('empty');
+      for (let i = 1; i <= 3; i++) await append(s, f.id, { size: 10 * i, flags: i === 2 ? ['\\Deleted'] : [] });
+      await check('appendMessage');
+      await s.appendMessages(a.id, [1, 2, 3, 4].map((i) => ({ blobId: blob(), size: 1000 + i, flags: i % 2 ? ['\\Deleted'] : [], internalDate: new Date() })));
+      await check('appendMessages');
+      await s.deliver(local([m.id], { size: 777 }));
+      await check('deliver');
+      await s.copyMessages(f.id, [1, 3], b.id, false);
+      await check('copy');
+      await s.copyMessages(a.id, [2, 4], f.id, true);
+      await check('move');
+      await s.expunge(a.id);
+      await check('expunge');
+      await s.storeFlags(f.id, await s.folderUids(f.id), 'add', ['\\Deleted']);
+      await s.expunge(f.id, [1, 2]);
+      await check('UID EXPUNGE');
+      await s.deleteFolder(b.id);
+      await check('deleteFolder');
+      assert.ok((await s.mailboxUsage(m.id)).messages > 0);
+      await s.updateMailbox(m.id, { state: 'deleted' });
+      assert.deepEqual(await s.mailboxUsage(m.id), { bytes: 0, messages: 0 }, 'a deleted mailbox');
     });
 
     t('createFolder, renameFolder (with descendants), deleteFolder, a new UIDVALIDITY for a recreated name, subscriptions', async (s) => {

@@ -309,16 +309,20 @@ async function append(ctx: SessionContext, name: string, sent: AppendMessage[]):
   await checkQuota(ctx, target.r.access, total);
   // RFC 3502 §6.3.11 MULTIAPPEND: all or nothing. The message files first, all durable and
   // pinned (putMany: written and fsynced together, pinned in one transaction, each directory
-  // fsynced once; analysed from the bytes in hand), then every message in one transaction (issue
-  // 15: batched); the tagged OK only after that commit. A failure before the commit leaves only
+  // fsynced once), analysed from the bytes in hand, then every message with its analysis in one
+  // transaction (issue 15: batched); the tagged OK only after that commit. A failure before the commit leaves only
   // unreferenced files, which the collector removes.
   let blobs: PutBlob[] = [];
   try {
     // Views, not copies, of the literals.
     blobs = await ctx.s.blobs.putMany(stored.map((d) => (Buffer.isBuffer(d) ? d : Buffer.from(d.buffer, d.byteOffset, d.byteLength))));
-    await ctx.s.index.ensureAllFrom(blobs.map((b, k) => ({ blobId: b.id, raw: stored[k] })));
-    const items = messages.map((m, k) => ({ blobId: blobs[k].id, size: blobs[k].size, flags: m.flags.filter((f) => f.toLowerCase() !== '\\recent'), internalDate: dates[k] }));
+    const { analyses, remember } = await ctx.s.index.analyseAll(blobs.map((b, k) => ({ blobId: b.id, raw: stored[k] })));
+    const items = messages.map((m, k) => ({ blobId: blobs[k].id, size: blobs[k].size, flags: m.flags.filter((f) => f.toLowerCase() !== '\\recent'), internalDate: dates[k], analysis: analyses[k], pin: blobs[k].pin }));
+    // The analyses and header search rows committed with the messages, and the puts' pins dropped
+    // by that commit (issue 15: one transaction).
     const { uids } = await ctx.s.store.appendMessages(target.folder.id, items);
+    for (const b of blobs) b.releasedByCommit();
+    remember();
     notifyChanged(ctx, target.folder.id);
     // RFC 4315 §3: APPENDUID uidvalidity uid-set.
     return `[APPENDUID ${target.folder.uidValidity} ${encodeSet(uids)}] APPEND completed`;

@@ -5,7 +5,7 @@
 // store/types.ts, as SqliteStore is. This file opens and migrates the database and exposes every
 // part's methods on the one store object.
 import pg from 'pg';
-import { SEARCH_COLUMNS, storedInfo, UPSERT_BLOB_META, upsertSearchHeaders } from './blob-meta.js';
+import { SEARCH_COLUMNS, storedInfo, UPSERT_BLOB_META, upsertSearchHeaders, writeAnalyses } from './blob-meta.js';
 import { openValue } from '../sealed-rows.js';
 import { PgSealedValues } from './sealed-values.js';
 import type { AbsenceStore, AccountStore, CredentialStore, DeliveryStore, FolderStore, HttpSessionStore, IntegrationStore, LeaseStore, LockoutStore, MailboxStore, NotificationChannelOptions, PatientStore, RulesStore, SealedValueStore, Store, TraceStore, TrackingStore, UrlAuthKeyStore, UsageStore, MetadataStore } from '../types.js';
@@ -169,14 +169,7 @@ export class PgStore implements Store {
 
   async setBlobAnalyses(entries: { blobId: string; info: string; searchVersion: number; searchColumns: Record<string, Buffer | null> }[]) {
     if (entries.length === 0) return;
-    const upserts = entries.map((e) => searchHeadersUpsert(e.blobId, e.searchVersion, e.searchColumns, this.sealer));
-    await this.connection.tx(async (c) => {
-      await c.query('INSERT INTO blob_meta (blob_id, info) SELECT * FROM unnest($1::text[], $2::bytea[]) ON CONFLICT (blob_id) DO UPDATE SET info = excluded.info', [
-        entries.map((e) => e.blobId),
-        entries.map((e) => storedInfo(this.connection.sealer, e.blobId, e.info)),
-      ]);
-      for (const q of upserts) await c.query(q.text, q.values);
-    });
+    await this.connection.tx((c) => writeAnalyses(c, this.connection.sealer, entries.map((e) => ({ blobId: e.blobId, analysis: { info: e.info, searchHeaders: { version: e.searchVersion, columns: e.searchColumns } } }))));
   }
 
   async blobsWithoutSearchHeaders(limit: number) {

@@ -21,7 +21,7 @@ import { SqliteMailboxes } from './mailboxes.js';
 import { SqliteUrlAuthKeys } from './urlauth-keys.js';
 import { SqliteMetadata } from './metadata.js';
 import { MIGRATIONS } from './migrations.js';
-import { SEARCH_COLUMNS, writeBlobMeta, writeSearchHeaders } from './blob-meta.js';
+import { checkSearchColumns, SEARCH_COLUMNS, writeAnalysis, writeBlobMeta, writeSearchHeaders } from './blob-meta.js';
 import { SqliteRules } from './rules.js';
 import { SqliteHttpSessions } from './sessions.js';
 import { SqliteTraces } from './traces.js';
@@ -257,12 +257,9 @@ export class SqliteStore implements Store {
 
   async setBlobAnalyses(entries: { blobId: string; info: string; searchVersion: number; searchColumns: Record<string, Buffer | null> }[]) {
     if (entries.length === 0) return;
-    for (const e of entries) for (const n of Object.keys(e.searchColumns)) if (!SEARCH_COLUMNS.has(n)) throw new Error(`unknown search column ${n}`);
+    for (const e of entries) checkSearchColumns(e.searchColumns);
     this.#transient(() => {
-      for (const e of entries) {
-        writeBlobMeta(this.connection, e.blobId, e.info);
-        writeSearchHeaders(this.connection, e.blobId, e.searchVersion, e.searchColumns);
-      }
+      for (const e of entries) writeAnalysis(this.connection, e.blobId, { info: e.info, searchHeaders: { version: e.searchVersion, columns: e.searchColumns } });
     });
   }
 
