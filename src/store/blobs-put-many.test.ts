@@ -1,6 +1,7 @@
 // BlobStore.putMany (a MULTIAPPEND's files, issue 15): the same files, ids and pins as put() one
 // by one, plaintext and sealed; pins taken in one store call (with put()'s wait when a removal is
 // claimed); every file under its name before it resolves; on a failure no copy and no pin left.
+// put() of bytes in hand (the MX's message): the file, id and size limit of a streamed put.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -151,5 +152,32 @@ test('a shard directory created by put or putMany has its entry fsynced in the p
     fsp.open = realOpen;
     syncBuiltinESMExports();
     await s.done();
+  }
+});
+
+test('put of bytes in hand: prefix and size limit as for a stream; a shard directory removed by hand is made again', async () => {
+  const t = await setup();
+  try {
+    const prefix = Buffer.from('Received: from a\r\n');
+    const body = messages(3)[2];
+    const whole = Buffer.concat([prefix, body]);
+    const fromBytes = await t.blobs.put(body, { prefix, maxSize: whole.length });
+    const { Readable } = await import('node:stream');
+    const fromStream = await t.blobs.put(Readable.from([body]), { prefix, maxSize: whole.length });
+    assert.equal(fromBytes.id, createHash('sha256').update(whole).digest('hex'));
+    assert.equal(fromBytes.id, fromStream.id);
+    assert.equal(fromBytes.size, whole.length);
+    assert.ok(readFileSync(t.blobs.pathOf(fromBytes.id)).equals(whole));
+    await assert.rejects(t.blobs.put(body, { prefix, maxSize: whole.length - 1 }), { name: 'BlobSizeExceededError' });
+    assert.deepEqual(t.tmpFiles(), []);
+    await Promise.all([fromBytes.release(), fromStream.release()]);
+    // The shard directory goes (by hand: the store never removes one); the next put into it works.
+    const { rmSync } = await import('node:fs');
+    rmSync(path.dirname(t.blobs.pathOf(fromBytes.id)), { recursive: true });
+    const again = await t.blobs.put(body, { prefix });
+    assert.ok(readFileSync(t.blobs.pathOf(again.id)).equals(whole));
+    await again.release();
+  } finally {
+    await t.done();
   }
 });
