@@ -180,8 +180,11 @@ export class SnapshotBuilder {
     }
     // Built once, by sorting, after the load (duplicates were dropped by the AddressSet).
     db.exec('CREATE UNIQUE INDEX entries_address ON entries (address_lc)');
+    // By key then rank: they answer the practitioner and structure conditions of a search in
+    // rank order (reader.ts keyCursor; schema 7: no "pp_…" / "st_…" postings rows for those keys),
+    // and the FHIR lookups by key (kind read from the index).
     db.exec("CREATE INDEX entries_pp ON entries (pp_key, rank) WHERE pp_key <> ''");
-    db.exec("CREATE INDEX entries_st ON entries (st_key, kind, rank) WHERE st_key <> ''");
+    db.exec("CREATE INDEX entries_st ON entries (st_key, rank, kind) WHERE st_key <> ''");
     db.exec('COMMIT');
     const indexMs = performance.now() - t0;
 

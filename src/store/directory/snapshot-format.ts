@@ -8,6 +8,8 @@
 // - idx_names: the name tokens, plus "*" + their prefixes of 1 to 3 characters (autocomplete);
 // - idx_all: every word plus "prefix_value" code tokens (type, profession, city, postal code, …),
 //   for free text with filters; conditions on one column are then checked on the candidates.
+//   Practitioner and structure keys ("pp_…", "st_…") are there only when not of [0-9A-Z]: the
+//   others are read from the entries' indexes on pp_key and st_key (reader.ts keyCursor).
 // - idx_addr: the trigrams (3 UTF-16 units) of each address's local part with its "@", and its
 //   domain as one term "@domain", for address `:contains`; candidates are checked, the index
 //   giving a superset (query-plan.ts containsExpression).
@@ -18,8 +20,12 @@ import { postingsDDL } from './postings.js';
 import type { TermDictionary, TermSink } from './vocabulary.js';
 
 export const SNAPSHOT_FILE = 'directory.sqlite';
-/** 6: idx_addr holds the local part's trigrams and the domain as one term (5: every trigram). */
-export const SCHEMA_VERSION = 6;
+/**
+ * 7: practitioner and structure keys of [0-9A-Z] have no "pp_…" / "st_…" rows in idx_all, the
+ * entries' indexes (pp_key, rank) and (st_key, rank, kind) answer them (vocabulary.ts keyIndexed);
+ * 6: idx_addr holds the local part's trigrams and the domain as one term (5: every trigram).
+ */
+export const SCHEMA_VERSION = 7;
 
 export class DirectoryStoreError extends Error {
   override name = 'DirectoryStoreError';

@@ -63,7 +63,7 @@ describe('term dictionary: cached terms of an entry', () => {
       );
       assert.deepEqual(
         termsOf(cached, cachedTerms, (out) => cached.allOf(e, out)),
-        termsOf(direct, directTerms, (out) => direct.all(t, out)),
+        termsOf(direct, directTerms, (out) => direct.all(t, out, e)),
         `all of ${e.address}`,
       );
     }
