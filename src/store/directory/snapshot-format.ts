@@ -129,10 +129,9 @@ export function digestBytes(bytes: Uint8Array, s: number, e: number, out: Int32A
  * Batches of rows sent to the import worker, in two transferred buffers (moved, not copied):
  * - text, UTF-8, ROW_FIELDS fields per row each followed by FS: address (lower case), pp_key,
  *   st_key, kind, the 31 fields, then the row's terms without a number (space-separated) for
- *   idx_names and for idx_all (vocabulary.ts: practitioner and structure codes, and every new
- *   term once the dictionary is full);
- * - numbers, per row: rank, line number, its digest (4 numbers: entry_digest below), the count
- *   then the numbers of its idx_names terms,
+ *   idx_names and for idx_all (vocabulary.ts: practitioner and structure codes of keys not of
+ *   [0-9A-Z], and every new term once the dictionary is full);
+ * - numbers, per row: rank, line number, the count then the numbers of its idx_names terms,
  *   the count then the numbers of its idx_all terms;
  * with the terms numbered since the previous batch, in number order. Fields never hold FS:
  * they come from '|'-separated text lines and normalised tokens.
@@ -208,11 +207,9 @@ export class BatchEncoder {
     const raw = e.lineBytes;
     const f = raw ? '' : encodeFields(e);
     const address = e.address.toLowerCase();
-    if (this.n + 6 > this.nums.length) this.growNumbers();
+    if (this.n + 2 > this.nums.length) this.growNumbers();
     this.nums[this.n++] = rank;
     this.nums[this.n++] = lineNo;
-    const digestAt = this.n;
-    this.n += 4;
     const namesLiterals = this.terms((out) => this.dictionary.namesOf(e, out));
     const allLiterals = this.terms((out) => this.dictionary.allOf(e, out));
     // At most 3 UTF-8 bytes per UTF-16 unit.
@@ -222,22 +219,15 @@ export class BatchEncoder {
       this.buf.copy(bigger, 0, 0, this.pos);
       this.buf = bigger;
     }
-    const addressAt = this.pos;
     this.put(address);
-    const addressEnd = this.pos - 1;
     this.put(e.ppKey);
     this.put(e.stKey);
     this.put(e.kind);
-    const fieldsAt = this.pos;
     if (raw) {
       this.buf.set(raw, this.pos);
       this.pos += raw.length;
       this.buf[this.pos++] = 1; // FS
     } else this.put(f);
-    // The entry's digest (entry_digest), hashed here from the bytes just written: this thread has
-    // the time the SQLite thread has not.
-    digestBytes(this.buf, addressAt, addressEnd, this.nums, digestAt);
-    digestBytes(this.buf, fieldsAt, this.pos - 1, this.nums, digestAt + 2);
     this.put(namesLiterals);
     this.put(allLiterals);
     this.rows++;
