@@ -48,17 +48,30 @@ const isLiteralCode = (c: string) => c.charCodeAt(2) === 95 /* _ */ && ((c.charC
 /** Field values whose term numbers are kept per cache (then the cache starts again). */
 const VALUE_CACHE_MAX = 50_000;
 
-/** A bounded map from a field value to the numbers of its terms. */
-class ValueIds {
-  private map = new Map<string, number[]>();
+/** A bounded map from a field value to what its terms are (their numbers). */
+class ValueCache<T> {
+  private map = new Map<string, T>();
   get(value: string) {
     return this.map.get(value);
   }
-  set(value: string, ids: number[]) {
+  set(value: string, ids: T) {
     if (this.map.size >= VALUE_CACHE_MAX) this.map = new Map();
     this.map.set(value, ids);
   }
 }
+class ValueIds extends ValueCache<number[]> {}
+
+/**
+ * The numbers of a person's family or given name: its idx_names terms, its idx_all "n_" words
+ * and its "fa_" / "gi_" code. One lookup of the value for the three (they were three caches: a
+ * tenth of the reading thread went to these Map lookups).
+ */
+interface PersonName {
+  names: number[];
+  person: number[];
+  code: number;
+}
+const NO_NAME: PersonName = { names: [], person: [], code: -1 };
 
 /** "pp_" + code as codeToken makes it, without its regular expressions when the code is already [0-9a-z]. */
 function codeLiteral(prefix: string, v: string): string {
@@ -164,7 +177,6 @@ export class TermDictionary {
   // fill the dictionary) they go through entryTokens and names / all, whose rules then apply.
 
   private readonly nameIdsOf = new ValueIds();
-  private readonly personIdsOf = new ValueIds();
   private readonly structureIdsOf = new ValueIds();
   private readonly plainIdsOf = new ValueIds();
   /** l6 + FS + postal code → city words, postal code, cp_ and cy_ codes. */
@@ -192,25 +204,64 @@ export class TermDictionary {
     for (let i = 0; i < ids.length; i++) out.id(ids[i]);
   }
 
+  /** Numbers of a name word's idx_names terms: the word and its prefix terms. */
+  private nameWordIds(w: string): number[] {
+    let wIds = this.nameTerms.get(w);
+    if (wIds === undefined) {
+      const terms = [w];
+      for (let k = 1, m = Math.min(NAME_PREFIXES, w.length); k <= m; k++) terms.push('*' + w.slice(0, k));
+      wIds = terms.map((x) => this.number(this.plain, x, x));
+      this.nameTerms.set(w, wIds);
+    }
+    return wIds;
+  }
+
   /** Numbers of the idx_names terms of a value's words (each word and its prefix terms). */
   private nameIds(value: string, out: TermSink) {
     if (!value) return;
     let ids = this.nameIdsOf.get(value);
     if (ids === undefined) {
       ids = [];
-      for (const w of tokensOf(value)) {
-        let wIds = this.nameTerms.get(w);
-        if (wIds === undefined) {
-          const terms = [w];
-          for (let k = 1, m = Math.min(NAME_PREFIXES, w.length); k <= m; k++) terms.push('*' + w.slice(0, k));
-          wIds = terms.map((x) => this.number(this.plain, x, x));
-          this.nameTerms.set(w, wIds);
-        }
-        for (const id of wIds) ids.push(id);
-      }
+      for (const w of tokensOf(value)) for (const id of this.nameWordIds(w)) ids.push(id);
       this.nameIdsOf.set(value, ids);
     }
     this.emit(ids, out);
+  }
+
+  private readonly familyOf = new ValueCache<PersonName>();
+  private readonly givenOf = new ValueCache<PersonName>();
+  /** The person names namesOf looked up, for allOf of the same entry. */
+  private named: { e: DirectoryEntry | undefined; family: PersonName; given: PersonName } = { e: undefined, family: NO_NAME, given: NO_NAME };
+
+  /** A family ("fa_") or given ("gi_") name's numbers (PersonName). */
+  private personName(cache: ValueCache<PersonName>, code: string, value: string): PersonName {
+    if (!value) return NO_NAME;
+    let r = cache.get(value);
+    if (r === undefined) {
+      const names: number[] = [];
+      const person: number[] = [];
+      for (const w of tokensOf(value)) {
+        for (const id of this.nameWordIds(w)) names.push(id);
+        let id = this.person.get(w);
+        if (id === undefined) id = this.number(this.person, w, 'n_' + w);
+        person.push(id);
+      }
+      const t = code + joinedKey(value);
+      r = { names, person, code: this.number(this.plain, t, t) };
+      cache.set(value, r);
+    }
+    return r;
+  }
+
+  /** The entry's family and given names' numbers (looked up once for namesOf and allOf). */
+  private personNames(e: DirectoryEntry) {
+    const n = this.named;
+    if (n.e !== e) {
+      n.e = e;
+      n.family = this.personName(this.familyOf, 'fa_', e.family);
+      n.given = this.personName(this.givenOf, 'gi_', e.given);
+    }
+    return n;
   }
 
   /** Numbers of a value's words as "n_word" (a person's) or "m_word" (a structure's). */
@@ -257,8 +308,9 @@ export class TermDictionary {
   namesOf(e: DirectoryEntry, out: TermSink) {
     if (!this.roomFor(e)) return this.names(this.tokensFor(e), out);
     if (e.family || e.given) {
-      this.nameIds(e.family, out);
-      this.nameIds(e.given, out);
+      const { family, given } = this.personNames(e);
+      this.emit(family.names, out);
+      this.emit(given.names, out);
     } else {
       this.nameIds(e.legalName, out);
       this.nameIds(e.tradeName, out);
@@ -269,9 +321,10 @@ export class TermDictionary {
   /** idx_all terms of an entry (all(entryTokens(e)), from caches; the same terms, in another order). */
   allOf(e: DirectoryEntry, out: TermSink) {
     if (!this.roomFor(e)) return this.all(this.tokensFor(e), out, e);
-    if (e.family || e.given) {
-      this.nsIds(this.personIdsOf, this.person, 'n_', e.family, out);
-      this.nsIds(this.personIdsOf, this.person, 'n_', e.given, out);
+    const person = e.family || e.given ? this.personNames(e) : undefined;
+    if (person) {
+      this.emit(person.family.person, out);
+      this.emit(person.given.person, out);
     } else {
       this.nsIds(this.structureIdsOf, this.structure, 'm_', e.legalName, out);
       this.nsIds(this.structureIdsOf, this.structure, 'm_', e.tradeName, out);
@@ -311,8 +364,8 @@ export class TermDictionary {
     if (e.stKey && !keyIndexed(e.stKey)) out.literal(codeLiteral('st_', e.stKey));
     if (e.professionCode) this.codeId('p_', e.professionCode, (v) => codeToken('p_', v), out);
     if (e.specialityCode) this.codeId('s_', e.specialityCode, (v) => codeToken('s_', v), out);
-    if (e.family) this.codeId('fa_', e.family, (v) => 'fa_' + joinedKey(v), out);
-    if (e.given) this.codeId('gi_', e.given, (v) => 'gi_' + joinedKey(v), out);
+    if (person && e.family) out.id(person.family.code);
+    if (person && e.given) out.id(person.given.code);
   }
 
   /** The terms numbered since the last call, in number order (the worker appends them). */
