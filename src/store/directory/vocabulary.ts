@@ -88,8 +88,10 @@ export interface TermSink {
   literal(term: string): void;
 }
 
-/** Separates the two parts of a cache key (never in a field: fields come from '|'-separated lines). */
-const FS_KEY = '\u0001';
+const typeTerm = (v: string) => 't_' + v.toLowerCase();
+const kindTerm = (v: string) => 'k_' + v.toLowerCase();
+const professionTerm = (v: string) => codeToken('p_', v);
+const specialityTerm = (v: string) => codeToken('s_', v);
 
 export class TermDictionary {
   private readonly plain = new Map<string, number>();
@@ -179,10 +181,17 @@ export class TermDictionary {
   private readonly nameIdsOf = new ValueIds();
   private readonly structureIdsOf = new ValueIds();
   private readonly plainIdsOf = new ValueIds();
-  /** l6 + FS + postal code → city words, postal code, cp_ and cy_ codes. */
-  private readonly placeIdsOf = new ValueIds();
-  /** One code's number: by prefix, then value. */
-  private readonly codeIdsOf = new Map<string, ValueIds>();
+  /**
+   * l6 → its postal code and the numbers of the city words, postal code, cp_ and cy_ codes: a
+   * hit when the postal code is the same (l6 starts with it, nearly always; a concatenated key
+   * cost a string to flatten and hash per line).
+   */
+  private readonly placeIdsOf = new ValueCache<{ postalCode: string; ids: number[] }>();
+  /** One code's number, by value. */
+  private readonly typeIds = new ValueIds();
+  private readonly kindIds = new ValueIds();
+  private readonly professionIds = new ValueIds();
+  private readonly specialityIds = new ValueIds();
   private slowEntry: DirectoryEntry | undefined;
   private slowTokens: EntryTokens | undefined;
 
@@ -291,10 +300,8 @@ export class TermDictionary {
     this.emit(ids, out);
   }
 
-  /** Number of the code term `make(value)` (cached by prefix and value). */
-  private codeId(prefix: string, value: string, make: (v: string) => string, out: TermSink) {
-    let cache = this.codeIdsOf.get(prefix);
-    if (!cache) this.codeIdsOf.set(prefix, (cache = new ValueIds()));
+  /** Number of the code term `make(value)` (cached by value). */
+  private codeId(cache: ValueIds, value: string, make: (v: string) => string, out: TermSink) {
     let ids = cache.get(value);
     if (ids === undefined) {
       const t = make(value);
@@ -337,8 +344,8 @@ export class TermDictionary {
     }
     this.plainIds(e.professionLabel, out);
     this.plainIds(e.specialityLabel, out);
-    const placeKey = e.l6 + FS_KEY + e.postalCode;
-    let place = this.placeIdsOf.get(placeKey);
+    const known = this.placeIdsOf.get(e.l6);
+    let place = known !== undefined && known.postalCode === e.postalCode ? known.ids : undefined;
     if (place === undefined) {
       place = [];
       const sink: TermSink = { id: (id) => place!.push(id), literal: () => {} };
@@ -354,16 +361,16 @@ export class TermDictionary {
         const cy = 'cy_' + joinedKey(city);
         place.push(this.number(this.plain, cy, cy));
       }
-      this.placeIdsOf.set(placeKey, place);
+      this.placeIdsOf.set(e.l6, { postalCode: e.postalCode, ids: place });
     }
     this.emit(place, out);
     if (e.description) this.plainIds(e.description, out);
-    this.codeId('t_', e.type, (v) => 't_' + v.toLowerCase(), out);
-    this.codeId('k_', e.kind, (v) => 'k_' + v.toLowerCase(), out);
+    this.codeId(this.typeIds, e.type, typeTerm, out);
+    this.codeId(this.kindIds, e.kind, kindTerm, out);
     if (e.ppKey && !keyIndexed(e.ppKey)) out.literal(codeLiteral('pp_', e.ppKey));
     if (e.stKey && !keyIndexed(e.stKey)) out.literal(codeLiteral('st_', e.stKey));
-    if (e.professionCode) this.codeId('p_', e.professionCode, (v) => codeToken('p_', v), out);
-    if (e.specialityCode) this.codeId('s_', e.specialityCode, (v) => codeToken('s_', v), out);
+    if (e.professionCode) this.codeId(this.professionIds, e.professionCode, professionTerm, out);
+    if (e.specialityCode) this.codeId(this.specialityIds, e.specialityCode, specialityTerm, out);
     if (person && e.family) out.id(person.family.code);
     if (person && e.given) out.id(person.given.code);
   }
