@@ -118,6 +118,31 @@ describe('practitioner and structure conditions from the entries indexes (schema
     assert.equal(page.more, true);
   });
 
+  test('a snapshot without any such list (every key of [0-9A-Z]): the entries indexes alone', async () => {
+    const dataDir = path.join(dir, 'plain');
+    await importExtraction({ file: writeExtraction(dir, 'plain.txt', extractionText([], { noise: 300 })), writer: await SqliteSnapshotWriter.open(dataDir, { threaded: false }) });
+    const db = new Database(path.join(dataDir, SNAPSHOT_FILE), { readonly: true });
+    assert.equal(db.prepare("SELECT COUNT(*) FROM idx_all WHERE term >= 'pp_' AND term < 'pp`' OR term >= 'st_' AND term < 'st`'").pluck().get(), 0);
+    db.close();
+    const plain = new SqliteDirectoryReader(dataDir, { recheckMs: 0, warm: false });
+    try {
+      const all = plain.searchSync({ clauses: [] }, 100_000).entries;
+      let n = 0;
+      for (const c of [...new Set(all.flatMap((e) => [e.ppKey && codeToken('pp_', e.ppKey), e.stKey && codeToken('st_', e.stKey)]).filter(Boolean))].map((t) => code(t.slice(0, 3), t.slice(3)))) {
+        const want = all.filter((e) => allClausesMatch(entryTokens(e), [c])).map((e) => e.address);
+        assert.deepEqual(
+          plain.searchSync({ clauses: [c] }, 10_000).entries.map((e) => e.address),
+          want,
+          c.words[0].joined,
+        );
+        n += want.length;
+      }
+      assert.ok(n > 300);
+    } finally {
+      await plain.close();
+    }
+  });
+
   test('FHIR lookups by key still read the entries indexes', async () => {
     assert.deepEqual(
       (await reader.byStructure('1750712184', 'Organization', 1000)).map((e) => e.address),

@@ -45,6 +45,8 @@ interface OpenSnapshot {
   domains?: Domains;
   /** The domain terms read so far (the warm-up reads them in slices). */
   domainWalk?: { after: string; out: string[] };
+  /** Whether idx_all has any "pp_…" / "st_…" list (keys not of [0-9A-Z]: rare, often none). */
+  keyLists?: Record<'pp_key' | 'st_key', boolean>;
 }
 
 /** In idx_names, a prefix of up to NAME_PREFIXES characters is its own term ("*" + prefix). */
@@ -228,7 +230,11 @@ export class SqliteDirectoryReader implements DirectorySnapshotReader {
     const key = term.slice(3).toUpperCase();
     if (!keyIndexed(key)) return postings();
     const ranks = this.stmt(s, `SELECT rank FROM entries WHERE ${column} = ? AND ${column} <> '' AND rank >= ? ORDER BY rank LIMIT ${KEY_SLICE}`).pluck();
-    return anyOf([new SliceCursor((x) => ranks.all(key, x) as number[], KEY_SLICE), postings()]);
+    const fromIndex = new SliceCursor((x) => ranks.all(key, x) as number[], KEY_SLICE);
+    // Without any list of that kind in the snapshot, no postings lookup per condition.
+    const any = this.stmt(s, 'SELECT 1 FROM idx_all WHERE term >= ? AND term < ? LIMIT 1').pluck();
+    s.keyLists ??= { pp_key: any.get('pp_', 'pp`') !== undefined, st_key: any.get('st_', 'st`') !== undefined };
+    return s.keyLists[column] ? anyOf([fromIndex, postings()]) : fromIndex;
   }
 
   /** Ranks matching expr in one index, ascending, lazily. */
