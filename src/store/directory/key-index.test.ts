@@ -168,4 +168,49 @@ describe('practitioner and structure conditions from the entries indexes (schema
       db.close();
     }
   });
+
+  test('a schema 6 snapshot (before the upgrade) is still served, its key conditions read from idx_all; schema 5 is refused', async () => {
+    // A copy of this schema 7 file labelled 6: the reader must open it and take the schema 6 path
+    // (every key's list in idx_all, which a real schema 6 file has). Here only the odd keys have
+    // one, so a key of [0-9A-Z] finds only its odd-keyed twins on that path (all on schema 7's).
+    const { copyFileSync, mkdirSync } = await import('node:fs');
+    const label = (name: string, schema: number) => {
+      const d = path.join(dir, name);
+      mkdirSync(d, { recursive: true });
+      copyFileSync(path.join(dir, 'data', SNAPSHOT_FILE), path.join(d, SNAPSHOT_FILE));
+      const db = new Database(path.join(d, SNAPSHOT_FILE));
+      db.prepare("UPDATE meta SET value = ? WHERE key = 'schema'").run(String(schema));
+      db.close();
+      return d;
+    };
+    const errors: string[] = [];
+    const six = new SqliteDirectoryReader(label('six', 6), { recheckMs: 0, warm: false, onError: (m) => errors.push(m) });
+    const five = new SqliteDirectoryReader(label('five', 5), { recheckMs: 0, warm: false, onError: (m) => errors.push(m) });
+    try {
+      assert.equal(six.searchSync({ clauses: [] }, 100_000).entries.length, everything.length);
+      const indexed = code('st_', '1750712184');
+      assert.ok(found([indexed]).length > 150);
+      /** The entries of `c` that have a list in idx_all (their key not of [0-9A-Z]). */
+      const listedOf = (c: Clause, key: 'ppKey' | 'stKey') => {
+        const listed = new Set(everything.filter((e) => e[key] && !keyIndexed(e[key])).map((e) => e.address));
+        return expected([c]).filter((a) => listed.has(a));
+      };
+      const onlyListed = listedOf(indexed, 'stKey');
+      assert.ok(onlyListed.length > 0 && onlyListed.length < found([indexed]).length);
+      assert.deepEqual(
+        six.searchSync({ clauses: [indexed] }, 10_000).entries.map((e) => e.address),
+        onlyListed,
+        'schema 6: the key read from idx_all alone (here only the dotted twin has a list), not from the entries index',
+      );
+      const odd = code('pp_', 'abc1');
+      assert.deepEqual(six.searchSync({ clauses: [odd] }, 10_000).entries.map((e) => e.address), listedOf(odd, 'ppKey'));
+      assert.equal(listedOf(odd, 'ppKey').length, 1);
+      assert.deepEqual(errors, []);
+      assert.equal(five.searchSync({ clauses: [] }, 10).entries.length, 0);
+      assert.match(errors.join('\n'), /schema version 5, expected 7/);
+    } finally {
+      await six.close();
+      await five.close();
+    }
+  });
 });

@@ -26,6 +26,13 @@ const LIST_CACHE_BYTES = 32 * 1024 * 1024;
 /** Rows of idx_names read per slice of the warm-up (about a millisecond). */
 const WARM_ROWS = 1000;
 
+/**
+ * Snapshot schemas this reader serves: the current one, and 6 (every practitioner and structure
+ * key in idx_all), so that an operator upgraded from schema 6 keeps its directory until the next
+ * daily import replaces the file (docs/directory.md "Upgrading").
+ */
+const READABLE_SCHEMAS = [6, SCHEMA_VERSION];
+
 /** Ranks read per statement from the entries' key indexes (reader keyCursor). */
 const KEY_SLICE = 64;
 
@@ -37,6 +44,8 @@ interface OpenSnapshot {
   ino: number;
   mtimeMs: number;
   stmts: Map<string, Database.Statement>;
+  /** The snapshot's schema (SCHEMA_VERSION, or an older one still served: READABLE_SCHEMAS). */
+  schema: number;
   info?: SnapshotInfo;
   /** The vocabulary table lists every term (prefixes can be expanded). */
   vocabulary?: boolean;
@@ -84,6 +93,7 @@ export class SqliteDirectoryReader implements DirectorySnapshotReader {
     if (!st) return this.current; // no snapshot yet (or removed by hand: keep serving what we have)
     if (this.current && st.ino === this.current.ino && st.mtimeMs === this.current.mtimeMs) return this.current;
     let db: Database.Database | undefined;
+    let schema = 0;
     try {
       db = new Database(this.file, { readonly: true, fileMustExist: true });
       db.pragma('mmap_size = 1073741824');
@@ -95,7 +105,8 @@ export class SqliteDirectoryReader implements DirectorySnapshotReader {
       // it; nothing may write this file in place.
       db.pragma('locking_mode = EXCLUSIVE');
       const v = (db.prepare("SELECT value FROM meta WHERE key = 'schema'").get() as any)?.value;
-      if (Number(v) !== SCHEMA_VERSION) throw new Error(`schema version ${v}, expected ${SCHEMA_VERSION}`);
+      schema = Number(v);
+      if (!READABLE_SCHEMAS.includes(schema)) throw new Error(`schema version ${v}, expected ${SCHEMA_VERSION}`);
     } catch (e: any) {
       db?.close();
       // A file we cannot read: keep the previous snapshot (if any), say so once per file.
@@ -107,7 +118,7 @@ export class SqliteDirectoryReader implements DirectorySnapshotReader {
       return this.current;
     }
     const prev = this.current;
-    this.current = { db, ino: st.ino, mtimeMs: st.mtimeMs, stmts: new Map() };
+    this.current = { db, ino: st.ino, mtimeMs: st.mtimeMs, stmts: new Map(), schema };
     prev?.db.close();
     if (this.opts.warm !== false) this.warm(this.current);
     this.opts.onSwitch?.(this.readInfo(this.current));
@@ -226,7 +237,8 @@ export class SqliteDirectoryReader implements DirectorySnapshotReader {
    */
   private keyCursor(s: OpenSnapshot, term: string, postings: () => Cursor): Cursor | undefined {
     const column = term.startsWith('pp_') ? 'pp_key' : term.startsWith('st_') ? 'st_key' : undefined;
-    if (!column) return undefined;
+    // Schema 6 (made before the upgrade, served until the next import): every key has its list.
+    if (!column || s.schema < 7) return undefined;
     const key = term.slice(3).toUpperCase();
     if (!keyIndexed(key)) return postings();
     const ranks = this.stmt(s, `SELECT rank FROM entries WHERE ${column} = ? AND ${column} <> '' AND rank >= ? ORDER BY rank LIMIT ${KEY_SLICE}`).pluck();
