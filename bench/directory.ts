@@ -23,7 +23,6 @@ import { performance, PerformanceObserver } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import v8 from 'node:v8';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(REPO, 'bin/caducee.js');
@@ -46,26 +45,17 @@ interface ClientRun {
   cpuMs: number;
 }
 
-/**
- * --scavenge serial (env BENCH_SCAVENGE=serial in the children): V8's young-generation GC on the
- * main thread only. The parallel scavenger (Node's default) hands work to helper threads and waits
- * for them; on a 2-vCPU machine with a load average of 6–12 those threads wait for a core, and a
- * scavenge of a few MB took 4–9 ms instead of ~1 ms (docs/directory.md "The floor").
- */
-function applyGcFlags() {
-  if (process.env.BENCH_SCAVENGE === 'serial') v8.setFlagsFromString('--no-parallel-scavenge');
-}
 
 // ---- child mode: the directory HTTP server ------------------------------------------------------
 // Besides serving, it measures each request on the server side (from Node's 'request' event to
 // the response's 'finish': wall and process CPU, and the part spent inside the directory
 // service's calls), and its GC pauses; the parent reads them over the IPC channel.
 if (process.argv[2] === '--serve') {
-  applyGcFlags();
   const { parseConfig } = await import('../src/config/index.js');
   const { openDirectory } = await import('../src/directory/runtime.js');
   const { startHttpServer } = await import('../src/http/app.js');
   const { PerformanceObserver } = await import('node:perf_hooks');
+  const v8 = await import('node:v8');
   const config = parseConfig({ dataDir: process.argv[3] });
   const rt = openDirectory(config);
   type Rec = { wall: number; cpu: number; svcWall: number; svcCpu: number; start: number };
@@ -124,7 +114,7 @@ if (process.argv[2] === '--serve') {
       recs = [];
       gcs = [];
       process.send!('ok');
-    } else if (m === 'stats') process.send!({ recs, gcs });
+    } else if (m === 'stats') process.send!({ recs, gcs, newSpaceMb: (v8.getHeapSpaceStatistics().find((x) => x.space_name === 'new_space')?.space_size ?? 0) / 2 ** 20 });
   });
   process.stdout.write(JSON.stringify({ port: server.port }) + '\n');
   process.on('SIGTERM', async () => {
@@ -142,7 +132,6 @@ if (process.argv[2] === '--serve') {
 // response (keep-alive, one socket, sequential) and reports its own GC pauses, so a slow request
 // the client itself delayed is told apart from one the server or the scheduler delayed.
 if (process.argv[2] === '--client') {
-  applyGcFlags();
   const port = Number(process.argv[3]);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const gcs: { start: number; ms: number }[] = [];
@@ -174,7 +163,7 @@ const { values: args } = parseArgs({
     'search-only': { type: 'string' },
     'server-prof': { type: 'string' },
     'in-process': { type: 'boolean', default: false },
-    scavenge: { type: 'string', default: 'parallel' },
+    'node-flags': { type: 'string', default: '' },
     slowest: { type: 'string', default: '0' },
     keep: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
@@ -195,7 +184,7 @@ if (searchOnly && !args.extraction) {
 const dataDir = searchOnly ?? path.join(dir, 'data');
 const config = path.join(dir, 'caducee.yaml');
 writeFileSync(config, `dataDir: ${JSON.stringify(dataDir)}\nlog:\n  level: warn\n`);
-const command = `node --import tsx bench/directory.ts --lines ${LINES} --queries ${QUERIES}${args['search-only'] ? ' --search-only ' + args['search-only'] : ''}${args.scavenge === 'serial' ? ' --scavenge serial' : ''}`;
+const command = `node --import tsx bench/directory.ts --lines ${LINES} --queries ${QUERIES}${args['search-only'] ? ' --search-only ' + args['search-only'] : ''}${args['node-flags'] ? ` --node-flags '${args['node-flags']}'` : ''}`;
 let server: ReturnType<typeof spawn> | undefined;
 const cleanup = () => {
   server?.kill('SIGTERM');
@@ -370,14 +359,15 @@ try {
   }
   // --server-prof DIR: a CPU profile of the server process (node --cpu-prof), for bench/cpuprofile-top.ts.
   const prof = args['server-prof'] ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(args['server-prof'])] : [];
-  // Both children see BENCH_SCAVENGE (--scavenge serial: applyGcFlags).
-  const env = { ...process.env, BENCH_SCAVENGE: args.scavenge === 'serial' ? 'serial' : '' };
-  server = spawn(process.execPath, [...prof, '--import', 'tsx', fileURLToPath(import.meta.url), '--serve', dataDir], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'], cwd: REPO, env });
+  // --node-flags '…': V8 / Node options for both children (server and client), e.g. the young
+  // generation's settings of docs/directory.md "The floor".
+  const nodeFlags = args['node-flags'].split(/\s+/).filter(Boolean);
+  server = spawn(process.execPath, [...nodeFlags, ...prof, '--import', 'tsx', fileURLToPath(import.meta.url), '--serve', dataDir], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'], cwd: REPO });
   const port: number = await new Promise((resolve, reject) => {
     server!.stdout!.once('data', (d) => resolve(JSON.parse(String(d)).port));
     server!.once('exit', (c) => reject(new Error(`directory server exited with ${c}`)));
   });
-  const client = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--client', String(port)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: REPO, env });
+  const client = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', fileURLToPath(import.meta.url), '--client', String(port)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: REPO });
   await new Promise<void>((resolve, reject) => {
     client.once('message', () => resolve());
     client.once('exit', (c) => reject(new Error(`bench client exited with ${c}`)));
@@ -385,7 +375,7 @@ try {
   const measure = (paths: string[]): Promise<ClientRun> => new Promise((resolve) => (client.once('message', (x) => resolve(x as ClientRun)), client.send({ paths })));
   // Warm-up (page cache, JIT), not counted.
   await measure(queries.slice(0, 300).map((x) => x.path));
-  type ServerStats = { recs: { wall: number; cpu: number; svcWall: number; svcCpu: number; start: number }[]; gcs: { start: number; ms: number; kind: number }[] };
+  type ServerStats = { recs: { wall: number; cpu: number; svcWall: number; svcCpu: number; start: number }[]; gcs: { start: number; ms: number; kind: number }[]; newSpaceMb: number };
   const ask = <T>(m: string): Promise<T> => new Promise((resolve) => (server!.once('message', (x) => resolve(x as T)), server!.send(m)));
   await ask('reset');
   const measured = await measure(queries.map((x) => x.path));
@@ -455,10 +445,10 @@ try {
       ]),
     ),
     trivialRoute: { n: trivial.length, p50ms: +pct(trivial, 50).toFixed(2), p99ms: +pct(trivial, 99).toFixed(2), serverWallP99ms: +pct(trivialStats.recs.map((r) => r.wall).sort((a, b) => a - b), 99).toFixed(3), serverCpuP99ms: +pct(trivialStats.recs.map((r) => r.cpu).sort((a, b) => a - b), 99).toFixed(3) },
-    serverGc: { count: gcMs.length, totalMs: +gcMs.reduce((a, b) => a + b, 0).toFixed(1), p50ms: +(pct(gcMs, 50) ?? 0).toFixed(2), maxMs: +(gcMs[gcMs.length - 1] ?? 0).toFixed(2) },
+    serverGc: { newSpaceMb: stats.newSpaceMb, count: gcMs.length, totalMs: +gcMs.reduce((a, b) => a + b, 0).toFixed(1), p50ms: +(pct(gcMs, 50) ?? 0).toFixed(2), maxMs: +(gcMs[gcMs.length - 1] ?? 0).toFixed(2) },
     clientGc: { count: clientGcs.length, totalMs: +clientGcs.reduce((a, b) => a + b.ms, 0).toFixed(1), maxMs: +Math.max(0, ...clientGcs.map((g) => g.ms)).toFixed(2) },
     clientCpuPerRequestMs: +(measured.cpuMs / measured.runs.length).toFixed(3),
-    scavenge: args.scavenge === 'serial' ? 'serial' : 'parallel',
+    nodeFlags: args['node-flags'],
     slowest1pct: { n: slow.length, overlappingServerGc: slowWithGc, overlappingClientGc: slowWithClientGc, serverShareP50: +(pct(slowServerShare, 50) ?? 0).toFixed(2) },
   };
   const worstP99 = Math.max(...Object.values(figures.byKind).map((v) => v.p99ms));
@@ -480,7 +470,7 @@ try {
           `  ${k.padEnd(22)} cpu ${v.cpu.p50ms} / ${v.cpu.p90ms} / ${v.cpu.p99ms}  service cpu ${v.svcCpu.p50ms} / ${v.svcCpu.p90ms} / ${v.svcCpu.p99ms}  server wall p99 ${v.wall.p99ms}`,
       ),
       `  trivial route /healthz over HTTP: p50 ${figures.trivialRoute.p50ms} ms, p99 ${figures.trivialRoute.p99ms} ms over ${figures.trivialRoute.n} (server wall p99 ${figures.trivialRoute.serverWallP99ms} ms, CPU p99 ${figures.trivialRoute.serverCpuP99ms} ms)`,
-      `  server GC during the run: ${figures.serverGc.count} pauses, ${figures.serverGc.totalMs} ms in all, p50 ${figures.serverGc.p50ms} ms, max ${figures.serverGc.maxMs} ms; client GC: ${figures.clientGc.count} pauses, ${figures.clientGc.totalMs} ms, max ${figures.clientGc.maxMs} ms; client CPU ${figures.clientCpuPerRequestMs} ms per request; ${figures.scavenge} scavenge`,
+      `  server GC during the run (young generation ${figures.serverGc.newSpaceMb} MB): ${figures.serverGc.count} pauses, ${figures.serverGc.totalMs} ms in all, p50 ${figures.serverGc.p50ms} ms, max ${figures.serverGc.maxMs} ms; client GC: ${figures.clientGc.count} pauses, ${figures.clientGc.totalMs} ms, max ${figures.clientGc.maxMs} ms; client CPU ${figures.clientCpuPerRequestMs} ms per request; node flags: ${figures.nodeFlags || 'none'}`,
       `  slowest 1 % (${figures.slowest1pct.n} requests): ${figures.slowest1pct.overlappingServerGc} overlapped a server GC pause, ${figures.slowest1pct.overlappingClientGc} a client one; server wall / client wall, median ${figures.slowest1pct.serverShareP50}`,
       `goals (import ≤ 10 s, peak RSS ≤ 300 MB, p99 ≤ 3 ms for every kind): ${ok ? 'met' : 'NOT met'}`,
     ].join('\n') + '\n',
