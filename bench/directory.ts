@@ -4,7 +4,7 @@
 // shares its event loop), with a realistic mix of queries sampled from the generated file.
 //
 //   node --import tsx bench/directory.ts [--lines 1000000] [--queries 3000] [--extraction FILE.zip] [--dir DIR] [--keep] [--json]
-//   node --import tsx bench/directory.ts --search-only DATA_DIR --extraction FILE.zip [--lines N] [--queries N]
+//   node --import tsx bench/directory.ts --search-only DATA_DIR --extraction FILE.zip [--lines N] [--queries N] [--node-flags='…']
 //
 // --search-only measures search against the snapshot already imported in DATA_DIR (the
 // extraction it came from gives the queries): no generation, no import.
