@@ -25,7 +25,7 @@ import { reportReader } from './policy/receipts.js';
 import { ContentPolicy } from './policy/content-service.js';
 import { PatientPolicy } from './policy/patient-service.js';
 import { defaultSystemAddress, RulesEngine } from './policy/rules-engine.js';
-import { UrgencyResponder } from './policy/urgency.js';
+import { UrgencyResponder, type DeliveredMessage } from './policy/urgency.js';
 import { createMxServer } from './smtp/mx.js';
 import { createSubmissionServer } from './smtp/submission.js';
 import { BlobCollector } from './store/blob-collector.js';
@@ -339,7 +339,7 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
   // RFC 8098 MDNs sent by our mailboxes (read receipts, integration acknowledgements).
   const receipts = new ReceiptService({ core, blobs, trust, hostname: config.operator.hostname, logger });
   const absence = {
-    async afterDelivery(d: { blobId: string; envelopeFrom: string; mailboxIds: number[] }) {
+    async afterDelivery(d: DeliveredMessage) {
       await urgency.afterDelivery(d);
       await absenceReplies.afterDelivery(d);
     },

@@ -1,6 +1,9 @@
 // RFC 5465 NOTIFY over real sockets against the demo: STATUS for watched folders and unsolicited
 // EXISTS + FETCH for the selected one, sent while the client is silent (no command, no IDLE);
-// nothing for folders not watched, nothing after NOTIFY NONE; unsupported events NO [BADEVENT].
+// nothing for folders not watched, nothing after NOTIFY NONE; unsupported events NO [BADEVENT];
+// MailboxName and SubscriptionChange (unsolicited LIST, §5.4, §5.5: CREATE, RENAME, DELETE,
+// (UN)SUBSCRIBE by another session, a grant given or withdrawn), MailboxMetadataChange and
+// ServerMetadataChange (unsolicited METADATA, §5.6, §5.7).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { imapDemo } from './support/imap-demo.js';
@@ -51,8 +54,11 @@ describe('IMAP NOTIFY (RFC 5465)', () => {
     assert.ok(!a.lines.slice(from).some((l) => l.startsWith('* STATUS')), noop.join('\n'));
 
     // Unsupported events: NO [BADEVENT] listing those supported; the NOTIFY in force stays.
-    const refused = await a.exchange('NOTIFY SET (PERSONAL (MailboxName SubscriptionChange))');
-    assert.equal(refused.at(-1)!.replace(/^t\d+ /, ''), 'NO [BADEVENT (MessageNew MessageExpunge FlagChange)] unsupported event MAILBOXNAME');
+    const refused = await a.exchange('NOTIFY SET (PERSONAL (MessageNew MessageExpunge AnnotationChange))');
+    assert.equal(
+      refused.at(-1)!.replace(/^t\d+ /, ''),
+      'NO [BADEVENT (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange MailboxMetadataChange ServerMetadataChange)] unsupported event ANNOTATIONCHANGE',
+    );
     // RFC 5465 §5: MessageNew without MessageExpunge is BAD.
     assert.match((await a.exchange('NOTIFY SET (PERSONAL (MessageNew))')).at(-1)!, /^t\d+ BAD .*must be given together/);
 
@@ -92,5 +98,70 @@ describe('IMAP NOTIFY (RFC 5465)', () => {
     await sec.cmd(appendCmd('INBOX', 'org-2'));
     await a.cmd('NOOP');
     assert.ok(!a.lines.slice(from).some((l) => l.startsWith('* STATUS')), a.lines.slice(from).join('\n'));
+  });
+  test('MailboxName and SubscriptionChange: CREATE, RENAME, (UN)SUBSCRIBE, DELETE by another session as unsolicited LIST (RFC 5465 §5.4, §5.5)', async () => {
+    const a = await session();
+    const b = await session();
+    await a.cmd('NOTIFY SET (PERSONAL (MailboxName SubscriptionChange))');
+    const sub = await session();
+    await sub.cmd('NOTIFY SET (SUBTREE Projets (MailboxName))');
+    let from = a.lines.length;
+    const subFrom = sub.lines.length;
+    await b.cmd('CREATE Nouveau');
+    await a.waitLine((l) => l === '* LIST () "/" Nouveau', from);
+    await b.cmd('RENAME Nouveau Renomme');
+    await a.waitLine((l) => l === '* LIST () "/" Renomme ("OLDNAME" (Nouveau))', from);
+    await b.cmd('SUBSCRIBE Renomme');
+    await a.waitLine((l) => l === '* LIST (\\Subscribed) "/" Renomme', from);
+    from = a.lines.length;
+    await b.cmd('UNSUBSCRIBE Renomme');
+    await a.waitLine((l) => l === '* LIST () "/" Renomme', from);
+    await b.cmd('DELETE Renomme');
+    await a.waitLine((l) => l === '* LIST (\\NonExistent) "/" Renomme', from);
+    // SUBTREE: only names under Projets.
+    await b.cmd('CREATE Projets/Echographie');
+    await sub.waitLine((l) => l === '* LIST () "/" Projets/Echographie', subFrom);
+    assert.ok(!sub.lines.slice(subFrom).some((l) => /Nouveau|Renomme/.test(l)), sub.lines.slice(subFrom).join('\n'));
+    assert.ok(sub.lines.slice(subFrom).some((l) => l === '* LIST () "/" Projets'), 'the parent CREATE made is under the subtree too');
+    // NOTIFY NONE: nothing more.
+    await a.cmd('NOTIFY NONE');
+    from = a.lines.length;
+    await b.cmd('CREATE Apres');
+    await a.cmd('NOOP');
+    assert.ok(!a.lines.slice(from).some((l) => l.startsWith('* LIST')), a.lines.slice(from).join('\n'));
+  });
+
+  test('MailboxName: a grant withdrawn or given makes the mailbox\'s folders go or appear (RFC 5465 §5.4, §5.9)', async () => {
+    const [claire, secretary] = d.layout.operators[0].users;
+    const doc = await d.connect(0);
+    const sec = await d.connect(1);
+    await sec.cmd('ENABLE UTF8=ACCEPT');
+    await sec.cmd('NOTIFY SET (SUBTREE "Autres utilisateurs" (MailboxName))');
+    const inbox = `"Autres utilisateurs/${claire.addresses[0]}/INBOX"`;
+    await doc.exchange(`SETACL INBOX ${secretary.login} lrs`);
+    let from = sec.lines.length;
+    await doc.cmd(`DELETEACL INBOX ${secretary.login}`);
+    await sec.waitLine((l) => l === `* LIST (\\NonExistent) "/" ${inbox}`, from);
+    from = sec.lines.length;
+    await doc.cmd(`SETACL INBOX ${secretary.login} lrs`);
+    await sec.waitLine((l) => l === `* LIST () "/" ${inbox}`, from);
+    // The session now resolves the name again (its namespace follows what it was told).
+    await sec.cmd(`STATUS ${inbox} (MESSAGES)`);
+  });
+
+  test('MailboxMetadataChange and ServerMetadataChange: unsolicited METADATA with the entry names (RFC 5465 §5.6, §5.7; RFC 5464 §4.4.2)', async () => {
+    const a = await session();
+    const b = await session();
+    const other = await d.connect(1);
+    await a.cmd('NOTIFY SET (PERSONAL (MailboxMetadataChange ServerMetadataChange))');
+    const from = a.lines.length;
+    await b.cmd('SETMETADATA INBOX (/shared/comment "Dossiers" /private/comment "a moi")');
+    await a.waitLine((l) => l === '* METADATA INBOX /shared/comment /private/comment', from);
+    await b.cmd('SETMETADATA "" (/private/vendor/caducee/theme "sombre")');
+    await a.waitLine((l) => l === '* METADATA "" /private/vendor/caducee/theme', from);
+    // Another user's private server entry is not this user's business.
+    await other.cmd('SETMETADATA "" (/private/vendor/caducee/theme "clair")');
+    await a.cmd('NOOP');
+    assert.equal(a.lines.slice(from).filter((l) => l.startsWith('* METADATA ""')).length, 1, a.lines.slice(from).join('\n'));
   });
 });

@@ -32,6 +32,9 @@ describe('sanitize: ids only cross processes', () => {
     // Anything but API ids in `ids`: the folder alone.
     assert.deepEqual(sanitize('folder-changed', { folderId: 5, kind: 'created', ids: ['dr.martin@hopital.fr'] }), { folderId: 5 });
     assert.deepEqual(sanitize('queued', undefined), {});
+    assert.deepEqual(sanitize('folders-changed', { mailboxId: 3, name: 'Dossier Dupont' }), { mailboxId: 3 });
+    assert.deepEqual(sanitize('metadata-changed', { mailboxId: 3, folderId: 4, userId: 5, shared: ['/shared/comment'], private: ['/private/x y'], value: 'Dupont' }), { userId: 5, mailboxId: 3, folderId: 4, shared: ['/shared/comment'], private: [] });
+    assert.deepEqual(sanitize('metadata-changed', { mailboxId: null, folderId: null, userId: 5, shared: [], private: ['/private/vendor/x/theme'] }), { userId: 5, mailboxId: null, folderId: null, shared: [], private: ['/private/vendor/x/theme'] });
   });
 });
 

@@ -12,7 +12,7 @@
 //   encrypt-existing   seals the plaintext files and row values written before encryption was configured
 // Never prints a key. Re-wrapping rewrites 160 bytes per file, never the content; a row value
 // (docs/encryption.md, "Values in rows": store/sealed-rows.ts's SEALED_COLUMNS, the URLAUTH access
-// keys among them) is small and sealed again whole, ROW_BATCH rows per transaction so that a big
+// keys and METADATA values among them) is small and sealed again whole, ROW_BATCH rows per transaction so that a big
 // store never holds one long transaction.
 import { InvalidArgumentError, type Command } from 'commander';
 import path from 'node:path';

@@ -88,6 +88,27 @@ export interface MailboxEvent {
   uid: number;
 }
 
+/**
+ * Event 'folders-changed': the folder list or the subscriptions of a mailbox changed (IMAP
+ * CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE; the mail service creating a special-use folder).
+ * Ids only: a session that watches the mailbox (RFC 5465 NOTIFY MailboxName, SubscriptionChange)
+ * reads the folders again and reports the difference.
+ */
+export interface FoldersChange {
+  mailboxId: number;
+}
+
+/** Event 'metadata-changed': METADATA entries (RFC 5464) of a folder (folderId null: the server) were set or removed. */
+export interface MetadataChange {
+  mailboxId: number | null;
+  folderId: number | null;
+  /** /shared entries (lower case): changed for every holder of the mailbox. */
+  shared: string[];
+  /** /private entries (lower case): changed for `userId` only. */
+  private: string[];
+  userId: number;
+}
+
 /** Maps grant rights to RFC 4314 §2.1 rights letters. */
 export function rightsToAcl(rights: Set<GrantRight>, owner: boolean): string {
   if (owner) return 'lrswipkxtea';
@@ -117,7 +138,8 @@ export class Core {
    * 'submission' (SubmissionChange: { id, mailboxId }) when a submitted message's tracking
    * changed (docs/receipts.md; the SSE stream subscribes).
    * Also 'folder-changed' { folderId, kind?, ids? } (IMAP and the mail service), 'grants-changed'
-   * { mailboxId, userId }, 'stored', 'queued'.
+   * { mailboxId, userId }, 'folders-changed' (FoldersChange), 'metadata-changed' (MetadataChange),
+   * 'stored', 'queued'.
    */
   readonly events = new EventEmitter();
   private readonly localDomains: Set<string>;
@@ -529,6 +551,21 @@ export class Core {
    */
   async imapRights(user: User, mailbox: Mailbox): Promise<string> {
     return rightsToAcl(await this.rightsOn(user, mailbox), this.holdsAsOwner(user, mailbox));
+  }
+
+  /**
+   * What `user` may do with the METADATA entries (RFC 5464) of the folders of `mailbox`, or of the
+   * server (null). RFC 5464 §3.3: with ACL, private and shared mailbox entries may be read and set
+   * only with the "l" right and any one of "r", "s", "w", "i" or "p" (so a read grant suffices
+   * for one's own /private entries); Caducée also asks "w" (the manage grant) to set a /shared
+   * entry, which every holder of the mailbox sees (as Cyrus, which asks "r" and "w"). Server
+   * entries: each user's /private ones are theirs; /shared ones are the operator's (read-only).
+   */
+  async metadataRights(user: User, mailbox: Mailbox | null): Promise<{ read: boolean; writePrivate: boolean; writeShared: boolean }> {
+    if (!mailbox) return { read: true, writePrivate: true, writeShared: false };
+    const acl = await this.imapRights(user, mailbox);
+    const may = acl.includes('l') && /[rswip]/.test(acl);
+    return { read: may, writePrivate: may, writeShared: may && acl.includes('w') };
   }
 
   /**

@@ -5,6 +5,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { serverTlsOptions } from '../pki/tls-server.js';
 import { refusalText, type ConnectionLimiter } from '../net/limits.js';
+import type { FoldersChange, MetadataChange } from '../core/index.js';
 import { ImapSession, type ImapServices } from './session.js';
 
 export interface ImapListener {
@@ -34,9 +35,22 @@ export function createImapServer(services: ImapServices, implicitTls: boolean, l
   const resync = () => {
     for (const session of sessions) session.resync();
   };
+  // RFC 5465 §5.4–5.7 (NOTIFY MailboxName, SubscriptionChange, metadata changes).
+  const folders = (change: FoldersChange) => {
+    for (const session of sessions) session.mailboxEvent({ kind: 'folders', change });
+  };
+  const grants = (e: { userId: number }) => {
+    for (const session of sessions) session.mailboxEvent({ kind: 'grants', userId: e.userId });
+  };
+  const metadata = (change: MetadataChange) => {
+    for (const session of sessions) session.mailboxEvent({ kind: 'metadata', change });
+  };
   services.core.events.on('delivered', changed);
   services.core.events.on('folder-changed', changed);
   services.core.events.on('resync', resync);
+  services.core.events.on('folders-changed', folders);
+  services.core.events.on('grants-changed', grants);
+  services.core.events.on('metadata-changed', metadata);
   const onSocket = (socket: net.Socket, secure: boolean) => {
     // Responses are often written in several pieces: without TCP_NODELAY each one waits ~40 ms
     // for the client's delayed ACK (measured by bench/imap-stress.ts).
@@ -86,6 +100,9 @@ export function createImapServer(services: ImapServices, implicitTls: boolean, l
     services.core.events.off('delivered', changed);
     services.core.events.off('folder-changed', changed);
     services.core.events.off('resync', resync);
+    services.core.events.off('folders-changed', folders);
+    services.core.events.off('grants-changed', grants);
+    services.core.events.off('metadata-changed', metadata);
   });
   server.on('tlsClientError', () => {});
   // Counted at the TCP connection, before any TLS work: over a limit, a STARTTLS listener says

@@ -15,9 +15,10 @@ import { authCommands, capabilities } from './commands/auth.js';
 import { writeFlagList, type Handlers, type ImapServices, type SessionContext, type SessionState } from './commands/context.js';
 import { endIdle, idleCommands, pushIdleUpdates } from './commands/idle.js';
 import { mailboxCommands } from './commands/mailboxes.js';
-import { fetchNewMessages, notifyCommands, sendNotifyStatus, type NotifyState } from './commands/notify.js';
+import { fetchNewMessages, notifyCommands, recordMailboxEvent, sendNotifyStatus, type NotifyState } from './commands/notify.js';
 import { refreshSearchUpdates, selectedCommands } from './commands/selected.js';
 import { urlauthCommands } from './commands/urlauth.js';
+import { metadataCommands } from './commands/metadata.js';
 import { bad, ImapError, no } from './errors.js';
 import type { UserNamespace } from './namespace.js';
 import { CommandParser, type ParserEvent } from './protocol/parser.js';
@@ -45,7 +46,7 @@ const AUTOLOGOUT_MS = 30 * 60 * 1000;
  * Every command's handler but STARTTLS (it replaces the socket: ImapSession.startTls); a
  * command without a handler is a type error here.
  */
-const HANDLERS: Handlers<Exclude<Command['name'], 'STARTTLS'>> = { ...connectionCommands, ...authCommands, ...mailboxCommands, ...aclCommands, ...idleCommands, ...selectedCommands, ...notifyCommands, ...urlauthCommands };
+const HANDLERS: Handlers<Exclude<Command['name'], 'STARTTLS'>> = { ...connectionCommands, ...authCommands, ...mailboxCommands, ...aclCommands, ...idleCommands, ...selectedCommands, ...notifyCommands, ...urlauthCommands, ...metadataCommands };
 
 export class ImapSession implements SessionContext {
   private socket: Socket;
@@ -97,12 +98,32 @@ export class ImapSession implements SessionContext {
     else if (!(selected && n.selected)) return;
     if (this.busy || this.state === 'logout') return; // reported at the end of the running command
     if (selected && this.idle.tag) return; // the IDLE push reports it
-    const run = async () => {
-      if (this.busy || this.closed || this.notify !== n) return;
+    this.notifyLater(async () => {
       if (selected && n.selected && this.view?.folderId === folderId) await this.flushUpdates(!n.selected.delayed);
       else await sendNotifyStatus(this);
+    });
+  }
+
+  /**
+   * RFC 5465 §5.4–5.7: a mailbox-level event (server.ts calls this for every session): folders
+   * created, deleted, renamed or (un)subscribed, a grant of this user changed, METADATA entries
+   * changed. Reported like the changes of watched folders: at once between commands, else at the
+   * end of the running one.
+   */
+  mailboxEvent(e: Parameters<typeof recordMailboxEvent>[1]) {
+    if (this.closed || !this.notify || !recordMailboxEvent(this, e)) return;
+    if (this.busy || this.state === 'logout') return;
+    this.notifyLater(() => sendNotifyStatus(this));
+  }
+
+  /** Runs `run` after the pushes in progress (chained: responses never interleave); a command waits for them. */
+  private notifyLater(run: () => Promise<void>) {
+    const n = this.notify;
+    const guarded = async () => {
+      if (this.busy || this.closed || this.notify !== n) return;
+      await run();
     };
-    const p = (this.notifying ?? Promise.resolve()).then(run).catch((e) => this.log.warn({ err: e?.message }, 'NOTIFY update failed; the client sees the changes at its next command'));
+    const p = (this.notifying ?? Promise.resolve()).then(guarded).catch((e) => this.log.warn({ err: e?.message }, 'NOTIFY update failed; the client sees the changes at its next command'));
     this.notifying = p.finally(() => {
       if (this.notifying === p) this.notifying = undefined;
     });

@@ -110,6 +110,9 @@ export async function registerWebhook(
   return { webhook, secret };
 }
 
+/** How long after a delivery its webhook pass starts at the latest (deliveries meanwhile share it). */
+const DELIVERED_KICK_MS = 50;
+
 export class WebhookDispatcher {
   private timer?: NodeJS.Timeout;
   private stopped = true;
@@ -117,7 +120,18 @@ export class WebhookDispatcher {
   private again = false;
   private readonly log: Logger;
   private readonly now: () => number;
-  private readonly onDelivered = () => this.kick();
+  /**
+   * A delivery asks for a pass within DELIVERED_KICK_MS, not at once: under a steady intake that
+   * is one due-webhooks query per interval instead of one per message (a pass sends every event
+   * after each cursor anyway); an event waits at most that long more.
+   */
+  private kickSoon?: NodeJS.Timeout;
+  private readonly onDelivered = () => {
+    this.kickSoon ??= setTimeout(() => {
+      this.kickSoon = undefined;
+      this.kick();
+    }, DELIVERED_KICK_MS);
+  };
 
   constructor(private readonly o: WebhookDispatcherOptions) {
     this.log = o.logger.child({ component: 'webhooks' });
@@ -134,6 +148,7 @@ export class WebhookDispatcher {
     this.stopped = true;
     this.o.core.events.off('delivered', this.onDelivered);
     if (this.timer) clearTimeout(this.timer);
+    if (this.kickSoon) clearTimeout(this.kickSoon);
     await this.running;
   }
 

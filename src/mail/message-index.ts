@@ -89,26 +89,45 @@ export class MessageIndex {
    * is recorded again, with the same analysis.
    */
   async ensureAllFrom(files: { blobId: string; raw: Buffer | Uint8Array }[]): Promise<void> {
-    const entries: Parameters<Store['setBlobAnalyses']>[0] = [];
+    const a = await this.analyseAll(files);
+    await this.store.setBlobAnalyses(a.analyses.flatMap((x, k) => (x ? [{ blobId: files[k].blobId, info: x.info, searchVersion: x.searchHeaders.version, searchColumns: x.searchHeaders.columns }] : [])));
+    a.remember();
+  }
+
+  /**
+   * The analyses of files just written, from the bytes in hand, for the caller to record in its own
+   * transaction (APPEND: store.appendMessages, issue 15 — one commit for the analyses and the
+   * messages): one per file, null for a file in the cache (recorded already) or repeated in the
+   * batch. remember() caches them once that transaction committed.
+   */
+  async analyseAll(files: { blobId: string; raw: Buffer | Uint8Array }[]): Promise<{ analyses: (DeliveryAnalysis | null)[]; remember(): void }> {
+    const analyses: (DeliveryAnalysis | null)[] = [];
     const infos = new Map<string, MessageInfo>();
     let bytes = 0;
     for (const f of files) {
-      if (infos.has(f.blobId) || this.cache.has(f.blobId)) continue;
+      if (infos.has(f.blobId) || this.cache.has(f.blobId)) {
+        analyses.push(null);
+        continue;
+      }
       const buf = Buffer.isBuffer(f.raw) ? f.raw : Buffer.from(f.raw.buffer, f.raw.byteOffset, f.raw.byteLength);
       const info = analyzeMessage(buf);
       infos.set(f.blobId, info);
-      entries.push({ blobId: f.blobId, info: JSON.stringify(info), searchVersion: HEADER_INDEX_VERSION, searchColumns: headerIndexRow(info, buf) });
+      analyses.push({ info: JSON.stringify(info), searchHeaders: { version: HEADER_INDEX_VERSION, columns: headerIndexRow(info, buf) } });
       // The event loop breathes between chunks of a big batch (no input stalls the process).
       if ((bytes += buf.length) > 1 << 20) {
         bytes = 0;
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
     }
-    await this.store.setBlobAnalyses(entries);
-    for (const [id, info] of infos) {
-      this.cache.set(id, info);
-      if (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
-    }
+    return {
+      analyses,
+      remember: () => {
+        for (const [id, info] of infos) {
+          this.cache.set(id, info);
+          if (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
+        }
+      },
+    };
   }
 
   /**

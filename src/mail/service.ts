@@ -6,7 +6,7 @@
 // Every change announces 'folder-changed' { folderId } on Core.events, as IMAP does, so IMAP
 // IDLE sessions and the API's event stream see it.
 import { createHash } from 'node:crypto';
-import { AccessDenied, CoreError, NotFound, type Core, type Folder, type GrantRight, type Mailbox, type StoredMessage, type User } from '../core/index.js';
+import { AccessDenied, CoreError, NotFound, type Core, type Folder, type FoldersChange, type GrantRight, type Mailbox, type StoredMessage, type User } from '../core/index.js';
 import { binaryContent, headerValues, type Addr as ImapAddr, type MessageInfo, type Part } from '../mime/index.js';
 import { binToText, decodeCharset, decodeWords } from '../mime/text.js';
 import { fieldValueOneLine, parseHeaderBlock } from '../mime/headers.js';
@@ -410,7 +410,11 @@ export class MailService {
     const f = (await this.o.store.listFolders(mailboxId)).find((x) => (x.specialUse ?? '').toLowerCase() === use.toLowerCase());
     if (f) return f;
     const name = use.slice(1);
-    return (await this.o.store.getFolder(mailboxId, name)) ?? this.o.store.createFolder(mailboxId, name, use);
+    const existing = await this.o.store.getFolder(mailboxId, name);
+    if (existing) return existing;
+    const created = await this.o.store.createFolder(mailboxId, name, use);
+    this.o.core.events.emit('folders-changed', { mailboxId } satisfies FoldersChange); // RFC 5465 §5.4 for IMAP NOTIFY
+    return created;
   }
 
   // ---- summaries ------------------------------------------------------------------------------

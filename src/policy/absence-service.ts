@@ -163,7 +163,7 @@ export class AbsenceResponder {
    * Called once a message is committed for local mailboxes: each one that is away may answer
    * the envelope sender. Never throws (errors are logged): the delivery is already acknowledged.
    */
-  async afterDelivery(d: { blobId: string; envelopeFrom: string; mailboxIds: number[] }): Promise<void> {
+  async afterDelivery(d: { blobId: string; envelopeFrom: string; mailboxIds: number[]; raw?: Buffer }): Promise<void> {
     let header: Buffer | undefined;
     for (const id of new Set(d.mailboxIds)) {
       try {
@@ -171,7 +171,7 @@ export class AbsenceResponder {
         if (!settings) continue;
         const mailbox = await this.o.core.store.getMailbox(id);
         if (!mailbox || mailbox.state !== 'active') continue;
-        header ??= await this.readHeader(d.blobId);
+        header ??= d.raw ? headerBlock(d.raw.subarray(0, HEADER_READ_LIMIT)) : await this.readHeader(d.blobId);
         await this.answer(mailbox, settings, d.envelopeFrom, header);
       } catch (e: any) {
         this.log.error({ err: e?.message ?? String(e), mailboxId: id }, 'absence reply failed');

@@ -8,6 +8,7 @@ import { simpleParser } from 'mailparser';
 import { type Core, type Mailbox } from '../core/index.js';
 import type { MessageFiles } from '../store/message-files.js';
 import type { AbsenceSettings } from '../store/types.js';
+import type { MessageInfo, Part } from '../mime/types.js';
 import { DAY_MS, decideAbsenceReply, headerBlock } from './absence.js';
 import { replyTarget, sendAutomaticReply } from './automatic-reply.js';
 import { buildUrgencyReply, urgencyMarkers, urgencyReplyText } from './rules.js';
@@ -31,6 +32,69 @@ export interface UrgencyOptions {
 /** The first bytes of a message: its header and its first lines (the rest is never read). */
 const READ_LIMIT = 64 * 1024;
 
+/**
+ * A message committed for local mailboxes, for the answers after the commit (urgency, absence).
+ * `raw` and `info`: its bytes and analysis when the caller holds them (the MX at intake), so the
+ * file is not read again.
+ */
+export interface DeliveredMessage {
+  blobId: string;
+  envelopeFrom: string;
+  mailboxIds: number[];
+  raw?: Buffer;
+  info?: MessageInfo;
+}
+
+const PARSE_OPTIONS = { skipHtmlToText: false, skipImageLinks: true, skipTextLinks: true } as const;
+
+/**
+ * The urgency markers of a message from its first bytes `head` (urgencyMarkers: the subject and
+ * the first lines of the text as mailparser decodes them, the priority fields). With the
+ * message's analysis, mailparser reads only up to the last text/* or message/* part: the parts
+ * after it (attachments: images, PDF, base64 of any size) never add to the text, and decoding
+ * them was most of the cost at intake. Same markers as a parse of the whole head (test:
+ * src/policy/urgency.test.ts).
+ */
+export async function messageUrgencyMarkers(head: Buffer, info?: MessageInfo): Promise<string[]> {
+  const header = headerBlock(head);
+  const parsed = await simpleParser(info ? textBearingPrefix(head, header, info) : head, PARSE_OPTIONS).catch(() => undefined);
+  return urgencyMarkers({ subject: parsed?.subject, text: parsed?.text ?? '', header });
+}
+
+/**
+ * `head` cut before the leaf parts that follow its last text/* or message/* part: at the CRLF
+ * that opens the boundary delimiter of the first of them (RFC 2046 §5.1.1: that CRLF belongs to
+ * the delimiter, so the text part before keeps its exact body). No such part: the header alone.
+ */
+export function textBearingPrefix(head: Buffer, header: Buffer, info: MessageInfo): Buffer {
+  const leaves: { part: Part; boundary?: string }[] = [];
+  const walk = (p: Part, boundary?: string) => {
+    if (p.children?.length) {
+      const b = p.params.find(([k]) => k.toLowerCase() === 'boundary')?.[1];
+      for (const c of p.children) walk(c, b);
+    } else if (!p.children) leaves.push({ part: p, boundary });
+  };
+  walk(info.root);
+  const inHead = leaves.filter((l) => l.part.headerStart < head.length);
+  let last = -1;
+  inHead.forEach((l, k) => {
+    const type = l.part.type.toLowerCase();
+    if (type === 'text' || type === 'message') last = k;
+  });
+  if (last < 0) return header;
+  const next = inHead[last + 1];
+  if (!next) return head;
+  // The delimiter line ends where the next part's header starts. Cut only at an exact one,
+  // "--" boundary and transport padding (RFC 2046 §5.1.1), which every parser reads alike: a
+  // looser line (read as a delimiter by one parser, as text by another) keeps the whole head.
+  const lineStart = head.lastIndexOf(0x0a, next.part.headerStart - 2) + 1;
+  if (lineStart <= 0 || next.boundary === undefined) return head;
+  const line = head.toString('latin1', lineStart, next.part.headerStart).replace(/\r?\n$/, '');
+  if (!/^[ \t]*$/.test(line.slice(2 + next.boundary.length)) || line.slice(0, 2 + next.boundary.length) !== `--${next.boundary}`) return head;
+  const cut = head[lineStart - 2] === 0x0d ? lineStart - 2 : lineStart - 1;
+  return head.subarray(0, cut);
+}
+
 const inWindow = (s: AbsenceSettings, t: number) => (!s.startsAt || t >= Date.parse(s.startsAt)) && (!s.endsAt || t < Date.parse(s.endsAt));
 
 export class UrgencyResponder {
@@ -52,17 +116,16 @@ export class UrgencyResponder {
    * Called once a message is committed for local mailboxes (before the absence responder, which
    * then stays silent for a sender answered here). Never throws: the delivery is acknowledged.
    */
-  async afterDelivery(d: { blobId: string; envelopeFrom: string; mailboxIds: number[] }): Promise<void> {
+  async afterDelivery(d: DeliveredMessage): Promise<void> {
     let markers: string[] | undefined;
     let header: Buffer | undefined;
     for (const id of new Set(d.mailboxIds)) {
       try {
         const now = this.o.now?.() ?? new Date();
         if (!markers) {
-          const head = await this.readStart(d.blobId);
+          const head = d.raw ? d.raw.subarray(0, READ_LIMIT) : await this.readStart(d.blobId);
           header = headerBlock(head);
-          const parsed = await simpleParser(head, { skipHtmlToText: false, skipImageLinks: true, skipTextLinks: true }).catch(() => undefined);
-          markers = urgencyMarkers({ subject: parsed?.subject, text: parsed?.text ?? '', header });
+          markers = await messageUrgencyMarkers(head, d.info);
         }
         if (!markers.length) return;
         const m = await this.o.core.store.getMailbox(id);

@@ -20,7 +20,7 @@ import type { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 
 /** The Core.events names that cross processes. 'stored' stays local: the process that stored a file indexes it. */
-export const RELAYED_EVENTS = ['delivered', 'folder-changed', 'grants-changed', 'submission', 'queued'] as const;
+export const RELAYED_EVENTS = ['delivered', 'folder-changed', 'grants-changed', 'folders-changed', 'metadata-changed', 'submission', 'queued'] as const;
 export type RelayedEvent = (typeof RELAYED_EVENTS)[number];
 
 /** Set on the payload of an event re-emitted from another process (consumers may read it; the relay skips it). */
@@ -71,6 +71,8 @@ const id = (v: unknown): number | undefined => (typeof v === 'number' && Number.
 /** The mail API's object ids in 'folder-changed' (`e123`, `f4`, …). */
 const API_ID = /^[a-z]{1,2}\d{1,15}$/;
 const KINDS = new Set(['created', 'changed', 'destroyed']);
+/** An RFC 5464 §3.2 entry name as METADATA stores it (lower case, printable ASCII). */
+const ENTRY_NAME = /^\/(private|shared)(\/[\x21-\x7e]{1,200}){1,10}$/;
 
 /**
  * The ids an event may carry across processes, and nothing else (never content, addresses or
@@ -104,6 +106,20 @@ export function sanitize(event: RelayedEvent, p: any): Record<string, unknown> |
     }
     case 'grants-changed':
       return need('mailboxId', 'userId');
+    case 'folders-changed':
+      return need('mailboxId'); // never the folder names
+    case 'metadata-changed': {
+      // RFC 5464 entry names (protocol identifiers such as /shared/comment, never values): kept
+      // when they look like entry names (printable ASCII, at most 100 of 200 octets each), else
+      // the event goes without them (then not reported by the other processes' NOTIFY sessions).
+      const r = need('userId');
+      if (!r) return null;
+      for (const k of ['mailboxId', 'folderId']) r[k] = o[k] === null ? null : id(o[k]) ?? null;
+      const names = (v: unknown) => (Array.isArray(v) && v.length <= 100 && v.every((x) => typeof x === 'string' && ENTRY_NAME.test(x)) ? v : []);
+      r.shared = names(o.shared);
+      r.private = names(o.private);
+      return r;
+    }
     case 'submission':
       return need('id', 'mailboxId');
     case 'queued':

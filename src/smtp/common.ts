@@ -4,6 +4,7 @@ import { PassThrough, pipeline, Transform, type Readable } from 'node:stream';
 import { SMTPServer } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { rfc5322Date } from '../mime/date.js';
+import { BlobSizeExceededError } from '../store/message-files.js';
 
 const ENHANCED_PREFIX = /^[245]\.\d{1,3}\.\d{1,3} /;
 
@@ -163,6 +164,23 @@ export function replyDataFailure(
     onUnexpected(e);
     cb(smtpError(451, '4.3.0', 'temporary failure storing the message, nothing was stored; try again later'));
   });
+}
+
+/**
+ * The message as the store will keep it — `prefix` (the Received: field) then the content — in
+ * one Buffer, so the stored bytes are analysed without reading the file back and written in one
+ * go. Beyond `maxSize` bytes the rest is drained (the protocol layer can then answer cleanly,
+ * RFC 1870 §6.3: 552) and BlobSizeExceededError is thrown, as MessageFiles.put() does.
+ */
+export async function messageBytes(source: Readable, prefix: Buffer, maxSize: number): Promise<Buffer> {
+  const chunks: Buffer[] = [prefix];
+  let size = prefix.length;
+  for await (const chunk of source) {
+    size += (chunk as Buffer).length;
+    if (size <= maxSize) chunks.push(chunk as Buffer);
+  }
+  if (size > maxSize) throw new BlobSizeExceededError(maxSize);
+  return Buffer.concat(chunks, size);
 }
 
 export { SMTPServer };

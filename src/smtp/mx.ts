@@ -7,6 +7,7 @@ import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 
 import { domainOf, type Core, type Mailbox } from '../core/index.js';
 import { sendDeliveredDsn } from './success-dsn.js';
 import type { AbsenceResponder } from '../policy/absence-service.js';
+import type { DeliveredMessage } from '../policy/urgency.js';
 import type { ContentPolicy } from '../policy/content-service.js';
 import type { PatientPolicy } from '../policy/patient-service.js';
 import { patientReplyText, type AutomaticAnswerReason } from '../policy/patients.js';
@@ -21,7 +22,7 @@ import { peerChainFromTls, type TrustService } from '../trust/index.js';
 import { deliveryAnalysis } from '../mail/message-index.js';
 import { reportsIn } from '../policy/receipts.js';
 import type { IncomingReport } from '../store/types.js';
-import { installEnhancedStatusPatch, replyDataFailure, receivedHeader, SMTPServer, smtpError, normalizedLineEnds, smtpUtf8Refusal } from './common.js';
+import { installEnhancedStatusPatch, replyDataFailure, receivedHeader, SMTPServer, smtpError, normalizedLineEnds, smtpUtf8Refusal, messageBytes } from './common.js';
 
 export interface MxOptions {
   hostname: string;
@@ -37,7 +38,7 @@ export interface MxOptions {
   logger: Logger;
   postmaster: string;
   /** Golden rule 3: absence replies, after the commit (policy/). */
-  absence?: Pick<AbsenceResponder, 'afterDelivery'>;
+  absence?: { afterDelivery(d: DeliveredMessage): Promise<void> };
   /** Medical-only content: bulk-looking mail is filed in "Non médical" instead of INBOX (policy/). */
   content?: ContentPolicy;
   /** Usage indicators: the message's content-free rows, stored with it (audit/usage.ts). */
@@ -178,9 +179,13 @@ export function createMxServer(o: MxOptions): SMTPServer {
         }),
       );
       (async () => {
-        // Bare LF → CRLF (Postfix's "normalize", smtp/common.ts).
-        const blob = await o.blobs.put(normalizedLineEnds(stream), { prefix, maxSize: o.maxMessageSize + prefix.length });
+        // Bare LF → CRLF (Postfix's "normalize", smtp/common.ts). The bytes stay in hand: every
+        // look at the message before the commit (its analysis and header search row, recorded in
+        // the delivery's transaction; the usage traits, the filing, the reports it carries) and
+        // the urgency and absence answers after it use them, never a read of the stored file.
+        const raw = await messageBytes(normalizedLineEnds(stream), prefix, o.maxMessageSize + prefix.length);
         if (stream.sizeExceeded) throw new BlobSizeExceededError(o.maxMessageSize);
+        const blob = await o.blobs.put(raw);
         // ---- patients: the size limit towards patients, on the bytes the peer sent (552 5.3.4).
         const tooBig = o.patients?.checkSize(blob.size - prefix.length, rcpts.map((r) => r.address), session.id);
         if (tooBig) throw (blob.release(), smtpError(tooBig.code, tooBig.enhanced, patientReplyText(tooBig)));
@@ -196,10 +201,6 @@ export function createMxServer(o: MxOptions): SMTPServer {
           mailboxes.push(res.mailbox);
         }
         const env = session.envelope;
-        // One read of the stored file serves every look at the message before the commit: its
-        // analysis and header search row (recorded in the delivery's transaction instead of being
-        // parsed again after it), the usage traits, the filing, the reports it carries.
-        const raw = await o.blobs.read(blob.id);
         const analyzed = deliveryAnalysis(raw);
         // Delivered, never refused: bulk-looking mail goes to its own folder, tagged (docs/policy.md).
         const filing = o.content ? await o.content.inboundFiling(blob.id, session.id, raw) : null;
@@ -251,7 +252,7 @@ export function createMxServer(o: MxOptions): SMTPServer {
         // Absence replies: also after the commit and off the reply path (never affect the 250).
         if (o.absence) {
           const absence = o.absence;
-          setImmediate(() => void absence.afterDelivery({ blobId: blob.id, envelopeFrom: env.mailFrom ? env.mailFrom.address : '', mailboxIds: ids }));
+          setImmediate(() => void absence.afterDelivery({ blobId: blob.id, envelopeFrom: env.mailFrom ? env.mailFrom.address : '', mailboxIds: ids, raw, info: analyzed?.info }));
         }
         return copies;
       })().then(

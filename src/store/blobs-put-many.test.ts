@@ -1,6 +1,7 @@
 // BlobStore.putMany (a MULTIAPPEND's files, issue 15): the same files, ids and pins as put() one
 // by one, plaintext and sealed; pins taken in one store call (with put()'s wait when a removal is
 // claimed); every file under its name before it resolves; on a failure no copy and no pin left.
+// put() of bytes in hand (the MX's message): the file, id and size limit of a streamed put.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -120,6 +121,62 @@ test('putMany: a failure of the pins leaves no copy, no pin and no file', async 
     assert.deepEqual(t.tmpFiles(), []);
     assert.equal(t.pinned(), 0);
     for (const s of sources) assert.ok(!existsSync(t.blobs.pathOf(createHash('sha256').update(s).digest('hex'))));
+  } finally {
+    await t.done();
+  }
+});
+
+test('a shard directory created by put or putMany has its entry fsynced in the parent, once per process', async () => {
+  // fs/promises.open spied (syncDir opens a directory read-only to fsync it); the ESM bindings
+  // follow the patched object through syncBuiltinESMExports.
+  const fsp = (await import('node:module')).createRequire(import.meta.url)('node:fs/promises');
+  const { syncBuiltinESMExports } = await import('node:module');
+  const realOpen = fsp.open;
+  const opened: string[] = [];
+  fsp.open = (p: string, flags?: string, ...rest: unknown[]) => (flags === 'r' && opened.push(path.resolve(p)), realOpen(p, flags, ...rest));
+  syncBuiltinESMExports();
+  const s = await setup();
+  try {
+    const root = path.resolve(s.blobs.dir);
+    const shards = (ids: string[]) => new Set(ids.map((id) => id.slice(0, 2))).size;
+    const batch = messages(20);
+    const first = await s.blobs.putMany(batch);
+    assert.equal(opened.filter((p) => p === root).length, shards(first.map((b) => b.id)), 'the blob directory fsynced once per shard directory created');
+    opened.length = 0;
+    const again = await s.blobs.putMany(messages(20).map((m) => Buffer.concat([m, Buffer.from('!')])).filter((m) => first.some((b) => b.id.slice(0, 2) === createHash('sha256').update(m).digest('hex').slice(0, 2))));
+    const one = await s.blobs.put(Buffer.from('Subject: one\r\n\r\nx\r\n'));
+    const newShards = first.some((b) => b.id.slice(0, 2) === one.id.slice(0, 2)) ? 0 : 1;
+    assert.equal(opened.filter((p) => p === root).length, newShards, 'known shard directories are not synced in their parent again');
+    for (const b of [...first, ...again, one]) await b.release();
+  } finally {
+    fsp.open = realOpen;
+    syncBuiltinESMExports();
+    await s.done();
+  }
+});
+
+test('put of bytes in hand: prefix and size limit as for a stream; a shard directory removed by hand is made again', async () => {
+  const t = await setup();
+  try {
+    const prefix = Buffer.from('Received: from a\r\n');
+    const body = messages(3)[2];
+    const whole = Buffer.concat([prefix, body]);
+    const fromBytes = await t.blobs.put(body, { prefix, maxSize: whole.length });
+    const { Readable } = await import('node:stream');
+    const fromStream = await t.blobs.put(Readable.from([body]), { prefix, maxSize: whole.length });
+    assert.equal(fromBytes.id, createHash('sha256').update(whole).digest('hex'));
+    assert.equal(fromBytes.id, fromStream.id);
+    assert.equal(fromBytes.size, whole.length);
+    assert.ok(readFileSync(t.blobs.pathOf(fromBytes.id)).equals(whole));
+    await assert.rejects(t.blobs.put(body, { prefix, maxSize: whole.length - 1 }), { name: 'BlobSizeExceededError' });
+    assert.deepEqual(t.tmpFiles(), []);
+    await Promise.all([fromBytes.release(), fromStream.release()]);
+    // The shard directory goes (by hand: the store never removes one); the next put into it works.
+    const { rmSync } = await import('node:fs');
+    rmSync(path.dirname(t.blobs.pathOf(fromBytes.id)), { recursive: true });
+    const again = await t.blobs.put(body, { prefix });
+    assert.ok(readFileSync(t.blobs.pathOf(again.id)).equals(whole));
+    await again.release();
   } finally {
     await t.done();
   }

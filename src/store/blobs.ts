@@ -57,7 +57,8 @@ export class BlobStore implements MessageFiles {
   }
 
   async put(source: Readable | Buffer, opts: { prefix?: Buffer; maxSize?: number } = {}): Promise<PutBlob> {
-    const { tmp, id, size } = await this.#temp(source, opts);
+    // Bytes in hand (the MX's whole message): one write through a file descriptor (#tempOf).
+    const { tmp, id, size } = Buffer.isBuffer(source) ? await this.#tempOf(bufferWithin(source, opts)) : await this.#temp(source, opts);
     // P2: the pin, once no removal of the id is claimed.
     const token = randomUUID();
     try {
@@ -70,9 +71,8 @@ export class BlobStore implements MessageFiles {
     // P3: the copy becomes the file.
     const final = this.pathOf(id);
     try {
-      mkdirSync(path.dirname(final), { recursive: true, mode: 0o700 });
-      await rename(tmp, final);
-      await syncDir(path.dirname(final));
+      await this.#renameIntoShard(tmp, final);
+      await fsyncDir(path.dirname(final));
     } catch (e) {
       await rm(tmp, { force: true });
       void put.release();
@@ -108,27 +108,59 @@ export class BlobStore implements MessageFiles {
       const dirs = new Set<string>();
       await eachLimited(temps, PUT_MANY_PARALLEL, async (t) => {
         const final = this.pathOf(t.id);
-        const dir = path.dirname(final);
-        if (!dirs.has(dir)) {
-          mkdirSync(dir, { recursive: true, mode: 0o700 });
-          dirs.add(dir);
-        }
-        await cb.rename(t.tmp, final);
+        dirs.add(path.dirname(final));
+        await this.#renameIntoShard(t.tmp, final);
       });
-      await eachLimited([...dirs], PUT_MANY_PARALLEL, async (dir) => {
-        const fd = await cb.open(dir, 'r');
-        try {
-          await cb.fsync(fd);
-        } finally {
-          await cb.close(fd);
-        }
-      });
+      await eachLimited([...dirs], PUT_MANY_PARALLEL, fsyncDir);
       return puts;
     } catch (e) {
       await Promise.all(temps.map((t) => t && rm(t.tmp, { force: true })));
       for (const p of puts) void p?.release();
       throw e;
     }
+  }
+
+  /**
+   * Shard directories known to exist durably (never removed): each made at most once per process,
+   * the promise kept so that a concurrent put into a directory being made waits for its parent's
+   * fsync too.
+   */
+  readonly #shardDirs = new Map<string, Promise<void>>();
+
+  /**
+   * Makes sure the shard directory exists and that its entry is durable: a directory created
+   * here has its parent fsynced (each one created, up to the first that existed), before any
+   * file renamed into it is reported durable (docs/crash-safety.md: a file's name is durable
+   * only when every directory on its path is). Known directories cost nothing (issue 15: the
+   * fill called mkdir on every file of every batch).
+   */
+  #shardDir(dir: string): Promise<void> {
+    let made = this.#shardDirs.get(dir);
+    if (!made) {
+      made = (async () => {
+        const first = mkdirSync(dir, { recursive: true, mode: 0o700 });
+        if (first === undefined) return;
+        for (let d = dir; ; d = path.dirname(d)) {
+          await syncDir(path.dirname(d));
+          if (d === first || path.dirname(d) === d) break;
+        }
+      })();
+      this.#shardDirs.set(dir, made);
+      made.catch(() => this.#shardDirs.delete(dir));
+    }
+    return made;
+  }
+
+  /** P3's rename into its shard directory; one removed behind our back (by hand) is made again. */
+  async #renameIntoShard(tmp: string, final: string): Promise<void> {
+    const dir = path.dirname(final);
+    await this.#shardDir(dir);
+    await cb.rename(tmp, final).catch(async (e) => {
+      if (e?.code !== 'ENOENT') throw e;
+      this.#shardDirs.delete(dir);
+      await this.#shardDir(dir);
+      await cb.rename(tmp, final);
+    });
   }
 
   readonly #tmpPrefix = randomBytes(8).toString('hex');
@@ -390,6 +422,23 @@ const cb = {
   close: promisify(fs.close),
   rename: promisify(fs.rename),
 };
+
+/** A directory fsynced (a rename into it made durable) through a file descriptor: lighter than a FileHandle. */
+async function fsyncDir(dir: string): Promise<void> {
+  const fd = await cb.open(dir, 'r');
+  try {
+    await cb.fsync(fd);
+  } finally {
+    await cb.close(fd);
+  }
+}
+
+/** put()'s bytes in hand: `prefix` then `source`, within `maxSize` (else BlobSizeExceededError, as for a stream). */
+function bufferWithin(source: Buffer, opts: { prefix?: Buffer; maxSize?: number }): Buffer {
+  const size = (opts.prefix?.length ?? 0) + source.length;
+  if (opts.maxSize !== undefined && size > opts.maxSize) throw new BlobSizeExceededError(opts.maxSize);
+  return opts.prefix ? Buffer.concat([opts.prefix, source], size) : source;
+}
 
 /** Files of one putMany() written, renamed or directories synced at once at most. */
 const PUT_MANY_PARALLEL = 16;

@@ -23,7 +23,8 @@
 //   P5 release(): the pin goes (batched; a pin
 //      not released expires after pinMs), or
 //      in P4's own transaction (the MX's delivery:
-//      DeliveryRequest.releasePins)
+//      DeliveryRequest.releasePins; APPEND: the
+//      pins given to appendMessages)
 // putMany (a MULTIAPPEND's files, BlobStore) runs P1 for every file, then P2 for all in one
 // transaction (pinBlobs; a refused id waits as above), then P3's renames, then one fsync per shard
 // directory after every rename into it: each file is durable under its name before the caller's

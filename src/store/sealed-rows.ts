@@ -4,7 +4,8 @@
 //
 // Context (bound into each value's AAD): `<table>.<column>:<row key>`, the row key being the
 // column's primary key — blob_meta.info:<blob id>, submissions.subject:<submission id>,
-// absences.subject|body|external_body:<mailbox id>, urlauth_keys.secret:<key row id>. A value
+// absences.subject|body|external_body:<mailbox id>, urlauth_keys.secret:<key row id>,
+// metadata.value:<entry row id>. A value
 // copied into another row or column fails to open (SealedValueError) instead of reading as that
 // row's. One key column per table: a table whose natural key is composite (urlauth_keys: user and
 // folder) has an integer id as its primary key, its natural key UNIQUE.
@@ -12,13 +13,14 @@
 // Plaintext values (written before encryption was configured, or with it off) stay readable: a
 // sealed value starts with the magic (NUL "CV" v1), text never does (SQLite keeps it as TEXT;
 // PostgreSQL keeps every value as BYTEA, its text with NUL replaced beforehand, postgres/text.ts).
-// The one binary column, urlauth_keys.secret, holds 32 random bytes in plaintext: its reader tells
+// The binary columns: urlauth_keys.secret holds 32 random bytes in plaintext: its reader tells
 // them by their length (store/urlauth-keys.ts); the SQL below by the magic, which a random key
 // starts with once in 2^32 (that key would be counted as sealed and reported as not opening).
+// metadata.value holds a value's octets: one starting with the magic is refused (store/metadata.ts).
 import { isSealedValue, SealedValueError, VALUE_MAGIC, valueKeyId, type ValueSealer } from './value-seal.js';
 
 /** The columns holding sealed values; `caducee keys` re-seals and counts them. */
-export const SEALED_COLUMNS = ['blob_meta.info', 'submissions.subject', 'absences.subject', 'absences.body', 'absences.external_body', 'urlauth_keys.secret'] as const;
+export const SEALED_COLUMNS = ['blob_meta.info', 'submissions.subject', 'absences.subject', 'absences.body', 'absences.external_body', 'urlauth_keys.secret', 'metadata.value'] as const;
 export type SealedColumn = (typeof SEALED_COLUMNS)[number];
 
 /** Where each sealed column lives: its table and column, and the primary key bound into the context. */
@@ -29,6 +31,7 @@ export const SEALED_COLUMN_PLACES: Record<SealedColumn, { table: string; column:
   'absences.body': { table: 'absences', column: 'body', key: 'mailbox_id', keyType: 'integer' },
   'absences.external_body': { table: 'absences', column: 'external_body', key: 'mailbox_id', keyType: 'integer' },
   'urlauth_keys.secret': { table: 'urlauth_keys', column: 'secret', key: 'id', keyType: 'integer' },
+  'metadata.value': { table: 'metadata', column: 'value', key: 'id', keyType: 'integer' },
 };
 
 /** A row of a sealed column, by its primary key (a cursor of resealValues). */

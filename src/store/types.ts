@@ -124,6 +124,18 @@ export interface IdempotentAnswer {
   at: number;
 }
 
+/** A message of FolderStore.appendMessages. */
+export interface AppendedMessage {
+  blobId: string;
+  size: number;
+  flags: string[];
+  internalDate: Date;
+  /** Its file's analysis, recorded in the same transaction (null: recorded already). */
+  analysis?: DeliveryAnalysis | null;
+  /** Its file's put pin, dropped by the same commit (store/message-files.ts, P5). */
+  pin?: { blobId: string; token: string } | null;
+}
+
 /** A message file's analysis recorded with its delivery (DeliveryRequest.analysis). */
 export interface DeliveryAnalysis {
   /** blob_meta.info: the MessageInfo JSON (mime/). */
@@ -332,9 +344,13 @@ export interface FolderStore {
   appendMessage(folderId: number, m: { blobId: string; size: number; flags: string[]; internalDate: Date }): Promise<{ uid: number; modseq: number }>;
   /**
    * Appends several messages in one transaction, all or none (RFC 3502 MULTIAPPEND): consecutive
-   * UIDs in the order given, one new modseq shared by all (RFC 7162 §3.1.1, as a COPY).
+   * UIDs in the order given, one new modseq shared by all (RFC 7162 §3.1.1, as a COPY). A
+   * message's `analysis`, when given, is recorded in the same transaction before the rows (as
+   * DeliveryRequest.analysis: the rows find their header search row), so that one commit records
+   * the analyses and the messages, or neither (issue 15). A message's `pin` (PutBlob.pin) is
+   * dropped in the same commit (as DeliveryRequest.releasePins: no transaction of its own).
    */
-  appendMessages(folderId: number, ms: { blobId: string; size: number; flags: string[]; internalDate: Date }[]): Promise<{ uids: number[]; modseq: number }>;
+  appendMessages(folderId: number, ms: AppendedMessage[]): Promise<{ uids: number[]; modseq: number }>;
   /** Applies a flag change; messages whose modseq exceeds `unchangedSince` are left and reported (RFC 7162 §3.1.3). */
   storeFlags(
     folderId: number,
@@ -860,6 +876,32 @@ export interface LockoutStore {
   purgeAuthFailures(before: number): Promise<number>;
 }
 
+/** RFC 5464 METADATA: one entry as the store keeps it (its name in lower case, its value's octets). */
+export interface MetadataEntry {
+  entry: string;
+  value: Buffer;
+}
+
+/**
+ * RFC 5464 METADATA entries (docs/imap.md "METADATA"), per folder or for the server (`folderId`
+ * null), each either shared (`/shared/…`, userId null) or private to one user (`/private/…`).
+ * Entry names are stored in lower case (RFC 5464 §3.2: case-insensitive). Values are sealed at
+ * rest with the store's sealer when encryption is on (sealed column `metadata.value`, context
+ * `metadata.value:<row id>`: `caducee keys` re-seals it). A folder's entries go with the folder
+ * (and follow its RENAME: same folder row), a user's private entries with the user.
+ */
+export interface MetadataStore {
+  /** The entries of the folder (null: the server) visible to `userId`: every shared one and `userId`'s private ones. */
+  listMetadata(folderId: number | null, userId: number): Promise<MetadataEntry[]>;
+  /**
+   * Sets (value) or removes (null) entries, all in one transaction: shared ones (names under
+   * /shared) with no user, private ones (under /private) for `userId`. When the folder would then
+   * hold more than `maxEntries` entries visible to `userId`, nothing changes and false is returned
+   * (RFC 5464 §4.3 [METADATA TOOMANY]).
+   */
+  setMetadata(folderId: number | null, userId: number, changes: { entry: string; value: Buffer | null }[], maxEntries: number): Promise<boolean>;
+}
+
 /**
  * URLAUTH mailbox access keys (RFC 4467 §3): per user and per folder, a random 256-bit secret the
  * URLAUTH tokens of the URLs that user issued for that folder are computed with (imap/urlauth-token.ts).
@@ -941,7 +983,7 @@ export interface SealedValueStore {
  * The whole store, as one engine (sqlite/, postgres/ later) implements it. Consumers that need
  * only part of it take the focused interface(s) above, or a Pick of them.
  */
-export interface Store extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, BlobMetaStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore, NotificationStore, SealedValueStore, UrlAuthKeyStore {
+export interface Store extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, BlobMetaStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore, NotificationStore, SealedValueStore, UrlAuthKeyStore, MetadataStore {
   /**
    * Seals the values this store keeps in rows (docs/encryption.md, "Values in rows"), built from
    * store.encryption's keyring by openStore; undefined when encryption at rest is off. Its

@@ -154,6 +154,15 @@ export class CommandGenerator {
     return this.rng.bool(0.7) ? this.quoted() : this.literal(Buffer.from(this.text(20, true), 'utf8'));
   }
 
+  /** RFC 5464 §3.2 entry: under /private or /shared, components without "*", "%" or "/" (`top`: the top alone allowed). */
+  private metadataEntry(top: boolean): Piece {
+    const r = this.rng;
+    const parts = Array.from({ length: r.range(top ? 0 : 1, 3) }, () => this.atom(1, 6, 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._'));
+    const entry = ['', this.kw(r.pick(['private', 'shared'])), ...parts].join('/');
+    const k = r.int(10);
+    return k < 6 ? entry : k < 9 ? `"${entry}"` : this.literal(Buffer.from(entry));
+  }
+
   private mailbox(): Piece {
     return this.rng.bool(0.2) ? this.kw('INBOX') : this.astring();
   }
@@ -349,7 +358,7 @@ export class CommandGenerator {
     let after = '';
     let name: string;
     let body: Piece[];
-    const which = r.int(43);
+    const which = r.int(45);
     const uid = r.bool(0.3);
     const U = (n: string) => (uid ? `UID ${n}` : n);
     const pre: Piece[] = uid ? [this.kw('UID'), ' '] : [];
@@ -606,6 +615,33 @@ export class CommandGenerator {
         name = 'RESETKEY';
         body = [this.kw('RESETKEY'), ...(r.bool(0.3) ? [] : [' ', this.mailbox(), ...(r.bool() ? [' ' + this.kw('INTERNAL')] : [])])];
         break;
+      case 43: {
+        // RFC 5464 §5: "GETMETADATA" [SP "(" option *(SP option) ")"] SP mailbox SP entries
+        name = 'GETMETADATA';
+        const opts = [r.bool() ? `${this.kw('MAXSIZE')} ${r.int(100000)}` : '', r.bool() ? `${this.kw('DEPTH')} ${this.kw(r.pick(['0', '1', 'infinity']))}` : ''].filter(Boolean);
+        body = [this.kw('GETMETADATA'), ...(opts.length ? [` (${opts.join(' ')})`] : []), ' ', r.bool(0.2) ? '""' : this.mailbox(), ' '];
+        if (r.bool()) body.push(this.metadataEntry(true));
+        else {
+          body.push('(');
+          for (let i = 0, n = r.range(1, 3); i < n; i++) body.push(i ? ' ' : '', this.metadataEntry(true));
+          body.push(')');
+        }
+        break;
+      }
+      case 44: {
+        // RFC 5464 §5: "SETMETADATA" SP mailbox SP "(" entry SP (nstring / literal8) *(...) ")"
+        name = 'SETMETADATA';
+        body = [this.kw('SETMETADATA'), ' ', r.bool(0.2) ? '""' : this.mailbox(), ' ('];
+        for (let i = 0, n = r.range(1, 3); i < n; i++) {
+          body.push(i ? ' ' : '', this.metadataEntry(false), ' ');
+          const k = r.int(10);
+          if (k < 2) body.push(this.kw('NIL'));
+          else if (k < 3) body.push(this.literal(Buffer.from(Array.from({ length: r.int(20) }, () => r.int(256))), true));
+          else body.push(this.string());
+        }
+        body.push(')');
+        break;
+      }
       case 35:
         name = 'UID EXPUNGE';
         body = [this.kw('UID'), ' ', this.kw('EXPUNGE'), ' ', this.seqSet()];

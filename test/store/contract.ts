@@ -516,6 +516,34 @@ export function storeContract(engine: string, open: OpenStore): void {
       assert.deepEqual(await s.folderStatus(f.id), st, 'nothing changed');
     });
 
+    t('appendMessages with the analyses and pins (issue 15): analyses recorded and pins dropped in the same transaction, the rows marked indexed; nothing of either when it fails', async (s) => {
+      const m = await mailbox(s);
+      const f = await inbox(s, m.id);
+      const analysis = (n: number) => ({ info: JSON.stringify({ version: 0, n }), searchHeaders: { version: 1, columns: { h_subject: Buffer.from(`objet ${n}`), h_from: null } } });
+      const ids = [blob(), blob(), blob()];
+      // The second is recorded already (analysis null): left as it is.
+      await s.setBlobAnalyses([{ blobId: ids[1], info: '{"kept":true}', searchVersion: 1, searchColumns: { h_subject: Buffer.from('gardé') } }]);
+      await s.appendMessages(f.id, ids.map((blobId, i) => ({ blobId, size: 10, flags: [], internalDate: new Date(), analysis: i === 1 ? null : analysis(i) })));
+      assert.deepEqual(await Promise.all(ids.map((id) => s.getBlobMeta(id))), [JSON.stringify({ version: 0, n: 0 }), '{"kept":true}', JSON.stringify({ version: 0, n: 2 })]);
+      for (const id of ids) assert.equal(await s.hasSearchHeaders(id, 1), true);
+      const unindexed = new Set(await s.blobsWithoutSearchHeaders(100_000));
+      assert.deepEqual(ids.filter((id) => unindexed.has(id)), [], 'the messages are marked indexed');
+      // A put's pin given with a message ends with the commit (here on a file no row references,
+      // so that a removal claim shows whether it is still held), and stays when the batch fails.
+      const other = blob('pin-released-by-append');
+      const now = Date.now();
+      assert.equal(await s.pinBlob(other, 'put-b', now, 600_000, 60_000), true);
+      const failed = [blob(), blob()];
+      await assert.rejects(s.appendMessages(f.id + 10_000, failed.map((blobId, i) => ({ blobId, size: 1, flags: [], internalDate: new Date(), analysis: analysis(10 + i), pin: i === 0 ? { blobId: other, token: 'put-b' } : null }))), 'an unknown folder rejects');
+      for (const id of failed) {
+        assert.equal(await s.getBlobMeta(id), undefined, 'no analysis left by the failed batch');
+        assert.equal(await s.hasSearchHeaders(id, 1), false, 'no search row left by the failed batch');
+      }
+      assert.equal(await s.claimBlobRemoval(other, now + 1, 60_000), false, 'the pin stays when the batch fails');
+      await s.appendMessages(f.id, [{ blobId: blob(), size: 1, flags: [], internalDate: new Date(), pin: { blobId: other, token: 'put-b' } }]);
+      assert.equal(await s.claimBlobRemoval(other, now + 2, 60_000), true, 'the pin ended with the commit');
+    });
+
     t('reopenFolder and FolderSnapshots (issue 15): a snapshot brought up to date equals the folder read whole, \\Recent claimed once', async (s) => {
       const m = await mailbox(s);
       const f = await inbox(s, m.id);
@@ -650,6 +678,48 @@ export function storeContract(engine: string, open: OpenStore): void {
       assert.deepEqual(await s.mailboxUsage(m.id), { bytes: 1 + 3 + 100 + 1 + 3 + 2, messages: 6 });
       const other = await mailbox(s);
       assert.deepEqual(await s.mailboxUsage(other.id), { bytes: 0, messages: 0 });
+    });
+
+    t('usage counters (issue 15): each folder\'s count and bytes equal its rows after appends, deliveries, copies, moves, expunges and deletions', async (s, _t, env) => {
+      const m = await mailbox(s);
+      const f = await inbox(s, m.id);
+      const a = await s.createFolder(m.id, `Archives ${next()}`);
+      const b = await s.createFolder(m.id, `Projets ${next()}`);
+      /** The counters as stored (folders.usage_messages / usage_bytes) against the rows, folder by folder; and mailboxUsage. */
+      const check = async (step: string) => {
+        let messages = 0;
+        let bytes = 0;
+        for (const x of await s.listFolders(m.id)) {
+          const rows = await s.folderMessages(x.id);
+          const want = [rows.length, rows.reduce((n, r) => n + r.size, 0)];
+          const got = [Number(await env.raw.read('folders', 'usage_messages', 'id', x.id)), Number(await env.raw.read('folders', 'usage_bytes', 'id', x.id))];
+          assert.deepEqual(got, want, `${step}: the counters of ${x.name}`);
+          messages += want[0];
+          bytes += want[1];
+        }
+        assert.deepEqual(await s.mailboxUsage(m.id), { bytes, messages }, `${step}: mailboxUsage`);
+      };
+      await check('empty');
+      for (let i = 1; i <= 3; i++) await append(s, f.id, { size: 10 * i, flags: i === 2 ? ['\\Deleted'] : [] });
+      await check('appendMessage');
+      await s.appendMessages(a.id, [1, 2, 3, 4].map((i) => ({ blobId: blob(), size: 1000 + i, flags: i % 2 ? ['\\Deleted'] : [], internalDate: new Date() })));
+      await check('appendMessages');
+      await s.deliver(local([m.id], { size: 777 }));
+      await check('deliver');
+      await s.copyMessages(f.id, [1, 3], b.id, false);
+      await check('copy');
+      await s.copyMessages(a.id, [2, 4], f.id, true);
+      await check('move');
+      await s.expunge(a.id);
+      await check('expunge');
+      await s.storeFlags(f.id, await s.folderUids(f.id), 'add', ['\\Deleted']);
+      await s.expunge(f.id, [1, 2]);
+      await check('UID EXPUNGE');
+      await s.deleteFolder(b.id);
+      await check('deleteFolder');
+      assert.ok((await s.mailboxUsage(m.id)).messages > 0);
+      await s.updateMailbox(m.id, { state: 'deleted' });
+      assert.deepEqual(await s.mailboxUsage(m.id), { bytes: 0, messages: 0 }, 'a deleted mailbox');
     });
 
     t('createFolder, renameFolder (with descendants), deleteFolder, a new UIDVALIDITY for a recreated name, subscriptions', async (s) => {
@@ -1205,6 +1275,58 @@ export function storeContract(engine: string, open: OpenStore): void {
           await s.deleteFolder(box.id);
           assert.equal(await s.urlAuthKey(b.id, box.id, false), undefined, 'removed with the folder');
           assert.equal(await s.removeUrlAuthKeys(b.id), 0);
+        });
+      },
+      sealed ? { sealer: new ValueSealer(KeyRing.generate(new Date('2026-12-07T00:00:00Z'))) } : undefined,
+    );
+  }
+
+  // ---- METADATA entries (RFC 5464; docs/imap.md "METADATA") --------------------------------
+  for (const sealed of [false, true]) {
+    area(
+      `METADATA entries${sealed ? ' (sealed at rest)' : ''}`,
+      (t) => {
+        t('shared and per-user private entries per folder and for the server; TOOMANY changes nothing; removed with the folder, kept by RENAME', async (s, _t, env) => {
+          const [a, b] = [await user(s), await user(s)];
+          const m = await mailbox(s, { ownerUserId: a.id });
+          const box = await inbox(s, m.id);
+          const other = await s.createFolder(m.id, `Meta ${next()}`);
+          const v = (x: string) => Buffer.from(x, 'utf8');
+          const list = async (folderId: number | null, userId: number) => (await s.listMetadata(folderId, userId)).map((e) => [e.entry, e.value.toString('utf8')]);
+          assert.deepEqual(await list(box.id, a.id), []);
+          assert.equal(await s.setMetadata(box.id, a.id, [{ entry: '/shared/Comment', value: v('Dossiers patients') }, { entry: '/private/comment', value: v('à trier') }], 10), true);
+          assert.equal(await s.setMetadata(box.id, b.id, [{ entry: '/private/comment', value: v('de B') }], 10), true);
+          assert.deepEqual(await list(box.id, a.id), [['/private/comment', 'à trier'], ['/shared/comment', 'Dossiers patients']], 'names in lower case');
+          assert.deepEqual(await list(box.id, b.id), [['/private/comment', 'de B'], ['/shared/comment', 'Dossiers patients']], 'private per user, shared for all');
+          assert.deepEqual(await list(other.id, a.id), [], 'per folder');
+          const theme = `/private/vendor/x/theme${next()}`;
+          assert.equal(await s.setMetadata(null, a.id, [{ entry: theme, value: v('sombre') }], 10), true);
+          assert.deepEqual(await list(null, a.id), [[theme, 'sombre']], 'server entries');
+          assert.deepEqual(await list(null, b.id), []);
+          // What is on disk: never the value itself when sealed.
+          const raw = (await env.raw.read('metadata', 'value', 'user_id', b.id)) as Buffer;
+          if (sealed) assert.ok(isSealedValue(raw) && !raw.includes(v('de B')), 'sealed');
+          else assert.deepEqual(Buffer.from(raw), v('de B'));
+          if (sealed) {
+            // Sealed under its row (`metadata.value:<id>`): copied into another row, it does not open.
+            const own = (await env.raw.read('metadata', 'value', 'entry', theme)) as Buffer;
+            await env.raw.write('metadata', 'value', 'entry', theme, raw);
+            await assert.rejects(s.listMetadata(null, a.id), /metadata\.value/);
+            await env.raw.write('metadata', 'value', 'entry', theme, own);
+            assert.deepEqual(await list(null, a.id), [[theme, 'sombre']]);
+          }
+          // Replaced, removed (NIL), and a change that would pass the limit changes nothing.
+          assert.equal(await s.setMetadata(box.id, a.id, [{ entry: '/shared/comment', value: v('Résultats') }, { entry: '/private/comment', value: null }], 3), true);
+          assert.deepEqual(await list(box.id, a.id), [['/shared/comment', 'Résultats']]);
+          assert.equal(await s.setMetadata(box.id, a.id, [{ entry: '/private/a', value: v('1') }, { entry: '/private/b', value: v('2') }, { entry: '/shared/comment', value: v('x') }], 2), false, 'TOOMANY');
+          assert.deepEqual(await list(box.id, a.id), [['/shared/comment', 'Résultats']], 'nothing half-stored');
+          assert.equal(await s.setMetadata(box.id, a.id, [{ entry: '/private/a', value: v('1') }], 3), true, "b's private entry is not counted for a");
+          await s.setMetadata(other.id, a.id, [{ entry: '/shared/comment', value: v('suit') }], 10);
+          await s.renameFolder(m.id, other.name, `${other.name} bis`, '/');
+          assert.deepEqual(await list((await s.getFolder(m.id, `${other.name} bis`))!.id, a.id), [['/shared/comment', 'suit']], 'follows RENAME');
+          await s.deleteFolder(box.id);
+          assert.deepEqual(await list(box.id, b.id), [], 'removed with the folder');
+          assert.equal((await env.raw.read('metadata', 'value', 'user_id', b.id)) ?? null, null);
         });
       },
       sealed ? { sealer: new ValueSealer(KeyRing.generate(new Date('2026-12-07T00:00:00Z'))) } : undefined,

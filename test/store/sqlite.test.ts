@@ -1,6 +1,7 @@
 // The store contract (test/store/contract.ts) on the embedded SQLite engine: each test area gets
 // a fresh database file in a temporary directory (WAL, as in production), removed at the end.
-import { after } from 'node:test';
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
 import path from 'node:path';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
 import { tempDir } from '../helpers.js';
@@ -31,4 +32,26 @@ storeContract('SQLite', async (opts = {}) => {
       write: async (table, column, key, row, v) => void store.db.prepare(`UPDATE ${table} SET ${column} = ? WHERE ${key} = ?`).run(v, row),
     },
   };
+});
+
+test('migration 25 initialises the usage counters of a store that already holds messages (issue 15)', async () => {
+  // A store as it was before migration 25: messages in two folders, no counters, no triggers.
+  const file = path.join(tmp.dir, 'usage-init', 'caducee.db');
+  const s = SqliteStore.open(file);
+  const mb = await s.createMailbox({ address: 'u@op.test', type: 'PER', displayName: 'U', ownerUserId: null, practitionerId: null, structureId: null, listeRouge: false });
+  const box = (await s.getFolder(mb.id, 'INBOX'))!;
+  const arch = await s.createFolder(mb.id, 'Archives');
+  await s.appendMessages(box.id, [10, 20, 30].map((size, i) => ({ blobId: String(i).repeat(64), size, flags: [], internalDate: new Date() })));
+  await s.appendMessage(arch.id, { blobId: 'a'.repeat(64), size: 5, flags: [], internalDate: new Date() });
+  s.db.exec(`DROP TRIGGER messages_usage_added; DROP TRIGGER messages_usage_removed; DROP TRIGGER messages_usage_moved;
+    ALTER TABLE folders DROP COLUMN usage_messages; ALTER TABLE folders DROP COLUMN usage_bytes; DELETE FROM schema_migrations WHERE version = 25`);
+  await s.close();
+  const t = SqliteStore.open(file);
+  assert.equal(t.schemaVersion(), 25);
+  assert.deepEqual(t.db.prepare('SELECT id, usage_messages, usage_bytes FROM folders WHERE id IN (?, ?) ORDER BY id').all(box.id, arch.id), [
+    { id: box.id, usage_messages: 3, usage_bytes: 60 },
+    { id: arch.id, usage_messages: 1, usage_bytes: 5 },
+  ]);
+  assert.deepEqual(await t.mailboxUsage(mb.id), { bytes: 65, messages: 4 });
+  await t.close();
 });

@@ -29,6 +29,7 @@ export function capabilities(ctx: SessionContext): string[] {
     'LIST-EXTENDED',
     'LIST-STATUS',
     'LIST-MYRIGHTS', // RFC 8440
+    'METADATA', // RFC 5464 §1: mailbox and server entries (docs/imap.md "METADATA")
     'STATUS=SIZE',
     'ESEARCH',
     'SEARCHRES',

@@ -5,7 +5,7 @@ import type { SecureContext, Server as TlsServer } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Authenticator } from '../../auth/index.js';
 import type { SaslServer } from '../../auth/sasl.js';
-import type { Core, User } from '../../core/index.js';
+import type { Core, FoldersChange, User } from '../../core/index.js';
 import type { Folder } from '../../model/index.js';
 import type { MessageFiles } from '../../store/message-files.js';
 import type { Store } from '../../store/types.js';
@@ -164,6 +164,11 @@ export function announceKeywords(ctx: SessionContext, v: FolderView, lists: Iter
 
 export function notifyChanged(ctx: SessionContext, folderId: number) {
   ctx.s.core.events.emit('folder-changed', { folderId });
+}
+
+/** The folder list or subscriptions of `mailboxId` changed (RFC 5465 §5.4, §5.5: NOTIFY MailboxName, SubscriptionChange). */
+export function foldersChanged(ctx: SessionContext, mailboxId: number) {
+  ctx.s.core.events.emit('folders-changed', { mailboxId } satisfies FoldersChange);
 }
 
 /**

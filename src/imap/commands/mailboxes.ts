@@ -12,7 +12,7 @@ import { encodeMutf7 } from '../protocol/mutf7.js';
 import { parseImapMessageUrl } from '../protocol/imap-url.js';
 import type { AppendMessage, CatenatePart, ListCommand, StatusItem } from '../protocol/types.js';
 import { checkQuota } from './acl.js';
-import { decodeName, destinationFolder, folderOf, nameOut, notifyChanged, requireRight, resolveOrThrow, type Handlers, type SessionContext } from './context.js';
+import { decodeName, destinationFolder, folderOf, foldersChanged, nameOut, notifyChanged, requireRight, resolveOrThrow, type Handlers, type SessionContext } from './context.js';
 
 const SPECIAL_USES = ['\\All', '\\Archive', '\\Drafts', '\\Flagged', '\\Junk', '\\Sent', '\\Trash'];
 
@@ -40,6 +40,7 @@ export const mailboxCommands = {
 async function subscribe(ctx: SessionContext, cmd: { name: 'SUBSCRIBE' | 'UNSUBSCRIBE'; mailbox: string }): Promise<string> {
   const r = resolveOrThrow(ctx, cmd.mailbox, false);
   await ctx.s.store.setSubscribed(r.access.mailbox.id, r.folder, cmd.name === 'SUBSCRIBE');
+  foldersChanged(ctx, r.access.mailbox.id);
   return `${cmd.name} completed`;
 }
 
@@ -62,6 +63,7 @@ async function create(ctx: SessionContext, name: string, specialUse?: string[]):
   }
   const use = specialUse?.length ? SPECIAL_USES.find((x) => x.toLowerCase() === specialUse[0].toLowerCase())! : null;
   await ctx.s.store.createFolder(r.access.mailbox.id, r.folder, use);
+  foldersChanged(ctx, r.access.mailbox.id);
   return 'CREATE completed';
 }
 
@@ -80,6 +82,7 @@ async function deleteFolder(ctx: SessionContext, name: string): Promise<string> 
   const { messages } = await ctx.s.store.folderStatus(folder.id);
   await ctx.s.store.deleteFolder(folder.id);
   notifyChanged(ctx, folder.id);
+  foldersChanged(ctx, r.access.mailbox.id);
   // Functional trace (docs/traces.md): the folder and how many messages went with it.
   await ctx.s.core.trace(r.access.mailbox, 'folder-deleted', { protocol: 'imap', user: ctx.user ?? null, remote: ctx.remote }, { folder: folder.name, messages });
   return 'DELETE completed';
@@ -97,6 +100,7 @@ async function rename(ctx: SessionContext, from: string, to: string): Promise<st
     const uids = (await ctx.s.store.folderMessages(folder.id)).map((m) => m.uid);
     await ctx.s.store.copyMessages(folder.id, uids, target.id, true);
     notifyChanged(ctx, folder.id);
+    foldersChanged(ctx, r.access.mailbox.id);
     return 'RENAME completed';
   }
   const parts = t.folder.split(DELIMITER);
@@ -105,6 +109,7 @@ async function rename(ctx: SessionContext, from: string, to: string): Promise<st
     if (!(await ctx.s.store.getFolder(r.access.mailbox.id, parent))) await ctx.s.store.createFolder(r.access.mailbox.id, parent);
   }
   await ctx.s.store.renameFolder(r.access.mailbox.id, r.folder, t.folder, DELIMITER);
+  foldersChanged(ctx, r.access.mailbox.id);
   return 'RENAME completed';
 }
 
@@ -304,16 +309,20 @@ async function append(ctx: SessionContext, name: string, sent: AppendMessage[]):
   await checkQuota(ctx, target.r.access, total);
   // RFC 3502 §6.3.11 MULTIAPPEND: all or nothing. The message files first, all durable and
   // pinned (putMany: written and fsynced together, pinned in one transaction, each directory
-  // fsynced once; analysed from the bytes in hand), then every message in one transaction (issue
-  // 15: batched); the tagged OK only after that commit. A failure before the commit leaves only
+  // fsynced once), analysed from the bytes in hand, then every message with its analysis in one
+  // transaction (issue 15: batched); the tagged OK only after that commit. A failure before the commit leaves only
   // unreferenced files, which the collector removes.
   let blobs: PutBlob[] = [];
   try {
     // Views, not copies, of the literals.
     blobs = await ctx.s.blobs.putMany(stored.map((d) => (Buffer.isBuffer(d) ? d : Buffer.from(d.buffer, d.byteOffset, d.byteLength))));
-    await ctx.s.index.ensureAllFrom(blobs.map((b, k) => ({ blobId: b.id, raw: stored[k] })));
-    const items = messages.map((m, k) => ({ blobId: blobs[k].id, size: blobs[k].size, flags: m.flags.filter((f) => f.toLowerCase() !== '\\recent'), internalDate: dates[k] }));
+    const { analyses, remember } = await ctx.s.index.analyseAll(blobs.map((b, k) => ({ blobId: b.id, raw: stored[k] })));
+    const items = messages.map((m, k) => ({ blobId: blobs[k].id, size: blobs[k].size, flags: m.flags.filter((f) => f.toLowerCase() !== '\\recent'), internalDate: dates[k], analysis: analyses[k], pin: blobs[k].pin }));
+    // The analyses and header search rows committed with the messages, and the puts' pins dropped
+    // by that commit (issue 15: one transaction).
     const { uids } = await ctx.s.store.appendMessages(target.folder.id, items);
+    for (const b of blobs) b.releasedByCommit();
+    remember();
     notifyChanged(ctx, target.folder.id);
     // RFC 4315 §3: APPENDUID uidvalidity uid-set.
     return `[APPENDUID ${target.folder.uidValidity} ${encodeSet(uids)}] APPEND completed`;

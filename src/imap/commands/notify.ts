@@ -1,17 +1,48 @@
 // RFC 5465 NOTIFY: the client asks for events on the selected folder (sent at once, not only at
 // the end of commands) and on other folders (as untagged STATUS responses). Supported events:
-// MessageNew (with FETCH attributes for the selected folder), MessageExpunge, FlagChange; others
-// get NO [BADEVENT]. Watched folders are those the user may read: core decides ("r", RFC 5465
-// §5: "l" and "r"), at NOTIFY time and again at each event (§5.9: access may be lost later).
+// MessageNew (with FETCH attributes for the selected folder), MessageExpunge, FlagChange;
+// MailboxName and SubscriptionChange (§5.4, §5.5: unsolicited LIST), MailboxMetadataChange and
+// ServerMetadataChange (§5.6, §5.7: unsolicited METADATA, RFC 5464 §4.4.2); AnnotationChange gets
+// NO [BADEVENT] (no ANNOTATE). Watched folders are those the user may read: core decides ("r",
+// RFC 5465 §5: "l" and "r"), at NOTIFY time and again at each event (§5.9: access may be lost
+// later; a grant given or withdrawn shows as the mailbox's folders appearing or going, §5.4).
+import type { FoldersChange, MetadataChange } from '../../core/index.js';
 import type { Folder } from '../../model/index.js';
 import { bad, no } from '../errors.js';
 import { fetchMessage, type FetchContext } from '../fetch.js';
-import type { MailboxAccess } from '../namespace.js';
+import { UserNamespace, type MailboxAccess } from '../namespace.js';
 import type { Command, FetchAttribute, NotifyFilter } from '../protocol/types.js';
+import { astring } from '../protocol/encoder.js';
 import { decodeName, nameOut, type Handlers, type SessionContext } from './context.js';
 
-const SUPPORTED = new Set(['MESSAGENEW', 'MESSAGEEXPUNGE', 'FLAGCHANGE']);
-const SUPPORTED_NAMES = 'MessageNew MessageExpunge FlagChange';
+/** The message events (§5.1–5.3): they make a folder watched for STATUS. */
+const MESSAGE_EVENTS = new Set(['MESSAGENEW', 'MESSAGEEXPUNGE', 'FLAGCHANGE']);
+
+const SUPPORTED = new Set(['MESSAGENEW', 'MESSAGEEXPUNGE', 'FLAGCHANGE', 'MAILBOXNAME', 'SUBSCRIPTIONCHANGE', 'MAILBOXMETADATACHANGE', 'SERVERMETADATACHANGE']);
+const SUPPORTED_NAMES = 'MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange MailboxMetadataChange ServerMetadataChange';
+
+/** A mailbox specifier other than SELECTED, names decoded (matched at each event: §5.4 names change). */
+type Spec = { kind: 'PERSONAL' | 'INBOXES' | 'SUBSCRIBED' } | { kind: 'SUBTREE' | 'MAILBOXES'; names: string[] };
+
+/** What the client was told of one mailbox's folders (id → name in the mailbox) and subscriptions. */
+interface Known {
+  folders: Map<number, string>;
+  subs: Set<string>;
+}
+
+/** RFC 5465 §5.4–5.7: the groups asking for mailbox-list and metadata events, and what is pending. */
+interface MailboxEvents {
+  name: Spec[];
+  subscription: Spec[];
+  metadata: Spec[];
+  server: boolean;
+  /** By mailbox id: taken at NOTIFY time, updated as differences are reported. */
+  known: Map<number, Known>;
+  /** Mailboxes whose folders or subscriptions changed; `namespace`: a grant of the user changed. */
+  pending: Set<number>;
+  namespace: boolean;
+  metadataChanges: MetadataChange[];
+}
 
 interface Watched {
   access: MailboxAccess;
@@ -29,6 +60,8 @@ export interface NotifyState {
   watched: Map<number, Watched>;
   /** Folders with a change not reported yet (reported between commands, or at the end of the running one). */
   pending: Set<number>;
+  /** MailboxName, SubscriptionChange, MailboxMetadataChange, ServerMetadataChange asked for. */
+  mailboxEvents?: MailboxEvents;
 }
 
 export const notifyCommands = {
@@ -68,6 +101,7 @@ async function notify(ctx: SessionContext, cmd: Extract<Command, { name: 'NOTIFY
   const unsupported = cmd.groups.flatMap((g) => g.events.map((e) => e.name)).filter((n) => !SUPPORTED.has(n));
   if (unsupported.length) throw no(`BADEVENT (${SUPPORTED_NAMES})`, `unsupported event ${unsupported[0]}`);
   const state: NotifyState = { watched: new Map(), pending: new Set() };
+  const me: MailboxEvents = { name: [], subscription: [], metadata: [], server: false, known: new Map(), pending: new Set(), namespace: false, metadataChanges: [] };
   const rights = new Map<MailboxAccess, string>();
   const canRead = async (a: MailboxAccess) => {
     let r = rights.get(a);
@@ -85,13 +119,22 @@ async function notify(ctx: SessionContext, cmd: Extract<Command, { name: 'NOTIFY
       state.selected = { delayed: g.filter.kind === 'SELECTED-DELAYED', events, ...(fetch.length ? { fetch } : {}) };
       continue;
     }
+    const spec: Spec = g.filter.kind === 'SUBTREE' || g.filter.kind === 'MAILBOXES' ? { kind: g.filter.kind, names: g.filter.mailboxes.map((n) => decodeName(ctx, n)) } : { kind: g.filter.kind };
+    if (events.has('MAILBOXNAME')) me.name.push(spec);
+    if (events.has('SUBSCRIPTIONCHANGE')) me.subscription.push(spec);
+    if (events.has('MAILBOXMETADATACHANGE')) me.metadata.push(spec);
+    if (events.has('SERVERMETADATACHANGE')) me.server = true;
     for (const f of await foldersOf(ctx, g.filter)) {
       // §3.1: a mailbox the user may not read is ignored.
       if (!(await canRead(f.access))) continue;
       const w = state.watched.get(f.folder.id);
       if (w) for (const e of events) w.events.add(e);
-      else if (events.size) state.watched.set(f.folder.id, { ...f, events });
+      else if ([...events].some((e) => MESSAGE_EVENTS.has(e))) state.watched.set(f.folder.id, { ...f, events });
     }
+  }
+  if (me.name.length || me.subscription.length || me.metadata.length || me.server) {
+    if (me.name.length || me.subscription.length) for (const a of ctx.ns!.entries) me.known.set(a.mailbox.id, await knownOf(ctx, a.mailbox.id));
+    state.mailboxEvents = me;
   }
   ctx.notify = state;
   if (cmd.status) {
@@ -128,6 +171,7 @@ function statusLine(ctx: SessionContext, name: string, v: Record<string, number>
  */
 export async function sendNotifyStatus(ctx: SessionContext): Promise<void> {
   const n = ctx.notify;
+  if (n?.mailboxEvents) await sendMailboxEvents(ctx, n.mailboxEvents);
   if (!n || n.pending.size === 0) return;
   const ids = [...n.pending];
   n.pending.clear();
@@ -157,5 +201,138 @@ export async function fetchNewMessages(ctx: SessionContext, fromSeq: number): Pr
   for (let seq = fromSeq; seq <= v.messages.length; seq++) {
     const m = v.messages[seq - 1];
     await fetchMessage(fctx, seq, m, fetch, ctx.flagsOut(m));
+  }
+}
+
+async function knownOf(ctx: SessionContext, mailboxId: number): Promise<Known> {
+  const folders = new Map((await ctx.s.store.listFolders(mailboxId)).map((f) => [f.id, f.name] as const));
+  return { folders, subs: new Set(await ctx.s.store.listSubscriptions(mailboxId)) };
+}
+
+/** Does the specifier take the folder `folder` of `a` (full name `name`)? §6.2–6.6, as foldersOf. */
+function specTakes(spec: Spec, a: MailboxAccess, folder: string, name: string, subs: Set<string>): boolean {
+  switch (spec.kind) {
+    case 'PERSONAL':
+    case 'INBOXES':
+      return a.prefix === '';
+    case 'SUBSCRIBED':
+      return subs.has(folder);
+    case 'MAILBOXES':
+      return spec.names.includes(name);
+    case 'SUBTREE':
+      return spec.names.some((n) => name === n || name.startsWith(n + '/'));
+  }
+}
+
+const takes = (specs: Spec[], a: MailboxAccess, folder: string, name: string, subs: Set<string>) => specs.some((s) => specTakes(s, a, folder, name, subs));
+
+/**
+ * Records a mailbox-level event for the session (server.ts calls it for every session): true when
+ * it concerns what the session asked for, and is then reported between commands or at the end of
+ * the running one (sendNotifyStatus).
+ */
+export function recordMailboxEvent(ctx: SessionContext, e: { kind: 'folders'; change: FoldersChange } | { kind: 'grants'; userId: number } | { kind: 'metadata'; change: MetadataChange }): boolean {
+  const me = ctx.notify?.mailboxEvents;
+  if (!me || !ctx.ns) return false;
+  if (e.kind === 'folders') {
+    if (!me.name.length && !me.subscription.length) return false;
+    if (!ctx.ns.entries.some((a) => a.mailbox.id === e.change.mailboxId)) return false;
+    me.pending.add(e.change.mailboxId);
+    return true;
+  }
+  if (e.kind === 'grants') {
+    // §5.9 / §5.4: a grant given or withdrawn makes a mailbox's folders appear or go.
+    if (e.userId !== ctx.user!.id || !me.name.length) return false;
+    me.namespace = true;
+    return true;
+  }
+  const c = e.change;
+  if (c.folderId === null ? !me.server : !me.metadata.length) return false;
+  // /private entries of another user are not this session's (RFC 5464 §3.3).
+  if (c.userId !== ctx.user!.id && c.shared.length === 0) return false;
+  me.metadataChanges.push(c);
+  return true;
+}
+
+/** RFC 5465 §5.4: `* LIST (attributes) "/" name` [with §5.4's OLDNAME extended item for a rename]. */
+function listLine(ctx: SessionContext, attrs: string[], name: string, oldName?: string): string {
+  return `* LIST (${attrs.join(' ')}) "/" ${nameOut(ctx, name)}${oldName !== undefined ? ` ("OLDNAME" (${nameOut(ctx, oldName)}))` : ''}\r\n`;
+}
+
+/** Reports what recordMailboxEvent kept: folders come and gone, renamed, (un)subscribed; metadata entries changed. */
+async function sendMailboxEvents(ctx: SessionContext, me: MailboxEvents): Promise<void> {
+  if (me.namespace) {
+    me.namespace = false;
+    // The user's mailboxes as core sees them now; the session takes them (its names resolve in them).
+    const before = ctx.ns!;
+    const after = await UserNamespace.load(ctx.s.core, ctx.user!);
+    for (const a of before.entries) {
+      if (after.entries.some((b) => b.mailbox.id === a.mailbox.id)) continue;
+      const k = me.known.get(a.mailbox.id) ?? (await knownOf(ctx, a.mailbox.id));
+      // §5.4: a mailbox that is no longer accessible is reported as \NonExistent.
+      for (const folder of k.folders.values()) {
+        const name = before.nameOf(a, folder);
+        if (takes(me.name, a, folder, name, k.subs)) ctx.write(listLine(ctx, ['\\NonExistent'], name));
+      }
+      me.known.delete(a.mailbox.id);
+    }
+    for (const a of after.entries) {
+      if (before.entries.some((b) => b.mailbox.id === a.mailbox.id)) continue;
+      const k = await knownOf(ctx, a.mailbox.id);
+      for (const folder of k.folders.values()) {
+        const name = after.nameOf(a, folder);
+        if (takes(me.name, a, folder, name, k.subs)) ctx.write(listLine(ctx, [], name));
+      }
+      me.known.set(a.mailbox.id, k);
+    }
+    ctx.ns = after;
+  }
+  const ids = [...me.pending];
+  me.pending.clear();
+  for (const id of ids) {
+    const a = ctx.ns!.entries.find((x) => x.mailbox.id === id);
+    const before = me.known.get(id);
+    if (!a || !before) continue;
+    // §5.9: a mailbox the user can no longer read is not reported on.
+    const r = await ctx.s.core.imapRights(ctx.user!, a.mailbox);
+    if (!r.includes('l')) continue;
+    const now = await knownOf(ctx, id);
+    const nameOf = (folder: string) => ctx.ns!.nameOf(a, folder);
+    if (me.name.length) {
+      for (const [fid, folder] of before.folders) {
+        const renamed = now.folders.get(fid);
+        if (renamed === undefined) {
+          if (takes(me.name, a, folder, nameOf(folder), before.subs)) ctx.write(listLine(ctx, ['\\NonExistent'], nameOf(folder)));
+        } else if (renamed !== folder && (takes(me.name, a, folder, nameOf(folder), before.subs) || takes(me.name, a, renamed, nameOf(renamed), now.subs))) {
+          ctx.write(listLine(ctx, [], nameOf(renamed), nameOf(folder)));
+        }
+      }
+      for (const [fid, folder] of now.folders) if (!before.folders.has(fid) && takes(me.name, a, folder, nameOf(folder), now.subs)) ctx.write(listLine(ctx, [], nameOf(folder)));
+    }
+    if (me.subscription.length) {
+      // §5.5: LIST with \Subscribed when a name was subscribed, without it when unsubscribed.
+      for (const folder of now.subs) if (!before.subs.has(folder) && takes(me.subscription, a, folder, nameOf(folder), now.subs)) ctx.write(listLine(ctx, ['\\Subscribed'], nameOf(folder)));
+      for (const folder of before.subs) if (!now.subs.has(folder) && takes(me.subscription, a, folder, nameOf(folder), before.subs)) ctx.write(listLine(ctx, [], nameOf(folder)));
+    }
+    me.known.set(id, now);
+  }
+  const changes = me.metadataChanges.splice(0);
+  for (const c of changes) {
+    const entries = [...c.shared, ...(c.userId === ctx.user!.id ? c.private : [])];
+    if (!entries.length) continue;
+    if (c.folderId === null) {
+      // §5.7: server entries, RFC 5464 §4.4.2 unsolicited form (entry names only).
+      ctx.write(`* METADATA "" ${entries.map((e) => astring(e)).join(' ')}\r\n`);
+      continue;
+    }
+    const a = ctx.ns!.entries.find((x) => x.mailbox.id === c.mailboxId);
+    if (!a) continue;
+    const folder = await ctx.s.store.getFolderById(c.folderId);
+    if (!folder) continue;
+    const name = ctx.ns!.nameOf(a, folder.name);
+    if (!takes(me.metadata, a, folder.name, name, new Set(await ctx.s.store.listSubscriptions(a.mailbox.id)))) continue;
+    // §5.6 (and RFC 5464 §3.3): only for a mailbox whose metadata the user may read.
+    if (!(await ctx.s.core.metadataRights(ctx.user!, a.mailbox)).read) continue;
+    ctx.write(`* METADATA ${nameOut(ctx, name)} ${entries.map((e) => astring(e)).join(' ')}\r\n`);
   }
 }

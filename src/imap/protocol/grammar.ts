@@ -13,6 +13,7 @@ import type {
   NotifyGroup,
   Command,
   FetchAttribute,
+  MetadataDepth,
   ParsedCommand,
   PartialRange,
   SearchKey,
@@ -1524,6 +1525,105 @@ function urlFetchCommand(r: Reader): Command {
   return { name: 'URLFETCH', urls };
 }
 
+/** Entries in one GETMETADATA or SETMETADATA (RFC 5464 sets no limit; the store keeps at most 100 per folder and user). */
+const MAX_METADATA_ENTRIES = 100;
+
+/**
+ * RFC 5464 §5 entry = astring: a slash-separated path, case-insensitive (§3.2), under /private or
+ * /shared (§3.2: "/private" and "/shared" are the two top-level names); §3.2.1: no "*" or "%", no
+ * two slashes together, none at the end, UTF-8 without NUL (and here no control characters).
+ * `top`: "/private" or "/shared" alone is allowed (GETMETADATA with DEPTH, §4.2.2).
+ */
+function metadataEntry(r: Reader, top: boolean): string {
+  const at = r.offset;
+  const entry = r.astring('entry name');
+  const lower = entry.toLowerCase();
+  if (!/^\/(private|shared)(\/|$)/.test(lower)) r.error(`entry ${JSON.stringify(entry)} must start with /private or /shared (RFC 5464 §3.2)`, at);
+  if (/[*%]/.test(entry)) r.error(`entry ${JSON.stringify(entry)} holds "*" or "%" (RFC 5464 §3.2.1)`, at);
+  // eslint-disable-next-line no-control-regex
+  if (/\/\/|\/$|[\x00-\x1f\x7f]/.test(entry)) r.error(`entry ${JSON.stringify(entry)} has an empty component, a trailing "/" or a control character (RFC 5464 §3.2.1)`, at);
+  if (!top && /^\/(private|shared)$/.test(lower)) r.error(`entry ${JSON.stringify(entry)} names the top of a hierarchy: give an entry below it (RFC 5464 §3.2)`, at);
+  return entry;
+}
+
+/**
+ * RFC 5464 §5: getmetadata = "GETMETADATA" [SP getmetadata-options] SP mailbox SP entries;
+ * getmetadata-options = "(" getmetadata-option *(SP getmetadata-option) ")", the options being
+ * MAXSIZE SP number (§4.2.1) and DEPTH SP ("0" / "1" / "infinity") (§4.2.2);
+ * entries = entry / "(" entry *(SP entry) ")".
+ */
+function getMetadataCommand(r: Reader): Command {
+  r.sp('after GETMETADATA');
+  const opts: { maxSize?: number; depth?: MetadataDepth } = {};
+  if (r.peek() === LPAREN) {
+    metadataOptions(r, opts);
+    r.sp('after GETMETADATA options');
+  }
+  const mailbox = r.mailbox();
+  r.sp('after mailbox');
+  // RFC 5464 §4.2.1's and §4.2.2's examples put the options after the mailbox (and clients
+  // follow them): taken there as well, told from a list of entries by not starting with "/".
+  if (opts.maxSize === undefined && opts.depth === undefined && r.peek() === LPAREN && /[A-Za-z]/.test(String.fromCharCode(r.peek(1)))) {
+    metadataOptions(r, opts);
+    r.sp('after GETMETADATA options');
+  }
+  const entries: string[] = [];
+  if (r.eat(LPAREN)) {
+    do {
+      entries.push(metadataEntry(r, true));
+      if (entries.length > MAX_METADATA_ENTRIES) r.error(`more than ${MAX_METADATA_ENTRIES} entries in one command`, r.offset, 'LIMIT');
+    } while (r.eat(SP));
+    r.expect(RPAREN, 'SP or ")" in entries');
+  } else entries.push(metadataEntry(r, true));
+  r.end();
+  return { name: 'GETMETADATA', mailbox, ...(opts.maxSize !== undefined ? { maxSize: opts.maxSize } : {}), depth: opts.depth ?? 0, entries };
+}
+
+/** RFC 5464 §5 getmetadata-options = "(" getmetadata-option *(SP getmetadata-option) ")". */
+function metadataOptions(r: Reader, opts: { maxSize?: number; depth?: MetadataDepth }): void {
+  r.expect(LPAREN, '"(" (GETMETADATA options)');
+  do {
+    const at = r.offset;
+    const o = r.keyword('GETMETADATA option (MAXSIZE or DEPTH)');
+    r.sp(`after ${o}`);
+    if (o === 'MAXSIZE' && opts.maxSize === undefined) opts.maxSize = r.number('MAXSIZE value'); // §4.2.1
+    else if (o === 'DEPTH' && opts.depth === undefined) {
+      // §4.2.2: "0", "1" or "infinity"
+      const dat = r.offset;
+      const d = r.keyword('DEPTH value');
+      if (d === '0' || d === '1') opts.depth = Number(d) as 0 | 1;
+      else if (d === 'INFINITY') opts.depth = 'infinity';
+      else r.error(`DEPTH must be 0, 1 or infinity (RFC 5464 §4.2.2), not ${d}`, dat);
+    } else r.error(o === 'MAXSIZE' || o === 'DEPTH' ? `${o} given twice` : `unknown GETMETADATA option ${o} (RFC 5464 §4.2: MAXSIZE, DEPTH)`, at);
+  } while (r.eat(SP));
+  r.expect(RPAREN, 'SP or ")" in GETMETADATA options');
+}
+
+/**
+ * RFC 5464 §5: setmetadata = "SETMETADATA" SP mailbox SP "(" entry-value *(SP entry-value) ")";
+ * entry-value = entry SP value; value = nstring / literal8 (a binary value; NIL removes the entry).
+ */
+function setMetadataCommand(r: Reader): Command {
+  r.sp('after SETMETADATA');
+  const mailbox = r.mailbox();
+  r.sp('after mailbox');
+  r.expect(LPAREN, '"(" before the entries and values');
+  const values: { entry: string; value: Uint8Array | null }[] = [];
+  do {
+    const entry = metadataEntry(r, false);
+    r.sp('after entry name');
+    let value: Uint8Array | null;
+    if (r.eatKeyword('NIL')) value = null;
+    else if (r.peek() === 0x7e) value = r.literal(true).data;
+    else value = r.string('value (string, literal8 or NIL)').bytes;
+    values.push({ entry, value });
+    if (values.length > MAX_METADATA_ENTRIES) r.error(`more than ${MAX_METADATA_ENTRIES} entries in one command`, r.offset, 'LIMIT');
+  } while (r.eat(SP));
+  r.expect(RPAREN, 'SP or ")" after an entry\'s value');
+  r.end();
+  return { name: 'SETMETADATA', mailbox, values };
+}
+
 const HANDLERS: Record<string, Handler> = {
   // any state (RFC 9051 §6.1)
   CAPABILITY: simple('CAPABILITY'),
@@ -1619,6 +1719,8 @@ const HANDLERS: Record<string, Handler> = {
     return { name: 'GENURLAUTH', urls };
   },
   URLFETCH: urlFetchCommand,
+  GETMETADATA: getMetadataCommand, // RFC 5464 §4.2
+  SETMETADATA: setMetadataCommand, // RFC 5464 §4.3
   // RFC 4467 §9: resetkey = "RESETKEY" [SP mailbox *(SP mechanism)]
   RESETKEY: (r) => {
     if (r.atEnd()) return { name: 'RESETKEY', mechanisms: [] };

@@ -605,6 +605,28 @@ describe('authentication and session commands', () => {
     assert.deepEqual(cmd('a001 LISTRIGHTS ~/Mail/saved smith'), { name: 'LISTRIGHTS', mailbox: '~/Mail/saved', identifier: 'smith' });
     assert.deepEqual(cmd('A003 MYRIGHTS INBOX'), { name: 'MYRIGHTS', mailbox: 'INBOX' });
   });
+  it('METADATA (RFC 5464 §4.2, §4.3 examples and §5 syntax)', () => {
+    assert.deepEqual(cmd('a GETMETADATA "" /shared/comment'), { name: 'GETMETADATA', mailbox: '', depth: 0, entries: ['/shared/comment'] });
+    assert.deepEqual(cmd('a GETMETADATA INBOX (/shared/comment /private/comment)'), { name: 'GETMETADATA', mailbox: 'INBOX', depth: 0, entries: ['/shared/comment', '/private/comment'] });
+    assert.deepEqual(cmd('a GETMETADATA (MAXSIZE 1024 DEPTH infinity) INBOX /shared'), { name: 'GETMETADATA', mailbox: 'INBOX', maxSize: 1024, depth: 'infinity', entries: ['/shared'] });
+    // §4.2.1's example puts the options after the mailbox.
+    assert.deepEqual(cmd('a GETMETADATA INBOX (DEPTH 1) (/private/filters/values)'), { name: 'GETMETADATA', mailbox: 'INBOX', depth: 1, entries: ['/private/filters/values'] });
+    assert.deepEqual(cmd('a SETMETADATA INBOX (/private/comment {5}\r\nhello /shared/comment NIL)'), {
+      name: 'SETMETADATA',
+      mailbox: 'INBOX',
+      values: [
+        { entry: '/private/comment', value: Buffer.from('hello') },
+        { entry: '/shared/comment', value: null },
+      ],
+    });
+    assert.match(bad('a GETMETADATA INBOX /comment').message, /must start with \/private or \/shared \(RFC 5464 §3\.2\)/);
+    assert.match(bad('a GETMETADATA INBOX "/shared/a%"').message, /"\*" or "%"/);
+    assert.match(bad('a GETMETADATA INBOX /shared//a').message, /empty component/);
+    assert.match(bad('a GETMETADATA (DEPTH 2) INBOX /shared').message, /DEPTH must be 0, 1 or infinity/);
+    assert.match(bad('a GETMETADATA (MAXSIZE 1 MAXSIZE 2) INBOX /shared').message, /MAXSIZE given twice/);
+    assert.match(bad('a SETMETADATA INBOX (/shared "x")').message, /names the top of a hierarchy/);
+    assert.match(bad('a SETMETADATA INBOX (/shared/comment)').message, /expected SP after entry name/);
+  });
 });
 
 describe('selected-state commands', () => {

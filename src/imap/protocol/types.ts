@@ -105,6 +105,9 @@ export type Command =
   | { name: 'GETACL'; mailbox: MailboxName }
   | { name: 'LISTRIGHTS'; mailbox: MailboxName; identifier: string }
   | { name: 'MYRIGHTS'; mailbox: MailboxName }
+  // RFC 5464 §4.2–4.3 METADATA (authenticated or selected); mailbox "" = the server
+  | { name: 'GETMETADATA'; mailbox: MailboxName; maxSize?: number; depth: MetadataDepth; entries: string[] }
+  | { name: 'SETMETADATA'; mailbox: MailboxName; values: { entry: string; value: Uint8Array | null }[] }
   // RFC 4467 §7 URLAUTH (authenticated or selected)
   | { name: 'GENURLAUTH'; urls: { url: string; mechanism: string }[] }
   | { name: 'URLFETCH'; urls: UrlFetchArg[] }
@@ -133,6 +136,9 @@ export interface UrlFetchArg {
   extended: boolean;
   params: ('BODY' | 'BINARY' | 'BODYPARTSTRUCTURE')[];
 }
+
+/** RFC 5464 §4.2.2 DEPTH: the entry only ("0"), its children too ("1"), or all its descendants ("infinity"). */
+export type MetadataDepth = 0 | 1 | 'infinity';
 
 /** RFC 5465 §8 event (event-ext kept as sent, upper case): MessageNew may carry FETCH attributes. */
 export type NotifyEvent = { name: 'MESSAGENEW'; fetch?: FetchAttribute[] } | { name: string };

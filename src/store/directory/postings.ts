@@ -302,6 +302,8 @@ export interface PostingsTable {
   cache?: ListCache;
   /** This table's name, part of the cache's keys. */
   name: string;
+  /** A cursor for a term served elsewhere than this table's lists (undefined: its list here). */
+  termCursor?: (term: string) => Cursor | undefined;
 }
 
 export function postingsTable(db: Database.Database, table: string, maxRank: number, cache?: ListCache): PostingsTable {
@@ -535,6 +537,36 @@ class BitmapCursor implements Cursor {
 
 const EMPTY: Cursor = { seek: () => END };
 
+/**
+ * Ranks read from an SQL index in slices: `from(x)` gives the next ranks ≥ x, ascending, at most
+ * `slice` of them (fewer: the last). A seek within the slice read costs no query.
+ */
+export class SliceCursor implements Cursor {
+  private ranks: number[] = [];
+  private pos = 0;
+  private cur = 0;
+  private done = false;
+  constructor(
+    private readonly from: (x: number) => number[],
+    private readonly slice: number,
+  ) {}
+  seek(x: number): number {
+    if (this.cur >= x) return this.cur;
+    const r = this.ranks;
+    if (r.length && x <= r[r.length - 1]) {
+      let p = this.pos;
+      while (r[p] < x) p++;
+      this.pos = p;
+      return (this.cur = r[p]);
+    }
+    if (this.done) return (this.cur = END);
+    this.ranks = this.from(x);
+    this.pos = 0;
+    if (this.ranks.length < this.slice) this.done = true;
+    return (this.cur = this.ranks.length ? this.ranks[0] : END);
+  }
+}
+
 /** The query tree a plan gives (query-plan.ts). */
 export type Expr =
   | { op: 'term'; term: string }
@@ -551,7 +583,7 @@ export type Expr =
 export function cursorOf(t: PostingsTable, e: Expr, prefixTerm?: (p: string) => string | undefined): Cursor {
   switch (e.op) {
     case 'term':
-      return new TermCursor(t, e.term);
+      return t.termCursor?.(e.term) ?? new TermCursor(t, e.term);
     case 'and':
       return e.of.length === 1 ? cursorOf(t, e.of[0], prefixTerm) : new AndCursor(e.of.map((x) => cursorOf(t, x, prefixTerm)));
     case 'or':

@@ -11,9 +11,9 @@ import path from 'node:path';
 import type { DirectoryEntry, ResourceKind } from '../../directory-model/entry.js';
 import { allClausesMatch } from '../../directory-model/match.js';
 import { entryTokens } from '../../directory-model/tokens.js';
-import { allOf, anyOf, cursorOf, ListCache, LOAD_AFTER, postingsTable, ranksOf, type Expr, type PostingsTable } from './postings.js';
+import { allOf, anyOf, cursorOf, ListCache, LOAD_AFTER, postingsTable, ranksOf, SliceCursor, type Cursor, type Expr, type PostingsTable } from './postings.js';
 import { containsExpression, Domains, EXPAND_MAX, kindsClause, planQuery, type Expand } from './query-plan.js';
-import { NAME_PREFIXES } from './vocabulary.js';
+import { keyIndexed, NAME_PREFIXES } from './vocabulary.js';
 import { decodeEntry, SCHEMA_VERSION, SNAPSHOT_FILE } from './snapshot-format.js';
 import type { DirectorySnapshotReader, IndexQuery, SearchPage, SnapshotInfo } from './types.js';
 
@@ -26,6 +26,16 @@ const LIST_CACHE_BYTES = 32 * 1024 * 1024;
 /** Rows of idx_names read per slice of the warm-up (about a millisecond). */
 const WARM_ROWS = 1000;
 
+/**
+ * Snapshot schemas this reader serves: the current one, and 6 (every practitioner and structure
+ * key in idx_all), so that an operator upgraded from schema 6 keeps its directory until the next
+ * daily import replaces the file (docs/directory.md "Upgrading").
+ */
+const READABLE_SCHEMAS = [6, SCHEMA_VERSION];
+
+/** Ranks read per statement from the entries' key indexes (reader keyCursor). */
+const KEY_SLICE = 64;
+
 /** Most candidates examined for one query before stopping (address conditions, column checks). */
 const SCAN_CAP = 20_000;
 
@@ -34,6 +44,8 @@ interface OpenSnapshot {
   ino: number;
   mtimeMs: number;
   stmts: Map<string, Database.Statement>;
+  /** The snapshot's schema (SCHEMA_VERSION, or an older one still served: READABLE_SCHEMAS). */
+  schema: number;
   info?: SnapshotInfo;
   /** The vocabulary table lists every term (prefixes can be expanded). */
   vocabulary?: boolean;
@@ -42,6 +54,8 @@ interface OpenSnapshot {
   domains?: Domains;
   /** The domain terms read so far (the warm-up reads them in slices). */
   domainWalk?: { after: string; out: string[] };
+  /** Whether idx_all has any "pp_…" / "st_…" list (keys not of [0-9A-Z]: rare, often none). */
+  keyLists?: Record<'pp_key' | 'st_key', boolean>;
 }
 
 /** In idx_names, a prefix of up to NAME_PREFIXES characters is its own term ("*" + prefix). */
@@ -79,6 +93,7 @@ export class SqliteDirectoryReader implements DirectorySnapshotReader {
     if (!st) return this.current; // no snapshot yet (or removed by hand: keep serving what we have)
     if (this.current && st.ino === this.current.ino && st.mtimeMs === this.current.mtimeMs) return this.current;
     let db: Database.Database | undefined;
+    let schema = 0;
     try {
       db = new Database(this.file, { readonly: true, fileMustExist: true });
       db.pragma('mmap_size = 1073741824');
@@ -90,7 +105,8 @@ export class SqliteDirectoryReader implements DirectorySnapshotReader {
       // it; nothing may write this file in place.
       db.pragma('locking_mode = EXCLUSIVE');
       const v = (db.prepare("SELECT value FROM meta WHERE key = 'schema'").get() as any)?.value;
-      if (Number(v) !== SCHEMA_VERSION) throw new Error(`schema version ${v}, expected ${SCHEMA_VERSION}`);
+      schema = Number(v);
+      if (!READABLE_SCHEMAS.includes(schema)) throw new Error(`schema version ${v}, expected ${SCHEMA_VERSION}`);
     } catch (e: any) {
       db?.close();
       // A file we cannot read: keep the previous snapshot (if any), say so once per file.
@@ -102,7 +118,7 @@ export class SqliteDirectoryReader implements DirectorySnapshotReader {
       return this.current;
     }
     const prev = this.current;
-    this.current = { db, ino: st.ino, mtimeMs: st.mtimeMs, stmts: new Map() };
+    this.current = { db, ino: st.ino, mtimeMs: st.mtimeMs, stmts: new Map(), schema };
     prev?.db.close();
     if (this.opts.warm !== false) this.warm(this.current);
     this.opts.onSwitch?.(this.readInfo(this.current));
@@ -145,7 +161,10 @@ export class SqliteDirectoryReader implements DirectorySnapshotReader {
       const max = (this.stmt(s, 'SELECT MAX(rank) FROM entries').pluck().get() as number | null) ?? 0;
       // Long lists walked by queries stay in memory (postings.ts ListCache), for this snapshot.
       const cache = new ListCache(LIST_CACHE_BYTES);
-      s.indexes = { names: postingsTable(s.db, 'idx_names', max, cache), all: postingsTable(s.db, 'idx_all', max, cache), addr: postingsTable(s.db, 'idx_addr', max, cache) };
+      const all = postingsTable(s.db, 'idx_all', max, cache);
+      const own: PostingsTable = { ...all };
+      all.termCursor = (term) => this.keyCursor(s, term, () => cursorOf(own, { op: 'term', term }));
+      s.indexes = { names: postingsTable(s.db, 'idx_names', max, cache), all, addr: postingsTable(s.db, 'idx_addr', max, cache) };
     }
     return s.indexes[which];
   }
@@ -207,6 +226,27 @@ export class SqliteDirectoryReader implements DirectorySnapshotReader {
       later(addressSide);
     };
     later(step);
+  }
+
+  /**
+   * A practitioner or structure condition ("pp_" / "st_" + key, as codeToken makes it), schema 7:
+   * the entries whose key is the token's rest in upper case come from the entries' index on that
+   * key (in rank order, KEY_SLICE ranks per statement), the others (keys with a dot or a
+   * lower-case letter, vocabulary.ts keyIndexed) from their idx_all list (`postings`): the same
+   * entries as one postings list per key gave.
+   */
+  private keyCursor(s: OpenSnapshot, term: string, postings: () => Cursor): Cursor | undefined {
+    const column = term.startsWith('pp_') ? 'pp_key' : term.startsWith('st_') ? 'st_key' : undefined;
+    // Schema 6 (made before the upgrade, served until the next import): every key has its list.
+    if (!column || s.schema < 7) return undefined;
+    const key = term.slice(3).toUpperCase();
+    if (!keyIndexed(key)) return postings();
+    const ranks = this.stmt(s, `SELECT rank FROM entries WHERE ${column} = ? AND ${column} <> '' AND rank >= ? ORDER BY rank LIMIT ${KEY_SLICE}`).pluck();
+    const fromIndex = new SliceCursor((x) => ranks.all(key, x) as number[], KEY_SLICE);
+    // Without any list of that kind in the snapshot, no postings lookup per condition.
+    const any = this.stmt(s, 'SELECT 1 FROM idx_all WHERE term >= ? AND term < ? LIMIT 1').pluck();
+    s.keyLists ??= { pp_key: any.get('pp_', 'pp`') !== undefined, st_key: any.get('st_', 'st`') !== undefined };
+    return s.keyLists[column] ? anyOf([fromIndex, postings()]) : fromIndex;
   }
 
   /** Ranks matching expr in one index, ascending, lazily. */

@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { AddressSet, PostingsBuilder, TermTable } from './postings.js';
-import { DIGEST_ROWS, DirectoryStoreError, ROW_FIELDS, SCHEMA_VERSION, SNAPSHOT_DDL, SNAPSHOT_FILE, type Batch } from './snapshot-format.js';
+import { DIGEST_ROWS, digestBytes, DirectoryStoreError, ROW_FIELDS, SCHEMA_VERSION, SNAPSHOT_DDL, SNAPSHOT_FILE, type Batch } from './snapshot-format.js';
 import { isVocabularyTerm } from './vocabulary.js';
 import type { ImportPhases, Rejection, SnapshotInfo, SnapshotWriter } from './types.js';
 
@@ -97,14 +97,15 @@ export class SnapshotBuilder {
     while (p < bytes.length) {
       const rank = nums[k];
       const lineNo = nums[k + 1];
-      const digestAt = k + 2;
-      const nNames = nums[k + 6];
-      const names = k + 7;
+      const nNames = nums[k + 2];
+      const names = k + 3;
       const nAll = nums[names + nNames];
       const all = names + nNames + 1;
       k = all + nAll;
       let e = end();
       const address = bytes.toString('utf8', p, e);
+      const addressAt = p;
+      const addressEnd = e;
       p = e + 1;
       const first = this.addresses.addOrFind(address, rank);
       if (first) {
@@ -121,7 +122,10 @@ export class SnapshotBuilder {
       }
       this.insEntry.run(rank, lineNo, address, fields[0], fields[1], fields[2], fields[3]);
       this.imported++;
-      this.digest.set(nums.subarray(digestAt, digestAt + 4), 4 * this.digested);
+      // The entry's digest (entry_digest) from the bytes as stored: the lower-case address and the
+      // fields. Hashed here, not on the reading thread: since schema 7 this thread has the time.
+      digestBytes(bytes, addressAt, addressEnd, this.digest, 4 * this.digested);
+      digestBytes(fields[3], 0, fields[3].length, this.digest, 4 * this.digested + 2);
       if (++this.digested === DIGEST_ROWS) this.flushDigest();
       for (let j = names, stop = names + nNames; j < stop; j++) this.names.addId(nums[j], rank);
       e = end();
@@ -180,8 +184,11 @@ export class SnapshotBuilder {
     }
     // Built once, by sorting, after the load (duplicates were dropped by the AddressSet).
     db.exec('CREATE UNIQUE INDEX entries_address ON entries (address_lc)');
+    // By key then rank: they answer the practitioner and structure conditions of a search in
+    // rank order (reader.ts keyCursor; schema 7: no "pp_…" / "st_…" postings rows for those keys),
+    // and the FHIR lookups by key (kind read from the index).
     db.exec("CREATE INDEX entries_pp ON entries (pp_key, rank) WHERE pp_key <> ''");
-    db.exec("CREATE INDEX entries_st ON entries (st_key, kind, rank) WHERE st_key <> ''");
+    db.exec("CREATE INDEX entries_st ON entries (st_key, rank, kind) WHERE st_key <> ''");
     db.exec('COMMIT');
     const indexMs = performance.now() - t0;
 

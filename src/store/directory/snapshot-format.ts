@@ -8,6 +8,8 @@
 // - idx_names: the name tokens, plus "*" + their prefixes of 1 to 3 characters (autocomplete);
 // - idx_all: every word plus "prefix_value" code tokens (type, profession, city, postal code, …),
 //   for free text with filters; conditions on one column are then checked on the candidates.
+//   Practitioner and structure keys ("pp_…", "st_…") are there only when not of [0-9A-Z]: the
+//   others are read from the entries' indexes on pp_key and st_key (reader.ts keyCursor).
 // - idx_addr: the trigrams (3 UTF-16 units) of each address's local part with its "@", and its
 //   domain as one term "@domain", for address `:contains`; candidates are checked, the index
 //   giving a superset (query-plan.ts containsExpression).
@@ -18,8 +20,12 @@ import { postingsDDL } from './postings.js';
 import type { TermDictionary, TermSink } from './vocabulary.js';
 
 export const SNAPSHOT_FILE = 'directory.sqlite';
-/** 6: idx_addr holds the local part's trigrams and the domain as one term (5: every trigram). */
-export const SCHEMA_VERSION = 6;
+/**
+ * 7: practitioner and structure keys of [0-9A-Z] have no "pp_…" / "st_…" rows in idx_all, the
+ * entries' indexes (pp_key, rank) and (st_key, rank, kind) answer them (vocabulary.ts keyIndexed);
+ * 6: idx_addr holds the local part's trigrams and the domain as one term (5: every trigram).
+ */
+export const SCHEMA_VERSION = 7;
 
 export class DirectoryStoreError extends Error {
   override name = 'DirectoryStoreError';
@@ -123,10 +129,9 @@ export function digestBytes(bytes: Uint8Array, s: number, e: number, out: Int32A
  * Batches of rows sent to the import worker, in two transferred buffers (moved, not copied):
  * - text, UTF-8, ROW_FIELDS fields per row each followed by FS: address (lower case), pp_key,
  *   st_key, kind, the 31 fields, then the row's terms without a number (space-separated) for
- *   idx_names and for idx_all (vocabulary.ts: practitioner and structure codes, and every new
- *   term once the dictionary is full);
- * - numbers, per row: rank, line number, its digest (4 numbers: entry_digest below), the count
- *   then the numbers of its idx_names terms,
+ *   idx_names and for idx_all (vocabulary.ts: practitioner and structure codes of keys not of
+ *   [0-9A-Z], and every new term once the dictionary is full);
+ * - numbers, per row: rank, line number, the count then the numbers of its idx_names terms,
  *   the count then the numbers of its idx_all terms;
  * with the terms numbered since the previous batch, in number order. Fields never hold FS:
  * they come from '|'-separated text lines and normalised tokens.
@@ -202,11 +207,9 @@ export class BatchEncoder {
     const raw = e.lineBytes;
     const f = raw ? '' : encodeFields(e);
     const address = e.address.toLowerCase();
-    if (this.n + 6 > this.nums.length) this.growNumbers();
+    if (this.n + 2 > this.nums.length) this.growNumbers();
     this.nums[this.n++] = rank;
     this.nums[this.n++] = lineNo;
-    const digestAt = this.n;
-    this.n += 4;
     const namesLiterals = this.terms((out) => this.dictionary.namesOf(e, out));
     const allLiterals = this.terms((out) => this.dictionary.allOf(e, out));
     // At most 3 UTF-8 bytes per UTF-16 unit.
@@ -216,22 +219,15 @@ export class BatchEncoder {
       this.buf.copy(bigger, 0, 0, this.pos);
       this.buf = bigger;
     }
-    const addressAt = this.pos;
     this.put(address);
-    const addressEnd = this.pos - 1;
     this.put(e.ppKey);
     this.put(e.stKey);
     this.put(e.kind);
-    const fieldsAt = this.pos;
     if (raw) {
       this.buf.set(raw, this.pos);
       this.pos += raw.length;
       this.buf[this.pos++] = 1; // FS
     } else this.put(f);
-    // The entry's digest (entry_digest), hashed here from the bytes just written: this thread has
-    // the time the SQLite thread has not.
-    digestBytes(this.buf, addressAt, addressEnd, this.nums, digestAt);
-    digestBytes(this.buf, fieldsAt, this.pos - 1, this.nums, digestAt + 2);
     this.put(namesLiterals);
     this.put(allLiterals);
     this.rows++;

@@ -34,6 +34,9 @@ describe('term dictionary: cached terms of an entry', () => {
       { balType: 'APP', address: 'p@b.fr', stId: 'ST.9', legalName: '', tradeName: '', service: '', l6: '', postalCode: '69001' },
       { balType: 'CAB', address: 'c@b.fr', ppNatId: '810001', stId: '3123', family: '', given: 'Zoé', legalName: 'Cabinet Zoé', l6: '69001 LYON 1ER', postalCode: '69001' },
       { balType: 'PER', address: 'x@b.fr', ppNatId: '8', family: '---', given: "''", professionLabel: 'Infirmier(e) D.E.', specialityLabel: 'Médecine générale' },
+      // The same l6 with another postal code (the place cache is keyed by l6).
+      { balType: 'PER', address: 'y@b.fr', ppNatId: '9', family: 'Zoé', l6: '69001 LYON 1ER', postalCode: '69002' },
+      { balType: 'PER', address: 'z@b.fr', ppNatId: '10', family: 'Zoé', l6: '69001 LYON 1ER', postalCode: '' },
     ];
     for (const f of tricky) {
       const r = entryFromFields(fields(f), 'national');
@@ -63,7 +66,7 @@ describe('term dictionary: cached terms of an entry', () => {
       );
       assert.deepEqual(
         termsOf(cached, cachedTerms, (out) => cached.allOf(e, out)),
-        termsOf(direct, directTerms, (out) => direct.all(t, out)),
+        termsOf(direct, directTerms, (out) => direct.all(t, out, e)),
         `all of ${e.address}`,
       );
     }

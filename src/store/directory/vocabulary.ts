@@ -25,23 +25,53 @@ export const NAME_PREFIXES = 3;
  */
 export const isVocabularyTerm = (t: string) => t.indexOf('_') < 0 || /^(n|m|cp|cy|fa|gi)_/.test(t);
 
+/**
+ * Whether a practitioner or structure key is found through the entries table's indexes
+ * (entries_pp, entries_st: schema 7) rather than a "pp_…" / "st_…" postings row: a key of
+ * [0-9A-Z] only, whose code token is "pp_" + the key in lower case, so that a query's token
+ * gives back the one such key (upper case of the rest). Others (a dot, a lower-case letter:
+ * entry.ts safeKey) keep their postings row; the reader ORs both (reader.ts keyCursor).
+ * Nearly every key is such: one postings row per line less to write (~0.75 s per 200,000 lines).
+ */
+export function keyIndexed(key: string): boolean {
+  if (!key) return false;
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 65 && c <= 90))) return false;
+  }
+  return true;
+}
+
 /** Codes nearly unique per line (practitioner, structure): never numbered, always sent as text. */
 const isLiteralCode = (c: string) => c.charCodeAt(2) === 95 /* _ */ && ((c.charCodeAt(0) === 112 && c.charCodeAt(1) === 112) || (c.charCodeAt(0) === 115 && c.charCodeAt(1) === 116));
 
 /** Field values whose term numbers are kept per cache (then the cache starts again). */
 const VALUE_CACHE_MAX = 50_000;
 
-/** A bounded map from a field value to the numbers of its terms. */
-class ValueIds {
-  private map = new Map<string, number[]>();
+/** A bounded map from a field value to what its terms are (their numbers). */
+class ValueCache<T> {
+  private map = new Map<string, T>();
   get(value: string) {
     return this.map.get(value);
   }
-  set(value: string, ids: number[]) {
+  set(value: string, ids: T) {
     if (this.map.size >= VALUE_CACHE_MAX) this.map = new Map();
     this.map.set(value, ids);
   }
 }
+class ValueIds extends ValueCache<number[]> {}
+
+/**
+ * The numbers of a person's family or given name: its idx_names terms, its idx_all "n_" words
+ * and its "fa_" / "gi_" code. One lookup of the value for the three (they were three caches: a
+ * tenth of the reading thread went to these Map lookups).
+ */
+interface PersonName {
+  names: number[];
+  person: number[];
+  code: number;
+}
+const NO_NAME: PersonName = { names: [], person: [], code: -1 };
 
 /** "pp_" + code as codeToken makes it, without its regular expressions when the code is already [0-9a-z]. */
 function codeLiteral(prefix: string, v: string): string {
@@ -58,8 +88,10 @@ export interface TermSink {
   literal(term: string): void;
 }
 
-/** Separates the two parts of a cache key (never in a field: fields come from '|'-separated lines). */
-const FS_KEY = '\u0001';
+const typeTerm = (v: string) => 't_' + v.toLowerCase();
+const kindTerm = (v: string) => 'k_' + v.toLowerCase();
+const professionTerm = (v: string) => codeToken('p_', v);
+const specialityTerm = (v: string) => codeToken('s_', v);
 
 export class TermDictionary {
   private readonly plain = new Map<string, number>();
@@ -119,7 +151,7 @@ export class TermDictionary {
    * "m_word" (name conditions stay exact next to filters, and person-only ones never scan
    * structures), the other words as they are, then the code tokens.
    */
-  all(t: EntryTokens, out: TermSink) {
+  all(t: EntryTokens, out: TermSink, keys: { ppKey: string; stKey: string }) {
     const ns = t.isPerson ? this.person : this.structure;
     const prefix = t.isPerson ? 'n_' : 'm_';
     for (const w of t.names) {
@@ -133,8 +165,8 @@ export class TermDictionary {
     for (const w of t.place) this.plainTerm(w, out);
     for (const w of t.other) this.plainTerm(w, out);
     for (const c of t.codes) {
-      if (isLiteralCode(c)) out.literal(c);
-      else this.plainTerm(c, out);
+      if (!isLiteralCode(c)) this.plainTerm(c, out);
+      else if (!keyIndexed(c.charCodeAt(0) === 112 ? keys.ppKey : keys.stKey)) out.literal(c);
     }
   }
 
@@ -147,13 +179,19 @@ export class TermDictionary {
   // fill the dictionary) they go through entryTokens and names / all, whose rules then apply.
 
   private readonly nameIdsOf = new ValueIds();
-  private readonly personIdsOf = new ValueIds();
   private readonly structureIdsOf = new ValueIds();
   private readonly plainIdsOf = new ValueIds();
-  /** l6 + FS + postal code → city words, postal code, cp_ and cy_ codes. */
-  private readonly placeIdsOf = new ValueIds();
-  /** One code's number: by prefix, then value. */
-  private readonly codeIdsOf = new Map<string, ValueIds>();
+  /**
+   * l6 → its postal code and the numbers of the city words, postal code, cp_ and cy_ codes: a
+   * hit when the postal code is the same (l6 starts with it, nearly always; a concatenated key
+   * cost a string to flatten and hash per line).
+   */
+  private readonly placeIdsOf = new ValueCache<{ postalCode: string; ids: number[] }>();
+  /** One code's number, by value. */
+  private readonly typeIds = new ValueIds();
+  private readonly kindIds = new ValueIds();
+  private readonly professionIds = new ValueIds();
+  private readonly specialityIds = new ValueIds();
   private slowEntry: DirectoryEntry | undefined;
   private slowTokens: EntryTokens | undefined;
 
@@ -175,25 +213,64 @@ export class TermDictionary {
     for (let i = 0; i < ids.length; i++) out.id(ids[i]);
   }
 
+  /** Numbers of a name word's idx_names terms: the word and its prefix terms. */
+  private nameWordIds(w: string): number[] {
+    let wIds = this.nameTerms.get(w);
+    if (wIds === undefined) {
+      const terms = [w];
+      for (let k = 1, m = Math.min(NAME_PREFIXES, w.length); k <= m; k++) terms.push('*' + w.slice(0, k));
+      wIds = terms.map((x) => this.number(this.plain, x, x));
+      this.nameTerms.set(w, wIds);
+    }
+    return wIds;
+  }
+
   /** Numbers of the idx_names terms of a value's words (each word and its prefix terms). */
   private nameIds(value: string, out: TermSink) {
     if (!value) return;
     let ids = this.nameIdsOf.get(value);
     if (ids === undefined) {
       ids = [];
-      for (const w of tokensOf(value)) {
-        let wIds = this.nameTerms.get(w);
-        if (wIds === undefined) {
-          const terms = [w];
-          for (let k = 1, m = Math.min(NAME_PREFIXES, w.length); k <= m; k++) terms.push('*' + w.slice(0, k));
-          wIds = terms.map((x) => this.number(this.plain, x, x));
-          this.nameTerms.set(w, wIds);
-        }
-        for (const id of wIds) ids.push(id);
-      }
+      for (const w of tokensOf(value)) for (const id of this.nameWordIds(w)) ids.push(id);
       this.nameIdsOf.set(value, ids);
     }
     this.emit(ids, out);
+  }
+
+  private readonly familyOf = new ValueCache<PersonName>();
+  private readonly givenOf = new ValueCache<PersonName>();
+  /** The person names namesOf looked up, for allOf of the same entry. */
+  private named: { e: DirectoryEntry | undefined; family: PersonName; given: PersonName } = { e: undefined, family: NO_NAME, given: NO_NAME };
+
+  /** A family ("fa_") or given ("gi_") name's numbers (PersonName). */
+  private personName(cache: ValueCache<PersonName>, code: string, value: string): PersonName {
+    if (!value) return NO_NAME;
+    let r = cache.get(value);
+    if (r === undefined) {
+      const names: number[] = [];
+      const person: number[] = [];
+      for (const w of tokensOf(value)) {
+        for (const id of this.nameWordIds(w)) names.push(id);
+        let id = this.person.get(w);
+        if (id === undefined) id = this.number(this.person, w, 'n_' + w);
+        person.push(id);
+      }
+      const t = code + joinedKey(value);
+      r = { names, person, code: this.number(this.plain, t, t) };
+      cache.set(value, r);
+    }
+    return r;
+  }
+
+  /** The entry's family and given names' numbers (looked up once for namesOf and allOf). */
+  private personNames(e: DirectoryEntry) {
+    const n = this.named;
+    if (n.e !== e) {
+      n.e = e;
+      n.family = this.personName(this.familyOf, 'fa_', e.family);
+      n.given = this.personName(this.givenOf, 'gi_', e.given);
+    }
+    return n;
   }
 
   /** Numbers of a value's words as "n_word" (a person's) or "m_word" (a structure's). */
@@ -223,10 +300,8 @@ export class TermDictionary {
     this.emit(ids, out);
   }
 
-  /** Number of the code term `make(value)` (cached by prefix and value). */
-  private codeId(prefix: string, value: string, make: (v: string) => string, out: TermSink) {
-    let cache = this.codeIdsOf.get(prefix);
-    if (!cache) this.codeIdsOf.set(prefix, (cache = new ValueIds()));
+  /** Number of the code term `make(value)` (cached by value). */
+  private codeId(cache: ValueIds, value: string, make: (v: string) => string, out: TermSink) {
     let ids = cache.get(value);
     if (ids === undefined) {
       const t = make(value);
@@ -240,8 +315,9 @@ export class TermDictionary {
   namesOf(e: DirectoryEntry, out: TermSink) {
     if (!this.roomFor(e)) return this.names(this.tokensFor(e), out);
     if (e.family || e.given) {
-      this.nameIds(e.family, out);
-      this.nameIds(e.given, out);
+      const { family, given } = this.personNames(e);
+      this.emit(family.names, out);
+      this.emit(given.names, out);
     } else {
       this.nameIds(e.legalName, out);
       this.nameIds(e.tradeName, out);
@@ -251,10 +327,11 @@ export class TermDictionary {
 
   /** idx_all terms of an entry (all(entryTokens(e)), from caches; the same terms, in another order). */
   allOf(e: DirectoryEntry, out: TermSink) {
-    if (!this.roomFor(e)) return this.all(this.tokensFor(e), out);
-    if (e.family || e.given) {
-      this.nsIds(this.personIdsOf, this.person, 'n_', e.family, out);
-      this.nsIds(this.personIdsOf, this.person, 'n_', e.given, out);
+    if (!this.roomFor(e)) return this.all(this.tokensFor(e), out, e);
+    const person = e.family || e.given ? this.personNames(e) : undefined;
+    if (person) {
+      this.emit(person.family.person, out);
+      this.emit(person.given.person, out);
     } else {
       this.nsIds(this.structureIdsOf, this.structure, 'm_', e.legalName, out);
       this.nsIds(this.structureIdsOf, this.structure, 'm_', e.tradeName, out);
@@ -267,8 +344,8 @@ export class TermDictionary {
     }
     this.plainIds(e.professionLabel, out);
     this.plainIds(e.specialityLabel, out);
-    const placeKey = e.l6 + FS_KEY + e.postalCode;
-    let place = this.placeIdsOf.get(placeKey);
+    const known = this.placeIdsOf.get(e.l6);
+    let place = known !== undefined && known.postalCode === e.postalCode ? known.ids : undefined;
     if (place === undefined) {
       place = [];
       const sink: TermSink = { id: (id) => place!.push(id), literal: () => {} };
@@ -284,18 +361,18 @@ export class TermDictionary {
         const cy = 'cy_' + joinedKey(city);
         place.push(this.number(this.plain, cy, cy));
       }
-      this.placeIdsOf.set(placeKey, place);
+      this.placeIdsOf.set(e.l6, { postalCode: e.postalCode, ids: place });
     }
     this.emit(place, out);
     if (e.description) this.plainIds(e.description, out);
-    this.codeId('t_', e.type, (v) => 't_' + v.toLowerCase(), out);
-    this.codeId('k_', e.kind, (v) => 'k_' + v.toLowerCase(), out);
-    if (e.ppKey) out.literal(codeLiteral('pp_', e.ppKey));
-    if (e.stKey) out.literal(codeLiteral('st_', e.stKey));
-    if (e.professionCode) this.codeId('p_', e.professionCode, (v) => codeToken('p_', v), out);
-    if (e.specialityCode) this.codeId('s_', e.specialityCode, (v) => codeToken('s_', v), out);
-    if (e.family) this.codeId('fa_', e.family, (v) => 'fa_' + joinedKey(v), out);
-    if (e.given) this.codeId('gi_', e.given, (v) => 'gi_' + joinedKey(v), out);
+    this.codeId(this.typeIds, e.type, typeTerm, out);
+    this.codeId(this.kindIds, e.kind, kindTerm, out);
+    if (e.ppKey && !keyIndexed(e.ppKey)) out.literal(codeLiteral('pp_', e.ppKey));
+    if (e.stKey && !keyIndexed(e.stKey)) out.literal(codeLiteral('st_', e.stKey));
+    if (e.professionCode) this.codeId(this.professionIds, e.professionCode, professionTerm, out);
+    if (e.specialityCode) this.codeId(this.specialityIds, e.specialityCode, specialityTerm, out);
+    if (person && e.family) out.id(person.family.code);
+    if (person && e.given) out.id(person.given.code);
   }
 
   /** The terms numbered since the last call, in number order (the worker appends them). */

@@ -5,6 +5,7 @@ import { storedSearchRow } from '../search-seal.js';
 import type { DeliveryAnalysis } from '../types.js';
 import { sealBytes } from '../sealed-rows.js';
 import type { ValueSealer } from '../value-seal.js';
+import type { PgClient } from './connection.js';
 import { storable } from './text.js';
 
 /**
@@ -42,4 +43,18 @@ export function analysisStatement(blobId: string, a: DeliveryAnalysis, sealer: V
     sql: `WITH meta AS (INSERT INTO blob_meta (blob_id, info) VALUES ($1, $2) ON CONFLICT (blob_id) DO UPDATE SET info = excluded.info) ${h.sql}`,
     args: [blobId, storedInfo(sealer, blobId, a.info), ...h.args],
   };
+}
+
+/**
+ * The analyses of several files inside the caller's transaction (setBlobAnalyses, APPEND's
+ * appendMessages): blob_meta in one statement, then each file's search row.
+ */
+export async function writeAnalyses(c: PgClient, sealer: ValueSealer | undefined, entries: { blobId: string; analysis: DeliveryAnalysis }[]): Promise<void> {
+  if (entries.length === 0) return;
+  const upserts = entries.map((e) => upsertSearchHeaders(e.blobId, e.analysis.searchHeaders.version, e.analysis.searchHeaders.columns, sealer));
+  await c.query('INSERT INTO blob_meta (blob_id, info) SELECT * FROM unnest($1::text[], $2::bytea[]) ON CONFLICT (blob_id) DO UPDATE SET info = excluded.info', [
+    entries.map((e) => e.blobId),
+    entries.map((e) => storedInfo(sealer, e.blobId, e.analysis.info)),
+  ]);
+  for (const q of upserts) await c.query(q.sql, q.args);
 }

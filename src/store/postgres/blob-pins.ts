@@ -27,15 +27,21 @@ export async function pinBlob(pg: PgConnection, blobId: string, token: string, n
   return r.pinned;
 }
 
+/** Drops puts' pins inside the caller's transaction (unpinBlobs; a delivery's or an APPEND's commit, P5). */
+export async function dropPins(c: PgClient, pins: { blobId: string; token: string }[]): Promise<void> {
+  if (pins.length === 0) return;
+  await c.query('DELETE FROM blob_pins p USING unnest($1::text[], $2::text[]) AS u(blob_id, token) WHERE p.blob_id = u.blob_id AND p.token = u.token', [
+    pins.map((p) => p.blobId),
+    pins.map((p) => p.token),
+  ]);
+}
+
 export async function unpinBlobs(pg: PgConnection, pins: { blobId: string; token: string }[]): Promise<void> {
   if (pins.length === 0) return;
   // Not waited for by any node: an unpin lost in a crash only lets its pin expire.
   await pg.tx(async (c) => {
     await c.query("SET LOCAL synchronous_commit = 'off'");
-    await c.query('DELETE FROM blob_pins p USING unnest($1::text[], $2::text[]) AS u(blob_id, token) WHERE p.blob_id = u.blob_id AND p.token = u.token', [
-      pins.map((p) => p.blobId),
-      pins.map((p) => p.token),
-    ]);
+    await dropPins(c, pins);
   });
 }
 

@@ -12,6 +12,7 @@ import { applyReports, markMessageOnce, recordSubmission, setRecipientStatus } f
 import { storable } from './text.js';
 import { rowQueue } from '../rows.js';
 import { analysisStatement } from './blob-meta.js';
+import { dropPins } from './blob-pins.js';
 import { traceStatement } from './traces.js';
 import { IdempotencyKeyTakenError } from '../errors.js';
 
@@ -97,12 +98,7 @@ export class PgDelivery extends PgPart implements DeliveryStore {
         );
       if (req.reports?.length && localIds.length) submissionChanges.push(...(await applyReports(c, localIds, req.reports, at)));
       // The put's pin ends with the commit that references the file (store/message-files.ts, P5).
-      const pinsDone = req.releasePins ?? [];
-      if (pinsDone.length)
-        await c.query('DELETE FROM blob_pins p USING unnest($1::text[], $2::text[]) AS u(blob_id, token) WHERE p.blob_id = u.blob_id AND p.token = u.token', [
-          pinsDone.map((p) => p.blobId),
-          pinsDone.map((p) => p.token),
-        ]);
+      await dropPins(c, req.releasePins ?? []);
       // The file's analysis before the appends: the messages inserted below find its header search
       // row (messages_header_indexed marks them indexed). One statement for both rows.
       if (req.analysis) {

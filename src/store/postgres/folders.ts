@@ -11,7 +11,9 @@
 //   no two transactions wait for each other in opposite orders.
 // - \Recent is claimed by an `UPDATE … WHERE recent = 1 RETURNING` (RFC 3501 §2.3.2: one session
 //   only sees a message as recent), and what a SELECT reads comes from one statement (one snapshot).
-import type { FlagUpdate, FolderMessage, FolderStatus, FolderStore } from '../types.js';
+import type { AppendedMessage, FlagUpdate, FolderMessage, FolderStatus, FolderStore } from '../types.js';
+import { writeAnalyses } from './blob-meta.js';
+import { dropPins } from './blob-pins.js';
 import type pg from 'pg';
 import { nextFlags, normaliseFlags } from '../flags.js';
 import { PgPart, StoreConflictError, type PgClient } from './connection.js';
@@ -302,9 +304,14 @@ export class PgFolders extends PgPart implements FolderStore {
     });
   }
 
-  async appendMessages(folderId: number, ms: { blobId: string; size: number; flags: string[]; internalDate: Date }[]) {
+  async appendMessages(folderId: number, ms: AppendedMessage[]) {
     for (const m of ms) for (const f of m.flags) checkStorableName('flag', f);
     return this.tx(async (c) => {
+      // The analyses first (issue 15: in the messages' own commit): the rows inserted below find
+      // their header search row (messages_header_indexed).
+      await writeAnalyses(c, this.connection.sealer, ms.flatMap((m) => (m.analysis ? [{ blobId: m.blobId, analysis: m.analysis }] : [])));
+      // The puts' pins end with this commit, which references their files (store/message-files.ts, P5).
+      await dropPins(c, ms.flatMap((m) => (m.pin ? [m.pin] : [])));
       // The UIDs and the modseq taken under the folder's row lock, the rows inserted with them.
       const f = await c.query('UPDATE folders SET uid_next = uid_next + $2, highest_modseq = highest_modseq + 1 WHERE id = $1 RETURNING uid_next - $2 AS first, highest_modseq', [folderId, ms.length]);
       if (!f.rows[0]) throw new Error(`folder #${folderId} not found`);
@@ -417,7 +424,8 @@ export class PgFolders extends PgPart implements FolderStore {
   }
 
   async mailboxUsage(mailboxId: number) {
-    const r = (await this.query('SELECT COUNT(*) AS n, COALESCE(SUM(m.size), 0)::bigint AS bytes FROM messages m JOIN folders f ON f.id = m.folder_id WHERE f.mailbox_id = $1', [mailboxId]))[0];
+    // Issue 15: the folders' counters (migration 8, kept by triggers on messages), not a sum over every message.
+    const r = (await this.query('SELECT COALESCE(SUM(usage_messages), 0)::bigint AS n, COALESCE(SUM(usage_bytes), 0)::bigint AS bytes FROM folders WHERE mailbox_id = $1', [mailboxId]))[0];
     return { bytes: r.bytes as number, messages: r.n as number };
   }
 }

@@ -5,10 +5,10 @@
 // store/types.ts, as SqliteStore is. This file opens and migrates the database and exposes every
 // part's methods on the one store object.
 import pg from 'pg';
-import { SEARCH_COLUMNS, storedInfo, UPSERT_BLOB_META, upsertSearchHeaders } from './blob-meta.js';
+import { SEARCH_COLUMNS, storedInfo, UPSERT_BLOB_META, upsertSearchHeaders, writeAnalyses } from './blob-meta.js';
 import { openValue } from '../sealed-rows.js';
 import { PgSealedValues } from './sealed-values.js';
-import type { AbsenceStore, AccountStore, CredentialStore, DeliveryStore, FolderStore, HttpSessionStore, IntegrationStore, LeaseStore, LockoutStore, MailboxStore, NotificationChannelOptions, PatientStore, RulesStore, SealedValueStore, Store, TraceStore, TrackingStore, UrlAuthKeyStore, UsageStore } from '../types.js';
+import type { AbsenceStore, AccountStore, CredentialStore, DeliveryStore, FolderStore, HttpSessionStore, IntegrationStore, LeaseStore, LockoutStore, MailboxStore, NotificationChannelOptions, PatientStore, RulesStore, SealedValueStore, Store, TraceStore, TrackingStore, UrlAuthKeyStore, UsageStore, MetadataStore } from '../types.js';
 import { PgAbsences } from './absences.js';
 import * as pins from './blob-pins.js';
 import { PgAccounts } from './accounts.js';
@@ -19,6 +19,7 @@ import { PgFolders } from './folders.js';
 import { PgIntegrations } from './integrations.js';
 import { PgLeases, PgLockout } from './leases.js';
 import { PgUrlAuthKeys } from './urlauth-keys.js';
+import { PgMetadata } from './metadata.js';
 import { PgMailboxes } from './mailboxes.js';
 import { PgNotificationChannel } from './notifications.js';
 import { PG_MIGRATIONS } from './migrations.js';
@@ -36,7 +37,7 @@ export { StoreConflictError } from '../errors.js';
 export type PgStoreOptions = PgConnectionOptions;
 
 /** The methods PgStore takes from its parts (assigned in the constructor). */
-export interface PgStore extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore, SealedValueStore, UrlAuthKeyStore {}
+export interface PgStore extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore, SealedValueStore, UrlAuthKeyStore, MetadataStore {}
 
 export class PgStore implements Store {
   readonly connection: PgConnection;
@@ -47,7 +48,7 @@ export class PgStore implements Store {
     this.connection = connection;
     const c = connection;
     // One part per focused interface: the tuple's type checks that every one is implemented.
-    const parts: [AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore, SealedValueStore, UrlAuthKeyStore] & PgPart[] = [
+    const parts: [AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore, SealedValueStore, UrlAuthKeyStore, MetadataStore] & PgPart[] = [
       new PgAccounts(c),
       new PgCredentials(c),
       new PgHttpSessions(c),
@@ -65,6 +66,7 @@ export class PgStore implements Store {
       new PgLockout(c),
       new PgSealedValues(c),
       new PgUrlAuthKeys(c),
+      new PgMetadata(c),
     ];
     const self = this as unknown as Record<string, unknown>;
     for (const part of parts) {
@@ -167,14 +169,7 @@ export class PgStore implements Store {
 
   async setBlobAnalyses(entries: { blobId: string; info: string; searchVersion: number; searchColumns: Record<string, Buffer | null> }[]) {
     if (entries.length === 0) return;
-    const upserts = entries.map((e) => searchHeadersUpsert(e.blobId, e.searchVersion, e.searchColumns, this.sealer));
-    await this.connection.tx(async (c) => {
-      await c.query('INSERT INTO blob_meta (blob_id, info) SELECT * FROM unnest($1::text[], $2::bytea[]) ON CONFLICT (blob_id) DO UPDATE SET info = excluded.info', [
-        entries.map((e) => e.blobId),
-        entries.map((e) => storedInfo(this.connection.sealer, e.blobId, e.info)),
-      ]);
-      for (const q of upserts) await c.query(q.text, q.values);
-    });
+    await this.connection.tx((c) => writeAnalyses(c, this.connection.sealer, entries.map((e) => ({ blobId: e.blobId, analysis: { info: e.info, searchHeaders: { version: e.searchVersion, columns: e.searchColumns } } }))));
   }
 
   async blobsWithoutSearchHeaders(limit: number) {

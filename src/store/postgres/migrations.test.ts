@@ -107,3 +107,23 @@ test('the PostgreSQL schema has every table and column of the SQLite schema (sam
   const pgOnly = [...pgTables.keys()].filter((t) => !liteTables.has(t));
   assert.deepEqual(pgOnly.filter((t) => !['blob_chunks', 'blob_files'].includes(t)), []);
 });
+
+test('migration 8 initialises the usage counters of a store that already holds messages (issue 15)', { skip }, async () => {
+  // A store as it was before migration 8: messages in two folders, no counters, no triggers.
+  const s = await PgStore.open(url, { schema: 'usage_init' });
+  const mb = await s.createMailbox({ address: 'u@op.test', type: 'PER', displayName: 'U', ownerUserId: null, practitionerId: null, structureId: null, listeRouge: false });
+  const box = (await s.getFolder(mb.id, 'INBOX'))!;
+  const arch = await s.createFolder(mb.id, 'Archives');
+  await s.appendMessages(box.id, [10, 20, 30].map((size, i) => ({ blobId: String(i).repeat(64), size, flags: [], internalDate: new Date() })));
+  await s.appendMessage(arch.id, { blobId: 'a'.repeat(64), size: 5, flags: [], internalDate: new Date() });
+  await s.connection.query(`DROP TRIGGER messages_usage_added ON messages; DROP TRIGGER messages_usage_removed ON messages; DROP TRIGGER messages_usage_moved ON messages;
+    DROP FUNCTION messages_usage_added(); DROP FUNCTION messages_usage_removed(); DROP FUNCTION messages_usage_moved();
+    ALTER TABLE folders DROP COLUMN usage_messages, DROP COLUMN usage_bytes; DELETE FROM schema_migrations WHERE version = 8`);
+  await s.close();
+  const t = await PgStore.open(url, { schema: 'usage_init' });
+  assert.equal(await t.schemaVersion(), latest);
+  const rows = await t.connection.query('SELECT id, usage_messages, usage_bytes FROM folders WHERE id IN ($1, $2) ORDER BY id', [box.id, arch.id]);
+  assert.deepEqual(rows, [{ id: box.id, usage_messages: 3, usage_bytes: 60 }, { id: arch.id, usage_messages: 1, usage_bytes: 5 }]);
+  assert.deepEqual(await t.mailboxUsage(mb.id), { bytes: 65, messages: 4 });
+  await t.close();
+});

@@ -4,6 +4,7 @@ import { storedSearchRow } from '../search-seal.js';
 import type { SqliteConnection } from './connection.js';
 import { SEARCH_COLUMN_LIST } from './migrations.js';
 import { sealValue } from '../sealed-rows.js';
+import type { DeliveryAnalysis } from '../types.js';
 
 /** The columns of the header search index (migration 17), the only names interpolated in its SQL. */
 export const SEARCH_COLUMNS = new Set<string>(SEARCH_COLUMN_LIST);
@@ -27,4 +28,15 @@ export function writeSearchHeaders(c: SqliteConnection, blobId: string, version:
     row.vals,
     ...names.map((n) => row.columns[n]),
   );
+}
+
+/** Refuses a column name outside the index's (they are interpolated in writeSearchHeaders' SQL). */
+export function checkSearchColumns(columns: Record<string, Buffer | null>): void {
+  for (const n of Object.keys(columns)) if (!SEARCH_COLUMNS.has(n)) throw new Error(`unknown search column ${n}`);
+}
+
+/** A file's analysis and header search row, inside the caller's transaction (delivery, APPEND). */
+export function writeAnalysis(c: SqliteConnection, blobId: string, a: DeliveryAnalysis): void {
+  writeBlobMeta(c, blobId, a.info);
+  writeSearchHeaders(c, blobId, a.searchHeaders.version, a.searchHeaders.columns);
 }

@@ -7,7 +7,7 @@ import { insertFolder } from './folders.js';
 import { applyReports, markMessageOnce, recordSubmission, setRecipientStatus } from './tracking.js';
 import { applyConversationChanges } from './patients.js';
 import { rowQueue } from '../rows.js';
-import { writeBlobMeta, writeSearchHeaders } from './blob-meta.js';
+import { writeAnalysis } from './blob-meta.js';
 import { insertTrace } from './traces.js';
 import { IdempotencyKeyTakenError } from '../errors.js';
 
@@ -122,10 +122,7 @@ export class SqliteDelivery extends SqlitePart implements DeliveryStore {
       for (const p of req.releasePins ?? []) this.q('DELETE FROM blob_pins WHERE blob_id = ? AND token = ?').run(p.blobId, p.token);
       // The file's analysis first: the messages inserted below find its header search row (the
       // trigger of migration 17 marks them indexed).
-      if (req.analysis) {
-        writeBlobMeta(this.connection, req.blobId, req.analysis.info);
-        writeSearchHeaders(this.connection, req.blobId, req.analysis.searchHeaders.version, req.analysis.searchHeaders.columns);
-      }
+      if (req.analysis) writeAnalysis(this.connection, req.blobId, req.analysis);
       const copies = localIds.map((id) => this.#appendToInbox(id, req.blobId, req.size, internalDate, req.envelopeFrom, req.filing));
       // docs/traces.md: one 'delivered' trace per local copy, committed with it.
       if (req.deliveredTrace) {

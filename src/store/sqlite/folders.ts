@@ -1,9 +1,10 @@
 // Folders and their messages (FolderStore) in SQLite: UIDs, flags, MODSEQ, expunge, copy and move.
-import type { FlagUpdate, FolderMessage, FolderStatus, FolderStore } from '../types.js';
+import type { AppendedMessage, FlagUpdate, FolderMessage, FolderStatus, FolderStore } from '../types.js';
 import type Database from 'better-sqlite3';
 import { SqlitePart, wrapUnique } from './connection.js';
 import { rowFolder, rowFolderMessage, rowMessage, splitFlags } from '../rows.js';
 import { nextFlags, normaliseFlags } from '../flags.js';
+import { checkSearchColumns, writeAnalysis } from './blob-meta.js';
 
 /** Inserts a folder inside the caller's transaction (also used by delivery, which files into folders created on demand). */
 export function insertFolder(db: Database.Database, mailboxId: number, name: string, specialUse: string | null): unknown {
@@ -218,9 +219,16 @@ export class SqliteFolders extends SqlitePart implements FolderStore {
     })();
   }
 
-  async appendMessages(folderId: number, ms: { blobId: string; size: number; flags: string[]; internalDate: Date }[]) {
+  async appendMessages(folderId: number, ms: AppendedMessage[]) {
     const rows = ms.map((m) => [m.blobId, m.size, m.internalDate.toISOString(), normaliseFlags(m.flags).join(' ')] as const);
+    for (const m of ms) if (m.analysis) checkSearchColumns(m.analysis.searchHeaders.columns);
     return this.db.transaction(() => {
+      // The analyses first (issue 15: in the messages' own commit): the rows inserted below find
+      // their header search row (the trigger of migration 17 marks them indexed).
+      for (const m of ms) if (m.analysis) writeAnalysis(this.connection, m.blobId, m.analysis);
+      // The puts' pins end with this commit, which references their files (store/message-files.ts, P5).
+      const unpin = this.q('DELETE FROM blob_pins WHERE blob_id = ? AND token = ?');
+      for (const m of ms) if (m.pin) unpin.run(m.pin.blobId, m.pin.token);
       const f = this.q('UPDATE folders SET uid_next = uid_next + ?, highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING uid_next - ? AS first, highest_modseq').get(rows.length, folderId, rows.length) as
         | { first: number; highest_modseq: number }
         | undefined;
@@ -307,7 +315,8 @@ export class SqliteFolders extends SqlitePart implements FolderStore {
   }
 
   async mailboxUsage(mailboxId: number) {
-    const r: any = this.q('SELECT COUNT(*) n, COALESCE(SUM(m.size), 0) bytes FROM messages m JOIN folders f ON f.id = m.folder_id WHERE f.mailbox_id = ?').get(mailboxId);
+    // Issue 15: the folders' counters (migration 25, kept by triggers on messages), not a sum over every message.
+    const r: any = this.q('SELECT COALESCE(SUM(usage_messages), 0) n, COALESCE(SUM(usage_bytes), 0) bytes FROM folders WHERE mailbox_id = ?').get(mailboxId);
     return { bytes: r.bytes as number, messages: r.n as number };
   }
 }

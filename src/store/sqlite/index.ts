@@ -8,7 +8,7 @@
 import Database from 'better-sqlite3';
 import { ensurePrivateDir, ensurePrivateFile } from '../permissions.js';
 import path from 'node:path';
-import type { AbsenceStore, AccountStore, CredentialStore, DeliveryStore, FolderStore, HttpSessionStore, LeaseStore, LockoutStore, MailboxStore, PatientStore, RulesStore, Store, TraceStore, TrackingStore, IntegrationStore, SealedValueStore, UrlAuthKeyStore, UsageStore } from '../types.js';
+import type { AbsenceStore, AccountStore, CredentialStore, DeliveryStore, FolderStore, HttpSessionStore, LeaseStore, LockoutStore, MailboxStore, PatientStore, RulesStore, Store, TraceStore, TrackingStore, IntegrationStore, SealedValueStore, UrlAuthKeyStore, UsageStore, MetadataStore } from '../types.js';
 import { SqliteAbsences } from './absences.js';
 import { SqliteAccounts } from './accounts.js';
 import { immediateTransactions, now, SqliteConnection, type SqlitePart } from './connection.js';
@@ -19,8 +19,9 @@ import { SqliteIntegrations } from './integrations.js';
 import { SqliteLeases, SqliteLockout } from './leases.js';
 import { SqliteMailboxes } from './mailboxes.js';
 import { SqliteUrlAuthKeys } from './urlauth-keys.js';
+import { SqliteMetadata } from './metadata.js';
 import { MIGRATIONS } from './migrations.js';
-import { SEARCH_COLUMNS, writeBlobMeta, writeSearchHeaders } from './blob-meta.js';
+import { checkSearchColumns, SEARCH_COLUMNS, writeAnalysis, writeBlobMeta, writeSearchHeaders } from './blob-meta.js';
 import { SqliteRules } from './rules.js';
 import { SqliteHttpSessions } from './sessions.js';
 import { SqliteTraces } from './traces.js';
@@ -47,7 +48,7 @@ export const headerProbeSql = (test: string, select = 'NULL AS sure, s.blob_id, 
 export { StoreConflictError } from './connection.js';
 
 /** The methods SqliteStore takes from its parts (assigned in the constructor). */
-export interface SqliteStore extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore, SealedValueStore, UrlAuthKeyStore {}
+export interface SqliteStore extends AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore, SealedValueStore, UrlAuthKeyStore, MetadataStore {}
 
 export class SqliteStore implements Store {
   readonly db: Database.Database;
@@ -59,7 +60,7 @@ export class SqliteStore implements Store {
     this.connection = new SqliteConnection(db);
     const c = this.connection;
     // One part per focused interface: the tuple's type checks that every one is implemented.
-    const parts: [AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore, SealedValueStore, UrlAuthKeyStore] & SqlitePart[] = [
+    const parts: [AccountStore, CredentialStore, HttpSessionStore, MailboxStore, FolderStore, DeliveryStore, AbsenceStore, RulesStore, UsageStore, TraceStore, TrackingStore, IntegrationStore, PatientStore, LeaseStore, LockoutStore, SealedValueStore, UrlAuthKeyStore, MetadataStore] & SqlitePart[] = [
       new SqliteAccounts(c),
       new SqliteCredentials(c),
       new SqliteHttpSessions(c),
@@ -77,6 +78,7 @@ export class SqliteStore implements Store {
       new SqliteLockout(c),
       new SqliteSealedValues(c),
       new SqliteUrlAuthKeys(c),
+      new SqliteMetadata(c),
     ];
     const self = this as unknown as Record<string, unknown>;
     for (const part of parts) {
@@ -255,12 +257,9 @@ export class SqliteStore implements Store {
 
   async setBlobAnalyses(entries: { blobId: string; info: string; searchVersion: number; searchColumns: Record<string, Buffer | null> }[]) {
     if (entries.length === 0) return;
-    for (const e of entries) for (const n of Object.keys(e.searchColumns)) if (!SEARCH_COLUMNS.has(n)) throw new Error(`unknown search column ${n}`);
+    for (const e of entries) checkSearchColumns(e.searchColumns);
     this.#transient(() => {
-      for (const e of entries) {
-        writeBlobMeta(this.connection, e.blobId, e.info);
-        writeSearchHeaders(this.connection, e.blobId, e.searchVersion, e.searchColumns);
-      }
+      for (const e of entries) writeAnalysis(this.connection, e.blobId, { info: e.info, searchHeaders: { version: e.searchVersion, columns: e.searchColumns } });
     });
   }
 

@@ -646,4 +646,58 @@ CREATE TABLE urlauth_keys (
 CREATE INDEX urlauth_keys_folder ON urlauth_keys(folder_id);
 `,
   },
+  {
+    version: 24,
+    name: 'METADATA entries (RFC 5464), per folder or for the server, shared or per user',
+    // docs/imap.md "METADATA", store/metadata.ts: folder_id NULL for a server entry, user_id NULL
+    // for a /shared entry (else the user whose /private entry it is); the entry name in lower case
+    // (RFC 5464 §3.2: case-insensitive). The value is sealed under the integer id when encryption
+    // at rest is on (`metadata.value:<id>`, store/sealed-rows.ts); AUTOINCREMENT: an id is never
+    // reused, so no removed row's value opens in a later one. The unique index takes NULL as 0 (a
+    // folder or user id is never 0) so that a server or shared entry is unique too.
+    sql: `
+CREATE TABLE metadata (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  folder_id INTEGER REFERENCES folders(id) ON DELETE CASCADE,
+  user_id INTEGER REFERENCES users(id) ON DELETE CASCADE,
+  entry TEXT NOT NULL,
+  value BLOB NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE UNIQUE INDEX metadata_key ON metadata(coalesce(folder_id, 0), coalesce(user_id, 0), entry);
+CREATE INDEX metadata_folder ON metadata(folder_id);
+CREATE INDEX metadata_user ON metadata(user_id);
+`,
+  },
+  {
+    version: 25,
+    name: 'usage counters per folder (messages, bytes), kept by triggers on messages',
+    // Issue 15: the quota check of every APPEND (RFC 9208 §5.1) summed the sizes of the whole
+    // mailbox (8–18 ms at 100,000 messages). Each folder now carries its count and bytes, kept in
+    // the transaction of every insert, delete or move of a message row whatever the code path
+    // (append, delivery, copy, move, expunge, deletion of a folder or a mailbox); mailboxUsage sums
+    // the folders of the mailbox. Initialised from the rows in this migration's own transaction:
+    // a crash before its commit leaves neither columns nor triggers, and the migration runs again.
+    sql: `
+ALTER TABLE folders ADD COLUMN usage_messages INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE folders ADD COLUMN usage_bytes INTEGER NOT NULL DEFAULT 0;
+UPDATE folders SET
+  usage_messages = (SELECT COUNT(*) FROM messages m WHERE m.folder_id = folders.id),
+  usage_bytes = (SELECT COALESCE(SUM(m.size), 0) FROM messages m WHERE m.folder_id = folders.id);
+CREATE TRIGGER messages_usage_added AFTER INSERT ON messages
+BEGIN
+  UPDATE folders SET usage_messages = usage_messages + 1, usage_bytes = usage_bytes + NEW.size WHERE id = NEW.folder_id;
+END;
+CREATE TRIGGER messages_usage_removed AFTER DELETE ON messages
+BEGIN
+  UPDATE folders SET usage_messages = usage_messages - 1, usage_bytes = usage_bytes - OLD.size WHERE id = OLD.folder_id;
+END;
+CREATE TRIGGER messages_usage_moved AFTER UPDATE OF folder_id, size ON messages
+  WHEN NEW.folder_id IS NOT OLD.folder_id OR NEW.size IS NOT OLD.size
+BEGIN
+  UPDATE folders SET usage_messages = usage_messages - 1, usage_bytes = usage_bytes - OLD.size WHERE id = OLD.folder_id;
+  UPDATE folders SET usage_messages = usage_messages + 1, usage_bytes = usage_bytes + NEW.size WHERE id = NEW.folder_id;
+END;
+`,
+  },
 ];
