@@ -241,7 +241,7 @@ export async function startOperator(config: Config, opts: StartOptions = {}): Pr
   let blobs: MessageFiles;
   try {
     const keys = store.sealer?.keys;
-    blobs = openMessageFiles(config, store, { keys: keys ?? null, onError: (err) => logger.warn({ err }, 'message file pin release failed; it expires by itself') });
+    blobs = await openMessageFiles(config, store, { keys: keys ?? null, onError: (err) => logger.warn({ err }, 'message file pin release failed; it expires by itself') });
     // docs/encryption.md: which key new message files are sealed with (the id, never the key).
     if (keys) logger.info({ keyId: keys.currentId, keys: keys.keys.length }, 'message files encrypted at rest');
     else logger.info('message files not encrypted at rest (store.encryption not configured)');

@@ -4,7 +4,6 @@
 import path from 'node:path';
 import type { Config } from './config/index.js';
 import { SqliteStore } from './store/sqlite/index.js';
-import { PgStore, redactUrl } from './store/postgres/index.js';
 import type { Store } from './store/types.js';
 import { loadKeyRing } from './store/open-message-files.js';
 import { ValueSealer } from './store/value-seal.js';
@@ -29,6 +28,8 @@ export async function openStore(config: Config, opts: { keys?: KeyRing | null } 
   }
   if (st.kind === 'sqlite') return SqliteStore.open(path.join(config.dataDir, 'caducee.sqlite'), { sealer });
   // PostgreSQL (issue 12): several processes and nodes of the operator share it (docs/configuration.md).
+  // Loaded only here: an operator or a CLI command on SQLite never loads the driver and its modules.
+  const { PgStore, redactUrl } = await import('./store/postgres/index.js');
   try {
     return await PgStore.open(st.url!, { schema: st.schema, poolSize: st.poolSize, statementTimeoutMs: st.statementTimeoutMs, connectTimeoutMs: st.connectTimeoutMs, sealer });
   } catch (e: any) {

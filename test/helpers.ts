@@ -7,6 +7,10 @@ import pino from 'pino';
 import type { Operator } from '../src/main.js';
 import { SqliteStore } from '../src/store/sqlite/index.js';
 import { BlobStore } from '../src/store/blobs.js';
+import { installKeyPool } from './support/key-pool.js';
+
+// Test PKIs take their RSA keys from a pool generated once (test/support/key-pool.ts).
+installKeyPool();
 
 export const testLogger = () => pino({ level: process.env.CADUCEE_TEST_LOG ?? 'silent' });
 

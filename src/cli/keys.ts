@@ -36,7 +36,7 @@ function ringOf(config: Config): KeyRing {
 async function withFiles<T>(config: Config, keys: KeyRing, fn: (files: MessageFiles, store: Store) => Promise<T>): Promise<T> {
   const store = await openStore(config, { keys });
   try {
-    return await fn(openMessageFiles(config, store, { keys }), store);
+    return await fn(await openMessageFiles(config, store, { keys }), store);
   } finally {
     await store.close();
   }

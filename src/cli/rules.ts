@@ -60,7 +60,7 @@ async function withRules<T>(o: { config?: string }, fn: (r: RulesEngine) => Prom
     // queued, and the running operator's outbound worker sends them.
     // The rules engine comes with the operator's services: loaded only by the commands that run it.
     const { rulesEngine } = await import('../main.js');
-    return await fn(rulesEngine(config, core, openMessageFiles(config, store), logger, unpublisher(config, store)));
+    return await fn(rulesEngine(config, core, await openMessageFiles(config, store), logger, unpublisher(config, store)));
   } finally {
     await store.close();
   }

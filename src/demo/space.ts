@@ -17,7 +17,6 @@ import { RevocationList, TestPki, type IssuedCertificate } from '../pki/index.js
 import { crlBaseUrl, ocspUrl, startCrlServer, type CrlServer } from './crl-server.js';
 import { buildTrustListXml } from '../trust/list.js';
 import { withInsKey } from '../policy/patients.js';
-import { dropSchema } from '../store/postgres/index.js';
 
 /** Demo data is set up by `caducee demo` itself (audit trail: command line). */
 const DEMO_SETUP: AdminContext = { protocol: 'cli', actor: 'caducee demo', remote: null };
@@ -276,6 +275,7 @@ function checkStoreKind(dir: string, ops: { domain: string; store?: DemoStore }[
 /** A fresh demo operator on PostgreSQL starts from an empty schema (a directory deleted and made again). */
 async function emptySchema(store: DemoStore): Promise<void> {
   try {
+    const { dropSchema } = await import('../store/postgres/index.js');
     await dropSchema(store.url, store.schema);
   } catch (e: any) {
     if (!/^cannot connect to PostgreSQL/.test(e.message)) throw e;

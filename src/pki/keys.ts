@@ -22,8 +22,26 @@ export const RSA_ALG: webcrypto.RsaHashedKeyGenParams = {
 /** Signature algorithm handed to the certificate and CRL generators. */
 export const SIGNING_ALG = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } as const;
 
-export async function generateRsaKeyPair(): Promise<CryptoKeyPair> {
+/** A new RSA 2048 key pair (extractable private key), freshly generated. */
+export async function generateFreshRsaKeyPair(): Promise<CryptoKeyPair> {
   return (await crypto.subtle.generateKey(RSA_ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
+}
+
+let rsaKeyPairSource: () => Promise<CryptoKeyPair> = generateFreshRsaKeyPair;
+
+/**
+ * Where generateRsaKeyPair takes its keys. The product always generates fresh ones; the test
+ * suite (test/support/key-pool.ts) hands each test process keys it has already generated,
+ * distinct within the process, because an RSA 2048 key costs about 0.3 s of CPU and a demo
+ * space a dozen of them.
+ */
+export function setRsaKeyPairSource(source: () => Promise<CryptoKeyPair>): void {
+  rsaKeyPairSource = source;
+}
+
+/** An RSA 2048 key pair for a certificate (IGC-Santé key size), extractable private key. */
+export async function generateRsaKeyPair(): Promise<CryptoKeyPair> {
+  return rsaKeyPairSource();
 }
 
 /** PKCS#8 PEM ("-----BEGIN PRIVATE KEY-----"), newline-terminated. */

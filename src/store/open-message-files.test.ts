@@ -30,7 +30,7 @@ test('openMessageFiles: a BlobStore on the configured directory; postgres refuse
     await sqlite.close();
     cleanup();
   });
-  const files = openMessageFiles(parseConfig({ dataDir: dir, store: { blobs: { kind: 'files', dir: 'shared' } } }, dir), sqlite);
+  const files = await openMessageFiles(parseConfig({ dataDir: dir, store: { blobs: { kind: 'files', dir: 'shared' } } }, dir), sqlite);
   assert.ok(files instanceof BlobStore && files.dir === path.join(dir, 'shared'));
   // The start's permission check looks at that directory (created 0700), wherever it is.
   chmodSync(path.join(dir, 'shared'), 0o755);
@@ -39,13 +39,13 @@ test('openMessageFiles: a BlobStore on the configured directory; postgres refuse
   const put = await files.put(Buffer.from('Subject: x\r\n\r\n.\r\n'));
   await put.release();
   assert.equal(await files.size(put.id), 17);
-  assert.throws(() => openMessageFiles(parseConfig({ dataDir: dir, store: { blobs: { kind: 'postgres' } } }, dir), sqlite), /store is SQLite: configure the PostgreSQL store, or set store.blobs.kind to 'files'/);
+  await assert.rejects(openMessageFiles(parseConfig({ dataDir: dir, store: { blobs: { kind: 'postgres' } } }, dir), sqlite), /store is SQLite: configure the PostgreSQL store, or set store.blobs.kind to 'files'/);
 
   const db = await pgTestDatabase();
   if ('skip' in db) return t.skip(db.skip);
   const pg = await PgStore.open(db.url);
   try {
-    const inPg = openMessageFiles(parseConfig({ dataDir: dir, store: { blobs: { kind: 'postgres' } } }, dir), pg);
+    const inPg = await openMessageFiles(parseConfig({ dataDir: dir, store: { blobs: { kind: 'postgres' } } }, dir), pg);
     assert.ok(inPg instanceof PgMessageFiles);
     const p = await inPg.put(Buffer.from('Subject: y\r\n\r\n.\r\n'));
     await p.release();

@@ -7,19 +7,19 @@ import type { Config } from '../config/index.js';
 import { BlobStore } from './blobs.js';
 import { readKeyFile, runKeyCommand, type KeyRing } from './keyring.js';
 import type { MessageFiles, PinTimes } from './message-files.js';
-import { PgStore } from './postgres/index.js';
-import { PgMessageFiles } from './postgres/message-files.js';
 import type { Store } from './types.js';
 
-export function openMessageFiles(
+export async function openMessageFiles(
   config: Pick<Config, 'store' | 'dataDir'>,
   store: Store,
   opts: PinTimes & { onError?: (err: unknown) => void; keys?: KeyRing | null } = {},
-): MessageFiles {
+): Promise<MessageFiles> {
   const blobs = config.store.blobs;
   // `keys: null`: plaintext even if configured (never used by the operator itself).
   const keys = opts.keys === null ? undefined : (opts.keys ?? loadKeyRing(config));
   if (blobs.kind === 'files') return new BlobStore(blobs.dir ?? path.join(config.dataDir, 'blobs'), store, { ...opts, keys });
+  // The PostgreSQL modules (and the driver) are loaded only when message files live there.
+  const [{ PgStore }, { PgMessageFiles }] = await Promise.all([import('./postgres/index.js'), import('./postgres/message-files.js')]);
   if (!(store instanceof PgStore))
     throw new Error("store.blobs.kind 'postgres' keeps message files in the PostgreSQL store, but this operator's store is SQLite: configure the PostgreSQL store, or set store.blobs.kind to 'files'");
   return new PgMessageFiles(store.connection, { ...opts, keys });

@@ -53,6 +53,8 @@ export class Conn {
 export function connectTls(o: { port: number } | { socket: net.Socket }, options: tls.ConnectionOptions): Promise<tls.TLSSocket> {
   return new Promise((resolve, reject) => {
     const s = tls.connect({ ...('port' in o ? { host: '127.0.0.1', port: o.port } : { socket: o.socket }), servername: 'localhost', ...options }, () => resolve(s));
+    // A stapled OCSP response (requestOCSP) arrives during the handshake: kept on the socket.
+    if ((options as { requestOCSP?: boolean }).requestOCSP) s.once('OCSPResponse', (r: Buffer) => Object.assign(s, { ocspResponse: r }));
     s.once('error', reject);
   });
 }

@@ -34,7 +34,8 @@ export interface AxeViolation {
 
 /** axe-core run on the page (evaluated through the DevTools protocol: the page's CSP stays on). */
 export async function axe(page: Page): Promise<AxeViolation[]> {
-  await page.evaluate(AXE);
+  // Injected once per document (the webmail is a single-page app: it stays through its screens).
+  if (!(await page.evaluate(() => typeof (globalThis as any).axe?.run === 'function'))) await page.evaluate(AXE);
   return page.evaluate(async () => {
     const r = await (globalThis as any).axe.run((globalThis as any).document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] } });
     return r.violations.map((v: any) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n: any) => n.target.join(' ')) }));
