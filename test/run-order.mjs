@@ -14,20 +14,29 @@ import { fileURLToPath } from 'node:url';
  * sum of the top-level tests' duration_ms); see README "Tests".
  */
 export const LONGEST_FIRST = [
-  'src/mail/header-index.test.ts', // random search keys × 200 messages, SQLite and PostgreSQL, plain and sealed
-  'test/crash-safety.test.ts', // SIGKILL of real operator processes, restarted and checked
-  'test/cli.test.ts', // one `caducee` process per command (~3 s of CPU each)
-  'test/webmail.test.ts', // Chromium
-  'test/testssl.test.ts', // testssl.sh's whole scan on the MX
-  'test/demo-nodes-cli.test.ts', // `caducee demo --postgres --nodes 2` processes
+  // Ranked from the quiet run of 8 December 2026 (12 min 46 s; seconds of its tests in brackets).
+  'src/mail/header-index.test.ts', // (189) random search keys × 200 messages, SQLite and PostgreSQL, plain and sealed
+  'test/testssl.test.ts', // (121) testssl.sh's whole scan on the MX
+  'test/crash-safety.test.ts', // (90) SIGKILL of real operator processes, restarted and checked
+  'test/webmail.test.ts', // (77) Chromium
+  'test/nodes.test.ts', // (47) two nodes of one operator on PostgreSQL
+  'test/keys-cli.test.ts', // (40) `caducee keys` processes, SQLite and PostgreSQL
+  'test/cli.test.ts', // (37) one `caducee` process per command (~3 s of CPU each)
+  'test/demo-nodes-cli.test.ts', // (29) `caducee demo --postgres --nodes 2` processes
+  'test/slow-clients.test.ts', // 2,000 slow connections
+  'test/absence-cli.test.ts', // (23)
+  'test/workers.test.ts', // (22) `caducee start --workers 2`
+  'test/directory-publish.test.ts', // (22)
+  'test/rules.test.ts', // (21)
+  'test/api-client-cli.test.ts', // (18)
+  'test/traces.test.ts', // (16)
   'test/imap-conformance/caducee.test.ts', // imaptest's scripts
+  'test/imap-conformance/conformance.test.ts', // (14) imaptest's scripts against Dovecot
+  'test/mbsync.test.ts', // (14)
+  'test/queue-claims-postgres.test.ts', // (13)
   'test/peers/postfix.test.ts',
   'test/postfix-interop.test.ts',
-  'test/mbsync.test.ts',
   'test/demo-cli.test.ts',
-  'test/api-client-cli.test.ts',
-  'test/absence-cli.test.ts',
-  'test/keys-cli.test.ts',
   'test/content-policy.test.ts',
   'test/demo-psc.test.ts',
   'test/connection-limits.test.ts',
