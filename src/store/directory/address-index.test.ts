@@ -53,6 +53,31 @@ describe('address contains', () => {
     }
   });
 
+  it('a value the index cannot narrow reads at most scanRows addresses, and then says `more`', async () => {
+    // Values of fewer than 3 characters, or inside more than DOMAINS_MAX domains, are scanned:
+    // capped so that no value reads the whole directory on the shared event loop.
+    const capped = new SqliteDirectoryReader(path.join(dir, 'data'), { scanRows: 1000, warm: false });
+    try {
+      assert.equal(containsExpression('zq', new Domains([])), 'scan');
+      const within = addresses.slice(0, 1000);
+      for (const v of ['zq', 'ab', 'e.', 'a']) {
+        const r = await capped.search({ clauses: [], address: { value: v, mode: 'contains' } }, 500);
+        const inCap = within.filter((a) => a.includes(v));
+        assert.deepEqual(r.entries.map((e) => e.address.toLowerCase()), inCap.slice(0, 500), v);
+        assert.equal(r.more, true, `${v}: more, whether the page filled or the cap was reached`);
+      }
+      // A kind no scanned address has: nothing found, and `more` (the rest was not read).
+      const none = await capped.search({ clauses: [], address: { value: 'zq', mode: 'contains' }, kinds: ['Organization'] }, 10);
+      assert.deepEqual(none, { entries: [], more: true });
+      // The default cap (far above this directory) reads it all: a complete answer, no `more`.
+      const full = await reader.search({ clauses: [], address: { value: 'ab', mode: 'contains' } }, 3000);
+      assert.deepEqual(full.entries.map((e) => e.address.toLowerCase()), addresses.filter((a) => a.includes('ab')));
+      assert.equal(full.more, false);
+    } finally {
+      await capped.close();
+    }
+  });
+
   it('finds the domains containing or starting with a value as a scan of them all would', () => {
     // Unsorted, with repeated trigrams, non-ASCII letters, more matches than DOMAINS_MAX.
     const terms: string[] = [];

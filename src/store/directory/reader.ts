@@ -39,6 +39,10 @@ const KEY_SLICE = 64;
 /** Most candidates examined for one query before stopping (address conditions, column checks). */
 const SCAN_CAP = 20_000;
 
+/** Most addresses one `:contains` query reads when the index cannot narrow it (addressCandidates 'scan'), and per statement. */
+const SCAN_ROWS = 20_000;
+const SCAN_SLICE = 2_000;
+
 interface OpenSnapshot {
   db: Database.Database;
   ino: number;
@@ -74,6 +78,8 @@ export class SqliteDirectoryReader implements DirectorySnapshotReader {
       onError?: (message: string) => void;
       /** Read the names index's long lists into memory after opening a snapshot (default true). */
       warm?: boolean;
+      /** Most addresses read by one `:contains` scan (default SCAN_ROWS; tests set fewer). */
+      scanRows?: number;
     } = {},
   ) {
     this.file = path.join(dataDir, SNAPSHOT_FILE);
@@ -281,8 +287,11 @@ export class SqliteDirectoryReader implements DirectorySnapshotReader {
     const out: DirectoryEntry[] = [];
     if (q.address) {
       // Address candidates: the resource kind from its column first, then the other conditions on tokens.
-      const candidates = this.addressCandidates(s, q.address, kinds);
-      return this.collect(candidates, byRank, (e) => !q.clauses.length || allClausesMatch(entryTokens(e), q.clauses), want, limit, out);
+      const cut = { reached: false };
+      const candidates = this.addressCandidates(s, q.address, kinds, cut);
+      const page = this.collect(candidates, byRank, (e) => !q.clauses.length || allClausesMatch(entryTokens(e), q.clauses), want, limit, out);
+      // Stopped at a cap before the end: more may match (the caller narrows the query).
+      return cut.reached ? { entries: page.entries, more: true } : page;
     }
     const clauses = kinds ? [...q.clauses, kindsClause([...kinds])] : q.clauses;
     // Conditions the index cannot decide by itself (a word of the structure, profession or place
@@ -326,7 +335,8 @@ export class SqliteDirectoryReader implements DirectorySnapshotReader {
   }
 
   /** Candidates (ranks, ascending) for an address condition, each checked against the value. */
-  private *addressCandidates(s: OpenSnapshot, a: NonNullable<IndexQuery['address']>, kinds: Set<ResourceKind> | undefined): Generator<number> {
+  /** `cut.reached` is set when the candidates stop at a cap (SCAN_CAP, SCAN_ROWS) before their end. */
+  private *addressCandidates(s: OpenSnapshot, a: NonNullable<IndexQuery['address']>, kinds: Set<ResourceKind> | undefined, cut: { reached: boolean }): Generator<number> {
     const value = a.value.toLowerCase();
     const ok = (r: { kind: ResourceKind } | undefined) => !!r && (!kinds || kinds.has(r.kind));
     if (a.mode === 'exact') {
@@ -347,8 +357,25 @@ export class SqliteDirectoryReader implements DirectorySnapshotReader {
     const expr = containsExpression(value, this.domains(s));
     if (expr === null) return;
     if (expr === 'scan') {
-      for (const r of this.stmt(s, 'SELECT rank, kind FROM entries WHERE instr(address_lc, ?) > 0').iterate(value) as Iterable<{ rank: number; kind: ResourceKind }>) if (ok(r)) yield r.rank;
-      return;
+      // A value that may lie inside more than EXPAND_MAX domains: the addresses are read in rank
+      // slices, at most SCAN_ROWS of them for one query, so that no value makes a request read
+      // the whole directory on the event loop every client shares (a million rows: 1.5–2.1 s of
+      // CPU when nothing or no entry of the kinds asked for matches; 20,000 rows: ~16 ms, as the
+      // SCAN_CAP candidates of the indexed path). Past that, `more` says the answer is partial.
+      const slice = this.stmt(s, 'SELECT rank, kind, instr(address_lc, ?) > 0 AS hit FROM entries WHERE rank > ? ORDER BY rank LIMIT ?');
+      const cap = this.opts.scanRows ?? SCAN_ROWS;
+      let after = -1;
+      for (let read = 0; ; ) {
+        if (read >= cap) {
+          cut.reached = true;
+          return;
+        }
+        const rows = slice.all(value, after, Math.min(SCAN_SLICE, cap - read)) as { rank: number; kind: ResourceKind; hit: number }[];
+        if (!rows.length) return;
+        read += rows.length;
+        after = rows[rows.length - 1].rank;
+        for (const r of rows) if (r.hit && ok(r)) yield r.rank;
+      }
     }
     const row = this.stmt(s, 'SELECT address_lc a, kind FROM entries WHERE rank = ?');
     let seen = 0;
@@ -358,7 +385,10 @@ export class SqliteDirectoryReader implements DirectorySnapshotReader {
     let cursor = cursorOf(this.index(s, 'addr'), expr);
     if (kinds) cursor = allOf([cursor, anyOf([...kinds].map((k) => cursorOf(this.index(s, 'all'), { op: 'term', term: 'k_' + k.toLowerCase() })))]);
     for (const r of ranksOf(cursor)) {
-      if (++seen > SCAN_CAP) return;
+      if (++seen > SCAN_CAP) {
+        cut.reached = true;
+        return;
+      }
       const x = row.get(r) as { a: string; kind: ResourceKind } | undefined;
       if (x && x.a.includes(value) && ok(x)) yield r;
     }
