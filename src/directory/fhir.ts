@@ -379,8 +379,9 @@ export class FhirDirectory {
           seen.add(k);
           keys.push(k);
         }
-        if (keys.length >= want || !res.more || limit >= MAX_DEPTH) {
-          more = keys.length >= want || (res.more && limit >= MAX_DEPTH);
+        // Capped (the snapshot stopped at its cap on rows read): a larger limit reads the same rows.
+        if (keys.length >= want || !res.more || res.capped || limit >= MAX_DEPTH) {
+          more = keys.length >= want || (res.more && (limit >= MAX_DEPTH || !!res.capped));
           break;
         }
         limit = Math.min(MAX_DEPTH, limit * 2);

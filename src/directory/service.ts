@@ -71,6 +71,8 @@ export interface SearchResult {
   entries: DirectoryEntry[];
   /** More matches exist beyond this page. */
   more: boolean;
+  /** The national snapshot stopped at its cap on rows read (SearchPage.capped): a deeper page finds no more. */
+  capped?: boolean;
 }
 
 /** Deepest result a search pages to (offset + limit): beyond it, refine the query. */
@@ -280,6 +282,7 @@ export class DirectoryService {
     const out: DirectoryEntry[] = [];
     const seen = new Set<string>();
     let more = false;
+    let capped = false;
     for (const text of tiers) {
       const clauses = [...text, ...filters];
       // Ours first.
@@ -308,7 +311,9 @@ export class DirectoryService {
           fresh.push(e);
           if (fresh.length >= target) break;
         }
-        if (fresh.length >= target || !r.more || ask > 4 * MAX_DEPTH + local.addresses.size) {
+        if (r.capped) capped = true;
+        // Capped: a larger `ask` would read the same rows again.
+        if (fresh.length >= target || !r.more || r.capped || ask > 4 * MAX_DEPTH + local.addresses.size) {
           for (const e of fresh) {
             seen.add(e.address.toLowerCase());
             out.push(e);
@@ -323,7 +328,9 @@ export class DirectoryService {
         break;
       }
     }
-    return { entries: out.slice(offset, offset + limit), more: more || out.length > offset + limit };
+    const result: SearchResult = { entries: out.slice(offset, offset + limit), more: more || out.length > offset + limit };
+    if (capped) result.capped = true;
+    return result;
   }
 
   /** At most 10 suggestions for what is being typed (names first). */

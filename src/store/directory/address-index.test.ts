@@ -65,10 +65,11 @@ describe('address contains', () => {
         const inCap = within.filter((a) => a.includes(v));
         assert.deepEqual(r.entries.map((e) => e.address.toLowerCase()), inCap.slice(0, 500), v);
         assert.equal(r.more, true, `${v}: more, whether the page filled or the cap was reached`);
+        assert.equal(r.capped, inCap.length <= 500 ? true : undefined, `${v}: capped only when the cap stopped it`);
       }
       // A kind no scanned address has: nothing found, and `more` (the rest was not read).
       const none = await capped.search({ clauses: [], address: { value: 'zq', mode: 'contains' }, kinds: ['Organization'] }, 10);
-      assert.deepEqual(none, { entries: [], more: true });
+      assert.deepEqual(none, { entries: [], more: true, capped: true });
       // The default cap (far above this directory) reads it all: a complete answer, no `more`.
       const full = await reader.search({ clauses: [], address: { value: 'ab', mode: 'contains' } }, 3000);
       assert.deepEqual(full.entries.map((e) => e.address.toLowerCase()), addresses.filter((a) => a.includes('ab')));

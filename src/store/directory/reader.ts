@@ -291,7 +291,7 @@ export class SqliteDirectoryReader implements DirectorySnapshotReader {
       const candidates = this.addressCandidates(s, q.address, kinds, cut);
       const page = this.collect(candidates, byRank, (e) => !q.clauses.length || allClausesMatch(entryTokens(e), q.clauses), want, limit, out);
       // Stopped at a cap before the end: more may match (the caller narrows the query).
-      return cut.reached ? { entries: page.entries, more: true } : page;
+      return cut.reached ? { entries: page.entries, more: true, capped: true } : page;
     }
     const clauses = kinds ? [...q.clauses, kindsClause([...kinds])] : q.clauses;
     // Conditions the index cannot decide by itself (a word of the structure, profession or place
@@ -331,7 +331,9 @@ export class SqliteDirectoryReader implements DirectorySnapshotReader {
     } finally {
       it.return?.();
     }
-    return { entries: out.slice(0, limit), more: out.length > limit || seen > SCAN_CAP };
+    const page: SearchPage = { entries: out.slice(0, limit), more: out.length > limit || seen > SCAN_CAP };
+    if (seen > SCAN_CAP) page.capped = true;
+    return page;
   }
 
   /** Candidates (ranks, ascending) for an address condition, each checked against the value. */

@@ -25,6 +25,11 @@ export interface SearchPage {
   entries: DirectoryEntry[];
   /** True when more entries may match beyond `limit`. */
   more: boolean;
+  /**
+   * The search stopped at a cap on the rows it reads (reader.ts SCAN_CAP, SCAN_ROWS) before its
+   * candidates ran out: asking again with a larger limit reads the same rows (narrow the query).
+   */
+  capped?: boolean;
 }
 
 export interface Rejection {
