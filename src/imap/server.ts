@@ -29,28 +29,16 @@ export function createImapServer(services: ImapServices, implicitTls: boolean, l
   // Folder changes and resyncs reach every session of the listener through one subscription
   // (issue 15: three listeners per session, each with its closure, cost ~0.9 KB per idling
   // session). A session leaves `sessions` when its connection closes.
-  const changed = (e: { folderId: number }) => {
-    for (const session of sessions) session.changed(e);
-  };
-  const resync = () => {
-    for (const session of sessions) session.resync();
-  };
-  // RFC 5465 §5.4–5.7 (NOTIFY MailboxName, SubscriptionChange, metadata changes).
-  const folders = (change: FoldersChange) => {
-    for (const session of sessions) session.mailboxEvent({ kind: 'folders', change });
-  };
-  const grants = (e: { userId: number }) => {
-    for (const session of sessions) session.mailboxEvent({ kind: 'grants', userId: e.userId });
-  };
-  const metadata = (change: MetadataChange) => {
-    for (const session of sessions) session.mailboxEvent({ kind: 'metadata', change });
-  };
-  services.core.events.on('delivered', changed);
-  services.core.events.on('folder-changed', changed);
-  services.core.events.on('resync', resync);
-  services.core.events.on('folders-changed', folders);
-  services.core.events.on('grants-changed', grants);
-  services.core.events.on('metadata-changed', metadata);
+  // RFC 5465 §5.4–5.7 (NOTIFY MailboxName, SubscriptionChange, metadata changes): mailboxEvent.
+  const listeners: [string, (...args: any[]) => void][] = [
+    ['delivered', (e: { folderId: number }) => sessions.forEach((s) => s.changed(e))],
+    ['folder-changed', (e: { folderId: number }) => sessions.forEach((s) => s.changed(e))],
+    ['resync', () => sessions.forEach((s) => s.resync())],
+    ['folders-changed', (change: FoldersChange) => sessions.forEach((s) => s.mailboxEvent({ kind: 'folders', change }))],
+    ['grants-changed', (e: { userId: number }) => sessions.forEach((s) => s.mailboxEvent({ kind: 'grants', userId: e.userId }))],
+    ['metadata-changed', (change: MetadataChange) => sessions.forEach((s) => s.mailboxEvent({ kind: 'metadata', change }))],
+  ];
+  for (const [event, listener] of listeners) services.core.events.on(event, listener);
   const onSocket = (socket: net.Socket, secure: boolean) => {
     // Responses are often written in several pieces: without TCP_NODELAY each one waits ~40 ms
     // for the client's delayed ACK (measured by bench/imap-stress.ts).
@@ -97,12 +85,7 @@ export function createImapServer(services: ImapServices, implicitTls: boolean, l
       });
   server.once('close', () => {
     clearInterval(sweep);
-    services.core.events.off('delivered', changed);
-    services.core.events.off('folder-changed', changed);
-    services.core.events.off('resync', resync);
-    services.core.events.off('folders-changed', folders);
-    services.core.events.off('grants-changed', grants);
-    services.core.events.off('metadata-changed', metadata);
+    for (const [event, listener] of listeners) services.core.events.off(event, listener);
   });
   server.on('tlsClientError', () => {});
   // Counted at the TCP connection, before any TLS work: over a limit, a STARTTLS listener says
