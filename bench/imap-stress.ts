@@ -349,6 +349,26 @@ export interface CaduceeChild {
 }
 
 /**
+ * stop() of a server child: SIGTERM, then SIGKILL after `killAfterMs`; registered as a cleanup,
+ * and the child is killed if this process exits first.
+ */
+function stopperOf(child: ChildProcess, what: string, killAfterMs: number): () => Promise<void> {
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+    await exited;
+    clearTimeout(timer);
+  };
+  onCleanup(what, stop);
+  process.on('exit', () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return stop;
+}
+
+/**
  * `caducee demo --dir DIR --json --ephemeral-ports` in a child process (its own event loop);
  * resolves with the layout it prints once listening (`demoArgs`: more `caducee demo` options,
  * e.g. --postgres URL --nodes N). `nofile` raises the child's open-files
@@ -375,18 +395,7 @@ export async function startCaducee(
   child.stderr!.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-16_384);
   });
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
-  };
-  onCleanup('stop the Caducée demo child', stop);
-  process.on('exit', () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
+  const stop = stopperOf(child, 'stop the Caducée demo child', 10_000);
   // 3 minutes: a 2-core machine shared with other work can take more than one to start the demo.
   const timeoutMs = o.startupTimeoutMs ?? 180_000;
   const layout = await new Promise<DemoLayout>((resolve, reject) => {
@@ -435,18 +444,8 @@ export async function startWorkers(
   let stderr = '';
   let warnings = '';
   child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-16_384)));
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 25_000);
-    await exited;
-    clearTimeout(timer);
-  };
-  onCleanup('stop caducee start --workers', stop);
-  process.on('exit', () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
+  // The primary gives its workers 20 s to stop.
+  const stop = stopperOf(child, 'stop caducee start --workers', 25_000);
   const up = await new Promise<{ ports: OperatorPorts; workerPids: number[] }>((resolve, reject) => {
     let out = '';
     let ports: (OperatorPorts & { pid?: number }) | undefined;
