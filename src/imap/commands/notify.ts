@@ -166,8 +166,14 @@ function statusLine(ctx: SessionContext, name: string, v: Record<string, number>
 
 /**
  * STATUS responses for the watched folders that changed (§5.1–5.3): MESSAGES and UIDNEXT for
- * MessageNew/MessageExpunge (with HIGHESTMODSEQ once CONDSTORE is enabled), UNSEEN — or
- * UIDVALIDITY and HIGHESTMODSEQ with CONDSTORE — for FlagChange; only when one of them changed.
+ * MessageNew (and the pair), MESSAGES for a lone MessageExpunge (with HIGHESTMODSEQ once CONDSTORE
+ * is enabled), UNSEEN — or UIDVALIDITY and HIGHESTMODSEQ with CONDSTORE — for FlagChange; only
+ * when an event the folder is watched for happened (a folder watched for one event alone — the
+ * deviation from §5 that grammar.ts accepts — hears of that event only). Which events happened is
+ * read from the values last reported: UIDNEXT moved → messages were appended (§5.2); fewer
+ * messages than the last count plus those appended → some were expunged (§5.3, UIDs are never
+ * reused); UNSEEN, or with CONDSTORE HIGHESTMODSEQ, moved → flags changed (§5.1). Without values
+ * reported yet (NOTIFY without STATUS) any change is reported.
  */
 export async function sendNotifyStatus(ctx: SessionContext): Promise<void> {
   const n = ctx.notify;
@@ -182,13 +188,18 @@ export async function sendNotifyStatus(ctx: SessionContext): Promise<void> {
     const r = await ctx.s.core.imapRights(ctx.user!, w.access.mailbox);
     if (!r.includes('r')) continue;
     const items: string[] = [];
-    if (w.events.has('MESSAGENEW') || w.events.has('MESSAGEEXPUNGE')) items.push('MESSAGES', 'UIDNEXT');
+    if (w.events.has('MESSAGENEW')) items.push('MESSAGES', 'UIDNEXT');
+    else if (w.events.has('MESSAGEEXPUNGE')) items.push('MESSAGES');
     if (w.events.has('FLAGCHANGE')) items.push(...(ctx.condstore ? ['UIDVALIDITY'] : ['UNSEEN']));
-    if (ctx.condstore && !items.includes('HIGHESTMODSEQ')) items.push('HIGHESTMODSEQ');
+    if (ctx.condstore) items.push('HIGHESTMODSEQ');
     const v = await statusValues(ctx, w);
-    const changed = items.filter((i) => i !== 'UIDVALIDITY' && i !== 'HIGHESTMODSEQ').some((i) => w.last?.[i] !== v[i]) || (ctx.condstore && w.last?.HIGHESTMODSEQ !== v.HIGHESTMODSEQ);
+    const last = w.last;
     w.last = v;
-    if (changed) ctx.write(statusLine(ctx, w.name, v, items));
+    const appended = !last || v.UIDNEXT !== last.UIDNEXT;
+    const expunged = !last || v.MESSAGES < last.MESSAGES + (v.UIDNEXT - last.UIDNEXT);
+    const flagged = !last || (ctx.condstore ? v.HIGHESTMODSEQ !== last.HIGHESTMODSEQ : v.UNSEEN !== last.UNSEEN);
+    const happened = (w.events.has('MESSAGENEW') && appended) || (w.events.has('MESSAGEEXPUNGE') && expunged) || (w.events.has('FLAGCHANGE') && flagged);
+    if (happened) ctx.write(statusLine(ctx, w.name, v, items));
   }
 }
 
