@@ -118,6 +118,46 @@ describe('IMAP NOTIFY (RFC 5465)', () => {
     assert.deepEqual(heard(2), ['* STATUS Lone (UNSEEN 0)', '* STATUS Lone (UNSEEN 1)']);
   });
 
+  test('NOTIFICATIONOVERFLOW: events piling up during a long command are dropped and NOTIFY is off (RFC 5465 §5.8)', { timeout: 120_000 }, async () => {
+    const a = await session();
+    const b = await session();
+    // A FETCH of 16 MiB that a client not reading keeps running (the server waits for the socket).
+    const line = 'x'.repeat(9998) + '\r\n';
+    const big = `From: a@a.mssante.test\r\nSubject: big\r\n\r\n${line.repeat(100)}`;
+    await b.cmd('CREATE Gros');
+    await b.cmd(`APPEND Gros {${big.length}+}\r\n${big}`);
+    await b.cmd('SELECT Gros');
+    for (let i = 0; i < 4; i++) await b.cmd('COPY 1:* Gros');
+    await a.cmd('NOTIFY SET (PERSONAL (MailboxMetadataChange))');
+    await a.cmd('SELECT Gros');
+    const from = a.lines.length;
+    const tag = a.nextTag;
+    a.pause();
+    a.send(`${tag} FETCH 1:* BODY.PEEK[]\r\n`);
+    await new Promise((r) => setTimeout(r, 200));
+    // Meanwhile another session changes 1,600 entries (100 per command: set, then removed).
+    const entries = Array.from({ length: 100 }, (_, i) => `/private/e${i}`);
+    for (let k = 0; k < 16; k++) await b.cmd(`SETMETADATA INBOX (${entries.map((e) => `${e} ${k % 2 ? 'NIL' : '"v"'}`).join(' ')})`);
+    a.resume();
+    const end = await a.waitLine((l) => l.startsWith(`${tag} `), from, 60_000);
+    assert.match(a.lines[end]!, new RegExp(`^${tag} OK`));
+    const during = a.lines.slice(from, end);
+    const firstFetch = during.findIndex((l) => /^\* 1 FETCH /.test(l));
+    assert.ok(firstFetch >= 0);
+    assert.equal(during.filter((l) => l.startsWith('* OK [NOTIFICATIONOVERFLOW]')).length, 1, 'one overflow response, before the tagged OK');
+    assert.deepEqual(during.slice(firstFetch).filter((l) => l.startsWith('* METADATA')), [], 'the waiting list was dropped');
+    // As after NOTIFY NONE: nothing more…
+    let after = a.lines.length;
+    await b.cmd('SETMETADATA INBOX (/shared/comment "encore")');
+    await a.cmd('NOOP');
+    assert.ok(!a.lines.slice(after).some((l) => l.startsWith('* METADATA') || l.includes('NOTIFICATIONOVERFLOW')), a.lines.slice(after).join('\n'));
+    // …until the client sets NOTIFY again.
+    await a.cmd('NOTIFY SET (PERSONAL (MailboxMetadataChange))');
+    after = a.lines.length;
+    await b.cmd('SETMETADATA INBOX (/shared/comment NIL)');
+    await a.waitLine((l) => l === '* METADATA INBOX /shared/comment', after);
+  });
+
   test('a folder of a mailbox whose read grant is withdrawn is no longer reported (RFC 5465 §5.9)', async () => {
     const [claire, secretary] = d.layout.operators[0].users;
     const org = secretary.addresses[0]; // the secretary's ORG mailbox, readable by Claire
