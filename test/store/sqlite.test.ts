@@ -3,10 +3,10 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import path from 'node:path';
-import { HEADER_INDEX_VERSION } from '../../src/mail/header-index.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
 import { MIGRATIONS } from '../../src/store/sqlite/migrations.js';
 import { tempDir } from '../helpers.js';
+import { assertRecomputed, messageWithOldIndexRow } from '../support/reindex-fixture.js';
 import { storeContract } from './contract.js';
 
 const tmp = tempDir('caducee-store-contract-');
@@ -64,23 +64,12 @@ test('migration 26 drops the header index rows: the messages are searched by rea
   // the old decoding), flagged indexed.
   const file = path.join(tmp.dir, 'reindex', 'caducee.db');
   const s = SqliteStore.open(file);
-  const mb = await s.createMailbox({ address: 'r@op.test', type: 'PER', displayName: 'R', ownerUserId: null, practitionerId: null, structureId: null, listeRouge: false });
-  const box = (await s.getFolder(mb.id, 'INBOX'))!;
-  const blob = 'b'.repeat(64);
-  await s.appendMessage(box.id, { blobId: blob, size: 5, flags: [], internalDate: new Date() });
-  await s.setSearchHeaders(blob, HEADER_INDEX_VERSION, { s_subject: Buffer.from('Ã\x89bauche', 'utf8') });
-  assert.deepEqual(await s.blobsWithoutSearchHeaders(10), []);
-  assert.deepEqual((await s.searchHeaderCandidates(box.id, 's_subject', Buffer.from('bauche'), HEADER_INDEX_VERSION, 1)).matched, [1]);
+  const folderId = await messageWithOldIndexRow(s);
   s.db.exec('DELETE FROM schema_migrations WHERE version = 26');
   await s.close();
   const t = SqliteStore.open(file);
   assert.equal(t.schemaVersion(), SQLITE_LATEST);
   assert.equal((t.db.prepare('SELECT COUNT(*) n FROM search_headers').get() as { n: number }).n, 0);
-  assert.equal(await t.hasSearchHeaders(blob, HEADER_INDEX_VERSION), false);
-  assert.deepEqual(await t.blobsWithoutSearchHeaders(10), [blob], 'the backfill takes it');
-  assert.deepEqual(await t.searchHeaderCandidates(box.id, 's_subject', Buffer.from('bauche'), HEADER_INDEX_VERSION, 1), { matched: [], unindexed: [1] });
-  // Recorded again: indexed again.
-  await t.setSearchHeaders(blob, HEADER_INDEX_VERSION, { s_subject: Buffer.from('ébauche', 'utf8') });
-  assert.deepEqual(await t.searchHeaderCandidates(box.id, 's_subject', Buffer.from('ébauche'), HEADER_INDEX_VERSION, 1), { matched: [1], unindexed: [] });
+  await assertRecomputed(t, folderId);
   await t.close();
 });
