@@ -35,36 +35,6 @@ export function immediateTransactions(db: Database.Database): void {
   }) as typeof db.transaction;
 }
 
-/** How long a write waits for SQLite's write lock held by another process (the connection's busy_timeout). */
-export const BUSY_TIMEOUT_MS = 5000;
-
-/**
- * `fn` in an IMMEDIATE transaction whose wait for the write lock leaves the event loop free:
- * with `caducee start --workers N`, another process may hold SQLite's one write lock, and
- * SQLite's own busy handler sleeps inside the call (better-sqlite3 is synchronous), blocking
- * everything else this process does. Here the lock is tried without waiting (busy_timeout 0)
- * and, while another process holds it, tried again after 1 ms timers, up to BUSY_TIMEOUT_MS;
- * then SQLITE_BUSY as before. One process alone never waits (its one connection).
- */
-export async function writeWhenFree<T>(db: Database.Database, fn: () => T, o: { transient?: boolean } = {}): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    // Each attempt sets and restores its pragmas without yielding: nothing else of this
-    // connection runs in between (transient: SqliteStore's #transient, a commit not fsynced).
-    db.pragma('busy_timeout = 0');
-    if (o.transient) db.pragma('synchronous = NORMAL');
-    try {
-      return db.transaction(fn).immediate();
-    } catch (e: any) {
-      if (e?.code !== 'SQLITE_BUSY' || Date.now() - t0 >= BUSY_TIMEOUT_MS) throw e;
-    } finally {
-      if (o.transient) db.pragma('synchronous = FULL');
-      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    }
-    await new Promise((r) => setTimeout(r, 1));
-  }
-}
-
 /** One SQLite connection and its prepared statements. */
 export class SqliteConnection {
   private readonly statements = new Map<string, Database.Statement>();

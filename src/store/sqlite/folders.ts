@@ -1,7 +1,7 @@
 // Folders and their messages (FolderStore) in SQLite: UIDs, flags, MODSEQ, expunge, copy and move.
 import type { AppendedMessage, FlagUpdate, FolderMessage, FolderStatus, FolderStore } from '../types.js';
 import type Database from 'better-sqlite3';
-import { SqlitePart, wrapUnique, writeWhenFree } from './connection.js';
+import { SqlitePart, wrapUnique } from './connection.js';
 import { rowFolder, rowFolderMessage, rowMessage, splitFlags } from '../rows.js';
 import { nextFlags, normaliseFlags } from '../flags.js';
 import { checkSearchColumns, writeAnalysis } from './blob-meta.js';
@@ -222,7 +222,7 @@ export class SqliteFolders extends SqlitePart implements FolderStore {
   async appendMessages(folderId: number, ms: AppendedMessage[]) {
     const rows = ms.map((m) => [m.blobId, m.size, m.internalDate.toISOString(), normaliseFlags(m.flags).join(' ')] as const);
     for (const m of ms) if (m.analysis) checkSearchColumns(m.analysis.searchHeaders.columns);
-    return writeWhenFree(this.db, () => {
+    return this.db.transaction(() => {
       // The analyses first (issue 15: in the messages' own commit): the rows inserted below find
       // their header search row (the trigger of migration 17 marks them indexed).
       for (const m of ms) if (m.analysis) writeAnalysis(this.connection, m.blobId, m.analysis);
@@ -236,7 +236,7 @@ export class SqliteFolders extends SqlitePart implements FolderStore {
       const ins = this.q('INSERT INTO messages (folder_id, uid, blob_id, size, internal_date, flags, modseq) VALUES (?, ?, ?, ?, ?, ?, ?)');
       rows.forEach((r, i) => ins.run(folderId, f.first + i, r[0], r[1], r[2], r[3], f.highest_modseq));
       return { uids: rows.map((_, i) => f.first + i), modseq: f.highest_modseq };
-    });
+    })();
   }
 
   async storeFlags(folderId: number, uids: number[], op: 'set' | 'add' | 'remove', flags: string[], unchangedSince?: number) {

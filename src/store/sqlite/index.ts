@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { AbsenceStore, AccountStore, CredentialStore, DeliveryStore, FolderStore, HttpSessionStore, LeaseStore, LockoutStore, MailboxStore, PatientStore, RulesStore, Store, TraceStore, TrackingStore, IntegrationStore, SealedValueStore, UrlAuthKeyStore, UsageStore, MetadataStore } from '../types.js';
 import { SqliteAbsences } from './absences.js';
 import { SqliteAccounts } from './accounts.js';
-import { BUSY_TIMEOUT_MS, immediateTransactions, now, SqliteConnection, writeWhenFree, type SqlitePart } from './connection.js';
+import { immediateTransactions, now, SqliteConnection, type SqlitePart } from './connection.js';
 import { SqliteCredentials } from './credentials.js';
 import { SqliteDelivery } from './delivery.js';
 import { SqliteFolders } from './folders.js';
@@ -112,7 +112,7 @@ export class SqliteStore implements Store {
     // synchronous=FULL: a commit is on disk before we acknowledge (architecture invariant 1).
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
-    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    db.pragma('busy_timeout = 5000');
     immediateTransactions(db);
     const store = new SqliteStore(db);
     store.connection.sealer = opts.sealer;
@@ -172,8 +172,7 @@ export class SqliteStore implements Store {
 
   async pinBlobs(pins: { blobId: string; token: string }[], now: number, pinMs: number, removalLeaseMs: number) {
     if (pins.length === 0) return [];
-    // A batch's pins (MULTIAPPEND): waiting for another process's write lock leaves the event loop free.
-    return writeWhenFree(this.db, () => pins.map((p) => this.#pin(p.blobId, p.token, now, pinMs, removalLeaseMs)), { transient: true });
+    return this.#transient(() => pins.map((p) => this.#pin(p.blobId, p.token, now, pinMs, removalLeaseMs)));
   }
 
   #pin(blobId: string, token: string, now: number, pinMs: number, removalLeaseMs: number): boolean {
