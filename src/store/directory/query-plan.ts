@@ -134,6 +134,11 @@ export function namesByNamespace(clauses: Clause[], expand: Expand): Expr | null
   return sides.length ? or(sides) : null;
 }
 
+/** The cursors a plan opens on its terms and prefixes (a leapfrog step may seek each of them). */
+export function termCount(e: Expr): number {
+  return e.op === 'and' || e.op === 'or' ? e.of.reduce((n, x) => n + termCount(x), 0) : 1;
+}
+
 /** idx_names holds the prefixes of up to this many characters of every name word as terms ("*mar"). */
 const NAME_PREFIX_TERMS = 3;
 

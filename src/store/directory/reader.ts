@@ -12,7 +12,7 @@ import type { DirectoryEntry, ResourceKind } from '../../directory-model/entry.j
 import { allClausesMatch } from '../../directory-model/match.js';
 import { entryTokens } from '../../directory-model/tokens.js';
 import { allOf, anyOf, cursorOf, ListCache, LOAD_AFTER, postingsTable, ranksOf, SliceCursor, type Cursor, type Expr, type PostingsTable } from './postings.js';
-import { containsExpression, Domains, EXPAND_MAX, kindsClause, namesByNamespace, planQuery, type Expand } from './query-plan.js';
+import { containsExpression, Domains, EXPAND_MAX, kindsClause, namesByNamespace, planQuery, termCount, type Expand } from './query-plan.js';
 import { keyIndexed, NAME_PREFIXES } from './vocabulary.js';
 import { decodeEntry, SCHEMA_VERSION, SNAPSHOT_FILE } from './snapshot-format.js';
 import type { DirectorySnapshotReader, IndexQuery, SearchPage, SnapshotInfo } from './types.js';
@@ -301,13 +301,15 @@ export class SqliteDirectoryReader implements DirectorySnapshotReader {
     if (clauses.length && clauses.every((c) => c.column === 'names')) {
       // Names only (name search, autocomplete): the names index decides alone; its prefix
       // terms serve prefixes of up to 3 characters directly.
-      // Two words or more: in idx_all, persons and structures apart, when the words expand.
+      const plan = planQuery(clauses, this.expander(s, 4, ['n_', 'm_']), 'names');
+      if (!plan) return { entries: [], more: false };
+      // Two words or more: in idx_all, persons and structures apart, when the words expand there
+      // into no more term cursors than idx_names needs (a leapfrog seeks each at every step: "le
+      // r sain" is two prefix terms in idx_names, 16 whole terms in idx_all).
       const all = this.expander(s, 1);
       const split = all ? namesByNamespace(clauses, all) : undefined;
       if (split === null) return { entries: [], more: false };
-      if (split) return this.collect(this.matches(s, 'all', split), byRank, () => true, want, limit, out);
-      const plan = planQuery(clauses, this.expander(s, 4, ['n_', 'm_']), 'names');
-      if (!plan) return { entries: [], more: false };
+      if (split && termCount(split) <= termCount(plan.expr)) return this.collect(this.matches(s, 'all', split), byRank, () => true, want, limit, out);
       const check = plan.check;
       candidates = this.matches(s, 'names', plan.expr);
       return this.collect(candidates, byRank, (e) => !check.length || allClausesMatch(entryTokens(e), check), want, limit, out);
