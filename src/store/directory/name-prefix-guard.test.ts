@@ -6,37 +6,26 @@
 // taken from one entry (matches) and from different entries (mostly none), compound words and
 // prefixes of three characters or fewer (no guard) among them.
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { extractionText, writeExtraction } from '../../../test/directory-fixture.js';
-import { tempDir } from '../../../test/helpers.js';
+import { importedReader } from '../../../test/directory-fixture.js';
 import type { DirectoryEntry } from '../../directory-model/entry.js';
 import { allClausesMatch, type Clause } from '../../directory-model/match.js';
 import { words } from '../../directory-model/normalize.js';
 import { entryTokens } from '../../directory-model/tokens.js';
-import { importExtraction } from '../../directory/import.js';
 import { namesByNamespace, planQuery } from './query-plan.js';
-import { SqliteDirectoryReader } from './reader.js';
-import { SqliteSnapshotWriter } from './snapshot-writer.js';
+import type { SqliteDirectoryReader } from './reader.js';
 
 describe('names-only searches led by the prefix terms of their words', () => {
-  let dir: string;
   let cleanup = () => {};
   let reader: SqliteDirectoryReader;
   let everything: DirectoryEntry[];
   before(async () => {
-    ({ dir, cleanup } = tempDir());
-    const dataDir = path.join(dir, 'data');
     const extra = [
       { balType: 'PER', address: 'jp.dalembert2@k.mssante.fr', family: "D'Alembert", given: 'Jean-Pierre' },
       { balType: 'PER', address: 'marie.d.arcy@k.mssante.fr', family: 'D Arcy', given: 'Marie' },
       { balType: 'PER', address: 'martine.saintonge@k.mssante.fr', family: 'Saintonge', given: 'Martine' },
     ];
-    const file = writeExtraction(dir, 'ext.txt', extractionText(extra, { noise: 2000 }));
-    const s = await importExtraction({ file, writer: await SqliteSnapshotWriter.open(dataDir, { threaded: false }) });
-    reader = new SqliteDirectoryReader(dataDir, { recheckMs: 0, warm: false });
-    everything = reader.searchSync({ clauses: [] }, 100_000).entries;
-    assert.equal(everything.length, s.imported);
+    ({ reader, everything, cleanup } = await importedReader(extra, 2000));
   });
   after(async () => {
     await reader.close();
