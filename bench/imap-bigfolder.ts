@@ -5,9 +5,17 @@
 //
 //   node --import tsx bench/imap-bigfolder.ts [--messages N] [--fill multiappend|append]
 //        [--batch B] [--connections C] [--repeat R] [--target caducee|dovecot|both]
-//        [--server-nodelay] [--cpu-prof DIR] [--encrypt] [--fill-only] [--json]
+//        [--server-nodelay] [--cpu-prof DIR] [--encrypt] [--workers N] [--fill-only] [--json]
 //
 // --fill-only: stop after the fill (its rate and server CPU), no timed commands.
+//
+// --workers N: Caducée runs as `caducee start --workers N` (node:cluster: the primary hands the
+// connections to the workers in turn, so the fill's connections land on different processes) on
+// a space prepared by this script, instead of the one-process demo; server CPU is the whole
+// process tree's, and the fill's CPU per process is printed.
+//
+// After the fill, every target is checked: `UID SEARCH ALL` gives N distinct UIDs, strictly
+// increasing, and (where QUOTA answers) the usage grew by N messages and their size.
 //
 // --encrypt: Caducée's demo with encryption at rest (caducee demo --encrypt: a key file, message
 // files and the header search index sealed; docs/encryption.md).
@@ -26,6 +34,7 @@ import {
   intOption,
   otherCpus,
   parseArgsOrUsage,
+  procCpuMs,
   snapshotProcesses,
 } from './common.js';
 import {
@@ -62,6 +71,8 @@ interface Options {
   cpuProf?: string;
   /** `caducee demo --encrypt`: encryption at rest (sealed message files and header search rows). */
   encrypt: boolean;
+  /** Caducée as `caducee start --workers N` instead of the demo. */
+  workers?: number;
   /** Stop after the fill. */
   fillOnly: boolean;
   json: boolean;
@@ -69,7 +80,7 @@ interface Options {
 
 function usage(msg: string): never {
   process.stderr.write(
-    `imap-bigfolder: ${msg}\nusage: node --import tsx bench/imap-bigfolder.ts [--messages N] [--fill multiappend|append] [--batch B] [--connections C] [--repeat R] [--target caducee|dovecot|both] [--server-nodelay] [--cpu-prof DIR] [--encrypt] [--fill-only] [--json]\n`,
+    `imap-bigfolder: ${msg}\nusage: node --import tsx bench/imap-bigfolder.ts [--messages N] [--fill multiappend|append] [--batch B] [--connections C] [--repeat R] [--target caducee|dovecot|both] [--server-nodelay] [--cpu-prof DIR] [--encrypt] [--workers N] [--fill-only] [--json]\n`,
   );
   process.exit(2);
 }
@@ -87,6 +98,7 @@ async function parseOptions(argv: string[]): Promise<Options> {
       'server-nodelay': { type: 'boolean', default: false },
       'cpu-prof': { type: 'string' },
       encrypt: { type: 'boolean', default: false },
+      workers: { type: 'string' },
       'fill-only': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
@@ -97,6 +109,8 @@ async function parseOptions(argv: string[]): Promise<Options> {
   const haveDovecot = (await dovecotInstalled()) && process.getuid?.() === 0;
   const target = dovecotTargetOption(v.target, haveDovecot, usage);
   if (v.encrypt && target !== 'caducee') usage('--encrypt applies to Caducée only: use --target caducee');
+  if (v.encrypt && v.workers !== undefined) usage('--encrypt runs Caducée as the demo, not --workers');
+  if (v.workers !== undefined && v['server-nodelay']) usage('--server-nodelay runs Caducée as the demo, not --workers');
   if (target !== 'caducee' && !haveDovecot) usage('Dovecot must be installed (dovecot-imapd) and this must run as root for --target dovecot|both');
   return {
     messages: int(v.messages!, 'messages', 100, 500_000),
@@ -108,6 +122,7 @@ async function parseOptions(argv: string[]): Promise<Options> {
     serverNodelay: v['server-nodelay']!,
     cpuProf: v['cpu-prof'] ? path.resolve(v['cpu-prof']) : undefined,
     encrypt: v.encrypt!,
+    workers: v.workers === undefined ? undefined : int(v.workers, 'workers', 1, 8),
     fillOnly: v['fill-only']!,
     json: v.json!,
   };
@@ -150,11 +165,24 @@ async function connect(t: Target, label: string): Promise<RawImap> {
   return client;
 }
 
-/** Fills FOLDER with o.messages messages over o.connections connections; prints progress. */
-async function fillFolder(t: Target, o: Options, log: (s: string) => void): Promise<number> {
+/** The quota root's STORAGE usage of FOLDER (KiB, RFC 9208 §5.1); undefined where QUOTA does not answer. */
+async function storageKb(c: RawImap): Promise<number | undefined> {
+  const r = await c.command(`GETQUOTAROOT ${imapQuote(FOLDER)}`);
+  if (r.status !== 'OK') return undefined;
+  const m = r.untagged.map((l) => /^\* QUOTA .*\(.*\bSTORAGE (\d+) \d+/i.exec(l)).find(Boolean);
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * Fills FOLDER with o.messages messages over o.connections connections; prints progress. Returns
+ * the fill's wall time, the bytes APPENDed and the quota usage before the fill.
+ */
+async function fillFolder(t: Target, o: Options, log: (s: string) => void): Promise<{ ms: number; bytes: number; storageKbBefore?: number }> {
   const conns = await Promise.all(Array.from({ length: o.connections }, (_, k) => connect(t, `f${k}x`)));
   const r = await conns[0].command(`CREATE ${imapQuote(FOLDER)}`);
   if (r.status !== 'OK') throw new Error(`CREATE ${FOLDER}: ${r.status} ${r.text}`);
+  const storageKbBefore = await storageKb(conns[0]);
+  let bytes = 0;
   let next = 0;
   let done = 0;
   let lastReport = 0;
@@ -182,6 +210,7 @@ async function fillFolder(t: Target, o: Options, log: (s: string) => void): Prom
         const parts: (string | Buffer)[] = [`APPEND ${imapQuote(FOLDER)}`];
         for (let i = first; i < first + n; i++) {
           const [head, raw] = appendCommand(FOLDER, message(i), flagsOf(i));
+          bytes += (raw as Buffer).length;
           // appendCommand gives `APPEND "Big" (flags) {n+}\r\n`; keep what follows the mailbox.
           parts.push(' ' + (head as string).slice(`APPEND ${imapQuote(FOLDER)} `.length), raw);
         }
@@ -199,7 +228,56 @@ async function fillFolder(t: Target, o: Options, log: (s: string) => void): Prom
   );
   const ms = performance.now() - t0;
   await Promise.all(conns.map((c) => c.logout()));
-  return ms;
+  return { ms, bytes, storageKbBefore };
+}
+
+/**
+ * What the fill stored, checked (not timed): as many messages as APPENDed, their UIDs distinct and
+ * strictly increasing in sequence order, UIDNEXT above the last, STATUS SIZE (RFC 8438, summed over
+ * the messages) the bytes APPENDed, and the quota usage (Caducée: per-folder counters kept by
+ * triggers) grown by as much. Throws on a mismatch.
+ */
+async function checkFill(t: Target, o: Options, fill: { bytes: number; storageKbBefore?: number }, log: (s: string) => void): Promise<void> {
+  const c = await connect(t, 'k');
+  try {
+    const st = await c.command(`STATUS ${imapQuote(FOLDER)} (MESSAGES UIDNEXT SIZE)`);
+    const status = st.status === 'OK' ? st : await c.command(`STATUS ${imapQuote(FOLDER)} (MESSAGES UIDNEXT)`);
+    if (status.status !== 'OK') throw new Error(`STATUS ${FOLDER}: ${status.status} ${status.text}`);
+    const item = (k: string) => {
+      const m = new RegExp(`\\b${k} (\\d+)`, 'i').exec(status.untagged.join(' '));
+      return m ? Number(m[1]) : undefined;
+    };
+    const sel = await c.command(`EXAMINE ${imapQuote(FOLDER)}`, { keep: false });
+    if (sel.status !== 'OK') throw new Error(`EXAMINE ${FOLDER}: ${sel.status} ${sel.text}`);
+    const f = await c.command('FETCH 1:* (UID)');
+    if (f.status !== 'OK') throw new Error(`FETCH 1:* (UID): ${f.status} ${f.text}`);
+    const uids = f.untagged.map((l) => /^\* (\d+) FETCH \(.*\bUID (\d+)/i.exec(l)).filter((m) => m !== null).map((m) => [Number(m[1]), Number(m[2])]);
+    const problems: string[] = [];
+    if (item('MESSAGES') !== o.messages) problems.push(`STATUS MESSAGES ${item('MESSAGES')}, expected ${o.messages}`);
+    if (uids.length !== o.messages) problems.push(`${uids.length} FETCH (UID) responses, expected ${o.messages}`);
+    uids.sort((a, b) => a[0] - b[0]);
+    for (let i = 0; i < uids.length; i++) {
+      if (uids[i][0] !== i + 1) problems.push(`sequence numbers not 1..N (position ${i}: ${uids[i][0]})`);
+      else if (i > 0 && uids[i][1] <= uids[i - 1][1]) problems.push(`UID ${uids[i][1]} at ${i + 1} does not follow UID ${uids[i - 1][1]}`);
+      if (problems.length > 5) break;
+    }
+    const last = uids.length ? uids[uids.length - 1][1] : 0;
+    if (item('UIDNEXT') !== undefined && item('UIDNEXT')! <= last) problems.push(`UIDNEXT ${item('UIDNEXT')} not above the last UID ${last}`);
+    const size = item('SIZE');
+    if (size !== undefined && size !== fill.bytes) problems.push(`STATUS SIZE ${size}, expected the ${fill.bytes} bytes APPENDed`);
+    const after = await storageKb(c);
+    let quota = 'no QUOTA';
+    if (after !== undefined && fill.storageKbBefore !== undefined) {
+      const grown = after - fill.storageKbBefore;
+      // RFC 9208 §5.1: KiB rounded up, before and after: within one of the bytes' KiB.
+      if (Math.abs(grown - fill.bytes / 1024) > 1) problems.push(`quota STORAGE grew by ${grown} KiB, expected ${(fill.bytes / 1024).toFixed(1)}`);
+      quota = `quota STORAGE +${grown} KiB`;
+    }
+    if (problems.length) throw new Error(`${t.name}: the fill's result is wrong: ${problems.join('; ')}`);
+    log(`  ${t.name}: checked: ${uids.length} messages, UIDs ${uids[0]?.[1]}..${last} strictly increasing, UIDNEXT ${item('UIDNEXT')}${size !== undefined ? `, SIZE ${size} B` : ''}, ${quota}`);
+  } finally {
+    await c.logout();
+  }
 }
 
 async function timeCommands(t: Target, o: Options, log: (s: string) => void): Promise<{ timings: Timing[]; rssAfterSelectKb: number }> {
@@ -281,12 +359,18 @@ async function timeCommands(t: Target, o: Options, log: (s: string) => void): Pr
 async function runTarget(t: Target, o: Options, log: (s: string) => void): Promise<BigResult> {
   log(`  ${t.name}: filling ${FOLDER} with ${f0(o.messages)} messages (${o.fill === 'multiappend' ? `MULTIAPPEND batches of ${o.batch}, 2 in flight` : 'single LITERAL+ APPENDs, 32 in flight'} per connection, ${o.connections} connection(s))…`);
   const cpu0 = t.serverCpuMs();
+  const perPid0 = new Map([...t.serverPids()].map((pid) => [pid, procCpuMs(pid, false)]));
   const snap0 = snapshotProcesses();
-  const fillMs = await fillFolder(t, o, log);
+  const fill = await fillFolder(t, o, log);
+  const fillMs = fill.ms;
   const fillServerCpuMs = t.serverCpuMs() - cpu0;
   const snap1 = snapshotProcesses();
   const otherCpusFill = otherCpus(snap0, snap1, new Set([process.pid, ...t.serverPids()]), fillMs);
   log(`  ${t.name}: filled in ${f1(fillMs / 1000)} s = ${f0((o.messages * 1000) / fillMs)} msg/s${disturbance(otherCpusFill)}`);
+  // Where the server's CPU went: one figure per process (several for Dovecot and --workers).
+  const perPid = [...t.serverPids()].map((pid) => [pid, procCpuMs(pid, false) - (perPid0.get(pid) ?? 0)] as const).filter(([, ms]) => ms >= 10);
+  if (perPid.length > 1) log(`  ${t.name}: fill CPU by process: ${perPid.map(([pid, ms]) => `${pid} ${f2(ms / 1000)} s`).join(', ')}`);
+  await checkFill(t, o, fill, log);
   const rssAfterFillKb = t.serverRssKb();
   if (o.fillOnly) return { target: t.name, messages: o.messages, fillMs, fillServerCpuMs, rssAfterFillKb, rssAfterSelectKb: NaN, timings: [], otherCpusFill, otherCpusTimed: 0 };
   const t1 = performance.now();
@@ -305,6 +389,7 @@ async function main(): Promise<number> {
   out(`  workload     ${f0(opts.messages)} messages (~620 B each; 1 in ${UNSEEN_EVERY} unseen, 1 in ${RARE} with "${RARE_WORD}" in its Subject) APPENDed to "${FOLDER}" over IMAPS,`);
   out(`               ${opts.fill === 'multiappend' ? `MULTIAPPEND batches of ${opts.batch}` : 'single APPENDs (LITERAL+, pipelined)'}, ${opts.connections} connection(s); then each command ${opts.repeat} times on a fresh connection`);
   if (opts.encrypt) out('  encryption   at rest (caducee demo --encrypt): message files and header search rows sealed');
+  if (opts.workers !== undefined) out(`  caducee      \`caducee start --workers ${opts.workers}\` (node:cluster, round robin; server CPU = the primary and its workers)`);
 
   const base = benchDir('caducee-imap-bigfolder-');
   chmodSync(base, 0o755); // Dovecot's mail processes (nobody) must traverse it

@@ -349,6 +349,26 @@ export interface CaduceeChild {
 }
 
 /**
+ * stop() of a server child: SIGTERM, then SIGKILL after `killAfterMs`; registered as a cleanup,
+ * and the child is killed if this process exits first.
+ */
+function stopperOf(child: ChildProcess, what: string, killAfterMs: number): () => Promise<void> {
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+    await exited;
+    clearTimeout(timer);
+  };
+  onCleanup(what, stop);
+  process.on('exit', () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return stop;
+}
+
+/**
  * `caducee demo --dir DIR --json --ephemeral-ports` in a child process (its own event loop);
  * resolves with the layout it prints once listening (`demoArgs`: more `caducee demo` options,
  * e.g. --postgres URL --nodes N). `nofile` raises the child's open-files
@@ -375,18 +395,7 @@ export async function startCaducee(
   child.stderr!.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-16_384);
   });
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
-  };
-  onCleanup('stop the Caducée demo child', stop);
-  process.on('exit', () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
+  const stop = stopperOf(child, 'stop the Caducée demo child', 10_000);
   // 3 minutes: a 2-core machine shared with other work can take more than one to start the demo.
   const timeoutMs = o.startupTimeoutMs ?? 180_000;
   const layout = await new Promise<DemoLayout>((resolve, reject) => {
@@ -409,6 +418,68 @@ export async function startCaducee(
     });
   });
   return { layout, child, pid: child.pid!, stderrTail: () => stderr, stop };
+}
+
+const CADUCEE_BIN = path.join(REPO, 'bin/caducee.js');
+
+/** The ports a Caducée process logs in its 'operator started' line (0 or absent: that listener is off). */
+export type OperatorPorts = Record<'mx' | 'submission' | 'submissions' | 'http' | 'https' | 'imap' | 'imaps', number>;
+
+/**
+ * `caducee start --workers N --config <config>` in a child process (an operator as run in
+ * production: node:cluster, the primary handing connections to the workers in turn); resolves
+ * once all N workers are up (the primary's 'workers started' line; with N = 1 the single
+ * process's 'operator started') with the ports the first worker announced. `pid` is the primary's
+ * (with N = 1, the one process's): its process tree is the server.
+ */
+export async function startWorkers(
+  config: string,
+  workers: number,
+  o: { log?: (s: string) => void; cpuProf?: string; startupTimeoutMs?: number } = {},
+): Promise<{ pid: number; ports: OperatorPorts; workerPids: number[]; stderrTail: () => string; stop: () => Promise<void> }> {
+  const nodeArgs = o.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProf] : [];
+  const timeoutMs = o.startupTimeoutMs ?? 180_000;
+  o.log?.(`  starting: node ${nodeArgs.join(' ')}${nodeArgs.length ? ' ' : ''}bin/caducee.js start --workers ${workers} --config ${config}`);
+  const child = spawn(process.execPath, [...nodeArgs, CADUCEE_BIN, 'start', '--workers', String(workers), '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  let warnings = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-16_384)));
+  // The primary gives its workers 20 s to stop.
+  const stop = stopperOf(child, 'stop caducee start --workers', 25_000);
+  const up = await new Promise<{ ports: OperatorPorts; workerPids: number[] }>((resolve, reject) => {
+    let out = '';
+    let ports: (OperatorPorts & { pid?: number }) | undefined;
+    let done = false;
+    const timer = setTimeout(() => reject(new Error(`caducee start --workers ${workers} did not start within ${timeoutMs / 1000} s\n${stderr}`)), timeoutMs);
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (d: string) => {
+      out += d;
+      for (let i = out.indexOf('\n'); i >= 0; i = out.indexOf('\n')) {
+        const line = out.slice(0, i);
+        out = out.slice(i + 1);
+        let j: { msg?: string; mx?: number; level?: number; pid?: number; pids?: number[] };
+        try {
+          j = JSON.parse(line);
+        } catch {
+          continue;
+        }
+        if (j.msg === 'operator started' && typeof j.mx === 'number') ports = j as unknown as OperatorPorts & { pid?: number };
+        if ((j.level ?? 0) >= 40) warnings = (warnings + line + '\n').slice(-16_384);
+        // `--workers 1` is a single process (no primary): its 'operator started' line is the signal.
+        if (!done && (j.msg === 'workers started' || (workers === 1 && ports !== undefined))) {
+          done = true;
+          clearTimeout(timer);
+          if (ports === undefined) reject(new Error(`caducee start --workers ${workers}: 'workers started' without an 'operator started' line giving the ports`));
+          else resolve({ ports, workerPids: j.pids ?? [child.pid!] });
+        }
+      }
+    });
+    child.once('exit', (code, sig) => {
+      clearTimeout(timer);
+      reject(new Error(`caducee start --workers ${workers} exited (${code ?? sig}) before listening\n${stderr}`));
+    });
+  });
+  return { pid: child.pid!, ...up, stderrTail: () => warnings + stderr, stop };
 }
 
 /**
@@ -552,10 +623,37 @@ export async function withImapTarget<R>(
   bench: string,
   which: string,
   base: string,
-  o: { serverNodelay: boolean; cpuProf?: string; encrypt?: boolean },
+  o: { serverNodelay: boolean; cpuProf?: string; encrypt?: boolean; workers?: number },
   log: (s: string) => void,
   fn: (t: ImapTarget) => Promise<R>,
 ): Promise<R> {
+  if (which === 'caducee' && o.workers !== undefined) {
+    log(`${bench}: target Caducée, \`caducee start --workers ${o.workers}\``);
+    // Operator A alone, as an operator runs it, on a space prepared here (its CRL is served by
+    // this process: the space's CRL server, which prepareDemo leaves listening).
+    const { prepareDemo, releasePreparedDemo } = await import('../src/demo/space.js');
+    const layout = await prepareDemo(path.join(base, 'demo'), { ports: 'ephemeral', patients: false });
+    onCleanup('close the CRL server of the prepared space', () => releasePreparedDemo(layout.dir));
+    const a = layout.operators[0];
+    const claire = a.users[0];
+    const srv = await startWorkers(a.config, o.workers, { log, cpuProf: o.cpuProf });
+    log(`  worker pids ${srv.workerPids.join(', ')} (primary ${srv.pid}), IMAPS 127.0.0.1:${srv.ports.imaps}`);
+    const r = await fn({
+      name: `Caducée×${o.workers}`,
+      port: srv.ports.imaps,
+      ca: readFileSync(layout.caBundle, 'utf8'),
+      user: claire.login,
+      password: claire.appPassword,
+      // The primary and its workers (live ones, and any it reaped).
+      serverCpuMs: () => treeCpuMs(srv.pid),
+      serverRssKb: () => [...treePids(srv.pid)].reduce((sum, pid) => sum + (procStatusKb(pid, 'VmRSS') || 0), 0),
+      serverPids: () => treePids(srv.pid),
+    });
+    const warnings = srv.stderrTail().split('\n').filter((l) => l.trim() !== '');
+    if (warnings.length) log(`  the Caducée child logged ${warnings.length} line(s) at warn or above; last: ${warnings[warnings.length - 1].slice(0, 400)}`);
+    await srv.stop();
+    return r;
+  }
   if (which === 'caducee') {
     log(`${bench}: target Caducée`);
     // The child prepares the layout (`caducee demo --dir`): prepared here, the CRL server on the

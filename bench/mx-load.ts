@@ -12,7 +12,7 @@
 // the load spread over the nodes' MX ports round robin.
 //
 // See bench/README.md for what is measured and how to read the figures.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, readFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
@@ -27,7 +27,7 @@ import { TestPki } from '../src/pki/index.js';
 import { PostfixPeer } from '../test/peers/postfix.js';
 import { findExecutable } from '../test/peers/which.js';
 import { pgTestDatabase } from '../test/support/postgres.js';
-import { startCaducee } from './imap-stress.js';
+import { startCaducee, startWorkers } from './imap-stress.js';
 import {
   benchDir,
   cleanupAll,
@@ -659,68 +659,6 @@ async function createBenchDatabase(serverUrl: string): Promise<{ url: string; na
   return { url: url.toString(), name };
 }
 
-const CADUCEE_BIN = path.resolve(import.meta.dirname, '../bin/caducee.js');
-
-/**
- * `caducee start --workers N --config <config>` in a child process; resolves once all N workers
- * are up (the primary's 'workers started' line; with N = 1 the single process's 'operator
- * started') with the MX port the first worker announced.
- */
-async function startWorkers(config: string, workers: number, log: (s: string) => void, cpuProf?: string): Promise<{ pid: number; mx: number; stderrTail: () => string; stop: () => Promise<void> }> {
-  const nodeArgs = cpuProf ? ['--cpu-prof', '--cpu-prof-dir', cpuProf] : [];
-  log(`  starting: node ${nodeArgs.join(' ')}${nodeArgs.length ? ' ' : ''}bin/caducee.js start --workers ${workers} --config ${config}`);
-  const child = spawn(process.execPath, [...nodeArgs, CADUCEE_BIN, 'start', '--workers', String(workers), '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  let warnings = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-16_384)));
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 25_000);
-    await exited;
-    clearTimeout(timer);
-  };
-  onCleanup('stop caducee start --workers', stop);
-  process.on('exit', () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  const mx = await new Promise<number>((resolve, reject) => {
-    let out = '';
-    let port: number | undefined;
-    let up = false;
-    const timer = setTimeout(() => reject(new Error(`caducee start --workers ${workers} did not start within ${STARTUP_TIMEOUT_MS / 1000} s\n${stderr}`)), STARTUP_TIMEOUT_MS);
-    child.stdout!.setEncoding('utf8');
-    child.stdout!.on('data', (d: string) => {
-      out += d;
-      for (let i = out.indexOf('\n'); i >= 0; i = out.indexOf('\n')) {
-        const line = out.slice(0, i);
-        out = out.slice(i + 1);
-        let j: { msg?: string; mx?: number; level?: number };
-        try {
-          j = JSON.parse(line);
-        } catch {
-          continue;
-        }
-        if (j.msg === 'operator started' && typeof j.mx === 'number') port = j.mx;
-        if ((j.level ?? 0) >= 40) warnings = (warnings + line + '\n').slice(-16_384);
-        // `--workers 1` is a single process (no primary): its 'operator started' line is the signal.
-        if (!up && (j.msg === 'workers started' || (workers === 1 && port !== undefined))) {
-          up = true;
-          clearTimeout(timer);
-          if (port === undefined) reject(new Error(`caducee start --workers ${workers}: 'workers started' without an 'operator started' line giving the MX port`));
-          else resolve(port);
-        }
-      }
-    });
-    child.once('exit', (code, sig) => {
-      clearTimeout(timer);
-      reject(new Error(`caducee start --workers ${workers} exited (${code ?? sig}) before listening\n${stderr}`));
-    });
-  });
-  return { pid: child.pid!, mx, stderrTail: () => warnings + stderr, stop };
-}
-
 // ---- output ------------------------------------------------------------------------------------
 
 const f1 = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? '—' : x.toFixed(1));
@@ -798,11 +736,11 @@ async function main(): Promise<number> {
       let stop: () => Promise<void>;
       if (opts.workers !== undefined) {
         // B alone, as an operator runs it: `caducee start --workers N` on the prepared configuration.
-        const w = await startWorkers(b0.config, opts.workers, log, opts.cpuProf);
+        const w = await startWorkers(b0.config, opts.workers, { log, cpuProf: opts.cpuProf, startupTimeoutMs: STARTUP_TIMEOUT_MS });
         ({ stderrTail, stop } = w);
         target = {
           name: 'Caducée',
-          ports: [w.mx],
+          ports: [w.ports.mx],
           servername: b0.hostname,
           rcpt: b0.users[0].addresses[0],
           countDelivered: async () => caduceeStoredCount(b0.dataDir),
