@@ -15,7 +15,7 @@
 // at 1M entries. The import's phases (read/parse, insert, index, compare, swap) come from its
 // --json summary. See bench/README.md.
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, createReadStream } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, createReadStream, createWriteStream } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -58,7 +58,47 @@ if (process.argv[2] === '--serve') {
   const v8 = await import('node:v8');
   const config = parseConfig({ dataDir: process.argv[3] });
   const rt = openDirectory(config);
-  type Rec = { wall: number; cpu: number; svcWall: number; svcCpu: number; start: number };
+  type Rec = { wall: number; cpu: number; svcWall: number; svcCpu: number; start: number; thr: number; svcThr: number };
+  // process.cpuUsage() sums every thread of the process (V8's compiler and GC helpers, libuv's
+  // pool). The event loop's own CPU is that minus the other threads' (their schedstat: nanoseconds
+  // on a CPU, Linux). The main thread's own schedstat cannot be used: while it runs, the kernel
+  // updates it only at a tick or a switch (a 1 ms busy loop reads as 0.04–1.6 ms).
+  const { openSync, readSync, readdirSync, readFileSync: readText, closeSync } = await import('node:fs');
+  const schedBuf = Buffer.alloc(64);
+  const schedMs = (fd: number) => {
+    try {
+      const n = readSync(fd, schedBuf, 0, 64, 0);
+      return Number(schedBuf.toString('latin1', 0, n).split(' ', 1)[0]) / 1e6;
+    } catch {
+      return 0; // the thread ended
+    }
+  };
+  let others: { tid: string; fd: number }[] = [];
+  const openOthers = () => {
+    for (const o of others) closeSync(o.fd);
+    others = readdirSync('/proc/self/task')
+      .filter((tid) => tid !== String(process.pid))
+      .map((tid) => ({ tid, fd: openSync(`/proc/self/task/${tid}/schedstat`, 'r') }));
+  };
+  openOthers();
+  const othersMs = () => {
+    let t = 0;
+    for (const o of others) t += schedMs(o.fd);
+    return t;
+  };
+  const thrMs = () => cpuMs() - othersMs();
+  // Every thread's CPU so far, by name (/proc/self/task/TID/comm), for the run's totals.
+  const threadsMs = () => {
+    const out: Record<string, number> = {};
+    for (const tid of readdirSync('/proc/self/task')) {
+      try {
+        const name = readText(`/proc/self/task/${tid}/comm`, 'utf8').trim() + (tid === String(process.pid) ? ' (main)' : ` ${Number(tid) - process.pid}`);
+        out[name] = (out[name] ?? 0) + Number(readText(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ', 1)[0]) / 1e6;
+      } catch {}
+    }
+    return out;
+  };
+  let threads0 = threadsMs();
   let recs: Rec[] = [];
   let gcs: { start: number; ms: number; kind: number }[] = [];
   let cur: Rec | undefined;
@@ -82,12 +122,14 @@ if (process.argv[2] === '--serve') {
       const rec = cur;
       const t0 = performance.now();
       const c0 = cpuMs();
+      const h0 = thrMs();
       try {
         return await f(...a);
       } finally {
         depth--;
         rec.svcWall += performance.now() - t0;
         rec.svcCpu += cpuMs() - c0;
+        rec.svcThr += thrMs() - h0;
       }
     };
   };
@@ -99,22 +141,31 @@ if (process.argv[2] === '--serve') {
   }).observe({ entryTypes: ['gc'] });
   const server = await startHttpServer({ host: '127.0.0.1', port: 0, logger: rt.logger, directory: rt.routes() });
   server.app.server.prependListener('request', (_req, res) => {
-    const rec: Rec = { wall: 0, cpu: 0, svcWall: 0, svcCpu: 0, start: performance.now() };
+    const rec: Rec = { wall: 0, cpu: 0, svcWall: 0, svcCpu: 0, start: performance.now(), thr: 0, svcThr: 0 };
     const c0 = cpuMs();
+    const h0 = thrMs();
     cur = rec;
     res.once('finish', () => {
       rec.wall = performance.now() - rec.start;
       rec.cpu = cpuMs() - c0;
+      rec.thr = thrMs() - h0;
       recs.push(rec);
       cur = undefined;
     });
   });
   process.on('message', (m: any) => {
     if (m === 'reset') {
+      process.stdout.write('-- reset\n');
       recs = [];
       gcs = [];
+      threads0 = threadsMs();
+      openOthers();
       process.send!('ok');
-    } else if (m === 'stats') process.send!({ recs, gcs, newSpaceMb: (v8.getHeapSpaceStatistics().find((x) => x.space_name === 'new_space')?.space_size ?? 0) / 2 ** 20 });
+    } else if (m === 'stats') {
+      const t = threadsMs();
+      const threads = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, +(v - (threads0[k] ?? 0)).toFixed(1)]).filter(([, v]) => (v as number) > 0));
+      process.send!({ recs, gcs, threads, newSpaceMb: (v8.getHeapSpaceStatistics().find((x) => x.space_name === 'new_space')?.space_size ?? 0) / 2 ** 20 });
+    }
   });
   process.stdout.write(JSON.stringify({ port: server.port }) + '\n');
   process.on('SIGTERM', async () => {
@@ -164,6 +215,9 @@ const { values: args } = parseArgs({
     'server-prof': { type: 'string' },
     'in-process': { type: 'boolean', default: false },
     'node-flags': { type: 'string', default: '' },
+    'server-log': { type: 'string' },
+    'queries-out': { type: 'string' },
+    warmup: { type: 'string', default: '300' },
     slowest: { type: 'string', default: '0' },
     keep: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
@@ -171,6 +225,7 @@ const { values: args } = parseArgs({
 });
 const LINES = Number(args.lines);
 const QUERIES = Number(args.queries);
+const WARMUP = Number(args.warmup);
 if (!Number.isInteger(LINES) || LINES < 1000 || !Number.isInteger(QUERIES) || QUERIES < 100) {
   process.stderr.write('usage: bench/directory.ts [--lines N≥1000] [--queries N≥100] [--extraction FILE.zip] [--dir DIR] [--keep] [--json]\n');
   process.exit(2);
@@ -184,7 +239,7 @@ if (searchOnly && !args.extraction) {
 const dataDir = searchOnly ?? path.join(dir, 'data');
 const config = path.join(dir, 'caducee.yaml');
 writeFileSync(config, `dataDir: ${JSON.stringify(dataDir)}\nlog:\n  level: warn\n`);
-const command = `node --import tsx bench/directory.ts --lines ${LINES} --queries ${QUERIES}${args['search-only'] ? ' --search-only ' + args['search-only'] : ''}${args['node-flags'] ? ` --node-flags '${args['node-flags']}'` : ''}`;
+const command = `node --import tsx bench/directory.ts --lines ${LINES} --queries ${QUERIES}${args['search-only'] ? ' --search-only ' + args['search-only'] : ''}${args['node-flags'] ? ` --node-flags '${args['node-flags']}'` : ''}${WARMUP !== 300 ? ` --warmup ${WARMUP}` : ''}`;
 let server: ReturnType<typeof spawn> | undefined;
 const cleanup = () => {
   server?.kill('SIGTERM');
@@ -215,12 +270,12 @@ function run(cmd: string[]): Promise<{ ms: number; peakRssMb: number; stdout: st
 }
 
 /** Queries sampled from the file itself: real names, cities, addresses of the data set. */
-async function sampleQueries(file: string, n: number): Promise<{ kind: string; path: string }[]> {
+async function sampleQueries(file: string, n: number, shift = 0): Promise<{ kind: string; path: string }[]> {
   const rows: string[][] = [];
   const every = Math.max(1, Math.floor(LINES / (n / 2)));
   let i = 0;
   for await (const line of createInterface({ input: createReadStream(file) })) {
-    if (i++ > 0 && i % every === 0) rows.push(line.split('|'));
+    if (i++ > 0 && (i + shift) % every === 0) rows.push(line.split('|'));
   }
   const q = encodeURIComponent;
   const out: { kind: string; path: string }[] = [];
@@ -273,7 +328,7 @@ const get = (port: number, p: string) => httpGet(agent, port, p);
  * CPU of the two (the query's own cost, without a GC pause or a list read into memory that hit
  * the first run). --slowest N lists each kind's N costliest queries.
  */
-async function inProcess(queries: { kind: string; path: string }[]) {
+async function inProcess(queries: { kind: string; path: string }[], warmup: { kind: string; path: string }[]) {
   const { parseConfig } = await import('../src/config/index.js');
   const { openDirectory } = await import('../src/directory/runtime.js');
   const { startHttpServer } = await import('../src/http/app.js');
@@ -290,7 +345,7 @@ async function inProcess(queries: { kind: string; path: string }[]) {
     if (status !== 200) throw new Error(`${p}: HTTP ${status}`);
     return { cpu: cpu() - c0, wall: performance.now() - t0 };
   };
-  for (const x of queries.slice(0, 300)) await one(x.path);
+  for (const x of warmup) await one(x.path);
   const by: Record<string, { cpu: number[]; wall: number[]; min: number[]; worst: { ms: number; path: string }[] }> = {};
   const t0 = performance.now();
   const c0 = cpu();
@@ -351,9 +406,14 @@ try {
     writeFileSync(txt, Object.values(z)[0]);
   }
   const queries = await sampleQueries(txt, QUERIES);
+  // --queries-out FILE: the sampled queries as JSON ({kind, path}[]), for measurements elsewhere.
+  if (args['queries-out']) writeFileSync(path.resolve(args['queries-out']), JSON.stringify(queries));
+  // --warmup N: N requests before the timed ones, sampled from other lines of the file (by
+  // default the first 300 timed queries themselves, as before).
+  const warmup = WARMUP === 300 ? queries.slice(0, 300) : await sampleQueries(txt, WARMUP, 1);
 
   if (args['in-process']) {
-    await inProcess(queries);
+    await inProcess(queries, warmup);
     cleanup();
     process.exit(0);
   }
@@ -364,7 +424,13 @@ try {
   const nodeFlags = args['node-flags'].split(/\s+/).filter(Boolean);
   server = spawn(process.execPath, [...nodeFlags, ...prof, '--import', 'tsx', fileURLToPath(import.meta.url), '--serve', dataDir], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'], cwd: REPO });
   const port: number = await new Promise((resolve, reject) => {
-    server!.stdout!.once('data', (d) => resolve(JSON.parse(String(d)).port));
+    // The port is the line {"port": N}; anything else the server prints (V8's --trace-* flags)
+    // goes to --server-log FILE.
+    const log = args['server-log'] ? createWriteStream(path.resolve(args['server-log'])) : undefined;
+    createInterface({ input: server!.stdout! }).on('line', (l) => {
+      if (l.startsWith('{"port"')) resolve(JSON.parse(l).port);
+      else log?.write(l + '\n');
+    });
     server!.once('exit', (c) => reject(new Error(`directory server exited with ${c}`)));
   });
   const client = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', fileURLToPath(import.meta.url), '--client', String(port)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: REPO });
@@ -374,8 +440,8 @@ try {
   });
   const measure = (paths: string[]): Promise<ClientRun> => new Promise((resolve) => (client.once('message', (x) => resolve(x as ClientRun)), client.send({ paths })));
   // Warm-up (page cache, JIT), not counted.
-  await measure(queries.slice(0, 300).map((x) => x.path));
-  type ServerStats = { recs: { wall: number; cpu: number; svcWall: number; svcCpu: number; start: number }[]; gcs: { start: number; ms: number; kind: number }[]; newSpaceMb: number };
+  await measure(warmup.map((x) => x.path));
+  type ServerStats = { recs: { wall: number; cpu: number; svcWall: number; svcCpu: number; start: number; thr: number; svcThr: number }[]; threads: Record<string, number>; gcs: { start: number; ms: number; kind: number }[]; newSpaceMb: number };
   const ask = <T>(m: string): Promise<T> => new Promise((resolve) => (server!.once('message', (x) => resolve(x as T)), server!.send(m)));
   await ask('reset');
   const measured = await measure(queries.map((x) => x.path));
@@ -397,9 +463,11 @@ try {
   const clientGcs = measured.gcs;
   const overlapsClientGc = (o: { t0: number; ms: number }) => clientGcs.some((g) => g.start < o.t0 + o.ms && g.start + g.ms > o.t0);
   // Server-side figures per kind (requests are sequential: the i-th record is the i-th query).
-  const server_: Record<string, { wall: number[]; cpu: number[]; svcWall: number[]; svcCpu: number[] }> = {};
+  const server_: Record<string, { wall: number[]; cpu: number[]; svcWall: number[]; svcCpu: number[]; thr: number[]; svcThr: number[] }> = {};
   stats.recs.forEach((r, i) => {
-    const k = (server_[order[i]?.kind ?? '?'] ??= { wall: [], cpu: [], svcWall: [], svcCpu: [] });
+    const k = (server_[order[i]?.kind ?? '?'] ??= { wall: [], cpu: [], svcWall: [], svcCpu: [], thr: [], svcThr: [] });
+    k.thr.push(r.thr);
+    k.svcThr.push(r.svcThr);
     k.wall.push(r.wall);
     k.cpu.push(r.cpu);
     k.svcWall.push(r.svcWall);
@@ -440,13 +508,15 @@ try {
       Object.entries(server_).map(([k, v]) => [
         k,
         Object.fromEntries(
-          (['wall', 'cpu', 'svcWall', 'svcCpu'] as const).map((m) => [m, { p50ms: +pct(v[m], 50).toFixed(3), p90ms: +pct(v[m], 90).toFixed(3), p99ms: +pct(v[m], 99).toFixed(3) }]),
+          (['wall', 'cpu', 'svcWall', 'svcCpu', 'thr', 'svcThr'] as const).map((m) => [m, { p50ms: +pct(v[m], 50).toFixed(3), p90ms: +pct(v[m], 90).toFixed(3), p99ms: +pct(v[m], 99).toFixed(3) }]),
         ),
       ]),
     ),
     trivialRoute: { n: trivial.length, p50ms: +pct(trivial, 50).toFixed(2), p99ms: +pct(trivial, 99).toFixed(2), serverWallP99ms: +pct(trivialStats.recs.map((r) => r.wall).sort((a, b) => a - b), 99).toFixed(3), serverCpuP99ms: +pct(trivialStats.recs.map((r) => r.cpu).sort((a, b) => a - b), 99).toFixed(3) },
     serverGc: { newSpaceMb: stats.newSpaceMb, count: gcMs.length, totalMs: +gcMs.reduce((a, b) => a + b, 0).toFixed(1), p50ms: +(pct(gcMs, 50) ?? 0).toFixed(2), maxMs: +(gcMs[gcMs.length - 1] ?? 0).toFixed(2) },
     clientGc: { count: clientGcs.length, totalMs: +clientGcs.reduce((a, b) => a + b.ms, 0).toFixed(1), maxMs: +Math.max(0, ...clientGcs.map((g) => g.ms)).toFixed(2) },
+    // CPU of each of the server's threads during the timed run (ms), by thread name.
+    serverThreadsMs: stats.threads,
     clientCpuPerRequestMs: +(measured.cpuMs / measured.runs.length).toFixed(3),
     nodeFlags: args['node-flags'],
     slowest1pct: { n: slow.length, overlappingServerGc: slowWithGc, overlappingClientGc: slowWithClientGc, serverShareP50: +(pct(slowServerShare, 50) ?? 0).toFixed(2) },
@@ -464,11 +534,13 @@ try {
       `  phases of the re-import: ${phases(figures.reimportPhasesMs)}`,
       `search over HTTP, ${figures.queries} sequential keep-alive requests: p50 ${figures.p50ms} ms, p99 ${figures.p99ms} ms, max ${figures.maxMs} ms, errors ${errors}`,
       ...Object.entries(figures.byKind).map(([k, v]) => `  ${k.padEnd(22)} n=${String(v.n).padStart(5)}  p50 ${v.p50ms} ms  p99 ${v.p99ms} ms`),
-      `server side (process CPU per request, p50 / p90 / p99 ms; of which inside the directory service; wall p99):`,
+      `server side (process CPU per request, all threads, p50 / p90 / p99 ms; of which inside the directory service; wall p99;\n  then the main thread alone (process CPU minus the other threads' schedstat), the same spans):`,
       ...Object.entries(figures.serverByKind).map(
         ([k, v]) =>
-          `  ${k.padEnd(22)} cpu ${v.cpu.p50ms} / ${v.cpu.p90ms} / ${v.cpu.p99ms}  service cpu ${v.svcCpu.p50ms} / ${v.svcCpu.p90ms} / ${v.svcCpu.p99ms}  server wall p99 ${v.wall.p99ms}`,
+          `  ${k.padEnd(22)} cpu ${v.cpu.p50ms} / ${v.cpu.p90ms} / ${v.cpu.p99ms}  service cpu ${v.svcCpu.p50ms} / ${v.svcCpu.p90ms} / ${v.svcCpu.p99ms}  server wall p99 ${v.wall.p99ms}\n` +
+          `  ${''.padEnd(22)} main thread ${v.thr.p50ms} / ${v.thr.p90ms} / ${v.thr.p99ms}  service ${v.svcThr.p50ms} / ${v.svcThr.p90ms} / ${v.svcThr.p99ms}  server wall p50 ${v.wall.p50ms}`,
       ),
+      `  server threads' CPU during the run (ms): ${Object.entries(figures.serverThreadsMs).map(([k, v]) => `${k} ${v}`).join(', ')}`,
       `  trivial route /healthz over HTTP: p50 ${figures.trivialRoute.p50ms} ms, p99 ${figures.trivialRoute.p99ms} ms over ${figures.trivialRoute.n} (server wall p99 ${figures.trivialRoute.serverWallP99ms} ms, CPU p99 ${figures.trivialRoute.serverCpuP99ms} ms)`,
       `  server GC during the run (young generation ${figures.serverGc.newSpaceMb} MB): ${figures.serverGc.count} pauses, ${figures.serverGc.totalMs} ms in all, p50 ${figures.serverGc.p50ms} ms, max ${figures.serverGc.maxMs} ms; client GC: ${figures.clientGc.count} pauses, ${figures.clientGc.totalMs} ms, max ${figures.clientGc.maxMs} ms; client CPU ${figures.clientCpuPerRequestMs} ms per request; node flags: ${figures.nodeFlags || 'none'}`,
       `  slowest 1 % (${figures.slowest1pct.n} requests): ${figures.slowest1pct.overlappingServerGc} overlapped a server GC pause, ${figures.slowest1pct.overlappingClientGc} a client one; server wall / client wall, median ${figures.slowest1pct.serverShareP50}`,

@@ -61,3 +61,23 @@ export async function ourMailboxes(dataDir: string) {
   await core.createMailbox({ address: 'rouge.secret@x.mssante.test', type: 'PER', displayName: 'Dr Rouge Secret', owner: 'rouge', listeRouge: true });
   return { store, core, ownerId: owner.id };
 }
+
+/**
+ * A snapshot of the known lines, `extra` and `noise` generated ones, imported in one thread into
+ * DIR/data of a fresh temporary directory, with a reader on it (no warm-up, no caching of the
+ * file's state) and every entry in rank order (the tests' in-memory reference).
+ */
+export async function importedReader(extra: Partial<ExtractionFields>[], noise: number) {
+  const { tempDir } = await import('./helpers.js');
+  const { importExtraction } = await import('../src/directory/import.js');
+  const { SqliteSnapshotWriter } = await import('../src/store/directory/snapshot-writer.js');
+  const { SqliteDirectoryReader } = await import('../src/store/directory/reader.js');
+  const { dir, cleanup } = tempDir();
+  const dataDir = path.join(dir, 'data');
+  const file = writeExtraction(dir, 'ext.txt', extractionText(extra, { noise }));
+  const s = await importExtraction({ file, writer: await SqliteSnapshotWriter.open(dataDir, { threaded: false }) });
+  const reader = new SqliteDirectoryReader(dataDir, { recheckMs: 0, warm: false });
+  const everything = reader.searchSync({ clauses: [] }, 100_000).entries;
+  if (everything.length !== s.imported) throw new Error(`${everything.length} entries read, ${s.imported} imported`);
+  return { dir, dataDir, reader, everything, imported: s.imported, cleanup };
+}

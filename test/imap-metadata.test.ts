@@ -93,6 +93,38 @@ describe('IMAP METADATA (RFC 5464)', () => {
     assert.match(tagged(await sec.exchange(`GETMETADATA ${q} /shared/comment`)), /NO \[(NONEXISTENT|NOPERM)\]/);
     void claire;
   });
+  test('/private/specialuse (RFC 6154 §4): the folder\'s special use as LIST shows it, read-only', async () => {
+    const [claire, secretary] = d.layout.operators[0].users;
+    const c = await d.connect(0);
+    // The default folders: the value LIST gives (RFC 6154 §2), a quoted string.
+    let r = await c.cmd('GETMETADATA Sent /private/specialuse');
+    assert.equal(r[0], '* METADATA Sent (/private/specialuse "\\\\Sent")');
+    const listed = async () => (await c.cmd('LIST (SPECIAL-USE) "" "*"')).flatMap((l) => /^\* LIST \((?:\\HasNoChildren )?(\\\w+)\) "\/" (\S+)$/.exec(l)?.slice(1, 3).reverse().join('=') ?? []);
+    assert.ok((await listed()).includes('Sent=\\Sent'));
+    // None for INBOX or a folder without special use (§4's NIL: absent).
+    assert.equal((await c.cmd('GETMETADATA INBOX /private/specialuse')).length, 1);
+    // CREATE … (USE (…)) (RFC 6154 §3): the entry follows; with DEPTH among the other /private ones.
+    await c.cmd('CREATE Classement (USE (\\Archive))');
+    await c.cmd('SETMETADATA Classement (/private/comment "a classer" /private/vendor/caducee/x "1")');
+    r = await c.cmd('GETMETADATA (DEPTH infinity) Classement /private');
+    assert.equal(r[0], '* METADATA Classement (/private/comment "a classer" /private/specialuse "\\\\Archive" /private/vendor/caducee/x "1")');
+    // Not settable (§4: the server "MAY allow" it; Caducée keeps special uses the folder's): NO,
+    // nothing of the command stored, LIST unchanged.
+    for (const v of ['"\\\\Trash"', 'NIL']) {
+      assert.match(tagged(await c.exchange(`SETMETADATA Sent (/private/comment "x" /private/specialuse ${v})`)), /^t\d+ NO \[CANNOT\] \/private\/specialuse shows the folder's special use/);
+    }
+    assert.equal((await c.cmd('GETMETADATA Sent /private/comment')).length, 1, 'nothing stored');
+    assert.equal((await c.cmd('GETMETADATA Sent /private/specialuse'))[0], '* METADATA Sent (/private/specialuse "\\\\Sent")');
+    assert.deepEqual((await listed()).filter((x) => !x.startsWith('Partag')).sort(), ['Classement=\\Archive', 'Drafts=\\Drafts', 'Junk=\\Junk', 'Sent=\\Sent', 'Trash=\\Trash']);
+    // A delegate reading the mailbox sees the same special uses (they are the folder's).
+    await c.cmd(`SETACL INBOX ${secretary.login} lrs`);
+    const s = await d.connect(1);
+    await s.cmd('ENABLE UTF8=ACCEPT');
+    r = await s.cmd(`GETMETADATA "Autres utilisateurs/${claire.addresses[0]}/Classement" /private/specialuse`);
+    assert.equal(r[0], `* METADATA "Autres utilisateurs/${claire.addresses[0]}/Classement" (/private/specialuse "\\\\Archive")`);
+    await c.cmd(`DELETEACL INBOX ${secretary.login}`);
+  });
+
   test('imapflow: SETMETADATA through its command writer, GETMETADATA responses through its parser', async () => {
     const u = d.layout.operators[0].users[0];
     const client = new ImapFlow({ host: '127.0.0.1', port: d.demo.operators[0].ports.imaps, secure: true, tls: { ca: d.ca, servername: 'localhost' }, auth: { user: u.login, pass: u.appPassword }, logger: false });
@@ -117,6 +149,13 @@ describe('IMAP METADATA (RFC 5464)', () => {
       assert.equal(mailbox.value, 'INBOX');
       const pairs = Object.fromEntries(list.reduce((acc: string[][], x: any, i: number) => (i % 2 ? (acc[acc.length - 1].push(Buffer.from(x.value).toString('utf8')), acc) : [...acc, [x.value]]), []));
       assert.deepEqual(pairs, { '/private/comment': 'court', '/shared/comment': value });
+      // RFC 6154 §4's entry as imapflow reads it: the attribute LIST gives.
+      const uses: any[] = [];
+      await exec('GETMETADATA', [{ type: 'ATOM', value: 'Drafts' }, { type: 'ATOM', value: '/private/specialuse' }], { untagged: { METADATA: async (u: any) => void uses.push(u.attributes) } });
+      assert.equal(uses.length, 1);
+      assert.deepEqual([uses[0][1][0].value, Buffer.from(uses[0][1][1].value).toString('utf8')], ['/private/specialuse', '\\Drafts']);
+      const listed = await client.list();
+      assert.equal(listed.find((m) => m.path === 'Drafts')?.specialUse, '\\Drafts');
       // MAXSIZE: the OK's response code as imapflow reads it.
       const long = await exec('GETMETADATA', [[{ type: 'ATOM', value: 'MAXSIZE' }, { type: 'ATOM', value: '5' }], { type: 'ATOM', value: 'INBOX' }, { type: 'ATOM', value: '/shared/comment' }]);
       assert.equal(long.response.command, 'OK');

@@ -59,8 +59,9 @@ describe('IMAP NOTIFY (RFC 5465)', () => {
       refused.at(-1)!.replace(/^t\d+ /, ''),
       'NO [BADEVENT (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange MailboxMetadataChange ServerMetadataChange)] unsupported event ANNOTATIONCHANGE',
     );
-    // RFC 5465 §5: MessageNew without MessageExpunge is BAD.
-    assert.match((await a.exchange('NOTIFY SET (PERSONAL (MessageNew))')).at(-1)!, /^t\d+ BAD .*must be given together/);
+    // RFC 5465 §5: MessageNew without MessageExpunge is BAD for the selected folder (for other
+    // folders Caducée accepts it: the next test).
+    assert.match((await a.exchange('NOTIFY SET (SELECTED (MessageNew))')).at(-1)!, /^t\d+ BAD .*must be given together/);
 
     // During IDLE too (RFC 5465 §4), and with CONDSTORE enabled FlagChange gives HIGHESTMODSEQ.
     await a.cmd('NOTIFY SET (MAILBOXES Watched (MessageNew MessageExpunge FlagChange))');
@@ -79,6 +80,82 @@ describe('IMAP NOTIFY (RFC 5465)', () => {
     await b.cmd(appendCmd('Watched', 'w2'));
     await a.cmd('NOOP');
     assert.ok(!a.lines.slice(from).some((l) => l.startsWith('* STATUS')), a.lines.slice(from).join('\n'));
+  });
+
+  test('a lone MessageNew, MessageExpunge or FlagChange for another folder: its STATUS items, and only its event (deviation from RFC 5465 §5, as Dovecot)', async () => {
+    const b = await session();
+    await b.cmd('CREATE Lone');
+    await b.cmd(appendCmd('Lone', 'l1'));
+    const news = await session();
+    const expunges = await session();
+    const flags = await session();
+    // §3.1's items for the events named: MessageNew → MESSAGES UIDNEXT UIDVALIDITY; MessageExpunge
+    // → MESSAGES; FlagChange (CONDSTORE is announced) → UIDVALIDITY HIGHESTMODSEQ.
+    const n = await news.cmd('NOTIFY SET STATUS (MAILBOXES Lone (MessageNew))');
+    assert.ok(n.some((l) => /^\* STATUS Lone \(MESSAGES 1 UIDNEXT 2 UIDVALIDITY \d+\)$/.test(l)), n.join('\n'));
+    const e = await expunges.cmd('NOTIFY SET STATUS (MAILBOXES Lone (MessageExpunge))');
+    assert.ok(e.includes('* STATUS Lone (MESSAGES 1)'), e.join('\n'));
+    const f = await flags.cmd('NOTIFY SET STATUS (MAILBOXES Lone (FlagChange))');
+    assert.ok(f.some((l) => /^\* STATUS Lone \(UIDVALIDITY \d+ HIGHESTMODSEQ \d+\)$/.test(l)), f.join('\n'));
+    const from = [news, expunges, flags].map((c) => c.lines.length);
+    // A flag change: only the FlagChange session hears of it.
+    await b.cmd('SELECT Lone');
+    await b.cmd('STORE 1 +FLAGS (\\Seen)');
+    await flags.waitLine((l) => l === '* STATUS Lone (UNSEEN 0)', from[2]);
+    // A new message: the MessageNew session (MESSAGES UIDNEXT), not the MessageExpunge one.
+    await b.cmd(appendCmd('Lone', 'l2'));
+    await news.waitLine((l) => l === '* STATUS Lone (MESSAGES 2 UIDNEXT 3)', from[0]);
+    // An expunge: the MessageExpunge session (MESSAGES), not the MessageNew one.
+    await b.cmd('STORE 1 +FLAGS (\\Deleted)');
+    await b.cmd('EXPUNGE');
+    await expunges.waitLine((l) => l === '* STATUS Lone (MESSAGES 1)', from[1]);
+    for (const c of [news, expunges, flags]) await c.cmd('NOOP');
+    const heard = (i: number) => [news, expunges, flags][i]!.lines.slice(from[i]).filter((l) => l.startsWith('* STATUS'));
+    assert.deepEqual(heard(0), ['* STATUS Lone (MESSAGES 2 UIDNEXT 3)']);
+    assert.deepEqual(heard(1), ['* STATUS Lone (MESSAGES 1)']);
+    // Without CONDSTORE FlagChange reports UNSEEN (\Deleted does not move it); the new, unseen
+    // message moved it too, and a change of UNSEEN is all this session can be told.
+    assert.deepEqual(heard(2), ['* STATUS Lone (UNSEEN 0)', '* STATUS Lone (UNSEEN 1)']);
+  });
+
+  test('NOTIFICATIONOVERFLOW: events piling up during a long command are dropped and NOTIFY is off (RFC 5465 §5.8)', { timeout: 120_000 }, async () => {
+    const a = await session();
+    const b = await session();
+    // A FETCH of 16 MiB that a client not reading keeps running (the server waits for the socket).
+    const line = 'x'.repeat(9998) + '\r\n';
+    const big = `From: a@a.mssante.test\r\nSubject: big\r\n\r\n${line.repeat(100)}`;
+    await b.cmd('CREATE Gros');
+    await b.cmd(`APPEND Gros {${big.length}+}\r\n${big}`);
+    await b.cmd('SELECT Gros');
+    for (let i = 0; i < 4; i++) await b.cmd('COPY 1:* Gros');
+    await a.cmd('NOTIFY SET (PERSONAL (MailboxMetadataChange))');
+    await a.cmd('SELECT Gros');
+    const from = a.lines.length;
+    const tag = a.nextTag;
+    a.pause();
+    a.send(`${tag} FETCH 1:* BODY.PEEK[]\r\n`);
+    await new Promise((r) => setTimeout(r, 200));
+    // Meanwhile another session changes 1,600 entries (100 per command: set, then removed).
+    const entries = Array.from({ length: 100 }, (_, i) => `/private/e${i}`);
+    for (let k = 0; k < 16; k++) await b.cmd(`SETMETADATA INBOX (${entries.map((e) => `${e} ${k % 2 ? 'NIL' : '"v"'}`).join(' ')})`);
+    a.resume();
+    const end = await a.waitLine((l) => l.startsWith(`${tag} `), from, 60_000);
+    assert.match(a.lines[end]!, new RegExp(`^${tag} OK`));
+    const during = a.lines.slice(from, end);
+    const firstFetch = during.findIndex((l) => /^\* 1 FETCH /.test(l));
+    assert.ok(firstFetch >= 0);
+    assert.equal(during.filter((l) => l.startsWith('* OK [NOTIFICATIONOVERFLOW]')).length, 1, 'one overflow response, before the tagged OK');
+    assert.deepEqual(during.slice(firstFetch).filter((l) => l.startsWith('* METADATA')), [], 'the waiting list was dropped');
+    // As after NOTIFY NONE: nothing more…
+    let after = a.lines.length;
+    await b.cmd('SETMETADATA INBOX (/shared/comment "encore")');
+    await a.cmd('NOOP');
+    assert.ok(!a.lines.slice(after).some((l) => l.startsWith('* METADATA') || l.includes('NOTIFICATIONOVERFLOW')), a.lines.slice(after).join('\n'));
+    // …until the client sets NOTIFY again.
+    await a.cmd('NOTIFY SET (PERSONAL (MailboxMetadataChange))');
+    after = a.lines.length;
+    await b.cmd('SETMETADATA INBOX (/shared/comment NIL)');
+    await a.waitLine((l) => l === '* METADATA INBOX /shared/comment', after);
   });
 
   test('a folder of a mailbox whose read grant is withdrawn is no longer reported (RFC 5465 §5.9)', async () => {

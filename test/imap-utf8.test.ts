@@ -285,6 +285,27 @@ describe('8-bit header strings and UTF8=ACCEPT (issue 15, RFC 6855)', () => {
       assert.match(back, /\\Seen/);
     });
 
+    test('SEARCH and SORT read the UTF-8 sequences of a field that also holds Latin-1 bytes as UTF-8: header index, reading, sort key', async () => {
+      const c = await caducee(1);
+      await c.cmd('ENABLE UTF8=ACCEPT');
+      await c.cmd('CREATE mix8');
+      // One Subject: "Ébauche" in UTF-8, "plié" in Latin-1 (so the field as a whole is not UTF-8).
+      const mixed = crlf(`From: a@x.example\nSubject: ${u8('Ébauche')} du compte rendu pli\xe9\n\nTexte.\n`);
+      const plain = crlf('From: b@x.example\nSubject: Bravo\n\nTexte.\n');
+      await c.cmd(`APPEND mix8 {${mixed.length}+}\r\n`, mixed);
+      await c.cmd(`APPEND mix8 {${plain.length}+}\r\n`, plain);
+      await c.cmd('SELECT mix8');
+      const numbers = async (cmd: string, resp: string) => new RegExp(`^\\* ${resp}([\\d ]*)\r$`, 'm').exec((await c.cmd(cmd)).toString('latin1'))?.[1].trim();
+      // SUBJECT is answered by the header index, TEXT by reading the message: both see "Ébauche"
+      // (read as Latin-1, the field gave "Ã\x89bauche") and still "plié".
+      assert.equal(await numbers(`SEARCH SUBJECT "${u8('ébauche')}"`, 'SEARCH'), '1');
+      assert.equal(await numbers(`SEARCH TEXT "${u8('ébauche')}"`, 'SEARCH'), '1');
+      assert.equal(await numbers(`SEARCH SUBJECT "${u8('compte rendu plié')}"`, 'SEARCH'), '1');
+      // SORT's subject key (RFC 5256 §2.1): "ÉBAUCHE…" sorts after "BRAVO" (read as Latin-1 it began
+      // with "Ã", before).
+      assert.equal(await numbers('SORT (SUBJECT) UTF-8 ALL', 'SORT'), '2 1');
+    });
+
     test('SEARCH: a CHARSET after ENABLE UTF8=ACCEPT is BAD (RFC 6855 §3); UTF-8 quoted search strings work', async () => {
       const c = await caducee(1);
       await c.cmd('SELECT sw8');

@@ -62,8 +62,15 @@ export class ImapSession implements SessionContext {
   savedSearch: number[] = [];
   searchUpdates?: SearchUpdates;
   notify?: NotifyState;
+  notifyOverflow = false;
   /** RFC 5465 notifications being sent between commands (a command waits for them). */
   private notifying?: Promise<void>;
+  /**
+   * A push scheduled and not started yet: pushes are coalesced (a push reports everything pending
+   * when it runs), so a client that does not read while events keep coming holds one pending push,
+   * not one closure per event. `selected`: it must also report the selected folder's changes.
+   */
+  private queuedPush?: { selected: boolean };
   readonly idle = { tag: null as string | null, pushing: false, again: false };
   private readonly queue: ParserEvent[] = [];
   private busy = false;
@@ -98,10 +105,7 @@ export class ImapSession implements SessionContext {
     else if (!(selected && n.selected)) return;
     if (this.busy || this.state === 'logout') return; // reported at the end of the running command
     if (selected && this.idle.tag) return; // the IDLE push reports it
-    this.notifyLater(async () => {
-      if (selected && n.selected && this.view?.folderId === folderId) await this.flushUpdates(!n.selected.delayed);
-      else await sendNotifyStatus(this);
-    });
+    this.notifyLater(selected);
   }
 
   /**
@@ -113,17 +117,28 @@ export class ImapSession implements SessionContext {
   mailboxEvent(e: Parameters<typeof recordMailboxEvent>[1]) {
     if (this.closed || !this.notify || !recordMailboxEvent(this, e)) return;
     if (this.busy || this.state === 'logout') return;
-    this.notifyLater(() => sendNotifyStatus(this));
+    this.notifyLater(false);
   }
 
-  /** Runs `run` after the pushes in progress (chained: responses never interleave); a command waits for them. */
-  private notifyLater(run: () => Promise<void>) {
-    const n = this.notify;
-    const guarded = async () => {
-      if (this.busy || this.closed || this.notify !== n) return;
-      await run();
+  /**
+   * Pushes what NOTIFY has pending (with `selected`, the selected folder's changes too) after the
+   * pushes in progress (chained: responses never interleave; a command waits for them). One push
+   * at most waits to start (queuedPush).
+   */
+  private notifyLater(selected: boolean) {
+    if (this.queuedPush) {
+      this.queuedPush.selected ||= selected;
+      return;
+    }
+    const q = (this.queuedPush = { selected });
+    const run = async () => {
+      if (this.queuedPush === q) this.queuedPush = undefined;
+      if (this.busy || this.closed) return;
+      const sel = this.notify?.selected;
+      if (q.selected && sel && this.view) await this.flushUpdates(!sel.delayed);
+      else await sendNotifyStatus(this);
     };
-    const p = (this.notifying ?? Promise.resolve()).then(guarded).catch((e) => this.log.warn({ err: e?.message }, 'NOTIFY update failed; the client sees the changes at its next command'));
+    const p = (this.notifying ?? Promise.resolve()).then(run).catch((e) => this.log.warn({ err: e?.message }, 'NOTIFY update failed; the client sees the changes at its next command'));
     this.notifying = p.finally(() => {
       if (this.notifying === p) this.notifying = undefined;
     });
@@ -368,7 +383,7 @@ export class ImapSession implements SessionContext {
   }
 
   async flushUpdates(allowExpunge: boolean) {
-    if (this.notify) await sendNotifyStatus(this); // RFC 5465: other folders' changes seen meanwhile
+    if (this.notify || this.notifyOverflow) await sendNotifyStatus(this); // RFC 5465: other folders' changes seen meanwhile (§5.8: or the overflow)
     if (!this.view) return;
     const known = this.view.messages.length;
     const updates = await this.view.refresh(this.s.store, allowExpunge, await this.s.store.folderModseq(this.view.folderId));

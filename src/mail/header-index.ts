@@ -7,7 +7,12 @@
 // and applies the same test after opening its candidates (store/search-seal.ts).
 import { headerValues, headerValuesMany, normalizeForSearch, type HeaderSearchMode, type MessageInfo } from '../mime/index.js';
 
-/** Bumped whenever headerSearchValues or normalizeForSearch change: rows of another version are recomputed. */
+/**
+ * The version of the rows' values. The stores track version 1 only (`messages.header_indexed`,
+ * SQLite migration 17), so a change of headerSearchValues or normalizeForSearch is rolled out by a
+ * migration that drops the rows instead (SQLite 26 / PostgreSQL 9: binToTextMixed); the header
+ * backfill then records them again.
+ */
 export const HEADER_INDEX_VERSION = 1;
 
 /** A column of the index: the field (lower case) and the engine's mode for it. */

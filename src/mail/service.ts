@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { AccessDenied, CoreError, NotFound, type Core, type Folder, type FoldersChange, type GrantRight, type Mailbox, type StoredMessage, type User } from '../core/index.js';
 import { binaryContent, headerValues, type Addr as ImapAddr, type MessageInfo, type Part } from '../mime/index.js';
-import { binToText, decodeCharset, decodeWords } from '../mime/text.js';
+import { binToTextMixed, decodeCharset, decodeWords } from '../mime/text.js';
 import { fieldValueOneLine, parseHeaderBlock } from '../mime/headers.js';
 import type { MessageFiles } from '../store/message-files.js';
 import type { FolderMessage, Store } from '../store/types.js';
@@ -763,7 +763,7 @@ export class MailService {
 /** Every top-level header field, unfolded, RFC 2047-decoded. */
 function headerValuesAll(raw: Buffer, info: MessageInfo): { name: string; value: string }[] {
   const { fields } = parseHeaderBlock(raw, info.root.headerStart, info.root.bodyStart);
-  return fields.filter((f) => f.colon >= 0).map((f) => ({ name: f.name, value: decodeWords(binToText(fieldValueOneLine(raw, f))).trim() }));
+  return fields.filter((f) => f.colon >= 0).map((f) => ({ name: f.name, value: decodeWords(binToTextMixed(fieldValueOneLine(raw, f))).trim() }));
 }
 
 /** Address values (already decoded by headerValues 'address' mode: "Name <a@b>, …") → Addr[]. */

@@ -7,7 +7,7 @@ import { fieldValueImap, type RawField } from './headers.js';
 import { F_DIGEST, F_IS_MIME, F_MULTIPART, F_RFC822, parseMime, type PNode } from './parser.js';
 import { parseContentTypeValue, Rfc822Parser, rfc2231Parse } from './rfc822.js';
 import { baseSubject, isoWithOffset, messageIds, normalizeForSearch, parseDate } from './sortkeys.js';
-import { binToText, decodeWords } from './text.js';
+import { binToTextMixed, decodeWords } from './text.js';
 import { MESSAGE_INFO_VERSION, type MessageInfo, type Part, type PartWire, type TransferDecoding } from './types.js';
 
 /** Sorted LF positions, to count lines and bare LFs (LF without CR) in any byte range. */
@@ -178,7 +178,9 @@ function transferDecoding(buf: Uint8Array, node: PNode): TransferDecoding {
   }
 }
 
-const t = binToText;
+// The text forms (subject, sort keys, Message-ID for THREAD): a field mixing UTF-8 and latin1
+// bytes reads its UTF-8 part right (binToTextMixed); the wire forms keep the bytes (envelope.ts).
+const t = binToTextMixed;
 
 function ieq(a: string | null, b: string): boolean {
   return a !== null && a.length === b.length && a.toLowerCase() === b;

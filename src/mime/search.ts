@@ -10,7 +10,7 @@
 import { parseAddressList, writeAddressList } from './address.js';
 import { fieldValueImap, fieldValueOneLine, parseHeaderBlock, type RawField } from './headers.js';
 import { parseContentTypeValue } from './rfc822.js';
-import { binToText, decodeCharset, decodeBase64, decodeQuotedPrintable, decodeWords, latin1 } from './text.js';
+import { binToTextMixed, decodeCharset, decodeBase64, decodeQuotedPrintable, decodeWords, latin1 } from './text.js';
 import type { MessageInfo, Part } from './types.js';
 
 export type HeaderSearchMode = 'plain' | 'address' | 'subject';
@@ -23,7 +23,7 @@ function decodedValue(buf: Buffer, f: RawField, mode: HeaderSearchMode): string 
   let v = fieldValueOneLine(buf, f);
   if (mode === 'address') v = writeAddressList(parseAddressList(v));
   else if (mode === 'subject') v = v.replace(/[ \t\r\n]+/g, ' ');
-  return decodeWords(binToText(v));
+  return decodeWords(binToTextMixed(v));
 }
 
 /**
@@ -63,7 +63,7 @@ function headerText(buf: Buffer, part: Part): string {
   let out = '';
   for (const f of fields) {
     const name = f.colon >= 0 ? latin1(buf, f.lines[0][0], f.colon + 1) + ' ' : '';
-    out += binToText(name) + decodeWords(binToText(fieldValueOneLine(buf, f))) + '\r\n';
+    out += binToTextMixed(name) + decodeWords(binToTextMixed(fieldValueOneLine(buf, f))) + '\r\n';
   }
   return out;
 }

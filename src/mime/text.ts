@@ -50,6 +50,50 @@ export function binToText(s: string): string {
   }
 }
 
+/** Second byte's range for a lead byte (RFC 3629 §4 UTF8-2/3/4), and how many bytes the sequence has; undefined: not a lead byte. */
+function utf8Lead(c: number): { len: number; lo: number; hi: number } | undefined {
+  if (c >= 0xc2 && c <= 0xdf) return { len: 2, lo: 0x80, hi: 0xbf };
+  if (c === 0xe0) return { len: 3, lo: 0xa0, hi: 0xbf };
+  if (c === 0xed) return { len: 3, lo: 0x80, hi: 0x9f }; // no surrogates
+  if (c >= 0xe1 && c <= 0xef) return { len: 3, lo: 0x80, hi: 0xbf };
+  if (c === 0xf0) return { len: 4, lo: 0x90, hi: 0xbf };
+  if (c === 0xf4) return { len: 4, lo: 0x80, hi: 0x8f }; // nothing above U+10FFFF
+  if (c >= 0xf1 && c <= 0xf3) return { len: 4, lo: 0x80, hi: 0xbf };
+  return undefined;
+}
+
+/**
+ * A "binary" string → text for what is compared and shown rather than sent (SEARCH and its header
+ * index, the sort keys, the web's headers): each well-formed UTF-8 sequence (RFC 3629 §4) as its
+ * character and each other byte as latin1, so the valid UTF-8 part of a field that also holds
+ * legacy latin1 bytes reads right — as a UTF-8 IMAP session is sent it. binToText (whole string
+ * UTF-8, else all latin1) stays for the envelope, which keeps the bytes of such a string.
+ */
+export function binToTextMixed(s: string): string {
+  const whole = binToText(s);
+  if (whole !== s || !/[\x80-\xff]/.test(s)) return whole;
+  let out = '';
+  let run = 0; // start of the bytes not decoded yet that are copied as they are (ASCII, latin1)
+  for (let i = 0; i < s.length; ) {
+    const c = s.charCodeAt(i);
+    const lead = c >= 0x80 ? utf8Lead(c) : undefined;
+    let ok = lead !== undefined && i + lead.len <= s.length;
+    if (ok) {
+      const b1 = s.charCodeAt(i + 1);
+      ok = b1 >= lead!.lo && b1 <= lead!.hi;
+      for (let k = 2; ok && k < lead!.len; k++) ok = (s.charCodeAt(i + k) & 0xc0) === 0x80;
+    }
+    if (!ok) {
+      i++;
+      continue;
+    }
+    out += s.slice(run, i) + utf8Fatal.decode(Buffer.from(s.slice(i, i + lead!.len), 'latin1'));
+    i += lead!.len;
+    run = i;
+  }
+  return out + s.slice(run);
+}
+
 /** RFC 2047 encoded-words → text (libmime). */
 export function decodeWords(s: string): string {
   if (!s.includes('=?')) return s;

@@ -89,9 +89,11 @@ export type PartWire = Partial<Pick<Part, 'type' | 'subtype' | 'params' | 'id' |
 /**
  * Version of the MessageInfo layout (blob_meta.info). An analysis recorded at another version is
  * computed again from the message when it is read (MessageIndex.ensure). 2: the wire forms of
- * header strings that are not valid UTF-8 (`envelopeWire`, `Part.wire`; issue 15).
+ * header strings that are not valid UTF-8 (`envelopeWire`, `Part.wire`; issue 15). 3: the text
+ * forms (subject, sort keys) of a field mixing UTF-8 and latin1 bytes read its UTF-8 sequences as
+ * UTF-8 (binToTextMixed), no longer the whole field as latin1.
  */
-export const MESSAGE_INFO_VERSION = 2;
+export const MESSAGE_INFO_VERSION = 3;
 
 export interface MessageInfo {
   version: typeof MESSAGE_INFO_VERSION;

@@ -4,12 +4,15 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import path from 'node:path';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
+import { MIGRATIONS } from '../../src/store/sqlite/migrations.js';
 import { tempDir } from '../helpers.js';
+import { assertRecomputed, messageWithOldIndexRow } from '../support/reindex-fixture.js';
 import { storeContract } from './contract.js';
 
 const tmp = tempDir('caducee-store-contract-');
 after(() => tmp.cleanup());
 let n = 0;
+const SQLITE_LATEST = Math.max(...MIGRATIONS.map((m) => m.version));
 
 storeContract('SQLite', async (opts = {}) => {
   const file = path.join(tmp.dir, `store-${++n}`, 'caducee.db');
@@ -47,11 +50,26 @@ test('migration 25 initialises the usage counters of a store that already holds 
     ALTER TABLE folders DROP COLUMN usage_messages; ALTER TABLE folders DROP COLUMN usage_bytes; DELETE FROM schema_migrations WHERE version = 25`);
   await s.close();
   const t = SqliteStore.open(file);
-  assert.equal(t.schemaVersion(), 25);
+  assert.equal(t.schemaVersion(), SQLITE_LATEST);
   assert.deepEqual(t.db.prepare('SELECT id, usage_messages, usage_bytes FROM folders WHERE id IN (?, ?) ORDER BY id').all(box.id, arch.id), [
     { id: box.id, usage_messages: 3, usage_bytes: 60 },
     { id: arch.id, usage_messages: 1, usage_bytes: 5 },
   ]);
   assert.deepEqual(await t.mailboxUsage(mb.id), { bytes: 65, messages: 4 });
+  await t.close();
+});
+
+test('migration 26 drops the header index rows: the messages are searched by reading until the backfill records them again (issue 15, mixed-charset fields)', async () => {
+  // A store as it was before migration 26: a message whose file has its row (values computed by
+  // the old decoding), flagged indexed.
+  const file = path.join(tmp.dir, 'reindex', 'caducee.db');
+  const s = SqliteStore.open(file);
+  const folderId = await messageWithOldIndexRow(s);
+  s.db.exec('DELETE FROM schema_migrations WHERE version = 26');
+  await s.close();
+  const t = SqliteStore.open(file);
+  assert.equal(t.schemaVersion(), SQLITE_LATEST);
+  assert.equal((t.db.prepare('SELECT COUNT(*) n FROM search_headers').get() as { n: number }).n, 0);
+  await assertRecomputed(t, folderId);
   await t.close();
 });

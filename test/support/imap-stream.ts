@@ -58,6 +58,13 @@ export async function connect(port: number, ca: string) {
     send(text: string) {
       socket.write(text);
     },
+    /** Stops reading responses (the server's writes back up, as with a slow client), until resume(). */
+    pause() {
+      socket.pause();
+    },
+    resume() {
+      socket.resume();
+    },
     close() {
       socket.destroy();
     },

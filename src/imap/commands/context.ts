@@ -79,6 +79,8 @@ export interface SessionContext {
   searchUpdates?: SearchUpdates;
   /** RFC 5465 NOTIFY SET in force (undefined: never set, or NOTIFY NONE). */
   notify?: NotifyState;
+  /** RFC 5465 §5.8: notifications overflowed (NOTIFY is off); `* OK [NOTIFICATIONOVERFLOW]` is owed to the client. */
+  notifyOverflow: boolean;
   /** RFC 2177 IDLE: the tag of the running IDLE, and whether updates are being pushed. */
   /** `again`: a change was announced while a push was running (it may have read the store before that change): push once more. */
   readonly idle: { tag: string | null; pushing: boolean; again: boolean };

@@ -7,6 +7,7 @@
 import type { MetadataChange } from '../../core/index.js';
 import type { Folder } from '../../model/index.js';
 import { storableMetadataValue } from '../../store/metadata.js';
+import type { MetadataEntry } from '../../store/types.js';
 import { no } from '../errors.js';
 import type { MailboxAccess } from '../namespace.js';
 import { canQuote, literal, literal8, quoted } from '../protocol/encoder.js';
@@ -44,6 +45,24 @@ async function rightsOf(ctx: SessionContext, p: Place) {
 
 const isShared = (entry: string) => entry.toLowerCase().startsWith('/shared');
 
+/**
+ * RFC 6154 §4: "/private/specialuse" shows a folder's special-use attributes "presented the same
+ * way they would be presented in the LIST command response" — here computed from the folder, the
+ * very value LIST sends (commands/mailboxes.ts), so the two are always in step; a folder without
+ * one has no such entry (§4's NIL: absent entries are not returned). Not settable (see setMetadata).
+ */
+const SPECIALUSE = '/private/specialuse';
+
+/** The entries `ctx.user` sees on `p`: the stored ones, and /private/specialuse for a folder with a special use. */
+async function entriesOf(ctx: SessionContext, p: Place): Promise<MetadataEntry[]> {
+  // A row of that name stored before it had a meaning is hidden by the computed entry.
+  const stored = (await ctx.s.store.listMetadata(p.folder?.id ?? null, ctx.user!.id)).filter((e) => !(p.folder && e.entry === SPECIALUSE));
+  if (!p.folder?.specialUse) return stored;
+  const at = stored.findIndex((e) => e.entry > SPECIALUSE);
+  const use = { entry: SPECIALUSE, value: Buffer.from(p.folder.specialUse, 'utf8') };
+  return at < 0 ? [...stored, use] : [...stored.slice(0, at), use, ...stored.slice(at)];
+}
+
 /** RFC 5464 §5 value = nstring / literal8: quoted when it can be, a literal, or literal8 when it holds NUL. */
 export function metadataValue(ctx: SessionContext, v: Buffer): string | Buffer {
   if (v.includes(0)) return literal8(v);
@@ -69,7 +88,7 @@ async function getMetadata(ctx: SessionContext, name: string, entries: string[],
   // RFC 5464 §3.3: "l" and one of "r", "s", "w", "i", "p" (core decides); NO otherwise.
   if (!(await rightsOf(ctx, p)).read) throw no('NOPERM', `you may not read the metadata of ${name} (RFC 5464 §3.3: rights "l" and one of "rswip" needed)`);
   const wanted = entries.map((e) => e.toLowerCase());
-  const found = (await ctx.s.store.listMetadata(p.folder?.id ?? null, ctx.user!.id)).filter((e) => wanted.some((w) => under(e.entry, w, depth)));
+  const found = (await entriesOf(ctx, p)).filter((e) => wanted.some((w) => under(e.entry, w, depth)));
   let longest = 0;
   const parts: (string | Buffer)[] = [];
   for (const e of found) {
@@ -99,6 +118,12 @@ async function setMetadata(ctx: SessionContext, name: string, values: { entry: s
       if (!p.access && shared) throw no('NOPERM', `server entries under /shared are set by the operator, not by users (RFC 5464 §3.2.1.1); set ${v.entry.replace(/^\/shared/i, '/private')} for yourself`);
       throw no('NOPERM', shared ? `you may not set /shared entries on ${name}: that needs the "w" right (a manage grant), the entry being seen by every holder of the mailbox` : `you may not set metadata on ${name} (RFC 5464 §3.3: rights "l" and one of "rswip" needed)`);
     }
+    // RFC 6154 §4: a server "MAY allow" special uses to be set through METADATA; Caducée does
+    // not. A folder's special use is the folder's, shared by every holder of the MSSanté mailbox
+    // (the mail service files sent copies and drafts by it), not one user's /private value; it is
+    // given at CREATE (RFC 6154 §3, CREATE-SPECIAL-USE) or by the server. NO, nothing changed.
+    if (p.folder && v.entry.toLowerCase() === SPECIALUSE)
+      throw no('CANNOT', `${SPECIALUSE} shows the folder's special use (RFC 6154 §4), shared by every holder of the mailbox: it cannot be set; create a folder with CREATE name (USE (\\Archive)) instead`);
     // RFC 5464 §4.3: NO [METADATA MAXSIZE n], n the largest value accepted.
     if (v.value && v.value.length > METADATA_MAX_VALUE) throw no(`METADATA MAXSIZE ${METADATA_MAX_VALUE}`, `the value of ${v.entry} is ${v.value.length} octets, over the ${METADATA_MAX_VALUE} this server keeps`);
     if (v.value && !storableMetadataValue(v.value)) throw no('CANNOT', `the value of ${v.entry} starts with the octets that mark a sealed value (NUL "CV" 0x01): change its first octet`);

@@ -15,6 +15,17 @@ import type { Command, FetchAttribute, NotifyFilter } from '../protocol/types.js
 import { astring } from '../protocol/encoder.js';
 import { decodeName, nameOut, type Handlers, type SessionContext } from './context.js';
 
+/**
+ * RFC 5465 §5.8: how many METADATA entry names (§5.6, §5.7) may wait for one session — busy in a
+ * long command (a big FETCH to a client that reads slowly), or behind a push the client does not
+ * read — before the server stops notifying it. Past it, the waiting list is dropped, `* OK
+ * [NOTIFICATIONOVERFLOW]` goes out where the notifications would have, and the session behaves
+ * as if NOTIFY NONE had been received (the client can issue NOTIFY SET again). The other pending
+ * events are sets of folder and mailbox ids (one entry per folder however many changes), bounded
+ * by what the user holds.
+ */
+export const NOTIFY_MAX_PENDING = 1000;
+
 /** The message events (§5.1–5.3): they make a folder watched for STATUS. */
 const MESSAGE_EVENTS = new Set(['MESSAGENEW', 'MESSAGEEXPUNGE', 'FLAGCHANGE']);
 
@@ -42,6 +53,8 @@ interface MailboxEvents {
   pending: Set<number>;
   namespace: boolean;
   metadataChanges: MetadataChange[];
+  /** How many entry names metadataChanges holds for this session (bounded by NOTIFY_MAX_PENDING). */
+  metadataEntries: number;
 }
 
 interface Watched {
@@ -93,6 +106,7 @@ async function foldersOf(ctx: SessionContext, f: Exclude<NotifyFilter, { kind: '
 }
 
 async function notify(ctx: SessionContext, cmd: Extract<Command, { name: 'NOTIFY' }>): Promise<string> {
+  sendOverflow(ctx); // an overflow before this command is reported before its responses
   if (cmd.groups === null) {
     ctx.notify = undefined; // NOTIFY NONE
     return 'NOTIFY completed, no notifications';
@@ -101,7 +115,7 @@ async function notify(ctx: SessionContext, cmd: Extract<Command, { name: 'NOTIFY
   const unsupported = cmd.groups.flatMap((g) => g.events.map((e) => e.name)).filter((n) => !SUPPORTED.has(n));
   if (unsupported.length) throw no(`BADEVENT (${SUPPORTED_NAMES})`, `unsupported event ${unsupported[0]}`);
   const state: NotifyState = { watched: new Map(), pending: new Set() };
-  const me: MailboxEvents = { name: [], subscription: [], metadata: [], server: false, known: new Map(), pending: new Set(), namespace: false, metadataChanges: [] };
+  const me: MailboxEvents = { name: [], subscription: [], metadata: [], server: false, known: new Map(), pending: new Set(), namespace: false, metadataChanges: [], metadataEntries: 0 };
   const rights = new Map<MailboxAccess, string>();
   const canRead = async (a: MailboxAccess) => {
     let r = rights.get(a);
@@ -166,10 +180,17 @@ function statusLine(ctx: SessionContext, name: string, v: Record<string, number>
 
 /**
  * STATUS responses for the watched folders that changed (§5.1–5.3): MESSAGES and UIDNEXT for
- * MessageNew/MessageExpunge (with HIGHESTMODSEQ once CONDSTORE is enabled), UNSEEN — or
- * UIDVALIDITY and HIGHESTMODSEQ with CONDSTORE — for FlagChange; only when one of them changed.
+ * MessageNew (and the pair), MESSAGES for a lone MessageExpunge (with HIGHESTMODSEQ once CONDSTORE
+ * is enabled), UNSEEN — or UIDVALIDITY and HIGHESTMODSEQ with CONDSTORE — for FlagChange; only
+ * when an event the folder is watched for happened (a folder watched for one event alone — the
+ * deviation from §5 that grammar.ts accepts — hears of that event only). Which events happened is
+ * read from the values last reported: UIDNEXT moved → messages were appended (§5.2); fewer
+ * messages than the last count plus those appended → some were expunged (§5.3, UIDs are never
+ * reused); UNSEEN, or with CONDSTORE HIGHESTMODSEQ, moved → flags changed (§5.1). Without values
+ * reported yet (NOTIFY without STATUS) any change is reported.
  */
 export async function sendNotifyStatus(ctx: SessionContext): Promise<void> {
+  sendOverflow(ctx);
   const n = ctx.notify;
   if (n?.mailboxEvents) await sendMailboxEvents(ctx, n.mailboxEvents);
   if (!n || n.pending.size === 0) return;
@@ -182,13 +203,18 @@ export async function sendNotifyStatus(ctx: SessionContext): Promise<void> {
     const r = await ctx.s.core.imapRights(ctx.user!, w.access.mailbox);
     if (!r.includes('r')) continue;
     const items: string[] = [];
-    if (w.events.has('MESSAGENEW') || w.events.has('MESSAGEEXPUNGE')) items.push('MESSAGES', 'UIDNEXT');
+    if (w.events.has('MESSAGENEW')) items.push('MESSAGES', 'UIDNEXT');
+    else if (w.events.has('MESSAGEEXPUNGE')) items.push('MESSAGES');
     if (w.events.has('FLAGCHANGE')) items.push(...(ctx.condstore ? ['UIDVALIDITY'] : ['UNSEEN']));
-    if (ctx.condstore && !items.includes('HIGHESTMODSEQ')) items.push('HIGHESTMODSEQ');
+    if (ctx.condstore) items.push('HIGHESTMODSEQ');
     const v = await statusValues(ctx, w);
-    const changed = items.filter((i) => i !== 'UIDVALIDITY' && i !== 'HIGHESTMODSEQ').some((i) => w.last?.[i] !== v[i]) || (ctx.condstore && w.last?.HIGHESTMODSEQ !== v.HIGHESTMODSEQ);
+    const last = w.last;
     w.last = v;
-    if (changed) ctx.write(statusLine(ctx, w.name, v, items));
+    const appended = !last || v.UIDNEXT !== last.UIDNEXT;
+    const expunged = !last || v.MESSAGES < last.MESSAGES + (v.UIDNEXT - last.UIDNEXT);
+    const flagged = !last || (ctx.condstore ? v.HIGHESTMODSEQ !== last.HIGHESTMODSEQ : v.UNSEEN !== last.UNSEEN);
+    const happened = (w.events.has('MESSAGENEW') && appended) || (w.events.has('MESSAGEEXPUNGE') && expunged) || (w.events.has('FLAGCHANGE') && flagged);
+    if (happened) ctx.write(statusLine(ctx, w.name, v, items));
   }
 }
 
@@ -250,8 +276,26 @@ export function recordMailboxEvent(ctx: SessionContext, e: { kind: 'folders'; ch
   if (c.folderId === null ? !me.server : !me.metadata.length) return false;
   // /private entries of another user are not this session's (RFC 5464 §3.3).
   if (c.userId !== ctx.user!.id && c.shared.length === 0) return false;
+  const entries = c.shared.length + (c.userId === ctx.user!.id ? c.private.length : 0);
+  if (me.metadataEntries + entries > NOTIFY_MAX_PENDING) {
+    // RFC 5465 §5.8: "unable or unwilling to deliver as many notifications as it is being asked
+    // to": drop what waits, stop notifying ("as if a NOTIFY NONE command had just been
+    // received"), and owe the client the untagged OK [NOTIFICATIONOVERFLOW] (sendOverflow).
+    ctx.notify = undefined;
+    ctx.notifyOverflow = true;
+    ctx.log.info({ pending: me.metadataEntries + entries }, 'NOTIFY overflow: notifications stopped for this session');
+    return true;
+  }
   me.metadataChanges.push(c);
+  me.metadataEntries += entries;
   return true;
+}
+
+/** RFC 5465 §5.8: the untagged OK [NOTIFICATIONOVERFLOW] owed since an overflow, sent once where notifications go out. */
+function sendOverflow(ctx: SessionContext): void {
+  if (!ctx.notifyOverflow) return;
+  ctx.notifyOverflow = false;
+  ctx.write('* OK [NOTIFICATIONOVERFLOW] too many notifications waiting: NOTIFY is off, issue NOTIFY SET again\r\n');
 }
 
 /** RFC 5465 §5.4: `* LIST (attributes) "/" name` [with §5.4's OLDNAME extended item for a rename]. */
@@ -317,6 +361,7 @@ async function sendMailboxEvents(ctx: SessionContext, me: MailboxEvents): Promis
     me.known.set(id, now);
   }
   const changes = me.metadataChanges.splice(0);
+  me.metadataEntries = 0;
   for (const c of changes) {
     const entries = [...c.shared, ...(c.userId === ctx.user!.id ? c.private : [])];
     if (!entries.length) continue;

@@ -1412,10 +1412,19 @@ function notifyCommand(r: Reader): Command {
         if (isSelected && !MESSAGE_EVENTS.has(e)) r.error(`${e} cannot be used with ${filter.kind} (RFC 5465 §6.1: message events only)`, eat);
       } while (r.eat(SP));
       r.expect(RPAREN, 'SP or ")" in events');
-      // RFC 5465 §5: MessageNew and MessageExpunge go together; FlagChange / AnnotationChange need both.
-      const has = (n: string) => events.some((x) => x.name === n);
-      if (has('MESSAGENEW') !== has('MESSAGEEXPUNGE')) r.error('MessageNew and MessageExpunge must be given together (RFC 5465 §5)', fat);
-      if ((has('FLAGCHANGE') || has('ANNOTATIONCHANGE')) && !has('MESSAGENEW')) r.error('FlagChange and AnnotationChange need MessageNew and MessageExpunge (RFC 5465 §5)', fat);
+      // RFC 5465 §5 (and the §8 ABNF comment): MessageNew and MessageExpunge go together, and
+      // FlagChange / AnnotationChange need both, "Otherwise, the server MUST respond with the
+      // tagged BAD response". Enforced for the selected folder, where the rule protects the
+      // client's message sequence numbers (an EXISTS without the EXPUNGEs, or FETCH FLAGS for
+      // messages it was never told of, would leave them wrong). For other folders the events
+      // only choose which STATUS items are sent (§3.1, §5.1–5.3), so a lone event has a clear
+      // meaning: accepted, as Dovecot does (cmd-notify.c checks the pairs for SELECTED only) and
+      // as imaptest's `notify` script expects — a deliberate deviation (docs/imap.md, "NOTIFY").
+      if (isSelected) {
+        const has = (n: string) => events.some((x) => x.name === n);
+        if (has('MESSAGENEW') !== has('MESSAGEEXPUNGE')) r.error(`MessageNew and MessageExpunge must be given together with ${filter.kind} (RFC 5465 §5)`, fat);
+        if ((has('FLAGCHANGE') || has('ANNOTATIONCHANGE')) && !has('MESSAGENEW')) r.error(`FlagChange and AnnotationChange need MessageNew and MessageExpunge with ${filter.kind} (RFC 5465 §5)`, fat);
+      }
     }
     r.expect(RPAREN, '")" closing the event group');
     groups.push({ filter, events });

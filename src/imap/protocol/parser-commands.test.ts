@@ -321,10 +321,18 @@ describe('NOTIFY (RFC 5465)', () => {
       ],
     });
   });
+  it('a lone message event for folders other than the selected one is accepted (deviation from §5, as Dovecot)', () => {
+    for (const events of ['MessageNew', 'MessageExpunge', 'FlagChange', 'MessageExpunge FlagChange']) {
+      const c = cmd(`a NOTIFY SET STATUS (MAILBOXES Watched (${events}))`);
+      assert.deepEqual(c, { name: 'NOTIFY', status: true, groups: [{ filter: { kind: 'MAILBOXES', mailboxes: ['Watched'] }, events: events.toUpperCase().split(' ').map((name) => ({ name })) }] });
+    }
+    assert.deepEqual(cmd('a NOTIFY SET (PERSONAL (FlagChange MailboxName))'), { name: 'NOTIFY', status: false, groups: [{ filter: { kind: 'PERSONAL' }, events: [{ name: 'FLAGCHANGE' }, { name: 'MAILBOXNAME' }] }] });
+  });
   it('the BAD cases of §5 and §6.1, syntax errors', () => {
-    assert.equal(bad('a NOTIFY SET (PERSONAL (MessageNew))').message, 'MessageNew and MessageExpunge must be given together (RFC 5465 §5) at offset 14');
-    assert.equal(bad('a NOTIFY SET (PERSONAL (MessageExpunge FlagChange))').message, 'MessageNew and MessageExpunge must be given together (RFC 5465 §5) at offset 14');
-    assert.equal(bad('a NOTIFY SET (PERSONAL (FlagChange))').message, 'FlagChange and AnnotationChange need MessageNew and MessageExpunge (RFC 5465 §5) at offset 14');
+    assert.equal(bad('a NOTIFY SET (SELECTED (MessageNew))').message, 'MessageNew and MessageExpunge must be given together with SELECTED (RFC 5465 §5) at offset 14');
+    assert.equal(bad('a NOTIFY SET (SELECTED-DELAYED (MessageExpunge FlagChange))').message, 'MessageNew and MessageExpunge must be given together with SELECTED-DELAYED (RFC 5465 §5) at offset 14');
+    assert.equal(bad('a NOTIFY SET (SELECTED (FlagChange))').message, 'FlagChange and AnnotationChange need MessageNew and MessageExpunge with SELECTED (RFC 5465 §5) at offset 14');
+    assert.equal(bad('a NOTIFY SET (PERSONAL (MessageNew)) (SELECTED (MessageExpunge))').message, 'MessageNew and MessageExpunge must be given together with SELECTED (RFC 5465 §5) at offset 38');
     assert.equal(bad('a NOTIFY SET (SELECTED (MailboxName))').message, 'MAILBOXNAME cannot be used with SELECTED (RFC 5465 §6.1: message events only) at offset 24');
     assert.equal(bad('a NOTIFY SET (SELECTED NONE) (SELECTED-DELAYED NONE)').message, 'only one SELECTED or SELECTED-DELAYED group is allowed (RFC 5465 §6.1) at offset 30');
     assert.equal(bad('a NOTIFY SET (ALL NONE)').message, 'unknown mailbox specifier "ALL" at offset 14');

@@ -7,8 +7,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { KNOWN, extractionText, writeExtraction } from '../../../test/directory-fixture.js';
-import { tempDir } from '../../../test/helpers.js';
+import { KNOWN, extractionText, importedReader, writeExtraction } from '../../../test/directory-fixture.js';
 import type { DirectoryEntry, ExtractionFields, ResourceKind } from '../../directory-model/entry.js';
 import { allClausesMatch, type Clause } from '../../directory-model/match.js';
 import { codeToken } from '../../directory-model/normalize.js';
@@ -46,14 +45,9 @@ describe('practitioner and structure conditions from the entries indexes (schema
   let reader: SqliteDirectoryReader;
   let everything: DirectoryEntry[];
   before(async () => {
-    ({ dir, cleanup } = tempDir());
-    const dataDir = path.join(dir, 'data');
-    const file = writeExtraction(dir, 'ext.txt', extractionText(extraLines(), { noise: 2000 }));
-    const s = await importExtraction({ file, writer: await SqliteSnapshotWriter.open(dataDir, { threaded: false }) });
-    assert.ok(s.imported > 2000);
-    reader = new SqliteDirectoryReader(dataDir, { recheckMs: 0, warm: false });
-    everything = reader.searchSync({ clauses: [] }, 100_000).entries;
-    assert.equal(everything.length, s.imported);
+    let imported: number;
+    ({ dir, reader, everything, imported, cleanup } = await importedReader(extraLines(), 2000));
+    assert.ok(imported > 2000);
   });
   after(async () => {
     await reader.close();

@@ -52,11 +52,11 @@ function wordExpr(w: Word, prefix: boolean, expand?: Expand, ns = '', notes?: Pl
   return whole === NEVER ? and(parts) : or([whole, and(parts)]);
 }
 
-function clauseExpr(c: Clause, expand: Expand | undefined, table: 'names' | 'all', notes?: PlanNotes): Expr | typeof NEVER {
+function clauseExpr(c: Clause, expand: Expand | undefined, table: 'names' | 'all', notes?: PlanNotes, only?: 'n_' | 'm_'): Expr | typeof NEVER {
   // In idx_all a name word is indexed as "n_word" (a names condition is exact there), the other
-  // words as they are: a word anywhere is either.
+  // words as they are: a word anywhere is either. `only`: a names clause in one namespace.
   const namespaces =
-    table === 'names' ? [''] : c.column === 'names' ? ['n_', 'm_'] : c.column === 'person' ? ['n_'] : c.column === 'any' ? ['', 'n_', 'm_'] : [''];
+    table === 'names' ? [''] : only ? [only] : c.column === 'names' ? ['n_', 'm_'] : c.column === 'person' ? ['n_'] : c.column === 'any' ? ['', 'n_', 'm_'] : [''];
   const alts = c.words.flatMap((w) => namespaces.map((ns) => wordExpr(w, c.prefix, expand, ns, notes))).filter((x): x is Expr => x !== NEVER);
   if (!alts.length) return NEVER;
   return or(alts);
@@ -82,15 +82,76 @@ export function matchExpression(clauses: Clause[], expand?: Expand, table: 'name
 export function planQuery(clauses: Clause[], expand: Expand | undefined, table: 'names' | 'all'): { expr: Expr; check: Clause[] } | null {
   const narrow: Expr[] = [];
   const broad: { c: Clause; x: Expr }[] = [];
+  const guards: Expr[] = [];
   for (const c of clauses) {
-    const notes: PlanNotes = { broad: false, indexedUpTo: table === 'names' ? 3 : 0 };
+    const notes: PlanNotes = { broad: false, indexedUpTo: table === 'names' ? NAME_PREFIX_TERMS : 0 };
     const x = clauseExpr(c, expand, table, notes);
     if (x === NEVER) return null;
     if (notes.broad) broad.push({ c, x });
     else narrow.push(x);
+    const g = table === 'names' ? prefixGuard(c) : undefined;
+    if (g) guards.push(g);
   }
-  if (!narrow.length) return { expr: and(broad.map((b) => b.x)), check: [] };
-  return { expr: and(narrow), check: broad.map((b) => b.c) };
+  // The guards first, as one AND: the lists of the expanded words (ORs of up to EXPAND_MAX term
+  // cursors, each seeked at every step of a leapfrog) are only asked about ranks where every
+  // guard already agrees. "mart sain" intersects the two prefix terms *mar and *sai, a few
+  // hundred candidates, instead of walking OR(martin, martel, …) against OR(saint, sainte, …)
+  // to the end of an empty intersection.
+  // A single guard only repeats its own clause's superset: no intersection to narrow.
+  const lead = guards.length >= 2 ? [and(guards)] : [];
+  if (!narrow.length) return { expr: and([...lead, ...broad.map((b) => b.x)]), check: [] };
+  return { expr: and([...lead, ...narrow]), check: broad.map((b) => b.c) };
+}
+
+/**
+ * Names-only clauses (two or more) on idx_all, one namespace at a time: an entry's name words
+ * are all a person's ("n_word") or all a structure's ("m_word", vocabulary.ts `all`), so the
+ * clauses hold together in one namespace or not at all — OR(AND of the words as n_, AND as m_),
+ * the same entries as idx_names' AND of the words. Each side intersects shorter lists: "mart
+ * sain" is martin* ∩ saint* among persons (a handful of "Saint" family names) or among structures
+ * (no "mart…" structure: nothing), where idx_names' saint* holds both and its intersection with
+ * martin* walks tens of thousands of ranks to find none. Undefined when a word does not expand
+ * into at most EXPAND_MAX whole terms in a namespace (idx_names' prefix terms serve it better);
+ * null when nothing can match.
+ */
+export function namesByNamespace(clauses: Clause[], expand: Expand): Expr | null | undefined {
+  if (clauses.length < 2 || clauses.some((c) => c.column !== 'names')) return undefined;
+  const sides: Expr[] = [];
+  for (const ns of ['n_', 'm_'] as const) {
+    const parts: Expr[] = [];
+    for (const c of clauses) {
+      const notes: PlanNotes = { broad: false, indexedUpTo: 0 };
+      const x = clauseExpr(c, expand, 'all', notes, ns);
+      if (notes.broad) return undefined;
+      if (x === NEVER) {
+        parts.length = 0;
+        break;
+      }
+      parts.push(x);
+    }
+    if (parts.length) sides.push(and(parts));
+  }
+  return sides.length ? or(sides) : null;
+}
+
+/** The cursors a plan opens on its terms and prefixes (a leapfrog step may seek each of them). */
+export function termCount(e: Expr): number {
+  return e.op === 'and' || e.op === 'or' ? e.of.reduce((n, x) => n + termCount(x), 0) : 1;
+}
+
+/** idx_names holds the prefixes of up to this many characters of every name word as terms ("*mar"). */
+const NAME_PREFIX_TERMS = 3;
+
+/**
+ * A condition implied by a names clause and served by one idx_names prefix term: a prefix word
+ * longer than the prefix terms (one word, one part: "martin" as a prefix implies "*mar"). A
+ * compound word is left out (its parts may match other words: "d-arc" is met by "D" and "Arcy").
+ */
+function prefixGuard(c: Clause): Expr | undefined {
+  if (!c.prefix || c.words.length !== 1 || c.words[0].parts.length > 1) return undefined;
+  const w = c.words[0].joined;
+  if (w.length <= NAME_PREFIX_TERMS) return undefined;
+  return { op: 'prefix', term: w.slice(0, NAME_PREFIX_TERMS) };
 }
 
 /** Prefixes with more whole terms than this stay prefix nodes (their whole range is read). */

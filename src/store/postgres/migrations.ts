@@ -656,4 +656,17 @@ CREATE TRIGGER messages_usage_moved AFTER UPDATE OF folder_id, size ON messages
   EXECUTE FUNCTION messages_usage_moved();
 `,
   },
+  {
+    version: 9,
+    name: 'header search index recomputed: fields mixing UTF-8 and latin1 bytes (SQLite migration 26)',
+    // The rows hold values computed before binToTextMixed: dropped, every message unindexed until
+    // the header backfill records its file's row again (SQLite migration 26 says why). Both tables
+    // are locked against writers first, so that no node inserts a message flagged indexed against
+    // a row this migration deletes, nor a row computed by older code in between.
+    sql: `
+LOCK TABLE messages, search_headers IN SHARE ROW EXCLUSIVE MODE;
+DELETE FROM search_headers;
+UPDATE messages SET header_indexed = 0 WHERE header_indexed = 1;
+`,
+  },
 ];

@@ -700,4 +700,19 @@ BEGIN
 END;
 `,
   },
+  {
+    version: 26,
+    name: 'header search index recomputed: fields mixing UTF-8 and latin1 bytes (binToTextMixed)',
+    // Issue 15 (8-bit headers): the values SEARCH compares now read the UTF-8 sequences of a field
+    // that also holds latin1 bytes as UTF-8 (mime/text.ts binToTextMixed), where the whole field
+    // was read as latin1. The rows hold the old values, and messages.header_indexed tracks version
+    // 1 only (migration 17), so the rows are dropped rather than given a version 2: every message
+    // is then "unindexed" (SEARCH reads it, as before migration 17) until the header backfill
+    // (mail/message-index.ts startHeaderBackfill, in chunks, the event loop free between them)
+    // records its file's row again, with the current values. Plaintext and sealed rows alike.
+    sql: `
+DELETE FROM search_headers;
+UPDATE messages SET header_indexed = 0 WHERE header_indexed = 1;
+`,
+  },
 ];
