@@ -96,6 +96,32 @@ describe('directory import', () => {
     await reader.close();
   });
 
+  test('a failure in the middle of a large import (after early write-backs) keeps the previous snapshot, and no leftovers', async () => {
+    const dataDir = path.join(dir, 'mid');
+    await imp(dataDir, writeExtraction(dir, 'mid-v1.txt', extractionText()));
+    const reader = new SqliteDirectoryReader(dataDir, { recheckMs: 0 });
+    const before = (await reader.info())!.generation;
+    // 60,000 lines: some 30 batches reach the worker (a write-back every 24) before the ZIP ends.
+    const big = writeExtraction(dir, 'mid-big.zip', extractionText([], { noise: 60_000 }), true);
+    const { readFileSync, statSync } = await import('node:fs');
+    writeFileSync(path.join(dir, 'mid-cut.zip'), readFileSync(big).subarray(0, Math.floor(statSync(big).size * 0.8)));
+    let read = 0;
+    const writer = await SqliteSnapshotWriter.open(dataDir);
+    await assert.rejects(
+      importExtraction({ file: path.join(dir, 'mid-cut.zip'), writer, onProgress: (p) => (read = Math.max(read, p.lines)) }),
+      /ends before the end|truncated|corrupt|not a readable ZIP/,
+    );
+    assert.ok(read > 48_000, `${read} lines read before the failure`);
+    assert.equal((await reader.info())!.generation, before);
+    assert.equal(await reader.count(), KNOWN.length);
+    assert.deepEqual(readdirSync(dataDir).sort(), ['directory.sqlite']);
+    // The same file whole imports (the failure was the cut, not the size).
+    const s = await imp(dataDir, big);
+    assert.ok(s.imported > 60_000);
+    assert.equal(await reader.count(), s.imported);
+    await reader.close();
+  });
+
   test('re-import over a snapshot without entry digests (an older version): the same counts, from the entries', async () => {
     const dataDir = path.join(dir, 'c2');
     await imp(dataDir, writeExtraction(dir, 'w1.txt', extractionText()));
