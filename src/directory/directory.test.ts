@@ -43,6 +43,31 @@ describe('directory import', () => {
     assert.equal(s.rejected, 2);
   });
 
+  test('lines read while the worker starts are kept; a worker that cannot start leaves the import to this thread', async () => {
+    // 20,000 lines more than the fixture: about ten batches, read while the worker boots.
+    const file = writeExtraction(dir, 'boot.zip', extractionText([], { noise: 20_000 }), true);
+    const threaded = await imp(path.join(dir, 'boot-a'), file);
+    const single = await imp(path.join(dir, 'boot-b'), file, false);
+    const reasons: string[] = [];
+    const writer = await SqliteSnapshotWriter.open(path.join(dir, 'boot-c'), {
+      workerModule: 'data:text/javascript,throw new Error("no worker today")',
+      onFallback: (r) => reasons.push(r),
+    });
+    const fallback = await importExtraction({ file, writer });
+    assert.match(reasons.join('\n'), /import worker unavailable \(.*no worker today.*\); importing in one thread/);
+    for (const s of [threaded, fallback]) assert.deepEqual([s.linesRead, s.imported, s.rejected], [single.linesRead, single.imported, single.rejected]);
+    assert.ok(single.imported > 20_000);
+    const counts = await Promise.all(['boot-a', 'boot-b', 'boot-c'].map(async (d) => {
+      const r = new SqliteDirectoryReader(path.join(dir, d), { recheckMs: 0 });
+      const n = [await r.count(), (await r.byAddress(KNOWN[3].address!))?.family];
+      await r.close();
+      return n;
+    }));
+    assert.deepEqual(counts[0], counts[1]);
+    assert.deepEqual(counts[2], counts[1]);
+    assert.deepEqual(readdirSync(path.join(dir, 'boot-c')).sort(), ['directory.sqlite']);
+  });
+
   test('re-import: added / removed / changed, switched atomically under a reader that stays open', async () => {
     const dataDir = path.join(dir, 'c');
     await imp(dataDir, writeExtraction(dir, 'v1.txt', extractionText()));
@@ -68,6 +93,32 @@ describe('directory import', () => {
     assert.equal((await reader.info())!.generation, before);
     assert.equal(await reader.count(), KNOWN.length);
     assert.deepEqual(readdirSync(dataDir).sort(), ['directory.sqlite']);
+    await reader.close();
+  });
+
+  test('a failure in the middle of a large import (after early write-backs) keeps the previous snapshot, and no leftovers', async () => {
+    const dataDir = path.join(dir, 'mid');
+    await imp(dataDir, writeExtraction(dir, 'mid-v1.txt', extractionText()));
+    const reader = new SqliteDirectoryReader(dataDir, { recheckMs: 0 });
+    const before = (await reader.info())!.generation;
+    // 60,000 lines: some 30 batches reach the worker (a write-back every 24) before the ZIP ends.
+    const big = writeExtraction(dir, 'mid-big.zip', extractionText([], { noise: 60_000 }), true);
+    const { readFileSync, statSync } = await import('node:fs');
+    writeFileSync(path.join(dir, 'mid-cut.zip'), readFileSync(big).subarray(0, Math.floor(statSync(big).size * 0.8)));
+    let read = 0;
+    const writer = await SqliteSnapshotWriter.open(dataDir);
+    await assert.rejects(
+      importExtraction({ file: path.join(dir, 'mid-cut.zip'), writer, onProgress: (p) => (read = Math.max(read, p.lines)) }),
+      /ends before the end|truncated|corrupt|not a readable ZIP/,
+    );
+    assert.ok(read > 48_000, `${read} lines read before the failure`);
+    assert.equal((await reader.info())!.generation, before);
+    assert.equal(await reader.count(), KNOWN.length);
+    assert.deepEqual(readdirSync(dataDir).sort(), ['directory.sqlite']);
+    // The same file whole imports (the failure was the cut, not the size).
+    const s = await imp(dataDir, big);
+    assert.ok(s.imported > 60_000);
+    assert.equal(await reader.count(), s.imported);
     await reader.close();
   });
 

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { headerKey, parseHeader, parseLine } from './extraction.js';
-import { COLUMNS } from '../directory-model/entry.js';
+import { COLUMNS, safeKey } from '../directory-model/entry.js';
 import { entryTokens } from '../directory-model/tokens.js';
 import { generateLines } from './generate.js';
 import { clauseMatches } from '../directory-model/match.js';
@@ -12,6 +12,12 @@ import { fold, joinedKey, words } from '../directory-model/normalize.js';
 
 const HEADER = COLUMNS.map(([, h]) => h).join('|');
 const line = (f: Record<string, string>) => COLUMNS.map(([k]) => f[k] ?? '').join('|');
+
+test('keys: the safe ones as they are, any other character a dot, trimmed, at most 31 characters', () => {
+  const rule = (s: string) => s.trim().replace(/[^A-Za-z0-9.]/g, '.').slice(0, 31);
+  const keys = ['810001234567', '1750712184', '3.20000232676058', 'abcXYZ.09', ' 8100 ', '81-0001', 'é1', '', ' ', 'x'.repeat(31), 'x'.repeat(32), '9'.repeat(40), 'a b', 'A_B', '1/2', '0\t1'];
+  for (const k of keys) assert.equal(safeKey(k), rule(k), JSON.stringify(k));
+});
 
 describe('extraction header', () => {
   test('the 31 published columns, matched by name', () => {

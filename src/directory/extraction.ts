@@ -81,8 +81,9 @@ export function parseLine(line: string, header: HeaderMap): LineResult {
   if (cols.length !== n && !(cols.length === n + 1 && cols[n] === '')) return { ok: false, reason: `${cols.length} fields where the header has ${n}` };
   const { pos: p, identity } = positions(header);
   trimmed = false;
-  // One object literal with every field: a single hidden class for millions of lines.
-  const f: ExtractionFields = {
+  // The entry itself, in one object literal with every field (one hidden class for millions of
+  // lines, and no intermediate object of the 31 fields: completed in place).
+  const e: DirectoryEntry = {
     balType: field(cols, p, 0), address: field(cols, p, 1), ppIdType: field(cols, p, 2), ppId: field(cols, p, 3), ppNatId: field(cols, p, 4),
     stIdType: field(cols, p, 5), stId: field(cols, p, 6), service: field(cols, p, 7), civility: field(cols, p, 8), family: field(cols, p, 9),
     given: field(cols, p, 10), categoryCode: field(cols, p, 11), categoryLabel: field(cols, p, 12), professionCode: field(cols, p, 13),
@@ -90,42 +91,60 @@ export function parseLine(line: string, header: HeaderMap): LineResult {
     legalName: field(cols, p, 18), tradeName: field(cols, p, 19), l2: field(cols, p, 20), l3: field(cols, p, 21), l4Number: field(cols, p, 22),
     l4NumberExt: field(cols, p, 23), l4StreetType: field(cols, p, 24), l4Street: field(cols, p, 25), l5: field(cols, p, 26), l6: field(cols, p, 27),
     postalCode: field(cols, p, 28), department: field(cols, p, 29), country: field(cols, p, 30),
+    // Derived by completeEntry (national, never on the liste rouge, not sorted).
+    source: 'national', type: 'PER', ppKey: '', stKey: '', kind: 'Practitioner', sortKey: '', listeRouge: false, description: '', ownerUserId: null,
   };
-  const r = entryFromFields(f, 'national');
+  const reason = completeEntry(e);
+  if (reason) return { ok: false, reason };
   // The line itself is the stored form when its columns are in the published order, untrimmed
   // and the type already upper case (the usual case): no need to join 31 fields again.
-  if (r.ok && identity && cols.length === n && !trimmed && r.entry.balType === cols[0]) r.entry.line = line;
-  return r;
+  if (identity && cols.length === n && !trimmed && e.balType === cols[0]) e.line = line;
+  return { ok: true, entry: e };
+}
+
+/**
+ * Validates an entry's fields (TRE_R257 rules) and derives its type and keys, in place; returns
+ * why it is rejected, or undefined.
+ */
+function completeEntry(e: DirectoryEntry): string | undefined {
+  const type = e.balType.toUpperCase() as MailboxType;
+  if (!MAILBOX_TYPES.includes(type)) return `unknown Type de BAL ${JSON.stringify(e.balType)} (expected PER, ORG, APP or CAB)`;
+  if (!e.address) return 'empty Adresse BAL';
+  if (!isValidAddress(e.address)) return `Adresse BAL ${JSON.stringify(e.address.slice(0, 80))} is not a mail address`;
+  const ppKey = safeKey(e.ppNatId || (e.ppId ? e.ppIdType + e.ppId : ''));
+  const stKey = safeKey(e.stId);
+  // TRE_R257-TypeBAL (ANS NOS): PER and CAB belong to a professional, ORG and APP to a structure.
+  if ((type === 'PER' || type === 'CAB') && !ppKey) return `a ${type} mailbox without Identifiant PP`;
+  if ((type === 'ORG' || type === 'APP') && !stKey) return `an ${type} mailbox without Identification Structure`;
+  e.balType = type;
+  e.type = type;
+  e.ppKey = ppKey;
+  e.stKey = stKey;
+  e.kind = resourceKindOf(type, !!stKey);
+  return undefined;
 }
 
 /** Validates fields (TRE_R257 rules) and derives the keys of an entry. */
 export function entryFromFields(f: ExtractionFields, source: 'national' | 'local', extra?: { listeRouge?: boolean; description?: string; ownerUserId?: number | null }): LineResult {
-  const type = f.balType.toUpperCase() as MailboxType;
-  if (!MAILBOX_TYPES.includes(type)) return { ok: false, reason: `unknown Type de BAL ${JSON.stringify(f.balType)} (expected PER, ORG, APP or CAB)` };
-  if (!f.address) return { ok: false, reason: 'empty Adresse BAL' };
-  if (!isValidAddress(f.address)) return { ok: false, reason: `Adresse BAL ${JSON.stringify(f.address.slice(0, 80))} is not a mail address` };
-  const ppKey = safeKey(f.ppNatId || (f.ppId ? f.ppIdType + f.ppId : ''));
-  const stKey = safeKey(f.stId);
-  // TRE_R257-TypeBAL (ANS NOS): PER and CAB belong to a professional, ORG and APP to a structure.
-  if ((type === 'PER' || type === 'CAB') && !ppKey) return { ok: false, reason: `a ${type} mailbox without Identifiant PP` };
-  if ((type === 'ORG' || type === 'APP') && !stKey) return { ok: false, reason: `an ${type} mailbox without Identification Structure` };
   const entry: DirectoryEntry = {
-    balType: type, address: f.address, ppIdType: f.ppIdType, ppId: f.ppId, ppNatId: f.ppNatId, stIdType: f.stIdType, stId: f.stId,
+    balType: f.balType, address: f.address, ppIdType: f.ppIdType, ppId: f.ppId, ppNatId: f.ppNatId, stIdType: f.stIdType, stId: f.stId,
     service: f.service, civility: f.civility, family: f.family, given: f.given, categoryCode: f.categoryCode,
     categoryLabel: f.categoryLabel, professionCode: f.professionCode, professionLabel: f.professionLabel,
     specialityCode: f.specialityCode, specialityLabel: f.specialityLabel, digitization: f.digitization, legalName: f.legalName,
     tradeName: f.tradeName, l2: f.l2, l3: f.l3, l4Number: f.l4Number, l4NumberExt: f.l4NumberExt, l4StreetType: f.l4StreetType,
     l4Street: f.l4Street, l5: f.l5, l6: f.l6, postalCode: f.postalCode, department: f.department, country: f.country,
     source,
-    type,
-    ppKey,
-    stKey,
-    kind: resourceKindOf(type, !!stKey),
+    type: 'PER', // type, keys and kind: completeEntry
+    ppKey: '',
+    stKey: '',
+    kind: 'Practitioner',
     sortKey: '',
     listeRouge: extra?.listeRouge ?? false,
     description: extra?.description ?? '',
     ownerUserId: extra?.ownerUserId ?? null,
   };
+  const reason = completeEntry(entry);
+  if (reason) return { ok: false, reason };
   // Only our own mailboxes are sorted by it (in memory); national entries keep the extraction order.
   if (source === 'local') entry.sortKey = entrySortKey(entry);
   return { ok: true, entry };

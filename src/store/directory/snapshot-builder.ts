@@ -3,7 +3,7 @@
 // (import-worker.ts) so that parsing and SQLite run on two cores. The switch is atomic and
 // durable: fsync the new file, rename(2) it over directory.sqlite, fsync the directory.
 import Database from 'better-sqlite3';
-import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, fdatasync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { AddressSet, PostingsBuilder, TermTable } from './postings.js';
 import { DIGEST_ROWS, digestBytes, DirectoryStoreError, ROW_FIELDS, SCHEMA_VERSION, SNAPSHOT_DDL, SNAPSHOT_FILE, type Batch } from './snapshot-format.js';
@@ -11,6 +11,9 @@ import { isVocabularyTerm } from './vocabulary.js';
 import type { ImportPhases, Rejection, SnapshotInfo, SnapshotWriter } from './types.js';
 
 export type CommitMeta = Parameters<SnapshotWriter['commit']>[0];
+
+/** Batches (of up to 2,000 rows, about 1 MB of file) between two early write-backs. */
+const SYNC_BATCHES = 24;
 
 /** What the builder's commit needs besides the summary. */
 export interface CommitOptions {
@@ -58,6 +61,15 @@ export class SnapshotBuilder {
   private readonly digest = new Int32Array(4 * DIGEST_ROWS);
   private digested = 0;
   private readonly insDigest: Database.Statement;
+  /**
+   * Early write-back: every SYNC_BATCHES batches, an fdatasync of the file on libuv's pool (not
+   * this thread), so that the disk writes what SQLite has written so far while the load goes on,
+   * and the final fsync before the rename has only the rest to wait for. The file is not made
+   * visible by these (durability still comes from the final fsync).
+   */
+  private syncFd = -1;
+  private syncing = false;
+  private batchesSinceSync = 0;
 
   constructor(
     readonly dataDir: string,
@@ -78,6 +90,7 @@ export class SnapshotBuilder {
       const addressOf = this.db.prepare('SELECT address_lc FROM entries WHERE rank = ?').pluck();
       this.addresses = new AddressSet((rank) => addressOf.get(rank) as string | undefined);
       this.db.exec('BEGIN');
+      this.syncFd = openSync(tmpFile, 'r');
     } catch (e) {
       this.abort();
       throw e;
@@ -142,6 +155,28 @@ export class SnapshotBuilder {
       this.addr.add(address.slice(at), rank);
     }
     this.insertMs += performance.now() - t0;
+    if (++this.batchesSinceSync >= SYNC_BATCHES && !this.syncing) this.writeBack();
+  }
+
+  /** Starts an fdatasync of what is written so far, on libuv's pool (see syncFd). */
+  private writeBack() {
+    if (this.syncFd < 0) return;
+    this.batchesSinceSync = 0;
+    this.syncing = true;
+    fdatasync(this.syncFd, () => (this.syncing = false));
+  }
+
+  /**
+   * Closed at the end even if a write-back is still under way (the worker may be stopped before
+   * its callback runs): the kernel finishes a started fdatasync on its own file reference, and
+   * one not yet started fails with EBADF or syncs whatever file got the number (harmless).
+   */
+  private closeSyncFd() {
+    if (this.syncFd < 0) return;
+    try {
+      closeSync(this.syncFd);
+    } catch {}
+    this.syncFd = -1;
   }
 
   /** Adds the space-separated text terms of bytes[p, e) (ASCII: normalised tokens), each its own string. */
@@ -166,6 +201,9 @@ export class SnapshotBuilder {
     if (imported === 0) throw new DirectoryStoreError('no valid line in the extraction: the previous directory stays in force');
     onPhase?.('indexing');
     let t0 = performance.now();
+    // The load's pages go to the disk while the indexes are built (commit runs to its end
+    // without returning to the event loop: a write-back may still be under way, another is fine).
+    this.writeBack();
     this.flushDigest();
     // The load's buffers go before the indexes and the comparison allocate theirs (peak RSS).
     this.names.finish();
@@ -190,6 +228,7 @@ export class SnapshotBuilder {
     db.exec("CREATE INDEX entries_pp ON entries (pp_key, rank) WHERE pp_key <> ''");
     db.exec("CREATE INDEX entries_st ON entries (st_key, rank, kind) WHERE st_key <> ''");
     db.exec('COMMIT');
+    this.writeBack(); // the indexes' pages, during the comparison
     const indexMs = performance.now() - t0;
 
     // Comparison with the snapshot in force (by address; a changed line is any field changed).
@@ -248,6 +287,7 @@ export class SnapshotBuilder {
     t0 = performance.now();
     db.close();
     this.closed = true;
+    this.closeSyncFd();
     // Durable before it becomes visible: fsync the file, rename over (atomic), fsync the directory.
     const fd = openSync(this.tmpFile, 'r+');
     fsyncSync(fd);
@@ -270,6 +310,7 @@ export class SnapshotBuilder {
       } catch {}
       this.closed = true;
     }
+    this.closeSyncFd();
     rmSync(this.tmpFile, { force: true });
   }
 }

@@ -189,8 +189,22 @@ export class BatchEncoder {
   }
 
   private put(s: string) {
-    this.pos += this.buf.write(s, this.pos);
-    this.buf[this.pos++] = 1; // FS
+    // Short fields (keys, kind, the address, term lists) are nearly always ASCII: copied by code
+    // unit, which costs less than a call into buf.write (six per row); any other goes through it.
+    const buf = this.buf;
+    let pos = this.pos;
+    let i = 0;
+    if (s.length <= 96) {
+      for (; i < s.length; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 128) break;
+        buf[pos + i] = c;
+      }
+    }
+    if (i === s.length) pos += i;
+    else pos += buf.write(s, pos);
+    buf[pos++] = 1; // FS
+    this.pos = pos;
   }
 
   /** Writes the row's terms of one index (count, then numbers) and returns its text terms. */
